@@ -1,0 +1,479 @@
+//! Exact decimal value types for prices, quantities and amounts of money.
+//!
+//! Owns: `Price`, `Qty`, `Notional`, `Money` and the strict parsing/printing of Binance's
+//! decimal strings. Must not: use floating point anywhere, or allow a negative price or
+//! quantity to exist.
+//!
+//! Arithmetic table (everything is checked; overflow gives `None`, never a panic):
+//!
+//! | left     | op | right    | result      | note                                        |
+//! |----------|----|----------|-------------|---------------------------------------------|
+//! | Price    | *  | Qty      | Notional    | `Price::notional(qty)`                      |
+//! | Notional | /  | Price    | Qty         | `Notional::qty_at(price)`, exact (not rounded) |
+//! | Qty      | ±  | Qty      | Qty         | `checked_add` / `checked_sub` (never < 0)   |
+//! | Money    | ±  | Money    | Money       | only for the same asset, else `AssetMismatch` |
+//!
+//! Decimal strings: parsed with `FromStr` (digits, at most one `.`, an optional leading `-`
+//! only for signed types; no exponent, no `+`, no spaces); printed with `Display` as the
+//! shortest plain string (`"0.1"`, never `"1e-1"` or `"0.10000000"`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::Asset;
+
+/// Why a decimal string or value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    #[error("`{0}` is not a plain decimal number")]
+    Malformed(String),
+    #[error("{what} must not be negative (got {value})")]
+    Negative { what: &'static str, value: String },
+    #[error("{what} must be greater than zero")]
+    NotPositive { what: &'static str },
+    #[error("{0} is out of range")]
+    OutOfRange(String),
+}
+
+/// Parses a plain decimal string strictly. `signed` allows one leading `-`.
+pub fn parse_decimal(text: &str, signed: bool) -> Result<Decimal, DecimalError> {
+    let malformed = || DecimalError::Malformed(text.to_string());
+    let digits = match text.strip_prefix('-') {
+        Some(rest) if signed => rest,
+        Some(_) => return Err(malformed()),
+        None => text,
+    };
+    let digit_at_ends =
+        digits.starts_with(|c: char| c.is_ascii_digit()) && digits.ends_with(|c: char| c.is_ascii_digit());
+    if !digit_at_ends {
+        return Err(malformed());
+    }
+    let mut dots = 0;
+    for c in digits.chars() {
+        match c {
+            '0'..='9' => {}
+            '.' => dots += 1,
+            _ => return Err(malformed()),
+        }
+    }
+    if dots > 1 {
+        return Err(malformed());
+    }
+    Decimal::from_str_exact(text).map_err(|_| DecimalError::OutOfRange(text.to_string()))
+}
+
+/// The shortest plain representation of a decimal: no exponent, no trailing zeros.
+pub fn plain(value: Decimal) -> String {
+    let n = value.normalize();
+    if n.is_zero() {
+        "0".to_string()
+    } else {
+        n.to_string()
+    }
+}
+
+/// Number of decimal places in the normalised form of a step or tick (`0.00100000` → 3).
+pub fn decimals_of(step: Decimal) -> u32 {
+    step.normalize().scale()
+}
+
+/// Rounds `value` down to a multiple of `step` (a zero step leaves it unchanged).
+pub fn floor_to(value: Decimal, step: Decimal) -> Option<Decimal> {
+    if step.is_zero() {
+        return Some(value);
+    }
+    Some(value.checked_div(step)?.floor().checked_mul(step)?)
+}
+
+/// Rounds `value` up to a multiple of `step` (a zero step leaves it unchanged).
+pub fn ceil_to(value: Decimal, step: Decimal) -> Option<Decimal> {
+    if step.is_zero() {
+        return Some(value);
+    }
+    Some(value.checked_div(step)?.ceil().checked_mul(step)?)
+}
+
+/// Rounds `value` to the nearest multiple of `step`, halves away from zero.
+pub fn round_to(value: Decimal, step: Decimal) -> Option<Decimal> {
+    if step.is_zero() {
+        return Some(value);
+    }
+    Some(value.checked_div(step)?.round().checked_mul(step)?)
+}
+
+/// True when `value` is an exact multiple of `step` (a zero step accepts anything).
+pub fn is_multiple_of(value: Decimal, step: Decimal) -> bool {
+    step.is_zero() || value.checked_rem(step).is_some_and(|r| r.is_zero())
+}
+
+macro_rules! unsigned_decimal {
+    ($name:ident, $what:literal) => {
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(Decimal);
+
+        impl $name {
+            pub const ZERO: $name = $name(Decimal::ZERO);
+
+            /// Accepts any value that is not negative.
+            pub fn try_new(value: Decimal) -> Result<Self, DecimalError> {
+                if value.is_sign_negative() && !value.is_zero() {
+                    return Err(DecimalError::Negative {
+                        what: $what,
+                        value: plain(value),
+                    });
+                }
+                Ok(Self(value.normalize()))
+            }
+
+            /// Accepts only values greater than zero.
+            pub fn try_positive(value: Decimal) -> Result<Self, DecimalError> {
+                let v = Self::try_new(value)?;
+                if v.0.is_zero() {
+                    return Err(DecimalError::NotPositive { what: $what });
+                }
+                Ok(v)
+            }
+
+            pub fn value(self) -> Decimal {
+                self.0
+            }
+
+            pub fn is_zero(self) -> bool {
+                self.0.is_zero()
+            }
+
+            pub fn checked_add(self, other: Self) -> Option<Self> {
+                self.0.checked_add(other.0).map(|v| Self(v.normalize()))
+            }
+
+            /// `None` on underflow below zero as well as on overflow.
+            pub fn checked_sub(self, other: Self) -> Option<Self> {
+                let v = self.0.checked_sub(other.0)?;
+                if v.is_sign_negative() && !v.is_zero() {
+                    None
+                } else {
+                    Some(Self(v.normalize()))
+                }
+            }
+
+            /// Saturating subtraction at zero.
+            pub fn saturating_sub(self, other: Self) -> Self {
+                self.checked_sub(other).unwrap_or(Self::ZERO)
+            }
+
+            /// Multiplies by a non-negative factor (a fraction such as 0.25 for 25%).
+            pub fn checked_scale(self, factor: Decimal) -> Option<Self> {
+                let v = self.0.checked_mul(factor)?;
+                Self::try_new(v).ok()
+            }
+
+            pub fn min(self, other: Self) -> Self {
+                if self <= other { self } else { other }
+            }
+
+            pub fn floor_to(self, step: Decimal) -> Option<Self> {
+                floor_to(self.0, step).and_then(|v| Self::try_new(v).ok())
+            }
+
+            pub fn ceil_to(self, step: Decimal) -> Option<Self> {
+                ceil_to(self.0, step).and_then(|v| Self::try_new(v).ok())
+            }
+
+            pub fn round_to(self, step: Decimal) -> Option<Self> {
+                round_to(self.0, step).and_then(|v| Self::try_new(v).ok())
+            }
+
+            pub fn is_multiple_of(self, step: Decimal) -> bool {
+                is_multiple_of(self.0, step)
+            }
+
+            /// Fixed number of decimals for display (rounded half away from zero).
+            pub fn display_dp(self, dp: u32) -> String {
+                format!("{:.*}", dp as usize, self.0.round_dp(dp))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = DecimalError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::try_new(parse_decimal(s, false)?)
+            }
+        }
+
+        impl TryFrom<Decimal> for $name {
+            type Error = DecimalError;
+            fn try_from(value: Decimal) -> Result<Self, Self::Error> {
+                Self::try_new(value)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&plain(self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), plain(self.0))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&plain(self.0))
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+unsigned_decimal!(Price, "price");
+unsigned_decimal!(Qty, "quantity");
+unsigned_decimal!(Notional, "notional");
+
+impl Price {
+    /// `price × qty`, in the quote asset of the symbol.
+    pub fn notional(self, qty: Qty) -> Option<Notional> {
+        self.0.checked_mul(qty.0).map(|v| Notional(v.normalize()))
+    }
+}
+
+impl Notional {
+    /// How much base quantity this notional buys at `price` (exact, not rounded to a step).
+    pub fn qty_at(self, price: Price) -> Option<Qty> {
+        if price.is_zero() {
+            return None;
+        }
+        self.0.checked_div(price.0).map(|v| Qty(v.normalize()))
+    }
+
+    pub fn in_asset(self, asset: Asset) -> Money {
+        Money {
+            amount: self.0,
+            asset,
+        }
+    }
+}
+
+/// Why two amounts of money could not be combined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("cannot combine {left} with {right}")]
+    AssetMismatch { left: Asset, right: Asset },
+    #[error("amount overflow")]
+    Overflow,
+}
+
+/// A signed amount of one asset (P&L, equity, balances deltas).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub asset: Asset,
+}
+
+impl Money {
+    pub fn new(amount: Decimal, asset: Asset) -> Self {
+        Self {
+            amount: amount.normalize(),
+            asset,
+        }
+    }
+
+    pub fn zero(asset: Asset) -> Self {
+        Self {
+            amount: Decimal::ZERO,
+            asset,
+        }
+    }
+
+    pub fn checked_add(&self, other: &Money) -> Result<Money, MoneyError> {
+        self.same_asset(other)?;
+        let amount = self
+            .amount
+            .checked_add(other.amount)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money::new(amount, self.asset.clone()))
+    }
+
+    pub fn checked_sub(&self, other: &Money) -> Result<Money, MoneyError> {
+        self.same_asset(other)?;
+        let amount = self
+            .amount
+            .checked_sub(other.amount)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money::new(amount, self.asset.clone()))
+    }
+
+    fn same_asset(&self, other: &Money) -> Result<(), MoneyError> {
+        if self.asset != other.asset {
+            return Err(MoneyError::AssetMismatch {
+                left: self.asset.clone(),
+                right: other.asset.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Two decimals, for screens and messages (`612.50 USDT`).
+    pub fn display_2dp(&self) -> String {
+        format!("{:.2} {}", self.amount.round_dp(2), self.asset)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", plain(self.amount), self.asset)
+    }
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Money({} {})", plain(self.amount), self.asset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rust_decimal_macros_free::dec;
+
+    mod rust_decimal_macros_free {
+        /// Test-only helper: a decimal from a literal string.
+        pub fn dec(s: &str) -> rust_decimal::Decimal {
+            s.parse().expect("test literal")
+        }
+    }
+
+    #[test]
+    fn parses_binance_strings_exactly() {
+        assert_eq!("0.10000000".parse::<Price>().expect("ok").to_string(), "0.1");
+        assert_eq!("25.35190000".parse::<Price>().expect("ok").to_string(), "25.3519");
+        assert_eq!("0.00000000".parse::<Qty>().expect("ok").to_string(), "0");
+        assert_eq!(
+            "4723846.89208129".parse::<Qty>().expect("ok").to_string(),
+            "4723846.89208129"
+        );
+        assert_eq!("100".parse::<Qty>().expect("ok").to_string(), "100");
+    }
+
+    #[test]
+    fn refuses_exponents_signs_and_garbage() {
+        for bad in [
+            "1e5", "1E-3", "+1", "-1", "", ".", "1.2.3", " 1", "1 ", "abc", "0x10", "NaN", "inf",
+        ] {
+            assert!(bad.parse::<Price>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn signed_parse_accepts_minus() {
+        assert_eq!(parse_decimal("-12.5", true).expect("ok"), dec("-12.5"));
+        assert!(parse_decimal("--1", true).is_err());
+    }
+
+    #[test]
+    fn rounds_quantity_down_and_price_to_tick() {
+        let q: Qty = "1.23456789".parse().expect("ok");
+        assert_eq!(q.floor_to(dec("0.001")).expect("ok").to_string(), "1.234");
+        let p: Price = "100.037".parse().expect("ok");
+        assert_eq!(p.floor_to(dec("0.01")).expect("ok").to_string(), "100.03");
+        assert_eq!(p.ceil_to(dec("0.01")).expect("ok").to_string(), "100.04");
+        assert_eq!(p.round_to(dec("0.05")).expect("ok").to_string(), "100.05");
+        assert!(p.floor_to(dec("0.001")).expect("ok").is_multiple_of(dec("0.001")));
+        assert_eq!(decimals_of(dec("0.00100000")), 3);
+        assert_eq!(decimals_of(dec("1.00000000")), 0);
+    }
+
+    #[test]
+    fn money_of_different_assets_does_not_add() {
+        let a = Money::new(dec("1"), Asset::new("USDT").expect("ok"));
+        let b = Money::new(dec("1"), Asset::new("BTC").expect("ok"));
+        assert!(matches!(a.checked_add(&b), Err(MoneyError::AssetMismatch { .. })));
+        assert_eq!(a.checked_add(&a).expect("same asset").amount, dec("2"));
+    }
+
+    #[test]
+    fn qty_subtraction_never_goes_negative() {
+        let a: Qty = "1".parse().expect("ok");
+        let b: Qty = "2".parse().expect("ok");
+        assert_eq!(a.checked_sub(b), None);
+        assert_eq!(a.saturating_sub(b), Qty::ZERO);
+    }
+
+    #[test]
+    fn overflow_is_none_not_a_panic() {
+        let big = Price::try_new(Decimal::MAX).expect("ok");
+        assert_eq!(big.notional(Qty::try_new(dec("2")).expect("ok")), None);
+        assert_eq!(
+            Qty::try_new(Decimal::MAX)
+                .expect("ok")
+                .checked_add(Qty::try_new(Decimal::MAX).expect("ok")),
+            None
+        );
+    }
+
+    fn arb_decimal() -> impl Strategy<Value = Decimal> {
+        (0u64..10_000_000_000_000u64, 0u32..=12).prop_map(|(m, s)| Decimal::new(m as i64, s))
+    }
+
+    fn arb_step() -> impl Strategy<Value = Decimal> {
+        (1u64..1000, 0u32..=8).prop_map(|(m, s)| Decimal::new(m as i64, s))
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_round_trips(d in arb_decimal()) {
+            let q = Qty::try_new(d).expect("non-negative");
+            let back: Qty = q.to_string().parse().expect("own output parses");
+            prop_assert_eq!(back, q);
+            prop_assert!(!q.to_string().contains('e'));
+        }
+
+        #[test]
+        fn rounding_down_never_increases_quantity(d in arb_decimal(), step in arb_step()) {
+            let q = Qty::try_new(d).expect("non-negative");
+            let r = q.floor_to(step).expect("no overflow at these sizes");
+            prop_assert!(r <= q);
+            prop_assert!(r.is_multiple_of(step));
+            // and it is the largest such multiple
+            prop_assert!(q.value() - r.value() < step);
+        }
+
+        #[test]
+        fn ceil_never_decreases_price(d in arb_decimal(), step in arb_step()) {
+            let p = Price::try_new(d).expect("non-negative");
+            let r = p.ceil_to(step).expect("no overflow at these sizes");
+            prop_assert!(r >= p);
+            prop_assert!(r.is_multiple_of(step));
+        }
+
+        #[test]
+        fn checked_add_then_sub_is_identity(a in arb_decimal(), b in arb_decimal()) {
+            let qa = Qty::try_new(a).expect("ok");
+            let qb = Qty::try_new(b).expect("ok");
+            let sum = qa.checked_add(qb).expect("small values");
+            prop_assert_eq!(sum.checked_sub(qb), Some(qa));
+        }
+
+        #[test]
+        fn notional_then_qty_at_round_trips(p in arb_step(), d in arb_decimal()) {
+            let price = Price::try_new(p).expect("ok");
+            let qty = Qty::try_new(d).expect("ok");
+            let n = price.notional(qty).expect("small values");
+            let back = n.qty_at(price).expect("price > 0");
+            prop_assert_eq!(back, qty);
+        }
+    }
+}

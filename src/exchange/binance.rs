@@ -1,0 +1,1 @@
+//! The Binance spot client (being built).

@@ -1,0 +1,1 @@
+//! journal: see DESIGN.md §2 (being built).

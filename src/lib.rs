@@ -1,0 +1,21 @@
+//! crbot: a terminal trading console for Binance spot.
+//!
+//! The library holds everything; `main.rs` only parses the command line and calls in here.
+//! Parts follow DESIGN.md §2: `domain` (values), `portfolio` and `risk` (pure), `vault`,
+//! `exchange` (the Binance client and the local exchange), `journal`, `engine` (the one owner
+//! of mutable state), `ui` (the screen) and `cli` (the commands).
+#![deny(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+#![warn(missing_debug_implementations)]
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod exchange;
+pub mod journal;
+pub mod logging;
+pub mod portfolio;
+pub mod risk;
+pub mod ui;
+pub mod vault;

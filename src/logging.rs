@@ -1,0 +1,1 @@
+//! logging: see DESIGN.md §2 (being built).

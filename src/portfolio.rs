@@ -1,0 +1,1 @@
+//! portfolio: see DESIGN.md §2 (being built).

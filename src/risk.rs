@@ -1,0 +1,1 @@
+//! risk: see DESIGN.md §2 (being built).
