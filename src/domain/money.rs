@@ -85,7 +85,7 @@ pub fn floor_to(value: Decimal, step: Decimal) -> Option<Decimal> {
     if step.is_zero() {
         return Some(value);
     }
-    Some(value.checked_div(step)?.floor().checked_mul(step)?)
+    value.checked_div(step)?.floor().checked_mul(step)
 }
 
 /// Rounds `value` up to a multiple of `step` (a zero step leaves it unchanged).
@@ -93,7 +93,7 @@ pub fn ceil_to(value: Decimal, step: Decimal) -> Option<Decimal> {
     if step.is_zero() {
         return Some(value);
     }
-    Some(value.checked_div(step)?.ceil().checked_mul(step)?)
+    value.checked_div(step)?.ceil().checked_mul(step)
 }
 
 /// Rounds `value` to the nearest multiple of `step`, halves away from zero.
@@ -101,7 +101,7 @@ pub fn round_to(value: Decimal, step: Decimal) -> Option<Decimal> {
     if step.is_zero() {
         return Some(value);
     }
-    Some(value.checked_div(step)?.round().checked_mul(step)?)
+    value.checked_div(step)?.round().checked_mul(step)
 }
 
 /// True when `value` is an exact multiple of `step` (a zero step accepts anything).
