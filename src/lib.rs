@@ -17,5 +17,6 @@ pub mod journal;
 pub mod logging;
 pub mod portfolio;
 pub mod risk;
+pub mod secret;
 pub mod ui;
 pub mod vault;
