@@ -818,3 +818,79 @@ fn now_ms() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{OrderPurpose, OrderType};
+
+    fn order(cid: &str) -> Order {
+        Order {
+            client_order_id: ClientOrderId::new(cid).expect("cid"),
+            order_id: None,
+            order_list_id: None,
+            symbol: Symbol::new("BTCUSDT").expect("symbol"),
+            side: Side::Sell,
+            order_type: OrderType::Market,
+            price: None,
+            stop_price: None,
+            qty: "1".parse().expect("qty"),
+            executed_qty: Qty::ZERO,
+            cumulative_quote_qty: Notional::ZERO,
+            state: LocalOrderState::Pending,
+            purpose: OrderPurpose::Exit,
+            created_ms: 1,
+            updated_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_connection_is_wal_with_synchronous_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
+        let sync: i64 = j
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("pragma");
+        let mode: String = j
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!((sync, mode.as_str()), (2, "wal"), "2 is FULL");
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_as_disk_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
+        let pages: i64 = j
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .expect("pages");
+        // SQLite answers SQLITE_FULL once the file may not grow: the same path as a full disk.
+        j.conn.pragma_update(None, "max_page_count", pages).expect("cap");
+        let filler = "x".repeat(2000);
+        let err = (0..1000)
+            .find_map(|i| {
+                let mut o = order(&format!("fill-{i}"));
+                o.purpose = OrderPurpose::Exit;
+                j.insert_order(&o)
+                    .and_then(|()| j.set_meta(&format!("k{i}"), &filler))
+                    .err()
+            })
+            .expect("the capped file fills up");
+        assert!(matches!(err, JournalError::DiskFull), "{err:?}");
+        assert!(err.is_storage_failure());
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_reports_read_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
+        j.conn
+            .pragma_update(None, "query_only", true)
+            .expect("query_only");
+        let err = j.insert_order(&order("ro")).expect_err("must fail");
+        assert!(matches!(err, JournalError::ReadOnly(_)), "{err:?}");
+    }
+}

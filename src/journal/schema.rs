@@ -254,7 +254,6 @@ pub fn migrate(conn: &mut Connection, path: &Path, mode: Mode, now_ms: i64) -> R
     Ok(())
 }
 
-/// The schema has as many versions as there are migrations.
 #[cfg(test)]
 mod tests {
     use super::*;
