@@ -1,1 +1,896 @@
-//! journal: see DESIGN.md §2 (being built).
+//! The journal: crbot's durable record of orders, fills, risk decisions, trading-state changes,
+//! the equity curve and events, in one SQLite file per mode (DESIGN.md §6).
+//!
+//! Owns: the SQLite connection, the schema and its migrations, and every write to the file.
+//! Must not: decide anything (risk and the engine do), talk to the network, or open a file that
+//! is not a crbot journal of the wanted mode (such a file is refused and left byte-for-byte
+//! untouched).
+//!
+//! Durability: WAL with `synchronous=FULL`, each write in its own transaction, so an order or a
+//! fill is on disk before the function that records it returns `Ok`; a `kill -9` at any moment
+//! loses nothing that was acknowledged. The engine owns one `Journal`; `crbot kill` in another
+//! shell opens its own and writes a halt, which the engine sees by polling
+//! [`Journal::latest_trading_state_id`] (a cheap indexed read) every ~250 ms.
+
+mod error;
+mod export;
+mod records;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rust_decimal::Decimal;
+
+pub use error::JournalError;
+pub use export::quote as csv_quote;
+pub use records::{
+    EquityPoint, EventRecord, LimitChangeRecord, RiskEventRecord, Stored, TicketSource, TradingStateCode,
+    TradingStateRecord,
+};
+pub use schema::{APPLICATION_ID, Inspection, SCHEMA_VERSION, inspect};
+
+use crate::domain::{
+    Asset, ClientOrderId, Fill, LocalOrderState, Mode, Money, Notional, Order, OrderPurpose, OrderStatus,
+    OrderType, Price, Qty, Side, Symbol, Ticket, plain,
+};
+
+pub type Result<T> = std::result::Result<T, JournalError>;
+
+/// How long a write waits for another process's lock before failing with `Busy`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Meta keys that only the journal itself may write.
+const RESERVED_META: &[&str] = &["mode", "created_ms"];
+
+/// What changes on an order after it was first journaled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderUpdate {
+    pub state: LocalOrderState,
+    /// `None` keeps the stored exchange order id.
+    pub order_id: Option<u64>,
+    /// `None` keeps the stored order list id.
+    pub order_list_id: Option<i64>,
+    pub executed_qty: Qty,
+    pub cumulative_quote_qty: Notional,
+    pub updated_ms: i64,
+    /// The exchange's or the client's last error for this order; `None` clears it.
+    pub last_error: Option<String>,
+}
+
+/// The journal of one mode. Synchronous; one per process (the engine's, or a CLI command's).
+#[derive(Debug)]
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+    mode: Mode,
+}
+
+impl Journal {
+    /// Opens the journal of `mode` at `path`, creating it (and its folder) or migrating it.
+    ///
+    /// Refuses, without writing a byte, a file that is not a crbot journal (including a file
+    /// that is not SQLite at all), the journal of another mode, and one written by a newer
+    /// schema version.
+    pub fn open(path: &Path, mode: Mode) -> Result<Journal> {
+        schema::inspect(path, mode)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::File {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let journal_mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !journal_mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Io(format!(
+                "cannot use WAL on {} (got journal_mode={journal_mode})",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn, path, mode, now_ms())?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    // ----- orders -------------------------------------------------------------------------
+
+    /// Records a new order (before it is sent). Durable when this returns `Ok`.
+    pub fn insert_order(&self, order: &Order) -> Result<()> {
+        let res = self.conn.execute(
+            "INSERT INTO orders (client_order_id, order_id, order_list_id, symbol, side, type, price, \
+             stop_price, qty, executed_qty, cum_quote_qty, state, purpose, created_ms, updated_ms, \
+             last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)",
+            params![
+                order.client_order_id.as_str(),
+                opt_u64(order.order_id)?,
+                order.order_list_id,
+                order.symbol.as_str(),
+                order.side.as_wire(),
+                order.order_type.as_wire(),
+                order.price.map(|p| p.to_string()),
+                order.stop_price.map(|p| p.to_string()),
+                order.qty.to_string(),
+                order.executed_qty.to_string(),
+                order.cumulative_quote_qty.to_string(),
+                order.state.as_code(),
+                order.purpose.as_code(),
+                order.created_ms,
+                order.updated_ms,
+            ],
+        );
+        match res {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(JournalError::DuplicateOrder(order.client_order_id.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Updates an order's state and progress. Durable when this returns `Ok`.
+    pub fn update_order(&self, cid: &ClientOrderId, update: &OrderUpdate) -> Result<()> {
+        let changed = self.conn.execute(
+            "UPDATE orders SET state = ?2, order_id = COALESCE(?3, order_id), \
+             order_list_id = COALESCE(?4, order_list_id), executed_qty = ?5, cum_quote_qty = ?6, \
+             updated_ms = ?7, last_error = ?8 WHERE client_order_id = ?1",
+            params![
+                cid.as_str(),
+                update.state.as_code(),
+                opt_u64(update.order_id)?,
+                update.order_list_id,
+                update.executed_qty.to_string(),
+                update.cumulative_quote_qty.to_string(),
+                update.updated_ms,
+                update.last_error,
+            ],
+        )?;
+        if changed == 0 {
+            return Err(JournalError::UnknownOrder(cid.to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn order(&self, cid: &ClientOrderId) -> Result<Option<Order>> {
+        let sql = format!("{ORDER_SELECT} WHERE client_order_id = ?1");
+        let row = self
+            .conn
+            .query_row(&sql, [cid.as_str()], OrderRow::read)
+            .optional()?;
+        row.map(OrderRow::into_order).transpose()
+    }
+
+    /// The last error recorded for an order, if any.
+    pub fn order_last_error(&self, cid: &ClientOrderId) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_error FROM orders WHERE client_order_id = ?1",
+                [cid.as_str()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Orders that are not finished as far as crbot knows (pending, sending, unknown, or open on
+    /// the exchange), oldest first: what a restart must reconcile.
+    pub fn open_orders(&self) -> Result<Vec<Order>> {
+        let terminal: Vec<String> = OrderStatus::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| format!("'{}'", s.as_wire()))
+            .chain(std::iter::once(format!(
+                "'{}'",
+                LocalOrderState::NotSent.as_code()
+            )))
+            .collect();
+        let sql = format!(
+            "{ORDER_SELECT} WHERE state NOT IN ({}) ORDER BY created_ms, rowid",
+            terminal.join(",")
+        );
+        let orders = self.query_orders(&sql, [])?;
+        Ok(orders.into_iter().filter(|o| o.state.is_open()).collect())
+    }
+
+    /// The newest `limit` orders, newest first.
+    pub fn recent_orders(&self, limit: usize) -> Result<Vec<Order>> {
+        let sql = format!("{ORDER_SELECT} ORDER BY created_ms DESC, rowid DESC LIMIT ?1");
+        self.query_orders(&sql, [limit_i64(limit)])
+    }
+
+    fn query_orders<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<Order>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(params, OrderRow::read)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?.into_order()?);
+        }
+        Ok(out)
+    }
+
+    // ----- fills --------------------------------------------------------------------------
+
+    /// Records a fill. `Ok(false)` when this (symbol, trade id) is already recorded: a fill
+    /// reported twice (stream and REST) counts once. Durable when this returns `Ok`.
+    pub fn insert_fill(&self, fill: &Fill) -> Result<bool> {
+        let changed = self.conn.execute(
+            "INSERT INTO trades (symbol, trade_id, order_id, client_order_id, side, price, qty, \
+             commission, commission_asset, time_ms, is_maker) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT(symbol, trade_id) DO NOTHING",
+            params![
+                fill.symbol.as_str(),
+                to_i64(fill.trade_id, "trade id")?,
+                to_i64(fill.order_id, "order id")?,
+                fill.client_order_id.as_ref().map(|c| c.as_str()),
+                fill.side.as_wire(),
+                fill.price.to_string(),
+                fill.qty.to_string(),
+                fill.commission.to_string(),
+                fill.commission_asset.as_str(),
+                fill.time_ms,
+                fill.is_maker,
+            ],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Every fill, in time order.
+    pub fn fills(&self) -> Result<Vec<Fill>> {
+        self.query_fills(&format!("{FILL_SELECT} ORDER BY time_ms, id"), [])
+    }
+
+    /// The fills of one symbol, in time order.
+    pub fn fills_for(&self, symbol: &Symbol) -> Result<Vec<Fill>> {
+        self.query_fills(
+            &format!("{FILL_SELECT} WHERE symbol = ?1 ORDER BY time_ms, id"),
+            [symbol.as_str()],
+        )
+    }
+
+    /// The highest trade id recorded on `symbol` (where `myTrades?fromId=` resumes).
+    pub fn last_trade_id(&self, symbol: &Symbol) -> Result<Option<u64>> {
+        let max: Option<i64> = self.conn.query_row(
+            "SELECT MAX(trade_id) FROM trades WHERE symbol = ?1",
+            [symbol.as_str()],
+            |r| r.get(0),
+        )?;
+        max.map(|v| from_i64(v, "trade id")).transpose()
+    }
+
+    fn query_fills<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<Fill>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(params, FillRow::read)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?.into_fill()?);
+        }
+        Ok(out)
+    }
+
+    // ----- risk, trading state, limits ----------------------------------------------------
+
+    /// Records one risk decision; returns its id.
+    pub fn record_risk_event(&self, event: &RiskEventRecord) -> Result<i64> {
+        let ticket = serde_json::to_string(&event.ticket)
+            .map_err(|e| JournalError::Invalid(format!("ticket cannot be serialised: {e}")))?;
+        self.conn.execute(
+            "INSERT INTO risk_events (time_ms, source, symbol, side, ticket, approved, codes, reason) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                event.time_ms,
+                event.source.as_code(),
+                event.symbol().as_str(),
+                event.side().as_wire(),
+                ticket,
+                event.approved,
+                event.codes.join(","),
+                event.reason,
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The newest `limit` risk decisions, newest first.
+    pub fn recent_risk_events(&self, limit: usize) -> Result<Vec<Stored<RiskEventRecord>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, time_ms, source, ticket, approved, codes, reason FROM risk_events \
+             ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit_i64(limit)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, time_ms, source, ticket, approved, codes, reason) = row?;
+            let source = TicketSource::from_code(&source)
+                .ok_or_else(|| JournalError::Invalid(format!("risk event {id}: source `{source}`")))?;
+            let ticket: Ticket = serde_json::from_str(&ticket)
+                .map_err(|e| JournalError::Invalid(format!("risk event {id}: ticket: {e}")))?;
+            let codes = codes
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            out.push(Stored {
+                id,
+                record: RiskEventRecord {
+                    time_ms,
+                    source,
+                    ticket,
+                    approved,
+                    codes,
+                    reason,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records a change of trading state (halt, reduce, re-arm); returns its id. Durable when
+    /// this returns `Ok`: a halt is persisted before any request leaves.
+    pub fn record_trading_state(&self, rec: &TradingStateRecord) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO trading_state (time_ms, kind, state, reason, trigger, actor) \
+             VALUES (?1, 'STATE', ?2, ?3, ?4, ?5)",
+            params![
+                rec.time_ms,
+                rec.state.as_code(),
+                rec.reason,
+                rec.trigger,
+                rec.actor
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The newest trading-state change, if any was ever recorded.
+    pub fn latest_trading_state(&self) -> Result<Option<Stored<TradingStateRecord>>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, time_ms, state, reason, trigger, actor FROM trading_state \
+                 WHERE kind = 'STATE' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((id, time_ms, state, reason, trigger, actor)) = row else {
+            return Ok(None);
+        };
+        let state = TradingStateCode::from_code(&state)
+            .ok_or_else(|| JournalError::Invalid(format!("trading state {id}: `{state}`")))?;
+        Ok(Some(Stored {
+            id,
+            record: TradingStateRecord {
+                time_ms,
+                state,
+                reason,
+                trigger,
+                actor,
+            },
+        }))
+    }
+
+    /// The id of the newest row of `trading_state` (state or limit change), 0 when empty.
+    ///
+    /// Cheap (a rowid lookup): the engine polls it every ~250 ms from its own connection and
+    /// re-reads the state when it grows, which is how `crbot kill` in another shell reaches a
+    /// running console within a second.
+    pub fn latest_trading_state_id(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM trading_state", [], |r| r.get(0))?)
+    }
+
+    /// Records a change of a risk limit; returns its id.
+    pub fn record_limit_change(&self, rec: &LimitChangeRecord) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO trading_state (time_ms, kind, state, reason, trigger, actor, limit_name, \
+             old_value, new_value, confirmed) VALUES (?1, 'LIMIT', NULL, ?2, 'LIMIT_CHANGE', ?3, ?4, ?5, ?6, ?7)",
+            params![
+                rec.time_ms,
+                rec.reason,
+                rec.actor,
+                rec.limit,
+                rec.old_value,
+                rec.new_value,
+                rec.confirmed
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Every limit change, oldest first (a restart replays them over the configured limits).
+    pub fn limit_changes(&self) -> Result<Vec<Stored<LimitChangeRecord>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, time_ms, limit_name, old_value, new_value, confirmed, actor, reason \
+             FROM trading_state WHERE kind = 'LIMIT' ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Stored {
+                id: r.get(0)?,
+                record: LimitChangeRecord {
+                    time_ms: r.get(1)?,
+                    limit: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    old_value: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    new_value: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    confirmed: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+                    actor: r.get(6)?,
+                    reason: r.get(7)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    // ----- equity, events, metrics, meta --------------------------------------------------
+
+    pub fn record_equity(&self, time_ms: i64, equity: &Money) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO equity_curve (time_ms, equity, asset) VALUES (?1, ?2, ?3)",
+            params![time_ms, plain(equity.amount), equity.asset.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Equity samples at or after `since_ms`, in time order.
+    pub fn equity_curve(&self, since_ms: i64) -> Result<Vec<EquityPoint>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT time_ms, equity, asset FROM equity_curve WHERE time_ms >= ?1 ORDER BY time_ms, id",
+        )?;
+        let rows = stmt.query_map([since_ms], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (time_ms, amount, asset) = row?;
+            let amount = Decimal::from_str_exact(&amount)
+                .map_err(|e| JournalError::Invalid(format!("equity `{amount}`: {e}")))?;
+            let asset = parse::<Asset>("equity asset", &asset)?;
+            out.push(EquityPoint {
+                time_ms,
+                equity: Money::new(amount, asset),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records a generic event; returns its id.
+    pub fn record_event(&self, event: &EventRecord) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO events (time_ms, kind, symbol, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                event.time_ms,
+                event.kind,
+                event.symbol.as_ref().map(|s| s.as_str()),
+                event.detail
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The newest `limit` events, newest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<Stored<EventRecord>>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, time_ms, kind, symbol, detail FROM events ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit_i64(limit)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, time_ms, kind, symbol, detail) = row?;
+            let symbol = symbol.map(|s| parse::<Symbol>("event symbol", &s)).transpose()?;
+            out.push(Stored {
+                id,
+                record: EventRecord {
+                    time_ms,
+                    kind,
+                    symbol,
+                    detail,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records one value of a named metric (the seed's `bot_metrics`).
+    pub fn record_metric(&self, time_ms: i64, name: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO bot_metrics (time_ms, name, value) VALUES (?1, ?2, ?3)",
+            params![time_ms, name, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a meta value (watchlist, ban-until, day-start equity, high-water mark, endpoint…).
+    /// The journal's own keys (`mode`, `created_ms`) cannot be changed.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        if RESERVED_META.contains(&key) {
+            return Err(JournalError::Invalid(format!(
+                "meta key `{key}` belongs to the journal and cannot be changed"
+            )));
+        }
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    // ----- maintenance --------------------------------------------------------------------
+
+    /// Copies the journal to `dest` with SQLite's online backup, as one consistent snapshot even
+    /// while another connection writes. Written to a temporary file beside `dest`, checked, then
+    /// renamed into place; refuses to overwrite an existing `dest`.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(JournalError::File {
+                path: dest.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "already exists; choose a new name for the backup",
+                ),
+            });
+        }
+        let mut tmp_name = dest.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let tmp = dest.with_file_name(tmp_name);
+        let result = self.backup_into(&tmp).and_then(|()| {
+            std::fs::rename(&tmp, dest).map_err(|source| JournalError::File {
+                path: dest.to_path_buf(),
+                source,
+            })
+        });
+        if result.is_err() {
+            // Best effort: a half-written temporary file is useless.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn backup_into(&self, tmp: &Path) -> Result<()> {
+        let mut dst = Connection::open(tmp)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst)?;
+            // All pages in one step: one read transaction, so a concurrent writer cannot make
+            // the copy restart forever, and the copy is a single consistent snapshot.
+            let mut tries = 0;
+            loop {
+                match backup.step(-1)? {
+                    rusqlite::backup::StepResult::Done => break,
+                    _ if tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    _ => return Err(JournalError::Busy("the backup could not get a read lock".into())),
+                }
+            }
+        }
+        let ok: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if ok != "ok" {
+            return Err(JournalError::Corrupt(format!(
+                "backup copy failed its check: {ok}"
+            )));
+        }
+        dst.close().map_err(|(_, e)| JournalError::from(e))?;
+        std::fs::File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| JournalError::File {
+                path: tmp.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Writes orders.csv, trades.csv, risk_events.csv and equity_curve.csv into `dir`.
+    pub fn export_csv(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        export::export(&self.conn, dir)
+    }
+
+    /// `PRAGMA integrity_check`: true when SQLite finds nothing wrong.
+    pub fn integrity_check(&self) -> Result<bool> {
+        let first: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        Ok(first == "ok")
+    }
+}
+
+// ----- row conversion -------------------------------------------------------------------------
+
+const ORDER_SELECT: &str = "SELECT client_order_id, order_id, order_list_id, symbol, side, type, price, \
+     stop_price, qty, executed_qty, cum_quote_qty, state, purpose, created_ms, updated_ms FROM orders";
+
+/// An `orders` row as SQLite gives it, before the domain types check it.
+struct OrderRow {
+    cid: String,
+    order_id: Option<i64>,
+    order_list_id: Option<i64>,
+    symbol: String,
+    side: String,
+    order_type: String,
+    price: Option<String>,
+    stop_price: Option<String>,
+    qty: String,
+    executed_qty: String,
+    cum_quote: String,
+    state: String,
+    purpose: String,
+    created_ms: i64,
+    updated_ms: i64,
+}
+
+impl OrderRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
+        Ok(OrderRow {
+            cid: r.get(0)?,
+            order_id: r.get(1)?,
+            order_list_id: r.get(2)?,
+            symbol: r.get(3)?,
+            side: r.get(4)?,
+            order_type: r.get(5)?,
+            price: r.get(6)?,
+            stop_price: r.get(7)?,
+            qty: r.get(8)?,
+            executed_qty: r.get(9)?,
+            cum_quote: r.get(10)?,
+            state: r.get(11)?,
+            purpose: r.get(12)?,
+            created_ms: r.get(13)?,
+            updated_ms: r.get(14)?,
+        })
+    }
+
+    fn into_order(self) -> Result<Order> {
+        let state = LocalOrderState::from_code(&self.state)
+            .ok_or_else(|| JournalError::Invalid(format!("order {}: state `{}`", self.cid, self.state)))?;
+        let purpose = OrderPurpose::from_code(&self.purpose).ok_or_else(|| {
+            JournalError::Invalid(format!("order {}: purpose `{}`", self.cid, self.purpose))
+        })?;
+        Ok(Order {
+            client_order_id: ClientOrderId::new(&self.cid)
+                .map_err(|e| JournalError::Invalid(format!("order: {e}")))?,
+            order_id: self.order_id.map(|v| from_i64(v, "order id")).transpose()?,
+            order_list_id: self.order_list_id,
+            symbol: parse::<Symbol>("order symbol", &self.symbol)?,
+            side: parse::<Side>("order side", &self.side)?,
+            order_type: parse::<OrderType>("order type", &self.order_type)?,
+            price: self
+                .price
+                .map(|p| parse::<Price>("order price", &p))
+                .transpose()?,
+            stop_price: self
+                .stop_price
+                .map(|p| parse::<Price>("order stop price", &p))
+                .transpose()?,
+            qty: parse::<Qty>("order qty", &self.qty)?,
+            executed_qty: parse::<Qty>("order executed qty", &self.executed_qty)?,
+            cumulative_quote_qty: parse::<Notional>("order cumulative quote qty", &self.cum_quote)?,
+            state,
+            purpose,
+            created_ms: self.created_ms,
+            updated_ms: self.updated_ms,
+        })
+    }
+}
+
+const FILL_SELECT: &str = "SELECT symbol, trade_id, order_id, client_order_id, side, price, qty, commission, \
+     commission_asset, time_ms, is_maker FROM trades";
+
+struct FillRow {
+    symbol: String,
+    trade_id: i64,
+    order_id: i64,
+    cid: Option<String>,
+    side: String,
+    price: String,
+    qty: String,
+    commission: String,
+    commission_asset: String,
+    time_ms: i64,
+    is_maker: bool,
+}
+
+impl FillRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<FillRow> {
+        Ok(FillRow {
+            symbol: r.get(0)?,
+            trade_id: r.get(1)?,
+            order_id: r.get(2)?,
+            cid: r.get(3)?,
+            side: r.get(4)?,
+            price: r.get(5)?,
+            qty: r.get(6)?,
+            commission: r.get(7)?,
+            commission_asset: r.get(8)?,
+            time_ms: r.get(9)?,
+            is_maker: r.get(10)?,
+        })
+    }
+
+    fn into_fill(self) -> Result<Fill> {
+        Ok(Fill {
+            symbol: parse::<Symbol>("fill symbol", &self.symbol)?,
+            trade_id: from_i64(self.trade_id, "trade id")?,
+            order_id: from_i64(self.order_id, "order id")?,
+            client_order_id: self
+                .cid
+                .map(|c| ClientOrderId::new(&c).map_err(|e| JournalError::Invalid(format!("fill: {e}"))))
+                .transpose()?,
+            side: parse::<Side>("fill side", &self.side)?,
+            price: parse::<Price>("fill price", &self.price)?,
+            qty: parse::<Qty>("fill qty", &self.qty)?,
+            commission: parse::<Qty>("fill commission", &self.commission)?,
+            commission_asset: parse::<Asset>("fill commission asset", &self.commission_asset)?,
+            time_ms: self.time_ms,
+            is_maker: self.is_maker,
+        })
+    }
+}
+
+fn parse<T>(what: &str, text: &str) -> Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse::<T>()
+        .map_err(|e| JournalError::Invalid(format!("{what} `{text}`: {e}")))
+}
+
+/// Exchange ids are u64 on the wire but fit SQLite's signed 64-bit integers in practice; a
+/// value that does not is refused rather than wrapped.
+fn to_i64(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| JournalError::Invalid(format!("{what} {v} does not fit the journal")))
+}
+
+fn opt_u64(v: Option<u64>) -> Result<Option<i64>> {
+    v.map(|v| to_i64(v, "order id")).transpose()
+}
+
+fn from_i64(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| JournalError::Invalid(format!("{what} {v} is negative")))
+}
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{OrderPurpose, OrderType};
+
+    fn order(cid: &str) -> Order {
+        Order {
+            client_order_id: ClientOrderId::new(cid).expect("cid"),
+            order_id: None,
+            order_list_id: None,
+            symbol: Symbol::new("BTCUSDT").expect("symbol"),
+            side: Side::Sell,
+            order_type: OrderType::Market,
+            price: None,
+            stop_price: None,
+            qty: "1".parse().expect("qty"),
+            executed_qty: Qty::ZERO,
+            cumulative_quote_qty: Notional::ZERO,
+            state: LocalOrderState::Pending,
+            purpose: OrderPurpose::Exit,
+            created_ms: 1,
+            updated_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_connection_is_wal_with_synchronous_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
+        let sync: i64 = j
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("pragma");
+        let mode: String = j
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!((sync, mode.as_str()), (2, "wal"), "2 is FULL");
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_as_disk_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
+        let pages: i64 = j
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .expect("pages");
+        // SQLite answers SQLITE_FULL once the file may not grow: the same path as a full disk.
+        j.conn.pragma_update(None, "max_page_count", pages).expect("cap");
+        let filler = "x".repeat(2000);
+        let err = (0..1000)
+            .find_map(|i| {
+                let mut o = order(&format!("fill-{i}"));
+                o.purpose = OrderPurpose::Exit;
+                j.insert_order(&o)
+                    .and_then(|()| j.set_meta(&format!("k{i}"), &filler))
+                    .err()
+            })
+            .expect("the capped file fills up");
+        assert!(matches!(err, JournalError::DiskFull), "{err:?}");
+        assert!(err.is_storage_failure());
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_reports_read_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
+        j.conn
+            .pragma_update(None, "query_only", true)
+            .expect("query_only");
+        let err = j.insert_order(&order("ro")).expect_err("must fail");
+        assert!(matches!(err, JournalError::ReadOnly(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,122 @@
+//! The journal's error type and how SQLite failures are sorted into it.
+//!
+//! Disk full, read-only and I/O failures each have their own variant because the console reacts
+//! to them differently from a programming error: it stops accepting new tickets (nothing may be
+//! sent that cannot be recorded) and says why on screen.
+
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+
+use crate::domain::Mode;
+
+/// Everything that can go wrong in the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("{path} is not a crbot journal ({why}); it was left untouched")]
+    NotAJournal { path: PathBuf, why: String },
+    #[error(
+        "{path} is the journal of mode `{found}`, not `{wanted}`: each mode keeps its own journal; \
+         it was left untouched"
+    )]
+    WrongMode {
+        path: PathBuf,
+        found: String,
+        wanted: Mode,
+    },
+    #[error(
+        "{path} was written by a newer crbot (schema version {found}; this build knows up to \
+         {supported}); it was left untouched: upgrade crbot"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i32,
+        supported: i32,
+    },
+    #[error("the journal's disk is full: nothing new can be recorded until space is freed")]
+    DiskFull,
+    #[error("the journal cannot be written (read-only file or folder): {0}")]
+    ReadOnly(String),
+    #[error("journal disk I/O error: {0}")]
+    Io(String),
+    #[error("the journal is locked by another process and stayed busy: {0}")]
+    Busy(String),
+    #[error("the journal file is corrupt: {0}")]
+    Corrupt(String),
+    #[error("order {0} is already in the journal")]
+    DuplicateOrder(String),
+    #[error("order {0} is not in the journal")]
+    UnknownOrder(String),
+    #[error("journal data is invalid: {0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("journal error: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl JournalError {
+    /// True when the journal can no longer record anything (disk full, read-only, I/O): the
+    /// console must refuse new tickets until this is fixed.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            JournalError::DiskFull
+                | JournalError::ReadOnly(_)
+                | JournalError::Io(_)
+                | JournalError::File { .. }
+        )
+    }
+}
+
+impl From<rusqlite::Error> for JournalError {
+    fn from(e: rusqlite::Error) -> Self {
+        let code = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+            _ => None,
+        };
+        match code {
+            Some(ErrorCode::DiskFull) => JournalError::DiskFull,
+            Some(ErrorCode::ReadOnly) => JournalError::ReadOnly(e.to_string()),
+            Some(ErrorCode::SystemIoFailure) | Some(ErrorCode::CannotOpen) => JournalError::Io(e.to_string()),
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+                JournalError::Busy(e.to_string())
+            }
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+                JournalError::Corrupt(e.to_string())
+            }
+            _ => JournalError::Sqlite(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn sqlite_full_becomes_disk_full_and_is_a_storage_failure() {
+        let e = JournalError::from(failure(rusqlite::ffi::SQLITE_FULL));
+        assert!(matches!(e, JournalError::DiskFull), "{e:?}");
+        assert!(e.is_storage_failure());
+    }
+
+    #[test]
+    fn read_only_and_io_failures_have_their_own_variants() {
+        let ro = JournalError::from(failure(rusqlite::ffi::SQLITE_READONLY));
+        assert!(matches!(ro, JournalError::ReadOnly(_)), "{ro:?}");
+        let io = JournalError::from(failure(rusqlite::ffi::SQLITE_IOERR));
+        assert!(matches!(io, JournalError::Io(_)), "{io:?}");
+        assert!(ro.is_storage_failure() && io.is_storage_failure());
+        let other = JournalError::from(failure(rusqlite::ffi::SQLITE_CONSTRAINT));
+        assert!(!other.is_storage_failure());
+    }
+}
