@@ -7,3 +7,9 @@
 //! URL, or ever resend an order whose outcome is unknown.
 
 pub mod sign;
+pub mod backoff;
+pub mod clock;
+pub mod endpoints;
+pub mod error;
+pub mod limits;
+pub mod wire;
