@@ -131,6 +131,9 @@ pub enum OrderSide {
 pub fn run(cli: Cli) -> i32 {
     let result = match &cli.command {
         Some(Command::Sim(args)) => crate::exchange::sim::run_cli(args),
+        Some(Command::Vault { command }) => {
+            crate::vault::run_cli(command, &crate::vault::VaultCliContext::from_global(&cli.global))
+        }
         _ => Err(anyhow::anyhow!("this command is not available yet")),
     };
     match result {

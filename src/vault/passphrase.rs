@@ -1,0 +1,179 @@
+//! Where passphrases (and typed keys) come from, and which passphrases are too weak.
+//!
+//! Owns: the `PassphraseSource` seam (terminal without echo, lines of standard input, scripted
+//! answers in tests) and the strength rule. Must not: echo, log or keep a copy of what it reads
+//! outside a `SecretString`; a refusal reason never quotes the passphrase.
+
+use std::io::BufRead;
+
+use super::VaultError;
+use crate::secret::SecretString;
+
+/// Minimum passphrase length, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+/// Minimum number of different characters.
+pub const MIN_DISTINCT_CHARS: usize = 5;
+
+/// Something that answers secret questions: the vault passphrase, an API key, an API secret.
+pub trait PassphraseSource {
+    /// Asks for one secret. `Ok(None)` means there is no more input (end of file).
+    fn ask(&mut self, prompt: &str) -> Result<Option<SecretString>, VaultError>;
+
+    /// The vault passphrase.
+    fn passphrase(&mut self, prompt: &str) -> Result<Option<SecretString>, VaultError> {
+        self.ask(prompt)
+    }
+
+    /// Tells the user something (e.g. "Wrong passphrase."). Silent by default.
+    fn notice(&mut self, _message: &str) {}
+}
+
+/// Asks on the terminal with no echo (`rpassword`), prompts and notices on stderr.
+#[derive(Debug, Default)]
+pub struct TerminalPrompt;
+
+impl PassphraseSource for TerminalPrompt {
+    fn ask(&mut self, prompt: &str) -> Result<Option<SecretString>, VaultError> {
+        match rpassword::prompt_password(prompt) {
+            Ok(s) => Ok(Some(SecretString::new(s))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(VaultError::NoInput(format!(
+                "cannot read from the terminal ({e})"
+            ))),
+        }
+    }
+
+    fn notice(&mut self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+/// One answer per line of a reader (standard input with `--passphrase-stdin`). The line ending
+/// (`\n` or `\r\n`) is not part of the answer. Prompts are not shown.
+#[derive(Debug)]
+pub struct LinesSource<R> {
+    reader: R,
+}
+
+impl<R: BufRead> LinesSource<R> {
+    pub fn new(reader: R) -> Self {
+        Self { reader }
+    }
+}
+
+impl<R: BufRead> PassphraseSource for LinesSource<R> {
+    fn ask(&mut self, _prompt: &str) -> Result<Option<SecretString>, VaultError> {
+        // Read straight into the String that becomes the secret (no copy to wipe).
+        let mut line = String::with_capacity(256);
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| VaultError::NoInput(format!("cannot read standard input ({})", e.kind())));
+        let secret = SecretString::new(line);
+        match n? {
+            0 => Ok(None),
+            _ => {
+                let trimmed = secret.expose().trim_end_matches(['\n', '\r']);
+                // A trimmed copy is itself a SecretString; the untrimmed one is wiped on drop.
+                Ok(Some(SecretString::from(trimmed)))
+            }
+        }
+    }
+}
+
+/// Answers from a list, for tests and for callers that already hold the secrets.
+#[derive(Debug, Default)]
+pub struct ScriptedSource {
+    answers: std::collections::VecDeque<SecretString>,
+    /// Every prompt asked, in order (prompts are not secret).
+    pub prompts: Vec<String>,
+    /// Every notice shown, in order.
+    pub notices: Vec<String>,
+}
+
+impl ScriptedSource {
+    pub fn new<I: IntoIterator<Item = S>, S: Into<SecretString>>(answers: I) -> Self {
+        Self {
+            answers: answers.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+impl PassphraseSource for ScriptedSource {
+    fn ask(&mut self, prompt: &str) -> Result<Option<SecretString>, VaultError> {
+        self.prompts.push(prompt.to_string());
+        Ok(self.answers.pop_front())
+    }
+
+    fn notice(&mut self, message: &str) {
+        self.notices.push(message.to_string());
+    }
+}
+
+/// Refuses a weak passphrase, with the reason: fewer than 12 characters, fewer than 5 different
+/// characters, one short pattern repeated, or a plain run like `abcdefghijkl` / `123456789012`.
+pub fn check_strength(passphrase: &SecretString) -> Result<(), VaultError> {
+    let chars: Vec<char> = passphrase.expose().chars().collect();
+    let weak = |why: &str| Err(VaultError::WeakPassphrase(why.to_string()));
+    if chars.len() < MIN_PASSPHRASE_CHARS {
+        return weak(&format!(
+            "it has {} characters, at least {MIN_PASSPHRASE_CHARS} are needed",
+            chars.len()
+        ));
+    }
+    let mut distinct = chars.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < MIN_DISTINCT_CHARS {
+        return weak(&format!(
+            "it uses fewer than {MIN_DISTINCT_CHARS} different characters"
+        ));
+    }
+    let n = chars.len();
+    if (1..=n / 2).any(|unit| n % unit == 0 && chars.chunks(unit).all(|c| c == &chars[..unit])) {
+        return weak("it repeats a short pattern");
+    }
+    let steps: Vec<i64> = chars.windows(2).map(|w| w[1] as i64 - w[0] as i64).collect();
+    if steps.iter().all(|s| *s == steps[0]) && steps[0].abs() <= 1 {
+        return weak("it is a simple sequence of characters");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strength(s: &str) -> Result<(), String> {
+        check_strength(&SecretString::from(s)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn accepts_a_long_varied_passphrase() {
+        assert_eq!(strength("correct horse battery staple"), Ok(()));
+    }
+
+    #[test]
+    fn refuses_weak_passphrases_with_a_reason_that_does_not_quote_them() {
+        for (p, why) in [
+            ("short1!", "at least 12"),
+            ("aaaaaaaaaaaaaaaa", "different characters"),
+            ("abcdeabcdeabcde", "repeats a short pattern"),
+            ("abcdefghijklmnop", "simple sequence"),
+            ("zyxwvutsrqponm", "simple sequence"),
+        ] {
+            let err = strength(p).unwrap_err();
+            assert!(err.contains(why), "{p}: {err}");
+            assert!(!err.contains(p), "{err}");
+        }
+    }
+
+    #[test]
+    fn lines_source_strips_line_endings_and_reports_end_of_input() {
+        let mut src = LinesSource::new(&b"first pass\r\nsecond\n"[..]);
+        assert_eq!(src.ask("").unwrap().unwrap().expose(), "first pass");
+        assert_eq!(src.ask("").unwrap().unwrap().expose(), "second");
+        assert!(src.ask("").unwrap().is_none());
+    }
+}
