@@ -1,1 +1,3 @@
 //! engine: see DESIGN.md §2 (being built).
+
+pub mod snapshot;
