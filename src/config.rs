@@ -53,118 +53,50 @@ pub struct VarDoc {
 
 const PERCENT: &str = "0 < value <= 100";
 
+const fn var(name: &'static str, default: &'static str, allowed: &'static str) -> VarDoc {
+    VarDoc {
+        name,
+        default,
+        allowed,
+    }
+}
+
 /// Every variable crbot reads.
 pub const VARIABLES: &[VarDoc] = &[
-    VarDoc {
-        name: "ENV",
-        default: "development",
-        allowed: "development, staging, production",
-    },
-    VarDoc {
-        name: "DEBUG",
-        default: "false",
-        allowed: "true or false",
-    },
-    VarDoc {
-        name: "SECRET_KEY",
-        default: "(unset)",
-        allowed: "any text (kept for the seed; crbot does not use it)",
-    },
-    VarDoc {
-        name: "DATABASE_URL",
-        default: "<data dir>/journal-<mode>.db",
-        allowed: "a file path or sqlite://PATH",
-    },
-    VarDoc {
-        name: "BINANCE_API_KEY",
-        default: "(unset)",
-        allowed: "development only; use the vault",
-    },
-    VarDoc {
-        name: "BINANCE_API_SECRET",
-        default: "(unset)",
-        allowed: "development only; use the vault",
-    },
-    VarDoc {
-        name: "BINANCE_TESTNET",
-        default: "(unset)",
-        allowed: "true (testnet) or false (live)",
-    },
-    VarDoc {
-        name: "MAX_DAILY_LOSS_PERCENT",
-        default: "5.0",
-        allowed: PERCENT,
-    },
-    VarDoc {
-        name: "MAX_DRAWDOWN_PERCENT",
-        default: "10.0",
-        allowed: PERCENT,
-    },
-    VarDoc {
-        name: "MAX_TRADES_PER_DAY",
-        default: "10",
-        allowed: "1 <= value <= 1000",
-    },
-    VarDoc {
-        name: "MAX_POSITION_SIZE_PERCENT",
-        default: "5.0",
-        allowed: PERCENT,
-    },
-    VarDoc {
-        name: "MIN_RISK_REWARD",
-        default: "1.0",
-        allowed: "0 <= value <= 100",
-    },
-    VarDoc {
-        name: "BINANCE_REST_URL",
-        default: "(per mode)",
-        allowed: "an http(s):// origin",
-    },
-    VarDoc {
-        name: "BINANCE_WS_URL",
-        default: "(per mode)",
-        allowed: "a ws(s):// origin",
-    },
-    VarDoc {
-        name: "BINANCE_WS_API_URL",
-        default: "(per mode)",
-        allowed: "a ws(s):// URL",
-    },
+    var("ENV", "development", "development, staging, production"),
+    var("DEBUG", "false", "true or false"),
+    var(
+        "SECRET_KEY",
+        "(unset)",
+        "any text (kept for the seed; crbot does not use it)",
+    ),
+    var(
+        "DATABASE_URL",
+        "<data dir>/journal-<mode>.db",
+        "a file path or sqlite://PATH",
+    ),
+    var("BINANCE_API_KEY", "(unset)", "development only; use the vault"),
+    var("BINANCE_API_SECRET", "(unset)", "development only; use the vault"),
+    var("BINANCE_TESTNET", "(unset)", "true (testnet) or false (live)"),
+    var("MAX_DAILY_LOSS_PERCENT", "5.0", PERCENT),
+    var("MAX_DRAWDOWN_PERCENT", "10.0", PERCENT),
+    var("MAX_TRADES_PER_DAY", "10", "1 <= value <= 1000"),
+    var("MAX_POSITION_SIZE_PERCENT", "5.0", PERCENT),
+    var("MIN_RISK_REWARD", "1.0", "0 <= value <= 100"),
+    var("BINANCE_REST_URL", "(per mode)", "an http(s):// origin"),
+    var("BINANCE_WS_URL", "(per mode)", "a ws(s):// origin"),
+    var("BINANCE_WS_API_URL", "(per mode)", "a ws(s):// URL"),
     VarDoc {
         name: "CRBOT_MODE",
         default: "sim",
         allowed: "sim, paper, demo, testnet, live",
     },
-    VarDoc {
-        name: "CRBOT_HOME",
-        default: "(the user folders)",
-        allowed: "a folder",
-    },
-    VarDoc {
-        name: "CRBOT_LOG",
-        default: "RUST_LOG, else info",
-        allowed: "a tracing filter",
-    },
-    VarDoc {
-        name: "FAT_FINGER_PERCENT",
-        default: "5.0",
-        allowed: PERCENT,
-    },
-    VarDoc {
-        name: "RECV_WINDOW_MS",
-        default: "5000",
-        allowed: "1 <= value <= 60000",
-    },
-    VarDoc {
-        name: "KILL_KEY",
-        default: "ctrl-k",
-        allowed: KillKey::ALLOWED,
-    },
-    VarDoc {
-        name: "CRBOT_BELL",
-        default: "true",
-        allowed: "true or false",
-    },
+    var("CRBOT_HOME", "(the user folders)", "a folder"),
+    var("CRBOT_LOG", "RUST_LOG, else info", "a tracing filter"),
+    var("FAT_FINGER_PERCENT", "5.0", PERCENT),
+    var("RECV_WINDOW_MS", "5000", "1 <= value <= 60000"),
+    var("KILL_KEY", "ctrl-k", KillKey::ALLOWED),
+    var("CRBOT_BELL", "true", "true or false"),
     VarDoc {
         name: "AUTO_HALT_ACTION",
         default: "reduce",
