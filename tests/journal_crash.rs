@@ -60,6 +60,8 @@ fn fill(i: u64) -> Fill {
 fn run_writer(path: &Path) {
     let j = Journal::open(path, Mode::Sim).expect("writer open");
     let mut out = std::io::stdout().lock();
+    // libtest prints the test's name without a line break: start acks on a line of their own.
+    writeln!(out).expect("stdout");
     // Bounded so that an orphaned writer stops by itself.
     for i in 1..=200_000u64 {
         j.insert_order(&order(i)).expect("insert order");

@@ -1,0 +1,311 @@
+//! Every variable's parsing: defaults, boundaries, and the one-line message for a bad value.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crbot::config::{AutoHaltAction, Config, ConfigError, Environment, KillKey, Paths, Sources};
+use rstest::rstest;
+use rust_decimal::Decimal;
+
+fn sources(pairs: &[(&str, &str)]) -> Sources {
+    Sources {
+        process: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        dotenv: BTreeMap::new(),
+        config_file: BTreeMap::new(),
+        mode: None,
+        home: None,
+        default_paths: Some(Paths {
+            config_dir: PathBuf::from("/cfg"),
+            data_dir: PathBuf::from("/data"),
+        }),
+    }
+}
+
+fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_sources(&sources(pairs))
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().expect("decimal literal")
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let c = load(&[]).expect("defaults are valid");
+    assert_eq!(c.env, Environment::Development);
+    assert!(!c.debug);
+    assert_eq!(c.mode, crbot::domain::Mode::Sim);
+    assert_eq!(c.limits.max_daily_loss_percent, dec("5.0"));
+    assert_eq!(c.limits.max_drawdown_percent, dec("10.0"));
+    assert_eq!(c.limits.max_trades_per_day, 10);
+    assert_eq!(c.limits.max_position_size_percent, dec("5.0"));
+    assert_eq!(c.limits.min_risk_reward, dec("1.0"));
+    assert_eq!(c.limits.fat_finger_percent, dec("5.0"));
+    assert_eq!(c.recv_window_ms, 5000);
+    assert_eq!(c.kill_key, KillKey::DEFAULT);
+    assert_eq!(c.kill_key.to_string(), "ctrl-k");
+    assert!(c.bell);
+    assert_eq!(c.auto_halt_action, AutoHaltAction::Reduce);
+    assert_eq!(c.log_filter, "info");
+    assert!(c.env_keys.is_none());
+    assert!(c.database_path.is_none());
+    assert_eq!(c.endpoints, Default::default());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[rstest]
+#[case(
+    "MAX_DAILY_LOSS_PERCENT",
+    "abc",
+    "MAX_DAILY_LOSS_PERCENT=abc is not a number: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_DAILY_LOSS_PERCENT",
+    "-1",
+    "MAX_DAILY_LOSS_PERCENT=-1 is out of range: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_DAILY_LOSS_PERCENT",
+    "150",
+    "MAX_DAILY_LOSS_PERCENT=150 is out of range: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_DAILY_LOSS_PERCENT",
+    "0",
+    "MAX_DAILY_LOSS_PERCENT=0 is out of range: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_DAILY_LOSS_PERCENT",
+    "1e2",
+    "MAX_DAILY_LOSS_PERCENT=1e2 is not a number: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_DRAWDOWN_PERCENT",
+    "100.01",
+    "MAX_DRAWDOWN_PERCENT=100.01 is out of range: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_DRAWDOWN_PERCENT",
+    "ten",
+    "MAX_DRAWDOWN_PERCENT=ten is not a number: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_POSITION_SIZE_PERCENT",
+    "-0.5",
+    "MAX_POSITION_SIZE_PERCENT=-0.5 is out of range: allowed 0 < value <= 100"
+)]
+#[case(
+    "FAT_FINGER_PERCENT",
+    "101",
+    "FAT_FINGER_PERCENT=101 is out of range: allowed 0 < value <= 100"
+)]
+#[case(
+    "MIN_RISK_REWARD",
+    "-0.1",
+    "MIN_RISK_REWARD=-0.1 is out of range: allowed 0 <= value <= 100"
+)]
+#[case(
+    "MIN_RISK_REWARD",
+    "x",
+    "MIN_RISK_REWARD=x is not a number: allowed 0 <= value <= 100"
+)]
+#[case(
+    "MAX_TRADES_PER_DAY",
+    "0",
+    "MAX_TRADES_PER_DAY=0 is out of range: allowed 1 <= value <= 1000"
+)]
+#[case(
+    "MAX_TRADES_PER_DAY",
+    "1001",
+    "MAX_TRADES_PER_DAY=1001 is out of range: allowed 1 <= value <= 1000"
+)]
+#[case(
+    "MAX_TRADES_PER_DAY",
+    "-3",
+    "MAX_TRADES_PER_DAY=-3 is out of range: allowed 1 <= value <= 1000"
+)]
+#[case(
+    "MAX_TRADES_PER_DAY",
+    "2.5",
+    "MAX_TRADES_PER_DAY=2.5 is not a whole number: allowed 1 <= value <= 1000"
+)]
+#[case(
+    "RECV_WINDOW_MS",
+    "60001",
+    "RECV_WINDOW_MS=60001 is out of range: allowed 1 <= value <= 60000"
+)]
+#[case(
+    "RECV_WINDOW_MS",
+    "0",
+    "RECV_WINDOW_MS=0 is out of range: allowed 1 <= value <= 60000"
+)]
+#[case(
+    "ENV",
+    "prod",
+    "ENV=prod is not valid: allowed development, staging, production"
+)]
+#[case("DEBUG", "maybe", "DEBUG=maybe is not valid: allowed true or false")]
+#[case(
+    "BINANCE_TESTNET",
+    "2",
+    "BINANCE_TESTNET=2 is not valid: allowed true or false"
+)]
+#[case("CRBOT_BELL", "loud", "CRBOT_BELL=loud is not valid: allowed true or false")]
+#[case(
+    "CRBOT_MODE",
+    "real",
+    "CRBOT_MODE=real is not valid: allowed sim, paper, demo, testnet, live"
+)]
+#[case(
+    "AUTO_HALT_ACTION",
+    "panic",
+    "AUTO_HALT_ACTION=panic is not valid: allowed reduce, halt_flatten"
+)]
+#[case(
+    "KILL_KEY",
+    "k",
+    "KILL_KEY=k is not valid: allowed ctrl-<letter> (not c, h, i, j, m, q, s, z), alt-<letter>, ctrl-alt-<letter>, or f1..f12"
+)]
+#[case(
+    "BINANCE_REST_URL",
+    "not a url",
+    "BINANCE_REST_URL=not a url is not a URL: allowed a https:// or http:// URL"
+)]
+#[case(
+    "BINANCE_REST_URL",
+    "wss://x.test",
+    "BINANCE_REST_URL=wss://x.test has the wrong scheme: allowed a https:// or http:// URL"
+)]
+#[case(
+    "BINANCE_WS_URL",
+    "https://x.test",
+    "BINANCE_WS_URL=https://x.test has the wrong scheme: allowed a wss:// or ws:// URL"
+)]
+#[case(
+    "DATABASE_URL",
+    "postgres://u:hunter2@db/x",
+    "DATABASE_URL=postgres://… is not supported (crbot's journal is SQLite): allowed a file path or sqlite://PATH"
+)]
+fn a_bad_value_gives_one_line_naming_variable_value_and_range(
+    #[case] name: &str,
+    #[case] value: &str,
+    #[case] message: &str,
+) {
+    let err = load(&[(name, value)]).expect_err("must be refused");
+    assert_eq!(err.to_string(), message);
+    assert!(!err.to_string().contains('\n'));
+}
+
+#[test]
+fn a_crbot_log_filter_that_does_not_parse_is_refused() {
+    let err = load(&[("CRBOT_LOG", "crbot=[")]).expect_err("bad filter");
+    assert!(
+        err.to_string().starts_with("CRBOT_LOG=crbot=[ is not valid"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_value_with_a_line_break_is_shown_escaped_on_one_line() {
+    let err = load(&[("MAX_DRAWDOWN_PERCENT", "5\nrm -rf")]).expect_err("bad");
+    assert_eq!(
+        err.to_string(),
+        "MAX_DRAWDOWN_PERCENT=5\\nrm -rf is not a number: allowed 0 < value <= 100"
+    );
+}
+
+#[rstest]
+#[case("MAX_DAILY_LOSS_PERCENT", "0.01")]
+#[case("MAX_DAILY_LOSS_PERCENT", "100")]
+#[case("MAX_DRAWDOWN_PERCENT", "12.5")]
+#[case("MAX_TRADES_PER_DAY", "1")]
+#[case("MAX_TRADES_PER_DAY", "1000")]
+#[case("MIN_RISK_REWARD", "0")]
+#[case("MIN_RISK_REWARD", "100")]
+#[case("RECV_WINDOW_MS", "60000")]
+#[case("KILL_KEY", "f12")]
+#[case("AUTO_HALT_ACTION", "halt_flatten")]
+#[case("ENV", "Production")]
+fn boundary_values_are_accepted(#[case] name: &str, #[case] value: &str) {
+    load(&[(name, value)]).unwrap_or_else(|e| panic!("{name}={value} refused: {e}"));
+}
+
+#[test]
+fn values_are_parsed_into_their_types() {
+    let c = load(&[
+        ("MAX_DAILY_LOSS_PERCENT", "2.5"),
+        ("MAX_TRADES_PER_DAY", "25"),
+        ("MIN_RISK_REWARD", "1.5"),
+        ("RECV_WINDOW_MS", "10000"),
+        ("KILL_KEY", "alt-x"),
+        ("CRBOT_BELL", "false"),
+        ("AUTO_HALT_ACTION", "halt_flatten"),
+        ("RUST_LOG", "debug"),
+    ])
+    .expect("valid");
+    assert_eq!(c.limits.max_daily_loss_percent, dec("2.5"));
+    assert_eq!(c.limits.max_trades_per_day, 25);
+    assert_eq!(c.limits.min_risk_reward, dec("1.5"));
+    assert_eq!(c.recv_window_ms, 10_000);
+    assert_eq!(c.kill_key.to_string(), "alt-x");
+    assert!(!c.bell);
+    assert_eq!(c.auto_halt_action, AutoHaltAction::HaltFlatten);
+    assert_eq!(c.log_filter, "debug");
+}
+
+#[test]
+fn crbot_log_wins_over_rust_log() {
+    let c = load(&[("RUST_LOG", "debug"), ("CRBOT_LOG", "warn")]).expect("valid");
+    assert_eq!(c.log_filter, "warn");
+}
+
+#[rstest]
+#[case("sqlite:///var/lib/crbot/j.db", "/var/lib/crbot/j.db")]
+#[case("sqlite://journal.db", "journal.db")]
+#[case("/abs/j.db", "/abs/j.db")]
+#[case("rel/j.db", "rel/j.db")]
+fn database_url_accepts_a_path_or_a_sqlite_url(#[case] value: &str, #[case] path: &str) {
+    let c = load(&[("DATABASE_URL", value)]).expect("valid");
+    assert_eq!(c.database_path, Some(PathBuf::from(path)));
+    assert_eq!(c.journal_path(), PathBuf::from(path));
+}
+
+#[test]
+fn journal_path_defaults_to_one_file_per_mode_in_the_data_folder() {
+    let c = load(&[("CRBOT_MODE", "paper")]).expect("valid");
+    assert_eq!(c.journal_path(), PathBuf::from("/data/journal-paper.db"));
+}
+
+#[test]
+fn an_empty_value_counts_as_unset() {
+    let c = load(&[("MAX_TRADES_PER_DAY", ""), ("ENV", "  ")]).expect("valid");
+    assert_eq!(c.limits.max_trades_per_day, 10);
+    assert_eq!(c.env, Environment::Development);
+}
+
+#[test]
+fn env_example_documents_every_variable() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).expect("read");
+    for v in crbot::config::VARIABLES {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{}=", v.name))),
+            "{} is missing from .env.example",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn env_example_as_is_is_a_valid_configuration_with_defaults() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example");
+    let dotenv = crbot::config::read_env_file(std::path::Path::new(file)).expect("parses");
+    let mut s = sources(&[]);
+    s.dotenv = dotenv;
+    let c = Config::from_sources(&s).expect("valid");
+    assert_eq!(c.mode, crbot::domain::Mode::Sim);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
