@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod engine;
 pub mod exchange;

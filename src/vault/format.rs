@@ -310,6 +310,7 @@ pub fn open(passphrase: &SecretString, file: &[u8]) -> Result<Zeroizing<Vec<u8>>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

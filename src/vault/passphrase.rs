@@ -131,7 +131,7 @@ pub fn check_strength(passphrase: &SecretString) -> Result<(), VaultError> {
         ));
     }
     let n = chars.len();
-    if (1..=n / 2).any(|unit| n % unit == 0 && chars.chunks(unit).all(|c| c == &chars[..unit])) {
+    if (1..=n / 2).any(|unit| n.is_multiple_of(unit) && chars.chunks(unit).all(|c| c == &chars[..unit])) {
         return weak("it repeats a short pattern");
     }
     let steps: Vec<i64> = chars.windows(2).map(|w| w[1] as i64 - w[0] as i64).collect();
@@ -142,6 +142,7 @@ pub fn check_strength(passphrase: &SecretString) -> Result<(), VaultError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -141,6 +141,7 @@ fn write_steps(path: &Path, tmp: &Path, bytes: &[u8], hook: StepHook<'_>) -> Res
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
