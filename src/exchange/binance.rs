@@ -13,3 +13,4 @@ pub mod endpoints;
 pub mod error;
 pub mod limits;
 pub mod wire;
+pub mod rest;
