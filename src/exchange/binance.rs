@@ -14,3 +14,4 @@ pub mod error;
 pub mod limits;
 pub mod wire;
 pub mod rest;
+pub mod events;
