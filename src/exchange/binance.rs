@@ -15,3 +15,4 @@ pub mod limits;
 pub mod wire;
 pub mod rest;
 pub mod events;
+pub mod reconcile;
