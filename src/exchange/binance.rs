@@ -13,3 +13,6 @@ pub mod endpoints;
 pub mod error;
 pub mod limits;
 pub mod wire;
+pub mod rest;
+pub mod events;
+pub mod reconcile;

@@ -1,0 +1,749 @@
+//! Stream payloads: market-stream frames (binance-spot.md §7) and user-data events over the
+//! WebSocket API (§8), parsed into owned events for the engine.
+//!
+//! Owns: the frame shapes and their conversion. Must not: panic or give up on a bad frame —
+//! every parse returns a typed error the stream task counts and logs; do I/O.
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::wire::{BalanceWire, Depth, DepthWire, Kline, depth_from_wire, parse_balances};
+use crate::domain::{Asset, Balance, ClientOrderId, Fill, Notional, OrderStatus, OrderType, Price, Qty, Side, Symbol};
+
+/// A frame that could not be read. Counted and logged by the stream tasks, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed frame: {0}")]
+pub struct FrameError(pub String);
+
+fn bad(what: impl std::fmt::Display) -> FrameError {
+    FrameError(what.to_string())
+}
+
+fn dec(s: &str) -> Result<Decimal, FrameError> {
+    s.trim().parse::<Decimal>().map_err(|_| bad(format!("`{s}` is not a decimal")))
+}
+
+fn price(s: &str) -> Result<Price, FrameError> {
+    Price::try_new(dec(s)?).map_err(bad)
+}
+
+fn qty(s: &str) -> Result<Qty, FrameError> {
+    Qty::try_new(dec(s)?).map_err(bad)
+}
+
+fn symbol(s: &str) -> Result<Symbol, FrameError> {
+    Symbol::new(s).map_err(bad)
+}
+
+/// Connection-level news from a stream task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamStatus {
+    Connected { streams: usize },
+    Disconnected { reason: String },
+    /// Exchange event time to local receipt, corrected by the clock offset (ms).
+    Latency { ms: i64 },
+    /// No message for this symbol within the stale threshold: refuse entries on it.
+    Stale { symbol: Symbol },
+    /// Messages for a stale symbol flow again.
+    Fresh { symbol: Symbol },
+    /// The exchange announced a shutdown; the task reconnects.
+    ServerShutdown,
+    /// A frame could not be read (running total).
+    Malformed { total: u64 },
+}
+
+/// One market-data event (owned, for the engine's channel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarketEvent {
+    BookTicker {
+        symbol: Symbol,
+        bid: Price,
+        bid_qty: Qty,
+        ask: Price,
+        ask_qty: Qty,
+        update_id: u64,
+        recv_ms: i64,
+    },
+    MiniTicker {
+        symbol: Symbol,
+        open: Price,
+        close: Price,
+        high: Price,
+        low: Price,
+        volume: Qty,
+        quote_volume: Notional,
+        event_ms: i64,
+    },
+    Kline {
+        symbol: Symbol,
+        interval: String,
+        kline: Kline,
+        event_ms: i64,
+    },
+    Depth {
+        symbol: Symbol,
+        depth: Depth,
+        recv_ms: i64,
+    },
+    Status(StreamStatus),
+}
+
+impl MarketEvent {
+    pub fn symbol(&self) -> Option<&Symbol> {
+        match self {
+            MarketEvent::BookTicker { symbol, .. }
+            | MarketEvent::MiniTicker { symbol, .. }
+            | MarketEvent::Kline { symbol, .. }
+            | MarketEvent::Depth { symbol, .. } => Some(symbol),
+            MarketEvent::Status(_) => None,
+        }
+    }
+
+    /// The exchange's event time, when the payload carries one.
+    pub fn event_ms(&self) -> Option<i64> {
+        match self {
+            MarketEvent::MiniTicker { event_ms, .. } | MarketEvent::Kline { event_ms, .. } => Some(*event_ms),
+            _ => None,
+        }
+    }
+}
+
+/// What a market-stream text frame was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarketFrame {
+    Event(MarketEvent),
+    /// Answer to SUBSCRIBE/UNSUBSCRIBE (`{"result":null,"id":1}` or an error).
+    Reply { id: Option<i64>, error: Option<String> },
+    ServerShutdown,
+    /// A stream crbot does not consume.
+    Ignored,
+}
+
+#[derive(Deserialize)]
+struct BookTickerWire {
+    u: u64,
+    s: String,
+    b: String,
+    #[serde(rename = "B")]
+    bq: String,
+    a: String,
+    #[serde(rename = "A")]
+    aq: String,
+}
+
+#[derive(Deserialize)]
+struct MiniTickerWire {
+    #[serde(rename = "E")]
+    event: i64,
+    s: String,
+    c: String,
+    o: String,
+    h: String,
+    l: String,
+    v: String,
+    q: String,
+}
+
+#[derive(Deserialize)]
+struct KlineEventWire {
+    #[serde(rename = "E")]
+    event: i64,
+    s: String,
+    k: KlineWire,
+}
+
+#[derive(Deserialize)]
+struct KlineWire {
+    t: i64,
+    #[serde(rename = "T")]
+    close_t: i64,
+    i: String,
+    o: String,
+    c: String,
+    h: String,
+    l: String,
+    v: String,
+    x: bool,
+}
+
+/// Parses a combined-stream frame (`{"stream":…,"data":…}`), a control reply, or a shutdown.
+pub fn parse_market_frame(text: &str, recv_ms: i64) -> Result<MarketFrame, FrameError> {
+    let v: Value = serde_json::from_str(text).map_err(bad)?;
+    if v.get("stream").is_none() {
+        if v.get("e").and_then(Value::as_str) == Some("serverShutdown") {
+            return Ok(MarketFrame::ServerShutdown);
+        }
+        if v.get("id").is_some() || v.get("result").is_some() || v.get("code").is_some() {
+            let error = v
+                .get("msg")
+                .or_else(|| v.get("error").and_then(|e| e.get("msg")))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            return Ok(MarketFrame::Reply {
+                id: v.get("id").and_then(Value::as_i64),
+                error,
+            });
+        }
+        return Err(bad("neither a stream message nor a reply"));
+    }
+    let stream = v.get("stream").and_then(Value::as_str).ok_or_else(|| bad("stream is not text"))?;
+    let data = v.get("data").cloned().ok_or_else(|| bad("no data"))?;
+    if stream.contains("serverShutdown") || data.get("e").and_then(Value::as_str) == Some("serverShutdown") {
+        return Ok(MarketFrame::ServerShutdown);
+    }
+    let (prefix, kind) = stream.split_once('@').ok_or_else(|| bad("stream name without @"))?;
+    let ev = if kind == "bookTicker" {
+        let w: BookTickerWire = serde_json::from_value(data).map_err(bad)?;
+        MarketEvent::BookTicker {
+            symbol: symbol(&w.s)?,
+            bid: price(&w.b)?,
+            bid_qty: qty(&w.bq)?,
+            ask: price(&w.a)?,
+            ask_qty: qty(&w.aq)?,
+            update_id: w.u,
+            recv_ms,
+        }
+    } else if kind == "miniTicker" {
+        let w: MiniTickerWire = serde_json::from_value(data).map_err(bad)?;
+        MarketEvent::MiniTicker {
+            symbol: symbol(&w.s)?,
+            open: price(&w.o)?,
+            close: price(&w.c)?,
+            high: price(&w.h)?,
+            low: price(&w.l)?,
+            volume: qty(&w.v)?,
+            quote_volume: Notional::try_new(dec(&w.q)?).map_err(bad)?,
+            event_ms: w.event,
+        }
+    } else if kind.starts_with("kline_") {
+        let w: KlineEventWire = serde_json::from_value(data).map_err(bad)?;
+        MarketEvent::Kline {
+            symbol: symbol(&w.s)?,
+            interval: w.k.i.clone(),
+            kline: Kline {
+                open_time_ms: w.k.t,
+                close_time_ms: w.k.close_t,
+                open: price(&w.k.o)?,
+                high: price(&w.k.h)?,
+                low: price(&w.k.l)?,
+                close: price(&w.k.c)?,
+                volume: qty(&w.k.v)?,
+                closed: w.k.x,
+            },
+            event_ms: w.event,
+        }
+    } else if kind.starts_with("depth") && data.get("lastUpdateId").is_some() {
+        // Partial book snapshots carry no symbol: it comes from the stream name.
+        let w: DepthWire = serde_json::from_value(data).map_err(bad)?;
+        MarketEvent::Depth {
+            symbol: symbol(prefix)?,
+            depth: depth_from_wire(&w).map_err(bad)?,
+            recv_ms,
+        }
+    } else {
+        return Ok(MarketFrame::Ignored);
+    };
+    Ok(MarketFrame::Event(ev))
+}
+
+/// The stream names crbot subscribes per watchlist symbol.
+pub fn streams_for(symbol: &Symbol) -> [String; 4] {
+    let s = symbol.stream_name();
+    [
+        format!("{s}@bookTicker"),
+        format!("{s}@miniTicker"),
+        format!("{s}@kline_1m"),
+        format!("{s}@depth5@100ms"),
+    ]
+}
+
+/// `x` of an executionReport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionType {
+    New,
+    Canceled,
+    Replaced,
+    Rejected,
+    Trade,
+    Expired,
+    TradePrevention,
+    Other(String),
+}
+
+impl ExecutionType {
+    fn parse(s: &str) -> Self {
+        match s {
+            "NEW" => ExecutionType::New,
+            "CANCELED" => ExecutionType::Canceled,
+            "REPLACED" => ExecutionType::Replaced,
+            "REJECTED" => ExecutionType::Rejected,
+            "TRADE" => ExecutionType::Trade,
+            "EXPIRED" => ExecutionType::Expired,
+            "TRADE_PREVENTION" => ExecutionType::TradePrevention,
+            other => ExecutionType::Other(other.to_string()),
+        }
+    }
+}
+
+/// An `executionReport`: one order state change, with the fill when `x == TRADE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderUpdate {
+    pub symbol: Symbol,
+    /// `c`: this event's request id (for a cancel: the cancel's own id).
+    pub client_order_id: String,
+    /// `C`: on cancels, the cancelled order's id; `None` otherwise.
+    pub orig_client_order_id: Option<String>,
+    pub order_id: u64,
+    pub order_list_id: Option<i64>,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub execution: ExecutionType,
+    pub status: OrderStatus,
+    pub reject_reason: String,
+    pub qty: Qty,
+    pub price: Option<Price>,
+    pub stop_price: Option<Price>,
+    pub cumulative_qty: Qty,
+    pub cumulative_quote: Notional,
+    /// The fill of this event (`x == TRADE`), deduplicate by `(symbol, trade_id)`.
+    pub fill: Option<Fill>,
+    pub event_ms: i64,
+    pub transaction_ms: i64,
+}
+
+impl OrderUpdate {
+    /// The order's own client id (the original on a cancel event).
+    pub fn order_client_id(&self) -> &str {
+        match &self.orig_client_order_id {
+            Some(c) => c,
+            None => &self.client_order_id,
+        }
+    }
+}
+
+/// A `listStatus` event (OCO progress).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListStatusUpdate {
+    pub symbol: Symbol,
+    pub order_list_id: i64,
+    pub list_client_order_id: String,
+    pub list_status_type: String,
+    pub list_order_status: String,
+    pub legs: Vec<(u64, String)>,
+    pub event_ms: i64,
+}
+
+/// One user-data event (owned, for the engine's channel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserEvent {
+    Order(OrderUpdate),
+    /// `outboundAccountPosition`: absolute balances of the assets that changed.
+    AccountPosition {
+        balances: Vec<Balance>,
+        update_ms: i64,
+        event_ms: i64,
+    },
+    /// `balanceUpdate`: a deposit, withdrawal or transfer (a signed delta).
+    BalanceDelta {
+        asset: Asset,
+        delta: Decimal,
+        event_ms: i64,
+        clear_ms: i64,
+    },
+    ListStatus(ListStatusUpdate),
+    /// Subscribed (first time or after a reconnect). Events during the gap are not replayed:
+    /// the owner must now resync by REST (open orders, account, unfinished orders, myTrades).
+    Subscribed { subscription_id: i64 },
+    Disconnected { reason: String },
+    /// The exchange ended the subscription (`eventStreamTerminated`); the task resubscribes.
+    Terminated,
+    Malformed { total: u64 },
+}
+
+/// What a WebSocket API text frame was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserFrame {
+    Event(UserEvent),
+    /// A response to one of our requests.
+    Response {
+        id: String,
+        status: u16,
+        result: Option<Value>,
+        error: Option<(i64, String)>,
+    },
+    ServerShutdown,
+    Ignored,
+}
+
+#[derive(Deserialize)]
+struct ExecReportWire {
+    #[serde(rename = "E")]
+    event: i64,
+    s: String,
+    c: String,
+    #[serde(rename = "S")]
+    side: String,
+    o: String,
+    q: String,
+    p: String,
+    #[serde(rename = "P", default)]
+    stop: Option<String>,
+    #[serde(default = "minus_one")]
+    g: i64,
+    #[serde(rename = "C", default)]
+    orig: Option<String>,
+    x: String,
+    #[serde(rename = "X")]
+    status: String,
+    #[serde(default)]
+    r: Option<String>,
+    i: u64,
+    l: String,
+    z: String,
+    #[serde(rename = "L")]
+    last_price: String,
+    n: Option<String>,
+    #[serde(rename = "N")]
+    commission_asset: Option<String>,
+    #[serde(rename = "T")]
+    tx: i64,
+    t: i64,
+    #[serde(default)]
+    m: bool,
+    #[serde(rename = "Z")]
+    cum_quote: String,
+}
+
+fn minus_one() -> i64 {
+    -1
+}
+
+fn parse_execution_report(v: Value) -> Result<OrderUpdate, FrameError> {
+    let w: ExecReportWire = serde_json::from_value(v).map_err(bad)?;
+    let sym = symbol(&w.s)?;
+    let side: Side = w.side.parse().map_err(bad)?;
+    let execution = ExecutionType::parse(&w.x);
+    let orig = w.orig.filter(|c| !c.is_empty());
+    let order_cid = orig.clone().unwrap_or_else(|| w.c.clone());
+    let fill = if execution == ExecutionType::Trade && w.t >= 0 {
+        let commission_asset = match w.commission_asset.as_deref() {
+            Some(a) => Asset::new(a).map_err(bad)?,
+            None => return Err(bad("trade without commission asset")),
+        };
+        Some(Fill {
+            symbol: sym.clone(),
+            trade_id: u64::try_from(w.t).map_err(bad)?,
+            order_id: w.i,
+            client_order_id: ClientOrderId::new(&order_cid).ok(),
+            side,
+            price: price(&w.last_price)?,
+            qty: qty(&w.l)?,
+            commission: qty(w.n.as_deref().unwrap_or("0"))?,
+            commission_asset,
+            time_ms: w.tx,
+            is_maker: w.m,
+        })
+    } else {
+        None
+    };
+    let p = price(&w.p)?;
+    let stop = match w.stop.as_deref() {
+        Some(s) => Some(price(s)?).filter(|p| !p.is_zero()),
+        None => None,
+    };
+    Ok(OrderUpdate {
+        symbol: sym,
+        client_order_id: w.c,
+        orig_client_order_id: orig,
+        order_id: w.i,
+        order_list_id: (w.g >= 0).then_some(w.g),
+        side,
+        order_type: w.o.parse().map_err(bad)?,
+        execution,
+        status: w.status.parse().map_err(bad)?,
+        reject_reason: w.r.unwrap_or_else(|| "NONE".into()),
+        qty: qty(&w.q)?,
+        price: (!p.is_zero()).then_some(p),
+        stop_price: stop,
+        cumulative_qty: qty(&w.z)?,
+        cumulative_quote: Notional::try_new(dec(&w.cum_quote)?).map_err(bad)?,
+        fill,
+        event_ms: w.event,
+        transaction_ms: w.tx,
+    })
+}
+
+#[derive(Deserialize)]
+struct AccountPositionWire {
+    #[serde(rename = "E")]
+    event: i64,
+    u: i64,
+    #[serde(rename = "B")]
+    balances: Vec<BalanceWire>,
+}
+
+#[derive(Deserialize)]
+struct BalanceUpdateWire {
+    #[serde(rename = "E")]
+    event: i64,
+    a: String,
+    d: String,
+    #[serde(rename = "T")]
+    clear: i64,
+}
+
+#[derive(Deserialize)]
+struct ListStatusWire {
+    #[serde(rename = "E")]
+    event: i64,
+    s: String,
+    g: i64,
+    l: String,
+    #[serde(rename = "L")]
+    order_status: String,
+    #[serde(rename = "C")]
+    list_cid: String,
+    #[serde(rename = "O", default)]
+    orders: Vec<ListLegWire>,
+}
+
+#[derive(Deserialize)]
+struct ListLegWire {
+    i: u64,
+    c: String,
+}
+
+/// Parses one user-data event payload (the object inside `"event"`).
+pub fn parse_user_event(v: Value) -> Result<Option<UserEvent>, FrameError> {
+    let kind = v.get("e").and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(Some(match kind.as_str() {
+        "executionReport" => UserEvent::Order(parse_execution_report(v)?),
+        "outboundAccountPosition" => {
+            let w: AccountPositionWire = serde_json::from_value(v).map_err(bad)?;
+            let (balances, _skipped) = parse_balances(w.balances).map_err(bad)?;
+            UserEvent::AccountPosition {
+                balances,
+                update_ms: w.u,
+                event_ms: w.event,
+            }
+        }
+        "balanceUpdate" => {
+            let w: BalanceUpdateWire = serde_json::from_value(v).map_err(bad)?;
+            UserEvent::BalanceDelta {
+                asset: Asset::new(&w.a).map_err(bad)?,
+                delta: dec(&w.d)?,
+                event_ms: w.event,
+                clear_ms: w.clear,
+            }
+        }
+        "listStatus" => {
+            let w: ListStatusWire = serde_json::from_value(v).map_err(bad)?;
+            UserEvent::ListStatus(ListStatusUpdate {
+                symbol: symbol(&w.s)?,
+                order_list_id: w.g,
+                list_client_order_id: w.list_cid,
+                list_status_type: w.l,
+                list_order_status: w.order_status,
+                legs: w.orders.into_iter().map(|o| (o.i, o.c)).collect(),
+                event_ms: w.event,
+            })
+        }
+        "eventStreamTerminated" => UserEvent::Terminated,
+        "" => return Err(bad("event without type")),
+        // externalLockUpdate and future event types: not used by crbot.
+        _ => return Ok(None),
+    }))
+}
+
+/// Parses a WebSocket API frame: an event (`{"subscriptionId":…,"event":{…}}`), a response to
+/// a request (`{"id":…,"status":…}`), or a shutdown notice.
+pub fn parse_user_frame(text: &str) -> Result<UserFrame, FrameError> {
+    let v: Value = serde_json::from_str(text).map_err(bad)?;
+    if let Some(event) = v.get("event") {
+        if event.get("e").and_then(Value::as_str) == Some("serverShutdown") {
+            return Ok(UserFrame::ServerShutdown);
+        }
+        return Ok(match parse_user_event(event.clone())? {
+            Some(e) => UserFrame::Event(e),
+            None => UserFrame::Ignored,
+        });
+    }
+    if let Some(status) = v.get("status").and_then(Value::as_u64) {
+        let id = match v.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let error = v.get("error").map(|e| {
+            (
+                e.get("code").and_then(Value::as_i64).unwrap_or(0),
+                e.get("msg").and_then(Value::as_str).unwrap_or("").to_string(),
+            )
+        });
+        return Ok(UserFrame::Response {
+            id,
+            status: u16::try_from(status).unwrap_or(0),
+            result: v.get("result").cloned(),
+            error,
+        });
+    }
+    if v.get("e").and_then(Value::as_str) == Some("serverShutdown") {
+        return Ok(UserFrame::ServerShutdown);
+    }
+    Err(bad("neither an event nor a response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn book_ticker_frame_has_no_event_time_and_uses_receipt_time() {
+        let f = parse_market_frame(
+            r#"{"stream":"bnbusdt@bookTicker","data":{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}"#,
+            77,
+        )
+        .expect("parse");
+        match f {
+            MarketFrame::Event(MarketEvent::BookTicker { symbol, bid, recv_ms, update_id, .. }) => {
+                assert_eq!((symbol.as_str(), bid.to_string().as_str(), recv_ms, update_id), ("BNBUSDT", "25.3519", 77, 400900217));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kline_mini_ticker_and_partial_depth_frames_parse() {
+        let k = parse_market_frame(
+            r#"{"stream":"bnbbtc@kline_1m","data":{"e":"kline","E":123456789,"s":"BNBBTC","k":{"t":1672515780000,"T":1672515839999,"s":"BNBBTC","i":"1m","f":100,"L":200,"o":"0.0010","c":"0.0020","h":"0.0025","l":"0.0015","v":"1000","n":100,"x":false,"q":"1.0000","V":"500","Q":"0.500","B":"123456"}}}"#,
+            0,
+        )
+        .expect("kline");
+        assert!(matches!(k, MarketFrame::Event(MarketEvent::Kline { ref kline, .. }) if !kline.closed && kline.close.to_string() == "0.002"));
+        let m = parse_market_frame(
+            r#"{"stream":"bnbbtc@miniTicker","data":{"e":"24hrMiniTicker","E":5,"s":"BNBBTC","c":"0.0025","o":"0.0010","h":"0.0025","l":"0.0010","v":"10000","q":"18"}}"#,
+            0,
+        )
+        .expect("mini");
+        assert_eq!(m, parse_market_frame(&m_text(), 0).expect("same"));
+        let d = parse_market_frame(
+            r#"{"stream":"bnbbtc@depth5@100ms","data":{"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}}"#,
+            9,
+        )
+        .expect("depth");
+        assert!(matches!(d, MarketFrame::Event(MarketEvent::Depth { ref symbol, .. }) if symbol.as_str() == "BNBBTC"));
+    }
+
+    fn m_text() -> String {
+        r#"{"stream":"bnbbtc@miniTicker","data":{"e":"24hrMiniTicker","E":5,"s":"BNBBTC","c":"0.0025","o":"0.0010","h":"0.0025","l":"0.0010","v":"10000","q":"18"}}"#.to_string()
+    }
+
+    #[test]
+    fn control_replies_and_shutdown_are_recognised() {
+        assert_eq!(
+            parse_market_frame(r#"{"result":null,"id":1}"#, 0),
+            Ok(MarketFrame::Reply { id: Some(1), error: None })
+        );
+        assert!(matches!(
+            parse_market_frame(r#"{"code":2,"msg":"Invalid request"}"#, 0),
+            Ok(MarketFrame::Reply { error: Some(_), .. })
+        ));
+        assert_eq!(
+            parse_market_frame(r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}"#, 0),
+            Ok(MarketFrame::ServerShutdown)
+        );
+        assert_eq!(parse_market_frame(r#"{"e":"serverShutdown","E":1}"#, 0), Ok(MarketFrame::ServerShutdown));
+    }
+
+    #[test]
+    fn malformed_market_frames_are_errors_not_panics() {
+        for text in [
+            "not json",
+            r#"{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"x","B":"1","a":"1","A":"1"}}"#,
+            r#"{"stream":"btcusdt@bookTicker","data":[]}"#,
+            r#"{"stream":"nosuffix","data":{}}"#,
+            r#"[1,2,3]"#,
+        ] {
+            assert!(parse_market_frame(text, 0).is_err(), "{text}");
+        }
+        assert_eq!(
+            parse_market_frame(r#"{"stream":"btcusdt@trade","data":{}}"#, 0),
+            Ok(MarketFrame::Ignored)
+        );
+    }
+
+    const TRADE_REPORT: &str = r#"{"subscriptionId":0,"event":{"e":"executionReport","E":1499405658658,"s":"ETHBTC","c":"cr-abc","S":"BUY","o":"LIMIT","f":"GTC",
+        "q":"1.00000000","p":"0.10264410","P":"0.00000000","F":"0.00000000","g":-1,"C":"","x":"TRADE","X":"PARTIALLY_FILLED","r":"NONE",
+        "i":4293153,"l":"0.40000000","z":"0.40000000","L":"0.10264400","n":"0.0004","N":"ETH","T":1499405658657,"t":77,
+        "I":8641984,"w":true,"m":true,"M":false,"O":1499405658657,"Z":"0.04105760","Y":"0.04105760","Q":"0.00000000",
+        "W":1499405658657,"V":"NONE"}}"#;
+
+    #[test]
+    fn execution_report_with_a_trade_carries_the_fill() {
+        let f = parse_user_frame(TRADE_REPORT).expect("parse");
+        let UserFrame::Event(UserEvent::Order(u)) = f else { panic!("{f:?}") };
+        assert_eq!(u.status, OrderStatus::PartiallyFilled);
+        assert_eq!(u.execution, ExecutionType::Trade);
+        assert_eq!(u.orig_client_order_id, None);
+        assert_eq!(u.order_client_id(), "cr-abc");
+        let fill = u.fill.expect("fill");
+        assert_eq!((fill.trade_id, fill.qty.to_string(), fill.price.to_string()), (77, "0.4".into(), "0.102644".into()));
+        assert_eq!(fill.commission_asset.as_str(), "ETH");
+        assert!(fill.is_maker);
+        assert_eq!(fill.client_order_id.expect("cid").as_str(), "cr-abc");
+    }
+
+    #[test]
+    fn cancel_report_points_at_the_original_order() {
+        let text = TRADE_REPORT
+            .replace(r#""C":"""#, r#""C":"cr-abc""#)
+            .replace(r#""c":"cr-abc""#, r#""c":"cancel-1""#)
+            .replace(r#""x":"TRADE""#, r#""x":"CANCELED""#)
+            .replace(r#""X":"PARTIALLY_FILLED""#, r#""X":"CANCELED""#);
+        let UserFrame::Event(UserEvent::Order(u)) = parse_user_frame(&text).expect("parse") else {
+            panic!("not an order")
+        };
+        assert_eq!(u.order_client_id(), "cr-abc");
+        assert_eq!(u.fill, None);
+        assert_eq!(u.status, OrderStatus::Canceled);
+    }
+
+    #[test]
+    fn balance_events_and_list_status_parse() {
+        let p = parse_user_frame(
+            r#"{"subscriptionId":0,"event":{"e":"outboundAccountPosition","E":1564034571105,"u":1564034571073,"B":[{"a":"ETH","f":"10000.000000","l":"0.000000"}]}}"#,
+        )
+        .expect("position");
+        assert!(matches!(p, UserFrame::Event(UserEvent::AccountPosition { ref balances, .. }) if balances[0].free.to_string() == "10000"));
+        let b = parse_user_frame(
+            r#"{"subscriptionId":0,"event":{"e":"balanceUpdate","E":1573200697110,"a":"BTC","d":"-100.00000000","T":1573200697068}}"#,
+        )
+        .expect("delta");
+        assert!(matches!(b, UserFrame::Event(UserEvent::BalanceDelta { delta, .. }) if delta == Decimal::from(-100)));
+        let l = parse_user_frame(
+            r#"{"subscriptionId":0,"event":{"e":"listStatus","E":1564035303637,"s":"ETHBTC","g":2,"c":"OCO","l":"EXEC_STARTED","L":"EXECUTING","r":"NONE","C":"F4QN4G8DlFATFlIUQ0cjdD","T":1564035303625,"O":[{"s":"ETHBTC","i":17,"c":"AJYsMjErWJesZvqlJCTUgL"},{"s":"ETHBTC","i":18,"c":"bfYPSQdLoqAJeNrOr9adzq"}]}}"#,
+        )
+        .expect("list");
+        assert!(matches!(l, UserFrame::Event(UserEvent::ListStatus(ref s)) if s.legs.len() == 2 && s.order_list_id == 2));
+    }
+
+    #[test]
+    fn responses_and_terminations_are_recognised() {
+        let r = parse_user_frame(r#"{"id":"sub-1","status":200,"result":{"subscriptionId":3}}"#).expect("resp");
+        assert!(matches!(r, UserFrame::Response { status: 200, ref id, .. } if id == "sub-1"));
+        let e = parse_user_frame(r#"{"id":"sub-2","status":400,"error":{"code":-1022,"msg":"Signature for this request is not valid."}}"#)
+            .expect("err");
+        assert!(matches!(e, UserFrame::Response { error: Some((-1022, _)), .. }));
+        assert_eq!(
+            parse_user_frame(r#"{"subscriptionId":0,"event":{"e":"eventStreamTerminated","E":1}}"#),
+            Ok(UserFrame::Event(UserEvent::Terminated))
+        );
+        assert_eq!(
+            parse_user_frame(r#"{"subscriptionId":0,"event":{"e":"externalLockUpdate","E":1,"a":"BTC","d":"1","T":1}}"#),
+            Ok(UserFrame::Ignored)
+        );
+        assert!(parse_user_frame(r#"{"subscriptionId":0,"event":{"e":"executionReport"}}"#).is_err());
+        assert!(parse_user_frame("{").is_err());
+    }
+}

@@ -1,0 +1,484 @@
+//! Order reconciliation (binance-spot.md §9.4, issue 4 items 6, 8, 9).
+//!
+//! Owns: resolving an order whose outcome is unknown by querying `origClientOrderId` with
+//! backoff, the REST resync after a user-stream (re)connect or at start-up, fill
+//! deduplication by `(symbol, trade id)`, and the rule that turns an entry's fills into the
+//! protective OCO. Must not: send an order again, write the journal, or decide what to do
+//! with external orders (the engine does; this only reports them).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use super::backoff::{Backoff, Jitter, ThreadJitter};
+use super::error::{CODE_NO_SUCH_ORDER, ClientError};
+use super::rest::{BinanceRest, OcoRequest};
+use super::wire::{AccountInfo, ExchangeOrder};
+use crate::domain::{ClientOrderId, Fill, OrderStatus, OrderType, Price, Qty, Side, Symbol, SymbolRules};
+
+/// Fills already seen, keyed by `(symbol, trade id)`; also the highest trade id per symbol
+/// (where the next `myTrades` resync starts).
+#[derive(Debug, Clone, Default)]
+pub struct FillDedup {
+    seen: HashSet<(Symbol, u64)>,
+    last_trade_id: HashMap<Symbol, u64>,
+}
+
+impl FillDedup {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a fill; `true` if it is new (apply it), `false` if it was seen before.
+    pub fn insert(&mut self, fill: &Fill) -> bool {
+        let last = self.last_trade_id.entry(fill.symbol.clone()).or_insert(fill.trade_id);
+        *last = (*last).max(fill.trade_id);
+        self.seen.insert((fill.symbol.clone(), fill.trade_id))
+    }
+
+    /// Seeds from the journal at start-up.
+    pub fn seed(&mut self, symbol: &Symbol, trade_ids: impl IntoIterator<Item = u64>) {
+        for id in trade_ids {
+            self.seen.insert((symbol.clone(), id));
+            let last = self.last_trade_id.entry(symbol.clone()).or_insert(id);
+            *last = (*last).max(id);
+        }
+    }
+
+    /// Keeps only the new fills of a batch, in order.
+    pub fn filter_new(&mut self, fills: Vec<Fill>) -> Vec<Fill> {
+        fills.into_iter().filter(|f| self.insert(f)).collect()
+    }
+
+    pub fn last_trade_id(&self, symbol: &Symbol) -> Option<u64> {
+        self.last_trade_id.get(symbol).copied()
+    }
+
+    pub fn last_trade_ids(&self) -> HashMap<Symbol, u64> {
+        self.last_trade_id.clone()
+    }
+}
+
+/// How long `resolve_unknown` keeps trying.
+#[derive(Debug, Clone)]
+pub struct ResolveConfig {
+    /// Total queries before giving up (outcome stays unknown).
+    pub max_queries: u32,
+    /// `-2013` answers in a row needed to conclude "never reached the engine": the query reads
+    /// Memory→Database and can lag the matching engine.
+    pub not_found_confirmations: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for ResolveConfig {
+    fn default() -> Self {
+        Self {
+            max_queries: 8,
+            not_found_confirmations: 3,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+        }
+    }
+}
+
+/// The result of resolving an unknown order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The exchange has it: adopt its id and status.
+    Found(ExchangeOrder),
+    /// Confirmed absent (several `-2013` in a row). Only now may the user send a new order,
+    /// preferably under a fresh client id.
+    NotFound,
+    /// Still unknown (5xx, timeouts, rate limits): keep the order UNKNOWN and try again later.
+    StillUnknown { reason: String },
+}
+
+/// Queries `GET /api/v3/order?origClientOrderId=…` with backoff until the order is found,
+/// confirmed absent, or the attempts run out. Never sends the order.
+pub async fn resolve_unknown(
+    rest: &BinanceRest,
+    symbol: &Symbol,
+    client_order_id: &str,
+    config: &ResolveConfig,
+) -> Resolution {
+    resolve_unknown_with(rest, symbol, client_order_id, config, &mut ThreadJitter).await
+}
+
+pub async fn resolve_unknown_with(
+    rest: &BinanceRest,
+    symbol: &Symbol,
+    client_order_id: &str,
+    config: &ResolveConfig,
+    jitter: &mut impl Jitter,
+) -> Resolution {
+    let mut backoff = Backoff::new(config.backoff_base, config.backoff_max);
+    let mut not_found_in_a_row = 0;
+    let mut last_reason = String::from("no answer yet");
+    for attempt in 1..=config.max_queries {
+        match rest.query_order(symbol, client_order_id).await {
+            Ok(order) => return Resolution::Found(order),
+            Err(ClientError::Api { code, .. }) if code == CODE_NO_SUCH_ORDER => {
+                not_found_in_a_row += 1;
+                last_reason = "order not found (-2013)".into();
+                if not_found_in_a_row >= config.not_found_confirmations {
+                    return Resolution::NotFound;
+                }
+            }
+            Err(ClientError::Banned { until_ms }) => {
+                return Resolution::StillUnknown {
+                    reason: format!("IP banned until {until_ms}"),
+                };
+            }
+            Err(e) => {
+                not_found_in_a_row = 0;
+                last_reason = e.to_string();
+            }
+        }
+        if attempt < config.max_queries {
+            tokio::time::sleep(backoff.next_delay(jitter)).await;
+        }
+    }
+    Resolution::StillUnknown { reason: last_reason }
+}
+
+/// Everything a resync fetched by REST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResyncReport {
+    pub open_orders: Vec<ExchangeOrder>,
+    pub account: AccountInfo,
+    /// Each locally unfinished order: what the exchange says now.
+    pub orders: Vec<(String, Resolution)>,
+    /// Fills after the last known trade id per symbol, oldest first (not yet deduplicated).
+    pub fills: Vec<Fill>,
+}
+
+/// What to resync.
+#[derive(Debug, Clone, Default)]
+pub struct ResyncRequest {
+    /// Symbols to read open orders and trades for (the watchlist plus symbols with orders).
+    pub symbols: Vec<Symbol>,
+    /// Orders crbot believes unfinished: `(symbol, client order id)`.
+    pub unfinished: Vec<(Symbol, String)>,
+    /// Last known trade id per symbol; a symbol without one reads its recent trades.
+    pub last_trade_ids: HashMap<Symbol, u64>,
+}
+
+/// Resync by REST after a user-stream (re)connect or at start-up: open orders, account, each
+/// unfinished order, and `myTrades` since the last known trade id (paged). Events missed while
+/// the stream was down are not replayed by the exchange; this is how they are recovered.
+pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncReport, ClientError> {
+    let mut open_orders = Vec::new();
+    if req.symbols.is_empty() {
+        open_orders = rest.open_orders(None).await?;
+    } else {
+        for s in &req.symbols {
+            open_orders.extend(rest.open_orders(Some(s)).await?);
+        }
+    }
+    let account = rest.account().await?;
+    let mut orders = Vec::with_capacity(req.unfinished.len());
+    for (symbol, cid) in &req.unfinished {
+        let r = match rest.query_order(symbol, cid).await {
+            Ok(o) => Resolution::Found(o),
+            Err(ClientError::Api { code, .. }) if code == CODE_NO_SUCH_ORDER => Resolution::NotFound,
+            Err(e) => Resolution::StillUnknown { reason: e.to_string() },
+        };
+        orders.push((cid.clone(), r));
+    }
+    let mut trade_symbols: Vec<Symbol> = req.symbols.clone();
+    for (s, _) in &req.unfinished {
+        if !trade_symbols.contains(s) {
+            trade_symbols.push(s.clone());
+        }
+    }
+    let mut fills = Vec::new();
+    for s in &trade_symbols {
+        let mut from = req.last_trade_ids.get(s).map(|id| id + 1);
+        loop {
+            let page = rest.my_trades(s, from).await?;
+            let n = page.len();
+            let max_id = page.iter().map(|f| f.trade_id).max();
+            fills.extend(page);
+            // A full page means there may be more; without a starting id the exchange gave the
+            // most recent trades, which is all a first sync needs.
+            match (n, max_id, from) {
+                (1000, Some(m), Some(_)) => from = Some(m + 1),
+                _ => break,
+            }
+        }
+    }
+    Ok(ResyncReport {
+        open_orders,
+        account,
+        orders,
+        fills,
+    })
+}
+
+/// The entry order's state, as far as the protective OCO is concerned.
+#[derive(Debug, Clone)]
+pub struct EntryFills<'a> {
+    pub symbol: &'a Symbol,
+    pub side: Side,
+    pub status: OrderStatus,
+    /// Every fill of the entry (deduplicated).
+    pub fills: &'a [Fill],
+}
+
+/// What to do about protection for an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OcoPlan {
+    /// Send this OCO.
+    Place(OcoRequest),
+    /// The entry is still working: wait for it to finish (or cancel its remainder).
+    Wait,
+    /// Nothing was filled: nothing to protect.
+    NothingFilled,
+    /// The filled quantity is too small to place (LOT_SIZE or notional). Report it to the user
+    /// (a dust position without exchange-side protection); do not send.
+    TooSmall { qty: Qty, reason: String },
+    /// The parameters cannot make a valid SELL OCO.
+    Invalid { reason: String },
+}
+
+/// The protective OCO rule, written down:
+///
+/// 1. Only BUY entries get one (spot longs); it is a SELL OCO, take-profit above, stop below.
+/// 2. It is placed once, when the entry is terminal (FILLED, or CANCELED/EXPIRED/REJECTED with
+///    some quantity executed), for the cumulative filled quantity. While the entry is NEW or
+///    PARTIALLY_FILLED the answer is [`OcoPlan::Wait`]: an OCO for part of a working entry
+///    would have to be replaced as more fills arrive. To protect a partial fill now, cancel
+///    the entry's remainder; its CANCELED status then triggers this rule.
+/// 3. Quantity = Σ fill qty − Σ commission paid in the base asset (that part was never
+///    received), rounded **down** to LOT_SIZE's step.
+/// 4. Prices are rounded to the tick on the sell side (up), so the stop never sits lower than
+///    asked.
+/// 5. If the quantity is below LOT_SIZE's minimum, or its notional at the **stop** price (the
+///    smaller leg) is below the NOTIONAL minimum, nothing is sent: [`OcoPlan::TooSmall`].
+pub fn protective_oco(
+    entry: &EntryFills<'_>,
+    rules: &SymbolRules,
+    stop_loss: Price,
+    take_profit: Price,
+    ids: [ClientOrderId; 3],
+) -> OcoPlan {
+    if entry.side != Side::Buy {
+        return OcoPlan::Invalid {
+            reason: "only a BUY entry gets a protective SELL OCO".into(),
+        };
+    }
+    if !entry.status.is_terminal() {
+        return OcoPlan::Wait;
+    }
+    let mut filled = Qty::ZERO;
+    let mut base_fee = Qty::ZERO;
+    for f in entry.fills.iter().filter(|f| &f.symbol == entry.symbol) {
+        filled = filled.checked_add(f.qty).unwrap_or(filled);
+        if f.commission_asset == rules.base_asset {
+            base_fee = base_fee.checked_add(f.commission).unwrap_or(base_fee);
+        }
+    }
+    if filled.is_zero() {
+        return OcoPlan::NothingFilled;
+    }
+    let held = filled.saturating_sub(base_fee);
+    let qty = rules.round_qty(OrderType::Limit, held);
+    let tp = rules.round_price(Side::Sell, take_profit);
+    let sl = rules.round_price(Side::Sell, stop_loss);
+    if tp <= sl {
+        return OcoPlan::Invalid {
+            reason: format!("take-profit {tp} must be above stop-loss {sl}"),
+        };
+    }
+    if let Some(lot) = rules.lot_for(OrderType::Limit)
+        && (qty.is_zero() || qty.value() < lot.min_qty)
+    {
+        return OcoPlan::TooSmall {
+            qty,
+            reason: format!("filled {held} rounds to {qty}, below LOT_SIZE minimum {}", lot.min_qty.normalize()),
+        };
+    }
+    if qty.is_zero() {
+        return OcoPlan::TooSmall {
+            qty,
+            reason: "nothing left after commission".into(),
+        };
+    }
+    if let (Some(nf), Some(n)) = (&rules.filters.notional, sl.notional(qty))
+        && n.value() < nf.min_notional
+    {
+        return OcoPlan::TooSmall {
+            qty,
+            reason: format!(
+                "notional {n} at the stop price is below the minimum {}",
+                nf.min_notional.normalize()
+            ),
+        };
+    }
+    let [list, tp_id, sl_id] = ids;
+    OcoPlan::Place(OcoRequest {
+        symbol: entry.symbol.clone(),
+        qty,
+        take_profit: tp,
+        stop_loss: sl,
+        stop_limit: None,
+        list_client_order_id: list,
+        take_profit_client_order_id: tp_id,
+        stop_loss_client_order_id: sl_id,
+    })
+}
+
+/// Groups fills by order id (for matching `myTrades` results to journaled orders).
+pub fn fills_by_order(fills: &[Fill]) -> BTreeMap<u64, Vec<&Fill>> {
+    let mut out: BTreeMap<u64, Vec<&Fill>> = BTreeMap::new();
+    for f in fills {
+        out.entry(f.order_id).or_default().push(f);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Asset, Filters, LotSize, NotionalFilter, PriceFilter, SymbolStatus};
+    use rust_decimal::Decimal;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().expect("decimal")
+    }
+
+    fn sym() -> Symbol {
+        Symbol::new("BTCUSDT").expect("ok")
+    }
+
+    fn rules() -> SymbolRules {
+        SymbolRules {
+            symbol: sym(),
+            status: SymbolStatus::Trading,
+            base_asset: Asset::new("BTC").expect("ok"),
+            quote_asset: Asset::usdt(),
+            order_types: vec![],
+            oco_allowed: true,
+            filters: Filters {
+                price: Some(PriceFilter {
+                    min_price: d("0.01"),
+                    max_price: d("1000000"),
+                    tick_size: d("0.01"),
+                }),
+                lot_size: Some(LotSize {
+                    min_qty: d("0.00010"),
+                    max_qty: d("9000"),
+                    step_size: d("0.00010"),
+                }),
+                notional: Some(NotionalFilter {
+                    min_notional: d("5"),
+                    apply_min_to_market: true,
+                    max_notional: None,
+                    apply_max_to_market: false,
+                }),
+                ..Filters::default()
+            },
+        }
+    }
+
+    fn fill(trade_id: u64, q: &str, fee: &str, fee_asset: &str) -> Fill {
+        Fill {
+            symbol: sym(),
+            trade_id,
+            order_id: 9,
+            client_order_id: None,
+            side: Side::Buy,
+            price: "60000".parse().expect("ok"),
+            qty: q.parse().expect("ok"),
+            commission: fee.parse().expect("ok"),
+            commission_asset: Asset::new(fee_asset).expect("ok"),
+            time_ms: 0,
+            is_maker: false,
+        }
+    }
+
+    fn ids() -> [ClientOrderId; 3] {
+        ["l", "tp", "sl"].map(|s| ClientOrderId::new(s).expect("ok"))
+    }
+
+    fn plan(status: OrderStatus, fills: &[Fill], sl: &str, tp: &str) -> OcoPlan {
+        let s = sym();
+        let entry = EntryFills {
+            symbol: &s,
+            side: Side::Buy,
+            status,
+            fills,
+        };
+        protective_oco(&entry, &rules(), sl.parse().expect("ok"), tp.parse().expect("ok"), ids())
+    }
+
+    #[test]
+    fn oco_covers_the_cumulative_fill_net_of_base_commission_rounded_down() {
+        let fills = [fill(1, "0.0030", "0.000003", "BTC"), fill(2, "0.0020", "0.1", "USDT")];
+        let OcoPlan::Place(o) = plan(OrderStatus::Filled, &fills, "58000.005", "63000.001") else {
+            panic!("expected an OCO")
+        };
+        // 0.0050 − 0.000003 = 0.004997 → 0.0049 on a 0.0001 step.
+        assert_eq!(o.qty.to_string(), "0.0049");
+        assert_eq!(o.stop_loss.to_string(), "58000.01");
+        assert_eq!(o.take_profit.to_string(), "63000.01");
+        assert_eq!(o.stop_limit, None);
+    }
+
+    #[test]
+    fn no_oco_while_the_entry_is_still_working() {
+        let fills = [fill(1, "0.0030", "0", "BNB")];
+        assert_eq!(plan(OrderStatus::PartiallyFilled, &fills, "58000", "63000"), OcoPlan::Wait);
+        assert_eq!(plan(OrderStatus::New, &[], "58000", "63000"), OcoPlan::Wait);
+    }
+
+    #[test]
+    fn a_cancelled_partial_entry_is_protected_for_what_filled() {
+        let fills = [fill(1, "0.0030", "0", "BNB")];
+        assert!(matches!(
+            plan(OrderStatus::Canceled, &fills, "58000", "63000"),
+            OcoPlan::Place(ref o) if o.qty.to_string() == "0.003"
+        ));
+        assert_eq!(plan(OrderStatus::Canceled, &[], "58000", "63000"), OcoPlan::NothingFilled);
+    }
+
+    #[test]
+    fn dust_below_lot_or_notional_minimum_is_reported_not_sent() {
+        let tiny = [fill(1, "0.00005", "0", "BNB")];
+        assert!(matches!(plan(OrderStatus::Filled, &tiny, "58000", "63000"), OcoPlan::TooSmall { .. }));
+        // 0.0001 × 40000 = 4 < 5 at the stop price.
+        let small = [fill(1, "0.0001", "0", "BNB")];
+        assert!(matches!(plan(OrderStatus::Filled, &small, "40000", "63000"), OcoPlan::TooSmall { .. }));
+    }
+
+    #[test]
+    fn inverted_prices_or_a_sell_entry_are_invalid() {
+        let fills = [fill(1, "0.0030", "0", "BNB")];
+        assert!(matches!(plan(OrderStatus::Filled, &fills, "63000", "58000"), OcoPlan::Invalid { .. }));
+        let s = sym();
+        let entry = EntryFills {
+            symbol: &s,
+            side: Side::Sell,
+            status: OrderStatus::Filled,
+            fills: &fills,
+        };
+        assert!(matches!(
+            protective_oco(&entry, &rules(), "1".parse().expect("ok"), "2".parse().expect("ok"), ids()),
+            OcoPlan::Invalid { .. }
+        ));
+    }
+
+    #[test]
+    fn fills_are_deduplicated_by_symbol_and_trade_id() {
+        let mut dd = FillDedup::new();
+        dd.seed(&sym(), [5]);
+        let batch = vec![fill(5, "1", "0", "BNB"), fill(6, "1", "0", "BNB"), fill(6, "1", "0", "BNB")];
+        let new = dd.filter_new(batch);
+        assert_eq!(new.iter().map(|f| f.trade_id).collect::<Vec<_>>(), vec![6]);
+        assert_eq!(dd.last_trade_id(&sym()), Some(6));
+        let mut other = fill(6, "1", "0", "BNB");
+        other.symbol = Symbol::new("ETHUSDT").expect("ok");
+        assert!(dd.insert(&other), "same trade id on another symbol is a different fill");
+        assert_eq!(fills_by_order(&new).len(), 1);
+    }
+}

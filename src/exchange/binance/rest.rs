@@ -1,0 +1,748 @@
+//! The signed REST client (binance-spot.md §2–6, §9–10).
+//!
+//! Owns: building, signing, throttling and sending REST requests; the clock offset; reading
+//! rate-limit headers; classifying answers into [`ClientError`] / [`OrderOutcome`]. Must not:
+//! retry anything but GETs, resend an order or a cancel (a POST/DELETE whose outcome is
+//! unknown is reported as `Unknown`, never retried), log a URL's query, a signature or a
+//! secret (only method, path, status and latency are logged), or keep trading state.
+//!
+//! Cancels never wait behind the client-side throttle and still go out during a 429 hold, so
+//! the kill switch cuts through; a 418 ban stops everything (persisted through [`BanStore`]).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+
+use super::backoff::{Backoff, ThreadJitter};
+use super::clock::{Clock, ClockSample, local_now_ms};
+use super::endpoints::Endpoints;
+use super::error::{CODE_INVALID_TIMESTAMP, ClientError, OrderOutcome};
+use super::limits::{Admission, BanStore, NoBanStore, RateGovernor, RateLimit, RateUsage, RequestClass, ban_until_ms};
+use super::sign::{Credentials, sign_rest};
+use super::wire::{
+    self, AccountInfo, ApiRestrictions, BookTicker, CancelledItem, CommissionRates, Depth, ExchangeInfo,
+    ExchangeOrder, Kline, OrderListReport, PlacedOrder, Ticker24h,
+};
+use crate::domain::{ClientOrderId, Fill, OrderRequest, OrderType, Price, Qty, Symbol, TimeInForce};
+
+/// Tunables; the defaults follow binance-spot.md §10.
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    /// `recvWindow` sent with signed requests (ms, ≤ 60000; Binance recommends ≤ 5000).
+    pub recv_window_ms: u64,
+    /// Order placement and cancel: a bit above the exchange's internal 10 s.
+    pub order_timeout: Duration,
+    /// Market data and account queries.
+    pub query_timeout: Duration,
+    /// Attempts for a GET (1 = no retry).
+    pub get_attempts: u32,
+    /// First retry delay for GETs (doubles, with jitter).
+    pub retry_base: Duration,
+    /// The longest a non-cancel request waits for the local throttle before giving up.
+    pub max_throttle_wait: Duration,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        Self {
+            recv_window_ms: 5000,
+            order_timeout: Duration::from_secs(12),
+            query_timeout: Duration::from_secs(5),
+            get_attempts: 3,
+            retry_base: Duration::from_millis(250),
+            max_throttle_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A protective SELL OCO for a long position (binance-spot.md §3.10).
+///
+/// Legs, chosen and fixed here: the **above** leg is a `LIMIT_MAKER` at the take-profit (it
+/// rests on the book, pays the maker fee, and is refused rather than filled as a taker if the
+/// market is already above it); the **below** leg is a `STOP_LOSS` at the stop-loss, which
+/// becomes a MARKET sell when triggered, so the position is closed even in a fast fall (a
+/// `STOP_LOSS_LIMIT` can be jumped over and leave the position open). Set `stop_limit` to get a
+/// `STOP_LOSS_LIMIT` (GTC) with that limit price instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcoRequest {
+    pub symbol: Symbol,
+    pub qty: Qty,
+    pub take_profit: Price,
+    pub stop_loss: Price,
+    pub stop_limit: Option<Price>,
+    pub list_client_order_id: ClientOrderId,
+    pub take_profit_client_order_id: ClientOrderId,
+    pub stop_loss_client_order_id: ClientOrderId,
+}
+
+impl OcoRequest {
+    /// The exact parameters sent to `POST /api/v3/orderList/oco` (before timestamp/signature).
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let mut p = vec![
+            ("symbol", self.symbol.to_string()),
+            ("side", "SELL".to_string()),
+            ("quantity", self.qty.to_string()),
+            ("listClientOrderId", self.list_client_order_id.to_string()),
+            ("aboveType", "LIMIT_MAKER".to_string()),
+            ("abovePrice", self.take_profit.to_string()),
+            ("aboveClientOrderId", self.take_profit_client_order_id.to_string()),
+            ("belowStopPrice", self.stop_loss.to_string()),
+            ("belowClientOrderId", self.stop_loss_client_order_id.to_string()),
+        ];
+        match self.stop_limit {
+            None => p.push(("belowType", "STOP_LOSS".to_string())),
+            Some(limit) => {
+                p.push(("belowType", "STOP_LOSS_LIMIT".to_string()));
+                p.push(("belowPrice", limit.to_string()));
+                p.push(("belowTimeInForce", "GTC".to_string()));
+            }
+        }
+        p.push(("newOrderRespType", "FULL".to_string()));
+        p
+    }
+}
+
+/// The exact parameters of `POST /api/v3/order` for a request (before timestamp/signature).
+/// LIMIT and the *_LIMIT stop types need a time in force: GTC unless the request says otherwise.
+pub fn order_params(o: &OrderRequest) -> Vec<(&'static str, String)> {
+    let mut p = vec![
+        ("symbol", o.symbol.to_string()),
+        ("side", o.side.to_string()),
+        ("type", o.order_type.to_string()),
+    ];
+    let needs_tif = matches!(
+        o.order_type,
+        OrderType::Limit | OrderType::StopLossLimit | OrderType::TakeProfitLimit
+    );
+    if needs_tif {
+        p.push(("timeInForce", o.time_in_force.unwrap_or(TimeInForce::Gtc).to_string()));
+    }
+    p.push(("quantity", o.qty.to_string()));
+    if let Some(price) = o.price
+        && o.order_type != OrderType::Market
+    {
+        p.push(("price", price.to_string()));
+    }
+    if let Some(stop) = o.stop_price {
+        p.push(("stopPrice", stop.to_string()));
+    }
+    p.push(("newClientOrderId", o.client_order_id.to_string()));
+    p.push(("newOrderRespType", "FULL".to_string()));
+    p
+}
+
+/// Weight of `GET /api/v3/depth` by limit.
+fn depth_weight(limit: u32) -> u32 {
+    match limit {
+        0..=100 => 5,
+        101..=500 => 25,
+        501..=1000 => 50,
+        _ => 250,
+    }
+}
+
+struct Req {
+    method: Method,
+    path: &'static str,
+    params: Vec<(&'static str, String)>,
+    signed: bool,
+    weight: u32,
+    class: RequestClass,
+    timeout: Duration,
+}
+
+/// The REST client. Cheap to clone: clones share the HTTP pool, clock and rate state.
+#[derive(Clone)]
+pub struct BinanceRest {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    creds: Option<Arc<Credentials>>,
+    config: RestConfig,
+    clock: Clock,
+    limits: Arc<Mutex<RateGovernor>>,
+    bans: Arc<dyn BanStore>,
+}
+
+impl std::fmt::Debug for BinanceRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinanceRest")
+            .field("rest", &self.endpoints.rest.as_str())
+            .field("has_credentials", &self.creds.is_some())
+            .finish()
+    }
+}
+
+impl BinanceRest {
+    /// A client for `endpoints`. `creds` is `None` for market data only. The ban store is read
+    /// now, so a ban from before a restart is honoured.
+    pub fn new(
+        endpoints: Endpoints,
+        creds: Option<Credentials>,
+        config: RestConfig,
+        bans: Arc<dyn BanStore>,
+    ) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ClientError::Network(format!("HTTP client: {e}")))?;
+        let mut governor = RateGovernor::new(RateLimit::defaults());
+        if let Some(until) = bans.load()
+            && until > local_now_ms()
+        {
+            governor.on_ban(until);
+        }
+        Ok(Self {
+            http,
+            endpoints,
+            creds: creds.map(Arc::new),
+            config,
+            clock: Clock::new(),
+            limits: Arc::new(Mutex::new(governor)),
+            bans,
+        })
+    }
+
+    /// A client with no ban persistence (tests, one-shot tools).
+    pub fn without_ban_store(
+        endpoints: Endpoints,
+        creds: Option<Credentials>,
+        config: RestConfig,
+    ) -> Result<Self, ClientError> {
+        Self::new(endpoints, creds, config, Arc::new(NoBanStore))
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.creds.as_deref()
+    }
+
+    /// The shared clock (offset for the screen; streams use it for timestamps).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn config(&self) -> &RestConfig {
+        &self.config
+    }
+
+    fn governor(&self) -> MutexGuard<'_, RateGovernor> {
+        // A panic while holding this lock cannot leave the counters inconsistent enough to
+        // matter; keep going with the inner value.
+        self.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rate-limit usage for the screen and `health`.
+    pub fn usage(&self) -> RateUsage {
+        self.governor().usage(local_now_ms())
+    }
+
+    /// Waits for the throttle (never for cancels), or refuses.
+    async fn admit(&self, class: RequestClass, weight: u32) -> Result<(), ClientError> {
+        let started = Instant::now();
+        loop {
+            let decision = self.governor().admit(class, weight, local_now_ms());
+            match decision {
+                Admission::Go => return Ok(()),
+                Admission::Refuse(e) => return Err(e),
+                Admission::Wait(d) => {
+                    if started.elapsed() + d > self.config.max_throttle_wait {
+                        return Err(ClientError::RateLimited { retry_after: d });
+                    }
+                    tokio::time::sleep(d).await;
+                }
+            }
+        }
+    }
+
+    /// One HTTP exchange with a final, pre-encoded query. Never retried here.
+    async fn exchange(&self, req: &Req, query: &str) -> Result<Vec<u8>, ClientError> {
+        self.admit(req.class, req.weight).await?;
+        let url = self.endpoints.rest_url(req.path, query);
+        let mut builder = self.http.request(req.method.clone(), url).timeout(req.timeout);
+        if let Some(c) = &self.creds {
+            builder = builder.header("X-MBX-APIKEY", c.api_key.expose());
+        }
+        let started = Instant::now();
+        let resp = builder.send().await.map_err(|e| {
+            tracing::debug!(method = %req.method, path = req.path, error = %e.to_string_without_url(), "request failed");
+            classify_transport(&e)
+        })?;
+        let status = resp.status().as_u16();
+        let now = local_now_ms();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        {
+            let mut g = self.governor();
+            for (name, value) in resp.headers() {
+                if let Ok(v) = value.to_str() {
+                    g.observe_header(name.as_str(), v, now);
+                }
+            }
+        }
+        let body = resp.bytes().await.map_err(|e| classify_transport(&e))?.to_vec();
+        tracing::debug!(
+            method = %req.method,
+            path = req.path,
+            status,
+            latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "binance request"
+        );
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let api = wire::parse_api_error(&body);
+        let msg = api
+            .as_ref()
+            .map(|(_, m)| m.clone())
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+        match status {
+            429 => {
+                let wait = Duration::from_secs(retry_after.unwrap_or(1));
+                self.governor().on_429(wait, now);
+                tracing::warn!(path = req.path, ?wait, "HTTP 429: only cancels until Retry-After");
+                Err(ClientError::RateLimited { retry_after: wait })
+            }
+            418 => {
+                let until = ban_until_ms(now, retry_after, &msg);
+                self.governor().on_ban(until);
+                self.bans.save(until);
+                tracing::error!(path = req.path, until_ms = until, "HTTP 418: IP banned, all traffic stopped");
+                Err(ClientError::Banned { until_ms: until })
+            }
+            500..=599 => Err(ClientError::Server5xx { status, msg }),
+            _ => {
+                let code = api.map_or(0, |(c, _)| c);
+                if code == CODE_INVALID_TIMESTAMP {
+                    self.clock.mark_stale();
+                }
+                Err(ClientError::Api {
+                    http_status: status,
+                    code,
+                    msg,
+                })
+            }
+        }
+    }
+
+    /// Signs (syncing the clock first if it is stale) and sends once.
+    async fn send_once(&self, req: &Req) -> Result<Vec<u8>, ClientError> {
+        if !req.signed {
+            let query = super::sign::encode_query(&req.params);
+            return self.exchange(req, &query).await;
+        }
+        let creds = self.creds.clone().ok_or(ClientError::NoCredentials)?;
+        if self.clock.is_stale() {
+            self.sync_clock().await?;
+        }
+        let mut params = req.params.clone();
+        params.push(("recvWindow", self.config.recv_window_ms.to_string()));
+        params.push(("timestamp", self.clock.timestamp_ms().to_string()));
+        let signed = sign_rest(&creds.key, &params)?;
+        self.exchange(req, &signed.query).await
+    }
+
+    /// GETs: retried with backoff and jitter on transient errors, a bounded number of times.
+    async fn get(&self, req: Req) -> Result<Vec<u8>, ClientError> {
+        let mut backoff = Backoff::new(self.config.retry_base, Duration::from_secs(5));
+        let mut attempt = 1;
+        loop {
+            match self.send_once(&req).await {
+                Err(e) if e.is_retryable_for_get() && attempt < self.config.get_attempts => {
+                    let d = backoff.next_delay(&mut ThreadJitter);
+                    tracing::debug!(path = req.path, attempt, error = %e, "GET retry");
+                    attempt += 1;
+                    tokio::time::sleep(d).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn query(&self, path: &'static str, params: Vec<(&'static str, String)>, signed: bool, weight: u32) -> Req {
+        Req {
+            method: Method::GET,
+            path,
+            params,
+            signed,
+            weight,
+            class: RequestClass::Query,
+            timeout: self.config.query_timeout,
+        }
+    }
+
+    fn mutation(&self, method: Method, path: &'static str, params: Vec<(&'static str, String)>, class: RequestClass) -> Req {
+        Req {
+            method,
+            path,
+            params,
+            signed: true,
+            weight: 1,
+            class,
+            timeout: self.config.order_timeout,
+        }
+    }
+
+    /// `GET /api/v3/ping`: the round-trip latency.
+    pub async fn ping(&self) -> Result<Duration, ClientError> {
+        let started = Instant::now();
+        self.get(self.query("/api/v3/ping", vec![], false, 1)).await?;
+        Ok(started.elapsed())
+    }
+
+    /// `GET /api/v3/time`: the exchange's clock (epoch ms).
+    pub async fn server_time(&self) -> Result<i64, ClientError> {
+        Ok(self.time_sample().await?.2)
+    }
+
+    async fn time_sample(&self) -> Result<(i64, i64, i64), ClientError> {
+        let req = self.query("/api/v3/time", vec![], false, 1);
+        let t_send = local_now_ms();
+        let body = self.exchange(&req, "").await?;
+        let t_recv = local_now_ms();
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct T {
+            server_time: i64,
+        }
+        let t: T = serde_json::from_slice(&body).map_err(|e| ClientError::Decode(format!("time: {e}")))?;
+        Ok((t_send, t_recv, t.server_time))
+    }
+
+    /// Measures the clock offset (best of three round trips: the shortest one bounds the error
+    /// best) and stores it. The owner calls this every few minutes; a `-1021` triggers it
+    /// before the next signed request.
+    pub async fn sync_clock(&self) -> Result<ClockSample, ClientError> {
+        let mut best: Option<(i64, i64, i64)> = None;
+        let mut last_err = None;
+        for _ in 0..3 {
+            match self.time_sample().await {
+                Ok(s) => {
+                    if best.is_none_or(|b| s.1 - s.0 < b.1 - b.0) {
+                        best = Some(s);
+                    }
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        match best {
+            Some((a, b, srv)) => {
+                let sample = self.clock.record(a, b, srv);
+                tracing::info!(offset_ms = sample.offset_ms, rtt_ms = sample.rtt_ms, "clock synced");
+                Ok(sample)
+            }
+            None => Err(last_err.unwrap_or(ClientError::Timeout)),
+        }
+    }
+
+    /// `GET /api/v3/exchangeInfo` (all symbols, or the given ones). Also reseeds the rate budgets.
+    pub async fn exchange_info(&self, symbols: &[Symbol]) -> Result<ExchangeInfo, ClientError> {
+        let params = match symbols {
+            [] => vec![],
+            [one] => vec![("symbol", one.to_string())],
+            many => vec![("symbols", json_symbols(many))],
+        };
+        let body = self.get(self.query("/api/v3/exchangeInfo", params, false, 20)).await?;
+        let info = wire::parse_exchange_info(&body)?;
+        if !info.rate_limits.is_empty() {
+            self.governor().set_limits(info.rate_limits.clone());
+        }
+        Ok(info)
+    }
+
+    /// `GET /api/v3/account` (zero balances omitted).
+    pub async fn account(&self) -> Result<AccountInfo, ClientError> {
+        let params = vec![("omitZeroBalances", "true".to_string())];
+        let body = self.get(self.query("/api/v3/account", params, true, 20)).await?;
+        wire::parse_account(&body)
+    }
+
+    pub async fn book_ticker(&self, symbol: &Symbol) -> Result<BookTicker, ClientError> {
+        let params = vec![("symbol", symbol.to_string())];
+        let body = self.get(self.query("/api/v3/ticker/bookTicker", params, false, 2)).await?;
+        wire::parse_book_ticker(&body)
+    }
+
+    /// `GET /api/v3/ticker/24hr` for the given symbols (never for all: that costs 80).
+    pub async fn ticker_24hr(&self, symbols: &[Symbol]) -> Result<Vec<Ticker24h>, ClientError> {
+        let (params, weight) = match symbols {
+            [] => return Ok(vec![]),
+            [one] => (vec![("symbol", one.to_string())], 2),
+            many => (
+                vec![("symbols", json_symbols(many))],
+                if many.len() <= 20 { 2 } else if many.len() <= 100 { 40 } else { 80 },
+            ),
+        };
+        let body = self.get(self.query("/api/v3/ticker/24hr", params, false, weight)).await?;
+        wire::parse_tickers_24h(&body)
+    }
+
+    /// `GET /api/v3/klines`; `interval` as Binance spells it (`1m`, `1h`, `1d`…).
+    pub async fn klines(&self, symbol: &Symbol, interval: &str, limit: u32) -> Result<Vec<Kline>, ClientError> {
+        let params = vec![
+            ("symbol", symbol.to_string()),
+            ("interval", interval.to_string()),
+            ("limit", limit.clamp(1, 1000).to_string()),
+        ];
+        let body = self.get(self.query("/api/v3/klines", params, false, 2)).await?;
+        wire::parse_klines(&body)
+    }
+
+    pub async fn depth(&self, symbol: &Symbol, limit: u32) -> Result<Depth, ClientError> {
+        let limit = limit.clamp(1, 5000);
+        let params = vec![("symbol", symbol.to_string()), ("limit", limit.to_string())];
+        let body = self
+            .get(self.query("/api/v3/depth", params, false, depth_weight(limit)))
+            .await?;
+        wire::parse_depth(&body)
+    }
+
+    /// `POST /api/v3/order` with `newOrderRespType=FULL`. Sent once; an unknown outcome is
+    /// returned as such and must be reconciled, never resent.
+    pub async fn place_order(&self, order: &OrderRequest) -> OrderOutcome<PlacedOrder> {
+        let req = self.mutation(Method::POST, "/api/v3/order", order_params(order), RequestClass::Order);
+        let outcome = OrderOutcome::from_result(
+            self.send_once(&req)
+                .await
+                .and_then(|b| wire::parse_placed_order(&b)),
+        );
+        log_outcome("place_order", order.client_order_id.as_str(), &outcome);
+        outcome
+    }
+
+    /// `POST /api/v3/orderList/oco`: the protective SELL OCO (see [`OcoRequest`]).
+    pub async fn place_oco(&self, oco: &OcoRequest) -> OrderOutcome<OrderListReport> {
+        let req = self.mutation(Method::POST, "/api/v3/orderList/oco", oco.params(), RequestClass::Order);
+        let outcome = OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_order_list(&b)));
+        log_outcome("place_oco", oco.list_client_order_id.as_str(), &outcome);
+        outcome
+    }
+
+    /// `DELETE /api/v3/order` by client order id. Bypasses the throttle.
+    pub async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> OrderOutcome<ExchangeOrder> {
+        let params = vec![
+            ("symbol", symbol.to_string()),
+            ("origClientOrderId", client_order_id.to_string()),
+        ];
+        let req = self.mutation(Method::DELETE, "/api/v3/order", params, RequestClass::Cancel);
+        let outcome = OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_order(&b)));
+        log_outcome("cancel_order", client_order_id, &outcome);
+        outcome
+    }
+
+    /// `DELETE /api/v3/openOrders`: every open order of the symbol, order lists included.
+    /// Bypasses the throttle (the kill switch's path).
+    pub async fn cancel_all(&self, symbol: &Symbol) -> OrderOutcome<Vec<CancelledItem>> {
+        let params = vec![("symbol", symbol.to_string())];
+        let req = self.mutation(Method::DELETE, "/api/v3/openOrders", params, RequestClass::Cancel);
+        let outcome = OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_cancel_all(&b)));
+        log_outcome("cancel_all", symbol.as_str(), &outcome);
+        outcome
+    }
+
+    /// `DELETE /api/v3/orderList` by list client order id.
+    pub async fn cancel_order_list(&self, symbol: &Symbol, list_client_order_id: &str) -> OrderOutcome<OrderListReport> {
+        let params = vec![
+            ("symbol", symbol.to_string()),
+            ("listClientOrderId", list_client_order_id.to_string()),
+        ];
+        let req = self.mutation(Method::DELETE, "/api/v3/orderList", params, RequestClass::Cancel);
+        let outcome = OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_order_list(&b)));
+        log_outcome("cancel_order_list", list_client_order_id, &outcome);
+        outcome
+    }
+
+    /// `GET /api/v3/openOrders` (weight 6 per symbol, 80 without: use sparingly).
+    pub async fn open_orders(&self, symbol: Option<&Symbol>) -> Result<Vec<ExchangeOrder>, ClientError> {
+        let (params, weight) = match symbol {
+            Some(s) => (vec![("symbol", s.to_string())], 6),
+            None => (vec![], 80),
+        };
+        let body = self.get(self.query("/api/v3/openOrders", params, true, weight)).await?;
+        wire::parse_orders(&body)
+    }
+
+    /// `GET /api/v3/openOrderList`.
+    pub async fn open_order_lists(&self) -> Result<Vec<OrderListReport>, ClientError> {
+        let body = self.get(self.query("/api/v3/openOrderList", vec![], true, 6)).await?;
+        wire::parse_order_lists(&body)
+    }
+
+    /// `GET /api/v3/order` by client order id. `-2013` means not found (yet).
+    pub async fn query_order(&self, symbol: &Symbol, orig_client_order_id: &str) -> Result<ExchangeOrder, ClientError> {
+        let params = vec![
+            ("symbol", symbol.to_string()),
+            ("origClientOrderId", orig_client_order_id.to_string()),
+        ];
+        let body = self.get(self.query("/api/v3/order", params, true, 4)).await?;
+        wire::parse_order(&body)
+    }
+
+    /// `GET /api/v3/myTrades` from a trade id (inclusive), up to 1000, oldest first.
+    pub async fn my_trades(&self, symbol: &Symbol, from_id: Option<u64>) -> Result<Vec<Fill>, ClientError> {
+        let mut params = vec![("symbol", symbol.to_string()), ("limit", "1000".to_string())];
+        if let Some(id) = from_id {
+            params.push(("fromId", id.to_string()));
+        }
+        let body = self.get(self.query("/api/v3/myTrades", params, true, 20)).await?;
+        wire::parse_trades(&body)
+    }
+
+    /// `GET /sapi/v1/account/apiRestrictions` (live only; the testnet has no `/sapi`).
+    pub async fn api_restrictions(&self) -> Result<ApiRestrictions, ClientError> {
+        let body = self
+            .get(self.query("/sapi/v1/account/apiRestrictions", vec![], true, 1))
+            .await?;
+        wire::parse_api_restrictions(&body)
+    }
+
+    /// `GET /api/v3/account/commission`.
+    pub async fn commission(&self, symbol: &Symbol) -> Result<CommissionRates, ClientError> {
+        let params = vec![("symbol", symbol.to_string())];
+        let body = self
+            .get(self.query("/api/v3/account/commission", params, true, 20))
+            .await?;
+        wire::parse_commission(&body)
+    }
+}
+
+fn json_symbols(symbols: &[Symbol]) -> String {
+    let names: Vec<String> = symbols.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("[{}]", names.join(","))
+}
+
+fn classify_transport(e: &reqwest::Error) -> ClientError {
+    if e.is_timeout() {
+        ClientError::Timeout
+    } else if e.is_connect() {
+        ClientError::Connect(e.to_string_without_url())
+    } else if e.is_decode() {
+        ClientError::Decode(e.to_string_without_url())
+    } else {
+        ClientError::Network(e.to_string_without_url())
+    }
+}
+
+trait WithoutUrl {
+    fn to_string_without_url(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    /// reqwest puts the URL (query and signature included) in its messages: strip it.
+    fn to_string_without_url(&self) -> String {
+        let mut s = String::new();
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(self);
+        while let Some(e) = src {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&e.to_string());
+            src = e.source();
+        }
+        if s.is_empty() {
+            if self.is_timeout() { "timed out".into() } else { "request failed".into() }
+        } else {
+            s
+        }
+    }
+}
+
+fn log_outcome<T>(what: &str, id: &str, outcome: &OrderOutcome<T>) {
+    match outcome {
+        OrderOutcome::Done(_) => tracing::info!(what, id, "accepted"),
+        OrderOutcome::Rejected(e) => tracing::warn!(what, id, error = %e, "rejected"),
+        OrderOutcome::Unknown { reason } => {
+            tracing::warn!(what, id, reason = %reason, "outcome UNKNOWN: reconcile, do not resend")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Side;
+
+    fn req(order_type: OrderType, price: Option<&str>, stop: Option<&str>) -> OrderRequest {
+        OrderRequest {
+            symbol: Symbol::new("BTCUSDT").expect("ok"),
+            side: Side::Buy,
+            order_type,
+            time_in_force: None,
+            qty: "0.00100".parse().expect("ok"),
+            price: price.map(|p| p.parse().expect("ok")),
+            stop_price: stop.map(|p| p.parse().expect("ok")),
+            client_order_id: ClientOrderId::new("cr-1").expect("ok"),
+        }
+    }
+
+    fn keys(p: &[(&'static str, String)]) -> Vec<&'static str> {
+        p.iter().map(|(k, _)| *k).collect()
+    }
+
+    #[test]
+    fn limit_order_params_carry_gtc_and_plain_decimals() {
+        let p = order_params(&req(OrderType::Limit, Some("60000.10"), None));
+        assert_eq!(
+            keys(&p),
+            vec!["symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId", "newOrderRespType"]
+        );
+        assert_eq!(p[3].1, "GTC");
+        assert_eq!(p[4].1, "0.001");
+        assert_eq!(p[5].1, "60000.1");
+        assert_eq!(p[7].1, "FULL");
+    }
+
+    #[test]
+    fn market_order_params_have_no_price_or_time_in_force() {
+        let p = order_params(&req(OrderType::Market, Some("1"), None));
+        assert_eq!(
+            keys(&p),
+            vec!["symbol", "side", "type", "quantity", "newClientOrderId", "newOrderRespType"]
+        );
+    }
+
+    fn oco(stop_limit: Option<&str>) -> OcoRequest {
+        OcoRequest {
+            symbol: Symbol::new("BTCUSDT").expect("ok"),
+            qty: "0.5".parse().expect("ok"),
+            take_profit: "110".parse().expect("ok"),
+            stop_loss: "95".parse().expect("ok"),
+            stop_limit: stop_limit.map(|p| p.parse().expect("ok")),
+            list_client_order_id: ClientOrderId::new("l1").expect("ok"),
+            take_profit_client_order_id: ClientOrderId::new("tp1").expect("ok"),
+            stop_loss_client_order_id: ClientOrderId::new("sl1").expect("ok"),
+        }
+    }
+
+    #[test]
+    fn oco_sells_with_limit_maker_above_and_stop_loss_below() {
+        let p = oco(None).params();
+        let get = |k: &str| p.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("side"), Some("SELL"));
+        assert_eq!(get("aboveType"), Some("LIMIT_MAKER"));
+        assert_eq!(get("abovePrice"), Some("110"));
+        assert_eq!(get("belowType"), Some("STOP_LOSS"));
+        assert_eq!(get("belowStopPrice"), Some("95"));
+        assert_eq!(get("belowPrice"), None);
+        assert_eq!(get("belowTimeInForce"), None);
+        let p = oco(Some("94.5")).params();
+        let get = |k: &str| p.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("belowType"), Some("STOP_LOSS_LIMIT"));
+        assert_eq!(get("belowPrice"), Some("94.5"));
+        assert_eq!(get("belowTimeInForce"), Some("GTC"));
+    }
+
+    #[test]
+    fn symbols_are_sent_as_a_json_array() {
+        let s = [Symbol::new("BTCUSDT").expect("ok"), Symbol::new("BNBUSDT").expect("ok")];
+        assert_eq!(json_symbols(&s), r#"["BTCUSDT","BNBUSDT"]"#);
+        assert_eq!(depth_weight(5), 5);
+        assert_eq!(depth_weight(5000), 250);
+    }
+}
