@@ -75,7 +75,7 @@ impl Journal {
     /// that is not SQLite at all), the journal of another mode, and one written by a newer
     /// schema version.
     pub fn open(path: &Path, mode: Mode) -> Result<Journal> {
-        schema::inspect(path, mode)?;
+        let inspection = schema::inspect(path, mode)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| JournalError::File {
                 path: dir.to_path_buf(),
@@ -88,6 +88,11 @@ impl Journal {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        if inspection == Inspection::New {
+            // Trading history is private: owner-only, set before the first write so that
+            // SQLite gives the -wal and -shm files the same mode.
+            restrict_permissions(path)?;
+        }
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let journal_mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !journal_mode.eq_ignore_ascii_case("wal") {
@@ -610,6 +615,7 @@ impl Journal {
 
     fn backup_into(&self, tmp: &Path) -> Result<()> {
         let mut dst = Connection::open(tmp)?;
+        restrict_permissions(tmp)?;
         {
             let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst)?;
             // All pages in one step: one read transaction, so a concurrent writer cannot make
@@ -810,6 +816,22 @@ fn from_i64(v: i64, what: &str) -> Result<u64> {
 
 fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        JournalError::File {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) -> Result<()> {
+    Ok(())
 }
 
 fn now_ms() -> i64 {

@@ -204,3 +204,63 @@ fn two_connections_to_one_journal_see_each_others_trading_state() {
     assert_eq!(latest.record.state, TradingStateCode::Halted);
     assert_eq!(latest.record.trigger, "CLI_KILL");
 }
+
+#[test]
+fn refuses_another_modes_journal_while_it_is_open_and_being_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal-live.db");
+    let live = Journal::open(&path, Mode::Live).expect("open live");
+    live.set_meta("k", "v").expect("write into the WAL");
+    let before = digest(&path);
+    let err = Journal::open(&path, Mode::Paper).expect_err("must refuse");
+    assert!(matches!(err, JournalError::WrongMode { .. }), "{err:?}");
+    assert_eq!(digest(&path), before);
+    assert_eq!(live.get_meta("k").expect("still usable").as_deref(), Some("v"));
+}
+
+#[test]
+fn a_refused_file_gets_no_companion_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal-live.db");
+    drop(Journal::open(&path, Mode::Live).expect("open live"));
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    assert!(Journal::open(&path, Mode::Sim).is_err());
+    assert_eq!(listing(), before);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_journal_and_its_backup_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("j.db");
+    let j = Journal::open(&path, Mode::Sim).expect("open");
+    let backup = dir.path().join("b.db");
+    j.backup_to(&backup).expect("backup");
+    for p in [&path, &backup] {
+        let mode = std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+}
+
+#[test]
+fn refusal_works_for_paths_with_spaces_and_percent_signs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("my journal %20 #1.db");
+    drop(Journal::open(&path, Mode::Demo).expect("open demo"));
+    let before = digest(&path);
+    assert!(matches!(
+        Journal::open(&path, Mode::Live),
+        Err(JournalError::WrongMode { .. })
+    ));
+    assert_eq!(digest(&path), before);
+    assert!(Journal::open(&path, Mode::Demo).is_ok());
+}

@@ -162,10 +162,7 @@ pub fn inspect(path: &Path, mode: Mode) -> Result<Inspection, JournalError> {
     }
     drop(file);
 
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let conn = open_for_inspection(path)?;
     let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
     let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if app_id != APPLICATION_ID {
@@ -194,6 +191,34 @@ pub fn inspect(path: &Path, mode: Mode) -> Result<Inspection, JournalError> {
         }),
         None => Err(not_a_journal("it records no mode")),
     }
+}
+
+/// A read-only connection that creates nothing beside the file.
+///
+/// With no `-wal` file the main file holds every commit, so it is read as immutable: SQLite then
+/// creates no `-wal`/`-shm` companions (a plain read-only open of a WAL database would). With a
+/// `-wal` (a journal in use, or left by a crash) the WAL must be read too, so a normal read-only
+/// connection is used; the main file is still never written.
+fn open_for_inspection(path: &Path) -> Result<Connection, JournalError> {
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if Path::new(&wal).exists() {
+        return Ok(Connection::open_with_flags(path, flags)?);
+    }
+    let absolute = std::path::absolute(path).map_err(|source| JournalError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut uri = url::Url::from_file_path(&absolute).map_err(|()| JournalError::NotAJournal {
+        path: path.to_path_buf(),
+        why: "its path cannot be expressed as a file URI".to_string(),
+    })?;
+    uri.set_query(Some("mode=ro&immutable=1"));
+    Ok(Connection::open_with_flags(
+        uri.as_str(),
+        flags | OpenFlags::SQLITE_OPEN_URI,
+    )?)
 }
 
 fn stored_mode(conn: &Connection) -> Result<Option<String>, JournalError> {
