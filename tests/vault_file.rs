@@ -482,3 +482,27 @@ fn a_vault_written_with_the_default_parameters_records_and_uses_them() {
     );
     assert!(format::open(&PASS.into(), &bytes).is_ok());
 }
+
+#[test]
+fn commands_on_the_terminal_retry_a_wrong_passphrase_after_a_delay() {
+    let (_dir, path) = vault_with_keys();
+    let out = SharedBuf::default();
+    let slept = Rc::new(RefCell::new(Vec::new()));
+    let mut c = ctx(&path, &["wrong one", PASS], None, true, &out);
+    let s = slept.clone();
+    c.sleeper = Box::new(move |d| s.borrow_mut().push(d));
+    run_cli(&VaultCommand::Status, &c).unwrap();
+    assert!(out.text().contains("testnet  hmac"), "{}", out.text());
+    assert_eq!(*slept.borrow(), vec![Duration::from_secs(1)]);
+}
+
+#[test]
+fn rotate_refuses_a_weak_or_unchanged_new_passphrase_and_keeps_the_file() {
+    let (_dir, path) = vault_with_keys();
+    let before = file_hash(&path);
+    let err = run(&path, VaultCommand::Rotate, &[PASS, "tooshort"], None).unwrap_err();
+    assert!(err.to_string().contains("at least 12"), "{err}");
+    let err = run(&path, VaultCommand::Rotate, &[PASS, PASS], None).unwrap_err();
+    assert!(err.to_string().contains("same as the current one"), "{err}");
+    assert_eq!(file_hash(&path), before);
+}

@@ -112,14 +112,14 @@ impl VaultCliContext {
     /// A new passphrase: once from stdin, twice (must match) on the terminal; strength-checked.
     fn new_passphrase(&self, prompt: &str) -> Result<SecretString, VaultError> {
         let first = self.ask(prompt, "the new passphrase")?;
+        // Checked before the confirmation, so nobody retypes a passphrase that will be refused.
+        check_strength(&first)?;
         if !self.passphrase_stdin {
-            check_strength(&first)?;
             let again = self.ask("Repeat it: ", "the passphrase confirmation")?;
             if again.expose() != first.expose() {
                 return Err(VaultError::PassphraseMismatch);
             }
         }
-        check_strength(&first)?;
         Ok(first)
     }
 
@@ -132,8 +132,12 @@ impl VaultCliContext {
         let plain = contents.to_json().map_err(VaultError::Internal)?;
         let mut salt = [0u8; format::SALT_LEN];
         let mut nonce = [0u8; format::NONCE_LEN];
-        rand::fill(&mut salt[..]);
-        rand::fill(&mut nonce[..]);
+        // Salt and nonce straight from the operating system's generator.
+        use rand::TryRng as _;
+        let mut os = rand::rngs::SysRng;
+        os.try_fill_bytes(&mut salt)
+            .and_then(|()| os.try_fill_bytes(&mut nonce))
+            .map_err(|e| VaultError::Internal(format!("the system random generator failed: {e}")))?;
         let bytes = format::seal(pass, kdf, salt, nonce, &plain)
             .map_err(|e| VaultError::from_format(&self.path, e))?;
         store::write_atomic(&self.path, &bytes, &*self.write_hook)

@@ -452,4 +452,35 @@ mod tests {
         assert!(!KdfParams { m_kib: 8, t: 0, p: 1 }.in_range());
         assert!(!KdfParams { m_kib: 8, t: 1, p: 2 }.in_range());
     }
+
+    /// The worked example of docs/VAULT-FORMAT.md, byte for byte (an independent Python
+    /// decryptor there reproduces the plaintext from these bytes and the passphrase).
+    #[test]
+    fn worked_example_in_the_docs_matches_byte_for_byte() {
+        let plain = br#"{"created_ms":1764000000000,"updated_ms":1764000000000,"entries":[{"mode":"testnet","kind":"hmac","api_key":"EXAMPLEAPIKEY0001","secret":"EXAMPLESECRET0001"}]}"#;
+        let salt: [u8; 16] = core::array::from_fn(|i| i as u8);
+        let nonce: [u8; 12] = core::array::from_fn(|i| 0xa0 + i as u8);
+        let file = seal(&pass("correct horse battery staple"), SMALL, salt, nonce, plain).unwrap();
+        let key = derive_key(&pass("correct horse battery staple"), &salt, SMALL).unwrap();
+        assert_eq!(
+            hex::encode(*key),
+            "d17ea6341ca93da6079ea2f64dc4aa31dd1aaf9caa67fb42ac4afd0714706f26"
+        );
+        let expected = concat!(
+            "4352424f54564c5400010101000000080000000100000001000102030405060708090a0b0c0d0e0fa0a1a2a3a4",
+            "a5a6a7a8a9aaabba63850096d880aa118c05c7e96679dd02b05ddaf1dcdfa3501ad6b0aed0a0e50000009f2326",
+            "b5070f7e4b7c8dcd5b5079c98eaba5008d31f7d467f9d3e31e03314738f815a225a2cd341a07b295e669fbb914",
+            "2982b257710fed4d208bd733e5b261d484add084aa57db835dc9055a46e7933bc50e777c5dd35be0b9cdb20acb",
+            "c71af2b07ab37e67521c82b0e1352fd2476e429466c63705dabc22a55d87b8a3314ae3bdbe950f0623b39e899f",
+            "16a2fef3abdd853653d32b4a3ffde554cc9b5cfe82bc156fdae17f777660efde8ae494b4923113788a79fda7e5",
+            "33334c7b8cd12d6dfdd632a686701cda4fc33b48e6f2700842",
+        );
+        assert_eq!(hex::encode(&file), expected);
+        assert_eq!(
+            open(&pass("correct horse battery staple"), &file)
+                .unwrap()
+                .as_slice(),
+            plain
+        );
+    }
 }
