@@ -96,9 +96,16 @@ pub enum TradingState {
     Active,
     /// Only orders that shrink a position. `until_ms` is the next UTC day for the daily-loss
     /// auto-stop; `None` when a person must re-arm (drawdown).
-    Reducing { reason: String, since_ms: i64, until_ms: Option<i64> },
+    Reducing {
+        reason: String,
+        since_ms: i64,
+        until_ms: Option<i64>,
+    },
     /// No new entries; only kill-switch actions and confirmed exits.
-    Halted { reason: String, since_ms: i64 },
+    Halted {
+        reason: String,
+        since_ms: i64,
+    },
 }
 
 impl TradingState {
@@ -157,11 +164,21 @@ impl LimitsUsage {
     /// How much of each limit is used, as `(limit, used/limit)`; the UI rings at 80%.
     pub fn usage(&self) -> [(LimitName, Decimal); 3] {
         let ratio = |used: Decimal, limit: Decimal| {
-            if limit.is_zero() { Decimal::ZERO } else { (used / limit).max(Decimal::ZERO) }
+            if limit.is_zero() {
+                Decimal::ZERO
+            } else {
+                (used / limit).max(Decimal::ZERO)
+            }
         };
         [
-            (LimitName::DailyLoss, ratio(-self.day_pnl_pct, self.daily_loss_limit_pct)),
-            (LimitName::Drawdown, ratio(self.drawdown_pct, self.drawdown_limit_pct)),
+            (
+                LimitName::DailyLoss,
+                ratio(-self.day_pnl_pct, self.daily_loss_limit_pct),
+            ),
+            (
+                LimitName::Drawdown,
+                ratio(self.drawdown_pct, self.drawdown_limit_pct),
+            ),
             (
                 LimitName::TradesPerDay,
                 ratio(Decimal::from(self.trades_used), Decimal::from(self.trades_limit)),
@@ -434,7 +451,10 @@ pub struct TicketResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TicketOutcome {
     /// Sent and acknowledged by the exchange.
-    Accepted { client_order_id: ClientOrderId, detail: String },
+    Accepted {
+        client_order_id: ClientOrderId,
+        detail: String,
+    },
     /// The exchange refused it: Binance's code and message, verbatim.
     Rejected { code: Option<i64>, message: String },
     /// The risk engine refused it before anything left.
@@ -498,20 +518,30 @@ pub enum Command {
     SubmitTicket(TicketDraft),
     CancelOrder(ClientOrderId),
     /// Sell `percent` (25, 50, 75 or 100) of a position, after confirmation.
-    ClosePosition { symbol: Symbol, percent: u8 },
+    ClosePosition {
+        symbol: Symbol,
+        percent: u8,
+    },
     /// Stage one of the kill switch.
     Kill,
     /// Stage two of the kill switch, confirmed: flatten `percent` of crbot's positions.
-    Flatten { percent: u8 },
+    Flatten {
+        percent: u8,
+    },
     /// Leave HALTED/REDUCING, confirmed.
     Rearm,
     AddSymbol(Symbol),
     RemoveSymbol(Symbol),
     SelectSymbol(Symbol),
     /// Change a limit: tightening applies at once; loosening sets `limit_change_pending`.
-    ProposeLimit { name: LimitName, value: Decimal },
+    ProposeLimit {
+        name: LimitName,
+        value: Decimal,
+    },
     /// The typed confirmation of a pending loosening.
-    ConfirmLimit { typed: String },
+    ConfirmLimit {
+        typed: String,
+    },
     /// Drop a pending loosening.
     CancelLimitChange,
     /// The screen is closing (open orders stay on the exchange).
@@ -625,8 +655,14 @@ impl Snapshot {
             mode: Mode::Sim,
             now_ms,
             header: Header {
-                market_stream: StreamHealth { status: StreamStatus::Connected, latency_ms: Some(12) },
-                user_stream: StreamHealth { status: StreamStatus::Connected, latency_ms: Some(18) },
+                market_stream: StreamHealth {
+                    status: StreamStatus::Connected,
+                    latency_ms: Some(12),
+                },
+                user_stream: StreamHealth {
+                    status: StreamStatus::Connected,
+                    latency_ms: Some(18),
+                },
                 clock_offset_ms: Some(-3),
                 rate_limits: RateLimitUsage {
                     weight_used: 84,
@@ -775,10 +811,34 @@ impl Snapshot {
                 })
                 .collect(),
             log: vec![
-                log_line(1, 3600, LogLevel::Info, LogKind::System, "session started in sim mode"),
-                log_line(2, 3300, LogLevel::Info, LogKind::Risk, "APPROVED BUY 0.0052 BTCUSDT: all 9 rules passed"),
-                log_line(3, 3299, LogLevel::Info, LogKind::Fill, "FILL BUY 0.0052 BTCUSDT @ 95210.00 (fee 0.49 USDT)"),
-                log_line(4, 3298, LogLevel::Info, LogKind::Order, "OCO placed: SL 93500/93400, TP 99000"),
+                log_line(
+                    1,
+                    3600,
+                    LogLevel::Info,
+                    LogKind::System,
+                    "session started in sim mode",
+                ),
+                log_line(
+                    2,
+                    3300,
+                    LogLevel::Info,
+                    LogKind::Risk,
+                    "APPROVED BUY 0.0052 BTCUSDT: all 9 rules passed",
+                ),
+                log_line(
+                    3,
+                    3299,
+                    LogLevel::Info,
+                    LogKind::Fill,
+                    "FILL BUY 0.0052 BTCUSDT @ 95210.00 (fee 0.49 USDT)",
+                ),
+                log_line(
+                    4,
+                    3298,
+                    LogLevel::Info,
+                    LogKind::Order,
+                    "OCO placed: SL 93500/93400, TP 99000",
+                ),
                 log_line(
                     5,
                     1800,
@@ -786,9 +846,27 @@ impl Snapshot {
                     LogKind::Rejection,
                     "REFUSED BUY 1 SOLUSDT: POSITION_SIZE notional 241.07 > 196.10 (2% of equity)",
                 ),
-                log_line(6, 900, LogLevel::Warn, LogKind::Connection, "market stream reconnected after 2.1 s"),
-                log_line(7, 600, LogLevel::Warn, LogKind::Order, "SOLUSDT entry crb-sol-en-0002: timeout, reconciling"),
-                log_line(8, 30, LogLevel::Warn, LogKind::Connection, "BNBUSDT quote stale for 6 s: entries refused"),
+                log_line(
+                    6,
+                    900,
+                    LogLevel::Warn,
+                    LogKind::Connection,
+                    "market stream reconnected after 2.1 s",
+                ),
+                log_line(
+                    7,
+                    600,
+                    LogLevel::Warn,
+                    LogKind::Order,
+                    "SOLUSDT entry crb-sol-en-0002: timeout, reconciling",
+                ),
+                log_line(
+                    8,
+                    30,
+                    LogLevel::Warn,
+                    LogKind::Connection,
+                    "BNBUSDT quote stale for 6 s: entries refused",
+                ),
             ],
             ticket_preview: Some(TicketPreview {
                 draft,
@@ -851,13 +929,24 @@ impl Snapshot {
     /// The demo after the kill key: HALTED, cancels in flight per symbol.
     pub fn demo_killing(now_ms: i64) -> Snapshot {
         let mut s = Snapshot::demo(now_ms);
-        s.header.trading = TradingState::Halted { reason: "kill switch (key)".into(), since_ms: now_ms - 800 };
+        s.header.trading = TradingState::Halted {
+            reason: "kill switch (key)".into(),
+            since_ms: now_ms - 800,
+        };
         s.kill = Some(KillProgress {
             started_ms: now_ms - 800,
             stage: KillStage::Cancelling,
             lines: vec![
-                KillLine { symbol: sym("BTCUSDT"), ok: Some(true), outcome: "OCO list 7 cancelled (2 orders)".into() },
-                KillLine { symbol: sym("SOLUSDT"), ok: None, outcome: "retrying: outcome unknown".into() },
+                KillLine {
+                    symbol: sym("BTCUSDT"),
+                    ok: Some(true),
+                    outcome: "OCO list 7 cancelled (2 orders)".into(),
+                },
+                KillLine {
+                    symbol: sym("SOLUSDT"),
+                    ok: None,
+                    outcome: "retrying: outcome unknown".into(),
+                },
             ],
             done: false,
         });

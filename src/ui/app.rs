@@ -1,0 +1,776 @@
+//! The screen's own state and its pure `update`: focus, tabs, selections, the ticket's text
+//! fields, dialogs, the help overlay, and which alerts have already rung.
+//!
+//! Owns: [`App`], the [`Action`]s that change it, and the [`Effect`]s it asks the run loop to
+//! carry out. Must not: read a clock, do I/O or hold trading state: what is true about the
+//! account comes from the engine's [`Snapshot`], and every request goes out as a [`Command`].
+//!
+//! The kill switch is optimistic on screen: after the kill key the header shows HALTED at once
+//! (with "kill sent") until a snapshot confirms it, so the trader never sees ACTIVE after
+//! pressing the key. If the engine never confirms, the screen stays HALTED: the safe side.
+
+use std::collections::HashSet;
+
+use ratatui::style::Style;
+use ratatui_textarea::{CursorMove, Input, Key, TextArea};
+use rust_decimal::Decimal;
+
+use super::UiConfig;
+use super::keymap::{Context, KeyPress};
+use crate::domain::{Symbol, plain};
+use crate::engine::snapshot::{
+    Command, EquityWindow, LimitChangePending, LimitName, LogKind, OutgoingOrder, Snapshot, TicketDraft,
+    TicketField,
+};
+
+/// What a key (or a new snapshot) means to the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Kill,
+    RequestQuit,
+    ToggleHelp,
+    SelectTab(u8),
+    FocusNext,
+    FocusPrev,
+    Up,
+    Down,
+    OpenTicket,
+    CancelOrder,
+    ClosePosition,
+    AddSymbol,
+    RemoveSymbol,
+    ChangeLimit,
+    CycleEquityWindow,
+    Flatten,
+    Rearm,
+    /// Hide the kill-switch panel.
+    Dismiss,
+    NextField,
+    PrevField,
+    SubmitTicket,
+    CloseTicket,
+    Confirm,
+    Cancel,
+    ChoosePrev,
+    ChooseNext,
+    ChoosePercent(u8),
+    /// A key for the focused text field (ticket or prompt).
+    Edit(Input),
+    /// A new snapshot arrived: ring for new fills/rejections, open a pending limit dialog.
+    SnapshotArrived,
+}
+
+/// What `update` asks the run loop to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Send(Command),
+    Bell,
+    Quit,
+}
+
+/// The narrow layout's tabs (the wide layout shows every panel at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Market,
+    Positions,
+    Risk,
+    Log,
+    Ticket,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [Tab::Market, Tab::Positions, Tab::Risk, Tab::Log, Tab::Ticket];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Market => "Market",
+            Tab::Positions => "Positions",
+            Tab::Risk => "Risk",
+            Tab::Log => "Log",
+            Tab::Ticket => "Ticket",
+        }
+    }
+}
+
+/// The list that Up/Down move in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Watchlist,
+    Positions,
+    Orders,
+}
+
+impl Focus {
+    fn tab(self) -> Tab {
+        match self {
+            Focus::Watchlist => Tab::Market,
+            Focus::Positions | Focus::Orders => Tab::Positions,
+        }
+    }
+}
+
+pub const PERCENTS: [u8; 4] = [25, 50, 75, 100];
+
+/// A modal dialog; at most one is open.
+#[derive(Debug, Clone)]
+pub enum Dialog {
+    /// Lists exactly the orders that will leave.
+    ConfirmSubmit {
+        draft: TicketDraft,
+        orders: Vec<OutgoingOrder>,
+    },
+    ConfirmQuit {
+        open_orders: usize,
+    },
+    ClosePosition {
+        symbol: Symbol,
+        percent: u8,
+        external: bool,
+    },
+    Flatten {
+        percent: u8,
+    },
+    Rearm,
+    AddSymbol {
+        input: TextArea<'static>,
+        error: Option<String>,
+    },
+    /// Pick a limit (Up/Down) and type its new value.
+    Limit {
+        choice: usize,
+        input: TextArea<'static>,
+        error: Option<String>,
+    },
+    /// A loosening waits for its phrase to be typed back.
+    ConfirmLimit {
+        pending: LimitChangePending,
+        input: TextArea<'static>,
+        error: Option<String>,
+    },
+}
+
+impl Dialog {
+    fn context(&self) -> Context {
+        match self {
+            Dialog::AddSymbol { .. } | Dialog::Limit { .. } | Dialog::ConfirmLimit { .. } => Context::Prompt,
+            _ => Context::Dialog,
+        }
+    }
+}
+
+/// The order ticket's fields.
+#[derive(Debug, Clone)]
+pub struct TicketForm {
+    pub fields: Vec<TextArea<'static>>,
+    pub focused: usize,
+    /// The draft last sent for preview, so an unchanged draft is not sent again.
+    pub last_previewed: Option<TicketDraft>,
+    /// The draft last submitted, so the result shown is the one for this ticket.
+    pub submitted: Option<TicketDraft>,
+}
+
+impl TicketForm {
+    fn new(values: [String; 7]) -> Self {
+        let fields = values.into_iter().map(single_line).collect();
+        TicketForm {
+            fields,
+            focused: 3,
+            last_previewed: None,
+            submitted: None,
+        }
+    }
+
+    pub fn text(&self, field: TicketField) -> String {
+        let i = TicketField::ALL.iter().position(|f| *f == field).unwrap_or(0);
+        self.fields.get(i).map(field_text).unwrap_or_default()
+    }
+
+    pub fn draft(&self) -> TicketDraft {
+        TicketDraft {
+            symbol: self.text(TicketField::Symbol),
+            side: self.text(TicketField::Side),
+            order_type: self.text(TicketField::OrderType),
+            amount: self.text(TicketField::Amount),
+            price: self.text(TicketField::Price),
+            stop_loss: self.text(TicketField::StopLoss),
+            take_profit: self.text(TicketField::TakeProfit),
+        }
+    }
+
+    pub fn focused_field(&self) -> TicketField {
+        TicketField::ALL
+            .get(self.focused)
+            .copied()
+            .unwrap_or(TicketField::Symbol)
+    }
+}
+
+/// A one-line text field with the cursor at the end and no cursor-line underline.
+pub fn single_line(text: String) -> TextArea<'static> {
+    let mut t = TextArea::new(vec![text]);
+    t.set_cursor_line_style(Style::default());
+    t.move_cursor(CursorMove::End);
+    t
+}
+
+pub fn field_text(t: &TextArea<'_>) -> String {
+    t.lines().concat()
+}
+
+/// Applies one key to a one-line field: characters, Backspace, Delete and cursor moves only.
+/// Enter and Tab never reach here (the keymap takes them), and no editor shortcut runs, so
+/// a key can never do something the help screen does not list. Returns true on a change.
+fn edit(t: &mut TextArea<'static>, input: Input) -> bool {
+    match input.key {
+        Key::Left => {
+            t.move_cursor(CursorMove::Back);
+            false
+        }
+        Key::Right => {
+            t.move_cursor(CursorMove::Forward);
+            false
+        }
+        Key::Home => {
+            t.move_cursor(CursorMove::Head);
+            false
+        }
+        Key::End => {
+            t.move_cursor(CursorMove::End);
+            false
+        }
+        Key::Char(_) | Key::Backspace | Key::Delete if !input.ctrl && !input.alt => {
+            t.input_without_shortcuts(input)
+        }
+        _ => false,
+    }
+}
+
+/// The screen's state. Owned by the run loop; changed only by [`update`].
+#[derive(Debug, Clone)]
+pub struct App {
+    pub config: UiConfig,
+    pub tab: Tab,
+    pub focus: Focus,
+    pub watch_sel: usize,
+    pub position_sel: usize,
+    pub order_sel: usize,
+    pub equity_window: EquityWindow,
+    pub ticket: Option<TicketForm>,
+    pub dialog: Option<Dialog>,
+    pub help: bool,
+    /// The kill key was pressed and no snapshot has shown HALTED yet.
+    pub kill_sent: bool,
+    /// The kill-switch panel of the kill that started at this time was dismissed.
+    pub kill_dismissed: Option<i64>,
+    /// One line of feedback in the footer ("no order selected").
+    pub status: Option<String>,
+    last_log_seq: u64,
+    limits_rung: HashSet<LimitName>,
+}
+
+/// The ratio at which a limit rings the bell.
+fn alert_ratio() -> Decimal {
+    Decimal::new(8, 1)
+}
+
+impl App {
+    /// A fresh screen. Lines and limits already in `snapshot` are taken as seen: the bell
+    /// rings only for what happens after start-up.
+    pub fn new(config: UiConfig, snapshot: &Snapshot) -> App {
+        let watch_sel = snapshot
+            .selected_symbol
+            .as_ref()
+            .and_then(|s| snapshot.watchlist.iter().position(|w| &w.symbol == s))
+            .unwrap_or(0);
+        App {
+            config,
+            tab: Tab::Market,
+            focus: Focus::Watchlist,
+            watch_sel,
+            position_sel: 0,
+            order_sel: 0,
+            equity_window: EquityWindow::Session,
+            ticket: None,
+            dialog: None,
+            help: false,
+            kill_sent: false,
+            kill_dismissed: None,
+            status: None,
+            last_log_seq: snapshot.log.iter().map(|l| l.seq).max().unwrap_or(0),
+            limits_rung: snapshot
+                .limits
+                .usage()
+                .iter()
+                .filter(|(_, r)| *r >= alert_ratio())
+                .map(|(n, _)| *n)
+                .collect(),
+        }
+    }
+
+    /// Where keys are looked up now.
+    pub fn context(&self) -> Context {
+        if let Some(d) = &self.dialog {
+            d.context()
+        } else if self.help {
+            Context::Help
+        } else if self.ticket.is_some() {
+            Context::Ticket
+        } else {
+            Context::Normal
+        }
+    }
+
+    /// A key press, through the keymap. Unbound keys edit the focused text field, if any.
+    pub fn action_for(&self, key: KeyPress) -> Option<Action> {
+        let context = self.context();
+        if let Some(action) = self.config.keymap.resolve(context, key) {
+            return Some(action);
+        }
+        match context {
+            Context::Ticket | Context::Prompt => Some(Action::Edit(to_input(key))),
+            _ => None,
+        }
+    }
+
+    /// Whether the kill-switch panel is shown.
+    pub fn kill_panel_visible(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .kill
+            .as_ref()
+            .is_some_and(|k| self.kill_dismissed != Some(k.started_ms))
+    }
+}
+
+/// A keymap key as the text field's input.
+fn to_input(key: KeyPress) -> Input {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    let k = match key.code {
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Backspace => Key::Backspace,
+        KeyCode::Delete => Key::Delete,
+        KeyCode::Left => Key::Left,
+        KeyCode::Right => Key::Right,
+        KeyCode::Home => Key::Home,
+        KeyCode::End => Key::End,
+        _ => Key::Null,
+    };
+    Input {
+        key: k,
+        ctrl: key.modifiers.contains(KeyModifiers::CONTROL),
+        alt: key.modifiers.contains(KeyModifiers::ALT),
+        shift: false,
+    }
+}
+
+fn cycle(len: usize, current: usize, forward: bool) -> usize {
+    if len == 0 {
+        0
+    } else if forward {
+        (current + 1) % len
+    } else {
+        (current + len - 1) % len
+    }
+}
+
+fn step_percent(p: u8, forward: bool) -> u8 {
+    let i = PERCENTS.iter().position(|x| *x == p).unwrap_or(3);
+    let j = if forward {
+        (i + 1).min(3)
+    } else {
+        i.saturating_sub(1)
+    };
+    PERCENTS[j]
+}
+
+/// The one place the screen's state changes. Pure: no clock, no I/O.
+pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    match action {
+        Action::Kill => {
+            // Stage one has no dialog. A submit or close awaiting "yes" must not go out after
+            // a kill, so those dialogs close; typed text in the ticket stays as it was.
+            fx.push(Effect::Send(Command::Kill));
+            if !snap.header.trading.is_halted() {
+                app.kill_sent = true;
+            }
+            if matches!(
+                app.dialog,
+                Some(Dialog::ConfirmSubmit { .. } | Dialog::ClosePosition { .. } | Dialog::Rearm)
+            ) {
+                app.dialog = None;
+            }
+            app.kill_dismissed = None;
+            app.status = Some("KILL sent: halting and cancelling every open order".into());
+        }
+        Action::RequestQuit => {
+            app.help = false;
+            app.dialog = Some(Dialog::ConfirmQuit {
+                open_orders: snap.orders.len(),
+            });
+        }
+        Action::ToggleHelp => app.help = !app.help,
+        Action::SelectTab(n) => {
+            let i = usize::from(n.saturating_sub(1)).min(Tab::ALL.len() - 1);
+            app.tab = Tab::ALL[i];
+            match app.tab {
+                Tab::Market => app.focus = Focus::Watchlist,
+                Tab::Positions if app.focus == Focus::Watchlist => app.focus = Focus::Positions,
+                Tab::Ticket if app.ticket.is_none() => fx.extend(open_ticket(app, snap)),
+                _ => {}
+            }
+        }
+        Action::FocusNext | Action::FocusPrev => {
+            let order = [Focus::Watchlist, Focus::Positions, Focus::Orders];
+            let i = order.iter().position(|f| *f == app.focus).unwrap_or(0);
+            app.focus = order[cycle(order.len(), i, action == Action::FocusNext)];
+            app.tab = app.focus.tab();
+        }
+        Action::Up | Action::Down => {
+            let down = action == Action::Down;
+            match app.focus {
+                Focus::Watchlist => {
+                    let len = snap.watchlist.len();
+                    if len > 0 {
+                        app.watch_sel = if down {
+                            (app.watch_sel + 1).min(len - 1)
+                        } else {
+                            app.watch_sel.saturating_sub(1)
+                        };
+                        if let Some(row) = snap.watchlist.get(app.watch_sel)
+                            && snap.selected_symbol.as_ref() != Some(&row.symbol)
+                        {
+                            fx.push(Effect::Send(Command::SelectSymbol(row.symbol.clone())));
+                        }
+                    }
+                }
+                Focus::Positions => {
+                    let len = snap.positions.len();
+                    app.position_sel = move_sel(app.position_sel, len, down);
+                }
+                Focus::Orders => {
+                    let len = snap.orders.len();
+                    app.order_sel = move_sel(app.order_sel, len, down);
+                }
+            }
+        }
+        Action::OpenTicket => fx.extend(open_ticket(app, snap)),
+        Action::CancelOrder => match snap.orders.get(app.order_sel) {
+            Some(order) => {
+                fx.push(Effect::Send(Command::CancelOrder(order.client_order_id.clone())));
+                app.status = Some(format!("cancel requested: {}", order.client_order_id));
+            }
+            None => app.status = Some("no open order selected (Tab to the orders panel)".into()),
+        },
+        Action::ClosePosition => match snap.positions.get(app.position_sel) {
+            Some(p) => {
+                app.dialog = Some(Dialog::ClosePosition {
+                    symbol: p.symbol.clone(),
+                    percent: 100,
+                    external: p.external,
+                });
+            }
+            None => app.status = Some("no position selected (Tab to the positions panel)".into()),
+        },
+        Action::AddSymbol => {
+            app.dialog = Some(Dialog::AddSymbol {
+                input: single_line(String::new()),
+                error: None,
+            });
+        }
+        Action::RemoveSymbol => match snap.watchlist.get(app.watch_sel) {
+            Some(row) => {
+                fx.push(Effect::Send(Command::RemoveSymbol(row.symbol.clone())));
+                app.status = Some(format!("removed {} from the watchlist", row.symbol));
+                app.watch_sel = app.watch_sel.min(snap.watchlist.len().saturating_sub(2));
+            }
+            None => app.status = Some("the watchlist is empty".into()),
+        },
+        Action::ChangeLimit => {
+            let value = plain(snap.limits.value_of(LimitName::ALL[0]));
+            app.dialog = Some(Dialog::Limit {
+                choice: 0,
+                input: single_line(value),
+                error: None,
+            });
+        }
+        Action::CycleEquityWindow => app.equity_window = app.equity_window.next(),
+        Action::Flatten => {
+            if snap.header.trading.is_halted() || app.kill_sent {
+                app.dialog = Some(Dialog::Flatten { percent: 100 });
+            } else {
+                app.status = Some("flatten is stage two of the kill switch: press the kill key first".into());
+                fx.push(Effect::Bell);
+            }
+        }
+        Action::Rearm => {
+            if matches!(snap.header.trading, crate::engine::snapshot::TradingState::Active) && !app.kill_sent
+            {
+                app.status = Some("trading is already active".into());
+            } else {
+                app.dialog = Some(Dialog::Rearm);
+            }
+        }
+        Action::Dismiss => {
+            if let Some(k) = &snap.kill {
+                app.kill_dismissed = Some(k.started_ms);
+            }
+            app.status = None;
+        }
+        Action::NextField | Action::PrevField => {
+            if let Some(t) = &mut app.ticket {
+                t.focused = cycle(t.fields.len(), t.focused, action == Action::NextField);
+            }
+        }
+        Action::SubmitTicket => fx.extend(submit_ticket(app, snap)),
+        Action::CloseTicket => {
+            app.ticket = None;
+            if app.tab == Tab::Ticket {
+                app.tab = Tab::Market;
+            }
+        }
+        Action::Confirm => fx.extend(confirm(app)),
+        Action::Cancel => {
+            if let Some(Dialog::ConfirmLimit { .. }) = app.dialog {
+                fx.push(Effect::Send(Command::CancelLimitChange));
+            }
+            app.dialog = None;
+        }
+        Action::ChoosePrev | Action::ChooseNext | Action::ChoosePercent(_) => {
+            let forward = action == Action::ChooseNext;
+            match &mut app.dialog {
+                Some(Dialog::ClosePosition { percent, .. } | Dialog::Flatten { percent }) => {
+                    *percent = match action {
+                        Action::ChoosePercent(p) => p,
+                        _ => step_percent(*percent, forward),
+                    };
+                }
+                Some(Dialog::Limit { choice, input, error }) => {
+                    *choice = cycle(LimitName::ALL.len(), *choice, forward);
+                    *input = single_line(plain(snap.limits.value_of(LimitName::ALL[*choice])));
+                    *error = None;
+                }
+                _ => {}
+            }
+        }
+        Action::Edit(input) => {
+            if let Some(dialog) = &mut app.dialog {
+                match dialog {
+                    Dialog::AddSymbol { input: t, error }
+                    | Dialog::Limit { input: t, error, .. }
+                    | Dialog::ConfirmLimit { input: t, error, .. } => {
+                        if edit(t, input) {
+                            *error = None;
+                        }
+                    }
+                    _ => {}
+                }
+            } else if let Some(t) = &mut app.ticket {
+                let i = t.focused;
+                if let Some(field) = t.fields.get_mut(i)
+                    && edit(field, input)
+                {
+                    fx.extend(preview(t));
+                }
+            }
+        }
+        Action::SnapshotArrived => fx.extend(observe(app, snap)),
+    }
+    fx
+}
+
+fn move_sel(sel: usize, len: usize, down: bool) -> usize {
+    if len == 0 {
+        0
+    } else if down {
+        (sel + 1).min(len - 1)
+    } else {
+        sel.saturating_sub(1).min(len - 1)
+    }
+}
+
+/// Opens (or focuses) the ticket, prefilled with the selected symbol and its last price.
+fn open_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
+    app.tab = Tab::Ticket;
+    app.help = false;
+    if app.ticket.is_some() {
+        return vec![];
+    }
+    let row = snap.watchlist.get(app.watch_sel);
+    let symbol = row
+        .map(|r| r.symbol.to_string())
+        .or_else(|| snap.selected_symbol.as_ref().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let price = row
+        .and_then(|r| r.last)
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let mut form = TicketForm::new([
+        symbol,
+        "BUY".into(),
+        "LIMIT".into(),
+        String::new(),
+        price,
+        String::new(),
+        String::new(),
+    ]);
+    let fx = preview(&mut form);
+    app.ticket = Some(form);
+    fx
+}
+
+/// Sends the current draft for a verdict, unless that exact draft was the last one sent.
+/// The engine's check is pure and cheap, so every change is sent; bursts are coalesced by the
+/// engine publishing at most ~30 snapshots a second.
+fn preview(form: &mut TicketForm) -> Vec<Effect> {
+    let draft = form.draft();
+    if form.last_previewed.as_ref() == Some(&draft) {
+        return vec![];
+    }
+    form.last_previewed = Some(draft.clone());
+    vec![Effect::Send(Command::PreviewTicket(draft))]
+}
+
+/// Enter in the ticket: the confirm dialog lists the orders of a current, approved preview.
+fn submit_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
+    let Some(form) = &app.ticket else { return vec![] };
+    let draft = form.draft();
+    match &snap.ticket_preview {
+        Some(p) if p.draft == draft && p.approved && !p.orders.is_empty() => {
+            app.dialog = Some(Dialog::ConfirmSubmit {
+                draft,
+                orders: p.orders.clone(),
+            });
+            vec![]
+        }
+        Some(p) if p.draft == draft => {
+            app.status = Some("the risk check refuses this ticket: fix the lines marked failed".into());
+            vec![Effect::Bell]
+        }
+        _ => {
+            app.status = Some("waiting for the risk check of this ticket".into());
+            vec![Effect::Bell]
+        }
+    }
+}
+
+fn confirm(app: &mut App) -> Vec<Effect> {
+    let Some(dialog) = app.dialog.take() else {
+        return vec![];
+    };
+    match dialog {
+        Dialog::ConfirmSubmit { draft, .. } => {
+            if let Some(form) = &mut app.ticket {
+                form.submitted = Some(draft.clone());
+            }
+            app.status = Some("ticket sent".into());
+            vec![Effect::Send(Command::SubmitTicket(draft))]
+        }
+        Dialog::ConfirmQuit { .. } => vec![Effect::Send(Command::Quit), Effect::Quit],
+        Dialog::ClosePosition { symbol, percent, .. } => {
+            app.status = Some(format!("closing {percent}% of {symbol}"));
+            vec![Effect::Send(Command::ClosePosition { symbol, percent })]
+        }
+        Dialog::Flatten { percent } => {
+            app.status = Some(format!("flattening {percent}% of crbot's positions"));
+            vec![Effect::Send(Command::Flatten { percent })]
+        }
+        Dialog::Rearm => {
+            app.kill_sent = false;
+            app.status = Some("re-arm requested".into());
+            vec![Effect::Send(Command::Rearm)]
+        }
+        Dialog::AddSymbol { input, .. } => {
+            let text = field_text(&input).trim().to_ascii_uppercase();
+            match Symbol::new(&text) {
+                Ok(symbol) => {
+                    app.status = Some(format!("added {symbol} to the watchlist"));
+                    vec![Effect::Send(Command::AddSymbol(symbol))]
+                }
+                Err(e) => {
+                    app.dialog = Some(Dialog::AddSymbol {
+                        input,
+                        error: Some(e.to_string()),
+                    });
+                    vec![Effect::Bell]
+                }
+            }
+        }
+        Dialog::Limit { choice, input, .. } => {
+            let name = LimitName::ALL[choice.min(LimitName::ALL.len() - 1)];
+            let text = field_text(&input).trim().to_string();
+            match Decimal::from_str_exact(&text) {
+                Ok(value) if value > Decimal::ZERO => {
+                    app.status = Some(format!(
+                        "{} → {}: sent (loosening asks for a typed confirmation)",
+                        name.label(),
+                        plain(value)
+                    ));
+                    vec![Effect::Send(Command::ProposeLimit { name, value })]
+                }
+                _ => {
+                    let error = Some(format!("`{text}` is not a positive number"));
+                    app.dialog = Some(Dialog::Limit { choice, input, error });
+                    vec![Effect::Bell]
+                }
+            }
+        }
+        Dialog::ConfirmLimit { pending, input, .. } => {
+            let typed = field_text(&input);
+            if typed.trim() == pending.phrase {
+                app.status = Some("limit change confirmed".into());
+                vec![Effect::Send(Command::ConfirmLimit {
+                    typed: typed.trim().to_string(),
+                })]
+            } else {
+                let error = Some(format!("type exactly: {}", pending.phrase));
+                app.dialog = Some(Dialog::ConfirmLimit {
+                    pending,
+                    input,
+                    error,
+                });
+                vec![Effect::Bell]
+            }
+        }
+    }
+}
+
+/// A new snapshot: ring once for new fills or rejections and for a limit crossing 80%, and
+/// follow the engine on the kill switch and on a pending limit change.
+fn observe(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
+    let mut ring = false;
+    let newest = snap.log.iter().map(|l| l.seq).max().unwrap_or(0);
+    if snap
+        .log
+        .iter()
+        .any(|l| l.seq > app.last_log_seq && matches!(l.kind, LogKind::Fill | LogKind::Rejection))
+    {
+        ring = true;
+    }
+    app.last_log_seq = app.last_log_seq.max(newest);
+    for (name, ratio) in snap.limits.usage() {
+        if ratio >= alert_ratio() {
+            ring |= app.limits_rung.insert(name);
+        } else {
+            app.limits_rung.remove(&name);
+        }
+    }
+    if snap.header.trading.is_halted() {
+        app.kill_sent = false;
+    }
+    match (&snap.limit_change_pending, &app.dialog) {
+        (Some(pending), None) => {
+            app.dialog = Some(Dialog::ConfirmLimit {
+                pending: pending.clone(),
+                input: single_line(String::new()),
+                error: None,
+            });
+        }
+        (None, Some(Dialog::ConfirmLimit { .. })) => app.dialog = None,
+        _ => {}
+    }
+    // Clamp selections to the rows that still exist.
+    app.watch_sel = app.watch_sel.min(snap.watchlist.len().saturating_sub(1));
+    app.position_sel = app.position_sel.min(snap.positions.len().saturating_sub(1));
+    app.order_sel = app.order_sel.min(snap.orders.len().saturating_sub(1));
+    if ring { vec![Effect::Bell] } else { vec![] }
+}
