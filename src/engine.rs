@@ -1,3 +1,6 @@
 //! engine: see DESIGN.md §2 (being built).
 
+pub mod core;
 pub mod snapshot;
+pub mod state;
+pub mod ticket;

@@ -1,0 +1,749 @@
+//! The money path shared by the console and the command line: restoring state from the
+//! journal, deciding on a ticket (risk gate, then the journal), applying what the exchange
+//! answers, and changing the trading state.
+//!
+//! Owns: the order of operations that keeps the journal ahead of the exchange: a risk
+//! decision is journaled before anything else; an order row is durable before the order may
+//! be sent; a halt is durable before any cancel leaves; a fill is durable before it is shown.
+//! Must not: do network I/O (callers send what [`Core::decide`] returns and report the
+//! outcome back), or read a clock (every method takes `now_ms`).
+
+use rust_decimal::Decimal;
+
+use crate::domain::{
+    ClientOrderId, Fill, LocalOrderState, Mode, Money, Notional, Order, OrderPurpose, OrderRequest,
+    OrderStatus, OrderType, Price, Qty, Side, Symbol, Ticket, TicketKind,
+};
+use crate::engine::snapshot::{LogKind, LogLevel, RuleLine};
+use crate::engine::state::{EngineState, Protection};
+use crate::exchange::binance::wire::ExchangeOrder;
+use crate::journal::{
+    EventRecord, Journal, JournalError, OrderUpdate, RiskEventRecord, TicketSource, TradingStateCode,
+    TradingStateRecord,
+};
+use crate::portfolio::{DayStart, EquityTracker};
+use crate::risk::{self, ApprovedOrder, Denial, Limits, RiskApproved, TradingState, Trigger};
+
+/// Why a ticket did not become an order.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The risk engine said no: every violation, with its code and numbers.
+    Risk(Vec<Denial>),
+    /// The journal could not record the decision or the order: nothing was sent.
+    Storage(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Risk(denials) => {
+                let text: Vec<String> = denials.iter().map(|d| d.to_string()).collect();
+                write!(f, "{}", text.join("; "))
+            }
+            Refusal::Storage(e) => write!(f, "not sent: the journal cannot record it ({e})"),
+        }
+    }
+}
+
+/// An approved order, journaled and ready to send.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub request: OrderRequest,
+    pub approved: ApprovedOrder,
+}
+
+/// What the caller must do after an exchange answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Place the protective OCO for a filled entry.
+    Protect {
+        entry: ClientOrderId,
+        symbol: Symbol,
+        qty: Qty,
+        stop_loss: Price,
+        take_profit: Price,
+    },
+    /// The outcome is unknown: reconcile by client order id (never resend).
+    Resolve { symbol: Symbol, cid: ClientOrderId },
+}
+
+/// The journal-backed state shared by the console and the command line.
+#[derive(Debug)]
+pub struct Core {
+    pub state: EngineState,
+    pub journal: Journal,
+    pub source: TicketSource,
+    /// crbot's own fills from the journal whose symbol rules are not known yet.
+    pending_fills: Vec<Fill>,
+}
+
+const META_DAY_START: &str = "equity.day_start";
+const META_HWM: &str = "equity.hwm";
+const META_WATCHLIST: &str = "watchlist";
+pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
+
+fn state_code(s: &TradingState) -> TradingStateCode {
+    match s {
+        TradingState::Active => TradingStateCode::Active,
+        TradingState::Reducing { .. } => TradingStateCode::Reducing,
+        TradingState::Halted { .. } => TradingStateCode::Halted,
+    }
+}
+
+/// The trading state a journal record stands for. A restart never re-arms: a REDUCING record
+/// by drawdown stays reducing until a person re-arms; by daily loss it lasts until the next
+/// UTC midnight after the record.
+pub fn state_from_record(rec: &TradingStateRecord) -> TradingState {
+    match rec.state {
+        TradingStateCode::Active => TradingState::Active,
+        TradingStateCode::Halted => TradingState::Halted {
+            reason: rec.reason.clone(),
+            since_ms: rec.time_ms,
+        },
+        TradingStateCode::Reducing => {
+            let trigger = Trigger::from_code(&rec.trigger).unwrap_or(Trigger::Drawdown);
+            let until_ms = (trigger == Trigger::DailyLoss).then(|| risk::next_utc_midnight_ms(rec.time_ms));
+            TradingState::Reducing {
+                reason: rec.reason.clone(),
+                trigger,
+                since_ms: rec.time_ms,
+                until_ms,
+            }
+        }
+    }
+}
+
+impl Core {
+    /// Restores everything the journal knows: trading state (never re-armed by a restart),
+    /// orders, crbot's positions from its own fills, day-start equity, high-water mark, entries
+    /// sent today and the watchlist.
+    pub fn restore(
+        journal: Journal,
+        mode: Mode,
+        limits: Limits,
+        source: TicketSource,
+        now_ms: i64,
+    ) -> Result<Core, JournalError> {
+        let trading = match journal.latest_trading_state()? {
+            Some(stored) => state_from_record(&stored.record),
+            None => {
+                // A brand-new journal: nothing was ever halted, so trading starts active, and the
+                // start is journaled so that every later state has a predecessor.
+                journal.record_trading_state(&TradingStateRecord {
+                    time_ms: now_ms,
+                    state: TradingStateCode::Active,
+                    reason: "new journal".to_string(),
+                    trigger: Trigger::Startup.as_code().to_string(),
+                    actor: source.as_code().to_string(),
+                })?;
+                TradingState::Active
+            }
+        };
+        let mut state = EngineState::new(mode, limits, trading, now_ms);
+        for o in journal.recent_orders(5_000)? {
+            if o.purpose == OrderPurpose::Entry
+                && risk::utc_day(o.created_ms) == risk::utc_day(now_ms)
+                && o.state != LocalOrderState::NotSent
+            {
+                state.entries.record(o.created_ms);
+            }
+            state.upsert_order(o);
+        }
+        for o in journal.open_orders()? {
+            state.upsert_order(o);
+        }
+        let own: std::collections::BTreeSet<ClientOrderId> = state
+            .orders
+            .values()
+            .filter(|o| o.purpose != OrderPurpose::External)
+            .map(|o| o.client_order_id.clone())
+            .collect();
+        let fills = journal.fills()?;
+        let mut core = Core {
+            state,
+            journal,
+            source,
+            pending_fills: Vec::new(),
+        };
+        core.restore_equity()?;
+        core.restore_watchlist()?;
+        // Rules are needed to book fills (base/quote assets); fills of symbols whose rules
+        // arrive later are replayed by `replay_fills` once they are known.
+        core.pending_fills = fills
+            .into_iter()
+            .filter(|f| f.client_order_id.as_ref().is_some_and(|c| own.contains(c)))
+            .collect();
+        Ok(core)
+    }
+
+    fn restore_equity(&mut self) -> Result<(), JournalError> {
+        let day_start = self
+            .journal
+            .get_meta(META_DAY_START)?
+            .and_then(|t| parse_day_start(&t));
+        let hwm = self
+            .journal
+            .get_meta(META_HWM)?
+            .and_then(|t| serde_json::from_str::<Money>(&t).ok());
+        if let Ok(tracker) = EquityTracker::restore(day_start, hwm) {
+            self.state.equity = tracker;
+        }
+        Ok(())
+    }
+
+    fn restore_watchlist(&mut self) -> Result<(), JournalError> {
+        let saved: Option<Vec<String>> = self
+            .journal
+            .get_meta(META_WATCHLIST)?
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let names: Vec<String> = match saved {
+            Some(v) if !v.is_empty() => v,
+            _ => DEFAULT_WATCHLIST.iter().map(|s| s.to_string()).collect(),
+        };
+        self.state.watchlist = names.iter().filter_map(|n| Symbol::new(n).ok()).collect();
+        self.state.selected = self.state.watchlist.first().cloned();
+        Ok(())
+    }
+
+    /// Persists the watchlist (the screen's add/remove).
+    pub fn save_watchlist(&mut self) -> Result<(), JournalError> {
+        let names: Vec<&str> = self.state.watchlist.iter().map(|s| s.as_str()).collect();
+        let text = serde_json::to_string(&names).map_err(|e| JournalError::Invalid(e.to_string()))?;
+        self.journal.set_meta(META_WATCHLIST, &text)
+    }
+
+    /// Persists day-start equity and the high-water mark after an equity sample.
+    pub fn save_equity_marks(&mut self) -> Result<(), JournalError> {
+        if let Some(d) = self.state.equity.day_start() {
+            let t = format!(
+                "{} {}",
+                d.date,
+                serde_json::to_string(&d.equity).unwrap_or_default()
+            );
+            self.journal.set_meta(META_DAY_START, &t)?;
+        }
+        if let Some(h) = self.state.equity.high_water_mark()
+            && let Ok(t) = serde_json::to_string(h)
+        {
+            self.journal.set_meta(META_HWM, &t)?;
+        }
+        Ok(())
+    }
+
+    /// Books journaled own fills whose symbol rules are now known.
+    pub fn replay_fills(&mut self) {
+        let pending = std::mem::take(&mut self.pending_fills);
+        for fill in pending {
+            if self.state.rules.contains_key(&fill.symbol) {
+                let _ = self.state.apply_own_fill(&fill);
+            } else {
+                self.pending_fills.push(fill);
+            }
+        }
+    }
+
+    fn storage_failed(&mut self, e: &JournalError, now_ms: i64) {
+        if e.is_storage_failure() {
+            self.state.storage_error = Some(e.to_string());
+        }
+        self.state
+            .log(now_ms, LogLevel::Error, LogKind::System, format!("journal: {e}"));
+    }
+
+    /// The pre-trade gate. Journals the decision (approved or not); for an approved ticket,
+    /// journals the order row (state SENDING) and returns what to send. Nothing may be sent
+    /// that is not journaled first: a storage failure refuses the ticket.
+    pub fn decide(
+        &mut self,
+        ticket: &Ticket,
+        purpose: OrderPurpose,
+        exit_confirmed: bool,
+        now_ms: i64,
+    ) -> Result<Prepared, Refusal> {
+        if let Some(e) = &self.state.storage_error {
+            return Err(Refusal::Storage(e.clone()));
+        }
+        let ctx = self.state.risk_context(exit_confirmed);
+        let verdict = risk::check(&self.state.limits, &ctx, ticket, now_ms);
+        let (approved, codes, reason) = match &verdict {
+            Ok(a) => (true, Vec::new(), approval_note(a)),
+            Err(denials) => (
+                false,
+                denials.iter().map(|d| d.code().to_string()).collect(),
+                denials
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        };
+        let record = RiskEventRecord {
+            time_ms: now_ms,
+            source: self.source,
+            ticket: ticket.clone(),
+            approved,
+            codes,
+            reason: reason.clone(),
+        };
+        if let Err(e) = self.journal.record_risk_event(&record) {
+            self.storage_failed(&e, now_ms);
+            return Err(Refusal::Storage(e.to_string()));
+        }
+        let kind = if approved {
+            LogKind::Risk
+        } else {
+            LogKind::Rejection
+        };
+        let level = if approved { LogLevel::Info } else { LogLevel::Warn };
+        let verb = if approved { "approved" } else { "REJECTED" };
+        let line = format!(
+            "risk {verb} {} {} {}: {reason}",
+            ticket.side, ticket.qty, ticket.symbol
+        );
+        self.state.log(now_ms, level, kind, line);
+        let approved = verdict.map_err(Refusal::Risk)?;
+        self.prepare(approved, purpose, now_ms)
+    }
+
+    fn prepare(
+        &mut self,
+        approved: RiskApproved<ApprovedOrder>,
+        purpose: OrderPurpose,
+        now_ms: i64,
+    ) -> Result<Prepared, Refusal> {
+        let cid = ClientOrderId::generate(now_ms, rand::random::<u64>());
+        let a = approved.into_inner();
+        let request = a.to_request(cid.clone());
+        let purpose = if a.is_entry { OrderPurpose::Entry } else { purpose };
+        let order = Order {
+            client_order_id: cid.clone(),
+            order_id: None,
+            order_list_id: None,
+            symbol: a.symbol.clone(),
+            side: a.side,
+            order_type: a.order_type,
+            price: a.price,
+            stop_price: None,
+            qty: a.qty,
+            executed_qty: Qty::ZERO,
+            cumulative_quote_qty: Notional::ZERO,
+            state: LocalOrderState::Sending,
+            purpose,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        };
+        if let Err(e) = self.journal.insert_order(&order) {
+            self.storage_failed(&e, now_ms);
+            return Err(Refusal::Storage(e.to_string()));
+        }
+        if a.is_entry {
+            self.state.entries.record(now_ms);
+            if let (Some(stop_loss), Some(take_profit)) = (a.stop_loss, a.take_profit) {
+                self.state.protection.insert(
+                    cid.clone(),
+                    Protection {
+                        stop_loss,
+                        take_profit,
+                    },
+                );
+            }
+        }
+        self.state.upsert_order(order);
+        Ok(Prepared { request, approved: a })
+    }
+
+    /// Journals and applies an order report from the exchange (placement answer, query,
+    /// user-data event). Unknown orders are adopted as external.
+    pub fn on_exchange_order(&mut self, report: &ExchangeOrder, now_ms: i64) -> Vec<FollowUp> {
+        let cid = match ClientOrderId::new(report.order_client_id()) {
+            Ok(c) => c,
+            Err(_) => report.to_order(OrderPurpose::External).client_order_id,
+        };
+        let known = self.state.orders.contains_key(&cid);
+        if !known {
+            let order = report.to_order(OrderPurpose::External);
+            if let Err(e) = self.journal.insert_order(&order) {
+                self.storage_failed(&e, now_ms);
+            }
+            self.state.log(
+                now_ms,
+                LogLevel::Info,
+                LogKind::Order,
+                format!(
+                    "external order {} {} {} {} ({})",
+                    order.symbol, order.side, order.order_type, order.qty, report.status
+                ),
+            );
+            self.state.upsert_order(order);
+            return Vec::new();
+        }
+        self.apply_status(
+            &cid,
+            report.status,
+            Some(report.order_id),
+            report.order_list_id,
+            report.executed_qty,
+            report.cumulative_quote_qty,
+            None,
+            now_ms,
+        )
+    }
+
+    /// Records a new status for one of crbot's orders, journal first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_status(
+        &mut self,
+        cid: &ClientOrderId,
+        status: OrderStatus,
+        order_id: Option<u64>,
+        order_list_id: Option<i64>,
+        executed: Qty,
+        cum_quote: Notional,
+        error: Option<String>,
+        now_ms: i64,
+    ) -> Vec<FollowUp> {
+        let Some(before) = self.state.orders.get(cid).cloned() else {
+            return Vec::new();
+        };
+        // Never move backwards: a late NEW must not reopen a FILLED order.
+        if let LocalOrderState::Exchange(old) = before.state
+            && old.is_terminal()
+            && !status.is_terminal()
+        {
+            return Vec::new();
+        }
+        let executed = executed.max(before.executed_qty);
+        let update = OrderUpdate {
+            state: LocalOrderState::Exchange(status),
+            order_id: order_id.or(before.order_id),
+            order_list_id: order_list_id.or(before.order_list_id),
+            executed_qty: executed,
+            cumulative_quote_qty: cum_quote,
+            updated_ms: now_ms,
+            last_error: error,
+        };
+        if let Err(e) = self.journal.update_order(cid, &update) {
+            self.storage_failed(&e, now_ms);
+        }
+        if let Some(o) = self.state.orders.get_mut(cid) {
+            o.state = update.state;
+            o.order_id = update.order_id;
+            o.order_list_id = update.order_list_id;
+            o.executed_qty = executed;
+            o.cumulative_quote_qty = cum_quote;
+            o.updated_ms = now_ms;
+        }
+        if before.state != LocalOrderState::Exchange(status) {
+            let level = if status == OrderStatus::Rejected {
+                LogLevel::Warn
+            } else {
+                LogLevel::Info
+            };
+            self.state.log(
+                now_ms,
+                level,
+                LogKind::Order,
+                format!(
+                    "{} {} {} {} → {}",
+                    before.purpose.as_code(),
+                    before.symbol,
+                    before.side,
+                    before.qty,
+                    status
+                ),
+            );
+        }
+        let mut follow = Vec::new();
+        if status.is_terminal() && before.purpose == OrderPurpose::Entry && !executed.is_zero() {
+            follow.extend(self.protection_for(cid, now_ms));
+        }
+        if status.is_terminal() && executed.is_zero() {
+            self.state.protection.remove(cid);
+        }
+        follow
+    }
+
+    /// The protective OCO for a finished entry (rule, written down): once an entry is
+    /// terminal (FILLED, or CANCELED/EXPIRED after a partial fill), the OCO covers what the
+    /// entry's own fills added to the position — executed quantity less any base-asset
+    /// commission — rounded down to the lot step and bounded by the free balance. A quantity
+    /// below the symbol's minimum is reported, not sent. While halted nothing is placed: the
+    /// kill switch owns the book.
+    fn protection_for(&mut self, cid: &ClientOrderId, now_ms: i64) -> Vec<FollowUp> {
+        let Some(p) = self.state.protection.remove(cid) else {
+            return Vec::new();
+        };
+        let Some(order) = self.state.orders.get(cid).cloned() else {
+            return Vec::new();
+        };
+        if matches!(self.state.trading, TradingState::Halted { .. }) {
+            self.state.log(
+                now_ms,
+                LogLevel::Warn,
+                LogKind::Risk,
+                format!("{}: halted, protective OCO not placed", order.symbol),
+            );
+            return Vec::new();
+        }
+        let Some(rules) = self.state.rules.get(&order.symbol) else {
+            return Vec::new();
+        };
+        let base = rules.base_asset.clone();
+        let fee_in_base: Decimal = self
+            .journal
+            .fills_for(&order.symbol)
+            .unwrap_or_default()
+            .iter()
+            .filter(|f| f.client_order_id.as_ref() == Some(cid) && f.commission_asset == base)
+            .map(|f| f.commission.value())
+            .sum();
+        let net = Qty::try_new(order.executed_qty.value() - fee_in_base).unwrap_or(Qty::ZERO);
+        let free = self.state.balances.get(&base).map(|b| b.free).unwrap_or(net);
+        let qty = rules.round_qty(OrderType::Limit, net.min(free));
+        let min_qty = rules
+            .filters
+            .lot_size
+            .as_ref()
+            .map(|l| l.min_qty)
+            .unwrap_or_default();
+        if qty.is_zero() || qty.value() < min_qty {
+            self.state.log(
+                now_ms,
+                LogLevel::Warn,
+                LogKind::Risk,
+                format!(
+                    "{}: filled {} is below the minimum lot; no protective OCO (position unprotected)",
+                    order.symbol, net
+                ),
+            );
+            return Vec::new();
+        }
+        vec![FollowUp::Protect {
+            entry: cid.clone(),
+            symbol: order.symbol,
+            qty,
+            stop_loss: p.stop_loss,
+            take_profit: p.take_profit,
+        }]
+    }
+
+    /// Journals an order crbot builds itself (a protective leg) before it is sent.
+    pub fn record_own_order(&mut self, order: Order, now_ms: i64) -> Result<(), JournalError> {
+        self.journal.insert_order(&order).inspect_err(|e| self.storage_failed(e, now_ms))?;
+        self.state.upsert_order(order);
+        Ok(())
+    }
+
+    /// Marks an order whose answer never came: UNKNOWN until reconciled.
+    pub fn mark_unknown(&mut self, cid: &ClientOrderId, reason: &str, now_ms: i64) {
+        self.set_local_state(cid, LocalOrderState::Unknown, Some(reason.to_string()), now_ms);
+        self.state.log(
+            now_ms,
+            LogLevel::Warn,
+            LogKind::Order,
+            format!("order {cid}: outcome unknown ({reason}); reconciling, not resending"),
+        );
+    }
+
+    /// Marks an order the exchange refused before it existed.
+    pub fn mark_not_sent(&mut self, cid: &ClientOrderId, reason: &str, now_ms: i64) {
+        self.set_local_state(cid, LocalOrderState::NotSent, Some(reason.to_string()), now_ms);
+        self.state.protection.remove(cid);
+        self.state.log(
+            now_ms,
+            LogLevel::Warn,
+            LogKind::Rejection,
+            format!("order {cid} rejected: {reason}"),
+        );
+    }
+
+    fn set_local_state(
+        &mut self,
+        cid: &ClientOrderId,
+        state: LocalOrderState,
+        error: Option<String>,
+        now_ms: i64,
+    ) {
+        let Some(o) = self.state.orders.get(cid).cloned() else {
+            return;
+        };
+        let update = OrderUpdate {
+            state,
+            order_id: o.order_id,
+            order_list_id: o.order_list_id,
+            executed_qty: o.executed_qty,
+            cumulative_quote_qty: o.cumulative_quote_qty,
+            updated_ms: now_ms,
+            last_error: error,
+        };
+        if let Err(e) = self.journal.update_order(cid, &update) {
+            self.storage_failed(&e, now_ms);
+        }
+        self.state.set_order_state(cid, state, now_ms);
+    }
+
+    /// Journals a fill (durably, deduplicated by symbol and trade id), then books it if it is
+    /// one of crbot's own. Returns true when the fill was new.
+    pub fn on_fill(&mut self, fill: &Fill, now_ms: i64) -> bool {
+        match self.journal.insert_fill(fill) {
+            Ok(false) => return false,
+            Ok(true) => {}
+            Err(e) => {
+                // Not recorded: do not book it either, so a resync books it once the journal
+                // can take it again.
+                self.storage_failed(&e, now_ms);
+                return false;
+            }
+        }
+        let own = fill
+            .client_order_id
+            .as_ref()
+            .and_then(|c| self.state.orders.get(c))
+            .is_some_and(|o| o.purpose != OrderPurpose::External);
+        let mut text = format!("fill {} {} {} @ {}", fill.symbol, fill.side, fill.qty, fill.price);
+        if own {
+            match self.state.apply_own_fill(fill) {
+                Ok(Some(pnl)) => text.push_str(&format!(", realized {}", pnl.display_2dp())),
+                Ok(None) => {}
+                Err(e) => text.push_str(&format!(" (not booked: {e})")),
+            }
+        } else {
+            text.push_str(" (external)");
+        }
+        self.state.log(now_ms, LogLevel::Info, LogKind::Fill, text);
+        true
+    }
+
+    /// Changes the trading state, journal first. The caller acts (cancels) only after this
+    /// returned Ok: a halt that is not durable must not be half-done.
+    pub fn set_trading_state(
+        &mut self,
+        to: TradingState,
+        trigger: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), JournalError> {
+        let rec = TradingStateRecord {
+            time_ms: now_ms,
+            state: state_code(&to),
+            reason: reason.to_string(),
+            trigger: trigger.to_string(),
+            actor: self.source.as_code().to_string(),
+        };
+        let result = self.journal.record_trading_state(&rec);
+        // The in-memory state follows even when the journal failed: a halt must take effect.
+        self.state.trading = to;
+        let level = if matches!(self.state.trading, TradingState::Active) {
+            LogLevel::Info
+        } else {
+            LogLevel::Warn
+        };
+        self.state.log(
+            now_ms,
+            level,
+            LogKind::Kill,
+            format!("trading → {} ({trigger}): {reason}", rec.state),
+        );
+        result.inspect_err(|e| self.storage_failed(e, now_ms)).map(|_| ())
+    }
+
+    /// Stage one of the kill switch, the state part: HALTED, durable before any cancel.
+    pub fn halt(&mut self, trigger: &str, reason: &str, now_ms: i64) -> Result<(), JournalError> {
+        let to = TradingState::Halted {
+            reason: reason.to_string(),
+            since_ms: now_ms,
+        };
+        self.set_trading_state(to, trigger, reason, now_ms)
+    }
+
+    /// Re-arms trading (explicit, journaled).
+    pub fn rearm(&mut self, by: &str, now_ms: i64) -> Result<(), String> {
+        let t = risk::rearm(&self.state.trading, by, now_ms).map_err(|e| e.to_string())?;
+        self.set_trading_state(t.to, Trigger::Rearm.as_code(), &t.detail, now_ms)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Journals a generic event (kill-switch outcome per symbol, reconnects, errors).
+    pub fn record_event(&mut self, kind: &str, symbol: Option<&Symbol>, detail: &str, now_ms: i64) {
+        let rec = EventRecord {
+            time_ms: now_ms,
+            kind: kind.to_string(),
+            symbol: symbol.cloned(),
+            detail: detail.to_string(),
+        };
+        if let Err(e) = self.journal.record_event(&rec) {
+            self.storage_failed(&e, now_ms);
+        }
+    }
+
+    /// Feeds an equity sample, persists the marks, and applies an automatic transition
+    /// (daily loss, drawdown, P&L unavailable) when one is due. Returns it.
+    pub fn sample_equity(&mut self, now_ms: i64, record: bool) -> Option<risk::Transition> {
+        let transition = self.state.refresh_equity(now_ms);
+        if record && let Some(last) = self.state.equity.last() {
+            let m = last.equity.clone();
+            if let Err(e) = self.journal.record_equity(now_ms, &m) {
+                self.storage_failed(&e, now_ms);
+            }
+            let _ = self.save_equity_marks();
+        }
+        if let Some(t) = &transition {
+            let _ = self.set_trading_state(t.to.clone(), t.trigger.as_code(), &t.detail, now_ms);
+        }
+        transition
+    }
+
+    /// The preview lines of a ticket (every rule and filter, pass or fail).
+    pub fn preview_lines(&self, ticket: &Ticket, now_ms: i64) -> (Vec<RuleLine>, Option<ApprovedOrder>) {
+        let ctx = self.state.risk_context(false);
+        let lines = risk::report(&self.state.limits, &ctx, ticket, now_ms)
+            .into_iter()
+            .map(|o| RuleLine {
+                code: o.code.to_string(),
+                passed: o.passed,
+                detail: o.detail,
+            })
+            .collect();
+        let approved = risk::check(&self.state.limits, &ctx, ticket, now_ms)
+            .ok()
+            .map(RiskApproved::into_inner);
+        (lines, approved)
+    }
+
+    /// A market sell ticket for `percent` of crbot's position on `symbol` (close / flatten).
+    pub fn close_ticket(&self, symbol: &Symbol, percent: u8) -> Option<Ticket> {
+        let pos = self.state.sellable(symbol);
+        let qty = pos.checked_scale(Decimal::from(percent.min(100)) / Decimal::ONE_HUNDRED)?;
+        if qty.is_zero() {
+            return None;
+        }
+        Some(Ticket {
+            symbol: symbol.clone(),
+            side: Side::Sell,
+            kind: TicketKind::Market,
+            qty,
+            stop_loss: None,
+            take_profit: None,
+        })
+    }
+}
+
+fn approval_note(a: &RiskApproved<ApprovedOrder>) -> String {
+    let mut s = format!("{} {} {} {}", a.side, a.order_type, a.qty, a.symbol);
+    if let Some(p) = a.price {
+        s.push_str(&format!(" @ {p}"));
+    }
+    if let Some(n) = a.notional {
+        s.push_str(&format!(", notional {}", n.display_dp(2)));
+    }
+    s
+}
+
+/// Reads `YYYY-MM-DD {"amount":..,"asset":..}` as written by `save_equity_marks`.
+fn parse_day_start(text: &str) -> Option<DayStart> {
+    let (date, money) = text.split_once(' ')?;
+    Some(DayStart {
+        date: date.parse().ok()?,
+        equity: serde_json::from_str(money).ok()?,
+    })
+}

@@ -1,0 +1,477 @@
+//! The engine's state: everything the console knows, owned by one task.
+//!
+//! Owns: quotes, rules, balances, orders, crbot's positions, equity tracking, the trading
+//! state, the event log and the screen's view of all that ([`EngineState::snapshot`]).
+//! Must not: do I/O or read a clock. Every method takes the time it needs; the runtime
+//! (`engine::runtime`) feeds it events and performs the I/O its answers call for.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rust_decimal::Decimal;
+
+use crate::domain::{
+    Asset, Balance, ClientOrderId, Fill, LocalOrderState, Mode, Money, Order, OrderPurpose, Price, Qty,
+    Quote, Side, Symbol, SymbolRules,
+};
+use crate::engine::snapshot::{
+    Candle, EquityCurves, EquityPoint, Header, KillProgress, LimitChangePending, LimitsUsage, LogKind,
+    LogLevel, LogLine, PositionRow, RateLimitUsage, Snapshot, StreamHealth, StreamStatus, TicketPreview,
+    TicketResult, TradingState as ViewState, WatchRow,
+};
+use crate::portfolio::{EquityCurve, EquitySample, EquityTracker, Pair, Positions, Window, equity_report};
+use crate::risk::{self, DailyCount, Limits, PendingLoosen, RiskContext, TradingState};
+
+/// How long a quote stays fresh: older means STALE and no entries (DESIGN.md §5).
+pub const STALE_AFTER_MS: i64 = 5_000;
+/// Lines kept in the event log.
+const LOG_CAP: usize = 500;
+/// Candles kept per symbol.
+const CANDLE_CAP: usize = 500;
+
+/// The last trade price and 24 h change of a symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickerLine {
+    pub last: Price,
+    pub change_pct: Option<Decimal>,
+}
+
+/// Stop-loss and take-profit waiting for their entry to fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    pub stop_loss: Price,
+    pub take_profit: Price,
+}
+
+/// Everything the console knows.
+#[derive(Debug)]
+pub struct EngineState {
+    pub mode: Mode,
+    pub limits: Limits,
+    pub trading: TradingState,
+    pub rules: BTreeMap<Symbol, SymbolRules>,
+    pub quotes: BTreeMap<Symbol, Quote>,
+    pub tickers: BTreeMap<Symbol, TickerLine>,
+    pub candles: BTreeMap<Symbol, Vec<Candle>>,
+    pub balances: BTreeMap<Asset, Balance>,
+    pub orders: BTreeMap<ClientOrderId, Order>,
+    pub protection: BTreeMap<ClientOrderId, Protection>,
+    pub positions: Positions,
+    pub equity: EquityTracker,
+    pub curve: EquityCurve,
+    pub entries: DailyCount,
+    pub watchlist: Vec<Symbol>,
+    pub selected: Option<Symbol>,
+    pub kill: Option<KillProgress>,
+    pub market_stream: StreamHealth,
+    pub user_stream: StreamHealth,
+    pub clock_offset_ms: Option<i64>,
+    pub rate: RateLimitUsage,
+    pub warnings: Vec<String>,
+    pub preview: Option<TicketPreview>,
+    pub result: Option<TicketResult>,
+    pub pending_limit: Option<(PendingLoosen, LimitChangePending)>,
+    /// Set when the journal cannot be written (disk full, read-only): new tickets are refused.
+    pub storage_error: Option<String>,
+    /// False when the last P&L computation failed: the risk check fails closed.
+    pub pnl_ok: bool,
+    pub unpriced: Vec<Asset>,
+    log: VecDeque<LogLine>,
+    log_seq: u64,
+}
+
+impl EngineState {
+    pub fn new(mode: Mode, limits: Limits, trading: TradingState, session_start_ms: i64) -> Self {
+        let down = StreamHealth {
+            status: StreamStatus::Connecting,
+            latency_ms: None,
+        };
+        EngineState {
+            mode,
+            limits,
+            trading,
+            rules: BTreeMap::new(),
+            quotes: BTreeMap::new(),
+            tickers: BTreeMap::new(),
+            candles: BTreeMap::new(),
+            balances: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            protection: BTreeMap::new(),
+            positions: Positions::new(),
+            equity: EquityTracker::new(),
+            curve: EquityCurve::new(session_start_ms, 2_000, 2_000),
+            entries: DailyCount::default(),
+            watchlist: Vec::new(),
+            selected: None,
+            kill: None,
+            market_stream: down,
+            user_stream: down,
+            clock_offset_ms: None,
+            rate: RateLimitUsage::default(),
+            warnings: Vec::new(),
+            preview: None,
+            result: None,
+            pending_limit: None,
+            storage_error: None,
+            pnl_ok: true,
+            unpriced: Vec::new(),
+            log: VecDeque::new(),
+            log_seq: 0,
+        }
+    }
+
+    /// Appends a line to the risk and event log.
+    pub fn log(&mut self, now_ms: i64, level: LogLevel, kind: LogKind, text: impl Into<String>) {
+        self.log_seq += 1;
+        self.log.push_back(LogLine {
+            seq: self.log_seq,
+            time_ms: now_ms,
+            level,
+            kind,
+            text: text.into(),
+        });
+        while self.log.len() > LOG_CAP {
+            self.log.pop_front();
+        }
+    }
+
+    pub fn log_lines(&self) -> impl Iterator<Item = &LogLine> {
+        self.log.iter()
+    }
+
+    /// A new best bid/ask.
+    pub fn on_quote(&mut self, symbol: Symbol, quote: Quote) {
+        self.quotes.insert(symbol, quote);
+    }
+
+    pub fn on_ticker(&mut self, symbol: Symbol, line: TickerLine) {
+        self.tickers.insert(symbol, line);
+    }
+
+    /// A candle: replaces the one with the same open time, or appends.
+    pub fn on_candle(&mut self, symbol: Symbol, candle: Candle) {
+        let list = self.candles.entry(symbol).or_default();
+        match list.last_mut() {
+            Some(last) if last.open_ms == candle.open_ms => *last = candle,
+            Some(last) if last.open_ms > candle.open_ms => {
+                if let Some(c) = list.iter_mut().find(|c| c.open_ms == candle.open_ms) {
+                    *c = candle;
+                }
+            }
+            _ => list.push(candle),
+        }
+        if list.len() > CANDLE_CAP {
+            let excess = list.len() - CANDLE_CAP;
+            list.drain(..excess);
+        }
+    }
+
+    pub fn is_stale(&self, symbol: &Symbol, now_ms: i64) -> bool {
+        self.quotes
+            .get(symbol)
+            .is_none_or(|q| now_ms - q.time_ms > STALE_AFTER_MS)
+    }
+
+    pub fn set_balances(&mut self, balances: impl IntoIterator<Item = Balance>, replace_all: bool) {
+        if replace_all {
+            self.balances.clear();
+        }
+        for b in balances {
+            self.balances.insert(b.asset.clone(), b);
+        }
+    }
+
+    /// Records or replaces an order.
+    pub fn upsert_order(&mut self, order: Order) {
+        self.orders.insert(order.client_order_id.clone(), order);
+    }
+
+    /// Applies one of crbot's own fills to its positions. Returns the realized P&L text for
+    /// the log, or an error message (the fill is journaled either way).
+    pub fn apply_own_fill(&mut self, fill: &Fill) -> Result<Option<Money>, String> {
+        let Some(rules) = self.rules.get(&fill.symbol) else {
+            return Err(format!(
+                "fill {} on {}: symbol rules unknown",
+                fill.trade_id, fill.symbol
+            ));
+        };
+        let pair = Pair::from(rules);
+        let fee_price = self.mark_in_usdt(&fill.commission_asset);
+        match self.positions.apply_fill(fill, &pair, fee_price) {
+            Ok(crate::portfolio::FillOutcome::Applied { realized, .. }) => Ok(if realized.amount.is_zero() {
+                None
+            } else {
+                Some(realized)
+            }),
+            Ok(crate::portfolio::FillOutcome::Duplicate) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The USDT price of an asset at mid, when a market exists.
+    pub fn mark_in_usdt(&self, asset: &Asset) -> Option<Price> {
+        if *asset == Asset::usdt() {
+            return Price::try_new(Decimal::ONE).ok();
+        }
+        let symbol = Symbol::new(&format!("{asset}USDT")).ok()?;
+        self.quotes.get(&symbol).map(Quote::mid)
+    }
+
+    /// Recomputes equity from balances and quotes and feeds the tracker. Returns the
+    /// automatic transition (daily loss, drawdown, P&L unavailable) if one is due.
+    pub fn refresh_equity(&mut self, now_ms: i64) -> Option<risk::Transition> {
+        let balances: Vec<Balance> = self.balances.values().cloned().collect();
+        let report = equity_report(&balances, &self.quotes);
+        self.unpriced = report.unpriced.clone();
+        let observed = self.equity.observe(now_ms, report.total.clone());
+        self.pnl_ok = observed.is_ok();
+        if let Ok(obs) = &observed {
+            let _ = obs;
+            self.curve.push(EquitySample {
+                time_ms: now_ms,
+                equity: report.total.clone(),
+            });
+        }
+        let (day, dd) = if self.pnl_ok {
+            (self.equity.day_pnl_pct(), self.equity.drawdown_pct())
+        } else {
+            (None, None)
+        };
+        risk::evaluate_automatic(&self.limits, &self.trading, day, dd, now_ms)
+    }
+
+    /// Symbols with an open entry order (rule 6).
+    fn open_entry_symbols(&self) -> BTreeSet<Symbol> {
+        self.orders
+            .values()
+            .filter(|o| o.state.is_open() && o.purpose == OrderPurpose::Entry)
+            .map(|o| o.symbol.clone())
+            .collect()
+    }
+
+    /// The plain data the risk check reads.
+    pub fn risk_context(&self, exit_confirmed: bool) -> RiskContext {
+        let positions = self
+            .positions
+            .open()
+            .map(|p| (p.symbol.clone(), p.qty()))
+            .collect();
+        RiskContext {
+            state: self.trading.clone(),
+            equity: self.equity.last().map(|s| s.equity.clone()),
+            day_start_equity: self.equity.day_start().map(|d| d.equity.clone()),
+            high_water_mark: self.equity.high_water_mark().cloned(),
+            pnl_ok: self.pnl_ok && self.storage_error.is_none(),
+            entries: self.entries,
+            positions,
+            open_entry_orders: self.open_entry_symbols(),
+            quotes: self.quotes.clone(),
+            rules: self.rules.clone(),
+            balances: self.balances.clone(),
+            exit_confirmed,
+            sell_external: false,
+        }
+    }
+
+    /// Open orders crbot should show (locally open, any purpose).
+    pub fn open_orders(&self) -> Vec<Order> {
+        let mut v: Vec<Order> = self
+            .orders
+            .values()
+            .filter(|o| o.state.is_open())
+            .cloned()
+            .collect();
+        v.sort_by_key(|o| o.created_ms);
+        v
+    }
+
+    /// Symbols with locally open orders.
+    pub fn symbols_with_open_orders(&self) -> BTreeSet<Symbol> {
+        self.orders
+            .values()
+            .filter(|o| o.state.is_open())
+            .map(|o| o.symbol.clone())
+            .collect()
+    }
+
+    fn view_state(&self) -> ViewState {
+        match &self.trading {
+            TradingState::Active => ViewState::Active,
+            TradingState::Reducing {
+                reason,
+                since_ms,
+                until_ms,
+                ..
+            } => ViewState::Reducing {
+                reason: reason.clone(),
+                since_ms: *since_ms,
+                until_ms: *until_ms,
+            },
+            TradingState::Halted { reason, since_ms } => ViewState::Halted {
+                reason: reason.clone(),
+                since_ms: *since_ms,
+            },
+        }
+    }
+
+    fn position_rows(&self) -> Vec<PositionRow> {
+        let mut rows = Vec::new();
+        for p in self.positions.open() {
+            let mark = self.quotes.get(&p.symbol).map(Quote::mid);
+            let unrealized = mark.and_then(|m| p.unrealized_pnl(m));
+            let cost = p.cost_basis();
+            let pct = unrealized.as_ref().and_then(|u| {
+                if cost.amount.is_zero() {
+                    None
+                } else {
+                    Some(u.amount * Decimal::ONE_HUNDRED / cost.amount)
+                }
+            });
+            rows.push(PositionRow {
+                symbol: p.symbol.clone(),
+                qty: p.qty(),
+                avg_entry: p.avg_entry(),
+                mark,
+                unrealized,
+                unrealized_pct: pct,
+                external: false,
+            });
+        }
+        let balances: Vec<Balance> = self.balances.values().cloned().collect();
+        for h in crate::portfolio::split_holdings(&balances, &self.positions, &Asset::usdt()) {
+            if h.external.is_zero() {
+                continue;
+            }
+            let Ok(symbol) = Symbol::new(&format!("{}USDT", h.asset)) else {
+                continue;
+            };
+            rows.push(PositionRow {
+                mark: self.quotes.get(&symbol).map(Quote::mid),
+                symbol,
+                qty: h.external,
+                avg_entry: None,
+                unrealized: None,
+                unrealized_pct: None,
+                external: true,
+            });
+        }
+        rows
+    }
+
+    fn limits_usage(&self, now_ms: i64) -> LimitsUsage {
+        let day_pnl = self
+            .equity
+            .day_pnl()
+            .unwrap_or_else(|| Money::zero(Asset::usdt()));
+        LimitsUsage {
+            day_pnl,
+            day_pnl_pct: self.equity.day_pnl_pct().unwrap_or_default(),
+            daily_loss_limit_pct: self.limits.max_daily_loss_pct,
+            daily_reset_ms: risk::next_utc_midnight_ms(now_ms),
+            drawdown_pct: self.equity.drawdown_pct().unwrap_or_default(),
+            drawdown_limit_pct: self.limits.max_drawdown_pct,
+            trades_used: self.entries.count_on(now_ms),
+            trades_limit: self.limits.max_trades_per_day,
+            position_size_limit_pct: self.limits.max_position_size_pct,
+            min_risk_reward: self.limits.min_risk_reward,
+        }
+    }
+
+    fn curves(&self, now_ms: i64) -> EquityCurves {
+        let series = |w: Window| -> Vec<EquityPoint> {
+            self.curve
+                .series(w, now_ms, 300)
+                .into_iter()
+                .map(|s| EquityPoint {
+                    time_ms: s.time_ms,
+                    value: s.equity.amount,
+                })
+                .collect()
+        };
+        EquityCurves {
+            session: series(Window::Session),
+            day: series(Window::Day),
+            week: series(Window::Week),
+            all: series(Window::All),
+        }
+    }
+
+    /// The screen's view of the state.
+    pub fn snapshot(&self, now_ms: i64) -> Snapshot {
+        let watchlist = self
+            .watchlist
+            .iter()
+            .map(|s| {
+                let q = self.quotes.get(s);
+                let t = self.tickers.get(s);
+                WatchRow {
+                    symbol: s.clone(),
+                    last: t.map(|t| t.last).or(q.map(Quote::mid)),
+                    bid: q.map(|q| q.bid),
+                    ask: q.map(|q| q.ask),
+                    change_24h_pct: t.and_then(|t| t.change_pct),
+                    stale: self.is_stale(s, now_ms),
+                }
+            })
+            .collect();
+        let mut warnings = self.warnings.clone();
+        if let Some(e) = &self.storage_error {
+            warnings.push(format!("journal cannot be written ({e}): new tickets refused"));
+        }
+        Snapshot {
+            mode: self.mode,
+            now_ms,
+            header: Header {
+                market_stream: self.market_stream,
+                user_stream: self.user_stream,
+                clock_offset_ms: self.clock_offset_ms,
+                rate_limits: self.rate,
+                trading: self.view_state(),
+                warnings,
+            },
+            watchlist,
+            selected_symbol: self.selected.clone(),
+            positions: self.position_rows(),
+            orders: self.open_orders(),
+            limits: self.limits_usage(now_ms),
+            equity: self.equity.last().map(|s| s.equity.clone()),
+            equity_curves: self.curves(now_ms),
+            candles: self
+                .selected
+                .as_ref()
+                .and_then(|s| self.candles.get(s))
+                .cloned()
+                .unwrap_or_default(),
+            log: self.log.iter().cloned().collect(),
+            ticket_preview: self.preview.clone(),
+            ticket_result: self.result.clone(),
+            kill: self.kill.clone(),
+            unpriced_assets: self.unpriced.clone(),
+            limit_change_pending: self.pending_limit.as_ref().map(|(_, v)| v.clone()),
+        }
+    }
+
+    /// Quantity crbot may sell of a symbol: its position, bounded by the free base balance.
+    pub fn sellable(&self, symbol: &Symbol) -> Qty {
+        let pos = self.positions.qty(symbol);
+        let free = self
+            .rules
+            .get(symbol)
+            .and_then(|r| self.balances.get(&r.base_asset))
+            .map(|b| b.free)
+            .unwrap_or(Qty::ZERO);
+        pos.min(free)
+    }
+
+    /// Marks an order's local state (keeps every other field).
+    pub fn set_order_state(&mut self, cid: &ClientOrderId, state: LocalOrderState, now_ms: i64) {
+        if let Some(o) = self.orders.get_mut(cid) {
+            o.state = state;
+            o.updated_ms = now_ms;
+        }
+    }
+
+    /// Side of the order that would close a long position.
+    pub fn exit_side() -> Side {
+        Side::Sell
+    }
+}
