@@ -16,3 +16,5 @@ pub mod wire;
 pub mod rest;
 pub mod events;
 pub mod reconcile;
+pub mod market;
+pub mod user;
