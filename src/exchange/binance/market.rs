@@ -269,10 +269,16 @@ impl MarketTask {
                     if connections > 1 {
                         self.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
-                    if !self.emit(MarketEvent::Status(StreamStatus::Connected { streams: streams.len() })).await {
+                    if !self
+                        .emit(MarketEvent::Status(StreamStatus::Connected {
+                            streams: streams.len(),
+                        }))
+                        .await
+                    {
                         return;
                     }
-                    self.connection(ws, streams.into_iter().collect(), &mut backoff).await
+                    self.connection(ws, streams.into_iter().collect(), &mut backoff)
+                        .await
                 }
                 Err(e) => End::Reconnect {
                     reason: format!("connect failed: {e}"),
@@ -283,7 +289,10 @@ impl MarketTask {
                 End::Stop => return,
                 End::Reconnect { reason, immediately } => {
                     tracing::warn!(%reason, "market stream disconnected");
-                    if !self.emit(MarketEvent::Status(StreamStatus::Disconnected { reason })).await {
+                    if !self
+                        .emit(MarketEvent::Status(StreamStatus::Disconnected { reason }))
+                        .await
+                    {
                         return;
                     }
                     if !immediately {
@@ -439,7 +448,8 @@ impl MarketTask {
     async fn malformed_frame(&self, why: &str) -> bool {
         let total = self.malformed.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(total, why, "market stream: malformed frame skipped");
-        self.emit(MarketEvent::Status(StreamStatus::Malformed { total })).await
+        self.emit(MarketEvent::Status(StreamStatus::Malformed { total }))
+            .await
     }
 }
 
@@ -477,7 +487,10 @@ mod tests {
         assert!(m1.contains("\"UNSUBSCRIBE\""), "{m1}");
         assert_eq!(b1.len(), 4);
         let (m2, b2) = q.next_message().expect("subscribe");
-        assert!(m2.contains("\"SUBSCRIBE\"") && m2.contains("ethusdt@bookTicker"), "{m2}");
+        assert!(
+            m2.contains("\"SUBSCRIBE\"") && m2.contains("ethusdt@bookTicker"),
+            "{m2}"
+        );
         assert_eq!(b2.len(), 8);
         assert!(q.next_message().is_none());
     }

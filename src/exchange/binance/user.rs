@@ -196,7 +196,11 @@ impl UserTask {
         Ok((id, text))
     }
 
-    async fn connection<S>(&mut self, mut ws: tokio_tungstenite::WebSocketStream<S>, backoff: &mut Backoff) -> End
+    async fn connection<S>(
+        &mut self,
+        mut ws: tokio_tungstenite::WebSocketStream<S>,
+        backoff: &mut Backoff,
+    ) -> End
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
@@ -218,7 +222,11 @@ impl UserTask {
             Err(e) => {
                 // Signing cannot succeed later either; stop rather than spin.
                 tracing::error!(error = %e, "user-data stream: cannot sign the subscription");
-                let _ = self.emit(UserEvent::Disconnected { reason: e.to_string() }).await;
+                let _ = self
+                    .emit(UserEvent::Disconnected {
+                        reason: e.to_string(),
+                    })
+                    .await;
                 return End::Stop;
             }
         };
@@ -366,6 +374,9 @@ mod tests {
         let with_window = subscribe_request(&creds, "sub-2", 1649729878532, Some(5000)).expect("sign");
         let v2: serde_json::Value = serde_json::from_str(&with_window).expect("json");
         assert_eq!(v2["params"]["recvWindow"], 5000);
-        assert_ne!(v2["params"]["signature"], v["params"]["signature"], "recvWindow is signed");
+        assert_ne!(
+            v2["params"]["signature"], v["params"]["signature"],
+            "recvWindow is signed"
+        );
     }
 }
