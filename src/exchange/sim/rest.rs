@@ -1,0 +1,743 @@
+//! The REST API of the local exchange (binance-spot.md §3) and the loopback-only control
+//! endpoints (`/sim/control/*`).
+//!
+//! Owns: routing, parameter transport (query string and x-www-form-urlencoded body; the query
+//! wins), weights, security checks in Binance's order, response headers and the JSON of every
+//! endpoint. Must not: match orders itself (that is `engine`). Order operations are shared
+//! with the WebSocket API through the `op_*` functions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::engine::{self, ApiError, Params, order_json, trade_json};
+use super::faults::Faults;
+use super::limits::Refusal;
+use super::market::{self, klines, kline_row, s8};
+use super::{Shared, SimKey, auth, ws};
+
+/// All routes: WebSockets, control endpoints, and everything else through the REST dispatcher.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/ws", any(ws::stream_handler_root))
+        .route("/ws/{*streams}", any(ws::stream_handler_raw))
+        .route("/stream", any(ws::stream_handler_combined))
+        .route("/ws-api/v3", any(ws::api_handler))
+        .route("/sim/control/faults", post(control_faults))
+        .route("/sim/control/price", post(control_price))
+        .route("/sim/control/balance", post(control_balance))
+        .fallback(rest)
+        .with_state(shared)
+}
+
+/// Security type of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sec {
+    None,
+    UserData,
+    Trade,
+}
+
+fn json_response(status: u16, body: &Value, headers: Vec<(String, String)>) -> Response {
+    let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body.to_string())
+        .into_response();
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json;charset=UTF-8"));
+    for (k, v) in headers {
+        if let (Ok(name), Ok(val)) = (axum::http::HeaderName::try_from(k), HeaderValue::from_str(&v)) {
+            h.insert(name, val);
+        }
+    }
+    r
+}
+
+fn refusal_response(r: &Refusal, weight_header: (String, String)) -> Response {
+    json_response(
+        r.status,
+        &json!({"code": r.code, "msg": r.msg}),
+        vec![("Retry-After".into(), r.retry_after_secs.to_string()), weight_header],
+    )
+}
+
+/// Decodes `k=v&…` pairs (form encoding).
+pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+/// Weight of an endpoint for the given parameters (binance-spot.md §3).
+fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
+    let has_symbol = p.get("symbol").is_some();
+    let has_symbols = p.get("symbols").is_some();
+    Some(match (method.as_str(), path) {
+        ("GET", "/api/v3/ping") => (1, Sec::None),
+        ("GET", "/api/v3/time") => (1, Sec::None),
+        ("GET", "/api/v3/exchangeInfo") => (20, Sec::None),
+        ("GET", "/api/v3/depth") => {
+            let limit = p.get("limit").and_then(|l| l.parse::<u64>().ok()).unwrap_or(100);
+            let w = match limit {
+                0..=100 => 5,
+                101..=500 => 25,
+                501..=1000 => 50,
+                _ => 250,
+            };
+            (w, Sec::None)
+        }
+        ("GET", "/api/v3/klines") | ("GET", "/api/v3/uiKlines") => (2, Sec::None),
+        ("GET", "/api/v3/avgPrice") => (2, Sec::None),
+        ("GET", "/api/v3/ticker/24hr") => (if has_symbol { 2 } else if has_symbols { 40 } else { 80 }, Sec::None),
+        ("GET", "/api/v3/ticker/price") | ("GET", "/api/v3/ticker/bookTicker") => {
+            (if has_symbol { 2 } else { 4 }, Sec::None)
+        }
+        ("GET", "/api/v3/account") => (20, Sec::UserData),
+        ("POST", "/api/v3/order") => (1, Sec::Trade),
+        ("POST", "/api/v3/order/test") => {
+            (if p.get("computeCommissionRates") == Some("true") { 20 } else { 1 }, Sec::Trade)
+        }
+        ("GET", "/api/v3/order") => (4, Sec::UserData),
+        ("DELETE", "/api/v3/order") => (1, Sec::Trade),
+        ("GET", "/api/v3/openOrders") => (if has_symbol { 6 } else { 80 }, Sec::UserData),
+        ("DELETE", "/api/v3/openOrders") => (1, Sec::Trade),
+        ("GET", "/api/v3/allOrders") => (20, Sec::UserData),
+        ("GET", "/api/v3/myTrades") => (if p.get("orderId").is_some() { 5 } else { 20 }, Sec::UserData),
+        ("POST", "/api/v3/orderList/oco") => (1, Sec::Trade),
+        ("DELETE", "/api/v3/orderList") => (1, Sec::Trade),
+        ("GET", "/api/v3/openOrderList") => (6, Sec::UserData),
+        ("GET", "/api/v3/account/commission") => (20, Sec::UserData),
+        ("GET", "/api/v3/rateLimit/order") => (40, Sec::UserData),
+        ("GET", "/sapi/v1/account/apiRestrictions") => (1, Sec::UserData),
+        _ => return None,
+    })
+}
+
+/// Checks the API key, signature and timestamp of a signed REST request.
+pub(crate) fn authenticate<'a>(
+    shared: &'a Shared,
+    api_key: Option<&str>,
+    payload: &[u8],
+    signature: Option<&str>,
+    p: &Params,
+    now: i64,
+    trade: bool,
+) -> Result<&'a SimKey, ApiError> {
+    let key = api_key.filter(|k| !k.is_empty()).ok_or_else(|| ApiError::new(401, -2014, "API-key format invalid."))?;
+    if !auth::key_format_ok(key) && !shared.keys.iter().any(|k| k.api_key == key) {
+        return Err(ApiError::new(401, -2014, "API-key format invalid."));
+    }
+    let k = shared
+        .keys
+        .iter()
+        .find(|k| k.api_key == key)
+        .ok_or_else(|| ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."))?;
+    if trade && !k.enable_spot_trading {
+        return Err(ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."));
+    }
+    let sig = signature.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::mandatory("signature"))?;
+    auth::check_timestamp(p.get("timestamp"), p.get("recvWindow"), now)?;
+    if !auth::verify(&k.auth, payload, sig) {
+        return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
+    }
+    Ok(k)
+}
+
+/// What an endpoint returns: a body, or a body plus an override of the status (faults).
+struct Answer {
+    body: Result<Value, ApiError>,
+    order_count: bool,
+    delay: Option<Duration>,
+    forced_503: bool,
+}
+
+impl Answer {
+    fn plain(body: Result<Value, ApiError>) -> Self {
+        Answer { body, order_count: false, delay: None, forced_503: false }
+    }
+}
+
+async fn rest(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = shared.now();
+    let path = uri.path().to_string();
+    let raw_query = uri.query().unwrap_or("").to_string();
+    let raw_body = String::from_utf8_lossy(&body).to_string();
+    let mut pairs = decode_pairs(&raw_query);
+    pairs.extend(decode_pairs(&raw_body));
+    let p = Params(pairs);
+    let Some((weight, sec)) = endpoint(&method, &path, &p) else {
+        return json_response(404, &json!({"code": -1000, "msg": "Unknown endpoint."}), vec![]);
+    };
+    let weight_header = |s: &Shared| {
+        let mut r = s.rate();
+        let w = r.weight_json(now);
+        ("X-MBX-USED-WEIGHT-1M".to_string(), w["count"].to_string())
+    };
+    let admitted = {
+        let forced = shared.faults.take_429();
+        shared.rate().admit(weight, now, forced)
+    };
+    if let Err(r) = admitted {
+        return refusal_response(&r, weight_header(&shared));
+    }
+    if sec != Sec::None {
+        let (payload, sig) = auth::rest_payload(&raw_query, &raw_body);
+        let api_key = headers.get("x-mbx-apikey").and_then(|v| v.to_str().ok());
+        if let Err(e) = authenticate(&shared, api_key, payload.as_bytes(), sig.as_deref(), &p, now, sec == Sec::Trade)
+        {
+            return json_response(e.status, &e.to_json(), vec![weight_header(&shared)]);
+        }
+    }
+    let answer = dispatch(&shared, &method, &path, &p, now);
+    if let Some(d) = answer.delay {
+        tokio::time::sleep(d).await;
+    }
+    let mut hdrs = vec![weight_header(&shared)];
+    if answer.order_count {
+        let mut r = shared.rate();
+        let o = r.orders_json(now);
+        hdrs.push(("X-MBX-ORDER-COUNT-10S".into(), o[0]["count"].to_string()));
+        hdrs.push(("X-MBX-ORDER-COUNT-1D".into(), o[1]["count"].to_string()));
+    }
+    if answer.forced_503 {
+        let e = ApiError::new(
+            503,
+            -1007,
+            "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+        );
+        return json_response(503, &e.to_json(), hdrs);
+    }
+    match answer.body {
+        Ok(v) => {
+            if sec == Sec::Trade && method != Method::GET && path != "/api/v3/order/test" {
+                shared.rate().refund(weight);
+                hdrs[0] = weight_header(&shared);
+            }
+            json_response(200, &v, hdrs)
+        }
+        Err(e) => {
+            if let Ok(r) = refusal_from(&e) {
+                return refusal_response(&r, hdrs.remove(0));
+            }
+            json_response(e.status, &e.to_json(), hdrs)
+        }
+    }
+}
+
+/// Order-rate refusals travel as `ApiError` with status 429; turn them back into a response
+/// with `Retry-After`.
+fn refusal_from(e: &ApiError) -> Result<Refusal, ()> {
+    if e.status == 429 && e.code == -1015 {
+        Ok(Refusal { status: 429, code: e.code, msg: e.msg.clone(), retry_after_secs: 10, retry_after_ms: 0 })
+    } else {
+        Err(())
+    }
+}
+
+fn dispatch(shared: &Shared, method: &Method, path: &str, p: &Params, now: i64) -> Answer {
+    match (method.as_str(), path) {
+        ("GET", "/api/v3/ping") => Answer::plain(Ok(json!({}))),
+        ("GET", "/api/v3/time") => Answer::plain(Ok(json!({"serverTime": now}))),
+        ("GET", "/api/v3/exchangeInfo") => Answer::plain(exchange_info(shared, p, now)),
+        ("GET", "/api/v3/depth") => Answer::plain(depth(shared, p)),
+        ("GET", "/api/v3/klines") | ("GET", "/api/v3/uiKlines") => Answer::plain(get_klines(shared, p)),
+        ("GET", "/api/v3/avgPrice") => Answer::plain(avg_price(shared, p, now)),
+        ("GET", "/api/v3/ticker/24hr") => Answer::plain(ticker_24hr(shared, p, now)),
+        ("GET", "/api/v3/ticker/price") => Answer::plain(ticker_price(shared, p)),
+        ("GET", "/api/v3/ticker/bookTicker") => Answer::plain(book_ticker(shared, p)),
+        ("GET", "/api/v3/account") => Answer::plain(account(shared, p)),
+        ("POST", "/api/v3/order") => {
+            let faults = shared.faults.get();
+            let body = op_new_order(shared, p, now, false);
+            let placed = body.is_ok();
+            Answer {
+                body,
+                order_count: true,
+                delay: if placed { faults.order_delay_ms.map(Duration::from_millis) } else { None },
+                forced_503: placed && shared.faults.take_503(),
+            }
+        }
+        ("POST", "/api/v3/order/test") => Answer::plain(op_new_order(shared, p, now, true)),
+        ("GET", "/api/v3/order") => Answer::plain(op_query_order(shared, p)),
+        ("DELETE", "/api/v3/order") => Answer::plain(op_cancel(shared, p, now)),
+        ("GET", "/api/v3/openOrders") => Answer::plain(op_open_orders(shared, p)),
+        ("DELETE", "/api/v3/openOrders") => Answer::plain(op_cancel_all(shared, p, now)),
+        ("GET", "/api/v3/allOrders") => Answer::plain(all_orders(shared, p)),
+        ("GET", "/api/v3/myTrades") => Answer::plain(my_trades(shared, p)),
+        ("POST", "/api/v3/orderList/oco") => {
+            let r = (|| {
+                shared.rate().admit_orders(2, now).map_err(|r| ApiError::new(429, r.code, r.msg))?;
+                let mut e = shared.engine();
+                let v = e.place_oco(p, now);
+                shared.publish(&mut e);
+                v
+            })();
+            Answer { body: r, order_count: true, delay: None, forced_503: false }
+        }
+        ("DELETE", "/api/v3/orderList") => Answer::plain({
+            let mut e = shared.engine();
+            let v = e.cancel_list(p, now);
+            shared.publish(&mut e);
+            v
+        }),
+        ("GET", "/api/v3/openOrderList") => Answer::plain({
+            let e = shared.engine();
+            let lists: Vec<Value> = e
+                .account
+                .lists
+                .values()
+                .filter(|l| l.list_order_status != "ALL_DONE")
+                .map(|l| e.list_json(l.order_list_id, false, None))
+                .collect();
+            Ok(Value::Array(lists))
+        }),
+        ("GET", "/api/v3/account/commission") => Answer::plain(commission(shared, p)),
+        ("GET", "/api/v3/rateLimit/order") => Answer::plain(Ok(shared.rate().orders_json(now))),
+        ("GET", "/sapi/v1/account/apiRestrictions") => Answer::plain(api_restrictions(shared, p)),
+        _ => Answer::plain(Err(ApiError::new(404, -1000, "Unknown endpoint."))),
+    }
+}
+
+// -------------------------------------------------------------------- order operations
+
+/// POST /api/v3/order and WS `order.place` (validation, order-rate count, placement).
+pub(crate) fn op_new_order(shared: &Shared, p: &Params, now: i64, test_only: bool) -> Result<Value, ApiError> {
+    let mut e = shared.engine();
+    let o = e.parse_new_order(p)?;
+    e.check_filters(&o)?;
+    if test_only {
+        e.place(&o, now, true)?;
+        if p.get("computeCommissionRates") == Some("true") {
+            let r = s8(e.commission_rate);
+            return Ok(json!({
+                "standardCommissionForOrder": {"maker": r, "taker": r},
+                "specialCommissionForOrder": {"maker": s8(Decimal::ZERO), "taker": s8(Decimal::ZERO)},
+                "taxCommissionForOrder": {"maker": s8(Decimal::ZERO), "taker": s8(Decimal::ZERO)},
+                "discount": {"enabledForAccount": false, "enabledForSymbol": false, "discountAsset": "BNB",
+                             "discount": s8(Decimal::ZERO)}
+            }));
+        }
+        return Ok(json!({}));
+    }
+    shared.rate().admit_orders(1, now).map_err(|r| ApiError::new(429, r.code, r.msg))?;
+    let placed = e.place(&o, now, false)?;
+    let v = e.placed_json(&placed, &o.resp_type, now);
+    shared.publish(&mut e);
+    Ok(v)
+}
+
+pub(crate) fn op_query_order(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let e = shared.engine();
+    let id = e.find_order(p, ApiError::bad(-2013, "Order does not exist."))?;
+    e.account.orders.get(&id).map(order_json).ok_or_else(|| ApiError::bad(-2013, "Order does not exist."))
+}
+
+pub(crate) fn op_cancel(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    let mut e = shared.engine();
+    let v = e.cancel(p, now);
+    shared.publish(&mut e);
+    v
+}
+
+pub(crate) fn op_cancel_all(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    let symbol = p.req("symbol")?.to_string();
+    let mut e = shared.engine();
+    let v = e.cancel_all(&symbol, now);
+    shared.publish(&mut e);
+    v
+}
+
+pub(crate) fn op_open_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let e = shared.engine();
+    let symbol = p.get("symbol");
+    if let Some(s) = symbol
+        && e.market.get(s).is_none()
+    {
+        return Err(ApiError::bad_symbol());
+    }
+    Ok(Value::Array(
+        e.account
+            .orders
+            .values()
+            .filter(|o| o.is_open() && symbol.is_none_or(|s| o.symbol == s))
+            .map(order_json)
+            .collect(),
+    ))
+}
+
+fn limit_param(p: &Params, default: i64, max: i64) -> Result<usize, ApiError> {
+    let l = p.int("limit")?.unwrap_or(default);
+    Ok(l.clamp(1, max) as usize)
+}
+
+fn all_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let symbol = p.req("symbol")?;
+    let e = shared.engine();
+    if e.market.get(symbol).is_none() {
+        return Err(ApiError::bad_symbol());
+    }
+    let from_id = p.int("orderId")?;
+    let start = p.int("startTime")?;
+    let end = p.int("endTime")?;
+    let limit = limit_param(p, 500, 1000)?;
+    let rows: Vec<&engine::SimOrder> = e
+        .account
+        .orders
+        .values()
+        .filter(|o| o.symbol == symbol)
+        .filter(|o| from_id.is_none_or(|id| o.order_id as i64 >= id))
+        .filter(|o| start.is_none_or(|s| o.time >= s) && end.is_none_or(|x| o.time <= x))
+        .collect();
+    Ok(Value::Array(window(rows, from_id.is_some() || start.is_some(), limit).into_iter().map(order_json).collect()))
+}
+
+/// Time-range semantics of list endpoints: oldest first from a start, else the most recent.
+fn window<T>(rows: Vec<T>, from_start: bool, limit: usize) -> Vec<T> {
+    if from_start {
+        rows.into_iter().take(limit).collect()
+    } else {
+        let skip = rows.len().saturating_sub(limit);
+        rows.into_iter().skip(skip).collect()
+    }
+}
+
+fn my_trades(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let symbol = p.req("symbol")?;
+    let e = shared.engine();
+    if e.market.get(symbol).is_none() {
+        return Err(ApiError::bad_symbol());
+    }
+    let order_id = p.int("orderId")?;
+    let from_id = p.int("fromId")?;
+    let start = p.int("startTime")?;
+    let end = p.int("endTime")?;
+    if from_id.is_some() && (start.is_some() || end.is_some()) {
+        return Err(ApiError::bad(-1128, "Combination of optional parameters invalid."));
+    }
+    if let (Some(s), Some(x)) = (start, end)
+        && x - s > 86_400_000
+    {
+        return Err(ApiError::bad(-1127, "More than 24 hours between startTime and endTime."));
+    }
+    let limit = limit_param(p, 500, 1000)?;
+    let rows: Vec<&engine::MyTrade> = e
+        .account
+        .trades
+        .iter()
+        .filter(|t| t.symbol == symbol)
+        .filter(|t| order_id.is_none_or(|id| t.order_id as i64 == id))
+        .filter(|t| from_id.is_none_or(|id| t.id as i64 >= id))
+        .filter(|t| start.is_none_or(|s| t.time >= s) && end.is_none_or(|x| t.time <= x))
+        .collect();
+    let from_start = from_id.is_some() || start.is_some();
+    Ok(Value::Array(window(rows, from_start, limit).into_iter().map(trade_json).collect()))
+}
+
+// -------------------------------------------------------------------- account
+
+fn account(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let e = shared.engine();
+    let omit = p.get("omitZeroBalances") == Some("true");
+    let balances: Vec<Value> = e
+        .account
+        .balances
+        .iter()
+        .filter(|(_, b)| !(omit && b.free.is_zero() && b.locked.is_zero()))
+        .map(|(a, b)| json!({"asset": a, "free": s8(b.free), "locked": s8(b.locked)}))
+        .collect();
+    let bp = (e.commission_rate * Decimal::from(10_000)).trunc();
+    let r = s8(e.commission_rate);
+    Ok(json!({
+        "makerCommission": bp, "takerCommission": bp, "buyerCommission": 0, "sellerCommission": 0,
+        "commissionRates": {"maker": r, "taker": r, "buyer": s8(Decimal::ZERO), "seller": s8(Decimal::ZERO)},
+        "canTrade": true, "canWithdraw": true, "canDeposit": true, "brokered": false,
+        "requireSelfTradePrevention": false, "preventSor": false,
+        "updateTime": e.account.update_time, "accountType": "SPOT", "balances": balances,
+        "permissions": ["SPOT"], "uid": 100000001
+    }))
+}
+
+fn commission(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let symbol = p.req("symbol")?;
+    let e = shared.engine();
+    if e.market.get(symbol).is_none() {
+        return Err(ApiError::bad_symbol());
+    }
+    let r = s8(e.commission_rate);
+    let z = s8(Decimal::ZERO);
+    Ok(json!({
+        "symbol": symbol,
+        "standardCommission": {"maker": r, "taker": r, "buyer": z, "seller": z},
+        "specialCommission": {"maker": z, "taker": z, "buyer": z, "seller": z},
+        "taxCommission": {"maker": z, "taker": z, "buyer": z, "seller": z},
+        "discount": {"enabledForAccount": false, "enabledForSymbol": false, "discountAsset": "BNB", "discount": z}
+    }))
+}
+
+fn api_restrictions(shared: &Shared, _p: &Params) -> Result<Value, ApiError> {
+    // The key is the one that signed; authenticate() already found it, find it again by header
+    // is not possible here, so report the most restrictive view over the matching keys.
+    let k = shared.keys.last();
+    let (ip, trade, withdraw) =
+        k.map(|k| (k.ip_restrict, k.enable_spot_trading, k.enable_withdrawals)).unwrap_or((false, false, false));
+    Ok(json!({
+        "ipRestrict": ip, "createTime": shared.started_ms, "enableReading": true,
+        "enableSpotAndMarginTrading": trade, "enableWithdrawals": withdraw,
+        "enableInternalTransfer": false, "enableMargin": false, "enableFutures": false,
+        "permitsUniversalTransfer": false, "enableVanillaOptions": false,
+        "enablePortfolioMarginTrading": false, "enableFixApiTrade": false, "enableFixReadOnly": false
+    }))
+}
+
+// -------------------------------------------------------------------- market data
+
+fn symbol_list(shared: &Shared, p: &Params) -> Result<Option<Vec<String>>, ApiError> {
+    let e = shared.engine();
+    if let Some(s) = p.get("symbol") {
+        if e.market.get(s).is_none() {
+            return Err(ApiError::bad_symbol());
+        }
+        return Ok(Some(vec![s.to_string()]));
+    }
+    if let Some(raw) = p.get("symbols") {
+        let list: Vec<String> = serde_json::from_str(raw)
+            .map_err(|_| ApiError::bad(-1100, "Illegal characters found in parameter 'symbols'."))?;
+        for s in &list {
+            if e.market.get(s).is_none() {
+                return Err(ApiError::bad_symbol());
+            }
+        }
+        return Ok(Some(list));
+    }
+    Ok(None)
+}
+
+fn exchange_info(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    let wanted = symbol_list(shared, p)?;
+    let rate_limits = shared.rate().exchange_info_json();
+    let e = shared.engine();
+    let symbols: Vec<Value> = e
+        .market
+        .symbols
+        .iter()
+        .filter(|m| wanted.as_ref().is_none_or(|w| w.iter().any(|s| s == m.spec.symbol)))
+        .map(|m| symbol_info(&m.spec))
+        .collect();
+    Ok(json!({"timezone": "UTC", "serverTime": now, "rateLimits": rate_limits, "exchangeFilters": [], "symbols": symbols}))
+}
+
+/// One `exchangeInfo` symbol with the filters the engine enforces.
+pub fn symbol_info(s: &market::SymbolSpec) -> Value {
+    json!({
+        "symbol": s.symbol, "status": "TRADING", "baseAsset": s.base, "baseAssetPrecision": 8,
+        "quoteAsset": s.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+        "orderTypes": engine::ORDER_TYPES,
+        "icebergAllowed": false, "ocoAllowed": true, "otoAllowed": false, "opoAllowed": false,
+        "quoteOrderQtyMarketAllowed": true, "allowTrailingStop": false, "cancelReplaceAllowed": false,
+        "amendAllowed": false, "pegInstructionsAllowed": false,
+        "isSpotTradingAllowed": true, "isMarginTradingAllowed": false,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": s8(s.tick), "maxPrice": s8(s.start_price * Decimal::from(100)), "tickSize": s8(s.tick)},
+            {"filterType": "LOT_SIZE", "minQty": s8(s.min_qty), "maxQty": s8(s.max_qty), "stepSize": s8(s.step)},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": s8(Decimal::ZERO), "maxQty": s8(s.market_max_qty), "stepSize": s8(Decimal::ZERO)},
+            {"filterType": "NOTIONAL", "minNotional": s8(s.min_notional), "applyMinToMarket": true,
+             "maxNotional": s8(s.max_notional), "applyMaxToMarket": false, "avgPriceMins": 5},
+            {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": market::PERCENT_UP, "bidMultiplierDown": market::PERCENT_DOWN,
+             "askMultiplierUp": market::PERCENT_UP, "askMultiplierDown": market::PERCENT_DOWN, "avgPriceMins": 5},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": market::MAX_NUM_ORDERS},
+            {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20}
+        ],
+        "permissions": [], "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"]
+    })
+}
+
+fn with_symbol<T>(shared: &Shared, p: &Params, f: impl FnOnce(&market::SymbolMarket) -> T) -> Result<T, ApiError> {
+    let symbol = p.req("symbol")?;
+    let e = shared.engine();
+    e.market.get(symbol).map(f).ok_or_else(ApiError::bad_symbol)
+}
+
+fn depth(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let limit = limit_param(p, 100, 5000)?;
+    with_symbol(shared, p, |m| {
+        let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
+            v.iter().take(limit).map(|(px, q)| json!([s8(*px), s8(*q)])).collect()
+        };
+        json!({"lastUpdateId": m.update_id, "bids": side(&m.bids), "asks": side(&m.asks)})
+    })
+}
+
+fn get_klines(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let interval = p.req("interval")?.to_string();
+    let start = p.int("startTime")?;
+    let end = p.int("endTime")?;
+    let limit = limit_param(p, 500, 1000)?;
+    let symbol = p.req("symbol")?;
+    let e = shared.engine();
+    let m = e.market.get(symbol).ok_or_else(ApiError::bad_symbol)?;
+    let rows = klines(m, &interval).ok_or_else(|| ApiError::bad(-1120, "Invalid interval."))?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|(s, _, _)| start.is_none_or(|t| *s >= t - t.rem_euclid(60_000)) && end.is_none_or(|t| *s <= t))
+        .collect();
+    let rows = window(rows, start.is_some(), limit);
+    Ok(Value::Array(rows.iter().map(|(s, en, c)| kline_row(*s, *en, c)).collect()))
+}
+
+fn avg_price(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    with_symbol(shared, p, |m| json!({"mins": 5, "price": s8(m.avg_price(5)), "closeTime": now}))
+}
+
+fn ticker_json(m: &market::SymbolMarket, now: i64, mini: bool) -> Value {
+    let st = m.stats_24h(now);
+    let change = st.last - st.open;
+    let pct = if st.open.is_zero() { Decimal::ZERO } else { (change / st.open * Decimal::from(100)).round_dp(3) };
+    let wavg = if st.volume.is_zero() { st.last } else { (st.quote_volume / st.volume).round_dp(8) };
+    if mini {
+        return json!({
+            "symbol": m.spec.symbol, "openPrice": s8(st.open), "highPrice": s8(st.high), "lowPrice": s8(st.low),
+            "lastPrice": s8(st.last), "volume": s8(st.volume), "quoteVolume": s8(st.quote_volume),
+            "openTime": st.open_time, "closeTime": now, "firstId": st.first_id, "lastId": st.last_id, "count": st.count
+        });
+    }
+    let (b, a) = (m.best_bid(), m.best_ask());
+    json!({
+        "symbol": m.spec.symbol, "priceChange": s8(change), "priceChangePercent": pct.to_string(),
+        "weightedAvgPrice": s8(wavg), "prevClosePrice": s8(st.open), "lastPrice": s8(st.last),
+        "lastQty": s8(m.last_qty), "bidPrice": s8(b.0), "bidQty": s8(b.1), "askPrice": s8(a.0), "askQty": s8(a.1),
+        "openPrice": s8(st.open), "highPrice": s8(st.high), "lowPrice": s8(st.low), "volume": s8(st.volume),
+        "quoteVolume": s8(st.quote_volume), "openTime": st.open_time, "closeTime": now,
+        "firstId": st.first_id, "lastId": st.last_id, "count": st.count
+    })
+}
+
+fn per_symbol(shared: &Shared, p: &Params, f: impl Fn(&market::SymbolMarket) -> Value) -> Result<Value, ApiError> {
+    let wanted = symbol_list(shared, p)?;
+    let e = shared.engine();
+    if p.get("symbol").is_some() {
+        return e.market.get(p.req("symbol")?).map(f).ok_or_else(ApiError::bad_symbol);
+    }
+    Ok(Value::Array(
+        e.market
+            .symbols
+            .iter()
+            .filter(|m| wanted.as_ref().is_none_or(|w| w.iter().any(|s| s == m.spec.symbol)))
+            .map(f)
+            .collect(),
+    ))
+}
+
+fn ticker_24hr(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    let mini = match p.get("type") {
+        None | Some("FULL") => false,
+        Some("MINI") => true,
+        Some(_) => return Err(ApiError::bad(-1139, "Invalid ticker type.")),
+    };
+    per_symbol(shared, p, |m| ticker_json(m, now, mini))
+}
+
+fn ticker_price(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    per_symbol(shared, p, |m| json!({"symbol": m.spec.symbol, "price": s8(m.last_price)}))
+}
+
+fn book_ticker(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    per_symbol(shared, p, |m| {
+        let (b, a) = (m.best_bid(), m.best_ask());
+        json!({"symbol": m.spec.symbol, "bidPrice": s8(b.0), "bidQty": s8(b.1), "askPrice": s8(a.0), "askQty": s8(a.1)})
+    })
+}
+
+// -------------------------------------------------------------------- control endpoints
+
+fn loopback_only(peer: &SocketAddr) -> Result<(), Box<Response>> {
+    if peer.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(Box::new(json_response(403, &json!({"code": -1002, "msg": "Control endpoints answer loopback only."}), vec![])))
+    }
+}
+
+/// `POST /sim/control/faults` with a `Faults` JSON object; answers the switches now in force.
+async fn control_faults(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = loopback_only(&peer) {
+        return *r;
+    }
+    match serde_json::from_slice::<Faults>(&body) {
+        Ok(f) => {
+            shared.faults.set(f);
+            json_response(200, &json!(shared.faults.get()), vec![])
+        }
+        Err(e) => json_response(400, &json!({"code": -1100, "msg": format!("bad faults: {e}")}), vec![]),
+    }
+}
+
+/// `POST /sim/control/price {"symbol":"BTCUSDT","price":"90000"}`: moves the price now.
+async fn control_price(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = loopback_only(&peer) {
+        return *r;
+    }
+    #[derive(serde::Deserialize)]
+    struct Req {
+        symbol: String,
+        price: Decimal,
+    }
+    let req: Req = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return json_response(400, &json!({"code": -1100, "msg": format!("bad request: {e}")}), vec![]),
+    };
+    let now = shared.now();
+    let mut e = shared.engine();
+    let r = e.force_price(&req.symbol, req.price, now);
+    shared.publish(&mut e);
+    match r {
+        Ok(()) => json_response(200, &json!({"symbol": req.symbol, "price": s8(req.price)}), vec![]),
+        Err(err) => json_response(err.status, &err.to_json(), vec![]),
+    }
+}
+
+/// `POST /sim/control/balance {"asset":"USDT","delta":"100"}`: a deposit (or withdrawal).
+async fn control_balance(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = loopback_only(&peer) {
+        return *r;
+    }
+    #[derive(serde::Deserialize)]
+    struct Req {
+        asset: String,
+        delta: Decimal,
+    }
+    let req: Req = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return json_response(400, &json!({"code": -1100, "msg": format!("bad request: {e}")}), vec![]),
+    };
+    let now = shared.now();
+    let mut e = shared.engine();
+    e.adjust_balance(&req.asset, req.delta, now);
+    shared.publish(&mut e);
+    let b = e.balance(&req.asset);
+    json_response(200, &json!({"asset": req.asset, "free": s8(b.free), "locked": s8(b.locked)}), vec![])
+}

@@ -1,0 +1,560 @@
+//! WebSocket side of the local exchange: market streams (`/ws/<stream>`, `/stream?streams=`,
+//! binance-spot.md §7) and the WebSocket API (`/ws-api/v3`, §8 and web-socket-api.md) with
+//! user-data events.
+//!
+//! Owns: stream names and payloads, control messages (SUBSCRIBE, UNSUBSCRIBE,
+//! LIST_SUBSCRIPTIONS), connection upkeep (server ping every 20 s, close without a pong within
+//! 60 s, a lifetime, `serverShutdown`), and the WebSocket API request/response envelope.
+//! Must not: change orders except through the same operations the REST API uses.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::engine::{ApiError, Params};
+use super::market::{self, Market, MarketEvent, SymbolMarket, klines, s8};
+use super::{Shared, auth, rest};
+
+// -------------------------------------------------------------------- stream payloads
+
+/// Renders real-time events into `(stream name, payload)` pairs.
+pub(crate) fn render_events(m: &Market, events: &[MarketEvent]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for ev in events {
+        match ev {
+            MarketEvent::Trade { symbol, trade: t } => {
+                let l = symbol.to_lowercase();
+                out.push((
+                    format!("{l}@trade"),
+                    json!({"e": "trade", "E": t.time, "s": symbol, "t": t.id, "p": s8(t.price), "q": s8(t.qty),
+                           "T": t.time, "m": t.buyer_maker, "M": true})
+                    .to_string(),
+                ));
+                out.push((
+                    format!("{l}@aggTrade"),
+                    json!({"e": "aggTrade", "E": t.time, "s": symbol, "a": t.id, "p": s8(t.price), "q": s8(t.qty),
+                           "f": t.id, "l": t.id, "T": t.time, "m": t.buyer_maker, "M": true})
+                    .to_string(),
+                ));
+            }
+            MarketEvent::Depth { symbol, time, diff } => {
+                let l = symbol.to_lowercase();
+                let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
+                    v.iter().map(|(p, q)| json!([s8(*p), s8(*q)])).collect()
+                };
+                let payload = json!({"e": "depthUpdate", "E": time, "s": symbol, "U": diff.first_id, "u": diff.last_id,
+                                     "b": side(&diff.bids), "a": side(&diff.asks)})
+                .to_string();
+                out.push((format!("{l}@depth"), payload.clone()));
+                out.push((format!("{l}@depth@100ms"), payload));
+            }
+            MarketEvent::BookTicker { symbol } => {
+                if let Some(s) = m.get(symbol) {
+                    let (b, a) = (s.best_bid(), s.best_ask());
+                    out.push((
+                        format!("{}@bookTicker", symbol.to_lowercase()),
+                        json!({"u": s.update_id, "s": symbol, "b": s8(b.0), "B": s8(b.1), "a": s8(a.0), "A": s8(a.1)})
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+const REALTIME: [&str; 5] = ["trade", "aggTrade", "bookTicker", "depth", "depth@100ms"];
+const PERIODIC: [&str; 9] =
+    ["miniTicker", "ticker", "depth5", "depth10", "depth20", "depth5@100ms", "depth10@100ms", "depth20@100ms", "avgPrice"];
+
+/// Is this a stream the sim serves?
+fn valid_stream(m: &Market, name: &str) -> bool {
+    if name == "!miniTicker@arr" {
+        return true;
+    }
+    let Some((sym, kind)) = name.split_once('@') else { return false };
+    if sym != sym.to_lowercase() || m.get(&sym.to_uppercase()).is_none() {
+        return false;
+    }
+    REALTIME.contains(&kind)
+        || PERIODIC.contains(&kind)
+        || kind.strip_prefix("kline_").is_some_and(|i| market::interval_ms(i).is_some())
+}
+
+fn mini_ticker(s: &SymbolMarket, now: i64) -> Value {
+    let st = s.stats_24h(now);
+    json!({"e": "24hrMiniTicker", "E": now, "s": s.spec.symbol, "c": s8(st.last), "o": s8(st.open),
+           "h": s8(st.high), "l": s8(st.low), "v": s8(st.volume), "q": s8(st.quote_volume)})
+}
+
+/// Renders a periodic (1 s) stream now.
+fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
+    if name == "!miniTicker@arr" {
+        return Some(Value::Array(m.symbols.iter().map(|s| mini_ticker(s, now)).collect()).to_string());
+    }
+    let (sym, kind) = name.split_once('@')?;
+    let s = m.get(&sym.to_uppercase())?;
+    let v = match kind {
+        "miniTicker" => mini_ticker(s, now),
+        "ticker" => {
+            let st = s.stats_24h(now);
+            let change = st.last - st.open;
+            let pct = if st.open.is_zero() { Decimal::ZERO } else { (change / st.open * Decimal::from(100)).round_dp(3) };
+            let w = if st.volume.is_zero() { st.last } else { (st.quote_volume / st.volume).round_dp(8) };
+            let (b, a) = (s.best_bid(), s.best_ask());
+            json!({"e": "24hrTicker", "E": now, "s": s.spec.symbol, "p": s8(change), "P": pct.to_string(), "w": s8(w),
+                   "x": s8(st.open), "c": s8(st.last), "Q": s8(s.last_qty), "b": s8(b.0), "B": s8(b.1),
+                   "a": s8(a.0), "A": s8(a.1), "o": s8(st.open), "h": s8(st.high), "l": s8(st.low),
+                   "v": s8(st.volume), "q": s8(st.quote_volume), "O": st.open_time, "C": now,
+                   "F": st.first_id, "L": st.last_id, "n": st.count})
+        }
+        "avgPrice" => json!({"e": "avgPrice", "E": now, "s": s.spec.symbol, "i": "5m", "w": s8(s.avg_price(5)), "T": now}),
+        k if k.starts_with("depth") => {
+            let n: usize = k.trim_start_matches("depth").trim_end_matches("@100ms").parse().ok()?;
+            let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
+                v.iter().take(n).map(|(p, q)| json!([s8(*p), s8(*q)])).collect()
+            };
+            json!({"lastUpdateId": s.update_id, "bids": side(&s.bids), "asks": side(&s.asks)})
+        }
+        k => {
+            let interval = k.strip_prefix("kline_")?;
+            let rows = klines(s, interval)?;
+            let (start, end, c) = rows.last()?;
+            json!({"e": "kline", "E": now, "s": s.spec.symbol, "k": {
+                "t": start, "T": end, "s": s.spec.symbol, "i": interval, "f": c.first_trade_id, "L": c.last_trade_id,
+                "o": s8(c.open), "c": s8(c.close), "h": s8(c.high), "l": s8(c.low), "v": s8(c.volume),
+                "n": c.trades, "x": false, "q": s8(c.quote_volume), "V": s8(c.taker_buy_base),
+                "Q": s8(c.taker_buy_quote), "B": "0"}})
+        }
+    };
+    Some(v.to_string())
+}
+
+// -------------------------------------------------------------------- market streams
+
+#[derive(Debug, serde::Deserialize)]
+pub struct StreamsQuery {
+    streams: Option<String>,
+}
+
+pub(crate) async fn stream_handler_root(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| stream_conn(shared, socket, Vec::new(), false))
+}
+
+pub(crate) async fn stream_handler_raw(
+    State(shared): State<Arc<Shared>>,
+    Path(streams): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let list = split_streams(&streams);
+    ws.on_upgrade(move |socket| stream_conn(shared, socket, list, false))
+}
+
+pub(crate) async fn stream_handler_combined(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<StreamsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let list = split_streams(q.streams.as_deref().unwrap_or(""));
+    ws.on_upgrade(move |socket| stream_conn(shared, socket, list, true))
+}
+
+fn split_streams(s: &str) -> Vec<String> {
+    let decoded = percent_encoding::percent_decode_str(s).decode_utf8_lossy().to_string();
+    decoded.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect()
+}
+
+/// Per-connection send helper: wraps in the combined envelope and applies the malformed-frame fault.
+struct Sender {
+    combined: bool,
+    sent: u64,
+}
+
+impl Sender {
+    fn frame(&mut self, shared: &Shared, stream: &str, payload: &str) -> String {
+        self.sent += 1;
+        if let Some(n) = shared.faults.get().malformed_ws_every
+            && self.sent.is_multiple_of(n)
+        {
+            return "{\"stream\":\"malformed\",\"data\":{\"e\":".to_string();
+        }
+        if self.combined { format!("{{\"stream\":\"{stream}\",\"data\":{payload}}}") } else { payload.to_string() }
+    }
+}
+
+async fn send_text(socket: &mut WebSocket, text: String) -> bool {
+    socket.send(Message::Text(Utf8Bytes::from(text))).await.is_ok()
+}
+
+async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<String>, combined: bool) {
+    let mut subs: Vec<String> = Vec::new();
+    {
+        let e = shared.engine();
+        for s in initial {
+            if valid_stream(&e.market, &s) && !subs.contains(&s) {
+                subs.push(s);
+            }
+        }
+    }
+    let mut out = Sender { combined, sent: 0 };
+    let mut market_rx = shared.market_tx.subscribe();
+    let mut drops = shared.faults.drop_signal();
+    drops.borrow_and_update();
+    let cfg = shared.config.clone();
+    let deadline = tokio::time::sleep(cfg.ws_lifetime);
+    tokio::pin!(deadline);
+    let mut ping = tokio::time::interval_at(Instant::now() + cfg.ws_ping_interval, cfg.ws_ping_interval);
+    let mut periodic = tokio::time::interval(Duration::from_secs(1));
+    let mut last_pong = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => {
+                let now = shared.now();
+                let ev = json!({"e": "serverShutdown", "E": now}).to_string();
+                let text = if combined { format!("{{\"stream\":\"!serverShutdown\",\"data\":{ev}}}") } else { ev };
+                let _ = send_text(&mut socket, text).await;
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            _ = drops.changed() => return,
+            _ = &mut deadline => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            _ = ping.tick() => {
+                if last_pong.elapsed() > cfg.ws_pong_timeout {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                let payload = shared.now().to_string();
+                if socket.send(Message::Ping(payload.into_bytes().into())).await.is_err() {
+                    return;
+                }
+            }
+            _ = periodic.tick() => {
+                let now = shared.now();
+                let frames: Vec<String> = {
+                    let e = shared.engine();
+                    subs.iter()
+                        .filter(|s| !is_realtime(s))
+                        .filter_map(|s| render_periodic(&e.market, s, now).map(|p| out.frame(&shared, s, &p)))
+                        .collect()
+                };
+                for f in frames {
+                    if !send_text(&mut socket, f).await {
+                        return;
+                    }
+                }
+            }
+            batch = market_rx.recv() => {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                for (stream, payload) in batch.iter() {
+                    if subs.iter().any(|s| s == stream) {
+                        let f = out.frame(&shared, stream, payload);
+                        if !send_text(&mut socket, f).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            msg = socket.recv() => {
+                let Some(Ok(msg)) = msg else { return };
+                match msg {
+                    Message::Pong(_) => last_pong = Instant::now(),
+                    Message::Close(_) => return,
+                    Message::Text(t) => {
+                        let reply = {
+                            let e = shared.engine();
+                            control_message(&e.market, &mut subs, t.as_str())
+                        };
+                        if !send_text(&mut socket, reply.to_string()).await {
+                            return;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn is_realtime(stream: &str) -> bool {
+    stream.split_once('@').is_some_and(|(_, k)| REALTIME.contains(&k))
+}
+
+/// SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS (§7.2).
+fn control_message(m: &Market, subs: &mut Vec<String>, text: &str) -> Value {
+    let Ok(req) = serde_json::from_str::<Value>(text) else {
+        return json!({"error": {"code": 3, "msg": "Invalid JSON: expected value"}, "id": null});
+    };
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let id_ok = match &id {
+        Value::Null => true,
+        Value::Number(n) => n.is_i64(),
+        Value::String(s) => s.len() <= 36 && s.chars().all(|c| c.is_ascii_alphanumeric()),
+        _ => false,
+    };
+    if !id_ok {
+        return json!({"error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"}, "id": null});
+    }
+    let method = req.get("method").and_then(Value::as_str).unwrap_or("");
+    let params: Vec<String> = req
+        .get("params")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    match method {
+        "SUBSCRIBE" => {
+            if let Some(bad) = params.iter().find(|p| !valid_stream(m, p)) {
+                return json!({"error": {"code": 2, "msg": format!("Invalid request: unknown stream '{bad}'")}, "id": id});
+            }
+            for p in params {
+                if !subs.contains(&p) {
+                    subs.push(p);
+                }
+            }
+            json!({"result": null, "id": id})
+        }
+        "UNSUBSCRIBE" => {
+            subs.retain(|s| !params.contains(s));
+            json!({"result": null, "id": id})
+        }
+        "LIST_SUBSCRIPTIONS" => json!({"result": subs, "id": id}),
+        _ => json!({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": id}),
+    }
+}
+
+// -------------------------------------------------------------------- WebSocket API
+
+pub(crate) async fn api_handler(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| api_conn(shared, socket))
+}
+
+struct ApiSession {
+    connected: i64,
+    subscription: Option<u64>,
+    next_subscription: u64,
+}
+
+async fn api_conn(shared: Arc<Shared>, mut socket: WebSocket) {
+    let mut session = ApiSession { connected: shared.now(), subscription: None, next_subscription: 0 };
+    let mut user_rx = shared.user_tx.subscribe();
+    let mut drops = shared.faults.drop_signal();
+    drops.borrow_and_update();
+    let cfg = shared.config.clone();
+    let deadline = tokio::time::sleep(cfg.ws_lifetime);
+    tokio::pin!(deadline);
+    let mut ping = tokio::time::interval_at(Instant::now() + cfg.ws_ping_interval, cfg.ws_ping_interval);
+    let mut last_pong = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => {
+                let ev = json!({"event": {"e": "serverShutdown", "E": shared.now()}}).to_string();
+                let _ = send_text(&mut socket, ev).await;
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            _ = drops.changed() => return,
+            _ = &mut deadline => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            _ = ping.tick() => {
+                if last_pong.elapsed() > cfg.ws_pong_timeout {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                if socket.send(Message::Ping(shared.now().to_string().into_bytes().into())).await.is_err() {
+                    return;
+                }
+            }
+            ev = user_rx.recv() => {
+                let ev = match ev {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                if let Some(id) = session.subscription {
+                    let text = json!({"subscriptionId": id, "event": *ev}).to_string();
+                    if !send_text(&mut socket, text).await {
+                        return;
+                    }
+                }
+            }
+            msg = socket.recv() => {
+                let Some(Ok(msg)) = msg else { return };
+                match msg {
+                    Message::Pong(_) => last_pong = Instant::now(),
+                    Message::Close(_) => return,
+                    Message::Text(t) => {
+                        let (reply, after) = handle_api_request(&shared, &mut session, t.as_str());
+                        if !send_text(&mut socket, reply.to_string()).await {
+                            return;
+                        }
+                        if let Some(ev) = after
+                            && !send_text(&mut socket, ev.to_string()).await
+                        {
+                            return;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Converts WebSocket API `params` into the same `Params` the REST operations take.
+fn to_params(map: &serde_json::Map<String, Value>) -> Params {
+    Params(
+        map.iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), s)
+            })
+            .collect(),
+    )
+}
+
+fn api_weight(method: &str) -> u64 {
+    match method {
+        "order.place" | "order.cancel" | "openOrders.cancelAll" => 1,
+        "order.status" => 4,
+        "userDataStream.subscribe.signature" => 2,
+        "account.status" => 20,
+        _ => 1,
+    }
+}
+
+/// One WebSocket API request → its response (and possibly an event to send after it).
+fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> (Value, Option<Value>) {
+    let now = shared.now();
+    let Ok(req) = serde_json::from_str::<Value>(text) else {
+        return (
+            json!({"id": null, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}),
+            None,
+        );
+    };
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let method = req.get("method").and_then(Value::as_str).unwrap_or("").to_string();
+    let params = req.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
+    let admitted = {
+        let forced = shared.faults.take_429();
+        shared.rate().admit(api_weight(&method), now, forced)
+    };
+    let rate_limits = {
+        let mut r = shared.rate();
+        let mut v = vec![r.weight_json(now)];
+        if method.starts_with("order.")
+            && let Value::Array(a) = r.orders_json(now)
+        {
+            v.extend(a);
+        }
+        Value::Array(v)
+    };
+    if let Err(r) = admitted {
+        return (
+            json!({"id": id, "status": r.status, "error": {"code": r.code, "msg": r.msg,
+                   "data": {"serverTime": now, "retryAfter": r.retry_after_ms}}, "rateLimits": rate_limits}),
+            None,
+        );
+    }
+    let mut after = None;
+    let result: Result<Value, ApiError> = match method.as_str() {
+        "ping" => Ok(json!({})),
+        "time" => Ok(json!({"serverTime": now})),
+        "session.status" => Ok(json!({
+            "apiKey": null, "authorizedSince": null, "connectedSince": session.connected,
+            "returnRateLimits": true, "serverTime": now,
+            "userDataStream": session.subscription.is_some()
+        })),
+        "userDataStream.subscribe.signature" => {
+            ws_authenticate(shared, &params, now, false).and_then(|_| {
+                if session.subscription.is_some() {
+                    return Err(ApiError::bad(-2035, "User Data Stream subscription already active."));
+                }
+                let sid = session.next_subscription;
+                session.next_subscription += 1;
+                session.subscription = Some(sid);
+                Ok(json!({"subscriptionId": sid}))
+            })
+        }
+        "userDataStream.unsubscribe" => match session.subscription {
+            None => Err(ApiError::bad(-2036, "User Data Stream subscription not active.")),
+            Some(sid) => {
+                let wanted = params.get("subscriptionId").and_then(Value::as_u64);
+                if wanted.is_some_and(|w| w != sid) {
+                    Err(ApiError::bad(-2036, "User Data Stream subscription not active."))
+                } else {
+                    session.subscription = None;
+                    after = Some(json!({"subscriptionId": sid, "event": {"e": "eventStreamTerminated", "E": now}}));
+                    Ok(json!({}))
+                }
+            }
+        },
+        "session.subscriptions" => Ok(match session.subscription {
+            Some(s) => json!([{"subscriptionId": s}]),
+            None => json!([]),
+        }),
+        "order.place" | "order.cancel" | "order.status" | "openOrders.cancelAll" | "openOrders.status"
+        | "order.test" => {
+            let trade = method != "order.status" && method != "openOrders.status";
+            ws_authenticate(shared, &params, now, trade).and_then(|_| {
+                let p = to_params(&params);
+                match method.as_str() {
+                    "order.place" => rest::op_new_order(shared, &p, now, false),
+                    "order.test" => rest::op_new_order(shared, &p, now, true),
+                    "order.cancel" => rest::op_cancel(shared, &p, now),
+                    "order.status" => rest::op_query_order(shared, &p),
+                    "openOrders.status" => rest::op_open_orders(shared, &p),
+                    _ => rest::op_cancel_all(shared, &p, now),
+                }
+            })
+        }
+        _ => Err(ApiError::bad(-1000, format!("Unknown method '{method}'."))),
+    };
+    let resp = match result {
+        Ok(v) => json!({"id": id, "status": 200, "result": v, "rateLimits": rate_limits}),
+        Err(e) => json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}, "rateLimits": rate_limits}),
+    };
+    (resp, after)
+}
+
+/// Signed WebSocket API request: `apiKey`, `timestamp`, `signature` in params (§2.6).
+fn ws_authenticate(
+    shared: &Shared,
+    params: &serde_json::Map<String, Value>,
+    now: i64,
+    trade: bool,
+) -> Result<(), ApiError> {
+    let p = to_params(params);
+    let payload = auth::ws_payload(params);
+    let api_key = p.get("apiKey").map(str::to_string);
+    let sig = p.get("signature").map(str::to_string);
+    let mut filtered: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in &p.0 {
+        filtered.insert(k.clone(), v.clone());
+    }
+    rest::authenticate(shared, api_key.as_deref(), payload.as_bytes(), sig.as_deref(), &p, now, trade)
+        .map(|_| ())
+        .map_err(|mut e| {
+            if e.status == 401 {
+                e.status = 401;
+            }
+            e
+        })
+}
