@@ -6,13 +6,15 @@
 //! trading state (the engine owns it), decide risk, write the journal, log a secret or a signed
 //! URL, or ever resend an order whose outcome is unknown.
 
-pub mod sign;
 pub mod backoff;
 pub mod clock;
 pub mod endpoints;
 pub mod error;
-pub mod limits;
-pub mod wire;
-pub mod rest;
 pub mod events;
+pub mod limits;
+pub mod market;
 pub mod reconcile;
+pub mod rest;
+pub mod sign;
+pub mod user;
+pub mod wire;

@@ -32,7 +32,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Self {
-        Self { base, max, attempt: 0 }
+        Self {
+            base,
+            max,
+            attempt: 0,
+        }
     }
 
     /// The next delay; each call doubles the ceiling up to `max`.
@@ -70,10 +74,14 @@ pub(crate) mod tests {
     #[test]
     fn delays_double_up_to_the_cap_within_the_jitter_band() {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
-        let hi: Vec<u128> = (0..6).map(|_| b.next_delay(&mut Fixed(true)).as_millis()).collect();
+        let hi: Vec<u128> = (0..6)
+            .map(|_| b.next_delay(&mut Fixed(true)).as_millis())
+            .collect();
         assert_eq!(hi, vec![100, 200, 400, 800, 1000, 1000]);
         b.reset();
-        let lo: Vec<u128> = (0..5).map(|_| b.next_delay(&mut Fixed(false)).as_millis()).collect();
+        let lo: Vec<u128> = (0..5)
+            .map(|_| b.next_delay(&mut Fixed(false)).as_millis())
+            .collect();
         assert_eq!(lo, vec![50, 100, 200, 400, 500]);
     }
 

@@ -94,7 +94,10 @@ impl Endpoints {
 
     /// Applies `BINANCE_REST_URL`, `BINANCE_WS_URL`, `BINANCE_WS_API_URL` from `get` (the
     /// process environment in production, a map in tests). Empty values are ignored.
-    pub fn with_overrides(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Endpoints, EndpointError> {
+    pub fn with_overrides(
+        mut self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Endpoints, EndpointError> {
         let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         if let Some(v) = non_empty("BINANCE_REST_URL") {
             self.rest = parse("BINANCE_REST_URL", &v, &["http", "https"])?;
@@ -148,7 +151,10 @@ mod tests {
     #[test]
     fn official_live_and_demo_use_the_documented_hosts() {
         let live = Endpoints::official(Mode::Live).expect("live");
-        assert_eq!(live.rest_url("/api/v3/ping", ""), "https://api.binance.com/api/v3/ping");
+        assert_eq!(
+            live.rest_url("/api/v3/ping", ""),
+            "https://api.binance.com/api/v3/ping"
+        );
         assert_eq!(
             live.stream_url(&["btcusdt@bookTicker".into(), "btcusdt@kline_1m".into()]),
             "wss://stream.binance.com:9443/stream?streams=btcusdt@bookTicker/btcusdt@kline_1m"
@@ -177,7 +183,10 @@ mod tests {
                 _ => None,
             })
             .expect("overrides");
-        assert_eq!(e.rest_url("/api/v3/time", "a=1"), "http://127.0.0.1:9000/api/v3/time?a=1");
+        assert_eq!(
+            e.rest_url("/api/v3/time", "a=1"),
+            "http://127.0.0.1:9000/api/v3/time?a=1"
+        );
         assert_eq!(e.ws.as_str(), "wss://stream.binance.com:9443/");
         assert!(!e.is_secure());
         let bad = Endpoints::official(Mode::Live)
@@ -189,7 +198,10 @@ mod tests {
     #[test]
     fn local_endpoints_match_what_the_sim_prints() {
         let e = Endpoints::local("127.0.0.1:4000".parse().expect("addr")).expect("local");
-        assert_eq!(e.rest_url("/api/v3/ping", ""), "http://127.0.0.1:4000/api/v3/ping");
+        assert_eq!(
+            e.rest_url("/api/v3/ping", ""),
+            "http://127.0.0.1:4000/api/v3/ping"
+        );
         assert_eq!(e.ws_api.as_str(), "ws://127.0.0.1:4000/ws-api/v3");
     }
 }

@@ -23,7 +23,11 @@ pub const CODE_CANCEL_REJECTED: i64 = -2011;
 pub enum ClientError {
     /// The exchange answered `{"code":…,"msg":…}` with a 4xx status.
     #[error("exchange refused the request (HTTP {http_status}, code {code}): {msg}")]
-    Api { http_status: u16, code: i64, msg: String },
+    Api {
+        http_status: u16,
+        code: i64,
+        msg: String,
+    },
     /// HTTP 429, or a client-side hold after one: only cancels go out until it passes.
     #[error("rate limited: retry after {retry_after:?}")]
     RateLimited { retry_after: Duration },
@@ -108,7 +112,9 @@ impl<T> OrderOutcome<T> {
     pub fn from_result(result: Result<T, ClientError>) -> Self {
         match result {
             Ok(v) => OrderOutcome::Done(v),
-            Err(e) if e.leaves_order_unknown() => OrderOutcome::Unknown { reason: e.to_string() },
+            Err(e) if e.leaves_order_unknown() => OrderOutcome::Unknown {
+                reason: e.to_string(),
+            },
             Err(e) => OrderOutcome::Rejected(e),
         }
     }
@@ -152,7 +158,10 @@ mod tests {
             api(-1006),
             api(-1007),
         ] {
-            assert!(OrderOutcome::<()>::from_result(Err(e.clone())).is_unknown(), "{e}");
+            assert!(
+                OrderOutcome::<()>::from_result(Err(e.clone())).is_unknown(),
+                "{e}"
+            );
         }
     }
 
@@ -170,7 +179,10 @@ mod tests {
             ClientError::Connect("refused".into()),
         ] {
             assert!(
-                matches!(OrderOutcome::<()>::from_result(Err(e.clone())), OrderOutcome::Rejected(_)),
+                matches!(
+                    OrderOutcome::<()>::from_result(Err(e.clone())),
+                    OrderOutcome::Rejected(_)
+                ),
                 "{e}"
             );
         }

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::{BalanceWire, Depth, DepthWire, Kline, depth_from_wire, parse_balances};
-use crate::domain::{Asset, Balance, ClientOrderId, Fill, Notional, OrderStatus, OrderType, Price, Qty, Side, Symbol};
+use crate::domain::{
+    Asset, Balance, ClientOrderId, Fill, Notional, OrderStatus, OrderType, Price, Qty, Side, Symbol,
+};
 
 /// A frame that could not be read. Counted and logged by the stream tasks, never fatal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,7 +23,9 @@ fn bad(what: impl std::fmt::Display) -> FrameError {
 }
 
 fn dec(s: &str) -> Result<Decimal, FrameError> {
-    s.trim().parse::<Decimal>().map_err(|_| bad(format!("`{s}` is not a decimal")))
+    s.trim()
+        .parse::<Decimal>()
+        .map_err(|_| bad(format!("`{s}` is not a decimal")))
 }
 
 fn price(s: &str) -> Result<Price, FrameError> {
@@ -39,18 +43,30 @@ fn symbol(s: &str) -> Result<Symbol, FrameError> {
 /// Connection-level news from a stream task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamStatus {
-    Connected { streams: usize },
-    Disconnected { reason: String },
+    Connected {
+        streams: usize,
+    },
+    Disconnected {
+        reason: String,
+    },
     /// Exchange event time to local receipt, corrected by the clock offset (ms).
-    Latency { ms: i64 },
+    Latency {
+        ms: i64,
+    },
     /// No message for this symbol within the stale threshold: refuse entries on it.
-    Stale { symbol: Symbol },
+    Stale {
+        symbol: Symbol,
+    },
     /// Messages for a stale symbol flow again.
-    Fresh { symbol: Symbol },
+    Fresh {
+        symbol: Symbol,
+    },
     /// The exchange announced a shutdown; the task reconnects.
     ServerShutdown,
     /// A frame could not be read (running total).
-    Malformed { total: u64 },
+    Malformed {
+        total: u64,
+    },
 }
 
 /// One market-data event (owned, for the engine's channel).
@@ -114,7 +130,10 @@ impl MarketEvent {
 pub enum MarketFrame {
     Event(MarketEvent),
     /// Answer to SUBSCRIBE/UNSUBSCRIBE (`{"result":null,"id":1}` or an error).
-    Reply { id: Option<i64>, error: Option<String> },
+    Reply {
+        id: Option<i64>,
+        error: Option<String>,
+    },
     ServerShutdown,
     /// A stream crbot does not consume.
     Ignored,
@@ -187,12 +206,17 @@ pub fn parse_market_frame(text: &str, recv_ms: i64) -> Result<MarketFrame, Frame
         }
         return Err(bad("neither a stream message nor a reply"));
     }
-    let stream = v.get("stream").and_then(Value::as_str).ok_or_else(|| bad("stream is not text"))?;
+    let stream = v
+        .get("stream")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("stream is not text"))?;
     let data = v.get("data").cloned().ok_or_else(|| bad("no data"))?;
     if stream.contains("serverShutdown") || data.get("e").and_then(Value::as_str) == Some("serverShutdown") {
         return Ok(MarketFrame::ServerShutdown);
     }
-    let (prefix, kind) = stream.split_once('@').ok_or_else(|| bad("stream name without @"))?;
+    let (prefix, kind) = stream
+        .split_once('@')
+        .ok_or_else(|| bad("stream name without @"))?;
     let ev = if kind == "bookTicker" {
         let w: BookTickerWire = serde_json::from_value(data).map_err(bad)?;
         MarketEvent::BookTicker {
@@ -337,7 +361,7 @@ pub struct ListStatusUpdate {
 /// One user-data event (owned, for the engine's channel).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserEvent {
-    Order(OrderUpdate),
+    Order(Box<OrderUpdate>),
     /// `outboundAccountPosition`: absolute balances of the assets that changed.
     AccountPosition {
         balances: Vec<Balance>,
@@ -354,11 +378,17 @@ pub enum UserEvent {
     ListStatus(ListStatusUpdate),
     /// Subscribed (first time or after a reconnect). Events during the gap are not replayed:
     /// the owner must now resync by REST (open orders, account, unfinished orders, myTrades).
-    Subscribed { subscription_id: i64 },
-    Disconnected { reason: String },
+    Subscribed {
+        subscription_id: i64,
+    },
+    Disconnected {
+        reason: String,
+    },
     /// The exchange ended the subscription (`eventStreamTerminated`); the task resubscribes.
     Terminated,
-    Malformed { total: u64 },
+    Malformed {
+        total: u64,
+    },
 }
 
 /// What a WebSocket API text frame was.
@@ -518,7 +548,7 @@ struct ListLegWire {
 pub fn parse_user_event(v: Value) -> Result<Option<UserEvent>, FrameError> {
     let kind = v.get("e").and_then(Value::as_str).unwrap_or("").to_string();
     Ok(Some(match kind.as_str() {
-        "executionReport" => UserEvent::Order(parse_execution_report(v)?),
+        "executionReport" => UserEvent::Order(Box::new(parse_execution_report(v)?)),
         "outboundAccountPosition" => {
             let w: AccountPositionWire = serde_json::from_value(v).map_err(bad)?;
             let (balances, _skipped) = parse_balances(w.balances).map_err(bad)?;
@@ -606,8 +636,17 @@ mod tests {
         )
         .expect("parse");
         match f {
-            MarketFrame::Event(MarketEvent::BookTicker { symbol, bid, recv_ms, update_id, .. }) => {
-                assert_eq!((symbol.as_str(), bid.to_string().as_str(), recv_ms, update_id), ("BNBUSDT", "25.3519", 77, 400900217));
+            MarketFrame::Event(MarketEvent::BookTicker {
+                symbol,
+                bid,
+                recv_ms,
+                update_id,
+                ..
+            }) => {
+                assert_eq!(
+                    (symbol.as_str(), bid.to_string().as_str(), recv_ms, update_id),
+                    ("BNBUSDT", "25.3519", 77, 400900217)
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -620,7 +659,9 @@ mod tests {
             0,
         )
         .expect("kline");
-        assert!(matches!(k, MarketFrame::Event(MarketEvent::Kline { ref kline, .. }) if !kline.closed && kline.close.to_string() == "0.002"));
+        assert!(
+            matches!(k, MarketFrame::Event(MarketEvent::Kline { ref kline, .. }) if !kline.closed && kline.close.to_string() == "0.002")
+        );
         let m = parse_market_frame(
             r#"{"stream":"bnbbtc@miniTicker","data":{"e":"24hrMiniTicker","E":5,"s":"BNBBTC","c":"0.0025","o":"0.0010","h":"0.0025","l":"0.0010","v":"10000","q":"18"}}"#,
             0,
@@ -632,7 +673,9 @@ mod tests {
             9,
         )
         .expect("depth");
-        assert!(matches!(d, MarketFrame::Event(MarketEvent::Depth { ref symbol, .. }) if symbol.as_str() == "BNBBTC"));
+        assert!(
+            matches!(d, MarketFrame::Event(MarketEvent::Depth { ref symbol, .. }) if symbol.as_str() == "BNBBTC")
+        );
     }
 
     fn m_text() -> String {
@@ -643,17 +686,26 @@ mod tests {
     fn control_replies_and_shutdown_are_recognised() {
         assert_eq!(
             parse_market_frame(r#"{"result":null,"id":1}"#, 0),
-            Ok(MarketFrame::Reply { id: Some(1), error: None })
+            Ok(MarketFrame::Reply {
+                id: Some(1),
+                error: None
+            })
         );
         assert!(matches!(
             parse_market_frame(r#"{"code":2,"msg":"Invalid request"}"#, 0),
             Ok(MarketFrame::Reply { error: Some(_), .. })
         ));
         assert_eq!(
-            parse_market_frame(r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}"#, 0),
+            parse_market_frame(
+                r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}"#,
+                0
+            ),
             Ok(MarketFrame::ServerShutdown)
         );
-        assert_eq!(parse_market_frame(r#"{"e":"serverShutdown","E":1}"#, 0), Ok(MarketFrame::ServerShutdown));
+        assert_eq!(
+            parse_market_frame(r#"{"e":"serverShutdown","E":1}"#, 0),
+            Ok(MarketFrame::ServerShutdown)
+        );
     }
 
     #[test]
@@ -682,13 +734,18 @@ mod tests {
     #[test]
     fn execution_report_with_a_trade_carries_the_fill() {
         let f = parse_user_frame(TRADE_REPORT).expect("parse");
-        let UserFrame::Event(UserEvent::Order(u)) = f else { panic!("{f:?}") };
+        let UserFrame::Event(UserEvent::Order(u)) = f else {
+            panic!("{f:?}")
+        };
         assert_eq!(u.status, OrderStatus::PartiallyFilled);
         assert_eq!(u.execution, ExecutionType::Trade);
         assert_eq!(u.orig_client_order_id, None);
         assert_eq!(u.order_client_id(), "cr-abc");
         let fill = u.fill.expect("fill");
-        assert_eq!((fill.trade_id, fill.qty.to_string(), fill.price.to_string()), (77, "0.4".into(), "0.102644".into()));
+        assert_eq!(
+            (fill.trade_id, fill.qty.to_string(), fill.price.to_string()),
+            (77, "0.4".into(), "0.102644".into())
+        );
         assert_eq!(fill.commission_asset.as_str(), "ETH");
         assert!(fill.is_maker);
         assert_eq!(fill.client_order_id.expect("cid").as_str(), "cr-abc");
@@ -715,32 +772,47 @@ mod tests {
             r#"{"subscriptionId":0,"event":{"e":"outboundAccountPosition","E":1564034571105,"u":1564034571073,"B":[{"a":"ETH","f":"10000.000000","l":"0.000000"}]}}"#,
         )
         .expect("position");
-        assert!(matches!(p, UserFrame::Event(UserEvent::AccountPosition { ref balances, .. }) if balances[0].free.to_string() == "10000"));
+        assert!(
+            matches!(p, UserFrame::Event(UserEvent::AccountPosition { ref balances, .. }) if balances[0].free.to_string() == "10000")
+        );
         let b = parse_user_frame(
             r#"{"subscriptionId":0,"event":{"e":"balanceUpdate","E":1573200697110,"a":"BTC","d":"-100.00000000","T":1573200697068}}"#,
         )
         .expect("delta");
-        assert!(matches!(b, UserFrame::Event(UserEvent::BalanceDelta { delta, .. }) if delta == Decimal::from(-100)));
+        assert!(
+            matches!(b, UserFrame::Event(UserEvent::BalanceDelta { delta, .. }) if delta == Decimal::from(-100))
+        );
         let l = parse_user_frame(
             r#"{"subscriptionId":0,"event":{"e":"listStatus","E":1564035303637,"s":"ETHBTC","g":2,"c":"OCO","l":"EXEC_STARTED","L":"EXECUTING","r":"NONE","C":"F4QN4G8DlFATFlIUQ0cjdD","T":1564035303625,"O":[{"s":"ETHBTC","i":17,"c":"AJYsMjErWJesZvqlJCTUgL"},{"s":"ETHBTC","i":18,"c":"bfYPSQdLoqAJeNrOr9adzq"}]}}"#,
         )
         .expect("list");
-        assert!(matches!(l, UserFrame::Event(UserEvent::ListStatus(ref s)) if s.legs.len() == 2 && s.order_list_id == 2));
+        assert!(
+            matches!(l, UserFrame::Event(UserEvent::ListStatus(ref s)) if s.legs.len() == 2 && s.order_list_id == 2)
+        );
     }
 
     #[test]
     fn responses_and_terminations_are_recognised() {
-        let r = parse_user_frame(r#"{"id":"sub-1","status":200,"result":{"subscriptionId":3}}"#).expect("resp");
+        let r =
+            parse_user_frame(r#"{"id":"sub-1","status":200,"result":{"subscriptionId":3}}"#).expect("resp");
         assert!(matches!(r, UserFrame::Response { status: 200, ref id, .. } if id == "sub-1"));
         let e = parse_user_frame(r#"{"id":"sub-2","status":400,"error":{"code":-1022,"msg":"Signature for this request is not valid."}}"#)
             .expect("err");
-        assert!(matches!(e, UserFrame::Response { error: Some((-1022, _)), .. }));
+        assert!(matches!(
+            e,
+            UserFrame::Response {
+                error: Some((-1022, _)),
+                ..
+            }
+        ));
         assert_eq!(
             parse_user_frame(r#"{"subscriptionId":0,"event":{"e":"eventStreamTerminated","E":1}}"#),
             Ok(UserFrame::Event(UserEvent::Terminated))
         );
         assert_eq!(
-            parse_user_frame(r#"{"subscriptionId":0,"event":{"e":"externalLockUpdate","E":1,"a":"BTC","d":"1","T":1}}"#),
+            parse_user_frame(
+                r#"{"subscriptionId":0,"event":{"e":"externalLockUpdate","E":1,"a":"BTC","d":"1","T":1}}"#
+            ),
             Ok(UserFrame::Ignored)
         );
         assert!(parse_user_frame(r#"{"subscriptionId":0,"event":{"e":"executionReport"}}"#).is_err());

@@ -321,17 +321,14 @@ impl RateGovernor {
 /// message.
 pub fn ban_until_ms(now_ms: i64, retry_after_s: Option<u64>, msg: &str) -> i64 {
     let from_header = retry_after_s.map(|s| now_ms + i64::try_from(s).unwrap_or(0) * 1000);
-    let from_msg = msg
-        .split("until")
-        .nth(1)
-        .and_then(|rest| {
-            let digits: String = rest
-                .trim_start()
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse::<i64>().ok()
-        });
+    let from_msg = msg.split("until").nth(1).and_then(|rest| {
+        let digits: String = rest
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse::<i64>().ok()
+    });
     // With neither, assume the shortest documented ban (2 minutes) rather than none.
     from_header.max(from_msg).unwrap_or(now_ms + 120_000)
 }
@@ -364,7 +361,10 @@ mod tests {
         )
         .expect("json");
         let l = RateLimit::from_wire(&w).expect("known");
-        assert_eq!((l.kind, l.interval_ms, l.label.as_str(), l.limit), (LimitKind::Orders, 10_000, "10S", 50));
+        assert_eq!(
+            (l.kind, l.interval_ms, l.label.as_str(), l.limit),
+            (LimitKind::Orders, 10_000, "10S", 50)
+        );
         let unknown = RateLimitWire {
             rate_limit_type: "CONNECTIONS".into(),
             interval: "MINUTE".into(),
@@ -379,7 +379,10 @@ mod tests {
         let mut g = gov();
         let t = 120_000; // start of a minute
         assert_eq!(g.admit(RequestClass::Query, 80, t), Admission::Go);
-        assert_eq!(g.admit(RequestClass::Query, 20, t + 1000), Admission::Wait(Duration::from_millis(59_000)));
+        assert_eq!(
+            g.admit(RequestClass::Query, 20, t + 1000),
+            Admission::Wait(Duration::from_millis(59_000))
+        );
         // Cancels are never delayed, even past the headroom.
         assert_eq!(g.admit(RequestClass::Cancel, 15, t + 1000), Admission::Go);
         // New window.
@@ -391,7 +394,10 @@ mod tests {
         let mut g = gov();
         g.observe_header("X-MBX-USED-WEIGHT-1M", "89", 0);
         assert_eq!(g.usage(0).weight_used, 89);
-        assert_eq!(g.admit(RequestClass::Query, 2, 10), Admission::Wait(Duration::from_millis(59_990)));
+        assert_eq!(
+            g.admit(RequestClass::Query, 2, 10),
+            Admission::Wait(Duration::from_millis(59_990))
+        );
         g.observe_header("x-mbx-order-count-10s", "2", 10);
         assert_eq!(g.usage(10).orders_10s, 2);
     }
@@ -413,7 +419,10 @@ mod tests {
             g.admit(RequestClass::Query, 1, 2_000),
             Admission::Refuse(ClientError::RateLimited { .. })
         ));
-        assert!(matches!(g.admit(RequestClass::Order, 1, 2_000), Admission::Refuse(_)));
+        assert!(matches!(
+            g.admit(RequestClass::Order, 1, 2_000),
+            Admission::Refuse(_)
+        ));
         assert_eq!(g.admit(RequestClass::Cancel, 1, 2_000), Admission::Go);
         assert_eq!(g.usage(2_000).hold_until_ms, Some(4_000));
         assert_eq!(g.admit(RequestClass::Query, 1, 4_000), Admission::Go);
@@ -435,7 +444,11 @@ mod tests {
     #[test]
     fn ban_until_takes_the_later_of_header_and_message() {
         assert_eq!(
-            ban_until_ms(1_000, Some(120), "Way too much request weight used; IP banned until 999999."),
+            ban_until_ms(
+                1_000,
+                Some(120),
+                "Way too much request weight used; IP banned until 999999."
+            ),
             999_999
         );
         assert_eq!(ban_until_ms(1_000, Some(120), "banned"), 121_000);

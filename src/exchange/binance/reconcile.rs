@@ -30,7 +30,10 @@ impl FillDedup {
 
     /// Records a fill; `true` if it is new (apply it), `false` if it was seen before.
     pub fn insert(&mut self, fill: &Fill) -> bool {
-        let last = self.last_trade_id.entry(fill.symbol.clone()).or_insert(fill.trade_id);
+        let last = self
+            .last_trade_id
+            .entry(fill.symbol.clone())
+            .or_insert(fill.trade_id);
         *last = (*last).max(fill.trade_id);
         self.seen.insert((fill.symbol.clone(), fill.trade_id))
     }
@@ -181,7 +184,9 @@ pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncRep
         let r = match rest.query_order(symbol, cid).await {
             Ok(o) => Resolution::Found(o),
             Err(ClientError::Api { code, .. }) if code == CODE_NO_SUCH_ORDER => Resolution::NotFound,
-            Err(e) => Resolution::StillUnknown { reason: e.to_string() },
+            Err(e) => Resolution::StillUnknown {
+                reason: e.to_string(),
+            },
         };
         orders.push((cid.clone(), r));
     }
@@ -295,7 +300,10 @@ pub fn protective_oco(
     {
         return OcoPlan::TooSmall {
             qty,
-            reason: format!("filled {held} rounds to {qty}, below LOT_SIZE minimum {}", lot.min_qty.normalize()),
+            reason: format!(
+                "filled {held} rounds to {qty}, below LOT_SIZE minimum {}",
+                lot.min_qty.normalize()
+            ),
         };
     }
     if qty.is_zero() {
@@ -409,12 +417,21 @@ mod tests {
             status,
             fills,
         };
-        protective_oco(&entry, &rules(), sl.parse().expect("ok"), tp.parse().expect("ok"), ids())
+        protective_oco(
+            &entry,
+            &rules(),
+            sl.parse().expect("ok"),
+            tp.parse().expect("ok"),
+            ids(),
+        )
     }
 
     #[test]
     fn oco_covers_the_cumulative_fill_net_of_base_commission_rounded_down() {
-        let fills = [fill(1, "0.0030", "0.000003", "BTC"), fill(2, "0.0020", "0.1", "USDT")];
+        let fills = [
+            fill(1, "0.0030", "0.000003", "BTC"),
+            fill(2, "0.0020", "0.1", "USDT"),
+        ];
         let OcoPlan::Place(o) = plan(OrderStatus::Filled, &fills, "58000.005", "63000.001") else {
             panic!("expected an OCO")
         };
@@ -428,7 +445,10 @@ mod tests {
     #[test]
     fn no_oco_while_the_entry_is_still_working() {
         let fills = [fill(1, "0.0030", "0", "BNB")];
-        assert_eq!(plan(OrderStatus::PartiallyFilled, &fills, "58000", "63000"), OcoPlan::Wait);
+        assert_eq!(
+            plan(OrderStatus::PartiallyFilled, &fills, "58000", "63000"),
+            OcoPlan::Wait
+        );
         assert_eq!(plan(OrderStatus::New, &[], "58000", "63000"), OcoPlan::Wait);
     }
 
@@ -439,22 +459,34 @@ mod tests {
             plan(OrderStatus::Canceled, &fills, "58000", "63000"),
             OcoPlan::Place(ref o) if o.qty.to_string() == "0.003"
         ));
-        assert_eq!(plan(OrderStatus::Canceled, &[], "58000", "63000"), OcoPlan::NothingFilled);
+        assert_eq!(
+            plan(OrderStatus::Canceled, &[], "58000", "63000"),
+            OcoPlan::NothingFilled
+        );
     }
 
     #[test]
     fn dust_below_lot_or_notional_minimum_is_reported_not_sent() {
         let tiny = [fill(1, "0.00005", "0", "BNB")];
-        assert!(matches!(plan(OrderStatus::Filled, &tiny, "58000", "63000"), OcoPlan::TooSmall { .. }));
+        assert!(matches!(
+            plan(OrderStatus::Filled, &tiny, "58000", "63000"),
+            OcoPlan::TooSmall { .. }
+        ));
         // 0.0001 × 40000 = 4 < 5 at the stop price.
         let small = [fill(1, "0.0001", "0", "BNB")];
-        assert!(matches!(plan(OrderStatus::Filled, &small, "40000", "63000"), OcoPlan::TooSmall { .. }));
+        assert!(matches!(
+            plan(OrderStatus::Filled, &small, "40000", "63000"),
+            OcoPlan::TooSmall { .. }
+        ));
     }
 
     #[test]
     fn inverted_prices_or_a_sell_entry_are_invalid() {
         let fills = [fill(1, "0.0030", "0", "BNB")];
-        assert!(matches!(plan(OrderStatus::Filled, &fills, "63000", "58000"), OcoPlan::Invalid { .. }));
+        assert!(matches!(
+            plan(OrderStatus::Filled, &fills, "63000", "58000"),
+            OcoPlan::Invalid { .. }
+        ));
         let s = sym();
         let entry = EntryFills {
             symbol: &s,
@@ -463,7 +495,13 @@ mod tests {
             fills: &fills,
         };
         assert!(matches!(
-            protective_oco(&entry, &rules(), "1".parse().expect("ok"), "2".parse().expect("ok"), ids()),
+            protective_oco(
+                &entry,
+                &rules(),
+                "1".parse().expect("ok"),
+                "2".parse().expect("ok"),
+                ids()
+            ),
             OcoPlan::Invalid { .. }
         ));
     }
@@ -472,13 +510,20 @@ mod tests {
     fn fills_are_deduplicated_by_symbol_and_trade_id() {
         let mut dd = FillDedup::new();
         dd.seed(&sym(), [5]);
-        let batch = vec![fill(5, "1", "0", "BNB"), fill(6, "1", "0", "BNB"), fill(6, "1", "0", "BNB")];
+        let batch = vec![
+            fill(5, "1", "0", "BNB"),
+            fill(6, "1", "0", "BNB"),
+            fill(6, "1", "0", "BNB"),
+        ];
         let new = dd.filter_new(batch);
         assert_eq!(new.iter().map(|f| f.trade_id).collect::<Vec<_>>(), vec![6]);
         assert_eq!(dd.last_trade_id(&sym()), Some(6));
         let mut other = fill(6, "1", "0", "BNB");
         other.symbol = Symbol::new("ETHUSDT").expect("ok");
-        assert!(dd.insert(&other), "same trade id on another symbol is a different fill");
+        assert!(
+            dd.insert(&other),
+            "same trade id on another symbol is a different fill"
+        );
         assert_eq!(fills_by_order(&new).len(), 1);
     }
 }

@@ -18,7 +18,9 @@ use super::backoff::{Backoff, ThreadJitter};
 use super::clock::{Clock, ClockSample, local_now_ms};
 use super::endpoints::Endpoints;
 use super::error::{CODE_INVALID_TIMESTAMP, ClientError, OrderOutcome};
-use super::limits::{Admission, BanStore, NoBanStore, RateGovernor, RateLimit, RateUsage, RequestClass, ban_until_ms};
+use super::limits::{
+    Admission, BanStore, NoBanStore, RateGovernor, RateLimit, RateUsage, RequestClass, ban_until_ms,
+};
 use super::sign::{Credentials, sign_rest};
 use super::wire::{
     self, AccountInfo, ApiRestrictions, BookTicker, CancelledItem, CommissionRates, Depth, ExchangeInfo,
@@ -116,7 +118,10 @@ pub fn order_params(o: &OrderRequest) -> Vec<(&'static str, String)> {
         OrderType::Limit | OrderType::StopLossLimit | OrderType::TakeProfitLimit
     );
     if needs_tif {
-        p.push(("timeInForce", o.time_in_force.unwrap_or(TimeInForce::Gtc).to_string()));
+        p.push((
+            "timeInForce",
+            o.time_in_force.unwrap_or(TimeInForce::Gtc).to_string(),
+        ));
     }
     p.push(("quantity", o.qty.to_string()));
     if let Some(price) = o.price
@@ -313,7 +318,11 @@ impl BinanceRest {
                 let until = ban_until_ms(now, retry_after, &msg);
                 self.governor().on_ban(until);
                 self.bans.save(until);
-                tracing::error!(path = req.path, until_ms = until, "HTTP 418: IP banned, all traffic stopped");
+                tracing::error!(
+                    path = req.path,
+                    until_ms = until,
+                    "HTTP 418: IP banned, all traffic stopped"
+                );
                 Err(ClientError::Banned { until_ms: until })
             }
             500..=599 => Err(ClientError::Server5xx { status, msg }),
@@ -365,7 +374,13 @@ impl BinanceRest {
         }
     }
 
-    fn query(&self, path: &'static str, params: Vec<(&'static str, String)>, signed: bool, weight: u32) -> Req {
+    fn query(
+        &self,
+        path: &'static str,
+        params: Vec<(&'static str, String)>,
+        signed: bool,
+        weight: u32,
+    ) -> Req {
         Req {
             method: Method::GET,
             path,
@@ -377,7 +392,13 @@ impl BinanceRest {
         }
     }
 
-    fn mutation(&self, method: Method, path: &'static str, params: Vec<(&'static str, String)>, class: RequestClass) -> Req {
+    fn mutation(
+        &self,
+        method: Method,
+        path: &'static str,
+        params: Vec<(&'static str, String)>,
+        class: RequestClass,
+    ) -> Req {
         Req {
             method,
             path,
@@ -434,7 +455,11 @@ impl BinanceRest {
         match best {
             Some((a, b, srv)) => {
                 let sample = self.clock.record(a, b, srv);
-                tracing::info!(offset_ms = sample.offset_ms, rtt_ms = sample.rtt_ms, "clock synced");
+                tracing::info!(
+                    offset_ms = sample.offset_ms,
+                    rtt_ms = sample.rtt_ms,
+                    "clock synced"
+                );
                 Ok(sample)
             }
             None => Err(last_err.unwrap_or(ClientError::Timeout)),
@@ -448,7 +473,9 @@ impl BinanceRest {
             [one] => vec![("symbol", one.to_string())],
             many => vec![("symbols", json_symbols(many))],
         };
-        let body = self.get(self.query("/api/v3/exchangeInfo", params, false, 20)).await?;
+        let body = self
+            .get(self.query("/api/v3/exchangeInfo", params, false, 20))
+            .await?;
         let info = wire::parse_exchange_info(&body)?;
         if !info.rate_limits.is_empty() {
             self.governor().set_limits(info.rate_limits.clone());
@@ -465,7 +492,9 @@ impl BinanceRest {
 
     pub async fn book_ticker(&self, symbol: &Symbol) -> Result<BookTicker, ClientError> {
         let params = vec![("symbol", symbol.to_string())];
-        let body = self.get(self.query("/api/v3/ticker/bookTicker", params, false, 2)).await?;
+        let body = self
+            .get(self.query("/api/v3/ticker/bookTicker", params, false, 2))
+            .await?;
         wire::parse_book_ticker(&body)
     }
 
@@ -476,15 +505,28 @@ impl BinanceRest {
             [one] => (vec![("symbol", one.to_string())], 2),
             many => (
                 vec![("symbols", json_symbols(many))],
-                if many.len() <= 20 { 2 } else if many.len() <= 100 { 40 } else { 80 },
+                if many.len() <= 20 {
+                    2
+                } else if many.len() <= 100 {
+                    40
+                } else {
+                    80
+                },
             ),
         };
-        let body = self.get(self.query("/api/v3/ticker/24hr", params, false, weight)).await?;
+        let body = self
+            .get(self.query("/api/v3/ticker/24hr", params, false, weight))
+            .await?;
         wire::parse_tickers_24h(&body)
     }
 
     /// `GET /api/v3/klines`; `interval` as Binance spells it (`1m`, `1h`, `1d`…).
-    pub async fn klines(&self, symbol: &Symbol, interval: &str, limit: u32) -> Result<Vec<Kline>, ClientError> {
+    pub async fn klines(
+        &self,
+        symbol: &Symbol,
+        interval: &str,
+        limit: u32,
+    ) -> Result<Vec<Kline>, ClientError> {
         let params = vec![
             ("symbol", symbol.to_string()),
             ("interval", interval.to_string()),
@@ -506,7 +548,12 @@ impl BinanceRest {
     /// `POST /api/v3/order` with `newOrderRespType=FULL`. Sent once; an unknown outcome is
     /// returned as such and must be reconciled, never resent.
     pub async fn place_order(&self, order: &OrderRequest) -> OrderOutcome<PlacedOrder> {
-        let req = self.mutation(Method::POST, "/api/v3/order", order_params(order), RequestClass::Order);
+        let req = self.mutation(
+            Method::POST,
+            "/api/v3/order",
+            order_params(order),
+            RequestClass::Order,
+        );
         let outcome = OrderOutcome::from_result(
             self.send_once(&req)
                 .await
@@ -518,8 +565,17 @@ impl BinanceRest {
 
     /// `POST /api/v3/orderList/oco`: the protective SELL OCO (see [`OcoRequest`]).
     pub async fn place_oco(&self, oco: &OcoRequest) -> OrderOutcome<OrderListReport> {
-        let req = self.mutation(Method::POST, "/api/v3/orderList/oco", oco.params(), RequestClass::Order);
-        let outcome = OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_order_list(&b)));
+        let req = self.mutation(
+            Method::POST,
+            "/api/v3/orderList/oco",
+            oco.params(),
+            RequestClass::Order,
+        );
+        let outcome = OrderOutcome::from_result(
+            self.send_once(&req)
+                .await
+                .and_then(|b| wire::parse_order_list(&b)),
+        );
         log_outcome("place_oco", oco.list_client_order_id.as_str(), &outcome);
         outcome
     }
@@ -531,7 +587,8 @@ impl BinanceRest {
             ("origClientOrderId", client_order_id.to_string()),
         ];
         let req = self.mutation(Method::DELETE, "/api/v3/order", params, RequestClass::Cancel);
-        let outcome = OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_order(&b)));
+        let outcome =
+            OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_order(&b)));
         log_outcome("cancel_order", client_order_id, &outcome);
         outcome
     }
@@ -541,19 +598,31 @@ impl BinanceRest {
     pub async fn cancel_all(&self, symbol: &Symbol) -> OrderOutcome<Vec<CancelledItem>> {
         let params = vec![("symbol", symbol.to_string())];
         let req = self.mutation(Method::DELETE, "/api/v3/openOrders", params, RequestClass::Cancel);
-        let outcome = OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_cancel_all(&b)));
+        let outcome = OrderOutcome::from_result(
+            self.send_once(&req)
+                .await
+                .and_then(|b| wire::parse_cancel_all(&b)),
+        );
         log_outcome("cancel_all", symbol.as_str(), &outcome);
         outcome
     }
 
     /// `DELETE /api/v3/orderList` by list client order id.
-    pub async fn cancel_order_list(&self, symbol: &Symbol, list_client_order_id: &str) -> OrderOutcome<OrderListReport> {
+    pub async fn cancel_order_list(
+        &self,
+        symbol: &Symbol,
+        list_client_order_id: &str,
+    ) -> OrderOutcome<OrderListReport> {
         let params = vec![
             ("symbol", symbol.to_string()),
             ("listClientOrderId", list_client_order_id.to_string()),
         ];
         let req = self.mutation(Method::DELETE, "/api/v3/orderList", params, RequestClass::Cancel);
-        let outcome = OrderOutcome::from_result(self.send_once(&req).await.and_then(|b| wire::parse_order_list(&b)));
+        let outcome = OrderOutcome::from_result(
+            self.send_once(&req)
+                .await
+                .and_then(|b| wire::parse_order_list(&b)),
+        );
         log_outcome("cancel_order_list", list_client_order_id, &outcome);
         outcome
     }
@@ -564,18 +633,26 @@ impl BinanceRest {
             Some(s) => (vec![("symbol", s.to_string())], 6),
             None => (vec![], 80),
         };
-        let body = self.get(self.query("/api/v3/openOrders", params, true, weight)).await?;
+        let body = self
+            .get(self.query("/api/v3/openOrders", params, true, weight))
+            .await?;
         wire::parse_orders(&body)
     }
 
     /// `GET /api/v3/openOrderList`.
     pub async fn open_order_lists(&self) -> Result<Vec<OrderListReport>, ClientError> {
-        let body = self.get(self.query("/api/v3/openOrderList", vec![], true, 6)).await?;
+        let body = self
+            .get(self.query("/api/v3/openOrderList", vec![], true, 6))
+            .await?;
         wire::parse_order_lists(&body)
     }
 
     /// `GET /api/v3/order` by client order id. `-2013` means not found (yet).
-    pub async fn query_order(&self, symbol: &Symbol, orig_client_order_id: &str) -> Result<ExchangeOrder, ClientError> {
+    pub async fn query_order(
+        &self,
+        symbol: &Symbol,
+        orig_client_order_id: &str,
+    ) -> Result<ExchangeOrder, ClientError> {
         let params = vec![
             ("symbol", symbol.to_string()),
             ("origClientOrderId", orig_client_order_id.to_string()),
@@ -646,7 +723,11 @@ impl WithoutUrl for reqwest::Error {
             src = e.source();
         }
         if s.is_empty() {
-            if self.is_timeout() { "timed out".into() } else { "request failed".into() }
+            if self.is_timeout() {
+                "timed out".into()
+            } else {
+                "request failed".into()
+            }
         } else {
             s
         }
@@ -690,7 +771,16 @@ mod tests {
         let p = order_params(&req(OrderType::Limit, Some("60000.10"), None));
         assert_eq!(
             keys(&p),
-            vec!["symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId", "newOrderRespType"]
+            vec![
+                "symbol",
+                "side",
+                "type",
+                "timeInForce",
+                "quantity",
+                "price",
+                "newClientOrderId",
+                "newOrderRespType"
+            ]
         );
         assert_eq!(p[3].1, "GTC");
         assert_eq!(p[4].1, "0.001");
@@ -703,7 +793,14 @@ mod tests {
         let p = order_params(&req(OrderType::Market, Some("1"), None));
         assert_eq!(
             keys(&p),
-            vec!["symbol", "side", "type", "quantity", "newClientOrderId", "newOrderRespType"]
+            vec![
+                "symbol",
+                "side",
+                "type",
+                "quantity",
+                "newClientOrderId",
+                "newOrderRespType"
+            ]
         );
     }
 
@@ -740,7 +837,10 @@ mod tests {
 
     #[test]
     fn symbols_are_sent_as_a_json_array() {
-        let s = [Symbol::new("BTCUSDT").expect("ok"), Symbol::new("BNBUSDT").expect("ok")];
+        let s = [
+            Symbol::new("BTCUSDT").expect("ok"),
+            Symbol::new("BNBUSDT").expect("ok"),
+        ];
         assert_eq!(json_symbols(&s), r#"["BTCUSDT","BNBUSDT"]"#);
         assert_eq!(depth_weight(5), 5);
         assert_eq!(depth_weight(5000), 250);

@@ -17,7 +17,11 @@ use crate::secret::{SecretBytes, SecretString};
 
 /// Everything but the RFC 3986 unreserved characters is escaped, as UTF-8, upper-case hex.
 /// Vector B of binance-spot.md §2.3 pins this (`１` → `%EF%BC%91`).
-const QUERY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const QUERY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Why a request could not be signed. Never carries key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,8 +71,7 @@ impl KeyMaterial {
             }
             _ => Zeroizing::new(file.to_vec()),
         };
-        let key =
-            ed25519_dalek::SigningKey::from_pkcs8_der(&der).map_err(|_| SignError::Ed25519KeyFormat)?;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_der(&der).map_err(|_| SignError::Ed25519KeyFormat)?;
         Ok(KeyMaterial::Ed25519(SecretBytes::new(key.to_bytes().to_vec())))
     }
 
@@ -357,12 +360,18 @@ mod tests {
         let sig_bytes: [u8; 64] = raw.as_slice().try_into().expect("64 bytes");
         let verifying = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
         verifying
-            .verify(payload.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig_bytes))
+            .verify(
+                payload.as_bytes(),
+                &ed25519_dalek::Signature::from_bytes(&sig_bytes),
+            )
             .expect("signature verifies");
         let tampered = payload.replace("quantity=1", "quantity=2");
         assert!(
             verifying
-                .verify(tampered.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig_bytes))
+                .verify(
+                    tampered.as_bytes(),
+                    &ed25519_dalek::Signature::from_bytes(&sig_bytes)
+                )
                 .is_err()
         );
     }

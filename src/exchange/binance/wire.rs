@@ -309,7 +309,8 @@ impl ExchangeOrder {
     /// Binance-generated ids) becomes `x-<orderId>`.
     pub fn to_order(&self, purpose: OrderPurpose) -> Order {
         let cid = ClientOrderId::new(self.order_client_id()).unwrap_or_else(|_| {
-            ClientOrderId::new(&format!("x-{}", self.order_id)).unwrap_or_else(|_| ClientOrderId::generate(0, 0))
+            ClientOrderId::new(&format!("x-{}", self.order_id))
+                .unwrap_or_else(|_| ClientOrderId::generate(0, 0))
         });
         Order {
             client_order_id: cid,
@@ -500,7 +501,11 @@ fn list_from_wire(w: &OrderListWire) -> Result<OrderListReport, ClientError> {
             .iter()
             .map(|l| (l.order_id, l.client_order_id.clone()))
             .collect(),
-        reports: w.order_reports.iter().map(order_from_wire).collect::<Result<_, _>>()?,
+        reports: w
+            .order_reports
+            .iter()
+            .map(order_from_wire)
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -645,7 +650,10 @@ fn ticker_from_wire(w: &Ticker24hWire) -> Result<Ticker24h, ClientError> {
             None => Decimal::ZERO,
         },
         volume: qty("volume", &w.volume)?,
-        quote_volume: decode("quoteVolume", Notional::try_new(dec("quoteVolume", &w.quote_volume)?))?,
+        quote_volume: decode(
+            "quoteVolume",
+            Notional::try_new(dec("quoteVolume", &w.quote_volume)?),
+        )?,
     })
 }
 
@@ -862,7 +870,10 @@ mod tests {
         assert_eq!(p.fills.len(), 2);
         assert_eq!(p.fills[1].trade_id, 57);
         assert_eq!(p.fills[1].qty.to_string(), "5");
-        assert_eq!(p.fills[0].client_order_id.as_ref().map(ClientOrderId::as_str), Some("cr-abc-1"));
+        assert_eq!(
+            p.fills[0].client_order_id.as_ref().map(ClientOrderId::as_str),
+            Some("cr-abc-1")
+        );
         assert_eq!(p.fills[0].side, Side::Sell);
     }
 
@@ -896,7 +907,10 @@ mod tests {
           "qty":"12.00000000","quoteQty":"48.000012","commission":"10.10000000","commissionAsset":"BNB",
           "time":1499865549590,"isBuyer":true,"isMaker":false,"isBestMatch":true}]"#;
         let f = parse_trades(body.as_bytes()).expect("parse");
-        assert_eq!((f[0].trade_id, f[0].side, f[0].price.to_string()), (28457, Side::Buy, "4.000001".into()));
+        assert_eq!(
+            (f[0].trade_id, f[0].side, f[0].price.to_string()),
+            (28457, Side::Buy, "4.000001".into())
+        );
     }
 
     #[test]
@@ -940,7 +954,9 @@ mod tests {
 
     #[test]
     fn malformed_numbers_are_decode_errors_not_panics() {
-        let r = parse_book_ticker(br#"{"symbol":"LTCBTC","bidPrice":"1e5","bidQty":"1","askPrice":"x","askQty":"1"}"#);
+        let r = parse_book_ticker(
+            br#"{"symbol":"LTCBTC","bidPrice":"1e5","bidQty":"1","askPrice":"x","askQty":"1"}"#,
+        );
         assert!(matches!(r, Err(ClientError::Decode(_))), "{r:?}");
         assert!(matches!(parse_account(b"<html>"), Err(ClientError::Decode(_))));
     }

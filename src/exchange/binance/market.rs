@@ -1,0 +1,511 @@
+//! The market-stream task (binance-spot.md §7): one combined-stream connection for the
+//! watchlist.
+//!
+//! Owns: the WebSocket connection, SUBSCRIBE/UNSUBSCRIBE as the watchlist changes (batched,
+//! at most 4 control messages a second against Binance's 5), pong for every ping, reconnect
+//! with backoff and jitter (proactively before the 24 h limit and at once on
+//! `serverShutdown`), per-symbol staleness, and counting malformed frames. Must not: keep
+//! quotes (the engine does), block the engine (events go on a channel), or die on bad input.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::{Backoff, ThreadJitter};
+use super::clock::{Clock, local_now_ms};
+use super::endpoints::Endpoints;
+use super::events::{MarketEvent, MarketFrame, StreamStatus, parse_market_frame, streams_for};
+use crate::domain::Symbol;
+
+/// Tunables of the market stream.
+#[derive(Debug, Clone)]
+pub struct MarketStreamConfig {
+    /// A symbol with no message for this long is reported stale.
+    pub stale_after: Duration,
+    pub reconnect_base: Duration,
+    pub reconnect_max: Duration,
+    /// Reconnect before Binance's 24 h cut.
+    pub max_connection_age: Duration,
+    /// Minimum gap between our control messages (Binance allows 5 incoming messages/s).
+    pub control_gap: Duration,
+    /// How often a latency status is emitted.
+    pub latency_every: Duration,
+}
+
+impl Default for MarketStreamConfig {
+    fn default() -> Self {
+        Self {
+            stale_after: Duration::from_secs(5),
+            reconnect_base: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(30),
+            max_connection_age: Duration::from_secs(23 * 3600 + 30 * 60),
+            control_gap: Duration::from_millis(250),
+            latency_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Tracks the last message time per symbol and reports transitions to and from stale.
+#[derive(Debug, Clone, Default)]
+pub struct StaleTracker {
+    last_ms: HashMap<Symbol, i64>,
+    stale: HashSet<Symbol>,
+}
+
+impl StaleTracker {
+    /// A symbol starts its clock when it is watched (so a symbol that never speaks goes stale).
+    pub fn watch(&mut self, symbol: &Symbol, now_ms: i64) {
+        self.last_ms.entry(symbol.clone()).or_insert(now_ms);
+    }
+
+    pub fn unwatch(&mut self, symbol: &Symbol) {
+        self.last_ms.remove(symbol);
+        self.stale.remove(symbol);
+    }
+
+    /// A message arrived; `true` if the symbol was stale and is fresh again.
+    pub fn seen(&mut self, symbol: &Symbol, now_ms: i64) -> bool {
+        if let Some(t) = self.last_ms.get_mut(symbol) {
+            *t = now_ms;
+        }
+        self.stale.remove(symbol)
+    }
+
+    /// Symbols that just went stale.
+    pub fn newly_stale(&mut self, now_ms: i64, stale_after_ms: i64) -> Vec<Symbol> {
+        let mut out: Vec<Symbol> = self
+            .last_ms
+            .iter()
+            .filter(|(s, t)| now_ms - **t >= stale_after_ms && !self.stale.contains(*s))
+            .map(|(s, _)| s.clone())
+            .collect();
+        out.sort();
+        for s in &out {
+            self.stale.insert(s.clone());
+        }
+        out
+    }
+
+    pub fn last_seen_ms(&self, symbol: &Symbol) -> Option<i64> {
+        self.last_ms.get(symbol).copied()
+    }
+
+    pub fn is_stale(&self, symbol: &Symbol) -> bool {
+        self.stale.contains(symbol)
+    }
+}
+
+/// Control messages still to send after a watchlist change.
+#[derive(Debug, Default)]
+struct ControlQueue {
+    subscribe: BTreeSet<String>,
+    unsubscribe: BTreeSet<String>,
+    next_id: i64,
+}
+
+impl ControlQueue {
+    fn change(&mut self, active: &BTreeSet<String>, wanted: &BTreeSet<String>) {
+        // `active` is the intended server state; a pending opposite message cancels out.
+        for s in wanted.difference(active) {
+            if !self.unsubscribe.remove(s) {
+                self.subscribe.insert(s.clone());
+            }
+        }
+        for s in active.difference(wanted) {
+            if !self.subscribe.remove(s) {
+                self.unsubscribe.insert(s.clone());
+            }
+        }
+    }
+
+    /// The next batched control message (unsubscribes first) and its streams, if any.
+    fn next_message(&mut self) -> Option<(String, Vec<String>)> {
+        let (method, set) = if !self.unsubscribe.is_empty() {
+            ("UNSUBSCRIBE", &mut self.unsubscribe)
+        } else if !self.subscribe.is_empty() {
+            ("SUBSCRIBE", &mut self.subscribe)
+        } else {
+            return None;
+        };
+        // Keep a message well under the 1024-stream connection limit.
+        let batch: Vec<String> = set.iter().take(200).cloned().collect();
+        for s in &batch {
+            set.remove(s);
+        }
+        self.next_id += 1;
+        let msg = serde_json::json!({"method": method, "params": batch, "id": self.next_id}).to_string();
+        Some((msg, batch))
+    }
+}
+
+enum Command {
+    SetWatchlist(Vec<Symbol>),
+}
+
+/// The owner's handle: change the watchlist, read counters.
+#[derive(Debug, Clone)]
+pub struct MarketStreamHandle {
+    commands: mpsc::Sender<Command>,
+    malformed: Arc<AtomicU64>,
+    reconnects: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::SetWatchlist(s) => write!(f, "SetWatchlist({})", s.len()),
+        }
+    }
+}
+
+impl MarketStreamHandle {
+    /// Replaces the watchlist; the task subscribes and unsubscribes the difference.
+    pub async fn set_watchlist(&self, symbols: Vec<Symbol>) -> bool {
+        self.commands.send(Command::SetWatchlist(symbols)).await.is_ok()
+    }
+
+    pub fn malformed_count(&self) -> u64 {
+        self.malformed.load(Ordering::Relaxed)
+    }
+
+    /// Connections opened after the first one.
+    pub fn reconnect_count(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the market-stream task. It runs until `cancel` fires or the event receiver is dropped.
+pub fn spawn_market_stream(
+    endpoints: Endpoints,
+    clock: Clock,
+    watchlist: Vec<Symbol>,
+    events: mpsc::Sender<MarketEvent>,
+    cancel: CancellationToken,
+    config: MarketStreamConfig,
+) -> (MarketStreamHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(16);
+    let handle = MarketStreamHandle {
+        commands: tx,
+        malformed: Arc::new(AtomicU64::new(0)),
+        reconnects: Arc::new(AtomicU64::new(0)),
+    };
+    let task = MarketTask {
+        endpoints,
+        clock,
+        watchlist,
+        events,
+        cancel,
+        config,
+        commands: rx,
+        malformed: handle.malformed.clone(),
+        reconnects: handle.reconnects.clone(),
+        stale: StaleTracker::default(),
+    };
+    let join = tokio::spawn(task.run());
+    (handle, join)
+}
+
+struct MarketTask {
+    endpoints: Endpoints,
+    clock: Clock,
+    watchlist: Vec<Symbol>,
+    events: mpsc::Sender<MarketEvent>,
+    cancel: CancellationToken,
+    config: MarketStreamConfig,
+    commands: mpsc::Receiver<Command>,
+    malformed: Arc<AtomicU64>,
+    reconnects: Arc<AtomicU64>,
+    stale: StaleTracker,
+}
+
+/// Why a connection ended.
+enum End {
+    Stop,
+    Reconnect { reason: String, immediately: bool },
+}
+
+fn wanted_streams(watchlist: &[Symbol]) -> BTreeSet<String> {
+    watchlist.iter().flat_map(streams_for).collect()
+}
+
+impl MarketTask {
+    async fn emit(&self, ev: MarketEvent) -> bool {
+        self.events.send(ev).await.is_ok()
+    }
+
+    async fn run(mut self) {
+        let mut backoff = Backoff::new(self.config.reconnect_base, self.config.reconnect_max);
+        let mut connections = 0u64;
+        loop {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            if self.watchlist.is_empty() {
+                // Nothing to watch: wait for a watchlist instead of holding an empty socket.
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    cmd = self.commands.recv() => match cmd {
+                        Some(Command::SetWatchlist(w)) => self.watchlist = w,
+                        None => return,
+                    },
+                }
+                continue;
+            }
+            let streams: Vec<String> = wanted_streams(&self.watchlist).into_iter().collect();
+            let url = self.endpoints.stream_url(&streams);
+            let connected = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = tokio_tungstenite::connect_async(url.as_str()) => r,
+            };
+            let end = match connected {
+                Ok((ws, _)) => {
+                    connections += 1;
+                    if connections > 1 {
+                        self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if !self
+                        .emit(MarketEvent::Status(StreamStatus::Connected {
+                            streams: streams.len(),
+                        }))
+                        .await
+                    {
+                        return;
+                    }
+                    self.connection(ws, streams.into_iter().collect(), &mut backoff)
+                        .await
+                }
+                Err(e) => End::Reconnect {
+                    reason: format!("connect failed: {e}"),
+                    immediately: false,
+                },
+            };
+            match end {
+                End::Stop => return,
+                End::Reconnect { reason, immediately } => {
+                    tracing::warn!(%reason, "market stream disconnected");
+                    if !self
+                        .emit(MarketEvent::Status(StreamStatus::Disconnected { reason }))
+                        .await
+                    {
+                        return;
+                    }
+                    if !immediately {
+                        let d = backoff.next_delay(&mut ThreadJitter);
+                        tokio::select! {
+                            _ = self.cancel.cancelled() => return,
+                            _ = tokio::time::sleep(d) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn connection<S>(
+        &mut self,
+        mut ws: tokio_tungstenite::WebSocketStream<S>,
+        mut active: BTreeSet<String>,
+        backoff: &mut Backoff,
+    ) -> End
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let opened = Instant::now();
+        let mut queue = ControlQueue::default();
+        let mut tick = tokio::time::interval(self.config.control_gap);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_latency_emit = Instant::now();
+        let mut latency: Option<i64> = None;
+        let now = local_now_ms();
+        for s in &self.watchlist {
+            self.stale.watch(s, now);
+        }
+        let stale_ms = i64::try_from(self.config.stale_after.as_millis()).unwrap_or(i64::MAX);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    let _ = ws.close(None).await;
+                    return End::Stop;
+                }
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::SetWatchlist(w)) => {
+                        let now = local_now_ms();
+                        for s in &self.watchlist {
+                            if !w.contains(s) {
+                                self.stale.unwatch(s);
+                            }
+                        }
+                        for s in &w {
+                            self.stale.watch(s, now);
+                        }
+                        self.watchlist = w;
+                        let wanted = wanted_streams(&self.watchlist);
+                        queue.change(&active, &wanted);
+                        active = wanted;
+                    }
+                    None => {
+                        let _ = ws.close(None).await;
+                        return End::Stop;
+                    }
+                },
+                _ = tick.tick() => {
+                    if let Some((msg, _)) = queue.next_message()
+                        && let Err(e) = ws.send(Message::text(msg)).await
+                    {
+                        return End::Reconnect { reason: format!("send failed: {e}"), immediately: false };
+                    }
+                    let now = local_now_ms();
+                    for s in self.stale.newly_stale(now, stale_ms) {
+                        if !self.emit(MarketEvent::Status(StreamStatus::Stale { symbol: s })).await {
+                            return End::Stop;
+                        }
+                    }
+                    if let Some(ms) = latency
+                        && last_latency_emit.elapsed() >= self.config.latency_every
+                    {
+                        last_latency_emit = Instant::now();
+                        if !self.emit(MarketEvent::Status(StreamStatus::Latency { ms })).await {
+                            return End::Stop;
+                        }
+                    }
+                    if opened.elapsed() >= self.config.max_connection_age {
+                        let _ = ws.close(None).await;
+                        return End::Reconnect { reason: "connection age limit: renewing".into(), immediately: true };
+                    }
+                }
+                msg = ws.next() => {
+                    let msg = match msg {
+                        None => return End::Reconnect { reason: "closed by the server".into(), immediately: false },
+                        Some(Err(e)) => return End::Reconnect { reason: format!("read failed: {e}"), immediately: false },
+                        Some(Ok(m)) => m,
+                    };
+                    match msg {
+                        Message::Text(text) => {
+                            let now = local_now_ms();
+                            match parse_market_frame(text.as_str(), now) {
+                                Ok(MarketFrame::Event(ev)) => {
+                                    // A stable stream resets the reconnect backoff.
+                                    backoff.reset();
+                                    if let Some(e) = ev.event_ms() {
+                                        latency = Some(self.clock.server_time_at(now) - e);
+                                    }
+                                    if let Some(s) = ev.symbol().cloned()
+                                        && self.stale.seen(&s, now)
+                                        && !self.emit(MarketEvent::Status(StreamStatus::Fresh { symbol: s })).await
+                                    {
+                                        return End::Stop;
+                                    }
+                                    if !self.emit(ev).await {
+                                        return End::Stop;
+                                    }
+                                }
+                                Ok(MarketFrame::Reply { id, error: Some(err) }) => {
+                                    tracing::warn!(?id, %err, "market stream control message refused");
+                                }
+                                Ok(MarketFrame::Reply { .. }) | Ok(MarketFrame::Ignored) => {}
+                                Ok(MarketFrame::ServerShutdown) => {
+                                    if !self.emit(MarketEvent::Status(StreamStatus::ServerShutdown)).await {
+                                        return End::Stop;
+                                    }
+                                    let _ = ws.close(None).await;
+                                    return End::Reconnect { reason: "serverShutdown".into(), immediately: true };
+                                }
+                                Err(e) => {
+                                    if !self.malformed_frame(&e.to_string()).await {
+                                        return End::Stop;
+                                    }
+                                }
+                            }
+                        }
+                        Message::Binary(_) => {
+                            if !self.malformed_frame("unexpected binary frame").await {
+                                return End::Stop;
+                            }
+                        }
+                        Message::Ping(payload) => {
+                            // Explicit pong with the same payload (replaces tungstenite's queued one).
+                            if let Err(e) = ws.send(Message::Pong(payload)).await {
+                                return End::Reconnect { reason: format!("pong failed: {e}"), immediately: false };
+                            }
+                        }
+                        Message::Close(frame) => {
+                            let reason = frame.map_or_else(|| "closed".to_string(), |f| format!("closed: {}", f.reason));
+                            return End::Reconnect { reason, immediately: false };
+                        }
+                        Message::Pong(_) | Message::Frame(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn malformed_frame(&self, why: &str) -> bool {
+        let total = self.malformed.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(total, why, "market stream: malformed frame skipped");
+        self.emit(MarketEvent::Status(StreamStatus::Malformed { total }))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: &str) -> Symbol {
+        Symbol::new(n).expect("ok")
+    }
+
+    #[test]
+    fn silent_symbols_go_stale_once_and_recover_on_the_next_message() {
+        let mut t = StaleTracker::default();
+        t.watch(&s("BTCUSDT"), 0);
+        t.watch(&s("ETHUSDT"), 0);
+        t.seen(&s("ETHUSDT"), 4000);
+        assert_eq!(t.newly_stale(5000, 5000), vec![s("BTCUSDT")]);
+        assert!(t.newly_stale(6000, 5000).is_empty(), "reported once");
+        assert_eq!(t.newly_stale(9000, 5000), vec![s("ETHUSDT")]);
+        assert!(t.seen(&s("BTCUSDT"), 9500));
+        assert!(!t.is_stale(&s("BTCUSDT")));
+        assert!(!t.seen(&s("BTCUSDT"), 9600), "already fresh");
+        t.unwatch(&s("ETHUSDT"));
+        assert_eq!(t.last_seen_ms(&s("ETHUSDT")), None);
+    }
+
+    #[test]
+    fn watchlist_changes_batch_into_one_unsubscribe_then_one_subscribe() {
+        let mut q = ControlQueue::default();
+        let old = wanted_streams(&[s("BTCUSDT")]);
+        let new = wanted_streams(&[s("ETHUSDT"), s("BNBUSDT")]);
+        q.change(&old, &new);
+        let (m1, b1) = q.next_message().expect("unsubscribe");
+        assert!(m1.contains("\"UNSUBSCRIBE\""), "{m1}");
+        assert_eq!(b1.len(), 4);
+        let (m2, b2) = q.next_message().expect("subscribe");
+        assert!(
+            m2.contains("\"SUBSCRIBE\"") && m2.contains("ethusdt@bookTicker"),
+            "{m2}"
+        );
+        assert_eq!(b2.len(), 8);
+        assert!(q.next_message().is_none());
+    }
+
+    #[test]
+    fn a_symbol_added_then_removed_before_sending_sends_nothing() {
+        let mut q = ControlQueue::default();
+        let none = BTreeSet::new();
+        let one = wanted_streams(&[s("BTCUSDT")]);
+        q.change(&none, &one);
+        q.change(&one, &none);
+        assert!(q.next_message().is_none());
+        // Removed then re-added before the unsubscribe went out: the server still has it.
+        q.change(&one, &none);
+        q.change(&none, &one);
+        assert!(q.next_message().is_none());
+    }
+}
