@@ -617,8 +617,16 @@ impl SymbolRules {
                 Side::Buy => (pp.bid_multiplier_down, pp.bid_multiplier_up),
                 Side::Sell => (pp.ask_multiplier_down, pp.ask_multiplier_up),
             };
-            let low = r.value() * down;
-            let high = r.value() * up;
+            // Checked: an absurd reference price must be a failure, never an overflow panic.
+            let (Some(low), Some(high)) = (r.value().checked_mul(down), r.value().checked_mul(up)) else {
+                out.push(FilterFailure::PercentPrice {
+                    side: order.side,
+                    value: p.to_string(),
+                    low: "overflow".to_string(),
+                    high: "overflow".to_string(),
+                });
+                return out;
+            };
             if p.value() < low || p.value() > high {
                 out.push(FilterFailure::PercentPrice {
                     side: order.side,

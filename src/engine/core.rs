@@ -529,7 +529,9 @@ impl Core {
 
     /// Journals an order crbot builds itself (a protective leg) before it is sent.
     pub fn record_own_order(&mut self, order: Order, now_ms: i64) -> Result<(), JournalError> {
-        self.journal.insert_order(&order).inspect_err(|e| self.storage_failed(e, now_ms))?;
+        self.journal
+            .insert_order(&order)
+            .inspect_err(|e| self.storage_failed(e, now_ms))?;
         self.state.upsert_order(order);
         Ok(())
     }
