@@ -16,6 +16,8 @@ use crate::domain::{
 };
 use crate::engine::snapshot::{LogKind, LogLevel, RuleLine};
 use crate::engine::state::{EngineState, Protection};
+use crate::exchange::binance::reconcile::{EntryFills, OcoPlan, protective_oco};
+use crate::exchange::binance::rest::OcoRequest;
 use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{
     EventRecord, Journal, JournalError, OrderUpdate, RiskEventRecord, TicketSource, TradingStateCode,
@@ -55,11 +57,9 @@ pub struct Prepared {
 /// What the caller must do after an exchange answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowUp {
-    /// Place the protective OCO for a filled entry.
+    /// Place the protective OCO for a finished entry ([`Core::prepare_protection`]).
     Protect {
         entry: ClientOrderId,
-        symbol: Symbol,
-        qty: Qty,
         stop_loss: Price,
         take_profit: Price,
     },
@@ -463,68 +463,118 @@ impl Core {
         follow
     }
 
-    /// The protective OCO for a finished entry (rule, written down): once an entry is
-    /// terminal (FILLED, or CANCELED/EXPIRED after a partial fill), the OCO covers what the
-    /// entry's own fills added to the position — executed quantity less any base-asset
-    /// commission — rounded down to the lot step and bounded by the free balance. A quantity
-    /// below the symbol's minimum is reported, not sent. While halted nothing is placed: the
-    /// kill switch owns the book.
+    /// The protective OCO is due once an entry is terminal with something executed (the
+    /// rule itself is [`protective_oco`]'s doc). While halted nothing is placed: the kill
+    /// switch owns the book.
     fn protection_for(&mut self, cid: &ClientOrderId, now_ms: i64) -> Vec<FollowUp> {
         let Some(p) = self.state.protection.remove(cid) else {
             return Vec::new();
         };
-        let Some(order) = self.state.orders.get(cid).cloned() else {
+        let Some(order) = self.state.orders.get(cid) else {
             return Vec::new();
         };
         if matches!(self.state.trading, TradingState::Halted { .. }) {
-            self.state.log(
-                now_ms,
-                LogLevel::Warn,
-                LogKind::Risk,
-                format!("{}: halted, protective OCO not placed", order.symbol),
-            );
-            return Vec::new();
-        }
-        let Some(rules) = self.state.rules.get(&order.symbol) else {
-            return Vec::new();
-        };
-        let base = rules.base_asset.clone();
-        let fee_in_base: Decimal = self
-            .journal
-            .fills_for(&order.symbol)
-            .unwrap_or_default()
-            .iter()
-            .filter(|f| f.client_order_id.as_ref() == Some(cid) && f.commission_asset == base)
-            .map(|f| f.commission.value())
-            .sum();
-        let net = Qty::try_new(order.executed_qty.value() - fee_in_base).unwrap_or(Qty::ZERO);
-        let free = self.state.balances.get(&base).map(|b| b.free).unwrap_or(net);
-        let qty = rules.round_qty(OrderType::Limit, net.min(free));
-        let min_qty = rules
-            .filters
-            .lot_size
-            .as_ref()
-            .map(|l| l.min_qty)
-            .unwrap_or_default();
-        if qty.is_zero() || qty.value() < min_qty {
-            self.state.log(
-                now_ms,
-                LogLevel::Warn,
-                LogKind::Risk,
-                format!(
-                    "{}: filled {} is below the minimum lot; no protective OCO (position unprotected)",
-                    order.symbol, net
-                ),
-            );
+            let text = format!("{}: halted, protective OCO not placed", order.symbol);
+            self.state.log(now_ms, LogLevel::Warn, LogKind::Risk, text);
             return Vec::new();
         }
         vec![FollowUp::Protect {
             entry: cid.clone(),
-            symbol: order.symbol,
-            qty,
             stop_loss: p.stop_loss,
             take_profit: p.take_profit,
         }]
+    }
+
+    /// Plans the protective OCO of a finished entry from its journaled fills and journals both
+    /// legs (and the list id) before it may be sent. `None` when nothing is to be sent (too
+    /// small, invalid, still working): the reason is logged.
+    pub fn prepare_protection(
+        &mut self,
+        entry: &ClientOrderId,
+        stop_loss: Price,
+        take_profit: Price,
+        now_ms: i64,
+    ) -> Option<OcoRequest> {
+        let order = self.state.orders.get(entry)?.clone();
+        let rules = self.state.rules.get(&order.symbol)?.clone();
+        let LocalOrderState::Exchange(status) = order.state else {
+            return None;
+        };
+        let fills: Vec<Fill> = match self.journal.fills_for(&order.symbol) {
+            Ok(f) => f
+                .into_iter()
+                .filter(|f| f.client_order_id.as_ref() == Some(entry))
+                .collect(),
+            Err(e) => {
+                self.storage_failed(&e, now_ms);
+                return None;
+            }
+        };
+        let id = |n: u64| ClientOrderId::generate(now_ms, rand::random::<u64>().wrapping_add(n));
+        let ids = [id(0), id(1), id(2)];
+        let plan = protective_oco(
+            &EntryFills {
+                symbol: &order.symbol,
+                side: order.side,
+                status,
+                fills: &fills,
+            },
+            &rules,
+            stop_loss,
+            take_profit,
+            ids,
+        );
+        let oco = match plan {
+            OcoPlan::Place(oco) => oco,
+            OcoPlan::TooSmall { qty, reason } => {
+                let text = format!(
+                    "{}: filled {qty} too small for a protective OCO ({reason}); position unprotected",
+                    order.symbol
+                );
+                self.state.log(now_ms, LogLevel::Warn, LogKind::Risk, text);
+                return None;
+            }
+            OcoPlan::Invalid { reason } => {
+                let text = format!("{}: protective OCO not possible: {reason}", order.symbol);
+                self.state.log(now_ms, LogLevel::Warn, LogKind::Risk, text);
+                return None;
+            }
+            OcoPlan::Wait | OcoPlan::NothingFilled => return None,
+        };
+        let leg = |cid: &ClientOrderId, purpose, order_type, price, stop| Order {
+            client_order_id: cid.clone(),
+            order_id: None,
+            order_list_id: None,
+            symbol: oco.symbol.clone(),
+            side: Side::Sell,
+            order_type,
+            price,
+            stop_price: stop,
+            qty: oco.qty,
+            executed_qty: Qty::ZERO,
+            cumulative_quote_qty: Notional::ZERO,
+            state: LocalOrderState::Sending,
+            purpose,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        };
+        let tp = leg(
+            &oco.take_profit_client_order_id,
+            OrderPurpose::TakeProfit,
+            OrderType::LimitMaker,
+            Some(oco.take_profit),
+            None,
+        );
+        let sl = leg(
+            &oco.stop_loss_client_order_id,
+            OrderPurpose::StopLoss,
+            OrderType::StopLoss,
+            None,
+            Some(oco.stop_loss),
+        );
+        self.record_own_order(tp, now_ms).ok()?;
+        self.record_own_order(sl, now_ms).ok()?;
+        Some(oco)
     }
 
     /// Journals an order crbot builds itself (a protective leg) before it is sent.
