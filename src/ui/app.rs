@@ -150,6 +150,16 @@ pub enum Dialog {
 }
 
 impl Dialog {
+    /// The text field of a prompt dialog, with its error line.
+    fn text_field(&mut self) -> Option<(&mut TextArea<'static>, &mut Option<String>)> {
+        match self {
+            Dialog::AddSymbol { input, error }
+            | Dialog::Limit { input, error, .. }
+            | Dialog::ConfirmLimit { input, error, .. } => Some((input, error)),
+            _ => None,
+        }
+    }
+
     fn context(&self) -> Context {
         match self {
             Dialog::AddSymbol { .. } | Dialog::Limit { .. } | Dialog::ConfirmLimit { .. } => Context::Prompt,
@@ -554,15 +564,10 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
         Action::Edit(input) => {
             if let Some(dialog) = &mut app.dialog {
-                match dialog {
-                    Dialog::AddSymbol { input: t, error }
-                    | Dialog::Limit { input: t, error, .. }
-                    | Dialog::ConfirmLimit { input: t, error, .. } => {
-                        if edit(t, input) {
-                            *error = None;
-                        }
-                    }
-                    _ => {}
+                if let Some((t, error)) = dialog.text_field()
+                    && edit(t, input)
+                {
+                    *error = None;
                 }
             } else if let Some(t) = &mut app.ticket {
                 let i = t.focused;
