@@ -366,3 +366,36 @@ fn no_color_draws_no_colour_at_all() {
     }
     insta::assert_snapshot!("no_color_live_halted_80x24", draw(&app, &snap, 80, 24).backend());
 }
+
+#[test]
+fn ticket_result_appears_in_place_with_binance_message_or_reconciling() {
+    use crbot::domain::ClientOrderId;
+    use crbot::engine::snapshot::{TicketOutcome, TicketResult};
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = ticket_app(&mut snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
+    press(&mut app, &snap, KeyPress::ch('y'));
+    let draft = app.ticket.as_ref().unwrap().draft();
+    snap.ticket_result = Some(TicketResult {
+        draft: draft.clone(),
+        outcome: TicketOutcome::Rejected {
+            code: Some(-2010),
+            message: "Account has insufficient balance for requested action.".into(),
+        },
+    });
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    let at = find(buf, "REJECTED by Binance (-2010)").unwrap();
+    assert_eq!(buf[at].fg, Color::Red);
+    insta::assert_snapshot!("ticket_rejected_80x24", t.backend());
+
+    snap.ticket_result = Some(TicketResult {
+        draft,
+        outcome: TicketOutcome::Unknown {
+            client_order_id: ClientOrderId::new("crb-eth-en-0009").unwrap(),
+        },
+    });
+    let t = draw(&app, &snap, 160, 48);
+    assert!(find(t.backend().buffer(), "being reconciled").is_some());
+    insta::assert_snapshot!("ticket_unknown_160x48", t.backend());
+}

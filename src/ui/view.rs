@@ -388,7 +388,7 @@ fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
 // Layouts
 
 fn draw_wide(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
-    let [left, side] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(58)]).areas(area);
+    let [left, side] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(60)]).areas(area);
     let [top, orders, charts, log] = Layout::vertical([
         Constraint::Length(9),
         Constraint::Length(7),
@@ -944,8 +944,8 @@ fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
 
 fn draw_log(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
-    let visible = usize::from(area.height.saturating_sub(2));
-    let skip = snap.log.len().saturating_sub(visible);
+    // Only the newest lines can be visible; wrapping needs at most one row per line anyway.
+    let skip = snap.log.len().saturating_sub(usize::from(area.height));
     let lines: Vec<Line> = snap
         .log
         .iter()
@@ -968,8 +968,14 @@ fn draw_log(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
+    let block = panel(theme, " Risk & event log ", false);
+    let inner = block.inner(area);
+    let scroll = wrapped_rows(&lines, inner.width).saturating_sub(inner.height);
     frame.render_widget(
-        Paragraph::new(lines).block(panel(theme, " Risk & event log ", false)),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0))
+            .block(block),
         area,
     );
 }
@@ -1177,8 +1183,8 @@ fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect, side_b
     }
     let mut lines = result_lines(theme, snap, Some(form));
     let full = preview_lines(theme, snap.ticket_preview.as_ref(), form, false);
-    let fits = lines.len() + full.len() <= usize::from(preview_area.height)
-        && full.iter().all(|l| l.width() <= usize::from(preview_area.width));
+    let fits = wrapped_rows(&lines, preview_area.width) + wrapped_rows(&full, preview_area.width)
+        <= preview_area.height;
     if fits {
         lines.extend(full);
     } else {
@@ -1189,6 +1195,13 @@ fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect, side_b
 
 // ---------------------------------------------------------------------------------------------
 // Overlays
+
+/// Rows that `lines` take when wrapped at `width` (exact for lines that fit, an estimate for
+/// word-wrapped ones).
+fn wrapped_rows(lines: &[Line], width: u16) -> u16 {
+    let w = usize::from(width.max(1));
+    lines.iter().map(|l| l.width().max(1).div_ceil(w) as u16).sum()
+}
 
 fn popup(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
@@ -1217,7 +1230,7 @@ fn draw_kill_panel(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         let (mark, style) = match l.ok {
             Some(true) => (ok.to_string(), theme.positive()),
             Some(false) => (no.to_string(), theme.negative()),
-            None => (format!("{} ", theme.spinner(snap.now_ms)), theme.warning()),
+            None => (theme.spinner(snap.now_ms).to_string(), theme.warning()),
         };
         lines.push(Line::from(vec![
             Span::styled(format!("{mark} {:<10} ", l.symbol), style),
@@ -1414,7 +1427,11 @@ fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, a
                 lines.push(Line::from(Span::styled(text, style)));
             }
             lines.push(Line::from(Span::styled(
-                "Up/Down choose. Tightening applies at once; loosening asks you to type a confirmation.",
+                "Up/Down choose. Tightening applies at once;",
+                theme.dim(),
+            )));
+            lines.push(Line::from(Span::styled(
+                "loosening asks you to type a confirmation.",
                 theme.dim(),
             )));
             lines.push(Line::from("New value:"));
@@ -1445,14 +1462,9 @@ fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, a
         }
     };
     let extra = if field.is_some() { 4 } else { 0 };
-    let height = lines.len() as u16 + 2 + extra;
-    let width = lines
-        .iter()
-        .map(|l| l.width() as u16)
-        .max()
-        .unwrap_or(40)
-        .clamp(44, area.width.min(96))
-        + 4;
+    let width =
+        (lines.iter().map(|l| l.width() as u16).max().unwrap_or(40) + 2).clamp(46, area.width.min(100));
+    let height = wrapped_rows(&lines, width.saturating_sub(2)) + 2 + extra;
     let rect = popup(area, width, height);
     frame.render_widget(Clear, rect);
     let title_style = if live {
@@ -1465,7 +1477,7 @@ fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, a
     frame.render_widget(block, rect);
     frame.render_widget(Paragraph::new(lines.clone()).wrap(Wrap { trim: false }), inner);
     if let Some((input, error)) = field {
-        let y = inner.y + lines.len() as u16;
+        let y = inner.y + wrapped_rows(&lines, inner.width);
         if y < inner.bottom() {
             let r = Rect {
                 x: inner.x + 2,
