@@ -1233,7 +1233,7 @@ fn draw_kill_panel(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             None => (theme.spinner(snap.now_ms).to_string(), theme.warning()),
         };
         lines.push(Line::from(vec![
-            Span::styled(format!("{mark} {:<10} ", l.symbol), style),
+            Span::styled(format!("{mark} {:<10} ", l.symbol.as_str()), style),
             Span::raw(l.outcome.clone()),
         ]));
     }
