@@ -150,6 +150,16 @@ pub enum Dialog {
 }
 
 impl Dialog {
+    /// The text field of a prompt dialog, with its error line.
+    fn text_field(&mut self) -> Option<(&mut TextArea<'static>, &mut Option<String>)> {
+        match self {
+            Dialog::AddSymbol { input, error }
+            | Dialog::Limit { input, error, .. }
+            | Dialog::ConfirmLimit { input, error, .. } => Some((input, error)),
+            _ => None,
+        }
+    }
+
     fn context(&self) -> Context {
         match self {
             Dialog::AddSymbol { .. } | Dialog::Limit { .. } | Dialog::ConfirmLimit { .. } => Context::Prompt,
@@ -264,6 +274,9 @@ pub struct App {
     pub kill_dismissed: Option<i64>,
     /// One line of feedback in the footer ("no order selected").
     pub status: Option<String>,
+    /// A pending loosening the trader answered (confirmed or cancelled): not asked again
+    /// while the engine still shows it.
+    limit_answered: Option<LimitChangePending>,
     last_log_seq: u64,
     limits_rung: HashSet<LimitName>,
 }
@@ -296,6 +309,7 @@ impl App {
             kill_sent: false,
             kill_dismissed: None,
             status: None,
+            limit_answered: None,
             last_log_seq: snapshot.log.iter().map(|l| l.seq).max().unwrap_or(0),
             limits_rung: snapshot
                 .limits
@@ -530,10 +544,10 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
         Action::Confirm => fx.extend(confirm(app)),
         Action::Cancel => {
-            if let Some(Dialog::ConfirmLimit { .. }) = app.dialog {
+            if let Some(Dialog::ConfirmLimit { pending, .. }) = app.dialog.take() {
+                app.limit_answered = Some(pending);
                 fx.push(Effect::Send(Command::CancelLimitChange));
             }
-            app.dialog = None;
         }
         Action::ChoosePrev | Action::ChooseNext | Action::ChoosePercent(_) => {
             let forward = action == Action::ChooseNext;
@@ -554,15 +568,10 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
         Action::Edit(input) => {
             if let Some(dialog) = &mut app.dialog {
-                match dialog {
-                    Dialog::AddSymbol { input: t, error }
-                    | Dialog::Limit { input: t, error, .. }
-                    | Dialog::ConfirmLimit { input: t, error, .. } => {
-                        if edit(t, input) {
-                            *error = None;
-                        }
-                    }
-                    _ => {}
+                if let Some((t, error)) = dialog.text_field()
+                    && edit(t, input)
+                {
+                    *error = None;
                 }
             } else if let Some(t) = &mut app.ticket {
                 let i = t.focused;
@@ -718,6 +727,7 @@ fn confirm(app: &mut App) -> Vec<Effect> {
             let typed = field_text(&input);
             if typed.trim() == pending.phrase {
                 app.status = Some("limit change confirmed".into());
+                app.limit_answered = Some(pending);
                 vec![Effect::Send(Command::ConfirmLimit {
                     typed: typed.trim().to_string(),
                 })]
@@ -757,8 +767,11 @@ fn observe(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     if snap.header.trading.is_halted() {
         app.kill_sent = false;
     }
+    if snap.limit_change_pending.is_none() {
+        app.limit_answered = None;
+    }
     match (&snap.limit_change_pending, &app.dialog) {
-        (Some(pending), None) => {
+        (Some(pending), None) if app.limit_answered.as_ref() != Some(pending) => {
             app.dialog = Some(Dialog::ConfirmLimit {
                 pending: pending.clone(),
                 input: single_line(String::new()),

@@ -178,11 +178,7 @@ impl Theme {
 
     /// The pass and fail marks of a rule line.
     pub fn marks(&self) -> (&'static str, &'static str) {
-        if self.ascii {
-            ("ok", "NO")
-        } else {
-            ("✓ ", "✗ ")
-        }
+        if self.ascii { ("ok", "NO") } else { ("✓", "✗") }
     }
 
     pub fn spinner(&self, now_ms: i64) -> &'static str {

@@ -57,7 +57,25 @@ pub fn view(app: &App, snap: &Snapshot, frame: &mut Frame) {
     if let Some(dialog) = &app.dialog {
         draw_dialog(app, snap, dialog, frame, body);
     }
-    let _ = theme;
+    if theme.ascii {
+        asciify(frame);
+    }
+}
+
+/// The `--ascii` safety net: widgets that draw box characters of their own (chart axes)
+/// get them replaced, so no cell outside ASCII reaches a terminal that cannot show it.
+fn asciify(frame: &mut Frame) {
+    for cell in &mut frame.buffer_mut().content {
+        let replacement = match cell.symbol() {
+            "│" | "┃" | "║" => "|",
+            "─" | "━" | "═" => "-",
+            "└" | "┘" | "┌" | "┐" | "├" | "┤" | "┬" | "┴" | "┼" => "+",
+            "•" => "*",
+            s if !s.is_ascii() => "?",
+            _ => continue,
+        };
+        cell.set_symbol(replacement);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,10 +147,6 @@ fn purpose_label(p: OrderPurpose) -> &'static str {
 fn to_f64(d: Decimal) -> f64 {
     // Chart coordinates only (see the module doc).
     d.to_f64().unwrap_or(0.0)
-}
-
-fn right(text: impl Into<String>) -> Line<'static> {
-    Line::from(text.into()).right_aligned()
 }
 
 fn panel<'a>(theme: &Theme, title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
@@ -295,16 +309,16 @@ fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             theme.signed(l.day_pnl.amount < Decimal::ZERO, l.day_pnl.amount.is_zero()),
         ),
         Span::styled(
-            format!("/-{}%", dp2(l.daily_loss_limit_pct)),
+            format!("/-{}%", plain(l.daily_loss_limit_pct)),
             usage_style(theme, day_ratio),
         ),
         Span::raw(format!(
-            " resets {} UTC ({})  ",
+            " resets {}Z ({})  ",
             hm(l.daily_reset_ms),
             duration(l.daily_reset_ms - snap.now_ms)
         )),
         Span::styled(
-            format!("DD {}/{}%", dp2(l.drawdown_pct), dp2(l.drawdown_limit_pct)),
+            format!("DD {}/{}%", dp2(l.drawdown_pct), plain(l.drawdown_limit_pct)),
             usage_style(theme, l.usage()[1].1),
         ),
         Span::raw("  "),
@@ -374,7 +388,7 @@ fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
 // Layouts
 
 fn draw_wide(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
-    let [left, side] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(58)]).areas(area);
+    let [left, side] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(60)]).areas(area);
     let [top, orders, charts, log] = Layout::vertical([
         Constraint::Length(9),
         Constraint::Length(7),
@@ -424,100 +438,230 @@ fn draw_tab(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
 // ---------------------------------------------------------------------------------------------
 // Panels
 
+/// A table column: header, alignment, and when to drop it if the panel is too narrow
+/// (0 = never; higher numbers go first). Numbers are never truncated: a column that does not
+/// fit is left out whole.
+struct Col {
+    header: &'static str,
+    right: bool,
+    drop: u8,
+}
+
+type CellText = (String, Style);
+
+/// A table whose columns are as wide as their content, dropping low-priority columns until
+/// the rest fits in `width`.
+fn fitted_table(
+    theme: &Theme,
+    cols: &[Col],
+    rows: Vec<(Vec<CellText>, Style)>,
+    width: u16,
+) -> Table<'static> {
+    let mut widths: Vec<u16> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let content = rows
+                .iter()
+                .filter_map(|(cells, _)| cells.get(i))
+                .map(|(t, _)| t.chars().count());
+            content.chain(std::iter::once(c.header.len())).max().unwrap_or(0) as u16
+        })
+        .collect();
+    let mut keep: Vec<bool> = vec![true; cols.len()];
+    let total = |widths: &[u16], keep: &[bool]| -> u16 {
+        let n = keep.iter().filter(|k| **k).count() as u16;
+        widths
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(w, _)| *w)
+            .sum::<u16>()
+            + n.saturating_sub(1)
+    };
+    while total(&widths, &keep) > width {
+        let victim = (0..cols.len())
+            .filter(|i| keep[*i] && cols[*i].drop > 0)
+            .max_by_key(|i| (cols[*i].drop, *i));
+        match victim {
+            Some(i) => keep[i] = false,
+            None => break,
+        }
+    }
+    let cell = |text: String, style: Style, right_align: bool| {
+        let line = if right_align {
+            Line::from(text).right_aligned()
+        } else {
+            Line::from(text)
+        };
+        Cell::from(line).style(style)
+    };
+    let header = Row::new(
+        cols.iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| cell(c.header.to_string(), theme.title(), c.right)),
+    );
+    let body: Vec<Row> = rows
+        .into_iter()
+        .map(|(cells, style)| {
+            Row::new(
+                cells
+                    .into_iter()
+                    .zip(cols.iter().zip(&keep))
+                    .filter(|(_, (_, k))| **k)
+                    .map(|((t, st), (c, _))| cell(t, st, c.right)),
+            )
+            .style(style)
+        })
+        .collect();
+    for (w, k) in widths.iter_mut().zip(&keep) {
+        if !*k {
+            *w = 0;
+        }
+    }
+    let constraints: Vec<Constraint> = widths
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(w, _)| Constraint::Length(*w))
+        .collect();
+    Table::new(body, constraints)
+        .header(header)
+        .flex(ratatui::layout::Flex::SpaceBetween)
+}
+
 fn draw_watchlist(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
-    let header = Row::new(vec![
-        Cell::from("Symbol"),
-        Cell::from(right("Last")),
-        Cell::from(right("Bid")),
-        Cell::from(right("Ask")),
-        Cell::from(right("24h%")),
-    ])
-    .style(theme.title());
-    let rows = snap.watchlist.iter().map(|w| {
-        let selected = snap.selected_symbol.as_ref() == Some(&w.symbol);
-        let name = format!(
-            "{}{}{}",
-            if selected { ">" } else { " " },
-            w.symbol,
-            if w.stale { " ~" } else { "" }
-        );
-        let change = w.change_24h_pct.map_or_else(|| "-".into(), signed2);
-        let change_style = w
-            .change_24h_pct
-            .map_or_else(|| theme.plain(), |c| theme.signed(c < Decimal::ZERO, c.is_zero()));
-        let row = Row::new(vec![
-            Cell::from(name),
-            Cell::from(right(opt(w.last))),
-            Cell::from(right(opt(w.bid))),
-            Cell::from(right(opt(w.ask))),
-            Cell::from(right(change)).style(change_style),
-        ]);
-        if w.stale { row.style(theme.dim()) } else { row }
-    });
+    let cols = [
+        Col {
+            header: "Symbol",
+            right: false,
+            drop: 0,
+        },
+        Col {
+            header: "Last",
+            right: true,
+            drop: 0,
+        },
+        Col {
+            header: "Bid",
+            right: true,
+            drop: 2,
+        },
+        Col {
+            header: "Ask",
+            right: true,
+            drop: 2,
+        },
+        Col {
+            header: "24h%",
+            right: true,
+            drop: 1,
+        },
+    ];
+    let rows = snap
+        .watchlist
+        .iter()
+        .map(|w| {
+            let selected = snap.selected_symbol.as_ref() == Some(&w.symbol);
+            let name = format!(
+                "{}{}{}",
+                if selected { ">" } else { " " },
+                w.symbol,
+                if w.stale { " ~" } else { "" }
+            );
+            let change = w.change_24h_pct.map_or_else(|| "-".into(), signed2);
+            let change_style = w
+                .change_24h_pct
+                .map_or_else(|| theme.plain(), |c| theme.signed(c < Decimal::ZERO, c.is_zero()));
+            let p = theme.plain();
+            let cells = vec![
+                (name, p),
+                (opt(w.last), p),
+                (opt(w.bid), p),
+                (opt(w.ask), p),
+                (change, change_style),
+            ];
+            (cells, if w.stale { theme.dim() } else { p })
+        })
+        .collect();
     let focused = app.focus == Focus::Watchlist;
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(12),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-            Constraint::Length(7),
-        ],
-    )
-    .header(header)
-    .block(panel(theme, " Watchlist (~ stale) ", focused))
-    .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
-    let mut state = TableState::default().with_selected(Some(app.watch_sel));
+    let block = panel(theme, " Watchlist (~ stale) ", focused);
+    let table = fitted_table(theme, &cols, rows, block.inner(area).width)
+        .block(block)
+        .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
+    let mut state =
+        TableState::default().with_selected((!snap.watchlist.is_empty()).then_some(app.watch_sel));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
 fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
-    let header = Row::new(vec![
-        Cell::from("Symbol"),
-        Cell::from(right("Qty")),
-        Cell::from(right("Entry")),
-        Cell::from(right("Mark")),
-        Cell::from(right("uP&L")),
-        Cell::from(right("%")),
-    ])
-    .style(theme.title());
-    let rows = snap.positions.iter().map(|p| {
-        let neg = p.unrealized.as_ref().is_some_and(|m| m.amount < Decimal::ZERO);
-        let zero = p.unrealized.as_ref().is_none_or(|m| m.amount.is_zero());
-        let pnl_style = theme.signed(neg, zero);
-        let name = format!("{}{}", p.symbol, if p.external { " ext" } else { "" });
-        Row::new(vec![
-            Cell::from(name),
-            Cell::from(right(p.qty.to_string())),
-            Cell::from(right(opt(p.avg_entry))),
-            Cell::from(right(opt(p.mark))),
-            Cell::from(right(
-                p.unrealized
-                    .as_ref()
-                    .map_or_else(|| "-".into(), |m| signed2(m.amount)),
-            ))
-            .style(pnl_style),
-            Cell::from(right(p.unrealized_pct.map_or_else(|| "-".into(), signed2))).style(pnl_style),
-        ])
-    });
+    let cols = [
+        Col {
+            header: "Symbol",
+            right: false,
+            drop: 0,
+        },
+        Col {
+            header: "Qty",
+            right: true,
+            drop: 0,
+        },
+        Col {
+            header: "Entry",
+            right: true,
+            drop: 2,
+        },
+        Col {
+            header: "Mark",
+            right: true,
+            drop: 3,
+        },
+        Col {
+            header: "uP&L",
+            right: true,
+            drop: 0,
+        },
+        Col {
+            header: "%",
+            right: true,
+            drop: 1,
+        },
+    ];
+    let rows = snap
+        .positions
+        .iter()
+        .map(|p| {
+            let neg = p.unrealized.as_ref().is_some_and(|m| m.amount < Decimal::ZERO);
+            let zero = p.unrealized.as_ref().is_none_or(|m| m.amount.is_zero());
+            let pnl_style = theme.signed(neg, zero);
+            let plain_style = theme.plain();
+            let cells = vec![
+                (
+                    format!("{}{}", p.symbol, if p.external { " ext" } else { "" }),
+                    plain_style,
+                ),
+                (p.qty.to_string(), plain_style),
+                (opt(p.avg_entry), plain_style),
+                (opt(p.mark), plain_style),
+                (
+                    p.unrealized
+                        .as_ref()
+                        .map_or_else(|| "-".into(), |m| signed2(m.amount)),
+                    pnl_style,
+                ),
+                (p.unrealized_pct.map_or_else(|| "-".into(), signed2), pnl_style),
+            ];
+            (cells, plain_style)
+        })
+        .collect();
     let focused = app.focus == Focus::Positions;
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(11),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-            Constraint::Length(8),
-            Constraint::Length(6),
-        ],
-    )
-    .header(header)
-    .block(panel(theme, " Positions (ext = external) ", focused))
-    .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
+    let block = panel(theme, " Positions (ext = external) ", focused);
+    let table = fitted_table(theme, &cols, rows, block.inner(area).width)
+        .block(block)
+        .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
     let mut state =
         TableState::default().with_selected((!snap.positions.is_empty()).then_some(app.position_sel));
     frame.render_stateful_widget(table, area, &mut state);
@@ -537,53 +681,85 @@ fn order_state(theme: &Theme, state: LocalOrderState, now_ms: i64) -> (String, S
 
 fn draw_orders(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
-    let with_id = area.width >= 100;
-    let mut head = vec![
-        "Symbol", "Side", "Type", "Price", "Stop", "Qty", "Filled", "State", "Purpose",
+    let cols = [
+        Col {
+            header: "Client id",
+            right: false,
+            drop: 3,
+        },
+        Col {
+            header: "Symbol",
+            right: false,
+            drop: 0,
+        },
+        Col {
+            header: "Side",
+            right: false,
+            drop: 0,
+        },
+        Col {
+            header: "Type",
+            right: false,
+            drop: 0,
+        },
+        Col {
+            header: "Price",
+            right: true,
+            drop: 0,
+        },
+        Col {
+            header: "Stop",
+            right: true,
+            drop: 0,
+        },
+        Col {
+            header: "Qty",
+            right: true,
+            drop: 0,
+        },
+        Col {
+            header: "Filled",
+            right: true,
+            drop: 1,
+        },
+        Col {
+            header: "State",
+            right: false,
+            drop: 0,
+        },
+        Col {
+            header: "Purpose",
+            right: false,
+            drop: 2,
+        },
     ];
-    if with_id {
-        head.insert(0, "Client id");
-    }
-    let header = Row::new(head.into_iter().map(Cell::from)).style(theme.title());
-    let rows = snap.orders.iter().map(|o| {
-        let (state, state_style) = order_state(theme, o.state, snap.now_ms);
-        let oco = if o.order_list_id.is_some() { " OCO" } else { "" };
-        let side_style = theme.signed(o.side == crate::domain::Side::Sell, false);
-        let mut cells = vec![
-            Cell::from(o.symbol.to_string()),
-            Cell::from(o.side.as_wire()).style(side_style),
-            Cell::from(short_type(o.order_type)),
-            Cell::from(right(opt(o.price))),
-            Cell::from(right(opt(o.stop_price))),
-            Cell::from(right(o.qty.to_string())),
-            Cell::from(right(o.executed_qty.to_string())),
-            Cell::from(state).style(state_style),
-            Cell::from(format!("{}{oco}", purpose_label(o.purpose))),
-        ];
-        if with_id {
-            cells.insert(0, Cell::from(o.client_order_id.to_string()));
-        }
-        Row::new(cells)
-    });
-    let mut widths = vec![
-        Constraint::Length(8),
-        Constraint::Length(4),
-        Constraint::Length(8),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Length(10),
-        Constraint::Length(15),
-    ];
-    if with_id {
-        widths.insert(0, Constraint::Length(17));
-    }
+    let rows = snap
+        .orders
+        .iter()
+        .map(|o| {
+            let (state, state_style) = order_state(theme, o.state, snap.now_ms);
+            let oco = if o.order_list_id.is_some() { " OCO" } else { "" };
+            let p = theme.plain();
+            let side_style = theme.signed(o.side == crate::domain::Side::Sell, false);
+            let cells = vec![
+                (o.client_order_id.to_string(), p),
+                (o.symbol.to_string(), p),
+                (o.side.as_wire().to_string(), side_style),
+                (short_type(o.order_type).to_string(), p),
+                (opt(o.price), p),
+                (opt(o.stop_price), p),
+                (o.qty.to_string(), p),
+                (o.executed_qty.to_string(), p),
+                (state, state_style),
+                (format!("{}{oco}", purpose_label(o.purpose)), p),
+            ];
+            (cells, p)
+        })
+        .collect();
     let focused = app.focus == Focus::Orders;
-    let title = format!(" Open orders ({}) ", snap.orders.len());
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(panel(theme, title, focused))
+    let block = panel(theme, format!(" Open orders ({}) ", snap.orders.len()), focused);
+    let table = fitted_table(theme, &cols, rows, block.inner(area).width)
+        .block(block)
         .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
     let mut state = TableState::default().with_selected((!snap.orders.is_empty()).then_some(app.order_sel));
     frame.render_stateful_widget(table, area, &mut state);
@@ -768,8 +944,8 @@ fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
 
 fn draw_log(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
-    let visible = usize::from(area.height.saturating_sub(2));
-    let skip = snap.log.len().saturating_sub(visible);
+    // Only the newest lines can be visible; wrapping needs at most one row per line anyway.
+    let skip = snap.log.len().saturating_sub(usize::from(area.height));
     let lines: Vec<Line> = snap
         .log
         .iter()
@@ -792,8 +968,14 @@ fn draw_log(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
+    let block = panel(theme, " Risk & event log ", false);
+    let inner = block.inner(area);
+    let scroll = wrapped_rows(&lines, inner.width).saturating_sub(inner.height);
     frame.render_widget(
-        Paragraph::new(lines).block(panel(theme, " Risk & event log ", false)),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0))
+            .block(block),
         area,
     );
 }
@@ -802,7 +984,12 @@ fn draw_log(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
 // Ticket
 
 /// The preview lines for the current draft: verdict, every rule, numbers, outgoing orders.
-fn preview_lines(theme: &Theme, preview: Option<&TicketPreview>, form: &TicketForm) -> Vec<Line<'static>> {
+fn preview_lines(
+    theme: &Theme,
+    preview: Option<&TicketPreview>,
+    form: &TicketForm,
+    compact: bool,
+) -> Vec<Line<'static>> {
     let draft = form.draft();
     let Some(p) = preview.filter(|p| p.draft == draft) else {
         return vec![Line::from(Span::styled("checking the ticket...", theme.dim()))];
@@ -827,7 +1014,8 @@ fn preview_lines(theme: &Theme, preview: Option<&TicketPreview>, form: &TicketFo
         )));
     }
     let (ok, no) = theme.marks();
-    for r in &p.rules {
+    let code_w = if compact { 0 } else { 18 };
+    for r in p.rules.iter().filter(|r| !compact || !r.passed) {
         let (mark, style) = if r.passed {
             (ok, theme.positive())
         } else {
@@ -836,11 +1024,25 @@ fn preview_lines(theme: &Theme, preview: Option<&TicketPreview>, form: &TicketFo
         lines.push(Line::from(vec![
             Span::styled(format!("{mark} "), style),
             Span::styled(
-                format!("{:<18} ", r.code),
+                format!("{:<code_w$} ", r.code),
                 if r.passed { theme.plain() } else { style },
             ),
             Span::raw(r.detail.clone()),
         ]));
+    }
+    if compact {
+        let passed: Vec<&str> = p
+            .rules
+            .iter()
+            .filter(|r| r.passed)
+            .map(|r| r.code.as_str())
+            .collect();
+        if !passed.is_empty() {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{ok} "), theme.positive()),
+                Span::raw(format!("passed: {}", passed.join(" "))),
+            ]));
+        }
     }
     let mut nums = Vec::new();
     if let Some(n) = p.notional {
@@ -930,19 +1132,18 @@ fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect, side_b
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         return;
     };
-    let (fields_area, preview_area) = if side_by_side && inner.width >= 70 {
-        let [a, b] = Layout::horizontal([Constraint::Length(32), Constraint::Fill(1)]).areas(inner);
-        (a, b)
-    } else {
-        let [a, b] = Layout::vertical([Constraint::Length(8), Constraint::Fill(1)]).areas(inner);
-        (a, b)
-    };
+    // Narrow: the fields in a grid of three columns above the verdict, so the verdict gets
+    // the full width. Wide (the side panel): one field per row.
+    let cols: u16 = if side_by_side && inner.width >= 66 { 3 } else { 1 };
+    let field_rows = (TicketField::ALL.len() as u16).div_ceil(cols);
+    let [fields_area, preview_area] =
+        Layout::vertical([Constraint::Length(field_rows + 1), Constraint::Fill(1)]).areas(inner);
+    let col_w = fields_area.width / cols;
     let preview = snap.ticket_preview.as_ref().filter(|p| p.draft == form.draft());
     for (i, field) in TicketField::ALL.iter().enumerate() {
-        let y = fields_area.y + i as u16;
-        if y >= fields_area.bottom() {
-            break;
-        }
+        let (row, col) = (i as u16 / cols, i as u16 % cols);
+        let y = fields_area.y + row;
+        let x = fields_area.x + col * col_w;
         let is_focused = i == form.focused && focused;
         let has_error = preview.is_some_and(|p| p.field_errors.iter().any(|(f, _)| f == field));
         let label_style = if has_error {
@@ -954,9 +1155,9 @@ fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect, side_b
         };
         let marker = if is_focused { ">" } else { " " };
         let label = Rect {
-            x: fields_area.x,
+            x,
             y,
-            width: 13.min(fields_area.width),
+            width: 13.min(col_w),
             height: 1,
         };
         frame.render_widget(
@@ -969,7 +1170,7 @@ fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect, side_b
         let value = Rect {
             x: label.right(),
             y,
-            width: fields_area.width.saturating_sub(label.width),
+            width: col_w.saturating_sub(label.width + 1),
             height: 1,
         };
         if let Some(ta) = form.fields.get(i) {
@@ -980,25 +1181,27 @@ fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect, side_b
             frame.render_widget(&ta, value);
         }
     }
-    if fields_area.height > 7 {
-        let hint = Rect {
-            x: fields_area.x,
-            y: fields_area.y + 7,
-            width: fields_area.width,
-            height: 1,
-        };
-        frame.render_widget(
-            Paragraph::new(Span::styled("qty or `250 USDT`; Enter reviews", theme.dim())),
-            hint,
-        );
-    }
     let mut lines = result_lines(theme, snap, Some(form));
-    lines.extend(preview_lines(theme, snap.ticket_preview.as_ref(), form));
+    let full = preview_lines(theme, snap.ticket_preview.as_ref(), form, false);
+    let fits = wrapped_rows(&lines, preview_area.width) + wrapped_rows(&full, preview_area.width)
+        <= preview_area.height;
+    if fits {
+        lines.extend(full);
+    } else {
+        lines.extend(preview_lines(theme, snap.ticket_preview.as_ref(), form, true));
+    }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), preview_area);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Overlays
+
+/// Rows that `lines` take when wrapped at `width` (exact for lines that fit, an estimate for
+/// word-wrapped ones).
+fn wrapped_rows(lines: &[Line], width: u16) -> u16 {
+    let w = usize::from(width.max(1));
+    lines.iter().map(|l| l.width().max(1).div_ceil(w) as u16).sum()
+}
 
 fn popup(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
@@ -1027,10 +1230,10 @@ fn draw_kill_panel(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         let (mark, style) = match l.ok {
             Some(true) => (ok.to_string(), theme.positive()),
             Some(false) => (no.to_string(), theme.negative()),
-            None => (format!("{} ", theme.spinner(snap.now_ms)), theme.warning()),
+            None => (theme.spinner(snap.now_ms).to_string(), theme.warning()),
         };
         lines.push(Line::from(vec![
-            Span::styled(format!("{mark} {:<10} ", l.symbol), style),
+            Span::styled(format!("{mark} {:<10} ", l.symbol.as_str()), style),
             Span::raw(l.outcome.clone()),
         ]));
     }
@@ -1072,7 +1275,7 @@ fn draw_help(app: &App, frame: &mut Frame, area: Rect) {
             last = Some(ctx);
         }
         lines.push(Line::from(vec![
-            Span::styled(format!(" {keys:<12}"), theme.accent()),
+            Span::styled(format!(" {keys:<10} "), theme.accent()),
             Span::raw(help),
         ]));
     }
@@ -1224,7 +1427,11 @@ fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, a
                 lines.push(Line::from(Span::styled(text, style)));
             }
             lines.push(Line::from(Span::styled(
-                "Up/Down choose. Tightening applies at once; loosening asks you to type a confirmation.",
+                "Up/Down choose. Tightening applies at once;",
+                theme.dim(),
+            )));
+            lines.push(Line::from(Span::styled(
+                "loosening asks you to type a confirmation.",
                 theme.dim(),
             )));
             lines.push(Line::from("New value:"));
@@ -1255,14 +1462,9 @@ fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, a
         }
     };
     let extra = if field.is_some() { 4 } else { 0 };
-    let height = lines.len() as u16 + 2 + extra;
-    let width = lines
-        .iter()
-        .map(|l| l.width() as u16)
-        .max()
-        .unwrap_or(40)
-        .clamp(44, area.width.min(96))
-        + 4;
+    let width =
+        (lines.iter().map(|l| l.width() as u16).max().unwrap_or(40) + 2).clamp(46, area.width.min(100));
+    let height = wrapped_rows(&lines, width.saturating_sub(2)) + 2 + extra;
     let rect = popup(area, width, height);
     frame.render_widget(Clear, rect);
     let title_style = if live {
@@ -1275,7 +1477,7 @@ fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, a
     frame.render_widget(block, rect);
     frame.render_widget(Paragraph::new(lines.clone()).wrap(Wrap { trim: false }), inner);
     if let Some((input, error)) = field {
-        let y = inner.y + lines.len() as u16;
+        let y = inner.y + wrapped_rows(&lines, inner.width);
         if y < inner.bottom() {
             let r = Rect {
                 x: inner.x + 2,

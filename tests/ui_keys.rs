@@ -1,0 +1,528 @@
+//! Scripted sessions: press keys, assert the commands the screen emits and the state it is in.
+//! Pure: `App` + `update` with fixed snapshots, no terminal and no clock.
+
+use crbot::domain::Symbol;
+use crbot::engine::snapshot::{
+    Command, LimitChangePending, LimitName, LogKind, LogLevel, LogLine, Snapshot, TicketDraft, TicketField,
+    TradingState,
+};
+use crbot::ui::{Action, App, Context, Dialog, Effect, KeyPress, Keymap, Tab, UiConfig, update};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use rust_decimal::Decimal;
+
+const NOW: i64 = 1_764_333_296_000;
+
+fn press(app: &mut App, snap: &Snapshot, key: KeyPress) -> Vec<Effect> {
+    match app.action_for(key) {
+        Some(action) => update(app, action, snap),
+        None => vec![],
+    }
+}
+
+fn type_text(app: &mut App, snap: &Snapshot, text: &str) -> Vec<Effect> {
+    text.chars()
+        .flat_map(|c| press(app, snap, KeyPress::ch(c)))
+        .collect()
+}
+
+fn sent(effects: &[Effect]) -> Vec<Command> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn enter() -> KeyPress {
+    KeyPress::plain(KeyCode::Enter)
+}
+
+fn esc() -> KeyPress {
+    KeyPress::plain(KeyCode::Esc)
+}
+
+fn new_app(snap: &Snapshot) -> App {
+    App::new(UiConfig::default(), snap)
+}
+
+fn draft(app: &App) -> TicketDraft {
+    app.ticket.as_ref().unwrap().draft()
+}
+
+#[test]
+fn kill_key_while_typing_in_a_ticket_field_sends_kill_and_leaves_the_text_alone() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('t'));
+    type_text(&mut app, &snap, "0.1");
+    let before = draft(&app);
+    assert_eq!(before.amount, "0.1");
+
+    let fx = press(&mut app, &snap, KeyPress::ctrl('k'));
+
+    assert_eq!(sent(&fx), vec![Command::Kill]);
+    assert_eq!(draft(&app), before, "the kill key must not edit the field");
+    assert!(
+        app.kill_sent,
+        "the header shows HALTED before the engine confirms"
+    );
+}
+
+#[test]
+fn kill_key_works_in_every_context_and_closes_a_pending_submit() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    // Help overlay.
+    press(&mut app, &snap, KeyPress::ch('?'));
+    assert_eq!(app.context(), Context::Help);
+    assert_eq!(
+        sent(&press(&mut app, &snap, KeyPress::ctrl('k'))),
+        vec![Command::Kill]
+    );
+    press(&mut app, &snap, esc());
+    // A text prompt.
+    press(&mut app, &snap, KeyPress::ch('a'));
+    assert_eq!(app.context(), Context::Prompt);
+    assert_eq!(
+        sent(&press(&mut app, &snap, KeyPress::ctrl('k'))),
+        vec![Command::Kill]
+    );
+    press(&mut app, &snap, esc());
+    // The confirm-submit dialog: the kill closes it so the ticket cannot be sent after it.
+    press(&mut app, &snap, KeyPress::ch('t'));
+    type_text(&mut app, &snap, "0.15");
+    snap.ticket_preview.as_mut().unwrap().draft = draft(&app);
+    press(&mut app, &snap, enter());
+    assert!(matches!(app.dialog, Some(Dialog::ConfirmSubmit { .. })));
+    assert_eq!(
+        sent(&press(&mut app, &snap, KeyPress::ctrl('k'))),
+        vec![Command::Kill]
+    );
+    assert!(app.dialog.is_none());
+    assert!(
+        sent(&press(&mut app, &snap, KeyPress::ch('y')))
+            .iter()
+            .all(|c| !matches!(c, Command::SubmitTicket(_)))
+    );
+}
+
+#[test]
+fn kill_key_sends_kill_even_when_capitalised_or_shifted() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    let ev = KeyEvent::new(KeyCode::Char('K'), KeyModifiers::CONTROL | KeyModifiers::SHIFT);
+    assert_eq!(
+        sent(&press(&mut app, &snap, KeyPress::from_event(&ev))),
+        vec![Command::Kill]
+    );
+}
+
+#[test]
+fn configured_kill_key_replaces_ctrl_k() {
+    let snap = Snapshot::demo(NOW);
+    let config = UiConfig {
+        keymap: Keymap::with_kill_key(KeyPress::parse_kill_key("f12").unwrap()),
+        ..UiConfig::default()
+    };
+    let mut app = App::new(config, &snap);
+    assert_eq!(
+        sent(&press(&mut app, &snap, KeyPress::plain(KeyCode::F(12)))),
+        vec![Command::Kill]
+    );
+    assert!(sent(&press(&mut app, &snap, KeyPress::ctrl('k'))).is_empty());
+}
+
+#[test]
+fn a_typable_kill_key_is_refused() {
+    assert!(KeyPress::parse_kill_key("k").is_err());
+    assert!(KeyPress::parse_kill_key("ctrl-k").is_ok());
+    assert!(KeyPress::parse_kill_key("alt-x").is_ok());
+    assert!(KeyPress::parse("hyper-q").is_err());
+}
+
+#[test]
+fn q_asks_first_and_only_yes_quits() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    let fx = press(&mut app, &snap, KeyPress::ch('q'));
+    assert!(fx.is_empty(), "q alone must not quit");
+    assert!(matches!(app.dialog, Some(Dialog::ConfirmQuit { open_orders: 3 })));
+    assert!(press(&mut app, &snap, KeyPress::ch('n')).is_empty());
+    assert!(app.dialog.is_none());
+    press(&mut app, &snap, KeyPress::ch('q'));
+    let fx = press(&mut app, &snap, KeyPress::ch('y'));
+    assert_eq!(fx, vec![Effect::Send(Command::Quit), Effect::Quit]);
+}
+
+#[test]
+fn ticket_opens_prefilled_and_typing_sends_previews() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    let fx = press(&mut app, &snap, KeyPress::ch('t'));
+    let d = draft(&app);
+    assert_eq!(d.symbol, "ETHUSDT");
+    assert_eq!(d.side, "BUY");
+    assert_eq!(d.order_type, "LIMIT");
+    assert_eq!(d.price, "3118.42");
+    assert_eq!(sent(&fx), vec![Command::PreviewTicket(d)]);
+    assert_eq!(app.tab, Tab::Ticket);
+    assert_eq!(app.ticket.as_ref().unwrap().focused_field(), TicketField::Amount);
+
+    let fx = type_text(&mut app, &snap, "0.2");
+    let previews: Vec<String> = sent(&fx)
+        .into_iter()
+        .map(|c| match c {
+            Command::PreviewTicket(d) => d.amount,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(previews, vec!["0", "0.", "0.2"]);
+    // Moving between fields changes nothing, so nothing is sent.
+    assert!(press(&mut app, &snap, KeyPress::plain(KeyCode::Tab)).is_empty());
+    assert_eq!(app.ticket.as_ref().unwrap().focused_field(), TicketField::Price);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    type_text(&mut app, &snap, "3050");
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    type_text(&mut app, &snap, "3300");
+    let d = draft(&app);
+    assert_eq!((d.stop_loss.as_str(), d.take_profit.as_str()), ("3050", "3300"));
+    // Backspace edits; letters that are keys elsewhere (q, t, x) are text here.
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Backspace));
+    type_text(&mut app, &snap, "q");
+    assert_eq!(draft(&app).take_profit, "330q");
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn enter_opens_the_confirm_listing_the_orders_and_yes_submits() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('t'));
+    type_text(&mut app, &snap, "0.15");
+
+    // No verdict for this draft yet: Enter refuses and rings.
+    let fx = press(&mut app, &snap, enter());
+    assert_eq!(fx, vec![Effect::Bell]);
+    assert!(app.dialog.is_none());
+
+    // The engine answers; now Enter opens the confirm step with exactly the preview's orders.
+    snap.ticket_preview.as_mut().unwrap().draft = draft(&app);
+    assert!(press(&mut app, &snap, enter()).is_empty());
+    let Some(Dialog::ConfirmSubmit { orders, .. }) = &app.dialog else {
+        panic!("no confirm dialog")
+    };
+    assert_eq!(orders, &snap.ticket_preview.as_ref().unwrap().orders);
+    let fx = press(&mut app, &snap, KeyPress::ch('y'));
+    assert_eq!(sent(&fx), vec![Command::SubmitTicket(draft(&app))]);
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn enter_on_a_refused_preview_does_not_offer_to_send() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('t'));
+    type_text(&mut app, &snap, "9");
+    let p = snap.ticket_preview.as_mut().unwrap();
+    p.draft = draft(&app);
+    p.approved = false;
+    assert_eq!(press(&mut app, &snap, enter()), vec![Effect::Bell]);
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn loosening_a_limit_needs_the_typed_phrase() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('L'));
+    // The field starts with the current value (5.0); replace it with 8.
+    for _ in 0..3 {
+        press(&mut app, &snap, KeyPress::plain(KeyCode::Backspace));
+    }
+    type_text(&mut app, &snap, "8");
+    let fx = press(&mut app, &snap, enter());
+    assert_eq!(
+        sent(&fx),
+        vec![Command::ProposeLimit {
+            name: LimitName::DailyLoss,
+            value: Decimal::new(8, 0)
+        }]
+    );
+    assert!(app.dialog.is_none());
+
+    // The engine says: a loosening, waiting for the phrase.
+    let phrase = "LOOSEN MAX_DAILY_LOSS_PERCENT 8";
+    snap.limit_change_pending = Some(LimitChangePending {
+        name: LimitName::DailyLoss,
+        from: Decimal::new(5, 0),
+        to: Decimal::new(8, 0),
+        phrase: phrase.into(),
+    });
+    update(&mut app, Action::SnapshotArrived, &snap);
+    assert!(matches!(app.dialog, Some(Dialog::ConfirmLimit { .. })));
+
+    // A wrong phrase sends nothing and keeps the dialog open.
+    type_text(&mut app, &snap, "yes");
+    let fx = press(&mut app, &snap, enter());
+    assert_eq!(fx, vec![Effect::Bell]);
+    assert!(matches!(
+        app.dialog,
+        Some(Dialog::ConfirmLimit { error: Some(_), .. })
+    ));
+
+    for _ in 0..3 {
+        press(&mut app, &snap, KeyPress::plain(KeyCode::Backspace));
+    }
+    type_text(&mut app, &snap, phrase);
+    let fx = press(&mut app, &snap, enter());
+    assert_eq!(sent(&fx), vec![Command::ConfirmLimit { typed: phrase.into() }]);
+}
+
+#[test]
+fn escaping_a_pending_loosening_cancels_it() {
+    let mut snap = Snapshot::demo(NOW);
+    snap.limit_change_pending = Some(LimitChangePending {
+        name: LimitName::Drawdown,
+        from: Decimal::new(10, 0),
+        to: Decimal::new(20, 0),
+        phrase: "LOOSEN MAX_DRAWDOWN_PERCENT 20".into(),
+    });
+    let mut app = new_app(&snap);
+    update(&mut app, Action::SnapshotArrived, &snap);
+    assert_eq!(
+        sent(&press(&mut app, &snap, esc())),
+        vec![Command::CancelLimitChange]
+    );
+    assert!(app.dialog.is_none());
+    // The engine has not caught up yet: the same pending change is not asked again.
+    update(&mut app, Action::SnapshotArrived, &snap);
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn a_bad_limit_value_is_refused_in_the_dialog() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('L'));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    type_text(&mut app, &snap, "x");
+    assert_eq!(press(&mut app, &snap, enter()), vec![Effect::Bell]);
+    assert!(matches!(
+        app.dialog,
+        Some(Dialog::Limit {
+            choice: 1,
+            error: Some(_),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn close_position_asks_for_a_percentage_then_sends_it() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab)); // to positions
+    press(&mut app, &snap, KeyPress::ch('j')); // SOLUSDT
+    assert!(press(&mut app, &snap, KeyPress::ch('c')).is_empty());
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Left));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Left));
+    let fx = press(&mut app, &snap, KeyPress::ch('y'));
+    assert_eq!(
+        sent(&fx),
+        vec![Command::ClosePosition {
+            symbol: Symbol::new("SOLUSDT").unwrap(),
+            percent: 50
+        }]
+    );
+}
+
+#[test]
+fn cancel_order_sends_the_selected_client_id() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab)); // to orders
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    let fx = press(&mut app, &snap, KeyPress::ch('x'));
+    assert_eq!(
+        sent(&fx),
+        vec![Command::CancelOrder(snap.orders[2].client_order_id.clone())]
+    );
+}
+
+#[test]
+fn watchlist_moves_select_symbols_and_add_remove_send_commands() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    let fx = press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    assert_eq!(
+        sent(&fx),
+        vec![Command::SelectSymbol(Symbol::new("SOLUSDT").unwrap())]
+    );
+    let fx = press(&mut app, &snap, KeyPress::ch('d'));
+    assert_eq!(
+        sent(&fx),
+        vec![Command::RemoveSymbol(Symbol::new("SOLUSDT").unwrap())]
+    );
+    press(&mut app, &snap, KeyPress::ch('a'));
+    type_text(&mut app, &snap, "adausdt");
+    let fx = press(&mut app, &snap, enter());
+    assert_eq!(
+        sent(&fx),
+        vec![Command::AddSymbol(Symbol::new("ADAUSDT").unwrap())]
+    );
+    press(&mut app, &snap, KeyPress::ch('a'));
+    type_text(&mut app, &snap, "no-such");
+    assert_eq!(press(&mut app, &snap, enter()), vec![Effect::Bell]);
+    assert!(matches!(
+        app.dialog,
+        Some(Dialog::AddSymbol { error: Some(_), .. })
+    ));
+}
+
+#[test]
+fn flatten_needs_a_kill_first_then_a_confirmation() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    assert_eq!(press(&mut app, &snap, KeyPress::ch('F')), vec![Effect::Bell]);
+    assert!(app.dialog.is_none());
+    let halted = Snapshot::demo_killing(NOW);
+    update(&mut app, Action::SnapshotArrived, &halted);
+    press(&mut app, &halted, KeyPress::ch('F'));
+    press(&mut app, &halted, KeyPress::ch('1'));
+    let fx = press(&mut app, &halted, enter());
+    assert_eq!(sent(&fx), vec![Command::Flatten { percent: 25 }]);
+}
+
+#[test]
+fn rearm_is_a_confirmed_action() {
+    let snap = Snapshot::demo_killing(NOW);
+    let mut app = new_app(&snap);
+    assert!(press(&mut app, &snap, KeyPress::ch('R')).is_empty());
+    assert!(matches!(app.dialog, Some(Dialog::Rearm)));
+    assert_eq!(
+        sent(&press(&mut app, &snap, KeyPress::ch('y'))),
+        vec![Command::Rearm]
+    );
+}
+
+#[test]
+fn optimistic_halt_clears_once_the_engine_confirms() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ctrl('k'));
+    assert!(app.kill_sent);
+    update(
+        &mut app,
+        Action::SnapshotArrived,
+        &Snapshot::demo_killing(NOW + 100),
+    );
+    assert!(!app.kill_sent);
+}
+
+#[test]
+fn bell_rings_once_for_a_new_fill_or_rejection_and_not_for_old_lines() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    assert!(
+        update(&mut app, Action::SnapshotArrived, &snap).is_empty(),
+        "start-up lines are old news"
+    );
+    let line = |seq, kind| LogLine {
+        seq,
+        time_ms: NOW,
+        level: LogLevel::Info,
+        kind,
+        text: "x".into(),
+    };
+    snap.log.push(line(100, LogKind::Connection));
+    assert!(update(&mut app, Action::SnapshotArrived, &snap).is_empty());
+    snap.log.push(line(101, LogKind::Fill));
+    snap.log.push(line(102, LogKind::Rejection));
+    assert_eq!(
+        update(&mut app, Action::SnapshotArrived, &snap),
+        vec![Effect::Bell]
+    );
+    assert!(
+        update(&mut app, Action::SnapshotArrived, &snap).is_empty(),
+        "seen lines do not ring again"
+    );
+}
+
+#[test]
+fn bell_rings_when_a_limit_crosses_80_percent_and_again_only_after_it_drops() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    snap.limits.trades_used = 8; // 8 of 10
+    assert_eq!(
+        update(&mut app, Action::SnapshotArrived, &snap),
+        vec![Effect::Bell]
+    );
+    snap.limits.trades_used = 9;
+    assert!(update(&mut app, Action::SnapshotArrived, &snap).is_empty());
+    snap.limits.trades_used = 0;
+    update(&mut app, Action::SnapshotArrived, &snap);
+    snap.limits.day_pnl_pct = Decimal::new(-41, 1); // -4.1% of a 5% limit
+    assert_eq!(
+        update(&mut app, Action::SnapshotArrived, &snap),
+        vec![Effect::Bell]
+    );
+}
+
+#[test]
+fn help_is_generated_from_the_keymap_and_names_every_action() {
+    let keymap = Keymap::default();
+    let lines = keymap.help_lines(false);
+    for b in &keymap.bindings {
+        assert!(
+            lines.iter().any(|(ctx, keys, help)| *ctx == b.context
+                && *help == b.help
+                && keys.contains(&b.key.label(false))),
+            "{:?} missing from help",
+            b
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|(ctx, keys, _)| *ctx == Context::Global && keys == "Ctrl-K")
+    );
+}
+
+#[test]
+fn number_keys_switch_tabs_and_tab_cycles_focus() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    for (key, tab) in [
+        ('2', Tab::Positions),
+        ('3', Tab::Risk),
+        ('4', Tab::Log),
+        ('1', Tab::Market),
+    ] {
+        press(&mut app, &snap, KeyPress::ch(key));
+        assert_eq!(app.tab, tab);
+    }
+    press(&mut app, &snap, KeyPress::ch('5'));
+    assert_eq!(app.tab, Tab::Ticket);
+    assert!(app.ticket.is_some(), "the ticket tab opens a ticket");
+    press(&mut app, &snap, esc());
+    assert!(app.ticket.is_none());
+    assert_eq!(app.tab, Tab::Market);
+    assert!(matches!(snap.header.trading, TradingState::Active));
+}
+
+#[test]
+fn equity_window_cycles() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    let labels: Vec<&str> = (0..4)
+        .map(|_| {
+            press(&mut app, &snap, KeyPress::ch('w'));
+            app.equity_window.label()
+        })
+        .collect();
+    assert_eq!(labels, vec!["day", "week", "all", "session"]);
+}

@@ -1,0 +1,401 @@
+//! Whole-screen snapshots of the console with `TestBackend` at 80×24 and 160×48, one per
+//! panel/tab and per dialog, plus colour assertions on the cells where colour carries meaning.
+//! Snapshots ignore colour (insta sees text only); colours are asserted cell by cell.
+
+use crbot::domain::Mode;
+use crbot::engine::snapshot::{LimitChangePending, LimitName, Snapshot, TradingState};
+use crbot::ui::{Action, App, KeyPress, Theme, UiConfig, update, view};
+use crossterm::event::KeyCode;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use rust_decimal::Decimal;
+
+/// 2025-11-28 12:34:56 UTC: fixed, so every snapshot is deterministic.
+const NOW: i64 = 1_764_333_296_000;
+
+fn config(color: bool, ascii: bool) -> UiConfig {
+    UiConfig {
+        theme: Theme { color, ascii },
+        ..UiConfig::default()
+    }
+}
+
+fn draw(app: &App, snap: &Snapshot, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view(app, snap, f)).unwrap();
+    t
+}
+
+fn press(app: &mut App, snap: &Snapshot, key: KeyPress) {
+    if let Some(action) = app.action_for(key) {
+        update(app, action, snap);
+    }
+}
+
+fn type_text(app: &mut App, snap: &Snapshot, text: &str) {
+    for c in text.chars() {
+        press(app, snap, KeyPress::ch(c));
+    }
+}
+
+/// The engine's answer to the ticket's current draft: the demo verdict for exactly that draft.
+fn answer_preview(app: &App, snap: &mut Snapshot) {
+    let draft = app.ticket.as_ref().unwrap().draft();
+    snap.ticket_preview.as_mut().unwrap().draft = draft;
+}
+
+fn ticket_app(snap: &mut Snapshot) -> App {
+    let mut app = App::new(config(true, false), snap);
+    press(&mut app, snap, KeyPress::ch('t'));
+    type_text(&mut app, snap, "0.15");
+    answer_preview(&app, snap);
+    app
+}
+
+/// Where `needle` starts in the buffer, as (x, y) of its first cell.
+fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    let area = buf.area;
+    for y in 0..area.height {
+        let cells: Vec<&str> = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+        let n: Vec<char> = needle.chars().collect();
+        for x in 0..cells.len() {
+            if x + n.len() <= cells.len() && n.iter().enumerate().all(|(i, c)| cells[x + i] == c.to_string())
+            {
+                return Some((x as u16, y));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn market_tab_at_80x24() {
+    let snap = Snapshot::demo(NOW);
+    let app = App::new(config(true, false), &snap);
+    insta::assert_snapshot!(draw(&app, &snap, 80, 24).backend());
+}
+
+#[test]
+fn positions_tab_at_80x24_shows_oco_legs_and_unknown_spinner() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('2'));
+    let t = draw(&app, &snap, 80, 24);
+    assert!(find(t.backend().buffer(), "UNKNOWN").is_some());
+    assert!(find(t.backend().buffer(), "stop-loss OCO").is_some());
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn risk_tab_at_80x24() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('3'));
+    insta::assert_snapshot!(draw(&app, &snap, 80, 24).backend());
+}
+
+#[test]
+fn log_tab_at_80x24() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('4'));
+    insta::assert_snapshot!(draw(&app, &snap, 80, 24).backend());
+}
+
+#[test]
+fn ticket_with_preview_at_80x24() {
+    let mut snap = Snapshot::demo(NOW);
+    let app = ticket_app(&mut snap);
+    let t = draw(&app, &snap, 80, 24);
+    assert!(find(t.backend().buffer(), "APPROVED").is_some());
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn ticket_with_refused_preview_at_160x48() {
+    let mut snap = Snapshot::demo(NOW);
+    let app = ticket_app(&mut snap);
+    let p = snap.ticket_preview.as_mut().unwrap();
+    p.approved = false;
+    p.rules[0].passed = false;
+    p.rules[0].detail = "notional 980.00 > 492.63 (5% of 9852.61)".into();
+    let t = draw(&app, &snap, 160, 48);
+    let at = find(t.backend().buffer(), "REFUSED").unwrap();
+    assert_eq!(t.backend().buffer()[at].fg, Color::Red);
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn stale_preview_shows_checking_instead_of_a_verdict() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = ticket_app(&mut snap);
+    type_text(&mut app, &snap, "5");
+    let t = draw(&app, &snap, 80, 24);
+    assert!(find(t.backend().buffer(), "checking the ticket").is_some());
+    assert!(find(t.backend().buffer(), "APPROVED").is_none());
+}
+
+#[test]
+fn every_panel_at_160x48() {
+    let snap = Snapshot::demo(NOW);
+    let app = App::new(config(true, false), &snap);
+    insta::assert_snapshot!(draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn every_panel_at_160x48_in_ascii() {
+    let snap = Snapshot::demo(NOW);
+    let app = App::new(config(true, true), &snap);
+    let t = draw(&app, &snap, 160, 48);
+    let buf = t.backend().buffer();
+    let non_ascii: Vec<&str> = buf
+        .content
+        .iter()
+        .map(|c| c.symbol())
+        .filter(|s| !s.is_ascii())
+        .collect();
+    assert!(non_ascii.is_empty(), "non-ASCII cells: {non_ascii:?}");
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn help_at_80x24_and_160x48_lists_the_kill_key() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('?'));
+    let small = draw(&app, &snap, 80, 24);
+    assert!(find(small.backend().buffer(), "Ctrl-K").is_some());
+    insta::assert_snapshot!("help_80x24", small.backend());
+    insta::assert_snapshot!("help_160x48", draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn confirm_submit_lists_entry_and_oco_legs() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = ticket_app(&mut snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
+    let small = draw(&app, &snap, 80, 24);
+    let buf = small.backend().buffer();
+    assert!(find(buf, "BUY LIMIT 0.15 ETHUSDT @ 3120.5 GTC").is_some());
+    assert!(find(buf, "(take-profit, OCO)").is_some());
+    assert!(find(buf, "(stop-loss, OCO)").is_some());
+    insta::assert_snapshot!("confirm_submit_80x24", small.backend());
+    insta::assert_snapshot!("confirm_submit_160x48", draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn confirm_quit_says_open_orders_stay() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('q'));
+    let small = draw(&app, &snap, 80, 24);
+    assert!(find(small.backend().buffer(), "3 open orders stay on the exchange").is_some());
+    insta::assert_snapshot!("confirm_quit_80x24", small.backend());
+    insta::assert_snapshot!("confirm_quit_160x48", draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn close_position_dialog() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    press(&mut app, &snap, KeyPress::ch('c'));
+    press(&mut app, &snap, KeyPress::ch('2'));
+    let small = draw(&app, &snap, 80, 24);
+    assert!(
+        find(
+            small.backend().buffer(),
+            "Sell 50% of 2.5 SOLUSDT at market: 1.25"
+        )
+        .is_some()
+    );
+    insta::assert_snapshot!("close_position_80x24", small.backend());
+    insta::assert_snapshot!("close_position_160x48", draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn flatten_confirm_after_kill() {
+    let mut snap = Snapshot::demo_killing(NOW);
+    if let Some(k) = &mut snap.kill {
+        k.done = true;
+        k.stage = crbot::engine::snapshot::KillStage::Cancelled;
+        k.lines[1].ok = Some(true);
+        k.lines[1].outcome = "1 order cancelled".into();
+    }
+    let mut app = App::new(config(true, false), &snap);
+    insta::assert_snapshot!(
+        "kill_done_offers_flatten_160x48",
+        draw(&app, &snap, 160, 48).backend()
+    );
+    press(&mut app, &snap, KeyPress::ch('F'));
+    insta::assert_snapshot!("flatten_80x24", draw(&app, &snap, 80, 24).backend());
+    insta::assert_snapshot!("flatten_160x48", draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn limit_change_dialogs() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('L'));
+    insta::assert_snapshot!("limit_change_80x24", draw(&app, &snap, 80, 24).backend());
+    insta::assert_snapshot!("limit_change_160x48", draw(&app, &snap, 160, 48).backend());
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Esc));
+    snap.limit_change_pending = Some(LimitChangePending {
+        name: LimitName::DailyLoss,
+        from: Decimal::new(5, 0),
+        to: Decimal::new(8, 0),
+        phrase: "LOOSEN MAX_DAILY_LOSS_PERCENT 8".into(),
+    });
+    update(&mut app, Action::SnapshotArrived, &snap);
+    insta::assert_snapshot!("limit_typed_confirm_80x24", draw(&app, &snap, 80, 24).backend());
+}
+
+#[test]
+fn kill_in_progress_shows_per_symbol_lines_and_halted() {
+    let snap = Snapshot::demo_killing(NOW);
+    let app = App::new(config(true, false), &snap);
+    let small = draw(&app, &snap, 80, 24);
+    let buf = small.backend().buffer();
+    assert!(find(buf, "OCO list 7 cancelled").is_some());
+    let at = find(buf, "HALTED").unwrap();
+    assert_eq!(at.1, 0, "HALTED is on the header's first line");
+    assert_eq!(buf[at].bg, Color::Red);
+    insta::assert_snapshot!("kill_in_progress_80x24", small.backend());
+    insta::assert_snapshot!("kill_in_progress_160x48", draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn add_symbol_and_rearm_dialogs_at_80x24() {
+    let snap = Snapshot::demo_killing(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('a'));
+    type_text(&mut app, &snap, "adausdt");
+    insta::assert_snapshot!("add_symbol_80x24", draw(&app, &snap, 80, 24).backend());
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Esc));
+    press(&mut app, &snap, KeyPress::ch('R'));
+    insta::assert_snapshot!("rearm_80x24", draw(&app, &snap, 80, 24).backend());
+}
+
+#[test]
+fn live_badge_is_white_on_red_at_both_sizes() {
+    let mut snap = Snapshot::demo(NOW);
+    snap.mode = Mode::Live;
+    let app = App::new(config(true, false), &snap);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = draw(&app, &snap, w, h);
+        let buf = t.backend().buffer();
+        let at = find(buf, "LIVE").unwrap();
+        assert_eq!(at.1, 0);
+        assert_eq!(buf[at].bg, Color::Red, "LIVE at {w}x{h}");
+        assert_eq!(buf[at].fg, Color::White);
+    }
+    insta::assert_snapshot!("live_80x24", draw(&app, &snap, 80, 24).backend());
+}
+
+#[test]
+fn modes_have_distinct_badges() {
+    let mut seen = Vec::new();
+    for mode in Mode::ALL {
+        let mut snap = Snapshot::demo(NOW);
+        snap.mode = mode;
+        let app = App::new(config(true, false), &snap);
+        let t = draw(&app, &snap, 80, 24);
+        let buf = t.backend().buffer();
+        let label = mode.as_str().to_ascii_uppercase();
+        let at = find(buf, &label).unwrap();
+        let bg = buf[at].bg;
+        assert!(!seen.contains(&bg), "{mode} shares a badge colour");
+        seen.push(bg);
+    }
+}
+
+#[test]
+fn halted_badge_shows_on_the_frame_after_the_kill_key_before_the_engine_confirms() {
+    let snap = Snapshot::demo(NOW);
+    assert_eq!(snap.header.trading, TradingState::Active);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ctrl('k'));
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    let at = find(buf, "HALTED").unwrap();
+    assert_eq!(at.1, 0);
+    assert_eq!(buf[at].bg, Color::Red);
+    assert!(find(buf, "ACTIVE").is_none());
+}
+
+#[test]
+fn negative_pnl_is_red_and_positive_green() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('2'));
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    assert_eq!(buf[find(buf, "-19.58").unwrap()].fg, Color::Red);
+    assert_eq!(buf[find(buf, "+6.36").unwrap()].fg, Color::Green);
+    // The day's loss in the header.
+    assert_eq!(buf[find(buf, "-212.40 USDT").unwrap()].fg, Color::Red);
+}
+
+#[test]
+fn no_color_draws_no_colour_at_all() {
+    let mut snap = Snapshot::demo_killing(NOW);
+    snap.mode = Mode::Live;
+    let mut app = App::new(config(false, false), &snap);
+    for tab in ['1', '2', '3', '4'] {
+        press(&mut app, &snap, KeyPress::ch(tab));
+        for (w, h) in [(80, 24), (160, 48)] {
+            let t = draw(&app, &snap, w, h);
+            for cell in &t.backend().buffer().content {
+                assert_eq!(
+                    cell.fg,
+                    Color::Reset,
+                    "fg on {:?} in tab {tab} at {w}x{h}",
+                    cell.symbol()
+                );
+                assert_eq!(
+                    cell.bg,
+                    Color::Reset,
+                    "bg on {:?} in tab {tab} at {w}x{h}",
+                    cell.symbol()
+                );
+            }
+        }
+    }
+    insta::assert_snapshot!("no_color_live_halted_80x24", draw(&app, &snap, 80, 24).backend());
+}
+
+#[test]
+fn ticket_result_appears_in_place_with_binance_message_or_reconciling() {
+    use crbot::domain::ClientOrderId;
+    use crbot::engine::snapshot::{TicketOutcome, TicketResult};
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = ticket_app(&mut snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
+    press(&mut app, &snap, KeyPress::ch('y'));
+    let draft = app.ticket.as_ref().unwrap().draft();
+    snap.ticket_result = Some(TicketResult {
+        draft: draft.clone(),
+        outcome: TicketOutcome::Rejected {
+            code: Some(-2010),
+            message: "Account has insufficient balance for requested action.".into(),
+        },
+    });
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    let at = find(buf, "REJECTED by Binance (-2010)").unwrap();
+    assert_eq!(buf[at].fg, Color::Red);
+    insta::assert_snapshot!("ticket_rejected_80x24", t.backend());
+
+    snap.ticket_result = Some(TicketResult {
+        draft,
+        outcome: TicketOutcome::Unknown {
+            client_order_id: ClientOrderId::new("crb-eth-en-0009").unwrap(),
+        },
+    });
+    let t = draw(&app, &snap, 160, 48);
+    assert!(find(t.backend().buffer(), "being reconciled").is_some());
+    insta::assert_snapshot!("ticket_unknown_160x48", t.backend());
+}
