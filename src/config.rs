@@ -720,11 +720,14 @@ fn endpoint(
     warnings: &mut Vec<String>,
 ) -> Result<Option<Url>, ConfigError> {
     let [secure, plain] = *schemes;
-    let allowed = format!("a {secure}:// or {plain}:// URL");
+    let allowed = VARIABLES
+        .iter()
+        .find(|d| d.name == name)
+        .map_or("a URL", |d| d.allowed);
     let Some(v) = sources.value(name) else {
         return Ok(None);
     };
-    let url = Url::parse(v).map_err(|_| bad(name, v, "is not a URL", &allowed))?;
+    let url = Url::parse(v).map_err(|_| bad(name, v, "is not a URL", allowed))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ConfigError::BadSecret {
             name,
@@ -732,13 +735,18 @@ fn endpoint(
         });
     }
     if url.host_str().is_none() {
-        return Err(bad(name, v, "has no host", &allowed));
+        return Err(bad(name, v, "has no host", allowed));
+    }
+    // REST and stream URLs are origins: crbot appends `/api/v3/…` and `/stream?…` itself.
+    let origin_only = name != "BINANCE_WS_API_URL";
+    if origin_only && (url.path() != "/" || url.query().is_some()) {
+        return Err(bad(name, v, "is not an origin (remove the path)", allowed));
     }
     if url.scheme() == secure {
         return Ok(Some(url));
     }
     if url.scheme() != plain {
-        return Err(bad(name, v, "has the wrong scheme", &allowed));
+        return Err(bad(name, v, "has the wrong scheme", allowed));
     }
     let loopback = is_loopback(&url);
     let refuse = match env {
