@@ -405,6 +405,11 @@ impl Config {
             ),
         };
         let (mode, mode_source) = resolve_mode(sources.mode, crbot_mode, testnet);
+        if (mode, mode_source) == (Mode::Live, ModeSource::BinanceTestnet) {
+            warnings.push(
+                "LIVE mode was selected by BINANCE_TESTNET=false (no --mode or CRBOT_MODE given)".to_string(),
+            );
+        }
 
         let paths = resolve_paths(sources)?;
         let database_path = sources
@@ -429,18 +434,11 @@ impl Config {
                 .map_err(|()| bad("KILL_KEY", v, "is not valid", KillKey::ALLOWED))?,
         };
         let bell = parse_bool(sources, "CRBOT_BELL")?.unwrap_or(true);
-        let auto_halt_action = match sources.value("AUTO_HALT_ACTION").map(str::to_ascii_lowercase) {
+        let auto_halt_action = match sources.value("AUTO_HALT_ACTION") {
             None => AutoHaltAction::Reduce,
-            Some(v) if v == "reduce" => AutoHaltAction::Reduce,
-            Some(v) if v == "halt_flatten" => AutoHaltAction::HaltFlatten,
-            Some(v) => {
-                return Err(bad(
-                    "AUTO_HALT_ACTION",
-                    &v,
-                    "is not valid",
-                    "reduce, halt_flatten",
-                ));
-            }
+            Some(v) if v.eq_ignore_ascii_case("reduce") => AutoHaltAction::Reduce,
+            Some(v) if v.eq_ignore_ascii_case("halt_flatten") => AutoHaltAction::HaltFlatten,
+            Some(v) => return Err(bad("AUTO_HALT_ACTION", v, "is not valid", "reduce, halt_flatten")),
         };
         let log_filter = log_filter(sources)?;
         let secret_key = sources.value("SECRET_KEY").map(SecretString::from);
