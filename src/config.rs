@@ -405,6 +405,11 @@ impl Config {
             ),
         };
         let (mode, mode_source) = resolve_mode(sources.mode, crbot_mode, testnet);
+        if (mode, mode_source) == (Mode::Live, ModeSource::BinanceTestnet) {
+            warnings.push(
+                "LIVE mode was selected by BINANCE_TESTNET=false (no --mode or CRBOT_MODE given)".to_string(),
+            );
+        }
 
         let paths = resolve_paths(sources)?;
         let database_path = sources
@@ -429,18 +434,11 @@ impl Config {
                 .map_err(|()| bad("KILL_KEY", v, "is not valid", KillKey::ALLOWED))?,
         };
         let bell = parse_bool(sources, "CRBOT_BELL")?.unwrap_or(true);
-        let auto_halt_action = match sources.value("AUTO_HALT_ACTION").map(str::to_ascii_lowercase) {
+        let auto_halt_action = match sources.value("AUTO_HALT_ACTION") {
             None => AutoHaltAction::Reduce,
-            Some(v) if v == "reduce" => AutoHaltAction::Reduce,
-            Some(v) if v == "halt_flatten" => AutoHaltAction::HaltFlatten,
-            Some(v) => {
-                return Err(bad(
-                    "AUTO_HALT_ACTION",
-                    &v,
-                    "is not valid",
-                    "reduce, halt_flatten",
-                ));
-            }
+            Some(v) if v.eq_ignore_ascii_case("reduce") => AutoHaltAction::Reduce,
+            Some(v) if v.eq_ignore_ascii_case("halt_flatten") => AutoHaltAction::HaltFlatten,
+            Some(v) => return Err(bad("AUTO_HALT_ACTION", v, "is not valid", "reduce, halt_flatten")),
         };
         let log_filter = log_filter(sources)?;
         let secret_key = sources.value("SECRET_KEY").map(SecretString::from);
@@ -720,11 +718,14 @@ fn endpoint(
     warnings: &mut Vec<String>,
 ) -> Result<Option<Url>, ConfigError> {
     let [secure, plain] = *schemes;
-    let allowed = format!("a {secure}:// or {plain}:// URL");
+    let allowed = VARIABLES
+        .iter()
+        .find(|d| d.name == name)
+        .map_or("a URL", |d| d.allowed);
     let Some(v) = sources.value(name) else {
         return Ok(None);
     };
-    let url = Url::parse(v).map_err(|_| bad(name, v, "is not a URL", &allowed))?;
+    let url = Url::parse(v).map_err(|_| bad(name, v, "is not a URL", allowed))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ConfigError::BadSecret {
             name,
@@ -732,13 +733,18 @@ fn endpoint(
         });
     }
     if url.host_str().is_none() {
-        return Err(bad(name, v, "has no host", &allowed));
+        return Err(bad(name, v, "has no host", allowed));
+    }
+    // REST and stream URLs are origins: crbot appends `/api/v3/…` and `/stream?…` itself.
+    let origin_only = name != "BINANCE_WS_API_URL";
+    if origin_only && (url.path() != "/" || url.query().is_some()) {
+        return Err(bad(name, v, "is not an origin (remove the path)", allowed));
     }
     if url.scheme() == secure {
         return Ok(Some(url));
     }
     if url.scheme() != plain {
-        return Err(bad(name, v, "has the wrong scheme", &allowed));
+        return Err(bad(name, v, "has the wrong scheme", allowed));
     }
     let loopback = is_loopback(&url);
     let refuse = match env {

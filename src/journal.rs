@@ -25,7 +25,6 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rust_decimal::Decimal;
 
 pub use error::JournalError;
-pub use export::quote as csv_quote;
 pub use records::{
     EquityPoint, EventRecord, LimitChangeRecord, RiskEventRecord, Stored, TicketSource, TradingStateCode,
     TradingStateRecord,
@@ -109,6 +108,18 @@ impl Journal {
             path: path.to_path_buf(),
             mode,
         })
+    }
+
+    /// Like [`Journal::open`], but refuses to create a journal that does not exist yet: for
+    /// commands that only read or copy one (`crbot backup`, `crbot journal export`).
+    pub fn open_existing(path: &Path, mode: Mode) -> Result<Journal> {
+        if !path.exists() {
+            return Err(JournalError::Missing {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        Journal::open(path, mode)
     }
 
     pub fn path(&self) -> &Path {
@@ -659,6 +670,15 @@ impl Journal {
     }
 }
 
+/// A file name for a backup taken at `time_ms`: `journal-<mode>-YYYYMMDDTHHMMSSZ.db`, sortable
+/// by time (for the scheduled and halt-time backups of DESIGN.md §6).
+pub fn backup_file_name(mode: Mode, time_ms: i64) -> String {
+    let stamp = chrono::DateTime::from_timestamp_millis(time_ms)
+        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_else(|| time_ms.to_string());
+    format!("journal-{mode}-{stamp}.db")
+}
+
 // ----- row conversion -------------------------------------------------------------------------
 
 const ORDER_SELECT: &str = "SELECT client_order_id, order_id, order_list_id, symbol, side, type, price, \
@@ -864,6 +884,29 @@ mod tests {
             created_ms: 1,
             updated_ms: 1,
         }
+    }
+
+    #[test]
+    fn a_journal_can_move_to_the_engine_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<Journal>();
+    }
+
+    #[test]
+    fn backup_names_sort_by_time_and_carry_the_mode() {
+        assert_eq!(
+            backup_file_name(Mode::Live, 1_764_331_200_000),
+            "journal-live-20251128T120000Z.db"
+        );
+    }
+
+    #[test]
+    fn open_existing_refuses_to_create_a_journal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("none.db");
+        let err = Journal::open_existing(&path, Mode::Sim).expect_err("missing");
+        assert!(matches!(err, JournalError::Missing { .. }), "{err:?}");
+        assert!(!path.exists());
     }
 
     #[test]

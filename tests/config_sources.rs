@@ -220,3 +220,19 @@ fn load_reads_environment_then_dotenv_then_config_file_without_changing_the_envi
         )
     );
 }
+
+#[test]
+fn live_selected_through_the_seed_variable_is_called_out() {
+    let mut s = base();
+    s.dotenv = map(&[("BINANCE_TESTNET", "false")]);
+    let c = Config::from_sources(&s).expect("valid");
+    assert_eq!(c.mode, Mode::Live);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("LIVE") && w.contains("BINANCE_TESTNET=false"))
+    );
+    s.mode = Some(Mode::Live);
+    let explicit = Config::from_sources(&s).expect("valid");
+    assert!(explicit.warnings.is_empty(), "{:?}", explicit.warnings);
+}

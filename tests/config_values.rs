@@ -172,17 +172,22 @@ fn defaults_apply_when_nothing_is_set() {
 #[case(
     "BINANCE_REST_URL",
     "not a url",
-    "BINANCE_REST_URL=not a url is not a URL: allowed a https:// or http:// URL"
+    "BINANCE_REST_URL=not a url is not a URL: allowed an http(s):// origin"
 )]
 #[case(
     "BINANCE_REST_URL",
     "wss://x.test",
-    "BINANCE_REST_URL=wss://x.test has the wrong scheme: allowed a https:// or http:// URL"
+    "BINANCE_REST_URL=wss://x.test has the wrong scheme: allowed an http(s):// origin"
 )]
 #[case(
     "BINANCE_WS_URL",
     "https://x.test",
-    "BINANCE_WS_URL=https://x.test has the wrong scheme: allowed a wss:// or ws:// URL"
+    "BINANCE_WS_URL=https://x.test has the wrong scheme: allowed a ws(s):// origin"
+)]
+#[case(
+    "BINANCE_REST_URL",
+    "https://api.binance.com/api/v3",
+    "BINANCE_REST_URL=https://api.binance.com/api/v3 is not an origin (remove the path): allowed an http(s):// origin"
 )]
 #[case(
     "DATABASE_URL",

@@ -93,12 +93,12 @@ impl Acks {
     }
 }
 
-fn crash_once(dir: &Path, round: usize, kill_after: usize) {
-    let path = dir.join(format!("journal-{round}.db"));
+/// Starts a writer on `path`, reads acks until `kill_after`, SIGKILLs it, returns every ack.
+fn run_and_kill(path: &Path, kill_after: usize) -> Acks {
     let exe = std::env::current_exe().expect("current exe");
     let mut child = Command::new(exe)
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(WRITER_ENV, &path)
+        .env(WRITER_ENV, path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -121,7 +121,12 @@ fn crash_once(dir: &Path, round: usize, kill_after: usize) {
     for l in rest.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
         acks.take(l.trim_end());
     }
+    acks
+}
 
+fn crash_once(dir: &Path, round: usize, kill_after: usize) {
+    let path = dir.join(format!("journal-{round}.db"));
+    let acks = run_and_kill(&path, kill_after);
     let j = Journal::open(&path, Mode::Sim).expect("reopen after crash");
     assert!(
         j.integrity_check().expect("integrity"),
@@ -152,4 +157,29 @@ fn every_acknowledged_record_survives_sigkill() {
     for (round, kill_after) in [7, 60, 151, 400].into_iter().enumerate() {
         crash_once(dir.path(), round, kill_after);
     }
+}
+
+fn digest(path: &Path) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(path).expect("read")).to_vec()
+}
+
+#[test]
+fn another_mode_is_refused_untouched_even_with_a_crash_left_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.db");
+    run_and_kill(&path, 40);
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    assert!(
+        Path::new(&wal).exists(),
+        "the killed writer leaves its WAL behind"
+    );
+    let before = digest(&path);
+    let err = Journal::open(&path, Mode::Live).expect_err("a sim journal");
+    assert!(
+        matches!(err, crbot::journal::JournalError::WrongMode { .. }),
+        "{err:?}"
+    );
+    assert_eq!(digest(&path), before);
 }

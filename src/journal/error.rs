@@ -33,6 +33,8 @@ pub enum JournalError {
         found: i32,
         supported: i32,
     },
+    #[error("no {mode} journal at {path} yet (nothing has been recorded in this mode)")]
+    Missing { path: PathBuf, mode: Mode },
     #[error("the journal's disk is full: nothing new can be recorded until space is freed")]
     DiskFull,
     #[error("the journal cannot be written (read-only file or folder): {0}")]
