@@ -134,6 +134,9 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Vault { command }) => {
             crate::vault::run_cli(command, &crate::vault::VaultCliContext::from_global(&cli.global))
         }
+        None => crate::config::Config::load(cli.global.mode, cli.global.home.clone())
+            .map_err(anyhow::Error::from)
+            .and_then(|config| crate::engine::console::run(config, &cli.global)),
         _ => Err(anyhow::anyhow!("this command is not available yet")),
     };
     match result {

@@ -5,3 +5,6 @@ pub mod session;
 pub mod snapshot;
 pub mod state;
 pub mod ticket;
+pub mod kill;
+pub mod runtime;
+pub mod console;

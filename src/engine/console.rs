@@ -1,0 +1,98 @@
+//! `crbot` with no subcommand: the console. Unlocks keys (modes that need them) and asks the
+//! live confirmation before the screen opens, connects, restores the journal, then runs the
+//! engine loop and the screen side by side until the trader quits.
+//!
+//! Owns: start-up order and shutdown. Must not: let anything be sent before the journal is
+//! restored and the exchange reconciled (the runtime refuses tickets until then).
+
+use std::io::BufRead;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::GlobalOpts;
+use crate::config::{AutoHaltAction, Config};
+use crate::domain::Mode;
+use crate::engine::core::Core;
+use crate::engine::runtime::Runtime;
+use crate::engine::session::{Session, Unlock};
+use crate::journal::{Journal, TicketSource};
+use crate::risk::Limits;
+use crate::ui::{KeyPress, Keymap, UiConfig};
+
+/// The risk limits of a configuration.
+pub fn limits_from(config: &Config) -> Limits {
+    let l = &config.limits;
+    Limits {
+        max_daily_loss_pct: l.max_daily_loss_percent,
+        max_drawdown_pct: l.max_drawdown_percent,
+        max_trades_per_day: l.max_trades_per_day,
+        max_position_size_pct: l.max_position_size_percent,
+        min_risk_reward: l.min_risk_reward,
+        fat_finger_pct: l.fat_finger_percent,
+        ..Limits::default()
+    }
+}
+
+/// Runs the console. Blocks until the trader quits.
+pub fn run(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
+    if config.mode == Mode::Live {
+        confirm_live(global)?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run_async(config, global))
+}
+
+fn confirm_live(global: &GlobalOpts) -> anyhow::Result<()> {
+    eprintln!("You are starting crbot in LIVE mode: orders move real money on Binance.");
+    eprintln!("Type `{}` to continue:", crate::vault::LIVE_CONFIRMATION_PHRASE);
+    let mut line = String::new();
+    if global.passphrase_stdin {
+        // With --passphrase-stdin the passphrase is the first line; the confirmation comes
+        // after the unlock, read by the same reader in `Session::connect`'s order. Scripts
+        // that start live must still type the phrase: read it from the terminal.
+        let tty = std::fs::File::open("/dev/tty")?;
+        std::io::BufReader::new(tty).read_line(&mut line)?;
+    } else {
+        std::io::stdin().lock().read_line(&mut line)?;
+    }
+    if !crate::vault::confirm_live(&line) {
+        anyhow::bail!("live mode not confirmed; nothing was started");
+    }
+    Ok(())
+}
+
+async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
+    let unlock = if global.passphrase_stdin {
+        Unlock::Stdin
+    } else {
+        Unlock::Terminal
+    };
+    let session = Session::connect(&config, unlock, true).await?;
+    let journal = Journal::open(&config.journal_path(), config.mode)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut core = Core::restore(journal, config.mode, limits_from(&config), TicketSource::Tui, now)?;
+    core.state.warnings = config.warnings.clone();
+    let mut ui_config = UiConfig::from_env(global.ascii)?;
+    if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
+        ui_config.keymap = Keymap::with_kill_key(kill);
+    }
+    ui_config.bell = config.bell;
+    let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now));
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let cancel = CancellationToken::new();
+    let auto_flatten = config.auto_halt_action == AutoHaltAction::HaltFlatten;
+    let engine = tokio::spawn(Runtime::run(
+        core,
+        session.rest.clone(),
+        cmd_rx,
+        snap_tx,
+        cancel.clone(),
+        auto_flatten,
+    ));
+    let result = crate::ui::run_terminal(snap_rx, cmd_tx, ui_config).await;
+    cancel.cancel();
+    let _ = engine.await;
+    session.close(&config).await;
+    result.map(|_| ())
+}

@@ -1,0 +1,1386 @@
+//! The console's event loop: the one task that owns the engine state.
+//!
+//! Owns: the order in which things happen. Commands from the screen come first (the kill
+//! switch above everything), then answers of I/O tasks, then market and user-data events,
+//! then the 250 ms tick (stale marks, equity, automatic halts, a `crbot kill` from another
+//! shell seen in the journal). Network calls run in spawned tasks that report back on a
+//! channel, so a slow exchange never blocks the loop, and the loop never blocks the screen.
+//! Must not: draw, read keys, or send an order that did not pass [`Core::decide`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, OrderStatus, Price, Quote, Symbol};
+use crate::engine::core::{Core, FollowUp, Prepared, Refusal};
+use crate::engine::kill::{self, KillEvent};
+use crate::engine::snapshot::{
+    Candle, Command, KillLine, KillProgress, KillStage, LimitChangePending, LogKind, LogLevel, Snapshot,
+    StreamHealth, StreamStatus as ViewStreamStatus, TicketOutcome, TicketPreview, TicketResult,
+};
+use crate::engine::state::TickerLine;
+use crate::engine::ticket::parse_draft;
+use crate::exchange::binance::error::OrderOutcome;
+use crate::exchange::binance::events::{MarketEvent, StreamStatus, UserEvent};
+use crate::exchange::binance::market::{MarketStreamConfig, MarketStreamHandle, spawn_market_stream};
+use crate::exchange::binance::reconcile::{
+    Resolution, ResolveConfig, ResyncReport, ResyncRequest, resolve_unknown, resync,
+};
+use crate::exchange::binance::rest::{BinanceRest, OcoRequest};
+use crate::exchange::binance::user::{UserStreamConfig, spawn_user_stream};
+use crate::exchange::binance::wire::{
+    ExchangeInfo, ExchangeOrder, Kline, OrderListReport, PlacedOrder, Ticker24h,
+};
+use crate::risk::{self, LimitChange, TradingState};
+
+/// The loop's tick: stale marks, equity, automatic halts, the journal poll for `crbot kill`.
+const TICK: Duration = Duration::from_millis(250);
+/// At most one snapshot per frame (~30 fps); bursts of market data coalesce.
+const PUBLISH_EVERY: Duration = Duration::from_millis(33);
+/// Equity is journaled at most this often.
+const EQUITY_JOURNAL_EVERY_MS: i64 = 60_000;
+
+/// Answers from spawned I/O tasks.
+#[derive(Debug)]
+enum Internal {
+    Info(Result<ExchangeInfo, String>),
+    Clock(Result<i64, String>),
+    Klines(Symbol, Vec<Kline>),
+    Tickers(Vec<Ticker24h>),
+    Quote(Symbol, Quote),
+    Resynced(Box<Result<ResyncReport, String>>),
+    Placed {
+        cid: ClientOrderId,
+        draft: Option<crate::engine::snapshot::TicketDraft>,
+        outcome: Box<OrderOutcome<PlacedOrder>>,
+    },
+    OcoPlaced {
+        legs: [ClientOrderId; 2],
+        outcome: Box<OrderOutcome<OrderListReport>>,
+    },
+    Cancelled {
+        cid: ClientOrderId,
+        outcome: Box<OrderOutcome<ExchangeOrder>>,
+    },
+    Resolved {
+        cid: ClientOrderId,
+        resolution: Resolution,
+    },
+    Kill(KillEvent),
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The console engine.
+pub struct Runtime {
+    core: Core,
+    rest: BinanceRest,
+    tx: mpsc::UnboundedSender<Internal>,
+    market: Option<MarketStreamHandle>,
+    /// The journal's trading-state row id last seen (ours or another process's).
+    state_row: i64,
+    /// Start-up reconciliation done: tickets are refused before it.
+    reconciled: bool,
+    resync_running: bool,
+    last_equity_journal_ms: i64,
+    dirty: bool,
+    /// `AUTO_HALT_ACTION=halt_flatten`: an automatic breach halts and flattens instead of reducing.
+    auto_flatten: bool,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("mode", &self.core.state.mode)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Runs until `cancel` fires or the screen's command channel closes.
+    pub async fn run(
+        core: Core,
+        rest: BinanceRest,
+        mut commands: mpsc::Receiver<Command>,
+        snapshots: watch::Sender<Snapshot>,
+        cancel: CancellationToken,
+        auto_flatten: bool,
+    ) {
+        let (tx, mut internal) = mpsc::unbounded_channel();
+        let state_row = core.journal.latest_trading_state_id().unwrap_or(0);
+        let mut rt = Runtime {
+            core,
+            rest,
+            tx,
+            market: None,
+            state_row,
+            reconciled: false,
+            resync_running: false,
+            last_equity_journal_ms: 0,
+            dirty: true,
+            auto_flatten,
+        };
+        let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
+        let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
+        let watchlist = rt.core.state.watchlist.clone();
+        let (handle, _market_task) = spawn_market_stream(
+            rt.rest.endpoints().clone(),
+            rt.rest.clock().clone(),
+            watchlist.clone(),
+            market_tx,
+            cancel.child_token(),
+            MarketStreamConfig::default(),
+        );
+        rt.market = Some(handle);
+        match spawn_user_stream(
+            rt.rest.clone(),
+            user_tx,
+            cancel.child_token(),
+            UserStreamConfig::default(),
+        ) {
+            Ok(_) => {}
+            Err(e) => {
+                let t = now_ms();
+                rt.core.state.log(
+                    t,
+                    LogLevel::Error,
+                    LogKind::Connection,
+                    format!("user-data stream: {e}"),
+                );
+                rt.core.state.user_stream = StreamHealth {
+                    status: ViewStreamStatus::Down,
+                    latency_ms: None,
+                };
+            }
+        }
+        rt.initial_load(&watchlist);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Quit) | None => break,
+                    Some(c) => rt.on_command(c),
+                },
+                Some(ev) = internal.recv() => rt.on_internal(ev),
+                Some(ev) = user_rx.recv() => rt.on_user(ev),
+                Some(ev) = market_rx.recv() => rt.on_market(ev),
+                _ = tick.tick() => rt.on_tick(),
+                _ = publish.tick(), if rt.dirty => {
+                    rt.dirty = false;
+                    let _ = snapshots.send(rt.core.state.snapshot(now_ms()));
+                }
+            }
+        }
+        let t = now_ms();
+        rt.core.state.log(
+            t,
+            LogLevel::Info,
+            LogKind::System,
+            "console closed; open orders stay on the exchange",
+        );
+    }
+
+    fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = Internal> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+    }
+
+    /// Rules, clock, candles, 24 h tickers, books, and the start-up reconciliation.
+    fn initial_load(&mut self, watchlist: &[Symbol]) {
+        let rest = self.rest.clone();
+        self.spawn(async move {
+            Internal::Clock(
+                rest.sync_clock()
+                    .await
+                    .map(|s| s.offset_ms)
+                    .map_err(|e| e.to_string()),
+            )
+        });
+        let rest = self.rest.clone();
+        self.spawn(async move { Internal::Info(rest.exchange_info(&[]).await.map_err(|e| e.to_string())) });
+        for s in watchlist {
+            self.load_symbol(s.clone());
+        }
+        let rest = self.rest.clone();
+        let syms = watchlist.to_vec();
+        self.spawn(async move { Internal::Tickers(rest.ticker_24hr(&syms).await.unwrap_or_default()) });
+    }
+
+    fn load_symbol(&mut self, s: Symbol) {
+        let rest = self.rest.clone();
+        let sym = s.clone();
+        self.spawn(async move {
+            Internal::Klines(
+                sym.clone(),
+                rest.klines(&sym, "1m", 500).await.unwrap_or_default(),
+            )
+        });
+        let rest = self.rest.clone();
+        self.spawn(async move {
+            match rest.book_ticker(&s).await {
+                Ok(b) => Internal::Quote(
+                    s,
+                    Quote {
+                        bid: b.bid,
+                        ask: b.ask,
+                        time_ms: now_ms(),
+                    },
+                ),
+                Err(_) => Internal::Tickers(Vec::new()),
+            }
+        });
+    }
+
+    /// REST resync: at start-up and after every user-stream (re)subscription.
+    fn start_resync(&mut self) {
+        if self.resync_running {
+            return;
+        }
+        self.resync_running = true;
+        let mut symbols: BTreeSet<Symbol> = self.core.state.watchlist.iter().cloned().collect();
+        symbols.extend(self.core.state.orders.values().map(|o| o.symbol.clone()));
+        let unfinished: Vec<(Symbol, String)> = self
+            .core
+            .state
+            .orders
+            .values()
+            .filter(|o| o.state.is_open() && o.purpose != OrderPurpose::External)
+            .map(|o| (o.symbol.clone(), o.client_order_id.to_string()))
+            .collect();
+        let mut last_trade_ids = HashMap::new();
+        for s in &symbols {
+            if let Ok(Some(id)) = self.core.journal.last_trade_id(s) {
+                last_trade_ids.insert(s.clone(), id);
+            }
+        }
+        let req = ResyncRequest {
+            symbols: symbols.into_iter().collect(),
+            unfinished,
+            last_trade_ids,
+        };
+        let rest = self.rest.clone();
+        self.spawn(async move {
+            Internal::Resynced(Box::new(resync(&rest, &req).await.map_err(|e| e.to_string())))
+        });
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = now_ms();
+        self.dirty = true;
+        match cmd {
+            Command::Kill => self.kill("KILL_KEY", "kill switch pressed", now),
+            Command::Flatten { percent } => self.flatten(percent, now),
+            Command::Rearm => match self.core.rearm("tui", now) {
+                Ok(()) => self.note_own_state_write(),
+                Err(e) => self
+                    .core
+                    .state
+                    .log(now, LogLevel::Warn, LogKind::Kill, format!("re-arm: {e}")),
+            },
+            Command::PreviewTicket(draft) => self.preview(draft, now),
+            Command::SubmitTicket(draft) => self.submit(draft, now),
+            Command::CancelOrder(cid) => self.cancel(&cid, now),
+            Command::ClosePosition { symbol, percent } => match self.core.close_ticket(&symbol, percent) {
+                Some(ticket) => match self.core.decide(&ticket, OrderPurpose::Exit, true, now) {
+                    Ok(p) => self.send(p, None),
+                    Err(r) => self.refused(None, r, now),
+                },
+                None => self.core.state.log(
+                    now,
+                    LogLevel::Warn,
+                    LogKind::Order,
+                    format!("{symbol}: no crbot position to close"),
+                ),
+            },
+            Command::AddSymbol(s) => {
+                if !self.core.state.watchlist.contains(&s) {
+                    self.core.state.watchlist.push(s.clone());
+                    let _ = self.core.save_watchlist();
+                    self.load_symbol(s);
+                    self.push_watchlist();
+                }
+            }
+            Command::RemoveSymbol(s) => {
+                self.core.state.watchlist.retain(|x| *x != s);
+                let _ = self.core.save_watchlist();
+                self.push_watchlist();
+            }
+            Command::SelectSymbol(s) => self.core.state.selected = Some(s),
+            Command::ProposeLimit { name, value } => self.propose_limit(name, value, now),
+            Command::ConfirmLimit { typed } => self.confirm_limit(&typed, now),
+            Command::CancelLimitChange => self.core.state.pending_limit = None,
+            Command::Quit => {}
+        }
+    }
+
+    fn push_watchlist(&self) {
+        if let Some(m) = &self.market {
+            let m = m.clone();
+            let list = self.core.state.watchlist.clone();
+            tokio::spawn(async move {
+                m.set_watchlist(list).await;
+            });
+        }
+    }
+
+    /// Stage one: HALTED (journal first), then cancel everything, cancels before all else.
+    fn kill(&mut self, trigger: &str, reason: &str, now: i64) {
+        if let Err(e) = self.core.halt(trigger, reason, now) {
+            // The halt is in memory and on screen; the cancels must still go.
+            self.core.state.log(
+                now,
+                LogLevel::Error,
+                LogKind::Kill,
+                format!("halt not journaled: {e}"),
+            );
+        }
+        self.note_own_state_write();
+        self.core.record_event("KILL", None, reason, now);
+        self.core.state.kill = Some(KillProgress {
+            started_ms: now,
+            stage: KillStage::Cancelling,
+            lines: Vec::new(),
+            done: false,
+        });
+        let known = self.core.state.symbols_with_open_orders();
+        let rest = self.rest.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let (ktx, mut krx) = mpsc::unbounded_channel();
+            let forward = tokio::spawn(async move {
+                while let Some(ev) = krx.recv().await {
+                    if tx.send(Internal::Kill(ev)).is_err() {
+                        break;
+                    }
+                }
+            });
+            kill::sweep(&rest, &known, &kill::SweepConfig::default(), &ktx).await;
+            drop(ktx);
+            let _ = forward.await;
+        });
+    }
+
+    fn flatten(&mut self, percent: u8, now: i64) {
+        if !matches!(self.core.state.trading, TradingState::Halted { .. }) {
+            self.core.state.log(
+                now,
+                LogLevel::Warn,
+                LogKind::Kill,
+                "flatten is stage two of the kill switch: press the kill key first",
+            );
+            return;
+        }
+        if let Some(k) = &mut self.core.state.kill {
+            k.stage = KillStage::Flattening;
+        }
+        let plan = kill::flatten_plan(&self.core.state, percent, None);
+        for d in &plan.dust {
+            let text = format!("{}: {} {} left as dust ({})", d.symbol, d.qty, d.asset, d.reason);
+            self.core
+                .state
+                .log(now, LogLevel::Warn, LogKind::Kill, text.clone());
+            self.core
+                .record_event("FLATTEN_DUST", Some(&d.symbol), &text, now);
+        }
+        for t in plan.tickets {
+            match self.core.decide(&t, OrderPurpose::Flatten, true, now) {
+                Ok(p) => self.send(p, None),
+                Err(r) => self.refused(None, r, now),
+            }
+        }
+    }
+
+    fn preview(&mut self, draft: crate::engine::snapshot::TicketDraft, now: i64) {
+        let quote = Symbol::new(draft.symbol.trim())
+            .ok()
+            .and_then(|s| self.core.state.quotes.get(&s).copied());
+        let preview = match parse_draft(&draft, quote.as_ref()) {
+            Err(field_errors) => TicketPreview {
+                draft,
+                field_errors,
+                rules: Vec::new(),
+                approved: false,
+                notional: None,
+                fee_estimate: None,
+                daily_loss_headroom: None,
+                orders: Vec::new(),
+            },
+            Ok(ticket) => {
+                let (rules, approved) = self.core.preview_lines(&ticket, now);
+                let headroom = self.daily_loss_headroom();
+                let orders = approved.as_ref().map(outgoing_orders).unwrap_or_default();
+                TicketPreview {
+                    draft,
+                    field_errors: Vec::new(),
+                    approved: approved.is_some() && self.reconciled,
+                    notional: approved.as_ref().and_then(|a| a.notional),
+                    fee_estimate: approved.as_ref().and_then(|a| a.est_fee.clone()),
+                    daily_loss_headroom: headroom,
+                    orders,
+                    rules,
+                }
+            }
+        };
+        self.core.state.preview = Some(preview);
+    }
+
+    fn daily_loss_headroom(&self) -> Option<crate::domain::Money> {
+        let start = self.core.state.equity.day_start()?.equity.clone();
+        let pnl = self.core.state.equity.day_pnl()?;
+        let limit = start.amount * self.core.state.limits.max_daily_loss_pct / Decimal::ONE_HUNDRED;
+        Some(crate::domain::Money::new(limit + pnl.amount, start.asset))
+    }
+
+    fn submit(&mut self, draft: crate::engine::snapshot::TicketDraft, now: i64) {
+        if !self.reconciled {
+            self.core.state.result = Some(TicketResult {
+                draft,
+                outcome: TicketOutcome::Rejected {
+                    code: None,
+                    message: "still reconciling with the exchange; try again in a moment".into(),
+                },
+            });
+            return;
+        }
+        let quote = Symbol::new(draft.symbol.trim())
+            .ok()
+            .and_then(|s| self.core.state.quotes.get(&s).copied());
+        let ticket = match parse_draft(&draft, quote.as_ref()) {
+            Ok(t) => t,
+            Err(errors) => {
+                let message = errors
+                    .iter()
+                    .map(|(f, m)| format!("{}: {m}", f.label()))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.core.state.result = Some(TicketResult {
+                    draft,
+                    outcome: TicketOutcome::Rejected { code: None, message },
+                });
+                return;
+            }
+        };
+        let purpose = if ticket.side == crate::domain::Side::Buy {
+            OrderPurpose::Entry
+        } else {
+            OrderPurpose::Exit
+        };
+        // An exit typed in a ticket while halted is the trader's explicit confirmation (the
+        // screen's confirm step lists it before it is sent).
+        let exit_confirmed = ticket.side == crate::domain::Side::Sell;
+        match self.core.decide(&ticket, purpose, exit_confirmed, now) {
+            Ok(p) => {
+                let cid = p.request.client_order_id.clone();
+                self.core.state.result = Some(TicketResult {
+                    draft: draft.clone(),
+                    outcome: TicketOutcome::Accepted {
+                        client_order_id: cid,
+                        detail: "sent".into(),
+                    },
+                });
+                self.send(p, Some(draft));
+            }
+            Err(r) => self.refused(Some(draft), r, now),
+        }
+    }
+
+    fn refused(&mut self, draft: Option<crate::engine::snapshot::TicketDraft>, r: Refusal, now: i64) {
+        let outcome = match &r {
+            Refusal::Risk(denials) => TicketOutcome::RiskRejected {
+                reasons: denials
+                    .iter()
+                    .map(|d| crate::engine::snapshot::RuleLine {
+                        code: d.code().to_string(),
+                        passed: false,
+                        detail: d.to_string(),
+                    })
+                    .collect(),
+            },
+            Refusal::Storage(e) => TicketOutcome::Rejected {
+                code: None,
+                message: format!("not sent: journal cannot record it ({e})"),
+            },
+        };
+        if let Refusal::Storage(e) = &r {
+            self.core.state.log(
+                now,
+                LogLevel::Error,
+                LogKind::Rejection,
+                format!("ticket refused: {e}"),
+            );
+        }
+        if let Some(draft) = draft {
+            self.core.state.result = Some(TicketResult { draft, outcome });
+        }
+    }
+
+    fn send(&mut self, p: Prepared, draft: Option<crate::engine::snapshot::TicketDraft>) {
+        let rest = self.rest.clone();
+        let cid = p.request.client_order_id.clone();
+        let req = p.request;
+        self.spawn(async move {
+            Internal::Placed {
+                cid,
+                draft,
+                outcome: Box::new(rest.place_order(&req).await),
+            }
+        });
+    }
+
+    fn cancel(&mut self, cid: &ClientOrderId, now: i64) {
+        let Some(order) = self.core.state.orders.get(cid).cloned() else {
+            return;
+        };
+        if !order.state.is_open() {
+            return;
+        }
+        self.core.state.log(
+            now,
+            LogLevel::Info,
+            LogKind::Order,
+            format!("cancel {} {}", order.symbol, cid),
+        );
+        let rest = self.rest.clone();
+        let cid = cid.clone();
+        self.spawn(async move {
+            let outcome = rest.cancel_order(&order.symbol, cid.as_str()).await;
+            Internal::Cancelled {
+                cid,
+                outcome: Box::new(outcome),
+            }
+        });
+    }
+
+    fn propose_limit(&mut self, name: crate::engine::snapshot::LimitName, value: Decimal, now: i64) {
+        use crate::engine::snapshot::LimitName;
+        let current = self.core.state.limits.clone();
+        let mut new = current.clone();
+        match name {
+            LimitName::DailyLoss => new.max_daily_loss_pct = value,
+            LimitName::Drawdown => new.max_drawdown_pct = value,
+            LimitName::TradesPerDay => {
+                new.max_trades_per_day = u32::try_from(value.trunc().mantissa()).unwrap_or(0)
+            }
+            LimitName::PositionSize => new.max_position_size_pct = value,
+            LimitName::MinRiskReward => new.min_risk_reward = value,
+        }
+        match risk::propose_limits(&current, &new) {
+            Err(e) => self
+                .core
+                .state
+                .log(now, LogLevel::Warn, LogKind::Limit, e.to_string()),
+            Ok(LimitChange::Unchanged) => {}
+            Ok(LimitChange::Tighten { limits, changes }) => {
+                for c in &changes {
+                    self.journal_limit(c.name, &c.from, &c.to, true, now);
+                }
+                self.core.state.limits = limits;
+                self.core.state.log(
+                    now,
+                    LogLevel::Info,
+                    LogKind::Limit,
+                    format!("{} tightened to {value} (in force now)", name.env_name()),
+                );
+            }
+            Ok(LimitChange::Loosen(pending)) => {
+                let view = LimitChangePending {
+                    name,
+                    from: self.limit_value(name),
+                    to: value,
+                    phrase: pending.phrase().to_string(),
+                };
+                self.core.state.pending_limit = Some((pending, view));
+            }
+        }
+    }
+
+    fn limit_value(&self, name: crate::engine::snapshot::LimitName) -> Decimal {
+        self.core.state.snapshot(0).limits.value_of(name)
+    }
+
+    fn confirm_limit(&mut self, typed: &str, now: i64) {
+        let Some((pending, view)) = self.core.state.pending_limit.take() else {
+            return;
+        };
+        match pending.confirm(typed) {
+            Ok(limits) => {
+                for c in pending.changes() {
+                    self.journal_limit(c.name, &c.from, &c.to, true, now);
+                }
+                self.core.state.limits = limits;
+                self.core.state.log(
+                    now,
+                    LogLevel::Warn,
+                    LogKind::Limit,
+                    format!("{} loosened to {} (confirmed)", view.name.env_name(), view.to),
+                );
+            }
+            Err(e) => {
+                self.core.state.log(
+                    now,
+                    LogLevel::Warn,
+                    LogKind::Limit,
+                    format!("limit not changed: {e}"),
+                );
+            }
+        }
+    }
+
+    fn journal_limit(&mut self, name: &str, from: &str, to: &str, confirmed: bool, now: i64) {
+        let rec = crate::journal::LimitChangeRecord {
+            time_ms: now,
+            limit: name.to_string(),
+            old_value: from.to_string(),
+            new_value: to.to_string(),
+            confirmed,
+            actor: "tui".to_string(),
+            reason: "changed from the screen".to_string(),
+        };
+        if self.core.journal.record_limit_change(&rec).is_ok() {
+            self.note_own_state_write();
+        }
+    }
+
+    fn note_own_state_write(&mut self) {
+        if let Ok(id) = self.core.journal.latest_trading_state_id() {
+            self.state_row = id;
+        }
+    }
+
+    fn follow(&mut self, follow: Vec<FollowUp>, now: i64) {
+        for f in follow {
+            match f {
+                FollowUp::Protect {
+                    entry,
+                    stop_loss,
+                    take_profit,
+                } => {
+                    if let Some(oco) = self.core.prepare_protection(&entry, stop_loss, take_profit, now) {
+                        self.send_oco(oco);
+                    }
+                }
+                FollowUp::Resolve { symbol, cid } => self.resolve(symbol, cid),
+            }
+        }
+    }
+
+    fn send_oco(&mut self, oco: OcoRequest) {
+        let rest = self.rest.clone();
+        let legs = [
+            oco.take_profit_client_order_id.clone(),
+            oco.stop_loss_client_order_id.clone(),
+        ];
+        self.spawn(async move {
+            Internal::OcoPlaced {
+                legs,
+                outcome: Box::new(rest.place_oco(&oco).await),
+            }
+        });
+    }
+
+    fn resolve(&mut self, symbol: Symbol, cid: ClientOrderId) {
+        let rest = self.rest.clone();
+        self.spawn(async move {
+            let resolution = resolve_unknown(&rest, &symbol, cid.as_str(), &ResolveConfig::default()).await;
+            Internal::Resolved { cid, resolution }
+        });
+    }
+
+    fn on_internal(&mut self, ev: Internal) {
+        let now = now_ms();
+        self.dirty = true;
+        match ev {
+            Internal::Info(Ok(info)) => {
+                for r in info.symbols {
+                    self.core.state.rules.insert(r.symbol.clone(), r);
+                }
+                self.core.replay_fills();
+                self.start_resync();
+            }
+            Internal::Info(Err(e)) => {
+                self.core.state.log(
+                    now,
+                    LogLevel::Error,
+                    LogKind::Connection,
+                    format!("exchange info: {e}; retrying"),
+                );
+                let rest = self.rest.clone();
+                self.spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Internal::Info(rest.exchange_info(&[]).await.map_err(|e| e.to_string()))
+                });
+            }
+            Internal::Clock(Ok(offset)) => self.core.state.clock_offset_ms = Some(offset),
+            Internal::Clock(Err(e)) => self.core.state.log(
+                now,
+                LogLevel::Warn,
+                LogKind::Connection,
+                format!("clock sync: {e}"),
+            ),
+            Internal::Klines(s, rows) => {
+                for k in rows {
+                    self.core.state.on_candle(s.clone(), candle(&k));
+                }
+            }
+            Internal::Tickers(list) => {
+                for t in list {
+                    self.core.state.on_ticker(
+                        t.symbol.clone(),
+                        TickerLine {
+                            last: t.last,
+                            change_pct: Some(t.change_percent),
+                        },
+                    );
+                }
+            }
+            Internal::Quote(s, q) => {
+                self.core.state.quotes.entry(s).or_insert(q);
+            }
+            Internal::Resynced(report) => {
+                self.resync_running = false;
+                match *report {
+                    Ok(r) => self.apply_resync(r, now),
+                    Err(e) => {
+                        self.core.state.log(
+                            now,
+                            LogLevel::Error,
+                            LogKind::Connection,
+                            format!("resync failed: {e}; retrying"),
+                        );
+                        let rest = self.rest.clone();
+                        let tx = self.tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                            let _ = rest;
+                            let _ = tx.send(Internal::Resynced(Box::new(Err(String::new()))));
+                        });
+                    }
+                }
+            }
+            Internal::Placed { cid, draft, outcome } => self.on_placed(cid, draft, *outcome, now),
+            Internal::OcoPlaced { legs, outcome } => match *outcome {
+                OrderOutcome::Done(list) => {
+                    for o in &list.reports {
+                        let f = self.core.on_exchange_order(o, now);
+                        self.follow(f, now);
+                    }
+                    self.core.state.log(
+                        now,
+                        LogLevel::Info,
+                        LogKind::Order,
+                        format!("protective OCO placed on {}", list.symbol),
+                    );
+                }
+                OrderOutcome::Rejected(e) => {
+                    for l in &legs {
+                        self.core.mark_not_sent(l, &e.to_string(), now);
+                    }
+                    self.core.state.log(
+                        now,
+                        LogLevel::Error,
+                        LogKind::Rejection,
+                        format!("protective OCO rejected: {e}; position unprotected"),
+                    );
+                }
+                OrderOutcome::Unknown { reason } => {
+                    for l in &legs {
+                        self.core.mark_unknown(l, &reason, now);
+                        if let Some(o) = self.core.state.orders.get(l) {
+                            self.resolve(o.symbol.clone(), l.clone());
+                        }
+                    }
+                }
+            },
+            Internal::Cancelled { cid, outcome } => match *outcome {
+                OrderOutcome::Done(o) => {
+                    let f = self.core.on_exchange_order(&o, now);
+                    self.follow(f, now);
+                }
+                OrderOutcome::Rejected(e) => {
+                    self.core
+                        .state
+                        .log(now, LogLevel::Warn, LogKind::Order, format!("cancel {cid}: {e}"));
+                    if let Some(o) = self.core.state.orders.get(&cid) {
+                        self.resolve(o.symbol.clone(), cid.clone());
+                    }
+                }
+                OrderOutcome::Unknown { reason } => {
+                    self.core.state.log(
+                        now,
+                        LogLevel::Warn,
+                        LogKind::Order,
+                        format!("cancel {cid}: outcome unknown ({reason})"),
+                    );
+                    if let Some(o) = self.core.state.orders.get(&cid) {
+                        self.resolve(o.symbol.clone(), cid.clone());
+                    }
+                }
+            },
+            Internal::Resolved { cid, resolution } => match resolution {
+                Resolution::Found(o) => {
+                    let f = self.core.on_exchange_order(&o, now);
+                    self.follow(f, now);
+                    self.refresh_ticket_result(&cid);
+                }
+                Resolution::NotFound => {
+                    self.core
+                        .mark_not_sent(&cid, "never reached the exchange (confirmed not found)", now);
+                    self.refresh_ticket_result(&cid);
+                }
+                Resolution::StillUnknown { reason } => {
+                    self.core.state.log(
+                        now,
+                        LogLevel::Warn,
+                        LogKind::Order,
+                        format!("order {cid} still unknown: {reason}; will retry"),
+                    );
+                    let sym = self.core.state.orders.get(&cid).map(|o| o.symbol.clone());
+                    if let Some(symbol) = sym {
+                        let rest = self.rest.clone();
+                        self.spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            let resolution =
+                                resolve_unknown(&rest, &symbol, cid.as_str(), &ResolveConfig::default())
+                                    .await;
+                            Internal::Resolved { cid, resolution }
+                        });
+                    }
+                }
+            },
+            Internal::Kill(ev) => self.on_kill_event(ev, now),
+        }
+    }
+
+    fn on_placed(
+        &mut self,
+        cid: ClientOrderId,
+        draft: Option<crate::engine::snapshot::TicketDraft>,
+        outcome: OrderOutcome<PlacedOrder>,
+        now: i64,
+    ) {
+        let result = match outcome {
+            OrderOutcome::Done(placed) => {
+                let f = self.core.on_exchange_order(&placed.order, now);
+                for fill in &placed.fills {
+                    self.core.on_fill(fill, now);
+                }
+                self.follow(f, now);
+                TicketOutcome::Accepted {
+                    client_order_id: cid.clone(),
+                    detail: format!(
+                        "{} {} executed {}",
+                        placed.order.status, placed.order.symbol, placed.order.executed_qty
+                    ),
+                }
+            }
+            OrderOutcome::Rejected(e) => {
+                self.core.mark_not_sent(&cid, &e.to_string(), now);
+                TicketOutcome::Rejected {
+                    code: e.code(),
+                    message: e.to_string(),
+                }
+            }
+            OrderOutcome::Unknown { reason } => {
+                self.core.mark_unknown(&cid, &reason, now);
+                if let Some(o) = self.core.state.orders.get(&cid) {
+                    self.resolve(o.symbol.clone(), cid.clone());
+                }
+                TicketOutcome::Unknown {
+                    client_order_id: cid.clone(),
+                }
+            }
+        };
+        if let Some(draft) = draft {
+            self.core.state.result = Some(TicketResult {
+                draft,
+                outcome: result,
+            });
+        }
+    }
+
+    /// After an unknown order is resolved, the ticket's result shows what became of it.
+    fn refresh_ticket_result(&mut self, cid: &ClientOrderId) {
+        let Some(res) = &self.core.state.result else {
+            return;
+        };
+        let TicketOutcome::Unknown { client_order_id } = &res.outcome else {
+            return;
+        };
+        if client_order_id != cid {
+            return;
+        }
+        let draft = res.draft.clone();
+        let outcome = match self.core.state.orders.get(cid).map(|o| o.state) {
+            Some(LocalOrderState::NotSent) => TicketOutcome::Rejected {
+                code: None,
+                message: "never reached the exchange".into(),
+            },
+            Some(s) => TicketOutcome::Accepted {
+                client_order_id: cid.clone(),
+                detail: format!("reconciled: {}", s.as_code()),
+            },
+            None => return,
+        };
+        self.core.state.result = Some(TicketResult { draft, outcome });
+    }
+
+    fn apply_resync(&mut self, r: ResyncReport, now: i64) {
+        self.core.state.set_balances(r.account.balances, true);
+        for (cid, res) in r.orders {
+            let Ok(cid) = ClientOrderId::new(&cid) else {
+                continue;
+            };
+            match res {
+                Resolution::Found(o) => {
+                    let f = self.core.on_exchange_order(&o, now);
+                    self.follow(f, now);
+                }
+                Resolution::NotFound => {
+                    let sending = self.core.state.orders.get(&cid).is_some_and(|o| {
+                        matches!(
+                            o.state,
+                            LocalOrderState::Sending | LocalOrderState::Unknown | LocalOrderState::Pending
+                        )
+                    });
+                    if sending {
+                        self.core.mark_not_sent(
+                            &cid,
+                            "never reached the exchange (confirmed not found)",
+                            now,
+                        );
+                    }
+                }
+                Resolution::StillUnknown { reason } => {
+                    self.core.mark_unknown(&cid, &reason, now);
+                }
+            }
+        }
+        for o in &r.open_orders {
+            let f = self.core.on_exchange_order(o, now);
+            self.follow(f, now);
+        }
+        // Orders we think open that the exchange no longer lists were finished while we were away:
+        // query them (resync did for crbot's own; external ones are simply closed).
+        let open_ids: BTreeSet<String> = r
+            .open_orders
+            .iter()
+            .map(|o| o.order_client_id().to_string())
+            .collect();
+        let stale_external: Vec<ClientOrderId> = self
+            .core
+            .state
+            .orders
+            .values()
+            .filter(|o| {
+                o.purpose == OrderPurpose::External
+                    && o.state.is_open()
+                    && !open_ids.contains(o.client_order_id.as_str())
+            })
+            .map(|o| o.client_order_id.clone())
+            .collect();
+        for cid in stale_external {
+            self.core.apply_status(
+                &cid,
+                OrderStatus::Canceled,
+                None,
+                None,
+                crate::domain::Qty::ZERO,
+                crate::domain::Notional::ZERO,
+                None,
+                now,
+            );
+        }
+        for fill in &r.fills {
+            self.core.on_fill(fill, now);
+        }
+        if !self.reconciled {
+            self.reconciled = true;
+            self.core.state.log(
+                now,
+                LogLevel::Info,
+                LogKind::System,
+                "reconciled with the exchange: tickets accepted",
+            );
+        } else {
+            self.core.state.log(
+                now,
+                LogLevel::Info,
+                LogKind::Connection,
+                "resynced with the exchange",
+            );
+        }
+        self.core.sample_equity(now, true);
+    }
+
+    fn on_kill_event(&mut self, ev: KillEvent, now: i64) {
+        let progress = self.core.state.kill.get_or_insert(KillProgress {
+            started_ms: now,
+            stage: KillStage::Cancelling,
+            lines: Vec::new(),
+            done: false,
+        });
+        match ev {
+            KillEvent::Stage(stage) => progress.stage = stage,
+            KillEvent::Line { symbol, ok, outcome } => {
+                if let Some(l) = progress.lines.iter_mut().find(|l| l.symbol == symbol) {
+                    l.ok = ok;
+                    l.outcome = outcome.clone();
+                } else {
+                    progress.lines.push(KillLine {
+                        symbol: symbol.clone(),
+                        ok,
+                        outcome: outcome.clone(),
+                    });
+                }
+                self.core
+                    .record_event("KILL_CANCEL", Some(&symbol), &outcome, now);
+            }
+            KillEvent::Countdown { secs } => {
+                let text = format!("rate-limited: cancelling in {secs} s");
+                self.core.state.log(now, LogLevel::Warn, LogKind::Kill, text);
+            }
+            KillEvent::Done { ok, summary } => {
+                progress.done = true;
+                progress.stage = KillStage::Cancelled;
+                let level = if ok { LogLevel::Info } else { LogLevel::Error };
+                self.core.state.log(now, level, LogKind::Kill, summary.clone());
+                self.core.record_event("KILL_DONE", None, &summary, now);
+                self.backup_after_kill(now);
+                self.start_resync();
+            }
+        }
+    }
+
+    fn backup_after_kill(&mut self, now: i64) {
+        let Some(dir) = self.core.journal.path().parent().map(|p| p.join("backups")) else {
+            return;
+        };
+        let _ = std::fs::create_dir_all(&dir);
+        let dest = dir.join(crate::journal::backup_file_name(self.core.state.mode, now));
+        match self.core.journal.backup_to(&dest) {
+            Ok(()) => self.core.state.log(
+                now,
+                LogLevel::Info,
+                LogKind::System,
+                format!("journal backed up to {}", dest.display()),
+            ),
+            Err(e) => self.core.state.log(
+                now,
+                LogLevel::Error,
+                LogKind::System,
+                format!("backup after kill failed: {e}"),
+            ),
+        }
+    }
+
+    fn on_user(&mut self, ev: UserEvent) {
+        let now = now_ms();
+        self.dirty = true;
+        match ev {
+            UserEvent::Order(u) => {
+                if let Some(fill) = &u.fill {
+                    self.core.on_fill(fill, now);
+                }
+                let cid = u.order_client_id().to_string();
+                if let Ok(cid) = ClientOrderId::new(&cid)
+                    && self.core.state.orders.contains_key(&cid)
+                {
+                    let f = self.core.apply_status(
+                        &cid,
+                        u.status,
+                        Some(u.order_id),
+                        u.order_list_id,
+                        u.cumulative_qty,
+                        u.cumulative_quote,
+                        None,
+                        now,
+                    );
+                    self.follow(f, now);
+                    self.refresh_ticket_result(&cid);
+                } else {
+                    let o = ExchangeOrder {
+                        symbol: u.symbol.clone(),
+                        order_id: u.order_id,
+                        order_list_id: u.order_list_id,
+                        client_order_id: u.client_order_id.clone(),
+                        orig_client_order_id: u.orig_client_order_id.clone(),
+                        side: u.side,
+                        order_type: u.order_type,
+                        time_in_force: None,
+                        status: u.status,
+                        price: u.price,
+                        stop_price: u.stop_price,
+                        orig_qty: u.qty,
+                        executed_qty: u.cumulative_qty,
+                        cumulative_quote_qty: u.cumulative_quote,
+                        time_ms: u.transaction_ms,
+                        update_ms: u.event_ms,
+                    };
+                    self.core.on_exchange_order(&o, now);
+                }
+            }
+            UserEvent::AccountPosition { balances, .. } => self.core.state.set_balances(balances, false),
+            UserEvent::BalanceDelta { asset, delta, .. } => {
+                self.core.state.log(
+                    now,
+                    LogLevel::Info,
+                    LogKind::System,
+                    format!("external balance change {asset} {delta}"),
+                );
+            }
+            UserEvent::ListStatus(_) => {}
+            UserEvent::Subscribed { .. } => {
+                self.core.state.user_stream = StreamHealth {
+                    status: ViewStreamStatus::Connected,
+                    latency_ms: None,
+                };
+                self.core.state.log(
+                    now,
+                    LogLevel::Info,
+                    LogKind::Connection,
+                    "user-data stream subscribed",
+                );
+                if !self.core.state.rules.is_empty() {
+                    self.start_resync();
+                }
+            }
+            UserEvent::Disconnected { reason } => {
+                self.core.state.user_stream = StreamHealth {
+                    status: ViewStreamStatus::Reconnecting { attempt: 1 },
+                    latency_ms: None,
+                };
+                self.core.state.log(
+                    now,
+                    LogLevel::Warn,
+                    LogKind::Connection,
+                    format!("user-data stream lost: {reason}"),
+                );
+            }
+            UserEvent::Terminated => {}
+            UserEvent::Malformed { total } => {
+                self.core.state.log(
+                    now,
+                    LogLevel::Warn,
+                    LogKind::Connection,
+                    format!("malformed user-data frame ({total} so far)"),
+                );
+            }
+        }
+    }
+
+    fn on_market(&mut self, ev: MarketEvent) {
+        let now = now_ms();
+        self.dirty = true;
+        match ev {
+            MarketEvent::BookTicker { symbol, bid, ask, .. } => self.core.state.on_quote(
+                symbol,
+                Quote {
+                    bid,
+                    ask,
+                    time_ms: now,
+                },
+            ),
+            MarketEvent::MiniTicker {
+                symbol, open, close, ..
+            } => {
+                let change = if open.is_zero() {
+                    None
+                } else {
+                    Some((close.value() - open.value()) * Decimal::ONE_HUNDRED / open.value())
+                };
+                self.core.state.on_ticker(
+                    symbol,
+                    TickerLine {
+                        last: close,
+                        change_pct: change,
+                    },
+                );
+            }
+            MarketEvent::Kline { symbol, kline, .. } => self.core.state.on_candle(symbol, candle(&kline)),
+            MarketEvent::Depth { .. } => {}
+            MarketEvent::Status(s) => match s {
+                StreamStatus::Connected { .. } => {
+                    self.core.state.market_stream.status = ViewStreamStatus::Connected;
+                    self.core.state.log(
+                        now,
+                        LogLevel::Info,
+                        LogKind::Connection,
+                        "market stream connected",
+                    );
+                }
+                StreamStatus::Disconnected { reason } => {
+                    let attempt = match self.core.state.market_stream.status {
+                        ViewStreamStatus::Reconnecting { attempt } => attempt + 1,
+                        _ => 1,
+                    };
+                    self.core.state.market_stream.status = ViewStreamStatus::Reconnecting { attempt };
+                    self.core.state.log(
+                        now,
+                        LogLevel::Warn,
+                        LogKind::Connection,
+                        format!("market stream lost: {reason}"),
+                    );
+                }
+                StreamStatus::Latency { ms } => {
+                    self.core.state.market_stream.latency_ms = u32::try_from(ms.max(0)).ok()
+                }
+                StreamStatus::Stale { symbol } => {
+                    self.core.state.log(
+                        now,
+                        LogLevel::Warn,
+                        LogKind::Connection,
+                        format!("{symbol}: no market data, STALE (entries refused)"),
+                    );
+                }
+                StreamStatus::Fresh { .. } | StreamStatus::ServerShutdown => {}
+                StreamStatus::Malformed { total } => {
+                    if total == 1 || total % 100 == 0 {
+                        self.core.state.log(
+                            now,
+                            LogLevel::Warn,
+                            LogKind::Connection,
+                            format!("malformed market frames: {total}"),
+                        );
+                    }
+                }
+            },
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = now_ms();
+        self.dirty = true;
+        // A `crbot kill` (or resume, or limit change) from another shell lands in the journal.
+        if let Ok(id) = self.core.journal.latest_trading_state_id()
+            && id > self.state_row
+        {
+            self.state_row = id;
+            if let Ok(Some(stored)) = self.core.journal.latest_trading_state() {
+                let state = crate::engine::core::state_from_record(&stored.record);
+                if state != self.core.state.trading {
+                    let text = format!(
+                        "trading state changed from another shell: {} ({})",
+                        stored.record.state, stored.record.reason
+                    );
+                    self.core.state.trading = state;
+                    self.core.state.log(now, LogLevel::Warn, LogKind::Kill, text);
+                    self.start_resync();
+                }
+            }
+        }
+        let rate = self.rest.usage();
+        self.core.state.rate = crate::engine::snapshot::RateLimitUsage {
+            weight_used: rate.weight_used,
+            weight_limit: rate.weight_limit,
+            orders_10s: rate.orders_10s,
+            orders_10s_limit: rate.orders_10s_limit,
+        };
+        self.core.state.clock_offset_ms = Some(self.rest.clock().offset_ms());
+        if self.reconciled && !self.core.state.balances.is_empty() {
+            let record = now - self.last_equity_journal_ms >= EQUITY_JOURNAL_EVERY_MS;
+            if record {
+                self.last_equity_journal_ms = now;
+            }
+            if let Some(t) = self.core.sample_equity(now, record) {
+                self.note_own_state_write();
+                let breach = matches!(t.to, TradingState::Reducing { .. });
+                if breach && self.auto_flatten {
+                    let reason = format!("automatic halt ({}): {}", t.trigger, t.detail);
+                    self.kill(t.trigger.as_code(), &reason, now);
+                    self.flatten(100, now);
+                } else if breach {
+                    self.cancel_entries(now);
+                }
+            }
+        }
+    }
+
+    /// Automatic halts (daily loss, drawdown) take the path to *reducing*: entry orders are
+    /// cancelled, protective orders stay.
+    fn cancel_entries(&mut self, now: i64) {
+        let entries: Vec<ClientOrderId> = self
+            .core
+            .state
+            .orders
+            .values()
+            .filter(|o| o.state.is_open() && o.purpose == OrderPurpose::Entry)
+            .map(|o| o.client_order_id.clone())
+            .collect();
+        for cid in entries {
+            self.cancel(&cid, now);
+        }
+    }
+}
+
+fn candle(k: &Kline) -> Candle {
+    Candle {
+        open_ms: k.open_time_ms,
+        open: k.open,
+        high: k.high,
+        low: k.low,
+        close: k.close,
+    }
+}
+
+/// The exact orders a ticket would send: the entry and, for an entry, the protective OCO legs.
+fn outgoing_orders(a: &risk::ApprovedOrder) -> Vec<crate::engine::snapshot::OutgoingOrder> {
+    use crate::domain::{OrderType, Side};
+    use crate::engine::snapshot::OutgoingOrder;
+    let mut v = vec![OutgoingOrder {
+        purpose: if a.is_entry {
+            OrderPurpose::Entry
+        } else {
+            OrderPurpose::Exit
+        },
+        symbol: a.symbol.clone(),
+        side: a.side,
+        order_type: a.order_type,
+        time_in_force: a.time_in_force,
+        qty: a.qty,
+        price: a.price,
+        stop_price: None,
+    }];
+    if a.is_entry
+        && let (Some(sl), Some(tp)) = (a.stop_loss, a.take_profit)
+    {
+        v.push(OutgoingOrder {
+            purpose: OrderPurpose::TakeProfit,
+            symbol: a.symbol.clone(),
+            side: Side::Sell,
+            order_type: OrderType::LimitMaker,
+            time_in_force: None,
+            qty: a.qty,
+            price: Some(tp),
+            stop_price: None,
+        });
+        v.push(OutgoingOrder {
+            purpose: OrderPurpose::StopLoss,
+            symbol: a.symbol.clone(),
+            side: Side::Sell,
+            order_type: OrderType::StopLoss,
+            time_in_force: None,
+            qty: a.qty,
+            price: None,
+            stop_price: Some(sl),
+        });
+    }
+    v
+}
+
+#[allow(dead_code)]
+fn _price_is_used(_: Price) {}
