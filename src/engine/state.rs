@@ -152,9 +152,11 @@ impl EngineState {
         let list = self.candles.entry(symbol).or_default();
         match list.last_mut() {
             Some(last) if last.open_ms == candle.open_ms => *last = candle,
+            // History from REST can arrive after the stream's first live candle: keep order.
             Some(last) if last.open_ms > candle.open_ms => {
-                if let Some(c) = list.iter_mut().find(|c| c.open_ms == candle.open_ms) {
-                    *c = candle;
+                match list.binary_search_by_key(&candle.open_ms, |c| c.open_ms) {
+                    Ok(i) => list[i] = candle,
+                    Err(i) => list.insert(i, candle),
                 }
             }
             _ => list.push(candle),
@@ -473,5 +475,66 @@ impl EngineState {
     /// Side of the order that would close a long position.
     pub fn exit_side() -> Side {
         Side::Sell
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candle(open_ms: i64, close: &str) -> Candle {
+        let p: Price = close.parse().expect("literal");
+        Candle {
+            open_ms,
+            open: p,
+            high: p,
+            low: p,
+            close: p,
+        }
+    }
+
+    fn state() -> EngineState {
+        EngineState::new(Mode::Sim, Limits::default(), TradingState::Active, 0)
+    }
+
+    #[test]
+    fn history_arriving_after_a_live_candle_is_kept_in_order() {
+        let mut s = state();
+        let sym = Symbol::new("BTCUSDT").expect("ok");
+        s.on_candle(sym.clone(), candle(300, "3"));
+        for (t, c) in [(0, "0"), (100, "1"), (200, "2")] {
+            s.on_candle(sym.clone(), candle(t, c));
+        }
+        s.on_candle(sym.clone(), candle(300, "3.5"));
+        let times: Vec<i64> = s.candles[&sym].iter().map(|c| c.open_ms).collect();
+        assert_eq!(times, vec![0, 100, 200, 300]);
+        assert_eq!(s.candles[&sym][3].close.to_string(), "3.5");
+    }
+
+    #[test]
+    fn a_symbol_without_a_recent_quote_is_stale() {
+        let mut s = state();
+        let sym = Symbol::new("ETHUSDT").expect("ok");
+        assert!(s.is_stale(&sym, 10_000), "no quote at all is stale");
+        let q = Quote {
+            bid: "1".parse().expect("ok"),
+            ask: "2".parse().expect("ok"),
+            time_ms: 10_000,
+        };
+        s.on_quote(sym.clone(), q);
+        assert!(!s.is_stale(&sym, 10_000 + STALE_AFTER_MS));
+        assert!(s.is_stale(&sym, 10_001 + STALE_AFTER_MS));
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_sequence_numbers_only_grow() {
+        let mut s = state();
+        for i in 0..(LOG_CAP + 10) {
+            s.log(i as i64, LogLevel::Info, LogKind::System, format!("line {i}"));
+        }
+        let seqs: Vec<u64> = s.log_lines().map(|l| l.seq).collect();
+        assert_eq!(seqs.len(), LOG_CAP);
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+        assert_eq!(*seqs.last().expect("non-empty"), (LOG_CAP + 10) as u64);
     }
 }
