@@ -3,7 +3,7 @@
 //!
 //! Owns: turning (passphrase, entries) into file bytes and back, nothing else. Must not: touch
 //! the disk, read a clock, or put any secret (passphrase, derived key, plaintext) into an error.
-//! The layout is documented byte for byte in docs/VAULT-FORMAT.md; change both together.
+//! The layout is documented byte for byte in the README ("Vault file format"); change both together.
 //!
 //! Why three integrity layers: the trailing SHA-256 catches accidental damage (truncation, a
 //! flipped bit anywhere) before the slow KDF runs and without the passphrase; the key-check
@@ -453,7 +453,7 @@ mod tests {
         assert!(!KdfParams { m_kib: 8, t: 1, p: 2 }.in_range());
     }
 
-    /// The worked example of docs/VAULT-FORMAT.md, byte for byte (an independent Python
+    /// The worked example of the README ("Vault file format"), byte for byte (an independent Python
     /// decryptor there reproduces the plaintext from these bytes and the passphrase).
     #[test]
     fn worked_example_in_the_docs_matches_byte_for_byte() {
