@@ -80,6 +80,7 @@ pub struct Core {
 const META_DAY_START: &str = "equity.day_start";
 const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
+const META_PROTECT: &str = "protect.";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
 
 fn state_code(s: &TradingState) -> TradingStateCode {
@@ -165,6 +166,7 @@ impl Core {
             source,
             pending_fills: Vec::new(),
         };
+        core.restore_protection()?;
         core.restore_equity()?;
         core.restore_watchlist()?;
         // Rules are needed to book fills (base/quote assets); fills of symbols whose rules
@@ -174,6 +176,32 @@ impl Core {
             .filter(|f| f.client_order_id.as_ref().is_some_and(|c| own.contains(c)))
             .collect();
         Ok(core)
+    }
+
+    fn restore_protection(&mut self) -> Result<(), JournalError> {
+        let entries: Vec<ClientOrderId> = self
+            .state
+            .orders
+            .values()
+            .filter(|o| o.purpose == OrderPurpose::Entry && o.state.is_open())
+            .map(|o| o.client_order_id.clone())
+            .collect();
+        for cid in entries {
+            let Some(text) = self.journal.get_meta(&format!("{META_PROTECT}{cid}"))? else {
+                continue;
+            };
+            let mut parts = text.split_whitespace().map(|p| p.parse::<Price>());
+            if let (Some(Ok(stop_loss)), Some(Ok(take_profit))) = (parts.next(), parts.next()) {
+                self.state.protection.insert(
+                    cid,
+                    Protection {
+                        stop_loss,
+                        take_profit,
+                    },
+                );
+            }
+        }
+        Ok(())
     }
 
     fn restore_equity(&mut self) -> Result<(), JournalError> {
@@ -339,6 +367,12 @@ impl Core {
         if a.is_entry {
             self.state.entries.record(now_ms);
             if let (Some(stop_loss), Some(take_profit)) = (a.stop_loss, a.take_profit) {
+                // Persisted so an entry that fills while the console is down still gets its
+                // protective OCO when the restart reconciles it.
+                let key = format!("{META_PROTECT}{cid}");
+                if let Err(e) = self.journal.set_meta(&key, &format!("{stop_loss} {take_profit}")) {
+                    self.storage_failed(&e, now_ms);
+                }
                 self.state.protection.insert(
                     cid.clone(),
                     Protection {

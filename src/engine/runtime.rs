@@ -70,6 +70,7 @@ enum Internal {
         resolution: Resolution,
     },
     Kill(KillEvent),
+    RetryResync,
 }
 
 fn now_ms() -> i64 {
@@ -760,14 +761,11 @@ impl Runtime {
                             now,
                             LogLevel::Error,
                             LogKind::Connection,
-                            format!("resync failed: {e}; retrying"),
+                            format!("resync failed: {e}; retrying in 2 s"),
                         );
-                        let rest = self.rest.clone();
-                        let tx = self.tx.clone();
-                        tokio::spawn(async move {
+                        self.spawn(async {
                             tokio::time::sleep(Duration::from_secs(2)).await;
-                            let _ = rest;
-                            let _ = tx.send(Internal::Resynced(Box::new(Err(String::new()))));
+                            Internal::RetryResync
                         });
                     }
                 }
@@ -863,6 +861,7 @@ impl Runtime {
                 }
             },
             Internal::Kill(ev) => self.on_kill_event(ev, now),
+            Internal::RetryResync => self.start_resync(),
         }
     }
 
