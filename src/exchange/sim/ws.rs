@@ -256,7 +256,8 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
             batch = market_rx.recv() => {
                 let batch = match batch {
                     Ok(b) => b,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    // A reader too slow to keep up is disconnected rather than shown a gap.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
                     Err(_) => return,
                 };
                 for (stream, payload) in batch.iter() {
@@ -382,7 +383,8 @@ async fn api_conn(shared: Arc<Shared>, mut socket: WebSocket) {
             ev = user_rx.recv() => {
                 let ev = match ev {
                     Ok(e) => e,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    // A reader too slow to keep up is disconnected rather than shown a gap.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
                     Err(_) => return,
                 };
                 if let Some(id) = session.subscription {
