@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::engine::{self, ApiError, Params, order_json, trade_json};
@@ -456,7 +457,7 @@ fn account(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
         .filter(|(_, b)| !(omit && b.free.is_zero() && b.locked.is_zero()))
         .map(|(a, b)| json!({"asset": a, "free": s8(b.free), "locked": s8(b.locked)}))
         .collect();
-    let bp = (e.commission_rate * Decimal::from(10_000)).trunc();
+    let bp = (e.commission_rate * Decimal::from(10_000)).trunc().to_i64().unwrap_or(0);
     let r = s8(e.commission_rate);
     Ok(json!({
         "makerCommission": bp, "takerCommission": bp, "buyerCommission": 0, "sellerCommission": 0,
