@@ -9,6 +9,7 @@ a bad signature and a stale timestamp), asserts the answers, stops the sim with 
 checks that it exits cleanly. Exit status 0 only if every check passed.
 """
 
+import asyncio
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ import time
 from decimal import ROUND_DOWN, Decimal
 
 import binance_common.utils as sdk_utils
-from binance_common.configuration import ConfigurationRestAPI
+from binance_common.configuration import ConfigurationRestAPI, ConfigurationWebSocketAPI
 from binance_common.errors import BadRequestError, UnauthorizedError
 from binance_sdk_spot.rest_api.models import (
     NewOrderSideEnum,
@@ -27,6 +28,7 @@ from binance_sdk_spot.rest_api.models import (
     NewOrderTypeEnum,
 )
 from binance_sdk_spot.spot import Spot
+from binance_sdk_spot.websocket_api.models import OrderPlaceSideEnum, OrderPlaceTypeEnum
 
 CHECKS = []
 
@@ -87,6 +89,7 @@ def main():
     proc, f = start_sim(crbot, state)
     try:
         run(f)
+        asyncio.run(run_ws(f))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -193,6 +196,52 @@ def run(f):
         sdk_utils.get_timestamp = real_timestamp
     unknown = client(base, "A" * 64, secret)
     expect_error("unknown key is -2015", lambda: unknown.get_account(), -2015)
+
+
+def event_fields(event):
+    """A user-data event as the SDK parsed it: its model name under "model", then its fields."""
+    inner = getattr(event, "actual_instance", event)
+    fields = inner.model_dump(by_alias=True) if hasattr(inner, "model_dump") else dict(inner or {})
+    fields["model"] = type(inner).__name__
+    return fields
+
+
+async def run_ws(f):
+    cfg = ConfigurationWebSocketAPI(api_key=f["api_key"], api_secret=f["api_secret"], stream_url=f["ws_api"])
+    conn = await Spot(config_ws_api=cfg).websocket_api.create_connection()
+    try:
+        res = await conn.user_data_stream_subscribe_signature()
+        sub = res.response.data().result.subscription_id
+        check("ws: userDataStream.subscribe.signature gives a subscription", sub == 0, sub)
+        events = []
+        res.stream.on("message", lambda e: events.append(event_fields(e)))
+
+        st = (await conn.session_status()).data().result
+        check("ws: session.status shows the user data stream", st.user_data_stream is True, st)
+
+        placed = await conn.order_place(
+            symbol="BTCUSDT",
+            side=OrderPlaceSideEnum["BUY"],
+            type=OrderPlaceTypeEnum["MARKET"],
+            quantity=Decimal("0.001"),
+            new_client_order_id="conf-ws-1",
+        )
+        result = placed.data().result
+        check("ws: order.place fills a MARKET order", result.status == "FILLED", result.status)
+        check("ws: responses carry rateLimits", len(placed.rate_limits or []) >= 1)
+
+        for _ in range(50):
+            if any(e.get("x") == "TRADE" for e in events):
+                break
+            await asyncio.sleep(0.1)
+        reports = [e for e in events if e["model"] == "ExecutionReport"]
+        kinds = [e.get("x") for e in reports]
+        check("ws: executionReport NEW then TRADE", kinds[:1] == ["NEW"] and "TRADE" in kinds, kinds)
+        check("ws: executionReport names the client id", all(e.get("c") == "conf-ws-1" for e in reports), reports)
+        check("ws: outboundAccountPosition follows",
+              any(e["model"] == "OutboundAccountPosition" for e in events), [e["model"] for e in events])
+    finally:
+        await conn.close_connection(close_session=True)
 
 
 if __name__ == "__main__":
