@@ -482,3 +482,93 @@ async fn account_side_endpoints_answer() {
     assert_eq!(r.body, serde_json::json!([]));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn unsupported_order_features_and_duplicate_parameters_are_rejected() {
+    let h = start(still_config()).await;
+    h.set_price("BTCUSDT", Decimal::from(100_000)).unwrap();
+    let c = Client::new(&h);
+    let base = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01"),
+        ("price", "90000"),
+    ];
+    let mut ice = base.to_vec();
+    ice.push(("icebergQty", "0.001"));
+    assert_eq!(c.order(&ice).await.code(), -2010);
+    let mut stp = base.to_vec();
+    stp.push(("selfTradePreventionMode", "EXPIRE_BOTH"));
+    assert_eq!(c.order(&stp).await.code(), -1130);
+    let r = c
+        .public("/api/v3/depth", &[("symbol", "BTCUSDT"), ("symbol", "ETHUSDT")])
+        .await;
+    assert_eq!((r.status, r.code()), (400, -1101));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn ed25519_keys_sign_rest_requests() {
+    use base64::Engine as _;
+    use ed25519_dalek::{Signer, SigningKey};
+    let sk = SigningKey::from_bytes(&[9u8; 32]);
+    let key = "E".repeat(64);
+    let config = crbot::exchange::sim::SimConfig {
+        keys: vec![crbot::exchange::sim::SimKey {
+            api_key: key.clone(),
+            auth: crbot::exchange::sim::SimAuth::Ed25519(sk.verifying_key().to_bytes()),
+            enable_withdrawals: true,
+            ip_restrict: true,
+            enable_spot_trading: false,
+        }],
+        ..still_config()
+    };
+    let h = start(config).await;
+    let c = Client::new(&h);
+    let sign = |q: &str| {
+        let sig = base64::engine::general_purpose::STANDARD.encode(sk.sign(q.as_bytes()).to_bytes());
+        url::form_urlencoded::byte_serialize(sig.as_bytes()).collect::<String>()
+    };
+    let q = encode(&[("timestamp", &now_ms().to_string())]);
+    let r = c
+        .raw(
+            "GET",
+            &format!("/sapi/v1/account/apiRestrictions?{q}&signature={}", sign(&q)),
+            None,
+            Some(&key),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["enableWithdrawals"], true);
+    assert_eq!(r.body["ipRestrict"], true);
+    assert_eq!(r.body["enableSpotAndMarginTrading"], false);
+    let r = c
+        .raw(
+            "GET",
+            &format!("/api/v3/account?{q}&signature={}", sign("timestamp=1")),
+            None,
+            Some(&key),
+        )
+        .await;
+    assert_eq!(r.code(), -1022);
+    // A key without the trading permission cannot place orders.
+    let q = encode(&[
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "MARKET"),
+        ("quantity", "0.001"),
+        ("timestamp", &now_ms().to_string()),
+    ]);
+    let r = c
+        .raw(
+            "POST",
+            &format!("/api/v3/order?{q}&signature={}", sign(&q)),
+            None,
+            Some(&key),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (401, -2015));
+    h.shutdown().await;
+}

@@ -291,6 +291,13 @@ impl Engine {
         if account.next_list_id == 0 {
             account.next_list_id = 1;
         }
+        let mut market = market;
+        // Trade ids keep increasing across restarts: the tape continues after the last saved fill.
+        for t in &account.trades {
+            if let Some(m) = market.get_mut(&t.symbol) {
+                m.next_trade_id = m.next_trade_id.max(t.id + 1);
+            }
+        }
         Engine {
             market,
             account,
@@ -354,6 +361,23 @@ impl Engine {
         let stop_price = p.dec("stopPrice")?;
         if let Some(id) = p.get("newClientOrderId") {
             check_client_id("newClientOrderId", id)?;
+        }
+        // exchangeInfo says icebergAllowed=false, allowTrailingStop=false, STP modes ["NONE"].
+        if p.get("icebergQty").is_some() {
+            return Err(ApiError::rejected(
+                "Iceberg orders are not supported for this symbol.",
+            ));
+        }
+        if p.get("trailingDelta").is_some() {
+            return Err(ApiError::rejected(
+                "Trailing stop orders are not supported for this symbol.",
+            ));
+        }
+        if p.get("selfTradePreventionMode").is_some_and(|m| m != "NONE") {
+            return Err(ApiError::bad(
+                -1130,
+                "Data sent for parameter 'selfTradePreventionMode' is not valid.",
+            ));
         }
         let resp_type = p.get("newOrderRespType").map(str::to_string).unwrap_or_else(|| {
             if order_type == "MARKET" || order_type == "LIMIT" {
@@ -637,34 +661,46 @@ impl Engine {
         } else {
             None
         };
-        let Some(m) = self.market.get_mut(&o.symbol) else {
-            return Vec::new();
-        };
         if o.order_type == "LIMIT_MAKER" {
             return Vec::new();
         }
+        // What a market-type order (MARKET, or a triggered STOP_LOSS/TAKE_PROFIT) may use: the
+        // free balance plus what is still locked for it, so a gap never drives a balance negative.
+        let (base, quote) = match self.market.get(&o.symbol) {
+            Some(m) => (m.spec.base, m.spec.quote),
+            None => return Vec::new(),
+        };
+        let holder_locked = self
+            .account
+            .orders
+            .get(&o.lock_from.unwrap_or(order_id))
+            .map(|h| h.locked_left)
+            .unwrap_or_default();
+        let usable = |asset: &str| self.balance(asset).free + holder_locked;
+        let market_type = !is_limit_like(&o.order_type);
+        let usable_quote = usable(quote);
+        let usable_base = usable(base);
+        let Some(m) = self.market.get_mut(&o.symbol) else {
+            return Vec::new();
+        };
         let quote_mode = o.order_type == "MARKET" && o.orig_qty.is_zero();
         if o.time_in_force == "FOK" && limit.is_some() && m.crossing_qty(buy, o.price) < o.remaining() {
             self.expire(order_id, "UNFILLED_FOK_ORDER_EXPIRED", now);
             return Vec::new();
         }
-        let (max_qty, max_quote) = if quote_mode {
+        let (mut max_qty, max_quote) = if quote_mode {
             (Decimal::from(1_000_000_000_000i64), Some(o.orig_quote_qty))
         } else {
             (o.remaining(), None)
         };
-        // A market buy may spend at most the free quote balance.
-        let quote_cap = if buy && o.order_type != "LIMIT" && o.lock_asset.is_empty() {
-            let free = self
-                .account
-                .balances
-                .get(m.spec.quote)
-                .map(|b| b.free)
-                .unwrap_or_default();
-            Some(max_quote.map(|q| q.min(free)).unwrap_or(free))
+        let quote_cap = if buy && market_type {
+            Some(max_quote.map(|q| q.min(usable_quote)).unwrap_or(usable_quote))
         } else {
             max_quote
         };
+        if !buy && market_type {
+            max_qty = max_qty.min(usable_base);
+        }
         let (levels, diff) = m.take(buy, max_qty, limit, quote_cap);
         let symbol = o.symbol.clone();
         if let Some(diff) = diff {

@@ -366,8 +366,9 @@ impl Market {
     pub fn step(&mut self, now_ms: i64) -> Vec<MarketEvent> {
         self.steps += 1;
         let mut events = Vec::new();
-        // A jump happens about once every 40 minutes of market time per symbol, 1.5–4 %.
-        let jump_odds = (Decimal::new(1, 4) * self.speed).min(Decimal::ONE);
+        // A jump happens about once every 2.3 hours of market time per symbol (3e-5 per step),
+        // 1.5–4 % either way: enough that a demo account can hit a 5 % daily-loss limit.
+        let jump_odds = (Decimal::new(3, 5) * self.speed).min(Decimal::ONE);
         for i in 0..self.symbols.len() {
             let rng = &mut self.rng;
             let m = &mut self.symbols[i];

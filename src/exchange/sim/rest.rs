@@ -85,6 +85,13 @@ pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+fn has_duplicates(pairs: &[(String, String)]) -> bool {
+    pairs
+        .iter()
+        .enumerate()
+        .any(|(i, (k, _))| pairs[..i].iter().any(|(k2, _)| k2 == k))
+}
+
 /// Weight of an endpoint for the given parameters (binance-spot.md §3).
 fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
     let has_symbol = p.get("symbol").is_some();
@@ -212,8 +219,14 @@ async fn rest(
     let path = uri.path().to_string();
     let raw_query = uri.query().unwrap_or("").to_string();
     let raw_body = String::from_utf8_lossy(&body).to_string();
-    let mut pairs = decode_pairs(&raw_query);
-    pairs.extend(decode_pairs(&raw_body));
+    let query_pairs = decode_pairs(&raw_query);
+    let body_pairs = decode_pairs(&raw_body);
+    if has_duplicates(&query_pairs) || has_duplicates(&body_pairs) {
+        let e = ApiError::bad(-1101, "Duplicate values for a parameter detected.");
+        return json_response(400, &e.to_json(), vec![]);
+    }
+    let mut pairs = query_pairs;
+    pairs.extend(body_pairs);
     let p = Params(pairs);
     let Some((weight, sec)) = endpoint(&method, &path, &p) else {
         return json_response(404, &json!({"code": -1000, "msg": "Unknown endpoint."}), vec![]);
