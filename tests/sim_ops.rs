@@ -338,9 +338,13 @@ async fn the_same_seed_gives_the_same_prices() {
             .collect::<Vec<Decimal>>()
     };
     let (a, b, other) = (closes(11).await, closes(11).await, closes(12).await);
-    // The newest candle may be live; compare the closed history.
-    assert_eq!(a[..390], b[..390]);
-    assert_ne!(a[..390], other[..390]);
+    // The history ends at the start minute; a minute boundary between two starts shifts the
+    // window by a candle or two, so compare the closed history allowing that shift.
+    let aligned = |x: &[Decimal], y: &[Decimal]| {
+        (0..=2).any(|k| x[k..k + 350] == y[..350] || y[k..k + 350] == x[..350])
+    };
+    assert!(aligned(&a, &b));
+    assert!(!aligned(&a, &other));
 }
 
 #[tokio::test]
