@@ -426,3 +426,28 @@ fn crbot_sim_prints_one_line_serves_and_stops_on_sigterm() {
     assert!(child.wait().unwrap().success());
     assert!(state.exists());
 }
+
+#[tokio::test]
+async fn drop_every_n_seconds_closes_connections_repeatedly() {
+    let h = start(SimConfig {
+        faults: Faults::parse("drop_ws_every_secs=1").unwrap(),
+        ..still_config()
+    })
+    .await;
+    for _ in 0..2 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(h.ws_api_url()).await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(4), async {
+            loop {
+                match ws.next().await {
+                    None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => {
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the connection was dropped by the fault timer");
+    }
+    h.shutdown().await;
+}

@@ -389,3 +389,38 @@ async fn ws_api_user_data_events_follow_orders() {
     assert_eq!(st["result"]["userDataStream"], false);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = SimConfig {
+        ws_ping_interval: Duration::from_millis(100),
+        ws_pong_timeout: Duration::from_millis(400),
+        ..still_config()
+    };
+    let h = start(config).await;
+    // A raw TCP client: it completes the handshake, then reads bytes without ever sending a pong.
+    let addr = h.ws_url().trim_start_matches("ws://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "GET /ws/btcusdt@trade HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true));
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"));
+    // 0x89 = FIN + ping opcode: the server pinged before giving up.
+    assert!(seen.contains(&0x89));
+    h.shutdown().await;
+}
