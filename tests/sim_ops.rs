@@ -275,10 +275,16 @@ async fn a_restarted_exchange_finds_the_same_account_and_key_and_reset_starts_ov
     let open = c.order(&limit_buy("kept-1")).await;
     let usdt = c.balance("USDT").await;
     let key = h.api_key();
+    h.set_price("SOLUSDT", Decimal::from(150)).unwrap();
     h.shutdown().await;
 
     let h = start(config.clone()).await;
     assert_eq!(h.api_key(), key);
+    let sol = h.mids().into_iter().find(|(s, _)| s == "SOLUSDT").unwrap().1;
+    assert!(
+        (sol - Decimal::from(150)).abs() < Decimal::from(3),
+        "the market continues from the saved price: {sol}"
+    );
     let c = Client::new(&h);
     assert_eq!(c.balance("USDT").await, usdt);
     assert_eq!(c.balance("BTC").await.0, Decimal::new(999, 5));
@@ -377,6 +383,12 @@ async fn paper_source_drives_the_book_from_another_exchange() {
     })
     .await;
     assert!(same);
+    // The synthetic history was rescaled to the outside level (ETH starts near 3380 here).
+    let avg = dec(&down
+        .public("/api/v3/avgPrice", &[("symbol", "ETHUSDT")])
+        .await
+        .body["price"]);
+    assert!(avg > Decimal::from(2300) && avg < Decimal::from(2800), "{avg}");
     paper.shutdown().await;
     upstream.shutdown().await;
 }

@@ -245,8 +245,17 @@ impl Shared {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
-        let account = self.engine().account.clone();
-        persist::save(path, &self.default_key, &account)
+        let (account, prices) = {
+            let e = self.engine();
+            let prices = e
+                .market
+                .symbols
+                .iter()
+                .map(|s| (s.spec.symbol.to_string(), s.mid))
+                .collect();
+            (e.account.clone(), prices)
+        };
+        persist::save(path, &self.default_key, &account, &prices)
     }
 }
 
@@ -338,8 +347,8 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
         (Some(path), false) => persist::load(path)?,
         _ => None,
     };
-    let (default_key, account) = match saved {
-        Some(s) => (s.key, s.account),
+    let (default_key, account, prices) = match saved {
+        Some(s) => (s.key, s.account, s.prices),
         None => {
             let mut account = AccountState::default();
             for (asset, amount) in &config.starting_balances {
@@ -351,12 +360,16 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
                     },
                 );
             }
-            ((random_alnum(64), SecretString::new(random_alnum(64))), account)
+            (
+                (random_alnum(64), SecretString::new(random_alnum(64))),
+                account,
+                Default::default(),
+            )
         }
     };
     let mut keys = config.keys.clone();
     keys.push(SimKey::hmac(&default_key.0, default_key.1.clone()));
-    let market = Market::new(config.seed, config.speed, now);
+    let market = Market::resume(config.seed, config.speed, now, &prices);
     let engine = Engine::new(market, account, config.commission_rate);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -11,7 +11,7 @@
 //! `speed` scales the market time covered by one step (variance and jump odds grow with it);
 //! timestamps stay real so that signatures and `recvWindow` keep working.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -239,6 +239,8 @@ pub struct SymbolMarket {
     pub next_trade_id: u64,
     /// Mid price moved by the control endpoint; the walk continues from there.
     pub forced: bool,
+    /// An outside price source has quoted this symbol (paper mode).
+    pub quoted: bool,
 }
 
 /// All symbols, the generator and the step counter.
@@ -283,7 +285,18 @@ pub fn floor_to(x: Decimal, unit: Decimal) -> Decimal {
 impl Market {
     /// A market at `now_ms` with `HISTORY_CANDLES` minutes of history ending at the start price.
     pub fn new(seed: u64, speed: Decimal, now_ms: i64) -> Self {
-        let specs = default_specs();
+        Self::resume(seed, speed, now_ms, &BTreeMap::new())
+    }
+
+    /// A market whose walk starts from `prices` (mid per symbol, e.g. saved at the last
+    /// shutdown) instead of the default start prices, so a restart does not jump back.
+    pub fn resume(seed: u64, speed: Decimal, now_ms: i64, prices: &BTreeMap<String, Decimal>) -> Self {
+        let mut specs = default_specs();
+        for spec in &mut specs {
+            if let Some(p) = prices.get(spec.symbol).filter(|p| **p > spec.tick) {
+                spec.start_price = round_tick(*p, spec.tick);
+            }
+        }
         let mut rng = SplitMix64::new(seed);
         let minute_now = now_ms - now_ms.rem_euclid(60_000);
         let mut symbols = Vec::new();
@@ -341,6 +354,7 @@ impl Market {
                 candles,
                 next_trade_id: trade_id,
                 forced: false,
+                quoted: false,
             };
             m.rebuild_book(&mut rng);
             symbols.push(m);
@@ -453,7 +467,23 @@ impl Market {
         }
         let old_bids = m.bids.clone();
         let old_asks = m.asks.clone();
-        m.mid = (bid.0 + ask.0) / Decimal::TWO;
+        let new_mid = (bid.0 + ask.0) / Decimal::TWO;
+        if !m.quoted && !m.mid.is_zero() {
+            // First outside quote: rescale the synthetic history so charts and the average
+            // price (PERCENT_PRICE_BY_SIDE, NOTIONAL) start from the real level.
+            m.quoted = true;
+            let ratio = new_mid / m.mid;
+            let tick = m.spec.tick;
+            for c in m.candles.iter_mut() {
+                c.open = round_tick(c.open * ratio, tick);
+                c.high = round_tick(c.high * ratio, tick);
+                c.low = round_tick(c.low * ratio, tick);
+                c.close = round_tick(c.close * ratio, tick);
+                c.quote_volume *= ratio;
+                c.taker_buy_quote *= ratio;
+            }
+        }
+        m.mid = new_mid;
         m.rebuild_book(rng);
         m.bids[0] = (bid.0, bid.1.max(m.spec.step));
         m.asks[0] = (ask.0, ask.1.max(m.spec.step));
