@@ -11,6 +11,16 @@
 //! timestamps), `limits` (rate limits), `faults` (fault switches; grammar in its module doc),
 //! `rest`, `ws` (streams and WebSocket API), `persist` (the state file), `paper` (price feed).
 //!
+//! Control endpoints (loopback peers only, JSON bodies), for tests and demos:
+//! `POST /sim/control/price {"symbol":"BTCUSDT","price":"90000"}` moves a price now (resting
+//! orders and stops react at once); `POST /sim/control/faults {…}` sets the fault switches
+//! (fields as in `faults::Faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
+//! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
+//!
+//! Not served (answer 404 or are rejected as exchangeInfo says): trailing stops, icebergs,
+//! self-trade prevention other than NONE, OTO/OTOCO/OPO lists, cancel-replace, amend,
+//! `X-MBX-TIME-UNIT`, SBE, listenKey streams, `session.logon`.
+//!
 //! The state is one `Mutex<Engine>` held only for short, non-async sections: the sim is a
 //! test double serving one account, and a lock is the simplest correct way to serialise
 //! requests, market steps and matching as a real matching engine does.
@@ -298,6 +308,13 @@ impl SimHandle {
         let r = e.force_price(symbol, price, now);
         self.shared.publish(&mut e);
         r
+    }
+    /// Deposits (positive) or withdraws (negative) `amount` of `asset` (`balanceUpdate` event).
+    pub fn deposit(&self, asset: &str, amount: Decimal) {
+        let now = self.shared.now();
+        let mut e = self.shared.engine();
+        e.adjust_balance(asset, amount, now);
+        self.shared.publish(&mut e);
     }
     /// Current mid prices, in symbol order (determinism checks).
     pub fn mids(&self) -> Vec<(String, Decimal)> {
