@@ -1681,3 +1681,234 @@ pub fn trade_json(t: &MyTrade) -> Value {
         "isBuyer": t.is_buyer, "isMaker": t.is_maker, "isBestMatch": true
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn engine() -> Engine {
+        let mut account = AccountState::default();
+        account.balances.insert(
+            "USDT".into(),
+            Bal {
+                free: Decimal::from(50_000),
+                locked: Decimal::ZERO,
+            },
+        );
+        account.balances.insert(
+            "BTC".into(),
+            Bal {
+                free: Decimal::ONE,
+                locked: Decimal::ZERO,
+            },
+        );
+        let mut e = Engine::new(Market::new(1, Decimal::ONE, T0), account, Decimal::new(1, 3));
+        e.force_price("BTCUSDT", Decimal::from(100_000), T0).unwrap();
+        e
+    }
+
+    fn params(v: &[(&str, String)]) -> Params {
+        Params(v.iter().map(|(k, x)| (k.to_string(), x.clone())).collect())
+    }
+
+    /// Locked balances equal what open orders (or their list) still hold; nothing is negative.
+    fn check_invariants(e: &Engine) {
+        for (asset, b) in &e.account.balances {
+            assert!(b.free >= Decimal::ZERO, "{asset} free {}", b.free);
+            assert!(b.locked >= Decimal::ZERO, "{asset} locked {}", b.locked);
+            let held: Decimal = e
+                .account
+                .orders
+                .values()
+                .filter(|o| o.lock_asset == *asset)
+                .map(|o| o.locked_left)
+                .sum();
+            assert_eq!(held, b.locked, "{asset} locked vs orders");
+        }
+        for o in e.account.orders.values() {
+            assert!(o.executed_qty <= o.orig_qty || o.orig_qty.is_zero());
+            if !o.is_open() && o.order_list_id < 0 {
+                assert!(
+                    o.locked_left.is_zero(),
+                    "closed order {} still holds {}",
+                    o.order_id,
+                    o.locked_left
+                );
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Limit {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            tif: usize,
+        },
+        Market {
+            buy: bool,
+            qty_milli: i64,
+        },
+        Stop {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            limit: bool,
+        },
+        Oco {
+            qty_milli: i64,
+        },
+        Cancel {
+            pick: usize,
+        },
+        Move {
+            bp: i64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<bool>(), -300i64..300, 1i64..80, 0usize..3).prop_map(
+                |(buy, offset_bp, qty_milli, tif)| Op::Limit {
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                    tif
+                }
+            ),
+            (any::<bool>(), 1i64..80).prop_map(|(buy, qty_milli)| Op::Market { buy, qty_milli }),
+            (any::<bool>(), 10i64..300, 1i64..80, any::<bool>()).prop_map(
+                |(buy, offset_bp, qty_milli, limit)| Op::Stop {
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                    limit
+                }
+            ),
+            (1i64..80).prop_map(|qty_milli| Op::Oco { qty_milli }),
+            (0usize..20).prop_map(|pick| Op::Cancel { pick }),
+            (-400i64..400).prop_map(|bp| Op::Move { bp }),
+        ]
+    }
+
+    fn price_at(e: &Engine, bp: i64) -> Decimal {
+        let last = e.market.get("BTCUSDT").unwrap().last_price;
+        market::round_tick(last * (Decimal::ONE + Decimal::new(bp, 4)), Decimal::new(1, 2))
+    }
+
+    fn apply(e: &mut Engine, op: &Op, now: i64) {
+        let qty = |m: i64| (Decimal::new(m, 3)).to_string();
+        let s = |x: &str| x.to_string();
+        let p = match op {
+            Op::Limit {
+                buy,
+                offset_bp,
+                qty_milli,
+                tif,
+            } => params(&[
+                ("symbol", s("BTCUSDT")),
+                ("side", s(if *buy { "BUY" } else { "SELL" })),
+                ("type", s("LIMIT")),
+                ("timeInForce", s(["GTC", "IOC", "FOK"][*tif])),
+                ("quantity", qty(*qty_milli)),
+                ("price", price_at(e, *offset_bp).to_string()),
+            ]),
+            Op::Market { buy, qty_milli } => params(&[
+                ("symbol", s("BTCUSDT")),
+                ("side", s(if *buy { "BUY" } else { "SELL" })),
+                ("type", s("MARKET")),
+                ("quantity", qty(*qty_milli)),
+            ]),
+            Op::Stop {
+                buy,
+                offset_bp,
+                qty_milli,
+                limit,
+            } => {
+                // Stop-loss buys sit above the market, sells below.
+                let bp = if *buy { *offset_bp } else { -*offset_bp };
+                let stop = price_at(e, bp);
+                let mut v = vec![
+                    ("symbol", s("BTCUSDT")),
+                    ("side", s(if *buy { "BUY" } else { "SELL" })),
+                    ("type", s(if *limit { "STOP_LOSS_LIMIT" } else { "STOP_LOSS" })),
+                    ("quantity", qty(*qty_milli)),
+                    ("stopPrice", stop.to_string()),
+                ];
+                if *limit {
+                    v.push(("price", stop.to_string()));
+                    v.push(("timeInForce", s("GTC")));
+                }
+                params(&v)
+            }
+            Op::Oco { qty_milli } => {
+                let p = params(&[
+                    ("symbol", s("BTCUSDT")),
+                    ("side", s("SELL")),
+                    ("quantity", qty(*qty_milli)),
+                    ("aboveType", s("LIMIT_MAKER")),
+                    ("abovePrice", price_at(e, 200).to_string()),
+                    ("belowType", s("STOP_LOSS")),
+                    ("belowStopPrice", price_at(e, -200).to_string()),
+                ]);
+                let _ = e.place_oco(&p, now);
+                return;
+            }
+            Op::Cancel { pick } => {
+                let open: Vec<u64> = e
+                    .account
+                    .orders
+                    .values()
+                    .filter(|o| o.is_open())
+                    .map(|o| o.order_id)
+                    .collect();
+                if let Some(id) = open.get(pick % open.len().max(1)) {
+                    let p = params(&[("symbol", s("BTCUSDT")), ("orderId", id.to_string())]);
+                    e.cancel(&p, now).unwrap();
+                }
+                return;
+            }
+            Op::Move { bp } => {
+                let target = price_at(e, *bp);
+                e.force_price("BTCUSDT", target, now).unwrap();
+                return;
+            }
+        };
+        if let Ok(o) = e.parse_new_order(&p) {
+            let _ = e.place(&o, now, false);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn no_sequence_of_orders_and_moves_breaks_the_balance_invariants(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut e = engine();
+            for (i, op) in ops.iter().enumerate() {
+                apply(&mut e, op, T0 + 1_000 * (i as i64 + 1));
+                check_invariants(&e);
+            }
+        }
+    }
+
+    #[test]
+    fn commission_is_taken_from_what_is_received() {
+        let mut e = engine();
+        let p = params(&[
+            ("symbol", "BTCUSDT".into()),
+            ("side", "BUY".into()),
+            ("type", "MARKET".into()),
+            ("quantity", "0.1".into()),
+        ]);
+        let o = e.parse_new_order(&p).unwrap();
+        let placed = e.place(&o, T0, false).unwrap();
+        let fee: Decimal = placed.fills.iter().map(|f| f.commission).sum();
+        assert_eq!(fee, Decimal::new(1, 4));
+        assert_eq!(e.balance("BTC").free, Decimal::ONE + Decimal::new(1, 1) - fee);
+    }
+}
