@@ -1417,14 +1417,7 @@ impl Engine {
                 .filter_map(|id| self.account.orders.get(id))
                 .map(|o| match cancel_id {
                     Some(c) => cancel_json(o, c),
-                    None => {
-                        let mut r = result_json(o, o.time);
-                        if let Some(obj) = r.as_object_mut() {
-                            obj.remove("workingTime");
-                            obj.insert("workingTime".into(), json!(o.working_time));
-                        }
-                        r
-                    }
+                    None => result_json(o, o.time),
                 })
                 .collect();
             if let Some(obj) = v.as_object_mut() {

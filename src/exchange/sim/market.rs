@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 /// Milliseconds between two market steps at speed 1 (four updates per second per symbol).
@@ -907,11 +906,6 @@ pub fn kline_row(start: i64, end: i64, c: &Candle) -> Value {
         s8(c.taker_buy_quote),
         "0"
     ])
-}
-
-/// Converts a price to f64-free integer "basis" for tests that compare paths.
-pub fn to_i128_scaled(x: Decimal) -> i128 {
-    (x * Decimal::from(100_000_000)).trunc().to_i128().unwrap_or(0)
 }
 
 #[cfg(test)]

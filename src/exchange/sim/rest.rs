@@ -288,7 +288,7 @@ async fn rest(
             json_response(200, &v, hdrs)
         }
         Err(e) => {
-            if let Ok(r) = refusal_from(&e) {
+            if let Some(r) = refusal_from(&e) {
                 return refusal_response(&r, hdrs.remove(0));
             }
             json_response(e.status, &e.to_json(), hdrs)
@@ -298,9 +298,9 @@ async fn rest(
 
 /// Order-rate refusals travel as `ApiError` with status 429; turn them back into a response
 /// with `Retry-After`.
-fn refusal_from(e: &ApiError) -> Result<Refusal, ()> {
+fn refusal_from(e: &ApiError) -> Option<Refusal> {
     if e.status == 429 && e.code == -1015 {
-        Ok(Refusal {
+        Some(Refusal {
             status: 429,
             code: e.code,
             msg: e.msg.clone(),
@@ -308,7 +308,7 @@ fn refusal_from(e: &ApiError) -> Result<Refusal, ()> {
             retry_after_ms: 0,
         })
     } else {
-        Err(())
+        None
     }
 }
 

@@ -278,7 +278,9 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
     let deadline = tokio::time::sleep(cfg.ws_lifetime);
     tokio::pin!(deadline);
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ws_ping_interval, cfg.ws_ping_interval);
-    let mut periodic = tokio::time::interval(Duration::from_secs(1));
+    // 100 ms ticks: `@depthN@100ms` every tick, the 1 s streams every tenth.
+    let mut periodic = tokio::time::interval(Duration::from_millis(100));
+    let mut ticks: u64 = 0;
     let mut last_pong = Instant::now();
     let mut kline_starts: BTreeMap<String, i64> = BTreeMap::new();
     loop {
@@ -308,10 +310,13 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
             }
             _ = periodic.tick() => {
                 let now = shared.now();
+                let whole_second = ticks.is_multiple_of(10);
+                ticks += 1;
                 let mut frames: Vec<String> = Vec::new();
                 {
                     let e = shared.engine();
-                    for s in subs.iter().filter(|s| !is_realtime(s)) {
+                    let due = |s: &&String| !is_realtime(s) && (whole_second || s.ends_with("@100ms"));
+                    for s in subs.iter().filter(due) {
                         if let Some(p) = closed_kline(&e.market, s, &mut kline_starts, now) {
                             frames.push(out.frame(&shared, s, &p));
                         }
