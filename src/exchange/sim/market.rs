@@ -398,7 +398,14 @@ impl Market {
             let n = rng.below(3);
             for _ in 0..n {
                 let taker_buys = rng.below(2) == 0;
-                let price = if taker_buys { m.asks[0].0 } else { m.bids[0].0 };
+                let price = if taker_buys {
+                    m.best_ask().0
+                } else {
+                    m.best_bid().0
+                };
+                if price.is_zero() {
+                    continue;
+                }
                 let qty =
                     floor_to(m.spec.level_qty * rng.unit() / Decimal::from(5), m.spec.step).max(m.spec.step);
                 let t = m.record_trade(price, qty, !taker_buys, now_ms);
@@ -484,8 +491,11 @@ impl Market {
         }
         m.mid = new_mid;
         m.rebuild_book(rng);
-        m.bids[0] = (bid.0, bid.1.max(m.spec.step));
-        m.asks[0] = (ask.0, ask.1.max(m.spec.step));
+        // The outside top of book replaces the synthetic one (levels behind it stay synthetic).
+        m.bids.retain(|(p, _)| *p < bid.0);
+        m.bids.insert(0, (bid.0, bid.1.max(m.spec.step)));
+        m.asks.retain(|(p, _)| *p > ask.0);
+        m.asks.insert(0, (ask.0, ask.1.max(m.spec.step)));
         let mut events = Vec::new();
         m.last_price = round_tick(m.mid, m.spec.tick);
         if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
@@ -950,6 +960,21 @@ mod tests {
         for w in s.candles.iter().collect::<Vec<_>>().windows(2) {
             assert_eq!(w[1].open_time - w[0].open_time, 60_000);
         }
+    }
+
+    #[test]
+    fn outside_quotes_replace_the_top_of_book_without_crossing_even_when_tiny() {
+        let mut m = Market::new(2, Decimal::ONE, 1_700_000_000_000);
+        let q = |x: i64| (Decimal::new(x, 6), Decimal::ONE);
+        assert!(m.set_quote("DOGEUSDT", q(1), q(2), 1_700_000_000_250).is_some());
+        let s = m.get("DOGEUSDT").unwrap();
+        assert_eq!(s.best_bid().0, Decimal::new(1, 6));
+        assert_eq!(s.best_ask().0, Decimal::new(2, 6));
+        assert!(
+            m.set_quote("BTCUSDT", q(5), q(4), 1_700_000_000_500).is_none(),
+            "crossed quotes are ignored"
+        );
+        m.step(1_700_000_000_750);
     }
 
     #[test]

@@ -283,13 +283,15 @@ async fn rest(
         Ok(v) => {
             if sec == Sec::Trade && method != Method::GET && path != "/api/v3/order/test" {
                 shared.rate().refund(weight);
-                hdrs[0] = weight_header(&shared);
+                if let Some(h) = hdrs.first_mut() {
+                    *h = weight_header(&shared);
+                }
             }
             json_response(200, &v, hdrs)
         }
         Err(e) => {
             if let Some(r) = refusal_from(&e) {
-                return refusal_response(&r, hdrs.remove(0));
+                return refusal_response(&r, weight_header(&shared));
             }
             json_response(e.status, &e.to_json(), hdrs)
         }
