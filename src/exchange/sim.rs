@@ -11,6 +11,16 @@
 //! timestamps), `limits` (rate limits), `faults` (fault switches; grammar in its module doc),
 //! `rest`, `ws` (streams and WebSocket API), `persist` (the state file), `paper` (price feed).
 //!
+//! Control endpoints (loopback peers only, JSON bodies), for tests and demos:
+//! `POST /sim/control/price {"symbol":"BTCUSDT","price":"90000"}` moves a price now (resting
+//! orders and stops react at once); `POST /sim/control/faults {…}` sets the fault switches
+//! (fields as in `faults::Faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
+//! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
+//!
+//! Not served (answer 404 or are rejected as exchangeInfo says): trailing stops, icebergs,
+//! self-trade prevention other than NONE, OTO/OTOCO/OPO lists, cancel-replace, amend,
+//! `X-MBX-TIME-UNIT`, SBE, listenKey streams, `session.logon`.
+//!
 //! The state is one `Mutex<Engine>` held only for short, non-async sections: the sim is a
 //! test double serving one account, and a lock is the simplest correct way to serialise
 //! requests, market steps and matching as a real matching engine does.
@@ -77,7 +87,10 @@ pub struct SimArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot bind {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
     #[error("bad option: {0}")]
@@ -103,7 +116,9 @@ impl PriceSource {
             None if s == "synthetic" => Ok(PriceSource::Synthetic),
             None if s == "binance" => Ok(PriceSource::Binance(Self::BINANCE_STREAMS.to_string())),
             Some(("binance", url)) if !url.is_empty() => Ok(PriceSource::Binance(url.to_string())),
-            _ => Err(SimError::Config(format!("--prices `{s}`: expected synthetic, binance or binance=WS_URL"))),
+            _ => Err(SimError::Config(format!(
+                "--prices `{s}`: expected synthetic, binance or binance=WS_URL"
+            ))),
         }
     }
 }
@@ -167,7 +182,10 @@ impl Default for SimConfig {
             commission_rate: Decimal::new(1, 3),
             keys: Vec::new(),
             price_source: PriceSource::Synthetic,
-            starting_balances: vec![("USDT".into(), Decimal::from(10_000)), ("BNB".into(), Decimal::new(5, 1))],
+            starting_balances: vec![
+                ("USDT".into(), Decimal::from(10_000)),
+                ("BNB".into(), Decimal::new(5, 1)),
+            ],
             rate_limits: RateLimits::default(),
             ws_lifetime: Duration::from_secs(24 * 3600),
             ws_ping_interval: Duration::from_secs(20),
@@ -234,9 +252,20 @@ impl Shared {
     }
 
     fn save(&self) -> Result<(), SimError> {
-        let Some(path) = &self.state_file else { return Ok(()) };
-        let account = self.engine().account.clone();
-        persist::save(path, &self.default_key, &account)
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let (account, prices) = {
+            let e = self.engine();
+            let prices = e
+                .market
+                .symbols
+                .iter()
+                .map(|s| (s.spec.symbol.to_string(), s.mid))
+                .collect();
+            (e.account.clone(), prices)
+        };
+        persist::save(path, &self.default_key, &account, &prices)
     }
 }
 
@@ -280,10 +309,21 @@ impl SimHandle {
         self.shared.publish(&mut e);
         r
     }
+    /// Deposits (positive) or withdraws (negative) `amount` of `asset` (`balanceUpdate` event).
+    pub fn deposit(&self, asset: &str, amount: Decimal) {
+        let now = self.shared.now();
+        let mut e = self.shared.engine();
+        e.adjust_balance(asset, amount, now);
+        self.shared.publish(&mut e);
+    }
     /// Current mid prices, in symbol order (determinism checks).
     pub fn mids(&self) -> Vec<(String, Decimal)> {
         let e = self.shared.engine();
-        e.market.symbols.iter().map(|s| (s.spec.symbol.to_string(), s.mid)).collect()
+        e.market
+            .symbols
+            .iter()
+            .map(|s| (s.spec.symbol.to_string(), s.mid))
+            .collect()
     }
     /// The one line `crbot sim` prints.
     pub fn banner(&self) -> String {
@@ -324,23 +364,36 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
         (Some(path), false) => persist::load(path)?,
         _ => None,
     };
-    let (default_key, account) = match saved {
-        Some(s) => (s.key, s.account),
+    let (default_key, account, prices) = match saved {
+        Some(s) => (s.key, s.account, s.prices),
         None => {
             let mut account = AccountState::default();
             for (asset, amount) in &config.starting_balances {
-                account.balances.insert(asset.clone(), Bal { free: *amount, locked: Decimal::ZERO });
+                account.balances.insert(
+                    asset.clone(),
+                    Bal {
+                        free: *amount,
+                        locked: Decimal::ZERO,
+                    },
+                );
             }
-            ((random_alnum(64), SecretString::new(random_alnum(64))), account)
+            (
+                (random_alnum(64), SecretString::new(random_alnum(64))),
+                account,
+                Default::default(),
+            )
         }
     };
     let mut keys = config.keys.clone();
     keys.push(SimKey::hmac(&default_key.0, default_key.1.clone()));
-    let market = Market::new(config.seed, config.speed, now);
+    let market = Market::resume(config.seed, config.speed, now, &prices);
     let engine = Engine::new(market, account, config.commission_rate);
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| SimError::Bind { addr, source })?;
     let (market_tx, _) = broadcast::channel(4096);
     let (user_tx, _) = broadcast::channel(4096);
     let shared = Arc::new(Shared {
@@ -362,7 +415,9 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
     let token = shared.shutdown.clone();
     let server = tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let r = axum::serve(listener, service).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        let r = axum::serve(listener, service)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
         if let Err(e) = r {
             tracing::warn!("sim: server stopped: {e}");
         }
@@ -374,7 +429,12 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
     }
     tasks.push(tokio::spawn(persist_task(shared.clone())));
     tasks.push(tokio::spawn(drop_timer_task(shared.clone())));
-    Ok(SimHandle { shared, addr: local, server, tasks })
+    Ok(SimHandle {
+        shared,
+        addr: local,
+        server,
+        tasks,
+    })
 }
 
 async fn market_task(shared: Arc<Shared>) {
@@ -429,8 +489,10 @@ async fn drop_timer_task(shared: Arc<Shared>) {
 
 /// Builds a `SimConfig` from the command line.
 pub fn config_from_args(args: &SimArgs) -> Result<SimConfig, SimError> {
-    let speed: Decimal =
-        args.speed.parse().map_err(|_| SimError::Config(format!("--speed `{}` is not a number", args.speed)))?;
+    let speed: Decimal = args
+        .speed
+        .parse()
+        .map_err(|_| SimError::Config(format!("--speed `{}` is not a number", args.speed)))?;
     if speed <= Decimal::ZERO || speed > Decimal::from(10_000) {
         return Err(SimError::Config("--speed must be in (0, 10000]".into()));
     }

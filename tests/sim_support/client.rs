@@ -15,11 +15,17 @@ pub async fn start(config: SimConfig) -> SimHandle {
 
 /// A config whose market does not move by itself (tests move prices with `set_price`).
 pub fn still_config() -> SimConfig {
-    SimConfig { step_interval: Duration::from_secs(3600), ..SimConfig::default() }
+    SimConfig {
+        step_interval: Duration::from_secs(3600),
+        ..SimConfig::default()
+    }
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 pub fn hmac_hex(secret: &str, payload: &str) -> String {
@@ -47,7 +53,10 @@ impl Resp {
         self.body["code"].as_i64().unwrap_or(0)
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
@@ -68,26 +77,42 @@ impl Client {
         }
     }
 
-    pub async fn raw(&self, method: &str, path_and_query: &str, body: Option<String>, key: Option<&str>) -> Resp {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<String>,
+        key: Option<&str>,
+    ) -> Resp {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.http.request(m, format!("{}{}", self.base, path_and_query));
         if let Some(k) = key {
             req = req.header("X-MBX-APIKEY", k);
         }
         if let Some(b) = body {
-            req = req.header("content-type", "application/x-www-form-urlencoded").body(b);
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(b);
         }
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn public(&self, path: &str, params: &[(&str, &str)]) -> Resp {
         let q = encode(params);
-        let pq = if q.is_empty() { path.to_string() } else { format!("{path}?{q}") };
+        let pq = if q.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{q}")
+        };
         self.raw("GET", &pq, None, None).await
     }
 
@@ -98,7 +123,13 @@ impl Client {
         all.push(("timestamp", &ts));
         let q = encode(&all);
         let sig = hmac_hex(&self.secret, &q);
-        self.raw(method, &format!("{path}?{q}&signature={sig}"), None, Some(&self.key)).await
+        self.raw(
+            method,
+            &format!("{path}?{q}&signature={sig}"),
+            None,
+            Some(&self.key),
+        )
+        .await
     }
 
     pub async fn order(&self, params: &[(&str, &str)]) -> Resp {

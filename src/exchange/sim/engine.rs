@@ -30,13 +30,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: i64, msg: impl Into<String>) -> Self {
-        ApiError { status, code, msg: msg.into() }
+        ApiError {
+            status,
+            code,
+            msg: msg.into(),
+        }
     }
     pub fn bad(code: i64, msg: impl Into<String>) -> Self {
         Self::new(400, code, msg)
     }
     pub fn mandatory(name: &str) -> Self {
-        Self::bad(-1102, format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."))
+        Self::bad(
+            -1102,
+            format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
+        )
     }
     pub fn filter(name: &str) -> Self {
         Self::bad(-1013, format!("Filter failure: {name}"))
@@ -61,7 +68,11 @@ pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
     pub fn req(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| ApiError::mandatory(name))
@@ -76,43 +87,73 @@ impl Params {
         if !ok {
             return Err(ApiError::bad(
                 -1100,
-                format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."),
+                format!(
+                    "Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."
+                ),
             ));
         }
-        if v.split('.').nth(1).map(|f| f.trim_end_matches('0').len()).unwrap_or(0) > 8 {
-            return Err(ApiError::bad(-1111, format!("Parameter '{name}' has too much precision.")));
+        if v.split('.')
+            .nth(1)
+            .map(|f| f.trim_end_matches('0').len())
+            .unwrap_or(0)
+            > 8
+        {
+            return Err(ApiError::bad(
+                -1111,
+                format!("Parameter '{name}' has too much precision."),
+            ));
         }
         v.parse::<Decimal>().map(Some).map_err(|_| ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")))
     }
     pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         let Some(v) = self.get(name) else { return Ok(None) };
         v.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '^(-?[0-9]{{1,19}})$'."))
+            ApiError::bad(
+                -1100,
+                format!(
+                    "Illegal characters found in parameter '{name}'; legal range is '^(-?[0-9]{{1,19}})$'."
+                ),
+            )
         })
     }
 }
 
 /// `^[a-zA-Z0-9-_]{1,36}$` (binance-spot.md §9.3).
 pub fn check_client_id(name: &str, v: &str) -> Result<(), ApiError> {
-    let ok = !v.is_empty() && v.len() <= 36 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok = !v.is_empty()
+        && v.len() <= 36
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
         Err(ApiError::bad(
             -1100,
-            format!("Illegal characters found in parameter '{name}'; legal range is '^[a-zA-Z0-9-_]{{1,36}}$'."),
+            format!(
+                "Illegal characters found in parameter '{name}'; legal range is '^[a-zA-Z0-9-_]{{1,36}}$'."
+            ),
         ))
     }
 }
 
-pub const ORDER_TYPES: [&str; 7] =
-    ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"];
+pub const ORDER_TYPES: [&str; 7] = [
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+];
 
 fn is_stop(t: &str) -> bool {
     t.starts_with("STOP_LOSS") || t.starts_with("TAKE_PROFIT")
 }
 fn is_limit_like(t: &str) -> bool {
-    matches!(t, "LIMIT" | "LIMIT_MAKER" | "STOP_LOSS_LIMIT" | "TAKE_PROFIT_LIMIT")
+    matches!(
+        t,
+        "LIMIT" | "LIMIT_MAKER" | "STOP_LOSS_LIMIT" | "TAKE_PROFIT_LIMIT"
+    )
 }
 
 /// One order of the account.
@@ -250,7 +291,21 @@ impl Engine {
         if account.next_list_id == 0 {
             account.next_list_id = 1;
         }
-        Engine { market, account, commission_rate, user_events: Vec::new(), market_events: Vec::new(), id_counter: 0 }
+        let mut market = market;
+        // Trade ids keep increasing across restarts: the tape continues after the last saved fill.
+        for t in &account.trades {
+            if let Some(m) = market.get_mut(&t.symbol) {
+                m.next_trade_id = m.next_trade_id.max(t.id + 1);
+            }
+        }
+        Engine {
+            market,
+            account,
+            commission_rate,
+            user_events: Vec::new(),
+            market_events: Vec::new(),
+            id_counter: 0,
+        }
     }
 
     fn sym(&self, symbol: &str) -> Result<&SymbolMarket, ApiError> {
@@ -260,7 +315,9 @@ impl Engine {
     /// A 22-character id like Binance's generated ones.
     pub fn gen_client_id(&mut self, now: i64) -> String {
         self.id_counter += 1;
-        let mut x = (now as u64).wrapping_mul(6364136223846793005).wrapping_add(self.id_counter.wrapping_mul(1442695040888963407));
+        let mut x = (now as u64)
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(self.id_counter.wrapping_mul(1442695040888963407));
         const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let mut s = String::from("sim");
         for _ in 0..19 {
@@ -305,11 +362,35 @@ impl Engine {
         if let Some(id) = p.get("newClientOrderId") {
             check_client_id("newClientOrderId", id)?;
         }
+        // exchangeInfo says icebergAllowed=false, allowTrailingStop=false, STP modes ["NONE"].
+        if p.get("icebergQty").is_some() {
+            return Err(ApiError::rejected(
+                "Iceberg orders are not supported for this symbol.",
+            ));
+        }
+        if p.get("trailingDelta").is_some() {
+            return Err(ApiError::rejected(
+                "Trailing stop orders are not supported for this symbol.",
+            ));
+        }
+        if p.get("selfTradePreventionMode").is_some_and(|m| m != "NONE") {
+            return Err(ApiError::bad(
+                -1130,
+                "Data sent for parameter 'selfTradePreventionMode' is not valid.",
+            ));
+        }
         let resp_type = p.get("newOrderRespType").map(str::to_string).unwrap_or_else(|| {
-            if order_type == "MARKET" || order_type == "LIMIT" { "FULL".into() } else { "ACK".into() }
+            if order_type == "MARKET" || order_type == "LIMIT" {
+                "FULL".into()
+            } else {
+                "ACK".into()
+            }
         });
         if !matches!(resp_type.as_str(), "ACK" | "RESULT" | "FULL") {
-            return Err(ApiError::bad(-1130, "Data sent for parameter 'newOrderRespType' is not valid."));
+            return Err(ApiError::bad(
+                -1130,
+                "Data sent for parameter 'newOrderRespType' is not valid.",
+            ));
         }
         let t = order_type.as_str();
         match t {
@@ -322,10 +403,16 @@ impl Engine {
             }
             "MARKET" => {
                 if quantity.is_none() && quote_qty.is_none() {
-                    return Err(ApiError::bad(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"));
+                    return Err(ApiError::bad(
+                        -1102,
+                        "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+                    ));
                 }
                 if quantity.is_some() && quote_qty.is_some() {
-                    return Err(ApiError::bad(-1106, "Parameter 'quoteOrderQty' sent when not required."));
+                    return Err(ApiError::bad(
+                        -1106,
+                        "Parameter 'quoteOrderQty' sent when not required.",
+                    ));
                 }
             }
             "LIMIT_MAKER" => {
@@ -346,13 +433,19 @@ impl Engine {
             }
         }
         if (t == "MARKET" || t == "STOP_LOSS" || t == "TAKE_PROFIT" || t == "LIMIT_MAKER") && tif.is_some() {
-            return Err(ApiError::bad(-1106, "Parameter 'timeInForce' sent when not required."));
+            return Err(ApiError::bad(
+                -1106,
+                "Parameter 'timeInForce' sent when not required.",
+            ));
         }
         if !is_limit_like(t) && price.is_some() {
             return Err(ApiError::bad(-1106, "Parameter 'price' sent when not required."));
         }
         if !is_stop(t) && stop_price.is_some() {
-            return Err(ApiError::bad(-1106, "Parameter 'stopPrice' sent when not required."));
+            return Err(ApiError::bad(
+                -1106,
+                "Parameter 'stopPrice' sent when not required.",
+            ));
         }
         Ok(NewOrder {
             symbol,
@@ -407,7 +500,12 @@ impl Engine {
                 return Err(ApiError::filter("NOTIONAL"));
             }
         }
-        let open = self.account.orders.values().filter(|x| x.symbol == o.symbol && x.is_open()).count();
+        let open = self
+            .account
+            .orders
+            .values()
+            .filter(|x| x.symbol == o.symbol && x.is_open())
+            .count();
         if open >= market::MAX_NUM_ORDERS {
             return Err(ApiError::filter("MAX_NUM_ORDERS"));
         }
@@ -415,7 +513,12 @@ impl Engine {
     }
 
     fn check_duplicate(&self, client_id: &str) -> Result<(), ApiError> {
-        if self.account.orders.values().any(|x| x.is_open() && x.client_order_id == client_id) {
+        if self
+            .account
+            .orders
+            .values()
+            .any(|x| x.is_open() && x.client_order_id == client_id)
+        {
             return Err(ApiError::rejected("Duplicate order sent."));
         }
         Ok(())
@@ -451,7 +554,11 @@ impl Engine {
         if t == "LIMIT_MAKER"
             && let Some(p) = o.price
         {
-            let takes = if buy { p >= m.best_ask().0 } else { p <= m.best_bid().0 };
+            let takes = if buy {
+                p >= m.best_ask().0
+            } else {
+                p <= m.best_bid().0
+            };
             if takes {
                 return Err(ApiError::rejected("Order would immediately match and take."));
             }
@@ -459,9 +566,17 @@ impl Engine {
         // Balance: what must be locked (limit-like and stop orders) or spent (market).
         let (lock_asset, lock_amount, lock_price) = if buy {
             let unit = o.price.or(o.stop_price).unwrap_or(Decimal::ZERO);
-            (m.spec.quote.to_string(), unit * o.quantity.unwrap_or_default(), unit)
+            (
+                m.spec.quote.to_string(),
+                unit * o.quantity.unwrap_or_default(),
+                unit,
+            )
         } else {
-            (m.spec.base.to_string(), o.quantity.unwrap_or_default(), Decimal::ZERO)
+            (
+                m.spec.base.to_string(),
+                o.quantity.unwrap_or_default(),
+                Decimal::ZERO,
+            )
         };
         if t == "MARKET" {
             if buy {
@@ -474,7 +589,9 @@ impl Engine {
                     return Err(ApiError::insufficient());
                 }
             } else {
-                let need = o.quantity.unwrap_or_else(|| estimate_qty_for_quote(&m, o.quote_qty.unwrap_or_default()));
+                let need = o
+                    .quantity
+                    .unwrap_or_else(|| estimate_qty_for_quote(&m, o.quote_qty.unwrap_or_default()));
                 if self.balance(m.spec.base).free < need {
                     return Err(ApiError::insufficient());
                 }
@@ -483,7 +600,10 @@ impl Engine {
             return Err(ApiError::insufficient());
         }
         if test_only {
-            return Ok(Placed { order_id: 0, fills: Vec::new() });
+            return Ok(Placed {
+                order_id: 0,
+                fills: Vec::new(),
+            });
         }
         let order_id = self.account.next_order_id;
         self.account.next_order_id += 1;
@@ -532,35 +652,66 @@ impl Engine {
 
     /// Runs a working order against the book as a taker, then applies its time-in-force.
     fn run_taker(&mut self, order_id: u64, now: i64) -> Vec<MyTrade> {
-        let Some(o) = self.account.orders.get(&order_id).cloned() else { return Vec::new() };
+        let Some(o) = self.account.orders.get(&order_id).cloned() else {
+            return Vec::new();
+        };
         let buy = o.buy();
-        let limit = if is_limit_like(&o.order_type) { Some(o.price) } else { None };
-        let Some(m) = self.market.get_mut(&o.symbol) else { return Vec::new() };
+        let limit = if is_limit_like(&o.order_type) {
+            Some(o.price)
+        } else {
+            None
+        };
         if o.order_type == "LIMIT_MAKER" {
             return Vec::new();
         }
+        // What a market-type order (MARKET, or a triggered STOP_LOSS/TAKE_PROFIT) may use: the
+        // free balance plus what is still locked for it, so a gap never drives a balance negative.
+        let (base, quote) = match self.market.get(&o.symbol) {
+            Some(m) => (m.spec.base, m.spec.quote),
+            None => return Vec::new(),
+        };
+        let holder_locked = self
+            .account
+            .orders
+            .get(&o.lock_from.unwrap_or(order_id))
+            .map(|h| h.locked_left)
+            .unwrap_or_default();
+        let usable = |asset: &str| self.balance(asset).free + holder_locked;
+        let market_type = !is_limit_like(&o.order_type);
+        let usable_quote = usable(quote);
+        let usable_base = usable(base);
+        let Some(m) = self.market.get_mut(&o.symbol) else {
+            return Vec::new();
+        };
         let quote_mode = o.order_type == "MARKET" && o.orig_qty.is_zero();
         if o.time_in_force == "FOK" && limit.is_some() && m.crossing_qty(buy, o.price) < o.remaining() {
             self.expire(order_id, "UNFILLED_FOK_ORDER_EXPIRED", now);
             return Vec::new();
         }
-        let (max_qty, max_quote) = if quote_mode {
+        let (mut max_qty, max_quote) = if quote_mode {
             (Decimal::from(1_000_000_000_000i64), Some(o.orig_quote_qty))
         } else {
             (o.remaining(), None)
         };
-        // A market buy may spend at most the free quote balance.
-        let quote_cap = if buy && o.order_type != "LIMIT" && o.lock_asset.is_empty() {
-            let free = self.account.balances.get(m.spec.quote).map(|b| b.free).unwrap_or_default();
-            Some(max_quote.map(|q| q.min(free)).unwrap_or(free))
+        let quote_cap = if buy && market_type {
+            Some(max_quote.map(|q| q.min(usable_quote)).unwrap_or(usable_quote))
         } else {
             max_quote
         };
+        if !buy && market_type {
+            max_qty = max_qty.min(usable_base);
+        }
         let (levels, diff) = m.take(buy, max_qty, limit, quote_cap);
         let symbol = o.symbol.clone();
         if let Some(diff) = diff {
-            self.market_events.push(MarketEvent::Depth { symbol: symbol.clone(), time: now, diff });
-            self.market_events.push(MarketEvent::BookTicker { symbol: symbol.clone() });
+            self.market_events.push(MarketEvent::Depth {
+                symbol: symbol.clone(),
+                time: now,
+                diff,
+            });
+            self.market_events.push(MarketEvent::BookTicker {
+                symbol: symbol.clone(),
+            });
         }
         if quote_mode {
             // The order's quantity is what the quote amount bought (binance-spot.md §3.4).
@@ -573,7 +724,9 @@ impl Engine {
         for (price, qty) in levels {
             fills.push(self.apply_fill(order_id, price, qty, false, now));
         }
-        let Some(o) = self.account.orders.get(&order_id).cloned() else { return fills };
+        let Some(o) = self.account.orders.get(&order_id).cloned() else {
+            return fills;
+        };
         if o.is_open() {
             let rests = is_limit_like(&o.order_type) && o.time_in_force == "GTC";
             if !rests {
@@ -630,7 +783,10 @@ impl Engine {
             Some(m) => {
                 let t = m.record_trade(price, qty, buyer_maker, now);
                 let id = t.id;
-                self.market_events.push(MarketEvent::Trade { symbol: o.symbol.clone(), trade: t });
+                self.market_events.push(MarketEvent::Trade {
+                    symbol: o.symbol.clone(),
+                    trade: t,
+                });
                 id
             }
             None => 0,
@@ -651,7 +807,9 @@ impl Engine {
         };
         self.account.trades.push(trade.clone());
         let filled = {
-            let Some(x) = self.account.orders.get_mut(&order_id) else { return trade };
+            let Some(x) = self.account.orders.get_mut(&order_id) else {
+                return trade;
+            };
             x.executed_qty += qty;
             x.cum_quote += quote_amt;
             x.update_time = now;
@@ -676,7 +834,9 @@ impl Engine {
 
     fn release_lock(&mut self, order_id: u64) {
         let holder = {
-            let Some(o) = self.account.orders.get(&order_id) else { return };
+            let Some(o) = self.account.orders.get(&order_id) else {
+                return;
+            };
             o.lock_from.unwrap_or(order_id)
         };
         // Keep a list's lock while another leg is still open.
@@ -687,7 +847,11 @@ impl Engine {
                 .account
                 .lists
                 .get(&list_id)
-                .map(|l| l.order_ids.iter().any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open)))
+                .map(|l| {
+                    l.order_ids
+                        .iter()
+                        .any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open))
+                })
                 .unwrap_or(false);
             if any_open {
                 return;
@@ -716,7 +880,9 @@ impl Engine {
     }
 
     fn finish_list_sibling(&mut self, list_id: i64, order_id: u64, now: i64) {
-        let Some(list) = self.account.lists.get(&list_id).cloned() else { return };
+        let Some(list) = self.account.lists.get(&list_id).cloned() else {
+            return;
+        };
         for id in &list.order_ids {
             if *id != order_id && self.account.orders.get(id).is_some_and(SimOrder::is_open) {
                 self.expire(*id, "OCO_TRIGGER", now);
@@ -726,11 +892,16 @@ impl Engine {
     }
 
     fn maybe_finish_list(&mut self, list_id: i64, now: i64) {
-        let Some(list) = self.account.lists.get(&list_id).cloned() else { return };
+        let Some(list) = self.account.lists.get(&list_id).cloned() else {
+            return;
+        };
         if list.list_order_status == "ALL_DONE" {
             return;
         }
-        let open = list.order_ids.iter().any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open));
+        let open = list
+            .order_ids
+            .iter()
+            .any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open));
         if !open {
             for id in &list.order_ids {
                 self.release_lock(*id);
@@ -755,7 +926,10 @@ impl Engine {
 
     /// Moves a symbol's price (control endpoint) and matches at once.
     pub fn force_price(&mut self, symbol: &str, price: Decimal, now: i64) -> Result<(), ApiError> {
-        let events = self.market.force_price(symbol, price, now).ok_or_else(ApiError::bad_symbol)?;
+        let events = self
+            .market
+            .force_price(symbol, price, now)
+            .ok_or_else(ApiError::bad_symbol)?;
         self.market_events.extend(events);
         self.match_resting(now);
         Ok(())
@@ -770,15 +944,24 @@ impl Engine {
     }
 
     fn match_resting(&mut self, now: i64) {
-        let open: Vec<u64> =
-            self.account.orders.values().filter(|o| o.is_open()).map(|o| o.order_id).collect();
+        let open: Vec<u64> = self
+            .account
+            .orders
+            .values()
+            .filter(|o| o.is_open())
+            .map(|o| o.order_id)
+            .collect();
         let mut touched = Vec::new();
         for id in open {
-            let Some(o) = self.account.orders.get(&id).cloned() else { continue };
+            let Some(o) = self.account.orders.get(&id).cloned() else {
+                continue;
+            };
             if !o.is_open() {
                 continue;
             }
-            let Some(m) = self.market.get(&o.symbol) else { continue };
+            let Some(m) = self.market.get(&o.symbol) else {
+                continue;
+            };
             let buy = o.buy();
             if !o.is_working {
                 if Self::would_trigger(&o.order_type, buy, o.stop_price, m.last_price) {
@@ -809,8 +992,14 @@ impl Engine {
             if let Some(mm) = self.market.get_mut(&o.symbol) {
                 let (_, diff) = mm.take(buy, q, Some(o.price), None);
                 if let Some(diff) = diff {
-                    self.market_events.push(MarketEvent::Depth { symbol: o.symbol.clone(), time: now, diff });
-                    self.market_events.push(MarketEvent::BookTicker { symbol: o.symbol.clone() });
+                    self.market_events.push(MarketEvent::Depth {
+                        symbol: o.symbol.clone(),
+                        time: now,
+                        diff,
+                    });
+                    self.market_events.push(MarketEvent::BookTicker {
+                        symbol: o.symbol.clone(),
+                    });
                 }
             }
             self.apply_fill(id, o.price, q, true, now);
@@ -833,7 +1022,10 @@ impl Engine {
         let oid = p.int("orderId")?;
         let cid = p.get("origClientOrderId");
         match (oid, cid) {
-            (None, None) => Err(ApiError::bad(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")),
+            (None, None) => Err(ApiError::bad(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )),
             (Some(id), c) => {
                 let o = self
                     .account
@@ -854,7 +1046,13 @@ impl Engine {
                 .values()
                 .rev()
                 .find(|o| o.symbol == symbol && o.client_order_id == c && o.is_open())
-                .or_else(|| self.account.orders.values().rev().find(|o| o.symbol == symbol && o.client_order_id == c))
+                .or_else(|| {
+                    self.account
+                        .orders
+                        .values()
+                        .rev()
+                        .find(|o| o.symbol == symbol && o.client_order_id == c)
+                })
                 .map(|o| o.order_id)
                 .ok_or(missing),
         }
@@ -874,14 +1072,23 @@ impl Engine {
         match p.get("cancelRestrictions") {
             None => {}
             Some("ONLY_NEW") if o.status != "NEW" => {
-                return Err(ApiError::bad(-2011, "Order was not canceled due to cancel restrictions."));
+                return Err(ApiError::bad(
+                    -2011,
+                    "Order was not canceled due to cancel restrictions.",
+                ));
             }
             Some("ONLY_PARTIALLY_FILLED") if o.status != "PARTIALLY_FILLED" => {
-                return Err(ApiError::bad(-2011, "Order was not canceled due to cancel restrictions."));
+                return Err(ApiError::bad(
+                    -2011,
+                    "Order was not canceled due to cancel restrictions.",
+                ));
             }
             Some("ONLY_NEW") | Some("ONLY_PARTIALLY_FILLED") => {}
             Some(_) => {
-                return Err(ApiError::bad(-1145, "cancelRestrictions has to be either ONLY_NEW or ONLY_PARTIALLY_FILLED."));
+                return Err(ApiError::bad(
+                    -1145,
+                    "cancelRestrictions has to be either ONLY_NEW or ONLY_PARTIALLY_FILLED.",
+                ));
             }
         }
         let cancel_id = match p.get("newClientOrderId") {
@@ -896,7 +1103,12 @@ impl Engine {
         if let Some(m) = self.market.get(&o.symbol).cloned() {
             self.account_position(&m, now);
         }
-        let x = self.account.orders.get(&id).cloned().ok_or(ApiError::bad(-2011, "Unknown order sent."))?;
+        let x = self
+            .account
+            .orders
+            .get(&id)
+            .cloned()
+            .ok_or(ApiError::bad(-2011, "Unknown order sent."))?;
         Ok(cancel_json(&x, &cancel_id))
     }
 
@@ -910,7 +1122,9 @@ impl Engine {
     }
 
     fn cancel_list_inner(&mut self, list_id: i64, cancel_client_id: &str, now: i64) {
-        let Some(list) = self.account.lists.get(&list_id).cloned() else { return };
+        let Some(list) = self.account.lists.get(&list_id).cloned() else {
+            return;
+        };
         for id in &list.order_ids {
             if self.account.orders.get(id).is_some_and(SimOrder::is_open) {
                 if let Some(o) = self.account.orders.get_mut(id) {
@@ -931,7 +1145,10 @@ impl Engine {
         let lcid = p.get("listClientOrderId");
         let list_id = match (lid, lcid) {
             (None, None) => {
-                return Err(ApiError::bad(-1102, "Param 'listClientOrderId' or 'orderListId' must be sent, but both were empty/null!"));
+                return Err(ApiError::bad(
+                    -1102,
+                    "Param 'listClientOrderId' or 'orderListId' must be sent, but both were empty/null!",
+                ));
             }
             (Some(id), _) => id,
             (None, Some(c)) => self
@@ -944,7 +1161,13 @@ impl Engine {
                 .unwrap_or(-1),
         };
         let unknown = ApiError::bad(-2011, "Unknown order list sent.");
-        let list = self.account.lists.get(&list_id).filter(|l| l.symbol == symbol).cloned().ok_or(unknown.clone())?;
+        let list = self
+            .account
+            .lists
+            .get(&list_id)
+            .filter(|l| l.symbol == symbol)
+            .cloned()
+            .ok_or(unknown.clone())?;
         if list.list_order_status == "ALL_DONE" {
             return Err(unknown);
         }
@@ -962,8 +1185,13 @@ impl Engine {
     /// DELETE /api/v3/openOrders: every open order and list of the symbol.
     pub fn cancel_all(&mut self, symbol: &str, now: i64) -> Result<Value, ApiError> {
         self.sym(symbol)?;
-        let open: Vec<SimOrder> =
-            self.account.orders.values().filter(|o| o.symbol == symbol && o.is_open()).cloned().collect();
+        let open: Vec<SimOrder> = self
+            .account
+            .orders
+            .values()
+            .filter(|o| o.symbol == symbol && o.is_open())
+            .cloned()
+            .collect();
         if open.is_empty() {
             return Err(ApiError::bad(-2011, "Unknown order sent."));
         }
@@ -996,15 +1224,29 @@ impl Engine {
     pub fn place_oco(&mut self, p: &Params, now: i64) -> Result<Value, ApiError> {
         let symbol = p.req("symbol")?.to_string();
         let side = p.req("side")?.to_string();
-        let qty = p.dec("quantity")?.ok_or_else(|| ApiError::mandatory("quantity"))?;
+        let qty = p
+            .dec("quantity")?
+            .ok_or_else(|| ApiError::mandatory("quantity"))?;
         let above_type = p.req("aboveType")?.to_string();
         let below_type = p.req("belowType")?.to_string();
         let m = self.sym(&symbol)?.clone();
         if side != "BUY" && side != "SELL" {
             return Err(ApiError::bad(-1117, "Invalid side."));
         }
-        let above_ok = ["STOP_LOSS_LIMIT", "STOP_LOSS", "LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"];
-        let below_ok = ["STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"];
+        let above_ok = [
+            "STOP_LOSS_LIMIT",
+            "STOP_LOSS",
+            "LIMIT_MAKER",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ];
+        let below_ok = [
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+            "LIMIT_MAKER",
+        ];
         if !above_ok.contains(&above_type.as_str()) || !below_ok.contains(&below_type.as_str()) {
             return Err(ApiError::bad(-1158, "Order type not supported in OCO."));
         }
@@ -1051,7 +1293,9 @@ impl Engine {
         let last = m.last_price;
         let level = |o: &NewOrder| o.stop_price.or(o.price).unwrap_or_default();
         if level(&above) <= last || level(&below) >= last {
-            return Err(ApiError::rejected("The relationship of the prices for the orders is not correct."));
+            return Err(ApiError::rejected(
+                "The relationship of the prices for the orders is not correct.",
+            ));
         }
         let mut ids = Vec::new();
         for o in [&above, &below] {
@@ -1061,7 +1305,10 @@ impl Engine {
         }
         let buy = side == "BUY";
         let (lock_asset, lock_amount, lock_price) = if buy {
-            let unit = level(&above).max(above.price.unwrap_or_default()).max(level(&below)).max(below.price.unwrap_or_default());
+            let unit = level(&above)
+                .max(above.price.unwrap_or_default())
+                .max(level(&below))
+                .max(below.price.unwrap_or_default());
             (m.spec.quote.to_string(), unit * qty, unit)
         } else {
             (m.spec.base.to_string(), qty, Decimal::ZERO)
@@ -1144,7 +1391,9 @@ impl Engine {
     }
 
     pub fn list_json(&self, list_id: i64, with_reports: bool, cancel_id: Option<&str>) -> Value {
-        let Some(l) = self.account.lists.get(&list_id) else { return Value::Null };
+        let Some(l) = self.account.lists.get(&list_id) else {
+            return Value::Null;
+        };
         let orders: Vec<Value> = l
             .order_ids
             .iter()
@@ -1168,14 +1417,7 @@ impl Engine {
                 .filter_map(|id| self.account.orders.get(id))
                 .map(|o| match cancel_id {
                     Some(c) => cancel_json(o, c),
-                    None => {
-                        let mut r = result_json(o, o.time);
-                        if let Some(obj) = r.as_object_mut() {
-                            obj.remove("workingTime");
-                            obj.insert("workingTime".into(), json!(o.working_time));
-                        }
-                        r
-                    }
+                    None => result_json(o, o.time),
                 })
                 .collect();
             if let Some(obj) = v.as_object_mut() {
@@ -1187,7 +1429,9 @@ impl Engine {
 
     /// The response of POST /api/v3/order for the response type.
     pub fn placed_json(&self, placed: &Placed, resp_type: &str, now: i64) -> Value {
-        let Some(o) = self.account.orders.get(&placed.order_id) else { return json!({}) };
+        let Some(o) = self.account.orders.get(&placed.order_id) else {
+            return json!({});
+        };
         match resp_type {
             "ACK" => json!({
                 "symbol": o.symbol, "orderId": o.order_id, "orderListId": o.order_list_id,
@@ -1215,19 +1459,25 @@ impl Engine {
     // ---------------------------------------------------------------- user-data events
 
     fn execution_report(&mut self, id: u64, exec: &str, fill: Option<&MyTrade>, now: i64) {
-        let Some(o) = self.account.orders.get(&id) else { return };
+        let Some(o) = self.account.orders.get(&id) else {
+            return;
+        };
         let ev = execution_json(o, exec, fill, &o.client_order_id, "", now);
         self.user_events.push(ev);
     }
 
     fn cancel_report(&mut self, id: u64, cancel_client_id: &str, now: i64) {
-        let Some(o) = self.account.orders.get(&id) else { return };
+        let Some(o) = self.account.orders.get(&id) else {
+            return;
+        };
         let ev = execution_json(o, "CANCELED", None, cancel_client_id, &o.client_order_id, now);
         self.user_events.push(ev);
     }
 
     fn list_status_event(&mut self, list_id: i64, now: i64) {
-        let Some(l) = self.account.lists.get(&list_id) else { return };
+        let Some(l) = self.account.lists.get(&list_id) else {
+            return;
+        };
         let orders: Vec<Value> = l
             .order_ids
             .iter()
@@ -1252,16 +1502,19 @@ impl Engine {
             })
             .collect();
         self.account.update_time = now;
-        self.user_events.push(json!({"e": "outboundAccountPosition", "E": now, "u": now, "B": b}));
+        self.user_events
+            .push(json!({"e": "outboundAccountPosition", "E": now, "u": now, "B": b}));
     }
 
     /// A deposit or withdrawal by the control endpoint (`balanceUpdate` event).
     pub fn adjust_balance(&mut self, asset: &str, delta: Decimal, now: i64) {
         self.bal_mut(asset).free += delta;
         self.account.update_time = now;
-        self.user_events.push(json!({"e": "balanceUpdate", "E": now, "a": asset, "d": s8(delta), "T": now}));
+        self.user_events
+            .push(json!({"e": "balanceUpdate", "E": now, "a": asset, "d": s8(delta), "T": now}));
         let x = self.balance(asset);
-        self.user_events.push(json!({"e": "outboundAccountPosition", "E": now, "u": now,
+        self.user_events
+            .push(json!({"e": "outboundAccountPosition", "E": now, "u": now,
             "B": [{"a": asset, "f": s8(x.free), "l": s8(x.locked)}]}));
     }
 }
@@ -1300,7 +1553,11 @@ fn estimate_cost(m: &SymbolMarket, qty: Decimal) -> Decimal {
 
 fn estimate_qty_for_quote(m: &SymbolMarket, quote: Decimal) -> Decimal {
     let bid = m.best_bid().0;
-    if bid.is_zero() { Decimal::ZERO } else { floor_to(quote / bid, m.spec.step) }
+    if bid.is_zero() {
+        Decimal::ZERO
+    } else {
+        floor_to(quote / bid, m.spec.step)
+    }
 }
 
 /// Order object of GET /api/v3/order (§3.6).
@@ -1362,7 +1619,14 @@ pub fn cancel_json(o: &SimOrder, cancel_id: &str) -> Value {
 
 /// `executionReport` (binance-spot.md §8.2). `c` is this event's request id, `C` the original
 /// client id on cancels and `""` otherwise.
-pub fn execution_json(o: &SimOrder, exec: &str, fill: Option<&MyTrade>, c: &str, big_c: &str, now: i64) -> Value {
+pub fn execution_json(
+    o: &SimOrder,
+    exec: &str,
+    fill: Option<&MyTrade>,
+    c: &str,
+    big_c: &str,
+    now: i64,
+) -> Value {
     let zero = s8(Decimal::ZERO);
     let (l, lp, n, nn, t, m, y) = match fill {
         Some(f) => (
@@ -1374,14 +1638,22 @@ pub fn execution_json(o: &SimOrder, exec: &str, fill: Option<&MyTrade>, c: &str,
             f.is_maker,
             s8(f.quote_qty),
         ),
-        None => (zero.clone(), zero.clone(), "0".to_string(), Value::Null, -1, false, zero.clone()),
+        None => (
+            zero.clone(),
+            zero.clone(),
+            "0".to_string(),
+            Value::Null,
+            -1,
+            false,
+            zero.clone(),
+        ),
     };
     let mut v = json!({
         "e": "executionReport", "E": now, "s": o.symbol, "c": c, "S": o.side, "o": o.order_type,
         "f": o.time_in_force, "q": s8(o.orig_qty), "p": s8(o.price), "P": s8(o.stop_price), "F": zero,
         "g": o.order_list_id, "C": big_c, "x": exec, "X": o.status, "r": "NONE", "i": o.order_id,
         "l": l, "z": s8(o.executed_qty), "L": lp, "n": n, "N": nn, "T": now, "t": t,
-        "I": now.rem_euclid(1_000_000_000) * 10 + (o.order_id as i64 % 10), "w": o.is_open() && o.is_working,
+        "I": now.rem_euclid(1_000_000_000) * 10 + (o.order_id as i64 % 10), "w": o.is_open() && o.is_working && is_limit_like(&o.order_type),
         "m": m, "M": false, "O": o.time, "Z": s8(o.cum_quote), "Y": y, "Q": s8(o.orig_quote_qty),
         "W": o.working_time, "V": "NONE"
     });
@@ -1401,4 +1673,235 @@ pub fn trade_json(t: &MyTrade) -> Value {
         "commission": s8(t.commission), "commissionAsset": t.commission_asset, "time": t.time,
         "isBuyer": t.is_buyer, "isMaker": t.is_maker, "isBestMatch": true
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn engine() -> Engine {
+        let mut account = AccountState::default();
+        account.balances.insert(
+            "USDT".into(),
+            Bal {
+                free: Decimal::from(50_000),
+                locked: Decimal::ZERO,
+            },
+        );
+        account.balances.insert(
+            "BTC".into(),
+            Bal {
+                free: Decimal::ONE,
+                locked: Decimal::ZERO,
+            },
+        );
+        let mut e = Engine::new(Market::new(1, Decimal::ONE, T0), account, Decimal::new(1, 3));
+        e.force_price("BTCUSDT", Decimal::from(100_000), T0).unwrap();
+        e
+    }
+
+    fn params(v: &[(&str, String)]) -> Params {
+        Params(v.iter().map(|(k, x)| (k.to_string(), x.clone())).collect())
+    }
+
+    /// Locked balances equal what open orders (or their list) still hold; nothing is negative.
+    fn check_invariants(e: &Engine) {
+        for (asset, b) in &e.account.balances {
+            assert!(b.free >= Decimal::ZERO, "{asset} free {}", b.free);
+            assert!(b.locked >= Decimal::ZERO, "{asset} locked {}", b.locked);
+            let held: Decimal = e
+                .account
+                .orders
+                .values()
+                .filter(|o| o.lock_asset == *asset)
+                .map(|o| o.locked_left)
+                .sum();
+            assert_eq!(held, b.locked, "{asset} locked vs orders");
+        }
+        for o in e.account.orders.values() {
+            assert!(o.executed_qty <= o.orig_qty || o.orig_qty.is_zero());
+            if !o.is_open() && o.order_list_id < 0 {
+                assert!(
+                    o.locked_left.is_zero(),
+                    "closed order {} still holds {}",
+                    o.order_id,
+                    o.locked_left
+                );
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Limit {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            tif: usize,
+        },
+        Market {
+            buy: bool,
+            qty_milli: i64,
+        },
+        Stop {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            limit: bool,
+        },
+        Oco {
+            qty_milli: i64,
+        },
+        Cancel {
+            pick: usize,
+        },
+        Move {
+            bp: i64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<bool>(), -300i64..300, 1i64..80, 0usize..3).prop_map(
+                |(buy, offset_bp, qty_milli, tif)| Op::Limit {
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                    tif
+                }
+            ),
+            (any::<bool>(), 1i64..80).prop_map(|(buy, qty_milli)| Op::Market { buy, qty_milli }),
+            (any::<bool>(), 10i64..300, 1i64..80, any::<bool>()).prop_map(
+                |(buy, offset_bp, qty_milli, limit)| Op::Stop {
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                    limit
+                }
+            ),
+            (1i64..80).prop_map(|qty_milli| Op::Oco { qty_milli }),
+            (0usize..20).prop_map(|pick| Op::Cancel { pick }),
+            (-400i64..400).prop_map(|bp| Op::Move { bp }),
+        ]
+    }
+
+    fn price_at(e: &Engine, bp: i64) -> Decimal {
+        let last = e.market.get("BTCUSDT").unwrap().last_price;
+        market::round_tick(last * (Decimal::ONE + Decimal::new(bp, 4)), Decimal::new(1, 2))
+    }
+
+    fn apply(e: &mut Engine, op: &Op, now: i64) {
+        let qty = |m: i64| (Decimal::new(m, 3)).to_string();
+        let s = |x: &str| x.to_string();
+        let p = match op {
+            Op::Limit {
+                buy,
+                offset_bp,
+                qty_milli,
+                tif,
+            } => params(&[
+                ("symbol", s("BTCUSDT")),
+                ("side", s(if *buy { "BUY" } else { "SELL" })),
+                ("type", s("LIMIT")),
+                ("timeInForce", s(["GTC", "IOC", "FOK"][*tif])),
+                ("quantity", qty(*qty_milli)),
+                ("price", price_at(e, *offset_bp).to_string()),
+            ]),
+            Op::Market { buy, qty_milli } => params(&[
+                ("symbol", s("BTCUSDT")),
+                ("side", s(if *buy { "BUY" } else { "SELL" })),
+                ("type", s("MARKET")),
+                ("quantity", qty(*qty_milli)),
+            ]),
+            Op::Stop {
+                buy,
+                offset_bp,
+                qty_milli,
+                limit,
+            } => {
+                // Stop-loss buys sit above the market, sells below.
+                let bp = if *buy { *offset_bp } else { -*offset_bp };
+                let stop = price_at(e, bp);
+                let mut v = vec![
+                    ("symbol", s("BTCUSDT")),
+                    ("side", s(if *buy { "BUY" } else { "SELL" })),
+                    ("type", s(if *limit { "STOP_LOSS_LIMIT" } else { "STOP_LOSS" })),
+                    ("quantity", qty(*qty_milli)),
+                    ("stopPrice", stop.to_string()),
+                ];
+                if *limit {
+                    v.push(("price", stop.to_string()));
+                    v.push(("timeInForce", s("GTC")));
+                }
+                params(&v)
+            }
+            Op::Oco { qty_milli } => {
+                let p = params(&[
+                    ("symbol", s("BTCUSDT")),
+                    ("side", s("SELL")),
+                    ("quantity", qty(*qty_milli)),
+                    ("aboveType", s("LIMIT_MAKER")),
+                    ("abovePrice", price_at(e, 200).to_string()),
+                    ("belowType", s("STOP_LOSS")),
+                    ("belowStopPrice", price_at(e, -200).to_string()),
+                ]);
+                let _ = e.place_oco(&p, now);
+                return;
+            }
+            Op::Cancel { pick } => {
+                let open: Vec<u64> = e
+                    .account
+                    .orders
+                    .values()
+                    .filter(|o| o.is_open())
+                    .map(|o| o.order_id)
+                    .collect();
+                if let Some(id) = open.get(pick % open.len().max(1)) {
+                    let p = params(&[("symbol", s("BTCUSDT")), ("orderId", id.to_string())]);
+                    e.cancel(&p, now).unwrap();
+                }
+                return;
+            }
+            Op::Move { bp } => {
+                let target = price_at(e, *bp);
+                e.force_price("BTCUSDT", target, now).unwrap();
+                return;
+            }
+        };
+        if let Ok(o) = e.parse_new_order(&p) {
+            let _ = e.place(&o, now, false);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn no_sequence_of_orders_and_moves_breaks_the_balance_invariants(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut e = engine();
+            for (i, op) in ops.iter().enumerate() {
+                apply(&mut e, op, T0 + 1_000 * (i as i64 + 1));
+                check_invariants(&e);
+            }
+        }
+    }
+
+    #[test]
+    fn commission_is_taken_from_what_is_received() {
+        let mut e = engine();
+        let p = params(&[
+            ("symbol", "BTCUSDT".into()),
+            ("side", "BUY".into()),
+            ("type", "MARKET".into()),
+            ("quantity", "0.1".into()),
+        ]);
+        let o = e.parse_new_order(&p).unwrap();
+        let placed = e.place(&o, T0, false).unwrap();
+        let fee: Decimal = placed.fills.iter().map(|f| f.commission).sum();
+        assert_eq!(fee, Decimal::new(1, 4));
+        assert_eq!(e.balance("BTC").free, Decimal::ONE + Decimal::new(1, 1) - fee);
+    }
 }

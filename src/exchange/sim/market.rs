@@ -11,10 +11,9 @@
 //! `speed` scales the market time covered by one step (variance and jump odds grow with it);
 //! timestamps stay real so that signatures and `recvWindow` keep working.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 /// Milliseconds between two market steps at speed 1 (four updates per second per symbol).
@@ -113,12 +112,24 @@ pub fn default_specs() -> Vec<SymbolSpec> {
         }
     };
     vec![
-        mk("BTCUSDT", "BTC", "97250.00", "0.01", "0.00001", "9000", "0.00012", "0.35", 1),
-        mk("ETHUSDT", "ETH", "3380.00", "0.01", "0.0001", "9000", "0.00016", "6", 1),
-        mk("SOLUSDT", "SOL", "182.50", "0.01", "0.001", "90000", "0.00022", "90", 1),
-        mk("BNBUSDT", "BNB", "652.00", "0.01", "0.001", "9000", "0.00014", "25", 2),
-        mk("XRPUSDT", "XRP", "2.2150", "0.0001", "0.1", "9000000", "0.0002", "8000", 1),
-        mk("DOGEUSDT", "DOGE", "0.32150", "0.00001", "1", "90000000", "0.00025", "50000", 1),
+        mk(
+            "BTCUSDT", "BTC", "97250.00", "0.01", "0.00001", "9000", "0.00012", "0.35", 1,
+        ),
+        mk(
+            "ETHUSDT", "ETH", "3380.00", "0.01", "0.0001", "9000", "0.00016", "6", 1,
+        ),
+        mk(
+            "SOLUSDT", "SOL", "182.50", "0.01", "0.001", "90000", "0.00022", "90", 1,
+        ),
+        mk(
+            "BNBUSDT", "BNB", "652.00", "0.01", "0.001", "9000", "0.00014", "25", 2,
+        ),
+        mk(
+            "XRPUSDT", "XRP", "2.2150", "0.0001", "0.1", "9000000", "0.0002", "8000", 1,
+        ),
+        mk(
+            "DOGEUSDT", "DOGE", "0.32150", "0.00001", "1", "90000000", "0.00025", "50000", 1,
+        ),
     ]
 }
 
@@ -198,9 +209,18 @@ pub struct DepthDiff {
 /// Something the real-time streams publish.
 #[derive(Debug, Clone)]
 pub enum MarketEvent {
-    Trade { symbol: String, trade: PublicTrade },
-    Depth { symbol: String, time: i64, diff: DepthDiff },
-    BookTicker { symbol: String },
+    Trade {
+        symbol: String,
+        trade: PublicTrade,
+    },
+    Depth {
+        symbol: String,
+        time: i64,
+        diff: DepthDiff,
+    },
+    BookTicker {
+        symbol: String,
+    },
 }
 
 /// The live state of one symbol.
@@ -218,6 +238,8 @@ pub struct SymbolMarket {
     pub next_trade_id: u64,
     /// Mid price moved by the control endpoint; the walk continues from there.
     pub forced: bool,
+    /// An outside price source has quoted this symbol (paper mode).
+    pub quoted: bool,
 }
 
 /// All symbols, the generator and the step counter.
@@ -236,7 +258,11 @@ pub fn sqrt(x: Decimal) -> Decimal {
     if x <= Decimal::ZERO {
         return Decimal::ZERO;
     }
-    let mut g = if x > Decimal::ONE { x / Decimal::TWO } else { Decimal::ONE };
+    let mut g = if x > Decimal::ONE {
+        x / Decimal::TWO
+    } else {
+        Decimal::ONE
+    };
     for _ in 0..60 {
         let next = (g + x / g) / Decimal::TWO;
         if (next - g).abs() < Decimal::new(1, 20) {
@@ -258,7 +284,18 @@ pub fn floor_to(x: Decimal, unit: Decimal) -> Decimal {
 impl Market {
     /// A market at `now_ms` with `HISTORY_CANDLES` minutes of history ending at the start price.
     pub fn new(seed: u64, speed: Decimal, now_ms: i64) -> Self {
-        let specs = default_specs();
+        Self::resume(seed, speed, now_ms, &BTreeMap::new())
+    }
+
+    /// A market whose walk starts from `prices` (mid per symbol, e.g. saved at the last
+    /// shutdown) instead of the default start prices, so a restart does not jump back.
+    pub fn resume(seed: u64, speed: Decimal, now_ms: i64, prices: &BTreeMap<String, Decimal>) -> Self {
+        let mut specs = default_specs();
+        for spec in &mut specs {
+            if let Some(p) = prices.get(spec.symbol).filter(|p| **p > spec.tick) {
+                spec.start_price = round_tick(*p, spec.tick);
+            }
+        }
         let mut rng = SplitMix64::new(seed);
         let minute_now = now_ms - now_ms.rem_euclid(60_000);
         let mut symbols = Vec::new();
@@ -289,7 +326,8 @@ impl Market {
                         let off = (rng.unit() * Decimal::TWO - Decimal::ONE) * wiggle;
                         round_tick((c.open + close) / Decimal::TWO + off, spec.tick).max(spec.tick)
                     };
-                    let qty = floor_to(spec.level_qty * rng.unit() / Decimal::from(4), spec.step).max(spec.step);
+                    let qty =
+                        floor_to(spec.level_qty * rng.unit() / Decimal::from(4), spec.step).max(spec.step);
                     let t = PublicTrade {
                         id: trade_id,
                         price,
@@ -315,11 +353,18 @@ impl Market {
                 candles,
                 next_trade_id: trade_id,
                 forced: false,
+                quoted: false,
             };
             m.rebuild_book(&mut rng);
             symbols.push(m);
         }
-        Market { symbols, rng, vol_scale: sqrt(speed), speed, steps: 0 }
+        Market {
+            symbols,
+            rng,
+            vol_scale: sqrt(speed),
+            speed,
+            steps: 0,
+        }
     }
 
     pub fn get(&self, symbol: &str) -> Option<&SymbolMarket> {
@@ -334,8 +379,9 @@ impl Market {
     pub fn step(&mut self, now_ms: i64) -> Vec<MarketEvent> {
         self.steps += 1;
         let mut events = Vec::new();
-        // A jump happens about once every 40 minutes of market time per symbol, 1.5–4 %.
-        let jump_odds = (Decimal::new(1, 4) * self.speed).min(Decimal::ONE);
+        // A jump happens about once every 2.3 hours of market time per symbol (3e-5 per step),
+        // 1.5–4 % either way: enough that a demo account can hit a 5 % daily-loss limit.
+        let jump_odds = (Decimal::new(3, 5) * self.speed).min(Decimal::ONE);
         for i in 0..self.symbols.len() {
             let rng = &mut self.rng;
             let m = &mut self.symbols[i];
@@ -352,15 +398,32 @@ impl Market {
             let n = rng.below(3);
             for _ in 0..n {
                 let taker_buys = rng.below(2) == 0;
-                let price = if taker_buys { m.asks[0].0 } else { m.bids[0].0 };
-                let qty = floor_to(m.spec.level_qty * rng.unit() / Decimal::from(5), m.spec.step).max(m.spec.step);
+                let price = if taker_buys {
+                    m.best_ask().0
+                } else {
+                    m.best_bid().0
+                };
+                if price.is_zero() {
+                    continue;
+                }
+                let qty =
+                    floor_to(m.spec.level_qty * rng.unit() / Decimal::from(5), m.spec.step).max(m.spec.step);
                 let t = m.record_trade(price, qty, !taker_buys, now_ms);
-                events.push(MarketEvent::Trade { symbol: m.spec.symbol.to_string(), trade: t });
+                events.push(MarketEvent::Trade {
+                    symbol: m.spec.symbol.to_string(),
+                    trade: t,
+                });
             }
             if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
-                events.push(MarketEvent::Depth { symbol: m.spec.symbol.to_string(), time: now_ms, diff });
+                events.push(MarketEvent::Depth {
+                    symbol: m.spec.symbol.to_string(),
+                    time: now_ms,
+                    diff,
+                });
             }
-            events.push(MarketEvent::BookTicker { symbol: m.spec.symbol.to_string() });
+            events.push(MarketEvent::BookTicker {
+                symbol: m.spec.symbol.to_string(),
+            });
             m.roll_candle(now_ms);
         }
         events
@@ -378,11 +441,20 @@ impl Market {
         let mut events = Vec::new();
         let px = round_tick(m.mid, m.spec.tick);
         let t = m.record_trade(px, m.spec.step, false, now_ms);
-        events.push(MarketEvent::Trade { symbol: symbol.to_string(), trade: t });
+        events.push(MarketEvent::Trade {
+            symbol: symbol.to_string(),
+            trade: t,
+        });
         if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
-            events.push(MarketEvent::Depth { symbol: symbol.to_string(), time: now_ms, diff });
+            events.push(MarketEvent::Depth {
+                symbol: symbol.to_string(),
+                time: now_ms,
+                diff,
+            });
         }
-        events.push(MarketEvent::BookTicker { symbol: symbol.to_string() });
+        events.push(MarketEvent::BookTicker {
+            symbol: symbol.to_string(),
+        });
         Some(events)
     }
 
@@ -401,16 +473,41 @@ impl Market {
         }
         let old_bids = m.bids.clone();
         let old_asks = m.asks.clone();
-        m.mid = (bid.0 + ask.0) / Decimal::TWO;
+        let new_mid = (bid.0 + ask.0) / Decimal::TWO;
+        if !m.quoted && !m.mid.is_zero() {
+            // First outside quote: rescale the synthetic history so charts and the average
+            // price (PERCENT_PRICE_BY_SIDE, NOTIONAL) start from the real level.
+            m.quoted = true;
+            let ratio = new_mid / m.mid;
+            let tick = m.spec.tick;
+            for c in m.candles.iter_mut() {
+                c.open = round_tick(c.open * ratio, tick);
+                c.high = round_tick(c.high * ratio, tick);
+                c.low = round_tick(c.low * ratio, tick);
+                c.close = round_tick(c.close * ratio, tick);
+                c.quote_volume *= ratio;
+                c.taker_buy_quote *= ratio;
+            }
+        }
+        m.mid = new_mid;
         m.rebuild_book(rng);
-        m.bids[0] = (bid.0, bid.1.max(m.spec.step));
-        m.asks[0] = (ask.0, ask.1.max(m.spec.step));
+        // The outside top of book replaces the synthetic one (levels behind it stay synthetic).
+        m.bids.retain(|(p, _)| *p < bid.0);
+        m.bids.insert(0, (bid.0, bid.1.max(m.spec.step)));
+        m.asks.retain(|(p, _)| *p > ask.0);
+        m.asks.insert(0, (ask.0, ask.1.max(m.spec.step)));
         let mut events = Vec::new();
         m.last_price = round_tick(m.mid, m.spec.tick);
         if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
-            events.push(MarketEvent::Depth { symbol: symbol.to_string(), time: now_ms, diff });
+            events.push(MarketEvent::Depth {
+                symbol: symbol.to_string(),
+                time: now_ms,
+                diff,
+            });
         }
-        events.push(MarketEvent::BookTicker { symbol: symbol.to_string() });
+        events.push(MarketEvent::BookTicker {
+            symbol: symbol.to_string(),
+        });
         m.roll_candle(now_ms);
         Some(events)
     }
@@ -440,10 +537,16 @@ impl SymbolMarket {
         let mut ask = best_ask;
         for level in 0..LEVELS {
             let grow = Decimal::ONE + Decimal::from(level as i64) / Decimal::from(4);
-            let qb = floor_to(self.spec.level_qty * grow * (Decimal::new(3, 1) + rng.unit()), self.spec.step)
-                .max(self.spec.step);
-            let qa = floor_to(self.spec.level_qty * grow * (Decimal::new(3, 1) + rng.unit()), self.spec.step)
-                .max(self.spec.step);
+            let qb = floor_to(
+                self.spec.level_qty * grow * (Decimal::new(3, 1) + rng.unit()),
+                self.spec.step,
+            )
+            .max(self.spec.step);
+            let qa = floor_to(
+                self.spec.level_qty * grow * (Decimal::new(3, 1) + rng.unit()),
+                self.spec.step,
+            )
+            .max(self.spec.step);
             if bid > Decimal::ZERO {
                 self.bids.push((bid.normalize(), qb));
             }
@@ -454,7 +557,11 @@ impl SymbolMarket {
         }
     }
 
-    fn diff_from(&mut self, old_bids: &[(Decimal, Decimal)], old_asks: &[(Decimal, Decimal)]) -> Option<DepthDiff> {
+    fn diff_from(
+        &mut self,
+        old_bids: &[(Decimal, Decimal)],
+        old_asks: &[(Decimal, Decimal)],
+    ) -> Option<DepthDiff> {
         let side = |old: &[(Decimal, Decimal)], new: &[(Decimal, Decimal)]| {
             let mut out = Vec::new();
             for (p, _) in old {
@@ -476,12 +583,29 @@ impl SymbolMarket {
         }
         let first_id = self.update_id + 1;
         self.update_id += 1 + (bids.len() + asks.len()) as u64 / 8;
-        Some(DepthDiff { first_id, last_id: self.update_id, bids, asks })
+        Some(DepthDiff {
+            first_id,
+            last_id: self.update_id,
+            bids,
+            asks,
+        })
     }
 
     /// Records a public trade (synthetic or a user's fill) in the tape and the candles.
-    pub fn record_trade(&mut self, price: Decimal, qty: Decimal, buyer_maker: bool, now_ms: i64) -> PublicTrade {
-        let t = PublicTrade { id: self.next_trade_id, price, qty, time: now_ms, buyer_maker };
+    pub fn record_trade(
+        &mut self,
+        price: Decimal,
+        qty: Decimal,
+        buyer_maker: bool,
+        now_ms: i64,
+    ) -> PublicTrade {
+        let t = PublicTrade {
+            id: self.next_trade_id,
+            price,
+            qty,
+            time: now_ms,
+            buyer_maker,
+        };
         self.next_trade_id += 1;
         self.last_price = price;
         self.last_qty = qty;
@@ -498,7 +622,11 @@ impl SymbolMarket {
         if minute > last_open {
             let close = self.candles.back().map(|c| c.close).unwrap_or(self.last_price);
             // Fill minutes with no activity so that candle open times stay contiguous.
-            let mut t = if last_open == i64::MIN { minute } else { last_open + 60_000 };
+            let mut t = if last_open == i64::MIN {
+                minute
+            } else {
+                last_open + 60_000
+            };
             while t <= minute {
                 self.candles.push_back(Candle::new(t, close));
                 t += 60_000;
@@ -557,25 +685,43 @@ impl SymbolMarket {
             fills.push((level.0, q));
         }
         book.retain(|(_, q)| *q > Decimal::ZERO);
-        let diff = if fills.is_empty() { None } else { self.diff_from(&old_bids, &old_asks) };
+        let diff = if fills.is_empty() {
+            None
+        } else {
+            self.diff_from(&old_bids, &old_asks)
+        };
         (fills, diff)
     }
 
     /// Quantity on the opposite side at prices that cross `limit` (what a resting order can get).
     pub fn crossing_qty(&self, buy: bool, limit: Decimal) -> Decimal {
         if buy {
-            self.asks.iter().filter(|(p, _)| *p <= limit).map(|(_, q)| *q).sum()
+            self.asks
+                .iter()
+                .filter(|(p, _)| *p <= limit)
+                .map(|(_, q)| *q)
+                .sum()
         } else {
-            self.bids.iter().filter(|(p, _)| *p >= limit).map(|(_, q)| *q).sum()
+            self.bids
+                .iter()
+                .filter(|(p, _)| *p >= limit)
+                .map(|(_, q)| *q)
+                .sum()
         }
     }
 
     pub fn best_bid(&self) -> (Decimal, Decimal) {
-        self.bids.first().copied().unwrap_or((Decimal::ZERO, Decimal::ZERO))
+        self.bids
+            .first()
+            .copied()
+            .unwrap_or((Decimal::ZERO, Decimal::ZERO))
     }
 
     pub fn best_ask(&self) -> (Decimal, Decimal) {
-        self.asks.first().copied().unwrap_or((Decimal::ZERO, Decimal::ZERO))
+        self.asks
+            .first()
+            .copied()
+            .unwrap_or((Decimal::ZERO, Decimal::ZERO))
     }
 
     /// Volume-weighted average price of the last `mins` minutes (GET avgPrice, filters).
@@ -585,13 +731,21 @@ impl SymbolMarket {
             v += c.volume;
             q += c.quote_volume;
         }
-        if v.is_zero() { self.last_price } else { round_tick(q / v, self.spec.tick / Decimal::from(1000)) }
+        if v.is_zero() {
+            self.last_price
+        } else {
+            round_tick(q / v, self.spec.tick / Decimal::from(1000))
+        }
     }
 
     /// Rolling 24 h statistics from the one-minute candles.
     pub fn stats_24h(&self, now_ms: i64) -> Stats24h {
         let from = now_ms - 86_400_000;
-        let window: Vec<&Candle> = self.candles.iter().filter(|c| c.open_time >= from - 60_000).collect();
+        let window: Vec<&Candle> = self
+            .candles
+            .iter()
+            .filter(|c| c.open_time >= from - 60_000)
+            .collect();
         let open = window.first().map(|c| c.open).unwrap_or(self.last_price);
         let mut s = Stats24h {
             open,
@@ -671,7 +825,7 @@ pub fn interval_ms(interval: &str) -> Option<i64> {
 fn bucket_start(interval: &str, len: i64, t: i64) -> i64 {
     match interval {
         // 1970-01-01 was a Thursday; Monday buckets are offset by 4 days.
-        "1w" => t - (t - 4 * 86_400_000).rem_euclid(len) ,
+        "1w" => t - (t - 4 * 86_400_000).rem_euclid(len),
         "1M" => {
             use chrono::{Datelike, TimeZone, Utc};
             match Utc.timestamp_millis_opt(t).single() {
@@ -691,7 +845,11 @@ fn bucket_end(interval: &str, len: i64, start: i64) -> i64 {
     if interval == "1M" {
         use chrono::{Datelike, TimeZone, Utc};
         if let Some(dt) = Utc.timestamp_millis_opt(start).single() {
-            let (y, m) = if dt.month() == 12 { (dt.year() + 1, 1) } else { (dt.year(), dt.month() + 1) };
+            let (y, m) = if dt.month() == 12 {
+                (dt.year() + 1, 1)
+            } else {
+                (dt.year(), dt.month() + 1)
+            };
             if let Some(n) = Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single() {
                 return n.timestamp_millis() - 1;
             }
@@ -705,7 +863,11 @@ pub fn klines(m: &SymbolMarket, interval: &str) -> Option<Vec<(i64, i64, Candle)
     let len = interval_ms(interval)?;
     let mut out: Vec<(i64, i64, Candle)> = Vec::new();
     for c in &m.candles {
-        let start = if len < 60_000 { c.open_time } else { bucket_start(interval, len, c.open_time) };
+        let start = if len < 60_000 {
+            c.open_time
+        } else {
+            bucket_start(interval, len, c.open_time)
+        };
         match out.last_mut() {
             Some((s, _, agg)) if *s == start => {
                 agg.high = agg.high.max(c.high);
@@ -724,7 +886,11 @@ pub fn klines(m: &SymbolMarket, interval: &str) -> Option<Vec<(i64, i64, Candle)
                 }
             }
             _ => {
-                let end = if len < 60_000 { start + 59_999 } else { bucket_end(interval, len, start) };
+                let end = if len < 60_000 {
+                    start + 59_999
+                } else {
+                    bucket_end(interval, len, start)
+                };
                 let mut agg = c.clone();
                 agg.open_time = start;
                 out.push((start, end, agg));
@@ -750,11 +916,6 @@ pub fn kline_row(start: i64, end: i64, c: &Candle) -> Value {
         s8(c.taker_buy_quote),
         "0"
     ])
-}
-
-/// Converts a price to f64-free integer "basis" for tests that compare paths.
-pub fn to_i128_scaled(x: Decimal) -> i128 {
-    (x * Decimal::from(100_000_000)).trunc().to_i128().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -799,6 +960,21 @@ mod tests {
         for w in s.candles.iter().collect::<Vec<_>>().windows(2) {
             assert_eq!(w[1].open_time - w[0].open_time, 60_000);
         }
+    }
+
+    #[test]
+    fn outside_quotes_replace_the_top_of_book_without_crossing_even_when_tiny() {
+        let mut m = Market::new(2, Decimal::ONE, 1_700_000_000_000);
+        let q = |x: i64| (Decimal::new(x, 6), Decimal::ONE);
+        assert!(m.set_quote("DOGEUSDT", q(1), q(2), 1_700_000_000_250).is_some());
+        let s = m.get("DOGEUSDT").unwrap();
+        assert_eq!(s.best_bid().0, Decimal::new(1, 6));
+        assert_eq!(s.best_ask().0, Decimal::new(2, 6));
+        assert!(
+            m.set_quote("BTCUSDT", q(5), q(4), 1_700_000_000_500).is_none(),
+            "crossed quotes are ignored"
+        );
+        m.step(1_700_000_000_750);
     }
 
     #[test]

@@ -49,9 +49,10 @@ pub(crate) fn render_events(m: &Market, events: &[MarketEvent]) -> Vec<(String, 
                 let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
                     v.iter().map(|(p, q)| json!([s8(*p), s8(*q)])).collect()
                 };
-                let payload = json!({"e": "depthUpdate", "E": time, "s": symbol, "U": diff.first_id, "u": diff.last_id,
+                let payload =
+                    json!({"e": "depthUpdate", "E": time, "s": symbol, "U": diff.first_id, "u": diff.last_id,
                                      "b": side(&diff.bids), "a": side(&diff.asks)})
-                .to_string();
+                    .to_string();
                 out.push((format!("{l}@depth"), payload.clone()));
                 out.push((format!("{l}@depth@100ms"), payload));
             }
@@ -71,27 +72,73 @@ pub(crate) fn render_events(m: &Market, events: &[MarketEvent]) -> Vec<(String, 
 }
 
 const REALTIME: [&str; 5] = ["trade", "aggTrade", "bookTicker", "depth", "depth@100ms"];
-const PERIODIC: [&str; 9] =
-    ["miniTicker", "ticker", "depth5", "depth10", "depth20", "depth5@100ms", "depth10@100ms", "depth20@100ms", "avgPrice"];
+const PERIODIC: [&str; 9] = [
+    "miniTicker",
+    "ticker",
+    "depth5",
+    "depth10",
+    "depth20",
+    "depth5@100ms",
+    "depth10@100ms",
+    "depth20@100ms",
+    "avgPrice",
+];
 
 /// Is this a stream the sim serves?
 fn valid_stream(m: &Market, name: &str) -> bool {
     if name == "!miniTicker@arr" {
         return true;
     }
-    let Some((sym, kind)) = name.split_once('@') else { return false };
+    let Some((sym, kind)) = name.split_once('@') else {
+        return false;
+    };
     if sym != sym.to_lowercase() || m.get(&sym.to_uppercase()).is_none() {
         return false;
     }
     REALTIME.contains(&kind)
         || PERIODIC.contains(&kind)
-        || kind.strip_prefix("kline_").is_some_and(|i| market::interval_ms(i).is_some())
+        || kind
+            .strip_prefix("kline_")
+            .is_some_and(|i| market::interval_ms(i).is_some())
 }
 
 fn mini_ticker(s: &SymbolMarket, now: i64) -> Value {
     let st = s.stats_24h(now);
     json!({"e": "24hrMiniTicker", "E": now, "s": s.spec.symbol, "c": s8(st.last), "o": s8(st.open),
            "h": s8(st.high), "l": s8(st.low), "v": s8(st.volume), "q": s8(st.quote_volume)})
+}
+
+fn kline_payload(
+    s: &SymbolMarket,
+    interval: &str,
+    start: i64,
+    end: i64,
+    c: &market::Candle,
+    closed: bool,
+    now: i64,
+) -> Value {
+    json!({"e": "kline", "E": now, "s": s.spec.symbol, "k": {
+        "t": start, "T": end, "s": s.spec.symbol, "i": interval, "f": c.first_trade_id, "L": c.last_trade_id,
+        "o": s8(c.open), "c": s8(c.close), "h": s8(c.high), "l": s8(c.low), "v": s8(c.volume),
+        "n": c.trades, "x": closed, "q": s8(c.quote_volume), "V": s8(c.taker_buy_base),
+        "Q": s8(c.taker_buy_quote), "B": "0"}})
+}
+
+/// The final update (`x: true`) of the kline a connection last saw, when a new one has begun.
+fn closed_kline(m: &Market, name: &str, last_start: &mut BTreeMap<String, i64>, now: i64) -> Option<String> {
+    let (sym, kind) = name.split_once('@')?;
+    let interval = kind.strip_prefix("kline_")?;
+    let s = m.get(&sym.to_uppercase())?;
+    let rows = klines(s, interval)?;
+    let (newest, _, _) = rows.last()?;
+    let prev = last_start.insert(name.to_string(), *newest);
+    match prev {
+        Some(p) if p < *newest => {
+            let (start, end, c) = rows.iter().find(|(st, _, _)| *st == p)?;
+            Some(kline_payload(s, interval, *start, *end, c, true, now).to_string())
+        }
+        _ => None,
+    }
 }
 
 /// Renders a periodic (1 s) stream now.
@@ -106,8 +153,16 @@ fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
         "ticker" => {
             let st = s.stats_24h(now);
             let change = st.last - st.open;
-            let pct = if st.open.is_zero() { Decimal::ZERO } else { (change / st.open * Decimal::from(100)).round_dp(3) };
-            let w = if st.volume.is_zero() { st.last } else { (st.quote_volume / st.volume).round_dp(8) };
+            let pct = if st.open.is_zero() {
+                Decimal::ZERO
+            } else {
+                (change / st.open * Decimal::from(100)).round_dp(3)
+            };
+            let w = if st.volume.is_zero() {
+                st.last
+            } else {
+                (st.quote_volume / st.volume).round_dp(8)
+            };
             let (b, a) = (s.best_bid(), s.best_ask());
             json!({"e": "24hrTicker", "E": now, "s": s.spec.symbol, "p": s8(change), "P": pct.to_string(), "w": s8(w),
                    "x": s8(st.open), "c": s8(st.last), "Q": s8(s.last_qty), "b": s8(b.0), "B": s8(b.1),
@@ -115,9 +170,15 @@ fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
                    "v": s8(st.volume), "q": s8(st.quote_volume), "O": st.open_time, "C": now,
                    "F": st.first_id, "L": st.last_id, "n": st.count})
         }
-        "avgPrice" => json!({"e": "avgPrice", "E": now, "s": s.spec.symbol, "i": "5m", "w": s8(s.avg_price(5)), "T": now}),
+        "avgPrice" => {
+            json!({"e": "avgPrice", "E": now, "s": s.spec.symbol, "i": "5m", "w": s8(s.avg_price(5)), "T": now})
+        }
         k if k.starts_with("depth") => {
-            let n: usize = k.trim_start_matches("depth").trim_end_matches("@100ms").parse().ok()?;
+            let n: usize = k
+                .trim_start_matches("depth")
+                .trim_end_matches("@100ms")
+                .parse()
+                .ok()?;
             let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
                 v.iter().take(n).map(|(p, q)| json!([s8(*p), s8(*q)])).collect()
             };
@@ -127,11 +188,7 @@ fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
             let interval = k.strip_prefix("kline_")?;
             let rows = klines(s, interval)?;
             let (start, end, c) = rows.last()?;
-            json!({"e": "kline", "E": now, "s": s.spec.symbol, "k": {
-                "t": start, "T": end, "s": s.spec.symbol, "i": interval, "f": c.first_trade_id, "L": c.last_trade_id,
-                "o": s8(c.open), "c": s8(c.close), "h": s8(c.high), "l": s8(c.low), "v": s8(c.volume),
-                "n": c.trades, "x": false, "q": s8(c.quote_volume), "V": s8(c.taker_buy_base),
-                "Q": s8(c.taker_buy_quote), "B": "0"}})
+            kline_payload(s, interval, *start, *end, c, false, now)
         }
     };
     Some(v.to_string())
@@ -167,8 +224,14 @@ pub(crate) async fn stream_handler_combined(
 }
 
 fn split_streams(s: &str) -> Vec<String> {
-    let decoded = percent_encoding::percent_decode_str(s).decode_utf8_lossy().to_string();
-    decoded.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect()
+    let decoded = percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .to_string();
+    decoded
+        .split('/')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Per-connection send helper: wraps in the combined envelope and applies the malformed-frame fault.
@@ -185,7 +248,11 @@ impl Sender {
         {
             return "{\"stream\":\"malformed\",\"data\":{\"e\":".to_string();
         }
-        if self.combined { format!("{{\"stream\":\"{stream}\",\"data\":{payload}}}") } else { payload.to_string() }
+        if self.combined {
+            format!("{{\"stream\":\"{stream}\",\"data\":{payload}}}")
+        } else {
+            payload.to_string()
+        }
     }
 }
 
@@ -211,8 +278,11 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
     let deadline = tokio::time::sleep(cfg.ws_lifetime);
     tokio::pin!(deadline);
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ws_ping_interval, cfg.ws_ping_interval);
-    let mut periodic = tokio::time::interval(Duration::from_secs(1));
+    // 100 ms ticks: `@depthN@100ms` every tick, the 1 s streams every tenth.
+    let mut periodic = tokio::time::interval(Duration::from_millis(100));
+    let mut ticks: u64 = 0;
     let mut last_pong = Instant::now();
+    let mut kline_starts: BTreeMap<String, i64> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => {
@@ -240,13 +310,21 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
             }
             _ = periodic.tick() => {
                 let now = shared.now();
-                let frames: Vec<String> = {
+                let whole_second = ticks.is_multiple_of(10);
+                ticks += 1;
+                let mut frames: Vec<String> = Vec::new();
+                {
                     let e = shared.engine();
-                    subs.iter()
-                        .filter(|s| !is_realtime(s))
-                        .filter_map(|s| render_periodic(&e.market, s, now).map(|p| out.frame(&shared, s, &p)))
-                        .collect()
-                };
+                    let due = |s: &&String| !is_realtime(s) && (whole_second || s.ends_with("@100ms"));
+                    for s in subs.iter().filter(due) {
+                        if let Some(p) = closed_kline(&e.market, s, &mut kline_starts, now) {
+                            frames.push(out.frame(&shared, s, &p));
+                        }
+                        if let Some(p) = render_periodic(&e.market, s, now) {
+                            frames.push(out.frame(&shared, s, &p));
+                        }
+                    }
+                }
                 for f in frames {
                     if !send_text(&mut socket, f).await {
                         return;
@@ -256,7 +334,8 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
             batch = market_rx.recv() => {
                 let batch = match batch {
                     Ok(b) => b,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    // A reader too slow to keep up is disconnected rather than shown a gap.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
                     Err(_) => return,
                 };
                 for (stream, payload) in batch.iter() {
@@ -348,7 +427,11 @@ struct ApiSession {
 }
 
 async fn api_conn(shared: Arc<Shared>, mut socket: WebSocket) {
-    let mut session = ApiSession { connected: shared.now(), subscription: None, next_subscription: 0 };
+    let mut session = ApiSession {
+        connected: shared.now(),
+        subscription: None,
+        next_subscription: 0,
+    };
     let mut user_rx = shared.user_tx.subscribe();
     let mut drops = shared.faults.drop_signal();
     drops.borrow_and_update();
@@ -382,7 +465,8 @@ async fn api_conn(shared: Arc<Shared>, mut socket: WebSocket) {
             ev = user_rx.recv() => {
                 let ev = match ev {
                     Ok(e) => e,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    // A reader too slow to keep up is disconnected rather than shown a gap.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
                     Err(_) => return,
                 };
                 if let Some(id) = session.subscription {
@@ -450,8 +534,16 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
         );
     };
     let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let method = req.get("method").and_then(Value::as_str).unwrap_or("").to_string();
-    let params = req.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
+    let method = req
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let params = req
+        .get("params")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let admitted = {
         let forced = shared.faults.take_429();
         shared.rate().admit(api_weight(&method), now, forced)
@@ -482,17 +574,18 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
             "returnRateLimits": true, "serverTime": now,
             "userDataStream": session.subscription.is_some()
         })),
-        "userDataStream.subscribe.signature" => {
-            ws_authenticate(shared, &params, now, false).and_then(|_| {
-                if session.subscription.is_some() {
-                    return Err(ApiError::bad(-2035, "User Data Stream subscription already active."));
-                }
-                let sid = session.next_subscription;
-                session.next_subscription += 1;
-                session.subscription = Some(sid);
-                Ok(json!({"subscriptionId": sid}))
-            })
-        }
+        "userDataStream.subscribe.signature" => ws_authenticate(shared, &params, now, false).and_then(|_| {
+            if session.subscription.is_some() {
+                return Err(ApiError::bad(
+                    -2035,
+                    "User Data Stream subscription already active.",
+                ));
+            }
+            let sid = session.next_subscription;
+            session.next_subscription += 1;
+            session.subscription = Some(sid);
+            Ok(json!({"subscriptionId": sid}))
+        }),
         "userDataStream.unsubscribe" => match session.subscription {
             None => Err(ApiError::bad(-2036, "User Data Stream subscription not active.")),
             Some(sid) => {
@@ -501,7 +594,9 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
                     Err(ApiError::bad(-2036, "User Data Stream subscription not active."))
                 } else {
                     session.subscription = None;
-                    after = Some(json!({"subscriptionId": sid, "event": {"e": "eventStreamTerminated", "E": now}}));
+                    after = Some(
+                        json!({"subscriptionId": sid, "event": {"e": "eventStreamTerminated", "E": now}}),
+                    );
                     Ok(json!({}))
                 }
             }
@@ -510,7 +605,11 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
             Some(s) => json!([{"subscriptionId": s}]),
             None => json!([]),
         }),
-        "order.place" | "order.cancel" | "order.status" | "openOrders.cancelAll" | "openOrders.status"
+        "order.place"
+        | "order.cancel"
+        | "order.status"
+        | "openOrders.cancelAll"
+        | "openOrders.status"
         | "order.test" => {
             let trade = method != "order.status" && method != "openOrders.status";
             ws_authenticate(shared, &params, now, trade).and_then(|_| {
@@ -529,7 +628,9 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
     };
     let resp = match result {
         Ok(v) => json!({"id": id, "status": 200, "result": v, "rateLimits": rate_limits}),
-        Err(e) => json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}, "rateLimits": rate_limits}),
+        Err(e) => {
+            json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}, "rateLimits": rate_limits})
+        }
     };
     (resp, after)
 }
@@ -545,16 +646,67 @@ fn ws_authenticate(
     let payload = auth::ws_payload(params);
     let api_key = p.get("apiKey").map(str::to_string);
     let sig = p.get("signature").map(str::to_string);
-    let mut filtered: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in &p.0 {
-        filtered.insert(k.clone(), v.clone());
+    rest::authenticate(
+        shared,
+        api_key.as_deref(),
+        payload.as_bytes(),
+        sig.as_deref(),
+        &p,
+        now,
+        trade,
+    )
+    .map(|_| ())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kline_stream_sends_the_closed_candle_when_a_new_minute_starts() {
+        let t0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000;
+        let mut m = Market::new(5, Decimal::ONE, t0);
+        let mut seen = BTreeMap::new();
+        m.step(t0 + 1_000);
+        assert!(closed_kline(&m, "btcusdt@kline_1m", &mut seen, t0).is_none());
+        m.step(t0 + 30_000);
+        assert!(closed_kline(&m, "btcusdt@kline_1m", &mut seen, t0 + 30_000).is_none());
+        m.step(t0 + 61_000);
+        let closed: Value =
+            serde_json::from_str(&closed_kline(&m, "btcusdt@kline_1m", &mut seen, t0 + 61_000).unwrap())
+                .unwrap();
+        assert_eq!(closed["k"]["x"], true);
+        assert_eq!(closed["k"]["t"], t0);
+        assert_eq!(closed["k"]["T"], t0 + 59_999);
+        let live: Value =
+            serde_json::from_str(&render_periodic(&m, "btcusdt@kline_1m", t0 + 61_000).unwrap()).unwrap();
+        assert_eq!(
+            (live["k"]["x"].as_bool(), live["k"]["t"].as_i64()),
+            (Some(false), Some(t0 + 60_000))
+        );
     }
-    rest::authenticate(shared, api_key.as_deref(), payload.as_bytes(), sig.as_deref(), &p, now, trade)
-        .map(|_| ())
-        .map_err(|mut e| {
-            if e.status == 401 {
-                e.status = 401;
-            }
-            e
-        })
+
+    #[test]
+    fn stream_names_are_checked() {
+        let m = Market::new(5, Decimal::ONE, 1_700_000_000_000);
+        for ok in [
+            "btcusdt@trade",
+            "ethusdt@depth20@100ms",
+            "solusdt@kline_1M",
+            "!miniTicker@arr",
+            "dogeusdt@depth",
+        ] {
+            assert!(valid_stream(&m, ok), "{ok}");
+        }
+        for bad in [
+            "BTCUSDT@trade",
+            "btcusdt@kline_7m",
+            "nopeusdt@trade",
+            "btcusdt",
+            "btcusdt@depth7",
+        ] {
+            assert!(!valid_stream(&m, bad), "{bad}");
+        }
+    }
 }
