@@ -307,3 +307,36 @@ async fn reducing_by_drawdown_survives_a_restart_and_a_recovery() {
     let latest = core.journal.latest_trading_state().unwrap().unwrap().record;
     assert_eq!(latest.state, TradingStateCode::Reducing);
 }
+
+#[tokio::test]
+async fn a_fill_read_back_by_rest_without_a_client_id_is_booked_to_its_own_order() {
+    let ex = exchange().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_ms();
+    let mut core = primed_core(&ex, &journal_path(dir.path()), Limits::default(), now).await;
+    let (_, ask) = ex.book(BTC).await;
+    let prepared = core.decide(&entry(ask), OrderPurpose::Entry, false, now).unwrap();
+    let cid = prepared.request.client_order_id.clone();
+    let OrderOutcome::Done(placed) = ex.rest.place_order(&prepared.request).await else {
+        panic!()
+    };
+    core.on_exchange_order(&placed.order, now + 1);
+
+    // What a resync reads from GET /api/v3/myTrades: the fill, without its client order id.
+    let rest_fills = ex.rest.my_trades(&sym(BTC), None).await.unwrap();
+    assert!(!rest_fills.is_empty() && rest_fills.iter().all(|f| f.client_order_id.is_none()));
+    for f in &rest_fills {
+        assert!(core.on_fill(f, now + 2));
+    }
+
+    assert!(
+        !core.state.positions.qty(&sym(BTC)).is_zero(),
+        "crbot's own fill builds its position"
+    );
+    let journaled = core.journal.fills_for(&sym(BTC)).unwrap();
+    assert_eq!(journaled.len(), rest_fills.len());
+    assert!(
+        journaled.iter().all(|f| f.client_order_id.as_ref() == Some(&cid)),
+        "{journaled:?}"
+    );
+}
