@@ -671,6 +671,19 @@ impl Core {
     /// Journals a fill (durably, deduplicated by symbol and trade id), then books it if it is
     /// one of crbot's own. Returns true when the fill was new.
     pub fn on_fill(&mut self, fill: &Fill, now_ms: i64) -> bool {
+        // `myTrades` (the resync after a dropped stream) carries no client order id: attribute
+        // the fill to the order it belongs to by its exchange order id, or crbot's own fill
+        // would be booked as external and its position never built.
+        let mut fill = fill.clone();
+        if fill.client_order_id.is_none() {
+            fill.client_order_id = self
+                .state
+                .orders
+                .values()
+                .find(|o| o.symbol == fill.symbol && o.order_id == Some(fill.order_id))
+                .map(|o| o.client_order_id.clone());
+        }
+        let fill = &fill;
         match self.journal.insert_fill(fill) {
             Ok(false) => return false,
             Ok(true) => {}
