@@ -4,7 +4,9 @@
 //! Owns: the rules of DESIGN.md §1 for reaching an exchange. `sim` uses, in order: the URL
 //! overrides (with keys from the environment), the local exchange a running console
 //! recorded in `<data>/sim-endpoint.json` (when it answers a ping), or a local exchange
-//! started in this process on the account kept in `<data>/sim-state.json`. `demo`,
+//! started in this process on the account kept in `<data>/sim-exchange.json`. `paper` does the
+//! same with `paper-…` files, its local exchange priced by Binance's public streams (or by
+//! `BINANCE_WS_URL`). `demo`,
 //! `testnet` and `live` use the official URLs (each overridable) and keys from the vault, or
 //! from `BINANCE_API_KEY`/`BINANCE_API_SECRET` where the posture allows (development).
 //! Must not: print or log a secret; the sim endpoint file holds only the local exchange's
@@ -79,7 +81,7 @@ impl Session {
             u.map(|u| u.as_str().trim_end_matches('/').to_string())
         };
         let (endpoints, credentials, sim) = match config.mode {
-            Mode::Sim | Mode::Paper if config.endpoints.rest.is_some() => {
+            Mode::Sim if config.endpoints.rest.is_some() => {
                 let base = Endpoints::local("127.0.0.1:1".parse()?)?;
                 let endpoints = base.with_overrides(overrides)?;
                 let creds = config.env_keys.as_ref().map(|k| Credentials {
@@ -114,7 +116,7 @@ impl Session {
     /// Stops an in-process local exchange (saving its account) and removes its endpoint file.
     pub async fn close(self, config: &Config) {
         if let Some(sim) = self.sim {
-            let path = sim_endpoint_path(&config.paths.data_dir);
+            let path = sim_endpoint_path(&config.paths.data_dir, config.mode);
             if let Ok(text) = std::fs::read_to_string(&path)
                 && let Ok(rec) = serde_json::from_str::<SimEndpointFile>(&text)
                 && rec.pid == std::process::id()
@@ -126,8 +128,9 @@ impl Session {
     }
 }
 
-pub fn sim_endpoint_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("sim-endpoint.json")
+/// `<data>/sim-endpoint.json` (or `paper-endpoint.json`): a running console's local exchange.
+pub fn sim_endpoint_path(data_dir: &Path, mode: Mode) -> PathBuf {
+    data_dir.join(format!("{mode}-endpoint.json"))
 }
 
 pub fn sim_state_path(data_dir: &Path, mode: Mode) -> PathBuf {
@@ -140,9 +143,8 @@ async fn local_exchange(
 ) -> anyhow::Result<(Endpoints, Option<Credentials>, Option<SimHandle>)> {
     let data = &config.paths.data_dir;
     std::fs::create_dir_all(data)?;
-    let record_path = sim_endpoint_path(data);
-    if config.mode == Mode::Sim
-        && let Some(rec) = read_endpoint(&record_path)
+    let record_path = sim_endpoint_path(data, config.mode);
+    if let Some(rec) = read_endpoint(&record_path)
         && reachable(&rec.rest).await
     {
         let endpoints = Endpoints {
@@ -161,7 +163,13 @@ async fn local_exchange(
         ..SimConfig::default()
     };
     if config.mode == Mode::Paper {
-        sim_config.price_source = sim::PriceSource::Binance(sim::PriceSource::BINANCE_STREAMS.to_string());
+        // Paper trades on the local exchange, priced by Binance's public streams (or by the
+        // stream origin in BINANCE_WS_URL, e.g. another local exchange in tests).
+        let prices = match &config.endpoints.ws {
+            Some(url) => url.as_str().trim_end_matches('/').to_string(),
+            None => sim::PriceSource::BINANCE_STREAMS.to_string(),
+        };
+        sim_config.price_source = sim::PriceSource::Binance(prices);
     }
     let handle = sim::start("127.0.0.1:0".parse()?, sim_config).await?;
     let endpoints = Endpoints::local(handle.addr())?;
@@ -170,7 +178,7 @@ async fn local_exchange(
         api_key: SecretString::new(handle.api_key()),
         key: KeyMaterial::Hmac(secret.clone()),
     };
-    if publish && config.mode == Mode::Sim {
+    if publish {
         let rec = SimEndpointFile {
             rest: handle.rest_url(),
             ws: handle.ws_url(),
