@@ -81,6 +81,7 @@ const META_DAY_START: &str = "equity.day_start";
 const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
 const META_PROTECT: &str = "protect.";
+const META_LIMITS: &str = "limits.in_force";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
 
 fn state_code(s: &TradingState) -> TradingStateCode {
@@ -166,6 +167,7 @@ impl Core {
             source,
             pending_fills: Vec::new(),
         };
+        core.restore_limits(now_ms)?;
         core.restore_protection()?;
         core.restore_equity()?;
         core.restore_watchlist()?;
@@ -176,6 +178,36 @@ impl Core {
             .filter(|f| f.client_order_id.as_ref().is_some_and(|c| own.contains(c)))
             .collect();
         Ok(core)
+    }
+
+    /// The limits in force are the tighter of the configuration's and the journal's, field by
+    /// field: a restart (or an edited `.env`) must never loosen a limit silently; loosening
+    /// goes through the screen's typed confirmation. A tighter configuration takes effect at once.
+    fn restore_limits(&mut self, now_ms: i64) -> Result<(), JournalError> {
+        let stored: Option<Limits> = self
+            .journal
+            .get_meta(META_LIMITS)?
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(stored) = stored {
+            let effective = tighter_of(&self.state.limits, &stored);
+            if effective != self.state.limits {
+                let text = "limits: the configuration is looser than the limits journaled earlier; \
+                            keeping the tighter ones (loosen from the screen, with confirmation)";
+                self.state.log(now_ms, LogLevel::Warn, LogKind::Limit, text);
+                self.state
+                    .warnings
+                    .push("configured limits looser than journaled: tighter kept".to_string());
+            }
+            self.state.limits = effective;
+        }
+        self.save_limits()
+    }
+
+    /// Journals the limits now in force (after any change).
+    pub fn save_limits(&mut self) -> Result<(), JournalError> {
+        let text =
+            serde_json::to_string(&self.state.limits).map_err(|e| JournalError::Invalid(e.to_string()))?;
+        self.journal.set_meta(META_LIMITS, &text)
     }
 
     fn restore_protection(&mut self) -> Result<(), JournalError> {
@@ -827,6 +859,20 @@ impl Core {
     }
 }
 
+/// Field by field, the stricter of two sets of limits.
+pub fn tighter_of(a: &Limits, b: &Limits) -> Limits {
+    Limits {
+        max_daily_loss_pct: a.max_daily_loss_pct.min(b.max_daily_loss_pct),
+        max_drawdown_pct: a.max_drawdown_pct.min(b.max_drawdown_pct),
+        max_trades_per_day: a.max_trades_per_day.min(b.max_trades_per_day),
+        max_position_size_pct: a.max_position_size_pct.min(b.max_position_size_pct),
+        min_risk_reward: a.min_risk_reward.max(b.min_risk_reward),
+        fat_finger_pct: a.fat_finger_pct.min(b.fat_finger_pct),
+        max_quote_age_ms: a.max_quote_age_ms.min(b.max_quote_age_ms),
+        taker_fee_pct: a.taker_fee_pct.max(b.taker_fee_pct),
+    }
+}
+
 fn approval_note(a: &RiskApproved<ApprovedOrder>) -> String {
     let mut s = format!("{} {} {} {}", a.side, a.order_type, a.qty, a.symbol);
     if let Some(p) = a.price {
@@ -845,4 +891,82 @@ fn parse_day_start(text: &str) -> Option<DayStart> {
         date: date.parse().ok()?,
         equity: serde_json::from_str(money).ok()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(dir: &std::path::Path) -> Journal {
+        Journal::open(&dir.join("j.db"), Mode::Sim).expect("journal opens")
+    }
+
+    #[test]
+    fn a_restart_with_looser_configured_limits_keeps_the_tighter_journaled_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tight = Limits {
+            max_daily_loss_pct: Decimal::new(2, 0),
+            ..Limits::default()
+        };
+        let core =
+            Core::restore(journal(dir.path()), Mode::Sim, tight, TicketSource::Tui, 0).expect("restore");
+        drop(core);
+        // The configuration now says 5% (looser): the journaled 2% stays in force.
+        let core = Core::restore(
+            journal(dir.path()),
+            Mode::Sim,
+            Limits::default(),
+            TicketSource::Tui,
+            1,
+        )
+        .expect("restore");
+        assert_eq!(core.state.limits.max_daily_loss_pct, Decimal::new(2, 0));
+        assert!(!core.state.warnings.is_empty(), "the trader is told why");
+    }
+
+    #[test]
+    fn a_tighter_configuration_takes_effect_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(
+            Core::restore(
+                journal(dir.path()),
+                Mode::Sim,
+                Limits::default(),
+                TicketSource::Tui,
+                0,
+            )
+            .expect("restore"),
+        );
+        let tighter = Limits {
+            max_trades_per_day: 3,
+            min_risk_reward: Decimal::new(2, 0),
+            ..Limits::default()
+        };
+        let core = Core::restore(
+            journal(dir.path()),
+            Mode::Sim,
+            tighter.clone(),
+            TicketSource::Tui,
+            1,
+        )
+        .expect("restore");
+        assert_eq!(core.state.limits, tighter);
+    }
+
+    #[test]
+    fn tighter_of_picks_the_stricter_side_of_every_field() {
+        let a = Limits {
+            max_drawdown_pct: Decimal::new(5, 0),
+            min_risk_reward: Decimal::new(1, 0),
+            ..Limits::default()
+        };
+        let b = Limits {
+            max_drawdown_pct: Decimal::new(8, 0),
+            min_risk_reward: Decimal::new(3, 0),
+            ..Limits::default()
+        };
+        let t = tighter_of(&a, &b);
+        assert_eq!(t.max_drawdown_pct, Decimal::new(5, 0));
+        assert_eq!(t.min_risk_reward, Decimal::new(3, 0));
+    }
 }

@@ -591,6 +591,14 @@ impl Runtime {
                     self.journal_limit(c.name, &c.from, &c.to, true, now);
                 }
                 self.core.state.limits = limits;
+                if let Err(e) = self.core.save_limits() {
+                    self.core.state.log(
+                        now,
+                        LogLevel::Error,
+                        LogKind::Limit,
+                        format!("limits not journaled: {e}"),
+                    );
+                }
                 self.core.state.log(
                     now,
                     LogLevel::Info,
@@ -624,6 +632,14 @@ impl Runtime {
                     self.journal_limit(c.name, &c.from, &c.to, true, now);
                 }
                 self.core.state.limits = limits;
+                if let Err(e) = self.core.save_limits() {
+                    self.core.state.log(
+                        now,
+                        LogLevel::Error,
+                        LogKind::Limit,
+                        format!("limits not journaled: {e}"),
+                    );
+                }
                 self.core.state.log(
                     now,
                     LogLevel::Warn,
