@@ -347,8 +347,15 @@ impl BinanceRest {
             return self.exchange(req, &query).await;
         }
         let creds = self.creds.clone().ok_or(ClientError::NoCredentials)?;
-        if self.clock.is_stale() {
-            self.sync_clock().await?;
+        if self.clock.is_stale()
+            && let Err(e) = self.sync_clock().await
+        {
+            // A cancel must not be held up by a clock sync that the throttle refuses (e.g.
+            // during a 429 hold): it goes out with the last known offset.
+            if req.class != RequestClass::Cancel {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "clock sync failed; sending the cancel with the last offset");
         }
         let mut params = req.params.clone();
         params.push(("recvWindow", self.config.recv_window_ms.to_string()));
