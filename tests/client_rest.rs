@@ -5,11 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crbot::domain::{ClientOrderId, OrderRequest, OrderStatus, OrderType, Price, Qty, Side, Symbol, SymbolRules};
+use crbot::domain::{
+    ClientOrderId, OrderRequest, OrderStatus, OrderType, Price, Qty, Side, Symbol, SymbolRules,
+};
 use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::error::{ClientError, OrderOutcome};
 use crbot::exchange::binance::limits::BanStore;
-use crbot::exchange::binance::reconcile::{ResolveConfig, Resolution, resolve_unknown};
+use crbot::exchange::binance::reconcile::{Resolution, ResolveConfig, resolve_unknown};
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::{Credentials, KeyMaterial};
 use crbot::exchange::sim::{self, Faults, RateLimits, SimConfig, SimHandle};
@@ -109,7 +111,11 @@ async fn resting_buy(rest: &BinanceRest, cid: &str) -> Result<OrderRequest, Box<
         stop_price: None,
         client_order_id: ClientOrderId::new(cid)?,
     };
-    assert_eq!(r.check(&order, Some(bid)), vec![], "test order must pass every filter");
+    assert_eq!(
+        r.check(&order, Some(bid)),
+        vec![],
+        "test order must pass every filter"
+    );
     Ok(order)
 }
 
@@ -144,7 +150,10 @@ async fn places_queries_and_cancels_a_limit_order() -> TestResult {
         .ok_or("cancel not done")?;
     assert_eq!(cancelled.status, OrderStatus::Canceled);
     assert_eq!(cancelled.order_client_id(), "it-place-1");
-    assert_eq!(rest.query_order(&btc(), "it-place-1").await?.status, OrderStatus::Canceled);
+    assert_eq!(
+        rest.query_order(&btc(), "it-place-1").await?.status,
+        OrderStatus::Canceled
+    );
     // Cancelling again: the exchange refuses (-2011), a definite answer, not unknown.
     match rest.cancel_order(&btc(), "it-place-1").await {
         OrderOutcome::Rejected(e) => assert_eq!(e.code(), Some(-2011)),
@@ -171,17 +180,30 @@ async fn market_buy_reports_fills_that_my_trades_confirms() -> TestResult {
         stop_price: None,
         client_order_id: ClientOrderId::new("it-mkt-1")?,
     };
-    let placed = rest.place_order(&order).await.done().ok_or("market order not done")?;
+    let placed = rest
+        .place_order(&order)
+        .await
+        .done()
+        .ok_or("market order not done")?;
     assert_eq!(placed.order.status, OrderStatus::Filled);
     assert!(!placed.fills.is_empty());
     let filled: Decimal = placed.fills.iter().map(|f| f.qty.value()).sum();
     assert_eq!(filled, qty.value());
     let trades = rest.my_trades(&btc(), None).await?;
     for f in &placed.fills {
-        assert!(trades.iter().any(|t| t.trade_id == f.trade_id && t.qty == f.qty), "trade {}", f.trade_id);
+        assert!(
+            trades.iter().any(|t| t.trade_id == f.trade_id && t.qty == f.qty),
+            "trade {}",
+            f.trade_id
+        );
     }
     let account = rest.account().await?;
-    assert!(account.balances.iter().any(|b| b.asset.as_str() == "BTC" && !b.free.is_zero()));
+    assert!(
+        account
+            .balances
+            .iter()
+            .any(|b| b.asset.as_str() == "BTC" && !b.free.is_zero())
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -196,7 +218,10 @@ async fn an_order_answered_late_is_unknown_then_resolved_without_resending() -> 
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-late-1").await?;
     let outcome = rest.place_order(&order).await;
-    assert!(outcome.is_unknown(), "a client timeout must be UNKNOWN, got {outcome:?}");
+    assert!(
+        outcome.is_unknown(),
+        "a client timeout must be UNKNOWN, got {outcome:?}"
+    );
     let resolution = resolve_unknown(&rest, &btc(), "it-late-1", &ResolveConfig::default()).await;
     let Resolution::Found(found) = resolution else {
         return Err(format!("expected Found, got {resolution:?}").into());
@@ -218,10 +243,14 @@ async fn a_503_after_the_order_was_accepted_is_unknown_and_resolves_to_the_order
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-503-1").await?;
     match rest.place_order(&order).await {
-        OrderOutcome::Unknown { reason } => assert!(reason.contains("503") || reason.contains("-1007"), "{reason}"),
+        OrderOutcome::Unknown { reason } => {
+            assert!(reason.contains("503") || reason.contains("-1007"), "{reason}")
+        }
         other => return Err(format!("expected Unknown, got {other:?}").into()),
     }
-    let Resolution::Found(found) = resolve_unknown(&rest, &btc(), "it-503-1", &ResolveConfig::default()).await else {
+    let Resolution::Found(found) =
+        resolve_unknown(&rest, &btc(), "it-503-1", &ResolveConfig::default()).await
+    else {
         return Err("the accepted order was not found".into());
     };
     assert_eq!(found.client_order_id, "it-503-1");
@@ -239,7 +268,10 @@ async fn an_order_that_never_reached_the_exchange_resolves_to_not_found() -> Tes
         backoff_max: Duration::from_millis(50),
         ..ResolveConfig::default()
     };
-    assert_eq!(resolve_unknown(&rest, &btc(), "it-never-sent", &cfg).await, Resolution::NotFound);
+    assert_eq!(
+        resolve_unknown(&rest, &btc(), "it-never-sent", &cfg).await,
+        Resolution::NotFound
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -261,7 +293,10 @@ async fn after_a_429_orders_wait_for_retry_after_and_are_not_sent() -> TestResul
         other => return Err(format!("expected a local RateLimited rejection, got {other:?}").into()),
     }
     assert!(
-        wait_until(Duration::from_secs(70), || async { rest.usage().hold_until_ms.is_none() }).await,
+        wait_until(Duration::from_secs(70), || async {
+            rest.usage().hold_until_ms.is_none()
+        })
+        .await,
         "hold never ended"
     );
     assert!(matches!(
@@ -282,8 +317,14 @@ async fn during_a_429_hold_a_cancel_still_goes_out() -> TestResult {
     let mut f = sim.faults().get();
     f.next_429 = 1;
     sim.faults().set(f);
-    assert!(matches!(rest.account().await, Err(ClientError::RateLimited { .. })));
-    assert!(matches!(rest.open_orders(Some(&btc())).await, Err(ClientError::RateLimited { .. })));
+    assert!(matches!(
+        rest.account().await,
+        Err(ClientError::RateLimited { .. })
+    ));
+    assert!(matches!(
+        rest.open_orders(Some(&btc())).await,
+        Err(ClientError::RateLimited { .. })
+    ));
     // The clock was never synced (the sync hit the 429), yet the cancel goes out. Binance bans
     // only "repeated" requests during a back-off; this exchange bans on the first one, so the
     // cancel reaching it shows up either as the cancel done or as its 418.
@@ -291,7 +332,9 @@ async fn during_a_429_hold_a_cancel_still_goes_out() -> TestResult {
     match cancelled {
         OrderOutcome::Done(o) => assert_eq!(o.status, OrderStatus::Canceled),
         OrderOutcome::Rejected(ClientError::Banned { .. }) => {}
-        other => return Err(format!("the cancel must reach the exchange during the hold, got {other:?}").into()),
+        other => {
+            return Err(format!("the cancel must reach the exchange during the hold, got {other:?}").into());
+        }
     }
     sim.shutdown().await;
     Ok(())
@@ -324,7 +367,10 @@ async fn a_418_ban_stops_all_traffic_and_survives_a_restart() -> TestResult {
     assert!(got_429, "the exchange never answered 429");
     // Nothing but cancels leaves during the hold; a cancel does (cancels first). This exchange
     // treats any request during its back-off as a reason to ban, as Binance may.
-    assert!(matches!(rest.account().await, Err(ClientError::RateLimited { .. })));
+    assert!(matches!(
+        rest.account().await,
+        Err(ClientError::RateLimited { .. })
+    ));
     let cancel = rest.cancel_order(&btc(), "nothing-to-cancel").await;
     let OrderOutcome::Rejected(ClientError::Banned { until_ms }) = cancel else {
         return Err(format!("expected the exchange's 418, got {cancel:?}").into());
@@ -354,14 +400,21 @@ async fn skew_is_measured_and_signed_requests_work(offset_ms: i64) -> TestResult
     // The first signed request syncs the clock by itself.
     rest.account().await?;
     let measured = rest.clock().offset_ms();
-    assert!((measured - offset_ms).abs() < 300, "offset {measured} vs {offset_ms}");
+    assert!(
+        (measured - offset_ms).abs() < 300,
+        "offset {measured} vs {offset_ms}"
+    );
     // The exchange's clock jumps 6 s back: our timestamps are now ahead of it, the next signed
     // request gets -1021, the clock is marked stale, and the one after resyncs and succeeds.
     let jumped = offset_ms - 6000;
     let mut f = sim.faults().get();
     f.clock_offset_ms = jumped;
     sim.faults().set(f);
-    let err = rest.account().await.err().ok_or("expected -1021 after the jump")?;
+    let err = rest
+        .account()
+        .await
+        .err()
+        .ok_or("expected -1021 after the jump")?;
     assert_eq!(err.code(), Some(-1021), "{err}");
     assert!(rest.clock().is_stale());
     rest.account().await?;

@@ -77,7 +77,10 @@ pub struct SimArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot bind {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
     #[error("bad option: {0}")]
@@ -103,7 +106,9 @@ impl PriceSource {
             None if s == "synthetic" => Ok(PriceSource::Synthetic),
             None if s == "binance" => Ok(PriceSource::Binance(Self::BINANCE_STREAMS.to_string())),
             Some(("binance", url)) if !url.is_empty() => Ok(PriceSource::Binance(url.to_string())),
-            _ => Err(SimError::Config(format!("--prices `{s}`: expected synthetic, binance or binance=WS_URL"))),
+            _ => Err(SimError::Config(format!(
+                "--prices `{s}`: expected synthetic, binance or binance=WS_URL"
+            ))),
         }
     }
 }
@@ -167,7 +172,10 @@ impl Default for SimConfig {
             commission_rate: Decimal::new(1, 3),
             keys: Vec::new(),
             price_source: PriceSource::Synthetic,
-            starting_balances: vec![("USDT".into(), Decimal::from(10_000)), ("BNB".into(), Decimal::new(5, 1))],
+            starting_balances: vec![
+                ("USDT".into(), Decimal::from(10_000)),
+                ("BNB".into(), Decimal::new(5, 1)),
+            ],
             rate_limits: RateLimits::default(),
             ws_lifetime: Duration::from_secs(24 * 3600),
             ws_ping_interval: Duration::from_secs(20),
@@ -234,7 +242,9 @@ impl Shared {
     }
 
     fn save(&self) -> Result<(), SimError> {
-        let Some(path) = &self.state_file else { return Ok(()) };
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
         let account = self.engine().account.clone();
         persist::save(path, &self.default_key, &account)
     }
@@ -283,7 +293,11 @@ impl SimHandle {
     /// Current mid prices, in symbol order (determinism checks).
     pub fn mids(&self) -> Vec<(String, Decimal)> {
         let e = self.shared.engine();
-        e.market.symbols.iter().map(|s| (s.spec.symbol.to_string(), s.mid)).collect()
+        e.market
+            .symbols
+            .iter()
+            .map(|s| (s.spec.symbol.to_string(), s.mid))
+            .collect()
     }
     /// The one line `crbot sim` prints.
     pub fn banner(&self) -> String {
@@ -329,7 +343,13 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
         None => {
             let mut account = AccountState::default();
             for (asset, amount) in &config.starting_balances {
-                account.balances.insert(asset.clone(), Bal { free: *amount, locked: Decimal::ZERO });
+                account.balances.insert(
+                    asset.clone(),
+                    Bal {
+                        free: *amount,
+                        locked: Decimal::ZERO,
+                    },
+                );
             }
             ((random_alnum(64), SecretString::new(random_alnum(64))), account)
         }
@@ -338,9 +358,12 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
     keys.push(SimKey::hmac(&default_key.0, default_key.1.clone()));
     let market = Market::new(config.seed, config.speed, now);
     let engine = Engine::new(market, account, config.commission_rate);
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| SimError::Bind { addr, source })?;
     let (market_tx, _) = broadcast::channel(4096);
     let (user_tx, _) = broadcast::channel(4096);
     let shared = Arc::new(Shared {
@@ -362,7 +385,9 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
     let token = shared.shutdown.clone();
     let server = tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let r = axum::serve(listener, service).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        let r = axum::serve(listener, service)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
         if let Err(e) = r {
             tracing::warn!("sim: server stopped: {e}");
         }
@@ -374,7 +399,12 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
     }
     tasks.push(tokio::spawn(persist_task(shared.clone())));
     tasks.push(tokio::spawn(drop_timer_task(shared.clone())));
-    Ok(SimHandle { shared, addr: local, server, tasks })
+    Ok(SimHandle {
+        shared,
+        addr: local,
+        server,
+        tasks,
+    })
 }
 
 async fn market_task(shared: Arc<Shared>) {
@@ -429,8 +459,10 @@ async fn drop_timer_task(shared: Arc<Shared>) {
 
 /// Builds a `SimConfig` from the command line.
 pub fn config_from_args(args: &SimArgs) -> Result<SimConfig, SimError> {
-    let speed: Decimal =
-        args.speed.parse().map_err(|_| SimError::Config(format!("--speed `{}` is not a number", args.speed)))?;
+    let speed: Decimal = args
+        .speed
+        .parse()
+        .map_err(|_| SimError::Config(format!("--speed `{}` is not a number", args.speed)))?;
     if speed <= Decimal::ZERO || speed > Decimal::from(10_000) {
         return Err(SimError::Config("--speed must be in (0, 10000]".into()));
     }

@@ -46,8 +46,16 @@ pub fn rest_payload(raw_query: &str, raw_body: &str) -> (String, Option<String>)
             .collect::<Vec<_>>()
             .join("&")
     };
-    let q = if raw_query.is_empty() { String::new() } else { strip(raw_query) };
-    let b = if raw_body.is_empty() { String::new() } else { strip(raw_body) };
+    let q = if raw_query.is_empty() {
+        String::new()
+    } else {
+        strip(raw_query)
+    };
+    let b = if raw_body.is_empty() {
+        String::new()
+    } else {
+        strip(raw_body)
+    };
     (format!("{q}{b}"), sig)
 }
 
@@ -55,7 +63,9 @@ pub fn rest_payload(raw_query: &str, raw_body: &str) -> (String, Option<String>)
 pub fn verify(auth: &SimAuth, payload: &[u8], signature: &str) -> bool {
     match auth {
         SimAuth::Hmac(secret) => {
-            let Ok(bytes) = hex::decode(signature) else { return false };
+            let Ok(bytes) = hex::decode(signature) else {
+                return false;
+            };
             let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
                 return false;
             };
@@ -63,10 +73,18 @@ pub fn verify(auth: &SimAuth, payload: &[u8], signature: &str) -> bool {
             mac.verify_slice(&bytes).is_ok()
         }
         SimAuth::Ed25519(public) => {
-            let decoded = percent_encoding::percent_decode_str(signature).decode_utf8_lossy().to_string();
-            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(decoded.trim()) else { return false };
-            let Ok(bytes) = <[u8; 64]>::try_from(raw.as_slice()) else { return false };
-            let Ok(key) = VerifyingKey::from_bytes(public) else { return false };
+            let decoded = percent_encoding::percent_decode_str(signature)
+                .decode_utf8_lossy()
+                .to_string();
+            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(decoded.trim()) else {
+                return false;
+            };
+            let Ok(bytes) = <[u8; 64]>::try_from(raw.as_slice()) else {
+                return false;
+            };
+            let Ok(key) = VerifyingKey::from_bytes(public) else {
+                return false;
+            };
             key.verify(payload, &Signature::from_bytes(&bytes)).is_ok()
         }
     }
@@ -106,11 +124,21 @@ pub fn key_format_ok(key: &str) -> bool {
 }
 
 /// The three timing checks of §2.5; `now_ms` is the server's clock.
-pub fn check_timestamp(timestamp: Option<&str>, recv_window: Option<&str>, now_ms: i64) -> Result<(), ApiError> {
-    let ts_raw = timestamp.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::mandatory("timestamp"))?;
+pub fn check_timestamp(
+    timestamp: Option<&str>,
+    recv_window: Option<&str>,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let ts_raw = timestamp
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::mandatory("timestamp"))?;
     let ts: i64 = ts_raw.parse().map_err(|_| ApiError::mandatory("timestamp"))?;
     // Microsecond timestamps (16 digits) are accepted as well as milliseconds.
-    let ts_us = if ts > 100_000_000_000_000 { ts } else { ts.saturating_mul(1000) };
+    let ts_us = if ts > 100_000_000_000_000 {
+        ts
+    } else {
+        ts.saturating_mul(1000)
+    };
     let rw_us: i64 = match recv_window.filter(|r| !r.is_empty()) {
         None => 5_000_000,
         Some(r) => {
@@ -118,21 +146,33 @@ pub fn check_timestamp(timestamp: Option<&str>, recv_window: Option<&str>, now_m
                 .parse()
                 .map_err(|_| ApiError::bad(-1100, "Illegal characters found in parameter 'recvWindow'."))?;
             if d.scale() > 3 && !d.fract().round_dp(3).eq(&d.fract()) {
-                return Err(ApiError::bad(-1111, "Parameter 'recvWindow' has too much precision."));
+                return Err(ApiError::bad(
+                    -1111,
+                    "Parameter 'recvWindow' has too much precision.",
+                ));
             }
             if d > rust_decimal::Decimal::from(60_000) || d <= rust_decimal::Decimal::ZERO {
                 return Err(ApiError::bad(-1131, "recvWindow must be less than 60000"));
             }
             use rust_decimal::prelude::ToPrimitive;
-            (d * rust_decimal::Decimal::from(1000)).trunc().to_i64().unwrap_or(5_000_000)
+            (d * rust_decimal::Decimal::from(1000))
+                .trunc()
+                .to_i64()
+                .unwrap_or(5_000_000)
         }
     };
     let now_us = now_ms.saturating_mul(1000);
     if ts_us >= now_us + 1_000_000 {
-        return Err(ApiError::bad(-1021, "Timestamp for this request was 1000ms ahead of the server's time."));
+        return Err(ApiError::bad(
+            -1021,
+            "Timestamp for this request was 1000ms ahead of the server's time.",
+        ));
     }
     if now_us - ts_us > rw_us {
-        return Err(ApiError::bad(-1021, "Timestamp for this request is outside of the recvWindow."));
+        return Err(ApiError::bad(
+            -1021,
+            "Timestamp for this request is outside of the recvWindow.",
+        ));
     }
     Ok(())
 }
@@ -192,7 +232,11 @@ mod tests {
     #[test]
     fn rejects_a_tampered_payload() {
         let q = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=2&price=0.1&recvWindow=5000&timestamp=1499827319559";
-        assert!(!verify(&hmac(), q.as_bytes(), "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"));
+        assert!(!verify(
+            &hmac(),
+            q.as_bytes(),
+            "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
+        ));
         assert!(!verify(&hmac(), q.as_bytes(), "not-hex"));
     }
 
@@ -208,16 +252,26 @@ mod tests {
         let payload = ws_payload(&map);
         assert_eq!(
             payload,
-            format!("apiKey={KEY}&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532&type=LIMIT")
+            format!(
+                "apiKey={KEY}&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532&type=LIMIT"
+            )
         );
-        assert!(verify(&hmac(), payload.as_bytes(), "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"));
+        assert!(verify(
+            &hmac(),
+            payload.as_bytes(),
+            "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
+        ));
     }
 
     #[test]
     fn accepts_the_session_logon_vector() {
         let params = serde_json::json!({"apiKey": KEY, "timestamp": 1649729878532i64});
         let payload = ws_payload(params.as_object().unwrap_or(&serde_json::Map::new()));
-        assert!(verify(&hmac(), payload.as_bytes(), "1cf54395b336b0a9727ef27d5d98987962bc47aca6e13fe978612d0adee066ed"));
+        assert!(verify(
+            &hmac(),
+            payload.as_bytes(),
+            "1cf54395b336b0a9727ef27d5d98987962bc47aca6e13fe978612d0adee066ed"
+        ));
     }
 
     #[test]

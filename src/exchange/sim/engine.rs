@@ -30,13 +30,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: i64, msg: impl Into<String>) -> Self {
-        ApiError { status, code, msg: msg.into() }
+        ApiError {
+            status,
+            code,
+            msg: msg.into(),
+        }
     }
     pub fn bad(code: i64, msg: impl Into<String>) -> Self {
         Self::new(400, code, msg)
     }
     pub fn mandatory(name: &str) -> Self {
-        Self::bad(-1102, format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."))
+        Self::bad(
+            -1102,
+            format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
+        )
     }
     pub fn filter(name: &str) -> Self {
         Self::bad(-1013, format!("Filter failure: {name}"))
@@ -61,7 +68,11 @@ pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
     pub fn req(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| ApiError::mandatory(name))
@@ -76,43 +87,73 @@ impl Params {
         if !ok {
             return Err(ApiError::bad(
                 -1100,
-                format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."),
+                format!(
+                    "Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."
+                ),
             ));
         }
-        if v.split('.').nth(1).map(|f| f.trim_end_matches('0').len()).unwrap_or(0) > 8 {
-            return Err(ApiError::bad(-1111, format!("Parameter '{name}' has too much precision.")));
+        if v.split('.')
+            .nth(1)
+            .map(|f| f.trim_end_matches('0').len())
+            .unwrap_or(0)
+            > 8
+        {
+            return Err(ApiError::bad(
+                -1111,
+                format!("Parameter '{name}' has too much precision."),
+            ));
         }
         v.parse::<Decimal>().map(Some).map_err(|_| ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")))
     }
     pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         let Some(v) = self.get(name) else { return Ok(None) };
         v.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '^(-?[0-9]{{1,19}})$'."))
+            ApiError::bad(
+                -1100,
+                format!(
+                    "Illegal characters found in parameter '{name}'; legal range is '^(-?[0-9]{{1,19}})$'."
+                ),
+            )
         })
     }
 }
 
 /// `^[a-zA-Z0-9-_]{1,36}$` (binance-spot.md §9.3).
 pub fn check_client_id(name: &str, v: &str) -> Result<(), ApiError> {
-    let ok = !v.is_empty() && v.len() <= 36 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok = !v.is_empty()
+        && v.len() <= 36
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
         Err(ApiError::bad(
             -1100,
-            format!("Illegal characters found in parameter '{name}'; legal range is '^[a-zA-Z0-9-_]{{1,36}}$'."),
+            format!(
+                "Illegal characters found in parameter '{name}'; legal range is '^[a-zA-Z0-9-_]{{1,36}}$'."
+            ),
         ))
     }
 }
 
-pub const ORDER_TYPES: [&str; 7] =
-    ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"];
+pub const ORDER_TYPES: [&str; 7] = [
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+];
 
 fn is_stop(t: &str) -> bool {
     t.starts_with("STOP_LOSS") || t.starts_with("TAKE_PROFIT")
 }
 fn is_limit_like(t: &str) -> bool {
-    matches!(t, "LIMIT" | "LIMIT_MAKER" | "STOP_LOSS_LIMIT" | "TAKE_PROFIT_LIMIT")
+    matches!(
+        t,
+        "LIMIT" | "LIMIT_MAKER" | "STOP_LOSS_LIMIT" | "TAKE_PROFIT_LIMIT"
+    )
 }
 
 /// One order of the account.
@@ -250,7 +291,14 @@ impl Engine {
         if account.next_list_id == 0 {
             account.next_list_id = 1;
         }
-        Engine { market, account, commission_rate, user_events: Vec::new(), market_events: Vec::new(), id_counter: 0 }
+        Engine {
+            market,
+            account,
+            commission_rate,
+            user_events: Vec::new(),
+            market_events: Vec::new(),
+            id_counter: 0,
+        }
     }
 
     fn sym(&self, symbol: &str) -> Result<&SymbolMarket, ApiError> {
@@ -260,7 +308,9 @@ impl Engine {
     /// A 22-character id like Binance's generated ones.
     pub fn gen_client_id(&mut self, now: i64) -> String {
         self.id_counter += 1;
-        let mut x = (now as u64).wrapping_mul(6364136223846793005).wrapping_add(self.id_counter.wrapping_mul(1442695040888963407));
+        let mut x = (now as u64)
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(self.id_counter.wrapping_mul(1442695040888963407));
         const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let mut s = String::from("sim");
         for _ in 0..19 {
@@ -306,10 +356,17 @@ impl Engine {
             check_client_id("newClientOrderId", id)?;
         }
         let resp_type = p.get("newOrderRespType").map(str::to_string).unwrap_or_else(|| {
-            if order_type == "MARKET" || order_type == "LIMIT" { "FULL".into() } else { "ACK".into() }
+            if order_type == "MARKET" || order_type == "LIMIT" {
+                "FULL".into()
+            } else {
+                "ACK".into()
+            }
         });
         if !matches!(resp_type.as_str(), "ACK" | "RESULT" | "FULL") {
-            return Err(ApiError::bad(-1130, "Data sent for parameter 'newOrderRespType' is not valid."));
+            return Err(ApiError::bad(
+                -1130,
+                "Data sent for parameter 'newOrderRespType' is not valid.",
+            ));
         }
         let t = order_type.as_str();
         match t {
@@ -322,10 +379,16 @@ impl Engine {
             }
             "MARKET" => {
                 if quantity.is_none() && quote_qty.is_none() {
-                    return Err(ApiError::bad(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"));
+                    return Err(ApiError::bad(
+                        -1102,
+                        "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+                    ));
                 }
                 if quantity.is_some() && quote_qty.is_some() {
-                    return Err(ApiError::bad(-1106, "Parameter 'quoteOrderQty' sent when not required."));
+                    return Err(ApiError::bad(
+                        -1106,
+                        "Parameter 'quoteOrderQty' sent when not required.",
+                    ));
                 }
             }
             "LIMIT_MAKER" => {
@@ -346,13 +409,19 @@ impl Engine {
             }
         }
         if (t == "MARKET" || t == "STOP_LOSS" || t == "TAKE_PROFIT" || t == "LIMIT_MAKER") && tif.is_some() {
-            return Err(ApiError::bad(-1106, "Parameter 'timeInForce' sent when not required."));
+            return Err(ApiError::bad(
+                -1106,
+                "Parameter 'timeInForce' sent when not required.",
+            ));
         }
         if !is_limit_like(t) && price.is_some() {
             return Err(ApiError::bad(-1106, "Parameter 'price' sent when not required."));
         }
         if !is_stop(t) && stop_price.is_some() {
-            return Err(ApiError::bad(-1106, "Parameter 'stopPrice' sent when not required."));
+            return Err(ApiError::bad(
+                -1106,
+                "Parameter 'stopPrice' sent when not required.",
+            ));
         }
         Ok(NewOrder {
             symbol,
@@ -407,7 +476,12 @@ impl Engine {
                 return Err(ApiError::filter("NOTIONAL"));
             }
         }
-        let open = self.account.orders.values().filter(|x| x.symbol == o.symbol && x.is_open()).count();
+        let open = self
+            .account
+            .orders
+            .values()
+            .filter(|x| x.symbol == o.symbol && x.is_open())
+            .count();
         if open >= market::MAX_NUM_ORDERS {
             return Err(ApiError::filter("MAX_NUM_ORDERS"));
         }
@@ -415,7 +489,12 @@ impl Engine {
     }
 
     fn check_duplicate(&self, client_id: &str) -> Result<(), ApiError> {
-        if self.account.orders.values().any(|x| x.is_open() && x.client_order_id == client_id) {
+        if self
+            .account
+            .orders
+            .values()
+            .any(|x| x.is_open() && x.client_order_id == client_id)
+        {
             return Err(ApiError::rejected("Duplicate order sent."));
         }
         Ok(())
@@ -451,7 +530,11 @@ impl Engine {
         if t == "LIMIT_MAKER"
             && let Some(p) = o.price
         {
-            let takes = if buy { p >= m.best_ask().0 } else { p <= m.best_bid().0 };
+            let takes = if buy {
+                p >= m.best_ask().0
+            } else {
+                p <= m.best_bid().0
+            };
             if takes {
                 return Err(ApiError::rejected("Order would immediately match and take."));
             }
@@ -459,9 +542,17 @@ impl Engine {
         // Balance: what must be locked (limit-like and stop orders) or spent (market).
         let (lock_asset, lock_amount, lock_price) = if buy {
             let unit = o.price.or(o.stop_price).unwrap_or(Decimal::ZERO);
-            (m.spec.quote.to_string(), unit * o.quantity.unwrap_or_default(), unit)
+            (
+                m.spec.quote.to_string(),
+                unit * o.quantity.unwrap_or_default(),
+                unit,
+            )
         } else {
-            (m.spec.base.to_string(), o.quantity.unwrap_or_default(), Decimal::ZERO)
+            (
+                m.spec.base.to_string(),
+                o.quantity.unwrap_or_default(),
+                Decimal::ZERO,
+            )
         };
         if t == "MARKET" {
             if buy {
@@ -474,7 +565,9 @@ impl Engine {
                     return Err(ApiError::insufficient());
                 }
             } else {
-                let need = o.quantity.unwrap_or_else(|| estimate_qty_for_quote(&m, o.quote_qty.unwrap_or_default()));
+                let need = o
+                    .quantity
+                    .unwrap_or_else(|| estimate_qty_for_quote(&m, o.quote_qty.unwrap_or_default()));
                 if self.balance(m.spec.base).free < need {
                     return Err(ApiError::insufficient());
                 }
@@ -483,7 +576,10 @@ impl Engine {
             return Err(ApiError::insufficient());
         }
         if test_only {
-            return Ok(Placed { order_id: 0, fills: Vec::new() });
+            return Ok(Placed {
+                order_id: 0,
+                fills: Vec::new(),
+            });
         }
         let order_id = self.account.next_order_id;
         self.account.next_order_id += 1;
@@ -532,10 +628,18 @@ impl Engine {
 
     /// Runs a working order against the book as a taker, then applies its time-in-force.
     fn run_taker(&mut self, order_id: u64, now: i64) -> Vec<MyTrade> {
-        let Some(o) = self.account.orders.get(&order_id).cloned() else { return Vec::new() };
+        let Some(o) = self.account.orders.get(&order_id).cloned() else {
+            return Vec::new();
+        };
         let buy = o.buy();
-        let limit = if is_limit_like(&o.order_type) { Some(o.price) } else { None };
-        let Some(m) = self.market.get_mut(&o.symbol) else { return Vec::new() };
+        let limit = if is_limit_like(&o.order_type) {
+            Some(o.price)
+        } else {
+            None
+        };
+        let Some(m) = self.market.get_mut(&o.symbol) else {
+            return Vec::new();
+        };
         if o.order_type == "LIMIT_MAKER" {
             return Vec::new();
         }
@@ -551,7 +655,12 @@ impl Engine {
         };
         // A market buy may spend at most the free quote balance.
         let quote_cap = if buy && o.order_type != "LIMIT" && o.lock_asset.is_empty() {
-            let free = self.account.balances.get(m.spec.quote).map(|b| b.free).unwrap_or_default();
+            let free = self
+                .account
+                .balances
+                .get(m.spec.quote)
+                .map(|b| b.free)
+                .unwrap_or_default();
             Some(max_quote.map(|q| q.min(free)).unwrap_or(free))
         } else {
             max_quote
@@ -559,8 +668,14 @@ impl Engine {
         let (levels, diff) = m.take(buy, max_qty, limit, quote_cap);
         let symbol = o.symbol.clone();
         if let Some(diff) = diff {
-            self.market_events.push(MarketEvent::Depth { symbol: symbol.clone(), time: now, diff });
-            self.market_events.push(MarketEvent::BookTicker { symbol: symbol.clone() });
+            self.market_events.push(MarketEvent::Depth {
+                symbol: symbol.clone(),
+                time: now,
+                diff,
+            });
+            self.market_events.push(MarketEvent::BookTicker {
+                symbol: symbol.clone(),
+            });
         }
         if quote_mode {
             // The order's quantity is what the quote amount bought (binance-spot.md §3.4).
@@ -573,7 +688,9 @@ impl Engine {
         for (price, qty) in levels {
             fills.push(self.apply_fill(order_id, price, qty, false, now));
         }
-        let Some(o) = self.account.orders.get(&order_id).cloned() else { return fills };
+        let Some(o) = self.account.orders.get(&order_id).cloned() else {
+            return fills;
+        };
         if o.is_open() {
             let rests = is_limit_like(&o.order_type) && o.time_in_force == "GTC";
             if !rests {
@@ -630,7 +747,10 @@ impl Engine {
             Some(m) => {
                 let t = m.record_trade(price, qty, buyer_maker, now);
                 let id = t.id;
-                self.market_events.push(MarketEvent::Trade { symbol: o.symbol.clone(), trade: t });
+                self.market_events.push(MarketEvent::Trade {
+                    symbol: o.symbol.clone(),
+                    trade: t,
+                });
                 id
             }
             None => 0,
@@ -651,7 +771,9 @@ impl Engine {
         };
         self.account.trades.push(trade.clone());
         let filled = {
-            let Some(x) = self.account.orders.get_mut(&order_id) else { return trade };
+            let Some(x) = self.account.orders.get_mut(&order_id) else {
+                return trade;
+            };
             x.executed_qty += qty;
             x.cum_quote += quote_amt;
             x.update_time = now;
@@ -676,7 +798,9 @@ impl Engine {
 
     fn release_lock(&mut self, order_id: u64) {
         let holder = {
-            let Some(o) = self.account.orders.get(&order_id) else { return };
+            let Some(o) = self.account.orders.get(&order_id) else {
+                return;
+            };
             o.lock_from.unwrap_or(order_id)
         };
         // Keep a list's lock while another leg is still open.
@@ -687,7 +811,11 @@ impl Engine {
                 .account
                 .lists
                 .get(&list_id)
-                .map(|l| l.order_ids.iter().any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open)))
+                .map(|l| {
+                    l.order_ids
+                        .iter()
+                        .any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open))
+                })
                 .unwrap_or(false);
             if any_open {
                 return;
@@ -716,7 +844,9 @@ impl Engine {
     }
 
     fn finish_list_sibling(&mut self, list_id: i64, order_id: u64, now: i64) {
-        let Some(list) = self.account.lists.get(&list_id).cloned() else { return };
+        let Some(list) = self.account.lists.get(&list_id).cloned() else {
+            return;
+        };
         for id in &list.order_ids {
             if *id != order_id && self.account.orders.get(id).is_some_and(SimOrder::is_open) {
                 self.expire(*id, "OCO_TRIGGER", now);
@@ -726,11 +856,16 @@ impl Engine {
     }
 
     fn maybe_finish_list(&mut self, list_id: i64, now: i64) {
-        let Some(list) = self.account.lists.get(&list_id).cloned() else { return };
+        let Some(list) = self.account.lists.get(&list_id).cloned() else {
+            return;
+        };
         if list.list_order_status == "ALL_DONE" {
             return;
         }
-        let open = list.order_ids.iter().any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open));
+        let open = list
+            .order_ids
+            .iter()
+            .any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open));
         if !open {
             for id in &list.order_ids {
                 self.release_lock(*id);
@@ -755,7 +890,10 @@ impl Engine {
 
     /// Moves a symbol's price (control endpoint) and matches at once.
     pub fn force_price(&mut self, symbol: &str, price: Decimal, now: i64) -> Result<(), ApiError> {
-        let events = self.market.force_price(symbol, price, now).ok_or_else(ApiError::bad_symbol)?;
+        let events = self
+            .market
+            .force_price(symbol, price, now)
+            .ok_or_else(ApiError::bad_symbol)?;
         self.market_events.extend(events);
         self.match_resting(now);
         Ok(())
@@ -770,15 +908,24 @@ impl Engine {
     }
 
     fn match_resting(&mut self, now: i64) {
-        let open: Vec<u64> =
-            self.account.orders.values().filter(|o| o.is_open()).map(|o| o.order_id).collect();
+        let open: Vec<u64> = self
+            .account
+            .orders
+            .values()
+            .filter(|o| o.is_open())
+            .map(|o| o.order_id)
+            .collect();
         let mut touched = Vec::new();
         for id in open {
-            let Some(o) = self.account.orders.get(&id).cloned() else { continue };
+            let Some(o) = self.account.orders.get(&id).cloned() else {
+                continue;
+            };
             if !o.is_open() {
                 continue;
             }
-            let Some(m) = self.market.get(&o.symbol) else { continue };
+            let Some(m) = self.market.get(&o.symbol) else {
+                continue;
+            };
             let buy = o.buy();
             if !o.is_working {
                 if Self::would_trigger(&o.order_type, buy, o.stop_price, m.last_price) {
@@ -809,8 +956,14 @@ impl Engine {
             if let Some(mm) = self.market.get_mut(&o.symbol) {
                 let (_, diff) = mm.take(buy, q, Some(o.price), None);
                 if let Some(diff) = diff {
-                    self.market_events.push(MarketEvent::Depth { symbol: o.symbol.clone(), time: now, diff });
-                    self.market_events.push(MarketEvent::BookTicker { symbol: o.symbol.clone() });
+                    self.market_events.push(MarketEvent::Depth {
+                        symbol: o.symbol.clone(),
+                        time: now,
+                        diff,
+                    });
+                    self.market_events.push(MarketEvent::BookTicker {
+                        symbol: o.symbol.clone(),
+                    });
                 }
             }
             self.apply_fill(id, o.price, q, true, now);
@@ -833,7 +986,10 @@ impl Engine {
         let oid = p.int("orderId")?;
         let cid = p.get("origClientOrderId");
         match (oid, cid) {
-            (None, None) => Err(ApiError::bad(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")),
+            (None, None) => Err(ApiError::bad(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )),
             (Some(id), c) => {
                 let o = self
                     .account
@@ -854,7 +1010,13 @@ impl Engine {
                 .values()
                 .rev()
                 .find(|o| o.symbol == symbol && o.client_order_id == c && o.is_open())
-                .or_else(|| self.account.orders.values().rev().find(|o| o.symbol == symbol && o.client_order_id == c))
+                .or_else(|| {
+                    self.account
+                        .orders
+                        .values()
+                        .rev()
+                        .find(|o| o.symbol == symbol && o.client_order_id == c)
+                })
                 .map(|o| o.order_id)
                 .ok_or(missing),
         }
@@ -874,14 +1036,23 @@ impl Engine {
         match p.get("cancelRestrictions") {
             None => {}
             Some("ONLY_NEW") if o.status != "NEW" => {
-                return Err(ApiError::bad(-2011, "Order was not canceled due to cancel restrictions."));
+                return Err(ApiError::bad(
+                    -2011,
+                    "Order was not canceled due to cancel restrictions.",
+                ));
             }
             Some("ONLY_PARTIALLY_FILLED") if o.status != "PARTIALLY_FILLED" => {
-                return Err(ApiError::bad(-2011, "Order was not canceled due to cancel restrictions."));
+                return Err(ApiError::bad(
+                    -2011,
+                    "Order was not canceled due to cancel restrictions.",
+                ));
             }
             Some("ONLY_NEW") | Some("ONLY_PARTIALLY_FILLED") => {}
             Some(_) => {
-                return Err(ApiError::bad(-1145, "cancelRestrictions has to be either ONLY_NEW or ONLY_PARTIALLY_FILLED."));
+                return Err(ApiError::bad(
+                    -1145,
+                    "cancelRestrictions has to be either ONLY_NEW or ONLY_PARTIALLY_FILLED.",
+                ));
             }
         }
         let cancel_id = match p.get("newClientOrderId") {
@@ -896,7 +1067,12 @@ impl Engine {
         if let Some(m) = self.market.get(&o.symbol).cloned() {
             self.account_position(&m, now);
         }
-        let x = self.account.orders.get(&id).cloned().ok_or(ApiError::bad(-2011, "Unknown order sent."))?;
+        let x = self
+            .account
+            .orders
+            .get(&id)
+            .cloned()
+            .ok_or(ApiError::bad(-2011, "Unknown order sent."))?;
         Ok(cancel_json(&x, &cancel_id))
     }
 
@@ -910,7 +1086,9 @@ impl Engine {
     }
 
     fn cancel_list_inner(&mut self, list_id: i64, cancel_client_id: &str, now: i64) {
-        let Some(list) = self.account.lists.get(&list_id).cloned() else { return };
+        let Some(list) = self.account.lists.get(&list_id).cloned() else {
+            return;
+        };
         for id in &list.order_ids {
             if self.account.orders.get(id).is_some_and(SimOrder::is_open) {
                 if let Some(o) = self.account.orders.get_mut(id) {
@@ -931,7 +1109,10 @@ impl Engine {
         let lcid = p.get("listClientOrderId");
         let list_id = match (lid, lcid) {
             (None, None) => {
-                return Err(ApiError::bad(-1102, "Param 'listClientOrderId' or 'orderListId' must be sent, but both were empty/null!"));
+                return Err(ApiError::bad(
+                    -1102,
+                    "Param 'listClientOrderId' or 'orderListId' must be sent, but both were empty/null!",
+                ));
             }
             (Some(id), _) => id,
             (None, Some(c)) => self
@@ -944,7 +1125,13 @@ impl Engine {
                 .unwrap_or(-1),
         };
         let unknown = ApiError::bad(-2011, "Unknown order list sent.");
-        let list = self.account.lists.get(&list_id).filter(|l| l.symbol == symbol).cloned().ok_or(unknown.clone())?;
+        let list = self
+            .account
+            .lists
+            .get(&list_id)
+            .filter(|l| l.symbol == symbol)
+            .cloned()
+            .ok_or(unknown.clone())?;
         if list.list_order_status == "ALL_DONE" {
             return Err(unknown);
         }
@@ -962,8 +1149,13 @@ impl Engine {
     /// DELETE /api/v3/openOrders: every open order and list of the symbol.
     pub fn cancel_all(&mut self, symbol: &str, now: i64) -> Result<Value, ApiError> {
         self.sym(symbol)?;
-        let open: Vec<SimOrder> =
-            self.account.orders.values().filter(|o| o.symbol == symbol && o.is_open()).cloned().collect();
+        let open: Vec<SimOrder> = self
+            .account
+            .orders
+            .values()
+            .filter(|o| o.symbol == symbol && o.is_open())
+            .cloned()
+            .collect();
         if open.is_empty() {
             return Err(ApiError::bad(-2011, "Unknown order sent."));
         }
@@ -996,15 +1188,29 @@ impl Engine {
     pub fn place_oco(&mut self, p: &Params, now: i64) -> Result<Value, ApiError> {
         let symbol = p.req("symbol")?.to_string();
         let side = p.req("side")?.to_string();
-        let qty = p.dec("quantity")?.ok_or_else(|| ApiError::mandatory("quantity"))?;
+        let qty = p
+            .dec("quantity")?
+            .ok_or_else(|| ApiError::mandatory("quantity"))?;
         let above_type = p.req("aboveType")?.to_string();
         let below_type = p.req("belowType")?.to_string();
         let m = self.sym(&symbol)?.clone();
         if side != "BUY" && side != "SELL" {
             return Err(ApiError::bad(-1117, "Invalid side."));
         }
-        let above_ok = ["STOP_LOSS_LIMIT", "STOP_LOSS", "LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"];
-        let below_ok = ["STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"];
+        let above_ok = [
+            "STOP_LOSS_LIMIT",
+            "STOP_LOSS",
+            "LIMIT_MAKER",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ];
+        let below_ok = [
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+            "LIMIT_MAKER",
+        ];
         if !above_ok.contains(&above_type.as_str()) || !below_ok.contains(&below_type.as_str()) {
             return Err(ApiError::bad(-1158, "Order type not supported in OCO."));
         }
@@ -1051,7 +1257,9 @@ impl Engine {
         let last = m.last_price;
         let level = |o: &NewOrder| o.stop_price.or(o.price).unwrap_or_default();
         if level(&above) <= last || level(&below) >= last {
-            return Err(ApiError::rejected("The relationship of the prices for the orders is not correct."));
+            return Err(ApiError::rejected(
+                "The relationship of the prices for the orders is not correct.",
+            ));
         }
         let mut ids = Vec::new();
         for o in [&above, &below] {
@@ -1061,7 +1269,10 @@ impl Engine {
         }
         let buy = side == "BUY";
         let (lock_asset, lock_amount, lock_price) = if buy {
-            let unit = level(&above).max(above.price.unwrap_or_default()).max(level(&below)).max(below.price.unwrap_or_default());
+            let unit = level(&above)
+                .max(above.price.unwrap_or_default())
+                .max(level(&below))
+                .max(below.price.unwrap_or_default());
             (m.spec.quote.to_string(), unit * qty, unit)
         } else {
             (m.spec.base.to_string(), qty, Decimal::ZERO)
@@ -1144,7 +1355,9 @@ impl Engine {
     }
 
     pub fn list_json(&self, list_id: i64, with_reports: bool, cancel_id: Option<&str>) -> Value {
-        let Some(l) = self.account.lists.get(&list_id) else { return Value::Null };
+        let Some(l) = self.account.lists.get(&list_id) else {
+            return Value::Null;
+        };
         let orders: Vec<Value> = l
             .order_ids
             .iter()
@@ -1187,7 +1400,9 @@ impl Engine {
 
     /// The response of POST /api/v3/order for the response type.
     pub fn placed_json(&self, placed: &Placed, resp_type: &str, now: i64) -> Value {
-        let Some(o) = self.account.orders.get(&placed.order_id) else { return json!({}) };
+        let Some(o) = self.account.orders.get(&placed.order_id) else {
+            return json!({});
+        };
         match resp_type {
             "ACK" => json!({
                 "symbol": o.symbol, "orderId": o.order_id, "orderListId": o.order_list_id,
@@ -1215,19 +1430,25 @@ impl Engine {
     // ---------------------------------------------------------------- user-data events
 
     fn execution_report(&mut self, id: u64, exec: &str, fill: Option<&MyTrade>, now: i64) {
-        let Some(o) = self.account.orders.get(&id) else { return };
+        let Some(o) = self.account.orders.get(&id) else {
+            return;
+        };
         let ev = execution_json(o, exec, fill, &o.client_order_id, "", now);
         self.user_events.push(ev);
     }
 
     fn cancel_report(&mut self, id: u64, cancel_client_id: &str, now: i64) {
-        let Some(o) = self.account.orders.get(&id) else { return };
+        let Some(o) = self.account.orders.get(&id) else {
+            return;
+        };
         let ev = execution_json(o, "CANCELED", None, cancel_client_id, &o.client_order_id, now);
         self.user_events.push(ev);
     }
 
     fn list_status_event(&mut self, list_id: i64, now: i64) {
-        let Some(l) = self.account.lists.get(&list_id) else { return };
+        let Some(l) = self.account.lists.get(&list_id) else {
+            return;
+        };
         let orders: Vec<Value> = l
             .order_ids
             .iter()
@@ -1252,16 +1473,19 @@ impl Engine {
             })
             .collect();
         self.account.update_time = now;
-        self.user_events.push(json!({"e": "outboundAccountPosition", "E": now, "u": now, "B": b}));
+        self.user_events
+            .push(json!({"e": "outboundAccountPosition", "E": now, "u": now, "B": b}));
     }
 
     /// A deposit or withdrawal by the control endpoint (`balanceUpdate` event).
     pub fn adjust_balance(&mut self, asset: &str, delta: Decimal, now: i64) {
         self.bal_mut(asset).free += delta;
         self.account.update_time = now;
-        self.user_events.push(json!({"e": "balanceUpdate", "E": now, "a": asset, "d": s8(delta), "T": now}));
+        self.user_events
+            .push(json!({"e": "balanceUpdate", "E": now, "a": asset, "d": s8(delta), "T": now}));
         let x = self.balance(asset);
-        self.user_events.push(json!({"e": "outboundAccountPosition", "E": now, "u": now,
+        self.user_events
+            .push(json!({"e": "outboundAccountPosition", "E": now, "u": now,
             "B": [{"a": asset, "f": s8(x.free), "l": s8(x.locked)}]}));
     }
 }
@@ -1300,7 +1524,11 @@ fn estimate_cost(m: &SymbolMarket, qty: Decimal) -> Decimal {
 
 fn estimate_qty_for_quote(m: &SymbolMarket, quote: Decimal) -> Decimal {
     let bid = m.best_bid().0;
-    if bid.is_zero() { Decimal::ZERO } else { floor_to(quote / bid, m.spec.step) }
+    if bid.is_zero() {
+        Decimal::ZERO
+    } else {
+        floor_to(quote / bid, m.spec.step)
+    }
 }
 
 /// Order object of GET /api/v3/order (§3.6).
@@ -1362,7 +1590,14 @@ pub fn cancel_json(o: &SimOrder, cancel_id: &str) -> Value {
 
 /// `executionReport` (binance-spot.md §8.2). `c` is this event's request id, `C` the original
 /// client id on cancels and `""` otherwise.
-pub fn execution_json(o: &SimOrder, exec: &str, fill: Option<&MyTrade>, c: &str, big_c: &str, now: i64) -> Value {
+pub fn execution_json(
+    o: &SimOrder,
+    exec: &str,
+    fill: Option<&MyTrade>,
+    c: &str,
+    big_c: &str,
+    now: i64,
+) -> Value {
     let zero = s8(Decimal::ZERO);
     let (l, lp, n, nn, t, m, y) = match fill {
         Some(f) => (
@@ -1374,7 +1609,15 @@ pub fn execution_json(o: &SimOrder, exec: &str, fill: Option<&MyTrade>, c: &str,
             f.is_maker,
             s8(f.quote_qty),
         ),
-        None => (zero.clone(), zero.clone(), "0".to_string(), Value::Null, -1, false, zero.clone()),
+        None => (
+            zero.clone(),
+            zero.clone(),
+            "0".to_string(),
+            Value::Null,
+            -1,
+            false,
+            zero.clone(),
+        ),
     };
     let mut v = json!({
         "e": "executionReport", "E": now, "s": o.symbol, "c": c, "S": o.side, "o": o.order_type,

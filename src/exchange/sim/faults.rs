@@ -36,7 +36,9 @@ pub struct Faults {
 
 /// A fault spec that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad fault switch `{0}`: expected drop_ws_now, drop_ws_every_secs=N, order_delay_ms=N, order_503=N, next_429=N, clock_offset_ms=N or malformed_ws_every=N")]
+#[error(
+    "bad fault switch `{0}`: expected drop_ws_now, drop_ws_every_secs=N, order_delay_ms=N, order_503=N, next_429=N, clock_offset_ms=N or malformed_ws_every=N"
+)]
 pub struct FaultSpecError(pub String);
 
 impl Faults {
@@ -49,7 +51,9 @@ impl Faults {
                 None => (item, None),
             };
             let err = || FaultSpecError(item.to_string());
-            let num = |v: Option<&str>| -> Result<u64, FaultSpecError> { v.ok_or_else(err)?.parse().map_err(|_| err()) };
+            let num = |v: Option<&str>| -> Result<u64, FaultSpecError> {
+                v.ok_or_else(err)?.parse().map_err(|_| err())
+            };
             match name {
                 "drop_ws_now" => f.drop_ws_now = true,
                 "drop_ws_every_secs" => f.drop_ws_every_secs = Some(num(value)?.max(1)),
@@ -75,7 +79,10 @@ pub struct FaultControl {
 impl FaultControl {
     pub fn new(initial: Faults) -> Self {
         let (tx, _) = watch::channel(0u64);
-        let fc = FaultControl { inner: Arc::new(Mutex::new(Faults::default())), drops: Arc::new(tx) };
+        let fc = FaultControl {
+            inner: Arc::new(Mutex::new(Faults::default())),
+            drops: Arc::new(tx),
+        };
         fc.set(initial);
         fc
     }
@@ -160,7 +167,10 @@ mod tests {
 
     #[test]
     fn forced_answers_are_consumed_once_each() {
-        let fc = FaultControl::new(Faults { next_429: 1, ..Faults::default() });
+        let fc = FaultControl::new(Faults {
+            next_429: 1,
+            ..Faults::default()
+        });
         assert!(fc.take_429());
         assert!(!fc.take_429());
     }

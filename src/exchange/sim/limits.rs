@@ -20,7 +20,12 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        RateLimits { weight_per_minute: 6000, orders_per_10s: 50, orders_per_day: 160_000, ban_ms: 120_000 }
+        RateLimits {
+            weight_per_minute: 6000,
+            orders_per_10s: 50,
+            orders_per_day: 160_000,
+            ban_ms: 120_000,
+        }
     }
 }
 
@@ -54,7 +59,10 @@ fn ceil_secs(ms: i64) -> i64 {
 
 impl RateState {
     pub fn new(limits: RateLimits) -> Self {
-        RateState { limits, ..Default::default() }
+        RateState {
+            limits,
+            ..Default::default()
+        }
     }
 
     fn roll(&mut self, now: i64) {
@@ -100,7 +108,11 @@ impl RateState {
         }
         self.weight_used += weight;
         if forced_429 || self.weight_used > self.limits.weight_per_minute {
-            let end = if forced_429 { now + 1000 } else { self.weight_window + 60_000 };
+            let end = if forced_429 {
+                now + 1000
+            } else {
+                self.weight_window + 60_000
+            };
             self.backoff_until = end;
             return Err(Refusal {
                 status: 429,
@@ -175,7 +187,12 @@ mod tests {
     use super::*;
 
     fn small() -> RateState {
-        RateState::new(RateLimits { weight_per_minute: 10, orders_per_10s: 2, orders_per_day: 5, ban_ms: 120_000 })
+        RateState::new(RateLimits {
+            weight_per_minute: 10,
+            orders_per_10s: 2,
+            orders_per_day: 5,
+            ban_ms: 120_000,
+        })
     }
 
     #[test]
@@ -203,6 +220,9 @@ mod tests {
         let mut r = small();
         let t = 1_700_000_000_000;
         assert!(r.admit_orders(2, t).is_ok());
-        assert_eq!(r.admit_orders(1, t).err().map(|e| (e.status, e.code)), Some((429, -1015)));
+        assert_eq!(
+            r.admit_orders(1, t).err().map(|e| (e.status, e.code)),
+            Some((429, -1015))
+        );
     }
 }

@@ -113,12 +113,24 @@ pub fn default_specs() -> Vec<SymbolSpec> {
         }
     };
     vec![
-        mk("BTCUSDT", "BTC", "97250.00", "0.01", "0.00001", "9000", "0.00012", "0.35", 1),
-        mk("ETHUSDT", "ETH", "3380.00", "0.01", "0.0001", "9000", "0.00016", "6", 1),
-        mk("SOLUSDT", "SOL", "182.50", "0.01", "0.001", "90000", "0.00022", "90", 1),
-        mk("BNBUSDT", "BNB", "652.00", "0.01", "0.001", "9000", "0.00014", "25", 2),
-        mk("XRPUSDT", "XRP", "2.2150", "0.0001", "0.1", "9000000", "0.0002", "8000", 1),
-        mk("DOGEUSDT", "DOGE", "0.32150", "0.00001", "1", "90000000", "0.00025", "50000", 1),
+        mk(
+            "BTCUSDT", "BTC", "97250.00", "0.01", "0.00001", "9000", "0.00012", "0.35", 1,
+        ),
+        mk(
+            "ETHUSDT", "ETH", "3380.00", "0.01", "0.0001", "9000", "0.00016", "6", 1,
+        ),
+        mk(
+            "SOLUSDT", "SOL", "182.50", "0.01", "0.001", "90000", "0.00022", "90", 1,
+        ),
+        mk(
+            "BNBUSDT", "BNB", "652.00", "0.01", "0.001", "9000", "0.00014", "25", 2,
+        ),
+        mk(
+            "XRPUSDT", "XRP", "2.2150", "0.0001", "0.1", "9000000", "0.0002", "8000", 1,
+        ),
+        mk(
+            "DOGEUSDT", "DOGE", "0.32150", "0.00001", "1", "90000000", "0.00025", "50000", 1,
+        ),
     ]
 }
 
@@ -198,9 +210,18 @@ pub struct DepthDiff {
 /// Something the real-time streams publish.
 #[derive(Debug, Clone)]
 pub enum MarketEvent {
-    Trade { symbol: String, trade: PublicTrade },
-    Depth { symbol: String, time: i64, diff: DepthDiff },
-    BookTicker { symbol: String },
+    Trade {
+        symbol: String,
+        trade: PublicTrade,
+    },
+    Depth {
+        symbol: String,
+        time: i64,
+        diff: DepthDiff,
+    },
+    BookTicker {
+        symbol: String,
+    },
 }
 
 /// The live state of one symbol.
@@ -236,7 +257,11 @@ pub fn sqrt(x: Decimal) -> Decimal {
     if x <= Decimal::ZERO {
         return Decimal::ZERO;
     }
-    let mut g = if x > Decimal::ONE { x / Decimal::TWO } else { Decimal::ONE };
+    let mut g = if x > Decimal::ONE {
+        x / Decimal::TWO
+    } else {
+        Decimal::ONE
+    };
     for _ in 0..60 {
         let next = (g + x / g) / Decimal::TWO;
         if (next - g).abs() < Decimal::new(1, 20) {
@@ -289,7 +314,8 @@ impl Market {
                         let off = (rng.unit() * Decimal::TWO - Decimal::ONE) * wiggle;
                         round_tick((c.open + close) / Decimal::TWO + off, spec.tick).max(spec.tick)
                     };
-                    let qty = floor_to(spec.level_qty * rng.unit() / Decimal::from(4), spec.step).max(spec.step);
+                    let qty =
+                        floor_to(spec.level_qty * rng.unit() / Decimal::from(4), spec.step).max(spec.step);
                     let t = PublicTrade {
                         id: trade_id,
                         price,
@@ -319,7 +345,13 @@ impl Market {
             m.rebuild_book(&mut rng);
             symbols.push(m);
         }
-        Market { symbols, rng, vol_scale: sqrt(speed), speed, steps: 0 }
+        Market {
+            symbols,
+            rng,
+            vol_scale: sqrt(speed),
+            speed,
+            steps: 0,
+        }
     }
 
     pub fn get(&self, symbol: &str) -> Option<&SymbolMarket> {
@@ -353,14 +385,24 @@ impl Market {
             for _ in 0..n {
                 let taker_buys = rng.below(2) == 0;
                 let price = if taker_buys { m.asks[0].0 } else { m.bids[0].0 };
-                let qty = floor_to(m.spec.level_qty * rng.unit() / Decimal::from(5), m.spec.step).max(m.spec.step);
+                let qty =
+                    floor_to(m.spec.level_qty * rng.unit() / Decimal::from(5), m.spec.step).max(m.spec.step);
                 let t = m.record_trade(price, qty, !taker_buys, now_ms);
-                events.push(MarketEvent::Trade { symbol: m.spec.symbol.to_string(), trade: t });
+                events.push(MarketEvent::Trade {
+                    symbol: m.spec.symbol.to_string(),
+                    trade: t,
+                });
             }
             if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
-                events.push(MarketEvent::Depth { symbol: m.spec.symbol.to_string(), time: now_ms, diff });
+                events.push(MarketEvent::Depth {
+                    symbol: m.spec.symbol.to_string(),
+                    time: now_ms,
+                    diff,
+                });
             }
-            events.push(MarketEvent::BookTicker { symbol: m.spec.symbol.to_string() });
+            events.push(MarketEvent::BookTicker {
+                symbol: m.spec.symbol.to_string(),
+            });
             m.roll_candle(now_ms);
         }
         events
@@ -378,11 +420,20 @@ impl Market {
         let mut events = Vec::new();
         let px = round_tick(m.mid, m.spec.tick);
         let t = m.record_trade(px, m.spec.step, false, now_ms);
-        events.push(MarketEvent::Trade { symbol: symbol.to_string(), trade: t });
+        events.push(MarketEvent::Trade {
+            symbol: symbol.to_string(),
+            trade: t,
+        });
         if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
-            events.push(MarketEvent::Depth { symbol: symbol.to_string(), time: now_ms, diff });
+            events.push(MarketEvent::Depth {
+                symbol: symbol.to_string(),
+                time: now_ms,
+                diff,
+            });
         }
-        events.push(MarketEvent::BookTicker { symbol: symbol.to_string() });
+        events.push(MarketEvent::BookTicker {
+            symbol: symbol.to_string(),
+        });
         Some(events)
     }
 
@@ -408,9 +459,15 @@ impl Market {
         let mut events = Vec::new();
         m.last_price = round_tick(m.mid, m.spec.tick);
         if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
-            events.push(MarketEvent::Depth { symbol: symbol.to_string(), time: now_ms, diff });
+            events.push(MarketEvent::Depth {
+                symbol: symbol.to_string(),
+                time: now_ms,
+                diff,
+            });
         }
-        events.push(MarketEvent::BookTicker { symbol: symbol.to_string() });
+        events.push(MarketEvent::BookTicker {
+            symbol: symbol.to_string(),
+        });
         m.roll_candle(now_ms);
         Some(events)
     }
@@ -440,10 +497,16 @@ impl SymbolMarket {
         let mut ask = best_ask;
         for level in 0..LEVELS {
             let grow = Decimal::ONE + Decimal::from(level as i64) / Decimal::from(4);
-            let qb = floor_to(self.spec.level_qty * grow * (Decimal::new(3, 1) + rng.unit()), self.spec.step)
-                .max(self.spec.step);
-            let qa = floor_to(self.spec.level_qty * grow * (Decimal::new(3, 1) + rng.unit()), self.spec.step)
-                .max(self.spec.step);
+            let qb = floor_to(
+                self.spec.level_qty * grow * (Decimal::new(3, 1) + rng.unit()),
+                self.spec.step,
+            )
+            .max(self.spec.step);
+            let qa = floor_to(
+                self.spec.level_qty * grow * (Decimal::new(3, 1) + rng.unit()),
+                self.spec.step,
+            )
+            .max(self.spec.step);
             if bid > Decimal::ZERO {
                 self.bids.push((bid.normalize(), qb));
             }
@@ -454,7 +517,11 @@ impl SymbolMarket {
         }
     }
 
-    fn diff_from(&mut self, old_bids: &[(Decimal, Decimal)], old_asks: &[(Decimal, Decimal)]) -> Option<DepthDiff> {
+    fn diff_from(
+        &mut self,
+        old_bids: &[(Decimal, Decimal)],
+        old_asks: &[(Decimal, Decimal)],
+    ) -> Option<DepthDiff> {
         let side = |old: &[(Decimal, Decimal)], new: &[(Decimal, Decimal)]| {
             let mut out = Vec::new();
             for (p, _) in old {
@@ -476,12 +543,29 @@ impl SymbolMarket {
         }
         let first_id = self.update_id + 1;
         self.update_id += 1 + (bids.len() + asks.len()) as u64 / 8;
-        Some(DepthDiff { first_id, last_id: self.update_id, bids, asks })
+        Some(DepthDiff {
+            first_id,
+            last_id: self.update_id,
+            bids,
+            asks,
+        })
     }
 
     /// Records a public trade (synthetic or a user's fill) in the tape and the candles.
-    pub fn record_trade(&mut self, price: Decimal, qty: Decimal, buyer_maker: bool, now_ms: i64) -> PublicTrade {
-        let t = PublicTrade { id: self.next_trade_id, price, qty, time: now_ms, buyer_maker };
+    pub fn record_trade(
+        &mut self,
+        price: Decimal,
+        qty: Decimal,
+        buyer_maker: bool,
+        now_ms: i64,
+    ) -> PublicTrade {
+        let t = PublicTrade {
+            id: self.next_trade_id,
+            price,
+            qty,
+            time: now_ms,
+            buyer_maker,
+        };
         self.next_trade_id += 1;
         self.last_price = price;
         self.last_qty = qty;
@@ -498,7 +582,11 @@ impl SymbolMarket {
         if minute > last_open {
             let close = self.candles.back().map(|c| c.close).unwrap_or(self.last_price);
             // Fill minutes with no activity so that candle open times stay contiguous.
-            let mut t = if last_open == i64::MIN { minute } else { last_open + 60_000 };
+            let mut t = if last_open == i64::MIN {
+                minute
+            } else {
+                last_open + 60_000
+            };
             while t <= minute {
                 self.candles.push_back(Candle::new(t, close));
                 t += 60_000;
@@ -557,25 +645,43 @@ impl SymbolMarket {
             fills.push((level.0, q));
         }
         book.retain(|(_, q)| *q > Decimal::ZERO);
-        let diff = if fills.is_empty() { None } else { self.diff_from(&old_bids, &old_asks) };
+        let diff = if fills.is_empty() {
+            None
+        } else {
+            self.diff_from(&old_bids, &old_asks)
+        };
         (fills, diff)
     }
 
     /// Quantity on the opposite side at prices that cross `limit` (what a resting order can get).
     pub fn crossing_qty(&self, buy: bool, limit: Decimal) -> Decimal {
         if buy {
-            self.asks.iter().filter(|(p, _)| *p <= limit).map(|(_, q)| *q).sum()
+            self.asks
+                .iter()
+                .filter(|(p, _)| *p <= limit)
+                .map(|(_, q)| *q)
+                .sum()
         } else {
-            self.bids.iter().filter(|(p, _)| *p >= limit).map(|(_, q)| *q).sum()
+            self.bids
+                .iter()
+                .filter(|(p, _)| *p >= limit)
+                .map(|(_, q)| *q)
+                .sum()
         }
     }
 
     pub fn best_bid(&self) -> (Decimal, Decimal) {
-        self.bids.first().copied().unwrap_or((Decimal::ZERO, Decimal::ZERO))
+        self.bids
+            .first()
+            .copied()
+            .unwrap_or((Decimal::ZERO, Decimal::ZERO))
     }
 
     pub fn best_ask(&self) -> (Decimal, Decimal) {
-        self.asks.first().copied().unwrap_or((Decimal::ZERO, Decimal::ZERO))
+        self.asks
+            .first()
+            .copied()
+            .unwrap_or((Decimal::ZERO, Decimal::ZERO))
     }
 
     /// Volume-weighted average price of the last `mins` minutes (GET avgPrice, filters).
@@ -585,13 +691,21 @@ impl SymbolMarket {
             v += c.volume;
             q += c.quote_volume;
         }
-        if v.is_zero() { self.last_price } else { round_tick(q / v, self.spec.tick / Decimal::from(1000)) }
+        if v.is_zero() {
+            self.last_price
+        } else {
+            round_tick(q / v, self.spec.tick / Decimal::from(1000))
+        }
     }
 
     /// Rolling 24 h statistics from the one-minute candles.
     pub fn stats_24h(&self, now_ms: i64) -> Stats24h {
         let from = now_ms - 86_400_000;
-        let window: Vec<&Candle> = self.candles.iter().filter(|c| c.open_time >= from - 60_000).collect();
+        let window: Vec<&Candle> = self
+            .candles
+            .iter()
+            .filter(|c| c.open_time >= from - 60_000)
+            .collect();
         let open = window.first().map(|c| c.open).unwrap_or(self.last_price);
         let mut s = Stats24h {
             open,
@@ -671,7 +785,7 @@ pub fn interval_ms(interval: &str) -> Option<i64> {
 fn bucket_start(interval: &str, len: i64, t: i64) -> i64 {
     match interval {
         // 1970-01-01 was a Thursday; Monday buckets are offset by 4 days.
-        "1w" => t - (t - 4 * 86_400_000).rem_euclid(len) ,
+        "1w" => t - (t - 4 * 86_400_000).rem_euclid(len),
         "1M" => {
             use chrono::{Datelike, TimeZone, Utc};
             match Utc.timestamp_millis_opt(t).single() {
@@ -691,7 +805,11 @@ fn bucket_end(interval: &str, len: i64, start: i64) -> i64 {
     if interval == "1M" {
         use chrono::{Datelike, TimeZone, Utc};
         if let Some(dt) = Utc.timestamp_millis_opt(start).single() {
-            let (y, m) = if dt.month() == 12 { (dt.year() + 1, 1) } else { (dt.year(), dt.month() + 1) };
+            let (y, m) = if dt.month() == 12 {
+                (dt.year() + 1, 1)
+            } else {
+                (dt.year(), dt.month() + 1)
+            };
             if let Some(n) = Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single() {
                 return n.timestamp_millis() - 1;
             }
@@ -705,7 +823,11 @@ pub fn klines(m: &SymbolMarket, interval: &str) -> Option<Vec<(i64, i64, Candle)
     let len = interval_ms(interval)?;
     let mut out: Vec<(i64, i64, Candle)> = Vec::new();
     for c in &m.candles {
-        let start = if len < 60_000 { c.open_time } else { bucket_start(interval, len, c.open_time) };
+        let start = if len < 60_000 {
+            c.open_time
+        } else {
+            bucket_start(interval, len, c.open_time)
+        };
         match out.last_mut() {
             Some((s, _, agg)) if *s == start => {
                 agg.high = agg.high.max(c.high);
@@ -724,7 +846,11 @@ pub fn klines(m: &SymbolMarket, interval: &str) -> Option<Vec<(i64, i64, Candle)
                 }
             }
             _ => {
-                let end = if len < 60_000 { start + 59_999 } else { bucket_end(interval, len, start) };
+                let end = if len < 60_000 {
+                    start + 59_999
+                } else {
+                    bucket_end(interval, len, start)
+                };
                 let mut agg = c.clone();
                 agg.open_time = start;
                 out.push((start, end, agg));

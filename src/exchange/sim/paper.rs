@@ -15,8 +15,15 @@ use super::Shared;
 
 /// The stream URL for every symbol of the sim.
 pub fn feed_url(base: &str, symbols: &[String]) -> String {
-    let streams: Vec<String> = symbols.iter().map(|s| format!("{}@bookTicker", s.to_lowercase())).collect();
-    format!("{}/stream?streams={}", base.trim_end_matches('/'), streams.join("/"))
+    let streams: Vec<String> = symbols
+        .iter()
+        .map(|s| format!("{}@bookTicker", s.to_lowercase()))
+        .collect();
+    format!(
+        "{}/stream?streams={}",
+        base.trim_end_matches('/'),
+        streams.join("/")
+    )
 }
 
 /// Parses one combined-stream bookTicker message into (symbol, bid, ask).
@@ -29,13 +36,21 @@ pub fn parse_book_ticker(text: &str) -> Option<Top> {
     let v: Value = serde_json::from_str(text).ok()?;
     let d = v.get("data").unwrap_or(&v);
     let num = |k: &str| d.get(k)?.as_str()?.parse::<Decimal>().ok();
-    Some((d.get("s")?.as_str()?.to_string(), (num("b")?, num("B")?), (num("a")?, num("A")?)))
+    Some((
+        d.get("s")?.as_str()?.to_string(),
+        (num("b")?, num("B")?),
+        (num("a")?, num("A")?),
+    ))
 }
 
 pub(crate) async fn feed_task(shared: Arc<Shared>, base: String) {
     let symbols: Vec<String> = {
         let e = shared.engine();
-        e.market.symbols.iter().map(|s| s.spec.symbol.to_string()).collect()
+        e.market
+            .symbols
+            .iter()
+            .map(|s| s.spec.symbol.to_string())
+            .collect()
     };
     let url = feed_url(&base, &symbols);
     let mut backoff = Duration::from_millis(500);

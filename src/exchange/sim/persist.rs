@@ -31,7 +31,10 @@ pub struct Saved {
 }
 
 fn err(path: &Path, reason: impl ToString) -> SimError {
-    SimError::State { path: path.to_path_buf(), reason: reason.to_string() }
+    SimError::State {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Reads the state file; `None` when it does not exist.
@@ -41,20 +44,35 @@ pub fn load(path: &Path) -> Result<Option<Saved>, SimError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(err(path, e)),
     };
-    let f: FileV1 = serde_json::from_str(&text).map_err(|e| err(path, format!("not a sim state file: {e}")))?;
+    let f: FileV1 =
+        serde_json::from_str(&text).map_err(|e| err(path, format!("not a sim state file: {e}")))?;
     if f.version != 1 {
         return Err(err(path, format!("unknown version {}", f.version)));
     }
-    Ok(Some(Saved { key: (f.api_key, SecretString::new(f.api_secret)), account: f.account }))
+    Ok(Some(Saved {
+        key: (f.api_key, SecretString::new(f.api_secret)),
+        account: f.account,
+    }))
 }
 
 /// Writes the state file atomically.
 pub fn save(path: &Path, key: &(String, SecretString), account: &AccountState) -> Result<(), SimError> {
-    let f = FileV1 { version: 1, api_key: key.0.clone(), api_secret: key.1.expose().to_string(), account: account.clone() };
+    let f = FileV1 {
+        version: 1,
+        api_key: key.0.clone(),
+        api_secret: key.1.expose().to_string(),
+        account: account.clone(),
+    };
     let text = serde_json::to_vec_pretty(&f).map_err(|e| err(path, e))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| err(path, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "sim-state".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "sim-state".into());
     let tmp = dir.join(format!(".{name}.tmp"));
     {
         let mut opts = std::fs::OpenOptions::new();
@@ -84,7 +102,10 @@ mod tests {
     fn round_trips_the_account_and_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let account = AccountState { next_order_id: 17, ..AccountState::default() };
+        let account = AccountState {
+            next_order_id: 17,
+            ..AccountState::default()
+        };
         save(&path, &("KEY".into(), SecretString::from("SECRET")), &account).unwrap();
         let back = load(&path).unwrap().unwrap();
         assert_eq!(back.key.0, "KEY");

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::engine::{self, ApiError, Params, order_json, trade_json};
 use super::faults::Faults;
 use super::limits::Refusal;
-use super::market::{self, klines, kline_row, s8};
+use super::market::{self, kline_row, klines, s8};
 use super::{Shared, SimKey, auth, ws};
 
 /// All routes: WebSockets, control endpoints, and everything else through the REST dispatcher.
@@ -48,10 +48,16 @@ enum Sec {
 }
 
 fn json_response(status: u16, body: &Value, headers: Vec<(String, String)>) -> Response {
-    let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body.to_string())
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body.to_string(),
+    )
         .into_response();
     let h = r.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("application/json;charset=UTF-8"));
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
     for (k, v) in headers {
         if let (Ok(name), Ok(val)) = (axum::http::HeaderName::try_from(k), HeaderValue::from_str(&v)) {
             h.insert(name, val);
@@ -64,13 +70,18 @@ fn refusal_response(r: &Refusal, weight_header: (String, String)) -> Response {
     json_response(
         r.status,
         &json!({"code": r.code, "msg": r.msg}),
-        vec![("Retry-After".into(), r.retry_after_secs.to_string()), weight_header],
+        vec![
+            ("Retry-After".into(), r.retry_after_secs.to_string()),
+            weight_header,
+        ],
     )
 }
 
 /// Decodes `k=v&…` pairs (form encoding).
 pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url::form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// Weight of an endpoint for the given parameters (binance-spot.md §3).
@@ -93,15 +104,29 @@ fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
         }
         ("GET", "/api/v3/klines") | ("GET", "/api/v3/uiKlines") => (2, Sec::None),
         ("GET", "/api/v3/avgPrice") => (2, Sec::None),
-        ("GET", "/api/v3/ticker/24hr") => (if has_symbol { 2 } else if has_symbols { 40 } else { 80 }, Sec::None),
+        ("GET", "/api/v3/ticker/24hr") => (
+            if has_symbol {
+                2
+            } else if has_symbols {
+                40
+            } else {
+                80
+            },
+            Sec::None,
+        ),
         ("GET", "/api/v3/ticker/price") | ("GET", "/api/v3/ticker/bookTicker") => {
             (if has_symbol { 2 } else { 4 }, Sec::None)
         }
         ("GET", "/api/v3/account") => (20, Sec::UserData),
         ("POST", "/api/v3/order") => (1, Sec::Trade),
-        ("POST", "/api/v3/order/test") => {
-            (if p.get("computeCommissionRates") == Some("true") { 20 } else { 1 }, Sec::Trade)
-        }
+        ("POST", "/api/v3/order/test") => (
+            if p.get("computeCommissionRates") == Some("true") {
+                20
+            } else {
+                1
+            },
+            Sec::Trade,
+        ),
         ("GET", "/api/v3/order") => (4, Sec::UserData),
         ("DELETE", "/api/v3/order") => (1, Sec::Trade),
         ("GET", "/api/v3/openOrders") => (if has_symbol { 6 } else { 80 }, Sec::UserData),
@@ -128,7 +153,9 @@ pub(crate) fn authenticate<'a>(
     now: i64,
     trade: bool,
 ) -> Result<&'a SimKey, ApiError> {
-    let key = api_key.filter(|k| !k.is_empty()).ok_or_else(|| ApiError::new(401, -2014, "API-key format invalid."))?;
+    let key = api_key
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::new(401, -2014, "API-key format invalid."))?;
     if !auth::key_format_ok(key) && !shared.keys.iter().any(|k| k.api_key == key) {
         return Err(ApiError::new(401, -2014, "API-key format invalid."));
     }
@@ -138,9 +165,15 @@ pub(crate) fn authenticate<'a>(
         .find(|k| k.api_key == key)
         .ok_or_else(|| ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."))?;
     if trade && !k.enable_spot_trading {
-        return Err(ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."));
+        return Err(ApiError::new(
+            401,
+            -2015,
+            "Invalid API-key, IP, or permissions for action.",
+        ));
     }
-    let sig = signature.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::mandatory("signature"))?;
+    let sig = signature
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::mandatory("signature"))?;
     auth::check_timestamp(p.get("timestamp"), p.get("recvWindow"), now)?;
     if !auth::verify(&k.auth, payload, sig) {
         return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
@@ -158,7 +191,12 @@ struct Answer {
 
 impl Answer {
     fn plain(body: Result<Value, ApiError>) -> Self {
-        Answer { body, order_count: false, delay: None, forced_503: false }
+        Answer {
+            body,
+            order_count: false,
+            delay: None,
+            forced_503: false,
+        }
     }
 }
 
@@ -194,8 +232,15 @@ async fn rest(
     if sec != Sec::None {
         let (payload, sig) = auth::rest_payload(&raw_query, &raw_body);
         let api_key = headers.get("x-mbx-apikey").and_then(|v| v.to_str().ok());
-        if let Err(e) = authenticate(&shared, api_key, payload.as_bytes(), sig.as_deref(), &p, now, sec == Sec::Trade)
-        {
+        if let Err(e) = authenticate(
+            &shared,
+            api_key,
+            payload.as_bytes(),
+            sig.as_deref(),
+            &p,
+            now,
+            sec == Sec::Trade,
+        ) {
             return json_response(e.status, &e.to_json(), vec![weight_header(&shared)]);
         }
     }
@@ -239,7 +284,13 @@ async fn rest(
 /// with `Retry-After`.
 fn refusal_from(e: &ApiError) -> Result<Refusal, ()> {
     if e.status == 429 && e.code == -1015 {
-        Ok(Refusal { status: 429, code: e.code, msg: e.msg.clone(), retry_after_secs: 10, retry_after_ms: 0 })
+        Ok(Refusal {
+            status: 429,
+            code: e.code,
+            msg: e.msg.clone(),
+            retry_after_secs: 10,
+            retry_after_ms: 0,
+        })
     } else {
         Err(())
     }
@@ -264,7 +315,11 @@ fn dispatch(shared: &Shared, method: &Method, path: &str, p: &Params, now: i64) 
             Answer {
                 body,
                 order_count: true,
-                delay: if placed { faults.order_delay_ms.map(Duration::from_millis) } else { None },
+                delay: if placed {
+                    faults.order_delay_ms.map(Duration::from_millis)
+                } else {
+                    None
+                },
                 forced_503: placed && shared.faults.take_503(),
             }
         }
@@ -277,13 +332,21 @@ fn dispatch(shared: &Shared, method: &Method, path: &str, p: &Params, now: i64) 
         ("GET", "/api/v3/myTrades") => Answer::plain(my_trades(shared, p)),
         ("POST", "/api/v3/orderList/oco") => {
             let r = (|| {
-                shared.rate().admit_orders(2, now).map_err(|r| ApiError::new(429, r.code, r.msg))?;
+                shared
+                    .rate()
+                    .admit_orders(2, now)
+                    .map_err(|r| ApiError::new(429, r.code, r.msg))?;
                 let mut e = shared.engine();
                 let v = e.place_oco(p, now);
                 shared.publish(&mut e);
                 v
             })();
-            Answer { body: r, order_count: true, delay: None, forced_503: false }
+            Answer {
+                body: r,
+                order_count: true,
+                delay: None,
+                forced_503: false,
+            }
         }
         ("DELETE", "/api/v3/orderList") => Answer::plain({
             let mut e = shared.engine();
@@ -312,7 +375,12 @@ fn dispatch(shared: &Shared, method: &Method, path: &str, p: &Params, now: i64) 
 // -------------------------------------------------------------------- order operations
 
 /// POST /api/v3/order and WS `order.place` (validation, order-rate count, placement).
-pub(crate) fn op_new_order(shared: &Shared, p: &Params, now: i64, test_only: bool) -> Result<Value, ApiError> {
+pub(crate) fn op_new_order(
+    shared: &Shared,
+    p: &Params,
+    now: i64,
+    test_only: bool,
+) -> Result<Value, ApiError> {
     let mut e = shared.engine();
     let o = e.parse_new_order(p)?;
     e.check_filters(&o)?;
@@ -330,7 +398,10 @@ pub(crate) fn op_new_order(shared: &Shared, p: &Params, now: i64, test_only: boo
         }
         return Ok(json!({}));
     }
-    shared.rate().admit_orders(1, now).map_err(|r| ApiError::new(429, r.code, r.msg))?;
+    shared
+        .rate()
+        .admit_orders(1, now)
+        .map_err(|r| ApiError::new(429, r.code, r.msg))?;
     let placed = e.place(&o, now, false)?;
     let v = e.placed_json(&placed, &o.resp_type, now);
     shared.publish(&mut e);
@@ -340,7 +411,11 @@ pub(crate) fn op_new_order(shared: &Shared, p: &Params, now: i64, test_only: boo
 pub(crate) fn op_query_order(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let e = shared.engine();
     let id = e.find_order(p, ApiError::bad(-2013, "Order does not exist."))?;
-    e.account.orders.get(&id).map(order_json).ok_or_else(|| ApiError::bad(-2013, "Order does not exist."))
+    e.account
+        .orders
+        .get(&id)
+        .map(order_json)
+        .ok_or_else(|| ApiError::bad(-2013, "Order does not exist."))
 }
 
 pub(crate) fn op_cancel(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
@@ -399,7 +474,12 @@ fn all_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
         .filter(|o| from_id.is_none_or(|id| o.order_id as i64 >= id))
         .filter(|o| start.is_none_or(|s| o.time >= s) && end.is_none_or(|x| o.time <= x))
         .collect();
-    Ok(Value::Array(window(rows, from_id.is_some() || start.is_some(), limit).into_iter().map(order_json).collect()))
+    Ok(Value::Array(
+        window(rows, from_id.is_some() || start.is_some(), limit)
+            .into_iter()
+            .map(order_json)
+            .collect(),
+    ))
 }
 
 /// Time-range semantics of list endpoints: oldest first from a start, else the most recent.
@@ -423,12 +503,18 @@ fn my_trades(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let start = p.int("startTime")?;
     let end = p.int("endTime")?;
     if from_id.is_some() && (start.is_some() || end.is_some()) {
-        return Err(ApiError::bad(-1128, "Combination of optional parameters invalid."));
+        return Err(ApiError::bad(
+            -1128,
+            "Combination of optional parameters invalid.",
+        ));
     }
     if let (Some(s), Some(x)) = (start, end)
         && x - s > 86_400_000
     {
-        return Err(ApiError::bad(-1127, "More than 24 hours between startTime and endTime."));
+        return Err(ApiError::bad(
+            -1127,
+            "More than 24 hours between startTime and endTime.",
+        ));
     }
     let limit = limit_param(p, 500, 1000)?;
     let rows: Vec<&engine::MyTrade> = e
@@ -441,7 +527,12 @@ fn my_trades(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
         .filter(|t| start.is_none_or(|s| t.time >= s) && end.is_none_or(|x| t.time <= x))
         .collect();
     let from_start = from_id.is_some() || start.is_some();
-    Ok(Value::Array(window(rows, from_start, limit).into_iter().map(trade_json).collect()))
+    Ok(Value::Array(
+        window(rows, from_start, limit)
+            .into_iter()
+            .map(trade_json)
+            .collect(),
+    ))
 }
 
 // -------------------------------------------------------------------- account
@@ -489,8 +580,9 @@ fn api_restrictions(shared: &Shared, _p: &Params) -> Result<Value, ApiError> {
     // The key is the one that signed; authenticate() already found it, find it again by header
     // is not possible here, so report the most restrictive view over the matching keys.
     let k = shared.keys.last();
-    let (ip, trade, withdraw) =
-        k.map(|k| (k.ip_restrict, k.enable_spot_trading, k.enable_withdrawals)).unwrap_or((false, false, false));
+    let (ip, trade, withdraw) = k
+        .map(|k| (k.ip_restrict, k.enable_spot_trading, k.enable_withdrawals))
+        .unwrap_or((false, false, false));
     Ok(json!({
         "ipRestrict": ip, "createTime": shared.started_ms, "enableReading": true,
         "enableSpotAndMarginTrading": trade, "enableWithdrawals": withdraw,
@@ -531,10 +623,16 @@ fn exchange_info(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiErro
         .market
         .symbols
         .iter()
-        .filter(|m| wanted.as_ref().is_none_or(|w| w.iter().any(|s| s == m.spec.symbol)))
+        .filter(|m| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|s| s == m.spec.symbol))
+        })
         .map(|m| symbol_info(&m.spec))
         .collect();
-    Ok(json!({"timezone": "UTC", "serverTime": now, "rateLimits": rate_limits, "exchangeFilters": [], "symbols": symbols}))
+    Ok(
+        json!({"timezone": "UTC", "serverTime": now, "rateLimits": rate_limits, "exchangeFilters": [], "symbols": symbols}),
+    )
 }
 
 /// One `exchangeInfo` symbol with the filters the engine enforces.
@@ -564,7 +662,11 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
     })
 }
 
-fn with_symbol<T>(shared: &Shared, p: &Params, f: impl FnOnce(&market::SymbolMarket) -> T) -> Result<T, ApiError> {
+fn with_symbol<T>(
+    shared: &Shared,
+    p: &Params,
+    f: impl FnOnce(&market::SymbolMarket) -> T,
+) -> Result<T, ApiError> {
     let symbol = p.req("symbol")?;
     let e = shared.engine();
     e.market.get(symbol).map(f).ok_or_else(ApiError::bad_symbol)
@@ -574,7 +676,10 @@ fn depth(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let limit = limit_param(p, 100, 5000)?;
     with_symbol(shared, p, |m| {
         let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
-            v.iter().take(limit).map(|(px, q)| json!([s8(*px), s8(*q)])).collect()
+            v.iter()
+                .take(limit)
+                .map(|(px, q)| json!([s8(*px), s8(*q)]))
+                .collect()
         };
         json!({"lastUpdateId": m.update_id, "bids": side(&m.bids), "asks": side(&m.asks)})
     })
@@ -591,21 +696,37 @@ fn get_klines(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let rows = klines(m, &interval).ok_or_else(|| ApiError::bad(-1120, "Invalid interval."))?;
     let rows: Vec<_> = rows
         .into_iter()
-        .filter(|(s, _, _)| start.is_none_or(|t| *s >= t - t.rem_euclid(60_000)) && end.is_none_or(|t| *s <= t))
+        .filter(|(s, _, _)| {
+            start.is_none_or(|t| *s >= t - t.rem_euclid(60_000)) && end.is_none_or(|t| *s <= t)
+        })
         .collect();
     let rows = window(rows, start.is_some(), limit);
-    Ok(Value::Array(rows.iter().map(|(s, en, c)| kline_row(*s, *en, c)).collect()))
+    Ok(Value::Array(
+        rows.iter().map(|(s, en, c)| kline_row(*s, *en, c)).collect(),
+    ))
 }
 
 fn avg_price(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
-    with_symbol(shared, p, |m| json!({"mins": 5, "price": s8(m.avg_price(5)), "closeTime": now}))
+    with_symbol(
+        shared,
+        p,
+        |m| json!({"mins": 5, "price": s8(m.avg_price(5)), "closeTime": now}),
+    )
 }
 
 fn ticker_json(m: &market::SymbolMarket, now: i64, mini: bool) -> Value {
     let st = m.stats_24h(now);
     let change = st.last - st.open;
-    let pct = if st.open.is_zero() { Decimal::ZERO } else { (change / st.open * Decimal::from(100)).round_dp(3) };
-    let wavg = if st.volume.is_zero() { st.last } else { (st.quote_volume / st.volume).round_dp(8) };
+    let pct = if st.open.is_zero() {
+        Decimal::ZERO
+    } else {
+        (change / st.open * Decimal::from(100)).round_dp(3)
+    };
+    let wavg = if st.volume.is_zero() {
+        st.last
+    } else {
+        (st.quote_volume / st.volume).round_dp(8)
+    };
     if mini {
         return json!({
             "symbol": m.spec.symbol, "openPrice": s8(st.open), "highPrice": s8(st.high), "lowPrice": s8(st.low),
@@ -624,17 +745,29 @@ fn ticker_json(m: &market::SymbolMarket, now: i64, mini: bool) -> Value {
     })
 }
 
-fn per_symbol(shared: &Shared, p: &Params, f: impl Fn(&market::SymbolMarket) -> Value) -> Result<Value, ApiError> {
+fn per_symbol(
+    shared: &Shared,
+    p: &Params,
+    f: impl Fn(&market::SymbolMarket) -> Value,
+) -> Result<Value, ApiError> {
     let wanted = symbol_list(shared, p)?;
     let e = shared.engine();
     if p.get("symbol").is_some() {
-        return e.market.get(p.req("symbol")?).map(f).ok_or_else(ApiError::bad_symbol);
+        return e
+            .market
+            .get(p.req("symbol")?)
+            .map(f)
+            .ok_or_else(ApiError::bad_symbol);
     }
     Ok(Value::Array(
         e.market
             .symbols
             .iter()
-            .filter(|m| wanted.as_ref().is_none_or(|w| w.iter().any(|s| s == m.spec.symbol)))
+            .filter(|m| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.iter().any(|s| s == m.spec.symbol))
+            })
             .map(f)
             .collect(),
     ))
@@ -650,7 +783,11 @@ fn ticker_24hr(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError>
 }
 
 fn ticker_price(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
-    per_symbol(shared, p, |m| json!({"symbol": m.spec.symbol, "price": s8(m.last_price)}))
+    per_symbol(
+        shared,
+        p,
+        |m| json!({"symbol": m.spec.symbol, "price": s8(m.last_price)}),
+    )
 }
 
 fn book_ticker(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
@@ -666,7 +803,11 @@ fn loopback_only(peer: &SocketAddr) -> Result<(), Box<Response>> {
     if peer.ip().is_loopback() {
         Ok(())
     } else {
-        Err(Box::new(json_response(403, &json!({"code": -1002, "msg": "Control endpoints answer loopback only."}), vec![])))
+        Err(Box::new(json_response(
+            403,
+            &json!({"code": -1002, "msg": "Control endpoints answer loopback only."}),
+            vec![],
+        )))
     }
 }
 
@@ -684,7 +825,11 @@ async fn control_faults(
             shared.faults.set(f);
             json_response(200, &json!(shared.faults.get()), vec![])
         }
-        Err(e) => json_response(400, &json!({"code": -1100, "msg": format!("bad faults: {e}")}), vec![]),
+        Err(e) => json_response(
+            400,
+            &json!({"code": -1100, "msg": format!("bad faults: {e}")}),
+            vec![],
+        ),
     }
 }
 
@@ -704,14 +849,24 @@ async fn control_price(
     }
     let req: Req = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return json_response(400, &json!({"code": -1100, "msg": format!("bad request: {e}")}), vec![]),
+        Err(e) => {
+            return json_response(
+                400,
+                &json!({"code": -1100, "msg": format!("bad request: {e}")}),
+                vec![],
+            );
+        }
     };
     let now = shared.now();
     let mut e = shared.engine();
     let r = e.force_price(&req.symbol, req.price, now);
     shared.publish(&mut e);
     match r {
-        Ok(()) => json_response(200, &json!({"symbol": req.symbol, "price": s8(req.price)}), vec![]),
+        Ok(()) => json_response(
+            200,
+            &json!({"symbol": req.symbol, "price": s8(req.price)}),
+            vec![],
+        ),
         Err(err) => json_response(err.status, &err.to_json(), vec![]),
     }
 }
@@ -732,12 +887,22 @@ async fn control_balance(
     }
     let req: Req = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return json_response(400, &json!({"code": -1100, "msg": format!("bad request: {e}")}), vec![]),
+        Err(e) => {
+            return json_response(
+                400,
+                &json!({"code": -1100, "msg": format!("bad request: {e}")}),
+                vec![],
+            );
+        }
     };
     let now = shared.now();
     let mut e = shared.engine();
     e.adjust_balance(&req.asset, req.delta, now);
     shared.publish(&mut e);
     let b = e.balance(&req.asset);
-    json_response(200, &json!({"asset": req.asset, "free": s8(b.free), "locked": s8(b.locked)}), vec![])
+    json_response(
+        200,
+        &json!({"asset": req.asset, "free": s8(b.free), "locked": s8(b.locked)}),
+        vec![],
+    )
 }

@@ -49,9 +49,10 @@ pub(crate) fn render_events(m: &Market, events: &[MarketEvent]) -> Vec<(String, 
                 let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
                     v.iter().map(|(p, q)| json!([s8(*p), s8(*q)])).collect()
                 };
-                let payload = json!({"e": "depthUpdate", "E": time, "s": symbol, "U": diff.first_id, "u": diff.last_id,
+                let payload =
+                    json!({"e": "depthUpdate", "E": time, "s": symbol, "U": diff.first_id, "u": diff.last_id,
                                      "b": side(&diff.bids), "a": side(&diff.asks)})
-                .to_string();
+                    .to_string();
                 out.push((format!("{l}@depth"), payload.clone()));
                 out.push((format!("{l}@depth@100ms"), payload));
             }
@@ -71,21 +72,34 @@ pub(crate) fn render_events(m: &Market, events: &[MarketEvent]) -> Vec<(String, 
 }
 
 const REALTIME: [&str; 5] = ["trade", "aggTrade", "bookTicker", "depth", "depth@100ms"];
-const PERIODIC: [&str; 9] =
-    ["miniTicker", "ticker", "depth5", "depth10", "depth20", "depth5@100ms", "depth10@100ms", "depth20@100ms", "avgPrice"];
+const PERIODIC: [&str; 9] = [
+    "miniTicker",
+    "ticker",
+    "depth5",
+    "depth10",
+    "depth20",
+    "depth5@100ms",
+    "depth10@100ms",
+    "depth20@100ms",
+    "avgPrice",
+];
 
 /// Is this a stream the sim serves?
 fn valid_stream(m: &Market, name: &str) -> bool {
     if name == "!miniTicker@arr" {
         return true;
     }
-    let Some((sym, kind)) = name.split_once('@') else { return false };
+    let Some((sym, kind)) = name.split_once('@') else {
+        return false;
+    };
     if sym != sym.to_lowercase() || m.get(&sym.to_uppercase()).is_none() {
         return false;
     }
     REALTIME.contains(&kind)
         || PERIODIC.contains(&kind)
-        || kind.strip_prefix("kline_").is_some_and(|i| market::interval_ms(i).is_some())
+        || kind
+            .strip_prefix("kline_")
+            .is_some_and(|i| market::interval_ms(i).is_some())
 }
 
 fn mini_ticker(s: &SymbolMarket, now: i64) -> Value {
@@ -106,8 +120,16 @@ fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
         "ticker" => {
             let st = s.stats_24h(now);
             let change = st.last - st.open;
-            let pct = if st.open.is_zero() { Decimal::ZERO } else { (change / st.open * Decimal::from(100)).round_dp(3) };
-            let w = if st.volume.is_zero() { st.last } else { (st.quote_volume / st.volume).round_dp(8) };
+            let pct = if st.open.is_zero() {
+                Decimal::ZERO
+            } else {
+                (change / st.open * Decimal::from(100)).round_dp(3)
+            };
+            let w = if st.volume.is_zero() {
+                st.last
+            } else {
+                (st.quote_volume / st.volume).round_dp(8)
+            };
             let (b, a) = (s.best_bid(), s.best_ask());
             json!({"e": "24hrTicker", "E": now, "s": s.spec.symbol, "p": s8(change), "P": pct.to_string(), "w": s8(w),
                    "x": s8(st.open), "c": s8(st.last), "Q": s8(s.last_qty), "b": s8(b.0), "B": s8(b.1),
@@ -115,9 +137,15 @@ fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
                    "v": s8(st.volume), "q": s8(st.quote_volume), "O": st.open_time, "C": now,
                    "F": st.first_id, "L": st.last_id, "n": st.count})
         }
-        "avgPrice" => json!({"e": "avgPrice", "E": now, "s": s.spec.symbol, "i": "5m", "w": s8(s.avg_price(5)), "T": now}),
+        "avgPrice" => {
+            json!({"e": "avgPrice", "E": now, "s": s.spec.symbol, "i": "5m", "w": s8(s.avg_price(5)), "T": now})
+        }
         k if k.starts_with("depth") => {
-            let n: usize = k.trim_start_matches("depth").trim_end_matches("@100ms").parse().ok()?;
+            let n: usize = k
+                .trim_start_matches("depth")
+                .trim_end_matches("@100ms")
+                .parse()
+                .ok()?;
             let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
                 v.iter().take(n).map(|(p, q)| json!([s8(*p), s8(*q)])).collect()
             };
@@ -167,8 +195,14 @@ pub(crate) async fn stream_handler_combined(
 }
 
 fn split_streams(s: &str) -> Vec<String> {
-    let decoded = percent_encoding::percent_decode_str(s).decode_utf8_lossy().to_string();
-    decoded.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect()
+    let decoded = percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .to_string();
+    decoded
+        .split('/')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Per-connection send helper: wraps in the combined envelope and applies the malformed-frame fault.
@@ -185,7 +219,11 @@ impl Sender {
         {
             return "{\"stream\":\"malformed\",\"data\":{\"e\":".to_string();
         }
-        if self.combined { format!("{{\"stream\":\"{stream}\",\"data\":{payload}}}") } else { payload.to_string() }
+        if self.combined {
+            format!("{{\"stream\":\"{stream}\",\"data\":{payload}}}")
+        } else {
+            payload.to_string()
+        }
     }
 }
 
@@ -348,7 +386,11 @@ struct ApiSession {
 }
 
 async fn api_conn(shared: Arc<Shared>, mut socket: WebSocket) {
-    let mut session = ApiSession { connected: shared.now(), subscription: None, next_subscription: 0 };
+    let mut session = ApiSession {
+        connected: shared.now(),
+        subscription: None,
+        next_subscription: 0,
+    };
     let mut user_rx = shared.user_tx.subscribe();
     let mut drops = shared.faults.drop_signal();
     drops.borrow_and_update();
@@ -450,8 +492,16 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
         );
     };
     let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let method = req.get("method").and_then(Value::as_str).unwrap_or("").to_string();
-    let params = req.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
+    let method = req
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let params = req
+        .get("params")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let admitted = {
         let forced = shared.faults.take_429();
         shared.rate().admit(api_weight(&method), now, forced)
@@ -482,17 +532,18 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
             "returnRateLimits": true, "serverTime": now,
             "userDataStream": session.subscription.is_some()
         })),
-        "userDataStream.subscribe.signature" => {
-            ws_authenticate(shared, &params, now, false).and_then(|_| {
-                if session.subscription.is_some() {
-                    return Err(ApiError::bad(-2035, "User Data Stream subscription already active."));
-                }
-                let sid = session.next_subscription;
-                session.next_subscription += 1;
-                session.subscription = Some(sid);
-                Ok(json!({"subscriptionId": sid}))
-            })
-        }
+        "userDataStream.subscribe.signature" => ws_authenticate(shared, &params, now, false).and_then(|_| {
+            if session.subscription.is_some() {
+                return Err(ApiError::bad(
+                    -2035,
+                    "User Data Stream subscription already active.",
+                ));
+            }
+            let sid = session.next_subscription;
+            session.next_subscription += 1;
+            session.subscription = Some(sid);
+            Ok(json!({"subscriptionId": sid}))
+        }),
         "userDataStream.unsubscribe" => match session.subscription {
             None => Err(ApiError::bad(-2036, "User Data Stream subscription not active.")),
             Some(sid) => {
@@ -501,7 +552,9 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
                     Err(ApiError::bad(-2036, "User Data Stream subscription not active."))
                 } else {
                     session.subscription = None;
-                    after = Some(json!({"subscriptionId": sid, "event": {"e": "eventStreamTerminated", "E": now}}));
+                    after = Some(
+                        json!({"subscriptionId": sid, "event": {"e": "eventStreamTerminated", "E": now}}),
+                    );
                     Ok(json!({}))
                 }
             }
@@ -510,7 +563,11 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
             Some(s) => json!([{"subscriptionId": s}]),
             None => json!([]),
         }),
-        "order.place" | "order.cancel" | "order.status" | "openOrders.cancelAll" | "openOrders.status"
+        "order.place"
+        | "order.cancel"
+        | "order.status"
+        | "openOrders.cancelAll"
+        | "openOrders.status"
         | "order.test" => {
             let trade = method != "order.status" && method != "openOrders.status";
             ws_authenticate(shared, &params, now, trade).and_then(|_| {
@@ -529,7 +586,9 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
     };
     let resp = match result {
         Ok(v) => json!({"id": id, "status": 200, "result": v, "rateLimits": rate_limits}),
-        Err(e) => json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}, "rateLimits": rate_limits}),
+        Err(e) => {
+            json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}, "rateLimits": rate_limits})
+        }
     };
     (resp, after)
 }
@@ -549,12 +608,20 @@ fn ws_authenticate(
     for (k, v) in &p.0 {
         filtered.insert(k.clone(), v.clone());
     }
-    rest::authenticate(shared, api_key.as_deref(), payload.as_bytes(), sig.as_deref(), &p, now, trade)
-        .map(|_| ())
-        .map_err(|mut e| {
-            if e.status == 401 {
-                e.status = 401;
-            }
-            e
-        })
+    rest::authenticate(
+        shared,
+        api_key.as_deref(),
+        payload.as_bytes(),
+        sig.as_deref(),
+        &p,
+        now,
+        trade,
+    )
+    .map(|_| ())
+    .map_err(|mut e| {
+        if e.status == 401 {
+            e.status = 401;
+        }
+        e
+    })
 }
