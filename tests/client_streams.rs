@@ -393,3 +393,80 @@ async fn an_order_answered_late_is_resolved_by_its_execution_report() -> TestRes
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn pings_are_answered_so_the_exchange_keeps_the_connection() -> TestResult {
+    // The exchange pings every 150 ms and drops a connection that has not answered in 600 ms.
+    let sim = sim::start(
+        "127.0.0.1:0".parse()?,
+        SimConfig {
+            ws_ping_interval: Duration::from_millis(150),
+            ws_pong_timeout: Duration::from_millis(600),
+            ..SimConfig::default()
+        },
+    )
+    .await?;
+    let client = rest(&sim, Duration::from_secs(2))?;
+    let (tx, mut rx) = mpsc::channel(4096);
+    let cancel = CancellationToken::new();
+    let (handle, join) = spawn_market_stream(
+        client.endpoints().clone(),
+        client.clock().clone(),
+        vec![sym("BTCUSDT")],
+        tx,
+        cancel.clone(),
+        market_config(),
+    );
+    let t = Duration::from_secs(10);
+    assert!(
+        next_matching(&mut rx, t, |e| is_quote_for(e, "BTCUSDT"))
+            .await
+            .is_some()
+    );
+    // Watch for 2.5 s (many pong deadlines): no disconnect may appear.
+    let dropped = next_matching(&mut rx, Duration::from_millis(2500), |e| {
+        matches!(e, MarketEvent::Status(StreamStatus::Disconnected { .. }))
+    })
+    .await;
+    assert_eq!(dropped, None, "the exchange dropped us: pongs missing");
+    assert_eq!(handle.reconnect_count(), 0);
+    cancel.cancel();
+    join.await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_connection_is_renewed_before_its_age_limit() -> TestResult {
+    let sim = start(Faults::default()).await?;
+    let client = rest(&sim, Duration::from_secs(2))?;
+    let (tx, mut rx) = mpsc::channel(4096);
+    let cancel = CancellationToken::new();
+    let (handle, join) = spawn_market_stream(
+        client.endpoints().clone(),
+        client.clock().clone(),
+        vec![sym("BTCUSDT")],
+        tx,
+        cancel.clone(),
+        MarketStreamConfig {
+            max_connection_age: Duration::from_millis(800),
+            ..market_config()
+        },
+    );
+    let t = Duration::from_secs(10);
+    let renewed = next_matching(&mut rx, t, |e| {
+        matches!(e, MarketEvent::Status(StreamStatus::Disconnected { reason }) if reason.contains("age limit"))
+    })
+    .await;
+    assert!(renewed.is_some(), "no proactive renewal");
+    assert!(
+        next_matching(&mut rx, t, |e| is_quote_for(e, "BTCUSDT"))
+            .await
+            .is_some()
+    );
+    assert!(handle.reconnect_count() >= 1);
+    cancel.cancel();
+    join.await?;
+    sim.shutdown().await;
+    Ok(())
+}

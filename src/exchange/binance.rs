@@ -15,6 +15,7 @@ pub mod limits;
 pub mod market;
 pub mod reconcile;
 pub mod rest;
+pub mod rules;
 pub mod sign;
 pub mod user;
 pub mod wire;
