@@ -432,3 +432,68 @@ async fn exchange_clock_2_5_s_ahead_is_corrected_by_the_offset() -> TestResult {
 async fn exchange_clock_2_5_s_behind_is_corrected_by_the_offset() -> TestResult {
     skew_is_measured_and_signed_requests_work(-2500).await
 }
+
+#[tokio::test]
+async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_everything() -> TestResult {
+    use crbot::exchange::binance::reconcile::{EntryFills, OcoPlan, protective_oco};
+    use crbot::exchange::binance::wire::CancelledItem;
+
+    let sim = start(Faults::default()).await?;
+    let rest = client(&sim, Arc::new(MemoryBans::default()))?;
+    let r = rules(&rest).await?;
+    let ask = rest.book_ticker(&btc()).await?.ask;
+    let qty = r.round_qty(OrderType::Market, Qty::try_new(Decimal::from(100) / ask.value())?);
+    let entry = OrderRequest {
+        symbol: btc(),
+        side: Side::Buy,
+        order_type: OrderType::Market,
+        time_in_force: None,
+        qty,
+        price: None,
+        stop_price: None,
+        client_order_id: ClientOrderId::new("it-entry-1")?,
+    };
+    let placed = rest.place_order(&entry).await.done().ok_or("entry not done")?;
+    let sl = Price::try_new(ask.value() * Decimal::new(95, 2))?;
+    let tp = Price::try_new(ask.value() * Decimal::new(110, 2))?;
+    let ids = ["it-oco-l", "it-oco-tp", "it-oco-sl"].map(|s| ClientOrderId::new(s).expect("valid id"));
+    let plan = protective_oco(
+        &EntryFills {
+            symbol: &btc(),
+            side: Side::Buy,
+            status: placed.order.status,
+            fills: &placed.fills,
+        },
+        &r,
+        sl,
+        tp,
+        ids,
+    );
+    let OcoPlan::Place(oco) = plan else {
+        return Err(format!("expected an OCO, got {plan:?}").into());
+    };
+    let list = match rest.place_oco(&oco).await {
+        OrderOutcome::Done(l) => l,
+        other => return Err(format!("OCO not placed: {other:?}").into()),
+    };
+    assert_eq!(list.list_client_order_id, "it-oco-l");
+    assert_eq!(list.legs.len(), 2);
+    let lists = rest.open_order_lists().await?;
+    assert!(lists.iter().any(|l| l.list_client_order_id == "it-oco-l"));
+    let legs = rest.open_orders(Some(&btc())).await?;
+    let sl_leg = legs.iter().find(|o| o.client_order_id == "it-oco-sl").ok_or("stop leg missing")?;
+    assert_eq!((sl_leg.order_type, sl_leg.side), (OrderType::StopLoss, Side::Sell));
+    assert_eq!(sl_leg.orig_qty, oco.qty);
+    let tp_leg = legs.iter().find(|o| o.client_order_id == "it-oco-tp").ok_or("take-profit leg missing")?;
+    assert_eq!(tp_leg.order_type, OrderType::LimitMaker);
+    // A plain resting order too, then the kill switch's cancel-all takes both.
+    let resting = resting_buy(&rest, "it-rest-2").await?;
+    assert!(matches!(rest.place_order(&resting).await, OrderOutcome::Done(_)));
+    let items = rest.cancel_all(&btc()).await.done().ok_or("cancel_all not done")?;
+    assert!(items.iter().any(|i| matches!(i, CancelledItem::List(l) if l.list_client_order_id == "it-oco-l")));
+    assert!(items.iter().any(|i| matches!(i, CancelledItem::Order(o) if o.order_client_id() == "it-rest-2")));
+    assert!(rest.open_orders(Some(&btc())).await?.is_empty());
+    assert!(rest.open_order_lists().await?.is_empty());
+    sim.shutdown().await;
+    Ok(())
+}
