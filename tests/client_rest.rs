@@ -481,17 +481,38 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
     let lists = rest.open_order_lists().await?;
     assert!(lists.iter().any(|l| l.list_client_order_id == "it-oco-l"));
     let legs = rest.open_orders(Some(&btc())).await?;
-    let sl_leg = legs.iter().find(|o| o.client_order_id == "it-oco-sl").ok_or("stop leg missing")?;
-    assert_eq!((sl_leg.order_type, sl_leg.side), (OrderType::StopLoss, Side::Sell));
+    let sl_leg = legs
+        .iter()
+        .find(|o| o.client_order_id == "it-oco-sl")
+        .ok_or("stop leg missing")?;
+    assert_eq!(
+        (sl_leg.order_type, sl_leg.side),
+        (OrderType::StopLoss, Side::Sell)
+    );
     assert_eq!(sl_leg.orig_qty, oco.qty);
-    let tp_leg = legs.iter().find(|o| o.client_order_id == "it-oco-tp").ok_or("take-profit leg missing")?;
+    let tp_leg = legs
+        .iter()
+        .find(|o| o.client_order_id == "it-oco-tp")
+        .ok_or("take-profit leg missing")?;
     assert_eq!(tp_leg.order_type, OrderType::LimitMaker);
     // A plain resting order too, then the kill switch's cancel-all takes both.
     let resting = resting_buy(&rest, "it-rest-2").await?;
     assert!(matches!(rest.place_order(&resting).await, OrderOutcome::Done(_)));
-    let items = rest.cancel_all(&btc()).await.done().ok_or("cancel_all not done")?;
-    assert!(items.iter().any(|i| matches!(i, CancelledItem::List(l) if l.list_client_order_id == "it-oco-l")));
-    assert!(items.iter().any(|i| matches!(i, CancelledItem::Order(o) if o.order_client_id() == "it-rest-2")));
+    let items = rest
+        .cancel_all(&btc())
+        .await
+        .done()
+        .ok_or("cancel_all not done")?;
+    assert!(
+        items
+            .iter()
+            .any(|i| matches!(i, CancelledItem::List(l) if l.list_client_order_id == "it-oco-l"))
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| matches!(i, CancelledItem::Order(o) if o.order_client_id() == "it-rest-2"))
+    );
     assert!(rest.open_orders(Some(&btc())).await?.is_empty());
     assert!(rest.open_order_lists().await?.is_empty());
     sim.shutdown().await;

@@ -111,6 +111,24 @@ impl Endpoints {
         Ok(self)
     }
 
+    /// The endpoints of `mode` with the environment's overrides applied. Sim and paper need all
+    /// three overrides (the running local exchange's URLs); otherwise they are an error.
+    pub fn for_mode(mode: Mode, get: impl Fn(&str) -> Option<String>) -> Result<Endpoints, EndpointError> {
+        match Endpoints::official(mode) {
+            Ok(e) => e.with_overrides(get),
+            Err(err) => {
+                let all = ["BINANCE_REST_URL", "BINANCE_WS_URL", "BINANCE_WS_API_URL"]
+                    .iter()
+                    .all(|k| get(k).is_some_and(|v| !v.trim().is_empty()));
+                if !all {
+                    return Err(err);
+                }
+                // Placeholder origins, all replaced by the overrides below.
+                Endpoints::local(SocketAddr::from(([127, 0, 0, 1], 1)))?.with_overrides(get)
+            }
+        }
+    }
+
     /// True when every URL is encrypted (https/wss): required in `ENV=production`.
     pub fn is_secure(&self) -> bool {
         self.rest.scheme() == "https" && self.ws.scheme() == "wss" && self.ws_api.scheme() == "wss"
@@ -130,6 +148,16 @@ impl Endpoints {
     pub fn stream_url(&self, streams: &[String]) -> String {
         let origin = self.ws.as_str().trim_end_matches('/');
         format!("{origin}/stream?streams={}", streams.join("/"))
+    }
+}
+
+/// `BINANCE_TESTNET=true|false` (the seed's variable) picks testnet or live when no mode is
+/// given; `None` when unset, empty or not a boolean.
+pub fn mode_from_testnet_flag(value: Option<&str>) -> Option<Mode> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("true" | "1" | "yes") => Some(Mode::Testnet),
+        Some("false" | "0" | "no") => Some(Mode::Live),
+        _ => None,
     }
 }
 
@@ -193,6 +221,33 @@ mod tests {
             .expect("live")
             .with_overrides(|k| (k == "BINANCE_WS_URL").then(|| "https://x".to_string()));
         assert!(matches!(bad, Err(EndpointError::Scheme { .. })));
+    }
+
+    #[test]
+    fn testnet_flag_selects_testnet_or_live() {
+        assert_eq!(mode_from_testnet_flag(Some("true")), Some(Mode::Testnet));
+        assert_eq!(mode_from_testnet_flag(Some(" FALSE ")), Some(Mode::Live));
+        assert_eq!(mode_from_testnet_flag(Some("maybe")), None);
+        assert_eq!(mode_from_testnet_flag(None), None);
+    }
+
+    #[test]
+    fn sim_mode_takes_its_urls_from_the_overrides_only() {
+        let none = |_: &str| None;
+        assert!(Endpoints::for_mode(Mode::Sim, none).is_err());
+        let all = |k: &str| match k {
+            "BINANCE_REST_URL" => Some("http://127.0.0.1:7000".to_string()),
+            "BINANCE_WS_URL" => Some("ws://127.0.0.1:7000".to_string()),
+            "BINANCE_WS_API_URL" => Some("ws://127.0.0.1:7000/ws-api/v3".to_string()),
+            _ => None,
+        };
+        let e = Endpoints::for_mode(Mode::Sim, all).expect("sim");
+        assert_eq!(
+            e.rest_url("/api/v3/ping", ""),
+            "http://127.0.0.1:7000/api/v3/ping"
+        );
+        let live = Endpoints::for_mode(Mode::Live, none).expect("live");
+        assert_eq!(live, Endpoints::official(Mode::Live).expect("live"));
     }
 
     #[test]
