@@ -198,8 +198,7 @@ mod tests {
             None,
             cid(),
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         let PrepareError::Filters(f) = err else {
             panic!("{err:?}")
         };
