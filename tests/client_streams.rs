@@ -119,6 +119,22 @@ async fn market_stream_delivers_quotes_and_follows_the_watchlist() -> TestResult
             .is_some(),
         "no kline"
     );
+    assert!(
+        next_matching(
+            &mut rx,
+            t,
+            |e| matches!(e, MarketEvent::Depth { depth, .. } if !depth.bids.is_empty())
+        )
+        .await
+        .is_some(),
+        "no depth snapshot"
+    );
+    assert!(
+        next_matching(&mut rx, t, |e| matches!(e, MarketEvent::MiniTicker { .. }))
+            .await
+            .is_some(),
+        "no miniTicker"
+    );
     assert!(handle.set_watchlist(vec![sym("BTCUSDT"), sym("ETHUSDT")]).await);
     assert!(
         next_matching(&mut rx, t, |e| is_quote_for(e, "ETHUSDT"))

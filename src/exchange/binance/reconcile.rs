@@ -180,14 +180,16 @@ pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncRep
     }
     let account = rest.account().await?;
     let mut orders = Vec::with_capacity(req.unfinished.len());
+    // Same rule as for an unknown order: one `-2013` is not proof (the query can lag the
+    // matching engine), so absent orders are re-queried before being reported NotFound.
+    let confirm = ResolveConfig {
+        max_queries: 4,
+        not_found_confirmations: 3,
+        backoff_base: Duration::from_millis(300),
+        backoff_max: Duration::from_secs(2),
+    };
     for (symbol, cid) in &req.unfinished {
-        let r = match rest.query_order(symbol, cid).await {
-            Ok(o) => Resolution::Found(o),
-            Err(ClientError::Api { code, .. }) if code == CODE_NO_SUCH_ORDER => Resolution::NotFound,
-            Err(e) => Resolution::StillUnknown {
-                reason: e.to_string(),
-            },
-        };
+        let r = resolve_unknown(rest, symbol, cid, &confirm).await;
         orders.push((cid.clone(), r));
     }
     let mut trade_symbols: Vec<Symbol> = req.symbols.clone();
