@@ -518,3 +518,60 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn startup_resync_reports_open_orders_unfinished_orders_and_fills_since_the_last_trade() -> TestResult {
+    use crbot::exchange::binance::reconcile::{ResyncRequest, resync};
+    use std::collections::HashMap;
+
+    let sim = start(Faults::default()).await?;
+    let rest = client(&sim, Arc::new(MemoryBans::default()))?;
+    let order = resting_buy(&rest, "it-sync-open").await?;
+    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    let r = rules(&rest).await?;
+    let ask = rest.book_ticker(&btc()).await?.ask;
+    let qty = r.round_qty(OrderType::Market, Qty::try_new(Decimal::from(30) / ask.value())?);
+    let buy = |cid: &str| OrderRequest {
+        symbol: btc(),
+        side: Side::Buy,
+        order_type: OrderType::Market,
+        time_in_force: None,
+        qty,
+        price: None,
+        stop_price: None,
+        client_order_id: ClientOrderId::new(cid).expect("valid id"),
+    };
+    let first = rest.place_order(&buy("it-sync-1")).await.done().ok_or("first")?;
+    let second = rest.place_order(&buy("it-sync-2")).await.done().ok_or("second")?;
+    let last_known = first.fills.iter().map(|f| f.trade_id).max().ok_or("no fill")?;
+    let report = resync(
+        &rest,
+        &ResyncRequest {
+            symbols: vec![btc()],
+            unfinished: vec![(btc(), "it-sync-open".into()), (btc(), "it-sync-never".into())],
+            last_trade_ids: HashMap::from([(btc(), last_known)]),
+        },
+    )
+    .await?;
+    assert!(
+        report
+            .open_orders
+            .iter()
+            .any(|o| o.client_order_id == "it-sync-open")
+    );
+    assert!(
+        matches!(&report.orders[0], (c, Resolution::Found(o)) if c == "it-sync-open" && o.status == OrderStatus::New)
+    );
+    assert_eq!(
+        report.orders[1],
+        ("it-sync-never".to_string(), Resolution::NotFound)
+    );
+    // Only fills after the last known trade: exactly the second order's.
+    let mut got: Vec<u64> = report.fills.iter().map(|f| f.trade_id).collect();
+    let mut want: Vec<u64> = second.fills.iter().map(|f| f.trade_id).collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    sim.shutdown().await;
+    Ok(())
+}
