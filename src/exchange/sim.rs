@@ -11,6 +11,16 @@
 //! timestamps), `limits` (rate limits), `faults` (fault switches; grammar in its module doc),
 //! `rest`, `ws` (streams and WebSocket API), `persist` (the state file), `paper` (price feed).
 //!
+//! Control endpoints (loopback peers only, JSON bodies), for tests and demos:
+//! `POST /sim/control/price {"symbol":"BTCUSDT","price":"90000"}` moves a price now (resting
+//! orders and stops react at once); `POST /sim/control/faults {…}` sets the fault switches
+//! (fields as in `faults::Faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
+//! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
+//!
+//! Not served (answer 404 or are rejected as exchangeInfo says): trailing stops, icebergs,
+//! self-trade prevention other than NONE, OTO/OTOCO/OPO lists, cancel-replace, amend,
+//! `X-MBX-TIME-UNIT`, SBE, listenKey streams, `session.logon`.
+//!
 //! The state is one `Mutex<Engine>` held only for short, non-async sections: the sim is a
 //! test double serving one account, and a lock is the simplest correct way to serialise
 //! requests, market steps and matching as a real matching engine does.
@@ -245,8 +255,17 @@ impl Shared {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
-        let account = self.engine().account.clone();
-        persist::save(path, &self.default_key, &account)
+        let (account, prices) = {
+            let e = self.engine();
+            let prices = e
+                .market
+                .symbols
+                .iter()
+                .map(|s| (s.spec.symbol.to_string(), s.mid))
+                .collect();
+            (e.account.clone(), prices)
+        };
+        persist::save(path, &self.default_key, &account, &prices)
     }
 }
 
@@ -289,6 +308,13 @@ impl SimHandle {
         let r = e.force_price(symbol, price, now);
         self.shared.publish(&mut e);
         r
+    }
+    /// Deposits (positive) or withdraws (negative) `amount` of `asset` (`balanceUpdate` event).
+    pub fn deposit(&self, asset: &str, amount: Decimal) {
+        let now = self.shared.now();
+        let mut e = self.shared.engine();
+        e.adjust_balance(asset, amount, now);
+        self.shared.publish(&mut e);
     }
     /// Current mid prices, in symbol order (determinism checks).
     pub fn mids(&self) -> Vec<(String, Decimal)> {
@@ -338,8 +364,8 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
         (Some(path), false) => persist::load(path)?,
         _ => None,
     };
-    let (default_key, account) = match saved {
-        Some(s) => (s.key, s.account),
+    let (default_key, account, prices) = match saved {
+        Some(s) => (s.key, s.account, s.prices),
         None => {
             let mut account = AccountState::default();
             for (asset, amount) in &config.starting_balances {
@@ -351,12 +377,16 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
                     },
                 );
             }
-            ((random_alnum(64), SecretString::new(random_alnum(64))), account)
+            (
+                (random_alnum(64), SecretString::new(random_alnum(64))),
+                account,
+                Default::default(),
+            )
         }
     };
     let mut keys = config.keys.clone();
     keys.push(SimKey::hmac(&default_key.0, default_key.1.clone()));
-    let market = Market::new(config.seed, config.speed, now);
+    let market = Market::resume(config.seed, config.speed, now, &prices);
     let engine = Engine::new(market, account, config.commission_rate);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

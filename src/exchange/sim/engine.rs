@@ -291,6 +291,13 @@ impl Engine {
         if account.next_list_id == 0 {
             account.next_list_id = 1;
         }
+        let mut market = market;
+        // Trade ids keep increasing across restarts: the tape continues after the last saved fill.
+        for t in &account.trades {
+            if let Some(m) = market.get_mut(&t.symbol) {
+                m.next_trade_id = m.next_trade_id.max(t.id + 1);
+            }
+        }
         Engine {
             market,
             account,
@@ -354,6 +361,23 @@ impl Engine {
         let stop_price = p.dec("stopPrice")?;
         if let Some(id) = p.get("newClientOrderId") {
             check_client_id("newClientOrderId", id)?;
+        }
+        // exchangeInfo says icebergAllowed=false, allowTrailingStop=false, STP modes ["NONE"].
+        if p.get("icebergQty").is_some() {
+            return Err(ApiError::rejected(
+                "Iceberg orders are not supported for this symbol.",
+            ));
+        }
+        if p.get("trailingDelta").is_some() {
+            return Err(ApiError::rejected(
+                "Trailing stop orders are not supported for this symbol.",
+            ));
+        }
+        if p.get("selfTradePreventionMode").is_some_and(|m| m != "NONE") {
+            return Err(ApiError::bad(
+                -1130,
+                "Data sent for parameter 'selfTradePreventionMode' is not valid.",
+            ));
         }
         let resp_type = p.get("newOrderRespType").map(str::to_string).unwrap_or_else(|| {
             if order_type == "MARKET" || order_type == "LIMIT" {
@@ -637,34 +661,46 @@ impl Engine {
         } else {
             None
         };
-        let Some(m) = self.market.get_mut(&o.symbol) else {
-            return Vec::new();
-        };
         if o.order_type == "LIMIT_MAKER" {
             return Vec::new();
         }
+        // What a market-type order (MARKET, or a triggered STOP_LOSS/TAKE_PROFIT) may use: the
+        // free balance plus what is still locked for it, so a gap never drives a balance negative.
+        let (base, quote) = match self.market.get(&o.symbol) {
+            Some(m) => (m.spec.base, m.spec.quote),
+            None => return Vec::new(),
+        };
+        let holder_locked = self
+            .account
+            .orders
+            .get(&o.lock_from.unwrap_or(order_id))
+            .map(|h| h.locked_left)
+            .unwrap_or_default();
+        let usable = |asset: &str| self.balance(asset).free + holder_locked;
+        let market_type = !is_limit_like(&o.order_type);
+        let usable_quote = usable(quote);
+        let usable_base = usable(base);
+        let Some(m) = self.market.get_mut(&o.symbol) else {
+            return Vec::new();
+        };
         let quote_mode = o.order_type == "MARKET" && o.orig_qty.is_zero();
         if o.time_in_force == "FOK" && limit.is_some() && m.crossing_qty(buy, o.price) < o.remaining() {
             self.expire(order_id, "UNFILLED_FOK_ORDER_EXPIRED", now);
             return Vec::new();
         }
-        let (max_qty, max_quote) = if quote_mode {
+        let (mut max_qty, max_quote) = if quote_mode {
             (Decimal::from(1_000_000_000_000i64), Some(o.orig_quote_qty))
         } else {
             (o.remaining(), None)
         };
-        // A market buy may spend at most the free quote balance.
-        let quote_cap = if buy && o.order_type != "LIMIT" && o.lock_asset.is_empty() {
-            let free = self
-                .account
-                .balances
-                .get(m.spec.quote)
-                .map(|b| b.free)
-                .unwrap_or_default();
-            Some(max_quote.map(|q| q.min(free)).unwrap_or(free))
+        let quote_cap = if buy && market_type {
+            Some(max_quote.map(|q| q.min(usable_quote)).unwrap_or(usable_quote))
         } else {
             max_quote
         };
+        if !buy && market_type {
+            max_qty = max_qty.min(usable_base);
+        }
         let (levels, diff) = m.take(buy, max_qty, limit, quote_cap);
         let symbol = o.symbol.clone();
         if let Some(diff) = diff {
@@ -1381,14 +1417,7 @@ impl Engine {
                 .filter_map(|id| self.account.orders.get(id))
                 .map(|o| match cancel_id {
                     Some(c) => cancel_json(o, c),
-                    None => {
-                        let mut r = result_json(o, o.time);
-                        if let Some(obj) = r.as_object_mut() {
-                            obj.remove("workingTime");
-                            obj.insert("workingTime".into(), json!(o.working_time));
-                        }
-                        r
-                    }
+                    None => result_json(o, o.time),
                 })
                 .collect();
             if let Some(obj) = v.as_object_mut() {
@@ -1624,7 +1653,7 @@ pub fn execution_json(
         "f": o.time_in_force, "q": s8(o.orig_qty), "p": s8(o.price), "P": s8(o.stop_price), "F": zero,
         "g": o.order_list_id, "C": big_c, "x": exec, "X": o.status, "r": "NONE", "i": o.order_id,
         "l": l, "z": s8(o.executed_qty), "L": lp, "n": n, "N": nn, "T": now, "t": t,
-        "I": now.rem_euclid(1_000_000_000) * 10 + (o.order_id as i64 % 10), "w": o.is_open() && o.is_working,
+        "I": now.rem_euclid(1_000_000_000) * 10 + (o.order_id as i64 % 10), "w": o.is_open() && o.is_working && is_limit_like(&o.order_type),
         "m": m, "M": false, "O": o.time, "Z": s8(o.cum_quote), "Y": y, "Q": s8(o.orig_quote_qty),
         "W": o.working_time, "V": "NONE"
     });
@@ -1644,4 +1673,235 @@ pub fn trade_json(t: &MyTrade) -> Value {
         "commission": s8(t.commission), "commissionAsset": t.commission_asset, "time": t.time,
         "isBuyer": t.is_buyer, "isMaker": t.is_maker, "isBestMatch": true
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn engine() -> Engine {
+        let mut account = AccountState::default();
+        account.balances.insert(
+            "USDT".into(),
+            Bal {
+                free: Decimal::from(50_000),
+                locked: Decimal::ZERO,
+            },
+        );
+        account.balances.insert(
+            "BTC".into(),
+            Bal {
+                free: Decimal::ONE,
+                locked: Decimal::ZERO,
+            },
+        );
+        let mut e = Engine::new(Market::new(1, Decimal::ONE, T0), account, Decimal::new(1, 3));
+        e.force_price("BTCUSDT", Decimal::from(100_000), T0).unwrap();
+        e
+    }
+
+    fn params(v: &[(&str, String)]) -> Params {
+        Params(v.iter().map(|(k, x)| (k.to_string(), x.clone())).collect())
+    }
+
+    /// Locked balances equal what open orders (or their list) still hold; nothing is negative.
+    fn check_invariants(e: &Engine) {
+        for (asset, b) in &e.account.balances {
+            assert!(b.free >= Decimal::ZERO, "{asset} free {}", b.free);
+            assert!(b.locked >= Decimal::ZERO, "{asset} locked {}", b.locked);
+            let held: Decimal = e
+                .account
+                .orders
+                .values()
+                .filter(|o| o.lock_asset == *asset)
+                .map(|o| o.locked_left)
+                .sum();
+            assert_eq!(held, b.locked, "{asset} locked vs orders");
+        }
+        for o in e.account.orders.values() {
+            assert!(o.executed_qty <= o.orig_qty || o.orig_qty.is_zero());
+            if !o.is_open() && o.order_list_id < 0 {
+                assert!(
+                    o.locked_left.is_zero(),
+                    "closed order {} still holds {}",
+                    o.order_id,
+                    o.locked_left
+                );
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Limit {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            tif: usize,
+        },
+        Market {
+            buy: bool,
+            qty_milli: i64,
+        },
+        Stop {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            limit: bool,
+        },
+        Oco {
+            qty_milli: i64,
+        },
+        Cancel {
+            pick: usize,
+        },
+        Move {
+            bp: i64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<bool>(), -300i64..300, 1i64..80, 0usize..3).prop_map(
+                |(buy, offset_bp, qty_milli, tif)| Op::Limit {
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                    tif
+                }
+            ),
+            (any::<bool>(), 1i64..80).prop_map(|(buy, qty_milli)| Op::Market { buy, qty_milli }),
+            (any::<bool>(), 10i64..300, 1i64..80, any::<bool>()).prop_map(
+                |(buy, offset_bp, qty_milli, limit)| Op::Stop {
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                    limit
+                }
+            ),
+            (1i64..80).prop_map(|qty_milli| Op::Oco { qty_milli }),
+            (0usize..20).prop_map(|pick| Op::Cancel { pick }),
+            (-400i64..400).prop_map(|bp| Op::Move { bp }),
+        ]
+    }
+
+    fn price_at(e: &Engine, bp: i64) -> Decimal {
+        let last = e.market.get("BTCUSDT").unwrap().last_price;
+        market::round_tick(last * (Decimal::ONE + Decimal::new(bp, 4)), Decimal::new(1, 2))
+    }
+
+    fn apply(e: &mut Engine, op: &Op, now: i64) {
+        let qty = |m: i64| (Decimal::new(m, 3)).to_string();
+        let s = |x: &str| x.to_string();
+        let p = match op {
+            Op::Limit {
+                buy,
+                offset_bp,
+                qty_milli,
+                tif,
+            } => params(&[
+                ("symbol", s("BTCUSDT")),
+                ("side", s(if *buy { "BUY" } else { "SELL" })),
+                ("type", s("LIMIT")),
+                ("timeInForce", s(["GTC", "IOC", "FOK"][*tif])),
+                ("quantity", qty(*qty_milli)),
+                ("price", price_at(e, *offset_bp).to_string()),
+            ]),
+            Op::Market { buy, qty_milli } => params(&[
+                ("symbol", s("BTCUSDT")),
+                ("side", s(if *buy { "BUY" } else { "SELL" })),
+                ("type", s("MARKET")),
+                ("quantity", qty(*qty_milli)),
+            ]),
+            Op::Stop {
+                buy,
+                offset_bp,
+                qty_milli,
+                limit,
+            } => {
+                // Stop-loss buys sit above the market, sells below.
+                let bp = if *buy { *offset_bp } else { -*offset_bp };
+                let stop = price_at(e, bp);
+                let mut v = vec![
+                    ("symbol", s("BTCUSDT")),
+                    ("side", s(if *buy { "BUY" } else { "SELL" })),
+                    ("type", s(if *limit { "STOP_LOSS_LIMIT" } else { "STOP_LOSS" })),
+                    ("quantity", qty(*qty_milli)),
+                    ("stopPrice", stop.to_string()),
+                ];
+                if *limit {
+                    v.push(("price", stop.to_string()));
+                    v.push(("timeInForce", s("GTC")));
+                }
+                params(&v)
+            }
+            Op::Oco { qty_milli } => {
+                let p = params(&[
+                    ("symbol", s("BTCUSDT")),
+                    ("side", s("SELL")),
+                    ("quantity", qty(*qty_milli)),
+                    ("aboveType", s("LIMIT_MAKER")),
+                    ("abovePrice", price_at(e, 200).to_string()),
+                    ("belowType", s("STOP_LOSS")),
+                    ("belowStopPrice", price_at(e, -200).to_string()),
+                ]);
+                let _ = e.place_oco(&p, now);
+                return;
+            }
+            Op::Cancel { pick } => {
+                let open: Vec<u64> = e
+                    .account
+                    .orders
+                    .values()
+                    .filter(|o| o.is_open())
+                    .map(|o| o.order_id)
+                    .collect();
+                if let Some(id) = open.get(pick % open.len().max(1)) {
+                    let p = params(&[("symbol", s("BTCUSDT")), ("orderId", id.to_string())]);
+                    e.cancel(&p, now).unwrap();
+                }
+                return;
+            }
+            Op::Move { bp } => {
+                let target = price_at(e, *bp);
+                e.force_price("BTCUSDT", target, now).unwrap();
+                return;
+            }
+        };
+        if let Ok(o) = e.parse_new_order(&p) {
+            let _ = e.place(&o, now, false);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn no_sequence_of_orders_and_moves_breaks_the_balance_invariants(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut e = engine();
+            for (i, op) in ops.iter().enumerate() {
+                apply(&mut e, op, T0 + 1_000 * (i as i64 + 1));
+                check_invariants(&e);
+            }
+        }
+    }
+
+    #[test]
+    fn commission_is_taken_from_what_is_received() {
+        let mut e = engine();
+        let p = params(&[
+            ("symbol", "BTCUSDT".into()),
+            ("side", "BUY".into()),
+            ("type", "MARKET".into()),
+            ("quantity", "0.1".into()),
+        ]);
+        let o = e.parse_new_order(&p).unwrap();
+        let placed = e.place(&o, T0, false).unwrap();
+        let fee: Decimal = placed.fills.iter().map(|f| f.commission).sum();
+        assert_eq!(fee, Decimal::new(1, 4));
+        assert_eq!(e.balance("BTC").free, Decimal::ONE + Decimal::new(1, 1) - fee);
+    }
 }

@@ -11,10 +11,9 @@
 //! `speed` scales the market time covered by one step (variance and jump odds grow with it);
 //! timestamps stay real so that signatures and `recvWindow` keep working.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 /// Milliseconds between two market steps at speed 1 (four updates per second per symbol).
@@ -239,6 +238,8 @@ pub struct SymbolMarket {
     pub next_trade_id: u64,
     /// Mid price moved by the control endpoint; the walk continues from there.
     pub forced: bool,
+    /// An outside price source has quoted this symbol (paper mode).
+    pub quoted: bool,
 }
 
 /// All symbols, the generator and the step counter.
@@ -283,7 +284,18 @@ pub fn floor_to(x: Decimal, unit: Decimal) -> Decimal {
 impl Market {
     /// A market at `now_ms` with `HISTORY_CANDLES` minutes of history ending at the start price.
     pub fn new(seed: u64, speed: Decimal, now_ms: i64) -> Self {
-        let specs = default_specs();
+        Self::resume(seed, speed, now_ms, &BTreeMap::new())
+    }
+
+    /// A market whose walk starts from `prices` (mid per symbol, e.g. saved at the last
+    /// shutdown) instead of the default start prices, so a restart does not jump back.
+    pub fn resume(seed: u64, speed: Decimal, now_ms: i64, prices: &BTreeMap<String, Decimal>) -> Self {
+        let mut specs = default_specs();
+        for spec in &mut specs {
+            if let Some(p) = prices.get(spec.symbol).filter(|p| **p > spec.tick) {
+                spec.start_price = round_tick(*p, spec.tick);
+            }
+        }
         let mut rng = SplitMix64::new(seed);
         let minute_now = now_ms - now_ms.rem_euclid(60_000);
         let mut symbols = Vec::new();
@@ -341,6 +353,7 @@ impl Market {
                 candles,
                 next_trade_id: trade_id,
                 forced: false,
+                quoted: false,
             };
             m.rebuild_book(&mut rng);
             symbols.push(m);
@@ -366,8 +379,9 @@ impl Market {
     pub fn step(&mut self, now_ms: i64) -> Vec<MarketEvent> {
         self.steps += 1;
         let mut events = Vec::new();
-        // A jump happens about once every 40 minutes of market time per symbol, 1.5–4 %.
-        let jump_odds = (Decimal::new(1, 4) * self.speed).min(Decimal::ONE);
+        // A jump happens about once every 2.3 hours of market time per symbol (3e-5 per step),
+        // 1.5–4 % either way: enough that a demo account can hit a 5 % daily-loss limit.
+        let jump_odds = (Decimal::new(3, 5) * self.speed).min(Decimal::ONE);
         for i in 0..self.symbols.len() {
             let rng = &mut self.rng;
             let m = &mut self.symbols[i];
@@ -384,7 +398,14 @@ impl Market {
             let n = rng.below(3);
             for _ in 0..n {
                 let taker_buys = rng.below(2) == 0;
-                let price = if taker_buys { m.asks[0].0 } else { m.bids[0].0 };
+                let price = if taker_buys {
+                    m.best_ask().0
+                } else {
+                    m.best_bid().0
+                };
+                if price.is_zero() {
+                    continue;
+                }
                 let qty =
                     floor_to(m.spec.level_qty * rng.unit() / Decimal::from(5), m.spec.step).max(m.spec.step);
                 let t = m.record_trade(price, qty, !taker_buys, now_ms);
@@ -452,10 +473,29 @@ impl Market {
         }
         let old_bids = m.bids.clone();
         let old_asks = m.asks.clone();
-        m.mid = (bid.0 + ask.0) / Decimal::TWO;
+        let new_mid = (bid.0 + ask.0) / Decimal::TWO;
+        if !m.quoted && !m.mid.is_zero() {
+            // First outside quote: rescale the synthetic history so charts and the average
+            // price (PERCENT_PRICE_BY_SIDE, NOTIONAL) start from the real level.
+            m.quoted = true;
+            let ratio = new_mid / m.mid;
+            let tick = m.spec.tick;
+            for c in m.candles.iter_mut() {
+                c.open = round_tick(c.open * ratio, tick);
+                c.high = round_tick(c.high * ratio, tick);
+                c.low = round_tick(c.low * ratio, tick);
+                c.close = round_tick(c.close * ratio, tick);
+                c.quote_volume *= ratio;
+                c.taker_buy_quote *= ratio;
+            }
+        }
+        m.mid = new_mid;
         m.rebuild_book(rng);
-        m.bids[0] = (bid.0, bid.1.max(m.spec.step));
-        m.asks[0] = (ask.0, ask.1.max(m.spec.step));
+        // The outside top of book replaces the synthetic one (levels behind it stay synthetic).
+        m.bids.retain(|(p, _)| *p < bid.0);
+        m.bids.insert(0, (bid.0, bid.1.max(m.spec.step)));
+        m.asks.retain(|(p, _)| *p > ask.0);
+        m.asks.insert(0, (ask.0, ask.1.max(m.spec.step)));
         let mut events = Vec::new();
         m.last_price = round_tick(m.mid, m.spec.tick);
         if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
@@ -878,11 +918,6 @@ pub fn kline_row(start: i64, end: i64, c: &Candle) -> Value {
     ])
 }
 
-/// Converts a price to f64-free integer "basis" for tests that compare paths.
-pub fn to_i128_scaled(x: Decimal) -> i128 {
-    (x * Decimal::from(100_000_000)).trunc().to_i128().unwrap_or(0)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -925,6 +960,21 @@ mod tests {
         for w in s.candles.iter().collect::<Vec<_>>().windows(2) {
             assert_eq!(w[1].open_time - w[0].open_time, 60_000);
         }
+    }
+
+    #[test]
+    fn outside_quotes_replace_the_top_of_book_without_crossing_even_when_tiny() {
+        let mut m = Market::new(2, Decimal::ONE, 1_700_000_000_000);
+        let q = |x: i64| (Decimal::new(x, 6), Decimal::ONE);
+        assert!(m.set_quote("DOGEUSDT", q(1), q(2), 1_700_000_000_250).is_some());
+        let s = m.get("DOGEUSDT").unwrap();
+        assert_eq!(s.best_bid().0, Decimal::new(1, 6));
+        assert_eq!(s.best_ask().0, Decimal::new(2, 6));
+        assert!(
+            m.set_quote("BTCUSDT", q(5), q(4), 1_700_000_000_500).is_none(),
+            "crossed quotes are ignored"
+        );
+        m.step(1_700_000_000_750);
     }
 
     #[test]

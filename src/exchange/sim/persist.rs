@@ -6,7 +6,10 @@
 //! The file holds the sim's own generated secret (it is a local test exchange's key, and the
 //! file is created with mode 0600 on Unix).
 
+use std::collections::BTreeMap;
 use std::io::Write;
+
+use rust_decimal::Decimal;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,9 @@ struct FileV1 {
     api_key: String,
     api_secret: String,
     account: AccountState,
+    /// Mid price per symbol at the time of writing: a restarted market continues from there.
+    #[serde(default)]
+    prices: BTreeMap<String, Decimal>,
 }
 
 /// What a state file gives back.
@@ -28,6 +34,7 @@ struct FileV1 {
 pub struct Saved {
     pub key: (String, SecretString),
     pub account: AccountState,
+    pub prices: BTreeMap<String, Decimal>,
 }
 
 fn err(path: &Path, reason: impl ToString) -> SimError {
@@ -52,16 +59,23 @@ pub fn load(path: &Path) -> Result<Option<Saved>, SimError> {
     Ok(Some(Saved {
         key: (f.api_key, SecretString::new(f.api_secret)),
         account: f.account,
+        prices: f.prices,
     }))
 }
 
 /// Writes the state file atomically.
-pub fn save(path: &Path, key: &(String, SecretString), account: &AccountState) -> Result<(), SimError> {
+pub fn save(
+    path: &Path,
+    key: &(String, SecretString),
+    account: &AccountState,
+    prices: &BTreeMap<String, Decimal>,
+) -> Result<(), SimError> {
     let f = FileV1 {
         version: 1,
         api_key: key.0.clone(),
         api_secret: key.1.expose().to_string(),
         account: account.clone(),
+        prices: prices.clone(),
     };
     let text = serde_json::to_vec_pretty(&f).map_err(|e| err(path, e))?;
     let dir = path
@@ -106,11 +120,19 @@ mod tests {
             next_order_id: 17,
             ..AccountState::default()
         };
-        save(&path, &("KEY".into(), SecretString::from("SECRET")), &account).unwrap();
+        let prices = BTreeMap::from([("BTCUSDT".to_string(), Decimal::from(90_000))]);
+        save(
+            &path,
+            &("KEY".into(), SecretString::from("SECRET")),
+            &account,
+            &prices,
+        )
+        .unwrap();
         let back = load(&path).unwrap().unwrap();
         assert_eq!(back.key.0, "KEY");
         assert_eq!(back.key.1.expose(), "SECRET");
         assert_eq!(back.account.next_order_id, 17);
+        assert_eq!(back.prices, prices);
         assert!(load(&dir.path().join("missing.json")).unwrap().is_none());
     }
 }

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::engine::{self, ApiError, Params, order_json, trade_json};
@@ -82,6 +83,13 @@ pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+fn has_duplicates(pairs: &[(String, String)]) -> bool {
+    pairs
+        .iter()
+        .enumerate()
+        .any(|(i, (k, _))| pairs[..i].iter().any(|(k2, _)| k2 == k))
 }
 
 /// Weight of an endpoint for the given parameters (binance-spot.md §3).
@@ -211,8 +219,14 @@ async fn rest(
     let path = uri.path().to_string();
     let raw_query = uri.query().unwrap_or("").to_string();
     let raw_body = String::from_utf8_lossy(&body).to_string();
-    let mut pairs = decode_pairs(&raw_query);
-    pairs.extend(decode_pairs(&raw_body));
+    let query_pairs = decode_pairs(&raw_query);
+    let body_pairs = decode_pairs(&raw_body);
+    if has_duplicates(&query_pairs) || has_duplicates(&body_pairs) {
+        let e = ApiError::bad(-1101, "Duplicate values for a parameter detected.");
+        return json_response(400, &e.to_json(), vec![]);
+    }
+    let mut pairs = query_pairs;
+    pairs.extend(body_pairs);
     let p = Params(pairs);
     let Some((weight, sec)) = endpoint(&method, &path, &p) else {
         return json_response(404, &json!({"code": -1000, "msg": "Unknown endpoint."}), vec![]);
@@ -229,10 +243,11 @@ async fn rest(
     if let Err(r) = admitted {
         return refusal_response(&r, weight_header(&shared));
     }
+    let mut signer: Option<SimKey> = None;
     if sec != Sec::None {
         let (payload, sig) = auth::rest_payload(&raw_query, &raw_body);
         let api_key = headers.get("x-mbx-apikey").and_then(|v| v.to_str().ok());
-        if let Err(e) = authenticate(
+        match authenticate(
             &shared,
             api_key,
             payload.as_bytes(),
@@ -241,10 +256,11 @@ async fn rest(
             now,
             sec == Sec::Trade,
         ) {
-            return json_response(e.status, &e.to_json(), vec![weight_header(&shared)]);
+            Ok(k) => signer = Some(k.clone()),
+            Err(e) => return json_response(e.status, &e.to_json(), vec![weight_header(&shared)]),
         }
     }
-    let answer = dispatch(&shared, &method, &path, &p, now);
+    let answer = dispatch(&shared, &method, &path, &p, now, signer.as_ref());
     if let Some(d) = answer.delay {
         tokio::time::sleep(d).await;
     }
@@ -267,13 +283,15 @@ async fn rest(
         Ok(v) => {
             if sec == Sec::Trade && method != Method::GET && path != "/api/v3/order/test" {
                 shared.rate().refund(weight);
-                hdrs[0] = weight_header(&shared);
+                if let Some(h) = hdrs.first_mut() {
+                    *h = weight_header(&shared);
+                }
             }
             json_response(200, &v, hdrs)
         }
         Err(e) => {
-            if let Ok(r) = refusal_from(&e) {
-                return refusal_response(&r, hdrs.remove(0));
+            if let Some(r) = refusal_from(&e) {
+                return refusal_response(&r, weight_header(&shared));
             }
             json_response(e.status, &e.to_json(), hdrs)
         }
@@ -282,9 +300,9 @@ async fn rest(
 
 /// Order-rate refusals travel as `ApiError` with status 429; turn them back into a response
 /// with `Retry-After`.
-fn refusal_from(e: &ApiError) -> Result<Refusal, ()> {
+fn refusal_from(e: &ApiError) -> Option<Refusal> {
     if e.status == 429 && e.code == -1015 {
-        Ok(Refusal {
+        Some(Refusal {
             status: 429,
             code: e.code,
             msg: e.msg.clone(),
@@ -292,11 +310,18 @@ fn refusal_from(e: &ApiError) -> Result<Refusal, ()> {
             retry_after_ms: 0,
         })
     } else {
-        Err(())
+        None
     }
 }
 
-fn dispatch(shared: &Shared, method: &Method, path: &str, p: &Params, now: i64) -> Answer {
+fn dispatch(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    p: &Params,
+    now: i64,
+    signer: Option<&SimKey>,
+) -> Answer {
     match (method.as_str(), path) {
         ("GET", "/api/v3/ping") => Answer::plain(Ok(json!({}))),
         ("GET", "/api/v3/time") => Answer::plain(Ok(json!({"serverTime": now}))),
@@ -367,7 +392,7 @@ fn dispatch(shared: &Shared, method: &Method, path: &str, p: &Params, now: i64) 
         }),
         ("GET", "/api/v3/account/commission") => Answer::plain(commission(shared, p)),
         ("GET", "/api/v3/rateLimit/order") => Answer::plain(Ok(shared.rate().orders_json(now))),
-        ("GET", "/sapi/v1/account/apiRestrictions") => Answer::plain(api_restrictions(shared, p)),
+        ("GET", "/sapi/v1/account/apiRestrictions") => Answer::plain(Ok(api_restrictions(shared, signer))),
         _ => Answer::plain(Err(ApiError::new(404, -1000, "Unknown endpoint."))),
     }
 }
@@ -547,7 +572,10 @@ fn account(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
         .filter(|(_, b)| !(omit && b.free.is_zero() && b.locked.is_zero()))
         .map(|(a, b)| json!({"asset": a, "free": s8(b.free), "locked": s8(b.locked)}))
         .collect();
-    let bp = (e.commission_rate * Decimal::from(10_000)).trunc();
+    let bp = (e.commission_rate * Decimal::from(10_000))
+        .trunc()
+        .to_i64()
+        .unwrap_or(0);
     let r = s8(e.commission_rate);
     Ok(json!({
         "makerCommission": bp, "takerCommission": bp, "buyerCommission": 0, "sellerCommission": 0,
@@ -576,20 +604,18 @@ fn commission(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     }))
 }
 
-fn api_restrictions(shared: &Shared, _p: &Params) -> Result<Value, ApiError> {
-    // The key is the one that signed; authenticate() already found it, find it again by header
-    // is not possible here, so report the most restrictive view over the matching keys.
-    let k = shared.keys.last();
-    let (ip, trade, withdraw) = k
+/// The permissions of the key that signed the request (binance-spot.md §3.13).
+fn api_restrictions(shared: &Shared, signer: Option<&SimKey>) -> Value {
+    let (ip, trade, withdraw) = signer
         .map(|k| (k.ip_restrict, k.enable_spot_trading, k.enable_withdrawals))
         .unwrap_or((false, false, false));
-    Ok(json!({
+    json!({
         "ipRestrict": ip, "createTime": shared.started_ms, "enableReading": true,
         "enableSpotAndMarginTrading": trade, "enableWithdrawals": withdraw,
         "enableInternalTransfer": false, "enableMargin": false, "enableFutures": false,
         "permitsUniversalTransfer": false, "enableVanillaOptions": false,
         "enablePortfolioMarginTrading": false, "enableFixApiTrade": false, "enableFixReadOnly": false
-    }))
+    })
 }
 
 // -------------------------------------------------------------------- market data

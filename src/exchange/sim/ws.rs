@@ -108,6 +108,39 @@ fn mini_ticker(s: &SymbolMarket, now: i64) -> Value {
            "h": s8(st.high), "l": s8(st.low), "v": s8(st.volume), "q": s8(st.quote_volume)})
 }
 
+fn kline_payload(
+    s: &SymbolMarket,
+    interval: &str,
+    start: i64,
+    end: i64,
+    c: &market::Candle,
+    closed: bool,
+    now: i64,
+) -> Value {
+    json!({"e": "kline", "E": now, "s": s.spec.symbol, "k": {
+        "t": start, "T": end, "s": s.spec.symbol, "i": interval, "f": c.first_trade_id, "L": c.last_trade_id,
+        "o": s8(c.open), "c": s8(c.close), "h": s8(c.high), "l": s8(c.low), "v": s8(c.volume),
+        "n": c.trades, "x": closed, "q": s8(c.quote_volume), "V": s8(c.taker_buy_base),
+        "Q": s8(c.taker_buy_quote), "B": "0"}})
+}
+
+/// The final update (`x: true`) of the kline a connection last saw, when a new one has begun.
+fn closed_kline(m: &Market, name: &str, last_start: &mut BTreeMap<String, i64>, now: i64) -> Option<String> {
+    let (sym, kind) = name.split_once('@')?;
+    let interval = kind.strip_prefix("kline_")?;
+    let s = m.get(&sym.to_uppercase())?;
+    let rows = klines(s, interval)?;
+    let (newest, _, _) = rows.last()?;
+    let prev = last_start.insert(name.to_string(), *newest);
+    match prev {
+        Some(p) if p < *newest => {
+            let (start, end, c) = rows.iter().find(|(st, _, _)| *st == p)?;
+            Some(kline_payload(s, interval, *start, *end, c, true, now).to_string())
+        }
+        _ => None,
+    }
+}
+
 /// Renders a periodic (1 s) stream now.
 fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
     if name == "!miniTicker@arr" {
@@ -155,11 +188,7 @@ fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
             let interval = k.strip_prefix("kline_")?;
             let rows = klines(s, interval)?;
             let (start, end, c) = rows.last()?;
-            json!({"e": "kline", "E": now, "s": s.spec.symbol, "k": {
-                "t": start, "T": end, "s": s.spec.symbol, "i": interval, "f": c.first_trade_id, "L": c.last_trade_id,
-                "o": s8(c.open), "c": s8(c.close), "h": s8(c.high), "l": s8(c.low), "v": s8(c.volume),
-                "n": c.trades, "x": false, "q": s8(c.quote_volume), "V": s8(c.taker_buy_base),
-                "Q": s8(c.taker_buy_quote), "B": "0"}})
+            kline_payload(s, interval, *start, *end, c, false, now)
         }
     };
     Some(v.to_string())
@@ -249,8 +278,11 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
     let deadline = tokio::time::sleep(cfg.ws_lifetime);
     tokio::pin!(deadline);
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ws_ping_interval, cfg.ws_ping_interval);
-    let mut periodic = tokio::time::interval(Duration::from_secs(1));
+    // 100 ms ticks: `@depthN@100ms` every tick, the 1 s streams every tenth.
+    let mut periodic = tokio::time::interval(Duration::from_millis(100));
+    let mut ticks: u64 = 0;
     let mut last_pong = Instant::now();
+    let mut kline_starts: BTreeMap<String, i64> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => {
@@ -278,13 +310,21 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
             }
             _ = periodic.tick() => {
                 let now = shared.now();
-                let frames: Vec<String> = {
+                let whole_second = ticks.is_multiple_of(10);
+                ticks += 1;
+                let mut frames: Vec<String> = Vec::new();
+                {
                     let e = shared.engine();
-                    subs.iter()
-                        .filter(|s| !is_realtime(s))
-                        .filter_map(|s| render_periodic(&e.market, s, now).map(|p| out.frame(&shared, s, &p)))
-                        .collect()
-                };
+                    let due = |s: &&String| !is_realtime(s) && (whole_second || s.ends_with("@100ms"));
+                    for s in subs.iter().filter(due) {
+                        if let Some(p) = closed_kline(&e.market, s, &mut kline_starts, now) {
+                            frames.push(out.frame(&shared, s, &p));
+                        }
+                        if let Some(p) = render_periodic(&e.market, s, now) {
+                            frames.push(out.frame(&shared, s, &p));
+                        }
+                    }
+                }
                 for f in frames {
                     if !send_text(&mut socket, f).await {
                         return;
@@ -294,7 +334,8 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
             batch = market_rx.recv() => {
                 let batch = match batch {
                     Ok(b) => b,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    // A reader too slow to keep up is disconnected rather than shown a gap.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
                     Err(_) => return,
                 };
                 for (stream, payload) in batch.iter() {
@@ -424,7 +465,8 @@ async fn api_conn(shared: Arc<Shared>, mut socket: WebSocket) {
             ev = user_rx.recv() => {
                 let ev = match ev {
                     Ok(e) => e,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    // A reader too slow to keep up is disconnected rather than shown a gap.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
                     Err(_) => return,
                 };
                 if let Some(id) = session.subscription {
@@ -604,10 +646,6 @@ fn ws_authenticate(
     let payload = auth::ws_payload(params);
     let api_key = p.get("apiKey").map(str::to_string);
     let sig = p.get("signature").map(str::to_string);
-    let mut filtered: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in &p.0 {
-        filtered.insert(k.clone(), v.clone());
-    }
     rest::authenticate(
         shared,
         api_key.as_deref(),
@@ -618,10 +656,57 @@ fn ws_authenticate(
         trade,
     )
     .map(|_| ())
-    .map_err(|mut e| {
-        if e.status == 401 {
-            e.status = 401;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kline_stream_sends_the_closed_candle_when_a_new_minute_starts() {
+        let t0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000;
+        let mut m = Market::new(5, Decimal::ONE, t0);
+        let mut seen = BTreeMap::new();
+        m.step(t0 + 1_000);
+        assert!(closed_kline(&m, "btcusdt@kline_1m", &mut seen, t0).is_none());
+        m.step(t0 + 30_000);
+        assert!(closed_kline(&m, "btcusdt@kline_1m", &mut seen, t0 + 30_000).is_none());
+        m.step(t0 + 61_000);
+        let closed: Value =
+            serde_json::from_str(&closed_kline(&m, "btcusdt@kline_1m", &mut seen, t0 + 61_000).unwrap())
+                .unwrap();
+        assert_eq!(closed["k"]["x"], true);
+        assert_eq!(closed["k"]["t"], t0);
+        assert_eq!(closed["k"]["T"], t0 + 59_999);
+        let live: Value =
+            serde_json::from_str(&render_periodic(&m, "btcusdt@kline_1m", t0 + 61_000).unwrap()).unwrap();
+        assert_eq!(
+            (live["k"]["x"].as_bool(), live["k"]["t"].as_i64()),
+            (Some(false), Some(t0 + 60_000))
+        );
+    }
+
+    #[test]
+    fn stream_names_are_checked() {
+        let m = Market::new(5, Decimal::ONE, 1_700_000_000_000);
+        for ok in [
+            "btcusdt@trade",
+            "ethusdt@depth20@100ms",
+            "solusdt@kline_1M",
+            "!miniTicker@arr",
+            "dogeusdt@depth",
+        ] {
+            assert!(valid_stream(&m, ok), "{ok}");
         }
-        e
-    })
+        for bad in [
+            "BTCUSDT@trade",
+            "btcusdt@kline_7m",
+            "nopeusdt@trade",
+            "btcusdt",
+            "btcusdt@depth7",
+        ] {
+            assert!(!valid_stream(&m, bad), "{bad}");
+        }
+    }
 }
