@@ -575,3 +575,59 @@ async fn startup_resync_reports_open_orders_unfinished_orders_and_fills_since_th
     sim.shutdown().await;
     Ok(())
 }
+
+fn ed25519_key(
+    sim_keys: &mut Vec<sim::SimKey>,
+    api_key: &str,
+    seed: [u8; 32],
+    can_withdraw: bool,
+) -> Credentials {
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    sim_keys.push(sim::SimKey {
+        api_key: api_key.to_string(),
+        auth: sim::SimAuth::Ed25519(public),
+        enable_withdrawals: can_withdraw,
+        ip_restrict: false,
+        enable_spot_trading: true,
+    });
+    Credentials {
+        api_key: SecretString::from(api_key),
+        key: KeyMaterial::Ed25519(crbot::secret::SecretBytes::new(seed.to_vec())),
+    }
+}
+
+#[tokio::test]
+async fn ed25519_keys_sign_rest_requests_and_the_withdrawal_check_reads_key_permissions() -> TestResult {
+    use crbot::exchange::binance::reconcile::check_key_permissions;
+
+    let mut keys = Vec::new();
+    let safe = ed25519_key(&mut keys, "ed-safe-key", [9u8; 32], false);
+    let risky = ed25519_key(&mut keys, "ed-risky-key", [11u8; 32], true);
+    let sim = sim::start(
+        "127.0.0.1:0".parse()?,
+        SimConfig {
+            keys,
+            ..SimConfig::default()
+        },
+    )
+    .await?;
+    let endpoints = Endpoints::local(sim.addr())?;
+    let rest = BinanceRest::new(
+        endpoints.clone(),
+        Some(safe),
+        config(),
+        Arc::new(MemoryBans::default()),
+    )?;
+    // Signed GET and a signed POST: base64 signatures (with + / =) survive percent-encoding.
+    rest.account().await?;
+    let order = resting_buy(&rest, "it-ed-1").await?;
+    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(check_key_permissions(&rest.api_restrictions().await?).is_ok());
+    let risky = BinanceRest::new(endpoints, Some(risky), config(), Arc::new(MemoryBans::default()))?;
+    let refusal = check_key_permissions(&risky.api_restrictions().await?);
+    assert!(refusal.is_err_and(|m| m.contains("withdraw")));
+    sim.shutdown().await;
+    Ok(())
+}

@@ -486,3 +486,58 @@ async fn the_connection_is_renewed_before_its_age_limit() -> TestResult {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn user_stream_subscribes_with_an_ed25519_key() -> TestResult {
+    let seed = [5u8; 32];
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    let sim = sim::start(
+        "127.0.0.1:0".parse()?,
+        SimConfig {
+            keys: vec![sim::SimKey {
+                api_key: "ed-stream-key".into(),
+                auth: sim::SimAuth::Ed25519(public),
+                enable_withdrawals: false,
+                ip_restrict: false,
+                enable_spot_trading: true,
+            }],
+            ..SimConfig::default()
+        },
+    )
+    .await?;
+    let client = BinanceRest::new(
+        Endpoints::local(sim.addr())?,
+        Some(Credentials {
+            api_key: SecretString::from("ed-stream-key"),
+            key: KeyMaterial::Ed25519(crbot::secret::SecretBytes::new(seed.to_vec())),
+        }),
+        RestConfig::default(),
+        Arc::new(NoBanStore),
+    )?;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let cancel = CancellationToken::new();
+    let (_handle, join) = spawn_user_stream(client.clone(), tx, cancel.clone(), user_config())?;
+    let first = next_matching(&mut rx, Duration::from_secs(10), |e| {
+        matches!(e, UserEvent::Subscribed { .. } | UserEvent::Disconnected { .. })
+    })
+    .await;
+    assert!(matches!(first, Some(UserEvent::Subscribed { .. })), "{first:?}");
+    let qty = small_qty(&client).await?;
+    assert!(matches!(
+        client.place_order(&market_buy("it-ed-ws", qty)).await,
+        OrderOutcome::Done(_)
+    ));
+    assert!(
+        next_matching(&mut rx, Duration::from_secs(10), |e| {
+            matches!(e, UserEvent::Order(u) if u.order_client_id() == "it-ed-ws")
+        })
+        .await
+        .is_some()
+    );
+    cancel.cancel();
+    join.await?;
+    sim.shutdown().await;
+    Ok(())
+}
