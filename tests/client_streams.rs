@@ -541,3 +541,52 @@ async fn user_stream_subscribes_with_an_ed25519_key() -> TestResult {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn silence_marks_a_symbol_stale_and_the_next_quote_makes_it_fresh() -> TestResult {
+    let sim = start(Faults::default()).await?;
+    let client = rest(&sim, Duration::from_secs(2))?;
+    let (tx, mut rx) = mpsc::channel(4096);
+    let cancel = CancellationToken::new();
+    // A threshold shorter than the gap between quotes: the symbol goes stale between them.
+    let (_handle, join) = spawn_market_stream(
+        client.endpoints().clone(),
+        client.clock().clone(),
+        vec![sym("BTCUSDT")],
+        tx,
+        cancel.clone(),
+        MarketStreamConfig {
+            stale_after: Duration::from_millis(1),
+            latency_every: Duration::from_millis(100),
+            ..market_config()
+        },
+    );
+    let t = Duration::from_secs(10);
+    let stale = next_matching(
+        &mut rx,
+        t,
+        |e| matches!(e, MarketEvent::Status(StreamStatus::Stale { symbol }) if symbol.as_str() == "BTCUSDT"),
+    )
+    .await;
+    assert!(stale.is_some(), "never reported stale");
+    let fresh = next_matching(
+        &mut rx,
+        t,
+        |e| matches!(e, MarketEvent::Status(StreamStatus::Fresh { symbol }) if symbol.as_str() == "BTCUSDT"),
+    )
+    .await;
+    assert!(fresh.is_some(), "never fresh again");
+    assert!(
+        next_matching(&mut rx, t, |e| matches!(
+            e,
+            MarketEvent::Status(StreamStatus::Latency { .. })
+        ))
+        .await
+        .is_some(),
+        "no latency report"
+    );
+    cancel.cancel();
+    join.await?;
+    sim.shutdown().await;
+    Ok(())
+}
