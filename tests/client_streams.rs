@@ -590,3 +590,36 @@ async fn silence_marks_a_symbol_stale_and_the_next_quote_makes_it_fresh() -> Tes
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stalled_owner_drops_quotes_instead_of_stalling_the_socket() -> TestResult {
+    let sim = start(Faults::default()).await?;
+    let client = rest(&sim, Duration::from_secs(2))?;
+    let (tx, mut rx) = mpsc::channel(2);
+    let cancel = CancellationToken::new();
+    let (handle, join) = spawn_market_stream(
+        client.endpoints().clone(),
+        client.clock().clone(),
+        vec![sym("BTCUSDT"), sym("ETHUSDT")],
+        tx,
+        cancel.clone(),
+        market_config(),
+    );
+    // Nobody reads: the channel fills and quotes are dropped (and counted).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while handle.dropped_count() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(handle.dropped_count() > 0, "nothing dropped");
+    // The owner comes back: quotes still flow on the same connection.
+    assert!(
+        next_matching(&mut rx, Duration::from_secs(10), |e| is_quote_for(e, "BTCUSDT"))
+            .await
+            .is_some()
+    );
+    assert_eq!(handle.reconnect_count(), 0);
+    cancel.cancel();
+    join.await?;
+    sim.shutdown().await;
+    Ok(())
+}
