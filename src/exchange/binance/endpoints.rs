@@ -100,7 +100,14 @@ impl Endpoints {
     ) -> Result<Endpoints, EndpointError> {
         let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         if let Some(v) = non_empty("BINANCE_REST_URL") {
-            self.rest = parse("BINANCE_REST_URL", &v, &["http", "https"])?;
+            let mut url = parse("BINANCE_REST_URL", &v, &["http", "https"])?;
+            // The docs write the testnet base as `…/api`; crbot appends `/api/v3/…` itself, so
+            // a trailing `/api` would double it.
+            let path = url.path().trim_end_matches('/').to_string();
+            if let Some(stripped) = path.strip_suffix("/api") {
+                url.set_path(if stripped.is_empty() { "/" } else { stripped });
+            }
+            self.rest = url;
         }
         if let Some(v) = non_empty("BINANCE_WS_URL") {
             self.ws = parse("BINANCE_WS_URL", &v, &["ws", "wss"])?;
@@ -221,6 +228,20 @@ mod tests {
             .expect("live")
             .with_overrides(|k| (k == "BINANCE_WS_URL").then(|| "https://x".to_string()));
         assert!(matches!(bad, Err(EndpointError::Scheme { .. })));
+    }
+
+    #[test]
+    fn a_rest_override_ending_in_api_is_not_doubled() {
+        let e = Endpoints::official(Mode::Testnet)
+            .expect("testnet")
+            .with_overrides(|k| {
+                (k == "BINANCE_REST_URL").then(|| "https://testnet.binance.vision/api/".to_string())
+            })
+            .expect("override");
+        assert_eq!(
+            e.rest_url("/api/v3/time", ""),
+            "https://testnet.binance.vision/api/v3/time"
+        );
     }
 
     #[test]
