@@ -623,3 +623,44 @@ async fn a_stalled_owner_drops_quotes_instead_of_stalling_the_socket() -> TestRe
     sim.shutdown().await;
     Ok(())
 }
+
+#[derive(Debug)]
+struct FixedBan(i64);
+
+impl crbot::exchange::binance::limits::BanStore for FixedBan {
+    fn load(&self) -> Option<i64> {
+        Some(self.0)
+    }
+    fn save(&self, _until_ms: i64) {}
+}
+
+#[tokio::test]
+async fn user_stream_does_not_connect_while_the_ip_is_banned() -> TestResult {
+    let sim = start(Faults::default()).await?;
+    let until = crbot::exchange::binance::clock::local_now_ms() + 1500;
+    let client = BinanceRest::new(
+        Endpoints::local(sim.addr())?,
+        Some(Credentials {
+            api_key: SecretString::from(sim.api_key()),
+            key: KeyMaterial::Hmac(sim.api_secret()),
+        }),
+        RestConfig::default(),
+        Arc::new(FixedBan(until)),
+    )?;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let cancel = CancellationToken::new();
+    let (_handle, join) = spawn_user_stream(client.clone(), tx, cancel.clone(), user_config())?;
+    let subscribed = next_matching(&mut rx, Duration::from_secs(10), |e| {
+        matches!(e, UserEvent::Subscribed { .. })
+    })
+    .await;
+    assert!(subscribed.is_some(), "never subscribed after the ban");
+    assert!(
+        crbot::exchange::binance::clock::local_now_ms() >= until,
+        "connected before the ban ended"
+    );
+    cancel.cancel();
+    join.await?;
+    sim.shutdown().await;
+    Ok(())
+}

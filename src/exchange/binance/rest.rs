@@ -240,6 +240,18 @@ impl BinanceRest {
         self.limits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Records a ban reported elsewhere (the WebSocket API answers 418 in its JSON): all REST
+    /// traffic stops too, and the time is persisted.
+    pub fn note_ban(&self, until_ms: i64) {
+        self.governor().on_ban(until_ms);
+        self.bans.save(until_ms);
+    }
+
+    /// The end of a ban in force, if any (epoch ms).
+    pub fn banned_until(&self) -> Option<i64> {
+        self.governor().banned_until().filter(|&t| t > local_now_ms())
+    }
+
     /// Rate-limit usage for the screen and `health`.
     pub fn usage(&self) -> RateUsage {
         self.governor().usage(local_now_ms())
