@@ -100,7 +100,14 @@ impl Endpoints {
     ) -> Result<Endpoints, EndpointError> {
         let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         if let Some(v) = non_empty("BINANCE_REST_URL") {
-            self.rest = parse("BINANCE_REST_URL", &v, &["http", "https"])?;
+            let mut url = parse("BINANCE_REST_URL", &v, &["http", "https"])?;
+            // The docs write the testnet base as `…/api`; crbot appends `/api/v3/…` itself, so
+            // a trailing `/api` would double it.
+            let path = url.path().trim_end_matches('/').to_string();
+            if let Some(stripped) = path.strip_suffix("/api") {
+                url.set_path(if stripped.is_empty() { "/" } else { stripped });
+            }
+            self.rest = url;
         }
         if let Some(v) = non_empty("BINANCE_WS_URL") {
             self.ws = parse("BINANCE_WS_URL", &v, &["ws", "wss"])?;
@@ -109,6 +116,24 @@ impl Endpoints {
             self.ws_api = parse("BINANCE_WS_API_URL", &v, &["ws", "wss"])?;
         }
         Ok(self)
+    }
+
+    /// The endpoints of `mode` with the environment's overrides applied. Sim and paper need all
+    /// three overrides (the running local exchange's URLs); otherwise they are an error.
+    pub fn for_mode(mode: Mode, get: impl Fn(&str) -> Option<String>) -> Result<Endpoints, EndpointError> {
+        match Endpoints::official(mode) {
+            Ok(e) => e.with_overrides(get),
+            Err(err) => {
+                let all = ["BINANCE_REST_URL", "BINANCE_WS_URL", "BINANCE_WS_API_URL"]
+                    .iter()
+                    .all(|k| get(k).is_some_and(|v| !v.trim().is_empty()));
+                if !all {
+                    return Err(err);
+                }
+                // Placeholder origins, all replaced by the overrides below.
+                Endpoints::local(SocketAddr::from(([127, 0, 0, 1], 1)))?.with_overrides(get)
+            }
+        }
     }
 
     /// True when every URL is encrypted (https/wss): required in `ENV=production`.
@@ -130,6 +155,16 @@ impl Endpoints {
     pub fn stream_url(&self, streams: &[String]) -> String {
         let origin = self.ws.as_str().trim_end_matches('/');
         format!("{origin}/stream?streams={}", streams.join("/"))
+    }
+}
+
+/// `BINANCE_TESTNET=true|false` (the seed's variable) picks testnet or live when no mode is
+/// given; `None` when unset, empty or not a boolean.
+pub fn mode_from_testnet_flag(value: Option<&str>) -> Option<Mode> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("true" | "1" | "yes") => Some(Mode::Testnet),
+        Some("false" | "0" | "no") => Some(Mode::Live),
+        _ => None,
     }
 }
 
@@ -193,6 +228,47 @@ mod tests {
             .expect("live")
             .with_overrides(|k| (k == "BINANCE_WS_URL").then(|| "https://x".to_string()));
         assert!(matches!(bad, Err(EndpointError::Scheme { .. })));
+    }
+
+    #[test]
+    fn a_rest_override_ending_in_api_is_not_doubled() {
+        let e = Endpoints::official(Mode::Testnet)
+            .expect("testnet")
+            .with_overrides(|k| {
+                (k == "BINANCE_REST_URL").then(|| "https://testnet.binance.vision/api/".to_string())
+            })
+            .expect("override");
+        assert_eq!(
+            e.rest_url("/api/v3/time", ""),
+            "https://testnet.binance.vision/api/v3/time"
+        );
+    }
+
+    #[test]
+    fn testnet_flag_selects_testnet_or_live() {
+        assert_eq!(mode_from_testnet_flag(Some("true")), Some(Mode::Testnet));
+        assert_eq!(mode_from_testnet_flag(Some(" FALSE ")), Some(Mode::Live));
+        assert_eq!(mode_from_testnet_flag(Some("maybe")), None);
+        assert_eq!(mode_from_testnet_flag(None), None);
+    }
+
+    #[test]
+    fn sim_mode_takes_its_urls_from_the_overrides_only() {
+        let none = |_: &str| None;
+        assert!(Endpoints::for_mode(Mode::Sim, none).is_err());
+        let all = |k: &str| match k {
+            "BINANCE_REST_URL" => Some("http://127.0.0.1:7000".to_string()),
+            "BINANCE_WS_URL" => Some("ws://127.0.0.1:7000".to_string()),
+            "BINANCE_WS_API_URL" => Some("ws://127.0.0.1:7000/ws-api/v3".to_string()),
+            _ => None,
+        };
+        let e = Endpoints::for_mode(Mode::Sim, all).expect("sim");
+        assert_eq!(
+            e.rest_url("/api/v3/ping", ""),
+            "http://127.0.0.1:7000/api/v3/ping"
+        );
+        let live = Endpoints::for_mode(Mode::Live, none).expect("live");
+        assert_eq!(live, Endpoints::official(Mode::Live).expect("live"));
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub struct MarketStreamHandle {
     commands: mpsc::Sender<Command>,
     malformed: Arc<AtomicU64>,
     reconnects: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Command {
@@ -178,6 +179,11 @@ impl MarketStreamHandle {
     pub fn reconnect_count(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }
+
+    /// Market-data events dropped because the owner's channel was full.
+    pub fn dropped_count(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Starts the market-stream task. It runs until `cancel` fires or the event receiver is dropped.
@@ -194,6 +200,7 @@ pub fn spawn_market_stream(
         commands: tx,
         malformed: Arc::new(AtomicU64::new(0)),
         reconnects: Arc::new(AtomicU64::new(0)),
+        dropped: Arc::new(AtomicU64::new(0)),
     };
     let task = MarketTask {
         endpoints,
@@ -205,6 +212,7 @@ pub fn spawn_market_stream(
         commands: rx,
         malformed: handle.malformed.clone(),
         reconnects: handle.reconnects.clone(),
+        dropped: handle.dropped.clone(),
         stale: StaleTracker::default(),
     };
     let join = tokio::spawn(task.run());
@@ -221,6 +229,7 @@ struct MarketTask {
     commands: mpsc::Receiver<Command>,
     malformed: Arc<AtomicU64>,
     reconnects: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
     stale: StaleTracker,
 }
 
@@ -235,8 +244,23 @@ fn wanted_streams(watchlist: &[Symbol]) -> BTreeSet<String> {
 }
 
 impl MarketTask {
+    /// Status events wait for room in the channel; `false` once the owner is gone.
     async fn emit(&self, ev: MarketEvent) -> bool {
         self.events.send(ev).await.is_ok()
+    }
+
+    /// Market data never waits: a stalled owner must not stall the socket (pings would go
+    /// unanswered and the exchange would drop us). A quote is superseded by the next one, so
+    /// dropping it is counted, not fatal.
+    fn emit_data(&self, ev: MarketEvent) -> bool {
+        match self.events.try_send(ev) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 
     async fn run(mut self) {
@@ -401,7 +425,7 @@ impl MarketTask {
                                     {
                                         return End::Stop;
                                     }
-                                    if !self.emit(ev).await {
+                                    if !self.emit_data(ev) {
                                         return End::Stop;
                                     }
                                 }

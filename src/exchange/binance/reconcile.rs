@@ -180,14 +180,16 @@ pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncRep
     }
     let account = rest.account().await?;
     let mut orders = Vec::with_capacity(req.unfinished.len());
+    // Same rule as for an unknown order: one `-2013` is not proof (the query can lag the
+    // matching engine), so absent orders are re-queried before being reported NotFound.
+    let confirm = ResolveConfig {
+        max_queries: 4,
+        not_found_confirmations: 3,
+        backoff_base: Duration::from_millis(300),
+        backoff_max: Duration::from_secs(2),
+    };
     for (symbol, cid) in &req.unfinished {
-        let r = match rest.query_order(symbol, cid).await {
-            Ok(o) => Resolution::Found(o),
-            Err(ClientError::Api { code, .. }) if code == CODE_NO_SUCH_ORDER => Resolution::NotFound,
-            Err(e) => Resolution::StillUnknown {
-                reason: e.to_string(),
-            },
-        };
+        let r = resolve_unknown(rest, symbol, cid, &confirm).await;
         orders.push((cid.clone(), r));
     }
     let mut trade_symbols: Vec<Symbol> = req.symbols.clone();
@@ -334,6 +336,36 @@ pub fn protective_oco(
         take_profit_client_order_id: tp_id,
         stop_loss_client_order_id: sl_id,
     })
+}
+
+/// Open orders split into crbot's own (client id known to the journal) and external ones
+/// (placed elsewhere: the web UI, another bot), which the engine shows and never manages.
+pub fn split_external<'a>(
+    open: &'a [ExchangeOrder],
+    known_client_ids: &HashSet<String>,
+) -> (Vec<&'a ExchangeOrder>, Vec<&'a ExchangeOrder>) {
+    open.iter()
+        .partition(|o| known_client_ids.contains(o.order_client_id()))
+}
+
+/// Fills of orders the journal does not know (by exchange order id): external trades.
+pub fn external_fills<'a>(fills: &'a [Fill], known_order_ids: &HashSet<u64>) -> Vec<&'a Fill> {
+    fills
+        .iter()
+        .filter(|f| !known_order_ids.contains(&f.order_id))
+        .collect()
+}
+
+/// The key must not be able to withdraw (binance-spot.md §0.15); crbot refuses to trade with
+/// one that can, and says so.
+pub fn check_key_permissions(r: &super::wire::ApiRestrictions) -> Result<(), String> {
+    if r.enable_withdrawals {
+        return Err("this API key can withdraw funds: disable withdrawals for it on Binance".into());
+    }
+    if !r.enable_spot_and_margin_trading {
+        return Err("this API key cannot trade spot: enable spot trading for it on Binance".into());
+    }
+    Ok(())
 }
 
 /// Groups fills by order id (for matching `myTrades` results to journaled orders).
@@ -504,6 +536,44 @@ mod tests {
             ),
             OcoPlan::Invalid { .. }
         ));
+    }
+
+    #[test]
+    fn keys_that_can_withdraw_or_cannot_trade_are_refused() {
+        use super::super::wire::ApiRestrictions;
+        let ok = ApiRestrictions {
+            ip_restrict: true,
+            enable_reading: true,
+            enable_spot_and_margin_trading: true,
+            enable_withdrawals: false,
+        };
+        assert!(check_key_permissions(&ok).is_ok());
+        assert!(
+            check_key_permissions(&ApiRestrictions {
+                enable_withdrawals: true,
+                ..ok
+            })
+            .is_err()
+        );
+        assert!(
+            check_key_permissions(&ApiRestrictions {
+                enable_spot_and_margin_trading: false,
+                ..ok
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn unknown_orders_and_their_fills_are_external() {
+        let mut f1 = fill(1, "1", "0", "BNB");
+        f1.order_id = 100;
+        let f2 = fill(2, "1", "0", "BNB");
+        let fills = [f1, f2];
+        let known: HashSet<u64> = [9].into_iter().collect();
+        let ext = external_fills(&fills, &known);
+        assert_eq!(ext.len(), 1);
+        assert_eq!(ext[0].order_id, 100);
     }
 
     #[test]

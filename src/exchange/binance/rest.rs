@@ -240,6 +240,18 @@ impl BinanceRest {
         self.limits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Records a ban reported elsewhere (the WebSocket API answers 418 in its JSON): all REST
+    /// traffic stops too, and the time is persisted.
+    pub fn note_ban(&self, until_ms: i64) {
+        self.governor().on_ban(until_ms);
+        self.bans.save(until_ms);
+    }
+
+    /// The end of a ban in force, if any (epoch ms).
+    pub fn banned_until(&self) -> Option<i64> {
+        self.governor().banned_until().filter(|&t| t > local_now_ms())
+    }
+
     /// Rate-limit usage for the screen and `health`.
     pub fn usage(&self) -> RateUsage {
         self.governor().usage(local_now_ms())
@@ -347,8 +359,15 @@ impl BinanceRest {
             return self.exchange(req, &query).await;
         }
         let creds = self.creds.clone().ok_or(ClientError::NoCredentials)?;
-        if self.clock.is_stale() {
-            self.sync_clock().await?;
+        if self.clock.is_stale()
+            && let Err(e) = self.sync_clock().await
+        {
+            // A cancel must not be held up by a clock sync that the throttle refuses (e.g.
+            // during a 429 hold): it goes out with the last known offset.
+            if req.class != RequestClass::Cancel {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "clock sync failed; sending the cancel with the last offset");
         }
         let mut params = req.params.clone();
         params.push(("recvWindow", self.config.recv_window_ms.to_string()));

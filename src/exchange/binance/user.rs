@@ -18,8 +18,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{Backoff, ThreadJitter};
+use super::clock::local_now_ms;
 use super::error::{CODE_INVALID_TIMESTAMP, ClientError};
 use super::events::{UserEvent, UserFrame, parse_user_frame};
+use super::limits::ban_until_ms;
 use super::rest::BinanceRest;
 use super::sign::{Credentials, sign_ws};
 
@@ -152,6 +154,16 @@ impl UserTask {
         loop {
             if self.cancel.is_cancelled() {
                 return;
+            }
+            // While the IP is banned every connection attempt extends the ban: wait it out.
+            if let Some(until) = self.rest.banned_until() {
+                let wait = Duration::from_millis(u64::try_from(until - local_now_ms()).unwrap_or(0));
+                tracing::warn!(until_ms = until, "user-data stream: IP banned, waiting");
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
             }
             let url = self.rest.endpoints().ws_api.clone();
             let connected = tokio::select! {
@@ -305,6 +317,9 @@ impl UserTask {
                                     let (code, msg) = error.unwrap_or((0, String::new()));
                                     if code == CODE_INVALID_TIMESTAMP {
                                         self.rest.clock().mark_stale();
+                                    }
+                                    if status == 418 {
+                                        self.rest.note_ban(ban_until_ms(local_now_ms(), None, &msg));
                                     }
                                     let _ = ws.close(None).await;
                                     return End::Reconnect {
