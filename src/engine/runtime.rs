@@ -941,15 +941,15 @@ impl Runtime {
 
     fn apply_resync(&mut self, r: ResyncReport, now: i64) {
         self.core.state.set_balances(r.account.balances, true);
+        // Follow-ups (a protective OCO) wait until the fills below are journaled: the OCO is
+        // sized from an entry's journaled fills, and orders first give the fills their ids.
+        let mut follow = Vec::new();
         for (cid, res) in r.orders {
             let Ok(cid) = ClientOrderId::new(&cid) else {
                 continue;
             };
             match res {
-                Resolution::Found(o) => {
-                    let f = self.core.on_exchange_order(&o, now);
-                    self.follow(f, now);
-                }
+                Resolution::Found(o) => follow.extend(self.core.on_exchange_order(&o, now)),
                 Resolution::NotFound => {
                     let sending = self.core.state.orders.get(&cid).is_some_and(|o| {
                         matches!(
@@ -971,8 +971,7 @@ impl Runtime {
             }
         }
         for o in &r.open_orders {
-            let f = self.core.on_exchange_order(o, now);
-            self.follow(f, now);
+            follow.extend(self.core.on_exchange_order(o, now));
         }
         // Orders we think open that the exchange no longer lists were finished while we were away:
         // query them (resync did for crbot's own; external ones are simply closed).
@@ -1008,6 +1007,7 @@ impl Runtime {
         for fill in &r.fills {
             self.core.on_fill(fill, now);
         }
+        self.follow(follow, now);
         if !self.reconciled {
             self.reconciled = true;
             self.core.state.log(
