@@ -8,7 +8,7 @@ mod engine_support;
 use std::time::Duration;
 
 use crbot::domain::{LocalOrderState, OrderPurpose, OrderStatus};
-use crbot::engine::snapshot::{Command, StreamStatus, TicketOutcome};
+use crbot::engine::snapshot::{Command, Snapshot, StreamStatus, TicketOutcome};
 use crbot::exchange::binance::rest::RestConfig;
 use crbot::exchange::sim::Faults;
 use crbot::journal::{TradingStateCode, TradingStateRecord};
@@ -50,6 +50,13 @@ async fn protected_position(c: &mut Console, symbol: &str) -> (String, String) {
     (sl[0].to_string(), tp[0].to_string())
 }
 
+/// The ticket's outcome went UNKNOWN and was then settled by a query: only an Unknown
+/// outcome is ever refreshed to "reconciled: …".
+fn reconciled_ticket(s: &Snapshot) -> bool {
+    matches!(&s.ticket_result, Some(r) if matches!(&r.outcome,
+        TicketOutcome::Accepted { detail, .. } if detail.starts_with("reconciled")))
+}
+
 #[tokio::test]
 async fn kill_halts_durably_cancels_everything_refuses_tickets_then_flatten_and_rearm_work() {
     let ex = exchange().await;
@@ -85,6 +92,19 @@ async fn kill_halts_durably_cancels_everything_refuses_tickets_then_flatten_and_
         ex.open_orders().await.is_empty(),
         "the exchange shows no open orders after the kill"
     );
+    // The outcome per symbol and the summary are journaled, and a backup was taken.
+    let events = c.journal().recent_events(50).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.record.kind == "KILL_CANCEL" && e.record.symbol.as_ref() == Some(&sym(BTC))),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e.record.kind == "KILL_DONE"), "{events:?}");
+    let backups = std::fs::read_dir(c.dir.path().join("backups"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(backups, 1, "one online backup after the kill");
 
     let (_, ask) = ex.book(BTC).await;
     c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
@@ -189,11 +209,12 @@ async fn an_order_whose_answer_is_lost_is_resolved_by_query_and_never_resent() {
 
     c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
         .await;
-    let s = wait_snapshot(&mut c.snap, WAIT, "the unknown outcome reconciled", |s| {
-        logged(s, "outcome unknown")
-            && matches!(&s.ticket_result, Some(r) if matches!(&r.outcome,
-                TicketOutcome::Accepted { detail, .. } if detail.starts_with("reconciled")))
-    })
+    let s = wait_snapshot(
+        &mut c.snap,
+        WAIT,
+        "the unknown outcome reconciled",
+        reconciled_ticket,
+    )
     .await;
     let Some(TicketOutcome::Accepted {
         client_order_id: cid, ..
@@ -377,5 +398,60 @@ async fn a_fill_while_the_user_stream_is_down_is_journaled_once_and_protected_af
     // The entry had a stop-loss and take-profit: its protective OCO must follow the fill even
     // though the fill was learned from the resync.
     protected_position(&mut c, ETH).await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_whose_answer_times_out_is_resolved_by_query_and_never_resent() {
+    let config = RestConfig {
+        order_timeout: Duration::from_millis(300),
+        ..RestConfig::default()
+    };
+    let ex = exchange_with(Faults::default(), config).await;
+    let mut c = console(&ex, limits("5"), false).await;
+    // The exchange places the next orders but holds each answer past the client's timeout.
+    ex.sim.faults().set(Faults {
+        order_delay_ms: Some(1_500),
+        ..Faults::default()
+    });
+    let (_, ask) = ex.book(BTC).await;
+
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    wait_snapshot(
+        &mut c.snap,
+        WAIT,
+        "the timed-out order reconciled",
+        reconciled_ticket,
+    )
+    .await;
+    ex.sim.faults().set(Faults::default());
+    let entry = c.journal().recent_orders(10).unwrap();
+    let cid = entry
+        .iter()
+        .find(|o| o.purpose == OrderPurpose::Entry)
+        .unwrap()
+        .client_order_id
+        .clone();
+    protected_position(&mut c, BTC).await;
+
+    let same: Vec<_> = ex
+        .all_orders(BTC)
+        .await
+        .into_iter()
+        .filter(|o| o["clientOrderId"] == cid.as_str())
+        .collect();
+    assert_eq!(
+        same.len(),
+        1,
+        "exactly one order with the client id on the exchange"
+    );
+    let row = c.journal().order(&cid).unwrap().unwrap();
+    assert_eq!(
+        row.state.as_code(),
+        exchange_status(&same[0]),
+        "journal state matches the exchange"
+    );
+    assert_eq!(row.state, LocalOrderState::Exchange(OrderStatus::Filled));
     c.stop().await;
 }
