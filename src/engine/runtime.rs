@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, OrderStatus, Price, Quote, Symbol};
+use crate::domain::{ClientOrderId, Fill, LocalOrderState, OrderPurpose, OrderStatus, Price, Quote, Symbol};
 use crate::engine::core::{Core, FollowUp, Prepared, Refusal};
 use crate::engine::kill::{self, KillEvent};
 use crate::engine::snapshot::{
@@ -68,6 +68,7 @@ enum Internal {
     Resolved {
         cid: ClientOrderId,
         resolution: Resolution,
+        fills: Vec<Fill>,
     },
     Kill(KillEvent),
 }
@@ -696,8 +697,12 @@ impl Runtime {
     fn resolve(&mut self, symbol: Symbol, cid: ClientOrderId) {
         let rest = self.rest.clone();
         self.spawn(async move {
-            let resolution = resolve_unknown(&rest, &symbol, cid.as_str(), &ResolveConfig::default()).await;
-            Internal::Resolved { cid, resolution }
+            let (resolution, fills) = resolve_with_fills(&rest, &symbol, &cid).await;
+            Internal::Resolved {
+                cid,
+                resolution,
+                fills,
+            }
         });
     }
 
@@ -831,9 +836,18 @@ impl Runtime {
                     }
                 }
             },
-            Internal::Resolved { cid, resolution } => match resolution {
+            Internal::Resolved {
+                cid,
+                resolution,
+                fills,
+            } => match resolution {
                 Resolution::Found(o) => {
+                    // As with a placement answer: the order (its id), then its fills, then the
+                    // protective OCO, which is sized from the journaled fills.
                     let f = self.core.on_exchange_order(&o, now);
+                    for fill in &fills {
+                        self.core.on_fill(fill, now);
+                    }
                     self.follow(f, now);
                     self.refresh_ticket_result(&cid);
                 }
@@ -854,10 +868,12 @@ impl Runtime {
                         let rest = self.rest.clone();
                         self.spawn(async move {
                             tokio::time::sleep(Duration::from_secs(5)).await;
-                            let resolution =
-                                resolve_unknown(&rest, &symbol, cid.as_str(), &ResolveConfig::default())
-                                    .await;
-                            Internal::Resolved { cid, resolution }
+                            let (resolution, fills) = resolve_with_fills(&rest, &symbol, &cid).await;
+                            Internal::Resolved {
+                                cid,
+                                resolution,
+                                fills,
+                            }
                         });
                     }
                 }
@@ -1325,6 +1341,28 @@ impl Runtime {
             self.cancel(&cid, now);
         }
     }
+}
+
+/// Resolves an unknown order by query and, when it executed, reads its fills too: the user
+/// stream may have missed them (it is often down when answers are lost), and a protective
+/// OCO is sized from journaled fills.
+async fn resolve_with_fills(
+    rest: &BinanceRest,
+    symbol: &Symbol,
+    cid: &ClientOrderId,
+) -> (Resolution, Vec<Fill>) {
+    let resolution = resolve_unknown(rest, symbol, cid.as_str(), &ResolveConfig::default()).await;
+    let fills = match &resolution {
+        Resolution::Found(o) if !o.executed_qty.is_zero() => rest
+            .my_trades(symbol, None)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.order_id == o.order_id)
+            .collect(),
+        _ => Vec::new(),
+    };
+    (resolution, fills)
 }
 
 fn candle(k: &Kline) -> Candle {
