@@ -455,3 +455,57 @@ async fn an_order_whose_answer_times_out_is_resolved_by_query_and_never_resent()
     assert_eq!(row.state, LocalOrderState::Exchange(OrderStatus::Filled));
     c.stop().await;
 }
+
+#[tokio::test]
+async fn an_entry_whose_answer_and_stream_report_are_both_lost_still_gets_its_protection() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    // A network hiccup: the user stream drops and the next order's answer is lost (503).
+    ex.sim.faults().set(Faults {
+        order_503: 1,
+        ..Faults::default()
+    });
+    ex.sim.faults().drop_ws_now();
+    wait_snapshot(&mut c.snap, WAIT, "the user stream seen down", |s| {
+        !matches!(s.header.user_stream.status, StreamStatus::Connected)
+    })
+    .await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    wait_snapshot(
+        &mut c.snap,
+        WAIT,
+        "the unknown outcome reconciled",
+        reconciled_ticket,
+    )
+    .await;
+
+    // The query says FILLED; the fills come from the resync once the stream is back. The
+    // protective OCO must still be placed, sized from those fills.
+    protected_position(&mut c, BTC).await;
+    let entry = c.journal().recent_orders(10).unwrap();
+    let entry = entry
+        .iter()
+        .find(|o| o.purpose == OrderPurpose::Entry)
+        .unwrap()
+        .clone();
+    let order_id = entry.order_id.unwrap();
+    let trades = ex
+        .trades(BTC)
+        .await
+        .into_iter()
+        .filter(|t| t["orderId"].as_u64() == Some(order_id))
+        .count();
+    let fills = c.journal().fills_for(&sym(BTC)).unwrap();
+    let own = fills
+        .iter()
+        .filter(|f| f.client_order_id.as_ref() == Some(&entry.client_order_id))
+        .count();
+    assert_eq!(
+        (own, fills.len()),
+        (trades, trades),
+        "every fill journaled once, as crbot's own"
+    );
+    c.stop().await;
+}
