@@ -340,3 +340,29 @@ async fn a_fill_read_back_by_rest_without_a_client_id_is_booked_to_its_own_order
         "{journaled:?}"
     );
 }
+
+#[tokio::test]
+async fn a_lost_answer_after_the_exchange_reported_the_order_does_not_reopen_it() {
+    let ex = exchange().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_ms();
+    let mut core = primed_core(&ex, &journal_path(dir.path()), Limits::default(), now).await;
+    let (_, ask) = ex.book(BTC).await;
+    let prepared = core.decide(&entry(ask), OrderPurpose::Entry, false, now).unwrap();
+    let cid = prepared.request.client_order_id.clone();
+    let OrderOutcome::Done(placed) = ex.rest.place_order(&prepared.request).await else {
+        panic!()
+    };
+    // The user stream's report arrives first (FILLED) ...
+    core.on_exchange_order(&placed.order, now + 1);
+    // ... then the REST answer is lost (503, timeout): the runtime calls mark_unknown.
+    core.mark_unknown(&cid, "HTTP 503 -1007", now + 2);
+
+    let filled = LocalOrderState::Exchange(OrderStatus::Filled);
+    assert_eq!(
+        core.state.orders[&cid].state, filled,
+        "a FILLED order is not reopened as UNKNOWN"
+    );
+    assert_eq!(core.journal.order(&cid).unwrap().unwrap().state, filled);
+    assert!(core.state.open_orders().is_empty());
+}

@@ -654,6 +654,13 @@ impl Core {
 
     /// Marks an order whose answer never came: UNKNOWN until reconciled.
     pub fn mark_unknown(&mut self, cid: &ClientOrderId, reason: &str, now_ms: i64) {
+        // The user stream often reports an order before its lost REST answer times out: a
+        // terminal status the exchange already gave is final and must not reopen as UNKNOWN.
+        if let Some(LocalOrderState::Exchange(s)) = self.state.orders.get(cid).map(|o| o.state)
+            && s.is_terminal()
+        {
+            return;
+        }
         self.set_local_state(cid, LocalOrderState::Unknown, Some(reason.to_string()), now_ms);
         self.state.log(
             now_ms,

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, OrderStatus, Price, Quote, Symbol};
+use crate::domain::{ClientOrderId, Fill, LocalOrderState, OrderPurpose, OrderStatus, Price, Quote, Symbol};
 use crate::engine::core::{Core, FollowUp, Prepared, Refusal};
 use crate::engine::kill::{self, KillEvent};
 use crate::engine::snapshot::{
@@ -68,6 +68,7 @@ enum Internal {
     Resolved {
         cid: ClientOrderId,
         resolution: Resolution,
+        fills: Vec<Fill>,
     },
     Kill(KillEvent),
     RetryResync,
@@ -713,8 +714,12 @@ impl Runtime {
     fn resolve(&mut self, symbol: Symbol, cid: ClientOrderId) {
         let rest = self.rest.clone();
         self.spawn(async move {
-            let resolution = resolve_unknown(&rest, &symbol, cid.as_str(), &ResolveConfig::default()).await;
-            Internal::Resolved { cid, resolution }
+            let (resolution, fills) = resolve_with_fills(&rest, &symbol, &cid).await;
+            Internal::Resolved {
+                cid,
+                resolution,
+                fills,
+            }
         });
     }
 
@@ -845,9 +850,18 @@ impl Runtime {
                     }
                 }
             },
-            Internal::Resolved { cid, resolution } => match resolution {
+            Internal::Resolved {
+                cid,
+                resolution,
+                fills,
+            } => match resolution {
                 Resolution::Found(o) => {
+                    // As with a placement answer: the order (its id), then its fills, then the
+                    // protective OCO, which is sized from the journaled fills.
                     let f = self.core.on_exchange_order(&o, now);
+                    for fill in &fills {
+                        self.core.on_fill(fill, now);
+                    }
                     self.follow(f, now);
                     self.refresh_ticket_result(&cid);
                 }
@@ -868,10 +882,12 @@ impl Runtime {
                         let rest = self.rest.clone();
                         self.spawn(async move {
                             tokio::time::sleep(Duration::from_secs(5)).await;
-                            let resolution =
-                                resolve_unknown(&rest, &symbol, cid.as_str(), &ResolveConfig::default())
-                                    .await;
-                            Internal::Resolved { cid, resolution }
+                            let (resolution, fills) = resolve_with_fills(&rest, &symbol, &cid).await;
+                            Internal::Resolved {
+                                cid,
+                                resolution,
+                                fills,
+                            }
                         });
                     }
                 }
@@ -956,15 +972,15 @@ impl Runtime {
 
     fn apply_resync(&mut self, r: ResyncReport, now: i64) {
         self.core.state.set_balances(r.account.balances, true);
+        // Follow-ups (a protective OCO) wait until the fills below are journaled: the OCO is
+        // sized from an entry's journaled fills, and orders first give the fills their ids.
+        let mut follow = Vec::new();
         for (cid, res) in r.orders {
             let Ok(cid) = ClientOrderId::new(&cid) else {
                 continue;
             };
             match res {
-                Resolution::Found(o) => {
-                    let f = self.core.on_exchange_order(&o, now);
-                    self.follow(f, now);
-                }
+                Resolution::Found(o) => follow.extend(self.core.on_exchange_order(&o, now)),
                 Resolution::NotFound => {
                     let sending = self.core.state.orders.get(&cid).is_some_and(|o| {
                         matches!(
@@ -986,8 +1002,7 @@ impl Runtime {
             }
         }
         for o in &r.open_orders {
-            let f = self.core.on_exchange_order(o, now);
-            self.follow(f, now);
+            follow.extend(self.core.on_exchange_order(o, now));
         }
         // Orders we think open that the exchange no longer lists were finished while we were away:
         // query them (resync did for crbot's own; external ones are simply closed).
@@ -1023,6 +1038,7 @@ impl Runtime {
         for fill in &r.fills {
             self.core.on_fill(fill, now);
         }
+        self.follow(follow, now);
         if !self.reconciled {
             self.reconciled = true;
             self.core.state.log(
@@ -1340,6 +1356,28 @@ impl Runtime {
             self.cancel(&cid, now);
         }
     }
+}
+
+/// Resolves an unknown order by query and, when it executed, reads its fills too: the user
+/// stream may have missed them (it is often down when answers are lost), and a protective
+/// OCO is sized from journaled fills.
+async fn resolve_with_fills(
+    rest: &BinanceRest,
+    symbol: &Symbol,
+    cid: &ClientOrderId,
+) -> (Resolution, Vec<Fill>) {
+    let resolution = resolve_unknown(rest, symbol, cid.as_str(), &ResolveConfig::default()).await;
+    let fills = match &resolution {
+        Resolution::Found(o) if !o.executed_qty.is_zero() => rest
+            .my_trades(symbol, None)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.order_id == o.order_id)
+            .collect(),
+        _ => Vec::new(),
+    };
+    (resolution, fills)
 }
 
 fn candle(k: &Kline) -> Candle {

@@ -288,9 +288,11 @@ impl Console {
         Journal::open(&self.journal_path, Mode::Sim).unwrap()
     }
 
-    pub async fn stop(self) {
+    /// Stops the engine; returns the folder holding the journal (deleted when dropped).
+    pub async fn stop(self) -> tempfile::TempDir {
         self.cancel.cancel();
         let _ = self.task.await;
+        self.dir
     }
 }
 
