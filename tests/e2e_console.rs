@@ -145,7 +145,7 @@ fn trades_through_the_ticket_kills_mid_typing_and_restores_the_terminal() {
         ticket_focus(s, "qty/amount")
     });
     let (_, _, ask) = btc_quote(&t.screen()).expect("the watchlist still shows BTCUSDT");
-    let price = (ask * Decimal::new(1003, 3)).round_dp(2).normalize();
+    let price = (ask * Decimal::new(101, 2)).round_dp(2).normalize();
     let stop = (price * Decimal::new(98, 2)).round_dp(2).normalize();
     let take = (price * Decimal::new(104, 2)).round_dp(2).normalize();
     t.type_text("0.001");
