@@ -138,6 +138,26 @@ fn stale_preview_shows_checking_instead_of_a_verdict() {
 }
 
 #[test]
+fn unfinished_ticket_says_not_ready_instead_of_refusing_zero_checks() {
+    let mut snap = Snapshot::demo(NOW);
+    let app = ticket_app(&mut snap);
+    let p = snap.ticket_preview.as_mut().unwrap();
+    p.approved = false;
+    p.rules.clear();
+    p.field_errors = vec![(
+        crbot::engine::snapshot::TicketField::StopLoss,
+        "an entry needs a stop-loss".into(),
+    )];
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    let at = find(buf, "NOT READY: 1 field(s) to fill or fix").expect("the not-ready line");
+    assert_eq!(buf[at].fg, Color::Yellow);
+    assert!(find(buf, "stop-loss: an entry needs a stop-loss").is_some());
+    assert!(find(buf, "REFUSED").is_none());
+    assert!(find(buf, "0 of 0").is_none());
+}
+
+#[test]
 fn every_panel_at_160x48() {
     let snap = Snapshot::demo(NOW);
     let app = App::new(config(true, false), &snap);

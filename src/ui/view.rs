@@ -1001,6 +1001,13 @@ fn preview_lines(
             format!("APPROVED: all {} checks pass", p.rules.len()),
             theme.positive().add_modifier(Modifier::BOLD),
         )));
+    } else if p.rules.is_empty() {
+        // No rule ran: a field is empty or does not parse. "REFUSED: 0 of 0 checks fail" would
+        // read as a verdict on an order nobody has finished typing.
+        lines.push(Line::from(Span::styled(
+            format!("NOT READY: {} field(s) to fill or fix", p.field_errors.len()),
+            theme.warning().add_modifier(Modifier::BOLD),
+        )));
     } else {
         lines.push(Line::from(Span::styled(
             format!("REFUSED: {failed} of {} checks fail", p.rules.len()),
