@@ -158,6 +158,26 @@ fn unfinished_ticket_says_not_ready_instead_of_refusing_zero_checks() {
 }
 
 #[test]
+fn a_failed_rule_shows_its_code_once_when_the_reason_repeats_it() {
+    let mut snap = Snapshot::demo(NOW);
+    let app = ticket_app(&mut snap);
+    let p = snap.ticket_preview.as_mut().unwrap();
+    p.approved = false;
+    let code = p.rules[0].code.clone();
+    p.rules[0].passed = false;
+    p.rules[0].detail = format!("{code}: notional 980.00 > 492.63");
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = draw(&app, &snap, w, h);
+        let text = format!("{}", t.backend());
+        let line = text
+            .lines()
+            .find(|l| l.contains("notional 980.00 > 492.63"))
+            .unwrap_or_else(|| panic!("the failed rule's reason is drawn:\n{text}"));
+        assert_eq!(line.matches(&code).count(), 1, "code drawn once: {line}");
+    }
+}
+
+#[test]
 fn every_panel_at_160x48() {
     let snap = Snapshot::demo(NOW);
     let app = App::new(config(true, false), &snap);

@@ -1034,7 +1034,7 @@ fn preview_lines(
                 format!("{:<code_w$} ", r.code),
                 if r.passed { theme.plain() } else { style },
             ),
-            Span::raw(r.detail.clone()),
+            Span::raw(rule_detail(&r.code, &r.detail).to_string()),
         ]));
     }
     if compact {
@@ -1073,6 +1073,15 @@ fn preview_lines(
     lines
 }
 
+/// A rule's detail without a leading `CODE: `: the code is drawn in its own column, and the
+/// risk engine's reasons start with it (`FAT_FINGER: limit price ...`), which drew it twice.
+fn rule_detail<'a>(code: &str, detail: &'a str) -> &'a str {
+    detail
+        .strip_prefix(code)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .map_or(detail, str::trim_start)
+}
+
 fn result_lines(theme: &Theme, snap: &Snapshot, form: Option<&TicketForm>) -> Vec<Line<'static>> {
     let Some(result) = &snap.ticket_result else {
         return vec![];
@@ -1104,7 +1113,7 @@ fn result_lines(theme: &Theme, snap: &Snapshot, form: Option<&TicketForm>) -> Ve
             ))];
             v.extend(reasons.iter().map(|r| {
                 Line::from(Span::styled(
-                    format!("  {} {}", r.code, r.detail),
+                    format!("  {} {}", r.code, rule_detail(&r.code, &r.detail)),
                     theme.negative(),
                 ))
             }));
