@@ -89,6 +89,28 @@ fn positions_tab_at_80x24_shows_oco_legs_and_unknown_spinner() {
 }
 
 #[test]
+fn a_long_average_entry_is_rounded_and_keeps_its_column() {
+    let mut snap = Snapshot::demo(NOW);
+    // 97.24543 USDT for 0.000999 BTC (the fee taken in BTC): a 28-decimal quotient.
+    let entry = Decimal::new(9_724_543, 5) / Decimal::new(999, 6);
+    snap.positions[0].avg_entry = Some(crbot::domain::Price::try_new(entry).unwrap());
+    snap.positions[0].mark = Some(crbot::domain::Price::try_new(Decimal::new(97_297_875, 3)).unwrap());
+    let app = App::new(config(true, false), &snap);
+    let t = draw(&app, &snap, 160, 48);
+    let text = format!("{}", t.backend());
+    assert!(
+        text.contains("97342.773 "),
+        "entry at the mark's 3 decimals:\n{text}"
+    );
+    assert!(!text.contains("97342.7727"), "{text}");
+    let header = text
+        .lines()
+        .find(|l| l.contains("Symbol") && l.contains("uP&L"))
+        .unwrap();
+    assert!(header.contains("Entry"), "{header}");
+}
+
+#[test]
 fn risk_tab_at_80x24() {
     let snap = Snapshot::demo(NOW);
     let mut app = App::new(config(true, false), &snap);

@@ -644,7 +644,7 @@ fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
                     plain_style,
                 ),
                 (p.qty.to_string(), plain_style),
-                (opt(p.avg_entry), plain_style),
+                (entry_price(p.avg_entry, p.mark), plain_style),
                 (opt(p.mark), plain_style),
                 (
                     p.unrealized
@@ -665,6 +665,17 @@ fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let mut state =
         TableState::default().with_selected((!snap.positions.is_empty()).then_some(app.position_sel));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// The average entry at the mark's precision (at least 2, at most 8 decimals). The entry is a
+/// quotient (cost / quantity after a fee taken in the base asset) with up to 28 decimals; drawn
+/// in full it was wide enough to push Entry and Mark out of the positions panel.
+fn entry_price(entry: Option<crate::domain::Price>, mark: Option<crate::domain::Price>) -> String {
+    let Some(entry) = entry else {
+        return "-".into();
+    };
+    let dp = mark.map_or(8, |m| m.value().normalize().scale().clamp(2, 8));
+    plain(entry.value().round_dp(dp))
 }
 
 fn order_state(theme: &Theme, state: LocalOrderState, now_ms: i64) -> (String, Style) {
