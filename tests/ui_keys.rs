@@ -165,7 +165,7 @@ fn ticket_opens_prefilled_and_typing_sends_previews() {
     assert_eq!(d.symbol, "ETHUSDT");
     assert_eq!(d.side, "BUY");
     assert_eq!(d.order_type, "LIMIT");
-    assert_eq!(d.price, "3118.42");
+    assert_eq!(d.price, "3118.43", "a BUY LIMIT prefilled at the ask");
     assert_eq!(sent(&fx), vec![Command::PreviewTicket(d)]);
     assert_eq!(app.tab, Tab::Ticket);
     assert_eq!(app.ticket.as_ref().unwrap().focused_field(), TicketField::Amount);

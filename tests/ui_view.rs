@@ -89,6 +89,28 @@ fn positions_tab_at_80x24_shows_oco_legs_and_unknown_spinner() {
 }
 
 #[test]
+fn a_long_average_entry_is_rounded_and_keeps_its_column() {
+    let mut snap = Snapshot::demo(NOW);
+    // 97.24543 USDT for 0.000999 BTC (the fee taken in BTC): a 28-decimal quotient.
+    let entry = Decimal::new(9_724_543, 5) / Decimal::new(999, 6);
+    snap.positions[0].avg_entry = Some(crbot::domain::Price::try_new(entry).unwrap());
+    snap.positions[0].mark = Some(crbot::domain::Price::try_new(Decimal::new(97_297_875, 3)).unwrap());
+    let app = App::new(config(true, false), &snap);
+    let t = draw(&app, &snap, 160, 48);
+    let text = format!("{}", t.backend());
+    assert!(
+        text.contains("97342.773 "),
+        "entry at the mark's 3 decimals:\n{text}"
+    );
+    assert!(!text.contains("97342.7727"), "{text}");
+    let header = text
+        .lines()
+        .find(|l| l.contains("Symbol") && l.contains("uP&L"))
+        .unwrap();
+    assert!(header.contains("Entry"), "{header}");
+}
+
+#[test]
 fn risk_tab_at_80x24() {
     let snap = Snapshot::demo(NOW);
     let mut app = App::new(config(true, false), &snap);
@@ -135,6 +157,46 @@ fn stale_preview_shows_checking_instead_of_a_verdict() {
     let t = draw(&app, &snap, 80, 24);
     assert!(find(t.backend().buffer(), "checking the ticket").is_some());
     assert!(find(t.backend().buffer(), "APPROVED").is_none());
+}
+
+#[test]
+fn unfinished_ticket_says_not_ready_instead_of_refusing_zero_checks() {
+    let mut snap = Snapshot::demo(NOW);
+    let app = ticket_app(&mut snap);
+    let p = snap.ticket_preview.as_mut().unwrap();
+    p.approved = false;
+    p.rules.clear();
+    p.field_errors = vec![(
+        crbot::engine::snapshot::TicketField::StopLoss,
+        "an entry needs a stop-loss".into(),
+    )];
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    let at = find(buf, "NOT READY: 1 field(s) to fill or fix").expect("the not-ready line");
+    assert_eq!(buf[at].fg, Color::Yellow);
+    assert!(find(buf, "stop-loss: an entry needs a stop-loss").is_some());
+    assert!(find(buf, "REFUSED").is_none());
+    assert!(find(buf, "0 of 0").is_none());
+}
+
+#[test]
+fn a_failed_rule_shows_its_code_once_when_the_reason_repeats_it() {
+    let mut snap = Snapshot::demo(NOW);
+    let app = ticket_app(&mut snap);
+    let p = snap.ticket_preview.as_mut().unwrap();
+    p.approved = false;
+    let code = p.rules[0].code.clone();
+    p.rules[0].passed = false;
+    p.rules[0].detail = format!("{code}: notional 980.00 > 492.63");
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = draw(&app, &snap, w, h);
+        let text = format!("{}", t.backend());
+        let line = text
+            .lines()
+            .find(|l| l.contains("notional 980.00 > 492.63"))
+            .unwrap_or_else(|| panic!("the failed rule's reason is drawn:\n{text}"));
+        assert_eq!(line.matches(&code).count(), 1, "code drawn once: {line}");
+    }
 }
 
 #[test]

@@ -597,7 +597,8 @@ fn move_sel(sel: usize, len: usize, down: bool) -> usize {
     }
 }
 
-/// Opens (or focuses) the ticket, prefilled with the selected symbol and its last price.
+/// Opens (or focuses) the ticket, prefilled with the selected symbol as a BUY LIMIT at its ask
+/// (the last price when there is no ask yet).
 fn open_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     app.tab = Tab::Ticket;
     app.help = false;
@@ -609,8 +610,10 @@ fn open_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
         .map(|r| r.symbol.to_string())
         .or_else(|| snap.selected_symbol.as_ref().map(|s| s.to_string()))
         .unwrap_or_default();
+    // A buy at the ask is marketable as it stands: prefilled at the last trade, which is often
+    // below the ask, the entry would rest on the book instead of filling.
     let price = row
-        .and_then(|r| r.last)
+        .and_then(|r| r.ask.or(r.last))
         .map(|p| p.to_string())
         .unwrap_or_default();
     let mut form = TicketForm::new([

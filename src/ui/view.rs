@@ -644,7 +644,7 @@ fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
                     plain_style,
                 ),
                 (p.qty.to_string(), plain_style),
-                (opt(p.avg_entry), plain_style),
+                (entry_price(p.avg_entry, p.mark), plain_style),
                 (opt(p.mark), plain_style),
                 (
                     p.unrealized
@@ -665,6 +665,17 @@ fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let mut state =
         TableState::default().with_selected((!snap.positions.is_empty()).then_some(app.position_sel));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// The average entry at the mark's precision (at least 2, at most 8 decimals). The entry is a
+/// quotient (cost / quantity after a fee taken in the base asset) with up to 28 decimals; drawn
+/// in full it was wide enough to push Entry and Mark out of the positions panel.
+fn entry_price(entry: Option<crate::domain::Price>, mark: Option<crate::domain::Price>) -> String {
+    let Some(entry) = entry else {
+        return "-".into();
+    };
+    let dp = mark.map_or(8, |m| m.value().normalize().scale().clamp(2, 8));
+    plain(entry.value().round_dp(dp))
 }
 
 fn order_state(theme: &Theme, state: LocalOrderState, now_ms: i64) -> (String, Style) {
@@ -1001,6 +1012,13 @@ fn preview_lines(
             format!("APPROVED: all {} checks pass", p.rules.len()),
             theme.positive().add_modifier(Modifier::BOLD),
         )));
+    } else if p.rules.is_empty() {
+        // No rule ran: a field is empty or does not parse. "REFUSED: 0 of 0 checks fail" would
+        // read as a verdict on an order nobody has finished typing.
+        lines.push(Line::from(Span::styled(
+            format!("NOT READY: {} field(s) to fill or fix", p.field_errors.len()),
+            theme.warning().add_modifier(Modifier::BOLD),
+        )));
     } else {
         lines.push(Line::from(Span::styled(
             format!("REFUSED: {failed} of {} checks fail", p.rules.len()),
@@ -1027,7 +1045,7 @@ fn preview_lines(
                 format!("{:<code_w$} ", r.code),
                 if r.passed { theme.plain() } else { style },
             ),
-            Span::raw(r.detail.clone()),
+            Span::raw(rule_detail(&r.code, &r.detail).to_string()),
         ]));
     }
     if compact {
@@ -1066,6 +1084,15 @@ fn preview_lines(
     lines
 }
 
+/// A rule's detail without a leading `CODE: `: the code is drawn in its own column, and the
+/// risk engine's reasons start with it (`FAT_FINGER: limit price ...`), which drew it twice.
+fn rule_detail<'a>(code: &str, detail: &'a str) -> &'a str {
+    detail
+        .strip_prefix(code)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .map_or(detail, str::trim_start)
+}
+
 fn result_lines(theme: &Theme, snap: &Snapshot, form: Option<&TicketForm>) -> Vec<Line<'static>> {
     let Some(result) = &snap.ticket_result else {
         return vec![];
@@ -1097,7 +1124,7 @@ fn result_lines(theme: &Theme, snap: &Snapshot, form: Option<&TicketForm>) -> Ve
             ))];
             v.extend(reasons.iter().map(|r| {
                 Line::from(Span::styled(
-                    format!("  {} {}", r.code, r.detail),
+                    format!("  {} {}", r.code, rule_detail(&r.code, &r.detail)),
                     theme.negative(),
                 ))
             }));
