@@ -1,10 +1,24 @@
-//! engine: see DESIGN.md §2 (being built).
+//! The engine: the one owner of mutable state (DESIGN.md §2).
+//!
+//! It receives commands (from the screen or the command line) and events (market data, user
+//! data, answers of I/O tasks), passes every ticket through the risk gate, journals before it
+//! acts, calls the exchange client, and publishes snapshots for the screen.
+//!
+//! - `state`: everything the console knows, and its snapshot; pure.
+//! - `core`: the journal-first money path shared by the console and the command line.
+//! - `ticket`: what the trader typed → a domain ticket.
+//! - `kill`: the kill switch's cancel sweep and flatten plan.
+//! - `session`: mode → endpoints, keys and (sim, paper) the local exchange.
+//! - `runtime`: the console's event loop; `console`: its start-up and shutdown.
+//! - `snapshot`: the data contract with the screen.
+//!
+//! Must not: draw, read keys, or let anything reach the exchange that did not pass `risk`.
 
+pub mod console;
 pub mod core;
+pub mod kill;
+pub mod runtime;
 pub mod session;
 pub mod snapshot;
 pub mod state;
 pub mod ticket;
-pub mod kill;
-pub mod runtime;
-pub mod console;
