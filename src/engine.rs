@@ -1,6 +1,7 @@
 //! engine: see DESIGN.md §2 (being built).
 
 pub mod core;
+pub mod kill;
 pub mod session;
 pub mod snapshot;
 pub mod state;

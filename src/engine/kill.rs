@@ -1,0 +1,394 @@
+//! Stage one of the kill switch on the exchange (cancel everything, then verify nothing is
+//! left open), and the pure plan for stage two (flatten), shared by `crbot kill` and the
+//! console (DESIGN.md §5, issue 7).
+//!
+//! Owns: the order of the sweep — every locally known symbol cancelled concurrently with
+//! `DELETE /api/v3/openOrders` (order lists included), then the exchange's own list of open
+//! orders to catch symbols the journal did not know, then queries until the exchange shows
+//! none open, retrying stragglers a bounded number of times; a 429 is waited out (with a
+//! countdown) before cancelling again. Must not: change the trading state or touch the
+//! journal (the caller halts, durably, BEFORE calling [`sweep`], and journals the report),
+//! place any order, or need the market stream.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::domain::{Asset, OrderType, Qty, Side, Symbol, Ticket, TicketKind};
+use crate::engine::snapshot::{KillLine, KillStage};
+use crate::engine::state::EngineState;
+use crate::exchange::binance::error::{ClientError, OrderOutcome};
+use crate::exchange::binance::rest::BinanceRest;
+use crate::exchange::binance::wire::CancelledItem;
+
+/// Binance's answer to a cancel when the symbol has nothing open (`Unknown order sent.`).
+const CODE_NOTHING_OPEN: i64 = -2011;
+
+/// Progress of a sweep, for the screen or the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillEvent {
+    Stage(KillStage),
+    /// The latest outcome for one symbol (`ok: None` while still in progress).
+    Line {
+        symbol: Symbol,
+        ok: Option<bool>,
+        outcome: String,
+    },
+    /// Rate limited: cancels resume in `secs` seconds.
+    Countdown { secs: u64 },
+    Done { ok: bool, summary: String },
+}
+
+/// Bounds of the sweep.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    /// Verification rounds (query, cancel stragglers) before giving up.
+    pub max_rounds: u32,
+    /// Pause between verification rounds.
+    pub round_delay: Duration,
+    /// Cancel attempts per symbol per round (429 waits and unknown outcomes retry).
+    pub cancel_attempts: u32,
+    /// The longest `Retry-After` the sweep waits out; beyond it the symbol is reported failed.
+    pub max_retry_after: Duration,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            max_rounds: 10,
+            round_delay: Duration::from_millis(200),
+            cancel_attempts: 3,
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What stage one achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillReport {
+    /// True when the exchange confirmed nothing is open.
+    pub ok: bool,
+    /// The final outcome per symbol.
+    pub lines: Vec<KillLine>,
+    /// Orders (client ids) the cancels reported as cancelled.
+    pub cancelled: usize,
+    /// Symbols still showing open orders at the end (empty when `ok`).
+    pub still_open: Vec<Symbol>,
+    pub summary: String,
+}
+
+struct Progress<'a> {
+    events: &'a UnboundedSender<KillEvent>,
+    lines: BTreeMap<Symbol, KillLine>,
+    cancelled: usize,
+}
+
+impl Progress<'_> {
+    fn line(&mut self, symbol: &Symbol, ok: Option<bool>, outcome: String) {
+        // The receiver may be gone (a closed screen); the sweep goes on regardless.
+        let _ = self.events.send(KillEvent::Line {
+            symbol: symbol.clone(),
+            ok,
+            outcome: outcome.clone(),
+        });
+        self.lines.insert(
+            symbol.clone(),
+            KillLine {
+                symbol: symbol.clone(),
+                ok,
+                outcome,
+            },
+        );
+    }
+
+    fn stage(&self, stage: KillStage) {
+        let _ = self.events.send(KillEvent::Stage(stage));
+    }
+}
+
+/// The outcome of cancelling one symbol.
+enum CancelResult {
+    /// Cancelled `orders` orders and `lists` order lists (both zero: nothing was open).
+    Done { orders: usize, lists: usize },
+    Failed(String),
+    /// The answer never came: the next verification round decides.
+    Unknown(String),
+}
+
+async fn cancel_symbol(
+    rest: &BinanceRest,
+    symbol: &Symbol,
+    config: &SweepConfig,
+    events: &UnboundedSender<KillEvent>,
+) -> CancelResult {
+    let mut last = CancelResult::Failed("not attempted".into());
+    for _ in 0..config.cancel_attempts.max(1) {
+        match rest.cancel_all(symbol).await {
+            OrderOutcome::Done(items) => {
+                let lists = items
+                    .iter()
+                    .filter(|i| matches!(i, CancelledItem::List(_)))
+                    .count();
+                let orders = items
+                    .iter()
+                    .map(|i| match i {
+                        CancelledItem::Order(_) => 1,
+                        CancelledItem::List(l) => l.reports.len().max(l.legs.len()),
+                    })
+                    .sum();
+                return CancelResult::Done { orders, lists };
+            }
+            OrderOutcome::Rejected(ClientError::Api { code, .. }) if code == CODE_NOTHING_OPEN => {
+                return CancelResult::Done { orders: 0, lists: 0 };
+            }
+            OrderOutcome::Rejected(ClientError::RateLimited { retry_after }) => {
+                if retry_after > config.max_retry_after {
+                    return CancelResult::Failed(format!("rate limited for {}s", retry_after.as_secs()));
+                }
+                wait_out(retry_after, events).await;
+                last = CancelResult::Unknown("rate limited; retried".into());
+            }
+            OrderOutcome::Rejected(ClientError::Banned { until_ms }) => {
+                return CancelResult::Failed(format!("IP banned by the exchange until {until_ms}"));
+            }
+            OrderOutcome::Rejected(e) => return CancelResult::Failed(e.to_string()),
+            OrderOutcome::Unknown { reason } => last = CancelResult::Unknown(reason),
+        }
+    }
+    last
+}
+
+/// Waits out a `Retry-After`, announcing the seconds left once a second.
+async fn wait_out(retry_after: Duration, events: &UnboundedSender<KillEvent>) {
+    let mut left = retry_after;
+    while !left.is_zero() {
+        let _ = events.send(KillEvent::Countdown {
+            secs: left.as_secs_f64().ceil() as u64,
+        });
+        let step = left.min(Duration::from_secs(1));
+        tokio::time::sleep(step).await;
+        left = left.saturating_sub(step);
+    }
+    let _ = events.send(KillEvent::Countdown { secs: 0 });
+}
+
+async fn cancel_many(
+    rest: &BinanceRest,
+    symbols: &BTreeSet<Symbol>,
+    config: &SweepConfig,
+    progress: &mut Progress<'_>,
+) {
+    for s in symbols {
+        progress.line(s, None, "cancelling".into());
+    }
+    let futures = symbols.iter().map(|s| {
+        let events = progress.events.clone();
+        async move { (s, cancel_symbol(rest, s, config, &events).await) }
+    });
+    for (symbol, result) in futures_util::future::join_all(futures).await {
+        match result {
+            CancelResult::Done { orders, lists } => {
+                progress.cancelled += orders;
+                let text = match (orders, lists) {
+                    (0, _) => "nothing open".to_string(),
+                    (n, 0) => format!("{n} order(s) cancelled"),
+                    (n, l) => format!("{n} order(s) cancelled ({l} order list(s))"),
+                };
+                progress.line(symbol, Some(true), text);
+            }
+            CancelResult::Failed(why) => progress.line(symbol, Some(false), format!("cancel failed: {why}")),
+            CancelResult::Unknown(why) => {
+                progress.line(symbol, None, format!("outcome unknown ({why}); verifying"))
+            }
+        }
+    }
+}
+
+/// Stage one on the exchange. The caller has already made the halt durable. `known` holds the
+/// symbols with locally open orders; the exchange's own list adds the rest.
+pub async fn sweep(
+    rest: &BinanceRest,
+    known: &BTreeSet<Symbol>,
+    config: &SweepConfig,
+    events: &UnboundedSender<KillEvent>,
+) -> KillReport {
+    let mut progress = Progress {
+        events,
+        lines: BTreeMap::new(),
+        cancelled: 0,
+    };
+    progress.stage(KillStage::Cancelling);
+    // The locally known symbols first, without waiting for a list from the exchange.
+    cancel_many(rest, known, config, &mut progress).await;
+
+    progress.stage(KillStage::Verifying);
+    let mut attempted: BTreeSet<Symbol> = known.clone();
+    let mut still_open: Vec<Symbol> = Vec::new();
+    let mut verified = false;
+    let mut last_error = None;
+    for round in 0..config.max_rounds.max(1) {
+        match rest.open_orders(None).await {
+            Ok(open) => {
+                let symbols: BTreeSet<Symbol> = open.iter().map(|o| o.symbol.clone()).collect();
+                if symbols.is_empty() {
+                    verified = true;
+                    still_open.clear();
+                    break;
+                }
+                for s in &symbols {
+                    let n = open.iter().filter(|o| &o.symbol == s).count();
+                    let what = if attempted.contains(s) {
+                        format!("{n} still open; retrying")
+                    } else {
+                        format!("{n} open, unknown to the journal; cancelling")
+                    };
+                    progress.line(s, None, what);
+                }
+                attempted.extend(symbols.iter().cloned());
+                still_open = symbols.iter().cloned().collect();
+                cancel_many(rest, &symbols, config, &mut progress).await;
+            }
+            Err(ClientError::RateLimited { retry_after }) if retry_after <= config.max_retry_after => {
+                wait_out(retry_after, events).await;
+            }
+            Err(e) => last_error = Some(e.to_string()),
+        }
+        if round + 1 < config.max_rounds {
+            tokio::time::sleep(config.round_delay).await;
+        }
+    }
+    if verified {
+        // Every symbol touched is now confirmed clear.
+        let done: Vec<(Symbol, String)> = progress
+            .lines
+            .values()
+            .filter(|l| l.ok != Some(true))
+            .map(|l| (l.symbol.clone(), "cancelled; exchange shows none open".to_string()))
+            .collect();
+        for (s, text) in done {
+            progress.line(&s, Some(true), text);
+        }
+    } else {
+        for s in &still_open {
+            progress.line(s, Some(false), "orders still open after every retry".into());
+        }
+    }
+    progress.stage(KillStage::Cancelled);
+    let summary = if verified {
+        format!(
+            "{} order(s) cancelled on {} symbol(s); the exchange shows nothing open",
+            progress.cancelled,
+            progress.lines.len()
+        )
+    } else if still_open.is_empty() {
+        format!(
+            "could not confirm that nothing is open: {}",
+            last_error.unwrap_or_else(|| "no answer".into())
+        )
+    } else {
+        let names: Vec<&str> = still_open.iter().map(|s| s.as_str()).collect();
+        format!("orders still open on {}", names.join(", "))
+    };
+    let _ = events.send(KillEvent::Done {
+        ok: verified,
+        summary: summary.clone(),
+    });
+    KillReport {
+        ok: verified,
+        lines: progress.lines.into_values().collect(),
+        cancelled: progress.cancelled,
+        still_open,
+        summary,
+    }
+}
+
+/// Quantity too small to sell, reported per asset (never silently kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dust {
+    pub symbol: Symbol,
+    pub asset: Asset,
+    pub qty: Qty,
+    pub reason: String,
+}
+
+/// Stage two's orders: one MARKET sell per crbot position, and what is left as dust.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlattenPlan {
+    pub tickets: Vec<Ticket>,
+    pub dust: Vec<Dust>,
+}
+
+/// Market sells for `percent` (1–100; the screen offers 25/50/75/100) of each of crbot's
+/// positions (`only`: a subset of symbols), bounded by the free balance, rounded DOWN to the
+/// MARKET_LOT_SIZE step (LOT_SIZE when the symbol has none). What the rounding leaves, and a
+/// whole sell below the minimum quantity or minimum notional, is reported as dust. External
+/// holdings are never included.
+pub fn flatten_plan(state: &EngineState, percent: u8, only: Option<&BTreeSet<Symbol>>) -> FlattenPlan {
+    let mut plan = FlattenPlan::default();
+    let share = Decimal::from(percent.clamp(1, 100)) / Decimal::ONE_HUNDRED;
+    let positions: Vec<Symbol> = state.positions.open().map(|p| p.symbol.clone()).collect();
+    for symbol in positions {
+        if only.is_some_and(|o| !o.contains(&symbol)) {
+            continue;
+        }
+        let Some(rules) = state.rules.get(&symbol) else {
+            continue;
+        };
+        let asset = rules.base_asset.clone();
+        let wanted = state
+            .sellable(&symbol)
+            .checked_scale(share)
+            .unwrap_or(Qty::ZERO);
+        if wanted.is_zero() {
+            continue;
+        }
+        let qty = rules.round_qty(OrderType::Market, wanted);
+        let min_qty = rules
+            .lot_for(OrderType::Market)
+            .map(|l| l.min_qty)
+            .unwrap_or_default();
+        let mark = state.quotes.get(&symbol).map(|q| q.bid.value());
+        let min_notional = rules
+            .filters
+            .notional
+            .as_ref()
+            .filter(|n| n.apply_min_to_market)
+            .map(|n| n.min_notional)
+            .unwrap_or_default();
+        let below_notional = mark.is_some_and(|m| qty.value() * m < min_notional);
+        if qty.is_zero() || qty.value() < min_qty || below_notional {
+            let reason = if qty.value() < min_qty || qty.is_zero() {
+                format!("below the minimum quantity {}", min_qty.normalize())
+            } else {
+                format!("below the minimum notional {} {}", min_notional.normalize(), rules.quote_asset)
+            };
+            plan.dust.push(Dust {
+                symbol: symbol.clone(),
+                asset,
+                qty: wanted,
+                reason,
+            });
+            continue;
+        }
+        let rest = wanted.checked_sub(qty).unwrap_or(Qty::ZERO);
+        if !rest.is_zero() {
+            plan.dust.push(Dust {
+                symbol: symbol.clone(),
+                asset,
+                qty: rest,
+                reason: "left by rounding down to the lot step".into(),
+            });
+        }
+        plan.tickets.push(Ticket {
+            symbol,
+            side: Side::Sell,
+            kind: TicketKind::Market,
+            qty,
+            stop_loss: None,
+            take_profit: None,
+        });
+    }
+    plan
+}
