@@ -304,7 +304,9 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
             "{:<10} {:>16} {:>14} {:>14} {:>14} {:>9}{}\n",
             p.symbol.as_str(),
             p.qty.to_string(),
-            p.avg_entry.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            p.avg_entry
+                .map(|v| v.value().round_dp(8).normalize().to_string())
+                .unwrap_or_else(|| "-".into()),
             p.mark.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
             p.unrealized
                 .as_ref()
@@ -317,7 +319,7 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
         ));
         rows.push(json!({
             "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
-            "avg_entry": p.avg_entry.map(|v| v.to_string()), "mark": p.mark.map(|v| v.to_string()),
+            "avg_entry": p.avg_entry.map(|v| v.value().round_dp(8).normalize().to_string()), "mark": p.mark.map(|v| v.to_string()),
             "unrealized_pnl": p.unrealized.as_ref().map(|u| u.amount.round_dp(8).to_string()),
             "unrealized_pct": p.unrealized_pct.map(|v| v.round_dp(4).to_string()),
             "external": p.external,

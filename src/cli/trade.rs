@@ -152,7 +152,10 @@ fn dry_run(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
         .map_err(|e| Failure::new(format!("the journal cannot record the decision: {e}")))?;
     let rules_text: String = lines
         .iter()
-        .map(|l| format!("  {} {}: {}\n", if l.passed { "ok  " } else { "FAIL" }, l.code, l.detail))
+        .map(|l| {
+            let detail = l.detail.strip_prefix(&format!("{}: ", l.code)).unwrap_or(&l.detail);
+            format!("  {} {}: {}\n", if l.passed { "ok  " } else { "FAIL" }, l.code, detail)
+        })
         .collect();
     let rules_json: Vec<serde_json::Value> = lines
         .iter()
