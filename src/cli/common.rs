@@ -203,7 +203,12 @@ pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn fetch_quotes(core: &mut Core, rest: &BinanceRest, symbols: &BTreeSet<Symbol>, notes: &mut Vec<String>) {
+pub async fn fetch_quotes(
+    core: &mut Core,
+    rest: &BinanceRest,
+    symbols: &BTreeSet<Symbol>,
+    notes: &mut Vec<String>,
+) {
     let asks = symbols
         .iter()
         .filter(|s| core.state.rules.contains_key(*s))
@@ -228,12 +233,7 @@ pub async fn fetch_quotes(core: &mut Core, rest: &BinanceRest, symbols: &BTreeSe
 /// Fills of `symbol` since the journal's last trade id, attributed to crbot's orders by
 /// exchange order id, journaled (deduplicated) and booked.
 pub async fn pull_fills(core: &mut Core, rest: &BinanceRest, symbol: &Symbol) -> Result<usize, ClientError> {
-    let from = core
-        .journal
-        .last_trade_id(symbol)
-        .ok()
-        .flatten()
-        .map(|id| id + 1);
+    let from = core.journal.last_trade_id(symbol).ok().flatten().map(|id| id + 1);
     let fills = rest.my_trades(symbol, from).await?;
     let by_order: BTreeMap<u64, ClientOrderId> = core
         .state

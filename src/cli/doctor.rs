@@ -63,10 +63,7 @@ fn last_kill_and_backup(ctx: &Ctx) -> (Option<i64>, Option<i64>) {
         .filter(|e| e.record.kind == BACKUP_EVENT)
         .map(|e| e.record.time_ms)
         .max();
-    (
-        kill_event.max(halted),
-        backup_event.max(newest_backup_file(ctx)),
-    )
+    (kill_event.max(halted), backup_event.max(newest_backup_file(ctx)))
 }
 
 fn newest_backup_file(ctx: &Ctx) -> Option<i64> {
@@ -149,7 +146,12 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         None => public_endpoints(ctx).is_some_and(|e| tls(&e)),
     };
     let clock_offset_ms = match &rest {
-        Some(r) => Some(r.sync_clock().await.map(|c| c.offset_ms).map_err(|e| e.to_string())),
+        Some(r) => Some(
+            r.sync_clock()
+                .await
+                .map(|c| c.offset_ms)
+                .map_err(|e| e.to_string()),
+        ),
         None => None,
     };
     // The permissions endpoint exists on live and on the local exchange; not on testnet/demo.
@@ -200,6 +202,13 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         } else {
             r.detail = format!("no usable keys for {mode}: {note}");
         }
+    }
+    if config.env_keys.is_some()
+        && let Some(r) = results
+            .iter_mut()
+            .find(|r| r.item == "keys for mode" && r.status == CheckStatus::Pass)
+    {
+        r.detail = format!("keys for {mode} from BINANCE_API_KEY/BINANCE_API_SECRET (development only)");
     }
     if ctx.json() {
         println!("{}", doctor::render_json(&results));

@@ -76,7 +76,10 @@ pub async fn ping(ctx: &Ctx) -> Outcome {
         Err(e) => text.push_str(&format!("clock: FAILED ({e})\n")),
     }
     match &stream {
-        Ok(d) => text.push_str(&format!("market stream: reachable (first message after {} ms)\n", ms(*d))),
+        Ok(d) => text.push_str(&format!(
+            "market stream: reachable (first message after {} ms)\n",
+            ms(*d)
+        )),
         Err(e) => text.push_str(&format!("market stream: UNREACHABLE ({e})\n")),
     }
     let ok = latency.is_ok() && clock.is_ok() && stream.is_ok();
@@ -108,7 +111,10 @@ pub async fn ping(ctx: &Ctx) -> Outcome {
 }
 
 fn watchlist() -> Vec<Symbol> {
-    DEFAULT_WATCHLIST.iter().filter_map(|s| Symbol::new(s).ok()).collect()
+    DEFAULT_WATCHLIST
+        .iter()
+        .filter_map(|s| Symbol::new(s).ok())
+        .collect()
 }
 
 pub async fn health(ctx: &Ctx) -> Outcome {
@@ -208,14 +214,19 @@ pub async fn health(ctx: &Ctx) -> Outcome {
     if ok {
         Ok(exit::OK)
     } else {
-        Err(Failure::new("unhealthy: journal integrity failed or the IP is banned"))
+        Err(Failure::new(
+            "unhealthy: journal integrity failed or the IP is banned",
+        ))
     }
 }
 
 pub async fn balance(ctx: &Ctx) -> Outcome {
     let ready = common::prepare(ctx, &[]).await?;
     let st = &ready.core.state;
-    let mut text = format!("{:<8} {:>20} {:>20} {:>14} {:>16}\n", "asset", "free", "locked", "mark USDT", "value USDT");
+    let mut text = format!(
+        "{:<8} {:>20} {:>20} {:>14} {:>16}\n",
+        "asset", "free", "locked", "mark USDT", "value USDT"
+    );
     let mut rows = Vec::new();
     for b in st.balances.values() {
         let mark = st.mark_in_usdt(&b.asset);
@@ -240,7 +251,10 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
     ));
     let unpriced: Vec<&str> = st.unpriced.iter().map(|a| a.as_str()).collect();
     if !unpriced.is_empty() {
-        text.push_str(&format!("unpriced (left out of equity): {}\n", unpriced.join(", ")));
+        text.push_str(&format!(
+            "unpriced (left out of equity): {}\n",
+            unpriced.join(", ")
+        ));
     }
     ctx.print(
         &text,
@@ -361,7 +375,10 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
         l.drawdown_limit_pct.normalize(),
         opt(hwm)
     ));
-    text.push_str(&format!("entries today: {} / {}\n", l.trades_used, l.trades_limit));
+    text.push_str(&format!(
+        "entries today: {} / {}\n",
+        l.trades_used, l.trades_limit
+    ));
     text.push_str(&format!("trading: {}\n", st.trading));
     let mut realized = Vec::new();
     for p in st.positions.iter() {

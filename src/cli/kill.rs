@@ -111,12 +111,14 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
     let mut backup = None;
     if let Some(r) = ready.as_mut() {
         for l in &report.lines {
-            r.core.record_event(KILL_EVENT, Some(&l.symbol), &l.outcome, now_ms());
+            r.core
+                .record_event(KILL_EVENT, Some(&l.symbol), &l.outcome, now_ms());
         }
         r.core.record_event(KILL_EVENT, None, &report.summary, now_ms());
         // Bring the journal's orders up to date with what the sweep cancelled.
         if let Err(e) = common::sync(r, &[]).await {
-            r.notes.push(format!("after the sweep, reconcile failed: {}", e.line));
+            r.notes
+                .push(format!("after the sweep, reconcile failed: {}", e.line));
         }
         // 3. An online backup once stage one is over.
         let path = backup_path(ctx);
@@ -195,7 +197,9 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
         return Err(Failure::new(format!("kill incomplete: {}", report.summary)));
     }
     if !flatten_ok {
-        return Err(Failure::new("kill: orders cancelled, but flatten did not complete"));
+        return Err(Failure::new(
+            "kill: orders cancelled, but flatten did not complete",
+        ));
     }
     Ok(exit::OK)
 }
@@ -231,7 +235,10 @@ async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
     }
     let mut dust = Vec::new();
     for d in &plan.dust {
-        text.push_str(&format!("  dust {} {} ({}): {}\n", d.qty, d.asset, d.symbol, d.reason));
+        text.push_str(&format!(
+            "  dust {} {} ({}): {}\n",
+            d.qty, d.asset, d.symbol, d.reason
+        ));
         dust.push(json!({"symbol": d.symbol.as_str(), "asset": d.asset.as_str(), "qty": d.qty.to_string(), "reason": d.reason}));
     }
     (ok, text, json!({"ok": ok, "sells": sells, "dust": dust}))
@@ -275,5 +282,6 @@ pub fn open_existing(ctx: &Ctx) -> Result<Journal, Failure> {
     if !path.exists() {
         return Err(Failure::new(format!("no journal at {}", path.display())));
     }
-    Journal::open(&path, ctx.config.mode).map_err(|e| Failure::new(format!("journal {}: {e}", path.display())))
+    Journal::open(&path, ctx.config.mode)
+        .map_err(|e| Failure::new(format!("journal {}: {e}", path.display())))
 }

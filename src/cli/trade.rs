@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms, pull_fills};
 use crate::cli::{OrderArgs, OrderSide, exit};
 use crate::domain::{
-    ClientOrderId, LocalOrderState, Notional, Order, OrderPurpose, OrderType, Price, Qty, Side, Symbol, Ticket,
-    TicketKind,
+    ClientOrderId, LocalOrderState, Notional, Order, OrderPurpose, OrderType, Price, Qty, Side, Symbol,
+    Ticket, TicketKind,
 };
 use crate::engine::core::{FollowUp, Refusal};
 use crate::exchange::binance::error::OrderOutcome;
@@ -153,8 +153,16 @@ fn dry_run(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
     let rules_text: String = lines
         .iter()
         .map(|l| {
-            let detail = l.detail.strip_prefix(&format!("{}: ", l.code)).unwrap_or(&l.detail);
-            format!("  {} {}: {}\n", if l.passed { "ok  " } else { "FAIL" }, l.code, detail)
+            let detail = l
+                .detail
+                .strip_prefix(&format!("{}: ", l.code))
+                .unwrap_or(&l.detail);
+            format!(
+                "  {} {}: {}\n",
+                if l.passed { "ok  " } else { "FAIL" },
+                l.code,
+                detail
+            )
         })
         .collect();
     let rules_json: Vec<serde_json::Value> = lines
@@ -288,10 +296,7 @@ pub async fn send_prepared(
         OrderOutcome::Rejected(e) => {
             ready.core.mark_not_sent(&cid, &e.to_string(), now_ms());
             let line = match e.code() {
-                Some(code) => format!(
-                    "order rejected by the exchange: code {code}: {}",
-                    api_msg(&e)
-                ),
+                Some(code) => format!("order rejected by the exchange: code {code}: {}", api_msg(&e)),
                 None => format!("order not sent: {e}"),
             };
             log.push(line.clone());
@@ -347,7 +352,12 @@ async fn apply_report(
     ready.core.on_exchange_order(report, now_ms())
 }
 
-async fn resolve(ready: &mut Ready, symbol: &Symbol, cid: &ClientOrderId, log: &mut Vec<String>) -> Result<(), String> {
+async fn resolve(
+    ready: &mut Ready,
+    symbol: &Symbol,
+    cid: &ClientOrderId,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
     let rest = ready.rest();
     match reconcile::resolve_unknown(&rest, symbol, cid.as_str(), &ResolveConfig::default()).await {
         Resolution::Found(report) => {
@@ -359,7 +369,8 @@ async fn resolve(ready: &mut Ready, symbol: &Symbol, cid: &ClientOrderId, log: &
             ready
                 .core
                 .mark_not_sent(cid, "confirmed absent on the exchange", now_ms());
-            let line = format!("order {cid} never reached the exchange (confirmed absent); nothing was placed");
+            let line =
+                format!("order {cid} never reached the exchange (confirmed absent); nothing was placed");
             log.push(line.clone());
             Err(line)
         }
@@ -393,7 +404,14 @@ async fn follow_up(ready: &mut Ready, follow: Vec<FollowUp>, log: &mut Vec<Strin
     result
 }
 
-fn leg(symbol: &Symbol, cid: ClientOrderId, qty: Qty, purpose: OrderPurpose, price: Price, now: i64) -> Order {
+fn leg(
+    symbol: &Symbol,
+    cid: ClientOrderId,
+    qty: Qty,
+    purpose: OrderPurpose,
+    price: Price,
+    now: i64,
+) -> Order {
     let (order_type, price, stop_price) = match purpose {
         OrderPurpose::TakeProfit => (OrderType::LimitMaker, Some(price), None),
         _ => (OrderType::StopLoss, None, Some(price)),
@@ -433,8 +451,22 @@ async fn protect(
     let tp_cid = ClientOrderId::generate(now, rand::random::<u64>());
     let sl_cid = ClientOrderId::generate(now, rand::random::<u64>());
     for o in [
-        leg(symbol, tp_cid.clone(), qty, OrderPurpose::TakeProfit, take_profit, now),
-        leg(symbol, sl_cid.clone(), qty, OrderPurpose::StopLoss, stop_loss, now),
+        leg(
+            symbol,
+            tp_cid.clone(),
+            qty,
+            OrderPurpose::TakeProfit,
+            take_profit,
+            now,
+        ),
+        leg(
+            symbol,
+            sl_cid.clone(),
+            qty,
+            OrderPurpose::StopLoss,
+            stop_loss,
+            now,
+        ),
     ] {
         if let Err(e) = ready.core.record_own_order(o, now) {
             let line = format!(
@@ -478,7 +510,9 @@ async fn protect(
             for cid in [&tp_cid, &sl_cid] {
                 ready.core.mark_not_sent(cid, &e.to_string(), now_ms());
             }
-            let line = format!("entry {entry} filled but the exchange refused its protective OCO ({e}); {symbol} is UNPROTECTED");
+            let line = format!(
+                "entry {entry} filled but the exchange refused its protective OCO ({e}); {symbol} is UNPROTECTED"
+            );
             log.push(line.clone());
             Err(line)
         }
@@ -486,7 +520,9 @@ async fn protect(
             for cid in [&tp_cid, &sl_cid] {
                 ready.core.mark_unknown(cid, &reason, now_ms());
             }
-            log.push(format!("protective OCO on {symbol}: no answer ({reason}); resolving"));
+            log.push(format!(
+                "protective OCO on {symbol}: no answer ({reason}); resolving"
+            ));
             let mut result = Ok(());
             for cid in [&tp_cid, &sl_cid] {
                 let r = resolve(ready, symbol, cid, log).await;
