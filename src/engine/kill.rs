@@ -133,6 +133,7 @@ async fn cancel_symbol(
 ) -> CancelResult {
     let mut last = CancelResult::Failed("not attempted".into());
     for _ in 0..config.cancel_attempts.max(1) {
+        wait_hold(rest, config, events).await;
         match rest.cancel_all(symbol).await {
             OrderOutcome::Done(items) => {
                 let lists = items
@@ -166,6 +167,20 @@ async fn cancel_symbol(
         }
     }
     last
+}
+
+/// While a 429 hold is in force, anything sent (even a cancel) risks a 418 ban: wait it out
+/// first. Concurrent cancels share the client's hold, so one 429 pauses them all.
+async fn wait_hold(rest: &BinanceRest, config: &SweepConfig, events: &UnboundedSender<KillEvent>) {
+    let now = crate::exchange::binance::clock::local_now_ms();
+    if let Some(until) = rest.usage().hold_until_ms
+        && until > now
+    {
+        let left = Duration::from_millis((until - now) as u64);
+        if left <= config.max_retry_after {
+            wait_out(left, events).await;
+        }
+    }
 }
 
 /// Waits out a `Retry-After`, announcing the seconds left once a second.
@@ -237,6 +252,7 @@ pub async fn sweep(
     let mut verified = false;
     let mut last_error = None;
     for round in 0..config.max_rounds.max(1) {
+        wait_hold(rest, config, events).await;
         match rest.open_orders(None).await {
             Ok(open) => {
                 let symbols: BTreeSet<Symbol> = open.iter().map(|o| o.symbol.clone()).collect();
