@@ -530,7 +530,7 @@ mod tests {
         let plan = flatten_plan(&st, 100, None);
         assert_eq!(plan.tickets.len(), 1);
         let t = &plan.tickets[0];
-        assert_eq!((t.side, t.kind.clone()), (Side::Sell, TicketKind::Market));
+        assert_eq!((t.side, t.kind), (Side::Sell, TicketKind::Market));
         assert_eq!(t.qty.value(), d("0.055"));
         assert_eq!(plan.dust.len(), 1);
         assert_eq!(plan.dust[0].asset, asset("BTC"));
