@@ -399,3 +399,156 @@ fn malformed_quantity_is_a_usage_error() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("QTY"), "{err}");
 }
+
+#[test]
+fn an_order_answered_503_after_acceptance_is_resolved_by_client_id_not_resent() {
+    let ex = Exchange::start();
+    ex.handle.faults().set(sim::Faults {
+        order_503: 1,
+        ..sim::Faults::default()
+    });
+    let (code, out, err) = ex.run(&[
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--limit",
+        "96000",
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+    ]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(out.contains("resolved"), "{out}");
+    // Exactly one order on the exchange: resolved, never sent twice.
+    assert_eq!(ex.exchange_open_orders(), 1);
+    let journal = Journal::open(&ex.journal_path(), Mode::Sim).unwrap();
+    let orders = journal.recent_orders(10).unwrap();
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].state.as_code(), "NEW");
+}
+
+/// The user's flow: `crbot sim` in one shell, `crbot order` / `crbot orders` in another.
+#[test]
+fn order_against_crbot_sim_in_another_process_then_orders_shows_it() {
+    use std::io::BufRead;
+    let state = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("crbot"))
+        .args(["sim", "--addr", "127.0.0.1:0", "--seed", "7", "--state"])
+        .arg(state.path().join("sim.json"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Stopped however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Stop(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+    let field = |name: &str| -> String {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("`{name}` missing from the banner: {line}"))
+            .to_string()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let crbot = || {
+        let mut c = Command::cargo_bin("crbot").unwrap();
+        c.env_remove("CRBOT_HOME")
+            .env_remove("DATABASE_URL")
+            .env_remove("BINANCE_TESTNET")
+            .env("ENV", "development")
+            .env("BINANCE_REST_URL", field("rest"))
+            .env("BINANCE_WS_URL", field("ws"))
+            .env("BINANCE_WS_API_URL", field("ws_api"))
+            .env("BINANCE_API_KEY", field("api_key"))
+            .env("BINANCE_API_SECRET", field("api_secret"))
+            .arg("--home")
+            .arg(home.path())
+            .args(["--mode", "testnet"])
+            .timeout(Duration::from_secs(60));
+        c
+    };
+    let placed = crbot()
+        .args([
+            "order",
+            "buy",
+            "ETHUSDT",
+            "0.01",
+            "--limit",
+            "3300",
+            "--stop-loss",
+            "3000",
+            "--take-profit",
+            "3800",
+        ])
+        .output()
+        .unwrap();
+    let orders = crbot().args(["--json", "orders"]).output().unwrap();
+    assert_eq!(
+        placed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&placed.stderr)
+    );
+    let v: Value = serde_json::from_slice(&orders.stdout).unwrap();
+    let list = v["orders"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["symbol"], "ETHUSDT");
+    assert_eq!(list[0]["purpose"], "ENTRY");
+}
+
+/// `--mode sim` with no URL: the exchange runs inside each command on the persisted account,
+/// so an order placed by one command is seen by the next.
+#[test]
+fn sim_mode_without_a_console_keeps_the_account_between_commands() {
+    let home = tempfile::tempdir().unwrap();
+    let crbot = || {
+        let mut c = Command::cargo_bin("crbot").unwrap();
+        for v in [
+            "CRBOT_HOME",
+            "DATABASE_URL",
+            "BINANCE_TESTNET",
+            "BINANCE_REST_URL",
+            "BINANCE_WS_URL",
+            "BINANCE_WS_API_URL",
+            "BINANCE_API_KEY",
+            "BINANCE_API_SECRET",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("ENV", "development")
+            .arg("--home")
+            .arg(home.path())
+            .args(["--mode", "sim"])
+            .timeout(Duration::from_secs(60));
+        c
+    };
+    let placed = crbot().args(ENTRY).output().unwrap();
+    assert_eq!(
+        placed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&placed.stderr)
+    );
+    let orders = crbot().args(["--json", "orders"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&orders.stdout).unwrap();
+    let purposes: Vec<&str> = v["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["purpose"].as_str().unwrap())
+        .collect();
+    assert_eq!(purposes.len(), 2, "{v}");
+    assert!(
+        purposes.contains(&"STOP_LOSS") && purposes.contains(&"TAKE_PROFIT"),
+        "{v}"
+    );
+}
