@@ -552,3 +552,39 @@ fn sim_mode_without_a_console_keeps_the_account_between_commands() {
         "{v}"
     );
 }
+
+#[test]
+fn no_command_prints_or_writes_the_api_secret() {
+    let ex = Exchange::start();
+    let secret = ex.handle.api_secret().expose().to_string();
+    let mut seen = String::new();
+    for args in [
+        &ENTRY[..],
+        &["orders"],
+        &["--json", "health"],
+        &["doctor"],
+        &["kill", "--flatten"],
+        &["resume"],
+    ] {
+        let (_, out, err) = ex.run(args);
+        seen.push_str(&out);
+        seen.push_str(&err);
+    }
+    assert!(!seen.contains(&secret), "the secret was printed");
+    let mut stack = vec![ex.home().to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files += 1;
+                let bytes = std::fs::read(&path).unwrap();
+                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "the secret is in {}", path.display());
+            }
+        }
+    }
+    assert!(files >= 2, "expected the journal and a log in the home folder");
+}
