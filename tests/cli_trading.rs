@@ -588,3 +588,40 @@ fn no_command_prints_or_writes_the_api_secret() {
     }
     assert!(files >= 2, "expected the journal and a log in the home folder");
 }
+
+#[test]
+fn kill_still_cancels_when_the_journal_cannot_record_the_halt_and_says_so() {
+    let ex = Exchange::start();
+    let rest = ex.rest();
+    let order = OrderRequest {
+        symbol: Symbol::new("BTCUSDT").unwrap(),
+        side: Side::Buy,
+        order_type: OrderType::Limit,
+        time_in_force: Some(TimeInForce::Gtc),
+        qty: "0.001".parse().unwrap(),
+        price: Some("95000".parse().unwrap()),
+        stop_price: None,
+        client_order_id: crbot::domain::ClientOrderId::new("placed-elsewhere-1").unwrap(),
+    };
+    assert!(ex.rt.block_on(rest.place_order(&order)).done().is_some());
+    // The journal is a file that is not a journal: crbot must refuse it, and cancel anyway.
+    let broken = ex.home().join("broken.db");
+    std::fs::write(&broken, b"this is not a SQLite database, just text").unwrap();
+    let out = ex
+        .crbot()
+        .env("DATABASE_URL", &broken)
+        .args(["--json", "kill"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WARNING") && err.contains("NOT recorded"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["halt_recorded"], false, "{v}");
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(ex.exchange_open_orders(), 0, "kill did not cancel without a journal");
+    assert_eq!(
+        std::fs::read(&broken).unwrap(),
+        b"this is not a SQLite database, just text",
+        "the refused file was changed"
+    );
+}
