@@ -618,10 +618,51 @@ fn kill_still_cancels_when_the_journal_cannot_record_the_halt_and_says_so() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["halt_recorded"], false, "{v}");
     assert_eq!(out.status.code(), Some(0), "{v}");
-    assert_eq!(ex.exchange_open_orders(), 0, "kill did not cancel without a journal");
+    assert_eq!(
+        ex.exchange_open_orders(),
+        0,
+        "kill did not cancel without a journal"
+    );
     assert_eq!(
         std::fs::read(&broken).unwrap(),
         b"this is not a SQLite database, just text",
         "the refused file was changed"
     );
+}
+
+#[test]
+fn a_limit_entry_that_fills_later_gets_its_protective_oco_from_the_next_command() {
+    let ex = Exchange::start();
+    let (code, out, err) = ex.run(&[
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--limit",
+        "96500",
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+    ]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(out.contains("NEW"), "{out}");
+    // The market falls through the limit while no crbot process runs.
+    ex.handle.set_price("BTCUSDT", "96000".parse().unwrap()).unwrap();
+    let orders = ex.json(&["orders"]);
+    let purposes: Vec<&str> = orders["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["purpose"].as_str().unwrap())
+        .collect();
+    assert!(
+        purposes.contains(&"STOP_LOSS") && purposes.contains(&"TAKE_PROFIT") && !purposes.contains(&"ENTRY"),
+        "{orders}"
+    );
+    assert_eq!(ex.exchange_open_orders(), 2);
+    // Placed once: a further command does not place it again.
+    let again = ex.json(&["orders"]);
+    assert_eq!(again["orders"].as_array().unwrap().len(), 2, "{again}");
+    assert_eq!(ex.exchange_open_orders(), 2);
 }

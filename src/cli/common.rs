@@ -10,12 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::GlobalOpts;
 use crate::config::Config;
-use crate::domain::{ClientOrderId, LocalOrderState, Quote, Symbol};
-use crate::engine::core::Core;
+use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, Price, Quote, Symbol};
+use crate::engine::core::{Core, FollowUp};
 use crate::engine::session::{Session, Unlock};
+use crate::engine::state::Protection;
 use crate::exchange::binance::error::ClientError;
 use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
 use crate::exchange::binance::rest::BinanceRest;
+use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{Journal, TicketSource};
 use crate::risk::Limits;
 
@@ -185,7 +187,7 @@ pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("account: {e}")))?;
     core.state.set_balances(account.balances, true);
 
-    reconcile_orders(core, &rest, &mut ready.notes).await;
+    let follow = reconcile_orders(core, &rest, &mut ready.notes).await;
 
     // Quotes: the command's symbols, every position and open order, every asset held.
     let mut symbols: BTreeSet<Symbol> = extra.iter().cloned().collect();
@@ -200,6 +202,18 @@ pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
     }
     fetch_quotes(core, &rest, &symbols, &mut ready.notes).await;
     core.sample_equity(now_ms(), true);
+    // An entry that filled while no crbot process was running gets its protective OCO now.
+    if !follow.is_empty() {
+        let mut log = Vec::new();
+        let result = crate::cli::trade::follow_up(ready, follow, &mut log).await;
+        for l in &log {
+            eprintln!("crbot: {l}");
+        }
+        ready.notes.extend(log);
+        if let Err(e) = result {
+            ready.notes.push(e);
+        }
+    }
     Ok(())
 }
 
@@ -233,6 +247,15 @@ pub async fn fetch_quotes(
 /// Fills of `symbol` since the journal's last trade id, attributed to crbot's orders by
 /// exchange order id, journaled (deduplicated) and booked.
 pub async fn pull_fills(core: &mut Core, rest: &BinanceRest, symbol: &Symbol) -> Result<usize, ClientError> {
+    pull_fills_with(core, rest, symbol, &BTreeMap::new()).await
+}
+
+async fn pull_fills_with(
+    core: &mut Core,
+    rest: &BinanceRest,
+    symbol: &Symbol,
+    learned: &BTreeMap<u64, ClientOrderId>,
+) -> Result<usize, ClientError> {
     let from = core.journal.last_trade_id(symbol).ok().flatten().map(|id| id + 1);
     let fills = rest.my_trades(symbol, from).await?;
     let by_order: BTreeMap<u64, ClientOrderId> = core
@@ -244,7 +267,10 @@ pub async fn pull_fills(core: &mut Core, rest: &BinanceRest, symbol: &Symbol) ->
     let mut new = 0;
     for mut f in fills {
         if f.client_order_id.is_none() {
-            f.client_order_id = by_order.get(&f.order_id).cloned();
+            f.client_order_id = by_order
+                .get(&f.order_id)
+                .or_else(|| learned.get(&f.order_id))
+                .cloned();
         }
         if core.on_fill(&f, now_ms()) {
             new += 1;
@@ -263,14 +289,78 @@ pub fn startup_resolve() -> ResolveConfig {
     }
 }
 
-async fn reconcile_orders(core: &mut Core, rest: &BinanceRest, notes: &mut Vec<String>) {
-    let open = core.state.open_orders();
-    for o in &open {
+/// Journal meta key holding an entry's stop-loss and take-profit until its OCO is placed.
+fn protection_key(cid: &ClientOrderId) -> String {
+    format!("protect.{cid}")
+}
+
+/// Keeps an entry's SL/TP in the journal, so the protective OCO is placed even when the
+/// entry fills after this process has ended (a resting limit entry): the next command (or
+/// console) that sees the fill places it. `Core` keeps protection in memory only.
+pub fn remember_protection(core: &Core, cid: &ClientOrderId, stop_loss: Price, take_profit: Price) {
+    let value = serde_json::json!({"stop_loss": stop_loss, "take_profit": take_profit}).to_string();
+    if let Err(e) = core.journal.set_meta(&protection_key(cid), &value) {
+        tracing::warn!(error = %e, "could not journal the entry's protection");
+    }
+}
+
+pub fn forget_protection(core: &Core, cid: &ClientOrderId) {
+    let _ = core.journal.set_meta(&protection_key(cid), "");
+}
+
+/// Puts the journaled SL/TP of crbot's open entries back into the engine state.
+fn restore_protection(core: &mut Core) {
+    let open: Vec<ClientOrderId> = core
+        .state
+        .orders
+        .values()
+        .filter(|o| o.purpose == OrderPurpose::Entry && o.state.is_open())
+        .map(|o| o.client_order_id.clone())
+        .filter(|c| !core.state.protection.contains_key(c))
+        .collect();
+    for cid in open {
+        let Ok(Some(text)) = core.journal.get_meta(&protection_key(&cid)) else {
+            continue;
+        };
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            stop_loss: Price,
+            take_profit: Price,
+        }
+        if let Ok(p) = serde_json::from_str::<Stored>(&text) {
+            core.state.protection.insert(
+                cid,
+                Protection {
+                    stop_loss: p.stop_loss,
+                    take_profit: p.take_profit,
+                },
+            );
+        }
+    }
+}
+
+/// Brings the journal's orders and fills up to the exchange's truth. Order of operations:
+/// the exchange's open orders; each locally open order it does not list, queried by client
+/// id (that also learns its exchange id); fills since the last known trade, attributed by
+/// exchange order id; only then the statuses (a filled entry's protection sees its fills).
+/// Returns what the statuses call for (protective OCOs to place).
+async fn reconcile_orders(core: &mut Core, rest: &BinanceRest, notes: &mut Vec<String>) -> Vec<FollowUp> {
+    restore_protection(core);
+    let mut reports: Vec<ExchangeOrder> = match rest.open_orders(None).await {
+        Ok(list) => list,
+        Err(e) => {
+            notes.push(format!("open orders not fetched ({e})"));
+            Vec::new()
+        }
+    };
+    let listed: BTreeSet<String> = reports.iter().map(|r| r.order_client_id().to_string()).collect();
+    for o in core.state.open_orders() {
         let cid = o.client_order_id.clone();
+        if listed.contains(cid.as_str()) {
+            continue;
+        }
         match reconcile::resolve_unknown(rest, &o.symbol, cid.as_str(), &startup_resolve()).await {
-            Resolution::Found(report) => {
-                core.on_exchange_order(&report, now_ms());
-            }
+            Resolution::Found(report) => reports.push(report),
             Resolution::NotFound => {
                 if matches!(
                     o.state,
@@ -289,26 +379,26 @@ async fn reconcile_orders(core: &mut Core, rest: &BinanceRest, notes: &mut Vec<S
             }
         }
     }
-    // Fills since the last known trade, for every symbol crbot has orders on.
-    let symbols: BTreeSet<Symbol> = core
+    let learned: BTreeMap<u64, ClientOrderId> = reports
+        .iter()
+        .filter_map(|r| Some((r.order_id, ClientOrderId::new(r.order_client_id()).ok()?)))
+        .collect();
+    let mut symbols: BTreeSet<Symbol> = core
         .state
         .orders
         .values()
         .filter(|o| o.state != LocalOrderState::NotSent)
         .map(|o| o.symbol.clone())
         .collect();
+    symbols.extend(reports.iter().map(|r| r.symbol.clone()));
     for s in &symbols {
-        if let Err(e) = pull_fills(core, rest, s).await {
+        if let Err(e) = pull_fills_with(core, rest, s, &learned).await {
             notes.push(format!("{s}: trades not fetched ({e})"));
         }
     }
-    // Orders made elsewhere are adopted as external; known ones get their latest status.
-    match rest.open_orders(None).await {
-        Ok(list) => {
-            for report in &list {
-                core.on_exchange_order(report, now_ms());
-            }
-        }
-        Err(e) => notes.push(format!("open orders not fetched ({e})")),
+    let mut follow = Vec::new();
+    for r in &reports {
+        follow.extend(core.on_exchange_order(r, now_ms()));
     }
+    follow
 }

@@ -228,6 +228,13 @@ async fn place(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
         Err(Refusal::Risk(denials)) => return Ok(print_rejection(ctx, ticket, &denials)),
         Err(e @ Refusal::Storage(_)) => return Err(Failure::new(e.to_string())),
     };
+    if let (true, Some(sl), Some(tp)) = (
+        prepared.approved.is_entry,
+        prepared.approved.stop_loss,
+        prepared.approved.take_profit,
+    ) {
+        common::remember_protection(&ready.core, &prepared.request.client_order_id, sl, tp);
+    }
     let mut log = Vec::new();
     let code = send_prepared(ready, &prepared.request, &mut log).await;
     let order = ready
@@ -384,7 +391,11 @@ async fn resolve(
     }
 }
 
-async fn follow_up(ready: &mut Ready, follow: Vec<FollowUp>, log: &mut Vec<String>) -> Result<(), String> {
+pub(crate) async fn follow_up(
+    ready: &mut Ready,
+    follow: Vec<FollowUp>,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
     let mut result = Ok(());
     for f in follow {
         let r = match f {
@@ -500,6 +511,7 @@ async fn protect(
                     }
                 }
             }
+            common::forget_protection(&ready.core, entry);
             log.push(format!(
                 "protective OCO {} on {symbol}: SELL {qty} take-profit LIMIT_MAKER @ {take_profit}, stop-loss STOP_LOSS @ {stop_loss}",
                 list.order_list_id
