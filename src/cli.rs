@@ -149,11 +149,7 @@ pub fn run(cli: Cli) -> i32 {
             let ctx = crate::vault::VaultCliContext::from_global(&cli.global);
             return report(crate::vault::run_cli(command, &ctx));
         }
-        Some(c) => c,
-        None => {
-            eprintln!("crbot: the console is not wired into this build yet; use a subcommand (crbot --help)");
-            return exit::FAILURE;
-        }
+        other => other.as_ref(),
     };
     let config = match Config::load(cli.global.mode, cli.global.home.clone()) {
         Ok(c) => c,
@@ -189,7 +185,10 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn dispatch(ctx: &Ctx, command: &Command) -> Outcome {
+async fn dispatch(ctx: &Ctx, command: Option<&Command>) -> Outcome {
+    let Some(command) = command else {
+        return run_console(ctx).await;
+    };
     match command {
         Command::Ping => info::ping(ctx).await,
         Command::Balance => info::balance(ctx).await,
@@ -207,6 +206,14 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Outcome {
         } => info::export(ctx, csv),
         Command::Sim(_) | Command::Vault { .. } => Err(Failure::usage("not a trading command")),
     }
+}
+
+/// `crbot` with no subcommand: the screen. The lead wires the engine loop and
+/// `ui::run_terminal` here; configuration, logging and the runtime are already set up.
+async fn run_console(_ctx: &Ctx) -> Outcome {
+    Err(Failure::new(
+        "the console is not wired into this build yet; use a subcommand (crbot --help)",
+    ))
 }
 
 /// Logs go to the data folder, never to stdout (which carries the command's output).
