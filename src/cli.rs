@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-mod common;
-mod doctor;
-mod info;
-mod kill;
-mod trade;
+pub mod common;
+pub mod doctor;
+pub mod info;
+pub mod kill;
+pub mod trade;
 
 use common::{Ctx, Failure, Outcome};
 
