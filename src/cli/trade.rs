@@ -546,3 +546,55 @@ async fn protect(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(qty: &str, limit: Option<&str>) -> OrderArgs {
+        OrderArgs {
+            side: OrderSide::Buy,
+            symbol: "btcusdt".into(),
+            qty: qty.into(),
+            limit: limit.map(str::to_string),
+            stop_loss: Some("90000".into()),
+            take_profit: Some("110000".into()),
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn a_ticket_without_limit_is_market_and_the_symbol_is_upper_cased() {
+        let t = ticket_from_args(&args("0.001", None)).expect("valid");
+        assert_eq!(t.kind, TicketKind::Market);
+        assert_eq!(t.symbol.as_str(), "BTCUSDT");
+        assert_eq!(t.side, Side::Buy);
+        assert_eq!(t.stop_loss.map(|p| p.to_string()), Some("90000".into()));
+    }
+
+    #[test]
+    fn a_limit_ticket_carries_its_price() {
+        let t = ticket_from_args(&args("0.001", Some("96000.5"))).expect("valid");
+        assert_eq!(t.limit_price().map(|p| p.to_string()), Some("96000.5".into()));
+    }
+
+    #[test]
+    fn malformed_numbers_are_usage_errors_naming_the_field() {
+        for (qty, limit, field) in [
+            ("lots", None, "QTY"),
+            ("-1", None, "QTY"),
+            ("1", Some("cheap"), "--limit"),
+        ] {
+            let e = ticket_from_args(&args(qty, limit)).expect_err("must be refused");
+            assert_eq!(e.code, exit::USAGE);
+            assert!(e.line.contains(field), "{}", e.line);
+        }
+    }
+
+    #[test]
+    fn a_denial_is_printed_without_repeating_its_code() {
+        let d = Denial::MissingStopLoss;
+        assert!(!strip_code(&d).starts_with("MISSING_STOP_LOSS"));
+        assert!(!strip_code(&d).is_empty());
+    }
+}
