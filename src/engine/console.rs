@@ -34,13 +34,12 @@ pub fn limits_from(config: &Config) -> Limits {
     }
 }
 
-/// Runs the console. Blocks until the trader quits.
-pub fn run(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
+/// Runs the console until the trader quits. `live` first asks for the typed confirmation.
+pub async fn run(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     if config.mode == Mode::Live {
         confirm_live(global)?;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(run_async(config, global))
+    run_async(config, global).await
 }
 
 fn confirm_live(global: &GlobalOpts) -> anyhow::Result<()> {
