@@ -212,7 +212,7 @@ async fn dispatch(ctx: &Ctx, command: Option<&Command>) -> Outcome {
 async fn run_console(ctx: &Ctx) -> Outcome {
     match crate::engine::console::run(ctx.config.clone(), &ctx.global).await {
         Ok(()) => Ok(exit::OK),
-        Err(e) => Err(Failure::new(&format!("{e:#}"))),
+        Err(e) => Err(Failure::new(format!("{e:#}"))),
     }
 }
 
