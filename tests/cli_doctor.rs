@@ -78,7 +78,7 @@ impl Env {
 }
 
 #[test]
-#[ignore = "the local exchange answers apiRestrictions for its default key, not the signing key (sim/rest.rs)"]
+
 fn doctor_fails_when_the_key_allows_withdrawals() {
     let env = start(vec![key("withdraw-key", "withdraw-secret", true)]);
     let out = env
