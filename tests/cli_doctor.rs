@@ -78,7 +78,6 @@ impl Env {
 }
 
 #[test]
-
 fn doctor_fails_when_the_key_allows_withdrawals() {
     let env = start(vec![key("withdraw-key", "withdraw-secret", true)]);
     let out = env
