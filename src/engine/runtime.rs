@@ -42,6 +42,10 @@ const TICK: Duration = Duration::from_millis(250);
 const PUBLISH_EVERY: Duration = Duration::from_millis(33);
 /// Equity is journaled at most this often.
 const EQUITY_JOURNAL_EVERY_MS: i64 = 60_000;
+/// The clock offset is re-measured this often (binance-spot.md §10: every few minutes).
+const CLOCK_SYNC_EVERY_MS: i64 = 5 * 60_000;
+/// Symbol rules (filters, status) are re-read this often.
+const RULES_REFRESH_EVERY_MS: i64 = 30 * 60_000;
 
 /// Answers from spawned I/O tasks.
 #[derive(Debug)]
@@ -93,6 +97,8 @@ pub struct Runtime {
     dirty: bool,
     /// `AUTO_HALT_ACTION=halt_flatten`: an automatic breach halts and flattens instead of reducing.
     auto_flatten: bool,
+    last_clock_sync_ms: i64,
+    last_rules_ms: i64,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -126,6 +132,8 @@ impl Runtime {
             last_equity_journal_ms: 0,
             dirty: true,
             auto_flatten,
+            last_clock_sync_ms: now_ms(),
+            last_rules_ms: now_ms(),
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -1296,6 +1304,25 @@ impl Runtime {
     fn on_tick(&mut self) {
         let now = now_ms();
         self.dirty = true;
+        if now - self.last_clock_sync_ms >= CLOCK_SYNC_EVERY_MS {
+            self.last_clock_sync_ms = now;
+            let rest = self.rest.clone();
+            self.spawn(async move {
+                Internal::Clock(
+                    rest.sync_clock()
+                        .await
+                        .map(|s| s.offset_ms)
+                        .map_err(|e| e.to_string()),
+                )
+            });
+        }
+        if now - self.last_rules_ms >= RULES_REFRESH_EVERY_MS {
+            self.last_rules_ms = now;
+            let rest = self.rest.clone();
+            self.spawn(
+                async move { Internal::Info(rest.exchange_info(&[]).await.map_err(|e| e.to_string())) },
+            );
+        }
         // A `crbot kill` (or resume, or limit change) from another shell lands in the journal.
         if let Ok(id) = self.core.journal.latest_trading_state_id()
             && id > self.state_row
