@@ -61,6 +61,24 @@ fn confirm_live(global: &GlobalOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Live and demo keys must not be able to withdraw (binance-spot.md §0.15): crbot refuses to
+/// start with one that can. The testnet has no `/sapi`, so nothing is checked there; a check
+/// that cannot be made is a warning on screen, not a silent pass.
+async fn key_permission_check(config: &Config, session: &Session) -> anyhow::Result<Option<String>> {
+    if !matches!(config.mode, Mode::Live | Mode::Demo) {
+        return Ok(None);
+    }
+    match session.rest.api_restrictions().await {
+        Ok(r) => {
+            crate::exchange::binance::reconcile::check_key_permissions(&r).map_err(|e| anyhow::anyhow!(e))?;
+            Ok(None)
+        }
+        Err(e) => Ok(Some(format!(
+            "API key permissions not checked ({e}); run `crbot doctor`"
+        ))),
+    }
+}
+
 async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     let unlock = if global.passphrase_stdin {
         Unlock::Stdin
@@ -68,10 +86,14 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
         Unlock::Terminal
     };
     let session = Session::connect(&config, unlock, true).await?;
+    let mut warnings = config.warnings.clone();
+    if let Some(w) = key_permission_check(&config, &session).await? {
+        warnings.push(w);
+    }
     let journal = Journal::open(&config.journal_path(), config.mode)?;
     let now = chrono::Utc::now().timestamp_millis();
     let mut core = Core::restore(journal, config.mode, limits_from(&config), TicketSource::Tui, now)?;
-    core.state.warnings = config.warnings.clone();
+    core.state.warnings = warnings;
     let mut ui_config = UiConfig::from_env(global.ascii)?;
     if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
         ui_config.keymap = Keymap::with_kill_key(kill);
