@@ -58,6 +58,10 @@ async fn weight_over_the_limit_gives_429_then_a_418_ban() {
     let r = c.public("/api/v3/ping", &[]).await;
     assert_eq!((r.status, r.code()), (429, -1003));
     assert!(r.header("retry-after").unwrap().parse::<i64>().unwrap() >= 1);
+    // One more request during the back-off is answered 429 again (it may have been in
+    // flight); continuing after that is banned.
+    let r = c.public("/api/v3/time", &[]).await;
+    assert_eq!((r.status, r.code()), (429, -1003));
     let r = c.public("/api/v3/time", &[]).await;
     assert_eq!((r.status, r.code()), (418, -1003));
     assert!(r.body["msg"].as_str().unwrap().contains("IP banned until"));

@@ -50,8 +50,15 @@ pub struct RateState {
     day_window: i64,
     pub orders_day: u64,
     backoff_until: i64,
+    /// Requests already answered 429 during the current back-off.
+    backoff_strikes: u32,
     ban_until: i64,
 }
+
+/// Requests tolerated during a back-off (answered 429 again) before the ban. Binance bans for
+/// *repeatedly* failing to back off; one request already in flight when the 429 was sent (a
+/// concurrent cancel, say) is not that.
+const BACKOFF_GRACE: u32 = 1;
 
 fn ceil_secs(ms: i64) -> i64 {
     (ms.max(0) + 999) / 1000
@@ -103,9 +110,21 @@ impl RateState {
             return Err(self.ban(now));
         }
         if now < self.backoff_until {
+            if self.backoff_strikes < BACKOFF_GRACE {
+                self.backoff_strikes += 1;
+                return Err(Refusal {
+                    status: 429,
+                    code: -1003,
+                    msg: "Too many requests; back off until the Retry-After time, or the IP will be banned."
+                        .to_string(),
+                    retry_after_secs: ceil_secs(self.backoff_until - now).max(1),
+                    retry_after_ms: self.backoff_until,
+                });
+            }
             self.ban_until = now + self.limits.ban_ms;
             return Err(self.ban(now));
         }
+        self.backoff_strikes = 0;
         self.weight_used += weight;
         if forced_429 || self.weight_used > self.limits.weight_per_minute {
             let end = if forced_429 {
@@ -203,7 +222,13 @@ mod tests {
         let e = r.admit(1, t + 1, false).err();
         assert_eq!(e.as_ref().map(|e| (e.status, e.code)), Some((429, -1003)));
         assert_eq!(e.map(|e| e.retry_after_secs), Some(60));
-        let ban = r.admit(1, t + 2, false).err();
+        let again = r.admit(1, t + 2, false).err();
+        assert_eq!(
+            again.map(|e| e.status),
+            Some(429),
+            "one request in flight is tolerated"
+        );
+        let ban = r.admit(1, t + 3, false).err();
         assert_eq!(ban.map(|e| e.status), Some(418));
     }
 
