@@ -93,6 +93,8 @@ pub struct Runtime {
     dirty: bool,
     /// `AUTO_HALT_ACTION=halt_flatten`: an automatic breach halts and flattens instead of reducing.
     auto_flatten: bool,
+    /// Stage two due once stage one is done and balances are re-read (automatic halt-flatten).
+    flatten_after_kill: Option<u8>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -126,6 +128,7 @@ impl Runtime {
             last_equity_journal_ms: 0,
             dirty: true,
             auto_flatten,
+            flatten_after_kill: None,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -1056,6 +1059,11 @@ impl Runtime {
             );
         }
         self.core.sample_equity(now, true);
+        if self.core.state.kill.as_ref().is_some_and(|k| k.done)
+            && let Some(percent) = self.flatten_after_kill.take()
+        {
+            self.flatten(percent, now);
+        }
     }
 
     fn on_kill_event(&mut self, ev: KillEvent, now: i64) {
@@ -1333,7 +1341,9 @@ impl Runtime {
                 if breach && self.auto_flatten {
                     let reason = format!("automatic halt ({}): {}", t.trigger, t.detail);
                     self.kill(t.trigger.as_code(), &reason, now);
-                    self.flatten(100, now);
+                    // Not now: the protective legs still lock the position, so the free balance
+                    // would make all of it "dust". After the cancels and a fresh balance read.
+                    self.flatten_after_kill = Some(100);
                 } else if breach {
                     self.cancel_entries(now);
                 }
