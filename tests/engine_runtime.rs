@@ -509,3 +509,28 @@ async fn an_entry_whose_answer_and_stream_report_are_both_lost_still_gets_its_pr
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_daily_loss_breach_with_halt_and_flatten_configured_cancels_and_sells_the_position() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("0.5"), true).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+    assert!(ex.holding("BTC").await >= dec("0.0009"));
+
+    let (bnb, _) = ex.book(BNB).await;
+    ex.sim
+        .set_price(BNB, (bnb.value() * dec("0.7")).round_dp(2))
+        .unwrap();
+
+    wait_snapshot(&mut c.snap, WAIT, "HALTED by the breach", is_halted).await;
+    let latest = c.journal().latest_trading_state().unwrap().unwrap().record;
+    assert_eq!(latest.state, TradingStateCode::Halted);
+    wait_until(WAIT, "nothing open and BTC sold down to dust", || async {
+        ex.open_orders().await.is_empty() && ex.holding("BTC").await < dec("0.00001")
+    })
+    .await;
+    c.stop().await;
+}
