@@ -534,3 +534,57 @@ async fn a_daily_loss_breach_with_halt_and_flatten_configured_cancels_and_sells_
     .await;
     c.stop().await;
 }
+
+#[tokio::test]
+async fn an_entry_filled_while_the_console_was_closed_is_booked_once_and_protected_after_restart() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (bid, _) = ex.book(ETH).await;
+    let draft = resting_buy(ETH, "0.01", bid);
+    let limit: Decimal = draft.price.parse().unwrap();
+    c.send(Command::SubmitTicket(draft)).await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "a resting ETH entry", |s| {
+        s.orders.iter().any(|o| {
+            o.symbol.as_str() == ETH
+                && o.purpose == OrderPurpose::Entry
+                && o.state == LocalOrderState::Exchange(OrderStatus::New)
+        })
+    })
+    .await;
+    let cid = open_with(&s, ETH, OrderPurpose::Entry)[0].clone();
+    let dir = c.stop().await;
+
+    // While the console is closed the entry fills.
+    ex.sim.set_price(ETH, (limit * dec("0.995")).round_dp(2)).unwrap();
+    let on_exchange = ex.all_orders(ETH).await;
+    assert!(
+        on_exchange
+            .iter()
+            .any(|o| o["clientOrderId"] == cid.as_str() && exchange_status(o) == "FILLED")
+    );
+
+    let mut c = console_in(&ex, dir, limits("5"), false).await;
+    protected_position(&mut c, ETH).await;
+    let journal = c.journal();
+    assert_eq!(
+        journal.order(&cid).unwrap().unwrap().state,
+        LocalOrderState::Exchange(OrderStatus::Filled)
+    );
+    let trades: Vec<u64> = ex
+        .trades(ETH)
+        .await
+        .iter()
+        .filter(|t| t["isBuyer"] == true)
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    let fills: Vec<u64> = journal
+        .fills_for(&sym(ETH))
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.client_order_id.as_ref() == Some(&cid))
+        .map(|f| f.trade_id)
+        .collect();
+    assert!(!trades.is_empty());
+    assert_eq!(fills, trades, "each fill journaled exactly once, as crbot's own");
+    c.stop().await;
+}

@@ -307,7 +307,12 @@ impl Console {
 
 /// Starts `Runtime::run` on a fresh journal and waits until it has quotes and has reconciled.
 pub async fn console(ex: &Ex, limits: Limits, auto_flatten: bool) -> Console {
-    let dir = tempfile::tempdir().unwrap();
+    console_in(ex, tempfile::tempdir().unwrap(), limits, auto_flatten).await
+}
+
+/// Starts `Runtime::run` on the journal in `dir` (a restart when it exists), restored as the
+/// console does, and waits until it has quotes and has reconciled.
+pub async fn console_in(ex: &Ex, dir: tempfile::TempDir, limits: Limits, auto_flatten: bool) -> Console {
     let path = journal_path(dir.path());
     let journal = Journal::open(&path, Mode::Sim).unwrap();
     let now = now_ms();
