@@ -588,3 +588,35 @@ async fn an_entry_filled_while_the_console_was_closed_is_booked_once_and_protect
     assert_eq!(fills, trades, "each fill journaled exactly once, as crbot's own");
     c.stop().await;
 }
+
+#[tokio::test]
+async fn the_kill_switch_waits_out_a_rate_limit_then_cancels_everything() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+    assert_eq!(ex.open_orders().await.len(), 2);
+
+    // The next request is answered 429 with a Retry-After of 1 s. (One symbol only: the sim
+    // bans the IP for any request that arrives during the back-off, and concurrent cancels
+    // for several symbols are already in flight when the first 429 comes back.)
+    ex.sim.faults().set(Faults {
+        next_429: 1,
+        ..Faults::default()
+    });
+    c.send(Command::Kill).await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "the sweep done", |s| {
+        is_halted(s) && s.kill.as_ref().is_some_and(|k| k.done)
+    })
+    .await;
+    assert!(logged(&s, "rate-limited"), "the countdown is shown");
+    let log: Vec<&str> = s.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        logged(&s, "the exchange shows nothing open"),
+        "the sweep verified: {log:#?}"
+    );
+    assert!(ex.open_orders().await.is_empty());
+    c.stop().await;
+}
