@@ -329,6 +329,22 @@ async fn a_daily_loss_breach_reduces_cancels_entries_and_keeps_protection() {
     .await;
     assert_eq!(open_with(&s, BTC, OrderPurpose::StopLoss).len(), 1);
     assert_eq!(open_with(&s, BTC, OrderPurpose::TakeProfit).len(), 1);
+
+    // Reducing: a new entry is refused.
+    let (bid, _) = ex.book(ETH).await;
+    c.send(Command::SubmitTicket(resting_buy(ETH, "0.01", bid))).await;
+    let s = wait_snapshot(
+        &mut c.snap,
+        WAIT,
+        "the new entry refused",
+        |s| matches!(&s.ticket_result, Some(r) if matches!(r.outcome, TicketOutcome::RiskRejected { .. })),
+    )
+    .await;
+    let Some(TicketOutcome::RiskRejected { reasons }) = s.ticket_result.map(|r| r.outcome) else {
+        panic!()
+    };
+    assert!(reasons.iter().any(|r| r.code == "STATE_REDUCING"), "{reasons:?}");
+    assert_eq!(ex.all_orders(ETH).await.len(), 1, "no second ETH order");
     c.stop().await;
 }
 
