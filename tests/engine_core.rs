@@ -366,3 +366,39 @@ async fn a_lost_answer_after_the_exchange_reported_the_order_does_not_reopen_it(
     assert_eq!(core.journal.order(&cid).unwrap().unwrap().state, filled);
     assert!(core.state.open_orders().is_empty());
 }
+
+#[tokio::test]
+async fn a_pnl_that_cannot_be_computed_fails_closed_to_reducing_and_refuses_entries() {
+    let ex = exchange().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_ms();
+    let mut core = primed_core(&ex, &journal_path(dir.path()), Limits::default(), now).await;
+    assert_eq!(core.state.trading, TradingState::Active);
+
+    // A sample older than the last one (the clock stepped back) cannot be placed on the curve.
+    let t = core
+        .sample_equity(now - 60_000, true)
+        .expect("an unusable sample is a transition");
+    assert_eq!(t.trigger, Trigger::PnlUnavailable);
+    assert!(matches!(
+        core.state.trading,
+        TradingState::Reducing {
+            trigger: Trigger::PnlUnavailable,
+            ..
+        }
+    ));
+    let latest = core.journal.latest_trading_state().unwrap().unwrap().record;
+    assert_eq!(
+        (latest.state, latest.trigger.as_str()),
+        (TradingStateCode::Reducing, "PNL_UNAVAILABLE")
+    );
+    let (_, ask) = ex.book(BTC).await;
+    let Err(Refusal::Risk(denials)) = core.decide(&entry(ask), OrderPurpose::Entry, false, now) else {
+        panic!("no entry while the P&L is unknown")
+    };
+    let codes: Vec<&str> = denials.iter().map(|d| d.code()).collect();
+    assert!(
+        codes.contains(&"STATE_REDUCING") || codes.contains(&"PNL_UNAVAILABLE"),
+        "{codes:?}"
+    );
+}

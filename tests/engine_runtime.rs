@@ -193,6 +193,24 @@ async fn a_halt_written_by_another_process_shows_within_a_second_and_stops_ticke
     };
     assert!(reasons.iter().any(|r| r.code == "STATE_HALTED"), "{reasons:?}");
     assert!(ex.all_orders(BTC).await.is_empty());
+
+    // `crbot resume` from that shell re-arms the running console the same way.
+    other
+        .record_trading_state(&TradingStateRecord {
+            time_ms: now_ms(),
+            state: TradingStateCode::Active,
+            reason: "crbot resume".into(),
+            trigger: "REARM".into(),
+            actor: "cli".into(),
+        })
+        .unwrap();
+    wait_snapshot(
+        &mut c.snap,
+        Duration::from_secs(1),
+        "ACTIVE seen from the journal",
+        is_active,
+    )
+    .await;
     c.stop().await;
 }
 
