@@ -118,3 +118,41 @@ async fn an_order_sent_but_whose_answer_was_never_recorded_is_adopted_once_and_p
     assert_eq!(own, traded, "each fill journaled once, as crbot's own");
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_daily_loss_found_at_restart_reduces_and_cancels_the_entries_left_open() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("0.5"), false).await;
+    let (bid, _) = ex.book(ETH).await;
+    c.send(crbot::engine::snapshot::Command::SubmitTicket(resting_buy(
+        ETH, "0.01", bid,
+    )))
+    .await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "a resting ETH entry", |s| {
+        s.orders.iter().any(|o| {
+            o.symbol.as_str() == ETH
+                && o.purpose == OrderPurpose::Entry
+                && o.state == LocalOrderState::Exchange(OrderStatus::New)
+        })
+    })
+    .await;
+    let entry = open_with(&s, ETH, OrderPurpose::Entry)[0].to_string();
+    let dir = c.stop().await;
+
+    // While the console is closed the account loses ~1 % (0.5 BNB falls 30 %).
+    let (bnb, _) = ex.book(BNB).await;
+    ex.sim
+        .set_price(BNB, (bnb.value() * dec("0.7")).round_dp(2))
+        .unwrap();
+
+    let mut c = console_in(&ex, dir, limits("0.5"), false).await;
+    wait_snapshot(&mut c.snap, WAIT, "REDUCING by daily loss", is_reducing).await;
+    wait_until(WAIT, "the entry left open is cancelled", || async {
+        ex.all_orders(ETH)
+            .await
+            .iter()
+            .any(|o| o["clientOrderId"] == entry.as_str() && o["status"] == "CANCELED")
+    })
+    .await;
+    c.stop().await;
+}
