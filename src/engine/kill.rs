@@ -37,8 +37,13 @@ pub enum KillEvent {
         outcome: String,
     },
     /// Rate limited: cancels resume in `secs` seconds.
-    Countdown { secs: u64 },
-    Done { ok: bool, summary: String },
+    Countdown {
+        secs: u64,
+    },
+    Done {
+        ok: bool,
+        summary: String,
+    },
 }
 
 /// Bounds of the sweep.
@@ -111,7 +116,10 @@ impl Progress<'_> {
 /// The outcome of cancelling one symbol.
 enum CancelResult {
     /// Cancelled `orders` orders and `lists` order lists (both zero: nothing was open).
-    Done { orders: usize, lists: usize },
+    Done {
+        orders: usize,
+        lists: usize,
+    },
     Failed(String),
     /// The answer never came: the next verification round decides.
     Unknown(String),
@@ -265,7 +273,12 @@ pub async fn sweep(
             .lines
             .values()
             .filter(|l| l.ok != Some(true))
-            .map(|l| (l.symbol.clone(), "cancelled; exchange shows none open".to_string()))
+            .map(|l| {
+                (
+                    l.symbol.clone(),
+                    "cancelled; exchange shows none open".to_string(),
+                )
+            })
             .collect();
         for (s, text) in done {
             progress.line(&s, Some(true), text);
@@ -337,10 +350,7 @@ pub fn flatten_plan(state: &EngineState, percent: u8, only: Option<&BTreeSet<Sym
             continue;
         };
         let asset = rules.base_asset.clone();
-        let wanted = state
-            .sellable(&symbol)
-            .checked_scale(share)
-            .unwrap_or(Qty::ZERO);
+        let wanted = state.sellable(&symbol).checked_scale(share).unwrap_or(Qty::ZERO);
         if wanted.is_zero() {
             continue;
         }
@@ -362,7 +372,11 @@ pub fn flatten_plan(state: &EngineState, percent: u8, only: Option<&BTreeSet<Sym
             let reason = if qty.value() < min_qty || qty.is_zero() {
                 format!("below the minimum quantity {}", min_qty.normalize())
             } else {
-                format!("below the minimum notional {} {}", min_notional.normalize(), rules.quote_asset)
+                format!(
+                    "below the minimum notional {} {}",
+                    min_notional.normalize(),
+                    rules.quote_asset
+                )
             };
             plan.dust.push(Dust {
                 symbol: symbol.clone(),
