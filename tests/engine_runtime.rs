@@ -654,3 +654,39 @@ async fn the_kill_switch_waits_out_a_rate_limit_then_cancels_everything() {
     assert!(ex.open_orders().await.is_empty());
     c.stop().await;
 }
+
+// FAILS on the engine as it is (left for the lead: the fix is a design decision, not a line).
+// The protective OCO locks the whole position, and `close_ticket` bounds the sell by the free
+// balance, so ClosePosition on a protected position asks to sell the 0.000009 BTC the legs do
+// not cover and the risk check refuses it (FILTER): the trader cannot close a protected
+// position from the console without first cancelling a leg by hand. Closing needs to cancel
+// the symbol's protective legs first and sell once the balance is free (as the automatic
+// halt-and-flatten now waits for its cancels), and, for a partial close, re-protect the rest.
+#[tokio::test]
+#[ignore = "engine bug: closing a protected position is refused (OCO locks the balance); see comment"]
+async fn closing_a_protected_position_sells_it() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+
+    c.send(Command::ClosePosition {
+        symbol: sym(BTC),
+        percent: 100,
+    })
+    .await;
+    wait_until(WAIT, "BTC sold down to dust", || async {
+        ex.holding("BTC").await < dec("0.00001")
+    })
+    .await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "nothing left open", |s| s.orders.is_empty()).await;
+    assert!(
+        s.positions
+            .iter()
+            .all(|p| p.symbol.as_str() != BTC || p.qty < "0.00001".parse().unwrap())
+    );
+    assert!(ex.open_orders().await.is_empty(), "no protective leg left behind");
+    c.stop().await;
+}
