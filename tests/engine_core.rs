@@ -402,3 +402,49 @@ async fn a_pnl_that_cannot_be_computed_fails_closed_to_reducing_and_refuses_entr
         "{codes:?}"
     );
 }
+
+#[tokio::test]
+async fn reducing_by_daily_loss_survives_a_restart_and_ends_at_the_next_utc_midnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(dir.path());
+    let limits = Limits {
+        max_daily_loss_pct: dec("1"),
+        max_drawdown_pct: dec("50"),
+        ..Limits::default()
+    };
+    // Noon UTC on a fixed day, so that "the next midnight" is unambiguous.
+    let noon = 1_795_867_200_000 - 1_795_867_200_000 % 86_400_000 + 43_200_000;
+    let journal = Journal::open(&path, Mode::Sim).unwrap();
+    let mut core = Core::restore(journal, Mode::Sim, limits.clone(), TicketSource::Tui, noon).unwrap();
+    usdt_only(&mut core, "10000");
+    assert!(core.sample_equity(noon, true).is_none());
+    usdt_only(&mut core, "9850");
+    let t = core
+        .sample_equity(noon + 1_000, true)
+        .expect("-1.5 % today breaches 1 %");
+    assert_eq!(t.trigger, Trigger::DailyLoss);
+    drop(core);
+
+    let journal = Journal::open(&path, Mode::Sim).unwrap();
+    let mut core = Core::restore(journal, Mode::Sim, limits, TicketSource::Tui, noon + 2_000).unwrap();
+    let midnight = crbot::risk::next_utc_midnight_ms(noon);
+    assert!(
+        matches!(core.state.trading,
+            TradingState::Reducing { trigger: Trigger::DailyLoss, until_ms: Some(u), .. } if u == midnight),
+        "restored as reducing until midnight: {:?}",
+        core.state.trading
+    );
+    usdt_only(&mut core, "9850");
+    assert!(
+        core.sample_equity(midnight - 1_000, true).is_none(),
+        "still the same day: stays reducing"
+    );
+    assert!(matches!(core.state.trading, TradingState::Reducing { .. }));
+
+    let t = core
+        .sample_equity(midnight + 1_000, true)
+        .expect("the new UTC day ends the daily-loss reduce");
+    assert_eq!(t.to, TradingState::Active);
+    let latest = core.journal.latest_trading_state().unwrap().unwrap().record;
+    assert_eq!(latest.state, TradingStateCode::Active);
+}
