@@ -690,3 +690,49 @@ async fn closing_a_protected_position_sells_it() {
     assert!(ex.open_orders().await.is_empty(), "no protective leg left behind");
     c.stop().await;
 }
+
+// FAILS today, and it is not clear on which side: the kill switch cancels every symbol
+// concurrently; when the first cancel is answered 429, the other symbol's cancel is already
+// in flight and the local exchange bans the IP (418, two minutes) for a request that arrived
+// during the back-off, so stage one ends "could not confirm that nothing is open". Binance
+// bans for *repeatedly* failing to back off; a request already in flight when the 429 was
+// sent is arguably not that. Either the sim should tolerate requests sent before the 429
+// reached the client, or the sweep should stop its other in-flight symbols and retry them
+// after Retry-After (it cannot un-send them). Left for the lead.
+#[tokio::test]
+#[ignore = "kill on two symbols while rate-limited ends in a 418 ban from the sim; see comment"]
+async fn the_kill_switch_waits_out_a_rate_limit_on_several_symbols() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+    let (bid, _) = ex.book(ETH).await;
+    c.send(Command::SubmitTicket(resting_buy(ETH, "0.01", bid))).await;
+    wait_snapshot(&mut c.snap, WAIT, "a resting ETH entry", |s| {
+        s.orders.iter().any(|o| {
+            o.symbol.as_str() == ETH
+                && o.purpose == OrderPurpose::Entry
+                && o.state == LocalOrderState::Exchange(OrderStatus::New)
+        })
+    })
+    .await;
+    assert_eq!(ex.open_orders().await.len(), 3);
+
+    ex.sim.faults().set(Faults {
+        next_429: 1,
+        ..Faults::default()
+    });
+    c.send(Command::Kill).await;
+    let s = wait_snapshot(&mut c.snap, Duration::from_secs(20), "the sweep done", |s| {
+        is_halted(s) && s.kill.as_ref().is_some_and(|k| k.done)
+    })
+    .await;
+    let log: Vec<&str> = s.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        logged(&s, "the exchange shows nothing open"),
+        "the sweep verified: {log:#?}"
+    );
+    c.stop().await;
+}
