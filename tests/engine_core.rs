@@ -448,3 +448,52 @@ async fn reducing_by_daily_loss_survives_a_restart_and_ends_at_the_next_utc_midn
     let latest = core.journal.latest_trading_state().unwrap().unwrap().record;
     assert_eq!(latest.state, TradingStateCode::Active);
 }
+
+#[tokio::test]
+async fn a_restart_restores_positions_from_own_fills_and_counts_todays_entries() {
+    let ex = exchange().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(dir.path());
+    let limits = Limits {
+        max_trades_per_day: 2,
+        ..Limits::default()
+    };
+    let now = now_ms();
+    let mut core = primed_core(&ex, &path, limits.clone(), now).await;
+    let (_, ask) = ex.book(BTC).await;
+    let prepared = core.decide(&entry(ask), OrderPurpose::Entry, false, now).unwrap();
+    let OrderOutcome::Done(placed) = ex.rest.place_order(&prepared.request).await else {
+        panic!()
+    };
+    core.on_exchange_order(&placed.order, now + 1);
+    for f in &placed.fills {
+        core.on_fill(f, now + 1);
+    }
+    let position = core.state.positions.qty(&sym(BTC));
+    assert!(!position.is_zero());
+    // A second entry that the risk gate refuses does not count as sent.
+    let naked = Ticket {
+        stop_loss: None,
+        ..entry(ask)
+    };
+    assert!(core.decide(&naked, OrderPurpose::Entry, false, now + 2).is_err());
+    drop(core);
+
+    let later = now + 5_000;
+    let core = primed_core(&ex, &path, limits, later).await;
+    assert_eq!(
+        core.state.positions.qty(&sym(BTC)),
+        position,
+        "rebuilt from the journaled own fills"
+    );
+    assert_eq!(core.state.entries.count_on(later), 1, "one entry sent today");
+    let mut core = core;
+    let (_, ask) = ex.book(BTC).await;
+    let Err(Refusal::Risk(denials)) = core.decide(&entry(ask), OrderPurpose::Entry, false, later) else {
+        panic!("a second entry on a symbol with a position is refused")
+    };
+    assert!(
+        denials.iter().any(|d| d.code() == "DUPLICATE_POSITION"),
+        "{denials:?}"
+    );
+}
