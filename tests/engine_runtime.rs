@@ -736,3 +736,33 @@ async fn the_kill_switch_waits_out_a_rate_limit_on_several_symbols() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn the_kill_switch_works_while_both_streams_are_down() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+
+    // Every WebSocket (market data and user data) is cut, and cut again each second.
+    ex.sim.faults().set(Faults {
+        drop_ws_every_secs: Some(1),
+        ..Faults::default()
+    });
+    ex.sim.faults().drop_ws_now();
+    wait_snapshot(&mut c.snap, WAIT, "both streams seen down", |s| {
+        !matches!(s.header.user_stream.status, StreamStatus::Connected)
+            && !matches!(s.header.market_stream.status, StreamStatus::Connected)
+    })
+    .await;
+    c.send(Command::Kill).await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "the sweep done", |s| {
+        is_halted(s) && s.kill.as_ref().is_some_and(|k| k.done)
+    })
+    .await;
+    assert!(logged(&s, "the exchange shows nothing open"));
+    assert!(ex.open_orders().await.is_empty());
+    c.stop().await;
+}
