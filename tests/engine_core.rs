@@ -366,3 +366,134 @@ async fn a_lost_answer_after_the_exchange_reported_the_order_does_not_reopen_it(
     assert_eq!(core.journal.order(&cid).unwrap().unwrap().state, filled);
     assert!(core.state.open_orders().is_empty());
 }
+
+#[tokio::test]
+async fn a_pnl_that_cannot_be_computed_fails_closed_to_reducing_and_refuses_entries() {
+    let ex = exchange().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_ms();
+    let mut core = primed_core(&ex, &journal_path(dir.path()), Limits::default(), now).await;
+    assert_eq!(core.state.trading, TradingState::Active);
+
+    // A sample older than the last one (the clock stepped back) cannot be placed on the curve.
+    let t = core
+        .sample_equity(now - 60_000, true)
+        .expect("an unusable sample is a transition");
+    assert_eq!(t.trigger, Trigger::PnlUnavailable);
+    assert!(matches!(
+        core.state.trading,
+        TradingState::Reducing {
+            trigger: Trigger::PnlUnavailable,
+            ..
+        }
+    ));
+    let latest = core.journal.latest_trading_state().unwrap().unwrap().record;
+    assert_eq!(
+        (latest.state, latest.trigger.as_str()),
+        (TradingStateCode::Reducing, "PNL_UNAVAILABLE")
+    );
+    let (_, ask) = ex.book(BTC).await;
+    let Err(Refusal::Risk(denials)) = core.decide(&entry(ask), OrderPurpose::Entry, false, now) else {
+        panic!("no entry while the P&L is unknown")
+    };
+    let codes: Vec<&str> = denials.iter().map(|d| d.code()).collect();
+    assert!(
+        codes.contains(&"STATE_REDUCING") || codes.contains(&"PNL_UNAVAILABLE"),
+        "{codes:?}"
+    );
+}
+
+#[tokio::test]
+async fn reducing_by_daily_loss_survives_a_restart_and_ends_at_the_next_utc_midnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(dir.path());
+    let limits = Limits {
+        max_daily_loss_pct: dec("1"),
+        max_drawdown_pct: dec("50"),
+        ..Limits::default()
+    };
+    // Noon UTC on a fixed day, so that "the next midnight" is unambiguous.
+    let noon = 1_795_867_200_000 - 1_795_867_200_000 % 86_400_000 + 43_200_000;
+    let journal = Journal::open(&path, Mode::Sim).unwrap();
+    let mut core = Core::restore(journal, Mode::Sim, limits.clone(), TicketSource::Tui, noon).unwrap();
+    usdt_only(&mut core, "10000");
+    assert!(core.sample_equity(noon, true).is_none());
+    usdt_only(&mut core, "9850");
+    let t = core
+        .sample_equity(noon + 1_000, true)
+        .expect("-1.5 % today breaches 1 %");
+    assert_eq!(t.trigger, Trigger::DailyLoss);
+    drop(core);
+
+    let journal = Journal::open(&path, Mode::Sim).unwrap();
+    let mut core = Core::restore(journal, Mode::Sim, limits, TicketSource::Tui, noon + 2_000).unwrap();
+    let midnight = crbot::risk::next_utc_midnight_ms(noon);
+    assert!(
+        matches!(core.state.trading,
+            TradingState::Reducing { trigger: Trigger::DailyLoss, until_ms: Some(u), .. } if u == midnight),
+        "restored as reducing until midnight: {:?}",
+        core.state.trading
+    );
+    usdt_only(&mut core, "9850");
+    assert!(
+        core.sample_equity(midnight - 1_000, true).is_none(),
+        "still the same day: stays reducing"
+    );
+    assert!(matches!(core.state.trading, TradingState::Reducing { .. }));
+
+    let t = core
+        .sample_equity(midnight + 1_000, true)
+        .expect("the new UTC day ends the daily-loss reduce");
+    assert_eq!(t.to, TradingState::Active);
+    let latest = core.journal.latest_trading_state().unwrap().unwrap().record;
+    assert_eq!(latest.state, TradingStateCode::Active);
+}
+
+#[tokio::test]
+async fn a_restart_restores_positions_from_own_fills_and_counts_todays_entries() {
+    let ex = exchange().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(dir.path());
+    let limits = Limits {
+        max_trades_per_day: 2,
+        ..Limits::default()
+    };
+    let now = now_ms();
+    let mut core = primed_core(&ex, &path, limits.clone(), now).await;
+    let (_, ask) = ex.book(BTC).await;
+    let prepared = core.decide(&entry(ask), OrderPurpose::Entry, false, now).unwrap();
+    let OrderOutcome::Done(placed) = ex.rest.place_order(&prepared.request).await else {
+        panic!()
+    };
+    core.on_exchange_order(&placed.order, now + 1);
+    for f in &placed.fills {
+        core.on_fill(f, now + 1);
+    }
+    let position = core.state.positions.qty(&sym(BTC));
+    assert!(!position.is_zero());
+    // A second entry that the risk gate refuses does not count as sent.
+    let naked = Ticket {
+        stop_loss: None,
+        ..entry(ask)
+    };
+    assert!(core.decide(&naked, OrderPurpose::Entry, false, now + 2).is_err());
+    drop(core);
+
+    let later = now + 5_000;
+    let core = primed_core(&ex, &path, limits, later).await;
+    assert_eq!(
+        core.state.positions.qty(&sym(BTC)),
+        position,
+        "rebuilt from the journaled own fills"
+    );
+    assert_eq!(core.state.entries.count_on(later), 1, "one entry sent today");
+    let mut core = core;
+    let (_, ask) = ex.book(BTC).await;
+    let Err(Refusal::Risk(denials)) = core.decide(&entry(ask), OrderPurpose::Entry, false, later) else {
+        panic!("a second entry on a symbol with a position is refused")
+    };
+    assert!(
+        denials.iter().any(|d| d.code() == "DUPLICATE_POSITION"),
+        "{denials:?}"
+    );
+}

@@ -193,6 +193,24 @@ async fn a_halt_written_by_another_process_shows_within_a_second_and_stops_ticke
     };
     assert!(reasons.iter().any(|r| r.code == "STATE_HALTED"), "{reasons:?}");
     assert!(ex.all_orders(BTC).await.is_empty());
+
+    // `crbot resume` from that shell re-arms the running console the same way.
+    other
+        .record_trading_state(&TradingStateRecord {
+            time_ms: now_ms(),
+            state: TradingStateCode::Active,
+            reason: "crbot resume".into(),
+            trigger: "REARM".into(),
+            actor: "cli".into(),
+        })
+        .unwrap();
+    wait_snapshot(
+        &mut c.snap,
+        Duration::from_secs(1),
+        "ACTIVE seen from the journal",
+        is_active,
+    )
+    .await;
     c.stop().await;
 }
 
@@ -329,6 +347,22 @@ async fn a_daily_loss_breach_reduces_cancels_entries_and_keeps_protection() {
     .await;
     assert_eq!(open_with(&s, BTC, OrderPurpose::StopLoss).len(), 1);
     assert_eq!(open_with(&s, BTC, OrderPurpose::TakeProfit).len(), 1);
+
+    // Reducing: a new entry is refused.
+    let (bid, _) = ex.book(ETH).await;
+    c.send(Command::SubmitTicket(resting_buy(ETH, "0.01", bid))).await;
+    let s = wait_snapshot(
+        &mut c.snap,
+        WAIT,
+        "the new entry refused",
+        |s| matches!(&s.ticket_result, Some(r) if matches!(r.outcome, TicketOutcome::RiskRejected { .. })),
+    )
+    .await;
+    let Some(TicketOutcome::RiskRejected { reasons }) = s.ticket_result.map(|r| r.outcome) else {
+        panic!()
+    };
+    assert!(reasons.iter().any(|r| r.code == "STATE_REDUCING"), "{reasons:?}");
+    assert_eq!(ex.all_orders(ETH).await.len(), 1, "no second ETH order");
     c.stop().await;
 }
 
@@ -507,5 +541,228 @@ async fn an_entry_whose_answer_and_stream_report_are_both_lost_still_gets_its_pr
         (trades, trades),
         "every fill journaled once, as crbot's own"
     );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_daily_loss_breach_with_halt_and_flatten_configured_cancels_and_sells_the_position() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("0.5"), true).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+    assert!(ex.holding("BTC").await >= dec("0.0009"));
+
+    let (bnb, _) = ex.book(BNB).await;
+    ex.sim
+        .set_price(BNB, (bnb.value() * dec("0.7")).round_dp(2))
+        .unwrap();
+
+    wait_snapshot(&mut c.snap, WAIT, "HALTED by the breach", is_halted).await;
+    let latest = c.journal().latest_trading_state().unwrap().unwrap().record;
+    assert_eq!(latest.state, TradingStateCode::Halted);
+    wait_until(WAIT, "nothing open and BTC sold down to dust", || async {
+        ex.open_orders().await.is_empty() && ex.holding("BTC").await < dec("0.00001")
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn an_entry_filled_while_the_console_was_closed_is_booked_once_and_protected_after_restart() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (bid, _) = ex.book(ETH).await;
+    let draft = resting_buy(ETH, "0.01", bid);
+    let limit: Decimal = draft.price.parse().unwrap();
+    c.send(Command::SubmitTicket(draft)).await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "a resting ETH entry", |s| {
+        s.orders.iter().any(|o| {
+            o.symbol.as_str() == ETH
+                && o.purpose == OrderPurpose::Entry
+                && o.state == LocalOrderState::Exchange(OrderStatus::New)
+        })
+    })
+    .await;
+    let cid = open_with(&s, ETH, OrderPurpose::Entry)[0].clone();
+    let dir = c.stop().await;
+
+    // While the console is closed the entry fills.
+    ex.sim.set_price(ETH, (limit * dec("0.995")).round_dp(2)).unwrap();
+    let on_exchange = ex.all_orders(ETH).await;
+    assert!(
+        on_exchange
+            .iter()
+            .any(|o| o["clientOrderId"] == cid.as_str() && exchange_status(o) == "FILLED")
+    );
+
+    let mut c = console_in(&ex, dir, limits("5"), false).await;
+    protected_position(&mut c, ETH).await;
+    let journal = c.journal();
+    assert_eq!(
+        journal.order(&cid).unwrap().unwrap().state,
+        LocalOrderState::Exchange(OrderStatus::Filled)
+    );
+    let trades: Vec<u64> = ex
+        .trades(ETH)
+        .await
+        .iter()
+        .filter(|t| t["isBuyer"] == true)
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    let fills: Vec<u64> = journal
+        .fills_for(&sym(ETH))
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.client_order_id.as_ref() == Some(&cid))
+        .map(|f| f.trade_id)
+        .collect();
+    assert!(!trades.is_empty());
+    assert_eq!(fills, trades, "each fill journaled exactly once, as crbot's own");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_kill_switch_waits_out_a_rate_limit_then_cancels_everything() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+    assert_eq!(ex.open_orders().await.len(), 2);
+
+    // The next request is answered 429 with a Retry-After of 1 s. (One symbol only: the sim
+    // bans the IP for any request that arrives during the back-off, and concurrent cancels
+    // for several symbols are already in flight when the first 429 comes back.)
+    ex.sim.faults().set(Faults {
+        next_429: 1,
+        ..Faults::default()
+    });
+    c.send(Command::Kill).await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "the sweep done", |s| {
+        is_halted(s) && s.kill.as_ref().is_some_and(|k| k.done)
+    })
+    .await;
+    assert!(logged(&s, "rate-limited"), "the countdown is shown");
+    let log: Vec<&str> = s.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        logged(&s, "the exchange shows nothing open"),
+        "the sweep verified: {log:#?}"
+    );
+    assert!(ex.open_orders().await.is_empty());
+    c.stop().await;
+}
+
+// FAILS on the engine as it is (left for the lead: the fix is a design decision, not a line).
+// The protective OCO locks the whole position, and `close_ticket` bounds the sell by the free
+// balance, so ClosePosition on a protected position asks to sell the 0.000009 BTC the legs do
+// not cover and the risk check refuses it (FILTER): the trader cannot close a protected
+// position from the console without first cancelling a leg by hand. Closing needs to cancel
+// the symbol's protective legs first and sell once the balance is free (as the automatic
+// halt-and-flatten now waits for its cancels), and, for a partial close, re-protect the rest.
+#[tokio::test]
+#[ignore = "engine bug: closing a protected position is refused (OCO locks the balance); see comment"]
+async fn closing_a_protected_position_sells_it() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+
+    c.send(Command::ClosePosition {
+        symbol: sym(BTC),
+        percent: 100,
+    })
+    .await;
+    wait_until(WAIT, "BTC sold down to dust", || async {
+        ex.holding("BTC").await < dec("0.00001")
+    })
+    .await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "nothing left open", |s| s.orders.is_empty()).await;
+    assert!(
+        s.positions
+            .iter()
+            .all(|p| p.symbol.as_str() != BTC || p.qty < "0.00001".parse().unwrap())
+    );
+    assert!(ex.open_orders().await.is_empty(), "no protective leg left behind");
+    c.stop().await;
+}
+
+// FAILS today, and it is not clear on which side: the kill switch cancels every symbol
+// concurrently; when the first cancel is answered 429, the other symbol's cancel is already
+// in flight and the local exchange bans the IP (418, two minutes) for a request that arrived
+// during the back-off, so stage one ends "could not confirm that nothing is open". Binance
+// bans for *repeatedly* failing to back off; a request already in flight when the 429 was
+// sent is arguably not that. Either the sim should tolerate requests sent before the 429
+// reached the client, or the sweep should stop its other in-flight symbols and retry them
+// after Retry-After (it cannot un-send them). Left for the lead.
+#[tokio::test]
+#[ignore = "kill on two symbols while rate-limited ends in a 418 ban from the sim; see comment"]
+async fn the_kill_switch_waits_out_a_rate_limit_on_several_symbols() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+    let (bid, _) = ex.book(ETH).await;
+    c.send(Command::SubmitTicket(resting_buy(ETH, "0.01", bid))).await;
+    wait_snapshot(&mut c.snap, WAIT, "a resting ETH entry", |s| {
+        s.orders.iter().any(|o| {
+            o.symbol.as_str() == ETH
+                && o.purpose == OrderPurpose::Entry
+                && o.state == LocalOrderState::Exchange(OrderStatus::New)
+        })
+    })
+    .await;
+    assert_eq!(ex.open_orders().await.len(), 3);
+
+    ex.sim.faults().set(Faults {
+        next_429: 1,
+        ..Faults::default()
+    });
+    c.send(Command::Kill).await;
+    let s = wait_snapshot(&mut c.snap, Duration::from_secs(20), "the sweep done", |s| {
+        is_halted(s) && s.kill.as_ref().is_some_and(|k| k.done)
+    })
+    .await;
+    let log: Vec<&str> = s.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        logged(&s, "the exchange shows nothing open"),
+        "the sweep verified: {log:#?}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_kill_switch_works_while_both_streams_are_down() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.001", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+
+    // Every WebSocket (market data and user data) is cut, and cut again each second.
+    ex.sim.faults().set(Faults {
+        drop_ws_every_secs: Some(1),
+        ..Faults::default()
+    });
+    ex.sim.faults().drop_ws_now();
+    wait_snapshot(&mut c.snap, WAIT, "both streams seen down", |s| {
+        !matches!(s.header.user_stream.status, StreamStatus::Connected)
+            && !matches!(s.header.market_stream.status, StreamStatus::Connected)
+    })
+    .await;
+    c.send(Command::Kill).await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "the sweep done", |s| {
+        is_halted(s) && s.kill.as_ref().is_some_and(|k| k.done)
+    })
+    .await;
+    assert!(logged(&s, "the exchange shows nothing open"));
+    assert!(ex.open_orders().await.is_empty());
     c.stop().await;
 }

@@ -99,6 +99,8 @@ pub struct Runtime {
     auto_flatten: bool,
     last_clock_sync_ms: i64,
     last_rules_ms: i64,
+    /// Stage two due once stage one is done and balances are re-read (automatic halt-flatten).
+    flatten_after_kill: Option<u8>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -134,6 +136,7 @@ impl Runtime {
             auto_flatten,
             last_clock_sync_ms: now_ms(),
             last_rules_ms: now_ms(),
+            flatten_after_kill: None,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -1063,7 +1066,15 @@ impl Runtime {
                 "resynced with the exchange",
             );
         }
-        self.core.sample_equity(now, true);
+        // A breach first seen here (a loss made while the console was closed) must act too.
+        if let Some(t) = self.core.sample_equity(now, true) {
+            self.on_transition(t, now);
+        }
+        if self.core.state.kill.as_ref().is_some_and(|k| k.done)
+            && let Some(percent) = self.flatten_after_kill.take()
+        {
+            self.flatten(percent, now);
+        }
     }
 
     fn on_kill_event(&mut self, ev: KillEvent, now: i64) {
@@ -1355,16 +1366,23 @@ impl Runtime {
                 self.last_equity_journal_ms = now;
             }
             if let Some(t) = self.core.sample_equity(now, record) {
-                self.note_own_state_write();
-                let breach = matches!(t.to, TradingState::Reducing { .. });
-                if breach && self.auto_flatten {
-                    let reason = format!("automatic halt ({}): {}", t.trigger, t.detail);
-                    self.kill(t.trigger.as_code(), &reason, now);
-                    self.flatten(100, now);
-                } else if breach {
-                    self.cancel_entries(now);
-                }
+                self.on_transition(t, now);
             }
+        }
+    }
+
+    /// Acts on an automatic transition, wherever the sample that caused it was taken.
+    fn on_transition(&mut self, t: risk::Transition, now: i64) {
+        self.note_own_state_write();
+        let breach = matches!(t.to, TradingState::Reducing { .. });
+        if breach && self.auto_flatten {
+            let reason = format!("automatic halt ({}): {}", t.trigger, t.detail);
+            self.kill(t.trigger.as_code(), &reason, now);
+            // Not now: the protective legs still lock the position, so the free balance
+            // would make all of it "dust". After the cancels and a fresh balance read.
+            self.flatten_after_kill = Some(100);
+        } else if breach {
+            self.cancel_entries(now);
         }
     }
 
