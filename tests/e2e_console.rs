@@ -355,3 +355,48 @@ fn is_usable_at_80x24_without_colour() {
     let screen = t.wait_for("crbot exited", STEP, |s| s.contains("CRBOT_EXIT="));
     assert!(screen.contains("CRBOT_EXIT=0"), "exit status:\n{screen}");
 }
+
+#[test]
+fn ascii_mode_draws_only_ascii_and_redraws_on_resize() {
+    let home = tempfile::tempdir().expect("temp home");
+    let cmd = format!(
+        "{} --mode sim --home {} --ascii; echo CRBOT_EXIT=$?; sleep 30",
+        sh_quote(crbot()),
+        sh_quote(&home.path().display().to_string())
+    );
+    let t = Tmux::start("ascii", 80, 24, &cmd, &[], home.path());
+    let screen = t.wait_for("BTCUSDT prices in the tabbed layout", START, |s| {
+        btc_quote(s).is_some() && s.contains("1 Market")
+    });
+    let non_ascii: String = screen.chars().filter(|c| !c.is_ascii()).collect();
+    assert_eq!(non_ascii, "", "--ascii draws ASCII only:\n{screen}");
+
+    t.resize(160, 48);
+    let screen = t.wait_for("every panel at once after growing to 160x48", STEP, |s| {
+        btc_quote(s).is_some()
+            && panel(s, "Positions").is_some()
+            && panel(s, "Order ticket").is_some()
+            && panel_text(s, "Risk & event log").contains("reconciled")
+    });
+    assert!(
+        !screen.contains("1 Market"),
+        "no tab bar in the wide layout:\n{screen}"
+    );
+    let non_ascii: String = screen.chars().filter(|c| !c.is_ascii()).collect();
+    assert_eq!(
+        non_ascii, "",
+        "--ascii draws ASCII only, charts included:\n{screen}"
+    );
+
+    t.resize(80, 24);
+    t.wait_for("the tabs again after shrinking to 80x24", STEP, |s| {
+        s.contains("1 Market") && panel(s, "Positions").is_none() && btc_quote(s).is_some()
+    });
+    t.keys(&["q"]);
+    t.wait_for("the quit confirmation", STEP, |s| {
+        panel(s, "Quit crbot?").is_some()
+    });
+    t.keys(&["y"]);
+    let screen = t.wait_for("crbot exited", STEP, |s| s.contains("CRBOT_EXIT="));
+    assert!(screen.contains("CRBOT_EXIT=0"), "exit status:\n{screen}");
+}
