@@ -526,3 +526,16 @@ fn equity_window_cycles() {
         .collect();
     assert_eq!(labels, vec!["day", "week", "all", "session"]);
 }
+
+#[test]
+fn a_status_line_lasts_until_the_next_key_not_past_it() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ctrl('k'));
+    assert!(app.status.as_deref().is_some_and(|s| s.starts_with("KILL sent")));
+    // A new snapshot is not a key: the answer to the kill key stays up.
+    update(&mut app, Action::SnapshotArrived, &snap);
+    assert!(app.status.is_some());
+    press(&mut app, &snap, KeyPress::ch('2'));
+    assert_eq!(app.status, None, "the footer shows key hints again");
+}

@@ -399,6 +399,12 @@ fn step_percent(p: u8, forward: bool) -> u8 {
 /// The one place the screen's state changes. Pure: no clock, no I/O.
 pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
     let mut fx = Vec::new();
+    // A status line answers the key just pressed and lasts until the next one: left standing,
+    // it hid the footer's key hints for good ("ticket sent" over the ticket's keys) and kept
+    // saying "KILL sent: halting..." long after the kill panel said done.
+    if !matches!(action, Action::SnapshotArrived) {
+        app.status = None;
+    }
     match action {
         Action::Kill => {
             // Stage one has no dialog. A submit or close awaiting "yes" must not go out after
