@@ -199,6 +199,12 @@ fn trades_through_the_ticket_kills_mid_typing_and_restores_the_terminal() {
     });
     let orders = panel_text(&screen, "Open orders");
     assert!(!orders.contains("entry"), "the entry filled:\n{orders}");
+    // The same ticket, still open, is checked again against the new position.
+    t.wait_for("the open ticket refused as a duplicate now", STEP, |s| {
+        panel_rows(s, "Order ticket")
+            .iter()
+            .any(|w| w.len() >= 2 && w[0] == "✗" && w[1] == "DUPLICATE_POSITION")
+    });
     assert!(
         panel_text(&screen, "Order ticket").contains("ACCEPTED"),
         "the result shows in place:\n{screen}"
