@@ -199,6 +199,12 @@ fn trades_through_the_ticket_kills_mid_typing_and_restores_the_terminal() {
     });
     let orders = panel_text(&screen, "Open orders");
     assert!(!orders.contains("entry"), "the entry filled:\n{orders}");
+    // The same ticket, still open, is checked again against the new position.
+    t.wait_for("the open ticket refused as a duplicate now", STEP, |s| {
+        panel_rows(s, "Order ticket")
+            .iter()
+            .any(|w| w.len() >= 2 && w[0] == "✗" && w[1] == "DUPLICATE_POSITION")
+    });
     assert!(
         panel_text(&screen, "Order ticket").contains("ACCEPTED"),
         "the result shows in place:\n{screen}"
@@ -347,6 +353,51 @@ fn is_usable_at_80x24_without_colour() {
         "NO_COLOR: no colour escapes after switching tabs"
     );
 
+    t.keys(&["q"]);
+    t.wait_for("the quit confirmation", STEP, |s| {
+        panel(s, "Quit crbot?").is_some()
+    });
+    t.keys(&["y"]);
+    let screen = t.wait_for("crbot exited", STEP, |s| s.contains("CRBOT_EXIT="));
+    assert!(screen.contains("CRBOT_EXIT=0"), "exit status:\n{screen}");
+}
+
+#[test]
+fn ascii_mode_draws_only_ascii_and_redraws_on_resize() {
+    let home = tempfile::tempdir().expect("temp home");
+    let cmd = format!(
+        "{} --mode sim --home {} --ascii; echo CRBOT_EXIT=$?; sleep 30",
+        sh_quote(crbot()),
+        sh_quote(&home.path().display().to_string())
+    );
+    let t = Tmux::start("ascii", 80, 24, &cmd, &[], home.path());
+    let screen = t.wait_for("BTCUSDT prices in the tabbed layout", START, |s| {
+        btc_quote(s).is_some() && s.contains("1 Market")
+    });
+    let non_ascii: String = screen.chars().filter(|c| !c.is_ascii()).collect();
+    assert_eq!(non_ascii, "", "--ascii draws ASCII only:\n{screen}");
+
+    t.resize(160, 48);
+    let screen = t.wait_for("every panel at once after growing to 160x48", STEP, |s| {
+        btc_quote(s).is_some()
+            && panel(s, "Positions").is_some()
+            && panel(s, "Order ticket").is_some()
+            && panel_text(s, "Risk & event log").contains("reconciled")
+    });
+    assert!(
+        !screen.contains("1 Market"),
+        "no tab bar in the wide layout:\n{screen}"
+    );
+    let non_ascii: String = screen.chars().filter(|c| !c.is_ascii()).collect();
+    assert_eq!(
+        non_ascii, "",
+        "--ascii draws ASCII only, charts included:\n{screen}"
+    );
+
+    t.resize(80, 24);
+    t.wait_for("the tabs again after shrinking to 80x24", STEP, |s| {
+        s.contains("1 Market") && panel(s, "Positions").is_none() && btc_quote(s).is_some()
+    });
     t.keys(&["q"]);
     t.wait_for("the quit confirmation", STEP, |s| {
         panel(s, "Quit crbot?").is_some()

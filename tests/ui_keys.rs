@@ -526,3 +526,41 @@ fn equity_window_cycles() {
         .collect();
     assert_eq!(labels, vec!["day", "week", "all", "session"]);
 }
+
+#[test]
+fn a_status_line_lasts_until_the_next_key_not_past_it() {
+    let snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ctrl('k'));
+    assert!(app.status.as_deref().is_some_and(|s| s.starts_with("KILL sent")));
+    // A new snapshot is not a key: the answer to the kill key stays up.
+    update(&mut app, Action::SnapshotArrived, &snap);
+    assert!(app.status.is_some());
+    press(&mut app, &snap, KeyPress::ch('2'));
+    assert_eq!(app.status, None, "the footer shows key hints again");
+}
+
+#[test]
+fn an_open_ticket_is_checked_again_when_the_account_changes_and_only_then() {
+    let mut snap = Snapshot::demo(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('t'));
+    type_text(&mut app, &snap, "0.2");
+    let d = draft(&app);
+    // Nothing changed: a new snapshot asks for nothing (no preview ⇄ snapshot loop).
+    assert!(sent(&update(&mut app, Action::SnapshotArrived, &snap)).is_empty());
+    // The entry filled: a position appeared, so the same draft is checked again, once.
+    let mut filled = snap.positions[0].clone();
+    filled.qty = filled.qty.checked_add(filled.qty).unwrap();
+    snap.positions[0] = filled;
+    let fx = update(&mut app, Action::SnapshotArrived, &snap);
+    assert_eq!(sent(&fx), vec![Command::PreviewTicket(d.clone())]);
+    assert!(sent(&update(&mut app, Action::SnapshotArrived, &snap)).is_empty());
+    // Halted by the kill key: checked again.
+    snap.header.trading = TradingState::Halted {
+        reason: "kill switch pressed".into(),
+        since_ms: NOW,
+    };
+    let fx = update(&mut app, Action::SnapshotArrived, &snap);
+    assert_eq!(sent(&fx), vec![Command::PreviewTicket(d)]);
+}

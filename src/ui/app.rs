@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 
 use super::UiConfig;
 use super::keymap::{Context, KeyPress};
-use crate::domain::{Symbol, plain};
+use crate::domain::{LocalOrderState, Qty, Symbol, plain};
 use crate::engine::snapshot::{
     Command, EquityWindow, LimitChangePending, LimitName, LogKind, OutgoingOrder, Snapshot, TicketDraft,
     TicketField,
@@ -279,6 +279,33 @@ pub struct App {
     limit_answered: Option<LimitChangePending>,
     last_log_seq: u64,
     limits_rung: HashSet<LimitName>,
+    /// The account as of the last snapshot, to check an open ticket again when it changes.
+    account: AccountMark,
+}
+
+/// What a ticket's verdict depends on besides its own fields and the quotes: the trading
+/// state, the positions held and the orders open. The preview is only requested when the draft
+/// changes, so without this a ticket left open after its entry filled kept saying "APPROVED"
+/// (DUPLICATE_POSITION passed) and, after the kill key, kept approving under HALTED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AccountMark {
+    trading: crate::engine::snapshot::TradingState,
+    positions: Vec<(Symbol, Qty)>,
+    orders: Vec<(String, LocalOrderState)>,
+}
+
+impl AccountMark {
+    fn of(snap: &Snapshot) -> AccountMark {
+        AccountMark {
+            trading: snap.header.trading.clone(),
+            positions: snap.positions.iter().map(|p| (p.symbol.clone(), p.qty)).collect(),
+            orders: snap
+                .orders
+                .iter()
+                .map(|o| (o.client_order_id.to_string(), o.state))
+                .collect(),
+        }
+    }
 }
 
 /// The ratio at which a limit rings the bell.
@@ -318,6 +345,7 @@ impl App {
                 .filter(|(_, r)| *r >= alert_ratio())
                 .map(|(n, _)| *n)
                 .collect(),
+            account: AccountMark::of(snapshot),
         }
     }
 
@@ -399,6 +427,12 @@ fn step_percent(p: u8, forward: bool) -> u8 {
 /// The one place the screen's state changes. Pure: no clock, no I/O.
 pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
     let mut fx = Vec::new();
+    // A status line answers the key just pressed and lasts until the next one: left standing,
+    // it hid the footer's key hints for good ("ticket sent" over the ticket's keys) and kept
+    // saying "KILL sent: halting..." long after the kill panel said done.
+    if !matches!(action, Action::SnapshotArrived) {
+        app.status = None;
+    }
     match action {
         Action::Kill => {
             // Stage one has no dialog. A submit or close awaiting "yes" must not go out after
@@ -788,5 +822,14 @@ fn observe(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     app.watch_sel = app.watch_sel.min(snap.watchlist.len().saturating_sub(1));
     app.position_sel = app.position_sel.min(snap.positions.len().saturating_sub(1));
     app.order_sel = app.order_sel.min(snap.orders.len().saturating_sub(1));
-    if ring { vec![Effect::Bell] } else { vec![] }
+    let mut fx = if ring { vec![Effect::Bell] } else { vec![] };
+    let account = AccountMark::of(snap);
+    if account != app.account {
+        app.account = account;
+        if let Some(form) = &mut app.ticket {
+            form.last_previewed = None;
+            fx.extend(preview(form));
+        }
+    }
+    fx
 }

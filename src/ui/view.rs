@@ -369,7 +369,15 @@ fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
         Some(s) => Line::from(Span::styled(s.clone(), theme.accent())),
         None => {
             let mut spans = Vec::new();
+            let mut used = 0usize;
             for (key, hint) in app.config.keymap.hints(app.context(), theme.ascii) {
+                // Whole hints only: a cut one ("c close positi") reads as a different key. The
+                // first (the kill key) is always drawn.
+                let width = key.chars().count() + hint.chars().count() + 1;
+                if used > 0 && used + width > usize::from(area.width) {
+                    break;
+                }
+                used += width + 2;
                 let style = if hint == "KILL" {
                     theme.negative().add_modifier(Modifier::BOLD)
                 } else {

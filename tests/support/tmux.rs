@@ -85,6 +85,13 @@ impl Tmux {
             .expect("tmux runs")
     }
 
+    /// Resizes the window (the program sees SIGWINCH, as when a terminal is resized).
+    pub fn resize(&self, width: u16, height: u16) {
+        let (w, h) = (width.to_string(), height.to_string());
+        let out = self.tmux(&["resize-window", "-t", &self.session, "-x", &w, "-y", &h]);
+        assert!(out.status.success(), "tmux resize-window {w}x{h}");
+    }
+
     /// Sends keys in tmux `send-keys` syntax (`C-k`, `Enter`, `Tab`, `Escape`, `BSpace`).
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", &self.session];
@@ -176,8 +183,9 @@ impl Drop for Tmux {
     }
 }
 
-/// The inner rows of the box whose top border carries `title` (`┌ Positions ... ┐`), cut to the
-/// box's columns, down to its bottom border. `None` when no such box is on the screen.
+/// The inner rows of the box whose top border carries `title` (`┌ Positions ... ┐`, or
+/// `+ Positions ... +` with `--ascii`), cut to the box's columns, down to its bottom border.
+/// `None` when no such box is on the screen.
 pub fn panel(screen: &str, title: &str) -> Option<Vec<String>> {
     let rows: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
     let title: Vec<char> = title.chars().collect();
@@ -185,15 +193,15 @@ pub fn panel(screen: &str, title: &str) -> Option<Vec<String>> {
         let Some(at) = (0..row.len()).find(|&i| row[i..].starts_with(&title)) else {
             continue;
         };
-        let Some(left) = (0..at).rev().find(|&i| row[i] == '┌') else {
+        let Some(left) = (0..at).rev().find(|&i| matches!(row[i], '┌' | '+')) else {
             continue;
         };
-        let Some(right) = (at..row.len()).find(|&i| row[i] == '┐') else {
+        let Some(right) = (at..row.len()).find(|&i| matches!(row[i], '┐' | '+')) else {
             continue;
         };
         let mut inner = Vec::new();
         for below in &rows[r + 1..] {
-            if below.get(left) == Some(&'└') || below.len() <= left {
+            if matches!(below.get(left), Some('└' | '+') | None) {
                 break;
             }
             let end = right.min(below.len());
