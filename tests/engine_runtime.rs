@@ -691,16 +691,11 @@ async fn closing_a_protected_position_sells_it() {
     c.stop().await;
 }
 
-// FAILS today, and it is not clear on which side: the kill switch cancels every symbol
-// concurrently; when the first cancel is answered 429, the other symbol's cancel is already
-// in flight and the local exchange bans the IP (418, two minutes) for a request that arrived
-// during the back-off, so stage one ends "could not confirm that nothing is open". Binance
-// bans for *repeatedly* failing to back off; a request already in flight when the 429 was
-// sent is arguably not that. Either the sim should tolerate requests sent before the 429
-// reached the client, or the sweep should stop its other in-flight symbols and retry them
-// after Retry-After (it cannot un-send them). Left for the lead.
+// The kill switch cancels every symbol concurrently: when the first cancel is answered 429,
+// another is already in flight. Binance bans for *repeatedly* failing to back off, so the
+// local exchange answers that one request with another 429; the sweep waits out Retry-After
+// and finishes.
 #[tokio::test]
-#[ignore = "kill on two symbols while rate-limited ends in a 418 ban from the sim; see comment"]
 async fn the_kill_switch_waits_out_a_rate_limit_on_several_symbols() {
     let ex = exchange().await;
     let mut c = console(&ex, limits("5"), false).await;
