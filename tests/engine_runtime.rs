@@ -655,15 +655,9 @@ async fn the_kill_switch_waits_out_a_rate_limit_then_cancels_everything() {
     c.stop().await;
 }
 
-// FAILS on the engine as it is (left for the lead: the fix is a design decision, not a line).
-// The protective OCO locks the whole position, and `close_ticket` bounds the sell by the free
-// balance, so ClosePosition on a protected position asks to sell the 0.000009 BTC the legs do
-// not cover and the risk check refuses it (FILTER): the trader cannot close a protected
-// position from the console without first cancelling a leg by hand. Closing needs to cancel
-// the symbol's protective legs first and sell once the balance is free (as the automatic
-// halt-and-flatten now waits for its cancels), and, for a partial close, re-protect the rest.
+// The protective OCO locks the whole position: closing cancels it first, sells once the
+// balance is free, and leaves nothing behind.
 #[tokio::test]
-#[ignore = "engine bug: closing a protected position is refused (OCO locks the balance); see comment"]
 async fn closing_a_protected_position_sells_it() {
     let ex = exchange().await;
     let mut c = console(&ex, limits("5"), false).await;
@@ -688,6 +682,47 @@ async fn closing_a_protected_position_sells_it() {
             .all(|p| p.symbol.as_str() != BTC || p.qty < "0.00001".parse().unwrap())
     );
     assert!(ex.open_orders().await.is_empty(), "no protective leg left behind");
+    c.stop().await;
+}
+
+// A partial close cancels the OCO, sells half, and protects the other half again at the
+// same stop-loss and take-profit.
+#[tokio::test]
+async fn closing_half_a_protected_position_protects_the_rest_again() {
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    let (_, ask) = ex.book(BTC).await;
+    c.send(Command::SubmitTicket(crossing_buy(BTC, "0.002", ask)))
+        .await;
+    protected_position(&mut c, BTC).await;
+    let before: Vec<_> = ex.open_orders().await;
+    assert_eq!(before.len(), 2, "the OCO's two legs rest on the exchange");
+
+    c.send(Command::ClosePosition {
+        symbol: sym(BTC),
+        percent: 50,
+    })
+    .await;
+    wait_until(WAIT, "half of the BTC sold", || async {
+        ex.holding("BTC").await < dec("0.0011")
+    })
+    .await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "a new OCO on the remainder", |s| {
+        let legs: Vec<_> = s.orders.iter().filter(|o| o.purpose.is_protective()).collect();
+        legs.len() == 2 && legs.iter().all(|o| o.qty < dec_qty("0.0011") && !o.qty.is_zero())
+    })
+    .await;
+    let legs: Vec<_> = s.orders.iter().filter(|o| o.purpose.is_protective()).collect();
+    let old_ids: Vec<String> = before.iter().map(|o| o.to_string()).collect();
+    assert!(
+        legs.iter()
+            .all(|l| !old_ids.iter().any(|o| o.contains(l.client_order_id.as_str()))),
+        "the remainder is protected by a new OCO"
+    );
+    wait_until(WAIT, "the new legs rest on the exchange", || async {
+        ex.open_orders().await.len() == 2
+    })
+    .await;
     c.stop().await;
 }
 
@@ -760,4 +795,8 @@ async fn the_kill_switch_works_while_both_streams_are_down() {
     assert!(logged(&s, "the exchange shows nothing open"));
     assert!(ex.open_orders().await.is_empty());
     c.stop().await;
+}
+
+fn dec_qty(s: &str) -> crbot::domain::Qty {
+    s.parse().expect("test literal")
 }

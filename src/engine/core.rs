@@ -607,6 +607,61 @@ impl Core {
             }
             OcoPlan::Wait | OcoPlan::NothingFilled => return None,
         };
+        self.journal_oco_legs(&oco, now_ms)?;
+        Some(oco)
+    }
+
+    /// Re-protects what is left of a position after a partial close (its OCO was cancelled so
+    /// that the close could sell): a new OCO at the same stop-loss and take-profit for the
+    /// sellable quantity, rounded down to the step; below the lot minimum or the minimum
+    /// notional (at the stop) nothing is sent and the log says the rest is unprotected.
+    pub fn prepare_reprotection(
+        &mut self,
+        symbol: &Symbol,
+        stop_loss: Price,
+        take_profit: Price,
+        now_ms: i64,
+    ) -> Option<OcoRequest> {
+        let rules = self.state.rules.get(symbol)?.clone();
+        let qty = rules.round_qty(OrderType::Limit, self.state.sellable(symbol));
+        let min_qty = rules
+            .filters
+            .lot_size
+            .as_ref()
+            .map(|l| l.min_qty)
+            .unwrap_or_default();
+        let min_notional = rules
+            .filters
+            .notional
+            .as_ref()
+            .map(|n| n.min_notional)
+            .unwrap_or_default();
+        let notional = stop_loss.notional(qty).map(|n| n.value()).unwrap_or_default();
+        if qty.is_zero() || qty.value() < min_qty || notional < min_notional {
+            if !qty.is_zero() {
+                let text =
+                    format!("{symbol}: {qty} left after the close is too small to protect; unprotected");
+                self.state.log(now_ms, LogLevel::Warn, LogKind::Risk, text);
+            }
+            return None;
+        }
+        let id = |n: u64| ClientOrderId::generate(now_ms, rand::random::<u64>().wrapping_add(n));
+        let oco = OcoRequest {
+            symbol: symbol.clone(),
+            qty,
+            take_profit,
+            stop_loss,
+            stop_limit: None,
+            list_client_order_id: id(0),
+            take_profit_client_order_id: id(1),
+            stop_loss_client_order_id: id(2),
+        };
+        self.journal_oco_legs(&oco, now_ms)?;
+        Some(oco)
+    }
+
+    /// Journals both legs of a protective OCO (state SENDING) before it may be sent.
+    fn journal_oco_legs(&mut self, oco: &OcoRequest, now_ms: i64) -> Option<()> {
         let leg = |cid: &ClientOrderId, purpose, order_type, price, stop| Order {
             client_order_id: cid.clone(),
             order_id: None,
@@ -640,7 +695,7 @@ impl Core {
         );
         self.record_own_order(tp, now_ms).ok()?;
         self.record_own_order(sl, now_ms).ok()?;
-        Some(oco)
+        Some(())
     }
 
     /// Journals an order crbot builds itself (a protective leg) before it is sent.

@@ -7,7 +7,7 @@
 //! channel, so a slow exchange never blocks the loop, and the loop never blocks the screen.
 //! Must not: draw, read keys, or send an order that did not pass [`Core::decide`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -47,6 +47,15 @@ const CLOCK_SYNC_EVERY_MS: i64 = 5 * 60_000;
 /// Symbol rules (filters, status) are re-read this often.
 const RULES_REFRESH_EVERY_MS: i64 = 30 * 60_000;
 
+/// A close of a protected position: the OCO is cancelled first (it locks the balance), then the
+/// close sells, then what is left is protected again at the same prices.
+#[derive(Debug, Clone)]
+struct PendingClose {
+    percent: u8,
+    stop_loss: Option<Price>,
+    take_profit: Option<Price>,
+}
+
 /// Answers from spawned I/O tasks.
 #[derive(Debug)]
 enum Internal {
@@ -76,6 +85,14 @@ enum Internal {
     },
     Kill(KillEvent),
     RetryResync,
+    /// The protective OCO of a position being closed was cancelled (or not): the exchange's
+    /// open orders and balances for the close.
+    CloseReady {
+        symbol: Symbol,
+        cancel: Box<OrderOutcome<ExchangeOrder>>,
+        open: Result<Vec<ExchangeOrder>, String>,
+        account: Box<Result<crate::exchange::binance::wire::AccountInfo, String>>,
+    },
 }
 
 fn now_ms() -> i64 {
@@ -99,6 +116,10 @@ pub struct Runtime {
     auto_flatten: bool,
     last_clock_sync_ms: i64,
     last_rules_ms: i64,
+    /// Closes waiting for their position's protective OCO to be cancelled.
+    closing: BTreeMap<Symbol, PendingClose>,
+    /// Partial closes whose remainder gets a new OCO once they finish: close id → (symbol, SL, TP).
+    reprotect: BTreeMap<ClientOrderId, (Symbol, Price, Price)>,
     /// Stage two due once stage one is done and balances are re-read (automatic halt-flatten).
     flatten_after_kill: Option<u8>,
 }
@@ -136,6 +157,8 @@ impl Runtime {
             auto_flatten,
             last_clock_sync_ms: now_ms(),
             last_rules_ms: now_ms(),
+            closing: BTreeMap::new(),
+            reprotect: BTreeMap::new(),
             flatten_after_kill: None,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
@@ -184,8 +207,14 @@ impl Runtime {
                     Some(Command::Quit) | None => break,
                     Some(c) => rt.on_command(c),
                 },
-                Some(ev) = internal.recv() => rt.on_internal(ev),
-                Some(ev) = user_rx.recv() => rt.on_user(ev),
+                Some(ev) = internal.recv() => {
+                    rt.on_internal(ev);
+                    rt.reprotect_finished_closes(now_ms());
+                }
+                Some(ev) = user_rx.recv() => {
+                    rt.on_user(ev);
+                    rt.reprotect_finished_closes(now_ms());
+                }
                 Some(ev) = market_rx.recv() => rt.on_market(ev),
                 _ = tick.tick() => rt.on_tick(),
                 _ = publish.tick(), if rt.dirty => {
@@ -308,18 +337,7 @@ impl Runtime {
             Command::PreviewTicket(draft) => self.preview(draft, now),
             Command::SubmitTicket(draft) => self.submit(draft, now),
             Command::CancelOrder(cid) => self.cancel(&cid, now),
-            Command::ClosePosition { symbol, percent } => match self.core.close_ticket(&symbol, percent) {
-                Some(ticket) => match self.core.decide(&ticket, OrderPurpose::Exit, true, now) {
-                    Ok(p) => self.send(p, None),
-                    Err(r) => self.refused(None, r, now),
-                },
-                None => self.core.state.log(
-                    now,
-                    LogLevel::Warn,
-                    LogKind::Order,
-                    format!("{symbol}: no crbot position to close"),
-                ),
-            },
+            Command::ClosePosition { symbol, percent } => self.close_position(symbol, percent, now),
             Command::AddSymbol(s) => {
                 if !self.core.state.watchlist.contains(&s) {
                     self.core.state.watchlist.push(s.clone());
@@ -338,6 +356,152 @@ impl Runtime {
             Command::ConfirmLimit { typed } => self.confirm_limit(&typed, now),
             Command::CancelLimitChange => self.core.state.pending_limit = None,
             Command::Quit => {}
+        }
+    }
+
+    /// Closes `percent` of crbot's position. A protected position's OCO locks its balance, so
+    /// the OCO is cancelled first; the close follows once the exchange confirms (see
+    /// `Internal::CloseReady`), and a partial close re-protects the remainder.
+    fn close_position(&mut self, symbol: Symbol, percent: u8, now: i64) {
+        let legs: Vec<crate::domain::Order> = self
+            .core
+            .state
+            .orders
+            .values()
+            .filter(|o| o.symbol == symbol && o.state.is_open() && o.purpose.is_protective())
+            .cloned()
+            .collect();
+        let Some(first) = legs.first() else {
+            self.close_now(&symbol, percent, None, now);
+            return;
+        };
+        let stop_loss = legs
+            .iter()
+            .find(|o| o.purpose == OrderPurpose::StopLoss)
+            .and_then(|o| o.stop_price);
+        let take_profit = legs
+            .iter()
+            .find(|o| o.purpose == OrderPurpose::TakeProfit)
+            .and_then(|o| o.price);
+        self.closing.insert(
+            symbol.clone(),
+            PendingClose {
+                percent,
+                stop_loss,
+                take_profit,
+            },
+        );
+        let text = format!("close {percent}% of {symbol}: cancelling its protective OCO first");
+        self.core.state.log(now, LogLevel::Info, LogKind::Order, text);
+        let rest = self.rest.clone();
+        let cid = first.client_order_id.clone();
+        self.spawn(async move {
+            // Cancelling one leg cancels the whole order list.
+            let cancel = rest.cancel_order(&symbol, cid.as_str()).await;
+            let open = rest.open_orders(Some(&symbol)).await.map_err(|e| e.to_string());
+            let account = rest.account().await.map_err(|e| e.to_string());
+            Internal::CloseReady {
+                symbol,
+                cancel: Box::new(cancel),
+                open,
+                account: Box::new(account),
+            }
+        });
+    }
+
+    fn close_now(&mut self, symbol: &Symbol, percent: u8, reprotect: Option<(Price, Price)>, now: i64) {
+        let Some(ticket) = self.core.close_ticket(symbol, percent) else {
+            let text = format!("{symbol}: no crbot position to close");
+            self.core.state.log(now, LogLevel::Warn, LogKind::Order, text);
+            return;
+        };
+        match self.core.decide(&ticket, OrderPurpose::Exit, true, now) {
+            Ok(p) => {
+                if percent < 100
+                    && let Some((sl, tp)) = reprotect
+                {
+                    self.reprotect
+                        .insert(p.request.client_order_id.clone(), (symbol.clone(), sl, tp));
+                }
+                self.send(p, None);
+            }
+            Err(r) => {
+                self.refused(None, r, now);
+                if let Some((sl, tp)) = reprotect {
+                    // The close was refused after its protection was cancelled: protect again.
+                    if let Some(oco) = self.core.prepare_reprotection(symbol, sl, tp, now) {
+                        self.send_oco(oco);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_close_ready(
+        &mut self,
+        symbol: Symbol,
+        cancel: OrderOutcome<ExchangeOrder>,
+        open: Result<Vec<ExchangeOrder>, String>,
+        account: Result<crate::exchange::binance::wire::AccountInfo, String>,
+        now: i64,
+    ) {
+        let Some(pc) = self.closing.remove(&symbol) else {
+            return;
+        };
+        if let OrderOutcome::Done(o) = &cancel {
+            let f = self.core.on_exchange_order(o, now);
+            self.follow(f, now);
+        }
+        if let Ok(open) = &open {
+            for o in open {
+                let f = self.core.on_exchange_order(o, now);
+                self.follow(f, now);
+            }
+            // Legs the exchange no longer lists were cancelled with the list (or filled):
+            // settle each by query rather than guessing.
+            let listed: BTreeSet<&str> = open.iter().map(|o| o.order_client_id()).collect();
+            let gone: Vec<ClientOrderId> = self
+                .core
+                .state
+                .orders
+                .values()
+                .filter(|o| o.symbol == symbol && o.state.is_open() && o.purpose.is_protective())
+                .filter(|o| !listed.contains(o.client_order_id.as_str()))
+                .map(|o| o.client_order_id.clone())
+                .collect();
+            for cid in gone {
+                self.resolve(symbol.clone(), cid);
+            }
+        }
+        match account {
+            Ok(a) => self.core.state.set_balances(a.balances, true),
+            Err(e) => {
+                let text = format!("close {symbol}: balances not refreshed ({e}); closing what is free");
+                self.core.state.log(now, LogLevel::Warn, LogKind::Order, text);
+            }
+        }
+        let reprotect = pc.stop_loss.zip(pc.take_profit);
+        self.close_now(&symbol, pc.percent, reprotect, now);
+    }
+
+    /// A partial close that finished gets its remainder protected again.
+    fn reprotect_finished_closes(&mut self, now: i64) {
+        if self.reprotect.is_empty() {
+            return;
+        }
+        let done: Vec<ClientOrderId> = self
+            .reprotect
+            .keys()
+            .filter(|c| self.core.state.orders.get(*c).is_none_or(|o| !o.state.is_open()))
+            .cloned()
+            .collect();
+        for cid in done {
+            let Some((symbol, sl, tp)) = self.reprotect.remove(&cid) else {
+                continue;
+            };
+            if let Some(oco) = self.core.prepare_reprotection(&symbol, sl, tp, now) {
+                self.send_oco(oco);
+            }
         }
     }
 
@@ -905,6 +1069,12 @@ impl Runtime {
             },
             Internal::Kill(ev) => self.on_kill_event(ev, now),
             Internal::RetryResync => self.start_resync(),
+            Internal::CloseReady {
+                symbol,
+                cancel,
+                open,
+                account,
+            } => self.on_close_ready(symbol, *cancel, open, *account, now),
         }
     }
 
