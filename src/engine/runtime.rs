@@ -600,7 +600,12 @@ impl Runtime {
             Ok(ticket) => {
                 let (rules, approved) = self.core.preview_lines(&ticket, now);
                 let headroom = self.daily_loss_headroom();
-                let orders = approved.as_ref().map(outgoing_orders).unwrap_or_default();
+                let orders = approved
+                    .as_ref()
+                    .map(|a| {
+                        outgoing_orders(a, self.core.state.rules.get(&a.symbol), &self.core.state.limits)
+                    })
+                    .unwrap_or_default();
                 TicketPreview {
                     draft,
                     field_errors: Vec::new(),
@@ -1485,6 +1490,11 @@ impl Runtime {
     fn on_tick(&mut self) {
         let now = now_ms();
         self.dirty = true;
+        // The verdict of the ticket being typed follows the market (fat finger, quote age,
+        // balance), not only the keystrokes.
+        if let Some(draft) = self.core.state.preview.as_ref().map(|p| p.draft.clone()) {
+            self.preview(draft, now);
+        }
         if now - self.last_clock_sync_ms >= CLOCK_SYNC_EVERY_MS {
             self.last_clock_sync_ms = now;
             let rest = self.rest.clone();
@@ -1606,7 +1616,14 @@ fn candle(k: &Kline) -> Candle {
 }
 
 /// The exact orders a ticket would send: the entry and, for an entry, the protective OCO legs.
-fn outgoing_orders(a: &risk::ApprovedOrder) -> Vec<crate::engine::snapshot::OutgoingOrder> {
+/// The legs cover what the entry's fills leave after a commission taken in the base asset, so
+/// their quantity is the entry's less the taker fee, rounded down to the step (with the fee
+/// paid in BNB the legs get the whole quantity; they never get more than this).
+fn outgoing_orders(
+    a: &risk::ApprovedOrder,
+    rules: Option<&crate::domain::SymbolRules>,
+    limits: &risk::Limits,
+) -> Vec<crate::engine::snapshot::OutgoingOrder> {
     use crate::domain::{OrderType, Side};
     use crate::engine::snapshot::OutgoingOrder;
     let mut v = vec![OutgoingOrder {
@@ -1623,6 +1640,12 @@ fn outgoing_orders(a: &risk::ApprovedOrder) -> Vec<crate::engine::snapshot::Outg
         price: a.price,
         stop_price: None,
     }];
+    let keep = Decimal::ONE - limits.taker_fee_pct / Decimal::ONE_HUNDRED;
+    let leg_qty = a
+        .qty
+        .checked_scale(keep)
+        .map(|q| rules.map_or(q, |r| r.round_qty(OrderType::Limit, q)))
+        .unwrap_or(a.qty);
     if a.is_entry
         && let (Some(sl), Some(tp)) = (a.stop_loss, a.take_profit)
     {
@@ -1632,7 +1655,7 @@ fn outgoing_orders(a: &risk::ApprovedOrder) -> Vec<crate::engine::snapshot::Outg
             side: Side::Sell,
             order_type: OrderType::LimitMaker,
             time_in_force: None,
-            qty: a.qty,
+            qty: leg_qty,
             price: Some(tp),
             stop_price: None,
         });
@@ -1642,13 +1665,10 @@ fn outgoing_orders(a: &risk::ApprovedOrder) -> Vec<crate::engine::snapshot::Outg
             side: Side::Sell,
             order_type: OrderType::StopLoss,
             time_in_force: None,
-            qty: a.qty,
+            qty: leg_qty,
             price: None,
             stop_price: Some(sl),
         });
     }
     v
 }
-
-#[allow(dead_code)]
-fn _price_is_used(_: Price) {}
