@@ -327,6 +327,7 @@ pub async fn console_in(ex: &Ex, dir: tempfile::TempDir, limits: Limits, auto_fl
         snap_tx,
         cancel.clone(),
         auto_flatten,
+        None,
     ));
     wait_snapshot(
         &mut snap,
