@@ -52,6 +52,18 @@ impl From<&str> for SecretString {
     }
 }
 
+/// Constant-time in the contents (the length aside), so a comparison never tells how many
+/// leading characters matched. Lets messages that carry a secret (the screen's re-arm command)
+/// keep deriving `PartialEq`.
+impl PartialEq for SecretString {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.expose().as_bytes(), other.expose().as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl Eq for SecretString {}
+
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
@@ -102,6 +114,17 @@ mod tests {
         assert_eq!(format!("{s}"), "***");
         assert_eq!(format!("{:?}", Some(&s)), "Some(***)");
         assert_eq!(format!("{:?}", SecretBytes::new(vec![1, 2, 3])), "***");
+    }
+
+    #[test]
+    fn equality_compares_the_whole_value() {
+        assert_eq!(SecretString::from("same value"), SecretString::from("same value"));
+        assert_ne!(SecretString::from("same value"), SecretString::from("same valuf"));
+        assert_ne!(
+            SecretString::from("same value"),
+            SecretString::from("same value ")
+        );
+        assert_ne!(SecretString::from(""), SecretString::from("x"));
     }
 
     #[test]

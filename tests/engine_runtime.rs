@@ -147,7 +147,7 @@ async fn kill_halts_durably_cancels_everything_refuses_tickets_then_flatten_and_
     assert_eq!(sells.len(), 1, "one market sell: {sells:?}");
     assert_eq!(exchange_status(&sells[0]), "FILLED");
 
-    c.send(Command::Rearm).await;
+    c.send(Command::Rearm { passphrase: None }).await;
     wait_snapshot(&mut c.snap, WAIT, "ACTIVE after re-arm", is_active).await;
     let latest = c.journal().latest_trading_state().unwrap().unwrap().record;
     assert_eq!(

@@ -1,11 +1,12 @@
 //! Scripted sessions: press keys, assert the commands the screen emits and the state it is in.
 //! Pure: `App` + `update` with fixed snapshots, no terminal and no clock.
 
-use crbot::domain::Symbol;
+use crbot::domain::{Mode, Symbol};
 use crbot::engine::snapshot::{
     Command, LimitChangePending, LimitName, LogKind, LogLevel, LogLine, Snapshot, TicketDraft, TicketField,
     TradingState,
 };
+use crbot::secret::SecretString;
 use crbot::ui::{Action, App, Context, Dialog, Effect, KeyPress, Keymap, Tab, UiConfig, update};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rust_decimal::Decimal;
@@ -402,11 +403,67 @@ fn rearm_is_a_confirmed_action() {
     let snap = Snapshot::demo_killing(NOW);
     let mut app = new_app(&snap);
     assert!(press(&mut app, &snap, KeyPress::ch('R')).is_empty());
-    assert!(matches!(app.dialog, Some(Dialog::Rearm)));
+    assert!(matches!(app.dialog, Some(Dialog::Rearm { passphrase: None, .. })));
     assert_eq!(
         sent(&press(&mut app, &snap, KeyPress::ch('y'))),
-        vec![Command::Rearm]
+        vec![Command::Rearm { passphrase: None }]
     );
+}
+
+/// A halted snapshot in a mode that trades with keys.
+fn halted_with_keys() -> Snapshot {
+    let mut snap = Snapshot::demo_killing(NOW);
+    snap.mode = Mode::Demo;
+    snap
+}
+
+#[test]
+fn rearm_in_a_mode_with_keys_sends_the_typed_passphrase() {
+    let snap = halted_with_keys();
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('R'));
+    assert_eq!(app.context(), Context::Prompt);
+    // `y` and `n` are characters of the passphrase here, not yes/no; Backspace removes one.
+    assert!(type_text(&mut app, &snap, "yes nox").is_empty());
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Backspace));
+    type_text(&mut app, &snap, "w");
+    let fx = press(&mut app, &snap, enter());
+    assert_eq!(
+        sent(&fx),
+        vec![Command::Rearm {
+            passphrase: Some(SecretString::from("yes now"))
+        }]
+    );
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn rearm_with_an_empty_passphrase_rings_and_sends_nothing() {
+    let snap = halted_with_keys();
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('R'));
+    let fx = press(&mut app, &snap, enter());
+    assert_eq!(fx, vec![Effect::Bell]);
+    assert!(matches!(
+        app.dialog,
+        Some(Dialog::Rearm {
+            passphrase: Some(_),
+            error: Some(_)
+        })
+    ));
+    press(&mut app, &snap, esc());
+    assert!(app.dialog.is_none(), "Esc stays halted");
+}
+
+#[test]
+fn kill_key_in_the_passphrase_dialog_kills_and_drops_the_rearm() {
+    let snap = halted_with_keys();
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('R'));
+    type_text(&mut app, &snap, "half a pass");
+    let fx = press(&mut app, &snap, KeyPress::ctrl('k'));
+    assert_eq!(sent(&fx), vec![Command::Kill]);
+    assert!(app.dialog.is_none());
 }
 
 #[test]

@@ -118,7 +118,7 @@ async fn a_burst_of_snapshots_is_coalesced_to_at_most_30_frames_a_second() {
 async fn the_kill_command_jumps_a_full_queue_and_nothing_blocks() {
     let (_tx, snaps) = watch::channel(Snapshot::demo(NOW));
     let (cmd_tx, mut cmd_rx) = mpsc::channel(1);
-    cmd_tx.try_send(Command::Rearm).unwrap(); // the engine is busy: the queue is full
+    cmd_tx.try_send(Command::Rearm { passphrase: None }).unwrap(); // the engine is busy: the queue is full
     let reader = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut got = Vec::new();

@@ -341,6 +341,44 @@ fn add_symbol_and_rearm_dialogs_at_80x24() {
     insta::assert_snapshot!("rearm_80x24", draw(&app, &snap, 80, 24).backend());
 }
 
+/// A halted `demo` console (keys from the vault) with the re-arm dialog open.
+fn rearm_with_keys() -> (App, Snapshot) {
+    let mut snap = Snapshot::demo_killing(NOW);
+    snap.mode = Mode::Demo;
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('R'));
+    (app, snap)
+}
+
+#[test]
+fn rearm_dialog_asks_the_vault_passphrase_in_a_mode_with_keys() {
+    let (mut app, snap) = rearm_with_keys();
+    type_text(&mut app, &snap, "hunter22");
+    let small = draw(&app, &snap, 80, 24);
+    assert!(find(small.backend().buffer(), "Vault passphrase: ••••••••").is_some());
+    insta::assert_snapshot!("rearm_passphrase_80x24", small.backend());
+    insta::assert_snapshot!("rearm_passphrase_160x48", draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn typing_the_rearm_passphrase_never_draws_it() {
+    let (mut app, snap) = rearm_with_keys();
+    let pass = "Qz7#Wv9pKx2m";
+    for (n, c) in pass.chars().enumerate() {
+        press(&mut app, &snap, KeyPress::ch(c));
+        let typed: String = pass.chars().take(n + 1).collect();
+        for (w, h) in [(80, 24), (160, 48)] {
+            let t = draw(&app, &snap, w, h);
+            let buf = t.backend().buffer();
+            let marks = format!("Vault passphrase: {}", "•".repeat(n + 1));
+            assert!(find(buf, &marks).is_some(), "one mark per character at {w}x{h}");
+            if typed.len() >= 3 {
+                assert!(find(buf, &typed).is_none(), "`{typed}` drawn at {w}x{h}");
+            }
+        }
+    }
+}
+
 #[test]
 fn live_badge_is_white_on_red_at_both_sizes() {
     let mut snap = Snapshot::demo(NOW);

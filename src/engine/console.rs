@@ -103,6 +103,9 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();
     let auto_flatten = config.auto_halt_action == AutoHaltAction::HaltFlatten;
+    // The screen's re-arm asks the same passphrase the start-up unlock did.
+    let vault = (config.mode.needs_keys() && config.env_keys.is_none())
+        .then(|| crate::vault::cli::vault_path(Some(&config.paths.config_dir)));
     let engine = tokio::spawn(Runtime::run(
         core,
         session.rest.clone(),
@@ -110,6 +113,7 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
         snap_tx,
         cancel.clone(),
         auto_flatten,
+        vault,
     ));
     let result = crate::ui::run_terminal(snap_rx, cmd_tx, ui_config).await;
     cancel.cancel();

@@ -8,6 +8,7 @@
 //! Must not: draw, read keys, or send an order that did not pass [`Core::decide`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -35,6 +36,8 @@ use crate::exchange::binance::wire::{
     ExchangeInfo, ExchangeOrder, Kline, OrderListReport, PlacedOrder, Ticker24h,
 };
 use crate::risk::{self, LimitChange, TradingState};
+use crate::secret::SecretString;
+use crate::vault::VaultError;
 
 /// The loop's tick: stale marks, equity, automatic halts, the journal poll for `crbot kill`.
 const TICK: Duration = Duration::from_millis(250);
@@ -93,6 +96,13 @@ enum Internal {
         open: Result<Vec<ExchangeOrder>, String>,
         account: Box<Result<crate::exchange::binance::wire::AccountInfo, String>>,
     },
+    /// The vault answered a re-arm's passphrase. `state_row`/`trading` are the trading state
+    /// when the re-arm was asked: if either changed meanwhile (a kill), the re-arm is dropped.
+    RearmChecked {
+        verdict: Result<(), VaultError>,
+        state_row: i64,
+        trading: TradingState,
+    },
 }
 
 fn now_ms() -> i64 {
@@ -122,6 +132,9 @@ pub struct Runtime {
     reprotect: BTreeMap<ClientOrderId, (Symbol, Price, Price)>,
     /// Stage two due once stage one is done and balances are re-read (automatic halt-flatten).
     flatten_after_kill: Option<u8>,
+    /// The vault whose passphrase a re-arm must give, in a mode with keys. `None` there means
+    /// keys from the environment (development): nothing to check against.
+    vault: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -133,7 +146,8 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Runs until `cancel` fires or the screen's command channel closes.
+    /// Runs until `cancel` fires or the screen's command channel closes. `vault` is the vault
+    /// file a re-arm's passphrase is checked against (modes with keys unlocked from a vault).
     pub async fn run(
         core: Core,
         rest: BinanceRest,
@@ -141,6 +155,7 @@ impl Runtime {
         snapshots: watch::Sender<Snapshot>,
         cancel: CancellationToken,
         auto_flatten: bool,
+        vault: Option<PathBuf>,
     ) {
         let (tx, mut internal) = mpsc::unbounded_channel();
         let state_row = core.journal.latest_trading_state_id().unwrap_or(0);
@@ -160,6 +175,7 @@ impl Runtime {
             closing: BTreeMap::new(),
             reprotect: BTreeMap::new(),
             flatten_after_kill: None,
+            vault,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -327,13 +343,7 @@ impl Runtime {
         match cmd {
             Command::Kill => self.kill("KILL_KEY", "kill switch pressed", now),
             Command::Flatten { percent } => self.flatten(percent, now),
-            Command::Rearm => match self.core.rearm("tui", now) {
-                Ok(()) => self.note_own_state_write(),
-                Err(e) => self
-                    .core
-                    .state
-                    .log(now, LogLevel::Warn, LogKind::Kill, format!("re-arm: {e}")),
-            },
+            Command::Rearm { passphrase } => self.request_rearm(passphrase, now),
             Command::PreviewTicket(draft) => self.preview(draft, now),
             Command::SubmitTicket(draft) => self.submit(draft, now),
             Command::CancelOrder(cid) => self.cancel(&cid, now),
@@ -1080,6 +1090,80 @@ impl Runtime {
                 open,
                 account,
             } => self.on_close_ready(symbol, *cancel, open, *account, now),
+            Internal::RearmChecked {
+                verdict,
+                state_row,
+                trading,
+            } => match verdict {
+                Ok(()) if state_row == self.state_row && trading == self.core.state.trading => {
+                    self.rearm(now)
+                }
+                Ok(()) => self.core.state.log(
+                    now,
+                    LogLevel::Warn,
+                    LogKind::Kill,
+                    "re-arm dropped: the trading state changed while the passphrase was checked",
+                ),
+                Err(VaultError::WrongPassphrase) => self.core.state.log(
+                    now,
+                    LogLevel::Warn,
+                    LogKind::Kill,
+                    "re-arm refused: wrong passphrase",
+                ),
+                Err(e) => {
+                    self.core
+                        .state
+                        .log(now, LogLevel::Warn, LogKind::Kill, format!("re-arm refused: {e}"))
+                }
+            },
+        }
+    }
+
+    /// The screen's confirmed re-arm. In a mode with keys it takes the vault passphrase, as
+    /// `crbot resume` does; Argon2 is slow on purpose, so the check runs off the loop and
+    /// answers with [`Internal::RearmChecked`].
+    fn request_rearm(&mut self, passphrase: Option<SecretString>, now: i64) {
+        if !self.core.state.mode.needs_keys() {
+            return self.rearm(now);
+        }
+        let Some(path) = self.vault.clone() else {
+            self.core.state.log(
+                now,
+                LogLevel::Warn,
+                LogKind::Kill,
+                "re-arm with keys from the environment: no passphrase was checked",
+            );
+            return self.rearm(now);
+        };
+        let Some(pass) = passphrase.filter(|p| !p.is_empty()) else {
+            return self.core.state.log(
+                now,
+                LogLevel::Warn,
+                LogKind::Kill,
+                "re-arm refused: the vault passphrase is required",
+            );
+        };
+        let tx = self.tx.clone();
+        let state_row = self.state_row;
+        let trading = self.core.state.trading.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut source = crate::vault::ScriptedSource::new([pass]);
+            let verdict = crate::vault::unlock_contents(&path, &mut source, &|_| {}, 1).map(|_| ());
+            let _ = tx.send(Internal::RearmChecked {
+                verdict,
+                state_row,
+                trading,
+            });
+        });
+    }
+
+    fn rearm(&mut self, now: i64) {
+        match self.core.rearm("tui", now) {
+            Ok(()) => self.note_own_state_write(),
+            Err(e) => self
+                .core
+                .state
+                .log(now, LogLevel::Warn, LogKind::Kill, format!("re-arm: {e}")),
         }
     }
 

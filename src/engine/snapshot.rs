@@ -528,8 +528,11 @@ pub enum Command {
     Flatten {
         percent: u8,
     },
-    /// Leave HALTED/REDUCING, confirmed.
-    Rearm,
+    /// Leave HALTED/REDUCING, confirmed. In a mode with keys the screen asks the vault
+    /// passphrase and the engine checks it before re-arming; `None` in modes without keys.
+    Rearm {
+        passphrase: Option<crate::secret::SecretString>,
+    },
     AddSymbol(Symbol),
     RemoveSymbol(Symbol),
     SelectSymbol(Symbol),

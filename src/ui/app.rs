@@ -22,6 +22,7 @@ use crate::engine::snapshot::{
     Command, EquityWindow, LimitChangePending, LimitName, LogKind, OutgoingOrder, Snapshot, TicketDraft,
     TicketField,
 };
+use crate::secret::SecretString;
 
 /// What a key (or a new snapshot) means to the screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +131,12 @@ pub enum Dialog {
     Flatten {
         percent: u8,
     },
-    Rearm,
+    /// `passphrase` is `Some` (what was typed so far) when the mode has keys: re-arming then
+    /// needs the vault passphrase, which is never drawn.
+    Rearm {
+        passphrase: Option<SecretString>,
+        error: Option<String>,
+    },
     AddSymbol {
         input: TextArea<'static>,
         error: Option<String>,
@@ -163,6 +169,9 @@ impl Dialog {
     fn context(&self) -> Context {
         match self {
             Dialog::AddSymbol { .. } | Dialog::Limit { .. } | Dialog::ConfirmLimit { .. } => Context::Prompt,
+            Dialog::Rearm {
+                passphrase: Some(_), ..
+            } => Context::Prompt,
             _ => Context::Dialog,
         }
     }
@@ -253,6 +262,34 @@ fn edit(t: &mut TextArea<'static>, input: Input) -> bool {
         }
         _ => false,
     }
+}
+
+/// Applies one key to a passphrase: characters and Backspace only (no cursor, since the text
+/// is never shown). The new value is built in a buffer of its final size, so no reallocation
+/// leaves an unwiped copy behind. Returns true on a change.
+fn edit_secret(p: &mut SecretString, input: Input) -> bool {
+    if input.ctrl || input.alt {
+        return false;
+    }
+    let old = p.expose();
+    let next = match input.key {
+        Key::Char(c) => {
+            let mut next = String::with_capacity(old.len() + c.len_utf8());
+            next.push_str(old);
+            next.push(c);
+            next
+        }
+        Key::Backspace if !old.is_empty() => {
+            let mut chars = old.chars();
+            chars.next_back();
+            let mut next = String::with_capacity(chars.as_str().len());
+            next.push_str(chars.as_str());
+            next
+        }
+        _ => return false,
+    };
+    *p = SecretString::new(next);
+    true
 }
 
 /// The screen's state. Owned by the run loop; changed only by [`update`].
@@ -443,7 +480,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             }
             if matches!(
                 app.dialog,
-                Some(Dialog::ConfirmSubmit { .. } | Dialog::ClosePosition { .. } | Dialog::Rearm)
+                Some(Dialog::ConfirmSubmit { .. } | Dialog::ClosePosition { .. } | Dialog::Rearm { .. })
             ) {
                 app.dialog = None;
             }
@@ -555,7 +592,11 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             {
                 app.status = Some("trading is already active".into());
             } else {
-                app.dialog = Some(Dialog::Rearm);
+                // Modes with keys re-arm only with the vault passphrase, as `crbot resume` does.
+                app.dialog = Some(Dialog::Rearm {
+                    passphrase: snap.mode.needs_keys().then(SecretString::default),
+                    error: None,
+                });
             }
         }
         Action::Dismiss => {
@@ -602,7 +643,15 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
         Action::Edit(input) => {
             if let Some(dialog) = &mut app.dialog {
-                if let Some((t, error)) = dialog.text_field()
+                if let Dialog::Rearm {
+                    passphrase: Some(p),
+                    error,
+                } = dialog
+                {
+                    if edit_secret(p, input) {
+                        *error = None;
+                    }
+                } else if let Some((t, error)) = dialog.text_field()
                     && edit(t, input)
                 {
                     *error = None;
@@ -720,10 +769,19 @@ fn confirm(app: &mut App) -> Vec<Effect> {
             app.status = Some(format!("flattening {percent}% of crbot's positions"));
             vec![Effect::Send(Command::Flatten { percent })]
         }
-        Dialog::Rearm => {
+        Dialog::Rearm {
+            passphrase: Some(p), ..
+        } if p.is_empty() => {
+            app.dialog = Some(Dialog::Rearm {
+                passphrase: Some(p),
+                error: Some("type the vault passphrase".into()),
+            });
+            vec![Effect::Bell]
+        }
+        Dialog::Rearm { passphrase, .. } => {
             app.kill_sent = false;
             app.status = Some("re-arm requested".into());
-            vec![Effect::Send(Command::Rearm)]
+            vec![Effect::Send(Command::Rearm { passphrase })]
         }
         Dialog::AddSymbol { input, .. } => {
             let text = field_text(&input).trim().to_ascii_uppercase();

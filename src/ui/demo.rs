@@ -117,7 +117,7 @@ pub fn apply(s: &mut Snapshot, cmd: Command) {
                 format!("flattened {percent}% (demo)"),
             );
         }
-        Command::Rearm => {
+        Command::Rearm { .. } => {
             s.header.trading = TradingState::Active;
             s.kill = None;
             log(s, LogLevel::Info, LogKind::System, "re-armed".into());

@@ -1429,7 +1429,7 @@ fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, a
             ));
             " Flatten (kill switch, stage two) "
         }
-        Dialog::Rearm => {
+        Dialog::Rearm { passphrase, error } => {
             let state = match &snap.header.trading {
                 TradingState::Halted { reason, .. } => format!("HALTED: {reason}"),
                 TradingState::Reducing { reason, .. } => format!("REDUCING: {reason}"),
@@ -1438,7 +1438,22 @@ fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, a
             lines.push(Line::from(format!("Trading is {state}.")));
             lines.push(Line::from("Re-arming allows new entries again. It is journaled."));
             lines.push(Line::from(""));
-            lines.push(Line::from("y / Enter: re-arm    n / Esc: stay halted"));
+            match passphrase {
+                Some(p) => {
+                    // One mark per character typed, never the characters.
+                    let mark = if theme.ascii { "*" } else { "•" };
+                    lines.push(Line::from(vec![
+                        Span::raw("Vault passphrase: "),
+                        Span::styled(mark.repeat(p.expose().chars().count()), theme.title()),
+                    ]));
+                    if let Some(e) = error {
+                        lines.push(Line::from(Span::styled(e.clone(), theme.negative())));
+                    }
+                    lines.push(Line::from(""));
+                    lines.push(Line::from("Enter: re-arm    Esc: stay halted"));
+                }
+                None => lines.push(Line::from("y / Enter: re-arm    n / Esc: stay halted")),
+            }
             " Re-arm trading? "
         }
         Dialog::AddSymbol { input, error } => {

@@ -285,6 +285,7 @@ pub struct Console {
     pub task: tokio::task::JoinHandle<()>,
     pub journal_path: PathBuf,
     pub dir: tempfile::TempDir,
+    pub mode: Mode,
 }
 
 impl Console {
@@ -294,7 +295,7 @@ impl Console {
 
     /// A second connection to the console's journal (as another process would open it).
     pub fn journal(&self) -> Journal {
-        Journal::open(&self.journal_path, Mode::Sim).unwrap()
+        Journal::open(&self.journal_path, self.mode).unwrap()
     }
 
     /// Stops the engine; returns the folder holding the journal (deleted when dropped).
@@ -313,10 +314,23 @@ pub async fn console(ex: &Ex, limits: Limits, auto_flatten: bool) -> Console {
 /// Starts `Runtime::run` on the journal in `dir` (a restart when it exists), restored as the
 /// console does, and waits until it has quotes and has reconciled.
 pub async fn console_in(ex: &Ex, dir: tempfile::TempDir, limits: Limits, auto_flatten: bool) -> Console {
+    console_with(ex, dir, limits, auto_flatten, Mode::Sim, None).await
+}
+
+/// [`console_in`] labelled `mode` (the exchange is the local one whatever the label), with the
+/// vault a re-arm's passphrase is checked against.
+pub async fn console_with(
+    ex: &Ex,
+    dir: tempfile::TempDir,
+    limits: Limits,
+    auto_flatten: bool,
+    mode: Mode,
+    vault: Option<PathBuf>,
+) -> Console {
     let path = journal_path(dir.path());
-    let journal = Journal::open(&path, Mode::Sim).unwrap();
+    let journal = Journal::open(&path, mode).unwrap();
     let now = now_ms();
-    let core = Core::restore(journal, Mode::Sim, limits, TicketSource::Tui, now).unwrap();
+    let core = Core::restore(journal, mode, limits, TicketSource::Tui, now).unwrap();
     let (snap_tx, mut snap) = watch::channel(core.state.snapshot(now));
     let (cmd, cmd_rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
@@ -327,6 +341,7 @@ pub async fn console_in(ex: &Ex, dir: tempfile::TempDir, limits: Limits, auto_fl
         snap_tx,
         cancel.clone(),
         auto_flatten,
+        vault,
     ));
     wait_snapshot(
         &mut snap,
@@ -350,5 +365,6 @@ pub async fn console_in(ex: &Ex, dir: tempfile::TempDir, limits: Limits, auto_fl
         task,
         journal_path: path,
         dir,
+        mode,
     }
 }
