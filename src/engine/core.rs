@@ -349,6 +349,7 @@ impl Core {
             }
         }
         self.state.upsert_order(order);
+        crate::failpoint::hit("before_send");
         Ok(Prepared { request, approved: a })
     }
 
@@ -574,6 +575,7 @@ impl Core {
         );
         self.record_own_order(tp, now_ms).ok()?;
         self.record_own_order(sl, now_ms).ok()?;
+        crate::failpoint::hit("before_send");
         Some(oco)
     }
 
@@ -637,6 +639,7 @@ impl Core {
     /// Journals a fill (durably, deduplicated by symbol and trade id), then books it if it is
     /// one of crbot's own. Returns true when the fill was new.
     pub fn on_fill(&mut self, fill: &Fill, now_ms: i64) -> bool {
+        crate::failpoint::hit("before_fill_journal");
         match self.journal.insert_fill(fill) {
             Ok(false) => return false,
             Ok(true) => {}
@@ -647,6 +650,7 @@ impl Core {
                 return false;
             }
         }
+        crate::failpoint::hit("after_fill_journal");
         let own = fill
             .client_order_id
             .as_ref()

@@ -127,6 +127,7 @@ async fn cancel_symbol(
     for _ in 0..config.cancel_attempts.max(1) {
         match rest.cancel_all(symbol).await {
             OrderOutcome::Done(items) => {
+                crate::failpoint::hit("kill_mid_sweep");
                 let lists = items
                     .iter()
                     .filter(|i| matches!(i, CancelledItem::List(_)))

@@ -349,6 +349,7 @@ impl Runtime {
                 format!("halt not journaled: {e}"),
             );
         }
+        crate::failpoint::hit("kill_after_halt");
         self.note_own_state_write();
         self.core.record_event("KILL", None, reason, now);
         self.core.state.kill = Some(KillProgress {
@@ -873,6 +874,7 @@ impl Runtime {
         outcome: OrderOutcome<PlacedOrder>,
         now: i64,
     ) {
+        crate::failpoint::hit("after_send");
         let result = match outcome {
             OrderOutcome::Done(placed) => {
                 let f = self.core.on_exchange_order(&placed.order, now);
