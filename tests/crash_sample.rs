@@ -33,3 +33,20 @@ fn every_failpoint_leaves_the_journal_matching_the_exchange_after_a_restart() {
         .collect();
     assert!(missed.is_empty(), "failpoints never reached: {missed:?}");
 }
+
+/// The checks themselves: a journal that lost its fills is reported (fills and balances).
+#[test]
+fn the_harness_reports_a_journal_that_lost_its_fills() {
+    let h = Harness::new(env!("CARGO_BIN_EXE_crbot").into());
+    let fault = failpoint_fault("kill_mid_sweep", &mut Rng::new(1));
+    let clean = h.run(2000, fault.clone());
+    assert!(clean.discrepancies.is_empty(), "{clean}");
+    fn forget(path: &std::path::Path) {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute("DELETE FROM trades", []).unwrap();
+    }
+    let tampered = h.run_tampered(2001, fault, Some(forget));
+    let text = tampered.discrepancies.join("\n");
+    assert!(text.contains("not in the journal"), "a lost fill went unseen:\n{tampered}");
+    assert!(text.contains("journal fills imply"), "balances went unchecked:\n{tampered}");
+}

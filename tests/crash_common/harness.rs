@@ -105,7 +105,7 @@ pub fn random_fault(rng: &mut Rng) -> Fault {
     } else {
         Fault::Sigkill {
             step: rng.below(STEPS as u64) as usize,
-            after_ms: 30 + rng.below(700),
+            after_ms: 5 + rng.below(300),
         }
     }
 }
@@ -257,6 +257,15 @@ impl Run<'_> {
     }
 }
 
+/// stderr without crbot's standing warnings (plain-text keys, http:// on loopback).
+fn errors(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("crbot: warning:"))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
@@ -309,6 +318,12 @@ impl Harness {
 
     /// One run with `fault`; `seed` only labels it.
     pub fn run(&self, seed: u64, fault: Fault) -> RunReport {
+        self.run_tampered(seed, fault, None)
+    }
+
+    /// A run whose journal `tamper` alters after the restart, before the checks (to show
+    /// that the checks see what they claim to).
+    pub fn run_tampered(&self, seed: u64, fault: Fault, tamper: Option<fn(&Path)>) -> RunReport {
         let started = Instant::now();
         let config = SimConfig {
             // A market that stands still: prices are known, resting orders stay resting.
@@ -347,7 +362,7 @@ impl Harness {
                     "step {i} `{}` exited {:?}: {}",
                     args.join(" "),
                     o.status.and_then(|s| s.code()),
-                    o.stderr.trim()
+                    errors(&o.stderr)
                 ));
             }
             if i == KILL_STEP {
@@ -357,7 +372,7 @@ impl Harness {
                         "kill without a fault failed ({:?}): {} {}",
                         o.status,
                         o.stdout.trim(),
-                        o.stderr.trim()
+                        errors(&o.stderr)
                     ));
                 }
             }
@@ -386,13 +401,16 @@ impl Harness {
                     "restart `crbot {}` failed ({:?}): {}",
                     args.join(" "),
                     o.status,
-                    o.stderr.trim()
+                    errors(&o.stderr)
                 ));
             }
         }
         let halted_after = self.latest_state(&run.journal_path()) == Some(TradingStateCode::Halted);
         if halted_before && !halted_after {
             discrepancies.push("HALTED before the restart, not after it".into());
+        }
+        if let Some(t) = tamper {
+            t(&run.journal_path());
         }
         discrepancies.extend(self.rt.block_on(self.compare(&run.sim, &run.journal_path(), &starting)));
         let sim = run.sim;
