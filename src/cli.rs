@@ -8,6 +8,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod common;
+mod doctor;
+mod info;
+mod kill;
+mod trade;
+
+use common::{Ctx, Failure, Outcome};
+
+use crate::config::Config;
 use crate::domain::Mode;
 use crate::exchange::sim::SimArgs;
 use crate::vault::VaultCommand;
@@ -129,20 +138,101 @@ pub enum OrderSide {
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    let result = match &cli.command {
-        Some(Command::Sim(args)) => crate::exchange::sim::run_cli(args),
+    let command = match &cli.command {
+        // The local exchange prints its one banner line and logs nothing to the data folder.
+        Some(Command::Sim(args)) => return report(crate::exchange::sim::run_cli(args)),
         Some(Command::Vault { command }) => {
-            crate::vault::run_cli(command, &crate::vault::VaultCliContext::from_global(&cli.global))
+            // The vault does not depend on the configuration; log when it loads.
+            let _guard = Config::load(cli.global.mode, cli.global.home.clone())
+                .ok()
+                .and_then(|c| start_logging(&c));
+            let ctx = crate::vault::VaultCliContext::from_global(&cli.global);
+            return report(crate::vault::run_cli(command, &ctx));
         }
-        None => crate::config::Config::load(cli.global.mode, cli.global.home.clone())
-            .map_err(anyhow::Error::from)
-            .and_then(|config| crate::engine::console::run(config, &cli.global)),
-        _ => Err(anyhow::anyhow!("this command is not available yet")),
+        Some(c) => c,
+        None => {
+            return report(
+                Config::load(cli.global.mode, cli.global.home.clone())
+                    .map_err(anyhow::Error::from)
+                    .and_then(|config| crate::engine::console::run(config, &cli.global)),
+            );
+        }
     };
+    let config = match Config::load(cli.global.mode, cli.global.home.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("crbot: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let _guard = start_logging(&config);
+    for w in &config.warnings {
+        eprintln!("crbot: warning: {w}");
+    }
+    let ctx = Ctx {
+        config,
+        global: cli.global.clone(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("crbot: cannot start the async runtime: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(dispatch(&ctx, command));
+    // Background tasks (an in-process local exchange, HTTP pools) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match outcome {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("crbot: {}", one_line(&f.line));
+            f.code
+        }
+    }
+}
+
+async fn dispatch(ctx: &Ctx, command: &Command) -> Outcome {
+    match command {
+        Command::Ping => info::ping(ctx).await,
+        Command::Balance => info::balance(ctx).await,
+        Command::Health => info::health(ctx).await,
+        Command::Doctor => doctor::doctor(ctx).await,
+        Command::Order(args) => trade::order(ctx, args).await,
+        Command::Orders => info::orders(ctx).await,
+        Command::Positions => info::positions(ctx).await,
+        Command::Pnl => info::pnl(ctx).await,
+        Command::Kill { flatten } => kill::kill(ctx, *flatten).await,
+        Command::Resume => kill::resume(ctx).await,
+        Command::Backup { path } => info::backup(ctx, path),
+        Command::Journal {
+            command: JournalCommand::Export { csv },
+        } => info::export(ctx, csv),
+        Command::Sim(_) | Command::Vault { .. } => Err(Failure::usage("not a trading command")),
+    }
+}
+
+/// Logs go to the data folder, never to stdout (which carries the command's output).
+fn start_logging(config: &Config) -> Option<crate::logging::LogGuard> {
+    match crate::logging::init(&config.paths.data_dir, config.json_logs(), &config.log_filter) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("crbot: warning: logging disabled: {e}");
+            None
+        }
+    }
+}
+
+/// The stderr contract: one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn report(result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("crbot: {e:#}");
+            eprintln!("crbot: {}", one_line(&format!("{e:#}")));
             exit::FAILURE
         }
     }

@@ -1,8 +1,12 @@
-//! The `crbot` binary: parse the command line and hand over to the library.
+//! The `crbot` binary: harden the process, parse the command line and hand over to the library.
 
 use clap::Parser;
 
 fn main() {
+    // Core dumps off before any secret can exist in memory; a failure is reported, not fatal.
+    if let Err(e) = crbot::vault::harden_process() {
+        eprintln!("crbot: warning: could not disable core dumps: {e}");
+    }
     let cli = crbot::cli::Cli::parse();
     std::process::exit(crbot::cli::run(cli));
 }

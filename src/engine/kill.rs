@@ -37,8 +37,13 @@ pub enum KillEvent {
         outcome: String,
     },
     /// Rate limited: cancels resume in `secs` seconds.
-    Countdown { secs: u64 },
-    Done { ok: bool, summary: String },
+    Countdown {
+        secs: u64,
+    },
+    Done {
+        ok: bool,
+        summary: String,
+    },
 }
 
 /// Bounds of the sweep.
@@ -111,7 +116,10 @@ impl Progress<'_> {
 /// The outcome of cancelling one symbol.
 enum CancelResult {
     /// Cancelled `orders` orders and `lists` order lists (both zero: nothing was open).
-    Done { orders: usize, lists: usize },
+    Done {
+        orders: usize,
+        lists: usize,
+    },
     Failed(String),
     /// The answer never came: the next verification round decides.
     Unknown(String),
@@ -125,6 +133,7 @@ async fn cancel_symbol(
 ) -> CancelResult {
     let mut last = CancelResult::Failed("not attempted".into());
     for _ in 0..config.cancel_attempts.max(1) {
+        wait_hold(rest, config, events).await;
         match rest.cancel_all(symbol).await {
             OrderOutcome::Done(items) => {
                 crate::failpoint::hit("kill_mid_sweep");
@@ -159,6 +168,20 @@ async fn cancel_symbol(
         }
     }
     last
+}
+
+/// While a 429 hold is in force, anything sent (even a cancel) risks a 418 ban: wait it out
+/// first. Concurrent cancels share the client's hold, so one 429 pauses them all.
+async fn wait_hold(rest: &BinanceRest, config: &SweepConfig, events: &UnboundedSender<KillEvent>) {
+    let now = crate::exchange::binance::clock::local_now_ms();
+    if let Some(until) = rest.usage().hold_until_ms
+        && until > now
+    {
+        let left = Duration::from_millis((until - now) as u64);
+        if left <= config.max_retry_after {
+            wait_out(left, events).await;
+        }
+    }
 }
 
 /// Waits out a `Retry-After`, announcing the seconds left once a second.
@@ -230,6 +253,7 @@ pub async fn sweep(
     let mut verified = false;
     let mut last_error = None;
     for round in 0..config.max_rounds.max(1) {
+        wait_hold(rest, config, events).await;
         match rest.open_orders(None).await {
             Ok(open) => {
                 let symbols: BTreeSet<Symbol> = open.iter().map(|o| o.symbol.clone()).collect();
@@ -266,7 +290,12 @@ pub async fn sweep(
             .lines
             .values()
             .filter(|l| l.ok != Some(true))
-            .map(|l| (l.symbol.clone(), "cancelled; exchange shows none open".to_string()))
+            .map(|l| {
+                (
+                    l.symbol.clone(),
+                    "cancelled; exchange shows none open".to_string(),
+                )
+            })
             .collect();
         for (s, text) in done {
             progress.line(&s, Some(true), text);
@@ -338,10 +367,7 @@ pub fn flatten_plan(state: &EngineState, percent: u8, only: Option<&BTreeSet<Sym
             continue;
         };
         let asset = rules.base_asset.clone();
-        let wanted = state
-            .sellable(&symbol)
-            .checked_scale(share)
-            .unwrap_or(Qty::ZERO);
+        let wanted = state.sellable(&symbol).checked_scale(share).unwrap_or(Qty::ZERO);
         if wanted.is_zero() {
             continue;
         }
@@ -363,7 +389,11 @@ pub fn flatten_plan(state: &EngineState, percent: u8, only: Option<&BTreeSet<Sym
             let reason = if qty.value() < min_qty || qty.is_zero() {
                 format!("below the minimum quantity {}", min_qty.normalize())
             } else {
-                format!("below the minimum notional {} {}", min_notional.normalize(), rules.quote_asset)
+                format!(
+                    "below the minimum notional {} {}",
+                    min_notional.normalize(),
+                    rules.quote_asset
+                )
             };
             plan.dust.push(Dust {
                 symbol: symbol.clone(),
@@ -392,4 +422,175 @@ pub fn flatten_plan(state: &EngineState, percent: u8, only: Option<&BTreeSet<Sym
         });
     }
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Balance, ClientOrderId, Fill, Filters, LotSize, Mode, NotionalFilter, Price, Quote, SymbolRules,
+        SymbolStatus,
+    };
+    use crate::risk::{Limits, TradingState};
+
+    fn d(s: &str) -> Decimal {
+        s.parse().expect("test literal")
+    }
+    fn sym(s: &str) -> Symbol {
+        Symbol::new(s).expect("test symbol")
+    }
+    fn asset(s: &str) -> Asset {
+        Asset::new(s).expect("test asset")
+    }
+
+    fn rules(symbol: &str, base: &str, step: &str, min_notional: &str) -> SymbolRules {
+        let lot = LotSize {
+            min_qty: d(step),
+            max_qty: d("1000"),
+            step_size: d(step),
+        };
+        SymbolRules {
+            symbol: sym(symbol),
+            status: SymbolStatus::Trading,
+            base_asset: asset(base),
+            quote_asset: Asset::usdt(),
+            order_types: vec![OrderType::Market, OrderType::Limit],
+            oco_allowed: true,
+            filters: Filters {
+                price: None,
+                // LOT_SIZE finer than MARKET_LOT_SIZE: the market step must win.
+                lot_size: Some(LotSize {
+                    step_size: d("0.00001"),
+                    min_qty: d("0.00001"),
+                    ..lot.clone()
+                }),
+                market_lot_size: Some(lot),
+                notional: Some(NotionalFilter {
+                    min_notional: d(min_notional),
+                    apply_min_to_market: true,
+                    max_notional: None,
+                    apply_max_to_market: false,
+                }),
+                percent_price_by_side: None,
+                max_num_orders: None,
+            },
+        }
+    }
+
+    /// crbot bought `qty` of `symbol` at `price`; the free balance holds it; bid = `price`.
+    fn state_with(positions: &[(&str, &str, &str, &str)]) -> EngineState {
+        let mut st = EngineState::new(Mode::Sim, Limits::default(), TradingState::Active, 0);
+        st.rules
+            .insert(sym("BTCUSDT"), rules("BTCUSDT", "BTC", "0.001", "5"));
+        st.rules
+            .insert(sym("ETHUSDT"), rules("ETHUSDT", "ETH", "0.0001", "5"));
+        let mut balances = vec![];
+        for (i, (symbol, base, qty, price)) in positions.iter().enumerate() {
+            let p: Price = price.parse().expect("price");
+            st.on_quote(
+                sym(symbol),
+                Quote {
+                    bid: p,
+                    ask: p,
+                    time_ms: 0,
+                },
+            );
+            let fill = Fill {
+                symbol: sym(symbol),
+                trade_id: i as u64 + 1,
+                order_id: i as u64 + 1,
+                client_order_id: Some(ClientOrderId::new(&format!("own-{i}")).expect("cid")),
+                side: Side::Buy,
+                price: p,
+                qty: qty.parse().expect("qty"),
+                commission: Qty::ZERO,
+                commission_asset: Asset::usdt(),
+                time_ms: 0,
+                is_maker: false,
+            };
+            st.apply_own_fill(&fill).expect("fill booked");
+            balances.push(Balance {
+                asset: asset(base),
+                free: qty.parse().expect("qty"),
+                locked: Qty::ZERO,
+            });
+        }
+        // An external holding with no position: never part of a flatten.
+        balances.push(Balance {
+            asset: asset("SOL"),
+            free: "3".parse().expect("qty"),
+            locked: Qty::ZERO,
+        });
+        st.set_balances(balances, true);
+        st
+    }
+
+    #[test]
+    fn flatten_all_rounds_down_to_the_market_lot_step_and_reports_the_rest_as_dust() {
+        let st = state_with(&[("BTCUSDT", "BTC", "0.0555", "50000")]);
+        let plan = flatten_plan(&st, 100, None);
+        assert_eq!(plan.tickets.len(), 1);
+        let t = &plan.tickets[0];
+        assert_eq!((t.side, t.kind), (Side::Sell, TicketKind::Market));
+        assert_eq!(t.qty.value(), d("0.055"));
+        assert_eq!(plan.dust.len(), 1);
+        assert_eq!(plan.dust[0].asset, asset("BTC"));
+        assert_eq!(plan.dust[0].qty.value(), d("0.0005"));
+    }
+
+    #[test]
+    fn flatten_half_sells_half_of_each_position_rounded_down() {
+        let st = state_with(&[
+            ("BTCUSDT", "BTC", "0.0555", "50000"),
+            ("ETHUSDT", "ETH", "1", "3000"),
+        ]);
+        let plan = flatten_plan(&st, 50, None);
+        let qty: Vec<(String, Decimal)> = plan
+            .tickets
+            .iter()
+            .map(|t| (t.symbol.to_string(), t.qty.value()))
+            .collect();
+        assert_eq!(
+            qty,
+            [
+                ("BTCUSDT".to_string(), d("0.027")),
+                ("ETHUSDT".to_string(), d("0.5"))
+            ]
+        );
+        assert!(
+            plan.tickets
+                .iter()
+                .all(|t| t.stop_loss.is_none() && t.take_profit.is_none())
+        );
+    }
+
+    #[test]
+    fn a_position_below_the_minimum_notional_is_dust_not_an_order() {
+        // 0.001 ETH at 3000 = 3 USDT, under the 5 USDT minimum.
+        let st = state_with(&[("ETHUSDT", "ETH", "0.001", "3000")]);
+        let plan = flatten_plan(&st, 100, None);
+        assert!(plan.tickets.is_empty());
+        assert_eq!(plan.dust.len(), 1);
+        assert!(
+            plan.dust[0].reason.contains("minimum notional"),
+            "{:?}",
+            plan.dust
+        );
+        assert_eq!(plan.dust[0].qty.value(), d("0.001"));
+    }
+
+    #[test]
+    fn flatten_leaves_external_holdings_and_unselected_symbols_alone() {
+        let st = state_with(&[
+            ("BTCUSDT", "BTC", "0.01", "50000"),
+            ("ETHUSDT", "ETH", "1", "3000"),
+        ]);
+        let only: BTreeSet<Symbol> = [sym("ETHUSDT")].into_iter().collect();
+        let plan = flatten_plan(&st, 100, Some(&only));
+        let symbols: Vec<&str> = plan.tickets.iter().map(|t| t.symbol.as_str()).collect();
+        assert_eq!(symbols, ["ETHUSDT"]);
+        let all = flatten_plan(&st, 100, None);
+        assert!(all.tickets.iter().all(|t| t.symbol.as_str() != "SOLUSDT"));
+        assert!(all.dust.iter().all(|d| d.asset.as_str() != "SOL"));
+    }
 }

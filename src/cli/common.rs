@@ -1,0 +1,404 @@
+//! What every command-line command shares: the loaded configuration, the exit-code carrying
+//! error, printing (text or one JSON document), and the preparation of a trading command —
+//! connect, restore the journal into a [`Core`], load the exchange's rules, balances and
+//! quotes, and reconcile the journal with the exchange before anything is decided.
+//!
+//! Owns: the order of the start-up reconciliation for one-shot commands. Must not: decide on
+//! tickets or send orders (the commands do, through `Core`), print a secret.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cli::GlobalOpts;
+use crate::config::Config;
+use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, Price, Quote, Symbol};
+use crate::engine::core::{Core, FollowUp};
+use crate::engine::session::{Session, Unlock};
+use crate::engine::state::Protection;
+use crate::exchange::binance::error::ClientError;
+use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
+use crate::exchange::binance::rest::BinanceRest;
+use crate::exchange::binance::wire::ExchangeOrder;
+use crate::journal::{Journal, TicketSource};
+use crate::risk::Limits;
+
+/// A command's failure: the exit code and the one line printed on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub line: String,
+}
+
+impl Failure {
+    pub fn new(line: impl Into<String>) -> Self {
+        Self {
+            code: super::exit::FAILURE,
+            line: line.into(),
+        }
+    }
+
+    pub fn usage(line: impl Into<String>) -> Self {
+        Self {
+            code: super::exit::USAGE,
+            line: line.into(),
+        }
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::new(e.to_string())
+    }
+}
+
+/// A command's result: the exit code on success (0, or 3 for a risk rejection).
+pub type Outcome = Result<i32, Failure>;
+
+/// The context every command runs in.
+#[derive(Debug)]
+pub struct Ctx {
+    pub config: Config,
+    pub global: GlobalOpts,
+}
+
+impl Ctx {
+    pub fn json(&self) -> bool {
+        self.global.json
+    }
+
+    pub fn unlock(&self) -> Unlock {
+        if self.global.passphrase_stdin {
+            Unlock::Stdin
+        } else {
+            Unlock::Terminal
+        }
+    }
+
+    /// Prints human text, or the JSON document with `--json` (never both).
+    pub fn print(&self, text: &str, json: serde_json::Value) {
+        if self.json() {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
+            );
+        } else if !text.is_empty() {
+            println!("{}", text.trim_end());
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The risk engine's limits from the configuration.
+pub fn limits_from(config: &Config) -> Limits {
+    let l = &config.limits;
+    Limits {
+        max_daily_loss_pct: l.max_daily_loss_percent,
+        max_drawdown_pct: l.max_drawdown_percent,
+        max_trades_per_day: l.max_trades_per_day,
+        max_position_size_pct: l.max_position_size_percent,
+        min_risk_reward: l.min_risk_reward,
+        fat_finger_pct: l.fat_finger_percent,
+        ..Limits::default()
+    }
+}
+
+/// Opens this mode's journal and restores the engine state from it (no network).
+pub fn open_core(config: &Config) -> Result<Core, Failure> {
+    let path = config.journal_path();
+    let journal = Journal::open(&path, config.mode)
+        .map_err(|e| Failure::new(format!("journal {}: {e}", path.display())))?;
+    Core::restore(
+        journal,
+        config.mode,
+        limits_from(config),
+        TicketSource::Cli,
+        now_ms(),
+    )
+    .map_err(|e| Failure::new(format!("journal {}: {e}", path.display())))
+}
+
+/// A connected session with the restored core.
+#[derive(Debug)]
+pub struct Ready {
+    pub session: Session,
+    pub core: Core,
+    /// Things the preparation could not do (reported, not fatal).
+    pub notes: Vec<String>,
+}
+
+impl Ready {
+    pub fn rest(&self) -> BinanceRest {
+        self.session.rest.clone()
+    }
+}
+
+pub async fn connect(ctx: &Ctx) -> Result<Session, Failure> {
+    Session::connect(&ctx.config, ctx.unlock(), false)
+        .await
+        .map_err(|e| Failure::new(format!("cannot connect ({} mode): {e:#}", ctx.config.mode)))
+}
+
+/// Connect, restore, and reconcile with the exchange. `extra` are the symbols the command
+/// needs quotes for.
+pub async fn prepare(ctx: &Ctx, extra: &[Symbol]) -> Result<Ready, Failure> {
+    let session = connect(ctx).await?;
+    let core = match open_core(&ctx.config) {
+        Ok(c) => c,
+        Err(e) => {
+            session.close(&ctx.config).await;
+            return Err(e);
+        }
+    };
+    let mut ready = Ready {
+        session,
+        core,
+        notes: Vec::new(),
+    };
+    if let Err(e) = sync(&mut ready, extra).await {
+        ready.session.close(&ctx.config).await;
+        return Err(e);
+    }
+    Ok(ready)
+}
+
+/// The start-up reconciliation: clock, rules, balances, quotes, every locally unfinished
+/// order queried by client id, fills since the last known trade, orders made elsewhere
+/// adopted as external, then an equity sample.
+pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
+    let rest = ready.rest();
+    let core = &mut ready.core;
+    match rest.sync_clock().await {
+        Ok(s) => core.state.clock_offset_ms = Some(s.offset_ms),
+        Err(e) => ready.notes.push(format!("clock sync failed: {e}")),
+    }
+    let info = rest
+        .exchange_info(&[])
+        .await
+        .map_err(|e| Failure::new(format!("exchangeInfo: {e}")))?;
+    for r in info.symbols {
+        core.state.rules.insert(r.symbol.clone(), r);
+    }
+    core.replay_fills();
+    let account = rest
+        .account()
+        .await
+        .map_err(|e| Failure::new(format!("account: {e}")))?;
+    core.state.set_balances(account.balances, true);
+
+    let follow = reconcile_orders(core, &rest, &mut ready.notes).await;
+
+    // Quotes: the command's symbols, every position and open order, every asset held.
+    let mut symbols: BTreeSet<Symbol> = extra.iter().cloned().collect();
+    symbols.extend(core.state.positions.open().map(|p| p.symbol.clone()));
+    symbols.extend(core.state.symbols_with_open_orders());
+    for asset in core.state.balances.keys() {
+        if let Ok(s) = Symbol::new(&format!("{asset}USDT"))
+            && core.state.rules.contains_key(&s)
+        {
+            symbols.insert(s);
+        }
+    }
+    fetch_quotes(core, &rest, &symbols, &mut ready.notes).await;
+    core.sample_equity(now_ms(), true);
+    // An entry that filled while no crbot process was running gets its protective OCO now.
+    if !follow.is_empty() {
+        let mut log = Vec::new();
+        let result = crate::cli::trade::follow_up(ready, follow, &mut log).await;
+        for l in &log {
+            eprintln!("crbot: {l}");
+        }
+        ready.notes.extend(log);
+        if let Err(e) = result {
+            ready.notes.push(e);
+        }
+    }
+    Ok(())
+}
+
+pub async fn fetch_quotes(
+    core: &mut Core,
+    rest: &BinanceRest,
+    symbols: &BTreeSet<Symbol>,
+    notes: &mut Vec<String>,
+) {
+    let asks = symbols
+        .iter()
+        .filter(|s| core.state.rules.contains_key(*s))
+        .map(|s| async move { (s.clone(), rest.book_ticker(s).await) });
+    let answers = futures_util::future::join_all(asks).await;
+    let now = now_ms();
+    for (s, answer) in answers {
+        match answer {
+            Ok(b) => core.state.on_quote(
+                s,
+                Quote {
+                    bid: b.bid,
+                    ask: b.ask,
+                    time_ms: now,
+                },
+            ),
+            Err(e) => notes.push(format!("{s}: no quote ({e})")),
+        }
+    }
+}
+
+/// Fills of `symbol` since the journal's last trade id, attributed to crbot's orders by
+/// exchange order id, journaled (deduplicated) and booked.
+pub async fn pull_fills(core: &mut Core, rest: &BinanceRest, symbol: &Symbol) -> Result<usize, ClientError> {
+    pull_fills_with(core, rest, symbol, &BTreeMap::new()).await
+}
+
+async fn pull_fills_with(
+    core: &mut Core,
+    rest: &BinanceRest,
+    symbol: &Symbol,
+    learned: &BTreeMap<u64, ClientOrderId>,
+) -> Result<usize, ClientError> {
+    let from = core.journal.last_trade_id(symbol).ok().flatten().map(|id| id + 1);
+    let fills = rest.my_trades(symbol, from).await?;
+    let by_order: BTreeMap<u64, ClientOrderId> = core
+        .state
+        .orders
+        .values()
+        .filter_map(|o| o.order_id.map(|id| (id, o.client_order_id.clone())))
+        .collect();
+    let mut new = 0;
+    for mut f in fills {
+        if f.client_order_id.is_none() {
+            f.client_order_id = by_order
+                .get(&f.order_id)
+                .or_else(|| learned.get(&f.order_id))
+                .cloned();
+        }
+        if core.on_fill(&f, now_ms()) {
+            new += 1;
+        }
+    }
+    Ok(new)
+}
+
+/// The short resolution used at start-up: a command should not hang for long on one order.
+pub fn startup_resolve() -> ResolveConfig {
+    ResolveConfig {
+        max_queries: 3,
+        not_found_confirmations: 2,
+        backoff_base: std::time::Duration::from_millis(200),
+        backoff_max: std::time::Duration::from_secs(1),
+    }
+}
+
+/// Journal meta key holding an entry's stop-loss and take-profit until its OCO is placed.
+fn protection_key(cid: &ClientOrderId) -> String {
+    format!("protect.{cid}")
+}
+
+/// Keeps an entry's SL/TP in the journal, so the protective OCO is placed even when the
+/// entry fills after this process has ended (a resting limit entry): the next command (or
+/// console) that sees the fill places it. `Core` keeps protection in memory only.
+pub fn remember_protection(core: &Core, cid: &ClientOrderId, stop_loss: Price, take_profit: Price) {
+    let value = serde_json::json!({"stop_loss": stop_loss, "take_profit": take_profit}).to_string();
+    if let Err(e) = core.journal.set_meta(&protection_key(cid), &value) {
+        tracing::warn!(error = %e, "could not journal the entry's protection");
+    }
+}
+
+pub fn forget_protection(core: &Core, cid: &ClientOrderId) {
+    let _ = core.journal.set_meta(&protection_key(cid), "");
+}
+
+/// Puts the journaled SL/TP of crbot's open entries back into the engine state.
+fn restore_protection(core: &mut Core) {
+    let open: Vec<ClientOrderId> = core
+        .state
+        .orders
+        .values()
+        .filter(|o| o.purpose == OrderPurpose::Entry && o.state.is_open())
+        .map(|o| o.client_order_id.clone())
+        .filter(|c| !core.state.protection.contains_key(c))
+        .collect();
+    for cid in open {
+        let Ok(Some(text)) = core.journal.get_meta(&protection_key(&cid)) else {
+            continue;
+        };
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            stop_loss: Price,
+            take_profit: Price,
+        }
+        if let Ok(p) = serde_json::from_str::<Stored>(&text) {
+            core.state.protection.insert(
+                cid,
+                Protection {
+                    stop_loss: p.stop_loss,
+                    take_profit: p.take_profit,
+                },
+            );
+        }
+    }
+}
+
+/// Brings the journal's orders and fills up to the exchange's truth. Order of operations:
+/// the exchange's open orders; each locally open order it does not list, queried by client
+/// id (that also learns its exchange id); fills since the last known trade, attributed by
+/// exchange order id; only then the statuses (a filled entry's protection sees its fills).
+/// Returns what the statuses call for (protective OCOs to place).
+async fn reconcile_orders(core: &mut Core, rest: &BinanceRest, notes: &mut Vec<String>) -> Vec<FollowUp> {
+    restore_protection(core);
+    let mut reports: Vec<ExchangeOrder> = match rest.open_orders(None).await {
+        Ok(list) => list,
+        Err(e) => {
+            notes.push(format!("open orders not fetched ({e})"));
+            Vec::new()
+        }
+    };
+    let listed: BTreeSet<String> = reports.iter().map(|r| r.order_client_id().to_string()).collect();
+    for o in core.state.open_orders() {
+        let cid = o.client_order_id.clone();
+        if listed.contains(cid.as_str()) {
+            continue;
+        }
+        match reconcile::resolve_unknown(rest, &o.symbol, cid.as_str(), &startup_resolve()).await {
+            Resolution::Found(report) => reports.push(report),
+            Resolution::NotFound => {
+                if matches!(
+                    o.state,
+                    LocalOrderState::Sending | LocalOrderState::Unknown | LocalOrderState::Pending
+                ) {
+                    core.mark_not_sent(&cid, "not found on the exchange at start-up", now_ms());
+                } else {
+                    notes.push(format!(
+                        "order {cid} ({}) is open in the journal but the exchange does not know it",
+                        o.symbol
+                    ));
+                }
+            }
+            Resolution::StillUnknown { reason } => {
+                notes.push(format!("order {cid} ({}): still unknown ({reason})", o.symbol));
+            }
+        }
+    }
+    let learned: BTreeMap<u64, ClientOrderId> = reports
+        .iter()
+        .filter_map(|r| Some((r.order_id, ClientOrderId::new(r.order_client_id()).ok()?)))
+        .collect();
+    let mut symbols: BTreeSet<Symbol> = core
+        .state
+        .orders
+        .values()
+        .filter(|o| o.state != LocalOrderState::NotSent)
+        .map(|o| o.symbol.clone())
+        .collect();
+    symbols.extend(reports.iter().map(|r| r.symbol.clone()));
+    for s in &symbols {
+        if let Err(e) = pull_fills_with(core, rest, s, &learned).await {
+            notes.push(format!("{s}: trades not fetched ({e})"));
+        }
+    }
+    let mut follow = Vec::new();
+    for r in &reports {
+        follow.extend(core.on_exchange_order(r, now_ms()));
+    }
+    follow
+}

@@ -1,0 +1,228 @@
+//! `crbot doctor`: gathers the facts the checklist needs (vault file, keys, the key's
+//! permissions, clock offset, posture, journals) and hands them to the pure `crate::doctor`.
+//!
+//! Owns: where each fact comes from. Must not: print a secret, or ask for a passphrase when
+//! nobody can type one (no terminal and no `--passphrase-stdin`: the key check says so).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use crate::cli::common::{Ctx, Outcome, now_ms};
+use crate::cli::kill::{BACKUP_EVENT, KILL_EVENT};
+use crate::doctor::{self, ApiRestrictionsInfo, CheckStatus, DoctorInputs, VaultFileInfo};
+use crate::domain::Mode;
+use crate::engine::session::Session;
+use crate::exchange::binance::endpoints::Endpoints;
+use crate::exchange::binance::rest::{BinanceRest, RestConfig};
+use crate::journal::{Journal, TradingStateCode};
+
+fn journal_file(ctx: &Ctx, mode: Mode) -> std::path::PathBuf {
+    if mode == ctx.config.mode {
+        ctx.config.journal_path()
+    } else {
+        ctx.config.paths.data_dir.join(format!("journal-{mode}.db"))
+    }
+}
+
+/// A journal that exists, opened for reading facts (never created here).
+fn existing(path: &Path, mode: Mode) -> Option<Journal> {
+    path.exists().then(|| Journal::open(path, mode).ok()).flatten()
+}
+
+fn used_before(ctx: &Ctx) -> Option<bool> {
+    let mut seen_any = false;
+    for m in [Mode::Testnet, Mode::Paper, Mode::Demo] {
+        if let Some(j) = existing(&journal_file(ctx, m), m) {
+            seen_any = true;
+            if j.recent_orders(1).map(|o| !o.is_empty()).unwrap_or(false) {
+                return Some(true);
+            }
+        }
+    }
+    seen_any.then_some(false)
+}
+
+fn last_kill_and_backup(ctx: &Ctx) -> (Option<i64>, Option<i64>) {
+    let Some(j) = existing(&ctx.config.journal_path(), ctx.config.mode) else {
+        return (None, newest_backup_file(ctx));
+    };
+    let events = j.recent_events(5_000).unwrap_or_default();
+    let kill_event = events
+        .iter()
+        .filter(|e| e.record.kind == KILL_EVENT)
+        .map(|e| e.record.time_ms)
+        .max();
+    let halted = j
+        .latest_trading_state()
+        .ok()
+        .flatten()
+        .filter(|s| s.record.state == TradingStateCode::Halted)
+        .map(|s| s.record.time_ms);
+    let backup_event = events
+        .iter()
+        .filter(|e| e.record.kind == BACKUP_EVENT)
+        .map(|e| e.record.time_ms)
+        .max();
+    (kill_event.max(halted), backup_event.max(newest_backup_file(ctx)))
+}
+
+fn newest_backup_file(ctx: &Ctx) -> Option<i64> {
+    let dir = ctx.config.paths.data_dir.join("backups");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .max()
+}
+
+fn tls(e: &Endpoints) -> bool {
+    e.rest.scheme() == "https" && e.ws.scheme() == "wss" && e.ws_api.scheme() == "wss"
+}
+
+/// The mode's endpoints without keys (to measure the clock when the vault stays locked).
+fn public_endpoints(ctx: &Ctx) -> Option<Endpoints> {
+    let c = &ctx.config.endpoints;
+    Endpoints::official(ctx.config.mode)
+        .ok()?
+        .with_overrides(|name| {
+            let u = match name {
+                "BINANCE_REST_URL" => c.rest.as_ref(),
+                "BINANCE_WS_URL" => c.ws.as_ref(),
+                "BINANCE_WS_API_URL" => c.ws_api.as_ref(),
+                _ => None,
+            };
+            u.map(|u| u.as_str().trim_end_matches('/').to_string())
+        })
+        .ok()
+}
+
+pub async fn doctor(ctx: &Ctx) -> Outcome {
+    let config = &ctx.config;
+    let mode = config.mode;
+    let vault_path = crate::vault::cli::vault_path(Some(&config.paths.config_dir));
+    let vault = match crate::vault::store::file_mode(&vault_path) {
+        Ok(Some(bits)) => Some(VaultFileInfo {
+            path: vault_path.clone(),
+            exists: true,
+            mode_bits: bits,
+        }),
+        Ok(None) => Some(VaultFileInfo {
+            path: vault_path.clone(),
+            exists: false,
+            mode_bits: 0,
+        }),
+        Err(_) => None,
+    };
+    let can_ask = ctx.global.passphrase_stdin || std::io::stdin().is_terminal();
+    let needs_unlock = mode.needs_keys() && config.env_keys.is_none();
+    let vault_exists = vault.as_ref().is_some_and(|v| v.exists);
+    let mut keys_note: Option<String> = None;
+    let mut keys_for_mode = !mode.needs_keys() || config.env_keys.is_some();
+    let mut session: Option<Session> = None;
+    if !needs_unlock || (can_ask && vault_exists) {
+        match Session::connect(config, ctx.unlock(), false).await {
+            Ok(s) => {
+                keys_for_mode = true;
+                session = Some(s);
+            }
+            Err(e) => {
+                keys_for_mode = false;
+                keys_note = Some(format!("{e:#}"));
+            }
+        }
+    } else if vault_exists {
+        keys_note = Some("not checked: no terminal to ask the passphrase (use --passphrase-stdin)".into());
+    }
+
+    let rest: Option<BinanceRest> = match &session {
+        Some(s) => Some(s.rest.clone()),
+        None => public_endpoints(ctx)
+            .and_then(|e| BinanceRest::without_ban_store(e, None, RestConfig::default()).ok()),
+    };
+    let endpoints_tls = match &session {
+        Some(s) => tls(&s.endpoints),
+        None => public_endpoints(ctx).is_some_and(|e| tls(&e)),
+    };
+    let clock_offset_ms = match &rest {
+        Some(r) => Some(
+            r.sync_clock()
+                .await
+                .map(|c| c.offset_ms)
+                .map_err(|e| e.to_string()),
+        ),
+        None => None,
+    };
+    // The permissions endpoint exists on live and on the local exchange; not on testnet/demo.
+    let api_restrictions = match (&session, mode) {
+        (Some(s), Mode::Live | Mode::Sim | Mode::Paper) => Some(
+            s.rest
+                .api_restrictions()
+                .await
+                .map(|r| ApiRestrictionsInfo {
+                    ip_restrict: r.ip_restrict,
+                    enable_withdrawals: r.enable_withdrawals,
+                    enable_spot_and_margin_trading: r.enable_spot_and_margin_trading,
+                    enable_reading: r.enable_reading,
+                })
+                .map_err(|e| e.to_string()),
+        ),
+        (None, Mode::Live) => Some(Err(keys_note
+            .clone()
+            .unwrap_or_else(|| "no keys to ask with".into()))),
+        _ => None,
+    };
+    if let Some(s) = session {
+        s.close(config).await;
+    }
+    let (last_kill, last_backup) = last_kill_and_backup(ctx);
+    let inputs = DoctorInputs {
+        env: config.env.as_str().to_string(),
+        debug: config.debug,
+        mode,
+        vault,
+        keys_for_mode,
+        api_restrictions,
+        clock_offset_ms,
+        endpoints_tls,
+        used_testnet_or_paper_before: used_before(ctx),
+        last_kill_switch_test_ms: last_kill,
+        last_backup_ms: last_backup,
+        now_ms: now_ms(),
+    };
+    let mut results = doctor::evaluate(&inputs);
+    if let Some(note) = keys_note
+        && let Some(r) = results.iter_mut().find(|r| r.item == "keys for mode")
+        && r.status != CheckStatus::Pass
+    {
+        if note.starts_with("not checked") {
+            r.status = CheckStatus::Warn;
+            r.detail = format!("keys for {mode}: {note}");
+        } else {
+            r.detail = format!("no usable keys for {mode}: {note}");
+        }
+    }
+    if config.env_keys.is_some()
+        && let Some(r) = results
+            .iter_mut()
+            .find(|r| r.item == "keys for mode" && r.status == CheckStatus::Pass)
+    {
+        r.detail = format!("keys for {mode} from BINANCE_API_KEY/BINANCE_API_SECRET (development only)");
+    }
+    if ctx.json() {
+        println!("{}", doctor::render_json(&results));
+    } else {
+        print!("{}", doctor::render_text(&results));
+    }
+    let code = doctor::exit_code(&results);
+    if code != crate::cli::exit::OK {
+        let failed: Vec<&str> = results
+            .iter()
+            .filter(|r| r.status == CheckStatus::Fail)
+            .map(|r| r.item)
+            .collect();
+        eprintln!("crbot: doctor: failed: {}", failed.join(", "));
+    }
+    Ok(code)
+}

@@ -1,0 +1,457 @@
+//! The read-only commands: `ping`, `health`, `balance`, `orders`, `positions`, `pnl`, and the
+//! journal's `backup` and `journal export --csv`.
+//!
+//! Owns: what each prints (text, or one JSON document). Must not: send an order or change the
+//! trading state (the shared preparation reconciles the journal with the exchange, which is
+//! the same bookkeeping the console does at start-up).
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::cli::common::{self, Ctx, Failure, Outcome, now_ms};
+use crate::cli::exit;
+use crate::cli::trade::order_json;
+use crate::domain::Symbol;
+use crate::engine::core::DEFAULT_WATCHLIST;
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// Opens the combined stream for one symbol and waits for one message.
+async fn stream_reachable(ws_base: &str, symbol: &str, timeout: Duration) -> Result<Duration, String> {
+    let url = format!(
+        "{}/stream?streams={}@bookTicker",
+        ws_base.trim_end_matches('/'),
+        symbol.to_lowercase()
+    );
+    let started = Instant::now();
+    let attempt = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map_err(|e| format!("cannot open the stream: {e}"))?;
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(tokio_tungstenite::tungstenite::Message::Text(_))
+                | Ok(tokio_tungstenite::tungstenite::Message::Binary(_)) => {
+                    let _ = ws.close(None).await;
+                    return Ok(started.elapsed());
+                }
+                Ok(_) => continue,
+                Err(e) => return Err(format!("stream error: {e}")),
+            }
+        }
+        Err("the stream closed without a message".to_string())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("no message within {}s", timeout.as_secs())))
+}
+
+pub async fn ping(ctx: &Ctx) -> Outcome {
+    let session = common::connect(ctx).await?;
+    let rest = session.rest.clone();
+    let endpoints = session.endpoints.clone();
+    let latency = rest.ping().await;
+    let clock = rest.sync_clock().await;
+    let stream = stream_reachable(endpoints.ws.as_str(), "BTCUSDT", Duration::from_secs(8)).await;
+    session.close(&ctx.config).await;
+
+    let mut text = format!(
+        "mode {}\nrest   {}\nstream {}\nws-api {}\n",
+        ctx.config.mode, endpoints.rest, endpoints.ws, endpoints.ws_api
+    );
+    match &latency {
+        Ok(d) => text.push_str(&format!("REST round trip: {} ms\n", ms(*d))),
+        Err(e) => text.push_str(&format!("REST: FAILED ({e})\n")),
+    }
+    match &clock {
+        Ok(c) => text.push_str(&format!(
+            "clock offset: {} ms (round trip {} ms)\n",
+            c.offset_ms, c.rtt_ms
+        )),
+        Err(e) => text.push_str(&format!("clock: FAILED ({e})\n")),
+    }
+    match &stream {
+        Ok(d) => text.push_str(&format!(
+            "market stream: reachable (first message after {} ms)\n",
+            ms(*d)
+        )),
+        Err(e) => text.push_str(&format!("market stream: UNREACHABLE ({e})\n")),
+    }
+    let ok = latency.is_ok() && clock.is_ok() && stream.is_ok();
+    ctx.print(
+        &text,
+        json!({
+            "ok": ok,
+            "mode": ctx.config.mode.to_string(),
+            "endpoints": {"rest": endpoints.rest.as_str(), "ws": endpoints.ws.as_str(), "ws_api": endpoints.ws_api.as_str()},
+            "rest_latency_ms": latency.as_ref().ok().map(|d| ms(*d) as u64),
+            "rest_error": latency.as_ref().err().map(|e| e.to_string()),
+            "clock_offset_ms": clock.as_ref().ok().map(|c| c.offset_ms),
+            "clock_rtt_ms": clock.as_ref().ok().map(|c| c.rtt_ms),
+            "stream_reachable": stream.is_ok(),
+            "stream_first_message_ms": stream.as_ref().ok().map(|d| ms(*d) as u64),
+            "stream_error": stream.as_ref().err(),
+        }),
+    );
+    if let Err(e) = latency {
+        return Err(Failure::new(format!("REST unreachable: {e}")));
+    }
+    if let Err(e) = clock {
+        return Err(Failure::new(format!("clock sync failed: {e}")));
+    }
+    if let Err(e) = stream {
+        return Err(Failure::new(format!("market stream unreachable: {e}")));
+    }
+    Ok(exit::OK)
+}
+
+fn watchlist() -> Vec<Symbol> {
+    DEFAULT_WATCHLIST
+        .iter()
+        .filter_map(|s| Symbol::new(s).ok())
+        .collect()
+}
+
+pub async fn health(ctx: &Ctx) -> Outcome {
+    let mut ready = common::prepare(ctx, &watchlist()).await?;
+    let now = now_ms();
+    let core = &mut ready.core;
+    let watch: Vec<Symbol> = if core.state.watchlist.is_empty() {
+        watchlist()
+    } else {
+        core.state.watchlist.clone()
+    };
+    let missing: Vec<Symbol> = watch
+        .iter()
+        .filter(|s| !core.state.quotes.contains_key(*s))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        let set = missing.iter().cloned().collect();
+        let rest = ready.session.rest.clone();
+        common::fetch_quotes(core, &rest, &set, &mut ready.notes).await;
+    }
+    let stale: Vec<String> = watch
+        .iter()
+        .filter(|s| core.state.is_stale(s, now))
+        .map(|s| s.to_string())
+        .collect();
+    let usage = ready.session.rest.usage();
+    let integrity = core.journal.integrity_check();
+    let open = core.state.open_orders().len();
+    let journal_path = core.journal.path().display().to_string();
+    let trading = core.state.trading.to_string();
+    let offset = core.state.clock_offset_ms;
+    let mut text = format!(
+        "mode {} — connected to {}\n",
+        ctx.config.mode, ready.session.endpoints.rest
+    );
+    text.push_str(&match offset {
+        Some(o) => format!("clock offset: {o} ms\n"),
+        None => "clock offset: unknown\n".into(),
+    });
+    text.push_str(&format!(
+        "rate limits: weight {}/{} per minute, orders {}/{} per 10 s, {}/{} per day\n",
+        usage.weight_used,
+        usage.weight_limit,
+        usage.orders_10s,
+        usage.orders_10s_limit,
+        usage.orders_1d,
+        usage.orders_1d_limit
+    ));
+    if let Some(t) = usage.banned_until_ms {
+        text.push_str(&format!("IP BANNED until {t} ms\n"));
+    }
+    text.push_str(&format!("trading: {trading}\n"));
+    text.push_str(&format!(
+        "journal: {journal_path} (integrity {})\n",
+        match &integrity {
+            Ok(true) => "ok".to_string(),
+            Ok(false) => "FAILED".to_string(),
+            Err(e) => format!("not checked: {e}"),
+        }
+    ));
+    text.push_str(&format!("open orders: {open}\n"));
+    text.push_str(&format!(
+        "stale symbols: {}\n",
+        if stale.is_empty() {
+            "none".to_string()
+        } else {
+            stale.join(", ")
+        }
+    ));
+    for n in &ready.notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    let ok = integrity.as_ref().is_ok_and(|v| *v) && usage.banned_until_ms.is_none();
+    ctx.print(
+        &text,
+        json!({
+            "ok": ok,
+            "mode": ctx.config.mode.to_string(),
+            "connected": true,
+            "rest": ready.session.endpoints.rest.as_str(),
+            "clock_offset_ms": offset,
+            "rate_limits": {
+                "weight_used": usage.weight_used, "weight_limit": usage.weight_limit,
+                "orders_10s": usage.orders_10s, "orders_10s_limit": usage.orders_10s_limit,
+                "orders_1d": usage.orders_1d, "orders_1d_limit": usage.orders_1d_limit,
+                "hold_until_ms": usage.hold_until_ms, "banned_until_ms": usage.banned_until_ms,
+            },
+            "trading_state": trading,
+            "journal": {"path": journal_path, "integrity_ok": integrity.as_ref().ok().copied()},
+            "open_orders": open,
+            "stale_symbols": stale,
+            "notes": ready.notes,
+        }),
+    );
+    ready.session.close(&ctx.config).await;
+    if ok {
+        Ok(exit::OK)
+    } else {
+        Err(Failure::new(
+            "unhealthy: journal integrity failed or the IP is banned",
+        ))
+    }
+}
+
+pub async fn balance(ctx: &Ctx) -> Outcome {
+    let ready = common::prepare(ctx, &[]).await?;
+    let st = &ready.core.state;
+    let mut text = format!(
+        "{:<8} {:>20} {:>20} {:>14} {:>16}\n",
+        "asset", "free", "locked", "mark USDT", "value USDT"
+    );
+    let mut rows = Vec::new();
+    for b in st.balances.values() {
+        let mark = st.mark_in_usdt(&b.asset);
+        let value = mark.map(|m| (b.total().value() * m.value()).round_dp(2));
+        text.push_str(&format!(
+            "{:<8} {:>20} {:>20} {:>14} {:>16}\n",
+            b.asset.as_str(),
+            b.free.to_string(),
+            b.locked.to_string(),
+            mark.map(|m| m.to_string()).unwrap_or_else(|| "unpriced".into()),
+            value.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+        ));
+        rows.push(json!({
+            "asset": b.asset.as_str(), "free": b.free.to_string(), "locked": b.locked.to_string(),
+            "mark_usdt": mark.map(|m| m.to_string()), "value_usdt": value.map(|v| v.to_string()),
+        }));
+    }
+    let equity = st.equity.last().map(|s| s.equity.amount.round_dp(2));
+    text.push_str(&format!(
+        "equity: {} USDT\n",
+        equity.map(|e| e.to_string()).unwrap_or_else(|| "unknown".into())
+    ));
+    let unpriced: Vec<&str> = st.unpriced.iter().map(|a| a.as_str()).collect();
+    if !unpriced.is_empty() {
+        text.push_str(&format!(
+            "unpriced (left out of equity): {}\n",
+            unpriced.join(", ")
+        ));
+    }
+    ctx.print(
+        &text,
+        json!({"balances": rows, "equity_usdt": equity.map(|e| e.to_string()), "unpriced": unpriced}),
+    );
+    ready.session.close(&ctx.config).await;
+    Ok(exit::OK)
+}
+
+pub async fn orders(ctx: &Ctx) -> Outcome {
+    let ready = common::prepare(ctx, &[]).await?;
+    let open = ready.core.state.open_orders();
+    let mut text = String::new();
+    if open.is_empty() {
+        text.push_str("no open orders\n");
+    } else {
+        text.push_str(&format!(
+            "{:<36} {:<10} {:<4} {:<11} {:>14} {:>14} {:>14} {:>14} {:<16} {}\n",
+            "client id", "symbol", "side", "type", "price", "stop", "qty", "executed", "status", "purpose"
+        ));
+    }
+    for o in &open {
+        text.push_str(&format!(
+            "{:<36} {:<10} {:<4} {:<11} {:>14} {:>14} {:>14} {:>14} {:<16} {}\n",
+            o.client_order_id.as_str(),
+            o.symbol.as_str(),
+            o.side.as_wire(),
+            o.order_type.as_wire(),
+            o.price.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            o.stop_price.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            o.qty.to_string(),
+            o.executed_qty.to_string(),
+            o.state.as_code(),
+            o.purpose.as_code(),
+        ));
+    }
+    for n in &ready.notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    let list: Vec<serde_json::Value> = open.iter().map(order_json).collect();
+    ctx.print(&text, json!({"orders": list, "notes": ready.notes}));
+    ready.session.close(&ctx.config).await;
+    Ok(exit::OK)
+}
+
+pub async fn positions(ctx: &Ctx) -> Outcome {
+    let ready = common::prepare(ctx, &[]).await?;
+    let snap = ready.core.state.snapshot(now_ms());
+    let mut text = String::new();
+    if snap.positions.is_empty() {
+        text.push_str("no positions\n");
+    } else {
+        text.push_str(&format!(
+            "{:<10} {:>16} {:>14} {:>14} {:>14} {:>9}\n",
+            "symbol", "qty", "avg entry", "mark", "unrealized", "%"
+        ));
+    }
+    let mut rows = Vec::new();
+    for p in &snap.positions {
+        text.push_str(&format!(
+            "{:<10} {:>16} {:>14} {:>14} {:>14} {:>9}{}\n",
+            p.symbol.as_str(),
+            p.qty.to_string(),
+            p.avg_entry
+                .map(|v| v.value().round_dp(8).normalize().to_string())
+                .unwrap_or_else(|| "-".into()),
+            p.mark.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            p.unrealized
+                .as_ref()
+                .map(|u| u.amount.round_dp(2).to_string())
+                .unwrap_or_else(|| "-".into()),
+            p.unrealized_pct
+                .map(|v| v.round_dp(2).to_string())
+                .unwrap_or_else(|| "-".into()),
+            if p.external { "  external" } else { "" },
+        ));
+        rows.push(json!({
+            "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
+            "avg_entry": p.avg_entry.map(|v| v.value().round_dp(8).normalize().to_string()), "mark": p.mark.map(|v| v.to_string()),
+            "unrealized_pnl": p.unrealized.as_ref().map(|u| u.amount.round_dp(8).to_string()),
+            "unrealized_pct": p.unrealized_pct.map(|v| v.round_dp(4).to_string()),
+            "external": p.external,
+        }));
+    }
+    ctx.print(&text, json!({"positions": rows}));
+    ready.session.close(&ctx.config).await;
+    Ok(exit::OK)
+}
+
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub async fn pnl(ctx: &Ctx) -> Outcome {
+    let ready = common::prepare(ctx, &[]).await?;
+    let now = now_ms();
+    let st = &ready.core.state;
+    let l = st.snapshot(now).limits;
+    let equity = st.equity.last().map(|s| s.equity.amount.round_dp(2));
+    let day_start = st.equity.day_start().map(|d| d.equity.amount.round_dp(2));
+    let hwm = st.equity.high_water_mark().map(|m| m.amount.round_dp(2));
+    let opt = |v: Option<Decimal>| v.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into());
+    let mut text = String::new();
+    text.push_str(&format!("equity: {} USDT\n", opt(equity)));
+    text.push_str(&format!("day-start equity: {} USDT\n", opt(day_start)));
+    text.push_str(&format!(
+        "today: {} USDT ({}%) — daily-loss limit -{}% (resets {})\n",
+        l.day_pnl.amount.round_dp(2),
+        l.day_pnl_pct.round_dp(2),
+        l.daily_loss_limit_pct.normalize(),
+        utc(l.daily_reset_ms)
+    ));
+    text.push_str(&format!(
+        "drawdown: {}% of limit {}% (high-water mark {} USDT)\n",
+        l.drawdown_pct.round_dp(2),
+        l.drawdown_limit_pct.normalize(),
+        opt(hwm)
+    ));
+    text.push_str(&format!(
+        "entries today: {} / {}\n",
+        l.trades_used, l.trades_limit
+    ));
+    text.push_str(&format!("trading: {}\n", st.trading));
+    let mut realized = Vec::new();
+    for p in st.positions.iter() {
+        let r = p.realized_pnl();
+        text.push_str(&format!(
+            "realized {}: {} {}\n",
+            p.symbol,
+            r.amount.round_dp(2),
+            r.asset
+        ));
+        realized.push(json!({"symbol": p.symbol.as_str(), "realized": r.amount.round_dp(8).to_string(), "asset": r.asset.as_str()}));
+    }
+    ctx.print(
+        &text,
+        json!({
+            "equity": equity.map(|d| d.to_string()),
+            "day_start_equity": day_start.map(|d| d.to_string()),
+            "day_pnl": l.day_pnl.amount.round_dp(8).to_string(),
+            "day_pnl_pct": l.day_pnl_pct.round_dp(4).to_string(),
+            "daily_loss_limit_pct": l.daily_loss_limit_pct.to_string(),
+            "daily_reset_ms": l.daily_reset_ms,
+            "drawdown_pct": l.drawdown_pct.round_dp(4).to_string(),
+            "drawdown_limit_pct": l.drawdown_limit_pct.to_string(),
+            "high_water_mark": hwm.map(|d| d.to_string()),
+            "trades_used": l.trades_used,
+            "trades_limit": l.trades_limit,
+            "trading_state": st.trading.to_string(),
+            "realized": realized,
+        }),
+    );
+    ready.session.close(&ctx.config).await;
+    Ok(exit::OK)
+}
+
+pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Outcome {
+    let journal = crate::cli::kill::open_existing(ctx)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Failure::new(format!("{}: {e}", parent.display())))?;
+    }
+    journal
+        .backup_to(path)
+        .map_err(|e| Failure::new(format!("backup to {}: {e}", path.display())))?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let event = crate::journal::EventRecord {
+        time_ms: now_ms(),
+        kind: crate::cli::kill::BACKUP_EVENT.to_string(),
+        symbol: None,
+        detail: path.display().to_string(),
+    };
+    if let Err(e) = journal.record_event(&event) {
+        eprintln!("crbot: warning: the backup is written but the journal could not record it: {e}");
+    }
+    ctx.print(
+        &format!(
+            "backup of {} written to {} ({size} bytes)",
+            journal.path().display(),
+            path.display()
+        ),
+        json!({"source": journal.path().display().to_string(), "path": path.display().to_string(), "bytes": size}),
+    );
+    Ok(exit::OK)
+}
+
+pub fn export(ctx: &Ctx, dir: &std::path::Path) -> Outcome {
+    let journal = crate::cli::kill::open_existing(ctx)?;
+    std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
+    let files = journal
+        .export_csv(dir)
+        .map_err(|e| Failure::new(format!("export to {}: {e}", dir.display())))?;
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    ctx.print(
+        &format!("wrote:\n  {}", names.join("\n  ")),
+        json!({"files": names}),
+    );
+    Ok(exit::OK)
+}

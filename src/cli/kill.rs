@@ -1,0 +1,287 @@
+//! `crbot kill [--flatten]` and `crbot resume` (DESIGN.md §5, issue 7 items 1–3 and 5).
+//!
+//! Owns: the order of stage one from a shell — HALTED in the journal first (if the journal
+//! cannot record it, say so loudly and cancel anyway), then the exchange sweep, the outcome
+//! per symbol (printed and journaled), an online backup; `--flatten` then sells crbot's
+//! positions at market through the risk gate (exit confirmed). Must not: need a running
+//! console or the market stream; re-arm anything (only `resume` does, explicitly).
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms};
+use crate::cli::exit;
+use crate::domain::{OrderPurpose, Symbol};
+use crate::engine::core::{Core, Refusal};
+use crate::engine::kill::{self, KillEvent, SweepConfig};
+use crate::journal::Journal;
+use crate::risk::TradingState;
+
+pub const KILL_TRIGGER: &str = "CLI_KILL";
+pub const KILL_EVENT: &str = "KILL";
+/// Journal event recorded for every backup, so `doctor` finds backups written anywhere.
+pub const BACKUP_EVENT: &str = "BACKUP";
+
+/// `<data>/backups/journal-<mode>-<UTC time>.db`.
+pub fn backup_path(ctx: &Ctx) -> std::path::PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    ctx.config
+        .paths
+        .data_dir
+        .join("backups")
+        .join(format!("journal-{}-{stamp}.db", ctx.config.mode))
+}
+
+pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
+    let now = now_ms();
+    let mut warnings: Vec<String> = Vec::new();
+    // 1. The halt, durable before any request leaves.
+    let mut core = match common::open_core(&ctx.config) {
+        Ok(mut c) => {
+            if let Err(e) = c.halt(KILL_TRIGGER, "kill switch from the command line", now) {
+                warnings.push(format!(
+                    "WARNING: the journal could not record the halt ({e}); cancelling anyway"
+                ));
+            }
+            Some(c)
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "WARNING: the journal cannot be opened ({}); the halt is NOT recorded; cancelling anyway",
+                e.line
+            ));
+            None
+        }
+    };
+    for w in &warnings {
+        eprintln!("crbot: {w}");
+    }
+    let known: BTreeSet<Symbol> = core
+        .as_ref()
+        .map(|c| c.state.symbols_with_open_orders())
+        .unwrap_or_default();
+
+    // 2. The sweep.
+    let session = common::connect(ctx).await?;
+    let rest = session.rest.clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let json = ctx.json();
+    let printer = tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            if json {
+                continue;
+            }
+            match ev {
+                KillEvent::Stage(s) => println!("kill: {}", s.label()),
+                KillEvent::Line { symbol, ok, outcome } => {
+                    let mark = match ok {
+                        Some(true) => "ok",
+                        Some(false) => "FAILED",
+                        None => "..",
+                    };
+                    println!("  {symbol:<12} {mark:<6} {outcome}");
+                }
+                KillEvent::Countdown { secs } if secs > 0 => {
+                    println!("  rate limited: cancelling again in {secs}s")
+                }
+                KillEvent::Countdown { .. } => {}
+                KillEvent::Done { ok, summary } => {
+                    println!("kill: {} — {summary}", if ok { "DONE" } else { "INCOMPLETE" })
+                }
+            }
+        }
+    });
+    let report = kill::sweep(&rest, &known, &SweepConfig::default(), &tx).await;
+    drop(tx);
+    let _ = printer.await;
+
+    let mut ready = match core.take() {
+        Some(core) => Some(Ready {
+            session,
+            core,
+            notes: Vec::new(),
+        }),
+        None => {
+            session.close(&ctx.config).await;
+            None
+        }
+    };
+    let mut backup = None;
+    if let Some(r) = ready.as_mut() {
+        for l in &report.lines {
+            r.core
+                .record_event(KILL_EVENT, Some(&l.symbol), &l.outcome, now_ms());
+        }
+        r.core.record_event(KILL_EVENT, None, &report.summary, now_ms());
+        // Bring the journal's orders up to date with what the sweep cancelled.
+        if let Err(e) = common::sync(r, &[]).await {
+            r.notes
+                .push(format!("after the sweep, reconcile failed: {}", e.line));
+        }
+        // 3. An online backup once stage one is over.
+        let path = backup_path(ctx);
+        let made = path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .map_err(|e| e.to_string())
+            .and_then(|_| r.core.journal.backup_to(&path).map_err(|e| e.to_string()));
+        backup = Some(match made {
+            Ok(()) => Ok(path),
+            Err(e) => Err(e),
+        });
+    }
+
+    // 4. Stage two when asked.
+    let mut flatten_json = serde_json::Value::Null;
+    let mut flatten_ok = true;
+    if flatten {
+        match ready.as_mut() {
+            Some(r) => {
+                let (ok, text, j) = flatten_all(r).await;
+                flatten_ok = ok;
+                flatten_json = j;
+                if !ctx.json() {
+                    println!("{text}");
+                }
+            }
+            None => {
+                flatten_ok = false;
+                warnings.push("flatten skipped: without the journal crbot cannot tell its positions".into());
+            }
+        }
+    }
+
+    let state = ready
+        .as_ref()
+        .map(|r| r.core.state.trading.to_string())
+        .unwrap_or_else(|| "HALTED (not recorded)".into());
+    let mut text = String::new();
+    text.push_str(&format!("trading state: {state}\n"));
+    match &backup {
+        Some(Ok(p)) => text.push_str(&format!("journal backup: {}\n", p.display())),
+        Some(Err(e)) => text.push_str(&format!("journal backup FAILED: {e}\n")),
+        None => {}
+    }
+    if let Some(r) = &ready {
+        for n in &r.notes {
+            text.push_str(&format!("note: {n}\n"));
+        }
+    }
+    let lines: Vec<serde_json::Value> = report
+        .lines
+        .iter()
+        .map(|l| json!({"symbol": l.symbol.as_str(), "ok": l.ok, "outcome": l.outcome}))
+        .collect();
+    ctx.print(
+        &text,
+        json!({
+            "ok": report.ok && flatten_ok,
+            "trading_state": state,
+            "halt_recorded": warnings.is_empty(),
+            "warnings": warnings,
+            "symbols": lines,
+            "cancelled": report.cancelled,
+            "still_open": report.still_open.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "summary": report.summary,
+            "backup": backup.as_ref().map(|b| match b { Ok(p) => json!({"path": p.display().to_string()}), Err(e) => json!({"error": e}) }),
+            "flatten": flatten_json,
+        }),
+    );
+    if let Some(r) = ready {
+        r.session.close(&ctx.config).await;
+    }
+    if !report.ok {
+        return Err(Failure::new(format!("kill incomplete: {}", report.summary)));
+    }
+    if !flatten_ok {
+        return Err(Failure::new(
+            "kill: orders cancelled, but flatten did not complete",
+        ));
+    }
+    Ok(exit::OK)
+}
+
+/// Stage two: a MARKET sell of each of crbot's positions (all of it), through the risk gate
+/// with the exit confirmed; dust reported per asset.
+async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
+    let plan = kill::flatten_plan(&ready.core.state, 100, None);
+    let mut ok = true;
+    let mut text = String::from("flatten:\n");
+    let mut sells = Vec::new();
+    if plan.tickets.is_empty() && plan.dust.is_empty() {
+        text.push_str("  no crbot positions to sell\n");
+    }
+    for t in &plan.tickets {
+        let mut log = Vec::new();
+        let result = match ready.core.decide(t, OrderPurpose::Flatten, true, now_ms()) {
+            Ok(p) => crate::cli::trade::send_prepared(ready, &p.request, &mut log).await,
+            Err(Refusal::Risk(d)) => Err(format!(
+                "refused: {}",
+                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+            )),
+            Err(e @ Refusal::Storage(_)) => Err(e.to_string()),
+        };
+        let line = match &result {
+            Ok(()) => format!("  {} SELL {}: {}", t.symbol, t.qty, log.join("; ")),
+            Err(e) => format!("  {} SELL {}: FAILED {e}", t.symbol, t.qty),
+        };
+        ok &= result.is_ok();
+        text.push_str(&line);
+        text.push('\n');
+        sells.push(json!({"symbol": t.symbol.as_str(), "qty": t.qty.to_string(), "ok": result.is_ok(), "detail": result.err().unwrap_or_else(|| log.join("; "))}));
+    }
+    let mut dust = Vec::new();
+    for d in &plan.dust {
+        text.push_str(&format!(
+            "  dust {} {} ({}): {}\n",
+            d.qty, d.asset, d.symbol, d.reason
+        ));
+        dust.push(json!({"symbol": d.symbol.as_str(), "asset": d.asset.as_str(), "qty": d.qty.to_string(), "reason": d.reason}));
+    }
+    (ok, text, json!({"ok": ok, "sells": sells, "dust": dust}))
+}
+
+/// `crbot resume`: re-arms, journaled. In modes with keys the vault passphrase is required
+/// first (keys from the environment in development stand in for it, as everywhere).
+pub async fn resume(ctx: &Ctx) -> Outcome {
+    let config = &ctx.config;
+    if config.mode.needs_keys() && config.env_keys.is_none() {
+        let path = crate::vault::cli::vault_path(Some(&config.paths.config_dir));
+        let mut source: Box<dyn crate::vault::PassphraseSource> = if ctx.global.passphrase_stdin {
+            Box::new(crate::vault::LinesSource::new(std::io::stdin().lock()))
+        } else {
+            Box::new(crate::vault::TerminalPrompt)
+        };
+        crate::vault::unlock_interactive(&path, config.mode, source.as_mut(), &std::thread::sleep)
+            .map_err(|e| Failure::new(format!("re-arm needs the vault passphrase: {e}")))?;
+    }
+    let mut core: Core = common::open_core(config)?;
+    if core.state.trading == TradingState::Active {
+        ctx.print(
+            "trading is already active; nothing to re-arm",
+            json!({"rearmed": false, "trading_state": "ACTIVE", "message": "already active"}),
+        );
+        return Ok(exit::OK);
+    }
+    let before = core.state.trading.to_string();
+    core.rearm("cli", now_ms()).map_err(Failure::new)?;
+    let after = core.state.trading.to_string();
+    ctx.print(
+        &format!("re-armed: {before} → {after}"),
+        json!({"rearmed": true, "previous": before, "trading_state": after}),
+    );
+    Ok(exit::OK)
+}
+
+/// Opens this mode's journal only if it exists (backup and export never create one).
+pub fn open_existing(ctx: &Ctx) -> Result<Journal, Failure> {
+    let path = ctx.config.journal_path();
+    if !path.exists() {
+        return Err(Failure::new(format!("no journal at {}", path.display())));
+    }
+    Journal::open(&path, ctx.config.mode)
+        .map_err(|e| Failure::new(format!("journal {}: {e}", path.display())))
+}
