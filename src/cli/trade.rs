@@ -291,6 +291,7 @@ pub async fn send_prepared(
     let cid = request.client_order_id.clone();
     match rest.place_order(request).await {
         OrderOutcome::Done(placed) => {
+            crate::failpoint::hit("after_send");
             let follow = apply_report(ready, &placed.order, &placed.fills).await;
             log.push(format!(
                 "placed {} ({}): {}",
@@ -531,6 +532,7 @@ async fn protect(
             return Err(line);
         }
     }
+    crate::failpoint::hit("before_send");
     let request = OcoRequest {
         symbol: symbol.clone(),
         qty,
