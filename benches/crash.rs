@@ -13,8 +13,14 @@ mod harness;
 use harness::{Harness, Rng, random_fault, run_all};
 
 fn main() {
-    let runs: u64 = std::env::var("CRASH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
-    let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(20261128);
+    let runs: u64 = std::env::var("CRASH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20261128);
     let h = Harness::new(env!("CARGO_BIN_EXE_crbot").into());
     let mut rng = Rng::new(seed);
     let faults = (0..runs)

@@ -47,6 +47,12 @@ fn the_harness_reports_a_journal_that_lost_its_fills() {
     }
     let tampered = h.run_tampered(2001, fault, Some(forget));
     let text = tampered.discrepancies.join("\n");
-    assert!(text.contains("not in the journal"), "a lost fill went unseen:\n{tampered}");
-    assert!(text.contains("journal fills imply"), "balances went unchecked:\n{tampered}");
+    assert!(
+        text.contains("not in the journal"),
+        "a lost fill went unseen:\n{tampered}"
+    );
+    assert!(
+        text.contains("journal fills imply"),
+        "balances went unchecked:\n{tampered}"
+    );
 }

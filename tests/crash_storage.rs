@@ -36,7 +36,10 @@ fn now_ms() -> i64 {
 async fn wait_until<F: FnMut() -> bool>(mut cond: F, timeout: Duration, what: &str) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -77,7 +80,9 @@ async fn place_resting(rest: &BinanceRest, h: &SimHandle, journal: &Journal) -> 
             client_order_id: cid.clone(),
         };
         match rest.place_order(&req).await {
-            OrderOutcome::Done(p) => journal.insert_order(&p.order.to_order(OrderPurpose::Entry)).unwrap(),
+            OrderOutcome::Done(p) => journal
+                .insert_order(&p.order.to_order(OrderPurpose::Entry))
+                .unwrap(),
             other => panic!("placing {name}: {other:?}"),
         }
         cids.push(cid);
@@ -147,10 +152,22 @@ async fn a_journal_that_cannot_be_written_refuses_tickets_keeps_the_kill_switch_
     let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now_ms()));
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
-    let engine = tokio::spawn(Runtime::run(core, rest.clone(), cmd_rx, snap_tx, cancel.clone(), false));
+    let engine = tokio::spawn(Runtime::run(
+        core,
+        rest.clone(),
+        cmd_rx,
+        snap_tx,
+        cancel.clone(),
+        false,
+    ));
     let snap = || -> Snapshot { snap_rx.borrow().clone() };
     wait_until(
-        || snap().log.iter().any(|l| l.text.contains("reconciled with the exchange")),
+        || {
+            snap()
+                .log
+                .iter()
+                .any(|l| l.text.contains("reconciled with the exchange"))
+        },
         Duration::from_secs(20),
         "the start-up reconciliation",
     )
@@ -160,22 +177,42 @@ async fn a_journal_that_cannot_be_written_refuses_tickets_keeps_the_kill_switch_
     freeze_file_sizes(&path);
 
     // A ticket is refused, saying why; the header says so too, and a second one is refused as well.
-    cmd_tx.send(Command::SubmitTicket(draft("BTCUSDT"))).await.unwrap();
-    wait_until(|| snap().ticket_result.is_some(), Duration::from_secs(10), "a ticket result").await;
+    cmd_tx
+        .send(Command::SubmitTicket(draft("BTCUSDT")))
+        .await
+        .unwrap();
+    wait_until(
+        || snap().ticket_result.is_some(),
+        Duration::from_secs(10),
+        "a ticket result",
+    )
+    .await;
     let result = snap().ticket_result.unwrap();
     match &result.outcome {
         TicketOutcome::Rejected { message, .. } => {
-            assert!(message.contains("journal cannot record"), "unclear refusal: {message}")
+            assert!(
+                message.contains("journal cannot record"),
+                "unclear refusal: {message}"
+            )
         }
         other => panic!("a ticket was not refused while the journal cannot write: {other:?}"),
     }
     wait_until(
-        || snap().header.warnings.iter().any(|w| w.contains("journal cannot be written")),
+        || {
+            snap()
+                .header
+                .warnings
+                .iter()
+                .any(|w| w.contains("journal cannot be written"))
+        },
         Duration::from_secs(5),
         "the header warning",
     )
     .await;
-    cmd_tx.send(Command::SubmitTicket(draft("ETHUSDT"))).await.unwrap();
+    cmd_tx
+        .send(Command::SubmitTicket(draft("ETHUSDT")))
+        .await
+        .unwrap();
     wait_until(
         || snap().ticket_result.is_some_and(|r| r.draft.symbol == "ETHUSDT"),
         Duration::from_secs(10),
@@ -202,7 +239,11 @@ async fn a_journal_that_cannot_be_written_refuses_tickets_keeps_the_kill_switch_
     )
     .await;
     let open = rest.open_orders(None).await.unwrap();
-    assert!(open.is_empty(), "{} order(s) still open after the kill", open.len());
+    assert!(
+        open.is_empty(),
+        "{} order(s) still open after the kill",
+        open.len()
+    );
     // Nothing was sent for the refused tickets.
     for s in ["BTCUSDT", "ETHUSDT"] {
         let trades = rest.my_trades(&Symbol::new(s).unwrap(), None).await.unwrap();

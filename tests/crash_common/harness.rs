@@ -50,7 +50,11 @@ const ASSETS: [&str; 5] = ["USDT", "BNB", "BTC", "ETH", "SOL"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// `CRBOT_FAILPOINT=point:nth` for the command of `step`.
-    Failpoint { step: usize, point: &'static str, nth: u32 },
+    Failpoint {
+        step: usize,
+        point: &'static str,
+        nth: u32,
+    },
     /// SIGKILL `after_ms` after the command of `step` started.
     Sigkill { step: usize, after_ms: u64 },
 }
@@ -304,7 +308,12 @@ impl Harness {
                 v.push("--limit".into());
                 v.push(l.to_string());
             }
-            v.extend(["--stop-loss".into(), sl.to_string(), "--take-profit".into(), tp.to_string()]);
+            v.extend([
+                "--stop-loss".into(),
+                sl.to_string(),
+                "--take-profit".into(),
+                tp.to_string(),
+            ]);
             v
         };
         let below = |sym: &str| floor_to(mids[sym] * dec("0.98"), tick);
@@ -335,7 +344,8 @@ impl Harness {
             .rt
             .block_on(sim::start("127.0.0.1:0".parse().unwrap(), config))
             .unwrap();
-        let starting: BTreeMap<String, Decimal> = SimConfig::default().starting_balances.into_iter().collect();
+        let starting: BTreeMap<String, Decimal> =
+            SimConfig::default().starting_balances.into_iter().collect();
         let run = Run {
             h: self,
             sim,
@@ -349,7 +359,9 @@ impl Harness {
         for (i, args) in script.iter().enumerate() {
             let (fp, kill_after) = match &fault {
                 Fault::Failpoint { step, point, nth } if *step == i => (Some(format!("{point}:{nth}")), None),
-                Fault::Sigkill { step, after_ms } if *step == i => (None, Some(Duration::from_millis(*after_ms))),
+                Fault::Sigkill { step, after_ms } if *step == i => {
+                    (None, Some(Duration::from_millis(*after_ms)))
+                }
                 _ => (None, None),
             };
             let faulted = fp.is_some() || kill_after.is_some();
@@ -412,7 +424,10 @@ impl Harness {
         if let Some(t) = tamper {
             t(&run.journal_path());
         }
-        discrepancies.extend(self.rt.block_on(self.compare(&run.sim, &run.journal_path(), &starting)));
+        discrepancies.extend(
+            self.rt
+                .block_on(self.compare(&run.sim, &run.journal_path(), &starting)),
+        );
         let sim = run.sim;
         self.rt.block_on(sim.shutdown());
         RunReport {
@@ -440,14 +455,19 @@ impl Harness {
     }
 
     async fn exchange_open(&self, sim: &SimHandle) -> usize {
-        Self::rest(sim).open_orders(None).await.map(|v| v.len()).unwrap_or(usize::MAX)
+        Self::rest(sim)
+            .open_orders(None)
+            .await
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
     }
 
     /// `GET /api/v3/allOrders` for one symbol (crbot's client has no call for it), signed by hand.
     async fn all_orders(sim: &SimHandle, symbol: &str) -> Vec<serde_json::Value> {
         let ts = chrono::Utc::now().timestamp_millis().to_string();
         let query = format!("symbol={symbol}&limit=1000&timestamp={ts}");
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(sim.api_secret().expose().as_bytes()).unwrap();
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(sim.api_secret().expose().as_bytes()).unwrap();
         mac.update(query.as_bytes());
         let sig = hex::encode(mac.finalize().into_bytes());
         let url = format!("{}/api/v3/allOrders?{query}&signature={sig}", sim.rest_url());
@@ -458,11 +478,18 @@ impl Harness {
             .await
             .unwrap();
         let body: serde_json::Value = r.json().await.unwrap();
-        body.as_array().cloned().unwrap_or_else(|| panic!("allOrders {symbol}: {body}"))
+        body.as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("allOrders {symbol}: {body}"))
     }
 
     /// Every check of the module doc that compares the journal with the exchange.
-    async fn compare(&self, sim: &SimHandle, path: &Path, starting: &BTreeMap<String, Decimal>) -> Vec<String> {
+    async fn compare(
+        &self,
+        sim: &SimHandle,
+        path: &Path,
+        starting: &BTreeMap<String, Decimal>,
+    ) -> Vec<String> {
         let mut d = Vec::new();
         let journal = match Journal::open_existing(path, Mode::Testnet) {
             Ok(j) => j,
@@ -496,7 +523,9 @@ impl Harness {
                 }
                 on_exchange.insert(cid.clone());
                 match by_cid.get(&cid) {
-                    None => d.push(format!("{symbol} order {cid} ({status}) is on the exchange, not in the journal")),
+                    None => d.push(format!(
+                        "{symbol} order {cid} ({status}) is on the exchange, not in the journal"
+                    )),
                     Some(j) if j.state.as_code() != status => d.push(format!(
                         "{symbol} order {cid}: exchange {status}, journal {}",
                         j.state.as_code()
@@ -518,14 +547,17 @@ impl Harness {
         for o in orders.iter().filter(|o| o.purpose != OrderPurpose::External) {
             let cid = o.client_order_id.as_str();
             match o.state {
-                LocalOrderState::Pending | LocalOrderState::Sending | LocalOrderState::Unknown => d.push(format!(
-                    "{} order {cid} still {} after the restart",
-                    o.symbol,
-                    o.state.as_code()
-                )),
-                LocalOrderState::NotSent if on_exchange.contains(cid) => {
-                    d.push(format!("{} order {cid} NOT_SENT in the journal but on the exchange", o.symbol))
+                LocalOrderState::Pending | LocalOrderState::Sending | LocalOrderState::Unknown => {
+                    d.push(format!(
+                        "{} order {cid} still {} after the restart",
+                        o.symbol,
+                        o.state.as_code()
+                    ))
                 }
+                LocalOrderState::NotSent if on_exchange.contains(cid) => d.push(format!(
+                    "{} order {cid} NOT_SENT in the journal but on the exchange",
+                    o.symbol
+                )),
                 LocalOrderState::Exchange(_) if !on_exchange.contains(cid) => d.push(format!(
                     "{} order {cid} {} in the journal, unknown to the exchange",
                     o.symbol,
@@ -539,7 +571,9 @@ impl Harness {
         let fills = journal.fills().unwrap();
         let mut journal_fills: BTreeMap<(String, u64), usize> = BTreeMap::new();
         for f in &fills {
-            *journal_fills.entry((f.symbol.as_str().to_string(), f.trade_id)).or_default() += 1;
+            *journal_fills
+                .entry((f.symbol.as_str().to_string(), f.trade_id))
+                .or_default() += 1;
         }
         let mut exchange_fills = BTreeSet::new();
         for symbol in SYMBOLS {
@@ -556,7 +590,10 @@ impl Harness {
             }
         }
         for key in journal_fills.keys().filter(|k| !exchange_fills.contains(*k)) {
-            d.push(format!("{} trade {} in the journal, not on the exchange", key.0, key.1));
+            d.push(format!(
+                "{} trade {} in the journal, not on the exchange",
+                key.0, key.1
+            ));
         }
 
         // Balances: the starting balances moved by the journal's fills.
@@ -573,7 +610,9 @@ impl Harness {
             };
             *expected.entry(base).or_default() += sign * qty;
             *expected.entry("USDT".into()).or_default() -= sign * quote;
-            *expected.entry(f.commission_asset.as_str().to_string()).or_default() -= f.commission.value();
+            *expected
+                .entry(f.commission_asset.as_str().to_string())
+                .or_default() -= f.commission.value();
         }
         match rest.account().await {
             Ok(acct) => {
@@ -586,7 +625,9 @@ impl Harness {
                         .sum();
                     let want = expected.get(asset).copied().unwrap_or_default();
                     if (have - want).abs() > dec("0.00000001") {
-                        d.push(format!("{asset}: exchange balance {have}, journal fills imply {want}"));
+                        d.push(format!(
+                            "{asset}: exchange balance {have}, journal fills imply {want}"
+                        ));
                     }
                 }
             }
@@ -606,7 +647,14 @@ pub fn run_all(h: &Harness, faults: Vec<(u64, Fault)>) -> Vec<RunReport> {
     }
     let discrepancies: usize = reports.iter().map(|r| r.discrepancies.len()).sum();
     let fired = reports.iter().filter(|r| r.fired).count();
-    println!("crash harness: {} runs, {} discrepancies", reports.len(), discrepancies);
-    println!("crash harness: {fired} of {} crashes landed (the rest ended first)", reports.len());
+    println!(
+        "crash harness: {} runs, {} discrepancies",
+        reports.len(),
+        discrepancies
+    );
+    println!(
+        "crash harness: {fired} of {} crashes landed (the rest ended first)",
+        reports.len()
+    );
     reports
 }
