@@ -13,10 +13,14 @@ mod harness;
 use harness::{Harness, Rng, random_fault, run_all};
 
 fn main() {
+    // `cargo bench` passes `--bench`; under `cargo test --all-targets` (CI) this is a smoke
+    // run only: the sample test (`tests/crash_sample.rs`) covers every failpoint there.
+    let full = std::env::args().any(|a| a == "--bench");
+    let default_runs = if full { 100 } else { 2 };
     let runs: u64 = std::env::var("CRASH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(default_runs);
     let seed: u64 = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
