@@ -6,7 +6,8 @@
 //! script — a MARKET entry with stop-loss and take-profit on BTCUSDT (fills, then a protective
 //! OCO), two resting LIMIT entries on ETHUSDT and SOLUSDT, then `crbot kill` — and ONE of its
 //! commands is crashed: either a failpoint (`CRBOT_FAILPOINT`, an abort at an exact point of
-//! an order's life) or a SIGKILL after a random delay. The rest of the script runs on, then
+//! an order's life) or a SIGKILL at a random fraction of that command's usual duration
+//! (measured by one clean calibration run). The rest of the script runs on, then
 //! crbot is restarted (`crbot orders`, `crbot positions`: both reconcile at start), and the
 //! journal (opened after every crbot process has ended) is checked against the exchange:
 //! - every exchange order with a crbot client id is in the journal with the same status;
@@ -55,15 +56,18 @@ pub enum Fault {
         point: &'static str,
         nth: u32,
     },
-    /// SIGKILL `after_ms` after the command of `step` started.
-    Sigkill { step: usize, after_ms: u64 },
+    /// SIGKILL the command of `step` once `permille`/1000 of its usual duration (measured by
+    /// one clean calibration run) has passed.
+    Sigkill { step: usize, permille: u64 },
 }
 
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Fault::Failpoint { step, point, nth } => write!(f, "failpoint {point}:{nth} at step {step}"),
-            Fault::Sigkill { step, after_ms } => write!(f, "SIGKILL after {after_ms} ms at step {step}"),
+            Fault::Sigkill { step, permille } => {
+                write!(f, "SIGKILL at {:.1} % of step {step}", *permille as f64 / 10.0)
+            }
         }
     }
 }
@@ -109,7 +113,7 @@ pub fn random_fault(rng: &mut Rng) -> Fault {
     } else {
         Fault::Sigkill {
             step: rng.below(STEPS as u64) as usize,
-            after_ms: 5 + rng.below(300),
+            permille: rng.below(1000),
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct RunReport {
     /// Facts worth knowing that are not discrepancies.
     pub notes: Vec<String>,
     pub elapsed: Duration,
+    /// How long each command of the script ran.
+    pub step_times: Vec<Duration>,
 }
 
 impl std::fmt::Display for RunReport {
@@ -154,6 +160,8 @@ pub struct Harness {
     rt: tokio::runtime::Runtime,
     /// Print every command's output (debugging).
     pub verbose: bool,
+    /// How long each step takes without a fault (for SIGKILL timing).
+    calibration: std::sync::OnceLock<Vec<Duration>>,
 }
 
 struct Outcome {
@@ -290,6 +298,7 @@ impl Harness {
             bin,
             rt,
             verbose: std::env::var_os("CRASH_VERBOSE").is_some(),
+            calibration: std::sync::OnceLock::new(),
         }
     }
 
@@ -333,7 +342,12 @@ impl Harness {
     /// A run whose journal `tamper` alters after the restart, before the checks (to show
     /// that the checks see what they claim to).
     pub fn run_tampered(&self, seed: u64, fault: Fault, tamper: Option<fn(&Path)>) -> RunReport {
+        let usual: Vec<Duration> = match fault {
+            Fault::Sigkill { .. } => self.step_durations().clone(),
+            Fault::Failpoint { .. } => Vec::new(),
+        };
         let started = Instant::now();
+        let mut step_times = Vec::new();
         let config = SimConfig {
             // A market that stands still: prices are known, resting orders stay resting.
             step_interval: Duration::from_secs(3600),
@@ -359,13 +373,16 @@ impl Harness {
         for (i, args) in script.iter().enumerate() {
             let (fp, kill_after) = match &fault {
                 Fault::Failpoint { step, point, nth } if *step == i => (Some(format!("{point}:{nth}")), None),
-                Fault::Sigkill { step, after_ms } if *step == i => {
-                    (None, Some(Duration::from_millis(*after_ms)))
+                Fault::Sigkill { step, permille } if *step == i => {
+                    let usual = usual.get(i).copied().unwrap_or(Duration::from_millis(300));
+                    (None, Some(usual * (*permille as u32) / 1000))
                 }
                 _ => (None, None),
             };
             let faulted = fp.is_some() || kill_after.is_some();
+            let t = Instant::now();
             let o = run.crbot(args, fp, kill_after);
+            step_times.push(t.elapsed());
             if faulted {
                 fired = o.aborted() || o.killed;
             } else if !o.ok() && i != KILL_STEP {
@@ -437,7 +454,29 @@ impl Harness {
             discrepancies,
             notes,
             elapsed: started.elapsed(),
+            step_times,
         }
+    }
+
+    /// The script's step durations on this machine, from one run without a fault.
+    fn step_durations(&self) -> &Vec<Duration> {
+        self.calibration.get_or_init(|| {
+            let never = Fault::Failpoint {
+                step: usize::MAX,
+                point: "none",
+                nth: 1,
+            };
+            let r = self.run(0, never);
+            assert!(
+                r.discrepancies.is_empty(),
+                "the calibration run found discrepancies: {r}"
+            );
+            eprintln!(
+                "crash harness: calibration (ms per step): {:?}",
+                r.step_times.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+            );
+            r.step_times
+        })
     }
 
     fn latest_state(&self, path: &Path) -> Option<TradingStateCode> {
