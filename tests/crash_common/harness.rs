@@ -16,8 +16,9 @@
 //! - every exchange fill is in the journal exactly once, and the journal has no other;
 //! - no client order id reached the exchange twice, and no ticket became two orders;
 //! - balances equal the starting balances moved by the journal's fills;
-//! - a halt recorded before the restart is still in force after it, and a kill that ran to
-//!   its end left the journal halted and nothing open.
+//! - a halt recorded before the restart is still in force after it, a kill that ran to its
+//!   end left the journal halted and nothing open, and no order was cancelled without a halt
+//!   in the journal (the halt is durable before any cancel leaves).
 //!
 //! Runs are reproducible from their seed (the fault and its timing derive from it; the
 //! SIGKILL's effect still depends on the machine's timing).
@@ -409,6 +410,25 @@ impl Harness {
         // Before the restart: what the journal says about the trading state, and what is open.
         let halted_before = self.latest_state(&run.journal_path()) == Some(TradingStateCode::Halted);
         let open_before = self.rt.block_on(self.exchange_open(&run.sim));
+        if !halted_before {
+            // Nothing in the script cancels but the kill, and its halt must be durable first.
+            let cancelled = self.rt.block_on(async {
+                let mut n = 0;
+                for symbol in SYMBOLS {
+                    n += Self::all_orders(&run.sim, symbol)
+                        .await
+                        .iter()
+                        .filter(|o| o["status"] == "CANCELED")
+                        .count();
+                }
+                n
+            });
+            if cancelled > 0 {
+                discrepancies.push(format!(
+                    "{cancelled} order(s) cancelled on the exchange, but no halt in the journal"
+                ));
+            }
+        }
         if kill_completed {
             if !halted_before {
                 discrepancies.push("kill completed but the journal is not HALTED".into());
