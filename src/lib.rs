@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod domain;
 pub mod engine;
 pub mod exchange;
+pub mod failpoint;
 pub mod journal;
 pub mod logging;
 pub mod portfolio;

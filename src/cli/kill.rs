@@ -58,6 +58,7 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
     for w in &warnings {
         eprintln!("crbot: {w}");
     }
+    crate::failpoint::hit("kill_after_halt");
     let known: BTreeSet<Symbol> = core
         .as_ref()
         .map(|c| c.state.symbols_with_open_orders())

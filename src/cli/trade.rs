@@ -280,6 +280,7 @@ pub async fn send_prepared(
     let cid = request.client_order_id.clone();
     match rest.place_order(request).await {
         OrderOutcome::Done(placed) => {
+            crate::failpoint::hit("after_send");
             let follow = apply_report(ready, &placed.order, &placed.fills).await;
             log.push(format!(
                 "placed {} ({}): {}",

@@ -415,6 +415,7 @@ impl Core {
             }
         }
         self.state.upsert_order(order);
+        crate::failpoint::hit("before_send");
         Ok(Prepared { request, approved: a })
     }
 
@@ -695,6 +696,7 @@ impl Core {
         );
         self.record_own_order(tp, now_ms).ok()?;
         self.record_own_order(sl, now_ms).ok()?;
+        crate::failpoint::hit("before_send");
         Some(())
     }
 
@@ -778,6 +780,7 @@ impl Core {
                 .map(|o| o.client_order_id.clone());
         }
         let fill = &fill;
+        crate::failpoint::hit("before_fill_journal");
         match self.journal.insert_fill(fill) {
             Ok(false) => return false,
             Ok(true) => {}
@@ -788,6 +791,7 @@ impl Core {
                 return false;
             }
         }
+        crate::failpoint::hit("after_fill_journal");
         let own = fill
             .client_order_id
             .as_ref()

@@ -136,6 +136,7 @@ async fn cancel_symbol(
         wait_hold(rest, config, events).await;
         match rest.cancel_all(symbol).await {
             OrderOutcome::Done(items) => {
+                crate::failpoint::hit("kill_mid_sweep");
                 let lists = items
                     .iter()
                     .filter(|i| matches!(i, CancelledItem::List(_)))

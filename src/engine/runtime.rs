@@ -536,8 +536,7 @@ impl Runtime {
                 format!("halt not journaled: {e}"),
             );
         }
-        self.note_own_state_write();
-        self.core.record_event("KILL", None, reason, now);
+        crate::failpoint::hit("kill_after_halt");
         self.core.state.kill = Some(KillProgress {
             started_ms: now,
             stage: KillStage::Cancelling,
@@ -560,6 +559,10 @@ impl Runtime {
             drop(ktx);
             let _ = forward.await;
         });
+        // Journaled after the sweep is on its way: the halt (above) is what must be durable
+        // before a cancel leaves; this record is one fsync the first cancel need not wait for.
+        self.note_own_state_write();
+        self.core.record_event("KILL", None, reason, now);
     }
 
     fn flatten(&mut self, percent: u8, now: i64) {
@@ -1174,6 +1177,7 @@ impl Runtime {
         outcome: OrderOutcome<PlacedOrder>,
         now: i64,
     ) {
+        crate::failpoint::hit("after_send");
         let result = match outcome {
             OrderOutcome::Done(placed) => {
                 let f = self.core.on_exchange_order(&placed.order, now);
