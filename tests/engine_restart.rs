@@ -156,3 +156,68 @@ async fn a_daily_loss_found_at_restart_reduces_and_cancels_the_entries_left_open
     .await;
     c.stop().await;
 }
+
+/// crbot died in the middle of a kill switch: the halt is in the journal, but the sweep never
+/// finished and an order still rests on the exchange. The next console start finishes the
+/// sweep (and stays HALTED); a sweep that did finish is not repeated.
+#[tokio::test]
+async fn a_kill_interrupted_by_a_crash_is_finished_at_the_next_start() {
+    let ex = exchange().await;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let now = now_ms();
+        let mut core = primed_core(&ex, &journal_path(dir.path()), limits("5"), now).await;
+        let (bid, _) = ex.book(BTC).await;
+        let ticket = Ticket {
+            symbol: sym(BTC),
+            side: Side::Buy,
+            kind: TicketKind::Limit {
+                price: price(bid.value() * dec("0.97")),
+            },
+            qty: "0.001".parse().unwrap(),
+            stop_loss: Some(price(bid.value() * dec("0.95"))),
+            take_profit: Some(price(bid.value() * dec("1.02"))),
+        };
+        let prepared = core.decide(&ticket, OrderPurpose::Entry, false, now).unwrap();
+        let placed = ex.rest.place_order(&prepared.request).await;
+        let OrderOutcome::Done(placed) = placed else {
+            panic!("placed: {placed:?}")
+        };
+        core.on_exchange_order(&placed.order, now);
+        core.halt("KILL_KEY", "kill switch pressed", now).unwrap();
+        // The process dies here: halted, nothing cancelled yet.
+    }
+    assert_eq!(
+        ex.open_orders().await.len(),
+        1,
+        "the resting entry is still on the exchange"
+    );
+
+    let mut c = console_in(&ex, dir, limits("5"), false).await;
+    wait_until(WAIT, "the interrupted sweep finished", || async {
+        ex.open_orders().await.is_empty()
+    })
+    .await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "the sweep reported", |s| {
+        s.kill.as_ref().is_some_and(|k| k.done)
+    })
+    .await;
+    assert!(
+        s.header.trading.is_halted(),
+        "still HALTED: a restart never re-arms"
+    );
+    let journal = c.journal();
+    assert!(
+        !crbot::engine::core::Core::restore(
+            journal,
+            crbot::domain::Mode::Sim,
+            limits("5"),
+            crbot::journal::TicketSource::Tui,
+            now_ms()
+        )
+        .unwrap()
+        .kill_sweep_pending(),
+        "the finished sweep is journaled"
+    );
+    c.stop().await;
+}

@@ -116,6 +116,13 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
                 .record_event(KILL_EVENT, Some(&l.symbol), &l.outcome, now_ms());
         }
         r.core.record_event(KILL_EVENT, None, &report.summary, now_ms());
+        // Marks the sweep finished, so the next console start does not sweep again.
+        r.core.record_event(
+            crate::engine::core::KILL_DONE_EVENT,
+            None,
+            &report.summary,
+            now_ms(),
+        );
         // Bring the journal's orders up to date with what the sweep cancelled.
         if let Err(e) = common::sync(r, &[]).await {
             r.notes

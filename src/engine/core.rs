@@ -82,6 +82,8 @@ const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
+/// Journal event kind recorded when a kill switch's cancel sweep has finished (console or CLI).
+pub const KILL_DONE_EVENT: &str = "KILL_DONE";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
 
 fn state_code(s: &TradingState) -> TradingStateCode {
@@ -858,6 +860,21 @@ impl Core {
         let t = risk::rearm(&self.state.trading, by, now_ms).map_err(|e| e.to_string())?;
         self.set_trading_state(t.to, Trigger::Rearm.as_code(), &t.detail, now_ms)
             .map_err(|e| e.to_string())
+    }
+
+    /// True when the journal is HALTED and no cancel sweep finished since the halt: a kill
+    /// switch was interrupted (a crash mid-sweep) and its cancels must be finished.
+    pub fn kill_sweep_pending(&self) -> bool {
+        let Ok(Some(halt)) = self.journal.latest_trading_state() else {
+            return false;
+        };
+        if halt.record.state != TradingStateCode::Halted {
+            return false;
+        }
+        let events = self.journal.recent_events(500).unwrap_or_default();
+        !events
+            .iter()
+            .any(|e| e.record.kind == KILL_DONE_EVENT && e.record.time_ms >= halt.record.time_ms)
     }
 
     /// Journals a generic event (kill-switch outcome per symbol, reconnects, errors).

@@ -537,6 +537,15 @@ impl Runtime {
             );
         }
         crate::failpoint::hit("kill_after_halt");
+        self.sweep(now);
+        // Journaled after the sweep is on its way: the halt (above) is what must be durable
+        // before a cancel leaves; this record is one fsync the first cancel need not wait for.
+        self.note_own_state_write();
+        self.core.record_event("KILL", None, reason, now);
+    }
+
+    /// Stage one's exchange part: cancel every open order everywhere, then verify.
+    fn sweep(&mut self, now: i64) {
         self.core.state.kill = Some(KillProgress {
             started_ms: now,
             stage: KillStage::Cancelling,
@@ -559,10 +568,6 @@ impl Runtime {
             drop(ktx);
             let _ = forward.await;
         });
-        // Journaled after the sweep is on its way: the halt (above) is what must be durable
-        // before a cancel leaves; this record is one fsync the first cancel need not wait for.
-        self.note_own_state_write();
-        self.core.record_event("KILL", None, reason, now);
     }
 
     fn flatten(&mut self, percent: u8, now: i64) {
@@ -1315,6 +1320,16 @@ impl Runtime {
         self.follow(follow, now);
         if !self.reconciled {
             self.reconciled = true;
+            if self.core.kill_sweep_pending() {
+                // Halted, but the sweep never finished (crbot died mid-kill): finish it now.
+                self.core.state.log(
+                    now,
+                    LogLevel::Warn,
+                    LogKind::Kill,
+                    "an interrupted kill switch is being finished",
+                );
+                self.sweep(now);
+            }
             self.core.state.log(
                 now,
                 LogLevel::Info,
@@ -1372,7 +1387,8 @@ impl Runtime {
                 progress.stage = KillStage::Cancelled;
                 let level = if ok { LogLevel::Info } else { LogLevel::Error };
                 self.core.state.log(now, level, LogKind::Kill, summary.clone());
-                self.core.record_event("KILL_DONE", None, &summary, now);
+                self.core
+                    .record_event(crate::engine::core::KILL_DONE_EVENT, None, &summary, now);
                 self.backup_after_kill(now);
                 self.start_resync();
             }
