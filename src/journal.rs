@@ -15,6 +15,7 @@
 mod error;
 mod export;
 mod records;
+pub mod retention;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -674,7 +675,7 @@ impl Journal {
 /// by time (for the scheduled and halt-time backups of DESIGN.md §6).
 pub fn backup_file_name(mode: Mode, time_ms: i64) -> String {
     let stamp = chrono::DateTime::from_timestamp_millis(time_ms)
-        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+        .map(|t| t.format("%Y%m%dT%H%M%S%.3fZ").to_string())
         .unwrap_or_else(|| time_ms.to_string());
     format!("journal-{mode}-{stamp}.db")
 }
@@ -896,7 +897,7 @@ mod tests {
     fn backup_names_sort_by_time_and_carry_the_mode() {
         assert_eq!(
             backup_file_name(Mode::Live, 1_764_331_200_000),
-            "journal-live-20251128T120000Z.db"
+            "journal-live-20251128T120000.000Z.db"
         );
     }
 

@@ -26,12 +26,8 @@ pub const BACKUP_EVENT: &str = "BACKUP";
 
 /// `<data>/backups/journal-<mode>-<UTC time>.db`.
 pub fn backup_path(ctx: &Ctx) -> std::path::PathBuf {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    ctx.config
-        .paths
-        .data_dir
-        .join("backups")
-        .join(format!("journal-{}-{stamp}.db", ctx.config.mode))
+    let name = crate::journal::backup_file_name(ctx.config.mode, now_ms());
+    ctx.config.paths.data_dir.join("backups").join(name)
 }
 
 pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {

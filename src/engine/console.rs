@@ -94,6 +94,7 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut core = Core::restore(journal, config.mode, limits_from(&config), TicketSource::Tui, now)?;
     core.state.warnings = warnings;
+    core.backup_every_ms = crate::journal::retention::schedule_ms(config.env);
     let mut ui_config = UiConfig::from_env(global.ascii)?;
     if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
         ui_config.keymap = Keymap::with_kill_key(kill);

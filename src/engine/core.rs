@@ -75,6 +75,9 @@ pub struct Core {
     pub source: TicketSource,
     /// crbot's own fills from the journal whose symbol rules are not known yet.
     pending_fills: Vec<Fill>,
+    /// How often the console backs the journal up by itself (`ENV`'s schedule); `None`: on
+    /// command only.
+    pub backup_every_ms: Option<i64>,
 }
 
 const META_DAY_START: &str = "equity.day_start";
@@ -164,6 +167,7 @@ impl Core {
             .collect();
         let fills = journal.fills()?;
         let mut core = Core {
+            backup_every_ms: None,
             state,
             journal,
             source,

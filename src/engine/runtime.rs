@@ -126,6 +126,7 @@ pub struct Runtime {
     auto_flatten: bool,
     last_clock_sync_ms: i64,
     last_rules_ms: i64,
+    last_backup_ms: i64,
     /// Closes waiting for their position's protective OCO to be cancelled.
     closing: BTreeMap<Symbol, PendingClose>,
     /// Partial closes whose remainder gets a new OCO once they finish: close id → (symbol, SL, TP).
@@ -172,6 +173,7 @@ impl Runtime {
             auto_flatten,
             last_clock_sync_ms: now_ms(),
             last_rules_ms: now_ms(),
+            last_backup_ms: now_ms(),
             closing: BTreeMap::new(),
             reprotect: BTreeMap::new(),
             flatten_after_kill: None,
@@ -1395,7 +1397,44 @@ impl Runtime {
         }
     }
 
+    /// The posture's backup schedule (staging daily, production hourly), with old copies pruned
+    /// to one a week after the first week.
+    fn scheduled_backup(&mut self, now: i64) {
+        let Some(every) = self.core.backup_every_ms else {
+            return;
+        };
+        if now - self.last_backup_ms < every {
+            return;
+        }
+        self.last_backup_ms = now;
+        self.backup_now("scheduled", now);
+        let Some(dir) = self.core.journal.path().parent().map(|p| p.join("backups")) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let backups: Vec<(std::path::PathBuf, i64)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let modified = e.metadata().ok()?.modified().ok()?;
+                let ms = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+                Some((e.path(), i64::try_from(ms).ok()?))
+            })
+            .collect();
+        for old in crate::journal::retention::to_prune(&backups, now) {
+            if let Err(e) = std::fs::remove_file(&old) {
+                let text = format!("old backup {} not removed: {e}", old.display());
+                self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
+            }
+        }
+    }
+
     fn backup_after_kill(&mut self, now: i64) {
+        self.backup_now("after the kill switch", now);
+    }
+
+    fn backup_now(&mut self, why: &str, now: i64) {
         let Some(dir) = self.core.journal.path().parent().map(|p| p.join("backups")) else {
             return;
         };
@@ -1412,7 +1451,7 @@ impl Runtime {
                 now,
                 LogLevel::Error,
                 LogKind::System,
-                format!("backup after kill failed: {e}"),
+                format!("backup ({why}) failed: {e}"),
             ),
         }
     }
@@ -1599,6 +1638,7 @@ impl Runtime {
         if let Some(draft) = self.core.state.preview.as_ref().map(|p| p.draft.clone()) {
             self.preview(draft, now);
         }
+        self.scheduled_backup(now);
         if now - self.last_clock_sync_ms >= CLOCK_SYNC_EVERY_MS {
             self.last_clock_sync_ms = now;
             let rest = self.rest.clone();

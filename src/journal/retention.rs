@@ -1,0 +1,73 @@
+//! When the console backs the journal up on its own, and which old backups it removes
+//! (DESIGN.md §6: development on command only; staging daily; production hourly, with weekly
+//! copies kept).
+//!
+//! Owns: the schedule and the retention rule, as pure functions of times. Must not: touch
+//! files; the engine lists the backup folder, asks which to delete, and deletes them.
+
+use std::path::PathBuf;
+
+use crate::config::Environment;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+const WEEK_MS: i64 = 7 * DAY_MS;
+
+/// How often the console takes a backup by itself; `None` means on command only.
+pub fn schedule_ms(env: Environment) -> Option<i64> {
+    match env {
+        Environment::Development => None,
+        Environment::Staging => Some(DAY_MS),
+        Environment::Production => Some(HOUR_MS),
+    }
+}
+
+/// Backups to delete: everything from the last 7 days is kept; before that, only the newest
+/// backup of each 7-day period (counted back from `now_ms`) — the weekly copies.
+pub fn to_prune(backups: &[(PathBuf, i64)], now_ms: i64) -> Vec<PathBuf> {
+    let mut older: Vec<&(PathBuf, i64)> = backups.iter().filter(|(_, t)| now_ms - t > WEEK_MS).collect();
+    // Newest first, so the first one seen in each week is the one kept.
+    older.sort_by_key(|b| std::cmp::Reverse(b.1));
+    let mut kept_weeks = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (path, t) in older {
+        let week = (now_ms - t) / WEEK_MS;
+        if !kept_weeks.insert(week) {
+            out.push(path.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(n: &str) -> PathBuf {
+        PathBuf::from(n)
+    }
+
+    #[test]
+    fn development_backs_up_on_command_only_staging_daily_production_hourly() {
+        assert_eq!(schedule_ms(Environment::Development), None);
+        assert_eq!(schedule_ms(Environment::Staging), Some(DAY_MS));
+        assert_eq!(schedule_ms(Environment::Production), Some(HOUR_MS));
+    }
+
+    #[test]
+    fn the_last_week_is_kept_whole_and_older_weeks_keep_their_newest_copy() {
+        let now = 100 * WEEK_MS;
+        let backups = vec![
+            (p("recent-1"), now - HOUR_MS),
+            (p("recent-2"), now - 6 * DAY_MS),
+            (p("week2-new"), now - 8 * DAY_MS),
+            (p("week2-old"), now - 9 * DAY_MS),
+            (p("week3-only"), now - 15 * DAY_MS),
+            (p("week5-a"), now - 30 * DAY_MS),
+            (p("week5-b"), now - 31 * DAY_MS),
+        ];
+        let mut gone = to_prune(&backups, now);
+        gone.sort();
+        assert_eq!(gone, vec![p("week2-old"), p("week5-b")]);
+    }
+}
