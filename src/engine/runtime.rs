@@ -88,6 +88,12 @@ enum Internal {
     },
     Kill(KillEvent),
     RetryResync,
+    /// A start-up read that failed (candles, tickers, a book): shown, never silent; the
+    /// streams fill the gap as they run.
+    LoadFailed {
+        what: String,
+        error: String,
+    },
     /// The protective OCO of a position being closed was cancelled (or not): the exchange's
     /// open orders and balances for the close.
     CloseReady {
@@ -278,17 +284,28 @@ impl Runtime {
         }
         let rest = self.rest.clone();
         let syms = watchlist.to_vec();
-        self.spawn(async move { Internal::Tickers(rest.ticker_24hr(&syms).await.unwrap_or_default()) });
+        self.spawn(async move {
+            match rest.ticker_24hr(&syms).await {
+                Ok(list) => Internal::Tickers(list),
+                Err(e) => Internal::LoadFailed {
+                    what: "24 h tickers".to_string(),
+                    error: e.to_string(),
+                },
+            }
+        });
     }
 
     fn load_symbol(&mut self, s: Symbol) {
         let rest = self.rest.clone();
         let sym = s.clone();
         self.spawn(async move {
-            Internal::Klines(
-                sym.clone(),
-                rest.klines(&sym, "1m", 500).await.unwrap_or_default(),
-            )
+            match rest.klines(&sym, "1m", 500).await {
+                Ok(rows) => Internal::Klines(sym, rows),
+                Err(e) => Internal::LoadFailed {
+                    what: format!("{sym} candles"),
+                    error: e.to_string(),
+                },
+            }
         });
         let rest = self.rest.clone();
         self.spawn(async move {
@@ -301,7 +318,10 @@ impl Runtime {
                         time_ms: now_ms(),
                     },
                 ),
-                Err(_) => Internal::Tickers(Vec::new()),
+                Err(e) => Internal::LoadFailed {
+                    what: format!("{s} book"),
+                    error: e.to_string(),
+                },
             }
         });
     }
@@ -1094,6 +1114,12 @@ impl Runtime {
             },
             Internal::Kill(ev) => self.on_kill_event(ev, now),
             Internal::RetryResync => self.start_resync(),
+            Internal::LoadFailed { what, error } => {
+                let text = format!("could not load {what}: {error}");
+                self.core
+                    .state
+                    .log(now, LogLevel::Warn, LogKind::Connection, text);
+            }
             Internal::CloseReady {
                 symbol,
                 cancel,
