@@ -133,6 +133,9 @@ pub struct Runtime {
     last_clock_sync_ms: i64,
     last_rules_ms: i64,
     last_backup_ms: i64,
+    started_ms: i64,
+    /// Said once: no symbol has had a quote since start (no market data at all).
+    warned_no_data: bool,
     /// Closes waiting for their position's protective OCO to be cancelled.
     closing: BTreeMap<Symbol, PendingClose>,
     /// Partial closes whose remainder gets a new OCO once they finish: close id → (symbol, SL, TP).
@@ -180,6 +183,8 @@ impl Runtime {
             last_clock_sync_ms: now_ms(),
             last_rules_ms: now_ms(),
             last_backup_ms: now_ms(),
+            started_ms: now_ms(),
+            warned_no_data: false,
             closing: BTreeMap::new(),
             reprotect: BTreeMap::new(),
             flatten_after_kill: None,
@@ -1665,6 +1670,28 @@ impl Runtime {
             self.preview(draft, now);
         }
         self.scheduled_backup(now);
+        if !self.warned_no_data && now - self.started_ms > 10_000 {
+            let all_stale = self
+                .core
+                .state
+                .watchlist
+                .iter()
+                .all(|s| self.core.state.is_stale(s, now));
+            if all_stale && !self.core.state.watchlist.is_empty() {
+                self.warned_no_data = true;
+                let source = if self.core.state.mode == crate::domain::Mode::Paper {
+                    "paper mode prices come from Binance's public streams: is the network reachable?"
+                } else {
+                    "check the connection"
+                };
+                let text = format!(
+                    "no market data for 10 s: every symbol is STALE and entries are refused ({source})"
+                );
+                self.core
+                    .state
+                    .log(now, LogLevel::Error, LogKind::Connection, text);
+            }
+        }
         if now - self.last_clock_sync_ms >= CLOCK_SYNC_EVERY_MS {
             self.last_clock_sync_ms = now;
             let rest = self.rest.clone();
