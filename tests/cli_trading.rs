@@ -315,6 +315,34 @@ fn kill_flatten_sells_crbots_position_and_reports_dust() {
 }
 
 #[test]
+fn selling_part_of_a_protected_position_moves_its_protection_to_the_rest() {
+    let ex = Exchange::start();
+    let (code, _, err) = ex.run(&[
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.002",
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ex.exchange_open_orders(), 2, "the entry is protected by an OCO");
+    // The OCO holds the whole position: the sell cancels it, sells, and protects the rest.
+    let (code, out, err) = ex.run(&["order", "sell", "BTCUSDT", "0.001"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rest = ex.rest();
+    let open = ex.rt.block_on(rest.open_orders(None)).unwrap();
+    assert_eq!(open.len(), 2, "a new OCO on what is left: {open:?}");
+    assert!(
+        open.iter()
+            .all(|o| o.orig_qty < "0.001".parse().unwrap() && !o.orig_qty.is_zero()),
+        "the new legs cover the rest, not the whole: {open:?}"
+    );
+}
+
+#[test]
 fn backup_writes_a_valid_journal_and_export_writes_four_csv_files() {
     let ex = Exchange::start();
     let (code, _, err) = ex.run(&ENTRY);

@@ -219,13 +219,37 @@ async fn place(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
         Side::Buy => OrderPurpose::Entry,
         Side::Sell => OrderPurpose::Exit,
     };
+    let mut log = Vec::new();
+    // A sell of a protected position: its OCO holds the balance, so it is cancelled first and
+    // what is left after the sell is protected again at the same prices.
+    let reprotect = if ticket.side == Side::Sell {
+        unprotect(ready, &ticket.symbol, ticket.qty, &mut log).await
+    } else {
+        None
+    };
     let prepared = match ready.core.decide(ticket, purpose, false, now_ms()) {
         Ok(p) => p,
-        Err(Refusal::Risk(denials)) => return Ok(print_rejection(ctx, ticket, &denials)),
-        Err(e @ Refusal::Storage(_)) => return Err(Failure::new(e.to_string())),
+        Err(refusal) => {
+            if let Some((sl, tp)) = reprotect {
+                // A failure is already a line in `log`, printed just below.
+                let _ = reprotect_rest(ready, &ticket.symbol, sl, tp, &mut log).await;
+            }
+            for line in &log {
+                eprintln!("crbot: {line}");
+            }
+            return match refusal {
+                Refusal::Risk(denials) => Ok(print_rejection(ctx, ticket, &denials)),
+                e @ Refusal::Storage(_) => Err(Failure::new(e.to_string())),
+            };
+        }
     };
-    let mut log = Vec::new();
-    let code = send_prepared(ready, &prepared.request, &mut log).await;
+    let mut code = send_prepared(ready, &prepared.request, &mut log).await;
+    if let Some((sl, tp)) = reprotect {
+        let r = reprotect_rest(ready, &ticket.symbol, sl, tp, &mut log).await;
+        if code.is_ok() {
+            code = r;
+        }
+    }
     let order = ready
         .core
         .state
@@ -248,6 +272,78 @@ async fn place(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
             ctx.print(&text, json);
             Err(Failure::new(line))
         }
+    }
+}
+
+/// When the free balance does not cover a sell of `qty` and the symbol has an open protective
+/// OCO, cancels it (one leg cancels the list), reads back both legs and the balances, and
+/// returns its stop-loss and take-profit for re-protecting what the sell leaves.
+async fn unprotect(
+    ready: &mut Ready,
+    symbol: &Symbol,
+    qty: Qty,
+    log: &mut Vec<String>,
+) -> Option<(Price, Price)> {
+    let legs: Vec<Order> = ready
+        .core
+        .state
+        .orders
+        .values()
+        .filter(|o| &o.symbol == symbol && o.state.is_open() && o.purpose.is_protective())
+        .cloned()
+        .collect();
+    let first = legs.first()?;
+    let free = ready
+        .core
+        .state
+        .rules
+        .get(symbol)
+        .and_then(|r| ready.core.state.balances.get(&r.base_asset))
+        .map(|b| b.free)
+        .unwrap_or(Qty::ZERO);
+    if free >= qty {
+        return None;
+    }
+    let sl = legs
+        .iter()
+        .find(|o| o.purpose == OrderPurpose::StopLoss)?
+        .stop_price?;
+    let tp = legs
+        .iter()
+        .find(|o| o.purpose == OrderPurpose::TakeProfit)?
+        .price?;
+    let rest = ready.rest();
+    log.push(format!(
+        "{symbol}: cancelling its protective OCO so the sell can use the balance"
+    ));
+    if let OrderOutcome::Done(o) = rest.cancel_order(symbol, first.client_order_id.as_str()).await {
+        ready.core.on_exchange_order(&o, now_ms());
+    }
+    for leg in &legs {
+        if let Ok(o) = rest.query_order(symbol, leg.client_order_id.as_str()).await {
+            ready.core.on_exchange_order(&o, now_ms());
+        }
+    }
+    if let Ok(a) = rest.account().await {
+        ready.core.state.set_balances(a.balances, true);
+    }
+    Some((sl, tp))
+}
+
+/// Protects again, at the same prices, whatever crbot still holds after a sell.
+async fn reprotect_rest(
+    ready: &mut Ready,
+    symbol: &Symbol,
+    sl: Price,
+    tp: Price,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
+    if let Ok(a) = ready.rest().account().await {
+        ready.core.state.set_balances(a.balances, true);
+    }
+    match ready.core.prepare_reprotection(symbol, sl, tp, now_ms()) {
+        Some(request) => send_oco(ready, request, &format!("the rest of {symbol} is held but"), log).await,
+        None => Ok(()),
     }
 }
 
@@ -425,6 +521,16 @@ async fn protect(
         log.push(format!("entry {entry}: no protective OCO sent ({why})"));
         return Ok(());
     };
+    send_oco(ready, request, &format!("entry {entry} filled but"), log).await
+}
+
+/// Sends a protective OCO whose legs are journaled, and records what the exchange answered.
+async fn send_oco(
+    ready: &mut Ready,
+    request: crate::exchange::binance::rest::OcoRequest,
+    context: &str,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
     let symbol = request.symbol.clone();
     let qty = request.qty;
     let tp_cid = request.take_profit_client_order_id.clone();
@@ -453,9 +559,8 @@ async fn protect(
             for cid in [&tp_cid, &sl_cid] {
                 ready.core.mark_not_sent(cid, &e.to_string(), now_ms());
             }
-            let line = format!(
-                "entry {entry} filled but the exchange refused its protective OCO ({e}); {symbol} is UNPROTECTED"
-            );
+            let line =
+                format!("{context} the exchange refused its protective OCO ({e}); {symbol} is UNPROTECTED");
             log.push(line.clone());
             Err(line)
         }
