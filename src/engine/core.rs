@@ -301,7 +301,13 @@ impl Core {
         let pending = std::mem::take(&mut self.pending_fills);
         for fill in pending {
             if self.state.rules.contains_key(&fill.symbol) {
-                let _ = self.state.apply_own_fill(&fill);
+                if let Err(e) = self.state.apply_own_fill(&fill) {
+                    let text = format!(
+                        "journaled fill {} on {} not booked: {e}",
+                        fill.trade_id, fill.symbol
+                    );
+                    self.state.log(fill.time_ms, LogLevel::Error, LogKind::Fill, text);
+                }
             } else {
                 self.pending_fills.push(fill);
             }
@@ -903,9 +909,12 @@ impl Core {
             if let Err(e) = self.journal.record_equity(now_ms, &m) {
                 self.storage_failed(&e, now_ms);
             }
-            let _ = self.save_equity_marks();
+            if let Err(e) = self.save_equity_marks() {
+                self.storage_failed(&e, now_ms);
+            }
         }
         if let Some(t) = &transition {
+            // A journal failure is reported by `set_trading_state`; the state changes anyway.
             let _ = self.set_trading_state(t.to.clone(), t.trigger.as_code(), &t.detail, now_ms);
         }
         transition

@@ -378,14 +378,14 @@ impl Runtime {
             Command::AddSymbol(s) => {
                 if !self.core.state.watchlist.contains(&s) {
                     self.core.state.watchlist.push(s.clone());
-                    let _ = self.core.save_watchlist();
+                    self.save_watchlist(now);
                     self.load_symbol(s);
                     self.push_watchlist();
                 }
             }
             Command::RemoveSymbol(s) => {
                 self.core.state.watchlist.retain(|x| *x != s);
-                let _ = self.core.save_watchlist();
+                self.save_watchlist(now);
                 self.push_watchlist();
             }
             Command::SelectSymbol(s) => self.core.state.selected = Some(s),
@@ -539,6 +539,13 @@ impl Runtime {
             if let Some(oco) = self.core.prepare_reprotection(&symbol, sl, tp, now) {
                 self.send_oco(oco);
             }
+        }
+    }
+
+    fn save_watchlist(&mut self, now: i64) {
+        if let Err(e) = self.core.save_watchlist() {
+            let text = format!("watchlist not saved ({e}); it will not survive a restart");
+            self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
         }
     }
 
