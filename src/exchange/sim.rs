@@ -72,7 +72,7 @@ pub struct SimArgs {
     /// Start over: discard the saved account in --state.
     #[arg(long)]
     pub reset: bool,
-    /// Fault switches, e.g. `drop_ws_every_secs=30,order_503=1` (grammar in `sim::faults`).
+    /// Fault switches, e.g. `drop_ws_every_secs=30,order_503=1` (see the README).
     #[arg(long)]
     pub faults: Option<String>,
     /// Price source: `synthetic` (default) or `binance[=WS_URL]` (paper mode).
