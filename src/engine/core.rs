@@ -491,7 +491,16 @@ impl Core {
         {
             return Vec::new();
         }
+        // Nor backwards in fills: a late NEW after a PARTIALLY_FILLED keeps the partial status,
+        // and the executed and quote amounts only grow (reports can arrive out of order).
+        let status = match (before.state, status) {
+            (LocalOrderState::Exchange(OrderStatus::PartiallyFilled), OrderStatus::New) => {
+                OrderStatus::PartiallyFilled
+            }
+            _ => status,
+        };
         let executed = executed.max(before.executed_qty);
+        let cum_quote = cum_quote.max(before.cumulative_quote_qty);
         let update = OrderUpdate {
             state: LocalOrderState::Exchange(status),
             order_id: order_id.or(before.order_id),
@@ -1047,6 +1056,68 @@ mod tests {
         )
         .expect("restore");
         assert_eq!(core.state.limits, tighter);
+    }
+
+    #[test]
+    fn a_late_new_report_never_undoes_a_partial_fill() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut core = Core::restore(
+            journal(dir.path()),
+            Mode::Sim,
+            Limits::default(),
+            TicketSource::Tui,
+            0,
+        )
+        .expect("restore");
+        let cid = ClientOrderId::new("cr-test-1").expect("valid id");
+        let order = Order {
+            client_order_id: cid.clone(),
+            order_id: None,
+            order_list_id: None,
+            symbol: Symbol::new("BTCUSDT").expect("ok"),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            price: Some("100".parse().expect("ok")),
+            stop_price: None,
+            qty: "2".parse().expect("ok"),
+            executed_qty: Qty::ZERO,
+            cumulative_quote_qty: Notional::ZERO,
+            state: LocalOrderState::Sending,
+            purpose: OrderPurpose::Exit,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        core.record_own_order(order, 0).expect("journaled");
+        let one: Qty = "1".parse().expect("ok");
+        let quote: Notional = "100".parse().expect("ok");
+        core.apply_status(
+            &cid,
+            OrderStatus::PartiallyFilled,
+            Some(7),
+            None,
+            one,
+            quote,
+            None,
+            1,
+        );
+        core.apply_status(
+            &cid,
+            OrderStatus::New,
+            Some(7),
+            None,
+            Qty::ZERO,
+            Notional::ZERO,
+            None,
+            2,
+        );
+        for o in [
+            core.state.orders[&cid].clone(),
+            core.journal.order(&cid).expect("read").expect("row"),
+        ] {
+            assert_eq!(o.state, LocalOrderState::Exchange(OrderStatus::PartiallyFilled));
+            assert_eq!(o.executed_qty, one);
+            assert_eq!(o.cumulative_quote_qty, quote);
+        }
     }
 
     #[test]
