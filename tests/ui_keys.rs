@@ -234,6 +234,25 @@ fn enter_on_a_refused_preview_does_not_offer_to_send() {
 }
 
 #[test]
+fn the_limit_dialog_says_whether_a_change_tightens_or_needs_confirmation() {
+    let snap = Snapshot::demo(NOW);
+    for (typed, expect) in [
+        ("3", "tighter: in force at once"),
+        ("8", "looser: type the confirmation"),
+    ] {
+        let mut app = new_app(&snap);
+        press(&mut app, &snap, KeyPress::ch('L'));
+        for _ in 0..3 {
+            press(&mut app, &snap, KeyPress::plain(KeyCode::Backspace));
+        }
+        type_text(&mut app, &snap, typed);
+        press(&mut app, &snap, enter());
+        let status = app.status.clone().unwrap_or_default();
+        assert!(status.contains(expect), "{typed}: {status}");
+    }
+}
+
+#[test]
 fn loosening_a_limit_needs_the_typed_phrase() {
     let mut snap = Snapshot::demo(NOW);
     let mut app = new_app(&snap);

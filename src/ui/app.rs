@@ -617,7 +617,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
                 app.tab = Tab::Market;
             }
         }
-        Action::Confirm => fx.extend(confirm(app)),
+        Action::Confirm => fx.extend(confirm(app, snap)),
         Action::Cancel => {
             if let Some(Dialog::ConfirmLimit { pending, .. }) = app.dialog.take() {
                 app.limit_answered = Some(pending);
@@ -748,7 +748,7 @@ fn submit_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     }
 }
 
-fn confirm(app: &mut App) -> Vec<Effect> {
+fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     let Some(dialog) = app.dialog.take() else {
         return vec![];
     };
@@ -804,11 +804,18 @@ fn confirm(app: &mut App) -> Vec<Effect> {
             let text = field_text(&input).trim().to_string();
             match Decimal::from_str_exact(&text) {
                 Ok(value) if value > Decimal::ZERO => {
-                    app.status = Some(format!(
-                        "{} → {}: sent (loosening asks for a typed confirmation)",
-                        name.label(),
-                        plain(value)
-                    ));
+                    let current = snap.limits.value_of(name);
+                    // A higher minimum reward/risk is tighter; for every other limit, lower is.
+                    let looser = match name {
+                        LimitName::MinRiskReward => value < current,
+                        _ => value > current,
+                    };
+                    let what = if looser {
+                        "looser: type the confirmation to apply it"
+                    } else {
+                        "tighter: in force at once"
+                    };
+                    app.status = Some(format!("{} → {}: {what}", name.label(), plain(value)));
                     vec![Effect::Send(Command::ProposeLimit { name, value })]
                 }
                 _ => {
