@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::cli::GlobalOpts;
 use crate::config::Config;
 use crate::domain::{ClientOrderId, LocalOrderState, Quote, Symbol};
+use crate::engine::console::limits_from;
 use crate::engine::core::{Core, FollowUp};
 use crate::engine::session::{Session, Unlock};
 use crate::exchange::binance::error::ClientError;
@@ -18,7 +19,6 @@ use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
 use crate::exchange::binance::rest::BinanceRest;
 use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{Journal, TicketSource};
-use crate::risk::Limits;
 
 /// A command's failure: the exit code and the one line printed on stderr.
 #[derive(Debug)]
@@ -87,20 +87,6 @@ impl Ctx {
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// The risk engine's limits from the configuration.
-pub fn limits_from(config: &Config) -> Limits {
-    let l = &config.limits;
-    Limits {
-        max_daily_loss_pct: l.max_daily_loss_percent,
-        max_drawdown_pct: l.max_drawdown_percent,
-        max_trades_per_day: l.max_trades_per_day,
-        max_position_size_pct: l.max_position_size_percent,
-        min_risk_reward: l.min_risk_reward,
-        fat_finger_pct: l.fat_finger_percent,
-        ..Limits::default()
-    }
 }
 
 /// Opens this mode's journal and restores the engine state from it (no network).
