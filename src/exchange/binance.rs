@@ -3,17 +3,18 @@
 //!
 //! Owns: signing (`sign`), endpoints per mode (`endpoints`), the REST client with clock sync and
 //! rate limits (`rest`, `clock`, `limits`), answer and event parsing (`wire`, `events`), the
-//! market and user-data stream tasks (`market`, `user`), exchange rules and ticket preparation
-//! (`rules`), and order reconciliation (`reconcile`). Must not: hold trading state (the engine
+//! market and user-data stream tasks (`market`, `user`), and order reconciliation
+//! (`reconcile`). Rounding a ticket to the exchange's filters is the risk check's job
+//! (`risk::check` over `domain::SymbolRules`), not the client's. Must not: hold trading state (the engine
 //! owns it), decide risk, write the journal, log a secret or a signed URL, or ever resend an
 //! order whose outcome is unknown.
 //!
 //! How the owner uses it:
 //! - `BinanceRest::new(Endpoints::for_mode(..), creds, RestConfig::default(), ban_store)`;
-//!   `sync_clock()` at start and every few minutes; `exchange_info()` into a `RulesCache`.
+//!   `sync_clock()` at start and every few minutes; `exchange_info()` at start and periodically.
 //! - `spawn_market_stream(..)` and `spawn_user_stream(..)` feed owned events on channels; on
-//!   every `UserEvent::Subscribed`, run `reconcile::resync` and apply its fills through a
-//!   `FillDedup`.
+//!   every `UserEvent::Subscribed`, run `reconcile::resync` and apply its fills, deduplicated by
+//!   (symbol, trade id) (the journal does; `FillDedup` for callers without one).
 //! - Orders: journal the client order id, then `place_order`; `OrderOutcome::Unknown` →
 //!   keep the order UNKNOWN, watch the user stream, then `reconcile::resolve_unknown`.
 //! - After an entry is terminal with fills: `reconcile::protective_oco` → `place_oco`.
@@ -28,7 +29,6 @@ pub mod limits;
 pub mod market;
 pub mod reconcile;
 pub mod rest;
-pub mod rules;
 pub mod sign;
 pub mod user;
 pub mod wire;

@@ -6,7 +6,7 @@
 //! protective OCO. Must not: send an order again, write the journal, or decide what to do
 //! with external orders (the engine does; this only reports them).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::backoff::{Backoff, Jitter, ThreadJitter};
@@ -338,24 +338,6 @@ pub fn protective_oco(
     })
 }
 
-/// Open orders split into crbot's own (client id known to the journal) and external ones
-/// (placed elsewhere: the web UI, another bot), which the engine shows and never manages.
-pub fn split_external<'a>(
-    open: &'a [ExchangeOrder],
-    known_client_ids: &HashSet<String>,
-) -> (Vec<&'a ExchangeOrder>, Vec<&'a ExchangeOrder>) {
-    open.iter()
-        .partition(|o| known_client_ids.contains(o.order_client_id()))
-}
-
-/// Fills of orders the journal does not know (by exchange order id): external trades.
-pub fn external_fills<'a>(fills: &'a [Fill], known_order_ids: &HashSet<u64>) -> Vec<&'a Fill> {
-    fills
-        .iter()
-        .filter(|f| !known_order_ids.contains(&f.order_id))
-        .collect()
-}
-
 /// The key must not be able to withdraw (binance-spot.md §0.15); crbot refuses to trade with
 /// one that can, and says so.
 pub fn check_key_permissions(r: &super::wire::ApiRestrictions) -> Result<(), String> {
@@ -366,15 +348,6 @@ pub fn check_key_permissions(r: &super::wire::ApiRestrictions) -> Result<(), Str
         return Err("this API key cannot trade spot: enable spot trading for it on Binance".into());
     }
     Ok(())
-}
-
-/// Groups fills by order id (for matching `myTrades` results to journaled orders).
-pub fn fills_by_order(fills: &[Fill]) -> BTreeMap<u64, Vec<&Fill>> {
-    let mut out: BTreeMap<u64, Vec<&Fill>> = BTreeMap::new();
-    for f in fills {
-        out.entry(f.order_id).or_default().push(f);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -565,18 +538,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_orders_and_their_fills_are_external() {
-        let mut f1 = fill(1, "1", "0", "BNB");
-        f1.order_id = 100;
-        let f2 = fill(2, "1", "0", "BNB");
-        let fills = [f1, f2];
-        let known: HashSet<u64> = [9].into_iter().collect();
-        let ext = external_fills(&fills, &known);
-        assert_eq!(ext.len(), 1);
-        assert_eq!(ext[0].order_id, 100);
-    }
-
-    #[test]
     fn fills_are_deduplicated_by_symbol_and_trade_id() {
         let mut dd = FillDedup::new();
         dd.seed(&sym(), [5]);
@@ -594,6 +555,5 @@ mod tests {
             dd.insert(&other),
             "same trade id on another symbol is a different fill"
         );
-        assert_eq!(fills_by_order(&new).len(), 1);
     }
 }
