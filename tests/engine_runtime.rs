@@ -800,3 +800,64 @@ async fn the_kill_switch_works_while_both_streams_are_down() {
 fn dec_qty(s: &str) -> crbot::domain::Qty {
     s.parse().expect("test literal")
 }
+
+/// DESIGN.md §5: tightening a limit takes effect at once; loosening needs the typed
+/// confirmation; both are journaled, and a wrong phrase changes nothing.
+#[tokio::test]
+async fn a_tighter_limit_applies_at_once_and_a_looser_one_only_when_confirmed() {
+    use crbot::engine::snapshot::LimitName;
+    let ex = exchange().await;
+    let mut c = console(&ex, limits("5"), false).await;
+    c.send(Command::ProposeLimit {
+        name: LimitName::TradesPerDay,
+        value: Decimal::new(3, 0),
+    })
+    .await;
+    wait_snapshot(&mut c.snap, WAIT, "trades limit 3 in force", |s| {
+        s.limits.trades_limit == 3
+    })
+    .await;
+
+    c.send(Command::ProposeLimit {
+        name: LimitName::DailyLoss,
+        value: Decimal::new(9, 0),
+    })
+    .await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "a loosening waits", |s| {
+        s.limit_change_pending.is_some()
+    })
+    .await;
+    assert_eq!(
+        s.limits.daily_loss_limit_pct,
+        Decimal::new(5, 0),
+        "not in force before the phrase"
+    );
+    let phrase = s.limit_change_pending.as_ref().unwrap().phrase.clone();
+
+    c.send(Command::ConfirmLimit { typed: "yes".into() }).await;
+    let s = wait_snapshot(&mut c.snap, WAIT, "refused", |s| logged(s, "limit not changed")).await;
+    assert_eq!(s.limits.daily_loss_limit_pct, Decimal::new(5, 0));
+
+    c.send(Command::ProposeLimit {
+        name: LimitName::DailyLoss,
+        value: Decimal::new(9, 0),
+    })
+    .await;
+    wait_snapshot(&mut c.snap, WAIT, "a loosening waits again", |s| {
+        s.limit_change_pending.is_some()
+    })
+    .await;
+    c.send(Command::ConfirmLimit { typed: phrase }).await;
+    wait_snapshot(&mut c.snap, WAIT, "9% in force", |s| {
+        s.limits.daily_loss_limit_pct == Decimal::new(9, 0)
+    })
+    .await;
+    let changes = c.journal().limit_changes().unwrap();
+    let names: Vec<&str> = changes.iter().map(|c| c.record.limit.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["MAX_TRADES_PER_DAY", "MAX_DAILY_LOSS_PERCENT"],
+        "{changes:?}"
+    );
+    c.stop().await;
+}

@@ -19,8 +19,8 @@ use crate::domain::{ClientOrderId, Fill, LocalOrderState, OrderPurpose, OrderSta
 use crate::engine::core::{Core, FollowUp, Prepared, Refusal};
 use crate::engine::kill::{self, KillEvent};
 use crate::engine::snapshot::{
-    Candle, Command, KillLine, KillProgress, KillStage, LimitChangePending, LogKind, LogLevel, Snapshot,
-    StreamHealth, StreamStatus as ViewStreamStatus, TicketOutcome, TicketPreview, TicketResult,
+    Candle, Command, KillLine, KillProgress, KillStage, LimitChangePending, LimitName, LogKind, LogLevel,
+    Snapshot, StreamHealth, StreamStatus as ViewStreamStatus, TicketOutcome, TicketPreview, TicketResult,
 };
 use crate::engine::state::TickerLine;
 use crate::engine::ticket::parse_draft;
@@ -800,19 +800,9 @@ impl Runtime {
         });
     }
 
-    fn propose_limit(&mut self, name: crate::engine::snapshot::LimitName, value: Decimal, now: i64) {
-        use crate::engine::snapshot::LimitName;
+    fn propose_limit(&mut self, name: LimitName, value: Decimal, now: i64) {
         let current = self.core.state.limits.clone();
-        let mut new = current.clone();
-        match name {
-            LimitName::DailyLoss => new.max_daily_loss_pct = value,
-            LimitName::Drawdown => new.max_drawdown_pct = value,
-            LimitName::TradesPerDay => {
-                new.max_trades_per_day = u32::try_from(value.trunc().mantissa()).unwrap_or(0)
-            }
-            LimitName::PositionSize => new.max_position_size_pct = value,
-            LimitName::MinRiskReward => new.min_risk_reward = value,
-        }
+        let new = with_limit(&current, name, value);
         match risk::propose_limits(&current, &new) {
             Err(e) => self
                 .core
@@ -820,29 +810,13 @@ impl Runtime {
                 .log(now, LogLevel::Warn, LogKind::Limit, e.to_string()),
             Ok(LimitChange::Unchanged) => {}
             Ok(LimitChange::Tighten { limits, changes }) => {
-                for c in &changes {
-                    self.journal_limit(c.name, &c.from, &c.to, true, now);
-                }
-                self.core.state.limits = limits;
-                if let Err(e) = self.core.save_limits() {
-                    self.core.state.log(
-                        now,
-                        LogLevel::Error,
-                        LogKind::Limit,
-                        format!("limits not journaled: {e}"),
-                    );
-                }
-                self.core.state.log(
-                    now,
-                    LogLevel::Info,
-                    LogKind::Limit,
-                    format!("{} tightened to {value} (in force now)", name.env_name()),
-                );
+                let text = format!("{} tightened to {value} (in force now)", name.env_name());
+                self.apply_limits(limits, &changes, LogLevel::Info, text, now);
             }
             Ok(LimitChange::Loosen(pending)) => {
                 let view = LimitChangePending {
                     name,
-                    from: self.limit_value(name),
+                    from: limit_of(&current, name),
                     to: value,
                     phrase: pending.phrase().to_string(),
                 };
@@ -851,44 +825,40 @@ impl Runtime {
         }
     }
 
-    fn limit_value(&self, name: crate::engine::snapshot::LimitName) -> Decimal {
-        self.core.state.snapshot(0).limits.value_of(name)
-    }
-
     fn confirm_limit(&mut self, typed: &str, now: i64) {
         let Some((pending, view)) = self.core.state.pending_limit.take() else {
             return;
         };
         match pending.confirm(typed) {
             Ok(limits) => {
-                for c in pending.changes() {
-                    self.journal_limit(c.name, &c.from, &c.to, true, now);
-                }
-                self.core.state.limits = limits;
-                if let Err(e) = self.core.save_limits() {
-                    self.core.state.log(
-                        now,
-                        LogLevel::Error,
-                        LogKind::Limit,
-                        format!("limits not journaled: {e}"),
-                    );
-                }
-                self.core.state.log(
-                    now,
-                    LogLevel::Warn,
-                    LogKind::Limit,
-                    format!("{} loosened to {} (confirmed)", view.name.env_name(), view.to),
-                );
+                let text = format!("{} loosened to {} (confirmed)", view.name.env_name(), view.to);
+                self.apply_limits(limits, pending.changes(), LogLevel::Warn, text, now);
             }
             Err(e) => {
-                self.core.state.log(
-                    now,
-                    LogLevel::Warn,
-                    LogKind::Limit,
-                    format!("limit not changed: {e}"),
-                );
+                let text = format!("limit not changed: {e}");
+                self.core.state.log(now, LogLevel::Warn, LogKind::Limit, text);
             }
         }
+    }
+
+    /// Puts new limits in force: each change journaled, the set saved for restarts, and said.
+    fn apply_limits(
+        &mut self,
+        limits: risk::Limits,
+        changes: &[risk::FieldChange],
+        level: LogLevel,
+        text: String,
+        now: i64,
+    ) {
+        for c in changes {
+            self.journal_limit(c.name, &c.from, &c.to, true, now);
+        }
+        self.core.state.limits = limits;
+        if let Err(e) = self.core.save_limits() {
+            let text = format!("limits not journaled: {e}");
+            self.core.state.log(now, LogLevel::Error, LogKind::Limit, text);
+        }
+        self.core.state.log(now, level, LogKind::Limit, text);
     }
 
     fn journal_limit(&mut self, name: &str, from: &str, to: &str, confirmed: bool, now: i64) {
@@ -1807,6 +1777,33 @@ async fn resolve_with_fills(
         _ => Vec::new(),
     };
     (resolution, fills)
+}
+
+/// The value of one screen-editable limit.
+fn limit_of(limits: &risk::Limits, name: LimitName) -> Decimal {
+    match name {
+        LimitName::DailyLoss => limits.max_daily_loss_pct,
+        LimitName::Drawdown => limits.max_drawdown_pct,
+        LimitName::TradesPerDay => Decimal::from(limits.max_trades_per_day),
+        LimitName::PositionSize => limits.max_position_size_pct,
+        LimitName::MinRiskReward => limits.min_risk_reward,
+    }
+}
+
+/// `limits` with one screen-editable limit set to `value` (a trade count is truncated; one that
+/// does not fit is 0, which the limits' validation refuses with its range).
+fn with_limit(limits: &risk::Limits, name: LimitName, value: Decimal) -> risk::Limits {
+    let mut new = limits.clone();
+    match name {
+        LimitName::DailyLoss => new.max_daily_loss_pct = value,
+        LimitName::Drawdown => new.max_drawdown_pct = value,
+        LimitName::TradesPerDay => {
+            new.max_trades_per_day = u32::try_from(value.trunc().mantissa()).unwrap_or(0)
+        }
+        LimitName::PositionSize => new.max_position_size_pct = value,
+        LimitName::MinRiskReward => new.min_risk_reward = value,
+    }
+    new
 }
 
 fn candle(k: &Kline) -> Candle {
