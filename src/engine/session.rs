@@ -99,7 +99,10 @@ impl Session {
             Mode::Sim | Mode::Paper => local_exchange(config, publish_sim).await?,
             Mode::Demo | Mode::Testnet | Mode::Live => {
                 let endpoints = Endpoints::official(config.mode)?.with_overrides(overrides)?;
-                let creds = keys_for(config, unlock)?;
+                // The passphrase prompt and Argon2 (tens of ms to seconds) block: keep them off the
+                // async workers.
+                let cfg = config.clone();
+                let creds = tokio::task::spawn_blocking(move || keys_for(&cfg, unlock)).await??;
                 (endpoints, Some(creds), None)
             }
         };
