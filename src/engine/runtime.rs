@@ -783,12 +783,21 @@ impl Runtime {
         if !order.state.is_open() {
             return;
         }
-        self.core.state.log(
-            now,
-            LogLevel::Info,
-            LogKind::Order,
-            format!("cancel {} {}", order.symbol, cid),
-        );
+        if order.purpose.is_protective() {
+            // One leg cancels the whole OCO: say what that leaves behind.
+            let text = format!(
+                "cancel {cid}: the protective OCO on {} goes, the position is UNPROTECTED",
+                order.symbol
+            );
+            self.core.state.log(now, LogLevel::Warn, LogKind::Order, text);
+        } else {
+            self.core.state.log(
+                now,
+                LogLevel::Info,
+                LogKind::Order,
+                format!("cancel {} {}", order.symbol, cid),
+            );
+        }
         let rest = self.rest.clone();
         let cid = cid.clone();
         self.spawn(async move {
