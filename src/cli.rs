@@ -46,7 +46,9 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub mode: Option<Mode>,
     /// Folder for config, vault and journal instead of the user folders (also CRBOT_HOME).
-    #[arg(long, global = true, env = "CRBOT_HOME")]
+    // CRBOT_HOME is read by the configuration, not by clap: clap would take an empty
+    // `CRBOT_HOME=` as a missing value and refuse every command, even one given `--home`.
+    #[arg(long, global = true)]
     pub home: Option<PathBuf>,
     /// Print one JSON document on stdout.
     #[arg(long, global = true)]
@@ -146,7 +148,15 @@ pub fn run(cli: Cli) -> i32 {
             let _guard = Config::load(cli.global.mode, cli.global.home.clone())
                 .ok()
                 .and_then(|c| start_logging(&c));
-            let ctx = crate::vault::VaultCliContext::from_global(&cli.global);
+            let mut global = cli.global.clone();
+            global.home = match crate::config::home_override(global.home) {
+                Ok(home) => home,
+                Err(e) => {
+                    eprintln!("crbot: {e}");
+                    return exit::FAILURE;
+                }
+            };
+            let ctx = crate::vault::VaultCliContext::from_global(&global);
             return report(crate::vault::run_cli(command, &ctx));
         }
         other => other.as_ref(),

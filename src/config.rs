@@ -23,7 +23,9 @@
 //! it still allows plain-text endpoints on this machine only, so that a rehearsal can run
 //! against the local exchange (`crbot sim`).
 
+mod dotenv;
 mod kill_key;
+mod redact;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,9 +36,10 @@ use rust_decimal::Decimal;
 use url::Url;
 
 pub use kill_key::{KeyName, KillKey};
+pub use redact::redact_urls;
 
 use crate::domain::Mode;
-use crate::domain::money::parse_decimal;
+use crate::domain::money::{DecimalError, parse_decimal};
 use crate::secret::SecretString;
 
 /// The name of the file read from the config folder.
@@ -126,6 +129,13 @@ pub enum ConfigError {
     Refused {
         setting: String,
         env: Environment,
+        why: String,
+    },
+    /// Two settings that select different things (which network real orders go to).
+    #[error("{first} contradicts {second}: {why}")]
+    Contradiction {
+        first: String,
+        second: String,
         why: String,
     },
     #[error("{path}: {problem}")]
@@ -351,7 +361,7 @@ pub struct Config {
 
 impl Config {
     /// Reads the real sources (without changing the process environment) and validates them.
-    /// `home` is `--home` (clap also fills it from `CRBOT_HOME`).
+    /// `home` is `--home`; `CRBOT_HOME` is read here with the other variables.
     pub fn load(mode: Option<Mode>, home: Option<PathBuf>) -> Result<Config, ConfigError> {
         let process: BTreeMap<String, String> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
@@ -405,6 +415,21 @@ impl Config {
             ),
         };
         let (mode, mode_source) = resolve_mode(sources.mode, crbot_mode, testnet);
+        // The seed's variable still says which network the trader means; a mode that says the
+        // other one is ambiguous about real money, so neither is guessed.
+        if let Some(t) = testnet
+            && matches!((mode, t), (Mode::Live, true) | (Mode::Testnet, false))
+        {
+            let by = match mode_source {
+                ModeSource::CommandLine => format!("--mode {mode}"),
+                _ => format!("CRBOT_MODE={mode}"),
+            };
+            return Err(ConfigError::Contradiction {
+                first: by,
+                second: format!("BINANCE_TESTNET={t}"),
+                why: "one selects testnet, the other live; remove BINANCE_TESTNET or make them agree".into(),
+            });
+        }
         if (mode, mode_source) == (Mode::Live, ModeSource::BinanceTestnet) {
             warnings.push(
                 "LIVE mode was selected by BINANCE_TESTNET=false (no --mode or CRBOT_MODE given)".to_string(),
@@ -526,23 +551,50 @@ fn resolve_mode(cli: Option<Mode>, crbot_mode: Option<Mode>, testnet: Option<boo
     }
 }
 
-/// `--home` > `CRBOT_HOME` (environment or `.env`) > the user folders.
+/// `--home` > `CRBOT_HOME` (environment or `.env`; empty means unset) > the user folders.
 fn resolve_paths(sources: &Sources) -> Result<Paths, ConfigError> {
+    match home_of(sources) {
+        Some(home) => Ok(Paths::home(&home)),
+        None => sources.default_paths.clone().ok_or(ConfigError::NoHome),
+    }
+}
+
+/// `--home`, else a non-empty `CRBOT_HOME` from the environment or `.env` (not from
+/// `crbot.env`, which is found through it).
+fn home_of(sources: &Sources) -> Option<PathBuf> {
     let from_env = || {
         [&sources.process, &sources.dotenv]
             .into_iter()
             .find_map(|m| m.get("CRBOT_HOME").map(|v| v.trim()).filter(|v| !v.is_empty()))
             .map(PathBuf::from)
     };
-    match sources.home.clone().or_else(from_env) {
-        Some(home) => Ok(Paths::home(&home)),
-        None => sources.default_paths.clone().ok_or(ConfigError::NoHome),
-    }
+    sources.home.clone().or_else(from_env)
 }
 
-/// Shows a value on one line, escaped and cut short.
+/// The home folder given by `--home` or `CRBOT_HOME` (environment, then `.env`), by the same
+/// rule as [`Config::load`]: for the commands that run without a valid configuration (the
+/// vault), so that they use the same folder as everything else.
+pub fn home_override(cli_home: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
+    if cli_home.is_some() {
+        return Ok(cli_home);
+    }
+    let sources = Sources {
+        process: std::env::var("CRBOT_HOME")
+            .ok()
+            .map(|v| ("CRBOT_HOME".to_string(), v))
+            .into_iter()
+            .collect(),
+        dotenv: read_env_file(Path::new(".env"))?,
+        ..Sources::default()
+    };
+    Ok(home_of(&sources))
+}
+
+/// Shows a value on one line, escaped and cut short, with any URL's password and query values
+/// hidden (a value is quoted back exactly when it is wrong, and a wrong URL may still carry a
+/// real password).
 fn shown(value: &str) -> String {
-    let escaped: String = value.escape_debug().collect();
+    let escaped: String = redact_urls(value).escape_debug().collect();
     if escaped.chars().count() > 64 {
         let cut: String = escaped.chars().take(64).collect();
         format!("{cut}…")
@@ -581,7 +633,22 @@ fn decimal_in(
     let Some(v) = sources.value(name) else {
         return Ok(default);
     };
-    let d = parse_decimal(v, true).map_err(|_| bad(name, v, "is not a number", allowed))?;
+    let text = v.strip_prefix('+').unwrap_or(v);
+    let d = match parse_decimal(text, true) {
+        Ok(d) => d,
+        // Well formed, but more digits than a Decimal holds (28): a number that large is out
+        // of every range here; otherwise the digits are decimal places no limit can use.
+        Err(DecimalError::OutOfRange(_)) => {
+            let whole = text.trim_start_matches('-').split('.').next().unwrap_or("");
+            let problem = if whole.trim_start_matches('0').len() > 28 {
+                "is out of range"
+            } else {
+                "has too many digits (at most 28)"
+            };
+            return Err(bad(name, v, problem, allowed));
+        }
+        Err(_) => return Err(bad(name, v, "is not a number", allowed)),
+    };
     if ok(d) {
         Ok(d)
     } else {
@@ -616,34 +683,78 @@ fn integer(
     let Some(v) = sources.value(name) else {
         return Ok(default);
     };
-    let n: i128 = v
-        .parse()
-        .map_err(|_| bad(name, v, "is not a whole number", &allowed))?;
-    if n < i128::from(min) || n > i128::from(max) {
-        return Err(bad(name, v, "is out of range", &allowed));
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(name, v, "is not a whole number", &allowed));
     }
-    u64::try_from(n).map_err(|_| bad(name, v, "is out of range", &allowed))
+    // Any length of digits is a well-formed number: one too long for u64 is out of range.
+    match v.strip_prefix('+').unwrap_or(v).parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(bad(name, v, "is out of range", &allowed)),
+    }
 }
 
-/// `DATABASE_URL`: a path, or `sqlite://PATH` (`sqlite:///abs/path` for an absolute one).
+/// `DATABASE_URL`: a path, `sqlite://PATH` / `sqlite:PATH` (`sqlite:///abs/path` for an
+/// absolute one), or the same with `file:`.
+///
+/// A value that starts with a URL scheme is never taken as a file name: a mistyped database
+/// URL would otherwise become a new, empty journal in the working directory, and the trader
+/// would trade with no history and no limits carried over. Such a value may hold a password,
+/// so it is shown redacted or by its scheme only.
 fn parse_database_url(v: &str) -> Result<PathBuf, ConfigError> {
+    const NAME: &str = "DATABASE_URL";
     const ALLOWED: &str = "a file path or sqlite://PATH";
-    if let Some(rest) = v.strip_prefix("sqlite://").or_else(|| v.strip_prefix("sqlite:")) {
-        if rest.is_empty() {
-            return Err(bad("DATABASE_URL", v, "is not valid", ALLOWED));
+    let Some(scheme) = url_scheme(v) else {
+        return Ok(PathBuf::from(v));
+    };
+    let after = &v[scheme.len() + 1..];
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" | "file" => {
+            let path = after.strip_prefix("//").unwrap_or(after);
+            if path.is_empty() {
+                return Err(bad(NAME, v, "has no path", ALLOWED));
+            }
+            Ok(PathBuf::from(path))
         }
-        return Ok(PathBuf::from(rest));
-    }
-    if let Some((scheme, _)) = v.split_once("://") {
-        // Another database's URL may carry a password: show the scheme only.
-        return Err(ConfigError::BadValue {
-            name: "DATABASE_URL",
-            value: format!("{}://…", shown(scheme)),
-            problem: "is not supported (crbot's journal is SQLite)",
+        "postgresql" | "postgres" => {
+            let well_formed = after.starts_with("//")
+                && Url::parse(v).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()));
+            if well_formed {
+                Err(ConfigError::BadValue {
+                    name: NAME,
+                    value: shown(v),
+                    problem: "is a PostgreSQL journal, which this build of crbot does not have yet",
+                    allowed: ALLOWED.to_string(),
+                })
+            } else {
+                Err(ConfigError::BadValue {
+                    name: NAME,
+                    value: format!("{}:…", shown(scheme)),
+                    problem: "is not a valid PostgreSQL URL",
+                    allowed: "postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE (not supported by \
+                              this build yet), a file path or sqlite://PATH"
+                        .to_string(),
+                })
+            }
+        }
+        _ => Err(ConfigError::BadValue {
+            name: NAME,
+            value: format!("{}:…", shown(scheme)),
+            problem: "is not supported (crbot's journal is SQLite; for a file whose name has a \
+                      colon, write ./NAME)",
             allowed: ALLOWED.to_string(),
-        });
+        }),
     }
-    Ok(PathBuf::from(v))
+}
+
+/// The scheme of `v` when it starts like a URL (`scheme:`), as RFC 3986 spells one. A single
+/// letter is a Windows drive (`C:\`), not a scheme.
+fn url_scheme(v: &str) -> Option<&str> {
+    let (scheme, _) = v.split_once(':')?;
+    let mut chars = scheme.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (well_formed && scheme.len() > 1).then_some(scheme)
 }
 
 fn log_filter(sources: &Sources) -> Result<String, ConfigError> {
@@ -788,11 +899,11 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Reads a dotenv-format file with dotenvy's parser, without touching the process
-/// environment. A missing file is empty. The first occurrence of a key wins, as in dotenvy.
+/// Reads a dotenv-format file (see [`parse_env`]) without touching the process environment.
+/// A missing file is empty.
 pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => {
             return Err(ConfigError::File {
@@ -801,30 +912,29 @@ pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigErro
             });
         }
     };
-    parse_env(std::io::BufReader::new(file)).map_err(|problem| ConfigError::File {
+    parse_env(text.as_slice()).map_err(|problem| ConfigError::File {
         path: path.to_path_buf(),
         problem,
     })
 }
 
-/// Parses dotenv text. Errors never quote the offending line (it may hold a secret).
-pub fn parse_env<R: std::io::Read>(reader: R) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    let mut last_key: Option<String> = None;
-    for item in dotenvy::from_read_iter(reader) {
-        match item {
-            Ok((k, v)) => {
-                out.entry(k.clone()).or_insert(v);
-                last_key = Some(k);
-            }
-            Err(dotenvy::Error::LineParse(..)) => {
-                let after = last_key
-                    .map(|k| format!(" (the entry after {k})"))
-                    .unwrap_or_else(|| " (the first entry)".to_string());
-                return Err(format!("a line cannot be parsed{after}; check its quoting"));
-            }
-            Err(e) => return Err(format!("cannot be read: {e}")),
-        }
-    }
-    Ok(out)
+/// Parses dotenv text: `NAME=VALUE` lines, `#` comments (also after an unquoted value),
+/// `export`, single and double quotes. `$` is literal, and a name given twice is an error
+/// naming both lines. Errors never quote a value or a line (it may hold a secret).
+pub fn parse_env<R: std::io::Read>(mut reader: R) -> Result<BTreeMap<String, String>, String> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        format!("line {line} is not UTF-8 text")
+    })?;
+    Ok(dotenv::parse(&text)?
+        .into_iter()
+        .map(|(name, entry)| (name, entry.value))
+        .collect())
 }

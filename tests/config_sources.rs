@@ -126,16 +126,52 @@ fn unknown_variables_in_files_are_warned_about() {
 #[test]
 fn the_dotenv_parser_handles_quotes_comments_and_export() {
     let text = "# comment\nexport ENV=staging\nKILL_KEY='alt-k'\nSECRET_KEY=\"a b#c\"\nDEBUG=false # trailing\n\
-                ENV=production\n";
+                MAX_TRADES_PER_DAY = 7 \nBINANCE_API_SECRET=ab$cd${EF}\n";
     let m = parse_env(text.as_bytes()).expect("parses");
-    assert_eq!(
-        m.get("ENV").map(String::as_str),
-        Some("staging"),
-        "first occurrence wins"
-    );
+    assert_eq!(m.get("ENV").map(String::as_str), Some("staging"));
     assert_eq!(m.get("KILL_KEY").map(String::as_str), Some("alt-k"));
     assert_eq!(m.get("SECRET_KEY").map(String::as_str), Some("a b#c"));
     assert_eq!(m.get("DEBUG").map(String::as_str), Some("false"));
+    assert_eq!(m.get("MAX_TRADES_PER_DAY").map(String::as_str), Some("7"));
+    // A `$` in a secret is kept as written, never substituted.
+    assert_eq!(
+        m.get("BINANCE_API_SECRET").map(String::as_str),
+        Some("ab$cd${EF}")
+    );
+}
+
+#[test]
+fn a_variable_given_twice_in_one_file_is_an_error_naming_both_lines() {
+    let text = "ENV=development\nDEBUG=false\n# later\nENV=production\n";
+    let err = parse_env(text.as_bytes()).expect_err("ambiguous posture");
+    assert_eq!(err, "ENV is set twice (lines 1 and 4); keep one");
+}
+
+#[test]
+fn a_repeated_variable_in_the_config_file_names_the_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("crbot.env");
+    std::fs::write(&file, "MAX_TRADES_PER_DAY=3\nMAX_TRADES_PER_DAY=300\n").expect("write");
+    let err = read_env_file(&file).expect_err("twice");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: MAX_TRADES_PER_DAY is set twice (lines 1 and 2); keep one",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn the_same_variable_in_different_sources_keeps_the_priority_order() {
+    let mut s = base();
+    s.process = map(&[("ENV", "staging")]);
+    s.dotenv = map(&[("ENV", "production")]);
+    s.config_file = map(&[("ENV", "development")]);
+    assert_eq!(
+        Config::from_sources(&s).expect("valid").env,
+        crbot::config::Environment::Staging
+    );
 }
 
 #[test]
@@ -143,7 +179,65 @@ fn a_dotenv_parse_error_never_quotes_the_line() {
     let text = "ENV=development\nBINANCE_API_SECRET=\"NhqPtmdSJYdKjVHjA7PZ unterminated\n";
     let err = parse_env(text.as_bytes()).expect_err("unterminated quote");
     assert!(!err.contains("NhqPtmdSJYdKjVHjA7PZ"), "{err}");
-    assert!(err.contains("after ENV"), "{err}");
+    assert_eq!(err, "line 2: BINANCE_API_SECRET: the quote is never closed");
+    let err = parse_env("ENV=development\nNhqPtmdSJYdKjVHjA7PZ\n".as_bytes()).expect_err("no =");
+    assert_eq!(err, "line 2 is not NAME=VALUE");
+}
+
+#[rstest]
+#[case(Mode::Live, "true")]
+#[case(Mode::Testnet, "false")]
+fn a_mode_that_contradicts_binance_testnet_is_refused(#[case] mode: Mode, #[case] testnet: &str) {
+    for by_cli in [true, false] {
+        let mut s = base();
+        if by_cli {
+            s.mode = Some(mode);
+        } else {
+            s.process = map(&[("CRBOT_MODE", mode.as_str())]);
+        }
+        s.dotenv = map(&[("BINANCE_TESTNET", testnet)]);
+        let err = Config::from_sources(&s).expect_err("contradiction");
+        let by = if by_cli {
+            format!("--mode {mode}")
+        } else {
+            format!("CRBOT_MODE={mode}")
+        };
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{by} contradicts BINANCE_TESTNET={testnet}")),
+            "{err}"
+        );
+    }
+}
+
+#[rstest]
+#[case(Mode::Live, "false")]
+#[case(Mode::Testnet, "true")]
+#[case(Mode::Sim, "false")]
+#[case(Mode::Paper, "true")]
+fn a_mode_that_agrees_with_binance_testnet_or_ignores_it_is_accepted(
+    #[case] mode: Mode,
+    #[case] testnet: &str,
+) {
+    let mut s = base();
+    s.mode = Some(mode);
+    s.dotenv = map(&[("BINANCE_TESTNET", testnet)]);
+    assert_eq!(Config::from_sources(&s).expect("valid").mode, mode);
+}
+
+#[test]
+fn an_empty_crbot_home_is_unset_and_home_wins_over_it() {
+    let mut s = base();
+    s.process = map(&[("CRBOT_HOME", " ")]);
+    s.dotenv = map(&[("CRBOT_HOME", "")]);
+    let c = Config::from_sources(&s).expect("valid");
+    assert_eq!(c.paths.data_dir, PathBuf::from("/data"));
+    s.home = Some(PathBuf::from("/h"));
+    s.process = map(&[("CRBOT_HOME", "/elsewhere")]);
+    assert_eq!(
+        Config::from_sources(&s).expect("valid").paths.data_dir,
+        PathBuf::from("/h")
+    );
 }
 
 #[test]

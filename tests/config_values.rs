@@ -192,7 +192,79 @@ fn defaults_apply_when_nothing_is_set() {
 #[case(
     "DATABASE_URL",
     "postgres://u:hunter2@db/x",
-    "DATABASE_URL=postgres://… is not supported (crbot's journal is SQLite): allowed a file path or sqlite://PATH"
+    "DATABASE_URL=postgres://u:***@db/x is a PostgreSQL journal, which this build of crbot does not \
+     have yet: allowed a file path or sqlite://PATH"
+)]
+#[case(
+    "DATABASE_URL",
+    "postgresql:u:hunter2@db",
+    "DATABASE_URL=postgresql:… is not a valid PostgreSQL URL: allowed \
+     postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE (not supported by this build yet), a file \
+     path or sqlite://PATH"
+)]
+#[case(
+    "DATABASE_URL",
+    "mysql://u:hunter2@db/x",
+    "DATABASE_URL=mysql:… is not supported (crbot's journal is SQLite; for a file whose name has \
+     a colon, write ./NAME): allowed a file path or sqlite://PATH"
+)]
+#[case(
+    "DATABASE_URL",
+    "sqlite://",
+    "DATABASE_URL=sqlite:// has no path: allowed a file path or sqlite://PATH"
+)]
+#[case(
+    "MAX_DAILY_LOSS_PERCENT",
+    "12345678901234567890123456789012",
+    "MAX_DAILY_LOSS_PERCENT=12345678901234567890123456789012 is out of range: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_DRAWDOWN_PERCENT",
+    "-12345678901234567890123456789012.5",
+    "MAX_DRAWDOWN_PERCENT=-12345678901234567890123456789012.5 is out of range: allowed 0 < value <= 100"
+)]
+#[case(
+    "MIN_RISK_REWARD",
+    "0.0000000000000000000000000000001",
+    "MIN_RISK_REWARD=0.0000000000000000000000000000001 has too many digits (at most 28): allowed \
+     0 <= value <= 100"
+)]
+#[case(
+    "MAX_DAILY_LOSS_PERCENT",
+    "1.00000000000000000000000000000001",
+    "MAX_DAILY_LOSS_PERCENT=1.00000000000000000000000000000001 has too many digits (at most 28): \
+     allowed 0 < value <= 100"
+)]
+#[case(
+    "FAT_FINGER_PERCENT",
+    "1.2.3",
+    "FAT_FINGER_PERCENT=1.2.3 is not a number: allowed 0 < value <= 100"
+)]
+#[case(
+    "MAX_TRADES_PER_DAY",
+    "1234567890123456789012345678901234567890",
+    "MAX_TRADES_PER_DAY=1234567890123456789012345678901234567890 is out of range: allowed 1 <= value <= 1000"
+)]
+#[case(
+    "RECV_WINDOW_MS",
+    "-99999999999999999999999999999999999999999",
+    "RECV_WINDOW_MS=-99999999999999999999999999999999999999999 is out of range: allowed 1 <= value <= 60000"
+)]
+#[case(
+    "RECV_WINDOW_MS",
+    "5s",
+    "RECV_WINDOW_MS=5s is not a whole number: allowed 1 <= value <= 60000"
+)]
+#[case(
+    "BINANCE_REST_URL",
+    "https://user:hunter2@",
+    "BINANCE_REST_URL=https://user:***@ is not a URL: allowed an http(s):// origin"
+)]
+#[case(
+    "BINANCE_REST_URL",
+    "https://api.binance.com/api?token=hunter2",
+    "BINANCE_REST_URL=https://api.binance.com/api?token=*** is not an origin (remove the path): \
+     allowed an http(s):// origin"
 )]
 fn a_bad_value_gives_one_line_naming_variable_value_and_range(
     #[case] name: &str,
@@ -234,6 +306,14 @@ fn a_value_with_a_line_break_is_shown_escaped_on_one_line() {
 #[case("KILL_KEY", "f12")]
 #[case("AUTO_HALT_ACTION", "halt_flatten")]
 #[case("ENV", "Production")]
+#[case("MAX_DAILY_LOSS_PERCENT", "+5")]
+#[case("MAX_DAILY_LOSS_PERCENT", "000000000000000000000000000000000005")]
+#[case("MAX_TRADES_PER_DAY", "+7")]
+#[case("MAX_TRADES_PER_DAY", "00000000000000000000000000000000000007")]
+#[case("DEBUG", "TRUE")]
+#[case("DEBUG", "1")]
+#[case("CRBOT_BELL", "False")]
+#[case("CRBOT_BELL", "0")]
 fn boundary_values_are_accepted(#[case] name: &str, #[case] value: &str) {
     load(&[(name, value)]).unwrap_or_else(|e| panic!("{name}={value} refused: {e}"));
 }
@@ -272,6 +352,11 @@ fn crbot_log_wins_over_rust_log() {
 #[case("sqlite://journal.db", "journal.db")]
 #[case("/abs/j.db", "/abs/j.db")]
 #[case("rel/j.db", "rel/j.db")]
+#[case("sqlite:rel/j.db", "rel/j.db")]
+#[case("file:///var/lib/crbot/j.db", "/var/lib/crbot/j.db")]
+#[case("file:rel/j.db", "rel/j.db")]
+#[case("./odd:name.db", "./odd:name.db")]
+#[case("C:\\crbot\\j.db", "C:\\crbot\\j.db")]
 fn database_url_accepts_a_path_or_a_sqlite_url(#[case] value: &str, #[case] path: &str) {
     let c = load(&[("DATABASE_URL", value)]).expect("valid");
     assert_eq!(c.database_path, Some(PathBuf::from(path)));
@@ -313,4 +398,48 @@ fn env_example_as_is_is_a_valid_configuration_with_defaults() {
     let c = Config::from_sources(&s).expect("valid");
     assert_eq!(c.mode, crbot::domain::Mode::Sim);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[rstest]
+#[case("postgresql://crbot:hunter2@db:5432/crbot")]
+#[case("postgres://crbot:hunter2@db/crbot")]
+#[case("postgresql:crbot:hunter2@db")]
+#[case("postgresql:/crbot:hunter2@db")]
+#[case("postgres://crbot:hunter2@/crbot")]
+#[case("PostgreSQL://crbot:hunter2@db/crbot")]
+fn a_database_url_with_a_scheme_is_never_a_file_and_never_shows_its_password(#[case] value: &str) {
+    let err = load(&[("DATABASE_URL", value)]).expect_err("refused by this build");
+    let text = err.to_string();
+    assert!(text.starts_with("DATABASE_URL="), "{text}");
+    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn numbers_and_booleans_ignore_surrounding_white_space() {
+    let c = load(&[
+        ("MAX_TRADES_PER_DAY", " 12 "),
+        ("MAX_DAILY_LOSS_PERCENT", "\t2.5\n"),
+        ("DEBUG", " true "),
+    ])
+    .expect("valid");
+    assert_eq!(c.limits.max_trades_per_day, 12);
+    assert_eq!(c.limits.max_daily_loss_percent, dec("2.5"));
+    assert!(c.debug);
+}
+
+#[test]
+fn every_optional_variable_left_empty_is_the_default() {
+    let every: Vec<(&str, &str)> = crbot::config::VARIABLES
+        .iter()
+        .map(|v| (v.name, "   "))
+        .chain([("RUST_LOG", "")])
+        .collect();
+    let c = load(&every).expect("empty values are unset");
+    let defaults = load(&[]).expect("defaults");
+    assert_eq!(format!("{:?}", c.limits), format!("{:?}", defaults.limits));
+    assert_eq!(c.mode, defaults.mode);
+    assert_eq!(c.paths, defaults.paths);
+    assert!(c.database_path.is_none() && c.env_keys.is_none() && c.secret_key.is_none());
+    assert_eq!(c.log_filter, "info");
 }
