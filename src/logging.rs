@@ -6,20 +6,22 @@
 //! TUI), or format a secret other than through its redacted `Debug`/`Display` (`***`).
 //!
 //! Files are `<data dir>/crbot.YYYY-MM-DD.log`, rotated at 00:00 UTC, the last
-//! [`KEEP_LOG_FILES`] kept; JSON lines in production, plain text otherwise. The file is written
-//! by a background thread: a slow disk never delays the engine or the kill switch, and if the
-//! queue ever fills, lines are dropped rather than blocking.
+//! [`KEEP_LOG_FILES`] kept, owner-only like the journal (file 0600, folder 0700), with URL
+//! passwords and query values hidden; JSON lines in production, plain text otherwise. The file
+//! is written by a background thread: a slow disk never delays the engine or the kill switch,
+//! and if the queue ever fills, lines are dropped rather than blocking.
 
+mod file;
 mod ring;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_appender::rolling::{Builder, Rotation};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
+pub use file::DailyFile;
 pub use ring::{LogLine, LogRing, RingLayer};
 
 /// How many daily files are kept.
@@ -84,18 +86,10 @@ pub fn init(data_dir: &Path, json: bool, filter: &str) -> Result<LogGuard, LogEr
 }
 
 fn install(data_dir: &Path, json: bool, env_filter: EnvFilter) -> Result<LogGuard, LogError> {
-    let io = |reason: String| LogError::Io {
+    let appender = DailyFile::open(data_dir, KEEP_LOG_FILES).map_err(|e| LogError::Io {
         path: data_dir.to_path_buf(),
-        reason,
-    };
-    std::fs::create_dir_all(data_dir).map_err(|e| io(e.to_string()))?;
-    let appender = Builder::new()
-        .rotation(Rotation::DAILY)
-        .filename_prefix("crbot")
-        .filename_suffix("log")
-        .max_log_files(KEEP_LOG_FILES)
-        .build(data_dir)
-        .map_err(|e| io(e.to_string()))?;
+        reason: e.to_string(),
+    })?;
     let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .thread_name("crbot-log")

@@ -88,7 +88,8 @@ impl<S: Subscriber> Layer<S> for RingLayer {
             time_ms: chrono::Utc::now().timestamp_millis(),
             level: *event.metadata().level(),
             target: event.metadata().target().to_string(),
-            message,
+            // The pane shows what the file shows: URLs without passwords or query values.
+            message: crate::config::redact_urls(&message),
         });
     }
 }
