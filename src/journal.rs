@@ -74,7 +74,30 @@ impl Journal {
     /// Refuses, without writing a byte, a file that is not a crbot journal (including a file
     /// that is not SQLite at all), the journal of another mode, and one written by a newer
     /// schema version.
+    ///
+    /// A journal that cannot be written (file, folder or disk read-only) is refused with
+    /// [`JournalError::ReadOnlyFile`], naming the path; commands that only read use
+    /// [`Journal::open_read_only`] instead.
     pub fn open(path: &Path, mode: Mode) -> Result<Journal> {
+        Journal::open_writable(path, mode).map_err(|e| match e {
+            JournalError::ReadOnly(_)
+            | JournalError::DiskFull
+            | JournalError::Io(_)
+            | JournalError::File { .. }
+            | JournalError::Sqlite(_)
+                if read_only_location(path) =>
+            {
+                JournalError::ReadOnlyFile {
+                    path: path.to_path_buf(),
+                    consequence: "nothing can be recorded in it; commands that only read (orders, \
+                                  positions, pnl, backup, journal export, doctor) still work",
+                }
+            }
+            other => other,
+        })
+    }
+
+    fn open_writable(path: &Path, mode: Mode) -> Result<Journal> {
         let inspection = schema::inspect(path, mode)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| JournalError::File {
@@ -92,6 +115,11 @@ impl Journal {
             // Trading history is private: owner-only, set before the first write so that
             // SQLite gives the -wal and -shm files the same mode.
             restrict_permissions(path)?;
+        }
+        // SQLite quietly falls back to a read-only connection on a file it may not write; the
+        // first write would then fail far from here with a vaguer message.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(JournalError::ReadOnly("opened read-only".into()));
         }
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let journal_mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
@@ -121,6 +149,49 @@ impl Journal {
             });
         }
         Journal::open(path, mode)
+    }
+
+    /// Opens an existing journal of `mode` for reading only: for commands that only read or
+    /// copy it, so that they work on a journal that cannot be written (a read-only file,
+    /// folder or disk). Nothing is created or migrated; a write through it fails with
+    /// [`JournalError::ReadOnly`].
+    pub fn open_read_only(path: &Path, mode: Mode) -> Result<Journal> {
+        let missing = || JournalError::Missing {
+            path: path.to_path_buf(),
+            mode,
+        };
+        if !path.exists() {
+            return Err(missing());
+        }
+        match schema::inspect(path, mode)? {
+            Inspection::New => return Err(missing()),
+            Inspection::Existing { version } if version < SCHEMA_VERSION => {
+                return Err(JournalError::ReadOnlyFile {
+                    path: path.to_path_buf(),
+                    consequence: "it was written by an older crbot and must be upgraded, which \
+                                  needs write access",
+                });
+            }
+            Inspection::Existing { .. } => {}
+        }
+        let conn = schema::open_for_inspection(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
+
+    /// Opens `path` for writing when that is possible, else read-only: for commands that only
+    /// read. The flag says which (true: read-only).
+    pub fn open_for_reading(path: &Path, mode: Mode) -> Result<(Journal, bool)> {
+        match Journal::open(path, mode) {
+            Ok(j) => Ok((j, false)),
+            Err(JournalError::ReadOnlyFile { .. }) => Ok((Journal::open_read_only(path, mode)?, true)),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -587,6 +658,11 @@ impl Journal {
                 "meta key `{key}` belongs to the journal and cannot be changed"
             )));
         }
+        // Restoring the engine re-saves values it just read; writing nothing when nothing
+        // changes lets the commands that only read work on a read-only journal.
+        if self.get_meta(key)?.as_deref() == Some(value) {
+            return Ok(());
+        }
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![key, value],
@@ -837,6 +913,44 @@ fn from_i64(v: i64, what: &str) -> Result<u64> {
 
 fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Whether the journal at `path` cannot be written for a reason the user can fix (permissions
+/// of the file or its folder, a read-only disk). Asked only after an open failed, to say what
+/// is wrong instead of SQLite's "unable to open database file". Probing the folder creates and
+/// removes one empty file, which is how SQLite itself would use it (for the `-wal`/`-shm`).
+fn read_only_location(path: &Path) -> bool {
+    let refused = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    };
+    if path.exists()
+        && let Err(e) = std::fs::OpenOptions::new().write(true).open(path)
+    {
+        return refused(&e);
+    }
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let probe = dir.join(format!(".crbot-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            false
+        }
+        Err(e) => refused(&e),
+    }
 }
 
 #[cfg(unix)]

@@ -194,7 +194,12 @@ async fn a_journal_that_cannot_be_written_refuses_tickets_keeps_the_kill_switch_
             assert!(
                 message.contains("journal cannot record"),
                 "unclear refusal: {message}"
-            )
+            );
+            // The same words as every command line command uses for the same failure.
+            assert!(
+                message.contains("the journal's disk is full"),
+                "not said as a full disk: {message}"
+            );
         }
         other => panic!("a ticket was not refused while the journal cannot write: {other:?}"),
     }

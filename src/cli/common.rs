@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::GlobalOpts;
-use crate::config::Config;
+use crate::config::{Config, redact_urls};
 use crate::domain::{ClientOrderId, LocalOrderState, Quote, Symbol};
 use crate::engine::console::limits_from;
 use crate::engine::core::{Core, FollowUp};
@@ -18,7 +18,7 @@ use crate::exchange::binance::error::ClientError;
 use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
 use crate::exchange::binance::rest::BinanceRest;
 use crate::exchange::binance::wire::ExchangeOrder;
-use crate::journal::{Journal, TicketSource};
+use crate::journal::{Journal, JournalError, TicketSource};
 
 /// A command's failure: the exit code and the one line printed on stderr.
 #[derive(Debug)]
@@ -28,17 +28,19 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure line; a URL in it (from a configured endpoint or a client error) is shown
+    /// without its password or query values.
     pub fn new(line: impl Into<String>) -> Self {
         Self {
             code: super::exit::FAILURE,
-            line: line.into(),
+            line: redact_urls(&line.into()),
         }
     }
 
     pub fn usage(line: impl Into<String>) -> Self {
         Self {
             code: super::exit::USAGE,
-            line: line.into(),
+            line: redact_urls(&line.into()),
         }
     }
 }
@@ -72,16 +74,29 @@ impl Ctx {
         }
     }
 
-    /// Prints human text, or the JSON document with `--json` (never both).
+    /// Prints human text, or the JSON document with `--json` (never both). URLs in either are
+    /// shown without their password or query values.
     pub fn print(&self, text: &str, json: serde_json::Value) {
         if self.json() {
+            let json = redact_json(json);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
             );
         } else if !text.is_empty() {
-            println!("{}", text.trim_end());
+            println!("{}", redact_urls(text.trim_end()));
         }
+    }
+}
+
+/// Every string in a JSON document passed through [`redact_urls`].
+pub fn redact_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(redact_urls(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact_json).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, redact_json(v))).collect()),
+        other => other,
     }
 }
 
@@ -89,11 +104,32 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Opens this mode's journal and restores the engine state from it (no network).
+/// Opens this mode's journal and restores the engine state from it (no network), for a
+/// command that writes: a journal that cannot be written is refused, saying so.
 pub fn open_core(config: &Config) -> Result<Core, Failure> {
     let path = config.journal_path();
-    let journal = Journal::open(&path, config.mode)
-        .map_err(|e| Failure::new(format!("journal {}: {e}", path.display())))?;
+    let journal = Journal::open(&path, config.mode).map_err(|e| journal_failure(&path, &e))?;
+    restore(config, journal)
+}
+
+/// Like [`open_core`], for a command that only reads: a journal that cannot be written is
+/// opened read-only, and the note returned says that nothing new will be recorded.
+pub fn open_core_to_read(config: &Config) -> Result<(Core, Option<String>), Failure> {
+    let path = config.journal_path();
+    let (journal, read_only) =
+        Journal::open_for_reading(&path, config.mode).map_err(|e| journal_failure(&path, &e))?;
+    let note = read_only.then(|| {
+        format!(
+            "the journal {} is read-only: shown as recorded; what the exchange reports now is not \
+             recorded",
+            path.display()
+        )
+    });
+    Ok((restore(config, journal)?, note))
+}
+
+fn restore(config: &Config, journal: Journal) -> Result<Core, Failure> {
+    let path = journal.path().to_path_buf();
     Core::restore(
         journal,
         config.mode,
@@ -101,7 +137,19 @@ pub fn open_core(config: &Config) -> Result<Core, Failure> {
         TicketSource::Cli,
         now_ms(),
     )
-    .map_err(|e| Failure::new(format!("journal {}: {e}", path.display())))
+    .map_err(|e| journal_failure(&path, &e))
+}
+
+/// The one line for a journal error: the error's own message, prefixed with the path when the
+/// message does not already name it.
+pub fn journal_failure(path: &std::path::Path, e: &JournalError) -> Failure {
+    let text = e.to_string();
+    let shown = path.display().to_string();
+    if text.contains(&shown) {
+        Failure::new(text)
+    } else {
+        Failure::new(format!("journal {shown}: {text}"))
+    }
 }
 
 /// A connected session with the restored core.
@@ -128,8 +176,23 @@ pub async fn connect(ctx: &Ctx) -> Result<Session, Failure> {
 /// Connect, restore, and reconcile with the exchange. `extra` are the symbols the command
 /// needs quotes for.
 pub async fn prepare(ctx: &Ctx, extra: &[Symbol]) -> Result<Ready, Failure> {
+    prepare_with(ctx, extra, false).await
+}
+
+/// [`prepare`] for a command that only reads: it also works on a journal that cannot be
+/// written (opened read-only; a note says so).
+pub async fn prepare_to_read(ctx: &Ctx, extra: &[Symbol]) -> Result<Ready, Failure> {
+    prepare_with(ctx, extra, true).await
+}
+
+async fn prepare_with(ctx: &Ctx, extra: &[Symbol], read_only_ok: bool) -> Result<Ready, Failure> {
     let session = connect(ctx).await?;
-    let core = match open_core(&ctx.config) {
+    let opened = if read_only_ok {
+        open_core_to_read(&ctx.config)
+    } else {
+        open_core(&ctx.config).map(|c| (c, None))
+    };
+    let (core, note) = match opened {
         Ok(c) => c,
         Err(e) => {
             session.close(&ctx.config).await;
@@ -139,7 +202,7 @@ pub async fn prepare(ctx: &Ctx, extra: &[Symbol]) -> Result<Ready, Failure> {
     let mut ready = Ready {
         session,
         core,
-        notes: Vec::new(),
+        notes: note.into_iter().collect(),
     };
     if let Err(e) = sync(&mut ready, extra).await {
         ready.session.close(&ctx.config).await;

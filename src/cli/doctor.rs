@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::cli::common::{Ctx, Outcome, now_ms};
 use crate::cli::kill::{BACKUP_EVENT, KILL_EVENT};
+use crate::config::redact_urls;
 use crate::doctor::{self, ApiRestrictionsInfo, CheckStatus, DoctorInputs, VaultFileInfo};
 use crate::domain::Mode;
 use crate::engine::session::Session;
@@ -24,9 +25,13 @@ fn journal_file(ctx: &Ctx, mode: Mode) -> std::path::PathBuf {
     }
 }
 
-/// A journal that exists, opened for reading facts (never created here).
+/// A journal that exists, opened for reading facts (never created here; read-only when it
+/// cannot be written).
 fn existing(path: &Path, mode: Mode) -> Option<Journal> {
-    path.exists().then(|| Journal::open(path, mode).ok()).flatten()
+    path.exists()
+        .then(|| Journal::open_for_reading(path, mode).ok())
+        .flatten()
+        .map(|(journal, _read_only)| journal)
 }
 
 fn used_before(ctx: &Ctx) -> Option<bool> {
@@ -211,9 +216,9 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         r.detail = format!("keys for {mode} from BINANCE_API_KEY/BINANCE_API_SECRET (development only)");
     }
     if ctx.json() {
-        println!("{}", doctor::render_json(&results));
+        println!("{}", redact_urls(&doctor::render_json(&results)));
     } else {
-        print!("{}", doctor::render_text(&results));
+        print!("{}", redact_urls(&doctor::render_text(&results)));
     }
     let code = doctor::exit_code(&results);
     if code != crate::cli::exit::OK {

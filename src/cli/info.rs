@@ -118,7 +118,7 @@ fn watchlist() -> Vec<Symbol> {
 }
 
 pub async fn health(ctx: &Ctx) -> Outcome {
-    let mut ready = common::prepare(ctx, &watchlist()).await?;
+    let mut ready = common::prepare_to_read(ctx, &watchlist()).await?;
     let now = now_ms();
     let core = &mut ready.core;
     let watch: Vec<Symbol> = if core.state.watchlist.is_empty() {
@@ -221,7 +221,7 @@ pub async fn health(ctx: &Ctx) -> Outcome {
 }
 
 pub async fn balance(ctx: &Ctx) -> Outcome {
-    let ready = common::prepare(ctx, &[]).await?;
+    let ready = common::prepare_to_read(ctx, &[]).await?;
     let st = &ready.core.state;
     let mut text = format!(
         "{:<8} {:>20} {:>20} {:>14} {:>16}\n",
@@ -265,7 +265,7 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
 }
 
 pub async fn orders(ctx: &Ctx) -> Outcome {
-    let ready = common::prepare(ctx, &[]).await?;
+    let ready = common::prepare_to_read(ctx, &[]).await?;
     let open = ready.core.state.open_orders();
     let mut text = String::new();
     if open.is_empty() {
@@ -301,7 +301,7 @@ pub async fn orders(ctx: &Ctx) -> Outcome {
 }
 
 pub async fn positions(ctx: &Ctx) -> Outcome {
-    let ready = common::prepare(ctx, &[]).await?;
+    let ready = common::prepare_to_read(ctx, &[]).await?;
     let snap = ready.core.state.snapshot(now_ms());
     let mut text = String::new();
     if snap.positions.is_empty() {
@@ -351,7 +351,7 @@ fn utc(ms: i64) -> String {
 }
 
 pub async fn pnl(ctx: &Ctx) -> Outcome {
-    let ready = common::prepare(ctx, &[]).await?;
+    let ready = common::prepare_to_read(ctx, &[]).await?;
     let now = now_ms();
     let st = &ready.core.state;
     let l = st.snapshot(now).limits;

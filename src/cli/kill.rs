@@ -280,12 +280,14 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
     Ok(exit::OK)
 }
 
-/// Opens this mode's journal only if it exists (backup and export never create one).
+/// Opens this mode's journal only if it exists (backup and export never create one); a
+/// journal that cannot be written is opened read-only (both only read it).
 pub fn open_existing(ctx: &Ctx) -> Result<Journal, Failure> {
     let path = ctx.config.journal_path();
     if !path.exists() {
         return Err(Failure::new(format!("no journal at {}", path.display())));
     }
-    Journal::open(&path, ctx.config.mode)
-        .map_err(|e| Failure::new(format!("journal {}: {e}", path.display())))
+    Journal::open_for_reading(&path, ctx.config.mode)
+        .map(|(journal, _read_only)| journal)
+        .map_err(|e| common::journal_failure(&path, &e))
 }

@@ -35,10 +35,26 @@ pub enum JournalError {
     },
     #[error("no {mode} journal at {path} yet (nothing has been recorded in this mode)")]
     Missing { path: PathBuf, mode: Mode },
-    #[error("the journal's disk is full: nothing new can be recorded until space is freed")]
+    /// No room to write: a full disk, a quota, or a file-size limit (or a disk failing on a
+    /// write, which SQLite does not tell apart from them). SQLite reports these as
+    /// "database or disk is full" or as a failed write ("disk I/O error") depending on where
+    /// the write was cut off, so both arrive here and read the same everywhere.
+    #[error(
+        "the journal's disk is full or refuses writes (quota, file-size limit or a failing \
+         disk): nothing new can be recorded until space is freed"
+    )]
     DiskFull,
     #[error("the journal cannot be written (read-only file or folder): {0}")]
     ReadOnly(String),
+    /// The journal's file, folder or disk does not allow writing (found when opening it).
+    #[error(
+        "the journal {path} is read-only (check the permissions of the file and its folder, and \
+         that its disk is mounted read-write): {consequence}"
+    )]
+    ReadOnlyFile {
+        path: PathBuf,
+        consequence: &'static str,
+    },
     #[error("journal disk I/O error: {0}")]
     Io(String),
     #[error("the journal is locked by another process and stayed busy: {0}")]
@@ -69,20 +85,39 @@ impl JournalError {
             self,
             JournalError::DiskFull
                 | JournalError::ReadOnly(_)
+                | JournalError::ReadOnlyFile { .. }
                 | JournalError::Io(_)
                 | JournalError::File { .. }
         )
     }
 }
 
+/// The extended I/O error codes of a write that could not be completed. On Unix SQLite turns
+/// `ENOSPC` on a short write into `SQLITE_FULL`, but a write refused outright (`EFBIG` at a
+/// file-size limit, `EDQUOT`, `ENOSPC` while growing the shared-memory file or syncing) comes
+/// back as one of these. (A read-only file or folder is told apart when the journal is opened:
+/// see `Journal::open`.)
+const WRITE_FAILURES: &[std::ffi::c_int] = &[
+    rusqlite::ffi::SQLITE_IOERR_WRITE,
+    rusqlite::ffi::SQLITE_IOERR_FSYNC,
+    rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC,
+    rusqlite::ffi::SQLITE_IOERR_TRUNCATE,
+    rusqlite::ffi::SQLITE_IOERR_SHMSIZE,
+    // Sizing a new shared-memory file (a few bytes) is the first write of an open.
+    rusqlite::ffi::SQLITE_IOERR_SHMOPEN,
+];
+
+/// The one mapping from SQLite's errors to the journal's: the console and every command
+/// show a journal failure through it, so one condition reads the same everywhere.
 impl From<rusqlite::Error> for JournalError {
     fn from(e: rusqlite::Error) -> Self {
-        let code = match &e {
-            rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
-            _ => None,
+        let (code, extended) = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => (Some(f.code), f.extended_code),
+            _ => (None, 0),
         };
         match code {
             Some(ErrorCode::DiskFull) => JournalError::DiskFull,
+            Some(ErrorCode::SystemIoFailure) if WRITE_FAILURES.contains(&extended) => JournalError::DiskFull,
             Some(ErrorCode::ReadOnly) => JournalError::ReadOnly(e.to_string()),
             Some(ErrorCode::SystemIoFailure) | Some(ErrorCode::CannotOpen) => JournalError::Io(e.to_string()),
             Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
@@ -112,10 +147,22 @@ mod tests {
     }
 
     #[test]
+    fn a_write_refused_for_space_reads_the_same_as_a_full_disk() {
+        for code in WRITE_FAILURES {
+            let e = JournalError::from(failure(*code));
+            assert!(matches!(e, JournalError::DiskFull), "{code}: {e:?}");
+        }
+        assert_eq!(
+            JournalError::from(failure(rusqlite::ffi::SQLITE_IOERR_WRITE)).to_string(),
+            JournalError::from(failure(rusqlite::ffi::SQLITE_FULL)).to_string()
+        );
+    }
+
+    #[test]
     fn read_only_and_io_failures_have_their_own_variants() {
         let ro = JournalError::from(failure(rusqlite::ffi::SQLITE_READONLY));
         assert!(matches!(ro, JournalError::ReadOnly(_)), "{ro:?}");
-        let io = JournalError::from(failure(rusqlite::ffi::SQLITE_IOERR));
+        let io = JournalError::from(failure(rusqlite::ffi::SQLITE_IOERR_READ));
         assert!(matches!(io, JournalError::Io(_)), "{io:?}");
         assert!(ro.is_storage_failure() && io.is_storage_failure());
         let other = JournalError::from(failure(rusqlite::ffi::SQLITE_CONSTRAINT));

@@ -199,7 +199,7 @@ pub fn inspect(path: &Path, mode: Mode) -> Result<Inspection, JournalError> {
 /// creates no `-wal`/`-shm` companions (a plain read-only open of a WAL database would). With a
 /// `-wal` (a journal in use, or left by a crash) the WAL must be read too, so a normal read-only
 /// connection is used; the main file is still never written.
-fn open_for_inspection(path: &Path) -> Result<Connection, JournalError> {
+pub(super) fn open_for_inspection(path: &Path) -> Result<Connection, JournalError> {
     let mut wal = path.as_os_str().to_os_string();
     wal.push("-wal");
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
