@@ -403,6 +403,51 @@ async fn too_many_or_duplicate_parameters_are_refused_before_anything_else() {
     h.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_oversized_requests_does_not_stop_the_market_or_other_clients() {
+    let h = start(SimConfig {
+        step_interval: Duration::from_millis(20),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = Client::new(&h);
+    let body: String = (0..60_000).map(|i| format!("k{i}=1&")).collect();
+    let flood: Vec<_> = (0..12)
+        .map(|_| {
+            let (http, url, key, body) = (
+                c.http.clone(),
+                format!("{}/api/v3/order", c.base),
+                c.key.clone(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .header("X-MBX-APIKEY", key)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                r.status().as_u16()
+            })
+        })
+        .collect();
+    let before = h.mids();
+    let moved = wait_until(Duration::from_secs(10), || {
+        let now = h.mids();
+        let before = before.clone();
+        async move { now.iter().zip(&before).all(|(a, b)| a.1 != b.1) }
+    })
+    .await;
+    assert!(moved, "the market stopped during the flood");
+    assert_alive(&c).await;
+    for f in flood {
+        assert_eq!(f.await.unwrap(), 400);
+    }
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn ws_api_refuses_requests_with_too_many_parameters() {
     let (h, _c) = setup().await;
