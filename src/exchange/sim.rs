@@ -511,6 +511,11 @@ pub fn config_from_args(args: &SimArgs) -> Result<SimConfig, SimError> {
         .commission
         .parse()
         .map_err(|_| SimError::Config(format!("--commission `{}` is not a number", args.commission)))?;
+    // A rate is a fraction of the fill: negative or >= 1 would pay the trader or take more than
+    // the fill, and drive balances negative.
+    if commission < Decimal::ZERO || commission >= Decimal::ONE {
+        return Err(SimError::Config("--commission must be in [0, 1)".into()));
+    }
     let faults = match &args.faults {
         Some(s) => Faults::parse(s).map_err(|e| SimError::Config(e.to_string()))?,
         None => Faults::default(),
@@ -572,5 +577,35 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn args(commission: &str) -> SimArgs {
+        SimArgs {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            seed: Some(1),
+            speed: "1".into(),
+            state: None,
+            reset: false,
+            faults: None,
+            prices: None,
+            commission: commission.into(),
+        }
+    }
+
+    #[test]
+    fn commission_rates_outside_zero_to_one_are_refused() {
+        for bad in ["-0.001", "1", "79228162514264337593543950335"] {
+            assert!(config_from_args(&args(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(
+            config_from_args(&args("0.001")).unwrap().commission_rate,
+            Decimal::new(1, 3)
+        );
     }
 }
