@@ -21,27 +21,17 @@ async fn setup() -> (crbot::exchange::sim::SimHandle, Client) {
 }
 
 async fn deposit(c: &Client, asset: &str, amount: &str) {
-    let body = serde_json::json!({"asset": asset, "delta": amount}).to_string();
     let r = c
-        .http
-        .post(format!("{}/sim/control/balance", c.base))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+        .control("balance", &serde_json::json!({"asset": asset, "delta": amount}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
 async fn set_price(c: &Client, symbol: &str, price: &str) {
-    let body = serde_json::json!({"symbol": symbol, "price": price}).to_string();
     let r = c
-        .http
-        .post(format!("{}/sim/control/price", c.base))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+        .control("price", &serde_json::json!({"symbol": symbol, "price": price}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
 async fn order_status(c: &Client, id: &Value) -> Value {

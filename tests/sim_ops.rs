@@ -174,17 +174,8 @@ async fn control_endpoint_sets_a_429_and_a_clock_offset() {
     let h = start(still_config()).await;
     let c = Client::new(&h);
     let set = |body: serde_json::Value| {
-        let http = c.http.clone();
-        let url = format!("{}/sim/control/faults", c.base);
-        async move {
-            http.post(url)
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let c = &c;
+        async move { c.control("faults", &body).await.status }
     };
     assert_eq!(set(serde_json::json!({"next_429": 1})).await, 200);
     let r = c.public("/api/v3/ping", &[]).await;

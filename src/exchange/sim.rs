@@ -11,10 +11,13 @@
 //! timestamps), `limits` (rate limits), `faults` (fault switches; grammar in its module doc),
 //! `rest`, `ws` (streams and WebSocket API), `persist` (the state file), `paper` (price feed).
 //!
-//! Control endpoints (loopback peers only, JSON bodies), for tests and demos:
+//! Control endpoints, for tests and demos: loopback peers only, and every request carries the
+//! exchange's own API key (the one the banner prints and the state file keeps) in
+//! `X-MBX-APIKEY`, else HTTP 401 `-2015`; JSON bodies.
 //! `POST /sim/control/price {"symbol":"BTCUSDT","price":"90000"}` moves a price now (resting
-//! orders and stops react at once); `POST /sim/control/faults {…}` sets the fault switches
-//! (fields as in `faults::Faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
+//! orders and stops react at once; the price must pass the symbol's PRICE_FILTER);
+//! `POST /sim/control/faults {…}` changes the fault switches it names (`{"reset": true}`
+//! clears them; grammar in `faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
 //! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
 //!
 //! Not served (answer 404 or are rejected as exchangeInfo says): trailing stops, icebergs,
@@ -309,12 +312,14 @@ impl SimHandle {
         self.shared.publish(&mut e);
         r
     }
-    /// Deposits (positive) or withdraws (negative) `amount` of `asset` (`balanceUpdate` event).
-    pub fn deposit(&self, asset: &str, amount: Decimal) {
+    /// Deposits (positive) or withdraws (negative) `amount` of `asset` (`balanceUpdate` event),
+    /// like `POST /sim/control/balance`.
+    pub fn deposit(&self, asset: &str, amount: Decimal) -> Result<(), engine::ApiError> {
         let now = self.shared.now();
         let mut e = self.shared.engine();
-        e.adjust_balance(asset, amount, now);
+        let r = e.adjust_balance(asset, amount, now);
         self.shared.publish(&mut e);
+        r
     }
     /// Current mid prices, in symbol order (determinism checks).
     pub fn mids(&self) -> Vec<(String, Decimal)> {
@@ -446,7 +451,13 @@ async fn market_task(shared: Arc<Shared>) {
             _ = tick.tick() => {
                 let now = shared.now();
                 let mut e = shared.engine();
-                e.step(now);
+                // `Market::step` already isolates each symbol; this catches the matching that
+                // follows, so that a bug there is logged and the market keeps stepping instead
+                // of this task ending silently and every quote going stale.
+                let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.step(now)));
+                if stepped.is_err() {
+                    tracing::error!("sim: matching after a market step failed; the market keeps moving");
+                }
                 shared.publish(&mut e);
             }
         }
@@ -500,6 +511,11 @@ pub fn config_from_args(args: &SimArgs) -> Result<SimConfig, SimError> {
         .commission
         .parse()
         .map_err(|_| SimError::Config(format!("--commission `{}` is not a number", args.commission)))?;
+    // A rate is a fraction of the fill: negative or >= 1 would pay the trader or take more than
+    // the fill, and drive balances negative.
+    if commission < Decimal::ZERO || commission >= Decimal::ONE {
+        return Err(SimError::Config("--commission must be in [0, 1)".into()));
+    }
     let faults = match &args.faults {
         Some(s) => Faults::parse(s).map_err(|e| SimError::Config(e.to_string()))?,
         None => Faults::default(),
@@ -561,5 +577,35 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn args(commission: &str) -> SimArgs {
+        SimArgs {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            seed: Some(1),
+            speed: "1".into(),
+            state: None,
+            reset: false,
+            faults: None,
+            prices: None,
+            commission: commission.into(),
+        }
+    }
+
+    #[test]
+    fn commission_rates_outside_zero_to_one_are_refused() {
+        for bad in ["-0.001", "1", "79228162514264337593543950335"] {
+            assert!(config_from_args(&args(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(
+            config_from_args(&args("0.001")).unwrap().commission_rate,
+            Decimal::new(1, 3)
+        );
     }
 }

@@ -169,3 +169,58 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+impl Client {
+    /// `POST /sim/control/<what>` with the exchange's API key in `X-MBX-APIKEY`, as the
+    /// control endpoints require.
+    pub async fn control(&self, what: &str, body: &Value) -> Resp {
+        self.control_as(what, body, Some(&self.key)).await
+    }
+
+    /// `POST /sim/control/<what>` with the given key header (or none).
+    pub async fn control_as(&self, what: &str, body: &Value, key: Option<&str>) -> Resp {
+        let mut req = self
+            .http
+            .post(format!("{}/sim/control/{what}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(k) = key {
+            req = req.header("X-MBX-APIKEY", k);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Signed request with a caller-chosen `timestamp` (and `recvWindow`), in the query string.
+    pub async fn signed_at(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        timestamp: &str,
+        recv_window: Option<&str>,
+    ) -> Resp {
+        let mut all: Vec<(&str, &str)> = params.to_vec();
+        if let Some(rw) = recv_window {
+            all.push(("recvWindow", rw));
+        }
+        all.push(("timestamp", timestamp));
+        let q = encode(&all);
+        let sig = hmac_hex(&self.secret, &q);
+        self.raw(
+            method,
+            &format!("{path}?{q}&signature={sig}"),
+            None,
+            Some(&self.key),
+        )
+        .await
+    }
+}

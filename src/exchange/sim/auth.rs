@@ -123,56 +123,74 @@ pub fn key_format_ok(key: &str) -> bool {
     key.len() == 64 && key.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-/// The three timing checks of §2.5; `now_ms` is the server's clock.
+/// The timing rule of Binance's "timing security": a request is processed only when
+/// `timestamp < serverTime + 1000 ms` and `serverTime - timestamp <= recvWindow`. `timestamp`
+/// is in milliseconds, or in microseconds when it has 16 digits; `recvWindow` is in
+/// milliseconds, at most 60000, with up to three decimals (microsecond precision).
+///
+/// Everything is computed in microseconds with checked arithmetic: a timestamp whose distance
+/// to the server clock does not fit in an `i64` is as far outside the window as a timestamp can
+/// be, and is refused; a wrapped subtraction would otherwise let `i64::MIN` pass forever.
+/// `now_ms` is the server's clock.
 pub fn check_timestamp(
     timestamp: Option<&str>,
     recv_window: Option<&str>,
     now_ms: i64,
 ) -> Result<(), ApiError> {
+    use rust_decimal::Decimal;
+    use rust_decimal::prelude::ToPrimitive;
     let ts_raw = timestamp
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::mandatory("timestamp"))?;
     let ts: i64 = ts_raw.parse().map_err(|_| ApiError::mandatory("timestamp"))?;
-    // Microsecond timestamps (16 digits) are accepted as well as milliseconds.
-    let ts_us = if ts > 100_000_000_000_000 {
+    let outside = || ApiError::bad(-1021, "Timestamp for this request is outside of the recvWindow.");
+    let ahead = || {
+        ApiError::bad(
+            -1021,
+            "Timestamp for this request was 1000ms ahead of the server's time.",
+        )
+    };
+    const MICROS_FROM: i64 = 1_000_000_000_000_000;
+    let ts_us = if ts >= MICROS_FROM {
         ts
     } else {
-        ts.saturating_mul(1000)
+        // Negative or overflowing: no clock ever showed it.
+        ts.checked_mul(1000).ok_or_else(outside)?
     };
     let rw_us: i64 = match recv_window.filter(|r| !r.is_empty()) {
         None => 5_000_000,
         Some(r) => {
-            let d: rust_decimal::Decimal = r
-                .parse()
-                .map_err(|_| ApiError::bad(-1100, "Illegal characters found in parameter 'recvWindow'."))?;
-            if d.scale() > 3 && !d.fract().round_dp(3).eq(&d.fract()) {
+            // Plain decimal digits only: `Decimal::from_str` would also take `1e3` or `-5`.
+            let illegal = || ApiError::bad(-1100, "Illegal characters found in parameter 'recvWindow'.");
+            let (int, frac) = r.split_once('.').unwrap_or((r, "0"));
+            let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+            if !digits(int) || !digits(frac) {
+                return Err(illegal());
+            }
+            let d: Decimal = r.parse().map_err(|_| illegal())?;
+            if d.fract().round_dp(3) != d.fract() {
                 return Err(ApiError::bad(
                     -1111,
                     "Parameter 'recvWindow' has too much precision.",
                 ));
             }
-            if d > rust_decimal::Decimal::from(60_000) || d <= rust_decimal::Decimal::ZERO {
+            if d > Decimal::from(60_000) || d <= Decimal::ZERO {
                 return Err(ApiError::bad(-1131, "recvWindow must be less than 60000"));
             }
-            use rust_decimal::prelude::ToPrimitive;
-            (d * rust_decimal::Decimal::from(1000))
-                .trunc()
-                .to_i64()
-                .unwrap_or(5_000_000)
+            // In (0, 60000] with at most three decimals: the product is exact and small.
+            d.checked_mul(Decimal::from(1000))
+                .and_then(|us| us.trunc().to_i64())
+                .ok_or_else(|| ApiError::bad(-1131, "recvWindow must be less than 60000"))?
         }
     };
-    let now_us = now_ms.saturating_mul(1000);
-    if ts_us >= now_us + 1_000_000 {
-        return Err(ApiError::bad(
-            -1021,
-            "Timestamp for this request was 1000ms ahead of the server's time.",
-        ));
+    let now_us = now_ms.checked_mul(1000).ok_or_else(outside)?;
+    let limit = now_us.checked_add(1_000_000).ok_or_else(ahead)?;
+    if ts_us >= limit {
+        return Err(ahead());
     }
-    if now_us - ts_us > rw_us {
-        return Err(ApiError::bad(
-            -1021,
-            "Timestamp for this request is outside of the recvWindow.",
-        ));
+    let age = now_us.checked_sub(ts_us).ok_or_else(outside)?;
+    if age > rw_us {
+        return Err(outside());
     }
     Ok(())
 }
@@ -301,5 +319,37 @@ mod tests {
         assert_eq!(big.map_err(|e| e.code), Err(-1131));
         assert_eq!(check_timestamp(None, None, now).map_err(|e| e.code), Err(-1102));
         assert!(check_timestamp(Some(&((now - 100) * 1000).to_string()), Some("6000.346"), now).is_ok());
+    }
+
+    #[test]
+    fn timestamps_whose_distance_overflows_are_outside_the_window() {
+        let now = 1_700_000_000_000i64;
+        for ts in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            i64::MAX,
+            i64::MAX - 999,
+            now * 1000 + 1_000_000,
+        ] {
+            for rw in [None, Some("60000")] {
+                let r = check_timestamp(Some(&ts.to_string()), rw, now);
+                assert_eq!(r.map_err(|e| e.code), Err(-1021), "{ts} {rw:?}");
+            }
+        }
+        let bad_windows = [
+            ("0", -1131),
+            ("-1", -1100),
+            ("99999999999999999999", -1131),
+            ("1.", -1100),
+            ("60000.001", -1131),
+            ("1e3", -1100),
+            ("1.0001", -1111),
+        ];
+        for (rw, code) in bad_windows {
+            let r = check_timestamp(Some(&now.to_string()), Some(rw), now);
+            assert_eq!(r.map_err(|e| e.code), Err(code), "{rw}");
+        }
     }
 }

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::market::{self, Market, MarketEvent, SymbolMarket, floor_to, s8};
+use super::market::{self, Market, MarketEvent, SymbolMarket, checked_floor_to, s8};
 
 /// An error answered to the client: HTTP status, Binance code and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,32 +78,36 @@ impl Params {
         self.get(name).ok_or_else(|| ApiError::mandatory(name))
     }
     /// A decimal parameter; `None` when absent.
+    ///
+    /// The grammar is Binance's own, `^([0-9]{1,20})(\.[0-9]{1,20})?$`, and at most 8
+    /// significant decimals. Twenty integer digits keep every value far below `Decimal::MAX`
+    /// (about 7.9e28), so a product of a parameter with a price or a quotient by a tick can be
+    /// computed with checked arithmetic that does not fail for any value a client can send.
     pub fn dec(&self, name: &str) -> Result<Option<Decimal>, ApiError> {
         let Some(v) = self.get(name) else { return Ok(None) };
-        let ok = !v.is_empty()
-            && v.chars().all(|c| c.is_ascii_digit() || c == '.')
-            && v.chars().filter(|c| *c == '.').count() <= 1
-            && !v.starts_with('.');
-        if !ok {
-            return Err(ApiError::bad(
+        let illegal = || {
+            ApiError::bad(
                 -1100,
                 format!(
                     "Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."
                 ),
-            ));
+            )
+        };
+        let (int, frac) = match v.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (v, None),
+        };
+        let digits = |s: &str| (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+            return Err(illegal());
         }
-        if v.split('.')
-            .nth(1)
-            .map(|f| f.trim_end_matches('0').len())
-            .unwrap_or(0)
-            > 8
-        {
+        if frac.map(|f| f.trim_end_matches('0').len()).unwrap_or(0) > 8 {
             return Err(ApiError::bad(
                 -1111,
                 format!("Parameter '{name}' has too much precision."),
             ));
         }
-        v.parse::<Decimal>().map(Some).map_err(|_| ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")))
+        v.parse::<Decimal>().map(Some).map_err(|_| illegal())
     }
     pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         let Some(v) = self.get(name) else { return Ok(None) };
@@ -136,6 +140,10 @@ pub fn check_client_id(name: &str, v: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The largest free balance a deposit may produce (10^20, the largest integer part a decimal
+/// parameter may have).
+pub const MAX_BALANCE: Decimal = Decimal::from_parts(1_661_992_960, 1_808_227_885, 5, false, 0);
+
 pub const ORDER_TYPES: [&str; 7] = [
     "LIMIT",
     "LIMIT_MAKER",
@@ -145,6 +153,10 @@ pub const ORDER_TYPES: [&str; 7] = [
     "TAKE_PROFIT",
     "TAKE_PROFIT_LIMIT",
 ];
+
+fn buy_side(side: &str) -> bool {
+    side == "BUY"
+}
 
 fn is_stop(t: &str) -> bool {
     t.starts_with("STOP_LOSS") || t.starts_with("TAKE_PROFIT")
@@ -465,9 +477,8 @@ impl Engine {
     pub fn check_filters(&self, o: &NewOrder) -> Result<(), ApiError> {
         let m = self.sym(&o.symbol)?;
         let s = &m.spec;
-        let max_price = s.start_price * Decimal::from(100);
         for px in [o.price, o.stop_price].into_iter().flatten() {
-            if px < s.tick || px > max_price || !(px % s.tick).is_zero() {
+            if !s.price_ok(px) {
                 return Err(ApiError::filter("PRICE_FILTER"));
             }
         }
@@ -483,18 +494,23 @@ impl Engine {
             if o.order_type == "MARKET" && (q > s.market_max_qty || q <= Decimal::ZERO) {
                 return Err(ApiError::filter("MARKET_LOT_SIZE"));
             }
-            if q < s.min_qty || q > s.max_qty || !(q % s.step).is_zero() {
+            let on_step = q.checked_rem(s.step).is_some_and(|r| r.is_zero());
+            if q < s.min_qty || q > s.max_qty || !on_step {
                 return Err(ApiError::filter("LOT_SIZE"));
             }
         }
+        // Checked products: a notional too large for a decimal is above maxNotional anyway.
         let notional = match (o.order_type.as_str(), o.quantity, o.quote_qty) {
-            ("MARKET", _, Some(qq)) => Some(qq),
-            ("MARKET", Some(q), None) => Some(q * avg),
-            (t, Some(q), _) if is_limit_like(t) => o.price.map(|p| p * q),
-            (_, Some(q), _) => o.stop_price.map(|p| p * q),
+            ("MARKET", _, Some(qq)) => Some(Some(qq)),
+            ("MARKET", Some(q), None) => Some(q.checked_mul(avg)),
+            (t, Some(q), _) if is_limit_like(t) => o.price.map(|p| p.checked_mul(q)),
+            (_, Some(q), _) => o.stop_price.map(|p| p.checked_mul(q)),
             _ => None,
         };
         if let Some(n) = notional {
+            let Some(n) = n else {
+                return Err(ApiError::filter("NOTIONAL"));
+            };
             let market_order = o.order_type == "MARKET";
             if n < s.min_notional || (!market_order && n > s.max_notional) {
                 return Err(ApiError::filter("NOTIONAL"));
@@ -566,11 +582,12 @@ impl Engine {
         // Balance: what must be locked (limit-like and stop orders) or spent (market).
         let (lock_asset, lock_amount, lock_price) = if buy {
             let unit = o.price.or(o.stop_price).unwrap_or(Decimal::ZERO);
-            (
-                m.spec.quote.to_string(),
-                unit * o.quantity.unwrap_or_default(),
-                unit,
-            )
+            // The filters bound price and quantity, so this cannot overflow; if it ever did,
+            // no balance could cover it.
+            let amount = unit
+                .checked_mul(o.quantity.unwrap_or_default())
+                .ok_or_else(ApiError::insufficient)?;
+            (m.spec.quote.to_string(), amount, unit)
         } else {
             (
                 m.spec.base.to_string(),
@@ -589,10 +606,12 @@ impl Engine {
                     return Err(ApiError::insufficient());
                 }
             } else {
-                let need = o
-                    .quantity
-                    .unwrap_or_else(|| estimate_qty_for_quote(&m, o.quote_qty.unwrap_or_default()));
-                if self.balance(m.spec.base).free < need {
+                let need = match o.quantity {
+                    Some(q) => Some(q),
+                    None => estimate_qty_for_quote(&m, o.quote_qty.unwrap_or_default()),
+                };
+                // No estimate means more base than any decimal holds: no balance covers it.
+                if need.is_none_or(|need| self.balance(m.spec.base).free < need) {
                     return Err(ApiError::insufficient());
                 }
             }
@@ -926,10 +945,15 @@ impl Engine {
 
     /// Moves a symbol's price (control endpoint) and matches at once.
     pub fn force_price(&mut self, symbol: &str, price: Decimal, now: i64) -> Result<(), ApiError> {
-        let events = self
-            .market
-            .force_price(symbol, price, now)
-            .ok_or_else(ApiError::bad_symbol)?;
+        let events = self.market.force_price(symbol, price, now).map_err(|r| match r {
+            market::PriceRefused::UnknownSymbol => ApiError::bad_symbol(),
+            market::PriceRefused::Filter { min, max, tick } => ApiError::bad(
+                -1013,
+                format!(
+                    "Filter failure: PRICE_FILTER (price {price} must be within [{min}, {max}] and a multiple of {tick})"
+                ),
+            ),
+        })?;
         self.market_events.extend(events);
         self.match_resting(now);
         Ok(())
@@ -1289,6 +1313,15 @@ impl Engine {
         }
         self.check_filters(&above)?;
         self.check_filters(&below)?;
+        // A stop leg the last price has already crossed would trigger as soon as the list is
+        // placed; Binance refuses the whole list, before the price relationship is looked at.
+        for o in [&above, &below] {
+            if let Some(stop) = o.stop_price
+                && Self::would_trigger(&o.order_type, buy_side(&side), stop, m.last_price)
+            {
+                return Err(ApiError::rejected("Order would trigger immediately."));
+            }
+        }
         // Price relationship: the above leg is above the last price, the below leg below it.
         let last = m.last_price;
         let level = |o: &NewOrder| o.stop_price.or(o.price).unwrap_or_default();
@@ -1507,8 +1540,32 @@ impl Engine {
     }
 
     /// A deposit or withdrawal by the control endpoint (`balanceUpdate` event).
-    pub fn adjust_balance(&mut self, asset: &str, delta: Decimal, now: i64) {
-        self.bal_mut(asset).free += delta;
+    ///
+    /// Refused when it would leave the free balance negative (locked funds stay locked) or
+    /// above `MAX_BALANCE`, the bound that keeps every later product of a balance with a
+    /// price inside a decimal.
+    pub fn adjust_balance(&mut self, asset: &str, delta: Decimal, now: i64) -> Result<(), ApiError> {
+        let valid_asset = !asset.is_empty()
+            && asset.len() <= 20
+            && asset
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if !valid_asset {
+            return Err(ApiError::bad(
+                -1100,
+                "Illegal characters found in parameter 'asset'.",
+            ));
+        }
+        let free = self
+            .balance(asset)
+            .free
+            .checked_add(delta)
+            .filter(|f| *f <= MAX_BALANCE)
+            .ok_or_else(|| ApiError::bad(-1013, format!("A balance may not exceed {MAX_BALANCE}.")))?;
+        if free < Decimal::ZERO {
+            return Err(ApiError::insufficient());
+        }
+        self.bal_mut(asset).free = free;
         self.account.update_time = now;
         self.user_events
             .push(json!({"e": "balanceUpdate", "E": now, "a": asset, "d": s8(delta), "T": now}));
@@ -1516,6 +1573,7 @@ impl Engine {
         self.user_events
             .push(json!({"e": "outboundAccountPosition", "E": now, "u": now,
             "B": [{"a": asset, "f": s8(x.free), "l": s8(x.locked)}]}));
+        Ok(())
     }
 }
 
@@ -1551,12 +1609,13 @@ fn estimate_cost(m: &SymbolMarket, qty: Decimal) -> Decimal {
     cost
 }
 
-fn estimate_qty_for_quote(m: &SymbolMarket, quote: Decimal) -> Decimal {
+/// Base quantity a quote amount sells for at the best bid; `None` when it overflows.
+fn estimate_qty_for_quote(m: &SymbolMarket, quote: Decimal) -> Option<Decimal> {
     let bid = m.best_bid().0;
     if bid.is_zero() {
-        Decimal::ZERO
+        Some(Decimal::ZERO)
     } else {
-        floor_to(quote / bid, m.spec.step)
+        checked_floor_to(quote.checked_div(bid)?, m.spec.step)
     }
 }
 
@@ -1887,6 +1946,51 @@ mod tests {
                 check_invariants(&e);
             }
         }
+    }
+
+    #[test]
+    fn decimal_parameters_follow_binance_grammar() {
+        let one = |v: &str| params(&[("x", v.to_string())]).dec("x").map_err(|e| e.code);
+        assert_eq!(
+            one("12345678901234567890.12345678"),
+            Ok(Some("12345678901234567890.12345678".parse().unwrap()))
+        );
+        assert_eq!(one("0.100000000000000000"), Ok(Some(Decimal::new(1, 1))));
+        for bad in [
+            "123456789012345678901",
+            "79228162514264337593543950335",
+            "1.",
+            ".5",
+            "-1",
+            "1e5",
+            "NaN",
+            "1.2.3",
+            "１",
+        ] {
+            assert_eq!(one(bad), Err(-1100), "{bad}");
+        }
+        assert_eq!(one("0.000000001"), Err(-1111));
+    }
+
+    #[test]
+    fn max_balance_is_ten_to_the_twentieth() {
+        assert_eq!(MAX_BALANCE, "100000000000000000000".parse::<Decimal>().unwrap());
+    }
+
+    #[test]
+    fn deposits_may_not_overflow_or_overdraw() {
+        let mut e = engine();
+        assert!(e.adjust_balance("USDT", Decimal::MAX, T0).is_err());
+        assert!(e.adjust_balance("USDT", MAX_BALANCE, T0).is_err());
+        assert_eq!(
+            e.adjust_balance("USDT", Decimal::from(-50_001), T0)
+                .map_err(|x| x.code),
+            Err(-2010)
+        );
+        assert!(e.adjust_balance("", Decimal::ONE, T0).is_err());
+        assert_eq!(e.balance("USDT").free, Decimal::from(50_000));
+        assert!(e.adjust_balance("USDT", Decimal::from(-50_000), T0).is_ok());
+        assert_eq!(e.balance("USDT").free, Decimal::ZERO);
     }
 
     #[test]

@@ -83,6 +83,18 @@ pub struct SymbolSpec {
     pub spread_ticks: i64,
 }
 
+impl SymbolSpec {
+    /// PRICE_FILTER's `maxPrice`: a hundred times the start price.
+    pub fn max_price(&self) -> Decimal {
+        self.start_price * Decimal::from(100)
+    }
+
+    /// PRICE_FILTER: within `[tickSize, maxPrice]` and a whole number of ticks.
+    pub fn price_ok(&self, px: Decimal) -> bool {
+        px >= self.tick && px <= self.max_price() && px.checked_rem(self.tick).is_some_and(|r| r.is_zero())
+    }
+}
+
 pub const MAX_NUM_ORDERS: usize = 200;
 pub const PERCENT_UP: &str = "5";
 pub const PERCENT_DOWN: &str = "0.2";
@@ -206,6 +218,18 @@ pub struct DepthDiff {
     pub asks: Vec<(Decimal, Decimal)>,
 }
 
+/// Why a forced price was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriceRefused {
+    UnknownSymbol,
+    /// Outside `[min, max]` or not a multiple of `tick`.
+    Filter {
+        min: Decimal,
+        max: Decimal,
+        tick: Decimal,
+    },
+}
+
 /// Something the real-time streams publish.
 #[derive(Debug, Clone)]
 pub enum MarketEvent {
@@ -240,6 +264,8 @@ pub struct SymbolMarket {
     pub forced: bool,
     /// An outside price source has quoted this symbol (paper mode).
     pub quoted: bool,
+    /// Its market step panicked once; it no longer moves (see `Market::step`).
+    pub halted: bool,
 }
 
 /// All symbols, the generator and the step counter.
@@ -273,12 +299,18 @@ pub fn sqrt(x: Decimal) -> Decimal {
     g
 }
 
-/// Rounds down to a multiple of `unit`.
+/// Rounds down to a multiple of `unit`. Only for values the exchange made itself (book
+/// levels, synthetic trades); anything derived from a request goes through `checked_floor_to`.
 pub fn floor_to(x: Decimal, unit: Decimal) -> Decimal {
+    checked_floor_to(x, unit).unwrap_or(x)
+}
+
+/// Rounds down to a multiple of `unit`; `None` when `x / unit` does not fit in a decimal.
+pub fn checked_floor_to(x: Decimal, unit: Decimal) -> Option<Decimal> {
     if unit.is_zero() {
-        return x;
+        return Some(x);
     }
-    (x / unit).floor() * unit
+    x.checked_div(unit)?.floor().checked_mul(unit)
 }
 
 impl Market {
@@ -354,6 +386,7 @@ impl Market {
                 next_trade_id: trade_id,
                 forced: false,
                 quoted: false,
+                halted: false,
             };
             m.rebuild_book(&mut rng);
             symbols.push(m);
@@ -376,63 +409,65 @@ impl Market {
     }
 
     /// One step of market time: every symbol moves, gets a new book and a few public trades.
+    ///
+    /// Each symbol's step runs on its own behind `catch_unwind`: this runs in the task that
+    /// moves every market, and an arithmetic bug in one symbol must not freeze the others. A
+    /// symbol whose step panicked is logged and left where it was (halted) from then on.
     pub fn step(&mut self, now_ms: i64) -> Vec<MarketEvent> {
         self.steps += 1;
         let mut events = Vec::new();
         // A jump happens about once every 2.3 hours of market time per symbol (3e-5 per step),
         // 1.5–4 % either way: enough that a demo account can hit a 5 % daily-loss limit.
         let jump_odds = (Decimal::new(3, 5) * self.speed).min(Decimal::ONE);
+        let vol_scale = self.vol_scale;
         for i in 0..self.symbols.len() {
             let rng = &mut self.rng;
             let m = &mut self.symbols[i];
-            let mut r = rng.normal() * m.spec.step_vol * self.vol_scale;
-            if rng.unit() < jump_odds {
-                let size = Decimal::new(15, 3) + rng.unit() * Decimal::new(25, 3);
-                r += if rng.below(2) == 0 { size } else { -size };
+            if m.halted {
+                continue;
             }
-            m.mid = (m.mid * (Decimal::ONE + r)).max(m.spec.tick * Decimal::from(10));
-            m.forced = false;
-            let old_bids = m.bids.clone();
-            let old_asks = m.asks.clone();
-            m.rebuild_book(rng);
-            let n = rng.below(3);
-            for _ in 0..n {
-                let taker_buys = rng.below(2) == 0;
-                let price = if taker_buys {
-                    m.best_ask().0
-                } else {
-                    m.best_bid().0
-                };
-                if price.is_zero() {
-                    continue;
+            let mut out = Vec::new();
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                m.step(rng, jump_odds, vol_scale, now_ms, &mut out)
+            }));
+            match stepped {
+                Ok(()) => events.extend(out),
+                Err(_) => {
+                    m.halted = true;
+                    tracing::error!(
+                        "sim: the market step of {} failed; the symbol is halted, the others keep moving",
+                        m.spec.symbol
+                    );
                 }
-                let qty =
-                    floor_to(m.spec.level_qty * rng.unit() / Decimal::from(5), m.spec.step).max(m.spec.step);
-                let t = m.record_trade(price, qty, !taker_buys, now_ms);
-                events.push(MarketEvent::Trade {
-                    symbol: m.spec.symbol.to_string(),
-                    trade: t,
-                });
             }
-            if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
-                events.push(MarketEvent::Depth {
-                    symbol: m.spec.symbol.to_string(),
-                    time: now_ms,
-                    diff,
-                });
-            }
-            events.push(MarketEvent::BookTicker {
-                symbol: m.spec.symbol.to_string(),
-            });
-            m.roll_candle(now_ms);
         }
         events
     }
 
     /// Moves a symbol's price at once (control endpoint); the book follows immediately.
-    pub fn force_price(&mut self, symbol: &str, price: Decimal, now_ms: i64) -> Option<Vec<MarketEvent>> {
+    ///
+    /// The price must pass the symbol's PRICE_FILTER: the walk, the book and the candles
+    /// multiply and add prices, and a price near `Decimal::MAX` would overflow them on the
+    /// next step, in the task that moves every symbol.
+    pub fn force_price(
+        &mut self,
+        symbol: &str,
+        price: Decimal,
+        now_ms: i64,
+    ) -> Result<Vec<MarketEvent>, PriceRefused> {
         let rng = &mut self.rng;
-        let m = self.symbols.iter_mut().find(|s| s.spec.symbol == symbol)?;
+        let m = self
+            .symbols
+            .iter_mut()
+            .find(|s| s.spec.symbol == symbol)
+            .ok_or(PriceRefused::UnknownSymbol)?;
+        if !m.spec.price_ok(price) {
+            return Err(PriceRefused::Filter {
+                min: m.spec.tick,
+                max: m.spec.max_price(),
+                tick: m.spec.tick,
+            });
+        }
         let old_bids = m.bids.clone();
         let old_asks = m.asks.clone();
         m.mid = price.max(m.spec.tick);
@@ -455,7 +490,7 @@ impl Market {
         events.push(MarketEvent::BookTicker {
             symbol: symbol.to_string(),
         });
-        Some(events)
+        Ok(events)
     }
 
     /// Sets the whole book from an outside best bid/ask (paper price source).
@@ -468,7 +503,10 @@ impl Market {
     ) -> Option<Vec<MarketEvent>> {
         let rng = &mut self.rng;
         let m = self.symbols.iter_mut().find(|s| s.spec.symbol == symbol)?;
-        if bid.0 <= Decimal::ZERO || ask.0 < bid.0 {
+        // An outside quote is input too: outside (0, maxPrice] it would overflow the mid,
+        // the history rescale or the book, so it is ignored like a crossed one.
+        let max = m.spec.max_price();
+        if bid.0 <= Decimal::ZERO || ask.0 < bid.0 || ask.0 > max {
             return None;
         }
         let old_bids = m.bids.clone();
@@ -493,9 +531,11 @@ impl Market {
         m.rebuild_book(rng);
         // The outside top of book replaces the synthetic one (levels behind it stay synthetic).
         m.bids.retain(|(p, _)| *p < bid.0);
-        m.bids.insert(0, (bid.0, bid.1.max(m.spec.step)));
+        m.bids
+            .insert(0, (bid.0, bid.1.clamp(m.spec.step, m.spec.max_qty)));
         m.asks.retain(|(p, _)| *p > ask.0);
-        m.asks.insert(0, (ask.0, ask.1.max(m.spec.step)));
+        m.asks
+            .insert(0, (ask.0, ask.1.clamp(m.spec.step, m.spec.max_qty)));
         let mut events = Vec::new();
         m.last_price = round_tick(m.mid, m.spec.tick);
         if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
@@ -526,6 +566,60 @@ pub fn round_tick(x: Decimal, tick: Decimal) -> Decimal {
 }
 
 impl SymbolMarket {
+    /// One step of this symbol (see `Market::step`).
+    fn step(
+        &mut self,
+        rng: &mut SplitMix64,
+        jump_odds: Decimal,
+        vol_scale: Decimal,
+        now_ms: i64,
+        events: &mut Vec<MarketEvent>,
+    ) {
+        let m = self;
+        let mut r = rng.normal() * m.spec.step_vol * vol_scale;
+        if rng.unit() < jump_odds {
+            let size = Decimal::new(15, 3) + rng.unit() * Decimal::new(25, 3);
+            r += if rng.below(2) == 0 { size } else { -size };
+        }
+        // The walk stays inside PRICE_FILTER, so that every price it shows can be traded.
+        let moved = m.mid.checked_mul(Decimal::ONE + r).unwrap_or(m.mid);
+        m.mid = moved.max(m.spec.tick * Decimal::from(10)).min(m.spec.max_price());
+        m.forced = false;
+        let old_bids = m.bids.clone();
+        let old_asks = m.asks.clone();
+        m.rebuild_book(rng);
+        let n = rng.below(3);
+        for _ in 0..n {
+            let taker_buys = rng.below(2) == 0;
+            let price = if taker_buys {
+                m.best_ask().0
+            } else {
+                m.best_bid().0
+            };
+            if price.is_zero() {
+                continue;
+            }
+            let qty =
+                floor_to(m.spec.level_qty * rng.unit() / Decimal::from(5), m.spec.step).max(m.spec.step);
+            let t = m.record_trade(price, qty, !taker_buys, now_ms);
+            events.push(MarketEvent::Trade {
+                symbol: m.spec.symbol.to_string(),
+                trade: t,
+            });
+        }
+        if let Some(diff) = m.diff_from(&old_bids, &old_asks) {
+            events.push(MarketEvent::Depth {
+                symbol: m.spec.symbol.to_string(),
+                time: now_ms,
+                diff,
+            });
+        }
+        events.push(MarketEvent::BookTicker {
+            symbol: m.spec.symbol.to_string(),
+        });
+        m.roll_candle(now_ms);
+    }
+
     fn rebuild_book(&mut self, rng: &mut SplitMix64) {
         let tick = self.spec.tick;
         let half = tick * Decimal::from(self.spec.spread_ticks) / Decimal::TWO;
@@ -622,10 +716,13 @@ impl SymbolMarket {
         if minute > last_open {
             let close = self.candles.back().map(|c| c.close).unwrap_or(self.last_price);
             // Fill minutes with no activity so that candle open times stay contiguous.
+            // Only the minutes that will be kept: after a long clock jump (a clock-offset
+            // fault) filling every missed minute first would take unbounded time and memory.
+            let oldest_kept = minute.saturating_sub((MAX_CANDLES as i64 - 1) * 60_000);
             let mut t = if last_open == i64::MIN {
                 minute
             } else {
-                last_open + 60_000
+                last_open.saturating_add(60_000).max(oldest_kept)
             };
             while t <= minute {
                 self.candles.push_back(Candle::new(t, close));
@@ -671,8 +768,11 @@ impl SymbolMarket {
                 break;
             }
             let mut q = left.min(level.1);
-            if let Some(ql) = quote_left {
-                q = q.min(floor_to(ql / level.0, step));
+            // A quote amount too large to divide by the price buys the whole level.
+            if let Some(ql) = quote_left
+                && let Some(cap) = ql.checked_div(level.0).and_then(|x| checked_floor_to(x, step))
+            {
+                q = q.min(cap);
             }
             if q <= Decimal::ZERO {
                 break;
@@ -680,7 +780,7 @@ impl SymbolMarket {
             level.1 -= q;
             left -= q;
             if let Some(ql) = quote_left.as_mut() {
-                *ql -= q * level.0;
+                *ql = ql.saturating_sub(q.saturating_mul(level.0));
             }
             fills.push((level.0, q));
         }
@@ -975,6 +1075,63 @@ mod tests {
             "crossed quotes are ignored"
         );
         m.step(1_700_000_000_750);
+    }
+
+    #[test]
+    fn forced_prices_must_pass_the_price_filter() {
+        let mut m = Market::new(4, Decimal::ONE, 1_700_000_000_000);
+        let t = 1_700_000_000_250;
+        for bad in [
+            Decimal::ZERO,
+            Decimal::from(-5),
+            Decimal::MAX,
+            Decimal::new(1_000_001, 3),
+        ] {
+            assert!(
+                matches!(m.force_price("BTCUSDT", bad, t), Err(PriceRefused::Filter { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            m.force_price("NOPE", Decimal::ONE, t).err(),
+            Some(PriceRefused::UnknownSymbol)
+        );
+        assert!(m.force_price("BTCUSDT", Decimal::from(1000), t).is_ok());
+        assert!(
+            m.set_quote(
+                "BTCUSDT",
+                (Decimal::MAX, Decimal::ONE),
+                (Decimal::MAX, Decimal::ONE),
+                t
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn a_symbol_whose_step_panics_is_halted_and_the_others_keep_moving() {
+        let mut m = Market::new(6, Decimal::ONE, 1_700_000_000_000);
+        // A state no input can produce any more: its maxPrice overflows a decimal.
+        m.symbols[0].spec.start_price = Decimal::MAX;
+        let before = m.mids();
+        for i in 1..=20 {
+            m.step(1_700_000_000_000 + i * 250);
+        }
+        assert!(m.symbols[0].halted);
+        assert_eq!(m.symbols[0].mid, before[0]);
+        for (i, s) in m.symbols.iter().enumerate().skip(1) {
+            assert!(!s.halted);
+            assert_ne!(s.mid, before[i], "{} stopped", s.spec.symbol);
+        }
+    }
+
+    #[test]
+    fn checked_floor_to_reports_overflow() {
+        assert_eq!(checked_floor_to(Decimal::MAX, Decimal::new(1, 5)), None);
+        assert_eq!(
+            checked_floor_to(Decimal::new(12345, 3), Decimal::new(1, 1)),
+            Some(Decimal::new(123, 1))
+        );
     }
 
     #[test]

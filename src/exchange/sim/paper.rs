@@ -72,7 +72,14 @@ pub(crate) async fn feed_task(shared: Arc<Shared>, base: String) {
                     {
                         let now = shared.now();
                         let mut e = shared.engine();
-                        e.set_quote(&symbol, bid, ask, now);
+                        // As in the synthetic market task: a bug in matching is logged, and
+                        // the feed goes on instead of ending silently with every quote stale.
+                        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            e.set_quote(&symbol, bid, ask, now)
+                        }));
+                        if applied.is_err() {
+                            tracing::error!("sim: applying a {symbol} quote failed; the feed goes on");
+                        }
                         shared.publish(&mut e);
                     }
                 }

@@ -21,7 +21,6 @@ use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::engine::{self, ApiError, Params, order_json, trade_json};
-use super::faults::Faults;
 use super::limits::Refusal;
 use super::market::{self, kline_row, klines, s8};
 use super::{Shared, SimKey, auth, ws};
@@ -78,6 +77,16 @@ fn refusal_response(r: &Refusal, weight_header: (String, String)) -> Response {
     )
 }
 
+/// Most parameters one request may carry (REST or WebSocket API). The largest request the
+/// exchange serves, an OCO list with every optional leg parameter, has about 35.
+pub const MAX_PARAMS: usize = 64;
+/// Most bytes the query string and the body may hold together. Far above any real request;
+/// it bounds the work done before the signature is checked.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Most bytes read from a body at all: enough to count the parameters of an oversized
+/// request (and answer `-1101`), small enough that reading it costs nothing.
+const MAX_BODY_READ: usize = 1024 * 1024;
+
 /// Decodes `k=v&…` pairs (form encoding).
 pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.as_bytes())
@@ -85,11 +94,67 @@ pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn has_duplicates(pairs: &[(String, String)]) -> bool {
-    pairs
-        .iter()
-        .enumerate()
-        .any(|(i, (k, _))| pairs[..i].iter().any(|(k2, _)| k2 == k))
+/// Number of `k=v` pairs in a form-encoded string, without decoding it.
+fn count_pairs(raw: &str) -> usize {
+    raw.split('&').filter(|p| !p.is_empty()).count()
+}
+
+/// One pass over the names: a repeated name is a duplicate.
+pub(crate) fn has_duplicates<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().any(|k| !seen.insert(k))
+}
+
+pub(crate) fn too_many_params(received: usize) -> ApiError {
+    ApiError::bad(
+        -1101,
+        format!("Too many parameters; expected '{MAX_PARAMS}' and received '{received}'."),
+    )
+}
+
+pub(crate) fn duplicate_params() -> ApiError {
+    ApiError::bad(-1101, "Duplicate values for a parameter detected.")
+}
+
+fn too_large() -> Response {
+    json_response(
+        413,
+        &json!({"code": -1000, "msg": format!(
+            "Request too large: the query string and body together may hold at most {MAX_REQUEST_BYTES} bytes."
+        )}),
+        vec![],
+    )
+}
+
+/// Reads and bounds the parameters of a REST request before any other work: the body is
+/// read up to `MAX_BODY_READ`, the parameters are counted on the raw text, the size is
+/// checked, and only then decoded (linear) and checked for duplicates (one hash-set pass).
+async fn read_params(uri: &Uri, body: axum::body::Body) -> Result<(String, String, Params), Response> {
+    let raw_query = uri.query().unwrap_or("");
+    if raw_query.len() > MAX_BODY_READ {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY_READ)
+        .await
+        .map_err(|_| too_large())?;
+    let raw_body = String::from_utf8_lossy(&body);
+    let count = count_pairs(raw_query) + count_pairs(&raw_body);
+    if count > MAX_PARAMS {
+        let e = too_many_params(count);
+        return Err(json_response(400, &e.to_json(), vec![]));
+    }
+    if raw_query.len() + raw_body.len() > MAX_REQUEST_BYTES {
+        return Err(too_large());
+    }
+    let query_pairs = decode_pairs(raw_query);
+    let body_pairs = decode_pairs(&raw_body);
+    let dup = |pairs: &[(String, String)]| has_duplicates(pairs.iter().map(|(k, _)| k.as_str()));
+    if dup(&query_pairs) || dup(&body_pairs) {
+        return Err(json_response(400, &duplicate_params().to_json(), vec![]));
+    }
+    let mut pairs = query_pairs;
+    pairs.extend(body_pairs);
+    Ok((raw_query.to_string(), raw_body.into_owned(), Params(pairs)))
 }
 
 /// Weight of an endpoint for the given parameters (binance-spot.md §3).
@@ -213,21 +278,14 @@ async fn rest(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    let (raw_query, raw_body, p) = match read_params(&uri, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let now = shared.now();
     let path = uri.path().to_string();
-    let raw_query = uri.query().unwrap_or("").to_string();
-    let raw_body = String::from_utf8_lossy(&body).to_string();
-    let query_pairs = decode_pairs(&raw_query);
-    let body_pairs = decode_pairs(&raw_body);
-    if has_duplicates(&query_pairs) || has_duplicates(&body_pairs) {
-        let e = ApiError::bad(-1101, "Duplicate values for a parameter detected.");
-        return json_response(400, &e.to_json(), vec![]);
-    }
-    let mut pairs = query_pairs;
-    pairs.extend(body_pairs);
-    let p = Params(pairs);
     let Some((weight, sec)) = endpoint(&method, &path, &p) else {
         return json_response(404, &json!({"code": -1000, "msg": "Unknown endpoint."}), vec![]);
     };
@@ -490,6 +548,7 @@ fn all_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let from_id = p.int("orderId")?;
     let start = p.int("startTime")?;
     let end = p.int("endTime")?;
+    check_time_range(start, end)?;
     let limit = limit_param(p, 500, 1000)?;
     let rows: Vec<&engine::SimOrder> = e
         .account
@@ -505,6 +564,21 @@ fn all_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
             .map(order_json)
             .collect(),
     ))
+}
+
+/// allOrders and myTrades look at most 24 hours at a time. The distance is checked, not
+/// computed blindly: `endTime - startTime` of two hostile `i64`s overflows, and a range whose
+/// length does not fit in an `i64` is longer than a day.
+fn check_time_range(start: Option<i64>, end: Option<i64>) -> Result<(), ApiError> {
+    if let (Some(s), Some(x)) = (start, end)
+        && x.checked_sub(s).is_none_or(|d| d > 86_400_000)
+    {
+        return Err(ApiError::bad(
+            -1127,
+            "More than 24 hours between startTime and endTime.",
+        ));
+    }
+    Ok(())
 }
 
 /// Time-range semantics of list endpoints: oldest first from a start, else the most recent.
@@ -533,14 +607,7 @@ fn my_trades(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
             "Combination of optional parameters invalid.",
         ));
     }
-    if let (Some(s), Some(x)) = (start, end)
-        && x - s > 86_400_000
-    {
-        return Err(ApiError::bad(
-            -1127,
-            "More than 24 hours between startTime and endTime.",
-        ));
-    }
+    check_time_range(start, end)?;
     let limit = limit_param(p, 500, 1000)?;
     let rows: Vec<&engine::MyTrade> = e
         .account
@@ -723,7 +790,7 @@ fn get_klines(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let rows: Vec<_> = rows
         .into_iter()
         .filter(|(s, _, _)| {
-            start.is_none_or(|t| *s >= t - t.rem_euclid(60_000)) && end.is_none_or(|t| *s <= t)
+            start.is_none_or(|t| *s >= t.saturating_sub(t.rem_euclid(60_000))) && end.is_none_or(|t| *s <= t)
         })
         .collect();
     let rows = window(rows, start.is_some(), limit);
@@ -825,63 +892,90 @@ fn book_ticker(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
 
 // -------------------------------------------------------------------- control endpoints
 
-fn loopback_only(peer: &SocketAddr) -> Result<(), Box<Response>> {
-    if peer.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(Box::new(json_response(
+/// Checks a control request: from a loopback peer, carrying the exchange's own API key in
+/// `X-MBX-APIKEY`. Loopback alone is not enough: every local user can reach a loopback port,
+/// and these endpoints move prices and balances. The key is the one `crbot sim` prints and
+/// keeps in its owner-only state file, so only its owner can present it.
+fn control_guard(shared: &Shared, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    if !peer.ip().is_loopback() {
+        return Err(Box::new(json_response(
             403,
             &json!({"code": -1002, "msg": "Control endpoints answer loopback only."}),
             vec![],
-        )))
+        )));
     }
+    let sent = headers
+        .get("x-mbx-apikey")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !constant_time_eq(sent, shared.default_key.0.as_bytes()) {
+        let e = ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action.");
+        return Err(Box::new(json_response(401, &e.to_json(), vec![])));
+    }
+    Ok(())
 }
 
-/// `POST /sim/control/faults` with a `Faults` JSON object; answers the switches now in force.
+/// Compares without an early exit, so the time taken does not tell how much of a guess matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn control_error(code: i64, msg: impl Into<String>) -> Response {
+    json_response(400, &json!({"code": code, "msg": msg.into()}), vec![])
+}
+
+/// Control bodies are small JSON objects; anything larger is refused unread.
+const MAX_CONTROL_BYTES: usize = 4096;
+
+/// `POST /sim/control/faults`: a JSON object naming the switches to change (the others keep
+/// their value), or `{"reset": true}` to clear every switch first. Answers the switches now in
+/// force. Unknown names and bad values are refused whole, naming them.
 async fn control_faults(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = loopback_only(&peer) {
+    if let Err(r) = control_guard(&shared, &peer, &headers) {
         return *r;
     }
-    match serde_json::from_slice::<Faults>(&body) {
-        Ok(f) => {
-            shared.faults.set(f);
-            json_response(200, &json!(shared.faults.get()), vec![])
-        }
-        Err(e) => json_response(
-            400,
-            &json!({"code": -1100, "msg": format!("bad faults: {e}")}),
-            vec![],
-        ),
+    if body.len() > MAX_CONTROL_BYTES {
+        return control_error(-1100, "bad faults: the body is too large");
+    }
+    let patch = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return control_error(-1100, "bad faults: expected a JSON object"),
+        Err(e) => return control_error(-1100, format!("bad faults: {e}")),
+    };
+    match shared.faults.merge(&patch) {
+        Ok(now) => json_response(200, &json!(now), vec![]),
+        Err(e) => control_error(-1100, format!("bad faults: {e}")),
     }
 }
 
-/// `POST /sim/control/price {"symbol":"BTCUSDT","price":"90000"}`: moves the price now.
+/// `POST /sim/control/price {"symbol":"BTCUSDT","price":"90000"}`: moves the price now. The
+/// price must pass the symbol's PRICE_FILTER (positive, at most maxPrice, on the tick).
 async fn control_price(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = loopback_only(&peer) {
+    if let Err(r) = control_guard(&shared, &peer, &headers) {
         return *r;
     }
+    if body.len() > MAX_CONTROL_BYTES {
+        return control_error(-1100, "bad request: the body is too large");
+    }
     #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Req {
         symbol: String,
         price: Decimal,
     }
     let req: Req = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return json_response(
-                400,
-                &json!({"code": -1100, "msg": format!("bad request: {e}")}),
-                vec![],
-            );
-        }
+        Err(e) => return control_error(-1100, format!("bad request: {e}")),
     };
     let now = shared.now();
     let mut e = shared.engine();
@@ -897,34 +991,37 @@ async fn control_price(
     }
 }
 
-/// `POST /sim/control/balance {"asset":"USDT","delta":"100"}`: a deposit (or withdrawal).
+/// `POST /sim/control/balance {"asset":"USDT","delta":"100"}`: a deposit (or withdrawal);
+/// refused when it would overdraw the free balance or exceed `engine::MAX_BALANCE`.
 async fn control_balance(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = loopback_only(&peer) {
+    if let Err(r) = control_guard(&shared, &peer, &headers) {
         return *r;
     }
+    if body.len() > MAX_CONTROL_BYTES {
+        return control_error(-1100, "bad request: the body is too large");
+    }
     #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Req {
         asset: String,
         delta: Decimal,
     }
     let req: Req = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return json_response(
-                400,
-                &json!({"code": -1100, "msg": format!("bad request: {e}")}),
-                vec![],
-            );
-        }
+        Err(e) => return control_error(-1100, format!("bad request: {e}")),
     };
     let now = shared.now();
     let mut e = shared.engine();
-    e.adjust_balance(&req.asset, req.delta, now);
+    let r = e.adjust_balance(&req.asset, req.delta, now);
     shared.publish(&mut e);
+    if let Err(err) = r {
+        return json_response(err.status, &err.to_json(), vec![]);
+    }
     let b = e.balance(&req.asset);
     json_response(
         200,

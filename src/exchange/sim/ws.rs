@@ -202,7 +202,9 @@ pub struct StreamsQuery {
 }
 
 pub(crate) async fn stream_handler_root(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| stream_conn(shared, socket, Vec::new(), false))
+    ws.max_message_size(MAX_STREAM_MESSAGE)
+        .max_frame_size(MAX_STREAM_MESSAGE)
+        .on_upgrade(move |socket| stream_conn(shared, socket, Vec::new(), false))
 }
 
 pub(crate) async fn stream_handler_raw(
@@ -211,7 +213,9 @@ pub(crate) async fn stream_handler_raw(
     ws: WebSocketUpgrade,
 ) -> Response {
     let list = split_streams(&streams);
-    ws.on_upgrade(move |socket| stream_conn(shared, socket, list, false))
+    ws.max_message_size(MAX_STREAM_MESSAGE)
+        .max_frame_size(MAX_STREAM_MESSAGE)
+        .on_upgrade(move |socket| stream_conn(shared, socket, list, false))
 }
 
 pub(crate) async fn stream_handler_combined(
@@ -220,7 +224,9 @@ pub(crate) async fn stream_handler_combined(
     ws: WebSocketUpgrade,
 ) -> Response {
     let list = split_streams(q.streams.as_deref().unwrap_or(""));
-    ws.on_upgrade(move |socket| stream_conn(shared, socket, list, true))
+    ws.max_message_size(MAX_STREAM_MESSAGE)
+        .max_frame_size(MAX_STREAM_MESSAGE)
+        .on_upgrade(move |socket| stream_conn(shared, socket, list, true))
 }
 
 fn split_streams(s: &str) -> Vec<String> {
@@ -230,6 +236,7 @@ fn split_streams(s: &str) -> Vec<String> {
     decoded
         .split('/')
         .filter(|x| !x.is_empty())
+        .take(MAX_STREAMS)
         .map(str::to_string)
         .collect()
 }
@@ -398,6 +405,12 @@ fn control_message(m: &Market, subs: &mut Vec<String>, text: &str) -> Value {
             if let Some(bad) = params.iter().find(|p| !valid_stream(m, p)) {
                 return json!({"error": {"code": 2, "msg": format!("Invalid request: unknown stream '{bad}'")}, "id": id});
             }
+            let new = params.iter().filter(|p| !subs.contains(p)).count();
+            if subs.len() + new > MAX_STREAMS {
+                return json!({"error": {"code": 2, "msg": format!(
+                    "Invalid request: a connection may subscribe to at most {MAX_STREAMS} streams"
+                )}, "id": id});
+            }
             for p in params {
                 if !subs.contains(&p) {
                     subs.push(p);
@@ -416,8 +429,18 @@ fn control_message(m: &Market, subs: &mut Vec<String>, text: &str) -> Value {
 
 // -------------------------------------------------------------------- WebSocket API
 
+/// Largest WebSocket API message read: room for a request with far more than `MAX_PARAMS`
+/// parameters (so that it can be answered `-1101`), far below the library's 64 MiB default.
+const MAX_API_MESSAGE: usize = 1024 * 1024;
+/// Largest message read on a market-stream connection (control messages are tiny).
+const MAX_STREAM_MESSAGE: usize = 64 * 1024;
+/// Streams one connection may subscribe to (Binance: 1024).
+const MAX_STREAMS: usize = 1024;
+
 pub(crate) async fn api_handler(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| api_conn(shared, socket))
+    ws.max_message_size(MAX_API_MESSAGE)
+        .max_frame_size(MAX_API_MESSAGE)
+        .on_upgrade(move |socket| api_conn(shared, socket))
 }
 
 struct ApiSession {
@@ -544,6 +567,15 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    // Bounded before the rate limit, signature or anything else looks at the parameters
+    // (JSON objects cannot repeat a name: the parser keeps the last).
+    if params.len() > rest::MAX_PARAMS {
+        let e = rest::too_many_params(params.len());
+        return (
+            json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}}),
+            None,
+        );
+    }
     let admitted = {
         let forced = shared.faults.take_429();
         shared.rate().admit(api_weight(&method), now, forced)
