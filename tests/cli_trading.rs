@@ -694,3 +694,98 @@ fn a_limit_entry_that_fills_later_gets_its_protective_oco_from_the_next_command(
     assert_eq!(again["orders"].as_array().unwrap().len(), 2, "{again}");
     assert_eq!(ex.exchange_open_orders(), 2);
 }
+
+/// A crossing limit entry whose answer is lost (`faults`), then what a reconciled order must
+/// be: crbot's own order with everything its ticket asked for.
+fn assert_lost_entry_is_reconciled_as_crbots_protected_position(faults: sim::Faults) {
+    let ex = Exchange::start();
+    let ask = ex
+        .rt
+        .block_on(ex.rest().book_ticker(&Symbol::new("BTCUSDT").unwrap()))
+        .unwrap()
+        .ask
+        .to_string();
+    ex.handle.faults().set(faults);
+    let (code, out, err) = ex.run(&[
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--limit",
+        &ask,
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+    ]);
+    ex.handle.faults().set(sim::Faults::default());
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(out.contains("resolved") && out.contains("FILLED"), "{out}");
+    assert!(!out.contains("no protective OCO"), "{out}");
+
+    // The protective OCO rests on the exchange, and the entry was sent exactly once.
+    assert_eq!(ex.exchange_open_orders(), 2, "{out}");
+    let all = ex
+        .rt
+        .block_on(ex.rest().open_orders(None))
+        .unwrap()
+        .into_iter()
+        .map(|o| o.order_type.to_string())
+        .collect::<Vec<_>>();
+    assert!(all.contains(&"STOP_LOSS".to_string()), "{all:?}");
+
+    // Its fills carry its client order id.
+    let journal = Journal::open(&ex.journal_path(), Mode::Sim).unwrap();
+    let orders = journal.recent_orders(10).unwrap();
+    let entries: Vec<_> = orders
+        .iter()
+        .filter(|o| o.purpose == crbot::domain::OrderPurpose::Entry)
+        .collect();
+    assert_eq!(entries.len(), 1, "{orders:?}");
+    let fills = journal.fills().unwrap();
+    assert!(!fills.is_empty());
+    assert!(
+        fills
+            .iter()
+            .all(|f| f.client_order_id.as_ref() == Some(&entries[0].client_order_id)),
+        "{fills:?}"
+    );
+    drop(journal);
+
+    // It counts as crbot's position…
+    let positions = ex.json(&["positions"]);
+    let btc = positions["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == "BTCUSDT")
+        .unwrap_or_else(|| panic!("no BTCUSDT position: {positions}"))
+        .clone();
+    assert_eq!(btc["external"], false, "{positions}");
+
+    // …and the kill switch cancels its protection and flatten sells it.
+    let kill = ex.json(&["kill", "--flatten"]);
+    assert_eq!(kill["ok"], true, "{kill}");
+    let sells = kill["flatten"]["sells"].as_array().unwrap();
+    assert_eq!(sells.len(), 1, "{kill}");
+    assert_eq!(sells[0]["ok"], true, "{kill}");
+    assert_eq!(ex.exchange_open_orders(), 0);
+}
+
+#[test]
+fn an_entry_answered_503_is_reconciled_as_crbots_own_protected_position() {
+    assert_lost_entry_is_reconciled_as_crbots_protected_position(sim::Faults {
+        order_503: 1,
+        ..sim::Faults::default()
+    });
+}
+
+#[test]
+fn an_entry_whose_answer_times_out_is_reconciled_as_crbots_own_protected_position() {
+    // Longer than the client's order timeout (12 s): the order is placed, its answer never
+    // arrives in time.
+    assert_lost_entry_is_reconciled_as_crbots_protected_position(sim::Faults {
+        order_delay_ms: Some(15_000),
+        ..sim::Faults::default()
+    });
+}
