@@ -1403,7 +1403,11 @@ impl Runtime {
             }
             KillEvent::Done { ok, summary } => {
                 progress.done = true;
-                progress.stage = KillStage::Cancelled;
+                // "All orders cancelled" only when the exchange confirmed it; an incomplete
+                // sweep stays at the stage it reached, with its summary in the log.
+                if ok {
+                    progress.stage = KillStage::Cancelled;
+                }
                 let level = if ok { LogLevel::Info } else { LogLevel::Error };
                 self.core.state.log(now, level, LogKind::Kill, summary.clone());
                 self.core
