@@ -720,12 +720,10 @@ impl Runtime {
         match self.core.decide(&ticket, purpose, exit_confirmed, now) {
             Ok(p) => {
                 let cid = p.request.client_order_id.clone();
+                // Not "accepted": only the exchange's answer (`on_placed`) may say that.
                 self.core.state.result = Some(TicketResult {
                     draft: draft.clone(),
-                    outcome: TicketOutcome::Accepted {
-                        client_order_id: cid,
-                        detail: "sent".into(),
-                    },
+                    outcome: TicketOutcome::Sent { client_order_id: cid },
                 });
                 self.send(p, Some(draft));
             }
