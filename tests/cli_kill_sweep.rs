@@ -1,6 +1,7 @@
 //! Stage one of the kill switch (`engine::kill::sweep`, shared by `crbot kill` and the
 //! console) against the local exchange: every symbol cancelled, symbols the journal did not
-//! know included, verified until the exchange shows nothing open, and a 429 waited out.
+//! know included, verified until the exchange shows nothing open, a 429 and a short ban
+//! waited out, and a long ban reported as cancels not sent (never "all orders cancelled").
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -118,6 +119,62 @@ async fn sweep_waits_out_a_429_with_a_countdown_then_cancels() {
             .iter()
             .any(|e| matches!(e, KillEvent::Countdown { secs } if *secs > 0)),
         "no countdown: {events:?}"
+    );
+    handle.shutdown().await;
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_waits_out_a_ban_that_ends_soon_then_cancels() {
+    let (handle, rest) = exchange().await;
+    rest_order(&rest, "BTCUSDT", "0.001", "95000", 1).await;
+    // A 418 seen a moment ago, ending in 2 s: within what the sweep waits for.
+    rest.note_ban(now_ms() + 2_000);
+    let known: BTreeSet<Symbol> = [sym("BTCUSDT")].into_iter().collect();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let report = sweep(&rest, &known, &SweepConfig::default(), &tx).await;
+    assert!(report.ok, "{report:?}");
+    assert!(rest.open_orders(None).await.unwrap().is_empty());
+    let events = drain(&mut rx);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, KillEvent::Countdown { secs } if *secs > 0)),
+        "the wait is shown: {events:?}"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_during_a_long_ban_says_not_cancelled_and_never_all_orders_cancelled() {
+    let (handle, rest) = exchange().await;
+    rest_order(&rest, "BTCUSDT", "0.001", "95000", 1).await;
+    rest.note_ban(now_ms() + 600_000);
+    let known: BTreeSet<Symbol> = [sym("BTCUSDT")].into_iter().collect();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = SweepConfig {
+        max_rounds: 2,
+        ..SweepConfig::default()
+    };
+    let report = sweep(&rest, &known, &config, &tx).await;
+    assert!(!report.ok, "{report:?}");
+    assert_eq!(report.cancelled, 0);
+    let line = &report.lines[0];
+    assert_eq!(line.ok, Some(false), "{line:?}");
+    assert!(line.outcome.starts_with("not cancelled"), "{line:?}");
+    let events = drain(&mut rx);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, KillEvent::Stage(crbot::engine::snapshot::KillStage::Cancelled))),
+        "nothing was cancelled, so no 'all orders cancelled': {events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(KillEvent::Done { ok: false, .. })),
+        "{events:?}"
     );
     handle.shutdown().await;
 }

@@ -33,15 +33,18 @@ impl Exchange {
     }
 
     fn start_with(step_interval: Duration) -> Exchange {
+        Self::start_config(SimConfig {
+            step_interval,
+            ..SimConfig::default()
+        })
+    }
+
+    fn start_config(config: SimConfig) -> Exchange {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let config = SimConfig {
-            step_interval,
-            ..SimConfig::default()
-        };
         let handle = rt
             .block_on(sim::start("127.0.0.1:0".parse().unwrap(), config))
             .unwrap();
@@ -693,4 +696,274 @@ fn a_limit_entry_that_fills_later_gets_its_protective_oco_from_the_next_command(
     let again = ex.json(&["orders"]);
     assert_eq!(again["orders"].as_array().unwrap().len(), 2, "{again}");
     assert_eq!(ex.exchange_open_orders(), 2);
+}
+
+/// A crossing limit entry whose answer is lost (`faults`), then what a reconciled order must
+/// be: crbot's own order with everything its ticket asked for.
+fn assert_lost_entry_is_reconciled_as_crbots_protected_position(faults: sim::Faults) {
+    let ex = Exchange::start();
+    let ask = ex
+        .rt
+        .block_on(ex.rest().book_ticker(&Symbol::new("BTCUSDT").unwrap()))
+        .unwrap()
+        .ask
+        .to_string();
+    ex.handle.faults().set(faults);
+    let (code, out, err) = ex.run(&[
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--limit",
+        &ask,
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+    ]);
+    ex.handle.faults().set(sim::Faults::default());
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(out.contains("resolved") && out.contains("FILLED"), "{out}");
+    assert!(!out.contains("no protective OCO"), "{out}");
+
+    // The protective OCO rests on the exchange, and the entry was sent exactly once.
+    assert_eq!(ex.exchange_open_orders(), 2, "{out}");
+    let all = ex
+        .rt
+        .block_on(ex.rest().open_orders(None))
+        .unwrap()
+        .into_iter()
+        .map(|o| o.order_type.to_string())
+        .collect::<Vec<_>>();
+    assert!(all.contains(&"STOP_LOSS".to_string()), "{all:?}");
+
+    // Its fills carry its client order id.
+    let journal = Journal::open(&ex.journal_path(), Mode::Sim).unwrap();
+    let orders = journal.recent_orders(10).unwrap();
+    let entries: Vec<_> = orders
+        .iter()
+        .filter(|o| o.purpose == crbot::domain::OrderPurpose::Entry)
+        .collect();
+    assert_eq!(entries.len(), 1, "{orders:?}");
+    let fills = journal.fills().unwrap();
+    assert!(!fills.is_empty());
+    assert!(
+        fills
+            .iter()
+            .all(|f| f.client_order_id.as_ref() == Some(&entries[0].client_order_id)),
+        "{fills:?}"
+    );
+    drop(journal);
+
+    // It counts as crbot's position…
+    let positions = ex.json(&["positions"]);
+    let btc = positions["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == "BTCUSDT")
+        .unwrap_or_else(|| panic!("no BTCUSDT position: {positions}"))
+        .clone();
+    assert_eq!(btc["external"], false, "{positions}");
+
+    // …and the kill switch cancels its protection and flatten sells it.
+    let kill = ex.json(&["kill", "--flatten"]);
+    assert_eq!(kill["ok"], true, "{kill}");
+    let sells = kill["flatten"]["sells"].as_array().unwrap();
+    assert_eq!(sells.len(), 1, "{kill}");
+    assert_eq!(sells[0]["ok"], true, "{kill}");
+    assert_eq!(ex.exchange_open_orders(), 0);
+}
+
+#[test]
+fn an_entry_answered_503_is_reconciled_as_crbots_own_protected_position() {
+    assert_lost_entry_is_reconciled_as_crbots_protected_position(sim::Faults {
+        order_503: 1,
+        ..sim::Faults::default()
+    });
+}
+
+#[test]
+fn an_entry_whose_answer_times_out_is_reconciled_as_crbots_own_protected_position() {
+    // Longer than the client's order timeout (12 s): the order is placed, its answer never
+    // arrives in time.
+    assert_lost_entry_is_reconciled_as_crbots_protected_position(sim::Faults {
+        order_delay_ms: Some(15_000),
+        ..sim::Faults::default()
+    });
+}
+
+/// A ban file that cannot be this exchange's: one written by an older version (no origin, and
+/// a time decades away: a message misread), and one for another exchange.
+#[test]
+fn a_stored_ban_of_another_exchange_neither_stops_kill_and_ping_nor_is_reported() {
+    // A moving market: `ping` also checks that the stream has something to say.
+    let ex = Exchange::start_moving();
+    for stored in ["2111643641190", "2111643641190 https://api.binance.com"] {
+        std::fs::write(ex.home().join("ban-until-sim"), stored).unwrap();
+        let (code, out, err) = ex.run(&["kill"]);
+        assert_eq!(code, 0, "{stored}: {err}\n{out}");
+        assert!(
+            !out.contains("banned") && !err.contains("banned"),
+            "{stored}: {out}{err}"
+        );
+        assert!(out.contains("kill: DONE"), "{out}");
+        let (code, out, err) = ex.run(&["ping"]);
+        assert_eq!(code, 0, "{stored}: {err}\n{out}");
+        assert!(
+            !out.contains("banned") && !err.contains("banned"),
+            "{stored}: {out}{err}"
+        );
+        ex.run(&["resume"]);
+    }
+}
+
+/// A ban stored for this very exchange but wrong (it answers): one probe, and it is lifted.
+#[test]
+fn a_wrong_stored_ban_of_this_exchange_is_probed_lifted_and_the_kill_goes_through() {
+    let ex = Exchange::start();
+    let (code, _, err) = ex.run(&[
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--limit",
+        "96000",
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ex.exchange_open_orders(), 1);
+    let file = ex.home().join("ban-until-sim");
+    std::fs::write(&file, format!("2111643641190 {}", ex.handle.rest_url())).unwrap();
+    let (code, out, err) = ex.run(&["kill"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(out.contains("kill: DONE"), "{out}");
+    assert!(!out.contains("banned") && !err.contains("banned"), "{out}{err}");
+    assert_eq!(
+        ex.exchange_open_orders(),
+        0,
+        "the kill switch cancelled the order"
+    );
+    let left: i64 = std::fs::read_to_string(&file)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(left < 2111643641190, "the stored ban is lifted");
+}
+
+/// A kill switch that could not send anything never says it cancelled anything.
+#[test]
+fn a_kill_during_a_real_ban_says_nothing_was_sent_and_never_all_orders_cancelled() {
+    // A ban longer than the kill switch waits for.
+    let ex = Exchange::start_config(SimConfig {
+        step_interval: Duration::from_secs(3600),
+        rate_limits: sim::RateLimits {
+            ban_ms: 600_000,
+            ..sim::RateLimits::default()
+        },
+        ..SimConfig::default()
+    });
+    let (code, _, err) = ex.run(&[
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--limit",
+        "96000",
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The exchange bans this IP: a 429, then two requests during its back-off.
+    let rest = ex.rest();
+    ex.handle.faults().set(sim::Faults {
+        next_429: 1,
+        ..sim::Faults::default()
+    });
+    let url = format!("{}/api/v3/ping", ex.handle.rest_url());
+    for _ in 0..3 {
+        ex.rt.block_on(reqwest::get(&url)).unwrap();
+    }
+    let banned = ex.rt.block_on(rest.ping());
+    assert!(
+        matches!(
+            banned,
+            Err(crbot::exchange::binance::error::ClientError::Banned { .. })
+        ),
+        "{banned:?}"
+    );
+    let (code, out, err) = ex.run(&["kill"]);
+    assert_eq!(code, 1, "{err}\n{out}");
+    assert!(!out.contains("all orders cancelled"), "{out}");
+    assert!(out.contains("INCOMPLETE"), "{out}");
+    assert!(out.contains("not cancelled"), "{out}");
+}
+
+#[test]
+fn a_read_answered_429_waits_for_retry_after_and_succeeds() {
+    let ex = Exchange::start();
+    ex.handle.faults().set(sim::Faults {
+        next_429: 1,
+        ..sim::Faults::default()
+    });
+    let (code, out, err) = ex.run(&["--json", "balance"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(err.contains("rate limited"), "the wait is said on stderr: {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v.is_object(), "{v}");
+}
+
+#[test]
+fn an_order_answered_429_waits_then_is_looked_up_and_placed_exactly_once() {
+    // Two orders per 10 s; someone else has just used both, so crbot's entry is answered 429
+    // (-1015), and after the wait its protective OCO (two orders) is answered 429 too.
+    let ex = Exchange::start_config(SimConfig {
+        step_interval: Duration::from_secs(3600),
+        rate_limits: sim::RateLimits {
+            orders_per_10s: 2,
+            ..sim::RateLimits::default()
+        },
+        ..SimConfig::default()
+    });
+    let rest = ex.rest();
+    for n in 0..2 {
+        let req = OrderRequest {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            time_in_force: Some(TimeInForce::Gtc),
+            qty: "0.001".parse().unwrap(),
+            price: Some(format!("{}", 80000 + n).parse().unwrap()),
+            stop_price: None,
+            client_order_id: crbot::domain::ClientOrderId::new(&format!("elsewhere-{n}")).unwrap(),
+        };
+        assert!(ex.rt.block_on(rest.place_order(&req)).done().is_some());
+    }
+    let (code, out, err) = ex.run(&ENTRY);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(err.contains("rate limited"), "{err}");
+    let all = ex
+        .rt
+        .block_on(rest.open_orders(None))
+        .unwrap()
+        .into_iter()
+        .filter(|o| !o.order_client_id().starts_with("elsewhere"))
+        .count();
+    assert_eq!(all, 2, "the protective OCO rests: {out}");
+    let journal = Journal::open(&ex.journal_path(), Mode::Sim).unwrap();
+    let entry = journal
+        .recent_orders(10)
+        .unwrap()
+        .into_iter()
+        .find(|o| o.purpose == crbot::domain::OrderPurpose::Entry)
+        .unwrap();
+    assert_eq!(entry.state.as_code(), "FILLED");
 }

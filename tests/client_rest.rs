@@ -53,6 +53,20 @@ fn client(sim: &SimHandle, bans: Arc<dyn BanStore>) -> Result<BinanceRest, Box<d
     )?)
 }
 
+/// A client that never waits for a rate limit (reads give up on a 429 at once), to look at
+/// the hold itself.
+fn impatient_client(sim: &SimHandle) -> Result<BinanceRest, Box<dyn std::error::Error>> {
+    Ok(BinanceRest::new(
+        Endpoints::local(sim.addr())?,
+        Some(creds(sim)),
+        RestConfig {
+            max_throttle_wait: Duration::ZERO,
+            ..config()
+        },
+        Arc::new(MemoryBans::default()),
+    )?)
+}
+
 #[derive(Debug, Default)]
 struct MemoryBans(Mutex<Option<i64>>);
 
@@ -277,9 +291,33 @@ async fn an_order_that_never_reached_the_exchange_resolves_to_not_found() -> Tes
 }
 
 #[tokio::test]
-async fn after_a_429_orders_wait_for_retry_after_and_are_not_sent() -> TestResult {
+async fn a_read_answered_429_waits_for_retry_after_says_so_and_succeeds() -> TestResult {
     let sim = start(Faults::default()).await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
+    let told: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = told.clone();
+    rest.set_wait_notice(Arc::new(move |t: &str| {
+        sink.lock().unwrap_or_else(|p| p.into_inner()).push(t.to_string())
+    }));
+    rest.book_ticker(&btc()).await?;
+    let mut f = sim.faults().get();
+    f.next_429 = 1;
+    sim.faults().set(f);
+    rest.account().await?;
+    let told = told.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("rate limited") && told[0].contains("1 s"),
+        "{told:?}"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_a_429_orders_wait_for_retry_after_and_are_not_sent() -> TestResult {
+    let sim = start(Faults::default()).await?;
+    let rest = impatient_client(&sim)?;
     let order = resting_buy(&rest, "it-429-1").await?;
     let mut f = sim.faults().get();
     f.next_429 = 1;
@@ -311,7 +349,7 @@ async fn after_a_429_orders_wait_for_retry_after_and_are_not_sent() -> TestResul
 #[tokio::test]
 async fn during_a_429_hold_a_cancel_still_goes_out() -> TestResult {
     let sim = start(Faults::default()).await?;
-    let rest = client(&sim, Arc::new(MemoryBans::default()))?;
+    let rest = impatient_client(&sim)?;
     let order = resting_buy(&rest, "it-429-cancel").await?;
     assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
     let mut f = sim.faults().get();
@@ -390,12 +428,58 @@ async fn a_418_ban_stops_all_traffic_and_survives_a_restart() -> TestResult {
         rest.cancel_all(&btc()).await,
         OrderOutcome::Rejected(ClientError::Banned { .. })
     ));
-    // A new client (a restart) reads the ban and stays silent.
+    // A new client (a restart) reads the ban; a stored ban may be wrong, so one request
+    // checks it, the exchange bans again, and from then on nothing leaves.
     let restarted = client(&sim, bans.clone())?;
-    assert!(matches!(restarted.ping().await, Err(ClientError::Banned { .. })));
     assert_eq!(restarted.usage().banned_until_ms, Some(until_ms));
+    assert!(matches!(restarted.ping().await, Err(ClientError::Banned { .. })));
+    let again = restarted.usage().banned_until_ms.ok_or("the ban holds")?;
+    assert!((again - until_ms).abs() <= 1_000, "{again} vs {until_ms}");
+    assert!(matches!(
+        restarted.cancel_all(&btc()).await,
+        OrderOutcome::Rejected(ClientError::Banned { .. })
+    ));
     sim.shutdown().await;
     Ok(())
+}
+
+/// An exchange clock so far from ours that nothing about it can be trusted: the client says so,
+/// with the number, instead of signing with it or calling it a ban.
+async fn an_extreme_clock_offset_is_reported_as_such(offset_ms: i64) -> TestResult {
+    let sim = start(Faults {
+        clock_offset_ms: offset_ms,
+        ..Faults::default()
+    })
+    .await?;
+    let rest = client(&sim, Arc::new(MemoryBans::default()))?;
+    for err in [
+        rest.sync_clock().await.err().ok_or("the clock sync must fail")?,
+        rest.account().await.err().ok_or("a signed request must fail")?,
+    ] {
+        let ClientError::ClockOffset { offset_ms: seen } = err else {
+            return Err(format!("expected a clock offset error, got {err:?}").into());
+        };
+        assert!((seen - offset_ms).abs() < 60_000, "{seen} vs {offset_ms}");
+        let text = err.to_string();
+        assert!(
+            text.contains("clock offset too large") && text.contains(&seen.unsigned_abs().to_string()),
+            "{text}"
+        );
+        assert!(text.contains("system clock"), "says what to do: {text}");
+    }
+    assert_eq!(rest.usage().banned_until_ms, None, "not called a ban");
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_exchange_clock_centuries_ahead_is_reported_as_a_clock_offset() -> TestResult {
+    an_extreme_clock_offset_is_reported_as_such(10_000_000_000_000).await
+}
+
+#[tokio::test]
+async fn an_exchange_clock_before_the_epoch_is_reported_as_a_clock_offset_not_a_ban() -> TestResult {
+    an_extreme_clock_offset_is_reported_as_such(-2_000_000_000_000).await
 }
 
 async fn skew_is_measured_and_signed_requests_work(offset_ms: i64) -> TestResult {

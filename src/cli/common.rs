@@ -168,9 +168,14 @@ impl Ready {
 }
 
 pub async fn connect(ctx: &Ctx) -> Result<Session, Failure> {
-    Session::connect(&ctx.config, ctx.unlock(), false)
+    let session = Session::connect(&ctx.config, ctx.unlock(), false)
         .await
-        .map_err(|e| Failure::new(format!("cannot connect ({} mode): {e:#}", ctx.config.mode)))
+        .map_err(|e| Failure::new(format!("cannot connect ({} mode): {e:#}", ctx.config.mode)))?;
+    // A command that waits out a rate limit says so, instead of hanging silently.
+    session
+        .rest
+        .set_wait_notice(std::sync::Arc::new(|text: &str| eprintln!("crbot: {text}")));
+    Ok(session)
 }
 
 /// Connect, restore, and reconcile with the exchange. `extra` are the symbols the command

@@ -14,7 +14,7 @@ use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms, pull_fills}
 use crate::cli::{OrderArgs, OrderSide, exit};
 use crate::domain::{ClientOrderId, Order, OrderPurpose, Price, Qty, Side, Symbol, Ticket, TicketKind};
 use crate::engine::core::{FollowUp, Refusal};
-use crate::exchange::binance::error::OrderOutcome;
+use crate::exchange::binance::error::{ClientError, OrderOutcome};
 use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
 use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::RiskEventRecord;
@@ -316,8 +316,28 @@ async fn unprotect(
     log.push(format!(
         "{symbol}: cancelling its protective OCO so the sell can use the balance"
     ));
-    if let OrderOutcome::Done(o) = rest.cancel_order(symbol, first.client_order_id.as_str()).await {
-        ready.core.on_exchange_order(&o, now_ms());
+    let mut waits = 0;
+    loop {
+        match rest.cancel_order(symbol, first.client_order_id.as_str()).await {
+            OrderOutcome::Done(o) => {
+                ready.core.on_exchange_order(&o, now_ms());
+            }
+            // A 429 rejected the cancel: repeating a cancel is safe.
+            OrderOutcome::Rejected(e)
+                if wait_out_429(
+                    ready,
+                    &e,
+                    &mut waits,
+                    &format!("cancelling the OCO on {symbol} again"),
+                )
+                .await =>
+            {
+                continue;
+            }
+            // Unknown or refused: the legs are read back just below either way.
+            _ => {}
+        }
+        break;
     }
     for leg in &legs {
         if let Ok(o) = rest.query_order(symbol, leg.client_order_id.as_str()).await {
@@ -365,8 +385,33 @@ fn protective_json(ready: &Ready, entry: &ClientOrderId) -> Vec<serde_json::Valu
         .collect()
 }
 
+/// How many times one order (or OCO) waits out a 429 before the command gives up.
+const ORDER_RATE_LIMIT_WAITS: u32 = 3;
+
+/// A 429 on an order or a cancel that is worth waiting for: one whose `Retry-After` fits in
+/// the client's `max_throttle_wait`. Says on stderr what follows the wait (`then`) and waits.
+async fn wait_out_429(ready: &Ready, e: &ClientError, waits: &mut u32, then: &str) -> bool {
+    let ClientError::RateLimited { retry_after } = e else {
+        return false;
+    };
+    if *waits >= ORDER_RATE_LIMIT_WAITS || *retry_after > ready.rest().config().max_throttle_wait {
+        return false;
+    }
+    *waits += 1;
+    eprintln!(
+        "crbot: rate limited by the exchange: waiting {} s, then {then}",
+        retry_after.as_secs_f64().ceil()
+    );
+    tokio::time::sleep(*retry_after).await;
+    true
+}
+
 /// Sends a journaled order and follows up (fills, protective OCO, unknown outcome).
 /// `Err` carries the one line for stderr.
+///
+/// A 429 means the exchange rejected the request, but the order is still looked up by its
+/// client order id after the wait, and sent again (under the same id) only when the exchange
+/// confirms it does not have it: an order is never at risk of being placed twice.
 pub async fn send_prepared(
     ready: &mut Ready,
     request: &crate::domain::OrderRequest,
@@ -374,7 +419,35 @@ pub async fn send_prepared(
 ) -> Result<(), String> {
     let rest = ready.rest();
     let cid = request.client_order_id.clone();
-    match rest.place_order(request).await {
+    let mut waits = 0;
+    let outcome = loop {
+        let outcome = rest.place_order(request).await;
+        let OrderOutcome::Rejected(e) = &outcome else {
+            break outcome;
+        };
+        if !wait_out_429(
+            ready,
+            e,
+            &mut waits,
+            &format!("looking order {cid} up by its client order id before sending it again"),
+        )
+        .await
+        {
+            break outcome;
+        }
+        match reconcile::resolve_unknown(&rest, &request.symbol, cid.as_str(), &common::startup_resolve())
+            .await
+        {
+            Resolution::NotFound => continue,
+            found_or_unknown => {
+                ready
+                    .core
+                    .mark_unknown(&cid, "rate limited, then looked up", now_ms());
+                return settle(ready, &cid, found_or_unknown, log).await;
+            }
+        }
+    };
+    match outcome {
         OrderOutcome::Done(placed) => {
             crate::failpoint::hit("after_send");
             let follow = apply_report(ready, &placed.order, &placed.fills).await;
@@ -422,27 +495,35 @@ fn status_text(o: &ExchangeOrder) -> String {
     s
 }
 
-/// Fills first (so the protective quantity sees the commission), then fresh balances (the
-/// OCO is bounded by the free balance), then the order's status.
+/// The order's status first: it gives the order its exchange id, which is how fills read back
+/// by `myTrades` (they carry no client order id) are attributed to it; a resolved order's
+/// fills would otherwise be journaled as external and its position never built. Then its
+/// fills, then fresh balances (the OCO is bounded by the free balance). The follow-ups it
+/// returns (the protective OCO, sized from the journaled fills) run after all of this.
 async fn apply_report(
     ready: &mut Ready,
     report: &ExchangeOrder,
     fills: &[crate::domain::Fill],
 ) -> Vec<FollowUp> {
     let rest = ready.rest();
+    let follow = ready.core.on_exchange_order(report, now_ms());
     for f in fills {
         ready.core.on_fill(f, now_ms());
     }
     if !report.executed_qty.is_zero() {
-        if fills.is_empty() {
-            let _ = pull_fills(&mut ready.core, &rest, &report.symbol).await;
+        if fills.is_empty()
+            && let Err(e) = pull_fills(&mut ready.core, &rest, &report.symbol).await
+        {
+            let line = format!("{}: fills not read back ({e})", report.symbol);
+            eprintln!("crbot: {line}");
+            ready.notes.push(line);
         }
         match rest.account().await {
             Ok(a) => ready.core.state.set_balances(a.balances, true),
             Err(e) => ready.notes.push(format!("balances not refreshed: {e}")),
         }
     }
-    ready.core.on_exchange_order(report, now_ms())
+    follow
 }
 
 async fn resolve(
@@ -452,7 +533,19 @@ async fn resolve(
     log: &mut Vec<String>,
 ) -> Result<(), String> {
     let rest = ready.rest();
-    match reconcile::resolve_unknown(&rest, symbol, cid.as_str(), &ResolveConfig::default()).await {
+    let resolution = reconcile::resolve_unknown(&rest, symbol, cid.as_str(), &ResolveConfig::default()).await;
+    settle(ready, cid, resolution, log).await
+}
+
+/// Continues the workflow of an order whose outcome was looked up: exactly as if its answer
+/// had arrived (fills, position, protective OCO), or as not sent, or still unknown.
+async fn settle(
+    ready: &mut Ready,
+    cid: &ClientOrderId,
+    resolution: Resolution,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
+    match resolution {
         Resolution::Found(report) => {
             let follow = apply_report(ready, &report, &[]).await;
             log.push(format!("resolved {cid}: {}", status_text(&report)));
@@ -536,7 +629,33 @@ async fn send_oco(
     let tp_cid = request.take_profit_client_order_id.clone();
     let sl_cid = request.stop_loss_client_order_id.clone();
     let rest = ready.rest();
-    match rest.place_oco(&request).await {
+    let mut waits = 0;
+    let outcome = loop {
+        let outcome = rest.place_oco(&request).await;
+        let OrderOutcome::Rejected(e) = &outcome else {
+            break outcome;
+        };
+        if !wait_out_429(
+            ready,
+            e,
+            &mut waits,
+            &format!("looking the protective OCO on {symbol} up before sending it again"),
+        )
+        .await
+        {
+            break outcome;
+        }
+        // Both legs are placed together or not at all: the take-profit leg tells.
+        match reconcile::resolve_unknown(&rest, &symbol, tp_cid.as_str(), &common::startup_resolve()).await {
+            Resolution::NotFound => continue,
+            _ => {
+                break OrderOutcome::Unknown {
+                    reason: "rate limited, then found or not confirmed absent".to_string(),
+                };
+            }
+        }
+    };
+    match outcome {
         OrderOutcome::Done(list) => {
             for r in &list.reports {
                 ready.core.on_exchange_order(r, now_ms());

@@ -165,7 +165,21 @@ impl Core {
             .filter(|o| o.purpose != OrderPurpose::External)
             .map(|o| o.client_order_id.clone())
             .collect();
-        let fills = journal.fills()?;
+        // A fill read back by `myTrades` carries no client order id; one journaled before its
+        // order's exchange id was known has none either. It is still crbot's own when its
+        // exchange order id is one of crbot's orders.
+        let by_order_id: std::collections::BTreeMap<(Symbol, u64), ClientOrderId> = state
+            .orders
+            .values()
+            .filter(|o| o.purpose != OrderPurpose::External)
+            .filter_map(|o| Some(((o.symbol.clone(), o.order_id?), o.client_order_id.clone())))
+            .collect();
+        let mut fills = journal.fills()?;
+        for f in &mut fills {
+            if f.client_order_id.is_none() {
+                f.client_order_id = by_order_id.get(&(f.symbol.clone(), f.order_id)).cloned();
+            }
+        }
         let mut core = Core {
             backup_every_ms: None,
             state,

@@ -5,8 +5,11 @@
 //! Owns: the order of the sweep — every locally known symbol cancelled concurrently with
 //! `DELETE /api/v3/openOrders` (order lists included), then the exchange's own list of open
 //! orders to catch symbols the journal did not know, then queries until the exchange shows
-//! none open, retrying stragglers a bounded number of times; a 429 is waited out (with a
-//! countdown) before cancelling again. Must not: change the trading state or touch the
+//! none open, retrying stragglers a bounded number of times; a 429, and a ban that ends
+//! within the same bound, are waited out (with a countdown) before cancelling again. Every
+//! line and event says what happened, never more: a cancel the client did not send is
+//! reported as not sent, and "all orders cancelled" only follows a verified empty book.
+//! Must not: change the trading state or touch the
 //! journal (the caller halts, durably, BEFORE calling [`sweep`], and journals the report),
 //! place any order, or need the market stream.
 
@@ -131,7 +134,7 @@ async fn cancel_symbol(
     config: &SweepConfig,
     events: &UnboundedSender<KillEvent>,
 ) -> CancelResult {
-    let mut last = CancelResult::Failed("not attempted".into());
+    let mut last = CancelResult::Failed("not cancelled: not attempted".into());
     for _ in 0..config.cancel_attempts.max(1) {
         wait_hold(rest, config, events).await;
         match rest.cancel_all(symbol).await {
@@ -155,19 +158,37 @@ async fn cancel_symbol(
             }
             OrderOutcome::Rejected(ClientError::RateLimited { retry_after }) => {
                 if retry_after > config.max_retry_after {
-                    return CancelResult::Failed(format!("rate limited for {}s", retry_after.as_secs()));
+                    return CancelResult::Failed(format!(
+                        "not cancelled: rate limited for {} s",
+                        retry_after.as_secs()
+                    ));
                 }
                 wait_out(retry_after, events).await;
                 last = CancelResult::Unknown("rate limited; retried".into());
             }
             OrderOutcome::Rejected(ClientError::Banned { until_ms }) => {
-                return CancelResult::Failed(format!("IP banned by the exchange until {until_ms}"));
+                // The ban has passed by then (or a stored one is probed): try again.
+                let left = ms_until(until_ms);
+                if left > config.max_retry_after {
+                    return CancelResult::Failed(format!(
+                        "not cancelled: {}",
+                        ClientError::Banned { until_ms }
+                    ));
+                }
+                wait_out(left, events).await;
+                last = CancelResult::Failed(format!("not cancelled: {}", ClientError::Banned { until_ms }));
             }
-            OrderOutcome::Rejected(e) => return CancelResult::Failed(e.to_string()),
+            OrderOutcome::Rejected(e) => return CancelResult::Failed(format!("not cancelled: {e}")),
             OrderOutcome::Unknown { reason } => last = CancelResult::Unknown(reason),
         }
     }
     last
+}
+
+/// How long until an epoch-ms time, on the local clock (zero when it has passed).
+fn ms_until(until_ms: i64) -> Duration {
+    let now = crate::exchange::binance::clock::local_now_ms();
+    Duration::from_millis(u64::try_from(until_ms.saturating_sub(now)).unwrap_or(0))
 }
 
 /// While a 429 hold is in force, anything sent (even a cancel) risks a 418 ban: wait it out
@@ -222,7 +243,7 @@ async fn cancel_many(
                 };
                 progress.line(symbol, Some(true), text);
             }
-            CancelResult::Failed(why) => progress.line(symbol, Some(false), format!("cancel failed: {why}")),
+            CancelResult::Failed(why) => progress.line(symbol, Some(false), why),
             CancelResult::Unknown(why) => {
                 progress.line(symbol, None, format!("outcome unknown ({why}); verifying"))
             }
@@ -278,6 +299,10 @@ pub async fn sweep(
             Err(ClientError::RateLimited { retry_after }) if retry_after <= config.max_retry_after => {
                 wait_out(retry_after, events).await;
             }
+            Err(ClientError::Banned { until_ms }) if ms_until(until_ms) <= config.max_retry_after => {
+                last_error = Some(ClientError::Banned { until_ms }.to_string());
+                wait_out(ms_until(until_ms), events).await;
+            }
             Err(e) => last_error = Some(e.to_string()),
         }
         if round + 1 < config.max_rounds {
@@ -305,7 +330,10 @@ pub async fn sweep(
             progress.line(s, Some(false), "orders still open after every retry".into());
         }
     }
-    progress.stage(KillStage::Cancelled);
+    if verified {
+        // Only now is "all orders cancelled" true; otherwise `Done { ok: false }` says why.
+        progress.stage(KillStage::Cancelled);
+    }
     let summary = if verified {
         format!(
             "{} order(s) cancelled on {} symbol(s); the exchange shows nothing open",

@@ -720,12 +720,10 @@ impl Runtime {
         match self.core.decide(&ticket, purpose, exit_confirmed, now) {
             Ok(p) => {
                 let cid = p.request.client_order_id.clone();
+                // Not "accepted": only the exchange's answer (`on_placed`) may say that.
                 self.core.state.result = Some(TicketResult {
                     draft: draft.clone(),
-                    outcome: TicketOutcome::Accepted {
-                        client_order_id: cid,
-                        detail: "sent".into(),
-                    },
+                    outcome: TicketOutcome::Sent { client_order_id: cid },
                 });
                 self.send(p, Some(draft));
             }
@@ -1403,7 +1401,11 @@ impl Runtime {
             }
             KillEvent::Done { ok, summary } => {
                 progress.done = true;
-                progress.stage = KillStage::Cancelled;
+                // "All orders cancelled" only when the exchange confirmed it; an incomplete
+                // sweep stays at the stage it reached, with its summary in the log.
+                if ok {
+                    progress.stage = KillStage::Cancelled;
+                }
                 let level = if ok { LogLevel::Info } else { LogLevel::Error };
                 self.core.state.log(now, level, LogKind::Kill, summary.clone());
                 self.core

@@ -256,7 +256,9 @@ pub fn credentials_from(keys: ModeKeys) -> Credentials {
     }
 }
 
-/// Persists the 418 ban-until time so a restart honours it.
+/// Persists the 418 ban-until time so a restart honours it, as `<until_ms> <REST origin>`: a
+/// ban belongs to the exchange that gave it. A file without an origin (older versions) is not
+/// trusted: it could be any exchange's.
 #[derive(Debug)]
 pub struct FileBanStore {
     path: PathBuf,
@@ -270,11 +272,19 @@ impl FileBanStore {
 
 impl BanStore for FileBanStore {
     fn load(&self) -> Option<i64> {
-        std::fs::read_to_string(&self.path).ok()?.trim().parse().ok()
+        None
     }
 
-    fn save(&self, until_ms: i64) {
-        if let Err(e) = write_private(&self.path, until_ms.to_string().as_bytes()) {
+    fn save(&self, _until_ms: i64) {}
+
+    fn load_for(&self, origin: &str) -> Option<i64> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let (until, stored) = text.trim().split_once(' ')?;
+        (stored == origin).then(|| until.parse().ok()).flatten()
+    }
+
+    fn save_for(&self, origin: &str, until_ms: i64) {
+        if let Err(e) = write_private(&self.path, format!("{until_ms} {origin}").as_bytes()) {
             tracing::warn!(error = %e, "could not persist the ban-until time");
         }
     }

@@ -461,6 +461,8 @@ pub enum TicketOutcome {
     RiskRejected { reasons: Vec<RuleLine> },
     /// Sent, outcome unknown (timeout, 5xx): being reconciled.
     Unknown { client_order_id: ClientOrderId },
+    /// Approved by the risk check, journaled and sent: the exchange has not answered yet.
+    Sent { client_order_id: ClientOrderId },
 }
 
 /// Kill-switch stages (DESIGN.md §5).

@@ -20,7 +20,7 @@ use super::keymap::{Context, KeyPress};
 use crate::domain::{LocalOrderState, Qty, Symbol, plain};
 use crate::engine::snapshot::{
     Command, EquityWindow, LimitChangePending, LimitName, LogKind, OutgoingOrder, Snapshot, TicketDraft,
-    TicketField,
+    TicketField, TicketOutcome, TicketResult,
 };
 use crate::secret::SecretString;
 
@@ -311,6 +311,9 @@ pub struct App {
     pub kill_dismissed: Option<i64>,
     /// One line of feedback in the footer ("no order selected").
     pub status: Option<String>,
+    /// A ticket was confirmed and its verdict has not been flashed yet: the ticket result the
+    /// snapshot showed before it, so that only a new result is taken for its verdict.
+    awaiting_verdict: Option<Option<TicketResult>>,
     /// A pending loosening the trader answered (confirmed or cancelled): not asked again
     /// while the engine still shows it.
     limit_answered: Option<LimitChangePending>,
@@ -373,6 +376,7 @@ impl App {
             kill_sent: false,
             kill_dismissed: None,
             status: None,
+            awaiting_verdict: None,
             limit_answered: None,
             last_log_seq: snapshot.log.iter().map(|l| l.seq).max().unwrap_or(0),
             limits_rung: snapshot
@@ -469,6 +473,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
     // saying "KILL sent: halting..." long after the kill panel said done.
     if !matches!(action, Action::SnapshotArrived) {
         app.status = None;
+        app.awaiting_verdict = None;
     }
     match action {
         Action::Kill => {
@@ -665,7 +670,10 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
                 }
             }
         }
-        Action::SnapshotArrived => fx.extend(observe(app, snap)),
+        Action::SnapshotArrived => {
+            flash_verdict(app, snap);
+            fx.extend(observe(app, snap));
+        }
     }
     fx
 }
@@ -725,6 +733,48 @@ fn preview(form: &mut TicketForm) -> Vec<Effect> {
     vec![Effect::Send(Command::PreviewTicket(draft))]
 }
 
+/// The flash of a confirmed ticket follows what the engine says of it: the risk verdict, then
+/// the exchange's answer. It stops following once the answer is final (or a key is pressed).
+fn flash_verdict(app: &mut App, snap: &Snapshot) {
+    let Some(before) = &app.awaiting_verdict else {
+        return;
+    };
+    let Some(result) = &snap.ticket_result else {
+        return;
+    };
+    let submitted = app.ticket.as_ref().and_then(|f| f.submitted.as_ref());
+    if before.as_ref() == Some(result) || submitted.is_some_and(|d| *d != result.draft) {
+        return;
+    }
+    let (text, last) = match &result.outcome {
+        TicketOutcome::Sent { .. } => (
+            "ticket approved and sent: waiting for the exchange".to_string(),
+            false,
+        ),
+        TicketOutcome::Unknown { .. } => (
+            "no answer from the exchange: reconciling by client order id".to_string(),
+            false,
+        ),
+        TicketOutcome::Accepted { client_order_id, .. } => {
+            (format!("order {client_order_id} accepted by the exchange"), true)
+        }
+        TicketOutcome::Rejected { message, .. } => (format!("ticket not placed: {message}"), true),
+        TicketOutcome::RiskRejected { reasons } => (
+            format!(
+                "ticket REFUSED by the risk check: {}",
+                reasons
+                    .iter()
+                    .map(|r| r.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            true,
+        ),
+    };
+    app.status = Some(text);
+    app.awaiting_verdict = if last { None } else { Some(Some(result.clone())) };
+}
+
 /// Enter in the ticket: the confirm dialog lists the orders of a current, approved preview.
 fn submit_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     let Some(form) = &app.ticket else { return vec![] };
@@ -757,7 +807,10 @@ fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
             if let Some(form) = &mut app.ticket {
                 form.submitted = Some(draft.clone());
             }
-            app.status = Some("ticket sent".into());
+            // Nothing is sent yet: the engine runs the risk check again, then the exchange
+            // answers. The flash follows them (`flash_verdict`).
+            app.status = Some("ticket submitted: waiting for the risk check".into());
+            app.awaiting_verdict = Some(snap.ticket_result.clone());
             vec![Effect::Send(Command::SubmitTicket(draft))]
         }
         Dialog::ConfirmQuit { .. } => vec![Effect::Send(Command::Quit), Effect::Quit],

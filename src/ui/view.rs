@@ -1138,6 +1138,10 @@ fn result_lines(theme: &Theme, snap: &Snapshot, form: Option<&TicketForm>) -> Ve
             }));
             v
         }
+        TicketOutcome::Sent { client_order_id } => vec![Line::from(Span::styled(
+            format!("SENT {client_order_id}: waiting for the exchange's answer"),
+            theme.warning(),
+        ))],
         TicketOutcome::Unknown { client_order_id } => vec![Line::from(Span::styled(
             format!(
                 "{} UNKNOWN {client_order_id}: being reconciled with the exchange",

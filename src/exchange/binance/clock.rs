@@ -16,10 +16,16 @@ pub fn local_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The largest offset crbot accepts between its clock and the exchange's. Signing would cope
+/// with any offset, but beyond this one of the clocks is simply wrong, and crbot's UTC days
+/// (daily loss, trades per day), journal times and ban times all read the local clock.
+pub const MAX_CLOCK_OFFSET_MS: i64 = 60 * 60 * 1000;
+
 /// `serverTime − midpoint(t_send, t_recv)`: positive when the exchange is ahead of us.
+/// Saturating: a server time from a broken clock must not overflow into a small offset.
 pub fn estimate_offset(t_send_ms: i64, t_recv_ms: i64, server_ms: i64) -> i64 {
-    let mid = t_send_ms + (t_recv_ms - t_send_ms) / 2;
-    server_ms - mid
+    let mid = t_send_ms.saturating_add(t_recv_ms.saturating_sub(t_send_ms) / 2);
+    server_ms.saturating_sub(mid)
 }
 
 /// One clock sample, for display (`ping`, `health`, the screen).
@@ -48,7 +54,7 @@ impl Clock {
         c
     }
 
-    /// Records a `/api/v3/time` round trip.
+    /// Records a `/api/v3/time` round trip (the caller has checked the offset is plausible).
     pub fn record(&self, t_send_ms: i64, t_recv_ms: i64, server_ms: i64) -> ClockSample {
         let offset = estimate_offset(t_send_ms, t_recv_ms, server_ms);
         self.offset_ms.store(offset, Ordering::Relaxed);
@@ -72,7 +78,7 @@ impl Clock {
 
     /// The exchange's time estimated from a local time.
     pub fn server_time_at(&self, local_ms: i64) -> i64 {
-        local_ms + self.offset_ms()
+        local_ms.saturating_add(self.offset_ms())
     }
 
     /// `timestamp` for a signed request: local now + offset.
@@ -100,6 +106,8 @@ mod tests {
         assert_eq!(estimate_offset(1000, 1200, 3600), 2500);
         // Exchange 2.5 s behind.
         assert_eq!(estimate_offset(10_000, 10_040, 7_520), -2500);
+        // A server time from a broken clock saturates instead of wrapping to a small offset.
+        assert_eq!(estimate_offset(1_000, 1_200, i64::MIN), i64::MIN);
     }
 
     #[test]

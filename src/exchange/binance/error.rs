@@ -18,6 +18,13 @@ pub const CODE_NO_SUCH_ORDER: i64 = -2013;
 /// `CANCEL_REJECTED` ("Unknown order sent." — usually already terminal).
 pub const CODE_CANCEL_REJECTED: i64 = -2011;
 
+/// An epoch-ms time as UTC text, for messages.
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| format!("{ms} (epoch ms)"))
+}
+
 /// A failed request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
@@ -32,7 +39,7 @@ pub enum ClientError {
     #[error("rate limited: retry after {retry_after:?}")]
     RateLimited { retry_after: Duration },
     /// HTTP 418: the IP is banned; nothing is sent until `until_ms` (epoch ms).
-    #[error("IP banned by the exchange until {until_ms} (epoch ms); all traffic stopped")]
+    #[error("IP banned by the exchange until {}; nothing is sent to it until then", utc(*until_ms))]
     Banned { until_ms: i64 },
     /// The client gave up waiting for an answer.
     #[error("request timed out")]
@@ -53,6 +60,15 @@ pub enum ClientError {
     Sign(#[from] SignError),
     #[error("this request needs API keys and none are configured")]
     NoCredentials,
+    /// The exchange's clock and this machine's disagree by more than
+    /// [`MAX_CLOCK_OFFSET_MS`](super::clock::MAX_CLOCK_OFFSET_MS): nothing signed is sent.
+    #[error(
+        "clock offset too large: the exchange's clock is {} ms {} this machine's (at most {} ms is accepted); set the system clock (e.g. `timedatectl set-ntp true`, chrony or ntpd) and check that BINANCE_REST_URL is the exchange you expect",
+        offset_ms.unsigned_abs(),
+        if *offset_ms >= 0 { "ahead of" } else { "behind" },
+        super::clock::MAX_CLOCK_OFFSET_MS
+    )]
+    ClockOffset { offset_ms: i64 },
 }
 
 impl ClientError {
@@ -90,7 +106,8 @@ impl ClientError {
             | ClientError::Banned { .. }
             | ClientError::Connect(_)
             | ClientError::Sign(_)
-            | ClientError::NoCredentials => false,
+            | ClientError::NoCredentials
+            | ClientError::ClockOffset { .. } => false,
         }
     }
 }

@@ -14,12 +14,33 @@ use serde::Deserialize;
 
 use super::error::ClientError;
 
-/// Persists the ban-until time so a restart does not hammer a banned IP (the journal's meta
-/// table implements this in the app).
+/// Persists the ban-until time so a restart does not hammer a banned IP.
+///
+/// A ban belongs to the REST origin that answered 418 (Binance bans an IP at one exchange, not
+/// everywhere): the client calls the `_for` methods with its origin. A store that keeps one
+/// value for every origin may implement only `load`/`save`.
 pub trait BanStore: Send + Sync + fmt::Debug {
     fn load(&self) -> Option<i64>;
     fn save(&self, until_ms: i64);
+    /// The ban stored for `origin` (e.g. `https://api.binance.com`), if any.
+    fn load_for(&self, origin: &str) -> Option<i64> {
+        let _ = origin;
+        self.load()
+    }
+    /// Stores the ban of `origin`; an `until_ms` in the past clears it.
+    fn save_for(&self, origin: &str, until_ms: i64) {
+        let _ = origin;
+        self.save(until_ms);
+    }
 }
+
+/// The longest ban Binance gives (bans scale from 2 minutes to 3 days): a longer one read from
+/// a message or a file is a misreading, not a ban.
+pub const MAX_BAN_MS: i64 = 3 * 86_400_000;
+/// While a ban read from disk is in force, one request may go out this often to check it: a
+/// stored ban can be wrong (another exchange, a misread time), and a kill switch silenced by a
+/// wrong ban is worse than one extra request to a banned IP.
+pub const STORED_BAN_PROBE_EVERY_MS: i64 = 30_000;
 
 /// A store that forgets (tests, one-shot commands before the journal is open).
 #[derive(Debug, Default)]
@@ -159,12 +180,23 @@ pub struct RateUsage {
     pub banned_until_ms: Option<i64>,
 }
 
+/// Where the ban in force came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BanSource {
+    /// A 418 answered to this process: nothing goes out until it ends.
+    Observed,
+    /// Read from disk at start-up: probed now and then (see [`STORED_BAN_PROBE_EVERY_MS`]).
+    Stored,
+}
+
 /// The throttle: fixed-window counters per limit, a 429 hold and a 418 ban.
 #[derive(Debug, Clone)]
 pub struct RateGovernor {
     counters: Vec<Counter>,
     hold_until_ms: Option<i64>,
     banned_until_ms: Option<i64>,
+    ban_source: BanSource,
+    last_probe_ms: Option<i64>,
     /// Share of the weight budget non-cancel requests may use; the rest is kept for cancels.
     headroom_pct: u32,
 }
@@ -175,6 +207,8 @@ impl RateGovernor {
             counters: Vec::new(),
             hold_until_ms: None,
             banned_until_ms: None,
+            ban_source: BanSource::Observed,
+            last_probe_ms: None,
             headroom_pct: 90,
         };
         g.set_limits(limits);
@@ -202,10 +236,19 @@ impl RateGovernor {
     /// Decides whether a request may go now, and if so counts it.
     pub fn admit(&mut self, class: RequestClass, weight: u32, now_ms: i64) -> Admission {
         if let Some(until) = self.banned_until_ms {
-            if now_ms < until {
+            if now_ms >= until {
+                self.banned_until_ms = None;
+            } else if self.ban_source == BanSource::Stored
+                && self
+                    .last_probe_ms
+                    .is_none_or(|t| now_ms - t >= STORED_BAN_PROBE_EVERY_MS)
+            {
+                // One request checks a ban read from disk; its answer confirms the ban (418)
+                // or lifts it (anything else, see `on_answer`).
+                self.last_probe_ms = Some(now_ms);
+            } else {
                 return Admission::Refuse(ClientError::Banned { until_ms: until });
             }
-            self.banned_until_ms = None;
         }
         if let Some(until) = self.hold_until_ms {
             if now_ms < until {
@@ -279,9 +322,35 @@ impl RateGovernor {
         self.hold_until_ms = Some(self.hold_until_ms.map_or(until, |h| h.max(until)));
     }
 
-    /// A 418 (or a ban-until loaded at start-up): stop all traffic until `until_ms`.
+    /// A 418 answered to this process: stop all traffic until `until_ms`.
     pub fn on_ban(&mut self, until_ms: i64) {
-        self.banned_until_ms = Some(self.banned_until_ms.map_or(until_ms, |b| b.max(until_ms)));
+        let until = match (self.ban_source, self.banned_until_ms) {
+            (BanSource::Observed, Some(b)) => b.max(until_ms),
+            _ => until_ms,
+        };
+        self.banned_until_ms = Some(until);
+        self.ban_source = BanSource::Observed;
+    }
+
+    /// A ban-until read from disk at start-up: in force, but bounded to the longest ban
+    /// Binance gives and probed now and then, since it may be wrong.
+    pub fn on_stored_ban(&mut self, until_ms: i64, now_ms: i64) {
+        if until_ms <= now_ms || self.banned_until_ms.is_some() {
+            return;
+        }
+        self.banned_until_ms = Some(until_ms.min(now_ms.saturating_add(MAX_BAN_MS)));
+        self.ban_source = BanSource::Stored;
+    }
+
+    /// The exchange answered something other than 418: the IP is not banned there, so a ban
+    /// read from disk is lifted. Returns true when it was (the caller clears the stored one).
+    /// An observed ban stays: a request that left before the 418 may still be answered after it.
+    pub fn on_answer(&mut self) -> bool {
+        if self.ban_source == BanSource::Stored && self.banned_until_ms.is_some() {
+            self.banned_until_ms = None;
+            return true;
+        }
+        false
     }
 
     pub fn banned_until(&self) -> Option<i64> {
@@ -317,20 +386,33 @@ impl RateGovernor {
     }
 }
 
-/// The ban-until time of a 418: the later of `Retry-After` and the "banned until <ms>" in the
-/// message.
+/// The "banned until <ms>" of a 418's message (the exchange's clock), if it has one.
+pub fn ban_time_in_message(msg: &str) -> Option<i64> {
+    let rest = msg.split("until").nth(1)?;
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse::<i64>().ok()
+}
+
+/// The ban-until time of a 418, on the local clock, never more than [`MAX_BAN_MS`] away.
+///
+/// `Retry-After` is preferred: it is relative, so it does not depend on the two clocks
+/// agreeing. The "banned until <ms>" in the message is the exchange's clock; it is used only
+/// without the header and only when it lies in the future. With neither, the shortest
+/// documented ban (2 minutes) is assumed rather than none.
 pub fn ban_until_ms(now_ms: i64, retry_after_s: Option<u64>, msg: &str) -> i64 {
-    let from_header = retry_after_s.map(|s| now_ms + i64::try_from(s).unwrap_or(0) * 1000);
-    let from_msg = msg.split("until").nth(1).and_then(|rest| {
-        let digits: String = rest
-            .trim_start()
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse::<i64>().ok()
-    });
-    // With neither, assume the shortest documented ban (2 minutes) rather than none.
-    from_header.max(from_msg).unwrap_or(now_ms + 120_000)
+    let cap = now_ms.saturating_add(MAX_BAN_MS);
+    if let Some(s) = retry_after_s {
+        let ms = i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000);
+        return now_ms.saturating_add(ms).min(cap);
+    }
+    match ban_time_in_message(msg) {
+        Some(until) if until > now_ms => until.min(cap),
+        _ => now_ms.saturating_add(120_000),
+    }
 }
 
 #[cfg(test)]
@@ -441,17 +523,64 @@ mod tests {
         assert_eq!(g.admit(RequestClass::Query, 1, 50_000), Admission::Go);
     }
 
+    const NOW: i64 = 1_764_000_000_000;
+
     #[test]
-    fn ban_until_takes_the_later_of_header_and_message() {
-        assert_eq!(
-            ban_until_ms(
-                1_000,
-                Some(120),
-                "Way too much request weight used; IP banned until 999999."
-            ),
-            999_999
+    fn ban_until_prefers_retry_after_over_the_message() {
+        let msg = format!(
+            "Way too much request weight used; IP banned until {}.",
+            NOW + 999_999
         );
-        assert_eq!(ban_until_ms(1_000, Some(120), "banned"), 121_000);
-        assert_eq!(ban_until_ms(1_000, None, "?"), 121_000);
+        assert_eq!(ban_until_ms(NOW, Some(120), &msg), NOW + 120_000);
+        assert_eq!(ban_until_ms(NOW, Some(120), "banned"), NOW + 120_000);
+        assert_eq!(ban_until_ms(NOW, None, &msg), NOW + 999_999);
+        assert_eq!(ban_until_ms(NOW, None, "?"), NOW + 120_000);
+    }
+
+    #[test]
+    fn ban_until_is_never_more_than_three_days_away() {
+        let far = "Way too much request weight used; IP banned until 2111643641190.";
+        assert_eq!(ban_until_ms(NOW, None, far), NOW + MAX_BAN_MS);
+        assert_eq!(ban_until_ms(NOW, Some(u64::MAX), "x"), NOW + MAX_BAN_MS);
+        assert_eq!(
+            ban_until_ms(NOW, Some(9_223_372_036_854_775), "x"),
+            NOW + MAX_BAN_MS
+        );
+    }
+
+    #[test]
+    fn a_ban_time_in_the_past_is_not_taken_for_the_end_of_the_ban() {
+        // The exchange's clock far behind ours ("until 0"): the shortest ban, not "until 0".
+        assert_eq!(ban_until_ms(NOW, None, "IP banned until 0."), NOW + 120_000);
+    }
+
+    #[test]
+    fn a_stored_ban_is_bounded_and_probed_but_an_observed_one_is_not() {
+        let mut g = gov();
+        g.on_stored_ban(2_111_643_641_190, NOW);
+        assert_eq!(g.banned_until(), Some(NOW + MAX_BAN_MS));
+        // One request goes out to check it; the next ones wait for its answer or the interval.
+        assert_eq!(g.admit(RequestClass::Cancel, 1, NOW), Admission::Go);
+        assert!(matches!(
+            g.admit(RequestClass::Cancel, 1, NOW + 1),
+            Admission::Refuse(ClientError::Banned { .. })
+        ));
+        assert_eq!(
+            g.admit(RequestClass::Query, 1, NOW + STORED_BAN_PROBE_EVERY_MS),
+            Admission::Go
+        );
+        // Any answer but a 418 lifts it.
+        assert!(g.on_answer());
+        assert_eq!(g.banned_until(), None);
+        assert_eq!(g.admit(RequestClass::Query, 1, NOW + 40_000), Admission::Go);
+
+        // A 418 seen by this process is neither probed nor lifted by a late answer.
+        g.on_ban(NOW + 60_000);
+        assert!(matches!(
+            g.admit(RequestClass::Cancel, 1, NOW + 40_001),
+            Admission::Refuse(ClientError::Banned { .. })
+        ));
+        assert!(!g.on_answer());
+        assert_eq!(g.banned_until(), Some(NOW + 60_000));
     }
 }

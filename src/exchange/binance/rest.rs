@@ -7,7 +7,10 @@
 //! secret (only method, path, status and latency are logged), or keep trading state.
 //!
 //! Cancels never wait behind the client-side throttle and still go out during a 429 hold, so
-//! the kill switch cuts through; a 418 ban stops everything (persisted through [`BanStore`]).
+//! the kill switch cuts through; a 418 ban stops everything (persisted through [`BanStore`],
+//! per REST origin). A GET refused with a 429 is waited out and sent again (bounded: a 429
+//! means the exchange rejected it, so a read is safe to repeat); orders and cancels are not
+//! repeated here, their callers decide.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 
 use super::backoff::{Backoff, ThreadJitter};
-use super::clock::{Clock, ClockSample, local_now_ms};
+use super::clock::{Clock, ClockSample, MAX_CLOCK_OFFSET_MS, estimate_offset, local_now_ms};
 use super::endpoints::Endpoints;
 use super::error::{CODE_INVALID_TIMESTAMP, ClientError, OrderOutcome};
 use super::limits::{
@@ -41,9 +44,14 @@ pub struct RestConfig {
     pub get_attempts: u32,
     /// First retry delay for GETs (doubles, with jitter).
     pub retry_base: Duration,
-    /// The longest a non-cancel request waits for the local throttle before giving up.
+    /// The longest a non-cancel request waits for the local throttle, or a GET for a 429's
+    /// `Retry-After`, before giving up.
     pub max_throttle_wait: Duration,
 }
+
+/// Told when a request waits for a rate limit (the command line prints it on stderr; the
+/// console logs it). Receives a one-line description of the wait.
+pub type WaitNotice = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Default for RestConfig {
     fn default() -> Self {
@@ -137,6 +145,25 @@ pub fn order_params(o: &OrderRequest) -> Vec<(&'static str, String)> {
     p
 }
 
+/// How many times one GET waits out a 429 before the error is returned.
+const RATE_LIMIT_WAITS: u32 = 3;
+
+/// The REST origin a ban is scoped to (`https://api.binance.com`, `http://127.0.0.1:PORT`).
+fn origin(endpoints: &Endpoints) -> String {
+    endpoints.rest.as_str().trim_end_matches('/').to_string()
+}
+
+/// A 418 says when the ban ends twice: `Retry-After` (relative) and "banned until <ms>" in the
+/// message (the exchange's clock). Together they give the exchange's clock now; when that is
+/// more than [`MAX_CLOCK_OFFSET_MS`] from ours (a message "banned until 0", say), the offset
+/// is returned: the answer says more about the clocks than about a ban.
+fn clock_offset_of_418(now_ms: i64, retry_after_s: Option<u64>, msg: &str) -> Option<i64> {
+    let after_ms = i64::try_from(retry_after_s?).ok()?.checked_mul(1000)?;
+    let until = super::limits::ban_time_in_message(msg)?;
+    let offset = until.checked_sub(after_ms)?.checked_sub(now_ms)?;
+    (offset.unsigned_abs() > MAX_CLOCK_OFFSET_MS.unsigned_abs()).then_some(offset)
+}
+
 /// Weight of `GET /api/v3/depth` by limit.
 fn depth_weight(limit: u32) -> u32 {
     match limit {
@@ -167,6 +194,7 @@ pub struct BinanceRest {
     clock: Clock,
     limits: Arc<Mutex<RateGovernor>>,
     bans: Arc<dyn BanStore>,
+    notice: Arc<Mutex<Option<WaitNotice>>>,
 }
 
 impl std::fmt::Debug for BinanceRest {
@@ -192,10 +220,8 @@ impl BinanceRest {
             .build()
             .map_err(|e| ClientError::Network(format!("HTTP client: {e}")))?;
         let mut governor = RateGovernor::new(RateLimit::defaults());
-        if let Some(until) = bans.load()
-            && until > local_now_ms()
-        {
-            governor.on_ban(until);
+        if let Some(until) = bans.load_for(&origin(&endpoints)) {
+            governor.on_stored_ban(until, local_now_ms());
         }
         Ok(Self {
             http,
@@ -205,7 +231,21 @@ impl BinanceRest {
             clock: Clock::new(),
             limits: Arc::new(Mutex::new(governor)),
             bans,
+            notice: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Who is told when a request waits for a rate limit (shared by every clone).
+    pub fn set_wait_notice(&self, notice: WaitNotice) {
+        *self.notice.lock().unwrap_or_else(|p| p.into_inner()) = Some(notice);
+    }
+
+    fn tell_wait(&self, text: &str) {
+        tracing::warn!("{text}");
+        let notice = self.notice.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(n) = notice {
+            n(text);
+        }
     }
 
     /// A client with no ban persistence (tests, one-shot tools).
@@ -244,7 +284,7 @@ impl BinanceRest {
     /// traffic stops too, and the time is persisted.
     pub fn note_ban(&self, until_ms: i64) {
         self.governor().on_ban(until_ms);
-        self.bans.save(until_ms);
+        self.bans.save_for(&origin(&self.endpoints), until_ms);
     }
 
     /// The end of a ban in force, if any (epoch ms).
@@ -290,6 +330,11 @@ impl BinanceRest {
         })?;
         let status = resp.status().as_u16();
         let now = local_now_ms();
+        if status != 418 && self.governor().on_answer() {
+            // A ban read from disk, but the exchange answers: it is not banning us.
+            self.bans.save_for(&origin(&self.endpoints), 0);
+            tracing::info!("the stored IP ban does not hold: the exchange answers; lifted");
+        }
         let retry_after = resp
             .headers()
             .get("retry-after")
@@ -327,9 +372,15 @@ impl BinanceRest {
                 Err(ClientError::RateLimited { retry_after: wait })
             }
             418 => {
+                if let Some(offset_ms) = clock_offset_of_418(now, retry_after, &msg) {
+                    // The ban's end in the exchange's clock and its Retry-After put that clock
+                    // too far from ours: the clocks are the problem to report.
+                    tracing::error!(path = req.path, offset_ms, "HTTP 418 from a clock far from ours");
+                    return Err(ClientError::ClockOffset { offset_ms });
+                }
                 let until = ban_until_ms(now, retry_after, &msg);
                 self.governor().on_ban(until);
-                self.bans.save(until);
+                self.bans.save_for(&origin(&self.endpoints), until);
                 tracing::error!(
                     path = req.path,
                     until_ms = until,
@@ -376,12 +427,26 @@ impl BinanceRest {
         self.exchange(req, &signed.query).await
     }
 
-    /// GETs: retried with backoff and jitter on transient errors, a bounded number of times.
+    /// GETs: retried with backoff and jitter on transient errors, a bounded number of times;
+    /// a 429 (the exchange's, or the hold it left) is waited out when its `Retry-After` fits in
+    /// `max_throttle_wait`, at most [`RATE_LIMIT_WAITS`] times.
     async fn get(&self, req: Req) -> Result<Vec<u8>, ClientError> {
         let mut backoff = Backoff::new(self.config.retry_base, Duration::from_secs(5));
         let mut attempt = 1;
+        let mut waits = 0;
         loop {
             match self.send_once(&req).await {
+                Err(ClientError::RateLimited { retry_after })
+                    if waits < RATE_LIMIT_WAITS && retry_after <= self.config.max_throttle_wait =>
+                {
+                    waits += 1;
+                    self.tell_wait(&format!(
+                        "rate limited by the exchange: waiting {} s before reading {} again",
+                        retry_after.as_secs_f64().ceil(),
+                        req.path
+                    ));
+                    tokio::time::sleep(retry_after).await;
+                }
                 Err(e) if e.is_retryable_for_get() && attempt < self.config.get_attempts => {
                     let d = backoff.next_delay(&mut ThreadJitter);
                     tracing::debug!(path = req.path, attempt, error = %e, "GET retry");
@@ -457,7 +522,9 @@ impl BinanceRest {
 
     /// Measures the clock offset (best of three round trips: the shortest one bounds the error
     /// best) and stores it. The owner calls this every few minutes; a `-1021` triggers it
-    /// before the next signed request.
+    /// before the next signed request. An offset beyond [`MAX_CLOCK_OFFSET_MS`] is refused
+    /// (and not stored): one of the two clocks is wrong, and crbot's days, journal times and
+    /// ban times would be wrong with it.
     pub async fn sync_clock(&self) -> Result<ClockSample, ClientError> {
         let mut best: Option<(i64, i64, i64)> = None;
         let mut last_err = None;
@@ -473,6 +540,11 @@ impl BinanceRest {
         }
         match best {
             Some((a, b, srv)) => {
+                let offset_ms = estimate_offset(a, b, srv);
+                if offset_ms.unsigned_abs() > MAX_CLOCK_OFFSET_MS.unsigned_abs() {
+                    tracing::error!(offset_ms, "clock offset too large");
+                    return Err(ClientError::ClockOffset { offset_ms });
+                }
                 let sample = self.clock.record(a, b, srv);
                 tracing::info!(
                     offset_ms = sample.offset_ms,
@@ -852,6 +924,20 @@ mod tests {
         assert_eq!(get("belowType"), Some("STOP_LOSS_LIMIT"));
         assert_eq!(get("belowPrice"), Some("94.5"));
         assert_eq!(get("belowTimeInForce"), Some("GTC"));
+    }
+
+    #[test]
+    fn a_418_from_a_clock_far_from_ours_reports_the_clock_offset() {
+        let now = 1_764_000_000_000;
+        let honest = format!(
+            "Way too much request weight used; IP banned until {}.",
+            now + 120_000
+        );
+        assert_eq!(clock_offset_of_418(now, Some(120), &honest), None);
+        assert_eq!(clock_offset_of_418(now, None, "IP banned until 0."), None);
+        // An exchange whose clock reads 240 000 000 000 ms before the epoch: "until 0".
+        let offset = clock_offset_of_418(now, Some(240_000_000), "IP banned until 0.");
+        assert_eq!(offset, Some(-240_000_000_000 - now));
     }
 
     #[test]
