@@ -29,7 +29,7 @@
 //! | DRAWDOWN | entries | equity ≥ `max_drawdown_pct` % below the high-water mark (reaching it fails) |
 //! | TRADES_PER_DAY | entries | entries already sent today (UTC) ≥ `max_trades_per_day` |
 //! | RISK_REWARD | entries | stop-loss or take-profit missing, on the wrong side (buy: SL < entry < TP), or reward ÷ risk < `min_risk_reward` (equal passes); an exit carrying either is refused |
-//! | DUPLICATE_POSITION | entries | an open position (more than dust) or an open entry order on the symbol |
+//! | DUPLICATE_POSITION | entries | an open position or an open entry order on the symbol; a *dust* position (below the lot step or minimum, or below the minimum notional at the mid: nothing can sell it) does not count |
 //!
 //! Pricing: a limit order is valued at its rounded limit price, a market buy at the ask, a
 //! market sell at the bid. Rounding: quantity down to the LOT_SIZE / MARKET_LOT_SIZE step, the
@@ -616,18 +616,14 @@ impl Outcomes {
     }
 }
 
-/// True when a position is too small to sell (rounds to zero or below the minimum lot).
-fn is_dust(rules: Option<&SymbolRules>, qty: Qty) -> bool {
+/// True when a position is too small for any order to sell it ([`crate::portfolio::is_dust`]:
+/// below the lot step or minimum, or below the minimum notional at the mid).
+fn is_dust(rules: Option<&SymbolRules>, qty: Qty, quote: Option<&Quote>) -> bool {
     if qty.is_zero() {
         return true;
     }
     let Some(r) = rules else { return false };
-    let rounded = r.round_qty(OrderType::Limit, qty);
-    rounded.is_zero()
-        || r.filters
-            .lot_size
-            .as_ref()
-            .is_some_and(|l| rounded.value() < l.min_qty)
+    crate::portfolio::is_dust(qty, r, quote.map(Quote::mid))
 }
 
 fn evaluate(
@@ -1138,7 +1134,8 @@ fn evaluate(
     if !is_entry {
         out.exit_na(Rule::DuplicatePosition);
     } else {
-        let open_position = !is_dust(rules, position);
+        let dust = !position.is_zero() && is_dust(rules, position, ctx.quotes.get(symbol));
+        let open_position = !position.is_zero() && !dust;
         let open_order = ctx.open_entry_orders.contains(symbol);
         if open_position || open_order {
             out.fail(
@@ -1148,6 +1145,13 @@ fn evaluate(
                     position_qty: if open_position { position } else { Qty::ZERO },
                     open_entry_order: open_order,
                 },
+            );
+        } else if dust {
+            out.pass(
+                Rule::DuplicatePosition,
+                format!(
+                    "DUPLICATE_POSITION: crbot's {position} on this symbol is dust (too small to sell); no entry order"
+                ),
             );
         } else {
             out.pass(

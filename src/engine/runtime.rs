@@ -1020,12 +1020,21 @@ impl Runtime {
                     for l in &legs {
                         self.core.mark_not_sent(l, &e.to_string(), now);
                     }
-                    self.core.state.log(
-                        now,
-                        LogLevel::Error,
-                        LogKind::Rejection,
-                        format!("protective OCO rejected: {e}; position unprotected"),
-                    );
+                    let message = match &e {
+                        crate::exchange::binance::error::ClientError::Api { msg, .. } => msg.clone(),
+                        other => other.to_string(),
+                    };
+                    // A stop the market has already crossed: exit at market (logged and
+                    // journaled by the core) rather than leave the position unprotected.
+                    match self.core.protection_refused(&legs, e.code(), &message, now) {
+                        Some(exit) => self.send(exit, None),
+                        None => self.core.state.log(
+                            now,
+                            LogLevel::Error,
+                            LogKind::Rejection,
+                            format!("protective OCO rejected: {e}; position unprotected"),
+                        ),
+                    }
                 }
                 OrderOutcome::Unknown { reason } => {
                     for l in &legs {
