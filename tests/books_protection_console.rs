@@ -42,12 +42,20 @@ async fn a_stop_already_crossed_when_the_entry_fills_is_exited_at_market() {
     ex.sim.set_price(BTC, (stop * dec("0.99")).round_dp(2)).unwrap();
     ex.sim.set_price(BTC, (stop * dec("0.985")).round_dp(2)).unwrap();
 
+    let s = wait_snapshot(&mut c.snap, WAIT, "the protection's outcome", |s| {
+        logged(s, "already crossed") || logged(s, "unprotected") || logged(s, "protective OCO placed")
+    })
+    .await;
+    let lines: Vec<&str> = s.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(logged(&s, "already crossed"), "{lines:#?}");
     wait_until(WAIT, "the position sold at market", || async {
         ex.holding("BTC").await < dec("0.00001")
     })
     .await;
-    let s = wait_snapshot(&mut c.snap, WAIT, "the log says why", |s| {
-        logged(s, "already crossed")
+    let s = wait_snapshot(&mut c.snap, WAIT, "the exit booked", |s| {
+        s.positions
+            .iter()
+            .all(|p| p.symbol.as_str() != BTC || p.external || p.dust)
     })
     .await;
     assert!(
