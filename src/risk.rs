@@ -9,7 +9,8 @@
 //! # Words
 //! * **Entry**: a buy (spot is long only: a buy opens or adds to a position).
 //! * **Exit**: a sell. It may sell at most crbot's position on the symbol
-//!   ([`RiskContext::positions`]); selling beyond it (external holdings) is refused with
+//!   ([`RiskContext::positions`]) less what crbot's own open sells already hold
+//!   ([`RiskContext::held_by_open_sells`]); selling beyond it (external holdings) is refused with
 //!   `NO_POSITION` unless the user selected external holdings for this ticket
 //!   ([`RiskContext::sell_external`]).
 //!
@@ -23,7 +24,7 @@
 //! | FILTER | all | a quantity rounding to 0, or any `SymbolRules::check` failure on the **rounded** order |
 //! | FAT_FINGER | limit orders | price more than `fat_finger_pct` from the ask (buy) / bid (sell), either direction |
 //! | BALANCE | all | buy: quote free < notional + estimated fee; sell: base free < quantity |
-//! | POSITION | exits | quantity > crbot's position and external holdings not selected: `NO_POSITION` |
+//! | POSITION | exits | quantity > crbot's position less what its open sells hold, and external holdings not selected: `NO_POSITION` |
 //! | POSITION_SIZE | entries | notional (in USDT) > `max_position_size_pct` % of equity (equal passes) |
 //! | DAILY_LOSS | entries | today's P&L ≤ −`max_daily_loss_pct` % of day-start equity (reaching it fails) |
 //! | DRAWDOWN | entries | equity ≥ `max_drawdown_pct` % below the high-water mark (reaching it fails) |
@@ -147,6 +148,10 @@ pub struct RiskContext {
     pub entries: DailyCount,
     /// crbot's own position quantity per symbol (from its fills).
     pub positions: BTreeMap<Symbol, Qty>,
+    /// Base quantity per symbol that crbot's own open sells (exits, protective legs) already
+    /// hold: a new exit may sell only the position less this, or it would be paid from the
+    /// user's own coins while those sells still take crbot's.
+    pub held_by_open_sells: BTreeMap<Symbol, Qty>,
     /// Symbols with an open entry order.
     pub open_entry_orders: BTreeSet<Symbol>,
     pub quotes: BTreeMap<Symbol, Quote>,
@@ -914,21 +919,28 @@ fn evaluate(
         },
     }
 
-    // POSITION (exits cannot go short)
+    // POSITION (exits cannot go short, nor sell what crbot's own open sells already hold)
     let position = ctx.positions.get(symbol).copied().unwrap_or(Qty::ZERO);
+    let held = ctx.held_by_open_sells.get(symbol).copied().unwrap_or(Qty::ZERO);
+    let unheld = position.saturating_sub(held);
+    let held_note = if held.is_zero() {
+        String::new()
+    } else {
+        format!(" ({held} of {position} held by its open sells)")
+    };
     if is_entry {
         out.entry_na(Rule::Position);
-    } else if qty <= position {
+    } else if qty <= unheld {
         out.pass(
             Rule::Position,
-            format!("POSITION: sells {qty} of crbot's {position}"),
+            format!("POSITION: sells {qty} of crbot's {unheld}{held_note}"),
         );
     } else if ctx.sell_external {
         out.pass(
             Rule::Position,
             format!(
-                "POSITION: sells {qty}: crbot's {position} and {} external (selected)",
-                qty.saturating_sub(position)
+                "POSITION: sells {qty}: crbot's {unheld}{held_note} and {} external (selected)",
+                qty.saturating_sub(unheld)
             ),
         );
     } else {
@@ -937,7 +949,7 @@ fn evaluate(
             Denial::NoPosition {
                 symbol: symbol.clone(),
                 qty,
-                position,
+                position: unheld,
             },
         );
     }

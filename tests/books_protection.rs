@@ -286,6 +286,30 @@ fn a_partial_sell_moves_the_protection_to_what_is_left_of_the_position() {
     assert!(ex.holding("BNB") >= dec("0.5"), "the stop sold the user's BNB");
 }
 
+// Audit repro 2, a third sibling: with crbot's own sell resting for nearly all of its
+// position, a further sell could only be paid from the user's BNB. The risk gate refuses it.
+#[test]
+fn a_sell_beyond_what_crbots_resting_sells_leave_is_refused_and_the_users_coins_stay() {
+    let ex = Exchange::start("0.00075");
+    ex.ok(&[
+        "order",
+        "buy",
+        "BNBUSDT",
+        "1",
+        "--stop-loss",
+        "640",
+        "--take-profit",
+        "670",
+    ]);
+    ex.ok(&["order", "sell", "BNBUSDT", "0.999", "--limit", "655"]);
+    let (code, out, err) = ex.run(&["order", "sell", "BNBUSDT", "0.4"]);
+    assert_eq!(code, 3, "the sell must be refused:\n{out}\n{err}");
+    assert!(out.contains("NO_POSITION"), "{out}");
+    // The resting sell fills: what is left is the user's 0.5 and crbot's 0.00025.
+    ex.set_price("BNBUSDT", "656");
+    assert_eq!(ex.holding("BNB"), dec("0.50025"));
+}
+
 // Audit item 3: when the entry fills the market is already through the stop-loss, so the
 // exchange refuses the protective OCO. The stop the trader asked for has been hit: crbot
 // sells the position at market, journals it as the stop-loss's action, and says why.

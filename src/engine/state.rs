@@ -264,6 +264,12 @@ impl EngineState {
             high_water_mark: self.equity.high_water_mark().cloned(),
             pnl_ok: self.pnl_ok && self.storage_error.is_none(),
             entries: self.entries,
+            held_by_open_sells: self
+                .positions
+                .open()
+                .map(|p| (p.symbol.clone(), self.held_by_own_sells(&p.symbol)))
+                .filter(|(_, q)| !q.is_zero())
+                .collect(),
             positions,
             open_entry_orders: self.open_entry_symbols(),
             quotes: self.quotes.clone(),

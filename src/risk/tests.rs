@@ -104,6 +104,7 @@ fn ctx() -> RiskContext {
             count: 0,
         },
         positions: BTreeMap::new(),
+        held_by_open_sells: BTreeMap::new(),
         open_entry_orders: BTreeSet::new(),
         quotes: [(sym("BTCUSDT"), quote("99.99", "100", NOW - 100))].into(),
         rules: [(sym("BTCUSDT"), rules_for("BTCUSDT", "BTC", "USDT"))].into(),
@@ -561,6 +562,19 @@ fn a_sell_may_not_exceed_crbots_position_unless_external_is_selected(
     let mut c = holding("1");
     c.balances.insert(asset("BTC"), balance("BTC", "2").1);
     c.sell_external = external;
+    let got = codes(&c, &exit(qty, TicketKind::Market));
+    assert_eq!(got.is_empty(), ok, "{got:?}");
+    assert_eq!(got.contains(&"NO_POSITION"), !ok);
+}
+
+#[rstest]
+#[case::within_what_is_unheld("0.3", true)]
+#[case::more_than_what_crbots_open_sells_leave("0.3001", false)]
+fn a_sell_may_not_take_what_crbots_own_open_sells_already_hold(#[case] qty: &str, #[case] ok: bool) {
+    // crbot holds 1, its resting sell holds 0.7; the balance also has the user's 2.
+    let mut c = holding("1");
+    c.held_by_open_sells.insert(sym("BTCUSDT"), q("0.7"));
+    c.balances.insert(asset("BTC"), balance("BTC", "2.3").1);
     let got = codes(&c, &exit(qty, TicketKind::Market));
     assert_eq!(got.is_empty(), ok, "{got:?}");
     assert_eq!(got.contains(&"NO_POSITION"), !ok);
