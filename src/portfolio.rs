@@ -45,7 +45,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
-use crate::domain::{Asset, Balance, Fill, Money, Price, Qty, Side, Symbol, SymbolRules};
+use crate::domain::{Asset, Balance, Fill, Money, OrderType, Price, Qty, Side, Symbol, SymbolRules};
 
 pub use curve::{EquityCurve, Window, downsample};
 pub use equity::{DayStart, EquityReport, EquitySample, EquityTracker, Observed, equity_report};
@@ -379,6 +379,31 @@ impl Positions {
     }
 }
 
+/// True when `qty` of a symbol's base asset is **dust**: no order the exchange accepts can sell
+/// it. That is when it rounds down to nothing on the lot step, falls below the lot minimum, or
+/// (valued at `mark`) below the minimum notional. The limit-order lot is the one that counts:
+/// protective orders are LIMIT_MAKER and STOP_LOSS legs.
+///
+/// A dust position is still crbot's (it is booked and shown), but it is not a position for the
+/// rule against a second entry: nothing can sell it, so it would block the symbol for good.
+/// Without a mark only the lot rules apply (the notional cannot be judged).
+pub fn is_dust(qty: Qty, rules: &SymbolRules, mark: Option<Price>) -> bool {
+    let sellable = rules.round_qty(OrderType::Limit, qty);
+    if sellable.is_zero() {
+        return true;
+    }
+    if rules
+        .lot_for(OrderType::Limit)
+        .is_some_and(|l| sellable.value() < l.min_qty)
+    {
+        return true;
+    }
+    match (&rules.filters.notional, mark.and_then(|m| m.notional(sellable))) {
+        (Some(filter), Some(value)) => value.value() < filter.min_notional,
+        _ => false,
+    }
+}
+
 /// One asset's balance told apart into crbot's position and external holdings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holding {
@@ -635,6 +660,48 @@ mod tests {
         // The refused trade id was not marked seen: a corrected replay applies.
         let ok = book.apply_fill(&fill(1, Side::Buy, "1", "100", "0.001", "BTC"), &pair(), None);
         assert!(matches!(ok, Ok(FillOutcome::Applied { .. })));
+    }
+
+    fn btc_rules() -> SymbolRules {
+        use crate::domain::{Filters, LotSize, NotionalFilter, SymbolStatus};
+        SymbolRules {
+            symbol: sym(),
+            status: SymbolStatus::Trading,
+            base_asset: Asset::new("BTC").expect("ok"),
+            quote_asset: Asset::usdt(),
+            order_types: vec![],
+            oco_allowed: true,
+            filters: Filters {
+                lot_size: Some(LotSize {
+                    min_qty: d("0.00001"),
+                    max_qty: d("9000"),
+                    step_size: d("0.00001"),
+                }),
+                notional: Some(NotionalFilter {
+                    min_notional: d("5"),
+                    apply_min_to_market: true,
+                    max_notional: None,
+                    apply_max_to_market: false,
+                }),
+                ..Filters::default()
+            },
+        }
+    }
+
+    #[test]
+    fn dust_is_what_no_order_can_sell_by_lot_step_or_minimum_notional() {
+        let r = btc_rules();
+        let mark = Some(p("97250"));
+        // Below the lot step: dust whatever the price.
+        assert!(is_dust(q("0.00000309"), &r, mark));
+        assert!(is_dust(q("0.00000309"), &r, None));
+        // Above the step but 0.00001 × 97250 ≈ 0.97 USDT < 5: the audit's leftover.
+        assert!(is_dust(q("0.00001309"), &r, mark));
+        // Without a mark the notional cannot be judged: not dust by the lot rules alone.
+        assert!(!is_dust(q("0.00001309"), &r, None));
+        // 0.00006 × 97250 = 5.835 ≥ 5: sellable.
+        assert!(!is_dust(q("0.0000609"), &r, mark));
+        assert!(is_dust(Qty::ZERO, &r, mark));
     }
 
     #[test]

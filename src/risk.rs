@@ -9,7 +9,8 @@
 //! # Words
 //! * **Entry**: a buy (spot is long only: a buy opens or adds to a position).
 //! * **Exit**: a sell. It may sell at most crbot's position on the symbol
-//!   ([`RiskContext::positions`]); selling beyond it (external holdings) is refused with
+//!   ([`RiskContext::positions`]) less what crbot's own open sells already hold
+//!   ([`RiskContext::held_by_open_sells`]); selling beyond it (external holdings) is refused with
 //!   `NO_POSITION` unless the user selected external holdings for this ticket
 //!   ([`RiskContext::sell_external`]).
 //!
@@ -23,13 +24,13 @@
 //! | FILTER | all | a quantity rounding to 0, or any `SymbolRules::check` failure on the **rounded** order |
 //! | FAT_FINGER | limit orders | price more than `fat_finger_pct` from the ask (buy) / bid (sell), either direction |
 //! | BALANCE | all | buy: quote free < notional + estimated fee; sell: base free < quantity |
-//! | POSITION | exits | quantity > crbot's position and external holdings not selected: `NO_POSITION` |
+//! | POSITION | exits | quantity > crbot's position less what its open sells hold, and external holdings not selected: `NO_POSITION` |
 //! | POSITION_SIZE | entries | notional (in USDT) > `max_position_size_pct` % of equity (equal passes) |
 //! | DAILY_LOSS | entries | today's P&L ≤ −`max_daily_loss_pct` % of day-start equity (reaching it fails) |
 //! | DRAWDOWN | entries | equity ≥ `max_drawdown_pct` % below the high-water mark (reaching it fails) |
 //! | TRADES_PER_DAY | entries | entries already sent today (UTC) ≥ `max_trades_per_day` |
 //! | RISK_REWARD | entries | stop-loss or take-profit missing, on the wrong side (buy: SL < entry < TP), or reward ÷ risk < `min_risk_reward` (equal passes); an exit carrying either is refused |
-//! | DUPLICATE_POSITION | entries | an open position (more than dust) or an open entry order on the symbol |
+//! | DUPLICATE_POSITION | entries | an open position or an open entry order on the symbol; a *dust* position (below the lot step or minimum, or below the minimum notional at the mid: nothing can sell it) does not count |
 //!
 //! Pricing: a limit order is valued at its rounded limit price, a market buy at the ask, a
 //! market sell at the bid. Rounding: quantity down to the LOT_SIZE / MARKET_LOT_SIZE step, the
@@ -147,6 +148,10 @@ pub struct RiskContext {
     pub entries: DailyCount,
     /// crbot's own position quantity per symbol (from its fills).
     pub positions: BTreeMap<Symbol, Qty>,
+    /// Base quantity per symbol that crbot's own open sells (exits, protective legs) already
+    /// hold: a new exit may sell only the position less this, or it would be paid from the
+    /// user's own coins while those sells still take crbot's.
+    pub held_by_open_sells: BTreeMap<Symbol, Qty>,
     /// Symbols with an open entry order.
     pub open_entry_orders: BTreeSet<Symbol>,
     pub quotes: BTreeMap<Symbol, Quote>,
@@ -616,18 +621,14 @@ impl Outcomes {
     }
 }
 
-/// True when a position is too small to sell (rounds to zero or below the minimum lot).
-fn is_dust(rules: Option<&SymbolRules>, qty: Qty) -> bool {
+/// True when a position is too small for any order to sell it ([`crate::portfolio::is_dust`]:
+/// below the lot step or minimum, or below the minimum notional at the mid).
+fn is_dust(rules: Option<&SymbolRules>, qty: Qty, quote: Option<&Quote>) -> bool {
     if qty.is_zero() {
         return true;
     }
     let Some(r) = rules else { return false };
-    let rounded = r.round_qty(OrderType::Limit, qty);
-    rounded.is_zero()
-        || r.filters
-            .lot_size
-            .as_ref()
-            .is_some_and(|l| rounded.value() < l.min_qty)
+    crate::portfolio::is_dust(qty, r, quote.map(Quote::mid))
 }
 
 fn evaluate(
@@ -918,21 +919,28 @@ fn evaluate(
         },
     }
 
-    // POSITION (exits cannot go short)
+    // POSITION (exits cannot go short, nor sell what crbot's own open sells already hold)
     let position = ctx.positions.get(symbol).copied().unwrap_or(Qty::ZERO);
+    let held = ctx.held_by_open_sells.get(symbol).copied().unwrap_or(Qty::ZERO);
+    let unheld = position.saturating_sub(held);
+    let held_note = if held.is_zero() {
+        String::new()
+    } else {
+        format!(" ({held} of {position} held by its open sells)")
+    };
     if is_entry {
         out.entry_na(Rule::Position);
-    } else if qty <= position {
+    } else if qty <= unheld {
         out.pass(
             Rule::Position,
-            format!("POSITION: sells {qty} of crbot's {position}"),
+            format!("POSITION: sells {qty} of crbot's {unheld}{held_note}"),
         );
     } else if ctx.sell_external {
         out.pass(
             Rule::Position,
             format!(
-                "POSITION: sells {qty}: crbot's {position} and {} external (selected)",
-                qty.saturating_sub(position)
+                "POSITION: sells {qty}: crbot's {unheld}{held_note} and {} external (selected)",
+                qty.saturating_sub(unheld)
             ),
         );
     } else {
@@ -941,7 +949,7 @@ fn evaluate(
             Denial::NoPosition {
                 symbol: symbol.clone(),
                 qty,
-                position,
+                position: unheld,
             },
         );
     }
@@ -1138,7 +1146,8 @@ fn evaluate(
     if !is_entry {
         out.exit_na(Rule::DuplicatePosition);
     } else {
-        let open_position = !is_dust(rules, position);
+        let dust = !position.is_zero() && is_dust(rules, position, ctx.quotes.get(symbol));
+        let open_position = !position.is_zero() && !dust;
         let open_order = ctx.open_entry_orders.contains(symbol);
         if open_position || open_order {
             out.fail(
@@ -1148,6 +1157,13 @@ fn evaluate(
                     position_qty: if open_position { position } else { Qty::ZERO },
                     open_entry_order: open_order,
                 },
+            );
+        } else if dust {
+            out.pass(
+                Rule::DuplicatePosition,
+                format!(
+                    "DUPLICATE_POSITION: crbot's {position} on this symbol is dust (too small to sell); no entry order"
+                ),
             );
         } else {
             out.pass(

@@ -555,6 +555,11 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
             side: Side::Buy,
             status: placed.order.status,
             fills: &placed.fills,
+            // A fresh account: the position is the fill less its base-asset commission.
+            position: placed.fills.iter().fold(Qty::ZERO, |acc, f| {
+                let received = f.qty.saturating_sub(f.commission);
+                acc.checked_add(received).unwrap_or(acc)
+            }),
         },
         &r,
         sl,

@@ -329,7 +329,13 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
             p.unrealized_pct
                 .map(|v| v.round_dp(2).to_string())
                 .unwrap_or_else(|| "-".into()),
-            if p.external { "  external" } else { "" },
+            if p.external {
+                "  external"
+            } else if p.dust {
+                "  dust (too small to sell; does not block a new entry)"
+            } else {
+                ""
+            },
         ));
         rows.push(json!({
             "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
@@ -337,6 +343,7 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
             "unrealized_pnl": p.unrealized.as_ref().map(|u| u.amount.round_dp(8).to_string()),
             "unrealized_pct": p.unrealized_pct.map(|v| v.round_dp(4).to_string()),
             "external": p.external,
+            "dust": p.dust,
         }));
     }
     ctx.print(&text, json!({"positions": rows}));

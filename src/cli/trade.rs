@@ -199,7 +199,7 @@ fn dry_run(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
             })];
             if let (true, Some(sl), Some(tp)) = (a.is_entry, a.stop_loss, a.take_profit) {
                 text.push_str(&format!(
-                    "  then, once filled, a protective OCO for the filled quantity (≤ {}):\n    SELL LIMIT_MAKER {} @ {} (take-profit)\n    SELL STOP_LOSS {} stop {} (stop-loss)\n",
+                    "  then, once filled, a protective OCO for crbot's whole position on the symbol (≈ {} with this fill):\n    SELL LIMIT_MAKER {} @ {} (take-profit)\n    SELL STOP_LOSS {} stop {} (stop-loss)\n",
                     a.qty, a.qty, tp, a.qty, sl
                 ));
                 orders.push(json!({"role": "take_profit", "side": "SELL", "type": "LIMIT_MAKER", "qty": a.qty.to_string(), "price": tp.to_string()}));
@@ -275,9 +275,13 @@ async fn place(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
     }
 }
 
-/// When the free balance does not cover a sell of `qty` and the symbol has an open protective
-/// OCO, cancels it (one leg cancels the list), reads back both legs and the balances, and
-/// returns its stop-loss and take-profit for re-protecting what the sell leaves.
+/// When what crbot may sell now does not cover a sell of `qty` and the symbol has an open
+/// protective OCO, cancels it (one leg cancels the list), reads back both legs and the
+/// balances, and returns its stop-loss and take-profit for re-protecting what the sell leaves.
+/// "May sell now" is crbot's position less what its own open sells hold, bounded by the free
+/// balance ([`EngineState::sellable`](crate::engine::state::EngineState::sellable)): the free
+/// balance alone would count the user's own coins, and a sell paid from them would leave the
+/// OCO holding more than is left of crbot's position.
 async fn unprotect(
     ready: &mut Ready,
     symbol: &Symbol,
@@ -293,15 +297,7 @@ async fn unprotect(
         .cloned()
         .collect();
     let first = legs.first()?;
-    let free = ready
-        .core
-        .state
-        .rules
-        .get(symbol)
-        .and_then(|r| ready.core.state.balances.get(&r.base_asset))
-        .map(|b| b.free)
-        .unwrap_or(Qty::ZERO);
-    if free >= qty {
+    if ready.core.state.sellable(symbol) >= qty {
         return None;
     }
     let sl = legs
@@ -678,10 +674,36 @@ async fn send_oco(
             for cid in [&tp_cid, &sl_cid] {
                 ready.core.mark_not_sent(cid, &e.to_string(), now_ms());
             }
-            let line =
-                format!("{context} the exchange refused its protective OCO ({e}); {symbol} is UNPROTECTED");
-            log.push(line.clone());
-            Err(line)
+            // The market may already be through the stop: read where it is now before
+            // deciding (the quote from the start of the command can be seconds old).
+            if let Ok(book) = rest.book_ticker(&symbol).await {
+                let quote = crate::domain::Quote {
+                    bid: book.bid,
+                    ask: book.ask,
+                    time_ms: now_ms(),
+                };
+                ready.core.state.on_quote(symbol.clone(), quote);
+            }
+            if let Ok(a) = rest.account().await {
+                ready.core.state.set_balances(a.balances, true);
+            }
+            let exit = ready
+                .core
+                .protection_refused(&[tp_cid, sl_cid], e.code(), &api_msg(&e), now_ms());
+            let Some(exit) = exit else {
+                let line = format!(
+                    "{context} the exchange refused its protective OCO ({e}); {symbol} is UNPROTECTED"
+                );
+                log.push(line.clone());
+                return Err(line);
+            };
+            log.push(format!(
+                "{context} the market is already through its stop-loss {} (the exchange refused the protective OCO: {}); selling {} {symbol} at market",
+                request.stop_loss,
+                api_msg(&e),
+                exit.request.qty
+            ));
+            Box::pin(send_prepared(ready, &exit.request, log)).await
         }
         OrderOutcome::Unknown { reason } => {
             for cid in [&tp_cid, &sl_cid] {

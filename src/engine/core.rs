@@ -85,6 +85,11 @@ const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
+/// Journal event kind recorded when protection could not be placed because the market was
+/// already through its stop-loss, and crbot exited at market instead.
+pub const PROTECTION_STOP_HIT_EVENT: &str = "PROTECTION_STOP_HIT";
+/// Binance's `NEW_ORDER_REJECTED` (also "Stop price would trigger immediately.").
+const NEW_ORDER_REJECTED: i64 = -2010;
 /// Journal event kind recorded when a kill switch's cancel sweep has finished (console or CLI).
 pub const KILL_DONE_EVENT: &str = "KILL_DONE";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
@@ -620,6 +625,7 @@ impl Core {
                 side: order.side,
                 status,
                 fills: &fills,
+                position: self.state.unheld_position(&order.symbol),
             },
             &rules,
             stop_loss,
@@ -648,9 +654,11 @@ impl Core {
     }
 
     /// Re-protects what is left of a position after a partial close (its OCO was cancelled so
-    /// that the close could sell): a new OCO at the same stop-loss and take-profit for the
-    /// sellable quantity, rounded down to the step; below the lot minimum or the minimum
-    /// notional (at the stop) nothing is sent and the log says the rest is unprotected.
+    /// that the close could sell): a new OCO at the same stop-loss and take-profit for crbot's
+    /// position less what its own open sells still hold ([`EngineState::unheld_position`]),
+    /// rounded down to the step. Never sized from the balance: that holds the user's own coins
+    /// too. Below the lot minimum or the minimum notional (at the stop) nothing is sent and the
+    /// log says the rest is unprotected.
     pub fn prepare_reprotection(
         &mut self,
         symbol: &Symbol,
@@ -659,7 +667,7 @@ impl Core {
         now_ms: i64,
     ) -> Option<OcoRequest> {
         let rules = self.state.rules.get(symbol)?.clone();
-        let qty = rules.round_qty(OrderType::Limit, self.state.sellable(symbol));
+        let qty = rules.round_qty(OrderType::Limit, self.state.unheld_position(symbol));
         let min_qty = rules
             .filters
             .lot_size
@@ -694,6 +702,69 @@ impl Core {
         };
         self.journal_oco_legs(&oco, now_ms)?;
         Some(oco)
+    }
+
+    /// The exchange refused a protective OCO (both legs are already marked NOT_SENT). When the
+    /// market is already through its stop-loss, the stop the trader asked for has been hit:
+    /// leaving the position unprotected would be the one outcome they did not ask for. So
+    /// crbot exits at market, as the stop itself would have: the reason is journaled
+    /// (`PROTECTION_STOP_HIT`), logged, and the sell goes through the risk gate and the
+    /// journal as a STOP_LOSS order. Returns the sell to send, or `None` (the stop was not
+    /// crossed, or the exit was refused: the log says the position is unprotected).
+    ///
+    /// "Through the stop" is the exchange's own word for it (`-2010` "…would trigger
+    /// immediately."), or the best bid at or below the stop when the exchange answered the
+    /// generic `-2010` for an OCO whose prices are on the wrong side of the market.
+    pub fn protection_refused(
+        &mut self,
+        legs: &[ClientOrderId],
+        code: Option<i64>,
+        message: &str,
+        now_ms: i64,
+    ) -> Option<Prepared> {
+        let stop_leg = legs
+            .iter()
+            .filter_map(|l| self.state.orders.get(l))
+            .find(|o| o.purpose == OrderPurpose::StopLoss)?
+            .clone();
+        let stop = stop_leg.stop_price?;
+        let symbol = stop_leg.symbol.clone();
+        let bid = self.state.quotes.get(&symbol).map(|q| q.bid);
+        let says_triggered = message.to_ascii_lowercase().contains("trigger immediately");
+        let bid_through = bid.is_some_and(|b| b <= stop);
+        if code != Some(NEW_ORDER_REJECTED) || !(says_triggered || bid_through) {
+            return None;
+        }
+        let rules = self.state.rules.get(&symbol)?;
+        let qty = rules.round_qty(OrderType::Market, self.state.sellable(&symbol));
+        let bid_text = bid.map_or_else(|| "unknown".to_string(), |b| b.to_string());
+        let reason = format!(
+            "stop-loss {stop} already crossed (bid {bid_text}) when its protection was placed; \
+             the exchange refused it ({message}): selling {qty} at market"
+        );
+        self.record_event(PROTECTION_STOP_HIT_EVENT, Some(&symbol), &reason, now_ms);
+        self.state.log(
+            now_ms,
+            LogLevel::Warn,
+            LogKind::Risk,
+            format!("{symbol}: {reason}"),
+        );
+        let ticket = Ticket {
+            symbol: symbol.clone(),
+            side: Side::Sell,
+            kind: TicketKind::Market,
+            qty,
+            stop_loss: None,
+            take_profit: None,
+        };
+        match self.decide(&ticket, OrderPurpose::StopLoss, false, now_ms) {
+            Ok(p) => Some(p),
+            Err(r) => {
+                let text = format!("{symbol}: stop-loss exit at market refused ({r}); position UNPROTECTED");
+                self.state.log(now_ms, LogLevel::Error, LogKind::Risk, text);
+                None
+            }
+        }
     }
 
     /// Journals both legs of a protective OCO (state SENDING) before it may be sent.

@@ -102,6 +102,15 @@ enum Internal {
         open: Result<Vec<ExchangeOrder>, String>,
         account: Box<Result<crate::exchange::binance::wire::AccountInfo, String>>,
     },
+    /// The exchange refused a protective OCO; the market and balances as they are now, for
+    /// deciding whether its stop has already been hit (`Runtime::on_oco_refused`).
+    OcoRefused {
+        legs: [ClientOrderId; 2],
+        code: Option<i64>,
+        message: String,
+        book: Result<crate::exchange::binance::wire::BookTicker, String>,
+        account: Box<Result<crate::exchange::binance::wire::AccountInfo, String>>,
+    },
     /// The vault answered a re-arm's passphrase. `state_row`/`trading` are the trading state
     /// when the re-arm was asked: if either changed meanwhile (a kill), the re-arm is dropped.
     RearmChecked {
@@ -519,6 +528,48 @@ impl Runtime {
         }
         let reprotect = pc.stop_loss.zip(pc.take_profit);
         self.close_now(&symbol, pc.percent, reprotect, now);
+    }
+
+    /// A refused protective OCO, with the market read afresh: when its stop has already been
+    /// hit the core sells at market as the stop-loss (and journals why); otherwise the position
+    /// is unprotected and the log says so.
+    fn on_oco_refused(
+        &mut self,
+        legs: [ClientOrderId; 2],
+        code: Option<i64>,
+        message: String,
+        book: Result<crate::exchange::binance::wire::BookTicker, String>,
+        account: Result<crate::exchange::binance::wire::AccountInfo, String>,
+        now: i64,
+    ) {
+        match book {
+            Ok(b) => self.core.state.on_quote(
+                b.symbol.clone(),
+                Quote {
+                    bid: b.bid,
+                    ask: b.ask,
+                    time_ms: now,
+                },
+            ),
+            Err(e) => {
+                let text = format!("protective OCO refused; the book could not be read ({e})");
+                self.core
+                    .state
+                    .log(now, LogLevel::Warn, LogKind::Connection, text);
+            }
+        }
+        if let Ok(a) = account {
+            self.core.state.set_balances(a.balances, true);
+        }
+        match self.core.protection_refused(&legs, code, &message, now) {
+            Some(exit) => self.send(exit, None),
+            None => self.core.state.log(
+                now,
+                LogLevel::Error,
+                LogKind::Rejection,
+                format!("protective OCO rejected: {message}; position unprotected"),
+            ),
+        }
     }
 
     /// A partial close that finished gets its remainder protected again.
@@ -1018,12 +1069,39 @@ impl Runtime {
                     for l in &legs {
                         self.core.mark_not_sent(l, &e.to_string(), now);
                     }
-                    self.core.state.log(
-                        now,
-                        LogLevel::Error,
-                        LogKind::Rejection,
-                        format!("protective OCO rejected: {e}; position unprotected"),
-                    );
+                    let message = match &e {
+                        crate::exchange::binance::error::ClientError::Api { msg, .. } => msg.clone(),
+                        other => other.to_string(),
+                    };
+                    // The market may be through the stop; the streamed quote and balances can
+                    // lag the exchange, so read both before deciding (Internal::OcoRefused).
+                    let symbol = legs
+                        .iter()
+                        .find_map(|l| self.core.state.orders.get(l))
+                        .map(|o| o.symbol.clone());
+                    match symbol {
+                        Some(symbol) => {
+                            let rest = self.rest.clone();
+                            let code = e.code();
+                            self.spawn(async move {
+                                let book = rest.book_ticker(&symbol).await.map_err(|e| e.to_string());
+                                let account = rest.account().await.map_err(|e| e.to_string());
+                                Internal::OcoRefused {
+                                    legs,
+                                    code,
+                                    message,
+                                    book,
+                                    account: Box::new(account),
+                                }
+                            });
+                        }
+                        None => self.core.state.log(
+                            now,
+                            LogLevel::Error,
+                            LogKind::Rejection,
+                            format!("protective OCO rejected: {e}; position unprotected"),
+                        ),
+                    }
                 }
                 OrderOutcome::Unknown { reason } => {
                     for l in &legs {
@@ -1115,6 +1193,13 @@ impl Runtime {
                 open,
                 account,
             } => self.on_close_ready(symbol, *cancel, open, *account, now),
+            Internal::OcoRefused {
+                legs,
+                code,
+                message,
+                book,
+                account,
+            } => self.on_oco_refused(legs, code, message, book, *account, now),
             Internal::RearmChecked {
                 verdict,
                 state_row,

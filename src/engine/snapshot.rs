@@ -139,6 +139,9 @@ pub struct PositionRow {
     pub unrealized_pct: Option<Decimal>,
     /// Holdings crbot did not build: never sold unless the user selects them.
     pub external: bool,
+    /// crbot's position is too small for any order to sell (below the lot step or minimum,
+    /// or the minimum notional at the mark): shown, but no longer a position for rule 6.
+    pub dust: bool,
 }
 
 /// Usage of every risk limit (DESIGN.md §5), percentages signed where they can be.
@@ -722,6 +725,7 @@ impl Snapshot {
                     unrealized: Some(usdt("6.36")),
                     unrealized_pct: Some(dec("1.28")),
                     external: false,
+                    dust: false,
                 },
                 PositionRow {
                     symbol: sol.clone(),
@@ -731,6 +735,7 @@ impl Snapshot {
                     unrealized: Some(usdt("-19.58")),
                     unrealized_pct: Some(dec("-3.15")),
                     external: false,
+                    dust: false,
                 },
                 PositionRow {
                     symbol: bnb.clone(),
@@ -740,6 +745,7 @@ impl Snapshot {
                     unrealized: None,
                     unrealized_pct: None,
                     external: true,
+                    dust: false,
                 },
             ],
             orders: vec![

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rust_decimal::Decimal;
 
 use crate::domain::{
-    Asset, Balance, ClientOrderId, Fill, LocalOrderState, Mode, Money, Order, OrderPurpose, Price, Qty,
-    Quote, Side, Symbol, SymbolRules,
+    Asset, Balance, ClientOrderId, Fill, LocalOrderState, Mode, Money, Order, OrderPurpose, OrderStatus,
+    Price, Qty, Quote, Side, Symbol, SymbolRules,
 };
 use crate::engine::snapshot::{
     Candle, EquityCurves, EquityPoint, Header, KillProgress, LimitChangePending, LimitsUsage, LogKind,
@@ -264,6 +264,12 @@ impl EngineState {
             high_water_mark: self.equity.high_water_mark().cloned(),
             pnl_ok: self.pnl_ok && self.storage_error.is_none(),
             entries: self.entries,
+            held_by_open_sells: self
+                .positions
+                .open()
+                .map(|p| (p.symbol.clone(), self.held_by_own_sells(&p.symbol)))
+                .filter(|(_, q)| !q.is_zero())
+                .collect(),
             positions,
             open_entry_orders: self.open_entry_symbols(),
             quotes: self.quotes.clone(),
@@ -336,6 +342,7 @@ impl EngineState {
                 unrealized,
                 unrealized_pct: pct,
                 external: false,
+                dust: self.is_dust(&p.symbol),
             });
         }
         let balances: Vec<Balance> = self.balances.values().cloned().collect();
@@ -354,6 +361,7 @@ impl EngineState {
                 unrealized: None,
                 unrealized_pct: None,
                 external: true,
+                dust: false,
             });
         }
         rows
@@ -452,16 +460,76 @@ impl EngineState {
         }
     }
 
-    /// Quantity crbot may sell of a symbol: its position, bounded by the free base balance.
+    /// Base quantity that crbot's own open sells on `symbol` still hold or may still sell: the
+    /// unfilled rest of every open exit, flatten and protective order. An order whose outcome
+    /// is unknown counts: it may be resting on the exchange.
+    ///
+    /// Both legs of one OCO hold the same quantity and at most one of them trades, so a list
+    /// counts once (its legs are journaled together and share their creation time). A list
+    /// with a CANCELED leg holds nothing: cancelling one leg cancels the list, and the other
+    /// leg's own report may not have arrived yet. (An EXPIRED leg says nothing of the kind: it
+    /// expires when its sibling trades, and the sibling may still be working.)
+    pub fn held_by_own_sells(&self, symbol: &Symbol) -> Qty {
+        let mut lists: BTreeMap<i64, Option<Qty>> = BTreeMap::new();
+        let mut total = Qty::ZERO;
+        for o in self
+            .orders
+            .values()
+            .filter(|o| &o.symbol == symbol && o.side == Side::Sell && o.purpose != OrderPurpose::External)
+        {
+            let rest = o.qty.saturating_sub(o.executed_qty);
+            if o.purpose.is_protective() {
+                let list = lists.entry(o.created_ms).or_insert(Some(Qty::ZERO));
+                if o.state == LocalOrderState::Exchange(OrderStatus::Canceled) {
+                    *list = None;
+                } else if o.state.is_open()
+                    && let Some(held) = list
+                {
+                    *held = (*held).max(rest);
+                }
+            } else if o.state.is_open() {
+                total = total.checked_add(rest).unwrap_or(total);
+            }
+        }
+        lists
+            .into_values()
+            .flatten()
+            .fold(total, |acc, q| acc.checked_add(q).unwrap_or(acc))
+    }
+
+    /// crbot's position on `symbol` that none of its own open sells holds yet: the most that
+    /// new protection may cover. Derived from crbot's fills and orders only, never from the
+    /// balance, so it never reaches the user's own holdings of the asset. It is not capped by
+    /// the free balance either: right after a fill the balance may not show it yet, and an
+    /// order beyond the free balance is refused by the exchange, which cannot sell what the
+    /// account does not hold.
+    pub fn unheld_position(&self, symbol: &Symbol) -> Qty {
+        self.positions
+            .qty(symbol)
+            .saturating_sub(self.held_by_own_sells(symbol))
+    }
+
+    /// Quantity crbot may sell of a symbol now: its position less what its own open sells
+    /// hold, bounded by the free base balance (which also holds the user's own coins, so it is
+    /// only ever a bound, never the size).
     pub fn sellable(&self, symbol: &Symbol) -> Qty {
-        let pos = self.positions.qty(symbol);
         let free = self
             .rules
             .get(symbol)
             .and_then(|r| self.balances.get(&r.base_asset))
             .map(|b| b.free)
             .unwrap_or(Qty::ZERO);
-        pos.min(free)
+        self.unheld_position(symbol).min(free)
+    }
+
+    /// True when crbot's position on `symbol` is dust at the current mid
+    /// ([`crate::portfolio::is_dust`]).
+    pub fn is_dust(&self, symbol: &Symbol) -> bool {
+        let qty = self.positions.qty(symbol);
+        match self.rules.get(symbol) {
+            Some(r) => crate::portfolio::is_dust(qty, r, self.quotes.get(symbol).map(Quote::mid)),
+            None => qty.is_zero(),
+        }
     }
 
     /// Marks an order's local state (keeps every other field).
@@ -524,6 +592,45 @@ mod tests {
         s.on_quote(sym.clone(), q);
         assert!(!s.is_stale(&sym, 10_000 + STALE_AFTER_MS));
         assert!(s.is_stale(&sym, 10_001 + STALE_AFTER_MS));
+    }
+
+    fn sell(cid: &str, purpose: OrderPurpose, qty: &str, state: LocalOrderState, created_ms: i64) -> Order {
+        Order {
+            client_order_id: ClientOrderId::new(cid).expect("ok"),
+            order_id: None,
+            order_list_id: None,
+            symbol: Symbol::new("BNBUSDT").expect("ok"),
+            side: Side::Sell,
+            order_type: crate::domain::OrderType::Limit,
+            price: None,
+            stop_price: None,
+            qty: qty.parse().expect("ok"),
+            executed_qty: Qty::ZERO,
+            cumulative_quote_qty: crate::domain::Notional::ZERO,
+            state,
+            purpose,
+            created_ms,
+            updated_ms: created_ms,
+        }
+    }
+
+    #[test]
+    fn an_ocos_legs_hold_once_and_nothing_once_one_is_cancelled() {
+        let mut s = state();
+        let bnb = Symbol::new("BNBUSDT").expect("ok");
+        let new = LocalOrderState::Exchange(OrderStatus::New);
+        s.upsert_order(sell("tp", OrderPurpose::TakeProfit, "0.999", new, 5));
+        s.upsert_order(sell("sl", OrderPurpose::StopLoss, "0.999", new, 5));
+        s.upsert_order(sell("exit", OrderPurpose::Exit, "0.2", new, 9));
+        s.upsert_order(sell("theirs", OrderPurpose::External, "0.5", new, 9));
+        assert_eq!(s.held_by_own_sells(&bnb).to_string(), "1.199");
+        // The cancel answer names one leg; the list is gone with it.
+        s.set_order_state(
+            &ClientOrderId::new("tp").expect("ok"),
+            LocalOrderState::Exchange(OrderStatus::Canceled),
+            10,
+        );
+        assert_eq!(s.held_by_own_sells(&bnb).to_string(), "0.2");
     }
 
     #[test]

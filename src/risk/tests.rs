@@ -104,6 +104,7 @@ fn ctx() -> RiskContext {
             count: 0,
         },
         positions: BTreeMap::new(),
+        held_by_open_sells: BTreeMap::new(),
         open_entry_orders: BTreeSet::new(),
         quotes: [(sym("BTCUSDT"), quote("99.99", "100", NOW - 100))].into(),
         rules: [(sym("BTCUSDT"), rules_for("BTCUSDT", "BTC", "USDT"))].into(),
@@ -390,6 +391,9 @@ fn a_sell_carrying_a_bracket_is_refused() {
 #[rstest]
 #[case::flat("0", false, true)]
 #[case::dust_below_the_step("0.00001", false, true)]
+#[case::dust_above_the_step_below_the_minimum_notional("0.0499", false, true)]
+#[case::just_above_the_minimum_notional("0.0501", false, false)]
+#[case::dust_with_an_open_entry_order("0.0499", true, false)]
 #[case::open_position("0.5", false, false)]
 #[case::open_entry_order("0", true, false)]
 fn no_second_entry_on_a_symbol_with_a_position_or_entry_order(
@@ -405,6 +409,19 @@ fn no_second_entry_on_a_symbol_with_a_position_or_entry_order(
     let got = codes(&c, &entry("1", "100"));
     assert_eq!(got.is_empty(), ok, "{got:?}");
     assert_eq!(got.contains(&"DUPLICATE_POSITION"), !ok);
+}
+
+#[test]
+fn a_dust_position_is_reported_as_dust_not_as_a_duplicate() {
+    // 0.0499 BTC at a mid of 99.995 is 4.99 USDT, under the 5 USDT minimum notional.
+    let mut c = ctx();
+    c.positions.insert(sym("BTCUSDT"), q("0.0499"));
+    let line = report(&Limits::default(), &c, &entry("1", "100"), NOW)
+        .into_iter()
+        .find(|o| o.code == "DUPLICATE_POSITION")
+        .expect("the rule is reported");
+    assert!(line.passed, "{line:?}");
+    assert!(line.detail.contains("dust"), "{}", line.detail);
 }
 
 // ---- exchange filters --------------------------------------------------------------------
@@ -545,6 +562,19 @@ fn a_sell_may_not_exceed_crbots_position_unless_external_is_selected(
     let mut c = holding("1");
     c.balances.insert(asset("BTC"), balance("BTC", "2").1);
     c.sell_external = external;
+    let got = codes(&c, &exit(qty, TicketKind::Market));
+    assert_eq!(got.is_empty(), ok, "{got:?}");
+    assert_eq!(got.contains(&"NO_POSITION"), !ok);
+}
+
+#[rstest]
+#[case::within_what_is_unheld("0.3", true)]
+#[case::more_than_what_crbots_open_sells_leave("0.3001", false)]
+fn a_sell_may_not_take_what_crbots_own_open_sells_already_hold(#[case] qty: &str, #[case] ok: bool) {
+    // crbot holds 1, its resting sell holds 0.7; the balance also has the user's 2.
+    let mut c = holding("1");
+    c.held_by_open_sells.insert(sym("BTCUSDT"), q("0.7"));
+    c.balances.insert(asset("BTC"), balance("BTC", "2.3").1);
     let got = codes(&c, &exit(qty, TicketKind::Market));
     assert_eq!(got.is_empty(), ok, "{got:?}");
     assert_eq!(got.contains(&"NO_POSITION"), !ok);

@@ -645,12 +645,18 @@ fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             let neg = p.unrealized.as_ref().is_some_and(|m| m.amount < Decimal::ZERO);
             let zero = p.unrealized.as_ref().is_none_or(|m| m.amount.is_zero());
             let pnl_style = theme.signed(neg, zero);
-            let plain_style = theme.plain();
+            // Dust (too small for any order to sell) is shown dimmed: still crbot's, but it
+            // neither blocks a new entry nor gets protection.
+            let plain_style = if p.dust { theme.dim() } else { theme.plain() };
+            let tag = if p.external {
+                " ext"
+            } else if p.dust {
+                " dust"
+            } else {
+                ""
+            };
             let cells = vec![
-                (
-                    format!("{}{}", p.symbol, if p.external { " ext" } else { "" }),
-                    plain_style,
-                ),
+                (format!("{}{tag}", p.symbol), plain_style),
                 (p.qty.to_string(), plain_style),
                 (entry_price(p.avg_entry, p.mark), plain_style),
                 (opt(p.mark), plain_style),

@@ -230,6 +230,9 @@ pub struct EntryFills<'a> {
     pub status: OrderStatus,
     /// Every fill of the entry (deduplicated).
     pub fills: &'a [Fill],
+    /// crbot's whole position on the symbol after these fills, less what crbot's own open
+    /// sells already hold (`EngineState::unheld_position`): what the OCO is sized from.
+    pub position: Qty,
 }
 
 /// What to do about protection for an entry.
@@ -256,8 +259,12 @@ pub enum OcoPlan {
 ///    PARTIALLY_FILLED the answer is [`OcoPlan::Wait`]: an OCO for part of a working entry
 ///    would have to be replaced as more fills arrive. To protect a partial fill now, cancel
 ///    the entry's remainder; its CANCELED status then triggers this rule.
-/// 3. Quantity = Σ fill qty − Σ commission paid in the base asset (that part was never
-///    received), rounded **down** to LOT_SIZE's step.
+/// 3. Quantity = crbot's whole position on the symbol, not just this entry's fills, less what
+///    its own open sells already hold ([`EntryFills::position`]), rounded **down** to
+///    LOT_SIZE's step. A leftover from an earlier round is covered with the new entry, so
+///    rounding never strands a sellable remainder; the commission paid in the base asset is
+///    already out of the position; and nothing beyond crbot's position (the user's own coins)
+///    is ever covered.
 /// 4. Prices are rounded to the tick on the sell side (up), so the stop never sits lower than
 ///    asked.
 /// 5. If the quantity is below LOT_SIZE's minimum, or its notional at the **stop** price (the
@@ -277,18 +284,15 @@ pub fn protective_oco(
     if !entry.status.is_terminal() {
         return OcoPlan::Wait;
     }
-    let mut filled = Qty::ZERO;
-    let mut base_fee = Qty::ZERO;
-    for f in entry.fills.iter().filter(|f| &f.symbol == entry.symbol) {
-        filled = filled.checked_add(f.qty).unwrap_or(filled);
-        if f.commission_asset == rules.base_asset {
-            base_fee = base_fee.checked_add(f.commission).unwrap_or(base_fee);
-        }
-    }
+    let filled = entry
+        .fills
+        .iter()
+        .filter(|f| &f.symbol == entry.symbol)
+        .fold(Qty::ZERO, |acc, f| acc.checked_add(f.qty).unwrap_or(acc));
     if filled.is_zero() {
         return OcoPlan::NothingFilled;
     }
-    let held = filled.saturating_sub(base_fee);
+    let held = entry.position;
     let qty = rules.round_qty(OrderType::Limit, held);
     let tp = rules.round_price(Side::Sell, take_profit);
     let sl = rules.round_price(Side::Sell, stop_loss);
@@ -303,7 +307,7 @@ pub fn protective_oco(
         return OcoPlan::TooSmall {
             qty,
             reason: format!(
-                "filled {held} rounds to {qty}, below LOT_SIZE minimum {}",
+                "position {held} rounds to {qty}, below LOT_SIZE minimum {}",
                 lot.min_qty.normalize()
             ),
         };
@@ -311,7 +315,7 @@ pub fn protective_oco(
     if qty.is_zero() {
         return OcoPlan::TooSmall {
             qty,
-            reason: "nothing left after commission".into(),
+            reason: "nothing of the position is left unheld".into(),
         };
     }
     if let (Some(nf), Some(n)) = (&rules.filters.notional, sl.notional(qty))
@@ -364,6 +368,10 @@ mod tests {
         Symbol::new("BTCUSDT").expect("ok")
     }
 
+    fn q(s: &str) -> Qty {
+        s.parse().expect("quantity")
+    }
+
     fn rules() -> SymbolRules {
         SymbolRules {
             symbol: sym(),
@@ -414,13 +422,28 @@ mod tests {
         ["l", "tp", "sl"].map(|s| ClientOrderId::new(s).expect("ok"))
     }
 
+    /// The plan for a position that is exactly what `fills` received (nothing before them, no
+    /// open sells).
     fn plan(status: OrderStatus, fills: &[Fill], sl: &str, tp: &str) -> OcoPlan {
+        let received = fills.iter().fold(Qty::ZERO, |acc, f| {
+            let fee = if f.commission_asset.as_str() == "BTC" {
+                f.commission
+            } else {
+                Qty::ZERO
+            };
+            acc.checked_add(f.qty.saturating_sub(fee)).expect("small")
+        });
+        plan_for(status, fills, received, sl, tp)
+    }
+
+    fn plan_for(status: OrderStatus, fills: &[Fill], position: Qty, sl: &str, tp: &str) -> OcoPlan {
         let s = sym();
         let entry = EntryFills {
             symbol: &s,
             side: Side::Buy,
             status,
             fills,
+            position,
         };
         protective_oco(
             &entry,
@@ -445,6 +468,30 @@ mod tests {
         assert_eq!(o.stop_loss.to_string(), "58000.01");
         assert_eq!(o.take_profit.to_string(), "63000.01");
         assert_eq!(o.stop_limit, None);
+    }
+
+    #[test]
+    fn oco_covers_the_whole_unheld_position_not_just_the_last_fill() {
+        // The entry received 0.0009992 (0.001 less its commission); an earlier round left a
+        // remainder, so the position is larger. Step 0.0001.
+        let fills = [fill(1, "0.0010", "0.0000008", "BTC")];
+        let OcoPlan::Place(o) = plan_for(OrderStatus::Filled, &fills, q("0.00105"), "58000", "63000") else {
+            panic!("expected an OCO")
+        };
+        assert_eq!(o.qty.to_string(), "0.001");
+        let OcoPlan::Place(o) = plan_for(OrderStatus::Filled, &fills, q("0.00115"), "58000", "63000") else {
+            panic!("expected an OCO")
+        };
+        assert_eq!(
+            o.qty.to_string(),
+            "0.0011",
+            "the leftover is protected with the new fill"
+        );
+        // Never more than what crbot holds unheld, whatever was filled.
+        let OcoPlan::Place(o) = plan_for(OrderStatus::Filled, &fills, q("0.0005"), "58000", "63000") else {
+            panic!("expected an OCO")
+        };
+        assert_eq!(o.qty.to_string(), "0.0005");
     }
 
     #[test]
@@ -498,6 +545,7 @@ mod tests {
             side: Side::Sell,
             status: OrderStatus::Filled,
             fills: &fills,
+            position: q("0.003"),
         };
         assert!(matches!(
             protective_oco(
