@@ -73,8 +73,8 @@ pub struct Core {
     pub state: EngineState,
     pub journal: Journal,
     pub source: TicketSource,
-    /// crbot's own fills from the journal whose symbol rules are not known yet.
-    pending_fills: Vec<Fill>,
+    /// Journaled own fills with their commission price at fill time, waiting for rules.
+    pending_fills: Vec<(Fill, Option<Price>)>,
     /// How often the console backs the journal up by itself (`ENV`'s schedule); `None`: on
     /// command only.
     pub backup_every_ms: Option<i64>,
@@ -165,7 +165,7 @@ impl Core {
             .filter(|o| o.purpose != OrderPurpose::External)
             .map(|o| o.client_order_id.clone())
             .collect();
-        let fills = journal.fills()?;
+        let fills = journal.fills_priced()?;
         let mut core = Core {
             backup_every_ms: None,
             state,
@@ -181,7 +181,7 @@ impl Core {
         // arrive later are replayed by `replay_fills` once they are known.
         core.pending_fills = fills
             .into_iter()
-            .filter(|f| f.client_order_id.as_ref().is_some_and(|c| own.contains(c)))
+            .filter(|(f, _)| f.client_order_id.as_ref().is_some_and(|c| own.contains(c)))
             .collect();
         Ok(core)
     }
@@ -299,9 +299,9 @@ impl Core {
     /// Books journaled own fills whose symbol rules are now known.
     pub fn replay_fills(&mut self) {
         let pending = std::mem::take(&mut self.pending_fills);
-        for fill in pending {
+        for (fill, fee_price) in pending {
             if self.state.rules.contains_key(&fill.symbol) {
-                if let Err(e) = self.state.apply_own_fill(&fill) {
+                if let Err(e) = self.state.apply_own_fill_priced(&fill, fee_price) {
                     let text = format!(
                         "journaled fill {} on {} not booked: {e}",
                         fill.trade_id, fill.symbol
@@ -309,7 +309,7 @@ impl Core {
                     self.state.log(fill.time_ms, LogLevel::Error, LogKind::Fill, text);
                 }
             } else {
-                self.pending_fills.push(fill);
+                self.pending_fills.push((fill, fee_price));
             }
         }
     }
@@ -802,7 +802,10 @@ impl Core {
         }
         let fill = &fill;
         crate::failpoint::hit("before_fill_journal");
-        match self.journal.insert_fill(fill) {
+        // The commission's price is taken now, as the fill arrives, and journaled with it:
+        // a restart replays the fill at this price, not at whatever BNB costs then.
+        let fee_price = self.state.fee_price_at(fill);
+        match self.journal.insert_fill_priced(fill, fee_price) {
             Ok(false) => return false,
             Ok(true) => {}
             Err(e) => {
@@ -820,7 +823,7 @@ impl Core {
             .is_some_and(|o| o.purpose != OrderPurpose::External);
         let mut text = format!("fill {} {} {} @ {}", fill.symbol, fill.side, fill.qty, fill.price);
         if own {
-            match self.state.apply_own_fill(fill) {
+            match self.state.apply_own_fill_priced(fill, fee_price) {
                 Ok(Some(pnl)) => text.push_str(&format!(", realized {}", pnl.display_2dp())),
                 Ok(None) => {}
                 Err(e) => text.push_str(&format!(" (not booked: {e})")),
