@@ -387,7 +387,7 @@ pub async fn send_prepared(
             follow_up(ready, follow, log).await
         }
         OrderOutcome::Rejected(e) => {
-            ready.core.mark_not_sent(&cid, &e.to_string(), now_ms());
+            ready.core.mark_refused(&cid, &e, now_ms());
             let line = match e.code() {
                 Some(code) => format!("order rejected by the exchange: code {code}: {}", api_msg(&e)),
                 None => format!("order not sent: {e}"),
@@ -557,7 +557,7 @@ async fn send_oco(
         }
         OrderOutcome::Rejected(e) => {
             for cid in [&tp_cid, &sl_cid] {
-                ready.core.mark_not_sent(cid, &e.to_string(), now_ms());
+                ready.core.mark_refused(cid, &e, now_ms());
             }
             let line =
                 format!("{context} the exchange refused its protective OCO ({e}); {symbol} is UNPROTECTED");

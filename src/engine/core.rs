@@ -151,6 +151,7 @@ impl Core {
             if o.purpose == OrderPurpose::Entry
                 && risk::utc_day(o.created_ms) == risk::utc_day(now_ms)
                 && o.state != LocalOrderState::NotSent
+                && o.state != LocalOrderState::Exchange(OrderStatus::Rejected)
             {
                 state.entries.record(o.created_ms);
             }
@@ -748,7 +749,33 @@ impl Core {
         );
     }
 
-    /// Marks an order the exchange refused before it existed.
+    /// Marks an order whose placement failed for sure. One the exchange answered with an error
+    /// code received the order and turned it down: `REJECTED`, with the exchange's code and
+    /// message as its last error. Anything else (no connection, a rate-limit hold or ban kept
+    /// on this side) never reached it: `NOT_SENT`.
+    pub fn mark_refused(
+        &mut self,
+        cid: &ClientOrderId,
+        e: &crate::exchange::binance::error::ClientError,
+        now_ms: i64,
+    ) {
+        let crate::exchange::binance::error::ClientError::Api { code, msg, .. } = e else {
+            self.mark_not_sent(cid, &e.to_string(), now_ms);
+            return;
+        };
+        let reason = format!("code {code}: {msg}");
+        let state = LocalOrderState::Exchange(OrderStatus::Rejected);
+        self.set_local_state(cid, state, Some(reason.clone()), now_ms);
+        self.state.protection.remove(cid);
+        self.state.log(
+            now_ms,
+            LogLevel::Warn,
+            LogKind::Rejection,
+            format!("order {cid} rejected by the exchange: {reason}"),
+        );
+    }
+
+    /// Marks an order that never reached the exchange.
     pub fn mark_not_sent(&mut self, cid: &ClientOrderId, reason: &str, now_ms: i64) {
         self.set_local_state(cid, LocalOrderState::NotSent, Some(reason.to_string()), now_ms);
         self.state.protection.remove(cid);

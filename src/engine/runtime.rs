@@ -1018,7 +1018,7 @@ impl Runtime {
                 }
                 OrderOutcome::Rejected(e) => {
                     for l in &legs {
-                        self.core.mark_not_sent(l, &e.to_string(), now);
+                        self.core.mark_refused(l, &e, now);
                     }
                     self.core.state.log(
                         now,
@@ -1218,7 +1218,7 @@ impl Runtime {
                 }
             }
             OrderOutcome::Rejected(e) => {
-                self.core.mark_not_sent(&cid, &e.to_string(), now);
+                self.core.mark_refused(&cid, &e, now);
                 TicketOutcome::Rejected {
                     code: e.code(),
                     message: e.to_string(),

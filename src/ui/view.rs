@@ -18,7 +18,9 @@ use rust_decimal::prelude::ToPrimitive;
 use super::app::{App, Dialog, Focus, PERCENTS, Tab, TicketForm};
 use super::keymap::Context;
 use super::theme::Theme;
-use crate::domain::{LocalOrderState, Mode, Money, OrderPurpose, OrderType, Qty, plain};
+use crate::domain::{
+    LocalOrderState, Mode, Money, OrderPurpose, OrderStatus, OrderType, Qty, display_fixed, plain,
+};
 use crate::engine::snapshot::{
     KillStage, LimitName, LogKind, LogLevel, OutgoingOrder, Snapshot, StreamHealth, StreamStatus,
     TicketField, TicketOutcome, TicketPreview, TradingState,
@@ -101,15 +103,15 @@ fn duration(ms: i64) -> String {
 }
 
 fn dp2(d: Decimal) -> String {
-    format!("{:.2}", d.round_dp(2))
+    display_fixed(d, 2)
 }
 
 fn signed2(d: Decimal) -> String {
-    let r = d.round_dp(2);
-    if r > Decimal::ZERO {
-        format!("+{r:.2}")
+    let text = display_fixed(d, 2);
+    if text.starts_with('-') || text.trim_start_matches(['0', '.']).is_empty() {
+        text
     } else {
-        format!("{r:.2}")
+        format!("+{text}")
     }
 }
 
@@ -683,7 +685,7 @@ fn entry_price(entry: Option<crate::domain::Price>, mark: Option<crate::domain::
         return "-".into();
     };
     let dp = mark.map_or(8, |m| m.value().normalize().scale().clamp(2, 8));
-    plain(entry.value().round_dp(dp))
+    display_fixed(entry.value(), dp)
 }
 
 fn order_state(theme: &Theme, state: LocalOrderState, now_ms: i64) -> (String, Style) {
@@ -693,6 +695,7 @@ fn order_state(theme: &Theme, state: LocalOrderState, now_ms: i64) -> (String, S
             format!("{} {}", theme.spinner(now_ms), state.as_code()),
             theme.accent(),
         ),
+        LocalOrderState::Exchange(OrderStatus::Rejected) => ("REJECTED".into(), theme.warning()),
         LocalOrderState::Exchange(s) => (s.as_wire().to_string(), theme.plain()),
         LocalOrderState::NotSent => ("NOT_SENT".into(), theme.dim()),
     }
