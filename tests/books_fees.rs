@@ -109,3 +109,30 @@ fn a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_late
     );
     assert!(!pos.pnl_complete());
 }
+
+fn screen_text(snap: &crbot::engine::snapshot::Snapshot) -> String {
+    use crbot::ui::{App, UiConfig, view};
+    let app = App::new(UiConfig::default(), snap);
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(220, 48)).unwrap();
+    t.draw(|f| view(&app, snap, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            text.push_str(buf[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn the_screen_shows_todays_fees_at_their_fill_time_value_and_says_what_is_unpriced() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = script(&dir.path().join("j.sqlite"));
+    let day1 = screen_text(&core.state.snapshot(T0 + 3_000));
+    assert!(day1.contains("fees today 0.33 USDT"), "{day1}");
+    assert!(!day1.contains("unpriced"), "{day1}");
+    let day2 = screen_text(&core.state.snapshot(T0 + DAY_MS + 3_000));
+    assert!(day2.contains("fees today 0 +0.00030000 BNB unpriced"), "{day2}");
+}

@@ -465,6 +465,10 @@ impl EngineState {
             ticket_result: self.result.clone(),
             kill: self.kill.clone(),
             unpriced_assets: self.unpriced.clone(),
+            fees_today: crate::portfolio::utc_date(now_ms)
+                .ok()
+                .and_then(|d| self.positions.fees_by_day().get(&d).cloned())
+                .unwrap_or_default(),
             limit_change_pending: self.pending_limit.as_ref().map(|(_, v)| v.clone()),
         }
     }

@@ -115,6 +115,39 @@ fn signed2(d: Decimal) -> String {
     }
 }
 
+/// `  fees today 0.33 USDT +0.00030000 BNB unpriced`: today's fees at their fill-time value,
+/// and loudly what had no price then. Nothing when no fee was paid today.
+fn fee_spans(theme: &Theme, fees: &crate::portfolio::FeeTally) -> Vec<Span<'static>> {
+    if fees.paid.is_empty() {
+        return Vec::new();
+    }
+    let value: Vec<String> = fees
+        .value
+        .iter()
+        .map(|(a, v)| Money::new(*v, a.clone()).display())
+        .collect();
+    let mut spans = vec![Span::raw(format!(
+        "  fees today {}",
+        if value.is_empty() {
+            "0".to_string()
+        } else {
+            value.join(" + ")
+        }
+    ))];
+    if !fees.complete() {
+        let unpriced: Vec<String> = fees
+            .unpriced
+            .iter()
+            .map(|(a, v)| Money::new(*v, a.clone()).display())
+            .collect();
+        spans.push(Span::styled(
+            format!(" +{} unpriced", unpriced.join(" +")),
+            theme.warning(),
+        ));
+    }
+    spans
+}
+
 fn money2(m: &Money) -> String {
     format!("{} {}", signed2(m.amount), m.asset)
 }
@@ -329,6 +362,8 @@ fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             usage_style(theme, l.usage()[2].1),
         ),
     ];
+    let mut line3 = line3;
+    line3.extend(fee_spans(theme, &snap.fees_today));
     let mut lines = vec![Line::from(line2), Line::from(line3)];
     if area.height > 3 {
         let mut w: Vec<String> = h.warnings.clone();
