@@ -343,7 +343,7 @@ fn selling_part_of_a_protected_position_moves_its_protection_to_the_rest() {
 }
 
 #[test]
-fn backup_writes_a_valid_journal_and_export_writes_four_csv_files() {
+fn backup_writes_a_valid_journal_and_export_writes_the_csv_files() {
     let ex = Exchange::start();
     let (code, _, err) = ex.run(&ENTRY);
     assert_eq!(code, 0, "{err}");
@@ -361,8 +361,15 @@ fn backup_writes_a_valid_journal_and_export_writes_four_csv_files() {
 
     let csv = out_dir.path().join("csv");
     let v = ex.json(&["journal", "export", "--csv", csv.to_str().unwrap()]);
-    assert_eq!(v["files"].as_array().unwrap().len(), 4, "{v}");
-    for name in ["orders.csv", "trades.csv", "risk_events.csv", "equity_curve.csv"] {
+    assert_eq!(v["files"].as_array().unwrap().len(), 6, "{v}");
+    for name in [
+        "orders.csv",
+        "trades.csv",
+        "risk_events.csv",
+        "equity_curve.csv",
+        "positions.csv",
+        "fees_daily.csv",
+    ] {
         assert!(csv.join(name).is_file(), "{name} missing");
     }
 }

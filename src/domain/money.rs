@@ -86,6 +86,12 @@ pub fn display_fixed(value: Decimal, dp: u32) -> String {
     format!("{:.*}", dp as usize, rounded)
 }
 
+/// [`display_fixed`]'s rounding without the trailing zeros (`95210.00` → `95210`), for the few
+/// table columns too narrow for fixed decimals (the positions panel's entry price).
+pub fn display_trimmed(value: Decimal, dp: u32) -> String {
+    plain(value.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero))
+}
+
 /// A price shown at its symbol's tick size (`tick` 0.01 → two decimals), by [`display_fixed`];
 /// with no tick known, the exact price.
 pub fn display_price(price: Decimal, tick: Option<Decimal>) -> String {
@@ -471,6 +477,8 @@ mod tests {
         assert_eq!(display_fixed(dec("0.00049999"), 8), "0.00049999");
         assert_eq!(display_price(dec("100.1"), Some(dec("0.01000000"))), "100.10");
         assert_eq!(display_price(dec("100.125"), None), "100.125");
+        assert_eq!(display_trimmed(dec("95210.004"), 2), "95210");
+        assert_eq!(display_trimmed(dec("248.905"), 2), "248.91");
         let q: Qty = "2.675".parse().expect("ok");
         assert_eq!(q.display_dp(2), "2.68");
         let m = Money::new(dec("0.005"), Asset::usdt());

@@ -720,7 +720,7 @@ fn entry_price(entry: Option<crate::domain::Price>, mark: Option<crate::domain::
         return "-".into();
     };
     let dp = mark.map_or(8, |m| m.value().normalize().scale().clamp(2, 8));
-    display_fixed(entry.value(), dp)
+    crate::domain::money::display_trimmed(entry.value(), dp)
 }
 
 fn order_state(theme: &Theme, state: LocalOrderState, now_ms: i64) -> (String, Style) {
