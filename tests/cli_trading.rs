@@ -170,6 +170,17 @@ fn order_places_a_real_order_that_orders_positions_and_pnl_show() {
     let pnl = ex.json(&["pnl"]);
     assert_eq!(pnl["trades_used"], 1, "{pnl}");
     assert!(pnl["equity"].as_str().is_some(), "{pnl}");
+    // The exchange took 0.1% of the 0.001 BTC bought, in BTC: reported exactly, with its value.
+    let fees = &pnl["fees"]["by_position"][0];
+    assert_eq!(fees["symbol"], "BTCUSDT", "{pnl}");
+    assert_eq!(fees["paid"]["BTC"], "0.000001", "{pnl}");
+    assert!(fees["value"]["USDT"].as_str().is_some(), "{pnl}");
+    assert_eq!(pnl["fees"]["total"]["complete"], true, "{pnl}");
+    let (_, text, _) = ex.run(&["pnl"]);
+    assert!(
+        text.contains("fees BTCUSDT: ") && text.contains("0.00000100 BTC"),
+        "{text}"
+    );
 }
 
 #[test]
