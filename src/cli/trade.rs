@@ -415,9 +415,11 @@ fn api_msg(e: &crate::exchange::binance::error::ClientError) -> String {
 fn status_text(o: &ExchangeOrder) -> String {
     let mut s = format!("{} {} {} {}", o.status, o.side, o.order_type, o.symbol);
     s.push_str(&format!(" executed {} of {}", o.executed_qty, o.orig_qty));
-    if !o.executed_qty.is_zero() && !o.cumulative_quote_qty.is_zero() {
-        let avg = o.cumulative_quote_qty.value() / o.executed_qty.value();
-        s.push_str(&format!(" avg {}", avg.round_dp(8).normalize()));
+    if !o.executed_qty.is_zero()
+        && !o.cumulative_quote_qty.is_zero()
+        && let Some(avg) = o.cumulative_quote_qty.value().checked_div(o.executed_qty.value())
+    {
+        s.push_str(&format!(" avg {}", crate::domain::money::display_trimmed(avg, 8)));
     }
     s
 }
