@@ -13,7 +13,9 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub use money::{DecimalError, Money, MoneyError, Notional, Price, Qty, decimals_of, plain};
+pub use money::{
+    DecimalError, Money, MoneyError, Notional, Price, Qty, decimals_of, display_fixed, display_price, plain,
+};
 
 /// Why a name (symbol, asset, client order id) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +106,15 @@ impl Asset {
     /// The quote asset crbot marks equity in.
     pub fn usdt() -> Self {
         Self("USDT".to_string())
+    }
+
+    /// Decimals an amount of this asset is shown with: 2 for fiat and dollar stablecoins
+    /// (cents), 8 for everything else (Binance's balance precision).
+    pub fn display_dp(&self) -> u32 {
+        const CENTS: &[&str] = &[
+            "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "USDP", "DAI", "USD", "EUR", "GBP", "TRY", "BRL",
+        ];
+        if CENTS.contains(&self.0.as_str()) { 2 } else { 8 }
     }
 }
 

@@ -325,10 +325,16 @@ impl Journal {
     /// Records a fill. `Ok(false)` when this (symbol, trade id) is already recorded: a fill
     /// reported twice (stream and REST) counts once. Durable when this returns `Ok`.
     pub fn insert_fill(&self, fill: &Fill) -> Result<bool> {
+        self.insert_fill_priced(fill, None)
+    }
+
+    /// [`Journal::insert_fill`] with the quote price of the commission asset at the fill's
+    /// time (`None`: unknown, the fee stays unpriced).
+    pub fn insert_fill_priced(&self, fill: &Fill, fee_price: Option<Price>) -> Result<bool> {
         let changed = self.conn.execute(
             "INSERT INTO trades (symbol, trade_id, order_id, client_order_id, side, price, qty, \
-             commission, commission_asset, time_ms, is_maker) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             commission, commission_asset, time_ms, is_maker, fee_price) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
              ON CONFLICT(symbol, trade_id) DO NOTHING",
             params![
                 fill.symbol.as_str(),
@@ -342,6 +348,7 @@ impl Journal {
                 fill.commission_asset.as_str(),
                 fill.time_ms,
                 fill.is_maker,
+                fee_price.map(|p| p.to_string()),
             ],
         )?;
         Ok(changed == 1)
@@ -350,6 +357,33 @@ impl Journal {
     /// Every fill, in time order.
     pub fn fills(&self) -> Result<Vec<Fill>> {
         self.query_fills(&format!("{FILL_SELECT} ORDER BY time_ms, id"), [])
+    }
+
+    /// Every fill in time order, with the commission price journaled at its fill time.
+    pub fn fills_priced(&self) -> Result<Vec<(Fill, Option<Price>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT symbol, trade_id, fee_price FROM trades WHERE fee_price IS NOT NULL")?;
+        let mut prices = std::collections::BTreeMap::new();
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let symbol: String = row.get(0)?;
+            let trade_id: i64 = row.get(1)?;
+            let text: String = row.get(2)?;
+            let price = Price::from_str(&text)
+                .map_err(|e| JournalError::Invalid(format!("fee price of trade {trade_id}: {e}")))?;
+            prices.insert((symbol, trade_id), price);
+        }
+        let mut out = Vec::new();
+        for fill in self.fills()? {
+            let key = (
+                fill.symbol.as_str().to_string(),
+                to_i64(fill.trade_id, "trade id")?,
+            );
+            let price = prices.get(&key).copied();
+            out.push((fill, price));
+        }
+        Ok(out)
     }
 
     /// The fills of one symbol, in time order.

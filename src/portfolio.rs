@@ -37,6 +37,13 @@
 //! * **Unrealized P&L** at a mark `m` is `qty·m − cost` (buy fees included, the fee of a future
 //!   sell not yet).
 //! * `fees_paid` is the quote value of every priced fee (a base fee valued at its fill price).
+//!
+//! # Fees
+//! Every fill books crbot's share of its commission (all of it on a buy; on a sell the `own / q`
+//! share of a quote or third-asset fee, and the base fee that left the position) three ways: the
+//! amount per commission asset, its quote value, and the UTC day of the fill. A third-asset fee
+//! is valued with the price the caller journaled **at the fill's time** ([`fee_price_at`]);
+//! with none it stays *unpriced* — counted in its own asset, never valued at a later price.
 
 pub mod curve;
 pub mod equity;
@@ -45,10 +52,97 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
-use crate::domain::{Asset, Balance, Fill, Money, OrderType, Price, Qty, Side, Symbol, SymbolRules};
+use chrono::NaiveDate;
+
+use crate::domain::{
+    Asset, Balance, Fill, Money, OrderType, Price, Qty, Quote, Side, Symbol, SymbolRules,
+};
 
 pub use curve::{EquityCurve, Window, downsample};
-pub use equity::{DayStart, EquityReport, EquitySample, EquityTracker, Observed, equity_report};
+pub use equity::{DayStart, EquityReport, EquitySample, EquityTracker, Observed, equity_report, utc_date};
+
+/// How far apart a quote and a fill may be for the quote to price the fill's third-asset
+/// commission. Further apart, the price is not the one at fill time and the fee is unpriced.
+pub const FEE_PRICE_WINDOW_MS: i64 = 5_000;
+
+/// The quote-asset price of `fill`'s commission asset at the fill's time, the one to journal
+/// with the fill: 1 for the quote asset, the fill price for the base asset, and for any other
+/// asset (BNB) the mid of `<ASSET><QUOTE>` when that quote is within [`FEE_PRICE_WINDOW_MS`] of
+/// the fill. `None` means no price at fill time was known: the fee is booked as unpriced.
+pub fn fee_price_at(fill: &Fill, pair: &Pair, quotes: &BTreeMap<Symbol, Quote>) -> Option<Price> {
+    if fill.commission_asset == pair.quote {
+        return Price::try_new(Decimal::ONE).ok();
+    }
+    if fill.commission_asset == pair.base {
+        return Some(fill.price);
+    }
+    let symbol = Symbol::new(&format!("{}{}", fill.commission_asset, pair.quote)).ok()?;
+    let quote = quotes.get(&symbol)?;
+    let apart = quote.time_ms.checked_sub(fill.time_ms)?.checked_abs()?;
+    (apart <= FEE_PRICE_WINDOW_MS).then(|| quote.mid())
+}
+
+/// One fill's commission as booked: crbot's share, in its own asset and in the quote asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeBooked {
+    pub asset: Asset,
+    /// crbot's share of the commission, in `asset`.
+    pub amount: Decimal,
+    /// Its value in the position's quote asset; `None` when unpriced (no price at fill time).
+    pub value: Option<Money>,
+}
+
+/// Fees summed over fills: per commission asset, their quote value, and what stayed unpriced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeeTally {
+    /// Commission amounts per asset (priced and unpriced).
+    pub paid: BTreeMap<Asset, Decimal>,
+    /// Quote value of the priced commissions, per quote asset.
+    pub value: BTreeMap<Asset, Decimal>,
+    /// Commission amounts that had no price at fill time, per asset (not in `value`).
+    pub unpriced: BTreeMap<Asset, Decimal>,
+}
+
+impl FeeTally {
+    fn add(&mut self, fee: &FeeBooked, quote: &Asset) -> Result<(), PortfolioError> {
+        if fee.amount.is_zero() {
+            return Ok(());
+        }
+        let paid = self.paid.entry(fee.asset.clone()).or_insert(Decimal::ZERO);
+        *paid = add(*paid, fee.amount)?;
+        match &fee.value {
+            Some(v) => {
+                let value = self.value.entry(quote.clone()).or_insert(Decimal::ZERO);
+                *value = add(*value, v.amount)?;
+            }
+            None => {
+                let un = self.unpriced.entry(fee.asset.clone()).or_insert(Decimal::ZERO);
+                *un = add(*un, fee.amount)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds another tally into this one.
+    pub fn merge(&mut self, other: &FeeTally) -> Result<(), PortfolioError> {
+        for (mine, theirs) in [
+            (&mut self.paid, &other.paid),
+            (&mut self.value, &other.value),
+            (&mut self.unpriced, &other.unpriced),
+        ] {
+            for (asset, v) in theirs {
+                let e = mine.entry(asset.clone()).or_insert(Decimal::ZERO);
+                *e = add(*e, *v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// True when every fee counted here had a price at its fill time.
+    pub fn complete(&self) -> bool {
+        self.unpriced.is_empty()
+    }
+}
 
 /// Why a fill or a sample could not be applied. Nothing changes when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +195,8 @@ pub enum FillOutcome {
         /// Base quantity that left the account beyond crbot's position (a sell of external
         /// holdings, or a base commission larger than what was left). Zero normally.
         external_qty: Qty,
+        /// crbot's share of the commission and its quote value.
+        fee: FeeBooked,
     },
     /// This (symbol, trade id) was already applied; nothing changed.
     Duplicate,
@@ -116,6 +212,7 @@ pub struct Position {
     realized: Decimal,
     fees_quote: Decimal,
     unpriced_fees: BTreeMap<Asset, Decimal>,
+    fees: FeeTally,
 }
 
 impl Position {
@@ -128,6 +225,7 @@ impl Position {
             realized: Decimal::ZERO,
             fees_quote: Decimal::ZERO,
             unpriced_fees: BTreeMap::new(),
+            fees: FeeTally::default(),
         }
     }
 
@@ -172,6 +270,11 @@ impl Position {
     /// Third-asset commissions that came without a price (left out of P&L).
     pub fn unpriced_fees(&self) -> &BTreeMap<Asset, Decimal> {
         &self.unpriced_fees
+    }
+
+    /// Every commission booked on this symbol: per asset, quote value, unpriced part.
+    pub fn fees(&self) -> &FeeTally {
+        &self.fees
     }
 
     /// False when some commission could not be priced, so P&L leaves it out.
@@ -237,10 +340,18 @@ impl Position {
                 next.qty = add(next.qty, qty_in)?;
                 next.cost = add(add(next.cost, gross)?, fee_quote)?;
                 next.fees_quote = add(next.fees_quote, fee_quote)?;
+                let value = match &fee_kind {
+                    FeeKind::None | FeeKind::Quote => Some(c),
+                    FeeKind::Base => Some(c.checked_mul(p).ok_or_else(overflow)?),
+                    FeeKind::Other(_) => fee_price.map(|_| fee_quote),
+                };
+                let fee = self.booked(fill, c, value);
+                next.fees.add(&fee, &self.pair.quote)?;
                 let outcome = FillOutcome::Applied {
                     qty_after: next.qty(),
                     realized: Money::zero(self.pair.quote.clone()),
                     external_qty: Qty::ZERO,
+                    fee,
                 };
                 Ok((next, outcome))
             }
@@ -294,14 +405,36 @@ impl Position {
                 };
                 let base_fee_value = base_fee_own.checked_mul(p).ok_or_else(overflow)?;
                 next.fees_quote = add(add(next.fees_quote, fee_quote_own)?, base_fee_value)?;
+                let (amount, value) = match &fee_kind {
+                    FeeKind::None => (Decimal::ZERO, Some(Decimal::ZERO)),
+                    FeeKind::Quote => (fee_quote_own, Some(fee_quote_own)),
+                    FeeKind::Base => (base_fee_own, Some(base_fee_value)),
+                    FeeKind::Other(_) => (
+                        c.checked_mul(share).ok_or_else(overflow)?,
+                        fee_price.map(|_| fee_quote_own),
+                    ),
+                };
+                let fee = self.booked(fill, amount, value);
+                next.fees.add(&fee, &self.pair.quote)?;
                 let external = Qty::try_new(external_traded + external_fee).unwrap_or(Qty::ZERO);
                 let outcome = FillOutcome::Applied {
                     qty_after: next.qty(),
                     realized: Money::new(realized, self.pair.quote.clone()),
                     external_qty: external,
+                    fee,
                 };
                 Ok((next, outcome))
             }
+        }
+    }
+}
+
+impl Position {
+    fn booked(&self, fill: &Fill, amount: Decimal, value: Option<Decimal>) -> FeeBooked {
+        FeeBooked {
+            asset: fill.commission_asset.clone(),
+            amount: amount.normalize(),
+            value: value.map(|v| Money::new(v, self.pair.quote.clone())),
         }
     }
 }
@@ -323,6 +456,8 @@ enum FeeKind {
 pub struct Positions {
     by_symbol: BTreeMap<Symbol, Position>,
     seen: BTreeSet<(Symbol, u64)>,
+    /// Fees by the UTC day of their fill.
+    fee_days: BTreeMap<NaiveDate, FeeTally>,
 }
 
 impl Positions {
@@ -346,10 +481,30 @@ impl Positions {
             .get(&fill.symbol)
             .cloned()
             .unwrap_or_else(|| Position::new(fill.symbol.clone(), pair.clone()));
+        let day = utc_date(fill.time_ms)?;
         let (next, outcome) = current.apply(fill, fee_price)?;
+        let mut tally = self.fee_days.get(&day).cloned().unwrap_or_default();
+        if let FillOutcome::Applied { fee, .. } = &outcome {
+            tally.add(fee, &pair.quote)?;
+        }
+        self.fee_days.insert(day, tally);
         self.by_symbol.insert(fill.symbol.clone(), next);
         self.seen.insert(key);
         Ok(outcome)
+    }
+
+    /// Fees of every fill booked, by the UTC day of the fill.
+    pub fn fees_by_day(&self) -> &BTreeMap<NaiveDate, FeeTally> {
+        &self.fee_days
+    }
+
+    /// Fees of every fill booked, over every symbol.
+    pub fn fees_total(&self) -> Result<FeeTally, PortfolioError> {
+        let mut total = FeeTally::default();
+        for tally in self.fee_days.values() {
+            total.merge(tally)?;
+        }
+        Ok(total)
     }
 
     pub fn get(&self, symbol: &Symbol) -> Option<&Position> {
@@ -494,6 +649,7 @@ mod tests {
                 qty_after,
                 realized,
                 external_qty,
+                ..
             } => (qty_after, realized.amount, external_qty),
             FillOutcome::Duplicate => panic!("expected an applied fill"),
         }
@@ -627,6 +783,72 @@ mod tests {
             pos.unpriced_fees().get(&Asset::new("BNB").expect("ok")),
             Some(&d("0.0005"))
         );
+    }
+
+    fn quotes(symbol: &str, mid: &str, time_ms: i64) -> BTreeMap<Symbol, Quote> {
+        let px = p(mid);
+        BTreeMap::from([(
+            Symbol::new(symbol).expect("ok"),
+            Quote {
+                bid: px,
+                ask: px,
+                time_ms,
+            },
+        )])
+    }
+
+    #[test]
+    fn fee_price_is_one_for_quote_the_fill_price_for_base_and_the_mid_at_fill_time_for_bnb() {
+        let book = quotes("BNBUSDT", "600", 5_000);
+        let at = |fee_asset: &str, time_ms: i64| {
+            let mut f = fill(1, Side::Buy, "1", "100", "0.1", fee_asset);
+            f.time_ms = time_ms;
+            fee_price_at(&f, &pair(), &book)
+        };
+        assert_eq!(at("USDT", 0), Some(p("1")));
+        assert_eq!(at("BTC", 0), Some(p("100")));
+        assert_eq!(at("BNB", 0), Some(p("600")));
+        assert_eq!(at("BNB", 10_000), Some(p("600")));
+        // Further than the window from the fill, either way: not the price at fill time.
+        assert_eq!(at("BNB", 5_000 + FEE_PRICE_WINDOW_MS + 1), None);
+        assert_eq!(at("BNB", 5_000 - FEE_PRICE_WINDOW_MS - 1), None);
+        // No market for the asset against this pair's quote.
+        assert_eq!(at("ETH", 5_000), None);
+    }
+
+    #[test]
+    fn each_fill_reports_its_fee_in_its_asset_and_in_quote_and_unpriced_ones_have_no_value() {
+        let mut book = Positions::new();
+        let fee_of = |o: FillOutcome| match o {
+            FillOutcome::Applied { fee, .. } => fee,
+            FillOutcome::Duplicate => panic!("expected an applied fill"),
+        };
+        let usdt = |v: &str| Some(Money::new(d(v), Asset::usdt()));
+        let f = fee_of(
+            book.apply_fill(
+                &fill(1, Side::Buy, "2", "100", "0.002", "BTC"),
+                &pair(),
+                Some(p("100")),
+            )
+            .expect("ok"),
+        );
+        assert_eq!(
+            (f.asset.as_str(), f.amount, f.value),
+            ("BTC", d("0.002"), usdt("0.2"))
+        );
+        // 3 sold, 1.998 of them crbot's: the BNB fee's own share is 0.0003 × 1.998 / 3.
+        let f = fee_of(
+            book.apply_fill(&fill(2, Side::Sell, "3", "110", "0.0003", "BNB"), &pair(), None)
+                .expect("ok"),
+        );
+        assert_eq!((f.amount, f.value), (d("0.0001998"), None));
+        let total = book.fees_total().expect("ok");
+        assert_eq!(
+            total.paid.get(&Asset::new("BNB").expect("ok")),
+            Some(&d("0.0001998"))
+        );
+        assert_eq!(total.value.get(&Asset::usdt()), Some(&d("0.2")));
+        assert!(!total.complete());
     }
 
     #[test]

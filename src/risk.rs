@@ -52,7 +52,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Deref;
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
@@ -78,12 +78,9 @@ pub fn next_utc_midnight_ms(now_ms: i64) -> i64 {
     (utc_day(now_ms) + 1).saturating_mul(DAY_MS)
 }
 
-/// Two decimals, halves away from zero (`6.125` → `6.13`), for messages.
+/// Two decimals for messages, by the one display rule (`6.125` → `6.13`).
 pub(crate) fn f2(d: &Decimal) -> String {
-    format!(
-        "{:.2}",
-        d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-    )
+    crate::domain::display_fixed(*d, 2)
 }
 
 /// `a × b`, saturating at the bound of the result's sign: an absurd input then fails a limit

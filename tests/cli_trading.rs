@@ -173,6 +173,17 @@ fn order_places_a_real_order_that_orders_positions_and_pnl_show() {
     let pnl = ex.json(&["pnl"]);
     assert_eq!(pnl["trades_used"], 1, "{pnl}");
     assert!(pnl["equity"].as_str().is_some(), "{pnl}");
+    // The exchange took 0.1% of the 0.001 BTC bought, in BTC: reported exactly, with its value.
+    let fees = &pnl["fees"]["by_position"][0];
+    assert_eq!(fees["symbol"], "BTCUSDT", "{pnl}");
+    assert_eq!(fees["paid"]["BTC"], "0.000001", "{pnl}");
+    assert!(fees["value"]["USDT"].as_str().is_some(), "{pnl}");
+    assert_eq!(pnl["fees"]["total"]["complete"], true, "{pnl}");
+    let (_, text, _) = ex.run(&["pnl"]);
+    assert!(
+        text.contains("fees BTCUSDT: ") && text.contains("0.00000100 BTC"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -346,7 +357,7 @@ fn selling_part_of_a_protected_position_moves_its_protection_to_the_rest() {
 }
 
 #[test]
-fn backup_writes_a_valid_journal_and_export_writes_four_csv_files() {
+fn backup_writes_a_valid_journal_and_export_writes_the_csv_files() {
     let ex = Exchange::start();
     let (code, _, err) = ex.run(&ENTRY);
     assert_eq!(code, 0, "{err}");
@@ -364,8 +375,15 @@ fn backup_writes_a_valid_journal_and_export_writes_four_csv_files() {
 
     let csv = out_dir.path().join("csv");
     let v = ex.json(&["journal", "export", "--csv", csv.to_str().unwrap()]);
-    assert_eq!(v["files"].as_array().unwrap().len(), 4, "{v}");
-    for name in ["orders.csv", "trades.csv", "risk_events.csv", "equity_curve.csv"] {
+    assert_eq!(v["files"].as_array().unwrap().len(), 6, "{v}");
+    for name in [
+        "orders.csv",
+        "trades.csv",
+        "risk_events.csv",
+        "equity_curve.csv",
+        "positions.csv",
+        "fees_daily.csv",
+    ] {
         assert!(csv.join(name).is_file(), "{name} missing");
     }
 }

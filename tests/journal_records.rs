@@ -435,7 +435,7 @@ fn backup_while_another_connection_writes_is_a_valid_journal() {
 }
 
 #[test]
-fn export_writes_four_csv_files_with_headers_and_quoting() {
+fn export_writes_the_csv_files_with_headers_and_quoting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let j = open(dir.path());
     j.insert_order(&order("cr-a", 1)).expect("order");
@@ -466,7 +466,8 @@ fn export_writes_four_csv_files_with_headers_and_quoting() {
 
     let out = dir.path().join("export");
     let files = j.export_csv(&out).expect("export");
-    assert_eq!(files.len(), 4);
+    // orders, risk events, equity curve, trades, positions, daily fees.
+    assert_eq!(files.len(), 6);
     let read = |name: &str| std::fs::read_to_string(out.join(name)).expect("read csv");
 
     let orders = read("orders.csv");

@@ -14,8 +14,11 @@ use serde_json::json;
 use crate::cli::common::{self, Ctx, Failure, Outcome, now_ms};
 use crate::cli::exit;
 use crate::cli::trade::order_json;
-use crate::domain::Symbol;
+use std::collections::BTreeMap;
+
+use crate::domain::{Asset, Money, Symbol, display_fixed, display_price, plain};
 use crate::engine::core::DEFAULT_WATCHLIST;
+use crate::portfolio::FeeTally;
 
 fn ms(d: Duration) -> u128 {
     d.as_millis()
@@ -230,24 +233,26 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
     let mut rows = Vec::new();
     for b in st.balances.values() {
         let mark = st.mark_in_usdt(&b.asset);
-        let value = mark.map(|m| (b.total().value() * m.value()).round_dp(2));
+        let value = mark.and_then(|m| b.total().value().checked_mul(m.value()));
         text.push_str(&format!(
             "{:<8} {:>20} {:>20} {:>14} {:>16}\n",
             b.asset.as_str(),
             b.free.to_string(),
             b.locked.to_string(),
             mark.map(|m| m.to_string()).unwrap_or_else(|| "unpriced".into()),
-            value.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            value.map(|v| display_fixed(v, 2)).unwrap_or_else(|| "-".into()),
         ));
         rows.push(json!({
             "asset": b.asset.as_str(), "free": b.free.to_string(), "locked": b.locked.to_string(),
-            "mark_usdt": mark.map(|m| m.to_string()), "value_usdt": value.map(|v| v.to_string()),
+            "mark_usdt": mark.map(|m| m.to_string()), "value_usdt": value.map(plain),
         }));
     }
-    let equity = st.equity.last().map(|s| s.equity.amount.round_dp(2));
+    let equity = st.equity.last().map(|s| s.equity.amount);
     text.push_str(&format!(
         "equity: {} USDT\n",
-        equity.map(|e| e.to_string()).unwrap_or_else(|| "unknown".into())
+        equity
+            .map(|e| display_fixed(e, 2))
+            .unwrap_or_else(|| "unknown".into())
     ));
     let unpriced: Vec<&str> = st.unpriced.iter().map(|a| a.as_str()).collect();
     if !unpriced.is_empty() {
@@ -258,7 +263,7 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
     }
     ctx.print(
         &text,
-        json!({"balances": rows, "equity_usdt": equity.map(|e| e.to_string()), "unpriced": unpriced}),
+        json!({"balances": rows, "equity_usdt": equity.map(plain), "unpriced": unpriced}),
     );
     ready.session.close(&ctx.config).await;
     Ok(exit::OK)
@@ -303,6 +308,13 @@ pub async fn orders(ctx: &Ctx) -> Outcome {
 pub async fn positions(ctx: &Ctx) -> Outcome {
     let ready = common::prepare_to_read(ctx, &[]).await?;
     let snap = ready.core.state.snapshot(now_ms());
+    let rules = &ready.core.state.rules;
+    let tick = |s: Symbol| {
+        rules
+            .get(&s)
+            .and_then(|r| r.filters.price.as_ref())
+            .map(|f| f.tick_size)
+    };
     let mut text = String::new();
     if snap.positions.is_empty() {
         text.push_str("no positions\n");
@@ -319,15 +331,15 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
             p.symbol.as_str(),
             p.qty.to_string(),
             p.avg_entry
-                .map(|v| v.value().round_dp(8).normalize().to_string())
+                .map(|v| display_price(v.value(), tick(p.symbol.clone())))
                 .unwrap_or_else(|| "-".into()),
             p.mark.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
             p.unrealized
                 .as_ref()
-                .map(|u| u.amount.round_dp(2).to_string())
+                .map(|u| display_fixed(u.amount, u.asset.display_dp()))
                 .unwrap_or_else(|| "-".into()),
             p.unrealized_pct
-                .map(|v| v.round_dp(2).to_string())
+                .map(|v| display_fixed(v, 2))
                 .unwrap_or_else(|| "-".into()),
             if p.external {
                 "  external"
@@ -339,9 +351,9 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
         ));
         rows.push(json!({
             "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
-            "avg_entry": p.avg_entry.map(|v| v.value().round_dp(8).normalize().to_string()), "mark": p.mark.map(|v| v.to_string()),
-            "unrealized_pnl": p.unrealized.as_ref().map(|u| u.amount.round_dp(8).to_string()),
-            "unrealized_pct": p.unrealized_pct.map(|v| v.round_dp(4).to_string()),
+            "avg_entry": p.avg_entry.map(|v| v.to_string()), "mark": p.mark.map(|v| v.to_string()),
+            "unrealized_pnl": p.unrealized.as_ref().map(|u| plain(u.amount)),
+            "unrealized_pct": p.unrealized_pct.map(plain),
             "external": p.external,
             "dust": p.dust,
         }));
@@ -362,23 +374,23 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
     let now = now_ms();
     let st = &ready.core.state;
     let l = st.snapshot(now).limits;
-    let equity = st.equity.last().map(|s| s.equity.amount.round_dp(2));
-    let day_start = st.equity.day_start().map(|d| d.equity.amount.round_dp(2));
-    let hwm = st.equity.high_water_mark().map(|m| m.amount.round_dp(2));
-    let opt = |v: Option<Decimal>| v.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into());
+    let equity = st.equity.last().map(|s| s.equity.amount);
+    let day_start = st.equity.day_start().map(|d| d.equity.amount);
+    let hwm = st.equity.high_water_mark().map(|m| m.amount);
+    let opt = |v: Option<Decimal>| v.map(|d| display_fixed(d, 2)).unwrap_or_else(|| "unknown".into());
     let mut text = String::new();
     text.push_str(&format!("equity: {} USDT\n", opt(equity)));
     text.push_str(&format!("day-start equity: {} USDT\n", opt(day_start)));
     text.push_str(&format!(
         "today: {} USDT ({}%) — daily-loss limit -{}% (resets {})\n",
-        l.day_pnl.amount.round_dp(2),
-        l.day_pnl_pct.round_dp(2),
+        display_fixed(l.day_pnl.amount, 2),
+        display_fixed(l.day_pnl_pct, 2),
         l.daily_loss_limit_pct.normalize(),
         utc(l.daily_reset_ms)
     ));
     text.push_str(&format!(
         "drawdown: {}% of limit {}% (high-water mark {} USDT)\n",
-        l.drawdown_pct.round_dp(2),
+        display_fixed(l.drawdown_pct, 2),
         l.drawdown_limit_pct.normalize(),
         opt(hwm)
     ));
@@ -393,31 +405,89 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
         text.push_str(&format!(
             "realized {}: {} {}\n",
             p.symbol,
-            r.amount.round_dp(2),
+            display_fixed(r.amount, r.asset.display_dp()),
             r.asset
         ));
-        realized.push(json!({"symbol": p.symbol.as_str(), "realized": r.amount.round_dp(8).to_string(), "asset": r.asset.as_str()}));
+        realized.push(
+            json!({"symbol": p.symbol.as_str(), "realized": plain(r.amount), "asset": r.asset.as_str()}),
+        );
     }
+    let mut fees_by_position = Vec::new();
+    for p in st.positions.iter() {
+        text.push_str(&format!("fees {}: {}\n", p.symbol, fee_text(p.fees())));
+        let mut j = fee_json(p.fees());
+        j["symbol"] = json!(p.symbol.as_str());
+        fees_by_position.push(j);
+    }
+    let mut fees_by_day = Vec::new();
+    for (day, tally) in st.positions.fees_by_day() {
+        text.push_str(&format!("fees {day} (UTC): {}\n", fee_text(tally)));
+        let mut j = fee_json(tally);
+        j["date"] = json!(day.to_string());
+        fees_by_day.push(j);
+    }
+    let fees_total = st.positions.fees_total().unwrap_or_default();
+    text.push_str(&format!("fees total: {}\n", fee_text(&fees_total)));
     ctx.print(
         &text,
         json!({
-            "equity": equity.map(|d| d.to_string()),
-            "day_start_equity": day_start.map(|d| d.to_string()),
-            "day_pnl": l.day_pnl.amount.round_dp(8).to_string(),
-            "day_pnl_pct": l.day_pnl_pct.round_dp(4).to_string(),
+            "equity": equity.map(plain),
+            "day_start_equity": day_start.map(plain),
+            "day_pnl": plain(l.day_pnl.amount),
+            "day_pnl_pct": plain(l.day_pnl_pct),
             "daily_loss_limit_pct": l.daily_loss_limit_pct.to_string(),
             "daily_reset_ms": l.daily_reset_ms,
-            "drawdown_pct": l.drawdown_pct.round_dp(4).to_string(),
+            "drawdown_pct": plain(l.drawdown_pct),
             "drawdown_limit_pct": l.drawdown_limit_pct.to_string(),
-            "high_water_mark": hwm.map(|d| d.to_string()),
+            "high_water_mark": hwm.map(plain),
             "trades_used": l.trades_used,
             "trades_limit": l.trades_limit,
             "trading_state": st.trading.to_string(),
             "realized": realized,
+            "fees": {"by_position": fees_by_position, "by_day": fees_by_day, "total": fee_json(&fees_total)},
         }),
     );
     ready.session.close(&ctx.config).await;
     Ok(exit::OK)
+}
+
+/// `0.33 USDT (paid 0.10 USDT, 0.00100000 BTC, 0.00050000 BNB); unpriced 0.00030000 BNB`: the
+/// quote value of the priced fees, every amount paid in its own asset, and what had no price
+/// at its fill time (left out of the value, never priced later).
+fn fee_text(t: &FeeTally) -> String {
+    let money = |m: &BTreeMap<Asset, Decimal>| {
+        m.iter()
+            .map(|(a, v)| Money::new(*v, a.clone()).display())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let value = if t.value.is_empty() {
+        "0".to_string()
+    } else {
+        money(&t.value)
+    };
+    let mut text = format!(
+        "{value} (paid {})",
+        if t.paid.is_empty() {
+            "nothing".to_string()
+        } else {
+            money(&t.paid)
+        }
+    );
+    if !t.complete() {
+        text.push_str(&format!("; unpriced {}", money(&t.unpriced)));
+    }
+    text
+}
+
+/// A fee tally with exact decimals as strings, keyed by asset.
+fn fee_json(t: &FeeTally) -> serde_json::Value {
+    let map = |m: &BTreeMap<Asset, Decimal>| {
+        m.iter()
+            .map(|(a, v)| (a.as_str().to_string(), json!(plain(*v))))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    json!({"paid": map(&t.paid), "value": map(&t.value), "unpriced": map(&t.unpriced), "complete": t.complete()})
 }
 
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Outcome {

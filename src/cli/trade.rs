@@ -456,7 +456,7 @@ pub async fn send_prepared(
             follow_up(ready, follow, log).await
         }
         OrderOutcome::Rejected(e) => {
-            ready.core.mark_not_sent(&cid, &e.to_string(), now_ms());
+            ready.core.mark_refused(&cid, &e, now_ms());
             let line = match e.code() {
                 Some(code) => format!("order rejected by the exchange: code {code}: {}", api_msg(&e)),
                 None => format!("order not sent: {e}"),
@@ -484,9 +484,11 @@ fn api_msg(e: &crate::exchange::binance::error::ClientError) -> String {
 fn status_text(o: &ExchangeOrder) -> String {
     let mut s = format!("{} {} {} {}", o.status, o.side, o.order_type, o.symbol);
     s.push_str(&format!(" executed {} of {}", o.executed_qty, o.orig_qty));
-    if !o.executed_qty.is_zero() && !o.cumulative_quote_qty.is_zero() {
-        let avg = o.cumulative_quote_qty.value() / o.executed_qty.value();
-        s.push_str(&format!(" avg {}", avg.round_dp(8).normalize()));
+    if !o.executed_qty.is_zero()
+        && !o.cumulative_quote_qty.is_zero()
+        && let Some(avg) = o.cumulative_quote_qty.value().checked_div(o.executed_qty.value())
+    {
+        s.push_str(&format!(" avg {}", crate::domain::money::display_trimmed(avg, 8)));
     }
     s
 }
@@ -672,7 +674,7 @@ async fn send_oco(
         }
         OrderOutcome::Rejected(e) => {
             for cid in [&tp_cid, &sl_cid] {
-                ready.core.mark_not_sent(cid, &e.to_string(), now_ms());
+                ready.core.mark_refused(cid, &e, now_ms());
             }
             // The market may already be through the stop: read where it is now before
             // deciding (the quote from the start of the command can be seconds old).

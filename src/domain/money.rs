@@ -75,6 +75,32 @@ pub fn plain(value: Decimal) -> String {
     }
 }
 
+/// **The** rounding rule for showing a number, used by every screen, command, message and log
+/// line: round to `dp` decimals with halves away from zero (`325.985` → `325.99`,
+/// `-0.125` → `-0.13`), then print exactly `dp` decimals (`160326` → `160326.00`); a value that
+/// rounds to zero prints without a sign. It returns text on purpose: a displayed figure can
+/// never flow back into a computation, which always works on the exact decimal.
+pub fn display_fixed(value: Decimal, dp: u32) -> String {
+    let rounded = value.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    let rounded = if rounded.is_zero() { Decimal::ZERO } else { rounded };
+    format!("{:.*}", dp as usize, rounded)
+}
+
+/// [`display_fixed`]'s rounding without the trailing zeros (`95210.00` → `95210`), for the few
+/// table columns too narrow for fixed decimals (the positions panel's entry price).
+pub fn display_trimmed(value: Decimal, dp: u32) -> String {
+    plain(value.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero))
+}
+
+/// A price shown at its symbol's tick size (`tick` 0.01 → two decimals), by [`display_fixed`];
+/// with no tick known, the exact price.
+pub fn display_price(price: Decimal, tick: Option<Decimal>) -> String {
+    match tick.filter(|t| !t.is_zero()) {
+        Some(t) => display_fixed(price, decimals_of(t)),
+        None => plain(price),
+    }
+}
+
 /// Number of decimal places in the normalised form of a step or tick (`0.00100000` → 3).
 pub fn decimals_of(step: Decimal) -> u32 {
     step.normalize().scale()
@@ -190,9 +216,9 @@ macro_rules! unsigned_decimal {
                 is_multiple_of(self.0, step)
             }
 
-            /// Fixed number of decimals for display (rounded half away from zero).
+            /// Fixed number of decimals for display ([`display_fixed`]'s rule).
             pub fn display_dp(self, dp: u32) -> String {
-                format!("{:.*}", dp as usize, self.0.round_dp(dp))
+                display_fixed(self.0, dp)
             }
         }
 
@@ -325,9 +351,18 @@ impl Money {
         Ok(())
     }
 
-    /// Two decimals, for screens and messages (`612.50 USDT`).
+    /// Two decimals, for screens and messages (`612.50 USDT`), by [`display_fixed`].
     pub fn display_2dp(&self) -> String {
-        format!("{:.2} {}", self.amount.round_dp(2), self.asset)
+        format!("{} {}", display_fixed(self.amount, 2), self.asset)
+    }
+
+    /// At the asset's display precision ([`Asset::display_dp`]), with the asset (`0.00050000 BNB`).
+    pub fn display(&self) -> String {
+        format!(
+            "{} {}",
+            display_fixed(self.amount, self.asset.display_dp()),
+            self.asset
+        )
     }
 }
 
@@ -432,7 +467,50 @@ mod tests {
         (1u64..1000, 0u32..=8).prop_map(|(m, s)| Decimal::new(m as i64, s))
     }
 
+    #[test]
+    fn display_rounds_halves_away_from_zero_with_fixed_decimals() {
+        assert_eq!(display_fixed(dec("325.985"), 2), "325.99");
+        assert_eq!(display_fixed(dec("325.975"), 2), "325.98");
+        assert_eq!(display_fixed(dec("-6.125"), 2), "-6.13");
+        assert_eq!(display_fixed(dec("160326"), 2), "160326.00");
+        assert_eq!(display_fixed(dec("-0.001"), 2), "0.00");
+        assert_eq!(display_fixed(dec("0.00049999"), 8), "0.00049999");
+        assert_eq!(display_price(dec("100.1"), Some(dec("0.01000000"))), "100.10");
+        assert_eq!(display_price(dec("100.125"), None), "100.125");
+        assert_eq!(display_trimmed(dec("95210.004"), 2), "95210");
+        assert_eq!(display_trimmed(dec("248.905"), 2), "248.91");
+        let q: Qty = "2.675".parse().expect("ok");
+        assert_eq!(q.display_dp(2), "2.68");
+        let m = Money::new(dec("0.005"), Asset::usdt());
+        assert_eq!(m.display_2dp(), "0.01 USDT");
+        assert_eq!(
+            Money::new(dec("0.0005"), Asset::new("BNB").expect("ok")).display(),
+            "0.00050000 BNB"
+        );
+    }
+
     proptest! {
+        /// Display never changes the value it shows (the figure is text, the value stays exact),
+        /// and it is the nearest `dp`-decimal number with halves going away from zero.
+        #[test]
+        fn display_is_nearest_with_halves_away_from_zero_and_leaves_the_value_exact(
+            m in -10_000_000_000_000i64..10_000_000_000_000i64,
+            scale in 0u32..=10,
+            dp in 0u32..=8,
+        ) {
+            let v = Decimal::new(m, scale);
+            let before = v;
+            let shown: Decimal = display_fixed(v, dp).parse().expect("plain decimal");
+            prop_assert_eq!(v, before);
+            prop_assert_eq!(shown.scale(), dp);
+            let unit = Decimal::new(1, dp);
+            let diff = (shown - v).abs();
+            prop_assert!(diff * Decimal::TWO <= unit);
+            if diff * Decimal::TWO == unit {
+                prop_assert!(shown.abs() > v.abs(), "a half goes away from zero: {} -> {}", v, shown);
+            }
+        }
+
         #[test]
         fn display_then_parse_round_trips(d in arb_decimal()) {
             let q = Qty::try_new(d).expect("non-negative");

@@ -73,8 +73,8 @@ pub struct Core {
     pub state: EngineState,
     pub journal: Journal,
     pub source: TicketSource,
-    /// crbot's own fills from the journal whose symbol rules are not known yet.
-    pending_fills: Vec<Fill>,
+    /// Journaled own fills with their commission price at fill time, waiting for rules.
+    pending_fills: Vec<(Fill, Option<Price>)>,
     /// How often the console backs the journal up by itself (`ENV`'s schedule); `None`: on
     /// command only.
     pub backup_every_ms: Option<i64>,
@@ -156,6 +156,7 @@ impl Core {
             if o.purpose == OrderPurpose::Entry
                 && risk::utc_day(o.created_ms) == risk::utc_day(now_ms)
                 && o.state != LocalOrderState::NotSent
+                && o.state != LocalOrderState::Exchange(OrderStatus::Rejected)
             {
                 state.entries.record(o.created_ms);
             }
@@ -179,8 +180,8 @@ impl Core {
             .filter(|o| o.purpose != OrderPurpose::External)
             .filter_map(|o| Some(((o.symbol.clone(), o.order_id?), o.client_order_id.clone())))
             .collect();
-        let mut fills = journal.fills()?;
-        for f in &mut fills {
+        let mut fills = journal.fills_priced()?;
+        for (f, _) in &mut fills {
             if f.client_order_id.is_none() {
                 f.client_order_id = by_order_id.get(&(f.symbol.clone(), f.order_id)).cloned();
             }
@@ -200,7 +201,7 @@ impl Core {
         // arrive later are replayed by `replay_fills` once they are known.
         core.pending_fills = fills
             .into_iter()
-            .filter(|f| f.client_order_id.as_ref().is_some_and(|c| own.contains(c)))
+            .filter(|(f, _)| f.client_order_id.as_ref().is_some_and(|c| own.contains(c)))
             .collect();
         Ok(core)
     }
@@ -318,9 +319,9 @@ impl Core {
     /// Books journaled own fills whose symbol rules are now known.
     pub fn replay_fills(&mut self) {
         let pending = std::mem::take(&mut self.pending_fills);
-        for fill in pending {
+        for (fill, fee_price) in pending {
             if self.state.rules.contains_key(&fill.symbol) {
-                if let Err(e) = self.state.apply_own_fill(&fill) {
+                if let Err(e) = self.state.apply_own_fill_priced(&fill, fee_price) {
                     let text = format!(
                         "journaled fill {} on {} not booked: {e}",
                         fill.trade_id, fill.symbol
@@ -328,7 +329,7 @@ impl Core {
                     self.state.log(fill.time_ms, LogLevel::Error, LogKind::Fill, text);
                 }
             } else {
-                self.pending_fills.push(fill);
+                self.pending_fills.push((fill, fee_price));
             }
         }
     }
@@ -833,7 +834,33 @@ impl Core {
         );
     }
 
-    /// Marks an order the exchange refused before it existed.
+    /// Marks an order whose placement failed for sure. One the exchange answered with an error
+    /// code received the order and turned it down: `REJECTED`, with the exchange's code and
+    /// message as its last error. Anything else (no connection, a rate-limit hold or ban kept
+    /// on this side) never reached it: `NOT_SENT`.
+    pub fn mark_refused(
+        &mut self,
+        cid: &ClientOrderId,
+        e: &crate::exchange::binance::error::ClientError,
+        now_ms: i64,
+    ) {
+        let crate::exchange::binance::error::ClientError::Api { code, msg, .. } = e else {
+            self.mark_not_sent(cid, &e.to_string(), now_ms);
+            return;
+        };
+        let reason = format!("code {code}: {msg}");
+        let state = LocalOrderState::Exchange(OrderStatus::Rejected);
+        self.set_local_state(cid, state, Some(reason.clone()), now_ms);
+        self.state.protection.remove(cid);
+        self.state.log(
+            now_ms,
+            LogLevel::Warn,
+            LogKind::Rejection,
+            format!("order {cid} rejected by the exchange: {reason}"),
+        );
+    }
+
+    /// Marks an order that never reached the exchange.
     pub fn mark_not_sent(&mut self, cid: &ClientOrderId, reason: &str, now_ms: i64) {
         self.set_local_state(cid, LocalOrderState::NotSent, Some(reason.to_string()), now_ms);
         self.state.protection.remove(cid);
@@ -887,7 +914,10 @@ impl Core {
         }
         let fill = &fill;
         crate::failpoint::hit("before_fill_journal");
-        match self.journal.insert_fill(fill) {
+        // The commission's price is taken now, as the fill arrives, and journaled with it:
+        // a restart replays the fill at this price, not at whatever BNB costs then.
+        let fee_price = self.state.fee_price_at(fill);
+        match self.journal.insert_fill_priced(fill, fee_price) {
             Ok(false) => return false,
             Ok(true) => {}
             Err(e) => {
@@ -905,7 +935,7 @@ impl Core {
             .is_some_and(|o| o.purpose != OrderPurpose::External);
         let mut text = format!("fill {} {} {} @ {}", fill.symbol, fill.side, fill.qty, fill.price);
         if own {
-            match self.state.apply_own_fill(fill) {
+            match self.state.apply_own_fill_priced(fill, fee_price) {
                 Ok(Some(pnl)) => text.push_str(&format!(", realized {}", pnl.display_2dp())),
                 Ok(None) => {}
                 Err(e) => text.push_str(&format!(" (not booked: {e})")),

@@ -1067,7 +1067,7 @@ impl Runtime {
                 }
                 OrderOutcome::Rejected(e) => {
                     for l in &legs {
-                        self.core.mark_not_sent(l, &e.to_string(), now);
+                        self.core.mark_refused(l, &e, now);
                     }
                     let message = match &e {
                         crate::exchange::binance::error::ClientError::Api { msg, .. } => msg.clone(),
@@ -1301,7 +1301,7 @@ impl Runtime {
                 }
             }
             OrderOutcome::Rejected(e) => {
-                self.core.mark_not_sent(&cid, &e.to_string(), now);
+                self.core.mark_refused(&cid, &e, now);
                 TicketOutcome::Rejected {
                     code: e.code(),
                     message: e.to_string(),

@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub kill: Option<KillProgress>,
     /// Assets held that have no market to the quote asset: listed, left out of equity.
     pub unpriced_assets: Vec<Asset>,
+    /// Fees of today's fills (UTC day): paid per asset, quote value, unpriced part.
+    pub fees_today: crate::portfolio::FeeTally,
     /// A loosening of a limit that waits for its typed confirmation.
     pub limit_change_pending: Option<LimitChangePending>,
 }
@@ -933,6 +935,7 @@ impl Snapshot {
             ticket_result: None,
             kill: None,
             unpriced_assets: vec![],
+            fees_today: crate::portfolio::FeeTally::default(),
             limit_change_pending: None,
         }
     }

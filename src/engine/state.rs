@@ -190,6 +190,24 @@ impl EngineState {
     /// Applies one of crbot's own fills to its positions. Returns the realized P&L text for
     /// the log, or an error message (the fill is journaled either way).
     pub fn apply_own_fill(&mut self, fill: &Fill) -> Result<Option<Money>, String> {
+        let fee_price = self.fee_price_at(fill);
+        self.apply_own_fill_priced(fill, fee_price)
+    }
+
+    /// The quote price of `fill`'s commission asset at the fill's time, from the quotes held
+    /// now (`None` when none is close enough in time; the fee is then unpriced).
+    pub fn fee_price_at(&self, fill: &Fill) -> Option<Price> {
+        let pair = Pair::from(self.rules.get(&fill.symbol)?);
+        crate::portfolio::fee_price_at(fill, &pair, &self.quotes)
+    }
+
+    /// [`EngineState::apply_own_fill`] with the commission price journaled with the fill (a
+    /// replayed fill is valued at its fill time, never at today's price).
+    pub fn apply_own_fill_priced(
+        &mut self,
+        fill: &Fill,
+        fee_price: Option<Price>,
+    ) -> Result<Option<Money>, String> {
         let Some(rules) = self.rules.get(&fill.symbol) else {
             return Err(format!(
                 "fill {} on {}: symbol rules unknown",
@@ -197,7 +215,6 @@ impl EngineState {
             ));
         };
         let pair = Pair::from(rules);
-        let fee_price = self.mark_in_usdt(&fill.commission_asset);
         match self.positions.apply_fill(fill, &pair, fee_price) {
             Ok(crate::portfolio::FillOutcome::Applied { realized, .. }) => Ok(if realized.amount.is_zero() {
                 None
@@ -456,6 +473,10 @@ impl EngineState {
             ticket_result: self.result.clone(),
             kill: self.kill.clone(),
             unpriced_assets: self.unpriced.clone(),
+            fees_today: crate::portfolio::utc_date(now_ms)
+                .ok()
+                .and_then(|d| self.positions.fees_by_day().get(&d).cloned())
+                .unwrap_or_default(),
             limit_change_pending: self.pending_limit.as_ref().map(|(_, v)| v.clone()),
         }
     }

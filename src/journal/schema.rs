@@ -19,7 +19,7 @@ use crate::domain::Mode;
 pub const APPLICATION_ID: i32 = 0x6372_6274;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `i` (0-based) takes the schema from version `i` to `i + 1`. Append only: a
 /// released migration is never edited.
@@ -119,6 +119,13 @@ const MIGRATIONS: &[&str] = &[
         updated_ms  INTEGER NOT NULL,
         PRIMARY KEY (strategy, period)
     );
+    "#,
+    // 2: the quote-asset price of each fill's commission asset at the fill's time (1 for the
+    // quote asset, the fill price for the base asset, the market's mid for a third asset such
+    // as BNB). NULL when no price was known then: that fee is reported unpriced, never valued
+    // later at another price. Rows written before this column existed read as NULL too.
+    r#"
+    ALTER TABLE trades ADD COLUMN fee_price TEXT;
     "#,
 ];
 

@@ -18,7 +18,9 @@ use rust_decimal::prelude::ToPrimitive;
 use super::app::{App, Dialog, Focus, PERCENTS, Tab, TicketForm};
 use super::keymap::Context;
 use super::theme::Theme;
-use crate::domain::{LocalOrderState, Mode, Money, OrderPurpose, OrderType, Qty, plain};
+use crate::domain::{
+    LocalOrderState, Mode, Money, OrderPurpose, OrderStatus, OrderType, Qty, display_fixed, plain,
+};
 use crate::engine::snapshot::{
     KillStage, LimitName, LogKind, LogLevel, OutgoingOrder, Snapshot, StreamHealth, StreamStatus,
     TicketField, TicketOutcome, TicketPreview, TradingState,
@@ -101,16 +103,49 @@ fn duration(ms: i64) -> String {
 }
 
 fn dp2(d: Decimal) -> String {
-    format!("{:.2}", d.round_dp(2))
+    display_fixed(d, 2)
 }
 
 fn signed2(d: Decimal) -> String {
-    let r = d.round_dp(2);
-    if r > Decimal::ZERO {
-        format!("+{r:.2}")
+    let text = display_fixed(d, 2);
+    if text.starts_with('-') || text.trim_start_matches(['0', '.']).is_empty() {
+        text
     } else {
-        format!("{r:.2}")
+        format!("+{text}")
     }
+}
+
+/// `  fees today 0.33 USDT +0.00030000 BNB unpriced`: today's fees at their fill-time value,
+/// and loudly what had no price then. Nothing when no fee was paid today.
+fn fee_spans(theme: &Theme, fees: &crate::portfolio::FeeTally) -> Vec<Span<'static>> {
+    if fees.paid.is_empty() {
+        return Vec::new();
+    }
+    let value: Vec<String> = fees
+        .value
+        .iter()
+        .map(|(a, v)| Money::new(*v, a.clone()).display())
+        .collect();
+    let mut spans = vec![Span::raw(format!(
+        "  fees today {}",
+        if value.is_empty() {
+            "0".to_string()
+        } else {
+            value.join(" + ")
+        }
+    ))];
+    if !fees.complete() {
+        let unpriced: Vec<String> = fees
+            .unpriced
+            .iter()
+            .map(|(a, v)| Money::new(*v, a.clone()).display())
+            .collect();
+        spans.push(Span::styled(
+            format!(" +{} unpriced", unpriced.join(" +")),
+            theme.warning(),
+        ));
+    }
+    spans
 }
 
 fn money2(m: &Money) -> String {
@@ -327,6 +362,8 @@ fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             usage_style(theme, l.usage()[2].1),
         ),
     ];
+    let mut line3 = line3;
+    line3.extend(fee_spans(theme, &snap.fees_today));
     let mut lines = vec![Line::from(line2), Line::from(line3)];
     if area.height > 3 {
         let mut w: Vec<String> = h.warnings.clone();
@@ -689,7 +726,7 @@ fn entry_price(entry: Option<crate::domain::Price>, mark: Option<crate::domain::
         return "-".into();
     };
     let dp = mark.map_or(8, |m| m.value().normalize().scale().clamp(2, 8));
-    plain(entry.value().round_dp(dp))
+    crate::domain::money::display_trimmed(entry.value(), dp)
 }
 
 fn order_state(theme: &Theme, state: LocalOrderState, now_ms: i64) -> (String, Style) {
@@ -699,6 +736,7 @@ fn order_state(theme: &Theme, state: LocalOrderState, now_ms: i64) -> (String, S
             format!("{} {}", theme.spinner(now_ms), state.as_code()),
             theme.accent(),
         ),
+        LocalOrderState::Exchange(OrderStatus::Rejected) => ("REJECTED".into(), theme.warning()),
         LocalOrderState::Exchange(s) => (s.as_wire().to_string(), theme.plain()),
         LocalOrderState::NotSent => ("NOT_SENT".into(), theme.dim()),
     }

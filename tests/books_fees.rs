@@ -1,0 +1,138 @@
+//! Fee accounting through the journal-first path: each fill's commission is booked per asset,
+//! per position and per UTC day with its quote value, a BNB commission is valued at the price
+//! of its fill time (journaled with the fill, so a restart books the same number), and one with
+//! no price at fill time stays unpriced instead of being valued at a later price.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fees_support;
+
+use chrono::NaiveDate;
+use fees_support::*;
+
+#[test]
+fn fees_are_booked_per_asset_per_position_and_per_day_with_their_quote_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = script(&dir.path().join("j.sqlite"));
+    let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
+    assert_eq!(pos.realized_pnl().amount, d("-0.33"));
+    let fees = pos.fees();
+    assert_eq!(fees.paid.get(&asset("USDT")), Some(&d("0.1")));
+    assert_eq!(fees.paid.get(&asset("BTC")), Some(&d("0.001")));
+    assert_eq!(fees.paid.get(&asset("BNB")), Some(&d("0.0005")));
+    assert_eq!(fees.value.get(&asset("USDT")), Some(&d("0.33")));
+    assert_eq!(fees.unpriced.get(&asset("BNB")), Some(&d("0.0003")));
+    assert!(!fees.complete());
+
+    let days = core.state.positions.fees_by_day();
+    let day1 = days.get(&NaiveDate::from_ymd_opt(2026, 3, 2).unwrap()).unwrap();
+    let day2 = days.get(&NaiveDate::from_ymd_opt(2026, 3, 3).unwrap()).unwrap();
+    assert_eq!(day1.value.get(&asset("USDT")), Some(&d("0.33")));
+    assert!(day1.complete());
+    assert_eq!(day2.value.get(&asset("USDT")), None);
+    assert_eq!(day2.unpriced.get(&asset("BNB")), Some(&d("0.0003")));
+}
+
+#[test]
+fn a_bnb_fee_keeps_the_price_of_its_fill_time_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    let before = {
+        let core = script(&path);
+        core.state.positions.get(&sym("BTCUSDT")).unwrap().clone()
+    };
+    // At the restart BNB trades at 700: the fill journaled at 600 must still count 0.12.
+    let journal = crbot::journal::Journal::open(&path, crbot::domain::Mode::Sim).unwrap();
+    let mut core = crbot::engine::core::Core::restore(
+        journal,
+        crbot::domain::Mode::Sim,
+        Default::default(),
+        crbot::journal::TicketSource::Tui,
+        T0 + 2 * DAY_MS,
+    )
+    .unwrap();
+    bnb_quote(&mut core, "700", T0 + 2 * DAY_MS);
+    core.state
+        .rules
+        .insert(sym("BTCUSDT"), rules("BTCUSDT", "BTC", "USDT"));
+    core.replay_fills();
+    let after = core.state.positions.get(&sym("BTCUSDT")).unwrap();
+    assert_eq!(after.realized_pnl().amount, d("-0.33"));
+    assert_eq!(after.fees().value.get(&asset("USDT")), Some(&d("0.33")));
+    assert_eq!(after, &before);
+}
+
+#[test]
+fn a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    let journal = crbot::journal::Journal::open(&path, crbot::domain::Mode::Sim).unwrap();
+    journal
+        .insert_order(&order(
+            "cr-entry-1",
+            11,
+            None,
+            crbot::domain::Side::Buy,
+            crbot::domain::OrderPurpose::Entry,
+            T0,
+        ))
+        .unwrap();
+    drop(journal);
+    let mut core = core_at(&path, T0);
+    // A BNB quote a minute older than the fill is not the price at fill time.
+    bnb_quote(&mut core, "600", T0 - 60_000);
+    let f = fill(
+        1,
+        11,
+        "cr-entry-1",
+        crbot::domain::Side::Buy,
+        "1",
+        "100",
+        "0.0005",
+        "BNB",
+        T0,
+    );
+    assert!(core.on_fill(&f, T0));
+    let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
+    assert_eq!(pos.cost_basis().amount, d("100"));
+    assert_eq!(pos.fees().unpriced.get(&asset("BNB")), Some(&d("0.0005")));
+    assert!(!pos.pnl_complete());
+    drop(core);
+
+    let mut core = core_at(&path, T0 + 10_000);
+    bnb_quote(&mut core, "650", T0 + 10_000);
+    core.replay_fills();
+    let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
+    assert_eq!(
+        pos.cost_basis().amount,
+        d("100"),
+        "never valued at the later price"
+    );
+    assert!(!pos.pnl_complete());
+}
+
+fn screen_text(snap: &crbot::engine::snapshot::Snapshot) -> String {
+    use crbot::ui::{App, UiConfig, view};
+    let app = App::new(UiConfig::default(), snap);
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(220, 48)).unwrap();
+    t.draw(|f| view(&app, snap, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            text.push_str(buf[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn the_screen_shows_todays_fees_at_their_fill_time_value_and_says_what_is_unpriced() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = script(&dir.path().join("j.sqlite"));
+    let day1 = screen_text(&core.state.snapshot(T0 + 3_000));
+    assert!(day1.contains("fees today 0.33 USDT"), "{day1}");
+    assert!(!day1.contains("unpriced"), "{day1}");
+    let day2 = screen_text(&core.state.snapshot(T0 + DAY_MS + 3_000));
+    assert!(day2.contains("fees today 0 +0.00030000 BNB unpriced"), "{day2}");
+}
