@@ -946,6 +946,9 @@ impl Run {
         self.regime_log.push((t0, r));
         past(wall_ms());
         self.refresh_quotes(t0).await;
+        // The console reconciles when its connections come back: the exchange's first market
+        // step after a start may have filled resting orders.
+        self.sync(&SYMBOLS).await;
     }
 
     // ---------------------------------------------------------------- the audit
