@@ -78,7 +78,7 @@ fn tell_crbot_of_flow(_core: &mut Core, _asset: &str, _delta: Decimal, _now_ms: 
 // ------------------------------------------------------------------------------------------
 
 /// Fills of a default run: what fits the suite's time on a 2-core CI machine in a debug build
-/// (about a minute); `BOOKS_FILLS=10000` runs the audit's full size (7 to 8 minutes there).
+/// (about a minute); `BOOKS_FILLS=10000` runs the audit's full size (about two minutes).
 const DEFAULT_FILLS: usize = 4_000;
 
 const SYMBOLS: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
