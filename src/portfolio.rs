@@ -54,9 +54,7 @@ use rust_decimal::Decimal;
 
 use chrono::NaiveDate;
 
-use crate::domain::{
-    Asset, Balance, Fill, Money, OrderType, Price, Qty, Quote, Side, Symbol, SymbolRules,
-};
+use crate::domain::{Asset, Balance, Fill, Money, OrderType, Price, Qty, Quote, Side, Symbol, SymbolRules};
 
 pub use curve::{EquityCurve, Window, downsample};
 pub use equity::{DayStart, EquityReport, EquitySample, EquityTracker, Observed, equity_report, utc_date};

@@ -84,6 +84,9 @@ pub struct SimArgs {
     /// Commission rate per fill (0.001 = 0.1 %).
     #[arg(long, default_value = "0.001")]
     pub commission: String,
+    /// Pay commissions in BNB (25 % off) while the account holds enough BNB.
+    #[arg(long)]
+    pub bnb_fees: bool,
 }
 
 /// Errors starting the exchange.
@@ -160,6 +163,9 @@ pub struct SimConfig {
     pub reset: bool,
     pub faults: Faults,
     pub commission_rate: Decimal,
+    /// Charge commissions in BNB, discounted, while the account holds enough (like Binance's
+    /// "use BNB to pay for fees"; rule in `engine`'s module doc).
+    pub bnb_fees: bool,
     /// Extra keys; the default HMAC key (generated or from the state file) is always accepted.
     pub keys: Vec<SimKey>,
     pub price_source: PriceSource,
@@ -183,6 +189,7 @@ impl Default for SimConfig {
             reset: false,
             faults: Faults::default(),
             commission_rate: Decimal::new(1, 3),
+            bnb_fees: false,
             keys: Vec::new(),
             price_source: PriceSource::Synthetic,
             starting_balances: vec![
@@ -392,7 +399,8 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
     let mut keys = config.keys.clone();
     keys.push(SimKey::hmac(&default_key.0, default_key.1.clone()));
     let market = Market::resume(config.seed, config.speed, now, &prices);
-    let engine = Engine::new(market, account, config.commission_rate);
+    let mut engine = Engine::new(market, account, config.commission_rate);
+    engine.bnb_fees = config.bnb_fees;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| SimError::Bind { addr, source })?;
@@ -535,6 +543,7 @@ pub fn config_from_args(args: &SimArgs) -> Result<SimConfig, SimError> {
         reset: args.reset,
         faults,
         commission_rate: commission,
+        bnb_fees: args.bnb_fees,
         price_source,
         ..SimConfig::default()
     })

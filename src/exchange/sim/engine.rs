@@ -9,7 +9,14 @@
 //! Rules taken from binance-spot.md §3.4–§3.11, §4, §8.2, §9 and the official docs:
 //! taker fills walk the opposite side of the book at each level's price; a resting order
 //! fills at its own price when the synthetic market crosses it; buys pay commission in the
-//! base asset, sells in the quote asset; an OCO leg that fills or triggers expires the other.
+//! base asset, sells in the quote asset, unless BNB fees are on (below); an OCO leg that fills
+//! or triggers expires the other.
+//!
+//! BNB fees (`bnb_fees`, like Binance's "use BNB to pay for fees"): when on and the account's
+//! free BNB covers it, a fill's commission is charged in BNB instead: the fill's quote value ×
+//! the commission rate × (1 − [`BNB_FEE_DISCOUNT`]), converted at the BNBUSDT mid (the middle
+//! of its best bid and ask when the fill is booked) and rounded to 8 decimals. Otherwise (not
+//! enough BNB, a quote asset other than USDT, no BNBUSDT book) the usual asset pays in full.
 
 use std::collections::BTreeMap;
 
@@ -143,6 +150,11 @@ pub fn check_client_id(name: &str, v: &str) -> Result<(), ApiError> {
 /// The largest free balance a deposit may produce (10^20, the largest integer part a decimal
 /// parameter may have).
 pub const MAX_BALANCE: Decimal = Decimal::from_parts(1_661_992_960, 1_808_227_885, 5, false, 0);
+
+const BNB: &str = "BNB";
+const BNB_USDT: &str = "BNBUSDT";
+/// The discount on commissions paid in BNB (Binance's standard spot discount is 25 %).
+pub const BNB_FEE_DISCOUNT: Decimal = Decimal::from_parts(25, 0, 0, false, 2);
 
 pub const ORDER_TYPES: [&str; 7] = [
     "LIMIT",
@@ -280,6 +292,8 @@ pub struct Engine {
     pub market: Market,
     pub account: AccountState,
     pub commission_rate: Decimal,
+    /// Pay commissions in BNB when the account holds enough (see the module doc).
+    pub bnb_fees: bool,
     /// User-data event payloads waiting to be published.
     pub user_events: Vec<Value>,
     /// Market events waiting to be published.
@@ -314,6 +328,7 @@ impl Engine {
             market,
             account,
             commission_rate,
+            bnb_fees: false,
             user_events: Vec::new(),
             market_events: Vec::new(),
             id_counter: 0,
@@ -785,18 +800,20 @@ impl Engine {
             b.locked -= unlock;
             b.free += unlock;
         }
-        let (commission, commission_asset) = if buy {
-            ((qty * rate).round_dp(8), base.clone())
-        } else {
-            ((quote_amt * rate).round_dp(8), quote.clone())
-        };
         if buy {
             self.bal_mut(&quote).free -= quote_amt;
-            self.bal_mut(&base).free += qty - commission;
+            self.bal_mut(&base).free += qty;
         } else {
             self.bal_mut(&base).free -= qty;
-            self.bal_mut(&quote).free += quote_amt - commission;
+            self.bal_mut(&quote).free += quote_amt;
         }
+        // Charged after the trade moved the balances, so BNB just bought can pay its own fee.
+        let (commission, commission_asset) = match self.bnb_commission(&quote, quote_amt) {
+            Some(fee) => (fee, BNB.to_string()),
+            None if buy => ((qty * rate).round_dp(8), base.clone()),
+            None => ((quote_amt * rate).round_dp(8), quote.clone()),
+        };
+        self.bal_mut(&commission_asset).free -= commission;
         let buyer_maker = buy == maker;
         let trade_id = match self.market.get_mut(&o.symbol) {
             Some(m) => {
@@ -849,6 +866,22 @@ impl Engine {
             self.finish_list_sibling(o.order_list_id, order_id, now);
         }
         trade
+    }
+
+    /// The commission in BNB for a fill worth `quote_amt` of `quote`, when BNB fees are on and
+    /// the free BNB covers it; `None` means the usual asset pays.
+    fn bnb_commission(&self, quote: &str, quote_amt: Decimal) -> Option<Decimal> {
+        if !self.bnb_fees || quote != "USDT" {
+            return None;
+        }
+        let m = self.market.get(BNB_USDT)?;
+        let (bid, ask) = (m.best_bid().0, m.best_ask().0);
+        if bid.is_zero() || ask.is_zero() {
+            return None;
+        }
+        let mid = (bid + ask) / Decimal::TWO;
+        let fee = (quote_amt * self.commission_rate * (Decimal::ONE - BNB_FEE_DISCOUNT) / mid).round_dp(8);
+        (self.balance(BNB).free >= fee).then_some(fee)
     }
 
     fn release_lock(&mut self, order_id: u64) {
@@ -2007,5 +2040,87 @@ mod tests {
         let fee: Decimal = placed.fills.iter().map(|f| f.commission).sum();
         assert_eq!(fee, Decimal::new(1, 4));
         assert_eq!(e.balance("BTC").free, Decimal::ONE + Decimal::new(1, 1) - fee);
+    }
+
+    fn market_order(e: &Engine, symbol: &str, side: &str, qty: &str) -> NewOrder {
+        let p = params(&[
+            ("symbol", symbol.into()),
+            ("side", side.into()),
+            ("type", "MARKET".into()),
+            ("quantity", qty.into()),
+        ]);
+        e.parse_new_order(&p).unwrap()
+    }
+
+    fn bnb_mid(e: &Engine) -> Decimal {
+        let m = e.market.get("BNBUSDT").unwrap();
+        (m.best_bid().0 + m.best_ask().0) / Decimal::TWO
+    }
+
+    #[test]
+    fn bnb_fees_charge_the_discounted_commission_in_bnb_and_leave_the_traded_assets_whole() {
+        let mut e = engine();
+        e.bnb_fees = true;
+        e.force_price("BNBUSDT", Decimal::from(600), T0).unwrap();
+        e.adjust_balance("BNB", Decimal::from(2), T0);
+        e.user_events.clear();
+        let mid = bnb_mid(&e);
+        let usdt_before = e.balance("USDT").free;
+
+        let buy = market_order(&e, "BTCUSDT", "BUY", "0.1");
+        let placed = e.place(&buy, T0, false).unwrap();
+        let sell = market_order(&e, "BTCUSDT", "SELL", "0.05");
+        let sold = e.place(&sell, T0 + 1, false).unwrap();
+
+        let mut bnb_paid = Decimal::ZERO;
+        for f in placed.fills.iter().chain(&sold.fills) {
+            // 0.1 % less 25 %, of the fill's quote value, in BNB at the BNBUSDT mid.
+            let expected = (f.quote_qty * Decimal::new(1, 3) * Decimal::new(75, 2) / mid).round_dp(8);
+            assert_eq!((f.commission, f.commission_asset.as_str()), (expected, "BNB"));
+            bnb_paid += f.commission;
+        }
+        assert!(bnb_paid > Decimal::ZERO);
+        assert_eq!(e.balance("BNB").free, Decimal::from(2) - bnb_paid);
+        // Buys receive the whole quantity and sells the whole proceeds.
+        assert_eq!(e.balance("BTC").free, Decimal::ONE + Decimal::new(5, 2));
+        let spent: Decimal = placed.fills.iter().map(|f| f.quote_qty).sum();
+        let got: Decimal = sold.fills.iter().map(|f| f.quote_qty).sum();
+        assert_eq!(e.balance("USDT").free, usdt_before - spent + got);
+        // The trade record and the execution reports name BNB as the commission asset.
+        assert!(e.account.trades.iter().all(|t| t.commission_asset == "BNB"));
+        let reports: Vec<&Value> = e
+            .user_events
+            .iter()
+            .filter(|v| v["e"] == "executionReport" && v["x"] == "TRADE")
+            .collect();
+        assert_eq!(reports.len(), placed.fills.len() + sold.fills.len());
+        assert!(reports.iter().all(|v| v["N"] == "BNB"));
+    }
+
+    #[test]
+    fn bnb_fees_fall_back_to_the_received_asset_when_the_bnb_balance_is_short() {
+        let mut e = engine();
+        e.bnb_fees = true;
+        e.force_price("BNBUSDT", Decimal::from(600), T0).unwrap();
+        // No BNB at all: the buy pays in BTC as usual.
+        let buy = market_order(&e, "BTCUSDT", "BUY", "0.1");
+        let placed = e.place(&buy, T0, false).unwrap();
+        assert!(placed.fills.iter().all(|f| f.commission_asset == "BTC"));
+        // A little BNB, less than the fee of a large sell: that sell pays in USDT, BNB untouched.
+        e.adjust_balance("BNB", Decimal::new(1, 8), T0);
+        let sell = market_order(&e, "BTCUSDT", "SELL", "0.5");
+        let sold = e.place(&sell, T0 + 1, false).unwrap();
+        assert!(sold.fills.iter().all(|f| f.commission_asset == "USDT"));
+        assert_eq!(e.balance("BNB").free, Decimal::new(1, 8));
+    }
+
+    #[test]
+    fn bnb_fees_off_keep_the_received_asset_rule_even_with_bnb_held() {
+        let mut e = engine();
+        e.adjust_balance("BNB", Decimal::from(2), T0);
+        let buy = market_order(&e, "BTCUSDT", "BUY", "0.1");
+        let placed = e.place(&buy, T0, false).unwrap();
+        assert!(placed.fills.iter().all(|f| f.commission_asset == "BTC"));
+        assert_eq!(e.balance("BNB").free, Decimal::from(2));
     }
 }
