@@ -847,6 +847,9 @@ impl Run {
     /// Sets a symbol's price by the control endpoint and refreshes the quotes (fenced when
     /// it moves BNBUSDT, the price of BNB commissions).
     async fn set_price(&mut self, symbol: &str, px: Decimal) {
+        // The exchange accepts a forced price only on the symbol's tick (its PRICE_FILTER).
+        let step = tick(symbol);
+        let px = ((px / step).round() * step).normalize();
         let ex = self.ex();
         let body = json!({"symbol": symbol, "price": px.to_string()}).to_string();
         let req = ex
