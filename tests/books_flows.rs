@@ -105,14 +105,11 @@ fn a_deposit_and_a_withdrawal_are_shown_as_flows_and_kept_out_of_pnl_and_drawdow
     let drawdown = num(&before["drawdown_pct"]);
     assert!(loss < Decimal::ZERO, "{before}");
     assert!(drawdown > Decimal::ZERO, "{before}");
-    assert_eq!(before["capital_flows"], serde_json::json!([]), "{before}");
 
     // 250 USDT deposited while no crbot process runs.
     ex.handle.deposit("USDT", d("250"));
     let (code, text, err) = ex.run(&["pnl"]);
     assert_eq!(code, 0, "{err}\n{text}");
-    assert!(err.contains("capital flow detected: 250 USDT"), "{err}");
-    assert!(text.contains("capital flows today"), "{text}");
     let after = ex.pnl();
     // Equity shows the deposit; today's P&L and the drawdown do not.
     assert!(
@@ -127,6 +124,9 @@ fn a_deposit_and_a_withdrawal_are_shown_as_flows_and_kept_out_of_pnl_and_drawdow
         (num(&after["drawdown_pct"]) - drawdown).abs() < d("0.0001"),
         "the drawdown was reset: {after}"
     );
+    assert_eq!(before["capital_flows"], serde_json::json!([]), "{before}");
+    assert!(err.contains("capital flow detected: 250 USDT"), "{err}");
+    assert!(text.contains("capital flows today"), "{text}");
     let flows = after["capital_flows"].as_array().unwrap();
     assert_eq!(flows.len(), 1, "{after}");
     assert_eq!(flows[0]["asset"], "USDT");
