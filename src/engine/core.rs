@@ -256,7 +256,14 @@ impl Core {
             self.state.equity = tracker;
         }
         for (asset, price, time_ms) in self.journal.marks()? {
-            self.state.held_marks.insert(asset, Mark { price, time_ms });
+            self.state.held_marks.insert(
+                asset,
+                Mark {
+                    price,
+                    time_ms,
+                    held: true,
+                },
+            );
         }
         let today = risk::utc_day(now_ms) * 86_400_000;
         self.state.flows = self
@@ -943,7 +950,14 @@ impl Core {
                 self.storage_failed(&e, now_ms);
             }
             for (a, price, time_ms) in marks {
-                self.state.held_marks.insert(a, Mark { price, time_ms });
+                self.state.held_marks.insert(
+                    a,
+                    Mark {
+                        price,
+                        time_ms,
+                        held: true,
+                    },
+                );
             }
             let sample = self.state.current_equity().zip(self.state.equity_report.as_ref());
             if let Some((equity, report)) = sample {

@@ -241,6 +241,7 @@ impl EngineState {
             let live = Mark {
                 price: q.mid(),
                 time_ms: q.time_ms,
+                held: false,
             };
             let e = marks.entry(asset).or_insert(live);
             if live.time_ms >= e.time_ms {

@@ -8,7 +8,8 @@
 //! * Equity = every balance (free + locked) marked at the mid price of `<ASSET>USDT`; USDT
 //!   itself counts at 1. Zero balances are skipped.
 //! * A mark is a price with the time it was seen. One up to [`MAX_MARK_AGE_MS`] old is used
-//!   (one older than [`FRESH_MARK_MS`] is reported as *held*, with its age); past that bound
+//!   (one older than [`FRESH_MARK_MS`], or remembered rather than quoted, is reported as
+//!   *held*, with its age); past that bound
 //!   the asset is **unpriced** and the equity is **incomplete**: [`EquityReport::equity`] is
 //!   `None`, and an incomplete sum must never be fed to the tracker, the curve or a rule. A
 //!   partial sum is not a smaller equity, it is no equity.
@@ -45,6 +46,9 @@ pub const MAX_MARK_AGE_MS: i64 = 120_000;
 pub struct Mark {
     pub price: Price,
     pub time_ms: i64,
+    /// A remembered price (from the journal), not a quote this process received: always
+    /// reported as held, however recent.
+    pub held: bool,
 }
 
 /// One balance valued in USDT.
@@ -118,6 +122,7 @@ pub fn equity_report(
             Price::try_new(Decimal::ONE).ok().map(|price| Mark {
                 price,
                 time_ms: now_ms,
+                held: false,
             })
         } else {
             match usdt_market(&b.asset) {
@@ -139,7 +144,7 @@ pub fn equity_report(
                     qty,
                     mark: m.price,
                     value: Money::new(v, usdt.clone()),
-                    held_age_ms: age.filter(|a| *a > FRESH_MARK_MS),
+                    held_age_ms: age.filter(|a| m.held || *a > FRESH_MARK_MS),
                 });
             }
             _ => unpriced.push((b.asset.clone(), age)),
@@ -470,6 +475,7 @@ mod tests {
         Mark {
             price: price.parse().expect("ok"),
             time_ms,
+            held: false,
         }
     }
     fn asset(a: &str) -> Asset {
