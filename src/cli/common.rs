@@ -238,9 +238,10 @@ pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
         .account()
         .await
         .map_err(|e| Failure::new(format!("account: {e}")))?;
+    let account_time_ms = account.update_time_ms;
     core.state.set_balances(account.balances, true);
 
-    let follow = reconcile_orders(core, &rest, &mut ready.notes).await;
+    let (follow, fills_complete) = reconcile_orders(core, &rest, &mut ready.notes).await;
 
     // Quotes: the command's symbols, every position and open order, every asset held.
     let mut symbols: BTreeSet<Symbol> = extra.iter().cloned().collect();
@@ -254,6 +255,17 @@ pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
         }
     }
     fetch_quotes(core, &rest, &symbols, &mut ready.notes).await;
+    // Balance changes the journaled fills do not explain are capital flows (deposits,
+    // withdrawals): journaled and kept out of today's P&L before the sample below sees them.
+    for f in core.reconcile_capital_flows(account_time_ms, fills_complete, now_ms()) {
+        let line = format!(
+            "capital flow detected: {} {} (kept out of today's P&L and the drawdown)",
+            f.delta.normalize(),
+            f.asset
+        );
+        eprintln!("crbot: {line}");
+        ready.notes.push(line);
+    }
     core.sample_equity(now_ms(), true);
     // An entry that filled while no crbot process was running gets its protective OCO now.
     if !follow.is_empty() {
@@ -266,8 +278,24 @@ pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
         if let Err(e) = result {
             ready.notes.push(e);
         }
+        // The protective orders just placed lock the position's balance: read the balances
+        // again, or the command would decide (a sell, a flatten) on a free balance that is
+        // no longer free.
+        refresh_balances(ready).await;
     }
     Ok(())
+}
+
+/// Re-reads the exchange's balances after crbot itself placed or cancelled something. The
+/// capital-flow checkpoint stays where the start-up read put it: an order placed here may fill
+/// before its fill is journaled, and that is no flow.
+pub async fn refresh_balances(ready: &mut Ready) {
+    match ready.rest().account().await {
+        Ok(a) => ready.core.state.set_balances(a.balances, true),
+        Err(e) => ready
+            .notes
+            .push(format!("balances not re-read after start-up orders: {e}")),
+    }
 }
 
 pub async fn fetch_quotes(
@@ -346,8 +374,13 @@ pub fn startup_resolve() -> ResolveConfig {
 /// the exchange's open orders; each locally open order it does not list, queried by client
 /// id (that also learns its exchange id); fills since the last known trade, attributed by
 /// exchange order id; only then the statuses (a filled entry's protection sees its fills).
-/// Returns what the statuses call for (protective OCOs to place).
-async fn reconcile_orders(core: &mut Core, rest: &BinanceRest, notes: &mut Vec<String>) -> Vec<FollowUp> {
+/// Returns what the statuses call for (protective OCOs to place) and whether every fill since
+/// the last known trade could be read (a capital-flow check needs them all).
+async fn reconcile_orders(
+    core: &mut Core,
+    rest: &BinanceRest,
+    notes: &mut Vec<String>,
+) -> (Vec<FollowUp>, bool) {
     let mut reports: Vec<ExchangeOrder> = match rest.open_orders(None).await {
         Ok(list) => list,
         Err(e) => {
@@ -393,14 +426,16 @@ async fn reconcile_orders(core: &mut Core, rest: &BinanceRest, notes: &mut Vec<S
         .map(|o| o.symbol.clone())
         .collect();
     symbols.extend(reports.iter().map(|r| r.symbol.clone()));
+    let mut fills_complete = true;
     for s in &symbols {
         if let Err(e) = pull_fills_with(core, rest, s, &learned).await {
             notes.push(format!("{s}: trades not fetched ({e})"));
+            fills_complete = false;
         }
     }
     let mut follow = Vec::new();
     for r in &reports {
         follow.extend(core.on_exchange_order(r, now_ms()));
     }
-    follow
+    (follow, fills_complete)
 }

@@ -188,10 +188,13 @@ pub async fn health(ctx: &Ctx) -> Outcome {
             stale.join(", ")
         }
     ));
+    let view = equity_view(&core.state);
+    text.push_str(&view.text);
     for n in &ready.notes {
         text.push_str(&format!("note: {n}\n"));
     }
-    let ok = integrity.as_ref().is_ok_and(|v| *v) && usage.banned_until_ms.is_none();
+    let equity_ok = view.stderr.is_none();
+    let ok = integrity.as_ref().is_ok_and(|v| *v) && usage.banned_until_ms.is_none() && equity_ok;
     ctx.print(
         &text,
         json!({
@@ -210,16 +213,137 @@ pub async fn health(ctx: &Ctx) -> Outcome {
             "journal": {"path": journal_path, "integrity_ok": integrity.as_ref().ok().copied()},
             "open_orders": open,
             "stale_symbols": stale,
+            "equity": serde_json::Value::Object(view.json.clone()),
             "notes": ready.notes,
         }),
     );
     ready.session.close(&ctx.config).await;
     if ok {
         Ok(exit::OK)
+    } else if let Some(line) = view.stderr {
+        Err(Failure::new(format!("unhealthy: {line}")))
     } else {
         Err(Failure::new(
             "unhealthy: journal integrity failed or the IP is banned",
         ))
+    }
+}
+
+/// Seconds, for a mark's age in a sentence.
+fn secs(ms: i64) -> String {
+    format!("{} s", ms.max(0) / 1000)
+}
+
+/// What every command that prints equity says about it: the figure or why there is none,
+/// the JSON fields, and (for the human form) the line for stderr when it is incomplete.
+struct EquityView {
+    text: String,
+    json: serde_json::Map<String, serde_json::Value>,
+    stderr: Option<String>,
+}
+
+fn equity_view(st: &crate::engine::state::EngineState) -> EquityView {
+    use crate::engine::snapshot::EquityStatus;
+    let mut json = serde_json::Map::new();
+    let mut text = String::new();
+    let mut stderr = None;
+    let report = st.equity_report.as_ref();
+    let no_market: Vec<&str> = report
+        .map(|r| r.no_market.iter().map(|a| a.as_str()).collect())
+        .unwrap_or_default();
+    let equity = st.current_equity().map(|m| m.amount);
+    let snap_status = match report {
+        None => EquityStatus::Pending,
+        Some(r) if r.is_complete() => EquityStatus::Complete {
+            held: r.held().map(|(a, age)| (a.clone(), age)).collect(),
+        },
+        Some(r) => EquityStatus::Incomplete {
+            unpriced: r.unpriced.clone(),
+            partial: r.partial_total.clone(),
+        },
+    };
+    let (status, unpriced, held) = match &snap_status {
+        EquityStatus::Pending => ("unknown", Vec::new(), Vec::new()),
+        EquityStatus::Complete { held } if held.is_empty() => ("complete", Vec::new(), Vec::new()),
+        EquityStatus::Complete { held } => ("complete_held_prices", Vec::new(), held.clone()),
+        EquityStatus::Incomplete { unpriced, .. } => ("incomplete", unpriced.clone(), Vec::new()),
+    };
+    match (&snap_status, equity) {
+        (EquityStatus::Incomplete { unpriced, partial }, _) => {
+            let names: Vec<String> = unpriced
+                .iter()
+                .map(|(a, age)| match age {
+                    Some(age) => format!("{a} (last price {} old)", secs(*age)),
+                    None => format!("{a} (no price)"),
+                })
+                .collect();
+            text.push_str(&format!(
+                "equity: UNKNOWN — incomplete, unpriced: {} (the {} USDT that could be priced is not an equity)\n",
+                names.join(", "),
+                display_fixed(partial.amount, 2)
+            ));
+            stderr = Some(format!(
+                "equity incomplete: no usable USDT price for {}; equity, today's P&L and the drawdown are unknown and entries are refused",
+                unpriced
+                    .iter()
+                    .map(|(a, _)| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            json.insert("partial_equity_usdt".into(), json!(plain(partial.amount)));
+        }
+        (_, Some(e)) => {
+            text.push_str(&format!("equity: {} USDT\n", display_fixed(e, 2)));
+            for (a, age) in &held {
+                text.push_str(&format!(
+                    "  {a} priced at its last known price, {} old (no fresh quote)\n",
+                    secs(*age)
+                ));
+            }
+        }
+        (_, None) => text.push_str("equity: unknown\n"),
+    }
+    if !no_market.is_empty() {
+        text.push_str(&format!(
+            "no USDT market (listed, left out of equity): {}\n",
+            no_market.join(", ")
+        ));
+    }
+    json.insert("equity_usdt".into(), json!(equity.map(plain)));
+    json.insert("equity_complete".into(), json!(status.starts_with("complete")));
+    json.insert("equity_status".into(), json!(status));
+    json.insert(
+        "unpriced".into(),
+        json!(unpriced.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>()),
+    );
+    json.insert(
+        "unpriced_last_price_age_ms".into(),
+        json!(
+            unpriced
+                .iter()
+                .map(|(a, age)| (a.to_string(), json!(age)))
+                .collect::<serde_json::Map<_, _>>()
+        ),
+    );
+    json.insert(
+        "held_prices".into(),
+        json!(
+            held.iter()
+                .map(|(a, age)| json!({"asset": a.as_str(), "age_ms": age}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    json.insert("no_market".into(), json!(no_market));
+    EquityView { text, json, stderr }
+}
+
+/// Prints the stderr line of an incomplete equity (human form only: `--json` says it in a
+/// field, and stdout must stay one document).
+fn warn_incomplete(ctx: &Ctx, view: &EquityView) {
+    if let Some(line) = &view.stderr
+        && !ctx.json()
+    {
+        eprintln!("crbot: {line}");
     }
 }
 
@@ -230,41 +354,48 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
         "{:<8} {:>20} {:>20} {:>14} {:>16}\n",
         "asset", "free", "locked", "mark USDT", "value USDT"
     );
+    let report = st.equity_report.clone();
     let mut rows = Vec::new();
     for b in st.balances.values() {
-        let mark = st.mark_in_usdt(&b.asset);
-        let value = mark.and_then(|m| b.total().value().checked_mul(m.value()));
+        let priced = report
+            .as_ref()
+            .and_then(|r| r.priced.iter().find(|p| p.asset == b.asset));
+        let mark = priced.map(|p| p.mark);
+        let value = priced.map(|p| p.value.amount);
+        let no_market = report.as_ref().is_some_and(|r| r.no_market.contains(&b.asset));
+        let mark_text = match (priced, no_market) {
+            (Some(p), _) => match p.held_age_ms {
+                Some(age) => format!("{} (held {})", p.mark, secs(age)),
+                None => p.mark.to_string(),
+            },
+            (None, true) => "no market".into(),
+            (None, false) if b.total().is_zero() => "-".into(),
+            (None, false) => "UNPRICED".into(),
+        };
         text.push_str(&format!(
             "{:<8} {:>20} {:>20} {:>14} {:>16}\n",
             b.asset.as_str(),
             b.free.to_string(),
             b.locked.to_string(),
-            mark.map(|m| m.to_string()).unwrap_or_else(|| "unpriced".into()),
+            mark_text,
             value.map(|v| display_fixed(v, 2)).unwrap_or_else(|| "-".into()),
         ));
         rows.push(json!({
             "asset": b.asset.as_str(), "free": b.free.to_string(), "locked": b.locked.to_string(),
             "mark_usdt": mark.map(|m| m.to_string()), "value_usdt": value.map(plain),
+            "mark_age_ms": priced.and_then(|p| p.held_age_ms),
         }));
     }
-    let equity = st.equity.last().map(|s| s.equity.amount);
-    text.push_str(&format!(
-        "equity: {} USDT\n",
-        equity
-            .map(|e| display_fixed(e, 2))
-            .unwrap_or_else(|| "unknown".into())
-    ));
-    let unpriced: Vec<&str> = st.unpriced.iter().map(|a| a.as_str()).collect();
-    if !unpriced.is_empty() {
-        text.push_str(&format!(
-            "unpriced (left out of equity): {}\n",
-            unpriced.join(", ")
-        ));
+    let view = equity_view(st);
+    text.push_str(&view.text);
+    for n in &ready.notes {
+        text.push_str(&format!("note: {n}\n"));
     }
-    ctx.print(
-        &text,
-        json!({"balances": rows, "equity_usdt": equity.map(plain), "unpriced": unpriced}),
-    );
+    let mut doc = view.json.clone();
+    doc.insert("balances".into(), json!(rows));
+    doc.insert("notes".into(), json!(ready.notes));
+    ctx.print(&text, serde_json::Value::Object(doc));
+    warn_incomplete(ctx, &view);
     ready.session.close(&ctx.config).await;
     Ok(exit::OK)
 }
@@ -374,26 +505,60 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
     let now = now_ms();
     let st = &ready.core.state;
     let l = st.snapshot(now).limits;
-    let equity = st.equity.last().map(|s| s.equity.amount);
+    let view = equity_view(st);
+    // An incomplete equity gives no P&L at all: never a figure computed from a partial sum.
+    let known = st.current_equity().is_some();
     let day_start = st.equity.day_start().map(|d| d.equity.amount);
     let hwm = st.equity.high_water_mark().map(|m| m.amount);
+    let day_pnl = st.equity.day_pnl().filter(|_| known).map(|m| m.amount);
+    let day_pnl_pct = st.equity.day_pnl_pct().filter(|_| known);
+    let drawdown = st.equity.drawdown_pct().filter(|_| known);
     let opt = |v: Option<Decimal>| v.map(|d| display_fixed(d, 2)).unwrap_or_else(|| "unknown".into());
-    let mut text = String::new();
-    text.push_str(&format!("equity: {} USDT\n", opt(equity)));
-    text.push_str(&format!("day-start equity: {} USDT\n", opt(day_start)));
+    let mut text = view.text.clone();
+    text.push_str(&format!(
+        "day-start equity: {} USDT (restated for capital flows)\n",
+        opt(day_start)
+    ));
     text.push_str(&format!(
         "today: {} USDT ({}%) — daily-loss limit -{}% (resets {})\n",
-        display_fixed(l.day_pnl.amount, 2),
-        display_fixed(l.day_pnl_pct, 2),
+        opt(day_pnl),
+        opt(day_pnl_pct),
         l.daily_loss_limit_pct.normalize(),
         utc(l.daily_reset_ms)
     ));
     text.push_str(&format!(
         "drawdown: {}% of limit {}% (high-water mark {} USDT)\n",
-        display_fixed(l.drawdown_pct, 2),
+        opt(drawdown),
         l.drawdown_limit_pct.normalize(),
         opt(hwm)
     ));
+    let flows = st.flows_today(now);
+    let net: Decimal = flows.iter().filter_map(|f| f.value_usdt).sum();
+    if flows.is_empty() {
+        text.push_str("capital flows today: none\n");
+    } else {
+        text.push_str(&format!(
+            "capital flows today (kept out of P&L and drawdown): net {} USDT\n",
+            display_fixed(net, 2)
+        ));
+    }
+    let mut flow_rows = Vec::new();
+    for f in &flows {
+        text.push_str(&format!(
+            "  {} {} {} ({}, {})\n",
+            utc(f.time_ms),
+            f.delta.normalize(),
+            f.asset,
+            f.value_usdt
+                .map(|v| format!("{} USDT", display_fixed(v, 2)))
+                .unwrap_or_else(|| "value unknown".into()),
+            f.source
+        ));
+        flow_rows.push(json!({
+            "time_ms": f.time_ms, "asset": f.asset.as_str(), "delta": f.delta.normalize().to_string(),
+            "value_usdt": f.value_usdt.map(plain), "source": f.source,
+        }));
+    }
     text.push_str(&format!(
         "entries today: {} / {}\n",
         l.trades_used, l.trades_limit
@@ -428,27 +593,36 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
     }
     let fees_total = st.positions.fees_total().unwrap_or_default();
     text.push_str(&format!("fees total: {}\n", fee_text(&fees_total)));
-    ctx.print(
-        &text,
-        json!({
-            "equity": equity.map(plain),
-            "day_start_equity": day_start.map(plain),
-            "day_pnl": plain(l.day_pnl.amount),
-            "day_pnl_pct": plain(l.day_pnl_pct),
-            "daily_loss_limit_pct": l.daily_loss_limit_pct.to_string(),
-            "daily_reset_ms": l.daily_reset_ms,
-            "drawdown_pct": plain(l.drawdown_pct),
-            "drawdown_limit_pct": l.drawdown_limit_pct.to_string(),
-            "high_water_mark": hwm.map(plain),
-            "trades_used": l.trades_used,
-            "trades_limit": l.trades_limit,
-            "trading_state": st.trading.to_string(),
-            "realized": realized,
-            "fees": {"by_position": fees_by_position, "by_day": fees_by_day, "total": fee_json(&fees_total)},
-        }),
-    );
+    let mut doc = view.json.clone();
+    doc.remove("equity_usdt");
+    let fields = json!({
+        "equity": st.current_equity().map(|m| plain(m.amount)),
+        "day_start_equity": day_start.map(plain),
+        "day_pnl": day_pnl.map(plain),
+        "day_pnl_pct": day_pnl_pct.map(plain),
+        "daily_loss_limit_pct": l.daily_loss_limit_pct.to_string(),
+        "daily_reset_ms": l.daily_reset_ms,
+        "drawdown_pct": drawdown.map(plain),
+        "drawdown_limit_pct": l.drawdown_limit_pct.to_string(),
+        "high_water_mark": hwm.map(plain),
+        "capital_flows": flow_rows,
+        "capital_flows_net_usdt": plain(net),
+        "trades_used": l.trades_used,
+        "trades_limit": l.trades_limit,
+        "trading_state": st.trading.to_string(),
+        "realized": realized,
+        "fees": {"by_position": fees_by_position, "by_day": fees_by_day, "total": fee_json(&fees_total)},
+    });
+    if let serde_json::Value::Object(m) = fields {
+        doc.extend(m);
+    }
+    ctx.print(&text, serde_json::Value::Object(doc));
     ready.session.close(&ctx.config).await;
-    Ok(exit::OK)
+    match view.stderr {
+        // Exit 1: a P&L was asked for and there is none; the document above says why.
+        Some(line) => Err(Failure::new(line)),
+        None => Ok(exit::OK),
+    }
 }
 
 /// `0.33 USDT (paid 0.10 USDT, 0.00100000 BTC, 0.00050000 BNB); unpriced 0.00030000 BNB`: the

@@ -20,9 +20,10 @@ use crate::exchange::binance::reconcile::{EntryFills, OcoPlan, protective_oco};
 use crate::exchange::binance::rest::OcoRequest;
 use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{
-    EventRecord, Journal, JournalError, OrderUpdate, RiskEventRecord, TicketSource, TradingStateCode,
-    TradingStateRecord,
+    BalanceCheckpoint, CapitalFlowRecord, EventRecord, Journal, JournalError, OrderUpdate, RiskEventRecord,
+    TicketSource, TradingStateCode, TradingStateRecord,
 };
+use crate::portfolio::equity::{FlowSource, Mark, unexplained_changes};
 use crate::portfolio::{DayStart, EquityTracker};
 use crate::risk::{self, ApprovedOrder, Denial, Limits, RiskApproved, TradingState, Trigger};
 
@@ -195,7 +196,7 @@ impl Core {
         };
         core.restore_limits(now_ms)?;
         core.restore_protection()?;
-        core.restore_equity()?;
+        core.restore_equity(now_ms)?;
         core.restore_watchlist()?;
         // Rules are needed to book fills (base/quote assets); fills of symbols whose rules
         // arrive later are replayed by `replay_fills` once they are known.
@@ -262,7 +263,7 @@ impl Core {
         Ok(())
     }
 
-    fn restore_equity(&mut self) -> Result<(), JournalError> {
+    fn restore_equity(&mut self, now_ms: i64) -> Result<(), JournalError> {
         let day_start = self
             .journal
             .get_meta(META_DAY_START)?
@@ -274,6 +275,23 @@ impl Core {
         if let Ok(tracker) = EquityTracker::restore(day_start, hwm) {
             self.state.equity = tracker;
         }
+        for (asset, price, time_ms) in self.journal.marks()? {
+            self.state.held_marks.insert(
+                asset,
+                Mark {
+                    price,
+                    time_ms,
+                    held: true,
+                },
+            );
+        }
+        let today = risk::utc_day(now_ms) * 86_400_000;
+        self.state.flows = self
+            .journal
+            .capital_flows(today)?
+            .into_iter()
+            .map(|s| s.record)
+            .collect();
         Ok(())
     }
 
@@ -1026,15 +1044,45 @@ impl Core {
 
     /// Feeds an equity sample, persists the marks, and applies an automatic transition
     /// (daily loss, drawdown, P&L unavailable) when one is due. Returns it.
+    ///
+    /// `record` journals the sample (with the assets priced from a held price and its age) and
+    /// the last known prices. An incomplete equity is never journaled: the curve holds only
+    /// real equities; the last known prices still are, so that a later command can use them.
     pub fn sample_equity(&mut self, now_ms: i64, record: bool) -> Option<risk::Transition> {
         let transition = self.state.refresh_equity(now_ms);
-        if record && let Some(last) = self.state.equity.last() {
-            let m = last.equity.clone();
-            if let Err(e) = self.journal.record_equity(now_ms, &m) {
+        if record {
+            let marks: Vec<_> = self
+                .state
+                .marks()
+                .into_iter()
+                .filter(|(a, m)| {
+                    self.state.held_marks.get(a).is_none_or(|h| h.time_ms < m.time_ms)
+                        && self.state.balances.contains_key(a)
+                })
+                .map(|(a, m)| (a, m.price, m.time_ms))
+                .collect();
+            if let Err(e) = self.journal.record_marks(&marks) {
                 self.storage_failed(&e, now_ms);
             }
-            if let Err(e) = self.save_equity_marks() {
-                self.storage_failed(&e, now_ms);
+            for (a, price, time_ms) in marks {
+                self.state.held_marks.insert(
+                    a,
+                    Mark {
+                        price,
+                        time_ms,
+                        held: true,
+                    },
+                );
+            }
+            let sample = self.state.current_equity().zip(self.state.equity_report.as_ref());
+            if let Some((equity, report)) = sample {
+                let held: Vec<_> = report.held().map(|(a, age)| (a.clone(), age)).collect();
+                if let Err(e) = self.journal.record_equity_sample(now_ms, &equity, &held) {
+                    self.storage_failed(&e, now_ms);
+                }
+                if let Err(e) = self.save_equity_marks() {
+                    self.storage_failed(&e, now_ms);
+                }
             }
         }
         if let Some(t) = &transition {
@@ -1042,6 +1090,91 @@ impl Core {
             let _ = self.set_trading_state(t.to.clone(), t.trigger.as_code(), &t.detail, now_ms);
         }
         transition
+    }
+
+    /// A capital flow seen on the user-data stream (`balanceUpdate`): applied to the balances
+    /// and the P&L baselines together, and journaled.
+    pub fn on_balance_update(&mut self, asset: &crate::domain::Asset, delta: Decimal, now_ms: i64) {
+        let flow = self
+            .state
+            .apply_capital_flow(asset, delta, FlowSource::Stream, false, now_ms);
+        self.journal_flow(&flow, now_ms);
+    }
+
+    fn journal_flow(&mut self, flow: &CapitalFlowRecord, now_ms: i64) {
+        if let Err(e) = self.journal.record_capital_flow(flow) {
+            self.storage_failed(&e, now_ms);
+        }
+        if let Err(e) = self.save_equity_marks() {
+            self.storage_failed(&e, now_ms);
+        }
+    }
+
+    /// The start-up half of capital-flow detection. `balances` are the exchange's, read with
+    /// the account's `update_time_ms`, and the fills since the last checkpoint must already
+    /// be journaled (`fills_complete`). Whatever the last checkpoint plus those fills plus the
+    /// flows recorded since does not explain is a flow (deposit, withdrawal, transfer, or a
+    /// trade crbot could not see): journaled, kept out of P&L. Then the checkpoint moves to
+    /// these balances. With incomplete fills nothing is decided and the old checkpoint stays.
+    /// Returns the flows found.
+    pub fn reconcile_capital_flows(
+        &mut self,
+        update_time_ms: i64,
+        fills_complete: bool,
+        now_ms: i64,
+    ) -> Vec<CapitalFlowRecord> {
+        if !fills_complete {
+            return Vec::new();
+        }
+        let totals: std::collections::BTreeMap<_, _> = self
+            .state
+            .balances
+            .values()
+            .map(|b| (b.asset.clone(), b.total().value()))
+            .filter(|(_, v)| !v.is_zero())
+            .collect();
+        let mut found = Vec::new();
+        match self.journal.balance_checkpoint() {
+            Ok(Some(cp)) if update_time_ms >= cp.exchange_time_ms => {
+                let fills = self.journal.fills_after(cp.exchange_time_ms);
+                let flows = self.journal.capital_flows_after_row(cp.flow_row);
+                let (Ok(fills), Ok(flows)) = (fills, flows) else {
+                    return Vec::new();
+                };
+                let flows: Vec<_> = flows
+                    .into_iter()
+                    .map(|f| (f.record.asset, f.record.delta))
+                    .collect();
+                let rules = &self.state.rules;
+                let changes = unexplained_changes(&cp.totals, &fills, &flows, &totals, |s| {
+                    rules
+                        .get(s)
+                        .map(|r| (r.base_asset.clone(), r.quote_asset.clone()))
+                });
+                for (asset, delta) in changes {
+                    let flow =
+                        self.state
+                            .apply_capital_flow(&asset, delta, FlowSource::Reconcile, true, now_ms);
+                    self.journal_flow(&flow, now_ms);
+                    found.push(flow);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let text = format!("capital flows not checked: {e}");
+                self.state.log(now_ms, LogLevel::Warn, LogKind::System, text);
+                return found;
+            }
+        }
+        let checkpoint = self.journal.last_flow_row().map(|flow_row| BalanceCheckpoint {
+            exchange_time_ms: update_time_ms,
+            flow_row,
+            totals,
+        });
+        if let Err(e) = checkpoint.and_then(|c| self.journal.set_balance_checkpoint(&c)) {
+            self.storage_failed(&e, now_ms);
+        }
+        found
     }
 
     /// The preview lines of a ticket (every rule and filter, pass or fail).

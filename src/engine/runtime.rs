@@ -1352,6 +1352,7 @@ impl Runtime {
     }
 
     fn apply_resync(&mut self, r: ResyncReport, now: i64) {
+        let account_time_ms = r.account.update_time_ms;
         self.core.state.set_balances(r.account.balances, true);
         // Follow-ups (a protective OCO) wait until the fills below are journaled: the OCO is
         // sized from an entry's journaled fills, and orders first give the fills their ids.
@@ -1419,6 +1420,9 @@ impl Runtime {
         for fill in &r.fills {
             self.core.on_fill(fill, now);
         }
+        // With every fill journaled, what they do not explain in the balances happened while
+        // no stream was watching: deposits, withdrawals, transfers (kept out of P&L).
+        self.core.reconcile_capital_flows(account_time_ms, true, now);
         self.follow(follow, now);
         if !self.reconciled {
             self.reconciled = true;
@@ -1607,14 +1611,9 @@ impl Runtime {
                 }
             }
             UserEvent::AccountPosition { balances, .. } => self.core.state.set_balances(balances, false),
-            UserEvent::BalanceDelta { asset, delta, .. } => {
-                self.core.state.log(
-                    now,
-                    LogLevel::Info,
-                    LogKind::System,
-                    format!("external balance change {asset} {delta}"),
-                );
-            }
+            // A deposit, withdrawal or transfer: not performance. The balance and the P&L
+            // baselines change together, and the flow is journaled and shown.
+            UserEvent::BalanceDelta { asset, delta, .. } => self.core.on_balance_update(&asset, delta, now),
             UserEvent::ListStatus(_) => {}
             UserEvent::Subscribed { .. } => {
                 self.core.state.user_stream = StreamHealth {

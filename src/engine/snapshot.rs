@@ -36,8 +36,10 @@ pub struct Snapshot {
     /// Open orders, protective OCO legs included (`purpose` says which).
     pub orders: Vec<Order>,
     pub limits: LimitsUsage,
-    /// Current equity in the quote asset, when every held asset could be priced or not.
+    /// Current equity in the quote asset; `None` when it is not known (see `equity_status`).
     pub equity: Option<Money>,
+    /// Whether `equity` is complete, priced in part from last known prices, or unknown.
+    pub equity_status: EquityStatus,
     pub equity_curves: EquityCurves,
     /// Candles of `selected_symbol`, oldest first.
     pub candles: Vec<Candle>,
@@ -52,6 +54,29 @@ pub struct Snapshot {
     pub fees_today: crate::portfolio::FeeTally,
     /// A loosening of a limit that waits for its typed confirmation.
     pub limit_change_pending: Option<LimitChangePending>,
+}
+
+/// How complete the equity is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EquityStatus {
+    /// Not computed yet (start-up, before balances and prices).
+    Pending,
+    /// Every asset with a market is priced; `held` lists those priced from a last known price,
+    /// with its age in ms.
+    Complete { held: Vec<(Asset, i64)> },
+    /// An asset with a market has no price within the bound (with the age of its last known
+    /// price, if any): equity, today's P&L and the drawdown are unknown, and entries are
+    /// refused. `partial` is the sum of what could be priced: for display, never a figure.
+    Incomplete {
+        unpriced: Vec<(Asset, Option<i64>)>,
+        partial: Money,
+    },
+}
+
+impl EquityStatus {
+    pub fn is_incomplete(&self) -> bool {
+        matches!(self, EquityStatus::Incomplete { .. })
+    }
 }
 
 /// The header line: connections, clock, rate limits, trading state, warnings.
@@ -801,6 +826,7 @@ impl Snapshot {
                 min_risk_reward: dec("1.0"),
             },
             equity: Some(usdt("9852.61")),
+            equity_status: EquityStatus::Complete { held: vec![] },
             equity_curves: EquityCurves {
                 session: curve(now_ms, 60, 60_000, 9_930, -12, 1),
                 day: curve(now_ms, 96, 900_000, 10_065, -22, 2),

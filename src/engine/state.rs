@@ -14,10 +14,12 @@ use crate::domain::{
     Price, Qty, Quote, Side, Symbol, SymbolRules,
 };
 use crate::engine::snapshot::{
-    Candle, EquityCurves, EquityPoint, Header, KillProgress, LimitChangePending, LimitsUsage, LogKind,
-    LogLevel, LogLine, PositionRow, RateLimitUsage, Snapshot, StreamHealth, StreamStatus, TicketPreview,
-    TicketResult, TradingState as ViewState, WatchRow,
+    Candle, EquityCurves, EquityPoint, EquityStatus, Header, KillProgress, LimitChangePending, LimitsUsage,
+    LogKind, LogLevel, LogLine, PositionRow, RateLimitUsage, Snapshot, StreamHealth, StreamStatus,
+    TicketPreview, TicketResult, TradingState as ViewState, WatchRow,
 };
+use crate::journal::CapitalFlowRecord;
+use crate::portfolio::equity::{EquityReport, FlowSource, Mark, usdt_market};
 use crate::portfolio::{EquityCurve, EquitySample, EquityTracker, Pair, Positions, Window, equity_report};
 use crate::risk::{self, DailyCount, Limits, PendingLoosen, RiskContext, TradingState};
 
@@ -74,7 +76,14 @@ pub struct EngineState {
     pub storage_error: Option<String>,
     /// False when the last P&L computation failed: the risk check fails closed.
     pub pnl_ok: bool,
-    pub unpriced: Vec<Asset>,
+    /// The last equity computation: what was priced, held, unpriced or has no market. When it
+    /// is incomplete there is no equity (no sample, no P&L, entries refused).
+    pub equity_report: Option<EquityReport>,
+    /// Last known USDT prices from the journal (a one-shot command, or a restart, starts with
+    /// them); live quotes replace them as they arrive.
+    pub held_marks: BTreeMap<Asset, Mark>,
+    /// Today's capital flows (restored from the journal, then as they are detected).
+    pub flows: Vec<CapitalFlowRecord>,
     log: VecDeque<LogLine>,
     log_seq: u64,
 }
@@ -113,7 +122,9 @@ impl EngineState {
             pending_limit: None,
             storage_error: None,
             pnl_ok: true,
-            unpriced: Vec::new(),
+            equity_report: None,
+            held_marks: BTreeMap::new(),
+            flows: Vec::new(),
             log: VecDeque::new(),
             log_seq: 0,
         }
@@ -235,19 +246,71 @@ impl EngineState {
         self.quotes.get(&symbol).map(Quote::mid)
     }
 
-    /// Recomputes equity from balances and quotes and feeds the tracker. Returns the
-    /// automatic transition (daily loss, drawdown, P&L unavailable) if one is due.
-    pub fn refresh_equity(&mut self, now_ms: i64) -> Option<risk::Transition> {
+    /// The newest known USDT price of every asset: live quotes of `<ASSET>USDT`, or the
+    /// journal's last known price when it is newer (or there is no quote).
+    pub fn marks(&self) -> BTreeMap<Asset, Mark> {
+        let mut marks = self.held_marks.clone();
+        for (symbol, q) in &self.quotes {
+            let Some(asset) = symbol.as_str().strip_suffix(Asset::usdt().as_str()) else {
+                continue;
+            };
+            let Ok(asset) = Asset::new(asset) else { continue };
+            let live = Mark {
+                price: q.mid(),
+                time_ms: q.time_ms,
+                held: false,
+            };
+            let e = marks.entry(asset).or_insert(live);
+            if live.time_ms >= e.time_ms {
+                *e = live;
+            }
+        }
+        marks
+    }
+
+    /// Whether `<ASSET>USDT` exists. Before the exchange's symbols are known, every asset is
+    /// assumed to have one: an unknown price then makes equity incomplete rather than
+    /// silently smaller.
+    fn has_market(&self, symbol: &Symbol) -> bool {
+        self.rules.is_empty() || self.rules.contains_key(symbol)
+    }
+
+    /// Equity now, from the balances and the marks (see `portfolio::equity`).
+    pub fn equity_now(&self, now_ms: i64) -> EquityReport {
         let balances: Vec<Balance> = self.balances.values().cloned().collect();
-        let report = equity_report(&balances, &self.quotes);
-        self.unpriced = report.unpriced.clone();
-        let observed = self.equity.observe(now_ms, report.total.clone());
+        equity_report(&balances, &self.marks(), |s| self.has_market(s), now_ms)
+    }
+
+    /// True when the last computation found an asset it could not price: there is no equity.
+    pub fn equity_incomplete(&self) -> bool {
+        self.equity_report.as_ref().is_some_and(|r| !r.is_complete())
+    }
+
+    /// The current equity, when the last computation was complete.
+    pub fn current_equity(&self) -> Option<Money> {
+        let report = self.equity_report.as_ref()?;
+        report.equity()?;
+        self.equity.last().map(|s| s.equity.clone())
+    }
+
+    /// Recomputes equity from balances and marks and feeds the tracker. Returns the automatic
+    /// transition (daily loss, drawdown, P&L unavailable) if one is due.
+    ///
+    /// An incomplete equity (an asset with a market but no price within the bound) is not fed
+    /// anywhere: no tracker sample, no curve point, no rule. It is not a smaller equity but an
+    /// unknown one; entries are refused while it lasts (the risk context has no equity), exits
+    /// stay allowed, and nothing is triggered automatically by a number that is not real.
+    pub fn refresh_equity(&mut self, now_ms: i64) -> Option<risk::Transition> {
+        let report = self.equity_now(now_ms);
+        let equity = report.equity().cloned();
+        self.equity_report = Some(report);
+        let equity = equity?;
+        let observed = self.equity.observe(now_ms, equity.clone());
         self.pnl_ok = observed.is_ok();
-        if let Ok(obs) = &observed {
-            let _ = obs;
+        if observed.is_ok() {
             self.curve.push(EquitySample {
                 time_ms: now_ms,
-                equity: report.total.clone(),
+                equity,
             });
         }
         let (day, dd) = if self.pnl_ok {
@@ -256,6 +319,112 @@ impl EngineState {
             (None, None)
         };
         risk::evaluate_automatic(&self.limits, &self.trading, day, dd, now_ms)
+    }
+
+    /// A capital flow of `delta` `asset` at `now_ms`. `balances_carry_it` says whether the
+    /// balances already include it (a start-up reconciliation) or not yet (a `balanceUpdate`
+    /// event, applied here to the free balance so that balances and the restated day start
+    /// change together). The day start and the high-water mark are restated by the flow's
+    /// value (see `portfolio::equity`). Returns the record to journal.
+    pub fn apply_capital_flow(
+        &mut self,
+        asset: &Asset,
+        delta: Decimal,
+        source: FlowSource,
+        balances_carry_it: bool,
+        now_ms: i64,
+    ) -> CapitalFlowRecord {
+        let price = self
+            .equity_now(now_ms)
+            .priced
+            .iter()
+            .find(|p| p.asset == *asset)
+            .map(|p| p.mark);
+        let price = price.or_else(|| {
+            // An asset not held before the flow has no row in the report: its mark alone.
+            let mark = self.marks().get(asset).copied();
+            let fresh = mark.filter(|m| now_ms - m.time_ms <= crate::portfolio::equity::MAX_MARK_AGE_MS);
+            if *asset == Asset::usdt() {
+                Price::try_new(Decimal::ONE).ok()
+            } else {
+                fresh.map(|m| m.price)
+            }
+        });
+        let in_equity = *asset == Asset::usdt() || usdt_market(asset).is_some_and(|s| self.has_market(&s));
+        let value = price.and_then(|p| delta.checked_mul(p.value()));
+        let before_report = if balances_carry_it {
+            None
+        } else {
+            Some(self.equity_now(now_ms))
+        };
+        if !balances_carry_it {
+            let b = self.balances.entry(asset.clone()).or_insert_with(|| Balance {
+                asset: asset.clone(),
+                free: Qty::ZERO,
+                locked: Qty::ZERO,
+            });
+            let free = b.free.value().checked_add(delta).unwrap_or(b.free.value());
+            b.free = Qty::try_new(free.max(Decimal::ZERO)).unwrap_or(Qty::ZERO);
+        }
+        let before = match before_report {
+            Some(r) => r.equity().cloned(),
+            None => {
+                let after = self.equity_now(now_ms).equity().cloned();
+                after
+                    .zip(value)
+                    .map(|(a, v)| Money::new(a.amount - v, Asset::usdt()))
+            }
+        };
+        match value {
+            Some(v) if in_equity => {
+                if let Err(e) = self.equity.apply_flow(now_ms, v, before.as_ref()) {
+                    let text = format!("capital flow {delta} {asset}: P&L not restated ({e})");
+                    self.log(now_ms, LogLevel::Error, LogKind::System, text);
+                }
+            }
+            Some(_) => {}
+            None if in_equity => {
+                let text = format!(
+                    "capital flow {delta} {asset} could not be valued (no {asset} price): \
+                     today's P&L and the drawdown will show it"
+                );
+                self.log(now_ms, LogLevel::Error, LogKind::System, text);
+            }
+            None => {}
+        }
+        let record = CapitalFlowRecord {
+            time_ms: now_ms,
+            asset: asset.clone(),
+            delta,
+            value_usdt: value.filter(|_| in_equity),
+            source: source.as_code().to_string(),
+        };
+        let kind = if delta.is_sign_negative() {
+            "withdrawal"
+        } else {
+            "deposit"
+        };
+        let text = format!(
+            "capital flow detected: {kind} {delta} {asset}{} ({}); kept out of today's P&L and the drawdown",
+            record
+                .value_usdt
+                .map(|v| format!(" = {} USDT", v.round_dp(2)))
+                .unwrap_or_default(),
+            source.as_code()
+        );
+        self.log(now_ms, LogLevel::Warn, LogKind::System, text);
+        self.flows
+            .retain(|f| risk::utc_day(f.time_ms) == risk::utc_day(now_ms));
+        self.flows.push(record.clone());
+        record
+    }
+
+    /// Today's capital flows, oldest first.
+    pub fn flows_today(&self, now_ms: i64) -> Vec<&CapitalFlowRecord> {
+        self.flows
+            .iter()
+            .filter(|f| risk::utc_day(f.time_ms) == risk::utc_day(now_ms))
+            .collect()
     }
 
     /// Symbols with an open entry order (rule 6).
@@ -276,7 +445,9 @@ impl EngineState {
             .collect();
         RiskContext {
             state: self.trading.clone(),
-            equity: self.equity.last().map(|s| s.equity.clone()),
+            // An incomplete equity is no equity: the P&L rules cannot be evaluated and every
+            // entry is refused (PNL_UNAVAILABLE) until all assets are priced again.
+            equity: self.current_equity(),
             day_start_equity: self.equity.day_start().map(|d| d.equity.clone()),
             high_water_mark: self.equity.high_water_mark().cloned(),
             pnl_ok: self.pnl_ok && self.storage_error.is_none(),
@@ -384,6 +555,19 @@ impl EngineState {
         rows
     }
 
+    fn equity_status(&self) -> EquityStatus {
+        match &self.equity_report {
+            None => EquityStatus::Pending,
+            Some(r) if r.is_complete() => EquityStatus::Complete {
+                held: r.held().map(|(a, age)| (a.clone(), age)).collect(),
+            },
+            Some(r) => EquityStatus::Incomplete {
+                unpriced: r.unpriced.clone(),
+                partial: r.partial_total.clone(),
+            },
+        }
+    }
+
     fn limits_usage(&self, now_ms: i64) -> LimitsUsage {
         let day_pnl = self
             .equity
@@ -441,6 +625,24 @@ impl EngineState {
             })
             .collect();
         let mut warnings = self.warnings.clone();
+        for f in self.flows_today(now_ms) {
+            let kind = if f.delta.is_sign_negative() {
+                "withdrawal"
+            } else {
+                "deposit"
+            };
+            warnings.push(format!(
+                "{kind} {} {}{} at {} UTC: kept out of P&L and drawdown",
+                f.delta.normalize(),
+                f.asset,
+                f.value_usdt
+                    .map(|v| format!(" ({} USDT)", v.round_dp(2)))
+                    .unwrap_or_default(),
+                chrono::DateTime::from_timestamp_millis(f.time_ms)
+                    .map(|t| t.format("%H:%M").to_string())
+                    .unwrap_or_default()
+            ));
+        }
         if let Some(e) = &self.storage_error {
             warnings.push(format!("journal cannot be written ({e}): new tickets refused"));
         }
@@ -460,7 +662,8 @@ impl EngineState {
             positions: self.position_rows(),
             orders: self.open_orders(),
             limits: self.limits_usage(now_ms),
-            equity: self.equity.last().map(|s| s.equity.clone()),
+            equity: self.current_equity(),
+            equity_status: self.equity_status(),
             equity_curves: self.curves(now_ms),
             candles: self
                 .selected
@@ -472,7 +675,11 @@ impl EngineState {
             ticket_preview: self.preview.clone(),
             ticket_result: self.result.clone(),
             kill: self.kill.clone(),
-            unpriced_assets: self.unpriced.clone(),
+            unpriced_assets: self
+                .equity_report
+                .as_ref()
+                .map(|r| r.no_market.clone())
+                .unwrap_or_default(),
             fees_today: crate::portfolio::utc_date(now_ms)
                 .ok()
                 .and_then(|d| self.positions.fees_by_day().get(&d).cloned())
@@ -664,5 +871,87 @@ mod tests {
         assert_eq!(seqs.len(), LOG_CAP);
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
         assert_eq!(*seqs.last().expect("non-empty"), (LOG_CAP + 10) as u64);
+    }
+
+    fn bal(a: &str, total: &str) -> Balance {
+        Balance {
+            asset: Asset::new(a).expect("ok"),
+            free: total.parse().expect("ok"),
+            locked: Qty::ZERO,
+        }
+    }
+
+    fn quote_at(mid: &str, time_ms: i64) -> Quote {
+        Quote {
+            bid: mid.parse().expect("ok"),
+            ask: mid.parse().expect("ok"),
+            time_ms,
+        }
+    }
+
+    /// 2026-11-28 00:00:00 UTC.
+    const DAY: i64 = 1_795_824_000_000;
+
+    #[test]
+    fn an_incomplete_equity_never_reaches_the_tracker_the_curve_or_a_rule() {
+        let mut s = state();
+        s.set_balances([bal("USDT", "1000"), bal("ETH", "1")], true);
+        let eth = Symbol::new("ETHUSDT").expect("ok");
+        s.on_quote(eth.clone(), quote_at("3000", DAY));
+        assert!(s.refresh_equity(DAY).is_none());
+        assert_eq!(s.curve.len(), 1);
+        assert_eq!(
+            s.risk_context(false).equity.map(|m| m.amount),
+            Some(Decimal::from(4000))
+        );
+        // The ETH price is gone past the bound (a dead stream, refused requests): a sum of the
+        // USDT alone would be a 75 % loss and trip both rules. It must be no equity at all.
+        let later = DAY + crate::portfolio::equity::MAX_MARK_AGE_MS + 1;
+        assert!(
+            s.refresh_equity(later).is_none(),
+            "nothing triggers on an unknown equity"
+        );
+        assert!(s.equity_incomplete());
+        assert_eq!(s.curve.len(), 1, "an incomplete equity reached the curve");
+        assert_eq!(s.equity.last().map(|l| l.time_ms), Some(DAY));
+        assert_eq!(s.risk_context(false).equity, None, "entries must fail closed");
+        assert_eq!(s.trading, TradingState::Active);
+        let snap = s.snapshot(later);
+        assert_eq!(snap.equity, None);
+        assert!(snap.equity_status.is_incomplete());
+        // A fresh price makes it whole again.
+        s.on_quote(eth, quote_at("3000", later));
+        s.refresh_equity(later);
+        assert!(!s.equity_incomplete());
+        assert_eq!(s.curve.len(), 2);
+    }
+
+    #[test]
+    fn a_balance_update_moves_the_balance_and_the_baselines_together() {
+        let mut s = state();
+        s.set_balances([bal("USDT", "1000")], true);
+        s.refresh_equity(DAY);
+        s.set_balances([bal("USDT", "950")], true);
+        s.refresh_equity(DAY + 1);
+        let pct = s.equity.day_pnl_pct();
+        let usdt = Asset::usdt();
+        let flow = s.apply_capital_flow(&usdt, Decimal::from(250), FlowSource::Stream, false, DAY + 2);
+        assert_eq!(flow.value_usdt, Some(Decimal::from(250)));
+        assert_eq!(s.balances[&usdt].free.value(), Decimal::from(1200));
+        s.refresh_equity(DAY + 3);
+        assert_eq!(
+            s.equity.last().map(|l| l.equity.amount),
+            Some(Decimal::from(1200))
+        );
+        let diff = s.equity.day_pnl_pct().zip(pct).map(|(a, b)| (a - b).abs());
+        assert!(diff.is_some_and(|d| d < Decimal::new(1, 12)), "{diff:?}");
+        assert_eq!(s.flows_today(DAY + 3).len(), 1);
+        assert!(
+            s.snapshot(DAY + 3)
+                .header
+                .warnings
+                .iter()
+                .any(|w| w.contains("deposit 250 USDT"))
+        );
     }
 }

@@ -1,12 +1,20 @@
 //! The small record types the journal stores besides orders and fills.
 //!
 //! Owns: the shapes of risk decisions, trading-state changes, limit changes, generic events and
-//! equity samples as they go in and come out of the journal. Must not: carry logic; the risk
-//! engine decides, the journal only remembers.
+//! equity samples as they go in and come out of the journal, and the journal's side of capital
+//! flows, last known prices ("marks") and the balances a start-up reconciliation compares
+//! with. Must not: carry logic; the risk engine and the portfolio decide, the journal only
+//! remembers.
 
 use std::fmt;
 
-use crate::domain::{Money, Side, Symbol, Ticket};
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+use rust_decimal::Decimal;
+
+use super::{FILL_SELECT, Journal, JournalError, Result, parse};
+use crate::domain::{Asset, Fill, Money, Price, Side, Symbol, Ticket, plain};
 
 /// A row read back from the journal with its id (ids grow with every insert).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,4 +148,189 @@ pub struct EventRecord {
 pub struct EquityPoint {
     pub time_ms: i64,
     pub equity: Money,
+}
+
+/// A capital flow: a balance change that is not a trade (deposit, withdrawal, transfer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapitalFlowRecord {
+    pub time_ms: i64,
+    pub asset: Asset,
+    /// Signed: positive in, negative out.
+    pub delta: Decimal,
+    /// The flow's USDT value at its time; `None` when the asset could not be priced then.
+    pub value_usdt: Option<Decimal>,
+    /// `STREAM` (a `balanceUpdate` event) or `RECONCILE` (found at start-up).
+    pub source: String,
+}
+
+/// The balances last read from the exchange (totals, free + locked), as of the account's own
+/// update time: a start-up compares the exchange's balances with these plus the fills after
+/// that time and the flows recorded since.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BalanceCheckpoint {
+    /// The account's `updateTime` (exchange clock): fills at or before it are in `totals`.
+    pub exchange_time_ms: i64,
+    /// The highest `capital_flows` row id the totals include.
+    pub flow_row: i64,
+    pub totals: BTreeMap<Asset, Decimal>,
+}
+
+const META_BALANCES: &str = "balances.checkpoint";
+
+impl Journal {
+    pub fn record_capital_flow(&self, flow: &CapitalFlowRecord) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO capital_flows (time_ms, asset, delta, value_usdt, source) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                flow.time_ms,
+                flow.asset.as_str(),
+                plain(flow.delta),
+                flow.value_usdt.map(plain),
+                flow.source
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Capital flows at or after `since_ms`, oldest first.
+    pub fn capital_flows(&self, since_ms: i64) -> Result<Vec<Stored<CapitalFlowRecord>>> {
+        self.flows_where("time_ms >= ?1", since_ms)
+    }
+
+    /// Capital flows recorded after row `row` (a checkpoint's `flow_row`), oldest first.
+    pub fn capital_flows_after_row(&self, row: i64) -> Result<Vec<Stored<CapitalFlowRecord>>> {
+        self.flows_where("id > ?1", row)
+    }
+
+    fn flows_where(&self, cond: &str, arg: i64) -> Result<Vec<Stored<CapitalFlowRecord>>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, time_ms, asset, delta, value_usdt, source FROM capital_flows WHERE {cond} ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([arg], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, time_ms, asset, delta, value, source) = row?;
+            out.push(Stored {
+                id,
+                record: CapitalFlowRecord {
+                    time_ms,
+                    asset: parse("flow asset", &asset)?,
+                    delta: parse("flow delta", &delta)?,
+                    value_usdt: value.map(|v| parse("flow value", &v)).transpose()?,
+                    source,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// One equity sample, with the assets priced from a held (last known) price and its age.
+    pub fn record_equity_sample(&self, time_ms: i64, equity: &Money, held: &[(Asset, i64)]) -> Result<()> {
+        let held: Vec<String> = held.iter().map(|(a, age)| format!("{a}:{age}")).collect();
+        self.conn.execute(
+            "INSERT INTO equity_curve (time_ms, equity, asset, held_marks) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                time_ms,
+                plain(equity.amount),
+                equity.asset.as_str(),
+                held.join(",")
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Remembers the newest USDT price of each asset (an older one never replaces a newer).
+    pub fn record_marks(&self, marks: &[(Asset, Price, i64)]) -> Result<()> {
+        for (asset, price, time_ms) in marks {
+            self.conn.execute(
+                "INSERT INTO marks (asset, price, time_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(asset) DO UPDATE SET price = excluded.price, time_ms = excluded.time_ms \
+                 WHERE excluded.time_ms > marks.time_ms",
+                params![asset.as_str(), plain(price.value()), time_ms],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The last known USDT price of each asset, with when it was seen.
+    pub fn marks(&self) -> Result<Vec<(Asset, Price, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT asset, price, time_ms FROM marks ORDER BY asset")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (asset, price, time_ms) = row?;
+            out.push((
+                parse("mark asset", &asset)?,
+                parse("mark price", &price)?,
+                time_ms,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The highest `capital_flows` row id (0 with none).
+    pub fn last_flow_row(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM capital_flows", [], |r| r.get(0))?)
+    }
+
+    /// Fills executed after `time_ms` (exchange clock), in time order.
+    pub fn fills_after(&self, time_ms: i64) -> Result<Vec<Fill>> {
+        self.query_fills(
+            &format!("{FILL_SELECT} WHERE time_ms > ?1 ORDER BY time_ms, id"),
+            [time_ms],
+        )
+    }
+
+    pub fn set_balance_checkpoint(&self, c: &BalanceCheckpoint) -> Result<()> {
+        let totals: BTreeMap<&str, String> = c.totals.iter().map(|(a, v)| (a.as_str(), plain(*v))).collect();
+        let text = serde_json::json!({
+            "exchange_time_ms": c.exchange_time_ms, "flow_row": c.flow_row, "totals": totals,
+        });
+        self.set_meta(META_BALANCES, &text.to_string())
+    }
+
+    /// The last checkpoint; `None` before the first (or when it cannot be read: a start-up then
+    /// detects nothing rather than inventing a flow).
+    pub fn balance_checkpoint(&self) -> Result<Option<BalanceCheckpoint>> {
+        let Some(text) = self.get_meta(META_BALANCES)? else {
+            return Ok(None);
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| JournalError::Invalid(format!("balance checkpoint: {e}")))?;
+        let int = |k: &str| v.get(k).and_then(serde_json::Value::as_i64);
+        let (Some(exchange_time_ms), Some(flow_row)) = (int("exchange_time_ms"), int("flow_row")) else {
+            return Ok(None);
+        };
+        let mut totals = BTreeMap::new();
+        if let Some(map) = v.get("totals").and_then(serde_json::Value::as_object) {
+            for (a, amount) in map {
+                let Some(amount) = amount.as_str() else { continue };
+                totals.insert(parse::<Asset>("asset", a)?, parse::<Decimal>("total", amount)?);
+            }
+        }
+        Ok(Some(BalanceCheckpoint {
+            exchange_time_ms,
+            flow_row,
+            totals,
+        }))
+    }
 }

@@ -19,7 +19,7 @@ use crate::domain::Mode;
 pub const APPLICATION_ID: i32 = 0x6372_6274;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Migration `i` (0-based) takes the schema from version `i` to `i + 1`. Append only: a
 /// released migration is never edited.
@@ -126,6 +126,27 @@ const MIGRATIONS: &[&str] = &[
     // later at another price. Rows written before this column existed read as NULL too.
     r#"
     ALTER TABLE trades ADD COLUMN fee_price TEXT;
+    "#,
+    // 3: capital flows (deposits, withdrawals, transfers) kept out of P&L; the last known USDT
+    // price of each asset (equity stays complete through a short price outage, and a one-shot
+    // command has prices when the exchange refuses its requests); and, per equity sample, which
+    // assets were priced from such a held price and how old it was.
+    r#"
+    CREATE TABLE capital_flows (
+        id          INTEGER PRIMARY KEY,
+        time_ms     INTEGER NOT NULL,
+        asset       TEXT NOT NULL,
+        delta       TEXT NOT NULL,
+        value_usdt  TEXT,
+        source      TEXT NOT NULL CHECK (source IN ('STREAM', 'RECONCILE'))
+    );
+    CREATE INDEX capital_flows_time ON capital_flows(time_ms);
+    CREATE TABLE marks (
+        asset    TEXT PRIMARY KEY NOT NULL,
+        price    TEXT NOT NULL,
+        time_ms  INTEGER NOT NULL
+    );
+    ALTER TABLE equity_curve ADD COLUMN held_marks TEXT NOT NULL DEFAULT '';
     "#,
 ];
 

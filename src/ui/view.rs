@@ -22,8 +22,8 @@ use crate::domain::{
     LocalOrderState, Mode, Money, OrderPurpose, OrderStatus, OrderType, Qty, display_fixed, plain,
 };
 use crate::engine::snapshot::{
-    KillStage, LimitName, LogKind, LogLevel, OutgoingOrder, Snapshot, StreamHealth, StreamStatus,
-    TicketField, TicketOutcome, TicketPreview, TradingState,
+    EquityStatus, KillStage, LimitName, LogKind, LogLevel, OutgoingOrder, Snapshot, StreamHealth,
+    StreamStatus, TicketField, TicketOutcome, TicketPreview, TradingState,
 };
 
 /// The smallest size that shows every panel at once.
@@ -33,7 +33,9 @@ pub const WIDE_MIN: (u16, u16) = (120, 36);
 pub fn view(app: &App, snap: &Snapshot, frame: &mut Frame) {
     let area = frame.area();
     let theme = &app.config.theme;
-    let warnings = !snap.header.warnings.is_empty() || !snap.unpriced_assets.is_empty();
+    let warnings = !snap.header.warnings.is_empty()
+        || !snap.unpriced_assets.is_empty()
+        || snap.equity_status.is_incomplete();
     let header_h = 3 + u16::from(warnings);
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(header_h),
@@ -332,15 +334,39 @@ fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         "wt {}/{}  ord {}/{}  ",
         r.weight_used, r.weight_limit, r.orders_10s, r.orders_10s_limit
     )));
-    if let Some(eq) = &snap.equity {
-        line2.push(Span::raw(format!("eq {}", eq.display_2dp())));
+    let incomplete = snap.equity_status.is_incomplete();
+    match (&snap.equity_status, &snap.equity) {
+        (EquityStatus::Incomplete { .. }, _) => line2.push(Span::styled(
+            "eq UNKNOWN (unpriced)",
+            theme.warning().add_modifier(Modifier::BOLD),
+        )),
+        (EquityStatus::Complete { held }, Some(eq)) if !held.is_empty() => {
+            let oldest = held.iter().map(|(_, age)| *age).max().unwrap_or(0);
+            line2.push(Span::raw(format!("eq {} ", eq.display_2dp())));
+            line2.push(Span::styled(
+                format!("(held prices, {}s)", oldest / 1000),
+                theme.warning(),
+            ));
+        }
+        (_, Some(eq)) => line2.push(Span::raw(format!("eq {}", eq.display_2dp()))),
+        (_, None) => {}
     }
     let l = &snap.limits;
     let day_ratio = l.usage()[0].1;
+    let day_text = if incomplete {
+        "? (equity incomplete)".to_string()
+    } else {
+        format!("{} {}%", money2(&l.day_pnl), signed2(l.day_pnl_pct))
+    };
+    let dd_text = if incomplete {
+        format!("DD ?/{}%", plain(l.drawdown_limit_pct))
+    } else {
+        format!("DD {}/{}%", dp2(l.drawdown_pct), plain(l.drawdown_limit_pct))
+    };
     let line3 = vec![
         Span::raw("day "),
         Span::styled(
-            format!("{} {}%", money2(&l.day_pnl), signed2(l.day_pnl_pct)),
+            day_text,
             theme.signed(l.day_pnl.amount < Decimal::ZERO, l.day_pnl.amount.is_zero()),
         ),
         Span::styled(
@@ -352,10 +378,7 @@ fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             hm(l.daily_reset_ms),
             duration(l.daily_reset_ms - snap.now_ms)
         )),
-        Span::styled(
-            format!("DD {}/{}%", dp2(l.drawdown_pct), plain(l.drawdown_limit_pct)),
-            usage_style(theme, l.usage()[1].1),
-        ),
+        Span::styled(dd_text, usage_style(theme, l.usage()[1].1)),
         Span::raw("  "),
         Span::styled(
             format!("trades {}/{}", l.trades_used, l.trades_limit),
@@ -367,6 +390,16 @@ fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let mut lines = vec![Line::from(line2), Line::from(line3)];
     if area.height > 3 {
         let mut w: Vec<String> = h.warnings.clone();
+        if let EquityStatus::Incomplete { unpriced, .. } = &snap.equity_status {
+            let names: Vec<String> = unpriced.iter().map(|(a, _)| a.to_string()).collect();
+            w.insert(
+                0,
+                format!(
+                    "equity INCOMPLETE, no price for {}: P&L and drawdown unknown, entries refused",
+                    names.join(", ")
+                ),
+            );
+        }
         if !snap.unpriced_assets.is_empty() {
             let names: Vec<String> = snap.unpriced_assets.iter().map(|a| a.to_string()).collect();
             w.push(format!("not in equity (no USDT market): {}", names.join(", ")));
@@ -842,24 +875,32 @@ fn draw_limits(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         ])
     };
     let day_style = theme.signed(l.day_pnl.amount < Decimal::ZERO, l.day_pnl.amount.is_zero());
-    let lines = vec![
-        gauge_line(
-            "Day P&L",
-            usage[0].1,
+    // With an incomplete equity there is no P&L: say so rather than draw a stale figure.
+    let incomplete = snap.equity_status.is_incomplete();
+    let (day_text, dd_text) = if incomplete {
+        (
+            format!("unknown (equity incomplete) / -{}%", dp2(l.daily_loss_limit_pct)),
+            format!("unknown / {}%", dp2(l.drawdown_limit_pct)),
+        )
+    } else {
+        (
             format!(
                 "{} {}% / -{}%",
                 money2(&l.day_pnl),
                 signed2(l.day_pnl_pct),
                 dp2(l.daily_loss_limit_pct)
             ),
-            day_style,
-        ),
-        gauge_line(
-            "Drawdown",
-            usage[1].1,
             format!("{}% / {}%", dp2(l.drawdown_pct), dp2(l.drawdown_limit_pct)),
-            theme.plain(),
-        ),
+        )
+    };
+    let (day_style, dd_style) = if incomplete {
+        (theme.warning(), theme.warning())
+    } else {
+        (day_style, theme.plain())
+    };
+    let lines = vec![
+        gauge_line("Day P&L", usage[0].1, day_text, day_style),
+        gauge_line("Drawdown", usage[1].1, dd_text, dd_style),
         gauge_line(
             "Trades",
             usage[2].1,
