@@ -107,7 +107,7 @@ fn a_deposit_and_a_withdrawal_are_shown_as_flows_and_kept_out_of_pnl_and_drawdow
     assert!(drawdown > Decimal::ZERO, "{before}");
 
     // 250 USDT deposited while no crbot process runs.
-    ex.handle.deposit("USDT", d("250"));
+    ex.handle.deposit("USDT", d("250")).unwrap();
     let (code, text, err) = ex.run(&["pnl"]);
     assert_eq!(code, 0, "{err}\n{text}");
     let after = ex.pnl();
@@ -135,7 +135,7 @@ fn a_deposit_and_a_withdrawal_are_shown_as_flows_and_kept_out_of_pnl_and_drawdow
     assert_eq!(flows[0]["source"], "RECONCILE");
 
     // The same 250 withdrawn: P&L as it was, two flows netting zero.
-    ex.handle.deposit("USDT", d("-250"));
+    ex.handle.deposit("USDT", d("-250")).unwrap();
     let end = ex.pnl();
     assert!(
         (num(&end["day_pnl"]) - loss).abs() < d("0.0001"),
