@@ -375,7 +375,7 @@ fn backup_writes_a_valid_journal_and_export_writes_the_csv_files() {
 
     let csv = out_dir.path().join("csv");
     let v = ex.json(&["journal", "export", "--csv", csv.to_str().unwrap()]);
-    assert_eq!(v["files"].as_array().unwrap().len(), 6, "{v}");
+    assert_eq!(v["files"].as_array().unwrap().len(), 7, "{v}");
     for name in [
         "orders.csv",
         "trades.csv",
@@ -383,6 +383,7 @@ fn backup_writes_a_valid_journal_and_export_writes_the_csv_files() {
         "equity_curve.csv",
         "positions.csv",
         "fees_daily.csv",
+        "capital_flows.csv",
     ] {
         assert!(csv.join(name).is_file(), "{name} missing");
     }

@@ -215,34 +215,33 @@ fn an_order_the_exchange_rejected_is_exported_as_rejected_with_its_code_not_as_n
 }
 
 #[test]
-fn capital_flows_and_extra_equity_columns_are_exported_when_the_journal_has_them() {
+fn capital_flows_and_equity_sample_columns_are_exported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.sqlite");
     let core = script(&path);
     core.journal
         .record_equity(T0, &crbot::domain::Money::new(d("1000"), asset("USDT")))
         .unwrap();
-    let out = dir.path().join("without");
+    core.journal
+        .record_capital_flow(&crbot::journal::CapitalFlowRecord {
+            time_ms: 5,
+            asset: asset("USDT"),
+            delta: d("-250.5"),
+            value_usdt: Some(d("-250.5")),
+            source: "STREAM".into(),
+        })
+        .unwrap();
+    let out = dir.path().join("export");
     let files = core.journal.export_csv(&out).unwrap();
-    assert!(!files.iter().any(|f| f.ends_with("capital_flows.csv")));
-    drop(core);
-
-    // Another migration's tables and columns, as a later schema may add them.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE capital_flows (id INTEGER PRIMARY KEY, time_ms INTEGER, asset TEXT, amount TEXT);
-         INSERT INTO capital_flows (time_ms, asset, amount) VALUES (5, 'USDT', '-250.5');
-         ALTER TABLE equity_curve ADD COLUMN unpriced TEXT;",
-    )
-    .unwrap();
-    drop(conn);
-    let core = core_at(&path, T0);
-    let out = dir.path().join("with");
-    core.journal.export_csv(&out).unwrap();
+    assert!(files.iter().any(|f| f.ends_with("capital_flows.csv")));
     let (header, flows) = read(&out, "capital_flows.csv");
-    assert_eq!(header, ["id", "time_ms", "asset", "amount"]);
-    assert_eq!(flows[0]["amount"], "-250.5");
+    assert_eq!(
+        header,
+        ["id", "time_ms", "asset", "delta", "value_usdt", "source"]
+    );
+    assert_eq!(flows[0]["delta"], "-250.5");
+    assert_eq!(flows[0]["source"], "STREAM");
     let (header, eq) = read(&out, "equity_curve.csv");
-    assert_eq!(header, ["time_ms", "equity", "asset", "unpriced"]);
+    assert_eq!(header, ["time_ms", "equity", "asset", "held_marks"]);
     assert_eq!(eq[0]["equity"], "1000");
 }

@@ -466,8 +466,8 @@ fn export_writes_the_csv_files_with_headers_and_quoting() {
 
     let out = dir.path().join("export");
     let files = j.export_csv(&out).expect("export");
-    // orders, risk events, equity curve, trades, positions, daily fees.
-    assert_eq!(files.len(), 6);
+    // orders, risk events, equity curve, trades, positions, daily fees, capital flows.
+    assert_eq!(files.len(), 7);
     let read = |name: &str| std::fs::read_to_string(out.join(name)).expect("read csv");
 
     let orders = read("orders.csv");
@@ -498,5 +498,8 @@ fn export_writes_the_csv_files_with_headers_and_quoting() {
         risk.contains("3,tui,ETHUSDT,BUY,\"{\"\"symbol\"\":\"\"ETHUSDT\"\""),
         "{risk}"
     );
-    assert_eq!(read("equity_curve.csv"), "time_ms,equity,asset\n4,10000.5,USDT\n");
+    assert_eq!(
+        read("equity_curve.csv"),
+        "time_ms,equity,asset,held_marks\n4,10000.5,USDT,\n"
+    );
 }
