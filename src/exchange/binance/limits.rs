@@ -275,7 +275,8 @@ impl RateGovernor {
 
     /// A 429: hold everything but cancels for `retry_after`.
     pub fn on_429(&mut self, retry_after: Duration, now_ms: i64) {
-        let until = now_ms + i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX / 4);
+        // Retry-After comes from the server: an absurd value holds "forever", never overflows.
+        let until = now_ms.saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
         self.hold_until_ms = Some(self.hold_until_ms.map_or(until, |h| h.max(until)));
     }
 
@@ -320,7 +321,11 @@ impl RateGovernor {
 /// The ban-until time of a 418: the later of `Retry-After` and the "banned until <ms>" in the
 /// message.
 pub fn ban_until_ms(now_ms: i64, retry_after_s: Option<u64>, msg: &str) -> i64 {
-    let from_header = retry_after_s.map(|s| now_ms + i64::try_from(s).unwrap_or(0) * 1000);
+    // Saturating: an absurd Retry-After is a ban without end, not an arithmetic overflow.
+    let from_header = retry_after_s.map(|s| {
+        let ms = i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000);
+        now_ms.saturating_add(ms)
+    });
     let from_msg = msg.split("until").nth(1).and_then(|rest| {
         let digits: String = rest
             .trim_start()
@@ -330,7 +335,9 @@ pub fn ban_until_ms(now_ms: i64, retry_after_s: Option<u64>, msg: &str) -> i64 {
         digits.parse::<i64>().ok()
     });
     // With neither, assume the shortest documented ban (2 minutes) rather than none.
-    from_header.max(from_msg).unwrap_or(now_ms + 120_000)
+    from_header
+        .max(from_msg)
+        .unwrap_or(now_ms.saturating_add(120_000))
 }
 
 #[cfg(test)]
@@ -453,5 +460,22 @@ mod tests {
         );
         assert_eq!(ban_until_ms(1_000, Some(120), "banned"), 121_000);
         assert_eq!(ban_until_ms(1_000, None, "?"), 121_000);
+    }
+
+    #[test]
+    fn absurd_retry_after_on_a_418_saturates_instead_of_overflowing() {
+        let now = 1_770_000_000_000;
+        assert_eq!(ban_until_ms(now, Some(9_223_372_036_854_775), "banned"), i64::MAX);
+        assert_eq!(ban_until_ms(now, Some(u64::MAX), "banned"), i64::MAX);
+        assert_eq!(ban_until_ms(i64::MAX, None, "banned"), i64::MAX);
+    }
+
+    #[test]
+    fn absurd_retry_after_on_a_429_saturates_instead_of_overflowing() {
+        let now = 1_770_000_000_000;
+        let mut g = gov();
+        g.on_429(Duration::from_secs(9_223_372_036_854_775), now);
+        assert_eq!(g.usage(now).hold_until_ms, Some(i64::MAX));
+        assert_eq!(g.admit(RequestClass::Cancel, 1, now), Admission::Go);
     }
 }
