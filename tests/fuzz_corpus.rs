@@ -152,3 +152,41 @@ fn vault_reader_survives_the_corpus_and_its_mutations() {
 fn journal_reads_survive_the_corpus_and_its_mutations() {
     run("journal_rows", MUTATIONS);
 }
+
+/// The coverage-free long run, for machines without cargo-fuzz or nightly:
+/// `FUZZ_TARGET=client_frames FUZZ_EXECS=1000000 cargo test --release --test fuzz_corpus -- --ignored`.
+/// Mutations are deterministic per `FUZZ_SEED`, so a failure reproduces from its seed.
+#[test]
+#[ignore = "long run; see docs/FUZZING.md"]
+fn long_mutation_run() {
+    let target = std::env::var("FUZZ_TARGET").unwrap_or_else(|_| "client_frames".into());
+    let execs: usize = std::env::var("FUZZ_EXECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let seed: u64 = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let entry = fuzzing::TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .map(|(_, f)| *f)
+        .unwrap_or_else(|| panic!("no fuzz target {target}"));
+    let seeds = corpus(&target);
+    let mut rng = Rng(seed | 1);
+    let started = std::time::Instant::now();
+    for _ in 0..execs {
+        let input = mutate(&mut rng, &seeds);
+        if let Err(panic) = std::panic::catch_unwind(|| entry(&input)) {
+            let path = std::env::temp_dir().join(format!("crbot-fuzz-{target}-crash"));
+            let _ = std::fs::write(&path, &input);
+            eprintln!("{target}: input saved to {}", path.display());
+            std::panic::resume_unwind(panic);
+        }
+    }
+    eprintln!(
+        "{target}: {execs} executions in {:.1} s (seed {seed})",
+        started.elapsed().as_secs_f64()
+    );
+}
