@@ -443,7 +443,7 @@ fn enum_values(name: &str) -> &'static [&'static str] {
 fn param(inp: &mut Input<'_>) -> (String, String) {
     let n = inp.byte();
     let name = if n < 240 {
-        (*inp.pick(PARAM_NAMES)).to_string()
+        PARAM_NAMES[usize::from(n) % PARAM_NAMES.len()].to_string()
     } else {
         inp.text()
     };
@@ -613,6 +613,9 @@ pub fn sim_requests(data: &[u8]) {
                             SIM_ORDERS_ACCEPTED.fetch_add(1, Ordering::Relaxed);
                         }
                         let answer = resp.bytes().await;
+                        if std::env::var_os("FUZZ_DEBUG").is_some() {
+                            eprintln!("{method} {tail} {body} -> {status} {:?}", answer.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()));
+                        }
                         assert!(
                             answer.is_ok(),
                             "the exchange dropped the answer to {method} {tail} (body {body:?}, HTTP {status})"
