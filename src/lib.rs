@@ -15,6 +15,9 @@ pub mod domain;
 pub mod engine;
 pub mod exchange;
 pub mod failpoint;
+/// Entry points of the fuzz targets (`fuzz/`) and of the corpus test; not part of the product.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod logging;
 pub mod portfolio;

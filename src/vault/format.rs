@@ -39,12 +39,17 @@ pub const HEADER_LEN: usize = 88;
 /// The domain-separation label of the key-check value (HMAC-SHA256 keyed by the derived key).
 pub const KEY_CHECK_LABEL: &[u8] = b"crbot vault v1 key check";
 
-/// Bounds a file's KDF parameters must fall in; outside them the header is damaged (and a
-/// hostile file cannot make us allocate terabytes or spin for hours).
+/// Bounds a file's KDF parameters must fall in; outside them the header is damaged. The file
+/// chooses its costs and anyone can recompute the checksum, so these bounds are all that stands
+/// between a hostile file and the memory and time `open` spends before checking the
+/// passphrase: at most 256 MiB, and at most 16 times the default work (memory × passes), a
+/// few seconds — room to raise the defaults, not to exhaust the machine.
 pub const MIN_M_KIB: u32 = 8;
-pub const MAX_M_KIB: u32 = 4 * 1024 * 1024;
+pub const MAX_M_KIB: u32 = 256 * 1024;
 pub const MAX_T: u32 = 64;
 pub const MAX_P: u32 = 16;
+/// Upper bound of m (KiB) × t: 16 × the default 64 MiB × 3 passes.
+pub const MAX_WORK_KIB: u64 = 16 * 65536 * 3;
 /// Plaintext larger than this is not a vault we wrote (three modes of keys fit in a few KiB).
 pub const MAX_CIPHERTEXT_LEN: u32 = 1024 * 1024;
 
@@ -73,6 +78,7 @@ impl KdfParams {
             && (1..=MAX_T).contains(&self.t)
             && (MIN_M_KIB..=MAX_M_KIB).contains(&self.m_kib)
             && self.m_kib >= 8 * self.p
+            && u64::from(self.m_kib) * u64::from(self.t) <= MAX_WORK_KIB
     }
 }
 
@@ -418,6 +424,41 @@ mod tests {
             matches!(&err, FormatError::Damaged(r) if r.contains("out of range")),
             "{err:?}"
         );
+    }
+
+    /// A hostile file can set the KDF costs (the checksum needs no secret), so the accepted
+    /// costs must bound what opening it does: the former limits let a 140-byte file demand
+    /// 4 GiB of memory and 64 passes (minutes of work) before the passphrase was checked.
+    #[test]
+    fn kdf_costs_that_would_take_gigabytes_or_minutes_are_damage_before_any_derivation() {
+        let file = sample();
+        let hostile = [
+            (4 * 1024 * 1024, 64, 1),
+            (4 * 1024 * 1024, 1, 1),
+            (1024 * 1024, 3, 1),
+            (65536, 64, 1),
+        ];
+        for (m_kib, t, p) in hostile {
+            let mut bad = file.clone();
+            bad[12..16].copy_from_slice(&u32::to_be_bytes(m_kib));
+            bad[16..20].copy_from_slice(&u32::to_be_bytes(t));
+            bad[20..24].copy_from_slice(&u32::to_be_bytes(p));
+            let n = bad.len() - CHECKSUM_LEN;
+            let sum = Sha256::digest(&bad[..n]);
+            bad[n..].copy_from_slice(&sum);
+            let err = parse_header(&bad).unwrap_err();
+            assert!(
+                matches!(&err, FormatError::Damaged(r) if r.contains("out of range")),
+                "m={m_kib} t={t}: {err:?}"
+            );
+        }
+        assert!(KdfParams::DEFAULT.in_range(), "the defaults stay readable");
+        let raised = KdfParams {
+            m_kib: 256 * 1024,
+            t: 12,
+            p: 4,
+        };
+        assert!(raised.in_range(), "room to raise the defaults later");
     }
 
     #[test]

@@ -318,7 +318,8 @@ impl RateGovernor {
 
     /// A 429: hold everything but cancels for `retry_after`.
     pub fn on_429(&mut self, retry_after: Duration, now_ms: i64) {
-        let until = now_ms + i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX / 4);
+        // Retry-After comes from the server: an absurd value holds "forever", never overflows.
+        let until = now_ms.saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
         self.hold_until_ms = Some(self.hold_until_ms.map_or(until, |h| h.max(until)));
     }
 
@@ -582,5 +583,22 @@ mod tests {
         ));
         assert!(!g.on_answer());
         assert_eq!(g.banned_until(), Some(NOW + 60_000));
+    }
+
+    #[test]
+    fn absurd_retry_after_on_a_418_saturates_instead_of_overflowing() {
+        let now = 1_770_000_000_000;
+        assert_eq!(ban_until_ms(now, Some(9_223_372_036_854_775), "banned"), i64::MAX);
+        assert_eq!(ban_until_ms(now, Some(u64::MAX), "banned"), i64::MAX);
+        assert_eq!(ban_until_ms(i64::MAX, None, "banned"), i64::MAX);
+    }
+
+    #[test]
+    fn absurd_retry_after_on_a_429_saturates_instead_of_overflowing() {
+        let now = 1_770_000_000_000;
+        let mut g = gov();
+        g.on_429(Duration::from_secs(9_223_372_036_854_775), now);
+        assert_eq!(g.usage(now).hold_until_ms, Some(i64::MAX));
+        assert_eq!(g.admit(RequestClass::Cancel, 1, now), Admission::Go);
     }
 }

@@ -330,24 +330,7 @@ impl BinanceRest {
         })?;
         let status = resp.status().as_u16();
         let now = local_now_ms();
-        if status != 418 && self.governor().on_answer() {
-            // A ban read from disk, but the exchange answers: it is not banning us.
-            self.bans.save_for(&origin(&self.endpoints), 0);
-            tracing::info!("the stored IP ban does not hold: the exchange answers; lifted");
-        }
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        {
-            let mut g = self.governor();
-            for (name, value) in resp.headers() {
-                if let Ok(v) = value.to_str() {
-                    g.observe_header(name.as_str(), v, now);
-                }
-            }
-        }
+        let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| classify_transport(&e))?.to_vec();
         tracing::debug!(
             method = %req.method,
@@ -356,6 +339,38 @@ impl BinanceRest {
             latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "binance request"
         );
+        self.read_answer(req.path, status, &headers, body, now)
+    }
+
+    /// Reads one HTTP answer: its rate-limit headers correct the governor, a 2xx gives the
+    /// body, anything else becomes its `ClientError` (a 429 or 418 also arms the client-side
+    /// hold). Apart from the transport so that the fuzz targets can feed it arbitrary statuses,
+    /// headers and bodies through the same code the client runs.
+    pub(crate) fn read_answer(
+        &self,
+        path: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: Vec<u8>,
+        now: i64,
+    ) -> Result<Vec<u8>, ClientError> {
+        if status != 418 && self.governor().on_answer() {
+            // A ban read from disk, but the exchange answers: it is not banning us.
+            self.bans.save_for(&origin(&self.endpoints), 0);
+            tracing::info!("the stored IP ban does not hold: the exchange answers; lifted");
+        }
+        let retry_after = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        {
+            let mut g = self.governor();
+            for (name, value) in headers {
+                if let Ok(v) = value.to_str() {
+                    g.observe_header(name.as_str(), v, now);
+                }
+            }
+        }
         if (200..300).contains(&status) {
             return Ok(body);
         }
@@ -368,24 +383,20 @@ impl BinanceRest {
             429 => {
                 let wait = Duration::from_secs(retry_after.unwrap_or(1));
                 self.governor().on_429(wait, now);
-                tracing::warn!(path = req.path, ?wait, "HTTP 429: only cancels until Retry-After");
+                tracing::warn!(path, ?wait, "HTTP 429: only cancels until Retry-After");
                 Err(ClientError::RateLimited { retry_after: wait })
             }
             418 => {
                 if let Some(offset_ms) = clock_offset_of_418(now, retry_after, &msg) {
                     // The ban's end in the exchange's clock and its Retry-After put that clock
                     // too far from ours: the clocks are the problem to report.
-                    tracing::error!(path = req.path, offset_ms, "HTTP 418 from a clock far from ours");
+                    tracing::error!(path, offset_ms, "HTTP 418 from a clock far from ours");
                     return Err(ClientError::ClockOffset { offset_ms });
                 }
                 let until = ban_until_ms(now, retry_after, &msg);
                 self.governor().on_ban(until);
                 self.bans.save_for(&origin(&self.endpoints), until);
-                tracing::error!(
-                    path = req.path,
-                    until_ms = until,
-                    "HTTP 418: IP banned, all traffic stopped"
-                );
+                tracing::error!(path, until_ms = until, "HTTP 418: IP banned, all traffic stopped");
                 Err(ClientError::Banned { until_ms: until })
             }
             500..=599 => Err(ClientError::Server5xx { status, msg }),
