@@ -604,6 +604,7 @@ mod tests {
             faults: None,
             prices: None,
             commission: commission.into(),
+            bnb_fees: false,
         }
     }
 

@@ -2062,7 +2062,7 @@ mod tests {
         let mut e = engine();
         e.bnb_fees = true;
         e.force_price("BNBUSDT", Decimal::from(600), T0).unwrap();
-        e.adjust_balance("BNB", Decimal::from(2), T0);
+        e.adjust_balance("BNB", Decimal::from(2), T0).unwrap();
         e.user_events.clear();
         let mid = bnb_mid(&e);
         let usdt_before = e.balance("USDT").free;
@@ -2107,7 +2107,7 @@ mod tests {
         let placed = e.place(&buy, T0, false).unwrap();
         assert!(placed.fills.iter().all(|f| f.commission_asset == "BTC"));
         // A little BNB, less than the fee of a large sell: that sell pays in USDT, BNB untouched.
-        e.adjust_balance("BNB", Decimal::new(1, 8), T0);
+        e.adjust_balance("BNB", Decimal::new(1, 8), T0).unwrap();
         let sell = market_order(&e, "BTCUSDT", "SELL", "0.5");
         let sold = e.place(&sell, T0 + 1, false).unwrap();
         assert!(sold.fills.iter().all(|f| f.commission_asset == "USDT"));
@@ -2117,7 +2117,7 @@ mod tests {
     #[test]
     fn bnb_fees_off_keep_the_received_asset_rule_even_with_bnb_held() {
         let mut e = engine();
-        e.adjust_balance("BNB", Decimal::from(2), T0);
+        e.adjust_balance("BNB", Decimal::from(2), T0).unwrap();
         let buy = market_order(&e, "BTCUSDT", "BUY", "0.1");
         let placed = e.place(&buy, T0, false).unwrap();
         assert!(placed.fills.iter().all(|f| f.commission_asset == "BTC"));
