@@ -25,7 +25,7 @@ mod engine_support;
 #[path = "books_support/model.rs"]
 mod model;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ use crbot::domain::{ClientOrderId, Mode, OrderPurpose, Price, Qty, Quote, Side, 
 use crbot::engine::core::{Core, FollowUp};
 use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::error::OrderOutcome;
-use crbot::exchange::binance::reconcile::{Resolution, ResyncReport, ResyncRequest, resync};
+use crbot::exchange::binance::reconcile::{Resolution, ResyncReport, resync};
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, RateLimits, SimConfig};
@@ -439,28 +439,11 @@ impl Run {
     /// crbot's REST reconciliation for `symbols` (open orders, account, its unfinished orders,
     /// `myTrades` since its last trade id), applied as the console applies it.
     async fn sync(&mut self, symbols: &[&str]) {
-        let core = self.core.as_ref().unwrap();
-        let mut set: BTreeSet<Symbol> = symbols.iter().map(|s| sym(s)).collect();
-        let unfinished: Vec<(Symbol, String)> = core
-            .state
-            .orders
-            .values()
-            .filter(|o| o.state.is_open() && o.purpose != OrderPurpose::External)
-            .filter(|o| set.contains(&o.symbol))
-            .map(|o| (o.symbol.clone(), o.client_order_id.to_string()))
-            .collect();
-        set.extend(unfinished.iter().map(|(s, _)| s.clone()));
-        let mut last_trade_ids = HashMap::new();
-        for s in &set {
-            if let Some(id) = core.journal.last_trade_id(s).unwrap() {
-                last_trade_ids.insert(s.clone(), id);
-            }
-        }
-        let req = ResyncRequest {
-            symbols: set.into_iter().collect(),
-            unfinished,
-            last_trade_ids,
-        };
+        let req = self
+            .core
+            .as_ref()
+            .unwrap()
+            .resync_request(symbols.iter().map(|s| sym(s)));
         let t = Instant::now();
         let report = resync(&self.ex().rest, &req).await.unwrap();
         *self.stats.time.entry("sync.resync").or_default() += t.elapsed();
@@ -1465,7 +1448,6 @@ async fn finding_a_bnb_commission_keeps_its_fill_time_value_when_crbot_restarts(
 /// reconciliation never asks for it, and crbot's fill and position are lost for good, while
 /// the order itself shows the executed quantity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: a fill missed while the stream is down is never reconciled once a later fill on the symbol is journaled"]
 async fn finding_a_missed_fill_is_reconciled_even_after_a_later_fill_on_the_symbol() {
     let mut run = Run::new(11).await;
     let eth = "ETHUSDT";
