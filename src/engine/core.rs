@@ -1316,6 +1316,74 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_order_whose_fills_fall_short_is_read_by_order_id_until_they_are_journaled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let restore = |dir: &std::path::Path| {
+            Core::restore(journal(dir), Mode::Sim, Limits::default(), TicketSource::Tui, 0).expect("restore")
+        };
+        let mut core = restore(dir.path());
+        let btc = Symbol::new("BTCUSDT").expect("ok");
+        let cid = ClientOrderId::new("cr-test-gap").expect("valid id");
+        let order = Order {
+            client_order_id: cid.clone(),
+            order_id: None,
+            order_list_id: None,
+            symbol: btc.clone(),
+            side: Side::Sell,
+            order_type: OrderType::Limit,
+            price: Some("100".parse().expect("ok")),
+            stop_price: None,
+            qty: "2".parse().expect("ok"),
+            executed_qty: Qty::ZERO,
+            cumulative_quote_qty: Notional::ZERO,
+            state: LocalOrderState::Sending,
+            purpose: OrderPurpose::Exit,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        core.record_own_order(order, 0).expect("journaled");
+        // A cancel's answer: half of it filled while nothing listened; no fill is known.
+        let one: Qty = "1".parse().expect("ok");
+        core.apply_status(
+            &cid,
+            OrderStatus::Canceled,
+            Some(7),
+            None,
+            one,
+            "100".parse().expect("ok"),
+            None,
+            1,
+        );
+        let req = core.resync_request([btc.clone()]);
+        assert!(req.unfinished.is_empty());
+        assert_eq!(req.fill_gaps, vec![(btc.clone(), 7)]);
+        assert_eq!(
+            restore(dir.path()).fill_gaps(&btc),
+            vec![7],
+            "after a restart too"
+        );
+        let fill = Fill {
+            symbol: btc.clone(),
+            trade_id: 3,
+            order_id: 7,
+            client_order_id: None,
+            side: Side::Sell,
+            price: "100".parse().expect("ok"),
+            qty: one,
+            commission: Qty::ZERO,
+            commission_asset: crate::domain::Asset::usdt(),
+            time_ms: 1,
+            is_maker: true,
+        };
+        assert!(core.on_fill(&fill, 2));
+        assert!(core.fill_gaps(&btc).is_empty());
+        assert!(
+            restore(dir.path()).fill_gaps(&btc).is_empty(),
+            "after a restart too"
+        );
+    }
+
+    #[test]
     fn tighter_of_picks_the_stricter_side_of_every_field() {
         let a = Limits {
             max_drawdown_pct: Decimal::new(5, 0),
