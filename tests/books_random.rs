@@ -472,8 +472,9 @@ impl Run {
         self.start_crbot().await;
     }
 
-    /// crbot's REST reconciliation for `symbols` (open orders, account, its unfinished orders,
-    /// `myTrades` since its last trade id), applied as the console applies it.
+    /// crbot's REST reconciliation for `symbols` as the console builds and applies it (open
+    /// orders, account, its unfinished orders, `myTrades` since its last trade id and by order
+    /// id for its orders whose fills fall short of their executed quantity).
     async fn sync(&mut self, symbols: &[&str]) {
         let req = self
             .core
