@@ -17,15 +17,15 @@
 //! start; a failure names it), `BOOKS_DEBUG=1` prints every order and refusal.
 //!
 //! Where crbot's figures follow a convention not built on this branch yet, the comparison is
-//! one named switch or hook below (`FLOWS_KEPT_OUT_OF_PNL`, `FEE_VALUE_KEPT_FROM_FILL_TIME`,
-//! `crbot_fees_by_asset`); everything else is compared to the last decimal.
+//! one named switch or hook below (`FLOWS_KEPT_OUT_OF_PNL`, `FEE_VALUE_KEPT_FROM_FILL_TIME`
+//! with `crbot_fees`); everything else is compared to the last decimal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod engine_support;
 #[path = "books_support/model.rs"]
 mod model;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ use crbot::domain::{ClientOrderId, Mode, OrderPurpose, Price, Qty, Quote, Side, 
 use crbot::engine::core::{Core, FollowUp};
 use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::error::OrderOutcome;
-use crbot::exchange::binance::reconcile::{Resolution, ResyncReport, ResyncRequest, resync};
+use crbot::exchange::binance::reconcile::{Resolution, ResyncReport, resync};
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, RateLimits, SimConfig};
@@ -56,18 +56,39 @@ use serde_json::{Value, json};
 const FLOWS_KEPT_OUT_OF_PNL: bool = false;
 
 /// A third-asset (BNB) commission is valued at the BNBUSDT mid of its fill time, and keeps
-/// that value across a restart of crbot. On: every BNB commission is expected so. Off: what
-/// crbot does today (see `finding_*` below), compared as exactly: a commission is valued at
+/// that value across a restart of crbot. On (crbot journals the value with the fill): every
+/// BNB commission is expected so, and crbot's fee report (paid per asset, USDT value, nothing
+/// unpriced) is compared with the model's. Off: the convention before fee values were
+/// journaled, compared as exactly: a commission is valued at
 /// the BNBUSDT quote crbot holds when it books the fill (later than the fill when the fill
 /// comes from a reconciliation), and fills replayed from the journal at a restart carry it
 /// *unpriced* (left out of cost and P&L, listed as unpriced).
-const FEE_VALUE_KEPT_FROM_FILL_TIME: bool = false;
+const FEE_VALUE_KEPT_FROM_FILL_TIME: bool = true;
 
-/// crbot's fees per asset with their quote value at fill time: `asset → (amount, value)`.
-/// `None` while crbot has no such report; return it here once it does and the comparison
-/// with the model's `fees_by_asset` runs at every checkpoint.
-fn crbot_fees_by_asset(_core: &Core) -> Option<BTreeMap<String, (Decimal, Decimal)>> {
-    None
+/// crbot's fee report over every fill it booked (`Positions::fees_total`): the amount paid
+/// per commission asset, the fill-time quote value of them all in USDT (every symbol of the
+/// run quotes USDT, and crbot sums values per quote asset), and what stayed unpriced.
+struct CrbotFees {
+    paid: BTreeMap<String, Decimal>,
+    value_usdt: Decimal,
+    unpriced: BTreeMap<String, Decimal>,
+}
+
+fn crbot_fees(core: &Core) -> CrbotFees {
+    let tally = core.state.positions.fees_total().unwrap();
+    let by_name = |m: &BTreeMap<crbot::domain::Asset, Decimal>| -> BTreeMap<String, Decimal> {
+        m.iter().map(|(a, v)| (a.to_string(), *v)).collect()
+    };
+    assert!(
+        tally.value.keys().all(|q| q.as_str() == "USDT"),
+        "fee values outside USDT: {:?}",
+        tally.value
+    );
+    CrbotFees {
+        paid: by_name(&tally.paid),
+        value_usdt: tally.value.values().copied().sum(),
+        unpriced: by_name(&tally.unpriced),
+    }
 }
 
 /// Hands crbot a capital flow the way its runtime learns one (`balanceUpdate`). crbot has no
@@ -360,8 +381,23 @@ impl Run {
         self.feed_quotes();
     }
 
+    /// Feeds crbot the quotes stamped with its (day) clock, which its risk gate reads them by.
     fn feed_quotes(&mut self) {
-        let now = self.clock;
+        self.feed_quotes_at(self.clock);
+    }
+
+    /// Books fills with the quotes stamped on the exchange's clock, as the console stamps a
+    /// quote when it arrives: crbot prices a third-asset commission only with a quote of the
+    /// fill's time, and the fills carry the exchange's time, not the run's day clock. The
+    /// quotes are stamped back on the day clock afterwards for the risk gate.
+    fn book_on_exchange_time<T>(&mut self, book: impl FnOnce(&mut Self) -> T) -> T {
+        self.feed_quotes_at(wall_ms());
+        let out = book(self);
+        self.feed_quotes();
+        out
+    }
+
+    fn feed_quotes_at(&mut self, now: i64) {
         let quotes: Vec<(Symbol, Quote)> = self
             .book
             .iter()
@@ -436,36 +472,20 @@ impl Run {
         self.start_crbot().await;
     }
 
-    /// crbot's REST reconciliation for `symbols` (open orders, account, its unfinished orders,
-    /// `myTrades` since its last trade id), applied as the console applies it.
+    /// crbot's REST reconciliation for `symbols` as the console builds and applies it (open
+    /// orders, account, its unfinished orders, `myTrades` since its last trade id and by order
+    /// id for its orders whose fills fall short of their executed quantity).
     async fn sync(&mut self, symbols: &[&str]) {
-        let core = self.core.as_ref().unwrap();
-        let mut set: BTreeSet<Symbol> = symbols.iter().map(|s| sym(s)).collect();
-        let unfinished: Vec<(Symbol, String)> = core
-            .state
-            .orders
-            .values()
-            .filter(|o| o.state.is_open() && o.purpose != OrderPurpose::External)
-            .filter(|o| set.contains(&o.symbol))
-            .map(|o| (o.symbol.clone(), o.client_order_id.to_string()))
-            .collect();
-        set.extend(unfinished.iter().map(|(s, _)| s.clone()));
-        let mut last_trade_ids = HashMap::new();
-        for s in &set {
-            if let Some(id) = core.journal.last_trade_id(s).unwrap() {
-                last_trade_ids.insert(s.clone(), id);
-            }
-        }
-        let req = ResyncRequest {
-            symbols: set.into_iter().collect(),
-            unfinished,
-            last_trade_ids,
-        };
+        let req = self
+            .core
+            .as_ref()
+            .unwrap()
+            .resync_request(symbols.iter().map(|s| sym(s)));
         let t = Instant::now();
         let report = resync(&self.ex().rest, &req).await.unwrap();
         *self.stats.time.entry("sync.resync").or_default() += t.elapsed();
         let t = Instant::now();
-        self.apply_resync(report);
+        self.book_on_exchange_time(|run| run.apply_resync(report));
         *self.stats.time.entry("sync.apply").or_default() += t.elapsed();
     }
 
@@ -618,14 +638,17 @@ impl Run {
                     );
                 }
                 let t = Instant::now();
-                let core = self.core();
-                let follow = core.on_exchange_order(&placed.order, now);
-                let mut booked = Vec::new();
-                for f in &placed.fills {
-                    if core.on_fill(f, now) {
-                        booked.push(f.clone());
+                let (follow, booked) = self.book_on_exchange_time(|run| {
+                    let core = run.core();
+                    let follow = core.on_exchange_order(&placed.order, now);
+                    let mut booked = Vec::new();
+                    for f in &placed.fills {
+                        if core.on_fill(f, now) {
+                            booked.push(f.clone());
+                        }
                     }
-                }
+                    (follow, booked)
+                });
                 self.note_booked(&booked);
                 // Protective OCOs are not placed: this run is about the books, and an OCO
                 // would lock the base that the exits sell.
@@ -846,6 +869,8 @@ impl Run {
 
     /// Sets a symbol's price by the control endpoint and refreshes the quotes (fenced when
     /// it moves BNBUSDT, the price of BNB commissions).
+    /// Moves `symbol`'s price to `px`, put on the nearest tick first: the exchange refuses a
+    /// price off its PRICE_FILTER.
     async fn set_price(&mut self, symbol: &str, px: Decimal) {
         // The exchange accepts a forced price only on the symbol's tick (its PRICE_FILTER).
         let step = tick(symbol);
@@ -1091,13 +1116,22 @@ impl Run {
         let core = self.core.as_ref().unwrap();
         explain_differences(core, &own, &ctx);
         compare_positions(core, &expected, &self.mids(), &ctx);
-        if let Some(fees) = crbot_fees_by_asset(core) {
-            let model: BTreeMap<String, (Decimal, Decimal)> = at_fill
+        if FEE_VALUE_KEPT_FROM_FILL_TIME {
+            let fees = crbot_fees(core);
+            let paid: BTreeMap<String, Decimal> = at_fill
                 .fees_by_asset
                 .iter()
-                .map(|(a, f)| (a.clone(), (f.amount, f.quote_value)))
+                .filter(|(_, f)| !f.amount.is_zero())
+                .map(|(a, f)| (a.clone(), f.amount))
                 .collect();
-            assert_eq!(fees, model, "{ctx}: fees per asset");
+            let value: Decimal = at_fill.fees_by_asset.values().map(|f| f.quote_value).sum();
+            assert_eq!(fees.paid, paid, "{ctx}: fees paid per asset");
+            assert_eq!(fees.value_usdt, value, "{ctx}: fees' USDT value at fill time");
+            assert!(
+                fees.unpriced.is_empty(),
+                "{ctx}: unpriced fees {:?}",
+                fees.unpriced
+            );
         }
         // Balances, external holdings and equity.
         let balances = self.raw_balances().await;
@@ -1410,13 +1444,11 @@ async fn randomized_books_recomputed_from_the_exchange_records_match_crbot_to_th
     );
 }
 
-/// FINDING (crbot today): a BNB commission is priced with the BNBUSDT quote crbot holds when
-/// it books the fill, and nothing of that value is journaled. A restart replays the fill
-/// before any quote has arrived, so the commission becomes "unpriced": the position's cost
-/// and P&L lose it (and had a quote been there, it would be today's price, not the fill's).
-/// Fails until the fill-time fee value is journaled with the fill.
+/// Former finding: a BNB commission was priced with the BNBUSDT quote crbot held when it
+/// booked the fill, and nothing of that value was journaled, so a restart replayed the fill
+/// with the commission unpriced (cost and P&L lost it). The fill-time value is now journaled
+/// with the fill and replayed as is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: a BNB commission loses its fill-time value when crbot restarts (fixed by fee values at fill time)"]
 async fn finding_a_bnb_commission_keeps_its_fill_time_value_when_crbot_restarts() {
     let mut run = Run::new(7).await;
     run.next_regime().await;
@@ -1461,14 +1493,13 @@ async fn finding_a_bnb_commission_keeps_its_fill_time_value_when_crbot_restarts(
     );
 }
 
-/// FINDING (crbot today): the reconciliation reads `myTrades` from the highest trade id in the
+/// Former finding: the reconciliation read `myTrades` only from the highest trade id in the
 /// journal, but fills are not learned in trade-id order. A resting order that fills while the
 /// user stream is down (here: crbot is simply not told), followed by an order whose answer
-/// brings a later fill on the same symbol, moves that cursor past the missed fill: the next
-/// reconciliation never asks for it, and crbot's fill and position are lost for good, while
-/// the order itself shows the executed quantity.
+/// brings a later fill on the same symbol, moved that cursor past the missed fill, and the
+/// fill and position were lost for good. Orders whose executed quantity their journaled
+/// fills do not cover are now read by order id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: a fill missed while the stream is down is never reconciled once a later fill on the symbol is journaled"]
 async fn finding_a_missed_fill_is_reconciled_even_after_a_later_fill_on_the_symbol() {
     let mut run = Run::new(11).await;
     let eth = "ETHUSDT";

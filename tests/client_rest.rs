@@ -647,6 +647,7 @@ async fn startup_resync_reports_open_orders_unfinished_orders_and_fills_since_th
             symbols: vec![btc()],
             unfinished: vec![(btc(), "it-sync-open".into()), (btc(), "it-sync-never".into())],
             last_trade_ids: HashMap::from([(btc(), last_known)]),
+            ..Default::default()
         },
     )
     .await?;

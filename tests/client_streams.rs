@@ -339,6 +339,7 @@ async fn user_stream_survives_a_drop_and_resync_loses_no_fill() -> TestResult {
             symbols: vec![sym("BTCUSDT")],
             unfinished: vec![],
             last_trade_ids: dedup.last_trade_ids(),
+            ..Default::default()
         },
     )
     .await?;

@@ -328,7 +328,7 @@ pub async fn fetch_quotes(
 /// Fills of `symbol` since the journal's last trade id, attributed to crbot's orders by
 /// exchange order id, journaled (deduplicated) and booked.
 pub async fn pull_fills(core: &mut Core, rest: &BinanceRest, symbol: &Symbol) -> Result<usize, ClientError> {
-    pull_fills_with(core, rest, symbol, &BTreeMap::new()).await
+    pull_fills_with(core, rest, symbol, &BTreeMap::new(), &[]).await
 }
 
 async fn pull_fills_with(
@@ -336,9 +336,29 @@ async fn pull_fills_with(
     rest: &BinanceRest,
     symbol: &Symbol,
     learned: &BTreeMap<u64, ClientOrderId>,
+    reports: &[ExchangeOrder],
 ) -> Result<usize, ClientError> {
     let from = core.journal.last_trade_id(symbol).ok().flatten().map(|id| id + 1);
-    let fills = rest.my_trades(symbol, from).await?;
+    let mut fills = rest.my_trades(symbol, from).await?;
+    // The cursor cannot reach a fill older than the journal's last trade id (one missed while
+    // nothing listened, before a later order's answer was journaled): an order whose executed
+    // quantity (as crbot knows it, or as the exchange just reported it) its fills do not
+    // cover is read by order id. Journaling is idempotent on the trade id.
+    let mut gaps = core.fill_gaps(symbol);
+    for r in reports.iter().filter(|r| &r.symbol == symbol) {
+        let known = fills
+            .iter()
+            .filter(|f| f.order_id == r.order_id)
+            .fold(core.journaled_qty(symbol, r.order_id), |acc, f| {
+                acc.checked_add(f.qty).unwrap_or(acc)
+            });
+        if known < r.executed_qty && !gaps.contains(&r.order_id) {
+            gaps.push(r.order_id);
+        }
+    }
+    for order_id in gaps {
+        fills.extend(reconcile::fills_of_order(rest, symbol, order_id).await?);
+    }
     let by_order: BTreeMap<u64, ClientOrderId> = core
         .state
         .orders
@@ -428,7 +448,7 @@ async fn reconcile_orders(
     symbols.extend(reports.iter().map(|r| r.symbol.clone()));
     let mut fills_complete = true;
     for s in &symbols {
-        if let Err(e) = pull_fills_with(core, rest, s, &learned).await {
+        if let Err(e) = pull_fills_with(core, rest, s, &learned, &reports).await {
             notes.push(format!("{s}: trades not fetched ({e})"));
             fills_complete = false;
         }

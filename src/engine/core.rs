@@ -8,6 +8,8 @@
 //! Must not: do network I/O (callers send what [`Core::decide`] returns and report the
 //! outcome back), or read a clock (every method takes `now_ms`).
 
+use std::collections::{BTreeSet, HashMap};
+
 use rust_decimal::Decimal;
 
 use crate::domain::{
@@ -16,7 +18,7 @@ use crate::domain::{
 };
 use crate::engine::snapshot::{LogKind, LogLevel, RuleLine};
 use crate::engine::state::{EngineState, Protection};
-use crate::exchange::binance::reconcile::{EntryFills, OcoPlan, protective_oco};
+use crate::exchange::binance::reconcile::{EntryFills, OcoPlan, ResyncRequest, protective_oco};
 use crate::exchange::binance::rest::OcoRequest;
 use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{
@@ -76,6 +78,9 @@ pub struct Core {
     pub source: TicketSource,
     /// Journaled own fills with their commission price at fill time, waiting for rules.
     pending_fills: Vec<(Fill, Option<Price>)>,
+    /// Quantity journaled per exchange order, keyed by `(symbol, order id)`: compared with an
+    /// order's executed quantity to find fills crbot has not seen ([`Core::resync_request`]).
+    journaled_qty: HashMap<(Symbol, u64), Qty>,
     /// How often the console backs the journal up by itself (`ENV`'s schedule); `None`: on
     /// command only.
     pub backup_every_ms: Option<i64>,
@@ -187,12 +192,17 @@ impl Core {
                 f.client_order_id = by_order_id.get(&(f.symbol.clone(), f.order_id)).cloned();
             }
         }
+        let mut journaled_qty = HashMap::new();
+        for (f, _) in &fills {
+            add_journaled(&mut journaled_qty, f);
+        }
         let mut core = Core {
             backup_every_ms: None,
             state,
             journal,
             source,
             pending_fills: Vec::new(),
+            journaled_qty,
         };
         core.restore_limits(now_ms)?;
         core.restore_protection()?;
@@ -332,6 +342,68 @@ impl Core {
             self.journal.set_meta(META_HWM, &t)?;
         }
         Ok(())
+    }
+
+    /// What a REST reconciliation of `symbols` must read: open orders and trades on them,
+    /// crbot's unfinished orders there (their symbols are read too), the journal's last trade
+    /// id per symbol, and crbot's orders whose executed quantity exceeds their journaled fills
+    /// (a fill missed while the stream was down, which the trade-id cursor can no longer
+    /// reach once a later fill on the symbol is journaled).
+    pub fn resync_request(&self, symbols: impl IntoIterator<Item = Symbol>) -> ResyncRequest {
+        let mut set: BTreeSet<Symbol> = symbols.into_iter().collect();
+        let own_on = |o: &&Order| o.purpose != OrderPurpose::External && set.contains(&o.symbol);
+        let unfinished: Vec<(Symbol, String)> = self
+            .state
+            .orders
+            .values()
+            .filter(own_on)
+            .filter(|o| o.state.is_open())
+            .map(|o| (o.symbol.clone(), o.client_order_id.to_string()))
+            .collect();
+        let journaled = |o: &Order| o.order_id.map(|id| self.journaled_qty(&o.symbol, id));
+        let mut journaled_qty = HashMap::new();
+        let mut fill_gaps = Vec::new();
+        for o in self.state.orders.values().filter(own_on) {
+            let (Some(id), Some(have)) = (o.order_id, journaled(o)) else {
+                continue;
+            };
+            if o.state.is_open() {
+                journaled_qty.insert((o.symbol.clone(), id), have);
+            }
+            if have < o.executed_qty {
+                fill_gaps.push((o.symbol.clone(), id));
+            }
+        }
+        set.extend(unfinished.iter().map(|(s, _)| s.clone()));
+        let last_trade_ids = set
+            .iter()
+            .filter_map(|s| Some((s.clone(), self.journal.last_trade_id(s).ok().flatten()?)))
+            .collect();
+        ResyncRequest {
+            symbols: set.into_iter().collect(),
+            unfinished,
+            last_trade_ids,
+            journaled_qty,
+            fill_gaps,
+        }
+    }
+
+    /// The quantity journaled for one exchange order.
+    pub fn journaled_qty(&self, symbol: &Symbol, order_id: u64) -> Qty {
+        self.journaled_qty
+            .get(&(symbol.clone(), order_id))
+            .copied()
+            .unwrap_or(Qty::ZERO)
+    }
+
+    /// crbot's orders on `symbol` that executed more than their journaled fills:
+    /// their exchange order ids, to read their fills by order id.
+    pub fn fill_gaps(&self, symbol: &Symbol) -> Vec<u64> {
+        self.resync_request([symbol.clone()])
+            .fill_gaps
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect()
     }
 
     /// Books journaled own fills whose symbol rules are now known.
@@ -937,7 +1009,7 @@ impl Core {
         let fee_price = self.state.fee_price_at(fill);
         match self.journal.insert_fill_priced(fill, fee_price) {
             Ok(false) => return false,
-            Ok(true) => {}
+            Ok(true) => add_journaled(&mut self.journaled_qty, fill),
             Err(e) => {
                 // Not recorded: do not book it either, so a resync books it once the journal
                 // can take it again.
@@ -1246,6 +1318,14 @@ fn parse_day_start(text: &str) -> Option<DayStart> {
     })
 }
 
+/// Adds a journaled fill's quantity to its order's total.
+fn add_journaled(totals: &mut HashMap<(Symbol, u64), Qty>, fill: &Fill) {
+    let total = totals
+        .entry((fill.symbol.clone(), fill.order_id))
+        .or_insert(Qty::ZERO);
+    *total = total.checked_add(fill.qty).unwrap_or(*total);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1366,6 +1446,74 @@ mod tests {
             assert_eq!(o.executed_qty, one);
             assert_eq!(o.cumulative_quote_qty, quote);
         }
+    }
+
+    #[test]
+    fn a_finished_order_whose_fills_fall_short_is_read_by_order_id_until_they_are_journaled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let restore = |dir: &std::path::Path| {
+            Core::restore(journal(dir), Mode::Sim, Limits::default(), TicketSource::Tui, 0).expect("restore")
+        };
+        let mut core = restore(dir.path());
+        let btc = Symbol::new("BTCUSDT").expect("ok");
+        let cid = ClientOrderId::new("cr-test-gap").expect("valid id");
+        let order = Order {
+            client_order_id: cid.clone(),
+            order_id: None,
+            order_list_id: None,
+            symbol: btc.clone(),
+            side: Side::Sell,
+            order_type: OrderType::Limit,
+            price: Some("100".parse().expect("ok")),
+            stop_price: None,
+            qty: "2".parse().expect("ok"),
+            executed_qty: Qty::ZERO,
+            cumulative_quote_qty: Notional::ZERO,
+            state: LocalOrderState::Sending,
+            purpose: OrderPurpose::Exit,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        core.record_own_order(order, 0).expect("journaled");
+        // A cancel's answer: half of it filled while nothing listened; no fill is known.
+        let one: Qty = "1".parse().expect("ok");
+        core.apply_status(
+            &cid,
+            OrderStatus::Canceled,
+            Some(7),
+            None,
+            one,
+            "100".parse().expect("ok"),
+            None,
+            1,
+        );
+        let req = core.resync_request([btc.clone()]);
+        assert!(req.unfinished.is_empty());
+        assert_eq!(req.fill_gaps, vec![(btc.clone(), 7)]);
+        assert_eq!(
+            restore(dir.path()).fill_gaps(&btc),
+            vec![7],
+            "after a restart too"
+        );
+        let fill = Fill {
+            symbol: btc.clone(),
+            trade_id: 3,
+            order_id: 7,
+            client_order_id: None,
+            side: Side::Sell,
+            price: "100".parse().expect("ok"),
+            qty: one,
+            commission: Qty::ZERO,
+            commission_asset: crate::domain::Asset::usdt(),
+            time_ms: 1,
+            is_maker: true,
+        };
+        assert!(core.on_fill(&fill, 2));
+        assert!(core.fill_gaps(&btc).is_empty());
+        assert!(
+            restore(dir.path()).fill_gaps(&btc).is_empty(),
+            "after a restart too"
+        );
     }
 
     #[test]

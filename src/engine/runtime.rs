@@ -7,7 +7,7 @@
 //! channel, so a slow exchange never blocks the loop, and the loop never blocks the screen.
 //! Must not: draw, read keys, or send an order that did not pass [`Core::decide`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,9 +27,7 @@ use crate::engine::ticket::parse_draft;
 use crate::exchange::binance::error::OrderOutcome;
 use crate::exchange::binance::events::{MarketEvent, StreamStatus, UserEvent};
 use crate::exchange::binance::market::{MarketStreamConfig, MarketStreamHandle, spawn_market_stream};
-use crate::exchange::binance::reconcile::{
-    Resolution, ResolveConfig, ResyncReport, ResyncRequest, resolve_unknown, resync,
-};
+use crate::exchange::binance::reconcile::{Resolution, ResolveConfig, ResyncReport, resolve_unknown, resync};
 use crate::exchange::binance::rest::{BinanceRest, OcoRequest};
 use crate::exchange::binance::user::{UserStreamConfig, spawn_user_stream};
 use crate::exchange::binance::wire::{
@@ -348,25 +346,7 @@ impl Runtime {
         self.resync_running = true;
         let mut symbols: BTreeSet<Symbol> = self.core.state.watchlist.iter().cloned().collect();
         symbols.extend(self.core.state.orders.values().map(|o| o.symbol.clone()));
-        let unfinished: Vec<(Symbol, String)> = self
-            .core
-            .state
-            .orders
-            .values()
-            .filter(|o| o.state.is_open() && o.purpose != OrderPurpose::External)
-            .map(|o| (o.symbol.clone(), o.client_order_id.to_string()))
-            .collect();
-        let mut last_trade_ids = HashMap::new();
-        for s in &symbols {
-            if let Ok(Some(id)) = self.core.journal.last_trade_id(s) {
-                last_trade_ids.insert(s.clone(), id);
-            }
-        }
-        let req = ResyncRequest {
-            symbols: symbols.into_iter().collect(),
-            unfinished,
-            last_trade_ids,
-        };
+        let req = self.core.resync_request(symbols);
         let rest = self.rest.clone();
         self.spawn(async move {
             Internal::Resynced(Box::new(resync(&rest, &req).await.map_err(|e| e.to_string())))

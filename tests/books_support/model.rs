@@ -96,7 +96,11 @@ pub fn assets(symbol: &str) -> (&str, &str) {
 
 /// Applies one fill. `third_px` is the quote price of a third-asset commission at fill time;
 /// without one the commission is booked as unpriced: counted, left out of cost and P&L.
-pub fn apply(p: &mut Pos, t: &Trade, third_px: Option<Decimal>) {
+/// Returns the commission booked as crbot's: its amount and quote value (zero when unpriced).
+/// A sell beyond the position sells the user's coins too, and their part of the fee is not
+/// crbot's: a quote or third-asset fee is split by the quantity, a base fee is crbot's only
+/// as far as the position still held it.
+pub fn apply(p: &mut Pos, t: &Trade, third_px: Option<Decimal>) -> (Decimal, Decimal) {
     let (base, quote) = assets(&t.symbol);
     let (q, px, c) = (t.qty, t.price, t.commission);
     let gross = q * px;
@@ -123,6 +127,7 @@ pub fn apply(p: &mut Pos, t: &Trade, third_px: Option<Decimal>) {
                 p.qty += q;
                 p.cost = p.cost + gross + v;
                 p.fees += v;
+                return (v, v);
             }
             Fee::Third(amount, px) => {
                 let v = amount * px;
@@ -130,39 +135,41 @@ pub fn apply(p: &mut Pos, t: &Trade, third_px: Option<Decimal>) {
                 p.cost = p.cost + gross + v;
                 p.fees += v;
                 p.third_asset_fee_qty += amount;
+                return (amount, v);
             }
             Fee::Unpriced(amount) => {
                 p.qty += q;
                 p.cost += gross;
                 p.third_asset_fee_qty += amount;
                 p.unpriced_fee_qty += amount;
+                return (amount, Decimal::ZERO);
             }
             Fee::Base(b) => {
                 assert!(b < q, "trade {}: base commission {b} ≥ quantity {q}", t.id);
                 p.qty += q - b;
                 p.cost += gross;
                 p.fees += b * px;
+                return (b, b * px);
             }
         }
-        return;
     }
     let held = p.qty;
     let own = q.min(held);
     let share = own / q;
     // The seller's share of a quote or third-asset commission (all of it unless the sell
     // went beyond the position); a third-asset share is priced after it is split.
-    let (fee_own, base_fee) = match fee {
-        Fee::Quote(v) => (v * share, Decimal::ZERO),
+    let (fee_own, base_fee, third_own) = match fee {
+        Fee::Quote(v) => (v * share, Decimal::ZERO, None),
         Fee::Third(amount, px) => {
             p.third_asset_fee_qty += amount * share;
-            (amount * share * px, Decimal::ZERO)
+            (amount * share * px, Decimal::ZERO, Some(amount * share))
         }
         Fee::Unpriced(amount) => {
             p.third_asset_fee_qty += amount * share;
             p.unpriced_fee_qty += amount * share;
-            (Decimal::ZERO, Decimal::ZERO)
+            (Decimal::ZERO, Decimal::ZERO, Some(amount * share))
         }
-        Fee::Base(b) => (Decimal::ZERO, b),
+        Fee::Base(b) => (Decimal::ZERO, b, None),
     };
     let base_fee_own = base_fee.min(held - own);
     let removed = own + base_fee_own;
@@ -181,6 +188,11 @@ pub fn apply(p: &mut Pos, t: &Trade, third_px: Option<Decimal>) {
         p.cost - cost_out
     };
     p.fees = p.fees + fee_own + base_fee_own * px;
+    match (third_own, base_fee.is_zero()) {
+        (Some(amount), _) => (amount, fee_own),
+        (None, false) => (base_fee_own, base_fee_own * px),
+        (None, true) => (fee_own, fee_own),
+    }
 }
 
 /// Fees of one asset: the amount paid and its quote value at fill time.
@@ -211,16 +223,9 @@ pub fn books(trades: &[Trade], third_px: impl Fn(&Trade) -> Option<Decimal>) -> 
         let (base, quote) = assets(&t.symbol);
         let third = t.commission_asset != base && t.commission_asset != quote && !t.commission.is_zero();
         let px = if third { third_px(t) } else { None };
-        apply(out.positions.entry(t.symbol.clone()).or_default(), t, px);
-        let value = if t.commission_asset == quote {
-            t.commission
-        } else if t.commission_asset == base {
-            t.commission * t.price
-        } else {
-            t.commission * px.unwrap_or_default()
-        };
+        let (amount, value) = apply(out.positions.entry(t.symbol.clone()).or_default(), t, px);
         let f = out.fees_by_asset.entry(t.commission_asset.clone()).or_default();
-        f.amount += t.commission;
+        f.amount += amount;
         f.quote_value += value;
         out.fills += 1;
         *per_order.entry((t.symbol.clone(), t.order_id)).or_default() += 1;

@@ -589,7 +589,10 @@ mod tests {
     fn absurd_retry_after_on_a_418_is_bounded_instead_of_overflowing() {
         let now = 1_770_000_000_000;
         // Binance bans last at most three days: a larger Retry-After is bounded to that.
-        assert_eq!(ban_until_ms(now, Some(9_223_372_036_854_775), "banned"), now + MAX_BAN_MS);
+        assert_eq!(
+            ban_until_ms(now, Some(9_223_372_036_854_775), "banned"),
+            now + MAX_BAN_MS
+        );
         assert_eq!(ban_until_ms(now, Some(u64::MAX), "banned"), now + MAX_BAN_MS);
         assert_eq!(ban_until_ms(i64::MAX, None, "banned"), i64::MAX);
     }

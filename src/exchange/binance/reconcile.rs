@@ -164,11 +164,25 @@ pub struct ResyncRequest {
     pub unfinished: Vec<(Symbol, String)>,
     /// Last known trade id per symbol; a symbol without one reads its recent trades.
     pub last_trade_ids: HashMap<Symbol, u64>,
+    /// Quantity already journaled per crbot order, keyed by `(symbol, exchange order id)`:
+    /// an order the exchange reports with more executed than this (and than the report's own
+    /// fills) has fills the trade-id cursor cannot reach, and they are read by order id.
+    pub journaled_qty: HashMap<(Symbol, u64), Qty>,
+    /// crbot orders whose executed quantity, as crbot last heard it, exceeds their journaled
+    /// fills, `(symbol, exchange order id)`: their fills are read by order id.
+    pub fill_gaps: Vec<(Symbol, u64)>,
 }
 
 /// Resync by REST after a user-stream (re)connect or at start-up: open orders, account, each
-/// unfinished order, and `myTrades` since the last known trade id (paged). Events missed while
+/// unfinished order, `myTrades` since the last known trade id (paged), and `myTrades` by order
+/// id for every crbot order whose executed quantity its fills do not cover. Events missed while
 /// the stream was down are not replayed by the exchange; this is how they are recovered.
+///
+/// The trade-id cursor alone is not enough: fills are not learned in trade-id order (an
+/// order's answer carries its fills at once, while an older fill of a resting order missed
+/// while the stream was down is still unknown), so the journal's highest trade id can sit past
+/// a fill crbot never saw. Reading by order id closes that gap; journaling is idempotent on
+/// the trade id, so reading a fill twice is harmless.
 pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncReport, ClientError> {
     let mut open_orders = Vec::new();
     if req.symbols.is_empty() {
@@ -214,12 +228,67 @@ pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncRep
             }
         }
     }
+    let mut gaps: Vec<(Symbol, u64)> = req.fill_gaps.clone();
+    for (_, res) in &orders {
+        if let Resolution::Found(o) = res
+            && fills_fall_short(o, req.journaled_qty.get(&(o.symbol.clone(), o.order_id)), &fills)
+            && !gaps.contains(&(o.symbol.clone(), o.order_id))
+        {
+            gaps.push((o.symbol.clone(), o.order_id));
+        }
+    }
+    for (symbol, order_id) in &gaps {
+        for f in fills_of_order(rest, symbol, *order_id).await? {
+            if !fills
+                .iter()
+                .any(|g| g.symbol == f.symbol && g.trade_id == f.trade_id)
+            {
+                fills.push(f);
+            }
+        }
+    }
     Ok(ResyncReport {
         open_orders,
         account,
         orders,
         fills,
     })
+}
+
+/// True when `order` has executed more than its journaled fills plus the fills in `fetched`
+/// account for: some of its fills are still unknown to crbot.
+fn fills_fall_short(order: &ExchangeOrder, journaled: Option<&Qty>, fetched: &[Fill]) -> bool {
+    if order.executed_qty.is_zero() {
+        return false;
+    }
+    let known = fetched
+        .iter()
+        .filter(|f| f.symbol == order.symbol && f.order_id == order.order_id)
+        .fold(journaled.copied().unwrap_or(Qty::ZERO), |acc, f| {
+            acc.checked_add(f.qty).unwrap_or(acc)
+        });
+    known < order.executed_qty
+}
+
+/// Every fill of one order, by `myTrades?orderId=` (paged by trade id), oldest first.
+pub async fn fills_of_order(
+    rest: &BinanceRest,
+    symbol: &Symbol,
+    order_id: u64,
+) -> Result<Vec<Fill>, ClientError> {
+    let mut fills: Vec<Fill> = Vec::new();
+    let mut from = None;
+    loop {
+        let page = rest.my_trades_of_order(symbol, order_id, from).await?;
+        let n = page.len();
+        let max_id = page.iter().map(|f| f.trade_id).max();
+        fills.extend(page);
+        match (n, max_id) {
+            (1000, Some(m)) => from = Some(m + 1),
+            _ => break,
+        }
+    }
+    Ok(fills)
 }
 
 /// The entry order's state, as far as the protective OCO is concerned.

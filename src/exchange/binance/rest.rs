@@ -773,6 +773,26 @@ impl BinanceRest {
         wire::parse_trades(&body)
     }
 
+    /// `GET /api/v3/myTrades?orderId=` — one order's fills, from a trade id (inclusive) when
+    /// given, up to 1000, oldest first.
+    pub async fn my_trades_of_order(
+        &self,
+        symbol: &Symbol,
+        order_id: u64,
+        from_id: Option<u64>,
+    ) -> Result<Vec<Fill>, ClientError> {
+        let mut params = vec![
+            ("symbol", symbol.to_string()),
+            ("orderId", order_id.to_string()),
+            ("limit", "1000".to_string()),
+        ];
+        if let Some(id) = from_id {
+            params.push(("fromId", id.to_string()));
+        }
+        let body = self.get(self.query("/api/v3/myTrades", params, true, 5)).await?;
+        wire::parse_trades(&body)
+    }
+
     /// `GET /sapi/v1/account/apiRestrictions` (live only; the testnet has no `/sapi`).
     pub async fn api_restrictions(&self) -> Result<ApiRestrictions, ClientError> {
         let body = self
