@@ -554,7 +554,27 @@ impl Run {
 
     /// Balances from the exchange (crbot's client, as its runtime refreshes them).
     async fn refresh_balances(&mut self) {
-        let account = self.ex().rest.account().await.unwrap();
+        // The audit runs thousands of requests on two busy cores: a read that the exchange
+        // (or crbot's own weight guard) holds back, or one that times out, is asked again a
+        // bounded number of times; the books themselves are never retried or skipped.
+        let mut attempt = 0;
+        let account = loop {
+            match self.ex().rest.account().await {
+                Ok(a) => break a,
+                Err(e) if attempt < 20 => {
+                    attempt += 1;
+                    let wait = match &e {
+                        crbot::exchange::binance::error::ClientError::RateLimited { retry_after } => {
+                            (*retry_after).max(Duration::from_millis(100))
+                        }
+                        _ => Duration::from_millis(250),
+                    };
+                    eprintln!("account read refused ({e}); again in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => panic!("account read failed 20 times: {e}"),
+            }
+        };
         self.core().state.set_balances(account.balances, true);
     }
 
