@@ -195,7 +195,7 @@ fn long_mutation_run() {
 /// belongs to another change. Once they pass, move them into `fuzz/corpus/<target>/`.
 /// `cargo test --test fuzz_corpus replay_findings -- --ignored --nocapture`
 #[test]
-#[ignore = "known failures awaiting fixes elsewhere"]
+#[ignore = "replays fuzz/findings/ (empty while every finding is fixed); run it by hand after a fuzzing run"]
 fn replay_findings() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/findings");
     let mut failed = Vec::new();
