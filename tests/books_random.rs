@@ -16,7 +16,7 @@
 //! [`DEFAULT_FILLS`]; the audit's full size is 10 000), `BOOKS_SEED` the seed (printed at the
 //! start; a failure names it), `BOOKS_DEBUG=1` prints every order and refusal.
 //!
-//! Where crbot's figures follow a convention not built on this branch yet, the comparison is
+//! Where crbot's figures follow a convention that changed over time, the comparison is
 //! one named switch or hook below (`FLOWS_KEPT_OUT_OF_PNL`, `FEE_VALUE_KEPT_FROM_FILL_TIME`
 //! with `crbot_fees`); everything else is compared to the last decimal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -45,15 +45,16 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 // ------------------------------------------------------------------------------------------
-// Switches for conventions that other branches bring. Each one names what turning it on
-// compares; on this branch each is off because crbot does not have the feature yet, and what
-// crbot does today is compared exactly instead.
+// Switches for accounting conventions. Each one names what turning it on compares; off, the
+// convention crbot had before the feature is compared exactly instead (kept so that a change
+// of convention shows up as one switch, not as a rewrite of the model).
 
-/// Capital flows kept out of P&L: crbot's day start and high-water mark move by a deposit's or
-/// withdrawal's quote value at its time. On: crbot's tracker is compared with the
-/// flow-adjusted marks (and crbot is told of each flow by [`tell_crbot_of_flow`]). Off: with
-/// the raw marks (first sample of the day, largest sample), which is crbot today.
-const FLOWS_KEPT_OUT_OF_PNL: bool = false;
+/// Capital flows kept out of P&L: crbot's day start and high-water mark are restated by a
+/// deposit or withdrawal (scaled by `(equity before + flow value) / equity before`, as a fund
+/// issues units). On: crbot, told of each flow by [`tell_crbot_of_flow`], is compared with the
+/// model's flow-restated marks. Off: with the raw marks (first sample of the day, largest
+/// sample), the convention before flows were detected.
+const FLOWS_KEPT_OUT_OF_PNL: bool = true;
 
 /// A third-asset (BNB) commission is valued at the BNBUSDT mid of its fill time, and keeps
 /// that value across a restart of crbot. On (crbot journals the value with the fill): every
@@ -91,10 +92,11 @@ fn crbot_fees(core: &Core) -> CrbotFees {
     }
 }
 
-/// Hands crbot a capital flow the way its runtime learns one (`balanceUpdate`). crbot has no
-/// entry point for it on this branch, so this does nothing; with [`FLOWS_KEPT_OUT_OF_PNL`]
-/// on, call crbot's here.
-fn tell_crbot_of_flow(_core: &mut Core, _asset: &str, _delta: Decimal, _now_ms: i64) {}
+/// Hands crbot a capital flow the way its runtime learns one (`balanceUpdate`): balances and
+/// the P&L baselines change together, the flow and the restated marks are journaled.
+fn tell_crbot_of_flow(core: &mut Core, asset: &str, delta: Decimal, now_ms: i64) {
+    core.on_balance_update(&crbot::domain::Asset::new(asset).unwrap(), delta, now_ms);
+}
 
 // ------------------------------------------------------------------------------------------
 
@@ -924,10 +926,14 @@ impl Run {
             2 => ("BNB", self.rng.between("0.5", "5")),
             _ => ("ETH", self.rng.between("0.01", "0.5")),
         };
+        // crbot's balances and the model's are the same exchange state read just before the
+        // flow: both restate their marks from the same equity before it.
+        self.refresh_balances().await;
         let balances = self.raw_balances().await;
         if delta < Decimal::ZERO && balances.get(asset).copied().unwrap_or_default() < -delta * dec("5") {
             return;
         }
+        let before = model::equity(&balances, &self.mids());
         let url = format!("{}/sim/control/balance", self.ex().raw.base);
         let body = json!({"asset": asset, "delta": delta.to_string()}).to_string();
         let r = self
@@ -947,7 +953,7 @@ impl Run {
         } else {
             self.mid(&format!("{asset}USDT"))
         };
-        self.adj_marks.flow(self.clock, delta * mark);
+        self.adj_marks.flow(self.clock, delta * mark, before);
         let now = self.clock;
         tell_crbot_of_flow(self.core(), asset, delta, now);
         self.stats.flows += 1;

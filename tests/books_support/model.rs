@@ -278,17 +278,34 @@ impl Marks {
         self.last = Some((now_ms, equity));
     }
 
-    /// A capital flow worth `value` (negative: a withdrawal) at `now_ms`: the day start of
-    /// today and the high-water mark move with it, so the flow is never P&L or drawdown.
-    pub fn flow(&mut self, now_ms: i64, value: Decimal) {
+    /// A capital flow worth `value` (negative: a withdrawal) at `now_ms`, on an account whose
+    /// equity was `before` just before it. Like a fund issuing or redeeming units at the current
+    /// price, today's day start and the high-water mark scale by `(before + value) / before`, so
+    /// the flow is never P&L or drawdown; with nothing before, the value is added instead.
+    pub fn flow(&mut self, now_ms: i64, value: Decimal, before: Decimal) {
+        let after = (before + value).max(Decimal::ZERO);
+        let restate = |x: Decimal| {
+            if before.is_zero() {
+                (x + value).max(Decimal::ZERO)
+            } else {
+                (x * after / before).max(Decimal::ZERO)
+            }
+        };
         let day = now_ms.div_euclid(DAY_MS);
         if let Some((d0, e)) = &mut self.day_start
             && *d0 == day
         {
-            *e += value;
+            *e = restate(*e);
         }
         if let Some(h) = &mut self.hwm {
-            *h += value;
+            *h = restate(*h);
+        }
+        if let Some((_, e)) = &mut self.last {
+            *e = if before.is_zero() {
+                (*e + value).max(Decimal::ZERO)
+            } else {
+                after
+            };
         }
     }
 
