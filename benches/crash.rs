@@ -1,4 +1,4 @@
-//! The crash harness at full size (issue 7 item 6): ≥ 100 runs, each crashing one command of
+//! The crash harness at full size: ≥ 100 runs, each crashing one command of
 //! a trading script at a random moment — a failpoint (an abort at an exact point of an order's
 //! life) or a SIGKILL after a random delay — then restarting crbot and checking the journal
 //! against the exchange (see `tests/crash_common/harness.rs`). Prints one line per run and

@@ -1,4 +1,4 @@
-//! Kill switch latency (issue 7 item 8): the console engine, driven without a screen, against
+//! Kill switch latency: the console engine, driven without a screen, against
 //! the local exchange started in this process, with 20 resting orders on 5 symbols.
 //!
 //! Measured from the moment `Command::Kill` is handed to the engine (the key press):

@@ -1,4 +1,5 @@
-//! The command line (DESIGN.md §7): parsing and dispatch.
+//! The command line: parsing and dispatch. The commands, their options and exit codes are a
+//! contract with scripts (README "Commands"): change none silently.
 //!
 //! Owns: the argument grammar, exit codes and the one-line error contract. Must not: hold
 //! trading logic of its own; every order goes through the same engine, risk and journal code
@@ -21,7 +22,7 @@ use crate::domain::Mode;
 use crate::exchange::sim::SimArgs;
 use crate::vault::VaultCommand;
 
-/// Exit codes of DESIGN.md §7.
+/// Exit codes: 0 success, 1 failure (one-line reason on stderr), 2 usage error, 3 risk rejection.
 pub mod exit {
     pub const OK: i32 = 0;
     pub const FAILURE: i32 = 1;

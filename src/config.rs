@@ -1,4 +1,4 @@
-//! Configuration (DESIGN.md §3): where crbot's settings come from, what values they may take,
+//! Configuration: where crbot's settings come from, what values they may take,
 //! and the posture that `ENV` enforces.
 //!
 //! Owns: reading the three sources (process environment, then `.env` in the working directory,
@@ -184,7 +184,7 @@ impl FromStr for Environment {
 /// What happens when an automated trigger (daily loss, drawdown) fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AutoHaltAction {
-    /// Go to *reducing*: entry orders are cancelled, protective orders stay (DESIGN.md §5).
+    /// Go to *reducing*: entry orders are cancelled, protective orders stay.
     #[default]
     Reduce,
     /// Halt and flatten crbot's positions.

@@ -144,7 +144,7 @@ impl fmt::Display for Asset {
     }
 }
 
-/// A client order id: 1 to 36 characters of `[A-Za-z0-9_-]` (binance-spot.md §9.3).
+/// A client order id: 1 to 36 characters of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ClientOrderId(String);
@@ -286,7 +286,7 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// Order status as the exchange reports it (binance-spot.md §9.1).
+    /// Order status as the exchange reports it.
     OrderStatus {
         New => "NEW",
         PendingNew => "PENDING_NEW",
@@ -798,7 +798,7 @@ impl OrderPurpose {
     }
 }
 
-/// The account's trading mode (DESIGN.md §1).
+/// The account's trading mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Mode {
     Sim,

@@ -1,4 +1,4 @@
-//! The engine: the one owner of mutable state (DESIGN.md §2).
+//! The engine: the one owner of mutable state.
 //!
 //! It receives commands (from the screen or the command line) and events (market data, user
 //! data, answers of I/O tasks), passes every ticket through the risk gate, journals before it

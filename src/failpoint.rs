@@ -1,4 +1,4 @@
-//! Failpoints: a test hook for the crash-safety tests (issue 7 item 6). It does nothing unless
+//! Failpoints: a test hook for the crash-safety tests. It does nothing unless
 //! the environment variable `CRBOT_FAILPOINT` is set.
 //!
 //! Owns: [`hit`], called at the exact points of an order's life where a crash is most

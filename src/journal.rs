@@ -1,5 +1,5 @@
 //! The journal: crbot's durable record of orders, fills, risk decisions, trading-state changes,
-//! the equity curve and events, in one SQLite file per mode (DESIGN.md §6).
+//! the equity curve and events, in one SQLite file per mode.
 //!
 //! Owns: the SQLite connection, the schema and its migrations, and every write to the file.
 //! Must not: decide anything (risk and the engine do), talk to the network, or open a file that
@@ -782,7 +782,7 @@ impl Journal {
 }
 
 /// A file name for a backup taken at `time_ms`: `journal-<mode>-YYYYMMDDTHHMMSSZ.db`, sortable
-/// by time (for the scheduled and halt-time backups of DESIGN.md §6).
+/// by time (for the scheduled and halt-time backups).
 pub fn backup_file_name(mode: Mode, time_ms: i64) -> String {
     let stamp = chrono::DateTime::from_timestamp_millis(time_ms)
         .map(|t| t.format("%Y%m%dT%H%M%S%.3fZ").to_string())

@@ -1,7 +1,7 @@
 //! crbot: a terminal trading console for Binance spot.
 //!
 //! The library holds everything; `main.rs` only parses the command line and calls in here.
-//! Parts follow DESIGN.md §2: `domain` (values), `portfolio` and `risk` (pure), `vault`,
+//! The parts: `domain` (values), `portfolio` and `risk` (pure), `vault`,
 //! `exchange` (the Binance client and the local exchange), `journal`, `engine` (the one owner
 //! of mutable state), `ui` (the screen) and `cli` (the commands).
 #![deny(unsafe_code)]

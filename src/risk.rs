@@ -1,6 +1,6 @@
 //! The pre-trade risk gate: every ticket passes [`check`] before the broker may see it.
 //!
-//! Owns: the rules of DESIGN.md §5 as a pure function of (limits, context, ticket, now), the
+//! Owns: the risk rules (README "Safety") as a pure function of (limits, context, ticket, now), the
 //! typed [`Denial`]s with stable codes, the [`RiskApproved`] wrapper that only this module can
 //! build, the live [`report`] for the ticket view, the trading state machine ([`state`]) and
 //! the limits with their change protocol ([`limits`]). Must not: do I/O, read a clock, keep
@@ -40,7 +40,7 @@
 //!
 //! Fail closed: an entry is refused when its quote is missing, stale or unusable, and when
 //! P&L is unavailable. Exits are not blocked by a missing quote (getting out must work while
-//! the market stream is down, DESIGN.md §5); quote-dependent checks on an exit are skipped
+//! the market stream is down); quote-dependent checks on an exit are skipped
 //! and the report says so. A rule that cannot be evaluated for an entry is reported as failed
 //! ("not checked") while the denial names its missing input, so [`check`] fails exactly when a
 //! [`report`] line fails.

@@ -1,4 +1,4 @@
-//! The console screen (DESIGN.md §8): panels, the order ticket, dialogs and the kill key, drawn
+//! The console screen: panels, the order ticket, dialogs and the kill key, drawn
 //! from the engine's [`Snapshot`] and turned into [`Command`]s.
 //!
 //! Owns: the Elm-shaped loop — [`App`] (screen-only state), [`Action`] (what a key means, found

@@ -1,4 +1,4 @@
-//! The credential vault (DESIGN.md §4): one encrypted file holding the API keys of every mode
+//! The credential vault: one encrypted file holding the API keys of every mode
 //! that trades with keys (demo, testnet, live), unlocked with a passphrase.
 //!
 //! Owns: the file format (`format`), the atomic, permission-checked file I/O (`store`), the
@@ -235,7 +235,7 @@ pub fn confirm_live(input: &str) -> bool {
 }
 
 /// Whether API keys from plain environment variables may be used under the given `ENV` value
-/// (DESIGN.md §3): only in `development` (with a loud warning, [`ENV_KEYS_WARNING`]); refused
+///: only in `development` (with a loud warning, [`ENV_KEYS_WARNING`]); refused
 /// in `production`, `staging` and anything unrecognised, where the vault is mandatory.
 pub fn env_keys_allowed(env: &str) -> bool {
     env.trim().eq_ignore_ascii_case("development")

@@ -1,4 +1,4 @@
-//! The command-line contract of DESIGN.md §7: commands exist, usage errors exit 2, global
+//! The command-line contract (README "Commands"): commands exist, usage errors exit 2, global
 //! options are accepted before or after the subcommand.
 
 use assert_cmd::Command;

@@ -1,4 +1,4 @@
-//! A fast sample of the crash harness (issue 7 item 6) for the normal test suite: one run per
+//! A fast sample of the crash harness for the normal test suite: one run per
 //! failpoint, each crashing crbot at that exact point of an order's life, then the journal
 //! checked against the exchange after a restart. The full randomised set (≥ 100 runs, with
 //! SIGKILLs) is `cargo bench --bench crash`.

@@ -1,4 +1,4 @@
-//! The console engine on a journal that stops taking writes mid-session (issue 7 item 7, the
+//! The console engine on a journal that stops taking writes mid-session (the
 //! engine's part): new tickets are refused with a clear message, the kill switch still halts
 //! (in memory) and still cancels every open order on the exchange, and nothing recorded
 //! before the failure is lost.

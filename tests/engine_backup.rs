@@ -1,4 +1,4 @@
-//! The posture's backup schedule (DESIGN.md §6): the console backs its journal up by itself.
+//! The posture's backup schedule: the console backs its journal up by itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod engine_support;

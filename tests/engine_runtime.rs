@@ -801,7 +801,7 @@ fn dec_qty(s: &str) -> crbot::domain::Qty {
     s.parse().expect("test literal")
 }
 
-/// DESIGN.md §5: tightening a limit takes effect at once; loosening needs the typed
+/// Tightening a limit takes effect at once; loosening needs the typed
 /// confirmation; both are journaled, and a wrong phrase changes nothing.
 #[tokio::test]
 async fn a_tighter_limit_applies_at_once_and_a_looser_one_only_when_confirmed() {

@@ -1,6 +1,6 @@
 //! A journal that cannot be written (disk full, read-only, I/O error) while the console runs:
 //! new tickets are refused with a clear message, the kill switch still cancels everything,
-//! and nothing already recorded is lost (issue 7, item 7).
+//! and nothing already recorded is lost (item 7).
 //!
 //! Writes are made to fail for this whole test process by lowering its file-size limit
 //! (`RLIMIT_FSIZE`) to zero, which turns every write to a regular file into `EFBIG` (SQLite:

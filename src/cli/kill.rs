@@ -1,4 +1,4 @@
-//! `crbot kill [--flatten]` and `crbot resume` (DESIGN.md §5, issue 7 items 1–3 and 5).
+//! `crbot kill [--flatten]` and `crbot resume`.
 //!
 //! Owns: the order of stage one from a shell — HALTED in the journal first (if the journal
 //! cannot record it, say so loudly and cancel anyway), then the exchange sweep, the outcome

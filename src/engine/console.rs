@@ -61,7 +61,7 @@ fn confirm_live(global: &GlobalOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Live and demo keys must not be able to withdraw (binance-spot.md §0.15): crbot refuses to
+/// Live and demo keys must not be able to withdraw: crbot refuses to
 /// start with one that can. The testnet has no `/sapi`, so nothing is checked there; a check
 /// that cannot be made is a warning on screen, not a silent pass.
 async fn key_permission_check(config: &Config, session: &Session) -> anyhow::Result<Option<String>> {

@@ -1,6 +1,6 @@
 //! Stage one of the kill switch on the exchange (cancel everything, then verify nothing is
 //! left open), and the pure plan for stage two (flatten), shared by `crbot kill` and the
-//! console (DESIGN.md §5, issue 7).
+//! console.
 //!
 //! Owns: the order of the sweep — every locally known symbol cancelled concurrently with
 //! `DELETE /api/v3/openOrders` (order lists included), then the exchange's own list of open

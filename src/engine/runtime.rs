@@ -43,7 +43,7 @@ const TICK: Duration = Duration::from_millis(250);
 const PUBLISH_EVERY: Duration = Duration::from_millis(33);
 /// Equity is journaled at most this often.
 const EQUITY_JOURNAL_EVERY_MS: i64 = 60_000;
-/// The clock offset is re-measured this often (binance-spot.md §10: every few minutes).
+/// The clock offset is re-measured this often (every few minutes).
 const CLOCK_SYNC_EVERY_MS: i64 = 5 * 60_000;
 /// Symbol rules (filters, status) are re-read this often.
 const RULES_REFRESH_EVERY_MS: i64 = 30 * 60_000;

@@ -1,7 +1,7 @@
 //! Connecting a mode to its exchange: which URLs, which keys, and (in `sim` and `paper`) the
 //! local exchange itself.
 //!
-//! Owns: the rules of DESIGN.md §1 for reaching an exchange. `sim` uses, in order: the URL
+//! Owns: the rules for reaching an exchange in each mode. `sim` uses, in order: the URL
 //! overrides (with keys from the environment), the local exchange a running console
 //! recorded in `<data>/sim-endpoint.json` (when it answers a ping), or a local exchange
 //! started in this process on the account kept in `<data>/sim-exchange.json`. `paper` does the

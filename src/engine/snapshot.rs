@@ -117,7 +117,7 @@ pub struct RateLimitUsage {
     pub orders_10s_limit: u32,
 }
 
-/// DESIGN.md §5 trading states, with why and since when.
+/// The trading states (active, reducing, halted), with why and since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TradingState {
     Active,
@@ -171,7 +171,7 @@ pub struct PositionRow {
     pub dust: bool,
 }
 
-/// Usage of every risk limit (DESIGN.md §5), percentages signed where they can be.
+/// Usage of every risk limit, percentages signed where they can be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitsUsage {
     pub day_pnl: Money,
@@ -495,7 +495,7 @@ pub enum TicketOutcome {
     Sent { client_order_id: ClientOrderId },
 }
 
-/// Kill-switch stages (DESIGN.md §5).
+/// Kill-switch stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillStage {
     /// Stage one: cancelling every open order, symbol by symbol.

@@ -23,7 +23,7 @@ use crate::portfolio::equity::{EquityReport, FlowSource, Mark, usdt_market};
 use crate::portfolio::{EquityCurve, EquitySample, EquityTracker, Pair, Positions, Window, equity_report};
 use crate::risk::{self, DailyCount, Limits, PendingLoosen, RiskContext, TradingState};
 
-/// How long a quote stays fresh: older means STALE and no entries (DESIGN.md §5).
+/// How long a quote stays fresh: older means STALE and no entries.
 pub const STALE_AFTER_MS: i64 = 5_000;
 /// Lines kept in the event log.
 const LOG_CAP: usize = 500;

@@ -1,5 +1,5 @@
 //! The Binance spot client: the only code in crbot that talks to an exchange, in every mode
-//! (DESIGN.md §1–2, issue 4, binance-spot.md §0).
+//! (the parts and modes of README "Modes").
 //!
 //! Owns: signing (`sign`), endpoints per mode (`endpoints`), the REST client with clock sync and
 //! rate limits (`rest`, `clock`, `limits`), answer and event parsing (`wire`, `events`), the

@@ -1,11 +1,11 @@
-//! The local Binance-compatible exchange (DESIGN.md §9, issue 3): REST, market streams and the
+//! The local Binance-compatible exchange: REST, market streams and the
 //! WebSocket API on loopback, over a synthetic market (or a Binance bookTicker feed in paper
 //! mode), with Binance's signing, timing, filter, rate-limit and error rules.
 //!
 //! Owns: starting and stopping the server (`start`, `run_cli`), its shared state and the
 //! background tasks (market steps, persistence, fault timers). Must not: share protocol code
 //! with `exchange::binance` (the client); everything here is written from the official docs
-//! and `binance-spot.md`, so that a mistake on one side cannot hide on the other.
+//! and Binance's official API docs, so that a mistake on one side cannot hide on the other.
 //!
 //! Parts: `market` (synthetic prices), `engine` (account and matching), `auth` (signatures and
 //! timestamps), `limits` (rate limits), `faults` (fault switches; grammar in its module doc),
@@ -57,7 +57,7 @@ use crate::secret::SecretString;
 use engine::{AccountState, Bal, Engine};
 use market::{Market, MarketEvent};
 
-/// `crbot sim` options (the command-line contract of issue 3).
+/// `crbot sim` options (a command-line contract: README "Commands").
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
     /// Address to bind (loopback by default; port 0 picks a free port).

@@ -51,7 +51,7 @@ impl TicketSource {
     }
 }
 
-/// One risk decision, approved or not (DESIGN.md §5: every decision is journaled).
+/// One risk decision, approved or not (every decision is journaled).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RiskEventRecord {
     pub time_ms: i64,
@@ -74,7 +74,7 @@ impl RiskEventRecord {
     }
 }
 
-/// The trading states of DESIGN.md §5 as the journal stores them.
+/// The trading states (active, reducing, halted) as the journal stores them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TradingStateCode {
     Active,
@@ -120,7 +120,7 @@ pub struct TradingStateRecord {
     pub actor: String,
 }
 
-/// A change of a risk limit; loosening needs `confirmed` (DESIGN.md §5).
+/// A change of a risk limit; loosening needs `confirmed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitChangeRecord {
     pub time_ms: i64,

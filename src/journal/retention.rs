@@ -1,5 +1,5 @@
 //! When the console backs the journal up on its own, and which old backups it removes
-//! (DESIGN.md §6: development on command only; staging daily; production hourly, with weekly
+//! (development on command only; staging daily; production hourly, with weekly
 //! copies kept).
 //!
 //! Owns: the schedule and the retention rule, as pure functions of times. Must not: touch

@@ -38,7 +38,7 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// The seed's values (DESIGN.md §3) plus crbot's own defaults.
+    /// The seed's values plus crbot's own defaults.
     fn default() -> Self {
         Limits {
             max_daily_loss_pct: Decimal::new(5, 0),

@@ -76,7 +76,7 @@ impl fmt::Display for Trigger {
     }
 }
 
-/// What trading is allowed to do now (DESIGN.md §5).
+/// What trading is allowed to do now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TradingState {
     /// Everything allowed.

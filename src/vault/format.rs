@@ -65,7 +65,7 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// m = 64 MiB, t = 3, p = 1 (DESIGN.md §4).
+    /// m = 64 MiB, t = 3, p = 1.
     pub const DEFAULT: KdfParams = KdfParams {
         m_kib: 65536,
         t: 3,

@@ -1,4 +1,4 @@
-//! The crash harness (issue 7 item 6), shared by `benches/crash.rs` (≥ 100 runs) and
+//! The crash harness, shared by `benches/crash.rs` (≥ 100 runs) and
 //! `tests/crash_sample.rs` (one run per failpoint).
 //!
 //! One run: a fresh local exchange (in this process, a market that stands still) and a fresh

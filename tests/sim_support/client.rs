@@ -1,5 +1,5 @@
 //! A plain HTTP/WebSocket client for the sim's integration tests, written by hand from
-//! binance-spot.md (not crbot's client): HMAC-SHA256 over the percent-encoded query string.
+//! Binance's docs (not crbot's client): HMAC-SHA256 over the percent-encoded query string.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Clock offset between this machine and the exchange (binance-spot.md §2.5, §10).
+//! Clock offset between this machine and the exchange (§10).
 //!
 //! Owns: the offset estimate `serverTime − (t_send + t_recv) / 2` and the signed-request
 //! timestamp derived from it. Must not: read the network (the REST client feeds it samples).

@@ -1,4 +1,4 @@
-//! Where each mode's exchange lives (binance-spot.md §1, DESIGN.md §1).
+//! Where each mode's exchange lives.
 //!
 //! Owns: the official origins per mode and the `BINANCE_*_URL` overrides, and building the
 //! request/stream URLs from them. Must not: pick a mode (config does) or open connections.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::sign::SignError;
 
-/// Codes whose meaning is "execution status unknown" (binance-spot.md §6).
+/// Codes whose meaning is "execution status unknown".
 pub const UNKNOWN_CODES: [i64; 4] = [-1000, -1001, -1006, -1007];
 /// `INVALID_TIMESTAMP`: the clock offset needs a refresh.
 pub const CODE_INVALID_TIMESTAMP: i64 = -1021;
@@ -120,7 +120,7 @@ pub enum OrderOutcome<T> {
     /// The exchange definitely did not act (or the request never left).
     Rejected(ClientError),
     /// The exchange may have acted. Never resend: reconcile with the user-data stream and
-    /// `resolve_unknown` (binance-spot.md §9.4).
+    /// `resolve_unknown`.
     Unknown { reason: String },
 }
 

@@ -1,4 +1,4 @@
-//! Stream payloads: market-stream frames (binance-spot.md §7) and user-data events over the
+//! Stream payloads: market-stream frames and user-data events over the
 //! WebSocket API (§8), parsed into owned events for the engine.
 //!
 //! Owns: the frame shapes and their conversion. Must not: panic or give up on a bad frame —

@@ -1,4 +1,4 @@
-//! Client-side rate limiting (binance-spot.md §5).
+//! Client-side rate limiting.
 //!
 //! Owns: the request-weight, raw-request and order-count budgets (seeded from
 //! `exchangeInfo.rateLimits`, corrected from the `X-MBX-USED-WEIGHT-*` and

@@ -1,4 +1,4 @@
-//! The market-stream task (binance-spot.md §7): one combined-stream connection for the
+//! The market-stream task: one combined-stream connection for the
 //! watchlist.
 //!
 //! Owns: the WebSocket connection, SUBSCRIBE/UNSUBSCRIBE as the watchlist changes (batched,

@@ -1,4 +1,4 @@
-//! Order reconciliation (binance-spot.md §9.4, issue 4 items 6, 8, 9).
+//! Order reconciliation.
 //!
 //! Owns: resolving an order whose outcome is unknown by querying `origClientOrderId` with
 //! backoff, the REST resync after a user-stream (re)connect or at start-up, fill
@@ -411,7 +411,7 @@ pub fn protective_oco(
     })
 }
 
-/// The key must not be able to withdraw (binance-spot.md §0.15); crbot refuses to trade with
+/// The key must not be able to withdraw; crbot refuses to trade with
 /// one that can, and says so.
 pub fn check_key_permissions(r: &super::wire::ApiRestrictions) -> Result<(), String> {
     if r.enable_withdrawals {

@@ -1,4 +1,4 @@
-//! The signed REST client (binance-spot.md §2–6, §9–10).
+//! The signed REST client (Binance's rest-api.md: signing, filters, rate limits, errors).
 //!
 //! Owns: building, signing, throttling and sending REST requests; the clock offset; reading
 //! rate-limit headers; classifying answers into [`ClientError`] / [`OrderOutcome`]. Must not:
@@ -31,7 +31,7 @@ use super::wire::{
 };
 use crate::domain::{ClientOrderId, Fill, OrderRequest, OrderType, Price, Qty, Symbol, TimeInForce};
 
-/// Tunables; the defaults follow binance-spot.md §10.
+/// Tunables; the defaults follow Binance's documented limits and recvWindow advice.
 #[derive(Debug, Clone)]
 pub struct RestConfig {
     /// `recvWindow` sent with signed requests (ms, ≤ 60000; Binance recommends ≤ 5000).
@@ -66,7 +66,7 @@ impl Default for RestConfig {
     }
 }
 
-/// A protective SELL OCO for a long position (binance-spot.md §3.10).
+/// A protective SELL OCO for a long position.
 ///
 /// Legs, chosen and fixed here: the **above** leg is a `LIMIT_MAKER` at the take-profit (it
 /// rests on the book, pays the maker fee, and is refused rather than filled as a taker if the

@@ -1,4 +1,4 @@
-//! Request signing for the REST API and the WebSocket API (binance-spot.md §2).
+//! Request signing for the REST API and the WebSocket API.
 //!
 //! Owns: the credentials type, the percent-encoded query string exactly as it is sent, and the
 //! HMAC-SHA256 / Ed25519 signatures over it. Must not: log, format or return a secret, or let
@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::secret::{SecretBytes, SecretString};
 
 /// Everything but the RFC 3986 unreserved characters is escaped, as UTF-8, upper-case hex.
-/// Vector B of binance-spot.md §2.3 pins this (`１` → `%EF%BC%91`).
+/// A test vector (non-ASCII in a parameter value) pins this (`１` → `%EF%BC%91`).
 const QUERY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
@@ -211,7 +211,7 @@ pub fn sign_rest(key: &KeyMaterial, params: &[(&str, String)]) -> Result<SignedQ
 }
 
 /// The WebSocket API payload: parameters sorted by name, `k=v` joined by `&`, values as plain
-/// UTF-8 with **no** percent-encoding (binance-spot.md §2.6). `signature` must not be included.
+/// UTF-8 with **no** percent-encoding. `signature` must not be included.
 pub fn ws_payload(params: &[(&str, String)]) -> String {
     let mut sorted: Vec<&(&str, String)> = params.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));

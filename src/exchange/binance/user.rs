@@ -1,4 +1,4 @@
-//! The user-data task (binance-spot.md §8): order and balance events over the WebSocket API.
+//! The user-data task: order and balance events over the WebSocket API.
 //!
 //! Owns: the WebSocket API connection, `userDataStream.subscribe.signature` (HMAC hex or
 //! Ed25519 base64 over the sorted, unescaped parameters), parsing events into owned

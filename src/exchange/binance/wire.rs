@@ -1,6 +1,6 @@
 //! REST answers as Binance sends them, and their conversion into crbot's domain types.
 //!
-//! Owns: the JSON shapes of binance-spot.md §3–4 (prices and quantities arrive as strings,
+//! Owns: the JSON shapes of Binance's REST answers and filters (prices and quantities arrive as strings,
 //! ids and times as numbers; unknown fields are ignored) and the `exchangeInfo` filter
 //! mapping, including `MIN_NOTIONAL` → [`NotionalFilter`]. Must not: use `f64` for a price or a
 //! quantity, or fail a whole answer because one symbol or asset in it is unusual: such entries
@@ -772,7 +772,7 @@ pub struct ApiRestrictions {
     pub enable_reading: bool,
     #[serde(default)]
     pub enable_spot_and_margin_trading: bool,
-    /// crbot refuses to trade with a key that can withdraw (binance-spot.md §0.15).
+    /// crbot refuses to trade with a key that can withdraw.
     #[serde(default)]
     pub enable_withdrawals: bool,
 }

@@ -1,4 +1,4 @@
-//! Request authentication as Binance performs it (binance-spot.md §2): the API-key header,
+//! Request authentication as Binance performs it: the API-key header,
 //! the signature over the percent-encoded query string immediately followed by the body (as
 //! received, before decoding), HMAC-SHA256 (hex, case-insensitive) and Ed25519 (base64), and
 //! the three `timestamp`/`recvWindow` checks. The WebSocket API variant signs the parameters

@@ -6,7 +6,7 @@
 //! `executionReport`/`outboundAccountPosition`/`listStatus` events. Must not: read the clock
 //! (every call takes `now`), do I/O, or check signatures (that is `auth`).
 //!
-//! Rules taken from binance-spot.md §3.4–§3.11, §4, §8.2, §9 and the official docs:
+//! Rules taken from Binance's official spot API docs (rest-api.md, filters.md, errors.md):
 //! taker fills walk the opposite side of the book at each level's price; a resting order
 //! fills at its own price when the synthetic market crosses it; buys pay commission in the
 //! base asset, sells in the quote asset, unless BNB fees are on (below); an OCO leg that fills
@@ -129,7 +129,7 @@ impl Params {
     }
 }
 
-/// `^[a-zA-Z0-9-_]{1,36}$` (binance-spot.md §9.3).
+/// `^[a-zA-Z0-9-_]{1,36}$`.
 pub fn check_client_id(name: &str, v: &str) -> Result<(), ApiError> {
     let ok = !v.is_empty()
         && v.len() <= 36
@@ -488,7 +488,7 @@ impl Engine {
         })
     }
 
-    /// The symbol filters of binance-spot.md §4, in the order Binance reports them.
+    /// The symbol filters (Binance's filters.md), in the order Binance reports them.
     pub fn check_filters(&self, o: &NewOrder) -> Result<(), ApiError> {
         let m = self.sym(&o.symbol)?;
         let s = &m.spec;
@@ -555,7 +555,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Stop direction (binance-spot.md §3.4): `true` when the stop would trigger now.
+    /// Stop direction: `true` when the stop would trigger now.
     fn would_trigger(order_type: &str, buy: bool, stop: Decimal, last: Decimal) -> bool {
         let stop_loss = order_type.starts_with("STOP_LOSS");
         match (stop_loss, buy) {
@@ -748,7 +748,7 @@ impl Engine {
             });
         }
         if quote_mode {
-            // The order's quantity is what the quote amount bought (binance-spot.md §3.4).
+            // The order's quantity is what the quote amount bought.
             let q: Decimal = levels.iter().map(|(_, q)| *q).sum();
             if let Some(x) = self.account.orders.get_mut(&order_id) {
                 x.orig_qty = q;
@@ -1277,7 +1277,7 @@ impl Engine {
 
     // ---------------------------------------------------------------- OCO
 
-    /// POST /api/v3/orderList/oco (binance-spot.md §3.10).
+    /// POST /api/v3/orderList/oco.
     pub fn place_oco(&mut self, p: &Params, now: i64) -> Result<Value, ApiError> {
         let symbol = p.req("symbol")?.to_string();
         let side = p.req("side")?.to_string();
@@ -1709,7 +1709,7 @@ pub fn cancel_json(o: &SimOrder, cancel_id: &str) -> Value {
     v
 }
 
-/// `executionReport` (binance-spot.md §8.2). `c` is this event's request id, `C` the original
+/// `executionReport`. `c` is this event's request id, `C` the original
 /// client id on cancels and `""` otherwise.
 pub fn execution_json(
     o: &SimOrder,

@@ -1,4 +1,4 @@
-//! Rate limits of the local exchange (binance-spot.md §5): `REQUEST_WEIGHT` per minute and
+//! Rate limits of the local exchange: `REQUEST_WEIGHT` per minute and
 //! `ORDERS` per 10 seconds and per day, counted in fixed windows aligned to the clock; a 429
 //! with `Retry-After` over a limit, and a 418 ban for a client that keeps sending while told
 //! to back off.

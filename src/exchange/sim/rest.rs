@@ -1,4 +1,4 @@
-//! The REST API of the local exchange (binance-spot.md §3) and the loopback-only control
+//! The REST API of the local exchange and the loopback-only control
 //! endpoints (`/sim/control/*`).
 //!
 //! Owns: routing, parameter transport (query string and x-www-form-urlencoded body; the query
@@ -157,7 +157,7 @@ async fn read_params(uri: &Uri, body: axum::body::Body) -> Result<(String, Strin
     Ok((raw_query.to_string(), raw_body.into_owned(), Params(pairs)))
 }
 
-/// Weight of an endpoint for the given parameters (binance-spot.md §3).
+/// Weight of an endpoint for the given parameters.
 fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
     let has_symbol = p.get("symbol").is_some();
     let has_symbols = p.get("symbols").is_some();
@@ -671,7 +671,7 @@ fn commission(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     }))
 }
 
-/// The permissions of the key that signed the request (binance-spot.md §3.13).
+/// The permissions of the key that signed the request.
 fn api_restrictions(shared: &Shared, signer: Option<&SimKey>) -> Value {
     let (ip, trade, withdraw) = signer
         .map(|k| (k.ip_restrict, k.enable_spot_trading, k.enable_withdrawals))

@@ -1,5 +1,5 @@
 //! WebSocket side of the local exchange: market streams (`/ws/<stream>`, `/stream?streams=`,
-//! binance-spot.md §7) and the WebSocket API (`/ws-api/v3`, §8 and web-socket-api.md) with
+//! Binance's web-socket-streams.md) and the WebSocket API (`/ws-api/v3`, web-socket-api.md) with
 //! user-data events.
 //!
 //! Owns: stream names and payloads, control messages (SUBSCRIBE, UNSUBSCRIBE,
