@@ -132,7 +132,14 @@ fn the_screen_shows_todays_fees_at_their_fill_time_value_and_says_what_is_unpric
     let core = script(&dir.path().join("j.sqlite"));
     let day1 = screen_text(&core.state.snapshot(T0 + 3_000));
     assert!(day1.contains("fees today 0.33 USDT"), "{day1}");
-    assert!(!day1.contains("unpriced"), "{day1}");
+    let day_line = day1.lines().find(|l| l.contains("fees today")).unwrap();
+    assert!(!day_line.contains("unpriced"), "{day_line}");
+    // The log lines carry each fill's fee: in its asset, and its value at the fill.
+    assert!(
+        day1.contains("fill BTCUSDT SELL 1 @ 120, fee 0.00020000 BNB (0.12 USDT)"),
+        "{day1}"
+    );
+    assert!(day1.contains("fee 0.00030000 BNB (unpriced)"), "{day1}");
     let day2 = screen_text(&core.state.snapshot(T0 + DAY_MS + 3_000));
     assert!(day2.contains("fees today 0 +0.00030000 BNB unpriced"), "{day2}");
 }

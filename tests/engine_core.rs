@@ -129,6 +129,28 @@ async fn approved_ticket_is_journaled_as_sending_before_it_is_sent_then_follows_
     assert_eq!(row.state, LocalOrderState::Exchange(OrderStatus::Filled));
     assert_eq!(row.order_id, Some(placed.order.order_id));
     assert_eq!(row.executed_qty, qty("0.001"));
+
+    // Each fill's log line carries its fee: in its own asset and, priced at the fill, in USDT.
+    let snap = core.state.snapshot(later);
+    let lines: Vec<&str> = snap
+        .log
+        .iter()
+        .filter(|l| l.kind == crbot::engine::snapshot::LogKind::Fill)
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(lines.len(), placed.fills.len(), "{lines:?}");
+    for (line, f) in lines.iter().zip(&placed.fills) {
+        let own = crbot::domain::Money::new(f.commission.value(), f.commission_asset.clone()).display();
+        let value = crbot::domain::Money::new(
+            f.commission.value() * f.price.value(),
+            crbot::domain::Asset::usdt(),
+        )
+        .display();
+        assert!(
+            line.contains(&format!(", fee {own} ({value})")),
+            "{line} (fee {own}, worth {value})"
+        );
+    }
 }
 
 #[tokio::test]

@@ -94,13 +94,18 @@ fn a_long_average_entry_is_rounded_and_keeps_its_column() {
     // 97.24543 USDT for 0.000999 BTC (the fee taken in BTC): a 28-decimal quotient.
     let entry = Decimal::new(9_724_543, 5) / Decimal::new(999, 6);
     snap.positions[0].avg_entry = Some(crbot::domain::Price::try_new(entry).unwrap());
-    snap.positions[0].mark = Some(crbot::domain::Price::try_new(Decimal::new(97_297_875, 3)).unwrap());
+    // A mark off the tick (a mid) with a half at the third decimal: half away from zero.
+    snap.positions[0].mark = Some(crbot::domain::Price::try_new(Decimal::new(97_297_865, 3)).unwrap());
     let app = App::new(config(true, false), &snap);
     let t = draw(&app, &snap, 160, 48);
     let text = format!("{}", t.backend());
     assert!(
-        text.contains("97342.773 "),
-        "entry at the mark's 3 decimals:\n{text}"
+        text.contains("97342.77 "),
+        "entry at BTCUSDT's tick (0.01):\n{text}"
+    );
+    assert!(
+        text.contains("97297.87 "),
+        "mark at the tick, half away from zero:\n{text}"
     );
     assert!(!text.contains("97342.7727"), "{text}");
     let header = text
@@ -108,6 +113,47 @@ fn a_long_average_entry_is_rounded_and_keeps_its_column() {
         .find(|l| l.contains("Symbol") && l.contains("uP&L"))
         .unwrap();
     assert!(header.contains("Entry"), "{header}");
+
+    // Rules not loaded yet (no tick): the entry follows the mark's own decimals.
+    snap.price_ticks.clear();
+    snap.positions[0].mark = Some(crbot::domain::Price::try_new(Decimal::new(97_297_875, 3)).unwrap());
+    let t = draw(&app, &snap, 160, 48);
+    let text = format!("{}", t.backend());
+    assert!(
+        text.contains("97342.773 "),
+        "entry at the mark's 3 decimals:\n{text}"
+    );
+}
+
+#[test]
+fn prices_and_chart_labels_follow_the_symbol_tick() {
+    let mut snap = Snapshot::demo(NOW);
+    // ETHUSDT (the selected symbol) at a 0.01 tick: a last price of 3118.4 is 3118.40, and
+    // the candle axis is labelled at two decimals; the equity axis at USDT's two.
+    snap.watchlist[1].last = Some(crbot::domain::Price::try_new(Decimal::new(31184, 1)).unwrap());
+    let app = App::new(config(true, false), &snap);
+    let t = draw(&app, &snap, 160, 48);
+    let text = format!("{}", t.backend());
+    let eth = text.lines().find(|l| l.contains(">ETHUSDT")).unwrap();
+    assert!(eth.contains("3118.40"), "{eth}");
+    let bnb = text.lines().find(|l| l.contains("BNBUSDT ~")).unwrap();
+    assert!(
+        bnb.contains("702.3") && !bnb.contains("702.30"),
+        "BNB at its 0.1 tick: {bnb}"
+    );
+    let title = text.lines().find(|l| l.contains("1m: close")).unwrap();
+    assert!(title.contains("3093.00"), "{title}");
+    // Every number on a chart's value axis has exactly two decimals (no `{:.0}` labels).
+    for line in text.lines().filter(|l| l.contains('│')) {
+        for cell in line.split('│') {
+            let cell = cell.trim();
+            if let Ok(v) = cell.parse::<Decimal>()
+                && cell.len() > 3
+            {
+                assert_eq!(v.scale(), 2, "axis label {cell:?} in {line}");
+            }
+        }
+    }
 }
 
 #[test]

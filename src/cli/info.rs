@@ -355,6 +355,14 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
         "asset", "free", "locked", "mark USDT", "value USDT"
     );
     let report = st.equity_report.clone();
+    // An asset's USDT price at its `<ASSET>USDT` tick (the display rounding rule).
+    let usdt_tick = |a: &Asset| {
+        Symbol::new(&format!("{a}USDT"))
+            .ok()
+            .and_then(|s| st.rules.get(&s))
+            .and_then(|r| r.filters.price.as_ref())
+            .map(|f| f.tick_size)
+    };
     let mut rows = Vec::new();
     for b in st.balances.values() {
         let priced = report
@@ -364,10 +372,13 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
         let value = priced.map(|p| p.value.amount);
         let no_market = report.as_ref().is_some_and(|r| r.no_market.contains(&b.asset));
         let mark_text = match (priced, no_market) {
-            (Some(p), _) => match p.held_age_ms {
-                Some(age) => format!("{} (held {})", p.mark, secs(age)),
-                None => p.mark.to_string(),
-            },
+            (Some(p), _) => {
+                let shown = display_price(p.mark.value(), usdt_tick(&b.asset));
+                match p.held_age_ms {
+                    Some(age) => format!("{shown} (held {})", secs(age)),
+                    None => shown,
+                }
+            }
             (None, true) => "no market".into(),
             (None, false) if b.total().is_zero() => "-".into(),
             (None, false) => "UNPRICED".into(),
@@ -403,6 +414,8 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
 pub async fn orders(ctx: &Ctx) -> Outcome {
     let ready = common::prepare_to_read(ctx, &[]).await?;
     let open = ready.core.state.open_orders();
+    let snap = ready.core.state.snapshot(now_ms());
+    let tick_of = |s: &Symbol| snap.tick(s);
     let mut text = String::new();
     if open.is_empty() {
         text.push_str("no open orders\n");
@@ -419,8 +432,12 @@ pub async fn orders(ctx: &Ctx) -> Outcome {
             o.symbol.as_str(),
             o.side.as_wire(),
             o.order_type.as_wire(),
-            o.price.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            o.stop_price.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            o.price
+                .map(|p| display_price(p.value(), tick_of(&o.symbol)))
+                .unwrap_or_else(|| "-".into()),
+            o.stop_price
+                .map(|p| display_price(p.value(), tick_of(&o.symbol)))
+                .unwrap_or_else(|| "-".into()),
             o.qty.to_string(),
             o.executed_qty.to_string(),
             o.state.as_code(),
@@ -439,13 +456,6 @@ pub async fn orders(ctx: &Ctx) -> Outcome {
 pub async fn positions(ctx: &Ctx) -> Outcome {
     let ready = common::prepare_to_read(ctx, &[]).await?;
     let snap = ready.core.state.snapshot(now_ms());
-    let rules = &ready.core.state.rules;
-    let tick = |s: Symbol| {
-        rules
-            .get(&s)
-            .and_then(|r| r.filters.price.as_ref())
-            .map(|f| f.tick_size)
-    };
     let mut text = String::new();
     if snap.positions.is_empty() {
         text.push_str("no positions\n");
@@ -462,9 +472,11 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
             p.symbol.as_str(),
             p.qty.to_string(),
             p.avg_entry
-                .map(|v| display_price(v.value(), tick(p.symbol.clone())))
+                .map(|v| display_price(v.value(), snap.tick(&p.symbol)))
                 .unwrap_or_else(|| "-".into()),
-            p.mark.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            p.mark
+                .map(|v| display_price(v.value(), snap.tick(&p.symbol)))
+                .unwrap_or_else(|| "-".into()),
             p.unrealized
                 .as_ref()
                 .map(|u| display_fixed(u.amount, u.asset.display_dp()))

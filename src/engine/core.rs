@@ -1023,7 +1023,14 @@ impl Core {
             .as_ref()
             .and_then(|c| self.state.orders.get(c))
             .is_some_and(|o| o.purpose != OrderPurpose::External);
-        let mut text = format!("fill {} {} {} @ {}", fill.symbol, fill.side, fill.qty, fill.price);
+        let mut text = format!(
+            "fill {} {} {} @ {}{}",
+            fill.symbol,
+            fill.side,
+            fill.qty,
+            fill.price,
+            fee_text(fill, fee_price, self.state.rules.get(&fill.symbol))
+        );
         if own {
             match self.state.apply_own_fill_priced(fill, fee_price) {
                 Ok(Some(pnl)) => text.push_str(&format!(", realized {}", pnl.display_2dp())),
@@ -1324,6 +1331,27 @@ fn add_journaled(totals: &mut HashMap<(Symbol, u64), Qty>, fill: &Fill) {
         .entry((fill.symbol.clone(), fill.order_id))
         .or_insert(Qty::ZERO);
     *total = total.checked_add(fill.qty).unwrap_or(*total);
+}
+
+/// `, fee 0.00010000 BNB (0.06 USDT)` for a fill's log line: the commission in its own asset
+/// and, when it was priced at fill time, its value in the pair's quote asset; `, fee 0` when the
+/// fill paid none; `(unpriced)` when no price was known then.
+fn fee_text(fill: &Fill, fee_price: Option<Price>, rules: Option<&crate::domain::SymbolRules>) -> String {
+    let fee = fill.commission.value();
+    if fee.is_zero() {
+        return ", fee 0".into();
+    }
+    let own = Money::new(fee, fill.commission_asset.clone()).display();
+    let Some(quote) = rules.map(|r| &r.quote_asset) else {
+        return format!(", fee {own}");
+    };
+    if *quote == fill.commission_asset {
+        return format!(", fee {own}");
+    }
+    match fee_price.and_then(|p| fee.checked_mul(p.value())) {
+        Some(v) => format!(", fee {own} ({})", Money::new(v, quote.clone()).display()),
+        None => format!(", fee {own} (unpriced)"),
+    }
 }
 
 #[cfg(test)]

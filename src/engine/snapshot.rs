@@ -54,6 +54,16 @@ pub struct Snapshot {
     pub fees_today: crate::portfolio::FeeTally,
     /// A loosening of a limit that waits for its typed confirmation.
     pub limit_change_pending: Option<LimitChangePending>,
+    /// Each known symbol's price tick (`PRICE_FILTER.tickSize`): prices on the screen are shown
+    /// at their tick's decimals, by the one display rounding rule.
+    pub price_ticks: std::collections::BTreeMap<Symbol, Decimal>,
+}
+
+impl Snapshot {
+    /// `symbol`'s price tick, when its rules are known.
+    pub fn tick(&self, symbol: &Symbol) -> Option<Decimal> {
+        self.price_ticks.get(symbol).copied()
+    }
 }
 
 /// How complete the equity is.
@@ -638,6 +648,7 @@ impl Snapshot {
         let eth = sym("ETHUSDT");
         let sol = sym("SOLUSDT");
         let bnb = sym("BNBUSDT");
+        let ticked = (btc.clone(), eth.clone(), sol.clone(), bnb.clone());
         let order = |id: &str,
                      symbol: &Symbol,
                      side: Side,
@@ -963,6 +974,14 @@ impl Snapshot {
             unpriced_assets: vec![],
             fees_today: crate::portfolio::FeeTally::default(),
             limit_change_pending: None,
+            price_ticks: [
+                (ticked.0, dec("0.01")),
+                (ticked.1, dec("0.01")),
+                (ticked.2, dec("0.01")),
+                (ticked.3, dec("0.1")),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 

@@ -408,7 +408,7 @@ impl EngineState {
             "capital flow detected: {kind} {delta} {asset}{} ({}); kept out of today's P&L and the drawdown",
             record
                 .value_usdt
-                .map(|v| format!(" = {} USDT", v.round_dp(2)))
+                .map(|v| format!(" = {} USDT", crate::domain::display_fixed(v, 2)))
                 .unwrap_or_default(),
             source.as_code()
         );
@@ -636,7 +636,7 @@ impl EngineState {
                 f.delta.normalize(),
                 f.asset,
                 f.value_usdt
-                    .map(|v| format!(" ({} USDT)", v.round_dp(2)))
+                    .map(|v| format!(" ({} USDT)", crate::domain::display_fixed(v, 2)))
                     .unwrap_or_default(),
                 chrono::DateTime::from_timestamp_millis(f.time_ms)
                     .map(|t| t.format("%H:%M").to_string())
@@ -685,6 +685,12 @@ impl EngineState {
                 .and_then(|d| self.positions.fees_by_day().get(&d).cloned())
                 .unwrap_or_default(),
             limit_change_pending: self.pending_limit.as_ref().map(|(_, v)| v.clone()),
+            price_ticks: self
+                .rules
+                .iter()
+                .filter_map(|(s, r)| Some((s.clone(), r.filters.price.as_ref()?.tick_size)))
+                .filter(|(_, t)| !t.is_zero())
+                .collect(),
         }
     }
 

@@ -158,6 +158,11 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
+/// A price at its symbol's tick (`display_price`: the display rounding rule), `-` when none.
+fn px(v: Option<crate::domain::Price>, tick: Option<Decimal>) -> String {
+    v.map_or_else(|| "-".into(), |v| crate::domain::display_price(v.value(), tick))
+}
+
 fn short_type(t: OrderType) -> &'static str {
     match t {
         OrderType::Market => "MKT",
@@ -643,6 +648,7 @@ fn draw_watchlist(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         .iter()
         .map(|w| {
             let selected = snap.selected_symbol.as_ref() == Some(&w.symbol);
+            let tick = snap.tick(&w.symbol);
             let name = format!(
                 "{}{}{}",
                 if selected { ">" } else { " " },
@@ -656,9 +662,9 @@ fn draw_watchlist(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             let p = theme.plain();
             let cells = vec![
                 (name, p),
-                (opt(w.last), p),
-                (opt(w.bid), p),
-                (opt(w.ask), p),
+                (px(w.last, tick), p),
+                (px(w.bid, tick), p),
+                (px(w.ask, tick), p),
                 (change, change_style),
             ];
             (cells, if w.stale { theme.dim() } else { p })
@@ -702,10 +708,12 @@ fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             right: true,
             drop: 0,
         },
+        // The percentage repeats uP&L: it goes first when the panel is narrow, so that
+        // prices at their tick's decimals keep the Mark column.
         Col {
             header: "%",
             right: true,
-            drop: 1,
+            drop: 4,
         },
     ];
     let rows = snap
@@ -728,8 +736,11 @@ fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             let cells = vec![
                 (format!("{}{tag}", p.symbol), plain_style),
                 (p.qty.to_string(), plain_style),
-                (entry_price(p.avg_entry, p.mark), plain_style),
-                (opt(p.mark), plain_style),
+                (
+                    entry_price(p.avg_entry, p.mark, snap.tick(&p.symbol)),
+                    plain_style,
+                ),
+                (px(p.mark, snap.tick(&p.symbol)), plain_style),
                 (
                     p.unrealized
                         .as_ref()
@@ -754,10 +765,17 @@ fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
 /// The average entry at the mark's precision (at least 2, at most 8 decimals). The entry is a
 /// quotient (cost / quantity after a fee taken in the base asset) with up to 28 decimals; drawn
 /// in full it was wide enough to push Entry and Mark out of the positions panel.
-fn entry_price(entry: Option<crate::domain::Price>, mark: Option<crate::domain::Price>) -> String {
+fn entry_price(
+    entry: Option<crate::domain::Price>,
+    mark: Option<crate::domain::Price>,
+    tick: Option<Decimal>,
+) -> String {
     let Some(entry) = entry else {
         return "-".into();
     };
+    if let Some(t) = tick {
+        return display_fixed(entry.value(), crate::domain::decimals_of(t));
+    }
     let dp = mark.map_or(8, |m| m.value().normalize().scale().clamp(2, 8));
     crate::domain::money::display_trimmed(entry.value(), dp)
 }
@@ -813,10 +831,12 @@ fn draw_orders(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
             right: true,
             drop: 0,
         },
+        // Which order protects what matters more than how much of it filled (the state says
+        // PARTIALLY_FILLED): on a narrow screen Filled goes first.
         Col {
             header: "Filled",
             right: true,
-            drop: 1,
+            drop: 2,
         },
         Col {
             header: "State",
@@ -826,7 +846,7 @@ fn draw_orders(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         Col {
             header: "Purpose",
             right: false,
-            drop: 2,
+            drop: 1,
         },
     ];
     let rows = snap
@@ -842,8 +862,8 @@ fn draw_orders(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
                 (o.symbol.to_string(), p),
                 (o.side.as_wire().to_string(), side_style),
                 (short_type(o.order_type).to_string(), p),
-                (opt(o.price), p),
-                (opt(o.stop_price), p),
+                (px(o.price, snap.tick(&o.symbol)), p),
+                (px(o.stop_price, snap.tick(&o.symbol)), p),
                 (o.qty.to_string(), p),
                 (o.executed_qty.to_string(), p),
                 (state, state_style),
@@ -924,14 +944,26 @@ fn draw_limits(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn chart_bounds(values: impl Iterator<Item = f64> + Clone) -> [f64; 2] {
-    let min = values.clone().fold(f64::INFINITY, f64::min);
-    let max = values.fold(f64::NEG_INFINITY, f64::max);
-    if !min.is_finite() || !max.is_finite() {
-        return [0.0, 1.0];
-    }
-    let pad = ((max - min) * 0.05).max(max.abs() * 0.0005).max(0.01);
-    [min - pad, max + pad]
+/// A chart's value axis: the data's range padded by 5 % (at least 0.05 % of the top and at
+/// least `min_pad`), computed in decimals so that the two labels are the bounds themselves,
+/// shown by the display rounding rule at `dp` decimals. Returns the bounds for the chart and
+/// their labels.
+fn chart_axis(values: &[Decimal], min_pad: Decimal, dp: u32) -> ([f64; 2], [String; 2]) {
+    let (Some(min), Some(max)) = (values.iter().min().copied(), values.iter().max().copied()) else {
+        return ([0.0, 1.0], ["0".into(), "1".into()]);
+    };
+    let pad = max
+        .checked_sub(min)
+        .and_then(|r| r.checked_mul(Decimal::new(5, 2)))
+        .unwrap_or(Decimal::ZERO)
+        .max(max.abs() * Decimal::new(5, 4))
+        .max(min_pad);
+    let lo = min.checked_sub(pad).unwrap_or(min);
+    let hi = max.checked_add(pad).unwrap_or(max);
+    (
+        [to_f64(lo), to_f64(hi)],
+        [display_fixed(lo, dp), display_fixed(hi, dp)],
+    )
 }
 
 fn draw_equity(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
@@ -947,7 +979,8 @@ fn draw_equity(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         .iter()
         .map(|p| ((p.time_ms - first.time_ms) as f64 / 1000.0, to_f64(p.value)))
         .collect();
-    let y = chart_bounds(data.iter().map(|d| d.1));
+    let values: Vec<Decimal> = points.iter().map(|p| p.value).collect();
+    let (y, y_labels) = chart_axis(&values, Decimal::new(1, 2), 2);
     let x_max = ((last.time_ms - first.time_ms) as f64 / 1000.0).max(1.0);
     let up = last.value >= first.value;
     let dataset = Dataset::default()
@@ -963,12 +996,7 @@ fn draw_equity(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
                 .labels([hm(first.time_ms), hm(last.time_ms)])
                 .style(theme.dim()),
         )
-        .y_axis(
-            Axis::default()
-                .bounds(y)
-                .labels([format!("{:.0}", y[0]), format!("{:.0}", y[1])])
-                .style(theme.dim()),
-        );
+        .y_axis(Axis::default().bounds(y).labels(y_labels).style(theme.dim()));
     frame.render_widget(chart, area);
 }
 
@@ -978,11 +1006,8 @@ fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         .selected_symbol
         .as_ref()
         .map_or_else(|| "-".into(), |s| s.to_string());
-    let last = snap
-        .candles
-        .last()
-        .map(|c| c.close.to_string())
-        .unwrap_or_default();
+    let tick = snap.selected_symbol.as_ref().and_then(|s| snap.tick(s));
+    let last = px(snap.candles.last().map(|c| c.close), tick);
     let block = panel(theme, format!(" {symbol} 1m: close, high/low  {last} "), false);
     let (Some(first), Some(end)) = (snap.candles.first(), snap.candles.last()) else {
         frame.render_widget(Paragraph::new("no candles yet").block(block), area);
@@ -1004,7 +1029,13 @@ fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         .iter()
         .map(|c| (t(c.open_ms), to_f64(c.low.value())))
         .collect();
-    let y = chart_bounds(high.iter().chain(low.iter()).map(|d| d.1));
+    let extremes: Vec<Decimal> = snap
+        .candles
+        .iter()
+        .flat_map(|c| [c.high.value(), c.low.value()])
+        .collect();
+    let dp = tick.map_or(2, crate::domain::decimals_of);
+    let (y, y_labels) = chart_axis(&extremes, tick.unwrap_or(Decimal::new(1, 2)), dp);
     let x_max = t(end.open_ms).max(1.0);
     let up = end.close >= first.open;
     let dot = if theme.ascii {
@@ -1037,12 +1068,7 @@ fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
                 .labels([hm(first.open_ms), hm(end.open_ms)])
                 .style(theme.dim()),
         )
-        .y_axis(
-            Axis::default()
-                .bounds(y)
-                .labels([format!("{:.2}", y[0]), format!("{:.2}", y[1])])
-                .style(theme.dim()),
-        );
+        .y_axis(Axis::default().bounds(y).labels(y_labels).style(theme.dim()));
     frame.render_widget(chart, area);
 }
 
