@@ -760,7 +760,18 @@ fn url_scheme(v: &str) -> Option<&str> {
 fn log_filter(sources: &Sources) -> Result<String, ConfigError> {
     for name in ["CRBOT_LOG", "RUST_LOG"] {
         if let Some(v) = sources.value(name) {
-            tracing_subscriber::EnvFilter::builder().parse(v).map_err(|_| {
+            // Filters are ASCII (targets, levels, field names). The parser of
+            // tracing-subscriber 0.3 panics on some non-ASCII input (it slices a directive
+            // inside a multi-byte character), so such a value never reaches it.
+            let parsed = if v.is_ascii() {
+                tracing_subscriber::EnvFilter::builder()
+                    .parse(v)
+                    .map(drop)
+                    .map_err(drop)
+            } else {
+                Err(())
+            };
+            parsed.map_err(|_| {
                 bad(
                     name,
                     v,

@@ -67,6 +67,14 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// and the ring. `filter` uses `tracing`'s syntax (`info`, `crbot=debug,info`). A second call
 /// in the same process returns [`LogError::AlreadyInitialised`].
 pub fn init(data_dir: &Path, json: bool, filter: &str) -> Result<LogGuard, LogError> {
+    // Non-ASCII never reaches the parser: tracing-subscriber 0.3 can panic on it (see
+    // `config::log_filter`, which refuses such values before they get here).
+    if !filter.is_ascii() {
+        return Err(LogError::Filter {
+            filter: filter.escape_default().to_string(),
+            reason: "a filter is ASCII only".into(),
+        });
+    }
     let env_filter = EnvFilter::builder().parse(filter).map_err(|e| LogError::Filter {
         filter: filter.to_string(),
         reason: e.to_string(),

@@ -285,6 +285,22 @@ fn a_crbot_log_filter_that_does_not_parse_is_refused() {
     );
 }
 
+/// Found by the `config_values` fuzz target: tracing-subscriber's filter parser slices a
+/// directive at a byte index inside a multi-byte character and panics, so a stray non-ASCII
+/// character in `CRBOT_LOG` (or `RUST_LOG`) crashed crbot at start-up. Filters are ASCII
+/// (targets, levels, field names): anything else is refused with the usual one line.
+#[rstest::rstest]
+#[case("CRBOT_LOG")]
+#[case("RUST_LOG")]
+fn a_log_filter_with_a_non_ascii_character_is_refused_not_a_panic(#[case] name: &str) {
+    for value in ["lllllBIN((\u{FFFD}\u{FFFD}[((((((", "crbot=débug", "ïnfo"] {
+        let err = load(&[(name, value)]).expect_err("non-ASCII filter");
+        let text = err.to_string();
+        assert!(text.starts_with(&format!("{name}=")), "{text}");
+        assert!(text.contains("is not valid"), "{text}");
+    }
+}
+
 #[test]
 fn a_value_with_a_line_break_is_shown_escaped_on_one_line() {
     let err = load(&[("MAX_DRAWDOWN_PERCENT", "5\nrm -rf")]).expect_err("bad");
