@@ -186,7 +186,8 @@ fn code_only(src: &str) -> String {
             }
         } else if at(0) == '\'' && (at(1) == '\\' || (at(1) != '\'' && at(2) == '\'')) {
             // A character literal ('x', '\n', '\u{1F600}'); a lifetime ('a) has no closing quote.
-            let mut j = i + 2;
+            // An escaped quote ('\'') must not end it: start past the escaped character.
+            let mut j = if at(1) == '\\' { i + 3 } else { i + 2 };
             while j < c.len() && c[j] != '\'' {
                 j += 1;
             }
@@ -708,7 +709,7 @@ fn scan_snippet(module: &str, others: &[&str], code: &str) -> Vec<(usize, String
 #[test]
 fn comments_and_literals_name_nothing() {
     let code = "// crate::cli::x\n/* crate::ui /* nested */ crate::ui */\nlet s = \"crate::cli::y\";\n\
-                let r = r#\"crate::cli \"quoted\"\"#;\nlet c = '\"'; let d = '{'; fn f<'a>(x: &'a str) {}\n\
+                let r = r#\"crate::cli \"quoted\"\"#;\nlet c = '\"'; let d = '{'; let q = '\\''; fn f<'a>(x: &'a str) {}\n\
                 use crate::domain::Mode;\n";
     assert_eq!(
         scan_snippet("engine", &["cli", "ui", "domain"], code),
