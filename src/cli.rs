@@ -5,6 +5,7 @@
 //! trading logic of its own; every order goes through the same engine, risk and journal code
 //! as the screen.
 
+use std::future::Future;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -14,13 +15,14 @@ pub mod doctor;
 pub mod info;
 pub mod kill;
 pub mod trade;
+pub mod vault;
 
 use common::{Ctx, Failure, Outcome};
 
 use crate::config::Config;
 use crate::domain::Mode;
 use crate::exchange::sim::SimArgs;
-use crate::vault::VaultCommand;
+use vault::VaultCommand;
 
 /// Exit codes: 0 success, 1 failure (one-line reason on stderr), 2 usage error, 3 risk rejection.
 pub mod exit {
@@ -139,8 +141,14 @@ pub enum OrderSide {
     Sell,
 }
 
-/// Runs the parsed command line and returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
+/// Runs the parsed command line and returns the process exit code. `console` is what `crbot`
+/// with no subcommand runs (`crate::console::run`): the console wires the engine to the screen
+/// and sits above the command line, so the binary hands it in rather than this module naming it.
+pub fn run<C, F>(cli: Cli, console: C) -> i32
+where
+    C: FnOnce(Config, GlobalOpts) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+{
     let command = match &cli.command {
         // The local exchange prints its one banner line and logs nothing to the data folder.
         Some(Command::Sim(args)) => return report(crate::exchange::sim::run_cli(args)),
@@ -157,8 +165,8 @@ pub fn run(cli: Cli) -> i32 {
                     return exit::FAILURE;
                 }
             };
-            let ctx = crate::vault::VaultCliContext::from_global(&global);
-            return report(crate::vault::run_cli(command, &ctx));
+            let ctx = vault::VaultCliContext::from_global(&global);
+            return report(vault::run_cli(command, &ctx));
         }
         other => other.as_ref(),
     };
@@ -184,7 +192,7 @@ pub fn run(cli: Cli) -> i32 {
             return exit::FAILURE;
         }
     };
-    let outcome = runtime.block_on(dispatch(&ctx, command));
+    let outcome = runtime.block_on(dispatch(&ctx, command, console));
     // Background tasks (an in-process local exchange, HTTP pools) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match outcome {
@@ -196,9 +204,13 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn dispatch(ctx: &Ctx, command: Option<&Command>) -> Outcome {
+async fn dispatch<C, F>(ctx: &Ctx, command: Option<&Command>, console: C) -> Outcome
+where
+    C: FnOnce(Config, GlobalOpts) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+{
     let Some(command) = command else {
-        return run_console(ctx).await;
+        return run_console(ctx, console).await;
     };
     match command {
         Command::Ping => info::ping(ctx).await,
@@ -220,8 +232,11 @@ async fn dispatch(ctx: &Ctx, command: Option<&Command>) -> Outcome {
 }
 
 /// `crbot` with no subcommand: the screen (configuration, logging and the runtime are set up).
-async fn run_console(ctx: &Ctx) -> Outcome {
-    match crate::engine::console::run(ctx.config.clone(), &ctx.global).await {
+async fn run_console<F>(ctx: &Ctx, console: impl FnOnce(Config, GlobalOpts) -> F) -> Outcome
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    match console(ctx.config.clone(), ctx.global.clone()).await {
         Ok(()) => Ok(exit::OK),
         Err(e) => Err(Failure::new(format!("{e:#}"))),
     }

@@ -9,12 +9,12 @@
 //! - `ticket`: what the trader typed → a domain ticket.
 //! - `kill`: the kill switch's cancel sweep and flatten plan.
 //! - `session`: mode → endpoints, keys and (sim, paper) the local exchange.
-//! - `runtime`: the console's event loop; `console`: its start-up and shutdown.
+//! - `runtime`: the console's event loop (`crate::console` starts and stops it).
 //! - `snapshot`: the data contract with the screen.
 //!
-//! Must not: draw, read keys, or let anything reach the exchange that did not pass `risk`.
+//! Must not: draw, read keys, know the command line, or let anything reach the exchange that did
+//! not pass `risk`.
 
-pub mod console;
 pub mod core;
 pub mod kill;
 pub mod runtime;
@@ -22,3 +22,20 @@ pub mod session;
 pub mod snapshot;
 pub mod state;
 pub mod ticket;
+
+use crate::config::Config;
+use crate::risk::Limits;
+
+/// The risk limits of a configuration (the console and the commands both start from them).
+pub fn limits_from(config: &Config) -> Limits {
+    let l = &config.limits;
+    Limits {
+        max_daily_loss_pct: l.max_daily_loss_percent,
+        max_drawdown_pct: l.max_drawdown_percent,
+        max_trades_per_day: l.max_trades_per_day,
+        max_position_size_pct: l.max_position_size_percent,
+        min_risk_reward: l.min_risk_reward,
+        fat_finger_pct: l.fat_finger_percent,
+        ..Limits::default()
+    }
+}

@@ -3,13 +3,15 @@
 //! The library holds everything; `main.rs` only parses the command line and calls in here.
 //! The parts: `domain` (values), `portfolio` and `risk` (pure), `vault`,
 //! `exchange` (the Binance client and the local exchange), `journal`, `engine` (the one owner
-//! of mutable state), `ui` (the screen) and `cli` (the commands).
+//! of mutable state), `ui` (the screen), `cli` (the commands) and `console` (the screen and the
+//! engine wired together, above everything else).
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used)]
 #![warn(missing_debug_implementations)]
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod doctor;
 pub mod domain;
 pub mod engine;

@@ -1,4 +1,5 @@
-//! The `crbot` binary: harden the process, parse the command line and hand over to the library.
+//! The `crbot` binary: harden the process, parse the command line and hand over to the library
+//! (the commands, and the console when no subcommand is given).
 
 use clap::Parser;
 
@@ -8,5 +9,5 @@ fn main() {
         eprintln!("crbot: warning: could not disable core dumps: {e}");
     }
     let cli = crbot::cli::Cli::parse();
-    std::process::exit(crbot::cli::run(cli));
+    std::process::exit(crbot::cli::run(cli, crbot::console::run));
 }

@@ -2,13 +2,13 @@
 //! that trades with keys (demo, testnet, live), unlocked with a passphrase.
 //!
 //! Owns: the file format (`format`), the atomic, permission-checked file I/O (`store`), the
-//! decrypted contents (`contents`), passphrase rules and sources (`passphrase`), the
-//! `crbot vault …` commands (`cli`), the start-up unlock with its growing delay, the live
-//! confirmation and the process hardening against core dumps. Must not: hold a secret outside
-//! `crate::secret` types, put a secret in an error, a log line or any file other than the
-//! encrypted vault, or change a byte on disk when a read fails.
+//! decrypted contents (`contents`), passphrase rules and sources (`passphrase`), where the file
+//! lives, the start-up unlock with its growing delay, the live confirmation and the process
+//! hardening against core dumps. Must not: hold a secret outside `crate::secret` types, put a
+//! secret in an error, a log line or any file other than the encrypted vault, change a byte on
+//! disk when a read fails, or know the command line (the `crbot vault …` commands use this
+//! module from `crate::cli::vault`).
 
-pub mod cli;
 pub mod contents;
 pub mod format;
 pub mod passphrase;
@@ -20,31 +20,23 @@ use std::time::Duration;
 use crate::domain::Mode;
 use crate::secret::{SecretBytes, SecretString};
 
-pub use cli::{VaultCliContext, run_cli};
 pub use contents::VaultContents;
 pub use format::KdfParams;
 pub use passphrase::{LinesSource, PassphraseSource, ScriptedSource, TerminalPrompt};
 
-/// `crbot vault …` subcommands.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum VaultCommand {
-    /// Create a new, empty vault (asks the passphrase twice).
-    Init,
-    /// Store API keys for a mode (demo, testnet, live; the global --mode).
-    SetKeys {
-        /// Private key file for an Ed25519 API key (instead of a secret): PKCS#8 PEM
-        /// (`-----BEGIN PRIVATE KEY-----`, as Binance's key generator writes it) or 32 raw bytes.
-        #[arg(long)]
-        ed25519_key_file: Option<std::path::PathBuf>,
-    },
-    /// Change the passphrase and re-encrypt (fresh salt and nonce).
-    Rotate,
-    /// Show what the vault holds, without any secret.
-    Status,
-}
-
 /// The file name of the vault inside the config folder.
 pub const VAULT_FILE_NAME: &str = "vault.crbot";
+
+/// The vault path for `--home`/`CRBOT_HOME`, or the user config folder. Empty when neither
+/// exists (reported when a command runs).
+pub fn vault_path(home: Option<&Path>) -> PathBuf {
+    match home {
+        Some(h) => h.join(VAULT_FILE_NAME),
+        None => directories::ProjectDirs::from("", "", "crbot")
+            .map(|d| d.config_dir().join(VAULT_FILE_NAME))
+            .unwrap_or_default(),
+    }
+}
 
 /// Tries before unlocking gives up.
 pub const UNLOCK_ATTEMPTS: u32 = 3;

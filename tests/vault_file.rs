@@ -9,13 +9,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crbot::cli::vault::{VaultCliContext, VaultCommand, run_cli};
 use crbot::domain::Mode;
 use crbot::vault::format::{self, KdfParams};
 use crbot::vault::store::WriteStep;
-use crbot::vault::{
-    KeyKind, KeySecret, ScriptedSource, VaultCliContext, VaultCommand, VaultError, run_cli,
-    unlock_interactive,
-};
+use crbot::vault::{KeyKind, KeySecret, ScriptedSource, VaultError, unlock_interactive};
 use sha2::{Digest, Sha256};
 
 const SMALL: KdfParams = KdfParams { m_kib: 8, t: 1, p: 1 };

@@ -1,8 +1,10 @@
 //! `crbot doctor`: gathers the facts the checklist needs (vault file, keys, the key's
-//! permissions, clock offset, posture, journals) and hands them to the pure `crate::doctor`.
+//! permissions, clock offset, posture, journals), hands them to the pure `crate::doctor`, prints
+//! its findings and turns them into the exit code.
 //!
-//! Owns: where each fact comes from. Must not: print a secret, or ask for a passphrase when
-//! nobody can type one (no terminal and no `--passphrase-stdin`: the key check says so).
+//! Owns: where each fact comes from, the printing and the exit code. Must not: print a secret,
+//! or ask for a passphrase when nobody can type one (no terminal and no `--passphrase-stdin`:
+//! the key check says so).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -10,7 +12,7 @@ use std::path::Path;
 use crate::cli::common::{Ctx, Outcome, now_ms};
 use crate::cli::kill::{BACKUP_EVENT, KILL_EVENT};
 use crate::config::redact_urls;
-use crate::doctor::{self, ApiRestrictionsInfo, CheckStatus, DoctorInputs, VaultFileInfo};
+use crate::doctor::{self, ApiRestrictionsInfo, CheckResult, CheckStatus, DoctorInputs, VaultFileInfo};
 use crate::domain::Mode;
 use crate::engine::session::Session;
 use crate::exchange::binance::endpoints::Endpoints;
@@ -103,10 +105,19 @@ fn public_endpoints(ctx: &Ctx) -> Option<Endpoints> {
         .ok()
 }
 
+/// 1 when any item fails, else 0 (warnings do not fail the run).
+pub fn exit_code(results: &[CheckResult]) -> i32 {
+    if results.iter().any(|r| r.status == CheckStatus::Fail) {
+        crate::cli::exit::FAILURE
+    } else {
+        crate::cli::exit::OK
+    }
+}
+
 pub async fn doctor(ctx: &Ctx) -> Outcome {
     let config = &ctx.config;
     let mode = config.mode;
-    let vault_path = crate::vault::cli::vault_path(Some(&config.paths.config_dir));
+    let vault_path = crate::vault::vault_path(Some(&config.paths.config_dir));
     let vault = match crate::vault::store::file_mode(&vault_path) {
         Ok(Some(bits)) => Some(VaultFileInfo {
             path: vault_path.clone(),
@@ -220,7 +231,7 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
     } else {
         print!("{}", redact_urls(&doctor::render_text(&results)));
     }
-    let code = doctor::exit_code(&results);
+    let code = exit_code(&results);
     if code != crate::cli::exit::OK {
         let failed: Vec<&str> = results
             .iter()
@@ -230,4 +241,42 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         eprintln!("crbot: doctor: failed: {}", failed.join(", "));
     }
     Ok(code)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::doctor::evaluate;
+    use crate::doctor::tests::{healthy, restrictions};
+
+    #[test]
+    fn a_healthy_live_setup_passes_every_item_and_exits_zero() {
+        let results = evaluate(&healthy());
+        assert!(
+            results.iter().all(|r| r.status == CheckStatus::Pass),
+            "{results:#?}"
+        );
+        assert_eq!(exit_code(&results), 0);
+    }
+
+    #[test]
+    fn a_key_with_withdrawals_enabled_fails_and_exits_non_zero() {
+        let mut inp = healthy();
+        inp.api_restrictions = Some(Ok(restrictions(true, true)));
+        let results = evaluate(&inp);
+        let r = results.iter().find(|r| r.item == "API key: withdrawals").unwrap();
+        assert_eq!(r.status, CheckStatus::Fail);
+        assert!(r.fix.as_deref().unwrap().contains("Enable Withdrawals"));
+        assert_eq!(exit_code(&results), 1);
+    }
+
+    #[test]
+    fn warnings_alone_exit_zero() {
+        let mut inp = healthy();
+        inp.last_backup_ms = None;
+        let results = evaluate(&inp);
+        assert!(results.iter().any(|r| r.status == CheckStatus::Warn));
+        assert_eq!(exit_code(&results), 0);
+    }
 }

@@ -235,7 +235,7 @@ fn keys_for(config: &Config, unlock: Unlock) -> anyhow::Result<Credentials> {
             key: KeyMaterial::Hmac(k.api_secret.clone()),
         });
     }
-    let path = crate::vault::cli::vault_path(Some(&config.paths.config_dir));
+    let path = crate::vault::vault_path(Some(&config.paths.config_dir));
     let mut source: Box<dyn crate::vault::PassphraseSource> = match unlock {
         Unlock::Terminal => Box::new(crate::vault::TerminalPrompt),
         Unlock::Stdin => Box::new(crate::vault::LinesSource::new(std::io::stdin().lock())),

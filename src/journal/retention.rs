@@ -1,26 +1,17 @@
-//! When the console backs the journal up on its own, and which old backups it removes
-//! (development on command only; staging daily; production hourly, with weekly
-//! copies kept).
+//! Which old backups of the journal the console removes (weekly copies kept), and the backup
+//! intervals it picks from (daily, hourly).
 //!
-//! Owns: the schedule and the retention rule, as pure functions of times. Must not: touch
-//! files; the engine lists the backup folder, asks which to delete, and deletes them.
+//! Owns: the retention rule, as a pure function of times. Must not: touch files (the engine
+//! lists the backup folder, asks which to delete, and deletes them), or read the configuration:
+//! which interval applies is the caller's choice, made from the deployment environment.
 
 use std::path::PathBuf;
 
-use crate::config::Environment;
-
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
+/// The hourly backup interval (production).
+pub const HOUR_MS: i64 = 3_600_000;
+/// The daily backup interval (staging).
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 const WEEK_MS: i64 = 7 * DAY_MS;
-
-/// How often the console takes a backup by itself; `None` means on command only.
-pub fn schedule_ms(env: Environment) -> Option<i64> {
-    match env {
-        Environment::Development => None,
-        Environment::Staging => Some(DAY_MS),
-        Environment::Production => Some(HOUR_MS),
-    }
-}
 
 /// Backups to delete: everything from the last 7 days is kept; before that, only the newest
 /// backup of each 7-day period (counted back from `now_ms`) — the weekly copies.
@@ -45,13 +36,6 @@ mod tests {
 
     fn p(n: &str) -> PathBuf {
         PathBuf::from(n)
-    }
-
-    #[test]
-    fn development_backs_up_on_command_only_staging_daily_production_hourly() {
-        assert_eq!(schedule_ms(Environment::Development), None);
-        assert_eq!(schedule_ms(Environment::Staging), Some(DAY_MS));
-        assert_eq!(schedule_ms(Environment::Production), Some(HOUR_MS));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! live confirmation before the screen opens, connects, restores the journal, then runs the
 //! engine loop and the screen side by side until the trader quits.
 //!
-//! Owns: start-up order and shutdown. Must not: let anything be sent before the journal is
-//! restored and the exchange reconciled (the runtime refuses tickets until then).
+//! Owns: start-up order and shutdown, and wiring the engine, the screen and the command-line
+//! options together; nothing below it imports it. Must not: let anything be sent before the
+//! journal is restored and the exchange reconciled (the runtime refuses tickets until then).
 
 use std::io::BufRead;
 
@@ -11,35 +12,32 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::GlobalOpts;
-use crate::config::{AutoHaltAction, Config};
+use crate::config::{AutoHaltAction, Config, Environment};
 use crate::domain::Mode;
 use crate::engine::core::Core;
+use crate::engine::limits_from;
 use crate::engine::runtime::Runtime;
 use crate::engine::session::{Session, Unlock};
+use crate::journal::retention::{DAY_MS, HOUR_MS};
 use crate::journal::{Journal, TicketSource};
-use crate::risk::Limits;
 use crate::ui::{KeyPress, Keymap, UiConfig};
 
-/// The risk limits of a configuration.
-pub fn limits_from(config: &Config) -> Limits {
-    let l = &config.limits;
-    Limits {
-        max_daily_loss_pct: l.max_daily_loss_percent,
-        max_drawdown_pct: l.max_drawdown_percent,
-        max_trades_per_day: l.max_trades_per_day,
-        max_position_size_pct: l.max_position_size_percent,
-        min_risk_reward: l.min_risk_reward,
-        fat_finger_pct: l.fat_finger_percent,
-        ..Limits::default()
+/// Runs the console until the trader quits. `live` first asks for the typed confirmation.
+pub async fn run(config: Config, global: GlobalOpts) -> anyhow::Result<()> {
+    if config.mode == Mode::Live {
+        confirm_live(&global)?;
     }
+    run_async(config, &global).await
 }
 
-/// Runs the console until the trader quits. `live` first asks for the typed confirmation.
-pub async fn run(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
-    if config.mode == Mode::Live {
-        confirm_live(global)?;
+/// How often the console backs the journal up by itself; `None` means on command only
+/// (development on command only; staging daily; production hourly).
+fn schedule_ms(env: Environment) -> Option<i64> {
+    match env {
+        Environment::Development => None,
+        Environment::Staging => Some(DAY_MS),
+        Environment::Production => Some(HOUR_MS),
     }
-    run_async(config, global).await
 }
 
 fn confirm_live(global: &GlobalOpts) -> anyhow::Result<()> {
@@ -94,7 +92,7 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut core = Core::restore(journal, config.mode, limits_from(&config), TicketSource::Tui, now)?;
     core.state.warnings = warnings;
-    core.backup_every_ms = crate::journal::retention::schedule_ms(config.env);
+    core.backup_every_ms = schedule_ms(config.env);
     let mut ui_config = UiConfig::from_env(global.ascii)?;
     if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
         ui_config.keymap = Keymap::with_kill_key(kill);
@@ -106,7 +104,7 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     let auto_flatten = config.auto_halt_action == AutoHaltAction::HaltFlatten;
     // The screen's re-arm asks the same passphrase the start-up unlock did.
     let vault = (config.mode.needs_keys() && config.env_keys.is_none())
-        .then(|| crate::vault::cli::vault_path(Some(&config.paths.config_dir)));
+        .then(|| crate::vault::vault_path(Some(&config.paths.config_dir)));
     let engine = tokio::spawn(Runtime::run(
         core,
         session.rest.clone(),
@@ -121,4 +119,16 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     let _ = engine.await;
     session.close(&config).await;
     result.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn development_backs_up_on_command_only_staging_daily_production_hourly() {
+        assert_eq!(schedule_ms(Environment::Development), None);
+        assert_eq!(schedule_ms(Environment::Staging), Some(DAY_MS));
+        assert_eq!(schedule_ms(Environment::Production), Some(HOUR_MS));
+    }
 }

@@ -1,9 +1,10 @@
-//! `crbot vault init | set-keys | rotate | status`.
+//! `crbot vault init | set-keys | rotate | status`: the commands over the vault in
+//! `crate::vault`.
 //!
-//! Owns: the command flow (which questions, in which order, what is printed). Must not: print
-//! or return any secret; `status` shows API keys only masked (first and last 4 characters).
-//! Everything the commands touch from outside (stdin, stdout, the prompt, the clock, sleeping,
-//! write failures) comes through `VaultCliContext`, so tests drive them without a terminal.
+//! Owns: the subcommand grammar and the command flow (which questions, in which order, what is
+//! printed). Must not: print or return any secret; `status` shows API keys only masked (first and
+//! last 4 characters). Everything the commands touch from outside (stdin, stdout, the prompt, the
+//! clock, sleeping, write failures) comes through `VaultCliContext`, so tests drive them without a terminal.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -13,16 +14,33 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::format::{self, KdfParams};
-use super::passphrase::{LinesSource, PassphraseSource, TerminalPrompt, check_strength};
-use super::store::{self, WriteStep};
-use super::{
-    KeySecret, ModeKeys, UNLOCK_ATTEMPTS, VAULT_FILE_NAME, VaultCommand, VaultContents, VaultError,
-    unlock_contents,
-};
 use crate::cli::GlobalOpts;
 use crate::domain::Mode;
 use crate::secret::{SecretBytes, SecretString};
+use crate::vault::format::{self, KdfParams};
+use crate::vault::passphrase::{LinesSource, PassphraseSource, TerminalPrompt, check_strength};
+use crate::vault::store::{self, WriteStep};
+use crate::vault::{
+    KeySecret, ModeKeys, UNLOCK_ATTEMPTS, VaultContents, VaultError, unlock_contents, vault_path,
+};
+
+/// `crbot vault …` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum VaultCommand {
+    /// Create a new, empty vault (asks the passphrase twice).
+    Init,
+    /// Store API keys for a mode (demo, testnet, live; the global --mode).
+    SetKeys {
+        /// Private key file for an Ed25519 API key (instead of a secret): PKCS#8 PEM
+        /// (`-----BEGIN PRIVATE KEY-----`, as Binance's key generator writes it) or 32 raw bytes.
+        #[arg(long)]
+        ed25519_key_file: Option<std::path::PathBuf>,
+    },
+    /// Change the passphrase and re-encrypt (fresh salt and nonce).
+    Rotate,
+    /// Show what the vault holds, without any secret.
+    Status,
+}
 
 /// Everything a vault command needs from the outside world.
 pub struct VaultCliContext {
@@ -57,17 +75,6 @@ impl std::fmt::Debug for VaultCliContext {
             .field("mode", &self.mode)
             .field("kdf", &self.kdf)
             .finish_non_exhaustive()
-    }
-}
-
-/// The vault path for `--home`/`CRBOT_HOME`, or the user config folder. Empty when neither
-/// exists (reported when a command runs).
-pub fn vault_path(home: Option<&Path>) -> PathBuf {
-    match home {
-        Some(h) => h.join(VAULT_FILE_NAME),
-        None => directories::ProjectDirs::from("", "", "crbot")
-            .map(|d| d.config_dir().join(VAULT_FILE_NAME))
-            .unwrap_or_default(),
     }
 }
 
@@ -314,7 +321,7 @@ fn status(ctx: &VaultCliContext) -> anyhow::Result<()> {
         date(contents.updated_ms),
     );
     let mut modes = Vec::new();
-    for mode in super::contents::KEYED_MODES {
+    for mode in crate::vault::contents::KEYED_MODES {
         match contents.get(mode) {
             Some(keys) => {
                 let masked = keys.api_key.masked();
