@@ -7,7 +7,9 @@ use proptest::prelude::*;
 use rstest::rstest;
 
 use super::*;
-use crate::domain::{Filters, LotSize, NotionalFilter, PercentPriceBySide, PriceFilter, SymbolStatus};
+use crate::domain::{
+    Filters, LotSize, NotionalFilter, PercentPriceBySide, PriceFilter, SymbolStatus, TicketKind,
+};
 
 /// Noon UTC on day 20000.
 const NOW: i64 = 20_000 * DAY_MS + 43_200_000;
