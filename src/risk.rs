@@ -173,6 +173,12 @@ pub struct RiskContext {
 
 /// A value the risk gate approved. Only this module can build one, and it is not `Clone`: one
 /// approval sends one order.
+///
+/// Its fields are private and it has no constructor, so code outside `risk` cannot forge one:
+///
+/// ```compile_fail,E0451
+/// let forged = crbot::risk::RiskApproved { inner: 1_u8, approved_at_ms: 0 };
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct RiskApproved<T> {
     inner: T,
