@@ -7,7 +7,9 @@ use proptest::prelude::*;
 use rstest::rstest;
 
 use super::*;
-use crate::domain::{Filters, LotSize, NotionalFilter, PercentPriceBySide, PriceFilter, SymbolStatus};
+use crate::domain::{
+    Filters, LotSize, NotionalFilter, PercentPriceBySide, PriceFilter, SymbolStatus, TicketKind,
+};
 
 /// Noon UTC on day 20000.
 const NOW: i64 = 20_000 * DAY_MS + 43_200_000;
@@ -883,4 +885,112 @@ impl FromUnits for Qty {
     fn from_str_units(units: u32, scale: u32) -> Self {
         Qty::try_new(Decimal::new(i64::from(units), scale)).expect("non-negative")
     }
+}
+
+// ---- the rulebook: one function per rule, walked from RULES -----------------------------
+
+/// The codes of the denials one rule's function raises on its own.
+fn denials_of_rule_alone(rule: Rule, limits: &Limits, c: &RiskContext, t: &Ticket) -> Vec<&'static str> {
+    let spec = RULES
+        .iter()
+        .find(|s| s.rule == rule)
+        .unwrap_or_else(|| panic!("{rule:?} has no row in RULES"));
+    (spec.check)(&Facts::new(limits, c, t, NOW))
+        .into_iter()
+        .filter_map(|finding| match finding {
+            Finding::Fail(denial) => Some(denial.code()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A ticket only `rule` refuses: its function alone raises `expected`, and so does `check`,
+/// which reaches the function only through its row in RULES.
+#[rstest]
+#[case::state(Rule::State, &["STATE_REDUCING"])]
+#[case::pnl(Rule::Pnl, &["PNL_UNAVAILABLE"])]
+#[case::quote(Rule::Quote, &["STALE_QUOTE"])]
+#[case::symbol(Rule::Symbol, &["UNKNOWN_SYMBOL"])]
+#[case::filter(Rule::Filter, &["FILTER"])]
+#[case::fat_finger(Rule::FatFinger, &["FAT_FINGER"])]
+#[case::balance(Rule::Balance, &["INSUFFICIENT_BALANCE"])]
+#[case::position(Rule::Position, &["NO_POSITION"])]
+#[case::position_size(Rule::PositionSize, &["POSITION_SIZE"])]
+#[case::daily_loss(Rule::DailyLoss, &["DAILY_LOSS"])]
+#[case::drawdown(Rule::Drawdown, &["DRAWDOWN"])]
+#[case::trades_per_day(Rule::TradesPerDay, &["TRADES_PER_DAY"])]
+#[case::risk_reward(Rule::RiskReward, &["RISK_REWARD"])]
+#[case::duplicate_position(Rule::DuplicatePosition, &["DUPLICATE_POSITION"])]
+fn each_rule_refuses_its_case_alone_and_through_the_table(#[case] rule: Rule, #[case] expected: &[&str]) {
+    let mut c = ctx();
+    let mut t = entry("1", "100");
+    match rule {
+        Rule::State => c.state = reducing(),
+        Rule::Pnl => c.pnl_ok = false,
+        Rule::Quote => {
+            c.quotes
+                .insert(sym("BTCUSDT"), quote("99.99", "100", NOW - 10_000));
+        }
+        Rule::Symbol => {
+            t.symbol = sym("XYZUSDT");
+            c.quotes.insert(sym("XYZUSDT"), quote("99.99", "100", NOW));
+        }
+        Rule::Filter => t = entry("0.04", "100"),
+        Rule::FatFinger => t = entry("1", "94"),
+        Rule::Balance => {
+            c.balances.insert(Asset::usdt(), balance("USDT", "50").1);
+        }
+        Rule::Position => {
+            c.balances.insert(asset("BTC"), balance("BTC", "1").1);
+            t = exit("1", TicketKind::Market);
+        }
+        Rule::PositionSize => t = entry("6", "100"),
+        Rule::DailyLoss => c.equity = Some(usdt("9400")),
+        Rule::Drawdown => {
+            c.equity = Some(usdt("8900"));
+            c.day_start_equity = Some(usdt("8900"));
+        }
+        Rule::TradesPerDay => c.entries.count = 10,
+        Rule::RiskReward => t.take_profit = Some(p("105")),
+        Rule::DuplicatePosition => {
+            c.open_entry_orders.insert(sym("BTCUSDT"));
+        }
+    }
+    let limits = Limits::default();
+    assert_eq!(denials_of_rule_alone(rule, &limits, &c, &t), expected);
+    assert_eq!(codes(&c, &t), expected, "check must refuse through the table");
+    assert_agrees(&limits, &c, &t, NOW);
+}
+
+#[test]
+fn the_report_lists_the_rules_in_the_order_of_the_table() {
+    for (c, t) in [
+        (ctx(), entry("1", "100")),
+        (holding("1"), exit("1", TicketKind::Market)),
+    ] {
+        let mut order: Vec<Rule> = report(&Limits::default(), &c, &t, NOW)
+            .iter()
+            .map(|o| o.rule)
+            .collect();
+        order.dedup();
+        assert_eq!(order, Rule::ALL.to_vec());
+    }
+    let codes: Vec<&str> = RULES.iter().map(|s| s.code).collect();
+    let names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(codes, names);
+    assert!(RULES.iter().all(|s| !s.title.is_empty()));
+}
+
+/// The rulebook in the module's documentation is read by people; it must name the same rules as
+/// the table the code walks, in the same order.
+#[test]
+fn the_module_doc_lists_the_rules_of_the_table() {
+    let documented: Vec<&str> = include_str!("../risk.rs")
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! | "))
+        .filter_map(|row| row.split(" |").next())
+        .filter(|code| *code != "rule" && !code.starts_with("---"))
+        .collect();
+    let table: Vec<&str> = RULES.iter().map(|s| s.code).collect();
+    assert_eq!(documented, table);
 }
