@@ -443,7 +443,7 @@ fn dispatch(
                 .account
                 .lists
                 .values()
-                .filter(|l| l.list_order_status != "ALL_DONE")
+                .filter(|l| l.list_order_status != engine::ListOrderStatus::AllDone)
                 .map(|l| e.list_json(l.order_list_id, false, None))
                 .collect();
             Ok(Value::Array(lists))
@@ -486,7 +486,7 @@ pub(crate) fn op_new_order(
         .admit_orders(1, now)
         .map_err(|r| ApiError::new(429, r.code, r.msg))?;
     let placed = e.place(&o, now, false)?;
-    let v = e.placed_json(&placed, &o.resp_type, now);
+    let v = e.placed_json(&placed, o.resp_type, now);
     shared.publish(&mut e);
     Ok(v)
 }
@@ -734,7 +734,7 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
         "symbol": s.symbol, "status": "TRADING", "baseAsset": s.base, "baseAssetPrecision": 8,
         "quoteAsset": s.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": engine::ORDER_TYPES,
+        "orderTypes": engine::OrderType::ALL,
         "icebergAllowed": false, "ocoAllowed": true, "otoAllowed": false, "opoAllowed": false,
         "quoteOrderQtyMarketAllowed": true, "allowTrailingStop": false, "cancelReplaceAllowed": false,
         "amendAllowed": false, "pegInstructionsAllowed": false,
