@@ -17,6 +17,13 @@
 //! the commission rate × (1 − [`BNB_FEE_DISCOUNT`]), converted at the BNBUSDT mid (the middle
 //! of its best bid and ask when the fill is booked) and rounded to 8 decimals. Otherwise (not
 //! enough BNB, a quote asset other than USDT, no BNBUSDT book) the usual asset pays in full.
+//!
+//! This file is the façade: the `Engine` and its constructor, and re-exports, so callers name
+//! everything as `engine::X`. The work is in one sub-module per job: `request` (parameters and
+//! the error answered), `kinds` (the order enums and their wire names), `validate` (new-order
+//! checks and filters), `account` (balances, records, locks, deposits), `matching` (placing,
+//! taking, resting fills, stops), `fees`, `lists` (OCO), `cancels` (finding and cancelling
+//! orders) and `reports` (JSON shapes and user-data events).
 
 mod account;
 mod cancels;
