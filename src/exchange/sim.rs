@@ -9,7 +9,9 @@
 //!
 //! Parts: `market` (synthetic prices), `engine` (account and matching), `auth` (signatures and
 //! timestamps), `limits` (rate limits), `faults` (fault switches; grammar in its module doc),
-//! `rest`, `ws` (streams and WebSocket API), `persist` (the state file), `paper` (price feed).
+//! `ops` (the authentication and order operations both transports serve), `rest`, `ws`
+//! (streams and WebSocket API), `persist` (the state file), `paper` (price feed). `rest` and
+//! `ws` do not import each other: `router` here joins them.
 //!
 //! Control endpoints, for tests and demos: loopback peers only, and every request carries the
 //! exchange's own API key (the one the banner prints and the state file keeps) in
@@ -33,6 +35,7 @@ pub mod engine;
 pub mod faults;
 pub mod limits;
 pub mod market;
+mod ops;
 mod paper;
 mod persist;
 mod rest;
@@ -44,6 +47,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::Router;
+use axum::routing::{any, post};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -369,6 +374,20 @@ fn random_alnum(n: usize) -> String {
     (0..n).map(|_| A[rng.random_range(0..A.len())] as char).collect()
 }
 
+/// All routes: WebSockets, control endpoints, and everything else through the REST dispatcher.
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/ws", any(ws::stream_handler_root))
+        .route("/ws/{*streams}", any(ws::stream_handler_raw))
+        .route("/stream", any(ws::stream_handler_combined))
+        .route("/ws-api/v3", any(ws::api_handler))
+        .route("/sim/control/faults", post(rest::control_faults))
+        .route("/sim/control/price", post(rest::control_price))
+        .route("/sim/control/balance", post(rest::control_balance))
+        .fallback(rest::rest)
+        .with_state(shared)
+}
+
 /// Starts the exchange on `addr` (use port 0 for a free port) inside the current tokio runtime.
 pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, SimError> {
     let now = system_ms() + config.faults.clock_offset_ms;
@@ -424,7 +443,7 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
         started_ms: now,
     });
     shared.save()?;
-    let app = rest::router(shared.clone());
+    let app = router(shared.clone());
     let token = shared.shutdown.clone();
     let server = tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();

@@ -891,6 +891,33 @@ pub struct Stats24h {
     pub open_time: i64,
 }
 
+impl Stats24h {
+    /// Last price minus the window's open (`priceChange`, stream field `p`).
+    pub fn price_change(&self) -> Decimal {
+        self.last - self.open
+    }
+
+    /// The change in percent of the open, 3 decimals (`priceChangePercent`, `P`); zero when
+    /// there is no open to divide by.
+    pub fn price_change_percent(&self) -> Decimal {
+        if self.open.is_zero() {
+            Decimal::ZERO
+        } else {
+            (self.price_change() / self.open * Decimal::from(100)).round_dp(3)
+        }
+    }
+
+    /// Quote volume over base volume, 8 decimals (`weightedAvgPrice`, `w`); the last price
+    /// when nothing traded.
+    pub fn weighted_avg_price(&self) -> Decimal {
+        if self.volume.is_zero() {
+            self.last
+        } else {
+            (self.quote_volume / self.volume).round_dp(8)
+        }
+    }
+}
+
 /// A price or quantity as Binance prints it: a string with 8 decimals.
 pub fn s8(x: Decimal) -> String {
     let mut y = x.round_dp(8);
@@ -1022,6 +1049,37 @@ pub fn kline_row(start: i64, end: i64, c: &Candle) -> Value {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn stats(open: i64, last: i64, volume: i64, quote_volume: i64) -> Stats24h {
+        Stats24h {
+            open: Decimal::from(open),
+            high: Decimal::from(open.max(last)),
+            low: Decimal::from(open.min(last)),
+            last: Decimal::from(last),
+            volume: Decimal::from(volume),
+            quote_volume: Decimal::from(quote_volume),
+            first_id: -1,
+            last_id: -1,
+            count: 0,
+            open_time: 0,
+        }
+    }
+
+    #[test]
+    fn ticker_figures_round_like_binance_and_survive_an_empty_window() {
+        let st = stats(300, 301, 3, 902);
+        assert_eq!(st.price_change(), Decimal::ONE);
+        // 1/300 = 0.333… %, three decimals.
+        assert_eq!(st.price_change_percent().to_string(), "0.333");
+        // 902/3 = 300.666…, eight decimals.
+        assert_eq!(
+            st.weighted_avg_price(),
+            "300.66666667".parse::<Decimal>().unwrap()
+        );
+        let empty = stats(0, 5, 0, 0);
+        assert_eq!(empty.price_change_percent(), Decimal::ZERO);
+        assert_eq!(empty.weighted_avg_price(), Decimal::from(5));
+    }
 
     #[test]
     fn same_seed_gives_same_prices() {

@@ -3,19 +3,18 @@
 //!
 //! Owns: routing, parameter transport (query string and x-www-form-urlencoded body; the query
 //! wins), weights, security checks in Binance's order, response headers and the JSON of every
-//! endpoint. Must not: match orders itself (that is `engine`). Order operations are shared
-//! with the WebSocket API through the `op_*` functions.
+//! endpoint. Must not: match orders itself (that is `engine`), or import `ws`: the order
+//! operations and authentication it shares with the WebSocket API live in `ops`, and the
+//! router that serves both is `sim`'s.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
@@ -23,21 +22,11 @@ use serde_json::{Value, json};
 use super::engine::{self, ApiError, Params, order_json, trade_json};
 use super::limits::Refusal;
 use super::market::{self, kline_row, klines, s8};
-use super::{Shared, SimKey, auth, ws};
-
-/// All routes: WebSockets, control endpoints, and everything else through the REST dispatcher.
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/ws", any(ws::stream_handler_root))
-        .route("/ws/{*streams}", any(ws::stream_handler_raw))
-        .route("/stream", any(ws::stream_handler_combined))
-        .route("/ws-api/v3", any(ws::api_handler))
-        .route("/sim/control/faults", post(control_faults))
-        .route("/sim/control/price", post(control_price))
-        .route("/sim/control/balance", post(control_balance))
-        .fallback(rest)
-        .with_state(shared)
-}
+use super::ops::{
+    MAX_PARAMS, authenticate, op_cancel, op_cancel_all, op_new_order, op_open_orders, op_query_order,
+    too_many_params,
+};
+use super::{Shared, SimKey, auth};
 
 /// Security type of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +66,6 @@ fn refusal_response(r: &Refusal, weight_header: (String, String)) -> Response {
     )
 }
 
-/// Most parameters one request may carry (REST or WebSocket API). The largest request the
-/// exchange serves, an OCO list with every optional leg parameter, has about 35.
-pub const MAX_PARAMS: usize = 64;
 /// Most bytes the query string and the body may hold together. Far above any real request;
 /// it bounds the work done before the signature is checked.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -103,13 +89,6 @@ fn count_pairs(raw: &str) -> usize {
 pub(crate) fn has_duplicates<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
     let mut seen = std::collections::HashSet::new();
     names.into_iter().any(|k| !seen.insert(k))
-}
-
-pub(crate) fn too_many_params(received: usize) -> ApiError {
-    ApiError::bad(
-        -1101,
-        format!("Too many parameters; expected '{MAX_PARAMS}' and received '{received}'."),
-    )
 }
 
 pub(crate) fn duplicate_params() -> ApiError {
@@ -216,44 +195,6 @@ fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
     })
 }
 
-/// Checks the API key, signature and timestamp of a signed REST request.
-pub(crate) fn authenticate<'a>(
-    shared: &'a Shared,
-    api_key: Option<&str>,
-    payload: &[u8],
-    signature: Option<&str>,
-    p: &Params,
-    now: i64,
-    trade: bool,
-) -> Result<&'a SimKey, ApiError> {
-    let key = api_key
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::new(401, -2014, "API-key format invalid."))?;
-    if !auth::key_format_ok(key) && !shared.keys.iter().any(|k| k.api_key == key) {
-        return Err(ApiError::new(401, -2014, "API-key format invalid."));
-    }
-    let k = shared
-        .keys
-        .iter()
-        .find(|k| k.api_key == key)
-        .ok_or_else(|| ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."))?;
-    if trade && !k.enable_spot_trading {
-        return Err(ApiError::new(
-            401,
-            -2015,
-            "Invalid API-key, IP, or permissions for action.",
-        ));
-    }
-    let sig = signature
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::mandatory("signature"))?;
-    auth::check_timestamp(p.get("timestamp"), p.get("recvWindow"), now)?;
-    if !auth::verify(&k.auth, payload, sig) {
-        return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
-    }
-    Ok(k)
-}
-
 /// What an endpoint returns: a body, or a body plus an override of the status (faults).
 struct Answer {
     body: Result<Value, ApiError>,
@@ -273,7 +214,8 @@ impl Answer {
     }
 }
 
-async fn rest(
+/// Every REST request that is not a control endpoint or a WebSocket upgrade.
+pub(super) async fn rest(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
@@ -443,7 +385,7 @@ fn dispatch(
                 .account
                 .lists
                 .values()
-                .filter(|l| l.list_order_status != "ALL_DONE")
+                .filter(|l| l.list_order_status != engine::ListOrderStatus::AllDone)
                 .map(|l| e.list_json(l.order_list_id, false, None))
                 .collect();
             Ok(Value::Array(lists))
@@ -455,84 +397,7 @@ fn dispatch(
     }
 }
 
-// -------------------------------------------------------------------- order operations
-
-/// POST /api/v3/order and WS `order.place` (validation, order-rate count, placement).
-pub(crate) fn op_new_order(
-    shared: &Shared,
-    p: &Params,
-    now: i64,
-    test_only: bool,
-) -> Result<Value, ApiError> {
-    let mut e = shared.engine();
-    let o = e.parse_new_order(p)?;
-    e.check_filters(&o)?;
-    if test_only {
-        e.place(&o, now, true)?;
-        if p.get("computeCommissionRates") == Some("true") {
-            let r = s8(e.commission_rate);
-            return Ok(json!({
-                "standardCommissionForOrder": {"maker": r, "taker": r},
-                "specialCommissionForOrder": {"maker": s8(Decimal::ZERO), "taker": s8(Decimal::ZERO)},
-                "taxCommissionForOrder": {"maker": s8(Decimal::ZERO), "taker": s8(Decimal::ZERO)},
-                "discount": {"enabledForAccount": false, "enabledForSymbol": false, "discountAsset": "BNB",
-                             "discount": s8(Decimal::ZERO)}
-            }));
-        }
-        return Ok(json!({}));
-    }
-    shared
-        .rate()
-        .admit_orders(1, now)
-        .map_err(|r| ApiError::new(429, r.code, r.msg))?;
-    let placed = e.place(&o, now, false)?;
-    let v = e.placed_json(&placed, &o.resp_type, now);
-    shared.publish(&mut e);
-    Ok(v)
-}
-
-pub(crate) fn op_query_order(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
-    let e = shared.engine();
-    let id = e.find_order(p, ApiError::bad(-2013, "Order does not exist."))?;
-    e.account
-        .orders
-        .get(&id)
-        .map(order_json)
-        .ok_or_else(|| ApiError::bad(-2013, "Order does not exist."))
-}
-
-pub(crate) fn op_cancel(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
-    let mut e = shared.engine();
-    let v = e.cancel(p, now);
-    shared.publish(&mut e);
-    v
-}
-
-pub(crate) fn op_cancel_all(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
-    let symbol = p.req("symbol")?.to_string();
-    let mut e = shared.engine();
-    let v = e.cancel_all(&symbol, now);
-    shared.publish(&mut e);
-    v
-}
-
-pub(crate) fn op_open_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
-    let e = shared.engine();
-    let symbol = p.get("symbol");
-    if let Some(s) = symbol
-        && e.market.get(s).is_none()
-    {
-        return Err(ApiError::bad_symbol());
-    }
-    Ok(Value::Array(
-        e.account
-            .orders
-            .values()
-            .filter(|o| o.is_open() && symbol.is_none_or(|s| o.symbol == s))
-            .map(order_json)
-            .collect(),
-    ))
-}
+// -------------------------------------------------------------------- order queries
 
 fn limit_param(p: &Params, default: i64, max: i64) -> Result<usize, ApiError> {
     let l = p.int("limit")?.unwrap_or(default);
@@ -734,7 +599,7 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
         "symbol": s.symbol, "status": "TRADING", "baseAsset": s.base, "baseAssetPrecision": 8,
         "quoteAsset": s.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": engine::ORDER_TYPES,
+        "orderTypes": engine::OrderType::ALL,
         "icebergAllowed": false, "ocoAllowed": true, "otoAllowed": false, "opoAllowed": false,
         "quoteOrderQtyMarketAllowed": true, "allowTrailingStop": false, "cancelReplaceAllowed": false,
         "amendAllowed": false, "pegInstructionsAllowed": false,
@@ -809,17 +674,6 @@ fn avg_price(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
 
 fn ticker_json(m: &market::SymbolMarket, now: i64, mini: bool) -> Value {
     let st = m.stats_24h(now);
-    let change = st.last - st.open;
-    let pct = if st.open.is_zero() {
-        Decimal::ZERO
-    } else {
-        (change / st.open * Decimal::from(100)).round_dp(3)
-    };
-    let wavg = if st.volume.is_zero() {
-        st.last
-    } else {
-        (st.quote_volume / st.volume).round_dp(8)
-    };
     if mini {
         return json!({
             "symbol": m.spec.symbol, "openPrice": s8(st.open), "highPrice": s8(st.high), "lowPrice": s8(st.low),
@@ -829,8 +683,9 @@ fn ticker_json(m: &market::SymbolMarket, now: i64, mini: bool) -> Value {
     }
     let (b, a) = (m.best_bid(), m.best_ask());
     json!({
-        "symbol": m.spec.symbol, "priceChange": s8(change), "priceChangePercent": pct.to_string(),
-        "weightedAvgPrice": s8(wavg), "prevClosePrice": s8(st.open), "lastPrice": s8(st.last),
+        "symbol": m.spec.symbol, "priceChange": s8(st.price_change()),
+        "priceChangePercent": st.price_change_percent().to_string(),
+        "weightedAvgPrice": s8(st.weighted_avg_price()), "prevClosePrice": s8(st.open), "lastPrice": s8(st.last),
         "lastQty": s8(m.last_qty), "bidPrice": s8(b.0), "bidQty": s8(b.1), "askPrice": s8(a.0), "askQty": s8(a.1),
         "openPrice": s8(st.open), "highPrice": s8(st.high), "lowPrice": s8(st.low), "volume": s8(st.volume),
         "quoteVolume": s8(st.quote_volume), "openTime": st.open_time, "closeTime": now,
@@ -930,7 +785,7 @@ const MAX_CONTROL_BYTES: usize = 4096;
 /// `POST /sim/control/faults`: a JSON object naming the switches to change (the others keep
 /// their value), or `{"reset": true}` to clear every switch first. Answers the switches now in
 /// force. Unknown names and bad values are refused whole, naming them.
-async fn control_faults(
+pub(super) async fn control_faults(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -955,7 +810,7 @@ async fn control_faults(
 
 /// `POST /sim/control/price {"symbol":"BTCUSDT","price":"90000"}`: moves the price now. The
 /// price must pass the symbol's PRICE_FILTER (positive, at most maxPrice, on the tick).
-async fn control_price(
+pub(super) async fn control_price(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -993,7 +848,7 @@ async fn control_price(
 
 /// `POST /sim/control/balance {"asset":"USDT","delta":"100"}`: a deposit (or withdrawal);
 /// refused when it would overdraw the free balance or exceed `engine::MAX_BALANCE`.
-async fn control_balance(
+pub(super) async fn control_balance(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

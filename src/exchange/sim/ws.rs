@@ -5,7 +5,8 @@
 //! Owns: stream names and payloads, control messages (SUBSCRIBE, UNSUBSCRIBE,
 //! LIST_SUBSCRIPTIONS), connection upkeep (server ping every 20 s, close without a pong within
 //! 60 s, a lifetime, `serverShutdown`), and the WebSocket API request/response envelope.
-//! Must not: change orders except through the same operations the REST API uses.
+//! Must not: change orders except through the operations in `ops` the REST API uses too, or
+//! import `rest`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 
 use super::engine::{ApiError, Params};
 use super::market::{self, Market, MarketEvent, SymbolMarket, klines, s8};
-use super::{Shared, auth, rest};
+use super::{Shared, auth, ops};
 
 // -------------------------------------------------------------------- stream payloads
 
@@ -152,19 +153,9 @@ fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
         "miniTicker" => mini_ticker(s, now),
         "ticker" => {
             let st = s.stats_24h(now);
-            let change = st.last - st.open;
-            let pct = if st.open.is_zero() {
-                Decimal::ZERO
-            } else {
-                (change / st.open * Decimal::from(100)).round_dp(3)
-            };
-            let w = if st.volume.is_zero() {
-                st.last
-            } else {
-                (st.quote_volume / st.volume).round_dp(8)
-            };
             let (b, a) = (s.best_bid(), s.best_ask());
-            json!({"e": "24hrTicker", "E": now, "s": s.spec.symbol, "p": s8(change), "P": pct.to_string(), "w": s8(w),
+            json!({"e": "24hrTicker", "E": now, "s": s.spec.symbol, "p": s8(st.price_change()),
+                   "P": st.price_change_percent().to_string(), "w": s8(st.weighted_avg_price()),
                    "x": s8(st.open), "c": s8(st.last), "Q": s8(s.last_qty), "b": s8(b.0), "B": s8(b.1),
                    "a": s8(a.0), "A": s8(a.1), "o": s8(st.open), "h": s8(st.high), "l": s8(st.low),
                    "v": s8(st.volume), "q": s8(st.quote_volume), "O": st.open_time, "C": now,
@@ -569,8 +560,8 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
         .unwrap_or_default();
     // Bounded before the rate limit, signature or anything else looks at the parameters
     // (JSON objects cannot repeat a name: the parser keeps the last).
-    if params.len() > rest::MAX_PARAMS {
-        let e = rest::too_many_params(params.len());
+    if params.len() > ops::MAX_PARAMS {
+        let e = ops::too_many_params(params.len());
         return (
             json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}}),
             None,
@@ -647,12 +638,12 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
             ws_authenticate(shared, &params, now, trade).and_then(|_| {
                 let p = to_params(&params);
                 match method.as_str() {
-                    "order.place" => rest::op_new_order(shared, &p, now, false),
-                    "order.test" => rest::op_new_order(shared, &p, now, true),
-                    "order.cancel" => rest::op_cancel(shared, &p, now),
-                    "order.status" => rest::op_query_order(shared, &p),
-                    "openOrders.status" => rest::op_open_orders(shared, &p),
-                    _ => rest::op_cancel_all(shared, &p, now),
+                    "order.place" => ops::op_new_order(shared, &p, now, false),
+                    "order.test" => ops::op_new_order(shared, &p, now, true),
+                    "order.cancel" => ops::op_cancel(shared, &p, now),
+                    "order.status" => ops::op_query_order(shared, &p),
+                    "openOrders.status" => ops::op_open_orders(shared, &p),
+                    _ => ops::op_cancel_all(shared, &p, now),
                 }
             })
         }
@@ -678,7 +669,7 @@ fn ws_authenticate(
     let payload = auth::ws_payload(params);
     let api_key = p.get("apiKey").map(str::to_string);
     let sig = p.get("signature").map(str::to_string);
-    rest::authenticate(
+    ops::authenticate(
         shared,
         api_key.as_deref(),
         payload.as_bytes(),

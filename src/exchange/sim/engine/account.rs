@@ -1,0 +1,194 @@
+//! The one account: balances (free and locked), the orders, order lists and fills it holds, and
+//! what the state file keeps of them.
+//!
+//! Owns: the persisted records, releasing what an order locked, and deposits and withdrawals.
+//! Must not: decide when an order fills or ends (that is `matching` and `lists`); it only moves
+//! what a decision frees or adds.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::super::market::s8;
+use super::{ApiError, Engine, ListOrderStatus, ListStatusType, OrderStatus, OrderType, Side, TimeInForce};
+
+/// The largest free balance a deposit may produce (10^20, the largest integer part a decimal
+/// parameter may have).
+pub const MAX_BALANCE: Decimal = Decimal::from_parts(1_661_992_960, 1_808_227_885, 5, false, 0);
+
+/// One order of the account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimOrder {
+    pub symbol: String,
+    pub order_id: u64,
+    pub order_list_id: i64,
+    pub client_order_id: String,
+    pub price: Decimal,
+    pub orig_qty: Decimal,
+    pub executed_qty: Decimal,
+    pub cum_quote: Decimal,
+    pub status: OrderStatus,
+    pub time_in_force: TimeInForce,
+    pub order_type: OrderType,
+    pub side: Side,
+    pub stop_price: Decimal,
+    pub orig_quote_qty: Decimal,
+    pub time: i64,
+    pub update_time: i64,
+    pub working_time: i64,
+    pub is_working: bool,
+    /// Asset locked for this order (or for its list, see `lock_from`) and what is left of it.
+    pub lock_asset: String,
+    pub locked_left: Decimal,
+    /// Quote locked per unit of base for buys (limit or stop price).
+    pub lock_price: Decimal,
+    /// An OCO leg that draws from its sibling's lock.
+    pub lock_from: Option<u64>,
+    pub expiry_reason: Option<String>,
+}
+
+impl SimOrder {
+    pub fn is_open(&self) -> bool {
+        self.status.is_open()
+    }
+    pub(super) fn buy(&self) -> bool {
+        self.side == Side::Buy
+    }
+    pub(super) fn remaining(&self) -> Decimal {
+        self.orig_qty - self.executed_qty
+    }
+}
+
+/// One order list (OCO).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderList {
+    pub order_list_id: i64,
+    pub list_client_order_id: String,
+    pub symbol: String,
+    pub list_status_type: ListStatusType,
+    pub list_order_status: ListOrderStatus,
+    pub transaction_time: i64,
+    pub order_ids: Vec<u64>,
+}
+
+/// One fill of the account (myTrades).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MyTrade {
+    pub symbol: String,
+    pub id: u64,
+    pub order_id: u64,
+    pub order_list_id: i64,
+    pub price: Decimal,
+    pub qty: Decimal,
+    pub quote_qty: Decimal,
+    pub commission: Decimal,
+    pub commission_asset: String,
+    pub time: i64,
+    pub is_buyer: bool,
+    pub is_maker: bool,
+}
+
+/// Free and locked amounts of one asset.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Bal {
+    pub free: Decimal,
+    pub locked: Decimal,
+}
+
+/// The persisted part of the account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AccountState {
+    pub balances: BTreeMap<String, Bal>,
+    pub orders: BTreeMap<u64, SimOrder>,
+    pub lists: BTreeMap<i64, OrderList>,
+    pub trades: Vec<MyTrade>,
+    pub next_order_id: u64,
+    pub next_list_id: i64,
+    pub update_time: i64,
+}
+
+impl Engine {
+    pub fn balance(&self, asset: &str) -> Bal {
+        self.account.balances.get(asset).copied().unwrap_or_default()
+    }
+
+    pub(super) fn bal_mut(&mut self, asset: &str) -> &mut Bal {
+        self.account.balances.entry(asset.to_string()).or_default()
+    }
+
+    pub(super) fn release_lock(&mut self, order_id: u64) {
+        let holder = {
+            let Some(o) = self.account.orders.get(&order_id) else {
+                return;
+            };
+            o.lock_from.unwrap_or(order_id)
+        };
+        // Keep a list's lock while another leg is still open.
+        if let Some(list_id) = self.account.orders.get(&order_id).map(|o| o.order_list_id)
+            && list_id >= 0
+        {
+            let any_open = self
+                .account
+                .lists
+                .get(&list_id)
+                .map(|l| {
+                    l.order_ids
+                        .iter()
+                        .any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open))
+                })
+                .unwrap_or(false);
+            if any_open {
+                return;
+            }
+        }
+        if let Some(h) = self.account.orders.get_mut(&holder) {
+            let left = h.locked_left;
+            h.locked_left = Decimal::ZERO;
+            let asset = h.lock_asset.clone();
+            if !asset.is_empty() && left > Decimal::ZERO {
+                let b = self.bal_mut(&asset);
+                b.locked -= left;
+                b.free += left;
+            }
+        }
+    }
+
+    /// A deposit or withdrawal by the control endpoint (`balanceUpdate` event).
+    ///
+    /// Refused when it would leave the free balance negative (locked funds stay locked) or
+    /// above `MAX_BALANCE`, the bound that keeps every later product of a balance with a
+    /// price inside a decimal.
+    pub fn adjust_balance(&mut self, asset: &str, delta: Decimal, now: i64) -> Result<(), ApiError> {
+        let valid_asset = !asset.is_empty()
+            && asset.len() <= 20
+            && asset
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if !valid_asset {
+            return Err(ApiError::bad(
+                -1100,
+                "Illegal characters found in parameter 'asset'.",
+            ));
+        }
+        let free = self
+            .balance(asset)
+            .free
+            .checked_add(delta)
+            .filter(|f| *f <= MAX_BALANCE)
+            .ok_or_else(|| ApiError::bad(-1013, format!("A balance may not exceed {MAX_BALANCE}.")))?;
+        if free < Decimal::ZERO {
+            return Err(ApiError::insufficient());
+        }
+        self.bal_mut(asset).free = free;
+        self.account.update_time = now;
+        self.user_events
+            .push(json!({"e": "balanceUpdate", "E": now, "a": asset, "d": s8(delta), "T": now}));
+        let x = self.balance(asset);
+        self.user_events
+            .push(json!({"e": "outboundAccountPosition", "E": now, "u": now,
+            "B": [{"a": asset, "f": s8(x.free), "l": s8(x.locked)}]}));
+        Ok(())
+    }
+}

@@ -1,0 +1,489 @@
+//! Matching: placing an order, walking the book as a taker, resting orders filled when the
+//! market crosses them, stops that trigger, and booking each fill.
+//!
+//! Owns: when an order fills, at what price, and when it ends (filled or expired by its time in
+//! force). Must not: parse parameters (that is `validate`), or decide an OCO sibling's fate
+//! beyond asking `lists` to finish it.
+
+use rust_decimal::Decimal;
+
+use super::super::market::{self, MarketEvent, SymbolMarket, checked_floor_to};
+use super::{
+    ApiError, Engine, ExecType, MyTrade, NewOrder, OrderStatus, OrderType, Placed, Side, SimOrder,
+    TimeInForce,
+};
+
+/// Stop direction: `true` when the stop would trigger now.
+pub(super) fn would_trigger(order_type: OrderType, buy: bool, stop: Decimal, last: Decimal) -> bool {
+    let stop_loss = order_type.is_stop_loss();
+    match (stop_loss, buy) {
+        (true, true) | (false, false) => last >= stop,
+        (true, false) | (false, true) => last <= stop,
+    }
+}
+
+impl Engine {
+    // ---------------------------------------------------------------- placing
+
+    /// Validates and places one order. `test_only` stops after validation (order/test).
+    pub fn place(&mut self, o: &NewOrder, now: i64, test_only: bool) -> Result<Placed, ApiError> {
+        self.check_filters(o)?;
+        let m = self.sym(&o.symbol)?.clone();
+        let buy = o.side == Side::Buy;
+        let t = o.order_type;
+        let client_id = match &o.client_order_id {
+            Some(c) => c.clone(),
+            None => self.gen_client_id(now),
+        };
+        self.check_duplicate(&client_id)?;
+        if let Some(stop) = o.stop_price
+            && would_trigger(t, buy, stop, m.last_price)
+        {
+            return Err(ApiError::rejected("Order would trigger immediately."));
+        }
+        if t == OrderType::LimitMaker
+            && let Some(p) = o.price
+        {
+            let takes = if buy {
+                p >= m.best_ask().0
+            } else {
+                p <= m.best_bid().0
+            };
+            if takes {
+                return Err(ApiError::rejected("Order would immediately match and take."));
+            }
+        }
+        // Balance: what must be locked (limit-like and stop orders) or spent (market).
+        let (lock_asset, lock_amount, lock_price) = if buy {
+            let unit = o.price.or(o.stop_price).unwrap_or(Decimal::ZERO);
+            // The filters bound price and quantity, so this cannot overflow; if it ever did,
+            // no balance could cover it.
+            let amount = unit
+                .checked_mul(o.quantity.unwrap_or_default())
+                .ok_or_else(ApiError::insufficient)?;
+            (m.spec.quote.to_string(), amount, unit)
+        } else {
+            (
+                m.spec.base.to_string(),
+                o.quantity.unwrap_or_default(),
+                Decimal::ZERO,
+            )
+        };
+        if t == OrderType::Market {
+            if buy {
+                let need = match (o.quantity, o.quote_qty) {
+                    (_, Some(qq)) => qq,
+                    (Some(q), None) => estimate_cost(&m, q),
+                    _ => Decimal::ZERO,
+                };
+                if self.balance(m.spec.quote).free < need {
+                    return Err(ApiError::insufficient());
+                }
+            } else {
+                let need = match o.quantity {
+                    Some(q) => Some(q),
+                    None => estimate_qty_for_quote(&m, o.quote_qty.unwrap_or_default()),
+                };
+                // No estimate means more base than any decimal holds: no balance covers it.
+                if need.is_none_or(|need| self.balance(m.spec.base).free < need) {
+                    return Err(ApiError::insufficient());
+                }
+            }
+        } else if self.balance(&lock_asset).free < lock_amount {
+            return Err(ApiError::insufficient());
+        }
+        if test_only {
+            return Ok(Placed {
+                order_id: 0,
+                fills: Vec::new(),
+            });
+        }
+        let order_id = self.account.next_order_id;
+        self.account.next_order_id += 1;
+        let untriggered = t.is_stop();
+        let mut order = SimOrder {
+            symbol: o.symbol.clone(),
+            order_id,
+            order_list_id: -1,
+            client_order_id: client_id,
+            price: o.price.unwrap_or(Decimal::ZERO),
+            orig_qty: o.quantity.unwrap_or(Decimal::ZERO),
+            executed_qty: Decimal::ZERO,
+            cum_quote: Decimal::ZERO,
+            status: OrderStatus::New,
+            time_in_force: o.time_in_force.unwrap_or(TimeInForce::Gtc),
+            order_type: o.order_type,
+            side: o.side,
+            stop_price: o.stop_price.unwrap_or(Decimal::ZERO),
+            orig_quote_qty: o.quote_qty.unwrap_or(Decimal::ZERO),
+            time: now,
+            update_time: now,
+            working_time: if untriggered { -1 } else { now },
+            is_working: !untriggered,
+            lock_asset: String::new(),
+            locked_left: Decimal::ZERO,
+            lock_price,
+            lock_from: None,
+            expiry_reason: None,
+        };
+        if t != OrderType::Market {
+            let b = self.bal_mut(&lock_asset);
+            b.free -= lock_amount;
+            b.locked += lock_amount;
+            order.lock_asset = lock_asset.clone();
+            order.locked_left = lock_amount;
+        }
+        self.account.orders.insert(order_id, order);
+        self.execution_report(order_id, ExecType::New, None, now);
+        let mut fills = Vec::new();
+        if !untriggered {
+            fills = self.run_taker(order_id, now);
+        }
+        self.account_position(&m, now);
+        Ok(Placed { order_id, fills })
+    }
+
+    /// Runs a working order against the book as a taker, then applies its time-in-force.
+    pub(super) fn run_taker(&mut self, order_id: u64, now: i64) -> Vec<MyTrade> {
+        let Some(o) = self.account.orders.get(&order_id).cloned() else {
+            return Vec::new();
+        };
+        let buy = o.buy();
+        let limit = if o.order_type.is_limit_like() {
+            Some(o.price)
+        } else {
+            None
+        };
+        if o.order_type == OrderType::LimitMaker {
+            return Vec::new();
+        }
+        // What a market-type order (MARKET, or a triggered STOP_LOSS/TAKE_PROFIT) may use: the
+        // free balance plus what is still locked for it, so a gap never drives a balance negative.
+        let (base, quote) = match self.market.get(&o.symbol) {
+            Some(m) => (m.spec.base, m.spec.quote),
+            None => return Vec::new(),
+        };
+        let holder_locked = self
+            .account
+            .orders
+            .get(&o.lock_from.unwrap_or(order_id))
+            .map(|h| h.locked_left)
+            .unwrap_or_default();
+        let usable = |asset: &str| self.balance(asset).free + holder_locked;
+        let market_type = !o.order_type.is_limit_like();
+        let usable_quote = usable(quote);
+        let usable_base = usable(base);
+        let Some(m) = self.market.get_mut(&o.symbol) else {
+            return Vec::new();
+        };
+        let quote_mode = o.order_type == OrderType::Market && o.orig_qty.is_zero();
+        if o.time_in_force == TimeInForce::Fok
+            && limit.is_some()
+            && m.crossing_qty(buy, o.price) < o.remaining()
+        {
+            self.expire(order_id, "UNFILLED_FOK_ORDER_EXPIRED", now);
+            return Vec::new();
+        }
+        let (mut max_qty, max_quote) = if quote_mode {
+            (Decimal::from(1_000_000_000_000i64), Some(o.orig_quote_qty))
+        } else {
+            (o.remaining(), None)
+        };
+        let quote_cap = if buy && market_type {
+            Some(max_quote.map(|q| q.min(usable_quote)).unwrap_or(usable_quote))
+        } else {
+            max_quote
+        };
+        if !buy && market_type {
+            max_qty = max_qty.min(usable_base);
+        }
+        let (levels, diff) = m.take(buy, max_qty, limit, quote_cap);
+        let symbol = o.symbol.clone();
+        if let Some(diff) = diff {
+            self.market_events.push(MarketEvent::Depth {
+                symbol: symbol.clone(),
+                time: now,
+                diff,
+            });
+            self.market_events.push(MarketEvent::BookTicker {
+                symbol: symbol.clone(),
+            });
+        }
+        if quote_mode {
+            // The order's quantity is what the quote amount bought.
+            let q: Decimal = levels.iter().map(|(_, q)| *q).sum();
+            if let Some(x) = self.account.orders.get_mut(&order_id) {
+                x.orig_qty = q;
+            }
+        }
+        let mut fills = Vec::new();
+        for (price, qty) in levels {
+            fills.push(self.apply_fill(order_id, price, qty, false, now));
+        }
+        let Some(o) = self.account.orders.get(&order_id).cloned() else {
+            return fills;
+        };
+        if o.is_open() {
+            let rests = o.order_type.is_limit_like() && o.time_in_force == TimeInForce::Gtc;
+            if !rests {
+                let reason = if o.order_type == OrderType::Market || quote_mode {
+                    "INSUFFICIENT_LIQUIDITY"
+                } else {
+                    "UNFILLED_IOC_QUANTITY_EXPIRED"
+                };
+                self.expire(order_id, reason, now);
+            }
+        }
+        fills
+    }
+
+    /// Books one fill: balances, order progress, the trade record and its events.
+    pub(super) fn apply_fill(
+        &mut self,
+        order_id: u64,
+        price: Decimal,
+        qty: Decimal,
+        maker: bool,
+        now: i64,
+    ) -> MyTrade {
+        let Some(o) = self.account.orders.get(&order_id).cloned() else {
+            return empty_trade();
+        };
+        let (base, quote) = match self.market.get(&o.symbol) {
+            Some(m) => (m.spec.base.to_string(), m.spec.quote.to_string()),
+            None => return empty_trade(),
+        };
+        let buy = o.buy();
+        let quote_amt = price * qty;
+        // Move this fill's share of the lock back to free, then debit free.
+        let holder = o.lock_from.unwrap_or(order_id);
+        if let Some(h) = self.account.orders.get_mut(&holder)
+            && !h.lock_asset.is_empty()
+        {
+            let share = if buy { qty * o.lock_price } else { qty };
+            let unlock = share.min(h.locked_left);
+            h.locked_left -= unlock;
+            let asset = h.lock_asset.clone();
+            let b = self.bal_mut(&asset);
+            b.locked -= unlock;
+            b.free += unlock;
+        }
+        if buy {
+            self.bal_mut(&quote).free -= quote_amt;
+            self.bal_mut(&base).free += qty;
+        } else {
+            self.bal_mut(&base).free -= qty;
+            self.bal_mut(&quote).free += quote_amt;
+        }
+        // Charged after the trade moved the balances, so BNB just bought can pay its own fee.
+        let (commission, commission_asset) = self.commission(buy, qty, quote_amt, &base, &quote);
+        self.bal_mut(&commission_asset).free -= commission;
+        let buyer_maker = buy == maker;
+        let trade_id = match self.market.get_mut(&o.symbol) {
+            Some(m) => {
+                let t = m.record_trade(price, qty, buyer_maker, now);
+                let id = t.id;
+                self.market_events.push(MarketEvent::Trade {
+                    symbol: o.symbol.clone(),
+                    trade: t,
+                });
+                id
+            }
+            None => 0,
+        };
+        let trade = MyTrade {
+            symbol: o.symbol.clone(),
+            id: trade_id,
+            order_id,
+            order_list_id: o.order_list_id,
+            price,
+            qty,
+            quote_qty: quote_amt,
+            commission,
+            commission_asset: commission_asset.clone(),
+            time: now,
+            is_buyer: buy,
+            is_maker: maker,
+        };
+        self.account.trades.push(trade.clone());
+        let filled = {
+            let Some(x) = self.account.orders.get_mut(&order_id) else {
+                return trade;
+            };
+            x.executed_qty += qty;
+            x.cum_quote += quote_amt;
+            x.update_time = now;
+            x.status = if x.executed_qty >= x.orig_qty && !x.orig_qty.is_zero() {
+                OrderStatus::Filled
+            } else {
+                OrderStatus::PartiallyFilled
+            };
+            x.status == OrderStatus::Filled
+        };
+        self.account.update_time = now;
+        self.execution_report(order_id, ExecType::Trade, Some(&trade), now);
+        if filled {
+            self.release_lock(order_id);
+        }
+        // An OCO leg that trades ends its sibling.
+        if o.order_list_id >= 0 {
+            self.finish_list_sibling(o.order_list_id, order_id, now);
+        }
+        trade
+    }
+
+    pub(super) fn expire(&mut self, order_id: u64, reason: &str, now: i64) {
+        if let Some(o) = self.account.orders.get_mut(&order_id) {
+            o.status = OrderStatus::Expired;
+            o.update_time = now;
+            o.expiry_reason = Some(reason.to_string());
+        }
+        self.release_lock(order_id);
+        self.execution_report(order_id, ExecType::Expired, None, now);
+    }
+
+    // ---------------------------------------------------------------- market steps
+
+    /// Advances the market one step, then triggers stops and fills resting orders it crossed.
+    pub fn step(&mut self, now: i64) {
+        let events = self.market.step(now);
+        self.market_events.extend(events);
+        self.match_resting(now);
+    }
+
+    /// Moves a symbol's price (control endpoint) and matches at once.
+    pub fn force_price(&mut self, symbol: &str, price: Decimal, now: i64) -> Result<(), ApiError> {
+        let events = self.market.force_price(symbol, price, now).map_err(|r| match r {
+            market::PriceRefused::UnknownSymbol => ApiError::bad_symbol(),
+            market::PriceRefused::Filter { min, max, tick } => ApiError::bad(
+                -1013,
+                format!(
+                    "Filter failure: PRICE_FILTER (price {price} must be within [{min}, {max}] and a multiple of {tick})"
+                ),
+            ),
+        })?;
+        self.market_events.extend(events);
+        self.match_resting(now);
+        Ok(())
+    }
+
+    /// Paper mode: sets a symbol's top of book from the outside source.
+    pub fn set_quote(&mut self, symbol: &str, bid: (Decimal, Decimal), ask: (Decimal, Decimal), now: i64) {
+        if let Some(events) = self.market.set_quote(symbol, bid, ask, now) {
+            self.market_events.extend(events);
+            self.match_resting(now);
+        }
+    }
+
+    pub(super) fn match_resting(&mut self, now: i64) {
+        let open: Vec<u64> = self
+            .account
+            .orders
+            .values()
+            .filter(|o| o.is_open())
+            .map(|o| o.order_id)
+            .collect();
+        let mut touched = Vec::new();
+        for id in open {
+            let Some(o) = self.account.orders.get(&id).cloned() else {
+                continue;
+            };
+            if !o.is_open() {
+                continue;
+            }
+            let Some(m) = self.market.get(&o.symbol) else {
+                continue;
+            };
+            let buy = o.buy();
+            if !o.is_working {
+                if would_trigger(o.order_type, buy, o.stop_price, m.last_price) {
+                    if let Some(x) = self.account.orders.get_mut(&id) {
+                        x.is_working = true;
+                        x.working_time = now;
+                    }
+                    if o.order_list_id >= 0 {
+                        // The stop leg of an OCO triggered: the other leg expires.
+                        self.finish_list_sibling(o.order_list_id, id, now);
+                    }
+                    self.run_taker(id, now);
+                    if o.order_list_id >= 0 {
+                        self.maybe_finish_list(o.order_list_id, now);
+                    }
+                    touched.push(o.symbol.clone());
+                }
+                continue;
+            }
+            if !o.order_type.is_limit_like() {
+                continue;
+            }
+            let avail = m.crossing_qty(buy, o.price);
+            let q = avail.min(o.remaining());
+            if q <= Decimal::ZERO {
+                continue;
+            }
+            if let Some(mm) = self.market.get_mut(&o.symbol) {
+                let (_, diff) = mm.take(buy, q, Some(o.price), None);
+                if let Some(diff) = diff {
+                    self.market_events.push(MarketEvent::Depth {
+                        symbol: o.symbol.clone(),
+                        time: now,
+                        diff,
+                    });
+                    self.market_events.push(MarketEvent::BookTicker {
+                        symbol: o.symbol.clone(),
+                    });
+                }
+            }
+            self.apply_fill(id, o.price, q, true, now);
+            touched.push(o.symbol.clone());
+        }
+        touched.dedup();
+        for s in touched {
+            if let Some(m) = self.market.get(&s).cloned() {
+                self.account_position(&m, now);
+            }
+        }
+    }
+}
+
+fn empty_trade() -> MyTrade {
+    MyTrade {
+        symbol: String::new(),
+        id: 0,
+        order_id: 0,
+        order_list_id: -1,
+        price: Decimal::ZERO,
+        qty: Decimal::ZERO,
+        quote_qty: Decimal::ZERO,
+        commission: Decimal::ZERO,
+        commission_asset: String::new(),
+        time: 0,
+        is_buyer: false,
+        is_maker: false,
+    }
+}
+
+/// Cost of buying `qty` now by walking the asks (the rest priced at the worst level).
+fn estimate_cost(m: &SymbolMarket, qty: Decimal) -> Decimal {
+    let mut left = qty;
+    let mut cost = Decimal::ZERO;
+    for (p, q) in &m.asks {
+        let take = left.min(*q);
+        cost += take * p;
+        left -= take;
+        if left <= Decimal::ZERO {
+            break;
+        }
+    }
+    cost
+}
+
+/// Base quantity a quote amount sells for at the best bid; `None` when it overflows.
+fn estimate_qty_for_quote(m: &SymbolMarket, quote: Decimal) -> Option<Decimal> {
+    let bid = m.best_bid().0;
+    if bid.is_zero() {
+        Some(Decimal::ZERO)
+    } else {
+        checked_floor_to(quote.checked_div(bid)?, m.spec.step)
+    }
+}

@@ -1,0 +1,147 @@
+//! The operations the REST API and the WebSocket API both serve: request bounds, the
+//! authentication of a signed request, and the order operations (place, test, query, cancel,
+//! cancel all, open orders) with their order-rate count and event publishing.
+//!
+//! Owns: what those operations do once a transport has decoded the parameters. Must not: know
+//! a transport (HTTP headers, WebSocket envelopes, response codes are `rest`'s and `ws`'s), or
+//! match orders itself (that is `engine`). Both transports import this module and neither
+//! imports the other, so one fix reaches both.
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::engine::{ApiError, Params, order_json};
+use super::market::s8;
+use super::{Shared, SimKey, auth};
+
+/// Most parameters one request may carry (REST or WebSocket API). The largest request the
+/// exchange serves, an OCO list with every optional leg parameter, has about 35.
+pub const MAX_PARAMS: usize = 64;
+
+/// The `-1101` answer to a request with more than `MAX_PARAMS` parameters.
+pub(crate) fn too_many_params(received: usize) -> ApiError {
+    ApiError::bad(
+        -1101,
+        format!("Too many parameters; expected '{MAX_PARAMS}' and received '{received}'."),
+    )
+}
+
+/// Checks the API key, signature and timestamp of a signed request; REST passes the query
+/// string and body as the payload, the WebSocket API its sorted parameters.
+pub(crate) fn authenticate<'a>(
+    shared: &'a Shared,
+    api_key: Option<&str>,
+    payload: &[u8],
+    signature: Option<&str>,
+    p: &Params,
+    now: i64,
+    trade: bool,
+) -> Result<&'a SimKey, ApiError> {
+    let key = api_key
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::new(401, -2014, "API-key format invalid."))?;
+    if !auth::key_format_ok(key) && !shared.keys.iter().any(|k| k.api_key == key) {
+        return Err(ApiError::new(401, -2014, "API-key format invalid."));
+    }
+    let k = shared
+        .keys
+        .iter()
+        .find(|k| k.api_key == key)
+        .ok_or_else(|| ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."))?;
+    if trade && !k.enable_spot_trading {
+        return Err(ApiError::new(
+            401,
+            -2015,
+            "Invalid API-key, IP, or permissions for action.",
+        ));
+    }
+    let sig = signature
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::mandatory("signature"))?;
+    auth::check_timestamp(p.get("timestamp"), p.get("recvWindow"), now)?;
+    if !auth::verify(&k.auth, payload, sig) {
+        return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
+    }
+    Ok(k)
+}
+
+/// POST /api/v3/order and WS `order.place` (validation, order-rate count, placement).
+pub(crate) fn op_new_order(
+    shared: &Shared,
+    p: &Params,
+    now: i64,
+    test_only: bool,
+) -> Result<Value, ApiError> {
+    let mut e = shared.engine();
+    let o = e.parse_new_order(p)?;
+    e.check_filters(&o)?;
+    if test_only {
+        e.place(&o, now, true)?;
+        if p.get("computeCommissionRates") == Some("true") {
+            let r = s8(e.commission_rate);
+            return Ok(json!({
+                "standardCommissionForOrder": {"maker": r, "taker": r},
+                "specialCommissionForOrder": {"maker": s8(Decimal::ZERO), "taker": s8(Decimal::ZERO)},
+                "taxCommissionForOrder": {"maker": s8(Decimal::ZERO), "taker": s8(Decimal::ZERO)},
+                "discount": {"enabledForAccount": false, "enabledForSymbol": false, "discountAsset": "BNB",
+                             "discount": s8(Decimal::ZERO)}
+            }));
+        }
+        return Ok(json!({}));
+    }
+    shared
+        .rate()
+        .admit_orders(1, now)
+        .map_err(|r| ApiError::new(429, r.code, r.msg))?;
+    let placed = e.place(&o, now, false)?;
+    let v = e.placed_json(&placed, o.resp_type, now);
+    shared.publish(&mut e);
+    Ok(v)
+}
+
+/// GET /api/v3/order and WS `order.status`.
+pub(crate) fn op_query_order(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let e = shared.engine();
+    let id = e.find_order(p, ApiError::bad(-2013, "Order does not exist."))?;
+    e.account
+        .orders
+        .get(&id)
+        .map(order_json)
+        .ok_or_else(|| ApiError::bad(-2013, "Order does not exist."))
+}
+
+/// DELETE /api/v3/order and WS `order.cancel` (an OCO leg cancels its whole list).
+pub(crate) fn op_cancel(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    let mut e = shared.engine();
+    let v = e.cancel(p, now);
+    shared.publish(&mut e);
+    v
+}
+
+/// DELETE /api/v3/openOrders and WS `openOrders.cancelAll`.
+pub(crate) fn op_cancel_all(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    let symbol = p.req("symbol")?.to_string();
+    let mut e = shared.engine();
+    let v = e.cancel_all(&symbol, now);
+    shared.publish(&mut e);
+    v
+}
+
+/// GET /api/v3/openOrders and WS `openOrders.status`: one symbol's, or all.
+pub(crate) fn op_open_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let e = shared.engine();
+    let symbol = p.get("symbol");
+    if let Some(s) = symbol
+        && e.market.get(s).is_none()
+    {
+        return Err(ApiError::bad_symbol());
+    }
+    Ok(Value::Array(
+        e.account
+            .orders
+            .values()
+            .filter(|o| o.is_open() && symbol.is_none_or(|s| o.symbol == s))
+            .map(order_json)
+            .collect(),
+    ))
+}
