@@ -16,6 +16,7 @@ use ratatui_textarea::{CursorMove, Input, Key, TextArea};
 use rust_decimal::Decimal;
 
 use super::UiConfig;
+use super::action::Action;
 use super::keymap::{Context, KeyPress};
 use crate::domain::{LocalOrderState, Qty, Symbol, plain};
 use crate::engine::snapshot::{
@@ -23,43 +24,6 @@ use crate::engine::snapshot::{
     TicketField, TicketOutcome, TicketResult,
 };
 use crate::secret::SecretString;
-
-/// What a key (or a new snapshot) means to the screen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Kill,
-    RequestQuit,
-    ToggleHelp,
-    SelectTab(u8),
-    FocusNext,
-    FocusPrev,
-    Up,
-    Down,
-    OpenTicket,
-    CancelOrder,
-    ClosePosition,
-    AddSymbol,
-    RemoveSymbol,
-    ChangeLimit,
-    CycleEquityWindow,
-    Flatten,
-    Rearm,
-    /// Hide the kill-switch panel.
-    Dismiss,
-    NextField,
-    PrevField,
-    SubmitTicket,
-    CloseTicket,
-    Confirm,
-    Cancel,
-    ChoosePrev,
-    ChooseNext,
-    ChoosePercent(u8),
-    /// A key for the focused text field (ticket or prompt).
-    Edit(Input),
-    /// A new snapshot arrived: ring for new fills/rejections, open a pending limit dialog.
-    SnapshotArrived,
-}
 
 /// What `update` asks the run loop to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
