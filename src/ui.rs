@@ -10,7 +10,6 @@
 
 pub mod action;
 pub mod app;
-pub mod demo;
 pub mod keymap;
 pub mod theme;
 pub mod view;
