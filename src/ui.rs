@@ -8,8 +8,8 @@
 //! it draws, block on the engine or the network, or write to stdout while the screen is up.
 //! The UI never imports the exchange client; it speaks only [`Command`].
 
+pub mod action;
 pub mod app;
-pub mod demo;
 pub mod keymap;
 pub mod theme;
 pub mod view;
@@ -29,7 +29,8 @@ use ratatui::backend::{Backend, CrosstermBackend, TestBackend};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use app::{Action, App, Dialog, Effect, Focus, Tab, update};
+pub use action::Action;
+pub use app::{App, Dialog, Effect, Focus, Tab, update};
 pub use keymap::{Context, KeyError, KeyPress, Keymap};
 pub use theme::Theme;
 pub use view::view;

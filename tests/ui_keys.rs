@@ -1,6 +1,10 @@
 //! Scripted sessions: press keys, assert the commands the screen emits and the state it is in.
 //! Pure: `App` + `update` with fixed snapshots, no terminal and no clock.
 
+mod support {
+    pub mod demo;
+}
+
 use crbot::domain::{Mode, Symbol};
 use crbot::engine::snapshot::{
     Command, LimitChangePending, LimitName, LogKind, LogLevel, LogLine, Snapshot, TicketDraft, TicketField,
@@ -10,6 +14,7 @@ use crbot::secret::SecretString;
 use crbot::ui::{Action, App, Context, Dialog, Effect, KeyPress, Keymap, Tab, UiConfig, update};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rust_decimal::Decimal;
+use support::demo;
 
 const NOW: i64 = 1_764_333_296_000;
 
@@ -54,7 +59,7 @@ fn draft(app: &App) -> TicketDraft {
 
 #[test]
 fn kill_key_while_typing_in_a_ticket_field_sends_kill_and_leaves_the_text_alone() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::ch('t'));
     type_text(&mut app, &snap, "0.1");
@@ -73,7 +78,7 @@ fn kill_key_while_typing_in_a_ticket_field_sends_kill_and_leaves_the_text_alone(
 
 #[test]
 fn kill_key_works_in_every_context_and_closes_a_pending_submit() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     // Help overlay.
     press(&mut app, &snap, KeyPress::ch('?'));
@@ -111,7 +116,7 @@ fn kill_key_works_in_every_context_and_closes_a_pending_submit() {
 
 #[test]
 fn kill_key_sends_kill_even_when_capitalised_or_shifted() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     let ev = KeyEvent::new(KeyCode::Char('K'), KeyModifiers::CONTROL | KeyModifiers::SHIFT);
     assert_eq!(
@@ -122,7 +127,7 @@ fn kill_key_sends_kill_even_when_capitalised_or_shifted() {
 
 #[test]
 fn configured_kill_key_replaces_ctrl_k() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let config = UiConfig {
         keymap: Keymap::with_kill_key(KeyPress::parse_kill_key("f12").unwrap()),
         ..UiConfig::default()
@@ -145,7 +150,7 @@ fn a_typable_kill_key_is_refused() {
 
 #[test]
 fn q_asks_first_and_only_yes_quits() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     let fx = press(&mut app, &snap, KeyPress::ch('q'));
     assert!(fx.is_empty(), "q alone must not quit");
@@ -159,7 +164,7 @@ fn q_asks_first_and_only_yes_quits() {
 
 #[test]
 fn ticket_opens_prefilled_and_typing_sends_previews() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     let fx = press(&mut app, &snap, KeyPress::ch('t'));
     let d = draft(&app);
@@ -198,7 +203,7 @@ fn ticket_opens_prefilled_and_typing_sends_previews() {
 
 #[test]
 fn enter_opens_the_confirm_listing_the_orders_and_yes_submits() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::ch('t'));
     type_text(&mut app, &snap, "0.15");
@@ -222,7 +227,7 @@ fn enter_opens_the_confirm_listing_the_orders_and_yes_submits() {
 
 #[test]
 fn enter_on_a_refused_preview_does_not_offer_to_send() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::ch('t'));
     type_text(&mut app, &snap, "9");
@@ -235,7 +240,7 @@ fn enter_on_a_refused_preview_does_not_offer_to_send() {
 
 #[test]
 fn the_limit_dialog_says_whether_a_change_tightens_or_needs_confirmation() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     for (typed, expect) in [
         ("3", "tighter: in force at once"),
         ("8", "looser: type the confirmation"),
@@ -254,7 +259,7 @@ fn the_limit_dialog_says_whether_a_change_tightens_or_needs_confirmation() {
 
 #[test]
 fn loosening_a_limit_needs_the_typed_phrase() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::ch('L'));
     // The field starts with the current value (5.0); replace it with 8.
@@ -302,7 +307,7 @@ fn loosening_a_limit_needs_the_typed_phrase() {
 
 #[test]
 fn escaping_a_pending_loosening_cancels_it() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     snap.limit_change_pending = Some(LimitChangePending {
         name: LimitName::Drawdown,
         from: Decimal::new(10, 0),
@@ -323,7 +328,7 @@ fn escaping_a_pending_loosening_cancels_it() {
 
 #[test]
 fn a_bad_limit_value_is_refused_in_the_dialog() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::ch('L'));
     press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
@@ -341,7 +346,7 @@ fn a_bad_limit_value_is_refused_in_the_dialog() {
 
 #[test]
 fn close_position_asks_for_a_percentage_then_sends_it() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::plain(KeyCode::Tab)); // to positions
     press(&mut app, &snap, KeyPress::ch('j')); // SOLUSDT
@@ -360,7 +365,7 @@ fn close_position_asks_for_a_percentage_then_sends_it() {
 
 #[test]
 fn cancel_order_sends_the_selected_client_id() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
     press(&mut app, &snap, KeyPress::plain(KeyCode::Tab)); // to orders
@@ -375,7 +380,7 @@ fn cancel_order_sends_the_selected_client_id() {
 
 #[test]
 fn watchlist_moves_select_symbols_and_add_remove_send_commands() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     let fx = press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
     assert_eq!(
@@ -405,11 +410,11 @@ fn watchlist_moves_select_symbols_and_add_remove_send_commands() {
 
 #[test]
 fn flatten_needs_a_kill_first_then_a_confirmation() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     assert_eq!(press(&mut app, &snap, KeyPress::ch('F')), vec![Effect::Bell]);
     assert!(app.dialog.is_none());
-    let halted = Snapshot::demo_killing(NOW);
+    let halted = demo::killing(NOW);
     update(&mut app, Action::SnapshotArrived, &halted);
     press(&mut app, &halted, KeyPress::ch('F'));
     press(&mut app, &halted, KeyPress::ch('1'));
@@ -419,7 +424,7 @@ fn flatten_needs_a_kill_first_then_a_confirmation() {
 
 #[test]
 fn rearm_is_a_confirmed_action() {
-    let snap = Snapshot::demo_killing(NOW);
+    let snap = demo::killing(NOW);
     let mut app = new_app(&snap);
     assert!(press(&mut app, &snap, KeyPress::ch('R')).is_empty());
     assert!(matches!(app.dialog, Some(Dialog::Rearm { passphrase: None, .. })));
@@ -431,7 +436,7 @@ fn rearm_is_a_confirmed_action() {
 
 /// A halted snapshot in a mode that trades with keys.
 fn halted_with_keys() -> Snapshot {
-    let mut snap = Snapshot::demo_killing(NOW);
+    let mut snap = demo::killing(NOW);
     snap.mode = Mode::Demo;
     snap
 }
@@ -487,21 +492,17 @@ fn kill_key_in_the_passphrase_dialog_kills_and_drops_the_rearm() {
 
 #[test]
 fn optimistic_halt_clears_once_the_engine_confirms() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::ctrl('k'));
     assert!(app.kill_sent);
-    update(
-        &mut app,
-        Action::SnapshotArrived,
-        &Snapshot::demo_killing(NOW + 100),
-    );
+    update(&mut app, Action::SnapshotArrived, &demo::killing(NOW + 100));
     assert!(!app.kill_sent);
 }
 
 #[test]
 fn bell_rings_once_for_a_new_fill_or_rejection_and_not_for_old_lines() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     assert!(
         update(&mut app, Action::SnapshotArrived, &snap).is_empty(),
@@ -530,7 +531,7 @@ fn bell_rings_once_for_a_new_fill_or_rejection_and_not_for_old_lines() {
 
 #[test]
 fn bell_rings_when_a_limit_crosses_80_percent_and_again_only_after_it_drops() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     snap.limits.trades_used = 8; // 8 of 10
     assert_eq!(
@@ -570,7 +571,7 @@ fn help_is_generated_from_the_keymap_and_names_every_action() {
 
 #[test]
 fn number_keys_switch_tabs_and_tab_cycles_focus() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     for (key, tab) in [
         ('2', Tab::Positions),
@@ -592,7 +593,7 @@ fn number_keys_switch_tabs_and_tab_cycles_focus() {
 
 #[test]
 fn equity_window_cycles() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     let labels: Vec<&str> = (0..4)
         .map(|_| {
@@ -605,7 +606,7 @@ fn equity_window_cycles() {
 
 #[test]
 fn a_status_line_lasts_until_the_next_key_not_past_it() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::ctrl('k'));
     assert!(app.status.as_deref().is_some_and(|s| s.starts_with("KILL sent")));
@@ -618,7 +619,7 @@ fn a_status_line_lasts_until_the_next_key_not_past_it() {
 
 #[test]
 fn an_open_ticket_is_checked_again_when_the_account_changes_and_only_then() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);
     press(&mut app, &snap, KeyPress::ch('t'));
     type_text(&mut app, &snap, "0.2");

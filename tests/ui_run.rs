@@ -2,6 +2,10 @@
 //! kill first), redraw only after a change and at most ~30 times a second, quit only after
 //! the confirmation. Time is tokio's paused clock, so nothing here sleeps for real.
 
+mod support {
+    pub mod demo;
+}
+
 use std::time::Duration;
 
 use crbot::engine::snapshot::{Command, Snapshot};
@@ -10,6 +14,7 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::{Stream, StreamExt, stream};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use support::demo;
 use tokio::sync::{mpsc, watch};
 
 const NOW: i64 = 1_764_333_296_000;
@@ -66,7 +71,7 @@ fn drain(rx: &mut mpsc::Receiver<Command>) -> Vec<Command> {
 
 #[tokio::test(start_paused = true)]
 async fn key_releases_are_ignored_and_quit_needs_the_confirmation() {
-    let (_tx, snaps) = watch::channel(Snapshot::demo(NOW));
+    let (_tx, snaps) = watch::channel(demo::snapshot(NOW));
     let (cmd_tx, mut cmd_rx) = mpsc::channel(16);
     // A release of `q` must not open the quit dialog, so the `y` after it means nothing.
     let (_, _) = run_script(
@@ -83,7 +88,7 @@ async fn key_releases_are_ignored_and_quit_needs_the_confirmation() {
 
 #[tokio::test(start_paused = true)]
 async fn a_quiet_screen_draws_nothing() {
-    let (_tx, snaps) = watch::channel(Snapshot::demo(NOW));
+    let (_tx, snaps) = watch::channel(demo::snapshot(NOW));
     let (cmd_tx, _cmd_rx) = mpsc::channel(16);
     // Ten quiet seconds, then `q` (one frame for the dialog) and `y`.
     let (stats, _) = run_script(vec![(10_000, key('q')), (1_000, key('y'))], snaps, cmd_tx).await;
@@ -92,12 +97,12 @@ async fn a_quiet_screen_draws_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_burst_of_snapshots_is_coalesced_to_at_most_30_frames_a_second() {
-    let (tx, snaps) = watch::channel(Snapshot::demo(NOW));
+    let (tx, snaps) = watch::channel(demo::snapshot(NOW));
     let (cmd_tx, _cmd_rx) = mpsc::channel(16);
     tokio::spawn(async move {
         for i in 0..1000 {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            if tx.send(Snapshot::demo(NOW + i)).is_err() {
+            if tx.send(demo::snapshot(NOW + i)).is_err() {
                 break;
             }
         }
@@ -116,7 +121,7 @@ async fn a_burst_of_snapshots_is_coalesced_to_at_most_30_frames_a_second() {
 
 #[tokio::test(start_paused = true)]
 async fn the_kill_command_jumps_a_full_queue_and_nothing_blocks() {
-    let (_tx, snaps) = watch::channel(Snapshot::demo(NOW));
+    let (_tx, snaps) = watch::channel(demo::snapshot(NOW));
     let (cmd_tx, mut cmd_rx) = mpsc::channel(1);
     cmd_tx.try_send(Command::Rearm { passphrase: None }).unwrap(); // the engine is busy: the queue is full
     let reader = tokio::spawn(async move {
@@ -155,11 +160,11 @@ async fn the_kill_command_jumps_a_full_queue_and_nothing_blocks() {
 
 #[tokio::test(start_paused = true)]
 async fn the_screen_follows_new_snapshots() {
-    let (tx, snaps) = watch::channel(Snapshot::demo(NOW));
+    let (tx, snaps) = watch::channel(demo::snapshot(NOW));
     let (cmd_tx, _cmd_rx) = mpsc::channel(16);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let _ = tx.send(Snapshot::demo_killing(NOW + 1000));
+        let _ = tx.send(demo::killing(NOW + 1000));
         tx.closed().await;
     });
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();

@@ -2,10 +2,15 @@
 //! verdict and then the exchange's answer, never "sent" before anything was. Pure: `App` +
 //! `update` with scripted snapshots.
 
+mod support {
+    pub mod demo;
+}
+
 use crbot::domain::ClientOrderId;
 use crbot::engine::snapshot::{RuleLine, Snapshot, TicketOutcome, TicketResult};
 use crbot::ui::{Action, App, Dialog, KeyPress, UiConfig, update};
 use crossterm::event::KeyCode;
+use support::demo;
 
 const NOW: i64 = 1_764_333_296_000;
 
@@ -17,7 +22,7 @@ fn press(app: &mut App, snap: &Snapshot, key: KeyPress) {
 
 /// A ticket typed, previewed as approved, and confirmed with `y`.
 fn confirmed_ticket() -> (App, Snapshot) {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     snap.ticket_result = None;
     let mut app = App::new(UiConfig::default(), &snap);
     press(&mut app, &snap, KeyPress::ch('t'));

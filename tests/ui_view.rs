@@ -2,6 +2,10 @@
 //! panel/tab and per dialog, plus colour assertions on the cells where colour carries meaning.
 //! Snapshots ignore colour (insta sees text only); colours are asserted cell by cell.
 
+mod support {
+    pub mod demo;
+}
+
 use crbot::domain::Mode;
 use crbot::engine::snapshot::{LimitChangePending, LimitName, Snapshot, TradingState};
 use crbot::ui::{Action, App, KeyPress, Theme, UiConfig, update, view};
@@ -11,6 +15,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 use rust_decimal::Decimal;
+use support::demo;
 
 /// 2025-11-28 12:34:56 UTC: fixed, so every snapshot is deterministic.
 const NOW: i64 = 1_764_333_296_000;
@@ -72,14 +77,14 @@ fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
 
 #[test]
 fn market_tab_at_80x24() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let app = App::new(config(true, false), &snap);
     insta::assert_snapshot!(draw(&app, &snap, 80, 24).backend());
 }
 
 #[test]
 fn positions_tab_at_80x24_shows_oco_legs_and_unknown_spinner() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('2'));
     let t = draw(&app, &snap, 80, 24);
@@ -90,7 +95,7 @@ fn positions_tab_at_80x24_shows_oco_legs_and_unknown_spinner() {
 
 #[test]
 fn a_long_average_entry_is_rounded_and_keeps_its_column() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     // 97.24543 USDT for 0.000999 BTC (the fee taken in BTC): a 28-decimal quotient.
     let entry = Decimal::new(9_724_543, 5) / Decimal::new(999, 6);
     snap.positions[0].avg_entry = Some(crbot::domain::Price::try_new(entry).unwrap());
@@ -127,7 +132,7 @@ fn a_long_average_entry_is_rounded_and_keeps_its_column() {
 
 #[test]
 fn prices_and_chart_labels_follow_the_symbol_tick() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     // ETHUSDT (the selected symbol) at a 0.01 tick: a last price of 3118.4 is 3118.40, and
     // the candle axis is labelled at two decimals; the equity axis at USDT's two.
     snap.watchlist[1].last = Some(crbot::domain::Price::try_new(Decimal::new(31184, 1)).unwrap());
@@ -158,7 +163,7 @@ fn prices_and_chart_labels_follow_the_symbol_tick() {
 
 #[test]
 fn risk_tab_at_80x24() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('3'));
     insta::assert_snapshot!(draw(&app, &snap, 80, 24).backend());
@@ -166,7 +171,7 @@ fn risk_tab_at_80x24() {
 
 #[test]
 fn log_tab_at_80x24() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('4'));
     insta::assert_snapshot!(draw(&app, &snap, 80, 24).backend());
@@ -174,7 +179,7 @@ fn log_tab_at_80x24() {
 
 #[test]
 fn ticket_with_preview_at_80x24() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let app = ticket_app(&mut snap);
     let t = draw(&app, &snap, 80, 24);
     assert!(find(t.backend().buffer(), "APPROVED").is_some());
@@ -183,7 +188,7 @@ fn ticket_with_preview_at_80x24() {
 
 #[test]
 fn ticket_with_refused_preview_at_160x48() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let app = ticket_app(&mut snap);
     let p = snap.ticket_preview.as_mut().unwrap();
     p.approved = false;
@@ -197,7 +202,7 @@ fn ticket_with_refused_preview_at_160x48() {
 
 #[test]
 fn stale_preview_shows_checking_instead_of_a_verdict() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = ticket_app(&mut snap);
     type_text(&mut app, &snap, "5");
     let t = draw(&app, &snap, 80, 24);
@@ -207,7 +212,7 @@ fn stale_preview_shows_checking_instead_of_a_verdict() {
 
 #[test]
 fn unfinished_ticket_says_not_ready_instead_of_refusing_zero_checks() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let app = ticket_app(&mut snap);
     let p = snap.ticket_preview.as_mut().unwrap();
     p.approved = false;
@@ -227,7 +232,7 @@ fn unfinished_ticket_says_not_ready_instead_of_refusing_zero_checks() {
 
 #[test]
 fn a_failed_rule_shows_its_code_once_when_the_reason_repeats_it() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let app = ticket_app(&mut snap);
     let p = snap.ticket_preview.as_mut().unwrap();
     p.approved = false;
@@ -247,14 +252,14 @@ fn a_failed_rule_shows_its_code_once_when_the_reason_repeats_it() {
 
 #[test]
 fn every_panel_at_160x48() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let app = App::new(config(true, false), &snap);
     insta::assert_snapshot!(draw(&app, &snap, 160, 48).backend());
 }
 
 #[test]
 fn every_panel_at_160x48_in_ascii() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let app = App::new(config(true, true), &snap);
     let t = draw(&app, &snap, 160, 48);
     let buf = t.backend().buffer();
@@ -270,7 +275,7 @@ fn every_panel_at_160x48_in_ascii() {
 
 #[test]
 fn help_at_80x24_and_160x48_lists_the_kill_key() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('?'));
     let small = draw(&app, &snap, 80, 24);
@@ -281,7 +286,7 @@ fn help_at_80x24_and_160x48_lists_the_kill_key() {
 
 #[test]
 fn confirm_submit_lists_entry_and_oco_legs() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = ticket_app(&mut snap);
     press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
     let small = draw(&app, &snap, 80, 24);
@@ -295,7 +300,7 @@ fn confirm_submit_lists_entry_and_oco_legs() {
 
 #[test]
 fn confirm_quit_says_open_orders_stay() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('q'));
     let small = draw(&app, &snap, 80, 24);
@@ -306,7 +311,7 @@ fn confirm_quit_says_open_orders_stay() {
 
 #[test]
 fn close_position_dialog() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
     press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
@@ -326,7 +331,7 @@ fn close_position_dialog() {
 
 #[test]
 fn flatten_confirm_after_kill() {
-    let mut snap = Snapshot::demo_killing(NOW);
+    let mut snap = demo::killing(NOW);
     if let Some(k) = &mut snap.kill {
         k.done = true;
         k.stage = crbot::engine::snapshot::KillStage::Cancelled;
@@ -345,7 +350,7 @@ fn flatten_confirm_after_kill() {
 
 #[test]
 fn limit_change_dialogs() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('L'));
     insta::assert_snapshot!("limit_change_80x24", draw(&app, &snap, 80, 24).backend());
@@ -363,7 +368,7 @@ fn limit_change_dialogs() {
 
 #[test]
 fn kill_in_progress_shows_per_symbol_lines_and_halted() {
-    let snap = Snapshot::demo_killing(NOW);
+    let snap = demo::killing(NOW);
     let app = App::new(config(true, false), &snap);
     let small = draw(&app, &snap, 80, 24);
     let buf = small.backend().buffer();
@@ -377,7 +382,7 @@ fn kill_in_progress_shows_per_symbol_lines_and_halted() {
 
 #[test]
 fn add_symbol_and_rearm_dialogs_at_80x24() {
-    let snap = Snapshot::demo_killing(NOW);
+    let snap = demo::killing(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('a'));
     type_text(&mut app, &snap, "adausdt");
@@ -389,7 +394,7 @@ fn add_symbol_and_rearm_dialogs_at_80x24() {
 
 /// A halted `demo` console (keys from the vault) with the re-arm dialog open.
 fn rearm_with_keys() -> (App, Snapshot) {
-    let mut snap = Snapshot::demo_killing(NOW);
+    let mut snap = demo::killing(NOW);
     snap.mode = Mode::Demo;
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('R'));
@@ -427,7 +432,7 @@ fn typing_the_rearm_passphrase_never_draws_it() {
 
 #[test]
 fn live_badge_is_white_on_red_at_both_sizes() {
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     snap.mode = Mode::Live;
     let app = App::new(config(true, false), &snap);
     for (w, h) in [(80, 24), (160, 48)] {
@@ -445,7 +450,7 @@ fn live_badge_is_white_on_red_at_both_sizes() {
 fn modes_have_distinct_badges() {
     let mut seen = Vec::new();
     for mode in Mode::ALL {
-        let mut snap = Snapshot::demo(NOW);
+        let mut snap = demo::snapshot(NOW);
         snap.mode = mode;
         let app = App::new(config(true, false), &snap);
         let t = draw(&app, &snap, 80, 24);
@@ -460,7 +465,7 @@ fn modes_have_distinct_badges() {
 
 #[test]
 fn halted_badge_shows_on_the_frame_after_the_kill_key_before_the_engine_confirms() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     assert_eq!(snap.header.trading, TradingState::Active);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ctrl('k'));
@@ -474,7 +479,7 @@ fn halted_badge_shows_on_the_frame_after_the_kill_key_before_the_engine_confirms
 
 #[test]
 fn negative_pnl_is_red_and_positive_green() {
-    let snap = Snapshot::demo(NOW);
+    let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('2'));
     let t = draw(&app, &snap, 80, 24);
@@ -487,7 +492,7 @@ fn negative_pnl_is_red_and_positive_green() {
 
 #[test]
 fn no_color_draws_no_colour_at_all() {
-    let mut snap = Snapshot::demo_killing(NOW);
+    let mut snap = demo::killing(NOW);
     snap.mode = Mode::Live;
     let mut app = App::new(config(false, false), &snap);
     for tab in ['1', '2', '3', '4'] {
@@ -517,7 +522,7 @@ fn no_color_draws_no_colour_at_all() {
 fn ticket_result_appears_in_place_with_binance_message_or_reconciling() {
     use crbot::domain::ClientOrderId;
     use crbot::engine::snapshot::{TicketOutcome, TicketResult};
-    let mut snap = Snapshot::demo(NOW);
+    let mut snap = demo::snapshot(NOW);
     let mut app = ticket_app(&mut snap);
     press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
     press(&mut app, &snap, KeyPress::ch('y'));

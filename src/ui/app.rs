@@ -16,6 +16,7 @@ use ratatui_textarea::{CursorMove, Input, Key, TextArea};
 use rust_decimal::Decimal;
 
 use super::UiConfig;
+use super::action::Action;
 use super::keymap::{Context, KeyPress};
 use crate::domain::{LocalOrderState, Qty, Symbol, plain};
 use crate::engine::snapshot::{
@@ -23,43 +24,6 @@ use crate::engine::snapshot::{
     TicketField, TicketOutcome, TicketResult,
 };
 use crate::secret::SecretString;
-
-/// What a key (or a new snapshot) means to the screen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Kill,
-    RequestQuit,
-    ToggleHelp,
-    SelectTab(u8),
-    FocusNext,
-    FocusPrev,
-    Up,
-    Down,
-    OpenTicket,
-    CancelOrder,
-    ClosePosition,
-    AddSymbol,
-    RemoveSymbol,
-    ChangeLimit,
-    CycleEquityWindow,
-    Flatten,
-    Rearm,
-    /// Hide the kill-switch panel.
-    Dismiss,
-    NextField,
-    PrevField,
-    SubmitTicket,
-    CloseTicket,
-    Confirm,
-    Cancel,
-    ChoosePrev,
-    ChooseNext,
-    ChoosePercent(u8),
-    /// A key for the focused text field (ticket or prompt).
-    Edit(Input),
-    /// A new snapshot arrived: ring for new fills/rejections, open a pending limit dialog.
-    SnapshotArrived,
-}
 
 /// What `update` asks the run loop to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -515,34 +479,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             app.focus = order[cycle(order.len(), i, action == Action::FocusNext)];
             app.tab = app.focus.tab();
         }
-        Action::Up | Action::Down => {
-            let down = action == Action::Down;
-            match app.focus {
-                Focus::Watchlist => {
-                    let len = snap.watchlist.len();
-                    if len > 0 {
-                        app.watch_sel = if down {
-                            (app.watch_sel + 1).min(len - 1)
-                        } else {
-                            app.watch_sel.saturating_sub(1)
-                        };
-                        if let Some(row) = snap.watchlist.get(app.watch_sel)
-                            && snap.selected_symbol.as_ref() != Some(&row.symbol)
-                        {
-                            fx.push(Effect::Send(Command::SelectSymbol(row.symbol.clone())));
-                        }
-                    }
-                }
-                Focus::Positions => {
-                    let len = snap.positions.len();
-                    app.position_sel = move_sel(app.position_sel, len, down);
-                }
-                Focus::Orders => {
-                    let len = snap.orders.len();
-                    app.order_sel = move_sel(app.order_sel, len, down);
-                }
-            }
-        }
+        Action::Up | Action::Down => fx.extend(move_selection(app, snap, action == Action::Down)),
         Action::OpenTicket => fx.extend(open_ticket(app, snap)),
         Action::CancelOrder => match snap.orders.get(app.order_sel) {
             Some(order) => {
@@ -629,50 +566,91 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
                 fx.push(Effect::Send(Command::CancelLimitChange));
             }
         }
-        Action::ChoosePrev | Action::ChooseNext | Action::ChoosePercent(_) => {
-            let forward = action == Action::ChooseNext;
-            match &mut app.dialog {
-                Some(Dialog::ClosePosition { percent, .. } | Dialog::Flatten { percent }) => {
-                    *percent = match action {
-                        Action::ChoosePercent(p) => p,
-                        _ => step_percent(*percent, forward),
-                    };
-                }
-                Some(Dialog::Limit { choice, input, error }) => {
-                    *choice = cycle(LimitName::ALL.len(), *choice, forward);
-                    *input = single_line(plain(snap.limits.value_of(LimitName::ALL[*choice])));
-                    *error = None;
-                }
-                _ => {}
-            }
-        }
-        Action::Edit(input) => {
-            if let Some(dialog) = &mut app.dialog {
-                if let Dialog::Rearm {
-                    passphrase: Some(p),
-                    error,
-                } = dialog
-                {
-                    if edit_secret(p, input) {
-                        *error = None;
-                    }
-                } else if let Some((t, error)) = dialog.text_field()
-                    && edit(t, input)
-                {
-                    *error = None;
-                }
-            } else if let Some(t) = &mut app.ticket {
-                let i = t.focused;
-                if let Some(field) = t.fields.get_mut(i)
-                    && edit(field, input)
-                {
-                    fx.extend(preview(t));
-                }
-            }
-        }
+        Action::ChoosePrev | Action::ChooseNext | Action::ChoosePercent(_) => choose(app, snap, &action),
+        Action::Edit(input) => fx.extend(edit_focused(app, input)),
         Action::SnapshotArrived => {
             flash_verdict(app, snap);
             fx.extend(observe(app, snap));
+        }
+    }
+    fx
+}
+
+/// Up/Down in the focused list. Moving in the watchlist also asks for the new symbol's candles.
+fn move_selection(app: &mut App, snap: &Snapshot, down: bool) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    match app.focus {
+        Focus::Watchlist => {
+            let len = snap.watchlist.len();
+            if len > 0 {
+                app.watch_sel = if down {
+                    (app.watch_sel + 1).min(len - 1)
+                } else {
+                    app.watch_sel.saturating_sub(1)
+                };
+                if let Some(row) = snap.watchlist.get(app.watch_sel)
+                    && snap.selected_symbol.as_ref() != Some(&row.symbol)
+                {
+                    fx.push(Effect::Send(Command::SelectSymbol(row.symbol.clone())));
+                }
+            }
+        }
+        Focus::Positions => {
+            let len = snap.positions.len();
+            app.position_sel = move_sel(app.position_sel, len, down);
+        }
+        Focus::Orders => {
+            let len = snap.orders.len();
+            app.order_sel = move_sel(app.order_sel, len, down);
+        }
+    }
+    fx
+}
+
+/// A choice inside the open dialog: the percentage to close or flatten, or which limit to
+/// change (its current value is put in the field).
+fn choose(app: &mut App, snap: &Snapshot, action: &Action) {
+    let forward = *action == Action::ChooseNext;
+    match &mut app.dialog {
+        Some(Dialog::ClosePosition { percent, .. } | Dialog::Flatten { percent }) => {
+            *percent = match action {
+                Action::ChoosePercent(p) => *p,
+                _ => step_percent(*percent, forward),
+            };
+        }
+        Some(Dialog::Limit { choice, input, error }) => {
+            *choice = cycle(LimitName::ALL.len(), *choice, forward);
+            *input = single_line(plain(snap.limits.value_of(LimitName::ALL[*choice])));
+            *error = None;
+        }
+        _ => {}
+    }
+}
+
+/// A key typed into the focused text field: the open dialog's, else the ticket's (whose every
+/// change asks for a new risk preview). An edit clears the field's error.
+fn edit_focused(app: &mut App, input: Input) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    if let Some(dialog) = &mut app.dialog {
+        if let Dialog::Rearm {
+            passphrase: Some(p),
+            error,
+        } = dialog
+        {
+            if edit_secret(p, input) {
+                *error = None;
+            }
+        } else if let Some((t, error)) = dialog.text_field()
+            && edit(t, input)
+        {
+            *error = None;
+        }
+    } else if let Some(t) = &mut app.ticket {
+        let i = t.focused;
+        if let Some(field) = t.fields.get_mut(i)
+            && edit(field, input)
+        {
+            fx.extend(preview(t));
         }
     }
     fx

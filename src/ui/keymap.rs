@@ -7,7 +7,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::Action;
+use super::action::Action;
 
 /// A key with its modifiers, normalised so that `Shift` is folded into the character.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,45 @@
+//! What a key (or a new snapshot) means to the screen: the [`Action`] vocabulary shared by the
+//! keymap, which produces actions, and `update`, which consumes them.
+//!
+//! Owns: the action enum only. Must not: import the keymap or the app state; both depend on
+//! this module, so keeping it a leaf is what keeps the dependency between them one-way
+//! (`app` → `keymap` → `action`).
+
+use ratatui_textarea::Input;
+
+/// What a key (or a new snapshot) means to the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Kill,
+    RequestQuit,
+    ToggleHelp,
+    SelectTab(u8),
+    FocusNext,
+    FocusPrev,
+    Up,
+    Down,
+    OpenTicket,
+    CancelOrder,
+    ClosePosition,
+    AddSymbol,
+    RemoveSymbol,
+    ChangeLimit,
+    CycleEquityWindow,
+    Flatten,
+    Rearm,
+    /// Hide the kill-switch panel.
+    Dismiss,
+    NextField,
+    PrevField,
+    SubmitTicket,
+    CloseTicket,
+    Confirm,
+    Cancel,
+    ChoosePrev,
+    ChooseNext,
+    ChoosePercent(u8),
+    /// A key for the focused text field (ticket or prompt).
+    Edit(Input),
+    /// A new snapshot arrived: ring for new fills/rejections, open a pending limit dialog.
+    SnapshotArrived,
+}

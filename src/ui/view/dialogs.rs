@@ -1,0 +1,389 @@
+//! Everything drawn over the panels: the kill-switch progress panel, the help overlay, and
+//! the modal dialogs (confirm a ticket, quit, close a position, flatten, re-arm, add a
+//! symbol, change a risk limit and confirm loosening it).
+//!
+//! Owns: those overlays and their text. Must not: draw a secret (the re-arm passphrase is one
+//! mark per character), or a dialog in live mode without the "LIVE: real money" banner.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui_textarea::TextArea;
+use rust_decimal::Decimal;
+
+use super::common::{opt, order_line, panel, wrapped_rows};
+use crate::domain::{Mode, Qty, Symbol, plain};
+use crate::engine::snapshot::{KillStage, LimitChangePending, LimitName, Snapshot, TradingState};
+use crate::secret::SecretString;
+use crate::ui::app::{App, Dialog, PERCENTS};
+use crate::ui::theme::Theme;
+
+/// A rectangle of at most `width` × `height` centred in `area`.
+fn popup(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+pub(super) fn draw_kill_panel(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
+    let theme = &app.config.theme;
+    let Some(kill) = &snap.kill else { return };
+    let mut lines = vec![Line::from(Span::styled(
+        format!(
+            "{}{}",
+            kill.stage.label(),
+            if kill.done { " - done" } else { "..." }
+        ),
+        theme.title(),
+    ))];
+    let (ok, no) = theme.marks();
+    for l in &kill.lines {
+        let (mark, style) = match l.ok {
+            Some(true) => (ok.to_string(), theme.positive()),
+            Some(false) => (no.to_string(), theme.negative()),
+            None => (theme.spinner(snap.now_ms).to_string(), theme.warning()),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{mark} {:<10} ", l.symbol.as_str()), style),
+            Span::raw(l.outcome.clone()),
+        ]));
+    }
+    if kill.done && kill.stage == KillStage::Cancelled {
+        lines.push(Line::from(Span::styled(
+            "F flatten positions (asks first)   R re-arm   Esc hide",
+            theme.accent(),
+        )));
+    } else {
+        lines.push(Line::from(Span::styled(
+            "Esc hide (the kill continues)",
+            theme.dim(),
+        )));
+    }
+    let height = lines.len() as u16 + 2;
+    let rect = popup(area, 64, height);
+    let rect = Rect {
+        y: area.bottom().saturating_sub(height),
+        ..rect
+    };
+    frame.render_widget(Clear, rect);
+    let block = panel(theme, Span::styled(" KILL SWITCH ", theme.halted_badge()), true);
+    frame.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+pub(super) fn draw_help(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.config.theme;
+    let mut lines: Vec<Line> = Vec::new();
+    let mut last = None;
+    for (ctx, keys, help) in app.config.keymap.help_lines(theme.ascii) {
+        if last != Some(ctx) {
+            lines.push(Line::from(Span::styled(
+                ctx.title(),
+                theme.title().add_modifier(Modifier::UNDERLINED),
+            )));
+            last = Some(ctx);
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {keys:<10} "), theme.accent()),
+            Span::raw(help),
+        ]));
+    }
+    frame.render_widget(Clear, area);
+    let block = panel(theme, " Keys (generated from the keymap; Esc closes) ", true);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let per_col = usize::from(inner.height.max(1));
+    let cols = lines.len().div_ceil(per_col).max(1);
+    let constraints: Vec<Constraint> = (0..cols).map(|_| Constraint::Fill(1)).collect();
+    let rects = Layout::horizontal(constraints).split(inner);
+    for (i, chunk) in lines.chunks(per_col).enumerate() {
+        if let Some(r) = rects.get(i) {
+            frame.render_widget(Paragraph::new(Text::from(chunk.to_vec())), *r);
+        }
+    }
+}
+
+fn percent_spans(theme: &Theme, chosen: u8) -> Vec<Span<'static>> {
+    let mut v = Vec::new();
+    for (i, p) in PERCENTS.iter().enumerate() {
+        let text = format!("[{} {p}%]", i + 1);
+        v.push(Span::styled(
+            text,
+            if *p == chosen {
+                theme.selected().add_modifier(Modifier::BOLD)
+            } else {
+                theme.plain()
+            },
+        ));
+        v.push(Span::raw(" "));
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modal dialogs
+
+/// A dialog's text field and the error its last entry got.
+type Field<'a> = (&'a TextArea<'static>, &'a Option<String>);
+
+pub(super) fn draw_dialog(app: &App, snap: &Snapshot, dialog: &Dialog, frame: &mut Frame, area: Rect) {
+    let theme = &app.config.theme;
+    let live = snap.mode == Mode::Live;
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    if live {
+        lines.push(Line::from(Span::styled(
+            " LIVE: real money ",
+            theme.mode_badge(Mode::Live),
+        )));
+    }
+    let (title, field) = dialog_body(theme, snap, dialog, &mut lines);
+    let extra = if field.is_some() { 4 } else { 0 };
+    let width =
+        (lines.iter().map(|l| l.width() as u16).max().unwrap_or(40) + 2).clamp(46, area.width.min(100));
+    let height = wrapped_rows(&lines, width.saturating_sub(2)) + 2 + extra;
+    let rect = popup(area, width, height);
+    frame.render_widget(Clear, rect);
+    let title_style = if live {
+        theme.mode_badge(Mode::Live)
+    } else {
+        theme.title()
+    };
+    let block = panel(theme, Span::styled(title, title_style), true);
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    frame.render_widget(Paragraph::new(lines.clone()).wrap(Wrap { trim: false }), inner);
+    if let Some(field) = field {
+        let y = inner.y + wrapped_rows(&lines, inner.width);
+        draw_field(theme, field, frame, inner, y);
+    }
+}
+
+/// Appends the dialog's own lines and returns its title and its text field, if it has one.
+fn dialog_body<'a>(
+    theme: &Theme,
+    snap: &Snapshot,
+    dialog: &'a Dialog,
+    lines: &mut Vec<Line<'static>>,
+) -> (&'static str, Option<Field<'a>>) {
+    match dialog {
+        Dialog::ConfirmSubmit { orders, .. } => {
+            lines.push(Line::from(format!(
+                "These {} orders will leave, exactly:",
+                orders.len()
+            )));
+            for o in orders {
+                lines.push(Line::from(Span::styled(
+                    format!("  {}", order_line(o)),
+                    theme.title(),
+                )));
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from("y / Enter: send    n / Esc: back to the ticket"));
+            (" Send this ticket? ", None)
+        }
+        Dialog::ConfirmQuit { open_orders } => {
+            lines.push(Line::from(format!(
+                "{open_orders} open order{} stay on the exchange after crbot quits.",
+                if *open_orders == 1 { "" } else { "s" }
+            )));
+            lines.push(Line::from(
+                "Protective stop-loss/take-profit legs keep working there.",
+            ));
+            lines.push(Line::from("To cancel everything first, use the kill key."));
+            lines.push(Line::from(""));
+            lines.push(Line::from("y / Enter: quit    n / Esc: stay"));
+            (" Quit crbot? ", None)
+        }
+        Dialog::ClosePosition {
+            symbol,
+            percent,
+            external,
+        } => {
+            close_position_lines(theme, snap, symbol, *percent, *external, lines);
+            (" Close position ", None)
+        }
+        Dialog::Flatten { percent } => {
+            lines.push(Line::from(format!(
+                "Sell {percent}% of every position crbot built, at market."
+            )));
+            lines.push(Line::from(
+                "Lot sizes are respected and dust is reported. External holdings stay.",
+            ));
+            lines.push(Line::from(percent_spans(theme, *percent)));
+            lines.push(Line::from(""));
+            lines.push(Line::from(
+                "1-4 or Left/Right: choose   y / Enter: flatten   n / Esc: back",
+            ));
+            (" Flatten (kill switch, stage two) ", None)
+        }
+        Dialog::Rearm { passphrase, error } => {
+            rearm_lines(theme, snap, passphrase.as_ref(), error.as_deref(), lines);
+            (" Re-arm trading? ", None)
+        }
+        Dialog::AddSymbol { input, error } => {
+            lines.push(Line::from("Symbol to add to the watchlist (e.g. ADAUSDT):"));
+            (" Add symbol ", Some((input, error)))
+        }
+        Dialog::Limit { choice, input, error } => {
+            limit_lines(theme, snap, *choice, lines);
+            (" Change a risk limit ", Some((input, error)))
+        }
+        Dialog::ConfirmLimit {
+            pending,
+            input,
+            error,
+        } => {
+            confirm_limit_lines(theme, pending, lines);
+            (" Confirm loosening a limit ", Some((input, error)))
+        }
+    }
+}
+
+fn close_position_lines(
+    theme: &Theme,
+    snap: &Snapshot,
+    symbol: &Symbol,
+    percent: u8,
+    external: bool,
+    lines: &mut Vec<Line<'static>>,
+) {
+    let held = snap.positions.iter().find(|p| &p.symbol == symbol).map(|p| p.qty);
+    let amount = held
+        .and_then(|q| q.checked_scale(Decimal::from(percent) / Decimal::ONE_HUNDRED))
+        .map_or_else(|| "?".into(), |q: Qty| q.to_string());
+    lines.push(Line::from(format!(
+        "Sell {percent}% of {} {symbol} at market: {amount}",
+        opt(held)
+    )));
+    lines.push(Line::from(
+        "(rounded down to the lot size; a remainder below it stays as dust)",
+    ));
+    lines.push(Line::from(percent_spans(theme, percent)));
+    if external {
+        lines.push(Line::from(Span::styled(
+            "External holding: crbot did not buy this. Selling it is your explicit choice.",
+            theme.warning(),
+        )));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(
+        "1-4 or Left/Right: choose   y / Enter: sell   n / Esc: back",
+    ));
+}
+
+/// `passphrase` is `Some` in a mode with keys: re-arming then needs the vault passphrase.
+fn rearm_lines(
+    theme: &Theme,
+    snap: &Snapshot,
+    passphrase: Option<&SecretString>,
+    error: Option<&str>,
+    lines: &mut Vec<Line<'static>>,
+) {
+    let state = match &snap.header.trading {
+        TradingState::Halted { reason, .. } => format!("HALTED: {reason}"),
+        TradingState::Reducing { reason, .. } => format!("REDUCING: {reason}"),
+        TradingState::Active => "HALTED: kill sent".into(),
+    };
+    lines.push(Line::from(format!("Trading is {state}.")));
+    lines.push(Line::from("Re-arming allows new entries again. It is journaled."));
+    lines.push(Line::from(""));
+    match passphrase {
+        Some(p) => {
+            // One mark per character typed, never the characters.
+            let mark = if theme.ascii { "*" } else { "•" };
+            lines.push(Line::from(vec![
+                Span::raw("Vault passphrase: "),
+                Span::styled(mark.repeat(p.expose().chars().count()), theme.title()),
+            ]));
+            if let Some(e) = error {
+                lines.push(Line::from(Span::styled(e.to_string(), theme.negative())));
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from("Enter: re-arm    Esc: stay halted"));
+        }
+        None => lines.push(Line::from("y / Enter: re-arm    n / Esc: stay halted")),
+    }
+}
+
+fn limit_lines(theme: &Theme, snap: &Snapshot, choice: usize, lines: &mut Vec<Line<'static>>) {
+    for (i, name) in LimitName::ALL.iter().enumerate() {
+        let text = format!(
+            " {:<16} {:>6}  {}",
+            name.label(),
+            plain(snap.limits.value_of(*name)),
+            name.env_name()
+        );
+        let style = if i == choice {
+            theme.selected()
+        } else {
+            theme.plain()
+        };
+        lines.push(Line::from(Span::styled(text, style)));
+    }
+    lines.push(Line::from(Span::styled(
+        "Up/Down choose. Tightening applies at once;",
+        theme.dim(),
+    )));
+    lines.push(Line::from(Span::styled(
+        "loosening asks you to type a confirmation.",
+        theme.dim(),
+    )));
+    lines.push(Line::from("New value:"));
+}
+
+fn confirm_limit_lines(theme: &Theme, pending: &LimitChangePending, lines: &mut Vec<Line<'static>>) {
+    lines.push(Line::from(Span::styled(
+        format!(
+            "Loosen {}: {} -> {}",
+            pending.name.env_name(),
+            plain(pending.from),
+            plain(pending.to)
+        ),
+        theme.warning().add_modifier(Modifier::BOLD),
+    )));
+    lines.push(Line::from("This allows more risk. Type exactly:"));
+    lines.push(Line::from(Span::styled(
+        format!("  {}", pending.phrase),
+        theme.title(),
+    )));
+}
+
+/// The text field at row `y` of the dialog's `inner` area (if it still fits), then its error
+/// and the keys that submit or cancel it.
+fn draw_field(theme: &Theme, (input, error): Field<'_>, frame: &mut Frame, inner: Rect, y: u16) {
+    if y < inner.bottom() {
+        let r = Rect {
+            x: inner.x + 2,
+            y,
+            width: inner.width.saturating_sub(4),
+            height: 1,
+        };
+        let mut ta = input.clone();
+        ta.set_style(Style::default().add_modifier(Modifier::UNDERLINED));
+        ta.set_cursor_style(theme.selected());
+        frame.render_widget(&ta, r);
+    }
+    let mut tail = Vec::new();
+    if let Some(e) = error {
+        tail.push(Line::from(Span::styled(e.clone(), theme.negative())));
+    }
+    tail.push(Line::from("Enter: submit    Esc: cancel"));
+    let r = Rect {
+        x: inner.x,
+        y: y + 2,
+        width: inner.width,
+        height: inner.bottom().saturating_sub(y + 2),
+    };
+    if r.height > 0 {
+        frame.render_widget(Paragraph::new(tail).wrap(Wrap { trim: false }), r);
+    }
+}

@@ -1,0 +1,253 @@
+//! The header: mode badge, trading state, clock and kill key on the first row; stream health,
+//! clock offset, rate limits and equity on the second; the day's P&L, drawdown, trades and
+//! fees against their limits on the third; and, when there are any, the warnings.
+//!
+//! Owns: the header's rows. Must not: hide the trading state or the kill key, whatever else
+//! the row has to leave out; they are what a trader must see first.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use rust_decimal::Decimal;
+
+use super::common::{clock, dp2, duration, hm, money2, signed2, usage_style};
+use crate::domain::{Mode, Money, plain};
+use crate::engine::snapshot::{EquityStatus, Snapshot, StreamHealth, StreamStatus, TradingState};
+use crate::portfolio::FeeTally;
+use crate::ui::app::App;
+use crate::ui::theme::Theme;
+
+pub(super) fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
+    let theme = &app.config.theme;
+    draw_state_row(app, snap, frame, area);
+    let mut lines = vec![
+        Line::from(connection_spans(theme, snap)),
+        Line::from(limit_spans(theme, snap)),
+    ];
+    if area.height > 3 {
+        lines.push(warning_line(theme, snap));
+    }
+    let rest = Rect {
+        y: area.y + 1,
+        height: area.height.saturating_sub(1),
+        ..area
+    };
+    frame.render_widget(Paragraph::new(lines), rest);
+}
+
+/// The first row: mode and trading state on the left, the UTC clock and the kill key on the
+/// right.
+fn draw_state_row(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
+    let theme = &app.config.theme;
+    let kill = app
+        .config
+        .keymap
+        .kill_key()
+        .map_or_else(|| "none".into(), |k| k.label(theme.ascii));
+    let right_text = format!("{} UTC  {kill} KILL ", clock(snap.now_ms));
+    let mut line1 = vec![
+        Span::styled(mode_label(snap.mode), theme.mode_badge(snap.mode)),
+        Span::raw(" "),
+    ];
+    line1.extend(state_spans(app, &snap.header.trading));
+    let [left, right_area] = Layout::horizontal([
+        Constraint::Fill(1),
+        Constraint::Length(right_text.chars().count() as u16),
+    ])
+    .areas(Rect { height: 1, ..area });
+    frame.render_widget(Paragraph::new(Line::from(line1)), left);
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(right_text, theme.title())).right_aligned()),
+        right_area,
+    );
+}
+
+/// The trading-state badge and why. After the kill key the screen shows HALTED at once, before
+/// the engine confirms it.
+fn state_spans(app: &App, trading: &TradingState) -> Vec<Span<'static>> {
+    let theme = &app.config.theme;
+    let mut state: Vec<Span> = Vec::new();
+    match trading {
+        TradingState::Halted { reason, since_ms } => {
+            state.push(Span::styled(" HALTED ", theme.halted_badge()));
+            state.push(Span::styled(
+                format!(" {reason} since {}", clock(*since_ms)),
+                theme.negative(),
+            ));
+        }
+        _ if app.kill_sent => {
+            state.push(Span::styled(" HALTED ", theme.halted_badge()));
+            state.push(Span::styled(" kill sent, confirming...", theme.negative()));
+        }
+        TradingState::Reducing { reason, until_ms, .. } => {
+            state.push(Span::styled(" REDUCING ", theme.reducing_badge()));
+            let until = until_ms.map_or_else(
+                || "until re-armed".to_string(),
+                |t| format!("until {} UTC", hm(t)),
+            );
+            state.push(Span::styled(format!(" {reason}, {until}"), theme.warning()));
+        }
+        TradingState::Active => state.push(Span::styled(" ACTIVE ", theme.active_badge())),
+    }
+    state
+}
+
+fn mode_label(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Live => " LIVE ",
+        Mode::Testnet => " TESTNET ",
+        Mode::Demo => " DEMO ",
+        Mode::Paper => " PAPER ",
+        Mode::Sim => " SIM ",
+    }
+}
+
+/// The second row: streams, clock offset, rate limits and equity (or why it is not known).
+fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
+    let h = &snap.header;
+    let mut line2: Vec<Span> = Vec::new();
+    line2.extend(stream_spans(theme, "mkt", h.market_stream));
+    line2.extend(stream_spans(theme, "usr", h.user_stream));
+    line2.push(Span::raw(format!(
+        "clk {}  ",
+        h.clock_offset_ms
+            .map_or_else(|| "?".into(), |o| format!("{o:+}ms"))
+    )));
+    let r = h.rate_limits;
+    line2.push(Span::raw(format!(
+        "wt {}/{}  ord {}/{}  ",
+        r.weight_used, r.weight_limit, r.orders_10s, r.orders_10s_limit
+    )));
+    match (&snap.equity_status, &snap.equity) {
+        (EquityStatus::Incomplete { .. }, _) => line2.push(Span::styled(
+            "eq UNKNOWN (unpriced)",
+            theme.warning().add_modifier(Modifier::BOLD),
+        )),
+        (EquityStatus::Complete { held }, Some(eq)) if !held.is_empty() => {
+            let oldest = held.iter().map(|(_, age)| *age).max().unwrap_or(0);
+            line2.push(Span::raw(format!("eq {} ", eq.display_2dp())));
+            line2.push(Span::styled(
+                format!("(held prices, {}s)", oldest / 1000),
+                theme.warning(),
+            ));
+        }
+        (_, Some(eq)) => line2.push(Span::raw(format!("eq {}", eq.display_2dp()))),
+        (_, None) => {}
+    }
+    line2
+}
+
+fn stream_spans(theme: &Theme, name: &'static str, h: StreamHealth) -> Vec<Span<'static>> {
+    let (text, style) = match h.status {
+        StreamStatus::Connected => ("ok".to_string(), theme.positive()),
+        StreamStatus::Connecting => ("connecting".to_string(), theme.warning()),
+        StreamStatus::Reconnecting { attempt } => (format!("retry#{attempt}"), theme.warning()),
+        StreamStatus::Down => ("DOWN".to_string(), theme.negative().add_modifier(Modifier::BOLD)),
+    };
+    let mut v = vec![Span::raw(format!("{name} ")), Span::styled(text, style)];
+    if let (StreamStatus::Connected, Some(ms)) = (h.status, h.latency_ms) {
+        v.push(Span::raw(format!(" {ms}ms")));
+    }
+    v.push(Span::raw("  "));
+    v
+}
+
+/// The third row: the day's P&L, drawdown and trades against their limits, then today's fees.
+/// With an incomplete equity the P&L and drawdown are `?`: a stale figure would mislead.
+fn limit_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
+    let incomplete = snap.equity_status.is_incomplete();
+    let l = &snap.limits;
+    let day_ratio = l.usage()[0].1;
+    let day_text = if incomplete {
+        "? (equity incomplete)".to_string()
+    } else {
+        format!("{} {}%", money2(&l.day_pnl), signed2(l.day_pnl_pct))
+    };
+    let dd_text = if incomplete {
+        format!("DD ?/{}%", plain(l.drawdown_limit_pct))
+    } else {
+        format!("DD {}/{}%", dp2(l.drawdown_pct), plain(l.drawdown_limit_pct))
+    };
+    let mut line3 = vec![
+        Span::raw("day "),
+        Span::styled(
+            day_text,
+            theme.signed(l.day_pnl.amount < Decimal::ZERO, l.day_pnl.amount.is_zero()),
+        ),
+        Span::styled(
+            format!("/-{}%", plain(l.daily_loss_limit_pct)),
+            usage_style(theme, day_ratio),
+        ),
+        Span::raw(format!(
+            " resets {}Z ({})  ",
+            hm(l.daily_reset_ms),
+            duration(l.daily_reset_ms - snap.now_ms)
+        )),
+        Span::styled(dd_text, usage_style(theme, l.usage()[1].1)),
+        Span::raw("  "),
+        Span::styled(
+            format!("trades {}/{}", l.trades_used, l.trades_limit),
+            usage_style(theme, l.usage()[2].1),
+        ),
+    ];
+    line3.extend(fee_spans(theme, &snap.fees_today));
+    line3
+}
+
+/// `  fees today 0.33 USDT +0.00030000 BNB unpriced`: today's fees at their fill-time value,
+/// and loudly what had no price then. Nothing when no fee was paid today.
+fn fee_spans(theme: &Theme, fees: &FeeTally) -> Vec<Span<'static>> {
+    if fees.paid.is_empty() {
+        return Vec::new();
+    }
+    let value: Vec<String> = fees
+        .value
+        .iter()
+        .map(|(a, v)| Money::new(*v, a.clone()).display())
+        .collect();
+    let mut spans = vec![Span::raw(format!(
+        "  fees today {}",
+        if value.is_empty() {
+            "0".to_string()
+        } else {
+            value.join(" + ")
+        }
+    ))];
+    if !fees.complete() {
+        let unpriced: Vec<String> = fees
+            .unpriced
+            .iter()
+            .map(|(a, v)| Money::new(*v, a.clone()).display())
+            .collect();
+        spans.push(Span::styled(
+            format!(" +{} unpriced", unpriced.join(" +")),
+            theme.warning(),
+        ));
+    }
+    spans
+}
+
+/// The fourth row: every warning on one line, an incomplete equity first.
+fn warning_line(theme: &Theme, snap: &Snapshot) -> Line<'static> {
+    let mut w: Vec<String> = snap.header.warnings.clone();
+    if let EquityStatus::Incomplete { unpriced, .. } = &snap.equity_status {
+        let names: Vec<String> = unpriced.iter().map(|(a, _)| a.to_string()).collect();
+        w.insert(
+            0,
+            format!(
+                "equity INCOMPLETE, no price for {}: P&L and drawdown unknown, entries refused",
+                names.join(", ")
+            ),
+        );
+    }
+    if !snap.unpriced_assets.is_empty() {
+        let names: Vec<String> = snap.unpriced_assets.iter().map(|a| a.to_string()).collect();
+        w.push(format!("not in equity (no USDT market): {}", names.join(", ")));
+    }
+    Line::from(Span::styled(
+        format!("! {}", w.join("  ! ")),
+        theme.warning().add_modifier(Modifier::BOLD),
+    ))
+}
