@@ -22,8 +22,8 @@ use crate::exchange::binance::reconcile::{EntryFills, OcoPlan, ResyncRequest, pr
 use crate::exchange::binance::rest::OcoRequest;
 use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{
-    BalanceCheckpoint, CapitalFlowRecord, EventKind, EventRecord, Journal, JournalError, OrderUpdate,
-    RiskEventRecord, TicketSource, TradingStateCode, TradingStateRecord,
+    BalanceCheckpoint, CapitalFlowRecord, EventKind, EventRecord, Journal, JournalError, KillTrigger,
+    OrderUpdate, RiskEventRecord, TicketSource, TradingStateCode, TradingStateRecord,
 };
 use crate::portfolio::equity::{FlowSource, Mark, unexplained_changes};
 use crate::portfolio::{DayStart, EquityTracker};
@@ -1077,12 +1077,12 @@ impl Core {
     }
 
     /// Stage one of the kill switch, the state part: HALTED, durable before any cancel.
-    pub fn halt(&mut self, trigger: &str, reason: &str, now_ms: i64) -> Result<(), JournalError> {
+    pub fn halt(&mut self, trigger: KillTrigger, reason: &str, now_ms: i64) -> Result<(), JournalError> {
         let to = TradingState::Halted {
             reason: reason.to_string(),
             since_ms: now_ms,
         };
-        self.set_trading_state(to, trigger, reason, now_ms)
+        self.set_trading_state(to, trigger.as_code(), reason, now_ms)
     }
 
     /// Re-arms trading (explicit, journaled).

@@ -36,7 +36,7 @@ pub struct Halted {
 pub fn halt(core: Option<&mut Core>, trigger: KillTrigger, reason: &str, now_ms: i64) -> Halted {
     let (known, halt_error) = match core {
         Some(core) => {
-            let result = core.halt(trigger.as_code(), reason, now_ms);
+            let result = core.halt(trigger, reason, now_ms);
             (core.state.symbols_with_open_orders(), result.err())
         }
         None => (BTreeSet::new(), None),
