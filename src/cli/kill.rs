@@ -18,9 +18,10 @@ use crate::engine::kill::{self, KillEvent};
 use crate::journal::{EventKind, Journal, KillTrigger};
 use crate::risk::TradingState;
 
-/// The event a kill switch leaves in the journal (read by `crbot doctor`).
+/// The code of the event a kill switch leaves in the journal, for `crbot doctor`'s
+/// comparison of stored codes (new code matches on [`EventKind`] instead).
 pub const KILL_EVENT: &str = EventKind::Kill.as_code();
-/// Journal event recorded for every backup, so `doctor` finds backups written anywhere.
+/// The code of the event every backup leaves, so `doctor` finds backups written anywhere.
 pub const BACKUP_EVENT: &str = EventKind::Backup.as_code();
 
 /// `<data>/backups/journal-<mode>-<UTC time>.db`.

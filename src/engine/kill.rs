@@ -12,7 +12,8 @@
 //! reported as not sent, and "all orders cancelled" only follows a verified empty book.
 //! Must not: let [`sweep`] change the trading state or touch the journal (the sequence in
 //! `switch` halts, durably, BEFORE it starts, and journals its progress), place any order
-//! but stage two's, or need the market stream.
+//! (stage two's plan is only a plan; the caller sends it through the risk gate), or need the
+//! market stream.
 
 mod switch;
 
