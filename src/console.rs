@@ -93,6 +93,9 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     let mut core = Core::restore(journal, config.mode, limits_from(&config), TicketSource::Tui, now)?;
     core.state.warnings = warnings;
     core.backup_every_ms = schedule_ms(config.env);
+    // The same folder `crbot backup`, `crbot kill` and `crbot doctor` use, wherever
+    // DATABASE_URL puts the journal.
+    core.backup_dir = Some(crate::engine::backup::folder(&config.paths.data_dir));
     let mut ui_config = UiConfig::from_env(global.ascii)?;
     if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
         ui_config.keymap = Keymap::with_kill_key(kill);

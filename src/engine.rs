@@ -7,7 +7,8 @@
 //! - `state`: everything the console knows, and its snapshot; pure.
 //! - `core`: the journal-first money path shared by the console and the command line.
 //! - `ticket`: what the trader typed → a domain ticket.
-//! - `kill`: the kill switch's cancel sweep and flatten plan.
+//! - `kill`: the kill switch, one sequence for the console and `crbot kill`.
+//! - `backup`: the journal's backups (on command, after a kill, scheduled), off the loop.
 //! - `session`: mode → endpoints, keys and (sim, paper) the local exchange.
 //! - `runtime`: the console's event loop (`crate::console` starts and stops it).
 //! - `snapshot`: the data contract with the screen.
@@ -15,6 +16,7 @@
 //! Must not: draw, read keys, know the command line, or let anything reach the exchange that did
 //! not pass `risk`.
 
+pub mod backup;
 pub mod core;
 pub mod kill;
 pub mod runtime;

@@ -18,6 +18,10 @@
 //! - `after_fill_journal`: the fill is journaled, nothing else happened yet;
 //! - `kill_after_halt`: the halt is journaled, no cancel has left;
 //! - `kill_mid_sweep`: the first cancel of the kill switch was answered, the rest are not.
+//!
+//! One point stalls instead of aborting ([`stall`]), for the test that proves a slow step
+//! holds nothing else up: `backup_slow`, a journal backup that takes seconds (as a large
+//! journal's does).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +83,14 @@ fn fires(armed: &Option<Armed>, name: &str, hits: &AtomicU64) -> bool {
 pub fn hit(name: &str) {
     if fires(armed(), name, &HITS) {
         std::process::abort();
+    }
+}
+
+/// Blocks this thread for `how_long` when `CRBOT_FAILPOINT` names this point; otherwise does
+/// nothing. Only for steps that already run on a thread of their own (a backup's copy).
+pub fn stall(name: &str, how_long: std::time::Duration) {
+    if armed().as_ref().is_some_and(|a| a.name == name) {
+        std::thread::sleep(how_long);
     }
 }
 

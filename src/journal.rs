@@ -27,8 +27,8 @@ use rust_decimal::Decimal;
 
 pub use error::JournalError;
 pub use records::{
-    BalanceCheckpoint, CapitalFlowRecord, EquityPoint, EventRecord, LimitChangeRecord, RiskEventRecord,
-    Stored, TicketSource, TradingStateCode, TradingStateRecord,
+    BalanceCheckpoint, CapitalFlowRecord, EquityPoint, EventKind, EventRecord, KillTrigger,
+    LimitChangeRecord, RiskEventRecord, Stored, TicketSource, TradingStateCode, TradingStateRecord,
 };
 pub use schema::{APPLICATION_ID, Inspection, SCHEMA_VERSION, inspect};
 

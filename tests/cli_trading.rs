@@ -12,7 +12,7 @@ use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, SimConfig, SimHandle};
-use crbot::journal::Journal;
+use crbot::journal::{EventKind, Journal, KillTrigger};
 use serde_json::Value;
 
 struct Exchange {
@@ -308,6 +308,39 @@ fn kill_halts_cancels_everything_even_unknown_orders_and_resume_rearms() {
     assert_eq!(again["rearmed"], false, "{again}");
     let (code, out, err) = ex.run(&ENTRY);
     assert_eq!(code, 0, "after resume the entry should pass: {err}\n{out}");
+}
+
+#[test]
+fn kill_journals_the_halt_the_sweep_and_its_backup_as_the_console_does() {
+    let ex = Exchange::start();
+    let (code, _, err) = ex.run(&ENTRY);
+    assert_eq!(code, 0, "{err}");
+    let kill = ex.json(&["kill"]);
+    assert_eq!(kill["ok"], true, "{kill}");
+    let journal = Journal::open(&ex.journal_path(), Mode::Sim).unwrap();
+    let halt = journal.latest_trading_state().unwrap().unwrap().record;
+    assert_eq!(halt.trigger, KillTrigger::Cli.as_code());
+    let events = journal.recent_events(100).unwrap();
+    let has = |kind: EventKind, symbol: Option<&str>| {
+        events.iter().any(|e| {
+            e.record.event_kind() == Some(kind) && e.record.symbol.as_ref().map(|s| s.as_str()) == symbol
+        })
+    };
+    assert!(has(EventKind::Kill, None), "{events:?}");
+    assert!(has(EventKind::KillCancel, Some("BTCUSDT")), "{events:?}");
+    assert!(has(EventKind::KillDone, None), "{events:?}");
+    // The backup is journaled (what `crbot doctor` reads) and lies in the data folder's backups.
+    let path = kill["backup"]["path"].as_str().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.record.event_kind() == Some(EventKind::Backup) && e.record.detail == path),
+        "{events:?}"
+    );
+    assert_eq!(
+        Path::new(path).parent(),
+        Some(ex.home().join("backups").as_path())
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crbot::domain::{
 };
 use crbot::engine::core::{Core, Refusal};
 use crbot::exchange::binance::error::OrderOutcome;
-use crbot::journal::{Journal, TicketSource, TradingStateCode};
+use crbot::journal::{Journal, KillTrigger, TicketSource, TradingStateCode};
 use crbot::risk::{Limits, TradingState, Trigger};
 use engine_support::*;
 
@@ -220,7 +220,7 @@ async fn halt_is_durable_and_a_restart_stays_halted_until_rearmed() {
     let now = now_ms();
     let mut core = primed_core(&ex, &path, Limits::default(), now).await;
 
-    core.halt("KILL_KEY", "test halt", now).unwrap();
+    core.halt(KillTrigger::Key, "test halt", now).unwrap();
     assert!(matches!(core.state.trading, TradingState::Halted { .. }));
     drop(core);
 

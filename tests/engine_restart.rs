@@ -12,6 +12,7 @@ use std::time::Duration;
 use crbot::domain::{LocalOrderState, OrderPurpose, OrderStatus, Price, Side, Ticket, TicketKind};
 use crbot::engine::core::Prepared;
 use crbot::exchange::binance::error::OrderOutcome;
+use crbot::journal::KillTrigger;
 use engine_support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -184,7 +185,7 @@ async fn a_kill_interrupted_by_a_crash_is_finished_at_the_next_start() {
             panic!("placed: {placed:?}")
         };
         core.on_exchange_order(&placed.order, now);
-        core.halt("KILL_KEY", "kill switch pressed", now).unwrap();
+        core.halt(KillTrigger::Key, "kill switch pressed", now).unwrap();
         // The process dies here: halted, nothing cancelled yet.
     }
     assert_eq!(

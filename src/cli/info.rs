@@ -17,6 +17,7 @@ use crate::cli::trade::order_json;
 use std::collections::BTreeMap;
 
 use crate::domain::{Asset, Money, Symbol, display_fixed, display_price, plain};
+use crate::engine::backup;
 use crate::engine::core::DEFAULT_WATCHLIST;
 use crate::portfolio::FeeTally;
 
@@ -678,22 +679,17 @@ fn fee_json(t: &FeeTally) -> serde_json::Value {
 
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Outcome {
     let journal = crate::cli::kill::open_existing(ctx)?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Failure::new(format!("{}: {e}", parent.display())))?;
-    }
-    journal
-        .backup_to(path)
-        .map_err(|e| Failure::new(format!("backup to {}: {e}", path.display())))?;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let event = crate::journal::EventRecord {
-        time_ms: now_ms(),
-        kind: crate::cli::kill::BACKUP_EVENT.to_string(),
-        symbol: None,
-        detail: path.display().to_string(),
-    };
-    if let Err(e) = journal.record_event(&event) {
+    let outcome = backup::write(&journal, path, backup::Reason::Command, now_ms());
+    // Recorded either way: `crbot doctor` finds backups by this event, wherever they went.
+    // A failure's one line on stderr is its reason; not recording it is not worth a second.
+    if let Err(e) = journal.record_event(&outcome.event(now_ms()))
+        && outcome.result.is_ok()
+    {
         eprintln!("crbot: warning: the backup is written but the journal could not record it: {e}");
     }
+    let size = outcome
+        .result
+        .map_err(|e| Failure::new(format!("backup to {}: {e}", path.display())))?;
     ctx.print(
         &format!(
             "backup of {} written to {} ({size} bytes)",

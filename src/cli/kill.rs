@@ -1,48 +1,65 @@
 //! `crbot kill [--flatten]` and `crbot resume`.
 //!
-//! Owns: the order of stage one from a shell — HALTED in the journal first (if the journal
-//! cannot record it, say so loudly and cancel anyway), then the exchange sweep, the outcome
-//! per symbol (printed and journaled), an online backup; `--flatten` then sells crbot's
+//! Owns: running the kill switch's one sequence (`engine::kill`) from a shell — the halt
+//! before connecting (if the journal cannot record it, say so loudly and cancel anyway), the
+//! sweep's progress on the terminal and in the journal, the outcome per symbol, then a
+//! reconcile and a backup through the backup service; `--flatten` then sells crbot's
 //! positions at market through the risk gate (exit confirmed). Must not: need a running
 //! console or the market stream; re-arm anything (only `resume` does, explicitly).
 
-use std::collections::BTreeSet;
-
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms};
 use crate::cli::exit;
-use crate::domain::{OrderPurpose, Symbol};
+use crate::domain::OrderPurpose;
+use crate::engine::backup;
 use crate::engine::core::{Core, Refusal};
-use crate::engine::kill::{self, KillEvent, SweepConfig};
-use crate::journal::Journal;
+use crate::engine::kill::{self, KillEvent};
+use crate::journal::{EventKind, Journal, KillTrigger};
 use crate::risk::TradingState;
 
-pub const KILL_TRIGGER: &str = "CLI_KILL";
-pub const KILL_EVENT: &str = "KILL";
-/// Journal event recorded for every backup, so `doctor` finds backups written anywhere.
-pub const BACKUP_EVENT: &str = "BACKUP";
+/// The code of the event a kill switch leaves in the journal, for `crbot doctor`'s
+/// comparison of stored codes (new code matches on [`EventKind`] instead).
+pub const KILL_EVENT: &str = EventKind::Kill.as_code();
+/// The code of the event every backup leaves, so `doctor` finds backups written anywhere.
+pub const BACKUP_EVENT: &str = EventKind::Backup.as_code();
 
 /// `<data>/backups/journal-<mode>-<UTC time>.db`.
 pub fn backup_path(ctx: &Ctx) -> std::path::PathBuf {
-    let name = crate::journal::backup_file_name(ctx.config.mode, now_ms());
-    ctx.config.paths.data_dir.join("backups").join(name)
+    backup::file_in(
+        &backup::folder(&ctx.config.paths.data_dir),
+        ctx.config.mode,
+        now_ms(),
+    )
+}
+
+/// One progress line on the terminal, as the sweep reports it.
+fn print_progress(ev: &KillEvent) {
+    match ev {
+        KillEvent::Stage(s) => println!("kill: {}", s.label()),
+        KillEvent::Line { symbol, ok, outcome } => {
+            let mark = match ok {
+                Some(true) => "ok",
+                Some(false) => "FAILED",
+                None => "..",
+            };
+            println!("  {symbol:<12} {mark:<6} {outcome}");
+        }
+        KillEvent::Countdown { secs } if *secs > 0 => {
+            println!("  rate limited: cancelling again in {secs}s")
+        }
+        KillEvent::Countdown { .. } => {}
+        KillEvent::Done { ok, summary } => {
+            println!("kill: {} — {summary}", if *ok { "DONE" } else { "INCOMPLETE" })
+        }
+    }
 }
 
 pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
-    let now = now_ms();
     let mut warnings: Vec<String> = Vec::new();
-    // 1. The halt, durable before any request leaves.
+    // 1. The halt, durable before any request leaves (connecting may take a while).
     let mut core = match common::open_core(&ctx.config) {
-        Ok(mut c) => {
-            if let Err(e) = c.halt(KILL_TRIGGER, "kill switch from the command line", now) {
-                warnings.push(format!(
-                    "WARNING: the journal could not record the halt ({e}); cancelling anyway"
-                ));
-            }
-            Some(c)
-        }
+        Ok(c) => Some(c),
         Err(e) => {
             warnings.push(format!(
                 "WARNING: the journal cannot be opened ({}); the halt is NOT recorded; cancelling anyway",
@@ -51,48 +68,33 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
             None
         }
     };
+    let halted = kill::halt(
+        core.as_mut(),
+        KillTrigger::Cli,
+        "kill switch from the command line",
+        now_ms(),
+    );
+    if let Some(e) = halted.halt_error() {
+        warnings.push(format!(
+            "WARNING: the journal could not record the halt ({e}); cancelling anyway"
+        ));
+    }
     for w in &warnings {
         eprintln!("crbot: {w}");
     }
-    crate::failpoint::hit("kill_after_halt");
-    let known: BTreeSet<Symbol> = core
-        .as_ref()
-        .map(|c| c.state.symbols_with_open_orders())
-        .unwrap_or_default();
 
-    // 2. The sweep.
+    // 2. The sweep, its progress printed and journaled as it happens.
     let session = common::connect(ctx).await?;
-    let rest = session.rest.clone();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let json = ctx.json();
-    let printer = tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            if json {
-                continue;
-            }
-            match ev {
-                KillEvent::Stage(s) => println!("kill: {}", s.label()),
-                KillEvent::Line { symbol, ok, outcome } => {
-                    let mark = match ok {
-                        Some(true) => "ok",
-                        Some(false) => "FAILED",
-                        None => "..",
-                    };
-                    println!("  {symbol:<12} {mark:<6} {outcome}");
-                }
-                KillEvent::Countdown { secs } if secs > 0 => {
-                    println!("  rate limited: cancelling again in {secs}s")
-                }
-                KillEvent::Countdown { .. } => {}
-                KillEvent::Done { ok, summary } => {
-                    println!("kill: {} — {summary}", if ok { "DONE" } else { "INCOMPLETE" })
-                }
-            }
+    let mut running = halted.sweep(core.as_mut(), &session.rest, now_ms());
+    while let Some(ev) = running.next().await {
+        if !ctx.json() {
+            print_progress(&ev);
         }
-    });
-    let report = kill::sweep(&rest, &known, &SweepConfig::default(), &tx).await;
-    drop(tx);
-    let _ = printer.await;
+        if let Some(c) = core.as_mut() {
+            kill::record(c, &ev, now_ms());
+        }
+    }
+    let report = running.report().await;
 
     let mut ready = match core.take() {
         Some(core) => Some(Ready {
@@ -107,35 +109,24 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
     };
     let mut backup = None;
     if let Some(r) = ready.as_mut() {
-        for l in &report.lines {
-            r.core
-                .record_event(KILL_EVENT, Some(&l.symbol), &l.outcome, now_ms());
-        }
-        r.core.record_event(KILL_EVENT, None, &report.summary, now_ms());
-        // Marks the sweep finished, so the next console start does not sweep again.
-        r.core.record_event(
-            crate::engine::core::KILL_DONE_EVENT,
-            None,
-            &report.summary,
-            now_ms(),
-        );
         // Bring the journal's orders up to date with what the sweep cancelled.
         if let Err(e) = common::sync(r, &[]).await {
             r.notes
                 .push(format!("after the sweep, reconcile failed: {}", e.line));
         }
         // 3. An online backup once stage one is over.
-        let path = backup_path(ctx);
-        let made = path
-            .parent()
-            .map(std::fs::create_dir_all)
-            .transpose()
-            .map_err(|e| e.to_string())
-            .and_then(|_| r.core.journal.backup_to(&path).map_err(|e| e.to_string()));
-        backup = Some(match made {
-            Ok(()) => Ok(path),
-            Err(e) => Err(e),
-        });
+        let now = now_ms();
+        let outcome = backup::spawn(
+            r.core.journal.path().to_path_buf(),
+            ctx.config.mode,
+            backup_path(ctx),
+            backup::Reason::AfterKill,
+            now,
+        )
+        .await;
+        r.core
+            .record_event(outcome.kind(), None, &outcome.detail(), now_ms());
+        backup = Some(outcome.result.map(|_| outcome.path));
     }
 
     // 4. Stage two when asked.

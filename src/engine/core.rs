@@ -22,8 +22,8 @@ use crate::exchange::binance::reconcile::{EntryFills, OcoPlan, ResyncRequest, pr
 use crate::exchange::binance::rest::OcoRequest;
 use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{
-    BalanceCheckpoint, CapitalFlowRecord, EventRecord, Journal, JournalError, OrderUpdate, RiskEventRecord,
-    TicketSource, TradingStateCode, TradingStateRecord,
+    BalanceCheckpoint, CapitalFlowRecord, EventKind, EventRecord, Journal, JournalError, KillTrigger,
+    OrderUpdate, RiskEventRecord, TicketSource, TradingStateCode, TradingStateRecord,
 };
 use crate::portfolio::equity::{FlowSource, Mark, unexplained_changes};
 use crate::portfolio::{DayStart, EquityTracker};
@@ -84,6 +84,9 @@ pub struct Core {
     /// How often the console backs the journal up by itself (`ENV`'s schedule); `None`: on
     /// command only.
     pub backup_every_ms: Option<i64>,
+    /// Where the console's own backups go (`engine::backup::folder` of the data folder);
+    /// `None`: a `backups` folder beside the journal.
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 const META_DAY_START: &str = "equity.day_start";
@@ -91,13 +94,8 @@ const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
-/// Journal event kind recorded when protection could not be placed because the market was
-/// already through its stop-loss, and crbot exited at market instead.
-pub const PROTECTION_STOP_HIT_EVENT: &str = "PROTECTION_STOP_HIT";
 /// Binance's `NEW_ORDER_REJECTED` (also "Stop price would trigger immediately.").
 const NEW_ORDER_REJECTED: i64 = -2010;
-/// Journal event kind recorded when a kill switch's cancel sweep has finished (console or CLI).
-pub const KILL_DONE_EVENT: &str = "KILL_DONE";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
 
 fn state_code(s: &TradingState) -> TradingStateCode {
@@ -198,6 +196,7 @@ impl Core {
         }
         let mut core = Core {
             backup_every_ms: None,
+            backup_dir: None,
             state,
             journal,
             source,
@@ -833,7 +832,7 @@ impl Core {
             "stop-loss {stop} already crossed (bid {bid_text}) when its protection was placed; \
              the exchange refused it ({message}): selling {qty} at market"
         );
-        self.record_event(PROTECTION_STOP_HIT_EVENT, Some(&symbol), &reason, now_ms);
+        self.record_event(EventKind::ProtectionStopHit, Some(&symbol), &reason, now_ms);
         self.state.log(
             now_ms,
             LogLevel::Warn,
@@ -1078,12 +1077,12 @@ impl Core {
     }
 
     /// Stage one of the kill switch, the state part: HALTED, durable before any cancel.
-    pub fn halt(&mut self, trigger: &str, reason: &str, now_ms: i64) -> Result<(), JournalError> {
+    pub fn halt(&mut self, trigger: KillTrigger, reason: &str, now_ms: i64) -> Result<(), JournalError> {
         let to = TradingState::Halted {
             reason: reason.to_string(),
             since_ms: now_ms,
         };
-        self.set_trading_state(to, trigger, reason, now_ms)
+        self.set_trading_state(to, trigger.as_code(), reason, now_ms)
     }
 
     /// Re-arms trading (explicit, journaled).
@@ -1103,19 +1102,14 @@ impl Core {
             return false;
         }
         let events = self.journal.recent_events(500).unwrap_or_default();
-        !events
-            .iter()
-            .any(|e| e.record.kind == KILL_DONE_EVENT && e.record.time_ms >= halt.record.time_ms)
+        !events.iter().any(|e| {
+            e.record.event_kind() == Some(EventKind::KillDone) && e.record.time_ms >= halt.record.time_ms
+        })
     }
 
     /// Journals a generic event (kill-switch outcome per symbol, reconnects, errors).
-    pub fn record_event(&mut self, kind: &str, symbol: Option<&Symbol>, detail: &str, now_ms: i64) {
-        let rec = EventRecord {
-            time_ms: now_ms,
-            kind: kind.to_string(),
-            symbol: symbol.cloned(),
-            detail: detail.to_string(),
-        };
+    pub fn record_event(&mut self, kind: EventKind, symbol: Option<&Symbol>, detail: &str, now_ms: i64) {
+        let rec = EventRecord::new(kind, symbol, detail, now_ms);
         if let Err(e) = self.journal.record_event(&rec) {
             self.storage_failed(&e, now_ms);
         }

@@ -1,6 +1,7 @@
-//! Stage one of the kill switch on the exchange (cancel everything, then verify nothing is
-//! left open), and the pure plan for stage two (flatten), shared by `crbot kill` and the
-//! console.
+//! The kill switch: one sequence for the console and `crbot kill` ([`halt`], then
+//! [`Halted::sweep`], progress journaled by [`record`]), stage one's exchange part ([`sweep`]:
+//! cancel everything, then verify nothing is left open), and the pure plan for stage two
+//! ([`flatten_plan`]).
 //!
 //! Owns: the order of the sweep — every locally known symbol cancelled concurrently with
 //! `DELETE /api/v3/openOrders` (order lists included), then the exchange's own list of open
@@ -9,9 +10,14 @@
 //! within the same bound, are waited out (with a countdown) before cancelling again. Every
 //! line and event says what happened, never more: a cancel the client did not send is
 //! reported as not sent, and "all orders cancelled" only follows a verified empty book.
-//! Must not: change the trading state or touch the
-//! journal (the caller halts, durably, BEFORE calling [`sweep`], and journals the report),
-//! place any order, or need the market stream.
+//! Must not: let [`sweep`] change the trading state or touch the journal (the sequence in
+//! `switch` halts, durably, BEFORE it starts, and journals its progress), place any order
+//! (stage two's plan is only a plan; the caller sends it through the risk gate), or need the
+//! market stream.
+
+mod switch;
+
+pub use switch::{Halted, Running, automatic_trigger, halt, record};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

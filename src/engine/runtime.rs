@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{ClientOrderId, Fill, LocalOrderState, OrderPurpose, OrderStatus, Price, Quote, Symbol};
+use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::core::{Core, FollowUp, Prepared, Refusal};
-use crate::engine::kill::{self, KillEvent};
+use crate::engine::kill::{self, Halted, KillEvent};
 use crate::engine::snapshot::{
     Candle, Command, KillLine, KillProgress, KillStage, LimitChangePending, LimitName, LogKind, LogLevel,
     Snapshot, StreamHealth, StreamStatus as ViewStreamStatus, TicketOutcome, TicketPreview, TicketResult,
@@ -33,6 +34,7 @@ use crate::exchange::binance::user::{UserStreamConfig, spawn_user_stream};
 use crate::exchange::binance::wire::{
     ExchangeInfo, ExchangeOrder, Kline, OrderListReport, PlacedOrder, Ticker24h,
 };
+use crate::journal::{EventKind, KillTrigger};
 use crate::risk::{self, LimitChange, TradingState};
 use crate::secret::SecretString;
 use crate::vault::VaultError;
@@ -85,6 +87,8 @@ enum Internal {
         fills: Vec<Fill>,
     },
     Kill(KillEvent),
+    /// A backup finished on its own thread: journaled and shown here, on the loop.
+    Backup(Box<BackupOutcome>),
     RetryResync,
     /// A start-up read that failed (candles, tickers, a book): shown, never silent; the
     /// streams fill the gap as they run.
@@ -140,6 +144,8 @@ pub struct Runtime {
     last_clock_sync_ms: i64,
     last_rules_ms: i64,
     last_backup_ms: i64,
+    /// A scheduled backup is being written: the next waits for it rather than pile up.
+    scheduled_backup_running: bool,
     started_ms: i64,
     /// Said once: no symbol has had a quote since start (no market data at all).
     warned_no_data: bool,
@@ -190,6 +196,7 @@ impl Runtime {
             last_clock_sync_ms: now_ms(),
             last_rules_ms: now_ms(),
             last_backup_ms: now_ms(),
+            scheduled_backup_running: false,
             started_ms: now_ms(),
             warned_no_data: false,
             closing: BTreeMap::new(),
@@ -357,7 +364,7 @@ impl Runtime {
         let now = now_ms();
         self.dirty = true;
         match cmd {
-            Command::Kill => self.kill("KILL_KEY", "kill switch pressed", now),
+            Command::Kill => self.kill(KillTrigger::Key, "kill switch pressed", now),
             Command::Flatten { percent } => self.flatten(percent, now),
             Command::Rearm { passphrase } => self.request_rearm(passphrase, now),
             Command::PreviewTicket(draft) => self.preview(draft, now),
@@ -591,47 +598,34 @@ impl Runtime {
     }
 
     /// Stage one: HALTED (journal first), then cancel everything, cancels before all else.
-    fn kill(&mut self, trigger: &str, reason: &str, now: i64) {
-        if let Err(e) = self.core.halt(trigger, reason, now) {
+    fn kill(&mut self, trigger: KillTrigger, reason: &str, now: i64) {
+        let halted = kill::halt(Some(&mut self.core), trigger, reason, now);
+        if let Some(e) = halted.halt_error() {
             // The halt is in memory and on screen; the cancels must still go.
-            self.core.state.log(
-                now,
-                LogLevel::Error,
-                LogKind::Kill,
-                format!("halt not journaled: {e}"),
-            );
+            let text = format!("halt not journaled: {e}");
+            self.core.state.log(now, LogLevel::Error, LogKind::Kill, text);
         }
-        crate::failpoint::hit("kill_after_halt");
-        self.sweep(now);
-        // Journaled after the sweep is on its way: the halt (above) is what must be durable
-        // before a cancel leaves; this record is one fsync the first cancel need not wait for.
+        self.sweep(halted, now);
         self.note_own_state_write();
-        self.core.record_event("KILL", None, reason, now);
     }
 
-    /// Stage one's exchange part: cancel every open order everywhere, then verify.
-    fn sweep(&mut self, now: i64) {
+    /// Stage one's exchange part: cancel every open order everywhere, then verify. The sweep
+    /// runs on its own task; its progress comes back to the loop as `Internal::Kill`.
+    fn sweep(&mut self, halted: Halted, now: i64) {
         self.core.state.kill = Some(KillProgress {
             started_ms: now,
             stage: KillStage::Cancelling,
             lines: Vec::new(),
             done: false,
         });
-        let known = self.core.state.symbols_with_open_orders();
-        let rest = self.rest.clone();
+        let mut running = halted.sweep(Some(&mut self.core), &self.rest, now);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let (ktx, mut krx) = mpsc::unbounded_channel();
-            let forward = tokio::spawn(async move {
-                while let Some(ev) = krx.recv().await {
-                    if tx.send(Internal::Kill(ev)).is_err() {
-                        break;
-                    }
+            while let Some(ev) = running.next().await {
+                if tx.send(Internal::Kill(ev)).is_err() {
+                    break;
                 }
-            });
-            kill::sweep(&rest, &known, &kill::SweepConfig::default(), &ktx).await;
-            drop(ktx);
-            let _ = forward.await;
+            }
         });
     }
 
@@ -655,7 +649,7 @@ impl Runtime {
                 .state
                 .log(now, LogLevel::Warn, LogKind::Kill, text.clone());
             self.core
-                .record_event("FLATTEN_DUST", Some(&d.symbol), &text, now);
+                .record_event(EventKind::FlattenDust, Some(&d.symbol), &text, now);
         }
         for t in plan.tickets {
             match self.core.decide(&t, OrderPurpose::Flatten, true, now) {
@@ -1160,6 +1154,7 @@ impl Runtime {
                 }
             },
             Internal::Kill(ev) => self.on_kill_event(ev, now),
+            Internal::Backup(outcome) => self.on_backup(*outcome, now),
             Internal::RetryResync => self.start_resync(),
             Internal::LoadFailed { what, error } => {
                 let text = format!("could not load {what}: {error}");
@@ -1414,7 +1409,7 @@ impl Runtime {
                     LogKind::Kill,
                     "an interrupted kill switch is being finished",
                 );
-                self.sweep(now);
+                self.sweep(Halted::interrupted(&self.core), now);
             }
             self.core.state.log(
                 now,
@@ -1442,6 +1437,7 @@ impl Runtime {
     }
 
     fn on_kill_event(&mut self, ev: KillEvent, now: i64) {
+        kill::record(&mut self.core, &ev, now);
         let progress = self.core.state.kill.get_or_insert(KillProgress {
             started_ms: now,
             stage: KillStage::Cancelling,
@@ -1453,16 +1449,10 @@ impl Runtime {
             KillEvent::Line { symbol, ok, outcome } => {
                 if let Some(l) = progress.lines.iter_mut().find(|l| l.symbol == symbol) {
                     l.ok = ok;
-                    l.outcome = outcome.clone();
+                    l.outcome = outcome;
                 } else {
-                    progress.lines.push(KillLine {
-                        symbol: symbol.clone(),
-                        ok,
-                        outcome: outcome.clone(),
-                    });
+                    progress.lines.push(KillLine { symbol, ok, outcome });
                 }
-                self.core
-                    .record_event("KILL_CANCEL", Some(&symbol), &outcome, now);
             }
             KillEvent::Countdown { secs } => {
                 let text = format!("rate-limited: cancelling in {secs} s");
@@ -1476,72 +1466,69 @@ impl Runtime {
                     progress.stage = KillStage::Cancelled;
                 }
                 let level = if ok { LogLevel::Info } else { LogLevel::Error };
-                self.core.state.log(now, level, LogKind::Kill, summary.clone());
-                self.core
-                    .record_event(crate::engine::core::KILL_DONE_EVENT, None, &summary, now);
-                self.backup_after_kill(now);
+                self.core.state.log(now, level, LogKind::Kill, summary);
+                self.start_backup(backup::Reason::AfterKill, now);
                 self.start_resync();
             }
         }
     }
 
-    /// The posture's backup schedule (staging daily, production hourly), with old copies pruned
-    /// to one a week after the first week.
+    /// The posture's backup schedule (staging daily, production hourly); the backup service
+    /// prunes old copies to one a week after the first week.
     fn scheduled_backup(&mut self, now: i64) {
         let Some(every) = self.core.backup_every_ms else {
             return;
         };
-        if now - self.last_backup_ms < every {
+        if self.scheduled_backup_running || now - self.last_backup_ms < every {
             return;
         }
         self.last_backup_ms = now;
-        self.backup_now("scheduled", now);
-        let Some(dir) = self.core.journal.path().parent().map(|p| p.join("backups")) else {
-            return;
+        self.scheduled_backup_running = true;
+        self.start_backup(backup::Reason::Scheduled, now);
+    }
+
+    /// Starts a backup off the loop: a copy of a large journal takes seconds, and nothing
+    /// here (least of all the kill key) may wait for it. Its outcome returns as
+    /// `Internal::Backup`.
+    fn start_backup(&mut self, reason: backup::Reason, now: i64) {
+        let journal = self.core.journal.path().to_path_buf();
+        let folder = match &self.core.backup_dir {
+            Some(dir) => dir.clone(),
+            None => backup::folder(journal.parent().unwrap_or(std::path::Path::new("."))),
         };
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        let backups: Vec<(std::path::PathBuf, i64)> = entries
-            .flatten()
-            .filter_map(|e| {
-                let modified = e.metadata().ok()?.modified().ok()?;
-                let ms = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
-                Some((e.path(), i64::try_from(ms).ok()?))
-            })
-            .collect();
-        for old in crate::journal::retention::to_prune(&backups, now) {
-            if let Err(e) = std::fs::remove_file(&old) {
-                let text = format!("old backup {} not removed: {e}", old.display());
-                self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
-            }
+        let dest = backup::file_in(&folder, self.core.state.mode, now);
+        let mode = self.core.state.mode;
+        self.spawn(async move {
+            Internal::Backup(Box::new(backup::spawn(journal, mode, dest, reason, now).await))
+        });
+    }
+
+    /// A backup's outcome: shown, and journaled (`BACKUP` is what `crbot doctor` looks for).
+    fn on_backup(&mut self, outcome: BackupOutcome, now: i64) {
+        if outcome.reason == backup::Reason::Scheduled {
+            self.scheduled_backup_running = false;
         }
-    }
-
-    fn backup_after_kill(&mut self, now: i64) {
-        self.backup_now("after the kill switch", now);
-    }
-
-    fn backup_now(&mut self, why: &str, now: i64) {
-        let Some(dir) = self.core.journal.path().parent().map(|p| p.join("backups")) else {
-            return;
-        };
-        let _ = std::fs::create_dir_all(&dir);
-        let dest = dir.join(crate::journal::backup_file_name(self.core.state.mode, now));
-        match self.core.journal.backup_to(&dest) {
-            Ok(()) => self.core.state.log(
+        match &outcome.result {
+            Ok(_) => self.core.state.log(
                 now,
                 LogLevel::Info,
                 LogKind::System,
-                format!("journal backed up to {}", dest.display()),
+                format!("journal backed up to {}", outcome.path.display()),
             ),
             Err(e) => self.core.state.log(
                 now,
                 LogLevel::Error,
                 LogKind::System,
-                format!("backup ({why}) failed: {e}"),
+                format!("backup ({}) failed: {e}", outcome.reason.label()),
             ),
         }
+        for failure in &outcome.prune_failures {
+            self.core
+                .state
+                .log(now, LogLevel::Warn, LogKind::System, failure.clone());
+        }
+        self.core
+            .record_event(outcome.kind(), None, &outcome.detail(), now);
     }
 
     fn on_user(&mut self, ev: UserEvent) {
@@ -1804,9 +1791,10 @@ impl Runtime {
     fn on_transition(&mut self, t: risk::Transition, now: i64) {
         self.note_own_state_write();
         let breach = matches!(t.to, TradingState::Reducing { .. });
-        if breach && self.auto_flatten {
+        let halt = kill::automatic_trigger(t.trigger).filter(|_| breach && self.auto_flatten);
+        if let Some(trigger) = halt {
             let reason = format!("automatic halt ({}): {}", t.trigger, t.detail);
-            self.kill(t.trigger.as_code(), &reason, now);
+            self.kill(trigger, &reason, now);
             // Not now: the protective legs still lock the position, so the free balance
             // would make all of it "dust". After the cancels and a fresh balance read.
             self.flatten_after_kill = Some(100);

@@ -114,7 +114,8 @@ pub struct TradingStateRecord {
     pub state: TradingStateCode,
     /// Why, in words (`daily loss -5.02% reached the -5.00% limit`).
     pub reason: String,
-    /// What caused it (`KILL_KEY`, `CLI_KILL`, `DAILY_LOSS`, `DRAWDOWN`, `RESUME`, …).
+    /// What caused it: a [`KillTrigger`]'s code for a halt, a `risk::Trigger`'s otherwise
+    /// (`KILL_KEY`, `CLI_KILL`, `DAILY_LOSS`, `DRAWDOWN`, `REARM`, …).
     pub trigger: String,
     /// Who (`tui`, `cli`, `engine`).
     pub actor: String,
@@ -133,14 +134,145 @@ pub struct LimitChangeRecord {
     pub reason: String,
 }
 
-/// A generic journaled event: kill-switch outcome per symbol, reconnect, error.
+/// What set off a kill switch; its code is the `trigger` of the HALTED row it writes.
+///
+/// The console's key and `crbot kill` keep distinct codes: a reader of the journal can tell
+/// who stopped trading. An automatic breach that halts (with `AUTO_HALT_ACTION=halt_flatten`)
+/// records the breach's own code, so the row says which limit was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KillTrigger {
+    /// The kill key in the console.
+    Key,
+    /// `crbot kill` from a shell.
+    Cli,
+    /// A daily-loss breach halting (instead of reducing).
+    AutoDailyLoss,
+    /// A drawdown breach halting.
+    AutoDrawdown,
+    /// P&L that cannot be computed, halting.
+    AutoPnlUnavailable,
+}
+
+impl KillTrigger {
+    const ALL: [KillTrigger; 5] = [
+        KillTrigger::Key,
+        KillTrigger::Cli,
+        KillTrigger::AutoDailyLoss,
+        KillTrigger::AutoDrawdown,
+        KillTrigger::AutoPnlUnavailable,
+    ];
+
+    pub const fn as_code(self) -> &'static str {
+        match self {
+            KillTrigger::Key => "KILL_KEY",
+            KillTrigger::Cli => "CLI_KILL",
+            KillTrigger::AutoDailyLoss => "DAILY_LOSS",
+            KillTrigger::AutoDrawdown => "DRAWDOWN",
+            KillTrigger::AutoPnlUnavailable => "PNL_UNAVAILABLE",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_code() == code)
+    }
+}
+
+impl fmt::Display for KillTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_code())
+    }
+}
+
+/// The kinds of generic events crbot writes; the code is what the `events` table stores.
+///
+/// Readers must tolerate codes they do not know (a newer crbot, or a kind since retired):
+/// [`EventRecord::event_kind`] answers `None` for those rather than failing the read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A kill switch started; the detail is its reason (`crbot doctor`'s "kill switch tested").
+    Kill,
+    /// One symbol's cancel outcome during a kill switch (the symbol is set).
+    KillCancel,
+    /// A kill switch's cancel sweep finished; a HALTED journal without one after the halt has
+    /// an interrupted sweep to finish.
+    KillDone,
+    /// Stage two left a quantity too small to sell.
+    FlattenDust,
+    /// A journal backup was written; the detail is its path (`crbot doctor`'s "recent backup").
+    Backup,
+    /// A journal backup failed; the detail says where and why.
+    BackupFailed,
+    /// Protection could not be placed because the market was already through its stop-loss,
+    /// and crbot exited at market instead.
+    ProtectionStopHit,
+}
+
+impl EventKind {
+    const ALL: [EventKind; 7] = [
+        EventKind::Kill,
+        EventKind::KillCancel,
+        EventKind::KillDone,
+        EventKind::FlattenDust,
+        EventKind::Backup,
+        EventKind::BackupFailed,
+        EventKind::ProtectionStopHit,
+    ];
+
+    pub const fn as_code(self) -> &'static str {
+        match self {
+            EventKind::Kill => "KILL",
+            EventKind::KillCancel => "KILL_CANCEL",
+            EventKind::KillDone => "KILL_DONE",
+            EventKind::FlattenDust => "FLATTEN_DUST",
+            EventKind::Backup => "BACKUP",
+            EventKind::BackupFailed => "BACKUP_FAILED",
+            EventKind::ProtectionStopHit => "PROTECTION_STOP_HIT",
+        }
+    }
+
+    /// The kind a stored code means; `None` for a code crbot does not write.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_code() == code)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_code())
+    }
+}
+
+/// A generic journaled event: kill-switch outcome per symbol, backups, protection exits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRecord {
     pub time_ms: i64,
-    /// A short stable kind (`KILL_CANCEL`, `RECONNECT`, `ERROR`, …).
+    /// A short stable code, an [`EventKind`]'s for everything crbot writes; kept as text so
+    /// that a journal holding a code this version does not know still reads.
     pub kind: String,
     pub symbol: Option<Symbol>,
     pub detail: String,
+}
+
+impl EventRecord {
+    pub fn new(kind: EventKind, symbol: Option<&Symbol>, detail: &str, time_ms: i64) -> Self {
+        EventRecord {
+            time_ms,
+            kind: kind.as_code().to_string(),
+            symbol: symbol.cloned(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// What this event means, reading the older spellings too: before the console and
+    /// `crbot kill` shared one kill switch, `crbot kill` wrote each symbol's outcome as `KILL`
+    /// with the symbol set (the console wrote `KILL_CANCEL`); a journal from then still reads
+    /// as one kind per meaning.
+    pub fn event_kind(&self) -> Option<EventKind> {
+        match EventKind::from_code(&self.kind)? {
+            EventKind::Kill if self.symbol.is_some() => Some(EventKind::KillCancel),
+            kind => Some(kind),
+        }
+    }
 }
 
 /// One sample of the equity curve.
@@ -332,5 +464,39 @@ impl Journal {
             flow_row,
             totals,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_and_trigger_reads_back_from_its_code() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::from_code(kind.as_code()), Some(kind));
+        }
+        for trigger in KillTrigger::ALL {
+            assert_eq!(KillTrigger::from_code(trigger.as_code()), Some(trigger));
+        }
+        assert_eq!(EventKind::from_code("RECONNECT"), None);
+    }
+
+    #[test]
+    fn an_older_cli_kills_per_symbol_outcome_reads_as_a_kill_cancel() {
+        let btc = Symbol::new("BTCUSDT").expect("symbol");
+        let old = EventRecord {
+            time_ms: 1,
+            kind: "KILL".into(),
+            symbol: Some(btc.clone()),
+            detail: "1 order(s) cancelled".into(),
+        };
+        assert_eq!(old.event_kind(), Some(EventKind::KillCancel));
+        let now = EventRecord::new(EventKind::KillCancel, Some(&btc), "1 order(s) cancelled", 1);
+        assert_eq!(now.kind, "KILL_CANCEL");
+        assert_eq!(now.event_kind(), Some(EventKind::KillCancel));
+        // Without a symbol, `KILL` is the kill switch itself, then as now.
+        let start = EventRecord::new(EventKind::Kill, None, "kill switch pressed", 1);
+        assert_eq!(start.event_kind(), Some(EventKind::Kill));
     }
 }
