@@ -60,9 +60,9 @@ const LAYERS: &[&[&str]] = &[
 /// entry that matches no cycle fails the test, and a cycle with any other member set is never
 /// allowed: the list can only shrink.
 const ALLOWED_CYCLES: &[&[&str]] = &[
-    // Found by this check, not by the brief of this round, and nobody is removing it yet: the
-    // commands' shared start-up (`common`) places the protective orders of an entry that filled
-    // while no crbot ran through `trade::follow_up`, and `trade` is built on `common`.
+    // The commands' shared start-up (`common`) places the protective orders of an entry that
+    // filled while no crbot ran through `trade::follow_up`, and `trade` is built on `common`.
+    // It goes when protection after a fill becomes a workflow of the engine.
     &["cli::common", "cli::trade"],
 ];
 
