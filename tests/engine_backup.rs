@@ -33,15 +33,25 @@ async fn the_console_backs_the_journal_up_on_its_schedule() {
         None,
     ));
     let backups = dir.path().join("backups");
-    wait_until(Duration::from_secs(10), "two scheduled backups", || async {
+    // Finished copies only: the backup runs beside the engine loop, so the next one may be in
+    // progress under its temporary name (`….db.tmp-PID`, renamed into place when complete).
+    let finished = || -> Vec<std::path::PathBuf> {
         std::fs::read_dir(&backups)
-            .map(|d| d.count() >= 2)
-            .unwrap_or(false)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "db"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(10), "two scheduled backups", || async {
+        finished().len() >= 2
     })
     .await;
     // Each is a journal of the same mode that opens.
-    for e in std::fs::read_dir(&backups).unwrap().flatten() {
-        Journal::open(&e.path(), Mode::Sim).expect("a backup is a valid journal");
+    for path in finished() {
+        Journal::open(&path, Mode::Sim).expect("a backup is a valid journal");
     }
     cancel.cancel();
     let _ = task.await;
