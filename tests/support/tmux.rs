@@ -144,6 +144,25 @@ impl Tmux {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// The pid of the pane's process (the command given to `start`; with `exec`, the program).
+    pub fn pane_pid(&self) -> Option<u32> {
+        self.pane_format("#{pane_pid}")?.parse().ok()
+    }
+
+    /// How the pane's process ended, once it has: `exit N`, or `signal N` when a signal
+    /// killed it.
+    pub fn pane_exit(&self) -> Option<String> {
+        if self.alive() {
+            return None;
+        }
+        let status = self.pane_format("#{pane_dead_status}").unwrap_or_default();
+        if !status.is_empty() {
+            return Some(format!("exit {status}"));
+        }
+        let signal = self.pane_format("#{pane_dead_signal}").unwrap_or_default();
+        Some(format!("signal {signal}"))
+    }
+
     /// True while the pane's process (the command given to `start`) is still running.
     pub fn alive(&self) -> bool {
         self.pane_format("#{pane_dead}").as_deref() == Some("0")
