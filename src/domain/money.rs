@@ -308,8 +308,8 @@ pub enum MoneyError {
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     #[serde(with = "rust_decimal::serde::str")]
-    pub amount: Decimal,
-    pub asset: Asset,
+    amount: Decimal,
+    asset: Asset,
 }
 
 impl Money {
