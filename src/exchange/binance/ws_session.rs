@@ -227,3 +227,189 @@ async fn frame<S: Session>(session: &mut S, ws: &mut Ws, backoff: &mut Backoff, 
         Message::Pong(_) | Message::Frame(_) => ControlFlow::Continue(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+    use tokio_tungstenite::accept_async;
+
+    /// What the probe session saw, in order.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Connected,
+        Text(String),
+        Malformed(u64),
+        Disconnected(String),
+    }
+
+    /// A session that connects to one URL and records every hook the driver calls.
+    struct Probe {
+        url: String,
+        seen: mpsc::UnboundedSender<Seen>,
+        malformed: AtomicU64,
+    }
+
+    impl Session for Probe {
+        const NAME: &'static str = "probe stream";
+        type Command = std::convert::Infallible;
+
+        async fn prepare(&mut self, _cancel: &CancellationToken) -> Prepare {
+            Prepare::Connect(self.url.clone())
+        }
+
+        async fn on_connected(&mut self, _ws: &mut Ws) -> Flow {
+            let _ = self.seen.send(Seen::Connected);
+            ControlFlow::Continue(())
+        }
+
+        async fn on_tick(&mut self, _ws: &mut Ws) -> Flow {
+            ControlFlow::Continue(())
+        }
+
+        async fn next_command(&mut self) -> Option<Self::Command> {
+            std::future::pending().await
+        }
+
+        async fn on_command(&mut self, command: Self::Command) -> Flow {
+            match command {}
+        }
+
+        async fn on_text(&mut self, _ws: &mut Ws, _backoff: &mut Backoff, text: &str) -> Flow {
+            let _ = self.seen.send(Seen::Text(text.to_string()));
+            ControlFlow::Continue(())
+        }
+
+        fn malformed_counter(&self) -> &AtomicU64 {
+            &self.malformed
+        }
+
+        async fn report_malformed(&mut self, total: u64) -> bool {
+            self.seen.send(Seen::Malformed(total)).is_ok()
+        }
+
+        async fn report_disconnected(&mut self, reason: String) -> bool {
+            self.seen.send(Seen::Disconnected(reason)).is_ok()
+        }
+    }
+
+    fn timings() -> SessionTimings {
+        SessionTimings {
+            reconnect_base: Duration::from_millis(10),
+            reconnect_max: Duration::from_millis(20),
+            max_connection_age: Duration::from_secs(3600),
+            tick_every: Duration::from_millis(50),
+        }
+    }
+
+    /// Starts the driver with a probe against a local server.
+    fn start(
+        url: String,
+    ) -> (
+        mpsc::UnboundedReceiver<Seen>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let probe = Probe {
+            url,
+            seen: tx,
+            malformed: AtomicU64::new(0),
+        };
+        let cancel = CancellationToken::new();
+        let join = tokio::spawn(run(probe, cancel.clone(), timings()));
+        (rx, cancel, join)
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the driver reports in time")
+            .expect("the driver is running")
+    }
+
+    #[tokio::test]
+    async fn reconnects_after_the_server_drops_the_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept 1");
+            let mut ws = accept_async(tcp).await.expect("handshake 1");
+            ws.send(Message::text("first")).await.expect("send 1");
+            ws.flush().await.expect("flush 1");
+            // Gone without a closing handshake, as when a connection is cut.
+            drop(ws);
+            let (tcp, _) = listener.accept().await.expect("accept 2");
+            let mut ws = accept_async(tcp).await.expect("handshake 2");
+            ws.send(Message::text("second")).await.expect("send 2");
+            ws
+        });
+        let (mut rx, cancel, join) = start(url);
+        assert_eq!(next(&mut rx).await, Seen::Connected);
+        assert_eq!(next(&mut rx).await, Seen::Text("first".into()));
+        match next(&mut rx).await {
+            Seen::Disconnected(reason) => assert!(
+                reason.starts_with("read failed") || reason.starts_with("closed"),
+                "{reason}"
+            ),
+            other => panic!("expected a disconnect, got {other:?}"),
+        }
+        assert_eq!(next(&mut rx).await, Seen::Connected);
+        assert_eq!(next(&mut rx).await, Seen::Text("second".into()));
+        let _server_side = server.await.expect("server");
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), join)
+            .await
+            .expect("stops on cancel")
+            .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn answers_pings_skips_binary_frames_and_closes_on_cancel() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut ws = accept_async(tcp).await.expect("handshake");
+            ws.send(Message::Ping(b"hi".to_vec().into())).await.expect("ping");
+            ws.send(Message::Binary(b"\x00".to_vec().into()))
+                .await
+                .expect("binary");
+            ws.send(Message::text("after")).await.expect("text");
+            let mut seen = Vec::new();
+            while let Some(Ok(m)) = ws.next().await {
+                let closing = m.is_close();
+                seen.push(m);
+                if closing {
+                    break;
+                }
+            }
+            seen
+        });
+        let (mut rx, cancel, join) = start(url);
+        assert_eq!(next(&mut rx).await, Seen::Connected);
+        assert_eq!(next(&mut rx).await, Seen::Malformed(1));
+        assert_eq!(next(&mut rx).await, Seen::Text("after".into()));
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), join)
+            .await
+            .expect("stops on cancel")
+            .expect("no panic");
+        let from_client = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("server done")
+            .expect("server");
+        assert_eq!(
+            from_client.first(),
+            Some(&Message::Pong(b"hi".to_vec().into())),
+            "{from_client:?}"
+        );
+        assert!(
+            from_client.last().is_some_and(Message::is_close),
+            "closed on cancel: {from_client:?}"
+        );
+        assert!(rx.recv().await.is_none(), "no disconnect reported on cancel");
+    }
+}
