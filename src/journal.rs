@@ -592,7 +592,7 @@ impl Journal {
     pub fn record_equity(&self, time_ms: i64, equity: &Money) -> Result<()> {
         self.conn.execute(
             "INSERT INTO equity_curve (time_ms, equity, asset) VALUES (?1, ?2, ?3)",
-            params![time_ms, plain(equity.amount), equity.asset.as_str()],
+            params![time_ms, plain(equity.amount()), equity.asset().as_str()],
         )?;
         Ok(())
     }

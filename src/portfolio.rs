@@ -54,7 +54,9 @@ use rust_decimal::Decimal;
 
 use chrono::NaiveDate;
 
-use crate::domain::{Asset, Balance, Fill, Money, OrderType, Price, Qty, Quote, Side, Symbol, SymbolRules};
+use crate::domain::{
+    Asset, Balance, Fill, Money, MoneyError, OrderType, Price, Qty, Quote, Side, Symbol, SymbolRules,
+};
 
 pub use curve::{EquityCurve, Window, downsample};
 pub use equity::{DayStart, EquityReport, EquitySample, EquityTracker, Observed, equity_report, utc_date};
@@ -106,12 +108,20 @@ impl FeeTally {
         if fee.amount.is_zero() {
             return Ok(());
         }
+        // Values are summed per quote asset: one in another asset would land in the wrong sum.
+        if let Some(v) = fee.value.as_ref().filter(|v| v.asset() != quote) {
+            let mismatch = MoneyError::AssetMismatch {
+                left: v.asset().clone(),
+                right: quote.clone(),
+            };
+            return Err(PortfolioError::Money("a fee's value", mismatch));
+        }
         let paid = self.paid.entry(fee.asset.clone()).or_insert(Decimal::ZERO);
         *paid = add(*paid, fee.amount)?;
         match &fee.value {
             Some(v) => {
                 let value = self.value.entry(quote.clone()).or_insert(Decimal::ZERO);
-                *value = add(*value, v.amount)?;
+                *value = add(*value, v.amount())?;
             }
             None => {
                 let un = self.unpriced.entry(fee.asset.clone()).or_insert(Decimal::ZERO);
@@ -158,6 +168,8 @@ pub enum PortfolioError {
     Overflow(String),
     #[error("equity must be in {expected}, got {got}")]
     WrongAsset { expected: Asset, got: Asset },
+    #[error("{0}: {1}")]
+    Money(&'static str, MoneyError),
     #[error("equity must not be negative (got {0})")]
     NegativeEquity(String),
     #[error("time {0} ms is outside the supported calendar range")]
@@ -648,7 +660,7 @@ mod tests {
                 realized,
                 external_qty,
                 ..
-            } => (qty_after, realized.amount, external_qty),
+            } => (qty_after, realized.amount(), external_qty),
             FillOutcome::Duplicate => panic!("expected an applied fill"),
         }
     }
@@ -666,7 +678,7 @@ mod tests {
         assert_eq!(again, FillOutcome::Duplicate);
         let pos = book.get(&sym()).expect("position");
         assert_eq!(pos.qty(), q("1"));
-        assert_eq!(pos.cost_basis().amount, d("100"));
+        assert_eq!(pos.cost_basis().amount(), d("100"));
         assert_eq!(pos.avg_entry(), Some(p("100")));
     }
 
@@ -679,7 +691,7 @@ mod tests {
             .expect("ok");
         let pos = book.get(&sym()).expect("position");
         assert_eq!(pos.qty(), q("2"));
-        assert_eq!(pos.cost_basis().amount, d("210.21"));
+        assert_eq!(pos.cost_basis().amount(), d("210.21"));
         assert_eq!(pos.avg_entry(), Some(p("105.105")));
 
         // Partial close: proceeds 60 − 0.06 = 59.94; cost out 0.5 × 105.105 = 52.5525.
@@ -689,9 +701,9 @@ mod tests {
         );
         assert_eq!((qty, realized, ext), (q("1.5"), d("7.3875"), Qty::ZERO));
         let pos = book.get(&sym()).expect("position");
-        assert_eq!(pos.cost_basis().amount, d("157.6575"));
+        assert_eq!(pos.cost_basis().amount(), d("157.6575"));
         assert_eq!(pos.avg_entry(), Some(p("105.105")));
-        assert_eq!(pos.unrealized_pnl(p("130")).expect("ok").amount, d("37.3425"));
+        assert_eq!(pos.unrealized_pnl(p("130")).expect("ok").amount(), d("37.3425"));
 
         // Full close: proceeds 135 − 0.135 = 134.865; cost out 157.6575.
         let (qty, realized, _) = applied(
@@ -701,11 +713,11 @@ mod tests {
         assert_eq!((qty, realized), (Qty::ZERO, d("-22.7925")));
         let pos = book.get(&sym()).expect("position");
         assert!(!pos.is_open());
-        assert_eq!(pos.cost_basis().amount, Decimal::ZERO);
+        assert_eq!(pos.cost_basis().amount(), Decimal::ZERO);
         assert_eq!(pos.avg_entry(), None);
         // Money in 210.21, money out 59.94 + 134.865 = 194.805.
-        assert_eq!(pos.realized_pnl().amount, d("-15.405"));
-        assert_eq!(pos.fees_paid().amount, d("0.405"));
+        assert_eq!(pos.realized_pnl().amount(), d("-15.405"));
+        assert_eq!(pos.fees_paid().amount(), d("0.405"));
     }
 
     #[test]
@@ -715,8 +727,8 @@ mod tests {
             .expect("ok");
         let pos = book.get(&sym()).expect("position");
         assert_eq!(pos.qty(), q("0.999"));
-        assert_eq!(pos.cost_basis().amount, d("100"));
-        assert_eq!(pos.fees_paid().amount, d("0.1"));
+        assert_eq!(pos.cost_basis().amount(), d("100"));
+        assert_eq!(pos.fees_paid().amount(), d("0.1"));
         // Sell it all at 110 with a quote fee of 0.10989: 109.89 − 0.10989 − 100.
         let (qty, realized, _) = applied(
             book.apply_fill(
@@ -740,7 +752,7 @@ mod tests {
                 .expect("ok"),
         );
         assert_eq!((qty, realized, ext), (q("0.99"), d("9"), Qty::ZERO));
-        assert_eq!(book.get(&sym()).expect("pos").cost_basis().amount, d("99"));
+        assert_eq!(book.get(&sym()).expect("pos").cost_basis().amount(), d("99"));
     }
 
     #[test]
@@ -754,7 +766,7 @@ mod tests {
         .expect("ok");
         let pos = book.get(&sym()).expect("position");
         assert_eq!(pos.qty(), q("1"));
-        assert_eq!(pos.cost_basis().amount, d("100.3"));
+        assert_eq!(pos.cost_basis().amount(), d("100.3"));
         assert!(pos.pnl_complete());
         // Sell at 110 with 0.00055 BNB at 600 = 0.33: 110 − 0.33 − 100.3 = 9.37.
         let (_, realized, _) = applied(
@@ -766,7 +778,7 @@ mod tests {
             .expect("ok"),
         );
         assert_eq!(realized, d("9.37"));
-        assert_eq!(book.get(&sym()).expect("pos").fees_paid().amount, d("0.63"));
+        assert_eq!(book.get(&sym()).expect("pos").fees_paid().amount(), d("0.63"));
     }
 
     #[test]
@@ -775,7 +787,7 @@ mod tests {
         book.apply_fill(&fill(1, Side::Buy, "1", "100", "0.0005", "BNB"), &pair(), None)
             .expect("ok");
         let pos = book.get(&sym()).expect("position");
-        assert_eq!(pos.cost_basis().amount, d("100"));
+        assert_eq!(pos.cost_basis().amount(), d("100"));
         assert!(!pos.pnl_complete());
         assert_eq!(
             pos.unpriced_fees().get(&Asset::new("BNB").expect("ok")),

@@ -14,7 +14,7 @@ fn fees_are_booked_per_asset_per_position_and_per_day_with_their_quote_value() {
     let dir = tempfile::tempdir().unwrap();
     let core = script(&dir.path().join("j.sqlite"));
     let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
-    assert_eq!(pos.realized_pnl().amount, d("-0.33"));
+    assert_eq!(pos.realized_pnl().amount(), d("-0.33"));
     let fees = pos.fees();
     assert_eq!(fees.paid.get(&asset("USDT")), Some(&d("0.1")));
     assert_eq!(fees.paid.get(&asset("BTC")), Some(&d("0.001")));
@@ -56,7 +56,7 @@ fn a_bnb_fee_keeps_the_price_of_its_fill_time_across_a_restart() {
         .insert(sym("BTCUSDT"), rules("BTCUSDT", "BTC", "USDT"));
     core.replay_fills();
     let after = core.state.positions.get(&sym("BTCUSDT")).unwrap();
-    assert_eq!(after.realized_pnl().amount, d("-0.33"));
+    assert_eq!(after.realized_pnl().amount(), d("-0.33"));
     assert_eq!(after.fees().value.get(&asset("USDT")), Some(&d("0.33")));
     assert_eq!(after, &before);
 }
@@ -93,7 +93,7 @@ fn a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_late
     );
     assert!(core.on_fill(&f, T0));
     let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
-    assert_eq!(pos.cost_basis().amount, d("100"));
+    assert_eq!(pos.cost_basis().amount(), d("100"));
     assert_eq!(pos.fees().unpriced.get(&asset("BNB")), Some(&d("0.0005")));
     assert!(!pos.pnl_complete());
     drop(core);
@@ -103,7 +103,7 @@ fn a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_late
     core.replay_fills();
     let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
     assert_eq!(
-        pos.cost_basis().amount,
+        pos.cost_basis().amount(),
         d("100"),
         "never valued at the later price"
     );

@@ -1223,9 +1223,9 @@ fn compare_positions(core: &Core, expected: &Books, mids: &BTreeMap<String, Deci
         let got = p.map(|p| {
             (
                 p.qty().value(),
-                p.cost_basis().amount,
-                p.realized_pnl().amount,
-                p.fees_paid().amount,
+                p.cost_basis().amount(),
+                p.realized_pnl().amount(),
+                p.fees_paid().amount(),
                 p.unpriced_fees().values().copied().sum::<Decimal>(),
             )
         });
@@ -1238,7 +1238,7 @@ fn compare_positions(core: &Core, expected: &Books, mids: &BTreeMap<String, Deci
         if let Some(p) = p {
             let mark = price(mids[s]);
             assert_eq!(
-                p.unrealized_pnl(mark).map(|u| u.amount),
+                p.unrealized_pnl(mark).map(|u| u.amount()),
                 Some(m.unrealized(mark.value())),
                 "{ctx}: {s} unrealized P&L at {mark}"
             );
@@ -1258,7 +1258,7 @@ fn compare_positions(core: &Core, expected: &Books, mids: &BTreeMap<String, Deci
         );
         let mark = mids[row.symbol.as_str()];
         assert_eq!(
-            row.unrealized.as_ref().map(|u| u.amount),
+            row.unrealized.as_ref().map(|u| u.amount()),
             Some(m.unrealized(mark)),
             "{ctx}: {} row unrealized",
             row.symbol
@@ -1311,9 +1311,9 @@ fn compare_balances(core: &Core, balances: &BTreeMap<String, Decimal>, expected:
 
 fn compare_marks(core: &Core, marks: &Marks, ctx: &str) {
     let t = &core.state.equity;
-    let last = t.last().map(|s| (s.time_ms, s.equity.amount));
+    let last = t.last().map(|s| (s.time_ms, s.equity.amount()));
     assert_eq!(last, marks.last, "{ctx}: equity (time, USDT)");
-    let day_start = t.day_start().map(|d| (d.date.to_string(), d.equity.amount));
+    let day_start = t.day_start().map(|d| (d.date.to_string(), d.equity.amount()));
     let want_day = marks.day_start.map(|(day, e)| {
         let date = chrono::DateTime::from_timestamp_millis(day * model::DAY_MS)
             .unwrap()
@@ -1322,12 +1322,12 @@ fn compare_marks(core: &Core, marks: &Marks, ctx: &str) {
     });
     assert_eq!(day_start, want_day, "{ctx}: day-start equity");
     assert_eq!(
-        t.high_water_mark().map(|h| h.amount),
+        t.high_water_mark().map(|h| h.amount()),
         marks.hwm,
         "{ctx}: high-water mark"
     );
     assert_eq!(
-        t.day_pnl().map(|m| m.amount),
+        t.day_pnl().map(|m| m.amount()),
         marks.day_pnl(),
         "{ctx}: today's P&L"
     );

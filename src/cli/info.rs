@@ -252,7 +252,7 @@ fn equity_view(st: &crate::engine::state::EngineState) -> EquityView {
     let no_market: Vec<&str> = report
         .map(|r| r.no_market.iter().map(|a| a.as_str()).collect())
         .unwrap_or_default();
-    let equity = st.current_equity().map(|m| m.amount);
+    let equity = st.current_equity().map(|m| m.amount());
     let snap_status = match report {
         None => EquityStatus::Pending,
         Some(r) if r.is_complete() => EquityStatus::Complete {
@@ -281,7 +281,7 @@ fn equity_view(st: &crate::engine::state::EngineState) -> EquityView {
             text.push_str(&format!(
                 "equity: UNKNOWN — incomplete, unpriced: {} (the {} USDT that could be priced is not an equity)\n",
                 names.join(", "),
-                display_fixed(partial.amount, 2)
+                display_fixed(partial.amount(), 2)
             ));
             stderr = Some(format!(
                 "equity incomplete: no usable USDT price for {}; equity, today's P&L and the drawdown are unknown and entries are refused",
@@ -291,7 +291,7 @@ fn equity_view(st: &crate::engine::state::EngineState) -> EquityView {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            json.insert("partial_equity_usdt".into(), json!(plain(partial.amount)));
+            json.insert("partial_equity_usdt".into(), json!(plain(partial.amount())));
         }
         (_, Some(e)) => {
             text.push_str(&format!("equity: {} USDT\n", display_fixed(e, 2)));
@@ -370,7 +370,7 @@ pub async fn balance(ctx: &Ctx) -> Outcome {
             .as_ref()
             .and_then(|r| r.priced.iter().find(|p| p.asset == b.asset));
         let mark = priced.map(|p| p.mark);
-        let value = priced.map(|p| p.value.amount);
+        let value = priced.map(|p| p.value.amount());
         let no_market = report.as_ref().is_some_and(|r| r.no_market.contains(&b.asset));
         let mark_text = match (priced, no_market) {
             (Some(p), _) => {
@@ -480,7 +480,7 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
                 .unwrap_or_else(|| "-".into()),
             p.unrealized
                 .as_ref()
-                .map(|u| display_fixed(u.amount, u.asset.display_dp()))
+                .map(|u| display_fixed(u.amount(), u.asset().display_dp()))
                 .unwrap_or_else(|| "-".into()),
             p.unrealized_pct
                 .map(|v| display_fixed(v, 2))
@@ -496,7 +496,7 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
         rows.push(json!({
             "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
             "avg_entry": p.avg_entry.map(|v| v.to_string()), "mark": p.mark.map(|v| v.to_string()),
-            "unrealized_pnl": p.unrealized.as_ref().map(|u| plain(u.amount)),
+            "unrealized_pnl": p.unrealized.as_ref().map(|u| plain(u.amount())),
             "unrealized_pct": p.unrealized_pct.map(plain),
             "external": p.external,
             "dust": p.dust,
@@ -521,9 +521,9 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
     let view = equity_view(st);
     // An incomplete equity gives no P&L at all: never a figure computed from a partial sum.
     let known = st.current_equity().is_some();
-    let day_start = st.equity.day_start().map(|d| d.equity.amount);
-    let hwm = st.equity.high_water_mark().map(|m| m.amount);
-    let day_pnl = st.equity.day_pnl().filter(|_| known).map(|m| m.amount);
+    let day_start = st.equity.day_start().map(|d| d.equity.amount());
+    let hwm = st.equity.high_water_mark().map(|m| m.amount());
+    let day_pnl = st.equity.day_pnl().filter(|_| known).map(|m| m.amount());
     let day_pnl_pct = st.equity.day_pnl_pct().filter(|_| known);
     let drawdown = st.equity.drawdown_pct().filter(|_| known);
     let opt = |v: Option<Decimal>| v.map(|d| display_fixed(d, 2)).unwrap_or_else(|| "unknown".into());
@@ -583,11 +583,11 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
         text.push_str(&format!(
             "realized {}: {} {}\n",
             p.symbol,
-            display_fixed(r.amount, r.asset.display_dp()),
-            r.asset
+            display_fixed(r.amount(), r.asset().display_dp()),
+            r.asset()
         ));
         realized.push(
-            json!({"symbol": p.symbol.as_str(), "realized": plain(r.amount), "asset": r.asset.as_str()}),
+            json!({"symbol": p.symbol.as_str(), "realized": plain(r.amount()), "asset": r.asset().as_str()}),
         );
     }
     let mut fees_by_position = Vec::new();
@@ -609,7 +609,7 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
     let mut doc = view.json.clone();
     doc.remove("equity_usdt");
     let fields = json!({
-        "equity": st.current_equity().map(|m| plain(m.amount)),
+        "equity": st.current_equity().map(|m| plain(m.amount())),
         "day_start_equity": day_start.map(plain),
         "day_pnl": day_pnl.map(plain),
         "day_pnl_pct": day_pnl_pct.map(plain),

@@ -12,6 +12,11 @@
 //! | Notional | /  | Price    | Qty         | `Notional::qty_at(price)`, exact (not rounded) |
 //! | Qty      | ±  | Qty      | Qty         | `checked_add` / `checked_sub` (never < 0)   |
 //! | Money    | ±  | Money    | Money       | only for the same asset, else `AssetMismatch` |
+//! | Money    | ×÷ | Decimal  | Money       | `checked_mul_ratio` / `checked_percent`     |
+//! | Money    | ÷  | Money    | Decimal (%) | `checked_percent_of`, same asset, non-zero  |
+//!
+//! `Money`'s fields are private so that no caller can add a BTC amount to a USDT one by
+//! reaching past the asset: mixing assets is an `Err`, never a silent sum or a panic.
 //!
 //! Decimal strings: parsed with `FromStr` (digits, at most one `.`, an optional leading `-`
 //! only for signed types; no exponent, no `+`, no spaces); printed with `Display` as the
@@ -284,10 +289,7 @@ impl Notional {
     }
 
     pub fn in_asset(self, asset: Asset) -> Money {
-        Money {
-            amount: self.0,
-            asset,
-        }
+        Money::new(self.0, asset)
     }
 }
 
@@ -298,14 +300,16 @@ pub enum MoneyError {
     AssetMismatch { left: Asset, right: Asset },
     #[error("amount overflow")]
     Overflow,
+    #[error("division of an amount by zero")]
+    ZeroDivisor,
 }
 
 /// A signed amount of one asset (P&L, equity, balances deltas).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     #[serde(with = "rust_decimal::serde::str")]
-    pub amount: Decimal,
-    pub asset: Asset,
+    amount: Decimal,
+    asset: Asset,
 }
 
 impl Money {
@@ -321,6 +325,30 @@ impl Money {
             amount: Decimal::ZERO,
             asset,
         }
+    }
+
+    /// The signed amount. Reading it to compute bypasses the asset check: compute with the
+    /// checked operations below and read the amount only to show or store it.
+    pub fn amount(&self) -> Decimal {
+        self.amount
+    }
+
+    pub fn asset(&self) -> &Asset {
+        &self.asset
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.amount.is_zero()
+    }
+
+    /// Strictly below zero (a negative zero is zero).
+    pub fn is_negative(&self) -> bool {
+        self.amount.is_sign_negative() && !self.amount.is_zero()
+    }
+
+    /// The same amount with negatives raised to zero (equity cannot go below nothing).
+    pub fn at_least_zero(&self) -> Money {
+        Money::new(self.amount.max(Decimal::ZERO), self.asset.clone())
     }
 
     pub fn checked_add(&self, other: &Money) -> Result<Money, MoneyError> {
@@ -339,6 +367,44 @@ impl Money {
             .checked_sub(other.amount)
             .ok_or(MoneyError::Overflow)?;
         Ok(Money::new(amount, self.asset.clone()))
+    }
+
+    /// `self × numerator ÷ denominator`, in the same asset: scaling by a pure ratio such as
+    /// `after / before`. Multiplies first so an exact ratio stays exact.
+    pub fn checked_mul_ratio(&self, numerator: Decimal, denominator: Decimal) -> Result<Money, MoneyError> {
+        if denominator.is_zero() {
+            return Err(MoneyError::ZeroDivisor);
+        }
+        let amount = self
+            .amount
+            .checked_mul(numerator)
+            .and_then(|x| x.checked_div(denominator))
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money::new(amount, self.asset.clone()))
+    }
+
+    /// `pct` percent of this amount (`self × pct ÷ 100`), in the same asset.
+    pub fn checked_percent(&self, pct: Decimal) -> Result<Money, MoneyError> {
+        self.checked_mul_ratio(pct, Decimal::ONE_HUNDRED)
+    }
+
+    /// What percentage this amount is of `whole` (`self × 100 ÷ whole`), a pure number; both
+    /// must be of one asset, and a zero `whole` has no percentage.
+    pub fn checked_percent_of(&self, whole: &Money) -> Result<Decimal, MoneyError> {
+        self.same_asset(whole)?;
+        if whole.amount.is_zero() {
+            return Err(MoneyError::ZeroDivisor);
+        }
+        self.amount
+            .checked_mul(Decimal::ONE_HUNDRED)
+            .and_then(|x| x.checked_div(whole.amount))
+            .ok_or(MoneyError::Overflow)
+    }
+
+    /// Orders two amounts of one asset; amounts of different assets have no order.
+    pub fn checked_cmp(&self, other: &Money) -> Result<std::cmp::Ordering, MoneyError> {
+        self.same_asset(other)?;
+        Ok(self.amount.cmp(&other.amount))
     }
 
     fn same_asset(&self, other: &Money) -> Result<(), MoneyError> {
@@ -437,6 +503,89 @@ mod tests {
         let b = Money::new(dec("1"), Asset::new("BTC").expect("ok"));
         assert!(matches!(a.checked_add(&b), Err(MoneyError::AssetMismatch { .. })));
         assert_eq!(a.checked_add(&a).expect("same asset").amount, dec("2"));
+    }
+
+    fn usdt(s: &str) -> Money {
+        Money::new(dec(s), Asset::usdt())
+    }
+
+    fn btc(s: &str) -> Money {
+        Money::new(dec(s), Asset::new("BTC").expect("ok"))
+    }
+
+    #[test]
+    fn money_reads_back_what_it_was_built_from_normalized() {
+        let m = usdt("12.500");
+        assert_eq!(m.amount(), dec("12.5"));
+        assert_eq!(m.amount().to_string(), "12.5");
+        assert_eq!(m.asset(), &Asset::usdt());
+        assert!(Money::zero(Asset::usdt()).is_zero());
+        assert!(usdt("-0.01").is_negative());
+        assert!(!usdt("0").is_negative() && !usdt("-0").is_negative() && !usdt("1").is_negative());
+        assert_eq!(usdt("-3").at_least_zero(), usdt("0"));
+        assert_eq!(usdt("3").at_least_zero(), usdt("3"));
+    }
+
+    #[test]
+    fn money_scales_by_a_ratio_and_a_percentage_in_its_own_asset() {
+        assert_eq!(usdt("10000").checked_percent(dec("5")), Ok(usdt("500")));
+        assert_eq!(
+            usdt("100").checked_mul_ratio(dec("150"), dec("120")),
+            Ok(usdt("125"))
+        );
+        assert_eq!(btc("0.3").checked_mul_ratio(dec("1"), dec("3")), Ok(btc("0.1")));
+        assert_eq!(
+            usdt("1").checked_mul_ratio(dec("1"), dec("0")),
+            Err(MoneyError::ZeroDivisor)
+        );
+        assert_eq!(
+            Money::new(Decimal::MAX, Asset::usdt()).checked_percent(dec("200")),
+            Err(MoneyError::Overflow)
+        );
+    }
+
+    #[test]
+    fn percent_of_needs_one_asset_and_a_non_zero_whole() {
+        assert_eq!(usdt("-25").checked_percent_of(&usdt("200")), Ok(dec("-12.5")));
+        assert_eq!(
+            usdt("1").checked_percent_of(&usdt("0")),
+            Err(MoneyError::ZeroDivisor)
+        );
+        assert!(matches!(
+            usdt("1").checked_percent_of(&btc("1")),
+            Err(MoneyError::AssetMismatch { .. })
+        ));
+        assert_eq!(
+            Money::new(Decimal::MAX, Asset::usdt()).checked_percent_of(&usdt("1")),
+            Err(MoneyError::Overflow)
+        );
+    }
+
+    #[test]
+    fn money_of_different_assets_has_no_order() {
+        assert_eq!(usdt("2").checked_cmp(&usdt("10")), Ok(std::cmp::Ordering::Less));
+        assert_eq!(
+            usdt("2").checked_cmp(&btc("1")),
+            Err(MoneyError::AssetMismatch {
+                left: Asset::usdt(),
+                right: Asset::new("BTC").expect("ok"),
+            })
+        );
+        assert!(btc("1").checked_sub(&usdt("1")).is_err());
+    }
+
+    /// The journal and the CLI's JSON store money in this exact shape: it must not change.
+    #[test]
+    fn money_serializes_as_a_plain_string_and_its_asset() {
+        let text = serde_json::to_string(&usdt("612.50")).expect("serializes");
+        assert_eq!(text, r#"{"amount":"612.5","asset":"USDT"}"#);
+        let back: Money = serde_json::from_str(r#"{"amount":"612.50","asset":"USDT"}"#).expect("parses");
+        assert_eq!(back, usdt("612.5"));
+        assert_eq!(back.amount().to_string(), "612.50");
+        assert_eq!(
+            serde_json::to_string(&back).expect("serializes"),
+            r#"{"amount":"612.50","asset":"USDT"}"#
+        );
     }
 
     #[test]
@@ -543,6 +692,47 @@ mod tests {
             let qb = Qty::try_new(b).expect("ok");
             let sum = qa.checked_add(qb).expect("small values");
             prop_assert_eq!(sum.checked_sub(qb), Some(qa));
+        }
+
+        #[test]
+        fn same_asset_money_add_then_sub_is_identity(
+            a in -10_000_000_000_000i64..10_000_000_000_000i64,
+            b in -10_000_000_000_000i64..10_000_000_000_000i64,
+            sa in 0u32..=12,
+            sb in 0u32..=12,
+        ) {
+            let a = Money::new(Decimal::new(a, sa), Asset::usdt());
+            let b = Money::new(Decimal::new(b, sb), Asset::usdt());
+            let sum = a.checked_add(&b).expect("small values");
+            prop_assert_eq!(sum.checked_sub(&b), Ok(a.clone()));
+            prop_assert_eq!(sum.asset(), a.asset());
+        }
+
+        /// Whatever the values (overflowing ones included), combining two assets is an error and
+        /// never a panic; within one asset every operation returns, `Ok` or `Err`.
+        #[test]
+        fn mixing_assets_is_an_error_never_a_panic(
+            lo in any::<u64>(),
+            mid in any::<u32>(),
+            negative in any::<bool>(),
+            scale in 0u32..=28,
+            factor in -1_000_000i64..1_000_000i64,
+        ) {
+            let amount = Decimal::from_parts(lo as u32, (lo >> 32) as u32, mid, negative, scale);
+            let u = Money::new(amount, Asset::usdt());
+            let b = Money::new(amount, Asset::new("BTC").expect("ok"));
+            let mismatch = |r: Result<Money, MoneyError>| matches!(r, Err(MoneyError::AssetMismatch { .. }));
+            prop_assert!(mismatch(u.checked_add(&b)));
+            prop_assert!(mismatch(b.checked_sub(&u)));
+            let pct_mismatch = matches!(u.checked_percent_of(&b), Err(MoneyError::AssetMismatch { .. }));
+            prop_assert!(pct_mismatch);
+            prop_assert!(u.checked_cmp(&b).is_err());
+            let big = Money::new(Decimal::MAX, Asset::usdt());
+            let _ = u.checked_add(&big);
+            let _ = big.checked_sub(&u);
+            let _ = u.checked_mul_ratio(Decimal::new(factor, 2), Decimal::new(factor, 0));
+            let _ = big.checked_percent(Decimal::new(factor, 1));
+            let _ = u.checked_percent_of(&big);
         }
 
         #[test]

@@ -15,7 +15,9 @@ use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ClientOrderId, Fill, LocalOrderState, OrderPurpose, OrderStatus, Price, Quote, Symbol};
+use crate::domain::{
+    ClientOrderId, Fill, LocalOrderState, Money, MoneyError, OrderPurpose, OrderStatus, Price, Quote, Symbol,
+};
 use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::core::{Core, FollowUp, Prepared, Refusal};
 use crate::engine::kill::{self, Halted, KillEvent};
@@ -698,11 +700,20 @@ impl Runtime {
         self.core.state.preview = Some(preview);
     }
 
+    /// How much more may be lost today: the daily-loss limit (a percentage of the day start)
+    /// plus today's P&L. Unknown (and not shown) before the day's first sample, and also when
+    /// the figures do not combine (another asset, overflow): the preview is only advice, the
+    /// daily-loss rule decides, so a bad figure is logged rather than shown.
     fn daily_loss_headroom(&self) -> Option<crate::domain::Money> {
-        let start = self.core.state.equity.day_start()?.equity.clone();
+        let start = &self.core.state.equity.day_start()?.equity;
         let pnl = self.core.state.equity.day_pnl()?;
-        let limit = start.amount * self.core.state.limits.max_daily_loss_pct / Decimal::ONE_HUNDRED;
-        Some(crate::domain::Money::new(limit + pnl.amount, start.asset))
+        match headroom(start, &pnl, self.core.state.limits.max_daily_loss_pct) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!("daily-loss headroom of {start} and {pnl}: {e}");
+                None
+            }
+        }
     }
 
     fn submit(&mut self, draft: crate::engine::snapshot::TicketDraft, now: i64) {
@@ -1935,4 +1946,44 @@ fn outgoing_orders(
         });
     }
     v
+}
+
+/// `max_loss_pct` percent of the day-start equity plus today's P&L (a loss shrinks it), in the
+/// day start's asset; a P&L in another asset is an error, never a sum.
+fn headroom(day_start: &Money, day_pnl: &Money, max_loss_pct: Decimal) -> Result<Money, MoneyError> {
+    day_start.checked_percent(max_loss_pct)?.checked_add(day_pnl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Asset;
+
+    fn money(amount: &str, asset: &str) -> Money {
+        Money::new(
+            amount.parse().expect("test literal"),
+            Asset::new(asset).expect("test asset"),
+        )
+    }
+
+    #[test]
+    fn headroom_is_the_limit_less_todays_loss() {
+        let start = money("10000", "USDT");
+        let h = headroom(&start, &money("-219.77", "USDT"), Decimal::new(5, 0)).expect("same asset");
+        assert_eq!(h, money("280.23", "USDT"));
+        let h = headroom(&start, &money("120", "USDT"), Decimal::new(25, 1)).expect("same asset");
+        assert_eq!(h, money("370", "USDT"));
+    }
+
+    #[test]
+    fn headroom_refuses_a_pnl_in_another_asset_or_an_overflow() {
+        let start = money("10000", "USDT");
+        let btc = headroom(&start, &money("-0.01", "BTC"), Decimal::new(5, 0));
+        assert!(matches!(btc, Err(MoneyError::AssetMismatch { .. })), "{btc:?}");
+        let huge = Money::new(Decimal::MAX, Asset::usdt());
+        assert_eq!(
+            headroom(&huge, &money("0", "USDT"), Decimal::new(5, 0)),
+            Err(MoneyError::Overflow)
+        );
+    }
 }

@@ -227,11 +227,9 @@ impl EngineState {
         };
         let pair = Pair::from(rules);
         match self.positions.apply_fill(fill, &pair, fee_price) {
-            Ok(crate::portfolio::FillOutcome::Applied { realized, .. }) => Ok(if realized.amount.is_zero() {
-                None
-            } else {
-                Some(realized)
-            }),
+            Ok(crate::portfolio::FillOutcome::Applied { realized, .. }) => {
+                Ok(if realized.is_zero() { None } else { Some(realized) })
+            }
             Ok(crate::portfolio::FillOutcome::Duplicate) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
@@ -370,9 +368,18 @@ impl EngineState {
             Some(r) => r.equity().cloned(),
             None => {
                 let after = self.equity_now(now_ms).equity().cloned();
-                after
+                match after
                     .zip(value)
-                    .map(|(a, v)| Money::new(a.amount - v, Asset::usdt()))
+                    .map(|(a, v)| a.checked_sub(&Money::new(v, Asset::usdt())))
+                {
+                    Some(Ok(before)) => Some(before),
+                    Some(Err(e)) => {
+                        let text = format!("capital flow {delta} {asset}: equity before it unknown ({e})");
+                        self.log(now_ms, LogLevel::Error, LogKind::System, text);
+                        None
+                    }
+                    None => None,
+                }
             }
         };
         match value {
@@ -515,13 +522,7 @@ impl EngineState {
             let mark = self.quotes.get(&p.symbol).map(Quote::mid);
             let unrealized = mark.and_then(|m| p.unrealized_pnl(m));
             let cost = p.cost_basis();
-            let pct = unrealized.as_ref().and_then(|u| {
-                if cost.amount.is_zero() {
-                    None
-                } else {
-                    Some(u.amount * Decimal::ONE_HUNDRED / cost.amount)
-                }
-            });
+            let pct = unrealized.as_ref().and_then(|u| u.checked_percent_of(&cost).ok());
             rows.push(PositionRow {
                 symbol: p.symbol.clone(),
                 qty: p.qty(),
@@ -594,7 +595,7 @@ impl EngineState {
                 .into_iter()
                 .map(|s| EquityPoint {
                     time_ms: s.time_ms,
-                    value: s.equity.amount,
+                    value: s.equity.amount(),
                 })
                 .collect()
         };
@@ -907,7 +908,7 @@ mod tests {
         assert!(s.refresh_equity(DAY).is_none());
         assert_eq!(s.curve.len(), 1);
         assert_eq!(
-            s.risk_context(false).equity.map(|m| m.amount),
+            s.risk_context(false).equity.map(|m| m.amount()),
             Some(Decimal::from(4000))
         );
         // The ETH price is gone past the bound (a dead stream, refused requests): a sum of the
@@ -946,7 +947,7 @@ mod tests {
         assert_eq!(s.balances[&usdt].free.value(), Decimal::from(1200));
         s.refresh_equity(DAY + 3);
         assert_eq!(
-            s.equity.last().map(|l| l.equity.amount),
+            s.equity.last().map(|l| l.equity.amount()),
             Some(Decimal::from(1200))
         );
         let diff = s.equity.day_pnl_pct().zip(pct).map(|(a, b)| (a - b).abs());

@@ -3,8 +3,8 @@
 //!
 //! Owns: signing (`sign`), endpoints per mode (`endpoints`), the REST client with clock sync and
 //! rate limits (`rest`, `clock`, `limits`), answer and event parsing (`wire`, `events`), the
-//! market and user-data stream tasks (`market`, `user`), and order reconciliation
-//! (`reconcile`). Rounding a ticket to the exchange's filters is the risk check's job
+//! market and user-data stream tasks (`market`, `user`) over one WebSocket session driver
+//! (`ws_session`), and order reconciliation (`reconcile`). Rounding a ticket to the exchange's filters is the risk check's job
 //! (`risk::check` over `domain::SymbolRules`), not the client's. Must not: hold trading state (the engine
 //! owns it), decide risk, write the journal, log a secret or a signed URL, or ever resend an
 //! order whose outcome is unknown.
@@ -32,6 +32,7 @@ pub mod rest;
 pub mod sign;
 pub mod user;
 pub mod wire;
+pub mod ws_session;
 
 pub use endpoints::Endpoints;
 pub use error::{ClientError, OrderOutcome};

@@ -248,16 +248,16 @@ fn export_books(conn: &Connection, dir: &Path) -> Result<Vec<PathBuf>, JournalEr
         match (&outcome, &pair) {
             (Some(FillOutcome::Applied { realized, fee, .. }), Some(pair)) => {
                 let pos = books.get(&fill.symbol);
-                fields.push(fee.value.as_ref().map(|v| plain(v.amount)).unwrap_or_default());
+                fields.push(fee.value.as_ref().map(|v| plain(v.amount())).unwrap_or_default());
                 fields.push(if fee.value.is_none() {
                     plain(fee.amount)
                 } else {
                     String::new()
                 });
                 fields.push(pos.map(|p| p.qty().to_string()).unwrap_or_default());
-                fields.push(pos.map(|p| plain(p.cost_basis().amount)).unwrap_or_default());
-                fields.push(plain(realized.amount));
-                fields.push(pos.map(|p| plain(p.realized_pnl().amount)).unwrap_or_default());
+                fields.push(pos.map(|p| plain(p.cost_basis().amount())).unwrap_or_default());
+                fields.push(plain(realized.amount()));
+                fields.push(pos.map(|p| plain(p.realized_pnl().amount())).unwrap_or_default());
                 if !fee.amount.is_zero() {
                     let day = utc_date(fill.time_ms)
                         .map(|d| d.to_string())
@@ -267,7 +267,8 @@ fn export_books(conn: &Connection, dir: &Path) -> Result<Vec<PathBuf>, JournalEr
                         .or_insert([Decimal::ZERO; 3]);
                     e[0] = e[0].saturating_add(fee.amount);
                     match &fee.value {
-                        Some(v) => e[1] = e[1].saturating_add(v.amount),
+                        // In the pair's quote asset: `apply_fill` refuses a fee valued in another.
+                        Some(v) => e[1] = e[1].saturating_add(v.amount()),
                         None => e[2] = e[2].saturating_add(fee.amount),
                     }
                 }
@@ -309,10 +310,10 @@ fn export_books(conn: &Connection, dir: &Path) -> Result<Vec<PathBuf>, JournalEr
                 p.pair.base.to_string(),
                 p.pair.quote.to_string(),
                 p.qty().to_string(),
-                plain(p.cost_basis().amount),
+                plain(p.cost_basis().amount()),
                 p.avg_entry().map(|v| v.to_string()).unwrap_or_default(),
-                plain(p.realized_pnl().amount),
-                plain(p.fees_paid().amount),
+                plain(p.realized_pnl().amount()),
+                plain(p.fees_paid().amount()),
                 assets(&p.fees().paid),
                 assets(&p.fees().unpriced),
                 p.pnl_complete().to_string(),

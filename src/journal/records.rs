@@ -372,8 +372,8 @@ impl Journal {
             "INSERT INTO equity_curve (time_ms, equity, asset, held_marks) VALUES (?1, ?2, ?3, ?4)",
             params![
                 time_ms,
-                plain(equity.amount),
-                equity.asset.as_str(),
+                plain(equity.amount()),
+                equity.asset().as_str(),
                 held.join(",")
             ],
         )?;

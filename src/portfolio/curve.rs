@@ -121,10 +121,10 @@ pub fn downsample(points: &[EquitySample], max: usize) -> Vec<EquitySample> {
         let mut lo = 0;
         let mut hi = 0;
         for (i, s) in chunk.iter().enumerate() {
-            if s.equity.amount < chunk[lo].equity.amount {
+            if s.equity.amount() < chunk[lo].equity.amount() {
                 lo = i;
             }
-            if s.equity.amount > chunk[hi].equity.amount {
+            if s.equity.amount() > chunk[hi].equity.amount() {
                 hi = i;
             }
         }
@@ -155,8 +155,8 @@ mod tests {
         let pts: Vec<_> = (0..100).map(|i| s(i, if i == 37 { -50 } else { i })).collect();
         let out = downsample(&pts, 10);
         assert!(out.len() <= 10, "{}", out.len());
-        assert!(out.iter().any(|p| p.equity.amount == Decimal::from(-50)));
-        assert!(out.iter().any(|p| p.equity.amount == Decimal::from(99)));
+        assert!(out.iter().any(|p| p.equity.amount() == Decimal::from(-50)));
+        assert!(out.iter().any(|p| p.equity.amount() == Decimal::from(99)));
         assert!(out.windows(2).all(|w| w[0].time_ms < w[1].time_ms));
         assert_eq!(downsample(&pts[..5], 10).len(), 5);
         assert_eq!(downsample(&pts, 1), vec![s(99, 99)]);

@@ -26,13 +26,14 @@
 //!   flow) / equity before, so today's P&L % and the drawdown % are unchanged by the flow.
 //!   Equity itself shows the flow; today's P&L and the drawdown do not.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::PortfolioError;
-use crate::domain::{Asset, Balance, Fill, Money, Price, Qty, Side, Symbol};
+use crate::domain::{Asset, Balance, Fill, Money, MoneyError, Price, Qty, Side, Symbol};
 
 /// A mark older than this is reported as held (a last known price), with its age.
 pub const FRESH_MARK_MS: i64 = 5_000;
@@ -273,13 +274,13 @@ pub fn utc_date(time_ms: i64) -> Result<NaiveDate, PortfolioError> {
 }
 
 fn check_usdt(m: &Money) -> Result<(), PortfolioError> {
-    if m.asset != Asset::usdt() {
+    if *m.asset() != Asset::usdt() {
         return Err(PortfolioError::WrongAsset {
             expected: Asset::usdt(),
-            got: m.asset.clone(),
+            got: m.asset().clone(),
         });
     }
-    if m.amount.is_sign_negative() && !m.amount.is_zero() {
+    if m.is_negative() {
         return Err(PortfolioError::NegativeEquity(m.to_string()));
     }
     Ok(())
@@ -328,7 +329,12 @@ impl EquityTracker {
             });
             out.new_day = true;
         }
-        if self.hwm.as_ref().is_none_or(|h| equity.amount > h.amount) {
+        // Both were checked to be USDT, so they always compare.
+        if self
+            .hwm
+            .as_ref()
+            .is_none_or(|h| equity.checked_cmp(h) == Ok(Ordering::Greater))
+        {
             self.hwm = Some(equity.clone());
             out.new_high = true;
         }
@@ -360,15 +366,20 @@ impl EquityTracker {
         }
         let date = utc_date(time_ms)?;
         let overflow = || PortfolioError::Overflow("a capital flow".to_string());
-        let before = before.map_or(Decimal::ZERO, |b| b.amount);
+        let flow_err = |e: MoneyError| match e {
+            MoneyError::Overflow => overflow(),
+            e => PortfolioError::Money("a capital flow", e),
+        };
+        let flow = Money::new(value, Asset::usdt());
+        let before = before.map_or(Decimal::ZERO, |b| b.amount());
         let after = before.checked_add(value).ok_or_else(overflow)?.max(Decimal::ZERO);
         let restate = |m: &mut Money| -> Result<(), PortfolioError> {
             let v = if before.is_zero() {
-                m.amount.checked_add(value)
+                m.checked_add(&flow)
             } else {
-                m.amount.checked_mul(after).and_then(|x| x.checked_div(before))
+                m.checked_mul_ratio(after, before)
             };
-            m.amount = v.ok_or_else(overflow)?.max(Decimal::ZERO);
+            *m = v.map_err(flow_err)?.at_least_zero();
             Ok(())
         };
         let mut next = self.clone();
@@ -382,14 +393,7 @@ impl EquityTracker {
         }
         if let Some(l) = next.last.as_mut() {
             l.equity = if before.is_zero() {
-                Money::new(
-                    l.equity
-                        .amount
-                        .checked_add(value)
-                        .ok_or_else(overflow)?
-                        .max(Decimal::ZERO),
-                    Asset::usdt(),
-                )
+                l.equity.checked_add(&flow).map_err(flow_err)?.at_least_zero()
             } else {
                 Money::new(after, Asset::usdt())
             };
@@ -419,14 +423,14 @@ impl EquityTracker {
     /// Day P&L as a percentage of the day start; `None` when unknown or the day start is zero.
     pub fn day_pnl_pct(&self) -> Option<Decimal> {
         let (ds, _) = self.current_day()?;
-        pct(self.day_pnl()?.amount, ds.equity.amount)
+        self.day_pnl()?.checked_percent_of(&ds.equity).ok()
     }
 
     /// (hwm − equity) / hwm × 100; `None` before any sample or when the hwm is zero.
     pub fn drawdown_pct(&self) -> Option<Decimal> {
         let hwm = self.hwm.as_ref()?;
         let last = self.last.as_ref()?;
-        pct(hwm.amount.checked_sub(last.equity.amount)?, hwm.amount)
+        hwm.checked_sub(&last.equity).ok()?.checked_percent_of(hwm).ok()
     }
 
     /// The day start and last sample when they are of the same UTC day.
@@ -563,7 +567,7 @@ mod tests {
         t.observe(DAY + 3, usdt("9250")).expect("ok");
         assert!(close(t.day_pnl_pct(), d("-10")), "{:?}", t.day_pnl_pct());
         assert!(close(t.drawdown_pct(), d("10")), "{:?}", t.drawdown_pct());
-        assert!(t.day_pnl().expect("known").amount < Decimal::ZERO);
+        assert!(t.day_pnl().expect("known").amount() < Decimal::ZERO);
     }
 
     #[test]
@@ -695,7 +699,7 @@ mod tests {
                 let mut t = EquityTracker::new();
                 t.observe(DAY, Money::new(cents(start), Asset::usdt())).expect("ok");
                 t.observe(DAY + 1, Money::new(cents(now), Asset::usdt())).expect("ok");
-                let amount = |m: Option<&Money>| m.map(|m| m.amount);
+                let amount = |m: Option<&Money>| m.map(|m| m.amount());
                 let (pnl, pnl_pct, dd) = (t.day_pnl(), t.day_pnl_pct(), t.drawdown_pct());
                 let (ds, hwm) = (amount(t.day_start().map(|d| &d.equity)), amount(t.high_water_mark()));
                 let before = Money::new(cents(now), Asset::usdt());
@@ -705,7 +709,7 @@ mod tests {
                 let before = Money::new(cents(now + flow), Asset::usdt());
                 t.apply_flow(DAY + 4, -cents(flow), Some(&before)).expect("ok");
                 t.observe(DAY + 5, Money::new(cents(now), Asset::usdt())).expect("ok");
-                prop_assert!(close(t.day_pnl().map(|m| m.amount), pnl.expect("known").amount));
+                prop_assert!(close(t.day_pnl().map(|m| m.amount()), pnl.expect("known").amount()));
                 prop_assert!(close(amount(t.day_start().map(|d| &d.equity)), ds.expect("known")));
                 prop_assert!(close(amount(t.high_water_mark()), hwm.expect("known")));
                 prop_assert!(close(t.drawdown_pct(), dd.expect("known")));

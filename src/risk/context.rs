@@ -34,11 +34,9 @@ impl PnlFigures {
         let get = |name: &str, m: &Option<Money>| -> Result<Decimal, String> {
             match m {
                 None => Err(format!("{name} is unknown")),
-                Some(m) if m.asset != usdt => Err(format!("{name} is in {}, not USDT", m.asset)),
-                Some(m) if m.amount.is_sign_negative() && !m.amount.is_zero() => {
-                    Err(format!("{name} is negative ({})", plain(m.amount)))
-                }
-                Some(m) => Ok(m.amount),
+                Some(m) if *m.asset() != usdt => Err(format!("{name} is in {}, not USDT", m.asset())),
+                Some(m) if m.is_negative() => Err(format!("{name} is negative ({})", plain(m.amount()))),
+                Some(m) => Ok(m.amount()),
             }
         };
         let equity = get("equity", &ctx.equity)?;

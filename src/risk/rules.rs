@@ -348,12 +348,17 @@ fn balance(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match f.ticket.side {
         Side::Buy => match (f.notional, &f.fee) {
             (Some(n), Some(fee)) => {
-                let needed = n.value().checked_add(fee.amount).unwrap_or(Decimal::MAX);
+                // Unpayable when the sum overflows or the fee is not in the quote asset: the
+                // rule then fails, it never passes on a figure it could not compute.
+                let needed = n
+                    .in_asset(f.quote_asset.clone())
+                    .checked_add(fee)
+                    .map_or(Decimal::MAX, |m| m.amount());
                 let free = f.free(&f.quote_asset);
                 let what = format!(
                     "notional {} + estimated fee {}",
                     plain(n.value()),
-                    plain(fee.amount)
+                    plain(fee.amount())
                 );
                 if free < needed {
                     Finding::Fail(Denial::InsufficientBalance {

@@ -796,7 +796,7 @@ proptest! {
             };
             assert_agrees(&limits, &c, &t, now);
             if let Ok(approved) = check(&limits, &c, &t, now) {
-                let equity = c.equity.as_ref().map(|m| m.amount).unwrap_or_default();
+                let equity = c.equity.as_ref().map(|m| m.amount()).unwrap_or_default();
                 let notional = approved.notional.map(|n| n.value()).unwrap_or(Decimal::MAX);
                 prop_assert!(notional * Decimal::ONE_HUNDRED <= equity * limits.max_position_size_pct);
                 let n = per_day.entry(utc_day(now)).or_insert(0);

@@ -12,15 +12,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use std::ops::ControlFlow;
+
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::{Backoff, ThreadJitter};
+use super::backoff::Backoff;
 use super::clock::{Clock, local_now_ms};
 use super::endpoints::Endpoints;
 use super::events::{MarketEvent, MarketFrame, StreamStatus, parse_market_frame, streams_for};
+use super::ws_session::{self, End, Flow, Prepare, Session, SessionTimings, Ws};
 use crate::domain::Symbol;
 
 /// Tunables of the market stream.
@@ -202,20 +203,27 @@ pub fn spawn_market_stream(
         reconnects: Arc::new(AtomicU64::new(0)),
         dropped: Arc::new(AtomicU64::new(0)),
     };
+    let timings = SessionTimings {
+        reconnect_base: config.reconnect_base,
+        reconnect_max: config.reconnect_max,
+        max_connection_age: config.max_connection_age,
+        tick_every: config.control_gap,
+    };
     let task = MarketTask {
         endpoints,
         clock,
         watchlist,
         events,
-        cancel,
         config,
         commands: rx,
         malformed: handle.malformed.clone(),
         reconnects: handle.reconnects.clone(),
         dropped: handle.dropped.clone(),
         stale: StaleTracker::default(),
+        connections: 0,
+        conn: Connection::new(BTreeSet::new()),
     };
-    let join = tokio::spawn(task.run());
+    let join = tokio::spawn(ws_session::run(task, cancel, timings));
     (handle, join)
 }
 
@@ -224,23 +232,48 @@ struct MarketTask {
     clock: Clock,
     watchlist: Vec<Symbol>,
     events: mpsc::Sender<MarketEvent>,
-    cancel: CancellationToken,
     config: MarketStreamConfig,
     commands: mpsc::Receiver<Command>,
     malformed: Arc<AtomicU64>,
     reconnects: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
     stale: StaleTracker,
+    /// Connections opened so far; every one after the first is a reconnect.
+    connections: u64,
+    conn: Connection,
 }
 
-/// Why a connection ended.
-enum End {
-    Stop,
-    Reconnect { reason: String, immediately: bool },
+/// What one connection knows; started afresh for every connection.
+struct Connection {
+    /// The streams the server has, or will have once the queued messages are sent.
+    active: BTreeSet<String>,
+    queue: ControlQueue,
+    last_latency_emit: Instant,
+    latency: Option<i64>,
+}
+
+impl Connection {
+    fn new(active: BTreeSet<String>) -> Self {
+        Self {
+            active,
+            queue: ControlQueue::default(),
+            last_latency_emit: Instant::now(),
+            latency: None,
+        }
+    }
 }
 
 fn wanted_streams(watchlist: &[Symbol]) -> BTreeSet<String> {
     watchlist.iter().flat_map(streams_for).collect()
+}
+
+/// `Continue` while the owner listens, `Stop` once it is gone.
+fn owner_alive(alive: bool) -> Flow {
+    if alive {
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(End::Stop)
+    }
 }
 
 impl MarketTask {
@@ -263,216 +296,150 @@ impl MarketTask {
         }
     }
 
-    async fn run(mut self) {
-        let mut backoff = Backoff::new(self.config.reconnect_base, self.config.reconnect_max);
-        let mut connections = 0u64;
-        loop {
-            if self.cancel.is_cancelled() {
-                return;
-            }
-            if self.watchlist.is_empty() {
-                // Nothing to watch: wait for a watchlist instead of holding an empty socket.
-                tokio::select! {
-                    _ = self.cancel.cancelled() => return,
-                    cmd = self.commands.recv() => match cmd {
-                        Some(Command::SetWatchlist(w)) => self.watchlist = w,
-                        None => return,
-                    },
-                }
-                continue;
-            }
-            let streams: Vec<String> = wanted_streams(&self.watchlist).into_iter().collect();
-            let url = self.endpoints.stream_url(&streams);
-            let connected = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                r = tokio_tungstenite::connect_async(url.as_str()) => r,
-            };
-            let end = match connected {
-                Ok((ws, _)) => {
-                    connections += 1;
-                    if connections > 1 {
-                        self.reconnects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if !self
-                        .emit(MarketEvent::Status(StreamStatus::Connected {
-                            streams: streams.len(),
-                        }))
-                        .await
-                    {
-                        return;
-                    }
-                    self.connection(ws, streams.into_iter().collect(), &mut backoff)
-                        .await
-                }
-                Err(e) => End::Reconnect {
-                    reason: format!("connect failed: {e}"),
-                    immediately: false,
-                },
-            };
-            match end {
-                End::Stop => return,
-                End::Reconnect { reason, immediately } => {
-                    tracing::warn!(%reason, "market stream disconnected");
-                    if !self
-                        .emit(MarketEvent::Status(StreamStatus::Disconnected { reason }))
-                        .await
-                    {
-                        return;
-                    }
-                    if !immediately {
-                        let d = backoff.next_delay(&mut ThreadJitter);
-                        tokio::select! {
-                            _ = self.cancel.cancelled() => return,
-                            _ = tokio::time::sleep(d) => {}
-                        }
-                    }
-                }
-            }
-        }
+    fn stale_after_ms(&self) -> i64 {
+        i64::try_from(self.config.stale_after.as_millis()).unwrap_or(i64::MAX)
     }
 
-    async fn connection<S>(
-        &mut self,
-        mut ws: tokio_tungstenite::WebSocketStream<S>,
-        mut active: BTreeSet<String>,
-        backoff: &mut Backoff,
-    ) -> End
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
-        let opened = Instant::now();
-        let mut queue = ControlQueue::default();
-        let mut tick = tokio::time::interval(self.config.control_gap);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_latency_emit = Instant::now();
-        let mut latency: Option<i64> = None;
+    async fn on_event(&mut self, ev: MarketEvent, now: i64, backoff: &mut Backoff) -> Flow {
+        // A stable stream resets the reconnect backoff.
+        backoff.reset();
+        if let Some(e) = ev.event_ms() {
+            self.conn.latency = Some(self.clock.server_time_at(now) - e);
+        }
+        if let Some(s) = ev.symbol().cloned()
+            && self.stale.seen(&s, now)
+            && !self
+                .emit(MarketEvent::Status(StreamStatus::Fresh { symbol: s }))
+                .await
+        {
+            return ControlFlow::Break(End::Stop);
+        }
+        owner_alive(self.emit_data(ev))
+    }
+}
+
+impl Session for MarketTask {
+    const NAME: &'static str = "market stream";
+    type Command = Command;
+
+    async fn prepare(&mut self, cancel: &CancellationToken) -> Prepare {
+        if self.watchlist.is_empty() {
+            // Nothing to watch: wait for a watchlist instead of holding an empty socket.
+            return tokio::select! {
+                _ = cancel.cancelled() => Prepare::Stop,
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::SetWatchlist(w)) => {
+                        self.watchlist = w;
+                        Prepare::Again
+                    }
+                    None => Prepare::Stop,
+                },
+            };
+        }
+        let streams = wanted_streams(&self.watchlist);
+        let list: Vec<String> = streams.iter().cloned().collect();
+        let url = self.endpoints.stream_url(&list);
+        self.conn = Connection::new(streams);
+        Prepare::Connect(url)
+    }
+
+    async fn on_connected(&mut self, _ws: &mut Ws) -> Flow {
+        self.connections += 1;
+        if self.connections > 1 {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        let streams = self.conn.active.len();
+        if !self
+            .emit(MarketEvent::Status(StreamStatus::Connected { streams }))
+            .await
+        {
+            return ControlFlow::Break(End::Stop);
+        }
+        self.conn.last_latency_emit = Instant::now();
         let now = local_now_ms();
         for s in &self.watchlist {
             self.stale.watch(s, now);
         }
-        let stale_ms = i64::try_from(self.config.stale_after.as_millis()).unwrap_or(i64::MAX);
-        loop {
-            tokio::select! {
-                _ = self.cancel.cancelled() => {
-                    let _ = ws.close(None).await;
-                    return End::Stop;
-                }
-                cmd = self.commands.recv() => match cmd {
-                    Some(Command::SetWatchlist(w)) => {
-                        let now = local_now_ms();
-                        for s in &self.watchlist {
-                            if !w.contains(s) {
-                                self.stale.unwatch(s);
-                            }
-                        }
-                        for s in &w {
-                            self.stale.watch(s, now);
-                        }
-                        self.watchlist = w;
-                        let wanted = wanted_streams(&self.watchlist);
-                        queue.change(&active, &wanted);
-                        active = wanted;
-                    }
-                    None => {
-                        let _ = ws.close(None).await;
-                        return End::Stop;
-                    }
-                },
-                _ = tick.tick() => {
-                    if let Some((msg, _)) = queue.next_message()
-                        && let Err(e) = ws.send(Message::text(msg)).await
-                    {
-                        return End::Reconnect { reason: format!("send failed: {e}"), immediately: false };
-                    }
-                    let now = local_now_ms();
-                    for s in self.stale.newly_stale(now, stale_ms) {
-                        if !self.emit(MarketEvent::Status(StreamStatus::Stale { symbol: s })).await {
-                            return End::Stop;
-                        }
-                    }
-                    if let Some(ms) = latency
-                        && last_latency_emit.elapsed() >= self.config.latency_every
-                    {
-                        last_latency_emit = Instant::now();
-                        if !self.emit(MarketEvent::Status(StreamStatus::Latency { ms })).await {
-                            return End::Stop;
-                        }
-                    }
-                    if opened.elapsed() >= self.config.max_connection_age {
-                        let _ = ws.close(None).await;
-                        return End::Reconnect { reason: "connection age limit: renewing".into(), immediately: true };
-                    }
-                }
-                msg = ws.next() => {
-                    let msg = match msg {
-                        None => return End::Reconnect { reason: "closed by the server".into(), immediately: false },
-                        Some(Err(e)) => return End::Reconnect { reason: format!("read failed: {e}"), immediately: false },
-                        Some(Ok(m)) => m,
-                    };
-                    match msg {
-                        Message::Text(text) => {
-                            let now = local_now_ms();
-                            match parse_market_frame(text.as_str(), now) {
-                                Ok(MarketFrame::Event(ev)) => {
-                                    // A stable stream resets the reconnect backoff.
-                                    backoff.reset();
-                                    if let Some(e) = ev.event_ms() {
-                                        latency = Some(self.clock.server_time_at(now) - e);
-                                    }
-                                    if let Some(s) = ev.symbol().cloned()
-                                        && self.stale.seen(&s, now)
-                                        && !self.emit(MarketEvent::Status(StreamStatus::Fresh { symbol: s })).await
-                                    {
-                                        return End::Stop;
-                                    }
-                                    if !self.emit_data(ev) {
-                                        return End::Stop;
-                                    }
-                                }
-                                Ok(MarketFrame::Reply { id, error: Some(err) }) => {
-                                    tracing::warn!(?id, %err, "market stream control message refused");
-                                }
-                                Ok(MarketFrame::Reply { .. }) | Ok(MarketFrame::Ignored) => {}
-                                Ok(MarketFrame::ServerShutdown) => {
-                                    if !self.emit(MarketEvent::Status(StreamStatus::ServerShutdown)).await {
-                                        return End::Stop;
-                                    }
-                                    let _ = ws.close(None).await;
-                                    return End::Reconnect { reason: "serverShutdown".into(), immediately: true };
-                                }
-                                Err(e) => {
-                                    if !self.malformed_frame(&e.to_string()).await {
-                                        return End::Stop;
-                                    }
-                                }
-                            }
-                        }
-                        Message::Binary(_) => {
-                            if !self.malformed_frame("unexpected binary frame").await {
-                                return End::Stop;
-                            }
-                        }
-                        Message::Ping(payload) => {
-                            // Explicit pong with the same payload (replaces tungstenite's queued one).
-                            if let Err(e) = ws.send(Message::Pong(payload)).await {
-                                return End::Reconnect { reason: format!("pong failed: {e}"), immediately: false };
-                            }
-                        }
-                        Message::Close(frame) => {
-                            let reason = frame.map_or_else(|| "closed".to_string(), |f| format!("closed: {}", f.reason));
-                            return End::Reconnect { reason, immediately: false };
-                        }
-                        Message::Pong(_) | Message::Frame(_) => {}
-                    }
-                }
+        ControlFlow::Continue(())
+    }
+
+    async fn on_tick(&mut self, ws: &mut Ws) -> Flow {
+        if let Some((msg, _)) = self.conn.queue.next_message() {
+            ws_session::send_text(ws, msg).await?;
+        }
+        let now = local_now_ms();
+        for s in self.stale.newly_stale(now, self.stale_after_ms()) {
+            if !self
+                .emit(MarketEvent::Status(StreamStatus::Stale { symbol: s }))
+                .await
+            {
+                return ControlFlow::Break(End::Stop);
             }
+        }
+        if let Some(ms) = self.conn.latency
+            && self.conn.last_latency_emit.elapsed() >= self.config.latency_every
+        {
+            self.conn.last_latency_emit = Instant::now();
+            if !self.emit(MarketEvent::Status(StreamStatus::Latency { ms })).await {
+                return ControlFlow::Break(End::Stop);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn next_command(&mut self) -> Option<Command> {
+        self.commands.recv().await
+    }
+
+    async fn on_command(&mut self, command: Command) -> Flow {
+        let Command::SetWatchlist(w) = command;
+        let now = local_now_ms();
+        for s in &self.watchlist {
+            if !w.contains(s) {
+                self.stale.unwatch(s);
+            }
+        }
+        for s in &w {
+            self.stale.watch(s, now);
+        }
+        self.watchlist = w;
+        let wanted = wanted_streams(&self.watchlist);
+        self.conn.queue.change(&self.conn.active, &wanted);
+        self.conn.active = wanted;
+        ControlFlow::Continue(())
+    }
+
+    async fn on_text(&mut self, ws: &mut Ws, backoff: &mut Backoff, text: &str) -> Flow {
+        let now = local_now_ms();
+        match parse_market_frame(text, now) {
+            Ok(MarketFrame::Event(ev)) => self.on_event(ev, now, backoff).await,
+            Ok(MarketFrame::Reply { id, error: Some(err) }) => {
+                tracing::warn!(?id, %err, "market stream control message refused");
+                ControlFlow::Continue(())
+            }
+            Ok(MarketFrame::Reply { .. }) | Ok(MarketFrame::Ignored) => ControlFlow::Continue(()),
+            Ok(MarketFrame::ServerShutdown) => {
+                if !self.emit(MarketEvent::Status(StreamStatus::ServerShutdown)).await {
+                    return ControlFlow::Break(End::Stop);
+                }
+                let _ = ws.close(None).await;
+                ControlFlow::Break(End::renew("serverShutdown"))
+            }
+            Err(e) => ws_session::skip_malformed(self, &e.to_string()).await,
         }
     }
 
-    async fn malformed_frame(&self, why: &str) -> bool {
-        let total = self.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(total, why, "market stream: malformed frame skipped");
+    fn malformed_counter(&self) -> &AtomicU64 {
+        &self.malformed
+    }
+
+    async fn report_malformed(&mut self, total: u64) -> bool {
         self.emit(MarketEvent::Status(StreamStatus::Malformed { total }))
+            .await
+    }
+
+    async fn report_disconnected(&mut self, reason: String) -> bool {
+        self.emit(MarketEvent::Status(StreamStatus::Disconnected { reason }))
             .await
     }
 }

@@ -8,22 +8,23 @@
 //! replayed). Must not: log the signature or the API key, apply events to state, or die on a
 //! malformed frame.
 
+use std::convert::Infallible;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::{Backoff, ThreadJitter};
+use super::backoff::Backoff;
 use super::clock::local_now_ms;
 use super::error::{CODE_INVALID_TIMESTAMP, ClientError};
 use super::events::{UserEvent, UserFrame, parse_user_frame};
 use super::limits::ban_until_ms;
 use super::rest::BinanceRest;
 use super::sign::{Credentials, sign_ws};
+use super::ws_session::{self, End, Flow, Prepare, Session, SessionTimings, Ws};
 
 /// `-2035`: a subscription is already active on this connection (treated as success).
 const CODE_SUBSCRIPTION_ACTIVE: i64 = -2035;
@@ -115,85 +116,41 @@ pub fn spawn_user_stream(
         malformed: Arc::new(AtomicU64::new(0)),
         subscriptions: Arc::new(AtomicU64::new(0)),
     };
+    let timings = SessionTimings {
+        reconnect_base: config.reconnect_base,
+        reconnect_max: config.reconnect_max,
+        max_connection_age: config.max_connection_age,
+        // Fine enough to notice an unanswered subscription within its timeout.
+        tick_every: Duration::from_millis(500),
+    };
     let task = UserTask {
         rest,
         creds,
         events,
-        cancel,
         config,
         malformed: handle.malformed.clone(),
         subscriptions: handle.subscriptions.clone(),
         next_id: 0,
+        pending: None,
     };
-    Ok((handle, tokio::spawn(task.run())))
+    Ok((handle, tokio::spawn(ws_session::run(task, cancel, timings))))
 }
 
 struct UserTask {
     rest: BinanceRest,
     creds: Credentials,
     events: mpsc::Sender<UserEvent>,
-    cancel: CancellationToken,
     config: UserStreamConfig,
     malformed: Arc<AtomicU64>,
     subscriptions: Arc<AtomicU64>,
     next_id: u64,
-}
-
-enum End {
-    Stop,
-    Reconnect { reason: String, immediately: bool },
+    /// The subscription request awaiting its answer: its id and when it was sent.
+    pending: Option<(String, Instant)>,
 }
 
 impl UserTask {
     async fn emit(&self, ev: UserEvent) -> bool {
         self.events.send(ev).await.is_ok()
-    }
-
-    async fn run(mut self) {
-        let mut backoff = Backoff::new(self.config.reconnect_base, self.config.reconnect_max);
-        loop {
-            if self.cancel.is_cancelled() {
-                return;
-            }
-            // While the IP is banned every connection attempt extends the ban: wait it out.
-            if let Some(until) = self.rest.banned_until() {
-                let wait = Duration::from_millis(u64::try_from(until - local_now_ms()).unwrap_or(0));
-                tracing::warn!(until_ms = until, "user-data stream: IP banned, waiting");
-                tokio::select! {
-                    _ = self.cancel.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                continue;
-            }
-            let url = self.rest.endpoints().ws_api.clone();
-            let connected = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                r = tokio_tungstenite::connect_async(url.as_str()) => r,
-            };
-            let end = match connected {
-                Ok((ws, _)) => self.connection(ws, &mut backoff).await,
-                Err(e) => End::Reconnect {
-                    reason: format!("connect failed: {e}"),
-                    immediately: false,
-                },
-            };
-            match end {
-                End::Stop => return,
-                End::Reconnect { reason, immediately } => {
-                    tracing::warn!(%reason, "user-data stream disconnected");
-                    if !self.emit(UserEvent::Disconnected { reason }).await {
-                        return;
-                    }
-                    if !immediately {
-                        let d = backoff.next_delay(&mut ThreadJitter);
-                        tokio::select! {
-                            _ = self.cancel.cancelled() => return,
-                            _ = tokio::time::sleep(d) => {}
-                        }
-                    }
-                }
-            }
-        }
     }
 
     fn subscribe_text(&mut self) -> Result<(String, String), ClientError> {
@@ -208,162 +165,183 @@ impl UserTask {
         Ok((id, text))
     }
 
-    async fn connection<S>(
-        &mut self,
-        mut ws: tokio_tungstenite::WebSocketStream<S>,
-        backoff: &mut Backoff,
-    ) -> End
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
-        let opened = Instant::now();
+    /// Signs and sends a subscription and waits for its answer. `Err` if it cannot be
+    /// signed: that cannot succeed later either, so the caller stops rather than spin.
+    async fn subscribe(&mut self, ws: &mut Ws) -> Result<Flow, ClientError> {
+        let (id, text) = self.subscribe_text()?;
+        if let ControlFlow::Break(end) = ws_session::send_text(ws, text).await {
+            return Ok(ControlFlow::Break(end));
+        }
+        self.pending = Some((id, Instant::now()));
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Reports a subscription that could not be signed and stops the task.
+    async fn unsignable(&mut self, e: &ClientError) -> Flow {
+        let _ = self
+            .emit(UserEvent::Disconnected {
+                reason: e.to_string(),
+            })
+            .await;
+        ControlFlow::Break(End::Stop)
+    }
+
+    /// The answer to a request on this connection; only the pending subscription's counts.
+    async fn on_response(&mut self, ws: &mut Ws, backoff: &mut Backoff, answer: SubscribeAnswer) -> Flow {
+        let SubscribeAnswer {
+            id,
+            status,
+            result,
+            error,
+        } = answer;
+        let ours = self.pending.as_ref().is_some_and(|(p, _)| *p == id);
+        if !ours {
+            return ControlFlow::Continue(());
+        }
+        self.pending = None;
+        let already = error
+            .as_ref()
+            .is_some_and(|(c, _)| *c == CODE_SUBSCRIPTION_ACTIVE);
+        if status == 200 || already {
+            let subscription_id = result
+                .as_ref()
+                .and_then(|r| r.get("subscriptionId"))
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(-1);
+            self.subscriptions.fetch_add(1, Ordering::Relaxed);
+            backoff.reset();
+            tracing::info!(subscription_id, "user-data stream subscribed");
+            if !self.emit(UserEvent::Subscribed { subscription_id }).await {
+                return ControlFlow::Break(End::Stop);
+            }
+            return ControlFlow::Continue(());
+        }
+        let (code, msg) = error.unwrap_or((0, String::new()));
+        if code == CODE_INVALID_TIMESTAMP {
+            self.rest.clock().mark_stale();
+        }
+        if status == 418 {
+            self.rest.note_ban(ban_until_ms(local_now_ms(), None, &msg));
+        }
+        let _ = ws.close(None).await;
+        ControlFlow::Break(End::retry(format!(
+            "subscription refused (HTTP {status}, code {code}): {msg}"
+        )))
+    }
+}
+
+/// The fields of a [`UserFrame::Response`].
+struct SubscribeAnswer {
+    id: String,
+    status: u16,
+    result: Option<serde_json::Value>,
+    error: Option<(i64, String)>,
+}
+
+impl Session for UserTask {
+    const NAME: &'static str = "user-data stream";
+    type Command = Infallible;
+
+    async fn prepare(&mut self, cancel: &CancellationToken) -> Prepare {
+        // While the IP is banned every connection attempt extends the ban: wait it out.
+        if let Some(until) = self.rest.banned_until() {
+            let wait = Duration::from_millis(u64::try_from(until - local_now_ms()).unwrap_or(0));
+            tracing::warn!(until_ms = until, "user-data stream: IP banned, waiting");
+            return tokio::select! {
+                _ = cancel.cancelled() => Prepare::Stop,
+                _ = tokio::time::sleep(wait) => Prepare::Again,
+            };
+        }
+        Prepare::Connect(self.rest.endpoints().ws_api.as_str().to_owned())
+    }
+
+    async fn on_connected(&mut self, ws: &mut Ws) -> Flow {
+        self.pending = None;
         if self.rest.clock().is_stale() {
-            // Best effort: a failed sync shows up as -1021 below.
+            // Best effort: a failed sync shows up as -1021 in the answer.
             let _ = self.rest.sync_clock().await;
         }
-        let mut pending = match self.subscribe_text() {
-            Ok((id, text)) => {
-                if let Err(e) = ws.send(Message::text(text)).await {
-                    return End::Reconnect {
-                        reason: format!("send failed: {e}"),
-                        immediately: false,
-                    };
-                }
-                Some((id, Instant::now()))
-            }
+        match self.subscribe(ws).await {
+            Ok(flow) => flow,
             Err(e) => {
-                // Signing cannot succeed later either; stop rather than spin.
                 tracing::error!(error = %e, "user-data stream: cannot sign the subscription");
-                let _ = self
-                    .emit(UserEvent::Disconnected {
-                        reason: e.to_string(),
-                    })
-                    .await;
-                return End::Stop;
-            }
-        };
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = self.cancel.cancelled() => {
-                    let _ = ws.close(None).await;
-                    return End::Stop;
-                }
-                _ = tick.tick() => {
-                    if let Some((_, sent)) = &pending
-                        && sent.elapsed() > self.config.subscribe_timeout
-                    {
-                        let _ = ws.close(None).await;
-                        return End::Reconnect { reason: "no answer to the subscription".into(), immediately: false };
-                    }
-                    if opened.elapsed() >= self.config.max_connection_age {
-                        let _ = ws.close(None).await;
-                        return End::Reconnect { reason: "connection age limit: renewing".into(), immediately: true };
-                    }
-                }
-                msg = ws.next() => {
-                    let msg = match msg {
-                        None => return End::Reconnect { reason: "closed by the server".into(), immediately: false },
-                        Some(Err(e)) => return End::Reconnect { reason: format!("read failed: {e}"), immediately: false },
-                        Some(Ok(m)) => m,
-                    };
-                    match msg {
-                        Message::Text(text) => match parse_user_frame(text.as_str()) {
-                            Ok(UserFrame::Event(UserEvent::Terminated)) => {
-                                // The exchange ended our subscription: subscribe again, and the
-                                // Subscribed marker that follows triggers a resync.
-                                if !self.emit(UserEvent::Terminated).await {
-                                    return End::Stop;
-                                }
-                                match self.subscribe_text() {
-                                    Ok((id, text)) => {
-                                        if let Err(e) = ws.send(Message::text(text)).await {
-                                            return End::Reconnect { reason: format!("send failed: {e}"), immediately: false };
-                                        }
-                                        pending = Some((id, Instant::now()));
-                                    }
-                                    Err(e) => {
-                                        let _ = self.emit(UserEvent::Disconnected { reason: e.to_string() }).await;
-                                        return End::Stop;
-                                    }
-                                }
-                            }
-                            Ok(UserFrame::Event(ev)) => {
-                                if !self.emit(ev).await {
-                                    return End::Stop;
-                                }
-                            }
-                            Ok(UserFrame::Response { id, status, result, error }) => {
-                                let ours = pending.as_ref().is_some_and(|(p, _)| *p == id);
-                                if !ours {
-                                    continue;
-                                }
-                                pending = None;
-                                let already = error.as_ref().is_some_and(|(c, _)| *c == CODE_SUBSCRIPTION_ACTIVE);
-                                if status == 200 || already {
-                                    let subscription_id = result
-                                        .as_ref()
-                                        .and_then(|r| r.get("subscriptionId"))
-                                        .and_then(serde_json::Value::as_i64)
-                                        .unwrap_or(-1);
-                                    self.subscriptions.fetch_add(1, Ordering::Relaxed);
-                                    backoff.reset();
-                                    tracing::info!(subscription_id, "user-data stream subscribed");
-                                    if !self.emit(UserEvent::Subscribed { subscription_id }).await {
-                                        return End::Stop;
-                                    }
-                                } else {
-                                    let (code, msg) = error.unwrap_or((0, String::new()));
-                                    if code == CODE_INVALID_TIMESTAMP {
-                                        self.rest.clock().mark_stale();
-                                    }
-                                    if status == 418 {
-                                        self.rest.note_ban(ban_until_ms(local_now_ms(), None, &msg));
-                                    }
-                                    let _ = ws.close(None).await;
-                                    return End::Reconnect {
-                                        reason: format!("subscription refused (HTTP {status}, code {code}): {msg}"),
-                                        immediately: false,
-                                    };
-                                }
-                            }
-                            Ok(UserFrame::ServerShutdown) => {
-                                let _ = ws.close(None).await;
-                                return End::Reconnect { reason: "serverShutdown".into(), immediately: true };
-                            }
-                            Ok(UserFrame::Ignored) => {}
-                            Err(e) => {
-                                if !self.malformed_frame(&e.to_string()).await {
-                                    return End::Stop;
-                                }
-                            }
-                        },
-                        Message::Binary(_) => {
-                            if !self.malformed_frame("unexpected binary frame").await {
-                                return End::Stop;
-                            }
-                        }
-                        Message::Ping(payload) => {
-                            if let Err(e) = ws.send(Message::Pong(payload)).await {
-                                return End::Reconnect { reason: format!("pong failed: {e}"), immediately: false };
-                            }
-                        }
-                        Message::Close(frame) => {
-                            let reason = frame.map_or_else(|| "closed".to_string(), |f| format!("closed: {}", f.reason));
-                            return End::Reconnect { reason, immediately: false };
-                        }
-                        Message::Pong(_) | Message::Frame(_) => {}
-                    }
-                }
+                self.unsignable(&e).await
             }
         }
     }
 
-    async fn malformed_frame(&self, why: &str) -> bool {
-        let total = self.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(total, why, "user-data stream: malformed frame skipped");
+    async fn on_tick(&mut self, ws: &mut Ws) -> Flow {
+        if let Some((_, sent)) = &self.pending
+            && sent.elapsed() > self.config.subscribe_timeout
+        {
+            let _ = ws.close(None).await;
+            return ControlFlow::Break(End::retry("no answer to the subscription"));
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn next_command(&mut self) -> Option<Infallible> {
+        // The owner sends nothing to this stream.
+        std::future::pending().await
+    }
+
+    async fn on_command(&mut self, command: Infallible) -> Flow {
+        match command {}
+    }
+
+    async fn on_text(&mut self, ws: &mut Ws, backoff: &mut Backoff, text: &str) -> Flow {
+        match parse_user_frame(text) {
+            Ok(UserFrame::Event(UserEvent::Terminated)) => {
+                // The exchange ended our subscription: subscribe again, and the
+                // Subscribed marker that follows triggers a resync.
+                if !self.emit(UserEvent::Terminated).await {
+                    return ControlFlow::Break(End::Stop);
+                }
+                match self.subscribe(ws).await {
+                    Ok(flow) => flow,
+                    Err(e) => self.unsignable(&e).await,
+                }
+            }
+            Ok(UserFrame::Event(ev)) => {
+                if self.emit(ev).await {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(End::Stop)
+                }
+            }
+            Ok(UserFrame::Response {
+                id,
+                status,
+                result,
+                error,
+            }) => {
+                let answer = SubscribeAnswer {
+                    id,
+                    status,
+                    result,
+                    error,
+                };
+                self.on_response(ws, backoff, answer).await
+            }
+            Ok(UserFrame::ServerShutdown) => {
+                let _ = ws.close(None).await;
+                ControlFlow::Break(End::renew("serverShutdown"))
+            }
+            Ok(UserFrame::Ignored) => ControlFlow::Continue(()),
+            Err(e) => ws_session::skip_malformed(self, &e.to_string()).await,
+        }
+    }
+
+    fn malformed_counter(&self) -> &AtomicU64 {
+        &self.malformed
+    }
+
+    async fn report_malformed(&mut self, total: u64) -> bool {
         self.emit(UserEvent::Malformed { total }).await
+    }
+
+    async fn report_disconnected(&mut self, reason: String) -> bool {
+        self.emit(UserEvent::Disconnected { reason }).await
     }
 }
 

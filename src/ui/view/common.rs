@@ -52,7 +52,7 @@ pub(super) fn signed2(d: Decimal) -> String {
 }
 
 pub(super) fn money2(m: &Money) -> String {
-    format!("{} {}", signed2(m.amount), m.asset)
+    format!("{} {}", signed2(m.amount()), m.asset())
 }
 
 pub(super) fn opt<T: ToString>(v: Option<T>) -> String {

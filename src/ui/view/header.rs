@@ -10,7 +10,6 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
-use rust_decimal::Decimal;
 
 use super::common::{clock, dp2, duration, hm, money2, signed2, usage_style};
 use crate::domain::{Mode, Money, plain};
@@ -174,7 +173,7 @@ fn limit_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
         Span::raw("day "),
         Span::styled(
             day_text,
-            theme.signed(l.day_pnl.amount < Decimal::ZERO, l.day_pnl.amount.is_zero()),
+            theme.signed(l.day_pnl.is_negative(), l.day_pnl.is_zero()),
         ),
         Span::styled(
             format!("/-{}%", plain(l.daily_loss_limit_pct)),

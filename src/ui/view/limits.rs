@@ -48,7 +48,7 @@ pub(super) fn draw_limits(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
             Span::styled(text, text_style),
         ])
     };
-    let day_style = theme.signed(l.day_pnl.amount < Decimal::ZERO, l.day_pnl.amount.is_zero());
+    let day_style = theme.signed(l.day_pnl.is_negative(), l.day_pnl.is_zero());
     // With an incomplete equity there is no P&L: say so rather than draw a stale figure.
     let incomplete = snap.equity_status.is_incomplete();
     let (day_text, dd_text) = if incomplete {

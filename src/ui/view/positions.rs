@@ -10,7 +10,7 @@ use ratatui::widgets::TableState;
 use rust_decimal::Decimal;
 
 use super::common::{Col, fitted_table, panel, px, signed2};
-use crate::domain::{Price, decimals_of, display_fixed, money::display_trimmed};
+use crate::domain::{Money, Price, decimals_of, display_fixed, money::display_trimmed};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
 
@@ -54,8 +54,8 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
         .positions
         .iter()
         .map(|p| {
-            let neg = p.unrealized.as_ref().is_some_and(|m| m.amount < Decimal::ZERO);
-            let zero = p.unrealized.as_ref().is_none_or(|m| m.amount.is_zero());
+            let neg = p.unrealized.as_ref().is_some_and(Money::is_negative);
+            let zero = p.unrealized.as_ref().is_none_or(Money::is_zero);
             let pnl_style = theme.signed(neg, zero);
             // Dust (too small for any order to sell) is shown dimmed: still crbot's, but it
             // neither blocks a new entry nor gets protection.
@@ -78,7 +78,7 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
                 (
                     p.unrealized
                         .as_ref()
-                        .map_or_else(|| "-".into(), |m| signed2(m.amount)),
+                        .map_or_else(|| "-".into(), |m| signed2(m.amount())),
                     pnl_style,
                 ),
                 (p.unrealized_pct.map_or_else(|| "-".into(), signed2), pnl_style),
