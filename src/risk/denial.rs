@@ -90,7 +90,7 @@ pub enum Denial {
         deviation_pct: Decimal,
         limit_pct: Decimal,
     },
-    #[error("INSUFFICIENT_BALANCE: needs {} {asset} ({what}); free {} {asset}", plain(*.needed), plain(*.free))]
+    #[error("INSUFFICIENT_BALANCE: needs {} {asset} ({what}); free {} {asset}", balance_pair(*.needed, *.free, asset).0, balance_pair(*.needed, *.free, asset).1)]
     InsufficientBalance {
         asset: Asset,
         needed: Decimal,
@@ -170,5 +170,61 @@ impl Denial {
             Denial::PnlUnavailable { .. } => "PNL_UNAVAILABLE",
             Denial::UnknownSymbol { .. } => "UNKNOWN_SYMBOL",
         }
+    }
+}
+
+/// `needed` and `free` at `asset`'s display precision (the one rounding rule); when rounding
+/// would make a shortfall look like enough (`needs 97.34; free 97.34`), both exactly instead.
+pub(crate) fn balance_pair(needed: Decimal, free: Decimal, asset: &Asset) -> (String, String) {
+    let dp = asset.display_dp();
+    let (n, f) = (
+        crate::domain::display_fixed(needed, dp),
+        crate::domain::display_fixed(free, dp),
+    );
+    if (needed > free) != (n.parse::<Decimal>().ok() > f.parse::<Decimal>().ok()) {
+        (plain(needed), plain(free))
+    } else {
+        (n, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().expect("test literal")
+    }
+
+    #[test]
+    fn balance_figures_follow_the_asset_precision_unless_rounding_would_hide_a_shortfall() {
+        let usdt = Asset::usdt();
+        assert_eq!(
+            balance_pair(d("97.34378654"), d("10000"), &usdt),
+            ("97.34".to_string(), "10000.00".to_string())
+        );
+        // Half away from zero, as everywhere on the screen.
+        assert_eq!(balance_pair(d("0.125"), d("1"), &usdt).0, "0.13");
+        // 97.3438 needed, 97.3401 free: at two decimals both read 97.34, which would look
+        // payable; the exact figures show why it is not.
+        assert_eq!(
+            balance_pair(d("97.3438"), d("97.3401"), &usdt),
+            ("97.3438".to_string(), "97.3401".to_string())
+        );
+        let btc = Asset::new("BTC").expect("asset");
+        assert_eq!(
+            balance_pair(d("0.001"), d("0.5"), &btc),
+            ("0.00100000".to_string(), "0.50000000".to_string())
+        );
+        let denial = Denial::InsufficientBalance {
+            asset: usdt,
+            needed: d("120.456"),
+            free: d("100"),
+            what: "notional 120.33 + estimated fee 0.12".into(),
+        };
+        assert_eq!(
+            denial.to_string(),
+            "INSUFFICIENT_BALANCE: needs 120.46 USDT (notional 120.33 + estimated fee 0.12); free 100.00 USDT"
+        );
     }
 }

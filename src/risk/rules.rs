@@ -14,9 +14,9 @@ use std::fmt;
 use rust_decimal::Decimal;
 
 use super::context::{Facts, QuoteState, is_dust};
-use super::denial::pct_text;
+use super::denial::{balance_pair, pct_text};
 use super::{Denial, TradingState, f2, pct_of, smul};
-use crate::domain::{ClientOrderId, OrderRequest, Qty, Side, TicketKind, TimeInForce, plain};
+use crate::domain::{ClientOrderId, OrderRequest, Qty, Side, TicketKind, TimeInForce, display_fixed, plain};
 
 /// A rule, as listed in the report. The discriminant is the rule's row in [`RULES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -355,10 +355,11 @@ fn balance(f: &Facts<'_>) -> Vec<Finding> {
                     .checked_add(fee)
                     .map_or(Decimal::MAX, |m| m.amount());
                 let free = f.free(&f.quote_asset);
+                let dp = f.quote_asset.display_dp();
                 let what = format!(
                     "notional {} + estimated fee {}",
-                    plain(n.value()),
-                    plain(fee.amount())
+                    display_fixed(n.value(), dp),
+                    display_fixed(fee.amount(), dp)
                 );
                 if free < needed {
                     Finding::Fail(Denial::InsufficientBalance {
@@ -368,11 +369,10 @@ fn balance(f: &Facts<'_>) -> Vec<Finding> {
                         what,
                     })
                 } else {
+                    let (needed, free) = balance_pair(needed, free, &f.quote_asset);
                     Finding::Pass(format!(
-                        "BALANCE: needs {} {} ({what}); free {}",
-                        plain(needed),
-                        f.quote_asset,
-                        plain(free)
+                        "BALANCE: needs {needed} {} ({what}); free {free}",
+                        f.quote_asset
                     ))
                 }
             }
@@ -390,12 +390,8 @@ fn balance(f: &Facts<'_>) -> Vec<Finding> {
                         what: "quantity to sell".to_string(),
                     })
                 } else {
-                    Finding::Pass(format!(
-                        "BALANCE: sells {} {}; free {}",
-                        f.qty,
-                        r.base_asset,
-                        plain(free)
-                    ))
+                    let (sells, free) = balance_pair(f.qty.value(), free, &r.base_asset);
+                    Finding::Pass(format!("BALANCE: sells {sells} {}; free {free}", r.base_asset))
                 }
             }
         },
