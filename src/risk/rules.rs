@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use super::context::{Facts, QuoteState, is_dust};
 use super::denial::{balance_pair, pct_text};
 use super::{Denial, TradingState, f2, pct_of, smul};
-use crate::domain::{ClientOrderId, OrderRequest, Qty, Side, TicketKind, TimeInForce, display_fixed, plain};
+use crate::domain::{ClientOrderId, OrderRequest, Qty, Side, TicketKind, TimeInForce, display_fixed};
 
 /// A rule, as listed in the report. The discriminant is the rule's row in [`RULES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
