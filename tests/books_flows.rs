@@ -3,17 +3,24 @@
 //! account while no crbot process runs, as a user's deposit would arrive.
 #![allow(clippy::unwrap_used)]
 
+mod support {
+    pub mod cli;
+}
+
 use std::time::Duration;
 
-use assert_cmd::Command;
-use crbot::exchange::sim::{self, SimConfig, SimHandle};
+use crbot::exchange::sim::SimConfig;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-struct Exchange {
-    _rt: tokio::runtime::Runtime,
-    handle: SimHandle,
-    home: tempfile::TempDir,
+/// The shared harness, with this file's extra.
+struct Exchange(support::cli::CliExchange);
+
+impl std::ops::Deref for Exchange {
+    type Target = support::cli::CliExchange;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 fn d(s: &str) -> Decimal {
@@ -22,56 +29,11 @@ fn d(s: &str) -> Decimal {
 
 impl Exchange {
     fn start() -> Exchange {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let config = SimConfig {
+        Exchange(support::cli::CliExchange::start(SimConfig {
             step_interval: Duration::from_secs(3600),
             starting_balances: vec![("USDT".into(), d("10000"))],
             ..SimConfig::default()
-        };
-        let handle = rt
-            .block_on(sim::start("127.0.0.1:0".parse().unwrap(), config))
-            .unwrap();
-        Exchange {
-            _rt: rt,
-            handle,
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let mut c = Command::cargo_bin("crbot").unwrap();
-        for v in [
-            "CRBOT_HOME",
-            "CRBOT_MODE",
-            "BINANCE_TESTNET",
-            "DATABASE_URL",
-            "DEBUG",
-        ] {
-            c.env_remove(v);
-        }
-        let out = c
-            .env("ENV", "development")
-            .env("BINANCE_REST_URL", self.handle.rest_url())
-            .env("BINANCE_WS_URL", self.handle.ws_url())
-            .env("BINANCE_WS_API_URL", self.handle.ws_api_url())
-            .env("BINANCE_API_KEY", self.handle.api_key())
-            .env("BINANCE_API_SECRET", self.handle.api_secret().expose())
-            .arg("--home")
-            .arg(self.home.path())
-            .args(["--mode", "sim"])
-            .args(args)
-            .timeout(Duration::from_secs(60))
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        }))
     }
 
     fn pnl(&self) -> Value {

@@ -3,22 +3,27 @@
 //! overrides and the exchange's own test key, as a user would point crbot at `crbot sim`.
 #![allow(clippy::unwrap_used)]
 
+mod support {
+    pub mod cli;
+}
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
 use crbot::domain::{Mode, OrderRequest, OrderType, Side, Symbol, TimeInForce};
-use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
-use crbot::exchange::binance::sign::Credentials;
-use crbot::exchange::sim::{self, SimConfig, SimHandle};
+use crbot::exchange::sim::{self, SimConfig};
 use crbot::journal::{EventKind, Journal, KillTrigger};
 use serde_json::Value;
 
-struct Exchange {
-    rt: tokio::runtime::Runtime,
-    handle: SimHandle,
-    home: tempfile::TempDir,
+/// The shared harness, with this file's extras.
+struct Exchange(support::cli::CliExchange);
+
+impl std::ops::Deref for Exchange {
+    type Target = support::cli::CliExchange;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Exchange {
@@ -40,83 +45,7 @@ impl Exchange {
     }
 
     fn start_config(config: SimConfig) -> Exchange {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = rt
-            .block_on(sim::start("127.0.0.1:0".parse().unwrap(), config))
-            .unwrap();
-        Exchange {
-            rt,
-            handle,
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn home(&self) -> &Path {
-        self.home.path()
-    }
-
-    fn crbot(&self) -> Command {
-        self.crbot_in("sim")
-    }
-
-    fn crbot_in(&self, mode: &str) -> Command {
-        let mut c = Command::cargo_bin("crbot").unwrap();
-        for v in [
-            "CRBOT_HOME",
-            "CRBOT_MODE",
-            "BINANCE_TESTNET",
-            "DATABASE_URL",
-            "DEBUG",
-            "MAX_DAILY_LOSS_PERCENT",
-        ] {
-            c.env_remove(v);
-        }
-        c.env("ENV", "development")
-            .env("BINANCE_REST_URL", self.handle.rest_url())
-            .env("BINANCE_WS_URL", self.handle.ws_url())
-            .env("BINANCE_WS_API_URL", self.handle.ws_api_url())
-            .env("BINANCE_API_KEY", self.handle.api_key())
-            .env("BINANCE_API_SECRET", self.handle.api_secret().expose())
-            .arg("--home")
-            .arg(self.home())
-            .args(["--mode", mode])
-            .timeout(Duration::from_secs(60));
-        c
-    }
-
-    /// Runs crbot and returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.crbot().args(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let (code, out, err) = self.run(&all);
-        assert_eq!(code, 0, "crbot {args:?} failed: {err}\n{out}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("crbot {args:?}: not JSON ({e}):\n{out}"))
-    }
-
-    /// A client of our own, to see the exchange's truth (and to act as "someone else").
-    fn rest(&self) -> BinanceRest {
-        BinanceRest::without_ban_store(
-            Endpoints::local(self.handle.addr()).unwrap(),
-            Some(Credentials::hmac(
-                &self.handle.api_key(),
-                self.handle.api_secret().expose(),
-            )),
-            RestConfig::default(),
-        )
-        .unwrap()
+        Exchange(support::cli::CliExchange::start(config))
     }
 
     fn exchange_open_orders(&self) -> usize {
