@@ -132,6 +132,13 @@ async fn approved_ticket_is_journaled_as_sending_before_it_is_sent_then_follows_
 
     // Each fill's log line carries its fee: in its own asset and, priced at the fill, in USDT.
     let snap = core.state.snapshot(later);
+    // The screen gets the tick of the symbol it shows (the position's), to print its prices.
+    let btc = crbot::domain::Symbol::new(BTC).unwrap();
+    assert_eq!(
+        snap.tick(&btc),
+        core.state.rules[&btc].filters.price.as_ref().map(|f| f.tick_size)
+    );
+    assert!(snap.tick(&btc).is_some());
     let lines: Vec<&str> = snap
         .log
         .iter()

@@ -647,6 +647,22 @@ impl EngineState {
         if let Some(e) = &self.storage_error {
             warnings.push(format!("journal cannot be written ({e}): new tickets refused"));
         }
+        let positions = self.position_rows();
+        let orders = self.open_orders();
+        // Ticks of the symbols on the screen only: `rules` holds every symbol of the exchange
+        // (thousands on Binance), and a snapshot is built up to 30 times a second.
+        let shown = self
+            .watchlist
+            .iter()
+            .chain(&self.selected)
+            .chain(positions.iter().map(|p| &p.symbol))
+            .chain(orders.iter().map(|o| &o.symbol));
+        let price_ticks = shown
+            .filter_map(|s| {
+                let tick = self.rules.get(s)?.filters.price.as_ref()?.tick_size;
+                (!tick.is_zero()).then(|| (s.clone(), tick))
+            })
+            .collect();
         Snapshot {
             mode: self.mode,
             now_ms,
@@ -660,8 +676,8 @@ impl EngineState {
             },
             watchlist,
             selected_symbol: self.selected.clone(),
-            positions: self.position_rows(),
-            orders: self.open_orders(),
+            positions,
+            orders,
             limits: self.limits_usage(now_ms),
             equity: self.current_equity(),
             equity_status: self.equity_status(),
@@ -686,12 +702,7 @@ impl EngineState {
                 .and_then(|d| self.positions.fees_by_day().get(&d).cloned())
                 .unwrap_or_default(),
             limit_change_pending: self.pending_limit.as_ref().map(|(_, v)| v.clone()),
-            price_ticks: self
-                .rules
-                .iter()
-                .filter_map(|(s, r)| Some((s.clone(), r.filters.price.as_ref()?.tick_size)))
-                .filter(|(_, t)| !t.is_zero())
-                .collect(),
+            price_ticks,
         }
     }
 
