@@ -10,7 +10,8 @@
 //! - `kill`: the kill switch, one sequence for the console and `crbot kill`.
 //! - `backup`: the journal's backups (on command, after a kill, scheduled), off the loop.
 //! - `session`: mode → endpoints, keys and (sim, paper) the local exchange.
-//! - `runtime`: the console's event loop (`crate::console` starts and stops it).
+//! - `machine`: the console's engine as a state machine, `update(input, now) -> effects`.
+//! - `runtime`: the executor that runs the machine's effects (`crate::console` starts it).
 //! - `snapshot`: the data contract with the screen.
 //!
 //! Must not: draw, read keys, know the command line, or let anything reach the exchange that did
@@ -19,6 +20,7 @@
 pub mod backup;
 pub mod core;
 pub mod kill;
+pub mod machine;
 pub mod runtime;
 pub mod session;
 pub mod snapshot;

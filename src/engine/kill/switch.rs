@@ -60,6 +60,12 @@ impl Halted {
         }
     }
 
+    /// The kill's reason; `None` for an interrupted sweep finished at start-up (its `KILL`
+    /// event is in the journal already).
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
     /// Why the halt is not in the journal, when it is not (the cancels go regardless).
     pub fn halt_error(&self) -> Option<&JournalError> {
         self.halt_error.as_ref()
