@@ -132,13 +132,25 @@ fn age_days(now_ms: i64, then_ms: i64) -> i64 {
 
 /// Walks the checklist. Items come in a fixed order.
 pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
+    let mut out = vec![check_vault(inp), check_keys_for_mode(inp)];
+    out.extend(check_key_permissions(inp));
+    out.extend([
+        check_clock(inp),
+        check_posture(inp),
+        check_tls(inp),
+        check_tried_first(inp),
+        check_kill_tested(inp),
+        check_backup(inp),
+    ]);
+    out
+}
+
+/// The vault file: present when keys are needed, private to its owner.
+fn check_vault(inp: &DoctorInputs) -> CheckResult {
     use CheckStatus::*;
     let production = is_production(&inp.env);
     let needs_keys = inp.mode.needs_keys();
-    let mut out = Vec::new();
-
-    // The vault.
-    out.push(match &inp.vault {
+    match &inp.vault {
         None => check("vault", Warn, "the vault file could not be checked", None),
         Some(v) if !v.exists && (needs_keys || production) => check(
             "vault",
@@ -168,11 +180,15 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
             format!("{} (mode {:04o})", v.path.display(), v.mode_bits & 0o7777),
             None,
         ),
-    });
+    }
+}
 
-    // Keys for the mode.
+/// Keys for the mode, when it needs them.
+fn check_keys_for_mode(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
+    let needs_keys = inp.mode.needs_keys();
     let mode = inp.mode;
-    out.push(if !needs_keys {
+    if !needs_keys {
         check(
             "keys for mode",
             Skipped,
@@ -193,59 +209,72 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
             detail: format!("no keys for {mode}"),
             fix: Some(format!("crbot vault set-keys --mode {mode}")),
         }
-    });
-
-    // The key's permissions.
-    match &inp.api_restrictions {
-        None => out.push(check(
-            "API key permissions",
-            Skipped,
-            format!("not available on {mode} (no /sapi/v1/account/apiRestrictions there)"),
-            None,
-        )),
-        Some(Err(e)) => out.push(check(
-            "API key permissions",
-            Warn,
-            format!("could not read the key's permissions: {e}"),
-            Some("check the key and the network, then run `crbot doctor` again"),
-        )),
-        Some(Ok(r)) => {
-            out.push(if r.enable_withdrawals {
-                check(
-                    "API key: withdrawals",
-                    Fail,
-                    "withdrawals are ENABLED on this key",
-                    Some("disable \"Enable Withdrawals\" for this key in Binance API Management"),
-                )
-            } else {
-                check("API key: withdrawals", Pass, "withdrawals disabled", None)
-            });
-            out.push(if r.ip_restrict {
-                check("API key: IP restriction", Pass, "restricted to trusted IPs", None)
-            } else {
-                check(
-                    "API key: IP restriction",
-                    Warn,
-                    "the key works from any IP address",
-                    Some("restrict the key to this machine's IP in Binance API Management"),
-                )
-            });
-            out.push(if r.enable_spot_and_margin_trading && r.enable_reading {
-                check("API key: trading", Pass, "spot trading and reading enabled", None)
-            } else {
-                check(
-                    "API key: trading",
-                    Fail,
-                    "the key cannot read the account or trade spot",
-                    Some("enable \"Enable Reading\" and \"Enable Spot & Margin Trading\" for this key"),
-                )
-            });
-        }
     }
+}
 
-    // Clock offset.
+/// The API key's permissions: no withdrawals, restricted IPs, spot trading.
+fn check_key_permissions(inp: &DoctorInputs) -> Vec<CheckResult> {
+    use CheckStatus::*;
+    let mode = inp.mode;
+    let r = match &inp.api_restrictions {
+        None => {
+            return vec![check(
+                "API key permissions",
+                Skipped,
+                format!("not available on {mode} (no /sapi/v1/account/apiRestrictions there)"),
+                None,
+            )];
+        }
+        Some(Err(e)) => {
+            return vec![check(
+                "API key permissions",
+                Warn,
+                format!("could not read the key's permissions: {e}"),
+                Some("check the key and the network, then run `crbot doctor` again"),
+            )];
+        }
+        Some(Ok(r)) => r,
+    };
+    vec![
+        if r.enable_withdrawals {
+            check(
+                "API key: withdrawals",
+                Fail,
+                "withdrawals are ENABLED on this key",
+                Some("disable \"Enable Withdrawals\" for this key in Binance API Management"),
+            )
+        } else {
+            check("API key: withdrawals", Pass, "withdrawals disabled", None)
+        },
+        if r.ip_restrict {
+            check("API key: IP restriction", Pass, "restricted to trusted IPs", None)
+        } else {
+            check(
+                "API key: IP restriction",
+                Warn,
+                "the key works from any IP address",
+                Some("restrict the key to this machine's IP in Binance API Management"),
+            )
+        },
+        if r.enable_spot_and_margin_trading && r.enable_reading {
+            check("API key: trading", Pass, "spot trading and reading enabled", None)
+        } else {
+            check(
+                "API key: trading",
+                Fail,
+                "the key cannot read the account or trade spot",
+                Some("enable \"Enable Reading\" and \"Enable Spot & Margin Trading\" for this key"),
+            )
+        },
+    ]
+}
+
+/// The clock offset against the exchange.
+fn check_clock(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
+    let mode = inp.mode;
     const CLOCK_FIX: &str = "synchronise the system clock (e.g. `timedatectl set-ntp true`, chrony or ntpd)";
-    out.push(match &inp.clock_offset_ms {
+    match &inp.clock_offset_ms {
         None => check("clock offset", Skipped, format!("not measured on {mode}"), None),
         Some(Err(e)) => check(
             "clock offset",
@@ -266,11 +295,14 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
             Some(CLOCK_FIX),
         ),
         Some(Ok(off)) => check("clock offset", Pass, format!("{off} ms"), None),
-    });
+    }
+}
 
-    // ENV / DEBUG posture.
-    let env = inp.env.trim();
-    out.push(if production && inp.debug {
+/// ENV/DEBUG: no debug in production.
+fn check_posture(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
+    let production = is_production(&inp.env);
+    if production && inp.debug {
         check(
             "ENV/DEBUG posture",
             Fail,
@@ -281,17 +313,28 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
         check(
             "ENV/DEBUG posture",
             Pass,
-            format!("ENV={env} with DEBUG=true (not production)"),
+            format!("ENV={} with DEBUG=true (not production)", inp.env.trim()),
             None,
         )
     } else {
-        check("ENV/DEBUG posture", Pass, format!("ENV={env}, DEBUG=false"), None)
-    });
+        check(
+            "ENV/DEBUG posture",
+            Pass,
+            format!("ENV={}, DEBUG=false", inp.env.trim()),
+            None,
+        )
+    }
+}
 
-    // TLS endpoints.
+/// TLS on every endpoint (required in production, advised with keys).
+fn check_tls(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
+    let production = is_production(&inp.env);
+    let needs_keys = inp.mode.needs_keys();
+    let mode = inp.mode;
     const TLS_FIX: &str =
         "use https:// and wss:// for BINANCE_REST_URL, BINANCE_WS_URL and BINANCE_WS_API_URL";
-    out.push(if inp.endpoints_tls {
+    if inp.endpoints_tls {
         check("TLS endpoints", Pass, "every endpoint is https/wss", None)
     } else if production {
         check(
@@ -314,10 +357,14 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
             format!("plain endpoints allowed for {mode} outside production"),
             None,
         )
-    });
+    }
+}
 
-    // Testnet or paper before live.
-    out.push(if mode != Mode::Live {
+/// Live only after testnet or paper.
+fn check_tried_first(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
+    let mode = inp.mode;
+    if mode != Mode::Live {
         check(
             "tried on testnet or paper",
             Skipped,
@@ -339,12 +386,15 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
                 Some("run the same setup with --mode testnet or --mode paper first"),
             ),
         }
-    });
+    }
+}
 
-    // Kill switch tested.
+/// The kill switch was triggered recently.
+fn check_kill_tested(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
     const KILL_FIX: &str =
         "test it: `crbot --mode testnet kill`, check orders are cancelled, then `crbot resume`";
-    out.push(match inp.last_kill_switch_test_ms {
+    match inp.last_kill_switch_test_ms {
         None => check(
             "kill switch tested",
             Warn,
@@ -366,11 +416,14 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
             format!("last triggered {} days ago", age_days(inp.now_ms, t)),
             None,
         ),
-    });
+    }
+}
 
-    // Recent backup.
+/// A recent backup of the journal.
+fn check_backup(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
     const BACKUP_FIX: &str = "back up the journal: `crbot backup PATH`";
-    out.push(match inp.last_backup_ms {
+    match inp.last_backup_ms {
         None => check("recent backup", Warn, "no backup recorded", Some(BACKUP_FIX)),
         Some(t) if inp.now_ms - t > BACKUP_MAX_AGE_DAYS * DAY_MS => check(
             "recent backup",
@@ -387,9 +440,7 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
             format!("last backup {} days ago", age_days(inp.now_ms, t)),
             None,
         ),
-    });
-
-    out
+    }
 }
 
 /// Counts per status: (pass, warn, fail, skipped).

@@ -792,3 +792,80 @@ fn a_loop_through_three_files_is_one_cycle() {
         vec![vec!["x".to_string(), "y".into(), "z::w".into()]]
     );
 }
+
+/// Functions longer than this hold several jobs; data tables are the exception, by name.
+const MAX_FN_LINES: usize = 150;
+/// Functions that are one data table (a row per entry), allowed past the limit.
+const DATA_TABLES: &[&str] = &[];
+
+/// `(line, name, length)` of each function in `code` (comments and literals blanked), by
+/// brace matching from its `fn` keyword to the end of its body.
+fn function_lengths(code: &str) -> Vec<(usize, String, usize)> {
+    let toks = tokens(code);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        if let (Tok::Ident(kw), Some((Tok::Ident(name), _))) = (&toks[i].0, toks.get(i + 1))
+            && kw == "fn"
+        {
+            let start = toks[i].1;
+            // The body opens at the first `{` before any `;` (a declaration without a body).
+            let mut j = i + 2;
+            while j < toks.len() && !matches!(toks[j].0, Tok::Punct('{') | Tok::Punct(';')) {
+                j += 1;
+            }
+            if matches!(toks.get(j), Some((Tok::Punct('{'), _))) {
+                let mut depth = 0usize;
+                let mut k = j;
+                while k < toks.len() {
+                    match toks[k].0 {
+                        Tok::Punct('{') => depth += 1,
+                        Tok::Punct('}') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    k += 1;
+                }
+                let end = toks.get(k).map_or(start, |t| t.1);
+                out.push((start, name.clone(), end - start + 1));
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn no_function_in_src_is_longer_than_the_limit() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut long = Vec::new();
+    for (module, file) in module_files(&src) {
+        let text = std::fs::read_to_string(&file).expect("read a source file");
+        for (line, name, len) in function_lengths(&code_only(&text)) {
+            if len > MAX_FN_LINES && !DATA_TABLES.contains(&name.as_str()) {
+                long.push(format!(
+                    "{module} ({}:{line}) fn {name}: {len} lines",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these by job (or, for one data table, list it in DATA_TABLES):\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_sees_a_long_function() {
+    let body = "    let x = 1;\n".repeat(MAX_FN_LINES);
+    let code = format!("fn short() {{ }}\nfn long() {{\n{body}}}\nfn decl();\n");
+    let lengths = function_lengths(&code);
+    let names: Vec<(&str, usize)> = lengths.iter().map(|(_, n, l)| (n.as_str(), *l)).collect();
+    assert_eq!(names, [("short", 1), ("long", MAX_FN_LINES + 2)]);
+}

@@ -177,22 +177,47 @@ const TRADE_APPENDED: &[&str] = &[
 /// Writes `trades.csv` (every fill, with its fee valued and the running books of crbot's
 /// position after it), `positions.csv` (the books after the last fill) and `fees_daily.csv`.
 fn export_books(conn: &Connection, dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let orders = order_info(conn)?;
+    let export = trade_rows(conn, &orders)?;
+    let trades = dir.join("trades.csv");
+    write_csv(&trades, &export.header, &export.rows)?;
+    let positions = write_positions(dir, &export.books)?;
+    let fees = write_fees_daily(dir, export.daily)?;
+    Ok(vec![trades, positions, fees])
+}
+
+/// Fees per UTC day, fee asset and quote asset: paid, valued in the quote, unpriced.
+type DailyFees = BTreeMap<(String, Asset, Asset), [Decimal; 3]>;
+
+/// `trades.csv` replayed: its header and rows, the books after the last fill, the daily fees.
+struct TradeExport {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    books: Positions,
+    daily: DailyFees,
+}
+
+/// What the export needs of each crbot order: its list and its purpose.
+fn order_info(conn: &Connection) -> Result<BTreeMap<String, OrderInfo>, JournalError> {
     let mut orders: BTreeMap<String, OrderInfo> = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare("SELECT client_order_id, order_list_id, purpose FROM orders")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let cid: String = r.get(0)?;
-            let purpose: String = r.get(2)?;
-            orders.insert(
-                cid,
-                OrderInfo {
-                    order_list_id: r.get(1)?,
-                    purpose: OrderPurpose::from_code(&purpose),
-                },
-            );
-        }
+    let mut stmt = conn.prepare("SELECT client_order_id, order_list_id, purpose FROM orders")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let cid: String = r.get(0)?;
+        let purpose: String = r.get(2)?;
+        orders.insert(
+            cid,
+            OrderInfo {
+                order_list_id: r.get(1)?,
+                purpose: OrderPurpose::from_code(&purpose),
+            },
+        );
     }
+    Ok(orders)
+}
+
+/// Every fill as a row of `trades.csv`, with the books replayed along the way and the daily fees.
+fn trade_rows(conn: &Connection, orders: &BTreeMap<String, OrderInfo>) -> Result<TradeExport, JournalError> {
     let has_fee_price = column_names(conn, "trades")?.iter().any(|c| c == "fee_price");
     let sql = format!(
         "SELECT {}, {} FROM trades ORDER BY time_ms, id",
@@ -202,7 +227,7 @@ fn export_books(conn: &Connection, dir: &Path) -> Result<Vec<PathBuf>, JournalEr
     let mut header: Vec<String> = TRADE_COLUMNS.iter().map(|c| c.to_string()).collect();
     header.extend(TRADE_APPENDED.iter().map(|c| c.to_string()));
     let mut books = Positions::new();
-    let mut daily: BTreeMap<(String, Asset, Asset), [Decimal; 3]> = BTreeMap::new();
+    let mut daily: DailyFees = BTreeMap::new();
     let mut out_rows = Vec::new();
     let mut stmt = conn.prepare(&sql)?;
     let columns = TRADE_COLUMNS.len();
@@ -277,9 +302,16 @@ fn export_books(conn: &Connection, dir: &Path) -> Result<Vec<PathBuf>, JournalEr
         }
         out_rows.push(fields);
     }
-    let trades = dir.join("trades.csv");
-    write_csv(&trades, &header, &out_rows)?;
+    Ok(TradeExport {
+        header,
+        rows: out_rows,
+        books,
+        daily,
+    })
+}
 
+/// `positions.csv`: the books after the last fill.
+fn write_positions(dir: &Path, books: &Positions) -> Result<PathBuf, JournalError> {
     let exported_ms = chrono::Utc::now().timestamp_millis().to_string();
     let pos_header = [
         "symbol",
@@ -323,7 +355,11 @@ fn export_books(conn: &Connection, dir: &Path) -> Result<Vec<PathBuf>, JournalEr
         .collect();
     let positions = dir.join("positions.csv");
     write_csv(&positions, &pos_header, &pos_rows)?;
+    Ok(positions)
+}
 
+/// `fees_daily.csv`: the fees of each UTC day.
+fn write_fees_daily(dir: &Path, daily: DailyFees) -> Result<PathBuf, JournalError> {
     let fee_header = [
         "date_utc",
         "fee_asset",
@@ -348,7 +384,7 @@ fn export_books(conn: &Connection, dir: &Path) -> Result<Vec<PathBuf>, JournalEr
         .collect();
     let fees = dir.join("fees_daily.csv");
     write_csv(&fees, &fee_header, &fee_rows)?;
-    Ok(vec![trades, positions, fees])
+    Ok(fees)
 }
 
 /// A fill from the text of [`TRADE_COLUMNS`].
