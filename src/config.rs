@@ -23,6 +23,7 @@
 //! it still allows plain-text endpoints on this machine only, so that a rehearsal can run
 //! against the local exchange (`crbot sim`).
 
+mod api;
 mod dotenv;
 mod kill_key;
 mod redact;
@@ -35,6 +36,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use url::Url;
 
+pub use api::{ApiConfig, DEFAULT_API_ADDR};
 pub use kill_key::{KeyName, KillKey};
 pub use redact::redact_urls;
 
@@ -70,8 +72,8 @@ pub const VARIABLES: &[VarDoc] = &[
     var("DEBUG", "false", "true or false"),
     var(
         "SECRET_KEY",
-        "(unset)",
-        "any text (kept for the seed; crbot does not use it)",
+        "(unset; development generates one)",
+        "at least 32 characters (signs the control API's tokens)",
     ),
     var(
         "DATABASE_URL",
@@ -105,6 +107,19 @@ pub const VARIABLES: &[VarDoc] = &[
         default: "reduce",
         allowed: "reduce, halt_flatten",
     },
+    var("JWT_EXPIRE_HOURS", "24", "1 <= value <= 8760"),
+    var(
+        "RATE_LIMIT_REQUESTS",
+        "100",
+        "0 <= value <= 100000 (0: off, development only)",
+    ),
+    var("RATE_LIMIT_WINDOW_SECS", "60", "1 <= value <= 86400"),
+    var(
+        "CORS_ORIGINS",
+        "(none)",
+        "comma-separated origins such as https://app.example.com",
+    ),
+    var("CRBOT_API_ADDR", DEFAULT_API_ADDR, "HOST:PORT with an IP address"),
 ];
 
 /// Read too, but only as the fallback of `CRBOT_LOG`.
@@ -348,7 +363,10 @@ pub struct Config {
     pub endpoints: EndpointOverrides,
     /// Plain-text keys, present only where the posture allows them (development).
     pub env_keys: Option<EnvKeys>,
+    /// Signs the control API's tokens; never printed. `None`: development generates one.
     pub secret_key: Option<SecretString>,
+    /// The control API (`crbot serve`, `crbot token`).
+    pub api: ApiConfig,
     pub recv_window_ms: u64,
     pub kill_key: KillKey,
     pub bell: bool,
@@ -467,6 +485,7 @@ impl Config {
         };
         let log_filter = log_filter(sources)?;
         let secret_key = sources.value("SECRET_KEY").map(SecretString::from);
+        let api = api::api_config(sources, env)?;
 
         // ----- posture -----
         if debug {
@@ -509,6 +528,7 @@ impl Config {
             endpoints,
             env_keys,
             secret_key,
+            api,
             recv_window_ms,
             kill_key,
             bell,

@@ -1,0 +1,167 @@
+//! The control API's settings: token lifetime, rate limit, CORS origins and the TCP address of
+//! `crbot serve`.
+//!
+//! Owns: parsing and range-checking these variables, and the posture rule that the rate limit
+//! cannot be switched off outside development. Must not: read `SECRET_KEY`'s value into an
+//! error or a log line (the signing key is resolved by the API itself, which may generate one),
+//! or decide whether an address may be listened on (`serve` does, since `--addr` overrides it).
+
+use std::net::SocketAddr;
+
+use url::Url;
+
+use super::{ConfigError, Environment, Sources, bad, integer};
+
+/// `crbot serve`'s default address: loopback, on the seed's port.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8002";
+
+/// The control API's settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Lifetime of a token that `crbot token issue` prints without `--ttl`.
+    pub jwt_expire_hours: u64,
+    /// Requests allowed per client address per window; `None` when switched off (development
+    /// with `RATE_LIMIT_REQUESTS=0`).
+    pub rate_limit_requests: Option<u32>,
+    pub rate_limit_window_secs: u64,
+    /// Origins a browser may call the API from in staging and production (`scheme://host[:port]`).
+    pub cors_origins: Vec<String>,
+    /// Where `crbot serve` listens unless `--addr` says otherwise.
+    pub addr: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            jwt_expire_hours: 24,
+            rate_limit_requests: Some(100),
+            rate_limit_window_secs: 60,
+            cors_origins: Vec::new(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8002)),
+        }
+    }
+}
+
+pub(super) fn api_config(sources: &Sources, env: Environment) -> Result<ApiConfig, ConfigError> {
+    let jwt_expire_hours = integer(sources, "JWT_EXPIRE_HOURS", 24, 1, 8760)?;
+    let requests = integer(sources, "RATE_LIMIT_REQUESTS", 100, 0, 100_000)?;
+    // Off only where nobody else can reach the engine: the limit also slows token guessing.
+    if requests == 0 && env != Environment::Development {
+        return Err(ConfigError::Refused {
+            setting: "RATE_LIMIT_REQUESTS=0".into(),
+            env,
+            why: "the rate limit also slows token guessing; set 1 <= value <= 100000".into(),
+        });
+    }
+    let rate_limit_requests = u32::try_from(requests).ok().filter(|n| *n > 0);
+    let rate_limit_window_secs = integer(sources, "RATE_LIMIT_WINDOW_SECS", 60, 1, 86_400)?;
+    let cors_origins = match sources.value("CORS_ORIGINS") {
+        None => Vec::new(),
+        Some(v) => cors_origins(v)?,
+    };
+    let addr = match sources.value("CRBOT_API_ADDR") {
+        None => ApiConfig::default().addr,
+        Some(v) => v.parse().map_err(|_| {
+            bad(
+                "CRBOT_API_ADDR",
+                v,
+                "is not valid",
+                "HOST:PORT with an IP address",
+            )
+        })?,
+    };
+    Ok(ApiConfig {
+        jwt_expire_hours,
+        rate_limit_requests,
+        rate_limit_window_secs,
+        cors_origins,
+        addr,
+    })
+}
+
+/// `https://app.example.com, http://localhost:3000` → the origins, each as a browser sends it
+/// in `Origin` (no path, no trailing slash), so that they compare byte for byte.
+fn cors_origins(v: &str) -> Result<Vec<String>, ConfigError> {
+    const ALLOWED: &str = "comma-separated origins such as https://app.example.com";
+    let mut origins = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let url = Url::parse(item).map_err(|_| bad("CORS_ORIGINS", item, "is not an origin", ALLOWED))?;
+        let origin_only = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+        let credentials = !url.username().is_empty() || url.password().is_some();
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || !origin_only
+            || credentials
+        {
+            return Err(bad("CORS_ORIGINS", item, "is not an origin", ALLOWED));
+        }
+        origins.push(url.origin().ascii_serialization());
+    }
+    Ok(origins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(vars: &[(&str, &str)], env: Environment) -> Result<ApiConfig, ConfigError> {
+        let s = Sources {
+            process: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Sources::default()
+        };
+        api_config(&s, env)
+    }
+
+    #[test]
+    fn defaults_are_a_day_of_token_100_requests_a_minute_and_loopback_8002() {
+        let c = sources(&[], Environment::Production).expect("valid");
+        assert_eq!(c, ApiConfig::default());
+        assert_eq!(c.addr.to_string(), DEFAULT_API_ADDR);
+    }
+
+    #[test]
+    fn a_zero_rate_limit_switches_it_off_in_development_only() {
+        let dev = sources(&[("RATE_LIMIT_REQUESTS", "0")], Environment::Development).expect("valid");
+        assert_eq!(dev.rate_limit_requests, None);
+        let err = sources(&[("RATE_LIMIT_REQUESTS", "0")], Environment::Staging).expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("RATE_LIMIT_REQUESTS=0 is refused with ENV=staging"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_allowed_range() {
+        for (name, value) in [
+            ("JWT_EXPIRE_HOURS", "0"),
+            ("JWT_EXPIRE_HOURS", "a day"),
+            ("RATE_LIMIT_REQUESTS", "-1"),
+            ("RATE_LIMIT_WINDOW_SECS", "0"),
+            ("CRBOT_API_ADDR", "localhost"),
+            ("CORS_ORIGINS", "https://ok.example.com, ftp://files.example.com"),
+            ("CORS_ORIGINS", "https://app.example.com/path"),
+        ] {
+            let err = sources(&[(name, value)], Environment::Development).expect_err("refused");
+            let line = err.to_string();
+            assert!(line.starts_with(&format!("{name}=")), "{line}");
+            assert!(line.contains("allowed"), "{line}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_kept_as_a_browser_sends_them() {
+        let c = sources(
+            &[(
+                "CORS_ORIGINS",
+                "https://App.Example.com/, http://localhost:3000 ,",
+            )],
+            Environment::Production,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+    }
+}
