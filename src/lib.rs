@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used)]
 #![warn(missing_debug_implementations)]
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -56,6 +56,9 @@ pub struct Snapshot {
     /// Each known symbol's price tick (`PRICE_FILTER.tickSize`): prices on the screen are shown
     /// at their tick's decimals, by the one display rounding rule.
     pub price_ticks: std::collections::BTreeMap<Symbol, Decimal>,
+    /// Balances and the equity figures behind the P&L, for the control API's documents (the
+    /// screen does not draw them).
+    pub books: AccountBooks,
 }
 
 impl Snapshot {
@@ -63,6 +66,29 @@ impl Snapshot {
     pub fn tick(&self, symbol: &Symbol) -> Option<Decimal> {
         self.price_ticks.get(symbol).copied()
     }
+}
+
+/// The account's balances, marked, and the equity figures the P&L is measured against.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountBooks {
+    pub balances: Vec<BalanceRow>,
+    /// Equity at 00:00 UTC, restated for capital flows.
+    pub day_start_equity: Option<Money>,
+    pub high_water_mark: Option<Money>,
+    /// Realized P&L of each of crbot's positions.
+    pub realized: Vec<(Symbol, Money)>,
+}
+
+/// One asset's balance with its USDT mark, when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceRow {
+    pub asset: Asset,
+    pub free: Qty,
+    pub locked: Qty,
+    pub mark: Option<Price>,
+    pub value: Option<Money>,
+    /// Age of the mark when it is a last known price rather than a fresh one.
+    pub mark_age_ms: Option<i64>,
 }
 
 /// How complete the equity is.

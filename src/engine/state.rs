@@ -14,9 +14,9 @@ use crate::domain::{
     Price, Qty, Quote, Side, Symbol, SymbolRules,
 };
 use crate::engine::snapshot::{
-    Candle, EquityCurves, EquityPoint, EquityStatus, Header, KillProgress, LimitChangePending, LimitsUsage,
-    LogKind, LogLevel, LogLine, PositionRow, RateLimitUsage, Snapshot, StreamHealth, StreamStatus,
-    TicketPreview, TicketResult, TradingState as ViewState, WatchRow,
+    AccountBooks, BalanceRow, Candle, EquityCurves, EquityPoint, EquityStatus, Header, KillProgress,
+    LimitChangePending, LimitsUsage, LogKind, LogLevel, LogLine, PositionRow, RateLimitUsage, Snapshot,
+    StreamHealth, StreamStatus, TicketPreview, TicketResult, TradingState as ViewState, WatchRow,
 };
 use crate::journal::CapitalFlowRecord;
 use crate::portfolio::equity::{EquityReport, FlowSource, Mark, usdt_market};
@@ -703,6 +703,37 @@ impl EngineState {
                 .unwrap_or_default(),
             limit_change_pending: self.pending_limit.as_ref().map(|(_, v)| v.clone()),
             price_ticks,
+            books: self.books(),
+        }
+    }
+
+    /// Balances with their marks, and the equity figures of the P&L document.
+    fn books(&self) -> AccountBooks {
+        let report = self.equity_report.as_ref();
+        let balances = self
+            .balances
+            .values()
+            .map(|b| {
+                let priced = report.and_then(|r| r.priced.iter().find(|p| p.asset == b.asset));
+                BalanceRow {
+                    asset: b.asset.clone(),
+                    free: b.free,
+                    locked: b.locked,
+                    mark: priced.map(|p| p.mark),
+                    value: priced.map(|p| p.value.clone()),
+                    mark_age_ms: priced.and_then(|p| p.held_age_ms),
+                }
+            })
+            .collect();
+        AccountBooks {
+            balances,
+            day_start_equity: self.equity.day_start().map(|d| d.equity.clone()),
+            high_water_mark: self.equity.high_water_mark().cloned(),
+            realized: self
+                .positions
+                .iter()
+                .map(|p| (p.symbol.clone(), p.realized_pnl()))
+                .collect(),
         }
     }
 

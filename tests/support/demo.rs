@@ -406,6 +406,7 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
         ]
         .into_iter()
         .collect(),
+        books: Default::default(),
     }
 }
 

@@ -1,0 +1,169 @@
+//! The engine's control API over HTTP: JSON documents read from the engine's snapshots, and
+//! the kill switch, re-arm and order cancels sent to it as commands.
+//!
+//! Owns: the router (routes, bearer-token guards, the per-address rate limit, CORS by `ENV`,
+//! the body limit, JSON errors for every refusal) built over an [`EngineLink`], the same two
+//! channels the screen uses. Must not: hold or change trading state, reach the exchange or the
+//! journal, or answer a bad request with a panic or a backtrace: every refusal is a 4xx
+//! `{"error": CODE, "message": TEXT}`.
+//!
+//! This build serves plain HTTP only: `crbot serve` refuses a non-loopback address outside
+//! development until TLS is added.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod limit;
+pub mod metrics;
+mod routes;
+
+use crate::config::{Config, Environment};
+use crate::engine::snapshot::{Command, Snapshot};
+use crate::secret::SecretString;
+use auth::TokenKeys;
+use error::ApiError;
+
+/// The largest request body taken: the API's bodies are a few fields.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// The engine as the API sees it: where commands go and where snapshots come from.
+#[derive(Debug, Clone)]
+pub struct EngineLink {
+    pub commands: mpsc::Sender<Command>,
+    pub snapshots: watch::Receiver<Snapshot>,
+    /// The vault passphrase a re-arm needs in a mode with keys (read from
+    /// `CRBOT_PASSPHRASE_FILE` by `crbot serve`); `None` where none is needed.
+    pub rearm_passphrase: Option<SecretString>,
+}
+
+/// What the router needs from the configuration.
+#[derive(Debug)]
+pub struct ApiSettings {
+    pub env: Environment,
+    pub keys: TokenKeys,
+    /// `(requests, window)`; `None`: no limit (development with `RATE_LIMIT_REQUESTS=0`).
+    pub rate_limit: Option<(u32, Duration)>,
+    pub cors_origins: Vec<String>,
+}
+
+impl ApiSettings {
+    /// The settings of `config`, with the signing key resolved (see [`auth::signing_secret`])
+    /// and the warning to show when that key is weak.
+    pub fn from_config(config: &Config) -> Result<(ApiSettings, Option<String>), auth::KeyError> {
+        let secret = auth::signing_secret(config)?;
+        let settings = ApiSettings {
+            env: config.env,
+            keys: TokenKeys::new(&secret.secret)?,
+            rate_limit: config
+                .api
+                .rate_limit_requests
+                .map(|n| (n, Duration::from_secs(config.api.rate_limit_window_secs))),
+            cors_origins: config.api.cors_origins.clone(),
+        };
+        Ok((settings, secret.warning))
+    }
+}
+
+/// The handlers' shared state: cheap to clone (channels and an `Arc`).
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    keys: Arc<TokenKeys>,
+    commands: mpsc::Sender<Command>,
+    snapshots: watch::Receiver<Snapshot>,
+    rearm_passphrase: Option<Arc<SecretString>>,
+}
+
+impl FromRef<AppState> for Arc<TokenKeys> {
+    fn from_ref(state: &AppState) -> Self {
+        state.keys.clone()
+    }
+}
+
+/// The API's router. Serve it with the peer's address (see [`serve`]) so that the rate limit
+/// counts per client; without it every request counts as one client.
+pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
+    let state = AppState {
+        keys: Arc::new(settings.keys),
+        commands: link.commands,
+        snapshots: link.snapshots,
+        rearm_passphrase: link.rearm_passphrase.map(Arc::new),
+    };
+    let mut app = Router::new()
+        .route("/api/health", get(routes::health))
+        .route("/api/positions", get(routes::positions))
+        .route(
+            "/api/orders",
+            get(routes::orders).post(routes::not_implemented_trade),
+        )
+        .route("/api/orders/{client_order_id}", delete(routes::cancel))
+        .route("/api/pnl", get(routes::pnl))
+        .route("/api/risk", get(routes::risk))
+        .route("/api/equity", get(routes::equity))
+        .route("/api/trades", get(routes::not_implemented_read))
+        .route("/api/stream", get(routes::not_implemented_read))
+        .route("/api/broker/balance", get(routes::balance))
+        .route("/api/broker/ping", get(routes::ping))
+        .route("/api/kill", post(routes::kill))
+        .route("/api/resume", post(routes::resume))
+        .route("/metrics", get(routes::metrics))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    if let Some((requests, window)) = settings.rate_limit {
+        let limiter = Arc::new(limit::RateLimiter::new(requests, window));
+        app = app.layer(axum::middleware::from_fn_with_state(limiter, limit::enforce));
+    }
+    app.layer(CatchPanicLayer::custom(panic_response))
+        .layer(cors(settings.env, &settings.cors_origins))
+}
+
+/// Development: any origin. Staging and production: only `CORS_ORIGINS` (none by default, so
+/// no browser page may call the API).
+fn cors(env: Environment, origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    match env {
+        Environment::Development => layer.allow_origin(Any),
+        Environment::Staging | Environment::Production => layer.allow_origin(AllowOrigin::list(
+            origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+        )),
+    }
+}
+
+/// A handler that panicked answers 500 with the error shape and no detail (the panic itself
+/// goes to the log through the panic hook).
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        "the request could not be handled; see the engine's log",
+    )
+    .into_response()
+}
+
+/// Serves `app` on `listener` until `stop` is cancelled, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+}

@@ -1,0 +1,308 @@
+//! The API's JSON documents, built from the engine's snapshot: the same field names as the
+//! CLI's `--json` documents of the same commands (`positions`, `orders`, `pnl`, `balance`,
+//! `ping`), decimals as strings.
+//!
+//! Owns: the shape of each read route's answer. Must not: read anything but the snapshot (no
+//! journal, no exchange: a read route never waits on I/O), or show a figure the engine does not
+//! know as if it did (an unknown equity is `null`, never a partial sum).
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::{Order, plain};
+use crate::engine::snapshot::{
+    EquityStatus, KillProgress, LimitName, Snapshot, StreamHealth, StreamStatus, TradingState,
+};
+
+/// `active`, `reducing` or `halted`.
+pub fn state_name(t: &TradingState) -> &'static str {
+    match t {
+        TradingState::Active => "active",
+        TradingState::Reducing { .. } => "reducing",
+        TradingState::Halted { .. } => "halted",
+    }
+}
+
+/// The trading state as the CLI prints it (`ACTIVE`, `REDUCING …: reason`, `HALTED: reason`).
+pub fn state_text(t: &TradingState) -> String {
+    match t {
+        TradingState::Active => "ACTIVE".into(),
+        TradingState::Reducing {
+            reason,
+            until_ms: Some(until),
+            ..
+        } => format!("REDUCING until {until} ms: {reason}"),
+        TradingState::Reducing { reason, .. } => format!("REDUCING until re-armed: {reason}"),
+        TradingState::Halted { reason, .. } => format!("HALTED: {reason}"),
+    }
+}
+
+/// The trading state with its reason and times.
+pub fn trading(t: &TradingState) -> Value {
+    match t {
+        TradingState::Active => json!({"state": "active"}),
+        TradingState::Reducing {
+            reason,
+            since_ms,
+            until_ms,
+        } => json!({"state": "reducing", "reason": reason, "since_ms": since_ms, "until_ms": until_ms}),
+        TradingState::Halted { reason, since_ms } => {
+            json!({"state": "halted", "reason": reason, "since_ms": since_ms})
+        }
+    }
+}
+
+/// The fields every document that shows equity carries (as `crbot balance --json`).
+fn equity_fields(s: &Snapshot) -> Map<String, Value> {
+    let (status, unpriced, held): (&str, Vec<_>, Vec<_>) = match &s.equity_status {
+        EquityStatus::Pending => ("unknown", Vec::new(), Vec::new()),
+        EquityStatus::Complete { held } if held.is_empty() => ("complete", Vec::new(), Vec::new()),
+        EquityStatus::Complete { held } => ("complete_held_prices", Vec::new(), held.clone()),
+        EquityStatus::Incomplete { unpriced, .. } => ("incomplete", unpriced.clone(), Vec::new()),
+    };
+    let mut m = Map::new();
+    if let EquityStatus::Incomplete { partial, .. } = &s.equity_status {
+        m.insert("partial_equity_usdt".into(), json!(plain(partial.amount())));
+    }
+    m.insert(
+        "equity_usdt".into(),
+        json!(s.equity.as_ref().map(|e| plain(e.amount()))),
+    );
+    m.insert("equity_complete".into(), json!(status.starts_with("complete")));
+    m.insert("equity_status".into(), json!(status));
+    m.insert(
+        "unpriced".into(),
+        json!(unpriced.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>()),
+    );
+    m.insert(
+        "unpriced_last_price_age_ms".into(),
+        Value::Object(
+            unpriced
+                .iter()
+                .map(|(a, age)| (a.to_string(), json!(age)))
+                .collect(),
+        ),
+    );
+    m.insert(
+        "held_prices".into(),
+        json!(
+            held.iter()
+                .map(|(a, age)| json!({"asset": a.as_str(), "age_ms": age}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    m.insert(
+        "no_market".into(),
+        json!(s.unpriced_assets.iter().map(|a| a.as_str()).collect::<Vec<_>>()),
+    );
+    m
+}
+
+/// One open order, as `crbot orders --json` lists it.
+pub fn order(o: &Order) -> Value {
+    json!({
+        "client_order_id": o.client_order_id.as_str(),
+        "order_id": o.order_id,
+        "order_list_id": o.order_list_id,
+        "symbol": o.symbol.as_str(),
+        "side": o.side.as_wire(),
+        "type": o.order_type.as_wire(),
+        "price": o.price.map(|p| p.to_string()),
+        "stop_price": o.stop_price.map(|p| p.to_string()),
+        "qty": o.qty.to_string(),
+        "executed_qty": o.executed_qty.to_string(),
+        "status": o.state.as_code(),
+        "purpose": o.purpose.as_code(),
+    })
+}
+
+pub fn orders(s: &Snapshot) -> Value {
+    json!({"orders": s.orders.iter().map(order).collect::<Vec<_>>(), "notes": Vec::<String>::new()})
+}
+
+pub fn positions(s: &Snapshot) -> Value {
+    let rows: Vec<Value> = s
+        .positions
+        .iter()
+        .map(|p| {
+            json!({
+                "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
+                "avg_entry": p.avg_entry.map(|v| v.to_string()), "mark": p.mark.map(|v| v.to_string()),
+                "unrealized_pnl": p.unrealized.as_ref().map(|u| plain(u.amount())),
+                "unrealized_pct": p.unrealized_pct.map(plain),
+                "external": p.external,
+                "dust": p.dust,
+            })
+        })
+        .collect();
+    json!({"positions": rows})
+}
+
+pub fn balance(s: &Snapshot) -> Value {
+    let rows: Vec<Value> = s
+        .books
+        .balances
+        .iter()
+        .map(|b| {
+            json!({
+                "asset": b.asset.as_str(), "free": b.free.to_string(), "locked": b.locked.to_string(),
+                "mark_usdt": b.mark.map(|m| m.to_string()),
+                "value_usdt": b.value.as_ref().map(|v| plain(v.amount())),
+                "mark_age_ms": b.mark_age_ms,
+            })
+        })
+        .collect();
+    let mut doc = equity_fields(s);
+    doc.insert("balances".into(), json!(rows));
+    doc.insert("notes".into(), json!(Vec::<String>::new()));
+    Value::Object(doc)
+}
+
+/// As `crbot pnl --json`, less what the snapshot does not carry (capital flows and the fee
+/// breakdown by position and day; today's fees are given).
+pub fn pnl(s: &Snapshot) -> Value {
+    let l = &s.limits;
+    // An unknown equity gives no P&L at all: never a figure computed from a partial sum.
+    let known = s.equity.is_some() && s.books.day_start_equity.is_some();
+    let mut doc = equity_fields(s);
+    doc.remove("equity_usdt");
+    let fields = json!({
+        "equity": s.equity.as_ref().map(|e| plain(e.amount())),
+        "day_start_equity": s.books.day_start_equity.as_ref().map(|e| plain(e.amount())),
+        "day_pnl": known.then(|| plain(l.day_pnl.amount())),
+        "day_pnl_pct": known.then(|| plain(l.day_pnl_pct)),
+        "daily_loss_limit_pct": l.daily_loss_limit_pct.to_string(),
+        "daily_reset_ms": l.daily_reset_ms,
+        "drawdown_pct": s.equity.as_ref().map(|_| plain(l.drawdown_pct)),
+        "drawdown_limit_pct": l.drawdown_limit_pct.to_string(),
+        "high_water_mark": s.books.high_water_mark.as_ref().map(|e| plain(e.amount())),
+        "trades_used": l.trades_used,
+        "trades_limit": l.trades_limit,
+        "trading_state": state_text(&s.header.trading),
+        "realized": s.books.realized.iter().map(|(sym, r)| {
+            json!({"symbol": sym.as_str(), "realized": plain(r.amount()), "asset": r.asset().as_str()})
+        }).collect::<Vec<_>>(),
+        "fees_today": fee_json(&s.fees_today),
+    });
+    if let Value::Object(m) = fields {
+        doc.extend(m);
+    }
+    Value::Object(doc)
+}
+
+fn fee_json(t: &crate::portfolio::FeeTally) -> Value {
+    let map = |m: &std::collections::BTreeMap<crate::domain::Asset, rust_decimal::Decimal>| {
+        m.iter()
+            .map(|(a, v)| (a.as_str().to_string(), json!(plain(*v))))
+            .collect::<Map<_, _>>()
+    };
+    json!({"paid": map(&t.paid), "value": map(&t.value), "unpriced": map(&t.unpriced), "complete": t.complete()})
+}
+
+/// The trading state, every limit with its use, and the kill switch's progress.
+pub fn risk(s: &Snapshot) -> Value {
+    let l = &s.limits;
+    let usage: Map<String, Value> = l
+        .usage()
+        .iter()
+        .map(|(name, ratio)| (limit_key(*name).to_string(), json!(plain(*ratio))))
+        .collect();
+    json!({
+        "trading": trading(&s.header.trading),
+        "trading_state": state_text(&s.header.trading),
+        "limits": {
+            "daily_loss_limit_pct": l.daily_loss_limit_pct.to_string(),
+            "day_pnl_pct": s.equity.as_ref().map(|_| plain(l.day_pnl_pct)),
+            "daily_reset_ms": l.daily_reset_ms,
+            "drawdown_limit_pct": l.drawdown_limit_pct.to_string(),
+            "drawdown_pct": s.equity.as_ref().map(|_| plain(l.drawdown_pct)),
+            "trades_used": l.trades_used,
+            "trades_limit": l.trades_limit,
+            "position_size_limit_pct": l.position_size_limit_pct.to_string(),
+            "min_risk_reward": l.min_risk_reward.to_string(),
+        },
+        "usage": usage,
+        "kill": s.kill.as_ref().map(kill),
+        "warnings": s.header.warnings,
+    })
+}
+
+/// The key of a limit in `usage` and in the metrics' labels.
+pub fn limit_key(name: LimitName) -> &'static str {
+    match name {
+        LimitName::DailyLoss => "daily_loss",
+        LimitName::Drawdown => "drawdown",
+        LimitName::TradesPerDay => "trades_per_day",
+        LimitName::PositionSize => "position_size",
+        LimitName::MinRiskReward => "min_risk_reward",
+    }
+}
+
+pub fn kill(k: &KillProgress) -> Value {
+    json!({
+        "stage": k.stage.label(),
+        "done": k.done,
+        "started_ms": k.started_ms,
+        "symbols": k.lines.iter().map(|l| json!({"symbol": l.symbol.as_str(), "ok": l.ok, "outcome": l.outcome})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn equity(s: &Snapshot) -> Value {
+    let points = |w: &[crate::engine::snapshot::EquityPoint]| {
+        w.iter()
+            .map(|p| json!({"time_ms": p.time_ms, "value": plain(p.value)}))
+            .collect::<Vec<_>>()
+    };
+    let c = &s.equity_curves;
+    let mut doc = equity_fields(s);
+    doc.insert(
+        "curve".into(),
+        json!({"session": points(&c.session), "day": points(&c.day), "week": points(&c.week), "all": points(&c.all)}),
+    );
+    Value::Object(doc)
+}
+
+fn stream(h: &StreamHealth) -> Value {
+    let status = match h.status {
+        StreamStatus::Connected => "connected".to_string(),
+        StreamStatus::Connecting => "connecting".to_string(),
+        StreamStatus::Reconnecting { attempt } => format!("reconnecting (attempt {attempt})"),
+        StreamStatus::Down => "down".to_string(),
+    };
+    json!({"status": status, "latency_ms": h.latency_ms})
+}
+
+/// What the engine last measured of the exchange: clock offset, streams, request weight (the
+/// engine's view; `crbot ping` measures afresh).
+pub fn ping(s: &Snapshot) -> Value {
+    let h = &s.header;
+    let connected = h.market_stream.status == StreamStatus::Connected;
+    json!({
+        "ok": connected && h.user_stream.status == StreamStatus::Connected,
+        "mode": s.mode.to_string(),
+        "clock_offset_ms": h.clock_offset_ms,
+        "stream_reachable": connected,
+        "market_stream": stream(&h.market_stream),
+        "user_stream": stream(&h.user_stream),
+        "rate_limits": {
+            "weight_used": h.rate_limits.weight_used, "weight_limit": h.rate_limits.weight_limit,
+            "orders_10s": h.rate_limits.orders_10s, "orders_10s_limit": h.rate_limits.orders_10s_limit,
+        },
+    })
+}
+
+/// `ok`, `degraded` (a stream not connected, an incomplete equity, or trading reducing) or
+/// `halted`.
+pub fn health_status(s: &Snapshot) -> &'static str {
+    let h = &s.header;
+    if h.trading.is_halted() {
+        return "halted";
+    }
+    let streams_up =
+        h.market_stream.status == StreamStatus::Connected && h.user_stream.status == StreamStatus::Connected;
+    let reducing = matches!(h.trading, TradingState::Reducing { .. });
+    if streams_up && !s.equity_status.is_incomplete() && !reducing {
+        "ok"
+    } else {
+        "degraded"
+    }
+}
