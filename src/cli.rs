@@ -14,6 +14,7 @@ pub mod common;
 pub mod doctor;
 pub mod info;
 pub mod kill;
+pub mod token;
 pub mod trade;
 pub mod vault;
 
@@ -104,6 +105,33 @@ pub enum Command {
         #[command(subcommand)]
         command: JournalCommand,
     },
+    /// Run the engine headless with the control API on TCP.
+    Serve(ServeArgs),
+    /// Bearer tokens for the control API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// HOST:PORT to listen on (default CRBOT_API_ADDR, else 127.0.0.1:8002; port 0 picks one).
+    #[arg(long)]
+    pub addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print one token, signed with SECRET_KEY.
+    Issue {
+        /// read (the documents) or trade (also kill, resume and cancel).
+        #[arg(long, value_enum, default_value_t = crate::api::auth::Scope::Read)]
+        scope: crate::api::auth::Scope,
+        /// Lifetime in hours (default JWT_EXPIRE_HOURS, else 24).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8760))]
+        ttl: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,12 +170,15 @@ pub enum OrderSide {
 }
 
 /// Runs the parsed command line and returns the process exit code. `console` is what `crbot`
-/// with no subcommand runs (`crate::console::run`): the console wires the engine to the screen
-/// and sits above the command line, so the binary hands it in rather than this module naming it.
-pub fn run<C, F>(cli: Cli, console: C) -> i32
+/// with no subcommand runs (`crate::console::run`) and `serve` what `crbot serve` runs
+/// (`crate::serve::run`): both wire the engine to its clients and sit above the command line,
+/// so the binary hands them in rather than this module naming them.
+pub fn run<C, F, S, G>(cli: Cli, console: C, serve: S) -> i32
 where
     C: FnOnce(Config, GlobalOpts) -> F,
     F: Future<Output = anyhow::Result<()>>,
+    S: FnOnce(Config, GlobalOpts, ServeArgs) -> G,
+    G: Future<Output = anyhow::Result<()>>,
 {
     let command = match &cli.command {
         // The local exchange prints its one banner line and logs nothing to the data folder.
@@ -192,7 +223,14 @@ where
             return exit::FAILURE;
         }
     };
-    let outcome = runtime.block_on(dispatch(&ctx, command, console));
+    let outcome = match command {
+        Some(Command::Serve(args)) => runtime.block_on(run_wired(serve(
+            ctx.config.clone(),
+            ctx.global.clone(),
+            args.clone(),
+        ))),
+        _ => runtime.block_on(dispatch(&ctx, command, console)),
+    };
     // Background tasks (an in-process local exchange, HTTP pools) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match outcome {
@@ -227,7 +265,12 @@ where
         Command::Journal {
             command: JournalCommand::Export { csv },
         } => info::export(ctx, csv),
-        Command::Sim(_) | Command::Vault { .. } => Err(Failure::usage("not a trading command")),
+        Command::Token {
+            command: TokenCommand::Issue { scope, ttl },
+        } => token::issue(ctx, *scope, *ttl),
+        Command::Sim(_) | Command::Vault { .. } | Command::Serve(_) => {
+            Err(Failure::usage("not a trading command"))
+        }
     }
 }
 
@@ -236,7 +279,12 @@ async fn run_console<F>(ctx: &Ctx, console: impl FnOnce(Config, GlobalOpts) -> F
 where
     F: Future<Output = anyhow::Result<()>>,
 {
-    match console(ctx.config.clone(), ctx.global.clone()).await {
+    run_wired(console(ctx.config.clone(), ctx.global.clone())).await
+}
+
+/// The console or `crbot serve`: exit 0, or 1 with the error's one line.
+async fn run_wired(wired: impl Future<Output = anyhow::Result<()>>) -> Outcome {
+    match wired.await {
         Ok(()) => Ok(exit::OK),
         Err(e) => Err(Failure::new(format!("{e:#}"))),
     }

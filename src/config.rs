@@ -120,6 +120,11 @@ pub const VARIABLES: &[VarDoc] = &[
         "comma-separated origins such as https://app.example.com",
     ),
     var("CRBOT_API_ADDR", DEFAULT_API_ADDR, "HOST:PORT with an IP address"),
+    var(
+        "CRBOT_PASSPHRASE_FILE",
+        "(unset)",
+        "a file of mode 0600 holding the vault passphrase (crbot serve)",
+    ),
 ];
 
 /// Read too, but only as the fallback of `CRBOT_LOG`.
@@ -367,6 +372,8 @@ pub struct Config {
     pub secret_key: Option<SecretString>,
     /// The control API (`crbot serve`, `crbot token`).
     pub api: ApiConfig,
+    /// Where `crbot serve` reads the vault passphrase (it never prompts); read only when needed.
+    pub passphrase_file: Option<PathBuf>,
     pub recv_window_ms: u64,
     pub kill_key: KillKey,
     pub bell: bool,
@@ -486,6 +493,7 @@ impl Config {
         let log_filter = log_filter(sources)?;
         let secret_key = sources.value("SECRET_KEY").map(SecretString::from);
         let api = api::api_config(sources, env)?;
+        let passphrase_file = sources.value("CRBOT_PASSPHRASE_FILE").map(PathBuf::from);
 
         // ----- posture -----
         if debug {
@@ -529,6 +537,7 @@ impl Config {
             env_keys,
             secret_key,
             api,
+            passphrase_file,
             recv_window_ms,
             kill_key,
             bell,

@@ -3,7 +3,9 @@
 //! engine loop and the screen side by side until the trader quits.
 //!
 //! Owns: start-up order and shutdown, and wiring the engine, the screen and the command-line
-//! options together; nothing below it imports it. Must not: let anything be sent before the
+//! options together; the engine's start-up ([`prepare_engine`], [`spawn_engine`]) is shared
+//! with `crbot serve`, so that both start an account's engine the same way. Nothing below it
+//! imports it. Must not: let anything be sent before the
 //! journal is restored and the exchange reconciled (the runtime refuses tickets until then).
 
 use std::io::BufRead;
@@ -18,6 +20,7 @@ use crate::engine::core::Core;
 use crate::engine::limits_from;
 use crate::engine::runtime::Runtime;
 use crate::engine::session::{Session, Unlock};
+use crate::engine::snapshot::{Command, Snapshot};
 use crate::journal::retention::{DAY_MS, HOUR_MS};
 use crate::journal::{Journal, TicketSource};
 use crate::ui::{KeyPress, Keymap, UiConfig};
@@ -77,38 +80,59 @@ async fn key_permission_check(config: &Config, session: &Session) -> anyhow::Res
     }
 }
 
-async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
-    let unlock = if global.passphrase_stdin {
-        Unlock::Stdin
-    } else {
-        Unlock::Terminal
-    };
-    let session = Session::connect(&config, unlock, true).await?;
+/// An engine that runs for the account, and the two channels that reach it (the screen's, the
+/// control API's).
+#[derive(Debug)]
+pub struct RunningEngine {
+    pub commands: mpsc::Sender<Command>,
+    pub snapshots: watch::Receiver<Snapshot>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningEngine {
+    /// Stops the engine loop and waits for it (open orders stay on the exchange).
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// The start-up the console and `crbot serve` share, in this order: connect (unlocking keys in
+/// the modes that need them), check the key cannot withdraw, open the journal and restore the
+/// engine's state from it. Nothing is sent before the runtime has reconciled.
+pub async fn prepare_engine(
+    config: &Config,
+    unlock: Unlock,
+    source: TicketSource,
+) -> anyhow::Result<(Session, Core)> {
+    let session = Session::connect(config, unlock, true).await?;
     let mut warnings = config.warnings.clone();
-    if let Some(w) = key_permission_check(&config, &session).await? {
+    if let Some(w) = key_permission_check(config, &session).await? {
         warnings.push(w);
     }
     let journal = Journal::open(&config.journal_path(), config.mode)?;
     let now = chrono::Utc::now().timestamp_millis();
-    let mut core = Core::restore(journal, config.mode, limits_from(&config), TicketSource::Tui, now)?;
+    let mut core = Core::restore(journal, config.mode, limits_from(config), source, now)?;
     core.state.warnings = warnings;
     core.backup_every_ms = schedule_ms(config.env);
     // The same folder `crbot backup`, `crbot kill` and `crbot doctor` use, wherever
     // DATABASE_URL puts the journal.
     core.backup_dir = Some(crate::engine::backup::folder(&config.paths.data_dir));
-    let mut ui_config = UiConfig::from_env(global.ascii)?;
-    if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
-        ui_config.keymap = Keymap::with_kill_key(kill);
-    }
-    ui_config.bell = config.bell;
+    Ok((session, core))
+}
+
+/// Runs the engine loop for `core` on its own task.
+pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEngine {
+    let now = chrono::Utc::now().timestamp_millis();
     let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();
     let auto_flatten = config.auto_halt_action == AutoHaltAction::HaltFlatten;
-    // The screen's re-arm asks the same passphrase the start-up unlock did.
+    // A re-arm asks the same passphrase the start-up unlock did.
     let vault = (config.mode.needs_keys() && config.env_keys.is_none())
         .then(|| crate::vault::vault_path(Some(&config.paths.config_dir)));
-    let engine = tokio::spawn(Runtime::run(
+    let task = tokio::spawn(Runtime::run(
         core,
         session.rest.clone(),
         cmd_rx,
@@ -117,9 +141,35 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
         auto_flatten,
         vault,
     ));
-    let result = crate::ui::run_terminal(snap_rx, cmd_tx, ui_config).await;
+    RunningEngine {
+        commands: cmd_tx,
+        snapshots: snap_rx,
+        cancel,
+        task,
+    }
+}
+
+async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
+    let unlock = if global.passphrase_stdin {
+        Unlock::Stdin
+    } else {
+        Unlock::Terminal
+    };
+    let (session, core) = prepare_engine(&config, unlock, TicketSource::Tui).await?;
+    let mut ui_config = UiConfig::from_env(global.ascii)?;
+    if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
+        ui_config.keymap = Keymap::with_kill_key(kill);
+    }
+    ui_config.bell = config.bell;
+    let RunningEngine {
+        commands,
+        snapshots,
+        cancel,
+        task,
+    } = spawn_engine(&config, core, &session);
+    let result = crate::ui::run_terminal(snapshots, commands, ui_config).await;
     cancel.cancel();
-    let _ = engine.await;
+    let _ = task.await;
     session.close(&config).await;
     result.map(|_| ())
 }

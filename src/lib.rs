@@ -3,8 +3,9 @@
 //! The library holds everything; `main.rs` only parses the command line and calls in here.
 //! The parts: `domain` (values), `portfolio` and `risk` (pure), `vault`,
 //! `exchange` (the Binance client and the local exchange), `journal`, `engine` (the one owner
-//! of mutable state), `ui` (the screen), `cli` (the commands) and `console` (the screen and the
-//! engine wired together, above everything else).
+//! of mutable state), `ui` (the screen), `cli` (the commands), `api` (the engine's control API
+//! over HTTP), and above everything else `console` (the screen and the engine wired together)
+//! and `serve` (the engine, headless, with the API on TCP).
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used)]
 #![warn(missing_debug_implementations)]
@@ -26,5 +27,6 @@ pub mod logging;
 pub mod portfolio;
 pub mod risk;
 pub mod secret;
+pub mod serve;
 pub mod ui;
 pub mod vault;

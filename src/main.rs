@@ -9,5 +9,5 @@ fn main() {
         eprintln!("crbot: warning: could not disable core dumps: {e}");
     }
     let cli = crbot::cli::Cli::parse();
-    std::process::exit(crbot::cli::run(cli, crbot::console::run));
+    std::process::exit(crbot::cli::run(cli, crbot::console::run, crbot::serve::run));
 }

@@ -47,6 +47,9 @@ pub enum Unlock {
     Terminal,
     /// The first line of standard input (`--passphrase-stdin`).
     Stdin,
+    /// Never ask: a passphrase read beforehand (`crbot serve`'s `CRBOT_PASSPHRASE_FILE`), or
+    /// `None` to refuse a mode that needs one.
+    Given(Option<SecretString>),
 }
 
 /// A connected exchange.
@@ -239,6 +242,11 @@ fn keys_for(config: &Config, unlock: Unlock) -> anyhow::Result<Credentials> {
     let mut source: Box<dyn crate::vault::PassphraseSource> = match unlock {
         Unlock::Terminal => Box::new(crate::vault::TerminalPrompt),
         Unlock::Stdin => Box::new(crate::vault::LinesSource::new(std::io::stdin().lock())),
+        Unlock::Given(Some(passphrase)) => Box::new(crate::vault::ScriptedSource::new([passphrase])),
+        Unlock::Given(None) => anyhow::bail!(
+            "{} mode needs the vault passphrase and nothing may prompt for it: set CRBOT_PASSPHRASE_FILE",
+            config.mode
+        ),
     };
     let keys = crate::vault::unlock_interactive(&path, config.mode, source.as_mut(), &std::thread::sleep)?;
     Ok(credentials_from(keys))

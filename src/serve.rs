@@ -1,0 +1,211 @@
+//! `crbot serve`: the account's engine, headless, with the control API on TCP.
+//!
+//! Owns: the order of start-up and shutdown under `serve`: refuse what this build cannot serve
+//! safely (a non-loopback address outside development: there is no TLS yet), resolve the
+//! tokens' signing key, bind, start the engine the way the console does, print one line
+//! `api=http://HOST:PORT`, then run until SIGTERM or SIGINT and say how many orders stay open on
+//! the exchange. Must not: prompt (the vault passphrase comes from `CRBOT_PASSPHRASE_FILE`),
+//! print or log the passphrase, or cancel orders on the way out: open orders stay, as when the
+//! console quits.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiSettings, EngineLink};
+use crate::cli::{GlobalOpts, ServeArgs};
+use crate::config::{Config, Environment};
+use crate::console::{prepare_engine, spawn_engine};
+use crate::engine::session::Unlock;
+use crate::journal::TicketSource;
+use crate::secret::SecretString;
+
+/// How long requests in flight may take to finish once a stop is asked.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs `crbot serve` until a stop signal.
+pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow::Result<()> {
+    let addr = args.addr.unwrap_or(config.api.addr);
+    check_address(addr, config.env)?;
+    let (settings, warning) = ApiSettings::from_config(&config)?;
+    if let Some(w) = warning {
+        eprintln!("crbot: warning: {w}");
+    }
+    let passphrase = passphrase(&config)?;
+    // Bound before the engine starts, so a port in use fails at once, before any connection.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let mut signals = Signals::new()?;
+
+    let (session, core) =
+        prepare_engine(&config, Unlock::Given(passphrase.clone()), TicketSource::Engine).await?;
+    let engine = spawn_engine(&config, core, &session);
+    let link = EngineLink {
+        commands: engine.commands.clone(),
+        snapshots: engine.snapshots.clone(),
+        rearm_passphrase: passphrase,
+    };
+    let stop = CancellationToken::new();
+    let mut server = tokio::spawn(api::serve(listener, api::router(link, settings), stop.clone()));
+    println!("api=http://{local}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%local, mode = %config.mode, "crbot serve: the control API is listening");
+
+    let served = tokio::select! {
+        name = signals.next() => {
+            tracing::info!(signal = name, "crbot serve: stopping");
+            None
+        }
+        result = &mut server => Some(result),
+    };
+    stop.cancel();
+    let served = match served {
+        Some(r) => Some(r),
+        None => tokio::time::timeout(DRAIN, &mut server).await.ok(),
+    };
+    let open = engine.snapshots.borrow().orders.len();
+    engine.stop().await;
+    session.close(&config).await;
+    println!(
+        "stopped: {open} open order{} stay{} on the exchange",
+        if open == 1 { "" } else { "s" },
+        if open == 1 { "s" } else { "" }
+    );
+    match served {
+        Some(Ok(Err(e))) => Err(anyhow::anyhow!("the control API stopped: {e}")),
+        Some(Err(e)) => Err(anyhow::anyhow!("the control API failed: {e}")),
+        _ => Ok(()),
+    }
+}
+
+/// Outside development the API may listen on loopback only: this build serves plain HTTP, and
+/// tokens and account data must not cross a network in clear text.
+fn check_address(addr: SocketAddr, env: Environment) -> anyhow::Result<()> {
+    if env != Environment::Development && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "crbot serve refuses to listen on {addr} with ENV={env}: this build has no TLS; \
+             use a loopback address (e.g. behind a TLS proxy)"
+        );
+    }
+    Ok(())
+}
+
+/// The vault passphrase, when the mode needs one: from `CRBOT_PASSPHRASE_FILE`, never a prompt.
+fn passphrase(config: &Config) -> anyhow::Result<Option<SecretString>> {
+    if !config.mode.needs_keys() || config.env_keys.is_some() {
+        return Ok(None);
+    }
+    let Some(path) = &config.passphrase_file else {
+        anyhow::bail!(
+            "{} mode needs the vault passphrase and crbot serve never prompts: set CRBOT_PASSPHRASE_FILE to a 0600 file holding it",
+            config.mode
+        );
+    };
+    read_passphrase_file(path).map(Some)
+}
+
+/// Reads a passphrase file: owner-only (0600 or stricter), one line (a final newline is not
+/// part of the passphrase), not empty. Errors name the file, never its content.
+pub fn read_passphrase_file(path: &Path) -> anyhow::Result<SecretString> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("CRBOT_PASSPHRASE_FILE={shown} cannot be read"))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        anyhow::bail!("CRBOT_PASSPHRASE_FILE={shown} is readable by other users: chmod 600 it");
+    }
+    let text = SecretString::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("CRBOT_PASSPHRASE_FILE={shown} cannot be read"))?,
+    );
+    let line = text.expose().strip_suffix('\n').unwrap_or(text.expose());
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        anyhow::bail!("CRBOT_PASSPHRASE_FILE={shown} is empty");
+    }
+    Ok(SecretString::from(line))
+}
+
+/// SIGTERM and SIGINT, whichever comes first.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signals")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn staging_and_production_refuse_a_non_loopback_address_development_allows_it() {
+        let lan: SocketAddr = "0.0.0.0:8002".parse().expect("addr");
+        let lo: SocketAddr = "127.0.0.1:8002".parse().expect("addr");
+        assert!(check_address(lan, Environment::Development).is_ok());
+        for env in [Environment::Staging, Environment::Production] {
+            let err = check_address(lan, env).expect_err("refused").to_string();
+            assert!(err.contains("no TLS"), "{err}");
+            assert!(check_address(lo, env).is_ok());
+        }
+    }
+
+    fn file(mode: u32, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("pass");
+        std::fs::write(&path, content).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_passphrase_file_is_one_line_without_its_newline() {
+        let (_d, path) = file(0o600, "correct horse\n");
+        assert_eq!(
+            read_passphrase_file(&path).expect("read").expose(),
+            "correct horse"
+        );
+    }
+
+    #[test]
+    fn a_passphrase_file_others_can_read_is_refused_without_showing_it() {
+        let (_d, path) = file(0o644, "correct horse\n");
+        let err = read_passphrase_file(&path).expect_err("refused").to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("horse"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_passphrase_file_is_refused() {
+        let (_d, path) = file(0o600, "\n");
+        assert!(read_passphrase_file(&path).is_err());
+    }
+}
