@@ -20,6 +20,7 @@ use crate::api::{self, ApiSettings, EngineLink};
 use crate::cli::{GlobalOpts, ServeArgs};
 use crate::config::{Config, Environment};
 use crate::console::{prepare_engine, spawn_engine};
+use crate::domain::Mode;
 use crate::engine::session::Unlock;
 use crate::journal::TicketSource;
 use crate::secret::SecretString;
@@ -36,6 +37,13 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         eprintln!("crbot: warning: {w}");
     }
     let passphrase = passphrase(&config)?;
+    if config.mode == Mode::Live {
+        // The console asks a typed confirmation for live; serve cannot ask, so it says it
+        // loudly instead (stderr and the log): choosing live and providing the passphrase file
+        // is the operator's confirmation.
+        eprintln!("crbot: warning: LIVE mode: orders this engine sends move real money on Binance");
+        tracing::warn!("crbot serve in LIVE mode");
+    }
     // Bound before the engine starts, so a port in use fails at once, before any connection.
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crbot::api::auth::{Scope, TokenKeys};
 use crbot::api::{ApiSettings, EngineLink};
 use crbot::config::Environment;
-use crbot::engine::snapshot::{Command, Snapshot, TradingState};
+use crbot::engine::snapshot::{Command, KillProgress, KillStage, Snapshot, TradingState};
 use crbot::secret::SecretString;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -62,10 +62,18 @@ async fn start(settings: ApiSettings) -> Api {
         while let Some(c) = cmd_rx.recv().await {
             snap_tx.send_modify(|s: &mut Snapshot| match &c {
                 Command::Kill => {
+                    let at = chrono::Utc::now().timestamp_millis();
                     s.header.trading = TradingState::Halted {
                         reason: "kill switch pressed".into(),
-                        since_ms: now,
-                    }
+                        since_ms: at,
+                    };
+                    // The sweep finds nothing left open at once.
+                    s.kill = Some(KillProgress {
+                        started_ms: at,
+                        stage: KillStage::Cancelled,
+                        lines: Vec::new(),
+                        done: true,
+                    });
                 }
                 Command::Rearm { .. } => s.header.trading = TradingState::Active,
                 _ => {}
@@ -360,6 +368,24 @@ async fn kill_halts_and_resume_needs_the_typed_confirmation() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["trading"]["state"], "active");
     assert_eq!(api.next_command().await, Command::Rearm { passphrase: None });
+}
+
+#[tokio::test]
+async fn kill_with_flatten_flattens_everything_after_the_sweep() {
+    let api = start(settings(Environment::Development, None, &[])).await;
+    let trade = api.token(Scope::Trade);
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/kill",
+            &trade,
+            Some(json!({"flatten": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["flatten"], true);
+    assert_eq!(api.next_command().await, Command::Kill);
+    assert_eq!(api.next_command().await, Command::Flatten { percent: 100 });
 }
 
 #[tokio::test]

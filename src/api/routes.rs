@@ -128,13 +128,23 @@ pub async fn kill(
     State(state): State<AppState>,
     Body(body): Body<KillBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // The engine stamps the kill with its clock, read after this one: a kill progress from
+    // before (an earlier kill's finished sweep) never passes for this one's.
+    let sent_ms = chrono::Utc::now().timestamp_millis();
+    let this_kill = move |s: &Snapshot| s.kill.as_ref().is_some_and(|k| k.started_ms >= sent_ms);
     send(&state, Command::Kill).await?;
-    settle(state.snapshots.clone(), SETTLE, |s| s.header.trading.is_halted()).await;
+    settle(state.snapshots.clone(), SETTLE, move |s| {
+        s.header.trading.is_halted() && this_kill(s)
+    })
+    .await;
     if body.flatten {
         let rx = state.snapshots.clone();
         let commands = state.commands.clone();
         tokio::spawn(async move {
-            let swept = settle(rx, SWEEP_WAIT, |s| s.kill.as_ref().is_some_and(|k| k.done)).await;
+            let swept = settle(rx, SWEEP_WAIT, move |s| {
+                this_kill(s) && s.kill.as_ref().is_some_and(|k| k.done)
+            })
+            .await;
             if !swept {
                 tracing::warn!("kill through the API: the cancel sweep did not finish; flatten not sent");
                 return;
