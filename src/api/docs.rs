@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Order, plain};
+use crate::domain::{Asset, Money, Order, plain};
 use crate::engine::snapshot::{
     EquityStatus, KillProgress, LimitName, Snapshot, StreamHealth, StreamStatus, TradingState,
 };
@@ -51,24 +51,35 @@ pub fn trading(t: &TradingState) -> Value {
     }
 }
 
-/// The fields every document that shows equity carries (as `crbot balance --json`).
-fn equity_fields(s: &Snapshot) -> Map<String, Value> {
-    let (status, unpriced, held): (&str, Vec<_>, Vec<_>) = match &s.equity_status {
-        EquityStatus::Pending => ("unknown", Vec::new(), Vec::new()),
-        EquityStatus::Complete { held } if held.is_empty() => ("complete", Vec::new(), Vec::new()),
-        EquityStatus::Complete { held } => ("complete_held_prices", Vec::new(), held.clone()),
-        EquityStatus::Incomplete { unpriced, .. } => ("incomplete", unpriced.clone(), Vec::new()),
+/// The fields every document that shows equity carries (`crbot balance`, `health` and `pnl
+/// --json`, and the API's balance, P&L and equity documents): the figure or `null`, how
+/// complete it is, what could not be priced and why, and the assets with no USDT market.
+pub fn equity_fields(
+    equity: Option<&Money>,
+    status: &EquityStatus,
+    no_market: &[Asset],
+) -> Map<String, Value> {
+    let name = match status {
+        EquityStatus::Pending => "unknown",
+        EquityStatus::Complete { held } if held.is_empty() => "complete",
+        EquityStatus::Complete { .. } => "complete_held_prices",
+        EquityStatus::Incomplete { .. } => "incomplete",
+    };
+    let unpriced: &[(Asset, Option<i64>)] = match status {
+        EquityStatus::Incomplete { unpriced, .. } => unpriced,
+        _ => &[],
+    };
+    let held: &[(Asset, i64)] = match status {
+        EquityStatus::Complete { held } => held,
+        _ => &[],
     };
     let mut m = Map::new();
-    if let EquityStatus::Incomplete { partial, .. } = &s.equity_status {
+    if let EquityStatus::Incomplete { partial, .. } = status {
         m.insert("partial_equity_usdt".into(), json!(plain(partial.amount())));
     }
-    m.insert(
-        "equity_usdt".into(),
-        json!(s.equity.as_ref().map(|e| plain(e.amount()))),
-    );
-    m.insert("equity_complete".into(), json!(status.starts_with("complete")));
-    m.insert("equity_status".into(), json!(status));
+    m.insert("equity_usdt".into(), json!(equity.map(|e| plain(e.amount()))));
+    m.insert("equity_complete".into(), json!(name.starts_with("complete")));
+    m.insert("equity_status".into(), json!(name));
     m.insert(
         "unpriced".into(),
         json!(unpriced.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>()),
@@ -92,9 +103,13 @@ fn equity_fields(s: &Snapshot) -> Map<String, Value> {
     );
     m.insert(
         "no_market".into(),
-        json!(s.unpriced_assets.iter().map(|a| a.as_str()).collect::<Vec<_>>()),
+        json!(no_market.iter().map(|a| a.as_str()).collect::<Vec<_>>()),
     );
     m
+}
+
+fn snapshot_equity_fields(s: &Snapshot) -> Map<String, Value> {
+    equity_fields(s.equity.as_ref(), &s.equity_status, &s.unpriced_assets)
 }
 
 /// One open order, as `crbot orders --json` lists it.
@@ -119,6 +134,7 @@ pub fn orders(s: &Snapshot) -> Value {
     json!({"orders": s.orders.iter().map(order).collect::<Vec<_>>(), "notes": Vec::<String>::new()})
 }
 
+/// `{"positions": [...]}`, as `crbot positions --json` prints it.
 pub fn positions(s: &Snapshot) -> Value {
     let rows: Vec<Value> = s
         .positions
@@ -151,7 +167,7 @@ pub fn balance(s: &Snapshot) -> Value {
             })
         })
         .collect();
-    let mut doc = equity_fields(s);
+    let mut doc = snapshot_equity_fields(s);
     doc.insert("balances".into(), json!(rows));
     doc.insert("notes".into(), json!(Vec::<String>::new()));
     Value::Object(doc)
@@ -163,7 +179,7 @@ pub fn pnl(s: &Snapshot) -> Value {
     let l = &s.limits;
     // An unknown equity gives no P&L at all: never a figure computed from a partial sum.
     let known = s.equity.is_some() && s.books.day_start_equity.is_some();
-    let mut doc = equity_fields(s);
+    let mut doc = snapshot_equity_fields(s);
     doc.remove("equity_usdt");
     let fields = json!({
         "equity": s.equity.as_ref().map(|e| plain(e.amount())),
@@ -253,7 +269,7 @@ pub fn equity(s: &Snapshot) -> Value {
             .collect::<Vec<_>>()
     };
     let c = &s.equity_curves;
-    let mut doc = equity_fields(s);
+    let mut doc = snapshot_equity_fields(s);
     doc.insert(
         "curve".into(),
         json!({"session": points(&c.session), "day": points(&c.day), "week": points(&c.week), "all": points(&c.all)}),

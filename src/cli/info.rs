@@ -245,7 +245,6 @@ struct EquityView {
 
 fn equity_view(st: &crate::engine::state::EngineState) -> EquityView {
     use crate::engine::snapshot::EquityStatus;
-    let mut json = serde_json::Map::new();
     let mut text = String::new();
     let mut stderr = None;
     let report = st.equity_report.as_ref();
@@ -263,11 +262,9 @@ fn equity_view(st: &crate::engine::state::EngineState) -> EquityView {
             partial: r.partial_total.clone(),
         },
     };
-    let (status, unpriced, held) = match &snap_status {
-        EquityStatus::Pending => ("unknown", Vec::new(), Vec::new()),
-        EquityStatus::Complete { held } if held.is_empty() => ("complete", Vec::new(), Vec::new()),
-        EquityStatus::Complete { held } => ("complete_held_prices", Vec::new(), held.clone()),
-        EquityStatus::Incomplete { unpriced, .. } => ("incomplete", unpriced.clone(), Vec::new()),
+    let held = match &snap_status {
+        EquityStatus::Complete { held } => held.clone(),
+        _ => Vec::new(),
     };
     match (&snap_status, equity) {
         (EquityStatus::Incomplete { unpriced, partial }, _) => {
@@ -291,7 +288,6 @@ fn equity_view(st: &crate::engine::state::EngineState) -> EquityView {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            json.insert("partial_equity_usdt".into(), json!(plain(partial.amount())));
         }
         (_, Some(e)) => {
             text.push_str(&format!("equity: {} USDT\n", display_fixed(e, 2)));
@@ -310,31 +306,11 @@ fn equity_view(st: &crate::engine::state::EngineState) -> EquityView {
             no_market.join(", ")
         ));
     }
-    json.insert("equity_usdt".into(), json!(equity.map(plain)));
-    json.insert("equity_complete".into(), json!(status.starts_with("complete")));
-    json.insert("equity_status".into(), json!(status));
-    json.insert(
-        "unpriced".into(),
-        json!(unpriced.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>()),
+    let json = crate::api::docs::equity_fields(
+        st.current_equity().as_ref(),
+        &snap_status,
+        report.map(|r| r.no_market.as_slice()).unwrap_or_default(),
     );
-    json.insert(
-        "unpriced_last_price_age_ms".into(),
-        json!(
-            unpriced
-                .iter()
-                .map(|(a, age)| (a.to_string(), json!(age)))
-                .collect::<serde_json::Map<_, _>>()
-        ),
-    );
-    json.insert(
-        "held_prices".into(),
-        json!(
-            held.iter()
-                .map(|(a, age)| json!({"asset": a.as_str(), "age_ms": age}))
-                .collect::<Vec<_>>()
-        ),
-    );
-    json.insert("no_market".into(), json!(no_market));
     EquityView { text, json, stderr }
 }
 
@@ -466,7 +442,6 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
             "symbol", "qty", "avg entry", "mark", "unrealized", "%"
         ));
     }
-    let mut rows = Vec::new();
     for p in &snap.positions {
         text.push_str(&format!(
             "{:<10} {:>16} {:>14} {:>14} {:>14} {:>9}{}\n",
@@ -493,16 +468,8 @@ pub async fn positions(ctx: &Ctx) -> Outcome {
                 ""
             },
         ));
-        rows.push(json!({
-            "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
-            "avg_entry": p.avg_entry.map(|v| v.to_string()), "mark": p.mark.map(|v| v.to_string()),
-            "unrealized_pnl": p.unrealized.as_ref().map(|u| plain(u.amount())),
-            "unrealized_pct": p.unrealized_pct.map(plain),
-            "external": p.external,
-            "dust": p.dust,
-        }));
     }
-    ctx.print(&text, json!({"positions": rows}));
+    ctx.print(&text, crate::api::docs::positions(&snap));
     ready.session.close(&ctx.config).await;
     Ok(exit::OK)
 }
