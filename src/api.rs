@@ -137,7 +137,8 @@ pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
 fn cors(env: Environment, origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::RETRY_AFTER]);
     match env {
         Environment::Development => layer.allow_origin(Any),
         Environment::Staging | Environment::Production => layer.allow_origin(AllowOrigin::list(

@@ -416,6 +416,14 @@ async fn cancel_refuses_unknown_orders_and_unprotected_legs_without_the_flag() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    for bad in [
+        "/api/orders/crb-btc-sl-0001?unprotected=true",
+        "/api/orders/%FF%FE",
+    ] {
+        let (status, body) = api.send(reqwest::Method::DELETE, bad, &trade, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_error(&body, "BAD_REQUEST");
+    }
     assert!(api.commands.lock().await.try_recv().is_err(), "nothing sent yet");
     let (status, _) = api
         .send(

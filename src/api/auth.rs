@@ -211,6 +211,15 @@ impl TokenKeys {
 /// The bearer token of a request, checked for `needed`: 401 when missing or invalid, 403 when
 /// valid but of a narrower scope.
 fn authorize(parts: &Parts, keys: &TokenKeys, needed: Scope) -> Result<Claims, ApiError> {
+    let result = check(parts, keys, needed);
+    if let Err(e) = &result {
+        // The reason and the route, never the token: enough to see someone guessing.
+        tracing::info!(path = %parts.uri.path(), status = e.status.as_u16(), reason = %e.message, "API request refused");
+    }
+    result
+}
+
+fn check(parts: &Parts, keys: &TokenKeys, needed: Scope) -> Result<Claims, ApiError> {
     let header = parts
         .headers
         .get(AUTHORIZATION)

@@ -7,8 +7,8 @@
 //! client that made a mistake.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -118,6 +118,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryOf<T> {
 }
 
 fn query_rejection(r: &QueryRejection) -> ApiError {
+    ApiError::bad_request(r.body_text())
+}
+
+/// A path parameter that does not decode (bad percent-encoding, not UTF-8) is 400.
+#[derive(Debug)]
+pub struct PathOf<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathOf<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(PathOf(v)),
+            Err(r) => Err(path_rejection(&r)),
+        }
+    }
+}
+
+fn path_rejection(r: &PathRejection) -> ApiError {
     ApiError::bad_request(r.body_text())
 }
 

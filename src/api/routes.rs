@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::auth::{ReadAccess, TradeAccess};
-use super::error::{ApiError, Body, QueryOf};
+use super::error::{ApiError, Body, PathOf, QueryOf};
 use super::{AppState, docs, metrics};
 use crate::domain::ClientOrderId;
 use crate::engine::snapshot::{Command, Snapshot, TradingState};
@@ -210,6 +210,7 @@ pub async fn resume(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CancelQuery {
     #[serde(default)]
     unprotect: bool,
@@ -220,7 +221,7 @@ pub struct CancelQuery {
 pub async fn cancel(
     _: TradeAccess,
     State(state): State<AppState>,
-    Path(client_order_id): Path<String>,
+    PathOf(client_order_id): PathOf<String>,
     QueryOf(query): QueryOf<CancelQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let unknown = || ApiError::not_found(format!("no open order {client_order_id}"));
