@@ -53,7 +53,10 @@ fn protected_position_with(
 fn ticket_is_journaled_sent_filled_and_protected_by_an_oco_sized_from_its_fill() {
     let mut s = Script::started(Limits::default(), false, usdt_only());
 
-    let fx = s.command(Command::SubmitTicket(entry_draft()));
+    // Typed off the filters: the request carries the values rounded to them (the quantity and a
+    // buy's price down, never up).
+    let draft = buy("0.0020049", "50100.009", "49000", "51500");
+    let fx = s.command(Command::SubmitTicket(draft.clone()));
     let entry = fx.one_place();
     assert_eq!(fx.ocos().len(), 0, "nothing is protected before a fill");
     assert_eq!(entry.symbol.as_str(), BTC);
@@ -63,10 +66,16 @@ fn ticket_is_journaled_sent_filled_and_protected_by_an_oco_sized_from_its_fill()
     assert_eq!(entry.price, Some(p("50100")));
     // Journal first: the order is SENDING before the effect that sends it is returned.
     assert_eq!(s.journaled(&entry.client_order_id), LocalOrderState::Sending);
+    let row = s.journal_order(&entry.client_order_id);
+    assert_eq!(
+        (row.qty, row.price),
+        (entry.qty, entry.price),
+        "journaled as sent"
+    );
 
     let filled = report(&entry, 7001, OrderStatus::Filled, "0.002", "50000");
     let f = fill(&filled, 9001, "0.002", "50000", "0.000002", "BTC");
-    let fx = s.step(placed(&entry, Some(entry_draft()), filled, vec![f]));
+    let fx = s.step(placed(&entry, Some(draft), filled, vec![f]));
     let oco = fx.one_oco();
     assert!(fx.places().is_empty(), "no second order: {:?}", fx.0);
     assert_eq!(
