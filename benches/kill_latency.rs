@@ -138,7 +138,7 @@ async fn place_resting(rest: &BinanceRest, h: &SimHandle, journal: &Journal) {
                 stop_price: None,
                 client_order_id: cid,
             };
-            match rest.place_order(&req).await {
+            match rest.place_order_unchecked(&req).await {
                 OrderOutcome::Done(placed) => journal
                     .insert_order(&placed.order.to_order(OrderPurpose::Entry))
                     .unwrap(),

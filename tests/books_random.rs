@@ -634,9 +634,9 @@ impl Run {
         let request = prepared.request.clone();
         let t = Instant::now();
         let outcome = if bnb {
-            self.fence_bnb(rest.place_order(&request)).await
+            self.fence_bnb(rest.place_order_unchecked(&request)).await
         } else {
-            rest.place_order(&request).await
+            rest.place_order_unchecked(&request).await
         };
         *self.stats.time.entry("send.place").or_default() += t.elapsed();
         if lose_answer {

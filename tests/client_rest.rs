@@ -147,7 +147,7 @@ async fn places_queries_and_cancels_a_limit_order() -> TestResult {
     let sim = start(Faults::default()).await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-place-1").await?;
-    let placed = match rest.place_order(&order).await {
+    let placed = match rest.place_order_unchecked(&order).await {
         OrderOutcome::Done(p) => p,
         other => return Err(format!("expected Done, got {other:?}").into()),
     };
@@ -195,7 +195,7 @@ async fn market_buy_reports_fills_that_my_trades_confirms() -> TestResult {
         client_order_id: ClientOrderId::new("it-mkt-1")?,
     };
     let placed = rest
-        .place_order(&order)
+        .place_order_unchecked(&order)
         .await
         .done()
         .ok_or("market order not done")?;
@@ -231,7 +231,7 @@ async fn an_order_answered_late_is_unknown_then_resolved_without_resending() -> 
     .await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-late-1").await?;
-    let outcome = rest.place_order(&order).await;
+    let outcome = rest.place_order_unchecked(&order).await;
     assert!(
         outcome.is_unknown(),
         "a client timeout must be UNKNOWN, got {outcome:?}"
@@ -256,7 +256,7 @@ async fn a_503_after_the_order_was_accepted_is_unknown_and_resolves_to_the_order
     .await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-503-1").await?;
-    match rest.place_order(&order).await {
+    match rest.place_order_unchecked(&order).await {
         OrderOutcome::Unknown { reason } => {
             assert!(reason.contains("503") || reason.contains("-1007"), "{reason}")
         }
@@ -326,7 +326,7 @@ async fn after_a_429_orders_wait_for_retry_after_and_are_not_sent() -> TestResul
     assert!(matches!(err, ClientError::RateLimited { .. }), "{err:?}");
     assert!(rest.usage().hold_until_ms.is_some(), "the hold is visible");
     // During the hold the order is refused locally: definite, not unknown, nothing sent.
-    match rest.place_order(&order).await {
+    match rest.place_order_unchecked(&order).await {
         OrderOutcome::Rejected(ClientError::RateLimited { .. }) => {}
         other => return Err(format!("expected a local RateLimited rejection, got {other:?}").into()),
     }
@@ -341,7 +341,10 @@ async fn after_a_429_orders_wait_for_retry_after_and_are_not_sent() -> TestResul
         rest.query_order(&btc(), "it-429-1").await,
         Err(ClientError::Api { code: -2013, .. })
     ));
-    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&order).await,
+        OrderOutcome::Done(_)
+    ));
     sim.shutdown().await;
     Ok(())
 }
@@ -351,7 +354,10 @@ async fn during_a_429_hold_a_cancel_still_goes_out() -> TestResult {
     let sim = start(Faults::default()).await?;
     let rest = impatient_client(&sim)?;
     let order = resting_buy(&rest, "it-429-cancel").await?;
-    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&order).await,
+        OrderOutcome::Done(_)
+    ));
     let mut f = sim.faults().get();
     f.next_429 = 1;
     sim.faults().set(f);
@@ -545,7 +551,11 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
         stop_price: None,
         client_order_id: ClientOrderId::new("it-entry-1")?,
     };
-    let placed = rest.place_order(&entry).await.done().ok_or("entry not done")?;
+    let placed = rest
+        .place_order_unchecked(&entry)
+        .await
+        .done()
+        .ok_or("entry not done")?;
     let sl = Price::try_new(ask.value() * Decimal::new(95, 2))?;
     let tp = Price::try_new(ask.value() * Decimal::new(110, 2))?;
     let ids = ["it-oco-l", "it-oco-tp", "it-oco-sl"].map(|s| ClientOrderId::new(s).expect("valid id"));
@@ -569,7 +579,7 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
     let OcoPlan::Place(oco) = plan else {
         return Err(format!("expected an OCO, got {plan:?}").into());
     };
-    let list = match rest.place_oco(&oco).await {
+    let list = match rest.place_oco_unchecked(&oco).await {
         OrderOutcome::Done(l) => l,
         other => return Err(format!("OCO not placed: {other:?}").into()),
     };
@@ -594,7 +604,10 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
     assert_eq!(tp_leg.order_type, OrderType::LimitMaker);
     // A plain resting order too, then the kill switch's cancel-all takes both.
     let resting = resting_buy(&rest, "it-rest-2").await?;
-    assert!(matches!(rest.place_order(&resting).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&resting).await,
+        OrderOutcome::Done(_)
+    ));
     let items = rest
         .cancel_all(&btc())
         .await
@@ -624,7 +637,10 @@ async fn startup_resync_reports_open_orders_unfinished_orders_and_fills_since_th
     let sim = start(Faults::default()).await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-sync-open").await?;
-    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&order).await,
+        OrderOutcome::Done(_)
+    ));
     let r = rules(&rest).await?;
     let ask = rest.book_ticker(&btc()).await?.ask;
     let qty = r.round_qty(OrderType::Market, Qty::try_new(Decimal::from(30) / ask.value())?);
@@ -638,8 +654,16 @@ async fn startup_resync_reports_open_orders_unfinished_orders_and_fills_since_th
         stop_price: None,
         client_order_id: ClientOrderId::new(cid).expect("valid id"),
     };
-    let first = rest.place_order(&buy("it-sync-1")).await.done().ok_or("first")?;
-    let second = rest.place_order(&buy("it-sync-2")).await.done().ok_or("second")?;
+    let first = rest
+        .place_order_unchecked(&buy("it-sync-1"))
+        .await
+        .done()
+        .ok_or("first")?;
+    let second = rest
+        .place_order_unchecked(&buy("it-sync-2"))
+        .await
+        .done()
+        .ok_or("second")?;
     let last_known = first.fills.iter().map(|f| f.trade_id).max().ok_or("no fill")?;
     let report = resync(
         &rest,
@@ -721,7 +745,10 @@ async fn ed25519_keys_sign_rest_requests_and_the_withdrawal_check_reads_key_perm
     // Signed GET and a signed POST: base64 signatures (with + / =) survive percent-encoding.
     rest.account().await?;
     let order = resting_buy(&rest, "it-ed-1").await?;
-    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&order).await,
+        OrderOutcome::Done(_)
+    ));
     assert!(check_key_permissions(&rest.api_restrictions().await?).is_ok());
     let risky = BinanceRest::new(endpoints, Some(risky), config(), Arc::new(MemoryBans::default()))?;
     let refusal = check_key_permissions(&risky.api_restrictions().await?);

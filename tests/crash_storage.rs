@@ -79,7 +79,7 @@ async fn place_resting(rest: &BinanceRest, h: &SimHandle, journal: &Journal) -> 
             stop_price: None,
             client_order_id: cid.clone(),
         };
-        match rest.place_order(&req).await {
+        match rest.place_order_unchecked(&req).await {
             OrderOutcome::Done(p) => journal
                 .insert_order(&p.order.to_order(OrderPurpose::Entry))
                 .unwrap(),

@@ -11,7 +11,7 @@ use crbot::domain::{
 use crbot::engine::core::{Core, Refusal};
 use crbot::exchange::binance::error::OrderOutcome;
 use crbot::journal::{Journal, KillTrigger, TicketSource, TradingStateCode};
-use crbot::risk::{Limits, TradingState, Trigger};
+use crbot::risk::{Broker, Limits, TradingState, Trigger};
 use engine_support::*;
 
 fn qty(s: &str) -> Qty {

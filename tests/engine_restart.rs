@@ -13,6 +13,7 @@ use crbot::domain::{LocalOrderState, OrderPurpose, OrderStatus, Price, Side, Tic
 use crbot::engine::core::Prepared;
 use crbot::exchange::binance::error::OrderOutcome;
 use crbot::journal::KillTrigger;
+use crbot::risk::Broker;
 use engine_support::*;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -37,6 +37,7 @@ use crate::exchange::binance::wire::{
     ExchangeInfo, ExchangeOrder, Kline, OrderListReport, PlacedOrder, Ticker24h,
 };
 use crate::journal::{EventKind, KillTrigger};
+use crate::risk::Broker;
 use crate::risk::{self, LimitChange, TradingState};
 use crate::secret::SecretString;
 use crate::vault::VaultError;
@@ -942,7 +943,7 @@ impl Runtime {
         }
     }
 
-    fn send_oco(&mut self, oco: OcoRequest) {
+    fn send_oco(&mut self, oco: crate::risk::RiskApproved<OcoRequest>) {
         let rest = self.rest.clone();
         let legs = [
             oco.take_profit_client_order_id.clone(),
