@@ -23,6 +23,8 @@ pub const UNKNOWN_CODES: [i64; 4] = [-1000, -1001, -1006, -1007];
 pub const CODE_INVALID_TIMESTAMP: i64 = -1021;
 /// `NO_SUCH_ORDER` on a query.
 pub const CODE_NO_SUCH_ORDER: i64 = -2013;
+/// `NEW_ORDER_REJECTED` (also "Stop price would trigger immediately.").
+pub const CODE_NEW_ORDER_REJECTED: i64 = -2010;
 /// `CANCEL_REJECTED` ("Unknown order sent." — usually already terminal).
 pub const CODE_CANCEL_REJECTED: i64 = -2011;
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use rust_decimal::Decimal;
 
-use crate::domain::broker::{BrokerError, OcoRequest, OrderReport};
+use crate::domain::broker::{BrokerError, CODE_NEW_ORDER_REJECTED, OcoRequest, OrderReport};
 use crate::domain::{
     ClientOrderId, Fill, LocalOrderState, Mode, Money, Notional, Order, OrderPurpose, OrderRequest,
     OrderStatus, OrderType, Price, Qty, Side, Symbol, Ticket, TicketKind,
@@ -93,8 +93,6 @@ const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
-/// Binance's `NEW_ORDER_REJECTED` (also "Stop price would trigger immediately.").
-const NEW_ORDER_REJECTED: i64 = -2010;
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
 
 fn state_code(s: &TradingState) -> TradingStateCode {
@@ -881,7 +879,7 @@ impl Core {
         let bid = self.state.quotes.get(&symbol).map(|q| q.bid);
         let says_triggered = message.to_ascii_lowercase().contains("trigger immediately");
         let bid_through = bid.is_some_and(|b| b <= stop);
-        if code != Some(NEW_ORDER_REJECTED) || !(says_triggered || bid_through) {
+        if code != Some(CODE_NEW_ORDER_REJECTED) || !(says_triggered || bid_through) {
             return None;
         }
         let rules = self.state.rules.get(&symbol)?;
