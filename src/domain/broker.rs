@@ -4,18 +4,17 @@
 //! ([`OrderOutcome`]), which makes "we do not know whether the exchange acted" its own case so
 //! that no caller can mistake it for a failure and resend.
 //!
-//! Owns: these values and the classification of a failure (retryable read, unknown order
-//! outcome). The Binance client parses its answers into them; the engine, the kill switch and
+//! Owns: these values, the exchange's error codes crbot reacts to, and the classification of
+//! a failure (retryable read, unknown order outcome). The Binance client parses its answers into them; the engine, the kill switch and
 //! reconciliation read only them. Must not: do I/O, know a wire format (parameter names, JSON
 //! shapes), or carry a secret, a signature or a signed URL in any message.
 
 use std::time::Duration;
 
 use super::{
-    ClientOrderId, Fill, LocalOrderState, Notional, Order, OrderPurpose, OrderStatus, OrderType, Price, Qty,
-    Side, Symbol, TimeInForce,
+    Balance, ClientOrderId, Fill, LocalOrderState, Notional, Order, OrderPurpose, OrderStatus, OrderType,
+    Price, Qty, Side, Symbol, TimeInForce,
 };
-use crate::domain::Balance;
 
 /// Codes whose meaning is "execution status unknown".
 pub const UNKNOWN_CODES: [i64; 4] = [-1000, -1001, -1006, -1007];

@@ -672,4 +672,128 @@ mod tests {
             "same trade id on another symbol is a different fill"
         );
     }
+
+    /// Answers `query_order` from a script (then "not found"); nothing else is asked of it.
+    #[derive(Clone, Default)]
+    struct ScriptedQueries(std::sync::Arc<std::sync::Mutex<Vec<Result<OrderReport, BrokerError>>>>);
+
+    fn unused<T>() -> Result<T, BrokerError> {
+        Err(BrokerError::Connect("not asked by resolve_unknown".into()))
+    }
+
+    impl Broker for ScriptedQueries {
+        async fn place_order(
+            &self,
+            _: &crate::risk::RiskApproved<crate::domain::OrderRequest>,
+        ) -> crate::domain::OrderOutcome<crate::domain::Placed> {
+            panic!("resolving never sends an order")
+        }
+        async fn place_oco(
+            &self,
+            _: &crate::risk::RiskApproved<OcoRequest>,
+        ) -> crate::domain::OrderOutcome<crate::domain::ListReport> {
+            panic!("resolving never sends an order")
+        }
+        async fn cancel_order(&self, _: &Symbol, _: &str) -> crate::domain::OrderOutcome<OrderReport> {
+            panic!("resolving never cancels")
+        }
+        async fn cancel_all(&self, _: &Symbol) -> crate::domain::OrderOutcome<Vec<crate::domain::Cancelled>> {
+            panic!("resolving never cancels")
+        }
+        async fn query_order(&self, _: &Symbol, _: &str) -> Result<OrderReport, BrokerError> {
+            let mut script = self.0.lock().expect("script");
+            if script.is_empty() {
+                Err(not_found())
+            } else {
+                script.remove(0)
+            }
+        }
+        async fn open_orders(&self, _: Option<&Symbol>) -> Result<Vec<OrderReport>, BrokerError> {
+            unused()
+        }
+        async fn open_order_lists(&self) -> Result<Vec<crate::domain::ListReport>, BrokerError> {
+            unused()
+        }
+        async fn account(&self) -> Result<Account, BrokerError> {
+            unused()
+        }
+        async fn my_trades(&self, _: &Symbol, _: Option<u64>) -> Result<Vec<Fill>, BrokerError> {
+            unused()
+        }
+        async fn my_trades_of_order(
+            &self,
+            _: &Symbol,
+            _: u64,
+            _: Option<u64>,
+        ) -> Result<Vec<Fill>, BrokerError> {
+            unused()
+        }
+        async fn book_quote(&self, _: &Symbol) -> Result<crate::domain::BookQuote, BrokerError> {
+            unused()
+        }
+        fn cancel_hold_until_ms(&self) -> Option<i64> {
+            None
+        }
+    }
+
+    fn not_found() -> BrokerError {
+        BrokerError::Api {
+            http_status: 400,
+            code: CODE_NO_SUCH_ORDER,
+            msg: "Order does not exist.".into(),
+        }
+    }
+
+    fn quick() -> ResolveConfig {
+        ResolveConfig {
+            backoff_base: std::time::Duration::ZERO,
+            backoff_max: std::time::Duration::ZERO,
+            ..ResolveConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_order_is_absent_only_after_not_found_answers_in_a_row() {
+        // A 5xx between two "not found" answers restarts the count: the query can lag.
+        let broker = ScriptedQueries::default();
+        *broker.0.lock().expect("script") = vec![
+            Err(not_found()),
+            Err(BrokerError::Server5xx {
+                status: 503,
+                msg: "busy".into(),
+            }),
+        ];
+        let r = resolve_unknown(&broker, &sym(), "cr-1", &quick()).await;
+        assert_eq!(r, Resolution::NotFound);
+        assert!(broker.0.lock().expect("script").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_order_the_exchange_has_is_found_and_a_ban_leaves_it_unknown() {
+        let report = crate::domain::broker::OrderReport {
+            symbol: sym(),
+            order_id: 9,
+            order_list_id: None,
+            client_order_id: "cr-1".into(),
+            orig_client_order_id: None,
+            side: Side::Buy,
+            order_type: OrderType::Market,
+            time_in_force: None,
+            status: OrderStatus::Filled,
+            price: None,
+            stop_price: None,
+            orig_qty: q("1"),
+            executed_qty: q("1"),
+            cumulative_quote_qty: crate::domain::Notional::ZERO,
+            time_ms: 1,
+            update_ms: 1,
+        };
+        let broker = ScriptedQueries::default();
+        *broker.0.lock().expect("script") = vec![Err(not_found()), Ok(report.clone())];
+        let r = resolve_unknown(&broker, &sym(), "cr-1", &quick()).await;
+        assert_eq!(r, Resolution::Found(report));
+        *broker.0.lock().expect("script") = vec![Err(BrokerError::Banned { until_ms: 5 })];
+        let r = resolve_unknown(&broker, &sym(), "cr-1", &quick()).await;
+        assert!(matches!(r, Resolution::StillUnknown { .. }), "{r:?}");
+    }
 }
