@@ -10,7 +10,8 @@
 //!
 //! Layout: `context` derives once per ticket the facts every rule reads (the rounded order, the
 //! quote's verdict, the valuation, the P&L figures); `rules` holds one function per rule and
-//! [`RULES`], the table [`check`] and [`report`] walk; `denial` holds the [`Denial`]s.
+//! [`RULES`], the table [`check`] and [`report`] walk; `denial` holds the [`Denial`]s; `broker`
+//! holds the [`Broker`] trait.
 //!
 //! # Words
 //! * **Entry**: a buy (spot is long only: a buy opens or adds to a position).
