@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{
     ClientOrderId, Mode, OrderPurpose, OrderRequest, OrderType, Price, Qty, Side, Symbol, TimeInForce,
 };
@@ -23,7 +24,6 @@ use crbot::engine::core::Core;
 use crbot::engine::runtime::Runtime;
 use crbot::engine::snapshot::{Command, KillStage};
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, SimConfig, SimHandle};

@@ -29,10 +29,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{ClientOrderId, Mode, OrderPurpose, Price, Qty, Quote, Side, Symbol, Ticket, TicketKind};
 use crbot::engine::core::{Core, FollowUp};
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::reconcile::{Resolution, ResyncReport, resync};
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{ClientOrderId, OrderRequest, OrderStatus, OrderType, Qty, Side, Symbol};
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::events::{MarketEvent, StreamStatus, UserEvent};
 use crbot::exchange::binance::limits::NoBanStore;
 use crbot::exchange::binance::market::{MarketStreamConfig, spawn_market_stream};

@@ -12,12 +12,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{ClientOrderId, Mode, OrderPurpose, OrderRequest, OrderType, Side, Symbol, TimeInForce};
 use crbot::engine::core::Core;
 use crbot::engine::runtime::Runtime;
 use crbot::engine::snapshot::{Command, Snapshot, TicketDraft, TicketOutcome, TradingState};
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, SimConfig, SimHandle};
