@@ -39,8 +39,9 @@ use crate::domain::{Fill, OrderRequest, Symbol};
 /// An exchange account crbot trades on. Order actions answer an [`OrderOutcome`] (done,
 /// rejected, or unknown: never resend an unknown one); reads answer a `Result`.
 ///
-/// Cheap to clone (clones share one connection pool and one rate-limit state), so a task can
-/// take its own copy.
+/// `Clone + Send + Sync + 'static` so that a task (the kill switch's sweep, a send spawned by
+/// the engine) can take its own copy; a clone must act on the same account with the same
+/// rate-limit state, as `BinanceRest`'s clones do.
 pub trait Broker: Clone + Send + Sync + 'static {
     /// Places one order, once. The request must have passed the risk gate.
     fn place_order(
