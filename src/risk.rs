@@ -287,8 +287,8 @@ pub fn approve_protection(
     })
 }
 
-/// Approves a reduction (the kill switch's flatten): a sell of at most `held`, crbot's
-/// position on the symbol less what its own open sells hold. A buy is refused
+/// Approves a reduction (an exit or close, the kill switch's flatten): a sell of at most
+/// `held`, crbot's position on the symbol less what its own open sells hold. A buy is refused
 /// (`NOT_A_REDUCTION`), and so is a sell of more than is held (`NO_POSITION`).
 pub fn approve_reduction(
     request: OrderRequest,

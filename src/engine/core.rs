@@ -492,7 +492,7 @@ impl Core {
     ) -> Result<Prepared, Refusal> {
         let cid = ClientOrderId::generate(now_ms, rand::random::<u64>());
         let a = approved.inner().clone();
-        let request = self.approve_request(ticket, approved, cid.clone(), purpose, now_ms)?;
+        let request = self.approve_request(ticket, approved, cid.clone(), now_ms)?;
         let purpose = if a.is_entry { OrderPurpose::Entry } else { purpose };
         let order = Order {
             client_order_id: cid.clone(),
@@ -538,20 +538,21 @@ impl Core {
         Ok(Prepared { request, approved: a })
     }
 
-    /// The request an approved ticket sends. A flatten (the kill switch's stage two) is held
-    /// once more to the reduction rule: a sell of at most crbot's unheld position, so that not
-    /// even a planning mistake can make the kill switch buy or sell the user's own coins. The
-    /// ticket passed every rule a moment ago, so a refusal here is a bug: it is journaled and
-    /// logged as a risk rejection, and nothing is sent.
+    /// The request an approved ticket sends. Every sell (an exit or close, the kill switch's
+    /// flatten, a stop-loss exit at market) is held once more to the reduction rule: a sell of
+    /// at most crbot's unheld position, so that not even a planning mistake can make one sell
+    /// the user's own coins. The engine's risk context never selects external holdings
+    /// (`EngineState::risk_context`), so the ticket passed the same bound a moment ago and a
+    /// refusal here is a bug: it is journaled and logged as a risk rejection, and nothing is
+    /// sent. (Selling external holdings would need its own allowance here.)
     fn approve_request(
         &mut self,
         ticket: &Ticket,
         approved: RiskApproved<ApprovedOrder>,
         cid: ClientOrderId,
-        purpose: OrderPurpose,
         now_ms: i64,
     ) -> Result<RiskApproved<OrderRequest>, Refusal> {
-        if purpose != OrderPurpose::Flatten {
+        if approved.is_entry {
             return Ok(approved.into_request(cid));
         }
         let request = approved.into_inner().to_request(cid);
@@ -572,7 +573,7 @@ impl Core {
                 "risk REJECTED {} {} {}: {denial}",
                 ticket.side, ticket.qty, ticket.symbol
             );
-            tracing::error!(%denial, symbol = %ticket.symbol, "flatten refused by the reduction check");
+            tracing::error!(%denial, symbol = %ticket.symbol, "sell refused by the reduction check");
             self.state.log(now_ms, LogLevel::Error, LogKind::Rejection, line);
             Refusal::Risk(vec![denial])
         })

@@ -387,8 +387,8 @@ pub struct FlattenPlan {
 /// positions (`only`: a subset of symbols), bounded by the free balance, rounded DOWN to the
 /// MARKET_LOT_SIZE step (LOT_SIZE when the symbol has none). What the rounding leaves, and a
 /// whole sell below the minimum quantity or minimum notional, is reported as dust. External
-/// holdings are never included. Each ticket still passes the risk gate, and then
-/// `risk::approve_reduction` (a sell of at most crbot's unheld position), before it is sent.
+/// holdings are never included. Each ticket still passes the risk gate, and then, like every
+/// sell, `risk::approve_reduction` (at most crbot's unheld position), before it is sent.
 pub fn flatten_plan(state: &EngineState, percent: u8, only: Option<&BTreeSet<Symbol>>) -> FlattenPlan {
     let mut plan = FlattenPlan::default();
     let share = Decimal::from(percent.clamp(1, 100)) / Decimal::ONE_HUNDRED;
