@@ -20,7 +20,7 @@ use machine_support::*;
 struct Protected {
     script: Script,
     entry: crbot::domain::OrderRequest,
-    oco: crbot::exchange::binance::rest::OcoRequest,
+    oco: crbot::domain::broker::OcoRequest,
 }
 
 /// Submits the usual entry, answers it FILLED (0.002 at 50 000, 0.000002 BTC commission),

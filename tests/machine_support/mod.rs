@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
 
+use crbot::domain::broker::{Account, ListReport, OcoRequest, OrderOutcome, OrderReport, Placed};
 use crbot::domain::{
     Asset, Balance, ClientOrderId, Fill, Filters, LocalOrderState, LotSize, Mode, Notional, NotionalFilter,
     Order, OrderRequest, OrderStatus, OrderType, Price, PriceFilter, Qty, Side, Symbol, SymbolRules,
@@ -19,13 +20,8 @@ use crbot::domain::{
 use crbot::engine::core::Core;
 use crbot::engine::machine::{Answer, Effect, Engine, Input};
 use crbot::engine::snapshot::{Command, Snapshot, TicketDraft};
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::events::{ExecutionType, MarketEvent, OrderUpdate, UserEvent};
 use crbot::exchange::binance::reconcile::{Resolution, ResyncReport, ResyncRequest};
-use crbot::exchange::binance::rest::OcoRequest;
-use crbot::exchange::binance::wire::{
-    AccountInfo, ExchangeInfo, ExchangeOrder, OrderListReport, PlacedOrder,
-};
 use crbot::journal::{EventKind, Journal, TicketSource, TradingStateCode};
 use crbot::risk::Limits;
 
@@ -92,13 +88,9 @@ pub fn usdt_rules(symbol: &str, base: &str) -> SymbolRules {
     }
 }
 
-pub fn info() -> ExchangeInfo {
-    ExchangeInfo {
-        server_time_ms: T0,
-        rate_limits: Vec::new(),
-        symbols: vec![btc_rules(), usdt_rules(ETH, "ETH")],
-        skipped: Vec::new(),
-    }
+/// Every symbol's rules, as the exchange-info answer carries them.
+pub fn info() -> Vec<SymbolRules> {
+    vec![btc_rules(), usdt_rules(ETH, "ETH")]
 }
 
 pub fn balance(a: &str, free: &str, locked: &str) -> Balance {
@@ -109,8 +101,8 @@ pub fn balance(a: &str, free: &str, locked: &str) -> Balance {
     }
 }
 
-pub fn account(balances: Vec<Balance>, at: i64) -> AccountInfo {
-    AccountInfo {
+pub fn account(balances: Vec<Balance>, at: i64) -> Account {
+    Account {
         can_trade: true,
         can_withdraw: false,
         update_time_ms: at,
@@ -120,7 +112,7 @@ pub fn account(balances: Vec<Balance>, at: i64) -> AccountInfo {
 }
 
 /// A resync's answer: these balances, these open orders, nothing else to settle.
-pub fn resynced(balances: Vec<Balance>, open: Vec<ExchangeOrder>, at: i64) -> Answer {
+pub fn resynced(balances: Vec<Balance>, open: Vec<OrderReport>, at: i64) -> Answer {
     Answer::Resynced(Box::new(Ok(ResyncReport {
         open_orders: open,
         account: account(balances, at),
@@ -147,9 +139,9 @@ pub fn report(
     status: OrderStatus,
     executed: &str,
     price: &str,
-) -> ExchangeOrder {
+) -> OrderReport {
     let executed = q(executed);
-    ExchangeOrder {
+    OrderReport {
         symbol: req.symbol.clone(),
         order_id,
         order_list_id: None,
@@ -171,8 +163,8 @@ pub fn report(
 
 /// The exchange's report of an order crbot already knows, by client id only: what the engine
 /// reads of a known order's report is its status, ids and executed amounts.
-pub fn settled(symbol: &Symbol, cid: &str, order_id: u64, status: OrderStatus) -> ExchangeOrder {
-    ExchangeOrder {
+pub fn settled(symbol: &Symbol, cid: &str, order_id: u64, status: OrderStatus) -> OrderReport {
+    OrderReport {
         symbol: symbol.clone(),
         order_id,
         order_list_id: None,
@@ -193,7 +185,7 @@ pub fn settled(symbol: &Symbol, cid: &str, order_id: u64, status: OrderStatus) -
 }
 
 /// A fill of `order` (its id and client id): `qty` at `price`, commission in `fee_asset`.
-pub fn fill(o: &ExchangeOrder, trade_id: u64, qty: &str, price: &str, fee: &str, fee_asset: &str) -> Fill {
+pub fn fill(o: &OrderReport, trade_id: u64, qty: &str, price: &str, fee: &str, fee_asset: &str) -> Fill {
     Fill {
         symbol: o.symbol.clone(),
         trade_id,
@@ -209,16 +201,11 @@ pub fn fill(o: &ExchangeOrder, trade_id: u64, qty: &str, price: &str, fee: &str,
     }
 }
 
-pub fn placed(
-    req: &OrderRequest,
-    draft: Option<TicketDraft>,
-    order: ExchangeOrder,
-    fills: Vec<Fill>,
-) -> Input {
+pub fn placed(req: &OrderRequest, draft: Option<TicketDraft>, order: OrderReport, fills: Vec<Fill>) -> Input {
     Input::Answer(Answer::Placed {
         cid: req.client_order_id.clone(),
         draft,
-        outcome: Box::new(OrderOutcome::Done(PlacedOrder { order, fills })),
+        outcome: Box::new(OrderOutcome::Done(Placed { order, fills })),
     })
 }
 
@@ -233,7 +220,7 @@ pub fn placed_unknown(req: &OrderRequest, draft: Option<TicketDraft>) -> Input {
 }
 
 /// The user-data report of `o` (as the stream sends it), with the fill it carries.
-pub fn user_report(o: &ExchangeOrder, execution: ExecutionType, last_fill: Option<Fill>) -> Input {
+pub fn user_report(o: &OrderReport, execution: ExecutionType, last_fill: Option<Fill>) -> Input {
     Input::User(UserEvent::Order(Box::new(OrderUpdate {
         symbol: o.symbol.clone(),
         client_order_id: o.client_order_id.clone(),
@@ -258,8 +245,8 @@ pub fn user_report(o: &ExchangeOrder, execution: ExecutionType, last_fill: Optio
 
 /// The two legs of `oco` as the exchange reports them once the list is placed (NEW).
 pub fn oco_placed(oco: &OcoRequest, list_id: i64, first_order_id: u64) -> Input {
-    let leg = |cid: &ClientOrderId, id: u64, t: OrderType, price: Option<Price>, stop: Option<Price>| {
-        ExchangeOrder {
+    let leg =
+        |cid: &ClientOrderId, id: u64, t: OrderType, price: Option<Price>, stop: Option<Price>| OrderReport {
             symbol: oco.symbol.clone(),
             order_id: id,
             order_list_id: Some(list_id),
@@ -276,8 +263,7 @@ pub fn oco_placed(oco: &OcoRequest, list_id: i64, first_order_id: u64) -> Input 
             cumulative_quote_qty: Notional::ZERO,
             time_ms: T0,
             update_ms: T0,
-        }
-    };
+        };
     let tp = leg(
         &oco.take_profit_client_order_id,
         first_order_id,
@@ -294,7 +280,7 @@ pub fn oco_placed(oco: &OcoRequest, list_id: i64, first_order_id: u64) -> Input 
     );
     Input::Answer(Answer::OcoPlaced {
         legs: oco_legs(oco),
-        outcome: Box::new(OrderOutcome::Done(OrderListReport {
+        outcome: Box::new(OrderOutcome::Done(ListReport {
             order_list_id: list_id,
             list_client_order_id: oco.list_client_order_id.to_string(),
             symbol: oco.symbol.clone(),
@@ -374,7 +360,7 @@ impl Effects {
         self.0
             .iter()
             .filter_map(|e| match e {
-                Effect::Place { request, .. } => Some(request),
+                Effect::Place { request, .. } => Some(&**request),
                 _ => None,
             })
             .collect()
@@ -389,7 +375,7 @@ impl Effects {
         self.0
             .iter()
             .filter_map(|e| match e {
-                Effect::PlaceOco(o) => Some(o),
+                Effect::PlaceOco(o) => Some(&**o),
                 _ => None,
             })
             .collect()
@@ -474,7 +460,7 @@ impl Script {
 
     /// `Started`, the rules, the resync (answered with `balances` and `open` orders), a quote.
     /// Returns the resync's request.
-    pub fn start_up(&mut self, balances: Vec<Balance>, open: Vec<ExchangeOrder>) -> ResyncRequest {
+    pub fn start_up(&mut self, balances: Vec<Balance>, open: Vec<OrderReport>) -> ResyncRequest {
         self.step(Input::Started);
         let fx = self.answer(Answer::Info(Ok(info())));
         let request = fx.resync().cloned().expect("the rules start the resync");
