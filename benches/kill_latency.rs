@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{
     ClientOrderId, Mode, OrderPurpose, OrderRequest, OrderType, Price, Qty, Side, Symbol, TimeInForce,
 };
@@ -23,7 +24,6 @@ use crbot::engine::core::Core;
 use crbot::engine::runtime::Runtime;
 use crbot::engine::snapshot::{Command, KillStage};
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, SimConfig, SimHandle};
@@ -138,7 +138,7 @@ async fn place_resting(rest: &BinanceRest, h: &SimHandle, journal: &Journal) {
                 stop_price: None,
                 client_order_id: cid,
             };
-            match rest.place_order(&req).await {
+            match rest.place_order_unchecked(&req).await {
                 OrderOutcome::Done(placed) => journal
                     .insert_order(&placed.order.to_order(OrderPurpose::Entry))
                     .unwrap(),

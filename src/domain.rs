@@ -1,10 +1,12 @@
 //! Value types shared by every part of crbot: symbols, assets, sides, order types and
-//! statuses, exchange filters, order tickets, orders, fills and balances.
+//! statuses, exchange filters, order tickets, orders, fills and balances, and what a broker
+//! reports and how its requests fail ([`broker`]).
 //!
 //! Owns: the vocabulary and the client-side exchange-filter arithmetic. Must not: do I/O,
 //! read a clock, or hold mutable state. Money is always `rust_decimal` through the newtypes
 //! in [`money`]; a bare `f64` never carries a price or a quantity.
 
+pub mod broker;
 pub mod money;
 
 use std::fmt;
@@ -13,6 +15,9 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use broker::{
+    Account, BookQuote, BrokerError, Cancelled, ListReport, OcoRequest, OrderOutcome, OrderReport, Placed,
+};
 pub use money::{
     DecimalError, Money, MoneyError, Notional, Price, Qty, decimals_of, display_fixed, display_price, plain,
 };

@@ -21,9 +21,9 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::config::{self, Sources};
+use crate::domain::broker::OrderOutcome;
 use crate::domain::{Mode, OrderPurpose, Symbol};
 use crate::exchange::binance::endpoints::Endpoints;
-use crate::exchange::binance::error::OrderOutcome;
 use crate::exchange::binance::events::{parse_market_frame, parse_user_event, parse_user_frame};
 use crate::exchange::binance::rest::{BinanceRest, RestConfig};
 use crate::exchange::binance::wire;

@@ -3,12 +3,15 @@
 //! Owns: the risk rules (README "Safety") as a pure function of (limits, context, ticket, now), the
 //! typed [`Denial`]s with stable codes, the [`RiskApproved`] wrapper that only this module can
 //! build, the live [`report`] for the ticket view, the trading state machine ([`state`]) and
-//! the limits with their change protocol ([`limits`]). Must not: do I/O, read a clock, keep
+//! the limits with their change protocol ([`limits`]), the only ways to a risk-approved order
+//! request ([`RiskApproved::into_request`], [`approve_protection`], [`approve_reduction`]) and
+//! the [`Broker`] trait whose send path takes nothing else. Must not: do I/O, read a clock, keep
 //! state between calls, or send anything.
 //!
 //! Layout: `context` derives once per ticket the facts every rule reads (the rounded order, the
 //! quote's verdict, the valuation, the P&L figures); `rules` holds one function per rule and
-//! [`RULES`], the table [`check`] and [`report`] walk; `denial` holds the [`Denial`]s.
+//! [`RULES`], the table [`check`] and [`report`] walk; `denial` holds the [`Denial`]s; `broker`
+//! holds the [`Broker`] trait.
 //!
 //! # Words
 //! * **Entry**: a buy (spot is long only: a buy opens or adds to a position).
@@ -49,6 +52,7 @@
 //! ("not checked") while the denial names its missing input, so [`check`] fails exactly when a
 //! [`report`] line fails.
 
+mod broker;
 mod context;
 mod denial;
 pub mod limits;
@@ -61,10 +65,12 @@ use std::ops::Deref;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::broker::OcoRequest;
 use crate::domain::{
     Asset, Balance, ClientOrderId, Money, Notional, OrderRequest, OrderType, Price, Qty, Quote, Side, Symbol,
     SymbolRules, Ticket, TimeInForce,
 };
+pub use broker::Broker;
 use context::Facts;
 pub(crate) use context::PnlFigures;
 pub use denial::Denial;
@@ -245,6 +251,67 @@ impl ApprovedOrder {
             client_order_id,
         }
     }
+}
+
+impl RiskApproved<ApprovedOrder> {
+    /// The order an approved ticket sends, under `client_order_id`: the approval carries over
+    /// (same time), and is used up, so one approval still sends one order.
+    pub fn into_request(self, client_order_id: ClientOrderId) -> RiskApproved<OrderRequest> {
+        RiskApproved {
+            inner: self.inner.to_request(client_order_id),
+            approved_at_ms: self.approved_at_ms,
+        }
+    }
+}
+
+/// Approves a protective OCO: it may sell at most `held`, crbot's position on the symbol less
+/// what its own open sells already hold, so protection never covers the user's own coins or
+/// sells a coin twice. The OCO has no side (it always sells), so a buy cannot be asked for.
+/// The quantity and prices were rounded by the caller; this check is the last word before the
+/// exchange, and a refusal is a bug upstream.
+pub fn approve_protection(
+    oco: OcoRequest,
+    held: Qty,
+    now_ms: i64,
+) -> Result<RiskApproved<OcoRequest>, Denial> {
+    if oco.qty > held {
+        return Err(Denial::NoPosition {
+            symbol: oco.symbol.clone(),
+            qty: oco.qty,
+            position: held,
+        });
+    }
+    Ok(RiskApproved {
+        inner: oco,
+        approved_at_ms: now_ms,
+    })
+}
+
+/// Approves a reduction (an exit or close, the kill switch's flatten): a sell of at most
+/// `held`, crbot's position on the symbol less what its own open sells hold. A buy is refused
+/// (`NOT_A_REDUCTION`), and so is a sell of more than is held (`NO_POSITION`).
+pub fn approve_reduction(
+    request: OrderRequest,
+    held: Qty,
+    now_ms: i64,
+) -> Result<RiskApproved<OrderRequest>, Denial> {
+    if request.side != Side::Sell {
+        return Err(Denial::NotAReduction {
+            symbol: request.symbol.clone(),
+            side: request.side,
+        });
+    }
+    if request.qty > held {
+        return Err(Denial::NoPosition {
+            symbol: request.symbol.clone(),
+            qty: request.qty,
+            position: held,
+        });
+    }
+    Ok(RiskApproved {
+        inner: request,
+        approved_at_ms: now_ms,
+    })
 }
 
 /// One line of the live ticket view.

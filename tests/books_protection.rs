@@ -48,7 +48,7 @@ impl Exchange {
         format!("{out}\n{err}")
     }
 
-    fn open_orders(&self) -> Vec<crbot::exchange::binance::wire::ExchangeOrder> {
+    fn open_orders(&self) -> Vec<crbot::domain::broker::OrderReport> {
         self.rt.block_on(self.rest().open_orders(None)).unwrap()
     }
 

@@ -29,10 +29,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{ClientOrderId, Mode, OrderPurpose, Price, Qty, Quote, Side, Symbol, Ticket, TicketKind};
 use crbot::engine::core::{Core, FollowUp};
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::reconcile::{Resolution, ResyncReport, resync};
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
@@ -484,7 +484,20 @@ impl Run {
             .unwrap()
             .resync_request(symbols.iter().map(|s| sym(s)));
         let t = Instant::now();
-        let report = resync(&self.ex().rest, &req).await.unwrap();
+        // Reads only, so safe to ask again: on two busy cores the audit's request weight can
+        // reach the exchange's limit, and a held-back read is not a books error.
+        let mut attempt = 0;
+        let report = loop {
+            match resync(&self.ex().rest, &req).await {
+                Ok(r) => break r,
+                Err(crbot::domain::broker::BrokerError::RateLimited { retry_after }) if attempt < 5 => {
+                    attempt += 1;
+                    eprintln!("resync rate limited; again in {retry_after:?}");
+                    tokio::time::sleep(retry_after.max(Duration::from_millis(100))).await;
+                }
+                Err(e) => panic!("resync failed: {e}"),
+            }
+        };
         *self.stats.time.entry("sync.resync").or_default() += t.elapsed();
         let t = Instant::now();
         self.book_on_exchange_time(|run| run.apply_resync(report));
@@ -566,7 +579,7 @@ impl Run {
                 Err(e) if attempt < 20 => {
                     attempt += 1;
                     let wait = match &e {
-                        crbot::exchange::binance::error::ClientError::RateLimited { retry_after } => {
+                        crbot::domain::broker::BrokerError::RateLimited { retry_after } => {
                             (*retry_after).max(Duration::from_millis(100))
                         }
                         _ => Duration::from_millis(250),
@@ -634,9 +647,9 @@ impl Run {
         let request = prepared.request.clone();
         let t = Instant::now();
         let outcome = if bnb {
-            self.fence_bnb(rest.place_order(&request)).await
+            self.fence_bnb(rest.place_order_unchecked(&request)).await
         } else {
-            rest.place_order(&request).await
+            rest.place_order_unchecked(&request).await
         };
         *self.stats.time.entry("send.place").or_default() += t.elapsed();
         if lose_answer {

@@ -5,11 +5,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crbot::domain::broker::{BrokerError, OrderOutcome};
 use crbot::domain::{
     ClientOrderId, OrderRequest, OrderStatus, OrderType, Price, Qty, Side, Symbol, SymbolRules,
 };
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::{ClientError, OrderOutcome};
 use crbot::exchange::binance::limits::BanStore;
 use crbot::exchange::binance::reconcile::{Resolution, ResolveConfig, resolve_unknown};
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
@@ -133,7 +133,7 @@ async fn resting_buy(rest: &BinanceRest, cid: &str) -> Result<OrderRequest, Box<
     Ok(order)
 }
 
-async fn open_with_cid(rest: &BinanceRest, cid: &str) -> Result<usize, ClientError> {
+async fn open_with_cid(rest: &BinanceRest, cid: &str) -> Result<usize, BrokerError> {
     Ok(rest
         .open_orders(Some(&btc()))
         .await?
@@ -147,7 +147,7 @@ async fn places_queries_and_cancels_a_limit_order() -> TestResult {
     let sim = start(Faults::default()).await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-place-1").await?;
-    let placed = match rest.place_order(&order).await {
+    let placed = match rest.place_order_unchecked(&order).await {
         OrderOutcome::Done(p) => p,
         other => return Err(format!("expected Done, got {other:?}").into()),
     };
@@ -195,7 +195,7 @@ async fn market_buy_reports_fills_that_my_trades_confirms() -> TestResult {
         client_order_id: ClientOrderId::new("it-mkt-1")?,
     };
     let placed = rest
-        .place_order(&order)
+        .place_order_unchecked(&order)
         .await
         .done()
         .ok_or("market order not done")?;
@@ -231,7 +231,7 @@ async fn an_order_answered_late_is_unknown_then_resolved_without_resending() -> 
     .await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-late-1").await?;
-    let outcome = rest.place_order(&order).await;
+    let outcome = rest.place_order_unchecked(&order).await;
     assert!(
         outcome.is_unknown(),
         "a client timeout must be UNKNOWN, got {outcome:?}"
@@ -256,7 +256,7 @@ async fn a_503_after_the_order_was_accepted_is_unknown_and_resolves_to_the_order
     .await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-503-1").await?;
-    match rest.place_order(&order).await {
+    match rest.place_order_unchecked(&order).await {
         OrderOutcome::Unknown { reason } => {
             assert!(reason.contains("503") || reason.contains("-1007"), "{reason}")
         }
@@ -323,11 +323,11 @@ async fn after_a_429_orders_wait_for_retry_after_and_are_not_sent() -> TestResul
     f.next_429 = 1;
     sim.faults().set(f);
     let err = rest.account().await.err().ok_or("expected a 429")?;
-    assert!(matches!(err, ClientError::RateLimited { .. }), "{err:?}");
+    assert!(matches!(err, BrokerError::RateLimited { .. }), "{err:?}");
     assert!(rest.usage().hold_until_ms.is_some(), "the hold is visible");
     // During the hold the order is refused locally: definite, not unknown, nothing sent.
-    match rest.place_order(&order).await {
-        OrderOutcome::Rejected(ClientError::RateLimited { .. }) => {}
+    match rest.place_order_unchecked(&order).await {
+        OrderOutcome::Rejected(BrokerError::RateLimited { .. }) => {}
         other => return Err(format!("expected a local RateLimited rejection, got {other:?}").into()),
     }
     assert!(
@@ -339,9 +339,12 @@ async fn after_a_429_orders_wait_for_retry_after_and_are_not_sent() -> TestResul
     );
     assert!(matches!(
         rest.query_order(&btc(), "it-429-1").await,
-        Err(ClientError::Api { code: -2013, .. })
+        Err(BrokerError::Api { code: -2013, .. })
     ));
-    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&order).await,
+        OrderOutcome::Done(_)
+    ));
     sim.shutdown().await;
     Ok(())
 }
@@ -351,17 +354,20 @@ async fn during_a_429_hold_a_cancel_still_goes_out() -> TestResult {
     let sim = start(Faults::default()).await?;
     let rest = impatient_client(&sim)?;
     let order = resting_buy(&rest, "it-429-cancel").await?;
-    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&order).await,
+        OrderOutcome::Done(_)
+    ));
     let mut f = sim.faults().get();
     f.next_429 = 1;
     sim.faults().set(f);
     assert!(matches!(
         rest.account().await,
-        Err(ClientError::RateLimited { .. })
+        Err(BrokerError::RateLimited { .. })
     ));
     assert!(matches!(
         rest.open_orders(Some(&btc())).await,
-        Err(ClientError::RateLimited { .. })
+        Err(BrokerError::RateLimited { .. })
     ));
     // The clock was never synced (the sync hit the 429), yet the cancel goes out. Binance bans
     // only "repeated" requests during a back-off; this exchange answers the first one with
@@ -370,7 +376,7 @@ async fn during_a_429_hold_a_cancel_still_goes_out() -> TestResult {
     let cancelled = rest.cancel_order(&btc(), "it-429-cancel").await;
     match cancelled {
         OrderOutcome::Done(o) => assert_eq!(o.status, OrderStatus::Canceled),
-        OrderOutcome::Rejected(ClientError::RateLimited { .. }) => {}
+        OrderOutcome::Rejected(BrokerError::RateLimited { .. }) => {}
         other => {
             return Err(format!("the cancel must reach the exchange during the hold, got {other:?}").into());
         }
@@ -398,7 +404,7 @@ async fn a_418_ban_stops_all_traffic_and_survives_a_restart() -> TestResult {
     let rest = client(&sim, bans.clone())?;
     let mut got_429 = false;
     for _ in 0..5 {
-        if let Err(ClientError::RateLimited { .. }) = rest.account().await {
+        if let Err(BrokerError::RateLimited { .. }) = rest.account().await {
             got_429 = true;
             break;
         }
@@ -408,36 +414,36 @@ async fn a_418_ban_stops_all_traffic_and_survives_a_restart() -> TestResult {
     // treats any request during its back-off as a reason to ban, as Binance may.
     assert!(matches!(
         rest.account().await,
-        Err(ClientError::RateLimited { .. })
+        Err(BrokerError::RateLimited { .. })
     ));
     // The exchange tolerates one request during its back-off (answered 429 again); the
     // next one is banned.
     let first = rest.cancel_order(&btc(), "nothing-to-cancel").await;
     assert!(
-        matches!(first, OrderOutcome::Rejected(ClientError::RateLimited { .. })),
+        matches!(first, OrderOutcome::Rejected(BrokerError::RateLimited { .. })),
         "{first:?}"
     );
     let cancel = rest.cancel_order(&btc(), "nothing-to-cancel").await;
-    let OrderOutcome::Rejected(ClientError::Banned { until_ms }) = cancel else {
+    let OrderOutcome::Rejected(BrokerError::Banned { until_ms }) = cancel else {
         return Err(format!("expected the exchange's 418, got {cancel:?}").into());
     };
     assert_eq!(bans.load(), Some(until_ms), "ban-until persisted");
     // Everything stops, cancels included, without touching the network.
-    assert!(matches!(rest.ping().await, Err(ClientError::Banned { .. })));
+    assert!(matches!(rest.ping().await, Err(BrokerError::Banned { .. })));
     assert!(matches!(
         rest.cancel_all(&btc()).await,
-        OrderOutcome::Rejected(ClientError::Banned { .. })
+        OrderOutcome::Rejected(BrokerError::Banned { .. })
     ));
     // A new client (a restart) reads the ban; a stored ban may be wrong, so one request
     // checks it, the exchange bans again, and from then on nothing leaves.
     let restarted = client(&sim, bans.clone())?;
     assert_eq!(restarted.usage().banned_until_ms, Some(until_ms));
-    assert!(matches!(restarted.ping().await, Err(ClientError::Banned { .. })));
+    assert!(matches!(restarted.ping().await, Err(BrokerError::Banned { .. })));
     let again = restarted.usage().banned_until_ms.ok_or("the ban holds")?;
     assert!((again - until_ms).abs() <= 1_000, "{again} vs {until_ms}");
     assert!(matches!(
         restarted.cancel_all(&btc()).await,
-        OrderOutcome::Rejected(ClientError::Banned { .. })
+        OrderOutcome::Rejected(BrokerError::Banned { .. })
     ));
     sim.shutdown().await;
     Ok(())
@@ -456,7 +462,7 @@ async fn an_extreme_clock_offset_is_reported_as_such(offset_ms: i64) -> TestResu
         rest.sync_clock().await.err().ok_or("the clock sync must fail")?,
         rest.account().await.err().ok_or("a signed request must fail")?,
     ] {
-        let ClientError::ClockOffset { offset_ms: seen } = err else {
+        let BrokerError::ClockOffset { offset_ms: seen } = err else {
             return Err(format!("expected a clock offset error, got {err:?}").into());
         };
         assert!((seen - offset_ms).abs() < 60_000, "{seen} vs {offset_ms}");
@@ -527,8 +533,8 @@ async fn exchange_clock_2_5_s_behind_is_corrected_by_the_offset() -> TestResult 
 
 #[tokio::test]
 async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_everything() -> TestResult {
+    use crbot::domain::broker::Cancelled;
     use crbot::exchange::binance::reconcile::{EntryFills, OcoPlan, protective_oco};
-    use crbot::exchange::binance::wire::CancelledItem;
 
     let sim = start(Faults::default()).await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
@@ -545,7 +551,11 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
         stop_price: None,
         client_order_id: ClientOrderId::new("it-entry-1")?,
     };
-    let placed = rest.place_order(&entry).await.done().ok_or("entry not done")?;
+    let placed = rest
+        .place_order_unchecked(&entry)
+        .await
+        .done()
+        .ok_or("entry not done")?;
     let sl = Price::try_new(ask.value() * Decimal::new(95, 2))?;
     let tp = Price::try_new(ask.value() * Decimal::new(110, 2))?;
     let ids = ["it-oco-l", "it-oco-tp", "it-oco-sl"].map(|s| ClientOrderId::new(s).expect("valid id"));
@@ -569,7 +579,7 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
     let OcoPlan::Place(oco) = plan else {
         return Err(format!("expected an OCO, got {plan:?}").into());
     };
-    let list = match rest.place_oco(&oco).await {
+    let list = match rest.place_oco_unchecked(&oco).await {
         OrderOutcome::Done(l) => l,
         other => return Err(format!("OCO not placed: {other:?}").into()),
     };
@@ -594,7 +604,10 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
     assert_eq!(tp_leg.order_type, OrderType::LimitMaker);
     // A plain resting order too, then the kill switch's cancel-all takes both.
     let resting = resting_buy(&rest, "it-rest-2").await?;
-    assert!(matches!(rest.place_order(&resting).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&resting).await,
+        OrderOutcome::Done(_)
+    ));
     let items = rest
         .cancel_all(&btc())
         .await
@@ -603,12 +616,12 @@ async fn protective_oco_is_placed_for_the_filled_entry_and_cancel_all_clears_eve
     assert!(
         items
             .iter()
-            .any(|i| matches!(i, CancelledItem::List(l) if l.list_client_order_id == "it-oco-l"))
+            .any(|i| matches!(i, Cancelled::List(l) if l.list_client_order_id == "it-oco-l"))
     );
     assert!(
         items
             .iter()
-            .any(|i| matches!(i, CancelledItem::Order(o) if o.order_client_id() == "it-rest-2"))
+            .any(|i| matches!(i, Cancelled::Order(o) if o.order_client_id() == "it-rest-2"))
     );
     assert!(rest.open_orders(Some(&btc())).await?.is_empty());
     assert!(rest.open_order_lists().await?.is_empty());
@@ -624,7 +637,10 @@ async fn startup_resync_reports_open_orders_unfinished_orders_and_fills_since_th
     let sim = start(Faults::default()).await?;
     let rest = client(&sim, Arc::new(MemoryBans::default()))?;
     let order = resting_buy(&rest, "it-sync-open").await?;
-    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&order).await,
+        OrderOutcome::Done(_)
+    ));
     let r = rules(&rest).await?;
     let ask = rest.book_ticker(&btc()).await?.ask;
     let qty = r.round_qty(OrderType::Market, Qty::try_new(Decimal::from(30) / ask.value())?);
@@ -638,8 +654,16 @@ async fn startup_resync_reports_open_orders_unfinished_orders_and_fills_since_th
         stop_price: None,
         client_order_id: ClientOrderId::new(cid).expect("valid id"),
     };
-    let first = rest.place_order(&buy("it-sync-1")).await.done().ok_or("first")?;
-    let second = rest.place_order(&buy("it-sync-2")).await.done().ok_or("second")?;
+    let first = rest
+        .place_order_unchecked(&buy("it-sync-1"))
+        .await
+        .done()
+        .ok_or("first")?;
+    let second = rest
+        .place_order_unchecked(&buy("it-sync-2"))
+        .await
+        .done()
+        .ok_or("second")?;
     let last_known = first.fills.iter().map(|f| f.trade_id).max().ok_or("no fill")?;
     let report = resync(
         &rest,
@@ -721,7 +745,10 @@ async fn ed25519_keys_sign_rest_requests_and_the_withdrawal_check_reads_key_perm
     // Signed GET and a signed POST: base64 signatures (with + / =) survive percent-encoding.
     rest.account().await?;
     let order = resting_buy(&rest, "it-ed-1").await?;
-    assert!(matches!(rest.place_order(&order).await, OrderOutcome::Done(_)));
+    assert!(matches!(
+        rest.place_order_unchecked(&order).await,
+        OrderOutcome::Done(_)
+    ));
     assert!(check_key_permissions(&rest.api_restrictions().await?).is_ok());
     let risky = BinanceRest::new(endpoints, Some(risky), config(), Arc::new(MemoryBans::default()))?;
     let refusal = check_key_permissions(&risky.api_restrictions().await?);

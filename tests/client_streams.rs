@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{ClientOrderId, OrderRequest, OrderStatus, OrderType, Qty, Side, Symbol};
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::events::{MarketEvent, StreamStatus, UserEvent};
 use crbot::exchange::binance::limits::NoBanStore;
 use crbot::exchange::binance::market::{MarketStreamConfig, spawn_market_stream};
@@ -294,7 +294,7 @@ async fn user_stream_survives_a_drop_and_resync_loses_no_fill() -> TestResult {
 
     let mut dedup = FillDedup::new();
     let a = client
-        .place_order(&market_buy("it-us-a", qty))
+        .place_order_unchecked(&market_buy("it-us-a", qty))
         .await
         .done()
         .ok_or("order A")?;
@@ -312,7 +312,7 @@ async fn user_stream_survives_a_drop_and_resync_loses_no_fill() -> TestResult {
     // Drop every WebSocket and trade while the stream is (probably) down.
     sim.faults().drop_ws_now();
     let b = client
-        .place_order(&market_buy("it-us-b", qty))
+        .place_order_unchecked(&market_buy("it-us-b", qty))
         .await
         .done()
         .ok_or("order B")?;
@@ -393,7 +393,7 @@ async fn an_order_answered_late_is_resolved_by_its_execution_report() -> TestRes
             .await
             .is_some()
     );
-    let outcome = client.place_order(&market_buy("it-late-ws", qty)).await;
+    let outcome = client.place_order_unchecked(&market_buy("it-late-ws", qty)).await;
     assert!(matches!(outcome, OrderOutcome::Unknown { .. }), "{outcome:?}");
     let report = next_matching(
         &mut rx,
@@ -527,7 +527,7 @@ async fn user_stream_subscribes_with_an_ed25519_key() -> TestResult {
     assert!(matches!(first, Some(UserEvent::Subscribed { .. })), "{first:?}");
     let qty = small_qty(&client).await?;
     assert!(matches!(
-        client.place_order(&market_buy("it-ed-ws", qty)).await,
+        client.place_order_unchecked(&market_buy("it-ed-ws", qty)).await,
         OrderOutcome::Done(_)
     ));
     assert!(

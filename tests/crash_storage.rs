@@ -12,12 +12,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{ClientOrderId, Mode, OrderPurpose, OrderRequest, OrderType, Side, Symbol, TimeInForce};
 use crbot::engine::core::Core;
 use crbot::engine::runtime::Runtime;
 use crbot::engine::snapshot::{Command, Snapshot, TicketDraft, TicketOutcome, TradingState};
 use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, SimConfig, SimHandle};
@@ -79,7 +79,7 @@ async fn place_resting(rest: &BinanceRest, h: &SimHandle, journal: &Journal) -> 
             stop_price: None,
             client_order_id: cid.clone(),
         };
-        match rest.place_order(&req).await {
+        match rest.place_order_unchecked(&req).await {
             OrderOutcome::Done(p) => journal
                 .insert_order(&p.order.to_order(OrderPurpose::Entry))
                 .unwrap(),

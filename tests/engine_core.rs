@@ -5,13 +5,13 @@
 
 mod engine_support;
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{
     Asset, Balance, LocalOrderState, Mode, OrderPurpose, OrderStatus, Price, Qty, Side, Ticket, TicketKind,
 };
 use crbot::engine::core::{Core, Refusal};
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::journal::{Journal, KillTrigger, TicketSource, TradingStateCode};
-use crbot::risk::{Limits, TradingState, Trigger};
+use crbot::risk::{Broker, Limits, TradingState, Trigger};
 use engine_support::*;
 
 fn qty(s: &str) -> Qty {

@@ -9,10 +9,11 @@ mod engine_support;
 
 use std::time::Duration;
 
+use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{LocalOrderState, OrderPurpose, OrderStatus, Price, Side, Ticket, TicketKind};
 use crbot::engine::core::Prepared;
-use crbot::exchange::binance::error::OrderOutcome;
 use crbot::journal::KillTrigger;
+use crbot::risk::Broker;
 use engine_support::*;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -12,6 +12,7 @@ use crbot::engine::snapshot::{Command, TicketOutcome};
 use crbot::engine::ticket::parse_draft;
 use crbot::exchange::binance::rest::RestConfig;
 use crbot::exchange::sim::Faults;
+use crbot::risk::Broker;
 use engine_support::*;
 
 const WAIT: Duration = Duration::from_secs(15);

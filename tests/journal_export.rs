@@ -8,7 +8,7 @@ mod fees_support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crbot::exchange::binance::error::ClientError;
+use crbot::domain::broker::BrokerError;
 use fees_support::*;
 
 /// Parses RFC 4180 CSV (quoted fields may hold commas, quotes and line breaks).
@@ -185,7 +185,7 @@ fn an_order_the_exchange_rejected_is_exported_as_rejected_with_its_code_not_as_n
         core.journal.insert_order(&o).unwrap();
         core.state.upsert_order(o);
     }
-    let api = ClientError::Api {
+    let api = BrokerError::Api {
         http_status: 400,
         code: -2010,
         msg: "Account has insufficient balance for requested action.".into(),
@@ -193,7 +193,7 @@ fn an_order_the_exchange_rejected_is_exported_as_rejected_with_its_code_not_as_n
     core.mark_refused(&rejected.client_order_id, &api, T0 + 7);
     core.mark_refused(
         &never.client_order_id,
-        &ClientError::Connect("refused".into()),
+        &BrokerError::Connect("refused".into()),
         T0 + 7,
     );
     let out = dir.path().join("export");

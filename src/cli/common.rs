@@ -10,14 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::GlobalOpts;
 use crate::config::{Config, redact_urls};
+use crate::domain::broker::{BrokerError, OrderReport};
 use crate::domain::{ClientOrderId, LocalOrderState, Quote, Symbol};
 use crate::engine::core::{Core, FollowUp};
 use crate::engine::limits_from;
 use crate::engine::session::{Session, Unlock};
-use crate::exchange::binance::error::ClientError;
 use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
 use crate::exchange::binance::rest::BinanceRest;
-use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{Journal, JournalError, TicketSource};
 
 /// A command's failure: the exit code and the one line printed on stderr.
@@ -327,7 +326,7 @@ pub async fn fetch_quotes(
 
 /// Fills of `symbol` since the journal's last trade id, attributed to crbot's orders by
 /// exchange order id, journaled (deduplicated) and booked.
-pub async fn pull_fills(core: &mut Core, rest: &BinanceRest, symbol: &Symbol) -> Result<usize, ClientError> {
+pub async fn pull_fills(core: &mut Core, rest: &BinanceRest, symbol: &Symbol) -> Result<usize, BrokerError> {
     pull_fills_with(core, rest, symbol, &BTreeMap::new(), &[]).await
 }
 
@@ -336,8 +335,8 @@ async fn pull_fills_with(
     rest: &BinanceRest,
     symbol: &Symbol,
     learned: &BTreeMap<u64, ClientOrderId>,
-    reports: &[ExchangeOrder],
-) -> Result<usize, ClientError> {
+    reports: &[OrderReport],
+) -> Result<usize, BrokerError> {
     let from = core.journal.last_trade_id(symbol).ok().flatten().map(|id| id + 1);
     let mut fills = rest.my_trades(symbol, from).await?;
     // The cursor cannot reach a fill older than the journal's last trade id (one missed while
@@ -401,7 +400,7 @@ async fn reconcile_orders(
     rest: &BinanceRest,
     notes: &mut Vec<String>,
 ) -> (Vec<FollowUp>, bool) {
-    let mut reports: Vec<ExchangeOrder> = match rest.open_orders(None).await {
+    let mut reports: Vec<OrderReport> = match rest.open_orders(None).await {
         Ok(list) => list,
         Err(e) => {
             notes.push(format!("open orders not fetched ({e})"));

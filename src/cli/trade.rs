@@ -12,13 +12,12 @@ use serde_json::json;
 
 use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms, pull_fills};
 use crate::cli::{OrderArgs, OrderSide, exit};
+use crate::domain::broker::{BrokerError, OcoRequest, OrderOutcome, OrderReport};
 use crate::domain::{ClientOrderId, Order, OrderPurpose, Price, Qty, Side, Symbol, Ticket, TicketKind};
 use crate::engine::core::{FollowUp, Refusal};
-use crate::exchange::binance::error::{ClientError, OrderOutcome};
 use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
-use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::RiskEventRecord;
-use crate::risk::{self, Denial};
+use crate::risk::{self, Broker, Denial, RiskApproved};
 
 fn parse_num<T: FromStr>(what: &str, text: &str) -> Result<T, Failure> {
     text.trim()
@@ -386,8 +385,8 @@ const ORDER_RATE_LIMIT_WAITS: u32 = 3;
 
 /// A 429 on an order or a cancel that is worth waiting for: one whose `Retry-After` fits in
 /// the client's `max_throttle_wait`. Says on stderr what follows the wait (`then`) and waits.
-async fn wait_out_429(ready: &Ready, e: &ClientError, waits: &mut u32, then: &str) -> bool {
-    let ClientError::RateLimited { retry_after } = e else {
+async fn wait_out_429(ready: &Ready, e: &BrokerError, waits: &mut u32, then: &str) -> bool {
+    let BrokerError::RateLimited { retry_after } = e else {
         return false;
     };
     if *waits >= ORDER_RATE_LIMIT_WAITS || *retry_after > ready.rest().config().max_throttle_wait {
@@ -410,7 +409,7 @@ async fn wait_out_429(ready: &Ready, e: &ClientError, waits: &mut u32, then: &st
 /// confirms it does not have it: an order is never at risk of being placed twice.
 pub async fn send_prepared(
     ready: &mut Ready,
-    request: &crate::domain::OrderRequest,
+    request: &RiskApproved<crate::domain::OrderRequest>,
     log: &mut Vec<String>,
 ) -> Result<(), String> {
     let rest = ready.rest();
@@ -474,14 +473,14 @@ pub async fn send_prepared(
     }
 }
 
-fn api_msg(e: &crate::exchange::binance::error::ClientError) -> String {
+fn api_msg(e: &BrokerError) -> String {
     match e {
-        crate::exchange::binance::error::ClientError::Api { msg, .. } => msg.clone(),
+        BrokerError::Api { msg, .. } => msg.clone(),
         other => other.to_string(),
     }
 }
 
-fn status_text(o: &ExchangeOrder) -> String {
+fn status_text(o: &OrderReport) -> String {
     let mut s = format!("{} {} {} {}", o.status, o.side, o.order_type, o.symbol);
     s.push_str(&format!(" executed {} of {}", o.executed_qty, o.orig_qty));
     if !o.executed_qty.is_zero()
@@ -500,7 +499,7 @@ fn status_text(o: &ExchangeOrder) -> String {
 /// returns (the protective OCO, sized from the journaled fills) run after all of this.
 async fn apply_report(
     ready: &mut Ready,
-    report: &ExchangeOrder,
+    report: &OrderReport,
     fills: &[crate::domain::Fill],
 ) -> Vec<FollowUp> {
     let rest = ready.rest();
@@ -618,7 +617,7 @@ async fn protect(
 /// Sends a protective OCO whose legs are journaled, and records what the exchange answered.
 async fn send_oco(
     ready: &mut Ready,
-    request: crate::exchange::binance::rest::OcoRequest,
+    request: RiskApproved<OcoRequest>,
     context: &str,
     log: &mut Vec<String>,
 ) -> Result<(), String> {

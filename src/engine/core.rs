@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use rust_decimal::Decimal;
 
+use crate::domain::broker::{BrokerError, CODE_NEW_ORDER_REJECTED, OcoRequest, OrderReport};
 use crate::domain::{
     ClientOrderId, Fill, LocalOrderState, Mode, Money, Notional, Order, OrderPurpose, OrderRequest,
     OrderStatus, OrderType, Price, Qty, Side, Symbol, Ticket, TicketKind,
@@ -19,8 +20,6 @@ use crate::domain::{
 use crate::engine::snapshot::{LogKind, LogLevel, RuleLine};
 use crate::engine::state::{EngineState, Protection};
 use crate::exchange::binance::reconcile::{EntryFills, OcoPlan, ResyncRequest, protective_oco};
-use crate::exchange::binance::rest::OcoRequest;
-use crate::exchange::binance::wire::ExchangeOrder;
 use crate::journal::{
     BalanceCheckpoint, CapitalFlowRecord, EventKind, EventRecord, Journal, JournalError, KillTrigger,
     OrderUpdate, RiskEventRecord, TicketSource, TradingStateCode, TradingStateRecord,
@@ -50,10 +49,10 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// An approved order, journaled and ready to send.
-#[derive(Debug, Clone)]
+/// An approved order, journaled and ready to send. Not `Clone`: one approval sends one order.
+#[derive(Debug)]
 pub struct Prepared {
-    pub request: OrderRequest,
+    pub request: RiskApproved<OrderRequest>,
     pub approved: ApprovedOrder,
 }
 
@@ -94,8 +93,6 @@ const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
-/// Binance's `NEW_ORDER_REJECTED` (also "Stop price would trigger immediately.").
-const NEW_ORDER_REJECTED: i64 = -2010;
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
 
 fn state_code(s: &TradingState) -> TradingStateCode {
@@ -483,18 +480,19 @@ impl Core {
         );
         self.state.log(now_ms, level, kind, line);
         let approved = verdict.map_err(Refusal::Risk)?;
-        self.prepare(approved, purpose, now_ms)
+        self.prepare(ticket, approved, purpose, now_ms)
     }
 
     fn prepare(
         &mut self,
+        ticket: &Ticket,
         approved: RiskApproved<ApprovedOrder>,
         purpose: OrderPurpose,
         now_ms: i64,
     ) -> Result<Prepared, Refusal> {
         let cid = ClientOrderId::generate(now_ms, rand::random::<u64>());
-        let a = approved.into_inner();
-        let request = a.to_request(cid.clone());
+        let a = approved.inner().clone();
+        let request = self.approve_request(ticket, approved, cid.clone(), now_ms)?;
         let purpose = if a.is_entry { OrderPurpose::Entry } else { purpose };
         let order = Order {
             client_order_id: cid.clone(),
@@ -540,9 +538,67 @@ impl Core {
         Ok(Prepared { request, approved: a })
     }
 
+    /// The request an approved ticket sends. Every sell (an exit or close, the kill switch's
+    /// flatten, a stop-loss exit at market) is held once more to the reduction rule: a sell of
+    /// at most crbot's unheld position, so that not even a planning mistake can make one sell
+    /// the user's own coins. The engine's risk context never selects external holdings
+    /// (`EngineState::risk_context`), so the ticket passed the same bound a moment ago and a
+    /// refusal here is a bug: it is journaled and logged as a risk rejection, and nothing is
+    /// sent. (Selling external holdings would need its own allowance here.)
+    fn approve_request(
+        &mut self,
+        ticket: &Ticket,
+        approved: RiskApproved<ApprovedOrder>,
+        cid: ClientOrderId,
+        now_ms: i64,
+    ) -> Result<RiskApproved<OrderRequest>, Refusal> {
+        if approved.is_entry {
+            return Ok(approved.into_request(cid));
+        }
+        let request = approved.into_inner().to_request(cid);
+        let held = self.state.unheld_position(&request.symbol);
+        risk::approve_reduction(request, held, now_ms).map_err(|denial| {
+            let record = RiskEventRecord {
+                time_ms: now_ms,
+                source: self.source,
+                ticket: ticket.clone(),
+                approved: false,
+                codes: vec![denial.code().to_string()],
+                reason: denial.to_string(),
+            };
+            if let Err(e) = self.journal.record_risk_event(&record) {
+                self.storage_failed(&e, now_ms);
+            }
+            let line = format!(
+                "risk REJECTED {} {} {}: {denial}",
+                ticket.side, ticket.qty, ticket.symbol
+            );
+            tracing::error!(%denial, symbol = %ticket.symbol, "sell refused by the reduction check");
+            self.state.log(now_ms, LogLevel::Error, LogKind::Rejection, line);
+            Refusal::Risk(vec![denial])
+        })
+    }
+
+    /// Approves a protective OCO against crbot's unheld position on its symbol. The OCO was
+    /// sized from that position a moment ago, so a refusal is a bug: it is logged, with the
+    /// position left unprotected, like every other protection that cannot be placed.
+    fn approve_protection(&mut self, oco: OcoRequest, now_ms: i64) -> Option<RiskApproved<OcoRequest>> {
+        let held = self.state.unheld_position(&oco.symbol);
+        let symbol = oco.symbol.clone();
+        match risk::approve_protection(oco, held, now_ms) {
+            Ok(approved) => Some(approved),
+            Err(denial) => {
+                tracing::error!(%denial, %symbol, "protective OCO refused by the risk gate");
+                let text = format!("{symbol}: protective OCO refused ({denial}); position unprotected");
+                self.state.log(now_ms, LogLevel::Error, LogKind::Risk, text);
+                None
+            }
+        }
+    }
+
     /// Journals and applies an order report from the exchange (placement answer, query,
     /// user-data event). Unknown orders are adopted as external.
-    pub fn on_exchange_order(&mut self, report: &ExchangeOrder, now_ms: i64) -> Vec<FollowUp> {
+    pub fn on_exchange_order(&mut self, report: &OrderReport, now_ms: i64) -> Vec<FollowUp> {
         let cid = match ClientOrderId::new(report.order_client_id()) {
             Ok(c) => c,
             Err(_) => report.to_order(OrderPurpose::External).client_order_id,
@@ -691,7 +747,7 @@ impl Core {
         stop_loss: Price,
         take_profit: Price,
         now_ms: i64,
-    ) -> Option<OcoRequest> {
+    ) -> Option<RiskApproved<OcoRequest>> {
         let order = self.state.orders.get(entry)?.clone();
         let rules = self.state.rules.get(&order.symbol)?.clone();
         let LocalOrderState::Exchange(status) = order.state else {
@@ -739,6 +795,7 @@ impl Core {
             }
             OcoPlan::Wait | OcoPlan::NothingFilled => return None,
         };
+        let oco = self.approve_protection(oco, now_ms)?;
         self.journal_oco_legs(&oco, now_ms)?;
         Some(oco)
     }
@@ -755,7 +812,7 @@ impl Core {
         stop_loss: Price,
         take_profit: Price,
         now_ms: i64,
-    ) -> Option<OcoRequest> {
+    ) -> Option<RiskApproved<OcoRequest>> {
         let rules = self.state.rules.get(symbol)?.clone();
         let qty = rules.round_qty(OrderType::Limit, self.state.unheld_position(symbol));
         let min_qty = rules
@@ -790,6 +847,7 @@ impl Core {
             take_profit_client_order_id: id(1),
             stop_loss_client_order_id: id(2),
         };
+        let oco = self.approve_protection(oco, now_ms)?;
         self.journal_oco_legs(&oco, now_ms)?;
         Some(oco)
     }
@@ -822,7 +880,7 @@ impl Core {
         let bid = self.state.quotes.get(&symbol).map(|q| q.bid);
         let says_triggered = message.to_ascii_lowercase().contains("trigger immediately");
         let bid_through = bid.is_some_and(|b| b <= stop);
-        if code != Some(NEW_ORDER_REJECTED) || !(says_triggered || bid_through) {
+        if code != Some(CODE_NEW_ORDER_REJECTED) || !(says_triggered || bid_through) {
             return None;
         }
         let rules = self.state.rules.get(&symbol)?;
@@ -927,13 +985,8 @@ impl Core {
     /// code received the order and turned it down: `REJECTED`, with the exchange's code and
     /// message as its last error. Anything else (no connection, a rate-limit hold or ban kept
     /// on this side) never reached it: `NOT_SENT`.
-    pub fn mark_refused(
-        &mut self,
-        cid: &ClientOrderId,
-        e: &crate::exchange::binance::error::ClientError,
-        now_ms: i64,
-    ) {
-        let crate::exchange::binance::error::ClientError::Api { code, msg, .. } = e else {
+    pub fn mark_refused(&mut self, cid: &ClientOrderId, e: &BrokerError, now_ms: i64) {
+        let BrokerError::Api { code, msg, .. } = e else {
             self.mark_not_sent(cid, &e.to_string(), now_ms);
             return;
         };

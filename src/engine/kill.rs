@@ -10,6 +10,8 @@
 //! within the same bound, are waited out (with a countdown) before cancelling again. Every
 //! line and event says what happened, never more: a cancel the client did not send is
 //! reported as not sent, and "all orders cancelled" only follows a verified empty book.
+//! The sweep speaks to the exchange only through [`Broker`], in domain values, so it runs the
+//! same against Binance, the local exchange and a scripted broker in tests.
 //! Must not: let [`sweep`] change the trading state or touch the journal (the sequence in
 //! `switch` halts, durably, BEFORE it starts, and journals its progress), place any order
 //! (stage two's plan is only a plan; the caller sends it through the risk gate), or need the
@@ -25,15 +27,15 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::domain::broker::{BrokerError, CODE_CANCEL_REJECTED, Cancelled, OrderOutcome};
 use crate::domain::{Asset, OrderType, Qty, Side, Symbol, Ticket, TicketKind};
 use crate::engine::snapshot::{KillLine, KillStage};
 use crate::engine::state::EngineState;
-use crate::exchange::binance::error::{ClientError, OrderOutcome};
-use crate::exchange::binance::rest::BinanceRest;
-use crate::exchange::binance::wire::CancelledItem;
+use crate::risk::Broker;
 
-/// Binance's answer to a cancel when the symbol has nothing open (`Unknown order sent.`).
-const CODE_NOTHING_OPEN: i64 = -2011;
+/// The exchange's answer to a cancel-all when the symbol has nothing open (`Unknown order
+/// sent.`).
+const CODE_NOTHING_OPEN: i64 = CODE_CANCEL_REJECTED;
 
 /// Progress of a sweep, for the screen or the terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,35 +136,32 @@ enum CancelResult {
     Unknown(String),
 }
 
-async fn cancel_symbol(
-    rest: &BinanceRest,
+async fn cancel_symbol<B: Broker>(
+    broker: &B,
     symbol: &Symbol,
     config: &SweepConfig,
     events: &UnboundedSender<KillEvent>,
 ) -> CancelResult {
     let mut last = CancelResult::Failed("not cancelled: not attempted".into());
     for _ in 0..config.cancel_attempts.max(1) {
-        wait_hold(rest, config, events).await;
-        match rest.cancel_all(symbol).await {
+        wait_hold(broker, config, events).await;
+        match broker.cancel_all(symbol).await {
             OrderOutcome::Done(items) => {
                 crate::failpoint::hit("kill_mid_sweep");
-                let lists = items
-                    .iter()
-                    .filter(|i| matches!(i, CancelledItem::List(_)))
-                    .count();
+                let lists = items.iter().filter(|i| matches!(i, Cancelled::List(_))).count();
                 let orders = items
                     .iter()
                     .map(|i| match i {
-                        CancelledItem::Order(_) => 1,
-                        CancelledItem::List(l) => l.reports.len().max(l.legs.len()),
+                        Cancelled::Order(_) => 1,
+                        Cancelled::List(l) => l.reports.len().max(l.legs.len()),
                     })
                     .sum();
                 return CancelResult::Done { orders, lists };
             }
-            OrderOutcome::Rejected(ClientError::Api { code, .. }) if code == CODE_NOTHING_OPEN => {
+            OrderOutcome::Rejected(BrokerError::Api { code, .. }) if code == CODE_NOTHING_OPEN => {
                 return CancelResult::Done { orders: 0, lists: 0 };
             }
-            OrderOutcome::Rejected(ClientError::RateLimited { retry_after }) => {
+            OrderOutcome::Rejected(BrokerError::RateLimited { retry_after }) => {
                 if retry_after > config.max_retry_after {
                     return CancelResult::Failed(format!(
                         "not cancelled: rate limited for {} s",
@@ -172,17 +171,17 @@ async fn cancel_symbol(
                 wait_out(retry_after, events).await;
                 last = CancelResult::Unknown("rate limited; retried".into());
             }
-            OrderOutcome::Rejected(ClientError::Banned { until_ms }) => {
+            OrderOutcome::Rejected(BrokerError::Banned { until_ms }) => {
                 // The ban has passed by then (or a stored one is probed): try again.
                 let left = ms_until(until_ms);
                 if left > config.max_retry_after {
                     return CancelResult::Failed(format!(
                         "not cancelled: {}",
-                        ClientError::Banned { until_ms }
+                        BrokerError::Banned { until_ms }
                     ));
                 }
                 wait_out(left, events).await;
-                last = CancelResult::Failed(format!("not cancelled: {}", ClientError::Banned { until_ms }));
+                last = CancelResult::Failed(format!("not cancelled: {}", BrokerError::Banned { until_ms }));
             }
             OrderOutcome::Rejected(e) => return CancelResult::Failed(format!("not cancelled: {e}")),
             OrderOutcome::Unknown { reason } => last = CancelResult::Unknown(reason),
@@ -199,9 +198,9 @@ fn ms_until(until_ms: i64) -> Duration {
 
 /// While a 429 hold is in force, anything sent (even a cancel) risks a 418 ban: wait it out
 /// first. Concurrent cancels share the client's hold, so one 429 pauses them all.
-async fn wait_hold(rest: &BinanceRest, config: &SweepConfig, events: &UnboundedSender<KillEvent>) {
+async fn wait_hold<B: Broker>(broker: &B, config: &SweepConfig, events: &UnboundedSender<KillEvent>) {
     let now = crate::exchange::binance::clock::local_now_ms();
-    if let Some(until) = rest.usage().hold_until_ms
+    if let Some(until) = broker.cancel_hold_until_ms()
         && until > now
     {
         let left = Duration::from_millis((until - now) as u64);
@@ -225,8 +224,8 @@ async fn wait_out(retry_after: Duration, events: &UnboundedSender<KillEvent>) {
     let _ = events.send(KillEvent::Countdown { secs: 0 });
 }
 
-async fn cancel_many(
-    rest: &BinanceRest,
+async fn cancel_many<B: Broker>(
+    broker: &B,
     symbols: &BTreeSet<Symbol>,
     config: &SweepConfig,
     progress: &mut Progress<'_>,
@@ -236,7 +235,7 @@ async fn cancel_many(
     }
     let futures = symbols.iter().map(|s| {
         let events = progress.events.clone();
-        async move { (s, cancel_symbol(rest, s, config, &events).await) }
+        async move { (s, cancel_symbol(broker, s, config, &events).await) }
     });
     for (symbol, result) in futures_util::future::join_all(futures).await {
         match result {
@@ -259,8 +258,8 @@ async fn cancel_many(
 
 /// Stage one on the exchange. The caller has already made the halt durable. `known` holds the
 /// symbols with locally open orders; the exchange's own list adds the rest.
-pub async fn sweep(
-    rest: &BinanceRest,
+pub async fn sweep<B: Broker>(
+    broker: &B,
     known: &BTreeSet<Symbol>,
     config: &SweepConfig,
     events: &UnboundedSender<KillEvent>,
@@ -272,7 +271,7 @@ pub async fn sweep(
     };
     progress.stage(KillStage::Cancelling);
     // The locally known symbols first, without waiting for a list from the exchange.
-    cancel_many(rest, known, config, &mut progress).await;
+    cancel_many(broker, known, config, &mut progress).await;
 
     progress.stage(KillStage::Verifying);
     let mut attempted: BTreeSet<Symbol> = known.clone();
@@ -280,8 +279,8 @@ pub async fn sweep(
     let mut verified = false;
     let mut last_error = None;
     for round in 0..config.max_rounds.max(1) {
-        wait_hold(rest, config, events).await;
-        match rest.open_orders(None).await {
+        wait_hold(broker, config, events).await;
+        match broker.open_orders(None).await {
             Ok(open) => {
                 let symbols: BTreeSet<Symbol> = open.iter().map(|o| o.symbol.clone()).collect();
                 if symbols.is_empty() {
@@ -300,13 +299,13 @@ pub async fn sweep(
                 }
                 attempted.extend(symbols.iter().cloned());
                 still_open = symbols.iter().cloned().collect();
-                cancel_many(rest, &symbols, config, &mut progress).await;
+                cancel_many(broker, &symbols, config, &mut progress).await;
             }
-            Err(ClientError::RateLimited { retry_after }) if retry_after <= config.max_retry_after => {
+            Err(BrokerError::RateLimited { retry_after }) if retry_after <= config.max_retry_after => {
                 wait_out(retry_after, events).await;
             }
-            Err(ClientError::Banned { until_ms }) if ms_until(until_ms) <= config.max_retry_after => {
-                last_error = Some(ClientError::Banned { until_ms }.to_string());
+            Err(BrokerError::Banned { until_ms }) if ms_until(until_ms) <= config.max_retry_after => {
+                last_error = Some(BrokerError::Banned { until_ms }.to_string());
                 wait_out(ms_until(until_ms), events).await;
             }
             Err(e) => last_error = Some(e.to_string()),
@@ -388,7 +387,8 @@ pub struct FlattenPlan {
 /// positions (`only`: a subset of symbols), bounded by the free balance, rounded DOWN to the
 /// MARKET_LOT_SIZE step (LOT_SIZE when the symbol has none). What the rounding leaves, and a
 /// whole sell below the minimum quantity or minimum notional, is reported as dust. External
-/// holdings are never included.
+/// holdings are never included. Each ticket still passes the risk gate, and then, like every
+/// sell, `risk::approve_reduction` (at most crbot's unheld position), before it is sent.
 pub fn flatten_plan(state: &EngineState, percent: u8, only: Option<&BTreeSet<Symbol>>) -> FlattenPlan {
     let mut plan = FlattenPlan::default();
     let share = Decimal::from(percent.clamp(1, 100)) / Decimal::ONE_HUNDRED;

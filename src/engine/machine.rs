@@ -27,22 +27,22 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::domain::SymbolRules;
+use crate::domain::broker::{Account, BookQuote, ListReport, OcoRequest, OrderOutcome, OrderReport, Placed};
 use crate::domain::{ClientOrderId, Fill, Mode, OrderRequest, Symbol};
 use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::core::Core;
 use crate::engine::kill::{Halted, KillEvent};
+use crate::engine::snapshot::Candle;
 use crate::engine::snapshot::{Command, RateLimitUsage, Snapshot, TicketDraft};
-use crate::exchange::binance::error::OrderOutcome;
+use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
 use crate::exchange::binance::reconcile::{Resolution, ResyncReport, ResyncRequest};
-use crate::exchange::binance::rest::OcoRequest;
-use crate::exchange::binance::wire::{
-    AccountInfo, BookTicker, ExchangeInfo, ExchangeOrder, Kline, OrderListReport, PlacedOrder, Ticker24h,
-};
-use crate::risk::TradingState;
+use crate::risk::{RiskApproved, TradingState};
 use crate::secret::SecretString;
 use crate::vault::VaultError;
 
+pub use sync::candle;
 pub use tickets::{headroom, outgoing_orders};
 
 /// Something that happened, for the engine to act on.
@@ -73,27 +73,28 @@ pub struct TickFacts {
 /// The result of an effect, fed back as an input.
 #[derive(Debug)]
 pub enum Answer {
-    Info(Result<ExchangeInfo, String>),
+    /// Every symbol's rules (filters, status).
+    Info(Result<Vec<SymbolRules>, String>),
     Clock(Result<i64, String>),
-    Klines(Symbol, Vec<Kline>),
-    Tickers(Vec<Ticker24h>),
+    Klines(Symbol, Vec<Candle>),
+    Tickers(Vec<(Symbol, TickerLine)>),
     /// A symbol's book at start-up (used only while no streamed quote has arrived).
-    Book(Symbol, BookTicker),
+    Book(Symbol, BookQuote),
     Resynced(Box<Result<ResyncReport, String>>),
     /// Time to try a failed resync again.
     RetryResync,
     Placed {
         cid: ClientOrderId,
         draft: Option<TicketDraft>,
-        outcome: Box<OrderOutcome<PlacedOrder>>,
+        outcome: Box<OrderOutcome<Placed>>,
     },
     OcoPlaced {
         legs: [ClientOrderId; 2],
-        outcome: Box<OrderOutcome<OrderListReport>>,
+        outcome: Box<OrderOutcome<ListReport>>,
     },
     Cancelled {
         cid: ClientOrderId,
-        outcome: Box<OrderOutcome<ExchangeOrder>>,
+        outcome: Box<OrderOutcome<OrderReport>>,
     },
     Resolved {
         cid: ClientOrderId,
@@ -121,9 +122,9 @@ pub enum Answer {
     /// exchange's open orders and balances for the close.
     CloseReady {
         symbol: Symbol,
-        cancel: Box<OrderOutcome<ExchangeOrder>>,
-        open: Result<Vec<ExchangeOrder>, String>,
-        account: Box<Result<AccountInfo, String>>,
+        cancel: Box<OrderOutcome<OrderReport>>,
+        open: Result<Vec<OrderReport>, String>,
+        account: Box<Result<Account, String>>,
     },
     /// The exchange refused a protective OCO; the market and balances as they are now, for
     /// deciding whether its stop has already been hit.
@@ -131,8 +132,8 @@ pub enum Answer {
         legs: [ClientOrderId; 2],
         code: Option<i64>,
         message: String,
-        book: Result<BookTicker, String>,
-        account: Box<Result<AccountInfo, String>>,
+        book: Result<BookQuote, String>,
+        account: Box<Result<Account, String>>,
     },
     /// The vault answered a re-arm's passphrase. `state_row`/`trading` are the trading state
     /// when the re-arm was asked: if either changed meanwhile (a kill), the re-arm is dropped.
@@ -163,11 +164,11 @@ pub enum Effect {
     RetryResyncAfter(Duration),
     /// Send an order (journaled as SENDING already) → [`Answer::Placed`].
     Place {
-        request: OrderRequest,
+        request: RiskApproved<OrderRequest>,
         draft: Option<TicketDraft>,
     },
     /// Send a protective OCO (both legs journaled already) → [`Answer::OcoPlaced`].
-    PlaceOco(OcoRequest),
+    PlaceOco(RiskApproved<OcoRequest>),
     /// Cancel one order → [`Answer::Cancelled`].
     Cancel { symbol: Symbol, cid: ClientOrderId },
     /// Cancel a position's protective OCO through one leg, then read its open orders and the

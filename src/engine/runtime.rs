@@ -16,13 +16,15 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{ClientOrderId, Fill, Symbol};
 use crate::engine::backup;
 use crate::engine::core::Core;
-use crate::engine::machine::{Answer, Effect, Engine, Input, TickFacts};
+use crate::engine::machine::{Answer, Effect, Engine, Input, TickFacts, candle};
 use crate::engine::snapshot::{Command, RateLimitUsage, Snapshot};
+use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
 use crate::exchange::binance::market::{MarketStreamConfig, MarketStreamHandle, spawn_market_stream};
 use crate::exchange::binance::reconcile::{Resolution, ResolveConfig, resolve_unknown, resync};
 use crate::exchange::binance::rest::BinanceRest;
 use crate::exchange::binance::user::{UserStreamConfig, spawn_user_stream};
+use crate::risk::Broker;
 
 /// The loop's tick: stale marks, equity, automatic halts, the journal poll for `crbot kill`.
 const TICK: Duration = Duration::from_millis(250);
@@ -171,23 +173,38 @@ impl Executor {
             }),
             Effect::LoadRules { delay } => self.spawn(async move {
                 tokio::time::sleep(delay).await;
-                Answer::Info(rest.exchange_info(&[]).await.map_err(|e| e.to_string()))
+                Answer::Info(
+                    rest.exchange_info(&[])
+                        .await
+                        .map(|i| i.symbols)
+                        .map_err(|e| e.to_string()),
+                )
             }),
             Effect::LoadCandles(sym) => self.spawn(async move {
                 match rest.klines(&sym, "1m", 500).await {
-                    Ok(rows) => Answer::Klines(sym, rows),
+                    Ok(rows) => Answer::Klines(sym, rows.iter().map(candle).collect()),
                     Err(e) => load_failed(format!("{sym} candles"), e),
                 }
             }),
             Effect::LoadBook(sym) => self.spawn(async move {
-                match rest.book_ticker(&sym).await {
+                match rest.book_quote(&sym).await {
                     Ok(b) => Answer::Book(sym, b),
                     Err(e) => load_failed(format!("{sym} book"), e),
                 }
             }),
             Effect::LoadTickers(syms) => self.spawn(async move {
                 match rest.ticker_24hr(&syms).await {
-                    Ok(list) => Answer::Tickers(list),
+                    Ok(list) => Answer::Tickers(
+                        list.into_iter()
+                            .map(|t| {
+                                let line = TickerLine {
+                                    last: t.last,
+                                    change_pct: Some(t.change_percent),
+                                };
+                                (t.symbol, line)
+                            })
+                            .collect(),
+                    ),
                     Err(e) => load_failed("24 h tickers".to_string(), e),
                 }
             }),
@@ -209,6 +226,7 @@ impl Executor {
         match effect {
             Effect::Place { request, draft } => self.spawn(async move {
                 let cid = request.client_order_id.clone();
+                // Through the broker, which takes nothing the risk gate did not approve.
                 let outcome = Box::new(rest.place_order(&request).await);
                 Answer::Placed { cid, draft, outcome }
             }),
@@ -241,7 +259,7 @@ impl Executor {
                 code,
                 message,
             } => self.spawn(async move {
-                let book = rest.book_ticker(&symbol).await.map_err(|e| e.to_string());
+                let book = rest.book_quote(&symbol).await.map_err(|e| e.to_string());
                 let account = Box::new(rest.account().await.map_err(|e| e.to_string()));
                 Answer::OcoRefused {
                     legs,

@@ -2,7 +2,8 @@
 //! (the parts and modes of README "Modes").
 //!
 //! Owns: signing (`sign`), endpoints per mode (`endpoints`), the REST client with clock sync and
-//! rate limits (`rest`, `clock`, `limits`), answer and event parsing (`wire`, `events`), the
+//! rate limits (`rest`, `clock`, `limits`), the client as a `risk::Broker` (`broker`), answer
+//! and event parsing into the domain's report types (`wire`, `events`), the
 //! market and user-data stream tasks (`market`, `user`) over one WebSocket session driver
 //! (`ws_session`), and order reconciliation (`reconcile`). Rounding a ticket to the exchange's filters is the risk check's job
 //! (`risk::check` over `domain::SymbolRules`), not the client's. Must not: hold trading state (the engine
@@ -15,15 +16,17 @@
 //! - `spawn_market_stream(..)` and `spawn_user_stream(..)` feed owned events on channels; on
 //!   every `UserEvent::Subscribed`, run `reconcile::resync` and apply its fills, deduplicated by
 //!   (symbol, trade id) (the journal does; `FillDedup` for callers without one).
-//! - Orders: journal the client order id, then `place_order`; `OrderOutcome::Unknown` →
+//! - Orders: journal the client order id, then `Broker::place_order` with the risk-approved
+//!   request; `OrderOutcome::Unknown` →
 //!   keep the order UNKNOWN, watch the user stream, then `reconcile::resolve_unknown`.
-//! - After an entry is terminal with fills: `reconcile::protective_oco` → `place_oco`.
+//! - After an entry is terminal with fills: `reconcile::protective_oco`, approved by
+//!   `risk::approve_protection` → `Broker::place_oco`.
 //! - Kill switch: `cancel_all(symbol)` per symbol; cancels bypass the client-side throttle.
 
 pub mod backoff;
+pub mod broker;
 pub mod clock;
 pub mod endpoints;
-pub mod error;
 pub mod events;
 pub mod limits;
 pub mod market;
@@ -35,7 +38,6 @@ pub mod wire;
 pub mod ws_session;
 
 pub use endpoints::Endpoints;
-pub use error::{ClientError, OrderOutcome};
 pub use events::{MarketEvent, StreamStatus, UserEvent};
-pub use rest::{BinanceRest, OcoRequest, RestConfig};
+pub use rest::{BinanceRest, RestConfig};
 pub use sign::{Credentials, KeyMaterial};

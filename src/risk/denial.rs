@@ -8,7 +8,7 @@
 use rust_decimal::Decimal;
 
 use super::f2;
-use crate::domain::{Asset, FilterFailure, Price, Qty, Symbol, plain};
+use crate::domain::{Asset, FilterFailure, Price, Qty, Side, Symbol, plain};
 
 /// Why a ticket was refused. `code()` is stable and stored in the journal; the message
 /// carries the numbers.
@@ -119,6 +119,8 @@ pub enum Denial {
     PnlUnavailable { reason: String },
     #[error("UNKNOWN_SYMBOL: no exchange rules for {symbol}")]
     UnknownSymbol { symbol: Symbol },
+    #[error("NOT_A_REDUCTION: a {side} on {symbol} does not reduce a position")]
+    NotAReduction { symbol: Symbol, side: Side },
 }
 
 pub(super) fn pct_text(p: &Option<Decimal>) -> String {
@@ -169,6 +171,7 @@ impl Denial {
             Denial::StateReducing { .. } => "STATE_REDUCING",
             Denial::PnlUnavailable { .. } => "PNL_UNAVAILABLE",
             Denial::UnknownSymbol { .. } => "UNKNOWN_SYMBOL",
+            Denial::NotAReduction { .. } => "NOT_A_REDUCTION",
         }
     }
 }

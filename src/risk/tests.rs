@@ -994,3 +994,100 @@ fn the_module_doc_lists_the_rules_of_the_table() {
     let table: Vec<&str> = RULES.iter().map(|s| s.code).collect();
     assert_eq!(documented, table);
 }
+
+// --- The ways to a risk-approved request -------------------------------------------------
+
+fn sell_request(qty: &str, side: Side) -> OrderRequest {
+    OrderRequest {
+        symbol: sym("BTCUSDT"),
+        side,
+        order_type: OrderType::Market,
+        time_in_force: None,
+        qty: q(qty),
+        price: None,
+        stop_price: None,
+        client_order_id: ClientOrderId::new("cr-flat").expect("ok"),
+    }
+}
+
+fn protective(qty: &str) -> OcoRequest {
+    OcoRequest {
+        symbol: sym("BTCUSDT"),
+        qty: q(qty),
+        take_profit: p("110"),
+        stop_loss: p("95"),
+        stop_limit: None,
+        list_client_order_id: ClientOrderId::new("cr-l").expect("ok"),
+        take_profit_client_order_id: ClientOrderId::new("cr-tp").expect("ok"),
+        stop_loss_client_order_id: ClientOrderId::new("cr-sl").expect("ok"),
+    }
+}
+
+#[test]
+fn an_approved_ticket_becomes_its_request_with_the_same_approval_time() {
+    let approved = check(&Limits::default(), &ctx(), &entry("1.2345", "100"), NOW).expect("approved");
+    let values = approved.inner().clone();
+    let request = approved.into_request(ClientOrderId::new("cr-x").expect("ok"));
+    assert_eq!(request.approved_at_ms(), NOW);
+    assert_eq!(
+        *request.inner(),
+        values.to_request(ClientOrderId::new("cr-x").expect("ok"))
+    );
+}
+
+#[test]
+fn a_reduction_up_to_the_held_quantity_is_approved() {
+    let approved = approve_reduction(sell_request("0.5", Side::Sell), q("0.5"), NOW).expect("approved");
+    assert_eq!(approved.qty, q("0.5"));
+    assert_eq!(approved.approved_at_ms(), NOW);
+    assert!(approve_reduction(sell_request("0.1", Side::Sell), q("0.5"), NOW).is_ok());
+}
+
+#[test]
+fn a_reduction_refuses_a_buy() {
+    let denial = approve_reduction(sell_request("0.1", Side::Buy), q("0.5"), NOW).expect_err("a buy");
+    assert_eq!(denial.code(), "NOT_A_REDUCTION");
+    assert_eq!(
+        denial,
+        Denial::NotAReduction {
+            symbol: sym("BTCUSDT"),
+            side: Side::Buy
+        }
+    );
+}
+
+#[test]
+fn a_reduction_refuses_more_than_is_held() {
+    let denial = approve_reduction(sell_request("0.51", Side::Sell), q("0.5"), NOW).expect_err("too much");
+    assert_eq!(denial.code(), "NO_POSITION");
+    assert_eq!(
+        denial,
+        Denial::NoPosition {
+            symbol: sym("BTCUSDT"),
+            qty: q("0.51"),
+            position: q("0.5")
+        }
+    );
+    let nothing_held = approve_reduction(sell_request("0.1", Side::Sell), Qty::ZERO, NOW);
+    assert_eq!(nothing_held.map(|_| ()).map_err(|d| d.code()), Err("NO_POSITION"));
+}
+
+#[test]
+fn protection_up_to_the_held_quantity_is_approved() {
+    let approved = approve_protection(protective("0.5"), q("0.5"), NOW).expect("approved");
+    assert_eq!(*approved.inner(), protective("0.5"));
+    assert_eq!(approved.approved_at_ms(), NOW);
+}
+
+#[test]
+fn protection_refuses_more_than_is_held() {
+    let denial = approve_protection(protective("0.6"), q("0.5"), NOW).expect_err("too much");
+    assert_eq!(
+        denial,
+        Denial::NoPosition {
+            symbol: sym("BTCUSDT"),
+            qty: q("0.6"),
+            position: q("0.5")
+        }
+    );
+}

@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 use super::{KillEvent, KillReport, SweepConfig, sweep};
 use crate::domain::Symbol;
 use crate::engine::core::Core;
-use crate::exchange::binance::rest::BinanceRest;
 use crate::journal::{EventKind, JournalError, KillTrigger};
+use crate::risk::Broker;
 
 /// Trading is halted (or the journal could not say so) and the sweep may start.
 #[derive(Debug)]
@@ -73,11 +73,11 @@ impl Halted {
 
     /// Starts the sweep on its own task (locally known symbols first, then what the exchange
     /// lists), then journals the `KILL` event with the reason.
-    pub fn sweep(self, core: Option<&mut Core>, rest: &BinanceRest, now_ms: i64) -> Running {
+    pub fn sweep<B: Broker>(self, core: Option<&mut Core>, broker: &B, now_ms: i64) -> Running {
         let (tx, events) = mpsc::unbounded_channel();
-        let rest = rest.clone();
+        let broker = broker.clone();
         let known = self.known;
-        let report = tokio::spawn(async move { sweep(&rest, &known, &SweepConfig::default(), &tx).await });
+        let report = tokio::spawn(async move { sweep(&broker, &known, &SweepConfig::default(), &tx).await });
         if let (Some(core), Some(reason)) = (core, &self.reason) {
             core.record_event(EventKind::Kill, None, reason, now_ms);
         }

@@ -8,12 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Effect, Engine};
+use crate::domain::broker::{
+    Account, BookQuote, BrokerError, ListReport, OcoRequest, OrderOutcome, OrderReport,
+};
 use crate::domain::{ClientOrderId, OrderPurpose, Price, Quote, Symbol};
 use crate::engine::core::FollowUp;
 use crate::engine::snapshot::{LogKind, LogLevel};
-use crate::exchange::binance::error::{ClientError, OrderOutcome};
-use crate::exchange::binance::rest::OcoRequest;
-use crate::exchange::binance::wire::{AccountInfo, BookTicker, ExchangeOrder, OrderListReport};
+use crate::risk::RiskApproved;
 
 /// A close of a protected position: the OCO is cancelled first (it locks the balance), then the
 /// close sells, then what is left is protected again at the same prices.
@@ -51,7 +52,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn send_oco(&mut self, oco: OcoRequest) {
+    pub(super) fn send_oco(&mut self, oco: RiskApproved<OcoRequest>) {
         self.emit(Effect::PlaceOco(oco));
     }
 
@@ -61,7 +62,7 @@ impl Engine {
     pub(super) fn on_oco_placed(
         &mut self,
         legs: [ClientOrderId; 2],
-        outcome: OrderOutcome<OrderListReport>,
+        outcome: OrderOutcome<ListReport>,
         now: i64,
     ) {
         match outcome {
@@ -82,7 +83,7 @@ impl Engine {
                     self.core.mark_refused(l, &e, now);
                 }
                 let message = match &e {
-                    ClientError::Api { msg, .. } => msg.clone(),
+                    BrokerError::Api { msg, .. } => msg.clone(),
                     other => other.to_string(),
                 };
                 // The market may be through the stop; the streamed quote and balances can
@@ -197,9 +198,9 @@ impl Engine {
     pub(super) fn on_close_ready(
         &mut self,
         symbol: Symbol,
-        cancel: OrderOutcome<ExchangeOrder>,
-        open: Result<Vec<ExchangeOrder>, String>,
-        account: Result<AccountInfo, String>,
+        cancel: OrderOutcome<OrderReport>,
+        open: Result<Vec<OrderReport>, String>,
+        account: Result<Account, String>,
         now: i64,
     ) {
         let Some(pc) = self.protection.closing.remove(&symbol) else {
@@ -249,8 +250,8 @@ impl Engine {
         legs: [ClientOrderId; 2],
         code: Option<i64>,
         message: String,
-        book: Result<BookTicker, String>,
-        account: Result<AccountInfo, String>,
+        book: Result<BookQuote, String>,
+        account: Result<Account, String>,
         now: i64,
     ) {
         match book {

@@ -18,7 +18,7 @@ use crate::engine::snapshot::{Candle, LogKind, LogLevel, StreamHealth, StreamSta
 use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, StreamStatus, UserEvent};
 use crate::exchange::binance::reconcile::{Resolution, ResyncReport};
-use crate::exchange::binance::wire::{ExchangeOrder, Kline};
+use crate::exchange::binance::wire::Kline;
 
 /// A failed rules read is tried again after this.
 const INFO_RETRY: Duration = Duration::from_secs(2);
@@ -126,8 +126,8 @@ impl Engine {
     /// The answers of the loads, the resync and order resolution.
     pub(super) fn on_sync_answer(&mut self, answer: Answer, now: i64) {
         match answer {
-            Answer::Info(Ok(info)) => {
-                for r in info.symbols {
+            Answer::Info(Ok(rules)) => {
+                for r in rules {
                     self.core.state.rules.insert(r.symbol.clone(), r);
                 }
                 self.core.replay_fills();
@@ -149,20 +149,14 @@ impl Engine {
                 LogKind::Connection,
                 format!("clock sync: {e}"),
             ),
-            Answer::Klines(s, rows) => {
-                for k in rows {
-                    self.core.state.on_candle(s.clone(), candle(&k));
+            Answer::Klines(s, candles) => {
+                for c in candles {
+                    self.core.state.on_candle(s.clone(), c);
                 }
             }
             Answer::Tickers(list) => {
-                for t in list {
-                    self.core.state.on_ticker(
-                        t.symbol.clone(),
-                        TickerLine {
-                            last: t.last,
-                            change_pct: Some(t.change_percent),
-                        },
-                    );
+                for (symbol, line) in list {
+                    self.core.state.on_ticker(symbol, line);
                 }
             }
             Answer::Book(s, b) => {
@@ -382,25 +376,8 @@ impl Engine {
                     self.follow(f, now);
                     self.refresh_ticket_result(&cid);
                 } else {
-                    let o = ExchangeOrder {
-                        symbol: u.symbol.clone(),
-                        order_id: u.order_id,
-                        order_list_id: u.order_list_id,
-                        client_order_id: u.client_order_id.clone(),
-                        orig_client_order_id: u.orig_client_order_id.clone(),
-                        side: u.side,
-                        order_type: u.order_type,
-                        time_in_force: None,
-                        status: u.status,
-                        price: u.price,
-                        stop_price: u.stop_price,
-                        orig_qty: u.qty,
-                        executed_qty: u.cumulative_qty,
-                        cumulative_quote_qty: u.cumulative_quote,
-                        time_ms: u.transaction_ms,
-                        update_ms: u.event_ms,
-                    };
-                    self.core.on_exchange_order(&o, now);
+                    // An order crbot did not place: recorded as external.
+                    self.core.on_exchange_order(&u.report(), now);
                 }
             }
             UserEvent::AccountPosition { balances, .. } => self.core.state.set_balances(balances, false),
@@ -525,7 +502,8 @@ impl Engine {
     }
 }
 
-fn candle(k: &Kline) -> Candle {
+/// A candle from the stream's or the REST kline.
+pub fn candle(k: &Kline) -> Candle {
     Candle {
         open_ms: k.open_time_ms,
         open: k.open,

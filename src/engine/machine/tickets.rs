@@ -8,12 +8,11 @@
 use rust_decimal::Decimal;
 
 use super::{Effect, Engine};
+use crate::domain::broker::{OrderOutcome, OrderReport, Placed};
 use crate::domain::{ClientOrderId, LocalOrderState, Money, MoneyError, OrderPurpose, Symbol};
 use crate::engine::core::{Prepared, Refusal};
 use crate::engine::snapshot::{LogKind, LogLevel, TicketDraft, TicketOutcome, TicketPreview, TicketResult};
 use crate::engine::ticket::parse_draft;
-use crate::exchange::binance::error::OrderOutcome;
-use crate::exchange::binance::wire::{ExchangeOrder, PlacedOrder};
 use crate::risk;
 
 impl Engine {
@@ -190,12 +189,7 @@ impl Engine {
 
     /// A cancel's answer: the order's new state, or a query when the exchange refused or did
     /// not say (an order already filled or gone is settled by what the exchange reports).
-    pub(super) fn on_cancelled(
-        &mut self,
-        cid: ClientOrderId,
-        outcome: OrderOutcome<ExchangeOrder>,
-        now: i64,
-    ) {
+    pub(super) fn on_cancelled(&mut self, cid: ClientOrderId, outcome: OrderOutcome<OrderReport>, now: i64) {
         match outcome {
             OrderOutcome::Done(o) => {
                 let f = self.core.on_exchange_order(&o, now);
@@ -223,7 +217,7 @@ impl Engine {
         &mut self,
         cid: ClientOrderId,
         draft: Option<TicketDraft>,
-        outcome: OrderOutcome<PlacedOrder>,
+        outcome: OrderOutcome<Placed>,
         now: i64,
     ) {
         crate::failpoint::hit("after_send");

@@ -16,10 +16,9 @@ pub fn local_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The largest offset crbot accepts between its clock and the exchange's. Signing would cope
-/// with any offset, but beyond this one of the clocks is simply wrong, and crbot's UTC days
-/// (daily loss, trades per day), journal times and ban times all read the local clock.
-pub const MAX_CLOCK_OFFSET_MS: i64 = 60 * 60 * 1000;
+/// The largest offset crbot accepts between its clock and the exchange's; a domain value
+/// because the error that reports a larger one quotes it.
+pub use crate::domain::broker::MAX_CLOCK_OFFSET_MS;
 
 /// `serverTime − midpoint(t_send, t_recv)`: positive when the exchange is ahead of us.
 /// Saturating: a server time from a broken clock must not overflow into a small offset.

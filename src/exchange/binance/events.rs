@@ -1,7 +1,8 @@
 //! Stream payloads: market-stream frames and user-data events over the
 //! WebSocket API (§8), parsed into owned events for the engine.
 //!
-//! Owns: the frame shapes and their conversion. Must not: panic or give up on a bad frame —
+//! Owns: the frame shapes and their conversion (an order event also reads as the domain's
+//! [`OrderReport`]). Must not: panic or give up on a bad frame —
 //! every parse returns a typed error the stream task counts and logs; do I/O.
 
 use rust_decimal::Decimal;
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::{BalanceWire, Depth, DepthWire, Kline, depth_from_wire, parse_balances};
+use crate::domain::broker::OrderReport;
 use crate::domain::{
     Asset, Balance, ClientOrderId, Fill, Notional, OrderStatus, OrderType, Price, Qty, Side, Symbol,
 };
@@ -342,6 +344,30 @@ impl OrderUpdate {
         match &self.orig_client_order_id {
             Some(c) => c,
             None => &self.client_order_id,
+        }
+    }
+
+    /// The order as this event reports it, in the domain's words: what a query would have
+    /// answered at this moment (the stream carries no time in force crbot reads). The
+    /// execution type, the fill and the reject reason are the event's own and stay on it.
+    pub fn report(&self) -> OrderReport {
+        OrderReport {
+            symbol: self.symbol.clone(),
+            order_id: self.order_id,
+            order_list_id: self.order_list_id,
+            client_order_id: self.client_order_id.clone(),
+            orig_client_order_id: self.orig_client_order_id.clone(),
+            side: self.side,
+            order_type: self.order_type,
+            time_in_force: None,
+            status: self.status,
+            price: self.price,
+            stop_price: self.stop_price,
+            orig_qty: self.qty,
+            executed_qty: self.cumulative_qty,
+            cumulative_quote_qty: self.cumulative_quote,
+            time_ms: self.transaction_ms,
+            update_ms: self.event_ms,
         }
     }
 }
@@ -749,6 +775,28 @@ mod tests {
         assert_eq!(fill.commission_asset.as_str(), "ETH");
         assert!(fill.is_maker);
         assert_eq!(fill.client_order_id.expect("cid").as_str(), "cr-abc");
+    }
+
+    #[test]
+    fn an_order_event_reads_as_the_order_report_a_query_would_give() {
+        let UserFrame::Event(UserEvent::Order(u)) = parse_user_frame(TRADE_REPORT).expect("parse") else {
+            panic!("not an order")
+        };
+        let r = u.report();
+        assert_eq!(r.order_client_id(), "cr-abc");
+        assert_eq!((r.order_id, r.order_list_id), (4293153, None));
+        assert_eq!(
+            (r.side, r.order_type, r.status),
+            (Side::Buy, OrderType::Limit, OrderStatus::PartiallyFilled)
+        );
+        assert_eq!(
+            (r.orig_qty.to_string(), r.executed_qty.to_string()),
+            ("1".into(), "0.4".into())
+        );
+        assert_eq!(r.cumulative_quote_qty.to_string(), "0.0410576");
+        assert_eq!(r.price.map(|p| p.to_string()), Some("0.1026441".into()));
+        assert_eq!(r.stop_price, None, "a zero stop price is no stop price");
+        assert_eq!((r.time_ms, r.update_ms), (1499405658657, 1499405658658));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::error::ClientError;
+use crate::domain::broker::BrokerError;
 
 /// Persists the ban-until time so a restart does not hammer a banned IP.
 ///
@@ -139,7 +139,7 @@ pub enum Admission {
     Go,
     /// Budget exhausted until the window rolls over.
     Wait(Duration),
-    Refuse(ClientError),
+    Refuse(BrokerError),
 }
 
 #[derive(Debug, Clone)]
@@ -247,13 +247,13 @@ impl RateGovernor {
                 // or lifts it (anything else, see `on_answer`).
                 self.last_probe_ms = Some(now_ms);
             } else {
-                return Admission::Refuse(ClientError::Banned { until_ms: until });
+                return Admission::Refuse(BrokerError::Banned { until_ms: until });
             }
         }
         if let Some(until) = self.hold_until_ms {
             if now_ms < until {
                 if class != RequestClass::Cancel {
-                    return Admission::Refuse(ClientError::RateLimited {
+                    return Admission::Refuse(BrokerError::RateLimited {
                         retry_after: Duration::from_millis(u64::try_from(until - now_ms).unwrap_or(0)),
                     });
                 }
@@ -500,7 +500,7 @@ mod tests {
         g.on_429(Duration::from_secs(3), 1_000);
         assert!(matches!(
             g.admit(RequestClass::Query, 1, 2_000),
-            Admission::Refuse(ClientError::RateLimited { .. })
+            Admission::Refuse(BrokerError::RateLimited { .. })
         ));
         assert!(matches!(
             g.admit(RequestClass::Order, 1, 2_000),
@@ -518,7 +518,7 @@ mod tests {
         for class in [RequestClass::Cancel, RequestClass::Order, RequestClass::Query] {
             assert_eq!(
                 g.admit(class, 1, 10_000),
-                Admission::Refuse(ClientError::Banned { until_ms: 50_000 })
+                Admission::Refuse(BrokerError::Banned { until_ms: 50_000 })
             );
         }
         assert_eq!(g.admit(RequestClass::Query, 1, 50_000), Admission::Go);
@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(g.admit(RequestClass::Cancel, 1, NOW), Admission::Go);
         assert!(matches!(
             g.admit(RequestClass::Cancel, 1, NOW + 1),
-            Admission::Refuse(ClientError::Banned { .. })
+            Admission::Refuse(BrokerError::Banned { .. })
         ));
         assert_eq!(
             g.admit(RequestClass::Query, 1, NOW + STORED_BAN_PROBE_EVERY_MS),
@@ -579,7 +579,7 @@ mod tests {
         g.on_ban(NOW + 60_000);
         assert!(matches!(
             g.admit(RequestClass::Cancel, 1, NOW + 40_001),
-            Admission::Refuse(ClientError::Banned { .. })
+            Admission::Refuse(BrokerError::Banned { .. })
         ));
         assert!(!g.on_answer());
         assert_eq!(g.banned_until(), Some(NOW + 60_000));

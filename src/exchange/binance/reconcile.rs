@@ -3,17 +3,16 @@
 //! Owns: resolving an order whose outcome is unknown by querying `origClientOrderId` with
 //! backoff, the REST resync after a user-stream (re)connect or at start-up, fill
 //! deduplication by `(symbol, trade id)`, and the rule that turns an entry's fills into the
-//! protective OCO. Must not: send an order again, write the journal, or decide what to do
+//! protective OCO. The queries go through [`Broker`], in domain values. Must not: send an order again, write the journal, or decide what to do
 //! with external orders (the engine does; this only reports them).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::backoff::{Backoff, Jitter, ThreadJitter};
-use super::error::{CODE_NO_SUCH_ORDER, ClientError};
-use super::rest::{BinanceRest, OcoRequest};
-use super::wire::{AccountInfo, ExchangeOrder};
+use crate::domain::broker::{Account, BrokerError, CODE_NO_SUCH_ORDER, OcoRequest, OrderReport};
 use crate::domain::{ClientOrderId, Fill, OrderStatus, OrderType, Price, Qty, Side, Symbol, SymbolRules};
+use crate::risk::Broker;
 
 /// Fills already seen, keyed by `(symbol, trade id)`; also the highest trade id per symbol
 /// (where the next `myTrades` resync starts).
@@ -88,7 +87,7 @@ impl Default for ResolveConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
     /// The exchange has it: adopt its id and status.
-    Found(ExchangeOrder),
+    Found(OrderReport),
     /// Confirmed absent (several `-2013` in a row). Only now may the user send a new order,
     /// preferably under a fresh client id.
     NotFound,
@@ -98,17 +97,17 @@ pub enum Resolution {
 
 /// Queries `GET /api/v3/order?origClientOrderId=…` with backoff until the order is found,
 /// confirmed absent, or the attempts run out. Never sends the order.
-pub async fn resolve_unknown(
-    rest: &BinanceRest,
+pub async fn resolve_unknown<B: Broker>(
+    broker: &B,
     symbol: &Symbol,
     client_order_id: &str,
     config: &ResolveConfig,
 ) -> Resolution {
-    resolve_unknown_with(rest, symbol, client_order_id, config, &mut ThreadJitter).await
+    resolve_unknown_with(broker, symbol, client_order_id, config, &mut ThreadJitter).await
 }
 
-pub async fn resolve_unknown_with(
-    rest: &BinanceRest,
+pub async fn resolve_unknown_with<B: Broker>(
+    broker: &B,
     symbol: &Symbol,
     client_order_id: &str,
     config: &ResolveConfig,
@@ -118,16 +117,16 @@ pub async fn resolve_unknown_with(
     let mut not_found_in_a_row = 0;
     let mut last_reason = String::from("no answer yet");
     for attempt in 1..=config.max_queries {
-        match rest.query_order(symbol, client_order_id).await {
+        match broker.query_order(symbol, client_order_id).await {
             Ok(order) => return Resolution::Found(order),
-            Err(ClientError::Api { code, .. }) if code == CODE_NO_SUCH_ORDER => {
+            Err(BrokerError::Api { code, .. }) if code == CODE_NO_SUCH_ORDER => {
                 not_found_in_a_row += 1;
                 last_reason = "order not found (-2013)".into();
                 if not_found_in_a_row >= config.not_found_confirmations {
                     return Resolution::NotFound;
                 }
             }
-            Err(ClientError::Banned { until_ms }) => {
+            Err(BrokerError::Banned { until_ms }) => {
                 return Resolution::StillUnknown {
                     reason: format!("IP banned until {until_ms}"),
                 };
@@ -147,8 +146,8 @@ pub async fn resolve_unknown_with(
 /// Everything a resync fetched by REST.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResyncReport {
-    pub open_orders: Vec<ExchangeOrder>,
-    pub account: AccountInfo,
+    pub open_orders: Vec<OrderReport>,
+    pub account: Account,
     /// Each locally unfinished order: what the exchange says now.
     pub orders: Vec<(String, Resolution)>,
     /// Fills after the last known trade id per symbol, oldest first (not yet deduplicated).
@@ -183,16 +182,16 @@ pub struct ResyncRequest {
 /// while the stream was down is still unknown), so the journal's highest trade id can sit past
 /// a fill crbot never saw. Reading by order id closes that gap; journaling is idempotent on
 /// the trade id, so reading a fill twice is harmless.
-pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncReport, ClientError> {
+pub async fn resync<B: Broker>(broker: &B, req: &ResyncRequest) -> Result<ResyncReport, BrokerError> {
     let mut open_orders = Vec::new();
     if req.symbols.is_empty() {
-        open_orders = rest.open_orders(None).await?;
+        open_orders = broker.open_orders(None).await?;
     } else {
         for s in &req.symbols {
-            open_orders.extend(rest.open_orders(Some(s)).await?);
+            open_orders.extend(broker.open_orders(Some(s)).await?);
         }
     }
-    let account = rest.account().await?;
+    let account = broker.account().await?;
     let mut orders = Vec::with_capacity(req.unfinished.len());
     // Same rule as for an unknown order: one `-2013` is not proof (the query can lag the
     // matching engine), so absent orders are re-queried before being reported NotFound.
@@ -203,7 +202,7 @@ pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncRep
         backoff_max: Duration::from_secs(2),
     };
     for (symbol, cid) in &req.unfinished {
-        let r = resolve_unknown(rest, symbol, cid, &confirm).await;
+        let r = resolve_unknown(broker, symbol, cid, &confirm).await;
         orders.push((cid.clone(), r));
     }
     let mut trade_symbols: Vec<Symbol> = req.symbols.clone();
@@ -216,7 +215,7 @@ pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncRep
     for s in &trade_symbols {
         let mut from = req.last_trade_ids.get(s).map(|id| id + 1);
         loop {
-            let page = rest.my_trades(s, from).await?;
+            let page = broker.my_trades(s, from).await?;
             let n = page.len();
             let max_id = page.iter().map(|f| f.trade_id).max();
             fills.extend(page);
@@ -238,7 +237,7 @@ pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncRep
         }
     }
     for (symbol, order_id) in &gaps {
-        for f in fills_of_order(rest, symbol, *order_id).await? {
+        for f in fills_of_order(broker, symbol, *order_id).await? {
             if !fills
                 .iter()
                 .any(|g| g.symbol == f.symbol && g.trade_id == f.trade_id)
@@ -257,7 +256,7 @@ pub async fn resync(rest: &BinanceRest, req: &ResyncRequest) -> Result<ResyncRep
 
 /// True when `order` has executed more than its journaled fills plus the fills in `fetched`
 /// account for: some of its fills are still unknown to crbot.
-fn fills_fall_short(order: &ExchangeOrder, journaled: Option<&Qty>, fetched: &[Fill]) -> bool {
+fn fills_fall_short(order: &OrderReport, journaled: Option<&Qty>, fetched: &[Fill]) -> bool {
     if order.executed_qty.is_zero() {
         return false;
     }
@@ -271,15 +270,15 @@ fn fills_fall_short(order: &ExchangeOrder, journaled: Option<&Qty>, fetched: &[F
 }
 
 /// Every fill of one order, by `myTrades?orderId=` (paged by trade id), oldest first.
-pub async fn fills_of_order(
-    rest: &BinanceRest,
+pub async fn fills_of_order<B: Broker>(
+    broker: &B,
     symbol: &Symbol,
     order_id: u64,
-) -> Result<Vec<Fill>, ClientError> {
+) -> Result<Vec<Fill>, BrokerError> {
     let mut fills: Vec<Fill> = Vec::new();
     let mut from = None;
     loop {
-        let page = rest.my_trades_of_order(symbol, order_id, from).await?;
+        let page = broker.my_trades_of_order(symbol, order_id, from).await?;
         let n = page.len();
         let max_id = page.iter().map(|f| f.trade_id).max();
         fills.extend(page);
@@ -672,5 +671,129 @@ mod tests {
             dd.insert(&other),
             "same trade id on another symbol is a different fill"
         );
+    }
+
+    /// Answers `query_order` from a script (then "not found"); nothing else is asked of it.
+    #[derive(Clone, Default)]
+    struct ScriptedQueries(std::sync::Arc<std::sync::Mutex<Vec<Result<OrderReport, BrokerError>>>>);
+
+    fn unused<T>() -> Result<T, BrokerError> {
+        Err(BrokerError::Connect("not asked by resolve_unknown".into()))
+    }
+
+    impl Broker for ScriptedQueries {
+        async fn place_order(
+            &self,
+            _: &crate::risk::RiskApproved<crate::domain::OrderRequest>,
+        ) -> crate::domain::OrderOutcome<crate::domain::Placed> {
+            panic!("resolving never sends an order")
+        }
+        async fn place_oco(
+            &self,
+            _: &crate::risk::RiskApproved<OcoRequest>,
+        ) -> crate::domain::OrderOutcome<crate::domain::ListReport> {
+            panic!("resolving never sends an order")
+        }
+        async fn cancel_order(&self, _: &Symbol, _: &str) -> crate::domain::OrderOutcome<OrderReport> {
+            panic!("resolving never cancels")
+        }
+        async fn cancel_all(&self, _: &Symbol) -> crate::domain::OrderOutcome<Vec<crate::domain::Cancelled>> {
+            panic!("resolving never cancels")
+        }
+        async fn query_order(&self, _: &Symbol, _: &str) -> Result<OrderReport, BrokerError> {
+            let mut script = self.0.lock().expect("script");
+            if script.is_empty() {
+                Err(not_found())
+            } else {
+                script.remove(0)
+            }
+        }
+        async fn open_orders(&self, _: Option<&Symbol>) -> Result<Vec<OrderReport>, BrokerError> {
+            unused()
+        }
+        async fn open_order_lists(&self) -> Result<Vec<crate::domain::ListReport>, BrokerError> {
+            unused()
+        }
+        async fn account(&self) -> Result<Account, BrokerError> {
+            unused()
+        }
+        async fn my_trades(&self, _: &Symbol, _: Option<u64>) -> Result<Vec<Fill>, BrokerError> {
+            unused()
+        }
+        async fn my_trades_of_order(
+            &self,
+            _: &Symbol,
+            _: u64,
+            _: Option<u64>,
+        ) -> Result<Vec<Fill>, BrokerError> {
+            unused()
+        }
+        async fn book_quote(&self, _: &Symbol) -> Result<crate::domain::BookQuote, BrokerError> {
+            unused()
+        }
+        fn cancel_hold_until_ms(&self) -> Option<i64> {
+            None
+        }
+    }
+
+    fn not_found() -> BrokerError {
+        BrokerError::Api {
+            http_status: 400,
+            code: CODE_NO_SUCH_ORDER,
+            msg: "Order does not exist.".into(),
+        }
+    }
+
+    fn quick() -> ResolveConfig {
+        ResolveConfig {
+            backoff_base: std::time::Duration::ZERO,
+            backoff_max: std::time::Duration::ZERO,
+            ..ResolveConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_order_is_absent_only_after_not_found_answers_in_a_row() {
+        // A 5xx between two "not found" answers restarts the count: the query can lag.
+        let broker = ScriptedQueries::default();
+        *broker.0.lock().expect("script") = vec![
+            Err(not_found()),
+            Err(BrokerError::Server5xx {
+                status: 503,
+                msg: "busy".into(),
+            }),
+        ];
+        let r = resolve_unknown(&broker, &sym(), "cr-1", &quick()).await;
+        assert_eq!(r, Resolution::NotFound);
+        assert!(broker.0.lock().expect("script").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_order_the_exchange_has_is_found_and_a_ban_leaves_it_unknown() {
+        let report = crate::domain::broker::OrderReport {
+            symbol: sym(),
+            order_id: 9,
+            order_list_id: None,
+            client_order_id: "cr-1".into(),
+            orig_client_order_id: None,
+            side: Side::Buy,
+            order_type: OrderType::Market,
+            time_in_force: None,
+            status: OrderStatus::Filled,
+            price: None,
+            stop_price: None,
+            orig_qty: q("1"),
+            executed_qty: q("1"),
+            cumulative_quote_qty: crate::domain::Notional::ZERO,
+            time_ms: 1,
+            update_ms: 1,
+        };
+        let broker = ScriptedQueries::default();
+        *broker.0.lock().expect("script") = vec![Err(not_found()), Ok(report.clone())];
+        let r = resolve_unknown(&broker, &sym(), "cr-1", &quick()).await;
+        assert_eq!(r, Resolution::Found(report));
+        *broker.0.lock().expect("script") = vec![Err(BrokerError::Banned { until_ms: 5 })];
+        let r = resolve_unknown(&broker, &sym(), "cr-1", &quick()).await;
+        assert!(matches!(r, Resolution::StillUnknown { .. }), "{r:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! The signed REST client (Binance's rest-api.md: signing, filters, rate limits, errors).
 //!
 //! Owns: building, signing, throttling and sending REST requests; the clock offset; reading
-//! rate-limit headers; classifying answers into [`ClientError`] / [`OrderOutcome`]. Must not:
+//! rate-limit headers; classifying answers into [`BrokerError`] / [`OrderOutcome`]. Must not:
 //! retry anything but GETs, resend an order or a cancel (a POST/DELETE whose outcome is
 //! unknown is reported as `Unknown`, never retried), log a URL's query, a signature or a
 //! secret (only method, path, status and latency are logged), or keep trading state.
@@ -20,16 +20,16 @@ use reqwest::Method;
 use super::backoff::{Backoff, ThreadJitter};
 use super::clock::{Clock, ClockSample, MAX_CLOCK_OFFSET_MS, estimate_offset, local_now_ms};
 use super::endpoints::Endpoints;
-use super::error::{CODE_INVALID_TIMESTAMP, ClientError, OrderOutcome};
 use super::limits::{
     Admission, BanStore, NoBanStore, RateGovernor, RateLimit, RateUsage, RequestClass, ban_until_ms,
 };
 use super::sign::{Credentials, sign_rest};
-use super::wire::{
-    self, AccountInfo, ApiRestrictions, BookTicker, CancelledItem, CommissionRates, Depth, ExchangeInfo,
-    ExchangeOrder, Kline, OrderListReport, PlacedOrder, Ticker24h,
+use super::wire::{self, ApiRestrictions, CommissionRates, Depth, ExchangeInfo, Kline, Ticker24h};
+use crate::domain::broker::{
+    Account, BookQuote, BrokerError, CODE_INVALID_TIMESTAMP, Cancelled, ListReport, OrderOutcome,
+    OrderReport, Placed,
 };
-use crate::domain::{ClientOrderId, Fill, OrderRequest, OrderType, Price, Qty, Symbol, TimeInForce};
+use crate::domain::{Fill, OrderRequest, OrderType, Symbol, TimeInForce};
 
 /// Tunables; the defaults follow Binance's documented limits and recvWindow advice.
 #[derive(Debug, Clone)]
@@ -66,51 +66,34 @@ impl Default for RestConfig {
     }
 }
 
-/// A protective SELL OCO for a long position.
-///
-/// Legs, chosen and fixed here: the **above** leg is a `LIMIT_MAKER` at the take-profit (it
-/// rests on the book, pays the maker fee, and is refused rather than filled as a taker if the
-/// market is already above it); the **below** leg is a `STOP_LOSS` at the stop-loss, which
-/// becomes a MARKET sell when triggered, so the position is closed even in a fast fall (a
-/// `STOP_LOSS_LIMIT` can be jumped over and leave the position open). Set `stop_limit` to get a
-/// `STOP_LOSS_LIMIT` (GTC) with that limit price instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OcoRequest {
-    pub symbol: Symbol,
-    pub qty: Qty,
-    pub take_profit: Price,
-    pub stop_loss: Price,
-    pub stop_limit: Option<Price>,
-    pub list_client_order_id: ClientOrderId,
-    pub take_profit_client_order_id: ClientOrderId,
-    pub stop_loss_client_order_id: ClientOrderId,
-}
+/// The protective OCO under the path it had here, for the callers not yet moved to the domain
+/// name.
+use crate::domain::broker::OcoRequest;
 
-impl OcoRequest {
-    /// The exact parameters sent to `POST /api/v3/orderList/oco` (before timestamp/signature).
-    pub fn params(&self) -> Vec<(&'static str, String)> {
-        let mut p = vec![
-            ("symbol", self.symbol.to_string()),
-            ("side", "SELL".to_string()),
-            ("quantity", self.qty.to_string()),
-            ("listClientOrderId", self.list_client_order_id.to_string()),
-            ("aboveType", "LIMIT_MAKER".to_string()),
-            ("abovePrice", self.take_profit.to_string()),
-            ("aboveClientOrderId", self.take_profit_client_order_id.to_string()),
-            ("belowStopPrice", self.stop_loss.to_string()),
-            ("belowClientOrderId", self.stop_loss_client_order_id.to_string()),
-        ];
-        match self.stop_limit {
-            None => p.push(("belowType", "STOP_LOSS".to_string())),
-            Some(limit) => {
-                p.push(("belowType", "STOP_LOSS_LIMIT".to_string()));
-                p.push(("belowPrice", limit.to_string()));
-                p.push(("belowTimeInForce", "GTC".to_string()));
-            }
+/// The exact parameters sent to `POST /api/v3/orderList/oco` for a protective OCO (before
+/// timestamp/signature); the legs' types are the ones [`OcoRequest`] documents.
+pub fn oco_params(oco: &OcoRequest) -> Vec<(&'static str, String)> {
+    let mut p = vec![
+        ("symbol", oco.symbol.to_string()),
+        ("side", "SELL".to_string()),
+        ("quantity", oco.qty.to_string()),
+        ("listClientOrderId", oco.list_client_order_id.to_string()),
+        ("aboveType", "LIMIT_MAKER".to_string()),
+        ("abovePrice", oco.take_profit.to_string()),
+        ("aboveClientOrderId", oco.take_profit_client_order_id.to_string()),
+        ("belowStopPrice", oco.stop_loss.to_string()),
+        ("belowClientOrderId", oco.stop_loss_client_order_id.to_string()),
+    ];
+    match oco.stop_limit {
+        None => p.push(("belowType", "STOP_LOSS".to_string())),
+        Some(limit) => {
+            p.push(("belowType", "STOP_LOSS_LIMIT".to_string()));
+            p.push(("belowPrice", limit.to_string()));
+            p.push(("belowTimeInForce", "GTC".to_string()));
         }
-        p.push(("newOrderRespType", "FULL".to_string()));
-        p
     }
+    p.push(("newOrderRespType", "FULL".to_string()));
+    p
 }
 
 /// The exact parameters of `POST /api/v3/order` for a request (before timestamp/signature).
@@ -214,11 +197,11 @@ impl BinanceRest {
         creds: Option<Credentials>,
         config: RestConfig,
         bans: Arc<dyn BanStore>,
-    ) -> Result<Self, ClientError> {
+    ) -> Result<Self, BrokerError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| ClientError::Network(format!("HTTP client: {e}")))?;
+            .map_err(|e| BrokerError::Network(format!("HTTP client: {e}")))?;
         let mut governor = RateGovernor::new(RateLimit::defaults());
         if let Some(until) = bans.load_for(&origin(&endpoints)) {
             governor.on_stored_ban(until, local_now_ms());
@@ -253,7 +236,7 @@ impl BinanceRest {
         endpoints: Endpoints,
         creds: Option<Credentials>,
         config: RestConfig,
-    ) -> Result<Self, ClientError> {
+    ) -> Result<Self, BrokerError> {
         Self::new(endpoints, creds, config, Arc::new(NoBanStore))
     }
 
@@ -298,7 +281,7 @@ impl BinanceRest {
     }
 
     /// Waits for the throttle (never for cancels), or refuses.
-    async fn admit(&self, class: RequestClass, weight: u32) -> Result<(), ClientError> {
+    async fn admit(&self, class: RequestClass, weight: u32) -> Result<(), BrokerError> {
         let started = Instant::now();
         loop {
             let decision = self.governor().admit(class, weight, local_now_ms());
@@ -307,7 +290,7 @@ impl BinanceRest {
                 Admission::Refuse(e) => return Err(e),
                 Admission::Wait(d) => {
                     if started.elapsed() + d > self.config.max_throttle_wait {
-                        return Err(ClientError::RateLimited { retry_after: d });
+                        return Err(BrokerError::RateLimited { retry_after: d });
                     }
                     tokio::time::sleep(d).await;
                 }
@@ -316,7 +299,7 @@ impl BinanceRest {
     }
 
     /// One HTTP exchange with a final, pre-encoded query. Never retried here.
-    async fn exchange(&self, req: &Req, query: &str) -> Result<Vec<u8>, ClientError> {
+    async fn exchange(&self, req: &Req, query: &str) -> Result<Vec<u8>, BrokerError> {
         self.admit(req.class, req.weight).await?;
         let url = self.endpoints.rest_url(req.path, query);
         let mut builder = self.http.request(req.method.clone(), url).timeout(req.timeout);
@@ -343,7 +326,7 @@ impl BinanceRest {
     }
 
     /// Reads one HTTP answer: its rate-limit headers correct the governor, a 2xx gives the
-    /// body, anything else becomes its `ClientError` (a 429 or 418 also arms the client-side
+    /// body, anything else becomes its `BrokerError` (a 429 or 418 also arms the client-side
     /// hold). Apart from the transport so that the fuzz targets can feed it arbitrary statuses,
     /// headers and bodies through the same code the client runs.
     pub(crate) fn read_answer(
@@ -353,7 +336,7 @@ impl BinanceRest {
         headers: &reqwest::header::HeaderMap,
         body: Vec<u8>,
         now: i64,
-    ) -> Result<Vec<u8>, ClientError> {
+    ) -> Result<Vec<u8>, BrokerError> {
         if status != 418 && self.governor().on_answer() {
             // A ban read from disk, but the exchange answers: it is not banning us.
             self.bans.save_for(&origin(&self.endpoints), 0);
@@ -384,28 +367,28 @@ impl BinanceRest {
                 let wait = Duration::from_secs(retry_after.unwrap_or(1));
                 self.governor().on_429(wait, now);
                 tracing::warn!(path, ?wait, "HTTP 429: only cancels until Retry-After");
-                Err(ClientError::RateLimited { retry_after: wait })
+                Err(BrokerError::RateLimited { retry_after: wait })
             }
             418 => {
                 if let Some(offset_ms) = clock_offset_of_418(now, retry_after, &msg) {
                     // The ban's end in the exchange's clock and its Retry-After put that clock
                     // too far from ours: the clocks are the problem to report.
                     tracing::error!(path, offset_ms, "HTTP 418 from a clock far from ours");
-                    return Err(ClientError::ClockOffset { offset_ms });
+                    return Err(BrokerError::ClockOffset { offset_ms });
                 }
                 let until = ban_until_ms(now, retry_after, &msg);
                 self.governor().on_ban(until);
                 self.bans.save_for(&origin(&self.endpoints), until);
                 tracing::error!(path, until_ms = until, "HTTP 418: IP banned, all traffic stopped");
-                Err(ClientError::Banned { until_ms: until })
+                Err(BrokerError::Banned { until_ms: until })
             }
-            500..=599 => Err(ClientError::Server5xx { status, msg }),
+            500..=599 => Err(BrokerError::Server5xx { status, msg }),
             _ => {
                 let code = api.map_or(0, |(c, _)| c);
                 if code == CODE_INVALID_TIMESTAMP {
                     self.clock.mark_stale();
                 }
-                Err(ClientError::Api {
+                Err(BrokerError::Api {
                     http_status: status,
                     code,
                     msg,
@@ -415,12 +398,12 @@ impl BinanceRest {
     }
 
     /// Signs (syncing the clock first if it is stale) and sends once.
-    async fn send_once(&self, req: &Req) -> Result<Vec<u8>, ClientError> {
+    async fn send_once(&self, req: &Req) -> Result<Vec<u8>, BrokerError> {
         if !req.signed {
             let query = super::sign::encode_query(&req.params);
             return self.exchange(req, &query).await;
         }
-        let creds = self.creds.clone().ok_or(ClientError::NoCredentials)?;
+        let creds = self.creds.clone().ok_or(BrokerError::NoCredentials)?;
         if self.clock.is_stale()
             && let Err(e) = self.sync_clock().await
         {
@@ -434,20 +417,20 @@ impl BinanceRest {
         let mut params = req.params.clone();
         params.push(("recvWindow", self.config.recv_window_ms.to_string()));
         params.push(("timestamp", self.clock.timestamp_ms().to_string()));
-        let signed = sign_rest(&creds.key, &params)?;
+        let signed = sign_rest(&creds.key, &params).map_err(|e| BrokerError::Sign(e.to_string()))?;
         self.exchange(req, &signed.query).await
     }
 
     /// GETs: retried with backoff and jitter on transient errors, a bounded number of times;
     /// a 429 (the exchange's, or the hold it left) is waited out when its `Retry-After` fits in
     /// `max_throttle_wait`, at most [`RATE_LIMIT_WAITS`] times.
-    async fn get(&self, req: Req) -> Result<Vec<u8>, ClientError> {
+    async fn get(&self, req: Req) -> Result<Vec<u8>, BrokerError> {
         let mut backoff = Backoff::new(self.config.retry_base, Duration::from_secs(5));
         let mut attempt = 1;
         let mut waits = 0;
         loop {
             match self.send_once(&req).await {
-                Err(ClientError::RateLimited { retry_after })
+                Err(BrokerError::RateLimited { retry_after })
                     if waits < RATE_LIMIT_WAITS && retry_after <= self.config.max_throttle_wait =>
                 {
                     waits += 1;
@@ -506,18 +489,18 @@ impl BinanceRest {
     }
 
     /// `GET /api/v3/ping`: the round-trip latency.
-    pub async fn ping(&self) -> Result<Duration, ClientError> {
+    pub async fn ping(&self) -> Result<Duration, BrokerError> {
         let started = Instant::now();
         self.get(self.query("/api/v3/ping", vec![], false, 1)).await?;
         Ok(started.elapsed())
     }
 
     /// `GET /api/v3/time`: the exchange's clock (epoch ms).
-    pub async fn server_time(&self) -> Result<i64, ClientError> {
+    pub async fn server_time(&self) -> Result<i64, BrokerError> {
         Ok(self.time_sample().await?.2)
     }
 
-    async fn time_sample(&self) -> Result<(i64, i64, i64), ClientError> {
+    async fn time_sample(&self) -> Result<(i64, i64, i64), BrokerError> {
         let req = self.query("/api/v3/time", vec![], false, 1);
         let t_send = local_now_ms();
         let body = self.exchange(&req, "").await?;
@@ -527,7 +510,7 @@ impl BinanceRest {
         struct T {
             server_time: i64,
         }
-        let t: T = serde_json::from_slice(&body).map_err(|e| ClientError::Decode(format!("time: {e}")))?;
+        let t: T = serde_json::from_slice(&body).map_err(|e| BrokerError::Decode(format!("time: {e}")))?;
         Ok((t_send, t_recv, t.server_time))
     }
 
@@ -536,7 +519,7 @@ impl BinanceRest {
     /// before the next signed request. An offset beyond [`MAX_CLOCK_OFFSET_MS`] is refused
     /// (and not stored): one of the two clocks is wrong, and crbot's days, journal times and
     /// ban times would be wrong with it.
-    pub async fn sync_clock(&self) -> Result<ClockSample, ClientError> {
+    pub async fn sync_clock(&self) -> Result<ClockSample, BrokerError> {
         let mut best: Option<(i64, i64, i64)> = None;
         let mut last_err = None;
         for _ in 0..3 {
@@ -554,7 +537,7 @@ impl BinanceRest {
                 let offset_ms = estimate_offset(a, b, srv);
                 if offset_ms.unsigned_abs() > MAX_CLOCK_OFFSET_MS.unsigned_abs() {
                     tracing::error!(offset_ms, "clock offset too large");
-                    return Err(ClientError::ClockOffset { offset_ms });
+                    return Err(BrokerError::ClockOffset { offset_ms });
                 }
                 let sample = self.clock.record(a, b, srv);
                 tracing::info!(
@@ -564,12 +547,12 @@ impl BinanceRest {
                 );
                 Ok(sample)
             }
-            None => Err(last_err.unwrap_or(ClientError::Timeout)),
+            None => Err(last_err.unwrap_or(BrokerError::Timeout)),
         }
     }
 
     /// `GET /api/v3/exchangeInfo` (all symbols, or the given ones). Also reseeds the rate budgets.
-    pub async fn exchange_info(&self, symbols: &[Symbol]) -> Result<ExchangeInfo, ClientError> {
+    pub async fn exchange_info(&self, symbols: &[Symbol]) -> Result<ExchangeInfo, BrokerError> {
         let params = match symbols {
             [] => vec![],
             [one] => vec![("symbol", one.to_string())],
@@ -586,13 +569,13 @@ impl BinanceRest {
     }
 
     /// `GET /api/v3/account` (zero balances omitted).
-    pub async fn account(&self) -> Result<AccountInfo, ClientError> {
+    pub async fn account(&self) -> Result<Account, BrokerError> {
         let params = vec![("omitZeroBalances", "true".to_string())];
         let body = self.get(self.query("/api/v3/account", params, true, 20)).await?;
         wire::parse_account(&body)
     }
 
-    pub async fn book_ticker(&self, symbol: &Symbol) -> Result<BookTicker, ClientError> {
+    pub async fn book_ticker(&self, symbol: &Symbol) -> Result<BookQuote, BrokerError> {
         let params = vec![("symbol", symbol.to_string())];
         let body = self
             .get(self.query("/api/v3/ticker/bookTicker", params, false, 2))
@@ -601,7 +584,7 @@ impl BinanceRest {
     }
 
     /// `GET /api/v3/ticker/24hr` for the given symbols (never for all: that costs 80).
-    pub async fn ticker_24hr(&self, symbols: &[Symbol]) -> Result<Vec<Ticker24h>, ClientError> {
+    pub async fn ticker_24hr(&self, symbols: &[Symbol]) -> Result<Vec<Ticker24h>, BrokerError> {
         let (params, weight) = match symbols {
             [] => return Ok(vec![]),
             [one] => (vec![("symbol", one.to_string())], 2),
@@ -628,7 +611,7 @@ impl BinanceRest {
         symbol: &Symbol,
         interval: &str,
         limit: u32,
-    ) -> Result<Vec<Kline>, ClientError> {
+    ) -> Result<Vec<Kline>, BrokerError> {
         let params = vec![
             ("symbol", symbol.to_string()),
             ("interval", interval.to_string()),
@@ -638,7 +621,7 @@ impl BinanceRest {
         wire::parse_klines(&body)
     }
 
-    pub async fn depth(&self, symbol: &Symbol, limit: u32) -> Result<Depth, ClientError> {
+    pub async fn depth(&self, symbol: &Symbol, limit: u32) -> Result<Depth, BrokerError> {
         let limit = limit.clamp(1, 5000);
         let params = vec![("symbol", symbol.to_string()), ("limit", limit.to_string())];
         let body = self
@@ -649,7 +632,12 @@ impl BinanceRest {
 
     /// `POST /api/v3/order` with `newOrderRespType=FULL`. Sent once; an unknown outcome is
     /// returned as such and must be reconciled, never resent.
-    pub async fn place_order(&self, order: &OrderRequest) -> OrderOutcome<PlacedOrder> {
+    ///
+    /// Sends whatever it is given: no risk check has to have seen it. The client's own tests
+    /// and tools use it to put arbitrary orders on an exchange; crbot's engine, commands and
+    /// kill switch send through [`Broker::place_order`](crate::risk::Broker::place_order),
+    /// which takes only a risk-approved request.
+    pub async fn place_order_unchecked(&self, order: &OrderRequest) -> OrderOutcome<Placed> {
         let req = self.mutation(
             Method::POST,
             "/api/v3/order",
@@ -666,11 +654,14 @@ impl BinanceRest {
     }
 
     /// `POST /api/v3/orderList/oco`: the protective SELL OCO (see [`OcoRequest`]).
-    pub async fn place_oco(&self, oco: &OcoRequest) -> OrderOutcome<OrderListReport> {
+    ///
+    /// Like [`place_order_unchecked`](Self::place_order_unchecked), sends whatever it is given;
+    /// crbot itself sends through [`Broker::place_oco`](crate::risk::Broker::place_oco).
+    pub async fn place_oco_unchecked(&self, oco: &OcoRequest) -> OrderOutcome<ListReport> {
         let req = self.mutation(
             Method::POST,
             "/api/v3/orderList/oco",
-            oco.params(),
+            oco_params(oco),
             RequestClass::Order,
         );
         let outcome = OrderOutcome::from_result(
@@ -683,7 +674,7 @@ impl BinanceRest {
     }
 
     /// `DELETE /api/v3/order` by client order id. Bypasses the throttle.
-    pub async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> OrderOutcome<ExchangeOrder> {
+    pub async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> OrderOutcome<OrderReport> {
         let params = vec![
             ("symbol", symbol.to_string()),
             ("origClientOrderId", client_order_id.to_string()),
@@ -697,7 +688,7 @@ impl BinanceRest {
 
     /// `DELETE /api/v3/openOrders`: every open order of the symbol, order lists included.
     /// Bypasses the throttle (the kill switch's path).
-    pub async fn cancel_all(&self, symbol: &Symbol) -> OrderOutcome<Vec<CancelledItem>> {
+    pub async fn cancel_all(&self, symbol: &Symbol) -> OrderOutcome<Vec<Cancelled>> {
         let params = vec![("symbol", symbol.to_string())];
         let req = self.mutation(Method::DELETE, "/api/v3/openOrders", params, RequestClass::Cancel);
         let outcome = OrderOutcome::from_result(
@@ -714,7 +705,7 @@ impl BinanceRest {
         &self,
         symbol: &Symbol,
         list_client_order_id: &str,
-    ) -> OrderOutcome<OrderListReport> {
+    ) -> OrderOutcome<ListReport> {
         let params = vec![
             ("symbol", symbol.to_string()),
             ("listClientOrderId", list_client_order_id.to_string()),
@@ -730,7 +721,7 @@ impl BinanceRest {
     }
 
     /// `GET /api/v3/openOrders` (weight 6 per symbol, 80 without: use sparingly).
-    pub async fn open_orders(&self, symbol: Option<&Symbol>) -> Result<Vec<ExchangeOrder>, ClientError> {
+    pub async fn open_orders(&self, symbol: Option<&Symbol>) -> Result<Vec<OrderReport>, BrokerError> {
         let (params, weight) = match symbol {
             Some(s) => (vec![("symbol", s.to_string())], 6),
             None => (vec![], 80),
@@ -742,7 +733,7 @@ impl BinanceRest {
     }
 
     /// `GET /api/v3/openOrderList`.
-    pub async fn open_order_lists(&self) -> Result<Vec<OrderListReport>, ClientError> {
+    pub async fn open_order_lists(&self) -> Result<Vec<ListReport>, BrokerError> {
         let body = self
             .get(self.query("/api/v3/openOrderList", vec![], true, 6))
             .await?;
@@ -754,7 +745,7 @@ impl BinanceRest {
         &self,
         symbol: &Symbol,
         orig_client_order_id: &str,
-    ) -> Result<ExchangeOrder, ClientError> {
+    ) -> Result<OrderReport, BrokerError> {
         let params = vec![
             ("symbol", symbol.to_string()),
             ("origClientOrderId", orig_client_order_id.to_string()),
@@ -764,7 +755,7 @@ impl BinanceRest {
     }
 
     /// `GET /api/v3/myTrades` from a trade id (inclusive), up to 1000, oldest first.
-    pub async fn my_trades(&self, symbol: &Symbol, from_id: Option<u64>) -> Result<Vec<Fill>, ClientError> {
+    pub async fn my_trades(&self, symbol: &Symbol, from_id: Option<u64>) -> Result<Vec<Fill>, BrokerError> {
         let mut params = vec![("symbol", symbol.to_string()), ("limit", "1000".to_string())];
         if let Some(id) = from_id {
             params.push(("fromId", id.to_string()));
@@ -780,7 +771,7 @@ impl BinanceRest {
         symbol: &Symbol,
         order_id: u64,
         from_id: Option<u64>,
-    ) -> Result<Vec<Fill>, ClientError> {
+    ) -> Result<Vec<Fill>, BrokerError> {
         let mut params = vec![
             ("symbol", symbol.to_string()),
             ("orderId", order_id.to_string()),
@@ -794,7 +785,7 @@ impl BinanceRest {
     }
 
     /// `GET /sapi/v1/account/apiRestrictions` (live only; the testnet has no `/sapi`).
-    pub async fn api_restrictions(&self) -> Result<ApiRestrictions, ClientError> {
+    pub async fn api_restrictions(&self) -> Result<ApiRestrictions, BrokerError> {
         let body = self
             .get(self.query("/sapi/v1/account/apiRestrictions", vec![], true, 1))
             .await?;
@@ -802,7 +793,7 @@ impl BinanceRest {
     }
 
     /// `GET /api/v3/account/commission`.
-    pub async fn commission(&self, symbol: &Symbol) -> Result<CommissionRates, ClientError> {
+    pub async fn commission(&self, symbol: &Symbol) -> Result<CommissionRates, BrokerError> {
         let params = vec![("symbol", symbol.to_string())];
         let body = self
             .get(self.query("/api/v3/account/commission", params, true, 20))
@@ -816,15 +807,15 @@ fn json_symbols(symbols: &[Symbol]) -> String {
     format!("[{}]", names.join(","))
 }
 
-fn classify_transport(e: &reqwest::Error) -> ClientError {
+fn classify_transport(e: &reqwest::Error) -> BrokerError {
     if e.is_timeout() {
-        ClientError::Timeout
+        BrokerError::Timeout
     } else if e.is_connect() {
-        ClientError::Connect(e.to_string_without_url())
+        BrokerError::Connect(e.to_string_without_url())
     } else if e.is_decode() {
-        ClientError::Decode(e.to_string_without_url())
+        BrokerError::Decode(e.to_string_without_url())
     } else {
-        ClientError::Network(e.to_string_without_url())
+        BrokerError::Network(e.to_string_without_url())
     }
 }
 
@@ -869,7 +860,7 @@ fn log_outcome<T>(what: &str, id: &str, outcome: &OrderOutcome<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Side;
+    use crate::domain::{ClientOrderId, Side};
 
     fn req(order_type: OrderType, price: Option<&str>, stop: Option<&str>) -> OrderRequest {
         OrderRequest {
@@ -941,7 +932,7 @@ mod tests {
 
     #[test]
     fn oco_sells_with_limit_maker_above_and_stop_loss_below() {
-        let p = oco(None).params();
+        let p = oco_params(&oco(None));
         let get = |k: &str| p.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("side"), Some("SELL"));
         assert_eq!(get("aboveType"), Some("LIMIT_MAKER"));
@@ -950,7 +941,7 @@ mod tests {
         assert_eq!(get("belowStopPrice"), Some("95"));
         assert_eq!(get("belowPrice"), None);
         assert_eq!(get("belowTimeInForce"), None);
-        let p = oco(Some("94.5")).params();
+        let p = oco_params(&oco(Some("94.5")));
         let get = |k: &str| p.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("belowType"), Some("STOP_LOSS_LIMIT"));
         assert_eq!(get("belowPrice"), Some("94.5"));

@@ -19,12 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::clock::local_now_ms;
-use super::error::{CODE_INVALID_TIMESTAMP, ClientError};
 use super::events::{UserEvent, UserFrame, parse_user_frame};
 use super::limits::ban_until_ms;
 use super::rest::BinanceRest;
 use super::sign::{Credentials, sign_ws};
 use super::ws_session::{self, End, Flow, Prepare, Session, SessionTimings, Ws};
+use crate::domain::broker::{BrokerError, CODE_INVALID_TIMESTAMP};
 
 /// `-2035`: a subscription is already active on this connection (treated as success).
 const CODE_SUBSCRIPTION_ACTIVE: i64 = -2035;
@@ -60,7 +60,7 @@ pub fn subscribe_request(
     id: &str,
     timestamp_ms: i64,
     recv_window_ms: Option<u64>,
-) -> Result<String, ClientError> {
+) -> Result<String, BrokerError> {
     let mut params: Vec<(&str, String)> = vec![
         ("apiKey", creds.api_key.expose().to_string()),
         ("timestamp", timestamp_ms.to_string()),
@@ -68,7 +68,7 @@ pub fn subscribe_request(
     if let Some(w) = recv_window_ms {
         params.push(("recvWindow", w.to_string()));
     }
-    let sig = sign_ws(&creds.key, &params)?;
+    let sig = sign_ws(&creds.key, &params).map_err(|e| BrokerError::Sign(e.to_string()))?;
     let mut p = serde_json::Map::new();
     p.insert("apiKey".into(), creds.api_key.expose().into());
     p.insert("timestamp".into(), timestamp_ms.into());
@@ -110,8 +110,8 @@ pub fn spawn_user_stream(
     events: mpsc::Sender<UserEvent>,
     cancel: CancellationToken,
     config: UserStreamConfig,
-) -> Result<(UserStreamHandle, tokio::task::JoinHandle<()>), ClientError> {
-    let creds = rest.credentials().cloned().ok_or(ClientError::NoCredentials)?;
+) -> Result<(UserStreamHandle, tokio::task::JoinHandle<()>), BrokerError> {
+    let creds = rest.credentials().cloned().ok_or(BrokerError::NoCredentials)?;
     let handle = UserStreamHandle {
         malformed: Arc::new(AtomicU64::new(0)),
         subscriptions: Arc::new(AtomicU64::new(0)),
@@ -153,7 +153,7 @@ impl UserTask {
         self.events.send(ev).await.is_ok()
     }
 
-    fn subscribe_text(&mut self) -> Result<(String, String), ClientError> {
+    fn subscribe_text(&mut self) -> Result<(String, String), BrokerError> {
         self.next_id += 1;
         let id = format!("sub-{}", self.next_id);
         let text = subscribe_request(
@@ -167,7 +167,7 @@ impl UserTask {
 
     /// Signs and sends a subscription and waits for its answer. `Err` if it cannot be
     /// signed: that cannot succeed later either, so the caller stops rather than spin.
-    async fn subscribe(&mut self, ws: &mut Ws) -> Result<Flow, ClientError> {
+    async fn subscribe(&mut self, ws: &mut Ws) -> Result<Flow, BrokerError> {
         let (id, text) = self.subscribe_text()?;
         if let ControlFlow::Break(end) = ws_session::send_text(ws, text).await {
             return Ok(ControlFlow::Break(end));
@@ -177,7 +177,7 @@ impl UserTask {
     }
 
     /// Reports a subscription that could not be signed and stops the task.
-    async fn unsignable(&mut self, e: &ClientError) -> Flow {
+    async fn unsignable(&mut self, e: &BrokerError) -> Flow {
         let _ = self
             .emit(UserEvent::Disconnected {
                 reason: e.to_string(),

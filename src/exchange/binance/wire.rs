@@ -2,7 +2,8 @@
 //!
 //! Owns: the JSON shapes of Binance's REST answers and filters (prices and quantities arrive as strings,
 //! ids and times as numbers; unknown fields are ignored) and the `exchangeInfo` filter
-//! mapping, including `MIN_NOTIONAL` → [`NotionalFilter`]. Must not: use `f64` for a price or a
+//! mapping, including `MIN_NOTIONAL` → [`NotionalFilter`]; the answers become the domain's
+//! report types (`crate::domain::broker`). Must not: use `f64` for a price or a
 //! quantity, or fail a whole answer because one symbol or asset in it is unusual: such entries
 //! are skipped and counted, never fatal.
 
@@ -12,32 +13,31 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::ClientError;
 use super::limits::{RateLimit, RateLimitWire};
+use crate::domain::broker::{Account, BookQuote, BrokerError, Cancelled, ListReport, OrderReport, Placed};
 use crate::domain::{
-    Asset, Balance, ClientOrderId, Fill, Filters, LocalOrderState, LotSize, Notional, NotionalFilter, Order,
-    OrderPurpose, OrderStatus, OrderType, PercentPriceBySide, Price, PriceFilter, Qty, Side, Symbol,
-    SymbolRules, SymbolStatus, TimeInForce,
+    Asset, Balance, ClientOrderId, Fill, Filters, LotSize, Notional, NotionalFilter, PercentPriceBySide,
+    Price, PriceFilter, Qty, Side, Symbol, SymbolRules, SymbolStatus,
 };
 
-fn decode<T>(what: &str, r: Result<T, impl std::fmt::Display>) -> Result<T, ClientError> {
-    r.map_err(|e| ClientError::Decode(format!("{what}: {e}")))
+fn decode<T>(what: &str, r: Result<T, impl std::fmt::Display>) -> Result<T, BrokerError> {
+    r.map_err(|e| BrokerError::Decode(format!("{what}: {e}")))
 }
 
-fn dec(what: &str, s: &str) -> Result<Decimal, ClientError> {
+fn dec(what: &str, s: &str) -> Result<Decimal, BrokerError> {
     decode(what, Decimal::from_str(s.trim()))
 }
 
-fn price(what: &str, s: &str) -> Result<Price, ClientError> {
+fn price(what: &str, s: &str) -> Result<Price, BrokerError> {
     decode(what, Price::try_new(dec(what, s)?))
 }
 
-fn qty(what: &str, s: &str) -> Result<Qty, ClientError> {
+fn qty(what: &str, s: &str) -> Result<Qty, BrokerError> {
     decode(what, Qty::try_new(dec(what, s)?))
 }
 
 /// A price field where `0` means "not set" (stopPrice of a LIMIT, price of a MARKET).
-fn opt_price(what: &str, s: Option<&str>) -> Result<Option<Price>, ClientError> {
+fn opt_price(what: &str, s: Option<&str>) -> Result<Option<Price>, BrokerError> {
     match s {
         None => Ok(None),
         Some(s) => {
@@ -47,8 +47,8 @@ fn opt_price(what: &str, s: Option<&str>) -> Result<Option<Price>, ClientError> 
     }
 }
 
-fn parse_enum<T: FromStr<Err = String>>(s: &str) -> Result<T, ClientError> {
-    s.parse().map_err(ClientError::Decode)
+fn parse_enum<T: FromStr<Err = String>>(s: &str) -> Result<T, BrokerError> {
+    s.parse().map_err(BrokerError::Decode)
 }
 
 /// `GET /api/v3/exchangeInfo`, reduced to what crbot uses.
@@ -87,17 +87,17 @@ struct SymbolWire {
     filters: Vec<Value>,
 }
 
-fn field<'a>(f: &'a Value, name: &str) -> Result<&'a str, ClientError> {
+fn field<'a>(f: &'a Value, name: &str) -> Result<&'a str, BrokerError> {
     f.get(name)
         .and_then(Value::as_str)
-        .ok_or_else(|| ClientError::Decode(format!("filter field `{name}` missing")))
+        .ok_or_else(|| BrokerError::Decode(format!("filter field `{name}` missing")))
 }
 
 fn flag(f: &Value, name: &str) -> bool {
     f.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn lot(f: &Value) -> Result<LotSize, ClientError> {
+fn lot(f: &Value) -> Result<LotSize, BrokerError> {
     Ok(LotSize {
         min_qty: dec("minQty", field(f, "minQty")?)?,
         max_qty: dec("maxQty", field(f, "maxQty")?)?,
@@ -108,7 +108,7 @@ fn lot(f: &Value) -> Result<LotSize, ClientError> {
 /// Maps `exchangeInfo.symbols[].filters` into [`Filters`]. `MIN_NOTIONAL` (older symbols) becomes
 /// a [`NotionalFilter`] with no maximum; when both it and `NOTIONAL` are present the stricter
 /// minimum wins. Unknown filter types are ignored.
-pub fn parse_filters(filters: &[Value]) -> Result<Filters, ClientError> {
+pub fn parse_filters(filters: &[Value]) -> Result<Filters, BrokerError> {
     let mut out = Filters::default();
     let mut min_notional_legacy: Option<NotionalFilter> = None;
     for f in filters {
@@ -171,9 +171,9 @@ pub fn parse_filters(filters: &[Value]) -> Result<Filters, ClientError> {
     Ok(out)
 }
 
-fn parse_symbol(v: Value) -> Result<SymbolRules, (String, ClientError)> {
+fn parse_symbol(v: Value) -> Result<SymbolRules, (String, BrokerError)> {
     let name = v.get("symbol").and_then(Value::as_str).unwrap_or("?").to_string();
-    let fail = |e: ClientError| (name.clone(), e);
+    let fail = |e: BrokerError| (name.clone(), e);
     let w: SymbolWire = decode("symbol", serde_json::from_value(v)).map_err(fail)?;
     let symbol = decode("symbol name", Symbol::new(&w.symbol)).map_err(fail)?;
     let status: SymbolStatus = parse_enum(&w.status).map_err(fail)?;
@@ -189,7 +189,7 @@ fn parse_symbol(v: Value) -> Result<SymbolRules, (String, ClientError)> {
     })
 }
 
-pub fn parse_exchange_info(body: &[u8]) -> Result<ExchangeInfo, ClientError> {
+pub fn parse_exchange_info(body: &[u8]) -> Result<ExchangeInfo, BrokerError> {
     let w: ExchangeInfoWire = decode("exchangeInfo", serde_json::from_slice(body))?;
     let mut symbols = Vec::with_capacity(w.symbols.len());
     let mut skipped = Vec::new();
@@ -208,17 +208,6 @@ pub fn parse_exchange_info(body: &[u8]) -> Result<ExchangeInfo, ClientError> {
         symbols,
         skipped,
     })
-}
-
-/// `GET /api/v3/account`, reduced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountInfo {
-    pub can_trade: bool,
-    pub can_withdraw: bool,
-    pub update_time_ms: i64,
-    pub balances: Vec<Balance>,
-    /// Assets whose names crbot could not read (listed, not fatal).
-    pub skipped_assets: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -245,7 +234,7 @@ pub(crate) struct BalanceWire {
 }
 
 /// Balances whose asset name is not a crbot [`Asset`] are returned as skipped names.
-pub(crate) fn parse_balances(wire: Vec<BalanceWire>) -> Result<(Vec<Balance>, Vec<String>), ClientError> {
+pub(crate) fn parse_balances(wire: Vec<BalanceWire>) -> Result<(Vec<Balance>, Vec<String>), BrokerError> {
     let mut balances = Vec::with_capacity(wire.len());
     let mut skipped = Vec::new();
     for b in wire {
@@ -261,75 +250,16 @@ pub(crate) fn parse_balances(wire: Vec<BalanceWire>) -> Result<(Vec<Balance>, Ve
     Ok((balances, skipped))
 }
 
-pub fn parse_account(body: &[u8]) -> Result<AccountInfo, ClientError> {
+pub fn parse_account(body: &[u8]) -> Result<Account, BrokerError> {
     let w: AccountWire = decode("account", serde_json::from_slice(body))?;
     let (balances, skipped_assets) = parse_balances(w.balances)?;
-    Ok(AccountInfo {
+    Ok(Account {
         can_trade: w.can_trade,
         can_withdraw: w.can_withdraw,
         update_time_ms: w.update_time,
         balances,
         skipped_assets,
     })
-}
-
-/// An order as the exchange reports it (query, open orders, cancel, placement).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExchangeOrder {
-    pub symbol: Symbol,
-    pub order_id: u64,
-    pub order_list_id: Option<i64>,
-    /// The order's client id (for a cancel answer: the cancel's id — see `orig_client_order_id`).
-    pub client_order_id: String,
-    /// On cancel answers: the cancelled order's client id.
-    pub orig_client_order_id: Option<String>,
-    pub side: Side,
-    pub order_type: OrderType,
-    pub time_in_force: Option<TimeInForce>,
-    pub status: OrderStatus,
-    pub price: Option<Price>,
-    pub stop_price: Option<Price>,
-    pub orig_qty: Qty,
-    pub executed_qty: Qty,
-    pub cumulative_quote_qty: Notional,
-    pub time_ms: i64,
-    pub update_ms: i64,
-}
-
-impl ExchangeOrder {
-    /// The client id of the order itself (on a cancel answer, the original one).
-    pub fn order_client_id(&self) -> &str {
-        match &self.orig_client_order_id {
-            Some(c) if !c.is_empty() => c,
-            _ => &self.client_order_id,
-        }
-    }
-
-    /// The order as crbot records it. An id that is not a valid crbot id (never the case for
-    /// Binance-generated ids) becomes `x-<orderId>`.
-    pub fn to_order(&self, purpose: OrderPurpose) -> Order {
-        let cid = ClientOrderId::new(self.order_client_id()).unwrap_or_else(|_| {
-            ClientOrderId::new(&format!("x-{}", self.order_id))
-                .unwrap_or_else(|_| ClientOrderId::generate(0, 0))
-        });
-        Order {
-            client_order_id: cid,
-            order_id: Some(self.order_id),
-            order_list_id: self.order_list_id,
-            symbol: self.symbol.clone(),
-            side: self.side,
-            order_type: self.order_type,
-            price: self.price,
-            stop_price: self.stop_price,
-            qty: self.orig_qty,
-            executed_qty: self.executed_qty,
-            cumulative_quote_qty: self.cumulative_quote_qty,
-            state: LocalOrderState::Exchange(self.status),
-            purpose,
-            created_ms: self.time_ms,
-            updated_ms: self.update_ms,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -380,14 +310,14 @@ struct FillWire {
     trade_id: u64,
 }
 
-fn order_from_wire(w: &OrderWire) -> Result<ExchangeOrder, ClientError> {
+fn order_from_wire(w: &OrderWire) -> Result<OrderReport, BrokerError> {
     let time = w.time.or(w.transact_time).unwrap_or(0);
     // cummulativeQuoteQty < 0 on some historical orders means "not available".
     let cum = match &w.cummulative_quote_qty {
         Some(s) => Notional::try_new(dec("cummulativeQuoteQty", s)?).unwrap_or(Notional::ZERO),
         None => Notional::ZERO,
     };
-    Ok(ExchangeOrder {
+    Ok(OrderReport {
         symbol: decode("symbol", Symbol::new(&w.symbol))?,
         order_id: w.order_id,
         order_list_id: (w.order_list_id >= 0).then_some(w.order_list_id),
@@ -407,14 +337,7 @@ fn order_from_wire(w: &OrderWire) -> Result<ExchangeOrder, ClientError> {
     })
 }
 
-/// A new order's answer (`newOrderRespType=FULL`): the order and the fills it got at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlacedOrder {
-    pub order: ExchangeOrder,
-    pub fills: Vec<Fill>,
-}
-
-fn fills_from_wire(order: &ExchangeOrder, fills: &[FillWire]) -> Result<Vec<Fill>, ClientError> {
+fn fills_from_wire(order: &OrderReport, fills: &[FillWire]) -> Result<Vec<Fill>, BrokerError> {
     let cid = ClientOrderId::new(order.order_client_id()).ok();
     fills
         .iter()
@@ -437,35 +360,21 @@ fn fills_from_wire(order: &ExchangeOrder, fills: &[FillWire]) -> Result<Vec<Fill
         .collect()
 }
 
-pub fn parse_placed_order(body: &[u8]) -> Result<PlacedOrder, ClientError> {
+pub fn parse_placed_order(body: &[u8]) -> Result<Placed, BrokerError> {
     let w: OrderWire = decode("order", serde_json::from_slice(body))?;
     let order = order_from_wire(&w)?;
     let fills = fills_from_wire(&order, &w.fills)?;
-    Ok(PlacedOrder { order, fills })
+    Ok(Placed { order, fills })
 }
 
-pub fn parse_order(body: &[u8]) -> Result<ExchangeOrder, ClientError> {
+pub fn parse_order(body: &[u8]) -> Result<OrderReport, BrokerError> {
     let w: OrderWire = decode("order", serde_json::from_slice(body))?;
     order_from_wire(&w)
 }
 
-pub fn parse_orders(body: &[u8]) -> Result<Vec<ExchangeOrder>, ClientError> {
+pub fn parse_orders(body: &[u8]) -> Result<Vec<OrderReport>, BrokerError> {
     let w: Vec<OrderWire> = decode("orders", serde_json::from_slice(body))?;
     w.iter().map(order_from_wire).collect()
-}
-
-/// An order list (OCO) as the exchange reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderListReport {
-    pub order_list_id: i64,
-    pub list_client_order_id: String,
-    pub symbol: Symbol,
-    pub list_status_type: String,
-    pub list_order_status: String,
-    /// `(orderId, clientOrderId)` of each leg.
-    pub legs: Vec<(u64, String)>,
-    /// Full order objects, when the answer carries them.
-    pub reports: Vec<ExchangeOrder>,
 }
 
 #[derive(Deserialize)]
@@ -489,8 +398,8 @@ struct ListLegWire {
     client_order_id: String,
 }
 
-fn list_from_wire(w: &OrderListWire) -> Result<OrderListReport, ClientError> {
-    Ok(OrderListReport {
+fn list_from_wire(w: &OrderListWire) -> Result<ListReport, BrokerError> {
+    Ok(ListReport {
         order_list_id: w.order_list_id,
         list_client_order_id: w.list_client_order_id.clone(),
         symbol: decode("symbol", Symbol::new(&w.symbol))?,
@@ -509,34 +418,27 @@ fn list_from_wire(w: &OrderListWire) -> Result<OrderListReport, ClientError> {
     })
 }
 
-pub fn parse_order_list(body: &[u8]) -> Result<OrderListReport, ClientError> {
+pub fn parse_order_list(body: &[u8]) -> Result<ListReport, BrokerError> {
     let w: OrderListWire = decode("orderList", serde_json::from_slice(body))?;
     list_from_wire(&w)
 }
 
-pub fn parse_order_lists(body: &[u8]) -> Result<Vec<OrderListReport>, ClientError> {
+pub fn parse_order_lists(body: &[u8]) -> Result<Vec<ListReport>, BrokerError> {
     let w: Vec<OrderListWire> = decode("orderLists", serde_json::from_slice(body))?;
     w.iter().map(list_from_wire).collect()
 }
 
-/// One item of `DELETE /api/v3/openOrders`: a plain order or an order list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CancelledItem {
-    Order(ExchangeOrder),
-    List(OrderListReport),
-}
-
-pub fn parse_cancel_all(body: &[u8]) -> Result<Vec<CancelledItem>, ClientError> {
+pub fn parse_cancel_all(body: &[u8]) -> Result<Vec<Cancelled>, BrokerError> {
     let items: Vec<Value> = decode("cancel all", serde_json::from_slice(body))?;
     items
         .into_iter()
         .map(|v| {
             if v.get("orderListId").is_some() && v.get("contingencyType").is_some() {
                 let w: OrderListWire = decode("orderList", serde_json::from_value(v))?;
-                Ok(CancelledItem::List(list_from_wire(&w)?))
+                Ok(Cancelled::List(list_from_wire(&w)?))
             } else {
                 let w: OrderWire = decode("order", serde_json::from_value(v))?;
-                Ok(CancelledItem::Order(order_from_wire(&w)?))
+                Ok(Cancelled::Order(order_from_wire(&w)?))
             }
         })
         .collect()
@@ -558,7 +460,7 @@ struct TradeWire {
 }
 
 /// `GET /api/v3/myTrades` → fills (client order id unknown here: match by order id).
-pub fn parse_trades(body: &[u8]) -> Result<Vec<Fill>, ClientError> {
+pub fn parse_trades(body: &[u8]) -> Result<Vec<Fill>, BrokerError> {
     let w: Vec<TradeWire> = decode("myTrades", serde_json::from_slice(body))?;
     w.iter()
         .map(|t| {
@@ -579,16 +481,6 @@ pub fn parse_trades(body: &[u8]) -> Result<Vec<Fill>, ClientError> {
         .collect()
 }
 
-/// `GET /api/v3/ticker/bookTicker?symbol=…`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BookTicker {
-    pub symbol: Symbol,
-    pub bid: Price,
-    pub bid_qty: Qty,
-    pub ask: Price,
-    pub ask_qty: Qty,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BookTickerWire {
@@ -599,9 +491,9 @@ struct BookTickerWire {
     ask_qty: String,
 }
 
-pub fn parse_book_ticker(body: &[u8]) -> Result<BookTicker, ClientError> {
+pub fn parse_book_ticker(body: &[u8]) -> Result<BookQuote, BrokerError> {
     let w: BookTickerWire = decode("bookTicker", serde_json::from_slice(body))?;
-    Ok(BookTicker {
+    Ok(BookQuote {
         symbol: decode("symbol", Symbol::new(&w.symbol))?,
         bid: price("bidPrice", &w.bid_price)?,
         bid_qty: qty("bidQty", &w.bid_qty)?,
@@ -638,7 +530,7 @@ struct Ticker24hWire {
     quote_volume: String,
 }
 
-fn ticker_from_wire(w: &Ticker24hWire) -> Result<Ticker24h, ClientError> {
+fn ticker_from_wire(w: &Ticker24hWire) -> Result<Ticker24h, BrokerError> {
     Ok(Ticker24h {
         symbol: decode("symbol", Symbol::new(&w.symbol))?,
         last: price("lastPrice", &w.last_price)?,
@@ -658,7 +550,7 @@ fn ticker_from_wire(w: &Ticker24hWire) -> Result<Ticker24h, ClientError> {
 }
 
 /// One object (single symbol) or an array.
-pub fn parse_tickers_24h(body: &[u8]) -> Result<Vec<Ticker24h>, ClientError> {
+pub fn parse_tickers_24h(body: &[u8]) -> Result<Vec<Ticker24h>, BrokerError> {
     let v: Value = decode("ticker/24hr", serde_json::from_slice(body))?;
     let list: Vec<Ticker24hWire> = if v.is_array() {
         decode("ticker/24hr", serde_json::from_value(v))?
@@ -682,19 +574,19 @@ pub struct Kline {
     pub closed: bool,
 }
 
-pub fn parse_klines(body: &[u8]) -> Result<Vec<Kline>, ClientError> {
+pub fn parse_klines(body: &[u8]) -> Result<Vec<Kline>, BrokerError> {
     let rows: Vec<Vec<Value>> = decode("klines", serde_json::from_slice(body))?;
     rows.iter()
         .map(|r| {
-            let s = |i: usize| -> Result<&str, ClientError> {
+            let s = |i: usize| -> Result<&str, BrokerError> {
                 r.get(i)
                     .and_then(Value::as_str)
-                    .ok_or_else(|| ClientError::Decode(format!("kline column {i}")))
+                    .ok_or_else(|| BrokerError::Decode(format!("kline column {i}")))
             };
-            let n = |i: usize| -> Result<i64, ClientError> {
+            let n = |i: usize| -> Result<i64, BrokerError> {
                 r.get(i)
                     .and_then(Value::as_i64)
-                    .ok_or_else(|| ClientError::Decode(format!("kline column {i}")))
+                    .ok_or_else(|| BrokerError::Decode(format!("kline column {i}")))
             };
             Ok(Kline {
                 open_time_ms: n(0)?,
@@ -726,8 +618,8 @@ pub(crate) struct DepthWire {
     asks: Vec<(String, String)>,
 }
 
-pub(crate) fn depth_from_wire(w: &DepthWire) -> Result<Depth, ClientError> {
-    let levels = |l: &[(String, String)]| -> Result<Vec<(Price, Qty)>, ClientError> {
+pub(crate) fn depth_from_wire(w: &DepthWire) -> Result<Depth, BrokerError> {
+    let levels = |l: &[(String, String)]| -> Result<Vec<(Price, Qty)>, BrokerError> {
         l.iter()
             .map(|(p, q)| Ok((price("level price", p)?, qty("level qty", q)?)))
             .collect()
@@ -739,7 +631,7 @@ pub(crate) fn depth_from_wire(w: &DepthWire) -> Result<Depth, ClientError> {
     })
 }
 
-pub fn parse_depth(body: &[u8]) -> Result<Depth, ClientError> {
+pub fn parse_depth(body: &[u8]) -> Result<Depth, BrokerError> {
     let w: DepthWire = decode("depth", serde_json::from_slice(body))?;
     depth_from_wire(&w)
 }
@@ -751,11 +643,11 @@ pub struct CommissionRates {
     pub taker: Decimal,
 }
 
-pub fn parse_commission(body: &[u8]) -> Result<CommissionRates, ClientError> {
+pub fn parse_commission(body: &[u8]) -> Result<CommissionRates, BrokerError> {
     let v: Value = decode("commission", serde_json::from_slice(body))?;
     let std = v
         .get("standardCommission")
-        .ok_or_else(|| ClientError::Decode("standardCommission missing".into()))?;
+        .ok_or_else(|| BrokerError::Decode("standardCommission missing".into()))?;
     Ok(CommissionRates {
         maker: dec("maker", field(std, "maker")?)?,
         taker: dec("taker", field(std, "taker")?)?,
@@ -777,7 +669,7 @@ pub struct ApiRestrictions {
     pub enable_withdrawals: bool,
 }
 
-pub fn parse_api_restrictions(body: &[u8]) -> Result<ApiRestrictions, ClientError> {
+pub fn parse_api_restrictions(body: &[u8]) -> Result<ApiRestrictions, BrokerError> {
     decode("apiRestrictions", serde_json::from_slice(body))
 }
 
@@ -794,6 +686,7 @@ pub fn parse_api_error(body: &[u8]) -> Option<(i64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{LocalOrderState, OrderPurpose, OrderStatus, OrderType};
 
     const EXCHANGE_INFO: &str = r#"{"timezone":"UTC","serverTime":1565246363776,
       "rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000},
@@ -924,8 +817,8 @@ mod tests {
                      {"symbol":"BTCUSDT","orderId":21,"clientOrderId":"461cPg51vQjV3zIMOXNz39"}],
            "orderReports":[]}]"#;
         let items = parse_cancel_all(body.as_bytes()).expect("parse");
-        assert!(matches!(&items[0], CancelledItem::Order(o) if o.order_id == 11));
-        assert!(matches!(&items[1], CancelledItem::List(l) if l.legs.len() == 2));
+        assert!(matches!(&items[0], Cancelled::Order(o) if o.order_id == 11));
+        assert!(matches!(&items[1], Cancelled::List(l) if l.legs.len() == 2));
     }
 
     #[test]
@@ -957,8 +850,8 @@ mod tests {
         let r = parse_book_ticker(
             br#"{"symbol":"LTCBTC","bidPrice":"1e5","bidQty":"1","askPrice":"x","askQty":"1"}"#,
         );
-        assert!(matches!(r, Err(ClientError::Decode(_))), "{r:?}");
-        assert!(matches!(parse_account(b"<html>"), Err(ClientError::Decode(_))));
+        assert!(matches!(r, Err(BrokerError::Decode(_))), "{r:?}");
+        assert!(matches!(parse_account(b"<html>"), Err(BrokerError::Decode(_))));
     }
 
     #[test]
