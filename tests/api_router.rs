@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crbot::api::auth::{Scope, TokenKeys};
 use crbot::api::{ApiSettings, EngineLink};
 use crbot::config::Environment;
-use crbot::engine::snapshot::{Command, KillProgress, KillStage, Snapshot, TradingState};
+use crbot::engine::snapshot::{Command, KillProgress, KillStage, Snapshot, StreamStatus, TradingState};
 use crbot::secret::SecretString;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -48,8 +48,14 @@ fn settings(env: Environment, rate_limit: Option<(u32, Duration)>, cors: &[&str]
 
 /// A scripted engine: `Kill` halts, `Rearm` re-arms, every command is recorded.
 async fn start(settings: ApiSettings) -> Api {
+    start_with(settings, |_| {}).await
+}
+
+/// The same, from the demo snapshot as `edit` leaves it.
+async fn start_with(settings: ApiSettings, edit: impl FnOnce(&mut Snapshot)) -> Api {
     let now = chrono::Utc::now().timestamp_millis();
     let mut snapshot = support::demo::snapshot(now);
+    edit(&mut snapshot);
     // The demo draws no P&L document: give it the day-start equity its day P&L is measured from.
     snapshot.books.day_start_equity = Some(crbot::domain::Money::new(
         rust_decimal::Decimal::new(1_006_640, 2),
@@ -170,6 +176,26 @@ async fn health_needs_no_token_and_says_no_account_data() {
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert!(["ok", "degraded", "halted"].contains(&body["status"].as_str().unwrap()));
     assert_eq!(body.as_object().unwrap().len(), 4, "{body}");
+}
+
+#[tokio::test]
+async fn health_is_degraded_while_a_stream_is_down_or_trading_is_reducing() {
+    let down = start_with(settings(Environment::Development, None, &[]), |s| {
+        s.header.user_stream.status = StreamStatus::Reconnecting { attempt: 2 };
+    })
+    .await;
+    assert_eq!(down.get("/api/health", None).await.1["status"], "degraded");
+    let reducing = start_with(settings(Environment::Development, None, &[]), |s| {
+        s.header.trading = TradingState::Reducing {
+            reason: "daily loss".into(),
+            since_ms: s.now_ms,
+            until_ms: None,
+        };
+    })
+    .await;
+    assert_eq!(reducing.get("/api/health", None).await.1["status"], "degraded");
+    let ok = start(settings(Environment::Development, None, &[])).await;
+    assert_eq!(ok.get("/api/health", None).await.1["status"], "ok");
 }
 
 #[tokio::test]
