@@ -65,12 +65,22 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     let _ = std::io::stdout().flush();
     tracing::info!(%local, mode = %config.mode, "crbot serve: the control API is listening");
 
+    // The engine loop ends only when asked; if it ends by itself (a panic), the API must not
+    // go on serving its last snapshot as if it were live.
+    let mut published = engine.snapshots.clone();
+    let engine_ended = async move { while published.changed().await.is_ok() {} };
+    let mut engine_failed = false;
     let served = tokio::select! {
         name = signals.next() => {
             tracing::info!(signal = name, "crbot serve: stopping");
             None
         }
         result = &mut server => Some(result),
+        () = engine_ended => {
+            tracing::error!("crbot serve: the engine loop ended by itself; stopping");
+            engine_failed = true;
+            None
+        }
     };
     stop.cancel();
     let served = match served {
@@ -85,6 +95,9 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         if open == 1 { "" } else { "s" },
         if open == 1 { "s" } else { "" }
     );
+    if engine_failed {
+        anyhow::bail!("the engine stopped unexpectedly; see the log");
+    }
     match served {
         Some(Ok(Err(e))) => Err(anyhow::anyhow!("the control API stopped: {e}")),
         Some(Err(e)) => Err(anyhow::anyhow!("the control API failed: {e}")),

@@ -224,13 +224,19 @@ async fn every_route_with_and_without_a_token_then_kill_resume_and_sigterm() {
         let (status, body) = serve.get(path, Some(&read)).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
-    let (_, balance) = serve.get("/api/broker/balance", Some(&read)).await;
-    assert!(
-        balance["balances"]
+    // The engine publishes before it has read the account: wait for the balances.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, balance) = serve.get("/api/broker/balance", Some(&read)).await;
+        let usdt = balance["balances"]
             .as_array()
-            .is_some_and(|b| b.iter().any(|r| r["asset"] == "USDT" && r["free"].is_string())),
-        "{balance}"
-    );
+            .is_some_and(|b| b.iter().any(|r| r["asset"] == "USDT" && r["free"].is_string()));
+        if usdt {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no USDT balance: {balance}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (_, metrics) = serve.get("/metrics", Some(&read)).await;
     let text = metrics.as_str().unwrap().to_string();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();

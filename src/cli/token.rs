@@ -37,7 +37,10 @@ pub fn issue(ctx: &Ctx, scope: Scope, ttl_hours: Option<u64>) -> Outcome {
             "issued_at": now,
             "expires_at": now.saturating_add(i64::try_from(ttl.saturating_mul(3600)).unwrap_or(i64::MAX)),
         });
-        println!("{doc}");
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
+        );
     } else {
         println!("{token}");
     }
