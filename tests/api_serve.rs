@@ -428,3 +428,37 @@ fn a_bad_api_variable_stops_start_up_with_one_line_naming_it() {
         assert!(err.starts_with(&format!("crbot: {name}=")), "{err}");
     }
 }
+
+fn keys(doc: &Value) -> std::collections::BTreeSet<String> {
+    doc.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documents_carry_the_fields_of_the_cli_json_documents() {
+    let serve = Serve::start(&[("RATE_LIMIT_REQUESTS", "1000")]);
+    let read = serve.token(Scope::Read);
+    for (command, route) in [
+        ("positions", "/api/positions"),
+        ("orders", "/api/orders"),
+        ("balance", "/api/broker/balance"),
+        ("pnl", "/api/pnl"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let out = crbot(home.path(), &[])
+            .args(["--json", command])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "crbot {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (status, api) = serve.get(route, Some(&read)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(keys(&api), keys(&cli), "{route} vs crbot {command} --json");
+    }
+}

@@ -6,12 +6,16 @@
 //! journal, no exchange: a read route never waits on I/O), or show a figure the engine does not
 //! know as if it did (an unknown equity is `null`, never a partial sum).
 
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{Asset, Money, Order, plain};
 use crate::engine::snapshot::{
     EquityStatus, KillProgress, LimitName, Snapshot, StreamHealth, StreamStatus, TradingState,
 };
+use crate::portfolio::FeeTally;
 
 /// `active`, `reducing` or `halted`.
 pub fn state_name(t: &TradingState) -> &'static str {
@@ -173,31 +177,62 @@ pub fn balance(s: &Snapshot) -> Value {
     Value::Object(doc)
 }
 
-/// As `crbot pnl --json`, less what the snapshot does not carry (capital flows and the fee
-/// breakdown by position and day; today's fees are given).
+/// As `crbot pnl --json`.
 pub fn pnl(s: &Snapshot) -> Value {
     let l = &s.limits;
+    let b = &s.books;
     // An unknown equity gives no P&L at all: never a figure computed from a partial sum.
-    let known = s.equity.is_some() && s.books.day_start_equity.is_some();
+    let known = s.equity.is_some() && b.day_start_equity.is_some();
+    let flows: Vec<Value> = b
+        .capital_flows
+        .iter()
+        .map(|f| {
+            json!({
+                "time_ms": f.time_ms, "asset": f.asset.as_str(), "delta": f.delta.normalize().to_string(),
+                "value_usdt": f.value_usdt.map(plain), "source": f.source,
+            })
+        })
+        .collect();
+    let net: Decimal = b.capital_flows.iter().filter_map(|f| f.value_usdt).sum();
+    let by_position: Vec<Value> = b
+        .fees_by_position
+        .iter()
+        .map(|(sym, t)| {
+            let mut j = fee_json(t);
+            j["symbol"] = json!(sym.as_str());
+            j
+        })
+        .collect();
+    let by_day: Vec<Value> = b
+        .fees_by_day
+        .iter()
+        .map(|(day, t)| {
+            let mut j = fee_json(t);
+            j["date"] = json!(day.to_string());
+            j
+        })
+        .collect();
     let mut doc = snapshot_equity_fields(s);
     doc.remove("equity_usdt");
     let fields = json!({
         "equity": s.equity.as_ref().map(|e| plain(e.amount())),
-        "day_start_equity": s.books.day_start_equity.as_ref().map(|e| plain(e.amount())),
+        "day_start_equity": b.day_start_equity.as_ref().map(|e| plain(e.amount())),
         "day_pnl": known.then(|| plain(l.day_pnl.amount())),
         "day_pnl_pct": known.then(|| plain(l.day_pnl_pct)),
         "daily_loss_limit_pct": l.daily_loss_limit_pct.to_string(),
         "daily_reset_ms": l.daily_reset_ms,
         "drawdown_pct": s.equity.as_ref().map(|_| plain(l.drawdown_pct)),
         "drawdown_limit_pct": l.drawdown_limit_pct.to_string(),
-        "high_water_mark": s.books.high_water_mark.as_ref().map(|e| plain(e.amount())),
+        "high_water_mark": b.high_water_mark.as_ref().map(|e| plain(e.amount())),
+        "capital_flows": flows,
+        "capital_flows_net_usdt": plain(net),
         "trades_used": l.trades_used,
         "trades_limit": l.trades_limit,
         "trading_state": state_text(&s.header.trading),
-        "realized": s.books.realized.iter().map(|(sym, r)| {
+        "realized": b.realized.iter().map(|(sym, r)| {
             json!({"symbol": sym.as_str(), "realized": plain(r.amount()), "asset": r.asset().as_str()})
         }).collect::<Vec<_>>(),
-        "fees_today": fee_json(&s.fees_today),
+        "fees": {"by_position": by_position, "by_day": by_day, "total": fee_json(&b.fees_total)},
     });
     if let Value::Object(m) = fields {
         doc.extend(m);
@@ -205,8 +240,10 @@ pub fn pnl(s: &Snapshot) -> Value {
     Value::Object(doc)
 }
 
-fn fee_json(t: &crate::portfolio::FeeTally) -> Value {
-    let map = |m: &std::collections::BTreeMap<crate::domain::Asset, rust_decimal::Decimal>| {
+/// A fee tally with exact decimals as strings, keyed by asset: what was paid in each asset,
+/// its quote value, and what had no price at its fill time.
+pub fn fee_json(t: &FeeTally) -> Value {
+    let map = |m: &BTreeMap<Asset, Decimal>| {
         m.iter()
             .map(|(a, v)| (a.as_str().to_string(), json!(plain(*v))))
             .collect::<Map<_, _>>()

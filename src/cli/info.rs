@@ -560,14 +560,14 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
     let mut fees_by_position = Vec::new();
     for p in st.positions.iter() {
         text.push_str(&format!("fees {}: {}\n", p.symbol, fee_text(p.fees())));
-        let mut j = fee_json(p.fees());
+        let mut j = crate::api::docs::fee_json(p.fees());
         j["symbol"] = json!(p.symbol.as_str());
         fees_by_position.push(j);
     }
     let mut fees_by_day = Vec::new();
     for (day, tally) in st.positions.fees_by_day() {
         text.push_str(&format!("fees {day} (UTC): {}\n", fee_text(tally)));
-        let mut j = fee_json(tally);
+        let mut j = crate::api::docs::fee_json(tally);
         j["date"] = json!(day.to_string());
         fees_by_day.push(j);
     }
@@ -591,7 +591,7 @@ pub async fn pnl(ctx: &Ctx) -> Outcome {
         "trades_limit": l.trades_limit,
         "trading_state": st.trading.to_string(),
         "realized": realized,
-        "fees": {"by_position": fees_by_position, "by_day": fees_by_day, "total": fee_json(&fees_total)},
+        "fees": {"by_position": fees_by_position, "by_day": fees_by_day, "total": crate::api::docs::fee_json(&fees_total)},
     });
     if let serde_json::Value::Object(m) = fields {
         doc.extend(m);
@@ -632,16 +632,6 @@ fn fee_text(t: &FeeTally) -> String {
         text.push_str(&format!("; unpriced {}", money(&t.unpriced)));
     }
     text
-}
-
-/// A fee tally with exact decimals as strings, keyed by asset.
-fn fee_json(t: &FeeTally) -> serde_json::Value {
-    let map = |m: &BTreeMap<Asset, Decimal>| {
-        m.iter()
-            .map(|(a, v)| (a.as_str().to_string(), json!(plain(*v))))
-            .collect::<serde_json::Map<_, _>>()
-    };
-    json!({"paid": map(&t.paid), "value": map(&t.value), "unpriced": map(&t.unpriced), "complete": t.complete()})
 }
 
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Outcome {

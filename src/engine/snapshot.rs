@@ -77,6 +77,25 @@ pub struct AccountBooks {
     pub high_water_mark: Option<Money>,
     /// Realized P&L of each of crbot's positions.
     pub realized: Vec<(Symbol, Money)>,
+    /// Today's deposits and withdrawals (UTC day), kept out of P&L and drawdown.
+    pub capital_flows: Vec<CapitalFlowRow>,
+    /// Fees of each of crbot's positions, of each UTC day, and in all.
+    pub fees_by_position: Vec<(Symbol, crate::portfolio::FeeTally)>,
+    pub fees_by_day: Vec<(chrono::NaiveDate, crate::portfolio::FeeTally)>,
+    pub fees_total: crate::portfolio::FeeTally,
+}
+
+/// One deposit or withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapitalFlowRow {
+    pub time_ms: i64,
+    pub asset: Asset,
+    /// Signed: positive in, negative out.
+    pub delta: Decimal,
+    /// The flow's USDT value at its time, when the asset could be priced then.
+    pub value_usdt: Option<Decimal>,
+    /// Where it was seen: `STREAM` or `RECONCILE`.
+    pub source: String,
 }
 
 /// One asset's balance with its USDT mark, when it has one.

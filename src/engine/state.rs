@@ -14,9 +14,9 @@ use crate::domain::{
     Price, Qty, Quote, Side, Symbol, SymbolRules,
 };
 use crate::engine::snapshot::{
-    AccountBooks, BalanceRow, Candle, EquityCurves, EquityPoint, EquityStatus, Header, KillProgress,
-    LimitChangePending, LimitsUsage, LogKind, LogLevel, LogLine, PositionRow, RateLimitUsage, Snapshot,
-    StreamHealth, StreamStatus, TicketPreview, TicketResult, TradingState as ViewState, WatchRow,
+    AccountBooks, BalanceRow, Candle, CapitalFlowRow, EquityCurves, EquityPoint, EquityStatus, Header,
+    KillProgress, LimitChangePending, LimitsUsage, LogKind, LogLevel, LogLine, PositionRow, RateLimitUsage,
+    Snapshot, StreamHealth, StreamStatus, TicketPreview, TicketResult, TradingState as ViewState, WatchRow,
 };
 use crate::journal::CapitalFlowRecord;
 use crate::portfolio::equity::{EquityReport, FlowSource, Mark, usdt_market};
@@ -703,12 +703,12 @@ impl EngineState {
                 .unwrap_or_default(),
             limit_change_pending: self.pending_limit.as_ref().map(|(_, v)| v.clone()),
             price_ticks,
-            books: self.books(),
+            books: self.books(now_ms),
         }
     }
 
-    /// Balances with their marks, and the equity figures of the P&L document.
-    fn books(&self) -> AccountBooks {
+    /// Balances with their marks, and the figures of the P&L document.
+    fn books(&self, now_ms: i64) -> AccountBooks {
         let report = self.equity_report.as_ref();
         let balances = self
             .balances
@@ -734,6 +734,29 @@ impl EngineState {
                 .iter()
                 .map(|p| (p.symbol.clone(), p.realized_pnl()))
                 .collect(),
+            capital_flows: self
+                .flows_today(now_ms)
+                .into_iter()
+                .map(|f| CapitalFlowRow {
+                    time_ms: f.time_ms,
+                    asset: f.asset.clone(),
+                    delta: f.delta,
+                    value_usdt: f.value_usdt,
+                    source: f.source.clone(),
+                })
+                .collect(),
+            fees_by_position: self
+                .positions
+                .iter()
+                .map(|p| (p.symbol.clone(), p.fees().clone()))
+                .collect(),
+            fees_by_day: self
+                .positions
+                .fees_by_day()
+                .iter()
+                .map(|(d, t)| (*d, t.clone()))
+                .collect(),
+            fees_total: self.positions.fees_total().unwrap_or_default(),
         }
     }
 
