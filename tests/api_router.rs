@@ -397,6 +397,22 @@ async fn kill_halts_and_resume_needs_the_typed_confirmation() {
 }
 
 #[tokio::test]
+async fn kill_without_a_body_is_a_kill_without_flatten() {
+    let api = start(settings(Environment::Development, None, &[])).await;
+    let res = api
+        .http
+        .post(format!("{}/api/kill", api.base))
+        .bearer_auth(api.token(Scope::Trade))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["flatten"], false);
+    assert_eq!(api.next_command().await, Command::Kill);
+}
+
+#[tokio::test]
 async fn kill_with_flatten_flattens_everything_after_the_sweep() {
     let api = start(settings(Environment::Development, None, &[])).await;
     let trade = api.token(Scope::Trade);

@@ -102,6 +102,59 @@ fn json_rejection(r: &JsonRejection) -> ApiError {
     }
 }
 
+/// A JSON body that may be left out: an empty body is `T::default()`; a body that is there is
+/// checked as [`Body`] checks it. For the kill switch, which must work from
+/// `curl -X POST …/api/kill` in an emergency, without a body to remember.
+#[derive(Debug)]
+pub struct BodyOrDefault<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for BodyOrDefault<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json);
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PAYLOAD_TOO_LARGE",
+                    "the request body is too large",
+                ),
+                _ => ApiError::bad_request(r.body_text()),
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(BodyOrDefault(T::default()));
+        }
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(BodyOrDefault)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}")))
+    }
+}
+
+/// `application/json` or `application/…+json`, parameters ignored (what axum's own JSON
+/// extractor accepts).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 /// A query string that does not parse is 400, with the reason.
 #[derive(Debug)]
 pub struct QueryOf<T>(pub T);
@@ -151,4 +204,28 @@ pub async fn method_not_allowed() -> ApiError {
         "METHOD_NOT_ALLOWED",
         "this route does not take that method",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_content_types_are_told_apart_as_axum_does() {
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/problem+json",
+        ] {
+            assert!(is_json(yes), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "text/json+json",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(!is_json(no), "{no}");
+        }
+    }
 }

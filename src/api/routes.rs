@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::auth::{ReadAccess, TradeAccess};
-use super::error::{ApiError, Body, PathOf, QueryOf};
+use super::error::{ApiError, Body, BodyOrDefault, PathOf, QueryOf};
 use super::{AppState, docs, metrics};
 use crate::domain::ClientOrderId;
 use crate::engine::snapshot::{Command, Snapshot, TradingState};
@@ -114,7 +114,7 @@ pub async fn not_implemented_read(_: ReadAccess) -> ApiError {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KillBody {
     #[serde(default)]
@@ -122,11 +122,12 @@ pub struct KillBody {
 }
 
 /// The kill switch: halt and cancel everything; with `flatten`, sell all of crbot's positions
-/// once the cancel sweep has finished (as `crbot kill --flatten` does).
+/// once the cancel sweep has finished (as `crbot kill --flatten` does). No body is
+/// `{"flatten": false}`.
 pub async fn kill(
     _: TradeAccess,
     State(state): State<AppState>,
-    Body(body): Body<KillBody>,
+    BodyOrDefault(body): BodyOrDefault<KillBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     // The engine stamps the kill with its clock, read after this one: a kill progress from
     // before (an earlier kill's finished sweep) never passes for this one's.
