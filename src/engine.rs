@@ -11,6 +11,7 @@
 //! - `backup`: the journal's backups (on command, after a kill, scheduled), off the loop.
 //! - `session`: mode → endpoints, keys and (sim, paper) the local exchange.
 //! - `machine`: the console's engine as a state machine, `update(input, now) -> effects`.
+//! - `oneshot`: a command's engine, which carries one order's workflow to its end.
 //! - `runtime`: the executor that runs the machine's effects (`crate::console` starts it).
 //! - `snapshot`: the data contract with the screen.
 //!
@@ -21,6 +22,7 @@ pub mod backup;
 pub mod core;
 pub mod kill;
 pub mod machine;
+pub mod oneshot;
 pub mod runtime;
 pub mod session;
 pub mod snapshot;

@@ -26,7 +26,7 @@
 //! child into a grandchild.
 //!
 //! **(a) No cycles.** No chain of edges A → B → … → A. Every strongly connected group of files is
-//! reported with each edge inside it (file and line). `ALLOWED_CYCLES` lists the only exceptions.
+//! reported with each edge inside it (file and line). `ALLOWED_CYCLES` lists the only exceptions (none today; an entry must name its reason).
 //!
 //! **(b) No upward imports.** `LAYERS` puts every top-level module on a layer; an edge whose target's
 //! top-level module sits on a higher layer than its source's is reported with file and line. Edges
@@ -59,12 +59,7 @@ const LAYERS: &[&[&str]] = &[
 /// Known cycles still to be removed; each entry is the exact set of files of one cycle. An
 /// entry that matches no cycle fails the test, and a cycle with any other member set is never
 /// allowed: the list can only shrink.
-const ALLOWED_CYCLES: &[&[&str]] = &[
-    // The commands' shared start-up (`common`) places the protective orders of an entry that
-    // filled while no crbot ran through `trade::follow_up`, and `trade` is built on `common`.
-    // It goes when protection after a fill becomes a workflow of the engine.
-    &["cli::common", "cli::trade"],
-];
+const ALLOWED_CYCLES: &[&[&str]] = &[];
 
 /// One place where a file names a module file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::GlobalOpts;
 use crate::config::{Config, redact_urls};
-use crate::domain::broker::{BrokerError, OrderReport};
+use crate::domain::broker::OrderReport;
 use crate::domain::{ClientOrderId, LocalOrderState, Quote, Symbol};
 use crate::engine::core::{Core, FollowUp};
 use crate::engine::limits_from;
+use crate::engine::oneshot::{OneShot, pull_fills_with, startup_resolve};
 use crate::engine::session::{Session, Unlock};
-use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
+use crate::exchange::binance::reconcile::{self, Resolution};
 use crate::exchange::binance::rest::BinanceRest;
 use crate::journal::{Journal, JournalError, TicketSource};
 
@@ -164,6 +165,22 @@ impl Ready {
     pub fn rest(&self) -> BinanceRest {
         self.session.rest.clone()
     }
+
+    /// The command's engine over this session: sends, follows up, settles.
+    pub fn oneshot(&mut self) -> OneShot<'_, BinanceRest> {
+        OneShot {
+            core: &mut self.core,
+            broker: self.session.rest.clone(),
+            notes: &mut self.notes,
+            max_throttle_wait: self.session.rest.config().max_throttle_wait,
+            say: &say_on_stderr,
+        }
+    }
+}
+
+/// Progress of a command's engine, on stderr as the commands say everything else.
+fn say_on_stderr(line: &str) {
+    eprintln!("crbot: {line}");
 }
 
 pub async fn connect(ctx: &Ctx) -> Result<Session, Failure> {
@@ -269,7 +286,7 @@ pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
     // An entry that filled while no crbot process was running gets its protective OCO now.
     if !follow.is_empty() {
         let mut log = Vec::new();
-        let result = crate::cli::trade::follow_up(ready, follow, &mut log).await;
+        let result = ready.oneshot().follow_up(follow, &mut log).await;
         for l in &log {
             eprintln!("crbot: {l}");
         }
@@ -321,71 +338,6 @@ pub async fn fetch_quotes(
             ),
             Err(e) => notes.push(format!("{s}: no quote ({e})")),
         }
-    }
-}
-
-/// Fills of `symbol` since the journal's last trade id, attributed to crbot's orders by
-/// exchange order id, journaled (deduplicated) and booked.
-pub async fn pull_fills(core: &mut Core, rest: &BinanceRest, symbol: &Symbol) -> Result<usize, BrokerError> {
-    pull_fills_with(core, rest, symbol, &BTreeMap::new(), &[]).await
-}
-
-async fn pull_fills_with(
-    core: &mut Core,
-    rest: &BinanceRest,
-    symbol: &Symbol,
-    learned: &BTreeMap<u64, ClientOrderId>,
-    reports: &[OrderReport],
-) -> Result<usize, BrokerError> {
-    let from = core.journal.last_trade_id(symbol).ok().flatten().map(|id| id + 1);
-    let mut fills = rest.my_trades(symbol, from).await?;
-    // The cursor cannot reach a fill older than the journal's last trade id (one missed while
-    // nothing listened, before a later order's answer was journaled): an order whose executed
-    // quantity (as crbot knows it, or as the exchange just reported it) its fills do not
-    // cover is read by order id. Journaling is idempotent on the trade id.
-    let mut gaps = core.fill_gaps(symbol);
-    for r in reports.iter().filter(|r| &r.symbol == symbol) {
-        let known = fills
-            .iter()
-            .filter(|f| f.order_id == r.order_id)
-            .fold(core.journaled_qty(symbol, r.order_id), |acc, f| {
-                acc.checked_add(f.qty).unwrap_or(acc)
-            });
-        if known < r.executed_qty && !gaps.contains(&r.order_id) {
-            gaps.push(r.order_id);
-        }
-    }
-    for order_id in gaps {
-        fills.extend(reconcile::fills_of_order(rest, symbol, order_id).await?);
-    }
-    let by_order: BTreeMap<u64, ClientOrderId> = core
-        .state
-        .orders
-        .values()
-        .filter_map(|o| o.order_id.map(|id| (id, o.client_order_id.clone())))
-        .collect();
-    let mut new = 0;
-    for mut f in fills {
-        if f.client_order_id.is_none() {
-            f.client_order_id = by_order
-                .get(&f.order_id)
-                .or_else(|| learned.get(&f.order_id))
-                .cloned();
-        }
-        if core.on_fill(&f, now_ms()) {
-            new += 1;
-        }
-    }
-    Ok(new)
-}
-
-/// The short resolution used at start-up: a command should not hang for long on one order.
-pub fn startup_resolve() -> ResolveConfig {
-    ResolveConfig {
-        max_queries: 3,
-        not_found_confirmations: 2,
-        backoff_base: std::time::Duration::from_millis(200),
-        backoff_max: std::time::Duration::from_secs(1),
     }
 }
 

@@ -212,7 +212,7 @@ async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
     for t in &plan.tickets {
         let mut log = Vec::new();
         let result = match ready.core.decide(t, OrderPurpose::Flatten, true, now_ms()) {
-            Ok(p) => crate::cli::trade::send_prepared(ready, &p.request, &mut log).await,
+            Ok(p) => ready.oneshot().send_prepared(&p.request, &mut log).await,
             Err(Refusal::Risk(d)) => Err(format!(
                 "refused: {}",
                 d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")

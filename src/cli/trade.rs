@@ -10,14 +10,13 @@ use std::str::FromStr;
 
 use serde_json::json;
 
-use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms, pull_fills};
+use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms};
 use crate::cli::{OrderArgs, OrderSide, exit};
-use crate::domain::broker::{BrokerError, OcoRequest, OrderOutcome, OrderReport};
+use crate::domain::broker::OrderOutcome;
 use crate::domain::{ClientOrderId, Order, OrderPurpose, Price, Qty, Side, Symbol, Ticket, TicketKind};
-use crate::engine::core::{FollowUp, Refusal};
-use crate::exchange::binance::reconcile::{self, Resolution, ResolveConfig};
+use crate::engine::core::Refusal;
 use crate::journal::RiskEventRecord;
-use crate::risk::{self, Broker, Denial, RiskApproved};
+use crate::risk::{self, Denial};
 
 fn parse_num<T: FromStr>(what: &str, text: &str) -> Result<T, Failure> {
     text.trim()
@@ -242,7 +241,7 @@ async fn place(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
             };
         }
     };
-    let mut code = send_prepared(ready, &prepared.request, &mut log).await;
+    let mut code = ready.oneshot().send_prepared(&prepared.request, &mut log).await;
     if let Some((sl, tp)) = reprotect {
         let r = reprotect_rest(ready, &ticket.symbol, sl, tp, &mut log).await;
         if code.is_ok() {
@@ -319,13 +318,10 @@ async fn unprotect(
             }
             // A 429 rejected the cancel: repeating a cancel is safe.
             OrderOutcome::Rejected(e)
-                if wait_out_429(
-                    ready,
-                    &e,
-                    &mut waits,
-                    &format!("cancelling the OCO on {symbol} again"),
-                )
-                .await =>
+                if ready
+                    .oneshot()
+                    .wait_out_429(&e, &mut waits, &format!("cancelling the OCO on {symbol} again"))
+                    .await =>
             {
                 continue;
             }
@@ -357,7 +353,12 @@ async fn reprotect_rest(
         ready.core.state.set_balances(a.balances, true);
     }
     match ready.core.prepare_reprotection(symbol, sl, tp, now_ms()) {
-        Some(request) => send_oco(ready, request, &format!("the rest of {symbol} is held but"), log).await,
+        Some(request) => {
+            ready
+                .oneshot()
+                .send_oco(request, &format!("the rest of {symbol} is held but"), log)
+                .await
+        }
         None => Ok(()),
     }
 }
@@ -378,351 +379,6 @@ fn protective_json(ready: &Ready, entry: &ClientOrderId) -> Vec<serde_json::Valu
         })
         .map(order_json)
         .collect()
-}
-
-/// How many times one order (or OCO) waits out a 429 before the command gives up.
-const ORDER_RATE_LIMIT_WAITS: u32 = 3;
-
-/// A 429 on an order or a cancel that is worth waiting for: one whose `Retry-After` fits in
-/// the client's `max_throttle_wait`. Says on stderr what follows the wait (`then`) and waits.
-async fn wait_out_429(ready: &Ready, e: &BrokerError, waits: &mut u32, then: &str) -> bool {
-    let BrokerError::RateLimited { retry_after } = e else {
-        return false;
-    };
-    if *waits >= ORDER_RATE_LIMIT_WAITS || *retry_after > ready.rest().config().max_throttle_wait {
-        return false;
-    }
-    *waits += 1;
-    eprintln!(
-        "crbot: rate limited by the exchange: waiting {} s, then {then}",
-        retry_after.as_secs_f64().ceil()
-    );
-    tokio::time::sleep(*retry_after).await;
-    true
-}
-
-/// Sends a journaled order and follows up (fills, protective OCO, unknown outcome).
-/// `Err` carries the one line for stderr.
-///
-/// A 429 means the exchange rejected the request, but the order is still looked up by its
-/// client order id after the wait, and sent again (under the same id) only when the exchange
-/// confirms it does not have it: an order is never at risk of being placed twice.
-pub async fn send_prepared(
-    ready: &mut Ready,
-    request: &RiskApproved<crate::domain::OrderRequest>,
-    log: &mut Vec<String>,
-) -> Result<(), String> {
-    let rest = ready.rest();
-    let cid = request.client_order_id.clone();
-    let mut waits = 0;
-    let outcome = loop {
-        let outcome = rest.place_order(request).await;
-        let OrderOutcome::Rejected(e) = &outcome else {
-            break outcome;
-        };
-        if !wait_out_429(
-            ready,
-            e,
-            &mut waits,
-            &format!("looking order {cid} up by its client order id before sending it again"),
-        )
-        .await
-        {
-            break outcome;
-        }
-        match reconcile::resolve_unknown(&rest, &request.symbol, cid.as_str(), &common::startup_resolve())
-            .await
-        {
-            Resolution::NotFound => continue,
-            found_or_unknown => {
-                ready
-                    .core
-                    .mark_unknown(&cid, "rate limited, then looked up", now_ms());
-                return settle(ready, &cid, found_or_unknown, log).await;
-            }
-        }
-    };
-    match outcome {
-        OrderOutcome::Done(placed) => {
-            crate::failpoint::hit("after_send");
-            let follow = apply_report(ready, &placed.order, &placed.fills).await;
-            log.push(format!(
-                "placed {} ({}): {}",
-                cid,
-                placed.order.order_id,
-                status_text(&placed.order)
-            ));
-            follow_up(ready, follow, log).await
-        }
-        OrderOutcome::Rejected(e) => {
-            ready.core.mark_refused(&cid, &e, now_ms());
-            let line = match e.code() {
-                Some(code) => format!("order rejected by the exchange: code {code}: {}", api_msg(&e)),
-                None => format!("order not sent: {e}"),
-            };
-            log.push(line.clone());
-            Err(line)
-        }
-        OrderOutcome::Unknown { reason } => {
-            ready.core.mark_unknown(&cid, &reason, now_ms());
-            log.push(format!(
-                "order {cid}: no answer ({reason}); resolving by client order id, not resending"
-            ));
-            resolve(ready, &request.symbol, &cid, log).await
-        }
-    }
-}
-
-fn api_msg(e: &BrokerError) -> String {
-    match e {
-        BrokerError::Api { msg, .. } => msg.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn status_text(o: &OrderReport) -> String {
-    let mut s = format!("{} {} {} {}", o.status, o.side, o.order_type, o.symbol);
-    s.push_str(&format!(" executed {} of {}", o.executed_qty, o.orig_qty));
-    if !o.executed_qty.is_zero()
-        && !o.cumulative_quote_qty.is_zero()
-        && let Some(avg) = o.cumulative_quote_qty.value().checked_div(o.executed_qty.value())
-    {
-        s.push_str(&format!(" avg {}", crate::domain::money::display_trimmed(avg, 8)));
-    }
-    s
-}
-
-/// The order's status first: it gives the order its exchange id, which is how fills read back
-/// by `myTrades` (they carry no client order id) are attributed to it; a resolved order's
-/// fills would otherwise be journaled as external and its position never built. Then its
-/// fills, then fresh balances (the OCO is bounded by the free balance). The follow-ups it
-/// returns (the protective OCO, sized from the journaled fills) run after all of this.
-async fn apply_report(
-    ready: &mut Ready,
-    report: &OrderReport,
-    fills: &[crate::domain::Fill],
-) -> Vec<FollowUp> {
-    let rest = ready.rest();
-    let follow = ready.core.on_exchange_order(report, now_ms());
-    for f in fills {
-        ready.core.on_fill(f, now_ms());
-    }
-    if !report.executed_qty.is_zero() {
-        if fills.is_empty()
-            && let Err(e) = pull_fills(&mut ready.core, &rest, &report.symbol).await
-        {
-            let line = format!("{}: fills not read back ({e})", report.symbol);
-            eprintln!("crbot: {line}");
-            ready.notes.push(line);
-        }
-        match rest.account().await {
-            Ok(a) => ready.core.state.set_balances(a.balances, true),
-            Err(e) => ready.notes.push(format!("balances not refreshed: {e}")),
-        }
-    }
-    follow
-}
-
-async fn resolve(
-    ready: &mut Ready,
-    symbol: &Symbol,
-    cid: &ClientOrderId,
-    log: &mut Vec<String>,
-) -> Result<(), String> {
-    let rest = ready.rest();
-    let resolution = reconcile::resolve_unknown(&rest, symbol, cid.as_str(), &ResolveConfig::default()).await;
-    settle(ready, cid, resolution, log).await
-}
-
-/// Continues the workflow of an order whose outcome was looked up: exactly as if its answer
-/// had arrived (fills, position, protective OCO), or as not sent, or still unknown.
-async fn settle(
-    ready: &mut Ready,
-    cid: &ClientOrderId,
-    resolution: Resolution,
-    log: &mut Vec<String>,
-) -> Result<(), String> {
-    match resolution {
-        Resolution::Found(report) => {
-            let follow = apply_report(ready, &report, &[]).await;
-            log.push(format!("resolved {cid}: {}", status_text(&report)));
-            follow_up(ready, follow, log).await
-        }
-        Resolution::NotFound => {
-            ready
-                .core
-                .mark_not_sent(cid, "confirmed absent on the exchange", now_ms());
-            let line =
-                format!("order {cid} never reached the exchange (confirmed absent); nothing was placed");
-            log.push(line.clone());
-            Err(line)
-        }
-        Resolution::StillUnknown { reason } => {
-            let line = format!(
-                "order {cid} is UNKNOWN ({reason}); it will be reconciled at the next start — do not resend"
-            );
-            log.push(line.clone());
-            Err(line)
-        }
-    }
-}
-
-pub(crate) async fn follow_up(
-    ready: &mut Ready,
-    follow: Vec<FollowUp>,
-    log: &mut Vec<String>,
-) -> Result<(), String> {
-    let mut result = Ok(());
-    for f in follow {
-        let r = match f {
-            FollowUp::Protect {
-                entry,
-                stop_loss,
-                take_profit,
-            } => Box::pin(protect(ready, &entry, stop_loss, take_profit, log)).await,
-            FollowUp::Resolve { symbol, cid } => Box::pin(resolve(ready, &symbol, &cid, log)).await,
-        };
-        if r.is_err() && result.is_ok() {
-            result = r;
-        }
-    }
-    result
-}
-
-/// The protective OCO for a finished entry: `Core::prepare_protection` plans it with the
-/// client's written rule and journals both legs BEFORE the request leaves (take-profit = the
-/// LIMIT_MAKER above, stop-loss = the STOP_LOSS below; see `OcoRequest`).
-async fn protect(
-    ready: &mut Ready,
-    entry: &ClientOrderId,
-    stop_loss: Price,
-    take_profit: Price,
-    log: &mut Vec<String>,
-) -> Result<(), String> {
-    let now = now_ms();
-    let Some(request) = ready.core.prepare_protection(entry, stop_loss, take_profit, now) else {
-        let why = ready
-            .core
-            .state
-            .log_lines()
-            .last()
-            .map(|l| l.text.clone())
-            .unwrap_or_else(|| "nothing to protect".to_string());
-        log.push(format!("entry {entry}: no protective OCO sent ({why})"));
-        return Ok(());
-    };
-    send_oco(ready, request, &format!("entry {entry} filled but"), log).await
-}
-
-/// Sends a protective OCO whose legs are journaled, and records what the exchange answered.
-async fn send_oco(
-    ready: &mut Ready,
-    request: RiskApproved<OcoRequest>,
-    context: &str,
-    log: &mut Vec<String>,
-) -> Result<(), String> {
-    let symbol = request.symbol.clone();
-    let qty = request.qty;
-    let tp_cid = request.take_profit_client_order_id.clone();
-    let sl_cid = request.stop_loss_client_order_id.clone();
-    let rest = ready.rest();
-    let mut waits = 0;
-    let outcome = loop {
-        let outcome = rest.place_oco(&request).await;
-        let OrderOutcome::Rejected(e) = &outcome else {
-            break outcome;
-        };
-        if !wait_out_429(
-            ready,
-            e,
-            &mut waits,
-            &format!("looking the protective OCO on {symbol} up before sending it again"),
-        )
-        .await
-        {
-            break outcome;
-        }
-        // Both legs are placed together or not at all: the take-profit leg tells.
-        match reconcile::resolve_unknown(&rest, &symbol, tp_cid.as_str(), &common::startup_resolve()).await {
-            Resolution::NotFound => continue,
-            _ => {
-                break OrderOutcome::Unknown {
-                    reason: "rate limited, then found or not confirmed absent".to_string(),
-                };
-            }
-        }
-    };
-    match outcome {
-        OrderOutcome::Done(list) => {
-            for r in &list.reports {
-                ready.core.on_exchange_order(r, now_ms());
-            }
-            if list.reports.is_empty() {
-                // The answer had no per-leg reports: ask for each leg.
-                for cid in [&tp_cid, &sl_cid] {
-                    if let Ok(r) = rest.query_order(&symbol, cid.as_str()).await {
-                        ready.core.on_exchange_order(&r, now_ms());
-                    }
-                }
-            }
-            log.push(format!(
-                "protective OCO {} on {symbol}: SELL {qty} take-profit LIMIT_MAKER @ {}, stop-loss STOP_LOSS @ {}",
-                list.order_list_id, request.take_profit, request.stop_loss
-            ));
-            Ok(())
-        }
-        OrderOutcome::Rejected(e) => {
-            for cid in [&tp_cid, &sl_cid] {
-                ready.core.mark_refused(cid, &e, now_ms());
-            }
-            // The market may already be through the stop: read where it is now before
-            // deciding (the quote from the start of the command can be seconds old).
-            if let Ok(book) = rest.book_ticker(&symbol).await {
-                let quote = crate::domain::Quote {
-                    bid: book.bid,
-                    ask: book.ask,
-                    time_ms: now_ms(),
-                };
-                ready.core.state.on_quote(symbol.clone(), quote);
-            }
-            if let Ok(a) = rest.account().await {
-                ready.core.state.set_balances(a.balances, true);
-            }
-            let exit = ready
-                .core
-                .protection_refused(&[tp_cid, sl_cid], e.code(), &api_msg(&e), now_ms());
-            let Some(exit) = exit else {
-                let line = format!(
-                    "{context} the exchange refused its protective OCO ({e}); {symbol} is UNPROTECTED"
-                );
-                log.push(line.clone());
-                return Err(line);
-            };
-            log.push(format!(
-                "{context} the market is already through its stop-loss {} (the exchange refused the protective OCO: {}); selling {} {symbol} at market",
-                request.stop_loss,
-                api_msg(&e),
-                exit.request.qty
-            ));
-            Box::pin(send_prepared(ready, &exit.request, log)).await
-        }
-        OrderOutcome::Unknown { reason } => {
-            for cid in [&tp_cid, &sl_cid] {
-                ready.core.mark_unknown(cid, &reason, now_ms());
-            }
-            log.push(format!(
-                "protective OCO on {symbol}: no answer ({reason}); resolving"
-            ));
-            let mut result = Ok(());
-            for cid in [&tp_cid, &sl_cid] {
-                let r = resolve(ready, &symbol, cid, log).await;
-                if r.is_err() && result.is_ok() {
-                    result = r;
-                }
-            }
-            result
-        }
-    }
 }
 
 #[cfg(test)]
