@@ -8,6 +8,7 @@
 //! - `core`: the journal-first money path shared by the console and the command line.
 //! - `ticket`: what the trader typed → a domain ticket.
 //! - `kill`: the kill switch, one sequence for the console and `crbot kill`.
+//! - `lock`: the account's engine lock (one engine per account) and its socket's path.
 //! - `backup`: the journal's backups (on command, after a kill, scheduled), off the loop.
 //! - `session`: mode → endpoints, keys and (sim, paper) the local exchange.
 //! - `machine`: the console's engine as a state machine, `update(input, now) -> effects`.
@@ -21,6 +22,7 @@
 pub mod backup;
 pub mod core;
 pub mod kill;
+pub mod lock;
 pub mod machine;
 pub mod oneshot;
 pub mod runtime;

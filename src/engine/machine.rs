@@ -23,7 +23,6 @@ mod schedule;
 mod sync;
 mod tickets;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -333,10 +332,5 @@ impl Engine {
             Answer::Backup(outcome) => self.on_backup(*outcome, now),
             other => self.on_sync_answer(other, now),
         }
-    }
-
-    /// Symbols with an open order crbot knows of (the kill sweep starts with them).
-    pub fn symbols_with_open_orders(&self) -> BTreeSet<Symbol> {
-        self.core.state.symbols_with_open_orders()
     }
 }
