@@ -135,6 +135,9 @@ fn bench(c: &mut Criterion) {
     for (name, text, bare) in cases {
         let mut group = c.benchmark_group(format!("market/{name}"));
         group.bench_function("bare_serde_decode", |b| b.iter(|| bare(black_box(text))));
+        group.bench_function("decode", |b| {
+            b.iter(|| black_box(parse_market_frame(black_box(text), NOW).unwrap()))
+        });
         let mut now = NOW;
         group.bench_function("decode_and_apply", |b| {
             b.iter(|| {

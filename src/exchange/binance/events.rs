@@ -189,7 +189,125 @@ struct KlineWire {
 }
 
 /// Parses a combined-stream frame (`{"stream":…,"data":…}`), a control reply, or a shutdown.
+///
+/// A message of a stream crbot consumes is decoded straight into its wire struct (one pass over
+/// the text after reading the stream's name); anything else — a reply, a shutdown, a stream crbot
+/// ignores, a frame that does not decode that way — goes through the general path over a JSON
+/// value, which decides every case, so both paths give the same answer for any frame.
 pub fn parse_market_frame(text: &str, recv_ms: i64) -> Result<MarketFrame, FrameError> {
+    match parse_stream_message(text, recv_ms) {
+        Some(event) => Ok(MarketFrame::Event(event)),
+        None => parse_market_value(text, recv_ms),
+    }
+}
+
+/// The stream's name of a combined-stream frame; the rest of the frame is skipped.
+#[derive(Deserialize)]
+struct StreamName<'a> {
+    #[serde(borrow, default)]
+    stream: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The stream's name when the frame starts with it, as Binance writes them
+/// (`{"stream":"btcusdt@bookTicker",…`): read without a pass over the payload. A name with an
+/// escape, or a frame laid out otherwise, is left to [`StreamName`].
+fn leading_stream_name(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix(r#"{"stream":""#)?;
+    let name = &rest[..rest.find('"')?];
+    (!name.contains('\\')).then_some(name)
+}
+
+/// A combined-stream frame, typed. The name is read again so that a frame naming two streams
+/// (a repeated key) is refused here and left to the general path.
+#[derive(Deserialize)]
+struct Framed<'a, T> {
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    data: T,
+}
+
+fn typed<T: serde::de::DeserializeOwned>(text: &str, name: &str) -> Option<T> {
+    let framed = serde_json::from_str::<Framed<T>>(text).ok()?;
+    (framed.stream == name).then_some(framed.data)
+}
+
+/// The common case of [`parse_market_frame`]; `None` when the general path must decide.
+fn parse_stream_message(text: &str, recv_ms: i64) -> Option<MarketEvent> {
+    if text.contains("serverShutdown") {
+        return None;
+    }
+    let name = match leading_stream_name(text) {
+        Some(name) => std::borrow::Cow::Borrowed(name),
+        None => serde_json::from_str::<StreamName>(text).ok()?.stream?,
+    };
+    let (prefix, kind) = name.split_once('@')?;
+    if kind == "bookTicker" {
+        book_ticker(typed(text, &name)?, recv_ms).ok()
+    } else if kind == "miniTicker" {
+        mini_ticker(typed(text, &name)?).ok()
+    } else if kind.starts_with("kline_") {
+        kline(typed(text, &name)?).ok()
+    } else if kind.starts_with("depth") {
+        depth(prefix, &typed(text, &name)?, recv_ms).ok()
+    } else {
+        None
+    }
+}
+
+fn book_ticker(w: BookTickerWire, recv_ms: i64) -> Result<MarketEvent, FrameError> {
+    Ok(MarketEvent::BookTicker {
+        symbol: symbol(&w.s)?,
+        bid: price(&w.b)?,
+        bid_qty: qty(&w.bq)?,
+        ask: price(&w.a)?,
+        ask_qty: qty(&w.aq)?,
+        update_id: w.u,
+        recv_ms,
+    })
+}
+
+fn mini_ticker(w: MiniTickerWire) -> Result<MarketEvent, FrameError> {
+    Ok(MarketEvent::MiniTicker {
+        symbol: symbol(&w.s)?,
+        open: price(&w.o)?,
+        close: price(&w.c)?,
+        high: price(&w.h)?,
+        low: price(&w.l)?,
+        volume: qty(&w.v)?,
+        quote_volume: Notional::try_new(dec(&w.q)?).map_err(bad)?,
+        event_ms: w.event,
+    })
+}
+
+fn kline(w: KlineEventWire) -> Result<MarketEvent, FrameError> {
+    Ok(MarketEvent::Kline {
+        symbol: symbol(&w.s)?,
+        interval: w.k.i.clone(),
+        kline: Kline {
+            open_time_ms: w.k.t,
+            close_time_ms: w.k.close_t,
+            open: price(&w.k.o)?,
+            high: price(&w.k.h)?,
+            low: price(&w.k.l)?,
+            close: price(&w.k.c)?,
+            volume: qty(&w.k.v)?,
+            closed: w.k.x,
+        },
+        event_ms: w.event,
+    })
+}
+
+/// Partial book snapshots carry no symbol: it comes from the stream name.
+fn depth(prefix: &str, w: &DepthWire, recv_ms: i64) -> Result<MarketEvent, FrameError> {
+    Ok(MarketEvent::Depth {
+        symbol: symbol(prefix)?,
+        depth: depth_from_wire(w).map_err(bad)?,
+        recv_ms,
+    })
+}
+
+/// The general path of [`parse_market_frame`], over a JSON value.
+fn parse_market_value(text: &str, recv_ms: i64) -> Result<MarketFrame, FrameError> {
     let v: Value = serde_json::from_str(text).map_err(bad)?;
     if v.get("stream").is_none() {
         if v.get("e").and_then(Value::as_str) == Some("serverShutdown") {
@@ -220,53 +338,13 @@ pub fn parse_market_frame(text: &str, recv_ms: i64) -> Result<MarketFrame, Frame
         .split_once('@')
         .ok_or_else(|| bad("stream name without @"))?;
     let ev = if kind == "bookTicker" {
-        let w: BookTickerWire = serde_json::from_value(data).map_err(bad)?;
-        MarketEvent::BookTicker {
-            symbol: symbol(&w.s)?,
-            bid: price(&w.b)?,
-            bid_qty: qty(&w.bq)?,
-            ask: price(&w.a)?,
-            ask_qty: qty(&w.aq)?,
-            update_id: w.u,
-            recv_ms,
-        }
+        book_ticker(serde_json::from_value(data).map_err(bad)?, recv_ms)?
     } else if kind == "miniTicker" {
-        let w: MiniTickerWire = serde_json::from_value(data).map_err(bad)?;
-        MarketEvent::MiniTicker {
-            symbol: symbol(&w.s)?,
-            open: price(&w.o)?,
-            close: price(&w.c)?,
-            high: price(&w.h)?,
-            low: price(&w.l)?,
-            volume: qty(&w.v)?,
-            quote_volume: Notional::try_new(dec(&w.q)?).map_err(bad)?,
-            event_ms: w.event,
-        }
+        mini_ticker(serde_json::from_value(data).map_err(bad)?)?
     } else if kind.starts_with("kline_") {
-        let w: KlineEventWire = serde_json::from_value(data).map_err(bad)?;
-        MarketEvent::Kline {
-            symbol: symbol(&w.s)?,
-            interval: w.k.i.clone(),
-            kline: Kline {
-                open_time_ms: w.k.t,
-                close_time_ms: w.k.close_t,
-                open: price(&w.k.o)?,
-                high: price(&w.k.h)?,
-                low: price(&w.k.l)?,
-                close: price(&w.k.c)?,
-                volume: qty(&w.k.v)?,
-                closed: w.k.x,
-            },
-            event_ms: w.event,
-        }
+        kline(serde_json::from_value(data).map_err(bad)?)?
     } else if kind.starts_with("depth") && data.get("lastUpdateId").is_some() {
-        // Partial book snapshots carry no symbol: it comes from the stream name.
-        let w: DepthWire = serde_json::from_value(data).map_err(bad)?;
-        MarketEvent::Depth {
-            symbol: symbol(prefix)?,
-            depth: depth_from_wire(&w).map_err(bad)?,
-            recv_ms,
-        }
+        depth(prefix, &serde_json::from_value(data).map_err(bad)?, recv_ms)?
     } else {
         return Ok(MarketFrame::Ignored);
     };
@@ -865,5 +943,70 @@ mod tests {
         );
         assert!(parse_user_frame(r#"{"subscriptionId":0,"event":{"e":"executionReport"}}"#).is_err());
         assert!(parse_user_frame("{").is_err());
+    }
+
+    /// Frames of every stream crbot consumes, and of some it does not.
+    const FRAMES: [&str; 6] = [
+        r#"{"stream":"btcusdt@bookTicker","data":{"u":400900217,"s":"BTCUSDT","b":"97250.00000000","B":"0.41200000","a":"97250.01000000","A":"1.25300000"}}"#,
+        r#"{"stream":"btcusdt@miniTicker","data":{"e":"24hrMiniTicker","E":1764333296000,"s":"BTCUSDT","c":"97250.01","o":"96120.00","h":"97800.00","l":"95900.00","v":"18231.12","q":"1771234567.12"}}"#,
+        r#"{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1764333296000,"s":"BTCUSDT","k":{"t":1764333240000,"T":1764333299999,"s":"BTCUSDT","i":"1m","o":"97240.00","c":"97250.01","h":"97260.00","l":"97230.00","v":"12.31","x":false}}}"#,
+        r#"{"stream":"btcusdt@depth5@100ms","data":{"lastUpdateId":160,"bids":[["97250.00","0.41"],["97249.99","0.10"]],"asks":[["97250.01","1.25"]]}}"#,
+        r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1,"m":true}}"#,
+        r#"{"result":null,"id":1}"#,
+    ];
+
+    /// The fast path answers only where it agrees with the general one.
+    fn agrees(text: &str) -> Result<(), String> {
+        match parse_stream_message(text, 5) {
+            None => Ok(()),
+            Some(fast) => match parse_market_value(text, 5) {
+                Ok(MarketFrame::Event(general)) if general == fast => Ok(()),
+                other => Err(format!("fast {fast:?}, general {other:?} for {text}")),
+            },
+        }
+    }
+
+    #[test]
+    fn the_typed_path_reads_every_consumed_stream_as_the_general_path_does() {
+        for text in &FRAMES[..4] {
+            assert!(
+                parse_stream_message(text, 5).is_some(),
+                "not on the fast path: {text}"
+            );
+            if let Err(e) = agrees(text) {
+                panic!("{e}");
+            }
+        }
+        for text in &FRAMES[4..] {
+            assert!(parse_stream_message(text, 5).is_none(), "{text}");
+        }
+        // What only the general path decides.
+        let shutdown = r#"{"stream":"btcusdt@bookTicker","data":{"e":"serverShutdown","u":1,"s":"BTCUSDT","b":"1","B":"1","a":"1","A":"1"}}"#;
+        assert_eq!(parse_market_frame(shutdown, 5), Ok(MarketFrame::ServerShutdown));
+        let two_names = r#"{"stream":"btcusdt@bookTicker","data":{"e":"kline"},"stream":"ethusdt@kline_1m"}"#;
+        assert!(parse_stream_message(two_names, 5).is_none());
+        let duplicate = r#"{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","s":"ETHUSDT","b":"1","B":"1","a":"1","A":"1"}}"#;
+        assert!(parse_stream_message(duplicate, 5).is_none());
+        assert!(matches!(
+            parse_market_frame(duplicate, 5),
+            Ok(MarketFrame::Event(MarketEvent::BookTicker { ref symbol, .. })) if symbol.as_str() == "ETHUSDT"
+        ));
+    }
+
+    proptest::proptest! {
+        /// A frame with one byte changed, dropped or repeated: the two paths never disagree.
+        #[test]
+        fn the_two_paths_agree_on_damaged_frames(which in 0usize..6, at in 0usize..400, op in 0u8..3, byte in 0u8..128) {
+            let mut bytes = FRAMES[which].as_bytes().to_vec();
+            let at = at % bytes.len();
+            match op {
+                0 => bytes[at] = byte,
+                1 => { bytes.remove(at); }
+                _ => bytes.insert(at, bytes[at]),
+            }
+            if let Ok(text) = String::from_utf8(bytes) {
+                proptest::prop_assert!(agrees(&text).is_ok(), "{:?}", agrees(&text));
+            }
+        }
     }
 }
