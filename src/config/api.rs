@@ -7,8 +7,11 @@
 //! or decide whether an address may be listened on (`serve` does, since `--addr` overrides it).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use url::Url;
+
+use crate::alerts::Webhook;
 
 use super::{ConfigError, Environment, Sources, bad, integer};
 
@@ -28,6 +31,18 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// Where `crbot serve` listens unless `--addr` says otherwise.
     pub addr: SocketAddr,
+    /// `ALERT_WEBHOOK_URL`: where alerts are posted (`https://` only in production).
+    pub alert_webhook: Option<Webhook>,
+    /// `API_TLS_CERT` / `API_TLS_KEY`: the PEM files that make `crbot serve` speak HTTPS (both
+    /// or neither; read and checked by `serve`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The control API's certificate chain and private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ApiConfig {
@@ -38,6 +53,8 @@ impl Default for ApiConfig {
             rate_limit_window_secs: 60,
             cors_origins: Vec::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], 8002)),
+            alert_webhook: None,
+            tls: None,
         }
     }
 }
@@ -76,7 +93,62 @@ pub(super) fn api_config(sources: &Sources, env: Environment) -> Result<ApiConfi
         rate_limit_window_secs,
         cors_origins,
         addr,
+        alert_webhook: alert_webhook(sources, env)?,
+        tls: tls_files(sources)?,
     })
+}
+
+/// `ALERT_WEBHOOK_URL`: an `http(s)://` URL, `https://` only in production. Errors never quote
+/// the URL (its path or query may be the webhook's secret).
+fn alert_webhook(sources: &Sources, env: Environment) -> Result<Option<Webhook>, ConfigError> {
+    let Some(v) = sources
+        .value("ALERT_WEBHOOK_URL")
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let https_only = env == Environment::Production;
+    match Webhook::parse(v, https_only) {
+        Ok(w) => Ok(Some(w)),
+        Err(why) if https_only && Webhook::parse(v, false).is_ok() => Err(ConfigError::Refused {
+            setting: "ALERT_WEBHOOK_URL=http://…".into(),
+            env,
+            why,
+        }),
+        Err(why) => Err(ConfigError::BadValue {
+            name: "ALERT_WEBHOOK_URL",
+            value: "(not shown)".into(),
+            problem: "is not a usable webhook URL",
+            allowed: format!("an https:// URL (this one {why})"),
+        }),
+    }
+}
+
+/// `API_TLS_CERT` and `API_TLS_KEY`: both or neither.
+fn tls_files(sources: &Sources) -> Result<Option<TlsFiles>, ConfigError> {
+    let path = |name| {
+        sources
+            .value(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    match (path("API_TLS_CERT"), path("API_TLS_KEY")) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (Some(_), None) => Err(bad(
+            "API_TLS_KEY",
+            "",
+            "is missing",
+            "set it with API_TLS_CERT (a PEM private key file)",
+        )),
+        (None, Some(_)) => Err(bad(
+            "API_TLS_CERT",
+            "",
+            "is missing",
+            "set it with API_TLS_KEY (a PEM certificate chain file)",
+        )),
+    }
 }
 
 /// `https://app.example.com, http://localhost:3000` → the origins, each as a browser sends it
