@@ -107,6 +107,15 @@ fn a_fill_alerts_after_its_protection_and_a_manual_kill_alerts_its_halt_then_its
     );
     let fx = s.step(Input::Tick(TickFacts::default()));
     assert!(!kinds(&fx).contains(&AlertKind::Kill), "told once: {:?}", fx.0);
+
+    let fx = s.command(Command::Rearm { passphrase: None });
+    assert_eq!(s.trading_code(), TradingStateCode::Active);
+    assert_eq!(kinds(&fx), [AlertKind::Rearmed], "{:?}", fx.0);
+    let text = &alerts(&fx)[0].message;
+    assert!(
+        text.contains("ACTIVE again") && text.contains("was HALTED: kill switch pressed"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -141,7 +141,7 @@ impl Engine {
         if *current == watch.trading {
             return;
         }
-        watch.trading = current.clone();
+        let previous = std::mem::replace(&mut watch.trading, current.clone());
         let alert = match current {
             TradingState::Halted { reason, .. } => Alert::new(
                 now,
@@ -155,12 +155,16 @@ impl Engine {
                 Severity::Critical,
                 format!("trading REDUCING ({trigger}): {reason}"),
             ),
-            TradingState::Active => Alert::new(
-                now,
-                AlertKind::Rearmed,
-                Severity::Warning,
-                "trading re-armed: ACTIVE",
-            ),
+            // A re-arm (by hand, or the daily-loss reduction ending at 00:00 UTC): say what ended.
+            TradingState::Active => {
+                let was = match &previous {
+                    TradingState::Halted { reason, .. } => format!("HALTED: {reason}"),
+                    TradingState::Reducing { reason, .. } => format!("REDUCING: {reason}"),
+                    TradingState::Active => "ACTIVE".to_string(),
+                };
+                let text = format!("trading ACTIVE again (was {was})");
+                Alert::new(now, AlertKind::Rearmed, Severity::Warning, text)
+            }
         };
         out.push(alert);
     }
