@@ -187,6 +187,64 @@ fn the_daily_loss_alerts_at_50_and_80_percent_once_each_then_the_automatic_reduc
 }
 
 #[test]
+fn a_daily_loss_level_alerted_earlier_today_by_another_run_is_not_told_again() {
+    let mut s = Script::started(
+        Limits::default(),
+        false,
+        vec![balance("USDT", "10000", "0"), balance("BTC", "0.2", "0")],
+    );
+    // What an earlier run of the engine journaled this morning (and one from yesterday).
+    for (time_ms, message) in [
+        (
+            s.now - 3_600_000,
+            "daily loss passed 50% of its limit: today -2.6% (limit -5%)",
+        ),
+        (
+            s.now - 86_400_000,
+            "daily loss passed 80% of its limit: today -4.1% (limit -5%)",
+        ),
+    ] {
+        let rec = crbot::journal::AlertRecord {
+            time_ms,
+            kind: "DAILY_LOSS".into(),
+            severity: "warning".into(),
+            message: message.into(),
+            status: "SENT".into(),
+            attempts: 1,
+            last_error: None,
+            done_ms: time_ms,
+        };
+        s.journal().record_alert(&rec).unwrap();
+    }
+    s.step(Input::Market(MarketEvent::Status(StreamStatus::Connected {
+        streams: 2,
+    })));
+    s.step(Input::User(UserEvent::Subscribed { subscription_id: 1 }));
+    s.engine.watch_alerts(s.now);
+    s.step(Input::Tick(TickFacts::default()));
+    let at = |s: &mut Script, price: &str| {
+        s.advance(1_000);
+        let ask = format!("{price}.01");
+        s.step(quote(price, &ask, s.now));
+        s.step(Input::Tick(TickFacts::default()))
+    };
+    let fx = at(&mut s, "47000");
+    assert!(alerts(&fx).is_empty(), "50 % was told today already: {:?}", fx.0);
+    let fx = at(&mut s, "45900");
+    assert_eq!(
+        kinds(&fx),
+        [AlertKind::DailyLoss],
+        "yesterday's 80 % does not count: {:?}",
+        fx.0
+    );
+    assert!(
+        alerts(&fx)[0].message.contains("80%"),
+        "{}",
+        alerts(&fx)[0].message
+    );
+}
+
+#[test]
 fn a_stream_unreachable_for_30_s_alerts_once_and_its_return_is_told() {
     let mut s = watched(usdt_only());
     let fx = s.step(Input::User(UserEvent::Disconnected {

@@ -9,8 +9,10 @@
 //! Must not: send anything or wait (the executor hands alerts to the delivery task), or alert
 //! about a state the engine merely restored at start-up.
 //!
-//! Off unless the executor turns it on ([`Engine::watch_alerts`]): without a webhook there is
-//! no one to tell, and the step-by-step tests of the other workflows see no alert effects.
+//! The daily-loss level told today is read back from the journal when alerts are turned on,
+//! so a restart does not repeat it. Off unless the executor turns it on
+//! ([`Engine::watch_alerts`]): without a webhook there is no one to tell, and the step-by-step
+//! tests of the other workflows see no alert effects.
 
 use rust_decimal::Decimal;
 
@@ -72,10 +74,29 @@ impl Engine {
             log_seq: state.log_lines().last().map_or(0, |l| l.seq),
             trading: state.trading.clone(),
             kill_told: state.kill.as_ref().is_some_and(|k| k.done),
-            daily: (now.div_euclid(DAY_MS), 0),
+            daily: (now.div_euclid(DAY_MS), self.daily_level_journaled(now)),
             market: Outage::default(),
             user: Outage::default(),
         });
+    }
+
+    /// The highest daily-loss level already alerted today, from the journal: a restart does
+    /// not tell the same level twice in a day.
+    fn daily_level_journaled(&self, now: i64) -> u8 {
+        let day = now.div_euclid(DAY_MS);
+        let Ok(rows) = self.core.journal.recent_alerts(1_000) else {
+            return 0;
+        };
+        rows.iter()
+            .map(|r| &r.record)
+            .filter(|r| r.kind == AlertKind::DailyLoss.code() && r.time_ms.div_euclid(DAY_MS) == day)
+            .filter_map(|r| {
+                DAILY_LOSS_LEVELS
+                    .into_iter()
+                    .find(|l| r.message.starts_with(&daily_loss_prefix(*l)))
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// After each input: the alerts it gives rise to, after its other effects.
@@ -223,7 +244,8 @@ impl Engine {
         };
         watch.daily.1 = level;
         let text = format!(
-            "daily loss passed {level}% of its limit: today {}% (limit -{}%)",
+            "{} today {}% (limit -{}%)",
+            daily_loss_prefix(level),
             pnl_pct.round_dp(2),
             limit.normalize()
         );
@@ -266,4 +288,9 @@ impl Engine {
             }
         }
     }
+}
+
+/// How a daily-loss alert of `level` % begins (also how a restart finds it in the journal).
+fn daily_loss_prefix(level: u8) -> String {
+    format!("daily loss passed {level}% of its limit:")
 }
