@@ -35,7 +35,14 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     check_address(addr, config.env, config.api.tls.is_some())?;
     // Read and checked before anything else starts: a bad certificate is a one-line refusal.
     let tls = match &config.api.tls {
-        Some(files) => Some(api::tls::acceptor(&files.cert, &files.key).map_err(anyhow::Error::msg)?),
+        Some(files) => {
+            let acceptor = api::tls::acceptor(&files.cert, &files.key).map_err(anyhow::Error::msg)?;
+            if let Some(w) = api::tls::key_warning(&files.key) {
+                eprintln!("crbot: warning: {w}");
+                tracing::warn!("{w}");
+            }
+            Some(acceptor)
+        }
         None => None,
     };
     let (settings, warning) = ApiSettings::from_config(&config)?;

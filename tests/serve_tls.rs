@@ -42,6 +42,14 @@ async fn with_a_certificate_serve_speaks_https_only_to_a_client_that_trusts_it()
         ("API_TLS_KEY", key.to_str().unwrap()),
     ]);
     assert!(serve.base.starts_with("https://127.0.0.1:"), "{}", serve.base);
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let warning = crbot::api::tls::key_warning(&key).expect("a key others can read: a warning");
+    assert!(
+        warning.contains("chmod 600") && warning.contains("644"),
+        "{warning}"
+    );
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    assert_eq!(crbot::api::tls::key_warning(&key), None);
     use reqwest::tls::Version;
     for (min, max) in [
         (Version::TLS_1_2, Version::TLS_1_2),

@@ -61,6 +61,20 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A warning when the private key file is readable by other users (it is a secret; a systemd
+/// credential or a 0600 file is expected). Not a refusal: some set-ups share it through a group.
+pub fn key_warning(key: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(key).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "API_TLS_KEY={} is readable by other users (mode {:o}): chmod 600 it",
+            key.display(),
+            mode & 0o777
+        )
+    })
+}
+
 /// A TCP listener whose connections come out with their TLS handshake done.
 #[derive(Debug)]
 pub struct TlsListener {
