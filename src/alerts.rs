@@ -339,7 +339,13 @@ pub async fn deliver(
     cancel: CancellationToken,
     mut report: impl FnMut(Delivery) + Send,
 ) {
-    let client = match reqwest::Client::builder().timeout(retry.timeout).build() {
+    // No redirects: a webhook that moved answers 3xx, which is a failed attempt, rather than
+    // the alert (and the URL's secret) following it somewhere else, perhaps in clear.
+    let client = match reqwest::Client::builder()
+        .timeout(retry.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e.without_url(), "alerts: no HTTP client; alerts are not delivered");

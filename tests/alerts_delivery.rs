@@ -155,3 +155,28 @@ async fn a_full_queue_reports_its_dropped_alert_then_delivers_the_rest_in_order(
     }
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_it_is_a_failed_attempt() {
+    let (target, mut bodies) = hook(0).await;
+    let app = axum::Router::new().route(
+        "/moved",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move { axum::response::Redirect::temporary(&target) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let queue = AlertQueue::new(8);
+    let (mut outcomes, cancel) = deliver(&queue, &format!("http://{addr}/moved"), fast(2));
+    queue.push(alert(1));
+    let d = next(&mut outcomes).await;
+    assert_eq!((d.status, d.attempts), (Status::Failed, 2));
+    assert_eq!(d.last_error.as_deref(), Some("HTTP 307"));
+    assert!(bodies.try_recv().is_err(), "the redirect's target got nothing");
+    cancel.cancel();
+}
