@@ -236,4 +236,62 @@ mod tests {
             ["https://app.example.com", "http://localhost:3000"]
         );
     }
+
+    #[test]
+    fn an_alert_webhook_is_https_in_production_and_never_quoted_back() {
+        let url = "http://hooks.example.com/services/T0/SECRET?token=abc";
+        for env in [Environment::Development, Environment::Staging] {
+            let c = sources(&[("ALERT_WEBHOOK_URL", url)], env).expect("http allowed");
+            assert_eq!(
+                c.alert_webhook.expect("set").to_string(),
+                "http://hooks.example.com"
+            );
+        }
+        let err = sources(&[("ALERT_WEBHOOK_URL", url)], Environment::Production).expect_err("refused");
+        let line = err.to_string();
+        assert!(
+            line.contains("ALERT_WEBHOOK_URL") && line.contains("https://"),
+            "{line}"
+        );
+        let https = url.replacen("http://", "https://", 1);
+        let c = sources(&[("ALERT_WEBHOOK_URL", &https)], Environment::Production).expect("https");
+        assert!(c.alert_webhook.is_some());
+        for bad in [
+            "hooks.example.com/SECRET",
+            "ftp://hooks.example.com/SECRET?token=abc",
+        ] {
+            let line = sources(&[("ALERT_WEBHOOK_URL", bad)], Environment::Development)
+                .expect_err("refused")
+                .to_string();
+            assert!(line.starts_with("ALERT_WEBHOOK_URL="), "{line}");
+            assert!(!line.contains("SECRET") && !line.contains("abc"), "{line}");
+        }
+        assert_eq!(
+            sources(&[("ALERT_WEBHOOK_URL", "")], Environment::Production)
+                .expect("empty is unset")
+                .alert_webhook,
+            None
+        );
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let c = sources(
+            &[
+                ("API_TLS_CERT", "/etc/crbot/api.crt"),
+                ("API_TLS_KEY", "/etc/crbot/api.key"),
+            ],
+            Environment::Production,
+        )
+        .expect("both");
+        let tls = c.tls.expect("set");
+        assert_eq!(tls.cert, PathBuf::from("/etc/crbot/api.crt"));
+        assert_eq!(tls.key, PathBuf::from("/etc/crbot/api.key"));
+        for (name, missing) in [("API_TLS_CERT", "API_TLS_KEY"), ("API_TLS_KEY", "API_TLS_CERT")] {
+            let line = sources(&[(name, "/x.pem")], Environment::Development)
+                .expect_err("half a pair")
+                .to_string();
+            assert!(line.starts_with(&format!("{missing}=")), "{line}");
+        }
+    }
 }
