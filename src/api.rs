@@ -7,8 +7,8 @@
 //! journal, or answer a bad request with a panic or a backtrace: every refusal is a 4xx
 //! `{"error": CODE, "message": TEXT}`.
 //!
-//! This build serves plain HTTP only: `crbot serve` refuses a non-loopback address outside
-//! development until TLS is added.
+//! Served as plain HTTP ([`serve`]) or HTTPS ([`serve_tls`], `API_TLS_CERT`/`API_TLS_KEY`):
+//! `crbot serve` refuses a non-loopback address outside development without TLS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,11 +25,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub mod auth;
+pub mod auth_alerts;
 pub mod docs;
 pub mod error;
 pub mod limit;
 pub mod metrics;
 mod routes;
+pub mod tls;
 
 use crate::config::{Config, Environment};
 use crate::engine::snapshot::{Command, Snapshot};
@@ -164,6 +166,21 @@ pub async fn serve(
     app: Router,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+}
+
+/// [`serve`] over TLS: each connection's handshake is done before axum sees it.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // `tap_io` keeps the peer's address available as `ConnectInfo<SocketAddr>` (rate limit).
+    let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

@@ -121,6 +121,21 @@ pub const VARIABLES: &[VarDoc] = &[
     ),
     var("CRBOT_API_ADDR", DEFAULT_API_ADDR, "HOST:PORT with an IP address"),
     var(
+        "API_TLS_CERT",
+        "(unset: plain HTTP)",
+        "a PEM certificate chain file (with API_TLS_KEY: crbot serve speaks HTTPS)",
+    ),
+    var(
+        "API_TLS_KEY",
+        "(unset)",
+        "a PEM private key file (with API_TLS_CERT)",
+    ),
+    var(
+        "ALERT_WEBHOOK_URL",
+        "(unset: no alerts)",
+        "an https:// URL (http:// outside production) receiving JSON alerts",
+    ),
+    var(
         "CRBOT_PASSPHRASE_FILE",
         "(unset)",
         "a file of mode 0600 holding the vault passphrase (crbot serve)",

@@ -86,6 +86,8 @@ async fn key_permission_check(config: &Config, session: &Session) -> anyhow::Res
 pub struct RunningEngine {
     pub commands: mpsc::Sender<Command>,
     pub snapshots: watch::Receiver<Snapshot>,
+    /// Where alerts wait for the webhook (`ALERT_WEBHOOK_URL`); the control API raises its own.
+    pub alerts: Option<crate::alerts::AlertQueue>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -132,18 +134,28 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
     // A re-arm asks the same passphrase the start-up unlock did.
     let vault = (config.mode.needs_keys() && config.env_keys.is_none())
         .then(|| crate::vault::vault_path(Some(&config.paths.config_dir)));
-    let task = tokio::spawn(Runtime::run(
+    let alerts = config
+        .api
+        .alert_webhook
+        .clone()
+        .map(|webhook| crate::engine::runtime::AlertService {
+            webhook,
+            queue: crate::alerts::AlertQueue::new(crate::alerts::QUEUE_CAPACITY),
+            retry: crate::alerts::Retry::default(),
+        });
+    let queue = alerts.as_ref().map(|a| a.queue.clone());
+    let task = tokio::spawn(Runtime::run_with_alerts(
         core,
         session.rest.clone(),
-        cmd_rx,
-        snap_tx,
-        cancel.clone(),
+        (cmd_rx, snap_tx, cancel.clone()),
         auto_flatten,
         vault,
+        alerts,
     ));
     RunningEngine {
         commands: cmd_tx,
         snapshots: snap_rx,
+        alerts: queue,
         cancel,
         task,
     }
@@ -166,6 +178,7 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
         snapshots,
         cancel,
         task,
+        ..
     } = spawn_engine(&config, core, &session);
     let result = crate::ui::run_terminal(snapshots, commands, ui_config).await;
     cancel.cancel();

@@ -12,6 +12,7 @@
 //! shell opens its own and writes a halt, which the engine sees by polling
 //! [`Journal::latest_trading_state_id`] (a cheap indexed read) every ~250 ms.
 
+mod alerts;
 mod error;
 mod export;
 mod records;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rust_decimal::Decimal;
 
+pub use alerts::AlertRecord;
 pub use error::JournalError;
 pub use records::{
     BalanceCheckpoint, CapitalFlowRecord, EquityPoint, EventKind, EventRecord, KillTrigger,

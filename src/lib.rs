@@ -10,6 +10,7 @@
 #![deny(clippy::unwrap_used)]
 #![warn(missing_debug_implementations)]
 
+pub mod alerts;
 pub mod api;
 pub mod cli;
 pub mod config;

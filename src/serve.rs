@@ -1,10 +1,11 @@
 //! `crbot serve`: the account's engine, headless, with the control API on TCP.
 //!
-//! Owns: the order of start-up and shutdown under `serve`: refuse what this build cannot serve
-//! safely (a non-loopback address outside development: there is no TLS yet), resolve the
-//! tokens' signing key, bind, start the engine the way the console does, print one line
-//! `api=http://HOST:PORT`, then run until SIGTERM or SIGINT and say how many orders stay open on
-//! the exchange. Must not: prompt (the vault passphrase comes from `CRBOT_PASSPHRASE_FILE`),
+//! Owns: the order of start-up and shutdown under `serve`: refuse what cannot be served safely
+//! (a non-loopback address outside development without TLS; a missing, unreadable or
+//! mismatched certificate or key), resolve the tokens' signing key, bind, start the engine the
+//! way the console does (with its webhook alerts), print one line `api=http://HOST:PORT`
+//! (`https://` with `API_TLS_CERT`/`API_TLS_KEY`), then run until SIGTERM or SIGINT and say how
+//! many orders stay open on the exchange. Must not: prompt (the vault passphrase comes from `CRBOT_PASSPHRASE_FILE`),
 //! print or log the passphrase, or cancel orders on the way out: open orders stay, as when the
 //! console quits.
 
@@ -31,7 +32,19 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Runs `crbot serve` until a stop signal.
 pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow::Result<()> {
     let addr = args.addr.unwrap_or(config.api.addr);
-    check_address(addr, config.env)?;
+    check_address(addr, config.env, config.api.tls.is_some())?;
+    // Read and checked before anything else starts: a bad certificate is a one-line refusal.
+    let tls = match &config.api.tls {
+        Some(files) => {
+            let acceptor = api::tls::acceptor(&files.cert, &files.key).map_err(anyhow::Error::msg)?;
+            if let Some(w) = api::tls::key_warning(&files.key) {
+                eprintln!("crbot: warning: {w}");
+                tracing::warn!("{w}");
+            }
+            Some(acceptor)
+        }
+        None => None,
+    };
     let (settings, warning) = ApiSettings::from_config(&config)?;
     if let Some(w) = warning {
         eprintln!("crbot: warning: {w}");
@@ -60,8 +73,16 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         rearm_passphrase: passphrase,
     };
     let stop = CancellationToken::new();
-    let mut server = tokio::spawn(api::serve(listener, api::router(link, settings), stop.clone()));
-    println!("api=http://{local}");
+    let mut app = api::router(link, settings);
+    if let Some(queue) = engine.alerts.clone() {
+        app = api::auth_alerts::layer(app, queue);
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut server = match tls {
+        Some(acceptor) => tokio::spawn(api::serve_tls(listener, acceptor, app, stop.clone())),
+        None => tokio::spawn(api::serve(listener, app, stop.clone())),
+    };
+    println!("api={scheme}://{local}");
     let _ = std::io::stdout().flush();
     tracing::info!(%local, mode = %config.mode, "crbot serve: the control API is listening");
 
@@ -105,13 +126,13 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     }
 }
 
-/// Outside development the API may listen on loopback only: this build serves plain HTTP, and
-/// tokens and account data must not cross a network in clear text.
-fn check_address(addr: SocketAddr, env: Environment) -> anyhow::Result<()> {
-    if env != Environment::Development && !addr.ip().is_loopback() {
+/// Outside development the API may listen on a non-loopback address only with TLS: tokens and
+/// account data must not cross a network in clear text.
+fn check_address(addr: SocketAddr, env: Environment, tls: bool) -> anyhow::Result<()> {
+    if env != Environment::Development && !addr.ip().is_loopback() && !tls {
         anyhow::bail!(
-            "crbot serve refuses to listen on {addr} with ENV={env}: this build has no TLS; \
-             use a loopback address (e.g. behind a TLS proxy)"
+            "crbot serve refuses to listen on {addr} with ENV={env} with no TLS: set API_TLS_CERT \
+             and API_TLS_KEY, or use a loopback address (e.g. behind a TLS proxy)"
         );
     }
     Ok(())
@@ -191,11 +212,16 @@ mod tests {
     fn staging_and_production_refuse_a_non_loopback_address_development_allows_it() {
         let lan: SocketAddr = "0.0.0.0:8002".parse().expect("addr");
         let lo: SocketAddr = "127.0.0.1:8002".parse().expect("addr");
-        assert!(check_address(lan, Environment::Development).is_ok());
+        assert!(check_address(lan, Environment::Development, false).is_ok());
         for env in [Environment::Staging, Environment::Production] {
-            let err = check_address(lan, env).expect_err("refused").to_string();
-            assert!(err.contains("no TLS"), "{err}");
-            assert!(check_address(lo, env).is_ok());
+            let err = check_address(lan, env, false).expect_err("refused").to_string();
+            assert!(err.contains("no TLS") && err.contains("API_TLS_CERT"), "{err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+            assert!(check_address(lo, env, false).is_ok());
+            assert!(
+                check_address(lan, env, true).is_ok(),
+                "TLS makes a LAN address acceptable"
+            );
         }
     }
 

@@ -7,8 +7,11 @@
 //! or decide whether an address may be listened on (`serve` does, since `--addr` overrides it).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use url::Url;
+
+use crate::alerts::Webhook;
 
 use super::{ConfigError, Environment, Sources, bad, integer};
 
@@ -28,6 +31,18 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// Where `crbot serve` listens unless `--addr` says otherwise.
     pub addr: SocketAddr,
+    /// `ALERT_WEBHOOK_URL`: where alerts are posted (`https://` only in production).
+    pub alert_webhook: Option<Webhook>,
+    /// `API_TLS_CERT` / `API_TLS_KEY`: the PEM files that make `crbot serve` speak HTTPS (both
+    /// or neither; read and checked by `serve`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The control API's certificate chain and private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ApiConfig {
@@ -38,6 +53,8 @@ impl Default for ApiConfig {
             rate_limit_window_secs: 60,
             cors_origins: Vec::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], 8002)),
+            alert_webhook: None,
+            tls: None,
         }
     }
 }
@@ -76,7 +93,62 @@ pub(super) fn api_config(sources: &Sources, env: Environment) -> Result<ApiConfi
         rate_limit_window_secs,
         cors_origins,
         addr,
+        alert_webhook: alert_webhook(sources, env)?,
+        tls: tls_files(sources)?,
     })
+}
+
+/// `ALERT_WEBHOOK_URL`: an `http(s)://` URL, `https://` only in production. Errors never quote
+/// the URL (its path or query may be the webhook's secret).
+fn alert_webhook(sources: &Sources, env: Environment) -> Result<Option<Webhook>, ConfigError> {
+    let Some(v) = sources
+        .value("ALERT_WEBHOOK_URL")
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let https_only = env == Environment::Production;
+    match Webhook::parse(v, https_only) {
+        Ok(w) => Ok(Some(w)),
+        Err(why) if https_only && Webhook::parse(v, false).is_ok() => Err(ConfigError::Refused {
+            setting: "ALERT_WEBHOOK_URL=http://…".into(),
+            env,
+            why,
+        }),
+        Err(why) => Err(ConfigError::BadValue {
+            name: "ALERT_WEBHOOK_URL",
+            value: "(not shown)".into(),
+            problem: "is not a usable webhook URL",
+            allowed: format!("an https:// URL (this one {why})"),
+        }),
+    }
+}
+
+/// `API_TLS_CERT` and `API_TLS_KEY`: both or neither.
+fn tls_files(sources: &Sources) -> Result<Option<TlsFiles>, ConfigError> {
+    let path = |name| {
+        sources
+            .value(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    match (path("API_TLS_CERT"), path("API_TLS_KEY")) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (Some(_), None) => Err(bad(
+            "API_TLS_KEY",
+            "",
+            "is missing",
+            "set it with API_TLS_CERT (a PEM private key file)",
+        )),
+        (None, Some(_)) => Err(bad(
+            "API_TLS_CERT",
+            "",
+            "is missing",
+            "set it with API_TLS_KEY (a PEM certificate chain file)",
+        )),
+    }
 }
 
 /// `https://app.example.com, http://localhost:3000` → the origins, each as a browser sends it
@@ -163,5 +235,63 @@ mod tests {
             c.cors_origins,
             ["https://app.example.com", "http://localhost:3000"]
         );
+    }
+
+    #[test]
+    fn an_alert_webhook_is_https_in_production_and_never_quoted_back() {
+        let url = "http://hooks.example.com/services/T0/SECRET?token=abc";
+        for env in [Environment::Development, Environment::Staging] {
+            let c = sources(&[("ALERT_WEBHOOK_URL", url)], env).expect("http allowed");
+            assert_eq!(
+                c.alert_webhook.expect("set").to_string(),
+                "http://hooks.example.com"
+            );
+        }
+        let err = sources(&[("ALERT_WEBHOOK_URL", url)], Environment::Production).expect_err("refused");
+        let line = err.to_string();
+        assert!(
+            line.contains("ALERT_WEBHOOK_URL") && line.contains("https://"),
+            "{line}"
+        );
+        let https = url.replacen("http://", "https://", 1);
+        let c = sources(&[("ALERT_WEBHOOK_URL", &https)], Environment::Production).expect("https");
+        assert!(c.alert_webhook.is_some());
+        for bad in [
+            "hooks.example.com/SECRET",
+            "ftp://hooks.example.com/SECRET?token=abc",
+        ] {
+            let line = sources(&[("ALERT_WEBHOOK_URL", bad)], Environment::Development)
+                .expect_err("refused")
+                .to_string();
+            assert!(line.starts_with("ALERT_WEBHOOK_URL="), "{line}");
+            assert!(!line.contains("SECRET") && !line.contains("abc"), "{line}");
+        }
+        assert_eq!(
+            sources(&[("ALERT_WEBHOOK_URL", "")], Environment::Production)
+                .expect("empty is unset")
+                .alert_webhook,
+            None
+        );
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let c = sources(
+            &[
+                ("API_TLS_CERT", "/etc/crbot/api.crt"),
+                ("API_TLS_KEY", "/etc/crbot/api.key"),
+            ],
+            Environment::Production,
+        )
+        .expect("both");
+        let tls = c.tls.expect("set");
+        assert_eq!(tls.cert, PathBuf::from("/etc/crbot/api.crt"));
+        assert_eq!(tls.key, PathBuf::from("/etc/crbot/api.key"));
+        for (name, missing) in [("API_TLS_CERT", "API_TLS_KEY"), ("API_TLS_KEY", "API_TLS_CERT")] {
+            let line = sources(&[(name, "/x.pem")], Environment::Development)
+                .expect_err("half a pair")
+                .to_string();
+            assert!(line.starts_with(&format!("{missing}=")), "{line}");
+        }
     }
 }

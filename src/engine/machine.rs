@@ -16,6 +16,7 @@
 //! journaled before the effect that acts on it is even emitted (journal first), and a failed
 //! write refuses the effect rather than racing it.
 
+mod alerts;
 mod halts;
 mod limits;
 mod protection;
@@ -141,6 +142,8 @@ pub enum Answer {
         state_row: i64,
         trading: TradingState,
     },
+    /// How an alert's delivery ended (sent, failed, dropped): journaled.
+    AlertDelivered(Box<crate::alerts::Delivery>),
 }
 
 /// Work for the executor, in the order given. Each that has a result answers with an
@@ -207,6 +210,9 @@ pub enum Effect {
     },
     /// The symbols the market stream follows.
     SetWatchlist(Vec<Symbol>),
+    /// Hand an alert to the webhook's delivery task (never waited for) →
+    /// [`Answer::AlertDelivered`] when its delivery ends.
+    Alert(crate::alerts::Alert),
 }
 
 /// The console's engine: the journal-backed core plus the state of each workflow.
@@ -216,6 +222,8 @@ pub struct Engine {
     protection: protection::Closes,
     halts: halts::HaltState,
     schedule: schedule::Schedule,
+    /// What has been alerted; `None` while alerts are off.
+    alerts: Option<alerts::AlertWatch>,
     /// Effects of the input being handled, in order.
     out: Vec<Effect>,
 }
@@ -241,6 +249,7 @@ impl Engine {
             protection: protection::Closes::default(),
             halts: halts::HaltState::new(auto_flatten, vault),
             schedule: schedule::Schedule::new(now),
+            alerts: None,
             out: Vec::new(),
         }
     }
@@ -261,6 +270,7 @@ impl Engine {
                 self.reprotect_finished_closes(now);
             }
         }
+        self.decide_alerts(now);
         std::mem::take(&mut self.out)
     }
 
@@ -330,6 +340,7 @@ impl Engine {
                 trading,
             } => self.on_rearm_checked(verdict, state_row, trading, now),
             Answer::Backup(outcome) => self.on_backup(*outcome, now),
+            Answer::AlertDelivered(d) => self.on_alert_delivered(*d, now),
             other => self.on_sync_answer(other, now),
         }
     }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ClientOrderId, Fill, Symbol};
+use crate::alerts::{AlertQueue, Retry, Webhook};
+use crate::domain::{ClientOrderId, Fill, Mode, Symbol};
 use crate::engine::backup;
 use crate::engine::core::Core;
 use crate::engine::machine::{Answer, Effect, Engine, Input, TickFacts, candle};
@@ -45,6 +46,8 @@ struct Executor {
     rest: BinanceRest,
     answers: mpsc::UnboundedSender<Answer>,
     market: Option<MarketStreamHandle>,
+    /// Where alerts go for delivery; `None` without a webhook.
+    alerts: Option<AlertQueue>,
 }
 
 impl Runtime {
@@ -53,19 +56,42 @@ impl Runtime {
     pub async fn run(
         core: Core,
         rest: BinanceRest,
-        mut commands: mpsc::Receiver<Command>,
+        commands: mpsc::Receiver<Command>,
         snapshots: watch::Sender<Snapshot>,
         cancel: CancellationToken,
         auto_flatten: bool,
         vault: Option<std::path::PathBuf>,
     ) {
+        let channels = (commands, snapshots, cancel);
+        Self::run_with_alerts(core, rest, channels, auto_flatten, vault, None).await;
+    }
+
+    /// [`Runtime::run`], raising alerts to `alerts`' webhook when given.
+    pub async fn run_with_alerts(
+        core: Core,
+        rest: BinanceRest,
+        (mut commands, snapshots, cancel): (
+            mpsc::Receiver<Command>,
+            watch::Sender<Snapshot>,
+            CancellationToken,
+        ),
+        auto_flatten: bool,
+        vault: Option<std::path::PathBuf>,
+        alerts: Option<AlertService>,
+    ) {
         let watchlist = core.state.watchlist.clone();
+        let mode = core.state.mode;
         let mut engine = Engine::new(core, auto_flatten, vault, now_ms());
         let (answers, mut answer_rx) = mpsc::unbounded_channel();
+        let queue = alerts.map(|service| {
+            engine.watch_alerts(now_ms());
+            service.spawn(mode, cancel.child_token(), answers.clone())
+        });
         let mut exec = Executor {
             rest,
             answers,
             market: None,
+            alerts: queue,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -306,6 +332,11 @@ impl Executor {
                     });
                 });
             }
+            Effect::Alert(alert) => {
+                if let Some(q) = &self.alerts {
+                    q.push(alert);
+                }
+            }
             Effect::SetWatchlist(list) => {
                 if let Some(m) = self.market.clone() {
                     tokio::spawn(async move { m.set_watchlist(list).await });
@@ -336,6 +367,38 @@ impl Executor {
             }
         });
         Input::Answer(Answer::SweepStarted { reason })
+    }
+}
+
+/// The webhook alerts go to, and the queue they wait in (shared with the control API, which
+/// raises its own). The delivery task runs beside the engine loop and reports each outcome as
+/// [`Answer::AlertDelivered`], for the engine to journal.
+#[derive(Debug, Clone)]
+pub struct AlertService {
+    pub webhook: Webhook,
+    pub queue: AlertQueue,
+    pub retry: Retry,
+}
+
+impl AlertService {
+    fn spawn(
+        self,
+        mode: Mode,
+        cancel: CancellationToken,
+        answers: mpsc::UnboundedSender<Answer>,
+    ) -> AlertQueue {
+        let queue = self.queue.clone();
+        tokio::spawn(crate::alerts::deliver(
+            self.queue,
+            self.webhook,
+            mode,
+            self.retry,
+            cancel,
+            move |d| {
+                let _ = answers.send(Answer::AlertDelivered(Box::new(d)));
+            },
+        ));
+        queue
     }
 }
 

@@ -19,7 +19,7 @@ use crate::domain::Mode;
 pub const APPLICATION_ID: i32 = 0x6372_6274;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Migration `i` (0-based) takes the schema from version `i` to `i + 1`. Append only: a
 /// released migration is never edited.
@@ -147,6 +147,23 @@ const MIGRATIONS: &[&str] = &[
         time_ms  INTEGER NOT NULL
     );
     ALTER TABLE equity_curve ADD COLUMN held_marks TEXT NOT NULL DEFAULT '';
+    "#,
+    // 4: webhook alerts and how their delivery ended: sent, failed after every attempt, or
+    // dropped from a full queue. `time_ms` is when the alert was raised, `done_ms` when its
+    // outcome was known; `last_error` never holds the webhook's URL.
+    r#"
+    CREATE TABLE alerts (
+        id          INTEGER PRIMARY KEY,
+        time_ms     INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        severity    TEXT NOT NULL,
+        message     TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('SENT', 'FAILED', 'DROPPED')),
+        attempts    INTEGER NOT NULL,
+        last_error  TEXT,
+        done_ms     INTEGER NOT NULL
+    );
+    CREATE INDEX alerts_time ON alerts(time_ms);
     "#,
 ];
 
