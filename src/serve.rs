@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiSettings, EngineLink};
 use crate::cli::{GlobalOpts, ServeArgs};
 use crate::config::{Config, Environment};
-use crate::console::{prepare_engine, spawn_engine};
+use crate::console::{SocketServer, prepare_engine, spawn_engine, take_engine_lock};
 use crate::domain::Mode;
+use crate::engine::lock::LockError;
 use crate::engine::session::Unlock;
 use crate::journal::TicketSource;
 use crate::secret::SecretString;
@@ -36,6 +37,16 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     if let Some(w) = warning {
         eprintln!("crbot: warning: {w}");
     }
+    // One engine per account: the lock first, before the journal is opened or anything bound.
+    let lock = match take_engine_lock(&config) {
+        Ok(lock) => lock,
+        Err(LockError::Held { holder, .. }) => anyhow::bail!(
+            "an engine already runs for the {} account (pid {}); crbot serve does not start a second one",
+            config.mode,
+            holder.as_deref().unwrap_or("unknown")
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let passphrase = passphrase(&config)?;
     if config.mode == Mode::Live {
         // The console asks a typed confirmation for live; serve cannot ask, so it says it
@@ -51,14 +62,21 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     let local = listener.local_addr()?;
     let mut signals = Signals::new()?;
 
-    let (session, core) =
-        prepare_engine(&config, Unlock::Given(passphrase.clone()), TicketSource::Engine).await?;
+    let (session, core) = prepare_engine(
+        &config,
+        &lock,
+        Unlock::Given(passphrase.clone()),
+        TicketSource::Engine,
+    )
+    .await?;
     let engine = spawn_engine(&config, core, &session);
     let link = EngineLink {
         commands: engine.commands.clone(),
         snapshots: engine.snapshots.clone(),
         rearm_passphrase: passphrase,
+        replies: engine.replies.clone(),
     };
+    let socket = SocketServer::start(&config, &lock, link.clone())?;
     let stop = CancellationToken::new();
     let mut server = tokio::spawn(api::serve(listener, api::router(link, settings), stop.clone()));
     println!("api=http://{local}");
@@ -88,8 +106,10 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         None => tokio::time::timeout(DRAIN, &mut server).await.ok(),
     };
     let open = engine.snapshots.borrow().orders.len();
+    socket.stop().await;
     engine.stop().await;
     session.close(&config).await;
+    drop(lock);
     println!(
         "stopped: {open} open order{} stay{} on the exchange",
         if open == 1 { "" } else { "s" },

@@ -33,7 +33,7 @@ use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::core::Core;
 use crate::engine::kill::{Halted, KillEvent};
 use crate::engine::snapshot::Candle;
-use crate::engine::snapshot::{Command, RateLimitUsage, Snapshot, TicketDraft};
+use crate::engine::snapshot::{Command, RateLimitUsage, RequestId, Snapshot, TicketDraft};
 use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
 use crate::exchange::binance::reconcile::{Resolution, ResyncReport, ResyncRequest};
@@ -42,7 +42,7 @@ use crate::secret::SecretString;
 use crate::vault::VaultError;
 
 pub use sync::candle;
-pub use tickets::{headroom, outgoing_orders};
+pub use tickets::{OrderReply, Placement, headroom, outgoing_orders};
 
 /// Something that happened, for the engine to act on.
 #[derive(Debug)]
@@ -207,6 +207,9 @@ pub enum Effect {
     },
     /// The symbols the market stream follows.
     SetWatchlist(Vec<Symbol>),
+    /// The answer to a command that carried a request id (`Command::Order`): the executor
+    /// hands it to whoever waits for it. Never an action on the exchange.
+    Reply { request: RequestId, reply: OrderReply },
 }
 
 /// The console's engine: the journal-backed core plus the state of each workflow.
@@ -216,6 +219,8 @@ pub struct Engine {
     protection: protection::Closes,
     halts: halts::HaltState,
     schedule: schedule::Schedule,
+    /// Client orders waiting for their placement's answer, by client order id.
+    awaiting: tickets::Awaiting,
     /// Effects of the input being handled, in order.
     out: Vec<Effect>,
 }
@@ -241,6 +246,7 @@ impl Engine {
             protection: protection::Closes::default(),
             halts: halts::HaltState::new(auto_flatten, vault),
             schedule: schedule::Schedule::new(now),
+            awaiting: tickets::Awaiting::default(),
             out: Vec::new(),
         }
     }
@@ -301,12 +307,21 @@ impl Engine {
             Command::CancelLimitChange => self.core.state.pending_limit = None,
             // The executor stops on Quit; nothing to decide here.
             Command::Quit => {}
+            Command::Order {
+                request,
+                ticket,
+                dry_run,
+            } => self.client_order(request, ticket, dry_run, now),
         }
     }
 
     fn on_answer(&mut self, answer: Answer, now: i64) {
         match answer {
-            Answer::Placed { cid, draft, outcome } => self.on_placed(cid, draft, *outcome, now),
+            Answer::Placed { cid, draft, outcome } => {
+                let placement = Placement::of(&outcome);
+                self.on_placed(cid.clone(), draft, *outcome, now);
+                self.reply_placed(&cid, placement);
+            }
             Answer::OcoPlaced { legs, outcome } => self.on_oco_placed(legs, *outcome, now),
             Answer::Cancelled { cid, outcome } => self.on_cancelled(cid, *outcome, now),
             Answer::CloseReady {

@@ -10,14 +10,17 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{ClientOrderId, Fill, Symbol};
 use crate::engine::backup;
 use crate::engine::core::Core;
-use crate::engine::machine::{Answer, Effect, Engine, Input, TickFacts, candle};
-use crate::engine::snapshot::{Command, RateLimitUsage, Snapshot};
+use crate::engine::machine::{Answer, Effect, Engine, Input, OrderReply, TickFacts, candle};
+use crate::engine::snapshot::{Command, RateLimitUsage, RequestId, Snapshot};
 use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
 use crate::exchange::binance::market::{MarketStreamConfig, MarketStreamHandle, spawn_market_stream};
@@ -45,6 +48,53 @@ struct Executor {
     rest: BinanceRest,
     answers: mpsc::UnboundedSender<Answer>,
     market: Option<MarketStreamHandle>,
+    replies: Replies,
+}
+
+/// Who waits for the answer of a command that carries a request id (`Command::Order`): the
+/// runtime's `RequestId → oneshot::Sender` map, shared with the clients that send such
+/// commands (the control API). A waiter that went away is dropped silently: the engine's
+/// decision stands, journaled, whoever listens.
+#[derive(Debug, Clone, Default)]
+pub struct Replies {
+    inner: Arc<Mutex<ReplyMap>>,
+}
+
+#[derive(Debug, Default)]
+struct ReplyMap {
+    next: RequestId,
+    waiting: HashMap<RequestId, oneshot::Sender<OrderReply>>,
+}
+
+impl Replies {
+    /// A fresh request id and where its answer will arrive.
+    pub fn register(&self) -> (RequestId, oneshot::Receiver<OrderReply>) {
+        let (tx, rx) = oneshot::channel();
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.next += 1;
+        let id = map.next;
+        map.waiting.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Forgets a request whose command could not be sent.
+    pub fn forget(&self, request: RequestId) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.waiting.remove(&request);
+    }
+
+    fn answer(&self, request: RequestId, reply: OrderReply) {
+        let waiter = {
+            let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            map.waiting.remove(&request)
+        };
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(reply);
+            }
+            None => tracing::warn!(request, "an engine reply nobody waits for"),
+        }
+    }
 }
 
 impl Runtime {
@@ -53,11 +103,36 @@ impl Runtime {
     pub async fn run(
         core: Core,
         rest: BinanceRest,
+        commands: mpsc::Receiver<Command>,
+        snapshots: watch::Sender<Snapshot>,
+        cancel: CancellationToken,
+        auto_flatten: bool,
+        vault: Option<std::path::PathBuf>,
+    ) {
+        Self::run_with_replies(
+            core,
+            rest,
+            commands,
+            snapshots,
+            cancel,
+            auto_flatten,
+            vault,
+            Replies::default(),
+        )
+        .await
+    }
+
+    /// [`Runtime::run`], answering commands that carry a request id through `replies`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_with_replies(
+        core: Core,
+        rest: BinanceRest,
         mut commands: mpsc::Receiver<Command>,
         snapshots: watch::Sender<Snapshot>,
         cancel: CancellationToken,
         auto_flatten: bool,
         vault: Option<std::path::PathBuf>,
+        replies: Replies,
     ) {
         let watchlist = core.state.watchlist.clone();
         let mut engine = Engine::new(core, auto_flatten, vault, now_ms());
@@ -66,6 +141,7 @@ impl Runtime {
             rest,
             answers,
             market: None,
+            replies,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -311,6 +387,7 @@ impl Executor {
                     tokio::spawn(async move { m.set_watchlist(list).await });
                 }
             }
+            Effect::Reply { request, reply } => self.replies.answer(request, reply),
             // Started by `run` before it gets here.
             Effect::Sweep(_)
             | Effect::SyncClock

@@ -10,10 +10,16 @@ use rust_decimal::Decimal;
 use super::{Effect, Engine};
 use crate::domain::broker::{OrderOutcome, OrderReport, Placed};
 use crate::domain::{ClientOrderId, LocalOrderState, Money, MoneyError, OrderPurpose, Symbol};
+use std::collections::BTreeMap;
+
+use crate::domain::{Order, Ticket};
 use crate::engine::core::{Prepared, Refusal};
 use crate::engine::snapshot::{LogKind, LogLevel, TicketDraft, TicketOutcome, TicketPreview, TicketResult};
+use crate::engine::snapshot::{RequestId, RuleLine};
 use crate::engine::ticket::parse_draft;
+use crate::journal::RiskEventRecord;
 use crate::risk;
+use crate::risk::{ApprovedOrder, Denial};
 
 impl Engine {
     pub(super) fn preview(&mut self, draft: TicketDraft, now: i64) {
@@ -381,5 +387,171 @@ mod tests {
             headroom(&huge, &money("0", "USDT"), Decimal::new(5, 0)),
             Err(MoneyError::Overflow)
         );
+    }
+}
+
+/// Client orders (`Command::Order`) waiting for the exchange's answer to their placement.
+#[derive(Debug, Default)]
+pub(super) struct Awaiting(BTreeMap<ClientOrderId, RequestId>);
+
+/// The engine's answer to a client's ticket (`Command::Order`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderReply {
+    /// Nothing decided: still reconciling with the exchange, or the journal cannot record the
+    /// decision. Nothing was sent.
+    NotSent { message: String },
+    /// The risk engine refused it (every failed rule); journaled, nothing sent.
+    RiskRejected { ticket: Ticket, denials: Vec<Denial> },
+    /// A dry run: every rule's line and the verdict (the exact order, or the denials).
+    /// Journaled as a risk decision; nothing sent.
+    DryRun {
+        ticket: Ticket,
+        lines: Vec<RuleLine>,
+        verdict: Result<ApprovedOrder, Vec<Denial>>,
+    },
+    /// Approved and sent: what the exchange answered, and the order (and any protective legs
+    /// already journaled) as the engine now knows them.
+    Sent {
+        placement: Placement,
+        order: Option<Order>,
+        protective: Vec<Order>,
+    },
+}
+
+/// What the exchange answered to a client order's placement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The exchange took it (`NEW`, `FILLED`, …).
+    Accepted,
+    /// The exchange refused it; nothing is open.
+    Refused { message: String },
+    /// No answer (timeout, 5xx): being settled by query, never sent twice.
+    Unknown,
+}
+
+impl Placement {
+    pub fn of(outcome: &OrderOutcome<Placed>) -> Placement {
+        match outcome {
+            OrderOutcome::Done(_) => Placement::Accepted,
+            OrderOutcome::Rejected(e) => Placement::Refused {
+                message: e.to_string(),
+            },
+            OrderOutcome::Unknown { .. } => Placement::Unknown,
+        }
+    }
+}
+
+impl Engine {
+    /// A ticket from a client of the engine: the same gate as the screen's ticket, answered
+    /// through [`Effect::Reply`]. A sell here is not an explicit exit confirmation.
+    pub(super) fn client_order(&mut self, request: RequestId, ticket: Ticket, dry_run: bool, now: i64) {
+        if !self.sync.reconciled {
+            let message = "still reconciling with the exchange; try again in a moment".to_string();
+            return self.emit(Effect::Reply {
+                request,
+                reply: OrderReply::NotSent { message },
+            });
+        }
+        if dry_run {
+            let reply = self.dry_run(ticket, now);
+            return self.emit(Effect::Reply { request, reply });
+        }
+        let purpose = if ticket.side == crate::domain::Side::Buy {
+            OrderPurpose::Entry
+        } else {
+            OrderPurpose::Exit
+        };
+        match self.core.decide(&ticket, purpose, false, now) {
+            Ok(p) => {
+                let cid = p.request.client_order_id.clone();
+                self.core.state.log(
+                    now,
+                    LogLevel::Info,
+                    LogKind::Order,
+                    format!(
+                        "client order {cid}: {} {} {}",
+                        ticket.side, ticket.qty, ticket.symbol
+                    ),
+                );
+                self.awaiting.0.insert(cid, request);
+                self.send(p, None);
+            }
+            Err(Refusal::Risk(denials)) => self.emit(Effect::Reply {
+                request,
+                reply: OrderReply::RiskRejected { ticket, denials },
+            }),
+            Err(Refusal::Storage(e)) => self.emit(Effect::Reply {
+                request,
+                reply: OrderReply::NotSent {
+                    message: format!("not sent: the journal cannot record it ({e})"),
+                },
+            }),
+        }
+    }
+
+    /// The verdict and the exact orders; only the risk decision is journaled.
+    fn dry_run(&mut self, ticket: Ticket, now: i64) -> OrderReply {
+        let rctx = self.core.state.risk_context(false);
+        let verdict = risk::check(&self.core.state.limits, &rctx, &ticket, now).map(|a| a.into_inner());
+        let (lines, _) = self.core.preview_lines(&ticket, now);
+        let (approved, codes, reason) = match &verdict {
+            Ok(_) => (true, Vec::new(), "dry run: approved".to_string()),
+            Err(d) => (
+                false,
+                d.iter().map(|d| d.code().to_string()).collect(),
+                format!(
+                    "dry run: {}",
+                    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+                ),
+            ),
+        };
+        let record = RiskEventRecord {
+            time_ms: now,
+            source: self.core.source,
+            ticket: ticket.clone(),
+            approved,
+            codes,
+            reason,
+        };
+        if let Err(e) = self.core.journal.record_risk_event(&record) {
+            return OrderReply::NotSent {
+                message: format!("the journal cannot record the decision: {e}"),
+            };
+        }
+        OrderReply::DryRun {
+            ticket,
+            lines,
+            verdict,
+        }
+    }
+
+    /// After a placement's answer was handled: the reply its client waits for, if any.
+    pub(super) fn reply_placed(&mut self, cid: &ClientOrderId, placement: Placement) {
+        let Some(request) = self.awaiting.0.remove(cid) else {
+            return;
+        };
+        let order = self.core.state.orders.get(cid).cloned();
+        let protective = order
+            .as_ref()
+            .map(|e| {
+                self.core
+                    .state
+                    .orders
+                    .values()
+                    .filter(|o| {
+                        o.purpose.is_protective() && o.symbol == e.symbol && o.created_ms >= e.created_ms
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.emit(Effect::Reply {
+            request,
+            reply: OrderReply::Sent {
+                placement,
+                order,
+                protective,
+            },
+        });
     }
 }
