@@ -14,6 +14,7 @@ pub mod common;
 pub mod doctor;
 pub mod info;
 pub mod kill;
+pub mod remote;
 pub mod token;
 pub mod trade;
 pub mod vault;
@@ -261,7 +262,11 @@ where
         Command::Pnl => info::pnl(ctx).await,
         Command::Kill { flatten } => kill::kill(ctx, *flatten).await,
         Command::Resume => kill::resume(ctx).await,
-        Command::Backup { path } => info::backup(ctx, path),
+        Command::Backup { path } => {
+            // With no engine running, the account is this command's while it copies.
+            let _route = remote::route(ctx).await?;
+            info::backup(ctx, path)
+        }
         Command::Journal {
             command: JournalCommand::Export { csv },
         } => info::export(ctx, csv),

@@ -28,6 +28,10 @@ use crate::risk::{ApprovedOrder, Denial};
 /// placement waits on the exchange (the client's own timeouts and rate-limit waits bound it).
 pub const ORDER_WAIT: Duration = Duration::from_secs(60);
 
+/// The error code of a ticket that came before the engine's start-up reconciliation finished
+/// (503; nothing decided, so asking again is safe).
+pub const ENGINE_STARTING: &str = "ENGINE_STARTING";
+
 /// The body of `POST /api/orders`. Decimals as strings (numbers are taken too).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +145,13 @@ pub(crate) async fn place(
 /// The status and document of an engine's answer.
 pub fn respond(reply: OrderReply) -> (StatusCode, Json<Value>) {
     match reply {
+        OrderReply::NotReady => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": ENGINE_STARTING,
+                "message": "the engine is still reconciling with the exchange; nothing was sent; try again in a moment",
+            })),
+        ),
         OrderReply::NotSent { message } => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "NOT_SENT", "message": message})),

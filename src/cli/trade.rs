@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde_json::json;
 
 use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms};
+use crate::cli::remote::{self, Remote, Route};
 use crate::cli::{OrderArgs, OrderSide, exit};
 use crate::domain::broker::OrderOutcome;
 use crate::domain::{ClientOrderId, Order, OrderPurpose, Price, Qty, Side, Symbol, Ticket, TicketKind};
@@ -102,6 +103,13 @@ pub use crate::api::orders::order_json;
 
 pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
     let ticket = ticket_from_args(args)?;
+    // One engine per account: a running engine takes the ticket against its live risk state
+    // (and protects the entry after its fill); otherwise this command is the engine, holding
+    // the account's lock until it exits.
+    let _lock = match remote::route(ctx).await? {
+        Route::Engine(engine) => return order_through(ctx, &engine, args, &ticket).await,
+        Route::Alone(lock) => lock,
+    };
     let mut ready = common::prepare(ctx, std::slice::from_ref(&ticket.symbol)).await?;
     let result = if args.dry_run {
         dry_run(ctx, &mut ready, &ticket)
@@ -110,6 +118,80 @@ pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
     };
     ready.session.close(&ctx.config).await;
     result
+}
+
+/// `crbot order` through the running engine (`POST /api/orders` on its socket), printed as the
+/// command prints it alone: the same rejection, dry run and order documents, the same exit
+/// codes. The engine's answer comes when the exchange answered the placement; the protective
+/// OCO of an entry is the engine's to place after the fill.
+async fn order_through(ctx: &Ctx, engine: &Remote, args: &OrderArgs, ticket: &Ticket) -> Outcome {
+    let mut body = json!({
+        "symbol": ticket.symbol.as_str(),
+        "side": ticket.side.as_wire(),
+        "quantity": args.qty.trim(),
+        "dry_run": args.dry_run,
+    });
+    for (key, value) in [
+        ("limit_price", &args.limit),
+        ("stop_loss", &args.stop_loss),
+        ("take_profit", &args.take_profit),
+    ] {
+        if let Some(v) = value {
+            body[key] = json!(v.trim());
+        }
+    }
+    let wait = crate::api::orders::ORDER_WAIT + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + remote::ENGINE_WAIT;
+    let mut told = false;
+    let (status, mut doc) = loop {
+        let (status, doc) = engine
+            .call("POST", "/api/orders", Some(&body), wait)
+            .await
+            .map_err(|e| Failure::new(format!("{e}; the order may have been sent: check crbot orders")))?;
+        // An engine still starting decided nothing: asking again is safe (bounded).
+        let starting = status == 503 && doc["error"] == json!(crate::api::orders::ENGINE_STARTING);
+        if !starting || std::time::Instant::now() >= deadline {
+            break (status, doc);
+        }
+        if !told {
+            eprintln!("crbot: the engine is still reconciling with the exchange; waiting");
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let text = doc
+        .as_object_mut()
+        .and_then(|m| m.remove("text"))
+        .and_then(|t| t.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match status {
+        422 => Ok(print_rejection_doc(ctx, &doc)),
+        200 if doc["approved"] == json!(true) => {
+            ctx.print(&text, doc);
+            Ok(exit::OK)
+        }
+        200 => {
+            if !ctx.json() {
+                println!("{text}");
+            }
+            Ok(print_rejection_doc(ctx, &doc))
+        }
+        201 | 202 | 502 => {
+            let log: Vec<String> = doc["log"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            ctx.print(
+                &log.join("\n"),
+                json!({"approved": true, "order": doc["order"], "protective": doc["protective"], "log": log}),
+            );
+            match status {
+                201 => Ok(exit::OK),
+                _ => Err(Failure::new(log.last().cloned().unwrap_or_default())),
+            }
+        }
+        _ => Err(Failure::new(remote::error_line(status, &doc))),
+    }
 }
 
 /// The verdict and the exact orders that would be sent; only the risk decision is journaled.

@@ -397,8 +397,10 @@ pub(super) struct Awaiting(BTreeMap<ClientOrderId, RequestId>);
 /// The engine's answer to a client's ticket (`Command::Order`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderReply {
-    /// Nothing decided: still reconciling with the exchange, or the journal cannot record the
-    /// decision. Nothing was sent.
+    /// The engine is still reconciling with the exchange at start-up: nothing decided, nothing
+    /// journaled, nothing sent (the client may ask again).
+    NotReady,
+    /// Nothing decided: the journal cannot record the decision. Nothing was sent.
     NotSent { message: String },
     /// The risk engine refused it (every failed rule); journaled, nothing sent.
     RiskRejected { ticket: Ticket, denials: Vec<Denial> },
@@ -446,10 +448,9 @@ impl Engine {
     /// through [`Effect::Reply`]. A sell here is not an explicit exit confirmation.
     pub(super) fn client_order(&mut self, request: RequestId, ticket: Ticket, dry_run: bool, now: i64) {
         if !self.sync.reconciled {
-            let message = "still reconciling with the exchange; try again in a moment".to_string();
             return self.emit(Effect::Reply {
                 request,
-                reply: OrderReply::NotSent { message },
+                reply: OrderReply::NotReady,
             });
         }
         if dry_run {
