@@ -44,7 +44,14 @@ fn exchange(env: &[(&'static str, &str)]) -> CliExchange {
 /// The command `ex.crbot()` builds, as a process that can be left running.
 fn spawn(ex: &CliExchange, args: &[&str]) -> std::process::Command {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("crbot"));
-    for v in ["CRBOT_HOME", "CRBOT_MODE", "BINANCE_TESTNET", "DATABASE_URL", "DEBUG", "CRBOT_API_ADDR"] {
+    for v in [
+        "CRBOT_HOME",
+        "CRBOT_MODE",
+        "BINANCE_TESTNET",
+        "DATABASE_URL",
+        "DEBUG",
+        "CRBOT_API_ADDR",
+    ] {
         c.env_remove(v);
     }
     c.env("ENV", "development")
@@ -93,11 +100,13 @@ impl Serve {
         let first = lines.recv_timeout(Duration::from_secs(90)).expect("api= line");
         assert!(first.starts_with("api=http://"), "{first}");
         let serve = Serve { child, _lines: lines };
-        // Ready for tickets once it has reconciled with the exchange.
+        // Ready for tickets once it has reconciled with the exchange (a dry run says so).
         let remote = socket(ex);
+        let probe =
+            serde_json::json!({"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001", "dry_run": true});
         wait_until(ex, "the engine reconciled", Duration::from_secs(30), || {
             ex.rt
-                .block_on(remote.call("GET", "/api/risk", None, Duration::from_secs(5)))
+                .block_on(remote.call("POST", "/api/orders", Some(&probe), Duration::from_secs(5)))
                 .is_ok_and(|(s, _)| s == 200)
         });
         serve
@@ -206,7 +215,11 @@ fn an_order_from_a_second_shell_is_the_engines_own_protected_after_its_fill_and_
     let (code, _, err) = ex.run(&ENTRY);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("DUPLICATE_POSITION"), "{err}");
-    assert_eq!(get(&ex, "/api/risk")["limits"]["trades_used"], 1, "a refusal is no trade");
+    assert_eq!(
+        get(&ex, "/api/risk")["limits"]["trades_used"],
+        1,
+        "a refusal is no trade"
+    );
 }
 
 #[test]
@@ -234,22 +247,77 @@ fn a_kill_flatten_from_another_shell_is_in_the_engines_snapshot_within_a_second(
 #[test]
 fn a_dry_run_prints_the_same_alone_and_through_the_engine() {
     let ex = exchange(&[]);
-    let refused = ["order", "buy", "BTCUSDT", "0.001", "--take-profit", "110000", "--dry-run"];
+    let refused = [
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--take-profit",
+        "110000",
+        "--dry-run",
+    ];
     let alone = ex.run(&refused);
-    let alone_json = ex.run(&["--json", refused[0], refused[1], refused[2], refused[3], refused[4], refused[5], refused[6]]);
-    let approved_alone = ex.run(&["--json", "order", "buy", "BTCUSDT", "0.001", "--stop-loss", "90000", "--take-profit", "110000", "--dry-run"]);
+    let alone_json = ex.run(&[
+        "--json", refused[0], refused[1], refused[2], refused[3], refused[4], refused[5], refused[6],
+    ]);
+    let approved_alone = ex.run(&[
+        "--json",
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+        "--dry-run",
+    ]);
     let _serve = Serve::start(&ex);
     let through = ex.run(&refused);
-    let through_json = ex.run(&["--json", refused[0], refused[1], refused[2], refused[3], refused[4], refused[5], refused[6]]);
-    let approved_through = ex.run(&["--json", "order", "buy", "BTCUSDT", "0.001", "--stop-loss", "90000", "--take-profit", "110000", "--dry-run"]);
+    let through_json = ex.run(&[
+        "--json", refused[0], refused[1], refused[2], refused[3], refused[4], refused[5], refused[6],
+    ]);
+    let approved_through = ex.run(&[
+        "--json",
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.001",
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+        "--dry-run",
+    ]);
     assert_eq!(alone.0, 3, "{alone:?}");
-    assert_eq!(alone, through, "the same exit code, stdout and stderr");
-    assert_eq!(alone_json, through_json);
+    assert_eq!(
+        (alone.0, unaged(&alone.1), &alone.2),
+        (through.0, unaged(&through.1), &through.2),
+        "the same exit code, stdout and stderr"
+    );
+    assert_eq!(
+        (alone_json.0, unaged(&alone_json.1), &alone_json.2),
+        (through_json.0, unaged(&through_json.1), &through_json.2)
+    );
     assert_eq!(approved_alone.0, 0, "{approved_alone:?}");
     let a: Value = serde_json::from_str(&approved_alone.1).unwrap();
     let t: Value = serde_json::from_str(&approved_through.1).unwrap();
     assert_eq!(a["orders"], t["orders"], "the exact orders");
     assert_eq!(a["approved"], t["approved"]);
+}
+
+/// The text without the quote's age (`…, 15 ms old`), which differs from run to run.
+fn unaged(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find(" ms old") {
+            Some(end) => {
+                let start = l[..end].rfind(' ').map_or(0, |i| i + 1);
+                format!("{}N{}", &l[..start], &l[end..])
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs `n` copies of `crbot order …` at once (one per args) and returns their exit codes.
@@ -280,15 +348,45 @@ fn parallel(ex: &CliExchange, orders: &[Vec<&str>]) -> Vec<(i32, String)> {
 fn entries() -> Vec<Vec<&'static str>> {
     vec![
         ENTRY.to_vec(),
-        vec!["order", "buy", "ETHUSDT", "0.01", "--stop-loss", "3100", "--take-profit", "3900"],
-        vec!["order", "buy", "SOLUSDT", "0.1", "--stop-loss", "170", "--take-profit", "210"],
-        vec!["order", "buy", "BNBUSDT", "0.05", "--stop-loss", "600", "--take-profit", "760"],
+        vec![
+            "order",
+            "buy",
+            "ETHUSDT",
+            "0.01",
+            "--stop-loss",
+            "3100",
+            "--take-profit",
+            "3900",
+        ],
+        vec![
+            "order",
+            "buy",
+            "SOLUSDT",
+            "0.1",
+            "--stop-loss",
+            "170",
+            "--take-profit",
+            "210",
+        ],
+        vec![
+            "order",
+            "buy",
+            "BNBUSDT",
+            "0.05",
+            "--stop-loss",
+            "600",
+            "--take-profit",
+            "760",
+        ],
     ]
 }
 
 fn check_one_entry(results: &[(i32, String)]) {
     let sent = results.iter().filter(|(c, _)| *c == 0).count();
-    assert_eq!(sent, 1, "exactly one entry within MAX_TRADES_PER_DAY=1: {results:?}");
+    assert_eq!(
+        sent, 1,
+        "exactly one entry within MAX_TRADES_PER_DAY=1: {results:?}"
+    );
     for (code, err) in results.iter().filter(|(c, _)| *c != 0) {
         assert_eq!(*code, 3, "{err}");
         assert!(err.contains("TRADES_PER_DAY"), "{err}");
@@ -377,7 +475,8 @@ fn parallel_orders_in_sim_mode_with_no_engine_lose_nothing() {
     distinct.dedup();
     assert_eq!(distinct.len(), ids.len(), "distinct orderIds: {ids:?}");
     let saved: Value =
-        serde_json::from_str(&std::fs::read_to_string(home.path().join("sim-exchange.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(home.path().join("sim-exchange.json")).unwrap())
+            .unwrap();
     for id in &ids {
         assert!(
             saved["account"]["orders"].get(id.to_string()).is_some(),
@@ -385,7 +484,13 @@ fn parallel_orders_in_sim_mode_with_no_engine_lose_nothing() {
         );
     }
     for asset in ["BTC", "ETH", "SOL", "BNB"] {
-        let free = saved["account"]["balances"][asset]["free"].as_str().unwrap_or("0");
-        assert!(free != "0", "{asset} bought and kept: {}", saved["account"]["balances"]);
+        let free = saved["account"]["balances"][asset]["free"]
+            .as_str()
+            .unwrap_or("0");
+        assert!(
+            free != "0",
+            "{asset} bought and kept: {}",
+            saved["account"]["balances"]
+        );
     }
 }

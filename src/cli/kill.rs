@@ -135,9 +135,13 @@ async fn kill_through(ctx: &Ctx, engine: &Remote, flatten: bool) -> Option<Outco
                 shown += 1;
             }
         }
-        let done = ours
-            && kill["done"] == json!(true)
-            && (!flatten || kill["stage"] == json!(KillStage::Flattened.label()));
+        let swept = ours && kill["done"] == json!(true);
+        // The flatten's sells go once the sweep is done; they are over when the engine holds
+        // none of crbot's positions any more (dust aside).
+        let done = swept
+            && (!flatten
+                || (kill["stage"] == json!(KillStage::Flattening.label())
+                    && engine_positions(engine).await.is_some_and(|n| n == 0)));
         if done {
             break true;
         }
@@ -189,6 +193,24 @@ kill run by the engine (pid of the lock holder): {summary}
         Ok(exit::OK)
     } else {
         Err(Failure::new(format!("kill incomplete: {summary}")))
+    })
+}
+
+/// How many of crbot's own positions (not external, not dust) the engine shows.
+async fn engine_positions(engine: &Remote) -> Option<usize> {
+    let (status, doc) = engine
+        .call("GET", "/api/positions", None, Duration::from_secs(5))
+        .await
+        .ok()?;
+    (status == 200).then(|| {
+        doc["positions"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter(|p| p["external"] != json!(true) && p["dust"] != json!(true))
+                    .count()
+            })
+            .unwrap_or(0)
     })
 }
 
