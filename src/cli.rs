@@ -264,7 +264,7 @@ where
         Command::Resume => kill::resume(ctx).await,
         Command::Backup { path } => {
             // With no engine running, the account is this command's while it copies.
-            let _route = remote::route(ctx).await?;
+            let _route = common::route(ctx).await?;
             info::backup(ctx, path)
         }
         Command::Journal {

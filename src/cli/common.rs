@@ -106,6 +106,14 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Finds the account's running engine, or takes the account's lock for this command (waiting
+/// at most [`remote::ENGINE_WAIT`] for another command that holds it).
+pub async fn route(ctx: &Ctx) -> Result<Route, Failure> {
+    remote::route_within(&ctx.config.paths.data_dir, ctx.config.mode, remote::ENGINE_WAIT)
+        .await
+        .map_err(Failure::new)
+}
+
 /// Opens this mode's journal and restores the engine state from it (no network), for a
 /// command that writes: a journal that cannot be written is refused, saying so.
 pub fn open_core(config: &Config) -> Result<Core, Failure> {
@@ -226,9 +234,9 @@ async fn prepare_with(ctx: &Ctx, extra: &[Symbol], read_only_ok: bool) -> Result
     // engine owns); with none, it holds the account's lock while it runs. A command that
     // writes (`order`) took the lock, or went through the engine, before it got here.
     let (lock, beside_engine) = if read_only_ok {
-        match remote::route(ctx).await? {
+        match route(ctx).await? {
             Route::Engine(_) => (None, true),
-            Route::Alone(lock) => (Some(lock), false),
+            Route::Alone(lock) => (lock, false),
         }
     } else {
         (None, false)

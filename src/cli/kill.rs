@@ -74,7 +74,7 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
     // starting, or another command): the sweep runs from here anyway.
     let lock = EngineLock::try_acquire(&ctx.config.paths.data_dir, ctx.config.mode).ok();
     if lock.is_none() {
-        match remote::engine_now(ctx).await {
+        match remote::engine_now(&ctx.config.paths.data_dir, ctx.config.mode).await {
             Some(engine) => match kill_through(ctx, &engine, flatten).await {
                 Some(outcome) => return outcome,
                 None => eprintln!(
@@ -404,7 +404,7 @@ async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
 /// `crbot resume`: re-arms, journaled. In modes with keys the vault passphrase is required
 /// first (keys from the environment in development stand in for it, as everywhere).
 pub async fn resume(ctx: &Ctx) -> Outcome {
-    let route = remote::route(ctx).await?;
+    let route = common::route(ctx).await?;
     let config = &ctx.config;
     if config.mode.needs_keys() && config.env_keys.is_none() {
         let path = crate::vault::vault_path(Some(&config.paths.config_dir));

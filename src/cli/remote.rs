@@ -10,14 +10,14 @@
 //! Owns: that choice and the socket client. Must not: decide anything about an order (the
 //! engine does), or retry a request that changes state (an order is never sent twice).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt as _;
 use hyper::body::Bytes;
 use serde_json::Value;
 
-use crate::cli::common::{Ctx, Failure};
+use crate::domain::Mode;
 use crate::engine::lock::{self, EngineLock, LockError};
 
 /// How long a command waits for the account while another command holds it (or an engine is
@@ -32,7 +32,10 @@ pub enum Route {
     /// An engine runs for the account: go through it.
     Engine(Remote),
     /// No engine: this command is the account's short-lived engine while it holds the lock.
-    Alone(EngineLock),
+    /// `None` when the lock file cannot even be opened (a data folder this user may only
+    /// read): no engine can run there for this user either, and the command goes on as before
+    /// (the journal itself refuses what cannot be written).
+    Alone(Option<EngineLock>),
 }
 
 /// The running engine's control API on its unix socket.
@@ -41,14 +44,9 @@ pub struct Remote {
     path: PathBuf,
 }
 
-/// Finds the account's engine or takes the lock, waiting at most [`ENGINE_WAIT`].
-pub async fn route(ctx: &Ctx) -> Result<Route, Failure> {
-    route_within(ctx, ENGINE_WAIT).await
-}
-
-pub async fn route_within(ctx: &Ctx, wait: Duration) -> Result<Route, Failure> {
-    let data = &ctx.config.paths.data_dir;
-    let mode = ctx.config.mode;
+/// Finds the account's engine or takes the lock, waiting at most `wait` ([`ENGINE_WAIT`]);
+/// `Err` is the line to print.
+pub async fn route_within(data: &Path, mode: Mode, wait: Duration) -> Result<Route, String> {
     let remote = Remote {
         path: lock::socket_path(data, mode),
     };
@@ -56,20 +54,26 @@ pub async fn route_within(ctx: &Ctx, wait: Duration) -> Result<Route, Failure> {
     let mut told = false;
     loop {
         let holder = match EngineLock::try_acquire(data, mode) {
-            Ok(lock) => return Ok(Route::Alone(lock)),
+            Ok(lock) => return Ok(Route::Alone(Some(lock))),
             Err(LockError::Held { holder, .. }) => holder,
-            Err(e) => return Err(Failure::new(e.to_string())),
+            Err(e @ LockError::Io { .. }) => {
+                if remote.answers().await {
+                    return Ok(Route::Engine(remote));
+                }
+                tracing::warn!("{e}; going on without the account's lock");
+                return Ok(Route::Alone(None));
+            }
         };
         if remote.answers().await {
             return Ok(Route::Engine(remote));
         }
         let pid = holder.as_deref().unwrap_or("unknown").to_string();
         if Instant::now() >= deadline {
-            return Err(Failure::new(format!(
+            return Err(format!(
                 "the {mode} account is still busy after {} s (pid {pid} holds it and no engine answers on {}); try again when it is done",
                 wait.as_secs(),
                 remote.path.display()
-            )));
+            ));
         }
         if !told {
             eprintln!(
@@ -83,9 +87,9 @@ pub async fn route_within(ctx: &Ctx, wait: Duration) -> Result<Route, Failure> {
 }
 
 /// The running engine if one answers on the socket now (no waiting for the lock).
-pub async fn engine_now(ctx: &Ctx) -> Option<Remote> {
+pub async fn engine_now(data: &Path, mode: Mode) -> Option<Remote> {
     let remote = Remote {
-        path: lock::socket_path(&ctx.config.paths.data_dir, ctx.config.mode),
+        path: lock::socket_path(data, mode),
     };
     remote.answers().await.then_some(remote)
 }

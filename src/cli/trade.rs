@@ -106,7 +106,7 @@ pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
     // One engine per account: a running engine takes the ticket against its live risk state
     // (and protects the entry after its fill); otherwise this command is the engine, holding
     // the account's lock until it exits.
-    let _lock = match remote::route(ctx).await? {
+    let _lock = match common::route(ctx).await? {
         Route::Engine(engine) => return order_through(ctx, &engine, args, &ticket).await,
         Route::Alone(lock) => lock,
     };
