@@ -141,7 +141,7 @@ fn routes_of(link: EngineLink, keys: TokenKeys) -> Router {
         .route("/api/pnl", get(routes::pnl))
         .route("/api/risk", get(routes::risk))
         .route("/api/equity", get(routes::equity))
-        .route("/api/trades", get(routes::not_implemented_read))
+        .route("/api/trades", get(orders::trades))
         .route("/api/stream", get(routes::not_implemented_read))
         .route("/api/broker/balance", get(routes::balance))
         .route("/api/broker/ping", get(routes::ping))

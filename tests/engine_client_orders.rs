@@ -7,7 +7,7 @@
 mod machine_support;
 
 use crbot::domain::{LocalOrderState, OrderStatus, OrderType, Side, Ticket, TicketKind};
-use crbot::engine::machine::{Effect, OrderReply, Placement};
+use crbot::engine::machine::{Effect, Placement, Reply};
 use crbot::engine::snapshot::Command;
 use crbot::risk::Limits;
 use machine_support::*;
@@ -32,7 +32,7 @@ fn order(request: u64, ticket: Ticket, dry_run: bool) -> Command {
 }
 
 /// The replies among the effects, with their request ids.
-fn replies(fx: &Effects) -> Vec<(u64, OrderReply)> {
+fn replies(fx: &Effects) -> Vec<(u64, Reply)> {
     fx.0.iter()
         .filter_map(|e| match e {
             Effect::Reply { request, reply } => Some((*request, reply.clone())),
@@ -66,7 +66,7 @@ fn an_approved_client_order_is_answered_when_the_exchange_answers_and_protected_
     assert_eq!(r.len(), 1, "{r:?}");
     let (
         request,
-        OrderReply::Sent {
+        Reply::Sent {
             placement,
             order,
             protective,
@@ -91,7 +91,7 @@ fn a_second_entry_on_the_same_symbol_is_refused_at_once_as_a_duplicate() {
     let fx = s.command(order(2, entry_ticket(), false));
     assert!(fx.places().is_empty(), "nothing sent: {:?}", fx.0);
     let r = replies(&fx);
-    let [(2, OrderReply::RiskRejected { denials, .. })] = r.as_slice() else {
+    let [(2, Reply::RiskRejected { denials, .. })] = r.as_slice() else {
         panic!("expected one rejection for request 2, got {r:?}");
     };
     assert!(
@@ -112,7 +112,7 @@ fn trades_per_day_counts_client_orders_and_screen_tickets_together() {
     let fx = s.command(order(3, entry_ticket(), false));
     assert!(fx.places().is_empty(), "{:?}", fx.0);
     let r = replies(&fx);
-    let [(3, OrderReply::RiskRejected { denials, .. })] = r.as_slice() else {
+    let [(3, Reply::RiskRejected { denials, .. })] = r.as_slice() else {
         panic!("expected a rejection, got {r:?}");
     };
     assert!(
@@ -129,7 +129,7 @@ fn an_unknown_outcome_is_answered_as_unknown_and_settled_by_query_never_resent()
     assert!(fx.places().is_empty(), "never resent: {:?}", fx.0);
     assert_eq!(fx.resolves().len(), 1, "settled by client order id");
     let r = replies(&fx);
-    let [(9, OrderReply::Sent { placement, .. })] = r.as_slice() else {
+    let [(9, Reply::Sent { placement, .. })] = r.as_slice() else {
         panic!("expected Sent, got {r:?}");
     };
     assert_eq!(*placement, Placement::Unknown);
@@ -141,7 +141,7 @@ fn a_dry_run_answers_the_verdict_and_the_exact_order_and_sends_nothing() {
     let fx = s.command(order(4, entry_ticket(), true));
     assert!(fx.places().is_empty(), "{:?}", fx.0);
     let r = replies(&fx);
-    let [(4, OrderReply::DryRun { lines, verdict, .. })] = r.as_slice() else {
+    let [(4, Reply::DryRun { lines, verdict, .. })] = r.as_slice() else {
         panic!("expected a dry run, got {r:?}");
     };
     let approved = verdict.as_ref().expect("approved");
@@ -159,5 +159,5 @@ fn before_the_start_up_reconciliation_nothing_is_decided_and_the_client_is_told(
     let fx = s.command(order(6, entry_ticket(), false));
     assert!(fx.places().is_empty());
     let r = replies(&fx);
-    assert_eq!(r, vec![(6, OrderReply::NotReady)]);
+    assert_eq!(r, vec![(6, Reply::NotReady)]);
 }

@@ -2,7 +2,7 @@
 //! order's answer is made of (shared with `crbot order`, so that a command run against the
 //! engine prints what a command run alone prints).
 //!
-//! Owns: the body's checks (400), the mapping of the engine's [`OrderReply`] to statuses
+//! Owns: the body's checks (400), the mapping of the engine's [`Reply`] to statuses
 //! (201 sent and accepted, 202 outcome unknown, 200 dry run, 422 risk rejection, 502 refused by
 //! the exchange, 503 nothing decided) and the order and dry-run documents. Must not: decide,
 //! send or resend anything: the engine does, once, as for a screen ticket.
@@ -17,10 +17,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::TradeAccess;
-use super::error::{ApiError, Body};
+use super::auth::{ReadAccess, TradeAccess};
+use super::error::{ApiError, Body, QueryOf};
 use crate::domain::{Order, Price, Qty, Side, Symbol, Ticket, TicketKind};
-use crate::engine::machine::{OrderReply, Placement};
+use crate::engine::machine::{Placement, Reply};
 use crate::engine::snapshot::{Command, RuleLine};
 use crate::risk::{ApprovedOrder, Denial};
 
@@ -142,21 +142,85 @@ pub(crate) async fn place(
     Ok(respond(reply))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradesQuery {
+    /// Epoch milliseconds; fills at or after it (all of them without it).
+    since: Option<i64>,
+}
+
+/// `GET /api/trades?since=MS`: the journal's fills, oldest first, read by the engine.
+pub(crate) async fn trades(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    QueryOf(query): QueryOf<TradesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (request, answer) = state.replies.register();
+    let command = Command::Trades {
+        request,
+        since_ms: query.since.unwrap_or(0),
+    };
+    if state
+        .commands
+        .send_timeout(command, Duration::from_secs(2))
+        .await
+        .is_err()
+    {
+        state.replies.forget(request);
+        return Err(ApiError::unavailable(
+            "the engine is not taking commands (stopping or busy)",
+        ));
+    }
+    match tokio::time::timeout(Duration::from_secs(10), answer).await {
+        Ok(Ok(Reply::Trades(Ok(fills)))) => Ok(Json(
+            json!({"trades": fills.iter().map(fill_json).collect::<Vec<_>>()}),
+        )),
+        Ok(Ok(Reply::Trades(Err(e)))) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "JOURNAL",
+            format!("the journal's fills could not be read: {e}"),
+        )),
+        _ => Err(ApiError::unavailable("the engine did not answer")),
+    }
+}
+
+/// One fill as `GET /api/trades` lists it.
+pub fn fill_json(f: &crate::domain::Fill) -> Value {
+    json!({
+        "symbol": f.symbol.as_str(),
+        "trade_id": f.trade_id,
+        "order_id": f.order_id,
+        "client_order_id": f.client_order_id.as_ref().map(|c| c.as_str()),
+        "side": f.side.as_wire(),
+        "price": f.price.to_string(),
+        "qty": f.qty.to_string(),
+        "commission": f.commission.to_string(),
+        "commission_asset": f.commission_asset.as_str(),
+        "time_ms": f.time_ms,
+        "is_maker": f.is_maker,
+    })
+}
+
 /// The status and document of an engine's answer.
-pub fn respond(reply: OrderReply) -> (StatusCode, Json<Value>) {
+pub fn respond(reply: Reply) -> (StatusCode, Json<Value>) {
     match reply {
-        OrderReply::NotReady => (
+        // Not an answer to an order; `trades` handles its own.
+        Reply::Trades(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "INTERNAL", "message": "an unexpected answer from the engine"})),
+        ),
+        Reply::NotReady => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "error": ENGINE_STARTING,
                 "message": "the engine is still reconciling with the exchange; nothing was sent; try again in a moment",
             })),
         ),
-        OrderReply::NotSent { message } => (
+        Reply::NotSent { message } => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "NOT_SENT", "message": message})),
         ),
-        OrderReply::RiskRejected { ticket, denials } => {
+        Reply::RiskRejected { ticket, denials } => {
             let first = denials.first();
             let mut doc = rejection_json(&ticket, &denials);
             doc["error"] = json!("RISK_REJECTED");
@@ -164,7 +228,7 @@ pub fn respond(reply: OrderReply) -> (StatusCode, Json<Value>) {
             doc["message"] = json!(first.map(strip_code));
             (StatusCode::UNPROCESSABLE_ENTITY, Json(doc))
         }
-        OrderReply::DryRun {
+        Reply::DryRun {
             ticket,
             lines,
             verdict,
@@ -181,7 +245,7 @@ pub fn respond(reply: OrderReply) -> (StatusCode, Json<Value>) {
             doc["text"] = json!(text);
             (StatusCode::OK, Json(doc))
         }
-        OrderReply::Sent {
+        Reply::Sent {
             placement,
             order,
             protective,

@@ -42,7 +42,7 @@ use crate::secret::SecretString;
 use crate::vault::VaultError;
 
 pub use sync::candle;
-pub use tickets::{OrderReply, Placement, headroom, outgoing_orders};
+pub use tickets::{Placement, Reply, headroom, outgoing_orders};
 
 /// Something that happened, for the engine to act on.
 #[derive(Debug)]
@@ -207,9 +207,10 @@ pub enum Effect {
     },
     /// The symbols the market stream follows.
     SetWatchlist(Vec<Symbol>),
-    /// The answer to a command that carried a request id (`Command::Order`): the executor
+    /// The answer to a command that carried a request id (`Command::Order`,
+    /// `Command::Trades`): the executor
     /// hands it to whoever waits for it. Never an action on the exchange.
-    Reply { request: RequestId, reply: OrderReply },
+    Reply { request: RequestId, reply: Reply },
 }
 
 /// The console's engine: the journal-backed core plus the state of each workflow.
@@ -312,6 +313,7 @@ impl Engine {
                 ticket,
                 dry_run,
             } => self.client_order(request, ticket, dry_run, now),
+            Command::Trades { request, since_ms } => self.trades(request, since_ms),
         }
     }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{ClientOrderId, Fill, Symbol};
 use crate::engine::backup;
 use crate::engine::core::Core;
-use crate::engine::machine::{Answer, Effect, Engine, Input, OrderReply, TickFacts, candle};
+use crate::engine::machine::{Answer, Effect, Engine, Input, Reply, TickFacts, candle};
 use crate::engine::snapshot::{Command, RateLimitUsage, RequestId, Snapshot};
 use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
@@ -63,12 +63,12 @@ pub struct Replies {
 #[derive(Debug, Default)]
 struct ReplyMap {
     next: RequestId,
-    waiting: HashMap<RequestId, oneshot::Sender<OrderReply>>,
+    waiting: HashMap<RequestId, oneshot::Sender<Reply>>,
 }
 
 impl Replies {
     /// A fresh request id and where its answer will arrive.
-    pub fn register(&self) -> (RequestId, oneshot::Receiver<OrderReply>) {
+    pub fn register(&self) -> (RequestId, oneshot::Receiver<Reply>) {
         let (tx, rx) = oneshot::channel();
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.next += 1;
@@ -83,7 +83,7 @@ impl Replies {
         map.waiting.remove(&request);
     }
 
-    fn answer(&self, request: RequestId, reply: OrderReply) {
+    fn answer(&self, request: RequestId, reply: Reply) {
         let waiter = {
             let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             map.waiting.remove(&request)

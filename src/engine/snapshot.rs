@@ -645,6 +645,12 @@ pub enum Command {
         ticket: crate::domain::Ticket,
         dry_run: bool,
     },
+    /// The journal's fills at or after `since_ms` (`GET /api/trades?since=MS`), answered with
+    /// an `Effect::Reply` carrying `request`.
+    Trades {
+        request: RequestId,
+        since_ms: i64,
+    },
 }
 
 /// Names a command that needs an answer; the executor keeps who waits for it.

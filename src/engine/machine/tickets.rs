@@ -394,9 +394,13 @@ mod tests {
 #[derive(Debug, Default)]
 pub(super) struct Awaiting(BTreeMap<ClientOrderId, RequestId>);
 
-/// The engine's answer to a client's ticket (`Command::Order`).
+/// The engine's answer to a command that carried a request id: a client's ticket
+/// (`Command::Order`) or a read of the journal's fills (`Command::Trades`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OrderReply {
+pub enum Reply {
+    /// The fills journaled at or after the asked time, oldest first (or why they could not be
+    /// read).
+    Trades(Result<Vec<crate::domain::Fill>, String>),
     /// The engine is still reconciling with the exchange at start-up: nothing decided, nothing
     /// journaled, nothing sent (the client may ask again).
     NotReady,
@@ -450,7 +454,7 @@ impl Engine {
         if !self.sync.reconciled {
             return self.emit(Effect::Reply {
                 request,
-                reply: OrderReply::NotReady,
+                reply: Reply::NotReady,
             });
         }
         if dry_run {
@@ -479,11 +483,11 @@ impl Engine {
             }
             Err(Refusal::Risk(denials)) => self.emit(Effect::Reply {
                 request,
-                reply: OrderReply::RiskRejected { ticket, denials },
+                reply: Reply::RiskRejected { ticket, denials },
             }),
             Err(Refusal::Storage(e)) => self.emit(Effect::Reply {
                 request,
-                reply: OrderReply::NotSent {
+                reply: Reply::NotSent {
                     message: format!("not sent: the journal cannot record it ({e})"),
                 },
             }),
@@ -491,7 +495,7 @@ impl Engine {
     }
 
     /// The verdict and the exact orders; only the risk decision is journaled.
-    fn dry_run(&mut self, ticket: Ticket, now: i64) -> OrderReply {
+    fn dry_run(&mut self, ticket: Ticket, now: i64) -> Reply {
         let rctx = self.core.state.risk_context(false);
         let verdict = risk::check(&self.core.state.limits, &rctx, &ticket, now).map(|a| a.into_inner());
         let (lines, _) = self.core.preview_lines(&ticket, now);
@@ -515,15 +519,29 @@ impl Engine {
             reason,
         };
         if let Err(e) = self.core.journal.record_risk_event(&record) {
-            return OrderReply::NotSent {
+            return Reply::NotSent {
                 message: format!("the journal cannot record the decision: {e}"),
             };
         }
-        OrderReply::DryRun {
+        Reply::DryRun {
             ticket,
             lines,
             verdict,
         }
+    }
+
+    /// The journal's fills since `since_ms` (the journal is the engine's own store).
+    pub(super) fn trades(&mut self, request: RequestId, since_ms: i64) {
+        let fills = self
+            .core
+            .journal
+            .fills()
+            .map(|all| all.into_iter().filter(|f| f.time_ms >= since_ms).collect())
+            .map_err(|e| e.to_string());
+        self.emit(Effect::Reply {
+            request,
+            reply: Reply::Trades(fills),
+        });
     }
 
     /// After a placement's answer was handled: the reply its client waits for, if any.
@@ -548,7 +566,7 @@ impl Engine {
             .unwrap_or_default();
         self.emit(Effect::Reply {
             request,
-            reply: OrderReply::Sent {
+            reply: Reply::Sent {
                 placement,
                 order,
                 protective,
