@@ -190,6 +190,18 @@ fn serve_holds_the_account_and_serves_its_socket_0600_without_a_token_until_it_s
     let lines: Vec<&str> = err.lines().filter(|l| !l.contains("warning")).collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
 
+    // Nor does a console start a second engine (attaching to it is another feature).
+    let out = spawn(&ex, &[]).stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "an engine already runs for this account (pid {})",
+            serve.child.id()
+        )),
+        "{err}"
+    );
+
     assert_eq!(serve.terminate(), 0);
     assert!(!path.exists(), "the socket is removed on a clean stop");
 }

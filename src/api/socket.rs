@@ -89,3 +89,33 @@ pub async fn serve(listener: UnixListener, app: Router, stop: CancellationToken)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Mode;
+
+    #[tokio::test]
+    async fn a_stale_socket_file_is_replaced_by_an_owner_only_one_removed_when_dropped() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lock = EngineLock::try_acquire(dir.path(), Mode::Sim).expect("lock");
+        let path = crate::engine::lock::socket_path(dir.path(), Mode::Sim);
+        // What a crashed engine leaves behind: a file nobody answers on.
+        std::fs::write(&path, b"stale").expect("stale file");
+        let (listener, file) = bind(&path, &lock).expect("bound");
+        let meta = std::fs::symlink_metadata(&path).expect("socket");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(meta.file_type().is_socket(), "a socket, not the stale file");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // Nothing of the private staging folder is left next to it.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with(".engine-sock-")), "{names:?}");
+        let _client = tokio::net::UnixStream::connect(&path).await.expect("connects");
+        drop(listener);
+        drop(file);
+        assert!(!path.exists(), "removed on a clean stop");
+    }
+}
