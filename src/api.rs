@@ -103,7 +103,7 @@ impl FromRef<AppState> for Arc<TokenKeys> {
 /// counts per client; without it every request counts as one client.
 pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
     let rate_limit = settings.rate_limit;
-    let app = routes_of(link, settings.keys);
+    let app = routes_of(link, settings.keys, false);
     let app = match rate_limit {
         Some((requests, window)) => {
             let limiter = Arc::new(limit::RateLimiter::new(requests, window));
@@ -122,10 +122,12 @@ pub fn socket_router(link: EngineLink) -> Router {
     // No token is ever checked over the socket; the key only fills the state's slot.
     let keys = TokenKeys::new(&SecretString::new(hex::encode(rand::random::<[u8; 32]>())))
         .expect("an HS256 key from 32 random bytes");
-    routes_of(link, keys).layer(CatchPanicLayer::custom(panic_response))
+    routes_of(link, keys, true).layer(CatchPanicLayer::custom(panic_response))
 }
 
-fn routes_of(link: EngineLink, keys: TokenKeys) -> Router {
+/// The routes; `socket`: also the socket-only ones (`POST /api/backup`, which writes a file
+/// where the caller says, as the engine's user).
+fn routes_of(link: EngineLink, keys: TokenKeys, socket: bool) -> Router {
     let state = AppState {
         keys: Arc::new(keys),
         commands: link.commands,
@@ -133,8 +135,13 @@ fn routes_of(link: EngineLink, keys: TokenKeys) -> Router {
         rearm_passphrase: link.rearm_passphrase.map(Arc::new),
         replies: link.replies,
     };
-    Router::new()
-        .route("/api/health", get(routes::health))
+    let app = Router::new();
+    let app = if socket {
+        app.route("/api/backup", post(orders::backup))
+    } else {
+        app
+    };
+    app.route("/api/health", get(routes::health))
         .route("/api/positions", get(routes::positions))
         .route("/api/orders", get(routes::orders).post(orders::place))
         .route("/api/orders/{client_order_id}", delete(routes::cancel))

@@ -262,11 +262,12 @@ where
         Command::Pnl => info::pnl(ctx).await,
         Command::Kill { flatten } => kill::kill(ctx, *flatten).await,
         Command::Resume => kill::resume(ctx).await,
-        Command::Backup { path } => {
-            // With no engine running, the account is this command's while it copies.
-            let _route = common::route(ctx).await?;
-            info::backup(ctx, path)
-        }
+        // Through the running engine (it journals the backup); with none, the account is this
+        // command's while it copies.
+        Command::Backup { path } => match common::route(ctx).await? {
+            remote::Route::Engine(engine) => info::backup_through(ctx, &engine, path).await,
+            remote::Route::Alone(_lock) => info::backup(ctx, path),
+        },
         Command::Journal {
             command: JournalCommand::Export { csv },
         } => info::export(ctx, csv),

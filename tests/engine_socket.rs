@@ -506,3 +506,49 @@ fn parallel_orders_in_sim_mode_with_no_engine_lose_nothing() {
         );
     }
 }
+
+#[test]
+fn a_backup_from_another_shell_is_made_by_the_engine_and_printed_as_alone() {
+    let ex = exchange(&[]);
+    let out = tempfile::tempdir().unwrap();
+    let alone_path = out.path().join("alone.db");
+    ex.json(&["orders"]); // the journal exists
+    let alone = ex.json(&["backup", alone_path.to_str().unwrap()]);
+    let _serve = Serve::start(&ex);
+    let copy = out.path().join("through.db");
+    let (code, text, err) = ex.run(&["backup", copy.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let journal = ex.home().join("journal-sim.db");
+    assert_eq!(
+        text.trim(),
+        format!(
+            "backup of {} written to {} ({} bytes)",
+            journal.display(),
+            copy.display(),
+            std::fs::metadata(&copy).unwrap().len()
+        )
+    );
+    let again = ex.run(&["backup", copy.to_str().unwrap()]);
+    assert_eq!(again.0, 1, "an existing file is never overwritten: {again:?}");
+    assert!(again.2.contains("already exists"), "{}", again.2);
+    let through = ex.json(&["backup", out.path().join("json.db").to_str().unwrap()]);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&alone), keys(&through));
+    assert_eq!(alone["source"], through["source"]);
+    let backup = crbot::journal::Journal::open_existing(&copy, crbot::domain::Mode::Sim).unwrap();
+    assert!(backup.integrity_check().unwrap());
+    // A relative path is the caller's, not the engine's working folder.
+    let rel = ex
+        .crbot()
+        .current_dir(out.path())
+        .args(["backup", "relative.db"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        rel.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rel.stderr)
+    );
+    assert!(out.path().join("relative.db").exists());
+}

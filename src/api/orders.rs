@@ -184,6 +184,66 @@ pub(crate) async fn trades(
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupBody {
+    /// An absolute path on the engine's machine.
+    path: std::path::PathBuf,
+}
+
+/// `POST /api/backup {"path"}` (socket only: it writes a file as the engine's user, where the
+/// caller says): an online backup of the journal by the engine, journaled as a `BACKUP` event.
+/// 200 `{"source", "path", "bytes"}`; 500 `BACKUP_FAILED` with the reason.
+pub(crate) async fn backup(
+    _: TradeAccess,
+    State(state): State<AppState>,
+    Body(body): Body<BackupBody>,
+) -> Result<Json<Value>, ApiError> {
+    if !body.path.is_absolute() {
+        return Err(ApiError::bad_request(
+            "path must be absolute (the engine's working folder is not yours)",
+        ));
+    }
+    let (request, answer) = state.replies.register();
+    let command = Command::Backup {
+        request,
+        dest: body.path,
+    };
+    if state
+        .commands
+        .send_timeout(command, Duration::from_secs(2))
+        .await
+        .is_err()
+    {
+        state.replies.forget(request);
+        return Err(ApiError::unavailable(
+            "the engine is not taking commands (stopping or busy)",
+        ));
+    }
+    match tokio::time::timeout(BACKUP_WAIT, answer).await {
+        Ok(Ok(Reply::Backup {
+            source,
+            dest,
+            result: Ok(bytes),
+        })) => Ok(Json(json!({
+            "source": source.display().to_string(),
+            "path": dest.display().to_string(),
+            "bytes": bytes,
+        }))),
+        Ok(Ok(Reply::Backup { result: Err(e), .. })) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "BACKUP_FAILED",
+            e,
+        )),
+        _ => Err(ApiError::unavailable(
+            "the engine did not finish the backup in time",
+        )),
+    }
+}
+
+/// How long `POST /api/backup` waits for the copy.
+pub const BACKUP_WAIT: Duration = Duration::from_secs(300);
+
 /// One fill as `GET /api/trades` lists it.
 pub fn fill_json(f: &crate::domain::Fill) -> Value {
     json!({
@@ -205,7 +265,7 @@ pub fn fill_json(f: &crate::domain::Fill) -> Value {
 pub fn respond(reply: Reply) -> (StatusCode, Json<Value>) {
     match reply {
         // Not an answer to an order; `trades` handles its own.
-        Reply::Trades(_) => (
+        Reply::Trades(_) | Reply::Backup { .. } => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": "INTERNAL", "message": "an unexpected answer from the engine"})),
         ),

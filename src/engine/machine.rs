@@ -314,6 +314,7 @@ impl Engine {
                 dry_run,
             } => self.client_order(request, ticket, dry_run, now),
             Command::Trades { request, since_ms } => self.trades(request, since_ms),
+            Command::Backup { request, dest } => self.backup_for(request, dest, now),
         }
     }
 
@@ -346,7 +347,10 @@ impl Engine {
                 state_row,
                 trading,
             } => self.on_rearm_checked(verdict, state_row, trading, now),
-            Answer::Backup(outcome) => self.on_backup(*outcome, now),
+            Answer::Backup(outcome) => {
+                self.reply_backup(&outcome);
+                self.on_backup(*outcome, now);
+            }
             other => self.on_sync_answer(other, now),
         }
     }

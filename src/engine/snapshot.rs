@@ -651,6 +651,12 @@ pub enum Command {
         request: RequestId,
         since_ms: i64,
     },
+    /// An online backup of the journal to `dest` (`crbot backup PATH` while an engine runs),
+    /// journaled as the command's own would be; answered when the copy is done.
+    Backup {
+        request: RequestId,
+        dest: std::path::PathBuf,
+    },
 }
 
 /// Names a command that needs an answer; the executor keeps who waits for it.

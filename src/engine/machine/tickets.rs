@@ -390,9 +390,13 @@ mod tests {
     }
 }
 
-/// Client orders (`Command::Order`) waiting for the exchange's answer to their placement.
+/// Client orders (`Command::Order`) waiting for the exchange's answer to their placement, and
+/// client backups (`Command::Backup`) waiting for their copy, by destination.
 #[derive(Debug, Default)]
-pub(super) struct Awaiting(BTreeMap<ClientOrderId, RequestId>);
+pub(super) struct Awaiting {
+    orders: BTreeMap<ClientOrderId, RequestId>,
+    backups: BTreeMap<std::path::PathBuf, RequestId>,
+}
 
 /// The engine's answer to a command that carried a request id: a client's ticket
 /// (`Command::Order`) or a read of the journal's fills (`Command::Trades`).
@@ -401,6 +405,13 @@ pub enum Reply {
     /// The fills journaled at or after the asked time, oldest first (or why they could not be
     /// read).
     Trades(Result<Vec<crate::domain::Fill>, String>),
+    /// A client's backup (`Command::Backup`): the journal copied, its size in bytes, or why
+    /// not. Journaled as a `BACKUP` event either way.
+    Backup {
+        source: std::path::PathBuf,
+        dest: std::path::PathBuf,
+        result: Result<u64, String>,
+    },
     /// The engine is still reconciling with the exchange at start-up: nothing decided, nothing
     /// journaled, nothing sent (the client may ask again).
     NotReady,
@@ -478,7 +489,7 @@ impl Engine {
                         ticket.side, ticket.qty, ticket.symbol
                     ),
                 );
-                self.awaiting.0.insert(cid, request);
+                self.awaiting.orders.insert(cid, request);
                 self.send(p, None);
             }
             Err(Refusal::Risk(denials)) => self.emit(Effect::Reply {
@@ -544,9 +555,49 @@ impl Engine {
         });
     }
 
+    /// A client's backup to `dest`, off the loop as every backup; answered when it is done.
+    pub(super) fn backup_for(&mut self, request: RequestId, dest: std::path::PathBuf, now: i64) {
+        if self.awaiting.backups.contains_key(&dest) {
+            return self.emit(Effect::Reply {
+                request,
+                reply: Reply::Backup {
+                    source: self.core.journal.path().to_path_buf(),
+                    dest,
+                    result: Err("a backup to this path is already running".into()),
+                },
+            });
+        }
+        self.awaiting.backups.insert(dest.clone(), request);
+        self.emit(Effect::Backup {
+            journal: self.core.journal.path().to_path_buf(),
+            mode: self.core.state.mode,
+            dest,
+            reason: crate::engine::backup::Reason::Command,
+            started_ms: now,
+        });
+    }
+
+    /// A finished backup some client waits for: its reply.
+    pub(super) fn reply_backup(&mut self, outcome: &crate::engine::backup::BackupOutcome) {
+        if outcome.reason != crate::engine::backup::Reason::Command {
+            return;
+        }
+        let Some(request) = self.awaiting.backups.remove(&outcome.path) else {
+            return;
+        };
+        self.emit(Effect::Reply {
+            request,
+            reply: Reply::Backup {
+                source: self.core.journal.path().to_path_buf(),
+                dest: outcome.path.clone(),
+                result: outcome.result.clone(),
+            },
+        });
+    }
+
     /// After a placement's answer was handled: the reply its client waits for, if any.
     pub(super) fn reply_placed(&mut self, cid: &ClientOrderId, placement: Placement) {
-        let Some(request) = self.awaiting.0.remove(cid) else {
+        let Some(request) = self.awaiting.orders.remove(cid) else {
             return;
         };
         let order = self.core.state.orders.get(cid).cloned();
