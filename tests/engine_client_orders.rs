@@ -161,3 +161,44 @@ fn before_the_start_up_reconciliation_nothing_is_decided_and_the_client_is_told(
     let r = replies(&fx);
     assert_eq!(r, vec![(6, Reply::NotReady)]);
 }
+
+#[test]
+fn a_client_backup_runs_off_the_loop_and_is_answered_with_its_outcome() {
+    use crbot::engine::backup::{BackupOutcome, Reason};
+    use crbot::engine::machine::Answer;
+    let mut s = Script::started(Limits::default(), false, usdt_only());
+    let dest = std::path::PathBuf::from("/backups/copy.db");
+    let fx = s.command(Command::Backup {
+        request: 11,
+        dest: dest.clone(),
+    });
+    assert!(
+        replies(&fx).is_empty(),
+        "answered when the copy is done: {:?}",
+        fx.0
+    );
+    assert!(
+        fx.0.iter()
+            .any(|e| matches!(e, Effect::Backup { dest: d, reason: Reason::Command, .. } if *d == dest)),
+        "{:?}",
+        fx.0
+    );
+    let fx = s.answer(Answer::Backup(Box::new(BackupOutcome {
+        reason: Reason::Command,
+        path: dest.clone(),
+        result: Ok(4096),
+        pruned: Vec::new(),
+        prune_failures: Vec::new(),
+    })));
+    let r = replies(&fx);
+    let [(11, Reply::Backup { dest: d, result, .. })] = r.as_slice() else {
+        panic!("expected the backup's reply, got {r:?}");
+    };
+    assert_eq!(d, &dest);
+    assert_eq!(result, &Ok(4096));
+    assert_eq!(
+        s.events(crbot::journal::EventKind::Backup).len(),
+        1,
+        "journaled once"
+    );
+}
