@@ -414,6 +414,20 @@ fn parallel_entries_through_the_engine_never_exceed_the_trades_per_day() {
 }
 
 #[test]
+fn parallel_entries_on_one_symbol_through_the_engine_open_one_position() {
+    let ex = exchange(&[]);
+    let _serve = Serve::start(&ex);
+    let six: Vec<Vec<&str>> = (0..6).map(|_| ENTRY.to_vec()).collect();
+    let results = parallel(&ex, &six);
+    assert_eq!(results.iter().filter(|(c, _)| *c == 0).count(), 1, "{results:?}");
+    for (code, err) in results.iter().filter(|(c, _)| *c != 0) {
+        assert_eq!(*code, 3, "{err}");
+        assert!(err.contains("DUPLICATE_POSITION"), "{err}");
+    }
+    assert_eq!(get(&ex, "/api/risk")["limits"]["trades_used"], 1);
+}
+
+#[test]
 fn parallel_entries_with_no_engine_take_the_account_in_turn() {
     let ex = exchange(&[("MAX_TRADES_PER_DAY", "1")]);
     check_one_entry(&parallel(&ex, &entries()));
