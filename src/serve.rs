@@ -2,7 +2,9 @@
 //!
 //! Owns: the order of start-up and shutdown under `serve`: refuse what this build cannot serve
 //! safely (a non-loopback address outside development: there is no TLS yet), resolve the
-//! tokens' signing key, bind, start the engine the way the console does, print one line
+//! tokens' signing key, take the account's lock (refused, naming the holder's pid, when another
+//! engine has it), bind, start the engine the way the console does, serve the API on TCP and on
+//! the account's unix socket (`<data>/engine-<mode>.sock`, 0600, no token), print one line
 //! `api=http://HOST:PORT`, then run until SIGTERM or SIGINT and say how many orders stay open on
 //! the exchange. Must not: prompt (the vault passphrase comes from `CRBOT_PASSPHRASE_FILE`),
 //! print or log the passphrase, or cancel orders on the way out: open orders stay, as when the
