@@ -3,13 +3,15 @@
 //!
 //! Each round starts the local exchange in this process on a market that stands still, places 20
 //! resting BUY limits on 5 symbols (journaled as the console would have), starts the console's
-//! engine (`Runtime::run`, no screen) on that journal and serves the API router on
+//! engine (`Runtime::run_with`, no screen) on that journal and serves the API router on
 //! 127.0.0.1 with the rate limit off (`RATE_LIMIT_REQUESTS=0`), as `crbot serve` wires them.
 //! The engine's REST traffic goes through a byte-level relay that timestamps each cancel-all
 //! request line (see `common`).
 //!
 //! Measured:
 //! - `GET /api/positions` round trip, one client on a kept-alive connection, sequential;
+//! - `POST /api/orders` with `dry_run` round trip (the engine's risk verdict and the exact
+//!   orders, nothing sent), sequential;
 //! - requests per second the API holds for `GET /api/positions` with 32 concurrent clients;
 //! - `POST /api/kill` → the first `DELETE /api/v3/openOrders` on the wire, and → its 202.
 //!
@@ -30,11 +32,12 @@ use crbot::api::{self, ApiSettings, EngineLink};
 use crbot::config::Environment;
 use crbot::domain::Mode;
 use crbot::engine::core::Core;
-use crbot::engine::runtime::Runtime;
+use crbot::engine::runtime::{Replies, Runtime, Services};
 use crbot::exchange::sim::{self, SimConfig, SimHandle};
 use crbot::journal::{Journal, TicketSource};
 use crbot::risk::Limits;
 use crbot::secret::SecretString;
+use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +47,8 @@ const CLIENTS: usize = 32;
 /// One engine with the API in front of it.
 struct Rig {
     base: String,
+    /// BTCUSDT's mid when the rig started (the market stands still).
+    btc_mid: Decimal,
     token: String,
     log: WireLog,
     sim: SimHandle,
@@ -64,6 +69,7 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(&dir.path().join("journal.db"), Mode::Sim).unwrap();
         place_resting(&rest, &h, &journal).await;
+        let btc_mid = h.mids().into_iter().find(|(s, _)| s == "BTCUSDT").unwrap().1;
         let core = Core::restore(
             journal,
             Mode::Sim,
@@ -76,15 +82,13 @@ impl Rig {
         let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now_ms()));
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let stop = CancellationToken::new();
-        let engine = tokio::spawn(Runtime::run(
-            core,
-            rest,
-            cmd_rx,
-            snap_tx,
-            stop.clone(),
-            false,
-            None,
-        ));
+        let replies = Replies::default();
+        let services = Services {
+            alerts: None,
+            replies: replies.clone(),
+        };
+        let channels = (cmd_rx, snap_tx, stop.clone());
+        let engine = tokio::spawn(Runtime::run_with(core, rest, channels, false, None, services));
         let keys = TokenKeys::new(&SecretString::from(KEY)).unwrap();
         let token = keys.issue("bench", Scope::Trade, 1, now_ms() / 1000).unwrap();
         let settings = ApiSettings {
@@ -97,6 +101,7 @@ impl Rig {
             commands: cmd_tx,
             snapshots: snap_rx,
             rearm_passphrase: None,
+            replies,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -111,6 +116,7 @@ impl Rig {
         log.take();
         Rig {
             base,
+            btc_mid,
             token,
             log,
             sim: h,
@@ -154,6 +160,41 @@ async fn round_trips(rig: &Rig, n: usize) -> Vec<Duration> {
         let t0 = Instant::now();
         get_positions(&c, rig).await;
         out.push(t0.elapsed());
+    }
+    out.sort();
+    out
+}
+
+/// `n` sequential `POST /api/orders` dry runs of a BTCUSDT limit entry the risk engine approves
+/// (answered by the engine's live risk state; nothing is sent).
+async fn dry_runs(rig: &Rig, n: usize) -> Vec<Duration> {
+    let c = client();
+    let round = |x: Decimal| x.round_dp(2).to_string();
+    let body = serde_json::json!({
+        "symbol": "BTCUSDT",
+        "side": "buy",
+        "quantity": "0.0005",
+        "limit_price": round(rig.btc_mid * Decimal::new(99, 2)),
+        "stop_loss": round(rig.btc_mid * Decimal::new(97, 2)),
+        "take_profit": round(rig.btc_mid * Decimal::new(104, 2)),
+        "dry_run": true,
+    });
+    let mut out = Vec::with_capacity(n);
+    for i in 0..=n {
+        let t0 = Instant::now();
+        let r = c
+            .post(format!("{}/api/orders", rig.base))
+            .bearer_auth(&rig.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 200, "dry run refused: {text}");
+        if i > 0 {
+            out.push(t0.elapsed());
+        }
     }
     out.sort();
     out
@@ -229,6 +270,10 @@ fn main() {
     rt.block_on(async {
         let rig = Arc::new(Rig::start().await);
         report("GET /api/positions round trip", &round_trips(&rig, trips).await);
+        report(
+            "POST /api/orders (dry run) round trip",
+            &dry_runs(&rig, trips / 5).await,
+        );
         let rps = throughput(&rig, span).await;
         println!("api GET /api/positions, {CLIENTS} clients, rate limit off: {rps:.0} requests/s");
         Arc::try_unwrap(rig)

@@ -30,10 +30,13 @@ pub mod docs;
 pub mod error;
 pub mod limit;
 pub mod metrics;
+pub mod orders;
 mod routes;
+pub mod socket;
 pub mod tls;
 
 use crate::config::{Config, Environment};
+use crate::engine::runtime::Replies;
 use crate::engine::snapshot::{Command, Snapshot};
 use crate::secret::SecretString;
 use auth::TokenKeys;
@@ -50,6 +53,8 @@ pub struct EngineLink {
     /// The vault passphrase a re-arm needs in a mode with keys (read from
     /// `CRBOT_PASSPHRASE_FILE` by `crbot serve`); `None` where none is needed.
     pub rearm_passphrase: Option<SecretString>,
+    /// Where the engine's answers to `POST /api/orders` arrive (the runtime's reply map).
+    pub replies: Replies,
 }
 
 /// What the router needs from the configuration.
@@ -87,6 +92,7 @@ pub(crate) struct AppState {
     commands: mpsc::Sender<Command>,
     snapshots: watch::Receiver<Snapshot>,
     rearm_passphrase: Option<Arc<SecretString>>,
+    replies: Replies,
 }
 
 impl FromRef<AppState> for Arc<TokenKeys> {
@@ -98,24 +104,53 @@ impl FromRef<AppState> for Arc<TokenKeys> {
 /// The API's router. Serve it with the peer's address (see [`serve`]) so that the rate limit
 /// counts per client; without it every request counts as one client.
 pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
+    let rate_limit = settings.rate_limit;
+    let app = routes_of(link, settings.keys, false);
+    let app = match rate_limit {
+        Some((requests, window)) => {
+            let limiter = Arc::new(limit::RateLimiter::new(requests, window));
+            app.layer(axum::middleware::from_fn_with_state(limiter, limit::enforce))
+        }
+        None => app,
+    };
+    app.layer(CatchPanicLayer::custom(panic_response))
+        .layer(cors(settings.env, &settings.cors_origins))
+}
+
+/// The router served on the engine's unix socket ([`socket::serve`]): the same routes
+/// without a rate limit or CORS (no browser reaches a unix socket); every request is marked trusted by the server,
+/// so no token is asked (the socket's 0600 permissions are its authentication).
+pub fn socket_router(link: EngineLink) -> Router {
+    // No token is ever checked over the socket; the key only fills the state's slot.
+    let keys = TokenKeys::new(&SecretString::new(hex::encode(rand::random::<[u8; 32]>())))
+        .expect("an HS256 key from 32 random bytes");
+    routes_of(link, keys, true).layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// The routes; `socket`: also the socket-only ones (`POST /api/backup`, which writes a file
+/// where the caller says, as the engine's user).
+fn routes_of(link: EngineLink, keys: TokenKeys, socket: bool) -> Router {
     let state = AppState {
-        keys: Arc::new(settings.keys),
+        keys: Arc::new(keys),
         commands: link.commands,
         snapshots: link.snapshots,
         rearm_passphrase: link.rearm_passphrase.map(Arc::new),
+        replies: link.replies,
     };
-    let mut app = Router::new()
-        .route("/api/health", get(routes::health))
+    let app = Router::new();
+    let app = if socket {
+        app.route("/api/backup", post(orders::backup))
+    } else {
+        app
+    };
+    app.route("/api/health", get(routes::health))
         .route("/api/positions", get(routes::positions))
-        .route(
-            "/api/orders",
-            get(routes::orders).post(routes::not_implemented_trade),
-        )
+        .route("/api/orders", get(routes::orders).post(orders::place))
         .route("/api/orders/{client_order_id}", delete(routes::cancel))
         .route("/api/pnl", get(routes::pnl))
         .route("/api/risk", get(routes::risk))
         .route("/api/equity", get(routes::equity))
-        .route("/api/trades", get(routes::not_implemented_read))
+        .route("/api/trades", get(orders::trades))
         .route("/api/stream", get(routes::not_implemented_read))
         .route("/api/broker/balance", get(routes::balance))
         .route("/api/broker/ping", get(routes::ping))
@@ -125,13 +160,7 @@ pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    if let Some((requests, window)) = settings.rate_limit {
-        let limiter = Arc::new(limit::RateLimiter::new(requests, window));
-        app = app.layer(axum::middleware::from_fn_with_state(limiter, limit::enforce));
-    }
-    app.layer(CatchPanicLayer::custom(panic_response))
-        .layer(cors(settings.env, &settings.cors_origins))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// Development: any origin. Staging and production: only `CORS_ORIGINS` (none by default, so

@@ -14,6 +14,7 @@ pub mod common;
 pub mod doctor;
 pub mod info;
 pub mod kill;
+pub mod remote;
 pub mod token;
 pub mod trade;
 pub mod vault;
@@ -261,7 +262,12 @@ where
         Command::Pnl => info::pnl(ctx).await,
         Command::Kill { flatten } => kill::kill(ctx, *flatten).await,
         Command::Resume => kill::resume(ctx).await,
-        Command::Backup { path } => info::backup(ctx, path),
+        // Through the running engine (it journals the backup); with none, the account is this
+        // command's while it copies.
+        Command::Backup { path } => match common::route(ctx).await? {
+            remote::Route::Engine(engine) => info::backup_through(ctx, &engine, path).await,
+            remote::Route::Alone(_lock) => info::backup(ctx, path),
+        },
         Command::Journal {
             command: JournalCommand::Export { csv },
         } => info::export(ctx, csv),

@@ -13,12 +13,15 @@ use std::io::BufRead;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::EngineLink;
+use crate::api::socket::SocketFile;
 use crate::cli::GlobalOpts;
 use crate::config::{AutoHaltAction, Config, Environment};
 use crate::domain::Mode;
 use crate::engine::core::Core;
 use crate::engine::limits_from;
-use crate::engine::runtime::Runtime;
+use crate::engine::lock::{self, EngineLock, LockError};
+use crate::engine::runtime::{Replies, Runtime, Services};
 use crate::engine::session::{Session, Unlock};
 use crate::engine::snapshot::{Command, Snapshot};
 use crate::journal::retention::{DAY_MS, HOUR_MS};
@@ -88,6 +91,8 @@ pub struct RunningEngine {
     pub snapshots: watch::Receiver<Snapshot>,
     /// Where alerts wait for the webhook (`ALERT_WEBHOOK_URL`); the control API raises its own.
     pub alerts: Option<crate::alerts::AlertQueue>,
+    /// Where the engine's answers to client orders arrive.
+    pub replies: Replies,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -100,11 +105,52 @@ impl RunningEngine {
     }
 }
 
-/// The start-up the console and `crbot serve` share, in this order: connect (unlocking keys in
+/// The account's engine lock (`<data>/engine-<mode>.lock`), taken at once: the console's
+/// engine and `crbot serve` take it before anything else, and hold it while they run.
+pub fn take_engine_lock(config: &Config) -> Result<EngineLock, LockError> {
+    EngineLock::try_acquire(&config.paths.data_dir, config.mode)
+}
+
+/// The control API on the account's unix socket, for as long as the engine runs.
+#[derive(Debug)]
+pub struct SocketServer {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    file: SocketFile,
+}
+
+impl SocketServer {
+    /// Binds `<data>/engine-<mode>.sock` (0600; a stale file is replaced: the lock proves it
+    /// stale) and serves the API on it.
+    pub fn start(config: &Config, lock: &EngineLock, link: EngineLink) -> anyhow::Result<SocketServer> {
+        use anyhow::Context as _;
+        let path = lock::socket_path(&config.paths.data_dir, config.mode);
+        let (listener, file) = crate::api::socket::bind(&path, lock)
+            .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(crate::api::socket::serve(
+            listener,
+            crate::api::socket_router(link),
+            stop.clone(),
+        ));
+        Ok(SocketServer { stop, task, file })
+    }
+
+    /// Stops serving, lets requests in flight finish (bounded), removes the socket file.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        drop(self.file);
+    }
+}
+
+/// The start-up the console and `crbot serve` share, in this order (the account's lock is
+/// held already): connect (unlocking keys in
 /// the modes that need them), check the key cannot withdraw, open the journal and restore the
 /// engine's state from it. Nothing is sent before the runtime has reconciled.
 pub async fn prepare_engine(
     config: &Config,
+    _lock: &EngineLock,
     unlock: Unlock,
     source: TicketSource,
 ) -> anyhow::Result<(Session, Core)> {
@@ -130,6 +176,7 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
     let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();
+    let replies = Replies::default();
     let auto_flatten = config.auto_halt_action == AutoHaltAction::HaltFlatten;
     // A re-arm asks the same passphrase the start-up unlock did.
     let vault = (config.mode.needs_keys() && config.env_keys.is_none())
@@ -144,18 +191,22 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
             retry: crate::alerts::Retry::default(),
         });
     let queue = alerts.as_ref().map(|a| a.queue.clone());
-    let task = tokio::spawn(Runtime::run_with_alerts(
+    let task = tokio::spawn(Runtime::run_with(
         core,
         session.rest.clone(),
         (cmd_rx, snap_tx, cancel.clone()),
         auto_flatten,
         vault,
-        alerts,
+        Services {
+            alerts,
+            replies: replies.clone(),
+        },
     ));
     RunningEngine {
         commands: cmd_tx,
         snapshots: snap_rx,
         alerts: queue,
+        replies,
         cancel,
         task,
     }
@@ -167,7 +218,19 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     } else {
         Unlock::Terminal
     };
-    let (session, core) = prepare_engine(&config, unlock, TicketSource::Tui).await?;
+    let lock = match take_engine_lock(&config) {
+        Ok(lock) => lock,
+        // The attach hook: another engine (a `crbot serve`, another console) runs for this
+        // account. This console must not start a second one; attaching to it as a screen
+        // replaces this branch.
+        Err(LockError::Held { holder, .. }) => anyhow::bail!(
+            "an engine already runs for this account (pid {}); attaching a console to it is not \
+             available in this build: use crbot commands (they go through that engine), or stop it first",
+            holder.as_deref().unwrap_or("unknown")
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let (session, core) = prepare_engine(&config, &lock, unlock, TicketSource::Tui).await?;
     let mut ui_config = UiConfig::from_env(global.ascii)?;
     if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
         ui_config.keymap = Keymap::with_kill_key(kill);
@@ -176,14 +239,35 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
     let RunningEngine {
         commands,
         snapshots,
+        replies,
         cancel,
         task,
         ..
     } = spawn_engine(&config, core, &session);
+    let link = EngineLink {
+        commands: commands.clone(),
+        snapshots: snapshots.clone(),
+        // A re-arm through the socket in a mode with keys is checked against the vault by
+        // the engine; the console holds no passphrase to give it.
+        rearm_passphrase: None,
+        replies,
+    };
+    let socket = match SocketServer::start(&config, &lock, link) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            // The screen still works; commands from other shells then wait for the lock.
+            tracing::error!("{e:#}");
+            None
+        }
+    };
     let result = crate::ui::run_terminal(snapshots, commands, ui_config).await;
+    if let Some(s) = socket {
+        s.stop().await;
+    }
     cancel.cancel();
     let _ = task.await;
     session.close(&config).await;
+    drop(lock);
     result.map(|_| ())
 }
 

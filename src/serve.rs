@@ -2,10 +2,13 @@
 //!
 //! Owns: the order of start-up and shutdown under `serve`: refuse what cannot be served safely
 //! (a non-loopback address outside development without TLS; a missing, unreadable or
-//! mismatched certificate or key), resolve the tokens' signing key, bind, start the engine the
-//! way the console does (with its webhook alerts), print one line `api=http://HOST:PORT`
-//! (`https://` with `API_TLS_CERT`/`API_TLS_KEY`), then run until SIGTERM or SIGINT and say how
-//! many orders stay open on the exchange. Must not: prompt (the vault passphrase comes from `CRBOT_PASSPHRASE_FILE`),
+//! mismatched certificate or key), resolve the tokens' signing key, take the account's lock
+//! (refused, naming the holder's pid, when another engine has it), bind, start the engine the
+//! way the console does (with its webhook alerts), serve the API on TCP and on the account's
+//! unix socket (`<data>/engine-<mode>.sock`, 0600, no token), print one line
+//! `api=http://HOST:PORT` (`https://` with `API_TLS_CERT`/`API_TLS_KEY`), then run until SIGTERM
+//! or SIGINT and say how many orders stay open on the exchange. Must not: prompt (the vault
+//! passphrase comes from `CRBOT_PASSPHRASE_FILE`),
 //! print or log the passphrase, or cancel orders on the way out: open orders stay, as when the
 //! console quits.
 
@@ -20,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiSettings, EngineLink};
 use crate::cli::{GlobalOpts, ServeArgs};
 use crate::config::{Config, Environment};
-use crate::console::{prepare_engine, spawn_engine};
+use crate::console::{SocketServer, prepare_engine, spawn_engine, take_engine_lock};
 use crate::domain::Mode;
+use crate::engine::lock::LockError;
 use crate::engine::session::Unlock;
 use crate::journal::TicketSource;
 use crate::secret::SecretString;
@@ -49,6 +53,16 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     if let Some(w) = warning {
         eprintln!("crbot: warning: {w}");
     }
+    // One engine per account: the lock first, before the journal is opened or anything bound.
+    let lock = match take_engine_lock(&config) {
+        Ok(lock) => lock,
+        Err(LockError::Held { holder, .. }) => anyhow::bail!(
+            "an engine already runs for the {} account (pid {}); crbot serve does not start a second one",
+            config.mode,
+            holder.as_deref().unwrap_or("unknown")
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let passphrase = passphrase(&config)?;
     if config.mode == Mode::Live {
         // The console asks a typed confirmation for live; serve cannot ask, so it says it
@@ -64,14 +78,21 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     let local = listener.local_addr()?;
     let mut signals = Signals::new()?;
 
-    let (session, core) =
-        prepare_engine(&config, Unlock::Given(passphrase.clone()), TicketSource::Engine).await?;
+    let (session, core) = prepare_engine(
+        &config,
+        &lock,
+        Unlock::Given(passphrase.clone()),
+        TicketSource::Engine,
+    )
+    .await?;
     let engine = spawn_engine(&config, core, &session);
     let link = EngineLink {
         commands: engine.commands.clone(),
         snapshots: engine.snapshots.clone(),
         rearm_passphrase: passphrase,
+        replies: engine.replies.clone(),
     };
+    let socket = SocketServer::start(&config, &lock, link.clone())?;
     let stop = CancellationToken::new();
     let mut app = api::router(link, settings);
     if let Some(queue) = engine.alerts.clone() {
@@ -109,8 +130,10 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         None => tokio::time::timeout(DRAIN, &mut server).await.ok(),
     };
     let open = engine.snapshots.borrow().orders.len();
+    socket.stop().await;
     engine.stop().await;
     session.close(&config).await;
+    drop(lock);
     println!(
         "stopped: {open} open order{} stay{} on the exchange",
         if open == 1 { "" } else { "s" },

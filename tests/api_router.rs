@@ -91,6 +91,7 @@ async fn start_with(settings: ApiSettings, edit: impl FnOnce(&mut Snapshot)) -> 
         commands: cmd_tx,
         snapshots: snap_rx,
         rearm_passphrase: None,
+        replies: Default::default(),
     };
     let app = crbot::api::router(link, settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -498,18 +499,35 @@ async fn cancel_refuses_unknown_orders_and_unprotected_legs_without_the_flag() {
 }
 
 #[tokio::test]
-async fn placing_an_order_is_not_implemented_yet() {
+async fn an_order_that_is_not_a_ticket_is_refused_before_the_engine_sees_it() {
     let api = start(settings(Environment::Development, None, &[])).await;
-    let (status, body) = api
+    for body in [
+        json!({"symbol": "BTCUSDT", "side": "HOLD", "quantity": "0.001"}),
+        json!({"symbol": "BTCUSDT", "side": "BUY", "quantity": "lots"}),
+        json!({"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001", "limit_price": "-1"}),
+        json!({"symbol": "BTCUSDT", "side": "BUY"}),
+        json!({"symbol": "BTCUSDT", "side": "BUY", "quantity": "1", "leverage": 10}),
+    ] {
+        let (status, reply) = api
+            .send(
+                reqwest::Method::POST,
+                "/api/orders",
+                &api.token(Scope::Trade),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {reply}");
+        assert_error(&reply, "BAD_REQUEST");
+    }
+    let (status, _) = api
         .send(
             reqwest::Method::POST,
             "/api/orders",
-            &api.token(Scope::Trade),
+            &api.token(Scope::Read),
             Some(json!({"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001"})),
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    assert_error(&body, "NOT_IMPLEMENTED");
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

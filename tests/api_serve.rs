@@ -267,11 +267,12 @@ async fn every_route_with_and_without_a_token_then_kill_resume_and_sigterm() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // An order without a side or quantity is no ticket (placing one: tests/engine_socket.rs).
     let (status, body) = serve
         .post("/api/orders", &trade, json!({"symbol": "BTCUSDT"}))
         .await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    assert_eq!(body["error"], "NOT_IMPLEMENTED");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "BAD_REQUEST");
 
     // The kill switch through the API, then a typed re-arm.
     let (status, body) = serve.post("/api/kill", &trade, json!({"flatten": false})).await;

@@ -98,14 +98,6 @@ pub async fn metrics(_: ReadAccess, State(state): State<AppState>) -> impl IntoR
 }
 
 /// Routes of the contract that need more of the engine than this build has.
-pub async fn not_implemented_trade(_: TradeAccess) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "NOT_IMPLEMENTED",
-        "placing orders through the API is not available in this build; use crbot order",
-    )
-}
-
 pub async fn not_implemented_read(_: ReadAccess) -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,

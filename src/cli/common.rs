@@ -9,11 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::GlobalOpts;
+use crate::cli::remote::{self, Route};
 use crate::config::{Config, redact_urls};
 use crate::domain::broker::OrderReport;
 use crate::domain::{ClientOrderId, LocalOrderState, Quote, Symbol};
 use crate::engine::core::{Core, FollowUp};
 use crate::engine::limits_from;
+use crate::engine::lock::EngineLock;
 use crate::engine::oneshot::{OneShot, pull_fills_with, startup_resolve};
 use crate::engine::session::{Session, Unlock};
 use crate::exchange::binance::reconcile::{self, Resolution};
@@ -104,6 +106,14 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Finds the account's running engine, or takes the account's lock for this command (waiting
+/// at most [`remote::ENGINE_WAIT`] for another command that holds it).
+pub async fn route(ctx: &Ctx) -> Result<Route, Failure> {
+    remote::route_within(&ctx.config.paths.data_dir, ctx.config.mode, remote::ENGINE_WAIT)
+        .await
+        .map_err(Failure::new)
+}
+
 /// Opens this mode's journal and restores the engine state from it (no network), for a
 /// command that writes: a journal that cannot be written is refused, saying so.
 pub fn open_core(config: &Config) -> Result<Core, Failure> {
@@ -126,6 +136,14 @@ pub fn open_core_to_read(config: &Config) -> Result<(Core, Option<String>), Fail
         )
     });
     Ok((restore(config, journal)?, note))
+}
+
+/// The journal opened read-only (queries only), for a command that reads beside a running
+/// engine: the engine is the one process that writes it.
+fn open_core_read_only(config: &Config) -> Result<Core, Failure> {
+    let path = config.journal_path();
+    let journal = Journal::open_read_only(&path, config.mode).map_err(|e| journal_failure(&path, &e))?;
+    restore(config, journal)
 }
 
 fn restore(config: &Config, journal: Journal) -> Result<Core, Failure> {
@@ -159,6 +177,11 @@ pub struct Ready {
     pub core: Core,
     /// Things the preparation could not do (reported, not fatal).
     pub notes: Vec<String>,
+    /// The account's lock, when this command is the account's engine for its duration.
+    pub lock: Option<EngineLock>,
+    /// An engine runs for the account: this command only reads (the journal opened read-only,
+    /// nothing recorded, nothing sent: the engine places what a fill calls for).
+    pub beside_engine: bool,
 }
 
 impl Ready {
@@ -207,8 +230,21 @@ pub async fn prepare_to_read(ctx: &Ctx, extra: &[Symbol]) -> Result<Ready, Failu
 }
 
 async fn prepare_with(ctx: &Ctx, extra: &[Symbol], read_only_ok: bool) -> Result<Ready, Failure> {
+    // A command that only reads runs beside a running engine (it never writes the journal the
+    // engine owns); with none, it holds the account's lock while it runs. A command that
+    // writes (`order`) took the lock, or went through the engine, before it got here.
+    let (lock, beside_engine) = if read_only_ok {
+        match route(ctx).await? {
+            Route::Engine(_) => (None, true),
+            Route::Alone(lock) => (lock, false),
+        }
+    } else {
+        (None, false)
+    };
     let session = connect(ctx).await?;
-    let opened = if read_only_ok {
+    let opened = if beside_engine {
+        open_core_read_only(&ctx.config).map(|c| (c, None))
+    } else if read_only_ok {
         open_core_to_read(&ctx.config)
     } else {
         open_core(&ctx.config).map(|c| (c, None))
@@ -224,6 +260,8 @@ async fn prepare_with(ctx: &Ctx, extra: &[Symbol], read_only_ok: bool) -> Result
         session,
         core,
         notes: note.into_iter().collect(),
+        lock,
+        beside_engine,
     };
     if let Err(e) = sync(&mut ready, extra).await {
         ready.session.close(&ctx.config).await;
@@ -283,8 +321,9 @@ pub async fn sync(ready: &mut Ready, extra: &[Symbol]) -> Result<(), Failure> {
         ready.notes.push(line);
     }
     core.sample_equity(now_ms(), true);
-    // An entry that filled while no crbot process was running gets its protective OCO now.
-    if !follow.is_empty() {
+    // An entry that filled while no crbot process was running gets its protective OCO now
+    // (beside a running engine, the engine places it).
+    if !follow.is_empty() && !ready.beside_engine {
         let mut log = Vec::new();
         let result = ready.oneshot().follow_up(follow, &mut log).await;
         for l in &log {

@@ -658,6 +658,37 @@ pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Outcome {
     Ok(exit::OK)
 }
 
+/// `crbot backup PATH` through the running engine (`POST /api/backup` on its socket): the
+/// engine copies and journals it; printed as the command prints it alone.
+pub async fn backup_through(
+    ctx: &Ctx,
+    engine: &crate::cli::remote::Remote,
+    path: &std::path::Path,
+) -> Outcome {
+    let absolute =
+        std::path::absolute(path).map_err(|e| Failure::new(format!("backup to {}: {e}", path.display())))?;
+    let body = json!({"path": absolute});
+    let wait = crate::api::orders::BACKUP_WAIT + Duration::from_secs(5);
+    let (status, doc) = engine
+        .call("POST", "/api/backup", Some(&body), wait)
+        .await
+        .map_err(Failure::new)?;
+    if status != 200 {
+        return Err(Failure::new(format!(
+            "backup to {}: {}",
+            path.display(),
+            crate::cli::remote::error_line(status, &doc)
+        )));
+    }
+    let source = doc["source"].as_str().unwrap_or_default().to_string();
+    let size = doc["bytes"].as_u64().unwrap_or_default();
+    ctx.print(
+        &format!("backup of {source} written to {} ({size} bytes)", path.display()),
+        json!({"source": source, "path": path.display().to_string(), "bytes": size}),
+    );
+    Ok(exit::OK)
+}
+
 pub fn export(ctx: &Ctx, dir: &std::path::Path) -> Outcome {
     let journal = crate::cli::kill::open_existing(ctx)?;
     std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;

@@ -7,14 +7,19 @@
 //! positions at market through the risk gate (exit confirmed). Must not: need a running
 //! console or the market stream; re-arm anything (only `resume` does, explicitly).
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms};
 use crate::cli::exit;
+use crate::cli::remote::{self, Remote, Route};
 use crate::domain::OrderPurpose;
 use crate::engine::backup;
 use crate::engine::core::{Core, Refusal};
 use crate::engine::kill::{self, KillEvent};
+use crate::engine::lock::EngineLock;
+use crate::engine::snapshot::KillStage;
 use crate::journal::{EventKind, Journal, KillTrigger};
 use crate::risk::TradingState;
 
@@ -55,7 +60,162 @@ fn print_progress(ev: &KillEvent) {
     }
 }
 
+/// How long the kill switch gives a running engine to take the kill (its halt shows within one
+/// engine step) before this command runs the sweep itself.
+const KILL_ANSWER: Duration = Duration::from_secs(8);
+/// How long the command follows the engine's sweep (and flatten) before it reports it as
+/// unfinished.
+const KILL_FOLLOW: Duration = Duration::from_secs(120);
+
 pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
+    // The kill switch never waits for another process. The account free: this command is the
+    // engine for the sweep, holding the lock. Held by an engine that answers: the engine runs
+    // the kill (its screen and API show it at once). Held but the engine does not answer (hung,
+    // starting, or another command): the sweep runs from here anyway.
+    let lock = EngineLock::try_acquire(&ctx.config.paths.data_dir, ctx.config.mode).ok();
+    if lock.is_none() {
+        match remote::engine_now(&ctx.config.paths.data_dir, ctx.config.mode).await {
+            Some(engine) => match kill_through(ctx, &engine, flatten).await {
+                Some(outcome) => return outcome,
+                None => eprintln!(
+                    "crbot: the engine did not take the kill within {} s; running the kill sweep from here",
+                    KILL_ANSWER.as_secs()
+                ),
+            },
+            None => eprintln!(
+                "crbot: another crbot process holds the {} account and no engine answers; running the kill sweep from here",
+                ctx.config.mode
+            ),
+        }
+    }
+    let outcome = kill_alone(ctx, flatten).await;
+    drop(lock);
+    outcome
+}
+
+/// The kill through the running engine: `POST /api/kill`, then its progress followed from the
+/// engine's state until the sweep (and the flatten) is done. `None` when the engine did not
+/// take it (the caller then sweeps itself).
+async fn kill_through(ctx: &Ctx, engine: &Remote, flatten: bool) -> Option<Outcome> {
+    let sent_ms = now_ms();
+    let body = json!({"flatten": flatten});
+    let (status, _) = engine
+        .call("POST", "/api/kill", Some(&body), KILL_ANSWER)
+        .await
+        .ok()?;
+    if status != 202 {
+        return None;
+    }
+    let mut shown = 0usize;
+    let mut stage = String::new();
+    let deadline = std::time::Instant::now() + KILL_FOLLOW;
+    let mut last = serde_json::Value::Null;
+    let finished = loop {
+        if let Ok((200, doc)) = engine
+            .call("GET", "/api/risk", None, Duration::from_secs(5))
+            .await
+        {
+            last = doc;
+        }
+        let kill = &last["kill"];
+        let ours = kill["started_ms"].as_i64().is_some_and(|t| t >= sent_ms - 1000);
+        if ours && !ctx.json() {
+            if kill["stage"].as_str().is_some_and(|s| s != stage) {
+                stage = kill["stage"].as_str().unwrap_or_default().to_string();
+                println!("kill: {stage}");
+            }
+            let lines = kill["symbols"].as_array().cloned().unwrap_or_default();
+            for l in lines.iter().skip(shown).filter(|l| !l["ok"].is_null()) {
+                let mark = if l["ok"] == json!(true) { "ok" } else { "FAILED" };
+                println!(
+                    "  {:<12} {mark:<6} {}",
+                    l["symbol"].as_str().unwrap_or_default(),
+                    l["outcome"].as_str().unwrap_or_default()
+                );
+                shown += 1;
+            }
+        }
+        let swept = ours && kill["done"] == json!(true);
+        // The flatten's sells go once the sweep is done; they are over when the engine holds
+        // none of crbot's positions any more (dust aside).
+        let done = swept
+            && (!flatten
+                || (kill["stage"] == json!(KillStage::Flattening.label())
+                    && engine_positions(engine).await.is_some_and(|n| n == 0)));
+        if done {
+            break true;
+        }
+        if std::time::Instant::now() >= deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let kill = &last["kill"];
+    let symbols = kill["symbols"].as_array().cloned().unwrap_or_default();
+    let failed: Vec<&str> = symbols
+        .iter()
+        .filter(|l| l["ok"] == json!(false))
+        .filter_map(|l| l["symbol"].as_str())
+        .collect();
+    let ok = finished && failed.is_empty();
+    let state = last["trading_state"].as_str().unwrap_or("HALTED").to_string();
+    let summary = if !finished {
+        format!(
+            "the engine's kill had not finished after {} s",
+            KILL_FOLLOW.as_secs()
+        )
+    } else if failed.is_empty() {
+        kill["stage"].as_str().unwrap_or_default().to_string()
+    } else {
+        format!("failed on {}", failed.join(", "))
+    };
+    ctx.print(
+        &format!(
+            "trading state: {state}
+kill run by the engine (pid of the lock holder): {summary}
+"
+        ),
+        json!({
+            "ok": ok,
+            "trading_state": state,
+            "halt_recorded": true,
+            "warnings": Vec::<String>::new(),
+            "symbols": symbols,
+            "cancelled": serde_json::Value::Null,
+            "still_open": failed,
+            "summary": summary,
+            "backup": serde_json::Value::Null,
+            "flatten": if flatten { json!({"ok": ok, "by": "engine"}) } else { serde_json::Value::Null },
+            "engine": true,
+        }),
+    );
+    Some(if ok {
+        Ok(exit::OK)
+    } else {
+        Err(Failure::new(format!("kill incomplete: {summary}")))
+    })
+}
+
+/// How many of crbot's own positions (not external, not dust) the engine shows.
+async fn engine_positions(engine: &Remote) -> Option<usize> {
+    let (status, doc) = engine
+        .call("GET", "/api/positions", None, Duration::from_secs(5))
+        .await
+        .ok()?;
+    (status == 200).then(|| {
+        doc["positions"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter(|p| p["external"] != json!(true) && p["dust"] != json!(true))
+                    .count()
+            })
+            .unwrap_or(0)
+    })
+}
+
+/// The kill switch run by this command itself: halt in the journal, sweep, backup, flatten.
+async fn kill_alone(ctx: &Ctx, flatten: bool) -> Outcome {
     let mut warnings: Vec<String> = Vec::new();
     // 1. The halt, durable before any request leaves (connecting may take a while).
     let mut core = match common::open_core(&ctx.config) {
@@ -101,6 +261,8 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
             session,
             core,
             notes: Vec::new(),
+            lock: None,
+            beside_engine: false,
         }),
         None => {
             session.close(&ctx.config).await;
@@ -242,6 +404,7 @@ async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
 /// `crbot resume`: re-arms, journaled. In modes with keys the vault passphrase is required
 /// first (keys from the environment in development stand in for it, as everywhere).
 pub async fn resume(ctx: &Ctx) -> Outcome {
+    let route = common::route(ctx).await?;
     let config = &ctx.config;
     if config.mode.needs_keys() && config.env_keys.is_none() {
         let path = crate::vault::vault_path(Some(&config.paths.config_dir));
@@ -253,6 +416,10 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
         crate::vault::unlock_interactive(&path, config.mode, source.as_mut(), &std::thread::sleep)
             .map_err(|e| Failure::new(format!("re-arm needs the vault passphrase: {e}")))?;
     }
+    let _lock = match route {
+        Route::Engine(engine) => return resume_through(ctx, &engine).await,
+        Route::Alone(lock) => lock,
+    };
     let mut core: Core = common::open_core(config)?;
     if core.state.trading == TradingState::Active {
         ctx.print(
@@ -264,6 +431,40 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
     let before = core.state.trading.to_string();
     core.rearm("cli", now_ms()).map_err(Failure::new)?;
     let after = core.state.trading.to_string();
+    ctx.print(
+        &format!("re-armed: {before} → {after}"),
+        json!({"rearmed": true, "previous": before, "trading_state": after}),
+    );
+    Ok(exit::OK)
+}
+
+/// `crbot resume` through the running engine (the passphrase, in a mode with keys, was checked
+/// here first, as when the command runs alone).
+async fn resume_through(ctx: &Ctx, engine: &Remote) -> Outcome {
+    let wait = Duration::from_secs(20);
+    let (_, before) = engine
+        .call("GET", "/api/risk", None, wait)
+        .await
+        .map_err(Failure::new)?;
+    let before = before["trading_state"].as_str().unwrap_or_default().to_string();
+    if before == "ACTIVE" {
+        ctx.print(
+            "trading is already active; nothing to re-arm",
+            json!({"rearmed": false, "trading_state": "ACTIVE", "message": "already active"}),
+        );
+        return Ok(exit::OK);
+    }
+    let body = json!({"confirm": "RESUME"});
+    let (status, doc) = engine
+        .call("POST", "/api/resume", Some(&body), wait)
+        .await
+        .map_err(Failure::new)?;
+    let after = doc["trading_state"].as_str().unwrap_or_default().to_string();
+    if status != 200 || after != "ACTIVE" {
+        return Err(Failure::new(format!(
+            "the engine did not re-arm (still {after}); see its log"
+        )));
+    }
     ctx.print(
         &format!("re-armed: {before} → {after}"),
         json!({"rearmed": true, "previous": before, "trading_state": after}),

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde_json::json;
 
 use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms};
+use crate::cli::remote::{self, Remote, Route};
 use crate::cli::{OrderArgs, OrderSide, exit};
 use crate::domain::broker::OrderOutcome;
 use crate::domain::{ClientOrderId, Order, OrderPurpose, Price, Qty, Side, Symbol, Ticket, TicketKind};
@@ -60,52 +61,55 @@ pub fn ticket_from_args(args: &OrderArgs) -> Result<Ticket, Failure> {
 
 /// Prints a risk rejection (every rule and reason) and returns exit code 3.
 pub fn print_rejection(ctx: &Ctx, ticket: &Ticket, denials: &[Denial]) -> i32 {
-    let mut text = String::new();
-    for d in denials {
-        text.push_str(&format!("REJECTED {}: {}\n", d.code(), strip_code(d)));
-    }
-    let list: Vec<serde_json::Value> = denials
+    print_rejection_doc(ctx, &crate::api::orders::rejection_json(ticket, denials))
+}
+
+/// [`print_rejection`] from its document (`approved`, `symbol`, `side`, `rejections` of
+/// `{code, reason}`), as the engine's API returns it too; other fields are left out.
+pub fn print_rejection_doc(ctx: &Ctx, doc: &serde_json::Value) -> i32 {
+    let items: Vec<(String, String)> = doc["rejections"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|r| {
+                    let code = r["code"].as_str().unwrap_or_default().to_string();
+                    let reason = r["reason"].as_str().unwrap_or_default();
+                    let reason = reason
+                        .strip_prefix(&format!("{code}: "))
+                        .unwrap_or(reason)
+                        .to_string();
+                    (code, reason)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let text: String = items
         .iter()
-        .map(|d| json!({"code": d.code(), "reason": d.to_string()}))
+        .map(|(code, reason)| format!("REJECTED {code}: {reason}\n"))
         .collect();
     ctx.print(
         &text,
-        json!({"approved": false, "symbol": ticket.symbol.as_str(), "side": ticket.side.as_wire(), "rejections": list}),
+        json!({"approved": false, "symbol": doc["symbol"], "side": doc["side"], "rejections": doc["rejections"]}),
     );
-    let first = denials
+    let first = items
         .first()
-        .map(|d| format!("{}: {}", d.code(), strip_code(d)))
+        .map(|(code, reason)| format!("{code}: {reason}"))
         .unwrap_or_default();
     eprintln!("crbot: rejected by the risk engine: {first}");
     exit::RISK_REJECTED
 }
 
-/// A denial's text without its leading `CODE: ` (the code is printed separately).
-fn strip_code(d: &Denial) -> String {
-    let text = d.to_string();
-    let prefix = format!("{}: ", d.code());
-    text.strip_prefix(&prefix).map(str::to_string).unwrap_or(text)
-}
-
-pub fn order_json(o: &Order) -> serde_json::Value {
-    json!({
-        "client_order_id": o.client_order_id.as_str(),
-        "order_id": o.order_id,
-        "order_list_id": o.order_list_id,
-        "symbol": o.symbol.as_str(),
-        "side": o.side.as_wire(),
-        "type": o.order_type.as_wire(),
-        "price": o.price.map(|p| p.to_string()),
-        "stop_price": o.stop_price.map(|p| p.to_string()),
-        "qty": o.qty.to_string(),
-        "executed_qty": o.executed_qty.to_string(),
-        "status": o.state.as_code(),
-        "purpose": o.purpose.as_code(),
-    })
-}
+pub use crate::api::orders::order_json;
 
 pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
     let ticket = ticket_from_args(args)?;
+    // One engine per account: a running engine takes the ticket against its live risk state
+    // (and protects the entry after its fill); otherwise this command is the engine, holding
+    // the account's lock until it exits.
+    let _lock = match common::route(ctx).await? {
+        Route::Engine(engine) => return order_through(ctx, &engine, args, &ticket).await,
+        Route::Alone(lock) => lock,
+    };
     let mut ready = common::prepare(ctx, std::slice::from_ref(&ticket.symbol)).await?;
     let result = if args.dry_run {
         dry_run(ctx, &mut ready, &ticket)
@@ -114,6 +118,80 @@ pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
     };
     ready.session.close(&ctx.config).await;
     result
+}
+
+/// `crbot order` through the running engine (`POST /api/orders` on its socket), printed as the
+/// command prints it alone: the same rejection, dry run and order documents, the same exit
+/// codes. The engine's answer comes when the exchange answered the placement; the protective
+/// OCO of an entry is the engine's to place after the fill.
+async fn order_through(ctx: &Ctx, engine: &Remote, args: &OrderArgs, ticket: &Ticket) -> Outcome {
+    let mut body = json!({
+        "symbol": ticket.symbol.as_str(),
+        "side": ticket.side.as_wire(),
+        "quantity": args.qty.trim(),
+        "dry_run": args.dry_run,
+    });
+    for (key, value) in [
+        ("limit_price", &args.limit),
+        ("stop_loss", &args.stop_loss),
+        ("take_profit", &args.take_profit),
+    ] {
+        if let Some(v) = value {
+            body[key] = json!(v.trim());
+        }
+    }
+    let wait = crate::api::orders::ORDER_WAIT + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + remote::ENGINE_WAIT;
+    let mut told = false;
+    let (status, mut doc) = loop {
+        let (status, doc) = engine
+            .call("POST", "/api/orders", Some(&body), wait)
+            .await
+            .map_err(|e| Failure::new(format!("{e}; the order may have been sent: check crbot orders")))?;
+        // An engine still starting decided nothing: asking again is safe (bounded).
+        let starting = status == 503 && doc["error"] == json!(crate::api::orders::ENGINE_STARTING);
+        if !starting || std::time::Instant::now() >= deadline {
+            break (status, doc);
+        }
+        if !told {
+            eprintln!("crbot: the engine is still reconciling with the exchange; waiting");
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let text = doc
+        .as_object_mut()
+        .and_then(|m| m.remove("text"))
+        .and_then(|t| t.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match status {
+        422 => Ok(print_rejection_doc(ctx, &doc)),
+        200 if doc["approved"] == json!(true) => {
+            ctx.print(&text, doc);
+            Ok(exit::OK)
+        }
+        200 => {
+            if !ctx.json() {
+                println!("{text}");
+            }
+            Ok(print_rejection_doc(ctx, &doc))
+        }
+        201 | 202 | 502 => {
+            let log: Vec<String> = doc["log"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            ctx.print(
+                &log.join("\n"),
+                json!({"approved": true, "order": doc["order"], "protective": doc["protective"], "log": log}),
+            );
+            match status {
+                201 => Ok(exit::OK),
+                _ => Err(Failure::new(log.last().cloned().unwrap_or_default())),
+            }
+        }
+        _ => Err(Failure::new(remote::error_line(status, &doc))),
+    }
 }
 
 /// The verdict and the exact orders that would be sent; only the risk decision is journaled.
@@ -144,69 +222,17 @@ fn dry_run(ctx: &Ctx, ready: &mut Ready, ticket: &Ticket) -> Outcome {
             reason,
         })
         .map_err(|e| Failure::new(format!("the journal cannot record the decision: {e}")))?;
-    let rules_text: String = lines
-        .iter()
-        .map(|l| {
-            let detail = l
-                .detail
-                .strip_prefix(&format!("{}: ", l.code))
-                .unwrap_or(&l.detail);
-            format!(
-                "  {} {}: {}\n",
-                if l.passed { "ok  " } else { "FAIL" },
-                l.code,
-                detail
-            )
-        })
-        .collect();
-    let rules_json: Vec<serde_json::Value> = lines
-        .iter()
-        .map(|l| json!({"code": l.code, "passed": l.passed, "detail": l.detail}))
-        .collect();
+    let verdict = verdict.map(|a| a.into_inner());
+    let (text, doc) = crate::api::orders::dry_run_doc(&lines, &verdict);
     match verdict {
         Err(denials) => {
             if !ctx.json() {
-                println!("dry run: nothing sent\n{rules_text}");
+                println!("{text}");
             }
             Ok(print_rejection(ctx, ticket, &denials))
         }
-        Ok(approved) => {
-            let a = approved.into_inner();
-            let mut text = format!("dry run: APPROVED, nothing sent\n{rules_text}would send:\n");
-            let mut entry = format!("  {} {} {} {}", a.side, a.order_type, a.qty, a.symbol);
-            if let Some(p) = a.price {
-                entry.push_str(&format!(" @ {p}"));
-            }
-            if let Some(tif) = a.time_in_force {
-                entry.push_str(&format!(" {tif}"));
-            }
-            if let Some(n) = a.notional {
-                entry.push_str(&format!(" (notional ≈ {} USDT)", n.display_dp(2)));
-            }
-            text.push_str(&entry);
-            text.push('\n');
-            let mut orders = vec![json!({
-                "role": "entry",
-                "symbol": a.symbol.as_str(),
-                "side": a.side.as_wire(),
-                "type": a.order_type.as_wire(),
-                "time_in_force": a.time_in_force.map(|t| t.as_wire()),
-                "qty": a.qty.to_string(),
-                "price": a.price.map(|p| p.to_string()),
-                "notional": a.notional.map(|n| n.to_string()),
-            })];
-            if let (true, Some(sl), Some(tp)) = (a.is_entry, a.stop_loss, a.take_profit) {
-                text.push_str(&format!(
-                    "  then, once filled, a protective OCO for crbot's whole position on the symbol (≈ {} with this fill):\n    SELL LIMIT_MAKER {} @ {} (take-profit)\n    SELL STOP_LOSS {} stop {} (stop-loss)\n",
-                    a.qty, a.qty, tp, a.qty, sl
-                ));
-                orders.push(json!({"role": "take_profit", "side": "SELL", "type": "LIMIT_MAKER", "qty": a.qty.to_string(), "price": tp.to_string()}));
-                orders.push(json!({"role": "stop_loss", "side": "SELL", "type": "STOP_LOSS", "qty": a.qty.to_string(), "stop_price": sl.to_string()}));
-            }
-            ctx.print(
-                &text,
-                json!({"dry_run": true, "approved": true, "rules": rules_json, "orders": orders}),
-            );
+        Ok(_) => {
+            ctx.print(&text, doc);
             Ok(exit::OK)
         }
     }
@@ -428,7 +454,8 @@ mod tests {
     #[test]
     fn a_denial_is_printed_without_repeating_its_code() {
         let d = Denial::MissingStopLoss;
-        assert!(!strip_code(&d).starts_with("MISSING_STOP_LOSS"));
-        assert!(!strip_code(&d).is_empty());
+        let stripped = crate::api::orders::strip_code(&d);
+        assert!(!stripped.starts_with("MISSING_STOP_LOSS"));
+        assert!(!stripped.is_empty());
     }
 }

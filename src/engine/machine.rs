@@ -34,7 +34,7 @@ use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::core::Core;
 use crate::engine::kill::{Halted, KillEvent};
 use crate::engine::snapshot::Candle;
-use crate::engine::snapshot::{Command, RateLimitUsage, Snapshot, TicketDraft};
+use crate::engine::snapshot::{Command, RateLimitUsage, RequestId, Snapshot, TicketDraft};
 use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
 use crate::exchange::binance::reconcile::{Resolution, ResyncReport, ResyncRequest};
@@ -43,7 +43,7 @@ use crate::secret::SecretString;
 use crate::vault::VaultError;
 
 pub use sync::candle;
-pub use tickets::{headroom, outgoing_orders};
+pub use tickets::{Placement, Reply, headroom, outgoing_orders};
 
 /// Something that happened, for the engine to act on.
 #[derive(Debug)]
@@ -213,6 +213,10 @@ pub enum Effect {
     /// Hand an alert to the webhook's delivery task (never waited for) →
     /// [`Answer::AlertDelivered`] when its delivery ends.
     Alert(crate::alerts::Alert),
+    /// The answer to a command that carried a request id (`Command::Order`,
+    /// `Command::Trades`): the executor
+    /// hands it to whoever waits for it. Never an action on the exchange.
+    Reply { request: RequestId, reply: Reply },
 }
 
 /// The console's engine: the journal-backed core plus the state of each workflow.
@@ -224,6 +228,8 @@ pub struct Engine {
     schedule: schedule::Schedule,
     /// What has been alerted; `None` while alerts are off.
     alerts: Option<alerts::AlertWatch>,
+    /// Client orders waiting for their placement's answer, by client order id.
+    awaiting: tickets::Awaiting,
     /// Effects of the input being handled, in order.
     out: Vec<Effect>,
 }
@@ -250,6 +256,7 @@ impl Engine {
             halts: halts::HaltState::new(auto_flatten, vault),
             schedule: schedule::Schedule::new(now),
             alerts: None,
+            awaiting: tickets::Awaiting::default(),
             out: Vec::new(),
         }
     }
@@ -311,12 +318,23 @@ impl Engine {
             Command::CancelLimitChange => self.core.state.pending_limit = None,
             // The executor stops on Quit; nothing to decide here.
             Command::Quit => {}
+            Command::Order {
+                request,
+                ticket,
+                dry_run,
+            } => self.client_order(request, ticket, dry_run, now),
+            Command::Trades { request, since_ms } => self.trades(request, since_ms),
+            Command::Backup { request, dest } => self.backup_for(request, dest, now),
         }
     }
 
     fn on_answer(&mut self, answer: Answer, now: i64) {
         match answer {
-            Answer::Placed { cid, draft, outcome } => self.on_placed(cid, draft, *outcome, now),
+            Answer::Placed { cid, draft, outcome } => {
+                let placement = Placement::of(&outcome);
+                self.on_placed(cid.clone(), draft, *outcome, now);
+                self.reply_placed(&cid, placement);
+            }
             Answer::OcoPlaced { legs, outcome } => self.on_oco_placed(legs, *outcome, now),
             Answer::Cancelled { cid, outcome } => self.on_cancelled(cid, *outcome, now),
             Answer::CloseReady {
@@ -339,7 +357,10 @@ impl Engine {
                 state_row,
                 trading,
             } => self.on_rearm_checked(verdict, state_row, trading, now),
-            Answer::Backup(outcome) => self.on_backup(*outcome, now),
+            Answer::Backup(outcome) => {
+                self.reply_backup(&outcome);
+                self.on_backup(*outcome, now);
+            }
             Answer::AlertDelivered(d) => self.on_alert_delivered(*d, now),
             other => self.on_sync_answer(other, now),
         }

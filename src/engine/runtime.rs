@@ -10,15 +10,18 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertQueue, Retry, Webhook};
 use crate::domain::{ClientOrderId, Fill, Mode, Symbol};
 use crate::engine::backup;
 use crate::engine::core::Core;
-use crate::engine::machine::{Answer, Effect, Engine, Input, TickFacts, candle};
-use crate::engine::snapshot::{Command, RateLimitUsage, Snapshot};
+use crate::engine::machine::{Answer, Effect, Engine, Input, Reply, TickFacts, candle};
+use crate::engine::snapshot::{Command, RateLimitUsage, RequestId, Snapshot};
 use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
 use crate::exchange::binance::market::{MarketStreamConfig, MarketStreamHandle, spawn_market_stream};
@@ -48,6 +51,61 @@ struct Executor {
     market: Option<MarketStreamHandle>,
     /// Where alerts go for delivery; `None` without a webhook.
     alerts: Option<AlertQueue>,
+    replies: Replies,
+}
+
+/// Who waits for the answer of a command that carries a request id (`Command::Order`): the
+/// runtime's `RequestId → oneshot::Sender` map, shared with the clients that send such
+/// commands (the control API). A waiter that went away is dropped silently: the engine's
+/// decision stands, journaled, whoever listens.
+#[derive(Debug, Clone, Default)]
+pub struct Replies {
+    inner: Arc<Mutex<ReplyMap>>,
+}
+
+#[derive(Debug, Default)]
+struct ReplyMap {
+    next: RequestId,
+    waiting: HashMap<RequestId, oneshot::Sender<Reply>>,
+}
+
+impl Replies {
+    /// A fresh request id and where its answer will arrive.
+    pub fn register(&self) -> (RequestId, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.next += 1;
+        let id = map.next;
+        map.waiting.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Forgets a request whose command could not be sent.
+    pub fn forget(&self, request: RequestId) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.waiting.remove(&request);
+    }
+
+    fn answer(&self, request: RequestId, reply: Reply) {
+        let waiter = {
+            let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            map.waiting.remove(&request)
+        };
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(reply);
+            }
+            None => tracing::warn!(request, "an engine reply nobody waits for"),
+        }
+    }
+}
+
+/// The services an engine may run with beside its channels: the webhook's alerts, and the
+/// waiters for the answers of client commands.
+#[derive(Debug, Default)]
+pub struct Services {
+    pub alerts: Option<AlertService>,
+    pub replies: Replies,
 }
 
 impl Runtime {
@@ -63,11 +121,12 @@ impl Runtime {
         vault: Option<std::path::PathBuf>,
     ) {
         let channels = (commands, snapshots, cancel);
-        Self::run_with_alerts(core, rest, channels, auto_flatten, vault, None).await;
+        Self::run_with(core, rest, channels, auto_flatten, vault, Services::default()).await;
     }
 
-    /// [`Runtime::run`], raising alerts to `alerts`' webhook when given.
-    pub async fn run_with_alerts(
+    /// [`Runtime::run`] with `services`: alerts to their webhook when given, and the answers of
+    /// commands that carry a request id to their waiters.
+    pub async fn run_with(
         core: Core,
         rest: BinanceRest,
         (mut commands, snapshots, cancel): (
@@ -77,7 +136,7 @@ impl Runtime {
         ),
         auto_flatten: bool,
         vault: Option<std::path::PathBuf>,
-        alerts: Option<AlertService>,
+        Services { alerts, replies }: Services,
     ) {
         let watchlist = core.state.watchlist.clone();
         let mode = core.state.mode;
@@ -92,6 +151,7 @@ impl Runtime {
             answers,
             market: None,
             alerts: queue,
+            replies,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -342,6 +402,7 @@ impl Executor {
                     tokio::spawn(async move { m.set_watchlist(list).await });
                 }
             }
+            Effect::Reply { request, reply } => self.replies.answer(request, reply),
             // Started by `run` before it gets here.
             Effect::Sweep(_)
             | Effect::SyncClock

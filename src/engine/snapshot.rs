@@ -635,4 +635,29 @@ pub enum Command {
     CancelLimitChange,
     /// The screen is closing (open orders stay on the exchange).
     Quit,
+    /// A ticket from a client of the engine (the control API: `POST /api/orders`, which
+    /// `crbot order` uses while an engine runs). The same gate as a screen ticket; the engine
+    /// answers with an `Effect::Reply` carrying `request` once the risk decision is made and,
+    /// when approved, once the exchange answered the placement (or its outcome is unknown).
+    /// `dry_run`: the verdict and the exact orders, nothing sent.
+    Order {
+        request: RequestId,
+        ticket: crate::domain::Ticket,
+        dry_run: bool,
+    },
+    /// The journal's fills at or after `since_ms` (`GET /api/trades?since=MS`), answered with
+    /// an `Effect::Reply` carrying `request`.
+    Trades {
+        request: RequestId,
+        since_ms: i64,
+    },
+    /// An online backup of the journal to `dest` (`crbot backup PATH` while an engine runs),
+    /// journaled as the command's own would be; answered when the copy is done.
+    Backup {
+        request: RequestId,
+        dest: std::path::PathBuf,
+    },
 }
+
+/// Names a command that needs an answer; the executor keeps who waits for it.
+pub type RequestId = u64;

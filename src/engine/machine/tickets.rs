@@ -10,10 +10,16 @@ use rust_decimal::Decimal;
 use super::{Effect, Engine};
 use crate::domain::broker::{OrderOutcome, OrderReport, Placed};
 use crate::domain::{ClientOrderId, LocalOrderState, Money, MoneyError, OrderPurpose, Symbol};
+use std::collections::BTreeMap;
+
+use crate::domain::{Order, Ticket};
 use crate::engine::core::{Prepared, Refusal};
 use crate::engine::snapshot::{LogKind, LogLevel, TicketDraft, TicketOutcome, TicketPreview, TicketResult};
+use crate::engine::snapshot::{RequestId, RuleLine};
 use crate::engine::ticket::parse_draft;
+use crate::journal::RiskEventRecord;
 use crate::risk;
+use crate::risk::{ApprovedOrder, Denial};
 
 impl Engine {
     pub(super) fn preview(&mut self, draft: TicketDraft, now: i64) {
@@ -381,5 +387,241 @@ mod tests {
             headroom(&huge, &money("0", "USDT"), Decimal::new(5, 0)),
             Err(MoneyError::Overflow)
         );
+    }
+}
+
+/// Client orders (`Command::Order`) waiting for the exchange's answer to their placement, and
+/// client backups (`Command::Backup`) waiting for their copy, by destination.
+#[derive(Debug, Default)]
+pub(super) struct Awaiting {
+    orders: BTreeMap<ClientOrderId, RequestId>,
+    backups: BTreeMap<std::path::PathBuf, RequestId>,
+}
+
+/// The engine's answer to a command that carried a request id: a client's ticket
+/// (`Command::Order`) or a read of the journal's fills (`Command::Trades`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The fills journaled at or after the asked time, oldest first (or why they could not be
+    /// read).
+    Trades(Result<Vec<crate::domain::Fill>, String>),
+    /// A client's backup (`Command::Backup`): the journal copied, its size in bytes, or why
+    /// not. Journaled as a `BACKUP` event either way.
+    Backup {
+        source: std::path::PathBuf,
+        dest: std::path::PathBuf,
+        result: Result<u64, String>,
+    },
+    /// The engine is still reconciling with the exchange at start-up: nothing decided, nothing
+    /// journaled, nothing sent (the client may ask again).
+    NotReady,
+    /// Nothing decided: the journal cannot record the decision. Nothing was sent.
+    NotSent { message: String },
+    /// The risk engine refused it (every failed rule); journaled, nothing sent.
+    RiskRejected { ticket: Ticket, denials: Vec<Denial> },
+    /// A dry run: every rule's line and the verdict (the exact order, or the denials).
+    /// Journaled as a risk decision; nothing sent.
+    DryRun {
+        ticket: Ticket,
+        lines: Vec<RuleLine>,
+        verdict: Result<ApprovedOrder, Vec<Denial>>,
+    },
+    /// Approved and sent: what the exchange answered, and the order (and any protective legs
+    /// already journaled) as the engine now knows them.
+    Sent {
+        placement: Placement,
+        order: Option<Order>,
+        protective: Vec<Order>,
+    },
+}
+
+/// What the exchange answered to a client order's placement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The exchange took it (`NEW`, `FILLED`, …).
+    Accepted,
+    /// The exchange refused it; nothing is open.
+    Refused { message: String },
+    /// No answer (timeout, 5xx): being settled by query, never sent twice.
+    Unknown,
+}
+
+impl Placement {
+    pub fn of(outcome: &OrderOutcome<Placed>) -> Placement {
+        match outcome {
+            OrderOutcome::Done(_) => Placement::Accepted,
+            OrderOutcome::Rejected(e) => Placement::Refused {
+                message: e.to_string(),
+            },
+            OrderOutcome::Unknown { .. } => Placement::Unknown,
+        }
+    }
+}
+
+impl Engine {
+    /// A ticket from a client of the engine: the same gate as the screen's ticket, answered
+    /// through [`Effect::Reply`]. A sell here is not an explicit exit confirmation.
+    pub(super) fn client_order(&mut self, request: RequestId, ticket: Ticket, dry_run: bool, now: i64) {
+        if !self.sync.reconciled {
+            return self.emit(Effect::Reply {
+                request,
+                reply: Reply::NotReady,
+            });
+        }
+        if dry_run {
+            let reply = self.dry_run(ticket, now);
+            return self.emit(Effect::Reply { request, reply });
+        }
+        let purpose = if ticket.side == crate::domain::Side::Buy {
+            OrderPurpose::Entry
+        } else {
+            OrderPurpose::Exit
+        };
+        match self.core.decide(&ticket, purpose, false, now) {
+            Ok(p) => {
+                let cid = p.request.client_order_id.clone();
+                self.core.state.log(
+                    now,
+                    LogLevel::Info,
+                    LogKind::Order,
+                    format!(
+                        "client order {cid}: {} {} {}",
+                        ticket.side, ticket.qty, ticket.symbol
+                    ),
+                );
+                self.awaiting.orders.insert(cid, request);
+                self.send(p, None);
+            }
+            Err(Refusal::Risk(denials)) => self.emit(Effect::Reply {
+                request,
+                reply: Reply::RiskRejected { ticket, denials },
+            }),
+            Err(Refusal::Storage(e)) => self.emit(Effect::Reply {
+                request,
+                reply: Reply::NotSent {
+                    message: format!("not sent: the journal cannot record it ({e})"),
+                },
+            }),
+        }
+    }
+
+    /// The verdict and the exact orders; only the risk decision is journaled.
+    fn dry_run(&mut self, ticket: Ticket, now: i64) -> Reply {
+        let rctx = self.core.state.risk_context(false);
+        let verdict = risk::check(&self.core.state.limits, &rctx, &ticket, now).map(|a| a.into_inner());
+        let (lines, _) = self.core.preview_lines(&ticket, now);
+        let (approved, codes, reason) = match &verdict {
+            Ok(_) => (true, Vec::new(), "dry run: approved".to_string()),
+            Err(d) => (
+                false,
+                d.iter().map(|d| d.code().to_string()).collect(),
+                format!(
+                    "dry run: {}",
+                    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+                ),
+            ),
+        };
+        let record = RiskEventRecord {
+            time_ms: now,
+            source: self.core.source,
+            ticket: ticket.clone(),
+            approved,
+            codes,
+            reason,
+        };
+        if let Err(e) = self.core.journal.record_risk_event(&record) {
+            return Reply::NotSent {
+                message: format!("the journal cannot record the decision: {e}"),
+            };
+        }
+        Reply::DryRun {
+            ticket,
+            lines,
+            verdict,
+        }
+    }
+
+    /// The journal's fills since `since_ms` (the journal is the engine's own store).
+    pub(super) fn trades(&mut self, request: RequestId, since_ms: i64) {
+        let fills = self
+            .core
+            .journal
+            .fills()
+            .map(|all| all.into_iter().filter(|f| f.time_ms >= since_ms).collect())
+            .map_err(|e| e.to_string());
+        self.emit(Effect::Reply {
+            request,
+            reply: Reply::Trades(fills),
+        });
+    }
+
+    /// A client's backup to `dest`, off the loop as every backup; answered when it is done.
+    pub(super) fn backup_for(&mut self, request: RequestId, dest: std::path::PathBuf, now: i64) {
+        if self.awaiting.backups.contains_key(&dest) {
+            return self.emit(Effect::Reply {
+                request,
+                reply: Reply::Backup {
+                    source: self.core.journal.path().to_path_buf(),
+                    dest,
+                    result: Err("a backup to this path is already running".into()),
+                },
+            });
+        }
+        self.awaiting.backups.insert(dest.clone(), request);
+        self.emit(Effect::Backup {
+            journal: self.core.journal.path().to_path_buf(),
+            mode: self.core.state.mode,
+            dest,
+            reason: crate::engine::backup::Reason::Command,
+            started_ms: now,
+        });
+    }
+
+    /// A finished backup some client waits for: its reply.
+    pub(super) fn reply_backup(&mut self, outcome: &crate::engine::backup::BackupOutcome) {
+        if outcome.reason != crate::engine::backup::Reason::Command {
+            return;
+        }
+        let Some(request) = self.awaiting.backups.remove(&outcome.path) else {
+            return;
+        };
+        self.emit(Effect::Reply {
+            request,
+            reply: Reply::Backup {
+                source: self.core.journal.path().to_path_buf(),
+                dest: outcome.path.clone(),
+                result: outcome.result.clone(),
+            },
+        });
+    }
+
+    /// After a placement's answer was handled: the reply its client waits for, if any.
+    pub(super) fn reply_placed(&mut self, cid: &ClientOrderId, placement: Placement) {
+        let Some(request) = self.awaiting.orders.remove(cid) else {
+            return;
+        };
+        let order = self.core.state.orders.get(cid).cloned();
+        let protective = order
+            .as_ref()
+            .map(|e| {
+                self.core
+                    .state
+                    .orders
+                    .values()
+                    .filter(|o| {
+                        o.purpose.is_protective() && o.symbol == e.symbol && o.created_ms >= e.created_ms
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.emit(Effect::Reply {
+            request,
+            reply: Reply::Sent {
+                placement,
+                order,
+                protective,
+            },
+        });
     }
 }
