@@ -30,6 +30,7 @@ pub mod error;
 pub mod limit;
 pub mod metrics;
 mod routes;
+pub mod stream;
 
 use crate::config::{Config, Environment};
 use crate::engine::snapshot::{Command, Snapshot};
@@ -114,7 +115,7 @@ pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
         .route("/api/risk", get(routes::risk))
         .route("/api/equity", get(routes::equity))
         .route("/api/trades", get(routes::not_implemented_read))
-        .route("/api/stream", get(routes::not_implemented_read))
+        .route("/api/stream", get(stream::route))
         .route("/api/broker/balance", get(routes::balance))
         .route("/api/broker/ping", get(routes::ping))
         .route("/api/kill", post(routes::kill))

@@ -3,7 +3,7 @@
 //! engine loop and the screen side by side until the trader quits.
 //!
 //! Owns: start-up order and shutdown, and wiring the engine, the screen and the command-line
-//! options together; the engine's start-up ([`prepare_engine`], [`spawn_engine`]) is shared
+//! options together (or, with `CRBOT_API_URL`, handing the screen to `attach`); the engine's start-up ([`prepare_engine`], [`spawn_engine`]) is shared
 //! with `crbot serve`, so that both start an account's engine the same way. Nothing below it
 //! imports it. Must not: let anything be sent before the
 //! journal is restored and the exchange reconciled (the runtime refuses tickets until then).
@@ -30,7 +30,22 @@ pub async fn run(config: Config, global: GlobalOpts) -> anyhow::Result<()> {
     if config.mode == Mode::Live {
         confirm_live(&global)?;
     }
+    // CRBOT_API_URL: the engine runs elsewhere; this console is one more screen of it.
+    if let Some(remote) = config.api.remote.clone() {
+        let ui_config = ui_config(&config, &global)?;
+        return crate::attach::run(crate::attach::Target::Remote(remote), ui_config).await;
+    }
     run_async(config, &global).await
+}
+
+/// The screen's settings: theme, keymap with the configured kill key, bell.
+pub fn ui_config(config: &Config, global: &GlobalOpts) -> anyhow::Result<UiConfig> {
+    let mut ui_config = UiConfig::from_env(global.ascii)?;
+    if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
+        ui_config.keymap = Keymap::with_kill_key(kill);
+    }
+    ui_config.bell = config.bell;
+    Ok(ui_config)
 }
 
 /// How often the console backs the journal up by itself; `None` means on command only
@@ -156,11 +171,7 @@ async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
         Unlock::Terminal
     };
     let (session, core) = prepare_engine(&config, unlock, TicketSource::Tui).await?;
-    let mut ui_config = UiConfig::from_env(global.ascii)?;
-    if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
-        ui_config.keymap = Keymap::with_kill_key(kill);
-    }
-    ui_config.bell = config.bell;
+    let ui_config = ui_config(&config, global)?;
     let RunningEngine {
         commands,
         snapshots,

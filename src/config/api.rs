@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use url::Url;
 
 use super::{ConfigError, Environment, Sources, bad, integer};
+use crate::secret::SecretString;
 
 /// `crbot serve`'s default address: loopback, on the seed's port.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8002";
@@ -28,6 +29,25 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// Where `crbot serve` listens unless `--addr` says otherwise.
     pub addr: SocketAddr,
+    /// A running engine elsewhere that the console attaches to as a screen
+    /// (`CRBOT_API_URL` with `CRBOT_API_TOKEN`).
+    pub remote: Option<RemoteEngine>,
+}
+
+/// The control API of an engine on another machine (or another user's), and the token for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEngine {
+    /// Its base URL as given (`http`, `https`, `ws` or `wss`; no credentials, query or fragment).
+    pub url: Url,
+    /// A bearer token `crbot token issue` printed for that engine; never shown.
+    pub token: SecretString,
+}
+
+impl RemoteEngine {
+    /// Whether the connection is encrypted (`https`/`wss`): a re-arm's passphrase is sent only then.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.url.scheme(), "https" | "wss")
+    }
 }
 
 impl Default for ApiConfig {
@@ -38,6 +58,7 @@ impl Default for ApiConfig {
             rate_limit_window_secs: 60,
             cors_origins: Vec::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], 8002)),
+            remote: None,
         }
     }
 }
@@ -76,7 +97,85 @@ pub(super) fn api_config(sources: &Sources, env: Environment) -> Result<ApiConfi
         rate_limit_window_secs,
         cors_origins,
         addr,
+        remote: remote_engine(sources, env)?,
     })
+}
+
+/// What `CRBOT_API_URL` accepts.
+pub const API_URL_ALLOWED: &str =
+    "an http(s):// or ws(s):// URL of a crbot serve, without credentials (with CRBOT_API_TOKEN)";
+/// What `CRBOT_API_TOKEN` accepts.
+pub const API_TOKEN_ALLOWED: &str = "a token from crbot token issue (with CRBOT_API_URL)";
+
+/// `CRBOT_API_URL` and `CRBOT_API_TOKEN`, both or neither. A plain-text URL to a host other
+/// than loopback is refused in staging and production: the token and the account would cross
+/// the network in clear. The token's value never reaches a message.
+fn remote_engine(sources: &Sources, env: Environment) -> Result<Option<RemoteEngine>, ConfigError> {
+    let url = sources.value("CRBOT_API_URL");
+    let token = sources.value("CRBOT_API_TOKEN");
+    let (url, token) = match (url, token) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(ConfigError::BadSecret {
+                name: "CRBOT_API_TOKEN",
+                problem: "is not set: CRBOT_API_URL needs a token from crbot token issue".into(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "CRBOT_API_URL",
+                "",
+                "is not set but CRBOT_API_TOKEN is",
+                API_URL_ALLOWED,
+            ));
+        }
+        (Some(url), Some(token)) => (url, token),
+    };
+    let parsed =
+        Url::parse(url.trim()).map_err(|_| bad("CRBOT_API_URL", url, "is not a URL", API_URL_ALLOWED))?;
+    let credentials = !parsed.username().is_empty() || parsed.password().is_some();
+    if !matches!(parsed.scheme(), "http" | "https" | "ws" | "wss")
+        || parsed.host_str().is_none()
+        || credentials
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(bad("CRBOT_API_URL", url, "is not valid", API_URL_ALLOWED));
+    }
+    let token = token.trim();
+    let jwt_shaped = token.split('.').count() == 3
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !jwt_shaped {
+        return Err(ConfigError::BadSecret {
+            name: "CRBOT_API_TOKEN",
+            problem: format!(
+                "is not a token (three base64url parts joined by dots): allowed {API_TOKEN_ALLOWED}"
+            ),
+        });
+    }
+    let remote = RemoteEngine {
+        url: parsed,
+        token: SecretString::from(token),
+    };
+    if !remote.is_tls() && env != Environment::Development && !is_loopback(&remote.url) {
+        return Err(ConfigError::Refused {
+            setting: format!("CRBOT_API_URL={}", remote.url),
+            env,
+            why: "the token and the account would cross the network in clear; use https:// or wss://".into(),
+        });
+    }
+    Ok(Some(remote))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 /// `https://app.example.com, http://localhost:3000` → the origins, each as a browser sends it
@@ -117,6 +216,87 @@ mod tests {
         let c = sources(&[], Environment::Production).expect("valid");
         assert_eq!(c, ApiConfig::default());
         assert_eq!(c.addr.to_string(), DEFAULT_API_ADDR);
+    }
+
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcHMifQ.c2lnbmF0dXJl";
+
+    #[test]
+    fn an_engine_elsewhere_is_a_url_and_a_token_together() {
+        let c = sources(
+            &[
+                ("CRBOT_API_URL", "https://ops.example.com:8002"),
+                ("CRBOT_API_TOKEN", TOKEN),
+            ],
+            Environment::Production,
+        )
+        .expect("valid");
+        let remote = c.remote.expect("set");
+        assert_eq!(remote.url.as_str(), "https://ops.example.com:8002/");
+        assert_eq!(remote.token.expose(), TOKEN);
+        assert!(remote.is_tls());
+        let loopback = sources(
+            &[
+                ("CRBOT_API_URL", "ws://127.0.0.1:8002"),
+                ("CRBOT_API_TOKEN", TOKEN),
+            ],
+            Environment::Production,
+        )
+        .expect("loopback in clear is fine");
+        assert!(!loopback.remote.expect("set").is_tls());
+    }
+
+    #[test]
+    fn a_bad_url_or_token_is_one_line_that_never_shows_the_token() {
+        let cases: [(&[(&str, &str)], &str); 7] = [
+            (&[("CRBOT_API_URL", "http://h:1")], "CRBOT_API_TOKEN is not set"),
+            (&[("CRBOT_API_TOKEN", TOKEN)], "CRBOT_API_URL= is not set"),
+            (
+                &[("CRBOT_API_URL", "ftp://h"), ("CRBOT_API_TOKEN", TOKEN)],
+                "CRBOT_API_URL=ftp://h is not valid",
+            ),
+            (
+                &[("CRBOT_API_URL", "h:8002"), ("CRBOT_API_TOKEN", TOKEN)],
+                "CRBOT_API_URL=h:8002 is not valid",
+            ),
+            (
+                &[("CRBOT_API_URL", "http://h?x=1"), ("CRBOT_API_TOKEN", TOKEN)],
+                "is not valid",
+            ),
+            (
+                &[
+                    ("CRBOT_API_URL", "http://h"),
+                    ("CRBOT_API_TOKEN", "Bearer hunter2"),
+                ],
+                "CRBOT_API_TOKEN is not a token",
+            ),
+            (
+                &[("CRBOT_API_URL", "http://h"), ("CRBOT_API_TOKEN", "a.b.c d")],
+                "CRBOT_API_TOKEN is not a token",
+            ),
+        ];
+        for (vars, want) in cases {
+            let err = sources(vars, Environment::Development)
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(
+                !err.contains("hunter2") && !err.contains(TOKEN) && !err.contains('\n'),
+                "{err}"
+            );
+        }
+        let err = sources(
+            &[
+                ("CRBOT_API_URL", "http://ops.example.com"),
+                ("CRBOT_API_TOKEN", TOKEN),
+            ],
+            Environment::Staging,
+        )
+        .expect_err("clear text across the network")
+        .to_string();
+        assert!(
+            err.contains("refused with ENV=staging") && !err.contains(TOKEN),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,10 +30,7 @@ pub fn socket_path(data_dir: &Path, mode: Mode) -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("another crbot engine holds {path} (pid {pid})", path = .path.display(), pid = .holder.as_deref().unwrap_or("unknown"))]
-    Held {
-        path: PathBuf,
-        holder: Option<String>,
-    },
+    Held { path: PathBuf, holder: Option<String> },
     #[error("cannot open the engine lock {path}: {source}", path = .path.display())]
     Io {
         path: PathBuf,
