@@ -88,8 +88,18 @@ pub fn local_engine(data_dir: &Path, mode: Mode) -> Result<Option<Target>, LockE
 
 /// Opens the screen on `target`'s engine until the trader quits; the engine keeps running, and
 /// the last line printed says where.
+/// An engine in LIVE mode first asks for the typed confirmation, as a live console does,
+/// whatever this machine's own mode is: the screen can trade real money.
 pub async fn run(target: Target, ui_config: UiConfig) -> anyhow::Result<()> {
     let attached = open(target.clone()).await?;
+    let mode = attached.snapshots.borrow().mode;
+    if mode == Mode::Live {
+        let confirmed = tokio::task::spawn_blocking(|| confirm_live(&mut std::io::stdin().lock())).await?;
+        if let Err(e) = confirmed {
+            attached.task.abort();
+            return Err(e);
+        }
+    }
     let Attached {
         snapshots,
         commands,
@@ -104,6 +114,18 @@ pub async fn run(target: Target, ui_config: UiConfig) -> anyhow::Result<()> {
         target.describe()
     );
     result.map(|_| ())
+}
+
+/// The live confirmation, read from `input`: the engine keeps running either way.
+fn confirm_live(input: &mut impl std::io::BufRead) -> anyhow::Result<()> {
+    eprintln!("This engine runs in LIVE mode: orders from this screen move real money on Binance.");
+    eprintln!("Type `{}` to continue:", crate::vault::LIVE_CONFIRMATION_PHRASE);
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    if !crate::vault::confirm_live(&line) {
+        anyhow::bail!("live mode not confirmed; the screen was not opened (the engine keeps running)");
+    }
+    Ok(())
 }
 
 /// A screen's two channels to an engine in another process, and the bridge task behind them.
@@ -438,6 +460,16 @@ pub fn disconnected_view(last: &Snapshot, engine: &str, why: &str, attempt: u32)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_engine_s_screen_opens_only_on_the_typed_phrase() {
+        let phrase = format!("{}\n", crate::vault::LIVE_CONFIRMATION_PHRASE);
+        assert!(confirm_live(&mut std::io::Cursor::new(phrase)).is_ok());
+        for typed in ["", "yes\n", "i understand this is live\n"] {
+            let err = confirm_live(&mut std::io::Cursor::new(typed)).expect_err("refused");
+            assert!(err.to_string().contains("engine keeps running"), "{err}");
+        }
+    }
 
     #[test]
     fn the_stream_url_is_the_api_path_on_a_websocket_scheme() {

@@ -27,13 +27,14 @@ use crate::ui::{KeyPress, Keymap, UiConfig};
 
 /// Runs the console until the trader quits. `live` first asks for the typed confirmation.
 pub async fn run(config: Config, global: GlobalOpts) -> anyhow::Result<()> {
-    if config.mode == Mode::Live {
-        confirm_live(&global)?;
-    }
-    // CRBOT_API_URL: the engine runs elsewhere; this console is one more screen of it.
+    // CRBOT_API_URL: the engine runs elsewhere; this console is one more screen of it (the
+    // live confirmation follows that engine's mode, asked once its first snapshot is in).
     if let Some(remote) = config.api.remote.clone() {
         let ui_config = ui_config(&config, &global)?;
         return crate::attach::run(crate::attach::Target::Remote(remote), ui_config).await;
+    }
+    if config.mode == Mode::Live {
+        confirm_live(&global)?;
     }
     run_async(config, &global).await
 }
