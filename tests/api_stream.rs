@@ -2,8 +2,11 @@
 //! WebSocket client on loopback. The first frame is the snapshot, changes follow (coalesced),
 //! a trade-scope client's commands reach the engine, a read-scope client's and bad frames get an
 //! error frame and the stream goes on. Then `attach::open`, the attached screen's bridge, over
-//! the same router: its channels, and what it shows while the stream is cut (and the kill key
-//! pressed meanwhile, sent on reconnection) through a relay the test can cut.
+//! the same router: its channels, what it shows while the stream is cut (and the kill key
+//! pressed meanwhile, sent on reconnection) through a relay the test can cut, a re-arm's
+//! passphrase kept off plain TCP; and the local way in: the account's lock held by another
+//! engine, reached on its unix socket (a stand-in engine there; the real socket serves the same
+//! router).
 
 mod support {
     pub mod demo;
@@ -492,4 +495,84 @@ async fn a_refused_token_or_no_engine_is_one_line_without_the_token() {
         err.starts_with("cannot attach to the engine (http://127.0.0.1:"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_rearm_passphrase_is_not_sent_over_plain_tcp_and_the_screen_says_so() {
+    let mut engine = start().await;
+    let attached = attach::open(remote(engine.addr, Scope::Trade))
+        .await
+        .expect("attaches");
+    let mut screen = attached.snapshots.clone();
+    attached
+        .commands
+        .send(Command::Rearm {
+            passphrase: Some(SecretString::from("vault passphrase")),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next_command(&mut engine).await,
+        Command::Rearm { passphrase: None },
+        "the engine got the re-arm without the passphrase"
+    );
+    wait_screen(&mut screen, "why the passphrase stayed here", |s| {
+        s.header
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("passphrase not sent"))
+    })
+    .await;
+}
+
+/// A stand-in for the engine's unix socket (the real one serves the API's router there): it
+/// sends one snapshot and hands over every text frame it receives.
+async fn fake_socket_engine(path: &std::path::Path, snapshot: Snapshot) -> mpsc::UnboundedReceiver<String> {
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        let frame = stream::encode_snapshot(&snapshot).unwrap();
+        ws.send(Message::Text(frame.into())).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Text(text) = message {
+                let _ = tx.send(text.as_str().to_string());
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn a_local_engine_is_found_by_its_lock_and_reached_on_its_socket() {
+    use crbot::domain::Mode;
+    use crbot::engine::lock::{EngineLock, socket_path};
+
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        attach::local_engine(dir.path(), Mode::Sim).unwrap().is_none(),
+        "a free lock: this process runs the engine itself"
+    );
+    let _held = EngineLock::try_acquire(dir.path(), Mode::Sim).unwrap();
+    let target = attach::local_engine(dir.path(), Mode::Sim)
+        .unwrap()
+        .expect("the lock is held: attach");
+    let socket = socket_path(dir.path(), Mode::Sim);
+    assert_eq!(
+        target.describe(),
+        format!("pid {}, socket {}", std::process::id(), socket.display())
+    );
+
+    let snapshot = support::demo::snapshot(chrono::Utc::now().timestamp_millis());
+    let mut frames = fake_socket_engine(&socket, snapshot.clone()).await;
+    let attached = attach::open(target).await.expect("attaches over the socket");
+    assert_eq!(*attached.snapshots.borrow(), snapshot);
+    // Over the socket a re-arm's passphrase goes with it.
+    let rearm = Command::Rearm {
+        passphrase: Some(SecretString::from("vault passphrase")),
+    };
+    attached.commands.send(rearm.clone()).await.unwrap();
+    let text = tokio::time::timeout(WAIT, frames.recv()).await.unwrap().unwrap();
+    assert_eq!(stream::decode_command(&text).unwrap(), rearm);
 }
