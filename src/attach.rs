@@ -406,9 +406,10 @@ impl Bridge {
     fn show_disconnected(&mut self, why: &str, attempt: u32) {
         let mut s = disconnected_view(&self.last, &self.target.describe(), why, attempt);
         if self.kill_pending {
+            // First: the header's warning row is one line, and this one must not be cut off.
             s.header
                 .warnings
-                .insert(1, "KILL PENDING: sent the moment the engine is reached".into());
+                .insert(0, "KILL PENDING: sent the moment the engine is reached".into());
         }
         let _ = self.screen.send(s);
     }

@@ -65,6 +65,10 @@ impl Drop for Serve {
 }
 
 fn start_serve(home: &Path) -> Serve {
+    start_serve_on(home, "127.0.0.1:0")
+}
+
+fn start_serve_on(home: &Path, addr: &str) -> Serve {
     let mut c = Command::new(crbot());
     for v in CLEARED {
         c.env_remove(v);
@@ -75,7 +79,7 @@ fn start_serve(home: &Path) -> Serve {
         .env("RATE_LIMIT_REQUESTS", "0")
         .arg("--home")
         .arg(home)
-        .args(["--mode", "sim", "serve", "--addr", "127.0.0.1:0"])
+        .args(["--mode", "sim", "serve", "--addr", addr])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -150,11 +154,8 @@ fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or("")
 }
 
-#[test]
-fn an_attached_console_trades_kills_and_quits_while_serve_keeps_the_engine() {
-    let serve_home = tempfile::tempdir().expect("serve's home");
-    let console_home = tempfile::tempdir().expect("the console's home");
-    let serve = start_serve(serve_home.path());
+/// The console in tmux (session `name`, unique per test), attached to `base` with a trade-scope token (returned too).
+fn attach_console(name: &str, base: &str, home: &Path) -> (Tmux, String) {
     let token = TokenKeys::new(&SecretString::from(KEY))
         .expect("key")
         .issue("e2e", Scope::Trade, 1, chrono::Utc::now().timestamp())
@@ -168,20 +169,29 @@ fn an_attached_console_trades_kills_and_quits_while_serve_keeps_the_engine() {
     let command = format!(
         "env {cleared} {} --mode sim --home {}; echo CRBOT_EXIT=$?; sleep 30",
         sh_quote(crbot()),
-        sh_quote(&console_home.path().display().to_string())
+        sh_quote(&home.display().to_string())
     );
     let t = Tmux::start(
-        "attach",
+        name,
         160,
         48,
         &command,
         &[
-            ("CRBOT_API_URL", serve.base.as_str()),
+            ("CRBOT_API_URL", base),
             ("CRBOT_API_TOKEN", token.as_str()),
             ("ENV", "development"),
         ],
-        console_home.path(),
+        home,
     );
+    (t, token)
+}
+
+#[test]
+fn an_attached_console_trades_kills_and_quits_while_serve_keeps_the_engine() {
+    let serve_home = tempfile::tempdir().expect("serve's home");
+    let console_home = tempfile::tempdir().expect("the console's home");
+    let serve = start_serve(serve_home.path());
+    let (t, token) = attach_console("attach", &serve.base, console_home.path());
 
     // 1. The serve's prices and its start-up reconciliation, on the attached screen.
     t.wait_for_value("BTCUSDT prices in the watchlist", START, btc_quote);
@@ -275,4 +285,46 @@ fn an_attached_console_trades_kills_and_quits_while_serve_keeps_the_engine() {
         local.is_empty(),
         "the attached console ran no engine of its own: {local:?}"
     );
+}
+
+#[test]
+fn a_dropped_engine_shows_disconnected_and_a_kill_pressed_meanwhile_halts_it_when_it_is_back() {
+    let serve_home = tempfile::tempdir().expect("serve's home");
+    let console_home = tempfile::tempdir().expect("the console's home");
+    // A port of our choosing, so that the restarted serve is where the screen looks for it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut serve = start_serve_on(serve_home.path(), &addr);
+    let (t, _token) = attach_console("reattach", &serve.base, console_home.path());
+    t.wait_for_value("BTCUSDT prices in the watchlist", START, btc_quote);
+
+    // The engine goes away: the screen says so, and shows no quote as live.
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+    let screen = t.wait_for("the disconnection in the header", STEP, |s| {
+        s.contains("DISCONNECTED")
+    });
+    assert!(!header(&screen).contains("HALTED"), "{screen}");
+
+    // The kill key while nothing answers: pending, then sent when the engine is back.
+    t.keys(&["C-k"]);
+    t.wait_for("the pending kill", STEP, |s| s.contains("KILL PENDING"));
+    serve = start_serve_on(serve_home.path(), &addr);
+    t.wait_for("HALTED and connected again", START, |s| {
+        header(s).contains("HALTED") && !s.contains("DISCONNECTED") && !s.contains("KILL PENDING")
+    });
+    wait_health(&serve.base, "halted");
+    t.keys(&["q"]);
+    t.wait_for("the quit confirmation", STEP, |s| {
+        panel(s, "Quit crbot?").is_some()
+    });
+    t.keys(&["y"]);
+    let screen = t.wait_for_value("crbot exited", STEP, |_| {
+        let s = t.screen_joined();
+        s.contains("CRBOT_EXIT=").then_some(s)
+    });
+    assert!(screen.contains("CRBOT_EXIT=0"), "{screen}");
 }
