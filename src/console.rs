@@ -33,6 +33,12 @@ pub async fn run(config: Config, global: GlobalOpts) -> anyhow::Result<()> {
         let ui_config = ui_config(&config, &global)?;
         return crate::attach::run(crate::attach::Target::Remote(remote), ui_config).await;
     }
+    // This account's engine runs in another process (it holds the lock): attach to it on its
+    // unix socket rather than start a second one.
+    if let Some(local) = crate::attach::local_engine(&config.paths.data_dir, config.mode)? {
+        let ui_config = ui_config(&config, &global)?;
+        return crate::attach::run(local, ui_config).await;
+    }
     if config.mode == Mode::Live {
         confirm_live(&global)?;
     }

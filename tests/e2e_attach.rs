@@ -328,3 +328,38 @@ fn a_dropped_engine_shows_disconnected_and_a_kill_pressed_meanwhile_halts_it_whe
     });
     assert!(screen.contains("CRBOT_EXIT=0"), "{screen}");
 }
+
+/// The local way in: `crbot` on an account whose engine `crbot serve` runs on this machine finds
+/// the engine's lock held and attaches on its unix socket, without a token.
+#[test]
+#[ignore = "needs an engine that holds the account lock and serves the control API on its unix socket; run with --ignored where it does"]
+fn a_console_on_an_account_whose_engine_runs_attaches_on_its_socket() {
+    let home = tempfile::tempdir().expect("the shared home");
+    let serve = start_serve(home.path());
+    let cleared: String = CLEARED.iter().map(|v| format!("-u {v} ")).collect();
+    let command = format!(
+        "env {cleared} ENV=development {} --mode sim --home {}; echo CRBOT_EXIT=$?; sleep 30",
+        sh_quote(crbot()),
+        sh_quote(&home.path().display().to_string())
+    );
+    let t = Tmux::start("local", 160, 48, &command, &[], home.path());
+    t.wait_for_value("BTCUSDT prices in the watchlist", START, btc_quote);
+    t.keys(&["C-k"]);
+    t.wait_for("HALTED on the attached screen", STEP, |s| {
+        header(s).contains("HALTED")
+    });
+    wait_health(&serve.base, "halted");
+    t.keys(&["q"]);
+    t.wait_for("the quit confirmation", STEP, |s| {
+        panel(s, "Quit crbot?").is_some()
+    });
+    t.keys(&["y"]);
+    let screen = t.wait_for_value("crbot exited", STEP, |_| {
+        let s = t.screen_joined();
+        s.contains("CRBOT_EXIT=").then_some(s)
+    });
+    assert!(screen.contains("CRBOT_EXIT=0"), "{screen}");
+    assert!(screen.contains("the engine keeps running (pid "), "{screen}");
+    assert!(screen.contains("engine-sim.sock)"), "{screen}");
+    assert_eq!(health(&serve.base).as_deref(), Some("halted"), "serve still runs");
+}
