@@ -298,13 +298,19 @@ impl Bridge {
             self.show_disconnected(&why, attempt);
             let shift = attempt.saturating_sub(1).min(8);
             let wait = RETRY_FIRST.saturating_mul(1 << shift).min(RETRY_MAX);
-            if !self.wait_disconnected(wait, &why, attempt).await {
+            let sleep = tokio::time::sleep(wait);
+            if self.while_disconnected(sleep, &why, attempt).await.is_none() {
                 return;
             }
-            match tokio::time::timeout(CONNECT_WAIT, connect(&self.target)).await {
-                Ok(Ok(c)) => conn = Some(c),
-                Ok(Err(e)) => why = e,
-                Err(_) => why = format!("no answer within {}s", CONNECT_WAIT.as_secs()),
+            // The screen's commands are still taken (and dropped, but a kill) while connecting:
+            // nothing typed during the attempt is sent once it succeeds.
+            let target = self.target.clone();
+            let connecting = tokio::time::timeout(CONNECT_WAIT, connect(&target));
+            match self.while_disconnected(connecting, &why, attempt).await {
+                None => return,
+                Some(Ok(Ok(c))) => conn = Some(c),
+                Some(Ok(Err(e))) => why = e,
+                Some(Err(_)) => why = format!("no answer within {}s", CONNECT_WAIT.as_secs()),
             }
         }
     }
@@ -414,21 +420,27 @@ impl Bridge {
         let _ = self.screen.send(s);
     }
 
-    /// Waits `wait` while disconnected, taking the screen's commands: a kill is kept for the
-    /// reconnection, anything else is dropped (never replayed later). False when the screen quit.
-    async fn wait_disconnected(&mut self, wait: Duration, why: &str, attempt: u32) -> bool {
-        let until = Instant::now() + wait;
+    /// Runs `work` (a wait, a connection attempt) while disconnected, taking the screen's
+    /// commands meanwhile: a kill is kept for the reconnection, anything else is dropped (never
+    /// replayed later). `None` when the screen quit.
+    async fn while_disconnected<F: std::future::Future>(
+        &mut self,
+        work: F,
+        why: &str,
+        attempt: u32,
+    ) -> Option<F::Output> {
+        tokio::pin!(work);
         loop {
             tokio::select! {
+                done = &mut work => return Some(done),
                 command = self.commands.recv() => match command {
-                    None | Some(Command::Quit) => return false,
+                    None | Some(Command::Quit) => return None,
                     Some(Command::Kill) => {
                         self.kill_pending = true;
                         self.show_disconnected(why, attempt);
                     }
                     Some(_) => {}
                 },
-                _ = tokio::time::sleep_until(until) => return true,
             }
         }
     }

@@ -13,7 +13,7 @@ mod support {
 }
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crbot::api::auth::{Scope, TokenKeys};
@@ -25,6 +25,7 @@ use crbot::engine::snapshot::{Command, Snapshot, StreamStatus, TicketDraft, Trad
 use crbot::secret::SecretString;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -311,27 +312,67 @@ async fn no_token_is_refused_at_the_handshake_and_a_plain_get_is_told_to_upgrade
 }
 
 /// A TCP relay in front of the router that the test can cut (existing connections dropped,
-/// new ones closed at once) and restore.
+/// new ones closed at once), stall (new connections held with nothing forwarded, as a hung
+/// network does; a restore then lets them through, late) and restore.
 struct Relay {
     addr: std::net::SocketAddr,
-    up: Arc<AtomicBool>,
+    /// 0 up, 1 refusing, 2 stalling.
+    mode: Arc<AtomicU8>,
     cut: watch::Sender<u64>,
+    /// Connections held by a stall so far.
+    stalled: Arc<AtomicUsize>,
+    /// Held connections the client gave up on (closed) while held.
+    abandoned: Arc<AtomicUsize>,
 }
 
 impl Relay {
     async fn start(upstream: std::net::SocketAddr) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
+        let mode = Arc::new(AtomicU8::new(0));
+        let stalled = Arc::new(AtomicUsize::new(0));
         let (cut, cuts) = watch::channel(0u64);
-        let flag = up.clone();
+        let abandoned = Arc::new(AtomicUsize::new(0));
+        let (m, held, given_up) = (mode.clone(), stalled.clone(), abandoned.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !flag.load(Ordering::SeqCst) {
-                    continue;
-                }
                 let mut cuts = cuts.clone();
                 cuts.mark_unchanged();
+                match m.load(Ordering::SeqCst) {
+                    1 => continue,
+                    2 => {
+                        held.fetch_add(1, Ordering::SeqCst);
+                        let (mode, gone) = (m.clone(), abandoned.clone());
+                        tokio::spawn(async move {
+                            let mut early = Vec::new();
+                            let mut buf = [0u8; 4096];
+                            loop {
+                                tokio::select! {
+                                    _ = cuts.changed() => break,
+                                    read = inbound.read(&mut buf) => match read {
+                                        Ok(0) | Err(_) => {
+                                            gone.fetch_add(1, Ordering::SeqCst);
+                                            return;
+                                        }
+                                        Ok(n) => early.extend_from_slice(&buf[..n]),
+                                    },
+                                }
+                            }
+                            // Restored: the held attempt goes through, late; cut: dropped.
+                            if mode.load(Ordering::SeqCst) != 0 {
+                                return;
+                            }
+                            let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                                return;
+                            };
+                            if outbound.write_all(&early).await.is_ok() {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            }
+                        });
+                        continue;
+                    }
+                    _ => {}
+                }
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(upstream).await else {
                         return;
@@ -343,16 +384,30 @@ impl Relay {
                 });
             }
         });
-        Relay { addr, up, cut }
+        Relay {
+            addr,
+            mode,
+            cut,
+            stalled,
+            abandoned: given_up,
+        }
     }
 
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
         self.cut.send_modify(|n| *n += 1);
     }
 
+    fn cut(&self) {
+        self.set(1);
+    }
+
+    fn stall(&self) {
+        self.set(2);
+    }
+
     fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
+        self.set(0);
     }
 }
 
@@ -575,4 +630,55 @@ async fn a_local_engine_is_found_by_its_lock_and_reached_on_its_socket() {
     attached.commands.send(rearm.clone()).await.unwrap();
     let text = tokio::time::timeout(WAIT, frames.recv()).await.unwrap().unwrap();
     assert_eq!(stream::decode_command(&text).unwrap(), rearm);
+}
+
+#[tokio::test]
+async fn a_ticket_typed_while_a_reconnection_hangs_is_never_sent_and_the_kill_is() {
+    let mut engine = start().await;
+    let relay = Relay::start(engine.addr).await;
+    let attached = attach::open(remote(relay.addr, Scope::Trade))
+        .await
+        .expect("attaches");
+    let mut screen = attached.snapshots.clone();
+
+    // The link drops and the next attempt hangs: the bridge is inside a connection attempt.
+    relay.stall();
+    wait_screen(&mut screen, "the disconnection", |s| {
+        s.header.warnings.iter().any(|w| w.starts_with("DISCONNECTED"))
+    })
+    .await;
+    tokio::time::timeout(WAIT, async {
+        while relay.stalled.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the bridge tried to reconnect");
+    attached
+        .commands
+        .send(Command::SubmitTicket(TicketDraft::default()))
+        .await
+        .unwrap();
+    attached.commands.send(Command::Kill).await.unwrap();
+    wait_screen(&mut screen, "the pending kill", |s| {
+        s.header.warnings.iter().any(|w| w.starts_with("KILL PENDING"))
+    })
+    .await;
+
+    // The hung attempt goes through, late: the kill, and nothing else.
+    relay.restore();
+    assert_eq!(next_command(&mut engine).await, Command::Kill);
+    wait_screen(&mut screen, "the halt, live again", |s| {
+        s.header.trading.is_halted()
+    })
+    .await;
+    assert_eq!(
+        relay.stalled.load(Ordering::SeqCst),
+        1,
+        "the held attempt is the one that connected"
+    );
+    assert!(
+        engine.commands.try_recv().is_err(),
+        "the ticket typed meanwhile was never sent"
+    );
 }
