@@ -321,8 +321,6 @@ struct Relay {
     cut: watch::Sender<u64>,
     /// Connections held by a stall so far.
     stalled: Arc<AtomicUsize>,
-    /// Held connections the client gave up on (closed) while held.
-    abandoned: Arc<AtomicUsize>,
 }
 
 impl Relay {
@@ -332,8 +330,7 @@ impl Relay {
         let mode = Arc::new(AtomicU8::new(0));
         let stalled = Arc::new(AtomicUsize::new(0));
         let (cut, cuts) = watch::channel(0u64);
-        let abandoned = Arc::new(AtomicUsize::new(0));
-        let (m, held, given_up) = (mode.clone(), stalled.clone(), abandoned.clone());
+        let (m, held) = (mode.clone(), stalled.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let mut cuts = cuts.clone();
@@ -342,7 +339,7 @@ impl Relay {
                     1 => continue,
                     2 => {
                         held.fetch_add(1, Ordering::SeqCst);
-                        let (mode, gone) = (m.clone(), abandoned.clone());
+                        let mode = m.clone();
                         tokio::spawn(async move {
                             let mut early = Vec::new();
                             let mut buf = [0u8; 4096];
@@ -350,10 +347,7 @@ impl Relay {
                                 tokio::select! {
                                     _ = cuts.changed() => break,
                                     read = inbound.read(&mut buf) => match read {
-                                        Ok(0) | Err(_) => {
-                                            gone.fetch_add(1, Ordering::SeqCst);
-                                            return;
-                                        }
+                                        Ok(0) | Err(_) => return,
                                         Ok(n) => early.extend_from_slice(&buf[..n]),
                                     },
                                 }
@@ -389,7 +383,6 @@ impl Relay {
             mode,
             cut,
             stalled,
-            abandoned: given_up,
         }
     }
 
