@@ -108,7 +108,12 @@ pub async fn run(target: Target, ui_config: UiConfig) -> anyhow::Result<()> {
     let result = crate::ui::run_terminal(snapshots, commands, ui_config).await;
     // The screen's sender is gone: the bridge sends what is still queued (a kill pressed just
     // before quitting), closes the stream and ends.
-    let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    let ended = tokio::time::timeout(Duration::from_secs(2), task).await;
+    if matches!(ended, Ok(Ok(true))) {
+        eprintln!(
+            "crbot: the kill key pressed while disconnected was NOT sent: the engine was never reached again"
+        );
+    }
     println!(
         "crbot: screen closed; the engine keeps running ({})",
         target.describe()
@@ -133,7 +138,9 @@ fn confirm_live(input: &mut impl std::io::BufRead) -> anyhow::Result<()> {
 pub struct Attached {
     pub snapshots: watch::Receiver<Snapshot>,
     pub commands: mpsc::Sender<Command>,
-    pub task: tokio::task::JoinHandle<()>,
+    /// Ends when the screen's command sender is gone; true when a kill pressed while
+    /// disconnected was never sent.
+    pub task: tokio::task::JoinHandle<bool>,
 }
 
 /// Connects to `target`, waits for its first snapshot and starts the bridge. A refusal (no
@@ -282,7 +289,8 @@ struct Bridge {
 }
 
 impl Bridge {
-    async fn run(mut self, conn: Conn) {
+    /// Until the screen quits; true when a kill pressed while disconnected was never sent.
+    async fn run(mut self, conn: Conn) -> bool {
         let mut conn = Some(conn);
         let mut attempt: u32 = 0;
         let mut why = String::new();
@@ -290,7 +298,7 @@ impl Bridge {
             if let Some(c) = conn.take() {
                 attempt = 0;
                 match self.pump(c).await {
-                    End::Quit => return,
+                    End::Quit => return false,
                     End::Lost(reason) => why = reason,
                 }
             }
@@ -300,14 +308,14 @@ impl Bridge {
             let wait = RETRY_FIRST.saturating_mul(1 << shift).min(RETRY_MAX);
             let sleep = tokio::time::sleep(wait);
             if self.while_disconnected(sleep, &why, attempt).await.is_none() {
-                return;
+                return self.kill_pending;
             }
             // The screen's commands are still taken (and dropped, but a kill) while connecting:
             // nothing typed during the attempt is sent once it succeeds.
             let target = self.target.clone();
             let connecting = tokio::time::timeout(CONNECT_WAIT, connect(&target));
             match self.while_disconnected(connecting, &why, attempt).await {
-                None => return,
+                None => return self.kill_pending,
                 Some(Ok(Ok(c))) => conn = Some(c),
                 Some(Ok(Err(e))) => why = e,
                 Some(Err(_)) => why = format!("no answer within {}s", CONNECT_WAIT.as_secs()),

@@ -489,12 +489,13 @@ async fn an_attached_screen_shows_a_cut_as_disconnected_and_sends_a_kill_pressed
         "the ticket typed while cut was never sent"
     );
 
-    // Quitting the screen never stops the engine.
+    // Quitting the screen never stops the engine; the kill went, so none is reported unsent.
     attached.commands.send(Command::Quit).await.unwrap();
-    tokio::time::timeout(WAIT, attached.task)
+    let unsent = tokio::time::timeout(WAIT, attached.task)
         .await
         .expect("the bridge ends")
         .unwrap();
+    assert!(!unsent);
     assert!(engine.commands.try_recv().is_err(), "Quit stays in the client");
 }
 
@@ -674,4 +675,31 @@ async fn a_ticket_typed_while_a_reconnection_hangs_is_never_sent_and_the_kill_is
         engine.commands.try_recv().is_err(),
         "the ticket typed meanwhile was never sent"
     );
+}
+
+#[tokio::test]
+async fn quitting_while_cut_with_a_kill_pending_reports_it_unsent() {
+    let engine = start().await;
+    let relay = Relay::start(engine.addr).await;
+    let attached = attach::open(remote(relay.addr, Scope::Trade))
+        .await
+        .expect("attaches");
+    let mut screen = attached.snapshots.clone();
+    relay.cut();
+    wait_screen(&mut screen, "the disconnection", |s| {
+        s.header.warnings.iter().any(|w| w.starts_with("DISCONNECTED"))
+    })
+    .await;
+    attached.commands.send(Command::Kill).await.unwrap();
+    wait_screen(&mut screen, "the pending kill", |s| {
+        s.header.warnings.iter().any(|w| w.starts_with("KILL PENDING"))
+    })
+    .await;
+    drop(attached.commands);
+    let unsent = tokio::time::timeout(WAIT, attached.task)
+        .await
+        .expect("the bridge ends")
+        .unwrap();
+    assert!(unsent, "the bridge reports the kill it could not send");
+    assert!(!engine.snapshots.borrow().header.trading.is_halted());
 }
