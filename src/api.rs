@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod orders;
 mod routes;
 pub mod socket;
+pub mod stream;
 pub mod tls;
 
 use crate::config::{Config, Environment};
@@ -151,7 +152,7 @@ fn routes_of(link: EngineLink, keys: TokenKeys, socket: bool) -> Router {
         .route("/api/risk", get(routes::risk))
         .route("/api/equity", get(routes::equity))
         .route("/api/trades", get(orders::trades))
-        .route("/api/stream", get(routes::not_implemented_read))
+        .route("/api/stream", get(stream::route))
         .route("/api/broker/balance", get(routes::balance))
         .route("/api/broker/ping", get(routes::ping))
         .route("/api/kill", post(routes::kill))

@@ -36,7 +36,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use url::Url;
 
-pub use api::{ApiConfig, DEFAULT_API_ADDR};
+pub use api::{ApiConfig, DEFAULT_API_ADDR, RemoteEngine};
 pub use kill_key::{KeyName, KillKey};
 pub use redact::redact_urls;
 
@@ -140,6 +140,8 @@ pub const VARIABLES: &[VarDoc] = &[
         "(unset)",
         "a file of mode 0600 holding the vault passphrase (crbot serve)",
     ),
+    var("CRBOT_API_URL", "(unset)", api::API_URL_ALLOWED),
+    var("CRBOT_API_TOKEN", "(unset)", api::API_TOKEN_ALLOWED),
 ];
 
 /// Read too, but only as the fallback of `CRBOT_LOG`.

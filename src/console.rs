@@ -3,7 +3,7 @@
 //! engine loop and the screen side by side until the trader quits.
 //!
 //! Owns: start-up order and shutdown, and wiring the engine, the screen and the command-line
-//! options together; the engine's start-up ([`prepare_engine`], [`spawn_engine`]) is shared
+//! options together (or, with `CRBOT_API_URL`, handing the screen to `attach`); the engine's start-up ([`prepare_engine`], [`spawn_engine`]) is shared
 //! with `crbot serve`, so that both start an account's engine the same way. Nothing below it
 //! imports it. Must not: let anything be sent before the
 //! journal is restored and the exchange reconciled (the runtime refuses tickets until then).
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::EngineLink;
 use crate::api::socket::SocketFile;
 use crate::cli::GlobalOpts;
+use crate::cli::remote::{ENGINE_WAIT, Route, route_within};
 use crate::config::{AutoHaltAction, Config, Environment};
 use crate::domain::Mode;
 use crate::engine::core::Core;
@@ -30,10 +31,51 @@ use crate::ui::{KeyPress, Keymap, UiConfig};
 
 /// Runs the console until the trader quits. `live` first asks for the typed confirmation.
 pub async fn run(config: Config, global: GlobalOpts) -> anyhow::Result<()> {
-    if config.mode == Mode::Live {
-        confirm_live(&global)?;
+    // CRBOT_API_URL: the engine runs elsewhere; this console is one more screen of it (the
+    // live confirmation follows that engine's mode, asked once its first snapshot is in).
+    if let Some(remote) = config.api.remote.clone() {
+        let ui_config = ui_config(&config, &global)?;
+        return crate::attach::run(crate::attach::Target::Remote(remote), ui_config).await;
     }
-    run_async(config, &global).await
+    // This account's engine runs in another process (it holds the lock and answers on its
+    // socket): attach to it rather than start a second one. A short-lived command holding the
+    // lock is waited for, bounded, as the commands wait for each other.
+    let data = config.paths.data_dir.clone();
+    loop {
+        match route_within(&data, config.mode, ENGINE_WAIT)
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            Route::Engine(_) => {
+                if let Some(local) = crate::attach::local_engine(&data, config.mode)? {
+                    let ui_config = ui_config(&config, &global)?;
+                    return crate::attach::run(local, ui_config).await;
+                }
+                // The engine stopped in between: look again.
+            }
+            Route::Alone(Some(lock)) => {
+                if config.mode == Mode::Live {
+                    confirm_live(&global)?;
+                }
+                return run_async(config, &global, lock).await;
+            }
+            Route::Alone(None) => anyhow::bail!(
+                "cannot take the {} account's engine lock in {}: the console needs a data folder it can write",
+                config.mode,
+                data.display()
+            ),
+        }
+    }
+}
+
+/// The screen's settings: theme, keymap with the configured kill key, bell.
+pub fn ui_config(config: &Config, global: &GlobalOpts) -> anyhow::Result<UiConfig> {
+    let mut ui_config = UiConfig::from_env(global.ascii)?;
+    if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
+        ui_config.keymap = Keymap::with_kill_key(kill);
+    }
+    ui_config.bell = config.bell;
+    Ok(ui_config)
 }
 
 /// How often the console backs the journal up by itself; `None` means on command only
@@ -212,30 +254,14 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
     }
 }
 
-async fn run_async(config: Config, global: &GlobalOpts) -> anyhow::Result<()> {
+async fn run_async(config: Config, global: &GlobalOpts, lock: EngineLock) -> anyhow::Result<()> {
     let unlock = if global.passphrase_stdin {
         Unlock::Stdin
     } else {
         Unlock::Terminal
     };
-    let lock = match take_engine_lock(&config) {
-        Ok(lock) => lock,
-        // The attach hook: another engine (a `crbot serve`, another console) runs for this
-        // account. This console must not start a second one; attaching to it as a screen
-        // replaces this branch.
-        Err(LockError::Held { holder, .. }) => anyhow::bail!(
-            "an engine already runs for this account (pid {}); attaching a console to it is not \
-             available in this build: use crbot commands (they go through that engine), or stop it first",
-            holder.as_deref().unwrap_or("unknown")
-        ),
-        Err(e) => return Err(e.into()),
-    };
     let (session, core) = prepare_engine(&config, &lock, unlock, TicketSource::Tui).await?;
-    let mut ui_config = UiConfig::from_env(global.ascii)?;
-    if let Ok(kill) = KeyPress::parse_kill_key(&config.kill_key.to_string()) {
-        ui_config.keymap = Keymap::with_kill_key(kill);
-    }
-    ui_config.bell = config.bell;
+    let ui_config = ui_config(&config, global)?;
     let RunningEngine {
         commands,
         snapshots,

@@ -4,14 +4,16 @@
 //! The parts: `domain` (values), `portfolio` and `risk` (pure), `vault`,
 //! `exchange` (the Binance client and the local exchange), `journal`, `engine` (the one owner
 //! of mutable state), `ui` (the screen), `cli` (the commands), `api` (the engine's control API
-//! over HTTP), and above everything else `console` (the screen and the engine wired together)
-//! and `serve` (the engine, headless, with the API on TCP).
+//! over HTTP), and above everything else `console` (the screen and the engine wired together),
+//! `serve` (the engine, headless, with the API on TCP) and `attach` (the screen of an engine
+//! that runs in another process).
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used)]
 #![warn(missing_debug_implementations)]
 
 pub mod alerts;
 pub mod api;
+pub mod attach;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -93,7 +93,7 @@ pub struct FeeBooked {
 }
 
 /// Fees summed over fills: per commission asset, their quote value, and what stayed unpriced.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeeTally {
     /// Commission amounts per asset (priced and unpriced).
     pub paid: BTreeMap<Asset, Decimal>,

@@ -97,15 +97,6 @@ pub async fn metrics(_: ReadAccess, State(state): State<AppState>) -> impl IntoR
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
 }
 
-/// Routes of the contract that need more of the engine than this build has.
-pub async fn not_implemented_read(_: ReadAccess) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "NOT_IMPLEMENTED",
-        "this route is not available in this build",
-    )
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KillBody {

@@ -14,6 +14,7 @@ use url::Url;
 use crate::alerts::Webhook;
 
 use super::{ConfigError, Environment, Sources, bad, integer};
+use crate::secret::SecretString;
 
 /// `crbot serve`'s default address: loopback, on the seed's port.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8002";
@@ -36,6 +37,9 @@ pub struct ApiConfig {
     /// `API_TLS_CERT` / `API_TLS_KEY`: the PEM files that make `crbot serve` speak HTTPS (both
     /// or neither; read and checked by `serve`).
     pub tls: Option<TlsFiles>,
+    /// A running engine elsewhere that the console attaches to as a screen
+    /// (`CRBOT_API_URL` with `CRBOT_API_TOKEN`).
+    pub remote: Option<RemoteEngine>,
 }
 
 /// The control API's certificate chain and private key, as PEM files.
@@ -43,6 +47,22 @@ pub struct ApiConfig {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// The control API of an engine on another machine (or another user's), and the token for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEngine {
+    /// Its base URL as given (`http`, `https`, `ws` or `wss`; no credentials, query or fragment).
+    pub url: Url,
+    /// A bearer token `crbot token issue` printed for that engine; never shown.
+    pub token: SecretString,
+}
+
+impl RemoteEngine {
+    /// Whether the connection is encrypted (`https`/`wss`): a re-arm's passphrase is sent only then.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.url.scheme(), "https" | "wss")
+    }
 }
 
 impl Default for ApiConfig {
@@ -55,6 +75,7 @@ impl Default for ApiConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8002)),
             alert_webhook: None,
             tls: None,
+            remote: None,
         }
     }
 }
@@ -95,6 +116,7 @@ pub(super) fn api_config(sources: &Sources, env: Environment) -> Result<ApiConfi
         addr,
         alert_webhook: alert_webhook(sources, env)?,
         tls: tls_files(sources)?,
+        remote: remote_engine(sources, env)?,
     })
 }
 
@@ -151,6 +173,83 @@ fn tls_files(sources: &Sources) -> Result<Option<TlsFiles>, ConfigError> {
     }
 }
 
+/// What `CRBOT_API_URL` accepts.
+pub const API_URL_ALLOWED: &str =
+    "an http(s):// or ws(s):// URL of a crbot serve, without credentials (with CRBOT_API_TOKEN)";
+/// What `CRBOT_API_TOKEN` accepts.
+pub const API_TOKEN_ALLOWED: &str = "a token from crbot token issue (with CRBOT_API_URL)";
+
+/// `CRBOT_API_URL` and `CRBOT_API_TOKEN`, both or neither. A plain-text URL to a host other
+/// than loopback is refused in staging and production: the token and the account would cross
+/// the network in clear. The token's value never reaches a message.
+fn remote_engine(sources: &Sources, env: Environment) -> Result<Option<RemoteEngine>, ConfigError> {
+    let url = sources.value("CRBOT_API_URL");
+    let token = sources.value("CRBOT_API_TOKEN");
+    let (url, token) = match (url, token) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(ConfigError::BadSecret {
+                name: "CRBOT_API_TOKEN",
+                problem: "is not set: CRBOT_API_URL needs a token from crbot token issue".into(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "CRBOT_API_URL",
+                "",
+                "is not set but CRBOT_API_TOKEN is",
+                API_URL_ALLOWED,
+            ));
+        }
+        (Some(url), Some(token)) => (url, token),
+    };
+    let parsed =
+        Url::parse(url.trim()).map_err(|_| bad("CRBOT_API_URL", url, "is not a URL", API_URL_ALLOWED))?;
+    let credentials = !parsed.username().is_empty() || parsed.password().is_some();
+    if !matches!(parsed.scheme(), "http" | "https" | "ws" | "wss")
+        || parsed.host_str().is_none()
+        || credentials
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(bad("CRBOT_API_URL", url, "is not valid", API_URL_ALLOWED));
+    }
+    let token = token.trim();
+    let jwt_shaped = token.split('.').count() == 3
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !jwt_shaped {
+        return Err(ConfigError::BadSecret {
+            name: "CRBOT_API_TOKEN",
+            problem: format!(
+                "is not a token (three base64url parts joined by dots): allowed {API_TOKEN_ALLOWED}"
+            ),
+        });
+    }
+    let remote = RemoteEngine {
+        url: parsed,
+        token: SecretString::from(token),
+    };
+    if !remote.is_tls() && env != Environment::Development && !is_loopback(&remote.url) {
+        return Err(ConfigError::Refused {
+            setting: format!("CRBOT_API_URL={}", remote.url),
+            env,
+            why: "the token and the account would cross the network in clear; use https:// or wss://".into(),
+        });
+    }
+    Ok(Some(remote))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// `https://app.example.com, http://localhost:3000` → the origins, each as a browser sends it
 /// in `Origin` (no path, no trailing slash), so that they compare byte for byte.
 fn cors_origins(v: &str) -> Result<Vec<String>, ConfigError> {
@@ -189,6 +288,87 @@ mod tests {
         let c = sources(&[], Environment::Production).expect("valid");
         assert_eq!(c, ApiConfig::default());
         assert_eq!(c.addr.to_string(), DEFAULT_API_ADDR);
+    }
+
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcHMifQ.c2lnbmF0dXJl";
+
+    #[test]
+    fn an_engine_elsewhere_is_a_url_and_a_token_together() {
+        let c = sources(
+            &[
+                ("CRBOT_API_URL", "https://ops.example.com:8002"),
+                ("CRBOT_API_TOKEN", TOKEN),
+            ],
+            Environment::Production,
+        )
+        .expect("valid");
+        let remote = c.remote.expect("set");
+        assert_eq!(remote.url.as_str(), "https://ops.example.com:8002/");
+        assert_eq!(remote.token.expose(), TOKEN);
+        assert!(remote.is_tls());
+        let loopback = sources(
+            &[
+                ("CRBOT_API_URL", "ws://127.0.0.1:8002"),
+                ("CRBOT_API_TOKEN", TOKEN),
+            ],
+            Environment::Production,
+        )
+        .expect("loopback in clear is fine");
+        assert!(!loopback.remote.expect("set").is_tls());
+    }
+
+    #[test]
+    fn a_bad_url_or_token_is_one_line_that_never_shows_the_token() {
+        let cases: [(&[(&str, &str)], &str); 7] = [
+            (&[("CRBOT_API_URL", "http://h:1")], "CRBOT_API_TOKEN is not set"),
+            (&[("CRBOT_API_TOKEN", TOKEN)], "CRBOT_API_URL= is not set"),
+            (
+                &[("CRBOT_API_URL", "ftp://h"), ("CRBOT_API_TOKEN", TOKEN)],
+                "CRBOT_API_URL=ftp://h is not valid",
+            ),
+            (
+                &[("CRBOT_API_URL", "h:8002"), ("CRBOT_API_TOKEN", TOKEN)],
+                "CRBOT_API_URL=h:8002 is not valid",
+            ),
+            (
+                &[("CRBOT_API_URL", "http://h?x=1"), ("CRBOT_API_TOKEN", TOKEN)],
+                "is not valid",
+            ),
+            (
+                &[
+                    ("CRBOT_API_URL", "http://h"),
+                    ("CRBOT_API_TOKEN", "Bearer hunter2"),
+                ],
+                "CRBOT_API_TOKEN is not a token",
+            ),
+            (
+                &[("CRBOT_API_URL", "http://h"), ("CRBOT_API_TOKEN", "a.b.c d")],
+                "CRBOT_API_TOKEN is not a token",
+            ),
+        ];
+        for (vars, want) in cases {
+            let err = sources(vars, Environment::Development)
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(
+                !err.contains("hunter2") && !err.contains(TOKEN) && !err.contains('\n'),
+                "{err}"
+            );
+        }
+        let err = sources(
+            &[
+                ("CRBOT_API_URL", "http://ops.example.com"),
+                ("CRBOT_API_TOKEN", TOKEN),
+            ],
+            Environment::Staging,
+        )
+        .expect_err("clear text across the network")
+        .to_string();
+        assert!(
+            err.contains("refused with ENV=staging") && !err.contains(TOKEN),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!   computed for, so the UI can tell a stale preview from a current one.
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     Asset, ClientOrderId, Mode, Money, Notional, Order, OrderPurpose, OrderType, Price, Qty, Side, Symbol,
@@ -22,7 +23,7 @@ use crate::domain::{
 };
 
 /// Everything the screen draws, as of `now_ms`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub mode: Mode,
     /// The engine's clock (ms since the epoch, UTC). The UI never reads a clock of its own.
@@ -69,7 +70,7 @@ impl Snapshot {
 }
 
 /// The account's balances, marked, and the equity figures the P&L is measured against.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AccountBooks {
     pub balances: Vec<BalanceRow>,
     /// Equity at 00:00 UTC, restated for capital flows.
@@ -86,7 +87,7 @@ pub struct AccountBooks {
 }
 
 /// One deposit or withdrawal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapitalFlowRow {
     pub time_ms: i64,
     pub asset: Asset,
@@ -99,7 +100,7 @@ pub struct CapitalFlowRow {
 }
 
 /// One asset's balance with its USDT mark, when it has one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalanceRow {
     pub asset: Asset,
     pub free: Qty,
@@ -111,7 +112,7 @@ pub struct BalanceRow {
 }
 
 /// How complete the equity is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EquityStatus {
     /// Not computed yet (start-up, before balances and prices).
     Pending,
@@ -134,7 +135,7 @@ impl EquityStatus {
 }
 
 /// The header line: connections, clock, rate limits, trading state, warnings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     pub market_stream: StreamHealth,
     pub user_stream: StreamHealth,
@@ -147,14 +148,14 @@ pub struct Header {
 }
 
 /// One stream's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamHealth {
     pub status: StreamStatus,
     /// Last measured event latency.
     pub latency_ms: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StreamStatus {
     Connected,
     Connecting,
@@ -163,7 +164,7 @@ pub enum StreamStatus {
 }
 
 /// Request-weight and order-count usage as the exchange's headers last reported them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RateLimitUsage {
     pub weight_used: u32,
     pub weight_limit: u32,
@@ -172,7 +173,7 @@ pub struct RateLimitUsage {
 }
 
 /// The trading states (active, reducing, halted), with why and since when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TradingState {
     Active,
     /// Only orders that shrink a position. `until_ms` is the next UTC day for the daily-loss
@@ -196,7 +197,7 @@ impl TradingState {
 }
 
 /// One watchlist row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchRow {
     pub symbol: Symbol,
     pub last: Option<Price>,
@@ -209,7 +210,7 @@ pub struct WatchRow {
 }
 
 /// One position (crbot's own, or an external holding).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PositionRow {
     pub symbol: Symbol,
     pub qty: Qty,
@@ -226,7 +227,7 @@ pub struct PositionRow {
 }
 
 /// Usage of every risk limit, percentages signed where they can be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitsUsage {
     pub day_pnl: Money,
     /// Today's P&L in percent of the day-start equity (negative is a loss).
@@ -283,7 +284,7 @@ impl LimitsUsage {
 }
 
 /// The limits a trader may change from the screen (the seed's variable names in `env_name`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LimitName {
     DailyLoss,
     Drawdown,
@@ -323,7 +324,7 @@ impl LimitName {
 }
 
 /// A loosening that takes effect only when `phrase` is typed back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitChangePending {
     pub name: LimitName,
     pub from: Decimal,
@@ -333,7 +334,7 @@ pub struct LimitChangePending {
 }
 
 /// Equity-curve windows the chart cycles through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum EquityWindow {
     #[default]
     Session,
@@ -363,14 +364,14 @@ impl EquityWindow {
 }
 
 /// One sample of equity in the quote asset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EquityPoint {
     pub time_ms: i64,
     pub value: Decimal,
 }
 
 /// Equity samples per window, oldest first (the engine downsamples longer windows).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EquityCurves {
     pub session: Vec<EquityPoint>,
     pub day: Vec<EquityPoint>,
@@ -390,7 +391,7 @@ impl EquityCurves {
 }
 
 /// One candle of the selected symbol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candle {
     pub open_ms: i64,
     pub open: Price,
@@ -399,7 +400,7 @@ pub struct Candle {
     pub close: Price,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LogLevel {
     Info,
     Warn,
@@ -407,7 +408,7 @@ pub enum LogLevel {
 }
 
 /// What a log line is about; `Fill` and `Rejection` ring the bell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogKind {
     Risk,
     Order,
@@ -420,7 +421,7 @@ pub enum LogKind {
 }
 
 /// One line of the risk and event log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// Increasing, never reused within a run: the UI remembers the last one it has seen.
     pub seq: u64,
@@ -431,7 +432,7 @@ pub struct LogLine {
 }
 
 /// The ticket fields, as typed. The engine parses them and reports errors per field.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TicketDraft {
     pub symbol: String,
     /// `BUY` or `SELL` (case-insensitive; `b`/`s` accepted).
@@ -447,7 +448,7 @@ pub struct TicketDraft {
 }
 
 /// The ticket's fields, in screen order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TicketField {
     Symbol,
     Side,
@@ -483,7 +484,7 @@ impl TicketField {
 }
 
 /// One risk rule or exchange filter, checked against the draft.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleLine {
     /// Stable `SCREAMING_CODE` (the same code the journal stores).
     pub code: String,
@@ -493,7 +494,7 @@ pub struct RuleLine {
 }
 
 /// The verdict on a draft, computed by the engine as the trader types.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketPreview {
     /// The draft this preview answers.
     pub draft: TicketDraft,
@@ -513,7 +514,7 @@ pub struct TicketPreview {
 }
 
 /// One order as it would be sent (after rounding to the symbol's filters).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutgoingOrder {
     pub purpose: OrderPurpose,
     pub symbol: Symbol,
@@ -526,13 +527,13 @@ pub struct OutgoingOrder {
 }
 
 /// What became of the last submitted ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketResult {
     pub draft: TicketDraft,
     pub outcome: TicketOutcome,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TicketOutcome {
     /// Sent and acknowledged by the exchange.
     Accepted {
@@ -550,7 +551,7 @@ pub enum TicketOutcome {
 }
 
 /// Kill-switch stages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KillStage {
     /// Stage one: cancelling every open order, symbol by symbol.
     Cancelling,
@@ -576,7 +577,7 @@ impl KillStage {
 }
 
 /// Kill-switch progress, per symbol, as results come in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KillProgress {
     pub started_ms: i64,
     pub stage: KillStage,
@@ -585,7 +586,7 @@ pub struct KillProgress {
     pub done: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KillLine {
     pub symbol: Symbol,
     /// `None` while in progress, then whether it succeeded.
@@ -596,7 +597,7 @@ pub struct KillLine {
 
 /// What the screen asks the engine to do. Sent on an mpsc channel; the engine answers through
 /// the next snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Check a draft and publish a [`TicketPreview`]; sends nothing.
     PreviewTicket(TicketDraft),
@@ -617,6 +618,9 @@ pub enum Command {
     /// Leave HALTED/REDUCING, confirmed. In a mode with keys the screen asks the vault
     /// passphrase and the engine checks it before re-arming; `None` in modes without keys.
     Rearm {
+        /// Never serialised: a command's wire form carries no secret (`api::stream` sends the
+        /// passphrase in a field of its own, and only over the unix socket or TLS).
+        #[serde(skip)]
         passphrase: Option<crate::secret::SecretString>,
     },
     AddSymbol(Symbol),
