@@ -239,6 +239,10 @@ async fn account_endpoints_of_trading_tools_answer_like_binance() {
         .signed("GET", "/api/v3/myPreventedMatches", &[("symbol", "BTCUSDT")])
         .await;
     assert_eq!(neither.code(), -1102);
+    let status = c.public("/sapi/v1/system/status", &[]).await;
+    assert_eq!(status.body, serde_json::json!({"status": 0, "msg": "normal"}));
+    let acct = c.signed("GET", "/sapi/v1/account/status", &[]).await;
+    assert_eq!(acct.body, serde_json::json!({"data": "Normal"}));
     // What is not built answers Binance's error JSON.
     let unknown = c.signed("GET", "/sapi/v1/margin/account", &[]).await;
     assert_eq!((unknown.status, unknown.code()), (404, -1000));

@@ -202,6 +202,8 @@ fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
             (public::ticker_weight(p), Sec::None)
         }
         ("GET", "/sapi/v1/asset/tradeFee") => (1, Sec::UserData),
+        ("GET", "/sapi/v1/system/status") => (1, Sec::None),
+        ("GET", "/sapi/v1/account/status") => (1, Sec::UserData),
         ("GET", "/sapi/v1/capital/config/getall") => (10, Sec::UserData),
         ("GET", "/sapi/v1/margin/allPairs") => (1, Sec::MarketData),
         ("GET", "/sapi/v1/margin/isolated/allPairs") => (10, Sec::UserData),
@@ -439,6 +441,8 @@ fn dispatch(
         ("GET", "/api/v3/ticker") => Answer::plain(public::rolling_ticker(shared, p, now)),
         ("GET", "/api/v3/ticker/tradingDay") => Answer::plain(public::trading_day(shared, p, now)),
         ("GET", "/sapi/v1/asset/tradeFee") => Answer::plain(wallet::trade_fee(shared, p)),
+        ("GET", "/sapi/v1/system/status") => Answer::plain(Ok(json!({"status": 0, "msg": "normal"}))),
+        ("GET", "/sapi/v1/account/status") => Answer::plain(Ok(json!({"data": "Normal"}))),
         ("GET", "/sapi/v1/capital/config/getall") => Answer::plain(Ok(wallet::coins(shared))),
         // No margin account: no cross or isolated pairs to trade.
         ("GET", "/sapi/v1/margin/allPairs") | ("GET", "/sapi/v1/margin/isolated/allPairs") => {

@@ -1,5 +1,6 @@
 //! The account endpoints outside `/api/v3` that trading tools read at start-up:
-//! `GET /sapi/v1/asset/tradeFee`, `GET /sapi/v1/capital/config/getall`, the margin pair lists
+//! `GET /sapi/v1/asset/tradeFee`, `system/status` and `account/status` (always normal; in
+//! `rest`'s dispatch), `GET /sapi/v1/capital/config/getall`, the margin pair lists
 //! (answered as for an account with no margin: nothing), and `GET /api/v3/myPreventedMatches`
 //! (self-trade prevention is `NONE` only here, so no match is ever prevented).
 //!
