@@ -51,6 +51,15 @@ async fn the_tape_holds_the_history_and_the_accounts_own_fills() {
     assert_eq!(last["isBuyerMaker"], false);
     assert_eq!(dec(&last["quoteQty"]), dec(&last["price"]) * dec(&last["qty"]));
     assert_eq!(last["isBestMatch"], true);
+    // Its aggregate carries the trade's id, as the @aggTrade stream does.
+    let aggs = c
+        .public("/api/v3/aggTrades", &[("symbol", "BTCUSDT"), ("limit", "1")])
+        .await;
+    let a = &aggs.body[0];
+    assert_eq!(
+        (a["a"].as_u64(), a["f"].as_u64(), a["l"].as_u64()),
+        (last["id"].as_u64(), last["id"].as_u64(), last["id"].as_u64())
+    );
     // The rows agree with the 24 h ticker's last trade id.
     let t = c.public("/api/v3/ticker/24hr", &[("symbol", "BTCUSDT")]).await;
     assert_eq!(t.body["lastId"], last["id"]);

@@ -5,6 +5,8 @@
 //! about accounts. Aggregation follows Binance's definition ("trades that fill at the time,
 //! from the same taker order, with the same price"): a trade joins the previous aggregate when
 //! it has the same time, price and side and no new taker began in between (`new_taker`).
+//! An aggregate's id is its first trade's id: increasing like Binance's, and the same number
+//! the `@aggTrade` stream sends for it.
 
 use std::collections::VecDeque;
 
@@ -31,7 +33,6 @@ pub struct AggTrade {
 pub struct Tape {
     trades: VecDeque<PublicTrade>,
     aggs: VecDeque<AggTrade>,
-    next_agg_id: u64,
     /// The next trade starts a new aggregate whatever it matches.
     fresh_taker: bool,
 }
@@ -41,7 +42,6 @@ impl Default for Tape {
         Tape {
             trades: VecDeque::new(),
             aggs: VecDeque::new(),
-            next_agg_id: 1,
             fresh_taker: true,
         }
     }
@@ -68,7 +68,7 @@ impl Tape {
             }
             _ => {
                 self.aggs.push_back(AggTrade {
-                    id: self.next_agg_id,
+                    id: t.id,
                     price: t.price,
                     qty: t.qty,
                     first_id: t.id,
@@ -76,7 +76,6 @@ impl Tape {
                     time: t.time,
                     buyer_maker: t.buyer_maker,
                 });
-                self.next_agg_id += 1;
             }
         }
         self.trades.push_back(t.clone());
@@ -169,8 +168,8 @@ mod tests {
             shape,
             vec![
                 (1, 1, 2, Decimal::TWO),
-                (2, 3, 3, Decimal::ONE),
-                (3, 4, 4, Decimal::ONE)
+                (3, 3, 3, Decimal::ONE),
+                (4, 4, 4, Decimal::ONE)
             ]
         );
     }
