@@ -78,7 +78,7 @@ def market_data(ex):
     check("fetch_currencies: the sim's assets", {"BTC", "USDT", "ETH"} <= set(currencies), list(currencies))
 
 
-def trading(ex):
+def trading(ex, sim):
     bal = attempt("fetch_balance", ex.fetch_balance) or {}
     check("balance: 10000 USDT free", bal.get("USDT", {}).get("free") == 10000.0, bal.get("USDT"))
 
@@ -126,6 +126,22 @@ def trading(ex):
                  lambda: ex.create_order("BTC/USDT", "market", "buy", 1), ccxt.InsufficientFunds)
     expect_raise("cancelling it again is OrderNotFound",
                  lambda: ex.cancel_order(lim["id"], "BTC/USDT"), ccxt.OrderNotFound)
+    # A stop-limit sell (ccxt's unified stop: `stopPrice` with a limit order), triggered by
+    # the last price when the market falls through it.
+    now = Decimal(str(ex.fetch_ticker("BTC/USDT")["last"]))
+    stop_px = float((now * Decimal("0.98")).quantize(Decimal("0.01")))
+    limit_px = float((now * Decimal("0.97")).quantize(Decimal("0.01")))
+    stop = attempt("stop-limit sell", lambda: ex.create_order(
+        "BTC/USDT", "limit", "sell", 0.0005, limit_px, {"stopPrice": stop_px})) or {}
+    placed = attempt("fetch_order of the stop", lambda: ex.fetch_order(stop["id"], "BTC/USDT")) or {}
+    check("stop: a STOP_LOSS_LIMIT waiting", placed.get("info", {}).get("type") == "STOP_LOSS_LIMIT"
+          and placed.get("status") == "open" and placed.get("info", {}).get("isWorking") is False, placed.get("info"))
+    attempt("move the market below the stop",
+            lambda: sim.set_price("BTCUSDT", (now * Decimal("0.975")).quantize(Decimal("0.01"))))
+    done = attempt("fetch_order after the move", lambda: ex.fetch_order(stop["id"], "BTC/USDT")) or {}
+    check("stop: triggered and filled at its limit or better",
+          done.get("status") == "closed" and (done.get("average") or 0) >= limit_px, done.get("info"))
+
     bad = ccxt.binance({"apiKey": ex.apiKey, "secret": "x" * 64, "options": {"fetchMarkets": {"types": ["spot"]}}})
     bad.urls["api"] = ex.urls["api"]
     bad.markets, bad.markets_by_id, bad.symbols = ex.markets, ex.markets_by_id, ex.symbols
@@ -138,7 +154,7 @@ def main():
     try:
         ex = exchange(sim)
         market_data(ex)
-        trading(ex)
+        trading(ex, sim)
     finally:
         sim.stop()
     return summary()

@@ -68,7 +68,7 @@ def market_data(c):
     check("system status: normal", st.get("status") == 0, st)
 
 
-def trading(c):
+def trading(c, sim):
     usdt = attempt("get_asset_balance", lambda: c.get_asset_balance("USDT")) or {}
     check("balance: 10000 USDT", Decimal(usdt.get("free", "0")) == Decimal("10000"), usdt)
     fee = attempt("get_trade_fee", lambda: c.get_trade_fee(symbol="BTCUSDT")) or [{}]
@@ -105,6 +105,27 @@ def trading(c):
                    lambda: c.create_test_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.001"))
     check("test order: {}", test == {}, test)
 
+    ack = attempt("order with newOrderRespType=ACK", lambda: c.create_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001", price=price,
+        newOrderRespType="ACK")) or {}
+    check("ACK: ids only", "orderId" in ack and "status" not in ack, ack)
+    attempt("cancel the ACK order", lambda: c.cancel_order(symbol="BTCUSDT", orderId=ack["orderId"]))
+
+    # A STOP_LOSS_LIMIT sell, triggered by the last price when the market falls through it.
+    now = Decimal(c.get_symbol_ticker(symbol="BTCUSDT")["price"])
+    stop_px, limit_px = (str((now * Decimal(k)).quantize(Decimal("0.01"))) for k in ("0.98", "0.97"))
+    stop = attempt("STOP_LOSS_LIMIT sell", lambda: c.create_order(
+        symbol="BTCUSDT", side="SELL", type="STOP_LOSS_LIMIT", timeInForce="GTC", quantity="0.0005",
+        price=limit_px, stopPrice=stop_px)) or {}
+    waiting = attempt("get_order of the stop", lambda: c.get_order(symbol="BTCUSDT", orderId=stop["orderId"])) or {}
+    check("stop: NEW, not working", waiting.get("status") == "NEW" and waiting.get("isWorking") is False, waiting)
+    attempt("move the market below the stop",
+            lambda: sim.set_price("BTCUSDT", (now * Decimal("0.975")).quantize(Decimal("0.01"))))
+    done = attempt("get_order after the move", lambda: c.get_order(symbol="BTCUSDT", orderId=stop["orderId"])) or {}
+    check("stop: FILLED at its limit or better",
+          done.get("status") == "FILLED"
+          and Decimal(done.get("cummulativeQuoteQty", "0")) >= Decimal(limit_px) * Decimal("0.0005"), done)
+
     expect_code("too small an order: -1013",
                 lambda: c.order_limit_buy(symbol="BTCUSDT", quantity="0.00001", price=price), -1013)
     expect_code("more than the balance: -2010",
@@ -121,7 +142,7 @@ def main():
         c = attempt("client start-up (ping)", lambda: client(sim))
         if c is not None:
             market_data(c)
-            trading(c)
+            trading(c, sim)
     finally:
         sim.stop()
     return summary()

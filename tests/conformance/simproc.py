@@ -2,8 +2,10 @@
 loopback port with a throw-away state file, read its banner line (URLs and keys), record
 checks, and stop the sim with SIGTERM, checking that it exits 0."""
 
+import json
 import os
 import signal
+import urllib.request
 import subprocess
 import tempfile
 
@@ -50,6 +52,17 @@ class Sim:
         self.rest = self.fields["rest"]
         self.api_key = self.fields["api_key"]
         self.api_secret = self.fields["api_secret"]
+
+    def set_price(self, symbol, price):
+        """Moves a market now through the sim's control endpoint (its own key, loopback only)."""
+        req = urllib.request.Request(
+            self.rest + "/sim/control/price",
+            data=json.dumps({"symbol": symbol, "price": str(price)}).encode(),
+            headers={"X-MBX-APIKEY": self.api_key, "content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
