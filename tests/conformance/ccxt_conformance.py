@@ -67,6 +67,17 @@ def market_data(ex):
           [x.get("timestamp") for x in trades])
     check("fetch_trades: sides and prices", all(x["side"] in ("buy", "sell") and x["price"] > 0 for x in trades))
 
+    for method in ("publicGetTrades", "publicGetHistoricalTrades"):
+        rows = attempt(f"fetch_trades via {method}",
+                       lambda: ex.fetch_trades("BTC/USDT", limit=3, params={"fetchTradesMethod": method})) or []
+        ids = [int(x["id"]) for x in rows]
+        check(f"fetch_trades via {method}: 3 consecutive ids", len(ids) == 3 and ids == list(range(ids[0], ids[0] + 3)), ids)
+    rolling = attempt("fetch_ticker rolling 1h",
+                      lambda: ex.fetch_ticker("BTC/USDT", {"rolling": True, "windowSize": "1h"})) or {}
+    info = rolling.get("info", {})
+    check("rolling ticker: a window of about an hour",
+          3_600_000 <= int(info.get("closeTime", 0)) - int(info.get("openTime", 0)) < 3_660_000, info)
+
     ohlcv = attempt("fetch_ohlcv", lambda: ex.fetch_ohlcv("BTC/USDT", "1m", limit=5)) or []
     check("fetch_ohlcv: 5 contiguous minutes",
           len(ohlcv) == 5 and all(b[0] - a[0] == 60_000 for a, b in zip(ohlcv, ohlcv[1:])), ohlcv)
