@@ -169,6 +169,20 @@ mod tests {
         }
         for o in e.account.orders.values() {
             assert!(o.executed_qty <= o.orig_qty || o.orig_qty.is_zero());
+            // An open order on its own holds exactly what the rest of it needs: its remaining
+            // quantity (sells) or that at its lock price (buys).
+            if o.is_open() && o.order_list_id < 0 {
+                let need = if o.buy() {
+                    o.remaining() * o.lock_price
+                } else {
+                    o.remaining()
+                };
+                assert_eq!(
+                    o.locked_left, need,
+                    "order {} holds {} for a need of {need}",
+                    o.order_id, o.locked_left
+                );
+            }
             if !o.is_open() && o.order_list_id < 0 {
                 assert!(
                     o.locked_left.is_zero(),
