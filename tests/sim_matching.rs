@@ -428,3 +428,88 @@ async fn cancel_all_returns_orders_and_order_lists() {
     assert_eq!(c.balance("BTC").await.1, Decimal::ZERO);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn stop_loss_limit_and_take_profit_sells_trigger_on_the_last_price() {
+    let (h, c) = setup().await;
+    deposit(&c, "BTC", "0.02").await;
+    let sl = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "SELL"),
+            ("type", "STOP_LOSS_LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("stopPrice", "95000"),
+            ("price", "94500"),
+        ])
+        .await;
+    // Not MARKET or LIMIT: ACK by default.
+    assert_eq!(sl.body.get("status"), None, "{}", sl.body);
+    let tp = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "SELL"),
+            ("type", "TAKE_PROFIT"),
+            ("quantity", "0.01"),
+            ("stopPrice", "105000"),
+            ("newOrderRespType", "RESULT"),
+        ])
+        .await;
+    assert_eq!(
+        (tp.body["status"].as_str(), tp.body["workingTime"].as_i64()),
+        (Some("NEW"), Some(-1)),
+        "{}",
+        tp.body
+    );
+    assert_eq!(c.balance("BTC").await, (Decimal::ZERO, d("0.02")));
+    set_price(&c, "BTCUSDT", "95500").await;
+    let o = order_status(&c, &sl.body["orderId"]).await;
+    assert_eq!(
+        (o["status"].as_str(), o["isWorking"].as_bool()),
+        (Some("NEW"), Some(false))
+    );
+    set_price(&c, "BTCUSDT", "94900").await;
+    let o = order_status(&c, &sl.body["orderId"]).await;
+    assert_eq!(o["status"], "FILLED", "{o}");
+    // A limit sell fills at its limit or better.
+    assert!(dec(&o["cummulativeQuoteQty"]) >= d("945"), "{o}");
+    set_price(&c, "BTCUSDT", "105000").await;
+    assert_eq!(order_status(&c, &tp.body["orderId"]).await["status"], "FILLED");
+    assert_eq!(c.balance("BTC").await, (Decimal::ZERO, Decimal::ZERO));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn quote_amounts_and_pegs_are_refused_where_binance_refuses_them() {
+    let (h, c) = setup().await;
+    let limit = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", "90000"),
+            ("quoteOrderQty", "900"),
+        ])
+        .await;
+    assert_eq!((limit.status, limit.code()), (400, -1106), "{}", limit.body);
+    let peg = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", "90000"),
+            ("pegPriceType", "PRIMARY_PEG"),
+        ])
+        .await;
+    assert_eq!(
+        peg.body,
+        serde_json::json!({"code": -2010, "msg": "Pegged orders are not supported for this symbol."})
+    );
+    assert_eq!(c.balance("USDT").await.1, Decimal::ZERO);
+    h.shutdown().await;
+}

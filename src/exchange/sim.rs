@@ -22,9 +22,12 @@
 //! clears them; grammar in `faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
 //! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
 //!
-//! Not served (answer 404 or are rejected as exchangeInfo says): trailing stops, icebergs,
-//! self-trade prevention other than NONE, OTO/OTOCO/OPO lists, cancel-replace, amend,
-//! `X-MBX-TIME-UNIT`, SBE, listenKey streams, `session.logon`.
+//! Not served (answer 404 `-1000` or are rejected as exchangeInfo says): trailing stops,
+//! icebergs, pegged orders, self-trade prevention other than NONE, OTO/OTOCO/OPO lists,
+//! cancel-replace, amend, `X-MBX-TIME-UNIT`, SBE, listenKey streams, `session.logon`, and
+//! everything under `/sapi` but the few endpoints trading libraries read at start-up
+//! (`rest::wallet`: trade fees, coins, system and account status, margin pairs answered as
+//! for an account without margin).
 //!
 //! The state is one `Mutex<Engine>` held only for short, non-async sections: the sim is a
 //! test double serving one account, and a lock is the simplest correct way to serialise

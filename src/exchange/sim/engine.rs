@@ -169,6 +169,20 @@ mod tests {
         }
         for o in e.account.orders.values() {
             assert!(o.executed_qty <= o.orig_qty || o.orig_qty.is_zero());
+            // An open order on its own holds exactly what the rest of it needs: its remaining
+            // quantity (sells) or that at its lock price (buys).
+            if o.is_open() && o.order_list_id < 0 {
+                let need = if o.buy() {
+                    o.remaining() * o.lock_price
+                } else {
+                    o.remaining()
+                };
+                assert_eq!(
+                    o.locked_left, need,
+                    "order {} holds {} for a need of {need}",
+                    o.order_id, o.locked_left
+                );
+            }
             if !o.is_open() && o.order_list_id < 0 {
                 assert!(
                     o.locked_left.is_zero(),
@@ -197,6 +211,17 @@ mod tests {
             offset_bp: i64,
             qty_milli: i64,
             limit: bool,
+            take_profit: bool,
+            tif: usize,
+        },
+        LimitMaker {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+        },
+        QuoteMarket {
+            buy: bool,
+            quote: i64,
         },
         Oco {
             qty_milli: i64,
@@ -220,14 +245,30 @@ mod tests {
                 }
             ),
             (any::<bool>(), 1i64..80).prop_map(|(buy, qty_milli)| Op::Market { buy, qty_milli }),
-            (any::<bool>(), 10i64..300, 1i64..80, any::<bool>()).prop_map(
-                |(buy, offset_bp, qty_milli, limit)| Op::Stop {
+            (
+                any::<bool>(),
+                10i64..300,
+                1i64..80,
+                any::<bool>(),
+                any::<bool>(),
+                0usize..3
+            )
+                .prop_map(|(buy, offset_bp, qty_milli, limit, take_profit, tif)| Op::Stop {
                     buy,
                     offset_bp,
                     qty_milli,
-                    limit
+                    limit,
+                    take_profit,
+                    tif
+                }),
+            (any::<bool>(), -300i64..300, 1i64..80).prop_map(|(buy, offset_bp, qty_milli)| {
+                Op::LimitMaker {
+                    buy,
+                    offset_bp,
+                    qty_milli,
                 }
-            ),
+            }),
+            (any::<bool>(), 5i64..8000).prop_map(|(buy, quote)| Op::QuoteMarket { buy, quote }),
             (1i64..80).prop_map(|qty_milli| Op::Oco { qty_milli }),
             (0usize..20).prop_map(|pick| Op::Cancel { pick }),
             (-400i64..400).prop_map(|bp| Op::Move { bp }),
@@ -267,23 +308,52 @@ mod tests {
                 offset_bp,
                 qty_milli,
                 limit,
+                take_profit,
+                tif,
             } => {
-                // Stop-loss buys sit above the market, sells below.
-                let bp = if *buy { *offset_bp } else { -*offset_bp };
+                // Stop-loss buys and take-profit sells sit above the market, the others below.
+                let bp = if *buy != *take_profit {
+                    *offset_bp
+                } else {
+                    -*offset_bp
+                };
                 let stop = price_at(e, bp);
+                let kind = match (*take_profit, *limit) {
+                    (false, false) => "STOP_LOSS",
+                    (false, true) => "STOP_LOSS_LIMIT",
+                    (true, false) => "TAKE_PROFIT",
+                    (true, true) => "TAKE_PROFIT_LIMIT",
+                };
                 let mut v = vec![
                     ("symbol", s("BTCUSDT")),
                     ("side", s(if *buy { "BUY" } else { "SELL" })),
-                    ("type", s(if *limit { "STOP_LOSS_LIMIT" } else { "STOP_LOSS" })),
+                    ("type", s(kind)),
                     ("quantity", qty(*qty_milli)),
                     ("stopPrice", stop.to_string()),
                 ];
                 if *limit {
                     v.push(("price", stop.to_string()));
-                    v.push(("timeInForce", s("GTC")));
+                    v.push(("timeInForce", s(["GTC", "IOC", "FOK"][*tif])));
                 }
                 params(&v)
             }
+            Op::LimitMaker {
+                buy,
+                offset_bp,
+                qty_milli,
+            } => params(&[
+                ("symbol", s("BTCUSDT")),
+                ("side", s(if *buy { "BUY" } else { "SELL" })),
+                ("type", s("LIMIT_MAKER")),
+                ("quantity", qty(*qty_milli)),
+                ("price", price_at(e, *offset_bp).to_string()),
+            ]),
+            Op::QuoteMarket { buy, quote } => params(&[
+                ("symbol", s("BTCUSDT")),
+                ("side", s(if *buy { "BUY" } else { "SELL" })),
+                ("type", s("MARKET")),
+                ("quoteOrderQty", quote.to_string()),
+            ]),
             Op::Oco { qty_milli } => {
                 let p = params(&[
                     ("symbol", s("BTCUSDT")),

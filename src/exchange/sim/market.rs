@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, VecDeque};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+mod tape;
+pub use tape::{AggTrade, MAX_TAPE, Tape};
+
 /// Milliseconds between two market steps at speed 1 (four updates per second per symbol).
 pub const STEP_MS: i64 = 250;
 /// One-minute candles kept per symbol (history plus live).
@@ -260,6 +263,8 @@ pub struct SymbolMarket {
     pub update_id: u64,
     pub candles: VecDeque<Candle>,
     pub next_trade_id: u64,
+    /// The public trades printed (history included), bounded: `trades`, `aggTrades`.
+    pub tape: Tape,
     /// Mid price moved by the control endpoint; the walk continues from there.
     pub forced: bool,
     /// An outside price source has quoted this symbol (paper mode).
@@ -345,6 +350,7 @@ impl Market {
             let mut candles = VecDeque::new();
             let mut prev = p;
             let mut trade_id: u64 = 1;
+            let mut tape = Tape::default();
             for (i, close) in closes.iter().enumerate() {
                 let open_time = minute_now - (HISTORY_CANDLES - i as i64) * 60_000;
                 let mut c = Candle::new(open_time, round_tick(prev, spec.tick));
@@ -369,6 +375,8 @@ impl Market {
                     };
                     trade_id += 1;
                     c.add_trade(&t);
+                    tape.new_taker();
+                    tape.push(&t);
                 }
                 candles.push_back(c);
                 prev = close;
@@ -384,6 +392,7 @@ impl Market {
                 update_id: 1_000,
                 candles,
                 next_trade_id: trade_id,
+                tape,
                 forced: false,
                 quoted: false,
                 halted: false,
@@ -707,6 +716,11 @@ impl SymbolMarket {
         if let Some(c) = self.candles.back_mut() {
             c.add_trade(&t);
         }
+        // Every trade here comes from its own taker or from another price level: the book
+        // holds one order per price, so a taker never fills twice at one price and no two
+        // trades of this market share an aggregate.
+        self.tape.new_taker();
+        self.tape.push(&t);
         t
     }
 
@@ -841,11 +855,16 @@ impl SymbolMarket {
     /// Rolling 24 h statistics from the one-minute candles.
     pub fn stats_24h(&self, now_ms: i64) -> Stats24h {
         let from = now_ms - 86_400_000;
-        let window: Vec<&Candle> = self
-            .candles
-            .iter()
-            .filter(|c| c.open_time >= from - 60_000)
-            .collect();
+        let mut s = self.stats_from(from - 60_000, now_ms);
+        s.open_time = s.open_time.max(from);
+        s
+    }
+
+    /// Statistics of the candles opened at or after `from` (a minute boundary for
+    /// `GET /api/v3/ticker` and the trading day), up to now. `open_time` is `from` itself
+    /// when a candle starts there, else the first candle's.
+    pub fn stats_from(&self, from: i64, now_ms: i64) -> Stats24h {
+        let window: Vec<&Candle> = self.candles.iter().filter(|c| c.open_time >= from).collect();
         let open = window.first().map(|c| c.open).unwrap_or(self.last_price);
         let mut s = Stats24h {
             open,
@@ -857,7 +876,7 @@ impl SymbolMarket {
             first_id: -1,
             last_id: -1,
             count: 0,
-            open_time: window.first().map(|c| c.open_time).unwrap_or(now_ms).max(from),
+            open_time: window.first().map(|c| c.open_time).unwrap_or(now_ms),
         };
         for c in &window {
             s.high = s.high.max(c.high);

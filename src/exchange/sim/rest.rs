@@ -28,10 +28,15 @@ use super::ops::{
 };
 use super::{Shared, SimKey, auth};
 
+mod public;
+mod wallet;
+
 /// Security type of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sec {
     None,
+    /// A valid API key in `X-MBX-APIKEY`, no signature.
+    MarketData,
     UserData,
     Trade,
 }
@@ -191,6 +196,20 @@ fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
         ("GET", "/api/v3/account/commission") => (20, Sec::UserData),
         ("GET", "/api/v3/rateLimit/order") => (40, Sec::UserData),
         ("GET", "/sapi/v1/account/apiRestrictions") => (1, Sec::UserData),
+        ("GET", "/api/v3/trades") | ("GET", "/api/v3/historicalTrades") => (25, Sec::None),
+        ("GET", "/api/v3/aggTrades") => (4, Sec::None),
+        ("GET", "/api/v3/ticker") | ("GET", "/api/v3/ticker/tradingDay") => {
+            (public::ticker_weight(p), Sec::None)
+        }
+        ("GET", "/sapi/v1/asset/tradeFee") => (1, Sec::UserData),
+        ("GET", "/sapi/v1/system/status") => (1, Sec::None),
+        ("GET", "/sapi/v1/account/status") => (1, Sec::UserData),
+        ("GET", "/sapi/v1/capital/config/getall") => (10, Sec::UserData),
+        ("GET", "/sapi/v1/margin/allPairs") => (1, Sec::MarketData),
+        ("GET", "/sapi/v1/margin/isolated/allPairs") => (10, Sec::UserData),
+        ("GET", "/api/v3/myPreventedMatches") => {
+            (if p.get("orderId").is_some() { 20 } else { 2 }, Sec::UserData)
+        }
         _ => return None,
     })
 }
@@ -244,7 +263,12 @@ pub(super) async fn rest(
         return refusal_response(&r, weight_header(&shared));
     }
     let mut signer: Option<SimKey> = None;
-    if sec != Sec::None {
+    if sec == Sec::MarketData {
+        let api_key = headers.get("x-mbx-apikey").and_then(|v| v.to_str().ok());
+        if let Err(e) = known_key(&shared, api_key) {
+            return json_response(e.status, &e.to_json(), vec![weight_header(&shared)]);
+        }
+    } else if sec != Sec::None {
         let (payload, sig) = auth::rest_payload(&raw_query, &raw_body);
         let api_key = headers.get("x-mbx-apikey").and_then(|v| v.to_str().ok());
         match authenticate(
@@ -295,6 +319,24 @@ pub(super) async fn rest(
             }
             json_response(e.status, &e.to_json(), hdrs)
         }
+    }
+}
+
+/// `MARKET_DATA` security: a key the exchange knows, no signature.
+fn known_key(shared: &Shared, api_key: Option<&str>) -> Result<(), ApiError> {
+    let key = api_key
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::new(401, -2014, "API-key format invalid."))?;
+    if shared.keys.iter().any(|k| k.api_key == key) {
+        Ok(())
+    } else if auth::key_format_ok(key) {
+        Err(ApiError::new(
+            401,
+            -2015,
+            "Invalid API-key, IP, or permissions for action.",
+        ))
+    } else {
+        Err(ApiError::new(401, -2014, "API-key format invalid."))
     }
 }
 
@@ -393,6 +435,20 @@ fn dispatch(
         ("GET", "/api/v3/account/commission") => Answer::plain(commission(shared, p)),
         ("GET", "/api/v3/rateLimit/order") => Answer::plain(Ok(shared.rate().orders_json(now))),
         ("GET", "/sapi/v1/account/apiRestrictions") => Answer::plain(Ok(api_restrictions(shared, signer))),
+        ("GET", "/api/v3/trades") => Answer::plain(public::trades(shared, p)),
+        ("GET", "/api/v3/historicalTrades") => Answer::plain(public::historical_trades(shared, p)),
+        ("GET", "/api/v3/aggTrades") => Answer::plain(public::agg_trades(shared, p)),
+        ("GET", "/api/v3/ticker") => Answer::plain(public::rolling_ticker(shared, p, now)),
+        ("GET", "/api/v3/ticker/tradingDay") => Answer::plain(public::trading_day(shared, p, now)),
+        ("GET", "/sapi/v1/asset/tradeFee") => Answer::plain(wallet::trade_fee(shared, p)),
+        ("GET", "/sapi/v1/system/status") => Answer::plain(Ok(json!({"status": 0, "msg": "normal"}))),
+        ("GET", "/sapi/v1/account/status") => Answer::plain(Ok(json!({"data": "Normal"}))),
+        ("GET", "/sapi/v1/capital/config/getall") => Answer::plain(Ok(wallet::coins(shared))),
+        // No margin account: no cross or isolated pairs to trade.
+        ("GET", "/sapi/v1/margin/allPairs") | ("GET", "/sapi/v1/margin/isolated/allPairs") => {
+            Answer::plain(Ok(json!([])))
+        }
+        ("GET", "/api/v3/myPreventedMatches") => Answer::plain(wallet::prevented_matches(shared, p)),
         _ => Answer::plain(Err(ApiError::new(404, -1000, "Unknown endpoint."))),
     }
 }

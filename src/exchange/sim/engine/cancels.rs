@@ -96,8 +96,8 @@ impl Engine {
         } else {
             self.cancel_one(id, &cancel_id, now);
         }
-        if let Some(m) = self.market.get(&o.symbol).cloned() {
-            self.account_position(&m, now);
+        if let Some(spec) = self.market.get(&o.symbol).map(|m| m.spec.clone()) {
+            self.account_position(&spec, now);
         }
         let x = self
             .account
@@ -147,8 +147,8 @@ impl Engine {
                 }
             }
         }
-        if let Some(m) = self.market.get(symbol).cloned() {
-            self.account_position(&m, now);
+        if let Some(spec) = self.market.get(symbol).map(|m| m.spec.clone()) {
+            self.account_position(&spec, now);
         }
         Ok(Value::Array(out))
     }

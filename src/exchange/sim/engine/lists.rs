@@ -7,7 +7,7 @@
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::super::market::SymbolMarket;
+use super::super::market::SymbolSpec;
 use super::matching::would_trigger;
 use super::validate::{parse_side, parse_time_in_force};
 use super::{
@@ -107,8 +107,8 @@ impl Engine {
             None => self.gen_client_id(now),
         };
         self.cancel_list_inner(list_id, &cancel_id, now);
-        if let Some(m) = self.market.get(&symbol).cloned() {
-            self.account_position(&m, now);
+        if let Some(spec) = self.market.get(&symbol).map(|m| m.spec.clone()) {
+            self.account_position(&spec, now);
         }
         Ok(self.list_json(list_id, true, Some(&cancel_id)))
     }
@@ -118,7 +118,7 @@ impl Engine {
     /// POST /api/v3/orderList/oco: validates the list, then places both legs under one lock.
     pub fn place_oco(&mut self, p: &Params, now: i64) -> Result<Value, ApiError> {
         let oco = self.parse_oco(p)?;
-        let (above, below, m) = (&oco.above, &oco.below, &oco.market);
+        let (above, below, spec) = (&oco.above, &oco.below, &oco.spec);
         let qty = oco.qty;
         let (lock_asset, lock_amount, lock_price) = match oco.side {
             Side::Buy => {
@@ -126,9 +126,9 @@ impl Engine {
                     .max(above.price.unwrap_or_default())
                     .max(oco_level(below))
                     .max(below.price.unwrap_or_default());
-                (m.spec.quote.to_string(), unit * qty, unit)
+                (spec.quote.to_string(), unit * qty, unit)
             }
-            Side::Sell => (m.spec.base.to_string(), qty, Decimal::ZERO),
+            Side::Sell => (spec.base.to_string(), qty, Decimal::ZERO),
         };
         if self.balance(&lock_asset).free < lock_amount {
             return Err(ApiError::insufficient());
@@ -197,7 +197,7 @@ impl Engine {
             self.execution_report(*id, ExecType::New, None, now);
         }
         self.list_status_event(list_id, now);
-        self.account_position(&oco.market, now);
+        self.account_position(&oco.spec, now);
         let out = self.list_json(list_id, true, None);
         Ok(out)
     }
@@ -213,7 +213,10 @@ impl Engine {
             .ok_or_else(|| ApiError::mandatory("quantity"))?;
         let above_type = p.req("aboveType")?;
         let below_type = p.req("belowType")?;
-        let market = self.sym(&symbol)?.clone();
+        let (spec, last) = {
+            let m = self.sym(&symbol)?;
+            (m.spec.clone(), m.last_price)
+        };
         let side = parse_side(side)?;
         // Every served type but LIMIT and MARKET may be either leg.
         let leg_type =
@@ -235,7 +238,6 @@ impl Engine {
         self.check_filters(&below)?;
         // A stop leg the last price has already crossed would trigger as soon as the list is
         // placed; Binance refuses the whole list, before the price relationship is looked at.
-        let last = market.last_price;
         for o in [&above, &below] {
             if let Some(stop) = o.stop_price
                 && would_trigger(o.order_type, side == Side::Buy, stop, last)
@@ -260,19 +262,19 @@ impl Engine {
             qty,
             above,
             below,
-            market,
+            spec,
         })
     }
 }
 
-/// A validated OCO request: both legs as orders, and the symbol's market when it was checked.
+/// A validated OCO request: both legs as orders, and the symbol's description.
 struct OcoRequest {
     symbol: String,
     side: Side,
     qty: Decimal,
     above: NewOrder,
     below: NewOrder,
-    market: SymbolMarket,
+    spec: SymbolSpec,
 }
 
 /// The price that places a leg above or below the market: its stop, else its limit.

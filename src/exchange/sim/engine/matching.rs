@@ -7,7 +7,7 @@
 
 use rust_decimal::Decimal;
 
-use super::super::market::{self, MarketEvent, SymbolMarket, checked_floor_to};
+use super::super::market::{self, MarketEvent, SymbolMarket, SymbolSpec, checked_floor_to};
 use super::{
     ApiError, Engine, ExecType, MyTrade, NewOrder, OrderStatus, OrderType, Placed, Side, SimOrder,
     TimeInForce,
@@ -28,7 +28,7 @@ impl Engine {
     /// Validates and places one order. `test_only` stops after validation (order/test).
     pub fn place(&mut self, o: &NewOrder, now: i64, test_only: bool) -> Result<Placed, ApiError> {
         self.check_filters(o)?;
-        let m = self.sym(&o.symbol)?.clone();
+        let m = MarketView::of(self.sym(&o.symbol)?);
         let buy = o.side == Side::Buy;
         let t = o.order_type;
         let client_id = match &o.client_order_id {
@@ -37,18 +37,14 @@ impl Engine {
         };
         self.check_duplicate(&client_id)?;
         if let Some(stop) = o.stop_price
-            && would_trigger(t, buy, stop, m.last_price)
+            && would_trigger(t, buy, stop, m.last)
         {
             return Err(ApiError::rejected("Order would trigger immediately."));
         }
         if t == OrderType::LimitMaker
             && let Some(p) = o.price
         {
-            let takes = if buy {
-                p >= m.best_ask().0
-            } else {
-                p <= m.best_bid().0
-            };
+            let takes = if buy { p >= m.best_ask } else { p <= m.best_bid };
             if takes {
                 return Err(ApiError::rejected("Order would immediately match and take."));
             }
@@ -73,7 +69,7 @@ impl Engine {
             if buy {
                 let need = match (o.quantity, o.quote_qty) {
                     (_, Some(qq)) => qq,
-                    (Some(q), None) => estimate_cost(&m, q),
+                    (Some(q), None) => estimate_cost(&m.asks, q),
                     _ => Decimal::ZERO,
                 };
                 if self.balance(m.spec.quote).free < need {
@@ -82,7 +78,7 @@ impl Engine {
             } else {
                 let need = match o.quantity {
                     Some(q) => Some(q),
-                    None => estimate_qty_for_quote(&m, o.quote_qty.unwrap_or_default()),
+                    None => estimate_qty_for_quote(m.best_bid, m.spec.step, o.quote_qty.unwrap_or_default()),
                 };
                 // No estimate means more base than any decimal holds: no balance covers it.
                 if need.is_none_or(|need| self.balance(m.spec.base).free < need) {
@@ -139,7 +135,7 @@ impl Engine {
         if !untriggered {
             fills = self.run_taker(order_id, now);
         }
-        self.account_position(&m, now);
+        self.account_position(&m.spec, now);
         Ok(Placed { order_id, fills })
     }
 
@@ -439,8 +435,8 @@ impl Engine {
         }
         touched.dedup();
         for s in touched {
-            if let Some(m) = self.market.get(&s).cloned() {
-                self.account_position(&m, now);
+            if let Some(spec) = self.market.get(&s).map(|m| m.spec.clone()) {
+                self.account_position(&spec, now);
             }
         }
     }
@@ -463,11 +459,34 @@ fn empty_trade() -> MyTrade {
     }
 }
 
+/// What placing an order reads of its market, copied so that the engine can change while it
+/// is held: the market itself also holds its candles and trade tape, far too much to copy
+/// for every order.
+struct MarketView {
+    spec: SymbolSpec,
+    last: Decimal,
+    best_bid: Decimal,
+    best_ask: Decimal,
+    asks: Vec<(Decimal, Decimal)>,
+}
+
+impl MarketView {
+    fn of(m: &SymbolMarket) -> Self {
+        MarketView {
+            spec: m.spec.clone(),
+            last: m.last_price,
+            best_bid: m.best_bid().0,
+            best_ask: m.best_ask().0,
+            asks: m.asks.clone(),
+        }
+    }
+}
+
 /// Cost of buying `qty` now by walking the asks (the rest priced at the worst level).
-fn estimate_cost(m: &SymbolMarket, qty: Decimal) -> Decimal {
+fn estimate_cost(asks: &[(Decimal, Decimal)], qty: Decimal) -> Decimal {
     let mut left = qty;
     let mut cost = Decimal::ZERO;
-    for (p, q) in &m.asks {
+    for (p, q) in asks {
         let take = left.min(*q);
         cost += take * p;
         left -= take;
@@ -479,11 +498,10 @@ fn estimate_cost(m: &SymbolMarket, qty: Decimal) -> Decimal {
 }
 
 /// Base quantity a quote amount sells for at the best bid; `None` when it overflows.
-fn estimate_qty_for_quote(m: &SymbolMarket, quote: Decimal) -> Option<Decimal> {
-    let bid = m.best_bid().0;
+fn estimate_qty_for_quote(bid: Decimal, step: Decimal, quote: Decimal) -> Option<Decimal> {
     if bid.is_zero() {
         Some(Decimal::ZERO)
     } else {
-        checked_floor_to(quote.checked_div(bid)?, m.spec.step)
+        checked_floor_to(quote.checked_div(bid)?, step)
     }
 }

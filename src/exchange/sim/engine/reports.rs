@@ -6,7 +6,7 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::super::market::{SymbolMarket, s8};
+use super::super::market::{SymbolSpec, s8};
 use super::{Engine, ExecType, MyTrade, Placed, RespType, SimOrder};
 
 impl Engine {
@@ -125,8 +125,8 @@ impl Engine {
         self.user_events.push(ev);
     }
 
-    pub(super) fn account_position(&mut self, m: &SymbolMarket, now: i64) {
-        let assets = [m.spec.base, m.spec.quote];
+    pub(super) fn account_position(&mut self, spec: &SymbolSpec, now: i64) {
+        let assets = [spec.base, spec.quote];
         let b: Vec<Value> = assets
             .iter()
             .map(|a| {

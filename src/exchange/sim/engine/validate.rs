@@ -35,8 +35,17 @@ pub(super) fn parse_time_in_force(tif: &str) -> Result<TimeInForce, ApiError> {
 }
 
 /// Refuses what `exchangeInfo` says the sim does not serve: `icebergAllowed=false`,
-/// `allowTrailingStop=false`, self-trade prevention modes `["NONE"]`.
+/// `allowTrailingStop=false`, `pegInstructionsAllowed=false`, self-trade prevention modes
+/// `["NONE"]`.
 fn check_unsupported(p: &Params) -> Result<(), ApiError> {
+    if ["pegPriceType", "pegOffsetType", "pegOffsetValue"]
+        .iter()
+        .any(|k| p.get(k).is_some())
+    {
+        return Err(ApiError::rejected(
+            "Pegged orders are not supported for this symbol.",
+        ));
+    }
     if p.get("icebergQty").is_some() {
         return Err(ApiError::rejected(
             "Iceberg orders are not supported for this symbol.",
@@ -117,6 +126,12 @@ fn check_type_params(t: OrderType, o: &NewOrder) -> Result<(), ApiError> {
         return Err(ApiError::bad(
             -1106,
             "Parameter 'timeInForce' sent when not required.",
+        ));
+    }
+    if t != OrderType::Market && quote_qty.is_some() {
+        return Err(ApiError::bad(
+            -1106,
+            "Parameter 'quoteOrderQty' sent when not required.",
         ));
     }
     if !t.is_limit_like() && price.is_some() {
