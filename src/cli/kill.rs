@@ -172,7 +172,7 @@ async fn kill_through(ctx: &Ctx, engine: &Remote, flatten: bool) -> Option<Outco
     ctx.print(
         &format!(
             "trading state: {state}
-kill run by the engine (pid of the lock holder): {summary}
+kill run by the account's engine: {summary}
 "
         ),
         json!({
