@@ -334,7 +334,7 @@ pub fn check(
     ticket: &Ticket,
     now_ms: i64,
 ) -> Result<RiskApproved<ApprovedOrder>, Vec<Denial>> {
-    let (outcomes, order) = evaluate(limits, ctx, ticket, now_ms);
+    let (outcomes, order) = evaluate(limits, ctx, ticket, now_ms, false);
     if outcomes.iter().all(|o| o.passed) {
         return Ok(RiskApproved {
             inner: order,
@@ -355,31 +355,34 @@ pub fn check(
 /// Every rule with pass/fail and its numbers, for the live ticket view. Agrees with [`check`]:
 /// `check` fails exactly when a line here failed, with the denials of these lines.
 pub fn report(limits: &Limits, ctx: &RiskContext, ticket: &Ticket, now_ms: i64) -> Vec<RuleOutcome> {
-    evaluate(limits, ctx, ticket, now_ms).0
+    evaluate(limits, ctx, ticket, now_ms, true).0
 }
 
 /// Walks [`RULES`] over the facts of one ticket: every rule's lines, in the table's order, and
-/// the order that would be sent.
+/// the order that would be sent. Without `explain` the lines carry no text (the verdict and the
+/// denials are the same).
 fn evaluate(
     limits: &Limits,
     ctx: &RiskContext,
     ticket: &Ticket,
     now_ms: i64,
+    explain: bool,
 ) -> (Vec<RuleOutcome>, ApprovedOrder) {
-    let facts = Facts::new(limits, ctx, ticket, now_ms);
+    let mut facts = Facts::new(limits, ctx, ticket, now_ms);
+    facts.explain = explain;
     let outcomes = RULES
         .iter()
         .flat_map(|spec| {
             (spec.check)(&facts)
                 .into_iter()
-                .map(|finding| outcome(spec, finding))
+                .map(|finding| outcome(spec, finding, explain))
         })
         .collect();
     (outcomes, facts.order())
 }
 
-/// A rule's finding as a line of the report.
-fn outcome(spec: &RuleSpec, finding: Finding) -> RuleOutcome {
+/// A rule's finding as a line of the report (its text only when `explain`).
+fn outcome(spec: &RuleSpec, finding: Finding, explain: bool) -> RuleOutcome {
     let line = |passed: bool, detail: String| RuleOutcome {
         rule: spec.rule,
         code: spec.code,
@@ -393,9 +396,14 @@ fn outcome(spec: &RuleSpec, finding: Finding) -> RuleOutcome {
             rule: spec.rule,
             code: denial.code(),
             passed: false,
-            detail: denial.to_string(),
+            detail: if explain {
+                denial.to_string()
+            } else {
+                String::new()
+            },
             denial: Some(denial),
         },
+        _ if !explain => line(!matches!(finding, Finding::NotChecked(_)), String::new()),
         Finding::NotChecked(why) => line(false, format!("{}: not checked: {why}", spec.code)),
         Finding::NotForExit => line(true, format!("{}: does not apply to an exit", spec.code)),
         Finding::NotForEntry => line(true, format!("{}: does not apply to an entry", spec.code)),

@@ -129,6 +129,10 @@ pub(super) struct Facts<'a> {
     pub position: Qty,
     /// Of `position`, what crbot's own open sells already hold.
     pub held: Qty,
+    /// Whether passing rules write out their numbers: the live ticket view reads them
+    /// ([`super::report`]); the gate itself ([`super::check`]) needs only the verdict and the
+    /// denials, and skips the formatting.
+    pub explain: bool,
 }
 
 impl<'a> Facts<'a> {
@@ -191,7 +195,13 @@ impl<'a> Facts<'a> {
             figures: PnlFigures::from_context(ctx),
             position: ctx.positions.get(symbol).copied().unwrap_or(Qty::ZERO),
             held: ctx.held_by_open_sells.get(symbol).copied().unwrap_or(Qty::ZERO),
+            explain: true,
         }
+    }
+
+    /// A passing rule's line; its text is written only when the facts are to be explained.
+    pub fn pass(&self, detail: impl FnOnce() -> String) -> super::rules::Finding {
+        super::rules::Finding::Pass(if self.explain { detail() } else { String::new() })
     }
 
     /// The side of a quote this ticket trades against: the ask for a buy, the bid for a sell.

@@ -201,13 +201,13 @@ const _: () = {
 
 fn state(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match &f.ctx.state {
-        TradingState::Active => Finding::Pass("STATE: ACTIVE, all orders allowed".into()),
+        TradingState::Active => f.pass(|| "STATE: ACTIVE, all orders allowed".into()),
         TradingState::Reducing { reason, .. } if f.is_entry => Finding::Fail(Denial::StateReducing {
             reason: reason.clone(),
         }),
-        TradingState::Reducing { .. } => Finding::Pass("STATE: REDUCING, exits allowed".into()),
+        TradingState::Reducing { .. } => f.pass(|| "STATE: REDUCING, exits allowed".into()),
         TradingState::Halted { .. } if !f.is_entry && f.ctx.exit_confirmed => {
-            Finding::Pass("STATE: HALTED, exit confirmed by the user".into())
+            f.pass(|| "STATE: HALTED, exit confirmed by the user".into())
         }
         TradingState::Halted { reason, .. } => Finding::Fail(Denial::StateHalted {
             reason: reason.clone(),
@@ -220,12 +220,14 @@ fn state(f: &Facts<'_>) -> Vec<Finding> {
 fn pnl(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match (&f.figures, f.is_entry) {
         (_, false) => Finding::NotForExit,
-        (Ok(p), true) => Finding::Pass(format!(
-            "PNL: equity {} USDT, today {}%, drawdown {}%",
-            f2(&p.equity),
-            f2(&p.day_pnl_pct),
-            f2(&p.drawdown_pct)
-        )),
+        (Ok(p), true) => f.pass(|| {
+            format!(
+                "PNL: equity {} USDT, today {}%, drawdown {}%",
+                f2(&p.equity),
+                f2(&p.day_pnl_pct),
+                f2(&p.drawdown_pct)
+            )
+        }),
         (Err(reason), true) => Finding::Fail(Denial::PnlUnavailable {
             reason: reason.clone(),
         }),
@@ -237,14 +239,16 @@ fn pnl(f: &Facts<'_>) -> Vec<Finding> {
 fn quote(f: &Facts<'_>) -> Vec<Finding> {
     let symbol = f.symbol.clone();
     let finding = match (f.quote, f.is_entry) {
-        (QuoteState::Fresh(q), _) => Finding::Pass(format!(
-            "QUOTE: bid {} ask {}, {} ms old",
-            q.bid,
-            q.ask,
-            f.now_ms.saturating_sub(q.time_ms)
-        )),
+        (QuoteState::Fresh(q), _) => f.pass(|| {
+            format!(
+                "QUOTE: bid {} ask {}, {} ms old",
+                q.bid,
+                q.ask,
+                f.now_ms.saturating_sub(q.time_ms)
+            )
+        }),
         (_, false) => {
-            Finding::Pass("QUOTE: no fresh quote; an exit is not blocked by it (price checks skipped)".into())
+            f.pass(|| "QUOTE: no fresh quote; an exit is not blocked by it (price checks skipped)".into())
         }
         (QuoteState::Missing, true) => Finding::Fail(Denial::NoQuote { symbol }),
         (QuoteState::Bad(q), true) => Finding::Fail(Denial::BadQuote {
@@ -263,7 +267,7 @@ fn quote(f: &Facts<'_>) -> Vec<Finding> {
 
 fn symbol(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match f.rules {
-        Some(r) => Finding::Pass(format!("SYMBOL: {} ({})", r.symbol, r.status)),
+        Some(r) => f.pass(|| format!("SYMBOL: {} ({})", r.symbol, r.status)),
         None => Finding::Fail(Denial::UnknownSymbol {
             symbol: f.symbol.clone(),
         }),
@@ -307,19 +311,16 @@ fn filter(f: &Facts<'_>) -> Vec<Finding> {
     );
     if findings.is_empty() {
         let p = f.price.map_or_else(|| "market".to_string(), |p| p.to_string());
-        findings.push(Finding::Pass(format!(
-            "FILTER: quantity {} at {p} passes every filter",
-            f.qty
-        )));
+        findings.push(f.pass(|| format!("FILTER: quantity {} at {p} passes every filter", f.qty)));
     }
     findings
 }
 
 fn fat_finger(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match (f.price, f.fresh) {
-        (None, _) => Finding::Pass("FAT_FINGER: does not apply to a market order".into()),
+        (None, _) => f.pass(|| "FAT_FINGER: does not apply to a market order".into()),
         (Some(_), None) if f.is_entry => Finding::NotChecked("no fresh quote"),
-        (Some(_), None) => Finding::Pass("FAT_FINGER: skipped for an exit without a fresh quote".into()),
+        (Some(_), None) => f.pass(|| "FAT_FINGER: skipped for an exit without a fresh quote".into()),
         (Some(p), Some(q)) => {
             let r = f.touch(q);
             let side_name = if f.ticket.side == Side::Buy { "ask" } else { "bid" };
@@ -333,11 +334,13 @@ fn fat_finger(f: &Facts<'_>) -> Vec<Finding> {
                     limit_pct: f.limits.fat_finger_pct,
                 })
             } else {
-                Finding::Pass(format!(
-                    "FAT_FINGER: {p} is {}% from the {side_name} {r}; limit {}%",
-                    f2(&deviation),
-                    f2(&f.limits.fat_finger_pct)
-                ))
+                f.pass(|| {
+                    format!(
+                        "FAT_FINGER: {p} is {}% from the {side_name} {r}; limit {}%",
+                        f2(&deviation),
+                        f2(&f.limits.fat_finger_pct)
+                    )
+                })
             }
         }
     };
@@ -370,10 +373,7 @@ fn balance(f: &Facts<'_>) -> Vec<Finding> {
                     })
                 } else {
                     let (needed, free) = balance_pair(needed, free, &f.quote_asset);
-                    Finding::Pass(format!(
-                        "BALANCE: needs {needed} {} ({what}); free {free}",
-                        f.quote_asset
-                    ))
+                    f.pass(|| format!("BALANCE: needs {needed} {} ({what}); free {free}", f.quote_asset))
                 }
             }
             _ => Finding::NotChecked("no price to value the ticket"),
@@ -391,7 +391,7 @@ fn balance(f: &Facts<'_>) -> Vec<Finding> {
                     })
                 } else {
                     let (sells, free) = balance_pair(f.qty.value(), free, &r.base_asset);
-                    Finding::Pass(format!("BALANCE: sells {sells} {}; free {free}", r.base_asset))
+                    f.pass(|| format!("BALANCE: sells {sells} {}; free {free}", r.base_asset))
                 }
             }
         },
@@ -412,12 +412,14 @@ fn position(f: &Facts<'_>) -> Vec<Finding> {
         format!(" ({held} of {position} held by its open sells)")
     };
     let finding = if qty <= unheld {
-        Finding::Pass(format!("POSITION: sells {qty} of crbot's {unheld}{held_note}"))
+        f.pass(|| format!("POSITION: sells {qty} of crbot's {unheld}{held_note}"))
     } else if f.ctx.sell_external {
-        Finding::Pass(format!(
-            "POSITION: sells {qty}: crbot's {unheld}{held_note} and {} external (selected)",
-            qty.saturating_sub(unheld)
-        ))
+        f.pass(|| {
+            format!(
+                "POSITION: sells {qty}: crbot's {unheld}{held_note} and {} external (selected)",
+                qty.saturating_sub(unheld)
+            )
+        })
     } else {
         Finding::Fail(Denial::NoPosition {
             symbol: f.symbol.clone(),
@@ -449,13 +451,15 @@ fn position_size(f: &Facts<'_>) -> Vec<Finding> {
                         limit_pct,
                     })
                 } else {
-                    Finding::Pass(format!(
-                        "POSITION_SIZE: notional {} USDT is {} of equity {} USDT; limit {}%",
-                        f2(&value),
-                        pct_text(&pct),
-                        f2(&p.equity),
-                        f2(&limit_pct)
-                    ))
+                    f.pass(|| {
+                        format!(
+                            "POSITION_SIZE: notional {} USDT is {} of equity {} USDT; limit {}%",
+                            f2(&value),
+                            pct_text(&pct),
+                            f2(&p.equity),
+                            f2(&limit_pct)
+                        )
+                    })
                 }
             }
         },
@@ -481,12 +485,14 @@ fn daily_loss(f: &Facts<'_>) -> Vec<Finding> {
             limit_pct,
         })
     } else {
-        Finding::Pass(format!(
-            "DAILY_LOSS: today {}% ({} USDT); limit -{}%",
-            f2(&p.day_pnl_pct),
-            f2(&p.day_pnl),
-            f2(&limit_pct)
-        ))
+        f.pass(|| {
+            format!(
+                "DAILY_LOSS: today {}% ({} USDT); limit -{}%",
+                f2(&p.day_pnl_pct),
+                f2(&p.day_pnl),
+                f2(&limit_pct)
+            )
+        })
     };
     vec![finding]
 }
@@ -508,12 +514,14 @@ fn drawdown(f: &Facts<'_>) -> Vec<Finding> {
             limit_pct,
         })
     } else {
-        Finding::Pass(format!(
-            "DRAWDOWN: {}% below the high-water mark {} USDT; limit {}%",
-            f2(&p.drawdown_pct),
-            f2(&p.hwm),
-            f2(&limit_pct)
-        ))
+        f.pass(|| {
+            format!(
+                "DRAWDOWN: {}% below the high-water mark {} USDT; limit {}%",
+                f2(&p.drawdown_pct),
+                f2(&p.hwm),
+                f2(&limit_pct)
+            )
+        })
     };
     vec![finding]
 }
@@ -527,10 +535,12 @@ fn trades_per_day(f: &Facts<'_>) -> Vec<Finding> {
     let finding = if used >= limit {
         Finding::Fail(Denial::TradesPerDay { used, limit })
     } else {
-        Finding::Pass(format!(
-            "TRADES_PER_DAY: this is entry {} of {limit} today (UTC)",
-            used + 1
-        ))
+        f.pass(|| {
+            format!(
+                "TRADES_PER_DAY: this is entry {} of {limit} today (UTC)",
+                used + 1
+            )
+        })
     };
     vec![finding]
 }
@@ -588,13 +598,15 @@ fn risk_reward(f: &Facts<'_>) -> Vec<Finding> {
                 min,
             }));
         } else if findings.is_empty() {
-            findings.push(Finding::Pass(format!(
-                "RISK_REWARD: reward {} ÷ risk {} = {}; minimum {}",
-                f2(&reward),
-                f2(&risk),
-                f2(&ratio),
-                f2(&min)
-            )));
+            findings.push(f.pass(|| {
+                format!(
+                    "RISK_REWARD: reward {} ÷ risk {} = {}; minimum {}",
+                    f2(&reward),
+                    f2(&risk),
+                    f2(&ratio),
+                    f2(&min)
+                )
+            }));
         }
     }
     findings
@@ -616,11 +628,11 @@ fn duplicate_position(f: &Facts<'_>) -> Vec<Finding> {
             open_entry_order: open_order,
         })
     } else if dust {
-        Finding::Pass(format!(
+        f.pass(|| format!(
             "DUPLICATE_POSITION: crbot's {position} on this symbol is dust (too small to sell); no entry order"
         ))
     } else {
-        Finding::Pass("DUPLICATE_POSITION: no open position or entry order on this symbol".into())
+        f.pass(|| "DUPLICATE_POSITION: no open position or entry order on this symbol".into())
     };
     vec![finding]
 }
