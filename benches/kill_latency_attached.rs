@@ -15,165 +15,33 @@
 //! Run: `cargo bench --bench kill_latency_attached` (prints median and p95 of each figure).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{
+    ORDERS_PER_SYMBOL, SYMBOLS, endpoints_via, full_run, ms, now_ms, percentile, place_resting, rest_via,
+    start_relay,
+};
 use crbot::api::auth::{Scope, TokenKeys};
 use crbot::api::{ApiSettings, EngineLink};
 use crbot::attach::{self, Target};
 use crbot::config::{Environment, RemoteEngine};
-use crbot::domain::broker::OrderOutcome;
-use crbot::domain::{
-    ClientOrderId, Mode, OrderPurpose, OrderRequest, OrderType, Price, Qty, Side, Symbol, TimeInForce,
-};
+use crbot::domain::Mode;
 use crbot::engine::core::Core;
 use crbot::engine::runtime::Runtime;
 use crbot::engine::snapshot::{Command, KillStage};
-use crbot::exchange::binance::endpoints::Endpoints;
-use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
-use crbot::exchange::binance::sign::Credentials;
-use crbot::exchange::sim::{self, SimConfig, SimHandle};
+use crbot::exchange::sim::{self, SimConfig};
 use crbot::journal::{Journal, TicketSource};
 use crbot::risk::Limits;
 use crbot::secret::SecretString;
-use rust_decimal::Decimal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Rounds under `cargo bench`; `cargo test --all-targets` (CI) runs a 2-round smoke.
 const ROUNDS: usize = 20;
 const SMOKE_ROUNDS: usize = 2;
-const SYMBOLS: [&str; 5] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"];
-const ORDERS_PER_SYMBOL: usize = 4;
-const CANCEL_ALL: &[u8] = b"DELETE /api/v3/openOrders";
-
-/// Times at which the relay saw each `DELETE /api/v3/openOrders` request line.
-#[derive(Clone, Default)]
-struct WireLog(Arc<Mutex<Vec<Instant>>>);
-
-impl WireLog {
-    fn take(&self) -> Vec<Instant> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-/// Relays `listener`'s connections to `upstream` byte for byte, timestamping cancel-all
-/// request lines on the way in.
-async fn relay(listener: TcpListener, upstream: SocketAddr, log: WireLog) {
-    loop {
-        let Ok((mut inbound, _)) = listener.accept().await else {
-            return;
-        };
-        let log = log.clone();
-        tokio::spawn(async move {
-            let Ok(mut outbound) = TcpStream::connect(upstream).await else {
-                return;
-            };
-            let _ = inbound.set_nodelay(true);
-            let _ = outbound.set_nodelay(true);
-            let (mut ri, mut wi) = inbound.split();
-            let (mut ro, mut wo) = outbound.split();
-            let up = async {
-                let mut buf = vec![0u8; 16 * 1024];
-                // The tail of the previous read, so a request line split across reads is seen.
-                let mut tail: Vec<u8> = Vec::new();
-                loop {
-                    let n = match ri.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let now = Instant::now();
-                    let mut window = std::mem::take(&mut tail);
-                    window.extend_from_slice(&buf[..n]);
-                    let hits = window
-                        .windows(CANCEL_ALL.len())
-                        .filter(|w| *w == CANCEL_ALL)
-                        .count();
-                    if hits > 0 {
-                        let mut l = log.0.lock().unwrap();
-                        l.extend(std::iter::repeat_n(now, hits));
-                    }
-                    let keep = window.len().min(CANCEL_ALL.len() - 1);
-                    tail = window[window.len() - keep..].to_vec();
-                    if wo.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = wo.shutdown().await;
-            };
-            let down = async {
-                let _ = tokio::io::copy(&mut ro, &mut wi).await;
-                let _ = wi.shutdown().await;
-            };
-            tokio::join!(up, down);
-        });
-    }
-}
-
-fn rest_via(endpoints: Endpoints, h: &SimHandle) -> BinanceRest {
-    BinanceRest::without_ban_store(
-        endpoints,
-        Some(Credentials::hmac(&h.api_key(), h.api_secret().expose())),
-        RestConfig::default(),
-    )
-    .unwrap()
-}
-
-/// Resting BUY limits 3 % under the market: they never fill while the market stands still.
-async fn place_resting(rest: &BinanceRest, h: &SimHandle, journal: &Journal) {
-    let mids: Vec<(String, Decimal)> = h.mids();
-    let info = rest.exchange_info(&[]).await.unwrap();
-    for name in SYMBOLS {
-        let symbol = Symbol::new(name).unwrap();
-        let rules = info.symbols.iter().find(|r| r.symbol == symbol).unwrap();
-        let mid = mids.iter().find(|(s, _)| s == name).unwrap().1;
-        for i in 0..ORDERS_PER_SYMBOL {
-            let raw = mid * Decimal::new(97 - i as i64, 2);
-            let price = rules.round_price(Side::Buy, raw.parse_price());
-            let notional = Decimal::from(20);
-            let qty = rules.round_qty(OrderType::Limit, (notional / raw).parse_qty());
-            let cid = ClientOrderId::generate(now_ms(), rand::random::<u64>());
-            let req = OrderRequest {
-                symbol: symbol.clone(),
-                side: Side::Buy,
-                order_type: OrderType::Limit,
-                time_in_force: Some(TimeInForce::Gtc),
-                qty,
-                price: Some(price),
-                stop_price: None,
-                client_order_id: cid,
-            };
-            match rest.place_order_unchecked(&req).await {
-                OrderOutcome::Done(placed) => journal
-                    .insert_order(&placed.order.to_order(OrderPurpose::Entry))
-                    .unwrap(),
-                other => panic!("placing {name} {qty} @ {price}: {other:?}"),
-            }
-        }
-    }
-}
-
-trait ParseNum {
-    fn parse_price(&self) -> Price;
-    fn parse_qty(&self) -> Qty;
-}
-
-impl ParseNum for Decimal {
-    fn parse_price(&self) -> Price {
-        self.round_dp(8).normalize().to_string().parse().unwrap()
-    }
-    fn parse_qty(&self) -> Qty {
-        self.round_dp(8).normalize().to_string().parse().unwrap()
-    }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 struct Sample {
     first: Duration,
     all: Duration,
@@ -186,13 +54,8 @@ async fn one_round() -> Sample {
         ..SimConfig::default()
     };
     let h = sim::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
-    let log = WireLog::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay_addr = listener.local_addr().unwrap();
-    let relay_task = tokio::spawn(relay(listener, h.addr(), log.clone()));
-    let mut endpoints = Endpoints::local(h.addr()).unwrap();
-    endpoints.rest = format!("http://{relay_addr}").parse().unwrap();
-    let rest = rest_via(endpoints, &h);
+    let (relay_addr, log, relay_task) = start_relay(h.addr()).await;
+    let rest = rest_via(endpoints_via(&h, relay_addr), &h);
 
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("journal.db"), Mode::Sim).unwrap();
@@ -290,22 +153,8 @@ async fn serve_api(
     (addr, token)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; anything else (CI's `cargo test --all-targets`) is a smoke run.
-    let rounds = if std::env::args().any(|a| a == "--bench") {
-        ROUNDS
-    } else {
-        SMOKE_ROUNDS
-    };
+    let rounds = if full_run() { ROUNDS } else { SMOKE_ROUNDS };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

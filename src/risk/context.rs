@@ -199,11 +199,6 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// A passing rule's line; its text is written only when the facts are to be explained.
-    pub fn pass(&self, detail: impl FnOnce() -> String) -> super::rules::Finding {
-        super::rules::Finding::Pass(if self.explain { detail() } else { String::new() })
-    }
-
     /// The side of a quote this ticket trades against: the ask for a buy, the bid for a sell.
     pub fn touch(&self, q: Quote) -> Price {
         touch(self.ticket.side, q)

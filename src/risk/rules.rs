@@ -84,6 +84,11 @@ pub(super) enum Finding {
     NotForEntry,
 }
 
+/// A passing rule's line; its text is written only when the facts are to be explained.
+fn pass(f: &Facts<'_>, detail: impl FnOnce() -> String) -> Finding {
+    Finding::Pass(if f.explain { detail() } else { String::new() })
+}
+
 /// One row of the rulebook.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleSpec {
@@ -201,13 +206,13 @@ const _: () = {
 
 fn state(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match &f.ctx.state {
-        TradingState::Active => f.pass(|| "STATE: ACTIVE, all orders allowed".into()),
+        TradingState::Active => pass(f, || "STATE: ACTIVE, all orders allowed".into()),
         TradingState::Reducing { reason, .. } if f.is_entry => Finding::Fail(Denial::StateReducing {
             reason: reason.clone(),
         }),
-        TradingState::Reducing { .. } => f.pass(|| "STATE: REDUCING, exits allowed".into()),
+        TradingState::Reducing { .. } => pass(f, || "STATE: REDUCING, exits allowed".into()),
         TradingState::Halted { .. } if !f.is_entry && f.ctx.exit_confirmed => {
-            f.pass(|| "STATE: HALTED, exit confirmed by the user".into())
+            pass(f, || "STATE: HALTED, exit confirmed by the user".into())
         }
         TradingState::Halted { reason, .. } => Finding::Fail(Denial::StateHalted {
             reason: reason.clone(),
@@ -220,7 +225,7 @@ fn state(f: &Facts<'_>) -> Vec<Finding> {
 fn pnl(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match (&f.figures, f.is_entry) {
         (_, false) => Finding::NotForExit,
-        (Ok(p), true) => f.pass(|| {
+        (Ok(p), true) => pass(f, || {
             format!(
                 "PNL: equity {} USDT, today {}%, drawdown {}%",
                 f2(&p.equity),
@@ -239,7 +244,7 @@ fn pnl(f: &Facts<'_>) -> Vec<Finding> {
 fn quote(f: &Facts<'_>) -> Vec<Finding> {
     let symbol = f.symbol.clone();
     let finding = match (f.quote, f.is_entry) {
-        (QuoteState::Fresh(q), _) => f.pass(|| {
+        (QuoteState::Fresh(q), _) => pass(f, || {
             format!(
                 "QUOTE: bid {} ask {}, {} ms old",
                 q.bid,
@@ -247,9 +252,9 @@ fn quote(f: &Facts<'_>) -> Vec<Finding> {
                 f.now_ms.saturating_sub(q.time_ms)
             )
         }),
-        (_, false) => {
-            f.pass(|| "QUOTE: no fresh quote; an exit is not blocked by it (price checks skipped)".into())
-        }
+        (_, false) => pass(f, || {
+            "QUOTE: no fresh quote; an exit is not blocked by it (price checks skipped)".into()
+        }),
         (QuoteState::Missing, true) => Finding::Fail(Denial::NoQuote { symbol }),
         (QuoteState::Bad(q), true) => Finding::Fail(Denial::BadQuote {
             symbol,
@@ -267,7 +272,7 @@ fn quote(f: &Facts<'_>) -> Vec<Finding> {
 
 fn symbol(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match f.rules {
-        Some(r) => f.pass(|| format!("SYMBOL: {} ({})", r.symbol, r.status)),
+        Some(r) => pass(f, || format!("SYMBOL: {} ({})", r.symbol, r.status)),
         None => Finding::Fail(Denial::UnknownSymbol {
             symbol: f.symbol.clone(),
         }),
@@ -311,16 +316,20 @@ fn filter(f: &Facts<'_>) -> Vec<Finding> {
     );
     if findings.is_empty() {
         let p = f.price.map_or_else(|| "market".to_string(), |p| p.to_string());
-        findings.push(f.pass(|| format!("FILTER: quantity {} at {p} passes every filter", f.qty)));
+        findings.push(pass(f, || {
+            format!("FILTER: quantity {} at {p} passes every filter", f.qty)
+        }));
     }
     findings
 }
 
 fn fat_finger(f: &Facts<'_>) -> Vec<Finding> {
     let finding = match (f.price, f.fresh) {
-        (None, _) => f.pass(|| "FAT_FINGER: does not apply to a market order".into()),
+        (None, _) => pass(f, || "FAT_FINGER: does not apply to a market order".into()),
         (Some(_), None) if f.is_entry => Finding::NotChecked("no fresh quote"),
-        (Some(_), None) => f.pass(|| "FAT_FINGER: skipped for an exit without a fresh quote".into()),
+        (Some(_), None) => pass(f, || {
+            "FAT_FINGER: skipped for an exit without a fresh quote".into()
+        }),
         (Some(p), Some(q)) => {
             let r = f.touch(q);
             let side_name = if f.ticket.side == Side::Buy { "ask" } else { "bid" };
@@ -334,7 +343,7 @@ fn fat_finger(f: &Facts<'_>) -> Vec<Finding> {
                     limit_pct: f.limits.fat_finger_pct,
                 })
             } else {
-                f.pass(|| {
+                pass(f, || {
                     format!(
                         "FAT_FINGER: {p} is {}% from the {side_name} {r}; limit {}%",
                         f2(&deviation),
@@ -373,7 +382,9 @@ fn balance(f: &Facts<'_>) -> Vec<Finding> {
                     })
                 } else {
                     let (needed, free) = balance_pair(needed, free, &f.quote_asset);
-                    f.pass(|| format!("BALANCE: needs {needed} {} ({what}); free {free}", f.quote_asset))
+                    pass(f, || {
+                        format!("BALANCE: needs {needed} {} ({what}); free {free}", f.quote_asset)
+                    })
                 }
             }
             _ => Finding::NotChecked("no price to value the ticket"),
@@ -391,7 +402,9 @@ fn balance(f: &Facts<'_>) -> Vec<Finding> {
                     })
                 } else {
                     let (sells, free) = balance_pair(f.qty.value(), free, &r.base_asset);
-                    f.pass(|| format!("BALANCE: sells {sells} {}; free {free}", r.base_asset))
+                    pass(f, || {
+                        format!("BALANCE: sells {sells} {}; free {free}", r.base_asset)
+                    })
                 }
             }
         },
@@ -412,9 +425,11 @@ fn position(f: &Facts<'_>) -> Vec<Finding> {
         format!(" ({held} of {position} held by its open sells)")
     };
     let finding = if qty <= unheld {
-        f.pass(|| format!("POSITION: sells {qty} of crbot's {unheld}{held_note}"))
+        pass(f, || {
+            format!("POSITION: sells {qty} of crbot's {unheld}{held_note}")
+        })
     } else if f.ctx.sell_external {
-        f.pass(|| {
+        pass(f, || {
             format!(
                 "POSITION: sells {qty}: crbot's {unheld}{held_note} and {} external (selected)",
                 qty.saturating_sub(unheld)
@@ -451,7 +466,7 @@ fn position_size(f: &Facts<'_>) -> Vec<Finding> {
                         limit_pct,
                     })
                 } else {
-                    f.pass(|| {
+                    pass(f, || {
                         format!(
                             "POSITION_SIZE: notional {} USDT is {} of equity {} USDT; limit {}%",
                             f2(&value),
@@ -485,7 +500,7 @@ fn daily_loss(f: &Facts<'_>) -> Vec<Finding> {
             limit_pct,
         })
     } else {
-        f.pass(|| {
+        pass(f, || {
             format!(
                 "DAILY_LOSS: today {}% ({} USDT); limit -{}%",
                 f2(&p.day_pnl_pct),
@@ -514,7 +529,7 @@ fn drawdown(f: &Facts<'_>) -> Vec<Finding> {
             limit_pct,
         })
     } else {
-        f.pass(|| {
+        pass(f, || {
             format!(
                 "DRAWDOWN: {}% below the high-water mark {} USDT; limit {}%",
                 f2(&p.drawdown_pct),
@@ -535,7 +550,7 @@ fn trades_per_day(f: &Facts<'_>) -> Vec<Finding> {
     let finding = if used >= limit {
         Finding::Fail(Denial::TradesPerDay { used, limit })
     } else {
-        f.pass(|| {
+        pass(f, || {
             format!(
                 "TRADES_PER_DAY: this is entry {} of {limit} today (UTC)",
                 used + 1
@@ -598,7 +613,7 @@ fn risk_reward(f: &Facts<'_>) -> Vec<Finding> {
                 min,
             }));
         } else if findings.is_empty() {
-            findings.push(f.pass(|| {
+            findings.push(pass(f, || {
                 format!(
                     "RISK_REWARD: reward {} ÷ risk {} = {}; minimum {}",
                     f2(&reward),
@@ -628,11 +643,15 @@ fn duplicate_position(f: &Facts<'_>) -> Vec<Finding> {
             open_entry_order: open_order,
         })
     } else if dust {
-        f.pass(|| format!(
-            "DUPLICATE_POSITION: crbot's {position} on this symbol is dust (too small to sell); no entry order"
-        ))
+        pass(f, || {
+            format!(
+                "DUPLICATE_POSITION: crbot's {position} on this symbol is dust (too small to sell); no entry order"
+            )
+        })
     } else {
-        f.pass(|| "DUPLICATE_POSITION: no open position or entry order on this symbol".into())
+        pass(f, || {
+            "DUPLICATE_POSITION: no open position or entry order on this symbol".into()
+        })
     };
     vec![finding]
 }
