@@ -405,6 +405,7 @@ impl Bridge {
     /// The engine's snapshot, with a recent refusal in the header.
     fn publish(&mut self) {
         let mut s = self.last.clone();
+        s.attached_to = Some(self.target.describe());
         if let Some((text, at)) = &self.note {
             if at.elapsed() < NOTE_FOR {
                 s.header.warnings.insert(0, text.clone());
@@ -419,6 +420,7 @@ impl Bridge {
     /// streams down, every quote stale and no ticket verdict.
     fn show_disconnected(&mut self, why: &str, attempt: u32) {
         let mut s = disconnected_view(&self.last, &self.target.describe(), why, attempt);
+        s.attached_to = Some(self.target.describe());
         if self.kill_pending {
             // First: the header's warning row is one line, and this one must not be cut off.
             s.header

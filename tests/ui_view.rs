@@ -310,6 +310,38 @@ fn confirm_quit_says_open_orders_stay() {
 }
 
 #[test]
+fn confirm_quit_on_an_attached_screen_says_the_engine_keeps_running_and_counts_right() {
+    let mut snap = demo::snapshot(NOW);
+    snap.orders.truncate(1);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('q'));
+    let alone = draw(&app, &snap, 160, 48);
+    assert!(
+        find(
+            alone.backend().buffer(),
+            "1 open order stays on the exchange after crbot quits"
+        )
+        .is_some()
+    );
+
+    snap.attached_to = Some("pid 4242, socket /d/engine-sim.sock".into());
+    let attached = draw(&app, &snap, 160, 48);
+    let buffer = attached.backend().buffer();
+    assert!(
+        find(
+            buffer,
+            "Only this screen closes: the engine keeps running (pid 4242"
+        )
+        .is_some()
+    );
+    assert!(find(buffer, "1 open order stays on the exchange.").is_some());
+    assert!(
+        find(buffer, "after crbot quits").is_none(),
+        "an attached screen's quit stops no engine"
+    );
+}
+
+#[test]
 fn close_position_dialog() {
     let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);

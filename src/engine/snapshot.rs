@@ -60,6 +60,10 @@ pub struct Snapshot {
     /// Balances and the equity figures behind the P&L, for the control API's documents (the
     /// screen does not draw them).
     pub books: AccountBooks,
+    /// Set by an attached screen's bridge, never by the engine: where the engine this screen
+    /// shows runs (quitting closes the screen only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached_to: Option<String>,
 }
 
 impl Snapshot {

@@ -664,6 +664,7 @@ impl EngineState {
             })
             .collect();
         Snapshot {
+            attached_to: None,
             mode: self.mode,
             now_ms,
             header: Header {

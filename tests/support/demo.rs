@@ -122,6 +122,7 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
         text: text.into(),
     };
     Snapshot {
+        attached_to: None,
         mode: Mode::Sim,
         now_ms,
         header: Header {

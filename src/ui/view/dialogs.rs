@@ -191,13 +191,28 @@ fn dialog_body<'a>(
             (" Send this ticket? ", None)
         }
         Dialog::ConfirmQuit { open_orders } => {
-            lines.push(Line::from(format!(
-                "{open_orders} open order{} stay on the exchange after crbot quits.",
-                if *open_orders == 1 { "" } else { "s" }
-            )));
-            lines.push(Line::from(
-                "Protective stop-loss/take-profit legs keep working there.",
-            ));
+            let orders = if *open_orders == 1 {
+                "1 open order stays".to_string()
+            } else {
+                format!("{open_orders} open orders stay")
+            };
+            match &snap.attached_to {
+                // An attached screen: quitting closes this screen only.
+                Some(engine) => {
+                    lines.push(Line::from(format!(
+                        "Only this screen closes: the engine keeps running ({engine})."
+                    )));
+                    lines.push(Line::from(format!(
+                        "Its protection goes on; {orders} on the exchange."
+                    )));
+                }
+                None => {
+                    lines.push(Line::from(format!("{orders} on the exchange after crbot quits.")));
+                    lines.push(Line::from(
+                        "Protective stop-loss/take-profit legs keep working there.",
+                    ));
+                }
+            }
             lines.push(Line::from("To cancel everything first, use the kill key."));
             lines.push(Line::from(""));
             lines.push(Line::from("y / Enter: quit    n / Esc: stay"));
