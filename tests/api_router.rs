@@ -13,7 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crbot::api::auth::{Scope, TokenKeys};
 use crbot::api::{ApiSettings, EngineLink};
 use crbot::config::Environment;
-use crbot::engine::snapshot::{Command, KillProgress, KillStage, Snapshot, StreamStatus, TradingState};
+use crbot::engine::snapshot::{
+    Command, KillProgress, KillSource, KillStage, Snapshot, StreamStatus, TradingState,
+};
 use crbot::secret::SecretString;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -67,7 +69,7 @@ async fn start_with(settings: ApiSettings, edit: impl FnOnce(&mut Snapshot)) -> 
     tokio::spawn(async move {
         while let Some(c) = cmd_rx.recv().await {
             snap_tx.send_modify(|s: &mut Snapshot| match &c {
-                Command::Kill => {
+                Command::Kill | Command::KillFrom(_) => {
                     let at = chrono::Utc::now().timestamp_millis();
                     s.header.trading = TradingState::Halted {
                         reason: "kill switch pressed".into(),
@@ -373,7 +375,7 @@ async fn kill_halts_and_resume_needs_the_typed_confirmation() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["trading"]["state"], "halted");
-    assert_eq!(api.next_command().await, Command::Kill);
+    assert_eq!(api.next_command().await, Command::KillFrom(KillSource::Api));
     let (_, health) = api.get("/api/health", None).await;
     assert_eq!(health["status"], "halted");
 
@@ -410,7 +412,7 @@ async fn kill_without_a_body_is_a_kill_without_flatten() {
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["flatten"], false);
-    assert_eq!(api.next_command().await, Command::Kill);
+    assert_eq!(api.next_command().await, Command::KillFrom(KillSource::Api));
 }
 
 #[tokio::test]
@@ -427,7 +429,7 @@ async fn kill_with_flatten_flattens_everything_after_the_sweep() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["flatten"], true);
-    assert_eq!(api.next_command().await, Command::Kill);
+    assert_eq!(api.next_command().await, Command::KillFrom(KillSource::Api));
     assert_eq!(api.next_command().await, Command::Flatten { percent: 100 });
 }
 

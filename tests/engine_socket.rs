@@ -243,7 +243,11 @@ fn a_kill_flatten_from_another_shell_is_in_the_engines_snapshot_within_a_second(
 
     let (code, out, err) = ex.run(&["kill", "--flatten"]);
     assert_eq!(code, 0, "{err}\n{out}");
-    assert!(out.contains("trading state: HALTED"), "{out}");
+    // The engine journals who stopped trading: a shell, not the screen's key.
+    assert!(
+        out.contains("trading state: HALTED: kill switch from the command line"),
+        "{out}"
+    );
     let done = Instant::now();
     wait_until(&ex, "the flatten in the engine", Duration::from_secs(1), || {
         crbot_positions(&get(&ex, "/api/positions")).is_empty()

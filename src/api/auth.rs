@@ -43,6 +43,9 @@ impl Scope {
     }
 }
 
+/// The subject of a request that came over the account's unix socket (it carries no token).
+pub const SOCKET_SUBJECT: &str = "unix-socket";
+
 /// The claims of a token. Unknown claims are ignored; a missing one makes the token invalid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -214,7 +217,7 @@ fn authorize(parts: &Parts, keys: &TokenKeys, needed: Scope) -> Result<Claims, A
     if parts.extensions.get::<super::socket::Trusted>().is_some() {
         // Over the engine's unix socket (0600): its permissions are the authentication.
         return Ok(Claims {
-            sub: "unix-socket".into(),
+            sub: SOCKET_SUBJECT.into(),
             iat: 0,
             exp: i64::MAX,
             scope: Scope::Trade,

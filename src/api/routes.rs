@@ -15,11 +15,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::auth::{ReadAccess, TradeAccess};
+use super::auth::{self, ReadAccess, TradeAccess};
 use super::error::{ApiError, Body, BodyOrDefault, PathOf, QueryOf};
 use super::{AppState, docs, metrics};
 use crate::domain::ClientOrderId;
-use crate::engine::snapshot::{Command, Snapshot, TradingState};
+use crate::engine::snapshot::{Command, KillSource, Snapshot, TradingState};
 
 /// How long a trade route waits to see its command's effect in a snapshot before answering
 /// 202 with whatever state there is (the kill switch's halt is written before anything else,
@@ -108,15 +108,21 @@ pub struct KillBody {
 /// once the cancel sweep has finished (as `crbot kill --flatten` does). No body is
 /// `{"flatten": false}`.
 pub async fn kill(
-    _: TradeAccess,
+    access: TradeAccess,
     State(state): State<AppState>,
     BodyOrDefault(body): BodyOrDefault<KillBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Over the unix socket it is `crbot kill` in another shell; over TCP, a client of the API.
+    let source = if access.0.sub == auth::SOCKET_SUBJECT {
+        KillSource::Shell
+    } else {
+        KillSource::Api
+    };
     // The engine stamps the kill with its clock, read after this one: a kill progress from
     // before (an earlier kill's finished sweep) never passes for this one's.
     let sent_ms = chrono::Utc::now().timestamp_millis();
     let this_kill = move |s: &Snapshot| s.kill.as_ref().is_some_and(|k| k.started_ms >= sent_ms);
-    send(&state, Command::Kill).await?;
+    send(&state, Command::KillFrom(source)).await?;
     settle(state.snapshots.clone(), SETTLE, move |s| {
         s.header.trading.is_halted() && this_kill(s)
     })

@@ -244,10 +244,10 @@ async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'s
         }
         // Their request ids belong to the runtime's reply map: a stream client asks through
         // `POST /api/orders`, `GET /api/trades` and `crbot backup` instead.
-        Command::Order { .. } | Command::Trades { .. } | Command::Backup { .. } => {
+        Command::Order { .. } | Command::Trades { .. } | Command::Backup { .. } | Command::KillFrom(_) => {
             return Err((
                 "NOT_ALLOWED",
-                "orders, trades and backups are asked through POST /api/orders, GET /api/trades and crbot backup"
+                "orders, trades, backups and a shell's kill are asked through their own routes; a screen sends Kill"
                     .into(),
             ));
         }
@@ -291,6 +291,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Order { .. } => "order",
         Command::Trades { .. } => "trades",
         Command::Backup { .. } => "backup",
+        Command::KillFrom(_) => "kill_from",
     }
 }
 

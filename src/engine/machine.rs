@@ -34,7 +34,7 @@ use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::core::Core;
 use crate::engine::kill::{Halted, KillEvent};
 use crate::engine::snapshot::Candle;
-use crate::engine::snapshot::{Command, RateLimitUsage, RequestId, Snapshot, TicketDraft};
+use crate::engine::snapshot::{Command, KillSource, RateLimitUsage, RequestId, Snapshot, TicketDraft};
 use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
 use crate::exchange::binance::reconcile::{Resolution, ResyncReport, ResyncRequest};
@@ -304,6 +304,12 @@ impl Engine {
         use crate::journal::KillTrigger;
         match cmd {
             Command::Kill => self.kill(KillTrigger::Key, "kill switch pressed", now),
+            Command::KillFrom(KillSource::Shell) => {
+                self.kill(KillTrigger::Cli, "kill switch from the command line", now)
+            }
+            Command::KillFrom(KillSource::Api) => {
+                self.kill(KillTrigger::Api, "kill switch from the control API", now)
+            }
             Command::Flatten { percent } => self.flatten(percent, now),
             Command::Rearm { passphrase } => self.request_rearm(passphrase, now),
             Command::PreviewTicket(draft) => self.preview(draft, now),

@@ -601,6 +601,15 @@ pub struct KillLine {
 
 /// What the screen asks the engine to do. Sent on an mpsc channel; the engine answers through
 /// the next snapshot.
+/// Who asked a kill through the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KillSource {
+    /// `crbot kill` in another shell (over the account's unix socket).
+    Shell,
+    /// `POST /api/kill` over TCP.
+    Api,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Check a draft and publish a [`TicketPreview`]; sends nothing.
@@ -615,6 +624,9 @@ pub enum Command {
     },
     /// Stage one of the kill switch.
     Kill,
+    /// Stage one of the kill switch, asked by a client of the control API rather than a
+    /// screen's key: the journal records who stopped trading.
+    KillFrom(KillSource),
     /// Stage two of the kill switch, confirmed: flatten `percent` of crbot's positions.
     Flatten {
         percent: u8,

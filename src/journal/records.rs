@@ -145,6 +145,8 @@ pub enum KillTrigger {
     Key,
     /// `crbot kill` from a shell.
     Cli,
+    /// `POST /api/kill` over TCP (a script, a monitor, `curl`).
+    Api,
     /// A daily-loss breach halting (instead of reducing).
     AutoDailyLoss,
     /// A drawdown breach halting.
@@ -154,9 +156,10 @@ pub enum KillTrigger {
 }
 
 impl KillTrigger {
-    const ALL: [KillTrigger; 5] = [
+    const ALL: [KillTrigger; 6] = [
         KillTrigger::Key,
         KillTrigger::Cli,
+        KillTrigger::Api,
         KillTrigger::AutoDailyLoss,
         KillTrigger::AutoDrawdown,
         KillTrigger::AutoPnlUnavailable,
@@ -166,6 +169,7 @@ impl KillTrigger {
         match self {
             KillTrigger::Key => "KILL_KEY",
             KillTrigger::Cli => "CLI_KILL",
+            KillTrigger::Api => "API_KILL",
             KillTrigger::AutoDailyLoss => "DAILY_LOSS",
             KillTrigger::AutoDrawdown => "DRAWDOWN",
             KillTrigger::AutoPnlUnavailable => "PNL_UNAVAILABLE",
