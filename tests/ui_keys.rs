@@ -379,6 +379,35 @@ fn cancel_order_sends_the_selected_client_id() {
 }
 
 #[test]
+fn cancelling_a_protective_leg_asks_first_and_n_keeps_it() {
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab)); // to orders: the stop-loss leg
+    assert_eq!(snap.orders[0].purpose, crbot::domain::OrderPurpose::StopLoss);
+    let fx = press(&mut app, &snap, KeyPress::ch('x'));
+    assert!(
+        sent(&fx).is_empty(),
+        "one key must not unprotect a position: {fx:?}"
+    );
+    assert!(
+        matches!(app.dialog, Some(Dialog::CancelProtection { .. })),
+        "{:?}",
+        app.dialog
+    );
+    let fx = press(&mut app, &snap, KeyPress::ch('n'));
+    assert!(sent(&fx).is_empty() && app.dialog.is_none(), "{fx:?}");
+
+    press(&mut app, &snap, KeyPress::ch('x'));
+    let fx = press(&mut app, &snap, KeyPress::ch('y'));
+    assert_eq!(
+        sent(&fx),
+        vec![Command::CancelOrder(snap.orders[0].client_order_id.clone())]
+    );
+    assert!(app.dialog.is_none());
+}
+
+#[test]
 fn watchlist_moves_select_symbols_and_add_remove_send_commands() {
     let snap = demo::snapshot(NOW);
     let mut app = new_app(&snap);

@@ -342,6 +342,20 @@ fn confirm_quit_on_an_attached_screen_says_the_engine_keeps_running_and_counts_r
 }
 
 #[test]
+fn cancelling_a_protective_leg_names_both_legs_and_the_unprotected_position() {
+    let snap = demo::snapshot(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    press(&mut app, &snap, KeyPress::ch('x'));
+    let wide = draw(&app, &snap, 160, 48);
+    let buffer = wide.backend().buffer();
+    assert!(find(buffer, "the exchange cancels both legs").is_some());
+    assert!(find(buffer, "position is then UNPROTECTED on the exchange").is_some());
+    insta::assert_snapshot!("cancel_protection_80x24", draw(&app, &snap, 80, 24).backend());
+}
+
+#[test]
 fn close_position_dialog() {
     let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);

@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use super::UiConfig;
 use super::action::Action;
 use super::keymap::{Context, KeyPress};
-use crate::domain::{LocalOrderState, Qty, Symbol, plain};
+use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, Qty, Symbol, plain};
 use crate::engine::snapshot::{
     Command, EquityWindow, LimitChangePending, LimitName, LogKind, OutgoingOrder, Snapshot, TicketDraft,
     TicketField, TicketOutcome, TicketResult,
@@ -86,6 +86,13 @@ pub enum Dialog {
     },
     ConfirmQuit {
         open_orders: usize,
+    },
+    /// `x` on a stop-loss or take-profit leg: the exchange cancels the whole OCO, so the
+    /// position is left without protection there. Asked, never done on one key.
+    CancelProtection {
+        order: ClientOrderId,
+        symbol: Symbol,
+        purpose: OrderPurpose,
     },
     ClosePosition {
         symbol: Symbol,
@@ -482,6 +489,13 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         Action::Up | Action::Down => fx.extend(move_selection(app, snap, action == Action::Down)),
         Action::OpenTicket => fx.extend(open_ticket(app, snap)),
         Action::CancelOrder => match snap.orders.get(app.order_sel) {
+            Some(order) if order.purpose.is_protective() => {
+                app.dialog = Some(Dialog::CancelProtection {
+                    order: order.client_order_id.clone(),
+                    symbol: order.symbol.clone(),
+                    purpose: order.purpose,
+                });
+            }
             Some(order) => {
                 fx.push(Effect::Send(Command::CancelOrder(order.client_order_id.clone())));
                 app.status = Some(format!("cancel requested: {}", order.client_order_id));
@@ -792,6 +806,10 @@ fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
             vec![Effect::Send(Command::SubmitTicket(draft))]
         }
         Dialog::ConfirmQuit { .. } => vec![Effect::Send(Command::Quit), Effect::Quit],
+        Dialog::CancelProtection { order, symbol, .. } => {
+            app.status = Some(format!("cancel requested: {order} (the {symbol} OCO, both legs)"));
+            vec![Effect::Send(Command::CancelOrder(order))]
+        }
         Dialog::ClosePosition { symbol, percent, .. } => {
             app.status = Some(format!("closing {percent}% of {symbol}"));
             vec![Effect::Send(Command::ClosePosition { symbol, percent })]

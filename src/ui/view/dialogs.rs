@@ -14,7 +14,7 @@ use ratatui_textarea::TextArea;
 use rust_decimal::Decimal;
 
 use super::common::{opt, order_line, panel, wrapped_rows};
-use crate::domain::{Mode, Qty, Symbol, plain};
+use crate::domain::{Mode, OrderPurpose, Qty, Symbol, plain};
 use crate::engine::snapshot::{KillStage, LimitChangePending, LimitName, Snapshot, TradingState};
 use crate::secret::SecretString;
 use crate::ui::app::{App, Dialog, PERCENTS};
@@ -217,6 +217,23 @@ fn dialog_body<'a>(
             lines.push(Line::from(""));
             lines.push(Line::from("y / Enter: quit    n / Esc: stay"));
             (" Quit crbot? ", None)
+        }
+        Dialog::CancelProtection { symbol, purpose, .. } => {
+            let leg = if *purpose == OrderPurpose::StopLoss {
+                "stop-loss"
+            } else {
+                "take-profit"
+            };
+            lines.push(Line::from(format!(
+                "This {leg} is one leg of {symbol}'s protective OCO: the exchange cancels both legs."
+            )));
+            lines.push(Line::from(Span::styled(
+                format!("The {symbol} position is then UNPROTECTED on the exchange."),
+                theme.negative(),
+            )));
+            lines.push(Line::from(""));
+            lines.push(Line::from("y / Enter: cancel both legs    n / Esc: keep them"));
+            (" Cancel the protection? ", None)
         }
         Dialog::ClosePosition {
             symbol,
