@@ -488,20 +488,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
         Action::Up | Action::Down => fx.extend(move_selection(app, snap, action == Action::Down)),
         Action::OpenTicket => fx.extend(open_ticket(app, snap)),
-        Action::CancelOrder => match snap.orders.get(app.order_sel) {
-            Some(order) if order.purpose.is_protective() => {
-                app.dialog = Some(Dialog::CancelProtection {
-                    order: order.client_order_id.clone(),
-                    symbol: order.symbol.clone(),
-                    purpose: order.purpose,
-                });
-            }
-            Some(order) => {
-                fx.push(Effect::Send(Command::CancelOrder(order.client_order_id.clone())));
-                app.status = Some(format!("cancel requested: {}", order.client_order_id));
-            }
-            None => app.status = Some("no open order selected (Tab to the orders panel)".into()),
-        },
+        Action::CancelOrder => fx.extend(cancel_order(app, snap)),
         Action::ClosePosition => match snap.positions.get(app.position_sel) {
             Some(p) => {
                 app.dialog = Some(Dialog::ClosePosition {
@@ -788,6 +775,26 @@ fn submit_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
             vec![Effect::Bell]
         }
     }
+}
+
+/// `x`: cancel the selected order; a protective leg (the whole OCO goes) is asked first.
+fn cancel_order(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    match snap.orders.get(app.order_sel) {
+        Some(order) if order.purpose.is_protective() => {
+            app.dialog = Some(Dialog::CancelProtection {
+                order: order.client_order_id.clone(),
+                symbol: order.symbol.clone(),
+                purpose: order.purpose,
+            });
+        }
+        Some(order) => {
+            fx.push(Effect::Send(Command::CancelOrder(order.client_order_id.clone())));
+            app.status = Some(format!("cancel requested: {}", order.client_order_id));
+        }
+        None => app.status = Some("no open order selected (Tab to the orders panel)".into()),
+    };
+    fx
 }
 
 fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
