@@ -2,9 +2,8 @@
 //! starts in sim), a fresh home, a port picked by the system, driven over HTTP. Also
 //! `crbot token issue` and serve's refusals, which need no server.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod serve_support;
+
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -13,101 +12,30 @@ use crbot::api::auth::{Scope, TokenKeys};
 use crbot::secret::SecretString;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use serve_support::{KEY, crbot, crbot_in};
 
-const KEY: &str = "the serve test's key, at least 32 characters";
-
-/// Variables of the caller's environment that would change what serve does.
-const CLEARED: [&str; 14] = [
-    "CRBOT_HOME",
-    "CRBOT_MODE",
-    "BINANCE_TESTNET",
-    "BINANCE_REST_URL",
-    "BINANCE_WS_URL",
-    "BINANCE_WS_API_URL",
-    "BINANCE_API_KEY",
-    "BINANCE_API_SECRET",
-    "DATABASE_URL",
-    "DEBUG",
-    "SECRET_KEY",
-    "RATE_LIMIT_REQUESTS",
-    "CRBOT_API_ADDR",
-    "CRBOT_PASSPHRASE_FILE",
-];
-
-fn crbot(home: &std::path::Path, env: &[(&str, &str)]) -> Command {
-    crbot_in("sim", home, env)
-}
-
-fn crbot_in(mode: &str, home: &std::path::Path, env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("crbot"));
-    for v in CLEARED {
-        c.env_remove(v);
-    }
-    c.env("ENV", "development").env("SECRET_KEY", KEY);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.arg("--home").arg(home).args(["--mode", mode]);
-    c
-}
-
+/// `crbot serve` (see `serve_support`) and an HTTP client for it.
 struct Serve {
-    child: Child,
+    inner: serve_support::Serve,
     base: String,
-    lines: mpsc::Receiver<String>,
     http: reqwest::Client,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Serve {
     /// Starts `crbot serve --addr 127.0.0.1:0` and waits for its `api=` line.
     fn start(env: &[(&str, &str)]) -> Serve {
-        let home = tempfile::tempdir().unwrap();
-        let mut child = crbot(home.path(), env)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = lines
-            .recv_timeout(Duration::from_secs(90))
-            .expect("crbot serve printed its api= line");
-        let base = first
-            .strip_prefix("api=")
-            .unwrap_or_else(|| panic!("first line is not api=…: {first}"))
-            .to_string();
+        let inner = serve_support::Serve::start(env);
+        let base = inner.base.clone();
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         Serve {
-            child,
+            inner,
             base,
-            lines,
             http: reqwest::Client::new(),
-            _home: home,
         }
     }
 
     fn token(&self, scope: Scope) -> String {
-        TokenKeys::new(&SecretString::from(KEY))
-            .unwrap()
-            .issue("test", scope, 1, chrono::Utc::now().timestamp())
-            .unwrap()
+        self.inner.token(scope)
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -149,22 +77,7 @@ impl Serve {
 
     /// Sends SIGTERM and returns the exit code and what it printed after `api=`.
     fn terminate(mut self) -> (Option<i32>, Vec<String>) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) with our own child's pid and a valid signal; no memory is involved.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let code = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status.code();
-            }
-            assert!(Instant::now() < deadline, "crbot serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let mut rest = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            rest.push(line);
-        }
-        (code, rest)
+        self.inner.terminate()
     }
 }
 

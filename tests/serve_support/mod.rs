@@ -44,6 +44,11 @@ const CLEARED: [&str; 20] = [
 
 /// `crbot --home HOME --mode sim` in development with the test's signing key, plus `env`.
 pub fn crbot(home: &Path, env: &[(&str, &str)]) -> Command {
+    crbot_in("sim", home, env)
+}
+
+/// [`crbot`] in another mode.
+pub fn crbot_in(mode: &str, home: &Path, env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("crbot"));
     for v in CLEARED {
         c.env_remove(v);
@@ -52,7 +57,7 @@ pub fn crbot(home: &Path, env: &[(&str, &str)]) -> Command {
     for (k, v) in env {
         c.env(k, v);
     }
-    c.arg("--home").arg(home).args(["--mode", "sim"]);
+    c.arg("--home").arg(home).args(["--mode", mode]);
     c
 }
 
