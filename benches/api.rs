@@ -24,18 +24,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    WireLog, endpoints_via, full_run, ms, now_ms, percentile, place_resting, rest_via, start_relay,
-};
+use common::{StillMarket, WireLog, full_run, ms, now_ms, percentile, still_market};
 use crbot::api::auth::{Scope, TokenKeys};
 use crbot::api::{self, ApiSettings, EngineLink};
 use crbot::config::Environment;
-use crbot::domain::Mode;
-use crbot::engine::core::Core;
 use crbot::engine::runtime::{Replies, Runtime, Services};
-use crbot::exchange::sim::{self, SimConfig, SimHandle};
-use crbot::journal::{Journal, TicketSource};
-use crbot::risk::Limits;
+use crbot::exchange::sim::SimHandle;
+use crbot::journal::TicketSource;
 use crbot::secret::SecretString;
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
@@ -59,25 +54,15 @@ struct Rig {
 
 impl Rig {
     async fn start() -> Rig {
-        let config = SimConfig {
-            step_interval: Duration::from_secs(3600),
-            ..SimConfig::default()
-        };
-        let h = sim::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
-        let (relay_addr, log, relay_task) = start_relay(h.addr()).await;
-        let rest = rest_via(endpoints_via(&h, relay_addr), &h);
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("journal.db"), Mode::Sim).unwrap();
-        place_resting(&rest, &h, &journal).await;
+        let StillMarket {
+            sim: h,
+            log,
+            relay: relay_task,
+            rest,
+            core,
+            dir,
+        } = still_market(TicketSource::Engine).await;
         let btc_mid = h.mids().into_iter().find(|(s, _)| s == "BTCUSDT").unwrap().1;
-        let core = Core::restore(
-            journal,
-            Mode::Sim,
-            Limits::default(),
-            TicketSource::Engine,
-            now_ms(),
-        )
-        .unwrap();
 
         let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now_ms()));
         let (cmd_tx, cmd_rx) = mpsc::channel(256);

@@ -16,17 +16,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{
-    ORDERS_PER_SYMBOL, SYMBOLS, endpoints_via, full_run, ms, now_ms, percentile, place_resting, rest_via,
-    start_relay,
-};
-use crbot::domain::Mode;
-use crbot::engine::core::Core;
+use common::{ORDERS_PER_SYMBOL, SYMBOLS, StillMarket, full_run, ms, now_ms, percentile, still_market};
 use crbot::engine::runtime::Runtime;
 use crbot::engine::snapshot::{Command, KillStage};
-use crbot::exchange::sim::{self, SimConfig};
-use crbot::journal::{Journal, TicketSource};
-use crbot::risk::Limits;
+use crbot::journal::TicketSource;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -41,19 +34,14 @@ struct Sample {
 }
 
 async fn one_round() -> Sample {
-    let config = SimConfig {
-        step_interval: Duration::from_secs(3600),
-        ..SimConfig::default()
-    };
-    let h = sim::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
-    let (relay_addr, log, relay_task) = start_relay(h.addr()).await;
-    let rest = rest_via(endpoints_via(&h, relay_addr), &h);
-
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("journal.db"), Mode::Sim).unwrap();
-    place_resting(&rest, &h, &journal).await;
-    let core = Core::restore(journal, Mode::Sim, Limits::default(), TicketSource::Tui, now_ms()).unwrap();
-    assert_eq!(core.state.symbols_with_open_orders().len(), SYMBOLS.len());
+    let StillMarket {
+        sim: h,
+        log,
+        relay: relay_task,
+        rest,
+        core,
+        dir: _dir,
+    } = still_market(TicketSource::Tui).await;
 
     let (snap_tx, mut snap_rx) = watch::channel(core.state.snapshot(now_ms()));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);

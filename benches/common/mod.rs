@@ -6,15 +6,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crbot::domain::Mode;
 use crbot::domain::broker::OrderOutcome;
 use crbot::domain::{
     ClientOrderId, OrderPurpose, OrderRequest, OrderType, Price, Qty, Side, Symbol, TimeInForce,
 };
+use crbot::engine::core::Core;
 use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
-use crbot::exchange::sim::SimHandle;
-use crbot::journal::Journal;
+use crbot::exchange::sim::{self, SimConfig, SimHandle};
+use crbot::journal::{Journal, TicketSource};
+use crbot::risk::Limits;
 use rust_decimal::Decimal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -180,4 +183,40 @@ pub fn endpoints_via(h: &SimHandle, relay_addr: SocketAddr) -> Endpoints {
 /// `cargo bench` passes `--bench`; anything else (`cargo test --all-targets`) is a smoke run.
 pub fn full_run() -> bool {
     std::env::args().any(|a| a == "--bench")
+}
+
+/// A round's exchange and journal: the local exchange on a market that stands still, its REST
+/// port behind the relay, 20 resting BUY limits on 5 symbols journaled as the console would
+/// have, and the engine's core restored from that journal.
+pub struct StillMarket {
+    pub sim: SimHandle,
+    pub log: WireLog,
+    pub relay: tokio::task::JoinHandle<()>,
+    pub rest: BinanceRest,
+    pub core: Core,
+    /// The journal's folder, removed when dropped.
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn still_market(source: TicketSource) -> StillMarket {
+    let config = SimConfig {
+        step_interval: Duration::from_secs(3600),
+        ..SimConfig::default()
+    };
+    let sim = sim::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let (relay_addr, log, relay) = start_relay(sim.addr()).await;
+    let rest = rest_via(endpoints_via(&sim, relay_addr), &sim);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal.db"), Mode::Sim).unwrap();
+    place_resting(&rest, &sim, &journal).await;
+    let core = Core::restore(journal, Mode::Sim, Limits::default(), source, now_ms()).unwrap();
+    assert_eq!(core.state.symbols_with_open_orders().len(), SYMBOLS.len());
+    StillMarket {
+        sim,
+        log,
+        relay,
+        rest,
+        core,
+        dir,
+    }
 }
