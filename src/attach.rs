@@ -160,6 +160,7 @@ pub async fn open(target: Target) -> anyhow::Result<Attached> {
     let (snap_tx, snap_rx) = watch::channel(first.clone());
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let bridge = Bridge {
+        engine: target.describe(),
         target,
         screen: snap_tx,
         commands: cmd_rx,
@@ -278,6 +279,8 @@ enum End {
 /// The task between the WebSocket and the screen's channels.
 struct Bridge {
     target: Target,
+    /// Where the engine runs, as the screen says it (written once, not per frame).
+    engine: String,
     screen: watch::Sender<Snapshot>,
     commands: mpsc::Receiver<Command>,
     /// The engine's last snapshot, as it sent it.
@@ -405,7 +408,7 @@ impl Bridge {
     /// The engine's snapshot, with a recent refusal in the header.
     fn publish(&mut self) {
         let mut s = self.last.clone();
-        s.attached_to = Some(self.target.describe());
+        s.attached_to = Some(self.engine.clone());
         if let Some((text, at)) = &self.note {
             if at.elapsed() < NOTE_FOR {
                 s.header.warnings.insert(0, text.clone());
@@ -419,8 +422,8 @@ impl Bridge {
     /// The last snapshot, marked as what it is: the engine's state as of a moment ago, with the
     /// streams down, every quote stale and no ticket verdict.
     fn show_disconnected(&mut self, why: &str, attempt: u32) {
-        let mut s = disconnected_view(&self.last, &self.target.describe(), why, attempt);
-        s.attached_to = Some(self.target.describe());
+        let mut s = disconnected_view(&self.last, &self.engine, why, attempt);
+        s.attached_to = Some(self.engine.clone());
         if self.kill_pending {
             // First: the header's warning row is one line, and this one must not be cut off.
             s.header
