@@ -361,6 +361,14 @@ impl Journal {
         self.query_fills(&format!("{FILL_SELECT} ORDER BY time_ms, id"), [])
     }
 
+    /// The fills at or after `since_ms`, in time order (`GET /api/trades`).
+    pub fn fills_since(&self, since_ms: i64) -> Result<Vec<Fill>> {
+        self.query_fills(
+            &format!("{FILL_SELECT} WHERE time_ms >= ?1 ORDER BY time_ms, id"),
+            [since_ms],
+        )
+    }
+
     /// Every fill in time order, with the commission price journaled at its fill time.
     pub fn fills_priced(&self) -> Result<Vec<(Fill, Option<Price>)>> {
         let mut stmt = self

@@ -222,6 +222,30 @@ fn a_duplicate_fill_is_ignored_and_reported_as_such() {
 }
 
 #[test]
+fn fills_since_a_time_are_those_at_or_after_it_in_time_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open(dir.path());
+    let at = |id: u64, time_ms: i64| {
+        let mut f = fill("BTCUSDT", id, "60000", "0.001");
+        f.time_ms = time_ms;
+        j.insert_fill(&f).expect("insert");
+    };
+    at(1, 3_000);
+    at(2, 1_000);
+    at(3, 2_000);
+    let ids = |since| -> Vec<u64> {
+        j.fills_since(since)
+            .expect("fills")
+            .iter()
+            .map(|f| f.trade_id)
+            .collect()
+    };
+    assert_eq!(ids(2_000), [3, 1]);
+    assert_eq!(ids(0), [2, 3, 1]);
+    assert!(ids(3_001).is_empty());
+}
+
+#[test]
 fn decimals_round_trip_exactly_through_the_journal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let j = open(dir.path());

@@ -543,12 +543,7 @@ impl Engine {
 
     /// The journal's fills since `since_ms` (the journal is the engine's own store).
     pub(super) fn trades(&mut self, request: RequestId, since_ms: i64) {
-        let fills = self
-            .core
-            .journal
-            .fills()
-            .map(|all| all.into_iter().filter(|f| f.time_ms >= since_ms).collect())
-            .map_err(|e| e.to_string());
+        let fills = self.core.journal.fills_since(since_ms).map_err(|e| e.to_string());
         self.emit(Effect::Reply {
             request,
             reply: Reply::Trades(fills),
