@@ -596,3 +596,39 @@ fn ticket_result_appears_in_place_with_binance_message_or_reconciling() {
     assert!(find(t.backend().buffer(), "being reconciled").is_some());
     insta::assert_snapshot!("ticket_unknown_160x48", t.backend());
 }
+
+#[test]
+fn a_position_without_a_stop_on_the_exchange_is_marked_in_the_table_and_the_header() {
+    let mut snap = demo::snapshot(NOW);
+    // The demo: BTCUSDT has its stop-loss leg open, SOLUSDT has none, BNBUSDT is external.
+    let names = |s: &Snapshot| s.unprotected().iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&snap), ["SOLUSDT"]);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('2'));
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    let at = find(buf, "SOLUSDT NO STOP").expect("the unprotected position is tagged");
+    assert_eq!(buf[at].fg, Color::Yellow);
+    assert!(
+        find(buf, "BTCUSDT NO STOP").is_none(),
+        "BTCUSDT has its stop-loss open"
+    );
+    assert!(find(buf, "NO STOP on the exchange: SOLUSDT").is_some());
+
+    // The stop-loss leg gone (cancelled on the exchange): BTCUSDT is unprotected too.
+    let stop = snap
+        .orders
+        .iter_mut()
+        .find(|o| o.client_order_id.as_str() == "crb-btc-sl-0001")
+        .unwrap();
+    stop.state = crbot::domain::LocalOrderState::Exchange(crbot::domain::OrderStatus::Canceled);
+    assert_eq!(names(&snap), ["BTCUSDT", "SOLUSDT"]);
+    let t = draw(&app, &snap, 80, 24);
+    assert!(find(t.backend().buffer(), "NO STOP on the exchange: BTCUSDT, SOLUSDT").is_some());
+
+    // Nothing to protect: no marker, no warning row.
+    snap.positions.retain(|p| p.external);
+    assert!(snap.unprotected().is_empty());
+    let t = draw(&app, &snap, 80, 24);
+    assert!(find(t.backend().buffer(), "NO STOP").is_none());
+}

@@ -71,6 +71,25 @@ impl Snapshot {
     pub fn tick(&self, symbol: &Symbol) -> Option<Decimal> {
         self.price_ticks.get(symbol).copied()
     }
+
+    /// crbot's positions (not external holdings, not dust) that have no stop-loss order open on
+    /// the exchange: nothing sells them if the market falls through the stop the trader meant.
+    /// An order whose state is unknown or still being sent counts as open: it may be live.
+    pub fn unprotected(&self) -> Vec<&Symbol> {
+        self.positions
+            .iter()
+            .filter(|p| !p.external && !p.dust && p.qty.value() > Decimal::ZERO)
+            .filter(|p| {
+                !self.orders.iter().any(|o| {
+                    o.symbol == p.symbol
+                        && o.side == Side::Sell
+                        && o.purpose == OrderPurpose::StopLoss
+                        && o.state.is_open()
+                })
+            })
+            .map(|p| &p.symbol)
+            .collect()
+    }
 }
 
 /// The account's balances, marked, and the equity figures the P&L is measured against.

@@ -36,7 +36,8 @@ pub fn view(app: &App, snap: &Snapshot, frame: &mut Frame) {
     let theme = &app.config.theme;
     let warnings = !snap.header.warnings.is_empty()
         || !snap.unpriced_assets.is_empty()
-        || snap.equity_status.is_incomplete();
+        || snap.equity_status.is_incomplete()
+        || !snap.unprotected().is_empty();
     let header_h = 3 + u16::from(warnings);
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(header_h),

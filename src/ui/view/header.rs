@@ -241,6 +241,12 @@ fn warning_line(theme: &Theme, snap: &Snapshot) -> Line<'static> {
             ),
         );
     }
+    let unprotected = snap.unprotected();
+    if !unprotected.is_empty() {
+        let names: Vec<String> = unprotected.iter().map(|s| s.to_string()).collect();
+        // First: of every warning, a position nothing protects costs the most when ignored.
+        w.insert(0, format!("NO STOP on the exchange: {}", names.join(", ")));
+    }
     if !snap.unpriced_assets.is_empty() {
         let names: Vec<String> = snap.unpriced_assets.iter().map(|a| a.to_string()).collect();
         w.push(format!("not in equity (no USDT market): {}", names.join(", ")));

@@ -1,5 +1,6 @@
 //! The positions panel: quantity, average entry, mark and unrealized P&L of every position,
-//! external holdings tagged `ext` and dust dimmed.
+//! external holdings tagged `ext`, dust dimmed, and a position with no stop-loss open on the
+//! exchange tagged `NO STOP`.
 //!
 //! Owns: the positions table and how an average entry is rounded for it. Must not: hide a
 //! position; a narrow panel drops columns, never rows.
@@ -50,10 +51,12 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
             drop: 4,
         },
     ];
+    let unprotected = snap.unprotected();
     let rows = snap
         .positions
         .iter()
         .map(|p| {
+            let no_stop = unprotected.contains(&&p.symbol);
             let neg = p.unrealized.as_ref().is_some_and(Money::is_negative);
             let zero = p.unrealized.as_ref().is_none_or(Money::is_zero);
             let pnl_style = theme.signed(neg, zero);
@@ -64,11 +67,14 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
                 " ext"
             } else if p.dust {
                 " dust"
+            } else if no_stop {
+                " NO STOP"
             } else {
                 ""
             };
+            let symbol_style = if no_stop { theme.warning() } else { plain_style };
             let cells = vec![
-                (format!("{}{tag}", p.symbol), plain_style),
+                (format!("{}{tag}", p.symbol), symbol_style),
                 (p.qty.to_string(), plain_style),
                 (
                     entry_price(p.avg_entry, p.mark, snap.tick(&p.symbol)),
