@@ -17,7 +17,7 @@ use crate::domain::Mode;
 pub struct Theme {
     /// False when `NO_COLOR` is set: no foreground or background colour anywhere.
     pub color: bool,
-    /// `--ascii`: borders, gauges, charts and marks from plain ASCII.
+    /// `--ascii` or a plain terminal: borders, gauges, charts and marks from plain ASCII.
     pub ascii: bool,
 }
 
@@ -28,6 +28,26 @@ impl Default for Theme {
             ascii: false,
         }
     }
+}
+
+/// Whether the terminal cannot be trusted with box-drawing and braille characters: a console
+/// or serial terminal type (`linux`, `vt100`…, `dumb`), or a locale that is set and is not
+/// UTF-8 (`LANG=C`, `en_US.ISO-8859-1`). `locale` is `LC_ALL`, `LC_CTYPE`, `LANG` in that
+/// order: the first one set and not empty decides, as in C's `setlocale`. With none set the
+/// locale is unknown, not plain: most SSH sessions pass none and draw UTF-8 fine.
+pub fn plain_terminal(term: Option<&str>, locale: &[Option<String>]) -> bool {
+    let term = term.unwrap_or("").trim().to_ascii_lowercase();
+    let plain_term = matches!(term.as_str(), "linux" | "dumb" | "ansi" | "cons25" | "vt52")
+        || term.starts_with("vt1")
+        || term.starts_with("vt2")
+        || term.starts_with("vt3")
+        || term.starts_with("vt4");
+    let locale = locale.iter().flatten().map(|v| v.trim()).find(|v| !v.is_empty());
+    let plain_locale = locale.is_some_and(|l| {
+        let l = l.to_ascii_lowercase();
+        !(l.contains("utf-8") || l.contains("utf8"))
+    });
+    plain_term || plain_locale
 }
 
 const ASCII_BORDER: border::Set<'static> = border::Set {
@@ -42,12 +62,19 @@ const ASCII_BORDER: border::Set<'static> = border::Set {
 };
 
 impl Theme {
-    /// `NO_COLOR` (present and not empty, per no-color.org) turns colour off.
+    /// `NO_COLOR` (present and not empty, per no-color.org) turns colour off; `--ascii`, or a
+    /// terminal or locale that cannot draw box and braille characters ([`plain_terminal`]),
+    /// turns the character set to ASCII.
     pub fn from_env(ascii: bool) -> Theme {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let var = |name: &str| std::env::var(name).ok();
         Theme {
             color: !no_color,
-            ascii,
+            ascii: ascii
+                || plain_terminal(
+                    var("TERM").as_deref(),
+                    &[var("LC_ALL"), var("LC_CTYPE"), var("LANG")],
+                ),
         }
     }
 
@@ -190,5 +217,39 @@ impl Theme {
         } else {
             UNICODE[tick.rem_euclid(UNICODE.len() as i64) as usize]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_terminal;
+
+    fn locale(all: &str, ctype: &str, lang: &str) -> [Option<String>; 3] {
+        let v = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        [v(all), v(ctype), v(lang)]
+    }
+
+    #[test]
+    fn console_and_serial_terminals_get_ascii() {
+        for term in ["linux", "vt100", "vt220", "dumb", "VT102"] {
+            assert!(plain_terminal(Some(term), &locale("", "", "C.UTF-8")), "{term}");
+        }
+        for term in ["xterm-256color", "tmux-256color", "screen", "alacritty"] {
+            assert!(
+                !plain_terminal(Some(term), &locale("", "", "en_US.UTF-8")),
+                "{term}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_locale_that_is_set_and_not_utf8_gets_ascii_and_the_first_set_one_decides() {
+        assert!(plain_terminal(Some("xterm"), &locale("", "", "C")));
+        assert!(plain_terminal(Some("xterm"), &locale("", "", "en_US.ISO-8859-1")));
+        assert!(plain_terminal(Some("xterm"), &locale("POSIX", "", "en_US.UTF-8")));
+        assert!(!plain_terminal(Some("xterm"), &locale("", "de_DE.utf8", "C")));
+        // Nothing set: unknown, not plain.
+        assert!(!plain_terminal(Some("xterm"), &locale("", "", "")));
+        assert!(!plain_terminal(None, &locale("", "", "")));
     }
 }
