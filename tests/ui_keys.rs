@@ -11,7 +11,7 @@ use crbot::engine::snapshot::{
     TradingState,
 };
 use crbot::secret::SecretString;
-use crbot::ui::{Action, App, Context, Dialog, Effect, KeyPress, Keymap, Tab, UiConfig, update};
+use crbot::ui::{Action, App, Context, Dialog, Effect, Focus, KeyPress, Keymap, Tab, UiConfig, update};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rust_decimal::Decimal;
 use support::demo;
@@ -372,10 +372,90 @@ fn cancel_order_sends_the_selected_client_id() {
     press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
     press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
     let fx = press(&mut app, &snap, KeyPress::ch('x'));
+    // A cancel is destructive: it asks first, naming the order.
+    assert!(sent(&fx).is_empty(), "{fx:?}");
+    let Some(Dialog::CancelOrder { order, line }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(order, &snap.orders[2].client_order_id);
+    assert_eq!(line, "BUY LIMIT 1.2 SOLUSDT @ 236.50");
+    let fx = press(&mut app, &snap, KeyPress::ch('y'));
     assert_eq!(
         sent(&fx),
         vec![Command::CancelOrder(snap.orders[2].client_order_id.clone())]
     );
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn keys_act_on_the_focused_panel_only() {
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    // Select the external BNBUSDT holding in the positions panel, then go back to the market.
+    press(&mut app, &snap, KeyPress::ch('2'));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::End));
+    assert_eq!(snap.positions[app.position_sel].symbol.as_str(), "BNBUSDT");
+    press(&mut app, &snap, KeyPress::ch('1'));
+    // The watchlist's second row is ETHUSDT, which is not held: `c` must not offer BNBUSDT.
+    press(&mut app, &snap, KeyPress::ch('g'));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    assert_eq!(snap.watchlist[app.watch_sel].symbol.as_str(), "ETHUSDT");
+    let fx = press(&mut app, &snap, KeyPress::ch('c'));
+    assert!(sent(&fx).is_empty() && app.dialog.is_none(), "{:?}", app.dialog);
+    assert_eq!(app.status.as_deref(), Some("no ETHUSDT position to close"));
+    // On a held symbol the dialog names that symbol.
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    assert_eq!(snap.watchlist[app.watch_sel].symbol.as_str(), "SOLUSDT");
+    press(&mut app, &snap, KeyPress::ch('c'));
+    assert!(
+        matches!(&app.dialog, Some(Dialog::ClosePosition { symbol, .. }) if symbol.as_str() == "SOLUSDT"),
+        "{:?}",
+        app.dialog
+    );
+    press(&mut app, &snap, KeyPress::ch('n'));
+    // `x` away from the orders panel cancels nothing.
+    let fx = press(&mut app, &snap, KeyPress::ch('x'));
+    assert!(sent(&fx).is_empty() && app.dialog.is_none());
+    assert_eq!(
+        app.status.as_deref(),
+        Some("select an order first: Tab to the orders panel")
+    );
+}
+
+#[test]
+fn list_keys_jump_page_and_move_between_panels() {
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    let last = snap.watchlist.len() - 1;
+    press(&mut app, &snap, KeyPress::ch('G'));
+    assert_eq!(app.watch_sel, last);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Home));
+    assert_eq!(app.watch_sel, 0);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::PageDown));
+    assert_eq!(app.watch_sel, last, "a page down stops at the last row");
+    press(&mut app, &snap, KeyPress::plain(KeyCode::PageUp));
+    assert_eq!(app.watch_sel, 0);
+    press(&mut app, &snap, KeyPress::ch('l'));
+    assert_eq!(app.focus, Focus::Positions);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Right));
+    assert_eq!(app.focus, Focus::Orders);
+    press(&mut app, &snap, KeyPress::ch('h'));
+    assert_eq!(app.focus, Focus::Positions);
+}
+
+#[test]
+fn an_unbound_key_says_so_and_does_nothing() {
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    let fx = press(&mut app, &snap, KeyPress::ch('z'));
+    assert!(sent(&fx).is_empty() && app.dialog.is_none());
+    assert_eq!(
+        app.status.as_deref(),
+        Some("z: no action here (? lists every key)")
+    );
+    // The next key clears it.
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    assert_eq!(app.status, None);
 }
 
 #[test]

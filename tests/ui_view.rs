@@ -632,3 +632,36 @@ fn a_position_without_a_stop_on_the_exchange_is_marked_in_the_table_and_the_head
     let t = draw(&app, &snap, 80, 24);
     assert!(find(t.backend().buffer(), "NO STOP").is_none());
 }
+
+#[test]
+fn help_that_does_not_fit_scrolls_and_every_key_is_reachable_uncut() {
+    let snap = demo::snapshot(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('?'));
+    let screen_text = |app: &App| {
+        let t = draw(app, &snap, 80, 24);
+        let buf = t.backend().buffer().clone();
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut seen = String::new();
+    let first = screen_text(&app);
+    assert!(first.contains("scroll, Esc closes"), "{first}");
+    for _ in 0..30 {
+        seen.push_str(&screen_text(&app));
+        press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    }
+    for (_, _, help) in app.config.keymap.help_lines(false) {
+        assert!(seen.contains(help), "help line {help:?} never shown whole");
+    }
+    // Scrolling moved the rows: the last screen is not the first.
+    assert_ne!(screen_text(&app), first);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Esc));
+    assert!(!app.help);
+}

@@ -18,6 +18,12 @@ pub enum Action {
     FocusPrev,
     Up,
     Down,
+    /// A page up or down in the focused list (`PgUp`/`PgDn`).
+    PageUp,
+    PageDown,
+    /// The first or last row of the focused list (`g`/`Home`, `G`/`End`).
+    Top,
+    Bottom,
     OpenTicket,
     CancelOrder,
     ClosePosition,
@@ -40,6 +46,8 @@ pub enum Action {
     ChoosePercent(u8),
     /// A key for the focused text field (ticket or prompt).
     Edit(Input),
+    /// A key bound to nothing where it was pressed (its label): the footer says so briefly.
+    Unbound(String),
     /// A new snapshot arrived: ring for new fills/rejections, open a pending limit dialog.
     SnapshotArrived,
 }

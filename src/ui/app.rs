@@ -94,6 +94,11 @@ pub enum Dialog {
         symbol: Symbol,
         purpose: OrderPurpose,
     },
+    /// `x` on an entry or exit order: which order, as one line ("BUY LIMIT 0.15 ETHUSDT @ 3120.50").
+    CancelOrder {
+        order: ClientOrderId,
+        line: String,
+    },
     ClosePosition {
         symbol: Symbol,
         percent: u8,
@@ -276,6 +281,8 @@ pub struct App {
     pub ticket: Option<TicketForm>,
     pub dialog: Option<Dialog>,
     pub help: bool,
+    /// The help overlay's first row when it does not fit (the view clamps it).
+    pub help_scroll: usize,
     /// The kill key was pressed and no snapshot has shown HALTED yet.
     pub kill_sent: bool,
     /// The kill-switch panel of the kill that started at this time was dismissed.
@@ -344,6 +351,7 @@ impl App {
             ticket: None,
             dialog: None,
             help: false,
+            help_scroll: 0,
             kill_sent: false,
             kill_dismissed: None,
             status: None,
@@ -382,7 +390,7 @@ impl App {
         }
         match context {
             Context::Ticket | Context::Prompt => Some(Action::Edit(to_input(key))),
-            _ => None,
+            _ => Some(Action::Unbound(key.label(self.config.theme.ascii))),
         }
     }
 
@@ -447,29 +455,21 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         app.awaiting_verdict = None;
     }
     match action {
-        Action::Kill => {
-            // Stage one has no dialog. A submit or close awaiting "yes" must not go out after
-            // a kill, so those dialogs close; typed text in the ticket stays as it was.
-            fx.push(Effect::Send(Command::Kill));
-            if !snap.header.trading.is_halted() {
-                app.kill_sent = true;
-            }
-            if matches!(
-                app.dialog,
-                Some(Dialog::ConfirmSubmit { .. } | Dialog::ClosePosition { .. } | Dialog::Rearm { .. })
-            ) {
-                app.dialog = None;
-            }
-            app.kill_dismissed = None;
-            app.status = Some("KILL sent: halting and cancelling every open order".into());
-        }
+        Action::Kill => fx.extend(kill(app, snap)),
         Action::RequestQuit => {
             app.help = false;
             app.dialog = Some(Dialog::ConfirmQuit {
                 open_orders: snap.orders.len(),
             });
         }
-        Action::ToggleHelp => app.help = !app.help,
+        Action::ToggleHelp => {
+            app.help = !app.help;
+            app.help_scroll = 0;
+        }
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown if app.help => {
+            let rows = app.config.keymap.bindings.len();
+            app.help_scroll = move_sel(app.help_scroll, rows, &action);
+        }
         Action::SelectTab(n) => {
             let i = usize::from(n.saturating_sub(1)).min(Tab::ALL.len() - 1);
             app.tab = Tab::ALL[i];
@@ -486,18 +486,28 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             app.focus = order[cycle(order.len(), i, action == Action::FocusNext)];
             app.tab = app.focus.tab();
         }
-        Action::Up | Action::Down => fx.extend(move_selection(app, snap, action == Action::Down)),
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
+            fx.extend(move_selection(app, snap, &action));
+        }
+        Action::Unbound(key) => {
+            let hint = if app.dialog.is_some() {
+                "y or n"
+            } else {
+                "? lists every key"
+            };
+            app.status = Some(format!("{key}: no action here ({hint})"));
+        }
         Action::OpenTicket => fx.extend(open_ticket(app, snap)),
         Action::CancelOrder => fx.extend(cancel_order(app, snap)),
-        Action::ClosePosition => match snap.positions.get(app.position_sel) {
-            Some(p) => {
+        Action::ClosePosition => match position_target(app, snap) {
+            Ok(p) => {
                 app.dialog = Some(Dialog::ClosePosition {
                     symbol: p.symbol.clone(),
                     percent: 100,
                     external: p.external,
                 });
             }
-            None => app.status = Some("no position selected (Tab to the positions panel)".into()),
+            Err(why) => app.status = Some(why),
         },
         Action::AddSymbol => {
             app.dialog = Some(Dialog::AddSymbol {
@@ -577,18 +587,38 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
     fx
 }
 
-/// Up/Down in the focused list. Moving in the watchlist also asks for the new symbol's candles.
-fn move_selection(app: &mut App, snap: &Snapshot, down: bool) -> Vec<Effect> {
+/// The kill key: the command goes at once, whatever is open.
+fn kill(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
+    // Stage one has no dialog. A submit or close awaiting "yes" must not go out after
+    // a kill, so those dialogs close; typed text in the ticket stays as it was.
+    if !snap.header.trading.is_halted() {
+        app.kill_sent = true;
+    }
+    if matches!(
+        app.dialog,
+        Some(
+            Dialog::ConfirmSubmit { .. }
+                | Dialog::ClosePosition { .. }
+                | Dialog::CancelOrder { .. }
+                | Dialog::Rearm { .. }
+        )
+    ) {
+        app.dialog = None;
+    }
+    app.kill_dismissed = None;
+    app.status = Some("KILL sent: halting and cancelling every open order".into());
+    vec![Effect::Send(Command::Kill)]
+}
+
+/// Up/Down, a page, the first or last row in the focused list. Moving in the watchlist also
+/// asks for the new symbol's candles.
+fn move_selection(app: &mut App, snap: &Snapshot, step: &Action) -> Vec<Effect> {
     let mut fx = Vec::new();
     match app.focus {
         Focus::Watchlist => {
             let len = snap.watchlist.len();
             if len > 0 {
-                app.watch_sel = if down {
-                    (app.watch_sel + 1).min(len - 1)
-                } else {
-                    app.watch_sel.saturating_sub(1)
-                };
+                app.watch_sel = move_sel(app.watch_sel, len, step);
                 if let Some(row) = snap.watchlist.get(app.watch_sel)
                     && snap.selected_symbol.as_ref() != Some(&row.symbol)
                 {
@@ -598,11 +628,11 @@ fn move_selection(app: &mut App, snap: &Snapshot, down: bool) -> Vec<Effect> {
         }
         Focus::Positions => {
             let len = snap.positions.len();
-            app.position_sel = move_sel(app.position_sel, len, down);
+            app.position_sel = move_sel(app.position_sel, len, step);
         }
         Focus::Orders => {
             let len = snap.orders.len();
-            app.order_sel = move_sel(app.order_sel, len, down);
+            app.order_sel = move_sel(app.order_sel, len, step);
         }
     }
     fx
@@ -657,13 +687,21 @@ fn edit_focused(app: &mut App, input: Input) -> Vec<Effect> {
     fx
 }
 
-fn move_sel(sel: usize, len: usize, down: bool) -> usize {
+/// Rows a page moves: the lists are short and the panel's height is the view's business.
+const PAGE: usize = 10;
+
+fn move_sel(sel: usize, len: usize, step: &Action) -> usize {
     if len == 0 {
-        0
-    } else if down {
-        (sel + 1).min(len - 1)
-    } else {
-        sel.saturating_sub(1).min(len - 1)
+        return 0;
+    }
+    let last = len - 1;
+    match step {
+        Action::Down => (sel + 1).min(last),
+        Action::PageDown => sel.saturating_add(PAGE).min(last),
+        Action::PageUp => sel.saturating_sub(PAGE).min(last),
+        Action::Top => 0,
+        Action::Bottom => last,
+        _ => sel.saturating_sub(1).min(last),
     }
 }
 
@@ -778,8 +816,13 @@ fn submit_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
 }
 
 /// `x`: cancel the selected order; a protective leg (the whole OCO goes) is asked first.
+/// `x`: the order selected in the orders panel, and only there (a key acts on what the screen
+/// shows). Every cancel asks first; a protective leg's dialog says the position is left bare.
 fn cancel_order(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
-    let mut fx = Vec::new();
+    if app.focus != Focus::Orders {
+        app.status = Some("select an order first: Tab to the orders panel".into());
+        return vec![];
+    }
     match snap.orders.get(app.order_sel) {
         Some(order) if order.purpose.is_protective() => {
             app.dialog = Some(Dialog::CancelProtection {
@@ -789,12 +832,51 @@ fn cancel_order(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
             });
         }
         Some(order) => {
-            fx.push(Effect::Send(Command::CancelOrder(order.client_order_id.clone())));
-            app.status = Some(format!("cancel requested: {}", order.client_order_id));
+            let mut line = format!(
+                "{} {} {} {}",
+                order.side, order.order_type, order.qty, order.symbol
+            );
+            if let Some(p) = order.price {
+                let shown = snap.tick(&order.symbol).map_or_else(
+                    || p.to_string(),
+                    |t| crate::domain::display_fixed(p.value(), crate::domain::decimals_of(t)),
+                );
+                line.push_str(&format!(" @ {shown}"));
+            }
+            app.dialog = Some(Dialog::CancelOrder {
+                order: order.client_order_id.clone(),
+                line,
+            });
         }
         None => app.status = Some("no open order selected (Tab to the orders panel)".into()),
     };
-    fx
+    vec![]
+}
+
+/// `c`: the position of the row the screen highlights. In the positions panel, the selected
+/// row; in the watchlist or the orders panel, the position in the highlighted symbol, if one
+/// is held — never a row selected on another tab.
+fn position_target<'a>(
+    app: &App,
+    snap: &'a Snapshot,
+) -> Result<&'a crate::engine::snapshot::PositionRow, String> {
+    let symbol = match app.focus {
+        Focus::Positions => {
+            return snap
+                .positions
+                .get(app.position_sel)
+                .ok_or_else(|| "no position selected (Tab to the positions panel)".to_string());
+        }
+        Focus::Watchlist => snap.watchlist.get(app.watch_sel).map(|r| &r.symbol),
+        Focus::Orders => snap.orders.get(app.order_sel).map(|o| &o.symbol),
+    };
+    let Some(symbol) = symbol else {
+        return Err("nothing selected: Tab to the positions panel".into());
+    };
+    snap.positions
+        .iter()
+        .find(|p| &p.symbol == symbol)
+        .ok_or_else(|| format!("no {symbol} position to close"))
 }
 
 fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
@@ -815,6 +897,10 @@ fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
         Dialog::ConfirmQuit { .. } => vec![Effect::Send(Command::Quit), Effect::Quit],
         Dialog::CancelProtection { order, symbol, .. } => {
             app.status = Some(format!("cancel requested: {order} (the {symbol} OCO, both legs)"));
+            vec![Effect::Send(Command::CancelOrder(order))]
+        }
+        Dialog::CancelOrder { order, .. } => {
+            app.status = Some(format!("cancel requested: {order}"));
             vec![Effect::Send(Command::CancelOrder(order))]
         }
         Dialog::ClosePosition { symbol, percent, .. } => {

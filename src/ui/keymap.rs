@@ -133,6 +133,8 @@ impl KeyPress {
             KeyCode::Left => if ascii { "Left" } else { "←" }.into(),
             KeyCode::Right => if ascii { "Right" } else { "→" }.into(),
             KeyCode::F(n) => format!("F{n}"),
+            KeyCode::PageUp => "PgUp".into(),
+            KeyCode::PageDown => "PgDn".into(),
             other => format!("{other:?}"),
         };
         let mut out = String::new();
@@ -268,6 +270,16 @@ impl Keymap {
             (Normal, c('k'), A::Up, "move selection", None),
             (Normal, p(K::Down), A::Down, "move selection", None),
             (Normal, c('j'), A::Down, "move selection", None),
+            (Normal, p(K::PageUp), A::PageUp, "page up / down", None),
+            (Normal, p(K::PageDown), A::PageDown, "page up / down", None),
+            (Normal, c('g'), A::Top, "first row", None),
+            (Normal, p(K::Home), A::Top, "first row", None),
+            (Normal, c('G'), A::Bottom, "last row", None),
+            (Normal, p(K::End), A::Bottom, "last row", None),
+            (Normal, c('h'), A::FocusPrev, "previous panel", None),
+            (Normal, p(K::Left), A::FocusPrev, "previous panel", None),
+            (Normal, c('l'), A::FocusNext, "next panel", None),
+            (Normal, p(K::Right), A::FocusNext, "next panel", None),
             (
                 Normal,
                 c('x'),
@@ -328,6 +340,12 @@ impl Keymap {
             (Prompt, p(K::Up), A::ChoosePrev, "choose", None),
             (Prompt, p(K::Down), A::ChooseNext, "choose", None),
             (Help, p(K::Esc), A::ToggleHelp, "close help", Some("close")),
+            (Help, p(K::Up), A::Up, "scroll", None),
+            (Help, c('k'), A::Up, "scroll", None),
+            (Help, p(K::Down), A::Down, "scroll", None),
+            (Help, c('j'), A::Down, "scroll", None),
+            (Help, p(K::PageUp), A::PageUp, "scroll a page", None),
+            (Help, p(K::PageDown), A::PageDown, "scroll a page", None),
             (Help, c('?'), A::ToggleHelp, "close help", None),
             (Help, c('q'), A::ToggleHelp, "close help", None),
         ];

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 use rust_decimal::Decimal;
 
@@ -82,9 +82,20 @@ pub(super) fn draw_kill_panel(app: &App, snap: &Snapshot, frame: &mut Frame, are
 
 pub(super) fn draw_help(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
+    let entries = app.config.keymap.help_lines(theme.ascii);
+    let key_w = entries
+        .iter()
+        .map(|(_, k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let help_w = entries
+        .iter()
+        .map(|(_, _, h)| h.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut lines: Vec<Line> = Vec::new();
     let mut last = None;
-    for (ctx, keys, help) in app.config.keymap.help_lines(theme.ascii) {
+    for (ctx, keys, help) in entries {
         if last != Some(ctx) {
             lines.push(Line::from(Span::styled(
                 ctx.title(),
@@ -93,21 +104,43 @@ pub(super) fn draw_help(app: &App, frame: &mut Frame, area: Rect) {
             last = Some(ctx);
         }
         lines.push(Line::from(vec![
-            Span::styled(format!(" {keys:<10} "), theme.accent()),
+            Span::styled(format!(" {keys:<key_w$} "), theme.accent()),
             Span::raw(help),
         ]));
     }
     frame.render_widget(Clear, area);
-    let block = panel(theme, " Keys (generated from the keymap; Esc closes) ", true);
-    let inner = block.inner(area);
+    let inner = Block::bordered().inner(area);
+    // Whole entries in as many columns as fit; what does not fit below scrolls, never cut.
+    let col_w = (key_w + help_w + 3) as u16;
+    let cols = usize::from((inner.width / col_w.max(1)).max(1));
+    let height = usize::from(inner.height.max(1));
+    // Columns as tall as the panel (as few as needed); taller only when even all of them are
+    // not enough, and then the rows scroll.
+    let per_col = if lines.len() <= cols * height {
+        height
+    } else {
+        lines.len().div_ceil(cols)
+    };
+    let max_scroll = per_col.saturating_sub(height);
+    let scroll = app.help_scroll.min(max_scroll);
+    let title = if max_scroll > 0 {
+        let arrows = if theme.ascii { "Up/Down" } else { "↑↓" };
+        let end = (scroll + height).min(per_col);
+        format!(
+            " Keys ({}-{end} of {per_col} rows; {arrows} scroll, Esc closes) ",
+            scroll + 1
+        )
+    } else {
+        " Keys (generated from the keymap; Esc closes) ".to_string()
+    };
+    let block = panel(theme, title, true);
     frame.render_widget(block, area);
-    let per_col = usize::from(inner.height.max(1));
-    let cols = lines.len().div_ceil(per_col).max(1);
-    let constraints: Vec<Constraint> = (0..cols).map(|_| Constraint::Fill(1)).collect();
+    let constraints: Vec<Constraint> = (0..cols).map(|_| Constraint::Length(col_w)).collect();
     let rects = Layout::horizontal(constraints).split(inner);
     for (i, chunk) in lines.chunks(per_col).enumerate() {
         if let Some(r) = rects.get(i) {
-            frame.render_widget(Paragraph::new(Text::from(chunk.to_vec())), *r);
+            let shown: Vec<Line> = chunk.iter().skip(scroll).take(height).cloned().collect();
+            frame.render_widget(Paragraph::new(Text::from(shown)), *r);
         }
     }
 }
@@ -234,6 +267,13 @@ fn dialog_body<'a>(
             lines.push(Line::from(""));
             lines.push(Line::from("y / Enter: cancel both legs    n / Esc: keep them"));
             (" Cancel the protection? ", None)
+        }
+        Dialog::CancelOrder { order, line } => {
+            lines.push(Line::from(format!("Cancel {line}?")));
+            lines.push(Line::from(Span::styled(format!("({order})"), theme.dim())));
+            lines.push(Line::from(""));
+            lines.push(Line::from("y / Enter: cancel it    n / Esc: keep it"));
+            (" Cancel the order? ", None)
         }
         Dialog::ClosePosition {
             symbol,
