@@ -665,3 +665,71 @@ fn help_that_does_not_fit_scrolls_and_every_key_is_reachable_uncut() {
     press(&mut app, &snap, KeyPress::plain(KeyCode::Esc));
     assert!(!app.help);
 }
+
+#[test]
+fn before_the_first_equity_the_header_says_unknown_never_zero() {
+    let mut snap = demo::snapshot(NOW);
+    snap.equity = None;
+    snap.equity_status = crbot::engine::snapshot::EquityStatus::Pending;
+    snap.limits.day_pnl = crbot::domain::Money::zero(crbot::domain::Asset::new("USDT").unwrap());
+    snap.limits.day_pnl_pct = Decimal::ZERO;
+    snap.limits.drawdown_pct = Decimal::ZERO;
+    let app = App::new(config(true, false), &snap);
+    let t = draw(&app, &snap, 160, 48);
+    let buf = t.backend().buffer();
+    assert!(find(buf, "day – (no equity yet)").is_some());
+    assert!(find(buf, "DD –/10%").is_some());
+    assert!(find(buf, "eq –").is_some());
+    let text: String = (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect();
+    assert!(
+        find(buf, "0.00 USDT").is_none(),
+        "an unknown P&L drawn as zero:\n{text}"
+    );
+    assert!(
+        find(buf, "DD 0.00").is_none(),
+        "an unknown drawdown drawn as zero"
+    );
+}
+
+#[test]
+fn quitting_before_the_account_is_loaded_does_not_claim_zero_open_orders() {
+    let mut snap = demo::snapshot(NOW);
+    snap.orders.clear();
+    snap.equity = None;
+    snap.equity_status = crbot::engine::snapshot::EquityStatus::Pending;
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('q'));
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    assert!(find(buf, "0 open orders").is_none());
+    assert!(find(buf, "(not loaded yet)").is_some());
+    // Loaded and truly none: then zero is the fact.
+    snap.equity_status = crbot::engine::snapshot::EquityStatus::Complete { held: vec![] };
+    let t = draw(&app, &snap, 80, 24);
+    assert!(find(t.backend().buffer(), "0 open orders stay").is_some());
+}
+
+#[test]
+fn a_connected_market_stream_with_every_quote_stale_is_not_ok() {
+    let mut snap = demo::snapshot(NOW);
+    for w in &mut snap.watchlist {
+        w.stale = true;
+    }
+    let app = App::new(config(true, false), &snap);
+    let t = draw(&app, &snap, 120, 36);
+    let buf = t.backend().buffer();
+    assert!(find(buf, "mkt ok").is_none());
+    let at = find(buf, "mkt STALE").expect("the badge says stale");
+    assert_eq!(buf[(at.0 + 4, at.1)].fg, Color::Yellow);
+    // One quote live: the stream is ok, the watchlist marks the stale rows.
+    snap.watchlist[0].stale = false;
+    let t = draw(&app, &snap, 120, 36);
+    assert!(find(t.backend().buffer(), "mkt ok 12ms").is_some());
+}

@@ -15,7 +15,9 @@ use rust_decimal::Decimal;
 
 use super::common::{opt, order_line, panel, wrapped_rows};
 use crate::domain::{Mode, OrderPurpose, Qty, Symbol, plain};
-use crate::engine::snapshot::{KillStage, LimitChangePending, LimitName, Snapshot, TradingState};
+use crate::engine::snapshot::{
+    EquityStatus, KillStage, LimitChangePending, LimitName, Snapshot, TradingState,
+};
 use crate::secret::SecretString;
 use crate::ui::app::{App, Dialog, PERCENTS};
 use crate::ui::theme::Theme;
@@ -224,7 +226,11 @@ fn dialog_body<'a>(
             (" Send this ticket? ", None)
         }
         Dialog::ConfirmQuit { open_orders } => {
-            let orders = if *open_orders == 1 {
+            // Before the account is loaded from the exchange, what stays there is not known:
+            // "0 open orders" would be a guess.
+            let orders = if matches!(snap.equity_status, EquityStatus::Pending) && *open_orders == 0 {
+                "whatever orders are open (not loaded yet) stay".to_string()
+            } else if *open_orders == 1 {
                 "1 open order stays".to_string()
             } else {
                 format!("{open_orders} open orders stay")

@@ -107,7 +107,19 @@ fn mode_label(mode: Mode) -> &'static str {
 fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
     let h = &snap.header;
     let mut line2: Vec<Span> = Vec::new();
-    line2.extend(stream_spans(theme, "mkt", h.market_stream));
+    let stale = snap.watchlist.iter().filter(|w| w.stale).count();
+    if h.market_stream.status == StreamStatus::Connected && stale > 0 && stale == snap.watchlist.len() {
+        // Connected, yet no quote arrives: the connection is not the market.
+        line2.push(Span::raw("mkt "));
+        line2.push(Span::styled(
+            "STALE",
+            theme.warning().add_modifier(Modifier::BOLD),
+        ));
+        line2.push(Span::raw("  "));
+    } else {
+        // Some stale: the watchlist marks which (`~`).
+        line2.extend(stream_spans(theme, "mkt", h.market_stream));
+    }
     line2.extend(stream_spans(theme, "usr", h.user_stream));
     line2.push(Span::raw(format!(
         "clk {}  ",
@@ -133,7 +145,10 @@ fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
             ));
         }
         (_, Some(eq)) => line2.push(Span::raw(format!("eq {}", eq.display_2dp()))),
-        (_, None) => {}
+        (_, None) => line2.push(Span::styled(
+            format!("eq {}", if theme.ascii { "-" } else { "–" }),
+            theme.dim(),
+        )),
     }
     line2
 }
@@ -154,18 +169,25 @@ fn stream_spans(theme: &Theme, name: &'static str, h: StreamHealth) -> Vec<Span<
 }
 
 /// The third row: the day's P&L, drawdown and trades against their limits, then today's fees.
-/// With an incomplete equity the P&L and drawdown are `?`: a stale figure would mislead.
+/// With an incomplete equity the P&L and drawdown are `?`: a stale figure would mislead. Before
+/// the first equity (start-up, no network yet) they are unknown, `–`, never `0.00`.
 fn limit_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
     let incomplete = snap.equity_status.is_incomplete();
+    let pending = matches!(snap.equity_status, EquityStatus::Pending) || snap.equity.is_none();
+    let unknown = if theme.ascii { "-" } else { "–" };
     let l = &snap.limits;
     let day_ratio = l.usage()[0].1;
     let day_text = if incomplete {
         "? (equity incomplete)".to_string()
+    } else if pending {
+        format!("{unknown} (no equity yet)")
     } else {
         format!("{} {}%", money2(&l.day_pnl), signed2(l.day_pnl_pct))
     };
     let dd_text = if incomplete {
         format!("DD ?/{}%", plain(l.drawdown_limit_pct))
+    } else if pending {
+        format!("DD {unknown}/{}%", plain(l.drawdown_limit_pct))
     } else {
         format!("DD {}/{}%", dp2(l.drawdown_pct), plain(l.drawdown_limit_pct))
     };
@@ -173,7 +195,11 @@ fn limit_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
         Span::raw("day "),
         Span::styled(
             day_text,
-            theme.signed(l.day_pnl.is_negative(), l.day_pnl.is_zero()),
+            if pending {
+                theme.dim()
+            } else {
+                theme.signed(l.day_pnl.is_negative(), l.day_pnl.is_zero())
+            },
         ),
         Span::styled(
             format!("/-{}%", plain(l.daily_loss_limit_pct)),

@@ -14,7 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 
 use super::common::{dp2, duration, hm, money2, panel, signed2, usage_style};
 use crate::domain::plain;
-use crate::engine::snapshot::Snapshot;
+use crate::engine::snapshot::{EquityStatus, Snapshot};
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
 
@@ -51,10 +51,18 @@ pub(super) fn draw_limits(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
     let day_style = theme.signed(l.day_pnl.is_negative(), l.day_pnl.is_zero());
     // With an incomplete equity there is no P&L: say so rather than draw a stale figure.
     let incomplete = snap.equity_status.is_incomplete();
+    // Before the first equity (start-up, no network yet) the figures are unknown, not zero.
+    let pending = matches!(snap.equity_status, EquityStatus::Pending) || snap.equity.is_none();
+    let unknown = if theme.ascii { "-" } else { "–" };
     let (day_text, dd_text) = if incomplete {
         (
             format!("unknown (equity incomplete) / -{}%", dp2(l.daily_loss_limit_pct)),
             format!("unknown / {}%", dp2(l.drawdown_limit_pct)),
+        )
+    } else if pending {
+        (
+            format!("{unknown} (no equity yet) / -{}%", dp2(l.daily_loss_limit_pct)),
+            format!("{unknown} / {}%", dp2(l.drawdown_limit_pct)),
         )
     } else {
         (
@@ -69,6 +77,8 @@ pub(super) fn draw_limits(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
     };
     let (day_style, dd_style) = if incomplete {
         (theme.warning(), theme.warning())
+    } else if pending {
+        (theme.dim(), theme.dim())
     } else {
         (day_style, theme.plain())
     };
