@@ -750,3 +750,121 @@ fn an_open_ticket_is_checked_again_when_the_account_changes_and_only_then() {
     let fx = update(&mut app, Action::SnapshotArrived, &snap);
     assert_eq!(sent(&fx), vec![Command::PreviewTicket(d)]);
 }
+
+fn focus_field(app: &mut App, snap: &Snapshot, field: crbot::engine::snapshot::TicketField) {
+    for _ in 0..8 {
+        if app.ticket.as_ref().unwrap().focused_field() == field {
+            return;
+        }
+        press(app, snap, KeyPress::plain(KeyCode::Tab));
+    }
+    panic!("field {field:?} not reachable");
+}
+
+#[test]
+fn side_and_type_are_toggles_and_the_price_follows_the_type() {
+    use crbot::engine::snapshot::TicketField as F;
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('t'));
+    let limit_price = draft(&app).price;
+    assert!(!limit_price.is_empty(), "a LIMIT ticket starts at the market");
+    focus_field(&mut app, &snap, F::Side);
+    // Free text is not taken: only the toggle's letters, arrows and Space.
+    type_text(&mut app, &snap, "xyz");
+    assert_eq!(draft(&app).side, "BUY");
+    press(&mut app, &snap, KeyPress::ch('s'));
+    assert_eq!(draft(&app).side, "SELL");
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Right));
+    assert_eq!(draft(&app).side, "BUY");
+    press(&mut app, &snap, KeyPress::ch(' '));
+    assert_eq!(draft(&app).side, "SELL");
+    press(&mut app, &snap, KeyPress::ch('B'));
+    assert_eq!(draft(&app).side, "BUY");
+
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    assert_eq!(app.ticket.as_ref().unwrap().focused_field(), F::OrderType);
+    let fx = press(&mut app, &snap, KeyPress::ch('m'));
+    assert_eq!(draft(&app).order_type, "MARKET");
+    assert_eq!(draft(&app).price, "", "no stale limit price on a MARKET ticket");
+    assert!(
+        matches!(sent(&fx).as_slice(), [Command::PreviewTicket(d)] if d.order_type == "MARKET" && d.price.is_empty()),
+        "{fx:?}"
+    );
+    // Tab from the amount passes over the price of a MARKET ticket.
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    assert_eq!(app.ticket.as_ref().unwrap().focused_field(), F::Amount);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Tab));
+    assert_eq!(app.ticket.as_ref().unwrap().focused_field(), F::StopLoss);
+    // Back to LIMIT: the price starts at the market again.
+    focus_field(&mut app, &snap, F::OrderType);
+    press(&mut app, &snap, KeyPress::ch('l'));
+    assert_eq!(draft(&app).order_type, "LIMIT");
+    assert_eq!(draft(&app).price, limit_price);
+}
+
+#[test]
+fn a_new_symbol_starts_at_its_own_market() {
+    use crbot::engine::snapshot::TicketField as F;
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('t'));
+    let first = draft(&app);
+    let other = snap
+        .watchlist
+        .iter()
+        .find(|w| w.symbol.as_str() != first.symbol && w.ask.is_some())
+        .unwrap();
+    focus_field(&mut app, &snap, F::Symbol);
+    for _ in 0..first.symbol.len() {
+        press(&mut app, &snap, KeyPress::plain(KeyCode::Backspace));
+    }
+    type_text(&mut app, &snap, other.symbol.as_str());
+    assert_ne!(draft(&app).price, first.price);
+    assert_eq!(draft(&app).price, other.ask.unwrap().to_string());
+}
+
+#[test]
+fn ticket_fields_edit_as_in_a_shell() {
+    use crbot::engine::snapshot::TicketField as F;
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('t'));
+    focus_field(&mut app, &snap, F::Amount);
+    type_text(&mut app, &snap, "250 USDT");
+    press(&mut app, &snap, KeyPress::ctrl('w'));
+    assert_eq!(draft(&app).amount, "250 ");
+    press(&mut app, &snap, KeyPress::ctrl('u'));
+    assert_eq!(draft(&app).amount, "");
+    type_text(&mut app, &snap, "1 2");
+    press(
+        &mut app,
+        &snap,
+        KeyPress::new(KeyCode::Char('b'), KeyModifiers::ALT),
+    );
+    type_text(&mut app, &snap, "0");
+    assert_eq!(draft(&app).amount, "1 02");
+}
+
+#[test]
+fn esc_keeps_an_unsent_draft_for_the_next_ticket_on_that_symbol() {
+    use crbot::engine::snapshot::TicketField as F;
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('t'));
+    focus_field(&mut app, &snap, F::Amount);
+    type_text(&mut app, &snap, "0.15");
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Esc));
+    assert!(app.ticket.is_none());
+    let fx = press(&mut app, &snap, KeyPress::ch('t'));
+    assert_eq!(draft(&app).amount, "0.15");
+    assert!(
+        matches!(sent(&fx).as_slice(), [Command::PreviewTicket(d)] if d.amount == "0.15"),
+        "the kept draft is checked again: {fx:?}"
+    );
+    // On another symbol a fresh ticket opens.
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Esc));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    press(&mut app, &snap, KeyPress::ch('t'));
+    assert_eq!(draft(&app).amount, "");
+}

@@ -733,3 +733,18 @@ fn a_connected_market_stream_with_every_quote_stale_is_not_ok() {
     let t = draw(&app, &snap, 120, 36);
     assert!(find(t.backend().buffer(), "mkt ok 12ms").is_some());
 }
+
+#[test]
+fn an_approved_ticket_shows_reward_risk_the_loss_at_the_stop_and_the_share_of_equity() {
+    let mut snap = demo::snapshot(NOW);
+    let app = ticket_app(&mut snap);
+    assert!(snap.ticket_preview.as_ref().unwrap().approved);
+    let t = draw(&app, &snap, 160, 48);
+    let buf = t.backend().buffer();
+    // Entry 3120.50, stop 3050 (limit 3045), take-profit 3280, 0.15 ETH, equity 9852.61 USDT:
+    // (3280 - 3120.5) / (3120.5 - 3050) = 2.26; (3120.5 - 3045) × 0.15 = 11.325 = 0.11 % of it;
+    // the notional 468.08 is 4.75 % of it.
+    assert!(find(buf, "R/R 2.26").is_some());
+    assert!(find(buf, "loss at stop 11.32 USDT (0.11% eq)").is_some());
+    assert!(find(buf, "(4.75% eq)").is_some());
+}

@@ -198,6 +198,66 @@ impl TicketForm {
             .copied()
             .unwrap_or(TicketField::Symbol)
     }
+
+    /// Replaces a field's text (the cursor at its end).
+    fn set(&mut self, field: TicketField, text: &str) {
+        if let Some(i) = TicketField::ALL.iter().position(|f| *f == field)
+            && let Some(slot) = self.fields.get_mut(i)
+        {
+            *slot = single_line(text.to_string());
+        }
+    }
+
+    /// Moves the focus one field on or back; a MARKET ticket has no price to type, so its
+    /// price field is passed over.
+    fn step_focus(&mut self, forward: bool) {
+        let len = self.fields.len();
+        self.focused = cycle(len, self.focused, forward);
+        if self.focused_field() == TicketField::Price && self.text(TicketField::OrderType) == "MARKET" {
+            self.focused = cycle(len, self.focused, forward);
+        }
+    }
+}
+
+/// The two values of a toggle field of the ticket, each with the letter that picks it. Side and
+/// type are never free text: a typo there can only be a wrong order.
+fn toggle_values(field: TicketField) -> Option<[(&'static str, char); 2]> {
+    match field {
+        TicketField::Side => Some([("BUY", 'b'), ("SELL", 's')]),
+        TicketField::OrderType => Some([("LIMIT", 'l'), ("MARKET", 'm')]),
+        _ => None,
+    }
+}
+
+/// A key on a toggle field: its letter picks a value; Left, Right and Space flip it; any other
+/// key does nothing. The new value when it changed.
+fn toggle(current: &str, values: [(&'static str, char); 2], input: &Input) -> Option<&'static str> {
+    if input.ctrl || input.alt {
+        return None;
+    }
+    let flipped = if current == values[0].0 {
+        values[1].0
+    } else {
+        values[0].0
+    };
+    let next = match input.key {
+        Key::Char(c) => match values.iter().find(|(_, k)| *k == c.to_ascii_lowercase()) {
+            Some((v, _)) => *v,
+            None if c == ' ' => flipped,
+            None => return None,
+        },
+        Key::Left | Key::Right => flipped,
+        _ => return None,
+    };
+    (next != current).then_some(next)
+}
+
+/// Where a new limit price starts for `symbol`: a buy at the ask, a sell at the bid (the last
+/// trade when the book side is missing). `None` when the screen has no quote for it.
+fn start_price(snap: &Snapshot, symbol: &str, side: &str) -> Option<String> {
+    let row = snap.watchlist.iter().find(|w| w.symbol.as_str() == symbol)?;
+    let p = if side == "SELL" { row.bid } else { row.ask };
+    p.or(row.last).map(|p| p.to_string())
 }
 
 /// A one-line text field with the cursor at the end and no cursor-line underline.
@@ -231,6 +291,27 @@ fn edit(t: &mut TextArea<'static>, input: Input) -> bool {
         }
         Key::End => {
             t.move_cursor(CursorMove::End);
+            false
+        }
+        // As in a shell: Ctrl-U deletes to the start, Ctrl-W the word before the cursor,
+        // Ctrl-A / Ctrl-E go to the start / end, Alt-B / Alt-F move a word.
+        Key::Char('u') if input.ctrl => t.delete_line_by_head(),
+        Key::Char('w') if input.ctrl => t.delete_word(),
+        Key::Char('h') if input.ctrl => t.delete_char(),
+        Key::Char('a') if input.ctrl => {
+            t.move_cursor(CursorMove::Head);
+            false
+        }
+        Key::Char('e') if input.ctrl => {
+            t.move_cursor(CursorMove::End);
+            false
+        }
+        Key::Char('b') if input.alt => {
+            t.move_cursor(CursorMove::WordBack);
+            false
+        }
+        Key::Char('f') if input.alt => {
+            t.move_cursor(CursorMove::WordForward);
             false
         }
         Key::Char(_) | Key::Backspace | Key::Delete if !input.ctrl && !input.alt => {
@@ -287,6 +368,8 @@ pub struct App {
     pub kill_sent: bool,
     /// The kill-switch panel of the kill that started at this time was dismissed.
     pub kill_dismissed: Option<i64>,
+    /// The ticket closed with Esc before it was sent: `t` on its symbol opens it again.
+    kept_ticket: Option<TicketForm>,
     /// One line of feedback in the footer ("no order selected").
     pub status: Option<String>,
     /// A ticket was confirmed and its verdict has not been flashed yet: the ticket result the
@@ -354,6 +437,7 @@ impl App {
             help_scroll: 0,
             kill_sent: false,
             kill_dismissed: None,
+            kept_ticket: None,
             status: None,
             awaiting_verdict: None,
             limit_answered: None,
@@ -560,12 +644,14 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
         Action::NextField | Action::PrevField => {
             if let Some(t) = &mut app.ticket {
-                t.focused = cycle(t.fields.len(), t.focused, action == Action::NextField);
+                t.step_focus(action == Action::NextField);
             }
         }
         Action::SubmitTicket => fx.extend(submit_ticket(app, snap)),
         Action::CloseTicket => {
-            app.ticket = None;
+            // Esc keeps an unsent draft for the next `t` (on the same symbol); a sent one is
+            // done with.
+            app.kept_ticket = app.ticket.take().filter(|t| t.submitted.is_none());
             if app.tab == Tab::Ticket {
                 app.tab = Tab::Market;
             }
@@ -578,7 +664,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             }
         }
         Action::ChoosePrev | Action::ChooseNext | Action::ChoosePercent(_) => choose(app, snap, &action),
-        Action::Edit(input) => fx.extend(edit_focused(app, input)),
+        Action::Edit(input) => fx.extend(edit_focused(app, snap, input)),
         Action::SnapshotArrived => {
             flash_verdict(app, snap);
             fx.extend(observe(app, snap));
@@ -660,7 +746,7 @@ fn choose(app: &mut App, snap: &Snapshot, action: &Action) {
 
 /// A key typed into the focused text field: the open dialog's, else the ticket's (whose every
 /// change asks for a new risk preview). An edit clears the field's error.
-fn edit_focused(app: &mut App, input: Input) -> Vec<Effect> {
+fn edit_focused(app: &mut App, snap: &Snapshot, input: Input) -> Vec<Effect> {
     let mut fx = Vec::new();
     if let Some(dialog) = &mut app.dialog {
         if let Dialog::Rearm {
@@ -677,14 +763,39 @@ fn edit_focused(app: &mut App, input: Input) -> Vec<Effect> {
             *error = None;
         }
     } else if let Some(t) = &mut app.ticket {
-        let i = t.focused;
-        if let Some(field) = t.fields.get_mut(i)
-            && edit(field, input)
-        {
-            fx.extend(preview(t));
-        }
+        fx.extend(edit_ticket(t, snap, input));
     }
     fx
+}
+
+/// A key in the ticket: toggles for side and type, text for the rest. The price follows the
+/// type (a MARKET ticket has none; back to LIMIT it starts at the market) and the symbol (a
+/// new known symbol starts at its own market, never at the last symbol's price).
+fn edit_ticket(form: &mut TicketForm, snap: &Snapshot, input: Input) -> Vec<Effect> {
+    let field = form.focused_field();
+    let before = form.draft();
+    let changed = match toggle_values(field) {
+        Some(values) => match toggle(&form.text(field), values, &input) {
+            Some(v) => {
+                form.set(field, v);
+                true
+            }
+            None => false,
+        },
+        None => form.fields.get_mut(form.focused).is_some_and(|f| edit(f, input)),
+    };
+    if !changed {
+        return vec![];
+    }
+    let after = form.draft();
+    if after.order_type == "MARKET" {
+        form.set(TicketField::Price, "");
+    } else if (before.order_type == "MARKET" || after.symbol != before.symbol)
+        && let Some(p) = start_price(snap, &after.symbol, &after.side)
+    {
+        form.set(TicketField::Price, &p);
+    }
+    preview(form)
 }
 
 /// Rows a page moves: the lists are short and the panel's height is the view's business.
@@ -718,6 +829,14 @@ fn open_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
         .map(|r| r.symbol.to_string())
         .or_else(|| snap.selected_symbol.as_ref().map(|s| s.to_string()))
         .unwrap_or_default();
+    if let Some(mut kept) = app.kept_ticket.take()
+        && kept.text(TicketField::Symbol) == symbol
+    {
+        kept.last_previewed = None;
+        let fx = preview(&mut kept);
+        app.ticket = Some(kept);
+        return fx;
+    }
     // A buy at the ask is marketable as it stands: prefilled at the last trade, which is often
     // below the ask, the entry would rest on the book instead of filling.
     let price = row

@@ -11,20 +11,18 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
+use rust_decimal::Decimal;
 
 use super::common::{order_line, panel, wrapped_rows};
+use crate::domain::{OrderPurpose, Side};
 use crate::engine::snapshot::{Snapshot, TicketField, TicketOutcome, TicketPreview};
 use crate::ui::app::{App, TicketForm};
 use crate::ui::keymap::Context;
 use crate::ui::theme::Theme;
 
 /// The preview lines for the current draft: verdict, every rule, numbers, outgoing orders.
-fn preview_lines(
-    theme: &Theme,
-    preview: Option<&TicketPreview>,
-    form: &TicketForm,
-    compact: bool,
-) -> Vec<Line<'static>> {
+fn preview_lines(theme: &Theme, snap: &Snapshot, form: &TicketForm, compact: bool) -> Vec<Line<'static>> {
+    let preview = snap.ticket_preview.as_ref();
     let draft = form.draft();
     let Some(p) = preview.filter(|p| p.draft == draft) else {
         return vec![Line::from(Span::styled("checking the ticket...", theme.dim()))];
@@ -87,8 +85,32 @@ fn preview_lines(
         }
     }
     let mut nums = Vec::new();
+    let equity = snap
+        .equity
+        .as_ref()
+        .map(|e| e.amount())
+        .filter(|e| *e > Decimal::ZERO);
+    let of_equity = |v: Decimal| {
+        equity.map_or_else(String::new, |e| {
+            format!(" ({:.2}% eq)", v / e * Decimal::ONE_HUNDRED)
+        })
+    };
+    if let Some(f) = stop_figures(snap, p) {
+        if let Some(rr) = f.reward_risk {
+            nums.push(format!("R/R {rr:.2}"));
+        }
+        let unit = snap
+            .equity
+            .as_ref()
+            .map_or_else(String::new, |e| format!(" {}", e.asset()));
+        nums.push(format!(
+            "loss at stop {:.2}{unit}{}",
+            f.loss_at_stop,
+            of_equity(f.loss_at_stop)
+        ));
+    }
     if let Some(n) = p.notional {
-        nums.push(format!("notional {}", n.display_dp(2)));
+        nums.push(format!("notional {}{}", n.display_dp(2), of_equity(n.value())));
     }
     if let Some(f) = &p.fee_estimate {
         nums.push(format!("fee ~{}", f.display_2dp()));
@@ -106,6 +128,49 @@ fn preview_lines(
         }
     }
     lines
+}
+
+/// What the stop-loss of a ticket means in money: the loss if it fills at its limit (its stop
+/// when it has none), and reward ÷ risk when there is a take-profit.
+struct StopFigures {
+    loss_at_stop: Decimal,
+    reward_risk: Option<Decimal>,
+}
+
+/// From exactly the orders that would leave: the entry (its limit, or for a MARKET entry the
+/// side of the book it takes), the stop-loss leg and the take-profit leg.
+fn stop_figures(snap: &Snapshot, p: &TicketPreview) -> Option<StopFigures> {
+    let entry = p.orders.iter().find(|o| o.purpose == OrderPurpose::Entry)?;
+    let stop = p.orders.iter().find(|o| o.purpose == OrderPurpose::StopLoss)?;
+    let row = snap.watchlist.iter().find(|w| w.symbol == entry.symbol);
+    let entry_px = match entry.price {
+        Some(px) => px.value(),
+        None => match entry.side {
+            Side::Buy => row?.ask?.value(),
+            Side::Sell => row?.bid?.value(),
+        },
+    };
+    let trigger = stop.stop_price.or(stop.price)?.value();
+    let fill = stop.price.or(stop.stop_price)?.value();
+    let sign = if entry.side == Side::Buy {
+        Decimal::ONE
+    } else {
+        -Decimal::ONE
+    };
+    let qty = entry.qty.value();
+    let loss_at_stop = (entry_px - fill) * sign * qty;
+    let risk = (entry_px - trigger) * sign;
+    let reward_risk = p
+        .orders
+        .iter()
+        .find(|o| o.purpose == OrderPurpose::TakeProfit)
+        .and_then(|tp| tp.price)
+        .filter(|_| risk > Decimal::ZERO)
+        .map(|tp| (tp.value() - entry_px) * sign / risk);
+    Some(StopFigures {
+        loss_at_stop,
+        reward_risk,
+    })
 }
 
 /// A rule's detail without a leading `CODE: `: the code is drawn in its own column, and the
@@ -215,11 +280,14 @@ pub(super) fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
             width: 13.min(col_w),
             height: 1,
         };
+        // A toggle names its keys where the trader is: `side b/s`, `type l/m`.
+        let text = match field {
+            TicketField::Side if is_focused => "side b/s".to_string(),
+            TicketField::OrderType if is_focused => "type l/m".to_string(),
+            _ => field.label().to_string(),
+        };
         frame.render_widget(
-            Paragraph::new(Span::styled(
-                format!("{marker}{:<12}", field.label()),
-                label_style,
-            )),
+            Paragraph::new(Span::styled(format!("{marker}{text:<12}"), label_style)),
             label,
         );
         let value = Rect {
@@ -237,13 +305,13 @@ pub(super) fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
         }
     }
     let mut lines = result_lines(theme, snap, Some(form));
-    let full = preview_lines(theme, snap.ticket_preview.as_ref(), form, false);
+    let full = preview_lines(theme, snap, form, false);
     let fits = wrapped_rows(&lines, preview_area.width) + wrapped_rows(&full, preview_area.width)
         <= preview_area.height;
     if fits {
         lines.extend(full);
     } else {
-        lines.extend(preview_lines(theme, snap.ticket_preview.as_ref(), form, true));
+        lines.extend(preview_lines(theme, snap, form, true));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), preview_area);
 }
