@@ -748,3 +748,30 @@ fn an_approved_ticket_shows_reward_risk_the_loss_at_the_stop_and_the_share_of_eq
     assert!(find(buf, "loss at stop 11.32 USDT (0.11% eq)").is_some());
     assert!(find(buf, "(4.75% eq)").is_some());
 }
+
+#[test]
+fn at_60x20_the_header_drops_whole_fields_by_priority_and_never_cuts_a_number() {
+    let mut snap = demo::snapshot(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    let t = draw(&app, &snap, 60, 20);
+    let buf = t.backend().buffer();
+    // Streams, equity, the day's P&L, the drawdown and trades stay whole; the rate limits and
+    // the reset time leave.
+    for whole in [
+        "mkt ok 12ms",
+        "eq 9852.61 USDT",
+        "day -212.40 USDT -2.11%/-5%",
+        "DD 3.40/10%",
+        "trades 4/10",
+    ] {
+        assert!(find(buf, whole).is_some(), "{whole} missing at 60x20");
+    }
+    assert!(find(buf, "wt 84/6000").is_none() && find(buf, "resets").is_none());
+    insta::assert_snapshot!("market_60x20", t.backend());
+    for (key, name) in [('2', "positions_60x20"), ('3', "risk_60x20"), ('4', "log_60x20")] {
+        press(&mut app, &snap, KeyPress::ch(key));
+        insta::assert_snapshot!(name, draw(&app, &snap, 60, 20).backend());
+    }
+    let app = ticket_app(&mut snap);
+    insta::assert_snapshot!("ticket_60x20", draw(&app, &snap, 60, 20).backend());
+}

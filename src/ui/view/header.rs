@@ -22,8 +22,8 @@ pub(super) fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
     let theme = &app.config.theme;
     draw_state_row(app, snap, frame, area);
     let mut lines = vec![
-        Line::from(connection_spans(theme, snap)),
-        Line::from(limit_spans(theme, snap)),
+        Line::from(fit(connection_spans(theme, snap), area.width)),
+        Line::from(fit(limit_spans(theme, snap), area.width)),
     ];
     if area.height > 3 {
         lines.push(warning_line(theme, snap));
@@ -103,54 +103,89 @@ fn mode_label(mode: Mode) -> &'static str {
     }
 }
 
+/// A piece of a header row and how much it matters: 0 is never dropped, higher numbers go
+/// first when the row is too narrow. A number is dropped whole, never cut.
+type Group = (u8, Vec<Span<'static>>);
+
+/// The groups that fit `width`, in their order: the least important (then the rightmost of
+/// equal importance) leave first.
+fn fit(mut groups: Vec<Group>, width: u16) -> Vec<Span<'static>> {
+    let w = |g: &Group| g.1.iter().map(|s| s.content.chars().count()).sum::<usize>();
+    while groups.iter().map(w).sum::<usize>() > usize::from(width) {
+        let Some((i, _)) = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.0 > 0)
+            .max_by_key(|(i, g)| (g.0, *i))
+        else {
+            break;
+        };
+        groups.remove(i);
+    }
+    groups.into_iter().flat_map(|g| g.1).collect()
+}
+
 /// The second row: streams, clock offset, rate limits and equity (or why it is not known).
-fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
+/// Narrow, the rate limits go first, then the clock offset; streams and equity stay.
+fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Group> {
     let h = &snap.header;
-    let mut line2: Vec<Span> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     let stale = snap.watchlist.iter().filter(|w| w.stale).count();
     if h.market_stream.status == StreamStatus::Connected && stale > 0 && stale == snap.watchlist.len() {
         // Connected, yet no quote arrives: the connection is not the market.
-        line2.push(Span::raw("mkt "));
-        line2.push(Span::styled(
-            "STALE",
-            theme.warning().add_modifier(Modifier::BOLD),
+        groups.push((
+            0,
+            vec![
+                Span::raw("mkt "),
+                Span::styled("STALE", theme.warning().add_modifier(Modifier::BOLD)),
+                Span::raw("  "),
+            ],
         ));
-        line2.push(Span::raw("  "));
     } else {
         // Some stale: the watchlist marks which (`~`).
-        line2.extend(stream_spans(theme, "mkt", h.market_stream));
+        groups.push((0, stream_spans(theme, "mkt", h.market_stream)));
     }
-    line2.extend(stream_spans(theme, "usr", h.user_stream));
-    line2.push(Span::raw(format!(
-        "clk {}  ",
-        h.clock_offset_ms
-            .map_or_else(|| "?".into(), |o| format!("{o:+}ms"))
-    )));
+    groups.push((1, stream_spans(theme, "usr", h.user_stream)));
+    groups.push((
+        3,
+        vec![Span::raw(format!(
+            "clk {}  ",
+            h.clock_offset_ms
+                .map_or_else(|| "?".into(), |o| format!("{o:+}ms"))
+        ))],
+    ));
     let r = h.rate_limits;
-    line2.push(Span::raw(format!(
-        "wt {}/{}  ord {}/{}  ",
-        r.weight_used, r.weight_limit, r.orders_10s, r.orders_10s_limit
-    )));
-    match (&snap.equity_status, &snap.equity) {
-        (EquityStatus::Incomplete { .. }, _) => line2.push(Span::styled(
+    groups.push((
+        4,
+        vec![Span::raw(format!("wt {}/{}  ", r.weight_used, r.weight_limit))],
+    ));
+    groups.push((
+        4,
+        vec![Span::raw(format!(
+            "ord {}/{}  ",
+            r.orders_10s, r.orders_10s_limit
+        ))],
+    ));
+    let equity = match (&snap.equity_status, &snap.equity) {
+        (EquityStatus::Incomplete { .. }, _) => vec![Span::styled(
             "eq UNKNOWN (unpriced)",
             theme.warning().add_modifier(Modifier::BOLD),
-        )),
+        )],
         (EquityStatus::Complete { held }, Some(eq)) if !held.is_empty() => {
             let oldest = held.iter().map(|(_, age)| *age).max().unwrap_or(0);
-            line2.push(Span::raw(format!("eq {} ", eq.display_2dp())));
-            line2.push(Span::styled(
-                format!("(held prices, {}s)", oldest / 1000),
-                theme.warning(),
-            ));
+            vec![
+                Span::raw(format!("eq {} ", eq.display_2dp())),
+                Span::styled(format!("(held prices, {}s)", oldest / 1000), theme.warning()),
+            ]
         }
-        (_, Some(eq)) => line2.push(Span::raw(format!("eq {}", eq.display_2dp()))),
-        (_, None) => line2.push(Span::styled(
+        (_, Some(eq)) => vec![Span::raw(format!("eq {}", eq.display_2dp()))],
+        (_, None) => vec![Span::styled(
             format!("eq {}", if theme.ascii { "-" } else { "–" }),
             theme.dim(),
-        )),
-    }
-    line2
+        )],
+    };
+    groups.push((0, equity));
+    groups
 }
 
 fn stream_spans(theme: &Theme, name: &'static str, h: StreamHealth) -> Vec<Span<'static>> {
@@ -171,7 +206,7 @@ fn stream_spans(theme: &Theme, name: &'static str, h: StreamHealth) -> Vec<Span<
 /// The third row: the day's P&L, drawdown and trades against their limits, then today's fees.
 /// With an incomplete equity the P&L and drawdown are `?`: a stale figure would mislead. Before
 /// the first equity (start-up, no network yet) they are unknown, `–`, never `0.00`.
-fn limit_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
+fn limit_spans(theme: &Theme, snap: &Snapshot) -> Vec<Group> {
     let incomplete = snap.equity_status.is_incomplete();
     let pending = matches!(snap.equity_status, EquityStatus::Pending) || snap.equity.is_none();
     let unknown = if theme.ascii { "-" } else { "–" };
@@ -191,7 +226,7 @@ fn limit_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
     } else {
         format!("DD {}/{}%", dp2(l.drawdown_pct), plain(l.drawdown_limit_pct))
     };
-    let mut line3 = vec![
+    let day = vec![
         Span::raw("day "),
         Span::styled(
             day_text,
@@ -205,20 +240,31 @@ fn limit_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
             format!("/-{}%", plain(l.daily_loss_limit_pct)),
             usage_style(theme, day_ratio),
         ),
-        Span::raw(format!(
-            " resets {}Z ({})  ",
-            hm(l.daily_reset_ms),
-            duration(l.daily_reset_ms - snap.now_ms)
-        )),
+        Span::raw(" "),
+    ];
+    let resets = vec![Span::raw(format!(
+        "resets {}Z ({}) ",
+        hm(l.daily_reset_ms),
+        duration(l.daily_reset_ms - snap.now_ms)
+    ))];
+    let dd = vec![
+        Span::raw(" "),
         Span::styled(dd_text, usage_style(theme, l.usage()[1].1)),
         Span::raw("  "),
-        Span::styled(
-            format!("trades {}/{}", l.trades_used, l.trades_limit),
-            usage_style(theme, l.usage()[2].1),
-        ),
     ];
-    line3.extend(fee_spans(theme, &snap.fees_today));
-    line3
+    let trades = vec![Span::styled(
+        format!("trades {}/{}", l.trades_used, l.trades_limit),
+        usage_style(theme, l.usage()[2].1),
+    )];
+    // Narrow, the fees go first, then when the day resets; the P&L, drawdown and trades
+    // against their limits stay.
+    vec![
+        (0, day),
+        (3, resets),
+        (0, dd),
+        (1, trades),
+        (4, fee_spans(theme, &snap.fees_today)),
+    ]
 }
 
 /// `  fees today 0.33 USDT +0.00030000 BNB unpriced`: today's fees at their fill-time value,
