@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod app;
+pub mod command;
 pub mod keymap;
 pub mod theme;
 pub mod view;

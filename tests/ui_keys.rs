@@ -868,3 +868,67 @@ fn esc_keeps_an_unsent_draft_for_the_next_ticket_on_that_symbol() {
     press(&mut app, &snap, KeyPress::ch('t'));
     assert_eq!(draft(&app).amount, "");
 }
+
+fn command_line(app: &mut App, snap: &Snapshot, line: &str) -> Vec<Effect> {
+    press(app, snap, KeyPress::ch(':'));
+    assert!(
+        matches!(app.dialog, Some(Dialog::CommandLine { .. })),
+        "{:?}",
+        app.dialog
+    );
+    type_text(app, snap, line);
+    press(app, snap, KeyPress::plain(KeyCode::Enter))
+}
+
+#[test]
+fn a_command_line_order_fills_the_ticket_and_sends_nothing() {
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    let fx = command_line(
+        &mut app,
+        &snap,
+        "buy btcusdt 0.01 --limit 97000 --stop-loss 95000 --take-profit 99000",
+    );
+    let d = draft(&app);
+    assert_eq!(
+        (
+            d.symbol.as_str(),
+            d.side.as_str(),
+            d.order_type.as_str(),
+            d.amount.as_str()
+        ),
+        ("BTCUSDT", "BUY", "LIMIT", "0.01")
+    );
+    assert_eq!(
+        (d.price.as_str(), d.stop_loss.as_str(), d.take_profit.as_str()),
+        ("97000", "95000", "99000")
+    );
+    // Only the risk preview: the order leaves after the ticket's review and `y`, as always.
+    assert_eq!(sent(&fx), vec![Command::PreviewTicket(d)]);
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn command_line_kill_limit_and_mistakes() {
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    let fx = command_line(&mut app, &snap, "kill");
+    assert_eq!(sent(&fx), vec![Command::Kill]);
+    let fx = command_line(&mut app, &snap, "limit daily 4");
+    assert_eq!(
+        sent(&fx),
+        vec![Command::ProposeLimit {
+            name: LimitName::DailyLoss,
+            value: Decimal::new(4, 0)
+        }]
+    );
+    let fx = command_line(&mut app, &snap, "sell");
+    assert!(sent(&fx).is_empty());
+    let Some(Dialog::CommandLine { error: Some(e), .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert!(e.starts_with("sell SYMBOL QTY"), "{e}");
+    // The kill key works while typing on the command line.
+    let fx = press(&mut app, &snap, KeyPress::ctrl('k'));
+    assert_eq!(sent(&fx), vec![Command::Kill]);
+}

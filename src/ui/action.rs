@@ -28,6 +28,8 @@ pub enum Action {
     CancelOrder,
     ClosePosition,
     AddSymbol,
+    /// `:` opens the command line.
+    CommandLine,
     RemoveSymbol,
     ChangeLimit,
     CycleEquityWindow,

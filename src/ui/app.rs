@@ -117,6 +117,11 @@ pub enum Dialog {
         input: TextArea<'static>,
         error: Option<String>,
     },
+    /// `:` — a command typed as a line (`buy BTCUSDT 0.01 --limit 97000`, `kill`, `limit daily 4`).
+    CommandLine {
+        input: TextArea<'static>,
+        error: Option<String>,
+    },
     /// Pick a limit (Up/Down) and type its new value.
     Limit {
         choice: usize,
@@ -136,6 +141,7 @@ impl Dialog {
     fn text_field(&mut self) -> Option<(&mut TextArea<'static>, &mut Option<String>)> {
         match self {
             Dialog::AddSymbol { input, error }
+            | Dialog::CommandLine { input, error }
             | Dialog::Limit { input, error, .. }
             | Dialog::ConfirmLimit { input, error, .. } => Some((input, error)),
             _ => None,
@@ -144,7 +150,10 @@ impl Dialog {
 
     fn context(&self) -> Context {
         match self {
-            Dialog::AddSymbol { .. } | Dialog::Limit { .. } | Dialog::ConfirmLimit { .. } => Context::Prompt,
+            Dialog::AddSymbol { .. }
+            | Dialog::CommandLine { .. }
+            | Dialog::Limit { .. }
+            | Dialog::ConfirmLimit { .. } => Context::Prompt,
             Dialog::Rearm {
                 passphrase: Some(_), ..
             } => Context::Prompt,
@@ -593,6 +602,12 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             }
             Err(why) => app.status = Some(why),
         },
+        Action::CommandLine => {
+            app.dialog = Some(Dialog::CommandLine {
+                input: single_line(String::new()),
+                error: None,
+            });
+        }
         Action::AddSymbol => {
             app.dialog = Some(Dialog::AddSymbol {
                 input: single_line(String::new()),
@@ -694,6 +709,61 @@ fn kill(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     app.kill_dismissed = None;
     app.status = Some("KILL sent: halting and cancelling every open order".into());
     vec![Effect::Send(Command::Kill)]
+}
+
+/// Enter on the command line. An order fills the ticket (the verdict, the review and the `y`
+/// that sends it are the ticket's); the rest runs as its key would. A line that does not parse
+/// stays in the field with the reason.
+fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) -> Vec<Effect> {
+    use super::command::{Typed, parse};
+    let typed = match parse(&field_text(&input)) {
+        Ok(t) => t,
+        Err(e) => {
+            app.dialog = Some(Dialog::CommandLine {
+                input,
+                error: Some(e),
+            });
+            return vec![Effect::Bell];
+        }
+    };
+    let action = match typed {
+        Typed::Ticket(mut fields) => {
+            if fields[2] == "LIMIT" && fields[4].is_empty() {
+                fields[4] = start_price(snap, &fields[0], &fields[1]).unwrap_or_default();
+            }
+            let mut form = TicketForm::new(fields);
+            let fx = preview(&mut form);
+            app.ticket = Some(form);
+            app.tab = Tab::Ticket;
+            app.status = Some("ticket filled: check the verdict, Enter to review, y to send".into());
+            return fx;
+        }
+        Typed::Limit(name, value) => {
+            app.status = Some(format!("{} → {}: proposed", name.label(), plain(value)));
+            return vec![Effect::Send(Command::ProposeLimit { name, value })];
+        }
+        Typed::Add(text) | Typed::Remove(text) if Symbol::new(&text).is_err() => {
+            let e = Symbol::new(&text).err().map(|e| e.to_string());
+            app.dialog = Some(Dialog::CommandLine { input, error: e });
+            return vec![Effect::Bell];
+        }
+        Typed::Add(text) => {
+            let symbol = Symbol::new(&text).expect("checked above");
+            app.status = Some(format!("added {symbol} to the watchlist"));
+            return vec![Effect::Send(Command::AddSymbol(symbol))];
+        }
+        Typed::Remove(text) => {
+            let symbol = Symbol::new(&text).expect("checked above");
+            app.status = Some(format!("removed {symbol} from the watchlist"));
+            return vec![Effect::Send(Command::RemoveSymbol(symbol))];
+        }
+        Typed::Kill => Action::Kill,
+        Typed::Flatten => Action::Flatten,
+        Typed::Rearm => Action::Rearm,
+        Typed::Quit => Action::RequestQuit,
+        Typed::Help => Action::ToggleHelp,
+    };
+    update(app, action, snap)
 }
 
 /// Up/Down, a page, the first or last row in the focused list. Moving in the watchlist also
@@ -1060,6 +1130,7 @@ fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
                 }
             }
         }
+        Dialog::CommandLine { input, .. } => run_command_line(app, snap, input),
         Dialog::Limit { choice, input, .. } => {
             let name = LimitName::ALL[choice.min(LimitName::ALL.len() - 1)];
             let text = field_text(&input).trim().to_string();

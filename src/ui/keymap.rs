@@ -294,6 +294,13 @@ impl Keymap {
                 "close position 25-100%",
                 Some("close position"),
             ),
+            (
+                Normal,
+                c(':'),
+                A::CommandLine,
+                "command line (:buy, :kill…)",
+                None,
+            ),
             (Normal, c('a'), A::AddSymbol, "add a watchlist symbol", None),
             (Normal, c('d'), A::RemoveSymbol, "remove watchlist symbol", None),
             (Normal, c('L'), A::ChangeLimit, "change a risk limit", None),

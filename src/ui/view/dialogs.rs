@@ -311,6 +311,19 @@ fn dialog_body<'a>(
             lines.push(Line::from("Symbol to add to the watchlist (e.g. ADAUSDT):"));
             (" Add symbol ", Some((input, error)))
         }
+        Dialog::CommandLine { input, error } => {
+            lines.push(Line::from(
+                "buy/sell SYMBOL QTY [--limit P | --market] [--stop-loss P] [--take-profit P]",
+            ));
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "{}  (an order fills the ticket: nothing is sent from here)",
+                    crate::ui::command::COMMANDS
+                ),
+                theme.dim(),
+            )));
+            (" : command ", Some((input, error)))
+        }
         Dialog::Limit { choice, input, error } => {
             limit_lines(theme, snap, *choice, lines);
             (" Change a risk limit ", Some((input, error)))

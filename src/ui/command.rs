@@ -1,0 +1,217 @@
+//! The `:` command line: what a typed line means to the screen.
+//!
+//! Owns: parsing one line into a [`Typed`] request. Must not: send anything. An order typed here
+//! only fills the order ticket, which then goes through the same risk verdict, review and
+//! confirmation as one typed field by field; the kill and the limits go through the same
+//! actions and commands as their keys.
+
+use rust_decimal::Decimal;
+
+use crate::engine::snapshot::LimitName;
+
+/// What a command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Typed {
+    /// Fill the ticket: symbol, side, type, amount, price, stop-loss, take-profit (the ticket's
+    /// field order). An empty price on a LIMIT ticket starts at the market.
+    Ticket([String; 7]),
+    Kill,
+    Flatten,
+    Rearm,
+    Quit,
+    Help,
+    Limit(LimitName, Decimal),
+    Add(String),
+    Remove(String),
+}
+
+/// The commands, for the error message and the help.
+pub const COMMANDS: &str = "buy, sell, kill, flatten, resume, limit, add, rm, help, quit";
+
+/// Parses one line (without the leading `:`).
+///
+/// `buy BTCUSDT 0.01 --limit 97000 --stop-loss 95000 --take-profit 99000` (as on the command
+/// line of `crbot order`; also `@97000`, `sl 95000`, `tp 99000`, `market`, and a quote amount
+/// `100 USDT`), `kill`, `flatten`, `resume`, `limit daily 4` (`daily`, `drawdown`, `trades`,
+/// `size`, `rr`), `add ADAUSDT`, `rm ADAUSDT`, `help`, `quit`.
+pub fn parse(line: &str) -> Result<Typed, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((first, rest)) = words.split_first() else {
+        return Err(format!("type a command: {COMMANDS}"));
+    };
+    let no_args = |t: Typed| {
+        if rest.is_empty() {
+            Ok(t)
+        } else {
+            Err(format!("`{first}` takes no arguments"))
+        }
+    };
+    match first.to_ascii_lowercase().as_str() {
+        "buy" => order("BUY", rest),
+        "sell" => order("SELL", rest),
+        "kill" => no_args(Typed::Kill),
+        "flatten" => no_args(Typed::Flatten),
+        "resume" | "rearm" => no_args(Typed::Rearm),
+        "quit" | "q" => no_args(Typed::Quit),
+        "help" | "?" => no_args(Typed::Help),
+        "limit" => limit(rest),
+        "add" => one_symbol(rest).map(Typed::Add),
+        "rm" | "remove" => one_symbol(rest).map(Typed::Remove),
+        other => Err(format!("unknown command `{other}`: {COMMANDS}")),
+    }
+}
+
+fn one_symbol(rest: &[&str]) -> Result<String, String> {
+    match rest {
+        [s] => Ok(s.to_ascii_uppercase()),
+        _ => Err("give one symbol, e.g. `add ADAUSDT`".into()),
+    }
+}
+
+fn limit(rest: &[&str]) -> Result<Typed, String> {
+    let [name, value] = rest else {
+        return Err("limit NAME VALUE, e.g. `limit daily 4` (daily, drawdown, trades, size, rr)".into());
+    };
+    let name = match name.to_ascii_lowercase().as_str() {
+        "daily" | "daily-loss" => LimitName::DailyLoss,
+        "drawdown" | "dd" => LimitName::Drawdown,
+        "trades" => LimitName::TradesPerDay,
+        "size" | "position-size" => LimitName::PositionSize,
+        "rr" | "risk-reward" => LimitName::MinRiskReward,
+        other => return Err(format!("no limit `{other}`: daily, drawdown, trades, size, rr")),
+    };
+    match Decimal::from_str_exact(value) {
+        Ok(v) if v > Decimal::ZERO => Ok(Typed::Limit(name, v)),
+        _ => Err(format!("`{value}` is not a positive number")),
+    }
+}
+
+/// `buy|sell SYMBOL AMOUNT [ASSET] [options]`: the fields of the ticket, as typed. Values are
+/// not judged here: the ticket's own parsing and the risk engine do that, with their messages.
+fn order(side: &str, rest: &[&str]) -> Result<Typed, String> {
+    let usage = || {
+        format!(
+            "{} SYMBOL QTY [--limit P | --market] [--stop-loss P] [--take-profit P]",
+            side.to_lowercase()
+        )
+    };
+    let [symbol, amount, options @ ..] = rest else {
+        return Err(usage());
+    };
+    let mut amount = (*amount).to_string();
+    let mut options = options;
+    // A quote amount: `100 USDT`.
+    if let Some((unit, more)) = options.split_first()
+        && !unit.starts_with('-')
+        && !unit.starts_with('@')
+        && unit.chars().all(|c| c.is_ascii_alphabetic())
+        && !is_keyword(unit)
+    {
+        amount = format!("{amount} {}", unit.to_ascii_uppercase());
+        options = more;
+    }
+    let (mut kind, mut price, mut stop, mut take) = ("LIMIT", String::new(), String::new(), String::new());
+    let mut i = 0;
+    while i < options.len() {
+        let word = options[i];
+        let value = options.get(i + 1).map(|v| (*v).to_string());
+        let mut take_value = |slot: &mut String| -> Result<(), String> {
+            *slot = value.clone().ok_or_else(|| format!("`{word}` needs a price"))?;
+            i += 1;
+            Ok(())
+        };
+        match word.to_ascii_lowercase().as_str() {
+            "--market" | "market" => kind = "MARKET",
+            "--limit" | "limit" => take_value(&mut price)?,
+            "--stop-loss" | "sl" => take_value(&mut stop)?,
+            "--take-profit" | "tp" => take_value(&mut take)?,
+            w if w.starts_with('@') && w.len() > 1 => price = w[1..].to_string(),
+            other => return Err(format!("`{other}` is not understood: {}", usage())),
+        }
+        i += 1;
+    }
+    if kind == "MARKET" && !price.is_empty() {
+        return Err("a MARKET order has no limit price: give --limit or --market, not both".into());
+    }
+    Ok(Typed::Ticket([
+        symbol.to_ascii_uppercase(),
+        side.to_string(),
+        kind.to_string(),
+        amount,
+        price,
+        stop,
+        take,
+    ]))
+}
+
+fn is_keyword(word: &str) -> bool {
+    matches!(
+        word.to_ascii_lowercase().as_str(),
+        "market" | "limit" | "sl" | "tp"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(line: &str) -> [String; 7] {
+        match parse(line) {
+            Ok(Typed::Ticket(f)) => f,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_order_fills_the_ticket_fields_in_the_cli_and_the_short_forms() {
+        assert_eq!(
+            ticket("buy btcusdt 0.01 --limit 97000 --stop-loss 95000 --take-profit 99000"),
+            ["BTCUSDT", "BUY", "LIMIT", "0.01", "97000", "95000", "99000"].map(String::from)
+        );
+        assert_eq!(
+            ticket("sell ETHUSDT 0.5 @3100 sl 3200 tp 2900"),
+            ["ETHUSDT", "SELL", "LIMIT", "0.5", "3100", "3200", "2900"].map(String::from)
+        );
+        assert_eq!(
+            ticket("buy SOLUSDT 100 usdt market sl 170"),
+            ["SOLUSDT", "BUY", "MARKET", "100 USDT", "", "170", ""].map(String::from)
+        );
+    }
+
+    fn err(line: &str) -> String {
+        match parse(line) {
+            Err(e) => e,
+            Ok(t) => panic!("{line} parsed as {t:?}"),
+        }
+    }
+
+    #[test]
+    fn every_mistake_says_what_is_wrong() {
+        assert!(err("buy BTCUSDT").starts_with("buy SYMBOL QTY"));
+        assert!(err("buy BTCUSDT 1 --limit").contains("`--limit` needs a price"));
+        assert!(err("buy BTCUSDT 1 --limit 5 --market").contains("not both"));
+        assert!(err("buy BTCUSDT 1 --fast").contains("`--fast` is not understood"));
+        assert!(err("launch").contains("unknown command `launch`"));
+        assert!(err("kill now").contains("takes no arguments"));
+        assert!(err("limit daily -1").contains("not a positive number"));
+        assert!(err("limit speed 4").contains("no limit `speed`"));
+        assert!(parse("   ").is_err());
+    }
+
+    #[test]
+    fn the_other_commands() {
+        assert_eq!(parse("kill"), Ok(Typed::Kill));
+        assert_eq!(
+            parse("limit daily 4"),
+            Ok(Typed::Limit(LimitName::DailyLoss, Decimal::new(4, 0)))
+        );
+        assert_eq!(
+            parse("limit rr 1.5"),
+            Ok(Typed::Limit(LimitName::MinRiskReward, Decimal::new(15, 1)))
+        );
+        assert_eq!(parse("add adausdt"), Ok(Typed::Add("ADAUSDT".into())));
+        assert_eq!(parse("rm ADAUSDT"), Ok(Typed::Remove("ADAUSDT".into())));
+        assert_eq!(parse("flatten"), Ok(Typed::Flatten));
+        assert_eq!(parse("q"), Ok(Typed::Quit));
+    }
+}
