@@ -932,3 +932,46 @@ fn command_line_kill_limit_and_mistakes() {
     let fx = press(&mut app, &snap, KeyPress::ctrl('k'));
     assert_eq!(sent(&fx), vec![Command::Kill]);
 }
+
+#[test]
+fn a_filter_shows_the_matching_rows_and_keys_act_only_on_a_shown_row() {
+    let snap = demo::snapshot(NOW);
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('/'));
+    type_text(&mut app, &snap, "sol");
+    let fx = press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
+    assert_eq!(app.visible(Focus::Watchlist, &snap).len(), 1);
+    let sel = app
+        .selected(Focus::Watchlist, &snap)
+        .expect("the selection moved onto the match");
+    assert_eq!(snap.watchlist[sel].symbol.as_str(), "SOLUSDT");
+    assert!(sent(&fx).contains(&Command::SelectSymbol(Symbol::new("SOLUSDT").unwrap())));
+    assert_eq!(
+        app.status.as_deref(),
+        Some(&*format!("/SOL: 1 of {} rows", snap.watchlist.len()))
+    );
+    // Moving stays on the shown rows.
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down));
+    press(&mut app, &snap, KeyPress::ch('G'));
+    assert_eq!(app.watch_sel, sel);
+    // A filter nothing matches: no row is selected, so `c` and `d` act on nothing.
+    press(&mut app, &snap, KeyPress::ch('/'));
+    for _ in 0..3 {
+        press(&mut app, &snap, KeyPress::plain(KeyCode::Backspace));
+    }
+    type_text(&mut app, &snap, "zzz");
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
+    assert!(app.visible(Focus::Watchlist, &snap).is_empty());
+    let fx = press(&mut app, &snap, KeyPress::ch('d'));
+    assert!(sent(&fx).is_empty(), "removed a row the filter hides: {fx:?}");
+    press(&mut app, &snap, KeyPress::ch('c'));
+    assert!(app.dialog.is_none());
+    // An empty filter shows every row again.
+    press(&mut app, &snap, KeyPress::ch('/'));
+    for _ in 0..3 {
+        press(&mut app, &snap, KeyPress::plain(KeyCode::Backspace));
+    }
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
+    assert_eq!(app.visible(Focus::Watchlist, &snap).len(), snap.watchlist.len());
+    assert_eq!(app.status.as_deref(), Some("filter cleared"));
+}

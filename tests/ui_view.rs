@@ -775,3 +775,23 @@ fn at_60x20_the_header_drops_whole_fields_by_priority_and_never_cuts_a_number() 
     let app = ticket_app(&mut snap);
     insta::assert_snapshot!("ticket_60x20", draw(&app, &snap, 60, 20).backend());
 }
+
+#[test]
+fn a_filtered_list_draws_only_its_matches_and_says_so_in_its_title() {
+    let snap = demo::snapshot(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('2'));
+    press(&mut app, &snap, KeyPress::ch('/'));
+    type_text(&mut app, &snap, "btc");
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
+    let t = draw(&app, &snap, 80, 24);
+    let buf = t.backend().buffer();
+    assert!(find(buf, "Positions (ext = external) /BTC").is_some());
+    assert!(find(buf, "BTCUSDT").is_some());
+    assert!(
+        find(buf, "SOLUSDT NO STOP").is_none(),
+        "a filtered-out row is drawn"
+    );
+    // The header's warning still names every unprotected position: a filter never hides risk.
+    assert!(find(buf, "NO STOP on the exchange: SOLUSDT").is_some());
+}

@@ -30,6 +30,8 @@ pub enum Action {
     AddSymbol,
     /// `:` opens the command line.
     CommandLine,
+    /// `/` filters the focused list.
+    Filter,
     RemoveSymbol,
     ChangeLimit,
     CycleEquityWindow,

@@ -66,6 +66,24 @@ pub enum Focus {
 }
 
 impl Focus {
+    /// The list's slot in [`App::filters`].
+    pub fn index(self) -> usize {
+        match self {
+            Focus::Watchlist => 0,
+            Focus::Positions => 1,
+            Focus::Orders => 2,
+        }
+    }
+
+    /// The symbol of each row of this list, in the snapshot's order.
+    fn symbols(self, snap: &Snapshot) -> Vec<&Symbol> {
+        match self {
+            Focus::Watchlist => snap.watchlist.iter().map(|r| &r.symbol).collect(),
+            Focus::Positions => snap.positions.iter().map(|r| &r.symbol).collect(),
+            Focus::Orders => snap.orders.iter().map(|r| &r.symbol).collect(),
+        }
+    }
+
     fn tab(self) -> Tab {
         match self {
             Focus::Watchlist => Tab::Market,
@@ -117,6 +135,12 @@ pub enum Dialog {
         input: TextArea<'static>,
         error: Option<String>,
     },
+    /// `/` — the focused list's filter (a part of a symbol; empty shows every row).
+    Filter {
+        focus: Focus,
+        input: TextArea<'static>,
+        error: Option<String>,
+    },
     /// `:` — a command typed as a line (`buy BTCUSDT 0.01 --limit 97000`, `kill`, `limit daily 4`).
     CommandLine {
         input: TextArea<'static>,
@@ -142,6 +166,7 @@ impl Dialog {
         match self {
             Dialog::AddSymbol { input, error }
             | Dialog::CommandLine { input, error }
+            | Dialog::Filter { input, error, .. }
             | Dialog::Limit { input, error, .. }
             | Dialog::ConfirmLimit { input, error, .. } => Some((input, error)),
             _ => None,
@@ -152,6 +177,7 @@ impl Dialog {
         match self {
             Dialog::AddSymbol { .. }
             | Dialog::CommandLine { .. }
+            | Dialog::Filter { .. }
             | Dialog::Limit { .. }
             | Dialog::ConfirmLimit { .. } => Context::Prompt,
             Dialog::Rearm {
@@ -367,6 +393,8 @@ pub struct App {
     pub watch_sel: usize,
     pub position_sel: usize,
     pub order_sel: usize,
+    /// Each list's `/` filter (upper case; empty shows every row): rows whose symbol contains it.
+    pub filters: [String; 3],
     pub equity_window: EquityWindow,
     pub ticket: Option<TicketForm>,
     pub dialog: Option<Dialog>,
@@ -439,6 +467,7 @@ impl App {
             watch_sel,
             position_sel: 0,
             order_sel: 0,
+            filters: Default::default(),
             equity_window: EquityWindow::Session,
             ticket: None,
             dialog: None,
@@ -485,6 +514,47 @@ impl App {
             Context::Ticket | Context::Prompt => Some(Action::Edit(to_input(key))),
             _ => Some(Action::Unbound(key.label(self.config.theme.ascii))),
         }
+    }
+
+    /// The rows of `focus`'s list that its filter lets through (indices into the snapshot's list).
+    pub fn visible(&self, focus: Focus, snap: &Snapshot) -> Vec<usize> {
+        let filter = &self.filters[focus.index()];
+        focus
+            .symbols(snap)
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| filter.is_empty() || s.as_str().contains(filter.as_str()))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn sel(&self, focus: Focus) -> usize {
+        match focus {
+            Focus::Watchlist => self.watch_sel,
+            Focus::Positions => self.position_sel,
+            Focus::Orders => self.order_sel,
+        }
+    }
+
+    fn set_sel(&mut self, focus: Focus, i: usize) {
+        match focus {
+            Focus::Watchlist => self.watch_sel = i,
+            Focus::Positions => self.position_sel = i,
+            Focus::Orders => self.order_sel = i,
+        }
+    }
+
+    /// The selected row of `focus`'s list when it is on screen (a row its filter hides is
+    /// never acted on).
+    pub fn selected(&self, focus: Focus, snap: &Snapshot) -> Option<usize> {
+        let sel = self.sel(focus);
+        self.visible(focus, snap).contains(&sel).then_some(sel)
+    }
+
+    /// Where the selection is drawn among the rows shown.
+    pub fn shown_selection(&self, focus: Focus, snap: &Snapshot) -> Option<usize> {
+        let sel = self.sel(focus);
+        self.visible(focus, snap).iter().position(|i| *i == sel)
     }
 
     /// Whether the kill-switch panel is shown.
@@ -602,19 +672,11 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             }
             Err(why) => app.status = Some(why),
         },
-        Action::CommandLine => {
-            app.dialog = Some(Dialog::CommandLine {
-                input: single_line(String::new()),
-                error: None,
-            });
-        }
-        Action::AddSymbol => {
-            app.dialog = Some(Dialog::AddSymbol {
-                input: single_line(String::new()),
-                error: None,
-            });
-        }
-        Action::RemoveSymbol => match snap.watchlist.get(app.watch_sel) {
+        Action::Filter | Action::CommandLine | Action::AddSymbol => open_prompt(app, &action),
+        Action::RemoveSymbol => match app
+            .selected(Focus::Watchlist, snap)
+            .and_then(|i| snap.watchlist.get(i))
+        {
             Some(row) => {
                 fx.push(Effect::Send(Command::RemoveSymbol(row.symbol.clone())));
                 app.status = Some(format!("removed {} from the watchlist", row.symbol));
@@ -686,6 +748,26 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
     }
     fx
+}
+
+/// `/`, `:` and `a`: a dialog with an empty text field (the filter's holds the list's current one).
+fn open_prompt(app: &mut App, action: &Action) {
+    let dialog = match action {
+        Action::Filter => Dialog::Filter {
+            focus: app.focus,
+            input: single_line(app.filters[app.focus.index()].clone()),
+            error: None,
+        },
+        Action::CommandLine => Dialog::CommandLine {
+            input: single_line(String::new()),
+            error: None,
+        },
+        _ => Dialog::AddSymbol {
+            input: single_line(String::new()),
+            error: None,
+        },
+    };
+    app.dialog = Some(dialog);
 }
 
 /// The kill key: the command goes at once, whatever is open.
@@ -766,32 +848,58 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
     update(app, action, snap)
 }
 
-/// Up/Down, a page, the first or last row in the focused list. Moving in the watchlist also
-/// asks for the new symbol's candles.
+/// Up/Down, a page, the first or last row in the focused list, over the rows its filter
+/// shows. Moving in the watchlist also asks for the new symbol's candles.
 fn move_selection(app: &mut App, snap: &Snapshot, step: &Action) -> Vec<Effect> {
-    let mut fx = Vec::new();
-    match app.focus {
-        Focus::Watchlist => {
-            let len = snap.watchlist.len();
-            if len > 0 {
-                app.watch_sel = move_sel(app.watch_sel, len, step);
-                if let Some(row) = snap.watchlist.get(app.watch_sel)
-                    && snap.selected_symbol.as_ref() != Some(&row.symbol)
-                {
-                    fx.push(Effect::Send(Command::SelectSymbol(row.symbol.clone())));
-                }
-            }
-        }
-        Focus::Positions => {
-            let len = snap.positions.len();
-            app.position_sel = move_sel(app.position_sel, len, step);
-        }
-        Focus::Orders => {
-            let len = snap.orders.len();
-            app.order_sel = move_sel(app.order_sel, len, step);
-        }
+    let focus = app.focus;
+    let visible = app.visible(focus, snap);
+    if visible.is_empty() {
+        return vec![];
     }
-    fx
+    let at = visible.iter().position(|i| *i == app.sel(focus)).unwrap_or(0);
+    let moved = if visible.contains(&app.sel(focus)) {
+        move_sel(at, visible.len(), step)
+    } else {
+        0
+    };
+    app.set_sel(focus, visible[moved]);
+    select_watched_symbol(app, snap)
+}
+
+/// After the watchlist's selection moved: the candles follow the highlighted symbol.
+fn select_watched_symbol(app: &App, snap: &Snapshot) -> Vec<Effect> {
+    match app
+        .selected(Focus::Watchlist, snap)
+        .and_then(|i| snap.watchlist.get(i))
+    {
+        Some(row) if app.focus == Focus::Watchlist && snap.selected_symbol.as_ref() != Some(&row.symbol) => {
+            vec![Effect::Send(Command::SelectSymbol(row.symbol.clone()))]
+        }
+        _ => vec![],
+    }
+}
+
+/// Enter in the `/` dialog: the focused list shows only the rows whose symbol contains the
+/// text (empty: every row), and the selection moves onto a shown row.
+fn apply_filter(app: &mut App, snap: &Snapshot, focus: Focus, text: &str) -> Vec<Effect> {
+    app.filters[focus.index()] = text.trim().to_ascii_uppercase();
+    let visible = app.visible(focus, snap);
+    if !visible.contains(&app.sel(focus))
+        && let Some(first) = visible.first()
+    {
+        app.set_sel(focus, *first);
+    }
+    let total = focus.symbols(snap).len();
+    app.status = Some(if app.filters[focus.index()].is_empty() {
+        "filter cleared".to_string()
+    } else {
+        format!(
+            "/{}: {} of {total} rows",
+            app.filters[focus.index()],
+            visible.len()
+        )
+    });
+    select_watched_symbol(app, snap)
 }
 
 /// A choice inside the open dialog: the percentage to close or flatten, or which limit to
@@ -894,7 +1002,9 @@ fn open_ticket(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     if app.ticket.is_some() {
         return vec![];
     }
-    let row = snap.watchlist.get(app.watch_sel);
+    let row = app
+        .selected(Focus::Watchlist, snap)
+        .and_then(|i| snap.watchlist.get(i));
     let symbol = row
         .map(|r| r.symbol.to_string())
         .or_else(|| snap.selected_symbol.as_ref().map(|s| s.to_string()))
@@ -1012,7 +1122,7 @@ fn cancel_order(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
         app.status = Some("select an order first: Tab to the orders panel".into());
         return vec![];
     }
-    match snap.orders.get(app.order_sel) {
+    match app.selected(Focus::Orders, snap).and_then(|i| snap.orders.get(i)) {
         Some(order) if order.purpose.is_protective() => {
             app.dialog = Some(Dialog::CancelProtection {
                 order: order.client_order_id.clone(),
@@ -1053,11 +1163,17 @@ fn position_target<'a>(
         Focus::Positions => {
             return snap
                 .positions
-                .get(app.position_sel)
+                .get(app.selected(Focus::Positions, snap).unwrap_or(usize::MAX))
                 .ok_or_else(|| "no position selected (Tab to the positions panel)".to_string());
         }
-        Focus::Watchlist => snap.watchlist.get(app.watch_sel).map(|r| &r.symbol),
-        Focus::Orders => snap.orders.get(app.order_sel).map(|o| &o.symbol),
+        Focus::Watchlist => app
+            .selected(Focus::Watchlist, snap)
+            .and_then(|i| snap.watchlist.get(i))
+            .map(|r| &r.symbol),
+        Focus::Orders => app
+            .selected(Focus::Orders, snap)
+            .and_then(|i| snap.orders.get(i))
+            .map(|o| &o.symbol),
     };
     let Some(symbol) = symbol else {
         return Err("nothing selected: Tab to the positions panel".into());
@@ -1131,6 +1247,7 @@ fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
             }
         }
         Dialog::CommandLine { input, .. } => run_command_line(app, snap, input),
+        Dialog::Filter { focus, input, .. } => apply_filter(app, snap, focus, &field_text(&input)),
         Dialog::Limit { choice, input, .. } => {
             let name = LimitName::ALL[choice.min(LimitName::ALL.len() - 1)];
             let text = field_text(&input).trim().to_string();

@@ -301,6 +301,7 @@ impl Keymap {
                 "command line (:buy, :kill…)",
                 None,
             ),
+            (Normal, c('/'), A::Filter, "filter the list by symbol", None),
             (Normal, c('a'), A::AddSymbol, "add a watchlist symbol", None),
             (Normal, c('d'), A::RemoveSymbol, "remove watchlist symbol", None),
             (Normal, c('L'), A::ChangeLimit, "change a risk limit", None),

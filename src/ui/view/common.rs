@@ -253,6 +253,16 @@ pub(super) fn chart_axis(values: &[Decimal], min_pad: Decimal, dp: u32) -> ([f64
     )
 }
 
+/// ` /BTC` after a list's title when a `/` filter hides rows of it.
+pub(super) fn filter_note(app: &crate::ui::app::App, focus: crate::ui::app::Focus) -> String {
+    let f = &app.filters[focus.index()];
+    if f.is_empty() {
+        String::new()
+    } else {
+        format!(" /{f}")
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

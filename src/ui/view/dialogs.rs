@@ -311,6 +311,12 @@ fn dialog_body<'a>(
             lines.push(Line::from("Symbol to add to the watchlist (e.g. ADAUSDT):"));
             (" Add symbol ", Some((input, error)))
         }
+        Dialog::Filter { input, error, .. } => {
+            lines.push(Line::from(
+                "Show the rows whose symbol contains (empty: every row):",
+            ));
+            (" / filter ", Some((input, error)))
+        }
         Dialog::CommandLine { input, error } => {
             lines.push(Line::from(
                 "buy/sell SYMBOL QTY [--limit P | --market] [--stop-loss P] [--take-profit P]",

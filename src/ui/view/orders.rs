@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::widgets::TableState;
 
-use super::common::{Col, fitted_table, panel, purpose_label, px};
+use super::common::{Col, filter_note, fitted_table, panel, purpose_label, px};
 use crate::domain::{LocalOrderState, OrderStatus, OrderType, Side};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
@@ -96,9 +96,10 @@ pub(super) fn draw_orders(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
             drop: 1,
         },
     ];
-    let rows = snap
-        .orders
+    let shown = app.visible(Focus::Orders, snap);
+    let rows = shown
         .iter()
+        .filter_map(|i| snap.orders.get(*i))
         .map(|o| {
             let (state, state_style) = order_state(theme, o.state, snap.now_ms);
             let oco = if o.order_list_id.is_some() { " OCO" } else { "" };
@@ -120,10 +121,18 @@ pub(super) fn draw_orders(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
         })
         .collect();
     let focused = app.focus == Focus::Orders;
-    let block = panel(theme, format!(" Open orders ({}) ", snap.orders.len()), focused);
+    let block = panel(
+        theme,
+        format!(
+            " Open orders ({}){} ",
+            snap.orders.len(),
+            filter_note(app, Focus::Orders)
+        ),
+        focused,
+    );
     let table = fitted_table(theme, &cols, rows, block.inner(area).width)
         .block(block)
         .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
-    let mut state = TableState::default().with_selected((!snap.orders.is_empty()).then_some(app.order_sel));
+    let mut state = TableState::default().with_selected(app.shown_selection(Focus::Orders, snap));
     frame.render_stateful_widget(table, area, &mut state);
 }

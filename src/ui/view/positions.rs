@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::widgets::TableState;
 use rust_decimal::Decimal;
 
-use super::common::{Col, fitted_table, panel, px, signed2};
+use super::common::{Col, filter_note, fitted_table, panel, px, signed2};
 use crate::domain::{Money, Price, decimals_of, display_fixed, money::display_trimmed};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
@@ -52,9 +52,10 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
         },
     ];
     let unprotected = snap.unprotected();
-    let rows = snap
-        .positions
+    let shown = app.visible(Focus::Positions, snap);
+    let rows = shown
         .iter()
+        .filter_map(|i| snap.positions.get(*i))
         .map(|p| {
             let no_stop = unprotected.contains(&&p.symbol);
             let neg = p.unrealized.as_ref().is_some_and(Money::is_negative);
@@ -93,12 +94,18 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
         })
         .collect();
     let focused = app.focus == Focus::Positions;
-    let block = panel(theme, " Positions (ext = external) ", focused);
+    let block = panel(
+        theme,
+        format!(
+            " Positions (ext = external){} ",
+            filter_note(app, Focus::Positions)
+        ),
+        focused,
+    );
     let table = fitted_table(theme, &cols, rows, block.inner(area).width)
         .block(block)
         .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
-    let mut state =
-        TableState::default().with_selected((!snap.positions.is_empty()).then_some(app.position_sel));
+    let mut state = TableState::default().with_selected(app.shown_selection(Focus::Positions, snap));
     frame.render_stateful_widget(table, area, &mut state);
 }
 

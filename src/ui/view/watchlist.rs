@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::widgets::TableState;
 use rust_decimal::Decimal;
 
-use super::common::{Col, fitted_table, panel, px, signed2};
+use super::common::{Col, filter_note, fitted_table, panel, px, signed2};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
 
@@ -41,9 +41,10 @@ pub(super) fn draw_watchlist(app: &App, snap: &Snapshot, frame: &mut Frame, area
             drop: 1,
         },
     ];
-    let rows = snap
-        .watchlist
+    let shown = app.visible(Focus::Watchlist, snap);
+    let rows = shown
         .iter()
+        .filter_map(|i| snap.watchlist.get(*i))
         .map(|w| {
             let selected = snap.selected_symbol.as_ref() == Some(&w.symbol);
             let tick = snap.tick(&w.symbol);
@@ -69,11 +70,14 @@ pub(super) fn draw_watchlist(app: &App, snap: &Snapshot, frame: &mut Frame, area
         })
         .collect();
     let focused = app.focus == Focus::Watchlist;
-    let block = panel(theme, " Watchlist (~ stale) ", focused);
+    let block = panel(
+        theme,
+        format!(" Watchlist (~ stale){} ", filter_note(app, Focus::Watchlist)),
+        focused,
+    );
     let table = fitted_table(theme, &cols, rows, block.inner(area).width)
         .block(block)
         .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
-    let mut state =
-        TableState::default().with_selected((!snap.watchlist.is_empty()).then_some(app.watch_sel));
+    let mut state = TableState::default().with_selected(app.shown_selection(Focus::Watchlist, snap));
     frame.render_stateful_widget(table, area, &mut state);
 }
