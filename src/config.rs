@@ -102,6 +102,7 @@ pub const VARIABLES: &[VarDoc] = &[
     var("RECV_WINDOW_MS", "5000", "1 <= value <= 60000"),
     var("KILL_KEY", "ctrl-k", KillKey::ALLOWED),
     var("CRBOT_BELL", "true", "true or false"),
+    var("CRBOT_MOUSE", "true", "true or false"),
     VarDoc {
         name: "AUTO_HALT_ACTION",
         default: "reduce",

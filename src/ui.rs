@@ -48,6 +48,9 @@ pub struct UiConfig {
     pub keymap: Keymap,
     /// Ring the terminal bell on a fill, a rejection, a limit at 80%.
     pub bell: bool,
+    /// Take the mouse (click to focus and select, wheel to scroll). `CRBOT_MOUSE=off` leaves
+    /// it to the terminal, for selecting text with it.
+    pub mouse: bool,
     pub frame_interval: Duration,
 }
 
@@ -57,6 +60,7 @@ impl Default for UiConfig {
             theme: Theme::default(),
             keymap: Keymap::default(),
             bell: true,
+            mouse: true,
             frame_interval: FRAME_INTERVAL,
         }
     }
@@ -76,10 +80,17 @@ impl UiConfig {
                 .as_deref(),
             Ok("false" | "0" | "off" | "no")
         );
+        let mouse = !matches!(
+            std::env::var("CRBOT_MOUSE")
+                .map(|v| v.trim().to_ascii_lowercase())
+                .as_deref(),
+            Ok("false" | "0" | "off" | "no")
+        );
         Ok(UiConfig {
             theme: Theme::from_env(ascii),
             keymap: Keymap::with_kill_key(kill),
             bell,
+            mouse,
             frame_interval: FRAME_INTERVAL,
         })
     }
@@ -158,6 +169,10 @@ where
                         Some(action) => update(&mut app, action, &snap),
                         None => vec![],
                     }
+                }
+                Some(Event::Mouse(m)) => {
+                    dirty = true;
+                    app::mouse(&mut app, m, &snap)
                 }
                 Some(Event::Resize(..)) => {
                     terminal.autoresize().context("resizing the screen")?;
@@ -239,8 +254,14 @@ struct RestoreGuard;
 
 impl Drop for RestoreGuard {
     fn drop(&mut self) {
+        release_mouse();
         ratatui::restore();
     }
+}
+
+/// Gives the mouse back to the terminal (harmless when it was never taken).
+fn release_mouse() {
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
 }
 
 /// Reads terminal events on a thread of its own (crossterm's reader blocks) until dropped.
@@ -290,8 +311,21 @@ pub async fn run_terminal(
     commands: mpsc::Sender<Command>,
     config: UiConfig,
 ) -> anyhow::Result<RunStats> {
+    if config.mouse {
+        // ratatui's panic hook (installed next) restores the screen, then calls this one: the
+        // mouse goes back too, so a panic never leaves the shell reading mouse reports.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            release_mouse();
+            previous(info);
+        }));
+    }
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let _restore = RestoreGuard;
+    if config.mouse {
+        crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)
+            .context("taking the mouse")?;
+    }
     let (input, _reader) = spawn_input_reader();
     run(&mut terminal, snapshots, commands, input, config).await
 }

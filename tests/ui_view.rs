@@ -795,3 +795,51 @@ fn a_filtered_list_draws_only_its_matches_and_says_so_in_its_title() {
     // The header's warning still names every unprotected position: a filter never hides risk.
     assert!(find(buf, "NO STOP on the exchange: SOLUSDT").is_some());
 }
+
+fn mouse_at(kind: crossterm::event::MouseEventKind, column: u16, row: u16) -> crossterm::event::MouseEvent {
+    crossterm::event::MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: crossterm::event::KeyModifiers::NONE,
+    }
+}
+
+#[test]
+fn a_click_focuses_the_list_under_it_and_selects_the_row_and_the_wheel_moves() {
+    use crbot::ui::Focus;
+    use crbot::ui::app::mouse;
+    use crossterm::event::{MouseButton, MouseEventKind};
+    let snap = demo::snapshot(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    let t = draw(&app, &snap, 160, 48);
+    let buf = t.backend().buffer().clone();
+    // Click the SOLUSDT row of the positions panel.
+    let (x, y) = find(&buf, "SOLUSDT NO STOP").unwrap();
+    let fx = mouse(
+        &mut app,
+        mouse_at(MouseEventKind::Down(MouseButton::Left), x + 2, y),
+        &snap,
+    );
+    assert!(fx.is_empty(), "a click sends nothing: {fx:?}");
+    assert_eq!(app.focus, Focus::Positions);
+    assert_eq!(snap.positions[app.position_sel].symbol.as_str(), "SOLUSDT");
+    // `c` then offers to close exactly that row.
+    press(&mut app, &snap, KeyPress::ch('c'));
+    assert!(
+        matches!(&app.dialog, Some(crbot::ui::Dialog::ClosePosition { symbol, .. }) if symbol.as_str() == "SOLUSDT")
+    );
+    press(&mut app, &snap, KeyPress::ch('n'));
+    // The wheel over the watchlist moves its selection and focuses it.
+    draw(&app, &snap, 160, 48);
+    let (wx, wy) = find(&buf, "Watchlist").unwrap();
+    let before = app.watch_sel;
+    mouse(&mut app, mouse_at(MouseEventKind::ScrollDown, wx, wy + 3), &snap);
+    assert_eq!(app.focus, Focus::Watchlist);
+    assert_eq!(app.watch_sel, before + 1);
+    // With a dialog open the mouse does nothing.
+    press(&mut app, &snap, KeyPress::ch('q'));
+    let sel = app.watch_sel;
+    mouse(&mut app, mouse_at(MouseEventKind::ScrollDown, wx, wy + 3), &snap);
+    assert_eq!(app.watch_sel, sel);
+}

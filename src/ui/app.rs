@@ -384,6 +384,16 @@ fn edit_secret(p: &mut SecretString, input: Input) -> bool {
     true
 }
 
+/// Where a list was drawn in the last frame, for the mouse: its panel, the screen row of its
+/// first data row, and how many rows the table scrolled past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListRegion {
+    pub focus: Focus,
+    pub area: ratatui::layout::Rect,
+    pub first_row: u16,
+    pub offset: usize,
+}
+
 /// The screen's state. Owned by the run loop; changed only by [`update`].
 #[derive(Debug, Clone)]
 pub struct App {
@@ -395,6 +405,8 @@ pub struct App {
     pub order_sel: usize,
     /// Each list's `/` filter (upper case; empty shows every row): rows whose symbol contains it.
     pub filters: [String; 3],
+    /// The lists as the last frame drew them (the view records them; the mouse reads them).
+    pub regions: std::cell::RefCell<Vec<ListRegion>>,
     pub equity_window: EquityWindow,
     pub ticket: Option<TicketForm>,
     pub dialog: Option<Dialog>,
@@ -468,6 +480,7 @@ impl App {
             position_sel: 0,
             order_sel: 0,
             filters: Default::default(),
+            regions: Default::default(),
             equity_window: EquityWindow::Session,
             ticket: None,
             dialog: None,
@@ -748,6 +761,45 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
     }
     fx
+}
+
+/// A mouse event: a click focuses the list under it and selects the row clicked; the wheel
+/// moves the selection of the list under it (or scrolls the help). Nothing else: a click never
+/// confirms, sends or closes anything, and the mouse does nothing while a dialog is open.
+pub fn mouse(app: &mut App, event: crossterm::event::MouseEvent, snap: &Snapshot) -> Vec<Effect> {
+    use crossterm::event::{MouseButton, MouseEventKind};
+    if app.dialog.is_some() {
+        return vec![];
+    }
+    let step = match event.kind {
+        MouseEventKind::ScrollUp => Some(Action::Up),
+        MouseEventKind::ScrollDown => Some(Action::Down),
+        MouseEventKind::Down(MouseButton::Left) => None,
+        _ => return vec![],
+    };
+    if app.help {
+        return step.map_or_else(Vec::new, |a| update(app, a, snap));
+    }
+    let at = ratatui::layout::Position::new(event.column, event.row);
+    let Some(region) = app.regions.borrow().iter().copied().find(|r| r.area.contains(at)) else {
+        return vec![];
+    };
+    app.focus = region.focus;
+    if let Some(step) = step {
+        return update(app, step, snap);
+    }
+    app.status = None;
+    if event.row < region.first_row {
+        return vec![];
+    }
+    let shown = usize::from(event.row - region.first_row) + region.offset;
+    match app.visible(region.focus, snap).get(shown) {
+        Some(i) => {
+            app.set_sel(region.focus, *i);
+            select_watched_symbol(app, snap)
+        }
+        None => vec![],
+    }
 }
 
 /// `/`, `:` and `a`: a dialog with an empty text field (the filter's holds the list's current one).

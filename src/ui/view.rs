@@ -33,6 +33,8 @@ pub const WIDE_MIN: (u16, u16) = (120, 36);
 /// Draws the screen.
 pub fn view(app: &App, snap: &Snapshot, frame: &mut Frame) {
     let area = frame.area();
+    // Only what this frame draws can be clicked.
+    app.regions.borrow_mut().clear();
     let theme = &app.config.theme;
     let warnings = !snap.header.warnings.is_empty()
         || !snap.unpriced_assets.is_empty()

@@ -263,6 +263,23 @@ pub(super) fn filter_note(app: &crate::ui::app::App, focus: crate::ui::app::Focu
     }
 }
 
+/// Notes where a list was drawn, for the mouse: inside the border, below the header row.
+pub(super) fn record_region(
+    app: &crate::ui::app::App,
+    focus: crate::ui::app::Focus,
+    area: ratatui::layout::Rect,
+    offset: usize,
+) {
+    let mut regions = app.regions.borrow_mut();
+    regions.retain(|r| r.focus != focus);
+    regions.push(crate::ui::app::ListRegion {
+        focus,
+        area,
+        first_row: area.y + 2,
+        offset,
+    });
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::widgets::TableState;
 
-use super::common::{Col, filter_note, fitted_table, panel, purpose_label, px};
+use super::common::{Col, filter_note, fitted_table, panel, purpose_label, px, record_region};
 use crate::domain::{LocalOrderState, OrderStatus, OrderType, Side};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
@@ -135,4 +135,5 @@ pub(super) fn draw_orders(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
         .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
     let mut state = TableState::default().with_selected(app.shown_selection(Focus::Orders, snap));
     frame.render_stateful_widget(table, area, &mut state);
+    record_region(app, Focus::Orders, area, state.offset());
 }

@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::widgets::TableState;
 use rust_decimal::Decimal;
 
-use super::common::{Col, filter_note, fitted_table, panel, px, signed2};
+use super::common::{Col, filter_note, fitted_table, panel, px, record_region, signed2};
 use crate::domain::{Money, Price, decimals_of, display_fixed, money::display_trimmed};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
@@ -107,6 +107,7 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
         .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
     let mut state = TableState::default().with_selected(app.shown_selection(Focus::Positions, snap));
     frame.render_stateful_widget(table, area, &mut state);
+    record_region(app, Focus::Positions, area, state.offset());
 }
 
 /// The average entry at the mark's precision (at least 2, at most 8 decimals). The entry is a

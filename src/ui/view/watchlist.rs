@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::widgets::TableState;
 use rust_decimal::Decimal;
 
-use super::common::{Col, filter_note, fitted_table, panel, px, signed2};
+use super::common::{Col, filter_note, fitted_table, panel, px, record_region, signed2};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
 
@@ -80,4 +80,5 @@ pub(super) fn draw_watchlist(app: &App, snap: &Snapshot, frame: &mut Frame, area
         .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
     let mut state = TableState::default().with_selected(app.shown_selection(Focus::Watchlist, snap));
     frame.render_stateful_widget(table, area, &mut state);
+    record_region(app, Focus::Watchlist, area, state.offset());
 }
