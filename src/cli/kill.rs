@@ -406,7 +406,7 @@ async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
 pub async fn resume(ctx: &Ctx) -> Outcome {
     let route = common::route(ctx).await?;
     let config = &ctx.config;
-    if config.mode.needs_keys() && config.env_keys.is_none() {
+    if config.keys_from_vault() {
         let path = crate::vault::vault_path(Some(&config.paths.config_dir));
         let mut source: Box<dyn crate::vault::PassphraseSource> = if ctx.global.passphrase_stdin {
             Box::new(crate::vault::LinesSource::new(std::io::stdin().lock()))
