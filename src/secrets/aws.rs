@@ -79,6 +79,19 @@ fn classify(e: SdkError<GetSecretValueError>, settings: &AwsSettings, region: &s
             let err = service.err();
             let code = err.code().unwrap_or("unknown");
             let message = one_line(err.message().unwrap_or(""));
+            // An answer whose error code the JSON protocol could not read: an XML error
+            // document (`<Code>…</Code>`, as IAM's query protocol writes it), else its status.
+            let xml_code = service
+                .raw()
+                .body()
+                .bytes()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|t| Some(t.split_once("<Code>")?.1.split_once("</Code>")?.0.to_string()));
+            let code = match (code, xml_code.as_deref(), service.raw().status().as_u16()) {
+                ("unknown", Some(xml), _) => xml,
+                ("unknown", None, 403) => "AccessDeniedException",
+                (code, ..) => code,
+            };
             match code {
                 "ResourceNotFoundException" => SecretsError::Missing {
                     backend: BACKEND,
@@ -87,7 +100,7 @@ fn classify(e: SdkError<GetSecretValueError>, settings: &AwsSettings, region: &s
                         "create it in {region} with the keys as JSON, or correct AWS_SECRET_ID/AWS_REGION"
                     ),
                 },
-                "AccessDeniedException" => SecretsError::AccessDenied {
+                "AccessDeniedException" | "AccessDenied" => SecretsError::AccessDenied {
                     backend: BACKEND,
                     name,
                     fix: "allow secretsmanager:GetSecretValue on this secret (and kms:Decrypt on its key) \
