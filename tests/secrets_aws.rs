@@ -252,3 +252,34 @@ fn an_unreachable_endpoint_and_missing_credentials_say_what_to_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn resume_re_arms_only_while_the_secret_can_still_be_read() {
+    let s = setup();
+    let moto = Moto::start(&[]);
+    s.rt.block_on(moto.create("crbot/binance/rearm", &s.secret_json()));
+    let (code, out, err) = s.crbot(&moto, "crbot/binance/rearm", &[], &["kill"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+
+    s.rt.block_on(async {
+        moto.client()
+            .delete_secret()
+            .secret_id("crbot/binance/rearm")
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .unwrap();
+    });
+    let (code, out, err) = s.crbot(&moto, "crbot/binance/rearm", &[], &["resume"]);
+    assert_eq!(code, 1, "{err}\n{out}");
+    assert!(
+        err.contains("re-arm needs the keys") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    s.rt.block_on(moto.create("crbot/binance/rearm", &s.secret_json()));
+    let (code, out, err) = s.crbot(&moto, "crbot/binance/rearm", &[], &["--json", "resume"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["rearmed"], true, "{doc}");
+}
