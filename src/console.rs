@@ -243,6 +243,8 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
         Services {
             alerts,
             replies: replies.clone(),
+            secrets: (config.mode.needs_keys() && config.secrets.backend.is_service())
+                .then(|| config.secrets.clone()),
         },
     ));
     RunningEngine {

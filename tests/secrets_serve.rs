@@ -99,13 +99,17 @@ impl Serve {
     }
 
     fn order(&self, body: &Value) -> (u16, Value) {
+        self.post("/api/orders", body)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             let res = reqwest::Client::new()
-                .post(format!("{}/api/orders", self.base))
+                .post(format!("{}{path}", self.base))
                 .bearer_auth(self.token())
                 .json(body)
                 .timeout(Duration::from_secs(20))
@@ -115,6 +119,47 @@ impl Serve {
             let status = res.status().as_u16();
             (status, res.json().await.unwrap_or(Value::Null))
         })
+    }
+
+    /// `/api/health`'s status once it is `want` (within 30 s).
+    fn wait_health(&self, want: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let doc: Value = rt.block_on(async {
+                reqwest::get(format!("{}/api/health", self.base))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap()
+            });
+            if doc["status"] == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "health never became {want}: {doc}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Halts trading through the API and waits until it is halted.
+    fn kill(&self) {
+        let (status, doc) = self.post("/api/kill", &json!({"flatten": false}));
+        assert_eq!(status, 202, "{doc}");
+        self.wait_health("halted");
+    }
+
+    /// Waits until a dry run is answered (the engine reconciled).
+    fn reconciled(&self) {
+        let probe = json!({"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001", "dry_run": true});
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.order(&probe).0 != 200 {
+            assert!(Instant::now() < deadline, "never reconciled");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// A dry run (once the engine has reconciled), then the real order: the account's keys
@@ -177,6 +222,82 @@ fn serve_trades_with_keys_from_aws_secrets_manager() {
     serve.stop();
     // Nothing of the secret was written under the home.
     assert_no_file_holds(home.path(), ex.api_secret().expose());
+}
+
+#[test]
+fn a_re_arm_of_a_running_serve_fetches_the_rotated_secret_and_signs_with_it() {
+    // The exchange accepts a second key, the one the secret is rotated to in the end.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let second = SecretString::from("second-key-secret-for-the-rotation-test");
+    let ex = rt
+        .block_on(sim::start(
+            "127.0.0.1:0".parse().unwrap(),
+            // A moving market: quotes stay fresh across the kills and re-arms.
+            SimConfig {
+                keys: vec![sim::SimKey::hmac("SECONDKEY0123456789", second.clone())],
+                ..SimConfig::default()
+            },
+        ))
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let moto = Moto::start(&[]);
+    let id = "crbot/binance/rotating";
+    rt.block_on(moto.create(id, &hmac_json(&ex.api_key(), ex.api_secret().expose())));
+    let url = moto.url();
+    let serve = Serve::start(
+        &ex,
+        home.path(),
+        &[
+            ("SECRETS_BACKEND", "aws"),
+            ("AWS_SECRET_ID", id),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", &url),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+    );
+    serve.reconciled();
+    let entry = json!({
+        "symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001",
+        "stop_loss": "90000", "take_profit": "110000",
+    });
+    let resume = json!({"confirm": "RESUME"});
+
+    // Rotated to a key the exchange does not know: the re-arm installs it, the next order
+    // is signed with it and refused by the exchange.
+    serve.kill();
+    rt.block_on(moto.rotate(id, &hmac_json("UNKNOWNKEY0123456789", "unknown")));
+    let (status, doc) = serve.post("/api/resume", &resume);
+    assert_eq!(status, 200, "{doc}");
+    let (status, doc) = serve.order(&entry);
+    assert_eq!(status, 502, "signed with the rotated key: {doc}");
+
+    // A secret that cannot be read keeps trading halted.
+    serve.kill();
+    rt.block_on(async {
+        moto.client()
+            .delete_secret()
+            .secret_id(id)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .unwrap();
+    });
+    let (status, doc) = serve.post("/api/resume", &resume);
+    assert_ne!(status, 200, "{doc}");
+    serve.wait_health("halted");
+
+    // Rotated to the second key: re-armed, and the order goes through.
+    rt.block_on(moto.create(id, &hmac_json("SECONDKEY0123456789", second.expose())));
+    let (status, doc) = serve.post("/api/resume", &resume);
+    assert_eq!(status, 200, "{doc}");
+    let (status, doc) = serve.order(&entry);
+    assert_eq!(status, 201, "{doc}");
+    serve.stop();
 }
 
 #[test]
