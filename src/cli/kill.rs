@@ -419,7 +419,7 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
     }
     if config.mode.needs_keys() && config.secrets.backend.is_service() {
         // As the vault's passphrase above: a secret that can no longer be read keeps trading
-        // halted. The keys themselves are dropped here (an engine uses its own, from its start).
+        // halted. The keys themselves are dropped here (an engine's re-arm fetches its own).
         drop(
             crate::secrets::fetch(&config.secrets)
                 .await
