@@ -71,6 +71,7 @@ impl Rig {
         let services = Services {
             alerts: None,
             replies: replies.clone(),
+            secrets: None,
         };
         let channels = (cmd_rx, snap_tx, stop.clone());
         let engine = tokio::spawn(Runtime::run_with(core, rest, channels, false, None, services));

@@ -16,6 +16,8 @@
 //! |---|---|---|---|
 //! | `DEBUG=true` | allowed, warning | refused | refused |
 //! | `BINANCE_API_KEY`/`SECRET` in plain text | allowed, loud warning | refused | refused |
+//! | `SECRETS_BACKEND=env` (the same keys) | allowed, loud warning | refused | refused |
+//! | `VAULT_ADDR`/`AWS_ENDPOINT_URL` over `http://` | allowed, warning | loopback only | refused |
 //! | `http://`/`ws://` override to a loopback host | allowed, warning | allowed, warning | refused |
 //! | `http://`/`ws://` override elsewhere | allowed, loud warning | refused | refused |
 //!
@@ -27,6 +29,7 @@ mod api;
 mod dotenv;
 mod kill_key;
 mod redact;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -140,6 +143,44 @@ pub const VARIABLES: &[VarDoc] = &[
         "CRBOT_PASSPHRASE_FILE",
         "(unset)",
         "a file of mode 0600 holding the vault passphrase (crbot serve)",
+    ),
+    var(
+        "SECRETS_BACKEND",
+        "vault",
+        "vault, aws, hashicorp, env (env: development only)",
+    ),
+    var(
+        "AWS_SECRET_ID",
+        "(unset)",
+        "the secret's name or ARN (SECRETS_BACKEND=aws), e.g. crbot/binance/prod",
+    ),
+    var("AWS_REGION", "(the AWS chain)", "an AWS region such as eu-west-1"),
+    var(
+        "AWS_ENDPOINT_URL",
+        "(AWS's own)",
+        "an https:// origin (http:// outside production, on this machine in staging)",
+    ),
+    var(
+        "VAULT_ADDR",
+        "(unset)",
+        "HashiCorp Vault's https:// origin (SECRETS_BACKEND=hashicorp)",
+    ),
+    var("VAULT_TOKEN", "(unset)", "a Vault token (or AppRole below)"),
+    var(
+        "VAULT_ROLE_ID",
+        "(unset)",
+        "an AppRole role ID (with VAULT_SECRET_ID)",
+    ),
+    var(
+        "VAULT_SECRET_ID",
+        "(unset)",
+        "an AppRole secret ID (with VAULT_ROLE_ID)",
+    ),
+    var("VAULT_KV_MOUNT", "secret", "the KV version 2 mount"),
+    var(
+        "VAULT_SECRET_PATH",
+        "crbot/binance",
+        "the secret's path in that mount",
     ),
     var("CRBOT_API_URL", "(unset)", api::API_URL_ALLOWED),
     var("CRBOT_API_TOKEN", "(unset)", api::API_TOKEN_ALLOWED),
@@ -386,6 +427,8 @@ pub struct Config {
     pub endpoints: EndpointOverrides,
     /// Plain-text keys, present only where the posture allows them (development).
     pub env_keys: Option<EnvKeys>,
+    /// `SECRETS_BACKEND` and its settings: where a mode with keys gets them.
+    pub secrets: crate::secrets::SecretsSettings,
     /// Signs the control API's tokens; never printed. `None`: development generates one.
     pub secret_key: Option<SecretString>,
     /// The control API (`crbot serve`, `crbot token`).
@@ -530,6 +573,7 @@ impl Config {
         }
 
         let env_keys = env_keys(sources, env, &mut warnings)?;
+        let secrets = secrets::secrets_settings(sources, env, env_keys.is_some(), &mut warnings)?;
 
         let endpoints = EndpointOverrides {
             rest: endpoint(
@@ -553,6 +597,7 @@ impl Config {
             limits,
             endpoints,
             env_keys,
+            secrets,
             secret_key,
             api,
             passphrase_file,
@@ -570,6 +615,12 @@ impl Config {
         self.database_path
             .clone()
             .unwrap_or_else(|| self.paths.data_dir.join(format!("journal-{}.db", self.mode)))
+    }
+
+    /// Whether this mode's keys come from the passphrase vault (`SECRETS_BACKEND=vault`), so
+    /// that starting and re-arming need its passphrase.
+    pub fn keys_from_vault(&self) -> bool {
+        self.mode.needs_keys() && self.secrets.backend == crate::secrets::Backend::Vault
     }
 
     /// JSON log lines in production, plain text otherwise.

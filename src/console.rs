@@ -221,7 +221,8 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
     let replies = Replies::default();
     let auto_flatten = config.auto_halt_action == AutoHaltAction::HaltFlatten;
     // A re-arm asks the same passphrase the start-up unlock did.
-    let vault = (config.mode.needs_keys() && config.env_keys.is_none())
+    let vault = config
+        .keys_from_vault()
         .then(|| crate::vault::vault_path(Some(&config.paths.config_dir)));
     let alerts = config
         .api
@@ -242,6 +243,8 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
         Services {
             alerts,
             replies: replies.clone(),
+            secrets: (config.mode.needs_keys() && config.secrets.backend.is_service())
+                .then(|| config.secrets.clone()),
         },
     ));
     RunningEngine {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Mode;
+use crate::secrets::Backend;
 
 /// Clock offset beyond which signed requests start failing (`recvWindow` defaults to 5 s, but
 /// Binance rejects timestamps more than 1 s in the future).
@@ -61,6 +62,10 @@ pub struct DoctorInputs {
     pub vault: Option<VaultFileInfo>,
     /// Whether the vault (or, in development, the environment) holds keys for `mode`.
     pub keys_for_mode: bool,
+    /// `SECRETS_BACKEND`: where the keys of a mode with keys come from.
+    pub secrets_backend: Backend,
+    /// The backend and its secret's name (`aws (AWS_SECRET_ID=…)`), never a key.
+    pub keys_from: String,
     /// The key's permissions; None when the endpoint does not exist for this mode (testnet,
     /// demo, sim); `Err` with the reason when the request failed.
     pub api_restrictions: Option<Result<ApiRestrictionsInfo, String>>,
@@ -132,7 +137,11 @@ fn age_days(now_ms: i64, then_ms: i64) -> i64 {
 
 /// Walks the checklist. Items come in a fixed order.
 pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
-    let mut out = vec![check_vault(inp), check_keys_for_mode(inp)];
+    let mut out = vec![
+        check_vault(inp),
+        check_keys_for_mode(inp),
+        check_secrets_backend(inp),
+    ];
     out.extend(check_key_permissions(inp));
     out.extend([
         check_clock(inp),
@@ -152,6 +161,12 @@ fn check_vault(inp: &DoctorInputs) -> CheckResult {
     let needs_keys = inp.mode.needs_keys();
     match &inp.vault {
         None => check("vault", Warn, "the vault file could not be checked", None),
+        Some(v) if !v.exists && inp.secrets_backend.is_service() && needs_keys => check(
+            "vault",
+            Skipped,
+            format!("no vault; {} keys come from {}", inp.mode, inp.secrets_backend),
+            None,
+        ),
         Some(v) if !v.exists && (needs_keys || production) => check(
             "vault",
             Fail,
@@ -195,12 +210,26 @@ fn check_keys_for_mode(inp: &DoctorInputs) -> CheckResult {
             format!("{mode} trades without keys"),
             None,
         )
+    } else if inp.keys_for_mode && inp.secrets_backend.is_service() {
+        check(
+            "keys for mode",
+            Pass,
+            format!("keys for {mode} fetched from {}", inp.keys_from),
+            None,
+        )
     } else if inp.keys_for_mode {
         check(
             "keys for mode",
             Pass,
             format!("keys for {mode} are in the vault"),
             None,
+        )
+    } else if inp.secrets_backend.is_service() {
+        check(
+            "keys for mode",
+            Fail,
+            format!("no keys for {mode} from {}", inp.keys_from),
+            Some("store {\"api_key\", \"api_secret\"} in that secret and let crbot read it"),
         )
     } else {
         CheckResult {
@@ -210,6 +239,29 @@ fn check_keys_for_mode(inp: &DoctorInputs) -> CheckResult {
             fix: Some(format!("crbot vault set-keys --mode {mode}")),
         }
     }
+}
+
+/// Which backend serves the keys (`SECRETS_BACKEND`), never the keys; plain keys fail in
+/// production (the configuration already refuses them there).
+fn check_secrets_backend(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
+    if !inp.mode.needs_keys() {
+        return check(
+            "secrets backend",
+            Skipped,
+            format!("{} trades without keys", inp.mode),
+            None,
+        );
+    }
+    if inp.secrets_backend == Backend::Env && is_production(&inp.env) {
+        return check(
+            "secrets backend",
+            Fail,
+            "plain keys from the environment in production",
+            Some("set SECRETS_BACKEND to vault, aws or hashicorp"),
+        );
+    }
+    check("secrets backend", Pass, inp.keys_from.clone(), None)
 }
 
 /// The API key's permissions: no withdrawals, restricted IPs, spot trading.
@@ -514,6 +566,8 @@ pub(crate) mod tests {
                 mode_bits: 0o600,
             }),
             keys_for_mode: true,
+            secrets_backend: Backend::Vault,
+            keys_from: "vault".into(),
             api_restrictions: Some(Ok(restrictions(false, true))),
             clock_offset_ms: Some(Ok(12)),
             endpoints_tls: true,
@@ -689,7 +743,7 @@ pub(crate) mod tests {
         let text = render_text(&evaluate(&inp));
         assert!(text.contains("FAIL  API key: withdrawals"), "{text}");
         assert!(text.contains("fix: disable \"Enable Withdrawals\""), "{text}");
-        assert!(text.ends_with("9 pass, 1 warn, 1 fail, 0 skipped\n"), "{text}");
+        assert!(text.ends_with("10 pass, 1 warn, 1 fail, 0 skipped\n"), "{text}");
     }
 
     #[test]
@@ -728,5 +782,49 @@ pub(crate) mod tests {
             }
         );
         assert!(ApiRestrictionsInfo::from_json("{}").is_err());
+    }
+
+    #[test]
+    fn a_service_backend_needs_no_vault_file_and_says_which_backend_served_the_keys() {
+        let mut inp = healthy();
+        inp.vault = Some(VaultFileInfo {
+            path: "/h/vault.crbot".into(),
+            exists: false,
+            mode_bits: 0,
+        });
+        inp.secrets_backend = Backend::Aws;
+        inp.keys_from = "aws (AWS_SECRET_ID=crbot/binance/prod)".into();
+        let results = evaluate(&inp);
+        let find = |item: &str| results.iter().find(|r| r.item == item).unwrap().clone();
+        assert_eq!(find("vault").status, CheckStatus::Skipped);
+        assert!(find("vault").detail.contains("aws"), "{:?}", find("vault"));
+        let keys = find("keys for mode");
+        assert_eq!(keys.status, CheckStatus::Pass);
+        assert!(
+            keys.detail.contains("AWS_SECRET_ID=crbot/binance/prod"),
+            "{keys:?}"
+        );
+        let backend = find("secrets backend");
+        assert_eq!(backend.status, CheckStatus::Pass);
+        assert_eq!(backend.detail, "aws (AWS_SECRET_ID=crbot/binance/prod)");
+
+        inp.keys_for_mode = false;
+        let keys = evaluate(&inp)
+            .into_iter()
+            .find(|r| r.item == "keys for mode")
+            .unwrap();
+        assert_eq!(keys.status, CheckStatus::Fail);
+        assert!(!keys.fix.unwrap().contains("vault set-keys"));
+    }
+
+    #[test]
+    fn plain_keys_in_production_fail_the_secrets_backend_item() {
+        let mut inp = healthy();
+        inp.secrets_backend = Backend::Env;
+        assert_eq!(status_of(&inp, "secrets backend"), CheckStatus::Fail);
+        inp.env = "development".into();
+        assert_eq!(status_of(&inp, "secrets backend"), CheckStatus::Pass);
+        inp.mode = Mode::Sim;
+        assert_eq!(status_of(&inp, "secrets backend"), CheckStatus::Skipped);
     }
 }

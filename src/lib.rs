@@ -30,6 +30,7 @@ pub mod logging;
 pub mod portfolio;
 pub mod risk;
 pub mod secret;
+pub mod secrets;
 pub mod serve;
 pub mod ui;
 pub mod vault;

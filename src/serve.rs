@@ -8,7 +8,7 @@
 //! unix socket (`<data>/engine-<mode>.sock`, 0600, no token), print one line
 //! `api=http://HOST:PORT` (`https://` with `API_TLS_CERT`/`API_TLS_KEY`), then run until SIGTERM
 //! or SIGINT and say how many orders stay open on the exchange. Must not: prompt (the vault
-//! passphrase comes from `CRBOT_PASSPHRASE_FILE`),
+//! passphrase comes from `CRBOT_PASSPHRASE_FILE`; `SECRETS_BACKEND=aws`/`hashicorp` need none),
 //! print or log the passphrase, or cancel orders on the way out: open orders stay, as when the
 //! console quits.
 
@@ -163,7 +163,8 @@ fn check_address(addr: SocketAddr, env: Environment, tls: bool) -> anyhow::Resul
 
 /// The vault passphrase, when the mode needs one: from `CRBOT_PASSPHRASE_FILE`, never a prompt.
 fn passphrase(config: &Config) -> anyhow::Result<Option<SecretString>> {
-    if !config.mode.needs_keys() || config.env_keys.is_some() {
+    if !config.keys_from_vault() {
+        // No mode keys, or keys from another SECRETS_BACKEND (fetched at start, no passphrase).
         return Ok(None);
     }
     let Some(path) = &config.passphrase_file else {

@@ -44,7 +44,7 @@ const LAYERS: &[&[&str]] = &[
     // Pure computations over domain values.
     &["portfolio", "risk"],
     // I/O parts: they take their settings as parameters and never read the configuration.
-    &["exchange", "journal", "vault", "alerts"],
+    &["exchange", "journal", "vault", "secrets", "alerts"],
     // Reading the configuration (files, environment) and logging set up from it.
     &["config", "logging"],
     // The one owner of mutable state; the doctor's checks (pure, over facts the command gathers).

@@ -132,10 +132,10 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         Err(_) => None,
     };
     let can_ask = ctx.global.passphrase_stdin || std::io::stdin().is_terminal();
-    let needs_unlock = mode.needs_keys() && config.env_keys.is_none();
+    let needs_unlock = config.keys_from_vault();
     let vault_exists = vault.as_ref().is_some_and(|v| v.exists);
     let mut keys_note: Option<String> = None;
-    let mut keys_for_mode = !mode.needs_keys() || config.env_keys.is_some();
+    let mut keys_for_mode = !needs_unlock;
     let mut session: Option<Session> = None;
     if !needs_unlock || (can_ask && vault_exists) {
         match Session::connect(config, ctx.unlock(), false).await {
@@ -199,6 +199,8 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         mode,
         vault,
         keys_for_mode,
+        secrets_backend: config.secrets.backend,
+        keys_from: config.secrets.describe(),
         api_restrictions,
         clock_offset_ms,
         endpoints_tls,
@@ -219,7 +221,7 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
             r.detail = format!("no usable keys for {mode}: {note}");
         }
     }
-    if config.env_keys.is_some()
+    if config.secrets.backend == crate::secrets::Backend::Env
         && let Some(r) = results
             .iter_mut()
             .find(|r| r.item == "keys for mode" && r.status == CheckStatus::Pass)

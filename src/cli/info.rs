@@ -171,6 +171,10 @@ pub async fn health(ctx: &Ctx) -> Outcome {
     if let Some(t) = usage.banned_until_ms {
         text.push_str(&format!("IP BANNED until {t} ms\n"));
     }
+    if let Some(from) = &ready.session.keys_from {
+        // Which backend served the keys, never the keys.
+        text.push_str(&format!("keys: from {from}\n"));
+    }
     text.push_str(&format!("trading: {trading}\n"));
     text.push_str(&format!(
         "journal: {journal_path} (integrity {})\n",
@@ -211,6 +215,7 @@ pub async fn health(ctx: &Ctx) -> Outcome {
                 "hold_until_ms": usage.hold_until_ms, "banned_until_ms": usage.banned_until_ms,
             },
             "trading_state": trading,
+            "keys_from": ready.session.keys_from,
             "journal": {"path": journal_path, "integrity_ok": integrity.as_ref().ok().copied()},
             "open_orders": open,
             "stale_symbols": stale,

@@ -402,11 +402,12 @@ async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
 }
 
 /// `crbot resume`: re-arms, journaled. In modes with keys the vault passphrase is required
-/// first (keys from the environment in development stand in for it, as everywhere).
+/// first, or with `SECRETS_BACKEND=aws`/`hashicorp` the keys must still be readable there (keys
+/// from the environment in development stand in for it, as everywhere).
 pub async fn resume(ctx: &Ctx) -> Outcome {
     let route = common::route(ctx).await?;
     let config = &ctx.config;
-    if config.mode.needs_keys() && config.env_keys.is_none() {
+    if config.keys_from_vault() {
         let path = crate::vault::vault_path(Some(&config.paths.config_dir));
         let mut source: Box<dyn crate::vault::PassphraseSource> = if ctx.global.passphrase_stdin {
             Box::new(crate::vault::LinesSource::new(std::io::stdin().lock()))
@@ -415,6 +416,15 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
         };
         crate::vault::unlock_interactive(&path, config.mode, source.as_mut(), &std::thread::sleep)
             .map_err(|e| Failure::new(format!("re-arm needs the vault passphrase: {e}")))?;
+    }
+    if config.mode.needs_keys() && config.secrets.backend.is_service() {
+        // As the vault's passphrase above: a secret that can no longer be read keeps trading
+        // halted. The keys themselves are dropped here (an engine's re-arm fetches its own).
+        drop(
+            crate::secrets::fetch(&config.secrets)
+                .await
+                .map_err(|e| Failure::new(format!("re-arm needs the keys: {e}")))?,
+        );
     }
     let _lock = match route {
         Route::Engine(engine) => return resume_through(ctx, &engine).await,

@@ -144,6 +144,13 @@ pub enum Answer {
     },
     /// How an alert's delivery ended (sent, failed, dropped): journaled.
     AlertDelivered(Box<crate::alerts::Delivery>),
+    /// A re-arm's keys, fetched again from the secrets backend and installed in the client
+    /// (`Ok`: where from), or why not. `state_row`/`trading` as for [`Answer::RearmChecked`].
+    KeysFetched {
+        verdict: Result<String, String>,
+        state_row: i64,
+        trading: TradingState,
+    },
 }
 
 /// Work for the executor, in the order given. Each that has a result answers with an
@@ -208,6 +215,9 @@ pub enum Effect {
         state_row: i64,
         trading: TradingState,
     },
+    /// Fetch the keys again from the secrets backend (`SECRETS_BACKEND=aws`/`hashicorp`) and
+    /// install them in the client, for a re-arm → [`Answer::KeysFetched`].
+    FetchKeys { state_row: i64, trading: TradingState },
     /// The symbols the market stream follows.
     SetWatchlist(Vec<Symbol>),
     /// Hand an alert to the webhook's delivery task (never waited for) →
@@ -363,6 +373,11 @@ impl Engine {
                 state_row,
                 trading,
             } => self.on_rearm_checked(verdict, state_row, trading, now),
+            Answer::KeysFetched {
+                verdict,
+                state_row,
+                trading,
+            } => self.on_keys_fetched(verdict, state_row, trading, now),
             Answer::Backup(outcome) => {
                 self.reply_backup(&outcome);
                 self.on_backup(*outcome, now);

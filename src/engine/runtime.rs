@@ -52,6 +52,8 @@ struct Executor {
     /// Where alerts go for delivery; `None` without a webhook.
     alerts: Option<AlertQueue>,
     replies: Replies,
+    /// Where a re-arm fetches the keys again (`SECRETS_BACKEND=aws`/`hashicorp`).
+    secrets: Option<crate::secrets::SecretsSettings>,
 }
 
 /// Who waits for the answer of a command that carries a request id (`Command::Order`): the
@@ -106,6 +108,8 @@ impl Replies {
 pub struct Services {
     pub alerts: Option<AlertService>,
     pub replies: Replies,
+    /// The secrets backend the keys came from, when a service: a re-arm fetches them again.
+    pub secrets: Option<crate::secrets::SecretsSettings>,
 }
 
 impl Runtime {
@@ -136,11 +140,18 @@ impl Runtime {
         ),
         auto_flatten: bool,
         vault: Option<std::path::PathBuf>,
-        Services { alerts, replies }: Services,
+        Services {
+            alerts,
+            replies,
+            secrets,
+        }: Services,
     ) {
         let watchlist = core.state.watchlist.clone();
         let mode = core.state.mode;
         let mut engine = Engine::new(core, auto_flatten, vault, now_ms());
+        if secrets.is_some() {
+            engine.refetch_keys_on_rearm();
+        }
         let (answers, mut answer_rx) = mpsc::unbounded_channel();
         let queue = alerts.map(|service| {
             engine.watch_alerts(now_ms());
@@ -152,6 +163,7 @@ impl Runtime {
             market: None,
             alerts: queue,
             replies,
+            secrets,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -391,6 +403,26 @@ impl Executor {
                         trading,
                     });
                 });
+            }
+            Effect::FetchKeys { state_row, trading } => {
+                let (settings, rest) = (self.secrets.clone(), self.rest.clone());
+                self.spawn(async move {
+                    let verdict = match settings {
+                        Some(s) => crate::secrets::fetch(&s)
+                            .await
+                            .map(|keys| {
+                                rest.replace_credentials(crate::engine::session::credentials_from(keys));
+                                s.describe()
+                            })
+                            .map_err(|e| e.to_string()),
+                        None => Err("no secrets backend to fetch the keys from".to_string()),
+                    };
+                    Answer::KeysFetched {
+                        verdict,
+                        state_row,
+                        trading,
+                    }
+                })
             }
             Effect::Alert(alert) => {
                 if let Some(q) = &self.alerts {

@@ -7,8 +7,10 @@
 //! started in this process on the account kept in `<data>/sim-exchange.json`. `paper` does the
 //! same with `paper-…` files, its local exchange priced by Binance's public streams (or by
 //! `BINANCE_WS_URL`). `demo`,
-//! `testnet` and `live` use the official URLs (each overridable) and keys from the vault, or
-//! from `BINANCE_API_KEY`/`BINANCE_API_SECRET` where the posture allows (development).
+//! `testnet` and `live` use the official URLs (each overridable) and keys from
+//! `SECRETS_BACKEND`: the vault, AWS Secrets Manager or HashiCorp Vault (`crate::secrets`,
+//! fetched at every start), or `BINANCE_API_KEY`/`BINANCE_API_SECRET` where the posture allows
+//! (development).
 //! Must not: print or log a secret; the sim endpoint file holds only the local exchange's
 //! own generated test key, never a vault key.
 
@@ -61,6 +63,9 @@ pub struct Session {
     pub credentials: Option<Credentials>,
     /// The local exchange this process started, if any (stopped with the session).
     pub sim: Option<SimHandle>,
+    /// Where the keys came from, for `doctor` and `health` (never the keys): e.g. `vault`,
+    /// `aws (AWS_SECRET_ID=…)`; `None` for the local exchange's own generated test key.
+    pub keys_from: Option<String>,
 }
 
 impl Session {
@@ -100,6 +105,13 @@ impl Session {
                 (endpoints, creds, None)
             }
             Mode::Sim | Mode::Paper => local_exchange(config, publish_sim).await?,
+            Mode::Demo | Mode::Testnet | Mode::Live if config.secrets.backend.is_service() => {
+                let endpoints = Endpoints::official(config.mode)?.with_overrides(overrides)?;
+                // Fetched at every start (never stored), so a rotated secret is used from then on.
+                let keys = crate::secrets::fetch(&config.secrets).await?;
+                tracing::info!(backend = %config.secrets.backend, "keys fetched from the secrets backend");
+                (endpoints, Some(credentials_from(keys)), None)
+            }
             Mode::Demo | Mode::Testnet | Mode::Live => {
                 let endpoints = Endpoints::official(config.mode)?.with_overrides(overrides)?;
                 // The passphrase prompt and Argon2 (tens of ms to seconds) block: keep them off the
@@ -110,12 +122,18 @@ impl Session {
             }
         };
         let rest = BinanceRest::new(endpoints.clone(), credentials.clone(), rest_config, bans)?;
+        let keys_from = match config.mode {
+            Mode::Sim if config.endpoints.rest.is_some() => Some(crate::secrets::Backend::Env.to_string()),
+            Mode::Sim | Mode::Paper => None,
+            _ => Some(config.secrets.describe()),
+        };
         Ok(Session {
             mode: config.mode,
             endpoints,
             rest,
             credentials,
             sim,
+            keys_from,
         })
     }
 
@@ -231,7 +249,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn keys_for(config: &Config, unlock: Unlock) -> anyhow::Result<Credentials> {
-    if let Some(k) = &config.env_keys {
+    if config.secrets.backend == crate::secrets::Backend::Env
+        && let Some(k) = &config.env_keys
+    {
         // The config refuses these outside development; here they are allowed, loudly.
         return Ok(Credentials {
             api_key: k.api_key.clone(),

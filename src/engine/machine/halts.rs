@@ -1,7 +1,8 @@
 //! The kill switch and the automatic halts, flatten (stage two) and the re-arm.
 //!
 //! Owns: what follows a breach (`AUTO_HALT_ACTION`), the flatten due once an automatic
-//! halt's cancels are done, and the vault a re-arm's passphrase is checked against. The kill
+//! halt's cancels are done, the vault a re-arm's passphrase is checked against, and whether a
+//! re-arm fetches the keys again from a secrets service first. The kill
 //! sequence itself is `engine::kill` (shared with `crbot kill`): HALTED is journaled before the
 //! sweep is even emitted. Must not: wait for anything before the sweep starts.
 
@@ -26,6 +27,9 @@ pub(super) struct HaltState {
     /// The vault whose passphrase a re-arm must give, in a mode with keys. `None` there means
     /// keys from the environment (development): nothing to check against.
     vault: Option<PathBuf>,
+    /// Keys from a secrets service: a re-arm fetches them again (a rotated secret is used from
+    /// then on, and one that can no longer be read keeps trading halted).
+    refetch_keys: bool,
 }
 
 impl HaltState {
@@ -34,6 +38,7 @@ impl HaltState {
             auto_flatten,
             flatten_after_kill: None,
             vault,
+            refetch_keys: false,
         }
     }
 }
@@ -146,6 +151,12 @@ impl Engine {
         if !self.core.state.mode.needs_keys() {
             return self.rearm(now);
         }
+        if self.halts.refetch_keys {
+            return self.emit(Effect::FetchKeys {
+                state_row: self.sync.state_row,
+                trading: self.core.state.trading.clone(),
+            });
+        }
         let Some(path) = self.halts.vault.clone() else {
             self.core.state.log(
                 now,
@@ -203,6 +214,37 @@ impl Engine {
                 LogLevel::Warn,
                 LogKind::Kill,
                 "re-arm refused: wrong passphrase",
+            ),
+            Err(e) => self
+                .core
+                .state
+                .log(now, LogLevel::Warn, LogKind::Kill, format!("re-arm refused: {e}")),
+        }
+    }
+
+    /// Keys come from a secrets service: each re-arm fetches them again first.
+    pub fn refetch_keys_on_rearm(&mut self) {
+        self.halts.refetch_keys = true;
+    }
+
+    pub(super) fn on_keys_fetched(
+        &mut self,
+        verdict: Result<String, String>,
+        state_row: i64,
+        trading: TradingState,
+        now: i64,
+    ) {
+        match verdict {
+            Ok(from) if state_row == self.sync.state_row && trading == self.core.state.trading => {
+                let text = format!("re-arm: keys fetched again from {from}");
+                self.core.state.log(now, LogLevel::Info, LogKind::Kill, text);
+                self.rearm(now)
+            }
+            Ok(_) => self.core.state.log(
+                now,
+                LogLevel::Warn,
+                LogKind::Kill,
+                "re-arm dropped: the trading state changed while the keys were fetched",
             ),
             Err(e) => self
                 .core

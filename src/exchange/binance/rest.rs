@@ -172,7 +172,9 @@ struct Req {
 pub struct BinanceRest {
     http: reqwest::Client,
     endpoints: Endpoints,
-    creds: Option<Arc<Credentials>>,
+    /// Shared by every clone, and replaceable (keys fetched again from a secrets backend on a
+    /// re-arm): each request reads the ones current when it is signed.
+    creds: Arc<std::sync::RwLock<Option<Arc<Credentials>>>>,
     config: RestConfig,
     clock: Clock,
     limits: Arc<Mutex<RateGovernor>>,
@@ -184,7 +186,7 @@ impl std::fmt::Debug for BinanceRest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BinanceRest")
             .field("rest", &self.endpoints.rest.as_str())
-            .field("has_credentials", &self.creds.is_some())
+            .field("has_credentials", &self.credentials().is_some())
             .finish()
     }
 }
@@ -209,7 +211,7 @@ impl BinanceRest {
         Ok(Self {
             http,
             endpoints,
-            creds: creds.map(Arc::new),
+            creds: Arc::new(std::sync::RwLock::new(creds.map(Arc::new))),
             config,
             clock: Clock::new(),
             limits: Arc::new(Mutex::new(governor)),
@@ -244,8 +246,15 @@ impl BinanceRest {
         &self.endpoints
     }
 
-    pub fn credentials(&self) -> Option<&Credentials> {
-        self.creds.as_deref()
+    /// The credentials current now (`None`: market data only).
+    pub fn credentials(&self) -> Option<Arc<Credentials>> {
+        self.creds.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the credentials for this client and every clone of it, from the next request
+    /// on (a request being signed keeps the ones it started with).
+    pub fn replace_credentials(&self, creds: Credentials) {
+        *self.creds.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(creds));
     }
 
     /// The shared clock (offset for the screen; streams use it for timestamps).
@@ -303,7 +312,7 @@ impl BinanceRest {
         self.admit(req.class, req.weight).await?;
         let url = self.endpoints.rest_url(req.path, query);
         let mut builder = self.http.request(req.method.clone(), url).timeout(req.timeout);
-        if let Some(c) = &self.creds {
+        if let Some(c) = self.credentials() {
             builder = builder.header("X-MBX-APIKEY", c.api_key.expose());
         }
         let started = Instant::now();
@@ -403,7 +412,7 @@ impl BinanceRest {
             let query = super::sign::encode_query(&req.params);
             return self.exchange(req, &query).await;
         }
-        let creds = self.creds.clone().ok_or(BrokerError::NoCredentials)?;
+        let creds = self.credentials().ok_or(BrokerError::NoCredentials)?;
         if self.clock.is_stale()
             && let Err(e) = self.sync_clock().await
         {

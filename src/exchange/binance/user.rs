@@ -111,7 +111,9 @@ pub fn spawn_user_stream(
     cancel: CancellationToken,
     config: UserStreamConfig,
 ) -> Result<(UserStreamHandle, tokio::task::JoinHandle<()>), BrokerError> {
-    let creds = rest.credentials().cloned().ok_or(BrokerError::NoCredentials)?;
+    // Checked now; each subscription signs with the client's credentials current then (they
+    // can be replaced on a re-arm).
+    rest.credentials().ok_or(BrokerError::NoCredentials)?;
     let handle = UserStreamHandle {
         malformed: Arc::new(AtomicU64::new(0)),
         subscriptions: Arc::new(AtomicU64::new(0)),
@@ -125,7 +127,6 @@ pub fn spawn_user_stream(
     };
     let task = UserTask {
         rest,
-        creds,
         events,
         config,
         malformed: handle.malformed.clone(),
@@ -138,7 +139,6 @@ pub fn spawn_user_stream(
 
 struct UserTask {
     rest: BinanceRest,
-    creds: Credentials,
     events: mpsc::Sender<UserEvent>,
     config: UserStreamConfig,
     malformed: Arc<AtomicU64>,
@@ -156,8 +156,9 @@ impl UserTask {
     fn subscribe_text(&mut self) -> Result<(String, String), BrokerError> {
         self.next_id += 1;
         let id = format!("sub-{}", self.next_id);
+        let creds = self.rest.credentials().ok_or(BrokerError::NoCredentials)?;
         let text = subscribe_request(
-            &self.creds,
+            &creds,
             &id,
             self.rest.clock().timestamp_ms(),
             self.config.recv_window_ms,
