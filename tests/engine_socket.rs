@@ -567,3 +567,101 @@ fn a_backup_from_another_shell_is_made_by_the_engine_and_printed_as_alone() {
     );
     assert!(out.path().join("relative.db").exists());
 }
+
+/// A crbot BTCUSDT position protected by its OCO, and a resting buy of someone else's on the
+/// same symbol (one symbol: the sweep's lines come in one order).
+fn kill_scenario(ex: &CliExchange, engine: bool) {
+    let (code, out, err) = ex.run(&ENTRY);
+    assert_eq!(code, 0, "{err}\n{out}");
+    if engine {
+        wait_until(ex, "the OCO from the engine", Duration::from_secs(10), || {
+            purposes(&get(ex, "/api/orders")).contains(&"STOP_LOSS".to_string())
+        });
+    }
+    resting_buy(ex, 1);
+}
+
+/// Someone else's limit buy well below the market.
+fn resting_buy(ex: &CliExchange, n: u32) {
+    use crbot::domain::{ClientOrderId, OrderRequest, OrderType, Side, Symbol, TimeInForce};
+    let req = OrderRequest {
+        symbol: Symbol::new("BTCUSDT").unwrap(),
+        side: Side::Buy,
+        order_type: OrderType::Limit,
+        time_in_force: Some(TimeInForce::Gtc),
+        qty: "0.001".parse().unwrap(),
+        price: Some("90000".parse().unwrap()),
+        stop_price: None,
+        client_order_id: ClientOrderId::new(&format!("someone-else-{n}")).unwrap(),
+    };
+    let placed = ex.rt.block_on(ex.rest().place_order_unchecked(&req));
+    assert!(placed.done().is_some(), "resting buy not placed");
+}
+
+/// The text with what differs from run to run replaced: the home folder, client order ids,
+/// exchange order ids, the backup's file name.
+fn normal(text: &str, home: &Path) -> String {
+    let text = text.replace(&home.display().to_string(), "HOME");
+    let word = |w: &str| -> String {
+        let core = w.trim_end_matches([':', ',', ';', '"']);
+        let tail = &w[core.len()..];
+        if core.starts_with("cr-") || core.starts_with("crb-") {
+            format!("CID{tail}")
+        } else if core.contains("journal-sim-") {
+            format!("BACKUP{tail}")
+        } else if core.starts_with('(')
+            && core.ends_with(')')
+            && core[1..core.len() - 1].chars().all(|c| c.is_ascii_digit())
+        {
+            format!("(ID){tail}")
+        } else {
+            w.to_string()
+        }
+    };
+    text.lines()
+        .map(|l| l.split(' ').map(word).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_kill_through_the_engine_prints_what_a_kill_alone_prints() {
+    let alone = exchange(&[]);
+    kill_scenario(&alone, false);
+    let alone_text = alone.run(&["kill", "--flatten"]);
+    resting_buy(&alone, 2);
+    let alone_json = alone.run(&["--json", "kill", "--flatten"]);
+
+    let through = exchange(&[]);
+    let _serve = Serve::start(&through);
+    kill_scenario(&through, true);
+    let through_text = through.run(&["kill", "--flatten"]);
+    resting_buy(&through, 2);
+    let through_json = through.run(&["--json", "kill", "--flatten"]);
+
+    assert_eq!(alone_text.0, 0, "{alone_text:?}");
+    for line in [
+        "kill: verifying nothing is open",
+        "kill: DONE",
+        "flatten:",
+        "  BTCUSDT SELL",
+        "journal backup: ",
+    ] {
+        assert!(alone_text.1.contains(line), "{line}: {}", alone_text.1);
+    }
+    assert_eq!(
+        (through_text.0, normal(&through_text.1, through.home())),
+        (alone_text.0, normal(&alone_text.1, alone.home())),
+        "the same exit code and lines; stderr: {}",
+        through_text.2
+    );
+    assert_eq!(through_json.0, alone_json.0, "{through_json:?}");
+    let a: Value = serde_json::from_str(&alone_json.1).unwrap();
+    let t: Value = serde_json::from_str(&through_json.1).unwrap();
+    assert!(a["backup"]["path"].is_string(), "{a}");
+    assert!(a["cancelled"].as_u64().is_some_and(|n| n >= 1), "{a}");
+    assert_eq!(
+        normal(&serde_json::to_string_pretty(&t).unwrap(), through.home()),
+        normal(&serde_json::to_string_pretty(&a).unwrap(), alone.home()),
+    );
+}

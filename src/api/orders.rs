@@ -265,7 +265,7 @@ pub fn fill_json(f: &crate::domain::Fill) -> Value {
 pub fn respond(reply: Reply) -> (StatusCode, Json<Value>) {
     match reply {
         // Not an answer to an order; `trades` handles its own.
-        Reply::Trades(_) | Reply::Backup { .. } => (
+        Reply::Trades(_) | Reply::Backup { .. } | Reply::Kill(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": "INTERNAL", "message": "an unexpected answer from the engine"})),
         ),

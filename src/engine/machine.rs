@@ -18,6 +18,7 @@
 
 mod alerts;
 mod halts;
+mod kill_reply;
 mod limits;
 mod protection;
 mod schedule;
@@ -32,7 +33,7 @@ use crate::domain::broker::{Account, BookQuote, ListReport, OcoRequest, OrderOut
 use crate::domain::{ClientOrderId, Fill, Mode, OrderRequest, Symbol};
 use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::core::Core;
-use crate::engine::kill::{Halted, KillEvent};
+use crate::engine::kill::{Halted, KillEvent, KillReport};
 use crate::engine::snapshot::Candle;
 use crate::engine::snapshot::{Command, KillSource, RateLimitUsage, RequestId, Snapshot, TicketDraft};
 use crate::engine::state::TickerLine;
@@ -108,6 +109,8 @@ pub enum Answer {
     },
     /// The kill sweep's progress.
     Kill(KillEvent),
+    /// The kill sweep's report, after its last progress event.
+    SweepReport(Box<KillReport>),
     /// A backup finished on its own thread: journaled and shown here.
     Backup(Box<BackupOutcome>),
     /// A start-up read failed (candles, tickers, a book): shown, never silent; the streams
@@ -230,6 +233,8 @@ pub struct Engine {
     alerts: Option<alerts::AlertWatch>,
     /// Client orders waiting for their placement's answer, by client order id.
     awaiting: tickets::Awaiting,
+    /// Requesters of a kill's whole outcome (`Command::KillReport`).
+    kill_waiters: Vec<kill_reply::KillWaiter>,
     /// Effects of the input being handled, in order.
     out: Vec<Effect>,
 }
@@ -257,6 +262,7 @@ impl Engine {
             schedule: schedule::Schedule::new(now),
             alerts: None,
             awaiting: tickets::Awaiting::default(),
+            kill_waiters: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -303,12 +309,14 @@ impl Engine {
     fn on_command(&mut self, cmd: Command, now: i64) {
         use crate::journal::KillTrigger;
         match cmd {
-            Command::Kill => self.kill(KillTrigger::Key, "kill switch pressed", now),
+            Command::Kill => {
+                self.kill(KillTrigger::Key, "kill switch pressed", now);
+            }
             Command::KillFrom(KillSource::Shell) => {
-                self.kill(KillTrigger::Cli, "kill switch from the command line", now)
+                self.kill(KillTrigger::Cli, "kill switch from the command line", now);
             }
             Command::KillFrom(KillSource::Api) => {
-                self.kill(KillTrigger::Api, "kill switch from the control API", now)
+                self.kill(KillTrigger::Api, "kill switch from the control API", now);
             }
             Command::Flatten { percent } => self.flatten(percent, now),
             Command::Rearm { passphrase } => self.request_rearm(passphrase, now),
@@ -331,6 +339,18 @@ impl Engine {
             } => self.client_order(request, ticket, dry_run, now),
             Command::Trades { request, since_ms } => self.trades(request, since_ms),
             Command::Backup { request, dest } => self.backup_for(request, dest, now),
+            Command::KillReport {
+                request,
+                source,
+                flatten,
+            } => {
+                let (trigger, reason) = match source {
+                    KillSource::Shell => (KillTrigger::Cli, "kill switch from the command line"),
+                    KillSource::Api => (KillTrigger::Api, "kill switch from the control API"),
+                };
+                let recorded = self.kill(trigger, reason, now);
+                self.wait_for_kill(request, flatten, recorded);
+            }
         }
     }
 
@@ -338,6 +358,7 @@ impl Engine {
         match answer {
             Answer::Placed { cid, draft, outcome } => {
                 let placement = Placement::of(&outcome);
+                self.kill_sell_answered(&cid, &outcome);
                 self.on_placed(cid.clone(), draft, *outcome, now);
                 self.reply_placed(&cid, placement);
             }
@@ -357,7 +378,11 @@ impl Engine {
                 account,
             } => self.on_oco_refused(legs, code, message, book, *account, now),
             Answer::SweepStarted { reason } => self.on_sweep_started(reason, now),
-            Answer::Kill(ev) => self.on_kill_event(ev, now),
+            Answer::Kill(ev) => {
+                self.kill_progress_for_waiters(&ev);
+                self.on_kill_event(ev, now);
+            }
+            Answer::SweepReport(report) => self.on_sweep_report(*report),
             Answer::RearmChecked {
                 verdict,
                 state_row,
@@ -365,6 +390,7 @@ impl Engine {
             } => self.on_rearm_checked(verdict, state_row, trading, now),
             Answer::Backup(outcome) => {
                 self.reply_backup(&outcome);
+                self.kill_backup_for_waiters(&outcome);
                 self.on_backup(*outcome, now);
             }
             Answer::AlertDelivered(d) => self.on_alert_delivered(*d, now),

@@ -423,9 +423,11 @@ impl Executor {
         tokio::spawn(async move {
             while let Some(ev) = running.next().await {
                 if tx.send(Answer::Kill(ev)).is_err() {
-                    break;
+                    return;
                 }
             }
+            let report = running.report().await;
+            let _ = tx.send(Answer::SweepReport(Box::new(report)));
         });
         Input::Answer(Answer::SweepStarted { reason })
     }

@@ -677,6 +677,14 @@ pub enum Command {
         request: RequestId,
         dest: std::path::PathBuf,
     },
+    /// A kill switch whose whole outcome is answered (`crbot kill` through the engine): as
+    /// `KillFrom(source)`, with `flatten` stage two once the sweep is done and the balances
+    /// re-read; answered when the sweep, its backup and the flatten's sells are done.
+    KillReport {
+        request: RequestId,
+        source: KillSource,
+        flatten: bool,
+    },
 }
 
 /// Names a command that needs an answer; the executor keeps who waits for it.

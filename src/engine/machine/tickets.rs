@@ -426,6 +426,8 @@ pub enum Reply {
         lines: Vec<RuleLine>,
         verdict: Result<ApprovedOrder, Vec<Denial>>,
     },
+    /// A kill switch's whole outcome (`Command::KillReport`).
+    Kill(Box<crate::engine::kill::KillOutcome>),
     /// Approved and sent: what the exchange answered, and the order (and any protective legs
     /// already journaled) as the engine now knows them.
     Sent {
