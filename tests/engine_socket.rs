@@ -665,3 +665,52 @@ fn a_kill_through_the_engine_prints_what_a_kill_alone_prints() {
         normal(&serde_json::to_string_pretty(&a).unwrap(), alone.home()),
     );
 }
+
+/// Each read command's (exit code, stdout, stderr), in text and `--json`.
+fn reads(ex: &CliExchange) -> Vec<(String, (i32, String, String))> {
+    let mut all = Vec::new();
+    for cmd in ["orders", "positions", "pnl", "balance"] {
+        all.push((cmd.to_string(), ex.run(&[cmd])));
+        all.push((format!("--json {cmd}"), ex.run(&["--json", cmd])));
+    }
+    all
+}
+
+#[test]
+fn the_read_commands_print_through_the_engine_what_they_print_alone_without_opening_the_journal() {
+    let ex = exchange(&[]);
+    let (code, out, err) = ex.run(&ENTRY);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let alone = reads(&ex);
+    let _serve = Serve::start(&ex);
+    // The journal's path no longer opens (a folder stands there): a command that opened it
+    // would fail. The engine keeps the connection it opened at start.
+    let journal = ex.home().join("journal-sim.db");
+    let aside = ex.home().join("journal-sim.db.aside");
+    std::fs::rename(&journal, &aside).unwrap();
+    std::fs::create_dir(&journal).unwrap();
+    let through = reads(&ex);
+    // The trap works: a command that opens the journal itself fails on it.
+    let csv = ex.home().join("csv");
+    let export = ex.run(&["journal", "export", "--csv", csv.to_str().unwrap()]);
+    assert_eq!(export.0, 1, "{export:?}");
+    std::fs::remove_dir(&journal).unwrap();
+    std::fs::rename(&aside, &journal).unwrap();
+    for ((cmd, a), (_, t)) in alone.iter().zip(&through) {
+        assert_eq!(a.0, 0, "{cmd} alone: {a:?}");
+        assert_eq!(
+            (t.0, normal(&t.1, ex.home()), normal(&t.2, ex.home())),
+            (a.0, normal(&a.1, ex.home()), normal(&a.2, ex.home())),
+            "crbot {cmd}: the same exit code, stdout and stderr"
+        );
+    }
+    let positions: Value = serde_json::from_str(&through[3].1.1).unwrap();
+    let row = &positions["positions"][0];
+    let pct = row["unrealized_pct"].as_str().unwrap();
+    assert!(pct.split('.').nth(1).is_some_and(|d| d.len() == 2), "{row}");
+    let avg = row["avg_entry"].as_str().unwrap();
+    assert!(
+        avg.split('.').nth(1).is_none_or(|d| d.len() <= 2),
+        "to the tick: {row}"
+    );
+}

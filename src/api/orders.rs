@@ -241,6 +241,40 @@ pub(crate) async fn backup(
     }
 }
 
+/// `GET /api/report/{orders|positions|pnl|balance}` (socket only): what the read command
+/// prints, built by the engine from its state (`engine::reports::Report`), so that
+/// `crbot orders` and the others print through the engine what they print alone. 503
+/// `ENGINE_STARTING` while the engine reconciles.
+pub(crate) async fn report(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    super::error::PathOf(kind): super::error::PathOf<String>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = crate::engine::reports::ReportKind::from_name(&kind)
+        .ok_or_else(|| ApiError::not_found(format!("no report {kind}")))?;
+    let (request, answer) = state.replies.register();
+    if state
+        .commands
+        .send_timeout(Command::Report { request, kind }, Duration::from_secs(2))
+        .await
+        .is_err()
+    {
+        state.replies.forget(request);
+        return Err(ApiError::unavailable(
+            "the engine is not taking commands (stopping or busy)",
+        ));
+    }
+    match tokio::time::timeout(Duration::from_secs(10), answer).await {
+        Ok(Ok(Reply::Report(report))) => Ok(Json(serde_json::to_value(*report).unwrap_or_default())),
+        Ok(Ok(Reply::NotReady)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ENGINE_STARTING,
+            "the engine is still reconciling with the exchange; try again in a moment",
+        )),
+        _ => Err(ApiError::unavailable("the engine did not answer")),
+    }
+}
+
 /// How long `POST /api/backup` waits for the copy.
 pub const BACKUP_WAIT: Duration = Duration::from_secs(300);
 
@@ -265,7 +299,7 @@ pub fn fill_json(f: &crate::domain::Fill) -> Value {
 pub fn respond(reply: Reply) -> (StatusCode, Json<Value>) {
     match reply {
         // Not an answer to an order; `trades` handles its own.
-        Reply::Trades(_) | Reply::Backup { .. } | Reply::Kill(_) => (
+        Reply::Trades(_) | Reply::Backup { .. } | Reply::Kill(_) | Reply::Report(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": "INTERNAL", "message": "an unexpected answer from the engine"})),
         ),

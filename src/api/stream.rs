@@ -248,7 +248,8 @@ async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'s
         | Command::Trades { .. }
         | Command::Backup { .. }
         | Command::KillFrom(_)
-        | Command::KillReport { .. } => {
+        | Command::KillReport { .. }
+        | Command::Report { .. } => {
             return Err((
                 "NOT_ALLOWED",
                 "orders, trades, backups and a shell's kill are asked through their own routes; a screen sends Kill"
@@ -297,6 +298,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Backup { .. } => "backup",
         Command::KillFrom(_) => "kill_from",
         Command::KillReport { .. } => "kill_report",
+        Command::Report { .. } => "report",
     }
 }
 

@@ -339,6 +339,15 @@ impl Engine {
             } => self.client_order(request, ticket, dry_run, now),
             Command::Trades { request, since_ms } => self.trades(request, since_ms),
             Command::Backup { request, dest } => self.backup_for(request, dest, now),
+            Command::Report { request, kind } => {
+                let reply = if self.sync.reconciled {
+                    let report = crate::engine::reports::build(kind, &self.core.state, &[], now);
+                    Reply::Report(Box::new(report))
+                } else {
+                    Reply::NotReady
+                };
+                self.emit(Effect::Reply { request, reply });
+            }
             Command::KillReport {
                 request,
                 source,

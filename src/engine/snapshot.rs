@@ -677,6 +677,12 @@ pub enum Command {
         request: RequestId,
         dest: std::path::PathBuf,
     },
+    /// A read command's report (`crbot orders`, `positions`, `pnl`, `balance` through the
+    /// engine), built from the engine's state and answered with an `Effect::Reply`.
+    Report {
+        request: RequestId,
+        kind: ReportKind,
+    },
     /// A kill switch whose whole outcome is answered (`crbot kill` through the engine): as
     /// `KillFrom(source)`, with `flatten` stage two once the sweep is done and the balances
     /// re-read; answered when the sweep, its backup and the flatten's sells are done.
@@ -685,6 +691,38 @@ pub enum Command {
         source: KillSource,
         flatten: bool,
     },
+}
+
+/// A read command (`engine::reports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    Orders,
+    Positions,
+    Pnl,
+    Balance,
+}
+
+impl ReportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportKind::Orders => "orders",
+            ReportKind::Positions => "positions",
+            ReportKind::Pnl => "pnl",
+            ReportKind::Balance => "balance",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ReportKind> {
+        [
+            ReportKind::Orders,
+            ReportKind::Positions,
+            ReportKind::Pnl,
+            ReportKind::Balance,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
 }
 
 /// Names a command that needs an answer; the executor keeps who waits for it.
