@@ -142,10 +142,15 @@ impl Runtime {
         let mode = core.state.mode;
         let mut engine = Engine::new(core, auto_flatten, vault, now_ms());
         let (answers, mut answer_rx) = mpsc::unbounded_channel();
-        let queue = alerts.map(|service| {
-            engine.watch_alerts(now_ms());
-            service.spawn(mode, cancel.child_token(), answers.clone())
-        });
+        let alerts_stop = cancel.child_token();
+        let (queue, delivery) = match alerts {
+            Some(service) => {
+                engine.watch_alerts(now_ms());
+                let (queue, task) = service.spawn(mode, alerts_stop.clone(), answers.clone());
+                (Some(queue), Some(task))
+            }
+            None => (None, None),
+        };
         let mut exec = Executor {
             rest,
             answers,
@@ -202,7 +207,40 @@ impl Runtime {
             exec.step(&mut engine, input);
             dirty = true;
         }
+        if let Some(task) = delivery {
+            alerts_stop.cancel();
+            flush_alerts(task, &mut answer_rx, &mut exec, &mut engine).await;
+        }
         tracing::info!("console closed; open orders stay on the exchange");
+    }
+}
+
+/// A clean stop: the alerts still queued get [`crate::alerts::FLUSH_WAIT`] to be delivered;
+/// their outcomes are journaled, and how many were not delivered is said on stderr and in the
+/// log.
+async fn flush_alerts(
+    task: tokio::task::JoinHandle<usize>,
+    answers: &mut mpsc::UnboundedReceiver<Answer>,
+    exec: &mut Executor,
+    engine: &mut Engine,
+) {
+    let wait = crate::alerts::FLUSH_WAIT + Duration::from_secs(1);
+    let left = match tokio::time::timeout(wait, task).await {
+        Ok(Ok(left)) => left,
+        _ => exec.alerts.as_ref().map_or(0, AlertQueue::len).max(1),
+    };
+    while let Ok(answer) = answers.try_recv() {
+        if let a @ Answer::AlertDelivered(_) = answer {
+            exec.step(engine, Input::Answer(a));
+        }
+    }
+    if left > 0 {
+        let line = format!(
+            "{left} alert(s) not delivered to the webhook within {} s of stopping",
+            crate::alerts::FLUSH_WAIT.as_secs()
+        );
+        tracing::warn!("{line}");
+        eprintln!("crbot: {line}");
     }
 }
 
@@ -449,9 +487,9 @@ impl AlertService {
         mode: Mode,
         cancel: CancellationToken,
         answers: mpsc::UnboundedSender<Answer>,
-    ) -> AlertQueue {
+    ) -> (AlertQueue, tokio::task::JoinHandle<usize>) {
         let queue = self.queue.clone();
-        tokio::spawn(crate::alerts::deliver(
+        let task = tokio::spawn(crate::alerts::deliver(
             self.queue,
             self.webhook,
             mode,
@@ -461,7 +499,7 @@ impl AlertService {
                 let _ = answers.send(Answer::AlertDelivered(Box::new(d)));
             },
         ));
-        queue
+        (queue, task)
     }
 }
 
