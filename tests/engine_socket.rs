@@ -676,12 +676,41 @@ fn reads(ex: &CliExchange) -> Vec<(String, (i32, String, String))> {
     all
 }
 
+/// `health` and `ping`, text and `--json`.
+fn probes(ex: &CliExchange) -> Vec<(String, (i32, String, String))> {
+    let mut all = Vec::new();
+    for cmd in ["health", "ping"] {
+        all.push((cmd.to_string(), ex.run(&[cmd])));
+        all.push((format!("--json {cmd}"), ex.run(&["--json", cmd])));
+    }
+    all
+}
+
+/// Every number (a run of digits, its sign included) as `N`.
+fn numberless(text: &str) -> String {
+    let mut out = String::new();
+    let mut digits = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !digits {
+                out.push('N');
+            }
+            digits = true;
+        } else {
+            digits = false;
+            out.push(c);
+        }
+    }
+    out.replace("-N", "N")
+}
+
 #[test]
 fn the_read_commands_print_through_the_engine_what_they_print_alone_without_opening_the_journal() {
     let ex = exchange(&[]);
     let (code, out, err) = ex.run(&ENTRY);
     assert_eq!(code, 0, "{err}\n{out}");
     let alone = reads(&ex);
+    let alone_probes = probes(&ex);
     let _serve = Serve::start(&ex);
     // The journal's path no longer opens (a folder stands there): a command that opened it
     // would fail. The engine keeps the connection it opened at start.
@@ -703,6 +732,31 @@ fn the_read_commands_print_through_the_engine_what_they_print_alone_without_open
             (a.0, normal(&a.1, ex.home()), normal(&a.2, ex.home())),
             "crbot {cmd}: the same exit code, stdout and stderr"
         );
+    }
+    // health and ping measure (clock offset, latencies, request weight): the same lines and
+    // keys, numbers aside. The engine answers from its own client and state.
+    let through_probes = probes(&ex);
+    for ((cmd, a), (_, t)) in alone_probes.iter().zip(&through_probes) {
+        // This market prints no trade, so ping finds the stream silent (exit 1) either way.
+        assert!(cmd.ends_with("ping") || a.0 == 0, "{cmd} alone: {a:?}");
+        assert_eq!(
+            (t.0, numberless(&t.1), numberless(&t.2)),
+            (a.0, numberless(&a.1), numberless(&a.2)),
+            "crbot {cmd}: the same exit code, stdout and stderr, numbers aside"
+        );
+    }
+    // Through the engine the command does not connect at all: aimed at a closed port, it
+    // still answers with the engine's view (alone it could not connect).
+    for cmd in ["health", "ping", "orders"] {
+        let out = ex
+            .crbot()
+            .env("BINANCE_REST_URL", "http://127.0.0.1:9")
+            .args(["--json", cmd])
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert!(doc.is_object(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!doc.to_string().contains("127.0.0.1:9/"), "{cmd}: {doc}");
     }
     let positions: Value = serde_json::from_str(&through[3].1.1).unwrap();
     let row = &positions["positions"][0];

@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::cli::common::{self, Ctx, Failure, Outcome, now_ms};
@@ -17,215 +16,53 @@ use crate::cli::remote::{self, Remote, Route};
 use crate::domain::Symbol;
 use crate::engine::backup;
 use crate::engine::core::DEFAULT_WATCHLIST;
-use crate::engine::reports::{self, Report, ReportKind, equity_view};
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
-
-/// Opens the combined stream for one symbol and waits for one message.
-async fn stream_reachable(ws_base: &str, symbol: &str, timeout: Duration) -> Result<Duration, String> {
-    let url = format!(
-        "{}/stream?streams={}@bookTicker",
-        ws_base.trim_end_matches('/'),
-        symbol.to_lowercase()
-    );
-    let started = Instant::now();
-    let attempt = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .map_err(|e| format!("cannot open the stream: {e}"))?;
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(tokio_tungstenite::tungstenite::Message::Text(_))
-                | Ok(tokio_tungstenite::tungstenite::Message::Binary(_)) => {
-                    let _ = ws.close(None).await;
-                    return Ok(started.elapsed());
-                }
-                Ok(_) => continue,
-                Err(e) => return Err(format!("stream error: {e}")),
-            }
-        }
-        Err("the stream closed without a message".to_string())
-    };
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .unwrap_or_else(|_| Err(format!("no message within {}s", timeout.as_secs())))
-}
+use crate::engine::reports::{self, Report, ReportKind};
 
 pub async fn ping(ctx: &Ctx) -> Outcome {
-    let session = common::connect(ctx).await?;
-    let rest = session.rest.clone();
-    let endpoints = session.endpoints.clone();
-    let latency = rest.ping().await;
-    let clock = rest.sync_clock().await;
-    let stream = stream_reachable(endpoints.ws.as_str(), "BTCUSDT", Duration::from_secs(8)).await;
-    session.close(&ctx.config).await;
-
-    let mut text = format!(
-        "mode {}\nrest   {}\nstream {}\nws-api {}\n",
-        ctx.config.mode, endpoints.rest, endpoints.ws, endpoints.ws_api
-    );
-    match &latency {
-        Ok(d) => text.push_str(&format!("REST round trip: {} ms\n", ms(*d))),
-        Err(e) => text.push_str(&format!("REST: FAILED ({e})\n")),
-    }
-    match &clock {
-        Ok(c) => text.push_str(&format!(
-            "clock offset: {} ms (round trip {} ms)\n",
-            c.offset_ms, c.rtt_ms
-        )),
-        Err(e) => text.push_str(&format!("clock: FAILED ({e})\n")),
-    }
-    match &stream {
-        Ok(d) => text.push_str(&format!(
-            "market stream: reachable (first message after {} ms)\n",
-            ms(*d)
-        )),
-        Err(e) => text.push_str(&format!("market stream: UNREACHABLE ({e})\n")),
-    }
-    let ok = latency.is_ok() && clock.is_ok() && stream.is_ok();
-    ctx.print(
-        &text,
-        json!({
-            "ok": ok,
-            "mode": ctx.config.mode.to_string(),
-            "endpoints": {"rest": endpoints.rest.as_str(), "ws": endpoints.ws.as_str(), "ws_api": endpoints.ws_api.as_str()},
-            "rest_latency_ms": latency.as_ref().ok().map(|d| ms(*d) as u64),
-            "rest_error": latency.as_ref().err().map(|e| e.to_string()),
-            "clock_offset_ms": clock.as_ref().ok().map(|c| c.offset_ms),
-            "clock_rtt_ms": clock.as_ref().ok().map(|c| c.rtt_ms),
-            "stream_reachable": stream.is_ok(),
-            "stream_first_message_ms": stream.as_ref().ok().map(|d| ms(*d) as u64),
-            "stream_error": stream.as_ref().err(),
-        }),
-    );
-    if let Err(e) = latency {
-        return Err(Failure::new(format!("REST unreachable: {e}")));
-    }
-    if let Err(e) = clock {
-        return Err(Failure::new(format!("clock sync failed: {e}")));
-    }
-    if let Err(e) = stream {
-        return Err(Failure::new(format!("market stream unreachable: {e}")));
-    }
-    Ok(exit::OK)
-}
-
-fn watchlist() -> Vec<Symbol> {
-    DEFAULT_WATCHLIST
-        .iter()
-        .filter_map(|s| Symbol::new(s).ok())
-        .collect()
+    let report = match remote::engine_now(&ctx.config.paths.data_dir, ctx.config.mode).await {
+        // The engine's own connection is what trades: ask it.
+        Some(engine) => report_through(&engine, ReportKind::Ping).await?,
+        None => {
+            let session = common::connect(ctx).await?;
+            let report = reports::ping(ctx.config.mode, &session.rest).await;
+            session.close(&ctx.config).await;
+            report
+        }
+    };
+    print_report(ctx, report)
 }
 
 pub async fn health(ctx: &Ctx) -> Outcome {
-    let mut ready = common::prepare_to_read(ctx, &watchlist()).await?;
-    let now = now_ms();
-    let core = &mut ready.core;
-    let watch: Vec<Symbol> = if core.state.watchlist.is_empty() {
-        watchlist()
-    } else {
-        core.state.watchlist.clone()
+    let report = match common::route(ctx).await? {
+        Route::Engine(engine) => report_through(&engine, ReportKind::Health).await?,
+        Route::Alone(lock) => {
+            let defaults: Vec<Symbol> = DEFAULT_WATCHLIST
+                .iter()
+                .filter_map(|s| Symbol::new(s).ok())
+                .collect();
+            let mut ready = common::prepare_routed(ctx, &defaults, lock).await?;
+            let watch = reports::health_watchlist(&ready.core.state);
+            let core = &mut ready.core;
+            let missing: std::collections::BTreeSet<Symbol> = watch
+                .iter()
+                .filter(|s| !core.state.quotes.contains_key(*s))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                let rest = ready.session.rest.clone();
+                common::fetch_quotes(core, &rest, &missing, &mut ready.notes).await;
+            }
+            let mut parts = reports::health_parts(&ready.core.state, now_ms());
+            parts.journal_path = ready.core.journal.path().to_path_buf();
+            let integrity = ready.core.journal.integrity_check().map_err(|e| e.to_string());
+            let rest = ready.session.endpoints.rest.to_string();
+            let usage = ready.session.rest.usage();
+            let report = reports::health(&parts, &rest, &usage, &integrity, &ready.notes);
+            ready.session.close(&ctx.config).await;
+            report
+        }
     };
-    let missing: Vec<Symbol> = watch
-        .iter()
-        .filter(|s| !core.state.quotes.contains_key(*s))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        let set = missing.iter().cloned().collect();
-        let rest = ready.session.rest.clone();
-        common::fetch_quotes(core, &rest, &set, &mut ready.notes).await;
-    }
-    let stale: Vec<String> = watch
-        .iter()
-        .filter(|s| core.state.is_stale(s, now))
-        .map(|s| s.to_string())
-        .collect();
-    let usage = ready.session.rest.usage();
-    let integrity = core.journal.integrity_check();
-    let open = core.state.open_orders().len();
-    let journal_path = core.journal.path().display().to_string();
-    let trading = core.state.trading.to_string();
-    let offset = core.state.clock_offset_ms;
-    let mut text = format!(
-        "mode {} — connected to {}\n",
-        ctx.config.mode, ready.session.endpoints.rest
-    );
-    text.push_str(&match offset {
-        Some(o) => format!("clock offset: {o} ms\n"),
-        None => "clock offset: unknown\n".into(),
-    });
-    text.push_str(&format!(
-        "rate limits: weight {}/{} per minute, orders {}/{} per 10 s, {}/{} per day\n",
-        usage.weight_used,
-        usage.weight_limit,
-        usage.orders_10s,
-        usage.orders_10s_limit,
-        usage.orders_1d,
-        usage.orders_1d_limit
-    ));
-    if let Some(t) = usage.banned_until_ms {
-        text.push_str(&format!("IP BANNED until {t} ms\n"));
-    }
-    text.push_str(&format!("trading: {trading}\n"));
-    text.push_str(&format!(
-        "journal: {journal_path} (integrity {})\n",
-        match &integrity {
-            Ok(true) => "ok".to_string(),
-            Ok(false) => "FAILED".to_string(),
-            Err(e) => format!("not checked: {e}"),
-        }
-    ));
-    text.push_str(&format!("open orders: {open}\n"));
-    text.push_str(&format!(
-        "stale symbols: {}\n",
-        if stale.is_empty() {
-            "none".to_string()
-        } else {
-            stale.join(", ")
-        }
-    ));
-    let view = equity_view(&core.state);
-    text.push_str(&view.text);
-    for n in &ready.notes {
-        text.push_str(&format!("note: {n}\n"));
-    }
-    let equity_ok = view.stderr.is_none();
-    let ok = integrity.as_ref().is_ok_and(|v| *v) && usage.banned_until_ms.is_none() && equity_ok;
-    ctx.print(
-        &text,
-        json!({
-            "ok": ok,
-            "mode": ctx.config.mode.to_string(),
-            "connected": true,
-            "rest": ready.session.endpoints.rest.as_str(),
-            "clock_offset_ms": offset,
-            "rate_limits": {
-                "weight_used": usage.weight_used, "weight_limit": usage.weight_limit,
-                "orders_10s": usage.orders_10s, "orders_10s_limit": usage.orders_10s_limit,
-                "orders_1d": usage.orders_1d, "orders_1d_limit": usage.orders_1d_limit,
-                "hold_until_ms": usage.hold_until_ms, "banned_until_ms": usage.banned_until_ms,
-            },
-            "trading_state": trading,
-            "journal": {"path": journal_path, "integrity_ok": integrity.as_ref().ok().copied()},
-            "open_orders": open,
-            "stale_symbols": stale,
-            "equity": serde_json::Value::Object(view.json.clone()),
-            "notes": ready.notes,
-        }),
-    );
-    ready.session.close(&ctx.config).await;
-    if ok {
-        Ok(exit::OK)
-    } else if let Some(line) = view.stderr {
-        Err(Failure::new(format!("unhealthy: {line}")))
-    } else {
-        Err(Failure::new(
-            "unhealthy: journal integrity failed or the IP is banned",
-        ))
-    }
+    print_report(ctx, report)
 }
 
 pub async fn balance(ctx: &Ctx) -> Outcome {
@@ -254,9 +91,14 @@ async fn read_report(ctx: &Ctx, kind: ReportKind) -> Outcome {
             let ready = common::prepare_routed(ctx, &[], lock).await?;
             let report = reports::build(kind, &ready.core.state, &ready.notes, now_ms());
             ready.session.close(&ctx.config).await;
-            report
+            report.ok_or_else(|| Failure::new(format!("{} is not a report of the state", kind.name())))?
         }
     };
+    print_report(ctx, report)
+}
+
+/// Prints a report (text or `--json`; a warning on stderr in the text form) and gives its exit.
+fn print_report(ctx: &Ctx, report: Report) -> Outcome {
     ctx.print(&report.text, report.doc.clone());
     if let Some(line) = &report.warning
         && !ctx.json()

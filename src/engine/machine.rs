@@ -216,6 +216,14 @@ pub enum Effect {
     /// Hand an alert to the webhook's delivery task (never waited for) →
     /// [`Answer::AlertDelivered`] when its delivery ends.
     Alert(crate::alerts::Alert),
+    /// Finish `crbot health`'s report with the exchange client's gauges and the journal's
+    /// check (a connection of its own, off the loop) → the reply to `request`.
+    Health {
+        request: RequestId,
+        parts: Box<crate::engine::reports::HealthParts>,
+    },
+    /// `crbot ping` over the engine's client → the reply to `request`.
+    Ping { request: RequestId, mode: Mode },
     /// The answer to a command that carried a request id (`Command::Order`,
     /// `Command::Trades`): the executor
     /// hands it to whoever waits for it. Never an action on the exchange.
@@ -339,15 +347,7 @@ impl Engine {
             } => self.client_order(request, ticket, dry_run, now),
             Command::Trades { request, since_ms } => self.trades(request, since_ms),
             Command::Backup { request, dest } => self.backup_for(request, dest, now),
-            Command::Report { request, kind } => {
-                let reply = if self.sync.reconciled {
-                    let report = crate::engine::reports::build(kind, &self.core.state, &[], now);
-                    Reply::Report(Box::new(report))
-                } else {
-                    Reply::NotReady
-                };
-                self.emit(Effect::Reply { request, reply });
-            }
+            Command::Report { request, kind } => self.report(request, kind, now),
             Command::KillReport {
                 request,
                 source,
@@ -359,6 +359,37 @@ impl Engine {
                 };
                 let recorded = self.kill(trigger, reason, now);
                 self.wait_for_kill(request, flatten, recorded);
+            }
+        }
+    }
+
+    /// A read command's report: built here from the state, or (health, ping) finished by the
+    /// executor with what only it has. Nothing before the start-up reconciliation.
+    fn report(&mut self, request: RequestId, kind: crate::engine::snapshot::ReportKind, now: i64) {
+        use crate::engine::reports;
+        use crate::engine::snapshot::ReportKind;
+        if kind == ReportKind::Ping {
+            let mode = self.core.state.mode;
+            return self.emit(Effect::Ping { request, mode });
+        }
+        if !self.sync.reconciled {
+            return self.emit(Effect::Reply {
+                request,
+                reply: Reply::NotReady,
+            });
+        }
+        match reports::build(kind, &self.core.state, &[], now) {
+            Some(report) => self.emit(Effect::Reply {
+                request,
+                reply: Reply::Report(Box::new(report)),
+            }),
+            None => {
+                let mut parts = reports::health_parts(&self.core.state, now);
+                parts.journal_path = self.core.journal.path().to_path_buf();
+                self.emit(Effect::Health {
+                    request,
+                    parts: Box::new(parts),
+                });
             }
         }
     }

@@ -42,13 +42,15 @@ impl Report {
 }
 
 /// The report of `kind` from `st` at `now`; `notes` are what the preparation could not do.
-pub fn build(kind: ReportKind, st: &EngineState, notes: &[String], now: i64) -> Report {
-    match kind {
+/// `None` for the reports that need more than the state ([`health`], [`ping`]).
+pub fn build(kind: ReportKind, st: &EngineState, notes: &[String], now: i64) -> Option<Report> {
+    Some(match kind {
         ReportKind::Orders => orders(st, notes, now),
         ReportKind::Positions => positions(st, now),
         ReportKind::Pnl => pnl(st, now),
         ReportKind::Balance => balance(st, notes),
-    }
+        ReportKind::Health | ReportKind::Ping => return None,
+    })
 }
 
 /// The fields every document that shows equity carries (`crbot balance`, `health` and `pnl
@@ -438,7 +440,7 @@ fn secs(ms: i64) -> String {
 
 /// What every command that prints equity says about it: the figure or why there is none,
 /// the JSON fields, and (for the human form) the line for stderr when it is incomplete.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EquityView {
     pub text: String,
     pub json: serde_json::Map<String, serde_json::Value>,
@@ -543,4 +545,233 @@ fn fee_text(t: &FeeTally) -> String {
         text.push_str(&format!("; unpriced {}", money(&t.unpriced)));
     }
     text
+}
+
+/// What `crbot health` shows from the engine's state (built where the state is: by the command
+/// after its reconcile, or by the engine); the exchange client's figures and the journal's
+/// integrity are added by [`health`].
+#[derive(Debug, Clone)]
+pub struct HealthParts {
+    pub mode: crate::domain::Mode,
+    pub clock_offset_ms: Option<i64>,
+    pub trading: String,
+    pub journal_path: std::path::PathBuf,
+    pub open_orders: usize,
+    pub stale: Vec<String>,
+    pub equity: EquityView,
+}
+
+/// The symbols `health` checks for stale quotes: the watchlist, else the default one.
+pub fn health_watchlist(st: &EngineState) -> Vec<Symbol> {
+    if st.watchlist.is_empty() {
+        crate::engine::core::DEFAULT_WATCHLIST
+            .iter()
+            .filter_map(|s| Symbol::new(s).ok())
+            .collect()
+    } else {
+        st.watchlist.clone()
+    }
+}
+
+/// [`HealthParts`] of `st` at `now`.
+pub fn health_parts(st: &EngineState, now: i64) -> HealthParts {
+    HealthParts {
+        mode: st.mode,
+        clock_offset_ms: st.clock_offset_ms,
+        trading: st.trading.to_string(),
+        journal_path: std::path::PathBuf::new(),
+        open_orders: st.open_orders().len(),
+        stale: health_watchlist(st)
+            .iter()
+            .filter(|s| st.is_stale(s, now))
+            .map(|s| s.to_string())
+            .collect(),
+        equity: equity_view(st),
+    }
+}
+
+/// `crbot health`: `rest` is the exchange's REST URL, `usage` the client's gauges,
+/// `integrity` the journal's check (or why it was not made).
+pub fn health(
+    p: &HealthParts,
+    rest: &str,
+    usage: &crate::exchange::binance::limits::RateUsage,
+    integrity: &Result<bool, String>,
+    notes: &[String],
+) -> Report {
+    let journal_path = p.journal_path.display().to_string();
+    let mut text = format!("mode {} — connected to {rest}\n", p.mode);
+    text.push_str(&match p.clock_offset_ms {
+        Some(o) => format!("clock offset: {o} ms\n"),
+        None => "clock offset: unknown\n".into(),
+    });
+    text.push_str(&format!(
+        "rate limits: weight {}/{} per minute, orders {}/{} per 10 s, {}/{} per day\n",
+        usage.weight_used,
+        usage.weight_limit,
+        usage.orders_10s,
+        usage.orders_10s_limit,
+        usage.orders_1d,
+        usage.orders_1d_limit
+    ));
+    if let Some(t) = usage.banned_until_ms {
+        text.push_str(&format!("IP BANNED until {t} ms\n"));
+    }
+    text.push_str(&format!("trading: {}\n", p.trading));
+    text.push_str(&format!(
+        "journal: {journal_path} (integrity {})\n",
+        match integrity {
+            Ok(true) => "ok".to_string(),
+            Ok(false) => "FAILED".to_string(),
+            Err(e) => format!("not checked: {e}"),
+        }
+    ));
+    text.push_str(&format!("open orders: {}\n", p.open_orders));
+    text.push_str(&format!(
+        "stale symbols: {}\n",
+        if p.stale.is_empty() {
+            "none".to_string()
+        } else {
+            p.stale.join(", ")
+        }
+    ));
+    text.push_str(&p.equity.text);
+    for n in notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    let equity_ok = p.equity.stderr.is_none();
+    let ok = integrity.as_ref().is_ok_and(|v| *v) && usage.banned_until_ms.is_none() && equity_ok;
+    let doc = json!({
+        "ok": ok,
+        "mode": p.mode.to_string(),
+        "connected": true,
+        "rest": rest,
+        "clock_offset_ms": p.clock_offset_ms,
+        "rate_limits": {
+            "weight_used": usage.weight_used, "weight_limit": usage.weight_limit,
+            "orders_10s": usage.orders_10s, "orders_10s_limit": usage.orders_10s_limit,
+            "orders_1d": usage.orders_1d, "orders_1d_limit": usage.orders_1d_limit,
+            "hold_until_ms": usage.hold_until_ms, "banned_until_ms": usage.banned_until_ms,
+        },
+        "trading_state": p.trading,
+        "journal": {"path": journal_path, "integrity_ok": integrity.as_ref().ok().copied()},
+        "open_orders": p.open_orders,
+        "stale_symbols": p.stale,
+        "equity": Value::Object(p.equity.json.clone()),
+        "notes": notes,
+    });
+    let failure = if ok {
+        None
+    } else if let Some(line) = &p.equity.stderr {
+        Some(format!("unhealthy: {line}"))
+    } else {
+        Some("unhealthy: journal integrity failed or the IP is banned".to_string())
+    };
+    Report {
+        text,
+        doc,
+        warning: None,
+        failure,
+    }
+}
+
+/// Opens the combined stream for one symbol and waits for one message.
+pub async fn stream_reachable(
+    ws_base: &str,
+    symbol: &str,
+    timeout: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    use futures_util::StreamExt;
+    let url = format!(
+        "{}/stream?streams={}@bookTicker",
+        ws_base.trim_end_matches('/'),
+        symbol.to_lowercase()
+    );
+    let started = std::time::Instant::now();
+    let attempt = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map_err(|e| format!("cannot open the stream: {e}"))?;
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(tokio_tungstenite::tungstenite::Message::Text(_))
+                | Ok(tokio_tungstenite::tungstenite::Message::Binary(_)) => {
+                    let _ = ws.close(None).await;
+                    return Ok(started.elapsed());
+                }
+                Ok(_) => continue,
+                Err(e) => return Err(format!("stream error: {e}")),
+            }
+        }
+        Err("the stream closed without a message".to_string())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("no message within {}s", timeout.as_secs())))
+}
+
+/// `crbot ping` over `rest` (REST round trip, clock offset, the market stream's first
+/// message): by the command's own client, or by the engine's.
+pub async fn ping(mode: crate::domain::Mode, rest: &crate::exchange::binance::rest::BinanceRest) -> Report {
+    let ms = |d: std::time::Duration| d.as_millis();
+    let endpoints = rest.endpoints().clone();
+    let latency = rest.ping().await;
+    let clock = rest.sync_clock().await;
+    let stream = stream_reachable(
+        endpoints.ws.as_str(),
+        "BTCUSDT",
+        std::time::Duration::from_secs(8),
+    )
+    .await;
+    let mut text = format!(
+        "mode {mode}\nrest   {}\nstream {}\nws-api {}\n",
+        endpoints.rest, endpoints.ws, endpoints.ws_api
+    );
+    match &latency {
+        Ok(d) => text.push_str(&format!("REST round trip: {} ms\n", ms(*d))),
+        Err(e) => text.push_str(&format!("REST: FAILED ({e})\n")),
+    }
+    match &clock {
+        Ok(c) => text.push_str(&format!(
+            "clock offset: {} ms (round trip {} ms)\n",
+            c.offset_ms, c.rtt_ms
+        )),
+        Err(e) => text.push_str(&format!("clock: FAILED ({e})\n")),
+    }
+    match &stream {
+        Ok(d) => text.push_str(&format!(
+            "market stream: reachable (first message after {} ms)\n",
+            ms(*d)
+        )),
+        Err(e) => text.push_str(&format!("market stream: UNREACHABLE ({e})\n")),
+    }
+    let ok = latency.is_ok() && clock.is_ok() && stream.is_ok();
+    let doc = json!({
+        "ok": ok,
+        "mode": mode.to_string(),
+        "endpoints": {"rest": endpoints.rest.as_str(), "ws": endpoints.ws.as_str(), "ws_api": endpoints.ws_api.as_str()},
+        "rest_latency_ms": latency.as_ref().ok().map(|d| ms(*d) as u64),
+        "rest_error": latency.as_ref().err().map(|e| e.to_string()),
+        "clock_offset_ms": clock.as_ref().ok().map(|c| c.offset_ms),
+        "clock_rtt_ms": clock.as_ref().ok().map(|c| c.rtt_ms),
+        "stream_reachable": stream.is_ok(),
+        "stream_first_message_ms": stream.as_ref().ok().map(|d| ms(*d) as u64),
+        "stream_error": stream.as_ref().err(),
+    });
+    let failure = if let Err(e) = &latency {
+        Some(format!("REST unreachable: {e}"))
+    } else if let Err(e) = &clock {
+        Some(format!("clock sync failed: {e}"))
+    } else {
+        stream
+            .as_ref()
+            .err()
+            .map(|e| format!("market stream unreachable: {e}"))
+    };
+    Report {
+        text,
+        doc,
+        warning: None,
+        failure,
+    }
 }

@@ -441,6 +441,30 @@ impl Executor {
                 }
             }
             Effect::Reply { request, reply } => self.replies.answer(request, reply),
+            Effect::Health { request, parts } => {
+                let replies = self.replies.clone();
+                tokio::spawn(async move {
+                    let path = parts.journal_path.clone();
+                    let mode = parts.mode;
+                    let integrity = tokio::task::spawn_blocking(move || {
+                        crate::journal::Journal::open_read_only(&path, mode)
+                            .and_then(|j| j.integrity_check())
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let url = rest.endpoints().rest.to_string();
+                    let report = crate::engine::reports::health(&parts, &url, &rest.usage(), &integrity, &[]);
+                    replies.answer(request, Reply::Report(Box::new(report)));
+                });
+            }
+            Effect::Ping { request, mode } => {
+                let replies = self.replies.clone();
+                tokio::spawn(async move {
+                    let report = crate::engine::reports::ping(mode, &rest).await;
+                    replies.answer(request, Reply::Report(Box::new(report)));
+                });
+            }
             // Started by `run` before it gets here.
             Effect::Sweep(_)
             | Effect::SyncClock

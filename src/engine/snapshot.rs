@@ -701,6 +701,10 @@ pub enum ReportKind {
     Positions,
     Pnl,
     Balance,
+    /// Needs the exchange client's gauges and the journal's check too.
+    Health,
+    /// Asks the exchange (round trip, clock, the market stream).
+    Ping,
 }
 
 impl ReportKind {
@@ -710,6 +714,8 @@ impl ReportKind {
             ReportKind::Positions => "positions",
             ReportKind::Pnl => "pnl",
             ReportKind::Balance => "balance",
+            ReportKind::Health => "health",
+            ReportKind::Ping => "ping",
         }
     }
 
@@ -719,6 +725,8 @@ impl ReportKind {
             ReportKind::Positions,
             ReportKind::Pnl,
             ReportKind::Balance,
+            ReportKind::Health,
+            ReportKind::Ping,
         ]
         .into_iter()
         .find(|k| k.name() == name)
