@@ -711,6 +711,12 @@ fn the_read_commands_print_through_the_engine_what_they_print_alone_without_open
     assert_eq!(code, 0, "{err}\n{out}");
     let alone = reads(&ex);
     let alone_probes = probes(&ex);
+    let alone_export = ex.run(&[
+        "journal",
+        "export",
+        "--csv",
+        ex.home().join("alone").to_str().unwrap(),
+    ]);
     let _serve = Serve::start(&ex);
     // The journal's path no longer opens (a folder stands there): a command that opened it
     // would fail. The engine keeps the connection it opened at start.
@@ -745,6 +751,37 @@ fn the_read_commands_print_through_the_engine_what_they_print_alone_without_open
             "crbot {cmd}: the same exit code, stdout and stderr, numbers aside"
         );
     }
+    // The export is written by the engine: the same files and lines.
+    let through_export = ex.run(&[
+        "journal",
+        "export",
+        "--csv",
+        ex.home().join("through").to_str().unwrap(),
+    ]);
+    assert_eq!(alone_export.0, 0, "{alone_export:?}");
+    assert_eq!(
+        (through_export.0, through_export.1.replace("/through/", "/alone/")),
+        (alone_export.0, alone_export.1.clone())
+    );
+    let names = |dir: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(ex.home().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("through"), names("alone"));
+    // The fills are the journal's as they were (orders, risk events and equity move on with
+    // the running engine: its reconcile, its readiness dry runs, its samples).
+    let trades = |dir: &str| std::fs::read_to_string(ex.home().join(dir).join("trades.csv")).unwrap();
+    assert_eq!(trades("through"), trades("alone"));
+    assert_eq!(
+        trades("alone").lines().count(),
+        2,
+        "one fill: {}",
+        trades("alone")
+    );
     // Through the engine the command does not connect at all: aimed at a closed port, it
     // still answers with the engine's view (alone it could not connect).
     for cmd in ["health", "ping", "orders"] {

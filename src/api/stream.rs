@@ -249,7 +249,8 @@ async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'s
         | Command::Backup { .. }
         | Command::KillFrom(_)
         | Command::KillReport { .. }
-        | Command::Report { .. } => {
+        | Command::Report { .. }
+        | Command::Export { .. } => {
             return Err((
                 "NOT_ALLOWED",
                 "orders, trades, backups and a shell's kill are asked through their own routes; a screen sends Kill"
@@ -299,6 +300,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::KillFrom(_) => "kill_from",
         Command::KillReport { .. } => "kill_report",
         Command::Report { .. } => "report",
+        Command::Export { .. } => "export",
     }
 }
 

@@ -189,16 +189,48 @@ pub async fn backup_through(
     Ok(exit::OK)
 }
 
-pub fn export(ctx: &Ctx, dir: &std::path::Path) -> Outcome {
-    let journal = crate::cli::kill::open_existing(ctx)?;
-    std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
-    let files = journal
-        .export_csv(dir)
-        .map_err(|e| Failure::new(format!("export to {}: {e}", dir.display())))?;
+pub async fn export(ctx: &Ctx, dir: &std::path::Path) -> Outcome {
+    // Through the running engine (it reads its own journal); with none, the account is this
+    // command's while it reads.
+    let files = match common::route(ctx).await? {
+        Route::Engine(engine) => export_through(&engine, dir).await?,
+        Route::Alone(_lock) => {
+            let journal = crate::cli::kill::open_existing(ctx)?;
+            std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
+            journal
+                .export_csv(dir)
+                .map_err(|e| Failure::new(format!("export to {}: {e}", dir.display())))?
+        }
+    };
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     ctx.print(
         &format!("wrote:\n  {}", names.join("\n  ")),
         json!({"files": names}),
     );
     Ok(exit::OK)
+}
+
+/// `POST /api/export` on the engine's socket; the files it wrote, named under `dir` as the
+/// caller gave it (the engine was given it absolute).
+async fn export_through(engine: &Remote, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, Failure> {
+    let absolute =
+        std::path::absolute(dir).map_err(|e| Failure::new(format!("export to {}: {e}", dir.display())))?;
+    let body = json!({"dir": absolute});
+    let wait = crate::api::orders::BACKUP_WAIT + Duration::from_secs(5);
+    let (status, doc) = engine
+        .call("POST", "/api/export", Some(&body), wait)
+        .await
+        .map_err(Failure::new)?;
+    if status != 200 {
+        return Err(Failure::new(remote::error_line(status, &doc)));
+    }
+    Ok(doc["files"]
+        .as_array()
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| std::path::Path::new(f.as_str()?).file_name().map(|n| dir.join(n)))
+                .collect()
+        })
+        .unwrap_or_default())
 }

@@ -222,6 +222,14 @@ pub enum Effect {
         request: RequestId,
         parts: Box<crate::engine::reports::HealthParts>,
     },
+    /// Export the journal as CSV files into `dir` (a connection of its own, off the loop) →
+    /// the reply to `request`.
+    Export {
+        request: RequestId,
+        journal: PathBuf,
+        mode: Mode,
+        dir: PathBuf,
+    },
     /// `crbot ping` over the engine's client → the reply to `request`.
     Ping { request: RequestId, mode: Mode },
     /// The answer to a command that carried a request id (`Command::Order`,
@@ -348,6 +356,12 @@ impl Engine {
             Command::Trades { request, since_ms } => self.trades(request, since_ms),
             Command::Backup { request, dest } => self.backup_for(request, dest, now),
             Command::Report { request, kind } => self.report(request, kind, now),
+            Command::Export { request, dir } => self.emit(Effect::Export {
+                request,
+                journal: self.core.journal.path().to_path_buf(),
+                mode: self.core.state.mode,
+                dir,
+            }),
             Command::KillReport {
                 request,
                 source,

@@ -458,6 +458,24 @@ impl Executor {
                     replies.answer(request, Reply::Report(Box::new(report)));
                 });
             }
+            Effect::Export {
+                request,
+                journal,
+                mode,
+                dir,
+            } => {
+                let replies = self.replies.clone();
+                tokio::task::spawn_blocking(move || {
+                    let written = std::fs::create_dir_all(&dir)
+                        .map_err(|e| format!("{}: {e}", dir.display()))
+                        .and_then(|()| {
+                            crate::journal::Journal::open_for_reading(&journal, mode)
+                                .and_then(|(j, _)| j.export_csv(&dir))
+                                .map_err(|e| format!("export to {}: {e}", dir.display()))
+                        });
+                    replies.answer(request, Reply::Exported(written));
+                });
+            }
             Effect::Ping { request, mode } => {
                 let replies = self.replies.clone();
                 tokio::spawn(async move {

@@ -683,6 +683,12 @@ pub enum Command {
         request: RequestId,
         kind: ReportKind,
     },
+    /// The journal exported as CSV files into `dir` (`crbot journal export --csv DIR` while an
+    /// engine runs), answered with the files written.
+    Export {
+        request: RequestId,
+        dir: std::path::PathBuf,
+    },
     /// A kill switch whose whole outcome is answered (`crbot kill` through the engine): as
     /// `KillFrom(source)`, with `flatten` stage two once the sweep is done and the balances
     /// re-read; answered when the sweep, its backup and the flatten's sells are done.

@@ -426,6 +426,8 @@ pub enum Reply {
         lines: Vec<RuleLine>,
         verdict: Result<ApprovedOrder, Vec<Denial>>,
     },
+    /// The files a journal export wrote (`Command::Export`), or why none.
+    Exported(Result<Vec<std::path::PathBuf>, String>),
     /// A read command's report (`Command::Report`).
     Report(Box<crate::engine::reports::Report>),
     /// A kill switch's whole outcome (`Command::KillReport`).
