@@ -72,6 +72,7 @@ impl Rig {
             alerts: None,
             replies: replies.clone(),
             secrets: None,
+            keys_from: None,
         };
         let channels = (cmd_rx, snap_tx, stop.clone());
         let engine = tokio::spawn(Runtime::run_with(core, rest, channels, false, None, services));

@@ -310,17 +310,20 @@ impl AlertQueue {
     /// The next alert, waiting for one; dropped alerts come out first, as outcomes.
     async fn next(&self) -> Next {
         loop {
-            {
-                let mut pending = self.lock();
-                if !pending.dropped.is_empty() {
-                    return Next::Dropped(std::mem::take(&mut pending.dropped));
-                }
-                if let Some(a) = pending.alerts.pop_front() {
-                    return Next::Send(a);
-                }
+            if let Some(n) = self.try_next() {
+                return n;
             }
             self.inner.notify.notified().await;
         }
+    }
+
+    /// The next alert if one is queued now.
+    fn try_next(&self) -> Option<Next> {
+        let mut pending = self.lock();
+        if !pending.dropped.is_empty() {
+            return Some(Next::Dropped(std::mem::take(&mut pending.dropped)));
+        }
+        pending.alerts.pop_front().map(Next::Send)
     }
 }
 
@@ -329,8 +332,14 @@ enum Next {
     Dropped(Vec<Alert>),
 }
 
+/// How long a stopping engine gives the alerts still queued (and the one being sent) to be
+/// delivered before it gives up on them, saying how many.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(3);
+
 /// Delivers the queue's alerts to `webhook` until `cancel` fires, reporting each outcome to
-/// `report`. One at a time, in order; a failed attempt waits its backoff (cancellable).
+/// `report`. One at a time, in order; a failed attempt waits its backoff. Once `cancel`
+/// fires, what is queued is still delivered for at most [`FLUSH_WAIT`]; returns how many
+/// alerts were not delivered by then (logged too).
 pub async fn deliver(
     queue: AlertQueue,
     webhook: Webhook,
@@ -338,7 +347,7 @@ pub async fn deliver(
     retry: Retry,
     cancel: CancellationToken,
     mut report: impl FnMut(Delivery) + Send,
-) {
+) -> usize {
     // No redirects: a webhook that moved answers 3xx, which is a failed attempt, rather than
     // the alert (and the URL's secret) following it somewhere else, perhaps in clear.
     let client = match reqwest::Client::builder()
@@ -349,14 +358,33 @@ pub async fn deliver(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e.without_url(), "alerts: no HTTP client; alerts are not delivered");
-            return;
+            return queue.len();
         }
     };
     tracing::info!(%webhook, "alerts: delivering to the webhook");
+    // The flush's end: FLUSH_WAIT after the stop.
+    let deadline = CancellationToken::new();
+    let timer = {
+        let (stop, deadline) = (cancel.clone(), deadline.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            tokio::time::sleep(FLUSH_WAIT).await;
+            deadline.cancel();
+        })
+    };
+    let mut lost = 0;
     loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => break,
-            n = queue.next() => n,
+        let next = if cancel.is_cancelled() {
+            // Stopping: what is queued now, then no more.
+            match queue.try_next() {
+                Some(n) => n,
+                None => break,
+            }
+        } else {
+            tokio::select! {
+                _ = cancel.cancelled() => continue,
+                n = queue.next() => n,
+            }
         };
         let alert = match next {
             Next::Dropped(list) => {
@@ -372,7 +400,8 @@ pub async fn deliver(
             }
             Next::Send(a) => a,
         };
-        let Some(delivery) = send_with_retries(&client, &webhook, mode, retry, &cancel, alert).await else {
+        let Some(delivery) = send_with_retries(&client, &webhook, mode, retry, &deadline, alert).await else {
+            lost = 1;
             break;
         };
         if delivery.status == Status::Failed {
@@ -385,13 +414,16 @@ pub async fn deliver(
         }
         report(delivery);
     }
-    let left = queue.len();
+    timer.abort();
+    let left = queue.len() + lost;
     if left > 0 {
         tracing::warn!(left, "alerts: stopping with alerts not delivered");
     }
+    left
 }
 
-/// One alert, tried until sent or out of attempts. `None` when cancelled meanwhile.
+/// One alert, tried until sent or out of attempts. `None` when `cancel` (the flush's end)
+/// fires meanwhile.
 async fn send_with_retries(
     client: &reqwest::Client,
     webhook: &Webhook,
@@ -405,7 +437,11 @@ async fn send_with_retries(
     let mut last_error = None;
     let attempts = retry.attempts.max(1);
     for attempt in 1..=attempts {
-        match post(client, webhook, &body).await {
+        let posted = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = post(client, webhook, &body) => r,
+        };
+        match posted {
             Ok(()) => {
                 return Some(Delivery {
                     alert,

@@ -141,6 +141,8 @@ fn routes_of(link: EngineLink, keys: TokenKeys, socket: bool) -> Router {
     let app = Router::new();
     let app = if socket {
         app.route("/api/backup", post(orders::backup))
+            .route("/api/report/{kind}", get(orders::report))
+            .route("/api/export", post(orders::export))
     } else {
         app
     };

@@ -270,7 +270,7 @@ where
         },
         Command::Journal {
             command: JournalCommand::Export { csv },
-        } => info::export(ctx, csv),
+        } => info::export(ctx, csv).await,
         Command::Token {
             command: TokenCommand::Issue { scope, ttl },
         } => token::issue(ctx, *scope, *ttl),

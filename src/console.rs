@@ -245,6 +245,7 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
             replies: replies.clone(),
             secrets: (config.mode.needs_keys() && config.secrets.backend.is_service())
                 .then(|| config.secrets.clone()),
+            keys_from: session.keys_from.clone(),
         },
     ));
     RunningEngine {

@@ -25,6 +25,7 @@ pub mod kill;
 pub mod lock;
 pub mod machine;
 pub mod oneshot;
+pub mod reports;
 pub mod runtime;
 pub mod session;
 pub mod snapshot;

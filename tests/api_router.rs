@@ -386,6 +386,18 @@ async fn kill_halts_and_resume_needs_the_typed_confirmation() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(body["error"].is_string(), "{body}");
     }
+    // A passphrase travels only over the unix socket: over TCP it is refused, nothing sent.
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/resume",
+            &trade,
+            Some(json!({"confirm": "RESUME", "passphrase": "over tcp"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "PASSPHRASE_NOT_ALLOWED");
+    assert!(!body.to_string().contains("over tcp"), "{body}");
     let (status, body) = api
         .send(
             reqwest::Method::POST,

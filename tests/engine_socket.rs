@@ -567,3 +567,241 @@ fn a_backup_from_another_shell_is_made_by_the_engine_and_printed_as_alone() {
     );
     assert!(out.path().join("relative.db").exists());
 }
+
+/// A crbot BTCUSDT position protected by its OCO, and a resting buy of someone else's on the
+/// same symbol (one symbol: the sweep's lines come in one order).
+fn kill_scenario(ex: &CliExchange, engine: bool) {
+    let (code, out, err) = ex.run(&ENTRY);
+    assert_eq!(code, 0, "{err}\n{out}");
+    if engine {
+        wait_until(ex, "the OCO from the engine", Duration::from_secs(10), || {
+            purposes(&get(ex, "/api/orders")).contains(&"STOP_LOSS".to_string())
+        });
+    }
+    resting_buy(ex, 1);
+}
+
+/// Someone else's limit buy well below the market.
+fn resting_buy(ex: &CliExchange, n: u32) {
+    use crbot::domain::{ClientOrderId, OrderRequest, OrderType, Side, Symbol, TimeInForce};
+    let req = OrderRequest {
+        symbol: Symbol::new("BTCUSDT").unwrap(),
+        side: Side::Buy,
+        order_type: OrderType::Limit,
+        time_in_force: Some(TimeInForce::Gtc),
+        qty: "0.001".parse().unwrap(),
+        price: Some("90000".parse().unwrap()),
+        stop_price: None,
+        client_order_id: ClientOrderId::new(&format!("someone-else-{n}")).unwrap(),
+    };
+    let placed = ex.rt.block_on(ex.rest().place_order_unchecked(&req));
+    assert!(placed.done().is_some(), "resting buy not placed");
+}
+
+/// The text with what differs from run to run replaced: the home folder, client order ids,
+/// exchange order ids, the backup's file name.
+fn normal(text: &str, home: &Path) -> String {
+    let text = text.replace(&home.display().to_string(), "HOME");
+    let word = |w: &str| -> String {
+        let core = w.trim_end_matches([':', ',', ';', '"']);
+        let tail = &w[core.len()..];
+        if core.starts_with("cr-") || core.starts_with("crb-") {
+            format!("CID{tail}")
+        } else if core.contains("journal-sim-") {
+            format!("BACKUP{tail}")
+        } else if core.starts_with('(')
+            && core.ends_with(')')
+            && core[1..core.len() - 1].chars().all(|c| c.is_ascii_digit())
+        {
+            format!("(ID){tail}")
+        } else {
+            w.to_string()
+        }
+    };
+    text.lines()
+        .map(|l| l.split(' ').map(word).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_kill_through_the_engine_prints_what_a_kill_alone_prints() {
+    let alone = exchange(&[]);
+    kill_scenario(&alone, false);
+    let alone_text = alone.run(&["kill", "--flatten"]);
+    resting_buy(&alone, 2);
+    let alone_json = alone.run(&["--json", "kill", "--flatten"]);
+
+    let through = exchange(&[]);
+    let _serve = Serve::start(&through);
+    kill_scenario(&through, true);
+    let through_text = through.run(&["kill", "--flatten"]);
+    resting_buy(&through, 2);
+    let through_json = through.run(&["--json", "kill", "--flatten"]);
+
+    assert_eq!(alone_text.0, 0, "{alone_text:?}");
+    for line in [
+        "kill: verifying nothing is open",
+        "kill: DONE",
+        "flatten:",
+        "  BTCUSDT SELL",
+        "journal backup: ",
+    ] {
+        assert!(alone_text.1.contains(line), "{line}: {}", alone_text.1);
+    }
+    assert_eq!(
+        (through_text.0, normal(&through_text.1, through.home())),
+        (alone_text.0, normal(&alone_text.1, alone.home())),
+        "the same exit code and lines; stderr: {}",
+        through_text.2
+    );
+    assert_eq!(through_json.0, alone_json.0, "{through_json:?}");
+    let a: Value = serde_json::from_str(&alone_json.1).unwrap();
+    let t: Value = serde_json::from_str(&through_json.1).unwrap();
+    assert!(a["backup"]["path"].is_string(), "{a}");
+    assert!(a["cancelled"].as_u64().is_some_and(|n| n >= 1), "{a}");
+    assert_eq!(
+        normal(&serde_json::to_string_pretty(&t).unwrap(), through.home()),
+        normal(&serde_json::to_string_pretty(&a).unwrap(), alone.home()),
+    );
+}
+
+/// Each read command's (exit code, stdout, stderr), in text and `--json`.
+fn reads(ex: &CliExchange) -> Vec<(String, (i32, String, String))> {
+    let mut all = Vec::new();
+    for cmd in ["orders", "positions", "pnl", "balance"] {
+        all.push((cmd.to_string(), ex.run(&[cmd])));
+        all.push((format!("--json {cmd}"), ex.run(&["--json", cmd])));
+    }
+    all
+}
+
+/// `health` and `ping`, text and `--json`.
+fn probes(ex: &CliExchange) -> Vec<(String, (i32, String, String))> {
+    let mut all = Vec::new();
+    for cmd in ["health", "ping"] {
+        all.push((cmd.to_string(), ex.run(&[cmd])));
+        all.push((format!("--json {cmd}"), ex.run(&["--json", cmd])));
+    }
+    all
+}
+
+/// Every number (a run of digits, its sign included) as `N`.
+fn numberless(text: &str) -> String {
+    let mut out = String::new();
+    let mut digits = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !digits {
+                out.push('N');
+            }
+            digits = true;
+        } else {
+            digits = false;
+            out.push(c);
+        }
+    }
+    out.replace("-N", "N")
+}
+
+#[test]
+fn the_read_commands_print_through_the_engine_what_they_print_alone_without_opening_the_journal() {
+    let ex = exchange(&[]);
+    let (code, out, err) = ex.run(&ENTRY);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let alone = reads(&ex);
+    let alone_probes = probes(&ex);
+    let alone_export = ex.run(&[
+        "journal",
+        "export",
+        "--csv",
+        ex.home().join("alone").to_str().unwrap(),
+    ]);
+    let _serve = Serve::start(&ex);
+    // The journal's path no longer opens (a folder stands there): a command that opened it
+    // would fail. The engine keeps the connection it opened at start.
+    let journal = ex.home().join("journal-sim.db");
+    let aside = ex.home().join("journal-sim.db.aside");
+    std::fs::rename(&journal, &aside).unwrap();
+    std::fs::create_dir(&journal).unwrap();
+    let through = reads(&ex);
+    // The trap works: a command that opens the journal itself fails on it.
+    let csv = ex.home().join("csv");
+    let export = ex.run(&["journal", "export", "--csv", csv.to_str().unwrap()]);
+    assert_eq!(export.0, 1, "{export:?}");
+    std::fs::remove_dir(&journal).unwrap();
+    std::fs::rename(&aside, &journal).unwrap();
+    for ((cmd, a), (_, t)) in alone.iter().zip(&through) {
+        assert_eq!(a.0, 0, "{cmd} alone: {a:?}");
+        assert_eq!(
+            (t.0, normal(&t.1, ex.home()), normal(&t.2, ex.home())),
+            (a.0, normal(&a.1, ex.home()), normal(&a.2, ex.home())),
+            "crbot {cmd}: the same exit code, stdout and stderr"
+        );
+    }
+    // health and ping measure (clock offset, latencies, request weight): the same lines and
+    // keys, numbers aside. The engine answers from its own client and state.
+    let through_probes = probes(&ex);
+    for ((cmd, a), (_, t)) in alone_probes.iter().zip(&through_probes) {
+        // This market prints no trade, so ping finds the stream silent (exit 1) either way.
+        assert!(cmd.ends_with("ping") || a.0 == 0, "{cmd} alone: {a:?}");
+        assert_eq!(
+            (t.0, numberless(&t.1), numberless(&t.2)),
+            (a.0, numberless(&a.1), numberless(&a.2)),
+            "crbot {cmd}: the same exit code, stdout and stderr, numbers aside"
+        );
+    }
+    // The export is written by the engine: the same files and lines.
+    let through_export = ex.run(&[
+        "journal",
+        "export",
+        "--csv",
+        ex.home().join("through").to_str().unwrap(),
+    ]);
+    assert_eq!(alone_export.0, 0, "{alone_export:?}");
+    assert_eq!(
+        (through_export.0, through_export.1.replace("/through/", "/alone/")),
+        (alone_export.0, alone_export.1.clone())
+    );
+    let names = |dir: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(ex.home().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("through"), names("alone"));
+    // The fills are the journal's as they were (orders, risk events and equity move on with
+    // the running engine: its reconcile, its readiness dry runs, its samples).
+    let trades = |dir: &str| std::fs::read_to_string(ex.home().join(dir).join("trades.csv")).unwrap();
+    assert_eq!(trades("through"), trades("alone"));
+    assert_eq!(
+        trades("alone").lines().count(),
+        2,
+        "one fill: {}",
+        trades("alone")
+    );
+    // Through the engine the command does not connect at all: aimed at a closed port, it
+    // still answers with the engine's view (alone it could not connect).
+    for cmd in ["health", "ping", "orders"] {
+        let out = ex
+            .crbot()
+            .env("BINANCE_REST_URL", "http://127.0.0.1:9")
+            .args(["--json", cmd])
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert!(doc.is_object(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!doc.to_string().contains("127.0.0.1:9/"), "{cmd}: {doc}");
+    }
+    let positions: Value = serde_json::from_str(&through[3].1.1).unwrap();
+    let row = &positions["positions"][0];
+    let pct = row["unrealized_pct"].as_str().unwrap();
+    assert!(pct.split('.').nth(1).is_some_and(|d| d.len() == 2), "{row}");
+    let avg = row["avg_entry"].as_str().unwrap();
+    assert!(
+        avg.split('.').nth(1).is_none_or(|d| d.len() <= 2),
+        "to the tick: {row}"
+    );
+}

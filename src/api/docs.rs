@@ -6,16 +6,11 @@
 //! journal, no exchange: a read route never waits on I/O), or show a figure the engine does not
 //! know as if it did (an unknown equity is `null`, never a partial sum).
 
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Asset, Money, Order, plain};
-use crate::engine::snapshot::{
-    EquityStatus, KillProgress, LimitName, Snapshot, StreamHealth, StreamStatus, TradingState,
-};
-use crate::portfolio::FeeTally;
+use crate::domain::plain;
+use crate::engine::snapshot::{KillProgress, LimitName, Snapshot, StreamHealth, StreamStatus, TradingState};
 
 /// `active`, `reducing` or `halted`.
 pub fn state_name(t: &TradingState) -> &'static str {
@@ -55,83 +50,10 @@ pub fn trading(t: &TradingState) -> Value {
     }
 }
 
-/// The fields every document that shows equity carries (`crbot balance`, `health` and `pnl
-/// --json`, and the API's balance, P&L and equity documents): the figure or `null`, how
-/// complete it is, what could not be priced and why, and the assets with no USDT market.
-pub fn equity_fields(
-    equity: Option<&Money>,
-    status: &EquityStatus,
-    no_market: &[Asset],
-) -> Map<String, Value> {
-    let name = match status {
-        EquityStatus::Pending => "unknown",
-        EquityStatus::Complete { held } if held.is_empty() => "complete",
-        EquityStatus::Complete { .. } => "complete_held_prices",
-        EquityStatus::Incomplete { .. } => "incomplete",
-    };
-    let unpriced: &[(Asset, Option<i64>)] = match status {
-        EquityStatus::Incomplete { unpriced, .. } => unpriced,
-        _ => &[],
-    };
-    let held: &[(Asset, i64)] = match status {
-        EquityStatus::Complete { held } => held,
-        _ => &[],
-    };
-    let mut m = Map::new();
-    if let EquityStatus::Incomplete { partial, .. } = status {
-        m.insert("partial_equity_usdt".into(), json!(plain(partial.amount())));
-    }
-    m.insert("equity_usdt".into(), json!(equity.map(|e| plain(e.amount()))));
-    m.insert("equity_complete".into(), json!(name.starts_with("complete")));
-    m.insert("equity_status".into(), json!(name));
-    m.insert(
-        "unpriced".into(),
-        json!(unpriced.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>()),
-    );
-    m.insert(
-        "unpriced_last_price_age_ms".into(),
-        Value::Object(
-            unpriced
-                .iter()
-                .map(|(a, age)| (a.to_string(), json!(age)))
-                .collect(),
-        ),
-    );
-    m.insert(
-        "held_prices".into(),
-        json!(
-            held.iter()
-                .map(|(a, age)| json!({"asset": a.as_str(), "age_ms": age}))
-                .collect::<Vec<_>>()
-        ),
-    );
-    m.insert(
-        "no_market".into(),
-        json!(no_market.iter().map(|a| a.as_str()).collect::<Vec<_>>()),
-    );
-    m
-}
+pub use crate::engine::reports::{equity_fields, fee_json, order_json as order};
 
 fn snapshot_equity_fields(s: &Snapshot) -> Map<String, Value> {
     equity_fields(s.equity.as_ref(), &s.equity_status, &s.unpriced_assets)
-}
-
-/// One open order, as `crbot orders --json` lists it.
-pub fn order(o: &Order) -> Value {
-    json!({
-        "client_order_id": o.client_order_id.as_str(),
-        "order_id": o.order_id,
-        "order_list_id": o.order_list_id,
-        "symbol": o.symbol.as_str(),
-        "side": o.side.as_wire(),
-        "type": o.order_type.as_wire(),
-        "price": o.price.map(|p| p.to_string()),
-        "stop_price": o.stop_price.map(|p| p.to_string()),
-        "qty": o.qty.to_string(),
-        "executed_qty": o.executed_qty.to_string(),
-        "status": o.state.as_code(),
-        "purpose": o.purpose.as_code(),
-    })
 }
 
 pub fn orders(s: &Snapshot) -> Value {
@@ -140,21 +62,7 @@ pub fn orders(s: &Snapshot) -> Value {
 
 /// `{"positions": [...]}`, as `crbot positions --json` prints it.
 pub fn positions(s: &Snapshot) -> Value {
-    let rows: Vec<Value> = s
-        .positions
-        .iter()
-        .map(|p| {
-            json!({
-                "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
-                "avg_entry": p.avg_entry.map(|v| v.to_string()), "mark": p.mark.map(|v| v.to_string()),
-                "unrealized_pnl": p.unrealized.as_ref().map(|u| plain(u.amount())),
-                "unrealized_pct": p.unrealized_pct.map(plain),
-                "external": p.external,
-                "dust": p.dust,
-            })
-        })
-        .collect();
-    json!({"positions": rows})
+    crate::engine::reports::positions_doc(s)
 }
 
 pub fn balance(s: &Snapshot) -> Value {
@@ -238,17 +146,6 @@ pub fn pnl(s: &Snapshot) -> Value {
         doc.extend(m);
     }
     Value::Object(doc)
-}
-
-/// A fee tally with exact decimals as strings, keyed by asset: what was paid in each asset,
-/// its quote value, and what had no price at its fill time.
-pub fn fee_json(t: &FeeTally) -> Value {
-    let map = |m: &BTreeMap<Asset, Decimal>| {
-        m.iter()
-            .map(|(a, v)| (a.as_str().to_string(), json!(plain(*v))))
-            .collect::<Map<_, _>>()
-    };
-    json!({"paid": map(&t.paid), "value": map(&t.value), "unpriced": map(&t.unpriced), "complete": t.complete()})
 }
 
 /// The trading state, every limit with its use, and the kill switch's progress.

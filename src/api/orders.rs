@@ -241,6 +241,90 @@ pub(crate) async fn backup(
     }
 }
 
+/// `GET /api/report/{orders|positions|pnl|balance}` (socket only): what the read command
+/// prints, built by the engine from its state (`engine::reports::Report`), so that
+/// `crbot orders` and the others print through the engine what they print alone. 503
+/// `ENGINE_STARTING` while the engine reconciles.
+pub(crate) async fn report(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    super::error::PathOf(kind): super::error::PathOf<String>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = crate::engine::reports::ReportKind::from_name(&kind)
+        .ok_or_else(|| ApiError::not_found(format!("no report {kind}")))?;
+    let (request, answer) = state.replies.register();
+    if state
+        .commands
+        .send_timeout(Command::Report { request, kind }, Duration::from_secs(2))
+        .await
+        .is_err()
+    {
+        state.replies.forget(request);
+        return Err(ApiError::unavailable(
+            "the engine is not taking commands (stopping or busy)",
+        ));
+    }
+    match tokio::time::timeout(Duration::from_secs(10), answer).await {
+        Ok(Ok(Reply::Report(report))) => Ok(Json(serde_json::to_value(*report).unwrap_or_default())),
+        Ok(Ok(Reply::NotReady)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ENGINE_STARTING,
+            "the engine is still reconciling with the exchange; try again in a moment",
+        )),
+        _ => Err(ApiError::unavailable("the engine did not answer")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    /// An absolute folder on the engine's machine.
+    dir: std::path::PathBuf,
+}
+
+/// `POST /api/export {"dir"}` (socket only: it writes files where the caller says): the
+/// journal's CSV export by the engine. 200 `{"files": [...]}`; 500 `EXPORT_FAILED`.
+pub(crate) async fn export(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    Body(body): Body<ExportBody>,
+) -> Result<Json<Value>, ApiError> {
+    if !body.dir.is_absolute() {
+        return Err(ApiError::bad_request(
+            "dir must be absolute (the engine's working folder is not yours)",
+        ));
+    }
+    let (request, answer) = state.replies.register();
+    let command = Command::Export {
+        request,
+        dir: body.dir,
+    };
+    if state
+        .commands
+        .send_timeout(command, Duration::from_secs(2))
+        .await
+        .is_err()
+    {
+        state.replies.forget(request);
+        return Err(ApiError::unavailable(
+            "the engine is not taking commands (stopping or busy)",
+        ));
+    }
+    match tokio::time::timeout(BACKUP_WAIT, answer).await {
+        Ok(Ok(Reply::Exported(Ok(files)))) => Ok(Json(json!({
+            "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        }))),
+        Ok(Ok(Reply::Exported(Err(e)))) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "EXPORT_FAILED",
+            e,
+        )),
+        _ => Err(ApiError::unavailable(
+            "the engine did not finish the export in time",
+        )),
+    }
+}
+
 /// How long `POST /api/backup` waits for the copy.
 pub const BACKUP_WAIT: Duration = Duration::from_secs(300);
 
@@ -265,7 +349,7 @@ pub fn fill_json(f: &crate::domain::Fill) -> Value {
 pub fn respond(reply: Reply) -> (StatusCode, Json<Value>) {
     match reply {
         // Not an answer to an order; `trades` handles its own.
-        Reply::Trades(_) | Reply::Backup { .. } => (
+        Reply::Trades(_) | Reply::Backup { .. } | Reply::Kill(_) | Reply::Report(_) | Reply::Exported(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": "INTERNAL", "message": "an unexpected answer from the engine"})),
         ),

@@ -19,7 +19,9 @@ use super::auth::{self, ReadAccess, TradeAccess};
 use super::error::{ApiError, Body, BodyOrDefault, PathOf, QueryOf};
 use super::{AppState, docs, metrics};
 use crate::domain::ClientOrderId;
+use crate::engine::machine::Reply;
 use crate::engine::snapshot::{Command, KillSource, Snapshot, TradingState};
+use crate::secret::SecretString;
 
 /// How long a trade route waits to see its command's effect in a snapshot before answering
 /// 202 with whatever state there is (the kill switch's halt is written before anything else,
@@ -102,6 +104,10 @@ pub async fn metrics(_: ReadAccess, State(state): State<AppState>) -> impl IntoR
 pub struct KillBody {
     #[serde(default)]
     flatten: bool,
+    /// Answer with the kill's whole outcome once it is done (the sweep, the backup after it,
+    /// the flatten's sells) instead of 202 at once: `crbot kill` through the engine.
+    #[serde(default)]
+    wait: bool,
 }
 
 /// The kill switch: halt and cancel everything; with `flatten`, sell all of crbot's positions
@@ -120,6 +126,9 @@ pub async fn kill(
     };
     // The engine stamps the kill with its clock, read after this one: a kill progress from
     // before (an earlier kill's finished sweep) never passes for this one's.
+    if body.wait {
+        return kill_and_wait(&state, source, body.flatten).await;
+    }
     let sent_ms = chrono::Utc::now().timestamp_millis();
     let this_kill = move |s: &Snapshot| s.kill.as_ref().is_some_and(|k| k.started_ms >= sent_ms);
     send(&state, Command::KillFrom(source)).await?;
@@ -156,19 +165,61 @@ pub async fn kill(
     ))
 }
 
+/// `POST /api/kill` with `"wait": true`: the kill with a request id, answered 200
+/// `{"outcome": KillOutcome}` once the engine has done all of it.
+async fn kill_and_wait(
+    state: &AppState,
+    source: KillSource,
+    flatten: bool,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (request, answer) = state.replies.register();
+    let command = Command::KillReport {
+        request,
+        source,
+        flatten,
+    };
+    if let Err(e) = send(state, command).await {
+        state.replies.forget(request);
+        return Err(e);
+    }
+    match tokio::time::timeout(SWEEP_WAIT, answer).await {
+        Ok(Ok(Reply::Kill(outcome))) => Ok((StatusCode::OK, Json(json!({"outcome": *outcome})))),
+        _ => Err(ApiError::unavailable(
+            "the engine took the kill but did not report it in time; see GET /api/risk",
+        )),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeBody {
     confirm: Option<String>,
+    /// The vault passphrase a re-arm needs in a mode with keys, from `crbot resume` in another
+    /// shell (unix socket only: an engine with no passphrase of its own, the console's, has
+    /// nothing else to check).
+    #[serde(default, deserialize_with = "secret")]
+    passphrase: Option<SecretString>,
+}
+
+/// A string field kept as a [`SecretString`] from the moment it is read.
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
 }
 
 /// Re-arm, confirmed by typing `RESUME`; 200 when the engine re-armed, 202 when it has not
 /// (yet): a refused re-arm says why in the engine's log.
 pub async fn resume(
-    _: TradeAccess,
+    access: TradeAccess,
     State(state): State<AppState>,
     Body(body): Body<ResumeBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if body.passphrase.is_some() && access.0.sub != auth::SOCKET_SUBJECT {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PASSPHRASE_NOT_ALLOWED",
+            "a passphrase is taken only over the engine's unix socket; the engine re-arms with its own",
+        ));
+    }
     if body.confirm.as_deref() != Some("RESUME") {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -177,7 +228,9 @@ pub async fn resume(
         ));
     }
     if latest(&state).header.trading != TradingState::Active {
-        let passphrase = state.rearm_passphrase.as_deref().cloned();
+        let passphrase = body
+            .passphrase
+            .or_else(|| state.rearm_passphrase.as_deref().cloned());
         send(&state, Command::Rearm { passphrase }).await?;
         settle(state.snapshots.clone(), REARM_SETTLE, |s| {
             s.header.trading == TradingState::Active

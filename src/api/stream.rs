@@ -244,7 +244,13 @@ async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'s
         }
         // Their request ids belong to the runtime's reply map: a stream client asks through
         // `POST /api/orders`, `GET /api/trades` and `crbot backup` instead.
-        Command::Order { .. } | Command::Trades { .. } | Command::Backup { .. } | Command::KillFrom(_) => {
+        Command::Order { .. }
+        | Command::Trades { .. }
+        | Command::Backup { .. }
+        | Command::KillFrom(_)
+        | Command::KillReport { .. }
+        | Command::Report { .. }
+        | Command::Export { .. } => {
             return Err((
                 "NOT_ALLOWED",
                 "orders, trades, backups and a shell's kill are asked through their own routes; a screen sends Kill"
@@ -292,6 +298,9 @@ fn command_name(command: &Command) -> &'static str {
         Command::Trades { .. } => "trades",
         Command::Backup { .. } => "backup",
         Command::KillFrom(_) => "kill_from",
+        Command::KillReport { .. } => "kill_report",
+        Command::Report { .. } => "report",
+        Command::Export { .. } => "export",
     }
 }
 

@@ -229,6 +229,11 @@ pub async fn prepare_to_read(ctx: &Ctx, extra: &[Symbol]) -> Result<Ready, Failu
     prepare_with(ctx, extra, true).await
 }
 
+/// [`prepare_to_read`] for a command that found no engine and holds the account's `lock`.
+pub async fn prepare_routed(ctx: &Ctx, extra: &[Symbol], lock: Option<EngineLock>) -> Result<Ready, Failure> {
+    prepare_locked(ctx, extra, true, lock, false).await
+}
+
 async fn prepare_with(ctx: &Ctx, extra: &[Symbol], read_only_ok: bool) -> Result<Ready, Failure> {
     // A command that only reads runs beside a running engine (it never writes the journal the
     // engine owns); with none, it holds the account's lock while it runs. A command that
@@ -241,6 +246,16 @@ async fn prepare_with(ctx: &Ctx, extra: &[Symbol], read_only_ok: bool) -> Result
     } else {
         (None, false)
     };
+    prepare_locked(ctx, extra, read_only_ok, lock, beside_engine).await
+}
+
+async fn prepare_locked(
+    ctx: &Ctx,
+    extra: &[Symbol],
+    read_only_ok: bool,
+    lock: Option<EngineLock>,
+    beside_engine: bool,
+) -> Result<Ready, Failure> {
     let session = connect(ctx).await?;
     let opened = if beside_engine {
         open_core_read_only(&ctx.config).map(|c| (c, None))

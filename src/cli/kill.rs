@@ -16,10 +16,9 @@ use crate::cli::exit;
 use crate::cli::remote::{self, Remote, Route};
 use crate::domain::OrderPurpose;
 use crate::engine::backup;
-use crate::engine::core::{Core, Refusal};
-use crate::engine::kill::{self, KillEvent};
+use crate::engine::core::Core;
+use crate::engine::kill::{self, FlattenOutcome, FlattenSell, KillEvent, KillOutcome};
 use crate::engine::lock::EngineLock;
-use crate::engine::snapshot::KillStage;
 use crate::journal::{EventKind, Journal, KillTrigger};
 use crate::risk::TradingState;
 
@@ -76,11 +75,8 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
     if lock.is_none() {
         match remote::engine_now(&ctx.config.paths.data_dir, ctx.config.mode).await {
             Some(engine) => match kill_through(ctx, &engine, flatten).await {
-                Some(outcome) => return outcome,
-                None => eprintln!(
-                    "crbot: the engine did not take the kill within {} s; running the kill sweep from here",
-                    KILL_ANSWER.as_secs()
-                ),
+                Ok(outcome) => return outcome,
+                Err(why) => eprintln!("crbot: {why}; running the kill sweep from here"),
             },
             None => eprintln!(
                 "crbot: another crbot process holds the {} account and no engine answers; running the kill sweep from here",
@@ -93,125 +89,62 @@ pub async fn kill(ctx: &Ctx, flatten: bool) -> Outcome {
     outcome
 }
 
-/// The kill through the running engine: `POST /api/kill`, then its progress followed from the
-/// engine's state until the sweep (and the flatten) is done. `None` when the engine did not
-/// take it (the caller then sweeps itself).
-async fn kill_through(ctx: &Ctx, engine: &Remote, flatten: bool) -> Option<Outcome> {
+/// The kill through the running engine: `POST /api/kill` with `"wait": true`, answered with
+/// the engine's whole outcome (its sweep's progress, the backup, the flatten) once it is
+/// done, printed with the same renderer as a kill run here. `Err` (why) when the engine did
+/// not take it within [`KILL_ANSWER`] (its halt not seen in its state) or did not report it:
+/// the caller then sweeps itself (a second sweep of an empty book is harmless).
+async fn kill_through(ctx: &Ctx, engine: &Remote, flatten: bool) -> Result<Outcome, String> {
     let sent_ms = now_ms();
-    let body = json!({"flatten": flatten});
-    let (status, _) = engine
-        .call("POST", "/api/kill", Some(&body), KILL_ANSWER)
-        .await
-        .ok()?;
-    if status != 202 {
-        return None;
+    let body = json!({"flatten": flatten, "wait": true});
+    let answer = engine.call("POST", "/api/kill", Some(&body), KILL_ANSWER + KILL_FOLLOW);
+    tokio::pin!(answer);
+    // Taken: the engine's state shows this kill (its halt is journaled first, within a step).
+    let taken = async {
+        let deadline = std::time::Instant::now() + KILL_ANSWER;
+        while std::time::Instant::now() < deadline {
+            if let Ok((200, doc)) = engine
+                .call("GET", "/api/risk", None, Duration::from_secs(2))
+                .await
+                && doc["kill"]["started_ms"]
+                    .as_i64()
+                    .is_some_and(|t| t >= sent_ms - 1000)
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    let early = tokio::select! {
+        answered = &mut answer => Some(answered),
+        taken = taken => if taken {
+            None
+        } else {
+            return Err(format!("the engine did not take the kill within {} s", KILL_ANSWER.as_secs()));
+        },
+    };
+    let answered = match early {
+        Some(a) => a,
+        None => answer.await,
+    };
+    let outcome = match answered {
+        Ok((200, doc)) => serde_json::from_value::<KillOutcome>(doc["outcome"].clone())
+            .map_err(|e| format!("the engine's kill report is not readable ({e})"))?,
+        Ok((status, doc)) => {
+            return Err(format!(
+                "the engine did not report its kill ({})",
+                remote::error_line(status, &doc)
+            ));
+        }
+        Err(e) => return Err(format!("the engine did not report its kill ({e})")),
+    };
+    if !ctx.json() {
+        for ev in &outcome.events {
+            print_progress(ev);
+        }
     }
-    let mut shown = 0usize;
-    let mut stage = String::new();
-    let deadline = std::time::Instant::now() + KILL_FOLLOW;
-    let mut last = serde_json::Value::Null;
-    let finished = loop {
-        if let Ok((200, doc)) = engine
-            .call("GET", "/api/risk", None, Duration::from_secs(5))
-            .await
-        {
-            last = doc;
-        }
-        let kill = &last["kill"];
-        let ours = kill["started_ms"].as_i64().is_some_and(|t| t >= sent_ms - 1000);
-        if ours && !ctx.json() {
-            if kill["stage"].as_str().is_some_and(|s| s != stage) {
-                stage = kill["stage"].as_str().unwrap_or_default().to_string();
-                println!("kill: {stage}");
-            }
-            let lines = kill["symbols"].as_array().cloned().unwrap_or_default();
-            for l in lines.iter().skip(shown).filter(|l| !l["ok"].is_null()) {
-                let mark = if l["ok"] == json!(true) { "ok" } else { "FAILED" };
-                println!(
-                    "  {:<12} {mark:<6} {}",
-                    l["symbol"].as_str().unwrap_or_default(),
-                    l["outcome"].as_str().unwrap_or_default()
-                );
-                shown += 1;
-            }
-        }
-        let swept = ours && kill["done"] == json!(true);
-        // The flatten's sells go once the sweep is done; they are over when the engine holds
-        // none of crbot's positions any more (dust aside).
-        let done = swept
-            && (!flatten
-                || (kill["stage"] == json!(KillStage::Flattening.label())
-                    && engine_positions(engine).await.is_some_and(|n| n == 0)));
-        if done {
-            break true;
-        }
-        if std::time::Instant::now() >= deadline {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let kill = &last["kill"];
-    let symbols = kill["symbols"].as_array().cloned().unwrap_or_default();
-    let failed: Vec<&str> = symbols
-        .iter()
-        .filter(|l| l["ok"] == json!(false))
-        .filter_map(|l| l["symbol"].as_str())
-        .collect();
-    let ok = finished && failed.is_empty();
-    let state = last["trading_state"].as_str().unwrap_or("HALTED").to_string();
-    let summary = if !finished {
-        format!(
-            "the engine's kill had not finished after {} s",
-            KILL_FOLLOW.as_secs()
-        )
-    } else if failed.is_empty() {
-        kill["stage"].as_str().unwrap_or_default().to_string()
-    } else {
-        format!("failed on {}", failed.join(", "))
-    };
-    ctx.print(
-        &format!(
-            "trading state: {state}
-kill run by the account's engine: {summary}
-"
-        ),
-        json!({
-            "ok": ok,
-            "trading_state": state,
-            "halt_recorded": true,
-            "warnings": Vec::<String>::new(),
-            "symbols": symbols,
-            "cancelled": serde_json::Value::Null,
-            "still_open": failed,
-            "summary": summary,
-            "backup": serde_json::Value::Null,
-            "flatten": if flatten { json!({"ok": ok, "by": "engine"}) } else { serde_json::Value::Null },
-            "engine": true,
-        }),
-    );
-    Some(if ok {
-        Ok(exit::OK)
-    } else {
-        Err(Failure::new(format!("kill incomplete: {summary}")))
-    })
-}
-
-/// How many of crbot's own positions (not external, not dust) the engine shows.
-async fn engine_positions(engine: &Remote) -> Option<usize> {
-    let (status, doc) = engine
-        .call("GET", "/api/positions", None, Duration::from_secs(5))
-        .await
-        .ok()?;
-    (status == 200).then(|| {
-        doc["positions"]
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .filter(|p| p["external"] != json!(true) && p["dust"] != json!(true))
-                    .count()
-            })
-            .unwrap_or(0)
-    })
+    Ok(finish(ctx, &outcome))
 }
 
 /// The kill switch run by this command itself: halt in the journal, sweep, backup, flatten.
@@ -292,17 +225,14 @@ async fn kill_alone(ctx: &Ctx, flatten: bool) -> Outcome {
     }
 
     // 4. Stage two when asked.
-    let mut flatten_json = serde_json::Value::Null;
+    let mut flatten_out = None;
     let mut flatten_ok = true;
     if flatten {
         match ready.as_mut() {
             Some(r) => {
-                let (ok, text, j) = flatten_all(r).await;
-                flatten_ok = ok;
-                flatten_json = j;
-                if !ctx.json() {
-                    println!("{text}");
-                }
+                let f = flatten_all(r).await;
+                flatten_ok = f.ok;
+                flatten_out = Some(f);
             }
             None => {
                 flatten_ok = false;
@@ -311,49 +241,45 @@ async fn kill_alone(ctx: &Ctx, flatten: bool) -> Outcome {
         }
     }
 
-    let state = ready
+    let trading_state = ready
         .as_ref()
         .map(|r| r.core.state.trading.to_string())
         .unwrap_or_else(|| "HALTED (not recorded)".into());
-    let mut text = String::new();
-    text.push_str(&format!("trading state: {state}\n"));
-    match &backup {
-        Some(Ok(p)) => text.push_str(&format!("journal backup: {}\n", p.display())),
-        Some(Err(e)) => text.push_str(&format!("journal backup FAILED: {e}\n")),
-        None => {}
-    }
-    if let Some(r) = &ready {
-        for n in &r.notes {
-            text.push_str(&format!("note: {n}\n"));
-        }
-    }
-    let lines: Vec<serde_json::Value> = report
-        .lines
-        .iter()
-        .map(|l| json!({"symbol": l.symbol.as_str(), "ok": l.ok, "outcome": l.outcome}))
-        .collect();
-    ctx.print(
-        &text,
-        json!({
-            "ok": report.ok && flatten_ok,
-            "trading_state": state,
-            "halt_recorded": warnings.is_empty(),
-            "warnings": warnings,
-            "symbols": lines,
-            "cancelled": report.cancelled,
-            "still_open": report.still_open.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            "summary": report.summary,
-            "backup": backup.as_ref().map(|b| match b { Ok(p) => json!({"path": p.display().to_string()}), Err(e) => json!({"error": e}) }),
-            "flatten": flatten_json,
-        }),
-    );
+    let outcome = KillOutcome {
+        // Printed as they came.
+        events: Vec::new(),
+        trading_state,
+        halt_recorded: warnings.is_empty(),
+        warnings,
+        report,
+        backup,
+        notes: ready.as_ref().map(|r| r.notes.clone()).unwrap_or_default(),
+        flatten: flatten_out,
+        flatten_ok,
+    };
+    let result = finish(ctx, &outcome);
     if let Some(r) = ready {
         r.session.close(&ctx.config).await;
     }
-    if !report.ok {
-        return Err(Failure::new(format!("kill incomplete: {}", report.summary)));
+    result
+}
+
+/// Prints a kill switch's outcome (after its progress lines) and gives its exit: the same
+/// renderer whether this command or the account's engine ran it.
+fn finish(ctx: &Ctx, outcome: &KillOutcome) -> Outcome {
+    if let Some(f) = &outcome.flatten
+        && !ctx.json()
+    {
+        println!("{}", f.text());
     }
-    if !flatten_ok {
+    ctx.print(&outcome.text(), outcome.json());
+    if !outcome.report.ok {
+        return Err(Failure::new(format!(
+            "kill incomplete: {}",
+            outcome.report.summary
+        )));
+    }
+    if !outcome.flatten_ok {
         return Err(Failure::new(
             "kill: orders cancelled, but flatten did not complete",
         ));
@@ -363,42 +289,28 @@ async fn kill_alone(ctx: &Ctx, flatten: bool) -> Outcome {
 
 /// Stage two: a MARKET sell of each of crbot's positions (all of it), through the risk gate
 /// with the exit confirmed; dust reported per asset.
-async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
+async fn flatten_all(ready: &mut Ready) -> FlattenOutcome {
     let plan = kill::flatten_plan(&ready.core.state, 100, None);
-    let mut ok = true;
-    let mut text = String::from("flatten:\n");
-    let mut sells = Vec::new();
-    if plan.tickets.is_empty() && plan.dust.is_empty() {
-        text.push_str("  no crbot positions to sell\n");
-    }
+    let mut out = FlattenOutcome {
+        ok: true,
+        sells: Vec::new(),
+        dust: plan.dust,
+    };
     for t in &plan.tickets {
         let mut log = Vec::new();
         let result = match ready.core.decide(t, OrderPurpose::Flatten, true, now_ms()) {
             Ok(p) => ready.oneshot().send_prepared(&p.request, &mut log).await,
-            Err(Refusal::Risk(d)) => Err(format!(
-                "refused: {}",
-                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
-            )),
-            Err(e @ Refusal::Storage(_)) => Err(e.to_string()),
+            Err(r) => Err(kill::refusal_text(&r)),
         };
-        let line = match &result {
-            Ok(()) => format!("  {} SELL {}: {}", t.symbol, t.qty, log.join("; ")),
-            Err(e) => format!("  {} SELL {}: FAILED {e}", t.symbol, t.qty),
-        };
-        ok &= result.is_ok();
-        text.push_str(&line);
-        text.push('\n');
-        sells.push(json!({"symbol": t.symbol.as_str(), "qty": t.qty.to_string(), "ok": result.is_ok(), "detail": result.err().unwrap_or_else(|| log.join("; "))}));
+        out.ok &= result.is_ok();
+        out.sells.push(FlattenSell {
+            symbol: t.symbol.clone(),
+            qty: t.qty.to_string(),
+            ok: result.is_ok(),
+            detail: result.err().unwrap_or_else(|| log.join("; ")),
+        });
     }
-    let mut dust = Vec::new();
-    for d in &plan.dust {
-        text.push_str(&format!(
-            "  dust {} {} ({}): {}\n",
-            d.qty, d.asset, d.symbol, d.reason
-        ));
-        dust.push(json!({"symbol": d.symbol.as_str(), "asset": d.asset.as_str(), "qty": d.qty.to_string(), "reason": d.reason}));
-    }
-    (ok, text, json!({"ok": ok, "sells": sells, "dust": dust}))
+    out
 }
 
 /// `crbot resume`: re-arms, journaled. In modes with keys the vault passphrase is required
@@ -407,6 +319,7 @@ async fn flatten_all(ready: &mut Ready) -> (bool, String, serde_json::Value) {
 pub async fn resume(ctx: &Ctx) -> Outcome {
     let route = common::route(ctx).await?;
     let config = &ctx.config;
+    let mut passphrase = None;
     if config.keys_from_vault() {
         let path = crate::vault::vault_path(Some(&config.paths.config_dir));
         let mut source: Box<dyn crate::vault::PassphraseSource> = if ctx.global.passphrase_stdin {
@@ -414,8 +327,17 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
         } else {
             Box::new(crate::vault::TerminalPrompt)
         };
-        crate::vault::unlock_interactive(&path, config.mode, source.as_mut(), &std::thread::sleep)
-            .map_err(|e| Failure::new(format!("re-arm needs the vault passphrase: {e}")))?;
+        let attempts = crate::vault::UNLOCK_ATTEMPTS;
+        let (contents, pass, _) =
+            crate::vault::unlock_contents(&path, source.as_mut(), &std::thread::sleep, attempts)
+                .map_err(|e| Failure::new(format!("re-arm needs the vault passphrase: {e}")))?;
+        if contents.get(config.mode).is_none() {
+            return Err(Failure::new(format!(
+                "re-arm needs the vault passphrase: {}",
+                crate::vault::VaultError::NoKeys { mode: config.mode }
+            )));
+        }
+        passphrase = Some(pass);
     }
     if config.mode.needs_keys() && config.secrets.backend.is_service() {
         // As the vault's passphrase above: a secret that can no longer be read keeps trading
@@ -427,7 +349,9 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
         );
     }
     let _lock = match route {
-        Route::Engine(engine) => return resume_through(ctx, &engine).await,
+        // The engine checks the passphrase again against its vault: a console's engine holds
+        // none of its own to re-arm with.
+        Route::Engine(engine) => return resume_through(ctx, &engine, passphrase).await,
         Route::Alone(lock) => lock,
     };
     let mut core: Core = common::open_core(config)?;
@@ -450,7 +374,11 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
 
 /// `crbot resume` through the running engine (the passphrase, in a mode with keys, was checked
 /// here first, as when the command runs alone).
-async fn resume_through(ctx: &Ctx, engine: &Remote) -> Outcome {
+async fn resume_through(
+    ctx: &Ctx,
+    engine: &Remote,
+    passphrase: Option<crate::secret::SecretString>,
+) -> Outcome {
     let wait = Duration::from_secs(20);
     let (_, before) = engine
         .call("GET", "/api/risk", None, wait)
@@ -464,7 +392,10 @@ async fn resume_through(ctx: &Ctx, engine: &Remote) -> Outcome {
         );
         return Ok(exit::OK);
     }
-    let body = json!({"confirm": "RESUME"});
+    let mut body = json!({"confirm": "RESUME"});
+    if let Some(p) = &passphrase {
+        body["passphrase"] = json!(p.expose());
+    }
     let (status, doc) = engine
         .call("POST", "/api/resume", Some(&body), wait)
         .await

@@ -17,8 +17,10 @@
 //! (stage two's plan is only a plan; the caller sends it through the risk gate), or need the
 //! market stream.
 
+mod outcome;
 mod switch;
 
+pub use outcome::{FlattenOutcome, FlattenSell, KillOutcome, refusal_text};
 pub use switch::{Halted, Running, automatic_trigger, halt, record};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,7 +40,7 @@ use crate::risk::Broker;
 const CODE_NOTHING_OPEN: i64 = CODE_CANCEL_REJECTED;
 
 /// Progress of a sweep, for the screen or the terminal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KillEvent {
     Stage(KillStage),
     /// The latest outcome for one symbol (`ok: None` while still in progress).
@@ -82,7 +84,7 @@ impl Default for SweepConfig {
 }
 
 /// What stage one achieved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KillReport {
     /// True when the exchange confirmed nothing is open.
     pub ok: bool,
@@ -368,7 +370,7 @@ pub async fn sweep<B: Broker>(
 }
 
 /// Quantity too small to sell, reported per asset (never silently kept).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dust {
     pub symbol: Symbol,
     pub asset: Asset,

@@ -18,6 +18,7 @@
 
 mod alerts;
 mod halts;
+mod kill_reply;
 mod limits;
 mod protection;
 mod schedule;
@@ -32,7 +33,7 @@ use crate::domain::broker::{Account, BookQuote, ListReport, OcoRequest, OrderOut
 use crate::domain::{ClientOrderId, Fill, Mode, OrderRequest, Symbol};
 use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::core::Core;
-use crate::engine::kill::{Halted, KillEvent};
+use crate::engine::kill::{Halted, KillEvent, KillReport};
 use crate::engine::snapshot::Candle;
 use crate::engine::snapshot::{Command, KillSource, RateLimitUsage, RequestId, Snapshot, TicketDraft};
 use crate::engine::state::TickerLine;
@@ -108,6 +109,8 @@ pub enum Answer {
     },
     /// The kill sweep's progress.
     Kill(KillEvent),
+    /// The kill sweep's report, after its last progress event.
+    SweepReport(Box<KillReport>),
     /// A backup finished on its own thread: journaled and shown here.
     Backup(Box<BackupOutcome>),
     /// A start-up read failed (candles, tickers, a book): shown, never silent; the streams
@@ -223,6 +226,22 @@ pub enum Effect {
     /// Hand an alert to the webhook's delivery task (never waited for) →
     /// [`Answer::AlertDelivered`] when its delivery ends.
     Alert(crate::alerts::Alert),
+    /// Finish `crbot health`'s report with the exchange client's gauges and the journal's
+    /// check (a connection of its own, off the loop) → the reply to `request`.
+    Health {
+        request: RequestId,
+        parts: Box<crate::engine::reports::HealthParts>,
+    },
+    /// Export the journal as CSV files into `dir` (a connection of its own, off the loop) →
+    /// the reply to `request`.
+    Export {
+        request: RequestId,
+        journal: PathBuf,
+        mode: Mode,
+        dir: PathBuf,
+    },
+    /// `crbot ping` over the engine's client → the reply to `request`.
+    Ping { request: RequestId, mode: Mode },
     /// The answer to a command that carried a request id (`Command::Order`,
     /// `Command::Trades`): the executor
     /// hands it to whoever waits for it. Never an action on the exchange.
@@ -240,6 +259,8 @@ pub struct Engine {
     alerts: Option<alerts::AlertWatch>,
     /// Client orders waiting for their placement's answer, by client order id.
     awaiting: tickets::Awaiting,
+    /// Requesters of a kill's whole outcome (`Command::KillReport`).
+    kill_waiters: Vec<kill_reply::KillWaiter>,
     /// Effects of the input being handled, in order.
     out: Vec<Effect>,
 }
@@ -267,6 +288,7 @@ impl Engine {
             schedule: schedule::Schedule::new(now),
             alerts: None,
             awaiting: tickets::Awaiting::default(),
+            kill_waiters: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -313,12 +335,14 @@ impl Engine {
     fn on_command(&mut self, cmd: Command, now: i64) {
         use crate::journal::KillTrigger;
         match cmd {
-            Command::Kill => self.kill(KillTrigger::Key, "kill switch pressed", now),
+            Command::Kill => {
+                self.kill(KillTrigger::Key, "kill switch pressed", now);
+            }
             Command::KillFrom(KillSource::Shell) => {
-                self.kill(KillTrigger::Cli, "kill switch from the command line", now)
+                self.kill(KillTrigger::Cli, "kill switch from the command line", now);
             }
             Command::KillFrom(KillSource::Api) => {
-                self.kill(KillTrigger::Api, "kill switch from the control API", now)
+                self.kill(KillTrigger::Api, "kill switch from the control API", now);
             }
             Command::Flatten { percent } => self.flatten(percent, now),
             Command::Rearm { passphrase } => self.request_rearm(passphrase, now),
@@ -341,6 +365,56 @@ impl Engine {
             } => self.client_order(request, ticket, dry_run, now),
             Command::Trades { request, since_ms } => self.trades(request, since_ms),
             Command::Backup { request, dest } => self.backup_for(request, dest, now),
+            Command::Report { request, kind } => self.report(request, kind, now),
+            Command::Export { request, dir } => self.emit(Effect::Export {
+                request,
+                journal: self.core.journal.path().to_path_buf(),
+                mode: self.core.state.mode,
+                dir,
+            }),
+            Command::KillReport {
+                request,
+                source,
+                flatten,
+            } => {
+                let (trigger, reason) = match source {
+                    KillSource::Shell => (KillTrigger::Cli, "kill switch from the command line"),
+                    KillSource::Api => (KillTrigger::Api, "kill switch from the control API"),
+                };
+                let recorded = self.kill(trigger, reason, now);
+                self.wait_for_kill(request, flatten, recorded);
+            }
+        }
+    }
+
+    /// A read command's report: built here from the state, or (health, ping) finished by the
+    /// executor with what only it has. Nothing before the start-up reconciliation.
+    fn report(&mut self, request: RequestId, kind: crate::engine::snapshot::ReportKind, now: i64) {
+        use crate::engine::reports;
+        use crate::engine::snapshot::ReportKind;
+        if kind == ReportKind::Ping {
+            let mode = self.core.state.mode;
+            return self.emit(Effect::Ping { request, mode });
+        }
+        if !self.sync.reconciled {
+            return self.emit(Effect::Reply {
+                request,
+                reply: Reply::NotReady,
+            });
+        }
+        match reports::build(kind, &self.core.state, &[], now) {
+            Some(report) => self.emit(Effect::Reply {
+                request,
+                reply: Reply::Report(Box::new(report)),
+            }),
+            None => {
+                let mut parts = reports::health_parts(&self.core.state, now);
+                parts.journal_path = self.core.journal.path().to_path_buf();
+                self.emit(Effect::Health {
+                    request,
+                    parts: Box::new(parts),
+                });
+            }
         }
     }
 
@@ -348,6 +422,7 @@ impl Engine {
         match answer {
             Answer::Placed { cid, draft, outcome } => {
                 let placement = Placement::of(&outcome);
+                self.kill_sell_answered(&cid, &outcome);
                 self.on_placed(cid.clone(), draft, *outcome, now);
                 self.reply_placed(&cid, placement);
             }
@@ -367,7 +442,11 @@ impl Engine {
                 account,
             } => self.on_oco_refused(legs, code, message, book, *account, now),
             Answer::SweepStarted { reason } => self.on_sweep_started(reason, now),
-            Answer::Kill(ev) => self.on_kill_event(ev, now),
+            Answer::Kill(ev) => {
+                self.kill_progress_for_waiters(&ev);
+                self.on_kill_event(ev, now);
+            }
+            Answer::SweepReport(report) => self.on_sweep_report(*report),
             Answer::RearmChecked {
                 verdict,
                 state_row,
@@ -380,6 +459,7 @@ impl Engine {
             } => self.on_keys_fetched(verdict, state_row, trading, now),
             Answer::Backup(outcome) => {
                 self.reply_backup(&outcome);
+                self.kill_backup_for_waiters(&outcome);
                 self.on_backup(*outcome, now);
             }
             Answer::AlertDelivered(d) => self.on_alert_delivered(*d, now),

@@ -362,14 +362,16 @@ impl<B: Broker> OneShot<'_, B> {
     }
 }
 
-fn api_msg(e: &BrokerError) -> String {
+/// The exchange's own message of a refusal (the error's text otherwise).
+pub fn api_msg(e: &BrokerError) -> String {
     match e {
         BrokerError::Api { msg, .. } => msg.clone(),
         other => other.to_string(),
     }
 }
 
-fn status_text(o: &OrderReport) -> String {
+/// `FILLED SELL MARKET BTCUSDT executed 0.001 of 0.001 avg 97250`: an order's state in a line.
+pub fn status_text(o: &OrderReport) -> String {
     let mut s = format!("{} {} {} {}", o.status, o.side, o.order_type, o.symbol);
     s.push_str(&format!(" executed {} of {}", o.executed_qty, o.orig_qty));
     if !o.executed_qty.is_zero()

@@ -54,6 +54,8 @@ struct Executor {
     replies: Replies,
     /// Where a re-arm fetches the keys again (`SECRETS_BACKEND=aws`/`hashicorp`).
     secrets: Option<crate::secrets::SecretsSettings>,
+    /// Where the keys came from, for `health`'s report.
+    keys_from: Option<String>,
 }
 
 /// Who waits for the answer of a command that carries a request id (`Command::Order`): the
@@ -110,6 +112,8 @@ pub struct Services {
     pub replies: Replies,
     /// The secrets backend the keys came from, when a service: a re-arm fetches them again.
     pub secrets: Option<crate::secrets::SecretsSettings>,
+    /// Where the keys came from, as `health` says it (never a key).
+    pub keys_from: Option<String>,
 }
 
 impl Runtime {
@@ -144,6 +148,7 @@ impl Runtime {
             alerts,
             replies,
             secrets,
+            keys_from,
         }: Services,
     ) {
         let watchlist = core.state.watchlist.clone();
@@ -153,10 +158,15 @@ impl Runtime {
             engine.refetch_keys_on_rearm();
         }
         let (answers, mut answer_rx) = mpsc::unbounded_channel();
-        let queue = alerts.map(|service| {
-            engine.watch_alerts(now_ms());
-            service.spawn(mode, cancel.child_token(), answers.clone())
-        });
+        let alerts_stop = cancel.child_token();
+        let (queue, delivery) = match alerts {
+            Some(service) => {
+                engine.watch_alerts(now_ms());
+                let (queue, task) = service.spawn(mode, alerts_stop.clone(), answers.clone());
+                (Some(queue), Some(task))
+            }
+            None => (None, None),
+        };
         let mut exec = Executor {
             rest,
             answers,
@@ -164,6 +174,7 @@ impl Runtime {
             alerts: queue,
             replies,
             secrets,
+            keys_from,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -214,7 +225,40 @@ impl Runtime {
             exec.step(&mut engine, input);
             dirty = true;
         }
+        if let Some(task) = delivery {
+            alerts_stop.cancel();
+            flush_alerts(task, &mut answer_rx, &mut exec, &mut engine).await;
+        }
         tracing::info!("console closed; open orders stay on the exchange");
+    }
+}
+
+/// A clean stop: the alerts still queued get [`crate::alerts::FLUSH_WAIT`] to be delivered;
+/// their outcomes are journaled, and how many were not delivered is said on stderr and in the
+/// log.
+async fn flush_alerts(
+    task: tokio::task::JoinHandle<usize>,
+    answers: &mut mpsc::UnboundedReceiver<Answer>,
+    exec: &mut Executor,
+    engine: &mut Engine,
+) {
+    let wait = crate::alerts::FLUSH_WAIT + Duration::from_secs(1);
+    let left = match tokio::time::timeout(wait, task).await {
+        Ok(Ok(left)) => left,
+        _ => exec.alerts.as_ref().map_or(0, AlertQueue::len).max(1),
+    };
+    while let Ok(answer) = answers.try_recv() {
+        if let a @ Answer::AlertDelivered(_) = answer {
+            exec.step(engine, Input::Answer(a));
+        }
+    }
+    if left > 0 {
+        let line = format!(
+            "{left} alert(s) not delivered to the webhook within {} s of stopping",
+            crate::alerts::FLUSH_WAIT.as_secs()
+        );
+        tracing::warn!("{line}");
+        eprintln!("crbot: {line}");
     }
 }
 
@@ -435,6 +479,49 @@ impl Executor {
                 }
             }
             Effect::Reply { request, reply } => self.replies.answer(request, reply),
+            Effect::Health { request, mut parts } => {
+                parts.keys_from = self.keys_from.clone();
+                let replies = self.replies.clone();
+                tokio::spawn(async move {
+                    let path = parts.journal_path.clone();
+                    let mode = parts.mode;
+                    let integrity = tokio::task::spawn_blocking(move || {
+                        crate::journal::Journal::open_read_only(&path, mode)
+                            .and_then(|j| j.integrity_check())
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let url = rest.endpoints().rest.to_string();
+                    let report = crate::engine::reports::health(&parts, &url, &rest.usage(), &integrity, &[]);
+                    replies.answer(request, Reply::Report(Box::new(report)));
+                });
+            }
+            Effect::Export {
+                request,
+                journal,
+                mode,
+                dir,
+            } => {
+                let replies = self.replies.clone();
+                tokio::task::spawn_blocking(move || {
+                    let written = std::fs::create_dir_all(&dir)
+                        .map_err(|e| format!("{}: {e}", dir.display()))
+                        .and_then(|()| {
+                            crate::journal::Journal::open_for_reading(&journal, mode)
+                                .and_then(|(j, _)| j.export_csv(&dir))
+                                .map_err(|e| format!("export to {}: {e}", dir.display()))
+                        });
+                    replies.answer(request, Reply::Exported(written));
+                });
+            }
+            Effect::Ping { request, mode } => {
+                let replies = self.replies.clone();
+                tokio::spawn(async move {
+                    let report = crate::engine::reports::ping(mode, &rest).await;
+                    replies.answer(request, Reply::Report(Box::new(report)));
+                });
+            }
             // Started by `run` before it gets here.
             Effect::Sweep(_)
             | Effect::SyncClock
@@ -455,9 +542,11 @@ impl Executor {
         tokio::spawn(async move {
             while let Some(ev) = running.next().await {
                 if tx.send(Answer::Kill(ev)).is_err() {
-                    break;
+                    return;
                 }
             }
+            let report = running.report().await;
+            let _ = tx.send(Answer::SweepReport(Box::new(report)));
         });
         Input::Answer(Answer::SweepStarted { reason })
     }
@@ -479,9 +568,9 @@ impl AlertService {
         mode: Mode,
         cancel: CancellationToken,
         answers: mpsc::UnboundedSender<Answer>,
-    ) -> AlertQueue {
+    ) -> (AlertQueue, tokio::task::JoinHandle<usize>) {
         let queue = self.queue.clone();
-        tokio::spawn(crate::alerts::deliver(
+        let task = tokio::spawn(crate::alerts::deliver(
             self.queue,
             self.webhook,
             mode,
@@ -491,7 +580,7 @@ impl AlertService {
                 let _ = answers.send(Answer::AlertDelivered(Box::new(d)));
             },
         ));
-        queue
+        (queue, task)
     }
 }
 

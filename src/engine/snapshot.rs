@@ -696,6 +696,66 @@ pub enum Command {
         request: RequestId,
         dest: std::path::PathBuf,
     },
+    /// A read command's report (`crbot orders`, `positions`, `pnl`, `balance` through the
+    /// engine), built from the engine's state and answered with an `Effect::Reply`.
+    Report {
+        request: RequestId,
+        kind: ReportKind,
+    },
+    /// The journal exported as CSV files into `dir` (`crbot journal export --csv DIR` while an
+    /// engine runs), answered with the files written.
+    Export {
+        request: RequestId,
+        dir: std::path::PathBuf,
+    },
+    /// A kill switch whose whole outcome is answered (`crbot kill` through the engine): as
+    /// `KillFrom(source)`, with `flatten` stage two once the sweep is done and the balances
+    /// re-read; answered when the sweep, its backup and the flatten's sells are done.
+    KillReport {
+        request: RequestId,
+        source: KillSource,
+        flatten: bool,
+    },
+}
+
+/// A read command (`engine::reports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    Orders,
+    Positions,
+    Pnl,
+    Balance,
+    /// Needs the exchange client's gauges and the journal's check too.
+    Health,
+    /// Asks the exchange (round trip, clock, the market stream).
+    Ping,
+}
+
+impl ReportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportKind::Orders => "orders",
+            ReportKind::Positions => "positions",
+            ReportKind::Pnl => "pnl",
+            ReportKind::Balance => "balance",
+            ReportKind::Health => "health",
+            ReportKind::Ping => "ping",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ReportKind> {
+        [
+            ReportKind::Orders,
+            ReportKind::Positions,
+            ReportKind::Pnl,
+            ReportKind::Balance,
+            ReportKind::Health,
+            ReportKind::Ping,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
 }
 
 /// Names a command that needs an answer; the executor keeps who waits for it.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::{Effect, Engine};
 use crate::domain::{ClientOrderId, OrderPurpose};
-use crate::engine::kill::{self, Halted, KillEvent};
+use crate::engine::kill::{self, FlattenSell, Halted, KillEvent};
 use crate::engine::snapshot::{KillLine, KillProgress, KillStage, LogKind, LogLevel};
 use crate::journal::{EventKind, KillTrigger};
 use crate::risk::{self, TradingState};
@@ -45,8 +45,10 @@ impl HaltState {
 
 impl Engine {
     /// Stage one: HALTED (journal first), then cancel everything, cancels before all else.
-    pub(super) fn kill(&mut self, trigger: KillTrigger, reason: &str, now: i64) {
+    /// Whether the halt is in the journal.
+    pub(super) fn kill(&mut self, trigger: KillTrigger, reason: &str, now: i64) -> bool {
         let halted = kill::halt(Some(&mut self.core), trigger, reason, now);
+        let recorded = halted.halt_error().is_none();
         if let Some(e) = halted.halt_error() {
             // The halt is in memory and on screen; the cancels must still go.
             let text = format!("halt not journaled: {e}");
@@ -54,6 +56,7 @@ impl Engine {
         }
         self.sweep(halted, now);
         self.note_own_state_write();
+        recorded
     }
 
     /// Stage one's exchange part: cancel every open order everywhere, then verify. The sweep
@@ -90,12 +93,28 @@ impl Engine {
             self.core
                 .record_event(EventKind::FlattenDust, Some(&d.symbol), &text, now);
         }
+        let mut sells = Vec::new();
         for t in plan.tickets {
+            let mut sell = FlattenSell {
+                symbol: t.symbol.clone(),
+                qty: t.qty.to_string(),
+                ok: true,
+                detail: String::new(),
+            };
             match self.core.decide(&t, OrderPurpose::Flatten, true, now) {
-                Ok(p) => self.send(p, None),
-                Err(r) => self.refused(None, r, now),
+                Ok(p) => {
+                    sells.push((Some(p.request.client_order_id.clone()), sell));
+                    self.send(p, None);
+                }
+                Err(r) => {
+                    sell.ok = false;
+                    sell.detail = kill::refusal_text(&r);
+                    sells.push((None, sell));
+                    self.refused(None, r, now);
+                }
             }
         }
+        self.kill_flatten_planned(sells, &plan.dust);
     }
 
     /// The sweep's first cancels are on their way: now the `KILL` event, with the reason (one

@@ -400,7 +400,7 @@ pub(super) struct Awaiting {
 
 /// The engine's answer to a command that carried a request id: a client's ticket
 /// (`Command::Order`) or a read of the journal's fills (`Command::Trades`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// The fills journaled at or after the asked time, oldest first (or why they could not be
     /// read).
@@ -426,6 +426,12 @@ pub enum Reply {
         lines: Vec<RuleLine>,
         verdict: Result<ApprovedOrder, Vec<Denial>>,
     },
+    /// The files a journal export wrote (`Command::Export`), or why none.
+    Exported(Result<Vec<std::path::PathBuf>, String>),
+    /// A read command's report (`Command::Report`).
+    Report(Box<crate::engine::reports::Report>),
+    /// A kill switch's whole outcome (`Command::KillReport`).
+    Kill(Box<crate::engine::kill::KillOutcome>),
     /// Approved and sent: what the exchange answered, and the order (and any protective legs
     /// already journaled) as the engine now knows them.
     Sent {
