@@ -106,3 +106,24 @@ fn keys_fetched_after_the_trading_state_changed_do_not_re_arm() {
     assert!(halted(&engine));
     assert!(logged(&engine, "re-arm dropped"));
 }
+
+/// The screen asks the vault passphrase for a re-arm only when the keys came from the vault:
+/// with a secrets service the dialog would ask for a passphrase nobody checks.
+#[test]
+fn the_snapshot_says_whether_a_rearm_needs_the_vault_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = halted_testnet_engine(dir.path());
+    assert!(!engine.snapshot(T0).rearm_needs_passphrase, "keys from a service");
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal-testnet.db"), Mode::Testnet).unwrap();
+    let core = Core::restore(journal, Mode::Testnet, Limits::default(), TicketSource::Tui, T0).unwrap();
+    let engine = Engine::new(core, false, Some(dir.path().join("vault.crbot")), T0);
+    assert!(engine.snapshot(T0).rearm_needs_passphrase, "keys from the vault");
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal-sim.db"), Mode::Sim).unwrap();
+    let core = Core::restore(journal, Mode::Sim, Limits::default(), TicketSource::Tui, T0).unwrap();
+    let engine = Engine::new(core, false, Some(dir.path().join("vault.crbot")), T0);
+    assert!(!engine.snapshot(T0).rearm_needs_passphrase, "sim has no keys");
+}

@@ -543,11 +543,24 @@ fn rearm_is_a_confirmed_action() {
     );
 }
 
-/// A halted snapshot in a mode that trades with keys.
+/// A halted snapshot in a mode that trades with keys from the vault.
 fn halted_with_keys() -> Snapshot {
     let mut snap = demo::killing(NOW);
     snap.mode = Mode::Demo;
+    snap.rearm_needs_passphrase = true;
     snap
+}
+
+#[test]
+fn rearm_with_keys_from_a_secrets_service_asks_no_passphrase() {
+    let mut snap = halted_with_keys();
+    // SECRETS_BACKEND=aws/hashicorp: the engine fetches the keys again on re-arm.
+    snap.rearm_needs_passphrase = false;
+    let mut app = new_app(&snap);
+    press(&mut app, &snap, KeyPress::ch('R'));
+    assert!(matches!(app.dialog, Some(Dialog::Rearm { passphrase: None, .. })));
+    let fx = press(&mut app, &snap, enter());
+    assert_eq!(sent(&fx), vec![Command::Rearm { passphrase: None }]);
 }
 
 #[test]

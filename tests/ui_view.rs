@@ -442,6 +442,7 @@ fn add_symbol_and_rearm_dialogs_at_80x24() {
 fn rearm_with_keys() -> (App, Snapshot) {
     let mut snap = demo::killing(NOW);
     snap.mode = Mode::Demo;
+    snap.rearm_needs_passphrase = true;
     let mut app = App::new(config(true, false), &snap);
     press(&mut app, &snap, KeyPress::ch('R'));
     (app, snap)

@@ -315,7 +315,9 @@ impl Engine {
 
     /// What the screen shows now.
     pub fn snapshot(&self, now: i64) -> Snapshot {
-        self.core.state.snapshot(now)
+        let mut snap = self.core.state.snapshot(now);
+        snap.rearm_needs_passphrase = self.rearm_needs_passphrase();
+        snap
     }
 
     /// The journal-backed core (read-only: every change goes through `update`).

@@ -478,6 +478,29 @@ impl Executor {
                     tokio::spawn(async move { m.set_watchlist(list).await });
                 }
             }
+            other @ (Effect::Reply { .. }
+            | Effect::Health { .. }
+            | Effect::Export { .. }
+            | Effect::Ping { .. }) => {
+                self.run_reply_effect(other);
+            }
+            // Started by `run` before it gets here.
+            Effect::Sweep(_)
+            | Effect::SyncClock
+            | Effect::LoadRules { .. }
+            | Effect::LoadCandles(_)
+            | Effect::LoadBook(_)
+            | Effect::LoadTickers(_)
+            | Effect::Resync(_)
+            | Effect::RetryResyncAfter(_) => {}
+        }
+    }
+
+    /// The answers to a client's request: a reply as it is, or a report that needs the
+    /// exchange or the journal first (health, ping, export), built off the loop.
+    fn run_reply_effect(&mut self, effect: Effect) {
+        let rest = self.rest.clone();
+        match effect {
             Effect::Reply { request, reply } => self.replies.answer(request, reply),
             Effect::Health { request, mut parts } => {
                 parts.keys_from = self.keys_from.clone();
@@ -522,15 +545,7 @@ impl Executor {
                     replies.answer(request, Reply::Report(Box::new(report)));
                 });
             }
-            // Started by `run` before it gets here.
-            Effect::Sweep(_)
-            | Effect::SyncClock
-            | Effect::LoadRules { .. }
-            | Effect::LoadCandles(_)
-            | Effect::LoadBook(_)
-            | Effect::LoadTickers(_)
-            | Effect::Resync(_)
-            | Effect::RetryResyncAfter(_) => {}
+            _ => {}
         }
     }
 

@@ -64,6 +64,10 @@ pub struct Snapshot {
     /// shows runs (quitting closes the screen only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached_to: Option<String>,
+    /// A re-arm must give the vault passphrase (a mode whose keys came from the vault). With
+    /// keys from a secrets service the engine fetches them again instead, and asks nothing.
+    #[serde(default)]
+    pub rearm_needs_passphrase: bool,
 }
 
 impl Snapshot {

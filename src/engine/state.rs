@@ -665,6 +665,8 @@ impl EngineState {
             .collect();
         Snapshot {
             attached_to: None,
+            // Set by the engine, which knows where the keys came from.
+            rearm_needs_passphrase: false,
             mode: self.mode,
             now_ms,
             header: Header {

@@ -719,9 +719,10 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             {
                 app.status = Some("trading is already active".into());
             } else {
-                // Modes with keys re-arm only with the vault passphrase, as `crbot resume` does.
+                // Keys from the vault re-arm only with its passphrase, as `crbot resume` does;
+                // keys from a secrets service are fetched again by the engine instead.
                 app.dialog = Some(Dialog::Rearm {
-                    passphrase: snap.mode.needs_keys().then(SecretString::default),
+                    passphrase: snap.rearm_needs_passphrase.then(SecretString::default),
                     error: None,
                 });
             }

@@ -19,7 +19,7 @@ use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 
 /// How to get moto, said by every failure to find it.
 const INSTALL: &str = "install moto's server: python3 -m venv target/moto-venv && \
-    target/moto-venv/bin/pip install \"moto[server]\" (or set MOTO_SERVER_BIN to a moto_server)";
+    target/moto-venv/bin/pip install \"moto[server]==5.2.1\" (or set MOTO_SERVER_BIN to a moto_server)";
 
 /// `MOTO_SERVER_BIN`, else `moto_server` on PATH, else `target/moto-venv/bin/moto_server`,
 /// created with pip when missing (once per machine: a lock file keeps test binaries in turn).
@@ -66,7 +66,7 @@ fn locate_or_install() -> PathBuf {
             .status()
             .is_ok_and(|s| s.success())
             && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "moto[server]"])
+                .args(["install", "-q", "moto[server]==5.2.1"])
                 .status()
                 .is_ok_and(|s| s.success());
         assert!(

@@ -123,6 +123,7 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
     };
     Snapshot {
         attached_to: None,
+        rearm_needs_passphrase: false,
         mode: Mode::Sim,
         now_ms,
         header: Header {

@@ -163,6 +163,12 @@ impl Engine {
         }
     }
 
+    /// Whether a re-arm asks the vault passphrase: keys from the vault, not fetched again from a
+    /// secrets service, in a mode that has keys.
+    pub(super) fn rearm_needs_passphrase(&self) -> bool {
+        self.core.state.mode.needs_keys() && !self.halts.refetch_keys && self.halts.vault.is_some()
+    }
+
     /// The screen's confirmed re-arm. In a mode with keys it takes the vault passphrase, as
     /// `crbot resume` does; Argon2 is slow on purpose, so the check runs off the loop and
     /// answers with [`Answer::RearmChecked`].
