@@ -107,6 +107,16 @@ pub enum VaultError {
         .path.display(), .path.display()
     )]
     InsecurePermissions { path: PathBuf, mode: u32 },
+    #[error(
+        "the vault {} is a symbolic link to {}, which cannot be reached ({reason}); crbot writes \
+         through a link to its target and never replaces the link: point it at the vault, or remove it",
+        .path.display(), .target.display()
+    )]
+    BrokenLink {
+        path: PathBuf,
+        target: PathBuf,
+        reason: String,
+    },
     #[error("passphrase refused: {0}")]
     WeakPassphrase(String),
     #[error("the two passphrases differ")]
