@@ -22,7 +22,7 @@ use crate::secret::{SecretBytes, SecretString};
 
 pub use contents::VaultContents;
 pub use format::KdfParams;
-pub use passphrase::{LinesSource, PassphraseSource, ScriptedSource, TerminalPrompt};
+pub use passphrase::{LinesSource, PassphraseSource, ScriptedSource, TerminalPrompt, read_passphrase_file};
 
 /// The file name of the vault inside the config folder.
 pub const VAULT_FILE_NAME: &str = "vault.crbot";
@@ -117,6 +117,8 @@ pub enum VaultError {
         target: PathBuf,
         reason: String,
     },
+    #[error("CRBOT_PASSPHRASE_FILE={} {problem}", .path.display())]
+    PassphraseFile { path: PathBuf, problem: String },
     #[error("passphrase refused: {0}")]
     WeakPassphrase(String),
     #[error("the two passphrases differ")]
@@ -247,11 +249,19 @@ pub fn env_keys_allowed(env: &str) -> bool {
 pub const ENV_KEYS_WARNING: &str =
     "API keys are read from plain environment variables (development only); use `crbot vault` instead";
 
+/// The effective user id of this process (the owner a passphrase file must have).
+#[allow(unsafe_code)]
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) takes no argument, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Disables core dumps for this process, so a crash never writes decrypted keys to disk:
 /// `RLIMIT_CORE` = 0 and, on Linux, `PR_SET_DUMPABLE` = 0 (which also stops other processes of
 /// the same user from attaching a debugger or reading our memory through /proc).
 ///
-/// This is the crate's one place with `unsafe`: two libc calls with no pointers we do not own.
+/// With [`effective_uid`], the crate's one place with `unsafe`: libc calls with no pointers we
+/// do not own.
 #[allow(unsafe_code)]
 pub fn harden_process() -> std::io::Result<()> {
     let zero = libc::rlimit {

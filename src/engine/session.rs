@@ -240,16 +240,33 @@ fn keys_for(config: &Config, unlock: Unlock) -> anyhow::Result<Credentials> {
     }
     let path = crate::vault::vault_path(Some(&config.paths.config_dir));
     let mut source: Box<dyn crate::vault::PassphraseSource> = match unlock {
+        // No terminal to ask on (a script, a service): the unattended sources, when set.
+        Unlock::Terminal if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            match unattended_passphrase(config)? {
+                Some(p) => Box::new(crate::vault::ScriptedSource::new([p])),
+                None => Box::new(crate::vault::TerminalPrompt),
+            }
+        }
         Unlock::Terminal => Box::new(crate::vault::TerminalPrompt),
         Unlock::Stdin => Box::new(crate::vault::LinesSource::new(std::io::stdin().lock())),
         Unlock::Given(Some(passphrase)) => Box::new(crate::vault::ScriptedSource::new([passphrase])),
         Unlock::Given(None) => anyhow::bail!(
-            "{} mode needs the vault passphrase and nothing may prompt for it: set CRBOT_PASSPHRASE_FILE",
+            "{} mode needs the vault passphrase and nothing may prompt for it: set CRBOT_PASSPHRASE_FILE (or API_KEY_ENCRYPTION_KEY outside production)",
             config.mode
         ),
     };
     let keys = crate::vault::unlock_interactive(&path, config.mode, source.as_mut(), &std::thread::sleep)?;
     Ok(credentials_from(keys))
+}
+
+/// The vault passphrase for a start nobody can type it at: `CRBOT_PASSPHRASE_FILE` (0600 or
+/// 0400, owned by this user), else `API_KEY_ENCRYPTION_KEY` (refused in production by the
+/// config), else `None`.
+pub fn unattended_passphrase(config: &Config) -> anyhow::Result<Option<SecretString>> {
+    if let Some(path) = &config.passphrase_file {
+        return Ok(Some(crate::vault::read_passphrase_file(path)?));
+    }
+    Ok(config.vault_passphrase_env.clone())
 }
 
 /// The client's credentials from the vault's keys.

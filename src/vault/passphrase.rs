@@ -5,6 +5,7 @@
 //! outside a `SecretString`; a refusal reason never quotes the passphrase.
 
 use std::io::BufRead;
+use std::path::Path;
 
 use super::VaultError;
 use crate::secret::SecretString;
@@ -108,6 +109,83 @@ impl PassphraseSource for ScriptedSource {
 
     fn notice(&mut self, message: &str) {
         self.notices.push(message.to_string());
+    }
+}
+
+/// The largest passphrase file read (a passphrase is one line; anything bigger is a mistake).
+pub const MAX_PASSPHRASE_FILE: u64 = 4096;
+
+/// Reads the vault passphrase from a file for an unattended start (`CRBOT_PASSPHRASE_FILE`).
+/// Accepted only when it is a regular file of mode 0600 or 0400 owned by the user crbot runs
+/// as (checked on the opened file, so it cannot be swapped between the check and the read),
+/// one line (a final `\n` or `\r\n` is not part of the passphrase), not empty. Read straight
+/// into one wiped buffer that becomes the secret: no other copy is made. Errors name the file,
+/// never its content.
+pub fn read_passphrase_file(path: &Path) -> Result<SecretString, VaultError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = |problem: String| VaultError::PassphraseFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| refuse(format!("cannot be read ({})", e.kind())))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| refuse(format!("cannot be read ({})", e.kind())))?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode != 0o600 && mode != 0o400 {
+        return Err(refuse(format!(
+            "has mode {mode:04o}; only 0600 or 0400 are accepted: chmod 600 it"
+        )));
+    }
+    let uid = super::effective_uid();
+    if meta.uid() != uid {
+        return Err(refuse(format!(
+            "is owned by user id {}, not by the user crbot runs as ({uid}): chown it",
+            meta.uid()
+        )));
+    }
+    if meta.len() > MAX_PASSPHRASE_FILE {
+        return Err(refuse(format!("is larger than {MAX_PASSPHRASE_FILE} bytes")));
+    }
+    // One allocation, sized before reading, so no reallocation leaves a copy behind.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; MAX_PASSPHRASE_FILE as usize + 1]);
+    let mut len = 0;
+    loop {
+        match std::io::Read::read(&mut file, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(refuse(format!("cannot be read ({})", e.kind()))),
+        }
+        if len == buf.len() {
+            return Err(refuse(format!("is larger than {MAX_PASSPHRASE_FILE} bytes")));
+        }
+    }
+    if buf[..len].ends_with(b"\n") {
+        len -= 1;
+    }
+    if buf[..len].ends_with(b"\r") {
+        len -= 1;
+    }
+    if len == 0 {
+        return Err(refuse("is empty".into()));
+    }
+    buf.truncate(len);
+    // The buffer moves into the String (no copy); the truncated tail is wiped here.
+    let bytes = std::mem::take(&mut *buf);
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(SecretString::new(text)),
+        Err(e) => {
+            zeroize::Zeroizing::new(e.into_bytes());
+            Err(refuse("is not UTF-8 text".into()))
+        }
     }
 }
 
