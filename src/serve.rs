@@ -89,7 +89,8 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     let link = EngineLink {
         commands: engine.commands.clone(),
         snapshots: engine.snapshots.clone(),
-        rearm_passphrase: passphrase,
+        // Kept sealed for the life of the engine (opened only for a re-arm's check).
+        rearm_passphrase: passphrase.map(crate::secret::SealedSecret::from_string),
         replies: engine.replies.clone(),
     };
     let socket = SocketServer::start(&config, &lock, link.clone())?;

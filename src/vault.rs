@@ -22,7 +22,9 @@ use crate::secret::{SecretBytes, SecretString};
 
 pub use contents::VaultContents;
 pub use format::KdfParams;
-pub use passphrase::{LinesSource, PassphraseSource, ScriptedSource, TerminalPrompt, read_passphrase_file};
+pub use passphrase::{
+    LinesSource, PassphraseSource, ScriptedSource, StdinLines, TerminalPrompt, read_passphrase_file,
+};
 
 /// The file name of the vault inside the config folder.
 pub const VAULT_FILE_NAME: &str = "vault.crbot";
@@ -195,7 +197,10 @@ pub fn unlock_contents(
         };
         match format::open(&pass, &bytes) {
             Ok(plain) => {
-                let contents = VaultContents::from_json(&plain).map_err(|reason| VaultError::Damaged {
+                let parsed = VaultContents::from_json(&plain);
+                drop(plain);
+                crate::secret::wipe_stack();
+                let contents = parsed.map_err(|reason| VaultError::Damaged {
                     path: path.to_path_buf(),
                     reason,
                 })?;

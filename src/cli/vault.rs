@@ -18,7 +18,7 @@ use crate::cli::GlobalOpts;
 use crate::domain::Mode;
 use crate::secret::{SecretBytes, SecretString};
 use crate::vault::format::{self, KdfParams};
-use crate::vault::passphrase::{LinesSource, PassphraseSource, TerminalPrompt, check_strength};
+use crate::vault::passphrase::{LinesSource, PassphraseSource, StdinLines, TerminalPrompt, check_strength};
 use crate::vault::store::{self, VaultLock, WriteStep};
 use crate::vault::{
     KeySecret, ModeKeys, UNLOCK_ATTEMPTS, VaultContents, VaultError, unlock_contents, vault_path,
@@ -87,7 +87,10 @@ impl VaultCliContext {
     /// default Argon2id parameters.
     pub fn from_global(global: &GlobalOpts) -> Self {
         let input: Box<dyn PassphraseSource> = if global.passphrase_stdin {
-            Box::new(LinesSource::new(std::io::stdin().lock()))
+            match StdinLines::new() {
+                Ok(lines) => Box::new(lines),
+                Err(_) => Box::new(LinesSource::new(std::io::stdin().lock())),
+            }
         } else {
             Box::new(TerminalPrompt)
         };

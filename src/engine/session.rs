@@ -89,7 +89,7 @@ impl Session {
                 let endpoints = base.with_overrides(overrides)?;
                 let creds = config.env_keys.as_ref().map(|k| Credentials {
                     api_key: k.api_key.clone(),
-                    key: KeyMaterial::Hmac(k.api_secret.clone()),
+                    key: KeyMaterial::hmac(k.api_secret.clone()),
                 });
                 if creds.is_none() {
                     anyhow::bail!(
@@ -182,7 +182,7 @@ async fn local_exchange(
     let secret = handle.api_secret();
     let creds = Credentials {
         api_key: SecretString::new(handle.api_key()),
-        key: KeyMaterial::Hmac(secret.clone()),
+        key: KeyMaterial::hmac(secret.clone()),
     };
     if publish {
         let rec = SimEndpointFile {
@@ -235,7 +235,7 @@ fn keys_for(config: &Config, unlock: Unlock) -> anyhow::Result<Credentials> {
         // The config refuses these outside development; here they are allowed, loudly.
         return Ok(Credentials {
             api_key: k.api_key.clone(),
-            key: KeyMaterial::Hmac(k.api_secret.clone()),
+            key: KeyMaterial::hmac(k.api_secret.clone()),
         });
     }
     let path = crate::vault::vault_path(Some(&config.paths.config_dir));
@@ -248,7 +248,7 @@ fn keys_for(config: &Config, unlock: Unlock) -> anyhow::Result<Credentials> {
             }
         }
         Unlock::Terminal => Box::new(crate::vault::TerminalPrompt),
-        Unlock::Stdin => Box::new(crate::vault::LinesSource::new(std::io::stdin().lock())),
+        Unlock::Stdin => Box::new(crate::vault::StdinLines::new()?),
         Unlock::Given(Some(passphrase)) => Box::new(crate::vault::ScriptedSource::new([passphrase])),
         Unlock::Given(None) => anyhow::bail!(
             "{} mode needs the vault passphrase and nothing may prompt for it: set CRBOT_PASSPHRASE_FILE (or API_KEY_ENCRYPTION_KEY outside production)",
@@ -272,8 +272,8 @@ pub fn unattended_passphrase(config: &Config) -> anyhow::Result<Option<SecretStr
 /// The client's credentials from the vault's keys.
 pub fn credentials_from(keys: ModeKeys) -> Credentials {
     let key = match keys.secret {
-        KeySecret::Hmac(s) => KeyMaterial::Hmac(s),
-        KeySecret::Ed25519(b) => KeyMaterial::Ed25519(b),
+        KeySecret::Hmac(s) => KeyMaterial::hmac(s),
+        KeySecret::Ed25519(b) => KeyMaterial::ed25519(b),
     };
     Credentials {
         api_key: keys.api_key,

@@ -82,6 +82,85 @@ impl<R: BufRead> PassphraseSource for LinesSource<R> {
     }
 }
 
+/// The longest answer read from standard input.
+pub const MAX_LINE: usize = 4096;
+
+/// One answer per line of standard input (`--passphrase-stdin`), read without a buffer: each
+/// byte goes from the kernel straight into the wiped allocation that becomes the secret, so no
+/// copy is left behind in the standard library's 8 KiB input buffer (never wiped) or in the
+/// freed blocks of a growing `String`. Reads a duplicate of descriptor 0 (same offset), one
+/// byte per call, so nothing after the line is consumed.
+#[derive(Debug)]
+pub struct StdinLines {
+    file: std::fs::File,
+}
+
+impl StdinLines {
+    pub fn new() -> Result<Self, VaultError> {
+        use std::os::fd::AsFd as _;
+        let fd = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| VaultError::NoInput(format!("cannot read standard input ({})", e.kind())))?;
+        Ok(Self {
+            file: std::fs::File::from(fd),
+        })
+    }
+}
+
+impl PassphraseSource for StdinLines {
+    fn ask(&mut self, _prompt: &str) -> Result<Option<SecretString>, VaultError> {
+        read_line_unbuffered(&mut self.file)
+    }
+}
+
+/// Reads one line (without its `\n` or `\r\n`) from `reader` one byte per call into one
+/// pre-sized wiped buffer. `None` at end of input before any byte.
+pub fn read_line_unbuffered(reader: &mut dyn std::io::Read) -> Result<Option<SecretString>, VaultError> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; MAX_LINE + 1]);
+    let mut len = 0;
+    let mut ended = false;
+    loop {
+        match reader.read(&mut buf[len..=len]) {
+            Ok(0) => {
+                ended = true;
+                break;
+            }
+            Ok(_) if buf[len] == b'\n' => {
+                buf[len] = 0;
+                break;
+            }
+            Ok(_) => len += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(VaultError::NoInput(format!(
+                    "cannot read standard input ({})",
+                    e.kind()
+                )));
+            }
+        }
+        if len > MAX_LINE - 1 {
+            return Err(VaultError::NoInput(format!(
+                "a line of standard input is longer than {MAX_LINE} bytes"
+            )));
+        }
+    }
+    if ended && len == 0 {
+        return Ok(None);
+    }
+    if len > 0 && buf[len - 1] == b'\r' {
+        len -= 1;
+    }
+    buf.truncate(len);
+    match String::from_utf8(std::mem::take(&mut *buf)) {
+        Ok(text) => Ok(Some(SecretString::new(text))),
+        Err(e) => {
+            zeroize::Zeroizing::new(e.into_bytes());
+            Err(VaultError::NoInput("standard input is not UTF-8 text".into()))
+        }
+    }
+}
+
 /// Answers from a list, for tests and for callers that already hold the secrets.
 #[derive(Debug, Default)]
 pub struct ScriptedSource {
@@ -246,6 +325,32 @@ mod tests {
             assert!(err.contains(why), "{p}: {err}");
             assert!(!err.contains(p), "{err}");
         }
+    }
+
+    #[test]
+    fn unbuffered_lines_strip_line_endings_consume_only_their_line_and_report_the_end() {
+        let mut input = &b"first pass\r\nsecond\nlast without newline"[..];
+        assert_eq!(
+            read_line_unbuffered(&mut input).unwrap().unwrap().expose(),
+            "first pass"
+        );
+        assert_eq!(input, b"second\nlast without newline");
+        assert_eq!(
+            read_line_unbuffered(&mut input).unwrap().unwrap().expose(),
+            "second"
+        );
+        assert_eq!(
+            read_line_unbuffered(&mut input).unwrap().unwrap().expose(),
+            "last without newline"
+        );
+        assert!(read_line_unbuffered(&mut input).unwrap().is_none());
+        let mut empty_line = &b"\n"[..];
+        assert_eq!(
+            read_line_unbuffered(&mut empty_line).unwrap().unwrap().expose(),
+            ""
+        );
+        let long = vec![b'x'; MAX_LINE + 10];
+        assert!(read_line_unbuffered(&mut &long[..]).is_err());
     }
 
     #[test]
