@@ -29,23 +29,116 @@ pub trait PassphraseSource {
     fn notice(&mut self, _message: &str) {}
 }
 
-/// Asks on the terminal with no echo (`rpassword`), prompts and notices on stderr.
+/// Asks on the terminal (`/dev/tty`) with no echo, prompts and notices on stderr. The terminal
+/// is put in raw mode for the answer and each typed byte goes straight from the kernel into
+/// one pre-sized wiped buffer (backspace and Ctrl-U edit it in place), so no copy is left in a
+/// line buffer or a grown `String`. Ctrl-C cancels, Ctrl-D on an empty answer is end of input.
 #[derive(Debug, Default)]
 pub struct TerminalPrompt;
 
+/// Puts the terminal in raw mode (no echo, no line editing by the kernel) until dropped.
+struct RawMode;
+
+impl RawMode {
+    fn enter() -> std::io::Result<RawMode> {
+        crossterm::terminal::enable_raw_mode()?;
+        Ok(RawMode)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
 impl PassphraseSource for TerminalPrompt {
     fn ask(&mut self, prompt: &str) -> Result<Option<SecretString>, VaultError> {
-        match rpassword::prompt_password(prompt) {
-            Ok(s) => Ok(Some(SecretString::new(s))),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(VaultError::NoInput(format!(
-                "cannot read from the terminal ({e})"
-            ))),
-        }
+        use std::io::Write as _;
+        let cannot = |e: std::io::Error| VaultError::NoInput(format!("cannot read from the terminal ({e})"));
+        let mut tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map_err(cannot)?;
+        eprint!("{prompt}");
+        let raw = RawMode::enter().map_err(cannot)?;
+        let answer = read_typed(&mut tty);
+        drop(raw);
+        let _ = tty.write_all(b"\n");
+        answer
     }
 
     fn notice(&mut self, message: &str) {
         eprintln!("{message}");
+    }
+}
+
+/// Reads what is typed on a raw terminal up to Enter, one byte per call, into one pre-sized
+/// wiped buffer: backspace (DEL or BS) removes the last character (all its UTF-8 bytes),
+/// Ctrl-U everything, Ctrl-C cancels, Ctrl-D on an empty answer (or the end of input) is `None`.
+pub fn read_typed(reader: &mut dyn std::io::Read) -> Result<Option<SecretString>, VaultError> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; MAX_LINE + 1]);
+    let mut len = 0;
+    loop {
+        match reader.read(&mut buf[len..=len]) {
+            Ok(0) if len == 0 => return Ok(None),
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(VaultError::NoInput(format!(
+                    "cannot read from the terminal ({e})"
+                )));
+            }
+        }
+        let byte = std::mem::take(&mut buf[len]);
+        match byte {
+            b'\r' | b'\n' => break,
+            0x03 => return Err(VaultError::NoInput("cancelled at the terminal".into())),
+            0x04 if len == 0 => return Ok(None),
+            0x04 => {}
+            0x7f | 0x08 => {
+                // Remove UTF-8 continuation bytes, then the character's first byte.
+                while len > 0 {
+                    len -= 1;
+                    let b = std::mem::take(&mut buf[len]);
+                    if b & 0xC0 != 0x80 {
+                        break;
+                    }
+                }
+            }
+            0x15 => {
+                buf[..len].iter_mut().for_each(|b| *b = 0);
+                len = 0;
+            }
+            b => {
+                buf[len] = b;
+                len += 1;
+                if len == MAX_LINE {
+                    return Err(VaultError::NoInput(format!(
+                        "an answer at the terminal is longer than {MAX_LINE} bytes"
+                    )));
+                }
+            }
+        }
+    }
+    into_secret(buf, len, "the terminal's input").map(Some)
+}
+
+/// The first `len` bytes of `buf` as the secret, moved (not copied) into a `SecretString`.
+fn into_secret(
+    mut buf: zeroize::Zeroizing<Vec<u8>>,
+    len: usize,
+    what: &str,
+) -> Result<SecretString, VaultError> {
+    buf.truncate(len);
+    match String::from_utf8(std::mem::take(&mut *buf)) {
+        Ok(text) => Ok(SecretString::new(text)),
+        Err(e) => {
+            zeroize::Zeroizing::new(e.into_bytes());
+            Err(VaultError::NoInput(format!("{what} is not UTF-8 text")))
+        }
     }
 }
 
@@ -151,14 +244,7 @@ pub fn read_line_unbuffered(reader: &mut dyn std::io::Read) -> Result<Option<Sec
     if len > 0 && buf[len - 1] == b'\r' {
         len -= 1;
     }
-    buf.truncate(len);
-    match String::from_utf8(std::mem::take(&mut *buf)) {
-        Ok(text) => Ok(Some(SecretString::new(text))),
-        Err(e) => {
-            zeroize::Zeroizing::new(e.into_bytes());
-            Err(VaultError::NoInput("standard input is not UTF-8 text".into()))
-        }
-    }
+    into_secret(buf, len, "standard input").map(Some)
 }
 
 /// Answers from a list, for tests and for callers that already hold the secrets.
@@ -351,6 +437,29 @@ mod tests {
         );
         let long = vec![b'x'; MAX_LINE + 10];
         assert!(read_line_unbuffered(&mut &long[..]).is_err());
+    }
+
+    #[test]
+    fn typing_at_the_terminal_edits_in_place_and_stops_at_enter() {
+        let typed = |bytes: &[u8]| read_typed(&mut &bytes[..]).map(|s| s.map(|s| s.expose().to_string()));
+        assert_eq!(
+            typed(b"correct horse\r").unwrap().as_deref(),
+            Some("correct horse")
+        );
+        assert_eq!(typed(b"abx\x7fc\n").unwrap().as_deref(), Some("abc"));
+        assert_eq!(
+            typed("caf\u{e9}\x7fe\r".as_bytes()).unwrap().as_deref(),
+            Some("cafe")
+        );
+        assert_eq!(typed(b"\x7f\x7fok\r").unwrap().as_deref(), Some("ok"));
+        assert_eq!(typed(b"wrong\x15right\r").unwrap().as_deref(), Some("right"));
+        assert_eq!(typed(b"no enter").unwrap().as_deref(), Some("no enter"));
+        assert_eq!(typed(b"\r").unwrap().as_deref(), Some(""));
+        assert_eq!(typed(b"").unwrap(), None);
+        assert_eq!(typed(b"\x04").unwrap(), None);
+        let err = typed(b"secret\x03").unwrap_err().to_string();
+        assert!(err.contains("cancelled") && !err.contains("secret"), "{err}");
+        assert!(typed(&vec![b'x'; MAX_LINE + 1]).is_err());
     }
 
     #[test]
