@@ -1,9 +1,12 @@
 //! Containers for secrets (API keys, API secrets, private keys, passphrases).
 //!
-//! Owns: the one type every secret travels in. Must not: ever print, log, serialise or
+//! Owns: the one type every secret travels in, the sealed form a long-lived secret is kept in
+//! ([`SealedSecret`]: encrypted under a per-process key, opened only for the length of one
+//! call), and the stack wipe that follows each use. Must not: ever print, log, serialise or
 //! compare its contents in a way that leaks them. `Debug` and `Display` print `***`; the
 //! memory is wiped on drop (`zeroize`). Read the value only through `expose`, for as short a
-//! time as possible (computing a signature, writing the encrypted vault).
+//! time as possible (computing a signature, writing the encrypted vault); a secret that lives
+//! longer than a command (the API secret, serve's re-arm passphrase) is sealed.
 
 use std::fmt;
 
