@@ -2,7 +2,8 @@
 //! the same time on one vault (`--home <tempdir> --passphrase-stdin`, Argon2id lowered with
 //! `CRBOT_VAULT_KDF` so that a round takes milliseconds), then the file is opened in process.
 //!
-//! - two `set-keys` for different modes at once keep both, 100 rounds in a row;
+//! - two `set-keys` for different modes at once keep both, 100 rounds in a row, while a reader
+//!   that takes no lock opens the vault again and again and never sees a partial file;
 //! - `rotate` racing `set-keys` ends with only the new passphrase opening the file, and the
 //!   keys of every `set-keys` that said "Stored" in it, 100 rounds in a row;
 //! - a temp file left by a killed writer is removed by the next write;
@@ -97,6 +98,21 @@ fn concurrent_set_keys_for_different_modes_keep_both_every_round() {
     let home = tempfile::tempdir().unwrap();
     let pass = "concurrency passphrase one";
     let path = init(home.path(), pass);
+    // A reader takes no lock and must never see a partial file while the writers run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (stop, path) = (stop.clone(), path.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = open(&path, pass) {
+                    return Err(format!("read {reads}: {e}"));
+                }
+                reads += 1;
+            }
+            Ok(reads)
+        })
+    };
     for round in 0..ROUNDS {
         let (dk, ds) = (format!("DEMOKEY{round:04}"), format!("demosecret{round:04}"));
         let (tk, ts) = (format!("TESTKEY{round:04}"), format!("testsecret{round:04}"));
@@ -125,6 +141,9 @@ fn concurrent_set_keys_for_different_modes_keep_both_every_round() {
             "round {round}: testnet lost"
         );
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.join().unwrap().unwrap();
+    assert!(reads > 0);
     let leftovers: Vec<String> = std::fs::read_dir(home.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
