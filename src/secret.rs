@@ -151,7 +151,7 @@ impl SealedSecret {
         let tag = process_cipher()
             .encrypt_inout_detached(&aes_gcm::Nonce::from(nonce), b"", sealed.as_mut_slice().into())
             .unwrap_or_default();
-        wipe_stack();
+        wipe_stack_words::<2048>();
         SealedSecret { nonce, tag, sealed }
     }
 
@@ -174,8 +174,8 @@ impl SealedSecret {
         self.sealed.is_empty()
     }
 
-    /// Calls `f` with the plaintext, in a buffer wiped when `f` returns (then the stack below
-    /// this call is wiped too). Should decryption fail (it cannot, short of memory corruption),
+    /// Calls `f` with the plaintext, in a buffer wiped when `f` returns (then 16 KiB of the
+    /// stack below this call is wiped too). Should decryption fail (it cannot, short of memory corruption),
     /// `f` gets an empty slice, which every user treats as "no secret".
     pub fn with_plain<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         use aes_gcm::aead::AeadInOut as _;
@@ -190,7 +190,7 @@ impl SealedSecret {
             .is_ok();
         let out = f(if opened { buf.as_slice() } else { &[] });
         drop(buf);
-        wipe_stack();
+        wipe_stack_words::<2048>();
         out
     }
 
@@ -213,10 +213,16 @@ impl fmt::Debug for SealedSecret {
 /// Overwrites 64 KiB of this thread's stack below the caller with zeros (volatile writes), so
 /// what a finished call left there (a hash's block buffer holding a passphrase, a key schedule
 /// on the stack) does not stay until something else happens to overwrite it. Called after
-/// every use of a plaintext secret.
-#[inline(never)]
+/// the unlock's steps (Argon2, parsing the vault); a signature wipes 16 KiB (its hash and key
+/// schedule use a few).
 pub fn wipe_stack() {
-    let mut area = [0u8; 64 * 1024];
+    wipe_stack_words::<8192>();
+}
+
+/// Zeros `N` 8-byte words of stack below the caller (volatile: the writes cannot be elided).
+#[inline(never)]
+fn wipe_stack_words<const N: usize>() {
+    let mut area = [0u64; N];
     area.zeroize();
     std::hint::black_box(&area);
 }
