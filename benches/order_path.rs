@@ -293,7 +293,7 @@ fn main() {
         }),
     );
 
-    let key = KeyMaterial::Hmac(SecretString::from(
+    let key = KeyMaterial::hmac(SecretString::from(
         "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
     ));
     let mut seq = 0u64;

@@ -24,7 +24,7 @@ fn order_params() -> Vec<(&'static str, String)> {
 }
 
 fn bench(c: &mut Criterion) {
-    let hmac = KeyMaterial::Hmac(SecretString::from(
+    let hmac = KeyMaterial::hmac(SecretString::from(
         "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
     ));
     let params = order_params();
@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("hmac_sign_payload_only", |b| {
         b.iter(|| sign_bytes(black_box(&hmac), black_box(payload.as_bytes())))
     });
-    let ed = KeyMaterial::Ed25519(SecretBytes::new(vec![7u8; 32]));
+    let ed = KeyMaterial::ed25519(SecretBytes::new(vec![7u8; 32]));
     c.bench_function("ed25519_sign_order_query", |b| {
         b.iter(|| sign_rest(black_box(&ed), black_box(&params)))
     });

@@ -122,7 +122,7 @@ impl Exchange {
         let query = if signed {
             all.push(("recvWindow", "10000".into()));
             all.push(("timestamp", chrono::Utc::now().timestamp_millis().to_string()));
-            let key = KeyMaterial::Hmac(SecretString::from(self.secret.as_str()));
+            let key = KeyMaterial::hmac(SecretString::from(self.secret.as_str()));
             sign_rest(&key, &all).map_err(|e| e.to_string())?.query
         } else {
             all.iter()

@@ -39,7 +39,7 @@ pub mod tls;
 use crate::config::{Config, Environment};
 use crate::engine::runtime::Replies;
 use crate::engine::snapshot::{Command, Snapshot};
-use crate::secret::SecretString;
+use crate::secret::{SealedSecret, SecretString};
 use auth::TokenKeys;
 use error::ApiError;
 
@@ -53,7 +53,7 @@ pub struct EngineLink {
     pub snapshots: watch::Receiver<Snapshot>,
     /// The vault passphrase a re-arm needs in a mode with keys (read from
     /// `CRBOT_PASSPHRASE_FILE` by `crbot serve`); `None` where none is needed.
-    pub rearm_passphrase: Option<SecretString>,
+    pub rearm_passphrase: Option<SealedSecret>,
     /// Where the engine's answers to `POST /api/orders` arrive (the runtime's reply map).
     pub replies: Replies,
 }
@@ -92,7 +92,7 @@ pub(crate) struct AppState {
     keys: Arc<TokenKeys>,
     commands: mpsc::Sender<Command>,
     snapshots: watch::Receiver<Snapshot>,
-    rearm_passphrase: Option<Arc<SecretString>>,
+    rearm_passphrase: Option<Arc<SealedSecret>>,
     replies: Replies,
 }
 

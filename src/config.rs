@@ -142,7 +142,17 @@ pub const VARIABLES: &[VarDoc] = &[
     var(
         "CRBOT_PASSPHRASE_FILE",
         "(unset)",
-        "a file of mode 0600 holding the vault passphrase (crbot serve)",
+        "a file of mode 0600 or 0400, owned by the user crbot runs as, holding the vault passphrase (crbot serve; commands and the console without a terminal)",
+    ),
+    var(
+        "API_KEY_ENCRYPTION_KEY",
+        "(unset)",
+        "the vault passphrase itself, for unattended starts without CRBOT_PASSPHRASE_FILE; refused in production",
+    ),
+    var(
+        "REDIS_URL",
+        "(unset)",
+        "not used: crbot does not use Redis (said once at start-up)",
     ),
     var(
         "SECRETS_BACKEND",
@@ -435,6 +445,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Where `crbot serve` reads the vault passphrase (it never prompts); read only when needed.
     pub passphrase_file: Option<PathBuf>,
+    /// `API_KEY_ENCRYPTION_KEY`: the vault passphrase for unattended starts (never in production).
+    pub vault_passphrase_env: Option<SecretString>,
     pub recv_window_ms: u64,
     pub kill_key: KillKey,
     pub bell: bool,
@@ -574,6 +586,10 @@ impl Config {
 
         let env_keys = env_keys(sources, env, &mut warnings)?;
         let secrets = secrets::secrets_settings(sources, env, env_keys.is_some(), &mut warnings)?;
+        let vault_passphrase_env = vault_passphrase_env(sources, env)?;
+        if sources.value("REDIS_URL").is_some() {
+            warnings.push(REDIS_NOTE.to_string());
+        }
 
         let endpoints = EndpointOverrides {
             rest: endpoint(
@@ -601,6 +617,7 @@ impl Config {
             secret_key,
             api,
             passphrase_file,
+            vault_passphrase_env,
             recv_window_ms,
             kill_key,
             bell,
@@ -881,6 +898,28 @@ fn log_filter(sources: &Sources) -> Result<String, ConfigError> {
         }
     }
     Ok("info".to_string())
+}
+
+/// Said once at start-up when `REDIS_URL` is set.
+pub const REDIS_NOTE: &str = "REDIS_URL is set but crbot does not use Redis: PostgreSQL coordinates \
+     engines, and one engine per account holds its state in memory; REDIS_URL is ignored";
+
+/// `API_KEY_ENCRYPTION_KEY`, the vault passphrase for unattended starts. Refused in production,
+/// where it would sit in plain text next to the vault (use `CRBOT_PASSPHRASE_FILE`).
+fn vault_passphrase_env(sources: &Sources, env: Environment) -> Result<Option<SecretString>, ConfigError> {
+    let Some((value, origin)) = sources.get("API_KEY_ENCRYPTION_KEY") else {
+        return Ok(None);
+    };
+    if env == Environment::Production {
+        return Err(ConfigError::Refused {
+            setting: format!("API_KEY_ENCRYPTION_KEY in {}", origin.describe()),
+            env,
+            why: "it is the vault's passphrase in plain text next to the vault; remove it and use \
+                  CRBOT_PASSPHRASE_FILE (a 0600 or 0400 file owned by crbot's user)"
+                .into(),
+        });
+    }
+    Ok(Some(SecretString::from(value)))
 }
 
 fn env_keys(

@@ -1,9 +1,12 @@
 //! Containers for secrets (API keys, API secrets, private keys, passphrases).
 //!
-//! Owns: the one type every secret travels in. Must not: ever print, log, serialise or
+//! Owns: the one type every secret travels in, the sealed form a long-lived secret is kept in
+//! ([`SealedSecret`]: encrypted under a per-process key, opened only for the length of one
+//! call), and the stack wipe that follows each use. Must not: ever print, log, serialise or
 //! compare its contents in a way that leaks them. `Debug` and `Display` print `***`; the
 //! memory is wiped on drop (`zeroize`). Read the value only through `expose`, for as short a
-//! time as possible (computing a signature, writing the encrypted vault).
+//! time as possible (computing a signature, writing the encrypted vault); a secret that lives
+//! longer than a command (the API secret, serve's re-arm passphrase) is sealed.
 
 use std::fmt;
 
@@ -96,6 +99,134 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
+/// A secret held encrypted in memory: AES-256-GCM under a random key made once per process
+/// (from the operating system's generator; the key lives in a wiped buffer and is never
+/// written anywhere). Its plaintext exists only inside [`SealedSecret::with_plain`], in a
+/// buffer wiped when the closure returns, so a copy of this process's memory (a core file
+/// written despite the hardening, a swapped page, `/proc/<pid>/mem` read by root, a debugger)
+/// holds ciphertext, not the secret, except during that call. The per-process key is in memory
+/// too: this stops a scan for the secret and a leak of one region, not an attacker who reads
+/// the whole process at leisure.
+///
+/// `Debug` prints `***`; cloning copies ciphertext only.
+#[derive(Clone)]
+pub struct SealedSecret {
+    nonce: [u8; 12],
+    tag: aes_gcm::Tag,
+    sealed: Vec<u8>,
+}
+
+/// The per-process sealing key, made on first use.
+fn process_key() -> &'static Zeroizing<[u8; 32]> {
+    static KEY: std::sync::OnceLock<Zeroizing<[u8; 32]>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = Zeroizing::new([0u8; 32]);
+        fill_random(key.as_mut_slice());
+        key
+    })
+}
+
+/// Random bytes from the operating system (`getrandom`), or from the thread generator (itself
+/// seeded from the operating system) should that call fail.
+fn fill_random(out: &mut [u8]) {
+    use rand::{Rng as _, TryRng as _};
+    if rand::rngs::SysRng.try_fill_bytes(out).is_err() {
+        rand::rng().fill_bytes(out);
+    }
+}
+
+fn process_cipher() -> aes_gcm::Aes256Gcm {
+    use aes_gcm::KeyInit as _;
+    // Built per call and wiped on drop (aes-gcm's `zeroize` feature).
+    aes_gcm::Aes256Gcm::new(&aes_gcm::Key::<aes_gcm::Aes256Gcm>::from(**process_key()))
+}
+
+impl SealedSecret {
+    /// Encrypts `plain` (the caller wipes its own copy).
+    pub fn seal(plain: &[u8]) -> SealedSecret {
+        use aes_gcm::aead::AeadInOut as _;
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce);
+        let mut sealed = plain.to_vec();
+        let tag = process_cipher()
+            .encrypt_inout_detached(&aes_gcm::Nonce::from(nonce), b"", sealed.as_mut_slice().into())
+            .unwrap_or_default();
+        wipe_stack_words::<2048>();
+        SealedSecret { nonce, tag, sealed }
+    }
+
+    /// Seals a secret string; the plaintext `String` is wiped as it is dropped here.
+    pub fn from_string(secret: SecretString) -> SealedSecret {
+        Self::seal(secret.expose().as_bytes())
+    }
+
+    /// Seals secret bytes; the plaintext is wiped as it is dropped here.
+    pub fn from_bytes(secret: SecretBytes) -> SealedSecret {
+        Self::seal(secret.expose())
+    }
+
+    /// Length of the secret in bytes.
+    pub fn len(&self) -> usize {
+        self.sealed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sealed.is_empty()
+    }
+
+    /// Calls `f` with the plaintext, in a buffer wiped when `f` returns (then 16 KiB of the
+    /// stack below this call is wiped too). Should decryption fail (it cannot, short of memory corruption),
+    /// `f` gets an empty slice, which every user treats as "no secret".
+    pub fn with_plain<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        use aes_gcm::aead::AeadInOut as _;
+        let mut buf = Zeroizing::new(self.sealed.clone());
+        let opened = process_cipher()
+            .decrypt_inout_detached(
+                &aes_gcm::Nonce::from(self.nonce),
+                b"",
+                buf.as_mut_slice().into(),
+                &self.tag,
+            )
+            .is_ok();
+        let out = f(if opened { buf.as_slice() } else { &[] });
+        drop(buf);
+        wipe_stack_words::<2048>();
+        out
+    }
+
+    /// A plaintext copy for a caller that needs a [`SecretString`] for a moment (a re-arm's
+    /// passphrase check); it is wiped when dropped. Empty when the secret is not UTF-8.
+    pub fn open_string(&self) -> SecretString {
+        self.with_plain(|p| match std::str::from_utf8(p) {
+            Ok(text) => SecretString::from(text),
+            Err(_) => SecretString::default(),
+        })
+    }
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Overwrites 64 KiB of this thread's stack below the caller with zeros (volatile writes), so
+/// what a finished call left there (a hash's block buffer holding a passphrase, a key schedule
+/// on the stack) does not stay until something else happens to overwrite it. Called after
+/// the unlock's steps (Argon2, parsing the vault); a signature wipes 16 KiB (its hash and key
+/// schedule use a few).
+pub fn wipe_stack() {
+    wipe_stack_words::<8192>();
+}
+
+/// Zeros `N` 8-byte words of stack below the caller (volatile: the writes cannot be elided).
+#[inline(never)]
+fn wipe_stack_words<const N: usize>() {
+    let mut area = [0u64; N];
+    area.zeroize();
+    std::hint::black_box(&area);
+}
+
 impl Drop for SecretString {
     fn drop(&mut self) {
         // Zeroizing already wipes; this makes the intent explicit for readers.
@@ -125,6 +256,27 @@ mod tests {
             SecretString::from("same value ")
         );
         assert_ne!(SecretString::from(""), SecretString::from("x"));
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_to_its_plaintext_and_holds_none_of_it() {
+        let plain: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+        let sealed = SealedSecret::seal(&plain);
+        assert_eq!(sealed.len(), 64);
+        assert!(!sealed.sealed.windows(8).any(|w| plain.windows(8).any(|p| p == w)));
+        assert_eq!(sealed.with_plain(<[u8]>::to_vec), plain);
+        assert_eq!(sealed.clone().with_plain(<[u8]>::to_vec), plain);
+        assert_eq!(format!("{sealed:?}"), "***");
+        let s = SealedSecret::from_string(SecretString::from("a passphrase of sorts"));
+        assert_eq!(s.open_string().expose(), "a passphrase of sorts");
+        assert!(SealedSecret::seal(b"").is_empty());
+    }
+
+    #[test]
+    fn two_seals_of_one_secret_differ() {
+        let a = SealedSecret::seal(b"same secret bytes");
+        let b = SealedSecret::seal(b"same secret bytes");
+        assert_ne!((a.nonce, a.sealed.clone()), (b.nonce, b.sealed.clone()));
     }
 
     #[test]

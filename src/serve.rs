@@ -89,7 +89,8 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
     let link = EngineLink {
         commands: engine.commands.clone(),
         snapshots: engine.snapshots.clone(),
-        rearm_passphrase: passphrase,
+        // Kept sealed for the life of the engine (opened only for a re-arm's check).
+        rearm_passphrase: passphrase.map(crate::secret::SealedSecret::from_string),
         replies: engine.replies.clone(),
     };
     let socket = SocketServer::start(&config, &lock, link.clone())?;
@@ -161,41 +162,26 @@ fn check_address(addr: SocketAddr, env: Environment, tls: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// The vault passphrase, when the mode needs one: from `CRBOT_PASSPHRASE_FILE`, never a prompt.
+/// The vault passphrase, when the mode needs one: from `CRBOT_PASSPHRASE_FILE` (or, outside
+/// production, `API_KEY_ENCRYPTION_KEY`), never a prompt.
 fn passphrase(config: &Config) -> anyhow::Result<Option<SecretString>> {
     if !config.keys_from_vault() {
         // No mode keys, or keys from another SECRETS_BACKEND (fetched at start, no passphrase).
         return Ok(None);
     }
-    let Some(path) = &config.passphrase_file else {
-        anyhow::bail!(
+    match crate::engine::session::unattended_passphrase(config)? {
+        Some(p) => Ok(Some(p)),
+        None => anyhow::bail!(
             "{} mode needs the vault passphrase and crbot serve never prompts: set CRBOT_PASSPHRASE_FILE to a 0600 file holding it",
             config.mode
-        );
-    };
-    read_passphrase_file(path).map(Some)
+        ),
+    }
 }
 
-/// Reads a passphrase file: owner-only (0600 or stricter), one line (a final newline is not
-/// part of the passphrase), not empty. Errors name the file, never its content.
+/// Reads a passphrase file (see [`crate::vault::read_passphrase_file`]): 0600 or 0400, owned by
+/// this user, one line. Errors name the file, never its content.
 pub fn read_passphrase_file(path: &Path) -> anyhow::Result<SecretString> {
-    use std::os::unix::fs::PermissionsExt;
-    let shown = path.display();
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("CRBOT_PASSPHRASE_FILE={shown} cannot be read"))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        anyhow::bail!("CRBOT_PASSPHRASE_FILE={shown} is readable by other users: chmod 600 it");
-    }
-    let text = SecretString::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("CRBOT_PASSPHRASE_FILE={shown} cannot be read"))?,
-    );
-    let line = text.expose().strip_suffix('\n').unwrap_or(text.expose());
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.is_empty() {
-        anyhow::bail!("CRBOT_PASSPHRASE_FILE={shown} is empty");
-    }
-    Ok(SecretString::from(line))
+    Ok(crate::vault::read_passphrase_file(path)?)
 }
 
 /// SIGTERM and SIGINT, whichever comes first.
@@ -278,5 +264,38 @@ mod tests {
     fn an_empty_passphrase_file_is_refused() {
         let (_d, path) = file(0o600, "\n");
         assert!(read_passphrase_file(&path).is_err());
+    }
+
+    #[test]
+    fn a_passphrase_file_is_accepted_at_0600_and_0400_only() {
+        for mode in [0o600, 0o400] {
+            let (_d, path) = file(mode, "correct horse\r\n");
+            assert_eq!(
+                read_passphrase_file(&path).expect("read").expose(),
+                "correct horse"
+            );
+        }
+        for mode in [0o700, 0o640, 0o200, 0o644, 0o4600] {
+            let (_d, path) = file(mode, "correct horse\n");
+            let err = read_passphrase_file(&path).expect_err("refused").to_string();
+            assert!(
+                err.contains("CRBOT_PASSPHRASE_FILE=") && err.contains("0600 or 0400"),
+                "{mode:o}: {err}"
+            );
+            assert!(!err.contains("horse"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_passphrase_file_owned_by_another_user_is_refused() {
+        let (_d, path) = file(0o600, "correct horse\n");
+        // Root can give the file away; other users cannot chown, and then the check is moot.
+        if crate::vault::effective_uid() != 0 {
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+        let err = read_passphrase_file(&path).expect_err("refused").to_string();
+        assert!(err.contains("owned by user id 65534"), "{err}");
+        assert!(!err.contains("horse"), "{err}");
     }
 }

@@ -22,7 +22,9 @@ use crate::secret::{SecretBytes, SecretString};
 
 pub use contents::VaultContents;
 pub use format::KdfParams;
-pub use passphrase::{LinesSource, PassphraseSource, ScriptedSource, TerminalPrompt};
+pub use passphrase::{
+    LinesSource, PassphraseSource, ScriptedSource, StdinLines, TerminalPrompt, read_passphrase_file,
+};
 
 /// The file name of the vault inside the config folder.
 pub const VAULT_FILE_NAME: &str = "vault.crbot";
@@ -107,6 +109,18 @@ pub enum VaultError {
         .path.display(), .path.display()
     )]
     InsecurePermissions { path: PathBuf, mode: u32 },
+    #[error(
+        "the vault {} is a symbolic link to {}, which cannot be reached ({reason}); crbot writes \
+         through a link to its target and never replaces the link: point it at the vault, or remove it",
+        .path.display(), .target.display()
+    )]
+    BrokenLink {
+        path: PathBuf,
+        target: PathBuf,
+        reason: String,
+    },
+    #[error("CRBOT_PASSPHRASE_FILE={} {problem}", .path.display())]
+    PassphraseFile { path: PathBuf, problem: String },
     #[error("passphrase refused: {0}")]
     WeakPassphrase(String),
     #[error("the two passphrases differ")]
@@ -183,7 +197,10 @@ pub fn unlock_contents(
         };
         match format::open(&pass, &bytes) {
             Ok(plain) => {
-                let contents = VaultContents::from_json(&plain).map_err(|reason| VaultError::Damaged {
+                let parsed = VaultContents::from_json(&plain);
+                drop(plain);
+                crate::secret::wipe_stack();
+                let contents = parsed.map_err(|reason| VaultError::Damaged {
                     path: path.to_path_buf(),
                     reason,
                 })?;
@@ -237,11 +254,19 @@ pub fn env_keys_allowed(env: &str) -> bool {
 pub const ENV_KEYS_WARNING: &str =
     "API keys are read from plain environment variables (development only); use `crbot vault` instead";
 
+/// The effective user id of this process (the owner a passphrase file must have).
+#[allow(unsafe_code)]
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) takes no argument, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Disables core dumps for this process, so a crash never writes decrypted keys to disk:
 /// `RLIMIT_CORE` = 0 and, on Linux, `PR_SET_DUMPABLE` = 0 (which also stops other processes of
 /// the same user from attaching a debugger or reading our memory through /proc).
 ///
-/// This is the crate's one place with `unsafe`: two libc calls with no pointers we do not own.
+/// With [`effective_uid`], the crate's one place with `unsafe`: libc calls with no pointers we
+/// do not own.
 #[allow(unsafe_code)]
 pub fn harden_process() -> std::io::Result<()> {
     let zero = libc::rlimit {

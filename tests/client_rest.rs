@@ -40,7 +40,7 @@ fn config() -> RestConfig {
 fn creds(sim: &SimHandle) -> Credentials {
     Credentials {
         api_key: SecretString::from(sim.api_key()),
-        key: KeyMaterial::Hmac(sim.api_secret()),
+        key: KeyMaterial::hmac(sim.api_secret()),
     }
 }
 
@@ -716,7 +716,7 @@ fn ed25519_key(
     });
     Credentials {
         api_key: SecretString::from(api_key),
-        key: KeyMaterial::Ed25519(crbot::secret::SecretBytes::new(seed.to_vec())),
+        key: KeyMaterial::ed25519(crbot::secret::SecretBytes::new(seed.to_vec())),
     }
 }
 

@@ -40,7 +40,7 @@ fn rest(sim: &SimHandle, order_timeout: Duration) -> Result<BinanceRest, Box<dyn
         Endpoints::local(sim.addr())?,
         Some(Credentials {
             api_key: SecretString::from(sim.api_key()),
-            key: KeyMaterial::Hmac(sim.api_secret()),
+            key: KeyMaterial::hmac(sim.api_secret()),
         }),
         RestConfig {
             order_timeout,
@@ -512,7 +512,7 @@ async fn user_stream_subscribes_with_an_ed25519_key() -> TestResult {
         Endpoints::local(sim.addr())?,
         Some(Credentials {
             api_key: SecretString::from("ed-stream-key"),
-            key: KeyMaterial::Ed25519(crbot::secret::SecretBytes::new(seed.to_vec())),
+            key: KeyMaterial::ed25519(crbot::secret::SecretBytes::new(seed.to_vec())),
         }),
         RestConfig::default(),
         Arc::new(NoBanStore),
@@ -643,7 +643,7 @@ async fn user_stream_does_not_connect_while_the_ip_is_banned() -> TestResult {
         Endpoints::local(sim.addr())?,
         Some(Credentials {
             api_key: SecretString::from(sim.api_key()),
-            key: KeyMaterial::Hmac(sim.api_secret()),
+            key: KeyMaterial::hmac(sim.api_secret()),
         }),
         RestConfig::default(),
         Arc::new(FixedBan(until)),

@@ -92,7 +92,7 @@ fn signed_get(home: &Path, path: &str) -> String {
             .unwrap_or_else(|| panic!("sim-endpoint.json has {k}"))
             .to_string()
     };
-    let key = KeyMaterial::Hmac(SecretString::from(field("api_secret").as_str()));
+    let key = KeyMaterial::hmac(SecretString::from(field("api_secret").as_str()));
     let now = chrono::Utc::now().timestamp_millis();
     let params = [("recvWindow", "5000".to_string()), ("timestamp", now.to_string())];
     let query = sign_rest(&key, &params).expect("signs").query;

@@ -228,9 +228,12 @@ pub async fn resume(
         ));
     }
     if latest(&state).header.trading != TradingState::Active {
-        let passphrase = body
-            .passphrase
-            .or_else(|| state.rearm_passphrase.as_deref().cloned());
+        let passphrase = body.passphrase.or_else(|| {
+            state
+                .rearm_passphrase
+                .as_deref()
+                .map(crate::secret::SealedSecret::open_string)
+        });
         send(&state, Command::Rearm { passphrase }).await?;
         settle(state.snapshots.clone(), REARM_SETTLE, |s| {
             s.header.trading == TradingState::Active

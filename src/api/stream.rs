@@ -260,7 +260,10 @@ async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'s
         // As `POST /api/resume`: the engine's own passphrase (serve's passphrase file) when
         // the client sent none.
         Command::Rearm { passphrase } if passphrase.is_none() => {
-            *passphrase = state.rearm_passphrase.as_deref().cloned();
+            *passphrase = state
+                .rearm_passphrase
+                .as_deref()
+                .map(crate::secret::SealedSecret::open_string);
         }
         _ => {}
     }

@@ -323,7 +323,7 @@ pub async fn resume(ctx: &Ctx) -> Outcome {
     if config.keys_from_vault() {
         let path = crate::vault::vault_path(Some(&config.paths.config_dir));
         let mut source: Box<dyn crate::vault::PassphraseSource> = if ctx.global.passphrase_stdin {
-            Box::new(crate::vault::LinesSource::new(std::io::stdin().lock()))
+            Box::new(crate::vault::StdinLines::new().map_err(|e| Failure::new(e.to_string()))?)
         } else {
             Box::new(crate::vault::TerminalPrompt)
         };

@@ -18,8 +18,8 @@ use crate::cli::GlobalOpts;
 use crate::domain::Mode;
 use crate::secret::{SecretBytes, SecretString};
 use crate::vault::format::{self, KdfParams};
-use crate::vault::passphrase::{LinesSource, PassphraseSource, TerminalPrompt, check_strength};
-use crate::vault::store::{self, WriteStep};
+use crate::vault::passphrase::{LinesSource, PassphraseSource, StdinLines, TerminalPrompt, check_strength};
+use crate::vault::store::{self, VaultLock, WriteStep};
 use crate::vault::{
     KeySecret, ModeKeys, UNLOCK_ATTEMPTS, VaultContents, VaultError, unlock_contents, vault_path,
 };
@@ -87,7 +87,10 @@ impl VaultCliContext {
     /// default Argon2id parameters.
     pub fn from_global(global: &GlobalOpts) -> Self {
         let input: Box<dyn PassphraseSource> = if global.passphrase_stdin {
-            Box::new(LinesSource::new(std::io::stdin().lock()))
+            match StdinLines::new() {
+                Ok(lines) => Box::new(lines),
+                Err(_) => Box::new(LinesSource::new(std::io::stdin().lock())),
+            }
         } else {
             Box::new(TerminalPrompt)
         };
@@ -96,12 +99,33 @@ impl VaultCliContext {
             passphrase_stdin: global.passphrase_stdin,
             json: global.json,
             mode: global.mode,
-            kdf: KdfParams::DEFAULT,
+            kdf: kdf_from_env(),
             input: RefCell::new(input),
             stdout: RefCell::new(Box::new(std::io::stdout())),
             sleeper: Box::new(std::thread::sleep),
             clock: Box::new(now_ms),
             write_hook: Box::new(store::no_faults),
+        }
+    }
+
+    /// Takes the vault's write lock (saying so on stderr when another command holds it).
+    fn lock(&self) -> Result<VaultLock, VaultError> {
+        VaultLock::acquire(&self.path, &|lock| {
+            eprintln!(
+                "waiting for another `crbot vault` command to finish (it holds {})",
+                lock.display()
+            );
+        })
+    }
+
+    /// The vault must exist before a command that changes it takes the lock (so a missing vault
+    /// is reported without creating anything).
+    fn require_vault(&self) -> Result<(), VaultError> {
+        match store::file_mode(&self.path)? {
+            Some(_) => Ok(()),
+            None => Err(VaultError::NotFound {
+                path: self.path.clone(),
+            }),
         }
     }
 
@@ -135,7 +159,13 @@ impl VaultCliContext {
         unlock_contents(&self.path, &mut **input, &*self.sleeper, self.attempts())
     }
 
-    fn write(&self, pass: &SecretString, kdf: KdfParams, contents: &VaultContents) -> Result<(), VaultError> {
+    fn write(
+        &self,
+        lock: &VaultLock,
+        pass: &SecretString,
+        kdf: KdfParams,
+        contents: &VaultContents,
+    ) -> Result<(), VaultError> {
         let plain = contents.to_json().map_err(VaultError::Internal)?;
         let mut salt = [0u8; format::SALT_LEN];
         let mut nonce = [0u8; format::NONCE_LEN];
@@ -147,7 +177,7 @@ impl VaultCliContext {
             .map_err(|e| VaultError::Internal(format!("the system random generator failed: {e}")))?;
         let bytes = format::seal(pass, kdf, salt, nonce, &plain)
             .map_err(|e| VaultError::from_format(&self.path, e))?;
-        store::write_atomic(&self.path, &bytes, &*self.write_hook)
+        lock.write(&bytes, &*self.write_hook)
     }
 
     fn print(&self, text: &str, doc: serde_json::Value) -> anyhow::Result<()> {
@@ -160,6 +190,35 @@ impl VaultCliContext {
         out.flush()?;
         Ok(())
     }
+}
+
+/// `CRBOT_VAULT_KDF=m_kib,t,p`: the Argon2id cost `init` and `rotate` write (the default,
+/// m=65536 t=3 p=1, otherwise). For tests and very small machines; a lower cost makes the
+/// passphrase cheaper to guess. A value that does not parse or is out of the format's range is
+/// ignored, with a warning, for the default (never a lower cost by mistake).
+fn kdf_from_env() -> KdfParams {
+    let Ok(text) = std::env::var("CRBOT_VAULT_KDF") else {
+        return KdfParams::DEFAULT;
+    };
+    match parse_kdf(&text) {
+        Some(k) => k,
+        None => {
+            eprintln!(
+                "crbot: warning: CRBOT_VAULT_KDF={text} is not m_kib,t,p within the vault format's range; using m=65536,t=3,p=1"
+            );
+            KdfParams::DEFAULT
+        }
+    }
+}
+
+fn parse_kdf(text: &str) -> Option<KdfParams> {
+    let mut parts = text.split(',').map(|p| p.trim().parse::<u32>().ok());
+    let k = KdfParams {
+        m_kib: parts.next()??,
+        t: parts.next()??,
+        p: parts.next()??,
+    };
+    (parts.next().is_none() && k.in_range()).then_some(k)
 }
 
 /// Runs one `crbot vault …` command.
@@ -176,16 +235,22 @@ pub fn run_cli(cmd: &VaultCommand, ctx: &VaultCliContext) -> anyhow::Result<()> 
 }
 
 fn init(ctx: &VaultCliContext) -> anyhow::Result<()> {
-    if store::file_mode(&ctx.path)?.is_some() {
-        return Err(VaultError::AlreadyExists {
-            path: ctx.path.clone(),
+    let exists = || -> Result<(), VaultError> {
+        match store::file_mode(&ctx.path)? {
+            Some(_) => Err(VaultError::AlreadyExists {
+                path: ctx.path.clone(),
+            }),
+            None => Ok(()),
         }
-        .into());
-    }
+    };
+    exists()?;
     let pass = ctx.new_passphrase("New vault passphrase: ")?;
     store::ensure_parent(&ctx.path)?;
+    let lock = ctx.lock()?;
+    // Again under the lock: two `init`s at once must not both write.
+    exists()?;
     let now = (ctx.clock)();
-    ctx.write(&pass, ctx.kdf, &VaultContents::new(now))?;
+    ctx.write(&lock, &pass, ctx.kdf, &VaultContents::new(now))?;
     ctx.print(
         &format!(
             "Created an empty vault at {} (mode 0600). Add keys with `crbot vault set-keys --mode testnet`.",
@@ -255,6 +320,9 @@ pub fn read_ed25519_key_file(path: &Path) -> Result<SecretBytes, VaultError> {
 
 fn set_keys(ctx: &VaultCliContext, ed25519_key_file: Option<&Path>) -> anyhow::Result<()> {
     let mode = keyed_mode(ctx)?;
+    ctx.require_vault()?;
+    // Held from the read to the rename: a concurrent set-keys or rotate waits, then re-reads.
+    let lock = ctx.lock()?;
     let (mut contents, pass, header) = ctx.unlock()?;
     let api_key = ctx.ask("API key: ", "the API key")?;
     check_api_key(&api_key)?;
@@ -271,7 +339,7 @@ fn set_keys(ctx: &VaultCliContext, ed25519_key_file: Option<&Path>) -> anyhow::R
     let keys = ModeKeys { api_key, secret };
     let (kind, masked) = (keys.kind(), keys.api_key.masked());
     contents.set(mode, keys, (ctx.clock)());
-    ctx.write(&pass, header.params, &contents)?;
+    ctx.write(&lock, &pass, header.params, &contents)?;
     ctx.print(
         &format!("Stored {} keys for {mode} (API key {masked}).", kind.as_str()),
         json!({ "mode": mode.as_str(), "kind": kind.as_str(), "api_key": masked }),
@@ -279,13 +347,15 @@ fn set_keys(ctx: &VaultCliContext, ed25519_key_file: Option<&Path>) -> anyhow::R
 }
 
 fn rotate(ctx: &VaultCliContext) -> anyhow::Result<()> {
+    ctx.require_vault()?;
+    let lock = ctx.lock()?;
     let (mut contents, old, _header) = ctx.unlock()?;
     let new = ctx.new_passphrase("New vault passphrase: ")?;
     if new.expose() == old.expose() {
         return Err(VaultError::WeakPassphrase("it is the same as the current one".into()).into());
     }
     contents.updated_ms = (ctx.clock)();
-    ctx.write(&new, ctx.kdf, &contents)?;
+    ctx.write(&lock, &new, ctx.kdf, &contents)?;
     let k = ctx.kdf;
     ctx.print(
         &format!(

@@ -94,7 +94,7 @@ impl Session {
                 let endpoints = base.with_overrides(overrides)?;
                 let creds = config.env_keys.as_ref().map(|k| Credentials {
                     api_key: k.api_key.clone(),
-                    key: KeyMaterial::Hmac(k.api_secret.clone()),
+                    key: KeyMaterial::hmac(k.api_secret.clone()),
                 });
                 if creds.is_none() {
                     anyhow::bail!(
@@ -200,7 +200,7 @@ async fn local_exchange(
     let secret = handle.api_secret();
     let creds = Credentials {
         api_key: SecretString::new(handle.api_key()),
-        key: KeyMaterial::Hmac(secret.clone()),
+        key: KeyMaterial::hmac(secret.clone()),
     };
     if publish {
         let rec = SimEndpointFile {
@@ -255,16 +255,23 @@ fn keys_for(config: &Config, unlock: Unlock) -> anyhow::Result<Credentials> {
         // The config refuses these outside development; here they are allowed, loudly.
         return Ok(Credentials {
             api_key: k.api_key.clone(),
-            key: KeyMaterial::Hmac(k.api_secret.clone()),
+            key: KeyMaterial::hmac(k.api_secret.clone()),
         });
     }
     let path = crate::vault::vault_path(Some(&config.paths.config_dir));
     let mut source: Box<dyn crate::vault::PassphraseSource> = match unlock {
+        // No terminal to ask on (a script, a service): the unattended sources, when set.
+        Unlock::Terminal if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            match unattended_passphrase(config)? {
+                Some(p) => Box::new(crate::vault::ScriptedSource::new([p])),
+                None => Box::new(crate::vault::TerminalPrompt),
+            }
+        }
         Unlock::Terminal => Box::new(crate::vault::TerminalPrompt),
-        Unlock::Stdin => Box::new(crate::vault::LinesSource::new(std::io::stdin().lock())),
+        Unlock::Stdin => Box::new(crate::vault::StdinLines::new()?),
         Unlock::Given(Some(passphrase)) => Box::new(crate::vault::ScriptedSource::new([passphrase])),
         Unlock::Given(None) => anyhow::bail!(
-            "{} mode needs the vault passphrase and nothing may prompt for it: set CRBOT_PASSPHRASE_FILE",
+            "{} mode needs the vault passphrase and nothing may prompt for it: set CRBOT_PASSPHRASE_FILE (or API_KEY_ENCRYPTION_KEY outside production)",
             config.mode
         ),
     };
@@ -272,11 +279,21 @@ fn keys_for(config: &Config, unlock: Unlock) -> anyhow::Result<Credentials> {
     Ok(credentials_from(keys))
 }
 
+/// The vault passphrase for a start nobody can type it at: `CRBOT_PASSPHRASE_FILE` (0600 or
+/// 0400, owned by this user), else `API_KEY_ENCRYPTION_KEY` (refused in production by the
+/// config), else `None`.
+pub fn unattended_passphrase(config: &Config) -> anyhow::Result<Option<SecretString>> {
+    if let Some(path) = &config.passphrase_file {
+        return Ok(Some(crate::vault::read_passphrase_file(path)?));
+    }
+    Ok(config.vault_passphrase_env.clone())
+}
+
 /// The client's credentials from the vault's keys.
 pub fn credentials_from(keys: ModeKeys) -> Credentials {
     let key = match keys.secret {
-        KeySecret::Hmac(s) => KeyMaterial::Hmac(s),
-        KeySecret::Ed25519(b) => KeyMaterial::Ed25519(b),
+        KeySecret::Hmac(s) => KeyMaterial::hmac(s),
+        KeySecret::Ed25519(b) => KeyMaterial::ed25519(b),
     };
     Credentials {
         api_key: keys.api_key,

@@ -58,11 +58,37 @@ struct PayloadIn {
 struct EntryIn {
     mode: String,
     kind: String,
-    api_key: String,
+    api_key: Secret,
     #[serde(default)]
-    secret: Option<String>,
+    secret: Option<Secret>,
     #[serde(default)]
-    private_key_hex: Option<String>,
+    private_key_hex: Option<Secret>,
+}
+
+/// A JSON string parsed straight into a [`SecretString`]: from the input buffer (which is
+/// wiped) into the one allocation that becomes the secret, with no `String` in between that
+/// would be freed unwiped, also when a later field fails to parse. (A string with JSON escapes
+/// goes through `serde_json`'s scratch buffer first; the vault's own writer never escapes a key,
+/// they are printable ASCII.)
+struct Secret(SecretString);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Secret;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(SecretString::from(v)))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+                Ok(Secret(SecretString::new(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 impl VaultContents {
@@ -153,12 +179,11 @@ impl VaultContents {
                 .into_iter()
                 .find(|m| m.as_str() == mode_name.as_str())
                 .ok_or_else(|| "it holds an entry for an unknown mode".to_string())?;
-            let api_key = SecretString::new(e.api_key);
+            let api_key = e.api_key.0;
             let secret = match (e.kind.as_str(), e.secret, e.private_key_hex) {
-                ("hmac", Some(s), None) => KeySecret::Hmac(SecretString::new(s)),
+                ("hmac", Some(s), None) => KeySecret::Hmac(s.0),
                 ("ed25519", None, Some(h)) => {
-                    let h = Zeroizing::new(h);
-                    let bytes = hex::decode(h.as_str())
+                    let bytes = hex::decode(h.0.expose())
                         .map_err(|_| "it holds an Ed25519 key that is not hex".to_string())?;
                     let bytes = SecretBytes::new(bytes);
                     if bytes.expose().len() != 32 {

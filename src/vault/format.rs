@@ -220,9 +220,11 @@ pub fn derive_key(
         .map_err(|e| FormatError::Kdf(e.to_string()))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
     let mut key = Zeroizing::new([0u8; 32]);
-    argon
-        .hash_password_into(passphrase.expose().as_bytes(), salt, key.as_mut_slice())
-        .map_err(|e| FormatError::Kdf(e.to_string()))?;
+    let hashed = argon.hash_password_into(passphrase.expose().as_bytes(), salt, key.as_mut_slice());
+    // Argon2 wipes its blocks and BLAKE2b its buffer (`zeroize` features); the stack frames of
+    // the hash (message words of the block that held the passphrase) are wiped here.
+    crate::secret::wipe_stack();
+    hashed.map_err(|e| FormatError::Kdf(e.to_string()))?;
     Ok(key)
 }
 

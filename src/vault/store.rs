@@ -5,6 +5,15 @@
 //! with a partial file. A write is: create a temp file beside the vault with mode 0600 (before a
 //! byte is written), write, fsync, rename over the vault, fsync the folder. A crash at any point
 //! leaves either the old vault or the new one, whole.
+//!
+//! Concurrency: every read-modify-write (`init`, `set-keys`, `rotate`) holds [`VaultLock`], an
+//! exclusive `flock` on `<vault>.lock` beside the vault, from before it reads the vault until
+//! after the rename, so writers run one after the other and each one re-reads what the previous
+//! one wrote. Readers take no lock: the rename is atomic, so they see the old file or the new
+//! one. A temp file left by a writer that was killed (`.vault.crbot.tmp-…`) is removed by the
+//! next writer once it holds the lock (no other writer can be writing one then). A vault path
+//! that is a symbolic link is written through: the new file replaces the link's target and the
+//! link stays; a link to nothing is refused.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -71,13 +80,132 @@ pub fn file_mode(path: &Path) -> Result<Option<u32>, VaultError> {
     }
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn temp_path(path: &Path) -> PathBuf {
     let suffix: u64 = rand::random();
-    path.with_file_name(format!(".{name}.tmp-{suffix:016x}"))
+    path.with_file_name(format!("{}{suffix:016x}", temp_prefix(path)))
+}
+
+/// `.vault.crbot.tmp-`: what every temp file of this vault's writes starts with.
+fn temp_prefix(path: &Path) -> String {
+    format!(".{}.tmp-", file_name(path))
+}
+
+/// The file a writer locks: `<vault>.lock` beside the vault (after following a symlink, so two
+/// links to one vault share one lock). It stays after the write: removing it would let two
+/// writers lock two different files.
+pub fn lock_path(vault: &Path) -> PathBuf {
+    vault.with_file_name(format!("{}.lock", file_name(vault)))
+}
+
+/// The file a write replaces: `path` itself, or, when `path` is a symbolic link, its final
+/// target (the link stays a link). A link whose target does not exist is refused: crbot will
+/// not create a vault somewhere the user did not name, nor replace the link with a file.
+pub fn write_target(path: &Path) -> Result<PathBuf, VaultError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(path) {
+            Ok(target) => Ok(target),
+            Err(e) => Err(VaultError::BrokenLink {
+                path: path.to_path_buf(),
+                target: fs::read_link(path).unwrap_or_default(),
+                reason: e.kind().to_string(),
+            }),
+        },
+        Ok(_) => Ok(path.to_path_buf()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(path.to_path_buf()),
+        Err(e) => Err(VaultError::io("cannot read", path, e)),
+    }
+}
+
+/// An exclusive lock over the vault for one read-modify-write, released on drop (or when the
+/// process dies: the kernel drops a `flock` with its last descriptor).
+#[derive(Debug)]
+pub struct VaultLock {
+    file: File,
+    /// The file the write replaces (a symlink's target).
+    vault: PathBuf,
+    /// Stale temp files removed when the lock was taken.
+    pub removed_temps: usize,
+}
+
+impl VaultLock {
+    /// Takes the lock on the vault at `path` (its folder must exist), waiting for the writer
+    /// that holds it; `waiting` is called once, before waiting, when it is held. Then removes
+    /// the temp files a killed writer left.
+    pub fn acquire(path: &Path, waiting: &dyn Fn(&Path)) -> Result<VaultLock, VaultError> {
+        let vault = write_target(path)?;
+        let lock = lock_path(&vault);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&lock)
+            .map_err(|e| VaultError::io("cannot open the vault lock", &lock, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                waiting(&lock);
+                file.lock().map_err(|e| VaultError::io("cannot lock", &lock, e))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(VaultError::io("cannot lock", &lock, e)),
+        }
+        let removed_temps = remove_stale_temps(&vault);
+        Ok(VaultLock {
+            file,
+            vault,
+            removed_temps,
+        })
+    }
+
+    /// The file the write replaces.
+    pub fn vault(&self) -> &Path {
+        &self.vault
+    }
+
+    /// [`write_atomic`] to the locked vault.
+    pub fn write(&self, bytes: &[u8], hook: StepHook<'_>) -> Result<(), VaultError> {
+        write_atomic(&self.vault, bytes, hook)
+    }
+}
+
+impl Drop for VaultLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Removes `.vault.crbot.tmp-…` files beside the vault. Only under the lock: every writer holds
+/// it while its temp file exists, so any such file belongs to a writer that died. Best effort
+/// (a leftover holds only ciphertext, 0600); returns how many went.
+fn remove_stale_temps(vault: &Path) -> usize {
+    let prefix = temp_prefix(vault);
+    let dir = match vault.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_temp = name
+            .strip_prefix(&prefix)
+            .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Makes sure the folder exists; a folder we create is 0700.
@@ -97,7 +225,10 @@ pub fn ensure_parent(path: &Path) -> Result<(), VaultError> {
 
 /// Writes `bytes` over the vault atomically (see the module doc), calling `hook` after each
 /// step. On failure before the rename the temp file is removed and the old vault is untouched.
+/// A symbolic link is written through (its target is replaced, the link stays). Writers that
+/// read the vault first hold [`VaultLock`] around both.
 pub fn write_atomic(path: &Path, bytes: &[u8], hook: StepHook<'_>) -> Result<(), VaultError> {
+    let path = &write_target(path)?;
     let tmp = temp_path(path);
     let result = write_steps(path, &tmp, bytes, hook);
     if result.is_err() && tmp.exists() {

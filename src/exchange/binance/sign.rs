@@ -13,7 +13,7 @@ use hmac::{KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
 
-use crate::secret::{SecretBytes, SecretString};
+use crate::secret::{SealedSecret, SecretBytes, SecretString};
 
 /// Everything but the RFC 3986 unreserved characters is escaped, as UTF-8, upper-case hex.
 /// A test vector (non-ASCII in a parameter value) pins this (`１` → `%EF%BC%91`).
@@ -34,11 +34,15 @@ pub enum SignError {
     Ed25519KeyFormat,
 }
 
-/// The private half of an API key: an HMAC secret or an Ed25519 private key (32-byte seed).
+/// The private half of an API key: an HMAC secret or an Ed25519 private key (32-byte seed),
+/// held sealed ([`SealedSecret`]: encrypted under the process's key) and opened only inside
+/// [`sign_bytes`]. Clones copy ciphertext.
 #[derive(Clone)]
 pub enum KeyMaterial {
-    Hmac(SecretString),
-    Ed25519(SecretBytes),
+    /// The HMAC secret's UTF-8 bytes, sealed.
+    Hmac(SealedSecret),
+    /// The 32-byte Ed25519 seed, sealed.
+    Ed25519(SealedSecret),
 }
 
 impl fmt::Debug for KeyMaterial {
@@ -51,6 +55,16 @@ impl fmt::Debug for KeyMaterial {
 }
 
 impl KeyMaterial {
+    /// Seals an HMAC secret (the plaintext is wiped as it is dropped here).
+    pub fn hmac(secret: SecretString) -> Self {
+        KeyMaterial::Hmac(SealedSecret::from_string(secret))
+    }
+
+    /// Seals an Ed25519 seed (the plaintext is wiped as it is dropped here).
+    pub fn ed25519(seed: SecretBytes) -> Self {
+        KeyMaterial::Ed25519(SealedSecret::from_bytes(seed))
+    }
+
     /// Reads an Ed25519 private key from PKCS#8 (`-----BEGIN PRIVATE KEY-----` PEM, or DER),
     /// the format Binance's key generator writes.
     pub fn ed25519_from_pkcs8(file: &[u8]) -> Result<Self, SignError> {
@@ -72,7 +86,8 @@ impl KeyMaterial {
             _ => Zeroizing::new(file.to_vec()),
         };
         let key = ed25519_dalek::SigningKey::from_pkcs8_der(&der).map_err(|_| SignError::Ed25519KeyFormat)?;
-        Ok(KeyMaterial::Ed25519(SecretBytes::new(key.to_bytes().to_vec())))
+        let seed = Zeroizing::new(key.to_bytes());
+        Ok(KeyMaterial::Ed25519(SealedSecret::seal(seed.as_slice())))
     }
 
     /// Which kind of key this is, for display (`HMAC`, `Ed25519`).
@@ -104,7 +119,7 @@ impl Credentials {
     pub fn hmac(api_key: &str, secret: &str) -> Self {
         Credentials {
             api_key: SecretString::from(api_key),
-            key: KeyMaterial::Hmac(SecretString::from(secret)),
+            key: KeyMaterial::Hmac(SealedSecret::seal(secret.as_bytes())),
         }
     }
 }
@@ -155,11 +170,12 @@ pub fn encode_query(params: &[(&str, String)]) -> String {
 }
 
 /// Signs the payload bytes with the key. HMAC-SHA256 → hex; Ed25519 → base64.
-/// The only place where key material is read.
+/// The only place where key material is opened: the plaintext exists in a wiped buffer for the
+/// length of this call ([`SealedSecret::with_plain`], which also wipes the stack the hash and
+/// key schedule used).
 pub fn sign_bytes(key: &KeyMaterial, payload: &[u8]) -> Result<Signature, SignError> {
     match key {
-        KeyMaterial::Hmac(secret) => {
-            let secret = secret.expose().as_bytes();
+        KeyMaterial::Hmac(sealed) => sealed.with_plain(|secret| {
             if secret.is_empty() {
                 return Err(SignError::EmptySecret);
             }
@@ -170,9 +186,8 @@ pub fn sign_bytes(key: &KeyMaterial, payload: &[u8]) -> Result<Signature, SignEr
             mac.update(payload);
             let tag = mac.finalize().into_bytes();
             Ok(Signature(hex::encode(tag.as_slice())))
-        }
-        KeyMaterial::Ed25519(bytes) => {
-            let raw = bytes.expose();
+        }),
+        KeyMaterial::Ed25519(sealed) => sealed.with_plain(|raw| {
             let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
                 raw.try_into()
                     .map_err(|_| SignError::Ed25519KeyLength(raw.len()))?,
@@ -183,7 +198,7 @@ pub fn sign_bytes(key: &KeyMaterial, payload: &[u8]) -> Result<Signature, SignEr
             Ok(Signature(
                 base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
             ))
-        }
+        }),
     }
 }
 
@@ -241,7 +256,7 @@ mod tests {
     const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 
     fn hmac() -> KeyMaterial {
-        KeyMaterial::Hmac(SecretString::from(SECRET))
+        KeyMaterial::hmac(SecretString::from(SECRET))
     }
 
     fn order_params(symbol: &str) -> Vec<(&'static str, String)> {
@@ -344,7 +359,7 @@ mod tests {
     #[test]
     fn ed25519_signature_verifies_and_is_escaped_in_the_query() {
         let seed = [7u8; 32];
-        let key = KeyMaterial::Ed25519(SecretBytes::new(seed.to_vec()));
+        let key = KeyMaterial::ed25519(SecretBytes::new(seed.to_vec()));
         let params = order_params("LTCBTC");
         let q = sign_rest(&key, &params).expect("sign");
         let payload = encode_query(&params);
@@ -378,7 +393,7 @@ mod tests {
 
     #[test]
     fn ed25519_key_of_wrong_length_is_refused() {
-        let key = KeyMaterial::Ed25519(SecretBytes::new(vec![1; 31]));
+        let key = KeyMaterial::ed25519(SecretBytes::new(vec![1; 31]));
         assert_eq!(sign_bytes(&key, b"x"), Err(SignError::Ed25519KeyLength(31)));
     }
 
@@ -408,7 +423,7 @@ mod tests {
 
     #[test]
     fn empty_hmac_secret_is_refused() {
-        let key = KeyMaterial::Hmac(SecretString::from(""));
+        let key = KeyMaterial::hmac(SecretString::from(""));
         assert_eq!(sign_bytes(&key, b"x"), Err(SignError::EmptySecret));
     }
 }
