@@ -3,6 +3,10 @@
 
 use clap::Parser;
 
+/// Freed memory is wiped: no secret survives in a buffer some crate freed (`secret::WipeOnFree`).
+#[global_allocator]
+static ALLOCATOR: crbot::secret::WipeOnFree = crbot::secret::WipeOnFree;
+
 fn main() {
     // Core dumps off before any secret can exist in memory; a failure is reported, not fatal.
     if let Err(e) = crbot::vault::harden_process() {

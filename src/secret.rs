@@ -234,6 +234,81 @@ impl Drop for SecretString {
     }
 }
 
+/// The process's allocator: the system's, with every block wiped before it goes back.
+///
+/// The secrets crbot holds itself are sealed ([`SealedSecret`]) and wiped ([`SecretString`]),
+/// but a secret also passes through buffers that belong to other crates: the HTTP client's read
+/// buffer and the AWS SDK's response body when keys are fetched from a secrets service, a JSON
+/// parser's scratch space. They are freed, not wiped, and freed memory keeps its bytes until it
+/// is reused. Wiping every block on free (and on a reallocation that moves it) closes that gap
+/// for the whole process, whoever allocated the block. Costs a `memset` of what is freed: a few
+/// nanoseconds for the small blocks of the hot paths (`docs/PERFORMANCE.md`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WipeOnFree;
+
+#[allow(unsafe_code)]
+// SAFETY: every method forwards to `System` with the caller's own layout; the only addition is
+// writing zeros into a block the caller still owns (before `dealloc`, or before the old block of
+// a moving `realloc` is freed), which is within the block's `layout.size()` bytes.
+unsafe impl std::alloc::GlobalAlloc for WipeOnFree {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` is a live block of `layout.size()` bytes (the caller's contract);
+        // volatile, so the compiler cannot drop the writes to memory about to be freed.
+        unsafe {
+            wipe(ptr, layout.size());
+            std::alloc::System.dealloc(ptr, layout);
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // A new block, the contents copied, the old one wiped and freed: the system's realloc
+        // could move the block and free the old one with its bytes still in it.
+        let Ok(new_layout) = std::alloc::Layout::from_size_align(new_size, layout.align()) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `new_layout` has a non-zero size (GlobalAlloc's contract for realloc).
+        let new = unsafe { std::alloc::System.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks are live and distinct; the copy is within both sizes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}
+
+/// Zeros `len` bytes at `ptr`, word by word where it can, with writes the compiler keeps.
+#[allow(unsafe_code)]
+unsafe fn wipe(ptr: *mut u8, len: usize) {
+    let words = len / 8;
+    let aligned = (ptr as usize).is_multiple_of(8);
+    let mut done = 0;
+    if aligned {
+        let p = ptr.cast::<u64>();
+        for i in 0..words {
+            // SAFETY: `i * 8 + 8 <= len`, and `p` is 8-byte aligned.
+            unsafe { std::ptr::write_volatile(p.add(i), 0) };
+        }
+        done = words * 8;
+    }
+    for i in done..len {
+        // SAFETY: `i < len`.
+        unsafe { std::ptr::write_volatile(ptr.add(i), 0) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +359,27 @@ mod tests {
         let k = SecretString::from("vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A");
         assert_eq!(k.masked(), "vmPU…Eh8A");
         assert_eq!(SecretString::from("short").masked(), "***");
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_allocator_wipes_a_block_before_it_is_freed_and_moves_contents_on_realloc() {
+        use std::alloc::{GlobalAlloc, Layout};
+        let a = WipeOnFree;
+        let layout = Layout::from_size_align(37, 1).expect("a valid layout");
+        // SAFETY: a fresh block of 37 bytes, written and read within it.
+        unsafe {
+            let p = a.alloc(layout);
+            assert!(!p.is_null());
+            for i in 0..37 {
+                *p.add(i) = 0xAB;
+            }
+            let q = a.realloc(p, layout, 100);
+            assert!(!q.is_null());
+            assert!((0..37).all(|i| *q.add(i) == 0xAB), "realloc keeps the contents");
+            wipe(q, 100);
+            assert!((0..100).all(|i| *q.add(i) == 0), "wipe zeroes every byte");
+            a.dealloc(q, Layout::from_size_align(100, 1).expect("a valid layout"));
+        }
     }
 }

@@ -28,6 +28,7 @@
 mod support {
     pub mod cli;
 }
+mod secrets_support;
 
 use std::io::{BufRead, Write as _};
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -353,6 +354,82 @@ fn an_engine_holds_no_plaintext_secret_or_passphrase_2_s_after_signing() {
     let mut needles = Vec::new();
     needles.extend(Needle::ends("API secret", &secret));
     needles.extend(Needle::ends("passphrase", &pass));
+    let found = scan_after_trading(&ex, &engine, &env, &needles);
+    assert!(
+        found.hits.is_empty(),
+        "plaintext found in the engine's memory: {}\n({} regions, {} bytes read)",
+        list(&found.hits),
+        found.regions,
+        found.bytes
+    );
+}
+
+/// The same with the keys fetched from HashiCorp Vault's KV v2 (the double of
+/// `tests/secrets_support`): the response that carried the secret must be gone too.
+#[test]
+fn an_engine_with_keys_from_hashicorp_holds_no_plaintext_secret_2_s_after_signing() {
+    use secrets_support::kv_double::{KvDouble, Policy};
+    if !is_root() {
+        eprintln!("skipped (CRBOT_SKIP_MEMORY_SCAN=1): reading another process's memory needs root");
+        return;
+    }
+    let (api_key, secret, token) = (random_text(64), random_text(64), random_text(40));
+    let ex = exchange(&api_key, &secret);
+    let double = ex.rt.block_on(KvDouble::start(&["secret"]));
+    double.token(
+        &token,
+        Policy {
+            read: vec!["secret/data/crbot/".into()],
+            write: vec![],
+        },
+    );
+    double.put(
+        "secret",
+        "crbot/binance",
+        serde_json::json!({"api_key": api_key, "api_secret": secret}),
+    );
+    let url = double.url();
+    let env = [
+        ("SECRETS_BACKEND", "hashicorp"),
+        ("VAULT_ADDR", url.as_str()),
+        ("VAULT_TOKEN", token.as_str()),
+    ];
+    let engine = serve(&ex, &env);
+    let needles = Needle::ends("API secret", &secret);
+    let found = scan_after_trading(&ex, &engine, &env, &needles);
+    assert!(
+        found.hits.is_empty(),
+        "plaintext found in the engine's memory: {}\n({} regions, {} bytes read)",
+        list(&found.hits),
+        found.regions,
+        found.bytes
+    );
+}
+
+/// The same with the keys fetched from AWS Secrets Manager (moto's server) through the SDK.
+#[test]
+fn an_engine_with_keys_from_aws_holds_no_plaintext_secret_2_s_after_signing() {
+    use secrets_support::{Moto, hmac_json};
+    if !is_root() {
+        eprintln!("skipped (CRBOT_SKIP_MEMORY_SCAN=1): reading another process's memory needs root");
+        return;
+    }
+    let (api_key, secret) = (random_text(64), random_text(64));
+    let ex = exchange(&api_key, &secret);
+    let moto = Moto::start(&[]);
+    ex.rt
+        .block_on(moto.create("crbot/binance/testnet", &hmac_json(&api_key, &secret)));
+    let url = moto.url();
+    let env = [
+        ("SECRETS_BACKEND", "aws"),
+        ("AWS_SECRET_ID", "crbot/binance/testnet"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let engine = serve(&ex, &env);
+    let needles = Needle::ends("API secret", &secret);
     let found = scan_after_trading(&ex, &engine, &env, &needles);
     assert!(
         found.hits.is_empty(),

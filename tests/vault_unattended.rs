@@ -163,3 +163,29 @@ fn redis_url_is_mentioned_once_and_changes_nothing() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(err.matches("does not use Redis").count(), 1, "{err}");
 }
+
+/// `crbot doctor` with no terminal unlocks from the passphrase file as every other command does,
+/// instead of skipping the keys check ("no terminal to ask the passphrase").
+#[test]
+fn doctor_without_a_terminal_checks_the_keys_with_the_passphrase_file() {
+    let ex = exchange_with_vault();
+    let dir = tempfile::tempdir().unwrap();
+    let file = pass_file(dir.path(), 0o600, &format!("{PASS}\n"));
+    let run = |env: &[(&str, &str)]| {
+        let mut c = ex.crbot_in("testnet");
+        c.env_remove("BINANCE_API_KEY")
+            .env_remove("BINANCE_API_SECRET")
+            .env_remove("CRBOT_PASSPHRASE_FILE")
+            .env_remove("API_KEY_ENCRYPTION_KEY");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.args(["doctor"]).write_stdin("").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let without = run(&[]);
+    assert!(without.contains("no terminal to ask the passphrase"), "{without}");
+    let with = run(&[("CRBOT_PASSPHRASE_FILE", &file)]);
+    assert!(!with.contains("no terminal to ask the passphrase"), "{with}");
+    assert!(!with.contains(PASS), "{with}");
+}

@@ -131,7 +131,9 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         }),
         Err(_) => None,
     };
-    let can_ask = ctx.global.passphrase_stdin || std::io::stdin().is_terminal();
+    // Without a terminal the session unlocks from CRBOT_PASSPHRASE_FILE or API_KEY_ENCRYPTION_KEY.
+    let unattended = config.passphrase_file.is_some() || config.vault_passphrase_env.is_some();
+    let can_ask = ctx.global.passphrase_stdin || std::io::stdin().is_terminal() || unattended;
     let needs_unlock = config.keys_from_vault();
     let vault_exists = vault.as_ref().is_some_and(|v| v.exists);
     let mut keys_note: Option<String> = None;
@@ -149,7 +151,10 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
             }
         }
     } else if vault_exists {
-        keys_note = Some("not checked: no terminal to ask the passphrase (use --passphrase-stdin)".into());
+        keys_note = Some(
+            "not checked: no terminal to ask the passphrase (use --passphrase-stdin or CRBOT_PASSPHRASE_FILE)"
+                .into(),
+        );
     }
 
     let rest: Option<BinanceRest> = match &session {
