@@ -1013,10 +1013,10 @@ fn from_i64(v: i64, what: &str) -> Result<u64> {
 fn refuse_url_as_path(path: &Path) -> Result<()> {
     let text = path.to_string_lossy();
     if text.starts_with("postgresql:") || text.starts_with("postgres:") {
-        return Err(JournalError::Invalid(format!(
-            "{} is a PostgreSQL journal, not a file: open it through its location",
-            PathBuf::from(text.as_ref()).display()
-        )));
+        return Err(JournalError::Unsupported(
+            "the journal is in PostgreSQL, which this operation cannot open as a file (file \
+             backups of a PostgreSQL journal are not available in this version: use pg_dump)",
+        ));
     }
     Ok(())
 }

@@ -476,6 +476,12 @@ async fn resume_through(ctx: &Ctx, engine: &Remote) -> Outcome {
 /// journal that cannot be written is opened read-only (both only read it).
 pub fn open_existing(ctx: &Ctx) -> Result<Journal, Failure> {
     let path = ctx.config.journal_path();
+    let location = ctx.config.journal_location();
+    if let crate::journal::Location::Postgres(_) = location {
+        // Never created here: a database with no journal is refused.
+        return Journal::open_read_only_at(&location, ctx.config.mode)
+            .map_err(|e| common::journal_failure(&path, &e));
+    }
     if !path.exists() {
         return Err(Failure::new(format!("no journal at {}", path.display())));
     }
