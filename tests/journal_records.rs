@@ -11,8 +11,8 @@ use crbot::domain::{
     OrderType, Qty, Side, Symbol, Ticket, TicketKind,
 };
 use crbot::journal::{
-    EventRecord, Journal, JournalError, LimitChangeRecord, Location, OrderUpdate, PgTarget, RiskEventRecord,
-    TicketSource, TradingStateCode, TradingStateRecord,
+    AlertRecord, BalanceCheckpoint, CapitalFlowRecord, EventRecord, Journal, JournalError, LimitChangeRecord,
+    Location, OrderUpdate, PgTarget, RiskEventRecord, TicketSource, TradingStateCode, TradingStateRecord,
 };
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -532,6 +532,55 @@ fn export_writes_the_csv_files_with_headers_and_quoting() {
     );
 }
 
+fn flows_marks_checkpoints_alerts_and_meta_round_trip(store: &StoreUnderTest) {
+    let j = store.open();
+    let usdt = Asset::usdt();
+    let btc = Asset::new("BTC").expect("asset");
+    let flow = CapitalFlowRecord {
+        time_ms: 10,
+        asset: btc.clone(),
+        delta: "-0.000000015".parse().expect("dec"),
+        value_usdt: None,
+        source: "STREAM".into(),
+    };
+    let row = j.record_capital_flow(&flow).expect("flow");
+    assert_eq!(j.capital_flows(0).expect("flows")[0].record, flow);
+    assert_eq!(j.last_flow_row().expect("row"), row);
+    assert!(j.capital_flows_after_row(row).expect("after").is_empty());
+    j.record_marks(&[(btc.clone(), "60000.5".parse().expect("p"), 20)])
+        .expect("mark");
+    j.record_marks(&[(btc.clone(), "1".parse().expect("p"), 19)])
+        .expect("an older mark");
+    assert_eq!(j.marks().expect("marks")[0].1.to_string(), "60000.5");
+    let checkpoint = BalanceCheckpoint {
+        exchange_time_ms: 30,
+        flow_row: row,
+        totals: [(usdt.clone(), Decimal::new(123_456, 3))].into_iter().collect(),
+    };
+    j.set_balance_checkpoint(&checkpoint).expect("checkpoint");
+    assert_eq!(j.balance_checkpoint().expect("read"), Some(checkpoint));
+    assert!(matches!(
+        j.set_meta("mode", "live"),
+        Err(JournalError::Invalid(_))
+    ));
+    j.record_equity_sample(40, &Money::new(Decimal::new(-5, 1), usdt), &[(btc, 7)])
+        .expect("sample");
+    assert_eq!(j.equity_curve(0).expect("curve")[0].time_ms, 40);
+    let alert = AlertRecord {
+        time_ms: 1,
+        kind: "HALTED".into(),
+        severity: "critical".into(),
+        message: "halted".into(),
+        status: "FAILED".into(),
+        attempts: 5,
+        last_error: Some("HTTP 500".into()),
+        done_ms: 2,
+    };
+    j.record_alert(&alert).expect("alert");
+    assert_eq!(j.recent_alerts(5).expect("alerts")[0].record, alert);
+    j.record_metric(1, "latency_ms", "12.5").expect("metric");
+}
+
 /// Runs each listed test function once per store, as `sqlite::NAME` and `postgres::NAME`.
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
@@ -564,4 +613,5 @@ both_stores!(
     latest_trading_state_is_the_newest_and_limit_changes_do_not_replace_it,
     events_come_back_newest_first,
     equity_curve_returns_samples_since_a_time_in_order,
+    flows_marks_checkpoints_alerts_and_meta_round_trip,
 );

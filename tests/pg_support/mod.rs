@@ -195,6 +195,13 @@ impl PgCluster {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Stops the server now, as a crash or a network cut would look to its clients (the
+    /// cluster's folder stays until it is dropped).
+    pub fn kill_server(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        stop(&self.dir.path().join("data"), &mut child);
+    }
+
     /// A new, empty database on this cluster.
     pub fn database(self: &Arc<Self>) -> PgDatabase {
         let name = format!(

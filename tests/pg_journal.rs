@@ -1,0 +1,288 @@
+//! The journal in PostgreSQL: what only this store needs proved (the record tests shared with
+//! SQLite are in `tests/journal_records.rs`). One database is one mode's journal, refused
+//! untouched across modes, applications and newer versions as an SQLite file is; the same
+//! tables and columns; durable and visible to another connection when a write returns; usable
+//! from inside tokio tasks; clear errors that never show the password.
+
+mod pg_support;
+
+use std::sync::Arc;
+
+use crbot::domain::{
+    ClientOrderId, LocalOrderState, Mode, Notional, Order, OrderPurpose, OrderType, Qty, Side, Symbol,
+};
+use crbot::journal::{
+    Journal, JournalError, Location, PgTarget, SCHEMA_VERSION, StoreKind, TradingStateCode,
+    TradingStateRecord,
+};
+use pg_support::{PgCluster, PgDatabase};
+
+fn location(db: &PgDatabase) -> Location {
+    Location::Postgres(PgTarget::parse(&db.url()).expect("url"))
+}
+
+fn order(cid: &str) -> Order {
+    Order {
+        client_order_id: ClientOrderId::new(cid).expect("cid"),
+        order_id: None,
+        order_list_id: None,
+        symbol: Symbol::new("BTCUSDT").expect("symbol"),
+        side: Side::Buy,
+        order_type: OrderType::Limit,
+        price: Some("60000.01".parse().expect("price")),
+        stop_price: None,
+        qty: "0.00012345".parse().expect("qty"),
+        executed_qty: Qty::ZERO,
+        cumulative_quote_qty: Notional::ZERO,
+        state: LocalOrderState::Pending,
+        purpose: OrderPurpose::Entry,
+        created_ms: 1,
+        updated_ms: 1,
+    }
+}
+
+fn halt(time_ms: i64) -> TradingStateRecord {
+    TradingStateRecord {
+        time_ms,
+        state: TradingStateCode::Halted,
+        reason: "kill".into(),
+        trigger: "CLI_KILL".into(),
+        actor: "cli".into(),
+    }
+}
+
+#[test]
+fn an_empty_database_becomes_the_journal_of_its_mode_and_another_mode_is_refused_untouched() {
+    let db = PgDatabase::new();
+    let j = Journal::open_at(&location(&db), Mode::Sim).expect("created");
+    assert_eq!(j.store_kind(), StoreKind::Postgres);
+    j.insert_order(&order("cr-a")).expect("order");
+    drop(j);
+    let before = db.psql("SELECT count(*) FROM orders");
+    let err = Journal::open_at(&location(&db), Mode::Live).expect_err("another mode");
+    assert!(
+        matches!(&err, JournalError::WrongMode { found, wanted: Mode::Live, .. } if found == "sim"),
+        "{err:?}"
+    );
+    assert_eq!(db.psql("SELECT count(*) FROM orders"), before);
+    assert_eq!(db.psql("SELECT value FROM meta WHERE key = 'mode'"), "sim");
+    // Reopened in its own mode, what was recorded is there.
+    let j = Journal::open_at(&location(&db), Mode::Sim).expect("reopen");
+    assert_eq!(j.recent_orders(10).expect("orders").len(), 1);
+}
+
+#[test]
+fn a_database_of_another_application_is_refused_and_left_as_it_was() {
+    let db = PgDatabase::new();
+    db.psql("CREATE TABLE customers (id BIGINT)");
+    let err = Journal::open_at(&location(&db), Mode::Sim).expect_err("not a journal");
+    assert!(matches!(err, JournalError::NotAJournal { .. }), "{err:?}");
+    assert_eq!(
+        db.psql(
+            "SELECT string_agg(table_name, ',') FROM information_schema.tables WHERE table_schema = 'public'"
+        ),
+        "customers"
+    );
+}
+
+#[test]
+fn a_journal_from_a_newer_crbot_is_refused_untouched() {
+    let db = PgDatabase::new();
+    drop(Journal::open_at(&location(&db), Mode::Sim).expect("created"));
+    let newer = SCHEMA_VERSION + 1;
+    db.psql(&format!("UPDATE crbot_journal SET version = {newer}"));
+    let err = Journal::open_at(&location(&db), Mode::Sim).expect_err("newer");
+    assert!(
+        matches!(err, JournalError::NewerSchema { found, .. } if found == newer),
+        "{err:?}"
+    );
+    assert_eq!(db.psql("SELECT version FROM crbot_journal"), newer.to_string());
+}
+
+#[test]
+fn two_processes_creating_one_journal_at_once_create_it_once() {
+    let db = PgDatabase::new();
+    let loc = location(&db);
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            let loc = loc.clone();
+            std::thread::spawn(move || Journal::open_at(&loc, Mode::Sim).map(|_| ()))
+        })
+        .collect();
+    for o in openers {
+        o.join().expect("thread").expect("each opens the one journal");
+    }
+    assert_eq!(db.psql("SELECT count(*) FROM meta WHERE key = 'mode'"), "1");
+    assert_eq!(db.psql("SELECT count(*) FROM crbot_journal"), "1");
+}
+
+/// Column names per table, in order, from SQLite's `PRAGMA table_info`.
+fn sqlite_columns() -> Vec<(String, Vec<String>)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("j.db");
+    drop(Journal::open(&path, Mode::Sim).expect("sqlite"));
+    let conn = rusqlite::Connection::open(&path).expect("raw");
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    tables.retain(|t| !t.starts_with("sqlite_"));
+    tables
+        .into_iter()
+        .map(|t| {
+            let cols: Vec<String> = conn
+                .prepare(&format!("PRAGMA table_info(\"{t}\")"))
+                .expect("prepare")
+                .query_map([], |r| r.get(1))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("columns");
+            (t, cols)
+        })
+        .collect()
+}
+
+#[test]
+fn postgresql_has_the_same_tables_and_columns_and_keeps_decimals_as_text() {
+    let db = PgDatabase::new();
+    drop(Journal::open_at(&location(&db), Mode::Sim).expect("created"));
+    for (table, columns) in sqlite_columns() {
+        let pg = db.psql(&format!(
+            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = '{table}' AND column_name <> 'rowid'"
+        ));
+        assert_eq!(pg, columns.join(","), "table {table}");
+    }
+    // Prices, quantities and money are exact text, never a float or a rounded NUMERIC.
+    let types = db.psql(
+        "SELECT string_agg(DISTINCT data_type, ',') FROM information_schema.columns WHERE table_schema = 'public' \
+         AND (table_name, column_name) IN (('orders', 'price'), ('orders', 'qty'), ('trades', 'price'), \
+         ('trades', 'commission'), ('equity_curve', 'equity'), ('capital_flows', 'delta'))",
+    );
+    assert_eq!(types, "text");
+}
+
+#[test]
+fn a_write_is_committed_and_seen_by_another_connection_when_it_returns() {
+    let db = PgDatabase::new();
+    let engine = Journal::open_at(&location(&db), Mode::Sim).expect("engine's");
+    let shell = Journal::open_at(&location(&db), Mode::Sim).expect("crbot kill's");
+    assert_eq!(engine.latest_trading_state_id().expect("poll"), 0);
+    let id = shell.record_trading_state(&halt(5)).expect("halt");
+    // No transaction is left open: the engine's next poll sees the halt.
+    assert_eq!(engine.latest_trading_state_id().expect("poll"), id);
+    assert_eq!(
+        engine.latest_trading_state().expect("read").expect("some").record,
+        halt(5)
+    );
+    assert_eq!(db.psql("SELECT count(*) FROM trading_state"), "1");
+}
+
+#[test]
+fn read_only_refuses_a_missing_journal_and_every_write() {
+    let db = PgDatabase::new();
+    let err = Journal::open_read_only_at(&location(&db), Mode::Sim).expect_err("nothing yet");
+    assert!(matches!(err, JournalError::Missing { .. }), "{err:?}");
+    assert_eq!(
+        db.psql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"),
+        "0",
+        "a read-only open creates nothing"
+    );
+    Journal::open_at(&location(&db), Mode::Sim)
+        .expect("created")
+        .insert_order(&order("cr-a"))
+        .expect("order");
+    let ro = Journal::open_read_only_at(&location(&db), Mode::Sim).expect("read-only");
+    assert_eq!(ro.recent_orders(5).expect("read").len(), 1);
+    let err = ro.insert_order(&order("cr-b")).expect_err("no write");
+    assert!(matches!(err, JournalError::ReadOnly(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_is_called_from_inside_tokio_tasks_without_panicking() {
+    let db = PgDatabase::new();
+    let loc = location(&db);
+    // The engine calls the synchronous journal from its tasks, on both kinds of runtime.
+    let n = tokio::spawn(async move {
+        let j = Journal::open_at(&loc, Mode::Sim).expect("opened in a task");
+        for i in 0..20 {
+            j.insert_order(&order(&format!("cr-{i}"))).expect("order");
+        }
+        j.recent_orders(100).expect("orders").len()
+    })
+    .await
+    .expect("task");
+    assert_eq!(n, 20);
+    let loc = location(&db);
+    let on_current = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let j = Journal::open_at(&loc, Mode::Sim).expect("opened");
+            j.record_trading_state(&halt(1)).expect("halt")
+        })
+    })
+    .join()
+    .expect("current-thread runtime");
+    assert!(on_current > 0);
+}
+
+#[test]
+fn a_wrong_password_is_refused_clearly_and_never_shown() {
+    let db = PgDatabase::new();
+    let password = db.cluster.password().to_string();
+    let url = db.url().replace(&password, "wrong-pw-123");
+    let target = PgTarget::parse(&url).expect("url");
+    let err = Journal::open_at(&Location::Postgres(target), Mode::Sim).expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("refused the login"), "{text}");
+    assert!(
+        !text.contains("wrong-pw-123") && !text.contains(&password),
+        "{text}"
+    );
+    assert!(err.is_storage_failure());
+}
+
+#[test]
+fn a_missing_database_and_tls_asked_of_a_server_without_it_say_so() {
+    let db = PgDatabase::new();
+    let url = db.url().replace(&format!("/{}", db.name), "/no_such_db");
+    let err = Journal::open_at(
+        &Location::Postgres(PgTarget::parse(&url).expect("url")),
+        Mode::Sim,
+    )
+    .expect_err("missing");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    // TLS asked of a server that has none: refused, not silently plain.
+    let url = format!("{}?sslmode=require", db.url());
+    let err = Journal::open_at(
+        &Location::Postgres(PgTarget::parse(&url).expect("url")),
+        Mode::Sim,
+    )
+    .expect_err("no TLS on the test server");
+    let text = err.to_string();
+    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(!text.contains(db.cluster.password()), "{text}");
+}
+
+#[test]
+fn a_server_that_goes_away_is_a_storage_failure_not_a_panic() {
+    // A cluster of its own: stopping it must not disturb the other tests.
+    let cluster = Arc::new(PgCluster::start());
+    let db = cluster.database();
+    let j = Journal::open_at(&location(&db), Mode::Sim).expect("journal");
+    j.insert_order(&order("cr-a")).expect("order");
+    cluster.kill_server();
+    let err = j.insert_order(&order("cr-b")).expect_err("server gone");
+    assert!(err.is_storage_failure(), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(!text.contains(cluster.password()), "{text}");
+    // Reads fail the same way; the journal stays usable as a value (it can be dropped).
+    assert!(j.recent_orders(1).is_err());
+}
