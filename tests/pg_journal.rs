@@ -286,3 +286,58 @@ fn a_server_that_goes_away_is_a_storage_failure_not_a_panic() {
     // Reads fail the same way; the journal stays usable as a value (it can be dropped).
     assert!(j.recent_orders(1).is_err());
 }
+
+/// A certificate for 127.0.0.1 and its key, in PEM.
+fn certificate() -> (String, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
+    (ck.cert.pem(), ck.signing_key.serialize_pem())
+}
+
+#[test]
+fn tls_verifies_the_server_certificate_and_a_tls_only_server_refuses_plain() {
+    let (cert, key) = certificate();
+    let cluster = Arc::new(PgCluster::start_tls(&cert, &key, true));
+    let db = cluster.database();
+    let ca = tempfile::NamedTempFile::new().expect("ca file");
+    std::fs::write(ca.path(), &cert).expect("write ca");
+
+    // Verified against the certificate given as sslrootcert: the journal opens and works.
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.url(),
+        ca.path().display()
+    );
+    let target = PgTarget::parse(&url).expect("url");
+    let j = Journal::open_at(&Location::Postgres(target), Mode::Sim).expect("TLS journal");
+    j.insert_order(&order("cr-tls")).expect("order over TLS");
+    // The journal's connection (not this psql's) is encrypted.
+    let encrypted = db.psql(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE s.ssl AND a.datname = current_database() AND a.pid <> pg_backend_pid()",
+    );
+    assert_eq!(encrypted, "1");
+
+    // `require` is as strict as verify-full: the web's roots do not know this certificate.
+    let url = format!("{}?sslmode=require", db.url());
+    let err = Journal::open_at(
+        &Location::Postgres(PgTarget::parse(&url).expect("url")),
+        Mode::Sim,
+    )
+    .expect_err("an unknown certificate is refused");
+    let text = err.to_string();
+    assert!(text.contains("TLS") || text.contains("certificate"), "{text}");
+    assert!(!text.contains(cluster.password()), "{text}");
+
+    // A plain connection to a server that requires TLS says what to do.
+    let err = Journal::open_at(
+        &Location::Postgres(PgTarget::parse(&db.url()).expect("url")),
+        Mode::Sim,
+    )
+    .expect_err("plain refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("requires TLS") && text.contains("sslmode=verify-full"),
+        "{text}"
+    );
+    assert!(!text.contains(cluster.password()), "{text}");
+}

@@ -97,6 +97,16 @@ impl PgCluster {
     /// Runs `initdb` and starts the server; retries on another port when the one picked was
     /// taken meanwhile.
     pub fn start() -> PgCluster {
+        PgCluster::start_with(None)
+    }
+
+    /// A server with TLS on (`cert_pem`, `key_pem`); with `tls_only`, a plain TCP connection
+    /// is refused by `pg_hba.conf` (as a server that requires TLS does).
+    pub fn start_tls(cert_pem: &str, key_pem: &str, tls_only: bool) -> PgCluster {
+        PgCluster::start_with(Some((cert_pem, key_pem, tls_only)))
+    }
+
+    fn start_with(tls: Option<(&str, &str, bool)>) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("crbot-pg-")
@@ -126,13 +136,33 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut ssl = "";
+        if let Some((cert, key, tls_only)) = tls {
+            for (name, text) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, text).expect("TLS file");
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .expect("chmod");
+                if is_root() {
+                    chown_to_postgres(&path);
+                }
+            }
+            if tls_only {
+                std::fs::write(
+                    data.join("pg_hba.conf"),
+                    "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+                )
+                .expect("pg_hba.conf");
+            }
+            ssl = " -c ssl=on";
+        }
         let mut last_log = String::new();
         for _ in 0..3 {
             let port = free_port();
             let log = dir.path().join(format!("server-{port}.log"));
             let server = format!(
                 "exec {} -D {} -p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c full_page_writes=off -c max_connections=200 > {} 2>&1",
+                 -c full_page_writes=off -c max_connections=200{ssl} > {} 2>&1",
                 bin.join("postgres").display(),
                 data.display(),
                 dir.path().display(),
