@@ -271,7 +271,7 @@ fn a_missing_database_and_tls_asked_of_a_server_without_it_say_so() {
 }
 
 #[test]
-fn a_server_that_goes_away_is_a_storage_failure_not_a_panic() {
+fn a_server_that_goes_away_is_a_storage_failure_and_the_journal_reconnects_when_it_is_back() {
     // A cluster of its own: stopping it must not disturb the other tests.
     let cluster = Arc::new(PgCluster::start());
     let db = cluster.database();
@@ -283,8 +283,25 @@ fn a_server_that_goes_away_is_a_storage_failure_not_a_panic() {
     let text = err.to_string();
     assert!(text.contains("PostgreSQL"), "{text}");
     assert!(!text.contains(cluster.password()), "{text}");
-    // Reads fail the same way; the journal stays usable as a value (it can be dropped).
+    // Reads fail the same way, without a panic.
     assert!(j.recent_orders(1).is_err());
+    // Once the server is back, the next call reconnects; what was committed survived.
+    cluster.restart_server();
+    j.insert_order(&order("cr-c")).expect("reconnected");
+    let ids: Vec<String> = j
+        .recent_orders(10)
+        .expect("orders")
+        .into_iter()
+        .map(|o| o.client_order_id.to_string())
+        .collect();
+    assert!(
+        ids.contains(&"cr-a".to_string()) && ids.contains(&"cr-c".to_string()),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.contains(&"cr-b".to_string()),
+        "the failed write is not there: {ids:?}"
+    );
 }
 
 /// A certificate for 127.0.0.1 and its key, in PEM.

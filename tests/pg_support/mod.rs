@@ -75,6 +75,8 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// The server's command line, to start it again after [`PgCluster::kill_server`].
+    server: String,
     password: String,
     child: Mutex<Child>,
 }
@@ -180,6 +182,7 @@ impl PgCluster {
                     dir,
                     bin,
                     port,
+                    server,
                     password,
                     child: Mutex::new(child),
                 };
@@ -230,6 +233,25 @@ impl PgCluster {
     pub fn kill_server(&self) {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         stop(&self.dir.path().join("data"), &mut child);
+    }
+
+    /// Starts the server again on the same port and data after [`PgCluster::kill_server`]
+    /// (crash recovery runs as after a real crash).
+    pub fn restart_server(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        stop(&self.dir.path().join("data"), &mut child);
+        // The command line's log redirection truncates the old log: keep appending instead.
+        let server = self.server.replace(" > ", " >> ");
+        *child = as_postgres(&server, self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts again");
+        assert!(
+            wait_ready(&self.bin, &self.url("postgres"), &mut child),
+            "the test PostgreSQL server did not start again"
+        );
     }
 
     /// A new, empty database on this cluster.
