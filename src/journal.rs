@@ -13,6 +13,7 @@
 //! [`Journal::latest_trading_state_id`] (a cheap indexed read) every ~250 ms.
 
 mod alerts;
+mod copy;
 mod error;
 mod export;
 mod postgres;
@@ -74,6 +75,9 @@ pub struct OrderUpdate {
 #[derive(Debug)]
 pub struct Journal {
     store: Store,
+    /// Where it was opened (a PostgreSQL journal's holds the URL, password included, for a
+    /// second connection such as the engine's backup; never shown: `Debug` masks it).
+    location: Location,
     /// The SQLite file; for PostgreSQL, the URL with its password masked (never opened as a
     /// file: see [`Journal::open`]).
     path: PathBuf,
@@ -164,6 +168,7 @@ impl Journal {
         schema::migrate(&mut conn, path, mode, now_ms())?;
         Ok(Journal {
             store: Store::Sqlite(conn),
+            location: Location::Sqlite(path.to_path_buf()),
             path: path.to_path_buf(),
             mode,
         })
@@ -210,6 +215,7 @@ impl Journal {
         conn.pragma_update(None, "query_only", true)?;
         Ok(Journal {
             store: Store::Sqlite(conn),
+            location: Location::Sqlite(path.to_path_buf()),
             path: path.to_path_buf(),
             mode,
         })
@@ -268,6 +274,7 @@ impl Journal {
         let store = postgres::PgStore::open(target, mode, now_ms(), access)?;
         Ok(Journal {
             store: Store::Postgres(store),
+            location: Location::Postgres(target.clone()),
             path: PathBuf::from(target.shown()),
             mode,
         })
@@ -280,6 +287,11 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where this journal is, to open another connection to it (a backup off the loop).
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     pub fn mode(&self) -> Mode {
@@ -755,8 +767,10 @@ impl Journal {
     /// Copies the journal to `dest` with SQLite's online backup, as one consistent snapshot even
     /// while another connection writes. Written to a temporary file beside `dest`, checked, then
     /// renamed into place; refuses to overwrite an existing `dest`.
+    ///
+    /// A PostgreSQL journal is copied the same way into a new SQLite journal of its mode, from
+    /// one snapshot (`REPEATABLE READ`) transaction: backups have one format whatever the store.
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        let conn = self.sqlite("a backup")?;
         if dest.exists() {
             return Err(JournalError::File {
                 path: dest.to_path_buf(),
@@ -769,7 +783,11 @@ impl Journal {
         let mut tmp_name = dest.file_name().unwrap_or_default().to_os_string();
         tmp_name.push(format!(".tmp-{}", std::process::id()));
         let tmp = dest.with_file_name(tmp_name);
-        let result = backup_into(conn, &tmp).and_then(|()| {
+        let copied = match &self.store {
+            Store::Sqlite(conn) => backup_into(conn, &tmp),
+            Store::Postgres(pg) => copy::postgres_to_sqlite(pg, self.mode, &tmp),
+        };
+        let result = copied.and_then(|()| {
             std::fs::rename(&tmp, dest).map_err(|source| JournalError::File {
                 path: dest.to_path_buf(),
                 source,
@@ -782,19 +800,21 @@ impl Journal {
         result
     }
 
-    /// The SQLite connection, or a clear refusal of `what` on PostgreSQL.
-    fn sqlite(&self, what: &str) -> Result<&Connection> {
-        self.store.sqlite().ok_or_else(|| {
-            JournalError::Database(format!(
-                "{what} is not available for a PostgreSQL journal in this version of crbot \
-                 (use the database's own tools, e.g. pg_dump)"
-            ))
-        })
-    }
-
-    /// Writes orders.csv, trades.csv, risk_events.csv and equity_curve.csv into `dir`.
+    /// Writes orders.csv, trades.csv, risk_events.csv and equity_curve.csv into `dir`. For a
+    /// PostgreSQL journal, from a snapshot copied into a temporary SQLite journal, so that both
+    /// stores export through the same code.
     pub fn export_csv(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        export::export(self.sqlite("a CSV export")?, dir)
+        match &self.store {
+            Store::Sqlite(conn) => export::export(conn, dir),
+            Store::Postgres(pg) => {
+                let scratch = tempfile_dir()?;
+                let copy = scratch.join("snapshot.db");
+                copy::postgres_to_sqlite(pg, self.mode, &copy)?;
+                let result = Journal::open_read_only(&copy, self.mode).and_then(|j| j.export_csv(dir));
+                let _ = std::fs::remove_dir_all(&scratch);
+                result
+            }
+        }
     }
 
     /// `PRAGMA integrity_check`: true when SQLite finds nothing wrong. For PostgreSQL (which
@@ -842,6 +862,26 @@ fn backup_into(conn: &Connection, tmp: &Path) -> Result<()> {
             path: tmp.to_path_buf(),
             source,
         })
+}
+
+/// A private scratch folder under the system's temporary folder (removed by the caller).
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("crbot-export-{}-{}", std::process::id(), now_ms()));
+    std::fs::create_dir(&dir).map_err(|source| JournalError::File {
+        path: dir.clone(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
+            JournalError::File {
+                path: dir.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(dir)
 }
 
 /// A file name for a backup taken at `time_ms`: `journal-<mode>-YYYYMMDDTHHMMSSZ.db`, sortable

@@ -7,9 +7,11 @@
 mod pg_support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crbot::domain::{
-    ClientOrderId, LocalOrderState, Mode, Notional, Order, OrderPurpose, OrderType, Qty, Side, Symbol,
+    Asset, ClientOrderId, Fill, LocalOrderState, Mode, Notional, Order, OrderPurpose, OrderType, Qty, Side,
+    Symbol,
 };
 use crbot::journal::{
     Journal, JournalError, Location, PgTarget, SCHEMA_VERSION, StoreKind, TradingStateCode,
@@ -357,4 +359,128 @@ fn tls_verifies_the_server_certificate_and_a_tls_only_server_refuses_plain() {
         "{text}"
     );
     assert!(!text.contains(cluster.password()), "{text}");
+}
+
+fn fill_of(cid: &str, trade_id: u64) -> Fill {
+    Fill {
+        symbol: Symbol::new("BTCUSDT").expect("symbol"),
+        trade_id,
+        order_id: trade_id,
+        client_order_id: Some(ClientOrderId::new(cid).expect("cid")),
+        side: Side::Buy,
+        price: "60000.01".parse().expect("price"),
+        qty: "0.00012345".parse().expect("qty"),
+        commission: "0.00000012".parse().expect("commission"),
+        commission_asset: Asset::new("BNB").expect("asset"),
+        time_ms: 1_700_000_000_000 + trade_id as i64,
+        is_maker: trade_id.is_multiple_of(2),
+    }
+}
+
+#[test]
+fn a_backup_of_a_postgresql_journal_is_an_sqlite_journal_of_its_mode_taken_from_one_snapshot() {
+    let db = PgDatabase::new();
+    let j = Journal::open_at(&location(&db), Mode::Sim).expect("journal");
+    j.insert_order(&order("cr-a")).expect("order");
+    j.insert_fill_priced(&fill_of("cr-a", 1), Some("600.5".parse().expect("p")))
+        .expect("fill");
+    j.record_trading_state(&halt(3)).expect("halt");
+    j.set_meta("watchlist", "BTCUSDT,ETHUSDT").expect("meta");
+
+    // Another connection writes an order, then its fill, over and over while the copy is taken.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pairs = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (loc, stop, pairs) = (location(&db), stop.clone(), pairs.clone());
+        std::thread::spawn(move || {
+            let w = Journal::open_at(&loc, Mode::Sim).expect("writer");
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) && n < 5_000 {
+                let cid = format!("w-{n}");
+                w.insert_order(&order(&cid)).expect("order");
+                w.insert_fill(&fill_of(&cid, 1_000 + n)).expect("fill");
+                n += 1;
+                pairs.store(n, Ordering::Relaxed);
+            }
+        })
+    };
+    while pairs.load(Ordering::Relaxed) < 20 {
+        std::thread::yield_now();
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("backup.db");
+    j.backup_to(&dest).expect("backup");
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    assert!(
+        !dir.path().join("backup.db-wal").exists(),
+        "one self-contained file"
+    );
+
+    let copy = Journal::open_existing(&dest, Mode::Sim).expect("a journal of the same mode");
+    assert_eq!(copy.store_kind(), StoreKind::Sqlite);
+    assert!(copy.integrity_check().expect("check"));
+    let orders = copy.recent_orders(100_000).expect("orders");
+    let fills = copy.fills().expect("fills");
+    let w_orders = orders
+        .iter()
+        .filter(|o| o.client_order_id.as_str().starts_with("w-"))
+        .count();
+    let w_fills = fills.iter().filter(|f| f.trade_id >= 1_000).count();
+    // One moment: each fill's order is there, and at most the last order is still without its fill.
+    assert!(w_orders >= 20, "{w_orders}");
+    assert!(w_orders - w_fills <= 1, "{w_orders} orders, {w_fills} fills");
+    assert_eq!(
+        copy.fills_priced().expect("priced")[0]
+            .1
+            .map(|p| p.to_string())
+            .as_deref(),
+        Some("600.5")
+    );
+    assert_eq!(
+        copy.latest_trading_state().expect("state").expect("some").record,
+        halt(3)
+    );
+    assert_eq!(
+        copy.get_meta("watchlist").expect("meta").as_deref(),
+        Some("BTCUSDT,ETHUSDT")
+    );
+    assert_eq!(
+        copy.get_meta("created_ms").expect("meta"),
+        Some(db.psql("SELECT value FROM meta WHERE key = 'created_ms'")),
+        "the original's meta, not the copy's own"
+    );
+    assert!(
+        matches!(j.backup_to(&dest), Err(JournalError::File { .. })),
+        "an existing file is never overwritten"
+    );
+
+    // The CSV export goes through the same snapshot.
+    let out = dir.path().join("csv");
+    let written = j.export_csv(&out).expect("export");
+    assert!(written.iter().any(|p| p.ends_with("orders.csv")));
+    let orders_csv = std::fs::read_to_string(out.join("orders.csv")).expect("orders.csv");
+    assert!(orders_csv.lines().count() > w_orders + 1, "header + every order");
+}
+
+#[tokio::test]
+async fn the_engine_backs_up_a_postgresql_journal_off_its_loop_from_a_connection_of_its_own() {
+    let db = PgDatabase::new();
+    let j = Journal::open_at(&location(&db), Mode::Sim).expect("engine's journal");
+    j.insert_order(&order("cr-a")).expect("order");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = crbot::engine::backup::file_in(dir.path(), Mode::Sim, 1_764_331_200_000);
+    // What the engine's backup effect carries: the journal's location, password included.
+    let outcome = crbot::engine::backup::spawn(
+        j.location().clone(),
+        Mode::Sim,
+        dest.clone(),
+        crbot::engine::backup::Reason::Scheduled,
+        1_764_331_200_000,
+    )
+    .await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let copy = Journal::open_existing(&dest, Mode::Sim).expect("an SQLite journal");
+    assert_eq!(copy.recent_orders(5).expect("orders").len(), 1);
+    assert!(!format!("{:?}", j.location()).contains(db.cluster.password()));
 }

@@ -279,7 +279,7 @@ async fn kill_alone(ctx: &Ctx, flatten: bool) -> Outcome {
         // 3. An online backup once stage one is over.
         let now = now_ms();
         let outcome = backup::spawn(
-            r.core.journal.path().to_path_buf(),
+            r.core.journal.location().clone(),
             ctx.config.mode,
             backup_path(ctx),
             backup::Reason::AfterKill,

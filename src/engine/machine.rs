@@ -195,7 +195,7 @@ pub enum Effect {
     Sweep(Halted),
     /// Copy the journal off the loop → [`Answer::Backup`].
     Backup {
-        journal: PathBuf,
+        journal: crate::journal::Location,
         mode: Mode,
         dest: PathBuf,
         reason: backup::Reason,

@@ -148,12 +148,15 @@ enum Op {
     Execute(String, Vec<Value>),
     InsertUnique(String, Vec<Value>),
     Query(String, Vec<Value>),
+    /// Queries run in one read-only snapshot transaction.
+    Snapshot(Vec<String>),
 }
 
 enum Reply {
     Count(u64),
     Inserted(bool),
     Rows(Vec<Row>),
+    Tables(Vec<Vec<Row>>),
 }
 
 struct Request {
@@ -225,6 +228,17 @@ impl PgStore {
         match self.call(Op::Query(to_postgres_placeholders(sql), params))? {
             Reply::Rows(rows) => Ok(rows),
             _ => Err(JournalError::Invalid("unexpected reply to a query".into())),
+        }
+    }
+}
+
+impl PgStore {
+    /// Runs `queries` (no parameters) in one `REPEATABLE READ READ ONLY` transaction: every
+    /// result is of the same moment, whatever commits meanwhile. For copies and backups.
+    pub fn snapshot(&self, queries: Vec<String>) -> Result<Vec<Vec<Row>>> {
+        match self.call(Op::Snapshot(queries))? {
+            Reply::Tables(t) => Ok(t),
+            _ => Err(JournalError::Invalid("unexpected reply to a snapshot".into())),
         }
     }
 }
@@ -308,7 +322,25 @@ async fn run(client: &Client, op: Op) -> Result<Reply> {
                 .collect::<Result<Vec<_>>>()
                 .map(Reply::Rows)
         }
+        Op::Snapshot(queries) => {
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?;
+            let result = snapshot(client, &queries).await;
+            // Read-only: ending it either way loses nothing.
+            client.batch_execute("ROLLBACK").await?;
+            result.map(Reply::Tables)
+        }
     }
+}
+
+async fn snapshot(client: &Client, queries: &[String]) -> Result<Vec<Vec<Row>>> {
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let rows = client.query(q.as_str(), &[]).await?;
+        out.push(rows.iter().map(read_row).collect::<Result<Vec<_>>>()?);
+    }
+    Ok(out)
 }
 
 fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
