@@ -31,6 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 use rust_decimal::Decimal;
 
 pub use alerts::AlertRecord;
+pub use copy::CopyReport;
 pub use error::JournalError;
 pub use postgres::{PgTarget, PgTls};
 pub use records::{

@@ -142,6 +142,8 @@ pub enum Access {
     Write,
     /// Refuses a missing or older journal; every write fails with `ReadOnly`.
     ReadOnly,
+    /// Creates the journal in an empty database and refuses any other (`journal migrate`).
+    Create,
 }
 
 enum Op {
@@ -150,6 +152,9 @@ enum Op {
     Query(String, Vec<Value>),
     /// Queries run in one read-only snapshot transaction.
     Snapshot(Vec<String>),
+    /// Rows inserted into tables (keeping their ids) in one transaction, then each table's id
+    /// sequence moved past them; `meta` is replaced.
+    CopyIn(Vec<(String, Vec<String>, Vec<Row>)>),
 }
 
 enum Reply {
@@ -157,6 +162,7 @@ enum Reply {
     Inserted(bool),
     Rows(Vec<Row>),
     Tables(Vec<Vec<Row>>),
+    Done,
 }
 
 struct Request {
@@ -243,6 +249,16 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Inserts `tables` (name, columns, rows) in one transaction: all or nothing.
+    pub fn copy_in(&self, tables: Vec<(String, Vec<String>, Vec<Row>)>) -> Result<()> {
+        match self.call(Op::CopyIn(tables))? {
+            Reply::Done => Ok(()),
+            _ => Err(JournalError::Invalid("unexpected reply to a copy".into())),
+        }
+    }
+}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         // Closing the channel ends the thread's loop; it closes the connection on its way out.
@@ -322,6 +338,19 @@ async fn run(client: &Client, op: Op) -> Result<Reply> {
                 .collect::<Result<Vec<_>>>()
                 .map(Reply::Rows)
         }
+        Op::CopyIn(tables) => {
+            client.batch_execute("BEGIN").await?;
+            match copy_in(client, &tables).await {
+                Ok(()) => {
+                    client.batch_execute("COMMIT").await?;
+                    Ok(Reply::Done)
+                }
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
+            }
+        }
         Op::Snapshot(queries) => {
             client
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -332,6 +361,36 @@ async fn run(client: &Client, op: Op) -> Result<Reply> {
             result.map(Reply::Tables)
         }
     }
+}
+
+async fn copy_in(client: &Client, tables: &[(String, Vec<String>, Vec<Row>)]) -> Result<()> {
+    client.execute("DELETE FROM meta", &[]).await?;
+    for (table, columns, rows) in tables {
+        let list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let stmt = client
+            .prepare(&format!(
+                "INSERT INTO \"{table}\" ({}) VALUES ({})",
+                list.join(", "),
+                marks.join(", ")
+            ))
+            .await?;
+        for row in rows {
+            client.execute(&stmt, &refs(&row.0)).await?;
+        }
+        if columns.iter().any(|c| c == "id") {
+            client
+                .execute(
+                    &format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                         GREATEST(COALESCE(MAX(id), 0), 1), COALESCE(MAX(id), 0) > 0) FROM \"{table}\""
+                    ),
+                    &[],
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn snapshot(client: &Client, queries: &[String]) -> Result<Vec<Vec<Row>>> {
@@ -495,6 +554,12 @@ async fn prepare(
         .query_one("SELECT to_regclass('crbot_journal') IS NOT NULL", &[])
         .await?
         .try_get(0)?;
+    if has_marker && access == Access::Create {
+        return Err(JournalError::Invalid(format!(
+            "{} already holds a crbot journal: the copy goes into an empty database only",
+            target.shown
+        )));
+    }
     let version = if has_marker {
         let row = tx
             .query_one("SELECT application_id, version FROM crbot_journal", &[])
