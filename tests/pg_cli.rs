@@ -143,3 +143,31 @@ fn journal_migrate_copies_an_sqlite_journal_into_an_empty_database_and_refuses_a
     assert!(!err.contains(db.cluster.password()), "{err}");
     assert_eq!(db.psql("SELECT count(*) FROM trading_state"), "2");
 }
+
+#[test]
+fn doctor_names_the_postgresql_store_and_its_connection_without_the_password() {
+    let db = PgDatabase::new();
+    let mut ex = still_market();
+    ex.env.push(("DATABASE_URL", db.url()));
+    let (_code, out, err) = ex.run(&["--json", "doctor"]);
+    assert!(!out.contains(db.cluster.password()) && !err.contains(db.cluster.password()));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let text = v.to_string();
+    assert!(text.contains("journal store"), "{text}");
+    assert!(
+        text.contains("PostgreSQL postgresql://crbot_test:***@127.0.0.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("plain connection (allowed outside production)"),
+        "{text}"
+    );
+
+    // A server that cannot be reached fails that item.
+    let mut ex = still_market();
+    let gone = db.url().replace(&format!(":{}/", db.cluster.port()), ":1/");
+    ex.env.push(("DATABASE_URL", gone));
+    let (code, out, _err) = ex.run(&["--json", "doctor"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be opened"), "{out}");
+}
