@@ -482,26 +482,7 @@ impl Config {
         }
 
         let paths = resolve_paths(sources)?;
-        let (database_path, database_postgres) = match sources.value("DATABASE_URL") {
-            None => (None, None),
-            Some(v) => match parse_database_url(v)? {
-                DatabaseUrl::File(p) => (Some(p), None),
-                DatabaseUrl::Postgres(t) => {
-                    if env == Environment::Production && t.tls() == crate::journal::PgTls::Off {
-                        return Err(ConfigError::BadValue {
-                            name: "DATABASE_URL",
-                            value: shown(v),
-                            problem: "is a plain PostgreSQL connection, which production refuses \
-                                      (the journal would cross the network unencrypted)",
-                            allowed: "postgresql://…?sslmode=verify-full (TLS with the server's \
-                                      certificate verified; sslrootcert=FILE for a private CA)"
-                                .to_string(),
-                        });
-                    }
-                    (None, Some(t))
-                }
-            },
-        };
+        let (database_path, database_postgres) = database(sources, env)?;
 
         let limits = RiskLimitsConfig {
             max_daily_loss_percent: percent(sources, "MAX_DAILY_LOSS_PERCENT", Decimal::new(50, 1))?,
@@ -771,6 +752,34 @@ fn integer(
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(bad(name, v, "is out of range", &allowed)),
     }
+}
+
+/// `DATABASE_URL`: a file (or none: the per-mode default), or a PostgreSQL journal, which
+/// production refuses over a plain connection.
+fn database(
+    sources: &Sources,
+    env: Environment,
+) -> Result<(Option<PathBuf>, Option<crate::journal::PgTarget>), ConfigError> {
+    Ok(match sources.value("DATABASE_URL") {
+        None => (None, None),
+        Some(v) => match parse_database_url(v)? {
+            DatabaseUrl::File(p) => (Some(p), None),
+            DatabaseUrl::Postgres(t) => {
+                if env == Environment::Production && t.tls() == crate::journal::PgTls::Off {
+                    return Err(ConfigError::BadValue {
+                        name: "DATABASE_URL",
+                        value: shown(v),
+                        problem: "is a plain PostgreSQL connection, which production refuses \
+                                      (the journal would cross the network unencrypted)",
+                        allowed: "postgresql://…?sslmode=verify-full (TLS with the server's \
+                                      certificate verified; sslrootcert=FILE for a private CA)"
+                            .to_string(),
+                    });
+                }
+                (None, Some(t))
+            }
+        },
+    })
 }
 
 /// What `DATABASE_URL` names.

@@ -99,16 +99,22 @@ impl PgCluster {
     /// Runs `initdb` and starts the server; retries on another port when the one picked was
     /// taken meanwhile.
     pub fn start() -> PgCluster {
-        PgCluster::start_with(None)
+        PgCluster::start_with(None, false)
+    }
+
+    /// A server that syncs its WAL to disk on commit, as a production server does (tests run
+    /// with `fsync=off`; a benchmark of write latency must not).
+    pub fn start_durable() -> PgCluster {
+        PgCluster::start_with(None, true)
     }
 
     /// A server with TLS on (`cert_pem`, `key_pem`); with `tls_only`, a plain TCP connection
     /// is refused by `pg_hba.conf` (as a server that requires TLS does).
     pub fn start_tls(cert_pem: &str, key_pem: &str, tls_only: bool) -> PgCluster {
-        PgCluster::start_with(Some((cert_pem, key_pem, tls_only)))
+        PgCluster::start_with(Some((cert_pem, key_pem, tls_only)), false)
     }
 
-    fn start_with(tls: Option<(&str, &str, bool)>) -> PgCluster {
+    fn start_with(tls: Option<(&str, &str, bool)>, durable: bool) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("crbot-pg-")
@@ -158,13 +164,18 @@ impl PgCluster {
             }
             ssl = " -c ssl=on";
         }
+        let speed = if durable {
+            ""
+        } else {
+            " -c fsync=off -c full_page_writes=off"
+        };
         let mut last_log = String::new();
         for _ in 0..3 {
             let port = free_port();
             let log = dir.path().join(format!("server-{port}.log"));
             let server = format!(
-                "exec {} -D {} -p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c full_page_writes=off -c max_connections=200{ssl} > {} 2>&1",
+                "exec {} -D {} -p {port} -k {} -c listen_addresses=127.0.0.1{speed} \
+                 -c max_connections=200{ssl} > {} 2>&1",
                 bin.join("postgres").display(),
                 data.display(),
                 dir.path().display(),
