@@ -484,3 +484,26 @@ async fn the_engine_backs_up_a_postgresql_journal_off_its_loop_from_a_connection
     assert_eq!(copy.recent_orders(5).expect("orders").len(), 1);
     assert!(!format!("{:?}", j.location()).contains(db.cluster.password()));
 }
+
+#[test]
+fn a_server_that_stops_answering_fails_the_call_instead_of_hanging_the_engine() {
+    let db = PgDatabase::new();
+    let j = Journal::open_at(&location(&db), Mode::Sim).expect("journal");
+    j.insert_order(&order("cr-a")).expect("order");
+    // The journal's server process, frozen: no reset, no answer (a network cut looks alike).
+    let pid: i32 = db
+        .psql(&format!(
+            "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            db.name
+        ))
+        .parse()
+        .expect("one backend");
+    // SAFETY: signals to a process of the test's own server.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let err = j.insert_order(&order("cr-b")).expect_err("no answer");
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(err.to_string().contains("did not answer"), "{err}");
+    assert!(err.is_storage_failure());
+    // The next call opens a new connection and works.
+    j.insert_order(&order("cr-c")).expect("reconnected");
+}

@@ -35,6 +35,10 @@ use crate::secret::SecretString;
 /// How long connecting may take when the URL does not say (`connect_timeout=`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one call waits for the server's answer before it fails (the journal is written from
+/// the engine's loop: a silent server must not stop it for good).
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// Whether the connection is encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PgTls {
@@ -308,17 +312,36 @@ fn serve(
             return;
         }
     };
+    let mut broken = false;
     for req in inbox {
-        if client.is_closed() {
+        if broken || client.is_closed() {
             match rt.block_on(connect(&target, access)) {
-                Ok(c) => client = c,
+                Ok(c) => {
+                    client = c;
+                    broken = false;
+                }
                 Err(e) => {
                     let _ = req.reply.send(Err(e));
                     continue;
                 }
             }
         }
-        let answer = rt.block_on(run(&client, req.op));
+        // The timer is made inside the runtime (it needs its clock).
+        let answered = rt.block_on(async { tokio::time::timeout(ANSWER_WITHIN, run(&client, req.op)).await });
+        let answer = match answered {
+            Ok(answer) => answer,
+            Err(_) => {
+                // A server that stopped answering (a network cut without a reset): the engine
+                // must not wait forever; this connection is dropped and the next call
+                // reconnects.
+                broken = true;
+                Err(JournalError::Database(format!(
+                    "the PostgreSQL server did not answer within {} s: the write's outcome is \
+                     unknown; nothing more is recorded until it answers again",
+                    ANSWER_WITHIN.as_secs()
+                )))
+            }
+        };
         let _ = req.reply.send(answer);
     }
 }
