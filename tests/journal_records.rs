@@ -4,8 +4,6 @@
 
 mod pg_support;
 
-use std::path::Path;
-
 use crbot::domain::{
     Asset, ClientOrderId, Fill, LocalOrderState, Mode, Money, Notional, Order, OrderPurpose, OrderStatus,
     OrderType, Qty, Side, Symbol, Ticket, TicketKind,
@@ -25,10 +23,6 @@ fn wait_until(cond: impl Fn() -> bool, timeout: Duration) {
         assert!(start.elapsed() < timeout, "condition not met within {timeout:?}");
         std::thread::yield_now();
     }
-}
-
-fn open(dir: &Path) -> Journal {
-    Journal::open(&dir.join("j.db"), Mode::Sim).expect("open")
 }
 
 /// A fresh journal location on one store, kept alive (folder or database) while a test runs.
@@ -462,10 +456,9 @@ fn backup_while_another_connection_writes_is_a_valid_journal() {
     );
 }
 
-#[test]
-fn export_writes_the_csv_files_with_headers_and_quoting() {
+fn export_writes_the_csv_files_with_headers_and_quoting(store: &StoreUnderTest) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+    let j = store.open();
     j.insert_order(&order("cr-a", 1)).expect("order");
     let upd = OrderUpdate {
         state: LocalOrderState::Exchange(OrderStatus::Rejected),
@@ -614,4 +607,5 @@ both_stores!(
     events_come_back_newest_first,
     equity_curve_returns_samples_since_a_time_in_order,
     flows_marks_checkpoints_alerts_and_meta_round_trip,
+    export_writes_the_csv_files_with_headers_and_quoting,
 );
