@@ -14,6 +14,7 @@ pub mod common;
 pub mod doctor;
 pub mod info;
 pub mod kill;
+pub mod migrate;
 pub mod remote;
 pub mod token;
 pub mod trade;
@@ -101,7 +102,7 @@ pub enum Command {
     Resume,
     /// Online backup of the journal to PATH.
     Backup { path: PathBuf },
-    /// Journal export.
+    /// Journal export, and the copy of an SQLite journal into PostgreSQL.
     Journal {
         #[command(subcommand)]
         command: JournalCommand,
@@ -142,6 +143,12 @@ pub enum JournalCommand {
         /// Folder to write the CSV files into.
         #[arg(long)]
         csv: PathBuf,
+    },
+    /// Copy this mode's SQLite journal into an empty PostgreSQL database and verify the copy.
+    Migrate {
+        /// postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=verify-full]
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -271,6 +278,9 @@ where
         Command::Journal {
             command: JournalCommand::Export { csv },
         } => info::export(ctx, csv).await,
+        Command::Journal {
+            command: JournalCommand::Migrate { to },
+        } => migrate::migrate(ctx, to).await,
         Command::Token {
             command: TokenCommand::Issue { scope, ttl },
         } => token::issue(ctx, *scope, *ttl),

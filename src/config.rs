@@ -433,6 +433,9 @@ pub struct Config {
     pub paths: Paths,
     /// `DATABASE_URL` as a path; `None` means the per-mode default of [`Config::journal_path`].
     pub database_path: Option<PathBuf>,
+    /// `DATABASE_URL=postgresql://…`: the journal is in PostgreSQL (its `Debug` and every
+    /// message show the URL with the password masked).
+    pub database_postgres: Option<crate::journal::PgTarget>,
     pub limits: RiskLimitsConfig,
     pub endpoints: EndpointOverrides,
     /// Plain-text keys, present only where the posture allows them (development).
@@ -535,10 +538,7 @@ impl Config {
         }
 
         let paths = resolve_paths(sources)?;
-        let database_path = sources
-            .value("DATABASE_URL")
-            .map(parse_database_url)
-            .transpose()?;
+        let (database_path, database_postgres) = database(sources, env)?;
 
         let limits = RiskLimitsConfig {
             max_daily_loss_percent: percent(sources, "MAX_DAILY_LOSS_PERCENT", Decimal::new(50, 1))?,
@@ -610,6 +610,7 @@ impl Config {
             mode_source,
             paths,
             database_path,
+            database_postgres,
             limits,
             endpoints,
             env_keys,
@@ -627,8 +628,13 @@ impl Config {
         })
     }
 
-    /// The journal file: `DATABASE_URL` if set, else `<data dir>/journal-<mode>.db`.
+    /// The journal file: `DATABASE_URL` if set, else `<data dir>/journal-<mode>.db`. For a
+    /// PostgreSQL journal, its URL with the password masked (for messages: the journal refuses
+    /// to open it as a file; use [`Config::journal_location`]).
     pub fn journal_path(&self) -> PathBuf {
+        if let Some(t) = &self.database_postgres {
+            return PathBuf::from(t.shown());
+        }
         self.database_path
             .clone()
             .unwrap_or_else(|| self.paths.data_dir.join(format!("journal-{}.db", self.mode)))
@@ -638,6 +644,14 @@ impl Config {
     /// that starting and re-arming need its passphrase.
     pub fn keys_from_vault(&self) -> bool {
         self.mode.needs_keys() && self.secrets.backend == crate::secrets::Backend::Vault
+    }
+
+    /// Where this mode's journal is: the file of [`Config::journal_path`], or PostgreSQL.
+    pub fn journal_location(&self) -> crate::journal::Location {
+        match &self.database_postgres {
+            Some(t) => crate::journal::Location::Postgres(t.clone()),
+            None => crate::journal::Location::Sqlite(self.journal_path()),
+        }
     }
 
     /// JSON log lines in production, plain text otherwise.
@@ -809,18 +823,52 @@ fn integer(
     }
 }
 
+/// `DATABASE_URL`: a file (or none: the per-mode default), or a PostgreSQL journal, which
+/// production refuses over a plain connection.
+fn database(
+    sources: &Sources,
+    env: Environment,
+) -> Result<(Option<PathBuf>, Option<crate::journal::PgTarget>), ConfigError> {
+    Ok(match sources.value("DATABASE_URL") {
+        None => (None, None),
+        Some(v) => match parse_database_url(v)? {
+            DatabaseUrl::File(p) => (Some(p), None),
+            DatabaseUrl::Postgres(t) => {
+                if env == Environment::Production && t.tls() == crate::journal::PgTls::Off {
+                    return Err(ConfigError::BadValue {
+                        name: "DATABASE_URL",
+                        value: shown(v),
+                        problem: "is a plain PostgreSQL connection, which production refuses \
+                                      (the journal would cross the network unencrypted)",
+                        allowed: "postgresql://…?sslmode=verify-full (TLS with the server's \
+                                      certificate verified; sslrootcert=FILE for a private CA)"
+                            .to_string(),
+                    });
+                }
+                (None, Some(t))
+            }
+        },
+    })
+}
+
+/// What `DATABASE_URL` names.
+enum DatabaseUrl {
+    File(PathBuf),
+    Postgres(crate::journal::PgTarget),
+}
+
 /// `DATABASE_URL`: a path, `sqlite://PATH` / `sqlite:PATH` (`sqlite:///abs/path` for an
-/// absolute one), or the same with `file:`.
+/// absolute one), the same with `file:`, or `postgresql://…` / `postgres://…`.
 ///
 /// A value that starts with a URL scheme is never taken as a file name: a mistyped database
 /// URL would otherwise become a new, empty journal in the working directory, and the trader
 /// would trade with no history and no limits carried over. Such a value may hold a password,
 /// so it is shown redacted or by its scheme only.
-fn parse_database_url(v: &str) -> Result<PathBuf, ConfigError> {
+fn parse_database_url(v: &str) -> Result<DatabaseUrl, ConfigError> {
     const NAME: &str = "DATABASE_URL";
-    const ALLOWED: &str = "a file path or sqlite://PATH";
+    const ALLOWED: &str = "a file path, sqlite://PATH or postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE";
     let Some(scheme) = url_scheme(v) else {
-        return Ok(PathBuf::from(v));
+        return Ok(DatabaseUrl::File(PathBuf::from(v)));
     };
     let after = &v[scheme.len() + 1..];
     match scheme.to_ascii_lowercase().as_str() {
@@ -829,34 +877,31 @@ fn parse_database_url(v: &str) -> Result<PathBuf, ConfigError> {
             if path.is_empty() {
                 return Err(bad(NAME, v, "has no path", ALLOWED));
             }
-            Ok(PathBuf::from(path))
+            Ok(DatabaseUrl::File(PathBuf::from(path)))
         }
         "postgresql" | "postgres" => {
-            let well_formed = after.starts_with("//")
-                && Url::parse(v).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()));
-            if well_formed {
-                Err(ConfigError::BadValue {
-                    name: NAME,
-                    value: shown(v),
-                    problem: "is a PostgreSQL journal, which this build of crbot does not have yet",
-                    allowed: ALLOWED.to_string(),
-                })
+            let parsed = if after.starts_with("//") {
+                crate::journal::PgTarget::parse(v)
             } else {
-                Err(ConfigError::BadValue {
+                Err("has no // after the scheme".to_string())
+            };
+            parsed
+                .map(DatabaseUrl::Postgres)
+                .map_err(|why| ConfigError::BadValue {
                     name: NAME,
                     value: format!("{}:…", shown(scheme)),
                     problem: "is not a valid PostgreSQL URL",
-                    allowed: "postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE (not supported by \
-                              this build yet), a file path or sqlite://PATH"
-                        .to_string(),
+                    allowed: format!(
+                        "postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=verify-full] (this \
+                     one {why}), a file path or sqlite://PATH"
+                    ),
                 })
-            }
         }
         _ => Err(ConfigError::BadValue {
             name: NAME,
             value: format!("{}:…", shown(scheme)),
-            problem: "is not supported (crbot's journal is SQLite; for a file whose name has a \
-                      colon, write ./NAME)",
+            problem: "is not supported (crbot's journal is SQLite or PostgreSQL; for a file whose \
+                      name has a colon, write ./NAME)",
             allowed: ALLOWED.to_string(),
         }),
     }

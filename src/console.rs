@@ -201,7 +201,7 @@ pub async fn prepare_engine(
     if let Some(w) = key_permission_check(config, &session).await? {
         warnings.push(w);
     }
-    let journal = Journal::open(&config.journal_path(), config.mode)?;
+    let journal = Journal::open_at(&config.journal_location(), config.mode)?;
     let now = chrono::Utc::now().timestamp_millis();
     let mut core = Core::restore(journal, config.mode, limits_from(config), source, now)?;
     core.state.warnings = warnings;

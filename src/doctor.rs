@@ -81,6 +81,21 @@ pub struct DoctorInputs {
     pub last_backup_ms: Option<i64>,
     /// Unix ms now.
     pub now_ms: i64,
+    /// Where the journal is and whether it opened; None when not looked at.
+    pub journal: Option<JournalStoreInfo>,
+}
+
+/// The journal's store as `crbot doctor` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalStoreInfo {
+    /// `SQLite` or `PostgreSQL`.
+    pub store: &'static str,
+    /// The file, or the URL with its password masked.
+    pub location: String,
+    /// PostgreSQL only: whether the connection is TLS with the certificate verified.
+    pub tls: Option<bool>,
+    /// Whether it could be opened, or why not.
+    pub opened: Result<(), String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -150,8 +165,46 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
         check_tried_first(inp),
         check_kill_tested(inp),
         check_backup(inp),
+        check_journal_store(inp),
     ]);
     out
+}
+
+/// Where the journal is (SQLite or PostgreSQL), whether it opens, and over what.
+fn check_journal_store(inp: &DoctorInputs) -> CheckResult {
+    use CheckStatus::*;
+    const ITEM: &str = "journal store";
+    let Some(j) = &inp.journal else {
+        return check(ITEM, Skipped, "not looked at", None);
+    };
+    let place = format!("{} {}", j.store, j.location);
+    match (&j.opened, j.tls) {
+        (Err(e), _) => check(
+            ITEM,
+            Fail,
+            format!("{place} cannot be opened: {e}"),
+            Some("check DATABASE_URL and that the database server is up"),
+        ),
+        (Ok(()), Some(true)) => check(
+            ITEM,
+            Pass,
+            format!("{place} over TLS, certificate verified"),
+            None,
+        ),
+        (Ok(()), Some(false)) if is_production(&inp.env) => check(
+            ITEM,
+            Fail,
+            format!("{place} over a plain connection in production"),
+            Some("add sslmode=verify-full to DATABASE_URL"),
+        ),
+        (Ok(()), Some(false)) => check(
+            ITEM,
+            Pass,
+            format!("{place} over a plain connection (allowed outside production)"),
+            None,
+        ),
+        (Ok(()), None) => check(ITEM, Pass, place, None),
+    }
 }
 
 /// The vault file: present when keys are needed, private to its owner.
@@ -575,7 +628,26 @@ pub(crate) mod tests {
             last_kill_switch_test_ms: Some(NOW - 2 * DAY_MS),
             last_backup_ms: Some(NOW - DAY_MS),
             now_ms: NOW,
+            journal: Some(JournalStoreInfo {
+                store: "PostgreSQL",
+                location: "postgresql://crbot:***@db/crbot?sslmode=verify-full".into(),
+                tls: Some(true),
+                opened: Ok(()),
+            }),
         }
+    }
+
+    #[test]
+    fn the_journal_store_fails_when_it_cannot_open_or_is_plain_in_production() {
+        let mut inp = healthy();
+        assert_eq!(status_of(&inp, "journal store"), CheckStatus::Pass);
+        let pg = inp.journal.as_mut().expect("journal");
+        pg.tls = Some(false);
+        assert_eq!(status_of(&inp, "journal store"), CheckStatus::Fail);
+        inp.env = "development".into();
+        assert_eq!(status_of(&inp, "journal store"), CheckStatus::Pass);
+        inp.journal.as_mut().expect("journal").opened = Err("the server is unavailable".into());
+        assert_eq!(status_of(&inp, "journal store"), CheckStatus::Fail);
     }
 
     fn status_of(inp: &DoctorInputs, item: &str) -> CheckStatus {

@@ -13,26 +13,36 @@
 //! [`Journal::latest_trading_state_id`] (a cheap indexed read) every ~250 ms.
 
 mod alerts;
+mod copy;
 mod error;
 mod export;
+mod postgres;
 mod records;
 pub mod retention;
 mod schema;
+mod store;
+mod value;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
 use rust_decimal::Decimal;
 
 pub use alerts::AlertRecord;
+pub use copy::CopyReport;
 pub use error::JournalError;
+pub use postgres::{PgTarget, PgTls};
 pub use records::{
     BalanceCheckpoint, CapitalFlowRecord, EquityPoint, EventKind, EventRecord, KillTrigger,
     LimitChangeRecord, RiskEventRecord, Stored, TicketSource, TradingStateCode, TradingStateRecord,
 };
 pub use schema::{APPLICATION_ID, Inspection, SCHEMA_VERSION, inspect};
+pub use store::StoreKind;
+
+use store::Store;
+use value::values;
 
 use crate::domain::{
     Asset, ClientOrderId, Fill, LocalOrderState, Mode, Money, Notional, Order, OrderPurpose, OrderStatus,
@@ -65,9 +75,31 @@ pub struct OrderUpdate {
 /// The journal of one mode. Synchronous; one per process (the engine's, or a CLI command's).
 #[derive(Debug)]
 pub struct Journal {
-    conn: Connection,
+    store: Store,
+    /// Where it was opened (a PostgreSQL journal's holds the URL, password included, for a
+    /// second connection such as the engine's backup; never shown: `Debug` masks it).
+    location: Location,
+    /// The SQLite file; for PostgreSQL, the URL with its password masked (never opened as a
+    /// file: see [`Journal::open`]).
     path: PathBuf,
     mode: Mode,
+}
+
+/// Where a mode's journal is: an SQLite file (the default) or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(PgTarget),
+}
+
+impl Location {
+    /// What messages show: the path, or the URL with its password masked.
+    pub fn shown(&self) -> PathBuf {
+        match self {
+            Location::Sqlite(p) => p.clone(),
+            Location::Postgres(t) => PathBuf::from(t.shown()),
+        }
+    }
 }
 
 impl Journal {
@@ -81,6 +113,7 @@ impl Journal {
     /// [`JournalError::ReadOnlyFile`], naming the path; commands that only read use
     /// [`Journal::open_read_only`] instead.
     pub fn open(path: &Path, mode: Mode) -> Result<Journal> {
+        refuse_url_as_path(path)?;
         Journal::open_writable(path, mode).map_err(|e| match e {
             JournalError::ReadOnly(_)
             | JournalError::DiskFull
@@ -135,7 +168,8 @@ impl Journal {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn, path, mode, now_ms())?;
         Ok(Journal {
-            conn,
+            store: Store::Sqlite(conn),
+            location: Location::Sqlite(path.to_path_buf()),
             path: path.to_path_buf(),
             mode,
         })
@@ -158,6 +192,7 @@ impl Journal {
     /// folder or disk). Nothing is created or migrated; a write through it fails with
     /// [`JournalError::ReadOnly`].
     pub fn open_read_only(path: &Path, mode: Mode) -> Result<Journal> {
+        refuse_url_as_path(path)?;
         let missing = || JournalError::Missing {
             path: path.to_path_buf(),
             mode,
@@ -180,7 +215,8 @@ impl Journal {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "query_only", true)?;
         Ok(Journal {
-            conn,
+            store: Store::Sqlite(conn),
+            location: Location::Sqlite(path.to_path_buf()),
             path: path.to_path_buf(),
             mode,
         })
@@ -196,8 +232,67 @@ impl Journal {
         }
     }
 
+    /// Opens the journal of `mode` at `location`: [`Journal::open`] for a file; for
+    /// PostgreSQL, connects, creates or migrates it, and refuses a database of another mode,
+    /// of another application or from a newer crbot without writing anything.
+    pub fn open_at(location: &Location, mode: Mode) -> Result<Journal> {
+        match location {
+            Location::Sqlite(path) => Journal::open(path, mode),
+            Location::Postgres(target) => Journal::open_postgres(target, mode, postgres::Access::Write),
+        }
+    }
+
+    /// [`Journal::open_existing`] at `location`.
+    pub fn open_existing_at(location: &Location, mode: Mode) -> Result<Journal> {
+        match location {
+            Location::Sqlite(path) => Journal::open_existing(path, mode),
+            Location::Postgres(target) => {
+                // A database with no journal yet is refused, not created.
+                Journal::open_postgres(target, mode, postgres::Access::ReadOnly)?;
+                Journal::open_postgres(target, mode, postgres::Access::Write)
+            }
+        }
+    }
+
+    /// [`Journal::open_read_only`] at `location`: for PostgreSQL, every statement runs in a
+    /// read-only transaction.
+    pub fn open_read_only_at(location: &Location, mode: Mode) -> Result<Journal> {
+        match location {
+            Location::Sqlite(path) => Journal::open_read_only(path, mode),
+            Location::Postgres(target) => Journal::open_postgres(target, mode, postgres::Access::ReadOnly),
+        }
+    }
+
+    /// [`Journal::open_for_reading`] at `location`.
+    pub fn open_for_reading_at(location: &Location, mode: Mode) -> Result<(Journal, bool)> {
+        match location {
+            Location::Sqlite(path) => Journal::open_for_reading(path, mode),
+            Location::Postgres(_) => Ok((Journal::open_at(location, mode)?, false)),
+        }
+    }
+
+    fn open_postgres(target: &PgTarget, mode: Mode, access: postgres::Access) -> Result<Journal> {
+        let store = postgres::PgStore::open(target, mode, now_ms(), access)?;
+        Ok(Journal {
+            store: Store::Postgres(store),
+            location: Location::Postgres(target.clone()),
+            path: PathBuf::from(target.shown()),
+            mode,
+        })
+    }
+
+    /// Which store holds this journal.
+    pub fn store_kind(&self) -> StoreKind {
+        self.store.kind()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where this journal is, to open another connection to it (a backup off the loop).
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     pub fn mode(&self) -> Mode {
@@ -208,11 +303,11 @@ impl Journal {
 
     /// Records a new order (before it is sent). Durable when this returns `Ok`.
     pub fn insert_order(&self, order: &Order) -> Result<()> {
-        let res = self.conn.execute(
+        let inserted = self.store.insert_unique(
             "INSERT INTO orders (client_order_id, order_id, order_list_id, symbol, side, type, price, \
              stop_price, qty, executed_qty, cum_quote_qty, state, purpose, created_ms, updated_ms, \
              last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)",
-            params![
+            values![
                 order.client_order_id.as_str(),
                 opt_u64(order.order_id)?,
                 order.order_list_id,
@@ -229,25 +324,20 @@ impl Journal {
                 order.created_ms,
                 order.updated_ms,
             ],
-        );
-        match res {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(JournalError::DuplicateOrder(order.client_order_id.to_string()))
-            }
-            Err(e) => Err(e.into()),
+        )?;
+        if !inserted {
+            return Err(JournalError::DuplicateOrder(order.client_order_id.to_string()));
         }
+        Ok(())
     }
 
     /// Updates an order's state and progress. Durable when this returns `Ok`.
     pub fn update_order(&self, cid: &ClientOrderId, update: &OrderUpdate) -> Result<()> {
-        let changed = self.conn.execute(
+        let changed = self.store.execute(
             "UPDATE orders SET state = ?2, order_id = COALESCE(?3, order_id), \
              order_list_id = COALESCE(?4, order_list_id), executed_qty = ?5, cum_quote_qty = ?6, \
              updated_ms = ?7, last_error = ?8 WHERE client_order_id = ?1",
-            params![
+            values![
                 cid.as_str(),
                 update.state.as_code(),
                 opt_u64(update.order_id)?,
@@ -255,7 +345,7 @@ impl Journal {
                 update.executed_qty.to_string(),
                 update.cumulative_quote_qty.to_string(),
                 update.updated_ms,
-                update.last_error,
+                update.last_error.as_deref(),
             ],
         )?;
         if changed == 0 {
@@ -266,24 +356,16 @@ impl Journal {
 
     pub fn order(&self, cid: &ClientOrderId) -> Result<Option<Order>> {
         let sql = format!("{ORDER_SELECT} WHERE client_order_id = ?1");
-        let row = self
-            .conn
-            .query_row(&sql, [cid.as_str()], OrderRow::read)
-            .optional()?;
-        row.map(OrderRow::into_order).transpose()
+        Ok(self.query_orders(&sql, values![cid.as_str()])?.into_iter().next())
     }
 
     /// The last error recorded for an order, if any.
     pub fn order_last_error(&self, cid: &ClientOrderId) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT last_error FROM orders WHERE client_order_id = ?1",
-                [cid.as_str()],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten())
+        let row = self.store.query_opt(
+            "SELECT last_error FROM orders WHERE client_order_id = ?1",
+            values![cid.as_str()],
+        )?;
+        Ok(row.map(|r| r.get::<Option<String>>(0)).transpose()?.flatten())
     }
 
     /// Orders that are not finished as far as crbot knows (pending, sending, unknown, or open on
@@ -302,24 +384,19 @@ impl Journal {
             "{ORDER_SELECT} WHERE state NOT IN ({}) ORDER BY created_ms, rowid",
             terminal.join(",")
         );
-        let orders = self.query_orders(&sql, [])?;
+        let orders = self.query_orders(&sql, vec![])?;
         Ok(orders.into_iter().filter(|o| o.state.is_open()).collect())
     }
 
     /// The newest `limit` orders, newest first.
     pub fn recent_orders(&self, limit: usize) -> Result<Vec<Order>> {
         let sql = format!("{ORDER_SELECT} ORDER BY created_ms DESC, rowid DESC LIMIT ?1");
-        self.query_orders(&sql, [limit_i64(limit)])
+        self.query_orders(&sql, values![limit_i64(limit)])
     }
 
-    fn query_orders<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<Order>> {
-        let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map(params, OrderRow::read)?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row?.into_order()?);
-        }
-        Ok(out)
+    fn query_orders(&self, sql: &str, params: Vec<store::Value>) -> Result<Vec<Order>> {
+        let rows = self.store.query(sql, params)?;
+        rows.iter().map(|r| OrderRow::read(r)?.into_order()).collect()
     }
 
     // ----- fills --------------------------------------------------------------------------
@@ -333,12 +410,12 @@ impl Journal {
     /// [`Journal::insert_fill`] with the quote price of the commission asset at the fill's
     /// time (`None`: unknown, the fee stays unpriced).
     pub fn insert_fill_priced(&self, fill: &Fill, fee_price: Option<Price>) -> Result<bool> {
-        let changed = self.conn.execute(
+        let changed = self.store.execute(
             "INSERT INTO trades (symbol, trade_id, order_id, client_order_id, side, price, qty, \
              commission, commission_asset, time_ms, is_maker, fee_price) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
              ON CONFLICT(symbol, trade_id) DO NOTHING",
-            params![
+            values![
                 fill.symbol.as_str(),
                 to_i64(fill.trade_id, "trade id")?,
                 to_i64(fill.order_id, "order id")?,
@@ -358,25 +435,25 @@ impl Journal {
 
     /// Every fill, in time order.
     pub fn fills(&self) -> Result<Vec<Fill>> {
-        self.query_fills(&format!("{FILL_SELECT} ORDER BY time_ms, id"), [])
+        self.query_fills(&format!("{FILL_SELECT} ORDER BY time_ms, id"), vec![])
     }
 
     /// The fills at or after `since_ms`, in time order (`GET /api/trades`).
     pub fn fills_since(&self, since_ms: i64) -> Result<Vec<Fill>> {
         self.query_fills(
             &format!("{FILL_SELECT} WHERE time_ms >= ?1 ORDER BY time_ms, id"),
-            [since_ms],
+            values![since_ms],
         )
     }
 
     /// Every fill in time order, with the commission price journaled at its fill time.
     pub fn fills_priced(&self) -> Result<Vec<(Fill, Option<Price>)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT symbol, trade_id, fee_price FROM trades WHERE fee_price IS NOT NULL")?;
+        let rows = self.store.query(
+            "SELECT symbol, trade_id, fee_price FROM trades WHERE fee_price IS NOT NULL",
+            vec![],
+        )?;
         let mut prices = std::collections::BTreeMap::new();
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        for row in rows {
             let symbol: String = row.get(0)?;
             let trade_id: i64 = row.get(1)?;
             let text: String = row.get(2)?;
@@ -400,28 +477,22 @@ impl Journal {
     pub fn fills_for(&self, symbol: &Symbol) -> Result<Vec<Fill>> {
         self.query_fills(
             &format!("{FILL_SELECT} WHERE symbol = ?1 ORDER BY time_ms, id"),
-            [symbol.as_str()],
+            values![symbol.as_str()],
         )
     }
 
     /// The highest trade id recorded on `symbol` (where `myTrades?fromId=` resumes).
     pub fn last_trade_id(&self, symbol: &Symbol) -> Result<Option<u64>> {
-        let max: Option<i64> = self.conn.query_row(
+        let max: Option<i64> = self.store.query_one(
             "SELECT MAX(trade_id) FROM trades WHERE symbol = ?1",
-            [symbol.as_str()],
-            |r| r.get(0),
+            values![symbol.as_str()],
         )?;
         max.map(|v| from_i64(v, "trade id")).transpose()
     }
 
-    fn query_fills<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<Fill>> {
-        let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map(params, FillRow::read)?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row?.into_fill()?);
-        }
-        Ok(out)
+    fn query_fills(&self, sql: &str, params: Vec<store::Value>) -> Result<Vec<Fill>> {
+        let rows = self.store.query(sql, params)?;
+        rows.iter().map(|r| FillRow::read(r)?.into_fill()).collect()
     }
 
     // ----- risk, trading state, limits ----------------------------------------------------
@@ -430,10 +501,10 @@ impl Journal {
     pub fn record_risk_event(&self, event: &RiskEventRecord) -> Result<i64> {
         let ticket = serde_json::to_string(&event.ticket)
             .map_err(|e| JournalError::Invalid(format!("ticket cannot be serialised: {e}")))?;
-        self.conn.execute(
+        self.store.insert_id(
             "INSERT INTO risk_events (time_ms, source, symbol, side, ticket, approved, codes, reason) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
+            values![
                 event.time_ms,
                 event.source.as_code(),
                 event.symbol().as_str(),
@@ -441,32 +512,37 @@ impl Journal {
                 ticket,
                 event.approved,
                 event.codes.join(","),
-                event.reason,
+                &event.reason,
             ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )
     }
 
     /// The newest `limit` risk decisions, newest first.
     pub fn recent_risk_events(&self, limit: usize) -> Result<Vec<Stored<RiskEventRecord>>> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.store.query(
             "SELECT id, time_ms, source, ticket, approved, codes, reason FROM risk_events \
              ORDER BY id DESC LIMIT ?1",
+            values![limit_i64(limit)],
         )?;
-        let rows = stmt.query_map([limit_i64(limit)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, bool>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, time_ms, source, ticket, approved, codes, reason) = row?;
+        for r in rows {
+            let (id, time_ms, source, ticket, approved, codes, reason): (
+                i64,
+                i64,
+                String,
+                String,
+                bool,
+                String,
+                String,
+            ) = (
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            );
             let source = TicketSource::from_code(&source)
                 .ok_or_else(|| JournalError::Invalid(format!("risk event {id}: source `{source}`")))?;
             let ticket: Ticket = serde_json::from_str(&ticket)
@@ -494,53 +570,41 @@ impl Journal {
     /// Records a change of trading state (halt, reduce, re-arm); returns its id. Durable when
     /// this returns `Ok`: a halt is persisted before any request leaves.
     pub fn record_trading_state(&self, rec: &TradingStateRecord) -> Result<i64> {
-        self.conn.execute(
+        self.store.insert_id(
             "INSERT INTO trading_state (time_ms, kind, state, reason, trigger, actor) \
              VALUES (?1, 'STATE', ?2, ?3, ?4, ?5)",
-            params![
+            values![
                 rec.time_ms,
                 rec.state.as_code(),
-                rec.reason,
-                rec.trigger,
-                rec.actor
+                &rec.reason,
+                &rec.trigger,
+                &rec.actor
             ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )
     }
 
     /// The newest trading-state change, if any was ever recorded.
     pub fn latest_trading_state(&self) -> Result<Option<Stored<TradingStateRecord>>> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT id, time_ms, state, reason, trigger, actor FROM trading_state \
-                 WHERE kind = 'STATE' ORDER BY id DESC LIMIT 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((id, time_ms, state, reason, trigger, actor)) = row else {
+        let Some(r) = self.store.query_opt(
+            "SELECT id, time_ms, state, reason, trigger, actor FROM trading_state \
+             WHERE kind = 'STATE' ORDER BY id DESC LIMIT 1",
+            vec![],
+        )?
+        else {
             return Ok(None);
         };
+        let id: i64 = r.get(0)?;
+        let state: String = r.get(2)?;
         let state = TradingStateCode::from_code(&state)
             .ok_or_else(|| JournalError::Invalid(format!("trading state {id}: `{state}`")))?;
         Ok(Some(Stored {
             id,
             record: TradingStateRecord {
-                time_ms,
+                time_ms: r.get(1)?,
                 state,
-                reason,
-                trigger,
-                actor,
+                reason: r.get(3)?,
+                trigger: r.get(4)?,
+                actor: r.get(5)?,
             },
         }))
     }
@@ -551,77 +615,71 @@ impl Journal {
     /// re-reads the state when it grows, which is how `crbot kill` in another shell reaches a
     /// running console within a second.
     pub fn latest_trading_state_id(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM trading_state", [], |r| r.get(0))?)
+        self.store
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM trading_state", vec![])
     }
 
     /// Records a change of a risk limit; returns its id.
     pub fn record_limit_change(&self, rec: &LimitChangeRecord) -> Result<i64> {
-        self.conn.execute(
+        self.store.insert_id(
             "INSERT INTO trading_state (time_ms, kind, state, reason, trigger, actor, limit_name, \
              old_value, new_value, confirmed) VALUES (?1, 'LIMIT', NULL, ?2, 'LIMIT_CHANGE', ?3, ?4, ?5, ?6, ?7)",
-            params![
+            values![
                 rec.time_ms,
-                rec.reason,
-                rec.actor,
-                rec.limit,
-                rec.old_value,
-                rec.new_value,
+                &rec.reason,
+                &rec.actor,
+                &rec.limit,
+                &rec.old_value,
+                &rec.new_value,
                 rec.confirmed
             ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )
     }
 
     /// Every limit change, oldest first (a restart replays them over the configured limits).
     pub fn limit_changes(&self) -> Result<Vec<Stored<LimitChangeRecord>>> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.store.query(
             "SELECT id, time_ms, limit_name, old_value, new_value, confirmed, actor, reason \
              FROM trading_state WHERE kind = 'LIMIT' ORDER BY id",
+            vec![],
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Stored {
-                id: r.get(0)?,
-                record: LimitChangeRecord {
-                    time_ms: r.get(1)?,
-                    limit: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    old_value: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    new_value: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    confirmed: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
-                    actor: r.get(6)?,
-                    reason: r.get(7)?,
-                },
+        rows.iter()
+            .map(|r| {
+                Ok(Stored {
+                    id: r.get(0)?,
+                    record: LimitChangeRecord {
+                        time_ms: r.get(1)?,
+                        limit: r.get::<Option<String>>(2)?.unwrap_or_default(),
+                        old_value: r.get::<Option<String>>(3)?.unwrap_or_default(),
+                        new_value: r.get::<Option<String>>(4)?.unwrap_or_default(),
+                        confirmed: r.get::<Option<bool>>(5)?.unwrap_or(false),
+                        actor: r.get(6)?,
+                        reason: r.get(7)?,
+                    },
+                })
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            .collect()
     }
 
     // ----- equity, events, metrics, meta --------------------------------------------------
 
     pub fn record_equity(&self, time_ms: i64, equity: &Money) -> Result<()> {
-        self.conn.execute(
+        self.store.execute(
             "INSERT INTO equity_curve (time_ms, equity, asset) VALUES (?1, ?2, ?3)",
-            params![time_ms, plain(equity.amount()), equity.asset().as_str()],
+            values![time_ms, plain(equity.amount()), equity.asset().as_str()],
         )?;
         Ok(())
     }
 
     /// Equity samples at or after `since_ms`, in time order.
     pub fn equity_curve(&self, since_ms: i64) -> Result<Vec<EquityPoint>> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.store.query(
             "SELECT time_ms, equity, asset FROM equity_curve WHERE time_ms >= ?1 ORDER BY time_ms, id",
+            values![since_ms],
         )?;
-        let rows = stmt.query_map([since_ms], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (time_ms, amount, asset) = row?;
+        for r in rows {
+            let (time_ms, amount, asset): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
             let amount = Decimal::from_str_exact(&amount)
                 .map_err(|e| JournalError::Invalid(format!("equity `{amount}`: {e}")))?;
             let asset = parse::<Asset>("equity asset", &asset)?;
@@ -635,43 +693,34 @@ impl Journal {
 
     /// Records a generic event; returns its id.
     pub fn record_event(&self, event: &EventRecord) -> Result<i64> {
-        self.conn.execute(
+        self.store.insert_id(
             "INSERT INTO events (time_ms, kind, symbol, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![
+            values![
                 event.time_ms,
-                event.kind,
+                &event.kind,
                 event.symbol.as_ref().map(|s| s.as_str()),
-                event.detail
+                &event.detail
             ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )
     }
 
     /// The newest `limit` events, newest first.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<Stored<EventRecord>>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, time_ms, kind, symbol, detail FROM events ORDER BY id DESC LIMIT ?1")?;
-        let rows = stmt.query_map([limit_i64(limit)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
+        let rows = self.store.query(
+            "SELECT id, time_ms, kind, symbol, detail FROM events ORDER BY id DESC LIMIT ?1",
+            values![limit_i64(limit)],
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, time_ms, kind, symbol, detail) = row?;
+        for r in rows {
+            let symbol: Option<String> = r.get(3)?;
             let symbol = symbol.map(|s| parse::<Symbol>("event symbol", &s)).transpose()?;
             out.push(Stored {
-                id,
+                id: r.get(0)?,
                 record: EventRecord {
-                    time_ms,
-                    kind,
+                    time_ms: r.get(1)?,
+                    kind: r.get(2)?,
                     symbol,
-                    detail,
+                    detail: r.get(4)?,
                 },
             });
         }
@@ -680,18 +729,18 @@ impl Journal {
 
     /// Records one value of a named metric (the seed's `bot_metrics`).
     pub fn record_metric(&self, time_ms: i64, name: &str, value: &str) -> Result<()> {
-        self.conn.execute(
+        self.store.execute(
             "INSERT INTO bot_metrics (time_ms, name, value) VALUES (?1, ?2, ?3)",
-            params![time_ms, name, value],
+            values![time_ms, name, value],
         )?;
         Ok(())
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        self.store
+            .query_opt("SELECT value FROM meta WHERE key = ?1", values![key])?
+            .map(|r| r.get(0))
+            .transpose()
     }
 
     /// Sets a meta value (watchlist, ban-until, day-start equity, high-water mark, endpoint…).
@@ -707,9 +756,9 @@ impl Journal {
         if self.get_meta(key)?.as_deref() == Some(value) {
             return Ok(());
         }
-        self.conn.execute(
+        self.store.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
+            values![key, value],
         )?;
         Ok(())
     }
@@ -719,6 +768,9 @@ impl Journal {
     /// Copies the journal to `dest` with SQLite's online backup, as one consistent snapshot even
     /// while another connection writes. Written to a temporary file beside `dest`, checked, then
     /// renamed into place; refuses to overwrite an existing `dest`.
+    ///
+    /// A PostgreSQL journal is copied the same way into a new SQLite journal of its mode, from
+    /// one snapshot (`REPEATABLE READ`) transaction: backups have one format whatever the store.
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
         if dest.exists() {
             return Err(JournalError::File {
@@ -732,7 +784,11 @@ impl Journal {
         let mut tmp_name = dest.file_name().unwrap_or_default().to_os_string();
         tmp_name.push(format!(".tmp-{}", std::process::id()));
         let tmp = dest.with_file_name(tmp_name);
-        let result = self.backup_into(&tmp).and_then(|()| {
+        let copied = match &self.store {
+            Store::Sqlite(conn) => backup_into(conn, &tmp),
+            Store::Postgres(pg) => copy::postgres_to_sqlite(pg, self.mode, &tmp),
+        };
+        let result = copied.and_then(|()| {
             std::fs::rename(&tmp, dest).map_err(|source| JournalError::File {
                 path: dest.to_path_buf(),
                 source,
@@ -745,50 +801,88 @@ impl Journal {
         result
     }
 
-    fn backup_into(&self, tmp: &Path) -> Result<()> {
-        let mut dst = Connection::open(tmp)?;
-        restrict_permissions(tmp)?;
-        {
-            let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst)?;
-            // All pages in one step: one read transaction, so a concurrent writer cannot make
-            // the copy restart forever, and the copy is a single consistent snapshot.
-            let mut tries = 0;
-            loop {
-                match backup.step(-1)? {
-                    rusqlite::backup::StepResult::Done => break,
-                    _ if tries < 100 => {
-                        tries += 1;
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    _ => return Err(JournalError::Busy("the backup could not get a read lock".into())),
-                }
+    /// Writes orders.csv, trades.csv, risk_events.csv and equity_curve.csv into `dir`. For a
+    /// PostgreSQL journal, from a snapshot copied into a temporary SQLite journal, so that both
+    /// stores export through the same code.
+    pub fn export_csv(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        match &self.store {
+            Store::Sqlite(conn) => export::export(conn, dir),
+            Store::Postgres(pg) => {
+                let scratch = tempfile_dir()?;
+                let copy = scratch.join("snapshot.db");
+                copy::postgres_to_sqlite(pg, self.mode, &copy)?;
+                let result = Journal::open_read_only(&copy, self.mode).and_then(|j| j.export_csv(dir));
+                let _ = std::fs::remove_dir_all(&scratch);
+                result
             }
         }
-        let ok: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if ok != "ok" {
-            return Err(JournalError::Corrupt(format!(
-                "backup copy failed its check: {ok}"
-            )));
-        }
-        dst.close().map_err(|(_, e)| JournalError::from(e))?;
-        std::fs::File::open(tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|source| JournalError::File {
-                path: tmp.to_path_buf(),
-                source,
-            })
     }
 
-    /// Writes orders.csv, trades.csv, risk_events.csv and equity_curve.csv into `dir`.
-    pub fn export_csv(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        export::export(&self.conn, dir)
-    }
-
-    /// `PRAGMA integrity_check`: true when SQLite finds nothing wrong.
+    /// `PRAGMA integrity_check`: true when SQLite finds nothing wrong. For PostgreSQL (which
+    /// checks its own pages) true when the server answers.
     pub fn integrity_check(&self) -> Result<bool> {
-        let first: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        Ok(first == "ok")
+        match self.store.sqlite() {
+            Some(conn) => {
+                let first: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+                Ok(first == "ok")
+            }
+            None => Ok(self.store.query_one::<i64>("SELECT 1", vec![])? == 1),
+        }
     }
+}
+
+fn backup_into(conn: &Connection, tmp: &Path) -> Result<()> {
+    let mut dst = Connection::open(tmp)?;
+    restrict_permissions(tmp)?;
+    {
+        let backup = rusqlite::backup::Backup::new(conn, &mut dst)?;
+        // All pages in one step: one read transaction, so a concurrent writer cannot make
+        // the copy restart forever, and the copy is a single consistent snapshot.
+        let mut tries = 0;
+        loop {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                _ if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                _ => return Err(JournalError::Busy("the backup could not get a read lock".into())),
+            }
+        }
+    }
+    let ok: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if ok != "ok" {
+        return Err(JournalError::Corrupt(format!(
+            "backup copy failed its check: {ok}"
+        )));
+    }
+    dst.close().map_err(|(_, e)| JournalError::from(e))?;
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| JournalError::File {
+            path: tmp.to_path_buf(),
+            source,
+        })
+}
+
+/// A private scratch folder under the system's temporary folder (removed by the caller).
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("crbot-export-{}-{}", std::process::id(), now_ms()));
+    std::fs::create_dir(&dir).map_err(|source| JournalError::File {
+        path: dir.clone(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
+            JournalError::File {
+                path: dir.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(dir)
 }
 
 /// A file name for a backup taken at `time_ms`: `journal-<mode>-YYYYMMDDTHHMMSSZ.db`, sortable
@@ -825,7 +919,7 @@ struct OrderRow {
 }
 
 impl OrderRow {
-    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
+    fn read(r: &store::Row) -> Result<OrderRow> {
         Ok(OrderRow {
             cid: r.get(0)?,
             order_id: r.get(1)?,
@@ -896,7 +990,7 @@ struct FillRow {
 }
 
 impl FillRow {
-    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<FillRow> {
+    fn read(r: &store::Row) -> Result<FillRow> {
         Ok(FillRow {
             symbol: r.get(0)?,
             trade_id: r.get(1)?,
@@ -953,6 +1047,19 @@ fn opt_u64(v: Option<u64>) -> Result<Option<i64>> {
 
 fn from_i64(v: i64, what: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| JournalError::Invalid(format!("{what} {v} is negative")))
+}
+
+/// A PostgreSQL URL is never a file name: `Journal::open` on one would create an SQLite file
+/// named like it. (`DATABASE_URL` reaches the journal as a [`Location`].)
+fn refuse_url_as_path(path: &Path) -> Result<()> {
+    let text = path.to_string_lossy();
+    if text.starts_with("postgresql:") || text.starts_with("postgres:") {
+        return Err(JournalError::Unsupported(
+            "the journal is in PostgreSQL, which this operation cannot open as a file (file \
+             backups of a PostgreSQL journal are not available in this version: use pg_dump)",
+        ));
+    }
+    Ok(())
 }
 
 fn limit_i64(limit: usize) -> i64 {
@@ -1072,12 +1179,11 @@ mod tests {
     fn the_connection_is_wal_with_synchronous_full() {
         let dir = tempfile::tempdir().expect("tempdir");
         let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
-        let sync: i64 = j
-            .conn
+        let conn = j.store.sqlite().expect("sqlite");
+        let sync: i64 = conn
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .expect("pragma");
-        let mode: String = j
-            .conn
+        let mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .expect("pragma");
         assert_eq!((sync, mode.as_str()), (2, "wal"), "2 is FULL");
@@ -1087,12 +1193,12 @@ mod tests {
     fn a_full_disk_is_reported_as_disk_full() {
         let dir = tempfile::tempdir().expect("tempdir");
         let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
-        let pages: i64 = j
-            .conn
+        let conn = j.store.sqlite().expect("sqlite");
+        let pages: i64 = conn
             .pragma_query_value(None, "page_count", |r| r.get(0))
             .expect("pages");
         // SQLite answers SQLITE_FULL once the file may not grow: the same path as a full disk.
-        j.conn.pragma_update(None, "max_page_count", pages).expect("cap");
+        conn.pragma_update(None, "max_page_count", pages).expect("cap");
         let filler = "x".repeat(2000);
         let err = (0..1000)
             .find_map(|i| {
@@ -1111,7 +1217,9 @@ mod tests {
     fn a_journal_that_cannot_be_written_reports_read_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
-        j.conn
+        j.store
+            .sqlite()
+            .expect("sqlite")
             .pragma_update(None, "query_only", true)
             .expect("query_only");
         let err = j.insert_order(&order("ro")).expect_err("must fail");

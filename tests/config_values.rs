@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crbot::config::{AutoHaltAction, Config, ConfigError, Environment, KillKey, Paths, Sources};
+use crbot::journal::{Location, PgTls};
 use rstest::rstest;
 use rust_decimal::Decimal;
 
@@ -191,27 +192,30 @@ fn defaults_apply_when_nothing_is_set() {
 )]
 #[case(
     "DATABASE_URL",
-    "postgres://u:hunter2@db/x",
-    "DATABASE_URL=postgres://u:***@db/x is a PostgreSQL journal, which this build of crbot does not \
-     have yet: allowed a file path or sqlite://PATH"
+    "postgres://u:hunter2@db/x?sslmode=sometimes",
+    "DATABASE_URL=postgres:… is not a valid PostgreSQL URL: allowed \
+     postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=verify-full] (this one has \
+     sslmode=sometimes; use disable, require or verify-full), a file path or sqlite://PATH"
 )]
 #[case(
     "DATABASE_URL",
     "postgresql:u:hunter2@db",
     "DATABASE_URL=postgresql:… is not a valid PostgreSQL URL: allowed \
-     postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE (not supported by this build yet), a file \
-     path or sqlite://PATH"
+     postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=verify-full] (this one has no // \
+     after the scheme), a file path or sqlite://PATH"
 )]
 #[case(
     "DATABASE_URL",
     "mysql://u:hunter2@db/x",
-    "DATABASE_URL=mysql:… is not supported (crbot's journal is SQLite; for a file whose name has \
-     a colon, write ./NAME): allowed a file path or sqlite://PATH"
+    "DATABASE_URL=mysql:… is not supported (crbot's journal is SQLite or PostgreSQL; for a file \
+     whose name has a colon, write ./NAME): allowed a file path, sqlite://PATH or \
+     postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE"
 )]
 #[case(
     "DATABASE_URL",
     "sqlite://",
-    "DATABASE_URL=sqlite:// has no path: allowed a file path or sqlite://PATH"
+    "DATABASE_URL=sqlite:// has no path: allowed a file path, sqlite://PATH or \
+     postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE"
 )]
 #[case(
     "MAX_DAILY_LOSS_PERCENT",
@@ -419,16 +423,61 @@ fn env_example_as_is_is_a_valid_configuration_with_defaults() {
 #[rstest]
 #[case("postgresql://crbot:hunter2@db:5432/crbot")]
 #[case("postgres://crbot:hunter2@db/crbot")]
+#[case("PostgreSQL://crbot:hunter2@db/crbot?sslmode=verify-full")]
+fn a_postgresql_url_selects_postgresql_and_never_shows_its_password(#[case] value: &str) {
+    let c = load(&[("DATABASE_URL", value)]).expect("a PostgreSQL journal");
+    assert!(c.database_path.is_none());
+    let target = c.database_postgres.as_ref().expect("postgresql");
+    assert!(matches!(c.journal_location(), Location::Postgres(_)));
+    for shown in [
+        format!("{c:?}"),
+        c.journal_path().display().to_string(),
+        target.shown().to_string(),
+    ] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    assert!(target.shown().contains("crbot:***@db"), "{}", target.shown());
+}
+
+#[rstest]
 #[case("postgresql:crbot:hunter2@db")]
 #[case("postgresql:/crbot:hunter2@db")]
 #[case("postgres://crbot:hunter2@/crbot")]
-#[case("PostgreSQL://crbot:hunter2@db/crbot")]
+#[case("postgres://crbot:hunter2@db")]
 fn a_database_url_with_a_scheme_is_never_a_file_and_never_shows_its_password(#[case] value: &str) {
-    let err = load(&[("DATABASE_URL", value)]).expect_err("refused by this build");
+    let err = load(&[("DATABASE_URL", value)]).expect_err("not a usable URL");
     let text = err.to_string();
     assert!(text.starts_with("DATABASE_URL="), "{text}");
     assert!(text.contains("PostgreSQL"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[rstest]
+#[case("postgresql://crbot:hunter2@db/crbot", false)]
+#[case("postgresql://crbot:hunter2@db/crbot?sslmode=disable", false)]
+#[case("postgresql://crbot:hunter2@db/crbot?sslmode=prefer", false)]
+#[case("postgresql://crbot:hunter2@db/crbot?sslmode=require", true)]
+#[case("postgresql://crbot:hunter2@db/crbot?sslmode=verify-full", true)]
+fn production_refuses_a_plain_postgresql_connection_naming_database_url(
+    #[case] value: &str,
+    #[case] accepted: bool,
+) {
+    let production = [("ENV", "production"), ("DATABASE_URL", value)];
+    match load(&production) {
+        Ok(c) => {
+            assert!(accepted, "{value} was accepted in production");
+            assert_eq!(c.database_postgres.expect("pg").tls(), PgTls::Verified);
+        }
+        Err(e) => {
+            let text = e.to_string();
+            assert!(!accepted, "{value}: {text}");
+            assert!(text.starts_with("DATABASE_URL="), "{text}");
+            assert!(text.contains("production refuses"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+    // Outside production the same URL is accepted (a local database on one machine).
+    assert!(load(&[("DATABASE_URL", value)]).is_ok());
 }
 
 #[test]

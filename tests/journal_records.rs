@@ -1,15 +1,16 @@
 //! What the journal stores comes back exactly: orders, fills, risk decisions, states, limits,
-//! equity, events; plus backup and CSV export.
+//! equity, events — on both stores, SQLite and PostgreSQL, by the same test functions (the
+//! `both_stores!` list at the end runs each on each); plus SQLite's backup and CSV export.
 
-use std::path::Path;
+mod pg_support;
 
 use crbot::domain::{
     Asset, ClientOrderId, Fill, LocalOrderState, Mode, Money, Notional, Order, OrderPurpose, OrderStatus,
     OrderType, Qty, Side, Symbol, Ticket, TicketKind,
 };
 use crbot::journal::{
-    EventRecord, Journal, JournalError, LimitChangeRecord, OrderUpdate, RiskEventRecord, TicketSource,
-    TradingStateCode, TradingStateRecord,
+    AlertRecord, BalanceCheckpoint, CapitalFlowRecord, EventRecord, Journal, JournalError, LimitChangeRecord,
+    Location, OrderUpdate, PgTarget, RiskEventRecord, TicketSource, TradingStateCode, TradingStateRecord,
 };
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -24,8 +25,31 @@ fn wait_until(cond: impl Fn() -> bool, timeout: Duration) {
     }
 }
 
-fn open(dir: &Path) -> Journal {
-    Journal::open(&dir.join("j.db"), Mode::Sim).expect("open")
+/// A fresh journal location on one store, kept alive (folder or database) while a test runs.
+enum StoreUnderTest {
+    Sqlite(tempfile::TempDir),
+    Postgres(pg_support::PgDatabase),
+}
+
+impl StoreUnderTest {
+    fn sqlite() -> Self {
+        StoreUnderTest::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    fn postgres() -> Self {
+        StoreUnderTest::Postgres(pg_support::PgDatabase::new())
+    }
+
+    fn location(&self) -> Location {
+        match self {
+            StoreUnderTest::Sqlite(dir) => Location::Sqlite(dir.path().join("j.db")),
+            StoreUnderTest::Postgres(db) => Location::Postgres(PgTarget::parse(&db.url()).expect("url")),
+        }
+    }
+
+    fn open(&self) -> Journal {
+        Journal::open_at(&self.location(), Mode::Sim).expect("open")
+    }
 }
 
 fn sym(s: &str) -> Symbol {
@@ -81,10 +105,8 @@ fn ticket() -> Ticket {
     }
 }
 
-#[test]
-fn an_order_round_trips_exactly_and_updates_keep_the_exchange_id() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn an_order_round_trips_exactly_and_updates_keep_the_exchange_id(store: &StoreUnderTest) {
+    let j = store.open();
     let mut o = order("cr-a", 10);
     o.stop_price = Some("59000.123456789".parse().expect("stop"));
     o.order_list_id = Some(-1);
@@ -116,10 +138,8 @@ fn an_order_round_trips_exactly_and_updates_keep_the_exchange_id() {
     assert_eq!(got.updated_ms, 20);
 }
 
-#[test]
-fn a_second_order_with_the_same_client_id_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn a_second_order_with_the_same_client_id_is_refused(store: &StoreUnderTest) {
+    let j = store.open();
     j.insert_order(&order("cr-a", 1)).expect("insert");
     assert!(matches!(
         j.insert_order(&order("cr-a", 2)),
@@ -127,10 +147,8 @@ fn a_second_order_with_the_same_client_id_is_refused() {
     ));
 }
 
-#[test]
-fn updating_an_unknown_order_is_an_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn updating_an_unknown_order_is_an_error(store: &StoreUnderTest) {
+    let j = store.open();
     let upd = OrderUpdate {
         state: LocalOrderState::Unknown,
         order_id: None,
@@ -147,10 +165,8 @@ fn updating_an_unknown_order_is_an_error() {
     ));
 }
 
-#[test]
-fn last_error_is_stored_with_the_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn last_error_is_stored_with_the_order(store: &StoreUnderTest) {
+    let j = store.open();
     let o = order("cr-a", 1);
     j.insert_order(&o).expect("insert");
     assert_eq!(j.order_last_error(&o.client_order_id).expect("read"), None);
@@ -170,10 +186,8 @@ fn last_error_is_stored_with_the_order() {
     );
 }
 
-#[test]
-fn open_orders_are_the_locally_unfinished_ones_oldest_first() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn open_orders_are_the_locally_unfinished_ones_oldest_first(store: &StoreUnderTest) {
+    let j = store.open();
     let states = [
         ("o1", LocalOrderState::Pending),
         ("o2", LocalOrderState::Exchange(OrderStatus::Filled)),
@@ -205,10 +219,8 @@ fn open_orders_are_the_locally_unfinished_ones_oldest_first() {
     assert_eq!(recent, ["o8", "o7", "o6"]);
 }
 
-#[test]
-fn a_duplicate_fill_is_ignored_and_reported_as_such() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn a_duplicate_fill_is_ignored_and_reported_as_such(store: &StoreUnderTest) {
+    let j = store.open();
     let f = fill("BTCUSDT", 5, "60000", "0.001");
     assert!(j.insert_fill(&f).expect("first"));
     assert!(!j.insert_fill(&f).expect("second"));
@@ -221,10 +233,8 @@ fn a_duplicate_fill_is_ignored_and_reported_as_such() {
     assert_eq!(j.fills_for(&sym("BTCUSDT")).expect("fills"), vec![f]);
 }
 
-#[test]
-fn fills_since_a_time_are_those_at_or_after_it_in_time_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn fills_since_a_time_are_those_at_or_after_it_in_time_order(store: &StoreUnderTest) {
+    let j = store.open();
     let at = |id: u64, time_ms: i64| {
         let mut f = fill("BTCUSDT", id, "60000", "0.001");
         f.time_ms = time_ms;
@@ -245,10 +255,8 @@ fn fills_since_a_time_are_those_at_or_after_it_in_time_order() {
     assert!(ids(3_001).is_empty());
 }
 
-#[test]
-fn decimals_round_trip_exactly_through_the_journal() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn decimals_round_trip_exactly_through_the_journal(store: &StoreUnderTest) {
+    let j = store.open();
     let cases = [
         ("0.00000001", "12345678.87654321"),
         ("79228162514264.337593543950335", "0.1"),
@@ -297,10 +305,8 @@ fn stored_decimals_are_text_never_real() {
     );
 }
 
-#[test]
-fn last_trade_id_is_the_highest_per_symbol() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn last_trade_id_is_the_highest_per_symbol(store: &StoreUnderTest) {
+    let j = store.open();
     assert_eq!(j.last_trade_id(&sym("BTCUSDT")).expect("none"), None);
     for id in [7, 3, 11] {
         j.insert_fill(&fill("BTCUSDT", id, "1", "1")).expect("fill");
@@ -309,10 +315,8 @@ fn last_trade_id_is_the_highest_per_symbol() {
     assert_eq!(j.last_trade_id(&sym("BTCUSDT")).expect("max"), Some(11));
 }
 
-#[test]
-fn risk_decisions_are_recorded_with_codes_and_reasons() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn risk_decisions_are_recorded_with_codes_and_reasons(store: &StoreUnderTest) {
+    let j = store.open();
     let denied = RiskEventRecord {
         time_ms: 42,
         source: TicketSource::Cli,
@@ -337,10 +341,8 @@ fn risk_decisions_are_recorded_with_codes_and_reasons() {
     assert_eq!(got[1].record, denied);
 }
 
-#[test]
-fn latest_trading_state_is_the_newest_and_limit_changes_do_not_replace_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn latest_trading_state_is_the_newest_and_limit_changes_do_not_replace_it(store: &StoreUnderTest) {
+    let j = store.open();
     assert!(j.latest_trading_state().expect("read").is_none());
     let halt = TradingStateRecord {
         time_ms: 1,
@@ -367,10 +369,8 @@ fn latest_trading_state_is_the_newest_and_limit_changes_do_not_replace_it() {
     assert_eq!(j.limit_changes().expect("limits")[0].record, change);
 }
 
-#[test]
-fn events_come_back_newest_first() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn events_come_back_newest_first(store: &StoreUnderTest) {
+    let j = store.open();
     for (i, kind) in ["KILL_CANCEL", "RECONNECT", "ERROR"].iter().enumerate() {
         j.record_event(&EventRecord {
             time_ms: i as i64,
@@ -389,10 +389,8 @@ fn events_come_back_newest_first() {
     );
 }
 
-#[test]
-fn equity_curve_returns_samples_since_a_time_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+fn equity_curve_returns_samples_since_a_time_in_order(store: &StoreUnderTest) {
+    let j = store.open();
     for t in [30, 10, 20] {
         j.record_equity(t, &Money::new(Decimal::new(t, 0), Asset::usdt()))
             .expect("equity");
@@ -458,10 +456,9 @@ fn backup_while_another_connection_writes_is_a_valid_journal() {
     );
 }
 
-#[test]
-fn export_writes_the_csv_files_with_headers_and_quoting() {
+fn export_writes_the_csv_files_with_headers_and_quoting(store: &StoreUnderTest) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let j = open(dir.path());
+    let j = store.open();
     j.insert_order(&order("cr-a", 1)).expect("order");
     let upd = OrderUpdate {
         state: LocalOrderState::Exchange(OrderStatus::Rejected),
@@ -527,3 +524,88 @@ fn export_writes_the_csv_files_with_headers_and_quoting() {
         "time_ms,equity,asset,held_marks\n4,10000.5,USDT,\n"
     );
 }
+
+fn flows_marks_checkpoints_alerts_and_meta_round_trip(store: &StoreUnderTest) {
+    let j = store.open();
+    let usdt = Asset::usdt();
+    let btc = Asset::new("BTC").expect("asset");
+    let flow = CapitalFlowRecord {
+        time_ms: 10,
+        asset: btc.clone(),
+        delta: "-0.000000015".parse().expect("dec"),
+        value_usdt: None,
+        source: "STREAM".into(),
+    };
+    let row = j.record_capital_flow(&flow).expect("flow");
+    assert_eq!(j.capital_flows(0).expect("flows")[0].record, flow);
+    assert_eq!(j.last_flow_row().expect("row"), row);
+    assert!(j.capital_flows_after_row(row).expect("after").is_empty());
+    j.record_marks(&[(btc.clone(), "60000.5".parse().expect("p"), 20)])
+        .expect("mark");
+    j.record_marks(&[(btc.clone(), "1".parse().expect("p"), 19)])
+        .expect("an older mark");
+    assert_eq!(j.marks().expect("marks")[0].1.to_string(), "60000.5");
+    let checkpoint = BalanceCheckpoint {
+        exchange_time_ms: 30,
+        flow_row: row,
+        totals: [(usdt.clone(), Decimal::new(123_456, 3))].into_iter().collect(),
+    };
+    j.set_balance_checkpoint(&checkpoint).expect("checkpoint");
+    assert_eq!(j.balance_checkpoint().expect("read"), Some(checkpoint));
+    assert!(matches!(
+        j.set_meta("mode", "live"),
+        Err(JournalError::Invalid(_))
+    ));
+    j.record_equity_sample(40, &Money::new(Decimal::new(-5, 1), usdt), &[(btc, 7)])
+        .expect("sample");
+    assert_eq!(j.equity_curve(0).expect("curve")[0].time_ms, 40);
+    let alert = AlertRecord {
+        time_ms: 1,
+        kind: "HALTED".into(),
+        severity: "critical".into(),
+        message: "halted".into(),
+        status: "FAILED".into(),
+        attempts: 5,
+        last_error: Some("HTTP 500".into()),
+        done_ms: 2,
+    };
+    j.record_alert(&alert).expect("alert");
+    assert_eq!(j.recent_alerts(5).expect("alerts")[0].record, alert);
+    j.record_metric(1, "latency_ms", "12.5").expect("metric");
+}
+
+/// Runs each listed test function once per store, as `sqlite::NAME` and `postgres::NAME`.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::StoreUnderTest::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::StoreUnderTest::postgres());
+            })*
+        }
+    };
+}
+
+both_stores!(
+    an_order_round_trips_exactly_and_updates_keep_the_exchange_id,
+    a_second_order_with_the_same_client_id_is_refused,
+    updating_an_unknown_order_is_an_error,
+    last_error_is_stored_with_the_order,
+    open_orders_are_the_locally_unfinished_ones_oldest_first,
+    a_duplicate_fill_is_ignored_and_reported_as_such,
+    fills_since_a_time_are_those_at_or_after_it_in_time_order,
+    decimals_round_trip_exactly_through_the_journal,
+    last_trade_id_is_the_highest_per_symbol,
+    risk_decisions_are_recorded_with_codes_and_reasons,
+    latest_trading_state_is_the_newest_and_limit_changes_do_not_replace_it,
+    events_come_back_newest_first,
+    equity_curve_returns_samples_since_a_time_in_order,
+    flows_marks_checkpoints_alerts_and_meta_round_trip,
+    export_writes_the_csv_files_with_headers_and_quoting,
+);

@@ -118,7 +118,8 @@ pub async fn route(ctx: &Ctx) -> Result<Route, Failure> {
 /// command that writes: a journal that cannot be written is refused, saying so.
 pub fn open_core(config: &Config) -> Result<Core, Failure> {
     let path = config.journal_path();
-    let journal = Journal::open(&path, config.mode).map_err(|e| journal_failure(&path, &e))?;
+    let journal =
+        Journal::open_at(&config.journal_location(), config.mode).map_err(|e| journal_failure(&path, &e))?;
     restore(config, journal)
 }
 
@@ -126,8 +127,8 @@ pub fn open_core(config: &Config) -> Result<Core, Failure> {
 /// opened read-only, and the note returned says that nothing new will be recorded.
 pub fn open_core_to_read(config: &Config) -> Result<(Core, Option<String>), Failure> {
     let path = config.journal_path();
-    let (journal, read_only) =
-        Journal::open_for_reading(&path, config.mode).map_err(|e| journal_failure(&path, &e))?;
+    let (journal, read_only) = Journal::open_for_reading_at(&config.journal_location(), config.mode)
+        .map_err(|e| journal_failure(&path, &e))?;
     let note = read_only.then(|| {
         format!(
             "the journal {} is read-only: shown as recorded; what the exchange reports now is not \
@@ -142,7 +143,8 @@ pub fn open_core_to_read(config: &Config) -> Result<(Core, Option<String>), Fail
 /// engine: the engine is the one process that writes it.
 fn open_core_read_only(config: &Config) -> Result<Core, Failure> {
     let path = config.journal_path();
-    let journal = Journal::open_read_only(&path, config.mode).map_err(|e| journal_failure(&path, &e))?;
+    let journal = Journal::open_read_only_at(&config.journal_location(), config.mode)
+        .map_err(|e| journal_failure(&path, &e))?;
     restore(config, journal)
 }
 

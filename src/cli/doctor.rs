@@ -17,7 +17,7 @@ use crate::domain::Mode;
 use crate::engine::session::Session;
 use crate::exchange::binance::endpoints::Endpoints;
 use crate::exchange::binance::rest::{BinanceRest, RestConfig};
-use crate::journal::{Journal, TradingStateCode};
+use crate::journal::{Journal, JournalError, Location, PgTls, TradingStateCode};
 
 fn journal_file(ctx: &Ctx, mode: Mode) -> std::path::PathBuf {
     if mode == ctx.config.mode {
@@ -50,7 +50,7 @@ fn used_before(ctx: &Ctx) -> Option<bool> {
 }
 
 fn last_kill_and_backup(ctx: &Ctx) -> (Option<i64>, Option<i64>) {
-    let Some(j) = existing(&ctx.config.journal_path(), ctx.config.mode) else {
+    let Some(j) = current(ctx) else {
         return (None, newest_backup_file(ctx));
     };
     let events = j.recent_events(5_000).unwrap_or_default();
@@ -71,6 +71,37 @@ fn last_kill_and_backup(ctx: &Ctx) -> (Option<i64>, Option<i64>) {
         .map(|e| e.record.time_ms)
         .max();
     (kill_event.max(halted), backup_event.max(newest_backup_file(ctx)))
+}
+
+/// This mode's journal: its store, where, over what, and whether it opens (a journal not
+/// created yet is not a fault).
+fn journal_store(ctx: &Ctx) -> crate::doctor::JournalStoreInfo {
+    let location = ctx.config.journal_location();
+    match &location {
+        Location::Sqlite(path) => crate::doctor::JournalStoreInfo {
+            store: "SQLite",
+            location: path.display().to_string(),
+            tls: None,
+            opened: Ok(()),
+        },
+        Location::Postgres(target) => crate::doctor::JournalStoreInfo {
+            store: "PostgreSQL",
+            location: target.shown().to_string(),
+            tls: Some(target.tls() == PgTls::Verified),
+            opened: match Journal::open_read_only_at(&location, ctx.config.mode) {
+                Ok(_) | Err(JournalError::Missing { .. }) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+        },
+    }
+}
+
+/// This mode's journal opened for reading facts, wherever it is (never created here).
+fn current(ctx: &Ctx) -> Option<Journal> {
+    match ctx.config.journal_location() {
+        Location::Sqlite(path) => existing(&path, ctx.config.mode),
+        location => Journal::open_read_only_at(&location, ctx.config.mode).ok(),
+    }
 }
 
 fn newest_backup_file(ctx: &Ctx) -> Option<i64> {
@@ -213,6 +244,7 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         last_kill_switch_test_ms: last_kill,
         last_backup_ms: last_backup,
         now_ms: now_ms(),
+        journal: Some(journal_store(ctx)),
     };
     let mut results = doctor::evaluate(&inputs);
     if let Some(note) = keys_note

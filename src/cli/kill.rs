@@ -212,7 +212,7 @@ async fn kill_alone(ctx: &Ctx, flatten: bool) -> Outcome {
         // 3. An online backup once stage one is over.
         let now = now_ms();
         let outcome = backup::spawn(
-            r.core.journal.path().to_path_buf(),
+            r.core.journal.location().clone(),
             ctx.config.mode,
             backup_path(ctx),
             backup::Reason::AfterKill,
@@ -417,6 +417,12 @@ async fn resume_through(
 /// journal that cannot be written is opened read-only (both only read it).
 pub fn open_existing(ctx: &Ctx) -> Result<Journal, Failure> {
     let path = ctx.config.journal_path();
+    let location = ctx.config.journal_location();
+    if let crate::journal::Location::Postgres(_) = location {
+        // Never created here: a database with no journal is refused.
+        return Journal::open_read_only_at(&location, ctx.config.mode)
+            .map_err(|e| common::journal_failure(&path, &e));
+    }
     if !path.exists() {
         return Err(Failure::new(format!("no journal at {}", path.display())));
     }

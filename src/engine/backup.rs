@@ -135,16 +135,17 @@ pub fn write(journal: &Journal, dest: &Path, reason: Reason, now_ms: i64) -> Bac
 }
 
 /// [`write`] on a blocking thread, from a read-only connection of its own to the journal at
-/// `journal_path`: the engine's connection and its loop are never held by the copy.
+/// `journal` (an SQLite file, or PostgreSQL: a snapshot copied into an SQLite file): the
+/// engine's connection and its loop are never held by the copy.
 pub async fn spawn(
-    journal_path: PathBuf,
+    journal: crate::journal::Location,
     mode: Mode,
     dest: PathBuf,
     reason: Reason,
     now_ms: i64,
 ) -> BackupOutcome {
     let task_dest = dest.clone();
-    let task = tokio::task::spawn_blocking(move || match Journal::open_read_only(&journal_path, mode) {
+    let task = tokio::task::spawn_blocking(move || match Journal::open_read_only_at(&journal, mode) {
         Ok(journal) => write(&journal, &task_dest, reason, now_ms),
         Err(e) => BackupOutcome::failed(reason, &task_dest, read_failure(&e)),
     });

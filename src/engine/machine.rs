@@ -205,7 +205,7 @@ pub enum Effect {
     Sweep(Halted),
     /// Copy the journal off the loop → [`Answer::Backup`].
     Backup {
-        journal: PathBuf,
+        journal: crate::journal::Location,
         mode: Mode,
         dest: PathBuf,
         reason: backup::Reason,
@@ -231,12 +231,14 @@ pub enum Effect {
     Health {
         request: RequestId,
         parts: Box<crate::engine::reports::HealthParts>,
+        /// Where the journal is (a file or PostgreSQL), to check it on a connection of its own.
+        journal: crate::journal::Location,
     },
     /// Export the journal as CSV files into `dir` (a connection of its own, off the loop) →
     /// the reply to `request`.
     Export {
         request: RequestId,
-        journal: PathBuf,
+        journal: crate::journal::Location,
         mode: Mode,
         dir: PathBuf,
     },
@@ -370,7 +372,7 @@ impl Engine {
             Command::Report { request, kind } => self.report(request, kind, now),
             Command::Export { request, dir } => self.emit(Effect::Export {
                 request,
-                journal: self.core.journal.path().to_path_buf(),
+                journal: self.core.journal.location().clone(),
                 mode: self.core.state.mode,
                 dir,
             }),
@@ -415,6 +417,7 @@ impl Engine {
                 self.emit(Effect::Health {
                     request,
                     parts: Box::new(parts),
+                    journal: self.core.journal.location().clone(),
                 });
             }
         }

@@ -502,14 +502,17 @@ impl Executor {
         let rest = self.rest.clone();
         match effect {
             Effect::Reply { request, reply } => self.replies.answer(request, reply),
-            Effect::Health { request, mut parts } => {
+            Effect::Health {
+                request,
+                mut parts,
+                journal,
+            } => {
                 parts.keys_from = self.keys_from.clone();
                 let replies = self.replies.clone();
                 tokio::spawn(async move {
-                    let path = parts.journal_path.clone();
                     let mode = parts.mode;
                     let integrity = tokio::task::spawn_blocking(move || {
-                        crate::journal::Journal::open_read_only(&path, mode)
+                        crate::journal::Journal::open_read_only_at(&journal, mode)
                             .and_then(|j| j.integrity_check())
                             .map_err(|e| e.to_string())
                     })
@@ -531,7 +534,7 @@ impl Executor {
                     let written = std::fs::create_dir_all(&dir)
                         .map_err(|e| format!("{}: {e}", dir.display()))
                         .and_then(|()| {
-                            crate::journal::Journal::open_for_reading(&journal, mode)
+                            crate::journal::Journal::open_for_reading_at(&journal, mode)
                                 .and_then(|(j, _)| j.export_csv(&dir))
                                 .map_err(|e| format!("export to {}: {e}", dir.display()))
                         });

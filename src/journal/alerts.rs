@@ -3,8 +3,7 @@
 //! Owns: writing and reading that table. Must not: hold a webhook's URL (the delivery's error
 //! text never carries it).
 
-use rusqlite::params;
-
+use super::value::values;
 use super::{Journal, Result, Stored};
 
 /// One alert's delivery outcome.
@@ -29,44 +28,45 @@ pub struct AlertRecord {
 impl Journal {
     /// Records one alert's outcome.
     pub fn record_alert(&self, rec: &AlertRecord) -> Result<i64> {
-        self.conn.execute(
+        self.store.insert_id(
             "INSERT INTO alerts (time_ms, kind, severity, message, status, attempts, last_error, done_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
+            values![
                 rec.time_ms,
-                rec.kind,
-                rec.severity,
-                rec.message,
-                rec.status,
+                &rec.kind,
+                &rec.severity,
+                &rec.message,
+                &rec.status,
                 rec.attempts,
-                rec.last_error,
+                rec.last_error.as_deref(),
                 rec.done_ms
             ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )
     }
 
     /// The newest `limit` alerts' outcomes, newest first.
     pub fn recent_alerts(&self, limit: usize) -> Result<Vec<Stored<AlertRecord>>> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.store.query(
             "SELECT id, time_ms, kind, severity, message, status, attempts, last_error, done_ms \
              FROM alerts ORDER BY id DESC LIMIT ?1",
+            values![i64::try_from(limit).unwrap_or(i64::MAX)],
         )?;
-        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok(Stored {
-                id: r.get(0)?,
-                record: AlertRecord {
-                    time_ms: r.get(1)?,
-                    kind: r.get(2)?,
-                    severity: r.get(3)?,
-                    message: r.get(4)?,
-                    status: r.get(5)?,
-                    attempts: r.get(6)?,
-                    last_error: r.get(7)?,
-                    done_ms: r.get(8)?,
-                },
+        rows.iter()
+            .map(|r| {
+                Ok(Stored {
+                    id: r.get(0)?,
+                    record: AlertRecord {
+                        time_ms: r.get(1)?,
+                        kind: r.get(2)?,
+                        severity: r.get(3)?,
+                        message: r.get(4)?,
+                        status: r.get(5)?,
+                        attempts: r.get(6)?,
+                        last_error: r.get(7)?,
+                        done_ms: r.get(8)?,
+                    },
+                })
             })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            .collect()
     }
 }

@@ -75,6 +75,13 @@ pub enum JournalError {
     },
     #[error("journal error: {0}")]
     Sqlite(rusqlite::Error),
+    /// The PostgreSQL journal's server: gone, refusing the login, requiring TLS, or refusing
+    /// a statement. The text never holds `DATABASE_URL`'s password.
+    #[error("the journal's PostgreSQL database: {0}")]
+    Database(String),
+    /// Something the journal does not do on this store yet.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl JournalError {
@@ -88,6 +95,7 @@ impl JournalError {
                 | JournalError::ReadOnlyFile { .. }
                 | JournalError::Io(_)
                 | JournalError::File { .. }
+                | JournalError::Database(_)
         )
     }
 }

@@ -10,9 +10,9 @@ use std::fmt;
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
 use rust_decimal::Decimal;
 
+use super::value::values;
 use super::{FILL_SELECT, Journal, JournalError, Result, parse};
 use crate::domain::{Asset, Fill, Money, Price, Side, Symbol, Ticket, plain};
 
@@ -315,17 +315,16 @@ const META_BALANCES: &str = "balances.checkpoint";
 
 impl Journal {
     pub fn record_capital_flow(&self, flow: &CapitalFlowRecord) -> Result<i64> {
-        self.conn.execute(
+        self.store.insert_id(
             "INSERT INTO capital_flows (time_ms, asset, delta, value_usdt, source) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
+            values![
                 flow.time_ms,
                 flow.asset.as_str(),
                 plain(flow.delta),
                 flow.value_usdt.map(plain),
-                flow.source
+                &flow.source
             ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        )
     }
 
     /// Capital flows at or after `since_ms`, oldest first.
@@ -339,30 +338,25 @@ impl Journal {
     }
 
     fn flows_where(&self, cond: &str, arg: i64) -> Result<Vec<Stored<CapitalFlowRecord>>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT id, time_ms, asset, delta, value_usdt, source FROM capital_flows WHERE {cond} ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([arg], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?;
+        let rows = self.store.query(
+            &format!(
+                "SELECT id, time_ms, asset, delta, value_usdt, source FROM capital_flows WHERE {cond} ORDER BY id"
+            ),
+            values![arg],
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, time_ms, asset, delta, value, source) = row?;
+        for r in rows {
+            let asset: String = r.get(2)?;
+            let delta: String = r.get(3)?;
+            let value: Option<String> = r.get(4)?;
             out.push(Stored {
-                id,
+                id: r.get(0)?,
                 record: CapitalFlowRecord {
-                    time_ms,
+                    time_ms: r.get(1)?,
                     asset: parse("flow asset", &asset)?,
                     delta: parse("flow delta", &delta)?,
                     value_usdt: value.map(|v| parse("flow value", &v)).transpose()?,
-                    source,
+                    source: r.get(5)?,
                 },
             });
         }
@@ -372,9 +366,9 @@ impl Journal {
     /// One equity sample, with the assets priced from a held (last known) price and its age.
     pub fn record_equity_sample(&self, time_ms: i64, equity: &Money, held: &[(Asset, i64)]) -> Result<()> {
         let held: Vec<String> = held.iter().map(|(a, age)| format!("{a}:{age}")).collect();
-        self.conn.execute(
+        self.store.execute(
             "INSERT INTO equity_curve (time_ms, equity, asset, held_marks) VALUES (?1, ?2, ?3, ?4)",
-            params![
+            values![
                 time_ms,
                 plain(equity.amount()),
                 equity.asset().as_str(),
@@ -387,11 +381,11 @@ impl Journal {
     /// Remembers the newest USDT price of each asset (an older one never replaces a newer).
     pub fn record_marks(&self, marks: &[(Asset, Price, i64)]) -> Result<()> {
         for (asset, price, time_ms) in marks {
-            self.conn.execute(
+            self.store.execute(
                 "INSERT INTO marks (asset, price, time_ms) VALUES (?1, ?2, ?3) \
                  ON CONFLICT(asset) DO UPDATE SET price = excluded.price, time_ms = excluded.time_ms \
                  WHERE excluded.time_ms > marks.time_ms",
-                params![asset.as_str(), plain(price.value()), time_ms],
+                values![asset.as_str(), plain(price.value()), *time_ms],
             )?;
         }
         Ok(())
@@ -399,23 +393,17 @@ impl Journal {
 
     /// The last known USDT price of each asset, with when it was seen.
     pub fn marks(&self) -> Result<Vec<(Asset, Price, i64)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT asset, price, time_ms FROM marks ORDER BY asset")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
+        let rows = self
+            .store
+            .query("SELECT asset, price, time_ms FROM marks ORDER BY asset", vec![])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (asset, price, time_ms) = row?;
+        for r in rows {
+            let asset: String = r.get(0)?;
+            let price: String = r.get(1)?;
             out.push((
                 parse("mark asset", &asset)?,
                 parse("mark price", &price)?,
-                time_ms,
+                r.get(2)?,
             ));
         }
         Ok(out)
@@ -423,16 +411,15 @@ impl Journal {
 
     /// The highest `capital_flows` row id (0 with none).
     pub fn last_flow_row(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM capital_flows", [], |r| r.get(0))?)
+        self.store
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM capital_flows", vec![])
     }
 
     /// Fills executed after `time_ms` (exchange clock), in time order.
     pub fn fills_after(&self, time_ms: i64) -> Result<Vec<Fill>> {
         self.query_fills(
             &format!("{FILL_SELECT} WHERE time_ms > ?1 ORDER BY time_ms, id"),
-            [time_ms],
+            values![time_ms],
         )
     }
 

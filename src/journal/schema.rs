@@ -167,6 +167,30 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// [`MIGRATIONS`] as PostgreSQL runs them: the same tables and columns, with SQLite's integer
+/// keys as `BIGSERIAL` and every integer as `BIGINT` (SQLite's integers are 64-bit), and an
+/// insertion counter on `orders` named like SQLite's implicit `rowid` (the journal orders by
+/// it). Derived, never edited by hand: one migration list for both stores.
+pub fn postgres_migrations() -> Vec<String> {
+    MIGRATIONS
+        .iter()
+        .enumerate()
+        .map(|(i, sql)| {
+            let sql = sql
+                .replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY")
+                .replace("INTEGER", "BIGINT");
+            if i == 0 {
+                sql.replace(
+                    "CREATE TABLE orders (",
+                    "CREATE TABLE orders (\n        rowid           BIGSERIAL NOT NULL,",
+                )
+            } else {
+                sql
+            }
+        })
+        .collect()
+}
+
 /// What [`inspect`] found at a path that may be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inspection {
@@ -331,6 +355,15 @@ mod tests {
     #[test]
     fn schema_version_matches_the_migration_list() {
         assert_eq!(MIGRATIONS.len(), SCHEMA_VERSION as usize);
+    }
+
+    #[test]
+    fn postgresql_runs_the_same_migrations_with_64_bit_integers() {
+        let pg = postgres_migrations();
+        assert_eq!(pg.len(), MIGRATIONS.len());
+        assert!(pg.iter().all(|m| !m.contains("INTEGER")));
+        assert!(pg[0].contains("rowid           BIGSERIAL NOT NULL"));
+        assert!(pg[0].contains("id               BIGSERIAL PRIMARY KEY"));
     }
 
     #[test]

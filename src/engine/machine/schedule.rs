@@ -137,10 +137,16 @@ impl Engine {
     /// here (least of all the kill key) may wait for it. Its outcome returns as
     /// `Answer::Backup`.
     pub(super) fn start_backup(&mut self, reason: backup::Reason, now: i64) {
-        let journal = self.core.journal.path().to_path_buf();
+        let journal = self.core.journal.location().clone();
         let folder = match &self.core.backup_dir {
             Some(dir) => dir.clone(),
-            None => backup::folder(journal.parent().unwrap_or(std::path::Path::new("."))),
+            None => backup::folder(
+                self.core
+                    .journal
+                    .path()
+                    .parent()
+                    .unwrap_or(std::path::Path::new(".")),
+            ),
         };
         let dest = backup::file_in(&folder, self.core.state.mode, now);
         let mode = self.core.state.mode;

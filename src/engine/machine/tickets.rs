@@ -570,7 +570,7 @@ impl Engine {
         }
         self.awaiting.backups.insert(dest.clone(), request);
         self.emit(Effect::Backup {
-            journal: self.core.journal.path().to_path_buf(),
+            journal: self.core.journal.location().clone(),
             mode: self.core.state.mode,
             dest,
             reason: crate::engine::backup::Reason::Command,

@@ -1,0 +1,759 @@
+//! The journal in PostgreSQL: where `DATABASE_URL=postgresql://…` points, how to reach it
+//! (TLS through rustls), and the client that runs the journal's statements there.
+//!
+//! Owns: parsing and redacting the URL ([`PgTarget`]), the connection, the schema's marker
+//! table and migrations on PostgreSQL, and the mapping of PostgreSQL's errors. Must not: hold
+//! the URL's password anywhere it could be shown (every message and `Debug` use the redacted
+//! form), or answer the caller from inside its runtime.
+//!
+//! [`crate::journal::Journal`] is synchronous and is called from inside tokio tasks, so the
+//! client runs on a thread of its own with its own single-threaded runtime; each call sends
+//! one request on a std channel and blocks on a std channel for the answer (no
+//! `blocking_recv`, no `block_on` on the caller's side, both of which panic inside a runtime).
+//!
+//! One database is the journal of one mode, as one SQLite file is: the `meta` table records the
+//! mode, and a database of another mode, of another application or from a newer crbot is
+//! refused before anything is written. Migrations run in one transaction under an advisory
+//! lock, so two processes opening a new database at once create it once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Client, NoTls};
+
+use super::JournalError;
+use super::schema::{self, APPLICATION_ID, SCHEMA_VERSION};
+use super::value::{Result, Row, Value};
+use crate::domain::Mode;
+use crate::secret::SecretString;
+
+/// How long connecting may take when the URL does not say (`connect_timeout=`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one call waits for the server's answer before it fails (the journal is written from
+/// the engine's loop: a silent server must not stop it for good).
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// Whether the connection is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgTls {
+    /// `sslmode=disable`, `allow` or `prefer`, or none given: a plain connection.
+    Off,
+    /// `sslmode=require`, `verify-ca` or `verify-full`: TLS with the server's certificate
+    /// verified (chain and host name) against the web's roots or `sslrootcert=FILE`. crbot
+    /// never encrypts without verifying: `require` is as strict as `verify-full`.
+    Verified,
+}
+
+/// A PostgreSQL journal's address, parsed from `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgTarget {
+    /// The URL without crbot's TLS parameters, password included: never shown.
+    url: SecretString,
+    /// The URL with its password replaced: what messages show.
+    shown: String,
+    tls: PgTls,
+    root_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTarget")
+            .field("url", &self.shown)
+            .field("tls", &self.tls)
+            .field("root_cert", &self.root_cert)
+            .finish()
+    }
+}
+
+impl PgTarget {
+    /// Parses `postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=…&sslrootcert=FILE]`
+    /// (or `postgres://…`). The error never holds the password.
+    pub fn parse(text: &str) -> std::result::Result<PgTarget, String> {
+        let mut url = url::Url::parse(text).map_err(|e| format!("is not a valid URL ({e})"))?;
+        if !matches!(url.scheme(), "postgresql" | "postgres") {
+            return Err("is not a postgresql:// URL".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("names no host".into());
+        }
+        let mut tls = PgTls::Off;
+        let mut root_cert = None;
+        let mut kept = Vec::new();
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "sslmode" => {
+                    tls = match v.as_ref() {
+                        "disable" | "allow" | "prefer" => PgTls::Off,
+                        "require" | "verify-ca" | "verify-full" => PgTls::Verified,
+                        other => {
+                            return Err(format!(
+                                "has sslmode={other}; use disable, require or verify-full"
+                            ));
+                        }
+                    }
+                }
+                "sslrootcert" => root_cert = Some(PathBuf::from(v.as_ref())),
+                _ => kept.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        if root_cert.is_some() && tls == PgTls::Off {
+            return Err("gives sslrootcert without sslmode=verify-full".into());
+        }
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        let connect: tokio_postgres::Config = url
+            .as_str()
+            .parse()
+            .map_err(|e| format!("cannot be used by the PostgreSQL client ({e})"))?;
+        if connect.get_dbname().is_none() {
+            return Err("names no database (…/DATABASE at its end)".into());
+        }
+        let mut shown = url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        Ok(PgTarget {
+            url: SecretString::new(url.to_string()),
+            shown: shown.to_string(),
+            tls,
+            root_cert,
+        })
+    }
+
+    /// The URL with its password masked.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    pub fn tls(&self) -> PgTls {
+        self.tls
+    }
+}
+
+/// Whether a journal opened through [`PgStore::open`] may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Creates or migrates the journal; writes.
+    Write,
+    /// Refuses a missing or older journal; every write fails with `ReadOnly`.
+    ReadOnly,
+    /// Creates the journal in an empty database and refuses any other (`journal migrate`).
+    Create,
+}
+
+enum Op {
+    Execute(String, Vec<Value>),
+    InsertUnique(String, Vec<Value>),
+    Query(String, Vec<Value>),
+    /// Queries run in one read-only snapshot transaction.
+    Snapshot(Vec<String>),
+    /// Rows inserted into tables (keeping their ids) in one transaction, then each table's id
+    /// sequence moved past them; `meta` is replaced.
+    CopyIn(Vec<(String, Vec<String>, Vec<Row>)>),
+}
+
+enum Reply {
+    Count(u64),
+    Inserted(bool),
+    Rows(Vec<Row>),
+    Tables(Vec<Vec<Row>>),
+    Done,
+}
+
+struct Request {
+    op: Op,
+    reply: mpsc::Sender<Result<Reply>>,
+}
+
+/// The client of one PostgreSQL journal, on its own thread.
+pub struct PgStore {
+    requests: Option<mpsc::Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    shown: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("url", &self.shown).finish()
+    }
+}
+
+impl PgStore {
+    /// Connects, checks that the database is the journal of `mode` (or empty: then it is
+    /// created, with `Access::Write`) and brings it to [`SCHEMA_VERSION`].
+    pub fn open(target: &PgTarget, mode: Mode, now_ms: i64, access: Access) -> Result<PgStore> {
+        let (requests, inbox) = mpsc::channel::<Request>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let worker_target = target.clone();
+        let thread = std::thread::Builder::new()
+            .name("journal-postgres".into())
+            .spawn(move || serve(worker_target, mode, now_ms, access, inbox, ready_tx))
+            .map_err(|e| JournalError::Database(format!("cannot start the journal's client thread: {e}")))?;
+        let store = PgStore {
+            requests: Some(requests),
+            thread: Some(thread),
+            shown: target.shown.clone(),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(store),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(gone()),
+        }
+    }
+
+    fn call(&self, op: Op) -> Result<Reply> {
+        let (reply, answer) = mpsc::channel();
+        self.requests
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(Request { op, reply })
+            .map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+
+    pub fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64> {
+        match self.call(Op::Execute(to_postgres_placeholders(sql), params))? {
+            Reply::Count(n) => Ok(n),
+            _ => Err(JournalError::Invalid("unexpected reply to a statement".into())),
+        }
+    }
+
+    pub fn insert_unique(&self, sql: &str, params: Vec<Value>) -> Result<bool> {
+        match self.call(Op::InsertUnique(to_postgres_placeholders(sql), params))? {
+            Reply::Inserted(b) => Ok(b),
+            _ => Err(JournalError::Invalid("unexpected reply to an insert".into())),
+        }
+    }
+
+    pub fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
+        match self.call(Op::Query(to_postgres_placeholders(sql), params))? {
+            Reply::Rows(rows) => Ok(rows),
+            _ => Err(JournalError::Invalid("unexpected reply to a query".into())),
+        }
+    }
+}
+
+impl PgStore {
+    /// Runs `queries` (no parameters) in one `REPEATABLE READ READ ONLY` transaction: every
+    /// result is of the same moment, whatever commits meanwhile. For copies and backups.
+    pub fn snapshot(&self, queries: Vec<String>) -> Result<Vec<Vec<Row>>> {
+        match self.call(Op::Snapshot(queries))? {
+            Reply::Tables(t) => Ok(t),
+            _ => Err(JournalError::Invalid("unexpected reply to a snapshot".into())),
+        }
+    }
+}
+
+impl PgStore {
+    /// Inserts `tables` (name, columns, rows) in one transaction: all or nothing.
+    pub fn copy_in(&self, tables: Vec<(String, Vec<String>, Vec<Row>)>) -> Result<()> {
+        match self.call(Op::CopyIn(tables))? {
+            Reply::Done => Ok(()),
+            _ => Err(JournalError::Invalid("unexpected reply to a copy".into())),
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop; it closes the connection on its way out.
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn gone() -> JournalError {
+    JournalError::Database("the journal's PostgreSQL client stopped".into())
+}
+
+/// The client thread: connect, check or create the journal, then answer requests in order
+/// until the [`PgStore`] is dropped. A connection found closed is opened again once per
+/// request (the server restarted, a network cut healed); if that fails the request fails.
+fn serve(
+    target: PgTarget,
+    mode: Mode,
+    now_ms: i64,
+    access: Access,
+    inbox: mpsc::Receiver<Request>,
+    ready: mpsc::Sender<Result<()>>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(JournalError::Database(format!(
+                "cannot start the journal's client runtime: {e}"
+            ))));
+            return;
+        }
+    };
+    let opened = rt.block_on(async {
+        let mut client = connect(&target, access).await?;
+        prepare(&mut client, &target, mode, now_ms, access).await?;
+        Ok::<Client, JournalError>(client)
+    });
+    let mut client = match opened {
+        Ok(c) => {
+            let _ = ready.send(Ok(()));
+            c
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut broken = false;
+    for req in inbox {
+        if broken || client.is_closed() {
+            match rt.block_on(connect(&target, access)) {
+                Ok(c) => {
+                    client = c;
+                    broken = false;
+                }
+                Err(e) => {
+                    let _ = req.reply.send(Err(e));
+                    continue;
+                }
+            }
+        }
+        // The timer is made inside the runtime (it needs its clock).
+        let answered = rt.block_on(async { tokio::time::timeout(ANSWER_WITHIN, run(&client, req.op)).await });
+        let answer = match answered {
+            Ok(answer) => answer,
+            Err(_) => {
+                // A server that stopped answering (a network cut without a reset): the engine
+                // must not wait forever; this connection is dropped and the next call
+                // reconnects.
+                broken = true;
+                Err(JournalError::Database(format!(
+                    "the PostgreSQL server did not answer within {} s: the write's outcome is \
+                     unknown; nothing more is recorded until it answers again",
+                    ANSWER_WITHIN.as_secs()
+                )))
+            }
+        };
+        let _ = req.reply.send(answer);
+    }
+}
+
+async fn run(client: &Client, op: Op) -> Result<Reply> {
+    match op {
+        Op::Execute(sql, params) => Ok(Reply::Count(client.execute(&sql, &refs(&params)).await?)),
+        Op::InsertUnique(sql, params) => match client.execute(&sql, &refs(&params)).await {
+            Ok(_) => Ok(Reply::Inserted(true)),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Reply::Inserted(false)),
+            Err(e) => Err(e.into()),
+        },
+        Op::Query(sql, params) => {
+            let rows = client.query(&sql, &refs(&params)).await?;
+            rows.iter()
+                .map(read_row)
+                .collect::<Result<Vec<_>>>()
+                .map(Reply::Rows)
+        }
+        Op::CopyIn(tables) => {
+            client.batch_execute("BEGIN").await?;
+            match copy_in(client, &tables).await {
+                Ok(()) => {
+                    client.batch_execute("COMMIT").await?;
+                    Ok(Reply::Done)
+                }
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
+            }
+        }
+        Op::Snapshot(queries) => {
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?;
+            let result = snapshot(client, &queries).await;
+            // Read-only: ending it either way loses nothing.
+            client.batch_execute("ROLLBACK").await?;
+            result.map(Reply::Tables)
+        }
+    }
+}
+
+async fn copy_in(client: &Client, tables: &[(String, Vec<String>, Vec<Row>)]) -> Result<()> {
+    client.execute("DELETE FROM meta", &[]).await?;
+    for (table, columns, rows) in tables {
+        let list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let stmt = client
+            .prepare(&format!(
+                "INSERT INTO \"{table}\" ({}) VALUES ({})",
+                list.join(", "),
+                marks.join(", ")
+            ))
+            .await?;
+        for row in rows {
+            client.execute(&stmt, &refs(&row.0)).await?;
+        }
+        if columns.iter().any(|c| c == "id") {
+            client
+                .execute(
+                    &format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                         GREATEST(COALESCE(MAX(id), 0), 1), COALESCE(MAX(id), 0) > 0) FROM \"{table}\""
+                    ),
+                    &[],
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn snapshot(client: &Client, queries: &[String]) -> Result<Vec<Vec<Row>>> {
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let rows = client.query(q.as_str(), &[]).await?;
+        out.push(rows.iter().map(read_row).collect::<Result<Vec<_>>>()?);
+    }
+    Ok(out)
+}
+
+fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+fn read_row(row: &tokio_postgres::Row) -> Result<Row> {
+    let mut out = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let ty = col.type_();
+        let v = if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)?.map(Value::Int)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)?
+                .map(|v| Value::Int(i64::from(v)))
+        } else if *ty == Type::INT2 {
+            row.try_get::<_, Option<i16>>(i)?
+                .map(|v| Value::Int(i64::from(v)))
+        } else if *ty == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)?
+                .map(|v| Value::Int(i64::from(v)))
+        } else if [Type::TEXT, Type::VARCHAR, Type::NAME, Type::BPCHAR].contains(ty) {
+            row.try_get::<_, Option<String>>(i)?.map(Value::Text)
+        } else {
+            return Err(JournalError::Invalid(format!(
+                "column `{}` has the PostgreSQL type {ty}, which the journal does not use",
+                col.name()
+            )));
+        };
+        out.push(v.unwrap_or(Value::Null));
+    }
+    Ok(Row(out))
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) if *ty == Type::INT8 => i.to_sql(ty, out),
+            Value::Int(i) if *ty == Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+            Value::Int(i) if *ty == Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+            Value::Int(i) if *ty == Type::BOOL => (*i != 0).to_sql(ty, out),
+            Value::Int(i) => i.to_string().as_str().to_sql(ty, out),
+            Value::Text(t) => t.as_str().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// `?N` placeholders (SQLite's) as `$N` (PostgreSQL's). The journal's SQL has no `?` in a
+/// string literal.
+pub fn to_postgres_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Opens a connection: plain, or TLS with the certificate verified.
+async fn connect(target: &PgTarget, access: Access) -> Result<Client> {
+    let mut config: tokio_postgres::Config = target
+        .url
+        .expose()
+        .parse()
+        .map_err(|e| JournalError::Database(format!("DATABASE_URL cannot be used: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let client = match target.tls {
+        PgTls::Off => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, conn) = config.connect(NoTls).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+        PgTls::Verified => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
+            let (client, conn) = config.connect(tls).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+    };
+    // Each statement is on the server's disk before it returns, whatever the server's default.
+    let mut setup = String::from("SET synchronous_commit = on; SET TIME ZONE 'UTC';");
+    if access == Access::ReadOnly {
+        setup.push_str(" SET default_transaction_read_only = on;");
+    }
+    client.batch_execute(&setup).await?;
+    Ok(client)
+}
+
+fn tls_config(target: &PgTarget) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match &target.root_cert {
+        Some(path) => {
+            let bad = |e: &dyn std::fmt::Display| {
+                JournalError::Database(format!("sslrootcert {}: {e}", path.display()))
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(bad(&"holds no certificate"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| JournalError::Database(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Checks that the database is the journal of `mode` and brings it to [`SCHEMA_VERSION`], in
+/// one transaction under an advisory lock; nothing is written when it is refused.
+async fn prepare(
+    client: &mut Client,
+    target: &PgTarget,
+    mode: Mode,
+    now_ms: i64,
+    access: Access,
+) -> Result<()> {
+    let path = PathBuf::from(&target.shown);
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&i64::from(APPLICATION_ID)])
+        .await?;
+    let has_marker: bool = tx
+        .query_one("SELECT to_regclass('crbot_journal') IS NOT NULL", &[])
+        .await?
+        .try_get(0)?;
+    if has_marker && access == Access::Create {
+        return Err(JournalError::Invalid(format!(
+            "{} already holds a crbot journal: the copy goes into an empty database only",
+            target.shown
+        )));
+    }
+    let version = if has_marker {
+        let row = tx
+            .query_one("SELECT application_id, version FROM crbot_journal", &[])
+            .await?;
+        let (app, version): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if app != i64::from(APPLICATION_ID) {
+            return Err(JournalError::NotAJournal {
+                path,
+                why: "its crbot_journal table belongs to another application".into(),
+            });
+        }
+        let version = i32::try_from(version).unwrap_or(i32::MAX);
+        if version > SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let found: Option<String> = tx
+            .query_opt("SELECT value FROM meta WHERE key = 'mode'", &[])
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if found.as_deref() != Some(mode.as_str()) {
+            return Err(JournalError::WrongMode {
+                path,
+                found: found.unwrap_or_default(),
+                wanted: mode,
+            });
+        }
+        version
+    } else {
+        let tables: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        if tables > 0 {
+            return Err(JournalError::NotAJournal {
+                path,
+                why: "a PostgreSQL database holding tables of another application".into(),
+            });
+        }
+        0
+    };
+    if access == Access::ReadOnly {
+        return match version {
+            0 => Err(JournalError::Missing { path, mode }),
+            v if v < SCHEMA_VERSION => Err(JournalError::ReadOnlyFile {
+                path,
+                consequence: "it was written by an older crbot and must be upgraded, which needs \
+                              write access",
+            }),
+            _ => Ok(()),
+        };
+    }
+    let start = usize::try_from(version).unwrap_or(0);
+    for sql in schema::postgres_migrations().iter().skip(start) {
+        tx.batch_execute(sql).await?;
+    }
+    if version == 0 {
+        tx.batch_execute(
+            "CREATE TABLE crbot_journal (application_id BIGINT NOT NULL, version BIGINT NOT NULL)",
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO crbot_journal (application_id, version) VALUES ($1, $2)",
+            &[&i64::from(APPLICATION_ID), &i64::from(SCHEMA_VERSION)],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('mode', $1), ('created_ms', $2)",
+            &[&mode.as_str(), &now_ms.to_string()],
+        )
+        .await?;
+    } else if version < SCHEMA_VERSION {
+        tx.execute(
+            "UPDATE crbot_journal SET version = $1",
+            &[&i64::from(SCHEMA_VERSION)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The one mapping from PostgreSQL's errors to the journal's. Messages name the condition
+/// (server gone, login refused, TLS required) and never the URL.
+impl From<tokio_postgres::Error> for JournalError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            let code = db.code();
+            let msg = db.message();
+            return if *code == SqlState::DISK_FULL {
+                JournalError::DiskFull
+            } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+                JournalError::ReadOnly(msg.to_string())
+            } else if *code == SqlState::INVALID_PASSWORD {
+                JournalError::Database(format!(
+                    "PostgreSQL refused the login (wrong user or password in DATABASE_URL): {msg}"
+                ))
+            } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                && (msg.contains("no encryption") || msg.contains("SSL off"))
+            {
+                JournalError::Database(format!(
+                    "PostgreSQL requires TLS for this connection (add sslmode=verify-full to \
+                     DATABASE_URL): {msg}"
+                ))
+            } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+                JournalError::Database(format!("PostgreSQL refused the connection: {msg}"))
+            } else if *code == SqlState::INVALID_CATALOG_NAME {
+                JournalError::Database(format!("the database in DATABASE_URL does not exist: {msg}"))
+            } else if code.code().starts_with("08") || code.code().starts_with("57P") {
+                JournalError::Database(format!("the PostgreSQL server is unavailable: {msg}"))
+            } else {
+                JournalError::Database(format!("PostgreSQL: {msg} ({})", code.code()))
+            };
+        }
+        if e.is_closed() {
+            return JournalError::Database(
+                "the connection to the PostgreSQL server was lost: nothing more can be recorded \
+                 until it is back"
+                    .into(),
+            );
+        }
+        let text = e.to_string();
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("tls") || lower.contains("ssl") || lower.contains("certificate") {
+            return JournalError::Database(format!("TLS to the PostgreSQL server failed: {text}"));
+        }
+        JournalError::Database(format!("the PostgreSQL server cannot be reached: {text}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_the_postgresql_way() {
+        assert_eq!(
+            to_postgres_placeholders("SELECT a FROM t WHERE b = ?1 AND c IN (?2, ?10) LIMIT ?3"),
+            "SELECT a FROM t WHERE b = $1 AND c IN ($2, $10) LIMIT $3"
+        );
+    }
+
+    #[test]
+    fn the_url_is_shown_without_its_password_and_tls_is_read_from_sslmode() {
+        let t = PgTarget::parse("postgresql://bot:s3cret-pw@db.example:5433/crbot?sslmode=verify-full")
+            .expect("parses");
+        assert_eq!(t.tls(), PgTls::Verified);
+        assert!(!t.shown().contains("s3cret-pw"), "{}", t.shown());
+        assert!(!format!("{t:?}").contains("s3cret-pw"));
+        assert!(!t.url.expose().contains("sslmode"), "crbot's own parameter");
+        let plain = PgTarget::parse("postgres://bot@db/crbot").expect("parses");
+        assert_eq!(plain.tls(), PgTls::Off);
+    }
+
+    #[test]
+    fn a_url_without_host_or_database_or_with_a_bad_sslmode_is_refused_without_its_password() {
+        for bad in [
+            "postgresql:///crbot",
+            "postgresql://u:s3cret-pw@db",
+            "postgresql://u:s3cret-pw@db/x?sslmode=sometimes",
+            "postgresql://u:s3cret-pw@db/x?sslrootcert=/ca.pem",
+        ] {
+            let e = PgTarget::parse(bad).expect_err(bad);
+            assert!(!e.contains("s3cret-pw"), "{e}");
+        }
+    }
+}
