@@ -20,6 +20,11 @@ use crbot::risk::Limits;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde::Deserialize;
 
+/// The binary's allocator (every block wiped before it is freed), so that the figures are the
+/// ones the `crbot` process gets.
+#[global_allocator]
+static ALLOCATOR: crbot::secret::WipeOnFree = crbot::secret::WipeOnFree;
+
 const NOW: i64 = 1_764_333_296_000;
 
 const BOOK_TICKER: &str = r#"{"stream":"btcusdt@bookTicker","data":{"u":400900217,"s":"BTCUSDT","b":"97250.00000000","B":"0.41200000","a":"97250.01000000","A":"1.25300000"}}"#;

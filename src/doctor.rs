@@ -815,7 +815,7 @@ pub(crate) mod tests {
         let text = render_text(&evaluate(&inp));
         assert!(text.contains("FAIL  API key: withdrawals"), "{text}");
         assert!(text.contains("fix: disable \"Enable Withdrawals\""), "{text}");
-        assert!(text.ends_with("10 pass, 1 warn, 1 fail, 0 skipped\n"), "{text}");
+        assert!(text.ends_with("11 pass, 1 warn, 1 fail, 0 skipped\n"), "{text}");
     }
 
     #[test]

@@ -844,3 +844,22 @@ fn a_click_focuses_the_list_under_it_and_selects_the_row_and_the_wheel_moves() {
     mouse(&mut app, mouse_at(MouseEventKind::ScrollDown, wx, wy + 3), &snap);
     assert_eq!(app.watch_sel, sel);
 }
+
+#[test]
+fn the_close_dialog_shows_the_quantity_that_will_be_sent_at_the_lot_step() {
+    let snap = demo::snapshot(NOW);
+    let mut app = App::new(config(true, false), &snap);
+    press(&mut app, &snap, KeyPress::ch('2'));
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Down)); // SOLUSDT, 2.5 held, step 0.01
+    assert_eq!(snap.positions[app.position_sel].symbol.as_str(), "SOLUSDT");
+    press(&mut app, &snap, KeyPress::ch('c'));
+    press(&mut app, &snap, KeyPress::ch('3')); // 75 %: 1.875, sent as 1.87
+    let t = draw(&app, &snap, 100, 30);
+    let buf = t.backend().buffer();
+    assert!(find(buf, "Sell 75% of 2.5 SOLUSDT at market: 1.87").is_some());
+    assert!(find(buf, "lot step 0.01").is_some());
+    assert!(
+        find(buf, "1.875").is_none(),
+        "the unrounded share is not what is sent"
+    );
+}

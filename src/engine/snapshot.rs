@@ -57,6 +57,10 @@ pub struct Snapshot {
     /// Each known symbol's price tick (`PRICE_FILTER.tickSize`): prices on the screen are shown
     /// at their tick's decimals, by the one display rounding rule.
     pub price_ticks: std::collections::BTreeMap<Symbol, Decimal>,
+    /// Each position's market-order quantity step (`MARKET_LOT_SIZE`, else `LOT_SIZE`): a close
+    /// dialog shows the quantity that will be sent, rounded down to it.
+    #[serde(default)]
+    pub market_steps: std::collections::BTreeMap<Symbol, Decimal>,
     /// Balances and the equity figures behind the P&L, for the control API's documents (the
     /// screen does not draw them).
     pub books: AccountBooks,

@@ -663,7 +663,19 @@ impl EngineState {
                 (!tick.is_zero()).then(|| (s.clone(), tick))
             })
             .collect();
+        let market_steps = positions
+            .iter()
+            .filter_map(|p| {
+                let step = self
+                    .rules
+                    .get(&p.symbol)?
+                    .lot_for(crate::domain::OrderType::Market)?
+                    .step_size;
+                (!step.is_zero()).then(|| (p.symbol.clone(), step))
+            })
+            .collect();
         Snapshot {
+            market_steps,
             attached_to: None,
             // Set by the engine, which knows where the keys came from.
             rearm_needs_passphrase: false,

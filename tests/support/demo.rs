@@ -122,6 +122,9 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
         text: text.into(),
     };
     Snapshot {
+        market_steps: [(sol.clone(), dec("0.01")), (btc.clone(), dec("0.00001"))]
+            .into_iter()
+            .collect(),
         attached_to: None,
         rearm_needs_passphrase: false,
         mode: Mode::Sim,

@@ -354,16 +354,26 @@ fn close_position_lines(
     lines: &mut Vec<Line<'static>>,
 ) {
     let held = snap.positions.iter().find(|p| &p.symbol == symbol).map(|p| p.qty);
+    let step = snap.market_steps.get(symbol).copied();
+    // What will be sent: the share, rounded down to the market lot step when it is known.
     let amount = held
         .and_then(|q| q.checked_scale(Decimal::from(percent) / Decimal::ONE_HUNDRED))
-        .map_or_else(|| "?".into(), |q: Qty| q.to_string());
+        .map(|q: Qty| match step {
+            Some(s) if s > Decimal::ZERO => ((q.value() / s).floor() * s).normalize().to_string(),
+            _ => q.to_string(),
+        })
+        .unwrap_or_else(|| "?".into());
     lines.push(Line::from(format!(
         "Sell {percent}% of {} {symbol} at market: {amount}",
         opt(held)
     )));
-    lines.push(Line::from(
-        "(rounded down to the lot size; a remainder below it stays as dust)",
-    ));
+    lines.push(Line::from(match step {
+        Some(s) => format!(
+            "(rounded down to the lot step {}; a remainder below it stays as dust)",
+            s.normalize()
+        ),
+        None => "(rounded down to the lot size; a remainder below it stays as dust)".to_string(),
+    }));
     lines.push(Line::from(percent_spans(theme, percent)));
     if external {
         lines.push(Line::from(Span::styled(
