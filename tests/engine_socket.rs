@@ -411,7 +411,18 @@ fn parallel_entries_through_the_engine_never_exceed_the_trades_per_day() {
     let ex = exchange(&[("MAX_TRADES_PER_DAY", "1")]);
     let _serve = Serve::start(&ex);
     check_one_entry(&parallel(&ex, &entries()));
-    assert_eq!(get(&ex, "/api/risk")["limits"]["trades_used"], 1);
+    trades_used_becomes_one(&ex);
+}
+
+/// The day's trade count follows the entry's fill, which the engine hears on the user stream a
+/// moment after the command returned: it reaches 1 and stays there.
+fn trades_used_becomes_one(ex: &CliExchange) {
+    let used = || get(ex, "/api/risk")["limits"]["trades_used"].as_u64();
+    wait_until(ex, "the entry counted", Duration::from_secs(10), || {
+        used() == Some(1)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(used(), Some(1), "one entry counted once");
 }
 
 #[test]
@@ -425,7 +436,7 @@ fn parallel_entries_on_one_symbol_through_the_engine_open_one_position() {
         assert_eq!(*code, 3, "{err}");
         assert!(err.contains("DUPLICATE_POSITION"), "{err}");
     }
-    assert_eq!(get(&ex, "/api/risk")["limits"]["trades_used"], 1);
+    trades_used_becomes_one(&ex);
 }
 
 #[test]

@@ -318,6 +318,16 @@ fn scan_after_trading(ex: &CliExchange, engine: &Engine, env: &[(&str, &str)], n
     found
 }
 
+fn assert_clean(found: &Scan) {
+    assert!(
+        found.hits.is_empty(),
+        "plaintext found in the engine's memory: {}\n({} regions, {} bytes read)",
+        list(&found.hits),
+        found.regions,
+        found.bytes
+    );
+}
+
 /// Reading another process's memory needs root (crbot makes itself non-dumpable). Not being
 /// root is a failure that says so, never a silent pass, unless `CRBOT_SKIP_MEMORY_SCAN=1`
 /// asks to skip the scan explicitly (a developer's unprivileged run).
@@ -355,13 +365,7 @@ fn an_engine_holds_no_plaintext_secret_or_passphrase_2_s_after_signing() {
     needles.extend(Needle::ends("API secret", &secret));
     needles.extend(Needle::ends("passphrase", &pass));
     let found = scan_after_trading(&ex, &engine, &env, &needles);
-    assert!(
-        found.hits.is_empty(),
-        "plaintext found in the engine's memory: {}\n({} regions, {} bytes read)",
-        list(&found.hits),
-        found.regions,
-        found.bytes
-    );
+    assert_clean(&found);
 }
 
 /// The same with the keys fetched from HashiCorp Vault's KV v2 (the double of
@@ -397,13 +401,7 @@ fn an_engine_with_keys_from_hashicorp_holds_no_plaintext_secret_2_s_after_signin
     let engine = serve(&ex, &env);
     let needles = Needle::ends("API secret", &secret);
     let found = scan_after_trading(&ex, &engine, &env, &needles);
-    assert!(
-        found.hits.is_empty(),
-        "plaintext found in the engine's memory: {}\n({} regions, {} bytes read)",
-        list(&found.hits),
-        found.regions,
-        found.bytes
-    );
+    assert_clean(&found);
 }
 
 /// The same with the keys fetched from AWS Secrets Manager (moto's server) through the SDK.
@@ -431,13 +429,7 @@ fn an_engine_with_keys_from_aws_holds_no_plaintext_secret_2_s_after_signing() {
     let engine = serve(&ex, &env);
     let needles = Needle::ends("API secret", &secret);
     let found = scan_after_trading(&ex, &engine, &env, &needles);
-    assert!(
-        found.hits.is_empty(),
-        "plaintext found in the engine's memory: {}\n({} regions, {} bytes read)",
-        list(&found.hits),
-        found.regions,
-        found.bytes
-    );
+    assert_clean(&found);
 }
 
 #[test]

@@ -105,6 +105,29 @@ pub fn ticket_of(body: &OrderBody) -> Result<Ticket, ApiError> {
     })
 }
 
+/// What a request gets when the engine does not take its command.
+const BUSY: &str = "the engine is not taking commands (stopping or busy)";
+
+/// Sends a command that carries a request id and returns where its reply will come. A queue the
+/// engine does not take from within 2 s is 503 `busy` (and the waiter is forgotten).
+async fn ask(
+    state: &AppState,
+    command: impl FnOnce(crate::engine::snapshot::RequestId) -> Command,
+    busy: &'static str,
+) -> Result<tokio::sync::oneshot::Receiver<Reply>, ApiError> {
+    let (request, answer) = state.replies.register();
+    if state
+        .commands
+        .send_timeout(command(request), Duration::from_secs(2))
+        .await
+        .is_err()
+    {
+        state.replies.forget(request);
+        return Err(ApiError::unavailable(busy));
+    }
+    Ok(answer)
+}
+
 /// `POST /api/orders`.
 pub(crate) async fn place(
     _: TradeAccess,
@@ -112,23 +135,16 @@ pub(crate) async fn place(
     Body(body): Body<OrderBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let ticket = ticket_of(&body)?;
-    let (request, answer) = state.replies.register();
-    let command = Command::Order {
-        request,
-        ticket,
-        dry_run: body.dry_run,
-    };
-    if state
-        .commands
-        .send_timeout(command, Duration::from_secs(2))
-        .await
-        .is_err()
-    {
-        state.replies.forget(request);
-        return Err(ApiError::unavailable(
-            "the engine is not taking commands (stopping or busy); nothing was sent",
-        ));
-    }
+    let answer = ask(
+        &state,
+        |request| Command::Order {
+            request,
+            ticket,
+            dry_run: body.dry_run,
+        },
+        "the engine is not taking commands (stopping or busy); nothing was sent",
+    )
+    .await?;
     let reply = match tokio::time::timeout(ORDER_WAIT, answer).await {
         Ok(Ok(reply)) => reply,
         _ => {
@@ -155,22 +171,15 @@ pub(crate) async fn trades(
     State(state): State<AppState>,
     QueryOf(query): QueryOf<TradesQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (request, answer) = state.replies.register();
-    let command = Command::Trades {
-        request,
-        since_ms: query.since.unwrap_or(0),
-    };
-    if state
-        .commands
-        .send_timeout(command, Duration::from_secs(2))
-        .await
-        .is_err()
-    {
-        state.replies.forget(request);
-        return Err(ApiError::unavailable(
-            "the engine is not taking commands (stopping or busy)",
-        ));
-    }
+    let answer = ask(
+        &state,
+        |request| Command::Trades {
+            request,
+            since_ms: query.since.unwrap_or(0),
+        },
+        BUSY,
+    )
+    .await?;
     match tokio::time::timeout(Duration::from_secs(10), answer).await {
         Ok(Ok(Reply::Trades(Ok(fills)))) => Ok(Json(
             json!({"trades": fills.iter().map(fill_json).collect::<Vec<_>>()}),
@@ -204,22 +213,15 @@ pub(crate) async fn backup(
             "path must be absolute (the engine's working folder is not yours)",
         ));
     }
-    let (request, answer) = state.replies.register();
-    let command = Command::Backup {
-        request,
-        dest: body.path,
-    };
-    if state
-        .commands
-        .send_timeout(command, Duration::from_secs(2))
-        .await
-        .is_err()
-    {
-        state.replies.forget(request);
-        return Err(ApiError::unavailable(
-            "the engine is not taking commands (stopping or busy)",
-        ));
-    }
+    let answer = ask(
+        &state,
+        |request| Command::Backup {
+            request,
+            dest: body.path,
+        },
+        BUSY,
+    )
+    .await?;
     match tokio::time::timeout(BACKUP_WAIT, answer).await {
         Ok(Ok(Reply::Backup {
             source,
@@ -252,18 +254,7 @@ pub(crate) async fn report(
 ) -> Result<Json<Value>, ApiError> {
     let kind = crate::engine::reports::ReportKind::from_name(&kind)
         .ok_or_else(|| ApiError::not_found(format!("no report {kind}")))?;
-    let (request, answer) = state.replies.register();
-    if state
-        .commands
-        .send_timeout(Command::Report { request, kind }, Duration::from_secs(2))
-        .await
-        .is_err()
-    {
-        state.replies.forget(request);
-        return Err(ApiError::unavailable(
-            "the engine is not taking commands (stopping or busy)",
-        ));
-    }
+    let answer = ask(&state, |request| Command::Report { request, kind }, BUSY).await?;
     match tokio::time::timeout(Duration::from_secs(10), answer).await {
         Ok(Ok(Reply::Report(report))) => Ok(Json(serde_json::to_value(*report).unwrap_or_default())),
         Ok(Ok(Reply::NotReady)) => Err(ApiError::new(
@@ -294,22 +285,15 @@ pub(crate) async fn export(
             "dir must be absolute (the engine's working folder is not yours)",
         ));
     }
-    let (request, answer) = state.replies.register();
-    let command = Command::Export {
-        request,
-        dir: body.dir,
-    };
-    if state
-        .commands
-        .send_timeout(command, Duration::from_secs(2))
-        .await
-        .is_err()
-    {
-        state.replies.forget(request);
-        return Err(ApiError::unavailable(
-            "the engine is not taking commands (stopping or busy)",
-        ));
-    }
+    let answer = ask(
+        &state,
+        |request| Command::Export {
+            request,
+            dir: body.dir,
+        },
+        BUSY,
+    )
+    .await?;
     match tokio::time::timeout(BACKUP_WAIT, answer).await {
         Ok(Ok(Reply::Exported(Ok(files)))) => Ok(Json(json!({
             "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
