@@ -47,7 +47,7 @@ pub use kinds::{
 };
 pub use reports::{cancel_json, execution_json, order_json, result_json, trade_json};
 pub use request::{ApiError, Params, check_client_id};
-pub use validate::NewOrder;
+pub use validate::{MAX_TRAILING_DELTA, MIN_TRAILING_DELTA, NewOrder};
 
 /// The exchange: the market plus the account, and the events produced since the last drain.
 #[derive(Debug)]

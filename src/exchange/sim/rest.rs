@@ -664,7 +664,7 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": engine::OrderType::ALL,
         "icebergAllowed": false, "ocoAllowed": true, "otoAllowed": false, "opoAllowed": false,
-        "quoteOrderQtyMarketAllowed": true, "allowTrailingStop": false, "cancelReplaceAllowed": true,
+        "quoteOrderQtyMarketAllowed": true, "allowTrailingStop": true, "cancelReplaceAllowed": true,
         "amendAllowed": false, "pegInstructionsAllowed": false,
         "isSpotTradingAllowed": true, "isMarginTradingAllowed": false,
         "filters": [
@@ -676,7 +676,10 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
             {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": market::PERCENT_UP, "bidMultiplierDown": market::PERCENT_DOWN,
              "askMultiplierUp": market::PERCENT_UP, "askMultiplierDown": market::PERCENT_DOWN, "avgPriceMins": 5},
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": market::MAX_NUM_ORDERS},
-            {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20}
+            {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20},
+            {"filterType": "TRAILING_DELTA",
+             "minTrailingAboveDelta": engine::MIN_TRAILING_DELTA, "maxTrailingAboveDelta": engine::MAX_TRAILING_DELTA,
+             "minTrailingBelowDelta": engine::MIN_TRAILING_DELTA, "maxTrailingBelowDelta": engine::MAX_TRAILING_DELTA}
         ],
         "permissions": [], "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"]

@@ -174,6 +174,9 @@ impl Engine {
                 lock_price,
                 lock_from: first,
                 expiry_reason: None,
+                trailing_delta: None,
+                trailing_time: -1,
+                trailing_extreme: None,
             };
             self.account.orders.insert(id, order);
             ids.push(id);
@@ -317,6 +320,7 @@ fn oco_leg(
         quote_qty: None,
         price: if t.is_limit_like() { price } else { None },
         stop_price: if t.is_stop() { stop } else { None },
+        trailing_delta: None,
         client_order_id: p.get(&format!("{prefix}ClientOrderId")).map(str::to_string),
         resp_type: RespType::Ack,
     })
