@@ -176,43 +176,18 @@ pub(crate) fn op_cancel_replace(shared: &Shared, p: &Params, now: i64) -> Result
         Some("CANCEL_ONLY") => true,
         Some(_) => return Err(bad_enum("orderRateLimitExceededMode", "DO_NOTHING, CANCEL_ONLY")),
     };
-    if p.get("cancelOrderId").is_none() && p.get("cancelOrigClientOrderId").is_none() {
-        return Err(ApiError::bad(
-            -1102,
-            "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!",
-        ));
-    }
-    let mut cp = vec![("symbol".to_string(), p.req("symbol")?.to_string())];
-    for (from, to) in [
-        ("cancelOrderId", "orderId"),
-        ("cancelOrigClientOrderId", "origClientOrderId"),
-        ("cancelNewClientOrderId", "newClientOrderId"),
-        ("cancelRestrictions", "cancelRestrictions"),
-    ] {
-        if let Some(v) = p.get(from) {
-            cp.push((to.to_string(), v.to_string()));
-        }
-    }
     let mut e = shared.engine();
-    let o = e.parse_new_order(p)?;
-    e.check_filters(&o)?;
-    let over_limit = match shared.rate().admit_orders(1, now) {
-        Ok(()) => None,
-        Err(r) if cancel_only => Some(ApiError::new(429, r.code, r.msg)),
-        Err(r) => return Err(ApiError::new(429, r.code, r.msg)),
-    };
-    let rate_refused = over_limit.is_some();
-    let cancelled = e.cancel(&Params(cp), now);
-    let placed = if cancelled.is_err() && !allow_failure {
-        None
-    } else if let Some(err) = over_limit {
-        Some(Err(err))
-    } else {
-        Some(match e.place(&o, now, false) {
-            Ok(placed) => Ok(e.placed_json(&placed, o.resp_type, now)),
-            Err(err) => Err(err),
-        })
-    };
+    let mut rate_refused = false;
+    let (cancelled, placed) = e.cancel_replace(p, now, allow_failure, || {
+        match shared.rate().admit_orders(1, now) {
+            Ok(()) => Ok(None),
+            Err(r) if cancel_only => {
+                rate_refused = true;
+                Ok(Some(ApiError::new(429, r.code, r.msg)))
+            }
+            Err(r) => Err(ApiError::new(429, r.code, r.msg)),
+        }
+    })?;
     shared.publish(&mut e);
     drop(e);
     cancel_replace_answer(cancelled, placed, rate_refused && !allow_failure)
