@@ -22,7 +22,8 @@
 //! clears them; grammar in `faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
 //! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
 //!
-//! Served beyond plain orders and OCO: `POST /api/v3/order/cancelReplace` (`ops`) and trailing
+//! Served beyond plain orders and OCO: cancelReplace (REST `POST /api/v3/order/cancelReplace`,
+//! WebSocket API `order.cancelReplace`; `ops`) and trailing
 //! stops (`trailingDelta` on single STOP_LOSS/TAKE_PROFIT orders, `engine::matching::trail`).
 //!
 //! Not served (answer 404 `-1000` or are rejected as exchangeInfo says): trailing OCO legs,
