@@ -80,6 +80,25 @@ async fn exchange_info_lists_the_trailing_delta_filter_and_orders_outside_it_are
     assert_eq!(r.code(), -1102, "{}", r.body);
     let r = c.order(&stop("STOP_LOSS", "BUY", "10")).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // An OCO's trailing leg is not served: refused, never placed as a plain stop.
+    h.deposit("BTC", Decimal::ONE).unwrap();
+    let r = c
+        .signed(
+            "POST",
+            "/api/v3/orderList/oco",
+            &[
+                ("symbol", "BTCUSDT"),
+                ("side", "SELL"),
+                ("quantity", "0.01"),
+                ("aboveType", "LIMIT_MAKER"),
+                ("abovePrice", "41000"),
+                ("belowType", "STOP_LOSS"),
+                ("belowStopPrice", "39000"),
+                ("belowTrailingDelta", "100"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, -2010), "{}", r.body);
     h.shutdown().await;
 }
 

@@ -298,6 +298,12 @@ fn oco_leg(
     let price = p.dec(&format!("{prefix}Price"))?;
     let stop = p.dec(&format!("{prefix}StopPrice"))?;
     let tif = p.get(&format!("{prefix}TimeInForce"));
+    // Trailing legs are not served: refused rather than placed as plain stops.
+    if p.get(&format!("{prefix}TrailingDelta")).is_some() {
+        return Err(ApiError::rejected(
+            "Trailing stop legs are not supported in order lists.",
+        ));
+    }
     if t.is_limit_like() && price.is_none() {
         return Err(ApiError::mandatory(&format!("{prefix}Price")));
     }
