@@ -23,8 +23,8 @@
 //! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
 //!
 //! Served beyond plain orders and OCO: cancelReplace (REST `POST /api/v3/order/cancelReplace`,
-//! WebSocket API `order.cancelReplace`; `ops`) and trailing
-//! stops (`trailingDelta` on single STOP_LOSS/TAKE_PROFIT orders, `engine::matching::trail`).
+//! WebSocket API `order.cancelReplace`; `ops`) and trailing stops (`trailingDelta` on single
+//! STOP_LOSS/TAKE_PROFIT orders; `engine::matching::trail`).
 //!
 //! Not served (answer 404 `-1000` or are rejected as exchangeInfo says): trailing OCO legs,
 //! icebergs, pegged orders, self-trade prevention other than NONE, OTO/OTOCO/OPO lists,
