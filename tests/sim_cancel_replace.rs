@@ -6,10 +6,11 @@
 #[path = "sim_support/client.rs"]
 mod client;
 
-use client::{Client, start, still_config};
+use client::{Client, now_ms, start, still_config, wait_until};
 use crbot::exchange::sim::{RateLimits, SimConfig};
 use rust_decimal::Decimal;
 use serde_json::json;
+use std::time::Duration;
 
 const PATH: &str = "/api/v3/order/cancelReplace";
 
@@ -307,4 +308,42 @@ async fn past_the_unfilled_order_count_do_nothing_refuses_and_cancel_only_still_
     );
     assert_eq!(d["cancelResponse"]["status"], "CANCELED");
     assert_eq!(d["newOrderResponse"]["code"], -1015);
+}
+
+#[tokio::test]
+async fn a_successful_cancel_replace_costs_no_weight_and_a_failed_one_costs_one() {
+    let h = start(still_config()).await;
+    h.set_price("BTCUSDT", Decimal::from(100_000)).unwrap();
+    let c = Client::new(&h);
+    let id = limit_buy(&c, "0.01", "95000", "w1").await;
+    // Inside one weight minute for the three requests below.
+    assert!(
+        wait_until(Duration::from_millis(60_500), || async {
+            now_ms() % 60_000 < 50_000
+        })
+        .await
+    );
+    let weight = |r: &client::Resp| r.header("x-mbx-used-weight-1m").unwrap().parse::<u64>().unwrap();
+    let before = weight(&c.public("/api/v3/ping", &[]).await);
+    let replace = |cancel_id: &str| {
+        vec![
+            ("symbol", "BTCUSDT".to_string()),
+            ("cancelReplaceMode", "STOP_ON_FAILURE".to_string()),
+            ("cancelOrderId", cancel_id.to_string()),
+            ("side", "BUY".to_string()),
+            ("type", "LIMIT".to_string()),
+            ("timeInForce", "GTC".to_string()),
+            ("quantity", "0.01".to_string()),
+            ("price", "94000".to_string()),
+        ]
+    };
+    let p = replace(&id);
+    let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ok = c.signed("POST", PATH, &p).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(weight(&ok), before);
+    let failed = c.signed("POST", PATH, &p).await;
+    assert_eq!(failed.code(), -2022, "{}", failed.body);
+    assert_eq!(weight(&failed), before + 1);
+    h.shutdown().await;
 }
