@@ -424,3 +424,93 @@ async fn a_client_that_never_answers_pings_is_disconnected() {
     assert!(seen.contains(&0x89));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn ws_api_cancel_replace_answers_both_halves_and_trailing_reports_carry_d_and_big_d() {
+    let h = start(still_config()).await;
+    h.set_price("BTCUSDT", Decimal::from(100_000)).unwrap();
+    let (key, secret) = (h.api_key(), h.api_secret().expose().to_string());
+    let c = Client::new(&h);
+    let placed = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", "95000"),
+        ])
+        .await;
+    let old = placed.body["orderId"].as_u64().unwrap();
+    let mut ws = connect(&h.ws_api_url()).await;
+    let signed = |v: Value| {
+        let mut p = v.as_object().cloned().unwrap();
+        p.insert("apiKey".into(), json!(key));
+        p.insert("timestamp".into(), json!(now_ms()));
+        ws_sign(&secret, &mut p);
+        Value::Object(p)
+    };
+    let mut sub = json!({}).as_object().cloned().unwrap();
+    sub.insert("apiKey".into(), json!(key));
+    sub.insert("timestamp".into(), json!(now_ms()));
+    ws_sign(&secret, &mut sub);
+    let r = api_call(
+        &mut ws,
+        "sub",
+        "userDataStream.subscribe.signature",
+        Value::Object(sub),
+    )
+    .await;
+    assert_eq!(r["status"], 200, "{r}");
+
+    // Replace the limit buy by a trailing stop-loss buy (tracks from placement, 1 %).
+    let r = api_call(
+        &mut ws,
+        "cr1",
+        "order.cancelReplace",
+        signed(
+            json!({"symbol": "BTCUSDT", "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": old,
+                      "side": "BUY", "type": "STOP_LOSS", "quantity": "0.01", "trailingDelta": 100}),
+        ),
+    )
+    .await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["result"]["cancelResult"], "SUCCESS");
+    assert_eq!(r["result"]["cancelResponse"]["status"], "CANCELED");
+    let new_id = r["result"]["newOrderResponse"]["orderId"].as_u64().unwrap();
+    let report = wait_for(&mut ws, Duration::from_secs(5), |v| {
+        v["event"]["e"] == "executionReport" && v["event"]["i"] == new_id
+    })
+    .await
+    .unwrap();
+    assert_eq!(report["event"]["d"], 100, "{report}");
+    assert!(report["event"]["D"].as_i64().unwrap() > 0);
+
+    // The same cancel again fails; ALLOW_FAILURE still places: 409 with -2021 and its data.
+    let r = api_call(
+        &mut ws,
+        "cr2",
+        "order.cancelReplace",
+        signed(
+            json!({"symbol": "BTCUSDT", "cancelReplaceMode": "ALLOW_FAILURE", "cancelOrderId": old,
+                      "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
+                      "price": "94000"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (&r["status"], &r["error"]["code"]),
+        (&json!(409), &json!(-2021)),
+        "{r}"
+    );
+    let d = &r["error"]["data"];
+    assert_eq!(
+        (&d["cancelResult"], &d["newOrderResult"]),
+        (&json!("FAILURE"), &json!("SUCCESS"))
+    );
+    assert_eq!(
+        d["cancelResponse"],
+        json!({"code": -2011, "msg": "Unknown order sent."})
+    );
+    h.shutdown().await;
+}

@@ -22,9 +22,13 @@
 //! clears them; grammar in `faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
 //! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
 //!
-//! Not served (answer 404 `-1000` or are rejected as exchangeInfo says): trailing stops,
+//! Served beyond plain orders and OCO: cancelReplace (REST `POST /api/v3/order/cancelReplace`,
+//! WebSocket API `order.cancelReplace`; `ops`) and trailing stops (`trailingDelta` on single
+//! STOP_LOSS/TAKE_PROFIT orders; `engine::matching::trail`).
+//!
+//! Not served (answer 404 `-1000` or are rejected as exchangeInfo says): trailing OCO legs,
 //! icebergs, pegged orders, self-trade prevention other than NONE, OTO/OTOCO/OPO lists,
-//! cancel-replace, amend, `X-MBX-TIME-UNIT`, SBE, listenKey streams, `session.logon`, and
+//! amend, `X-MBX-TIME-UNIT`, SBE, listenKey streams, `session.logon`, and
 //! everything under `/sapi` but the few endpoints trading libraries read at start-up
 //! (`rest::wallet`: trade fees, coins, system and account status, margin pairs answered as
 //! for an account without margin).

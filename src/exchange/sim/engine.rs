@@ -41,13 +41,14 @@ use serde_json::Value;
 use super::market::{Market, MarketEvent, SymbolMarket};
 
 pub use account::{AccountState, Bal, MAX_BALANCE, MyTrade, OrderList, SimOrder};
+pub use cancels::CancelReplaced;
 pub use fees::BNB_FEE_DISCOUNT;
 pub use kinds::{
     ExecType, ListOrderStatus, ListStatusType, OrderStatus, OrderType, RespType, Side, TimeInForce,
 };
 pub use reports::{cancel_json, execution_json, order_json, result_json, trade_json};
 pub use request::{ApiError, Params, check_client_id};
-pub use validate::NewOrder;
+pub use validate::{MAX_TRAILING_DELTA, MIN_TRAILING_DELTA, NewOrder};
 
 /// The exchange: the market plus the account, and the events produced since the last drain.
 #[derive(Debug)]
@@ -232,6 +233,21 @@ mod tests {
         Move {
             bp: i64,
         },
+        Trailing {
+            buy: bool,
+            delta: i64,
+            stop_bp: Option<i64>,
+            qty_milli: i64,
+            limit: bool,
+            take_profit: bool,
+        },
+        Replace {
+            pick: usize,
+            allow_failure: bool,
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -272,12 +288,124 @@ mod tests {
             (1i64..80).prop_map(|qty_milli| Op::Oco { qty_milli }),
             (0usize..20).prop_map(|pick| Op::Cancel { pick }),
             (-400i64..400).prop_map(|bp| Op::Move { bp }),
+            (
+                any::<bool>(),
+                5i64..400,
+                proptest::option::of(10i64..300),
+                1i64..80,
+                any::<bool>(),
+                any::<bool>()
+            )
+                .prop_map(|(buy, delta, stop_bp, qty_milli, limit, take_profit)| {
+                    Op::Trailing {
+                        buy,
+                        delta,
+                        stop_bp,
+                        qty_milli,
+                        limit,
+                        take_profit,
+                    }
+                }),
+            (0usize..20, any::<bool>(), any::<bool>(), -300i64..300, 1i64..200).prop_map(
+                |(pick, allow_failure, buy, offset_bp, qty_milli)| Op::Replace {
+                    pick,
+                    allow_failure,
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                }
+            ),
         ]
     }
 
     fn price_at(e: &Engine, bp: i64) -> Decimal {
         let last = e.market.get("BTCUSDT").unwrap().last_price;
         market::round_tick(last * (Decimal::ONE + Decimal::new(bp, 4)), Decimal::new(1, 2))
+    }
+
+    /// A trailing stop's parameters (`Op::Trailing`).
+    fn trailing_params(e: &Engine, op: &Op) -> Params {
+        let Op::Trailing {
+            buy,
+            delta,
+            stop_bp,
+            qty_milli,
+            limit,
+            take_profit,
+        } = op
+        else {
+            return Params::default();
+        };
+        let qty = |m: i64| (Decimal::new(m, 3)).to_string();
+        let s = |x: &str| x.to_string();
+
+        let kind = match (*take_profit, *limit) {
+            (false, false) => "STOP_LOSS",
+            (false, true) => "STOP_LOSS_LIMIT",
+            (true, false) => "TAKE_PROFIT",
+            (true, true) => "TAKE_PROFIT_LIMIT",
+        };
+        let mut v = vec![
+            ("symbol", s("BTCUSDT")),
+            ("side", s(if *buy { "BUY" } else { "SELL" })),
+            ("type", s(kind)),
+            ("quantity", qty(*qty_milli)),
+            ("trailingDelta", delta.to_string()),
+        ];
+        // Stop-loss buys and take-profit sells wait above the market, the others below.
+        let above = *buy != *take_profit;
+        let bp = stop_bp.unwrap_or(100);
+        let stop = price_at(e, if above { bp } else { -bp });
+        if stop_bp.is_some() {
+            v.push(("stopPrice", stop.to_string()));
+        }
+        if *limit {
+            v.push(("price", stop.to_string()));
+            v.push(("timeInForce", s("GTC")));
+        }
+        params(&v)
+    }
+
+    /// A cancelReplace of an open order (or an unknown one) by a LIMIT order (`Op::Replace`).
+    fn replace(e: &mut Engine, op: &Op, now: i64) {
+        let Op::Replace {
+            pick,
+            allow_failure,
+            buy,
+            offset_bp,
+            qty_milli,
+        } = op
+        else {
+            return;
+        };
+        let qty = |m: i64| (Decimal::new(m, 3)).to_string();
+        let s = |x: &str| x.to_string();
+        let open: Vec<u64> = e
+            .account
+            .orders
+            .values()
+            .filter(|o| o.is_open())
+            .map(|o| o.order_id)
+            .collect();
+        let id = open.get(pick % open.len().max(1)).copied().unwrap_or(999);
+        let p = params(&[
+            ("symbol", s("BTCUSDT")),
+            (
+                "cancelReplaceMode",
+                s(if *allow_failure {
+                    "ALLOW_FAILURE"
+                } else {
+                    "STOP_ON_FAILURE"
+                }),
+            ),
+            ("cancelOrderId", id.to_string()),
+            ("side", s(if *buy { "BUY" } else { "SELL" })),
+            ("type", s("LIMIT")),
+            ("timeInForce", s("GTC")),
+            ("quantity", qty(*qty_milli)),
+            ("price", price_at(e, *offset_bp).to_string()),
+        ]);
+        let _ = e.cancel_replace(&p, now, *allow_failure, || Ok(None));
     }
 
     fn apply(e: &mut Engine, op: &Op, now: i64) {
@@ -386,6 +514,11 @@ mod tests {
                 e.force_price("BTCUSDT", target, now).unwrap();
                 return;
             }
+            Op::Trailing { .. } => trailing_params(e, op),
+            Op::Replace { .. } => {
+                replace(e, op, now);
+                return;
+            }
         };
         if let Ok(o) = e.parse_new_order(&p) {
             let _ = e.place(&o, now, false);
@@ -393,9 +526,9 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
         #[test]
-        fn no_sequence_of_orders_and_moves_breaks_the_balance_invariants(ops in proptest::collection::vec(op(), 1..40)) {
+        fn no_sequence_of_orders_trailing_stops_replaces_and_moves_breaks_the_balance_invariants(ops in proptest::collection::vec(op(), 1..40)) {
             let mut e = engine();
             for (i, op) in ops.iter().enumerate() {
                 apply(&mut e, op, T0 + 1_000 * (i as i64 + 1));

@@ -145,3 +145,81 @@ pub(crate) fn op_open_orders(shared: &Shared, p: &Params) -> Result<Value, ApiEr
             .collect(),
     ))
 }
+
+/// `-1100` for an enum parameter outside its values.
+fn bad_enum(name: &str, legal: &str) -> ApiError {
+    ApiError::bad(
+        -1100,
+        format!("Illegal characters found in parameter '{name}'; legal range is '{legal}'."),
+    )
+}
+
+/// POST /api/v3/order/cancelReplace: cancels an order and places a new one on the same symbol,
+/// as Binance's rest-api.md describes it. The new order's parameters and filters, and the
+/// unfilled order count, are checked first (those failures answer like a new order's, and
+/// nothing is cancelled); then the cancel (with `cancelRestrictions`; an OCO leg cancels its
+/// list), then, unless the cancel failed under `STOP_ON_FAILURE`, the placement, which may use
+/// what the cancel unlocked. Success answers 200 with both responses; otherwise `-2021`
+/// ("partially failed", HTTP 409) when one half succeeded, `-2022` (HTTP 400) when neither
+/// did, with `data` holding `cancelResult`/`newOrderResult`/`cancelResponse`/`newOrderResponse`.
+/// Past the order count, `orderRateLimitExceededMode=DO_NOTHING` (the default) refuses with
+/// `-1015`; `CANCEL_ONLY` still cancels and reports the new order's `-1015` (HTTP 429 under
+/// `STOP_ON_FAILURE`, as the documentation's table says).
+pub(crate) fn op_cancel_replace(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    let allow_failure = match p.req("cancelReplaceMode")? {
+        "STOP_ON_FAILURE" => false,
+        "ALLOW_FAILURE" => true,
+        _ => return Err(bad_enum("cancelReplaceMode", "STOP_ON_FAILURE, ALLOW_FAILURE")),
+    };
+    let cancel_only = match p.get("orderRateLimitExceededMode") {
+        None | Some("DO_NOTHING") => false,
+        Some("CANCEL_ONLY") => true,
+        Some(_) => return Err(bad_enum("orderRateLimitExceededMode", "DO_NOTHING, CANCEL_ONLY")),
+    };
+    let mut e = shared.engine();
+    let mut rate_refused = false;
+    let (cancelled, placed) = e.cancel_replace(p, now, allow_failure, || {
+        match shared.rate().admit_orders(1, now) {
+            Ok(()) => Ok(None),
+            Err(r) if cancel_only => {
+                rate_refused = true;
+                Ok(Some(ApiError::new(429, r.code, r.msg)))
+            }
+            Err(r) => Err(ApiError::new(429, r.code, r.msg)),
+        }
+    })?;
+    shared.publish(&mut e);
+    drop(e);
+    cancel_replace_answer(cancelled, placed, rate_refused && !allow_failure)
+}
+
+/// The documented answer of a cancelReplace from its two halves (`None`: not attempted).
+fn cancel_replace_answer(
+    cancelled: Result<Value, ApiError>,
+    placed: Option<Result<Value, ApiError>>,
+    status_429: bool,
+) -> Result<Value, ApiError> {
+    let half = |r: &Result<Value, ApiError>| match r {
+        Ok(v) => ("SUCCESS", v.clone()),
+        Err(e) => ("FAILURE", e.to_json()),
+    };
+    let (cancel_result, cancel_response) = half(&cancelled);
+    let (new_result, new_response) = match &placed {
+        None => ("NOT_ATTEMPTED", Value::Null),
+        Some(r) => half(r),
+    };
+    let data = json!({
+        "cancelResult": cancel_result,
+        "newOrderResult": new_result,
+        "cancelResponse": cancel_response,
+        "newOrderResponse": new_response,
+    });
+    let (code, msg, status) = match (cancelled.is_ok(), matches!(placed, Some(Ok(_)))) {
+        (true, true) => return Ok(data),
+        (true, false) | (false, true) => (-2021, "Order cancel-replace partially failed.", 409),
+        (false, false) => (-2022, "Order cancel-replace failed.", 400),
+    };
+    let mut err = ApiError::new(if status_429 { 429 } else { status }, code, msg);
+    err.data = Some(Box::new(data));
+    Err(err)
+}

@@ -23,8 +23,8 @@ use super::engine::{self, ApiError, Params, order_json, trade_json};
 use super::limits::Refusal;
 use super::market::{self, kline_row, klines, s8};
 use super::ops::{
-    MAX_PARAMS, authenticate, op_cancel, op_cancel_all, op_new_order, op_open_orders, op_query_order,
-    too_many_params,
+    MAX_PARAMS, authenticate, op_cancel, op_cancel_all, op_cancel_replace, op_new_order, op_open_orders,
+    op_query_order, too_many_params,
 };
 use super::{Shared, SimKey, auth};
 
@@ -176,6 +176,7 @@ fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
         }
         ("GET", "/api/v3/account") => (20, Sec::UserData),
         ("POST", "/api/v3/order") => (1, Sec::Trade),
+        ("POST", "/api/v3/order/cancelReplace") => (1, Sec::Trade),
         ("POST", "/api/v3/order/test") => (
             if p.get("computeCommissionRates") == Some("true") {
                 20
@@ -391,6 +392,12 @@ fn dispatch(
             }
         }
         ("POST", "/api/v3/order/test") => Answer::plain(op_new_order(shared, p, now, true)),
+        ("POST", "/api/v3/order/cancelReplace") => Answer {
+            body: op_cancel_replace(shared, p, now),
+            order_count: true,
+            delay: None,
+            forced_503: false,
+        },
         ("GET", "/api/v3/order") => Answer::plain(op_query_order(shared, p)),
         ("DELETE", "/api/v3/order") => Answer::plain(op_cancel(shared, p, now)),
         ("GET", "/api/v3/openOrders") => Answer::plain(op_open_orders(shared, p)),
@@ -657,7 +664,7 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": engine::OrderType::ALL,
         "icebergAllowed": false, "ocoAllowed": true, "otoAllowed": false, "opoAllowed": false,
-        "quoteOrderQtyMarketAllowed": true, "allowTrailingStop": false, "cancelReplaceAllowed": false,
+        "quoteOrderQtyMarketAllowed": true, "allowTrailingStop": true, "cancelReplaceAllowed": true,
         "amendAllowed": false, "pegInstructionsAllowed": false,
         "isSpotTradingAllowed": true, "isMarginTradingAllowed": false,
         "filters": [
@@ -669,7 +676,10 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
             {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": market::PERCENT_UP, "bidMultiplierDown": market::PERCENT_DOWN,
              "askMultiplierUp": market::PERCENT_UP, "askMultiplierDown": market::PERCENT_DOWN, "avgPriceMins": 5},
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": market::MAX_NUM_ORDERS},
-            {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20}
+            {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20},
+            {"filterType": "TRAILING_DELTA",
+             "minTrailingAboveDelta": engine::MIN_TRAILING_DELTA, "maxTrailingAboveDelta": engine::MAX_TRAILING_DELTA,
+             "minTrailingBelowDelta": engine::MIN_TRAILING_DELTA, "maxTrailingBelowDelta": engine::MAX_TRAILING_DELTA}
         ],
         "permissions": [], "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"]

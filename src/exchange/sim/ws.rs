@@ -530,7 +530,7 @@ fn to_params(map: &serde_json::Map<String, Value>) -> Params {
 
 fn api_weight(method: &str) -> u64 {
     match method {
-        "order.place" | "order.cancel" | "openOrders.cancelAll" => 1,
+        "order.place" | "order.cancel" | "order.cancelReplace" | "openOrders.cancelAll" => 1,
         "order.status" => 4,
         "userDataStream.subscribe.signature" => 2,
         "account.status" => 20,
@@ -630,6 +630,7 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
         }),
         "order.place"
         | "order.cancel"
+        | "order.cancelReplace"
         | "order.status"
         | "openOrders.cancelAll"
         | "openOrders.status"
@@ -641,6 +642,7 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
                     "order.place" => ops::op_new_order(shared, &p, now, false),
                     "order.test" => ops::op_new_order(shared, &p, now, true),
                     "order.cancel" => ops::op_cancel(shared, &p, now),
+                    "order.cancelReplace" => ops::op_cancel_replace(shared, &p, now),
                     "order.status" => ops::op_query_order(shared, &p),
                     "openOrders.status" => ops::op_open_orders(shared, &p),
                     _ => ops::op_cancel_all(shared, &p, now),
@@ -652,7 +654,7 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
     let resp = match result {
         Ok(v) => json!({"id": id, "status": 200, "result": v, "rateLimits": rate_limits}),
         Err(e) => {
-            json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}, "rateLimits": rate_limits})
+            json!({"id": id, "status": e.status, "error": e.to_json(), "rateLimits": rate_limits})
         }
     };
     (resp, after)

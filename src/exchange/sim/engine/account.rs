@@ -47,6 +47,19 @@ pub struct SimOrder {
     /// An OCO leg that draws from its sibling's lock.
     pub lock_from: Option<u64>,
     pub expiry_reason: Option<String>,
+    /// A trailing stop's `trailingDelta` in BIPS (see `matching::Engine::trail`).
+    #[serde(default)]
+    pub trailing_delta: Option<i64>,
+    /// When the trailing stop began tracking prices (`trailingTime`); -1 before.
+    #[serde(default = "minus_one")]
+    pub trailing_time: i64,
+    /// The best price seen since tracking began: the highest for sells, the lowest for buys.
+    #[serde(default)]
+    pub trailing_extreme: Option<Decimal>,
+}
+
+fn minus_one() -> i64 {
+    -1
 }
 
 impl SimOrder {

@@ -8,7 +8,57 @@ use serde_json::Value;
 
 use super::{ApiError, Engine, OrderStatus, Params, SimOrder, cancel_json, check_client_id};
 
+/// The two halves of a cancelReplace: the cancel's answer, and the new order's (`None`: not
+/// attempted).
+pub type CancelReplaced = (Result<Value, ApiError>, Option<Result<Value, ApiError>>);
+
 impl Engine {
+    /// The engine's part of `POST /api/v3/order/cancelReplace` (the answer is `ops`'s): the new
+    /// order's parameters and filters, then `admit` (the unfilled order count: `Err` refuses
+    /// the whole request, `Ok(Some(e))` lets only the cancel go on and fails the new order with
+    /// `e`), then the cancel, then, unless it failed and `allow_failure` is off, the placement,
+    /// which may use what the cancel unlocked.
+    pub fn cancel_replace(
+        &mut self,
+        p: &Params,
+        now: i64,
+        allow_failure: bool,
+        admit: impl FnOnce() -> Result<Option<ApiError>, ApiError>,
+    ) -> Result<CancelReplaced, ApiError> {
+        if p.get("cancelOrderId").is_none() && p.get("cancelOrigClientOrderId").is_none() {
+            return Err(ApiError::bad(
+                -1102,
+                "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!",
+            ));
+        }
+        let mut cp = vec![("symbol".to_string(), p.req("symbol")?.to_string())];
+        for (from, to) in [
+            ("cancelOrderId", "orderId"),
+            ("cancelOrigClientOrderId", "origClientOrderId"),
+            ("cancelNewClientOrderId", "newClientOrderId"),
+            ("cancelRestrictions", "cancelRestrictions"),
+        ] {
+            if let Some(v) = p.get(from) {
+                cp.push((to.to_string(), v.to_string()));
+            }
+        }
+        let o = self.parse_new_order(p)?;
+        self.check_filters(&o)?;
+        let over_limit = admit()?;
+        let cancelled = self.cancel(&Params(cp), now);
+        let placed = if cancelled.is_err() && !allow_failure {
+            None
+        } else if let Some(err) = over_limit {
+            Some(Err(err))
+        } else {
+            Some(match self.place(&o, now, false) {
+                Ok(placed) => Ok(self.placed_json(&placed, o.resp_type, now)),
+                Err(err) => Err(err),
+            })
+        };
+        Ok((cancelled, placed))
+    }
+
     // ---------------------------------------------------------------- queries and cancels
 
     /// Finds an order by `orderId` or `origClientOrderId` (§3.6); `-2013` when missing.

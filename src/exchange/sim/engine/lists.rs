@@ -174,6 +174,9 @@ impl Engine {
                 lock_price,
                 lock_from: first,
                 expiry_reason: None,
+                trailing_delta: None,
+                trailing_time: -1,
+                trailing_extreme: None,
             };
             self.account.orders.insert(id, order);
             ids.push(id);
@@ -295,6 +298,12 @@ fn oco_leg(
     let price = p.dec(&format!("{prefix}Price"))?;
     let stop = p.dec(&format!("{prefix}StopPrice"))?;
     let tif = p.get(&format!("{prefix}TimeInForce"));
+    // Trailing legs are not served: refused rather than placed as plain stops.
+    if p.get(&format!("{prefix}TrailingDelta")).is_some() {
+        return Err(ApiError::rejected(
+            "Trailing stop legs are not supported in order lists.",
+        ));
+    }
     if t.is_limit_like() && price.is_none() {
         return Err(ApiError::mandatory(&format!("{prefix}Price")));
     }
@@ -317,6 +326,7 @@ fn oco_leg(
         quote_qty: None,
         price: if t.is_limit_like() { price } else { None },
         stop_price: if t.is_stop() { stop } else { None },
+        trailing_delta: None,
         client_order_id: p.get(&format!("{prefix}ClientOrderId")).map(str::to_string),
         resp_type: RespType::Ack,
     })

@@ -22,6 +22,34 @@ pub(super) fn would_trigger(order_type: OrderType, buy: bool, stop: Decimal, las
     }
 }
 
+/// One price observation of a trailing stop, per Binance's trailing-stop FAQ; `true` when it
+/// triggers. Tracking starts when the stop price condition is first met (at that price), or at
+/// placement without a stop price; then a sell triggers once the price falls `trailingDelta`
+/// BIPS below the highest price since, a buy once it rises that far above the lowest.
+pub(super) fn trail(o: &mut SimOrder, last: Decimal, now: i64) -> bool {
+    let Some(d) = o.trailing_delta else {
+        return false;
+    };
+    let buy = o.buy();
+    let Some(extreme) = o.trailing_extreme else {
+        if o.stop_price.is_zero() || would_trigger(o.order_type, buy, o.stop_price, last) {
+            o.trailing_extreme = Some(last);
+            o.trailing_time = now;
+        }
+        return false;
+    };
+    let delta = Decimal::new(d, 4);
+    if buy && last < extreme || !buy && last > extreme {
+        o.trailing_extreme = Some(last);
+        return false;
+    }
+    if buy {
+        last >= extreme * (Decimal::ONE + delta)
+    } else {
+        last <= extreme * (Decimal::ONE - delta)
+    }
+}
+
 impl Engine {
     // ---------------------------------------------------------------- placing
 
@@ -51,7 +79,15 @@ impl Engine {
         }
         // Balance: what must be locked (limit-like and stop orders) or spent (market).
         let (lock_asset, lock_amount, lock_price) = if buy {
-            let unit = o.price.or(o.stop_price).unwrap_or(Decimal::ZERO);
+            let unit = match (o.price, o.stop_price, o.trailing_delta) {
+                (Some(p), _, _) => p,
+                // A trailing market buy triggers at most `delta` above where it starts tracking.
+                (None, s, Some(d)) => {
+                    let top = s.unwrap_or(m.last) * (Decimal::ONE + Decimal::new(d, 4));
+                    (top / m.spec.tick).ceil() * m.spec.tick
+                }
+                (None, s, None) => s.unwrap_or(Decimal::ZERO),
+            };
             // The filters bound price and quantity, so this cannot overflow; if it ever did,
             // no balance could cover it.
             let amount = unit
@@ -121,7 +157,15 @@ impl Engine {
             lock_price,
             lock_from: None,
             expiry_reason: None,
+            trailing_delta: o.trailing_delta,
+            trailing_time: -1,
+            trailing_extreme: None,
         };
+        // Without a stop price a trailing stop tracks from the price at placement.
+        if o.trailing_delta.is_some() && o.stop_price.is_none() {
+            order.trailing_time = now;
+            order.trailing_extreme = Some(m.last);
+        }
         if t != OrderType::Market {
             let b = self.bal_mut(&lock_asset);
             b.free -= lock_amount;
@@ -392,7 +436,12 @@ impl Engine {
             };
             let buy = o.buy();
             if !o.is_working {
-                if would_trigger(o.order_type, buy, o.stop_price, m.last_price) {
+                let last = m.last_price;
+                let fire = match self.account.orders.get_mut(&id) {
+                    Some(x) if x.trailing_delta.is_some() => trail(x, last, now),
+                    _ => would_trigger(o.order_type, buy, o.stop_price, last),
+                };
+                if fire {
                     if let Some(x) = self.account.orders.get_mut(&id) {
                         x.is_working = true;
                         x.working_time = now;

@@ -154,6 +154,16 @@ pub fn order_json(o: &SimOrder) -> Value {
     if let (Some(r), Some(obj)) = (&o.expiry_reason, v.as_object_mut()) {
         obj.insert("expiryReason".into(), json!(r));
     }
+    with_trailing(v, o, "trailingDelta", "trailingTime")
+}
+
+/// The conditional `trailingDelta`/`trailingTime` fields of a trailing stop (under the names
+/// the shape uses).
+fn with_trailing(mut v: Value, o: &SimOrder, delta: &str, time: &str) -> Value {
+    if let (Some(d), Some(obj)) = (o.trailing_delta, v.as_object_mut()) {
+        obj.insert(delta.into(), json!(d));
+        obj.insert(time.into(), json!(o.trailing_time));
+    }
     v
 }
 
@@ -175,7 +185,7 @@ pub fn result_json(o: &SimOrder, now: i64) -> Value {
             obj.insert("expiryReason".into(), json!(r));
         }
     }
-    v
+    with_trailing(v, o, "trailingDelta", "trailingTime")
 }
 
 /// Response of DELETE /api/v3/order (§3.7): `origClientOrderId` is the order's id,
@@ -194,7 +204,7 @@ pub fn cancel_json(o: &SimOrder, cancel_id: &str) -> Value {
     {
         obj.insert("stopPrice".into(), json!(s8(o.stop_price)));
     }
-    v
+    with_trailing(v, o, "trailingDelta", "trailingTime")
 }
 
 /// `executionReport`. `c` is this event's request id, `C` the original
@@ -242,7 +252,7 @@ pub fn execution_json(
     {
         obj.insert("eR".into(), json!(r));
     }
-    v
+    with_trailing(v, o, "d", "D")
 }
 
 /// A myTrades row (§3.11).

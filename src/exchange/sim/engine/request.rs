@@ -15,6 +15,8 @@ pub struct ApiError {
     pub status: u16,
     pub code: i64,
     pub msg: String,
+    /// A `data` object some errors carry (cancelReplace's partial failures).
+    pub data: Option<Box<Value>>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             status,
             code,
             msg: msg.into(),
+            data: None,
         }
     }
     pub fn bad(code: i64, msg: impl Into<String>) -> Self {
@@ -47,7 +50,10 @@ impl ApiError {
         Self::bad(-1121, "Invalid symbol.")
     }
     pub fn to_json(&self) -> Value {
-        json!({"code": self.code, "msg": self.msg})
+        match &self.data {
+            None => json!({"code": self.code, "msg": self.msg}),
+            Some(d) => json!({"code": self.code, "msg": self.msg, "data": d}),
+        }
     }
 }
 

@@ -20,9 +20,16 @@ pub struct NewOrder {
     pub quote_qty: Option<Decimal>,
     pub price: Option<Decimal>,
     pub stop_price: Option<Decimal>,
+    /// `trailingDelta` in BIPS (trailing stops).
+    pub trailing_delta: Option<i64>,
     pub client_order_id: Option<String>,
     pub resp_type: RespType,
 }
+
+/// The `TRAILING_DELTA` filter's bounds in BIPS, the same above and below the market (those of
+/// Binance's BTCUSDT).
+pub const MIN_TRAILING_DELTA: i64 = 10;
+pub const MAX_TRAILING_DELTA: i64 = 2000;
 
 /// `side`, else `-1117` (new orders and order lists alike).
 pub(super) fn parse_side(side: &str) -> Result<Side, ApiError> {
@@ -35,7 +42,7 @@ pub(super) fn parse_time_in_force(tif: &str) -> Result<TimeInForce, ApiError> {
 }
 
 /// Refuses what `exchangeInfo` says the sim does not serve: `icebergAllowed=false`,
-/// `allowTrailingStop=false`, `pegInstructionsAllowed=false`, self-trade prevention modes
+/// `pegInstructionsAllowed=false`, self-trade prevention modes
 /// `["NONE"]`.
 fn check_unsupported(p: &Params) -> Result<(), ApiError> {
     if ["pegPriceType", "pegOffsetType", "pegOffsetValue"]
@@ -49,11 +56,6 @@ fn check_unsupported(p: &Params) -> Result<(), ApiError> {
     if p.get("icebergQty").is_some() {
         return Err(ApiError::rejected(
             "Iceberg orders are not supported for this symbol.",
-        ));
-    }
-    if p.get("trailingDelta").is_some() {
-        return Err(ApiError::rejected(
-            "Trailing stop orders are not supported for this symbol.",
         ));
     }
     if p.get("selfTradePreventionMode").is_some_and(|m| m != "NONE") {
@@ -79,6 +81,16 @@ fn parse_resp_type(p: &Params, order_type: OrderType) -> Result<RespType, ApiErr
 fn check_type_params(t: OrderType, o: &NewOrder) -> Result<(), ApiError> {
     let (tif, quantity, quote_qty) = (o.time_in_force, o.quantity, o.quote_qty);
     let (price, stop_price) = (o.price, o.stop_price);
+    // A trailing stop may omit its stop price (it then tracks from placement).
+    let stop_or_trailing = || {
+        if stop_price.is_none() && o.trailing_delta.is_none() {
+            return Err(ApiError::bad(
+                -1102,
+                "Param 'stopPrice' or 'trailingDelta' must be sent, but both were empty/null!",
+            ));
+        }
+        Ok(())
+    };
     match t {
         OrderType::Limit => {
             if tif.is_none() {
@@ -107,7 +119,7 @@ fn check_type_params(t: OrderType, o: &NewOrder) -> Result<(), ApiError> {
         }
         OrderType::StopLoss | OrderType::TakeProfit => {
             quantity.ok_or_else(|| ApiError::mandatory("quantity"))?;
-            stop_price.ok_or_else(|| ApiError::mandatory("stopPrice"))?;
+            stop_or_trailing()?;
         }
         OrderType::StopLossLimit | OrderType::TakeProfitLimit => {
             if tif.is_none() {
@@ -115,7 +127,7 @@ fn check_type_params(t: OrderType, o: &NewOrder) -> Result<(), ApiError> {
             }
             quantity.ok_or_else(|| ApiError::mandatory("quantity"))?;
             price.ok_or_else(|| ApiError::mandatory("price"))?;
-            stop_price.ok_or_else(|| ApiError::mandatory("stopPrice"))?;
+            stop_or_trailing()?;
         }
     }
     let no_tif = matches!(
@@ -136,6 +148,12 @@ fn check_type_params(t: OrderType, o: &NewOrder) -> Result<(), ApiError> {
     }
     if !t.is_limit_like() && price.is_some() {
         return Err(ApiError::bad(-1106, "Parameter 'price' sent when not required."));
+    }
+    if !t.is_stop() && o.trailing_delta.is_some() {
+        return Err(ApiError::bad(
+            -1106,
+            "Parameter 'trailingDelta' sent when not required.",
+        ));
     }
     if !t.is_stop() && stop_price.is_some() {
         return Err(ApiError::bad(
@@ -164,6 +182,7 @@ impl Engine {
         let quote_qty = p.dec("quoteOrderQty")?;
         let price = p.dec("price")?;
         let stop_price = p.dec("stopPrice")?;
+        let trailing_delta = p.int("trailingDelta")?;
         if let Some(id) = p.get("newClientOrderId") {
             check_client_id("newClientOrderId", id)?;
         }
@@ -178,6 +197,7 @@ impl Engine {
             quote_qty,
             price,
             stop_price,
+            trailing_delta,
             client_order_id: p.get("newClientOrderId").map(str::to_string),
             resp_type,
         };
@@ -193,6 +213,12 @@ impl Engine {
             if !s.price_ok(px) {
                 return Err(ApiError::filter("PRICE_FILTER"));
             }
+        }
+        // TRAILING_DELTA: one range for both directions, so above and below check alike.
+        if o.trailing_delta
+            .is_some_and(|d| !(MIN_TRAILING_DELTA..=MAX_TRAILING_DELTA).contains(&d))
+        {
+            return Err(ApiError::filter("TRAILING_DELTA"));
         }
         let avg = m.avg_price(5);
         if let Some(px) = o.price {
