@@ -83,6 +83,11 @@ pub const VARIABLES: &[VarDoc] = &[
         "<data dir>/journal-<mode>.db",
         "a file path or sqlite://PATH",
     ),
+    var(
+        "PGPASSWORD",
+        "(unset)",
+        "the PostgreSQL password when DATABASE_URL (or journal migrate --to) gives none",
+    ),
     var("BINANCE_API_KEY", "(unset)", "development only; use the vault"),
     var("BINANCE_API_SECRET", "(unset)", "development only; use the vault"),
     var("BINANCE_TESTNET", "(unset)", "true (testnet) or false (live)"),
@@ -834,6 +839,7 @@ fn database(
         Some(v) => match parse_database_url(v)? {
             DatabaseUrl::File(p) => (Some(p), None),
             DatabaseUrl::Postgres(t) => {
+                let t = t.with_default_password(sources.value("PGPASSWORD"));
                 if env == Environment::Production && t.tls() == crate::journal::PgTls::Off {
                     return Err(ConfigError::BadValue {
                         name: "DATABASE_URL",

@@ -171,3 +171,38 @@ fn doctor_names_the_postgresql_store_and_its_connection_without_the_password() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cannot be opened"), "{out}");
 }
+
+/// A password in `--to` is visible to `ps`: without one in the URL, `PGPASSWORD` gives it, as
+/// libpq does, and it is never printed.
+#[test]
+fn journal_migrate_takes_the_password_from_pgpassword_when_the_url_gives_none() {
+    let ex = still_market();
+    let sqlite = Journal::open(&ex.home().join("journal-sim.db"), Mode::Sim).unwrap();
+    sqlite.insert_order(&order("cr-0", 100)).unwrap();
+    drop(sqlite);
+    let db = PgDatabase::new();
+    let password = db.cluster.password().to_string();
+    let bare = db.url().replace(&format!(":{password}@"), "@");
+    assert!(!bare.contains(&password));
+    let run = |pgpassword: Option<&str>| {
+        let mut c = ex.crbot_in("sim");
+        c.env_remove("PGPASSWORD");
+        if let Some(p) = pgpassword {
+            c.env("PGPASSWORD", p);
+        }
+        let out = c
+            .args(["--json", "journal", "migrate", "--to", &bare])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = run(None);
+    assert_ne!(code, Some(0), "no password, no login: {text}");
+    let (code, text) = run(Some(&password));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains(&password), "{text}");
+    assert_eq!(db.psql("SELECT count(*) FROM orders"), "1");
+}

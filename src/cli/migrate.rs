@@ -14,11 +14,15 @@ use crate::config::Environment;
 use crate::journal::{Journal, Location, PgTarget, PgTls};
 
 pub async fn migrate(ctx: &Ctx, to: &str) -> Outcome {
-    let target = PgTarget::parse(to).map_err(|why| {
-        Failure::usage(format!(
-            "--to {why}: give postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=verify-full]"
-        ))
-    })?;
+    // A password in `--to` is visible to `ps`: PGPASSWORD (libpq's variable) can carry it.
+    let target = PgTarget::parse(to)
+        .map_err(|why| {
+            Failure::usage(format!(
+                "--to {why}: give postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=verify-full] \
+                 (the password may come from PGPASSWORD instead)"
+            ))
+        })?
+        .with_default_password(std::env::var("PGPASSWORD").ok().as_deref());
     if ctx.config.env == Environment::Production && target.tls() == PgTls::Off {
         return Err(Failure::usage(
             "--to is a plain PostgreSQL connection, which production refuses: add \

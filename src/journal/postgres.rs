@@ -129,6 +129,26 @@ impl PgTarget {
         })
     }
 
+    /// The password of a URL that gives none, as libpq takes it from `PGPASSWORD`: so that a
+    /// password need not stand in a URL on a command line, where `ps` shows it. A URL's own
+    /// password wins.
+    pub fn with_default_password(mut self, password: Option<&str>) -> PgTarget {
+        let Some(password) = password.filter(|p| !p.is_empty()) else {
+            return self;
+        };
+        let Ok(mut url) = url::Url::parse(self.url.expose()) else {
+            return self;
+        };
+        if url.password().is_none() && url.set_password(Some(password)).is_ok() {
+            self.url = SecretString::new(url.to_string());
+            if let Ok(mut shown) = url::Url::parse(&self.shown) {
+                let _ = shown.set_password(Some("***"));
+                self.shown = shown.to_string();
+            }
+        }
+        self
+    }
+
     /// The URL with its password masked.
     pub fn shown(&self) -> &str {
         &self.shown
@@ -730,6 +750,25 @@ mod tests {
             to_postgres_placeholders("SELECT a FROM t WHERE b = ?1 AND c IN (?2, ?10) LIMIT ?3"),
             "SELECT a FROM t WHERE b = $1 AND c IN ($2, $10) LIMIT $3"
         );
+    }
+
+    #[test]
+    fn pgpassword_fills_a_url_without_a_password_and_never_shows() {
+        let t = PgTarget::parse("postgresql://bot@db.example/crbot")
+            .expect("parses")
+            .with_default_password(Some("from-the-env"));
+        assert_eq!(t.shown(), "postgresql://bot:***@db.example/crbot");
+        assert!(t.url.expose().contains("bot:from-the-env@"));
+        assert!(!format!("{t:?}").contains("from-the-env"));
+        // The URL's own password wins; no variable, no change.
+        let own = PgTarget::parse("postgresql://bot:own@db/crbot")
+            .expect("parses")
+            .with_default_password(Some("from-the-env"));
+        assert!(own.url.expose().contains("bot:own@"));
+        let none = PgTarget::parse("postgresql://bot@db/crbot")
+            .expect("parses")
+            .with_default_password(None);
+        assert_eq!(none.shown(), "postgresql://bot@db/crbot");
     }
 
     #[test]
