@@ -323,6 +323,16 @@ mod tests {
         market::round_tick(last * (Decimal::ONE + Decimal::new(bp, 4)), Decimal::new(1, 2))
     }
 
+    /// The order type of a stop: loss or profit, market or limit.
+    fn stop_kind(take_profit: bool, limit: bool) -> &'static str {
+        match (take_profit, limit) {
+            (false, false) => "STOP_LOSS",
+            (false, true) => "STOP_LOSS_LIMIT",
+            (true, false) => "TAKE_PROFIT",
+            (true, true) => "TAKE_PROFIT_LIMIT",
+        }
+    }
+
     /// A trailing stop's parameters (`Op::Trailing`).
     fn trailing_params(e: &Engine, op: &Op) -> Params {
         let Op::Trailing {
@@ -339,12 +349,7 @@ mod tests {
         let qty = |m: i64| (Decimal::new(m, 3)).to_string();
         let s = |x: &str| x.to_string();
 
-        let kind = match (*take_profit, *limit) {
-            (false, false) => "STOP_LOSS",
-            (false, true) => "STOP_LOSS_LIMIT",
-            (true, false) => "TAKE_PROFIT",
-            (true, true) => "TAKE_PROFIT_LIMIT",
-        };
+        let kind = stop_kind(*take_profit, *limit);
         let mut v = vec![
             ("symbol", s("BTCUSDT")),
             ("side", s(if *buy { "BUY" } else { "SELL" })),
@@ -446,12 +451,7 @@ mod tests {
                     -*offset_bp
                 };
                 let stop = price_at(e, bp);
-                let kind = match (*take_profit, *limit) {
-                    (false, false) => "STOP_LOSS",
-                    (false, true) => "STOP_LOSS_LIMIT",
-                    (true, false) => "TAKE_PROFIT",
-                    (true, true) => "TAKE_PROFIT_LIMIT",
-                };
+                let kind = stop_kind(*take_profit, *limit);
                 let mut v = vec![
                     ("symbol", s("BTCUSDT")),
                     ("side", s(if *buy { "BUY" } else { "SELL" })),
