@@ -496,11 +496,11 @@ async fn unsupported_order_features_and_duplicate_parameters_are_rejected() {
         ("quantity", "0.01"),
         ("price", "90000"),
     ];
-    let mut ice = base.to_vec();
-    ice.push(("icebergQty", "0.001"));
-    assert_eq!(c.order(&ice).await.code(), -2010);
+    let mut peg = base.to_vec();
+    peg.push(("pegPriceType", "PRIMARY_PEG"));
+    assert_eq!(c.order(&peg).await.code(), -2010);
     let mut stp = base.to_vec();
-    stp.push(("selfTradePreventionMode", "EXPIRE_BOTH"));
+    stp.push(("selfTradePreventionMode", "DECREMENT"));
     assert_eq!(c.order(&stp).await.code(), -1130);
     let r = c
         .public("/api/v3/depth", &[("symbol", "BTCUSDT"), ("symbol", "ETHUSDT")])

@@ -23,12 +23,20 @@
 //! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
 //!
 //! Served beyond plain orders and OCO: cancelReplace (REST `POST /api/v3/order/cancelReplace`,
-//! WebSocket API `order.cancelReplace`; `ops`) and trailing stops (`trailingDelta` on single
-//! STOP_LOSS/TAKE_PROFIT orders; `engine::matching::trail`).
+//! WebSocket API `order.cancelReplace`; `ops`), trailing stops (`trailingDelta` on single
+//! STOP_LOSS/TAKE_PROFIT orders; `engine::matching::trail`), OTO and OTOCO lists (REST
+//! `POST /api/v3/orderList/oto` and `/otoco`, WebSocket API `orderList.place.oto`/`.otoco`;
+//! `engine::oto`) with the list queries (`orderList`, `openOrderList`, `allOrderList`),
+//! icebergs (`icebergQty`, the `ICEBERG_PARTS` filter), and self-trade prevention
+//! (`selfTradePreventionMode` NONE, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH; `myPreventedMatches`;
+//! `engine::selftrade`). The account's own resting orders are part of the book: a taker of
+//! the account meets them (and `GET /api/v3/depth` shows them, an iceberg's visible part
+//! only; the depth streams show the synthetic book alone).
 //!
 //! Not served (answer 404 `-1000` or are rejected as exchangeInfo says): trailing OCO legs,
-//! icebergs, pegged orders, self-trade prevention other than NONE, OTO/OTOCO/OPO lists,
-//! amend, `X-MBX-TIME-UNIT`, SBE, listenKey streams, `session.logon`, and
+//! pegged orders, the DECREMENT and TRANSFER prevention modes, OPO lists, amend,
+//! `X-MBX-TIME-UNIT`, SBE, listenKey streams (Binance retired them; the trading libraries
+//! subscribe through the WebSocket API, which is served), `session.logon`, and
 //! everything under `/sapi` but the few endpoints trading libraries read at start-up
 //! (`rest::wallet`: trade fees, coins, system and account status, margin pairs answered as
 //! for an account without margin).
@@ -477,7 +485,10 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
 }
 
 async fn market_task(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(shared.config.step_interval);
+    // The first step one interval after the start, not at once: a price set right after
+    // `start` (tests, demos) is not moved by a step racing it.
+    let step = shared.config.step_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + step, step);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {

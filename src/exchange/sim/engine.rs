@@ -22,8 +22,9 @@
 //! everything as `engine::X`. The work is in one sub-module per job: `request` (parameters and
 //! the error answered), `kinds` (the order enums and their wire names), `validate` (new-order
 //! checks and filters), `account` (balances, records, locks, deposits), `matching` (placing,
-//! taking, resting fills, stops), `fees`, `lists` (OCO), `cancels` (finding and cancelling
-//! orders) and `reports` (JSON shapes and user-data events).
+//! taking, resting fills, stops), `selftrade` (the account's own orders in the book and
+//! self-trade prevention), `fees`, `lists` (OCO), `oto` (OTO and OTOCO lists), `cancels`
+//! (finding and cancelling orders) and `reports` (JSON shapes and user-data events).
 
 mod account;
 mod cancels;
@@ -31,8 +32,10 @@ mod fees;
 mod kinds;
 mod lists;
 mod matching;
+mod oto;
 mod reports;
 mod request;
+mod selftrade;
 mod validate;
 
 use rust_decimal::Decimal;
@@ -40,15 +43,19 @@ use serde_json::Value;
 
 use super::market::{Market, MarketEvent, SymbolMarket};
 
-pub use account::{AccountState, Bal, MAX_BALANCE, MyTrade, OrderList, SimOrder};
+pub use account::{AccountState, Bal, MAX_BALANCE, MyTrade, OrderList, PreventedMatch, SimOrder};
 pub use cancels::CancelReplaced;
 pub use fees::BNB_FEE_DISCOUNT;
 pub use kinds::{
-    ExecType, ListOrderStatus, ListStatusType, OrderStatus, OrderType, RespType, Side, TimeInForce,
+    ContingencyType, ExecType, ListOrderStatus, ListStatusType, OrderStatus, OrderType, RespType, Side,
+    StpMode, TimeInForce,
 };
 pub use reports::{cancel_json, execution_json, order_json, result_json, trade_json};
 pub use request::{ApiError, Params, check_client_id};
-pub use validate::{MAX_TRAILING_DELTA, MIN_TRAILING_DELTA, NewOrder};
+pub use selftrade::prevented_json;
+pub use validate::{
+    ALLOWED_STP_MODES, DEFAULT_STP_MODE, ICEBERG_PARTS, MAX_TRAILING_DELTA, MIN_TRAILING_DELTA, NewOrder,
+};
 
 /// The exchange: the market plus the account, and the events produced since the last drain.
 #[derive(Debug)]

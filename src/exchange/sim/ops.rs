@@ -223,3 +223,126 @@ fn cancel_replace_answer(
     err.data = Some(Box::new(data));
     Err(err)
 }
+
+/// Which order list a request places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListKind {
+    Oco,
+    Oto,
+    Otoco,
+}
+
+/// POST /api/v3/orderList/{oco,oto,otoco} and WS `orderList.place.{oco,oto,otoco}`: the
+/// order-rate count (2 orders, 3 for an OTOCO), then the list.
+pub(crate) fn op_place_list(
+    shared: &Shared,
+    p: &Params,
+    now: i64,
+    kind: ListKind,
+) -> Result<Value, ApiError> {
+    let orders = if kind == ListKind::Otoco { 3 } else { 2 };
+    shared
+        .rate()
+        .admit_orders(orders, now)
+        .map_err(|r| ApiError::new(429, r.code, r.msg))?;
+    let mut e = shared.engine();
+    let v = match kind {
+        ListKind::Oco => e.place_oco(p, now),
+        ListKind::Oto => e.place_oto(p, now, false),
+        ListKind::Otoco => e.place_oto(p, now, true),
+    };
+    shared.publish(&mut e);
+    v
+}
+
+/// DELETE /api/v3/orderList and WS `orderList.cancel`.
+pub(crate) fn op_cancel_list(shared: &Shared, p: &Params, now: i64) -> Result<Value, ApiError> {
+    let mut e = shared.engine();
+    let v = e.cancel_list(p, now);
+    shared.publish(&mut e);
+    v
+}
+
+/// GET /api/v3/orderList and WS `orderList.status`: one list by `orderListId` or
+/// `origClientOrderId` (its `listClientOrderId`).
+pub(crate) fn op_list_status(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let e = shared.engine();
+    let missing = || ApiError::bad(-2013, "Order list does not exist.");
+    let id = match (p.int("orderListId")?, p.get("origClientOrderId")) {
+        (Some(id), _) => id,
+        (None, Some(c)) => e
+            .account
+            .lists
+            .values()
+            .rev()
+            .find(|l| l.list_client_order_id == c)
+            .map(|l| l.order_list_id)
+            .ok_or_else(missing)?,
+        (None, None) => {
+            return Err(ApiError::bad(
+                -1102,
+                "Param 'origClientOrderId' or 'orderListId' must be sent, but both were empty/null!",
+            ));
+        }
+    };
+    if !e.account.lists.contains_key(&id) {
+        return Err(missing());
+    }
+    Ok(e.list_json(id, false, None))
+}
+
+/// GET /api/v3/openOrderList and WS `openOrderLists.status`.
+pub(crate) fn op_open_lists(shared: &Shared) -> Result<Value, ApiError> {
+    let e = shared.engine();
+    Ok(Value::Array(
+        e.account
+            .lists
+            .values()
+            .filter(|l| l.list_order_status != super::engine::ListOrderStatus::AllDone)
+            .map(|l| e.list_json(l.order_list_id, false, None))
+            .collect(),
+    ))
+}
+
+/// GET /api/v3/allOrderList and WS `allOrderLists`: `fromId` (oldest first from it), or a
+/// time range of at most 24 hours, else the most recent; `limit` 500 by default, 1000 at most.
+pub(crate) fn op_all_lists(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let from_id = p.int("fromId")?;
+    let start = p.int("startTime")?;
+    let end = p.int("endTime")?;
+    if from_id.is_some() && (start.is_some() || end.is_some()) {
+        return Err(ApiError::bad(
+            -1128,
+            "Combination of optional parameters invalid.",
+        ));
+    }
+    if let (Some(s), Some(x)) = (start, end)
+        && x.checked_sub(s).is_none_or(|d| d > 86_400_000)
+    {
+        return Err(ApiError::bad(
+            -1127,
+            "More than 24 hours between startTime and endTime.",
+        ));
+    }
+    let limit = p.int("limit")?.unwrap_or(500).clamp(1, 1000) as usize;
+    let e = shared.engine();
+    let rows: Vec<i64> = e
+        .account
+        .lists
+        .values()
+        .filter(|l| from_id.is_none_or(|id| l.order_list_id >= id))
+        .filter(|l| {
+            start.is_none_or(|s| l.transaction_time >= s) && end.is_none_or(|x| l.transaction_time <= x)
+        })
+        .map(|l| l.order_list_id)
+        .collect();
+    let rows: Vec<i64> = if from_id.is_some() || start.is_some() {
+        rows.into_iter().take(limit).collect()
+    } else {
+        let skip = rows.len().saturating_sub(limit);
+        rows.into_iter().skip(skip).collect()
+    };
+    Ok(Value::Array(
+        rows.into_iter().map(|id| e.list_json(id, false, None)).collect(),
+    ))
+}

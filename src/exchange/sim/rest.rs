@@ -23,7 +23,8 @@ use super::engine::{self, ApiError, Params, order_json, trade_json};
 use super::limits::Refusal;
 use super::market::{self, kline_row, klines, s8};
 use super::ops::{
-    MAX_PARAMS, authenticate, op_cancel, op_cancel_all, op_cancel_replace, op_new_order, op_open_orders,
+    ListKind, MAX_PARAMS, authenticate, op_all_lists, op_cancel, op_cancel_all, op_cancel_list,
+    op_cancel_replace, op_list_status, op_new_order, op_open_lists, op_open_orders, op_place_list,
     op_query_order, too_many_params,
 };
 use super::{Shared, SimKey, auth};
@@ -191,8 +192,12 @@ fn endpoint(method: &Method, path: &str, p: &Params) -> Option<(u64, Sec)> {
         ("DELETE", "/api/v3/openOrders") => (1, Sec::Trade),
         ("GET", "/api/v3/allOrders") => (20, Sec::UserData),
         ("GET", "/api/v3/myTrades") => (if p.get("orderId").is_some() { 5 } else { 20 }, Sec::UserData),
-        ("POST", "/api/v3/orderList/oco") => (1, Sec::Trade),
+        ("POST", "/api/v3/orderList/oco")
+        | ("POST", "/api/v3/orderList/oto")
+        | ("POST", "/api/v3/orderList/otoco") => (1, Sec::Trade),
         ("DELETE", "/api/v3/orderList") => (1, Sec::Trade),
+        ("GET", "/api/v3/orderList") => (4, Sec::UserData),
+        ("GET", "/api/v3/allOrderList") => (20, Sec::UserData),
         ("GET", "/api/v3/openOrderList") => (6, Sec::UserData),
         ("GET", "/api/v3/account/commission") => (20, Sec::UserData),
         ("GET", "/api/v3/rateLimit/order") => (40, Sec::UserData),
@@ -404,41 +409,25 @@ fn dispatch(
         ("DELETE", "/api/v3/openOrders") => Answer::plain(op_cancel_all(shared, p, now)),
         ("GET", "/api/v3/allOrders") => Answer::plain(all_orders(shared, p)),
         ("GET", "/api/v3/myTrades") => Answer::plain(my_trades(shared, p)),
-        ("POST", "/api/v3/orderList/oco") => {
-            let r = (|| {
-                shared
-                    .rate()
-                    .admit_orders(2, now)
-                    .map_err(|r| ApiError::new(429, r.code, r.msg))?;
-                let mut e = shared.engine();
-                let v = e.place_oco(p, now);
-                shared.publish(&mut e);
-                v
-            })();
+        ("POST", "/api/v3/orderList/oco")
+        | ("POST", "/api/v3/orderList/oto")
+        | ("POST", "/api/v3/orderList/otoco") => {
+            let kind = match path {
+                "/api/v3/orderList/oco" => ListKind::Oco,
+                "/api/v3/orderList/oto" => ListKind::Oto,
+                _ => ListKind::Otoco,
+            };
             Answer {
-                body: r,
+                body: op_place_list(shared, p, now, kind),
                 order_count: true,
                 delay: None,
                 forced_503: false,
             }
         }
-        ("DELETE", "/api/v3/orderList") => Answer::plain({
-            let mut e = shared.engine();
-            let v = e.cancel_list(p, now);
-            shared.publish(&mut e);
-            v
-        }),
-        ("GET", "/api/v3/openOrderList") => Answer::plain({
-            let e = shared.engine();
-            let lists: Vec<Value> = e
-                .account
-                .lists
-                .values()
-                .filter(|l| l.list_order_status != engine::ListOrderStatus::AllDone)
-                .map(|l| e.list_json(l.order_list_id, false, None))
-                .collect();
-            Ok(Value::Array(lists))
-        }),
+        ("DELETE", "/api/v3/orderList") => Answer::plain(op_cancel_list(shared, p, now)),
+        ("GET", "/api/v3/orderList") => Answer::plain(op_list_status(shared, p)),
+        ("GET", "/api/v3/allOrderList") => Answer::plain(op_all_lists(shared, p)),
+        ("GET", "/api/v3/openOrderList") => Answer::plain(op_open_lists(shared)),
         ("GET", "/api/v3/account/commission") => Answer::plain(commission(shared, p)),
         ("GET", "/api/v3/rateLimit/order") => Answer::plain(Ok(shared.rate().orders_json(now))),
         ("GET", "/sapi/v1/account/apiRestrictions") => Answer::plain(Ok(api_restrictions(shared, signer))),
@@ -663,7 +652,7 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
         "quoteAsset": s.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": engine::OrderType::ALL,
-        "icebergAllowed": false, "ocoAllowed": true, "otoAllowed": false, "opoAllowed": false,
+        "icebergAllowed": true, "ocoAllowed": true, "otoAllowed": true, "opoAllowed": false,
         "quoteOrderQtyMarketAllowed": true, "allowTrailingStop": true, "cancelReplaceAllowed": true,
         "amendAllowed": false, "pegInstructionsAllowed": false,
         "isSpotTradingAllowed": true, "isMarginTradingAllowed": false,
@@ -675,6 +664,7 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
              "maxNotional": s8(s.max_notional), "applyMaxToMarket": false, "avgPriceMins": 5},
             {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": market::PERCENT_UP, "bidMultiplierDown": market::PERCENT_DOWN,
              "askMultiplierUp": market::PERCENT_UP, "askMultiplierDown": market::PERCENT_DOWN, "avgPriceMins": 5},
+            {"filterType": "ICEBERG_PARTS", "limit": engine::ICEBERG_PARTS},
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": market::MAX_NUM_ORDERS},
             {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20},
             {"filterType": "TRAILING_DELTA",
@@ -682,7 +672,8 @@ pub fn symbol_info(s: &market::SymbolSpec) -> Value {
              "minTrailingBelowDelta": engine::MIN_TRAILING_DELTA, "maxTrailingBelowDelta": engine::MAX_TRAILING_DELTA}
         ],
         "permissions": [], "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"]
+        "defaultSelfTradePreventionMode": engine::DEFAULT_STP_MODE,
+        "allowedSelfTradePreventionModes": engine::ALLOWED_STP_MODES
     })
 }
 
@@ -698,15 +689,32 @@ fn with_symbol<T>(
 
 fn depth(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let limit = limit_param(p, 100, 5000)?;
-    with_symbol(shared, p, |m| {
-        let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
-            v.iter()
-                .take(limit)
-                .map(|(px, q)| json!([s8(*px), s8(*q)]))
-                .collect()
+    let symbol = p.req("symbol")?;
+    let e = shared.engine();
+    let m = e.market.get(symbol).ok_or_else(ApiError::bad_symbol)?;
+    // The book is the synthetic one plus the account's own resting orders (an iceberg shows
+    // its visible part only).
+    let (own_bids, own_asks) = e.own_levels(symbol);
+    let side = |book: &[(Decimal, Decimal)], own: &[(Decimal, Decimal)], bids: bool| -> Vec<Value> {
+        let mut levels: std::collections::BTreeMap<Decimal, Decimal> = Default::default();
+        for (px, q) in book.iter().chain(own) {
+            *levels.entry(*px).or_default() += *q;
+        }
+        let rows: Vec<(Decimal, Decimal)> = if bids {
+            levels.into_iter().rev().collect()
+        } else {
+            levels.into_iter().collect()
         };
-        json!({"lastUpdateId": m.update_id, "bids": side(&m.bids), "asks": side(&m.asks)})
-    })
+        rows.into_iter()
+            .take(limit)
+            .map(|(px, q)| json!([s8(px), s8(q)]))
+            .collect()
+    };
+    Ok(json!({
+        "lastUpdateId": m.update_id,
+        "bids": side(&m.bids, &own_bids, true),
+        "asks": side(&m.asks, &own_asks, false)
+    }))
 }
 
 fn get_klines(shared: &Shared, p: &Params) -> Result<Value, ApiError> {

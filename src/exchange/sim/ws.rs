@@ -531,7 +531,9 @@ fn to_params(map: &serde_json::Map<String, Value>) -> Params {
 fn api_weight(method: &str) -> u64 {
     match method {
         "order.place" | "order.cancel" | "order.cancelReplace" | "openOrders.cancelAll" => 1,
-        "order.status" => 4,
+        "order.status" | "orderList.status" => 4,
+        "openOrderLists.status" => 6,
+        "allOrderLists" => 20,
         "userDataStream.subscribe.signature" => 2,
         "account.status" => 20,
         _ => 1,
@@ -574,7 +576,7 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
     let rate_limits = {
         let mut r = shared.rate();
         let mut v = vec![r.weight_json(now)];
-        if method.starts_with("order.")
+        if (method.starts_with("order.") || method.starts_with("orderList."))
             && let Value::Array(a) = r.orders_json(now)
         {
             v.extend(a);
@@ -646,6 +648,27 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
                     "order.status" => ops::op_query_order(shared, &p),
                     "openOrders.status" => ops::op_open_orders(shared, &p),
                     _ => ops::op_cancel_all(shared, &p, now),
+                }
+            })
+        }
+        "orderList.place.oco"
+        | "orderList.place.oto"
+        | "orderList.place.otoco"
+        | "orderList.cancel"
+        | "orderList.status"
+        | "openOrderLists.status"
+        | "allOrderLists" => {
+            let trade = method.starts_with("orderList.place") || method == "orderList.cancel";
+            ws_authenticate(shared, &params, now, trade).and_then(|_| {
+                let p = to_params(&params);
+                match method.as_str() {
+                    "orderList.place.oco" => ops::op_place_list(shared, &p, now, ops::ListKind::Oco),
+                    "orderList.place.oto" => ops::op_place_list(shared, &p, now, ops::ListKind::Oto),
+                    "orderList.place.otoco" => ops::op_place_list(shared, &p, now, ops::ListKind::Otoco),
+                    "orderList.cancel" => ops::op_cancel_list(shared, &p, now),
+                    "orderList.status" => ops::op_list_status(shared, &p),
+                    "openOrderLists.status" => ops::op_open_lists(shared),
+                    _ => ops::op_all_lists(shared, &p),
                 }
             })
         }

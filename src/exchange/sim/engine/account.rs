@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::super::market::s8;
-use super::{ApiError, Engine, ListOrderStatus, ListStatusType, OrderStatus, OrderType, Side, TimeInForce};
+use super::{
+    ApiError, ContingencyType, Engine, ListOrderStatus, ListStatusType, OrderStatus, OrderType, Side,
+    StpMode, TimeInForce,
+};
 
 /// The largest free balance a deposit may produce (10^20, the largest integer part a decimal
 /// parameter may have).
@@ -56,6 +59,18 @@ pub struct SimOrder {
     /// The best price seen since tracking began: the highest for sells, the lowest for buys.
     #[serde(default)]
     pub trailing_extreme: Option<Decimal>,
+    /// An iceberg's visible part (`icebergQty`); the rest of the order is hidden.
+    #[serde(default)]
+    pub iceberg_qty: Option<Decimal>,
+    /// `selfTradePreventionMode`.
+    #[serde(default)]
+    pub stp_mode: StpMode,
+    /// The last match self-trade prevention stopped for this order, and the quantity it
+    /// expired (`preventedMatchId`, `preventedQuantity`).
+    #[serde(default)]
+    pub prevented_match_id: Option<u64>,
+    #[serde(default)]
+    pub prevented_qty: Decimal,
 }
 
 fn minus_one() -> i64 {
@@ -72,6 +87,32 @@ impl SimOrder {
     pub(super) fn remaining(&self) -> Decimal {
         self.orig_qty - self.executed_qty
     }
+    /// What the book shows of a resting order: all of what is left, or of an iceberg the
+    /// part of its current slice not yet traded (a slice refills when it is used up).
+    pub fn visible_qty(&self) -> Decimal {
+        let left = self.remaining();
+        match self.iceberg_qty {
+            Some(part) if part > Decimal::ZERO => {
+                let used = self.executed_qty % part;
+                (part - used).min(left)
+            }
+            _ => left,
+        }
+    }
+}
+
+/// A match self-trade prevention stopped (`GET /api/v3/myPreventedMatches`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreventedMatch {
+    pub symbol: String,
+    pub prevented_match_id: u64,
+    pub taker_order_id: u64,
+    pub maker_order_id: u64,
+    pub trade_group_id: i64,
+    pub stp_mode: StpMode,
+    pub price: Decimal,
+    pub maker_prevented_quantity: Decimal,
+    pub transact_time: i64,
 }
 
 /// One order list (OCO).
@@ -84,6 +125,10 @@ pub struct OrderList {
     pub list_order_status: ListOrderStatus,
     pub transaction_time: i64,
     pub order_ids: Vec<u64>,
+    /// OCO, or OTO (OTO and OTOCO): in an OTO list the first order is the working order,
+    /// the others the pending ones.
+    #[serde(default)]
+    pub contingency: ContingencyType,
 }
 
 /// One fill of the account (myTrades).
@@ -120,6 +165,8 @@ pub struct AccountState {
     pub next_order_id: u64,
     pub next_list_id: i64,
     pub update_time: i64,
+    #[serde(default)]
+    pub prevented: Vec<PreventedMatch>,
 }
 
 impl Engine {
@@ -138,7 +185,8 @@ impl Engine {
             };
             o.lock_from.unwrap_or(order_id)
         };
-        // Keep a list's lock while another leg is still open.
+        // Keep a shared lock (an OCO's, or an OTOCO's pending pair's) while another order
+        // drawing from it is still open.
         if let Some(list_id) = self.account.orders.get(&order_id).map(|o| o.order_list_id)
             && list_id >= 0
         {
@@ -147,9 +195,12 @@ impl Engine {
                 .lists
                 .get(&list_id)
                 .map(|l| {
-                    l.order_ids
-                        .iter()
-                        .any(|id| self.account.orders.get(id).is_some_and(SimOrder::is_open))
+                    l.order_ids.iter().any(|id| {
+                        self.account
+                            .orders
+                            .get(id)
+                            .is_some_and(|x| x.is_open() && x.lock_from.unwrap_or(x.order_id) == holder)
+                    })
                 })
                 .unwrap_or(false);
             if any_open {

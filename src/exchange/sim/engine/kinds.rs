@@ -109,17 +109,23 @@ wire_enum!(
     /// The statuses this engine gives an order.
     OrderStatus {
         New => "NEW",
+        PendingNew => "PENDING_NEW",
         PartiallyFilled => "PARTIALLY_FILLED",
         Filled => "FILLED",
         Canceled => "CANCELED",
         Expired => "EXPIRED",
+        ExpiredInMatch => "EXPIRED_IN_MATCH",
     }
 );
 
 impl OrderStatus {
-    /// Still on the book, or waiting for its stop.
+    /// Still on the book, waiting for its stop, or (`PENDING_NEW`) the pending order of an
+    /// OTO/OTOCO list waiting for its working order to fill.
     pub fn is_open(self) -> bool {
-        matches!(self, OrderStatus::New | OrderStatus::PartiallyFilled)
+        matches!(
+            self,
+            OrderStatus::New | OrderStatus::PartiallyFilled | OrderStatus::PendingNew
+        )
     }
 }
 
@@ -135,8 +141,39 @@ wire_enum!(
         Trade => "TRADE",
         Canceled => "CANCELED",
         Expired => "EXPIRED",
+        TradePrevention => "TRADE_PREVENTION",
     }
 );
+
+wire_enum!(
+    /// `contingencyType` of an order list: `OCO`, or `OTO` (OTO and OTOCO lists alike).
+    ContingencyType { Oco => "OCO", Oto => "OTO" }
+);
+
+impl Default for ContingencyType {
+    /// Lists saved before OTO lists were served are OCOs.
+    fn default() -> Self {
+        ContingencyType::Oco
+    }
+}
+
+wire_enum!(
+    /// `selfTradePreventionMode`: what happens when an order of the account would trade with
+    /// another of its own orders (Binance's STP FAQ). The taker's mode decides.
+    StpMode {
+        None => "NONE",
+        ExpireTaker => "EXPIRE_TAKER",
+        ExpireMaker => "EXPIRE_MAKER",
+        ExpireBoth => "EXPIRE_BOTH",
+    }
+);
+
+impl Default for StpMode {
+    /// Orders saved before self-trade prevention was served had none.
+    fn default() -> Self {
+        StpMode::None
+    }
+}
 
 wire_enum!(
     /// `listStatusType` of an order list.
@@ -181,6 +218,8 @@ mod tests {
         round_trips(ExecType::ALL);
         round_trips(ListStatusType::ALL);
         round_trips(ListOrderStatus::ALL);
+        round_trips(ContingencyType::ALL);
+        round_trips(StpMode::ALL);
         for t in OrderType::ALL {
             assert_eq!(OrderType::parse(t.as_str()), Some(*t));
         }

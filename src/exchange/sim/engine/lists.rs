@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use super::super::market::SymbolSpec;
 use super::matching::would_trigger;
-use super::validate::{parse_side, parse_time_in_force};
+use super::validate::{parse_side, parse_stp_mode, parse_time_in_force};
 use super::{
-    ApiError, Engine, ExecType, ListOrderStatus, ListStatusType, NewOrder, OrderList, OrderStatus, OrderType,
-    Params, RespType, Side, SimOrder, TimeInForce, check_client_id,
+    ApiError, ContingencyType, Engine, ExecType, ListOrderStatus, ListStatusType, NewOrder, OrderList,
+    OrderStatus, OrderType, Params, RespType, Side, SimOrder, TimeInForce, check_client_id,
 };
 
 impl Engine {
@@ -177,6 +177,10 @@ impl Engine {
                 trailing_delta: None,
                 trailing_time: -1,
                 trailing_extreme: None,
+                iceberg_qty: o.iceberg_qty,
+                stp_mode: o.stp_mode,
+                prevented_match_id: None,
+                prevented_qty: Decimal::ZERO,
             };
             self.account.orders.insert(id, order);
             ids.push(id);
@@ -194,6 +198,7 @@ impl Engine {
                 list_order_status: ListOrderStatus::Executing,
                 transaction_time: now,
                 order_ids: ids.clone(),
+                contingency: ContingencyType::Oco,
             },
         );
         for id in &ids {
@@ -208,7 +213,7 @@ impl Engine {
     /// The checks of an OCO request before any balance is looked at, in Binance's order:
     /// presence, symbol, side, leg types, client ids, each leg's parameters, contingency,
     /// filters, stops already crossed, the price relationship, duplicate client ids.
-    fn parse_oco(&self, p: &Params) -> Result<OcoRequest, ApiError> {
+    pub(super) fn parse_oco(&self, p: &Params) -> Result<OcoRequest, ApiError> {
         let symbol = p.req("symbol")?.to_string();
         let side = p.req("side")?;
         let qty = p
@@ -271,13 +276,13 @@ impl Engine {
 }
 
 /// A validated OCO request: both legs as orders, and the symbol's description.
-struct OcoRequest {
-    symbol: String,
-    side: Side,
-    qty: Decimal,
-    above: NewOrder,
-    below: NewOrder,
-    spec: SymbolSpec,
+pub(super) struct OcoRequest {
+    pub(super) symbol: String,
+    pub(super) side: Side,
+    pub(super) qty: Decimal,
+    pub(super) above: NewOrder,
+    pub(super) below: NewOrder,
+    pub(super) spec: SymbolSpec,
 }
 
 /// The price that places a leg above or below the market: its stop, else its limit.
@@ -298,6 +303,7 @@ fn oco_leg(
     let price = p.dec(&format!("{prefix}Price"))?;
     let stop = p.dec(&format!("{prefix}StopPrice"))?;
     let tif = p.get(&format!("{prefix}TimeInForce"));
+    let iceberg_qty = p.dec(&format!("{prefix}IcebergQty"))?;
     // Trailing legs are not served: refused rather than placed as plain stops.
     if p.get(&format!("{prefix}TrailingDelta")).is_some() {
         return Err(ApiError::rejected(
@@ -317,6 +323,23 @@ fn oco_leg(
         Some(tif) if t.is_stop_limit() => Some(parse_time_in_force(tif)?),
         _ => None,
     };
+    // An iceberg leg rests at a limit price, with GTC when it takes a time in force.
+    if iceberg_qty.is_some() {
+        if !t.is_limit_like() {
+            return Err(ApiError::rejected("Unsupported order combination"));
+        }
+        if time_in_force.is_some_and(|x| x != TimeInForce::Gtc) {
+            return Err(ApiError::bad(
+                -1160,
+                format!(
+                    "Parameter '{prefix}IcebergQty' is not supported if '{prefix}TimeInForce' is not GTC."
+                ),
+            ));
+        }
+        if iceberg_qty >= Some(qty) {
+            return Err(ApiError::rejected("IcebergQty exceeds QTY."));
+        }
+    }
     Ok(NewOrder {
         symbol: symbol.to_string(),
         side,
@@ -329,5 +352,7 @@ fn oco_leg(
         trailing_delta: None,
         client_order_id: p.get(&format!("{prefix}ClientOrderId")).map(str::to_string),
         resp_type: RespType::Ack,
+        iceberg_qty,
+        stp_mode: parse_stp_mode(p, "selfTradePreventionMode")?,
     })
 }

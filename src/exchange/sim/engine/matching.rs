@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::super::market::{self, MarketEvent, SymbolMarket, SymbolSpec, checked_floor_to};
 use super::{
-    ApiError, Engine, ExecType, MyTrade, NewOrder, OrderStatus, OrderType, Placed, Side, SimOrder,
+    ApiError, Engine, ExecType, MyTrade, NewOrder, OrderStatus, OrderType, Placed, Side, SimOrder, StpMode,
     TimeInForce,
 };
 
@@ -55,6 +55,37 @@ impl Engine {
 
     /// Validates and places one order. `test_only` stops after validation (order/test).
     pub fn place(&mut self, o: &NewOrder, now: i64, test_only: bool) -> Result<Placed, ApiError> {
+        let Some(order_id) = self.admit(o, now, test_only)? else {
+            return Ok(Placed {
+                order_id: 0,
+                fills: Vec::new(),
+            });
+        };
+        self.execution_report(order_id, ExecType::New, None, now);
+        let mut fills = Vec::new();
+        if !o.order_type.is_stop() {
+            fills = self.run_taker(order_id, now);
+        }
+        if let Some(spec) = self.market.get(&o.symbol).map(|m| m.spec.clone()) {
+            self.account_position(&spec, now);
+        }
+        Ok(Placed { order_id, fills })
+    }
+
+    /// An order placed but not yet run against the book (an OTO's working order, placed with
+    /// its list): its checks and lock, no event.
+    pub(super) fn place_parked(&mut self, o: &NewOrder, now: i64) -> Result<u64, ApiError> {
+        self.admit(o, now, false)?.ok_or_else(|| {
+            ApiError::new(
+                500,
+                -1000,
+                "An unknown error occurred while processing the request.",
+            )
+        })
+    }
+
+    /// The checks of a new order and, unless `test_only`, the order recorded with its lock.
+    fn admit(&mut self, o: &NewOrder, now: i64, test_only: bool) -> Result<Option<u64>, ApiError> {
         self.check_filters(o)?;
         let m = MarketView::of(self.sym(&o.symbol)?);
         let buy = o.side == Side::Buy;
@@ -73,7 +104,8 @@ impl Engine {
             && let Some(p) = o.price
         {
             let takes = if buy { p >= m.best_ask } else { p <= m.best_bid };
-            if takes {
+            let own = self.best_own_maker(&o.symbol, buy, 0, Some(p)).is_some();
+            if takes || own {
                 return Err(ApiError::rejected("Order would immediately match and take."));
             }
         }
@@ -125,10 +157,7 @@ impl Engine {
             return Err(ApiError::insufficient());
         }
         if test_only {
-            return Ok(Placed {
-                order_id: 0,
-                fills: Vec::new(),
-            });
+            return Ok(None);
         }
         let order_id = self.account.next_order_id;
         self.account.next_order_id += 1;
@@ -160,6 +189,10 @@ impl Engine {
             trailing_delta: o.trailing_delta,
             trailing_time: -1,
             trailing_extreme: None,
+            iceberg_qty: o.iceberg_qty,
+            stp_mode: o.stp_mode,
+            prevented_match_id: None,
+            prevented_qty: Decimal::ZERO,
         };
         // Without a stop price a trailing stop tracks from the price at placement.
         if o.trailing_delta.is_some() && o.stop_price.is_none() {
@@ -174,16 +207,13 @@ impl Engine {
             order.locked_left = lock_amount;
         }
         self.account.orders.insert(order_id, order);
-        self.execution_report(order_id, ExecType::New, None, now);
-        let mut fills = Vec::new();
-        if !untriggered {
-            fills = self.run_taker(order_id, now);
-        }
-        self.account_position(&m.spec, now);
-        Ok(Placed { order_id, fills })
+        Ok(Some(order_id))
     }
 
-    /// Runs a working order against the book as a taker, then applies its time-in-force.
+    /// Runs a working order against the book as a taker, then applies its time-in-force. The
+    /// book is the synthetic one plus the account's own resting orders (`selftrade`): levels
+    /// strictly better than the best own order are taken first, then the own order is met as
+    /// the taker's self-trade prevention mode says, and so on.
     pub(super) fn run_taker(&mut self, order_id: u64, now: i64) -> Vec<MyTrade> {
         let Some(o) = self.account.orders.get(&order_id).cloned() else {
             return Vec::new();
@@ -199,8 +229,8 @@ impl Engine {
         }
         // What a market-type order (MARKET, or a triggered STOP_LOSS/TAKE_PROFIT) may use: the
         // free balance plus what is still locked for it, so a gap never drives a balance negative.
-        let (base, quote) = match self.market.get(&o.symbol) {
-            Some(m) => (m.spec.base, m.spec.quote),
+        let (base, quote, tick) = match self.market.get(&o.symbol) {
+            Some(m) => (m.spec.base, m.spec.quote, m.spec.tick),
             None => return Vec::new(),
         };
         let holder_locked = self
@@ -213,23 +243,29 @@ impl Engine {
         let market_type = !o.order_type.is_limit_like();
         let usable_quote = usable(quote);
         let usable_base = usable(base);
-        let Some(m) = self.market.get_mut(&o.symbol) else {
-            return Vec::new();
-        };
         let quote_mode = o.order_type == OrderType::Market && o.orig_qty.is_zero();
-        if o.time_in_force == TimeInForce::Fok
-            && limit.is_some()
-            && m.crossing_qty(buy, o.price) < o.remaining()
-        {
-            self.expire(order_id, "UNFILLED_FOK_ORDER_EXPIRED", now);
-            return Vec::new();
+        if o.time_in_force == TimeInForce::Fok && limit.is_some() {
+            let own = if o.stp_mode == StpMode::None {
+                self.own_crossing_qty(&o.symbol, buy, o.price)
+            } else {
+                Decimal::ZERO
+            };
+            let synthetic = self
+                .market
+                .get(&o.symbol)
+                .map(|m| m.crossing_qty(buy, o.price))
+                .unwrap_or_default();
+            if synthetic + own < o.remaining() {
+                self.expire(order_id, "UNFILLED_FOK_ORDER_EXPIRED", now);
+                return Vec::new();
+            }
         }
         let (mut max_qty, max_quote) = if quote_mode {
             (Decimal::from(1_000_000_000_000i64), Some(o.orig_quote_qty))
         } else {
             (o.remaining(), None)
         };
-        let quote_cap = if buy && market_type {
+        let mut quote_cap = if buy && market_type {
             Some(max_quote.map(|q| q.min(usable_quote)).unwrap_or(usable_quote))
         } else {
             max_quote
@@ -237,28 +273,54 @@ impl Engine {
         if !buy && market_type {
             max_qty = max_qty.min(usable_base);
         }
-        let (levels, diff) = m.take(buy, max_qty, limit, quote_cap);
-        let symbol = o.symbol.clone();
-        if let Some(diff) = diff {
-            self.market_events.push(MarketEvent::Depth {
-                symbol: symbol.clone(),
-                time: now,
-                diff,
-            });
-            self.market_events.push(MarketEvent::BookTicker {
-                symbol: symbol.clone(),
-            });
-        }
+        let mut fills = Vec::new();
         if quote_mode {
-            // The order's quantity is what the quote amount bought.
+            // A quoteOrderQty order walks the synthetic book only: its quantity is what the
+            // amount bought, known before the fills are booked.
+            let levels = self.take_levels(&o.symbol, buy, max_qty, limit, quote_cap, now);
             let q: Decimal = levels.iter().map(|(_, q)| *q).sum();
             if let Some(x) = self.account.orders.get_mut(&order_id) {
                 x.orig_qty = q;
             }
-        }
-        let mut fills = Vec::new();
-        for (price, qty) in levels {
-            fills.push(self.apply_fill(order_id, price, qty, false, now));
+            for (price, qty) in levels {
+                fills.push(self.apply_fill(order_id, price, qty, false, now));
+            }
+        } else {
+            loop {
+                let own = self.best_own_maker(&o.symbol, buy, order_id, limit);
+                // Synthetic levels strictly better than the best own order come first.
+                let bound = match own {
+                    Some((_, p)) => {
+                        let before = if buy { p - tick } else { p + tick };
+                        Some(match limit {
+                            Some(l) if buy => l.min(before),
+                            Some(l) => l.max(before),
+                            None => before,
+                        })
+                    }
+                    None => limit,
+                };
+                let levels = self.take_levels(&o.symbol, buy, max_qty, bound, quote_cap, now);
+                for (price, qty) in levels {
+                    max_qty -= qty;
+                    quote_cap = quote_cap.map(|c| c - price * qty);
+                    fills.push(self.apply_fill(order_id, price, qty, false, now));
+                }
+                let open = self.account.orders.get(&order_id).is_some_and(SimOrder::is_open);
+                let Some((maker, price)) = own else { break };
+                if !open || max_qty <= Decimal::ZERO {
+                    break;
+                }
+                match self.meet_own(order_id, maker, price, max_qty, quote_cap, now) {
+                    Some(Some(t)) => {
+                        max_qty -= t.qty;
+                        quote_cap = quote_cap.map(|c| c - t.quote_qty);
+                        fills.push(t);
+                    }
+                    Some(None) => {}
+                    None => break,
+                }
+            }
         }
         let Some(o) = self.account.orders.get(&order_id).cloned() else {
             return fills;
@@ -277,6 +339,37 @@ impl Engine {
         fills
     }
 
+    /// Takes synthetic levels up to `limit` and publishes the depth change; the fills are the
+    /// caller's to book.
+    fn take_levels(
+        &mut self,
+        symbol: &str,
+        buy: bool,
+        max_qty: Decimal,
+        limit: Option<Decimal>,
+        quote_cap: Option<Decimal>,
+        now: i64,
+    ) -> Vec<(Decimal, Decimal)> {
+        if max_qty <= Decimal::ZERO || quote_cap.is_some_and(|c| c <= Decimal::ZERO) {
+            return Vec::new();
+        }
+        let Some(m) = self.market.get_mut(symbol) else {
+            return Vec::new();
+        };
+        let (levels, diff) = m.take(buy, max_qty, limit, quote_cap);
+        if let Some(diff) = diff {
+            self.market_events.push(MarketEvent::Depth {
+                symbol: symbol.to_string(),
+                time: now,
+                diff,
+            });
+            self.market_events.push(MarketEvent::BookTicker {
+                symbol: symbol.to_string(),
+            });
+        }
+        levels
+    }
+
     /// Books one fill: balances, order progress, the trade record and its events.
     pub(super) fn apply_fill(
         &mut self,
@@ -285,6 +378,20 @@ impl Engine {
         qty: Decimal,
         maker: bool,
         now: i64,
+    ) -> MyTrade {
+        self.book_fill(order_id, price, qty, maker, now, None)
+    }
+
+    /// `apply_fill`, or with `trade_id` the maker side of a self-trade whose taker side
+    /// already put the trade on the tape.
+    pub(super) fn book_fill(
+        &mut self,
+        order_id: u64,
+        price: Decimal,
+        qty: Decimal,
+        maker: bool,
+        now: i64,
+        trade_id: Option<u64>,
     ) -> MyTrade {
         let Some(o) = self.account.orders.get(&order_id).cloned() else {
             return empty_trade();
@@ -319,8 +426,9 @@ impl Engine {
         let (commission, commission_asset) = self.commission(buy, qty, quote_amt, &base, &quote);
         self.bal_mut(&commission_asset).free -= commission;
         let buyer_maker = buy == maker;
-        let trade_id = match self.market.get_mut(&o.symbol) {
-            Some(m) => {
+        let trade_id = match (trade_id, self.market.get_mut(&o.symbol)) {
+            (Some(id), _) => id,
+            (None, Some(m)) => {
                 let t = m.record_trade(price, qty, buyer_maker, now);
                 let id = t.id;
                 self.market_events.push(MarketEvent::Trade {
@@ -329,7 +437,7 @@ impl Engine {
                 });
                 id
             }
-            None => 0,
+            (None, None) => 0,
         };
         let trade = MyTrade {
             symbol: o.symbol.clone(),
@@ -365,9 +473,10 @@ impl Engine {
         if filled {
             self.release_lock(order_id);
         }
-        // An OCO leg that trades ends its sibling.
+        // An OCO leg that trades ends its sibling; an OTO's working order that fills places
+        // its pending order(s).
         if o.order_list_id >= 0 {
-            self.finish_list_sibling(o.order_list_id, order_id, now);
+            self.list_order_traded(o.order_list_id, order_id, filled, now);
         }
         trade
     }
@@ -380,6 +489,7 @@ impl Engine {
         }
         self.release_lock(order_id);
         self.execution_report(order_id, ExecType::Expired, None, now);
+        self.list_order_expired(order_id, now);
     }
 
     // ---------------------------------------------------------------- market steps
@@ -428,7 +538,7 @@ impl Engine {
             let Some(o) = self.account.orders.get(&id).cloned() else {
                 continue;
             };
-            if !o.is_open() {
+            if !o.is_open() || o.status == OrderStatus::PendingNew {
                 continue;
             }
             let Some(m) = self.market.get(&o.symbol) else {
@@ -479,7 +589,22 @@ impl Engine {
                     });
                 }
             }
-            self.apply_fill(id, o.price, q, true, now);
+            // An iceberg trades one visible part at a time, each part refilled from the rest.
+            let mut left = q;
+            while left > Decimal::ZERO {
+                let part = self
+                    .account
+                    .orders
+                    .get(&id)
+                    .filter(|x| x.is_open())
+                    .map(|x| x.visible_qty().min(left))
+                    .unwrap_or_default();
+                if part <= Decimal::ZERO {
+                    break;
+                }
+                self.apply_fill(id, o.price, part, true, now);
+                left -= part;
+            }
             touched.push(o.symbol.clone());
         }
         touched.dedup();

@@ -28,7 +28,7 @@ impl Engine {
             .collect();
         let mut v = json!({
             "orderListId": l.order_list_id,
-            "contingencyType": "OCO",
+            "contingencyType": l.contingency,
             "listStatusType": l.list_status_type,
             "listOrderStatus": l.list_order_status,
             "listClientOrderId": l.list_client_order_id,
@@ -118,7 +118,7 @@ impl Engine {
             .map(|o| json!({"s": o.symbol, "i": o.order_id, "c": o.client_order_id}))
             .collect();
         let ev = json!({
-            "e": "listStatus", "E": now, "s": l.symbol, "g": l.order_list_id, "c": "OCO",
+            "e": "listStatus", "E": now, "s": l.symbol, "g": l.order_list_id, "c": l.contingency,
             "l": l.list_status_type, "L": l.list_order_status, "r": "NONE",
             "C": l.list_client_order_id, "T": now, "O": orders
         });
@@ -147,14 +147,32 @@ pub fn order_json(o: &SimOrder) -> Value {
         "clientOrderId": o.client_order_id, "price": s8(o.price), "origQty": s8(o.orig_qty),
         "executedQty": s8(o.executed_qty), "cummulativeQuoteQty": s8(o.cum_quote), "status": o.status,
         "timeInForce": o.time_in_force, "type": o.order_type, "side": o.side, "stopPrice": s8(o.stop_price),
-        "icebergQty": s8(Decimal::ZERO), "time": o.time, "updateTime": o.update_time, "isWorking": o.is_working,
-        "workingTime": o.working_time, "origQuoteOrderQty": s8(o.orig_quote_qty),
-        "selfTradePreventionMode": "NONE"
+        "icebergQty": s8(o.iceberg_qty.unwrap_or_default()), "time": o.time, "updateTime": o.update_time,
+        "isWorking": o.is_working, "workingTime": o.working_time, "origQuoteOrderQty": s8(o.orig_quote_qty),
+        "selfTradePreventionMode": o.stp_mode
     });
     if let (Some(r), Some(obj)) = (&o.expiry_reason, v.as_object_mut()) {
         obj.insert("expiryReason".into(), json!(r));
     }
-    with_trailing(v, o, "trailingDelta", "trailingTime")
+    with_prevented(with_trailing(v, o, "trailingDelta", "trailingTime"), o)
+}
+
+/// The conditional `preventedMatchId`/`preventedQuantity` of an order self-trade prevention
+/// expired (`selftrade`).
+fn with_prevented(mut v: Value, o: &SimOrder) -> Value {
+    if let (Some(id), Some(obj)) = (o.prevented_match_id, v.as_object_mut()) {
+        obj.insert("preventedMatchId".into(), json!(id));
+        obj.insert("preventedQuantity".into(), json!(s8(o.prevented_qty)));
+    }
+    v
+}
+
+/// The conditional `icebergQty` of an order response (order objects always carry it).
+fn with_iceberg(mut v: Value, o: &SimOrder) -> Value {
+    if let (Some(q), Some(obj)) = (o.iceberg_qty, v.as_object_mut()) {
+        obj.insert("icebergQty".into(), json!(s8(q)));
+    }
+    v
 }
 
 /// The conditional `trailingDelta`/`trailingTime` fields of a trailing stop (under the names
@@ -175,7 +193,7 @@ pub fn result_json(o: &SimOrder, now: i64) -> Value {
         "origQty": s8(o.orig_qty), "executedQty": s8(o.executed_qty),
         "origQuoteOrderQty": s8(o.orig_quote_qty), "cummulativeQuoteQty": s8(o.cum_quote),
         "status": o.status, "timeInForce": o.time_in_force, "type": o.order_type, "side": o.side,
-        "workingTime": o.working_time, "selfTradePreventionMode": "NONE"
+        "workingTime": o.working_time, "selfTradePreventionMode": o.stp_mode
     });
     if let Some(obj) = v.as_object_mut() {
         if !o.stop_price.is_zero() {
@@ -185,7 +203,10 @@ pub fn result_json(o: &SimOrder, now: i64) -> Value {
             obj.insert("expiryReason".into(), json!(r));
         }
     }
-    with_trailing(v, o, "trailingDelta", "trailingTime")
+    with_prevented(
+        with_iceberg(with_trailing(v, o, "trailingDelta", "trailingTime"), o),
+        o,
+    )
 }
 
 /// Response of DELETE /api/v3/order (§3.7): `origClientOrderId` is the order's id,
@@ -197,14 +218,14 @@ pub fn cancel_json(o: &SimOrder, cancel_id: &str) -> Value {
         "price": s8(o.price), "origQty": s8(o.orig_qty), "executedQty": s8(o.executed_qty),
         "origQuoteOrderQty": s8(o.orig_quote_qty), "cummulativeQuoteQty": s8(o.cum_quote),
         "status": o.status, "timeInForce": o.time_in_force, "type": o.order_type, "side": o.side,
-        "selfTradePreventionMode": "NONE"
+        "selfTradePreventionMode": o.stp_mode
     });
     if let Some(obj) = v.as_object_mut()
         && !o.stop_price.is_zero()
     {
         obj.insert("stopPrice".into(), json!(s8(o.stop_price)));
     }
-    with_trailing(v, o, "trailingDelta", "trailingTime")
+    with_iceberg(with_trailing(v, o, "trailingDelta", "trailingTime"), o)
 }
 
 /// `executionReport`. `c` is this event's request id, `C` the original
@@ -240,12 +261,12 @@ pub fn execution_json(
     };
     let mut v = json!({
         "e": "executionReport", "E": now, "s": o.symbol, "c": c, "S": o.side, "o": o.order_type,
-        "f": o.time_in_force, "q": s8(o.orig_qty), "p": s8(o.price), "P": s8(o.stop_price), "F": zero,
+        "f": o.time_in_force, "q": s8(o.orig_qty), "p": s8(o.price), "P": s8(o.stop_price), "F": s8(o.iceberg_qty.unwrap_or_default()),
         "g": o.order_list_id, "C": big_c, "x": exec, "X": o.status, "r": "NONE", "i": o.order_id,
         "l": l, "z": s8(o.executed_qty), "L": lp, "n": n, "N": nn, "T": now, "t": t,
         "I": now.rem_euclid(1_000_000_000) * 10 + (o.order_id as i64 % 10), "w": o.is_open() && o.is_working && o.order_type.is_limit_like(),
         "m": m, "M": false, "O": o.time, "Z": s8(o.cum_quote), "Y": y, "Q": s8(o.orig_quote_qty),
-        "W": o.working_time, "V": "NONE"
+        "W": o.working_time, "V": o.stp_mode
     });
     if let (Some(r), Some(obj)) = (&o.expiry_reason, v.as_object_mut())
         && exec == ExecType::Expired

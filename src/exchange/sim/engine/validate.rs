@@ -7,7 +7,7 @@
 use rust_decimal::Decimal;
 
 use super::super::market;
-use super::{ApiError, Engine, OrderType, Params, RespType, Side, TimeInForce, check_client_id};
+use super::{ApiError, Engine, OrderType, Params, RespType, Side, StpMode, TimeInForce, check_client_id};
 
 /// A validated new-order request.
 #[derive(Debug, Clone)]
@@ -24,6 +24,49 @@ pub struct NewOrder {
     pub trailing_delta: Option<i64>,
     pub client_order_id: Option<String>,
     pub resp_type: RespType,
+    /// `icebergQty`: the visible part of an iceberg.
+    pub iceberg_qty: Option<Decimal>,
+    /// `selfTradePreventionMode` (the symbol's default when not sent).
+    pub stp_mode: StpMode,
+}
+
+/// The `ICEBERG_PARTS` filter's limit: an iceberg may be cut into at most this many parts.
+pub const ICEBERG_PARTS: i64 = 100;
+
+/// The self-trade prevention modes every symbol allows (`allowedSelfTradePreventionModes`),
+/// and the one an order without `selfTradePreventionMode` gets.
+pub const ALLOWED_STP_MODES: &[StpMode] = &[
+    StpMode::None,
+    StpMode::ExpireTaker,
+    StpMode::ExpireMaker,
+    StpMode::ExpireBoth,
+];
+pub const DEFAULT_STP_MODE: StpMode = StpMode::None;
+
+/// `selfTradePreventionMode`, else `-1130`: one of `ALLOWED_STP_MODES`.
+pub(super) fn parse_stp_mode(p: &Params, name: &str) -> Result<StpMode, ApiError> {
+    match p.get(name) {
+        None => Ok(DEFAULT_STP_MODE),
+        Some(m) => StpMode::parse(m)
+            .filter(|m| ALLOWED_STP_MODES.contains(m))
+            .ok_or_else(|| ApiError::bad(-1130, format!("Data sent for parameter '{name}' is not valid."))),
+    }
+}
+
+/// The rules of `icebergQty` (errors.md): only on an order that can rest at a limit price,
+/// only with `timeInForce=GTC` (LIMIT_MAKER takes none), and less than the quantity.
+pub(super) fn check_iceberg(o: &NewOrder) -> Result<(), ApiError> {
+    let Some(part) = o.iceberg_qty else {
+        return Ok(());
+    };
+    let gtc = o.time_in_force.is_none_or(|t| t == TimeInForce::Gtc);
+    if !o.order_type.is_limit_like() || !gtc {
+        return Err(ApiError::rejected("Unsupported order combination"));
+    }
+    if o.quantity.is_some_and(|q| part >= q) {
+        return Err(ApiError::rejected("IcebergQty exceeds QTY."));
+    }
+    Ok(())
 }
 
 /// The `TRAILING_DELTA` filter's bounds in BIPS, the same above and below the market (those of
@@ -41,9 +84,7 @@ pub(super) fn parse_time_in_force(tif: &str) -> Result<TimeInForce, ApiError> {
     TimeInForce::parse(tif).ok_or_else(|| ApiError::bad(-1115, "Invalid timeInForce."))
 }
 
-/// Refuses what `exchangeInfo` says the sim does not serve: `icebergAllowed=false`,
-/// `pegInstructionsAllowed=false`, self-trade prevention modes
-/// `["NONE"]`.
+/// Refuses what `exchangeInfo` says the sim does not serve: `pegInstructionsAllowed=false`.
 fn check_unsupported(p: &Params) -> Result<(), ApiError> {
     if ["pegPriceType", "pegOffsetType", "pegOffsetValue"]
         .iter()
@@ -51,17 +92,6 @@ fn check_unsupported(p: &Params) -> Result<(), ApiError> {
     {
         return Err(ApiError::rejected(
             "Pegged orders are not supported for this symbol.",
-        ));
-    }
-    if p.get("icebergQty").is_some() {
-        return Err(ApiError::rejected(
-            "Iceberg orders are not supported for this symbol.",
-        ));
-    }
-    if p.get("selfTradePreventionMode").is_some_and(|m| m != "NONE") {
-        return Err(ApiError::bad(
-            -1130,
-            "Data sent for parameter 'selfTradePreventionMode' is not valid.",
         ));
     }
     Ok(())
@@ -183,10 +213,12 @@ impl Engine {
         let price = p.dec("price")?;
         let stop_price = p.dec("stopPrice")?;
         let trailing_delta = p.int("trailingDelta")?;
+        let iceberg_qty = p.dec("icebergQty")?;
         if let Some(id) = p.get("newClientOrderId") {
             check_client_id("newClientOrderId", id)?;
         }
         check_unsupported(p)?;
+        let stp_mode = parse_stp_mode(p, "selfTradePreventionMode")?;
         let resp_type = parse_resp_type(p, order_type)?;
         let order = NewOrder {
             symbol,
@@ -200,8 +232,11 @@ impl Engine {
             trailing_delta,
             client_order_id: p.get("newClientOrderId").map(str::to_string),
             resp_type,
+            iceberg_qty,
+            stp_mode,
         };
         check_type_params(order_type, &order)?;
+        check_iceberg(&order)?;
         Ok(order)
     }
 
@@ -235,6 +270,21 @@ impl Engine {
             let on_step = q.checked_rem(s.step).is_some_and(|r| r.is_zero());
             if q < s.min_qty || q > s.max_qty || !on_step {
                 return Err(ApiError::filter("LOT_SIZE"));
+            }
+        }
+        // LOT_SIZE also bounds an iceberg's visible part; ICEBERG_PARTS the number of parts.
+        if let Some(part) = o.iceberg_qty {
+            let on_step = part.checked_rem(s.step).is_some_and(|r| r.is_zero());
+            if part < s.min_qty || part > s.max_qty || !on_step {
+                return Err(ApiError::filter("LOT_SIZE"));
+            }
+            let parts = o
+                .quantity
+                .and_then(|q| q.checked_div(part))
+                .map(|x| x.ceil())
+                .unwrap_or(Decimal::MAX);
+            if parts > Decimal::from(ICEBERG_PARTS) {
+                return Err(ApiError::filter("ICEBERG_PARTS"));
             }
         }
         // Checked products: a notional too large for a decimal is above maxNotional anyway.

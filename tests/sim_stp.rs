@@ -1,0 +1,217 @@
+//! Self-trade prevention on the local exchange, after Binance's STP FAQ (faq/stp_faq.md) and
+//! rest-api.md: the account's own resting order met by its own taker; the taker's
+//! `selfTradePreventionMode` decides; `EXPIRED_IN_MATCH`, `TRADE_PREVENTION` reports,
+//! `preventedMatchId`/`preventedQuantity` and `GET /api/v3/myPreventedMatches`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "sim_support/client.rs"]
+mod client;
+#[path = "sim_support/user.rs"]
+mod user;
+
+use client::{Client, dec, start, still_config};
+use crbot::exchange::sim::SimHandle;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use user::UserEvents;
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+async fn setup() -> (SimHandle, Client, Decimal) {
+    let h = start(still_config()).await;
+    h.set_price("BTCUSDT", d("100000")).unwrap();
+    h.deposit("BTC", d("1")).unwrap();
+    let c = Client::new(&h);
+    let book = c.public("/api/v3/depth", &[("symbol", "BTCUSDT")]).await.body;
+    let ask = dec(&book["asks"][0][0]);
+    (h, c, ask)
+}
+
+/// A resting sell of 0.01 at `ask` (the best ask: the own order is first at its price).
+async fn maker(c: &Client, ask: Decimal) -> String {
+    let r = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "SELL"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", &ask.to_string()),
+        ])
+        .await;
+    assert_eq!(r.body["status"], "NEW", "{}", r.body);
+    r.body["orderId"].to_string()
+}
+
+async fn taker(c: &Client, ask: Decimal, mode: &str, tif: &str) -> Value {
+    let r = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", tif),
+            ("quantity", "0.01"),
+            ("price", &ask.to_string()),
+            ("selfTradePreventionMode", mode),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+async fn get(c: &Client, id: &str) -> Value {
+    c.signed("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", id)])
+        .await
+        .body
+}
+
+#[tokio::test]
+async fn exchange_info_lists_the_allowed_modes_and_others_are_refused() {
+    let (h, c, ask) = setup().await;
+    let info = c
+        .public("/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")])
+        .await
+        .body;
+    let s = &info["symbols"][0];
+    assert_eq!(s["defaultSelfTradePreventionMode"], "NONE");
+    assert_eq!(
+        s["allowedSelfTradePreventionModes"],
+        json!(["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"])
+    );
+    let r = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", &ask.to_string()),
+            ("selfTradePreventionMode", "TRANSFER"),
+        ])
+        .await;
+    assert_eq!(r.code(), -1130);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn expire_taker_expires_the_taker_and_records_the_prevented_match() {
+    let (h, c, ask) = setup().await;
+    let mut u = UserEvents::subscribe(&h.ws_api_url(), &c.key, &c.secret).await;
+    let m = maker(&c, ask).await;
+    let t = taker(&c, ask, "EXPIRE_TAKER", "GTC").await;
+    assert_eq!(
+        (
+            &t["status"],
+            &t["selfTradePreventionMode"],
+            &t["preventedMatchId"],
+            &t["preventedQuantity"]
+        ),
+        (
+            &json!("EXPIRED_IN_MATCH"),
+            &json!("EXPIRE_TAKER"),
+            &json!(1),
+            &json!("0.01000000")
+        ),
+        "{t}"
+    );
+    assert_eq!(get(&c, &m).await["status"], "NEW");
+    let ev = u.wait(|e| e["x"] == "TRADE_PREVENTION").await;
+    assert_eq!(
+        (&ev["X"], &ev["i"], &ev["v"]),
+        (&json!("EXPIRED_IN_MATCH"), &t["orderId"], &json!(1))
+    );
+    let tid = t["orderId"].to_string();
+    let pm = c
+        .signed(
+            "GET",
+            "/api/v3/myPreventedMatches",
+            &[("symbol", "BTCUSDT"), ("orderId", &tid)],
+        )
+        .await
+        .body;
+    assert_eq!(pm.as_array().unwrap().len(), 1, "{pm}");
+    assert_eq!(
+        (
+            &pm[0]["takerOrderId"],
+            &pm[0]["makerOrderId"],
+            &pm[0]["selfTradePreventionMode"]
+        ),
+        (
+            &t["orderId"],
+            &json!(m.parse::<u64>().unwrap()),
+            &json!("EXPIRE_TAKER")
+        )
+    );
+    let by_id = c
+        .signed(
+            "GET",
+            "/api/v3/myPreventedMatches",
+            &[("symbol", "BTCUSDT"), ("preventedMatchId", "1")],
+        )
+        .await
+        .body;
+    assert_eq!(by_id, pm);
+    // Nothing traded, and only the resting sell holds funds.
+    assert_eq!(c.balance("USDT").await.1, Decimal::ZERO);
+    assert_eq!(c.balance("BTC").await.1, d("0.01"));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn expire_maker_expires_the_resting_order_and_the_taker_goes_on() {
+    let (h, c, ask) = setup().await;
+    let m = maker(&c, ask).await;
+    let t = taker(&c, ask, "EXPIRE_MAKER", "GTC").await;
+    let mo = get(&c, &m).await;
+    assert_eq!(
+        (&mo["status"], &mo["preventedQuantity"]),
+        (&json!("EXPIRED_IN_MATCH"), &json!("0.01000000")),
+        "{mo}"
+    );
+    // The taker went on against the rest of the book.
+    assert_eq!(t["status"], "FILLED", "{t}");
+    assert_eq!(c.balance("BTC").await.1, Decimal::ZERO);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn expire_both_expires_both_and_none_trades_with_itself() {
+    let (h, c, ask) = setup().await;
+    let m = maker(&c, ask).await;
+    let t = taker(&c, ask, "EXPIRE_BOTH", "GTC").await;
+    assert_eq!(t["status"], "EXPIRED_IN_MATCH");
+    assert_eq!(get(&c, &m).await["status"], "EXPIRED_IN_MATCH");
+    assert_eq!(
+        (c.balance("BTC").await.1, c.balance("USDT").await.1),
+        (Decimal::ZERO, Decimal::ZERO)
+    );
+
+    let m = maker(&c, ask).await;
+    let t = taker(&c, ask, "NONE", "IOC").await;
+    assert_eq!(t["status"], "FILLED");
+    assert_eq!(get(&c, &m).await["status"], "FILLED");
+    // One trade on the tape, a fill on each side of it in the account's trades.
+    let mine = c
+        .signed("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT")])
+        .await
+        .body;
+    let rows = mine.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{mine}");
+    assert_eq!(rows[0]["id"], rows[1]["id"]);
+    assert_ne!(rows[0]["isBuyer"], rows[1]["isBuyer"]);
+    assert_ne!(rows[0]["isMaker"], rows[1]["isMaker"]);
+    let tape = c
+        .public("/api/v3/trades", &[("symbol", "BTCUSDT"), ("limit", "5")])
+        .await
+        .body;
+    let with_id = tape
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["id"] == rows[0]["id"])
+        .count();
+    assert_eq!(with_id, 1);
+    h.shutdown().await;
+}
