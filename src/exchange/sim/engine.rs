@@ -161,6 +161,37 @@ mod tests {
         Params(v.iter().map(|(k, x)| (k.to_string(), x.clone())).collect())
     }
 
+    /// Every balance is the starting one moved by each fill on both sides: the base and quote
+    /// of every trade of the account, its commission (a self-trade books both sides).
+    fn check_fills_balance(e: &Engine, start: &std::collections::BTreeMap<String, Decimal>) {
+        let mut expected = start.clone();
+        for t in &e.account.trades {
+            let m = e.market.get(&t.symbol).unwrap();
+            let (base, quote) = (m.spec.base.to_string(), m.spec.quote.to_string());
+            let sign = if t.is_buyer { Decimal::ONE } else { -Decimal::ONE };
+            *expected.entry(base).or_default() += sign * t.qty;
+            *expected.entry(quote).or_default() -= sign * t.quote_qty;
+            *expected.entry(t.commission_asset.clone()).or_default() -= t.commission;
+        }
+        for (asset, want) in expected {
+            let b = e.balance(&asset);
+            assert_eq!(b.free + b.locked, want, "{asset}: balance vs fills");
+        }
+        // A self-trade is one trade on the tape with a fill on each side of it.
+        let mut by_id: std::collections::BTreeMap<u64, Vec<&MyTrade>> = Default::default();
+        for t in &e.account.trades {
+            by_id.entry(t.id).or_default().push(t);
+        }
+        for (id, rows) in by_id {
+            assert!(rows.len() <= 2, "trade {id} booked {} times", rows.len());
+            if let [a, b] = rows[..] {
+                assert_ne!(a.is_buyer, b.is_buyer, "self-trade {id} has one side twice");
+                assert_ne!(a.is_maker, b.is_maker, "self-trade {id} has two makers or takers");
+                assert_eq!((a.qty, a.price), (b.qty, b.price), "self-trade {id} sides differ");
+            }
+        }
+    }
+
     /// Locked balances equal what open orders (or their list) still hold; nothing is negative.
     fn check_invariants(e: &Engine) {
         for (asset, b) in &e.account.balances {
@@ -190,6 +221,18 @@ mod tests {
                     "order {} holds {} for a need of {need}",
                     o.order_id, o.locked_left
                 );
+            }
+            // A pending order of an OTO list holds nothing until its working order fills.
+            if o.status == OrderStatus::PendingNew {
+                assert!(
+                    o.locked_left.is_zero(),
+                    "pending order {} holds funds",
+                    o.order_id
+                );
+            }
+            // An iceberg shows at most its part, and never more than is left.
+            if let Some(part) = o.iceberg_qty {
+                assert!(o.visible_qty() <= part && o.visible_qty() <= o.remaining());
             }
             if !o.is_open() && o.order_list_id < 0 {
                 assert!(
@@ -255,6 +298,33 @@ mod tests {
             offset_bp: i64,
             qty_milli: i64,
         },
+        /// An OTO (one pending order) or OTOCO (a pending OCO pair): a working LIMIT on one
+        /// side, the pending order(s) on the other.
+        Oto {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            otoco: bool,
+            pending_market: bool,
+        },
+        /// A GTC LIMIT or LIMIT_MAKER with a visible part of `part_milli`, and a
+        /// self-trade prevention mode.
+        Iceberg {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            part_milli: i64,
+            maker: bool,
+            stp: usize,
+        },
+        /// A taker against the account's own orders, with a self-trade prevention mode.
+        SelfTaker {
+            buy: bool,
+            offset_bp: i64,
+            qty_milli: i64,
+            stp: usize,
+            tif: usize,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -313,6 +383,47 @@ mod tests {
                         take_profit,
                     }
                 }),
+            (
+                any::<bool>(),
+                -300i64..300,
+                2i64..80,
+                any::<bool>(),
+                any::<bool>()
+            )
+                .prop_map(|(buy, offset_bp, qty_milli, otoco, pending_market)| Op::Oto {
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                    otoco,
+                    pending_market,
+                }),
+            (
+                any::<bool>(),
+                -300i64..300,
+                2i64..80,
+                1i64..40,
+                any::<bool>(),
+                0usize..4
+            )
+                .prop_map(
+                    |(buy, offset_bp, qty_milli, part_milli, maker, stp)| Op::Iceberg {
+                        buy,
+                        offset_bp,
+                        qty_milli,
+                        part_milli,
+                        maker,
+                        stp,
+                    }
+                ),
+            (any::<bool>(), -300i64..300, 1i64..120, 0usize..4, 0usize..3).prop_map(
+                |(buy, offset_bp, qty_milli, stp, tif)| Op::SelfTaker {
+                    buy,
+                    offset_bp,
+                    qty_milli,
+                    stp,
+                    tif,
+                }
+            ),
             (0usize..20, any::<bool>(), any::<bool>(), -300i64..300, 1i64..200).prop_map(
                 |(pick, allow_failure, buy, offset_bp, qty_milli)| Op::Replace {
                     pick,
@@ -418,6 +529,126 @@ mod tests {
             ("price", price_at(e, *offset_bp).to_string()),
         ]);
         let _ = e.cancel_replace(&p, now, *allow_failure, || Ok(None));
+    }
+
+    const STP: [&str; 4] = ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"];
+
+    /// An OTO/OTOCO request (`Op::Oto`): the working LIMIT at `offset_bp`, the pending
+    /// order(s) on the other side around the market.
+    fn oto_params(e: &Engine, op: &Op) -> Params {
+        let Op::Oto {
+            buy,
+            offset_bp,
+            qty_milli,
+            otoco,
+            pending_market,
+        } = op
+        else {
+            return Params::default();
+        };
+        let qty = |m: i64| (Decimal::new(m, 3)).to_string();
+        let s = |x: &str| x.to_string();
+        let (side, other) = if *buy { ("BUY", "SELL") } else { ("SELL", "BUY") };
+        let mut v = vec![
+            ("symbol", s("BTCUSDT")),
+            ("workingType", s("LIMIT")),
+            ("workingSide", s(side)),
+            ("workingPrice", price_at(e, *offset_bp).to_string()),
+            ("workingQuantity", qty(*qty_milli)),
+            ("workingTimeInForce", s("GTC")),
+            ("pendingSide", s(other)),
+            // Less than the working order: a buy receives its quantity less the commission.
+            ("pendingQuantity", qty(*qty_milli - 1)),
+        ];
+        if *otoco {
+            // The pair's stop on the loss side of the pending order's direction.
+            let (above, below) = if *buy {
+                (
+                    ("LIMIT_MAKER", "pendingAbovePrice"),
+                    ("STOP_LOSS", "pendingBelowStopPrice"),
+                )
+            } else {
+                (
+                    ("STOP_LOSS", "pendingAboveStopPrice"),
+                    ("TAKE_PROFIT", "pendingBelowStopPrice"),
+                )
+            };
+            v.push(("pendingAboveType", s(above.0)));
+            v.push((above.1, price_at(e, 250).to_string()));
+            v.push(("pendingBelowType", s(below.0)));
+            v.push((below.1, price_at(e, -250).to_string()));
+        } else if *pending_market {
+            v.push(("pendingType", s("MARKET")));
+        } else {
+            v.push(("pendingType", s("LIMIT")));
+            v.push(("pendingTimeInForce", s("GTC")));
+            let bp = if *buy { 200 } else { -200 };
+            v.push(("pendingPrice", price_at(e, bp).to_string()));
+        }
+        params(&v)
+    }
+
+    /// An iceberg (`Op::Iceberg`) or a taker meant to meet the account's own orders
+    /// (`Op::SelfTaker`), with their self-trade prevention modes.
+    fn own_book_params(e: &Engine, op: &Op) -> Params {
+        let qty = |m: i64| (Decimal::new(m, 3)).to_string();
+        let s = |x: &str| x.to_string();
+        let side = |buy: bool| s(if buy { "BUY" } else { "SELL" });
+        match op {
+            Op::Iceberg {
+                buy,
+                offset_bp,
+                qty_milli,
+                part_milli,
+                maker,
+                stp,
+            } => {
+                // A LIMIT_MAKER away from the market, a LIMIT at the touch (its own side's best
+                // price, where a taker of the account meets it before the synthetic book).
+                let m = e.market.get("BTCUSDT").unwrap();
+                let price = match (*maker, *buy) {
+                    (true, _) => price_at(e, *offset_bp),
+                    (false, true) => m.best_bid().0,
+                    (false, false) => m.best_ask().0,
+                };
+                let mut v = vec![
+                    ("symbol", s("BTCUSDT")),
+                    ("side", side(*buy)),
+                    ("type", s(if *maker { "LIMIT_MAKER" } else { "LIMIT" })),
+                    ("quantity", qty(*qty_milli)),
+                    ("icebergQty", qty(*part_milli)),
+                    ("price", price.to_string()),
+                    ("selfTradePreventionMode", s(STP[*stp])),
+                ];
+                if !*maker {
+                    v.push(("timeInForce", s("GTC")));
+                }
+                params(&v)
+            }
+            Op::SelfTaker {
+                buy,
+                offset_bp,
+                qty_milli,
+                stp,
+                tif,
+            } => {
+                // At the price of the best own order on the other side when there is one.
+                let own = e
+                    .best_own_maker("BTCUSDT", *buy, 0, None)
+                    .map(|(_, p)| p)
+                    .unwrap_or_else(|| price_at(e, *offset_bp));
+                params(&[
+                    ("symbol", s("BTCUSDT")),
+                    ("side", side(*buy)),
+                    ("type", s("LIMIT")),
+                    ("timeInForce", s(["GTC", "IOC", "FOK"][*tif])),
+                    ("quantity", qty(*qty_milli)),
+                    ("price", own.to_string()),
+                    ("selfTradePreventionMode", s(STP[*stp])),
+                ])
+            }
+            _ => Params::default(),
+        }
     }
 
     fn apply(e: &mut Engine, op: &Op, now: i64) {
@@ -526,6 +757,13 @@ mod tests {
                 replace(e, op, now);
                 return;
             }
+            Op::Oto { .. } => {
+                let p = oto_params(e, op);
+                let otoco = matches!(op, Op::Oto { otoco: true, .. });
+                let _ = e.place_oto(&p, now, otoco);
+                return;
+            }
+            Op::Iceberg { .. } | Op::SelfTaker { .. } => own_book_params(e, op),
         };
         if let Ok(o) = e.parse_new_order(&p) {
             let _ = e.place(&o, now, false);
@@ -533,13 +771,15 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
         #[test]
         fn no_sequence_of_orders_trailing_stops_replaces_and_moves_breaks_the_balance_invariants(ops in proptest::collection::vec(op(), 1..40)) {
             let mut e = engine();
+            let start = e.account.balances.iter().map(|(a, b)| (a.clone(), b.free + b.locked)).collect();
             for (i, op) in ops.iter().enumerate() {
                 apply(&mut e, op, T0 + 1_000 * (i as i64 + 1));
                 check_invariants(&e);
+                check_fills_balance(&e, &start);
             }
         }
     }
