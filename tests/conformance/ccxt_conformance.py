@@ -10,22 +10,30 @@ markets from fapi.binance.com and dapi.binance.com, hosts the sim (a spot exchan
 stand in for. Nothing else: margin pairs and currencies are fetched as against Binance.
 
 Checks markets, tickers, book, trades, OHLCV, balance, market and limit orders, cancel,
-open and closed orders, my trades, fees and error mapping. Exit status 0 only if every check
-passed.
+open and closed orders, my trades, fees and error mapping; ccxt's unified iceberg
+(`icebergAmount`) and self-trade prevention (`selfTradePrevention`) parameters; OCO, OTO and
+OTOCO lists through ccxt's raw endpoint methods (`privatePostOrderListOco`/`Oto`/`Otoco`,
+`privateGetOrderList`, `privateDeleteOrderList`, `privateGetMyPreventedMatches`); and ccxt
+pro's `watch_orders`, `watch_my_trades` and `watch_balance`, which subscribe with the
+WebSocket API's `userDataStream.subscribe.signature` (ccxt's `urls.api.ws.ws-api.spot`, set
+to the sim's WebSocket API URL): an order's NEW and TRADE, the fill and the balance change.
+Exit status 0 only if every check passed.
 """
 
+import asyncio
 import sys
 from decimal import Decimal
 
 import ccxt
+import ccxt.pro as ccxtpro
 
 from simproc import Sim, attempt, check, expect_raise, summary
 
 BINANCE = "https://api.binance.com"
 
 
-def exchange(sim):
-    ex = ccxt.binance(
+def exchange(sim, module=ccxt):
+    ex = module.binance(
         {
             "apiKey": sim.api_key,
             "secret": sim.api_secret,
@@ -36,6 +44,98 @@ def exchange(sim):
         if isinstance(url, str) and url.startswith(BINANCE):
             ex.urls["api"][name] = sim.rest + url[len(BINANCE):]
     return ex
+
+
+def lists_and_flags(ex, sim):
+    """Iceberg and self-trade prevention through ccxt's unified parameters; OCO, OTO and OTOCO
+    through its raw endpoint methods (ccxt has no unified call for them)."""
+    attempt("market buy for the sells below", lambda: ex.create_order("BTC/USDT", "market", "buy", 0.002))
+    book = ex.fetch_order_book("BTC/USDT", 5)
+    ask = book["asks"][0][0]
+    ice = attempt("iceberg limit sell (icebergAmount)", lambda: ex.create_order(
+        "BTC/USDT", "limit", "sell", 0.0004, ask, {"icebergAmount": 0.0002})) or {}
+    check("iceberg: icebergQty on the order", Decimal(ice.get("info", {}).get("icebergQty", "0")) == Decimal("0.0002"),
+          ice.get("info"))
+    # A buy at the iceberg's price meets it first (the account's own order): expire_taker
+    # stops the match.
+    stp = attempt("buy with selfTradePrevention=expire_taker", lambda: ex.create_order(
+        "BTC/USDT", "limit", "buy", 0.0002, ask, {"selfTradePrevention": "expire_taker"})) or {}
+    info = stp.get("info", {})
+    check("STP: the taker EXPIRED_IN_MATCH with a prevented match",
+          info.get("status") == "EXPIRED_IN_MATCH" and info.get("preventedMatchId") is not None, info)
+    prevented = attempt("myPreventedMatches", lambda: ex.privateGetMyPreventedMatches(
+        {"symbol": "BTCUSDT", "orderId": info.get("orderId")})) or []
+    check("myPreventedMatches: taker and maker", prevented and prevented[0].get("makerOrderId") == int(ice.get("id", 0)),
+          prevented)
+    # (The market may have risen through it since: then there is nothing to cancel.)
+    if (attempt("fetch the iceberg", lambda: ex.fetch_order(ice["id"], "BTC/USDT")) or {}).get("status") == "open":
+        attempt("cancel the iceberg", lambda: ex.cancel_order(ice["id"], "BTC/USDT"))
+
+    last = Decimal(str(ex.fetch_ticker("BTC/USDT")["last"]))
+    at = lambda k: str((last * Decimal(k)).quantize(Decimal("0.01")))  # noqa: E731
+    oco = attempt("OCO via privatePostOrderListOco", lambda: ex.privatePostOrderListOco({
+        "symbol": "BTCUSDT", "side": "SELL", "quantity": "0.0003",
+        "aboveType": "LIMIT_MAKER", "abovePrice": at("1.05"),
+        "belowType": "STOP_LOSS_LIMIT", "belowStopPrice": at("0.95"), "belowPrice": at("0.94"),
+        "belowTimeInForce": "GTC"})) or {}
+    check("OCO: two orders", oco.get("contingencyType") == "OCO" and len(oco.get("orders", [])) == 2, oco)
+    oto = attempt("OTO via privatePostOrderListOto", lambda: ex.privatePostOrderListOto({
+        "symbol": "BTCUSDT", "workingType": "LIMIT", "workingSide": "BUY", "workingPrice": at("0.9"),
+        "workingQuantity": "0.0003", "workingTimeInForce": "GTC",
+        "pendingType": "LIMIT_MAKER", "pendingSide": "SELL", "pendingPrice": at("1.1"),
+        "pendingQuantity": "0.0002"})) or {}
+    reports = oto.get("orderReports", [])
+    check("OTO: working NEW, pending PENDING_NEW",
+          [r.get("status") for r in reports] == ["NEW", "PENDING_NEW"], reports)
+    otoco = attempt("OTOCO via privatePostOrderListOtoco", lambda: ex.privatePostOrderListOtoco({
+        "symbol": "BTCUSDT", "workingType": "LIMIT", "workingSide": "BUY", "workingPrice": at("0.9"),
+        "workingQuantity": "0.0003", "workingTimeInForce": "GTC", "pendingSide": "SELL",
+        "pendingQuantity": "0.0002", "pendingAboveType": "LIMIT_MAKER", "pendingAbovePrice": at("1.1"),
+        "pendingBelowType": "STOP_LOSS", "pendingBelowStopPrice": at("0.85")})) or {}
+    check("OTOCO: three orders", len(otoco.get("orderReports", [])) == 3, otoco)
+    got = attempt("privateGetOrderList", lambda: ex.privateGetOrderList({"orderListId": oto.get("orderListId")})) or {}
+    check("orderList: the OTO", got.get("contingencyType") == "OTO", got)
+    for name, lst in (("OCO", oco), ("OTO", oto), ("OTOCO", otoco)):
+        done = attempt(f"cancel the {name}", lambda lst=lst: ex.privateDeleteOrderList(
+            {"symbol": "BTCUSDT", "orderListId": lst.get("orderListId")})) or {}
+        check(f"{name} cancelled: ALL_DONE", done.get("listOrderStatus") == "ALL_DONE", done)
+    check("no order left open after the lists", ex.fetch_open_orders("BTC/USDT") == [])
+
+
+async def watchers(sim):
+    """ccxt pro's user-data watchers see a limit order's NEW, then its TRADE when the market
+    crosses it, the fill, and the balance change."""
+    ex = exchange(sim, ccxtpro)
+    ex.urls["api"]["ws"]["ws-api"]["spot"] = sim.fields["ws_api"]
+    try:
+        await ex.load_markets()
+        orders = asyncio.ensure_future(ex.watch_orders("BTC/USDT"))
+        balance = asyncio.ensure_future(ex.watch_balance())
+        trades = asyncio.ensure_future(ex.watch_my_trades("BTC/USDT"))
+        await asyncio.sleep(1)  # the subscription is made before anything trades
+        last = Decimal(str((await ex.fetch_ticker("BTC/USDT"))["last"]))
+        price = float((last * Decimal("0.99")).quantize(Decimal("0.01")))
+        placed = await ex.create_order("BTC/USDT", "limit", "buy", 0.0005, price)
+        seen = await asyncio.wait_for(orders, 10)
+        check("watch_orders: the order, open (NEW)",
+              any(o["id"] == placed["id"] and o["status"] == "open" for o in seen), seen)
+        sim.set_price("BTCUSDT", (last * Decimal("0.98")).quantize(Decimal("0.01")))
+        filled = []
+        for _ in range(5):
+            batch = await asyncio.wait_for(ex.watch_orders("BTC/USDT"), 10)
+            filled = [o for o in batch if o["id"] == placed["id"] and o["status"] == "closed"]
+            if filled:
+                break
+        check("watch_orders: the order, closed (TRADE)", filled and filled[0]["filled"] == 0.0005, filled)
+        mine = await asyncio.wait_for(trades, 10)
+        check("watch_my_trades: the fill", any(t["order"] == placed["id"] and t["amount"] == 0.0005 for t in mine),
+              mine)
+        bal = await asyncio.wait_for(balance, 10)
+        check("watch_balance: BTC received", (bal.get("BTC", {}).get("total") or 0) > 0, bal.get("BTC"))
+    except Exception as e:  # noqa: BLE001
+        check("ccxt pro watchers", False, f"{type(e).__name__}: {e}")
+    finally:
+        await ex.close()
 
 
 def market_data(ex):
@@ -166,6 +266,8 @@ def main():
         ex = exchange(sim)
         market_data(ex)
         trading(ex, sim)
+        lists_and_flags(ex, sim)
+        asyncio.run(watchers(sim))
     finally:
         sim.stop()
     return summary()

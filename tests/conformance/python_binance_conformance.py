@@ -4,29 +4,126 @@ python-binance script pointed at the local exchange works with only the base URL
 Usage: python python_binance_conformance.py PATH_TO_CRBOT
 
 What is changed: python-binance builds its URLs from the class attributes `API_URL`
-(`https://api.binance.com/api`) and `MARGIN_API_URL` (`…/sapi`); a subclass sets both to the
-sim's REST URL. Nothing else (the client's own start-up ping goes to the sim).
+(`https://api.binance.com/api`), `MARGIN_API_URL` (`…/sapi`) and `WS_API_URL` (the WebSocket
+API); a subclass sets them to the sim's. Nothing else (the client's own start-up ping goes to
+the sim).
 
 Checks markets, tickers, book, recent/historical/aggregate trades, klines, balance, market and
-limit orders, cancel, open and all orders, my trades, fees and error codes. Exit status 0 only
-if every check passed.
+limit orders, cancel, open and all orders, my trades, fees and error codes; iceberg and
+self-trade prevention parameters and `get_prevented_matches`; OCO (`create_oco_order`), OTO and
+OTOCO (`v3_post_order_list_oto`/`_otoco`), `v3_get_order_list`, `get_open_oco_orders`,
+`v3_delete_order_list`, and the WebSocket API's `ws_create_oto_order`; and the user socket
+(`BinanceSocketManager.user_socket`, which python-binance 1.0.37 subscribes through the
+WebSocket API's `userDataStream.subscribe.signature`): a limit order's NEW, its TRADE when the
+market crosses it, and the balance change. Exit status 0 only if every check passed.
 """
 
+import asyncio
 import sys
 from decimal import Decimal
 
+from binance import AsyncClient, BinanceSocketManager
 from binance.client import Client
 from binance.exceptions import BinanceAPIException
 
 from simproc import Sim, attempt, check, summary
 
 
-def client(sim):
-    class SimClient(Client):
+def client(sim, base=Client):
+    class SimClient(base):
         API_URL = sim.rest + "/api"
         MARGIN_API_URL = sim.rest + "/sapi"
+        WS_API_URL = sim.fields["ws_api"]
 
-    return SimClient(sim.api_key, sim.api_secret)
+    return SimClient
+
+
+def lists_and_flags(c):
+    """Iceberg, self-trade prevention, OCO, OTO and OTOCO as python-binance sends them."""
+    attempt("market buy for the sells below", lambda: c.order_market_buy(symbol="BTCUSDT", quantity="0.002"))
+    ask = c.get_order_book(symbol="BTCUSDT", limit=5)["asks"][0][0]
+    ice = attempt("iceberg LIMIT sell", lambda: c.create_order(
+        symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.0004", price=ask,
+        icebergQty="0.0002")) or {}
+    check("iceberg: icebergQty on the order", Decimal(ice.get("icebergQty", "0")) == Decimal("0.0002"), ice)
+    # A buy at the iceberg's price meets it first (the account's own order).
+    stp = attempt("buy with selfTradePreventionMode=EXPIRE_TAKER", lambda: c.create_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0002", price=ask,
+        selfTradePreventionMode="EXPIRE_TAKER")) or {}
+    check("STP: the taker EXPIRED_IN_MATCH", stp.get("status") == "EXPIRED_IN_MATCH"
+          and stp.get("preventedMatchId") is not None, stp)
+    pm = attempt("get_prevented_matches", lambda: c.get_prevented_matches(
+        symbol="BTCUSDT", orderId=stp.get("orderId"))) or []
+    check("prevented matches: the iceberg is the maker", pm and pm[0].get("makerOrderId") == ice.get("orderId"), pm)
+    if (attempt("get the iceberg", lambda: c.get_order(symbol="BTCUSDT", orderId=ice["orderId"])) or {}).get(
+            "status") == "NEW":
+        attempt("cancel the iceberg", lambda: c.cancel_order(symbol="BTCUSDT", orderId=ice["orderId"]))
+
+    last = Decimal(c.get_symbol_ticker(symbol="BTCUSDT")["price"])
+    at = lambda k: str((last * Decimal(k)).quantize(Decimal("0.01")))  # noqa: E731
+    oco = attempt("create_oco_order", lambda: c.create_oco_order(
+        symbol="BTCUSDT", side="SELL", quantity="0.0003", aboveType="LIMIT_MAKER", abovePrice=at("1.05"),
+        belowType="STOP_LOSS_LIMIT", belowStopPrice=at("0.95"), belowPrice=at("0.94"),
+        belowTimeInForce="GTC")) or {}
+    check("OCO: two orders", oco.get("contingencyType") == "OCO" and len(oco.get("orders", [])) == 2, oco)
+    oto = attempt("v3_post_order_list_oto", lambda: c.v3_post_order_list_oto(
+        symbol="BTCUSDT", workingType="LIMIT", workingSide="BUY", workingPrice=at("0.9"),
+        workingQuantity="0.0003", workingTimeInForce="GTC", pendingType="LIMIT_MAKER", pendingSide="SELL",
+        pendingPrice=at("1.1"), pendingQuantity="0.0002")) or {}
+    check("OTO: working NEW, pending PENDING_NEW",
+          [r.get("status") for r in oto.get("orderReports", [])] == ["NEW", "PENDING_NEW"], oto)
+    otoco = attempt("v3_post_order_list_otoco", lambda: c.v3_post_order_list_otoco(
+        symbol="BTCUSDT", workingType="LIMIT", workingSide="BUY", workingPrice=at("0.9"),
+        workingQuantity="0.0003", workingTimeInForce="GTC", pendingSide="SELL", pendingQuantity="0.0002",
+        pendingAboveType="LIMIT_MAKER", pendingAbovePrice=at("1.1"), pendingBelowType="STOP_LOSS",
+        pendingBelowStopPrice=at("0.85"))) or {}
+    check("OTOCO: three orders", len(otoco.get("orderReports", [])) == 3, otoco)
+    got = attempt("v3_get_order_list", lambda: c.v3_get_order_list(orderListId=oto.get("orderListId"))) or {}
+    check("order list: the OTO", got.get("contingencyType") == "OTO", got)
+    lists = attempt("get_open_oco_orders", c.get_open_oco_orders) or []
+    check("open order lists: all three", len(lists) == 3, lists)
+    for name, lst in (("OCO", oco), ("OTO", oto), ("OTOCO", otoco)):
+        done = attempt(f"cancel the {name}", lambda lst=lst: c.v3_delete_order_list(
+            symbol="BTCUSDT", orderListId=lst.get("orderListId"))) or {}
+        check(f"{name} cancelled: ALL_DONE", done.get("listOrderStatus") == "ALL_DONE", done)
+
+
+async def user_socket(sim):
+    """The user socket sees a limit order's NEW, then its TRADE and the balance change; the
+    WebSocket API places an OTO."""
+    c = await client(sim, AsyncClient).create(sim.api_key, sim.api_secret)
+    try:
+        bm = BinanceSocketManager(c)
+        async with bm.user_socket() as us:
+            last = Decimal((await c.get_symbol_ticker(symbol="BTCUSDT"))["price"])
+            price = str((last * Decimal("0.99")).quantize(Decimal("0.01")))
+            placed = await c.order_limit_buy(symbol="BTCUSDT", quantity="0.0005", price=price)
+
+            async def until(pred):
+                while True:
+                    ev = await asyncio.wait_for(us.recv(), 10)
+                    if pred(ev):
+                        return ev
+
+            new = await until(lambda e: e.get("e") == "executionReport" and e.get("i") == placed["orderId"])
+            check("user socket: NEW", new.get("x") == "NEW" and new.get("X") == "NEW", new)
+            sim.set_price("BTCUSDT", (last * Decimal("0.98")).quantize(Decimal("0.01")))
+            trade = await until(lambda e: e.get("e") == "executionReport" and e.get("x") == "TRADE")
+            check("user socket: TRADE", trade.get("i") == placed["orderId"] and trade.get("X") == "FILLED", trade)
+            pos = await until(lambda e: e.get("e") == "outboundAccountPosition")
+            check("user socket: the balance change", any(b["a"] == "BTC" for b in pos.get("B", [])), pos)
+            working = str((last * Decimal("0.9")).quantize(Decimal("0.01")))
+            oto = await c.ws_create_oto_order(
+                symbol="BTCUSDT", workingType="LIMIT", workingSide="BUY", workingPrice=working,
+                workingQuantity="0.0003", workingTimeInForce="GTC", pendingType="MARKET", pendingSide="SELL",
+                pendingQuantity="0.0002")
+            check("ws_create_oto_order: an OTO", oto.get("contingencyType") == "OTO", oto)
+            ls = await until(lambda e: e.get("e") == "listStatus")
+            check("user socket: listStatus of the OTO", ls.get("c") == "OTO", ls)
+    except Exception as e:  # noqa: BLE001
+        check("user socket", False, f"{type(e).__name__}: {e}")
+    finally:
+        await c.close_connection()
 
 
 def expect_code(name, fn, code):
@@ -139,10 +236,12 @@ def main():
     crbot = sys.argv[1] if len(sys.argv) > 1 else "target/debug/crbot"
     sim = Sim(crbot)
     try:
-        c = attempt("client start-up (ping)", lambda: client(sim))
+        c = attempt("client start-up (ping)", lambda: client(sim)(sim.api_key, sim.api_secret))
         if c is not None:
             market_data(c)
             trading(c, sim)
+            lists_and_flags(c)
+        asyncio.run(user_socket(sim))
     finally:
         sim.stop()
     return summary()
