@@ -87,7 +87,7 @@ async fn only_the_visible_part_is_in_the_book_and_it_refills_as_it_trades() {
     assert_eq!(c.balance("BTC").await.1, d("0.05"));
 
     // A buy of 0.03 meets the iceberg first (same price, the account's own order; self-trade
-    // prevention NONE): one trade per part.
+    // prevention NONE asked): one trade per part.
     let t = c
         .order(&[
             ("symbol", "BTCUSDT"),
@@ -96,6 +96,7 @@ async fn only_the_visible_part_is_in_the_book_and_it_refills_as_it_trades() {
             ("timeInForce", "IOC"),
             ("quantity", "0.03"),
             ("price", &a.to_string()),
+            ("selfTradePreventionMode", "NONE"),
         ])
         .await;
     assert_eq!(t.body["status"], "FILLED", "{}", t.body);
@@ -186,5 +187,38 @@ async fn icebergs_outside_the_rules_are_refused() {
         "{}",
         r.body
     );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_oco_leg_may_be_an_iceberg_with_gtc_only() {
+    let (h, c) = setup().await;
+    let oco = |tif: &'static str| {
+        vec![
+            ("symbol", "BTCUSDT"),
+            ("side", "SELL"),
+            ("quantity", "0.05"),
+            ("aboveType", "LIMIT_MAKER"),
+            ("abovePrice", "102000"),
+            ("aboveIcebergQty", "0.01"),
+            ("belowType", "STOP_LOSS_LIMIT"),
+            ("belowStopPrice", "98000"),
+            ("belowPrice", "97900"),
+            ("belowTimeInForce", tif),
+            ("belowIcebergQty", "0.01"),
+        ]
+    };
+    let r = c.signed("POST", "/api/v3/orderList/oco", &oco("IOC")).await;
+    assert_eq!(r.code(), -1160, "{}", r.body);
+    let r = c.signed("POST", "/api/v3/orderList/oco", &oco("GTC")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let parts: Vec<&Value> = r.body["orderReports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["icebergQty"])
+        .collect();
+    assert_eq!(parts, [&json!("0.01000000"); 2]);
+    assert_eq!(shown(&c, "asks", d("102000")).await, d("0.01"));
     h.shutdown().await;
 }

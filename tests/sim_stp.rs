@@ -75,7 +75,7 @@ async fn exchange_info_lists_the_allowed_modes_and_others_are_refused() {
         .await
         .body;
     let s = &info["symbols"][0];
-    assert_eq!(s["defaultSelfTradePreventionMode"], "NONE");
+    assert_eq!(s["defaultSelfTradePreventionMode"], "EXPIRE_MAKER");
     assert_eq!(
         s["allowedSelfTradePreventionModes"],
         json!(["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"])
@@ -153,6 +153,15 @@ async fn expire_taker_expires_the_taker_and_records_the_prevented_match() {
         .await
         .body;
     assert_eq!(by_id, pm);
+    // The WebSocket API answers the same.
+    let ws = u
+        .call(
+            "pm",
+            "myPreventedMatches",
+            json!({"symbol": "BTCUSDT", "orderId": t["orderId"]}),
+        )
+        .await;
+    assert_eq!(ws["result"], pm, "{ws}");
     // Nothing traded, and only the resting sell holds funds.
     assert_eq!(c.balance("USDT").await.1, Decimal::ZERO);
     assert_eq!(c.balance("BTC").await.1, d("0.01"));
@@ -160,10 +169,22 @@ async fn expire_taker_expires_the_taker_and_records_the_prevented_match() {
 }
 
 #[tokio::test]
-async fn expire_maker_expires_the_resting_order_and_the_taker_goes_on() {
+async fn expire_maker_the_default_expires_the_resting_order_and_the_taker_goes_on() {
     let (h, c, ask) = setup().await;
     let m = maker(&c, ask).await;
-    let t = taker(&c, ask, "EXPIRE_MAKER", "GTC").await;
+    // No mode sent: the symbol's default, EXPIRE_MAKER.
+    let t = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.01"),
+            ("price", &ask.to_string()),
+        ])
+        .await
+        .body;
+    assert_eq!(t["selfTradePreventionMode"], "EXPIRE_MAKER");
     let mo = get(&c, &m).await;
     assert_eq!(
         (&mo["status"], &mo["preventedQuantity"]),

@@ -28,8 +28,8 @@
 //! `POST /api/v3/orderList/oto` and `/otoco`, WebSocket API `orderList.place.oto`/`.otoco`;
 //! `engine::oto`) with the list queries (`orderList`, `openOrderList`, `allOrderList`),
 //! icebergs (`icebergQty`, the `ICEBERG_PARTS` filter), and self-trade prevention
-//! (`selfTradePreventionMode` NONE, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH; `myPreventedMatches`;
-//! `engine::selftrade`). The account's own resting orders are part of the book: a taker of
+//! (`selfTradePreventionMode` EXPIRE_MAKER by default, EXPIRE_TAKER, EXPIRE_BOTH, NONE;
+//! `myPreventedMatches`; `engine::selftrade`). The account's own resting orders are part of the book: a taker of
 //! the account meets them (and `GET /api/v3/depth` shows them, an iceberg's visible part
 //! only; the depth streams show the synthetic book alone).
 //!

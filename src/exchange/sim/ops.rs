@@ -10,7 +10,7 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::engine::{ApiError, Params, order_json};
+use super::engine::{ApiError, Params, order_json, prevented_json};
 use super::market::s8;
 use super::{Shared, SimKey, auth};
 
@@ -345,4 +345,45 @@ pub(crate) fn op_all_lists(shared: &Shared, p: &Params) -> Result<Value, ApiErro
     Ok(Value::Array(
         rows.into_iter().map(|id| e.list_json(id, false, None)).collect(),
     ))
+}
+
+/// `GET /api/v3/myPreventedMatches` and WS `myPreventedMatches`: `symbol` with `preventedMatchId`, or with `orderId`
+/// (the taker or the maker of the match; optionally `fromPreventedMatchId` and `limit`, 500 by
+/// default, 1000 at most), oldest first.
+pub(crate) fn op_prevented_matches(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let symbol = p.req("symbol")?;
+    let e = shared.engine();
+    if e.market.get(symbol).is_none() {
+        return Err(ApiError::bad_symbol());
+    }
+    let by_match = p.int("preventedMatchId")?;
+    let by_order = p.int("orderId")?;
+    let from = p.int("fromPreventedMatchId")?;
+    let limit = p.int("limit")?;
+    let rows = e.account.prevented.iter().filter(|m| m.symbol == symbol);
+    let picked: Vec<Value> = match (by_match, by_order) {
+        (Some(id), None) if from.is_none() && limit.is_none() => rows
+            .filter(|m| m.prevented_match_id as i64 == id)
+            .map(prevented_json)
+            .collect(),
+        (None, Some(id)) => rows
+            .filter(|m| m.taker_order_id as i64 == id || m.maker_order_id as i64 == id)
+            .filter(|m| from.is_none_or(|f| m.prevented_match_id as i64 >= f))
+            .take(limit.unwrap_or(500).clamp(1, 1000) as usize)
+            .map(prevented_json)
+            .collect(),
+        (None, None) => {
+            return Err(ApiError::bad(
+                -1102,
+                "Param 'preventedMatchId' or 'orderId' must be sent, but both were empty/null!",
+            ));
+        }
+        _ => {
+            return Err(ApiError::bad(
+                -1128,
+                "Combination of optional parameters invalid.",
+            ));
+        }
+    };
+    Ok(Value::Array(picked))
 }

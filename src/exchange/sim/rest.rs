@@ -25,7 +25,7 @@ use super::market::{self, kline_row, klines, s8};
 use super::ops::{
     ListKind, MAX_PARAMS, authenticate, op_all_lists, op_cancel, op_cancel_all, op_cancel_list,
     op_cancel_replace, op_list_status, op_new_order, op_open_lists, op_open_orders, op_place_list,
-    op_query_order, too_many_params,
+    op_prevented_matches, op_query_order, too_many_params,
 };
 use super::{Shared, SimKey, auth};
 
@@ -444,7 +444,7 @@ fn dispatch(
         ("GET", "/sapi/v1/margin/allPairs") | ("GET", "/sapi/v1/margin/isolated/allPairs") => {
             Answer::plain(Ok(json!([])))
         }
-        ("GET", "/api/v3/myPreventedMatches") => Answer::plain(wallet::prevented_matches(shared, p)),
+        ("GET", "/api/v3/myPreventedMatches") => Answer::plain(op_prevented_matches(shared, p)),
         _ => Answer::plain(Err(ApiError::new(404, -1000, "Unknown endpoint."))),
     }
 }

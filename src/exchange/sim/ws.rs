@@ -534,6 +534,7 @@ fn api_weight(method: &str) -> u64 {
         "order.status" | "orderList.status" => 4,
         "openOrderLists.status" => 6,
         "allOrderLists" => 20,
+        "myPreventedMatches" => 2,
         "userDataStream.subscribe.signature" => 2,
         "account.status" => 20,
         _ => 1,
@@ -657,7 +658,8 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
         | "orderList.cancel"
         | "orderList.status"
         | "openOrderLists.status"
-        | "allOrderLists" => {
+        | "allOrderLists"
+        | "myPreventedMatches" => {
             let trade = method.starts_with("orderList.place") || method == "orderList.cancel";
             ws_authenticate(shared, &params, now, trade).and_then(|_| {
                 let p = to_params(&params);
@@ -668,6 +670,7 @@ fn handle_api_request(shared: &Shared, session: &mut ApiSession, text: &str) -> 
                     "orderList.cancel" => ops::op_cancel_list(shared, &p, now),
                     "orderList.status" => ops::op_list_status(shared, &p),
                     "openOrderLists.status" => ops::op_open_lists(shared),
+                    "myPreventedMatches" => ops::op_prevented_matches(shared, &p),
                     _ => ops::op_all_lists(shared, &p),
                 }
             })

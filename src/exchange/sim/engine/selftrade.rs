@@ -1,6 +1,7 @@
 //! The account's own resting orders as part of the book, and self-trade prevention (Binance's
 //! STP FAQ): when a taker of the account meets a resting order of the same account, the
-//! taker's `selfTradePreventionMode` decides. `NONE` trades with itself (one trade on the tape,
+//! taker's `selfTradePreventionMode` decides (`EXPIRE_MAKER` when the order named none, as on
+//! Binance's spot symbols). `NONE` trades with itself (one trade on the tape,
 //! a fill on each side); `EXPIRE_TAKER` expires what is left of the taker, `EXPIRE_MAKER` the
 //! resting order (the taker goes on matching), `EXPIRE_BOTH` both. An order expired this way
 //! ends `EXPIRED_IN_MATCH`, with an `executionReport` of execution type `TRADE_PREVENTION`, a

@@ -34,14 +34,16 @@ pub struct NewOrder {
 pub const ICEBERG_PARTS: i64 = 100;
 
 /// The self-trade prevention modes every symbol allows (`allowedSelfTradePreventionModes`),
-/// and the one an order without `selfTradePreventionMode` gets.
+/// and the one an order without `selfTradePreventionMode` gets: EXPIRE_MAKER, as on Binance's
+/// spot symbols. NONE is allowed as well (Binance documents it among the modes; its live
+/// symbols no longer list it), so that a test can ask for a self-trade.
 pub const ALLOWED_STP_MODES: &[StpMode] = &[
     StpMode::None,
     StpMode::ExpireTaker,
     StpMode::ExpireMaker,
     StpMode::ExpireBoth,
 ];
-pub const DEFAULT_STP_MODE: StpMode = StpMode::None;
+pub const DEFAULT_STP_MODE: StpMode = StpMode::ExpireMaker;
 
 /// `selfTradePreventionMode`, else `-1130`: one of `ALLOWED_STP_MODES`.
 pub(super) fn parse_stp_mode(p: &Params, name: &str) -> Result<StpMode, ApiError> {

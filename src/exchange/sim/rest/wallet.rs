@@ -1,8 +1,8 @@
 //! The account endpoints outside `/api/v3` that trading tools read at start-up:
 //! `GET /sapi/v1/asset/tradeFee`, `system/status` and `account/status` (always normal; in
 //! `rest`'s dispatch), `GET /sapi/v1/capital/config/getall`, the margin pair lists
-//! (answered as for an account with no margin: nothing), and `GET /api/v3/myPreventedMatches`
-//! (the matches self-trade prevention stopped: `engine::selftrade`).
+//! (answered as for an account with no margin: nothing). (`GET /api/v3/myPreventedMatches`,
+//! which the WebSocket API also serves, is `ops`'s.)
 //!
 //! Owns: those answers' JSON. Must not: change the account.
 
@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::super::Shared;
-use super::super::engine::{ApiError, Params, prevented_json};
+use super::super::engine::{ApiError, Params};
 use super::super::market::s8;
 
 /// `GET /sapi/v1/asset/tradeFee`: maker and taker rates per symbol (all, or `symbol`).
@@ -67,45 +67,4 @@ pub(super) fn coins(shared: &Shared) -> Value {
             })
             .collect(),
     )
-}
-
-/// `GET /api/v3/myPreventedMatches`: `symbol` with `preventedMatchId`, or with `orderId`
-/// (the taker or the maker of the match; optionally `fromPreventedMatchId` and `limit`, 500 by
-/// default, 1000 at most), oldest first.
-pub(super) fn prevented_matches(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
-    let symbol = p.req("symbol")?;
-    let e = shared.engine();
-    if e.market.get(symbol).is_none() {
-        return Err(ApiError::bad_symbol());
-    }
-    let by_match = p.int("preventedMatchId")?;
-    let by_order = p.int("orderId")?;
-    let from = p.int("fromPreventedMatchId")?;
-    let limit = p.int("limit")?;
-    let rows = e.account.prevented.iter().filter(|m| m.symbol == symbol);
-    let picked: Vec<Value> = match (by_match, by_order) {
-        (Some(id), None) if from.is_none() && limit.is_none() => rows
-            .filter(|m| m.prevented_match_id as i64 == id)
-            .map(prevented_json)
-            .collect(),
-        (None, Some(id)) => rows
-            .filter(|m| m.taker_order_id as i64 == id || m.maker_order_id as i64 == id)
-            .filter(|m| from.is_none_or(|f| m.prevented_match_id as i64 >= f))
-            .take(limit.unwrap_or(500).clamp(1, 1000) as usize)
-            .map(prevented_json)
-            .collect(),
-        (None, None) => {
-            return Err(ApiError::bad(
-                -1102,
-                "Param 'preventedMatchId' or 'orderId' must be sent, but both were empty/null!",
-            ));
-        }
-        _ => {
-            return Err(ApiError::bad(
-                -1128,
-                "Combination of optional parameters invalid.",
-            ));
-        }
-    };
-    Ok(Value::Array(picked))
 }
