@@ -222,3 +222,42 @@ async fn an_oco_leg_may_be_an_iceberg_with_gtc_only() {
     assert_eq!(shown(&c, "asks", d("102000")).await, d("0.01"));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_partial_depth_stream_shows_the_visible_part_too() {
+    use futures_util::StreamExt;
+    let (h, c) = setup().await;
+    let a = best_ask(&c).await;
+    let synthetic = shown(&c, "asks", a).await;
+    let r = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "SELL"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.05"),
+            ("price", &a.to_string()),
+            ("icebergQty", "0.02"),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = format!("{}/ws/btcusdt@depth5@100ms", h.ws_url());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let frame = loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            break serde_json::from_str::<Value>(t.as_str()).unwrap();
+        }
+    };
+    let top = &frame["asks"][0];
+    assert_eq!(
+        (dec(&top[0]), dec(&top[1])),
+        (a, synthetic + d("0.02")),
+        "{frame}"
+    );
+    h.shutdown().await;
+}

@@ -30,8 +30,9 @@
 //! icebergs (`icebergQty`, the `ICEBERG_PARTS` filter), and self-trade prevention
 //! (`selfTradePreventionMode` EXPIRE_MAKER by default, EXPIRE_TAKER, EXPIRE_BOTH, NONE;
 //! `myPreventedMatches`; `engine::selftrade`). The account's own resting orders are part of the book: a taker of
-//! the account meets them (and `GET /api/v3/depth` shows them, an iceberg's visible part
-//! only; the depth streams show the synthetic book alone).
+//! the account meets them, and `GET /api/v3/depth` and the partial-depth streams
+//! (`@depthN`) show them, an iceberg's visible part only (the diff stream `@depth` follows
+//! the synthetic book alone).
 //!
 //! Not served (answer 404 `-1000` or are rejected as exchangeInfo says): trailing OCO legs,
 //! pegged orders, the DECREMENT and TRANSFER prevention modes, OPO lists, amend,

@@ -696,16 +696,8 @@ fn depth(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     // its visible part only).
     let (own_bids, own_asks) = e.own_levels(symbol);
     let side = |book: &[(Decimal, Decimal)], own: &[(Decimal, Decimal)], bids: bool| -> Vec<Value> {
-        let mut levels: std::collections::BTreeMap<Decimal, Decimal> = Default::default();
-        for (px, q) in book.iter().chain(own) {
-            *levels.entry(*px).or_default() += *q;
-        }
-        let rows: Vec<(Decimal, Decimal)> = if bids {
-            levels.into_iter().rev().collect()
-        } else {
-            levels.into_iter().collect()
-        };
-        rows.into_iter()
+        engine::merge_levels(book, own, bids)
+            .into_iter()
             .take(limit)
             .map(|(px, q)| json!([s8(px), s8(q)]))
             .collect()

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::engine::{ApiError, Params};
+use super::engine::{ApiError, Levels, Params, merge_levels};
 use super::market::{self, Market, MarketEvent, SymbolMarket, klines, s8};
 use super::{Shared, auth, ops};
 
@@ -142,8 +142,14 @@ fn closed_kline(m: &Market, name: &str, last_start: &mut BTreeMap<String, i64>, 
     }
 }
 
-/// Renders a periodic (1 s) stream now.
-fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
+/// Renders a periodic (1 s) stream now. `own` gives a symbol's levels of the account's resting
+/// orders, which the partial-depth streams show with the synthetic book (as REST depth does).
+fn render_periodic(
+    m: &Market,
+    name: &str,
+    now: i64,
+    own: impl Fn(&str) -> (Levels, Levels),
+) -> Option<String> {
     if name == "!miniTicker@arr" {
         return Some(Value::Array(m.symbols.iter().map(|s| mini_ticker(s, now)).collect()).to_string());
     }
@@ -170,10 +176,16 @@ fn render_periodic(m: &Market, name: &str, now: i64) -> Option<String> {
                 .trim_end_matches("@100ms")
                 .parse()
                 .ok()?;
-            let side = |v: &Vec<(Decimal, Decimal)>| -> Vec<Value> {
-                v.iter().take(n).map(|(p, q)| json!([s8(*p), s8(*q)])).collect()
+            let (own_bids, own_asks) = own(s.spec.symbol);
+            let side = |v: &[(Decimal, Decimal)], mine: &[(Decimal, Decimal)], bids: bool| -> Vec<Value> {
+                merge_levels(v, mine, bids)
+                    .iter()
+                    .take(n)
+                    .map(|(p, q)| json!([s8(*p), s8(*q)]))
+                    .collect()
             };
-            json!({"lastUpdateId": s.update_id, "bids": side(&s.bids), "asks": side(&s.asks)})
+            json!({"lastUpdateId": s.update_id, "bids": side(&s.bids, &own_bids, true),
+                   "asks": side(&s.asks, &own_asks, false)})
         }
         k => {
             let interval = k.strip_prefix("kline_")?;
@@ -318,7 +330,7 @@ async fn stream_conn(shared: Arc<Shared>, mut socket: WebSocket, initial: Vec<St
                         if let Some(p) = closed_kline(&e.market, s, &mut kline_starts, now) {
                             frames.push(out.frame(&shared, s, &p));
                         }
-                        if let Some(p) = render_periodic(&e.market, s, now) {
+                        if let Some(p) = render_periodic(&e.market, s, now, |sym| e.own_levels(sym)) {
                             frames.push(out.frame(&shared, s, &p));
                         }
                     }
@@ -730,8 +742,10 @@ mod tests {
         assert_eq!(closed["k"]["x"], true);
         assert_eq!(closed["k"]["t"], t0);
         assert_eq!(closed["k"]["T"], t0 + 59_999);
-        let live: Value =
-            serde_json::from_str(&render_periodic(&m, "btcusdt@kline_1m", t0 + 61_000).unwrap()).unwrap();
+        let live: Value = serde_json::from_str(
+            &render_periodic(&m, "btcusdt@kline_1m", t0 + 61_000, |_| Default::default()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             (live["k"]["x"].as_bool(), live["k"]["t"].as_i64()),
             (Some(false), Some(t0 + 60_000))

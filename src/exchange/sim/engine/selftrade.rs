@@ -20,6 +20,20 @@ use super::{Engine, ExecType, MyTrade, OrderStatus, PreventedMatch, SimOrder, St
 /// Book levels, price and quantity, best first.
 pub type Levels = Vec<(Decimal, Decimal)>;
 
+/// The synthetic `book` side with the account's `own` levels added (bids best first when
+/// `bids`, else asks), as the depth answers show them.
+pub fn merge_levels(book: &[(Decimal, Decimal)], own: &[(Decimal, Decimal)], bids: bool) -> Levels {
+    let mut levels: std::collections::BTreeMap<Decimal, Decimal> = Default::default();
+    for (px, q) in book.iter().chain(own) {
+        *levels.entry(*px).or_default() += *q;
+    }
+    if bids {
+        levels.into_iter().rev().collect()
+    } else {
+        levels.into_iter().collect()
+    }
+}
+
 /// A resting order of the account that a taker on `buy`'s side may meet.
 fn can_meet(x: &SimOrder, symbol: &str, buy: bool, taker: u64, limit: Option<Decimal>) -> bool {
     let crosses = match limit {
