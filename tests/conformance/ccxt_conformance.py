@@ -109,10 +109,13 @@ async def watchers(sim):
     ex.urls["api"]["ws"]["ws-api"]["spot"] = sim.fields["ws_api"]
     try:
         await ex.load_markets()
+        # Subscribed (the answer to userDataStream.subscribe.signature received) before the
+        # watchers wait and before anything trades.
+        await ex.authenticate()
         orders = asyncio.ensure_future(ex.watch_orders("BTC/USDT"))
         balance = asyncio.ensure_future(ex.watch_balance())
         trades = asyncio.ensure_future(ex.watch_my_trades("BTC/USDT"))
-        await asyncio.sleep(1)  # the subscription is made before anything trades
+        await asyncio.sleep(0.1)  # the three futures registered with the connection
         last = Decimal(str((await ex.fetch_ticker("BTC/USDT"))["last"]))
         price = float((last * Decimal("0.99")).quantize(Decimal("0.01")))
         placed = await ex.create_order("BTC/USDT", "limit", "buy", 0.0005, price)
