@@ -209,8 +209,13 @@ mod tests {
         for o in e.account.orders.values() {
             assert!(o.executed_qty <= o.orig_qty || o.orig_qty.is_zero());
             // An open order on its own holds exactly what the rest of it needs: its remaining
-            // quantity (sells) or that at its lock price (buys).
-            if o.is_open() && o.order_list_id < 0 {
+            // quantity (sells) or that at its lock price (buys). On its own: not in a list, or
+            // an OTO's working order or its one placed pending order (an OCO pair, of an OCO
+            // or an OTOCO, shares one lock).
+            let shares =
+                o.lock_from.is_some() || e.account.orders.values().any(|x| x.lock_from == Some(o.order_id));
+            let own_lock = o.order_list_id < 0 || (!shares && o.status != OrderStatus::PendingNew);
+            if o.is_open() && own_lock {
                 let need = if o.buy() {
                     o.remaining() * o.lock_price
                 } else {
