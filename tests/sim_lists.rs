@@ -305,6 +305,39 @@ async fn malformed_lists_are_refused_whole_naming_the_legs_parameter() {
             "{p:?}"
         );
     }
+    // A list client id in use by a list still executing.
+    let first = c.signed("POST", "/api/v3/orderList/oto", OTO).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let mut again: Vec<(&str, &str)> = OTO
+        .iter()
+        .filter(|(k, _)| !k.ends_with("ClientOrderId") || *k == "listClientOrderId")
+        .copied()
+        .collect();
+    let r = c.signed("POST", "/api/v3/orderList/oto", &again).await;
+    assert_eq!(
+        (r.code(), r.body["msg"].as_str()),
+        (-2010, Some("Duplicate order sent."))
+    );
+    let id = first.body["orderListId"].to_string();
+    c.signed(
+        "DELETE",
+        "/api/v3/orderList",
+        &[("symbol", "BTCUSDT"), ("orderListId", &id)],
+    )
+    .await;
+    // Once that list is done the id may be used again.
+    again.retain(|(k, _)| *k != "listClientOrderId");
+    again.push(("listClientOrderId", "oto-1"));
+    let r = c.signed("POST", "/api/v3/orderList/oto", &again).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.body["orderListId"].to_string();
+    c.signed(
+        "DELETE",
+        "/api/v3/orderList",
+        &[("symbol", "BTCUSDT"), ("orderListId", &id)],
+    )
+    .await;
+
     let mut bad = otoco("x");
     bad.retain(|(k, _)| *k != "pendingBelowType");
     bad.push(("pendingBelowType", "LIMIT_MAKER".into()));
@@ -312,7 +345,9 @@ async fn malformed_lists_are_refused_whole_naming_the_legs_parameter() {
     let r = c.signed("POST", "/api/v3/orderList/otoco", &pairs(&bad)).await;
     assert_eq!(r.code(), -1158, "{}", r.body);
     assert_eq!(c.balance("USDT").await, (d("10000"), Decimal::ZERO));
-    assert_eq!(c.signed("GET", "/api/v3/allOrderList", &[]).await.body, json!([]));
+    // The two lists cancelled above, nothing from the refused requests.
+    let all = c.signed("GET", "/api/v3/allOrderList", &[]).await.body;
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
     h.shutdown().await;
 }
 

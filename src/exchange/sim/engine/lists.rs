@@ -264,6 +264,7 @@ impl Engine {
                 self.check_duplicate(c)?;
             }
         }
+        self.check_duplicate_list(p.get("listClientOrderId"))?;
         Ok(OcoRequest {
             symbol,
             side,

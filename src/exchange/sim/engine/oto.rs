@@ -168,6 +168,7 @@ impl Engine {
                 ids.push(c);
             }
         }
+        self.check_duplicate_list(p.get("listClientOrderId"))?;
         Ok(OtoRequest { working, pending })
     }
 

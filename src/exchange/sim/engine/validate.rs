@@ -318,6 +318,23 @@ impl Engine {
         Ok(())
     }
 
+    /// A `listClientOrderId` is unique among the lists still executing (rest-api.md: the same
+    /// id is accepted again once the earlier list is done).
+    pub(super) fn check_duplicate_list(&self, list_client_id: Option<&str>) -> Result<(), ApiError> {
+        let Some(id) = list_client_id else {
+            return Ok(());
+        };
+        if self
+            .account
+            .lists
+            .values()
+            .any(|l| l.list_order_status != super::ListOrderStatus::AllDone && l.list_client_order_id == id)
+        {
+            return Err(ApiError::rejected("Duplicate order sent."));
+        }
+        Ok(())
+    }
+
     pub(super) fn check_duplicate(&self, client_id: &str) -> Result<(), ApiError> {
         if self
             .account
