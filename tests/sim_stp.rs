@@ -169,10 +169,26 @@ async fn expire_taker_expires_the_taker_and_records_the_prevented_match() {
 }
 
 #[tokio::test]
-async fn expire_maker_the_default_expires_the_resting_order_and_the_taker_goes_on() {
+async fn expire_maker_expires_the_resting_order_and_the_taker_goes_on() {
     let (h, c, ask) = setup().await;
     let m = maker(&c, ask).await;
-    // No mode sent: the symbol's default, EXPIRE_MAKER.
+    let t = taker(&c, ask, "EXPIRE_MAKER", "GTC").await;
+    let mo = get(&c, &m).await;
+    assert_eq!(
+        (&mo["status"], &mo["preventedQuantity"]),
+        (&json!("EXPIRED_IN_MATCH"), &json!("0.01000000")),
+        "{mo}"
+    );
+    // The taker went on against the rest of the book.
+    assert_eq!(t["status"], "FILLED", "{t}");
+    assert_eq!(c.balance("BTC").await.1, Decimal::ZERO);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_taker_naming_no_mode_reports_the_default_and_leaves_the_accounts_orders_alone() {
+    let (h, c, ask) = setup().await;
+    let m = maker(&c, ask).await;
     let t = c
         .order(&[
             ("symbol", "BTCUSDT"),
@@ -185,15 +201,20 @@ async fn expire_maker_the_default_expires_the_resting_order_and_the_taker_goes_o
         .await
         .body;
     assert_eq!(t["selfTradePreventionMode"], "EXPIRE_MAKER");
-    let mo = get(&c, &m).await;
-    assert_eq!(
-        (&mo["status"], &mo["preventedQuantity"]),
-        (&json!("EXPIRED_IN_MATCH"), &json!("0.01000000")),
-        "{mo}"
-    );
-    // The taker went on against the rest of the book.
+    // It took the synthetic book; the account's resting sell is untouched.
     assert_eq!(t["status"], "FILLED", "{t}");
-    assert_eq!(c.balance("BTC").await.1, Decimal::ZERO);
+    assert_eq!(get(&c, &m).await["status"], "NEW");
+    assert_eq!(c.balance("BTC").await.1, d("0.01"));
+    let mine = c
+        .signed("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT")])
+        .await
+        .body;
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["orderId"] == t["orderId"])
+    );
     h.shutdown().await;
 }
 

@@ -65,6 +65,10 @@ pub struct SimOrder {
     /// `selfTradePreventionMode`.
     #[serde(default)]
     pub stp_mode: StpMode,
+    /// The order named its `selfTradePreventionMode`: as a taker it meets the account's own
+    /// resting orders (`selftrade`); one that named none does not.
+    #[serde(default)]
+    pub meets_own: bool,
     /// The last match self-trade prevention stopped for this order, and the quantity it
     /// expired (`preventedMatchId`, `preventedQuantity`).
     #[serde(default)]

@@ -179,6 +179,7 @@ impl Engine {
                 trailing_extreme: None,
                 iceberg_qty: o.iceberg_qty,
                 stp_mode: o.stp_mode,
+                meets_own: o.meets_own,
                 prevented_match_id: None,
                 prevented_qty: Decimal::ZERO,
             };
@@ -355,5 +356,6 @@ fn oco_leg(
         resp_type: RespType::Ack,
         iceberg_qty,
         stp_mode: parse_stp_mode(p, "selfTradePreventionMode")?,
+        meets_own: p.get("selfTradePreventionMode").is_some(),
     })
 }

@@ -104,7 +104,7 @@ impl Engine {
             && let Some(p) = o.price
         {
             let takes = if buy { p >= m.best_ask } else { p <= m.best_bid };
-            let own = self.best_own_maker(&o.symbol, buy, 0, Some(p)).is_some();
+            let own = o.meets_own && self.best_own_maker(&o.symbol, buy, 0, Some(p)).is_some();
             if takes || own {
                 return Err(ApiError::rejected("Order would immediately match and take."));
             }
@@ -191,6 +191,7 @@ impl Engine {
             trailing_extreme: None,
             iceberg_qty: o.iceberg_qty,
             stp_mode: o.stp_mode,
+            meets_own: o.meets_own,
             prevented_match_id: None,
             prevented_qty: Decimal::ZERO,
         };
@@ -245,7 +246,7 @@ impl Engine {
         let usable_base = usable(base);
         let quote_mode = o.order_type == OrderType::Market && o.orig_qty.is_zero();
         if o.time_in_force == TimeInForce::Fok && limit.is_some() {
-            let own = if o.stp_mode == StpMode::None {
+            let own = if o.meets_own && o.stp_mode == StpMode::None {
                 self.own_crossing_qty(&o.symbol, buy, o.price)
             } else {
                 Decimal::ZERO
@@ -287,7 +288,11 @@ impl Engine {
             }
         } else {
             loop {
-                let own = self.best_own_maker(&o.symbol, buy, order_id, limit);
+                let own = if o.meets_own {
+                    self.best_own_maker(&o.symbol, buy, order_id, limit)
+                } else {
+                    None
+                };
                 // Synthetic levels strictly better than the best own order come first.
                 let bound = match own {
                     Some((_, p)) => {

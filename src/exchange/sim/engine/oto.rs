@@ -405,6 +405,7 @@ fn pending_order(o: &NewOrder, id: u64, list_id: i64, cid: String, now: i64) -> 
         trailing_extreme: None,
         iceberg_qty: o.iceberg_qty,
         stp_mode: o.stp_mode,
+        meets_own: o.meets_own,
         prevented_match_id: None,
         prevented_qty: Decimal::ZERO,
     }
