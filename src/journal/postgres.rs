@@ -179,6 +179,9 @@ enum Op {
     /// Rows inserted into tables (keeping their ids) in one transaction, then each table's id
     /// sequence moved past them; `meta` is replaced.
     CopyIn(Vec<(String, Vec<String>, Vec<Row>)>),
+    /// An insert `… RETURNING id` and `pg_notify(channel, id)` in one transaction: the notice
+    /// is delivered on commit only, so whoever hears it finds the row.
+    InsertNotify(String, Vec<Value>, String),
 }
 
 enum Reply {
@@ -187,6 +190,7 @@ enum Reply {
     Rows(Vec<Row>),
     Tables(Vec<Vec<Row>>),
     Done,
+    Id(i64),
 }
 
 struct Request {
@@ -263,6 +267,17 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// Runs an insert into a table with an `id` key and issues `NOTIFY channel, 'id'` in the
+    /// same transaction; the new row's id. PostgreSQL delivers the notice on commit only, so it
+    /// is never heard before the row is durable (see [`super::notify`]).
+    pub fn insert_id_notify(&self, sql: &str, params: Vec<Value>, channel: &str) -> Result<i64> {
+        let sql = format!("{} RETURNING id", to_postgres_placeholders(sql));
+        match self.call(Op::InsertNotify(sql, params, channel.to_string()))? {
+            Reply::Id(id) => Ok(id),
+            _ => Err(JournalError::Invalid("unexpected reply to an insert".into())),
+        }
+    }
+
     /// Runs `queries` (no parameters) in one `REPEATABLE READ READ ONLY` transaction: every
     /// result is of the same moment, whatever commits meanwhile. For copies and backups.
     pub fn snapshot(&self, queries: Vec<String>) -> Result<Vec<Vec<Row>>> {
@@ -394,6 +409,19 @@ async fn run(client: &Client, op: Op) -> Result<Reply> {
                 }
             }
         }
+        Op::InsertNotify(sql, params, channel) => {
+            client.batch_execute("BEGIN").await?;
+            match insert_notify(client, &sql, &params, &channel).await {
+                Ok(id) => {
+                    client.batch_execute("COMMIT").await?;
+                    Ok(Reply::Id(id))
+                }
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
+            }
+        }
         Op::Snapshot(queries) => {
             client
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -404,6 +432,15 @@ async fn run(client: &Client, op: Op) -> Result<Reply> {
             result.map(Reply::Tables)
         }
     }
+}
+
+async fn insert_notify(client: &Client, sql: &str, params: &[Value], channel: &str) -> Result<i64> {
+    let row = client.query_one(sql, &refs(params)).await?;
+    let id: i64 = row.try_get(0)?;
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&channel, &id.to_string()])
+        .await?;
+    Ok(id)
 }
 
 async fn copy_in(client: &Client, tables: &[(String, Vec<String>, Vec<Row>)]) -> Result<()> {
@@ -516,8 +553,8 @@ pub fn to_postgres_placeholders(sql: &str) -> String {
     out
 }
 
-/// Opens a connection: plain, or TLS with the certificate verified.
-async fn connect(target: &PgTarget, access: Access) -> Result<Client> {
+/// The client's settings from the URL, with crbot's connect timeout when it gives none.
+fn client_config(target: &PgTarget) -> Result<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = target
         .url
         .expose()
@@ -526,6 +563,12 @@ async fn connect(target: &PgTarget, access: Access) -> Result<Client> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    Ok(config)
+}
+
+/// Opens a connection: plain, or TLS with the certificate verified.
+async fn connect(target: &PgTarget, access: Access) -> Result<Client> {
+    let mut config = client_config(target)?;
     let client = match target.tls {
         PgTls::Off => {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -552,6 +595,57 @@ async fn connect(target: &PgTarget, access: Access) -> Result<Client> {
     }
     client.batch_execute(&setup).await?;
     Ok(client)
+}
+
+/// Opens a connection for `LISTEN` (same TLS rules as every other), whose notices' payloads
+/// are sent on `notices` as they arrive. When the connection ends (lost, or the client
+/// dropped) `notices` is dropped: its receiver sees the channel closed.
+pub(super) async fn connect_listening(
+    target: &PgTarget,
+    notices: tokio::sync::mpsc::UnboundedSender<String>,
+) -> Result<Client> {
+    let mut config = client_config(target)?;
+    // This connection mostly waits: TCP keepalives find a dead peer in about a minute.
+    config.keepalives_idle(Duration::from_secs(30));
+    let client = match target.tls {
+        PgTls::Off => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, conn) = config.connect(NoTls).await?;
+            tokio::spawn(forward_notices(conn, notices));
+            client
+        }
+        PgTls::Verified => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
+            let (client, conn) = config.connect(tls).await?;
+            tokio::spawn(forward_notices(conn, notices));
+            client
+        }
+    };
+    Ok(client)
+}
+
+/// Drives a connection and hands on each notification's payload until it ends.
+async fn forward_notices<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    notices: tokio::sync::mpsc::UnboundedSender<String>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                if notices.send(n.payload().to_string()).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn tls_config(target: &PgTarget) -> Result<rustls::ClientConfig> {
