@@ -2,9 +2,9 @@
 //! REST client, a journal in a temporary folder, a `Core` primed with the exchange's rules,
 //! balances and quotes, and a running `Runtime` driven through its command channel.
 //!
-//! The journal is an SQLite file in the test's folder, or (a [`Home`] of [`Store::Postgres`])
-//! a fresh database on the binary's one throw-away PostgreSQL cluster (`tests/pg_support`):
-//! the tests about restart and recovery run on both through [`both_stores!`].
+//! The journal is an SQLite file in the test's folder, or (a [`Home`] of [`Store::Postgres`],
+//! `tests/store_support`) a fresh database on the binary's one throw-away PostgreSQL cluster:
+//! the tests about restart and recovery run on both through `both_stores!`.
 //!
 //! Owns: set-up and the `wait_*` helpers (poll with a deadline; never a bare sleep as an
 //! assertion). Must not: assert behaviour itself; each test says what it proves.
@@ -12,8 +12,11 @@
 
 #[path = "../sim_support/client.rs"]
 pub mod client;
-#[path = "../pg_support/mod.rs"]
-pub mod pg_support;
+#[path = "../store_support/mod.rs"]
+pub mod store_support;
+
+#[allow(unused_imports)]
+pub use store_support::{Home, Store, pg_support};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +29,7 @@ use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, Faults, SimConfig, SimHandle};
-use crbot::journal::{Journal, Location, PgTarget, TicketSource};
+use crbot::journal::{Journal, Location, TicketSource};
 use crbot::risk::Limits;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -221,67 +224,6 @@ pub fn limits(daily_loss_pct: &str) -> Limits {
 
 pub fn journal_path(dir: &Path) -> PathBuf {
     dir.join("journal-sim.db")
-}
-
-/// Which store a test's journal is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
-    Sqlite,
-    Postgres,
-}
-
-/// Where one test's journal lives, kept while the test runs: a folder (the SQLite file, the
-/// backups) and, on PostgreSQL, a fresh database of this binary's cluster.
-pub struct Home {
-    pub dir: tempfile::TempDir,
-    pub db: Option<pg_support::PgDatabase>,
-}
-
-impl Home {
-    pub fn new(store: Store) -> Home {
-        Home {
-            dir: tempfile::tempdir().unwrap(),
-            db: (store == Store::Postgres).then(pg_support::PgDatabase::new),
-        }
-    }
-
-    pub fn location(&self) -> Location {
-        match &self.db {
-            Some(db) => Location::Postgres(PgTarget::parse(&db.url()).unwrap()),
-            None => Location::Sqlite(journal_path(self.dir.path())),
-        }
-    }
-
-    /// The journal of `mode` here (created when new).
-    pub fn open(&self, mode: Mode) -> Journal {
-        Journal::open_at(&self.location(), mode).unwrap()
-    }
-}
-
-impl From<tempfile::TempDir> for Home {
-    fn from(dir: tempfile::TempDir) -> Home {
-        Home { dir, db: None }
-    }
-}
-
-/// `both_stores!(name, …)`: for each async test function `name(store: Store)`, two tests,
-/// `name::sqlite` and `name::postgres`, running it on each store.
-#[macro_export]
-macro_rules! both_stores {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name($crate::engine_support::Store::Sqlite).await;
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name($crate::engine_support::Store::Postgres).await;
-                }
-            }
-        )+
-    };
 }
 
 /// A `Core` restored from the journal at `path`, primed from the exchange as the runtime
