@@ -188,9 +188,9 @@ enum Op {
     /// Rows inserted into tables (keeping their ids) in one transaction, then each table's id
     /// sequence moved past them; `meta` is replaced.
     CopyIn(Vec<(String, Vec<String>, Vec<Row>)>),
-    /// An insert `… RETURNING id` and `pg_notify(channel, id)` in one transaction: the notice
-    /// is delivered on commit only, so whoever hears it finds the row.
-    InsertNotify(String, Vec<Value>, String),
+    /// An insert `… RETURNING id` and `pg_notify(channel, id)` in one statement (one
+    /// transaction): the notice is delivered on commit only, so whoever hears it finds the row.
+    InsertNotify(String, Vec<Value>),
 }
 
 enum Reply {
@@ -270,8 +270,16 @@ impl PgStore {
     /// same transaction; the new row's id. PostgreSQL delivers the notice on commit only, so it
     /// is never heard before the row is durable (see [`super::notify`]).
     pub fn insert_id_notify(&self, sql: &str, params: Vec<Value>, channel: &str) -> Result<i64> {
-        let sql = format!("{} RETURNING id", to_postgres_placeholders(sql));
-        match self.call(Op::InsertNotify(sql, params, channel.to_string()))? {
+        // One statement, so one transaction and one round trip: the kill's halt is written
+        // this way, before its first cancel.
+        let mut params = params;
+        params.push(Value::Text(channel.to_string()));
+        let sql = format!(
+            "WITH inserted AS ({} RETURNING id) SELECT id, pg_notify(${}, id::text) FROM inserted",
+            to_postgres_placeholders(sql),
+            params.len()
+        );
+        match self.call(Op::InsertNotify(sql, params))? {
             Reply::Id(id) => Ok(id),
             _ => Err(JournalError::Invalid("unexpected reply to an insert".into())),
         }
@@ -483,18 +491,9 @@ async fn run(client: &Client, op: Op) -> Result<Reply> {
                 }
             }
         }
-        Op::InsertNotify(sql, params, channel) => {
-            client.batch_execute("BEGIN").await?;
-            match insert_notify(client, &sql, &params, &channel).await {
-                Ok(id) => {
-                    client.batch_execute("COMMIT").await?;
-                    Ok(Reply::Id(id))
-                }
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    Err(e)
-                }
-            }
+        Op::InsertNotify(sql, params) => {
+            let row = client.query_one(&sql, &refs(&params)).await?;
+            Ok(Reply::Id(row.try_get(0)?))
         }
         Op::Snapshot(queries) => {
             client
@@ -506,15 +505,6 @@ async fn run(client: &Client, op: Op) -> Result<Reply> {
             result.map(Reply::Tables)
         }
     }
-}
-
-async fn insert_notify(client: &Client, sql: &str, params: &[Value], channel: &str) -> Result<i64> {
-    let row = client.query_one(sql, &refs(params)).await?;
-    let id: i64 = row.try_get(0)?;
-    client
-        .execute("SELECT pg_notify($1, $2)", &[&channel, &id.to_string()])
-        .await?;
-    Ok(id)
 }
 
 async fn copy_in(client: &Client, tables: &[(String, Vec<String>, Vec<Row>)]) -> Result<()> {
