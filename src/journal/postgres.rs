@@ -7,7 +7,7 @@
 //! form), or answer the caller from inside its runtime.
 //!
 //! [`crate::journal::Journal`] is synchronous and is called from inside tokio tasks, so the
-//! client runs on a runtime of its own (two threads, shared by every journal of the process);
+//! client runs on a runtime of its own (one thread, shared by every journal of the process);
 //! each call is a task there and the caller blocks on a std channel for the answer (no
 //! `blocking_recv`, no `block_on` on the caller's side, both of which panic inside a runtime).
 //!
@@ -316,18 +316,26 @@ const POOL_SIZE: usize = 4;
 
 type Pool = deadpool_postgres::Pool;
 
-/// The runtime every pool's connections live on: two threads of their own, so that a
-/// caller's thread (often a tokio task of another runtime) only ever waits on a std channel.
-fn pool_runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+/// The runtime every pool's connections live on: one thread of its own, which drives the
+/// connections and the requests alike (a request and its connection's I/O never wait for
+/// another thread to be scheduled, which on a busy machine costs more than the round trip),
+/// so that a caller's thread (often a tokio task of another runtime) only ever waits on a std
+/// channel. Requests on different connections still interleave: a reader waiting for its rows
+/// does not hold up a write.
+fn pool_runtime() -> Result<&'static tokio::runtime::Handle> {
+    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Handle, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("journal-postgres")
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name("journal-postgres".into())
+                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .map_err(|e| e.to_string())?;
+            Ok(handle)
         })
         .as_ref()
         .map_err(|e| JournalError::Database(format!("cannot start the journal's client runtime: {e}")))
