@@ -4,14 +4,18 @@
 //! database). The kill's halt row is durable before its first cancel leaves (a kill aborted
 //! right after the halt leaves the halt in PostgreSQL and every order open), the engine hears
 //! it through `NOTIFY` (`journal::notify`) and `/api/health` and the engine's stream (what an
-//! attached screen draws) say HALTED. The listener itself: a notice arrives once the row is
-//! committed, never for a write that failed, and it listens again after the server restarts.
+//! attached screen draws) say HALTED; the real console attached to that serve (in tmux) shows
+//! HALTED in its header. The listener itself: a notice arrives once the row is committed, never
+//! for a write that failed, and it listens again after the server restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod pg_support;
 mod serve_support;
 #[path = "sim_support/client.rs"]
 mod sim_client;
+mod support {
+    pub mod tmux;
+}
 
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
@@ -237,4 +241,64 @@ async fn a_kill_from_another_process_on_the_same_database_halts_serve_durably_be
     for o in [&out.stdout, &out.stderr] {
         assert!(!String::from_utf8_lossy(o).contains(db.cluster.password()));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attached_console_shows_a_halt_written_by_another_process_on_the_database() {
+    let db = PgDatabase::new();
+    let sim = sim_client::start(sim_client::still_config()).await;
+    let env = exchange_env(&sim, &db.url());
+    let serve = Serve::start(&borrowed(&env));
+    wait_health(&serve.base, "ok").await;
+
+    // The console, attached to serve over TCP, in a home of its own with no engine.
+    let console_home = tempfile::tempdir().unwrap();
+    let cleared: String = [
+        "CRBOT_HOME",
+        "CRBOT_MODE",
+        "DATABASE_URL",
+        "BINANCE_REST_URL",
+        "BINANCE_WS_URL",
+        "BINANCE_WS_API_URL",
+        "BINANCE_API_KEY",
+        "BINANCE_API_SECRET",
+        "SECRET_KEY",
+        "DEBUG",
+    ]
+    .iter()
+    .map(|v| format!("-u {v} "))
+    .collect();
+    let command = format!(
+        "env {cleared} {} --mode sim --home '{}'; echo CRBOT_EXIT=$?; sleep 30",
+        env!("CARGO_BIN_EXE_crbot"),
+        console_home.path().display()
+    );
+    let token = serve.token(Scope::Trade);
+    let t = support::tmux::Tmux::start(
+        "pghalt",
+        160,
+        48,
+        &command,
+        &[
+            ("CRBOT_API_URL", serve.base.as_str()),
+            ("CRBOT_API_TOKEN", token.as_str()),
+            ("ENV", "development"),
+        ],
+        console_home.path(),
+    );
+    let header = |s: &str| s.lines().next().unwrap_or("").to_string();
+    t.wait_for("the attached screen", WAIT, |s| header(s).contains("SIM"));
+    assert!(!header(&t.screen()).contains("HALTED"));
+
+    // `crbot kill` from another home on the same database.
+    let other = tempfile::tempdir().unwrap();
+    let out = serve_support::crbot(other.path(), &borrowed(&env))
+        .arg("kill")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    t.wait_for("HALTED on the attached screen", WAIT, |s| {
+        header(s).contains("HALTED")
+    });
+    wait_health(&serve.base, "halted").await;
 }
