@@ -9,6 +9,7 @@
 //! for a write that failed, and it listens again after the server restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod machine_support;
 mod pg_support;
 mod serve_support;
 #[path = "sim_support/client.rs"]
@@ -301,4 +302,32 @@ async fn an_attached_console_shows_a_halt_written_by_another_process_on_the_data
         header(s).contains("HALTED")
     });
     wait_health(&serve.base, "halted").await;
+}
+
+/// The engine's side of a notice, on its own: the machine re-reads the journal when told and
+/// applies another process's halt then, with no tick in between (the listener only makes this
+/// input come sooner; the tick does the same read).
+#[test]
+fn a_notice_applies_a_halt_written_by_another_process_without_waiting_for_a_tick() {
+    use crbot::engine::machine::Input;
+    let mut s = machine_support::Script::started(
+        crbot::risk::Limits::default(),
+        false,
+        machine_support::usdt_only(),
+    );
+    assert!(!s.snapshot().header.trading.is_halted());
+    let other = Journal::open(&machine_support::journal_path(s.dir.path()), Mode::Sim).unwrap();
+    other.record_trading_state(&halt("from another shell")).unwrap();
+    // The notice alone (no tick) applies it.
+    s.step(Input::TradingStateNotice);
+    let snap = s.snapshot();
+    assert!(snap.header.trading.is_halted(), "{:?}", snap.header.trading);
+    assert!(
+        snap.log.iter().any(|l| l.text.contains("from another shell")),
+        "the log says where it came from"
+    );
+    // Heard twice (the notice and the next tick's read): applied once.
+    let lines = snap.log.len();
+    s.step(Input::TradingStateNotice);
+    assert_eq!(s.snapshot().log.len(), lines);
 }
