@@ -331,3 +331,49 @@ fn a_notice_applies_a_halt_written_by_another_process_without_waiting_for_a_tick
     s.step(Input::TradingStateNotice);
     assert_eq!(s.snapshot().log.len(), lines);
 }
+
+/// The listening connection follows `DATABASE_URL`'s TLS rules as the journal's do: verified
+/// TLS listens (encrypted); a plain URL to a server that requires TLS never listens.
+#[test]
+fn the_listener_connects_with_the_journal_s_tls_rules() {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+    let cluster = Arc::new(PgCluster::start_tls(&cert, &key, true));
+    let db = cluster.database();
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), &cert).unwrap();
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.url(),
+        ca.path().display()
+    );
+    let loc = location(&url);
+    let writer = Journal::open_at(&loc, Mode::Sim).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let _listener = notify::listen(&loc, Mode::Sim, move |n| {
+        let _ = tx.send(n);
+    })
+    .unwrap();
+    assert_eq!(next(&rx), Notice::Listening);
+    let id = writer.record_trading_state(&halt("over TLS")).unwrap();
+    assert_eq!(next(&rx), Notice::Changed(id));
+    let plain = db.psql(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE NOT s.ssl AND a.datname = current_database() AND a.pid <> pg_backend_pid()",
+    );
+    assert_eq!(
+        plain, "0",
+        "the journal's and the listener's connections are encrypted"
+    );
+
+    let (tx, rx) = mpsc::channel();
+    let _plain = notify::listen(&location(&db.url()), Mode::Sim, move |n| {
+        let _ = tx.send(n);
+    })
+    .unwrap();
+    writer.record_trading_state(&halt("not heard in plain")).unwrap();
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "a plain connection to a TLS-only server never listens"
+    );
+}
