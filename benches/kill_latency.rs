@@ -10,13 +10,18 @@
 //! (the sim itself is untouched): the relay timestamps each request line as it reads it.
 //!
 //! Run: `cargo bench --bench kill_latency` (prints median and p95 of each figure).
+//! `KILL_STORE=postgres`: the journal (where the halt is written before the first cancel) is a
+//! database on a local PostgreSQL cluster the bench starts, syncing its WAL on commit as a
+//! production server does (`tests/pg_support`, `PgCluster::start_durable`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../tests/pg_support/mod.rs"]
+mod pg_support;
 
 use std::time::{Duration, Instant};
 
-use common::{ORDERS_PER_SYMBOL, SYMBOLS, StillMarket, full_run, ms, now_ms, percentile, still_market};
+use common::{ORDERS_PER_SYMBOL, SYMBOLS, StillMarket, full_run, ms, now_ms, percentile, still_market_at};
 use crbot::engine::runtime::Runtime;
 use crbot::engine::snapshot::{Command, KillStage};
 use crbot::journal::TicketSource;
@@ -33,7 +38,11 @@ struct Sample {
     confirmed: Duration,
 }
 
-async fn one_round() -> Sample {
+async fn one_round(cluster: Option<&std::sync::Arc<pg_support::PgCluster>>) -> Sample {
+    let db = cluster.map(|c| c.database());
+    let journal = db
+        .as_ref()
+        .map(|db| crbot::journal::Location::Postgres(crbot::journal::PgTarget::parse(&db.url()).unwrap()));
     let StillMarket {
         sim: h,
         log,
@@ -41,7 +50,7 @@ async fn one_round() -> Sample {
         rest,
         core,
         dir: _dir,
-    } = still_market(TicketSource::Tui).await;
+    } = still_market_at(TicketSource::Tui, journal).await;
 
     let (snap_tx, mut snap_rx) = watch::channel(core.state.snapshot(now_ms()));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
@@ -95,9 +104,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let postgres = matches!(
+        std::env::var("KILL_STORE").as_deref(),
+        Ok("postgres" | "postgresql" | "pg")
+    );
+    let cluster = postgres.then(|| std::sync::Arc::new(pg_support::PgCluster::start_durable()));
     let mut samples = Vec::new();
     for i in 0..rounds {
-        let s = rt.block_on(one_round());
+        let s = rt.block_on(one_round(cluster.as_ref()));
         eprintln!(
             "round {:>2}: first cancel {}, all cancels {}, confirmed {}",
             i + 1,
@@ -120,9 +134,10 @@ fn main() {
         );
     };
     println!(
-        "kill latency: {rounds} rounds, {} open orders on {} symbols",
+        "kill latency: {rounds} rounds, {} open orders on {} symbols, journal in {}",
         SYMBOLS.len() * ORDERS_PER_SYMBOL,
-        SYMBOLS.len()
+        SYMBOLS.len(),
+        if postgres { "PostgreSQL" } else { "SQLite" }
     );
     report(
         "(a) key → first cancel on the wire",

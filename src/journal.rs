@@ -10,12 +10,15 @@
 //! fill is on disk before the function that records it returns `Ok`; a `kill -9` at any moment
 //! loses nothing that was acknowledged. The engine owns one `Journal`; `crbot kill` in another
 //! shell opens its own and writes a halt, which the engine sees by polling
-//! [`Journal::latest_trading_state_id`] (a cheap indexed read) every ~250 ms.
+//! [`Journal::latest_trading_state_id`] (a cheap indexed read) every ~250 ms. On PostgreSQL
+//! the halt's transaction also issues a `NOTIFY`, which the engine's listener ([`notify`])
+//! hears as it commits, so the halt applies at once there; the poll stays as the fallback.
 
 mod alerts;
 mod copy;
 mod error;
 mod export;
+pub mod notify;
 mod postgres;
 mod records;
 pub mod retention;
@@ -569,8 +572,11 @@ impl Journal {
 
     /// Records a change of trading state (halt, reduce, re-arm); returns its id. Durable when
     /// this returns `Ok`: a halt is persisted before any request leaves.
+    ///
+    /// On PostgreSQL the same transaction issues `NOTIFY crbot_<mode>, '<id>'`
+    /// ([`notify`]): an engine listening hears it as it commits, never before.
     pub fn record_trading_state(&self, rec: &TradingStateRecord) -> Result<i64> {
-        self.store.insert_id(
+        self.store.insert_id_notify(
             "INSERT INTO trading_state (time_ms, kind, state, reason, trigger, actor) \
              VALUES (?1, 'STATE', ?2, ?3, ?4, ?5)",
             values![
@@ -580,6 +586,7 @@ impl Journal {
                 &rec.trigger,
                 &rec.actor
             ],
+            &notify::channel(self.mode),
         )
     }
 

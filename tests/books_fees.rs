@@ -5,14 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fees_support;
+#[path = "store_support/mod.rs"]
+mod store_support;
 
 use chrono::NaiveDate;
 use fees_support::*;
+use store_support::{Home, Store};
 
-#[test]
-fn fees_are_booked_per_asset_per_position_and_per_day_with_their_quote_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let core = script(&dir.path().join("j.sqlite"));
+fn fees_are_booked_per_asset_per_position_and_per_day_with_their_quote_value(store: Store) {
+    let home = Home::new(store);
+    let core = script(&home.location());
     let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
     assert_eq!(pos.realized_pnl().amount(), d("-0.33"));
     let fees = pos.fees();
@@ -32,16 +34,14 @@ fn fees_are_booked_per_asset_per_position_and_per_day_with_their_quote_value() {
     assert_eq!(day2.unpriced.get(&asset("BNB")), Some(&d("0.0003")));
 }
 
-#[test]
-fn a_bnb_fee_keeps_the_price_of_its_fill_time_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("j.sqlite");
+fn a_bnb_fee_keeps_the_price_of_its_fill_time_across_a_restart(store: Store) {
+    let home = Home::new(store);
     let before = {
-        let core = script(&path);
+        let core = script(&home.location());
         core.state.positions.get(&sym("BTCUSDT")).unwrap().clone()
     };
     // At the restart BNB trades at 700: the fill journaled at 600 must still count 0.12.
-    let journal = crbot::journal::Journal::open(&path, crbot::domain::Mode::Sim).unwrap();
+    let journal = home.open(crbot::domain::Mode::Sim);
     let mut core = crbot::engine::core::Core::restore(
         journal,
         crbot::domain::Mode::Sim,
@@ -61,11 +61,10 @@ fn a_bnb_fee_keeps_the_price_of_its_fill_time_across_a_restart() {
     assert_eq!(after, &before);
 }
 
-#[test]
-fn a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("j.sqlite");
-    let journal = crbot::journal::Journal::open(&path, crbot::domain::Mode::Sim).unwrap();
+fn a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_later(store: Store) {
+    let home = Home::new(store);
+    let path = home.location();
+    let journal = home.open(crbot::domain::Mode::Sim);
     journal
         .insert_order(&order(
             "cr-entry-1",
@@ -143,3 +142,9 @@ fn the_screen_shows_todays_fees_at_their_fill_time_value_and_says_what_is_unpric
     let day2 = screen_text(&core.state.snapshot(T0 + DAY_MS + 3_000));
     assert!(day2.contains("fees today 0 +0.00030000 BNB unpriced"), "{day2}");
 }
+
+both_stores!(
+    sync: fees_are_booked_per_asset_per_position_and_per_day_with_their_quote_value,
+    a_bnb_fee_keeps_the_price_of_its_fill_time_across_a_restart,
+    a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_later,
+);

@@ -1,6 +1,7 @@
 //! Protection from the console engine (`Runtime::run` against the local exchange, no screen):
 //! a stop the market has already crossed when the protection is placed, and a partial close
-//! whose re-protection must cover crbot's position and never the user's own coins.
+//! whose re-protection must cover crbot's position and never the user's own coins. Both on
+//! each store, SQLite and PostgreSQL (`both_stores!` at the end).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod engine_support;
@@ -18,10 +19,9 @@ const WAIT: Duration = Duration::from_secs(10);
 // through the entry's limit and then its stop-loss. When the console learns of the fill the
 // exchange refuses the OCO (its stop would trigger at once): the console sells at market as
 // the stop-loss, journals why, and says so in the log.
-#[tokio::test]
-async fn a_stop_already_crossed_when_the_entry_fills_is_exited_at_market() {
+async fn a_stop_already_crossed_when_the_entry_fills_is_exited_at_market(store: Store) {
     let ex = exchange().await;
-    let mut c = console(&ex, limits("5"), false).await;
+    let mut c = console_at(&ex, Home::new(store), limits("5"), false).await;
     let (bid, _) = ex.book(BTC).await;
     let draft = resting_buy(BTC, "0.001", bid);
     let stop: Decimal = draft.stop_loss.parse().unwrap();
@@ -85,12 +85,11 @@ async fn a_stop_already_crossed_when_the_entry_fills_is_exited_at_market() {
 // The user holds 0.5 BNB of their own. Closing half of crbot's protected BNB position sells
 // half of crbot's position, and the new protection covers what is left of it, not the free
 // balance (which includes the user's coins).
-#[tokio::test]
-async fn closing_half_a_position_reprotects_crbots_rest_and_never_the_users_coins() {
+async fn closing_half_a_position_reprotects_crbots_rest_and_never_the_users_coins(store: Store) {
     let ex = exchange().await;
     let users_bnb = ex.holding("BNB").await;
     assert_eq!(users_bnb, dec("0.5"));
-    let mut c = console(&ex, limits("5"), false).await;
+    let mut c = console_at(&ex, Home::new(store), limits("5"), false).await;
     let (_, ask) = ex.book(BNB).await;
     c.send(Command::SubmitTicket(crossing_buy(BNB, "0.7", ask))).await;
     let s = wait_snapshot(&mut c.snap, WAIT, "a protected BNB position", |s| {
@@ -156,3 +155,8 @@ async fn closing_half_a_position_reprotects_crbots_rest_and_never_the_users_coin
     );
     c.stop().await;
 }
+
+both_stores!(
+    a_stop_already_crossed_when_the_entry_fills_is_exited_at_market,
+    closing_half_a_position_reprotects_crbots_rest_and_never_the_users_coins,
+);

@@ -14,7 +14,9 @@
 //!
 //! Size and reproduction: `BOOKS_FILLS` sets the number of fills (default
 //! [`DEFAULT_FILLS`]; the audit's full size is 10 000), `BOOKS_SEED` the seed (printed at the
-//! start; a failure names it), `BOOKS_DEBUG=1` prints every order and refusal.
+//! start; a failure names it), `BOOKS_DEBUG=1` prints every order and refusal,
+//! `BOOKS_STORE=postgres` puts crbot's journal in PostgreSQL (a throw-away cluster). The two
+//! restart cases at the end run on both stores.
 //!
 //! Where crbot's figures follow a convention that changed over time, the comparison is
 //! one named switch or hook below (`FLOWS_KEPT_OUT_OF_PNL`, `FEE_VALUE_KEPT_FROM_FILL_TIME`
@@ -37,9 +39,9 @@ use crbot::exchange::binance::reconcile::{Resolution, ResyncReport, resync};
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, RateLimits, SimConfig};
-use crbot::journal::{Journal, TicketSource};
+use crbot::journal::{Journal, Location, PgTarget, TicketSource};
 use crbot::risk::Limits;
-use engine_support::{Ex, client, dec, journal_path, sym};
+use engine_support::{Ex, Store, client, dec, journal_path, pg_support, sym};
 use model::{Books, Marks, Trade};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -255,6 +257,8 @@ struct Run {
     seed: u64,
     rng: Rng,
     dir: tempfile::TempDir,
+    /// The journal's database, when it is in PostgreSQL (else the file in `dir`).
+    db: Option<pg_support::PgDatabase>,
     state_file: PathBuf,
     /// `None` only while the exchange restarts.
     ex: Option<Ex>,
@@ -317,9 +321,23 @@ async fn start_exchange(seed: u64, state: &std::path::Path, r: Regime) -> Ex {
     Ex { sim, rest, raw }
 }
 
+/// `BOOKS_STORE=postgres` runs the randomized audit with its journal in PostgreSQL.
+fn store_from_env() -> Store {
+    match std::env::var("BOOKS_STORE").as_deref() {
+        Ok("postgres" | "postgresql" | "pg") => Store::Postgres,
+        _ => Store::Sqlite,
+    }
+}
+
 impl Run {
     async fn new(seed: u64) -> Run {
+        Run::on(seed, store_from_env()).await
+    }
+
+    /// A run whose journal is in `store`.
+    async fn on(seed: u64, store: Store) -> Run {
         let dir = scratch_dir();
+        let db = (store == Store::Postgres).then(pg_support::PgDatabase::new);
         let state_file = dir.path().join("sim-state.json");
         let regime = regimes()[0];
         let t0 = wall_ms();
@@ -328,6 +346,7 @@ impl Run {
             seed,
             rng: Rng(seed),
             state_file,
+            db,
             ex: Some(ex),
             core: None,
             clock: CLOCK_START_MS,
@@ -446,7 +465,11 @@ impl Run {
     /// Starts crbot on its journal as the console does: restore, rules, replay of journaled
     /// fills, then quotes, then the start-up reconciliation, then an equity sample.
     async fn start_crbot(&mut self) {
-        let journal = Journal::open(&journal_path(self.dir.path()), Mode::Sim).unwrap();
+        let location = match &self.db {
+            Some(db) => Location::Postgres(PgTarget::parse(&db.url()).unwrap()),
+            None => Location::Sqlite(journal_path(self.dir.path())),
+        };
+        let journal = Journal::open_at(&location, Mode::Sim).unwrap();
         let core = Core::restore(journal, Mode::Sim, limits(), TicketSource::Tui, self.clock).unwrap();
         self.core = Some(core);
         let info = self.ex().rest.exchange_info(&[]).await.unwrap();
@@ -1487,9 +1510,8 @@ async fn randomized_books_recomputed_from_the_exchange_records_match_crbot_to_th
 /// booked the fill, and nothing of that value was journaled, so a restart replayed the fill
 /// with the commission unpriced (cost and P&L lost it). The fill-time value is now journaled
 /// with the fill and replayed as is.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_a_bnb_commission_keeps_its_fill_time_value_when_crbot_restarts() {
-    let mut run = Run::new(7).await;
+async fn finding_a_bnb_commission_keeps_its_fill_time_value_when_crbot_restarts(store: Store) {
+    let mut run = Run::on(7, store).await;
     run.next_regime().await;
     assert!(regimes()[run.regime].bnb);
     run.feed_quotes();
@@ -1538,9 +1560,8 @@ async fn finding_a_bnb_commission_keeps_its_fill_time_value_when_crbot_restarts(
 /// brings a later fill on the same symbol, moved that cursor past the missed fill, and the
 /// fill and position were lost for good. Orders whose executed quantity their journaled
 /// fills do not cover are now read by order id.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_a_missed_fill_is_reconciled_even_after_a_later_fill_on_the_symbol() {
-    let mut run = Run::new(11).await;
+async fn finding_a_missed_fill_is_reconciled_even_after_a_later_fill_on_the_symbol(store: Store) {
+    let mut run = Run::on(11, store).await;
     let eth = "ETHUSDT";
     let (bid, ask) = run.book[eth];
     let entry = Ticket {
@@ -1595,3 +1616,8 @@ async fn finding_a_missed_fill_is_reconciled_even_after_a_later_fill_on_the_symb
         "fills of crbot's orders never journaled: {missing:?}"
     );
 }
+
+both_stores!(
+    multi_thread: finding_a_bnb_commission_keeps_its_fill_time_value_when_crbot_restarts,
+    finding_a_missed_fill_is_reconciled_even_after_a_later_fill_on_the_symbol,
+);

@@ -7,11 +7,21 @@
 #[path = "crash_common/harness.rs"]
 mod harness;
 
-use harness::{Harness, Rng, failpoint_fault, run_all};
+use harness::{Harness, Rng, Store, failpoint_fault, run_all};
 
 #[test]
 fn every_failpoint_leaves_the_journal_matching_the_exchange_after_a_restart() {
-    let h = Harness::new(env!("CARGO_BIN_EXE_crbot").into());
+    every_failpoint(Store::Sqlite);
+}
+
+/// The same with the journal in PostgreSQL (`DATABASE_URL=postgresql://…`).
+#[test]
+fn every_failpoint_leaves_the_postgresql_journal_matching_the_exchange_after_a_restart() {
+    every_failpoint(Store::Postgres);
+}
+
+fn every_failpoint(store: Store) {
+    let h = Harness::with_store(env!("CARGO_BIN_EXE_crbot").into(), store);
     let mut rng = Rng::new(7);
     let faults = harness::POINTS
         .iter()
@@ -34,18 +44,24 @@ fn every_failpoint_leaves_the_journal_matching_the_exchange_after_a_restart() {
     assert!(missed.is_empty(), "failpoints never reached: {missed:?}");
 }
 
-/// The checks themselves: a journal that lost its fills is reported (fills and balances).
+/// The checks themselves: a journal that lost its fills is reported (fills and balances),
+/// on both stores.
 #[test]
 fn the_harness_reports_a_journal_that_lost_its_fills() {
-    let h = Harness::new(env!("CARGO_BIN_EXE_crbot").into());
+    lost_fills_are_reported(Store::Sqlite);
+}
+
+#[test]
+fn the_harness_reports_a_postgresql_journal_that_lost_its_fills() {
+    lost_fills_are_reported(Store::Postgres);
+}
+
+fn lost_fills_are_reported(store: Store) {
+    let h = Harness::with_store(env!("CARGO_BIN_EXE_crbot").into(), store);
     let fault = failpoint_fault("kill_mid_sweep", &mut Rng::new(1));
     let clean = h.run(2000, fault.clone());
     assert!(clean.discrepancies.is_empty(), "{clean}");
-    fn forget(path: &std::path::Path) {
-        let c = rusqlite::Connection::open(path).unwrap();
-        c.execute("DELETE FROM trades", []).unwrap();
-    }
-    let tampered = h.run_tampered(2001, fault, Some(forget));
+    let tampered = h.run_tampered(2001, fault, Some("DELETE FROM trades"));
     let text = tampered.discrepancies.join("\n");
     assert!(
         text.contains("not in the journal"),

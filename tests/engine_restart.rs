@@ -3,6 +3,7 @@
 //! after sending it but before the answer is recorded. The first process is a `Core` that is
 //! dropped at that moment (everything it wrote is durable: the journal commits each write);
 //! the restart is a real `Runtime` on the same journal, which must reconcile before trading.
+//! Each test runs on both stores, SQLite and PostgreSQL (`both_stores!` at the end).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod engine_support;
@@ -24,9 +25,9 @@ fn price(d: rust_decimal::Decimal) -> Price {
 
 /// Journals an approved crossing BUY on BTCUSDT (SENDING) with its stop-loss and
 /// take-profit, as the console does just before sending it.
-async fn journaled_entry(ex: &Ex, dir: &tempfile::TempDir) -> Prepared {
+async fn journaled_entry(ex: &Ex, home: &Home) -> Prepared {
     let now = now_ms();
-    let mut core = primed_core(ex, &journal_path(dir.path()), limits("5"), now).await;
+    let mut core = primed_core_at(ex, home, limits("5"), now).await;
     let (_, ask) = ex.book(BTC).await;
     let a = ask.value();
     let ticket = Ticket {
@@ -50,14 +51,13 @@ async fn journaled_entry(ex: &Ex, dir: &tempfile::TempDir) -> Prepared {
     // `core` is dropped here: the process is gone.
 }
 
-#[tokio::test]
-async fn an_order_journaled_but_never_sent_is_marked_not_sent_after_a_restart() {
+async fn an_order_journaled_but_never_sent_is_marked_not_sent_after_a_restart(store: Store) {
     let ex = exchange().await;
-    let dir = tempfile::tempdir().unwrap();
-    let prepared = journaled_entry(&ex, &dir).await;
+    let home = Home::new(store);
+    let prepared = journaled_entry(&ex, &home).await;
     let cid = prepared.request.client_order_id.clone();
 
-    let mut c = console_in(&ex, dir, limits("5"), false).await;
+    let mut c = console_at(&ex, home, limits("5"), false).await;
     let journal = c.journal();
     wait_until(WAIT, "the unsent order settled", || async {
         journal.order(&cid).unwrap().unwrap().state == LocalOrderState::NotSent
@@ -69,11 +69,12 @@ async fn an_order_journaled_but_never_sent_is_marked_not_sent_after_a_restart() 
     c.stop().await;
 }
 
-#[tokio::test]
-async fn an_order_sent_but_whose_answer_was_never_recorded_is_adopted_once_and_protected_after_a_restart() {
+async fn an_order_sent_but_whose_answer_was_never_recorded_is_adopted_once_and_protected_after_a_restart(
+    store: Store,
+) {
     let ex = exchange().await;
-    let dir = tempfile::tempdir().unwrap();
-    let prepared = journaled_entry(&ex, &dir).await;
+    let home = Home::new(store);
+    let prepared = journaled_entry(&ex, &home).await;
     let cid = prepared.request.client_order_id.clone();
     let OrderOutcome::Done(placed) = ex.rest.place_order(&prepared.request).await else {
         panic!()
@@ -81,7 +82,7 @@ async fn an_order_sent_but_whose_answer_was_never_recorded_is_adopted_once_and_p
     assert_eq!(placed.order.status, OrderStatus::Filled);
     // The answer dies with the process.
 
-    let mut c = console_in(&ex, dir, limits("5"), false).await;
+    let mut c = console_at(&ex, home, limits("5"), false).await;
     let s = wait_snapshot(&mut c.snap, WAIT, "the position with its protective legs", |s| {
         let acked = |p| {
             s.orders.iter().any(|o| {
@@ -121,10 +122,9 @@ async fn an_order_sent_but_whose_answer_was_never_recorded_is_adopted_once_and_p
     c.stop().await;
 }
 
-#[tokio::test]
-async fn a_daily_loss_found_at_restart_reduces_and_cancels_the_entries_left_open() {
+async fn a_daily_loss_found_at_restart_reduces_and_cancels_the_entries_left_open(store: Store) {
     let ex = exchange().await;
-    let mut c = console(&ex, limits("0.5"), false).await;
+    let mut c = console_at(&ex, Home::new(store), limits("0.5"), false).await;
     let (bid, _) = ex.book(ETH).await;
     c.send(crbot::engine::snapshot::Command::SubmitTicket(resting_buy(
         ETH, "0.01", bid,
@@ -139,7 +139,7 @@ async fn a_daily_loss_found_at_restart_reduces_and_cancels_the_entries_left_open
     })
     .await;
     let entry = open_with(&s, ETH, OrderPurpose::Entry)[0].to_string();
-    let dir = c.stop().await;
+    let home = c.stop_home().await;
 
     // While the console is closed the account loses ~1 % (0.5 BNB falls 30 %).
     let (bnb, _) = ex.book(BNB).await;
@@ -147,7 +147,7 @@ async fn a_daily_loss_found_at_restart_reduces_and_cancels_the_entries_left_open
         .set_price(BNB, (bnb.value() * dec("0.7")).round_dp(2))
         .unwrap();
 
-    let mut c = console_in(&ex, dir, limits("0.5"), false).await;
+    let mut c = console_at(&ex, home, limits("0.5"), false).await;
     wait_snapshot(&mut c.snap, WAIT, "REDUCING by daily loss", is_reducing).await;
     wait_until(WAIT, "the entry left open is cancelled", || async {
         ex.all_orders(ETH)
@@ -162,13 +162,12 @@ async fn a_daily_loss_found_at_restart_reduces_and_cancels_the_entries_left_open
 /// crbot died in the middle of a kill switch: the halt is in the journal, but the sweep never
 /// finished and an order still rests on the exchange. The next console start finishes the
 /// sweep (and stays HALTED); a sweep that did finish is not repeated.
-#[tokio::test]
-async fn a_kill_interrupted_by_a_crash_is_finished_at_the_next_start() {
+async fn a_kill_interrupted_by_a_crash_is_finished_at_the_next_start(store: Store) {
     let ex = exchange().await;
-    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(store);
     {
         let now = now_ms();
-        let mut core = primed_core(&ex, &journal_path(dir.path()), limits("5"), now).await;
+        let mut core = primed_core_at(&ex, &home, limits("5"), now).await;
         let (bid, _) = ex.book(BTC).await;
         let ticket = Ticket {
             symbol: sym(BTC),
@@ -195,7 +194,7 @@ async fn a_kill_interrupted_by_a_crash_is_finished_at_the_next_start() {
         "the resting entry is still on the exchange"
     );
 
-    let mut c = console_in(&ex, dir, limits("5"), false).await;
+    let mut c = console_at(&ex, home, limits("5"), false).await;
     wait_until(WAIT, "the interrupted sweep finished", || async {
         ex.open_orders().await.is_empty()
     })
@@ -223,3 +222,10 @@ async fn a_kill_interrupted_by_a_crash_is_finished_at_the_next_start() {
     );
     c.stop().await;
 }
+
+both_stores!(
+    an_order_journaled_but_never_sent_is_marked_not_sent_after_a_restart,
+    an_order_sent_but_whose_answer_was_never_recorded_is_adopted_once_and_protected_after_a_restart,
+    a_daily_loss_found_at_restart_reduces_and_cancels_the_entries_left_open,
+    a_kill_interrupted_by_a_crash_is_finished_at_the_next_start,
+);

@@ -199,6 +199,11 @@ pub struct StillMarket {
 }
 
 pub async fn still_market(source: TicketSource) -> StillMarket {
+    still_market_at(source, None).await
+}
+
+/// [`still_market`] with the journal at `journal` (`None`: a file in a fresh folder).
+pub async fn still_market_at(source: TicketSource, journal: Option<crbot::journal::Location>) -> StillMarket {
     let config = SimConfig {
         step_interval: Duration::from_secs(3600),
         ..SimConfig::default()
@@ -207,7 +212,10 @@ pub async fn still_market(source: TicketSource) -> StillMarket {
     let (relay_addr, log, relay) = start_relay(sim.addr()).await;
     let rest = rest_via(endpoints_via(&sim, relay_addr), &sim);
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("journal.db"), Mode::Sim).unwrap();
+    let journal = match journal {
+        Some(location) => Journal::open_at(&location, Mode::Sim).unwrap(),
+        None => Journal::open(&dir.path().join("journal.db"), Mode::Sim).unwrap(),
+    };
     place_resting(&rest, &sim, &journal).await;
     let core = Core::restore(journal, Mode::Sim, Limits::default(), source, now_ms()).unwrap();
     assert_eq!(core.state.symbols_with_open_orders().len(), SYMBOLS.len());

@@ -61,6 +61,9 @@ pub enum Input {
     Tick(TickFacts),
     /// The result of an earlier [`Effect`].
     Answer(Answer),
+    /// The journal announced a trading-state change (PostgreSQL's `NOTIFY`, heard by
+    /// `journal::notify`): read it now rather than at the next tick.
+    TradingStateNotice,
 }
 
 /// What the exchange client reports about itself at a tick: request weight and order counts
@@ -306,6 +309,7 @@ impl Engine {
                 self.reprotect_finished_closes(now);
             }
             Input::Tick(facts) => self.on_tick(facts, now),
+            Input::TradingStateNotice => self.check_shared_state(now),
             Input::Answer(a) => {
                 self.on_answer(a, now);
                 self.reprotect_finished_closes(now);

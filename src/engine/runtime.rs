@@ -153,6 +153,7 @@ impl Runtime {
     ) {
         let watchlist = core.state.watchlist.clone();
         let mode = core.state.mode;
+        let (_listener, mut notices) = listen_for_state_changes(&core);
         let mut engine = Engine::new(core, auto_flatten, vault, now_ms());
         if secrets.is_some() {
             engine.refetch_keys_on_rearm();
@@ -212,6 +213,12 @@ impl Runtime {
                     Some(Command::Quit) | None => break,
                     Some(c) => Input::Command(c),
                 },
+                // A halt from another process, heard as it commits: before anything else
+                // queued, with the tick's poll as the fallback.
+                Some(()) = notices.recv() => {
+                    while notices.try_recv().is_ok() {}
+                    Input::TradingStateNotice
+                }
                 Some(a) = answer_rx.recv() => Input::Answer(a),
                 Some(ev) = user_rx.recv() => Input::User(ev),
                 Some(ev) = market_rx.recv() => Input::Market(ev),
@@ -231,6 +238,27 @@ impl Runtime {
         }
         tracing::info!("console closed; open orders stay on the exchange");
     }
+}
+
+/// On a PostgreSQL journal, a dedicated connection listening for trading-state changes (a
+/// `crbot kill` from another shell or host), each a wake-up on the returned channel; nothing
+/// on SQLite, or when it cannot start (said in the log: the tick's poll still sees them).
+fn listen_for_state_changes(
+    core: &Core,
+) -> (
+    Option<crate::journal::notify::Listener>,
+    mpsc::UnboundedReceiver<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let location = core.journal.location();
+    let listener = crate::journal::notify::listen(location, core.state.mode, move |_| {
+        let _ = tx.send(());
+    })
+    .unwrap_or_else(|e| {
+        tracing::warn!("trading-state changes will be polled only: {e}");
+        None
+    });
+    (listener, rx)
 }
 
 /// A clean stop: the alerts still queued get [`crate::alerts::FLUSH_WAIT`] to be delivered;

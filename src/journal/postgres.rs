@@ -1,15 +1,24 @@
 //! The journal in PostgreSQL: where `DATABASE_URL=postgresql://…` points, how to reach it
 //! (TLS through rustls), and the client that runs the journal's statements there.
 //!
-//! Owns: parsing and redacting the URL ([`PgTarget`]), the connection, the schema's marker
+//! Owns: parsing and redacting the URL ([`PgTarget`]), the connection pool, the schema's marker
 //! table and migrations on PostgreSQL, and the mapping of PostgreSQL's errors. Must not: hold
 //! the URL's password anywhere it could be shown (every message and `Debug` use the redacted
 //! form), or answer the caller from inside its runtime.
 //!
 //! [`crate::journal::Journal`] is synchronous and is called from inside tokio tasks, so the
-//! client runs on a thread of its own with its own single-threaded runtime; each call sends
-//! one request on a std channel and blocks on a std channel for the answer (no
+//! client runs on a runtime of its own (one thread, shared by every journal of the process);
+//! each call is a task there and the caller blocks on a std channel for the answer (no
 //! `blocking_recv`, no `block_on` on the caller's side, both of which panic inside a runtime).
+//!
+//! Connections come from a `deadpool-postgres` pool per address and access (read-only journals
+//! get sessions with `default_transaction_read_only`), shared by every journal of the process
+//! open on them and closed with the last of those: a reader (health's check, an export, a
+//! backup's copy) takes a connection of its own instead of queueing behind the engine's writes,
+//! and opening one costs no new connection. Each call runs on one connection, each write in
+//! its own committed transaction before it returns, as before; a connection that failed or did
+//! not answer within 10 s is dropped, never handed out again. The `LISTEN` connection
+//! (`journal::notify`) is dedicated, never pooled.
 //!
 //! One database is the journal of one mode, as one SQLite file is: the `meta` table records the
 //! mode, and a database of another mode, of another application or from a newer crbot is
@@ -17,8 +26,8 @@
 //! lock, so two processes opening a new database at once create it once.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -179,6 +188,9 @@ enum Op {
     /// Rows inserted into tables (keeping their ids) in one transaction, then each table's id
     /// sequence moved past them; `meta` is replaced.
     CopyIn(Vec<(String, Vec<String>, Vec<Row>)>),
+    /// An insert `… RETURNING id` and `pg_notify(channel, id)` in one statement (one
+    /// transaction): the notice is delivered on commit only, so whoever hears it finds the row.
+    InsertNotify(String, Vec<Value>),
 }
 
 enum Reply {
@@ -187,17 +199,12 @@ enum Reply {
     Rows(Vec<Row>),
     Tables(Vec<Vec<Row>>),
     Done,
+    Id(i64),
 }
 
-struct Request {
-    op: Op,
-    reply: mpsc::Sender<Result<Reply>>,
-}
-
-/// The client of one PostgreSQL journal, on its own thread.
+/// The client of one PostgreSQL journal: a handle on the pool of its address and access.
 pub struct PgStore {
-    requests: Option<mpsc::Sender<Request>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    pool: Arc<Pool>,
     shown: String,
 }
 
@@ -211,33 +218,29 @@ impl PgStore {
     /// Connects, checks that the database is the journal of `mode` (or empty: then it is
     /// created, with `Access::Write`) and brings it to [`SCHEMA_VERSION`].
     pub fn open(target: &PgTarget, mode: Mode, now_ms: i64, access: Access) -> Result<PgStore> {
-        let (requests, inbox) = mpsc::channel::<Request>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
-        let worker_target = target.clone();
-        let thread = std::thread::Builder::new()
-            .name("journal-postgres".into())
-            .spawn(move || serve(worker_target, mode, now_ms, access, inbox, ready_tx))
-            .map_err(|e| JournalError::Database(format!("cannot start the journal's client thread: {e}")))?;
-        let store = PgStore {
-            requests: Some(requests),
-            thread: Some(thread),
+        let pool = pool_for(target, access)?;
+        let checked = Arc::clone(&pool);
+        let target_ = target.clone();
+        on_pool_runtime(async move {
+            let mut client = checkout(&checked).await?;
+            let prepared = prepare(&mut client, &target_, mode, now_ms, access).await;
+            if prepared.is_err() {
+                // Its transaction may be half done: never handed out again.
+                drop(deadpool_postgres::Object::take(client));
+            }
+            prepared
+        })?;
+        Ok(PgStore {
+            pool,
             shown: target.shown.clone(),
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(store),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(gone()),
-        }
+        })
     }
 
+    /// Runs `op` on a connection of the pool, waiting here (a std channel: never a
+    /// `block_on` on the caller's side, which may be a tokio task) for its answer.
     fn call(&self, op: Op) -> Result<Reply> {
-        let (reply, answer) = mpsc::channel();
-        self.requests
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(Request { op, reply })
-            .map_err(|_| gone())?;
-        answer.recv().map_err(|_| gone())?
+        let pool = Arc::clone(&self.pool);
+        on_pool_runtime(async move { run_pooled(&pool, op).await })
     }
 
     pub fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64> {
@@ -263,6 +266,25 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// Runs an insert into a table with an `id` key and issues `NOTIFY channel, 'id'` in the
+    /// same transaction; the new row's id. PostgreSQL delivers the notice on commit only, so it
+    /// is never heard before the row is durable (see [`super::notify`]).
+    pub fn insert_id_notify(&self, sql: &str, params: Vec<Value>, channel: &str) -> Result<i64> {
+        // One statement, so one transaction and one round trip: the kill's halt is written
+        // this way, before its first cancel.
+        let mut params = params;
+        params.push(Value::Text(channel.to_string()));
+        let sql = format!(
+            "WITH inserted AS ({} RETURNING id) SELECT id, pg_notify(${}, id::text) FROM inserted",
+            to_postgres_placeholders(sql),
+            params.len()
+        );
+        match self.call(Op::InsertNotify(sql, params))? {
+            Reply::Id(id) => Ok(id),
+            _ => Err(JournalError::Invalid("unexpected reply to an insert".into())),
+        }
+    }
+
     /// Runs `queries` (no parameters) in one `REPEATABLE READ READ ONLY` transaction: every
     /// result is of the same moment, whatever commits meanwhile. For copies and backups.
     pub fn snapshot(&self, queries: Vec<String>) -> Result<Vec<Vec<Row>>> {
@@ -283,86 +305,169 @@ impl PgStore {
     }
 }
 
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        // Closing the channel ends the thread's loop; it closes the connection on its way out.
-        self.requests = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn gone() -> JournalError {
     JournalError::Database("the journal's PostgreSQL client stopped".into())
 }
 
-/// The client thread: connect, check or create the journal, then answer requests in order
-/// until the [`PgStore`] is dropped. A connection found closed is opened again once per
-/// request (the server restarted, a network cut healed); if that fails the request fails.
-fn serve(
-    target: PgTarget,
-    mode: Mode,
-    now_ms: i64,
-    access: Access,
-    inbox: mpsc::Receiver<Request>,
-    ready: mpsc::Sender<Result<()>>,
-) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(JournalError::Database(format!(
-                "cannot start the journal's client runtime: {e}"
-            ))));
-            return;
-        }
-    };
-    let opened = rt.block_on(async {
-        let mut client = connect(&target, access).await?;
-        prepare(&mut client, &target, mode, now_ms, access).await?;
-        Ok::<Client, JournalError>(client)
+/// How many connections one pool (one address, one access) opens at most: the engine writes
+/// on one at a time, and readers in the same process (health's check, an export, a backup's
+/// copy) take others instead of queueing behind its writes.
+const POOL_SIZE: usize = 4;
+
+type Pool = deadpool_postgres::Pool;
+
+/// The runtime every pool's connections live on: one thread of its own, which drives the
+/// connections and the requests alike (a request and its connection's I/O never wait for
+/// another thread to be scheduled, which on a busy machine costs more than the round trip),
+/// so that a caller's thread (often a tokio task of another runtime) only ever waits on a std
+/// channel. Requests on different connections still interleave: a reader waiting for its rows
+/// does not hold up a write.
+fn pool_runtime() -> Result<&'static tokio::runtime::Handle> {
+    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Handle, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name("journal-postgres".into())
+                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .map_err(|e| e.to_string())?;
+            Ok(handle)
+        })
+        .as_ref()
+        .map_err(|e| JournalError::Database(format!("cannot start the journal's client runtime: {e}")))
+}
+
+/// Runs `work` on the pools' runtime and waits for its result on a std channel.
+fn on_pool_runtime<T, F>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+{
+    let (reply, answer) = mpsc::channel();
+    pool_runtime()?.spawn(async move {
+        let _ = reply.send(work.await);
     });
-    let mut client = match opened {
-        Ok(c) => {
-            let _ = ready.send(Ok(()));
-            c
+    answer.recv().map_err(|_| gone())?
+}
+
+/// The pool of `target` with `access`'s session settings, shared by every store of this
+/// process open on them, and closed (its connections with it) when the last one is dropped.
+fn pool_for(target: &PgTarget, access: Access) -> Result<Arc<Pool>> {
+    type Pools = Vec<(PgTarget, bool, Weak<Pool>)>;
+    static POOLS: Mutex<Pools> = Mutex::new(Vec::new());
+    let read_only = access == Access::ReadOnly;
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    pools.retain(|(_, _, p)| p.strong_count() > 0);
+    if let Some(pool) = pools
+        .iter()
+        .find(|(t, r, _)| t == target && *r == read_only)
+        .and_then(|(_, _, p)| p.upgrade())
+    {
+        return Ok(pool);
+    }
+    let mut config = client_config(target)?;
+    let tls = match target.tls {
+        PgTls::Off => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            None
         }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
+        PgTls::Verified => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?))
         }
     };
-    let mut broken = false;
-    for req in inbox {
-        if broken || client.is_closed() {
-            match rt.block_on(connect(&target, access)) {
-                Ok(c) => {
-                    client = c;
-                    broken = false;
+    // Each statement is on the server's disk before it returns, whatever the server's default.
+    let mut setup = String::from("SET synchronous_commit = on; SET TIME ZONE 'UTC';");
+    if read_only {
+        setup.push_str(" SET default_transaction_read_only = on;");
+    }
+    let manager = deadpool_postgres::Manager::from_connect(
+        config,
+        Connector { tls, setup },
+        deadpool_postgres::ManagerConfig::default(),
+    );
+    let pool = Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| JournalError::Database(format!("the journal's connection pool: {e}")))?;
+    let pool = Arc::new(pool);
+    pools.push((target.clone(), read_only, Arc::downgrade(&pool)));
+    Ok(pool)
+}
+
+/// How the pool opens a connection: plain, or TLS with the certificate verified, then the
+/// session's settings.
+struct Connector {
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    setup: String,
+}
+
+type Connected = std::result::Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>;
+
+impl deadpool_postgres::Connect for Connector {
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Connected> + Send + '_>> {
+        let config = config.clone();
+        Box::pin(async move {
+            let (client, task) = match &self.tls {
+                None => {
+                    let (client, conn) = config.connect(NoTls).await?;
+                    (client, tokio::spawn(async move { drop(conn.await) }))
                 }
-                Err(e) => {
-                    let _ = req.reply.send(Err(e));
-                    continue;
+                Some(tls) => {
+                    let (client, conn) = config.connect(tls.clone()).await?;
+                    (client, tokio::spawn(async move { drop(conn.await) }))
                 }
-            }
+            };
+            client.batch_execute(&self.setup).await?;
+            Ok((client, task))
+        })
+    }
+}
+
+/// A connection of the pool (a new one when none is free and the pool is not full; a closed
+/// one is never handed out), within [`ANSWER_WITHIN`].
+async fn checkout(pool: &Pool) -> Result<deadpool_postgres::Object> {
+    match tokio::time::timeout(ANSWER_WITHIN, pool.get()).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(deadpool_postgres::PoolError::Backend(e))) => Err(e.into()),
+        Ok(Err(e)) => Err(JournalError::Database(format!(
+            "the journal's connection pool: {e}"
+        ))),
+        Err(_) => Err(no_answer()),
+    }
+}
+
+fn no_answer() -> JournalError {
+    JournalError::Database(format!(
+        "the PostgreSQL server did not answer within {} s: the write's outcome is unknown; \
+         nothing more is recorded until it answers again",
+        ANSWER_WITHIN.as_secs()
+    ))
+}
+
+/// One request on a pooled connection. A connection that failed or did not answer is
+/// dropped rather than returned to the pool (it may be dead, or inside a transaction); the
+/// next request opens a new one.
+async fn run_pooled(pool: &Pool, op: Op) -> Result<Reply> {
+    let client = checkout(pool).await?;
+    match tokio::time::timeout(ANSWER_WITHIN, run(&client, op)).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(e)) => {
+            drop(deadpool_postgres::Object::take(client));
+            Err(e)
         }
-        // The timer is made inside the runtime (it needs its clock).
-        let answered = rt.block_on(async { tokio::time::timeout(ANSWER_WITHIN, run(&client, req.op)).await });
-        let answer = match answered {
-            Ok(answer) => answer,
-            Err(_) => {
-                // A server that stopped answering (a network cut without a reset): the engine
-                // must not wait forever; this connection is dropped and the next call
-                // reconnects.
-                broken = true;
-                Err(JournalError::Database(format!(
-                    "the PostgreSQL server did not answer within {} s: the write's outcome is \
-                     unknown; nothing more is recorded until it answers again",
-                    ANSWER_WITHIN.as_secs()
-                )))
-            }
-        };
-        let _ = req.reply.send(answer);
+        Err(_) => {
+            drop(deadpool_postgres::Object::take(client));
+            Err(no_answer())
+        }
     }
 }
 
@@ -393,6 +498,10 @@ async fn run(client: &Client, op: Op) -> Result<Reply> {
                     Err(e)
                 }
             }
+        }
+        Op::InsertNotify(sql, params) => {
+            let row = client.query_one(&sql, &refs(&params)).await?;
+            Ok(Reply::Id(row.try_get(0)?))
         }
         Op::Snapshot(queries) => {
             client
@@ -516,8 +625,8 @@ pub fn to_postgres_placeholders(sql: &str) -> String {
     out
 }
 
-/// Opens a connection: plain, or TLS with the certificate verified.
-async fn connect(target: &PgTarget, access: Access) -> Result<Client> {
+/// The client's settings from the URL, with crbot's connect timeout when it gives none.
+fn client_config(target: &PgTarget) -> Result<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = target
         .url
         .expose()
@@ -526,32 +635,58 @@ async fn connect(target: &PgTarget, access: Access) -> Result<Client> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    Ok(config)
+}
+
+/// Opens a connection for `LISTEN` (same TLS rules as every other), whose notices' payloads
+/// are sent on `notices` as they arrive. When the connection ends (lost, or the client
+/// dropped) `notices` is dropped: its receiver sees the channel closed.
+pub(super) async fn connect_listening(
+    target: &PgTarget,
+    notices: tokio::sync::mpsc::UnboundedSender<String>,
+) -> Result<Client> {
+    let mut config = client_config(target)?;
+    // This connection mostly waits: TCP keepalives find a dead peer in about a minute.
+    config.keepalives_idle(Duration::from_secs(30));
     let client = match target.tls {
         PgTls::Off => {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
             let (client, conn) = config.connect(NoTls).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            tokio::spawn(forward_notices(conn, notices));
             client
         }
         PgTls::Verified => {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
             let (client, conn) = config.connect(tls).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            tokio::spawn(forward_notices(conn, notices));
             client
         }
     };
-    // Each statement is on the server's disk before it returns, whatever the server's default.
-    let mut setup = String::from("SET synchronous_commit = on; SET TIME ZONE 'UTC';");
-    if access == Access::ReadOnly {
-        setup.push_str(" SET default_transaction_read_only = on;");
-    }
-    client.batch_execute(&setup).await?;
     Ok(client)
+}
+
+/// Drives a connection and hands on each notification's payload until it ends.
+async fn forward_notices<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    notices: tokio::sync::mpsc::UnboundedSender<String>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                if notices.send(n.payload().to_string()).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn tls_config(target: &PgTarget) -> Result<rustls::ClientConfig> {

@@ -78,6 +78,15 @@ impl Store {
         }
     }
 
+    /// [`Store::insert_id`], and on PostgreSQL `NOTIFY channel, 'id'` in the same transaction
+    /// (delivered on commit). SQLite has no notices: its readers poll.
+    pub fn insert_id_notify(&self, sql: &str, params: Vec<Value>, channel: &str) -> Result<i64> {
+        match self {
+            Store::Sqlite(_) => self.insert_id(sql, params),
+            Store::Postgres(pg) => pg.insert_id_notify(sql, params, channel),
+        }
+    }
+
     /// Runs a query; every row it returns.
     pub fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
         match self {

@@ -20,13 +20,17 @@
 //!   end left the journal halted and nothing open, and no order was cancelled without a halt
 //!   in the journal (the halt is durable before any cancel leaves).
 //!
+//! The journal is an SQLite file in the run's home, or (`CRASH_STORE=postgres`, or
+//! [`Harness::with_store`]) a fresh database per run on one throw-away PostgreSQL cluster that
+//! the harness starts (`tests/pg_support`), with `DATABASE_URL=postgresql://…`.
+//!
 //! Runs are reproducible from their seed (the fault and its timing derive from it; the
 //! SIGKILL's effect still depends on the machine's timing).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,9 +39,31 @@ use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, SimConfig, SimHandle};
-use crbot::journal::{Journal, TradingStateCode};
+use crbot::journal::{Journal, Location, PgTarget, TradingStateCode};
 use hmac::{KeyInit, Mac};
 use rust_decimal::Decimal;
+
+#[path = "../pg_support/mod.rs"]
+mod pg_support;
+
+/// Where the runs' journals are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// A file in each run's home (the default).
+    Sqlite,
+    /// A database per run on a PostgreSQL cluster the harness starts.
+    Postgres,
+}
+
+impl Store {
+    /// `CRASH_STORE=postgres` (or `postgresql`, `pg`); SQLite otherwise.
+    pub fn from_env() -> Store {
+        match std::env::var("CRASH_STORE").as_deref() {
+            Ok("postgres" | "postgresql" | "pg") => Store::Postgres,
+            _ => Store::Sqlite,
+        }
+    }
+}
 
 /// The failpoints crbot's order and kill paths call (`crbot::failpoint::POINTS`).
 pub const POINTS: [&str; 6] = crbot::failpoint::POINTS;
@@ -163,6 +189,8 @@ pub struct Harness {
     pub verbose: bool,
     /// How long each step takes without a fault (for SIGKILL timing).
     calibration: std::sync::OnceLock<Vec<Duration>>,
+    /// The PostgreSQL cluster the runs' databases are on, with `Store::Postgres`.
+    cluster: Option<std::sync::Arc<pg_support::PgCluster>>,
 }
 
 struct Outcome {
@@ -185,11 +213,41 @@ struct Run<'a> {
     h: &'a Harness,
     sim: SimHandle,
     home: tempfile::TempDir,
+    /// The run's database, with `Store::Postgres`.
+    db: Option<pg_support::PgDatabase>,
 }
 
 impl Run<'_> {
     fn journal_path(&self) -> PathBuf {
         self.home.path().join("journal-testnet.db")
+    }
+
+    /// What `DATABASE_URL` says: the file, or the run's database.
+    fn database_url(&self) -> String {
+        match &self.db {
+            Some(db) => db.url(),
+            None => self.journal_path().display().to_string(),
+        }
+    }
+
+    fn location(&self) -> Location {
+        match &self.db {
+            Some(db) => Location::Postgres(PgTarget::parse(&db.url()).unwrap()),
+            None => Location::Sqlite(self.journal_path()),
+        }
+    }
+
+    /// Runs `sql` on the journal, behind crbot's back.
+    fn tamper(&self, sql: &str) {
+        match &self.db {
+            Some(db) => {
+                db.psql(sql);
+            }
+            None => {
+                let c = rusqlite::Connection::open(self.journal_path()).unwrap();
+                c.execute_batch(sql).unwrap();
+            }
+        }
     }
 
     fn command(&self, args: &[String]) -> Command {
@@ -198,7 +256,7 @@ impl Run<'_> {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
             .env("ENV", "development")
-            .env("DATABASE_URL", self.journal_path())
+            .env("DATABASE_URL", self.database_url())
             .env("MAX_TRADES_PER_DAY", "1000")
             .env("BINANCE_REST_URL", self.sim.rest_url())
             .env("BINANCE_WS_URL", self.sim.ws_url())
@@ -289,7 +347,15 @@ fn floor_to(v: Decimal, step: Decimal) -> Decimal {
 }
 
 impl Harness {
+    /// A harness on the store `CRASH_STORE` names (SQLite by default).
     pub fn new(bin: PathBuf) -> Self {
+        Harness::with_store(bin, Store::from_env())
+    }
+
+    /// A harness whose runs journal in `store`; for PostgreSQL, on the cluster this process's
+    /// tests share (started when none runs).
+    pub fn with_store(bin: PathBuf, store: Store) -> Self {
+        let cluster = (store == Store::Postgres).then(pg_support::PgCluster::shared);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -300,6 +366,15 @@ impl Harness {
             rt,
             verbose: std::env::var_os("CRASH_VERBOSE").is_some(),
             calibration: std::sync::OnceLock::new(),
+            cluster,
+        }
+    }
+
+    pub fn store(&self) -> Store {
+        if self.cluster.is_some() {
+            Store::Postgres
+        } else {
+            Store::Sqlite
         }
     }
 
@@ -340,9 +415,9 @@ impl Harness {
         self.run_tampered(seed, fault, None)
     }
 
-    /// A run whose journal `tamper` alters after the restart, before the checks (to show
-    /// that the checks see what they claim to).
-    pub fn run_tampered(&self, seed: u64, fault: Fault, tamper: Option<fn(&Path)>) -> RunReport {
+    /// A run whose journal the SQL `tamper` alters after the restart, before the checks (to
+    /// show that the checks see what they claim to).
+    pub fn run_tampered(&self, seed: u64, fault: Fault, tamper: Option<&str>) -> RunReport {
         let usual: Vec<Duration> = match fault {
             Fault::Sigkill { .. } => self.step_durations().clone(),
             Fault::Failpoint { .. } => Vec::new(),
@@ -365,6 +440,7 @@ impl Harness {
             h: self,
             sim,
             home: tempfile::tempdir().unwrap(),
+            db: self.cluster.as_ref().map(|c| c.database()),
         };
         let script = self.script(&run.sim);
         let mut fired = false;
@@ -408,7 +484,7 @@ impl Harness {
             }
         }
         // Before the restart: what the journal says about the trading state, and what is open.
-        let halted_before = self.latest_state(&run.journal_path()) == Some(TradingStateCode::Halted);
+        let halted_before = self.latest_state(&run.location()) == Some(TradingStateCode::Halted);
         let open_before = self.rt.block_on(self.exchange_open(&run.sim));
         if !halted_before {
             // Nothing in the script cancels but the kill, and its halt must be durable first.
@@ -454,16 +530,19 @@ impl Harness {
                 ));
             }
         }
-        let halted_after = self.latest_state(&run.journal_path()) == Some(TradingStateCode::Halted);
+        let halted_after = self.latest_state(&run.location()) == Some(TradingStateCode::Halted);
         if halted_before && !halted_after {
             discrepancies.push("HALTED before the restart, not after it".into());
         }
-        if let Some(t) = tamper {
-            t(&run.journal_path());
+        if run.db.is_some() && run.journal_path().exists() {
+            discrepancies.push("DATABASE_URL names PostgreSQL, but an SQLite journal was written".into());
+        }
+        if let Some(sql) = tamper {
+            run.tamper(sql);
         }
         discrepancies.extend(
             self.rt
-                .block_on(self.compare(&run.sim, &run.journal_path(), &starting)),
+                .block_on(self.compare(&run.sim, &run.location(), &starting)),
         );
         let sim = run.sim;
         self.rt.block_on(sim.shutdown());
@@ -499,8 +578,8 @@ impl Harness {
         })
     }
 
-    fn latest_state(&self, path: &Path) -> Option<TradingStateCode> {
-        let j = Journal::open_existing(path, Mode::Testnet).ok()?;
+    fn latest_state(&self, journal: &Location) -> Option<TradingStateCode> {
+        let j = Journal::open_existing_at(journal, Mode::Testnet).ok()?;
         j.latest_trading_state().ok().flatten().map(|s| s.record.state)
     }
 
@@ -546,11 +625,11 @@ impl Harness {
     async fn compare(
         &self,
         sim: &SimHandle,
-        path: &Path,
+        location: &Location,
         starting: &BTreeMap<String, Decimal>,
     ) -> Vec<String> {
         let mut d = Vec::new();
-        let journal = match Journal::open_existing(path, Mode::Testnet) {
+        let journal = match Journal::open_existing_at(location, Mode::Testnet) {
             Ok(j) => j,
             Err(e) => return vec![format!("journal cannot be opened: {e}")],
         };

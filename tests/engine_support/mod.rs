@@ -2,12 +2,21 @@
 //! REST client, a journal in a temporary folder, a `Core` primed with the exchange's rules,
 //! balances and quotes, and a running `Runtime` driven through its command channel.
 //!
+//! The journal is an SQLite file in the test's folder, or (a [`Home`] of [`Store::Postgres`],
+//! `tests/store_support`) a fresh database on the binary's one throw-away PostgreSQL cluster:
+//! the tests about restart and recovery run on both through `both_stores!`.
+//!
 //! Owns: set-up and the `wait_*` helpers (poll with a deadline; never a bare sleep as an
 //! assertion). Must not: assert behaviour itself; each test says what it proves.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../sim_support/client.rs"]
 pub mod client;
+#[path = "../store_support/mod.rs"]
+pub mod store_support;
+
+#[allow(unused_imports)]
+pub use store_support::{Home, Store, pg_support};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +29,7 @@ use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::Credentials;
 use crbot::exchange::sim::{self, Faults, SimConfig, SimHandle};
-use crbot::journal::{Journal, TicketSource};
+use crbot::journal::{Journal, Location, TicketSource};
 use crbot::risk::Limits;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -220,7 +229,15 @@ pub fn journal_path(dir: &Path) -> PathBuf {
 /// A `Core` restored from the journal at `path`, primed from the exchange as the runtime
 /// would be: rules, balances, fresh quotes (stamped `now`), and one equity sample.
 pub async fn primed_core(ex: &Ex, path: &Path, limits: Limits, now: i64) -> Core {
-    let journal = Journal::open(path, Mode::Sim).unwrap();
+    primed_core_on(ex, Journal::open(path, Mode::Sim).unwrap(), limits, now).await
+}
+
+/// [`primed_core`] on the journal in `home`, on either store.
+pub async fn primed_core_at(ex: &Ex, home: &Home, limits: Limits, now: i64) -> Core {
+    primed_core_on(ex, home.open(Mode::Sim), limits, now).await
+}
+
+async fn primed_core_on(ex: &Ex, journal: Journal, limits: Limits, now: i64) -> Core {
     let mut core = Core::restore(journal, Mode::Sim, limits, TicketSource::Tui, now).unwrap();
     prime(ex, &mut core, now).await;
     core
@@ -286,6 +303,9 @@ pub struct Console {
     pub journal_path: PathBuf,
     pub dir: tempfile::TempDir,
     pub mode: Mode,
+    /// The journal's database, on PostgreSQL.
+    pub db: Option<pg_support::PgDatabase>,
+    pub location: Location,
 }
 
 impl Console {
@@ -295,20 +315,33 @@ impl Console {
 
     /// A second connection to the console's journal (as another process would open it).
     pub fn journal(&self) -> Journal {
-        Journal::open(&self.journal_path, self.mode).unwrap()
+        Journal::open_at(&self.location, self.mode).unwrap()
     }
 
     /// Stops the engine; returns the folder holding the journal (deleted when dropped).
     pub async fn stop(self) -> tempfile::TempDir {
+        self.stop_home().await.dir
+    }
+
+    /// Stops the engine; returns where its journal is, for a restart ([`console_at`]).
+    pub async fn stop_home(self) -> Home {
         self.cancel.cancel();
         let _ = self.task.await;
-        self.dir
+        Home {
+            dir: self.dir,
+            db: self.db,
+        }
     }
 }
 
 /// Starts `Runtime::run` on a fresh journal and waits until it has quotes and has reconciled.
 pub async fn console(ex: &Ex, limits: Limits, auto_flatten: bool) -> Console {
     console_in(ex, tempfile::tempdir().unwrap(), limits, auto_flatten).await
+}
+
+/// [`console_in`] on the journal in `home`, on either store.
+pub async fn console_at(ex: &Ex, home: Home, limits: Limits, auto_flatten: bool) -> Console {
+    console_home(ex, home, limits, auto_flatten, Mode::Sim, None).await
 }
 
 /// Starts `Runtime::run` on the journal in `dir` (a restart when it exists), restored as the
@@ -327,8 +360,20 @@ pub async fn console_with(
     mode: Mode,
     vault: Option<PathBuf>,
 ) -> Console {
-    let path = journal_path(dir.path());
-    let journal = Journal::open(&path, mode).unwrap();
+    console_home(ex, Home::from(dir), limits, auto_flatten, mode, vault).await
+}
+
+async fn console_home(
+    ex: &Ex,
+    home: Home,
+    limits: Limits,
+    auto_flatten: bool,
+    mode: Mode,
+    vault: Option<PathBuf>,
+) -> Console {
+    let path = journal_path(home.dir.path());
+    let location = home.location();
+    let journal = home.open(mode);
     let now = now_ms();
     let core = Core::restore(journal, mode, limits, TicketSource::Tui, now).unwrap();
     let (snap_tx, mut snap) = watch::channel(core.state.snapshot(now));
@@ -364,7 +409,9 @@ pub async fn console_with(
         cancel,
         task,
         journal_path: path,
-        dir,
+        dir: home.dir,
         mode,
+        db: home.db,
+        location,
     }
 }

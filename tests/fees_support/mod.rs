@@ -3,7 +3,7 @@
 //! journals them. Shared by the fee-accounting and export tests, which check the same numbers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
 
@@ -12,7 +12,7 @@ use crbot::domain::{
     OrderStatus, OrderType, Price, PriceFilter, Qty, Quote, Side, Symbol, SymbolRules, SymbolStatus,
 };
 use crbot::engine::core::Core;
-use crbot::journal::{Journal, TicketSource};
+use crbot::journal::{Journal, Location, TicketSource};
 use crbot::risk::Limits;
 
 /// 2026-03-02 00:00:00 UTC.
@@ -121,9 +121,32 @@ pub fn bnb_quote(core: &mut Core, mid: &str, at: i64) {
     );
 }
 
+/// Where a journal is: an SQLite file, or a [`Location`] on either store.
+pub trait JournalAt {
+    fn open_journal(&self) -> Journal;
+}
+
+impl JournalAt for Path {
+    fn open_journal(&self) -> Journal {
+        Journal::open(self, Mode::Sim).unwrap()
+    }
+}
+
+impl JournalAt for PathBuf {
+    fn open_journal(&self) -> Journal {
+        self.as_path().open_journal()
+    }
+}
+
+impl JournalAt for Location {
+    fn open_journal(&self) -> Journal {
+        Journal::open_at(self, Mode::Sim).unwrap()
+    }
+}
+
 /// A core on the journal at `path`, restored as at start-up, with BTCUSDT's rules known.
-pub fn core_at(path: &Path, now: i64) -> Core {
-    let journal = Journal::open(path, Mode::Sim).unwrap();
+pub fn core_at(path: &(impl JournalAt + ?Sized), now: i64) -> Core {
+    let journal = path.open_journal();
     let mut core = Core::restore(journal, Mode::Sim, Limits::default(), TicketSource::Tui, now).unwrap();
     core.state
         .rules
@@ -143,9 +166,9 @@ pub fn core_at(path: &Path, now: i64) -> Core {
 ///
 /// Fill 3's BNB price comes from a quote at its fill time; fill 4 arrives a day later while
 /// the only BNB quote is that old one, so its fee has no price at fill time.
-pub fn script(path: &Path) -> Core {
+pub fn script(path: &(impl JournalAt + ?Sized)) -> Core {
     let mut core = {
-        let journal = Journal::open(path, Mode::Sim).unwrap();
+        let journal = path.open_journal();
         journal
             .insert_order(&order("cr-entry-1", 11, None, Side::Buy, OrderPurpose::Entry, T0))
             .unwrap();

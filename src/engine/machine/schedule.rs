@@ -88,7 +88,24 @@ impl Engine {
                 delay: Duration::ZERO,
             });
         }
-        // A `crbot kill` (or resume, or limit change) from another shell lands in the journal.
+        self.check_shared_state(now);
+        self.core.state.rate = facts.rate;
+        self.core.state.clock_offset_ms = Some(facts.clock_offset_ms);
+        if self.sync.reconciled && !self.core.state.balances.is_empty() {
+            let record = now - self.schedule.last_equity_journal_ms >= EQUITY_JOURNAL_EVERY_MS;
+            if record {
+                self.schedule.last_equity_journal_ms = now;
+            }
+            if let Some(t) = self.core.sample_equity(now, record) {
+                self.on_transition(t, now);
+            }
+        }
+    }
+
+    /// A `crbot kill` (or resume, or limit change) from another shell lands in the journal:
+    /// read at every tick, and at once when the journal announces a change (PostgreSQL's
+    /// notice, `Input::TradingStateNotice`).
+    pub(super) fn check_shared_state(&mut self, now: i64) {
         if let Ok(id) = self.core.journal.latest_trading_state_id()
             && id > self.sync.state_row
         {
@@ -104,17 +121,6 @@ impl Engine {
                     self.core.state.log(now, LogLevel::Warn, LogKind::Kill, text);
                     self.start_resync();
                 }
-            }
-        }
-        self.core.state.rate = facts.rate;
-        self.core.state.clock_offset_ms = Some(facts.clock_offset_ms);
-        if self.sync.reconciled && !self.core.state.balances.is_empty() {
-            let record = now - self.schedule.last_equity_journal_ms >= EQUITY_JOURNAL_EVERY_MS;
-            if record {
-                self.schedule.last_equity_journal_ms = now;
-            }
-            if let Some(t) = self.core.sample_equity(now, record) {
-                self.on_transition(t, now);
             }
         }
     }
