@@ -246,6 +246,7 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
             secrets: (config.mode.needs_keys() && config.secrets.backend.is_service())
                 .then(|| config.secrets.clone()),
             keys_from: session.keys_from.clone(),
+            lease: None,
         },
     ));
     RunningEngine {

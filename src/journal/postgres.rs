@@ -554,6 +554,41 @@ async fn connect(target: &PgTarget, access: Access) -> Result<Client> {
     Ok(client)
 }
 
+/// A connection of its own (the engine's lease, `journal::lease`), with `tune` applied to the
+/// client's settings (keepalives, application name) before it connects; none of the journal's
+/// session settings.
+pub(super) async fn connect_dedicated(
+    target: &PgTarget,
+    tune: impl FnOnce(&mut tokio_postgres::Config),
+) -> Result<Client> {
+    let mut config: tokio_postgres::Config = target
+        .url
+        .expose()
+        .parse()
+        .map_err(|e| JournalError::Database(format!("DATABASE_URL cannot be used: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    tune(&mut config);
+    let client = if target.tls == PgTls::Off {
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        let (client, conn) = config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    } else {
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
+        let (client, conn) = config.connect(tls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    };
+    Ok(client)
+}
+
 fn tls_config(target: &PgTarget) -> Result<rustls::ClientConfig> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
@@ -638,7 +673,8 @@ async fn prepare(
     } else {
         let tables: i64 = tx
             .query_one(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() \
+                 AND table_name <> 'crbot_leadership'",
                 &[],
             )
             .await?
