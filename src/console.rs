@@ -178,11 +178,55 @@ impl SocketServer {
         Ok(SocketServer { stop, task, file })
     }
 
+    /// Serves `router` instead of the engine's socket routes (a `crbot serve` standby's).
+    pub fn start_router(
+        config: &Config,
+        lock: &EngineLock,
+        router: axum::Router,
+    ) -> anyhow::Result<SocketServer> {
+        use anyhow::Context as _;
+        let path = lock::socket_path(&config.paths.data_dir, config.mode);
+        let (listener, file) = crate::api::socket::bind(&path, lock)
+            .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(crate::api::socket::serve(listener, router, stop.clone()));
+        Ok(SocketServer { stop, task, file })
+    }
+
     /// Stops serving, lets requests in flight finish (bounded), removes the socket file.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
         drop(self.file);
+    }
+}
+
+/// The account's lease when its journal is on PostgreSQL (`None` on SQLite), taken at once for
+/// an engine that does not wait as a standby (the console, a command): refused, naming the
+/// leader, when another engine leads.
+pub async fn take_lease(config: &Config) -> anyhow::Result<Option<crate::journal::lease::Lease>> {
+    use crate::journal::lease::{Candidate, Lease, LeaseState};
+    let crate::journal::Location::Postgres(target) = config.journal_location() else {
+        return Ok(None);
+    };
+    let mut lease = Lease::campaign(&target, config.mode, Candidate::this_process(None));
+    match lease.first_answer(std::time::Duration::from_secs(15)).await {
+        LeaseState::Leader { .. } => Ok(Some(lease)),
+        LeaseState::Standby { leader: Some(l), .. } => anyhow::bail!(
+            "another engine leads the {} account on this PostgreSQL journal: {}; this one does not \
+             trade beside it. Reach it through its API: CRBOT_API_URL={} CRBOT_API_TOKEN=… crbot …",
+            config.mode,
+            l.describe(),
+            l.address.as_deref().unwrap_or("http://LEADER:8002")
+        ),
+        LeaseState::Standby { note, .. } => anyhow::bail!(
+            "the {} account's lease on PostgreSQL could not be taken ({}); nothing was started",
+            config.mode,
+            note.unwrap_or_else(|| "another engine holds it".into())
+        ),
+        LeaseState::Lost { why } => {
+            anyhow::bail!("the {} account's lease was lost at once: {why}", config.mode)
+        }
     }
 }
 
@@ -214,6 +258,17 @@ pub async fn prepare_engine(
 
 /// Runs the engine loop for `core` on its own task.
 pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEngine {
+    spawn_engine_with(config, core, session, None)
+}
+
+/// [`spawn_engine`] under a lease on a PostgreSQL journal (leadership): no order leaves once
+/// it is not valid.
+pub fn spawn_engine_with(
+    config: &Config,
+    core: Core,
+    session: &Session,
+    lease: Option<crate::journal::lease::LeaseGuard>,
+) -> RunningEngine {
     let now = chrono::Utc::now().timestamp_millis();
     let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
@@ -246,7 +301,7 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
             secrets: (config.mode.needs_keys() && config.secrets.backend.is_service())
                 .then(|| config.secrets.clone()),
             keys_from: session.keys_from.clone(),
-            lease: None,
+            lease,
         },
     ));
     RunningEngine {
@@ -265,7 +320,12 @@ async fn run_async(config: Config, global: &GlobalOpts, lock: EngineLock) -> any
     } else {
         Unlock::Terminal
     };
-    let (session, core) = prepare_engine(&config, &lock, unlock, TicketSource::Tui).await?;
+    // On PostgreSQL the console leads the account or does not start as an engine.
+    let lease = take_lease(&config).await?;
+    let (session, mut core) = prepare_engine(&config, &lock, unlock, TicketSource::Tui).await?;
+    if let Some(l) = &lease {
+        core.journal.set_fence(l.guard());
+    }
     let ui_config = ui_config(&config, global)?;
     let RunningEngine {
         commands,
@@ -274,7 +334,7 @@ async fn run_async(config: Config, global: &GlobalOpts, lock: EngineLock) -> any
         cancel,
         task,
         ..
-    } = spawn_engine(&config, core, &session);
+    } = spawn_engine_with(&config, core, &session, lease.as_ref().map(|l| l.guard()));
     let link = EngineLink {
         commands: commands.clone(),
         snapshots: snapshots.clone(),
@@ -298,6 +358,7 @@ async fn run_async(config: Config, global: &GlobalOpts, lock: EngineLock) -> any
     cancel.cancel();
     let _ = task.await;
     session.close(&config).await;
+    drop(lease);
     drop(lock);
     result.map(|_| ())
 }
