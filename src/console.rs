@@ -201,35 +201,6 @@ impl SocketServer {
     }
 }
 
-/// The account's lease when its journal is on PostgreSQL (`None` on SQLite), taken at once for
-/// an engine that does not wait as a standby (the console, a command): refused, naming the
-/// leader, when another engine leads.
-pub async fn take_lease(config: &Config) -> anyhow::Result<Option<crate::journal::lease::Lease>> {
-    use crate::journal::lease::{Candidate, Lease, LeaseState};
-    let crate::journal::Location::Postgres(target) = config.journal_location() else {
-        return Ok(None);
-    };
-    let mut lease = Lease::campaign(&target, config.mode, Candidate::this_process(None));
-    match lease.first_answer(std::time::Duration::from_secs(15)).await {
-        LeaseState::Leader { .. } => Ok(Some(lease)),
-        LeaseState::Standby { leader: Some(l), .. } => anyhow::bail!(
-            "another engine leads the {} account on this PostgreSQL journal: {}; this one does not \
-             trade beside it. Reach it through its API: CRBOT_API_URL={} CRBOT_API_TOKEN=… crbot …",
-            config.mode,
-            l.describe(),
-            l.address.as_deref().unwrap_or("http://LEADER:8002")
-        ),
-        LeaseState::Standby { note, .. } => anyhow::bail!(
-            "the {} account's lease on PostgreSQL could not be taken ({}); nothing was started",
-            config.mode,
-            note.unwrap_or_else(|| "another engine holds it".into())
-        ),
-        LeaseState::Lost { why } => {
-            anyhow::bail!("the {} account's lease was lost at once: {why}", config.mode)
-        }
-    }
-}
-
 /// The start-up the console and `crbot serve` share, in this order (the account's lock is
 /// held already): connect (unlocking keys in
 /// the modes that need them), check the key cannot withdraw, open the journal and restore the
@@ -321,7 +292,14 @@ async fn run_async(config: Config, global: &GlobalOpts, lock: EngineLock) -> any
         Unlock::Terminal
     };
     // On PostgreSQL the console leads the account or does not start as an engine.
-    let lease = take_lease(&config).await?;
+    let lease = lock::take_lease(&config.journal_location(), config.mode)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}. Its screen is reachable from here: CRBOT_API_URL=<the leader's API> \
+                 CRBOT_API_TOKEN=<crbot token issue on it> crbot"
+            )
+        })?;
     let (session, mut core) = prepare_engine(&config, &lock, unlock, TicketSource::Tui).await?;
     if let Some(l) = &lease {
         core.journal.set_fence(l.guard());

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::domain::Mode;
+use crate::journal::Location;
+use crate::journal::lease::{Candidate, Lease, LeaseState};
 
 /// `<data>/engine-<mode>.lock`.
 pub fn lock_path(data_dir: &Path, mode: Mode) -> PathBuf {
@@ -114,6 +116,30 @@ impl EngineLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The account's lease when its journal is on PostgreSQL (`None` on SQLite: the `flock` is the
+/// whole lock there), taken at once for an engine that does not wait as a standby (the console,
+/// a command): refused, naming the leader, when another engine leads the account. Held until
+/// dropped. `crbot serve` waits for it instead (a standby).
+pub async fn take_lease(location: &Location, mode: Mode) -> Result<Option<Lease>, String> {
+    let Location::Postgres(target) = location else {
+        return Ok(None);
+    };
+    let mut lease = Lease::campaign(target, mode, Candidate::this_process(None));
+    match lease.first_answer(Duration::from_secs(15)).await {
+        LeaseState::Leader { .. } => Ok(Some(lease)),
+        LeaseState::Standby { leader: Some(l), .. } => Err(format!(
+            "another engine leads the {mode} account on its PostgreSQL journal: {}; nothing is \
+             traded beside it",
+            l.describe()
+        )),
+        LeaseState::Standby { note, .. } => Err(format!(
+            "the {mode} account's lease on PostgreSQL could not be taken ({}); nothing was started",
+            note.unwrap_or_else(|| "another engine holds it".into())
+        )),
+        LeaseState::Lost { why } => Err(format!("the {mode} account's lease was lost at once: {why}")),
     }
 }
 
