@@ -240,7 +240,7 @@ impl Run<'_> {
             }
         };
         socket.stop().await;
-        if ended.is_none() {
+        if ended.is_none() && told.is_some() {
             println!("leader: this engine took the {mode} account's lease; reconciling, then trading");
             let _ = std::io::stdout().flush();
         }
