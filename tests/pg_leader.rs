@@ -424,6 +424,11 @@ fn the_standby_refuses_trades_naming_the_leader_and_takes_over_within_10_s_of_a_
     a.wait_ready(&ex);
     let b = Node::start(&ex, &db.url());
     assert_eq!(b.role(&ex).as_deref(), Some("standby"));
+    let said = b
+        .lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a standby line");
+    assert!(said.starts_with("standby: ") && said.contains(&a.base), "{said}");
     let (_, health) = http(&ex, "GET", &format!("{}/api/health", b.base), None);
     assert_eq!(health["leader"]["address"], a.base.as_str(), "{health}");
     assert_eq!(health["mode"], "sim");
