@@ -69,7 +69,11 @@ fn start(ex: &SimHandle, database_url: &str) -> Node {
 
 fn role(rt: &tokio::runtime::Runtime, client: &reqwest::Client, node: &Node) -> Option<String> {
     rt.block_on(async {
-        let res = client.get(format!("{}/api/health", node.base)).send().await.ok()?;
+        let res = client
+            .get(format!("{}/api/health", node.base))
+            .send()
+            .await
+            .ok()?;
         let doc: serde_json::Value = res.json().await.ok()?;
         doc["role"].as_str().map(str::to_string)
     })
@@ -78,7 +82,11 @@ fn role(rt: &tokio::runtime::Runtime, client: &reqwest::Client, node: &Node) -> 
 fn wait_role(rt: &tokio::runtime::Runtime, client: &reqwest::Client, node: &Node, want: &str) -> Duration {
     let start = Instant::now();
     while role(rt, client, node).as_deref() != Some(want) {
-        assert!(start.elapsed() < Duration::from_secs(60), "{} never became {want}", node.base);
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} never became {want}",
+            node.base
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     start.elapsed()

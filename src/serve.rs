@@ -205,13 +205,17 @@ impl Run<'_> {
         self.switch.set(router(view.clone())?);
         let socket = SocketServer::start_router(self.config, self.lock, router(view)?)?;
         let mut told: Option<Option<Leader>> = None;
+        // The campaign's first state is its own placeholder; its answers come after.
+        let mut answered = false;
         let ended = loop {
             let state = lease.state();
             match state {
                 LeaseState::Leader { .. } => break None,
                 LeaseState::Lost { why } => break Some(Ended::LeaseLost(why)),
                 LeaseState::Standby { leader, note } => {
-                    if let Some(note) = &note {
+                    if let Some(note) = note.as_ref().filter(|_| answered) {
+                        // The server cannot be asked (yet): serve the standby's API meanwhile.
+                        self.announce();
                         tracing::warn!("standby: {note}");
                     }
                     if told.as_ref() != Some(&leader) && note.is_none() {
@@ -236,7 +240,7 @@ impl Run<'_> {
                     break Some(Ended::Signal);
                 }
                 result = &mut *self.server => break Some(Ended::Server(result)),
-                _ = lease.changed() => {}
+                _ = lease.changed() => answered = true,
             }
         };
         socket.stop().await;
