@@ -67,7 +67,9 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         ),
         Err(e) => return Err(e.into()),
     };
-    let passphrase = passphrase(&config)?;
+    // Sealed at once: serve may start its engine more than once (a standby that leads, loses the
+    // lease, leads again), and the passphrase must not lie in clear in memory meanwhile.
+    let passphrase = passphrase(&config)?.map(crate::secret::SealedSecret::from_string);
     if config.mode == Mode::Live {
         // The console asks a typed confirmation for live; serve cannot ask, so it says it
         // loudly instead (stderr and the log): choosing live and providing the passphrase file
@@ -142,7 +144,7 @@ enum Ended {
 struct Run<'a> {
     config: &'a Config,
     lock: &'a EngineLock,
-    passphrase: Option<SecretString>,
+    passphrase: Option<crate::secret::SealedSecret>,
     switch: api::standby::RouterSwitch,
     signals: &'a mut Signals,
     server: &'a mut tokio::task::JoinHandle<std::io::Result<()>>,
@@ -258,7 +260,11 @@ impl Run<'_> {
         let (session, mut core) = prepare_engine(
             config,
             self.lock,
-            Unlock::Given(self.passphrase.clone()),
+            Unlock::Given(
+                self.passphrase
+                    .as_ref()
+                    .map(crate::secret::SealedSecret::open_string),
+            ),
             TicketSource::Engine,
         )
         .await?;
@@ -273,8 +279,8 @@ impl Run<'_> {
             // Kept sealed for the life of the engine (opened only for a re-arm's check).
             rearm_passphrase: self
                 .passphrase
-                .clone()
-                .map(crate::secret::SealedSecret::from_string),
+                .as_ref()
+                .map(|p| crate::secret::SealedSecret::from_string(p.open_string())),
             replies: engine.replies.clone(),
         };
         let socket = SocketServer::start(config, self.lock, link.clone())?;

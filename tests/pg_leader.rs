@@ -170,7 +170,7 @@ struct Node {
     child: Child,
     base: String,
     lines: mpsc::Receiver<String>,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
 }
 
 impl Drop for Node {
@@ -183,29 +183,8 @@ impl Drop for Node {
 impl Node {
     fn start(ex: &CliExchange, database_url: &str) -> Node {
         let home = tempfile::tempdir().unwrap();
-        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("crbot"));
-        for v in [
-            "CRBOT_HOME",
-            "CRBOT_MODE",
-            "BINANCE_TESTNET",
-            "DEBUG",
-            "CRBOT_API_ADDR",
-            "PGPASSWORD",
-        ] {
-            c.env_remove(v);
-        }
-        c.env("ENV", "development")
-            .env("SECRET_KEY", KEY)
-            .env("RATE_LIMIT_REQUESTS", "0")
-            .env("DATABASE_URL", database_url)
-            .env("BINANCE_REST_URL", ex.handle.rest_url())
-            .env("BINANCE_WS_URL", ex.handle.ws_url())
-            .env("BINANCE_WS_API_URL", ex.handle.ws_api_url())
-            .env("BINANCE_API_KEY", ex.handle.api_key())
-            .env("BINANCE_API_SECRET", ex.handle.api_secret().expose())
-            .arg("--home")
-            .arg(home.path())
-            .args(["--mode", "sim", "serve", "--addr", "127.0.0.1:0"])
+        let mut c = crbot(ex, database_url, home.path());
+        c.args(["serve", "--addr", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -228,7 +207,7 @@ impl Node {
             child,
             base,
             lines,
-            _home: home,
+            home,
         }
     }
 
@@ -286,6 +265,34 @@ impl Node {
     }
 }
 
+/// `crbot --home HOME --mode sim` on `database_url`, aimed at the local exchange.
+fn crbot(ex: &CliExchange, database_url: &str, home: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("crbot"));
+    for v in [
+        "CRBOT_HOME",
+        "CRBOT_MODE",
+        "BINANCE_TESTNET",
+        "DEBUG",
+        "CRBOT_API_ADDR",
+        "PGPASSWORD",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("ENV", "development")
+        .env("SECRET_KEY", KEY)
+        .env("RATE_LIMIT_REQUESTS", "0")
+        .env("DATABASE_URL", database_url)
+        .env("BINANCE_REST_URL", ex.handle.rest_url())
+        .env("BINANCE_WS_URL", ex.handle.ws_url())
+        .env("BINANCE_WS_API_URL", ex.handle.ws_api_url())
+        .env("BINANCE_API_KEY", ex.handle.api_key())
+        .env("BINANCE_API_SECRET", ex.handle.api_secret().expose())
+        .arg("--home")
+        .arg(home)
+        .args(["--mode", "sim"]);
+    c
+}
+
 /// A small protected entry on one of the local exchange's symbols (BTC near 97250, ETH near
 /// 3380, BNB near 652).
 fn entry(symbol: &str) -> Value {
@@ -325,31 +332,37 @@ fn http(ex: &CliExchange, method: &str, url: &str, body: Option<&Value>) -> (u16
     })
 }
 
-/// The exchange's orders for BTCUSDT (`allOrders`, signed as Binance documents).
+/// The exchange's orders on the symbols the tests trade (`allOrders`, signed as Binance
+/// documents).
 fn exchange_orders(ex: &CliExchange) -> Vec<Value> {
     use hmac::{Hmac, KeyInit, Mac};
-    let query = format!(
-        "symbol=BTCUSDT&limit=1000&timestamp={}",
-        chrono::Utc::now().timestamp_millis()
-    );
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(ex.handle.api_secret().expose().as_bytes()).unwrap();
-    mac.update(query.as_bytes());
-    let signature = hex::encode(mac.finalize().into_bytes().as_slice());
-    let url = format!(
-        "{}/api/v3/allOrders?{query}&signature={signature}",
-        ex.handle.rest_url()
-    );
-    ex.rt.block_on(async {
-        reqwest::Client::new()
-            .get(url)
-            .header("X-MBX-APIKEY", ex.handle.api_key())
-            .send()
-            .await
-            .unwrap()
-            .json::<Vec<Value>>()
-            .await
-            .unwrap()
-    })
+    let mut all = Vec::new();
+    for symbol in ["BTCUSDT", "ETHUSDT", "BNBUSDT"] {
+        let query = format!(
+            "symbol={symbol}&limit=1000&timestamp={}",
+            chrono::Utc::now().timestamp_millis()
+        );
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(ex.handle.api_secret().expose().as_bytes()).unwrap();
+        mac.update(query.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes().as_slice());
+        let url = format!(
+            "{}/api/v3/allOrders?{query}&signature={signature}",
+            ex.handle.rest_url()
+        );
+        all.extend(ex.rt.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .header("X-MBX-APIKEY", ex.handle.api_key())
+                .send()
+                .await
+                .unwrap()
+                .json::<Vec<Value>>()
+                .await
+                .unwrap()
+        }));
+    }
+    all
 }
 
 /// The exchange's client order ids, each with how many orders carry it.
@@ -441,6 +454,31 @@ fn the_standby_refuses_trades_naming_the_leader_and_takes_over_within_10_s_of_a_
     let (status, body) = a.order(&ex, "BTCUSDT");
     assert_eq!(status, 201, "{body}");
     let first = body["order"]["client_order_id"].as_str().unwrap().to_string();
+
+    // A command never trades beside the leader: on the standby's machine it goes through the
+    // standby (refused, naming the leader); on a machine with no engine it finds the lease held.
+    let order = [
+        "order",
+        "buy",
+        "BNBUSDT",
+        "0.1",
+        "--stop-loss",
+        "600",
+        "--take-profit",
+        "700",
+    ];
+    let third = tempfile::tempdir().unwrap();
+    for home in [b.home.path(), third.path()] {
+        let out = crbot(&ex, &db.url(), home).args(order).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains(&a.base), "names the leader: {err}");
+    }
+    let bnb = exchange_orders(&ex)
+        .into_iter()
+        .filter(|o| o["symbol"] == "BNBUSDT")
+        .count();
+    assert_eq!(bnb, 0, "nothing was sent beside the leader");
 
     a.sigkill();
     let took = b.wait_role(&ex, "leader", Duration::from_secs(10));
