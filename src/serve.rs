@@ -7,7 +7,10 @@
 //! way the console does (with its webhook alerts), serve the API on TCP and on the account's
 //! unix socket (`<data>/engine-<mode>.sock`, 0600, no token), print one line
 //! `api=http://HOST:PORT` (`https://` with `API_TLS_CERT`/`API_TLS_KEY`), then run until SIGTERM
-//! or SIGINT and say how many orders stay open on the exchange. Must not: prompt (the vault
+//! or SIGINT and say how many orders stay open on the exchange. On a PostgreSQL journal the
+//! account's lease decides who trades (`journal::lease`): while another engine holds it, serve
+//! is a standby (`api::standby`'s routes on the same listener and socket), then the leader once
+//! it takes it, and a standby again should it lose it. Must not: prompt (the vault
 //! passphrase comes from `CRBOT_PASSPHRASE_FILE`; `SECRETS_BACKEND=aws`/`hashicorp` need none),
 //! print or log the passphrase, or cancel orders on the way out: open orders stay, as when the
 //! console quits.

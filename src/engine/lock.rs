@@ -5,6 +5,9 @@
 //! (`flock`) on `<data>/engine-<mode>.lock` for as long as it runs; the lock goes with the
 //! process, so a crash never leaves it held. The file carries the holder's pid, for messages.
 //!
+//! On a PostgreSQL journal the lock is also the account's lease there ([`take_lease`], for the
+//! engines that do not wait as a standby; `crbot serve` campaigns for it itself).
+//!
 //! Owns: the two paths and taking the lock (at once, or within a bounded wait). Must not: decide
 //! what a process does when the lock is held (attach, go through the socket, wait or refuse: its
 //! caller decides).
