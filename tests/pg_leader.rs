@@ -495,6 +495,28 @@ fn the_standby_refuses_trades_naming_the_leader_and_takes_over_within_10_s_of_a_
         .parse()
         .unwrap();
     assert_eq!(epoch, 2, "two leaders, two epochs");
+
+    // `crbot kill --flatten` where no engine runs: the cancels go (a kill never waits on the
+    // lease), the sells are the leader's.
+    let out = crbot(&ex, &db.url(), third.path())
+        .args(["kill", "--flatten"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("flatten skipped") && said.contains(&b.base),
+        "{said}"
+    );
+    assert_ne!(out.status.code(), Some(0), "the flatten did not complete: {said}");
+    let sells = exchange_orders(&ex)
+        .into_iter()
+        .filter(|o| o["side"] == "SELL" && o["type"] == "MARKET")
+        .count();
+    assert_eq!(sells, 0, "no sell beside the leader");
     drop(b);
 }
 
