@@ -474,6 +474,14 @@ fn the_standby_refuses_trades_naming_the_leader_and_takes_over_within_10_s_of_a_
         assert_ne!(out.status.code(), Some(0), "{err}");
         assert!(err.contains(&a.base), "names the leader: {err}");
     }
+    // The console there does not start a second engine: it says who leads and how to reach it.
+    let out = crbot(&ex, &db.url(), third.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&a.base) && err.contains("CRBOT_API_URL"), "{err}");
     let bnb = exchange_orders(&ex)
         .into_iter()
         .filter(|o| o["symbol"] == "BNBUSDT")
