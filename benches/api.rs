@@ -73,6 +73,7 @@ impl Rig {
             replies: replies.clone(),
             secrets: None,
             keys_from: None,
+            lease: None,
         };
         let channels = (cmd_rx, snap_tx, stop.clone());
         let engine = tokio::spawn(Runtime::run_with(core, rest, channels, false, None, services));

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod orders;
 mod routes;
 pub mod socket;
+pub mod standby;
 pub mod stream;
 pub mod tls;
 
@@ -116,6 +117,53 @@ pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
     };
     app.layer(CatchPanicLayer::custom(panic_response))
         .layer(cors(settings.env, &settings.cors_origins))
+}
+
+/// The router of a standby (`crbot serve` waiting for the lease: [`standby`]), with the same
+/// rate limit and CORS as [`router`].
+pub fn standby_router(
+    settings: ApiSettings,
+    view: watch::Receiver<standby::StandbyView>,
+    mode: crate::domain::Mode,
+    journal: crate::journal::Location,
+) -> Router {
+    let app = standby::routes(settings.keys, view, mode, journal);
+    let app = match settings.rate_limit {
+        Some((requests, window)) => {
+            let limiter = Arc::new(limit::RateLimiter::new(requests, window));
+            app.layer(axum::middleware::from_fn_with_state(limiter, limit::enforce))
+        }
+        None => app,
+    };
+    app.layer(CatchPanicLayer::custom(panic_response))
+        .layer(cors(settings.env, &settings.cors_origins))
+}
+
+/// `app` refusing the trade routes (orders, cancels, resume; never the kill) with 503
+/// `LEASE_LOST` once `lease` is no longer valid: the leader stops trading as soon as its lease
+/// on PostgreSQL is in doubt, before another engine can lead.
+pub fn lease_gate(app: Router, lease: crate::journal::lease::LeaseGuard) -> Router {
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let lease = lease.clone();
+            async move {
+                let path = req.uri().path();
+                let trade = matches!(
+                    (req.method().as_str(), path),
+                    ("POST", "/api/orders") | ("POST", "/api/resume")
+                ) || (req.method() == Method::DELETE && path.starts_with("/api/orders/"));
+                if trade && !lease.valid() {
+                    return ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "LEASE_LOST",
+                        crate::journal::lease::LOST_MESSAGE,
+                    )
+                    .into_response();
+                }
+                next.run(req).await
+            }
+        },
+    ))
 }
 
 /// The router served on the engine's unix socket ([`socket::serve`]): the same routes

@@ -178,6 +178,21 @@ impl SocketServer {
         Ok(SocketServer { stop, task, file })
     }
 
+    /// Serves `router` instead of the engine's socket routes (a `crbot serve` standby's).
+    pub fn start_router(
+        config: &Config,
+        lock: &EngineLock,
+        router: axum::Router,
+    ) -> anyhow::Result<SocketServer> {
+        use anyhow::Context as _;
+        let path = lock::socket_path(&config.paths.data_dir, config.mode);
+        let (listener, file) = crate::api::socket::bind(&path, lock)
+            .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(crate::api::socket::serve(listener, router, stop.clone()));
+        Ok(SocketServer { stop, task, file })
+    }
+
     /// Stops serving, lets requests in flight finish (bounded), removes the socket file.
     pub async fn stop(self) {
         self.stop.cancel();
@@ -214,6 +229,17 @@ pub async fn prepare_engine(
 
 /// Runs the engine loop for `core` on its own task.
 pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEngine {
+    spawn_engine_with(config, core, session, None)
+}
+
+/// [`spawn_engine`] under a lease on a PostgreSQL journal (leadership): no order leaves once
+/// it is not valid.
+pub fn spawn_engine_with(
+    config: &Config,
+    core: Core,
+    session: &Session,
+    lease: Option<crate::journal::lease::LeaseGuard>,
+) -> RunningEngine {
     let now = chrono::Utc::now().timestamp_millis();
     let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
@@ -246,6 +272,7 @@ pub fn spawn_engine(config: &Config, core: Core, session: &Session) -> RunningEn
             secrets: (config.mode.needs_keys() && config.secrets.backend.is_service())
                 .then(|| config.secrets.clone()),
             keys_from: session.keys_from.clone(),
+            lease,
         },
     ));
     RunningEngine {
@@ -264,7 +291,19 @@ async fn run_async(config: Config, global: &GlobalOpts, lock: EngineLock) -> any
     } else {
         Unlock::Terminal
     };
-    let (session, core) = prepare_engine(&config, &lock, unlock, TicketSource::Tui).await?;
+    // On PostgreSQL the console leads the account or does not start as an engine.
+    let lease = lock::take_lease(&config.journal_location(), config.mode)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}. Its screen is reachable from here: CRBOT_API_URL=<the leader's API> \
+                 CRBOT_API_TOKEN=<crbot token issue on it> crbot"
+            )
+        })?;
+    let (session, mut core) = prepare_engine(&config, &lock, unlock, TicketSource::Tui).await?;
+    if let Some(l) = &lease {
+        core.journal.set_fence(l.guard());
+    }
     let ui_config = ui_config(&config, global)?;
     let RunningEngine {
         commands,
@@ -273,7 +312,7 @@ async fn run_async(config: Config, global: &GlobalOpts, lock: EngineLock) -> any
         cancel,
         task,
         ..
-    } = spawn_engine(&config, core, &session);
+    } = spawn_engine_with(&config, core, &session, lease.as_ref().map(|l| l.guard()));
     let link = EngineLink {
         commands: commands.clone(),
         snapshots: snapshots.clone(),
@@ -297,6 +336,7 @@ async fn run_async(config: Config, global: &GlobalOpts, lock: EngineLock) -> any
     cancel.cancel();
     let _ = task.await;
     session.close(&config).await;
+    drop(lease);
     drop(lock);
     result.map(|_| ())
 }

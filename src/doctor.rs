@@ -170,6 +170,58 @@ pub fn evaluate(inp: &DoctorInputs) -> Vec<CheckResult> {
     out
 }
 
+/// The account's lease on a PostgreSQL journal, as `crbot doctor` found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseFacts {
+    /// The `crbot_leadership` row (`None`: no engine ever led), or why it could not be read.
+    pub leader: Result<Option<crate::journal::lease::Leader>, String>,
+    /// The role the engine on this machine reports (`leader`, `standby`), `None` when none runs.
+    pub local_role: Option<String>,
+    pub now_ms: i64,
+}
+
+/// The lease item: who leads the account, since when, and what the engine here is. `None`
+/// facts (an SQLite journal): the lock is this machine's `flock`, nothing to check.
+pub fn check_lease(facts: Option<&LeaseFacts>) -> CheckResult {
+    use CheckStatus::*;
+    const ITEM: &str = "engine lease";
+    let Some(f) = facts else {
+        return check(
+            ITEM,
+            Skipped,
+            "SQLite journal: one engine per machine (the engine lock file)",
+            None,
+        );
+    };
+    let here = match &f.local_role {
+        Some(role) => format!("the engine on this machine is the {role}"),
+        None => "no engine runs on this machine".into(),
+    };
+    match &f.leader {
+        Err(e) => check(
+            ITEM,
+            Fail,
+            format!("the lease could not be read: {e}"),
+            Some("check DATABASE_URL and that the database server is up"),
+        ),
+        Ok(None) => check(
+            ITEM,
+            Pass,
+            format!("no engine has led this account yet; {here}"),
+            None,
+        ),
+        Ok(Some(l)) => {
+            let minutes = (f.now_ms - l.since_ms).max(0) / 60_000;
+            check(
+                ITEM,
+                Pass,
+                format!("led by {} ({minutes} min); {here}", l.describe()),
+                None,
+            )
+        }
+    }
+}
+
 /// Where the journal is (SQLite or PostgreSQL), whether it opens, and over what.
 fn check_journal_store(inp: &DoctorInputs) -> CheckResult {
     use CheckStatus::*;
@@ -898,5 +950,38 @@ pub(crate) mod tests {
         assert_eq!(status_of(&inp, "secrets backend"), CheckStatus::Pass);
         inp.mode = Mode::Sim;
         assert_eq!(status_of(&inp, "secrets backend"), CheckStatus::Skipped);
+    }
+
+    #[test]
+    fn the_lease_item_names_the_leader_and_this_machines_role_or_fails_when_unreadable() {
+        assert_eq!(check_lease(None).status, CheckStatus::Skipped);
+        let leader = crate::journal::lease::Leader {
+            epoch: 4,
+            holder: "box-a pid 12".into(),
+            address: Some("https://box-a:8002".into()),
+            since_ms: 1_000,
+        };
+        let facts = LeaseFacts {
+            leader: Ok(Some(leader)),
+            local_role: Some("standby".into()),
+            now_ms: 1_000 + 5 * 60_000,
+        };
+        let r = check_lease(Some(&facts));
+        assert_eq!(r.status, CheckStatus::Pass);
+        assert!(
+            r.detail.contains("box-a pid 12 at https://box-a:8002 (epoch 4"),
+            "{}",
+            r.detail
+        );
+        assert!(
+            r.detail.contains("(5 min)") && r.detail.contains("is the standby"),
+            "{}",
+            r.detail
+        );
+        let unreadable = LeaseFacts {
+            leader: Err("server gone".into()),
+            ..facts
+        };
+        assert_eq!(check_lease(Some(&unreadable)).status, CheckStatus::Fail);
     }
 }

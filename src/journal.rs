@@ -18,6 +18,7 @@ mod alerts;
 mod copy;
 mod error;
 mod export;
+pub mod lease;
 pub mod notify;
 mod postgres;
 mod records;
@@ -86,6 +87,9 @@ pub struct Journal {
     /// file: see [`Journal::open`]).
     path: PathBuf,
     mode: Mode,
+    /// The lease this engine leads under (PostgreSQL only): orders are journaled only while it
+    /// is valid and its epoch is the current one ([`Journal::set_fence`]).
+    fence: Option<lease::LeaseGuard>,
 }
 
 /// Where a mode's journal is: an SQLite file (the default) or a PostgreSQL database.
@@ -175,6 +179,7 @@ impl Journal {
             location: Location::Sqlite(path.to_path_buf()),
             path: path.to_path_buf(),
             mode,
+            fence: None,
         })
     }
 
@@ -222,6 +227,7 @@ impl Journal {
             location: Location::Sqlite(path.to_path_buf()),
             path: path.to_path_buf(),
             mode,
+            fence: None,
         })
     }
 
@@ -281,6 +287,7 @@ impl Journal {
             location: Location::Postgres(target.clone()),
             path: PathBuf::from(target.shown()),
             mode,
+            fence: None,
         })
     }
 
@@ -304,8 +311,20 @@ impl Journal {
 
     // ----- orders -------------------------------------------------------------------------
 
+    /// Fences this journal's order writes with the engine's lease (PostgreSQL only; SQLite
+    /// ignores it): from now on [`Journal::insert_order`] refuses while the lease is not valid,
+    /// and inserts the row only while `crbot_leadership`'s epoch is still the lease's.
+    pub fn set_fence(&mut self, lease: lease::LeaseGuard) {
+        if self.store.kind() == StoreKind::Postgres {
+            self.fence = Some(lease);
+        }
+    }
+
     /// Records a new order (before it is sent). Durable when this returns `Ok`.
     pub fn insert_order(&self, order: &Order) -> Result<()> {
+        if let Some(lease) = &self.fence {
+            return self.insert_order_fenced(order, lease);
+        }
         let inserted = self.store.insert_unique(
             "INSERT INTO orders (client_order_id, order_id, order_list_id, symbol, side, type, price, \
              stop_price, qty, executed_qty, cum_quote_qty, state, purpose, created_ms, updated_ms, \
@@ -332,6 +351,52 @@ impl Journal {
             return Err(JournalError::DuplicateOrder(order.client_order_id.to_string()));
         }
         Ok(())
+    }
+
+    /// [`Journal::insert_order`] under a lease: one statement that inserts the row only while
+    /// the epoch is this leader's (an old leader whose session ended finds it moved).
+    fn insert_order_fenced(&self, order: &Order, lease: &lease::LeaseGuard) -> Result<()> {
+        if !lease.valid() {
+            return Err(JournalError::Database(lease::LOST_MESSAGE.into()));
+        }
+        let inserted = self.store.execute(
+            "INSERT INTO orders (client_order_id, order_id, order_list_id, symbol, side, type, price, \
+             stop_price, qty, executed_qty, cum_quote_qty, state, purpose, created_ms, updated_ms, \
+             last_error) SELECT ?1::TEXT, ?2::BIGINT, ?3::BIGINT, ?4::TEXT, ?5::TEXT, ?6::TEXT, \
+             ?7::TEXT, ?8::TEXT, ?9::TEXT, ?10::TEXT, ?11::TEXT, ?12::TEXT, ?13::TEXT, ?14::BIGINT, \
+             ?15::BIGINT, NULL WHERE EXISTS (SELECT 1 FROM crbot_leadership WHERE mode = ?16::TEXT \
+             AND epoch = ?17::BIGINT) ON CONFLICT DO NOTHING",
+            values![
+                order.client_order_id.as_str(),
+                opt_u64(order.order_id)?,
+                order.order_list_id,
+                order.symbol.as_str(),
+                order.side.as_wire(),
+                order.order_type.as_wire(),
+                order.price.map(|p| p.to_string()),
+                order.stop_price.map(|p| p.to_string()),
+                order.qty.to_string(),
+                order.executed_qty.to_string(),
+                order.cumulative_quote_qty.to_string(),
+                order.state.as_code(),
+                order.purpose.as_code(),
+                order.created_ms,
+                order.updated_ms,
+                self.mode.as_str(),
+                lease.epoch(),
+            ],
+        )?;
+        if inserted == 1 {
+            return Ok(());
+        }
+        if self.order(&order.client_order_id)?.is_some() {
+            return Err(JournalError::DuplicateOrder(order.client_order_id.to_string()));
+        }
+        Err(JournalError::Database(format!(
+            "{} (the leadership epoch moved past {})",
+            lease::LOST_MESSAGE,
+            lease.epoch()
+        )))
     }
 
     /// Updates an order's state and progress. Durable when this returns `Ok`.

@@ -7,7 +7,10 @@
 //! way the console does (with its webhook alerts), serve the API on TCP and on the account's
 //! unix socket (`<data>/engine-<mode>.sock`, 0600, no token), print one line
 //! `api=http://HOST:PORT` (`https://` with `API_TLS_CERT`/`API_TLS_KEY`), then run until SIGTERM
-//! or SIGINT and say how many orders stay open on the exchange. Must not: prompt (the vault
+//! or SIGINT and say how many orders stay open on the exchange. On a PostgreSQL journal the
+//! account's lease decides who trades (`journal::lease`): while another engine holds it, serve
+//! is a standby (`api::standby`'s routes on the same listener and socket), then the leader once
+//! it takes it, and a standby again should it lose it. Must not: prompt (the vault
 //! passphrase comes from `CRBOT_PASSPHRASE_FILE`; `SECRETS_BACKEND=aws`/`hashicorp` need none),
 //! print or log the passphrase, or cancel orders on the way out: open orders stay, as when the
 //! console quits.
@@ -18,16 +21,20 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::standby::StandbyView;
 use crate::api::{self, ApiSettings, EngineLink};
 use crate::cli::{GlobalOpts, ServeArgs};
 use crate::config::{Config, Environment};
-use crate::console::{SocketServer, prepare_engine, spawn_engine, take_engine_lock};
+use crate::console::{SocketServer, prepare_engine, spawn_engine_with, take_engine_lock};
 use crate::domain::Mode;
-use crate::engine::lock::LockError;
+use crate::engine::lock::{EngineLock, LockError};
 use crate::engine::session::Unlock;
+use crate::journal::Location;
 use crate::journal::TicketSource;
+use crate::journal::lease::{Candidate, Leader, Lease, LeaseState};
 use crate::secret::SecretString;
 
 /// How long requests in flight may take to finish once a stop is asked.
@@ -49,7 +56,7 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         }
         None => None,
     };
-    let (settings, warning) = ApiSettings::from_config(&config)?;
+    let (_, warning) = ApiSettings::from_config(&config)?;
     if let Some(w) = warning {
         eprintln!("crbot: warning: {w}");
     }
@@ -63,7 +70,9 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         ),
         Err(e) => return Err(e.into()),
     };
-    let passphrase = passphrase(&config)?;
+    // Sealed at once: serve may start its engine more than once (a standby that leads, loses the
+    // lease, leads again), and the passphrase must not lie in clear in memory meanwhile.
+    let passphrase = passphrase(&config)?.map(crate::secret::SealedSecret::from_string);
     if config.mode == Mode::Live {
         // The console asks a typed confirmation for live; serve cannot ask, so it says it
         // loudly instead (stderr and the log): choosing live and providing the passphrase file
@@ -76,77 +85,251 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let mut signals = Signals::new()?;
-
-    let (session, core) = prepare_engine(
-        &config,
-        &lock,
-        Unlock::Given(passphrase.clone()),
-        TicketSource::Engine,
-    )
-    .await?;
-    let engine = spawn_engine(&config, core, &session);
-    let link = EngineLink {
-        commands: engine.commands.clone(),
-        snapshots: engine.snapshots.clone(),
-        // Kept sealed for the life of the engine (opened only for a re-arm's check).
-        rearm_passphrase: passphrase.map(crate::secret::SealedSecret::from_string),
-        replies: engine.replies.clone(),
-    };
-    let socket = SocketServer::start(&config, &lock, link.clone())?;
-    let stop = CancellationToken::new();
-    let mut app = api::router(link, settings);
-    if let Some(queue) = engine.alerts.clone() {
-        app = api::auth_alerts::layer(app, queue);
-    }
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut signals = Signals::new()?;
+    // One listener for the whole run: a standby's routes, the leader's once it leads.
+    let switch = api::standby::RouterSwitch::new(axum::Router::new());
+    let stop = CancellationToken::new();
     let mut server = match tls {
-        Some(acceptor) => tokio::spawn(api::serve_tls(listener, acceptor, app, stop.clone())),
-        None => tokio::spawn(api::serve(listener, app, stop.clone())),
+        Some(acceptor) => tokio::spawn(api::serve_tls(listener, acceptor, switch.router(), stop.clone())),
+        None => tokio::spawn(api::serve(listener, switch.router(), stop.clone())),
     };
-    println!("api={scheme}://{local}");
-    let _ = std::io::stdout().flush();
-    tracing::info!(%local, mode = %config.mode, "crbot serve: the control API is listening");
-
-    // The engine loop ends only when asked; if it ends by itself (a panic), the API must not
-    // go on serving its last snapshot as if it were live.
-    let mut published = engine.snapshots.clone();
-    let engine_ended = async move { while published.changed().await.is_ok() {} };
-    let mut engine_failed = false;
-    let served = tokio::select! {
-        name = signals.next() => {
-            tracing::info!(signal = name, "crbot serve: stopping");
-            None
-        }
-        result = &mut server => Some(result),
-        () = engine_ended => {
-            tracing::error!("crbot serve: the engine loop ended by itself; stopping");
-            engine_failed = true;
-            None
-        }
+    let mut run = Run {
+        config: &config,
+        lock: &lock,
+        passphrase,
+        switch,
+        signals: &mut signals,
+        server: &mut server,
+        api_url: format!("{scheme}://{local}"),
+        printed: false,
+    };
+    let ended = match config.journal_location() {
+        Location::Postgres(target) => run.with_lease(&target).await,
+        Location::Sqlite(_) => run.lead(None).await,
     };
     stop.cancel();
-    let served = match served {
-        Some(r) => Some(r),
-        None => tokio::time::timeout(DRAIN, &mut server).await.ok(),
+    let (served, failure) = match ended {
+        Ok(Ended::Server(r)) => (Some(r), None),
+        other => {
+            let drained = tokio::time::timeout(DRAIN, &mut server).await.ok();
+            match other {
+                Err(e) => (drained, Some(e)),
+                Ok(Ended::EngineFailed) => (
+                    drained,
+                    Some(anyhow::anyhow!("the engine stopped unexpectedly; see the log")),
+                ),
+                Ok(Ended::LeaseLost(why)) => (drained, Some(anyhow::anyhow!("the lease was lost: {why}"))),
+                Ok(_) => (drained, None),
+            }
+        }
     };
-    let open = engine.snapshots.borrow().orders.len();
-    socket.stop().await;
-    engine.stop().await;
-    session.close(&config).await;
     drop(lock);
-    println!(
-        "stopped: {open} open order{} stay{} on the exchange",
-        if open == 1 { "" } else { "s" },
-        if open == 1 { "s" } else { "" }
-    );
-    if engine_failed {
-        anyhow::bail!("the engine stopped unexpectedly; see the log");
+    if let Some(e) = failure {
+        return Err(e);
     }
     match served {
         Some(Ok(Err(e))) => Err(anyhow::anyhow!("the control API stopped: {e}")),
         Some(Err(e)) => Err(anyhow::anyhow!("the control API failed: {e}")),
         _ => Ok(()),
+    }
+}
+
+/// How one leading phase ended.
+enum Ended {
+    Signal,
+    Server(Result<std::io::Result<()>, tokio::task::JoinError>),
+    EngineFailed,
+    LeaseLost(String),
+}
+
+/// What the phases of one `crbot serve` share.
+struct Run<'a> {
+    config: &'a Config,
+    lock: &'a EngineLock,
+    passphrase: Option<crate::secret::SealedSecret>,
+    switch: api::standby::RouterSwitch,
+    signals: &'a mut Signals,
+    server: &'a mut tokio::task::JoinHandle<std::io::Result<()>>,
+    api_url: String,
+    /// The `api=` line is printed once, by the first phase that serves.
+    printed: bool,
+}
+
+impl Run<'_> {
+    fn announce(&mut self) {
+        if !self.printed {
+            println!("api={}", self.api_url);
+            let _ = std::io::stdout().flush();
+            tracing::info!(api = %self.api_url, mode = %self.config.mode, "crbot serve: the control API is listening");
+            self.printed = true;
+        }
+    }
+
+    /// On PostgreSQL: a standby until this process holds the account's lease, then the leader
+    /// until a stop signal; a leader that loses its lease stops its engine (open orders stay)
+    /// and is a standby again.
+    async fn with_lease(&mut self, target: &crate::journal::PgTarget) -> anyhow::Result<Ended> {
+        let mut lost = None;
+        loop {
+            let me = Candidate::this_process(Some(self.api_url.clone()));
+            let mut lease = Lease::campaign(target, self.config.mode, me);
+            if let Some(ended) = self.stand_by(&mut lease, lost.take()).await? {
+                return Ok(ended);
+            }
+            match self.lead(Some(&mut lease)).await? {
+                Ended::LeaseLost(why) => {
+                    let line = format!(
+                        "crbot serve lost the lease on the {} account ({why}): the engine stopped; \
+                         waiting as a standby",
+                        self.config.mode
+                    );
+                    eprintln!("crbot: {line}");
+                    tracing::error!("{line}");
+                    lost = Some(why);
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Serves the standby's API (and socket) until the lease is this process's (`None`) or the
+    /// run ends (`Some`).
+    async fn stand_by(&mut self, lease: &mut Lease, lost: Option<String>) -> anyhow::Result<Option<Ended>> {
+        let mode = self.config.mode;
+        let (view_tx, view) = watch::channel(StandbyView { leader: None, lost });
+        let router = |view| {
+            let (settings, _) = ApiSettings::from_config(self.config)?;
+            anyhow::Ok(api::standby_router(
+                settings,
+                view,
+                mode,
+                self.config.journal_location(),
+            ))
+        };
+        self.switch.set(router(view.clone())?);
+        let socket = SocketServer::start_router(self.config, self.lock, router(view)?)?;
+        let mut told: Option<Option<Leader>> = None;
+        // The campaign's first state is its own placeholder; its answers come after.
+        let mut answered = false;
+        let ended = loop {
+            let state = lease.state();
+            match state {
+                LeaseState::Leader { .. } => break None,
+                LeaseState::Lost { why } => break Some(Ended::LeaseLost(why)),
+                LeaseState::Standby { leader, note } => {
+                    if let Some(note) = note.as_ref().filter(|_| answered) {
+                        // The server cannot be asked (yet): serve the standby's API meanwhile.
+                        self.announce();
+                        tracing::warn!("standby: {note}");
+                    }
+                    if told.as_ref() != Some(&leader) && note.is_none() {
+                        self.announce();
+                        let who = leader.as_ref().map_or("another engine".into(), Leader::describe);
+                        let line = format!("standby: {who} leads the {mode} account; waiting for its lease");
+                        println!("{line}");
+                        let _ = std::io::stdout().flush();
+                        tracing::info!("{line}");
+                        told = Some(leader.clone());
+                    }
+                    view_tx.send_modify(|v| {
+                        if leader.is_some() {
+                            v.leader = leader;
+                        }
+                    });
+                }
+            }
+            tokio::select! {
+                name = self.signals.next() => {
+                    tracing::info!(signal = name, "crbot serve (standby): stopping");
+                    break Some(Ended::Signal);
+                }
+                result = &mut *self.server => break Some(Ended::Server(result)),
+                _ = lease.changed() => answered = true,
+            }
+        };
+        socket.stop().await;
+        if ended.is_none() && told.is_some() {
+            println!("leader: this engine took the {mode} account's lease; reconciling, then trading");
+            let _ = std::io::stdout().flush();
+        }
+        Ok(ended)
+    }
+
+    /// The engine, as the account's leader (under `lease` on PostgreSQL), until a stop signal,
+    /// the API's end, the engine's end or the lease's loss.
+    async fn lead(&mut self, mut lease: Option<&mut Lease>) -> anyhow::Result<Ended> {
+        let config = self.config;
+        let (session, mut core) = prepare_engine(
+            config,
+            self.lock,
+            Unlock::Given(
+                self.passphrase
+                    .as_ref()
+                    .map(crate::secret::SealedSecret::open_string),
+            ),
+            TicketSource::Engine,
+        )
+        .await?;
+        let guard = lease.as_ref().map(|l| l.guard());
+        if let Some(g) = &guard {
+            core.journal.set_fence(g.clone());
+        }
+        let engine = spawn_engine_with(config, core, &session, guard.clone());
+        let link = EngineLink {
+            commands: engine.commands.clone(),
+            snapshots: engine.snapshots.clone(),
+            // Kept sealed for the life of the engine (opened only for a re-arm's check).
+            rearm_passphrase: self
+                .passphrase
+                .as_ref()
+                .map(|p| crate::secret::SealedSecret::from_string(p.open_string())),
+            replies: engine.replies.clone(),
+        };
+        let socket = SocketServer::start(config, self.lock, link.clone())?;
+        let (settings, _) = ApiSettings::from_config(config)?;
+        let mut app = api::router(link, settings);
+        if let Some(queue) = engine.alerts.clone() {
+            app = api::auth_alerts::layer(app, queue);
+        }
+        if let Some(g) = guard {
+            app = api::lease_gate(app, g);
+        }
+        self.switch.set(app);
+        self.announce();
+
+        // The engine loop ends only when asked; if it ends by itself (a panic), the API must not
+        // go on serving its last snapshot as if it were live.
+        let mut published = engine.snapshots.clone();
+        let engine_ended = async move { while published.changed().await.is_ok() {} };
+        let lost = async {
+            match lease.as_mut() {
+                Some(l) => l.until_lost().await,
+                None => std::future::pending().await,
+            }
+        };
+        let ended = tokio::select! {
+            name = self.signals.next() => {
+                tracing::info!(signal = name, "crbot serve: stopping");
+                Ended::Signal
+            }
+            result = &mut *self.server => Ended::Server(result),
+            () = engine_ended => {
+                tracing::error!("crbot serve: the engine loop ended by itself; stopping");
+                Ended::EngineFailed
+            }
+            why = lost => Ended::LeaseLost(why),
+        };
+        let open = engine.snapshots.borrow().orders.len();
+        socket.stop().await;
+        engine.stop().await;
+        session.close(config).await;
+        println!(
+            "stopped: {open} open order{} stay{} on the exchange",
+            if open == 1 { "" } else { "s" },
+            if open == 1 { "s" } else { "" }
+        );
+        Ok(ended)
     }
 }
 

@@ -96,6 +96,28 @@ fn journal_store(ctx: &Ctx) -> crate::doctor::JournalStoreInfo {
     }
 }
 
+/// The account's lease (PostgreSQL only): the leadership row, and the role the engine on this
+/// machine reports on its socket.
+async fn lease_facts(ctx: &Ctx) -> Option<crate::doctor::LeaseFacts> {
+    let Location::Postgres(target) = ctx.config.journal_location() else {
+        return None;
+    };
+    let leader = crate::journal::lease::read_leader(&target, ctx.config.mode).await;
+    let mut local_role = None;
+    if let Some(engine) = crate::cli::remote::engine_now(&ctx.config.paths.data_dir, ctx.config.mode).await
+        && let Ok((200, doc)) = engine
+            .call("GET", "/api/health", None, std::time::Duration::from_secs(2))
+            .await
+    {
+        local_role = doc["role"].as_str().map(str::to_string);
+    }
+    Some(crate::doctor::LeaseFacts {
+        leader,
+        local_role,
+        now_ms: now_ms(),
+    })
+}
+
 /// This mode's journal opened for reading facts, wherever it is (never created here).
 fn current(ctx: &Ctx) -> Option<Journal> {
     match ctx.config.journal_location() {
@@ -247,6 +269,7 @@ pub async fn doctor(ctx: &Ctx) -> Outcome {
         journal: Some(journal_store(ctx)),
     };
     let mut results = doctor::evaluate(&inputs);
+    results.push(doctor::check_lease(lease_facts(ctx).await.as_ref()));
     if let Some(note) = keys_note
         && let Some(r) = results.iter_mut().find(|r| r.item == "keys for mode")
         && r.status != CheckStatus::Pass

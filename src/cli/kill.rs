@@ -227,19 +227,37 @@ async fn kill_alone(ctx: &Ctx, flatten: bool) -> Outcome {
     // 4. Stage two when asked.
     let mut flatten_out = None;
     let mut flatten_ok = true;
+    // Sells are orders: on PostgreSQL only under the account's lease (cancels always go).
+    let lease = if flatten {
+        crate::engine::lock::take_lease(&ctx.config.journal_location(), ctx.config.mode).await
+    } else {
+        Ok(None)
+    };
     if flatten {
-        match ready.as_mut() {
-            Some(r) => {
+        match (ready.as_mut(), lease.as_ref()) {
+            (Some(r), Err(e)) => {
+                flatten_ok = false;
+                let line = format!(
+                    "flatten skipped: {e}; the leader flattens: POST /api/kill {{\"flatten\": true}} on its API"
+                );
+                eprintln!("crbot: {line}");
+                r.notes.push(line);
+            }
+            (Some(r), Ok(held)) => {
+                if let Some(l) = held {
+                    r.core.journal.set_fence(l.guard());
+                }
                 let f = flatten_all(r).await;
                 flatten_ok = f.ok;
                 flatten_out = Some(f);
             }
-            None => {
+            (None, _) => {
                 flatten_ok = false;
                 warnings.push("flatten skipped: without the journal crbot cannot tell its positions".into());
             }
         }
     }
+    drop(lease);
 
     let trading_state = ready
         .as_ref()

@@ -110,13 +110,27 @@ pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
         Route::Engine(engine) => return order_through(ctx, &engine, args, &ticket).await,
         Route::Alone(lock) => lock,
     };
+    // On PostgreSQL the account may be led by an engine on another machine: this command
+    // trades only while it holds the lease (its journal's order writes fenced by it).
+    let lease = crate::engine::lock::take_lease(&ctx.config.journal_location(), ctx.config.mode)
+        .await
+        .map_err(|e| {
+            common::Failure::new(format!(
+                "{e}. Send the order to the leader's API (POST /api/orders with a trade token), or run \
+                 the command where it runs"
+            ))
+        })?;
     let mut ready = common::prepare(ctx, std::slice::from_ref(&ticket.symbol)).await?;
+    if let Some(l) = &lease {
+        ready.core.journal.set_fence(l.guard());
+    }
     let result = if args.dry_run {
         dry_run(ctx, &mut ready, &ticket)
     } else {
         place(ctx, &mut ready, &ticket).await
     };
     ready.session.close(&ctx.config).await;
+    drop(lease);
     result
 }
 

@@ -5,6 +5,9 @@
 //! (`flock`) on `<data>/engine-<mode>.lock` for as long as it runs; the lock goes with the
 //! process, so a crash never leaves it held. The file carries the holder's pid, for messages.
 //!
+//! On a PostgreSQL journal the lock is also the account's lease there ([`take_lease`], for the
+//! engines that do not wait as a standby; `crbot serve` campaigns for it itself).
+//!
 //! Owns: the two paths and taking the lock (at once, or within a bounded wait). Must not: decide
 //! what a process does when the lock is held (attach, go through the socket, wait or refuse: its
 //! caller decides).
@@ -15,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::domain::Mode;
+use crate::journal::Location;
+use crate::journal::lease::{Candidate, Lease, LeaseState};
 
 /// `<data>/engine-<mode>.lock`.
 pub fn lock_path(data_dir: &Path, mode: Mode) -> PathBuf {
@@ -114,6 +119,30 @@ impl EngineLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The account's lease when its journal is on PostgreSQL (`None` on SQLite: the `flock` is the
+/// whole lock there), taken at once for an engine that does not wait as a standby (the console,
+/// a command): refused, naming the leader, when another engine leads the account. Held until
+/// dropped. `crbot serve` waits for it instead (a standby).
+pub async fn take_lease(location: &Location, mode: Mode) -> Result<Option<Lease>, String> {
+    let Location::Postgres(target) = location else {
+        return Ok(None);
+    };
+    let mut lease = Lease::campaign(target, mode, Candidate::this_process(None));
+    match lease.first_answer(Duration::from_secs(15)).await {
+        LeaseState::Leader { .. } => Ok(Some(lease)),
+        LeaseState::Standby { leader: Some(l), .. } => Err(format!(
+            "another engine leads the {mode} account on its PostgreSQL journal: {}; nothing is \
+             traded beside it",
+            l.describe()
+        )),
+        LeaseState::Standby { note, .. } => Err(format!(
+            "the {mode} account's lease on PostgreSQL could not be taken ({}); nothing was started",
+            note.unwrap_or_else(|| "another engine holds it".into())
+        )),
+        LeaseState::Lost { why } => Err(format!("the {mode} account's lease was lost at once: {why}")),
     }
 }
 

@@ -56,6 +56,8 @@ struct Executor {
     secrets: Option<crate::secrets::SecretsSettings>,
     /// Where the keys came from, for `health`'s report.
     keys_from: Option<String>,
+    /// The PostgreSQL lease this engine leads under: no order leaves once it is not valid.
+    lease: Option<crate::journal::lease::LeaseGuard>,
 }
 
 /// Who waits for the answer of a command that carries a request id (`Command::Order`): the
@@ -114,6 +116,9 @@ pub struct Services {
     pub secrets: Option<crate::secrets::SecretsSettings>,
     /// Where the keys came from, as `health` says it (never a key).
     pub keys_from: Option<String>,
+    /// The engine's lease on a PostgreSQL journal (leadership): checked just before each new
+    /// order or OCO leaves; cancels always go.
+    pub lease: Option<crate::journal::lease::LeaseGuard>,
 }
 
 impl Runtime {
@@ -149,6 +154,7 @@ impl Runtime {
             replies,
             secrets,
             keys_from,
+            lease,
         }: Services,
     ) {
         let watchlist = core.state.watchlist.clone();
@@ -176,6 +182,7 @@ impl Runtime {
             replies,
             secrets,
             keys_from,
+            lease,
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -393,7 +400,22 @@ impl Executor {
     /// The effects that act on orders, and the slow local ones (backup, vault).
     fn run_order_effect(&mut self, effect: Effect) {
         let rest = self.rest.clone();
+        let lease = self.lease.clone();
+        let leading = move || lease.as_ref().is_none_or(|l| l.valid());
         match effect {
+            Effect::Place { request, draft } if !leading() => {
+                let cid = request.client_order_id.clone();
+                let outcome = Box::new(crate::domain::broker::OrderOutcome::Rejected(lease_lost()));
+                self.spawn(async move { Answer::Placed { cid, draft, outcome } });
+            }
+            Effect::PlaceOco(oco) if !leading() => {
+                let legs = [
+                    oco.take_profit_client_order_id.clone(),
+                    oco.stop_loss_client_order_id.clone(),
+                ];
+                let outcome = Box::new(crate::domain::broker::OrderOutcome::Rejected(lease_lost()));
+                self.spawn(async move { Answer::OcoPlaced { legs, outcome } });
+            }
             Effect::Place { request, draft } => self.spawn(async move {
                 let cid = request.client_order_id.clone();
                 // Through the broker, which takes nothing the risk gate did not approve.
@@ -657,4 +679,9 @@ async fn resolve_with_fills(
         _ => Vec::new(),
     };
     (resolution, fills)
+}
+
+/// Why an order was not sent by an engine that lost its lease: it never left.
+fn lease_lost() -> crate::domain::broker::BrokerError {
+    crate::domain::broker::BrokerError::Connect(format!("not sent: {}", crate::journal::lease::LOST_MESSAGE))
 }

@@ -666,6 +666,37 @@ pub(super) async fn connect_listening(
     Ok(client)
 }
 
+/// A connection of its own (the engine's lease, `journal::lease`), with `tune` applied to the
+/// client's settings (keepalives, application name) before it connects; none of the journal's
+/// session settings, the same TLS rules as every other connection.
+pub(super) async fn connect_dedicated(
+    target: &PgTarget,
+    tune: impl FnOnce(&mut tokio_postgres::Config),
+) -> Result<Client> {
+    let mut config = client_config(target)?;
+    tune(&mut config);
+    let client = match target.tls {
+        PgTls::Off => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, conn) = config.connect(NoTls).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+        PgTls::Verified => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
+            let (client, conn) = config.connect(tls).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+    };
+    Ok(client)
+}
+
 /// Drives a connection and hands on each notification's payload until it ends.
 async fn forward_notices<S, T>(
     mut conn: tokio_postgres::Connection<S, T>,
@@ -773,7 +804,8 @@ async fn prepare(
     } else {
         let tables: i64 = tx
             .query_one(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() \
+                 AND table_name <> 'crbot_leadership'",
                 &[],
             )
             .await?
