@@ -14,6 +14,7 @@ pub mod command;
 pub mod keymap;
 pub mod theme;
 pub mod view;
+pub mod watchlist;
 
 use std::collections::VecDeque;
 use std::io::Write;

@@ -72,6 +72,11 @@ pub struct Snapshot {
     /// keys from a secrets service the engine fetches them again instead, and asks nothing.
     #[serde(default)]
     pub rearm_needs_passphrase: bool,
+    /// Every symbol of the exchange, sorted; empty until its rules are loaded. Not sent to an
+    /// attached screen (thousands of names in every frame): there the engine alone checks a
+    /// symbol added to the watchlist.
+    #[serde(skip)]
+    pub symbols: std::sync::Arc<Vec<Symbol>>,
 }
 
 impl Snapshot {

@@ -62,6 +62,9 @@ pub struct EngineState {
     pub curve: EquityCurve,
     pub entries: DailyCount,
     pub watchlist: Vec<Symbol>,
+    /// Every symbol of the exchange (the keys of `rules`), shared with each snapshot without
+    /// a copy: the watchlist's symbol field checks and completes against it.
+    pub symbols: std::sync::Arc<Vec<Symbol>>,
     pub selected: Option<Symbol>,
     pub kill: Option<KillProgress>,
     pub market_stream: StreamHealth,
@@ -110,6 +113,7 @@ impl EngineState {
             curve: EquityCurve::new(session_start_ms, 2_000, 2_000),
             entries: DailyCount::default(),
             watchlist: Vec::new(),
+            symbols: std::sync::Arc::default(),
             selected: None,
             kill: None,
             market_stream: down,
@@ -675,6 +679,7 @@ impl EngineState {
             })
             .collect();
         Snapshot {
+            symbols: self.symbols.clone(),
             market_steps,
             attached_to: None,
             // Set by the engine, which knows where the keys came from.

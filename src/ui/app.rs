@@ -756,6 +756,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
         Action::ChoosePrev | Action::ChooseNext | Action::ChoosePercent(_) => choose(app, snap, &action),
         Action::Edit(input) => fx.extend(edit_focused(app, snap, input)),
+        Action::Complete => complete_symbol(app, snap),
         Action::SnapshotArrived => {
             flash_verdict(app, snap);
             fx.extend(observe(app, snap));
@@ -877,15 +878,22 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
             app.status = Some(format!("{} → {}: proposed", name.label(), plain(value)));
             return vec![Effect::Send(Command::ProposeLimit { name, value })];
         }
-        Typed::Add(text) | Typed::Remove(text) if Symbol::new(&text).is_err() => {
+        Typed::Add(text) => {
+            return match super::watchlist::check(snap, &text) {
+                Ok(symbol) => add_symbol(app, snap, symbol),
+                Err(e) => {
+                    app.dialog = Some(Dialog::CommandLine {
+                        input,
+                        error: Some(e),
+                    });
+                    vec![Effect::Bell]
+                }
+            };
+        }
+        Typed::Remove(text) if Symbol::new(&text).is_err() => {
             let e = Symbol::new(&text).err().map(|e| e.to_string());
             app.dialog = Some(Dialog::CommandLine { input, error: e });
             return vec![Effect::Bell];
-        }
-        Typed::Add(text) => {
-            let symbol = Symbol::new(&text).expect("checked above");
-            app.status = Some(format!("added {symbol} to the watchlist"));
-            return vec![Effect::Send(Command::AddSymbol(symbol))];
         }
         Typed::Remove(text) => {
             let symbol = Symbol::new(&text).expect("checked above");
@@ -1283,22 +1291,16 @@ fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
             app.status = Some("re-arm requested".into());
             vec![Effect::Send(Command::Rearm { passphrase })]
         }
-        Dialog::AddSymbol { input, .. } => {
-            let text = field_text(&input).trim().to_ascii_uppercase();
-            match Symbol::new(&text) {
-                Ok(symbol) => {
-                    app.status = Some(format!("added {symbol} to the watchlist"));
-                    vec![Effect::Send(Command::AddSymbol(symbol))]
-                }
-                Err(e) => {
-                    app.dialog = Some(Dialog::AddSymbol {
-                        input,
-                        error: Some(e.to_string()),
-                    });
-                    vec![Effect::Bell]
-                }
+        Dialog::AddSymbol { input, .. } => match super::watchlist::check(snap, &field_text(&input)) {
+            Ok(symbol) => add_symbol(app, snap, symbol),
+            Err(e) => {
+                app.dialog = Some(Dialog::AddSymbol {
+                    input,
+                    error: Some(e),
+                });
+                vec![Effect::Bell]
             }
-        }
+        },
         Dialog::CommandLine { input, .. } => run_command_line(app, snap, input),
         Dialog::Filter { focus, input, .. } => apply_filter(app, snap, focus, &field_text(&input)),
         Dialog::Limit { choice, input, .. } => {
@@ -1399,4 +1401,42 @@ fn observe(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
         }
     }
     fx
+}
+
+/// Adds a checked symbol (the engine checks it again against the exchange's rules).
+fn add_symbol(app: &mut App, snap: &Snapshot, symbol: Symbol) -> Vec<Effect> {
+    if snap.watchlist.iter().any(|w| w.symbol == symbol) {
+        app.status = Some(format!("{symbol} is in the watchlist already"));
+        return vec![];
+    }
+    app.status = Some(format!("added {symbol} to the watchlist"));
+    vec![Effect::Send(Command::AddSymbol(symbol))]
+}
+
+/// Tab in a prompt: the add-symbol field completes its name from the exchange's symbols; the
+/// command line completes a symbol typed as its second word (`add ADA`, `alert BTC`).
+fn complete_symbol(app: &mut App, snap: &Snapshot) {
+    let Some(dialog) = app.dialog.as_mut() else {
+        return;
+    };
+    let (input, error, head) = match dialog {
+        Dialog::AddSymbol { input, error } => (input, error, String::new()),
+        Dialog::CommandLine { input, error } => {
+            let text = field_text(input);
+            let words: Vec<&str> = text.split_whitespace().collect();
+            match words.as_slice() {
+                [first, _] if !text.ends_with(' ') => {
+                    let head = format!("{first} ");
+                    (input, error, head)
+                }
+                _ => return,
+            }
+        }
+        _ => return,
+    };
+    let text = field_text(input);
+    let word = text[head.len().min(text.len())..].trim_start().to_string();
+    let (done, hint) = super::watchlist::complete(snap, &word);
+    *input = single_line(format!("{}{done}", head.trim_start()));
+    *error = hint;
 }

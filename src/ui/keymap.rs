@@ -345,6 +345,7 @@ impl Keymap {
             ),
             (Prompt, p(K::Enter), A::Confirm, "submit", Some("ok")),
             (Prompt, p(K::Esc), A::Cancel, "cancel", Some("cancel")),
+            (Prompt, p(K::Tab), A::Complete, "complete the symbol", None),
             (Prompt, p(K::Up), A::ChoosePrev, "choose", None),
             (Prompt, p(K::Down), A::ChooseNext, "choose", None),
             (Help, p(K::Esc), A::ToggleHelp, "close help", Some("close")),

@@ -127,6 +127,8 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
             .collect(),
         attached_to: None,
         rearm_needs_passphrase: false,
+        // Not sent over the stream: a test that needs the exchange's symbols sets them.
+        symbols: Default::default(),
         mode: Mode::Sim,
         now_ms,
         header: Header {

@@ -1,0 +1,83 @@
+//! The watchlist's symbol field: a typed name checked against the exchange's symbols (the
+//! snapshot's list, from its `exchangeInfo`) before it is sent, and completed from them on Tab.
+//!
+//! Owns: the check and the completion. Must not: send anything; the engine checks the symbol
+//! again (an attached screen has no list, and the engine's rules are the authority).
+
+use crate::domain::Symbol;
+use crate::engine::snapshot::Snapshot;
+
+/// The most candidate names a completion hint lists.
+const HINT_NAMES: usize = 6;
+
+/// The symbol a typed name means, or why it cannot be watched. With no list (the rules are not
+/// loaded yet, or the screen is attached to an engine elsewhere) any well-formed name passes:
+/// the engine decides.
+pub fn check(snap: &Snapshot, text: &str) -> Result<Symbol, String> {
+    let text = text.trim().to_ascii_uppercase();
+    if text.is_empty() {
+        return Err("type a symbol, e.g. ADAUSDT (Tab completes)".into());
+    }
+    let symbol = Symbol::new(&text).map_err(|e| e.to_string())?;
+    if snap.symbols.is_empty() || snap.symbols.binary_search(&symbol).is_ok() {
+        return Ok(symbol);
+    }
+    let near = matches(snap, &text[..text.len().min(3)]);
+    let hint = if near.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", list(&near))
+    };
+    Err(format!("{text} is not a symbol of the exchange{hint}"))
+}
+
+/// Tab in the symbol field: the longest name every symbol starting with `text` shares, and a
+/// hint listing them when more than one does (or saying why nothing completes).
+pub fn complete(snap: &Snapshot, text: &str) -> (String, Option<String>) {
+    let typed = text.trim().to_ascii_uppercase();
+    if snap.symbols.is_empty() {
+        return (
+            typed,
+            Some("the exchange's symbols are not known here yet".into()),
+        );
+    }
+    let found = matches(snap, &typed);
+    match found.as_slice() {
+        [] => {
+            let hint = format!("no symbol of the exchange starts with {typed}");
+            (typed, Some(hint))
+        }
+        [one] => (one.as_str().to_string(), None),
+        [first, rest @ ..] => {
+            let mut common = first.as_str().to_string();
+            for s in rest {
+                let shared = common
+                    .chars()
+                    .zip(s.as_str().chars())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                common.truncate(shared);
+            }
+            let hint = format!("{} symbols: {}", found.len(), list(&found));
+            (common, Some(hint))
+        }
+    }
+}
+
+/// The exchange's symbols starting with `prefix`, in order.
+fn matches<'a>(snap: &'a Snapshot, prefix: &str) -> Vec<&'a Symbol> {
+    let start = snap.symbols.partition_point(|s| s.as_str() < prefix);
+    snap.symbols[start..]
+        .iter()
+        .take_while(|s| s.as_str().starts_with(prefix))
+        .collect()
+}
+
+fn list(names: &[&Symbol]) -> String {
+    let shown: Vec<&str> = names.iter().take(HINT_NAMES).map(|s| s.as_str()).collect();
+    if names.len() > HINT_NAMES {
+        format!("{}, …", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
