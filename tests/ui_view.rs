@@ -22,7 +22,11 @@ const NOW: i64 = 1_764_333_296_000;
 
 fn config(color: bool, ascii: bool) -> UiConfig {
     UiConfig {
-        theme: Theme { color, ascii },
+        theme: Theme {
+            color,
+            ascii,
+            ..Theme::DEFAULT
+        },
         ..UiConfig::default()
     }
 }

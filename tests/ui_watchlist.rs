@@ -1,15 +1,20 @@
 //! The watchlist's symbol field, key by key: a name the exchange does not list is refused
 //! there and never sent, Tab completes from the exchange's symbols, and with no list (an
-//! attached screen) the engine decides. Pure: `App` + `update` with fixed snapshots.
+//! attached screen) the engine decides. Price alerts: set from the command line and the
+//! watchlist's key, rung once when a snapshot says one fired (a fake price path), marked and
+//! listed in the watchlist. Pure: `App` + `update` with fixed snapshots.
 
 mod support {
     pub mod demo;
 }
 
-use crbot::domain::Symbol;
-use crbot::engine::snapshot::{Command, Snapshot};
-use crbot::ui::{App, Dialog, Effect, KeyPress, UiConfig, update};
+use crbot::domain::{Price, Symbol};
+use crbot::engine::snapshot::{Command, Crossing, PriceAlert, Snapshot};
+use crbot::ui::{App, Dialog, Effect, KeyPress, UiConfig, update, view};
 use crossterm::event::KeyCode;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
 use support::demo;
 
 const NOW: i64 = 1_764_333_296_000;
@@ -166,4 +171,154 @@ fn without_the_exchanges_list_a_well_formed_name_goes_to_the_engine_to_decide() 
         sent(&fx),
         vec![Command::AddSymbol(Symbol::new("XRPUSDT").unwrap())]
     );
+}
+
+fn price(text: &str) -> Price {
+    text.parse().unwrap()
+}
+
+fn draw(app: &App, snap: &Snapshot, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view(app, snap, f)).unwrap();
+    t
+}
+
+fn find(buf: &Buffer, needle: &str) -> bool {
+    let area = buf.area;
+    (0..area.height).any(|y| {
+        let row: String = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+        row.contains(needle)
+    })
+}
+
+#[test]
+fn alert_from_the_command_line_is_sent_and_one_already_crossed_is_refused() {
+    let snap = snapshot();
+    let mut app = App::new(UiConfig::default(), &snap);
+    press(&mut app, &snap, KeyPress::ch(':'));
+    type_text(&mut app, &snap, "alert btcusdt above 100000");
+    let fx = press(&mut app, &snap, key(KeyCode::Enter));
+    assert_eq!(
+        sent(&fx),
+        vec![Command::SetPriceAlert {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            crossing: Crossing::Above,
+            price: price("100000"),
+        }]
+    );
+    // BTCUSDT's last is 96432.15 in the demo: "below 100000" is true already.
+    press(&mut app, &snap, KeyPress::ch(':'));
+    type_text(&mut app, &snap, "alert BTCUSDT below 100000");
+    let fx = press(&mut app, &snap, key(KeyCode::Enter));
+    assert!(sent(&fx).is_empty(), "{fx:?}");
+    let error = field(&app).1.unwrap();
+    assert!(
+        error.contains("already") && error.contains("could never cross"),
+        "{error}"
+    );
+
+    press(&mut app, &snap, key(KeyCode::Esc));
+    press(&mut app, &snap, KeyPress::ch(':'));
+    type_text(&mut app, &snap, "alert clear");
+    let fx = press(&mut app, &snap, key(KeyCode::Enter));
+    assert_eq!(sent(&fx), vec![Command::ClearPriceAlerts(None)]);
+}
+
+#[test]
+fn the_alert_key_on_the_watchlist_prefills_the_command_line_with_the_symbol() {
+    let snap = snapshot();
+    let mut app = App::new(UiConfig::default(), &snap);
+    let selected = snap.watchlist[app.watch_sel].symbol.to_string();
+    press(&mut app, &snap, KeyPress::ch('A'));
+    assert_eq!(field(&app).0, format!("alert {selected} above "));
+    type_text(&mut app, &snap, "999999");
+    let fx = press(&mut app, &snap, key(KeyCode::Enter));
+    assert!(matches!(
+        sent(&fx).as_slice(),
+        [Command::SetPriceAlert {
+            crossing: Crossing::Above,
+            ..
+        }]
+    ));
+}
+
+/// A fake price path: the engine's snapshots before, at and after the crossing.
+#[test]
+fn a_fired_alert_rings_once_and_says_so_then_stays_marked() {
+    let mut snap = snapshot();
+    let btc = Symbol::new("BTCUSDT").unwrap();
+    snap.price_alerts = vec![PriceAlert {
+        symbol: btc.clone(),
+        crossing: Crossing::Above,
+        price: price("97000"),
+        fired: None,
+    }];
+    let mut app = App::new(UiConfig::default(), &snap);
+    let arrived = |app: &mut App, snap: &Snapshot| update(app, crbot::ui::Action::SnapshotArrived, snap);
+    assert!(!arrived(&mut app, &snap).contains(&Effect::Bell));
+    let armed = draw(&app, &snap, 160, 48);
+    assert!(find(armed.backend().buffer(), "BTCUSDT *"));
+    assert!(find(armed.backend().buffer(), "armed"));
+
+    // The price crosses 97000: the engine marks the alert fired.
+    snap.watchlist[0].last = Some(price("97010.5"));
+    snap.now_ms += 1_000;
+    snap.price_alerts[0].fired = Some((snap.now_ms, price("97010.5")));
+    let fx = arrived(&mut app, &snap);
+    assert_eq!(fx.iter().filter(|e| **e == Effect::Bell).count(), 1, "{fx:?}");
+    assert_eq!(app.status.as_deref(), Some("ALERT BTCUSDT above 97000.00"));
+    // The next snapshots ring no more.
+    snap.now_ms += 1_000;
+    assert!(!arrived(&mut app, &snap).contains(&Effect::Bell));
+
+    let small = draw(&app, &snap, 80, 24);
+    assert!(find(small.backend().buffer(), "BTCUSDT !"));
+    insta::assert_snapshot!("watchlist_alert_fired_80x24", small.backend());
+    let wide = draw(&app, &snap, 160, 48);
+    assert!(find(wide.backend().buffer(), "FIRED"));
+    assert!(find(wide.backend().buffer(), "≥97000.00"));
+    insta::assert_snapshot!("watchlist_alert_fired_160x48", wide.backend());
+    insta::assert_snapshot!("watchlist_alert_fired_60x20", draw(&app, &snap, 60, 20).backend());
+}
+
+#[test]
+fn a_screen_started_after_an_alert_fired_does_not_ring_for_it() {
+    let mut snap = snapshot();
+    snap.price_alerts = vec![PriceAlert {
+        symbol: Symbol::new("ETHUSDT").unwrap(),
+        crossing: Crossing::Below,
+        price: price("3200"),
+        fired: Some((snap.now_ms - 60_000, price("3199"))),
+    }];
+    let mut app = App::new(UiConfig::default(), &snap);
+    assert!(!update(&mut app, crbot::ui::Action::SnapshotArrived, &snap).contains(&Effect::Bell));
+}
+
+#[test]
+fn theme_on_the_command_line_switches_the_palette_and_a_wrong_name_says_the_choices() {
+    let snap = snapshot();
+    let mut app = App::new(UiConfig::default(), &snap);
+    press(&mut app, &snap, KeyPress::ch(':'));
+    type_text(&mut app, &snap, "theme light");
+    press(&mut app, &snap, key(KeyCode::Enter));
+    assert_eq!(app.config.theme.palette, crbot::ui::theme::Palette::LIGHT);
+    // A loss is drawn in the light theme's red.
+    let t = draw(&app, &snap, 160, 48);
+    let buf = t.backend().buffer();
+    let area = buf.area;
+    let reds = (0..area.height)
+        .flat_map(|y| (0..area.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| buf[(x, y)].fg == ratatui::style::Color::Rgb(180, 0, 0))
+        .count();
+    assert!(reds > 0, "no cell in the light theme's red");
+
+    press(&mut app, &snap, KeyPress::ch(':'));
+    type_text(&mut app, &snap, "theme neon");
+    assert_eq!(press(&mut app, &snap, key(KeyCode::Enter)), vec![Effect::Bell]);
+    let error = field(&app).1.unwrap();
+    assert!(
+        error.contains("no theme `neon`") && error.contains("high-contrast"),
+        "{error}"
+    );
+    assert_eq!(app.config.theme.palette, crbot::ui::theme::Palette::LIGHT);
 }

@@ -91,6 +91,8 @@ pub struct Core {
 const META_DAY_START: &str = "equity.day_start";
 const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
+/// The price alerts (`engine::machine::price_alerts`), saved beside the watchlist.
+pub const META_PRICE_ALERTS: &str = "price_alerts";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
@@ -203,7 +205,7 @@ impl Core {
         core.restore_limits(now_ms)?;
         core.restore_protection()?;
         core.restore_equity(now_ms)?;
-        core.restore_watchlist()?;
+        core.restore_watchlist(now_ms)?;
         // Rules are needed to book fills (base/quote assets); fills of symbols whose rules
         // arrive later are replayed by `replay_fills` once they are known.
         core.pending_fills = fills
@@ -301,7 +303,7 @@ impl Core {
         Ok(())
     }
 
-    fn restore_watchlist(&mut self) -> Result<(), JournalError> {
+    fn restore_watchlist(&mut self, now_ms: i64) -> Result<(), JournalError> {
         let saved: Option<Vec<String>> = self
             .journal
             .get_meta(META_WATCHLIST)?
@@ -312,6 +314,17 @@ impl Core {
         };
         self.state.watchlist = names.iter().filter_map(|n| Symbol::new(n).ok()).collect();
         self.state.selected = self.state.watchlist.first().cloned();
+        if let Some(text) = self.journal.get_meta(META_PRICE_ALERTS)? {
+            match serde_json::from_str(&text) {
+                Ok(alerts) => self.state.price_alerts = alerts,
+                Err(e) => self.state.log(
+                    now_ms,
+                    LogLevel::Warn,
+                    LogKind::System,
+                    format!("the saved price alerts cannot be read ({e}); starting without them"),
+                ),
+            }
+        }
         Ok(())
     }
 

@@ -65,6 +65,8 @@ pub struct EngineState {
     /// Every symbol of the exchange (the keys of `rules`), shared with each snapshot without
     /// a copy: the watchlist's symbol field checks and completes against it.
     pub symbols: std::sync::Arc<Vec<Symbol>>,
+    /// Price alerts, armed and fired (`engine::machine::price_alerts`).
+    pub price_alerts: Vec<crate::engine::snapshot::PriceAlert>,
     pub selected: Option<Symbol>,
     pub kill: Option<KillProgress>,
     pub market_stream: StreamHealth,
@@ -114,6 +116,7 @@ impl EngineState {
             entries: DailyCount::default(),
             watchlist: Vec::new(),
             symbols: std::sync::Arc::default(),
+            price_alerts: Vec::new(),
             selected: None,
             kill: None,
             market_stream: down,
@@ -680,6 +683,7 @@ impl EngineState {
             .collect();
         Snapshot {
             symbols: self.symbols.clone(),
+            price_alerts: self.price_alerts.clone(),
             market_steps,
             attached_to: None,
             // Set by the engine, which knows where the keys came from.

@@ -28,6 +28,8 @@ pub enum Action {
     CancelOrder,
     ClosePosition,
     AddSymbol,
+    /// A price alert on the selected watchlist symbol (the command line, prefilled).
+    PriceAlert,
     /// `:` opens the command line.
     CommandLine,
     /// `/` filters the focused list.

@@ -304,6 +304,7 @@ impl Keymap {
             (Normal, c('/'), A::Filter, "filter the list by symbol", None),
             (Normal, c('a'), A::AddSymbol, "add a watchlist symbol", None),
             (Normal, c('d'), A::RemoveSymbol, "remove watchlist symbol", None),
+            (Normal, c('A'), A::PriceAlert, "price alert on the symbol", None),
             (Normal, c('L'), A::ChangeLimit, "change a risk limit", None),
             (Normal, c('w'), A::CycleEquityWindow, "cycle equity window", None),
             (Normal, c('F'), A::Flatten, "flatten (after kill, asks)", None),

@@ -4,8 +4,8 @@
 //! Owns: the check and the completion. Must not: send anything; the engine checks the symbol
 //! again (an attached screen has no list, and the engine's rules are the authority).
 
-use crate::domain::Symbol;
-use crate::engine::snapshot::Snapshot;
+use crate::domain::{Price, Symbol, display_price};
+use crate::engine::snapshot::{Command, Crossing, Snapshot};
 
 /// The most candidate names a completion hint lists.
 const HINT_NAMES: usize = 6;
@@ -80,4 +80,71 @@ fn list(names: &[&Symbol]) -> String {
     } else {
         shown.join(", ")
     }
+}
+
+/// `:alert SYMBOL above|below PRICE`: the command and the status line, or why not (the symbol
+/// is not the exchange's, the price is not one, or the last price is past it already: that
+/// alert could never cross).
+pub fn alert_command(
+    snap: &Snapshot,
+    text: &str,
+    crossing: Crossing,
+    price: rust_decimal::Decimal,
+) -> Result<(Command, String), String> {
+    let symbol = check(snap, text)?;
+    let price = Price::try_positive(price).map_err(|e| e.to_string())?;
+    let tick = snap.tick(&symbol);
+    let shown = display_price(price.value(), tick);
+    if let Some(last) = snap
+        .watchlist
+        .iter()
+        .find(|w| w.symbol == symbol)
+        .and_then(|w| w.last)
+        && crossing.reached(last, price)
+    {
+        return Err(format!(
+            "{symbol} is {} {shown} already (last {}): that alert could never cross",
+            crossing.word(),
+            display_price(last.value(), tick)
+        ));
+    }
+    let line = format!("alert: {symbol} {} {shown}", crossing.word());
+    Ok((
+        Command::SetPriceAlert {
+            symbol,
+            crossing,
+            price,
+        },
+        line,
+    ))
+}
+
+/// The time of the newest alert firing in `snap` (0 with none).
+pub fn newest_firing(snap: &Snapshot) -> i64 {
+    snap.price_alerts
+        .iter()
+        .filter_map(|a| a.fired.map(|(at, _)| at))
+        .max()
+        .unwrap_or(0)
+}
+
+/// A line for the alerts that fired after `seen` (which moves to the newest), if any: the
+/// screen rings its bell and shows it.
+pub fn fired_since(seen: &mut i64, snap: &Snapshot) -> Option<String> {
+    let new: Vec<String> = snap
+        .price_alerts
+        .iter()
+        .filter(|a| a.fired.is_some_and(|(at, _)| at > *seen))
+        .map(|a| {
+            let tick = snap.tick(&a.symbol);
+            format!(
+                "{} {} {}",
+                a.symbol,
+                a.crossing.word(),
+                display_price(a.price.value(), tick)
+            )
+        })
+        .collect();
+    *seen = (*seen).max(newest_firing(snap));
+    (!new.is_empty()).then(|| format!("ALERT {}", new.join("; ")))
 }

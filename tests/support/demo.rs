@@ -129,6 +129,7 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
         rearm_needs_passphrase: false,
         // Not sent over the stream: a test that needs the exchange's symbols sets them.
         symbols: Default::default(),
+        price_alerts: Vec::new(),
         mode: Mode::Sim,
         now_ms,
         header: Header {
