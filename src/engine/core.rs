@@ -219,6 +219,8 @@ impl Core {
     /// field: a restart (or an edited `.env`) must never loosen a limit silently; loosening
     /// goes through the screen's typed confirmation. A tighter configuration takes effect at once.
     fn restore_limits(&mut self, now_ms: i64) -> Result<(), JournalError> {
+        // What the configuration says, before the journal's limits are applied over it.
+        self.state.configured_limits = Some(self.state.limits.clone());
         let stored: Option<Limits> = self
             .journal
             .get_meta(META_LIMITS)?

@@ -65,6 +65,9 @@ pub struct EngineState {
     /// Every symbol of the exchange (the keys of `rules`), shared with each snapshot without
     /// a copy: the watchlist's symbol field checks and completes against it.
     pub symbols: std::sync::Arc<Vec<Symbol>>,
+    /// The limits of the configuration, as read at start. A limit loosened past one of them
+    /// does not survive a restart (the tighter of the two is taken then): the header says so.
+    pub configured_limits: Option<Limits>,
     /// Price alerts, armed and fired (`engine::machine::price_alerts`).
     pub price_alerts: Vec<crate::engine::snapshot::PriceAlert>,
     pub selected: Option<Symbol>,
@@ -116,6 +119,7 @@ impl EngineState {
             entries: DailyCount::default(),
             watchlist: Vec::new(),
             symbols: std::sync::Arc::default(),
+            configured_limits: None,
             price_alerts: Vec::new(),
             selected: None,
             kill: None,
@@ -576,6 +580,52 @@ impl EngineState {
         }
     }
 
+    /// The limits in force that are looser than the configuration's, as one header line
+    /// (`daily 6% until restart (config 5%)`): a restart keeps the tighter value, so a
+    /// loosening past the configuration lasts only until then.
+    pub fn limits_until_restart(&self) -> Option<String> {
+        let c = self.configured_limits.as_ref()?;
+        let l = &self.limits;
+        let mut parts = Vec::new();
+        let mut looser = |name: &str, now: String, configured: String, is_looser: bool| {
+            if is_looser {
+                parts.push(format!("{name} {now} until restart (config {configured})"));
+            }
+        };
+        let pct = |d: Decimal| format!("{}%", crate::domain::plain(d));
+        looser(
+            "daily",
+            pct(l.max_daily_loss_pct),
+            pct(c.max_daily_loss_pct),
+            l.max_daily_loss_pct > c.max_daily_loss_pct,
+        );
+        looser(
+            "drawdown",
+            pct(l.max_drawdown_pct),
+            pct(c.max_drawdown_pct),
+            l.max_drawdown_pct > c.max_drawdown_pct,
+        );
+        looser(
+            "trades",
+            l.max_trades_per_day.to_string(),
+            c.max_trades_per_day.to_string(),
+            l.max_trades_per_day > c.max_trades_per_day,
+        );
+        looser(
+            "size",
+            pct(l.max_position_size_pct),
+            pct(c.max_position_size_pct),
+            l.max_position_size_pct > c.max_position_size_pct,
+        );
+        looser(
+            "min R/R",
+            crate::domain::plain(l.min_risk_reward),
+            crate::domain::plain(c.min_risk_reward),
+            l.min_risk_reward < c.min_risk_reward,
+        );
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
     fn limits_usage(&self, now_ms: i64) -> LimitsUsage {
         let day_pnl = self
             .equity
@@ -653,6 +703,9 @@ impl EngineState {
         }
         if let Some(e) = &self.storage_error {
             warnings.push(format!("journal cannot be written ({e}): new tickets refused"));
+        }
+        if let Some(line) = self.limits_until_restart() {
+            warnings.push(line);
         }
         let positions = self.position_rows();
         let orders = self.open_orders();
