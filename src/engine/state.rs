@@ -161,16 +161,30 @@ impl EngineState {
     }
 
     /// A new best bid/ask.
+    /// A quote. One with a zero bid or ask is no quote: an empty book (a market with no
+    /// orders, or the paper exchange before the first real quote) has no price to value an
+    /// account or check a ticket on.
     pub fn on_quote(&mut self, symbol: Symbol, quote: Quote) {
+        if quote.bid.is_zero() || quote.ask.is_zero() {
+            return;
+        }
         self.quotes.insert(symbol, quote);
     }
 
+    /// A 24 h ticker. A zero last price is no price (nothing has traded yet).
     pub fn on_ticker(&mut self, symbol: Symbol, line: TickerLine) {
+        if line.last.is_zero() {
+            return;
+        }
         self.tickers.insert(symbol, line);
     }
 
     /// A candle: replaces the one with the same open time, or appends.
     pub fn on_candle(&mut self, symbol: Symbol, candle: Candle) {
+        // A candle of a market that never traded (all zero) is no chart.
+        if candle.close.is_zero() {
+            return;
+        }
         let list = self.candles.entry(symbol).or_default();
         match list.last_mut() {
             Some(last) if last.open_ms == candle.open_ms => *last = candle,

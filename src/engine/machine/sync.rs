@@ -195,6 +195,8 @@ impl Engine {
                     self.core.state.on_ticker(symbol, line);
                 }
             }
+            // An empty book (zero prices) is no quote.
+            Answer::Book(_, b) if b.bid.is_zero() || b.ask.is_zero() => {}
             Answer::Book(s, b) => {
                 let quote = Quote {
                     bid: b.bid,
