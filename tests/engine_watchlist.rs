@@ -88,3 +88,19 @@ fn a_watched_symbol_the_exchange_does_not_list_leaves_the_list_when_the_rules_ar
     let s = s.restarted(1_000, Limits::default(), false);
     assert_eq!(watched(&s), vec![BTC.to_string(), ETH.to_string()]);
 }
+
+#[test]
+fn a_saved_watchlist_that_cannot_be_read_gives_the_default_list_and_says_so() {
+    let s = Script::started(Limits::default(), false, Vec::new());
+    s.journal().set_meta("watchlist", "[\"BTCUSDT\", oops").unwrap();
+    let s = s.restarted(1_000, Limits::default(), false);
+    assert_eq!(watched(&s).first().map(String::as_str), Some(BTC));
+    assert!(watched(&s).len() > 2, "the default list: {:?}", watched(&s));
+    let log: Vec<String> = s.snapshot().log.iter().map(|l| l.text.clone()).collect();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("the saved watchlist cannot be read")
+                && l.ends_with("starting with the default list")),
+        "{log:?}"
+    );
+}

@@ -306,10 +306,18 @@ impl Core {
     }
 
     fn restore_watchlist(&mut self, now_ms: i64) -> Result<(), JournalError> {
-        let saved: Option<Vec<String>> = self
-            .journal
-            .get_meta(META_WATCHLIST)?
-            .and_then(|t| serde_json::from_str(&t).ok());
+        let saved: Option<Vec<String>> = match self.journal.get_meta(META_WATCHLIST)? {
+            None => None,
+            Some(t) => match serde_json::from_str(&t) {
+                Ok(list) => Some(list),
+                Err(e) => {
+                    let text =
+                        format!("the saved watchlist cannot be read ({e}); starting with the default list");
+                    self.state.log(now_ms, LogLevel::Warn, LogKind::System, text);
+                    None
+                }
+            },
+        };
         let names: Vec<String> = match saved {
             Some(v) if !v.is_empty() => v,
             _ => DEFAULT_WATCHLIST.iter().map(|s| s.to_string()).collect(),

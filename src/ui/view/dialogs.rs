@@ -308,7 +308,9 @@ fn dialog_body<'a>(
             (" Re-arm trading? ", None)
         }
         Dialog::AddSymbol { input, error } => {
-            lines.push(Line::from("Symbol to add to the watchlist (e.g. ADAUSDT):"));
+            lines.push(Line::from(
+                "Symbol to add to the watchlist (e.g. ADAUSDT; Tab completes):",
+            ));
             (" Add symbol ", Some((input, error)))
         }
         Dialog::Filter { input, error, .. } => {
