@@ -154,7 +154,7 @@ fn tab_on_the_command_line_completes_the_symbol_word() {
     let snap = snapshot();
     let mut app = App::new(UiConfig::default(), &snap);
     press(&mut app, &snap, KeyPress::ch(':'));
-    type_text(&mut app, &snap, "add ad");
+    type_text(&mut app, &snap, "  add ad");
     press(&mut app, &snap, key(KeyCode::Tab));
     assert_eq!(field(&app).0, "add ADAUSDT");
 }

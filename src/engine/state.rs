@@ -961,7 +961,7 @@ mod tests {
         let mut s = state();
         let sym = Symbol::new("BTCUSDT").expect("ok");
         s.on_candle(sym.clone(), candle(300, "3"));
-        for (t, c) in [(0, "0"), (100, "1"), (200, "2")] {
+        for (t, c) in [(0, "0.5"), (100, "1"), (200, "2")] {
             s.on_candle(sym.clone(), candle(t, c));
         }
         s.on_candle(sym.clone(), candle(300, "3.5"));

@@ -1481,24 +1481,25 @@ fn complete_symbol(app: &mut App, snap: &Snapshot) {
     let Some(dialog) = app.dialog.as_mut() else {
         return;
     };
-    let (input, error, head) = match dialog {
-        Dialog::AddSymbol { input, error } => (input, error, String::new()),
+    let (input, error, head, word) = match dialog {
+        Dialog::AddSymbol { input, error } => {
+            let word = field_text(input);
+            (input, error, String::new(), word)
+        }
         Dialog::CommandLine { input, error } => {
             let text = field_text(input);
             let words: Vec<&str> = text.split_whitespace().collect();
             match words.as_slice() {
-                [first, _] if !text.ends_with(' ') => {
-                    let head = format!("{first} ");
-                    (input, error, head)
+                [first, word] if !text.ends_with(' ') => {
+                    let (head, word) = (format!("{first} "), (*word).to_string());
+                    (input, error, head, word)
                 }
                 _ => return,
             }
         }
         _ => return,
     };
-    let text = field_text(input);
-    let word = text[head.len().min(text.len())..].trim_start().to_string();
     let (done, hint) = super::watchlist::complete(snap, &word);
-    *input = single_line(format!("{}{done}", head.trim_start()));
+    *input = single_line(format!("{head}{done}"));
     *error = hint;
 }
