@@ -224,9 +224,10 @@ pub fn parse() -> Cli {
             if json && e.use_stderr() {
                 let text = e.render().to_string();
                 let first = text.lines().next().unwrap_or_default();
-                let message = first.strip_prefix("error: ").unwrap_or(first);
-                print_error_doc(exit::USAGE, message);
-                eprintln!("crbot: {}", one_line(message));
+                // An argument may be a URL with a password (`journal migrate --to`).
+                let message = crate::config::redact_urls(first.strip_prefix("error: ").unwrap_or(first));
+                print_error_doc(exit::USAGE, &message);
+                eprintln!("crbot: {}", one_line(&message));
                 std::process::exit(exit::USAGE);
             }
             e.exit()
@@ -235,7 +236,7 @@ pub fn parse() -> Cli {
 }
 
 fn print_error_doc(exit_code: i32, message: &str) {
-    let doc = common::redact_json(error_doc(exit_code, message));
+    let doc = error_doc(exit_code, message);
     println!(
         "{}",
         serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
@@ -312,10 +313,10 @@ where
 /// A failure: its one line on stderr and, with `--json` when the command printed no document
 /// of its own, [`error_doc`] on stdout. Returns the exit code.
 fn fail(global: &GlobalOpts, code: i32, line: &str) -> i32 {
-    let line = crate::config::redact_urls(line);
-    eprintln!("crbot: {}", one_line(&line));
+    // The same line on both: a command's `Failure` is redacted where it is made.
+    eprintln!("crbot: {}", one_line(line));
     if global.json && !common::document_printed() {
-        print_error_doc(code, &line);
+        print_error_doc(code, line);
     }
     code
 }

@@ -161,11 +161,11 @@ impl EngineState {
     }
 
     /// A new best bid/ask.
-    /// A quote. One with a zero bid or ask is no quote: an empty book (a market with no
-    /// orders, or the paper exchange before the first real quote) has no price to value an
+    /// A quote. One with a zero bid and a zero ask is no quote: an empty book (a market with
+    /// no orders, or the paper exchange before the first real quote) has no price to value an
     /// account or check a ticket on.
     pub fn on_quote(&mut self, symbol: Symbol, quote: Quote) {
-        if quote.bid.is_zero() || quote.ask.is_zero() {
+        if quote.bid.is_zero() && quote.ask.is_zero() {
             return;
         }
         self.quotes.insert(symbol, quote);

@@ -196,7 +196,7 @@ impl Engine {
                 }
             }
             // An empty book (zero prices) is no quote.
-            Answer::Book(_, b) if b.bid.is_zero() || b.ask.is_zero() => {}
+            Answer::Book(_, b) if b.bid.is_zero() && b.ask.is_zero() => {}
             Answer::Book(s, b) => {
                 let quote = Quote {
                     bid: b.bid,
