@@ -271,6 +271,13 @@ fn a_fired_alert_rings_once_and_says_so_then_stays_marked() {
     snap.now_ms += 1_000;
     assert!(!arrived(&mut app, &snap).contains(&Effect::Bell));
 
+    press(&mut app, &snap, KeyPress::ch(':'));
+    type_text(&mut app, &snap, "alerts");
+    press(&mut app, &snap, key(KeyCode::Enter));
+    assert_eq!(
+        app.status.as_deref(),
+        Some("1 alert: BTCUSDT above 97000.00 FIRED 12:34 at 97010.50")
+    );
     let small = draw(&app, &snap, 80, 24);
     assert!(find(small.backend().buffer(), "BTCUSDT !"));
     insta::assert_snapshot!("watchlist_alert_fired_80x24", small.backend());

@@ -910,6 +910,10 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
                 }
             };
         }
+        Typed::ListAlerts => {
+            app.status = Some(super::watchlist::alerts_line(snap));
+            return vec![];
+        }
         Typed::ClearAlerts(symbol) => {
             let symbol = symbol.and_then(|s| Symbol::new(&s).ok());
             app.status = Some(match &symbol {

@@ -27,12 +27,15 @@ pub enum Typed {
     Alert(String, Crossing, Decimal),
     /// `alert clear [SYMBOL]`: the symbol's alerts, or every one that fired.
     ClearAlerts(Option<String>),
+    /// `alerts` (or `alert` alone): every alert on the status line.
+    ListAlerts,
     /// `theme NAME`.
     Theme(String),
 }
 
 /// The commands, for the error message and the help.
-pub const COMMANDS: &str = "buy, sell, kill, flatten, resume, limit, add, rm, alert, theme, help, quit";
+pub const COMMANDS: &str =
+    "buy, sell, kill, flatten, resume, limit, add, rm, alert, alerts, theme, help, quit";
 
 /// Parses one line (without the leading `:`).
 ///
@@ -63,6 +66,8 @@ pub fn parse(line: &str) -> Result<Typed, String> {
         "limit" => limit(rest),
         "add" => one_symbol(rest).map(Typed::Add),
         "rm" | "remove" => one_symbol(rest).map(Typed::Remove),
+        "alert" if rest.is_empty() => Ok(Typed::ListAlerts),
+        "alerts" => no_args(Typed::ListAlerts),
         "alert" => alert(rest),
         "theme" => match rest {
             [name] => Ok(Typed::Theme(name.to_ascii_lowercase())),
@@ -272,5 +277,7 @@ mod tests {
         assert!(err("alert BTCUSDT over 1").contains("not above or below"));
         assert!(err("alert BTCUSDT above -1").contains("not a positive price"));
         assert!(err("alert BTCUSDT").starts_with("alert SYMBOL above|below PRICE"));
+        assert_eq!(parse("alerts"), Ok(Typed::ListAlerts));
+        assert_eq!(parse("alert"), Ok(Typed::ListAlerts));
     }
 }

@@ -148,3 +148,38 @@ pub fn fired_since(seen: &mut i64, snap: &Snapshot) -> Option<String> {
     *seen = (*seen).max(newest_firing(snap));
     (!new.is_empty()).then(|| format!("ALERT {}", new.join("; ")))
 }
+
+/// Every price alert on one line, for `:alerts` (the watchlist lists them too, where it has
+/// the room): `BTCUSDT above 100000.00 armed; ETHUSDT below 2900.00 FIRED 12:34 at 2899.50`.
+pub fn alerts_line(snap: &Snapshot) -> String {
+    if snap.price_alerts.is_empty() {
+        return "no price alerts: :alert SYMBOL above|below PRICE sets one".into();
+    }
+    let items: Vec<String> = snap
+        .price_alerts
+        .iter()
+        .map(|a| {
+            let tick = snap.tick(&a.symbol);
+            let state = match a.fired {
+                None => "armed".to_string(),
+                Some((ms, last)) => format!(
+                    "FIRED {} at {}",
+                    chrono::DateTime::from_timestamp_millis(ms)
+                        .map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string()),
+                    display_price(last.value(), tick)
+                ),
+            };
+            format!(
+                "{} {} {} {state}",
+                a.symbol,
+                a.crossing.word(),
+                display_price(a.price.value(), tick)
+            )
+        })
+        .collect();
+    format!(
+        "{}: {}",
+        crate::domain::plural::count(items.len(), "alert", "alerts"),
+        items.join("; ")
+    )
+}
