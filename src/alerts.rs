@@ -47,6 +47,8 @@ pub enum AlertKind {
     Reconnected,
     /// Repeated authentication failures on the control API.
     AuthFailures,
+    /// A price alert set on the screen fired (a symbol's last price crossed it).
+    Price,
 }
 
 impl AlertKind {
@@ -62,6 +64,7 @@ impl AlertKind {
             AlertKind::Unreachable => "UNREACHABLE",
             AlertKind::Reconnected => "RECONNECTED",
             AlertKind::AuthFailures => "AUTH_FAILURES",
+            AlertKind::Price => "PRICE",
         }
     }
 }

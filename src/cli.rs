@@ -101,7 +101,10 @@ pub enum Command {
     /// Re-arm trading after a halt.
     Resume,
     /// Online backup of the journal to PATH.
-    Backup { path: PathBuf },
+    Backup {
+        /// File to write the copy to (a new file; its folder must exist).
+        path: PathBuf,
+    },
     /// Journal export, and the copy of an SQLite journal into PostgreSQL.
     Journal {
         #[command(subcommand)]
@@ -154,17 +157,23 @@ pub enum JournalCommand {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct OrderArgs {
+    /// buy (an entry: needs --stop-loss and --take-profit) or sell.
     pub side: OrderSide,
+    /// The exchange's symbol, e.g. BTCUSDT (case does not matter).
     pub symbol: String,
+    /// Quantity in the base asset, e.g. 0.001 (positive, a multiple of the symbol's step size).
+    // Negative numbers are taken as values so that `-0.001` is refused as a quantity that
+    // must be positive, not as an unknown option.
+    #[arg(allow_negative_numbers = true)]
     pub qty: String,
     /// Limit price (without it the order is MARKET).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub limit: Option<String>,
     /// Stop-loss price (required for an entry).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub stop_loss: Option<String>,
     /// Take-profit price (required for an entry).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub take_profit: Option<String>,
     /// Print the verdict and the exact orders; send nothing.
     #[arg(long)]
@@ -173,8 +182,65 @@ pub struct OrderArgs {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum OrderSide {
+    /// Buy: an entry (or adding to a position).
     Buy,
+    /// Sell: an exit from crbot's position.
     Sell,
+}
+
+/// The stable code of `--json`'s failure document for an exit code.
+pub fn error_code(exit_code: i32) -> &'static str {
+    match exit_code {
+        exit::USAGE => "USAGE",
+        exit::RISK_REJECTED => "RISK_REJECTED",
+        _ => "FAILURE",
+    }
+}
+
+/// `--json`'s failure document: `{"error": {"code", "exit_code", "message"}}`, the message
+/// being the same one line stderr carries.
+pub fn error_doc(exit_code: i32, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": {
+            "code": error_code(exit_code),
+            "exit_code": exit_code,
+            "message": one_line(message),
+        }
+    })
+}
+
+/// Parses the process's arguments. A usage error exits 2 as clap has it; with `--json`
+/// among the arguments it also prints [`error_doc`] on stdout.
+pub fn parse() -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let json = args
+                .iter()
+                .skip(1)
+                .take_while(|a| *a != "--")
+                .any(|a| a == "--json");
+            if json && e.use_stderr() {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                // An argument may be a URL with a password (`journal migrate --to`).
+                let message = crate::config::redact_urls(first.strip_prefix("error: ").unwrap_or(first));
+                print_error_doc(exit::USAGE, &message);
+                eprintln!("crbot: {}", one_line(&message));
+                std::process::exit(exit::USAGE);
+            }
+            e.exit()
+        }
+    }
+}
+
+fn print_error_doc(exit_code: i32, message: &str) {
+    let doc = error_doc(exit_code, message);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
+    );
 }
 
 /// Runs the parsed command line and returns the process exit code. `console` is what `crbot`
@@ -190,7 +256,7 @@ where
 {
     let command = match &cli.command {
         // The local exchange prints its one banner line and logs nothing to the data folder.
-        Some(Command::Sim(args)) => return report(crate::exchange::sim::run_cli(args)),
+        Some(Command::Sim(args)) => return report(&cli.global, crate::exchange::sim::run_cli(args)),
         Some(Command::Vault { command }) => {
             // The vault does not depend on the configuration; log when it loads.
             let _guard = Config::load(cli.global.mode, cli.global.home.clone())
@@ -199,22 +265,16 @@ where
             let mut global = cli.global.clone();
             global.home = match crate::config::home_override(global.home) {
                 Ok(home) => home,
-                Err(e) => {
-                    eprintln!("crbot: {e}");
-                    return exit::FAILURE;
-                }
+                Err(e) => return fail(&cli.global, exit::FAILURE, &e.to_string()),
             };
             let ctx = vault::VaultCliContext::from_global(&global);
-            return report(vault::run_cli(command, &ctx));
+            return report(&cli.global, vault::run_cli(command, &ctx));
         }
         other => other.as_ref(),
     };
     let config = match Config::load(cli.global.mode, cli.global.home.clone()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("crbot: {e}");
-            return exit::FAILURE;
-        }
+        Err(e) => return fail(&cli.global, exit::FAILURE, &e.to_string()),
     };
     let _guard = start_logging(&config);
     for w in &config.warnings {
@@ -227,8 +287,11 @@ where
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("crbot: cannot start the async runtime: {e}");
-            return exit::FAILURE;
+            return fail(
+                &cli.global,
+                exit::FAILURE,
+                &format!("cannot start the async runtime: {e}"),
+            );
         }
     };
     let outcome = match command {
@@ -243,11 +306,19 @@ where
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match outcome {
         Ok(code) => code,
-        Err(f) => {
-            eprintln!("crbot: {}", one_line(&f.line));
-            f.code
-        }
+        Err(f) => fail(&ctx.global, f.code, &f.line),
     }
+}
+
+/// A failure: its one line on stderr and, with `--json` when the command printed no document
+/// of its own, [`error_doc`] on stdout. Returns the exit code.
+fn fail(global: &GlobalOpts, code: i32, line: &str) -> i32 {
+    // The same line on both: a command's `Failure` is redacted where it is made.
+    eprintln!("crbot: {}", one_line(line));
+    if global.json && !common::document_printed() {
+        print_error_doc(code, line);
+    }
+    code
 }
 
 async fn dispatch<C, F>(ctx: &Ctx, command: Option<&Command>, console: C) -> Outcome
@@ -322,12 +393,54 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn report(result: anyhow::Result<()>) -> i32 {
+fn report(global: &GlobalOpts, result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("crbot: {}", one_line(&format!("{e:#}")));
-            exit::FAILURE
+        Err(e) => fail(global, exit::FAILURE, &format!("{e:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand and every argument of every command says what it is in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
         }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "crbot", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:?}");
+    }
+
+    #[test]
+    fn the_error_document_carries_the_code_of_the_exit_code_and_one_line() {
+        let doc = error_doc(exit::USAGE, "QTY `-1`:\n  must be positive");
+        assert_eq!(doc["error"]["code"], "USAGE");
+        assert_eq!(doc["error"]["exit_code"], 2);
+        assert_eq!(doc["error"]["message"], "QTY `-1`: must be positive");
+        assert_eq!(error_doc(exit::FAILURE, "x")["error"]["code"], "FAILURE");
+        assert_eq!(
+            error_doc(exit::RISK_REJECTED, "x")["error"]["code"],
+            "RISK_REJECTED"
+        );
     }
 }

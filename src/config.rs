@@ -111,6 +111,11 @@ pub const VARIABLES: &[VarDoc] = &[
     var("KILL_KEY", "ctrl-k", KillKey::ALLOWED),
     var("CRBOT_BELL", "true", "true or false"),
     var("CRBOT_MOUSE", "true", "true or false"),
+    var(
+        "CRBOT_THEME",
+        "dark (custom when theme.toml exists)",
+        "dark, light, high-contrast, mono, custom",
+    ),
     VarDoc {
         name: "AUTO_HALT_ACTION",
         default: "reduce",
@@ -458,6 +463,9 @@ pub struct Config {
     pub recv_window_ms: u64,
     pub kill_key: KillKey,
     pub bell: bool,
+    /// `CRBOT_THEME`: the screen's theme by name (the screen checks the name; a bad one gets
+    /// the default theme and a note on screen, never a refused start).
+    pub theme: Option<String>,
     pub auto_halt_action: AutoHaltAction,
     /// A `tracing` filter: `CRBOT_LOG`, else `RUST_LOG`, else `info`.
     pub log_filter: String,
@@ -562,6 +570,7 @@ impl Config {
                 .map_err(|()| bad("KILL_KEY", v, "is not valid", KillKey::ALLOWED))?,
         };
         let bell = parse_bool(sources, "CRBOT_BELL")?.unwrap_or(true);
+        let theme = sources.value("CRBOT_THEME").map(str::to_string);
         let auto_halt_action = match sources.value("AUTO_HALT_ACTION") {
             None => AutoHaltAction::Reduce,
             Some(v) if v.eq_ignore_ascii_case("reduce") => AutoHaltAction::Reduce,
@@ -627,6 +636,7 @@ impl Config {
             recv_window_ms,
             kill_key,
             bell,
+            theme,
             auto_halt_action,
             log_filter,
             warnings,

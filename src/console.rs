@@ -75,6 +75,14 @@ pub fn ui_config(config: &Config, global: &GlobalOpts) -> anyhow::Result<UiConfi
         ui_config.keymap = Keymap::with_kill_key(kill);
     }
     ui_config.bell = config.bell;
+    let (theme, custom, note) =
+        crate::ui::theme::configured(ui_config.theme, config.theme.as_deref(), &config.paths.config_dir);
+    ui_config.theme = theme;
+    ui_config.custom_palette = custom;
+    if let Some(n) = &note {
+        tracing::warn!("{n}");
+    }
+    ui_config.theme_note = note;
     Ok(ui_config)
 }
 

@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod money;
+pub mod plural;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,8 +1,6 @@
 //! The `crbot` binary: harden the process, parse the command line and hand over to the library
 //! (the commands, and the console when no subcommand is given).
 
-use clap::Parser;
-
 /// Freed memory is wiped: no secret survives in a buffer some crate freed (`secret::WipeOnFree`).
 #[global_allocator]
 static ALLOCATOR: crbot::secret::WipeOnFree = crbot::secret::WipeOnFree;
@@ -12,6 +10,6 @@ fn main() {
     if let Err(e) = crbot::vault::harden_process() {
         eprintln!("crbot: warning: could not disable core dumps: {e}");
     }
-    let cli = crbot::cli::Cli::parse();
+    let cli = crbot::cli::parse();
     std::process::exit(crbot::cli::run(cli, crbot::console::run, crbot::serve::run));
 }

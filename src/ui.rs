@@ -14,6 +14,7 @@ pub mod command;
 pub mod keymap;
 pub mod theme;
 pub mod view;
+pub mod watchlist;
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -52,6 +53,10 @@ pub struct UiConfig {
     /// it to the terminal, for selecting text with it.
     pub mouse: bool,
     pub frame_interval: Duration,
+    /// The theme file's palette (`:theme custom`), when the config folder has a usable one.
+    pub custom_palette: Option<theme::Palette>,
+    /// Shown on the status line at start: why the chosen theme could not be used.
+    pub theme_note: Option<String>,
 }
 
 impl Default for UiConfig {
@@ -62,6 +67,8 @@ impl Default for UiConfig {
             bell: true,
             mouse: true,
             frame_interval: FRAME_INTERVAL,
+            custom_palette: None,
+            theme_note: None,
         }
     }
 }
@@ -92,6 +99,8 @@ impl UiConfig {
             bell,
             mouse,
             frame_interval: FRAME_INTERVAL,
+            custom_palette: None,
+            theme_note: None,
         })
     }
 }

@@ -73,3 +73,112 @@ fn global_options_are_accepted_after_the_subcommand() {
         "{text}"
     );
 }
+
+/// A command run with a fresh home (sim mode: the local exchange runs inside the command).
+fn run_in_fresh_home(args: &[&str]) -> (i32, String, String) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let out = crbot()
+        .arg("--home")
+        .arg(home.path())
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_negative_quantity_is_a_usage_error_that_says_it_must_be_positive() {
+    crbot()
+        .args(["order", "buy", "BTCUSDT", "-0.001"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("quantity must be positive"))
+        .stderr(predicate::str::contains("unexpected argument").not());
+}
+
+#[test]
+fn a_zero_quantity_and_a_negative_price_are_usage_errors() {
+    crbot()
+        .args(["order", "sell", "BTCUSDT", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("must be positive, not zero"));
+    crbot()
+        .args(["order", "buy", "BTCUSDT", "1", "--limit", "-5"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--limit").and(predicate::str::contains("must be positive")));
+}
+
+#[test]
+fn json_prints_an_error_document_on_a_usage_error_of_clap_and_of_crbot() {
+    for args in [
+        vec!["--json", "frobnicate"],
+        vec!["order", "buy", "BTCUSDT", "-1", "--json"],
+        vec!["--json", "--mode", "moon", "orders"],
+    ] {
+        let out = crbot().args(&args).assert().code(2);
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        let doc: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"));
+        assert_eq!(doc["error"]["code"], "USAGE", "{doc}");
+        assert_eq!(doc["error"]["exit_code"], 2, "{doc}");
+        assert!(
+            doc["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{doc}"
+        );
+    }
+}
+
+#[test]
+fn json_prints_an_error_document_on_a_failure() {
+    let (code, out, err) = run_in_fresh_home(&["--json", "backup", "/nonexistent-folder/x/backup.db"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["error"]["code"], "FAILURE", "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 1, "{doc}");
+}
+
+#[test]
+fn a_quantity_finer_than_the_step_size_names_the_lot_size_filter_and_its_numbers() {
+    let qty = "0.001000000000000000000000000001";
+    let (code, out, err) = run_in_fresh_home(&[
+        "order",
+        "buy",
+        "BTCUSDT",
+        qty,
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("LOT_SIZE") && err.contains("0.00001") && err.contains("30 decimals"),
+        "{err}"
+    );
+    let (code, out, err) = run_in_fresh_home(&[
+        "--json",
+        "order",
+        "buy",
+        "BTCUSDT",
+        "0.0010001",
+        "--stop-loss",
+        "90000",
+        "--take-profit",
+        "110000",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let message = doc["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("LOT_SIZE") && message.contains("nearest below is 0.001"),
+        "{doc}"
+    );
+}

@@ -234,7 +234,7 @@ async fn an_unknown_cancel_is_verified_and_its_straggler_cancelled_again_per_sym
     );
     assert_eq!(
         texts[2..],
-        ["1 still open; retrying", "cancelling", "1 order(s) cancelled"]
+        ["1 still open; retrying", "cancelling", "1 order cancelled"]
     );
     assert_eq!(
         btc[1].0, None,
@@ -245,7 +245,7 @@ async fn an_unknown_cancel_is_verified_and_its_straggler_cancelled_again_per_sym
         lines_of(&events, "ETHUSDT"),
         [
             (None, "cancelling".to_string()),
-            (Some(true), "1 order(s) cancelled".to_string())
+            (Some(true), "1 order cancelled".to_string())
         ]
     );
     let stages: Vec<KillStage> = events
@@ -264,7 +264,7 @@ async fn an_unknown_cancel_is_verified_and_its_straggler_cancelled_again_per_sym
     assert!(report.still_open.is_empty());
     assert_eq!(
         report.summary,
-        "2 order(s) cancelled on 2 symbol(s); the exchange shows nothing open"
+        "2 orders cancelled on 2 symbols; the exchange shows nothing open"
     );
     assert_eq!(
         report.lines,
@@ -272,12 +272,12 @@ async fn an_unknown_cancel_is_verified_and_its_straggler_cancelled_again_per_sym
             KillLine {
                 symbol: sym("BTCUSDT"),
                 ok: Some(true),
-                outcome: "1 order(s) cancelled".into()
+                outcome: "1 order cancelled".into()
             },
             KillLine {
                 symbol: sym("ETHUSDT"),
                 ok: Some(true),
-                outcome: "1 order(s) cancelled".into()
+                outcome: "1 order cancelled".into()
             }
         ]
     );

@@ -170,7 +170,7 @@ async fn alerts_the_webhook_does_not_take_within_the_flush_are_counted_on_stderr
         .unwrap();
     assert_eq!(code, Some(0), "a clean stop still: {err}");
     assert!(
-        err.contains("2 alert(s) not delivered to the webhook within 3 s of stopping"),
+        err.contains("2 alerts not delivered to the webhook within 3 s of stopping"),
         "{err}"
     );
 }

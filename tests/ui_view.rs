@@ -22,7 +22,11 @@ const NOW: i64 = 1_764_333_296_000;
 
 fn config(color: bool, ascii: bool) -> UiConfig {
     UiConfig {
-        theme: Theme { color, ascii },
+        theme: Theme {
+            color,
+            ascii,
+            ..Theme::DEFAULT
+        },
         ..UiConfig::default()
     }
 }
@@ -223,7 +227,7 @@ fn unfinished_ticket_says_not_ready_instead_of_refusing_zero_checks() {
     )];
     let t = draw(&app, &snap, 80, 24);
     let buf = t.backend().buffer();
-    let at = find(buf, "NOT READY: 1 field(s) to fill or fix").expect("the not-ready line");
+    let at = find(buf, "NOT READY: 1 field to fill or fix").expect("the not-ready line");
     assert_eq!(buf[at].fg, Color::Yellow);
     assert!(find(buf, "stop-loss: an entry needs a stop-loss").is_some());
     assert!(find(buf, "REFUSED").is_none());
@@ -296,6 +300,21 @@ fn confirm_submit_lists_entry_and_oco_legs() {
     assert!(find(buf, "(stop-loss, OCO)").is_some());
     insta::assert_snapshot!("confirm_submit_80x24", small.backend());
     insta::assert_snapshot!("confirm_submit_160x48", draw(&app, &snap, 160, 48).backend());
+}
+
+#[test]
+fn confirm_submit_of_one_order_says_this_order_in_the_singular() {
+    let mut snap = demo::snapshot(NOW);
+    let mut app = ticket_app(&mut snap);
+    press(&mut app, &snap, KeyPress::plain(KeyCode::Enter));
+    if let Some(crbot::ui::Dialog::ConfirmSubmit { orders, .. }) = app.dialog.as_mut() {
+        orders.truncate(1);
+    } else {
+        panic!("no confirm dialog: {:?}", app.dialog);
+    }
+    let buf = draw(&app, &snap, 80, 24);
+    assert!(find(buf.backend().buffer(), "This order will leave, exactly:").is_some());
+    assert!(find(buf.backend().buffer(), "These 1 orders").is_none());
 }
 
 #[test]

@@ -292,6 +292,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Rearm { .. } => "rearm",
         Command::AddSymbol(_) => "add_symbol",
         Command::RemoveSymbol(_) => "remove_symbol",
+        Command::SetPriceAlert { .. } => "set_price_alert",
+        Command::ClearPriceAlerts(_) => "clear_price_alerts",
         Command::SelectSymbol(_) => "select_symbol",
         Command::ProposeLimit { .. } => "propose_limit",
         Command::ConfirmLimit { .. } => "confirm_limit",

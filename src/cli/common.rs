@@ -80,6 +80,7 @@ impl Ctx {
     /// shown without their password or query values.
     pub fn print(&self, text: &str, json: serde_json::Value) {
         if self.json() {
+            note_document_printed();
             let json = redact_json(json);
             println!(
                 "{}",
@@ -89,6 +90,19 @@ impl Ctx {
             println!("{}", redact_urls(text.trim_end()));
         }
     }
+}
+
+/// Whether this process printed its `--json` document already (a failure then adds none: one
+/// document on stdout).
+static DOCUMENT_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that the command's `--json` document is on stdout.
+pub fn note_document_printed() {
+    DOCUMENT_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn document_printed() -> bool {
+    DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Every string in a JSON document passed through [`redact_urls`].

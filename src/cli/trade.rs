@@ -14,39 +14,102 @@ use crate::cli::common::{self, Ctx, Failure, Outcome, Ready, now_ms};
 use crate::cli::remote::{self, Remote, Route};
 use crate::cli::{OrderArgs, OrderSide, exit};
 use crate::domain::broker::OrderOutcome;
-use crate::domain::{ClientOrderId, Order, OrderPurpose, Price, Qty, Side, Symbol, Ticket, TicketKind};
+use crate::domain::{
+    ClientOrderId, Order, OrderPurpose, OrderType, Price, Qty, Side, Symbol, SymbolRules, Ticket, TicketKind,
+    decimals_of, plain,
+};
 use crate::engine::core::Refusal;
 use crate::journal::RiskEventRecord;
 use crate::risk::{self, Denial};
 
-fn parse_num<T: FromStr>(what: &str, text: &str) -> Result<T, Failure> {
-    text.trim()
-        .parse::<T>()
-        .map_err(|_| Failure::usage(format!("{what} `{text}` is not a valid positive number")))
+/// A number typed on the command line: its exact text and how many decimals it has (trailing
+/// zeros after the point do not count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typed {
+    pub text: String,
+    pub decimals: u32,
+}
+
+/// The most decimals a `rust_decimal` (and so any step size) can have.
+const MAX_DECIMALS: u32 = 28;
+
+/// Reads a positive number: a negative or zero one is a usage error that says so, a malformed
+/// one one that names the field. A number with more decimals than any step size can have
+/// (over 28) is kept cut to 28 decimals, with its true count in [`Typed::decimals`]: the
+/// quantity check against the symbol's step size refuses it, naming the filter.
+fn parse_num<T: FromStr>(what: &str, noun: &str, text: &str) -> Result<(T, Typed), Failure> {
+    let text = text.trim();
+    let malformed = || Failure::usage(format!("{what} `{text}` is not a valid positive number"));
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let plain = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.matches('.').count() <= 1
+        && digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.ends_with(|c: char| c.is_ascii_digit());
+    if !plain {
+        return Err(malformed());
+    }
+    let is_zero = digits.chars().all(|c| c == '0' || c == '.');
+    if negative && !is_zero {
+        return Err(Failure::usage(format!(
+            "{what} `{text}`: {noun} must be positive"
+        )));
+    }
+    if is_zero {
+        return Err(Failure::usage(format!(
+            "{what} `{text}`: {noun} must be positive, not zero"
+        )));
+    }
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let frac = frac.trim_end_matches('0');
+    let decimals = u32::try_from(frac.len()).unwrap_or(u32::MAX);
+    let cut = &frac[..frac.len().min(MAX_DECIMALS as usize)];
+    let exact = if cut.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{cut}")
+    };
+    let value = exact.parse::<T>().map_err(|_| malformed())?;
+    Ok((
+        value,
+        Typed {
+            text: text.to_string(),
+            decimals,
+        },
+    ))
 }
 
 /// The ticket exactly as typed (MARKET without `--limit`).
 pub fn ticket_from_args(args: &OrderArgs) -> Result<Ticket, Failure> {
+    ticket_and_qty(args).map(|(t, _)| t)
+}
+
+/// [`ticket_from_args`] with the quantity as typed (for the step-size check).
+fn ticket_and_qty(args: &OrderArgs) -> Result<(Ticket, Typed), Failure> {
     let symbol = Symbol::new(&args.symbol.trim().to_uppercase())
         .map_err(|e| Failure::usage(format!("SYMBOL `{}`: {e}", args.symbol)))?;
-    let qty: Qty = parse_num("QTY", &args.qty)?;
+    let (qty, typed): (Qty, Typed) = parse_num("QTY", "the quantity", &args.qty)?;
+    let price = |what: &str, p: &str| parse_num::<Price>(what, "a price", p).map(|(v, _)| v);
     let kind = match &args.limit {
         Some(p) => TicketKind::Limit {
-            price: parse_num::<Price>("--limit", p)?,
+            price: price("--limit", p)?,
         },
         None => TicketKind::Market,
     };
     let stop_loss = args
         .stop_loss
         .as_deref()
-        .map(|p| parse_num::<Price>("--stop-loss", p))
+        .map(|p| price("--stop-loss", p))
         .transpose()?;
     let take_profit = args
         .take_profit
         .as_deref()
-        .map(|p| parse_num::<Price>("--take-profit", p))
+        .map(|p| price("--take-profit", p))
         .transpose()?;
-    Ok(Ticket {
+    let ticket = Ticket {
         symbol,
         side: match args.side {
             OrderSide::Buy => Side::Buy,
@@ -56,7 +119,42 @@ pub fn ticket_from_args(args: &OrderArgs) -> Result<Ticket, Failure> {
         qty,
         stop_loss,
         take_profit,
-    })
+    };
+    Ok((ticket, typed))
+}
+
+/// A quantity with more decimals than the symbol's step size allows is refused (a usage
+/// error), naming the filter and its numbers, rather than rounded down in silence: the
+/// command sends what was typed or nothing.
+pub fn check_step(ticket: &Ticket, typed: &Typed, rules: Option<&SymbolRules>) -> Result<(), Failure> {
+    let Some(rules) = rules else {
+        return Ok(());
+    };
+    let order_type = ticket.order_type();
+    let Some(lot) = rules.lot_for(order_type) else {
+        return Ok(());
+    };
+    if lot.step_size.is_zero() {
+        return Ok(());
+    }
+    let filter = if order_type == OrderType::Market && rules.filters.market_lot_size.as_ref() == Some(lot) {
+        "MARKET_LOT_SIZE"
+    } else {
+        "LOT_SIZE"
+    };
+    let allowed = decimals_of(lot.step_size);
+    if typed.decimals <= allowed && ticket.qty.is_multiple_of(lot.step_size) {
+        return Ok(());
+    }
+    let below = rules.round_qty(order_type, ticket.qty);
+    Err(Failure::usage(format!(
+        "QTY `{}` breaks {filter}: {} takes multiples of its step size {} (at most {allowed} decimals; \
+         the quantity has {} decimals); the nearest below is {below}",
+        typed.text,
+        ticket.symbol,
+        plain(lot.step_size),
+        typed.decimals,
+    )))
 }
 
 /// Prints a risk rejection (every rule and reason) and returns exit code 3.
@@ -102,12 +200,12 @@ pub fn print_rejection_doc(ctx: &Ctx, doc: &serde_json::Value) -> i32 {
 pub use crate::api::orders::order_json;
 
 pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
-    let ticket = ticket_from_args(args)?;
+    let (ticket, typed) = ticket_and_qty(args)?;
     // One engine per account: a running engine takes the ticket against its live risk state
     // (and protects the entry after its fill); otherwise this command is the engine, holding
     // the account's lock until it exits.
     let _lock = match common::route(ctx).await? {
-        Route::Engine(engine) => return order_through(ctx, &engine, args, &ticket).await,
+        Route::Engine(engine) => return order_through(ctx, &engine, args, &ticket, &typed).await,
         Route::Alone(lock) => lock,
     };
     // On PostgreSQL the account may be led by an engine on another machine: this command
@@ -124,6 +222,10 @@ pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
     if let Some(l) = &lease {
         ready.core.journal.set_fence(l.guard());
     }
+    if let Err(e) = check_step(&ticket, &typed, ready.core.state.rules.get(&ticket.symbol)) {
+        ready.session.close(&ctx.config).await;
+        return Err(e);
+    }
     let result = if args.dry_run {
         dry_run(ctx, &mut ready, &ticket)
     } else {
@@ -138,7 +240,21 @@ pub async fn order(ctx: &Ctx, args: &OrderArgs) -> Outcome {
 /// command prints it alone: the same rejection, dry run and order documents, the same exit
 /// codes. The engine's answer comes when the exchange answered the placement; the protective
 /// OCO of an entry is the engine's to place after the fill.
-async fn order_through(ctx: &Ctx, engine: &Remote, args: &OrderArgs, ticket: &Ticket) -> Outcome {
+async fn order_through(
+    ctx: &Ctx,
+    engine: &Remote,
+    args: &OrderArgs,
+    ticket: &Ticket,
+    typed: &Typed,
+) -> Outcome {
+    // The engine holds the rules, not this process: a quantity no step size can take is
+    // refused here, one off its step by the engine's own rounding.
+    if typed.decimals > MAX_DECIMALS {
+        return Err(Failure::usage(format!(
+            "QTY `{}` breaks LOT_SIZE: it has {} decimals and no step size has more than {MAX_DECIMALS}",
+            typed.text, typed.decimals
+        )));
+    }
     let mut body = json!({
         "symbol": ticket.symbol.as_str(),
         "side": ticket.side.as_wire(),

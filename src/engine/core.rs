@@ -91,6 +91,8 @@ pub struct Core {
 const META_DAY_START: &str = "equity.day_start";
 const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
+/// The price alerts (`engine::machine::price_alerts`), saved beside the watchlist.
+pub const META_PRICE_ALERTS: &str = "price_alerts";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
@@ -203,7 +205,7 @@ impl Core {
         core.restore_limits(now_ms)?;
         core.restore_protection()?;
         core.restore_equity(now_ms)?;
-        core.restore_watchlist()?;
+        core.restore_watchlist(now_ms)?;
         // Rules are needed to book fills (base/quote assets); fills of symbols whose rules
         // arrive later are replayed by `replay_fills` once they are known.
         core.pending_fills = fills
@@ -217,6 +219,8 @@ impl Core {
     /// field: a restart (or an edited `.env`) must never loosen a limit silently; loosening
     /// goes through the screen's typed confirmation. A tighter configuration takes effect at once.
     fn restore_limits(&mut self, now_ms: i64) -> Result<(), JournalError> {
+        // What the configuration says, before the journal's limits are applied over it.
+        self.state.configured_limits = Some(self.state.limits.clone());
         let stored: Option<Limits> = self
             .journal
             .get_meta(META_LIMITS)?
@@ -301,17 +305,36 @@ impl Core {
         Ok(())
     }
 
-    fn restore_watchlist(&mut self) -> Result<(), JournalError> {
-        let saved: Option<Vec<String>> = self
-            .journal
-            .get_meta(META_WATCHLIST)?
-            .and_then(|t| serde_json::from_str(&t).ok());
+    fn restore_watchlist(&mut self, now_ms: i64) -> Result<(), JournalError> {
+        let saved: Option<Vec<String>> = match self.journal.get_meta(META_WATCHLIST)? {
+            None => None,
+            Some(t) => match serde_json::from_str(&t) {
+                Ok(list) => Some(list),
+                Err(e) => {
+                    let text =
+                        format!("the saved watchlist cannot be read ({e}); starting with the default list");
+                    self.state.log(now_ms, LogLevel::Warn, LogKind::System, text);
+                    None
+                }
+            },
+        };
         let names: Vec<String> = match saved {
             Some(v) if !v.is_empty() => v,
             _ => DEFAULT_WATCHLIST.iter().map(|s| s.to_string()).collect(),
         };
         self.state.watchlist = names.iter().filter_map(|n| Symbol::new(n).ok()).collect();
         self.state.selected = self.state.watchlist.first().cloned();
+        if let Some(text) = self.journal.get_meta(META_PRICE_ALERTS)? {
+            match serde_json::from_str(&text) {
+                Ok(alerts) => self.state.price_alerts = alerts,
+                Err(e) => self.state.log(
+                    now_ms,
+                    LogLevel::Warn,
+                    LogKind::System,
+                    format!("the saved price alerts cannot be read ({e}); starting without them"),
+                ),
+            }
+        }
         Ok(())
     }
 

@@ -30,6 +30,7 @@ use rust_decimal::Decimal;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::domain::broker::{BrokerError, CODE_CANCEL_REJECTED, Cancelled, OrderOutcome};
+use crate::domain::plural::count;
 use crate::domain::{Asset, OrderType, Qty, Side, Symbol, Ticket, TicketKind};
 use crate::engine::snapshot::{KillLine, KillStage};
 use crate::engine::state::EngineState;
@@ -245,8 +246,12 @@ async fn cancel_many<B: Broker>(
                 progress.cancelled += orders;
                 let text = match (orders, lists) {
                     (0, _) => "nothing open".to_string(),
-                    (n, 0) => format!("{n} order(s) cancelled"),
-                    (n, l) => format!("{n} order(s) cancelled ({l} order list(s))"),
+                    (n, 0) => format!("{} cancelled", count(n, "order", "orders")),
+                    (n, l) => format!(
+                        "{} cancelled ({})",
+                        count(n, "order", "orders"),
+                        count(l, "order list", "order lists")
+                    ),
                 };
                 progress.line(symbol, Some(true), text);
             }
@@ -343,9 +348,9 @@ pub async fn sweep<B: Broker>(
     }
     let summary = if verified {
         format!(
-            "{} order(s) cancelled on {} symbol(s); the exchange shows nothing open",
-            progress.cancelled,
-            progress.lines.len()
+            "{} cancelled on {}; the exchange shows nothing open",
+            count(progress.cancelled, "order", "orders"),
+            count(progress.lines.len(), "symbol", "symbols")
         )
     } else if still_open.is_empty() {
         format!(

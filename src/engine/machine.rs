@@ -20,6 +20,7 @@ mod alerts;
 mod halts;
 mod kill_reply;
 mod limits;
+mod price_alerts;
 mod protection;
 mod schedule;
 mod sync;
@@ -315,6 +316,7 @@ impl Engine {
                 self.reprotect_finished_closes(now);
             }
         }
+        self.check_price_alerts(now);
         self.decide_alerts(now);
         std::mem::take(&mut self.out)
     }
@@ -360,6 +362,12 @@ impl Engine {
             Command::ClosePosition { symbol, percent } => self.close_position(symbol, percent, now),
             Command::AddSymbol(s) => self.add_symbol(s, now),
             Command::RemoveSymbol(s) => self.remove_symbol(&s, now),
+            Command::SetPriceAlert {
+                symbol,
+                crossing,
+                price,
+            } => self.set_price_alert(symbol, crossing, price, now),
+            Command::ClearPriceAlerts(symbol) => self.clear_price_alerts(symbol, now),
             Command::SelectSymbol(s) => self.core.state.selected = Some(s),
             Command::ProposeLimit { name, value } => self.propose_limit(name, value, now),
             Command::ConfirmLimit { typed } => self.confirm_limit(&typed, now),

@@ -289,7 +289,8 @@ async fn flush_alerts(
     }
     if left > 0 {
         let line = format!(
-            "{left} alert(s) not delivered to the webhook within {} s of stopping",
+            "{} not delivered to the webhook within {} s of stopping",
+            crate::domain::plural::count(left, "alert", "alerts"),
             crate::alerts::FLUSH_WAIT.as_secs()
         );
         tracing::warn!("{line}");

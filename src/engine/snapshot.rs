@@ -72,6 +72,52 @@ pub struct Snapshot {
     /// keys from a secrets service the engine fetches them again instead, and asks nothing.
     #[serde(default)]
     pub rearm_needs_passphrase: bool,
+    /// Every symbol of the exchange, sorted; empty until its rules are loaded. Not sent to an
+    /// attached screen (thousands of names in every frame): there the engine alone checks a
+    /// symbol added to the watchlist.
+    #[serde(skip)]
+    pub symbols: std::sync::Arc<Vec<Symbol>>,
+    /// Price alerts, armed and fired, in the order they were set.
+    #[serde(default)]
+    pub price_alerts: Vec<PriceAlert>,
+}
+
+/// Which way a price alert waits for the last price to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Crossing {
+    /// At or above the price.
+    Above,
+    /// At or below the price.
+    Below,
+}
+
+impl Crossing {
+    /// Whether `last` has reached `price` this way.
+    pub fn reached(self, last: Price, price: Price) -> bool {
+        match self {
+            Crossing::Above => last >= price,
+            Crossing::Below => last <= price,
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Crossing::Above => "above",
+            Crossing::Below => "below",
+        }
+    }
+}
+
+/// "Tell me when SYMBOL goes above/below PRICE": fired once, then kept as fired (when, and the
+/// last price that crossed) until cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceAlert {
+    pub symbol: Symbol,
+    pub crossing: Crossing,
+    pub price: Price,
+    #[serde(default)]
+    pub fired: Option<(i64, Price)>,
 }
 
 impl Snapshot {
@@ -668,6 +714,14 @@ pub enum Command {
     },
     AddSymbol(Symbol),
     RemoveSymbol(Symbol),
+    /// Set a price alert on a symbol of the exchange (it joins the watchlist).
+    SetPriceAlert {
+        symbol: Symbol,
+        crossing: Crossing,
+        price: Price,
+    },
+    /// Clear a symbol's price alerts, or (`None`) every one that fired.
+    ClearPriceAlerts(Option<Symbol>),
     SelectSymbol(Symbol),
     /// Change a limit: tightening applies at once; loosening sets `limit_change_pending`.
     ProposeLimit {

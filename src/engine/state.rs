@@ -62,6 +62,14 @@ pub struct EngineState {
     pub curve: EquityCurve,
     pub entries: DailyCount,
     pub watchlist: Vec<Symbol>,
+    /// Every symbol of the exchange (the keys of `rules`), shared with each snapshot without
+    /// a copy: the watchlist's symbol field checks and completes against it.
+    pub symbols: std::sync::Arc<Vec<Symbol>>,
+    /// The limits of the configuration, as read at start. A limit loosened past one of them
+    /// does not survive a restart (the tighter of the two is taken then): the header says so.
+    pub configured_limits: Option<Limits>,
+    /// Price alerts, armed and fired (`engine::machine::price_alerts`).
+    pub price_alerts: Vec<crate::engine::snapshot::PriceAlert>,
     pub selected: Option<Symbol>,
     pub kill: Option<KillProgress>,
     pub market_stream: StreamHealth,
@@ -110,6 +118,9 @@ impl EngineState {
             curve: EquityCurve::new(session_start_ms, 2_000, 2_000),
             entries: DailyCount::default(),
             watchlist: Vec::new(),
+            symbols: std::sync::Arc::default(),
+            configured_limits: None,
+            price_alerts: Vec::new(),
             selected: None,
             kill: None,
             market_stream: down,
@@ -150,16 +161,30 @@ impl EngineState {
     }
 
     /// A new best bid/ask.
+    /// A quote. One with a zero bid and a zero ask is no quote: an empty book (a market with
+    /// no orders, or the paper exchange before the first real quote) has no price to value an
+    /// account or check a ticket on.
     pub fn on_quote(&mut self, symbol: Symbol, quote: Quote) {
+        if quote.bid.is_zero() && quote.ask.is_zero() {
+            return;
+        }
         self.quotes.insert(symbol, quote);
     }
 
+    /// A 24 h ticker. A zero last price is no price (nothing has traded yet).
     pub fn on_ticker(&mut self, symbol: Symbol, line: TickerLine) {
+        if line.last.is_zero() {
+            return;
+        }
         self.tickers.insert(symbol, line);
     }
 
     /// A candle: replaces the one with the same open time, or appends.
     pub fn on_candle(&mut self, symbol: Symbol, candle: Candle) {
+        // A candle of a market that never traded (all zero) is no chart.
+        if candle.close.is_zero() {
+            return;
+        }
         let list = self.candles.entry(symbol).or_default();
         match list.last_mut() {
             Some(last) if last.open_ms == candle.open_ms => *last = candle,
@@ -569,6 +594,52 @@ impl EngineState {
         }
     }
 
+    /// The limits in force that are looser than the configuration's, as one header line
+    /// (`daily 6% until restart (config 5%)`): a restart keeps the tighter value, so a
+    /// loosening past the configuration lasts only until then.
+    pub fn limits_until_restart(&self) -> Option<String> {
+        let c = self.configured_limits.as_ref()?;
+        let l = &self.limits;
+        let mut parts = Vec::new();
+        let mut looser = |name: &str, now: String, configured: String, is_looser: bool| {
+            if is_looser {
+                parts.push(format!("{name} {now} until restart (config {configured})"));
+            }
+        };
+        let pct = |d: Decimal| format!("{}%", crate::domain::plain(d));
+        looser(
+            "daily",
+            pct(l.max_daily_loss_pct),
+            pct(c.max_daily_loss_pct),
+            l.max_daily_loss_pct > c.max_daily_loss_pct,
+        );
+        looser(
+            "drawdown",
+            pct(l.max_drawdown_pct),
+            pct(c.max_drawdown_pct),
+            l.max_drawdown_pct > c.max_drawdown_pct,
+        );
+        looser(
+            "trades",
+            l.max_trades_per_day.to_string(),
+            c.max_trades_per_day.to_string(),
+            l.max_trades_per_day > c.max_trades_per_day,
+        );
+        looser(
+            "size",
+            pct(l.max_position_size_pct),
+            pct(c.max_position_size_pct),
+            l.max_position_size_pct > c.max_position_size_pct,
+        );
+        looser(
+            "min R/R",
+            crate::domain::plain(l.min_risk_reward),
+            crate::domain::plain(c.min_risk_reward),
+            l.min_risk_reward < c.min_risk_reward,
+        );
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
     fn limits_usage(&self, now_ms: i64) -> LimitsUsage {
         let day_pnl = self
             .equity
@@ -647,6 +718,9 @@ impl EngineState {
         if let Some(e) = &self.storage_error {
             warnings.push(format!("journal cannot be written ({e}): new tickets refused"));
         }
+        if let Some(line) = self.limits_until_restart() {
+            warnings.push(line);
+        }
         let positions = self.position_rows();
         let orders = self.open_orders();
         // Ticks of the symbols on the screen only: `rules` holds every symbol of the exchange
@@ -675,6 +749,8 @@ impl EngineState {
             })
             .collect();
         Snapshot {
+            symbols: self.symbols.clone(),
+            price_alerts: self.price_alerts.clone(),
             market_steps,
             attached_to: None,
             // Set by the engine, which knows where the keys came from.
@@ -885,7 +961,7 @@ mod tests {
         let mut s = state();
         let sym = Symbol::new("BTCUSDT").expect("ok");
         s.on_candle(sym.clone(), candle(300, "3"));
-        for (t, c) in [(0, "0"), (100, "1"), (200, "2")] {
+        for (t, c) in [(0, "0.5"), (100, "1"), (200, "2")] {
             s.on_candle(sym.clone(), candle(t, c));
         }
         s.on_candle(sym.clone(), candle(300, "3.5"));

@@ -434,7 +434,10 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
     };
     let mut keys = config.keys.clone();
     keys.push(SimKey::hmac(&default_key.0, default_key.1.clone()));
-    let market = Market::resume(config.seed, config.speed, now, &prices);
+    let mut market = Market::resume(config.seed, config.speed, now, &prices);
+    if matches!(config.price_source, PriceSource::Binance(_)) {
+        paper::await_real_prices(&mut market);
+    }
     let mut engine = Engine::new(market, account, config.commission_rate);
     engine.bnb_fees = config.bnb_fees;
     let listener = tokio::net::TcpListener::bind(addr)

@@ -28,6 +28,8 @@ pub enum Action {
     CancelOrder,
     ClosePosition,
     AddSymbol,
+    /// A price alert on the selected watchlist symbol (the command line, prefilled).
+    PriceAlert,
     /// `:` opens the command line.
     CommandLine,
     /// `/` filters the focused list.
@@ -48,6 +50,8 @@ pub enum Action {
     ChoosePrev,
     ChooseNext,
     ChoosePercent(u8),
+    /// Tab in a prompt: complete the symbol typed so far from the exchange's symbols.
+    Complete,
     /// A key for the focused text field (ticket or prompt).
     Edit(Input),
     /// A key bound to nothing where it was pressed (its label): the footer says so briefly.

@@ -428,6 +428,8 @@ pub struct App {
     /// while the engine still shows it.
     limit_answered: Option<LimitChangePending>,
     last_log_seq: u64,
+    /// The newest price alert firing already rung for (ms).
+    alerts_seen_ms: i64,
     limits_rung: HashSet<LimitName>,
     /// The account as of the last snapshot, to check an open ticket again when it changes.
     account: AccountMark,
@@ -467,6 +469,7 @@ impl App {
     /// A fresh screen. Lines and limits already in `snapshot` are taken as seen: the bell
     /// rings only for what happens after start-up.
     pub fn new(config: UiConfig, snapshot: &Snapshot) -> App {
+        let note = config.theme_note.clone();
         let watch_sel = snapshot
             .selected_symbol
             .as_ref()
@@ -489,10 +492,11 @@ impl App {
             kill_sent: false,
             kill_dismissed: None,
             kept_ticket: None,
-            status: None,
+            status: note,
             awaiting_verdict: None,
             limit_answered: None,
             last_log_seq: snapshot.log.iter().map(|l| l.seq).max().unwrap_or(0),
+            alerts_seen_ms: super::watchlist::newest_firing(snapshot),
             limits_rung: snapshot
                 .limits
                 .usage()
@@ -686,6 +690,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             Err(why) => app.status = Some(why),
         },
         Action::Filter | Action::CommandLine | Action::AddSymbol => open_prompt(app, &action),
+        Action::PriceAlert => open_price_alert(app, snap),
         Action::RemoveSymbol => match app
             .selected(Focus::Watchlist, snap)
             .and_then(|i| snap.watchlist.get(i))
@@ -756,6 +761,7 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
         }
         Action::ChoosePrev | Action::ChooseNext | Action::ChoosePercent(_) => choose(app, snap, &action),
         Action::Edit(input) => fx.extend(edit_focused(app, snap, input)),
+        Action::Complete => complete_symbol(app, snap),
         Action::SnapshotArrived => {
             flash_verdict(app, snap);
             fx.extend(observe(app, snap));
@@ -877,15 +883,65 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
             app.status = Some(format!("{} → {}: proposed", name.label(), plain(value)));
             return vec![Effect::Send(Command::ProposeLimit { name, value })];
         }
-        Typed::Add(text) | Typed::Remove(text) if Symbol::new(&text).is_err() => {
+        Typed::Add(text) => {
+            return match super::watchlist::check(snap, &text) {
+                Ok(symbol) => add_symbol(app, snap, symbol),
+                Err(e) => {
+                    app.dialog = Some(Dialog::CommandLine {
+                        input,
+                        error: Some(e),
+                    });
+                    vec![Effect::Bell]
+                }
+            };
+        }
+        Typed::Alert(text, crossing, price) => {
+            return match super::watchlist::alert_command(snap, &text, crossing, price) {
+                Ok((command, line)) => {
+                    app.status = Some(line);
+                    vec![Effect::Send(command)]
+                }
+                Err(e) => {
+                    app.dialog = Some(Dialog::CommandLine {
+                        input,
+                        error: Some(e),
+                    });
+                    vec![Effect::Bell]
+                }
+            };
+        }
+        Typed::ListAlerts => {
+            app.status = Some(super::watchlist::alerts_line(snap));
+            return vec![];
+        }
+        Typed::ClearAlerts(symbol) => {
+            let symbol = symbol.and_then(|s| Symbol::new(&s).ok());
+            app.status = Some(match &symbol {
+                Some(s) => format!("clearing the alerts on {s}"),
+                None => "clearing the alerts that fired".into(),
+            });
+            return vec![Effect::Send(Command::ClearPriceAlerts(symbol))];
+        }
+        Typed::Theme(name) => {
+            match super::theme::switch(&app.config.theme, app.config.custom_palette.as_ref(), &name) {
+                Ok(theme) => {
+                    app.config.theme = theme;
+                    app.status = Some(format!("theme {name}"));
+                }
+                Err(e) => {
+                    app.dialog = Some(Dialog::CommandLine {
+                        input,
+                        error: Some(e),
+                    });
+                    return vec![Effect::Bell];
+                }
+            }
+            return vec![];
+        }
+        Typed::Remove(text) if Symbol::new(&text).is_err() => {
             let e = Symbol::new(&text).err().map(|e| e.to_string());
             app.dialog = Some(Dialog::CommandLine { input, error: e });
             return vec![Effect::Bell];
-        }
-        Typed::Add(text) => {
-            let symbol = Symbol::new(&text).expect("checked above");
-            app.status = Some(format!("added {symbol} to the watchlist"));
-            return vec![Effect::Send(Command::AddSymbol(symbol))];
         }
         Typed::Remove(text) => {
             let symbol = Symbol::new(&text).expect("checked above");
@@ -1283,22 +1339,16 @@ fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
             app.status = Some("re-arm requested".into());
             vec![Effect::Send(Command::Rearm { passphrase })]
         }
-        Dialog::AddSymbol { input, .. } => {
-            let text = field_text(&input).trim().to_ascii_uppercase();
-            match Symbol::new(&text) {
-                Ok(symbol) => {
-                    app.status = Some(format!("added {symbol} to the watchlist"));
-                    vec![Effect::Send(Command::AddSymbol(symbol))]
-                }
-                Err(e) => {
-                    app.dialog = Some(Dialog::AddSymbol {
-                        input,
-                        error: Some(e.to_string()),
-                    });
-                    vec![Effect::Bell]
-                }
+        Dialog::AddSymbol { input, .. } => match super::watchlist::check(snap, &field_text(&input)) {
+            Ok(symbol) => add_symbol(app, snap, symbol),
+            Err(e) => {
+                app.dialog = Some(Dialog::AddSymbol {
+                    input,
+                    error: Some(e),
+                });
+                vec![Effect::Bell]
             }
-        }
+        },
         Dialog::CommandLine { input, .. } => run_command_line(app, snap, input),
         Dialog::Filter { focus, input, .. } => apply_filter(app, snap, focus, &field_text(&input)),
         Dialog::Limit { choice, input, .. } => {
@@ -1361,6 +1411,10 @@ fn observe(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
         ring = true;
     }
     app.last_log_seq = app.last_log_seq.max(newest);
+    if let Some(line) = super::watchlist::fired_since(&mut app.alerts_seen_ms, snap) {
+        ring = true;
+        app.status = Some(line);
+    }
     for (name, ratio) in snap.limits.usage() {
         if ratio >= alert_ratio() {
             ring |= app.limits_rung.insert(name);
@@ -1399,4 +1453,57 @@ fn observe(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
         }
     }
     fx
+}
+
+/// The watchlist's alert key: the command line, prefilled with the highlighted symbol.
+fn open_price_alert(app: &mut App, snap: &Snapshot) {
+    let symbol = app
+        .selected(Focus::Watchlist, snap)
+        .and_then(|i| snap.watchlist.get(i))
+        .map(|w| w.symbol.to_string())
+        .or_else(|| snap.selected_symbol.as_ref().map(|s| s.to_string()))
+        .unwrap_or_default();
+    app.dialog = Some(Dialog::CommandLine {
+        input: single_line(format!("alert {symbol} above ")),
+        error: Some("above or below a price; Enter sets it".into()),
+    });
+}
+
+/// Adds a checked symbol (the engine checks it again against the exchange's rules).
+fn add_symbol(app: &mut App, snap: &Snapshot, symbol: Symbol) -> Vec<Effect> {
+    if snap.watchlist.iter().any(|w| w.symbol == symbol) {
+        app.status = Some(format!("{symbol} is in the watchlist already"));
+        return vec![];
+    }
+    app.status = Some(format!("added {symbol} to the watchlist"));
+    vec![Effect::Send(Command::AddSymbol(symbol))]
+}
+
+/// Tab in a prompt: the add-symbol field completes its name from the exchange's symbols; the
+/// command line completes a symbol typed as its second word (`add ADA`, `alert BTC`).
+fn complete_symbol(app: &mut App, snap: &Snapshot) {
+    let Some(dialog) = app.dialog.as_mut() else {
+        return;
+    };
+    let (input, error, head, word) = match dialog {
+        Dialog::AddSymbol { input, error } => {
+            let word = field_text(input);
+            (input, error, String::new(), word)
+        }
+        Dialog::CommandLine { input, error } => {
+            let text = field_text(input);
+            let words: Vec<&str> = text.split_whitespace().collect();
+            match words.as_slice() {
+                [first, word] if !text.ends_with(' ') => {
+                    let (head, word) = (format!("{first} "), (*word).to_string());
+                    (input, error, head, word)
+                }
+                _ => return,
+            }
+        }
+        _ => return,
+    };
+    let (done, hint) = super::watchlist::complete(snap, &word);
+    *input = single_line(format!("{head}{done}"));
+    *error = hint;
 }

@@ -7,7 +7,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::engine::snapshot::LimitName;
+use crate::engine::snapshot::{Crossing, LimitName};
 
 /// What a command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +23,19 @@ pub enum Typed {
     Limit(LimitName, Decimal),
     Add(String),
     Remove(String),
+    /// `alert SYMBOL above|below PRICE`.
+    Alert(String, Crossing, Decimal),
+    /// `alert clear [SYMBOL]`: the symbol's alerts, or every one that fired.
+    ClearAlerts(Option<String>),
+    /// `alerts` (or `alert` alone): every alert on the status line.
+    ListAlerts,
+    /// `theme NAME`.
+    Theme(String),
 }
 
 /// The commands, for the error message and the help.
-pub const COMMANDS: &str = "buy, sell, kill, flatten, resume, limit, add, rm, help, quit";
+pub const COMMANDS: &str =
+    "buy, sell, kill, flatten, resume, limit, add, rm, alert, alerts, theme, help, quit";
 
 /// Parses one line (without the leading `:`).
 ///
@@ -57,6 +66,13 @@ pub fn parse(line: &str) -> Result<Typed, String> {
         "limit" => limit(rest),
         "add" => one_symbol(rest).map(Typed::Add),
         "rm" | "remove" => one_symbol(rest).map(Typed::Remove),
+        "alert" if rest.is_empty() => Ok(Typed::ListAlerts),
+        "alerts" => no_args(Typed::ListAlerts),
+        "alert" => alert(rest),
+        "theme" => match rest {
+            [name] => Ok(Typed::Theme(name.to_ascii_lowercase())),
+            _ => Err(format!("theme NAME: {}", crate::ui::theme::THEME_NAMES)),
+        },
         other => Err(format!("unknown command `{other}`: {COMMANDS}")),
     }
 }
@@ -65,6 +81,29 @@ fn one_symbol(rest: &[&str]) -> Result<String, String> {
     match rest {
         [s] => Ok(s.to_ascii_uppercase()),
         _ => Err("give one symbol, e.g. `add ADAUSDT`".into()),
+    }
+}
+
+/// `alert SYMBOL above|below PRICE`, `alert clear [SYMBOL]`.
+fn alert(rest: &[&str]) -> Result<Typed, String> {
+    let usage = "alert SYMBOL above|below PRICE (e.g. `alert BTCUSDT above 100000`), or alert clear [SYMBOL]";
+    match rest {
+        [clear] if clear.eq_ignore_ascii_case("clear") => Ok(Typed::ClearAlerts(None)),
+        [clear, symbol] if clear.eq_ignore_ascii_case("clear") => {
+            Ok(Typed::ClearAlerts(Some(symbol.to_ascii_uppercase())))
+        }
+        [symbol, way, price] => {
+            let crossing = match way.to_ascii_lowercase().as_str() {
+                "above" | ">" | ">=" => Crossing::Above,
+                "below" | "<" | "<=" => Crossing::Below,
+                other => return Err(format!("`{other}` is not above or below: {usage}")),
+            };
+            match Decimal::from_str_exact(price) {
+                Ok(p) if p > Decimal::ZERO => Ok(Typed::Alert(symbol.to_ascii_uppercase(), crossing, p)),
+                _ => Err(format!("`{price}` is not a positive price")),
+            }
+        }
+        _ => Err(usage.into()),
     }
 }
 
@@ -213,5 +252,32 @@ mod tests {
         assert_eq!(parse("rm ADAUSDT"), Ok(Typed::Remove("ADAUSDT".into())));
         assert_eq!(parse("flatten"), Ok(Typed::Flatten));
         assert_eq!(parse("q"), Ok(Typed::Quit));
+        assert_eq!(
+            parse("alert btcusdt above 100000"),
+            Ok(Typed::Alert(
+                "BTCUSDT".into(),
+                Crossing::Above,
+                Decimal::new(100_000, 0)
+            ))
+        );
+        assert_eq!(
+            parse("alert ETHUSDT below 2999.5"),
+            Ok(Typed::Alert(
+                "ETHUSDT".into(),
+                Crossing::Below,
+                Decimal::new(29_995, 1)
+            ))
+        );
+        assert_eq!(parse("alert clear"), Ok(Typed::ClearAlerts(None)));
+        assert_eq!(
+            parse("alert clear ethusdt"),
+            Ok(Typed::ClearAlerts(Some("ETHUSDT".into())))
+        );
+        assert_eq!(parse("theme Light"), Ok(Typed::Theme("light".into())));
+        assert!(err("alert BTCUSDT over 1").contains("not above or below"));
+        assert!(err("alert BTCUSDT above -1").contains("not a positive price"));
+        assert!(err("alert BTCUSDT").starts_with("alert SYMBOL above|below PRICE"));
+        assert_eq!(parse("alerts"), Ok(Typed::ListAlerts));
+        assert_eq!(parse("alert"), Ok(Typed::ListAlerts));
     }
 }

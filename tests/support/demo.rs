@@ -127,6 +127,9 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
             .collect(),
         attached_to: None,
         rearm_needs_passphrase: false,
+        // Not sent over the stream: a test that needs the exchange's symbols sets them.
+        symbols: Default::default(),
+        price_alerts: Vec::new(),
         mode: Mode::Sim,
         now_ms,
         header: Header {

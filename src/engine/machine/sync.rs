@@ -68,12 +68,45 @@ impl Engine {
     }
 
     pub(super) fn add_symbol(&mut self, s: Symbol, now: i64) {
+        // A name the exchange does not list is never watched: every load of it would be
+        // refused (HTTP 400), again at each refresh.
+        if !self.core.state.rules.contains_key(&s) {
+            let text = if self.core.state.rules.is_empty() {
+                format!("{s} not added: the exchange's symbols are not loaded yet; add it again in a moment")
+            } else {
+                format!("{s} not added: the exchange has no such symbol")
+            };
+            self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
+            return;
+        }
         if !self.core.state.watchlist.contains(&s) {
             self.core.state.watchlist.push(s.clone());
             self.save_watchlist(now);
             self.load_symbol(s);
             self.push_watchlist();
         }
+    }
+
+    /// Once the exchange's symbols are known, a watched name it does not list (saved before
+    /// symbols were checked, or delisted since) leaves the watchlist, saying so.
+    fn drop_unknown_watched(&mut self, now: i64) {
+        let state = &self.core.state;
+        let unknown: Vec<Symbol> = state
+            .watchlist
+            .iter()
+            .filter(|s| !state.rules.contains_key(*s))
+            .cloned()
+            .collect();
+        if unknown.is_empty() || state.rules.is_empty() {
+            return;
+        }
+        for s in &unknown {
+            self.core.state.watchlist.retain(|x| x != s);
+            let text = format!("{s} left the watchlist: the exchange has no such symbol");
+            self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
+        }
+        self.save_watchlist(now);
+        self.push_watchlist();
     }
 
     pub(super) fn remove_symbol(&mut self, s: &Symbol, now: i64) {
@@ -130,6 +163,9 @@ impl Engine {
                 for r in rules {
                     self.core.state.rules.insert(r.symbol.clone(), r);
                 }
+                self.core.state.symbols =
+                    std::sync::Arc::new(self.core.state.rules.keys().cloned().collect());
+                self.drop_unknown_watched(now);
                 self.core.replay_fills();
                 self.start_resync();
             }
@@ -159,6 +195,8 @@ impl Engine {
                     self.core.state.on_ticker(symbol, line);
                 }
             }
+            // An empty book (zero prices) is no quote.
+            Answer::Book(_, b) if b.bid.is_zero() && b.ask.is_zero() => {}
             Answer::Book(s, b) => {
                 let quote = Quote {
                     bid: b.bid,

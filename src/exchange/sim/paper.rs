@@ -1,8 +1,14 @@
 //! Paper price source: drives the local exchange's books from a Binance combined `@bookTicker`
 //! stream (`--prices binance[=WS_URL]`) instead of the synthetic walk.
 //!
-//! Owns: the feed connection and its reconnects. Must not: send anything but the stream
-//! request; it reads public market data only, so no key ever travels on it.
+//! Until a symbol's first real quote it has no price at all ([`await_real_prices`]): no book,
+//! no last price, no candles, no trades. The synthetic market the exchange starts from (BTC
+//! 97 250 and an 8-hour chart), or the prices a previous run saved, would otherwise be served
+//! as if they were Binance's, and a client would value an account and check tickets on them.
+//!
+//! Owns: the feed connection and its reconnects, and the unpriced start. Must not: send
+//! anything but the stream request; it reads public market data only, so no key ever travels
+//! on it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +18,24 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::Shared;
+use super::market::{Market, Tape};
+
+/// Takes every symbol's placeholder price away until its first real quote: the book, the
+/// last price, the candles and the tape are emptied. The exchange's answers then say what
+/// Binance says of a market with no orders and no trades (an empty book, zero prices, no
+/// klines), which clients read as "no price" rather than as a price.
+pub fn await_real_prices(market: &mut Market) {
+    for m in &mut market.symbols {
+        m.bids.clear();
+        m.asks.clear();
+        m.mid = Decimal::ZERO;
+        m.last_price = Decimal::ZERO;
+        m.last_qty = Decimal::ZERO;
+        m.candles.clear();
+        m.tape = Tape::default();
+        m.quoted = false;
+    }
+}
 
 /// The stream URL for every symbol of the sim.
 pub fn feed_url(base: &str, symbols: &[String]) -> String {
@@ -108,6 +132,48 @@ mod tests {
         assert_eq!(b, (Decimal::new(105, 1), Decimal::ONE));
         assert_eq!(a, (Decimal::new(106, 1), Decimal::TWO));
         assert!(parse_book_ticker("{}").is_none());
+    }
+
+    #[test]
+    fn before_the_first_real_quote_a_symbol_has_no_price_and_after_it_only_the_real_one() {
+        let mut market = Market::resume(7, Decimal::ONE, 1_000_000, &Default::default());
+        let btc = market
+            .symbols
+            .iter()
+            .find(|s| s.spec.symbol == "BTCUSDT")
+            .unwrap();
+        assert!(
+            !btc.candles.is_empty() && !btc.last_price.is_zero(),
+            "the synthetic start"
+        );
+        await_real_prices(&mut market);
+        for m in &market.symbols {
+            assert_eq!(m.best_bid().0, Decimal::ZERO, "{}", m.spec.symbol);
+            assert_eq!(m.best_ask().0, Decimal::ZERO, "{}", m.spec.symbol);
+            assert!(m.last_price.is_zero() && m.candles.is_empty() && m.tape.is_empty());
+            assert!(m.avg_price(5).is_zero());
+        }
+        let bid = (Decimal::new(6_400_001, 2), Decimal::ONE);
+        let ask = (Decimal::new(6_400_002, 2), Decimal::ONE);
+        market.set_quote("BTCUSDT", bid, ask, 2_000_000).unwrap();
+        let btc = market.get("BTCUSDT").unwrap();
+        assert_eq!(btc.best_bid().0, bid.0);
+        assert_eq!(btc.best_ask().0, ask.0);
+        assert_eq!(
+            btc.candles.len(),
+            1,
+            "one candle, at the real price: no synthetic history"
+        );
+        assert!(
+            btc.candles
+                .iter()
+                .all(|c| c.close > Decimal::new(63_000, 0) && c.close < Decimal::new(65_000, 0))
+        );
+        let eth = market.get("ETHUSDT").unwrap();
+        assert!(
+            eth.best_bid().0.is_zero(),
+            "a symbol not quoted yet stays unpriced"
+        );
     }
 
     #[test]

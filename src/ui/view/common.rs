@@ -341,6 +341,7 @@ mod tests {
         let theme = Theme {
             color: false,
             ascii: true,
+            ..Theme::DEFAULT
         };
         let cols = [
             Col {

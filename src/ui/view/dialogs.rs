@@ -211,10 +211,10 @@ fn dialog_body<'a>(
 ) -> (&'static str, Option<Field<'a>>) {
     match dialog {
         Dialog::ConfirmSubmit { orders, .. } => {
-            lines.push(Line::from(format!(
-                "These {} orders will leave, exactly:",
-                orders.len()
-            )));
+            lines.push(Line::from(match orders.len() {
+                1 => "This order will leave, exactly:".to_string(),
+                n => format!("These {n} orders will leave, exactly:"),
+            }));
             for o in orders {
                 lines.push(Line::from(Span::styled(
                     format!("  {}", order_line(o)),
@@ -308,7 +308,9 @@ fn dialog_body<'a>(
             (" Re-arm trading? ", None)
         }
         Dialog::AddSymbol { input, error } => {
-            lines.push(Line::from("Symbol to add to the watchlist (e.g. ADAUSDT):"));
+            lines.push(Line::from(
+                "Symbol to add to the watchlist (e.g. ADAUSDT; Tab completes):",
+            ));
             (" Add symbol ", Some((input, error)))
         }
         Dialog::Filter { input, error, .. } => {

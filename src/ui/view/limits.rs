@@ -115,6 +115,7 @@ mod tests {
     const ASCII: Theme = Theme {
         color: false,
         ascii: true,
+        ..Theme::DEFAULT
     };
 
     #[test]

@@ -38,7 +38,10 @@ fn preview_lines(theme: &Theme, snap: &Snapshot, form: &TicketForm, compact: boo
         // No rule ran: a field is empty or does not parse. "REFUSED: 0 of 0 checks fail" would
         // read as a verdict on an order nobody has finished typing.
         lines.push(Line::from(Span::styled(
-            format!("NOT READY: {} field(s) to fill or fix", p.field_errors.len()),
+            format!(
+                "NOT READY: {} to fill or fix",
+                crate::domain::plural::count(p.field_errors.len(), "field", "fields")
+            ),
             theme.warning().add_modifier(Modifier::BOLD),
         )));
     } else {
