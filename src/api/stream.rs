@@ -293,6 +293,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::AddSymbol(_) => "add_symbol",
         Command::RemoveSymbol(_) => "remove_symbol",
         Command::SelectSymbol(_) => "select_symbol",
+        Command::SetChartInterval(_) => "set_chart_interval",
         Command::ProposeLimit { .. } => "propose_limit",
         Command::ConfirmLimit { .. } => "confirm_limit",
         Command::CancelLimitChange => "cancel_limit_change",
