@@ -27,7 +27,7 @@ pub(super) fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
     let interval = snap.focus.interval.wire();
     let block = panel(
         theme,
-        format!(" {symbol} {interval}: close, high/low  {last}  [ ] timeframe "),
+        format!(" {symbol} {interval}: close, high/low  {last} [ ] "),
         app.focus == Focus::Candles,
     );
     let (Some(first), Some(end)) = (snap.candles.first(), snap.candles.last()) else {

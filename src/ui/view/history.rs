@@ -88,7 +88,16 @@ pub(super) fn draw_history(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
     }
     if shown.is_empty() {
         frame.render_widget(
-            Paragraph::new("no fills or orders in the journal").style(theme.dim()),
+            Paragraph::new(if all.is_empty() {
+                "no fills or orders in the journal".to_string()
+            } else {
+                format!(
+                    "no row of {} matches /{}",
+                    all.len(),
+                    app.filters[Focus::History.index()]
+                )
+            })
+            .style(theme.dim()),
             table_area,
         );
         return;
