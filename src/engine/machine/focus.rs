@@ -29,7 +29,7 @@ pub const TAPE_CAP: usize = 60;
 /// Candles kept for a timeframe other than 1m (its backfill asks for as many).
 pub const CHART_CAP: usize = 500;
 /// Rows of each history list read from the journal.
-pub const HISTORY_ROWS: usize = 200;
+pub const HISTORY_ROWS: usize = 100;
 /// The shortest time between two history reads.
 pub const HISTORY_EVERY_MS: i64 = 1_000;
 /// A refused snapshot (older than the buffered diffs) is fetched again after this.
