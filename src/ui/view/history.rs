@@ -147,56 +147,7 @@ pub(super) fn draw_history(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
     let rows = shown
         .iter()
         .filter_map(|i| all.get(*i))
-        .map(|row| {
-            let tick = snap.tick(row.symbol());
-            let p = theme.plain();
-            match row {
-                HistoryRow::Fill { fill, realized } => {
-                    let (pnl, pnl_style) = match realized {
-                        Some(d) => (signed2(*d), theme.signed(d.is_sign_negative(), d.is_zero())),
-                        None => ("".into(), p),
-                    };
-                    let cells = vec![
-                        (when(fill.time_ms, snap.now_ms), theme.dim()),
-                        (fill.symbol.to_string(), p),
-                        ("fill".into(), theme.positive()),
-                        (fill.side.to_string(), p),
-                        (plain(fill.qty.value()), p),
-                        (display_price(fill.price.value(), tick), p),
-                        (
-                            format!("fee {} {}", plain(fill.commission.value()), fill.commission_asset),
-                            theme.dim(),
-                        ),
-                        (pnl, pnl_style),
-                    ];
-                    (cells, p)
-                }
-                HistoryRow::Order(o) => {
-                    let price = o
-                        .price
-                        .map_or_else(|| "-".into(), |v| display_price(v.value(), tick));
-                    let cells = vec![
-                        (when(o.created_ms, snap.now_ms), theme.dim()),
-                        (o.symbol.to_string(), p),
-                        ("order".into(), p),
-                        (o.side.to_string(), p),
-                        (plain(o.qty.value()), p),
-                        (price, p),
-                        (
-                            format!(
-                                "{} {} {}",
-                                o.order_type,
-                                o.state.as_code(),
-                                purpose_label(o.purpose)
-                            ),
-                            theme.dim(),
-                        ),
-                        (String::new(), p),
-                    ];
-                    (cells, p)
-                }
-            }
-        })
+        .map(|row| row_cells(app, snap, row))
         .collect();
     let table = fitted_table(theme, &cols, rows, table_area.width).row_highlight_style(if focused {
         theme.selected()
@@ -215,4 +166,62 @@ pub(super) fn draw_history(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
         },
         state.offset(),
     );
+}
+
+/// One row's cells: a fill with its fee and what it realized, or an order with its type,
+/// state and purpose.
+fn row_cells(
+    app: &App,
+    snap: &Snapshot,
+    row: &HistoryRow,
+) -> (Vec<(String, ratatui::style::Style)>, ratatui::style::Style) {
+    let theme = &app.config.theme;
+    let tick = snap.tick(row.symbol());
+    let p = theme.plain();
+    match row {
+        HistoryRow::Fill { fill, realized } => {
+            let (pnl, pnl_style) = match realized {
+                Some(d) => (signed2(*d), theme.signed(d.is_sign_negative(), d.is_zero())),
+                None => ("".into(), p),
+            };
+            let cells = vec![
+                (when(fill.time_ms, snap.now_ms), theme.dim()),
+                (fill.symbol.to_string(), p),
+                ("fill".into(), theme.positive()),
+                (fill.side.to_string(), p),
+                (plain(fill.qty.value()), p),
+                (display_price(fill.price.value(), tick), p),
+                (
+                    format!("fee {} {}", plain(fill.commission.value()), fill.commission_asset),
+                    theme.dim(),
+                ),
+                (pnl, pnl_style),
+            ];
+            (cells, p)
+        }
+        HistoryRow::Order(o) => {
+            let price = o
+                .price
+                .map_or_else(|| "-".into(), |v| display_price(v.value(), tick));
+            let cells = vec![
+                (when(o.created_ms, snap.now_ms), theme.dim()),
+                (o.symbol.to_string(), p),
+                ("order".into(), p),
+                (o.side.to_string(), p),
+                (plain(o.qty.value()), p),
+                (price, p),
+                (
+                    format!(
+                        "{} {} {}",
+                        o.order_type,
+                        o.state.as_code(),
+                        purpose_label(o.purpose)
+                    ),
+                    theme.dim(),
+                ),
+                (String::new(), p),
+            ];
+            (cells, p)
+        }
+    }
 }
