@@ -461,14 +461,14 @@ fn parse_market_value(text: &str, recv_ms: i64) -> Result<MarketFrame, FrameErro
     Ok(MarketFrame::Event(ev))
 }
 
-/// The stream names crbot subscribes per watchlist symbol.
-pub fn streams_for(symbol: &Symbol) -> [String; 4] {
+/// The stream names crbot subscribes per watchlist symbol. No book: only the selected
+/// symbol's is followed ([`focus_streams_for`]), so a long watchlist costs no depth streams.
+pub fn streams_for(symbol: &Symbol) -> [String; 3] {
     let s = symbol.stream_name();
     [
         format!("{s}@bookTicker"),
         format!("{s}@miniTicker"),
         format!("{s}@kline_1m"),
-        format!("{s}@depth5@100ms"),
     ]
 }
 

@@ -512,13 +512,13 @@ mod tests {
         q.change(&old, &new);
         let (m1, b1) = q.next_message().expect("unsubscribe");
         assert!(m1.contains("\"UNSUBSCRIBE\""), "{m1}");
-        assert_eq!(b1.len(), 4);
+        assert_eq!(b1.len(), 3);
         let (m2, b2) = q.next_message().expect("subscribe");
         assert!(
             m2.contains("\"SUBSCRIBE\"") && m2.contains("ethusdt@bookTicker"),
             "{m2}"
         );
-        assert_eq!(b2.len(), 8);
+        assert_eq!(b2.len(), 6);
         assert!(q.next_message().is_none());
     }
 
