@@ -293,3 +293,36 @@ fn the_log_scrolls_back_and_new_lines_do_not_move_it() {
     press(&mut a, &snap, KeyPress::plain(KeyCode::Down));
     assert_eq!(a.log_anchor, None);
 }
+
+#[test]
+fn the_wheel_scrolls_the_log_and_a_click_focuses_the_book() {
+    use crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let at = |kind, column, row| MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    let snap = with_log(40);
+    let mut a = app(&snap);
+    press(&mut a, &snap, KeyPress::ch('4'));
+    press(&mut a, &snap, KeyPress::plain(KeyCode::Tab));
+    assert_eq!(a.focus, Focus::Watchlist, "Tab left the log");
+    a.tab = Tab::Log;
+    draw(&a, &snap, 80, 24);
+    crbot::ui::app::mouse(&mut a, at(MouseEventKind::ScrollUp, 10, 12), &snap);
+    assert_eq!(a.focus, Focus::Log);
+    assert_eq!(a.log_anchor, Some(39), "one line back");
+
+    press(&mut a, &snap, KeyPress::ch('6'));
+    assert_eq!(a.focus, Focus::Depth);
+    draw(&a, &snap, 80, 24);
+    crbot::ui::app::mouse(&mut a, at(MouseEventKind::Down(MouseButton::Left), 60, 10), &snap);
+    assert_eq!(a.focus, Focus::Trades);
+    crbot::ui::app::mouse(&mut a, at(MouseEventKind::Down(MouseButton::Left), 10, 10), &snap);
+    assert_eq!(a.focus, Focus::Depth);
+    assert!(
+        a.status.is_none() && a.dialog.is_none(),
+        "a click does nothing else"
+    );
+}

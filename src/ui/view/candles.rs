@@ -11,13 +11,15 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Sparkline};
 use rust_decimal::Decimal;
 
-use super::common::{chart_axis, hm, panel, px, to_f64};
+use super::common::{chart_axis, hm, panel, px, record_region, to_f64};
 use crate::domain::decimals_of;
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
 
 pub(super) fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
+    // A click focuses the panel; the wheel scrolls it where it scrolls.
+    record_region(app, Focus::Candles, area, 0);
     let symbol = snap
         .selected_symbol
         .as_ref()

@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use rust_decimal::Decimal;
 
-use super::common::panel;
+use super::common::{panel, record_region};
 use crate::domain::{display_fixed, display_price};
 use crate::engine::snapshot::{BookLevel, BookStatus, Snapshot};
 use crate::ui::app::{App, Focus};
@@ -29,6 +29,8 @@ fn size_decimals(levels: &[&BookLevel]) -> u32 {
 
 pub(super) fn draw_depth(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
+    // A click focuses the panel; the wheel scrolls it where it scrolls.
+    record_region(app, Focus::Depth, area, 0);
     let book = &snap.focus.book;
     let symbol = snap
         .focus

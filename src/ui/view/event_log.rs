@@ -10,12 +10,14 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::common::{clock, panel, wrapped_rows};
+use super::common::{clock, panel, record_region, wrapped_rows};
 use crate::engine::snapshot::{LogKind, LogLevel, Snapshot};
 use crate::ui::app::{App, Focus};
 
 pub(super) fn draw_log(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
+    // A click focuses the panel; the wheel scrolls it where it scrolls.
+    record_region(app, Focus::Log, area, 0);
     // Scrolled back: the lines up to the anchor, or the first screenful when the anchor is
     // nearer the top than that.
     let rows = usize::from(area.height.saturating_sub(2)).max(1);

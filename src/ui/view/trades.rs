@@ -9,13 +9,15 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::common::{clock, panel};
+use super::common::{clock, panel, record_region};
 use crate::domain::{display_fixed, display_price};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
 
 pub(super) fn draw_trades(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
+    // A click focuses the panel; the wheel scrolls it where it scrolls.
+    record_region(app, Focus::Trades, area, 0);
     let symbol = snap
         .focus
         .symbol
