@@ -24,6 +24,9 @@ use super::wire::Depth;
 
 /// Diffs kept while waiting for a snapshot (ten per second: well over a minute of them).
 pub const BUFFER_CAP: usize = 1000;
+/// Levels kept per side: the farthest from the touch go first (the snapshot asks for 1000;
+/// diffs add levels as they change, which would otherwise grow without end).
+pub const MAX_LEVELS: usize = 5000;
 
 /// One `depthUpdate`: the update ids it spans and the levels it sets (quantity zero removes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +179,12 @@ impl LocalBook {
             }
         }
         self.id = Some(diff.last_id);
+        while self.bids.len() > MAX_LEVELS {
+            self.bids.pop_first();
+        }
+        while self.asks.len() > MAX_LEVELS {
+            self.asks.pop_last();
+        }
     }
 
     /// The best `n` bids, highest first (empty while not live).
@@ -271,6 +280,22 @@ mod tests {
         assert_eq!(b.buffered(), 1, "the diff after the gap starts the new buffer");
         assert_eq!(b.on_snapshot(&snapshot(20, &[(5, 2)], &[])), Loaded::Live);
         assert_eq!(b.update_id(), Some(21));
+    }
+
+    #[test]
+    fn each_side_keeps_the_levels_nearest_the_touch() {
+        let mut b = LocalBook::new();
+        b.on_snapshot(&snapshot(1, &[], &[]));
+        let n = MAX_LEVELS as i64 + 10;
+        let bids: Vec<(i64, i64)> = (1..=n).map(|p| (p, 1)).collect();
+        let asks: Vec<(i64, i64)> = (1..=n).map(|p| (n + p, 1)).collect();
+        b.on_diff(diff(2, 2, &bids, &asks));
+        let all_bids = b.bids(usize::MAX);
+        let all_asks = b.asks(usize::MAX);
+        assert_eq!((all_bids.len(), all_asks.len()), (MAX_LEVELS, MAX_LEVELS));
+        assert_eq!(all_bids[0].0, d(n), "the best bid stays");
+        assert_eq!(all_asks[0].0, d(n + 1), "the best ask stays");
+        assert_eq!(all_bids.last().unwrap().0, d(11), "the farthest bids went");
     }
 
     #[test]
