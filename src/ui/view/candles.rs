@@ -44,9 +44,16 @@ pub(super) fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
     // Volumes below the chart when there is room and the candles carry them.
     let inner = block.inner(area);
     let has_volume = snap.candles.iter().all(|c| c.volume.is_some());
-    let (area, volume_area) = if inner.height >= 10 && has_volume {
+    // Two rows of bars where there is room, one on a small screen, none below 8 rows.
+    let volume_rows = match inner.height {
+        h if h >= 14 => 2,
+        h if h >= 8 => 1,
+        _ => 0,
+    };
+    let (area, volume_area) = if volume_rows > 0 && has_volume {
         frame.render_widget(block.clone(), area);
-        let [chart, vol] = Layout::vertical([Constraint::Fill(1), Constraint::Length(2)]).areas(inner);
+        let [chart, vol] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(volume_rows)]).areas(inner);
         (chart, Some(vol))
     } else {
         (area, None)
