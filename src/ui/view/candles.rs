@@ -95,7 +95,11 @@ pub(super) fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
             ..vol
         };
         let volumes = volume_bars(snap, usize::from(bars.width));
-        frame.render_widget(Sparkline::default().data(&volumes).style(theme.dim()), bars);
+        let mut spark = Sparkline::default().data(&volumes).style(theme.dim());
+        if theme.ascii {
+            spark = spark.bar_set(ASCII_BARS);
+        }
+        frame.render_widget(spark, bars);
     }
     let x_max = t(end.open_ms).max(1.0);
     let up = end.close >= first.open;
@@ -132,6 +136,19 @@ pub(super) fn draw_candles(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
         .y_axis(Axis::default().bounds(y).labels(y_labels).style(theme.dim()));
     frame.render_widget(chart, area);
 }
+
+/// Volume bars in ASCII (`--ascii`): heights in four steps.
+const ASCII_BARS: ratatui::symbols::bar::Set = ratatui::symbols::bar::Set {
+    full: "#",
+    seven_eighths: "#",
+    three_quarters: "=",
+    five_eighths: "=",
+    half: "-",
+    three_eighths: "-",
+    one_quarter: ".",
+    one_eighth: ".",
+    empty: " ",
+};
 
 /// One bar per column of `width`, spread over the candles as the chart spreads them: a column
 /// covering several candles sums their volumes; a candle wider than a column repeats. Scaled
