@@ -541,6 +541,14 @@ impl Journal {
         Ok(out)
     }
 
+    /// The newest `limit` fills, newest first (the screen's history).
+    pub fn recent_fills(&self, limit: usize) -> Result<Vec<Fill>> {
+        self.query_fills(
+            &format!("{FILL_SELECT} ORDER BY time_ms DESC, id DESC LIMIT ?1"),
+            values![limit_i64(limit)],
+        )
+    }
+
     /// The fills of one symbol, in time order.
     pub fn fills_for(&self, symbol: &Symbol) -> Result<Vec<Fill>> {
         self.query_fills(

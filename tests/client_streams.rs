@@ -119,15 +119,37 @@ async fn market_stream_delivers_quotes_and_follows_the_watchlist() -> TestResult
             .is_some(),
         "no kline"
     );
+    // The selected symbol's book diffs, trades and chart interval, on the same connection.
+    assert!(handle.set_focus(Some((sym("BTCUSDT"), "5m".to_string()))).await);
     assert!(
         next_matching(
             &mut rx,
             t,
-            |e| matches!(e, MarketEvent::Depth { depth, .. } if !depth.bids.is_empty())
+            |e| matches!(e, MarketEvent::DepthDiff { symbol, diff, .. } if symbol.as_str() == "BTCUSDT" && diff.first_id <= diff.last_id)
         )
         .await
         .is_some(),
-        "no depth snapshot"
+        "no depth diff"
+    );
+    assert!(
+        next_matching(
+            &mut rx,
+            t,
+            |e| matches!(e, MarketEvent::Trade { symbol, .. } if symbol.as_str() == "BTCUSDT")
+        )
+        .await
+        .is_some(),
+        "no trade"
+    );
+    assert!(
+        next_matching(
+            &mut rx,
+            t,
+            |e| matches!(e, MarketEvent::Kline { interval, .. } if interval == "5m")
+        )
+        .await
+        .is_some(),
+        "no 5m kline"
     );
     assert!(
         next_matching(&mut rx, t, |e| matches!(e, MarketEvent::MiniTicker { .. }))

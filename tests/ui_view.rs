@@ -102,7 +102,7 @@ fn a_long_average_entry_is_rounded_and_keeps_its_column() {
     let mut snap = demo::snapshot(NOW);
     // 97.24543 USDT for 0.000999 BTC (the fee taken in BTC): a 28-decimal quotient.
     let entry = Decimal::new(9_724_543, 5) / Decimal::new(999, 6);
-    snap.positions[0].avg_entry = Some(crbot::domain::Price::try_new(entry).unwrap());
+    snap.positions[0].avg_fill = Some(crbot::domain::Price::try_new(entry).unwrap());
     // A mark off the tick (a mid) with a half at the third decimal: half away from zero.
     snap.positions[0].mark = Some(crbot::domain::Price::try_new(Decimal::new(97_297_865, 3)).unwrap());
     let app = App::new(config(true, false), &snap);

@@ -295,6 +295,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::SetPriceAlert { .. } => "set_price_alert",
         Command::ClearPriceAlerts(_) => "clear_price_alerts",
         Command::SelectSymbol(_) => "select_symbol",
+        Command::SetChartInterval(_) => "set_chart_interval",
         Command::ProposeLimit { .. } => "propose_limit",
         Command::ConfirmLimit { .. } => "confirm_limit",
         Command::CancelLimitChange => "cancel_limit_change",

@@ -17,6 +17,7 @@
 //! write refuses the effect rather than racing it.
 
 mod alerts;
+mod focus;
 mod halts;
 mod kill_reply;
 mod limits;
@@ -44,6 +45,7 @@ use crate::risk::{RiskApproved, TradingState};
 use crate::secret::SecretString;
 use crate::vault::VaultError;
 
+pub use focus::{FocusAnswer, FocusEffect};
 pub use sync::candle;
 pub use tickets::{Placement, Reply, headroom, outgoing_orders};
 
@@ -151,6 +153,8 @@ pub enum Answer {
     },
     /// How an alert's delivery ended (sent, failed, dropped): journaled.
     AlertDelivered(Box<crate::alerts::Delivery>),
+    /// The selected symbol's book snapshot, a chart's backfill, a history read.
+    Focus(FocusAnswer),
     /// A re-arm's keys, fetched again from the secrets backend and installed in the client
     /// (`Ok`: where from), or why not. `state_row`/`trading` as for [`Answer::RearmChecked`].
     KeysFetched {
@@ -227,6 +231,9 @@ pub enum Effect {
     FetchKeys { state_row: i64, trading: TradingState },
     /// The symbols the market stream follows.
     SetWatchlist(Vec<Symbol>),
+    /// The selected symbol's detail: what the stream follows for it, its book snapshot, its
+    /// chart's backfill, the history read → [`Answer::Focus`].
+    Focus(FocusEffect),
     /// Hand an alert to the webhook's delivery task (never waited for) →
     /// [`Answer::AlertDelivered`] when its delivery ends.
     Alert(crate::alerts::Alert),
@@ -267,6 +274,8 @@ pub struct Engine {
     awaiting: tickets::Awaiting,
     /// Requesters of a kill's whole outcome (`Command::KillReport`).
     kill_waiters: Vec<kill_reply::KillWaiter>,
+    /// The selected symbol's book, tape and chart; the history read.
+    focus: focus::FocusState,
     /// Effects of the input being handled, in order.
     out: Vec<Effect>,
 }
@@ -295,12 +304,16 @@ impl Engine {
             alerts: None,
             awaiting: tickets::Awaiting::default(),
             kill_waiters: Vec::new(),
+            focus: focus::FocusState::new(),
             out: Vec::new(),
         }
     }
 
     /// Handles one input at `now` (epoch ms) and returns what to do, in order.
     pub fn update(&mut self, input: Input, now: i64) -> Vec<Effect> {
+        if focus::touches_history(&input) {
+            self.mark_history_dirty();
+        }
         match input {
             Input::Started => self.start(now),
             Input::Command(c) => self.on_command(c, now),
@@ -317,6 +330,7 @@ impl Engine {
             }
         }
         self.check_price_alerts(now);
+        self.follow_focus(now);
         self.decide_alerts(now);
         std::mem::take(&mut self.out)
     }
@@ -325,6 +339,7 @@ impl Engine {
     pub fn snapshot(&self, now: i64) -> Snapshot {
         let mut snap = self.core.state.snapshot(now);
         snap.rearm_needs_passphrase = self.rearm_needs_passphrase();
+        self.fill_focus(&mut snap, now);
         snap
     }
 
@@ -369,6 +384,7 @@ impl Engine {
             } => self.set_price_alert(symbol, crossing, price, now),
             Command::ClearPriceAlerts(symbol) => self.clear_price_alerts(symbol, now),
             Command::SelectSymbol(s) => self.core.state.selected = Some(s),
+            Command::SetChartInterval(i) => self.set_chart_interval(i),
             Command::ProposeLimit { name, value } => self.propose_limit(name, value, now),
             Command::ConfirmLimit { typed } => self.confirm_limit(&typed, now),
             Command::CancelLimitChange => self.core.state.pending_limit = None,
@@ -480,6 +496,7 @@ impl Engine {
                 self.on_backup(*outcome, now);
             }
             Answer::AlertDelivered(d) => self.on_alert_delivered(*d, now),
+            Answer::Focus(a) => self.on_focus_answer(a, now),
             other => self.on_sync_answer(other, now),
         }
     }

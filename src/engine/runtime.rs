@@ -20,7 +20,9 @@ use crate::alerts::{AlertQueue, Retry, Webhook};
 use crate::domain::{ClientOrderId, Fill, Mode, Symbol};
 use crate::engine::backup;
 use crate::engine::core::Core;
-use crate::engine::machine::{Answer, Effect, Engine, Input, Reply, TickFacts, candle};
+use crate::engine::machine::{
+    Answer, Effect, Engine, FocusAnswer, FocusEffect, Input, Reply, TickFacts, candle,
+};
 use crate::engine::snapshot::{Command, RateLimitUsage, RequestId, Snapshot};
 use crate::engine::state::TickerLine;
 use crate::exchange::binance::events::{MarketEvent, UserEvent};
@@ -311,6 +313,48 @@ impl Executor {
         }
     }
 
+    /// The selected symbol's detail and the history read: answered as [`Answer::Focus`].
+    fn run_focus_effect(&mut self, effect: FocusEffect) {
+        let rest = self.rest.clone();
+        match effect {
+            FocusEffect::Follow(focus) => {
+                if let Some(m) = self.market.clone() {
+                    let focus = focus.map(|(s, i)| (s, i.wire().to_string()));
+                    tokio::spawn(async move { m.set_focus(focus).await });
+                }
+            }
+            FocusEffect::LoadDepth { symbol, delay } => self.spawn(async move {
+                tokio::time::sleep(delay).await;
+                let depth = rest.depth(&symbol, 1000).await.map_err(|e| e.to_string());
+                Answer::Focus(FocusAnswer::Depth { symbol, depth })
+            }),
+            FocusEffect::LoadChart { symbol, interval } => self.spawn(async move {
+                let candles = rest
+                    .klines(&symbol, interval.wire(), 500)
+                    .await
+                    .map(|rows| rows.iter().map(candle).collect())
+                    .map_err(|e| e.to_string());
+                Answer::Focus(FocusAnswer::Chart {
+                    symbol,
+                    interval,
+                    candles,
+                })
+            }),
+            FocusEffect::LoadHistory { journal, mode, rows } => self.spawn(async move {
+                let read = tokio::task::spawn_blocking(move || {
+                    let j = crate::journal::Journal::open_read_only_at(&journal, mode)
+                        .map_err(|e| e.to_string())?;
+                    let fills = j.recent_fills(rows).map_err(|e| e.to_string())?;
+                    let orders = j.recent_orders(rows).map_err(|e| e.to_string())?;
+                    Ok((fills, orders))
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("history read stopped: {e}")));
+                Answer::Focus(FocusAnswer::History(read))
+            }),
+        }
+    }
+
     /// The client's gauges at a tick.
     fn tick_facts(&self) -> TickFacts {
         let rate = self.rest.usage();
@@ -529,6 +573,7 @@ impl Executor {
                     tokio::spawn(async move { m.set_watchlist(list).await });
                 }
             }
+            Effect::Focus(effect) => self.run_focus_effect(effect),
             other @ (Effect::Reply { .. }
             | Effect::Health { .. }
             | Effect::Export { .. }

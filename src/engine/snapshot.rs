@@ -80,6 +80,12 @@ pub struct Snapshot {
     /// Price alerts, armed and fired, in the order they were set.
     #[serde(default)]
     pub price_alerts: Vec<PriceAlert>,
+    /// The selected symbol's book, recent trades and chart timeframe.
+    #[serde(default)]
+    pub focus: FocusView,
+    /// Fills and orders from the journal, newest first, with realized P&L.
+    #[serde(default)]
+    pub history: HistoryView,
 }
 
 /// Which way a price alert waits for the last price to go.
@@ -291,7 +297,11 @@ pub struct WatchRow {
 pub struct PositionRow {
     pub symbol: Symbol,
     pub qty: Qty,
+    /// Fee-inclusive average cost per unit (the break-even price).
     pub avg_entry: Option<Price>,
+    /// Average fill price, fees left out: what the screen calls "Entry".
+    #[serde(default)]
+    pub avg_fill: Option<Price>,
     pub mark: Option<Price>,
     /// Unrealized P&L in the quote asset.
     pub unrealized: Option<Money>,
@@ -475,6 +485,119 @@ pub struct Candle {
     pub high: Price,
     pub low: Price,
     pub close: Price,
+    /// Base volume traded in the candle, when the source gave it.
+    #[serde(default)]
+    pub volume: Option<Qty>,
+}
+
+/// The chart's timeframes, cycled on the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ChartInterval {
+    #[default]
+    M1,
+    M5,
+    H1,
+    D1,
+}
+
+impl ChartInterval {
+    pub const ALL: [ChartInterval; 4] = [
+        ChartInterval::M1,
+        ChartInterval::M5,
+        ChartInterval::H1,
+        ChartInterval::D1,
+    ];
+
+    /// Binance's interval name (`@kline_<i>`, `klines?interval=`).
+    pub fn wire(self) -> &'static str {
+        match self {
+            ChartInterval::M1 => "1m",
+            ChartInterval::M5 => "5m",
+            ChartInterval::H1 => "1h",
+            ChartInterval::D1 => "1d",
+        }
+    }
+
+    pub fn from_wire(text: &str) -> Option<ChartInterval> {
+        ChartInterval::ALL.into_iter().find(|i| i.wire() == text)
+    }
+
+    /// The next (or previous) timeframe, wrapping round.
+    pub fn step(self, forward: bool) -> ChartInterval {
+        let n = ChartInterval::ALL.len();
+        let i = ChartInterval::ALL.iter().position(|x| *x == self).unwrap_or(0);
+        ChartInterval::ALL[if forward { (i + 1) % n } else { (i + n - 1) % n }]
+    }
+}
+
+/// The selected symbol's market detail.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FocusView {
+    /// The symbol the book and the trades are of (the selected one, once followed).
+    pub symbol: Option<Symbol>,
+    /// The chart's timeframe; `candles` are of it.
+    pub interval: ChartInterval,
+    /// The chart's history is being read (a timeframe just switched): not drawn as empty.
+    pub candles_loading: bool,
+    pub book: BookView,
+    /// Recent trades, newest first (bounded).
+    pub trades: Vec<TapeTrade>,
+}
+
+/// The local order book's best levels.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BookView {
+    pub status: BookStatus,
+    /// Best first: highest bid, lowest ask.
+    pub bids: Vec<BookLevel>,
+    pub asks: Vec<BookLevel>,
+}
+
+/// Whether the levels can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum BookStatus {
+    /// No symbol followed.
+    #[default]
+    Off,
+    /// Waiting for the snapshot (at first, or after a gap): no levels are shown.
+    Syncing,
+    Live,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookLevel {
+    pub price: Price,
+    pub qty: Qty,
+}
+
+/// One printed trade of the tape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapeTrade {
+    pub time_ms: i64,
+    pub price: Price,
+    pub qty: Qty,
+    /// The buyer was the maker: the taker sold (drawn red); otherwise the taker bought.
+    pub buyer_maker: bool,
+}
+
+/// The journal's fills and orders, newest first (bounded reads, off the engine's loop).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HistoryView {
+    /// False until the first read answered.
+    pub loaded: bool,
+    /// The last read failed (shown; the rows are those of the read before).
+    pub error: Option<String>,
+    pub fills: Vec<HistoryFill>,
+    pub orders: Vec<Order>,
+    /// Realized P&L of today's sells (UTC day), in the quote asset; `None` when unknown.
+    pub day_realized: Option<Decimal>,
+}
+
+/// A fill with the P&L its sell realized (`None` for a buy, or when it was not booked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryFill {
+    pub fill: crate::domain::Fill,
+    pub realized: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -723,6 +846,8 @@ pub enum Command {
     /// Clear a symbol's price alerts, or (`None`) every one that fired.
     ClearPriceAlerts(Option<Symbol>),
     SelectSymbol(Symbol),
+    /// The chart's timeframe for the selected symbol.
+    SetChartInterval(ChartInterval),
     /// Change a limit: tightening applies at once; loosening sets `limit_change_pending`.
     ProposeLimit {
         name: LimitName,

@@ -94,6 +94,12 @@ pub struct EngineState {
     pub flows: Vec<CapitalFlowRecord>,
     log: VecDeque<LogLine>,
     log_seq: u64,
+    /// What each of crbot's fills realized, with its time: (symbol, trade id) → (time, P&L
+    /// in the quote asset, the quote asset). For the history panel and today's realized P&L.
+    realized_fills: BTreeMap<(Symbol, u64), (i64, Money)>,
+    /// The average fill price of each position, fees left out: (quantity, quote paid at fill
+    /// prices). The positions panel's "Entry"; the fee-inclusive figure is its cost.
+    fill_avg: BTreeMap<Symbol, (Decimal, Decimal)>,
 }
 
 impl EngineState {
@@ -138,6 +144,8 @@ impl EngineState {
             flows: Vec::new(),
             log: VecDeque::new(),
             log_seq: 0,
+            realized_fills: BTreeMap::new(),
+            fill_avg: BTreeMap::new(),
         }
     }
 
@@ -252,12 +260,60 @@ impl EngineState {
         };
         let pair = Pair::from(rules);
         match self.positions.apply_fill(fill, &pair, fee_price) {
-            Ok(crate::portfolio::FillOutcome::Applied { realized, .. }) => {
+            Ok(crate::portfolio::FillOutcome::Applied {
+                realized, qty_after, ..
+            }) => {
+                self.note_fill(fill, &realized, qty_after);
                 Ok(if realized.is_zero() { None } else { Some(realized) })
             }
             Ok(crate::portfolio::FillOutcome::Duplicate) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Keeps what a booked fill realized and the position's average fill price.
+    fn note_fill(&mut self, fill: &Fill, realized: &Money, qty_after: Qty) {
+        let key = (fill.symbol.clone(), fill.trade_id);
+        self.realized_fills.insert(key, (fill.time_ms, realized.clone()));
+        let (q, p) = (fill.qty.value(), fill.price.value());
+        let slot = self.fill_avg.entry(fill.symbol.clone()).or_default();
+        if qty_after.value().is_zero() {
+            *slot = (Decimal::ZERO, Decimal::ZERO);
+        } else if fill.side == Side::Buy {
+            *slot = (slot.0 + q, slot.1 + q * p);
+        } else if !slot.0.is_zero() {
+            // A sell takes its share of the cost at the average: the average stays.
+            let sold = q.min(slot.0);
+            let cost = slot.1 - slot.1 * sold / slot.0;
+            *slot = (slot.0 - sold, cost);
+        }
+    }
+
+    /// What a fill realized (`None` for a buy, or a fill not booked as crbot's).
+    pub fn realized_of(&self, fill: &Fill) -> Option<Decimal> {
+        let (_, money) = self.realized_fills.get(&(fill.symbol.clone(), fill.trade_id))?;
+        (fill.side == Side::Sell).then(|| money.amount())
+    }
+
+    /// Realized P&L of the UTC day of `now_ms`, in USDT (fills of USDT pairs).
+    pub fn realized_on_day(&self, now_ms: i64) -> Option<Decimal> {
+        let day = crate::portfolio::utc_date(now_ms).ok()?;
+        let mut total = Decimal::ZERO;
+        for (time_ms, money) in self.realized_fills.values() {
+            if crate::portfolio::utc_date(*time_ms).ok() == Some(day) && money.asset() == &Asset::usdt() {
+                total += money.amount();
+            }
+        }
+        Some(total)
+    }
+
+    /// The average fill price of crbot's position on `symbol`, fees left out.
+    pub fn avg_fill_price(&self, symbol: &Symbol) -> Option<Price> {
+        let (q, cost) = self.fill_avg.get(symbol)?;
+        if q.is_zero() {
+            return None;
+        }
+        cost.checked_div(*q).and_then(|v| Price::try_new(v).ok())
     }
 
     /// The USDT price of an asset at mid, when a market exists.
@@ -552,6 +608,7 @@ impl EngineState {
                 symbol: p.symbol.clone(),
                 qty: p.qty(),
                 avg_entry: p.avg_entry(),
+                avg_fill: self.avg_fill_price(&p.symbol),
                 mark,
                 unrealized,
                 unrealized_pct: pct,
@@ -572,6 +629,7 @@ impl EngineState {
                 symbol,
                 qty: h.external,
                 avg_entry: None,
+                avg_fill: None,
                 unrealized: None,
                 unrealized_pct: None,
                 external: true,
@@ -795,6 +853,9 @@ impl EngineState {
             limit_change_pending: self.pending_limit.as_ref().map(|(_, v)| v.clone()),
             price_ticks,
             books: self.books(now_ms),
+            // Filled by the engine, which keeps the selected symbol's detail and the history.
+            focus: Default::default(),
+            history: Default::default(),
         }
     }
 
@@ -949,6 +1010,7 @@ mod tests {
             high: p,
             low: p,
             close: p,
+            volume: None,
         }
     }
 

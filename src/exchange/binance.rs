@@ -24,6 +24,7 @@
 //! - Kill switch: `cancel_all(symbol)` per symbol; cancels bypass the client-side throttle.
 
 pub mod backoff;
+pub mod book;
 pub mod broker;
 pub mod clock;
 pub mod endpoints;

@@ -37,6 +37,9 @@ pub enum Action {
     RemoveSymbol,
     ChangeLimit,
     CycleEquityWindow,
+    /// The chart's next or previous timeframe (1m, 5m, 1h, 1d).
+    NextTimeframe,
+    PrevTimeframe,
     Flatten,
     Rearm,
     /// Hide the kill-switch panel.

@@ -20,8 +20,8 @@ use super::action::Action;
 use super::keymap::{Context, KeyPress};
 use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, Qty, Symbol, plain};
 use crate::engine::snapshot::{
-    Command, EquityWindow, LimitChangePending, LimitName, LogKind, OutgoingOrder, Snapshot, TicketDraft,
-    TicketField, TicketOutcome, TicketResult,
+    ChartInterval, Command, EquityWindow, LimitChangePending, LimitName, LogKind, OutgoingOrder, Snapshot,
+    TicketDraft, TicketField, TicketOutcome, TicketResult,
 };
 use crate::secret::SecretString;
 
@@ -41,10 +41,21 @@ pub enum Tab {
     Risk,
     Log,
     Ticket,
+    /// The selected symbol's order book and recent trades.
+    Book,
+    History,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [Tab::Market, Tab::Positions, Tab::Risk, Tab::Log, Tab::Ticket];
+    pub const ALL: [Tab; 7] = [
+        Tab::Market,
+        Tab::Positions,
+        Tab::Risk,
+        Tab::Log,
+        Tab::Ticket,
+        Tab::Book,
+        Tab::History,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -53,41 +64,89 @@ impl Tab {
             Tab::Risk => "Risk",
             Tab::Log => "Log",
             Tab::Ticket => "Ticket",
+            Tab::Book => "Book",
+            Tab::History => "History",
+        }
+    }
+
+    /// The title where the full ones do not fit on one row.
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Tab::Market => "Mkt",
+            Tab::Positions => "Pos",
+            Tab::Risk => "Risk",
+            Tab::Log => "Log",
+            Tab::Ticket => "Tkt",
+            Tab::Book => "Book",
+            Tab::History => "Hist",
         }
     }
 }
 
-/// The list that Up/Down move in.
+/// The panel that has the keys: Tab and Shift-Tab go round every one of them, at every size
+/// (in the tabbed layout, to the tab that shows it). Up/Down move in its list (the log and
+/// the history scroll).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
     Watchlist,
     Positions,
     Orders,
+    Depth,
+    Trades,
+    Candles,
+    History,
+    Log,
 }
 
 impl Focus {
-    /// The list's slot in [`App::filters`].
+    /// Every panel, in the order Tab visits them.
+    pub const ALL: [Focus; 8] = [
+        Focus::Watchlist,
+        Focus::Positions,
+        Focus::Orders,
+        Focus::Depth,
+        Focus::Trades,
+        Focus::Candles,
+        Focus::History,
+        Focus::Log,
+    ];
+
+    /// The panel's slot in [`App::filters`].
     pub fn index(self) -> usize {
-        match self {
-            Focus::Watchlist => 0,
-            Focus::Positions => 1,
-            Focus::Orders => 2,
-        }
+        Focus::ALL.iter().position(|f| *f == self).unwrap_or(0)
     }
 
-    /// The symbol of each row of this list, in the snapshot's order.
+    /// The symbol of each row of this list, in the snapshot's order (none for a panel that is
+    /// not a list of symbols).
     fn symbols(self, snap: &Snapshot) -> Vec<&Symbol> {
         match self {
             Focus::Watchlist => snap.watchlist.iter().map(|r| &r.symbol).collect(),
             Focus::Positions => snap.positions.iter().map(|r| &r.symbol).collect(),
             Focus::Orders => snap.orders.iter().map(|r| &r.symbol).collect(),
+            Focus::History => super::history::history_rows(snap)
+                .into_iter()
+                .map(|r| r.symbol())
+                .collect(),
+            Focus::Depth | Focus::Trades | Focus::Candles | Focus::Log => vec![],
         }
     }
 
-    fn tab(self) -> Tab {
+    /// Whether `/` filters this panel's rows by symbol.
+    pub fn filterable(self) -> bool {
+        matches!(
+            self,
+            Focus::Watchlist | Focus::Positions | Focus::Orders | Focus::History
+        )
+    }
+
+    /// The tab that shows this panel in the tabbed layout.
+    pub fn tab(self) -> Tab {
         match self {
-            Focus::Watchlist => Tab::Market,
+            Focus::Watchlist | Focus::Candles => Tab::Market,
             Focus::Positions | Focus::Orders => Tab::Positions,
+            Focus::Depth | Focus::Trades => Tab::Book,
+            Focus::History => Tab::History,
+            Focus::Log => Tab::Log,
         }
     }
 }
@@ -403,8 +462,16 @@ pub struct App {
     pub watch_sel: usize,
     pub position_sel: usize,
     pub order_sel: usize,
-    /// Each list's `/` filter (upper case; empty shows every row): rows whose symbol contains it.
-    pub filters: [String; 3],
+    /// Each list's `/` filter (upper case; empty shows every row): rows whose symbol contains
+    /// it. One slot per [`Focus`] (`Focus::index`).
+    pub filters: [String; 8],
+    /// The selected row of the history (an index into `history::history_rows`).
+    pub history_sel: usize,
+    /// The log scrolled back: the `seq` of the newest line shown (`None`: following the
+    /// newest line). New lines never move a scrolled log.
+    pub log_anchor: Option<u64>,
+    /// The chart's timeframe last asked for.
+    pub chart_interval: ChartInterval,
     /// The lists as the last frame drew them (the view records them; the mouse reads them).
     pub regions: std::cell::RefCell<Vec<ListRegion>>,
     pub equity_window: EquityWindow,
@@ -483,6 +550,9 @@ impl App {
             position_sel: 0,
             order_sel: 0,
             filters: Default::default(),
+            history_sel: 0,
+            log_anchor: None,
+            chart_interval: snapshot.focus.interval,
             regions: Default::default(),
             equity_window: EquityWindow::Session,
             ticket: None,
@@ -550,6 +620,8 @@ impl App {
             Focus::Watchlist => self.watch_sel,
             Focus::Positions => self.position_sel,
             Focus::Orders => self.order_sel,
+            Focus::History => self.history_sel,
+            Focus::Depth | Focus::Trades | Focus::Candles | Focus::Log => 0,
         }
     }
 
@@ -558,6 +630,8 @@ impl App {
             Focus::Watchlist => self.watch_sel = i,
             Focus::Positions => self.position_sel = i,
             Focus::Orders => self.order_sel = i,
+            Focus::History => self.history_sel = i,
+            Focus::Depth | Focus::Trades | Focus::Candles | Focus::Log => {}
         }
     }
 
@@ -650,22 +724,11 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             let rows = app.config.keymap.bindings.len();
             app.help_scroll = move_sel(app.help_scroll, rows, &action);
         }
-        Action::SelectTab(n) => {
-            let i = usize::from(n.saturating_sub(1)).min(Tab::ALL.len() - 1);
-            app.tab = Tab::ALL[i];
-            match app.tab {
-                Tab::Market => app.focus = Focus::Watchlist,
-                Tab::Positions if app.focus == Focus::Watchlist => app.focus = Focus::Positions,
-                Tab::Ticket if app.ticket.is_none() => fx.extend(open_ticket(app, snap)),
-                _ => {}
-            }
-        }
-        Action::FocusNext | Action::FocusPrev => {
-            let order = [Focus::Watchlist, Focus::Positions, Focus::Orders];
-            let i = order.iter().position(|f| *f == app.focus).unwrap_or(0);
-            app.focus = order[cycle(order.len(), i, action == Action::FocusNext)];
-            app.tab = app.focus.tab();
-        }
+        Action::SelectTab(_)
+        | Action::FocusNext
+        | Action::FocusPrev
+        | Action::NextTimeframe
+        | Action::PrevTimeframe => fx.extend(navigate(app, snap, &action)),
         Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
             fx.extend(move_selection(app, snap, &action));
         }
@@ -770,6 +833,41 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
     fx
 }
 
+/// Tabs, the panel focus (Tab goes round every panel, to the tab that shows it) and the
+/// chart's timeframe.
+fn navigate(app: &mut App, snap: &Snapshot, action: &Action) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    match action {
+        Action::SelectTab(n) => {
+            let i = usize::from((*n).saturating_sub(1)).min(Tab::ALL.len() - 1);
+            app.tab = Tab::ALL[i];
+            match app.tab {
+                Tab::Ticket if app.ticket.is_none() => fx.extend(open_ticket(app, snap)),
+                Tab::Risk | Tab::Ticket => {}
+                // The tab's first panel, unless the focus is on one of its panels already.
+                tab if app.focus.tab() != tab => {
+                    app.focus = Focus::ALL
+                        .into_iter()
+                        .find(|f| f.tab() == tab)
+                        .unwrap_or(Focus::Watchlist);
+                }
+                _ => {}
+            }
+        }
+        Action::FocusNext | Action::FocusPrev => {
+            let i = app.focus.index();
+            app.focus = Focus::ALL[cycle(Focus::ALL.len(), i, *action == Action::FocusNext)];
+            app.tab = app.focus.tab();
+        }
+        Action::NextTimeframe | Action::PrevTimeframe => {
+            app.chart_interval = app.chart_interval.step(*action == Action::NextTimeframe);
+            fx.push(Effect::Send(Command::SetChartInterval(app.chart_interval)));
+        }
+        _ => {}
+    }
+    fx
+}
+
 /// A mouse event: a click focuses the list under it and selects the row clicked; the wheel
 /// moves the selection of the list under it (or scrolls the help). Nothing else: a click never
 /// confirms, sends or closes anything, and the mouse does nothing while a dialog is open.
@@ -811,6 +909,10 @@ pub fn mouse(app: &mut App, event: crossterm::event::MouseEvent, snap: &Snapshot
 
 /// `/`, `:` and `a`: a dialog with an empty text field (the filter's holds the list's current one).
 fn open_prompt(app: &mut App, action: &Action) {
+    if *action == Action::Filter && !app.focus.filterable() {
+        app.status = Some("this panel has no rows to filter: Tab to a list".into());
+        return;
+    }
     let dialog = match action {
         Action::Filter => Dialog::Filter {
             focus: app.focus,
@@ -961,6 +1063,10 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
 /// shows. Moving in the watchlist also asks for the new symbol's candles.
 fn move_selection(app: &mut App, snap: &Snapshot, step: &Action) -> Vec<Effect> {
     let focus = app.focus;
+    if focus == Focus::Log {
+        scroll_log(app, snap, step);
+        return vec![];
+    }
     let visible = app.visible(focus, snap);
     if visible.is_empty() {
         return vec![];
@@ -973,6 +1079,26 @@ fn move_selection(app: &mut App, snap: &Snapshot, step: &Action) -> Vec<Effect> 
     };
     app.set_sel(focus, visible[moved]);
     select_watched_symbol(app, snap)
+}
+
+/// Up/Down/PgUp/PgDn/g/G in the log: scroll back through it, anchored on a line so that new
+/// lines do not move the view; down past the newest line (or `G`) follows the log again.
+fn scroll_log(app: &mut App, snap: &Snapshot, step: &Action) {
+    let (Some(first), Some(last)) = (snap.log.first(), snap.log.last()) else {
+        return;
+    };
+    let (first, last) = (first.seq, last.seq);
+    let at = app.log_anchor.unwrap_or(last).clamp(first, last);
+    let page = PAGE as u64;
+    let next = match step {
+        Action::Up => at.saturating_sub(1).max(first),
+        Action::PageUp => at.saturating_sub(page).max(first),
+        Action::Down => at + 1,
+        Action::PageDown => at + page,
+        Action::Top => first,
+        _ => last,
+    };
+    app.log_anchor = (next < last).then_some(next);
 }
 
 /// After the watchlist's selection moved: the candles follow the highlighted symbol.
@@ -991,6 +1117,10 @@ fn select_watched_symbol(app: &App, snap: &Snapshot) -> Vec<Effect> {
 /// Enter in the `/` dialog: the focused list shows only the rows whose symbol contains the
 /// text (empty: every row), and the selection moves onto a shown row.
 fn apply_filter(app: &mut App, snap: &Snapshot, focus: Focus, text: &str) -> Vec<Effect> {
+    if !focus.filterable() {
+        app.status = Some("this panel has no rows to filter: Tab to a list".into());
+        return vec![];
+    }
     app.filters[focus.index()] = text.trim().to_ascii_uppercase();
     let visible = app.visible(focus, snap);
     if !visible.contains(&app.sel(focus))
@@ -1283,6 +1413,7 @@ fn position_target<'a>(
             .selected(Focus::Orders, snap)
             .and_then(|i| snap.orders.get(i))
             .map(|o| &o.symbol),
+        _ => snap.selected_symbol.as_ref(),
     };
     let Some(symbol) = symbol else {
         return Err("nothing selected: Tab to the positions panel".into());
@@ -1443,6 +1574,14 @@ fn observe(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     app.watch_sel = app.watch_sel.min(snap.watchlist.len().saturating_sub(1));
     app.position_sel = app.position_sel.min(snap.positions.len().saturating_sub(1));
     app.order_sel = app.order_sel.min(snap.orders.len().saturating_sub(1));
+    let history_len = snap.history.fills.len() + snap.history.orders.len();
+    app.history_sel = app.history_sel.min(history_len.saturating_sub(1));
+    if let (Some(anchor), Some(first)) = (app.log_anchor, snap.log.first())
+        && anchor < first.seq
+    {
+        // The lines scrolled to have left the engine's ring: the oldest kept is shown.
+        app.log_anchor = Some(first.seq);
+    }
     let mut fx = if ring { vec![Effect::Bell] } else { vec![] };
     let account = AccountMark::of(snap);
     if account != app.account {

@@ -1,6 +1,7 @@
 //! Drawing: the whole screen as a function of the [`App`] and the engine's [`Snapshot`].
 //!
-//! Owns: layout (every panel at once from 120×36 up, tabs below that) and the order in which
+//! Owns: layout (every panel at once from 120×36 up — the order book and trades where the
+//! ticket is while no ticket is open — tabs below that) and the order in which
 //! panels, overlays and dialogs are drawn; each panel lives in a submodule of its own, and the
 //! helpers they share (panel frames, fitted tables, number formatting, chart axes) in
 //! `common`. Must not: change state, read a clock or do I/O; the same inputs always draw the
@@ -10,14 +11,17 @@
 mod bars;
 mod candles;
 mod common;
+mod depth;
 mod dialogs;
 mod equity;
 mod event_log;
 mod header;
+mod history;
 mod limits;
 mod orders;
 mod positions;
 mod ticket;
+mod trades;
 mod watchlist;
 
 use ratatui::Frame;
@@ -91,7 +95,7 @@ fn asciify(frame: &mut Frame) {
 
 fn draw_wide(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let [left, side] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(60)]).areas(area);
-    let [top, orders, charts, log] = Layout::vertical([
+    let [top, orders, charts, bottom] = Layout::vertical([
         Constraint::Length(9),
         Constraint::Length(7),
         Constraint::Fill(1),
@@ -102,6 +106,8 @@ fn draw_wide(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
     let [equity, candles] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
+    let [log, history] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
     let [limits, ticket] = Layout::vertical([Constraint::Length(6), Constraint::Fill(1)]).areas(side);
     watchlist::draw_watchlist(app, snap, frame, watch);
     positions::draw_positions(app, snap, frame, positions);
@@ -109,8 +115,24 @@ fn draw_wide(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     equity::draw_equity(app, snap, frame, equity);
     candles::draw_candles(app, snap, frame, candles);
     event_log::draw_log(app, snap, frame, log);
+    history::draw_history(app, snap, frame, history);
     limits::draw_limits(app, snap, frame, limits);
-    ticket::draw_ticket(app, snap, frame, ticket, false);
+    if app.ticket.is_some() {
+        ticket::draw_ticket(app, snap, frame, ticket, false);
+    } else {
+        // No ticket open: its hint, then the book and the tape of the selected symbol.
+        let [hint, book] = Layout::vertical([Constraint::Length(3), Constraint::Fill(1)]).areas(ticket);
+        ticket::draw_ticket(app, snap, frame, hint, false);
+        draw_book(app, snap, frame, book);
+    }
+}
+
+/// The order book and the trades, side by side.
+fn draw_book(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
+    let [depth, trades] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    depth::draw_depth(app, snap, frame, depth);
+    trades::draw_trades(app, snap, frame, trades);
 }
 
 fn draw_tab(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
@@ -134,5 +156,7 @@ fn draw_tab(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         }
         Tab::Log => event_log::draw_log(app, snap, frame, area),
         Tab::Ticket => ticket::draw_ticket(app, snap, frame, area, true),
+        Tab::Book => draw_book(app, snap, frame, area),
+        Tab::History => history::draw_history(app, snap, frame, area),
     }
 }

@@ -12,9 +12,10 @@ use crbot::domain::{
     OrderType, Price, Qty, Side, Symbol, TimeInForce,
 };
 use crbot::engine::snapshot::{
-    Candle, EquityCurves, EquityPoint, EquityStatus, Header, KillLine, KillProgress, KillStage, LimitsUsage,
-    LogKind, LogLevel, LogLine, OutgoingOrder, PositionRow, RateLimitUsage, RuleLine, Snapshot, StreamHealth,
-    StreamStatus, TicketDraft, TicketPreview, TradingState, WatchRow,
+    BookLevel, BookStatus, BookView, Candle, ChartInterval, EquityCurves, EquityPoint, EquityStatus,
+    FocusView, Header, HistoryFill, HistoryView, KillLine, KillProgress, KillStage, LimitsUsage, LogKind,
+    LogLevel, LogLine, OutgoingOrder, PositionRow, RateLimitUsage, RuleLine, Snapshot, StreamHealth,
+    StreamStatus, TapeTrade, TicketDraft, TicketPreview, TradingState, WatchRow,
 };
 use crbot::portfolio::FeeTally;
 use rust_decimal::Decimal;
@@ -130,6 +131,8 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
         // Not sent over the stream: a test that needs the exchange's symbols sets them.
         symbols: Default::default(),
         price_alerts: Vec::new(),
+        focus: focus(now_ms, &eth),
+        history: history(now_ms),
         mode: Mode::Sim,
         now_ms,
         header: Header {
@@ -190,7 +193,8 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
             PositionRow {
                 symbol: btc.clone(),
                 qty: qty("0.0052"),
-                avg_entry: Some(price("95210.00")),
+                avg_entry: Some(price("95305.21")),
+                avg_fill: Some(price("95210.00")),
                 mark: Some(price("96432.15")),
                 unrealized: Some(usdt("6.36")),
                 unrealized_pct: Some(dec("1.28")),
@@ -200,7 +204,8 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
             PositionRow {
                 symbol: sol.clone(),
                 qty: qty("2.5"),
-                avg_entry: Some(price("248.90")),
+                avg_entry: Some(price("249.15")),
+                avg_fill: Some(price("248.90")),
                 mark: Some(price("241.07")),
                 unrealized: Some(usdt("-19.58")),
                 unrealized_pct: Some(dec("-3.15")),
@@ -211,6 +216,7 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
                 symbol: bnb.clone(),
                 qty: qty("0.4"),
                 avg_entry: None,
+                avg_fill: None,
                 mark: Some(price("702.3")),
                 unrealized: None,
                 unrealized_pct: None,
@@ -289,6 +295,7 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
                     high: Price::try_new(Decimal::new(high, 2)).unwrap_or_default(),
                     low: Price::try_new(Decimal::new(low, 2)).unwrap_or_default(),
                     close: Price::try_new(Decimal::new(close, 2)).unwrap_or_default(),
+                    volume: Some(qty(&format!("{}.{}", 40 + wobble(i, 9).abs() / 5, i % 10))),
                 }
             })
             .collect(),
@@ -414,7 +421,170 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
         ]
         .into_iter()
         .collect(),
-        books: Default::default(),
+        books: crbot::engine::snapshot::AccountBooks {
+            realized: vec![(sym("BTCUSDT"), usdt("0")), (sym("SOLUSDT"), usdt("3.25"))],
+            ..Default::default()
+        },
+    }
+}
+
+/// The selected symbol's detail: a live book around 3118.42 and a short tape.
+pub fn focus(now_ms: i64, symbol: &Symbol) -> FocusView {
+    let level = |p: &str, q: &str| BookLevel {
+        price: price(p),
+        qty: qty(q),
+    };
+    let trade = |ago_ms: i64, p: &str, q: &str, buyer_maker: bool| TapeTrade {
+        time_ms: now_ms - ago_ms,
+        price: price(p),
+        qty: qty(q),
+        buyer_maker,
+    };
+    FocusView {
+        symbol: Some(symbol.clone()),
+        interval: ChartInterval::M1,
+        candles_loading: false,
+        book: BookView {
+            status: BookStatus::Live,
+            bids: vec![
+                level("3118.41", "2.5"),
+                level("3118.40", "0.0312"),
+                level("3118.10", "12"),
+                level("3117.95", "0.5"),
+                level("3117.50", "7.25"),
+                level("3117.00", "30.1"),
+                level("3116.80", "0.004"),
+                level("3116.10", "1.5"),
+            ],
+            asks: vec![
+                level("3118.43", "1.2"),
+                level("3118.50", "0.75"),
+                level("3118.90", "4"),
+                level("3119.00", "18.6"),
+                level("3119.45", "0.0521"),
+                level("3120.00", "22"),
+                level("3120.75", "3.3"),
+                level("3121.20", "0.9"),
+            ],
+        },
+        trades: vec![
+            trade(400, "3118.43", "0.12", false),
+            trade(1_900, "3118.41", "1.05", true),
+            trade(2_300, "3118.41", "0.0042", true),
+            trade(5_100, "3118.50", "0.3", false),
+            trade(9_800, "3118.40", "2.2", true),
+            trade(12_000, "3118.45", "0.05", false),
+            trade(15_500, "3118.39", "0.8", true),
+            trade(21_000, "3118.60", "0.015", false),
+        ],
+    }
+}
+
+/// The journal's history: a BTC entry and its OCO today, a SOL round trip yesterday.
+pub fn history(now_ms: i64) -> HistoryView {
+    let fill =
+        |symbol: &str, id: u64, side: Side, p: &str, q: &str, fee: &str, fee_asset: &str, ago_s: i64| {
+            crbot::domain::Fill {
+                symbol: sym(symbol),
+                trade_id: id,
+                order_id: id * 10,
+                client_order_id: None,
+                side,
+                price: price(p),
+                qty: qty(q),
+                commission: qty(fee),
+                commission_asset: Asset::new(fee_asset).expect("demo asset"),
+                time_ms: now_ms - ago_s * 1000,
+                is_maker: false,
+            }
+        };
+    let order = |id: &str,
+                 symbol: &str,
+                 side: Side,
+                 t: OrderType,
+                 p: Option<&str>,
+                 q: &str,
+                 state: OrderStatus,
+                 purpose: OrderPurpose,
+                 ago_s: i64| Order {
+        client_order_id: coid(id),
+        order_id: None,
+        order_list_id: None,
+        symbol: sym(symbol),
+        side,
+        order_type: t,
+        price: p.map(price),
+        stop_price: None,
+        qty: qty(q),
+        executed_qty: qty(q),
+        cumulative_quote_qty: Notional::ZERO,
+        state: LocalOrderState::Exchange(state),
+        purpose,
+        created_ms: now_ms - ago_s * 1000,
+        updated_ms: now_ms - ago_s * 1000,
+    };
+    HistoryView {
+        loaded: true,
+        error: None,
+        fills: vec![
+            HistoryFill {
+                fill: fill(
+                    "BTCUSDT",
+                    71,
+                    Side::Buy,
+                    "95210.00",
+                    "0.0052",
+                    "0.49",
+                    "USDT",
+                    3299,
+                ),
+                realized: None,
+            },
+            HistoryFill {
+                fill: fill("SOLUSDT", 42, Side::Sell, "252.40", "1", "0.25", "USDT", 7_200),
+                realized: Some(dec("3.25")),
+            },
+            HistoryFill {
+                fill: fill("SOLUSDT", 41, Side::Buy, "248.90", "1", "0.001", "SOL", 95_000),
+                realized: None,
+            },
+        ],
+        orders: vec![
+            order(
+                "crb-btc-en-0001",
+                "BTCUSDT",
+                Side::Buy,
+                OrderType::Limit,
+                Some("95210.00"),
+                "0.0052",
+                OrderStatus::Filled,
+                OrderPurpose::Entry,
+                3300,
+            ),
+            order(
+                "crb-sol-ex-0001",
+                "SOLUSDT",
+                Side::Sell,
+                OrderType::Market,
+                None,
+                "1",
+                OrderStatus::Filled,
+                OrderPurpose::Exit,
+                7_201,
+            ),
+            order(
+                "crb-sol-en-0001",
+                "SOLUSDT",
+                Side::Buy,
+                OrderType::Limit,
+                Some("248.90"),
+                "1",
+                OrderStatus::Filled,
+                OrderPurpose::Entry,
+                95_001,
+            ),
+        ],
+        day_realized: Some(dec("3.25")),
     }
 }
 

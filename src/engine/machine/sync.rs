@@ -488,8 +488,21 @@ impl Engine {
                     },
                 );
             }
-            MarketEvent::Kline { symbol, kline, .. } => self.core.state.on_candle(symbol, candle(&kline)),
+            MarketEvent::Kline {
+                symbol,
+                interval,
+                kline,
+                ..
+            } => {
+                self.on_focus_kline(&symbol, &interval, candle(&kline));
+                // Only 1m candles are kept per symbol; another timeframe is the focus's.
+                if interval == "1m" {
+                    self.core.state.on_candle(symbol, candle(&kline));
+                }
+            }
             MarketEvent::Depth { .. } => {}
+            MarketEvent::DepthDiff { symbol, diff, .. } => self.on_depth_diff(symbol, diff, now),
+            MarketEvent::Trade { symbol, trade, .. } => self.on_stream_trade(symbol, trade),
             MarketEvent::Status(s) => match s {
                 StreamStatus::Connected { .. } => {
                     self.core.state.market_stream.status = ViewStreamStatus::Connected;
@@ -501,6 +514,7 @@ impl Engine {
                     );
                 }
                 StreamStatus::Disconnected { reason } => {
+                    self.on_focus_stream_lost();
                     let attempt = match self.core.state.market_stream.status {
                         ViewStreamStatus::Reconnecting { attempt } => attempt + 1,
                         _ => 1,
@@ -548,5 +562,6 @@ pub fn candle(k: &Kline) -> Candle {
         high: k.high,
         low: k.low,
         close: k.close,
+        volume: Some(k.volume),
     }
 }

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::book::DepthDiff;
 use super::wire::{BalanceWire, Depth, DepthWire, Kline, depth_from_wire, parse_balances};
 use crate::domain::broker::OrderReport;
 use crate::domain::{
@@ -104,7 +105,32 @@ pub enum MarketEvent {
         depth: Depth,
         recv_ms: i64,
     },
+    /// A `depthUpdate` of the `@depth@100ms` diff stream (the selected symbol's local book).
+    DepthDiff {
+        symbol: Symbol,
+        diff: DepthDiff,
+        event_ms: i64,
+    },
+    /// An `@aggTrade`: a trade printed on the exchange (the selected symbol's tape).
+    Trade {
+        symbol: Symbol,
+        trade: StreamTrade,
+        event_ms: i64,
+    },
     Status(StreamStatus),
+}
+
+/// One aggregated trade of the `@aggTrade` stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTrade {
+    /// `a`: the aggregate trade id.
+    pub id: u64,
+    pub price: Price,
+    pub qty: Qty,
+    /// `T`: the trade time.
+    pub time_ms: i64,
+    /// `m`: the buyer was the maker, so the taker sold.
+    pub buyer_maker: bool,
 }
 
 impl MarketEvent {
@@ -113,7 +139,9 @@ impl MarketEvent {
             MarketEvent::BookTicker { symbol, .. }
             | MarketEvent::MiniTicker { symbol, .. }
             | MarketEvent::Kline { symbol, .. }
-            | MarketEvent::Depth { symbol, .. } => Some(symbol),
+            | MarketEvent::Depth { symbol, .. }
+            | MarketEvent::DepthDiff { symbol, .. }
+            | MarketEvent::Trade { symbol, .. } => Some(symbol),
             MarketEvent::Status(_) => None,
         }
     }
@@ -121,7 +149,10 @@ impl MarketEvent {
     /// The exchange's event time, when the payload carries one.
     pub fn event_ms(&self) -> Option<i64> {
         match self {
-            MarketEvent::MiniTicker { event_ms, .. } | MarketEvent::Kline { event_ms, .. } => Some(*event_ms),
+            MarketEvent::MiniTicker { event_ms, .. }
+            | MarketEvent::Kline { event_ms, .. }
+            | MarketEvent::DepthDiff { event_ms, .. }
+            | MarketEvent::Trade { event_ms, .. } => Some(*event_ms),
             _ => None,
         }
     }
@@ -188,6 +219,36 @@ struct KlineWire {
     x: bool,
 }
 
+#[derive(Deserialize)]
+struct DepthUpdateWire {
+    #[serde(rename = "E")]
+    event: i64,
+    s: String,
+    #[serde(rename = "U")]
+    first: u64,
+    u: u64,
+    b: Vec<(String, String)>,
+    a: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct AggTradeWire {
+    #[serde(rename = "E")]
+    event: i64,
+    s: String,
+    a: u64,
+    p: String,
+    q: String,
+    #[serde(rename = "T")]
+    time: i64,
+    m: bool,
+}
+
+/// The diff streams (`@depth`, `@depth@100ms`), as opposed to the partial books (`@depth5`…).
+fn is_depth_diff(kind: &str) -> bool {
+    kind == "depth" || kind == "depth@100ms"
+}
+
 /// Parses a combined-stream frame (`{"stream":…,"data":…}`), a control reply, or a shutdown.
 ///
 /// A message of a stream crbot consumes is decoded straight into its wire struct (one pass over
@@ -247,6 +308,10 @@ fn parse_stream_message(text: &str, recv_ms: i64) -> Option<MarketEvent> {
         mini_ticker(typed(text, &name)?).ok()
     } else if kind.starts_with("kline_") {
         kline(typed(text, &name)?).ok()
+    } else if is_depth_diff(kind) {
+        depth_update(typed(text, &name)?).ok()
+    } else if kind == "aggTrade" {
+        agg_trade(typed(text, &name)?).ok()
     } else if kind.starts_with("depth") {
         depth(prefix, &typed(text, &name)?, recv_ms).ok()
     } else {
@@ -292,6 +357,47 @@ fn kline(w: KlineEventWire) -> Result<MarketEvent, FrameError> {
             close: price(&w.k.c)?,
             volume: qty(&w.k.v)?,
             closed: w.k.x,
+        },
+        event_ms: w.event,
+    })
+}
+
+fn depth_update(w: DepthUpdateWire) -> Result<MarketEvent, FrameError> {
+    let levels = |l: &[(String, String)]| -> Result<Vec<(Decimal, Decimal)>, FrameError> {
+        l.iter()
+            .map(|(p, q)| {
+                let (p, q) = (dec(p)?, dec(q)?);
+                if p <= Decimal::ZERO || q < Decimal::ZERO {
+                    return Err(bad("depth level out of range"));
+                }
+                Ok((p, q))
+            })
+            .collect()
+    };
+    if w.first > w.u {
+        return Err(bad("depthUpdate with U > u"));
+    }
+    Ok(MarketEvent::DepthDiff {
+        symbol: symbol(&w.s)?,
+        diff: DepthDiff {
+            first_id: w.first,
+            last_id: w.u,
+            bids: levels(&w.b)?,
+            asks: levels(&w.a)?,
+        },
+        event_ms: w.event,
+    })
+}
+
+fn agg_trade(w: AggTradeWire) -> Result<MarketEvent, FrameError> {
+    Ok(MarketEvent::Trade {
+        symbol: symbol(&w.s)?,
+        trade: StreamTrade {
+            id: w.a,
+            price: price(&w.p)?,
+            qty: qty(&w.q)?,
+            time_ms: w.time,
+            buyer_maker: w.m,
         },
         event_ms: w.event,
     })
@@ -343,6 +449,10 @@ fn parse_market_value(text: &str, recv_ms: i64) -> Result<MarketFrame, FrameErro
         mini_ticker(serde_json::from_value(data).map_err(bad)?)?
     } else if kind.starts_with("kline_") {
         kline(serde_json::from_value(data).map_err(bad)?)?
+    } else if is_depth_diff(kind) {
+        depth_update(serde_json::from_value(data).map_err(bad)?)?
+    } else if kind == "aggTrade" {
+        agg_trade(serde_json::from_value(data).map_err(bad)?)?
     } else if kind.starts_with("depth") && data.get("lastUpdateId").is_some() {
         depth(prefix, &serde_json::from_value(data).map_err(bad)?, recv_ms)?
     } else {
@@ -351,14 +461,25 @@ fn parse_market_value(text: &str, recv_ms: i64) -> Result<MarketFrame, FrameErro
     Ok(MarketFrame::Event(ev))
 }
 
-/// The stream names crbot subscribes per watchlist symbol.
-pub fn streams_for(symbol: &Symbol) -> [String; 4] {
+/// The stream names crbot subscribes per watchlist symbol. No book: only the selected
+/// symbol's is followed ([`focus_streams_for`]), so a long watchlist costs no depth streams.
+pub fn streams_for(symbol: &Symbol) -> [String; 3] {
     let s = symbol.stream_name();
     [
         format!("{s}@bookTicker"),
         format!("{s}@miniTicker"),
         format!("{s}@kline_1m"),
-        format!("{s}@depth5@100ms"),
+    ]
+}
+
+/// The streams of the selected symbol only: its book's diffs, its trades and its chart's
+/// candles at `interval` (`1m`, `5m`, `1h`, `1d`).
+pub fn focus_streams_for(symbol: &Symbol, interval: &str) -> [String; 3] {
+    let s = symbol.stream_name();
+    [
+        format!("{s}@depth@100ms"),
+        format!("{s}@aggTrade"),
+        format!("{s}@kline_{interval}"),
     ]
 }
 
@@ -1008,5 +1129,39 @@ mod tests {
                 proptest::prop_assert!(agrees(&text).is_ok(), "{:?}", agrees(&text));
             }
         }
+    }
+
+    #[test]
+    fn depth_diffs_and_agg_trades_parse_on_both_paths() {
+        let diff = r#"{"stream":"bnbbtc@depth@100ms","data":{"e":"depthUpdate","E":5,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","0"]]}}"#;
+        let spaced = r#"{ "stream" : "bnbbtc@depth@100ms", "data": {"e":"depthUpdate","E":5,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","0"]]}}"#;
+        for text in [diff, spaced] {
+            match parse_market_frame(text, 0) {
+                Ok(MarketFrame::Event(MarketEvent::DepthDiff {
+                    symbol,
+                    diff,
+                    event_ms,
+                })) => {
+                    assert_eq!(symbol.as_str(), "BNBBTC");
+                    assert_eq!((diff.first_id, diff.last_id, event_ms), (157, 160, 5));
+                    assert_eq!(diff.asks[0].1, Decimal::ZERO, "zero removes the level");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let backwards = r#"{"stream":"bnbbtc@depth","data":{"e":"depthUpdate","E":5,"s":"BNBBTC","U":161,"u":160,"b":[],"a":[]}}"#;
+        assert!(parse_market_frame(backwards, 0).is_err());
+        let trade = r#"{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade","E":7,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":6,"m":true,"M":true}}"#;
+        match parse_market_frame(trade, 0) {
+            Ok(MarketFrame::Event(MarketEvent::Trade { trade, .. })) => {
+                assert_eq!((trade.id, trade.time_ms, trade.buyer_maker), (12345, 6, true));
+                assert_eq!(trade.qty.to_string(), "100");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            focus_streams_for(&Symbol::new("BTCUSDT").expect("literal"), "5m"),
+            ["btcusdt@depth@100ms", "btcusdt@aggTrade", "btcusdt@kline_5m"]
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The market-stream task: one combined-stream connection for the
 //! watchlist.
 //!
-//! Owns: the WebSocket connection, SUBSCRIBE/UNSUBSCRIBE as the watchlist changes (batched,
+//! Owns: the WebSocket connection, SUBSCRIBE/UNSUBSCRIBE as the watchlist and the selected
+//! symbol (its book's diffs, trades and chart timeframe: [`focus_streams_for`]) change (batched,
 //! at most 4 control messages a second against Binance's 5), pong for every ping, reconnect
 //! with backoff and jitter (proactively before the 24 h limit and at once on
 //! `serverShutdown`), per-symbol staleness, and counting malformed frames. Must not: keep
@@ -20,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::clock::{Clock, local_now_ms};
 use super::endpoints::Endpoints;
-use super::events::{MarketEvent, MarketFrame, StreamStatus, parse_market_frame, streams_for};
+use super::events::{
+    MarketEvent, MarketFrame, StreamStatus, focus_streams_for, parse_market_frame, streams_for,
+};
 use super::ws_session::{self, End, Flow, Prepare, Session, SessionTimings, Ws};
 use crate::domain::Symbol;
 
@@ -147,6 +150,8 @@ impl ControlQueue {
 
 enum Command {
     SetWatchlist(Vec<Symbol>),
+    /// The selected symbol and its chart's interval (`None`: no symbol selected).
+    SetFocus(Option<(Symbol, String)>),
 }
 
 /// The owner's handle: change the watchlist, read counters.
@@ -162,6 +167,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::SetWatchlist(s) => write!(f, "SetWatchlist({})", s.len()),
+            Command::SetFocus(s) => write!(f, "SetFocus({s:?})"),
         }
     }
 }
@@ -170,6 +176,12 @@ impl MarketStreamHandle {
     /// Replaces the watchlist; the task subscribes and unsubscribes the difference.
     pub async fn set_watchlist(&self, symbols: Vec<Symbol>) -> bool {
         self.commands.send(Command::SetWatchlist(symbols)).await.is_ok()
+    }
+
+    /// Follows another selected symbol (or timeframe): only its book, trades and chart are
+    /// subscribed, whatever the watchlist's length.
+    pub async fn set_focus(&self, focus: Option<(Symbol, String)>) -> bool {
+        self.commands.send(Command::SetFocus(focus)).await.is_ok()
     }
 
     pub fn malformed_count(&self) -> u64 {
@@ -213,6 +225,7 @@ pub fn spawn_market_stream(
         endpoints,
         clock,
         watchlist,
+        focus: None,
         events,
         config,
         commands: rx,
@@ -231,6 +244,7 @@ struct MarketTask {
     endpoints: Endpoints,
     clock: Clock,
     watchlist: Vec<Symbol>,
+    focus: Option<(Symbol, String)>,
     events: mpsc::Sender<MarketEvent>,
     config: MarketStreamConfig,
     commands: mpsc::Receiver<Command>,
@@ -265,6 +279,15 @@ impl Connection {
 
 fn wanted_streams(watchlist: &[Symbol]) -> BTreeSet<String> {
     watchlist.iter().flat_map(streams_for).collect()
+}
+
+/// The watchlist's streams and the selected symbol's.
+fn wanted_with_focus(watchlist: &[Symbol], focus: &Option<(Symbol, String)>) -> BTreeSet<String> {
+    let mut all = wanted_streams(watchlist);
+    if let Some((symbol, interval)) = focus {
+        all.extend(focus_streams_for(symbol, interval));
+    }
+    all
 }
 
 /// `Continue` while the owner listens, `Stop` once it is gone.
@@ -323,7 +346,7 @@ impl Session for MarketTask {
     type Command = Command;
 
     async fn prepare(&mut self, cancel: &CancellationToken) -> Prepare {
-        if self.watchlist.is_empty() {
+        if self.watchlist.is_empty() && self.focus.is_none() {
             // Nothing to watch: wait for a watchlist instead of holding an empty socket.
             return tokio::select! {
                 _ = cancel.cancelled() => Prepare::Stop,
@@ -332,11 +355,15 @@ impl Session for MarketTask {
                         self.watchlist = w;
                         Prepare::Again
                     }
+                    Some(Command::SetFocus(f)) => {
+                        self.focus = f;
+                        Prepare::Again
+                    }
                     None => Prepare::Stop,
                 },
             };
         }
-        let streams = wanted_streams(&self.watchlist);
+        let streams = wanted_with_focus(&self.watchlist, &self.focus);
         let list: Vec<String> = streams.iter().cloned().collect();
         let url = self.endpoints.stream_url(&list);
         self.conn = Connection::new(streams);
@@ -392,7 +419,16 @@ impl Session for MarketTask {
     }
 
     async fn on_command(&mut self, command: Command) -> Flow {
-        let Command::SetWatchlist(w) = command;
+        let w = match command {
+            Command::SetWatchlist(w) => w,
+            Command::SetFocus(f) => {
+                self.focus = f;
+                let wanted = wanted_with_focus(&self.watchlist, &self.focus);
+                self.conn.queue.change(&self.conn.active, &wanted);
+                self.conn.active = wanted;
+                return ControlFlow::Continue(());
+            }
+        };
         let now = local_now_ms();
         for s in &self.watchlist {
             if !w.contains(s) {
@@ -403,7 +439,7 @@ impl Session for MarketTask {
             self.stale.watch(s, now);
         }
         self.watchlist = w;
-        let wanted = wanted_streams(&self.watchlist);
+        let wanted = wanted_with_focus(&self.watchlist, &self.focus);
         self.conn.queue.change(&self.conn.active, &wanted);
         self.conn.active = wanted;
         ControlFlow::Continue(())
@@ -476,13 +512,13 @@ mod tests {
         q.change(&old, &new);
         let (m1, b1) = q.next_message().expect("unsubscribe");
         assert!(m1.contains("\"UNSUBSCRIBE\""), "{m1}");
-        assert_eq!(b1.len(), 4);
+        assert_eq!(b1.len(), 3);
         let (m2, b2) = q.next_message().expect("subscribe");
         assert!(
             m2.contains("\"SUBSCRIBE\"") && m2.contains("ethusdt@bookTicker"),
             "{m2}"
         );
-        assert_eq!(b2.len(), 8);
+        assert_eq!(b2.len(), 6);
         assert!(q.next_message().is_none());
     }
 
@@ -498,5 +534,27 @@ mod tests {
         q.change(&one, &none);
         q.change(&none, &one);
         assert!(q.next_message().is_none());
+    }
+
+    #[test]
+    fn a_new_selection_moves_only_the_focus_streams() {
+        let mut q = ControlQueue::default();
+        let list = [s("BTCUSDT"), s("ETHUSDT")];
+        let old = wanted_with_focus(&list, &Some((s("BTCUSDT"), "1m".into())));
+        let new = wanted_with_focus(&list, &Some((s("ETHUSDT"), "5m".into())));
+        q.change(&old, &new);
+        let (_, gone) = q.next_message().expect("unsubscribe");
+        assert_eq!(
+            gone,
+            vec!["btcusdt@aggTrade", "btcusdt@depth@100ms"],
+            "the watchlist's own kline_1m stays"
+        );
+        let (_, added) = q.next_message().expect("subscribe");
+        assert_eq!(
+            added,
+            vec!["ethusdt@aggTrade", "ethusdt@depth@100ms", "ethusdt@kline_5m"]
+        );
+        let books = new.iter().filter(|n| n.ends_with("@depth@100ms")).count();
+        assert_eq!(books, 1, "one book, however long the watchlist");
     }
 }

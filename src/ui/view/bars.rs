@@ -15,15 +15,24 @@ use crate::ui::app::{App, Tab};
 pub(super) fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
     let mut spans = Vec::new();
+    let sep = if theme.ascii { "|" } else { "│" };
+    let full: usize = Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!(" {} {} ", i + 1, t.title()).chars().count() + 1)
+        .sum();
+    // Short titles when the full ones do not fit on the row.
+    let short = full > usize::from(area.width);
     for (i, tab) in Tab::ALL.iter().enumerate() {
-        let text = format!(" {} {} ", i + 1, tab.title());
+        let title = if short { tab.short_title() } else { tab.title() };
+        let text = format!(" {} {title} ", i + 1);
         let style = if *tab == app.tab {
             theme.selected().add_modifier(Modifier::BOLD)
         } else {
             theme.plain()
         };
         spans.push(Span::styled(text, style));
-        spans.push(Span::raw(if theme.ascii { "|" } else { "│" }));
+        spans.push(Span::raw(sep));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -1,4 +1,5 @@
-//! The positions panel: quantity, average entry, mark and unrealized P&L of every position,
+//! The positions panel: quantity, entry (the average fill price), the fee-inclusive cost per
+//! unit ("Cost+fee", the break-even), mark and unrealized P&L of every position,
 //! external holdings tagged `ext`, dust dimmed, and a position with no stop-loss open on the
 //! exchange tagged `NO STOP`.
 //!
@@ -33,6 +34,12 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
             right: true,
             drop: 2,
         },
+        // Fees included: what the position cost per unit, its break-even price.
+        Col {
+            header: "Cost+fee",
+            right: true,
+            drop: 4,
+        },
         Col {
             header: "Mark",
             right: true,
@@ -48,7 +55,7 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
         Col {
             header: "%",
             right: true,
-            drop: 4,
+            drop: 5,
         },
     ];
     let unprotected = snap.unprotected();
@@ -77,6 +84,7 @@ pub(super) fn draw_positions(app: &App, snap: &Snapshot, frame: &mut Frame, area
             let cells = vec![
                 (format!("{}{tag}", p.symbol), symbol_style),
                 (p.qty.to_string(), plain_style),
+                (entry_price(p.avg_fill, p.mark, snap.tick(&p.symbol)), plain_style),
                 (
                     entry_price(p.avg_entry, p.mark, snap.tick(&p.symbol)),
                     plain_style,

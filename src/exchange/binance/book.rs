@@ -1,0 +1,390 @@
+//! A local order book kept from the `@depth` diff stream, by Binance's documented procedure
+//! ("How to manage a local order book correctly"): buffer the diffs, take a REST snapshot,
+//! drop what the snapshot already holds, check that every diff continues the last one, and
+//! start again on a gap.
+//!
+//! Owns: the levels of one symbol's book, its update id and the diffs buffered before a
+//! snapshot. Must not: do I/O or read a clock — the owner fetches the snapshot when
+//! [`Feed::NeedSnapshot`] or [`Loaded::Again`] says so, and hands it in.
+//!
+//! The rules, with `id` the book's update id once it is live:
+//! - before a snapshot, every diff is buffered (the oldest dropped past [`BUFFER_CAP`]);
+//! - a snapshot older than the first buffered diff (`lastUpdateId < U`) is refused: fetch again;
+//! - buffered diffs with `u <= lastUpdateId` are dropped; the first one left must hold
+//!   `lastUpdateId + 1` in `[U; u]`, else the snapshot is refused the same way;
+//! - live, a diff with `u <= id` is old and ignored; one with `U > id + 1` is a gap: the book is
+//!   thrown away and buffering starts again from that diff; any other is applied (quantity zero
+//!   removes the level) and `id := u`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rust_decimal::Decimal;
+
+use super::wire::Depth;
+
+/// Diffs kept while waiting for a snapshot (ten per second: well over a minute of them).
+pub const BUFFER_CAP: usize = 1000;
+/// Levels kept per side: the farthest from the touch go first (the snapshot asks for 1000;
+/// diffs add levels as they change, which would otherwise grow without end).
+pub const MAX_LEVELS: usize = 5000;
+
+/// One `depthUpdate`: the update ids it spans and the levels it sets (quantity zero removes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepthDiff {
+    /// `U`: the first update id in the event.
+    pub first_id: u64,
+    /// `u`: the final update id in the event.
+    pub last_id: u64,
+    pub bids: Vec<(Decimal, Decimal)>,
+    pub asks: Vec<(Decimal, Decimal)>,
+}
+
+/// What a diff did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// Buffered while there is no snapshot; the first buffered diff asks for one.
+    NeedSnapshot,
+    Buffered,
+    Applied,
+    /// Already in the book (`u <= id`).
+    Ignored,
+    /// `U > id + 1`: updates were missed. The book is gone and the diff is buffered: fetch a
+    /// new snapshot.
+    Gap {
+        expected: u64,
+        got: u64,
+    },
+}
+
+/// What a snapshot did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// The book is live from it (and the buffered diffs after it).
+    Live,
+    /// Too old for the buffered diffs, or not continued by them: fetch again.
+    Again,
+    /// The book was already live: this answer came late and is not needed.
+    Unneeded,
+}
+
+/// One symbol's local order book.
+#[derive(Debug, Clone, Default)]
+pub struct LocalBook {
+    bids: BTreeMap<Decimal, Decimal>,
+    asks: BTreeMap<Decimal, Decimal>,
+    /// The update id of the book; `None` until a snapshot made it live.
+    id: Option<u64>,
+    buffer: VecDeque<DepthDiff>,
+}
+
+impl LocalBook {
+    pub fn new() -> LocalBook {
+        LocalBook::default()
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.id.is_some()
+    }
+
+    pub fn update_id(&self) -> Option<u64> {
+        self.id
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// A diff from the stream.
+    pub fn on_diff(&mut self, diff: DepthDiff) -> Feed {
+        let Some(id) = self.id else {
+            let first = self.buffer.is_empty();
+            self.buffer.push_back(diff);
+            while self.buffer.len() > BUFFER_CAP {
+                self.buffer.pop_front();
+            }
+            return if first { Feed::NeedSnapshot } else { Feed::Buffered };
+        };
+        if diff.last_id <= id {
+            return Feed::Ignored;
+        }
+        if diff.first_id > id + 1 {
+            let got = diff.first_id;
+            self.reset();
+            self.buffer.push_back(diff);
+            return Feed::Gap {
+                expected: id + 1,
+                got,
+            };
+        }
+        self.apply(&diff);
+        Feed::Applied
+    }
+
+    /// The REST snapshot (`GET /api/v3/depth`).
+    pub fn on_snapshot(&mut self, depth: &Depth) -> Loaded {
+        if self.id.is_some() {
+            return Loaded::Unneeded;
+        }
+        let snap_id = depth.last_update_id;
+        if self.buffer.front().is_some_and(|d| snap_id < d.first_id) {
+            return Loaded::Again;
+        }
+        while self.buffer.front().is_some_and(|d| d.last_id <= snap_id) {
+            self.buffer.pop_front();
+        }
+        if self.buffer.front().is_some_and(|d| d.first_id > snap_id + 1) {
+            return Loaded::Again;
+        }
+        self.bids = depth
+            .bids
+            .iter()
+            .map(|(p, q)| (p.value(), q.value()))
+            .filter(|(_, q)| !q.is_zero())
+            .collect();
+        self.asks = depth
+            .asks
+            .iter()
+            .map(|(p, q)| (p.value(), q.value()))
+            .filter(|(_, q)| !q.is_zero())
+            .collect();
+        self.id = Some(snap_id);
+        let mut buffered = std::mem::take(&mut self.buffer);
+        while let Some(diff) = buffered.pop_front() {
+            // A gap inside the buffer leaves the book buffering again from it, the later
+            // diffs kept behind it.
+            if let Feed::Gap { .. } = self.on_diff(diff) {
+                self.buffer.extend(buffered);
+                return Loaded::Again;
+            }
+        }
+        Loaded::Live
+    }
+
+    /// Throws the book away and buffers again (a gap, or the stream reconnected).
+    pub fn reset(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+        self.id = None;
+        self.buffer.clear();
+    }
+
+    fn apply(&mut self, diff: &DepthDiff) {
+        for (side, levels) in [(&mut self.bids, &diff.bids), (&mut self.asks, &diff.asks)] {
+            for (p, q) in levels {
+                if q.is_zero() {
+                    side.remove(p);
+                } else {
+                    side.insert(*p, *q);
+                }
+            }
+        }
+        self.id = Some(diff.last_id);
+        while self.bids.len() > MAX_LEVELS {
+            self.bids.pop_first();
+        }
+        while self.asks.len() > MAX_LEVELS {
+            self.asks.pop_last();
+        }
+    }
+
+    /// The best `n` bids, highest first (empty while not live).
+    pub fn bids(&self, n: usize) -> Vec<(Decimal, Decimal)> {
+        self.bids.iter().rev().take(n).map(|(p, q)| (*p, *q)).collect()
+    }
+
+    /// The best `n` asks, lowest first (empty while not live).
+    pub fn asks(&self, n: usize) -> Vec<(Decimal, Decimal)> {
+        self.asks.iter().take(n).map(|(p, q)| (*p, *q)).collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::{Price, Qty};
+    use proptest::prelude::*;
+
+    fn d(n: i64) -> Decimal {
+        Decimal::from(n)
+    }
+
+    fn diff(first: u64, last: u64, bids: &[(i64, i64)], asks: &[(i64, i64)]) -> DepthDiff {
+        let levels = |l: &[(i64, i64)]| l.iter().map(|(p, q)| (d(*p), d(*q))).collect();
+        DepthDiff {
+            first_id: first,
+            last_id: last,
+            bids: levels(bids),
+            asks: levels(asks),
+        }
+    }
+
+    fn snapshot(id: u64, bids: &[(i64, i64)], asks: &[(i64, i64)]) -> Depth {
+        let levels = |l: &[(i64, i64)]| {
+            l.iter()
+                .map(|(p, q)| (Price::try_new(d(*p)).unwrap(), Qty::try_new(d(*q)).unwrap()))
+                .collect()
+        };
+        Depth {
+            last_update_id: id,
+            bids: levels(bids),
+            asks: levels(asks),
+        }
+    }
+
+    #[test]
+    fn buffers_until_the_snapshot_then_applies_only_what_follows_it() {
+        let mut b = LocalBook::new();
+        assert_eq!(b.on_diff(diff(90, 95, &[(10, 9)], &[])), Feed::NeedSnapshot);
+        assert_eq!(b.on_diff(diff(96, 101, &[(10, 1)], &[(12, 3)])), Feed::Buffered);
+        assert_eq!(b.on_diff(diff(102, 104, &[(9, 0)], &[])), Feed::Buffered);
+        assert!(b.bids(5).is_empty(), "no levels before a snapshot");
+        assert_eq!(
+            b.on_snapshot(&snapshot(100, &[(10, 5), (9, 2)], &[(11, 4)])),
+            Loaded::Live
+        );
+        // The first diff (u = 95 <= 100) was dropped; 96..101 spans 101 and applies; 102 follows.
+        assert_eq!(b.update_id(), Some(104));
+        assert_eq!(b.bids(5), vec![(d(10), d(1))], "9 removed by a zero quantity");
+        assert_eq!(b.asks(5), vec![(d(11), d(4)), (d(12), d(3))]);
+        assert_eq!(b.on_diff(diff(100, 104, &[(8, 1)], &[])), Feed::Ignored);
+        assert_eq!(b.on_diff(diff(105, 105, &[(8, 1)], &[])), Feed::Applied);
+        assert_eq!(b.bids(1), vec![(d(10), d(1))], "best first");
+    }
+
+    #[test]
+    fn a_snapshot_older_than_the_first_buffered_diff_is_fetched_again() {
+        let mut b = LocalBook::new();
+        b.on_diff(diff(200, 205, &[], &[]));
+        assert_eq!(b.on_snapshot(&snapshot(150, &[(1, 1)], &[])), Loaded::Again);
+        assert!(!b.is_live());
+        assert_eq!(b.on_snapshot(&snapshot(203, &[(1, 1)], &[])), Loaded::Live);
+        assert_eq!(b.update_id(), Some(205));
+        assert_eq!(b.on_snapshot(&snapshot(300, &[], &[])), Loaded::Unneeded);
+    }
+
+    #[test]
+    fn a_gap_throws_the_book_away_and_asks_for_a_snapshot() {
+        let mut b = LocalBook::new();
+        b.on_snapshot(&snapshot(10, &[(5, 1)], &[(6, 1)]));
+        assert_eq!(b.on_diff(diff(11, 12, &[], &[])), Feed::Applied);
+        assert_eq!(
+            b.on_diff(diff(20, 21, &[], &[])),
+            Feed::Gap {
+                expected: 13,
+                got: 20
+            }
+        );
+        assert!(!b.is_live());
+        assert!(b.bids(5).is_empty() && b.asks(5).is_empty());
+        assert_eq!(b.buffered(), 1, "the diff after the gap starts the new buffer");
+        assert_eq!(b.on_snapshot(&snapshot(20, &[(5, 2)], &[])), Loaded::Live);
+        assert_eq!(b.update_id(), Some(21));
+    }
+
+    #[test]
+    fn each_side_keeps_the_levels_nearest_the_touch() {
+        let mut b = LocalBook::new();
+        b.on_snapshot(&snapshot(1, &[], &[]));
+        let n = MAX_LEVELS as i64 + 10;
+        let bids: Vec<(i64, i64)> = (1..=n).map(|p| (p, 1)).collect();
+        let asks: Vec<(i64, i64)> = (1..=n).map(|p| (n + p, 1)).collect();
+        b.on_diff(diff(2, 2, &bids, &asks));
+        let all_bids = b.bids(usize::MAX);
+        let all_asks = b.asks(usize::MAX);
+        assert_eq!((all_bids.len(), all_asks.len()), (MAX_LEVELS, MAX_LEVELS));
+        assert_eq!(all_bids[0].0, d(n), "the best bid stays");
+        assert_eq!(all_asks[0].0, d(n + 1), "the best ask stays");
+        assert_eq!(all_bids.last().unwrap().0, d(11), "the farthest bids went");
+    }
+
+    #[test]
+    fn the_buffer_is_bounded() {
+        let mut b = LocalBook::new();
+        for i in 0..(BUFFER_CAP as u64 + 50) {
+            b.on_diff(diff(i + 1, i + 1, &[], &[]));
+        }
+        assert_eq!(b.buffered(), BUFFER_CAP);
+    }
+
+    /// The book a reference keeps by applying every update in order from empty.
+    fn reference(diffs: &[DepthDiff], upto: usize) -> BTreeMap<Decimal, Decimal> {
+        let mut m = BTreeMap::new();
+        for dd in &diffs[..upto] {
+            for (p, q) in &dd.bids {
+                if q.is_zero() {
+                    m.remove(p);
+                } else {
+                    m.insert(*p, *q);
+                }
+            }
+        }
+        m
+    }
+
+    proptest! {
+        /// Whatever diffs are lost and whenever the snapshot is taken, a live book equals the
+        /// book built from every update: a lost diff is always noticed as a gap.
+        #[test]
+        fn a_live_book_always_equals_the_full_history(
+            updates in proptest::collection::vec(
+                proptest::collection::vec((1i64..8, 0i64..4), 0..4), 1..40),
+            lost in proptest::collection::vec(any::<bool>(), 40),
+            snap_at in 0usize..40,
+            snap_delay in 0usize..5,
+        ) {
+            // Update i (1-based id i) carries updates[i-1]'s bid levels.
+            let diffs: Vec<DepthDiff> = updates
+                .iter()
+                .enumerate()
+                .map(|(i, levels)| {
+                    let id = i as u64 + 1;
+                    DepthDiff {
+                        first_id: id,
+                        last_id: id,
+                        bids: levels.iter().map(|(p, q)| (d(*p), d(*q))).collect(),
+                        asks: vec![],
+                    }
+                })
+                .collect();
+            let n = diffs.len();
+            let snap_at = snap_at.min(n);
+            let mut book = LocalBook::new();
+            let mut pending_snapshot = false;
+            let mut since_request = 0usize;
+            for (i, dd) in diffs.iter().enumerate() {
+                // Deliver the snapshot taken after `i` updates, `snap_delay` diffs after asking.
+                if pending_snapshot && since_request >= snap_delay && i >= snap_at {
+                    let levels = reference(&diffs, i);
+                    let snap = Depth {
+                        last_update_id: i as u64,
+                        bids: levels
+                            .iter()
+                            .map(|(p, q)| (Price::try_new(*p).unwrap(), Qty::try_new(*q).unwrap()))
+                            .collect(),
+                        asks: vec![],
+                    };
+                    match book.on_snapshot(&snap) {
+                        Loaded::Live | Loaded::Unneeded => pending_snapshot = false,
+                        Loaded::Again => since_request = 0,
+                    }
+                }
+                if lost[i % lost.len()] && i + 1 < n {
+                    continue;
+                }
+                match book.on_diff(dd.clone()) {
+                    Feed::NeedSnapshot | Feed::Gap { .. } => {
+                        pending_snapshot = true;
+                        since_request = 0;
+                    }
+                    _ => since_request += 1,
+                }
+                if let Some(id) = book.update_id() {
+                    let want: Vec<(Decimal, Decimal)> =
+                        reference(&diffs, id as usize).into_iter().rev().collect();
+                    prop_assert_eq!(book.bids(usize::MAX), want);
+                }
+            }
+        }
+    }
+}
