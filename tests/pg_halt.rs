@@ -177,17 +177,27 @@ async fn a_kill_from_another_process_on_the_same_database_halts_serve_durably_be
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
 
-    // Another crbot, another home, the same database: a resting order, journaled there.
+    // A resting order with its protection, through the leader's API (another crbot on the
+    // same database may not trade beside the engine that holds the account's lease).
     let other = tempfile::tempdir().unwrap();
     let mid = sim.mids().into_iter().find(|(s, _)| s == "BTCUSDT").unwrap().1;
     let price = |f: &str| (mid * f.parse::<Decimal>().unwrap()).round_dp(2).to_string();
-    let out = serve_support::crbot(other.path(), &borrowed(&env))
-        .args(["order", "buy", "BTCUSDT", "0.001", "--limit"])
-        .arg(price("0.98"))
-        .args(["--stop-loss", &price("0.95"), "--take-profit", &price("1.05")])
-        .output()
+    let placed = reqwest::Client::new()
+        .post(format!("{}/api/orders", serve.base))
+        .bearer_auth(serve.token(Scope::Trade))
+        .json(&serde_json::json!({
+            "symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001",
+            "limit_price": price("0.98"), "stop_loss": price("0.95"), "take_profit": price("1.05"),
+        }))
+        .send()
+        .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = placed.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        placed.text().await.unwrap_or_default()
+    );
     assert_eq!(open_orders(&client).await, 1);
 
     // The kill, aborted right after its halt is journaled: the halt is in PostgreSQL, no

@@ -24,6 +24,7 @@ fn app(snap: &Snapshot) -> App {
             theme: Theme {
                 color: true,
                 ascii: false,
+                ..Theme::DEFAULT
             },
             ..UiConfig::default()
         },

@@ -117,7 +117,7 @@ pub(super) fn touches_history(input: &Input) -> bool {
                 | Answer::Clock(_)
                 | Answer::AlertDelivered(_)
         ),
-        Input::Started | Input::Market(_) | Input::Tick(_) => false,
+        Input::Started | Input::Market(_) | Input::Tick(_) | Input::TradingStateNotice => false,
     }
 }
 
