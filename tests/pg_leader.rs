@@ -334,6 +334,14 @@ fn http(ex: &CliExchange, method: &str, url: &str, body: Option<&Value>) -> (u16
 
 /// The exchange's orders on the symbols the tests trade (`allOrders`, signed as Binance
 /// documents).
+/// How many of the account's orders the exchange still has open.
+fn open_on_exchange(ex: &CliExchange) -> usize {
+    exchange_orders(ex)
+        .iter()
+        .filter(|o| matches!(o["status"].as_str(), Some("NEW" | "PARTIALLY_FILLED")))
+        .count()
+}
+
 fn exchange_orders(ex: &CliExchange) -> Vec<Value> {
     use hmac::{Hmac, KeyInit, Mac};
     let mut all = Vec::new();
@@ -687,7 +695,7 @@ fn a_partitioned_leader_stops_trading_before_the_standby_takes_over_and_never_se
     assert_agree(&ex, &db);
 
     // The kill switch works on a standby too: the halt goes into the shared journal and the
-    // leader stops trading.
+    // leader stops trading and cancels every open order.
     let (status, body) = http(&ex, "POST", &format!("{}/api/kill", a.base), Some(&json!({})));
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["trading_state"], "HALTED", "{body}");
@@ -705,5 +713,13 @@ fn a_partitioned_leader_stops_trading_before_the_standby_takes_over_and_never_se
     }
     let (status, body) = b.order(&ex, "BNBUSDT");
     assert_eq!(status, 422, "halted: {body}");
+    let start = Instant::now();
+    while let open @ 1.. = open_on_exchange(&ex) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{open} orders still open after a kill on the standby"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(a);
 }

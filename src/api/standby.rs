@@ -5,7 +5,7 @@
 //! Owns: what a standby answers. `GET /api/health` answers `"role": "standby"` with the leader
 //! (holder, address, epoch, since) when known; `POST /api/kill` (trade token) writes the halt to
 //! the shared journal, where the leader's engine picks it up (it reads the journal's trading
-//! state every tick), and answers 202 saying so: a kill is never refused; every other route
+//! state every tick, and cancels every open order), and answers 202 saying so: a kill is never refused; every other route
 //! answers 503 `STANDBY` naming the leader's address when known. Must not: send anything to the
 //! exchange (a standby has no session), or write anything but the kill's halt.
 
@@ -109,8 +109,9 @@ async fn refused(State(state): State<StandbyState>) -> ApiError {
     )
 }
 
-/// A kill on a standby: the halt goes into the shared journal (the leader's engine reads the
-/// journal's trading state every tick and stops trading); 202, never 503.
+/// A kill on a standby: the halt goes into the shared journal, where the leader's engine hears
+/// it (NOTIFY, or its next read of the trading state), stops trading and cancels every open
+/// order; 202, never 503.
 async fn kill(_: TradeAccess, State(state): State<StandbyState>) -> Result<Response, ApiError> {
     let view = state.view.borrow().clone();
     let (location, mode) = (state.journal.clone(), state.mode);
@@ -143,8 +144,8 @@ async fn kill(_: TradeAccess, State(state): State<StandbyState>) -> Result<Respo
             "trading_state": "HALTED",
             "leader": leader,
             "message": format!(
-                "HALTED in the shared journal: the leading engine stops trading when it next reads it (within a second); \
-                 its open orders are cancelled by its own kill switch ({})",
+                "HALTED in the shared journal: the leading engine stops trading and cancels every open order \
+                 as soon as it hears it (within a second) ({})",
                 view.message(state.mode)
             ),
         })),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::{Effect, Engine, TickFacts};
 use crate::engine::backup::{self, BackupOutcome};
 use crate::engine::snapshot::{LogKind, LogLevel};
+use crate::risk::TradingState;
 
 /// Equity is journaled at most this often.
 const EQUITY_JOURNAL_EVERY_MS: i64 = 60_000;
@@ -117,12 +118,37 @@ impl Engine {
                         "trading state changed from another shell: {} ({})",
                         stored.record.state, stored.record.reason
                     );
+                    let newly_halted = matches!(state, TradingState::Halted { .. })
+                        && !matches!(self.core.state.trading, TradingState::Halted { .. });
                     self.core.state.trading = state;
                     self.core.state.log(now, LogLevel::Warn, LogKind::Kill, text);
+                    if newly_halted {
+                        self.finish_kill_from_elsewhere(now);
+                    }
                     self.start_resync();
                 }
             }
         }
+    }
+
+    /// HALTED means every order cancelled, wherever it was written: a kill switch pressed on a
+    /// standby, on a screen of another machine, or by a `crbot kill` that died after its halt
+    /// left the cancels to this engine, which holds the account. The halt is already durable
+    /// (it was read from the journal), so only the sweep runs: no second halt, no second
+    /// `KILL` event. A `crbot kill` sweeping at the same time is harmless (a cancel-all of
+    /// nothing is not an error to the sweep).
+    fn finish_kill_from_elsewhere(&mut self, now: i64) {
+        if self.core.state.kill.as_ref().is_some_and(|k| !k.done) {
+            return;
+        }
+        self.core.state.log(
+            now,
+            LogLevel::Warn,
+            LogKind::Kill,
+            "HALTED from elsewhere: cancelling every open order here too",
+        );
+        let halted = crate::engine::kill::Halted::interrupted(&self.core);
+        self.sweep(halted, now);
     }
 
     /// The posture's backup schedule (staging daily, production hourly); the backup service
