@@ -508,7 +508,9 @@ async fn a_restart_restores_positions_from_own_fills_and_counts_todays_entries()
     assert!(core.decide(&naked, OrderPurpose::Entry, false, now + 2).is_err());
     drop(core);
 
-    let later = now + 5_000;
+    // A restart later the same UTC day (a run just before midnight must not count tomorrow).
+    let day_ms = 86_400_000;
+    let later = (now + 5_000).min((now / day_ms + 1) * day_ms - 1);
     let core = primed_core(&ex, &path, limits, later).await;
     assert_eq!(
         core.state.positions.qty(&sym(BTC)),
