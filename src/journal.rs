@@ -46,7 +46,7 @@ pub use schema::{APPLICATION_ID, Inspection, SCHEMA_VERSION, inspect};
 pub use store::StoreKind;
 
 use store::Store;
-use value::values;
+use value::{Value, values};
 
 use crate::domain::{
     Asset, ClientOrderId, Fill, LocalOrderState, Mode, Money, Notional, Order, OrderPurpose, OrderStatus,
@@ -329,23 +329,7 @@ impl Journal {
             "INSERT INTO orders (client_order_id, order_id, order_list_id, symbol, side, type, price, \
              stop_price, qty, executed_qty, cum_quote_qty, state, purpose, created_ms, updated_ms, \
              last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)",
-            values![
-                order.client_order_id.as_str(),
-                opt_u64(order.order_id)?,
-                order.order_list_id,
-                order.symbol.as_str(),
-                order.side.as_wire(),
-                order.order_type.as_wire(),
-                order.price.map(|p| p.to_string()),
-                order.stop_price.map(|p| p.to_string()),
-                order.qty.to_string(),
-                order.executed_qty.to_string(),
-                order.cumulative_quote_qty.to_string(),
-                order.state.as_code(),
-                order.purpose.as_code(),
-                order.created_ms,
-                order.updated_ms,
-            ],
+            order_values(order)?,
         )?;
         if !inserted {
             return Err(JournalError::DuplicateOrder(order.client_order_id.to_string()));
@@ -359,6 +343,8 @@ impl Journal {
         if !lease.valid() {
             return Err(JournalError::Database(lease::LOST_MESSAGE.into()));
         }
+        let mut params = order_values(order)?;
+        params.extend(values![self.mode.as_str(), lease.epoch()]);
         let inserted = self.store.execute(
             "INSERT INTO orders (client_order_id, order_id, order_list_id, symbol, side, type, price, \
              stop_price, qty, executed_qty, cum_quote_qty, state, purpose, created_ms, updated_ms, \
@@ -366,25 +352,7 @@ impl Journal {
              ?7::TEXT, ?8::TEXT, ?9::TEXT, ?10::TEXT, ?11::TEXT, ?12::TEXT, ?13::TEXT, ?14::BIGINT, \
              ?15::BIGINT, NULL WHERE EXISTS (SELECT 1 FROM crbot_leadership WHERE mode = ?16::TEXT \
              AND epoch = ?17::BIGINT) ON CONFLICT DO NOTHING",
-            values![
-                order.client_order_id.as_str(),
-                opt_u64(order.order_id)?,
-                order.order_list_id,
-                order.symbol.as_str(),
-                order.side.as_wire(),
-                order.order_type.as_wire(),
-                order.price.map(|p| p.to_string()),
-                order.stop_price.map(|p| p.to_string()),
-                order.qty.to_string(),
-                order.executed_qty.to_string(),
-                order.cumulative_quote_qty.to_string(),
-                order.state.as_code(),
-                order.purpose.as_code(),
-                order.created_ms,
-                order.updated_ms,
-                self.mode.as_str(),
-                lease.epoch(),
-            ],
+            params,
         )?;
         if inserted == 1 {
             return Ok(());
@@ -1119,6 +1087,27 @@ where
 /// value that does not is refused rather than wrapped.
 fn to_i64(v: u64, what: &str) -> Result<i64> {
     i64::try_from(v).map_err(|_| JournalError::Invalid(format!("{what} {v} does not fit the journal")))
+}
+
+/// An order row's 15 values, in the column order of `INSERT INTO orders` (`?1`..`?15`).
+fn order_values(order: &Order) -> Result<Vec<Value>> {
+    Ok(values![
+        order.client_order_id.as_str(),
+        opt_u64(order.order_id)?,
+        order.order_list_id,
+        order.symbol.as_str(),
+        order.side.as_wire(),
+        order.order_type.as_wire(),
+        order.price.map(|p| p.to_string()),
+        order.stop_price.map(|p| p.to_string()),
+        order.qty.to_string(),
+        order.executed_qty.to_string(),
+        order.cumulative_quote_qty.to_string(),
+        order.state.as_code(),
+        order.purpose.as_code(),
+        order.created_ms,
+        order.updated_ms,
+    ])
 }
 
 fn opt_u64(v: Option<u64>) -> Result<Option<i64>> {
