@@ -9,6 +9,8 @@
 //! Debian's `postgresql` package.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/support/cli.rs"]
+mod cli;
 #[path = "../tests/pg_support/mod.rs"]
 mod pg_support;
 
@@ -16,7 +18,8 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crbot::exchange::sim::{self, SimConfig, SimHandle};
+use cli::CliExchange;
+use crbot::exchange::sim::{SimConfig, SimHandle};
 
 struct Node {
     child: Child,
@@ -97,43 +100,34 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let ex = rt
-        .block_on(sim::start(
-            "127.0.0.1:0".parse().unwrap(),
-            SimConfig {
-                step_interval: Duration::from_secs(3600),
-                ..SimConfig::default()
-            },
-        ))
-        .unwrap();
+    let exchange = CliExchange::start(SimConfig {
+        step_interval: Duration::from_secs(3600),
+        ..SimConfig::default()
+    });
+    let (rt, ex) = (&exchange.rt, &exchange.handle);
     let db = pg_support::PgDatabase::new();
     let url = db.url();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let mut leader = start(&ex, &url);
-    wait_role(&rt, &client, &leader, "leader");
-    let mut standby = start(&ex, &url);
-    wait_role(&rt, &client, &standby, "standby");
+    let mut leader = start(ex, &url);
+    wait_role(rt, &client, &leader, "leader");
+    let mut standby = start(ex, &url);
+    wait_role(rt, &client, &standby, "standby");
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let killed = Instant::now();
         let _ = leader.child.kill();
         let _ = leader.child.wait();
-        while role(&rt, &client, &standby).as_deref() != Some("leader") {
+        while role(rt, &client, &standby).as_deref() != Some("leader") {
             assert!(killed.elapsed() < Duration::from_secs(60), "run {i}: no takeover");
             std::thread::sleep(Duration::from_millis(5));
         }
         times.push(killed.elapsed());
         leader = standby;
-        standby = start(&ex, &url);
-        wait_role(&rt, &client, &standby, "standby");
+        standby = start(ex, &url);
+        wait_role(rt, &client, &standby, "standby");
     }
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
