@@ -106,17 +106,8 @@ impl FromRef<AppState> for Arc<TokenKeys> {
 /// The API's router. Serve it with the peer's address (see [`serve`]) so that the rate limit
 /// counts per client; without it every request counts as one client.
 pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
-    let rate_limit = settings.rate_limit;
     let app = routes_of(link, settings.keys, false);
-    let app = match rate_limit {
-        Some((requests, window)) => {
-            let limiter = Arc::new(limit::RateLimiter::new(requests, window));
-            app.layer(axum::middleware::from_fn_with_state(limiter, limit::enforce))
-        }
-        None => app,
-    };
-    app.layer(CatchPanicLayer::custom(panic_response))
-        .layer(cors(settings.env, &settings.cors_origins))
+    outer_layers(app, settings.env, settings.rate_limit, &settings.cors_origins)
 }
 
 /// The router of a standby (`crbot serve` waiting for the lease: [`standby`]), with the same
@@ -128,7 +119,18 @@ pub fn standby_router(
     journal: crate::journal::Location,
 ) -> Router {
     let app = standby::routes(settings.keys, view, mode, journal);
-    let app = match settings.rate_limit {
+    outer_layers(app, settings.env, settings.rate_limit, &settings.cors_origins)
+}
+
+/// What the TCP routers ([`router`], [`standby_router`]) wear outside their routes: the rate
+/// limit (when set), a panic's 500, and CORS.
+fn outer_layers(
+    app: Router,
+    env: Environment,
+    rate_limit: Option<(u32, Duration)>,
+    cors_origins: &[String],
+) -> Router {
+    let app = match rate_limit {
         Some((requests, window)) => {
             let limiter = Arc::new(limit::RateLimiter::new(requests, window));
             app.layer(axum::middleware::from_fn_with_state(limiter, limit::enforce))
@@ -136,7 +138,7 @@ pub fn standby_router(
         None => app,
     };
     app.layer(CatchPanicLayer::custom(panic_response))
-        .layer(cors(settings.env, &settings.cors_origins))
+        .layer(cors(env, cors_origins))
 }
 
 /// `app` refusing the trade routes (orders, cancels, resume; never the kill) with 503
