@@ -107,28 +107,32 @@ impl Engine {
     /// read at every tick, and at once when the journal announces a change (PostgreSQL's
     /// notice, `Input::TradingStateNotice`).
     pub(super) fn check_shared_state(&mut self, now: i64) {
-        if let Ok(id) = self.core.journal.latest_trading_state_id()
-            && id > self.sync.state_row
-        {
-            self.sync.state_row = id;
-            if let Ok(Some(stored)) = self.core.journal.latest_trading_state() {
-                let state = crate::engine::core::state_from_record(&stored.record);
-                if state != self.core.state.trading {
-                    let text = format!(
-                        "trading state changed from another shell: {} ({})",
-                        stored.record.state, stored.record.reason
-                    );
-                    let newly_halted = matches!(state, TradingState::Halted { .. })
-                        && !matches!(self.core.state.trading, TradingState::Halted { .. });
-                    self.core.state.trading = state;
-                    self.core.state.log(now, LogLevel::Warn, LogKind::Kill, text);
-                    if newly_halted {
-                        self.finish_kill_from_elsewhere(now);
-                    }
-                    self.start_resync();
-                }
-            }
+        let Ok(id) = self.core.journal.latest_trading_state_id() else {
+            return;
+        };
+        if id <= self.sync.state_row {
+            return;
         }
+        self.sync.state_row = id;
+        let Ok(Some(stored)) = self.core.journal.latest_trading_state() else {
+            return;
+        };
+        let state = crate::engine::core::state_from_record(&stored.record);
+        if state == self.core.state.trading {
+            return;
+        }
+        let text = format!(
+            "trading state changed from another shell: {} ({})",
+            stored.record.state, stored.record.reason
+        );
+        let newly_halted = matches!(state, TradingState::Halted { .. })
+            && !matches!(self.core.state.trading, TradingState::Halted { .. });
+        self.core.state.trading = state;
+        self.core.state.log(now, LogLevel::Warn, LogKind::Kill, text);
+        if newly_halted {
+            self.finish_kill_from_elsewhere(now);
+        }
+        self.start_resync();
     }
 
     /// HALTED means every order cancelled, wherever it was written: a kill switch pressed on a
