@@ -343,8 +343,11 @@ async fn run(
 }
 
 /// Heartbeats until the lease is lost (`Some(why)`) or the campaign is stopped (`None`).
+///
+/// Each heartbeat either succeeds (the time is noted) or ends the lease, so a stalled one
+/// (`HEARTBEAT_EVERY + HEARTBEAT_WITHIN` = [`VALID_FOR`]) is lost here as [`LeaseGuard::valid`]
+/// turns false.
 async fn heartbeat(client: &Client, shared: &Shared, stop: &CancellationToken) -> Option<String> {
-    let valid_ms = i64::try_from(VALID_FOR.as_millis()).unwrap_or(3_000);
     loop {
         tokio::select! {
             () = stop.cancelled() => return None,
@@ -359,9 +362,6 @@ async fn heartbeat(client: &Client, shared: &Shared, stop: &CancellationToken) -
                     HEARTBEAT_WITHIN.as_secs()
                 ));
             }
-        }
-        if shared.now_ms() - shared.last_ok_ms.load(Ordering::Acquire) >= valid_ms {
-            return Some(format!("no heartbeat succeeded for {} s", VALID_FOR.as_secs()));
         }
     }
 }
