@@ -29,7 +29,7 @@ use crate::api::{self, ApiSettings, EngineLink};
 use crate::cli::{GlobalOpts, ServeArgs};
 use crate::config::{Config, Environment};
 use crate::console::{SocketServer, prepare_engine, spawn_engine_with, take_engine_lock};
-use crate::domain::Mode;
+use crate::domain::{Mode, plural};
 use crate::engine::lock::{EngineLock, LockError};
 use crate::engine::session::Unlock;
 use crate::journal::Location;
@@ -280,10 +280,7 @@ impl Run<'_> {
             commands: engine.commands.clone(),
             snapshots: engine.snapshots.clone(),
             // Kept sealed for the life of the engine (opened only for a re-arm's check).
-            rearm_passphrase: self
-                .passphrase
-                .as_ref()
-                .map(|p| crate::secret::SealedSecret::from_string(p.open_string())),
+            rearm_passphrase: self.passphrase.clone(),
             replies: engine.replies.clone(),
         };
         let socket = SocketServer::start(config, self.lock, link.clone())?;
@@ -325,9 +322,9 @@ impl Run<'_> {
         engine.stop().await;
         session.close(config).await;
         println!(
-            "stopped: {open} open order{} stay{} on the exchange",
-            if open == 1 { "" } else { "s" },
-            if open == 1 { "s" } else { "" }
+            "stopped: {} {} on the exchange",
+            plural::count(open, "open order", "open orders"),
+            plural::verb(open, "stays", "stay")
         );
         Ok(ended)
     }
