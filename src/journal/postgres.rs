@@ -370,16 +370,7 @@ fn pool_for(target: &PgTarget, access: Access) -> Result<Arc<Pool>> {
         return Ok(pool);
     }
     let mut config = client_config(target)?;
-    let tls = match target.tls {
-        PgTls::Off => {
-            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            None
-        }
-        PgTls::Verified => {
-            config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?))
-        }
-    };
+    let tls = tls_for(target, &mut config)?;
     // Each statement is on the server's disk before it returns, whatever the server's default.
     let mut setup = String::from("SET synchronous_commit = on; SET TIME ZONE 'UTC';");
     if read_only {
@@ -416,16 +407,7 @@ impl deadpool_postgres::Connect for Connector {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Connected> + Send + '_>> {
         let config = config.clone();
         Box::pin(async move {
-            let (client, task) = match &self.tls {
-                None => {
-                    let (client, conn) = config.connect(NoTls).await?;
-                    (client, tokio::spawn(async move { drop(conn.await) }))
-                }
-                Some(tls) => {
-                    let (client, conn) = config.connect(tls.clone()).await?;
-                    (client, tokio::spawn(async move { drop(conn.await) }))
-                }
-            };
+            let (client, task) = connect_driven(&config, self.tls.as_ref(), None).await?;
             client.batch_execute(&self.setup).await?;
             Ok((client, task))
         })
@@ -648,21 +630,8 @@ pub(super) async fn connect_listening(
     let mut config = client_config(target)?;
     // This connection mostly waits: TCP keepalives find a dead peer in about a minute.
     config.keepalives_idle(Duration::from_secs(30));
-    let client = match target.tls {
-        PgTls::Off => {
-            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            let (client, conn) = config.connect(NoTls).await?;
-            tokio::spawn(forward_notices(conn, notices));
-            client
-        }
-        PgTls::Verified => {
-            config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
-            let (client, conn) = config.connect(tls).await?;
-            tokio::spawn(forward_notices(conn, notices));
-            client
-        }
-    };
+    let tls = tls_for(target, &mut config)?;
+    let (client, _) = connect_driven(&config, tls.as_ref(), Some(notices)).await?;
     Ok(client)
 }
 
@@ -675,26 +644,60 @@ pub(super) async fn connect_dedicated(
 ) -> Result<Client> {
     let mut config = client_config(target)?;
     tune(&mut config);
-    let client = match target.tls {
+    let tls = tls_for(target, &mut config)?;
+    let (client, _) = connect_driven(&config, tls.as_ref(), None).await?;
+    Ok(client)
+}
+
+/// `config`'s SSL mode set to `target`'s TLS rule (plain, or TLS with the certificate
+/// verified), and the connector that verifies when it is TLS: every connection's one rule.
+fn tls_for(
+    target: &PgTarget,
+    config: &mut tokio_postgres::Config,
+) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>> {
+    Ok(match target.tls {
         PgTls::Off => {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            let (client, conn) = config.connect(NoTls).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            client
+            None
         }
         PgTls::Verified => {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
-            let (client, conn) = config.connect(tls).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            client
+            Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?))
         }
-    };
-    Ok(client)
+    })
+}
+
+/// Connects with `config` (over `tls` when given; see [`tls_for`]) and drives the connection
+/// on a task of its own, handing each notification's payload to `notices` when given.
+async fn connect_driven(
+    config: &tokio_postgres::Config,
+    tls: Option<&tokio_postgres_rustls::MakeRustlsConnect>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) -> Connected {
+    Ok(match tls {
+        None => {
+            let (client, conn) = config.connect(NoTls).await?;
+            (client, tokio::spawn(drive(conn, notices)))
+        }
+        Some(tls) => {
+            let (client, conn) = config.connect(tls.clone()).await?;
+            (client, tokio::spawn(drive(conn, notices)))
+        }
+    })
+}
+
+/// Drives a connection until it ends, forwarding its notifications when asked.
+async fn drive<S, T>(
+    conn: tokio_postgres::Connection<S, T>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match notices {
+        Some(notices) => forward_notices(conn, notices).await,
+        None => drop(conn.await),
+    }
 }
 
 /// Drives a connection and hands on each notification's payload until it ends.
