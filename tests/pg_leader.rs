@@ -265,6 +265,19 @@ impl Node {
     }
 }
 
+/// On a fresh database and local exchange: a leader that has reconciled, and a standby beside
+/// it.
+fn leader_and_standby() -> (pg_support::PgDatabase, CliExchange, Node, Node) {
+    let db = pg_support::PgDatabase::new();
+    let ex = exchange();
+    let a = Node::start(&ex, &db.url());
+    a.wait_role(&ex, "leader", Duration::from_secs(60));
+    a.wait_ready(&ex);
+    let b = Node::start(&ex, &db.url());
+    assert_eq!(b.role(&ex).as_deref(), Some("standby"));
+    (db, ex, a, b)
+}
+
 /// `crbot --home HOME --mode sim` on `database_url`, aimed at the local exchange.
 fn crbot(ex: &CliExchange, database_url: &str, home: &std::path::Path) -> std::process::Command {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("crbot"));
@@ -332,8 +345,6 @@ fn http(ex: &CliExchange, method: &str, url: &str, body: Option<&Value>) -> (u16
     })
 }
 
-/// The exchange's orders on the symbols the tests trade (`allOrders`, signed as Binance
-/// documents).
 /// How many of the account's orders the exchange still has open.
 fn open_on_exchange(ex: &CliExchange) -> usize {
     exchange_orders(ex)
@@ -342,6 +353,8 @@ fn open_on_exchange(ex: &CliExchange) -> usize {
         .count()
 }
 
+/// The exchange's orders on the symbols the tests trade (`allOrders`, signed as Binance
+/// documents).
 fn exchange_orders(ex: &CliExchange) -> Vec<Value> {
     use hmac::{Hmac, KeyInit, Mac};
     let mut all = Vec::new();
@@ -438,13 +451,7 @@ fn assert_agree(ex: &CliExchange, db: &pg_support::PgDatabase) {
 
 #[test]
 fn the_standby_refuses_trades_naming_the_leader_and_takes_over_within_10_s_of_a_kill_9() {
-    let db = pg_support::PgDatabase::new();
-    let ex = exchange();
-    let mut a = Node::start(&ex, &db.url());
-    a.wait_role(&ex, "leader", Duration::from_secs(60));
-    a.wait_ready(&ex);
-    let b = Node::start(&ex, &db.url());
-    assert_eq!(b.role(&ex).as_deref(), Some("standby"));
+    let (db, ex, mut a, b) = leader_and_standby();
     let said = b
         .lines
         .recv_timeout(Duration::from_secs(10))
@@ -538,13 +545,7 @@ fn the_standby_refuses_trades_naming_the_leader_and_takes_over_within_10_s_of_a_
 
 #[test]
 fn a_leader_killed_right_after_an_order_loses_no_fill_and_sends_nothing_twice() {
-    let db = pg_support::PgDatabase::new();
-    let ex = exchange();
-    let mut a = Node::start(&ex, &db.url());
-    a.wait_role(&ex, "leader", Duration::from_secs(60));
-    a.wait_ready(&ex);
-    let b = Node::start(&ex, &db.url());
-    assert_eq!(b.role(&ex).as_deref(), Some("standby"));
+    let (db, ex, mut a, b) = leader_and_standby();
     // The order goes; the leader dies while it is under way (its answer, its fill, its
     // protective OCO may or may not have been handled).
     let url = format!("{}/api/orders", a.base);
