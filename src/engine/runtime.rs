@@ -161,7 +161,7 @@ impl Runtime {
     ) {
         let watchlist = core.state.watchlist.clone();
         let mode = core.state.mode;
-        let (_listener, mut notices) = listen_for_state_changes(&core);
+        let (listener, mut notices) = listen_for_state_changes(&core);
         let mut engine = Engine::new(core, auto_flatten, vault, now_ms());
         if secrets.is_some() {
             engine.refetch_keys_on_rearm();
@@ -244,6 +244,10 @@ impl Runtime {
         if let Some(task) = delivery {
             alerts_stop.cancel();
             flush_alerts(task, &mut answer_rx, &mut exec, &mut engine).await;
+        }
+        if let Some(listener) = listener {
+            // Dropping it joins the listener's thread: a blocking wait, kept off this loop's.
+            let _ = tokio::task::spawn_blocking(move || drop(listener)).await;
         }
         tracing::info!("console closed; open orders stay on the exchange");
     }
