@@ -106,7 +106,8 @@ impl Engine {
         }
     }
 
-    fn sym(&self, symbol: &str) -> Result<&SymbolMarket, ApiError> {
+    /// The symbol's market, or the "Invalid symbol." answer.
+    pub(crate) fn sym(&self, symbol: &str) -> Result<&SymbolMarket, ApiError> {
         self.market.get(symbol).ok_or_else(ApiError::bad_symbol)
     }
 
