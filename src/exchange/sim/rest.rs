@@ -654,17 +654,10 @@ fn depth(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     // The book is the synthetic one plus the account's own resting orders (an iceberg shows
     // its visible part only).
     let (own_bids, own_asks) = e.own_levels(symbol);
-    let side = |book: &[(Decimal, Decimal)], own: &[(Decimal, Decimal)], bids: bool| -> Vec<Value> {
-        engine::merge_levels(book, own, bids)
-            .into_iter()
-            .take(limit)
-            .map(|(px, q)| json!([s8(px), s8(q)]))
-            .collect()
-    };
     Ok(json!({
         "lastUpdateId": m.update_id,
-        "bids": side(&m.bids, &own_bids, true),
-        "asks": side(&m.asks, &own_asks, false)
+        "bids": engine::depth_side(&m.bids, &own_bids, true, limit),
+        "asks": engine::depth_side(&m.asks, &own_asks, false, limit)
     }))
 }
 
