@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::super::market::SymbolSpec;
 use super::matching::would_trigger;
-use super::validate::{parse_side, parse_stp_mode, parse_time_in_force};
+use super::validate::{check_iceberg, parse_side, parse_stp_mode, parse_time_in_force};
 use super::{
     ApiError, ContingencyType, Engine, ExecType, ListOrderStatus, ListStatusType, NewOrder, OrderList,
     OrderStatus, OrderType, Params, RespType, Side, SimOrder, TimeInForce, check_client_id,
@@ -332,23 +332,15 @@ fn oco_leg(
         Some(tif) if t.is_stop_limit() => Some(parse_time_in_force(tif)?),
         _ => None,
     };
-    // An iceberg leg rests at a limit price, with GTC when it takes a time in force.
-    if iceberg_qty.is_some() {
-        if !t.is_limit_like() {
-            return Err(ApiError::rejected("Unsupported order combination"));
-        }
-        if time_in_force.is_some_and(|x| x != TimeInForce::Gtc) {
-            return Err(ApiError::bad(
-                -1160,
-                format!(
-                    "Parameter '{prefix}IcebergQty' is not supported if '{prefix}TimeInForce' is not GTC."
-                ),
-            ));
-        }
-        if iceberg_qty >= Some(qty) {
-            return Err(ApiError::rejected("IcebergQty exceeds QTY."));
-        }
+    // An iceberg leg follows a new order's rules, but a leg's time in force other than GTC
+    // (only a stop-limit leg, limit-like, takes one) has its own error.
+    if iceberg_qty.is_some() && time_in_force.is_some_and(|x| x != TimeInForce::Gtc) {
+        return Err(ApiError::bad(
+            -1160,
+            format!("Parameter '{prefix}IcebergQty' is not supported if '{prefix}TimeInForce' is not GTC."),
+        ));
     }
+    check_iceberg(t, time_in_force, Some(qty), iceberg_qty)?;
     Ok(NewOrder {
         symbol: symbol.to_string(),
         side,
