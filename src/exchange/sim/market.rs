@@ -1144,7 +1144,10 @@ mod tests {
     #[test]
     fn later_outside_quotes_leave_the_history_of_the_first_ones_as_it_was() {
         let mut m = Market::new(2, Decimal::ONE, 1_700_000_000_000);
-        super::super::paper::await_real_prices(&mut m);
+        // Unpriced, as the paper exchange starts a symbol (`paper::await_real_prices`).
+        let btc = m.symbols.iter_mut().find(|s| s.spec.symbol == "BTCUSDT").unwrap();
+        (btc.mid, btc.last_price) = (Decimal::ZERO, Decimal::ZERO);
+        btc.candles.clear();
         let q = |x: i64| (Decimal::from(x), Decimal::ONE);
         let t = 1_700_000_040_000;
         m.set_quote("BTCUSDT", q(64_000), q(64_002), t).unwrap();
