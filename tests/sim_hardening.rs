@@ -9,7 +9,7 @@ mod client;
 
 use std::time::Duration;
 
-use client::{Client, Resp, hmac_hex, now_ms, start, still_config, wait_until};
+use client::{Client, Resp, now_ms, start, still_config, wait_until, ws_sign};
 use crbot::exchange::sim::{SimConfig, SimHandle};
 use futures_util::{SinkExt, StreamExt};
 use rust_decimal::Decimal;
@@ -64,18 +64,7 @@ async fn ws_next(ws: &mut Ws, id: &str) -> Value {
 async fn ws_signed(ws: &mut Ws, c: &Client, id: &str, method: &str, params: Value) -> Value {
     let mut p = params.as_object().cloned().unwrap();
     p.insert("apiKey".into(), json!(c.key));
-    let mut keys: Vec<&String> = p.keys().collect();
-    keys.sort();
-    let payload = keys
-        .iter()
-        .map(|k| match &p[k.as_str()] {
-            Value::String(s) => format!("{k}={s}"),
-            o => format!("{k}={o}"),
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    let sig = hmac_hex(&c.secret, &payload);
-    p.insert("signature".into(), json!(sig));
+    ws_sign(&c.secret, &mut p);
     let req = json!({"id": id, "method": method, "params": p});
     ws.send(Message::Text(req.to_string().into())).await.unwrap();
     ws_next(ws, id).await

@@ -44,6 +44,26 @@ async fn best_ask(c: &Client) -> Decimal {
     dec(&book["asks"][0][0])
 }
 
+/// A GTC sell of 0.05 at the best ask that shows 0.02 at a time: the best ask, what the
+/// synthetic book showed there before it, and the answer.
+async fn iceberg_sell_at_ask(c: &Client) -> (Decimal, Decimal, Value) {
+    let a = best_ask(c).await;
+    let synthetic = shown(c, "asks", a).await;
+    let r = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "SELL"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.05"),
+            ("price", &a.to_string()),
+            ("icebergQty", "0.02"),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    (a, synthetic, r.body)
+}
+
 #[tokio::test]
 async fn exchange_info_allows_icebergs_and_lists_the_iceberg_parts_filter() {
     let (h, c) = setup().await;
@@ -66,22 +86,9 @@ async fn exchange_info_allows_icebergs_and_lists_the_iceberg_parts_filter() {
 #[tokio::test]
 async fn only_the_visible_part_is_in_the_book_and_it_refills_as_it_trades() {
     let (h, c) = setup().await;
-    let a = best_ask(&c).await;
-    let synthetic = shown(&c, "asks", a).await;
-    let r = c
-        .order(&[
-            ("symbol", "BTCUSDT"),
-            ("side", "SELL"),
-            ("type", "LIMIT"),
-            ("timeInForce", "GTC"),
-            ("quantity", "0.05"),
-            ("price", &a.to_string()),
-            ("icebergQty", "0.02"),
-        ])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["icebergQty"], "0.02000000");
-    let id = r.body["orderId"].to_string();
+    let (a, synthetic, r) = iceberg_sell_at_ask(&c).await;
+    assert_eq!(r["icebergQty"], "0.02000000");
+    let id = r["orderId"].to_string();
     assert_eq!(shown(&c, "asks", a).await, synthetic + d("0.02"));
     // The whole order is locked, not only the visible part.
     assert_eq!(c.balance("BTC").await.1, d("0.05"));
@@ -227,20 +234,7 @@ async fn an_oco_leg_may_be_an_iceberg_with_gtc_only() {
 async fn the_partial_depth_stream_shows_the_visible_part_too() {
     use futures_util::StreamExt;
     let (h, c) = setup().await;
-    let a = best_ask(&c).await;
-    let synthetic = shown(&c, "asks", a).await;
-    let r = c
-        .order(&[
-            ("symbol", "BTCUSDT"),
-            ("side", "SELL"),
-            ("type", "LIMIT"),
-            ("timeInForce", "GTC"),
-            ("quantity", "0.05"),
-            ("price", &a.to_string()),
-            ("icebergQty", "0.02"),
-        ])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    let (a, synthetic, _) = iceberg_sell_at_ask(&c).await;
     let url = format!("{}/ws/btcusdt@depth5@100ms", h.ws_url());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let frame = loop {

@@ -378,7 +378,8 @@ async fn paper_source_drives_the_book_from_another_exchange() {
     })
     .await;
     assert!(same);
-    // The synthetic history was rescaled to the outside level (ETH starts near 3380 here).
+    // The average price is the outside quotes' only: the paper exchange starts unpriced, with
+    // none of the synthetic history (ETH starts near 3380 there).
     let avg = dec(&down
         .public("/api/v3/avgPrice", &[("symbol", "ETHUSDT")])
         .await

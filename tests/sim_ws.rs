@@ -7,7 +7,7 @@ mod client;
 
 use std::time::Duration;
 
-use client::{Client, hmac_hex, now_ms, start, still_config};
+use client::{Client, now_ms, start, still_config, ws_sign};
 use crbot::exchange::sim::SimConfig;
 use futures_util::{SinkExt, StreamExt};
 use rust_decimal::Decimal;
@@ -237,24 +237,6 @@ async fn shutdown_sends_server_shutdown_on_streams() {
 }
 
 // ------------------------------------------------------------------ WebSocket API
-
-fn ws_sign(secret: &str, params: &mut serde_json::Map<String, Value>) {
-    let mut keys: Vec<&String> = params.keys().collect();
-    keys.sort();
-    let payload = keys
-        .iter()
-        .map(|k| {
-            let v = match &params[k.as_str()] {
-                Value::String(s) => s.clone(),
-                o => o.to_string(),
-            };
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    let sig = hmac_hex(secret, &payload);
-    params.insert("signature".into(), Value::String(sig));
-}
 
 async fn api_call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Value {
     let req = json!({"id": id, "method": method, "params": params});

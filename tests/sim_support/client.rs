@@ -34,6 +34,25 @@ pub fn hmac_hex(secret: &str, payload: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// Signs WebSocket API parameters (with `signature`): HMAC-SHA256 over `k=v` sorted by name.
+pub fn ws_sign(secret: &str, params: &mut serde_json::Map<String, Value>) {
+    let mut keys: Vec<&String> = params.keys().collect();
+    keys.sort();
+    let payload = keys
+        .iter()
+        .map(|k| {
+            let v = match &params[k.as_str()] {
+                Value::String(s) => s.clone(),
+                o => o.to_string(),
+            };
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let sig = hmac_hex(secret, &payload);
+    params.insert("signature".into(), Value::String(sig));
+}
+
 pub fn encode(params: &[(&str, &str)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {

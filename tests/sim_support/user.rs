@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::client::{hmac_hex, now_ms};
+use super::client::{now_ms, ws_sign};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -18,25 +18,6 @@ pub struct UserEvents {
     key: String,
     secret: String,
     seen: Vec<Value>,
-}
-
-/// Signs WebSocket API parameters: HMAC-SHA256 over `k=v` sorted by name.
-pub fn ws_sign(secret: &str, params: &mut serde_json::Map<String, Value>) {
-    let mut keys: Vec<&String> = params.keys().collect();
-    keys.sort();
-    let payload = keys
-        .iter()
-        .map(|k| {
-            let v = match &params[k.as_str()] {
-                Value::String(s) => s.clone(),
-                o => o.to_string(),
-            };
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    let sig = hmac_hex(secret, &payload);
-    params.insert("signature".into(), Value::String(sig));
 }
 
 impl UserEvents {

@@ -52,7 +52,7 @@ pub use kinds::{
 };
 pub use reports::{cancel_json, execution_json, order_json, result_json, trade_json};
 pub use request::{ApiError, Params, check_client_id};
-pub use selftrade::{Levels, merge_levels, prevented_json};
+pub use selftrade::{Levels, depth_side, prevented_json};
 pub use validate::{
     ALLOWED_STP_MODES, DEFAULT_STP_MODE, ICEBERG_PARTS, MAX_TRAILING_DELTA, MIN_TRAILING_DELTA, NewOrder,
 };
@@ -106,7 +106,8 @@ impl Engine {
         }
     }
 
-    fn sym(&self, symbol: &str) -> Result<&SymbolMarket, ApiError> {
+    /// The symbol's market, or the "Invalid symbol." answer.
+    pub(crate) fn sym(&self, symbol: &str) -> Result<&SymbolMarket, ApiError> {
         self.market.get(symbol).ok_or_else(ApiError::bad_symbol)
     }
 

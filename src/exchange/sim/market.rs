@@ -512,31 +512,18 @@ impl Market {
     ) -> Option<Vec<MarketEvent>> {
         let rng = &mut self.rng;
         let m = self.symbols.iter_mut().find(|s| s.spec.symbol == symbol)?;
-        // An outside quote is input too: outside (0, maxPrice] it would overflow the mid,
-        // the history rescale or the book, so it is ignored like a crossed one.
+        // An outside quote is input too: outside (0, maxPrice] it would overflow the mid or
+        // the book, so it is ignored like a crossed one.
         let max = m.spec.max_price();
         if bid.0 <= Decimal::ZERO || ask.0 < bid.0 || ask.0 > max {
             return None;
         }
         let old_bids = m.bids.clone();
         let old_asks = m.asks.clone();
-        let new_mid = (bid.0 + ask.0) / Decimal::TWO;
-        if !m.quoted && !m.mid.is_zero() {
-            // First outside quote: rescale the synthetic history so charts and the average
-            // price (PERCENT_PRICE_BY_SIDE, NOTIONAL) start from the real level.
-            m.quoted = true;
-            let ratio = new_mid / m.mid;
-            let tick = m.spec.tick;
-            for c in m.candles.iter_mut() {
-                c.open = round_tick(c.open * ratio, tick);
-                c.high = round_tick(c.high * ratio, tick);
-                c.low = round_tick(c.low * ratio, tick);
-                c.close = round_tick(c.close * ratio, tick);
-                c.quote_volume *= ratio;
-                c.taker_buy_quote *= ratio;
-            }
-        }
-        m.mid = new_mid;
+        // The history is the real quotes' only: the paper exchange starts a symbol unpriced
+        // (`paper::await_real_prices`), with no synthetic history to bring to this level.
+        m.quoted = true;
+        m.mid = (bid.0 + ask.0) / Decimal::TWO;
         m.rebuild_book(rng);
         // The outside top of book replaces the synthetic one (levels behind it stay synthetic).
         m.bids.retain(|(p, _)| *p < bid.0);
@@ -1152,6 +1139,23 @@ mod tests {
             "crossed quotes are ignored"
         );
         m.step(1_700_000_000_750);
+    }
+
+    #[test]
+    fn later_outside_quotes_leave_the_history_of_the_first_ones_as_it_was() {
+        let mut m = Market::new(2, Decimal::ONE, 1_700_000_000_000);
+        // Unpriced, as the paper exchange starts a symbol (`paper::await_real_prices`).
+        let btc = m.symbols.iter_mut().find(|s| s.spec.symbol == "BTCUSDT").unwrap();
+        (btc.mid, btc.last_price) = (Decimal::ZERO, Decimal::ZERO);
+        btc.candles.clear();
+        let q = |x: i64| (Decimal::from(x), Decimal::ONE);
+        let t = 1_700_000_040_000;
+        m.set_quote("BTCUSDT", q(64_000), q(64_002), t).unwrap();
+        m.set_quote("BTCUSDT", q(65_000), q(65_002), t + 250).unwrap();
+        let c = m.get("BTCUSDT").unwrap().candles.back().unwrap().clone();
+        let first = Decimal::from(64_001);
+        assert_eq!((c.open, c.high, c.low, c.close), (first, first, first, first));
+        assert_eq!(m.get("BTCUSDT").unwrap().mid, Decimal::from(65_001));
     }
 
     #[test]

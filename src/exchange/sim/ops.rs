@@ -1,6 +1,7 @@
 //! The operations the REST API and the WebSocket API both serve: request bounds, the
 //! authentication of a signed request, and the order operations (place, test, query, cancel,
-//! cancel all, open orders) with their order-rate count and event publishing.
+//! cancel all, open orders, order lists) with their order-rate count and event publishing, and
+//! the paging rules of the history queries (`limit`, `fromId`, a time range).
 //!
 //! Owns: what those operations do once a transport has decoded the parameters. Must not: know
 //! a transport (HTTP headers, WebSocket envelopes, response codes are `rest`'s and `ws`'s), or
@@ -310,21 +311,8 @@ pub(crate) fn op_all_lists(shared: &Shared, p: &Params) -> Result<Value, ApiErro
     let from_id = p.int("fromId")?;
     let start = p.int("startTime")?;
     let end = p.int("endTime")?;
-    if from_id.is_some() && (start.is_some() || end.is_some()) {
-        return Err(ApiError::bad(
-            -1128,
-            "Combination of optional parameters invalid.",
-        ));
-    }
-    if let (Some(s), Some(x)) = (start, end)
-        && x.checked_sub(s).is_none_or(|d| d > 86_400_000)
-    {
-        return Err(ApiError::bad(
-            -1127,
-            "More than 24 hours between startTime and endTime.",
-        ));
-    }
-    let limit = p.int("limit")?.unwrap_or(500).clamp(1, 1000) as usize;
+    check_from_id_or_time_range(from_id, start, end)?;
+    let limit = limit_param(p, 500, 1000)?;
     let e = shared.engine();
     let rows: Vec<i64> = e
         .account
@@ -336,14 +324,11 @@ pub(crate) fn op_all_lists(shared: &Shared, p: &Params) -> Result<Value, ApiErro
         })
         .map(|l| l.order_list_id)
         .collect();
-    let rows: Vec<i64> = if from_id.is_some() || start.is_some() {
-        rows.into_iter().take(limit).collect()
-    } else {
-        let skip = rows.len().saturating_sub(limit);
-        rows.into_iter().skip(skip).collect()
-    };
     Ok(Value::Array(
-        rows.into_iter().map(|id| e.list_json(id, false, None)).collect(),
+        window(rows, from_id.is_some() || start.is_some(), limit)
+            .into_iter()
+            .map(|id| e.list_json(id, false, None))
+            .collect(),
     ))
 }
 
@@ -353,9 +338,7 @@ pub(crate) fn op_all_lists(shared: &Shared, p: &Params) -> Result<Value, ApiErro
 pub(crate) fn op_prevented_matches(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let symbol = p.req("symbol")?;
     let e = shared.engine();
-    if e.market.get(symbol).is_none() {
-        return Err(ApiError::bad_symbol());
-    }
+    e.sym(symbol)?;
     let by_match = p.int("preventedMatchId")?;
     let by_order = p.int("orderId")?;
     let from = p.int("fromPreventedMatchId")?;
@@ -386,4 +369,53 @@ pub(crate) fn op_prevented_matches(shared: &Shared, p: &Params) -> Result<Value,
         }
     };
     Ok(Value::Array(picked))
+}
+
+// -------------------------------------------------------------------- paging of queries
+
+/// `limit`: `default` when absent, brought into 1..=`max`.
+pub(crate) fn limit_param(p: &Params, default: i64, max: i64) -> Result<usize, ApiError> {
+    let l = p.int("limit")?.unwrap_or(default);
+    Ok(l.clamp(1, max) as usize)
+}
+
+/// Queries of the account's history look at most 24 hours at a time. The distance is checked,
+/// not computed blindly: `endTime - startTime` of two hostile `i64`s overflows, and a range
+/// whose length does not fit in an `i64` is longer than a day.
+pub(crate) fn check_time_range(start: Option<i64>, end: Option<i64>) -> Result<(), ApiError> {
+    if let (Some(s), Some(x)) = (start, end)
+        && x.checked_sub(s).is_none_or(|d| d > 86_400_000)
+    {
+        return Err(ApiError::bad(
+            -1127,
+            "More than 24 hours between startTime and endTime.",
+        ));
+    }
+    Ok(())
+}
+
+/// A query pages either from an id (`fromId`) or by a time range, not both; the range as
+/// `check_time_range` has it.
+pub(crate) fn check_from_id_or_time_range(
+    from_id: Option<i64>,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Result<(), ApiError> {
+    if from_id.is_some() && (start.is_some() || end.is_some()) {
+        return Err(ApiError::bad(
+            -1128,
+            "Combination of optional parameters invalid.",
+        ));
+    }
+    check_time_range(start, end)
+}
+
+/// Time-range semantics of list endpoints: oldest first from a start, else the most recent.
+pub(crate) fn window<T>(rows: Vec<T>, from_start: bool, limit: usize) -> Vec<T> {
+    if from_start {
+        rows.into_iter().take(limit).collect()
+    } else {
+        let skip = rows.len().saturating_sub(limit);
+        rows.into_iter().skip(skip).collect()
+    }
 }

@@ -23,9 +23,10 @@ use super::engine::{self, ApiError, Params, order_json, trade_json};
 use super::limits::Refusal;
 use super::market::{self, kline_row, klines, s8};
 use super::ops::{
-    ListKind, MAX_PARAMS, authenticate, op_all_lists, op_cancel, op_cancel_all, op_cancel_list,
-    op_cancel_replace, op_list_status, op_new_order, op_open_lists, op_open_orders, op_place_list,
-    op_prevented_matches, op_query_order, too_many_params,
+    ListKind, MAX_PARAMS, authenticate, check_from_id_or_time_range, check_time_range, limit_param,
+    op_all_lists, op_cancel, op_cancel_all, op_cancel_list, op_cancel_replace, op_list_status, op_new_order,
+    op_open_lists, op_open_orders, op_place_list, op_prevented_matches, op_query_order, too_many_params,
+    window,
 };
 use super::{Shared, SimKey, auth};
 
@@ -451,17 +452,10 @@ fn dispatch(
 
 // -------------------------------------------------------------------- order queries
 
-fn limit_param(p: &Params, default: i64, max: i64) -> Result<usize, ApiError> {
-    let l = p.int("limit")?.unwrap_or(default);
-    Ok(l.clamp(1, max) as usize)
-}
-
 fn all_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let symbol = p.req("symbol")?;
     let e = shared.engine();
-    if e.market.get(symbol).is_none() {
-        return Err(ApiError::bad_symbol());
-    }
+    e.sym(symbol)?;
     let from_id = p.int("orderId")?;
     let start = p.int("startTime")?;
     let end = p.int("endTime")?;
@@ -483,48 +477,15 @@ fn all_orders(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     ))
 }
 
-/// allOrders and myTrades look at most 24 hours at a time. The distance is checked, not
-/// computed blindly: `endTime - startTime` of two hostile `i64`s overflows, and a range whose
-/// length does not fit in an `i64` is longer than a day.
-fn check_time_range(start: Option<i64>, end: Option<i64>) -> Result<(), ApiError> {
-    if let (Some(s), Some(x)) = (start, end)
-        && x.checked_sub(s).is_none_or(|d| d > 86_400_000)
-    {
-        return Err(ApiError::bad(
-            -1127,
-            "More than 24 hours between startTime and endTime.",
-        ));
-    }
-    Ok(())
-}
-
-/// Time-range semantics of list endpoints: oldest first from a start, else the most recent.
-fn window<T>(rows: Vec<T>, from_start: bool, limit: usize) -> Vec<T> {
-    if from_start {
-        rows.into_iter().take(limit).collect()
-    } else {
-        let skip = rows.len().saturating_sub(limit);
-        rows.into_iter().skip(skip).collect()
-    }
-}
-
 fn my_trades(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let symbol = p.req("symbol")?;
     let e = shared.engine();
-    if e.market.get(symbol).is_none() {
-        return Err(ApiError::bad_symbol());
-    }
+    e.sym(symbol)?;
     let order_id = p.int("orderId")?;
     let from_id = p.int("fromId")?;
     let start = p.int("startTime")?;
     let end = p.int("endTime")?;
-    if from_id.is_some() && (start.is_some() || end.is_some()) {
-        return Err(ApiError::bad(
-            -1128,
-            "Combination of optional parameters invalid.",
-        ));
-    }
-    check_time_range(start, end)?;
+    check_from_id_or_time_range(from_id, start, end)?;
     let limit = limit_param(p, 500, 1000)?;
     let rows: Vec<&engine::MyTrade> = e
         .account
@@ -574,9 +535,7 @@ fn account(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
 fn commission(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let symbol = p.req("symbol")?;
     let e = shared.engine();
-    if e.market.get(symbol).is_none() {
-        return Err(ApiError::bad_symbol());
-    }
+    e.sym(symbol)?;
     let r = s8(e.commission_rate);
     let z = s8(Decimal::ZERO);
     Ok(json!({
@@ -691,21 +650,14 @@ fn depth(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let limit = limit_param(p, 100, 5000)?;
     let symbol = p.req("symbol")?;
     let e = shared.engine();
-    let m = e.market.get(symbol).ok_or_else(ApiError::bad_symbol)?;
+    let m = e.sym(symbol)?;
     // The book is the synthetic one plus the account's own resting orders (an iceberg shows
     // its visible part only).
     let (own_bids, own_asks) = e.own_levels(symbol);
-    let side = |book: &[(Decimal, Decimal)], own: &[(Decimal, Decimal)], bids: bool| -> Vec<Value> {
-        engine::merge_levels(book, own, bids)
-            .into_iter()
-            .take(limit)
-            .map(|(px, q)| json!([s8(px), s8(q)]))
-            .collect()
-    };
     Ok(json!({
         "lastUpdateId": m.update_id,
-        "bids": side(&m.bids, &own_bids, true),
-        "asks": side(&m.asks, &own_asks, false)
+        "bids": engine::depth_side(&m.bids, &own_bids, true, limit),
+        "asks": engine::depth_side(&m.asks, &own_asks, false, limit)
     }))
 }
 
@@ -716,7 +668,7 @@ fn get_klines(shared: &Shared, p: &Params) -> Result<Value, ApiError> {
     let limit = limit_param(p, 500, 1000)?;
     let symbol = p.req("symbol")?;
     let e = shared.engine();
-    let m = e.market.get(symbol).ok_or_else(ApiError::bad_symbol)?;
+    let m = e.sym(symbol)?;
     let rows = klines(m, &interval).ok_or_else(|| ApiError::bad(-1120, "Invalid interval."))?;
     let rows: Vec<_> = rows
         .into_iter()

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::engine::{ApiError, Levels, Params, merge_levels};
+use super::engine::{ApiError, Levels, Params, depth_side};
 use super::market::{self, Market, MarketEvent, SymbolMarket, klines, s8};
 use super::{Shared, auth, ops};
 
@@ -177,15 +177,8 @@ fn render_periodic(
                 .parse()
                 .ok()?;
             let (own_bids, own_asks) = own(s.spec.symbol);
-            let side = |v: &[(Decimal, Decimal)], mine: &[(Decimal, Decimal)], bids: bool| -> Vec<Value> {
-                merge_levels(v, mine, bids)
-                    .iter()
-                    .take(n)
-                    .map(|(p, q)| json!([s8(*p), s8(*q)]))
-                    .collect()
-            };
-            json!({"lastUpdateId": s.update_id, "bids": side(&s.bids, &own_bids, true),
-                   "asks": side(&s.asks, &own_asks, false)})
+            json!({"lastUpdateId": s.update_id, "bids": depth_side(&s.bids, &own_bids, true, n),
+                   "asks": depth_side(&s.asks, &own_asks, false, n)})
         }
         k => {
             let interval = k.strip_prefix("kline_")?;

@@ -13,8 +13,8 @@ use serde_json::json;
 
 use super::super::market::s8;
 use super::{
-    ApiError, ContingencyType, Engine, ListOrderStatus, ListStatusType, OrderStatus, OrderType, Side,
-    StpMode, TimeInForce,
+    ApiError, ContingencyType, Engine, ListOrderStatus, ListStatusType, NewOrder, OrderStatus, OrderType,
+    Side, StpMode, TimeInForce,
 };
 
 /// The largest free balance a deposit may produce (10^20, the largest integer part a decimal
@@ -82,6 +82,51 @@ fn minus_one() -> i64 {
 }
 
 impl SimOrder {
+    /// A request as a new order on the book (`NEW`; a stop waits, untriggered, with no working
+    /// time) holding nothing yet: the caller sets its lock, or its list's.
+    pub(super) fn placed(
+        o: &NewOrder,
+        order_id: u64,
+        order_list_id: i64,
+        client_order_id: String,
+        now: i64,
+    ) -> Self {
+        let untriggered = o.order_type.is_stop();
+        SimOrder {
+            symbol: o.symbol.clone(),
+            order_id,
+            order_list_id,
+            client_order_id,
+            price: o.price.unwrap_or_default(),
+            orig_qty: o.quantity.unwrap_or_default(),
+            executed_qty: Decimal::ZERO,
+            cum_quote: Decimal::ZERO,
+            status: OrderStatus::New,
+            time_in_force: o.time_in_force.unwrap_or(TimeInForce::Gtc),
+            order_type: o.order_type,
+            side: o.side,
+            stop_price: o.stop_price.unwrap_or_default(),
+            orig_quote_qty: o.quote_qty.unwrap_or_default(),
+            time: now,
+            update_time: now,
+            working_time: if untriggered { -1 } else { now },
+            is_working: !untriggered,
+            lock_asset: String::new(),
+            locked_left: Decimal::ZERO,
+            lock_price: Decimal::ZERO,
+            lock_from: None,
+            expiry_reason: None,
+            trailing_delta: o.trailing_delta,
+            trailing_time: -1,
+            trailing_extreme: None,
+            iceberg_qty: o.iceberg_qty,
+            stp_mode: o.stp_mode,
+            meets_own: o.meets_own,
+            prevented_match_id: None,
+            prevented_qty: Decimal::ZERO,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.status.is_open()
     }

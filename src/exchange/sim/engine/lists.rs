@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::super::market::SymbolSpec;
 use super::matching::would_trigger;
-use super::validate::{parse_side, parse_stp_mode, parse_time_in_force};
+use super::validate::{check_iceberg, parse_side, parse_stp_mode, parse_time_in_force};
 use super::{
     ApiError, ContingencyType, Engine, ExecType, ListOrderStatus, ListStatusType, NewOrder, OrderList,
     OrderStatus, OrderType, Params, RespType, Side, SimOrder, TimeInForce, check_client_id,
@@ -133,55 +133,18 @@ impl Engine {
         if self.balance(&lock_asset).free < lock_amount {
             return Err(ApiError::insufficient());
         }
-        let list_id = self.account.next_list_id;
-        self.account.next_list_id += 1;
-        let list_client_id = match p.get("listClientOrderId") {
-            Some(c) => c.to_string(),
-            None => self.gen_client_id(now),
-        };
+        let (list_id, list_client_id) = self.next_list_id(p, now);
         let mut ids = Vec::new();
         // Below leg first, as Binance lists the stop leg first for a sell OCO.
         for (i, o) in [below, above].into_iter().enumerate() {
-            let id = self.account.next_order_id;
-            self.account.next_order_id += 1;
-            let cid = match &o.client_order_id {
-                Some(c) => c.clone(),
-                None => self.gen_client_id(now),
-            };
-            let untriggered = o.order_type.is_stop();
-            let first = ids.first().copied();
+            let (id, cid) = self.next_order_id(o, now);
             let order = SimOrder {
-                symbol: o.symbol.clone(),
-                order_id: id,
-                order_list_id: list_id,
-                client_order_id: cid,
-                price: o.price.unwrap_or_default(),
                 orig_qty: qty,
-                executed_qty: Decimal::ZERO,
-                cum_quote: Decimal::ZERO,
-                status: OrderStatus::New,
-                time_in_force: o.time_in_force.unwrap_or(TimeInForce::Gtc),
-                order_type: o.order_type,
-                side: o.side,
-                stop_price: o.stop_price.unwrap_or_default(),
-                orig_quote_qty: Decimal::ZERO,
-                time: now,
-                update_time: now,
-                working_time: if untriggered { -1 } else { now },
-                is_working: !untriggered,
                 lock_asset: if i == 0 { lock_asset.clone() } else { String::new() },
                 locked_left: if i == 0 { lock_amount } else { Decimal::ZERO },
                 lock_price,
-                lock_from: first,
-                expiry_reason: None,
-                trailing_delta: None,
-                trailing_time: -1,
-                trailing_extreme: None,
-                iceberg_qty: o.iceberg_qty,
-                stp_mode: o.stp_mode,
-                meets_own: o.meets_own,
-                prevented_match_id: None,
-                prevented_qty: Decimal::ZERO,
+                lock_from: ids.first().copied(),
+                ..SimOrder::placed(o, id, list_id, cid, now)
             };
             self.account.orders.insert(id, order);
             ids.push(id);
@@ -189,26 +152,70 @@ impl Engine {
         let b = self.bal_mut(&lock_asset);
         b.free -= lock_amount;
         b.locked += lock_amount;
+        self.open_list(
+            list_id,
+            list_client_id,
+            &oco.symbol,
+            ids,
+            ContingencyType::Oco,
+            now,
+        );
+        self.account_position(&oco.spec, now);
+        let out = self.list_json(list_id, true, None);
+        Ok(out)
+    }
+
+    /// A new list's id, and its client id: `listClientOrderId`, else a generated one.
+    pub(super) fn next_list_id(&mut self, p: &Params, now: i64) -> (i64, String) {
+        let list_id = self.account.next_list_id;
+        self.account.next_list_id += 1;
+        let client_id = match p.get("listClientOrderId") {
+            Some(c) => c.to_string(),
+            None => self.gen_client_id(now),
+        };
+        (list_id, client_id)
+    }
+
+    /// A new order's id, and its client id: the request's, else a generated one.
+    pub(super) fn next_order_id(&mut self, o: &NewOrder, now: i64) -> (u64, String) {
+        let id = self.account.next_order_id;
+        self.account.next_order_id += 1;
+        let client_id = match &o.client_order_id {
+            Some(c) => c.clone(),
+            None => self.gen_client_id(now),
+        };
+        (id, client_id)
+    }
+
+    /// Records a new list of orders already recorded (`ids`, in the list's order) and tells
+    /// the user-data stream: each order's NEW report, then the list's status.
+    pub(super) fn open_list(
+        &mut self,
+        list_id: i64,
+        list_client_order_id: String,
+        symbol: &str,
+        ids: Vec<u64>,
+        contingency: ContingencyType,
+        now: i64,
+    ) {
+        let reports = ids.clone();
         self.account.lists.insert(
             list_id,
             OrderList {
                 order_list_id: list_id,
-                list_client_order_id: list_client_id,
-                symbol: oco.symbol.clone(),
+                list_client_order_id,
+                symbol: symbol.to_string(),
                 list_status_type: ListStatusType::ExecStarted,
                 list_order_status: ListOrderStatus::Executing,
                 transaction_time: now,
-                order_ids: ids.clone(),
-                contingency: ContingencyType::Oco,
+                order_ids: ids,
+                contingency,
             },
         );
-        for id in &ids {
-            self.execution_report(*id, ExecType::New, None, now);
+        for id in reports {
+            self.execution_report(id, ExecType::New, None, now);
         }
         self.list_status_event(list_id, now);
-        self.account_position(&oco.spec, now);
-        let out = self.list_json(list_id, true, None);
-        Ok(out)
     }
 
     /// The checks of an OCO request before any balance is looked at, in Binance's order:
@@ -325,23 +332,15 @@ fn oco_leg(
         Some(tif) if t.is_stop_limit() => Some(parse_time_in_force(tif)?),
         _ => None,
     };
-    // An iceberg leg rests at a limit price, with GTC when it takes a time in force.
-    if iceberg_qty.is_some() {
-        if !t.is_limit_like() {
-            return Err(ApiError::rejected("Unsupported order combination"));
-        }
-        if time_in_force.is_some_and(|x| x != TimeInForce::Gtc) {
-            return Err(ApiError::bad(
-                -1160,
-                format!(
-                    "Parameter '{prefix}IcebergQty' is not supported if '{prefix}TimeInForce' is not GTC."
-                ),
-            ));
-        }
-        if iceberg_qty >= Some(qty) {
-            return Err(ApiError::rejected("IcebergQty exceeds QTY."));
-        }
+    // An iceberg leg follows a new order's rules, but a leg's time in force other than GTC
+    // (only a stop-limit leg, limit-like, takes one) has its own error.
+    if iceberg_qty.is_some() && time_in_force.is_some_and(|x| x != TimeInForce::Gtc) {
+        return Err(ApiError::bad(
+            -1160,
+            format!("Parameter '{prefix}IcebergQty' is not supported if '{prefix}TimeInForce' is not GTC."),
+        ));
     }
+    check_iceberg(t, time_in_force, Some(qty), iceberg_qty)?;
     Ok(NewOrder {
         symbol: symbol.to_string(),
         side,

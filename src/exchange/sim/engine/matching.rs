@@ -161,39 +161,9 @@ impl Engine {
         }
         let order_id = self.account.next_order_id;
         self.account.next_order_id += 1;
-        let untriggered = t.is_stop();
         let mut order = SimOrder {
-            symbol: o.symbol.clone(),
-            order_id,
-            order_list_id: -1,
-            client_order_id: client_id,
-            price: o.price.unwrap_or(Decimal::ZERO),
-            orig_qty: o.quantity.unwrap_or(Decimal::ZERO),
-            executed_qty: Decimal::ZERO,
-            cum_quote: Decimal::ZERO,
-            status: OrderStatus::New,
-            time_in_force: o.time_in_force.unwrap_or(TimeInForce::Gtc),
-            order_type: o.order_type,
-            side: o.side,
-            stop_price: o.stop_price.unwrap_or(Decimal::ZERO),
-            orig_quote_qty: o.quote_qty.unwrap_or(Decimal::ZERO),
-            time: now,
-            update_time: now,
-            working_time: if untriggered { -1 } else { now },
-            is_working: !untriggered,
-            lock_asset: String::new(),
-            locked_left: Decimal::ZERO,
             lock_price,
-            lock_from: None,
-            expiry_reason: None,
-            trailing_delta: o.trailing_delta,
-            trailing_time: -1,
-            trailing_extreme: None,
-            iceberg_qty: o.iceberg_qty,
-            stp_mode: o.stp_mode,
-            meets_own: o.meets_own,
-            prevented_match_id: None,
-            prevented_qty: Decimal::ZERO,
+            ..SimOrder::placed(o, order_id, -1, client_id, now)
         };
         // Without a stop price a trailing stop tracks from the price at placement.
         if o.trailing_delta.is_some() && o.stop_price.is_none() {

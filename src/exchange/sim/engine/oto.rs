@@ -18,8 +18,8 @@ use serde_json::Value;
 use super::matching::would_trigger;
 use super::validate::parse_stp_mode;
 use super::{
-    ApiError, ContingencyType, Engine, ExecType, ListOrderStatus, ListStatusType, NewOrder, OrderList,
-    OrderStatus, OrderType, Params, Side, SimOrder, TimeInForce, check_client_id, result_json,
+    ApiError, ContingencyType, Engine, ExecType, NewOrder, OrderStatus, OrderType, Params, Side, SimOrder,
+    check_client_id, result_json,
 };
 
 /// A leg's parameter names: the new-order name, and the list's prefix for it.
@@ -175,23 +175,13 @@ impl Engine {
     /// `POST /api/v3/orderList/oto` (`otoco` false) and `/otoco`: the list's response.
     pub fn place_oto(&mut self, p: &Params, now: i64, otoco: bool) -> Result<Value, ApiError> {
         let req = self.parse_oto(p, otoco)?;
-        let list_id = self.account.next_list_id;
         // The working order is placed as any order (its checks, its lock); it runs against the
         // book only once the list exists, so that a fill can place the pending orders.
         let placed = self.place_parked(&req.working, now)?;
-        self.account.next_list_id += 1;
-        let list_client_id = match p.get("listClientOrderId") {
-            Some(c) => c.to_string(),
-            None => self.gen_client_id(now),
-        };
+        let (list_id, list_client_id) = self.next_list_id(p, now);
         let mut ids = vec![placed];
         for o in &req.pending {
-            let id = self.account.next_order_id;
-            self.account.next_order_id += 1;
-            let cid = match &o.client_order_id {
-                Some(c) => c.clone(),
-                None => self.gen_client_id(now),
-            };
+            let (id, cid) = self.next_order_id(o, now);
             self.account
                 .orders
                 .insert(id, pending_order(o, id, list_id, cid, now));
@@ -200,23 +190,8 @@ impl Engine {
         if let Some(w) = self.account.orders.get_mut(&placed) {
             w.order_list_id = list_id;
         }
-        self.account.lists.insert(
-            list_id,
-            OrderList {
-                order_list_id: list_id,
-                list_client_order_id: list_client_id,
-                symbol: req.working.symbol.clone(),
-                list_status_type: ListStatusType::ExecStarted,
-                list_order_status: ListOrderStatus::Executing,
-                transaction_time: now,
-                order_ids: ids.clone(),
-                contingency: ContingencyType::Oto,
-            },
-        );
-        for id in &ids {
-            self.execution_report(*id, ExecType::New, None, now);
-        }
-        self.list_status_event(list_id, now);
+        let symbol = &req.working.symbol;
+        self.open_list(list_id, list_client_id, symbol, ids, ContingencyType::Oto, now);
         // As Binance answers: the reports as placed (the pending orders PENDING_NEW), the
         // working order's after it met the book.
         let mut out = self.list_json(list_id, true, None);
@@ -374,39 +349,12 @@ fn buy_unit(o: &SimOrder, last: Decimal, tick: Decimal) -> Decimal {
     }
 }
 
-/// A pending order as placed with its list: `PENDING_NEW`, holding nothing yet.
+/// A pending order as placed with its list: `PENDING_NEW`, not working, holding nothing yet.
 fn pending_order(o: &NewOrder, id: u64, list_id: i64, cid: String, now: i64) -> SimOrder {
     SimOrder {
-        symbol: o.symbol.clone(),
-        order_id: id,
-        order_list_id: list_id,
-        client_order_id: cid,
-        price: o.price.unwrap_or_default(),
-        orig_qty: o.quantity.unwrap_or_default(),
-        executed_qty: Decimal::ZERO,
-        cum_quote: Decimal::ZERO,
         status: OrderStatus::PendingNew,
-        time_in_force: o.time_in_force.unwrap_or(TimeInForce::Gtc),
-        order_type: o.order_type,
-        side: o.side,
-        stop_price: o.stop_price.unwrap_or_default(),
-        orig_quote_qty: Decimal::ZERO,
-        time: now,
-        update_time: now,
         working_time: -1,
         is_working: false,
-        lock_asset: String::new(),
-        locked_left: Decimal::ZERO,
-        lock_price: Decimal::ZERO,
-        lock_from: None,
-        expiry_reason: None,
-        trailing_delta: o.trailing_delta,
-        trailing_time: -1,
-        trailing_extreme: None,
-        iceberg_qty: o.iceberg_qty,
-        stp_mode: o.stp_mode,
-        meets_own: o.meets_own,
-        prevented_match_id: None,
-        prevented_qty: Decimal::ZERO,
+        ..SimOrder::placed(o, id, list_id, cid, now)
     }
 }

@@ -26,17 +26,24 @@ use super::{Engine, ExecType, MyTrade, OrderStatus, PreventedMatch, SimOrder, St
 /// Book levels, price and quantity, best first.
 pub type Levels = Vec<(Decimal, Decimal)>;
 
-/// The synthetic `book` side with the account's `own` levels added (bids best first when
-/// `bids`, else asks), as the depth answers show them.
-pub fn merge_levels(book: &[(Decimal, Decimal)], own: &[(Decimal, Decimal)], bids: bool) -> Levels {
+/// One side of a depth answer: the synthetic `book` side with the account's `own` levels
+/// added, best first (bids when `bids`, else asks), its first `limit` levels as `[price, qty]`.
+/// Only the first `limit` levels of each are read: the merged first `limit` are among them.
+pub fn depth_side(
+    book: &[(Decimal, Decimal)],
+    own: &[(Decimal, Decimal)],
+    bids: bool,
+    limit: usize,
+) -> Vec<Value> {
     let mut levels: std::collections::BTreeMap<Decimal, Decimal> = Default::default();
-    for (px, q) in book.iter().chain(own) {
+    for (px, q) in book.iter().take(limit).chain(own.iter().take(limit)) {
         *levels.entry(*px).or_default() += *q;
     }
+    let row = |(px, q): (Decimal, Decimal)| json!([s8(px), s8(q)]);
     if bids {
-        levels.into_iter().rev().collect()
+        levels.into_iter().rev().take(limit).map(row).collect()
     } else {
-        levels.into_iter().collect()
+        levels.into_iter().take(limit).map(row).collect()
     }
 }
 
@@ -215,4 +222,26 @@ pub fn prevented_json(p: &PreventedMatch) -> Value {
         "selfTradePreventionMode": p.stp_mode, "price": s8(p.price),
         "makerPreventedQuantity": s8(p.maker_prevented_quantity), "transactTime": p.transact_time
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_depth_side_adds_the_own_levels_and_keeps_the_best_first() {
+        let l = |p: i64, q: i64| (Decimal::from(p), Decimal::from(q));
+        let row = |p: i64, q: i64| json!([s8(Decimal::from(p)), s8(Decimal::from(q))]);
+        let asks = [l(10, 1), l(11, 1), l(12, 1), l(13, 1)];
+        let own = [l(11, 2), l(12, 5)];
+        assert_eq!(depth_side(&asks, &own, false, 2), [row(10, 1), row(11, 3)]);
+        assert_eq!(
+            depth_side(&asks, &own, false, 3),
+            [row(10, 1), row(11, 3), row(12, 6)]
+        );
+        let bids = [l(9, 1), l(8, 1), l(7, 1)];
+        let own = [l(10, 4), l(8, 2)];
+        assert_eq!(depth_side(&bids, &own, true, 2), [row(10, 4), row(9, 1)]);
+        assert_eq!(depth_side(&bids, &[], true, 5).len(), 3);
+    }
 }

@@ -60,15 +60,20 @@ pub(super) fn parse_stp_mode(p: &Params, name: &str) -> Result<StpMode, ApiError
 
 /// The rules of `icebergQty` (errors.md): only on an order that can rest at a limit price,
 /// only with `timeInForce=GTC` (LIMIT_MAKER takes none), and less than the quantity.
-pub(super) fn check_iceberg(o: &NewOrder) -> Result<(), ApiError> {
-    let Some(part) = o.iceberg_qty else {
+pub(super) fn check_iceberg(
+    order_type: OrderType,
+    time_in_force: Option<TimeInForce>,
+    quantity: Option<Decimal>,
+    iceberg_qty: Option<Decimal>,
+) -> Result<(), ApiError> {
+    let Some(part) = iceberg_qty else {
         return Ok(());
     };
-    let gtc = o.time_in_force.is_none_or(|t| t == TimeInForce::Gtc);
-    if !o.order_type.is_limit_like() || !gtc {
+    let gtc = time_in_force.is_none_or(|t| t == TimeInForce::Gtc);
+    if !order_type.is_limit_like() || !gtc {
         return Err(ApiError::rejected("Unsupported order combination"));
     }
-    if o.quantity.is_some_and(|q| part >= q) {
+    if quantity.is_some_and(|q| part >= q) {
         return Err(ApiError::rejected("IcebergQty exceeds QTY."));
     }
     Ok(())
@@ -242,7 +247,7 @@ impl Engine {
             meets_own: p.get("selfTradePreventionMode").is_some(),
         };
         check_type_params(order_type, &order)?;
-        check_iceberg(&order)?;
+        check_iceberg(order_type, order.time_in_force, order.quantity, order.iceberg_qty)?;
         Ok(order)
     }
 
