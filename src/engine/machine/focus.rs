@@ -283,14 +283,15 @@ impl Engine {
                 self.focus.history_loading = false;
                 match read {
                     Ok((fills, orders)) => {
-                        self.focus.history.fills = fills
+                        let fills = fills
                             .into_iter()
                             .map(|fill| HistoryFill {
                                 realized: self.core.state.realized_of(&fill),
                                 fill,
                             })
                             .collect();
-                        self.focus.history.orders = orders;
+                        self.focus.history.fills = std::sync::Arc::new(fills);
+                        self.focus.history.orders = std::sync::Arc::new(orders);
                         self.focus.history.error = None;
                         self.focus.history.loaded = true;
                     }
