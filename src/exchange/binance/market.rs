@@ -419,26 +419,21 @@ impl Session for MarketTask {
     }
 
     async fn on_command(&mut self, command: Command) -> Flow {
-        let w = match command {
-            Command::SetWatchlist(w) => w,
-            Command::SetFocus(f) => {
-                self.focus = f;
-                let wanted = wanted_with_focus(&self.watchlist, &self.focus);
-                self.conn.queue.change(&self.conn.active, &wanted);
-                self.conn.active = wanted;
-                return ControlFlow::Continue(());
+        match command {
+            Command::SetWatchlist(w) => {
+                let now = local_now_ms();
+                for s in &self.watchlist {
+                    if !w.contains(s) {
+                        self.stale.unwatch(s);
+                    }
+                }
+                for s in &w {
+                    self.stale.watch(s, now);
+                }
+                self.watchlist = w;
             }
-        };
-        let now = local_now_ms();
-        for s in &self.watchlist {
-            if !w.contains(s) {
-                self.stale.unwatch(s);
-            }
+            Command::SetFocus(f) => self.focus = f,
         }
-        for s in &w {
-            self.stale.watch(s, now);
-        }
-        self.watchlist = w;
         let wanted = wanted_with_focus(&self.watchlist, &self.focus);
         self.conn.queue.change(&self.conn.active, &wanted);
         self.conn.active = wanted;
