@@ -14,17 +14,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use support::tmux::{Tmux, panel, panel_rows, panel_text};
+use support::tmux::{Tmux, panel, panel_rows, panel_text, sh_quote};
 
 const START: Duration = Duration::from_secs(30);
 const STEP: Duration = Duration::from_secs(15);
 
 fn crbot() -> &'static str {
     env!("CARGO_BIN_EXE_crbot")
-}
-
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 fn wrapper(home: &Path) -> String {

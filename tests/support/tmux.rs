@@ -218,6 +218,11 @@ impl Drop for Tmux {
     }
 }
 
+/// `s` quoted for the shell of a tmux command line (single quotes, any inside escaped).
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
 /// The inner rows of the box titled `title`, one string (empty when it is not on the screen).
 pub fn panel_text(screen: &str, title: &str) -> String {
     panel(screen, title).unwrap_or_default().join("\n")
