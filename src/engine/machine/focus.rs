@@ -236,7 +236,9 @@ impl Engine {
     pub(super) fn on_focus_answer(&mut self, answer: FocusAnswer, now: i64) {
         match answer {
             FocusAnswer::Depth { symbol, depth } => {
-                if !self.is_followed(&symbol) {
+                // Not asked any more: another symbol is followed, or the book was thrown away
+                // since (the stream dropped) — a snapshot from before must not make it live.
+                if !self.is_followed(&symbol) || !self.focus.depth_loading {
                     return;
                 }
                 self.focus.depth_loading = false;
