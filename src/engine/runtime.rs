@@ -323,9 +323,8 @@ impl Executor {
         let rest = self.rest.clone();
         match effect {
             FocusEffect::Follow(focus) => {
-                if let Some(m) = self.market.clone() {
-                    let focus = focus.map(|(s, i)| (s, i.wire().to_string()));
-                    tokio::spawn(async move { m.set_focus(focus).await });
+                if let Some(m) = &self.market {
+                    m.set_focus(focus.map(|(s, i)| (s, i.wire().to_string())));
                 }
             }
             FocusEffect::LoadDepth { symbol, delay } => self.spawn(async move {
