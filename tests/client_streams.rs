@@ -120,7 +120,7 @@ async fn market_stream_delivers_quotes_and_follows_the_watchlist() -> TestResult
         "no kline"
     );
     // The selected symbol's book diffs, trades and chart interval, on the same connection.
-    assert!(handle.set_focus(Some((sym("BTCUSDT"), "5m".to_string()))).await);
+    assert!(handle.set_focus(Some((sym("BTCUSDT"), "5m".to_string()))));
     assert!(
         next_matching(
             &mut rx,

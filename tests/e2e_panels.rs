@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use support::tmux::{Tmux, panel, panel_rows};
+use support::tmux::{Tmux, panel, panel_rows, panel_text, sh_quote};
 
 const START: Duration = Duration::from_secs(30);
 const STEP: Duration = Duration::from_secs(15);
@@ -23,20 +23,12 @@ fn crbot() -> &'static str {
     env!("CARGO_BIN_EXE_crbot")
 }
 
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 fn wrapper(home: &Path) -> String {
     format!(
         "env NO_COLOR=1 {} --mode sim --home {}; echo CRBOT_EXIT=$?; sleep 30",
         sh_quote(crbot()),
         sh_quote(&home.display().to_string())
     )
-}
-
-fn panel_text(screen: &str, title: &str) -> String {
-    panel(screen, title).unwrap_or_default().join("\n")
 }
 
 /// The book's levels as (price, size, cumulated), when the panel shows a live book.
@@ -183,14 +175,6 @@ fn book_trades_timeframes_a_command_line_order_and_its_history() {
         s.contains("History: fills & orders (0) /BTC")
     });
 
-    t.keys(&["q"]);
-    t.wait_for("the quit confirmation", STEP, |s| {
-        panel(s, "Quit crbot?").is_some()
-    });
-    t.keys(&["y"]);
-    let screen = t.wait_for_value("crbot exited", STEP, |_| {
-        let s = t.screen_joined();
-        s.contains("CRBOT_EXIT=").then_some(s)
-    });
+    let screen = t.quit_crbot(STEP);
     assert!(screen.contains("CRBOT_EXIT=0"), "{screen}");
 }

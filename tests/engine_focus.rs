@@ -189,6 +189,12 @@ fn a_dropped_stream_throws_the_book_away_and_the_tape_is_the_followed_symbols() 
         reason: "test".into(),
     })));
     assert_eq!(s.snapshot().focus.book.status, BookStatus::Syncing);
+    // A snapshot asked before the drop answers late: the book stays down until the stream's
+    // diffs ask for a new one.
+    s.answer(snapshot_answer(ETH, 200));
+    let book = s.snapshot().focus.book;
+    assert_eq!(book.status, BookStatus::Syncing);
+    assert!(book.bids.is_empty());
 }
 
 #[test]

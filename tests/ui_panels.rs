@@ -181,6 +181,28 @@ fn the_timeframe_keys_cycle_1m_5m_1h_1d_and_ask_the_engine() {
 }
 
 #[test]
+fn the_tape_never_cuts_the_side_where_prices_and_sizes_are_wide() {
+    let mut snap = demo::snapshot(NOW);
+    // BTC-wide prices and sizes of eight decimals: the time gives way, never the side.
+    for t in &mut snap.focus.trades {
+        t.price = crbot::domain::Price::try_new(rust_decimal::Decimal::new(9_643_215, 2)).unwrap();
+        t.qty = crbot::domain::Qty::try_new(rust_decimal::Decimal::new(123, 8)).unwrap();
+    }
+    let a = app(&snap);
+    let wide = draw(&a, &snap, 160, 48);
+    let rows: Vec<&str> = wide
+        .lines()
+        .filter_map(|l| l.split("││").last())
+        .filter(|cell| cell.contains("96432.15"))
+        .collect();
+    assert_eq!(rows.len(), snap.focus.trades.len(), "{wide}");
+    for row in rows {
+        let side = row.trim_end_matches(['│', '"', ' ']).rsplit(' ').next();
+        assert!(matches!(side, Some("buy" | "sell")), "{row}\n{wide}");
+    }
+}
+
+#[test]
 fn the_book_follows_the_watchlist_selection() {
     let snap = demo::snapshot(NOW);
     let mut a = app(&snap);

@@ -60,6 +60,10 @@ struct Executor {
     keys_from: Option<String>,
     /// The PostgreSQL lease this engine leads under: no order leaves once it is not valid.
     lease: Option<crate::journal::lease::LeaseGuard>,
+    /// The history's read-only journal connection, opened at the first read and kept (a
+    /// PostgreSQL connection per read, up to one a second, would cost a login each); dropped
+    /// after a failed read, to be opened again at the next.
+    history_reader: std::sync::Arc<std::sync::Mutex<Option<crate::journal::Journal>>>,
 }
 
 /// Who waits for the answer of a command that carries a request id (`Command::Order`): the
@@ -185,6 +189,7 @@ impl Runtime {
             secrets,
             keys_from,
             lease,
+            history_reader: Default::default(),
         };
         let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
@@ -322,9 +327,8 @@ impl Executor {
         let rest = self.rest.clone();
         match effect {
             FocusEffect::Follow(focus) => {
-                if let Some(m) = self.market.clone() {
-                    let focus = focus.map(|(s, i)| (s, i.wire().to_string()));
-                    tokio::spawn(async move { m.set_focus(focus).await });
+                if let Some(m) = &self.market {
+                    m.set_focus(focus.map(|(s, i)| (s, i.wire().to_string())));
                 }
             }
             FocusEffect::LoadDepth { symbol, delay } => self.spawn(async move {
@@ -344,18 +348,16 @@ impl Executor {
                     candles,
                 })
             }),
-            FocusEffect::LoadHistory { journal, mode, rows } => self.spawn(async move {
-                let read = tokio::task::spawn_blocking(move || {
-                    let j = crate::journal::Journal::open_read_only_at(&journal, mode)
-                        .map_err(|e| e.to_string())?;
-                    let fills = j.recent_fills(rows).map_err(|e| e.to_string())?;
-                    let orders = j.recent_orders(rows).map_err(|e| e.to_string())?;
-                    Ok((fills, orders))
+            FocusEffect::LoadHistory { journal, mode, rows } => {
+                let reader = self.history_reader.clone();
+                self.spawn(async move {
+                    let read =
+                        tokio::task::spawn_blocking(move || read_history(&reader, &journal, mode, rows))
+                            .await
+                            .unwrap_or_else(|e| Err(format!("history read stopped: {e}")));
+                    Answer::Focus(FocusAnswer::History(read))
                 })
-                .await
-                .unwrap_or_else(|e| Err(format!("history read stopped: {e}")));
-                Answer::Focus(FocusAnswer::History(read))
-            }),
+            }
         }
     }
 
@@ -729,6 +731,35 @@ async fn resolve_with_fills(
         _ => Vec::new(),
     };
     (resolution, fills)
+}
+
+/// The newest fills and orders, on the kept read-only connection (opened when there is none,
+/// or when it is of another journal); a failed read drops it. Blocking: run off the loop.
+fn read_history(
+    reader: &std::sync::Mutex<Option<crate::journal::Journal>>,
+    journal: &crate::journal::Location,
+    mode: Mode,
+    rows: usize,
+) -> Result<(Vec<Fill>, Vec<crate::domain::Order>), String> {
+    // Only one history read runs at a time (the engine waits for its answer); a lock poisoned
+    // by a read that panicked leaves no connection behind.
+    let mut slot = reader.lock().unwrap_or_else(|poisoned| {
+        let mut slot = poisoned.into_inner();
+        *slot = None;
+        slot
+    });
+    let j = match slot.take() {
+        Some(j) if j.location() == journal && j.mode() == mode => j,
+        _ => crate::journal::Journal::open_read_only_at(journal, mode).map_err(|e| e.to_string())?,
+    };
+    let read = j
+        .recent_fills(rows)
+        .and_then(|fills| Ok((fills, j.recent_orders(rows)?)))
+        .map_err(|e| e.to_string());
+    if read.is_ok() {
+        *slot = Some(j);
+    }
+    read
 }
 
 /// Why an order was not sent by an engine that lost its lease: it never left.

@@ -14,6 +14,8 @@
 //! - `ticket_preview` answers the last [`Command::PreviewTicket`] and carries the draft it was
 //!   computed for, so the UI can tell a stale preview from a current one.
 
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -587,10 +589,29 @@ pub struct HistoryView {
     pub loaded: bool,
     /// The last read failed (shown; the rows are those of the read before).
     pub error: Option<String>,
-    pub fills: Vec<HistoryFill>,
-    pub orders: Vec<Order>,
+    /// Shared by every snapshot until the next read: a publish copies no row.
+    #[serde(with = "shared")]
+    pub fills: Arc<Vec<HistoryFill>>,
+    #[serde(with = "shared")]
+    pub orders: Arc<Vec<Order>>,
     /// Realized P&L of today's sells (UTC day), in the quote asset; `None` when unknown.
     pub day_realized: Option<Decimal>,
+}
+
+/// Serde for a part of the snapshot shared between snapshots (an `Arc`): written as its
+/// value, read into an `Arc` of its own.
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+        T::serialize(value, s)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
 }
 
 /// A fill with the P&L its sell realized (`None` for a buy, or when it was not booked).

@@ -298,9 +298,11 @@ impl EngineState {
     /// Realized P&L of the UTC day of `now_ms`, in USDT (fills of USDT pairs).
     pub fn realized_on_day(&self, now_ms: i64) -> Option<Decimal> {
         let day = crate::portfolio::utc_date(now_ms).ok()?;
+        // Asked at every publish: one asset built, not one per fill.
+        let usdt = Asset::usdt();
         let mut total = Decimal::ZERO;
         for (time_ms, money) in self.realized_fills.values() {
-            if crate::portfolio::utc_date(*time_ms).ok() == Some(day) && money.asset() == &Asset::usdt() {
+            if money.asset() == &usdt && crate::portfolio::utc_date(*time_ms).ok() == Some(day) {
                 total += money.amount();
             }
         }

@@ -1115,12 +1115,9 @@ fn select_watched_symbol(app: &App, snap: &Snapshot) -> Vec<Effect> {
 }
 
 /// Enter in the `/` dialog: the focused list shows only the rows whose symbol contains the
-/// text (empty: every row), and the selection moves onto a shown row.
+/// text (empty: every row), and the selection moves onto a shown row. The dialog is opened on
+/// a list only (`open_prompt`).
 fn apply_filter(app: &mut App, snap: &Snapshot, focus: Focus, text: &str) -> Vec<Effect> {
-    if !focus.filterable() {
-        app.status = Some("this panel has no rows to filter: Tab to a list".into());
-        return vec![];
-    }
     app.filters[focus.index()] = text.trim().to_ascii_uppercase();
     let visible = app.visible(focus, snap);
     if !visible.contains(&app.sel(focus))

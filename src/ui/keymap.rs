@@ -229,55 +229,18 @@ impl Keymap {
                 Some("quit"),
             ),
             (Normal, c('t'), A::OpenTicket, "new order ticket", Some("ticket")),
+        ];
+        // The tab keys 1-7, one per tab of the tabbed layout.
+        rows.extend((1..=7u8).map(|n| {
             (
                 Normal,
-                c('1'),
-                A::SelectTab(1),
+                c(char::from(b'0' + n)),
+                A::SelectTab(n),
                 "tabs: mkt pos risk log tkt book hist",
                 None,
-            ),
-            (
-                Normal,
-                c('2'),
-                A::SelectTab(2),
-                "tabs: mkt pos risk log tkt book hist",
-                None,
-            ),
-            (
-                Normal,
-                c('3'),
-                A::SelectTab(3),
-                "tabs: mkt pos risk log tkt book hist",
-                None,
-            ),
-            (
-                Normal,
-                c('4'),
-                A::SelectTab(4),
-                "tabs: mkt pos risk log tkt book hist",
-                None,
-            ),
-            (
-                Normal,
-                c('5'),
-                A::SelectTab(5),
-                "tabs: mkt pos risk log tkt book hist",
-                None,
-            ),
-            (
-                Normal,
-                c('6'),
-                A::SelectTab(6),
-                "tabs: mkt pos risk log tkt book hist",
-                None,
-            ),
-            (
-                Normal,
-                c('7'),
-                A::SelectTab(7),
-                "tabs: mkt pos risk log tkt book hist",
-                None,
-            ),
+            )
+        }));
+        rows.extend([
             (Normal, p(K::Tab), A::FocusNext, "next panel", Some("panel")),
             (Normal, p(K::BackTab), A::FocusPrev, "previous panel", None),
             (Normal, p(K::Up), A::Up, "move selection", None),
@@ -386,7 +349,7 @@ impl Keymap {
             (Help, p(K::PageDown), A::PageDown, "scroll a page", None),
             (Help, c('?'), A::ToggleHelp, "close help", None),
             (Help, c('q'), A::ToggleHelp, "close help", None),
-        ];
+        ]);
         // A kill key equal to a context key must still mean kill: drop the shadowed rows.
         rows.retain(|(ctx, key, _, _, _)| *ctx == Global || *key != kill);
         Keymap {

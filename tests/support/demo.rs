@@ -548,7 +548,8 @@ pub fn history(now_ms: i64) -> HistoryView {
                 fill: fill("SOLUSDT", 41, Side::Buy, "248.90", "1", "0.001", "SOL", 95_000),
                 realized: None,
             },
-        ],
+        ]
+        .into(),
         orders: vec![
             order(
                 "crb-btc-en-0001",
@@ -583,7 +584,8 @@ pub fn history(now_ms: i64) -> HistoryView {
                 OrderPurpose::Entry,
                 95_001,
             ),
-        ],
+        ]
+        .into(),
         day_realized: Some(dec("3.25")),
     }
 }

@@ -194,12 +194,38 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Quits crbot the way a trader does (`q`, then `y` to its question) and waits for the
+    /// wrapper's `CRBOT_EXIT=` line: the whole screen then (`screen_joined`).
+    pub fn quit_crbot(&self, timeout: Duration) -> String {
+        self.keys(&["q"]);
+        self.wait_for("the quit confirmation", timeout, |s| {
+            panel(s, "Quit crbot?").is_some()
+        });
+        self.keys(&["y"]);
+        self.wait_for_value("crbot exited", timeout, |_| {
+            let s = self.screen_joined();
+            s.contains("CRBOT_EXIT=").then_some(s)
+        })
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .status();
     }
+}
+
+/// `s` quoted for the shell of a tmux command line (single quotes, any inside escaped).
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The inner rows of the box titled `title`, one string (empty when it is not on the screen).
+pub fn panel_text(screen: &str, title: &str) -> String {
+    panel(screen, title).unwrap_or_default().join("\n")
 }
 
 /// The inner rows of the box whose top border carries `title` (`┌ Positions ... ┐`, or

@@ -236,7 +236,9 @@ impl Engine {
     pub(super) fn on_focus_answer(&mut self, answer: FocusAnswer, now: i64) {
         match answer {
             FocusAnswer::Depth { symbol, depth } => {
-                if !self.is_followed(&symbol) {
+                // Not asked any more: another symbol is followed, or the book was thrown away
+                // since (the stream dropped) — a snapshot from before must not make it live.
+                if !self.is_followed(&symbol) || !self.focus.depth_loading {
                     return;
                 }
                 self.focus.depth_loading = false;
@@ -283,14 +285,15 @@ impl Engine {
                 self.focus.history_loading = false;
                 match read {
                     Ok((fills, orders)) => {
-                        self.focus.history.fills = fills
+                        let fills = fills
                             .into_iter()
                             .map(|fill| HistoryFill {
                                 realized: self.core.state.realized_of(&fill),
                                 fill,
                             })
                             .collect();
-                        self.focus.history.orders = orders;
+                        self.focus.history.fills = std::sync::Arc::new(fills);
+                        self.focus.history.orders = std::sync::Arc::new(orders);
                         self.focus.history.error = None;
                         self.focus.history.loaded = true;
                     }

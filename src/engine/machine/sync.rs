@@ -494,10 +494,11 @@ impl Engine {
                 kline,
                 ..
             } => {
-                self.on_focus_kline(&symbol, &interval, candle(&kline));
+                let candle = candle(&kline);
+                self.on_focus_kline(&symbol, &interval, candle);
                 // Only 1m candles are kept per symbol; another timeframe is the focus's.
                 if interval == "1m" {
-                    self.core.state.on_candle(symbol, candle(&kline));
+                    self.core.state.on_candle(symbol, candle);
                 }
             }
             MarketEvent::Depth { .. } => {}

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rust_decimal::Decimal;
 
 use super::wire::Depth;
+use crate::domain::{Price, Qty};
 
 /// Diffs kept while waiting for a snapshot (ten per second: well over a minute of them).
 pub const BUFFER_CAP: usize = 1000;
@@ -135,18 +136,15 @@ impl LocalBook {
         if self.buffer.front().is_some_and(|d| d.first_id > snap_id + 1) {
             return Loaded::Again;
         }
-        self.bids = depth
-            .bids
-            .iter()
-            .map(|(p, q)| (p.value(), q.value()))
-            .filter(|(_, q)| !q.is_zero())
-            .collect();
-        self.asks = depth
-            .asks
-            .iter()
-            .map(|(p, q)| (p.value(), q.value()))
-            .filter(|(_, q)| !q.is_zero())
-            .collect();
+        let side = |levels: &[(Price, Qty)]| {
+            levels
+                .iter()
+                .map(|(p, q)| (p.value(), q.value()))
+                .filter(|(_, q)| !q.is_zero())
+                .collect()
+        };
+        self.bids = side(&depth.bids);
+        self.asks = side(&depth.asks);
         self.id = Some(snap_id);
         let mut buffered = std::mem::take(&mut self.buffer);
         while let Some(diff) = buffered.pop_front() {

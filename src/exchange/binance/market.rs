@@ -179,9 +179,20 @@ impl MarketStreamHandle {
     }
 
     /// Follows another selected symbol (or timeframe): only its book, trades and chart are
-    /// subscribed, whatever the watchlist's length.
-    pub async fn set_focus(&self, focus: Option<(Symbol, String)>) -> bool {
-        self.commands.send(Command::SetFocus(focus)).await.is_ok()
+    /// subscribed, whatever the watchlist's length. Queued at once, in the order of the calls
+    /// (a send from a task of its own could overtake the one before and leave the stream on a
+    /// symbol no longer selected); only when the queue is full does a task wait to send it.
+    /// False once the stream task is gone.
+    pub fn set_focus(&self, focus: Option<(Symbol, String)>) -> bool {
+        match self.commands.try_send(Command::SetFocus(focus)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(command)) => {
+                let commands = self.commands.clone();
+                tokio::spawn(async move { commands.send(command).await });
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 
     pub fn malformed_count(&self) -> u64 {
@@ -419,26 +430,21 @@ impl Session for MarketTask {
     }
 
     async fn on_command(&mut self, command: Command) -> Flow {
-        let w = match command {
-            Command::SetWatchlist(w) => w,
-            Command::SetFocus(f) => {
-                self.focus = f;
-                let wanted = wanted_with_focus(&self.watchlist, &self.focus);
-                self.conn.queue.change(&self.conn.active, &wanted);
-                self.conn.active = wanted;
-                return ControlFlow::Continue(());
+        match command {
+            Command::SetWatchlist(w) => {
+                let now = local_now_ms();
+                for s in &self.watchlist {
+                    if !w.contains(s) {
+                        self.stale.unwatch(s);
+                    }
+                }
+                for s in &w {
+                    self.stale.watch(s, now);
+                }
+                self.watchlist = w;
             }
-        };
-        let now = local_now_ms();
-        for s in &self.watchlist {
-            if !w.contains(s) {
-                self.stale.unwatch(s);
-            }
+            Command::SetFocus(f) => self.focus = f,
         }
-        for s in &w {
-            self.stale.watch(s, now);
-        }
-        self.watchlist = w;
         let wanted = wanted_with_focus(&self.watchlist, &self.focus);
         self.conn.queue.change(&self.conn.active, &wanted);
         self.conn.active = wanted;
@@ -556,5 +562,29 @@ mod tests {
         );
         let books = new.iter().filter(|n| n.ends_with("@depth@100ms")).count();
         assert_eq!(books, 1, "one book, however long the watchlist");
+    }
+
+    #[test]
+    fn selections_reach_the_stream_task_in_the_order_they_were_made() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let handle = MarketStreamHandle {
+            commands: tx,
+            malformed: Arc::default(),
+            reconnects: Arc::default(),
+            dropped: Arc::default(),
+        };
+        let names = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"];
+        for n in names {
+            assert!(handle.set_focus(Some((Symbol::new(n).expect("ok"), "1m".into()))));
+        }
+        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|c| match c {
+                Command::SetFocus(Some((s, _))) => s.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, names, "queued at once, in order, without a task");
+        drop(rx);
+        assert!(!handle.set_focus(None), "the stream task is gone");
     }
 }

@@ -20,6 +20,7 @@ use crate::engine::snapshot::{
 };
 use crate::secret::SecretString;
 use crate::ui::app::{App, Dialog, PERCENTS};
+use crate::ui::keymap::Context;
 use crate::ui::theme::Theme;
 
 /// A rectangle of at most `width` × `height` centred in `area`.
@@ -95,21 +96,19 @@ pub(super) fn draw_help(app: &App, frame: &mut Frame, area: Rect) {
         .map(|(_, _, h)| h.chars().count())
         .max()
         .unwrap_or(0);
-    let mut lines: Vec<Line> = Vec::new();
-    let mut last = None;
+    // The entries of each section (context), in the keymap's order.
+    let mut sections: Vec<(Context, Vec<Line>)> = Vec::new();
     for (ctx, keys, help) in entries {
-        if last != Some(ctx) {
-            lines.push(Line::from(Span::styled(
-                ctx.title(),
-                theme.title().add_modifier(Modifier::UNDERLINED),
-            )));
-            last = Some(ctx);
-        }
-        lines.push(Line::from(vec![
+        let line = Line::from(vec![
             Span::styled(format!(" {keys:<key_w$} "), theme.accent()),
             Span::raw(help),
-        ]));
+        ]);
+        match sections.last_mut() {
+            Some((last, lines)) if *last == ctx => lines.push(line),
+            _ => sections.push((ctx, vec![line])),
+        }
     }
+    let sizes: Vec<usize> = sections.iter().map(|(_, lines)| lines.len()).collect();
     frame.render_widget(Clear, area);
     let inner = Block::bordered().inner(area);
     // Whole entries in as many columns as fit; what does not fit below scrolls, never cut.
@@ -118,11 +117,10 @@ pub(super) fn draw_help(app: &App, frame: &mut Frame, area: Rect) {
     let height = usize::from(inner.height.max(1));
     // Columns as tall as the panel (as few as needed); taller only when even all of them are
     // not enough, and then the rows scroll.
-    let per_col = if lines.len() <= cols * height {
-        height
-    } else {
-        lines.len().div_ceil(cols)
-    };
+    let mut per_col = height.max(2);
+    while help_columns(&sizes, per_col).len() > cols {
+        per_col += 1;
+    }
     let max_scroll = per_col.saturating_sub(height);
     let scroll = app.help_scroll.min(max_scroll);
     let title = if max_scroll > 0 {
@@ -139,12 +137,76 @@ pub(super) fn draw_help(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, area);
     let constraints: Vec<Constraint> = (0..cols).map(|_| Constraint::Length(col_w)).collect();
     let rects = Layout::horizontal(constraints).split(inner);
-    for (i, chunk) in lines.chunks(per_col).enumerate() {
-        if let Some(r) = rects.get(i) {
-            let shown: Vec<Line> = chunk.iter().skip(scroll).take(height).cloned().collect();
-            frame.render_widget(Paragraph::new(Text::from(shown)), *r);
+    let heading = |ctx: Context, again: bool| {
+        let text = if again {
+            format!("{} (cont.)", ctx.title())
+        } else {
+            ctx.title().to_string()
+        };
+        Line::from(Span::styled(
+            text,
+            theme.title().add_modifier(Modifier::UNDERLINED),
+        ))
+    };
+    for (column, r) in help_columns(&sizes, per_col).into_iter().zip(rects.iter()) {
+        let shown: Vec<Line> = column
+            .into_iter()
+            .skip(scroll)
+            .take(height)
+            .map(|slot| match slot {
+                HelpSlot::Title { section, again } => heading(sections[section].0, again),
+                HelpSlot::Entry { section, entry } => sections[section].1[entry].clone(),
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(Text::from(shown)), *r);
+    }
+}
+
+/// One row of a help column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HelpSlot {
+    /// A section's title; `again` where a column goes on with a section begun in the one
+    /// before.
+    Title {
+        section: usize,
+        again: bool,
+    },
+    Entry {
+        section: usize,
+        entry: usize,
+    },
+}
+
+/// The help's sections (`sizes`: entries of each) laid in columns of `per_col` rows (at least
+/// 2): a section that fits in a column is never split; one that does not goes on in the next
+/// column under its title again. A title never ends a column alone, nor does an entry start
+/// one without its title.
+fn help_columns(sizes: &[usize], per_col: usize) -> Vec<Vec<HelpSlot>> {
+    let per_col = per_col.max(2);
+    let mut columns: Vec<Vec<HelpSlot>> = Vec::new();
+    let mut column: Vec<HelpSlot> = Vec::new();
+    for (section, &size) in sizes.iter().enumerate() {
+        let left = per_col - column.len();
+        let fits_whole = size < per_col;
+        if !column.is_empty() && ((fits_whole && size + 1 > left) || left < 2) {
+            columns.push(std::mem::take(&mut column));
+        }
+        column.push(HelpSlot::Title {
+            section,
+            again: false,
+        });
+        for entry in 0..size {
+            if column.len() == per_col {
+                columns.push(std::mem::take(&mut column));
+                column.push(HelpSlot::Title { section, again: true });
+            }
+            column.push(HelpSlot::Entry { section, entry });
         }
     }
+    if !column.is_empty() {
+        columns.push(column);
+    }
+    columns
 }
 
 fn percent_spans(theme: &Theme, chosen: u8) -> Vec<Span<'static>> {
@@ -494,5 +556,48 @@ fn draw_field(theme: &Theme, (input, error): Field<'_>, frame: &mut Frame, inner
     };
     if r.height > 0 {
         frame.render_widget(Paragraph::new(tail).wrap(Wrap { trim: false }), r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HelpSlot, help_columns};
+
+    fn starts(columns: &[Vec<HelpSlot>]) -> Vec<HelpSlot> {
+        columns.iter().map(|c| c[0]).collect()
+    }
+
+    #[test]
+    fn a_help_column_starts_with_a_title_and_never_ends_on_one() {
+        // Sections of 2, 3 and 2 entries in columns of 5 rows: the second would not fit
+        // after the first (3 rows used), so it opens the next column whole.
+        let columns = help_columns(&[2, 3, 2], 5);
+        assert_eq!(columns.len(), 3);
+        for c in &columns {
+            assert!(matches!(c[0], HelpSlot::Title { .. }), "{c:?}");
+            assert!(matches!(c.last(), Some(HelpSlot::Entry { .. })), "{c:?}");
+            assert!(c.len() <= 5);
+        }
+        // A section longer than a column goes on under its title again.
+        let columns = help_columns(&[6], 4);
+        assert_eq!(
+            starts(&columns),
+            vec![
+                HelpSlot::Title {
+                    section: 0,
+                    again: false
+                },
+                HelpSlot::Title {
+                    section: 0,
+                    again: true
+                },
+            ]
+        );
+        let entries: usize = columns
+            .iter()
+            .flatten()
+            .filter(|s| matches!(s, HelpSlot::Entry { .. }))
+            .count();
+        assert_eq!(entries, 6, "every entry once");
     }
 }
