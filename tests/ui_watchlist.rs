@@ -225,6 +225,20 @@ fn alert_from_the_command_line_is_sent_and_one_already_crossed_is_refused() {
 }
 
 #[test]
+fn clearing_the_alerts_of_a_malformed_symbol_is_refused_not_read_as_every_fired_one() {
+    let snap = snapshot();
+    let mut app = App::new(UiConfig::default(), &snap);
+    press(&mut app, &snap, KeyPress::ch(':'));
+    type_text(&mut app, &snap, "alert clear btc/usdt");
+    let fx = press(&mut app, &snap, key(KeyCode::Enter));
+    assert!(sent(&fx).is_empty(), "{fx:?}");
+    assert!(fx.contains(&Effect::Bell), "{fx:?}");
+    let (text, error) = field(&app);
+    assert_eq!(text, "alert clear btc/usdt");
+    assert!(error.is_some_and(|e| e.contains("BTC/USDT")));
+}
+
+#[test]
 fn the_alert_key_on_the_watchlist_prefills_the_command_line_with_the_symbol() {
     let snap = snapshot();
     let mut app = App::new(UiConfig::default(), &snap);
