@@ -25,13 +25,7 @@ impl Engine {
             self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
             return;
         }
-        let tick = self
-            .core
-            .state
-            .rules
-            .get(&symbol)
-            .and_then(|r| r.filters.price.as_ref())
-            .map(|f| f.tick_size);
+        let tick = self.tick(&symbol);
         let shown = display_price(price.value(), tick);
         if let Some(last) = self.last_price(&symbol)
             && crossing.reached(last, price)
@@ -80,6 +74,7 @@ impl Engine {
     }
 
     /// After every input: each armed alert whose symbol's last price reached its price fires.
+    /// Nothing is allocated unless an alert fires (this runs on every market message).
     pub(super) fn check_price_alerts(&mut self, now: i64) {
         let mut fired = Vec::new();
         for i in 0..self.core.state.price_alerts.len() {
@@ -92,29 +87,20 @@ impl Engine {
             };
             if a.crossing.reached(last, a.price) {
                 self.core.state.price_alerts[i].fired = Some((now, last));
-                fired.push(self.core.state.price_alerts[i].clone());
+                fired.push((self.core.state.price_alerts[i].clone(), last));
             }
         }
         if fired.is_empty() {
             return;
         }
-        for a in fired {
-            let tick = self
-                .core
-                .state
-                .rules
-                .get(&a.symbol)
-                .and_then(|r| r.filters.price.as_ref())
-                .map(|f| f.tick_size);
-            let last = a
-                .fired
-                .map(|(_, p)| display_price(p.value(), tick))
-                .unwrap_or_default();
+        for (a, last) in fired {
+            let tick = self.tick(&a.symbol);
             let text = format!(
-                "ALERT {} {} {}: last {last}",
+                "ALERT {} {} {}: last {}",
                 a.symbol,
                 a.crossing.word(),
-                display_price(a.price.value(), tick)
+                display_price(a.price.value(), tick),
+                display_price(last.value(), tick)
             );
             self.core
                 .state
@@ -126,6 +112,12 @@ impl Engine {
             }
         }
         self.save_price_alerts(now);
+    }
+
+    /// The symbol's price tick, when its rules are known (prices are shown at it).
+    fn tick(&self, symbol: &Symbol) -> Option<rust_decimal::Decimal> {
+        let rules = self.core.state.rules.get(symbol)?;
+        rules.filters.price.as_ref().map(|f| f.tick_size)
     }
 
     /// The last trade price (the 24 h ticker's), else the quote's mid.
