@@ -92,7 +92,7 @@ const META_DAY_START: &str = "equity.day_start";
 const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
 /// The price alerts (`engine::machine::price_alerts`), saved beside the watchlist.
-pub const META_PRICE_ALERTS: &str = "price_alerts";
+const META_PRICE_ALERTS: &str = "price_alerts";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
@@ -353,6 +353,13 @@ impl Core {
         let names: Vec<&str> = self.state.watchlist.iter().map(|s| s.as_str()).collect();
         let text = serde_json::to_string(&names).map_err(|e| JournalError::Invalid(e.to_string()))?;
         self.journal.set_meta(META_WATCHLIST, &text)
+    }
+
+    /// Persists the price alerts (set, fired or cleared).
+    pub fn save_price_alerts(&mut self) -> Result<(), JournalError> {
+        let text = serde_json::to_string(&self.state.price_alerts)
+            .map_err(|e| JournalError::Invalid(e.to_string()))?;
+        self.journal.set_meta(META_PRICE_ALERTS, &text)
     }
 
     /// Persists day-start equity and the high-water mark after an equity sample.

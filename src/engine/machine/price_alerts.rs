@@ -10,7 +10,6 @@
 
 use crate::alerts::{Alert, AlertKind, Severity};
 use crate::domain::{Price, Symbol, display_price};
-use crate::engine::core::META_PRICE_ALERTS as PRICE_ALERTS;
 use crate::engine::snapshot::{Crossing, LogKind, LogLevel, PriceAlert};
 
 use super::{Effect, Engine};
@@ -131,15 +130,7 @@ impl Engine {
     }
 
     fn save_price_alerts(&mut self, now: i64) {
-        let saved = serde_json::to_string(&self.core.state.price_alerts)
-            .map_err(|e| e.to_string())
-            .and_then(|text| {
-                self.core
-                    .journal
-                    .set_meta(PRICE_ALERTS, &text)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = saved {
+        if let Err(e) = self.core.save_price_alerts() {
             let text = format!("price alerts not saved ({e}); they will not survive a restart");
             self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
         }
