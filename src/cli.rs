@@ -226,21 +226,11 @@ pub fn parse() -> Cli {
                 let first = text.lines().next().unwrap_or_default();
                 // An argument may be a URL with a password (`journal migrate --to`).
                 let message = crate::config::redact_urls(first.strip_prefix("error: ").unwrap_or(first));
-                print_error_doc(exit::USAGE, &message);
-                eprintln!("crbot: {}", one_line(&message));
-                std::process::exit(exit::USAGE);
+                std::process::exit(fail_with(true, exit::USAGE, &message));
             }
             e.exit()
         }
     }
-}
-
-fn print_error_doc(exit_code: i32, message: &str) {
-    let doc = error_doc(exit_code, message);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
-    );
 }
 
 /// Runs the parsed command line and returns the process exit code. `console` is what `crbot`
@@ -313,10 +303,14 @@ where
 /// A failure: its one line on stderr and, with `--json` when the command printed no document
 /// of its own, [`error_doc`] on stdout. Returns the exit code.
 fn fail(global: &GlobalOpts, code: i32, line: &str) -> i32 {
+    fail_with(global.json, code, line)
+}
+
+fn fail_with(json: bool, code: i32, line: &str) -> i32 {
     // The same line on both: a command's `Failure` is redacted where it is made.
     eprintln!("crbot: {}", one_line(line));
-    if global.json && !common::document_printed() {
-        print_error_doc(code, line);
+    if json && !common::document_printed() {
+        common::print_json(error_doc(code, line));
     }
     code
 }

@@ -6,9 +6,18 @@ use predicates::prelude::*;
 
 fn crbot() -> Command {
     let mut c = Command::cargo_bin("crbot").expect("binary is built");
-    c.env_remove("CRBOT_HOME")
-        .env_remove("CRBOT_MODE")
-        .env_remove("BINANCE_TESTNET");
+    // The caller's variables that would change what a command does (as in `support::cli`):
+    // the commands run below must use their fresh home's SQLite journal and default limits.
+    for var in [
+        "CRBOT_HOME",
+        "CRBOT_MODE",
+        "BINANCE_TESTNET",
+        "DATABASE_URL",
+        "DEBUG",
+        "MAX_DAILY_LOSS_PERCENT",
+    ] {
+        c.env_remove(var);
+    }
     c
 }
 

@@ -3,31 +3,13 @@
 
 mod support {
     pub mod demo;
+    pub mod screen;
 }
 
-use crbot::ui::{App, UiConfig, view};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use crbot::ui::{App, UiConfig};
+use support::screen::{draw, text};
 
 const NOW: i64 = 1_764_333_296_000;
-
-fn draw(app: &App, snap: &crbot::engine::snapshot::Snapshot, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-    t.draw(|f| view(app, snap, f)).expect("draw");
-    t
-}
-
-fn text(t: &Terminal<TestBackend>) -> String {
-    let buf = t.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| {
-            (0..buf.area.width)
-                .map(|x| buf[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 #[test]
 fn a_limit_loosened_until_restart_is_said_in_the_header() {

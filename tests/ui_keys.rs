@@ -3,6 +3,7 @@
 
 mod support {
     pub mod demo;
+    pub mod keys;
 }
 
 use crbot::domain::{Mode, Symbol};
@@ -15,31 +16,9 @@ use crbot::ui::{Action, App, Context, Dialog, Effect, Focus, KeyPress, Keymap, T
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rust_decimal::Decimal;
 use support::demo;
+use support::keys::{press, sent, type_text};
 
 const NOW: i64 = 1_764_333_296_000;
-
-fn press(app: &mut App, snap: &Snapshot, key: KeyPress) -> Vec<Effect> {
-    match app.action_for(key) {
-        Some(action) => update(app, action, snap),
-        None => vec![],
-    }
-}
-
-fn type_text(app: &mut App, snap: &Snapshot, text: &str) -> Vec<Effect> {
-    text.chars()
-        .flat_map(|c| press(app, snap, KeyPress::ch(c)))
-        .collect()
-}
-
-fn sent(effects: &[Effect]) -> Vec<Command> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Send(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 fn enter() -> KeyPress {
     KeyPress::plain(KeyCode::Enter)

@@ -6,41 +6,19 @@
 
 mod support {
     pub mod demo;
+    pub mod keys;
+    pub mod screen;
 }
 
 use crbot::domain::{Price, Symbol};
 use crbot::engine::snapshot::{Command, Crossing, PriceAlert, Snapshot};
-use crbot::ui::{App, Dialog, Effect, KeyPress, UiConfig, update, view};
+use crbot::ui::{App, Dialog, Effect, KeyPress, UiConfig, update};
 use crossterm::event::KeyCode;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
-use ratatui::buffer::Buffer;
 use support::demo;
+use support::keys::{press, sent, type_text};
+use support::screen::{draw, text};
 
 const NOW: i64 = 1_764_333_296_000;
-
-fn press(app: &mut App, snap: &Snapshot, key: KeyPress) -> Vec<Effect> {
-    match app.action_for(key) {
-        Some(action) => update(app, action, snap),
-        None => vec![],
-    }
-}
-
-fn type_text(app: &mut App, snap: &Snapshot, text: &str) -> Vec<Effect> {
-    text.chars()
-        .flat_map(|c| press(app, snap, KeyPress::ch(c)))
-        .collect()
-}
-
-fn sent(effects: &[Effect]) -> Vec<Command> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Send(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The demo snapshot with the exchange's symbols (sorted, as the engine gives them).
 fn snapshot() -> Snapshot {
@@ -177,20 +155,6 @@ fn price(text: &str) -> Price {
     text.parse().unwrap()
 }
 
-fn draw(app: &App, snap: &Snapshot, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| view(app, snap, f)).unwrap();
-    t
-}
-
-fn find(buf: &Buffer, needle: &str) -> bool {
-    let area = buf.area;
-    (0..area.height).any(|y| {
-        let row: String = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
-        row.contains(needle)
-    })
-}
-
 #[test]
 fn alert_from_the_command_line_is_sent_and_one_already_crossed_is_refused() {
     let snap = snapshot();
@@ -222,6 +186,20 @@ fn alert_from_the_command_line_is_sent_and_one_already_crossed_is_refused() {
     type_text(&mut app, &snap, "alert clear");
     let fx = press(&mut app, &snap, key(KeyCode::Enter));
     assert_eq!(sent(&fx), vec![Command::ClearPriceAlerts(None)]);
+}
+
+#[test]
+fn clearing_the_alerts_of_a_malformed_symbol_is_refused_not_read_as_every_fired_one() {
+    let snap = snapshot();
+    let mut app = App::new(UiConfig::default(), &snap);
+    press(&mut app, &snap, KeyPress::ch(':'));
+    type_text(&mut app, &snap, "alert clear btc/usdt");
+    let fx = press(&mut app, &snap, key(KeyCode::Enter));
+    assert!(sent(&fx).is_empty(), "{fx:?}");
+    assert!(fx.contains(&Effect::Bell), "{fx:?}");
+    let (text, error) = field(&app);
+    assert_eq!(text, "alert clear btc/usdt");
+    assert!(error.is_some_and(|e| e.contains("BTC/USDT")));
 }
 
 #[test]
@@ -257,8 +235,8 @@ fn a_fired_alert_rings_once_and_says_so_then_stays_marked() {
     let arrived = |app: &mut App, snap: &Snapshot| update(app, crbot::ui::Action::SnapshotArrived, snap);
     assert!(!arrived(&mut app, &snap).contains(&Effect::Bell));
     let armed = draw(&app, &snap, 160, 48);
-    assert!(find(armed.backend().buffer(), "BTCUSDT *"));
-    assert!(find(armed.backend().buffer(), "armed"));
+    assert!(text(&armed).contains("BTCUSDT *"));
+    assert!(text(&armed).contains("armed"));
 
     // The price crosses 97000: the engine marks the alert fired.
     snap.watchlist[0].last = Some(price("97010.5"));
@@ -279,11 +257,11 @@ fn a_fired_alert_rings_once_and_says_so_then_stays_marked() {
         Some("1 alert: BTCUSDT above 97000.00 FIRED 12:34 at 97010.50")
     );
     let small = draw(&app, &snap, 80, 24);
-    assert!(find(small.backend().buffer(), "BTCUSDT !"));
+    assert!(text(&small).contains("BTCUSDT !"));
     insta::assert_snapshot!("watchlist_alert_fired_80x24", small.backend());
     let wide = draw(&app, &snap, 160, 48);
-    assert!(find(wide.backend().buffer(), "FIRED"));
-    assert!(find(wide.backend().buffer(), "≥97000.00"));
+    assert!(text(&wide).contains("FIRED"));
+    assert!(text(&wide).contains("≥97000.00"));
     insta::assert_snapshot!("watchlist_alert_fired_160x48", wide.backend());
     insta::assert_snapshot!("watchlist_alert_fired_60x20", draw(&app, &snap, 60, 20).backend());
 }

@@ -80,16 +80,21 @@ impl Ctx {
     /// shown without their password or query values.
     pub fn print(&self, text: &str, json: serde_json::Value) {
         if self.json() {
-            note_document_printed();
-            let json = redact_json(json);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
-            );
+            print_json(json);
         } else if !text.is_empty() {
             println!("{}", redact_urls(text.trim_end()));
         }
     }
+}
+
+/// Prints a `--json` document (pretty, URLs in its strings redacted) and notes that it is out.
+pub fn print_json(json: serde_json::Value) {
+    note_document_printed();
+    let json = redact_json(json);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
+    );
 }
 
 /// Whether this process printed its `--json` document already (a failure then adds none: one
@@ -97,7 +102,7 @@ impl Ctx {
 static DOCUMENT_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Notes that the command's `--json` document is on stdout.
-pub fn note_document_printed() {
+fn note_document_printed() {
     DOCUMENT_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 

@@ -44,12 +44,12 @@ fn parse_num<T: FromStr>(what: &str, noun: &str, text: &str) -> Result<(T, Typed
         Some(rest) => (true, rest),
         None => (false, text),
     };
-    let plain = !digits.is_empty()
+    let well_formed = !digits.is_empty()
         && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
         && digits.matches('.').count() <= 1
         && digits.starts_with(|c: char| c.is_ascii_digit())
         && digits.ends_with(|c: char| c.is_ascii_digit());
-    if !plain {
+    if !well_formed {
         return Err(malformed());
     }
     let is_zero = digits.chars().all(|c| c == '0' || c == '.');

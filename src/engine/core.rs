@@ -92,7 +92,7 @@ const META_DAY_START: &str = "equity.day_start";
 const META_HWM: &str = "equity.hwm";
 const META_WATCHLIST: &str = "watchlist";
 /// The price alerts (`engine::machine::price_alerts`), saved beside the watchlist.
-pub const META_PRICE_ALERTS: &str = "price_alerts";
+const META_PRICE_ALERTS: &str = "price_alerts";
 const META_PROTECT: &str = "protect.";
 const META_LIMITS: &str = "limits.in_force";
 pub const DEFAULT_WATCHLIST: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
@@ -306,36 +306,46 @@ impl Core {
     }
 
     fn restore_watchlist(&mut self, now_ms: i64) -> Result<(), JournalError> {
-        let saved: Option<Vec<String>> = match self.journal.get_meta(META_WATCHLIST)? {
-            None => None,
-            Some(t) => match serde_json::from_str(&t) {
-                Ok(list) => Some(list),
-                Err(e) => {
-                    let text =
-                        format!("the saved watchlist cannot be read ({e}); starting with the default list");
-                    self.state.log(now_ms, LogLevel::Warn, LogKind::System, text);
-                    None
-                }
-            },
-        };
+        let saved: Option<Vec<String>> = self.saved_json(
+            META_WATCHLIST,
+            "watchlist",
+            "starting with the default list",
+            now_ms,
+        )?;
         let names: Vec<String> = match saved {
             Some(v) if !v.is_empty() => v,
             _ => DEFAULT_WATCHLIST.iter().map(|s| s.to_string()).collect(),
         };
         self.state.watchlist = names.iter().filter_map(|n| Symbol::new(n).ok()).collect();
         self.state.selected = self.state.watchlist.first().cloned();
-        if let Some(text) = self.journal.get_meta(META_PRICE_ALERTS)? {
-            match serde_json::from_str(&text) {
-                Ok(alerts) => self.state.price_alerts = alerts,
-                Err(e) => self.state.log(
-                    now_ms,
-                    LogLevel::Warn,
-                    LogKind::System,
-                    format!("the saved price alerts cannot be read ({e}); starting without them"),
-                ),
-            }
+        if let Some(alerts) =
+            self.saved_json(META_PRICE_ALERTS, "price alerts", "starting without them", now_ms)?
+        {
+            self.state.price_alerts = alerts;
         }
         Ok(())
+    }
+
+    /// A JSON value saved in the journal's `meta`. One that cannot be read is said in the log
+    /// (with what the engine does `instead`) and taken as not saved.
+    fn saved_json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        key: &str,
+        what: &str,
+        instead: &str,
+        now_ms: i64,
+    ) -> Result<Option<T>, JournalError> {
+        let Some(text) = self.journal.get_meta(key)? else {
+            return Ok(None);
+        };
+        match serde_json::from_str(&text) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) => {
+                let text = format!("the saved {what} cannot be read ({e}); {instead}");
+                self.state.log(now_ms, LogLevel::Warn, LogKind::System, text);
+                Ok(None)
+            }
+        }
     }
 
     /// Persists the watchlist (the screen's add/remove).
@@ -343,6 +353,13 @@ impl Core {
         let names: Vec<&str> = self.state.watchlist.iter().map(|s| s.as_str()).collect();
         let text = serde_json::to_string(&names).map_err(|e| JournalError::Invalid(e.to_string()))?;
         self.journal.set_meta(META_WATCHLIST, &text)
+    }
+
+    /// Persists the price alerts (set, fired or cleared).
+    pub fn save_price_alerts(&mut self) -> Result<(), JournalError> {
+        let text = serde_json::to_string(&self.state.price_alerts)
+            .map_err(|e| JournalError::Invalid(e.to_string()))?;
+        self.journal.set_meta(META_PRICE_ALERTS, &text)
     }
 
     /// Persists day-start equity and the high-water mark after an equity sample.

@@ -660,43 +660,32 @@ impl EngineState {
     pub fn limits_until_restart(&self) -> Option<String> {
         let c = self.configured_limits.as_ref()?;
         let l = &self.limits;
+        // Built every publish: nothing is formatted unless a limit is looser.
         let mut parts = Vec::new();
-        let mut looser = |name: &str, now: String, configured: String, is_looser: bool| {
-            if is_looser {
-                parts.push(format!("{name} {now} until restart (config {configured})"));
-            }
+        let mut say = |name: &str, now: String, configured: String| {
+            parts.push(format!("{name} {now} until restart (config {configured})"));
         };
         let pct = |d: Decimal| format!("{}%", crate::domain::plain(d));
-        looser(
-            "daily",
-            pct(l.max_daily_loss_pct),
-            pct(c.max_daily_loss_pct),
-            l.max_daily_loss_pct > c.max_daily_loss_pct,
-        );
-        looser(
-            "drawdown",
-            pct(l.max_drawdown_pct),
-            pct(c.max_drawdown_pct),
-            l.max_drawdown_pct > c.max_drawdown_pct,
-        );
-        looser(
-            "trades",
-            l.max_trades_per_day.to_string(),
-            c.max_trades_per_day.to_string(),
-            l.max_trades_per_day > c.max_trades_per_day,
-        );
-        looser(
-            "size",
-            pct(l.max_position_size_pct),
-            pct(c.max_position_size_pct),
-            l.max_position_size_pct > c.max_position_size_pct,
-        );
-        looser(
-            "min R/R",
-            crate::domain::plain(l.min_risk_reward),
-            crate::domain::plain(c.min_risk_reward),
-            l.min_risk_reward < c.min_risk_reward,
-        );
+        if l.max_daily_loss_pct > c.max_daily_loss_pct {
+            say("daily", pct(l.max_daily_loss_pct), pct(c.max_daily_loss_pct));
+        }
+        if l.max_drawdown_pct > c.max_drawdown_pct {
+            say("drawdown", pct(l.max_drawdown_pct), pct(c.max_drawdown_pct));
+        }
+        if l.max_trades_per_day > c.max_trades_per_day {
+            say(
+                "trades",
+                l.max_trades_per_day.to_string(),
+                c.max_trades_per_day.to_string(),
+            );
+        }
+        if l.max_position_size_pct > c.max_position_size_pct {
+            say("size", pct(l.max_position_size_pct), pct(c.max_position_size_pct));
+        }
+        if l.min_risk_reward < c.min_risk_reward {
+            let plain = crate::domain::plain;
+            say("min R/R", plain(l.min_risk_reward), plain(c.min_risk_reward));
+        }
         (!parts.is_empty()).then(|| parts.join(", "))
     }
 

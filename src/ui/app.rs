@@ -961,13 +961,7 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
     use super::command::{Typed, parse};
     let typed = match parse(&field_text(&input)) {
         Ok(t) => t,
-        Err(e) => {
-            app.dialog = Some(Dialog::CommandLine {
-                input,
-                error: Some(e),
-            });
-            return vec![Effect::Bell];
-        }
+        Err(e) => return refuse_line(app, input, e),
     };
     let action = match typed {
         Typed::Ticket(mut fields) => {
@@ -988,13 +982,7 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
         Typed::Add(text) => {
             return match super::watchlist::check(snap, &text) {
                 Ok(symbol) => add_symbol(app, snap, symbol),
-                Err(e) => {
-                    app.dialog = Some(Dialog::CommandLine {
-                        input,
-                        error: Some(e),
-                    });
-                    vec![Effect::Bell]
-                }
+                Err(e) => refuse_line(app, input, e),
             };
         }
         Typed::Alert(text, crossing, price) => {
@@ -1003,21 +991,19 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
                     app.status = Some(line);
                     vec![Effect::Send(command)]
                 }
-                Err(e) => {
-                    app.dialog = Some(Dialog::CommandLine {
-                        input,
-                        error: Some(e),
-                    });
-                    vec![Effect::Bell]
-                }
+                Err(e) => refuse_line(app, input, e),
             };
         }
         Typed::ListAlerts => {
             app.status = Some(super::watchlist::alerts_line(snap));
             return vec![];
         }
-        Typed::ClearAlerts(symbol) => {
-            let symbol = symbol.and_then(|s| Symbol::new(&s).ok());
+        Typed::ClearAlerts(text) => {
+            // A symbol that is not one is refused: read as none it would clear every fired alert.
+            let symbol = match text.map(|t| Symbol::new(&t)).transpose() {
+                Ok(symbol) => symbol,
+                Err(e) => return refuse_line(app, input, e.to_string()),
+            };
             app.status = Some(match &symbol {
                 Some(s) => format!("clearing the alerts on {s}"),
                 None => "clearing the alerts that fired".into(),
@@ -1025,30 +1011,23 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
             return vec![Effect::Send(Command::ClearPriceAlerts(symbol))];
         }
         Typed::Theme(name) => {
-            match super::theme::switch(&app.config.theme, app.config.custom_palette.as_ref(), &name) {
+            return match super::theme::switch(&app.config.theme, app.config.custom_palette.as_ref(), &name) {
                 Ok(theme) => {
                     app.config.theme = theme;
                     app.status = Some(format!("theme {name}"));
+                    vec![]
                 }
-                Err(e) => {
-                    app.dialog = Some(Dialog::CommandLine {
-                        input,
-                        error: Some(e),
-                    });
-                    return vec![Effect::Bell];
-                }
-            }
-            return vec![];
-        }
-        Typed::Remove(text) if Symbol::new(&text).is_err() => {
-            let e = Symbol::new(&text).err().map(|e| e.to_string());
-            app.dialog = Some(Dialog::CommandLine { input, error: e });
-            return vec![Effect::Bell];
+                Err(e) => refuse_line(app, input, e),
+            };
         }
         Typed::Remove(text) => {
-            let symbol = Symbol::new(&text).expect("checked above");
-            app.status = Some(format!("removed {symbol} from the watchlist"));
-            return vec![Effect::Send(Command::RemoveSymbol(symbol))];
+            return match Symbol::new(&text) {
+                Ok(symbol) => {
+                    app.status = Some(format!("removed {symbol} from the watchlist"));
+                    vec![Effect::Send(Command::RemoveSymbol(symbol))]
+                }
+                Err(e) => refuse_line(app, input, e.to_string()),
+            };
         }
         Typed::Kill => Action::Kill,
         Typed::Flatten => Action::Flatten,
@@ -1057,6 +1036,15 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
         Typed::Help => Action::ToggleHelp,
     };
     update(app, action, snap)
+}
+
+/// The command line stays open with what was typed and why it cannot run; the bell rings.
+fn refuse_line(app: &mut App, input: TextArea<'static>, error: String) -> Vec<Effect> {
+    app.dialog = Some(Dialog::CommandLine {
+        input,
+        error: Some(error),
+    });
+    vec![Effect::Bell]
 }
 
 /// Up/Down, a page, the first or last row in the focused list, over the rows its filter

@@ -168,13 +168,8 @@ pub fn parse_theme_file(text: &str) -> Result<Palette, String> {
     let mut set: Vec<(String, Color, usize)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
-        let line = raw.split('#').next().unwrap_or_default().trim();
-        // A `#rrggbb` value holds a `#`: split on the first `#` outside quotes instead.
-        let line = if raw.contains('"') {
-            strip_comment(raw).trim()
-        } else {
-            line
-        };
+        // A `#rrggbb` value holds a `#`: a comment starts at the first `#` outside quotes.
+        let line = strip_comment(raw).trim();
         if line.is_empty() || line.starts_with('[') {
             continue;
         }

@@ -5,7 +5,7 @@
 //! again (an attached screen has no list, and the engine's rules are the authority).
 
 use crate::domain::{Price, Symbol, display_price};
-use crate::engine::snapshot::{Command, Crossing, Snapshot};
+use crate::engine::snapshot::{Command, Crossing, PriceAlert, Snapshot};
 
 /// The most candidate names a completion hint lists.
 const HINT_NAMES: usize = 6;
@@ -135,15 +135,7 @@ pub fn fired_since(seen: &mut i64, snap: &Snapshot) -> Option<String> {
         .price_alerts
         .iter()
         .filter(|a| a.fired.is_some_and(|(at, _)| at > *seen))
-        .map(|a| {
-            let tick = snap.tick(&a.symbol);
-            format!(
-                "{} {} {}",
-                a.symbol,
-                a.crossing.word(),
-                display_price(a.price.value(), tick)
-            )
-        })
+        .map(|a| waits_for(snap, a))
         .collect();
     *seen = (*seen).max(newest_firing(snap));
     (!new.is_empty()).then(|| format!("ALERT {}", new.join("; ")))
@@ -159,22 +151,16 @@ pub fn alerts_line(snap: &Snapshot) -> String {
         .price_alerts
         .iter()
         .map(|a| {
-            let tick = snap.tick(&a.symbol);
             let state = match a.fired {
                 None => "armed".to_string(),
                 Some((ms, last)) => format!(
                     "FIRED {} at {}",
                     chrono::DateTime::from_timestamp_millis(ms)
                         .map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string()),
-                    display_price(last.value(), tick)
+                    display_price(last.value(), snap.tick(&a.symbol))
                 ),
             };
-            format!(
-                "{} {} {} {state}",
-                a.symbol,
-                a.crossing.word(),
-                display_price(a.price.value(), tick)
-            )
+            format!("{} {state}", waits_for(snap, a))
         })
         .collect();
     format!(
@@ -182,4 +168,10 @@ pub fn alerts_line(snap: &Snapshot) -> String {
         crate::domain::plural::count(items.len(), "alert", "alerts"),
         items.join("; ")
     )
+}
+
+/// What an alert waits for, at its symbol's tick: `BTCUSDT above 100000.00`.
+fn waits_for(snap: &Snapshot, a: &PriceAlert) -> String {
+    let price = display_price(a.price.value(), snap.tick(&a.symbol));
+    format!("{} {} {price}", a.symbol, a.crossing.word())
 }

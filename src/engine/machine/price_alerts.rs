@@ -10,7 +10,6 @@
 
 use crate::alerts::{Alert, AlertKind, Severity};
 use crate::domain::{Price, Symbol, display_price};
-use crate::engine::core::META_PRICE_ALERTS as PRICE_ALERTS;
 use crate::engine::snapshot::{Crossing, LogKind, LogLevel, PriceAlert};
 
 use super::{Effect, Engine};
@@ -25,13 +24,7 @@ impl Engine {
             self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
             return;
         }
-        let tick = self
-            .core
-            .state
-            .rules
-            .get(&symbol)
-            .and_then(|r| r.filters.price.as_ref())
-            .map(|f| f.tick_size);
+        let tick = self.tick(&symbol);
         let shown = display_price(price.value(), tick);
         if let Some(last) = self.last_price(&symbol)
             && crossing.reached(last, price)
@@ -80,6 +73,7 @@ impl Engine {
     }
 
     /// After every input: each armed alert whose symbol's last price reached its price fires.
+    /// Nothing is allocated unless an alert fires (this runs on every market message).
     pub(super) fn check_price_alerts(&mut self, now: i64) {
         let mut fired = Vec::new();
         for i in 0..self.core.state.price_alerts.len() {
@@ -92,29 +86,20 @@ impl Engine {
             };
             if a.crossing.reached(last, a.price) {
                 self.core.state.price_alerts[i].fired = Some((now, last));
-                fired.push(self.core.state.price_alerts[i].clone());
+                fired.push((self.core.state.price_alerts[i].clone(), last));
             }
         }
         if fired.is_empty() {
             return;
         }
-        for a in fired {
-            let tick = self
-                .core
-                .state
-                .rules
-                .get(&a.symbol)
-                .and_then(|r| r.filters.price.as_ref())
-                .map(|f| f.tick_size);
-            let last = a
-                .fired
-                .map(|(_, p)| display_price(p.value(), tick))
-                .unwrap_or_default();
+        for (a, last) in fired {
+            let tick = self.tick(&a.symbol);
             let text = format!(
-                "ALERT {} {} {}: last {last}",
+                "ALERT {} {} {}: last {}",
                 a.symbol,
                 a.crossing.word(),
-                display_price(a.price.value(), tick)
+                display_price(a.price.value(), tick),
+                display_price(last.value(), tick)
             );
             self.core
                 .state
@@ -128,6 +113,12 @@ impl Engine {
         self.save_price_alerts(now);
     }
 
+    /// The symbol's price tick, when its rules are known (prices are shown at it).
+    fn tick(&self, symbol: &Symbol) -> Option<rust_decimal::Decimal> {
+        let rules = self.core.state.rules.get(symbol)?;
+        rules.filters.price.as_ref().map(|f| f.tick_size)
+    }
+
     /// The last trade price (the 24 h ticker's), else the quote's mid.
     fn last_price(&self, symbol: &Symbol) -> Option<Price> {
         let state = &self.core.state;
@@ -139,15 +130,7 @@ impl Engine {
     }
 
     fn save_price_alerts(&mut self, now: i64) {
-        let saved = serde_json::to_string(&self.core.state.price_alerts)
-            .map_err(|e| e.to_string())
-            .and_then(|text| {
-                self.core
-                    .journal
-                    .set_meta(PRICE_ALERTS, &text)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = saved {
+        if let Err(e) = self.core.save_price_alerts() {
             let text = format!("price alerts not saved ({e}); they will not survive a restart");
             self.core.state.log(now, LogLevel::Warn, LogKind::System, text);
         }

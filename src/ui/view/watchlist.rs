@@ -95,18 +95,14 @@ pub(super) fn draw_watchlist(app: &App, snap: &Snapshot, frame: &mut Frame, area
 
 /// ` !` when an alert on the symbol fired, ` *` when one is armed, else nothing.
 fn alert_mark(snap: &Snapshot, symbol: &Symbol) -> &'static str {
-    let mut alerts = snap
-        .price_alerts
-        .iter()
-        .filter(|a| &a.symbol == symbol)
-        .peekable();
-    if alerts.peek().is_none() {
-        ""
-    } else if alerts.any(|a| a.fired.is_some()) {
-        " !"
-    } else {
-        " *"
+    let mut mark = "";
+    for a in snap.price_alerts.iter().filter(|a| &a.symbol == symbol) {
+        if a.fired.is_some() {
+            return " !";
+        }
+        mark = " *";
     }
+    mark
 }
 
 /// The price alerts, after the symbols: what each waits for, armed or when it fired and at
@@ -124,19 +120,17 @@ fn alert_rows<'a>(
             (Crossing::Below, true) => "<=",
         };
         let target = format!("{way}{}", display_price(a.price.value(), tick));
-        let style = match a.fired {
-            Some(_) => theme.warning().add_modifier(ratatui::style::Modifier::BOLD),
-            None => theme.dim(),
-        };
-        let (state, at) = match a.fired {
-            Some((ms, last)) => (format!("FIRED {}", hm(ms)), display_price(last.value(), tick)),
-            None => ("armed".to_string(), String::new()),
+        let (mark, style, state, at) = match a.fired {
+            Some((ms, last)) => (
+                "!",
+                theme.warning().add_modifier(ratatui::style::Modifier::BOLD),
+                format!("FIRED {}", hm(ms)),
+                display_price(last.value(), tick),
+            ),
+            None => ("*", theme.dim(), "armed".to_string(), String::new()),
         };
         let cells = vec![
-            (
-                format!(" {}{}", if a.fired.is_some() { "!" } else { "*" }, a.symbol),
-                style,
-            ),
+            (format!(" {mark}{}", a.symbol), style),
             (target, style),
             (state, style),
             (at, style),
