@@ -157,7 +157,7 @@ async fn market_stream_delivers_quotes_and_follows_the_watchlist() -> TestResult
             .is_some(),
         "no miniTicker"
     );
-    assert!(handle.set_watchlist(vec![sym("BTCUSDT"), sym("ETHUSDT")]).await);
+    assert!(handle.set_watchlist(vec![sym("BTCUSDT"), sym("ETHUSDT")]));
     assert!(
         next_matching(&mut rx, t, |e| is_quote_for(e, "ETHUSDT"))
             .await

@@ -575,8 +575,8 @@ impl Executor {
                 }
             }
             Effect::SetWatchlist(list) => {
-                if let Some(m) = self.market.clone() {
-                    tokio::spawn(async move { m.set_watchlist(list).await });
+                if let Some(m) = &self.market {
+                    m.set_watchlist(list);
                 }
             }
             Effect::Focus(effect) => self.run_focus_effect(effect),

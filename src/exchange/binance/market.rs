@@ -173,18 +173,24 @@ impl std::fmt::Debug for Command {
 }
 
 impl MarketStreamHandle {
-    /// Replaces the watchlist; the task subscribes and unsubscribes the difference.
-    pub async fn set_watchlist(&self, symbols: Vec<Symbol>) -> bool {
-        self.commands.send(Command::SetWatchlist(symbols)).await.is_ok()
+    /// Replaces the watchlist; the task subscribes and unsubscribes the difference. Queued at
+    /// once, in call order, like [`MarketStreamHandle::set_focus`]. False once the stream task
+    /// is gone.
+    pub fn set_watchlist(&self, symbols: Vec<Symbol>) -> bool {
+        self.queue(Command::SetWatchlist(symbols))
     }
 
     /// Follows another selected symbol (or timeframe): only its book, trades and chart are
-    /// subscribed, whatever the watchlist's length. Queued at once, in the order of the calls
-    /// (a send from a task of its own could overtake the one before and leave the stream on a
-    /// symbol no longer selected); only when the queue is full does a task wait to send it.
-    /// False once the stream task is gone.
+    /// subscribed, whatever the watchlist's length. False once the stream task is gone.
     pub fn set_focus(&self, focus: Option<(Symbol, String)>) -> bool {
-        match self.commands.try_send(Command::SetFocus(focus)) {
+        self.queue(Command::SetFocus(focus))
+    }
+
+    /// Queues a command at once, in the order of the calls (a send from a task of its own
+    /// could overtake the one before and leave the stream on a list or symbol no longer
+    /// wanted); only when the queue is full does a task wait to send it.
+    fn queue(&self, command: Command) -> bool {
+        match self.commands.try_send(command) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(command)) => {
                 let commands = self.commands.clone();
