@@ -267,8 +267,6 @@ pub struct SymbolMarket {
     pub tape: Tape,
     /// Mid price moved by the control endpoint; the walk continues from there.
     pub forced: bool,
-    /// An outside price source has quoted this symbol (paper mode).
-    pub quoted: bool,
     /// Its market step panicked once; it no longer moves (see `Market::step`).
     pub halted: bool,
 }
@@ -394,7 +392,6 @@ impl Market {
                 next_trade_id: trade_id,
                 tape,
                 forced: false,
-                quoted: false,
                 halted: false,
             };
             m.rebuild_book(&mut rng);
@@ -522,7 +519,6 @@ impl Market {
         let old_asks = m.asks.clone();
         // The history is the real quotes' only: the paper exchange starts a symbol unpriced
         // (`paper::await_real_prices`), with no synthetic history to bring to this level.
-        m.quoted = true;
         m.mid = (bid.0 + ask.0) / Decimal::TWO;
         m.rebuild_book(rng);
         // The outside top of book replaces the synthetic one (levels behind it stay synthetic).

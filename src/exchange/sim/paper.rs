@@ -33,7 +33,6 @@ pub fn await_real_prices(market: &mut Market) {
         m.last_qty = Decimal::ZERO;
         m.candles.clear();
         m.tape = Tape::default();
-        m.quoted = false;
     }
 }
 
