@@ -5,15 +5,16 @@
 
 mod support {
     pub mod demo;
+    pub mod keys;
+    pub mod screen;
 }
 
 use crbot::domain::Symbol;
 use crbot::engine::snapshot::{BookStatus, ChartInterval, Command, LogKind, LogLevel, LogLine, Snapshot};
-use crbot::ui::{App, Effect, Focus, KeyPress, Tab, Theme, UiConfig, update, view};
+use crbot::ui::{App, Effect, Focus, KeyPress, Tab, Theme, UiConfig, update};
 use crossterm::event::KeyCode;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use support::demo;
+use support::keys::{press, sent, type_text};
 
 /// 2025-11-28 12:34:56 UTC: fixed, so every snapshot is deterministic.
 const NOW: i64 = 1_764_333_296_000;
@@ -33,33 +34,11 @@ fn app(snap: &Snapshot) -> App {
 }
 
 fn draw(app: &App, snap: &Snapshot, w: u16, h: u16) -> String {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| view(app, snap, f)).unwrap();
-    format!("{}", t.backend())
-}
-
-fn press(app: &mut App, snap: &Snapshot, key: KeyPress) -> Vec<Effect> {
-    match app.action_for(key) {
-        Some(action) => update(app, action, snap),
-        None => vec![],
-    }
-}
-
-fn sent(effects: &[Effect]) -> Vec<Command> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Send(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect()
+    format!("{}", support::screen::draw(app, snap, w, h).backend())
 }
 
 fn type_line(app: &mut App, snap: &Snapshot, text: &str) -> Vec<Effect> {
-    let mut fx = Vec::new();
-    for c in text.chars() {
-        fx.extend(press(app, snap, KeyPress::ch(c)));
-    }
+    let mut fx = type_text(app, snap, text);
     fx.extend(press(app, snap, KeyPress::plain(KeyCode::Enter)));
     fx
 }
