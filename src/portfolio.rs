@@ -47,6 +47,7 @@
 
 pub mod curve;
 pub mod equity;
+pub mod trail;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,11 +56,12 @@ use rust_decimal::Decimal;
 use chrono::NaiveDate;
 
 use crate::domain::{
-    Asset, Balance, Fill, Money, MoneyError, OrderType, Price, Qty, Quote, Side, Symbol, SymbolRules,
+    Asset, Balance, Fill, Money, MoneyError, OrderType, Price, Qty, Side, Symbol, SymbolRules,
 };
 
 pub use curve::{EquityCurve, Window, downsample};
 pub use equity::{DayStart, EquityReport, EquitySample, EquityTracker, Observed, equity_report, utc_date};
+pub use trail::QuoteTrail;
 
 /// How far apart a quote and a fill may be for the quote to price the fill's third-asset
 /// commission. Further apart, the price is not the one at fill time and the fee is unpriced.
@@ -67,9 +69,10 @@ pub const FEE_PRICE_WINDOW_MS: i64 = 5_000;
 
 /// The quote-asset price of `fill`'s commission asset at the fill's time, the one to journal
 /// with the fill: 1 for the quote asset, the fill price for the base asset, and for any other
-/// asset (BNB) the mid of `<ASSET><QUOTE>` when that quote is within [`FEE_PRICE_WINDOW_MS`] of
-/// the fill. `None` means no price at fill time was known: the fee is booked as unpriced.
-pub fn fee_price_at(fill: &Fill, pair: &Pair, quotes: &BTreeMap<Symbol, Quote>) -> Option<Price> {
+/// asset (BNB) the mid of `<ASSET><QUOTE>` in force at the fill's time ([`QuoteTrail::mid_at`]
+/// with [`FEE_PRICE_WINDOW_MS`]): not a quote that came after the market moved on. `None`
+/// means no price at fill time was known: the fee is booked as unpriced.
+pub fn fee_price_at(fill: &Fill, pair: &Pair, trail: &QuoteTrail) -> Option<Price> {
     if fill.commission_asset == pair.quote {
         return Price::try_new(Decimal::ONE).ok();
     }
@@ -77,9 +80,7 @@ pub fn fee_price_at(fill: &Fill, pair: &Pair, quotes: &BTreeMap<Symbol, Quote>) 
         return Some(fill.price);
     }
     let symbol = Symbol::new(&format!("{}{}", fill.commission_asset, pair.quote)).ok()?;
-    let quote = quotes.get(&symbol)?;
-    let apart = quote.time_ms.checked_sub(fill.time_ms)?.checked_abs()?;
-    (apart <= FEE_PRICE_WINDOW_MS).then(|| quote.mid())
+    trail.mid_at(&symbol, fill.time_ms, FEE_PRICE_WINDOW_MS)
 }
 
 /// One fill's commission as booked: crbot's share, in its own asset and in the quote asset.
@@ -795,11 +796,11 @@ mod tests {
         );
     }
 
-    fn quotes(symbol: &str, mid: &str, time_ms: i64) -> BTreeMap<Symbol, Quote> {
+    fn quotes(symbol: &str, mid: &str, time_ms: i64) -> BTreeMap<Symbol, crate::domain::Quote> {
         let px = p(mid);
         BTreeMap::from([(
             Symbol::new(symbol).expect("ok"),
-            Quote {
+            crate::domain::Quote {
                 bid: px,
                 ask: px,
                 time_ms,
@@ -809,21 +810,30 @@ mod tests {
 
     #[test]
     fn fee_price_is_one_for_quote_the_fill_price_for_base_and_the_mid_at_fill_time_for_bnb() {
-        let book = quotes("BNBUSDT", "600", 5_000);
-        let at = |fee_asset: &str, time_ms: i64| {
+        let mut trail = QuoteTrail::default();
+        for (symbol, quote) in quotes("BNBUSDT", "600", 5_000) {
+            trail.observe(&symbol, &quote);
+        }
+        let at = |trail: &QuoteTrail, fee_asset: &str, time_ms: i64| {
             let mut f = fill(1, Side::Buy, "1", "100", "0.1", fee_asset);
             f.time_ms = time_ms;
-            fee_price_at(&f, &pair(), &book)
+            fee_price_at(&f, &pair(), trail)
         };
-        assert_eq!(at("USDT", 0), Some(p("1")));
-        assert_eq!(at("BTC", 0), Some(p("100")));
-        assert_eq!(at("BNB", 0), Some(p("600")));
-        assert_eq!(at("BNB", 10_000), Some(p("600")));
-        // Further than the window from the fill, either way: not the price at fill time.
-        assert_eq!(at("BNB", 5_000 + FEE_PRICE_WINDOW_MS + 1), None);
-        assert_eq!(at("BNB", 5_000 - FEE_PRICE_WINDOW_MS - 1), None);
+        assert_eq!(at(&trail, "USDT", 0), Some(p("1")));
+        assert_eq!(at(&trail, "BTC", 0), Some(p("100")));
+        assert_eq!(at(&trail, "BNB", 0), Some(p("600")));
+        assert_eq!(at(&trail, "BNB", 10_000), Some(p("600")));
+        // Further than the window from any quote, either way: not the price at fill time.
+        assert_eq!(at(&trail, "BNB", 5_000 + FEE_PRICE_WINDOW_MS + 1), None);
+        assert_eq!(at(&trail, "BNB", 5_000 - FEE_PRICE_WINDOW_MS - 1), None);
         // No market for the asset against this pair's quote.
-        assert_eq!(at("ETH", 5_000), None);
+        assert_eq!(at(&trail, "ETH", 5_000), None);
+        // The market moved after the fill: the fee keeps the mid of its time.
+        for (symbol, quote) in quotes("BNBUSDT", "650", 7_000) {
+            trail.observe(&symbol, &quote);
+        }
+        assert_eq!(at(&trail, "BNB", 6_999), Some(p("600")));
+        assert_eq!(at(&trail, "BNB", 7_000), Some(p("650")));
     }
 
     #[test]

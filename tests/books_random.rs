@@ -61,7 +61,8 @@ const FLOWS_KEPT_OUT_OF_PNL: bool = true;
 /// A third-asset (BNB) commission is valued at the BNBUSDT mid of its fill time, and keeps
 /// that value across a restart of crbot. On (crbot journals the value with the fill): every
 /// BNB commission is expected so, and crbot's fee report (paid per asset, USDT value, nothing
-/// unpriced) is compared with the model's. Off: the convention before fee values were
+/// unpriced) is compared with the model's; a fill made before crbot started (found by its
+/// start-up reconciliation) has no quote of its time, and is valued at the first after. Off: the convention before fee values were
 /// journaled, compared as exactly: a commission is valued at
 /// the BNBUSDT quote crbot holds when it books the fill (later than the fill when the fill
 /// comes from a reconciliation), and fills replayed from the journal at a restart carry it
@@ -246,6 +247,8 @@ struct Stats {
     answers_lost: usize,
     exchange_restarts: usize,
     checkpoints: usize,
+    /// Distinct fills of crbot's orders seen so far (a reconciliation may report a fill the
+    /// order's answer already carried: counted once).
     fills_seen: usize,
     /// Time spent per kind of step (where a slow run goes).
     time: BTreeMap<&'static str, Duration>,
@@ -269,6 +272,8 @@ struct Run {
     regime_log: Vec<(i64, Regime)>,
     /// (wall ms from which it applies, BNBUSDT mid) — the price of a BNB commission.
     bnb_log: Vec<(i64, Decimal)>,
+    /// The fills behind `stats.fills_seen`.
+    seen_fills: BTreeSet<(String, u64)>,
     /// Latest book tickers: symbol → (bid, ask).
     book: BTreeMap<String, (Decimal, Decimal)>,
     /// The larger of the best bid's and best ask's quantity (sizes orders in book levels).
@@ -280,6 +285,12 @@ struct Run {
     /// The BNBUSDT mid crbot held when it booked each fill (what it values a BNB commission
     /// at today), and how many of those differ from the mid at fill time.
     booked_bnb_px: BTreeMap<(String, u64), Decimal>,
+    /// BNB commissions of fills made before crbot last started (found by its start-up
+    /// reconciliation): crbot saw no price of their time, and values them at the first quote
+    /// after, when that came within its window. The model does the same for these.
+    before_start: BTreeSet<(String, u64)>,
+    /// When crbot last started, on the exchange's clock.
+    started_ms: i64,
     late_bnb_valuations: usize,
     raw_marks: Marks,
     adj_marks: Marks,
@@ -353,11 +364,14 @@ impl Run {
             regime: 0,
             regime_log: vec![(t0, regime)],
             bnb_log: Vec::new(),
+            seen_fills: BTreeSet::new(),
             book: BTreeMap::new(),
             top_qty: BTreeMap::new(),
             own: BTreeSet::new(),
             replayed: BTreeSet::new(),
             booked_bnb_px: BTreeMap::new(),
+            before_start: BTreeSet::new(),
+            started_ms: 0,
             late_bnb_valuations: 0,
             raw_marks: Marks::default(),
             adj_marks: Marks::default(),
@@ -399,6 +413,9 @@ impl Run {
         if self.bnb_log.last().is_none_or(|(_, m)| *m != bnb) {
             self.bnb_log.push((since, bnb));
         }
+        // As the console hears the book: this price from `since` on the exchange's clock (what
+        // values a BNB commission of a fill booked later), then on the day clock for the gate.
+        self.feed_quotes_at(since);
         self.feed_quotes();
     }
 
@@ -465,6 +482,7 @@ impl Run {
     /// Starts crbot on its journal as the console does: restore, rules, replay of journaled
     /// fills, then quotes, then the start-up reconciliation, then an equity sample.
     async fn start_crbot(&mut self) {
+        self.started_ms = wall_ms();
         let location = match &self.db {
             Some(db) => Location::Postgres(PgTarget::parse(&db.url()).unwrap()),
             None => Location::Sqlite(journal_path(self.dir.path())),
@@ -531,7 +549,7 @@ impl Run {
     fn apply_resync(&mut self, r: ResyncReport) {
         let now = self.clock;
         let own = &self.own;
-        self.stats.fills_seen += r
+        let own_fills: Vec<(String, u64)> = r
             .fills
             .iter()
             .filter(|f| {
@@ -551,7 +569,10 @@ impl Run {
                             && own.contains(o.client_order_id.as_str())
                     })
             })
-            .count();
+            .map(|f| (f.symbol.to_string(), f.trade_id))
+            .collect();
+        self.seen_fills.extend(own_fills);
+        self.stats.fills_seen = self.seen_fills.len();
         let core = self.core();
         core.state.set_balances(r.account.balances, true);
         for (cid, res) in r.orders {
@@ -584,6 +605,9 @@ impl Run {
             if f.commission_asset.as_str() == "BNB" && f.symbol.as_str() != "BNBUSDT" {
                 if Self::at(&self.bnb_log, f.time_ms) != mid {
                     self.late_bnb_valuations += 1;
+                }
+                if f.time_ms < self.started_ms {
+                    self.before_start.insert(key.clone());
                 }
                 self.booked_bnb_px.insert(key, mid);
             }
@@ -683,7 +707,9 @@ impl Run {
         let now = self.clock;
         match outcome {
             OrderOutcome::Done(placed) => {
-                self.stats.fills_seen += placed.fills.len();
+                let keys = placed.fills.iter().map(|f| (f.symbol.to_string(), f.trade_id));
+                self.seen_fills.extend(keys);
+                self.stats.fills_seen = self.seen_fills.len();
                 if std::env::var("BOOKS_DEBUG").is_ok() {
                     eprintln!(
                         "placed {} {} {:?} {}: {:?}, {} fills",
@@ -1159,7 +1185,13 @@ impl Run {
         );
 
         // Fees per asset, valued at fill time (the convention).
-        let at_fill = model::books(&own, |t| Some(Self::at(&self.bnb_log, t.time)));
+        let at_fill = model::books(&own, |t| {
+            let key = (t.symbol.clone(), t.id);
+            match self.booked_bnb_px.get(&key) {
+                Some(px) if self.before_start.contains(&key) => Some(*px),
+                _ => Some(Self::at(&self.bnb_log, t.time)),
+            }
+        });
         assert_eq!(at_fill.fills, own.len());
         // What crbot is expected to show today: as above, except that where the switch is off,
         // fills replayed at a restart carry their BNB commission unpriced.

@@ -52,6 +52,8 @@ pub struct EngineState {
     pub trading: TradingState,
     pub rules: BTreeMap<Symbol, SymbolRules>,
     pub quotes: BTreeMap<Symbol, Quote>,
+    /// Recent mids, to value a third-asset commission at its fill's time.
+    pub quote_trail: crate::portfolio::QuoteTrail,
     pub tickers: BTreeMap<Symbol, TickerLine>,
     pub candles: BTreeMap<Symbol, Vec<Candle>>,
     pub balances: BTreeMap<Asset, Balance>,
@@ -114,6 +116,7 @@ impl EngineState {
             trading,
             rules: BTreeMap::new(),
             quotes: BTreeMap::new(),
+            quote_trail: crate::portfolio::QuoteTrail::default(),
             tickers: BTreeMap::new(),
             candles: BTreeMap::new(),
             balances: BTreeMap::new(),
@@ -176,6 +179,7 @@ impl EngineState {
         if quote.bid.is_zero() && quote.ask.is_zero() {
             return;
         }
+        self.quote_trail.observe(&symbol, &quote);
         self.quotes.insert(symbol, quote);
     }
 
@@ -238,11 +242,11 @@ impl EngineState {
         self.apply_own_fill_priced(fill, fee_price)
     }
 
-    /// The quote price of `fill`'s commission asset at the fill's time, from the quotes held
-    /// now (`None` when none is close enough in time; the fee is then unpriced).
+    /// The quote price of `fill`'s commission asset at the fill's time, from the recent quotes
+    /// (`None` when none is close enough in time; the fee is then unpriced).
     pub fn fee_price_at(&self, fill: &Fill) -> Option<Price> {
         let pair = Pair::from(self.rules.get(&fill.symbol)?);
-        crate::portfolio::fee_price_at(fill, &pair, &self.quotes)
+        crate::portfolio::fee_price_at(fill, &pair, &self.quote_trail)
     }
 
     /// [`EngineState::apply_own_fill`] with the commission price journaled with the fill (a
