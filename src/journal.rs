@@ -437,8 +437,9 @@ impl Journal {
 
     // ----- fills --------------------------------------------------------------------------
 
-    /// Records a fill. `Ok(false)` when this (symbol, trade id) is already recorded: a fill
-    /// reported twice (stream and REST) counts once. Durable when this returns `Ok`.
+    /// Records a fill. `Ok(false)` when this (symbol, trade id, order id) is already recorded: a
+    /// fill reported twice (stream and REST) counts once. The two sides of a self-trade share a
+    /// trade id and are two fills (one per order). Durable when this returns `Ok`.
     pub fn insert_fill(&self, fill: &Fill) -> Result<bool> {
         self.insert_fill_priced(fill, None)
     }
@@ -450,7 +451,7 @@ impl Journal {
             "INSERT INTO trades (symbol, trade_id, order_id, client_order_id, side, price, qty, \
              commission, commission_asset, time_ms, is_maker, fee_price) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-             ON CONFLICT(symbol, trade_id) DO NOTHING",
+             ON CONFLICT(symbol, trade_id, order_id) DO NOTHING",
             values![
                 fill.symbol.as_str(),
                 to_i64(fill.trade_id, "trade id")?,
@@ -485,23 +486,25 @@ impl Journal {
     /// Every fill in time order, with the commission price journaled at its fill time.
     pub fn fills_priced(&self) -> Result<Vec<(Fill, Option<Price>)>> {
         let rows = self.store.query(
-            "SELECT symbol, trade_id, fee_price FROM trades WHERE fee_price IS NOT NULL",
+            "SELECT symbol, trade_id, order_id, fee_price FROM trades WHERE fee_price IS NOT NULL",
             vec![],
         )?;
         let mut prices = std::collections::BTreeMap::new();
         for row in rows {
             let symbol: String = row.get(0)?;
             let trade_id: i64 = row.get(1)?;
-            let text: String = row.get(2)?;
+            let order_id: i64 = row.get(2)?;
+            let text: String = row.get(3)?;
             let price = Price::from_str(&text)
                 .map_err(|e| JournalError::Invalid(format!("fee price of trade {trade_id}: {e}")))?;
-            prices.insert((symbol, trade_id), price);
+            prices.insert((symbol, trade_id, order_id), price);
         }
         let mut out = Vec::new();
         for fill in self.fills()? {
             let key = (
                 fill.symbol.as_str().to_string(),
                 to_i64(fill.trade_id, "trade id")?,
+                to_i64(fill.order_id, "order id")?,
             );
             let price = prices.get(&key).copied();
             out.push((fill, price));

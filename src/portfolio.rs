@@ -466,7 +466,8 @@ enum FeeKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Positions {
     by_symbol: BTreeMap<Symbol, Position>,
-    seen: BTreeSet<(Symbol, u64)>,
+    /// Fills applied, by (symbol, trade id, order id): both sides of a self-trade count.
+    seen: BTreeSet<(Symbol, u64, u64)>,
     /// Fees by the UTC day of their fill.
     fee_days: BTreeMap<NaiveDate, FeeTally>,
 }
@@ -483,7 +484,7 @@ impl Positions {
         pair: &Pair,
         fee_price: Option<Price>,
     ) -> Result<FillOutcome, PortfolioError> {
-        let key = (fill.symbol.clone(), fill.trade_id);
+        let key = (fill.symbol.clone(), fill.trade_id, fill.order_id);
         if self.seen.contains(&key) {
             return Ok(FillOutcome::Duplicate);
         }

@@ -109,6 +109,92 @@ fn a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_late
     assert!(!pos.pnl_complete());
 }
 
+fn entry_journaled(home: &Home) {
+    let journal = home.open(crbot::domain::Mode::Sim);
+    journal
+        .insert_order(&order(
+            "cr-entry-1",
+            11,
+            None,
+            crbot::domain::Side::Buy,
+            crbot::domain::OrderPurpose::Entry,
+            T0,
+        ))
+        .unwrap();
+}
+
+fn a_bnb_fee_learned_after_bnb_moved_keeps_the_mid_of_its_fill_time(store: Store) {
+    let home = Home::new(store);
+    entry_journaled(&home);
+    let mut core = core_at(&home.location(), T0);
+    bnb_quote(&mut core, "600", T0 - 1_000);
+    // BNB moves half a second after the fill, before crbot hears of the fill (a resting order
+    // found filled by a reconciliation): the fee is worth what BNB was worth at the fill.
+    bnb_quote(&mut core, "650", T0 + 500);
+    let f = fill(
+        1,
+        11,
+        "cr-entry-1",
+        crbot::domain::Side::Buy,
+        "1",
+        "100",
+        "0.0005",
+        "BNB",
+        T0,
+    );
+    assert!(core.on_fill(&f, T0 + 600));
+    let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
+    assert_eq!(pos.fees().value.get(&asset("USDT")), Some(&d("0.3")));
+    assert_eq!(pos.cost_basis().amount(), d("100.3"));
+    // And the journal keeps that price for a restart.
+    let priced = core.journal.fills_priced().unwrap();
+    assert_eq!(priced[0].1, Some("600".parse().unwrap()));
+}
+
+fn both_sides_of_a_self_trade_are_booked_when_the_other_side_arrives_first(store: Store) {
+    let home = Home::new(store);
+    entry_journaled(&home);
+    let mut core = core_at(&home.location(), T0);
+    // Someone else on the account sold into crbot's resting buy with self-trade prevention
+    // NONE: one trade id, the seller's fill (not crbot's) heard first.
+    let mut theirs = fill(
+        1,
+        12,
+        "x",
+        crbot::domain::Side::Sell,
+        "1",
+        "100",
+        "0.1",
+        "USDT",
+        T0,
+    );
+    theirs.client_order_id = None;
+    assert!(core.on_fill(&theirs, T0));
+    let ours = fill(
+        1,
+        11,
+        "cr-entry-1",
+        crbot::domain::Side::Buy,
+        "1",
+        "100",
+        "0.001",
+        "BTC",
+        T0,
+    );
+    assert!(core.on_fill(&ours, T0), "crbot's side of the trade was dropped");
+    let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
+    assert_eq!(pos.qty().value(), d("0.999"));
+    assert_eq!(core.journal.fills().unwrap().len(), 2);
+    // Reported again (a resync), neither side counts twice.
+    assert!(!core.on_fill(&ours, T0));
+    assert!(!core.on_fill(&theirs, T0));
+    drop(core);
+    let mut core = core_at(&home.location(), T0 + 1_000);
+    core.replay_fills();
+    let pos = core.state.positions.get(&sym("BTCUSDT")).unwrap();
+    assert_eq!(pos.qty().value(), d("0.999"), "after a restart");
+}
+
 fn screen_text(snap: &crbot::engine::snapshot::Snapshot) -> String {
     use crbot::ui::{App, UiConfig, view};
     let app = App::new(UiConfig::default(), snap);
@@ -147,4 +233,6 @@ both_stores!(
     sync: fees_are_booked_per_asset_per_position_and_per_day_with_their_quote_value,
     a_bnb_fee_keeps_the_price_of_its_fill_time_across_a_restart,
     a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_later,
+    a_bnb_fee_learned_after_bnb_moved_keeps_the_mid_of_its_fill_time,
+    both_sides_of_a_self_trade_are_booked_when_the_other_side_arrives_first,
 );

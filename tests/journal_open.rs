@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crbot::domain::Mode;
+use crbot::domain::{Asset, ClientOrderId, Fill, Mode, Side, Symbol};
 use crbot::journal::{APPLICATION_ID, Journal, JournalError, SCHEMA_VERSION};
 use sha2::{Digest, Sha256};
 
@@ -263,4 +263,63 @@ fn refusal_works_for_paths_with_spaces_and_percent_signs() {
     ));
     assert_eq!(digest(&path), before);
     assert!(Journal::open(&path, Mode::Demo).is_ok());
+}
+
+fn fill(trade_id: u64, order_id: u64, side: Side) -> Fill {
+    Fill {
+        symbol: Symbol::new("BTCUSDT").expect("symbol"),
+        trade_id,
+        order_id,
+        client_order_id: Some(ClientOrderId::new("cr-a").expect("cid")),
+        side,
+        price: "60000.01".parse().expect("price"),
+        qty: "0.00012345".parse().expect("qty"),
+        commission: "0.00000012".parse().expect("commission"),
+        commission_asset: Asset::new("BNB").expect("asset"),
+        time_ms: 1_700_000_000_000 + trade_id as i64,
+        is_maker: false,
+    }
+}
+
+#[test]
+fn a_schema_4_journal_is_upgraded_keeping_its_fills_and_then_takes_both_sides_of_a_self_trade() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("journal.db");
+    drop(Journal::open(&path, Mode::Sim).expect("created"));
+    {
+        // Back to schema 4: a trade was keyed by trade id alone.
+        let raw = rusqlite::Connection::open(&path).expect("raw");
+        raw.execute_batch("DROP TABLE trades; CREATE TABLE trades (         id               INTEGER PRIMARY KEY,         symbol           TEXT NOT NULL,         trade_id         INTEGER NOT NULL,         order_id         INTEGER NOT NULL,         client_order_id  TEXT,         side             TEXT NOT NULL,         price            TEXT NOT NULL,         qty              TEXT NOT NULL,         commission       TEXT NOT NULL,         commission_asset TEXT NOT NULL,         time_ms          INTEGER NOT NULL,         is_maker         INTEGER NOT NULL,         fee_price        TEXT,         UNIQUE(symbol, trade_id)     );").expect("old trades");
+        raw.execute(
+            "INSERT INTO trades (id, symbol, trade_id, order_id, client_order_id, side, price, qty, \
+             commission, commission_asset, time_ms, is_maker, fee_price) \
+             VALUES (7, 'BTCUSDT', 1, 1, 'cr-a', 'BUY', '60000.01', '0.00012345', '0.00000012', 'BNB', \
+             1700000000001, 0, '600.5')",
+            [],
+        )
+        .expect("old fill");
+        raw.pragma_update(None, "user_version", 4).expect("version");
+    }
+    let j = Journal::open(&path, Mode::Sim).expect("upgraded");
+    assert_eq!(j.fills().expect("fills"), vec![fill(1, 1, Side::Buy)]);
+    assert_eq!(
+        j.fills_priced().expect("priced")[0].1,
+        Some("600.5".parse().expect("p"))
+    );
+    assert!(j.insert_fill(&fill(1, 2, Side::Sell)).expect("other side"));
+    assert!(!j.insert_fill(&fill(1, 2, Side::Sell)).expect("again"));
+    drop(j);
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    let version: i32 = raw
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION);
+    let ids: Vec<i64> = raw
+        .prepare("SELECT id FROM trades ORDER BY id")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("id"))
+        .collect();
+    assert_eq!(ids, [7, 8], "the copied row keeps its id; the next follows it");
 }

@@ -233,6 +233,28 @@ fn a_duplicate_fill_is_ignored_and_reported_as_such(store: &StoreUnderTest) {
     assert_eq!(j.fills_for(&sym("BTCUSDT")).expect("fills"), vec![f]);
 }
 
+fn both_sides_of_a_self_trade_are_two_fills(store: &StoreUnderTest) {
+    let j = store.open();
+    // The account traded with itself: one trade id, a buyer's and a seller's order.
+    let buy = fill("BTCUSDT", 9, "60000", "0.001");
+    let mut sell = buy.clone();
+    sell.order_id = buy.order_id + 1;
+    sell.side = Side::Sell;
+    sell.client_order_id = None;
+    assert!(j.insert_fill(&buy).expect("buyer"));
+    assert!(
+        j.insert_fill(&sell).expect("seller"),
+        "the seller's side was dropped"
+    );
+    assert!(
+        !j.insert_fill(&sell).expect("again"),
+        "a side reported twice counts once"
+    );
+    let mut fills = j.fills_for(&sym("BTCUSDT")).expect("fills");
+    fills.sort_by_key(|f| f.order_id);
+    assert_eq!(fills, vec![buy, sell]);
+}
+
 fn fills_since_a_time_are_those_at_or_after_it_in_time_order(store: &StoreUnderTest) {
     let j = store.open();
     let at = |id: u64, time_ms: i64| {
@@ -599,6 +621,7 @@ both_stores!(
     last_error_is_stored_with_the_order,
     open_orders_are_the_locally_unfinished_ones_oldest_first,
     a_duplicate_fill_is_ignored_and_reported_as_such,
+    both_sides_of_a_self_trade_are_two_fills,
     fills_since_a_time_are_those_at_or_after_it_in_time_order,
     decimals_round_trip_exactly_through_the_journal,
     last_trade_id_is_the_highest_per_symbol,

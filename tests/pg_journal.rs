@@ -507,3 +507,42 @@ fn a_server_that_stops_answering_fails_the_call_instead_of_hanging_the_engine() 
     // The next call opens a new connection and works.
     j.insert_order(&order("cr-c")).expect("reconnected");
 }
+
+/// A journal written before a trade was keyed by order too (schema 4): one fill per trade id.
+const TRADES_BY_TRADE_ID: &str = "DROP TABLE trades; CREATE TABLE trades (         id               BIGSERIAL PRIMARY KEY,         symbol           TEXT NOT NULL,         trade_id         BIGINT NOT NULL,         order_id         BIGINT NOT NULL,         client_order_id  TEXT,         side             TEXT NOT NULL,         price            TEXT NOT NULL,         qty              TEXT NOT NULL,         commission       TEXT NOT NULL,         commission_asset TEXT NOT NULL,         time_ms          BIGINT NOT NULL,         is_maker         BIGINT NOT NULL,         fee_price        TEXT,         UNIQUE(symbol, trade_id)     )";
+
+#[test]
+fn a_schema_4_journal_is_upgraded_keeping_its_fills_and_then_takes_both_sides_of_a_self_trade() {
+    let db = PgDatabase::new();
+    let j = Journal::open_at(&location(&db), Mode::Sim).expect("created");
+    drop(j);
+    db.psql(TRADES_BY_TRADE_ID);
+    db.psql("UPDATE crbot_journal SET version = 4");
+    let first = fill_of("cr-a", 1);
+    // Two fills recorded under schema 4, with their ids (the copy must keep them).
+    db.psql(
+        "INSERT INTO trades (symbol, trade_id, order_id, client_order_id, side, price, qty, commission, \
+         commission_asset, time_ms, is_maker, fee_price) VALUES \
+         ('BTCUSDT', 1, 1, 'cr-a', 'BUY', '60000.01', '0.00012345', '0.00000012', 'BNB', 1700000000001, 0, '600.5'), \
+         ('BTCUSDT', 2, 2, 'cr-a', 'BUY', '60000.01', '0.00012345', '0.00000012', 'BNB', 1700000000002, 0, NULL)",
+    );
+    let j = Journal::open_at(&location(&db), Mode::Sim).expect("upgraded");
+    assert_eq!(
+        db.psql("SELECT version FROM crbot_journal"),
+        SCHEMA_VERSION.to_string()
+    );
+    assert_eq!(j.fills().expect("fills")[0], first);
+    assert_eq!(
+        db.psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM trades"),
+        "1,2"
+    );
+    let priced = j.fills_priced().expect("priced");
+    assert_eq!(priced[0].1, Some("600.5".parse().expect("p")));
+    // The other side of trade 2, and a new fill: the copied ids are not handed out again.
+    let mut other_side = fill_of("cr-b", 2);
+    other_side.order_id = 3;
+    other_side.side = Side::Sell;
+    assert!(j.insert_fill(&other_side).expect("other side"));
+    assert!(j.insert_fill(&fill_of("cr-c", 4)).expect("a new fill"));
+    assert_eq!(db.psql("SELECT count(*) FROM trades"), "4");
+}

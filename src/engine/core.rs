@@ -1079,7 +1079,7 @@ impl Core {
         self.state.set_order_state(cid, state, now_ms);
     }
 
-    /// Journals a fill (durably, deduplicated by symbol and trade id), then books it if it is
+    /// Journals a fill (durably, deduplicated by symbol, trade id and order id), then books it if it is
     /// one of crbot's own. Returns true when the fill was new.
     pub fn on_fill(&mut self, fill: &Fill, now_ms: i64) -> bool {
         // `myTrades` (the resync after a dropped stream) carries no client order id: attribute

@@ -96,9 +96,9 @@ pub struct EngineState {
     pub flows: Vec<CapitalFlowRecord>,
     log: VecDeque<LogLine>,
     log_seq: u64,
-    /// What each of crbot's fills realized, with its time: (symbol, trade id) → (time, P&L
+    /// What each of crbot's fills realized, with its time: (symbol, trade id, order id) → (time, P&L
     /// in the quote asset, the quote asset). For the history panel and today's realized P&L.
-    realized_fills: BTreeMap<(Symbol, u64), (i64, Money)>,
+    realized_fills: BTreeMap<(Symbol, u64, u64), (i64, Money)>,
     /// The average fill price of each position, fees left out: (quantity, quote paid at fill
     /// prices). The positions panel's "Entry"; the fee-inclusive figure is its cost.
     fill_avg: BTreeMap<Symbol, (Decimal, Decimal)>,
@@ -277,7 +277,7 @@ impl EngineState {
 
     /// Keeps what a booked fill realized and the position's average fill price.
     fn note_fill(&mut self, fill: &Fill, realized: &Money, qty_after: Qty) {
-        let key = (fill.symbol.clone(), fill.trade_id);
+        let key = (fill.symbol.clone(), fill.trade_id, fill.order_id);
         self.realized_fills.insert(key, (fill.time_ms, realized.clone()));
         let (q, p) = (fill.qty.value(), fill.price.value());
         let slot = self.fill_avg.entry(fill.symbol.clone()).or_default();
@@ -295,7 +295,9 @@ impl EngineState {
 
     /// What a fill realized (`None` for a buy, or a fill not booked as crbot's).
     pub fn realized_of(&self, fill: &Fill) -> Option<Decimal> {
-        let (_, money) = self.realized_fills.get(&(fill.symbol.clone(), fill.trade_id))?;
+        let (_, money) = self
+            .realized_fills
+            .get(&(fill.symbol.clone(), fill.trade_id, fill.order_id))?;
         (fill.side == Side::Sell).then(|| money.amount())
     }
 

@@ -15,7 +15,7 @@
 //!   `sync_clock()` at start and every few minutes; `exchange_info()` at start and periodically.
 //! - `spawn_market_stream(..)` and `spawn_user_stream(..)` feed owned events on channels; on
 //!   every `UserEvent::Subscribed`, run `reconcile::resync` and apply its fills, deduplicated by
-//!   (symbol, trade id) (the journal does; `FillDedup` for callers without one).
+//!   (symbol, trade id, order id) (the journal does; `FillDedup` for callers without one).
 //! - Orders: journal the client order id, then `Broker::place_order` with the risk-approved
 //!   request; `OrderOutcome::Unknown` →
 //!   keep the order UNKNOWN, watch the user stream, then `reconcile::resolve_unknown`.

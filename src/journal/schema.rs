@@ -19,7 +19,7 @@ use crate::domain::Mode;
 pub const APPLICATION_ID: i32 = 0x6372_6274;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Migration `i` (0-based) takes the schema from version `i` to `i + 1`. Append only: a
 /// released migration is never edited.
@@ -165,7 +165,40 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alerts_time ON alerts(time_ms);
     "#,
+    // 5: a trade is one fill per *order*, not per trade id. When the account trades with itself
+    // (an order of someone else on the account, with self-trade prevention NONE, meeting one of
+    // crbot's), Binance reports one trade id with a fill on each side; keyed by trade id alone,
+    // the second of the two was dropped as a duplicate, and if that was crbot's own its
+    // position was never built. SQLite cannot change a table's constraint: the table is copied.
+    r#"
+    CREATE TABLE trades_by_order (
+        id               INTEGER PRIMARY KEY,
+        symbol           TEXT NOT NULL,
+        trade_id         INTEGER NOT NULL,
+        order_id         INTEGER NOT NULL,
+        client_order_id  TEXT,
+        side             TEXT NOT NULL,
+        price            TEXT NOT NULL,
+        qty              TEXT NOT NULL,
+        commission       TEXT NOT NULL,
+        commission_asset TEXT NOT NULL,
+        time_ms          INTEGER NOT NULL,
+        is_maker         INTEGER NOT NULL,
+        fee_price        TEXT,
+        UNIQUE(symbol, trade_id, order_id)
+    );
+    INSERT INTO trades_by_order (id, symbol, trade_id, order_id, client_order_id, side, price, qty,
+        commission, commission_asset, time_ms, is_maker, fee_price)
+        SELECT id, symbol, trade_id, order_id, client_order_id, side, price, qty, commission,
+        commission_asset, time_ms, is_maker, fee_price FROM trades;
+    DROP TABLE trades;
+    ALTER TABLE trades_by_order RENAME TO trades;
+    "#,
 ];
+
+/// Index in [`MIGRATIONS`] of the copy of `trades` (migration 5), after which PostgreSQL's
+/// sequence for the copied ids must move past them.
+const TRADES_COPY: usize = 4;
 
 /// [`MIGRATIONS`] as PostgreSQL runs them: the same tables and columns, with SQLite's integer
 /// keys as `BIGSERIAL` and every integer as `BIGINT` (SQLite's integers are 64-bit), and an
@@ -179,13 +212,18 @@ pub fn postgres_migrations() -> Vec<String> {
             let sql = sql
                 .replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY")
                 .replace("INTEGER", "BIGINT");
-            if i == 0 {
-                sql.replace(
+            match i {
+                0 => sql.replace(
                     "CREATE TABLE orders (",
                     "CREATE TABLE orders (\n        rowid           BIGSERIAL NOT NULL,",
-                )
-            } else {
-                sql
+                ),
+                // Rows copied with their ids leave the new table's sequence at 1: the next
+                // fill would collide with the first copied one.
+                TRADES_COPY => {
+                    sql + "SELECT setval(pg_get_serial_sequence('trades', 'id'), \
+                       COALESCE((SELECT MAX(id) FROM trades), 0) + 1, false);\n"
+                }
+                _ => sql,
             }
         })
         .collect()

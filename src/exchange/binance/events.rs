@@ -531,7 +531,7 @@ pub struct OrderUpdate {
     pub stop_price: Option<Price>,
     pub cumulative_qty: Qty,
     pub cumulative_quote: Notional,
-    /// The fill of this event (`x == TRADE`), deduplicate by `(symbol, trade_id)`.
+    /// The fill of this event (`x == TRADE`), deduplicate by `(symbol, trade_id, order_id)`.
     pub fill: Option<Fill>,
     pub event_ms: i64,
     pub transaction_ms: i64,

@@ -2,7 +2,7 @@
 //!
 //! Owns: resolving an order whose outcome is unknown by querying `origClientOrderId` with
 //! backoff, the REST resync after a user-stream (re)connect or at start-up, fill
-//! deduplication by `(symbol, trade id)`, and the rule that turns an entry's fills into the
+//! deduplication by `(symbol, trade id, order id)` (a self-trade is one trade id, two fills), and the rule that turns an entry's fills into the
 //! protective OCO. The queries go through [`Broker`], in domain values. Must not: send an order again, write the journal, or decide what to do
 //! with external orders (the engine does; this only reports them).
 
@@ -14,11 +14,11 @@ use crate::domain::broker::{Account, BrokerError, CODE_NO_SUCH_ORDER, OcoRequest
 use crate::domain::{ClientOrderId, Fill, OrderStatus, OrderType, Price, Qty, Side, Symbol, SymbolRules};
 use crate::risk::Broker;
 
-/// Fills already seen, keyed by `(symbol, trade id)`; also the highest trade id per symbol
+/// Fills already seen, keyed by `(symbol, trade id, order id)`; also the highest trade id per symbol
 /// (where the next `myTrades` resync starts).
 #[derive(Debug, Clone, Default)]
 pub struct FillDedup {
-    seen: HashSet<(Symbol, u64)>,
+    seen: HashSet<(Symbol, u64, u64)>,
     last_trade_id: HashMap<Symbol, u64>,
 }
 
@@ -34,13 +34,14 @@ impl FillDedup {
             .entry(fill.symbol.clone())
             .or_insert(fill.trade_id);
         *last = (*last).max(fill.trade_id);
-        self.seen.insert((fill.symbol.clone(), fill.trade_id))
+        self.seen
+            .insert((fill.symbol.clone(), fill.trade_id, fill.order_id))
     }
 
-    /// Seeds from the journal at start-up.
-    pub fn seed(&mut self, symbol: &Symbol, trade_ids: impl IntoIterator<Item = u64>) {
-        for id in trade_ids {
-            self.seen.insert((symbol.clone(), id));
+    /// Seeds from the journal at start-up: `(trade id, order id)` of each fill of `symbol`.
+    pub fn seed(&mut self, symbol: &Symbol, fills: impl IntoIterator<Item = (u64, u64)>) {
+        for (id, order_id) in fills {
+            self.seen.insert((symbol.clone(), id, order_id));
             let last = self.last_trade_id.entry(symbol.clone()).or_insert(id);
             *last = (*last).max(id);
         }
@@ -654,9 +655,10 @@ mod tests {
     }
 
     #[test]
-    fn fills_are_deduplicated_by_symbol_and_trade_id() {
+    fn fills_are_deduplicated_by_symbol_trade_id_and_order_id() {
         let mut dd = FillDedup::new();
-        dd.seed(&sym(), [5]);
+        let order_id = fill(5, "1", "0", "BNB").order_id;
+        dd.seed(&sym(), [(5, order_id)]);
         let batch = vec![
             fill(5, "1", "0", "BNB"),
             fill(6, "1", "0", "BNB"),
@@ -670,6 +672,13 @@ mod tests {
         assert!(
             dd.insert(&other),
             "same trade id on another symbol is a different fill"
+        );
+        // A self-trade: one trade id, the other side's order.
+        let mut other_side = fill(6, "1", "0", "BNB");
+        other_side.order_id += 1;
+        assert!(
+            dd.insert(&other_side),
+            "the other side of a self-trade is a fill too"
         );
     }
 
