@@ -241,3 +241,180 @@ async fn a_screen_on_the_standby_sees_it_halts_the_leader_and_follows_the_takeov
     .await;
     drop(on_leader);
 }
+
+/// `crbot serve --addr ADDR` with `env`, its `api=` line read (a wildcard address is reached on
+/// loopback).
+fn serve_at(addr: &str, env: &[(&str, &str)]) -> Serve {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = serve_support::crbot(home.path(), env)
+        .args(["serve", "--addr", addr])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines.recv_timeout(Duration::from_secs(90)).expect("api= line");
+    let base = first
+        .strip_prefix("api=")
+        .unwrap_or_else(|| panic!("{first}"))
+        .replace("0.0.0.0", "127.0.0.1");
+    Serve {
+        child,
+        base,
+        lines,
+        home,
+    }
+}
+
+async fn refused_order(serve: &Serve) -> Value {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/orders", serve.base))
+        .bearer_auth(serve.token(Scope::Trade))
+        .json(&serde_json::json!({"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 503);
+    res.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_advertises_crbot_advertise_url_and_nothing_for_a_wildcard_bind() {
+    let db = PgDatabase::new();
+    let sim = sim_client::start(sim_client::still_config()).await;
+    let env = env(&sim, &db.url());
+
+    // Bound to every address, nothing advertised: the standby says the address is unknown,
+    // never 0.0.0.0.
+    let mut wild = serve_at("0.0.0.0:0", &borrowed(&env));
+    wait_role(&wild.base, "leader").await;
+    let second = Serve::start(&borrowed(&env));
+    wait_role(&second.base, "standby").await;
+    let h = health(&second.base).await;
+    assert!(h["leader"]["holder"].is_string(), "{h}");
+    assert!(h["leader"]["address"].is_null(), "{h}");
+    let refused = refused_order(&second).await;
+    assert_eq!(refused["error"], "STANDBY", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("address unknown") && !message.contains("0.0.0.0"),
+        "{message}"
+    );
+
+    // The next leader advertises what it was told.
+    let advertised = "https://crbot-b.example.test:8443";
+    let mut with_url = env.clone();
+    with_url.push(("CRBOT_ADVERTISE_URL", format!("{advertised}/")));
+    drop(second);
+    wild.terminate();
+    let leader = Serve::start(&borrowed(&with_url));
+    wait_role(&leader.base, "leader").await;
+    let standby = Serve::start(&borrowed(&env));
+    wait_role(&standby.base, "standby").await;
+    assert_eq!(
+        health(&standby.base).await["leader"]["address"],
+        advertised,
+        "leader {} standby {} row {}",
+        leader.base,
+        standby.base,
+        db.psql("SELECT holder, address FROM crbot_leadership")
+    );
+    let refused = refused_order(&standby).await;
+    assert!(
+        refused["message"].as_str().unwrap().contains(advertised),
+        "{refused}"
+    );
+    let mut on_standby = screen(&standby, Scope::Read).await;
+    wait_screen(
+        &mut on_standby,
+        "the advertised address on the banner",
+        WAIT,
+        |s| s.standby.as_ref().and_then(|b| b.leader_address.as_deref()) == Some(advertised),
+    )
+    .await;
+
+    // A URL that is not an http(s) one is refused at start, naming the variable.
+    let mut bad = env.clone();
+    bad.push(("CRBOT_ADVERTISE_URL", "ftp://crbot-b.example.test".into()));
+    let home = tempfile::tempdir().unwrap();
+    let out = serve_support::crbot(home.path(), &borrowed(&bad))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CRBOT_ADVERTISE_URL"));
+}
+
+/// Rows in every journal table, by table.
+fn row_counts(db: &PgDatabase) -> String {
+    let tables = db.psql(
+        "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables \
+         WHERE schemaname = current_schema() AND tablename <> 'crbot_leadership'",
+    );
+    let counts: Vec<String> = tables
+        .split_whitespace()
+        .map(|t| format!("{t}={}", db.psql(&format!("SELECT count(*) FROM {t}"))))
+        .collect();
+    counts.join(" ")
+}
+
+#[test]
+fn a_read_command_beside_a_leader_on_another_machine_writes_nothing_and_says_whose_view_it_is() {
+    use crbot::journal::lease::{Candidate, Lease, LeaseState};
+    let db = PgDatabase::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(sim_client::start(sim_client::still_config()));
+    let env = env(&sim, &db.url());
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        serve_support::crbot(home.path(), &borrowed(&env))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Alone, a read command is the account's engine for its run: it reconciles into the journal
+    // (an equity sample at least), which is what must not happen beside a leader.
+    let out = run(&["balance"]);
+    assert!(out.status.success(), "{out:?}");
+    let before = row_counts(&db);
+    let out = run(&["balance"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let alone = row_counts(&db);
+    assert_ne!(before, alone, "a command alone writes its reconciliation");
+
+    // Another machine leads (the lease held here, as its engine would).
+    let target = crbot::journal::PgTarget::parse(&db.url()).unwrap();
+    let me = Candidate {
+        holder: "other-host pid 1".into(),
+        address: Some("https://crbot-a.example.test:8002".into()),
+    };
+    let mut lease = Lease::campaign(&target, crbot::domain::Mode::Sim, me);
+    rt.block_on(async { tokio::time::timeout(WAIT, lease.until_leader()).await })
+        .expect("the lease is held");
+    assert!(matches!(lease.state(), LeaseState::Leader { .. }));
+    let before = row_counts(&db);
+    for args in [["balance"], ["positions"], ["orders"], ["pnl"]] {
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("https://crbot-a.example.test:8002") && err.contains("nothing was written"),
+            "{args:?} says whose view it shows: {err}"
+        );
+        assert_eq!(row_counts(&db), before, "{args:?} wrote to the shared journal");
+    }
+    let json = run(&["balance", "--json"]);
+    assert!(json.status.success());
+    assert_eq!(row_counts(&db), before);
+    drop(lease);
+}

@@ -336,6 +336,41 @@ mod tests {
     const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcHMifQ.c2lnbmF0dXJl";
 
     #[test]
+    fn the_advertised_url_is_an_http_or_https_url_with_a_host_and_nothing_else() {
+        let c = sources(
+            &[("CRBOT_ADVERTISE_URL", " https://crbot-a.example.com:8002 ")],
+            Environment::Production,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.advertise_url.map(|u| u.to_string()).as_deref(),
+            Some("https://crbot-a.example.com:8002/")
+        );
+        assert!(
+            sources(&[("CRBOT_ADVERTISE_URL", "  ")], Environment::Production)
+                .expect("blank is unset")
+                .advertise_url
+                .is_none()
+        );
+        for bad in [
+            "crbot-a.example.com:8002",
+            "ftp://crbot-a.example.com",
+            "ws://crbot-a.example.com",
+            "https://user:pw@crbot-a.example.com",
+            "https://crbot-a.example.com/?x=1",
+            "https://crbot-a.example.com/#top",
+            "http://0.0.0.0:8002",
+            "http://[::]:8002",
+        ] {
+            let err = sources(&[("CRBOT_ADVERTISE_URL", bad)], Environment::Development)
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("CRBOT_ADVERTISE_URL"), "{bad}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
     fn an_engine_elsewhere_is_a_url_and_a_token_together() {
         let c = sources(
             &[
