@@ -191,6 +191,11 @@ fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Group> {
         groups.push((0, stream_spans(theme, "mkt", h.market_stream)));
     }
     groups.push((1, stream_spans(theme, "usr", h.user_stream)));
+    if snap.standby.is_some() {
+        // A standby has no exchange session: no clock offset or rate-limit figures to show.
+        groups.push((0, equity_spans(theme, snap)));
+        return groups;
+    }
     groups.push((
         3,
         vec![Span::raw(format!(
@@ -211,7 +216,13 @@ fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Group> {
             r.orders_10s, r.orders_10s_limit
         ))],
     ));
-    let equity = match (&snap.equity_status, &snap.equity) {
+    groups.push((0, equity_spans(theme, snap)));
+    groups
+}
+
+/// `eq …`: the equity, or why it is not known.
+fn equity_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
+    match (&snap.equity_status, &snap.equity) {
         (EquityStatus::Incomplete { .. }, _) => vec![Span::styled(
             "eq UNKNOWN (unpriced)",
             theme.warning().add_modifier(Modifier::BOLD),
@@ -228,9 +239,7 @@ fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Group> {
             format!("eq {}", if theme.ascii { "-" } else { "–" }),
             theme.dim(),
         )],
-    };
-    groups.push((0, equity));
-    groups
+    }
 }
 
 fn stream_spans(theme: &Theme, name: &'static str, h: StreamHealth) -> Vec<Span<'static>> {
