@@ -7,7 +7,8 @@
 //! commands, accepted only from a client that may trade, and answers a refused or malformed
 //! one with an error frame, never a close. Must not: queue snapshots per client, stop the
 //! engine (a client's `Quit` is refused: the screen that quits is the client's), or log a
-//! re-arm's passphrase.
+//! re-arm's passphrase. The session is generic over where an admitted command goes: the
+//! leader's engine here ([`route`]), a standby's shared journal in `api::standby`.
 //!
 //! Frames, engine to client: `{"v":1,"type":"snapshot","data":SNAPSHOT}`,
 //! `{"v":1,"type":"error","code":CODE,"message":TEXT}`. Client to engine:
