@@ -205,7 +205,12 @@ impl Run<'_> {
         let mode = self.config.mode;
         let (view_tx, view) = watch::channel(StandbyView { leader: None, lost });
         // What a screen attached to this standby draws (one feed for the TCP API and the socket).
-        let feed = api::standby::StandbyFeed::start(view, self.config.journal_location(), mode);
+        let feed = api::standby::StandbyFeed::start(
+            view,
+            self.config.journal_location(),
+            mode,
+            crate::engine::limits_from(self.config),
+        );
         let router = || {
             let (settings, _) = ApiSettings::from_config(self.config)?;
             anyhow::Ok(api::standby_router(

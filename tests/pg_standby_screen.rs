@@ -6,13 +6,19 @@
 //! figure), the kill key on it halts the leader (its open orders are cancelled on the exchange)
 //! and both screens show HALTED within a second; its other commands are refused with the
 //! STANDBY message on the screen; when the standby takes over, the same screen reconnects and
-//! draws the new leader's live snapshot.
+//! draws the new leader's live snapshot. The real console attached to a standby (in tmux) shows
+//! the banner and halts the account on Ctrl-K. Beside: the address a leader advertises
+//! (`CRBOT_ADVERTISE_URL`), and read commands on a machine with no engine while another leads
+//! (they write nothing to the shared journal).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod pg_support;
 mod serve_support;
 #[path = "sim_support/client.rs"]
 mod sim_client;
+mod support {
+    pub mod tmux;
+}
 
 use std::time::{Duration, Instant};
 
@@ -417,4 +423,69 @@ fn a_read_command_beside_a_leader_on_another_machine_writes_nothing_and_says_who
     assert!(json.status.success());
     assert_eq!(row_counts(&db), before);
     drop(lease);
+}
+
+/// The real console, attached to a standby over TCP in tmux: its header says STANDBY and names
+/// the leader; Ctrl-K there halts the account and the header shows HALTED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_attached_to_a_standby_shows_the_banner_and_its_kill_key_halts() {
+    support::tmux::require_tmux();
+    let db = PgDatabase::new();
+    let sim = sim_client::start(sim_client::still_config()).await;
+    let env = env(&sim, &db.url());
+    let leader = Serve::start(&borrowed(&env));
+    wait_role(&leader.base, "leader").await;
+    wait_ready(&leader).await;
+    let standby = Serve::start(&borrowed(&env));
+    wait_role(&standby.base, "standby").await;
+
+    let console_home = tempfile::tempdir().unwrap();
+    let cleared: String = [
+        "CRBOT_HOME",
+        "CRBOT_MODE",
+        "DATABASE_URL",
+        "BINANCE_REST_URL",
+        "BINANCE_WS_URL",
+        "BINANCE_WS_API_URL",
+        "BINANCE_API_KEY",
+        "BINANCE_API_SECRET",
+        "SECRET_KEY",
+        "DEBUG",
+    ]
+    .iter()
+    .map(|v| format!("-u {v} "))
+    .collect();
+    let command = format!(
+        "env {cleared} {} --mode sim --home '{}'; echo CRBOT_EXIT=$?; sleep 30",
+        env!("CARGO_BIN_EXE_crbot"),
+        console_home.path().display()
+    );
+    let token = standby.token(Scope::Trade);
+    let t = support::tmux::Tmux::start(
+        "pgstandby",
+        160,
+        48,
+        &command,
+        &[
+            ("CRBOT_API_URL", standby.base.as_str()),
+            ("CRBOT_API_TOKEN", token.as_str()),
+            ("ENV", "development"),
+        ],
+        console_home.path(),
+    );
+    let head = |s: &str| s.lines().take(3).collect::<Vec<_>>().join("\n");
+    let screen = t.wait_for("the standby's banner", WAIT, |s| {
+        let h = head(s);
+        h.contains("STANDBY") && h.contains(&leader.base) && h.contains("ACTIVE")
+    });
+    assert!(!head(&screen).contains("HALTED"), "{screen}");
+    t.keys(&["C-k"]);
+    t.wait_for("HALTED on the console attached to the standby", WAIT, |s| {
+        head(s).contains("HALTED") && !head(s).contains("confirming")
+    });
+    let start = Instant::now();
+    while health(&leader.base).await["status"] != "halted" {
+        assert!(start.elapsed() < WAIT, "the leader did not halt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -11,6 +11,7 @@ use crbot::api::standby::{StandbyView, standby_snapshot};
 use crbot::domain::Mode;
 use crbot::engine::snapshot::TradingState;
 use crbot::journal::lease::Leader;
+use crbot::risk::Limits;
 use crbot::ui::{App, UiConfig};
 use support::screen::{draw, text};
 
@@ -36,7 +37,13 @@ fn header(snap: &crbot::engine::snapshot::Snapshot, w: u16, h: u16) -> String {
 
 #[test]
 fn a_standby_s_screen_names_the_leader_and_draws_no_figure_it_does_not_know() {
-    let active = standby_snapshot(Mode::Sim, &view(), Some(TradingState::Active), NOW);
+    let active = standby_snapshot(
+        Mode::Sim,
+        &Limits::default(),
+        &view(),
+        Some(TradingState::Active),
+        NOW,
+    );
     for (w, h) in [(160, 48), (80, 24)] {
         let top = header(&active, w, h);
         assert!(
@@ -59,6 +66,7 @@ fn a_standby_s_screen_names_the_leader_and_draws_no_figure_it_does_not_know() {
 
     let halted = standby_snapshot(
         Mode::Sim,
+        &Limits::default(),
         &view(),
         Some(TradingState::Halted {
             reason: "kill key on a screen attached to a standby".into(),
@@ -70,7 +78,7 @@ fn a_standby_s_screen_names_the_leader_and_draws_no_figure_it_does_not_know() {
     assert!(top.contains("HALTED"), "{top}");
 
     // Not read from the journal (yet): unknown, neither ACTIVE nor HALTED.
-    let unknown = standby_snapshot(Mode::Sim, &StandbyView::default(), None, NOW);
+    let unknown = standby_snapshot(Mode::Sim, &Limits::default(), &StandbyView::default(), None, NOW);
     let top = header(&unknown, 160, 48);
     assert!(top.contains("state unknown"), "{top}");
     assert!(!top.contains("ACTIVE") && !top.contains("HALTED"), "{top}");

@@ -260,12 +260,19 @@ impl Drop for StandbyFeed {
 }
 
 impl StandbyFeed {
-    /// Starts the feed of `mode`'s standby on `location`, following `view`.
-    pub fn start(view: watch::Receiver<StandbyView>, location: Location, mode: Mode) -> StandbyFeed {
-        let first = standby_snapshot(mode, &view.borrow(), None, now_ms());
+    /// Starts the feed of `mode`'s standby on `location`, following `view`; `limits` are the
+    /// configured risk limits the screen's limits panel shows (the leader's own may have been
+    /// changed since; the figures against them are unknown here).
+    pub fn start(
+        view: watch::Receiver<StandbyView>,
+        location: Location,
+        mode: Mode,
+        limits: crate::risk::Limits,
+    ) -> StandbyFeed {
+        let first = standby_snapshot(mode, &limits, &view.borrow(), None, now_ms());
         let (tx, snapshots) = watch::channel(first);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(feed(tx, view.clone(), location, mode, stop.clone()));
+        let task = tokio::spawn(feed(tx, view.clone(), location, mode, limits, stop.clone()));
         StandbyFeed {
             view,
             snapshots,
@@ -298,6 +305,7 @@ async fn feed(
     mut view: watch::Receiver<StandbyView>,
     location: Location,
     mode: Mode,
+    limits: crate::risk::Limits,
     stop: CancellationToken,
 ) {
     let (heard, mut notices) = mpsc::unbounded_channel();
@@ -325,7 +333,7 @@ async fn feed(
         }
         let (back, trading) = read_trading(journal.take(), location.clone(), mode).await;
         journal = back;
-        let next = standby_snapshot(mode, &view.borrow_and_update(), trading, now_ms());
+        let next = standby_snapshot(mode, &limits, &view.borrow_and_update(), trading, now_ms());
         let due = sent_at.elapsed() >= REFRESH_EVERY;
         tx.send_if_modified(|now| {
             let changed = due || !same_but_clock(now, &next);
@@ -404,17 +412,13 @@ fn view_state(state: &crate::risk::TradingState) -> TradingState {
 /// trading state when read, and the banner naming the leader.
 pub fn standby_snapshot(
     mode: Mode,
+    limits: &crate::risk::Limits,
     view: &StandbyView,
     trading: Option<TradingState>,
     now_ms: i64,
 ) -> Snapshot {
-    let mut s = EngineState::new(
-        mode,
-        crate::risk::Limits::default(),
-        crate::risk::TradingState::Active,
-        now_ms,
-    )
-    .snapshot(now_ms);
+    let mut s =
+        EngineState::new(mode, limits.clone(), crate::risk::TradingState::Active, now_ms).snapshot(now_ms);
     let down = StreamHealth {
         status: StreamStatus::Down,
         latency_ms: None,
