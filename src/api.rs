@@ -114,11 +114,11 @@ pub fn router(link: EngineLink, settings: ApiSettings) -> Router {
 /// rate limit and CORS as [`router`].
 pub fn standby_router(
     settings: ApiSettings,
-    view: watch::Receiver<standby::StandbyView>,
+    feed: &standby::StandbyFeed,
     mode: crate::domain::Mode,
     journal: crate::journal::Location,
 ) -> Router {
-    let app = standby::routes(settings.keys, view, mode, journal);
+    let app = standby::routes(settings.keys, feed, mode, journal);
     outer_layers(app, settings.env, settings.rate_limit, &settings.cors_origins)
 }
 

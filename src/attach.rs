@@ -7,7 +7,10 @@
 //! screen's two channels. While the stream is down the bridge shows it (a warning first in the
 //! header, streams down, quotes stale, no ticket verdict: nothing stale passes for live),
 //! reconnects with backoff and keeps a kill key pressed meanwhile to send it first on
-//! reconnection. Must not: stop the engine (a screen's `Quit` never leaves this process),
+//! reconnection. Attached to a standby `crbot serve` (PostgreSQL), the stream is the standby's
+//! own snapshot (`Snapshot::standby`: the header's STANDBY banner names the leader); when that
+//! standby takes the lease its stream ends and the bridge's reconnection reaches the leader's
+//! live stream, nothing else needed here. Must not: stop the engine (a screen's `Quit` never leaves this process),
 //! replay any other command typed while disconnected, print or log the token, or send a re-arm's
 //! passphrase over a connection that is not the unix socket or TLS.
 

@@ -202,6 +202,11 @@ pub const VARIABLES: &[VarDoc] = &[
         "crbot/binance",
         "the secret's path in that mount",
     ),
+    var(
+        "CRBOT_ADVERTISE_URL",
+        "(the address crbot serve listens on; none for 0.0.0.0 or ::)",
+        api::ADVERTISE_URL_ALLOWED,
+    ),
     var("CRBOT_API_URL", "(unset)", api::API_URL_ALLOWED),
     var("CRBOT_API_TOKEN", "(unset)", api::API_TOKEN_ALLOWED),
 ];

@@ -198,6 +198,13 @@ pub fn check_lease(facts: Option<&LeaseFacts>) -> CheckResult {
         None => "no engine runs on this machine".into(),
     };
     match &f.leader {
+        // A server that did not answer in time says so as it is ("could not check within N s").
+        Err(e) if e.starts_with("could not check") => check(
+            ITEM,
+            Fail,
+            e.clone(),
+            Some("check DATABASE_URL and that the database server is up"),
+        ),
         Err(e) => check(
             ITEM,
             Fail,

@@ -7,7 +7,9 @@
 //! way the console does (with its webhook alerts), serve the API on TCP and on the account's
 //! unix socket (`<data>/engine-<mode>.sock`, 0600, no token), print one line
 //! `api=http://HOST:PORT` (`https://` with `API_TLS_CERT`/`API_TLS_KEY`), then run until SIGTERM
-//! or SIGINT and say how many orders stay open on the exchange. On a PostgreSQL journal the
+//! or SIGINT and say how many orders stay open on the exchange. The address other engines are
+//! told (`CRBOT_ADVERTISE_URL`, else the bound one, never a wildcard) is written in the lease's
+//! leadership row when it leads. On a PostgreSQL journal the
 //! account's lease decides who trades (`journal::lease`): while another engine holds it, serve
 //! is a standby (`api::standby`'s routes on the same listener and socket), then the leader once
 //! it takes it, and a standby again should it lose it. Must not: prompt (the vault
@@ -102,6 +104,7 @@ pub async fn run(config: Config, _global: GlobalOpts, args: ServeArgs) -> anyhow
         signals: &mut signals,
         server: &mut server,
         api_url: format!("{scheme}://{local}"),
+        advertised: advertised(config.api.advertise_url.as_ref(), scheme, local),
         printed: false,
     };
     let ended = match config.journal_location() {
@@ -152,6 +155,9 @@ struct Run<'a> {
     signals: &'a mut Signals,
     server: &'a mut tokio::task::JoinHandle<std::io::Result<()>>,
     api_url: String,
+    /// The address written in the leadership row for the others (`CRBOT_ADVERTISE_URL`, else
+    /// `api_url` unless it is a wildcard address); `None`: advertised as unknown.
+    advertised: Option<String>,
     /// The `api=` line is printed once, by the first phase that serves.
     printed: bool,
 }
@@ -172,7 +178,7 @@ impl Run<'_> {
     async fn with_lease(&mut self, target: &crate::journal::PgTarget) -> anyhow::Result<Ended> {
         let mut lost = None;
         loop {
-            let me = Candidate::this_process(Some(self.api_url.clone()));
+            let me = Candidate::this_process(self.advertised.clone());
             let mut lease = Lease::campaign(target, self.config.mode, me);
             if let Some(ended) = self.stand_by(&mut lease, lost.take()).await? {
                 return Ok(ended);
@@ -198,17 +204,24 @@ impl Run<'_> {
     async fn stand_by(&mut self, lease: &mut Lease, lost: Option<String>) -> anyhow::Result<Option<Ended>> {
         let mode = self.config.mode;
         let (view_tx, view) = watch::channel(StandbyView { leader: None, lost });
-        let router = |view| {
+        // What a screen attached to this standby draws (one feed for the TCP API and the socket).
+        let feed = api::standby::StandbyFeed::start(
+            view,
+            self.config.journal_location(),
+            mode,
+            crate::engine::limits_from(self.config),
+        );
+        let router = || {
             let (settings, _) = ApiSettings::from_config(self.config)?;
             anyhow::Ok(api::standby_router(
                 settings,
-                view,
+                &feed,
                 mode,
                 self.config.journal_location(),
             ))
         };
-        self.switch.set(router(view.clone())?);
-        let socket = SocketServer::start_router(self.config, self.lock, router(view)?)?;
+        self.switch.set(router()?);
+        let socket = SocketServer::start_router(self.config, self.lock, router()?)?;
         let mut told: Option<Option<Leader>> = None;
         // The campaign's first state is its own placeholder; its answers come after.
         let mut answered = false;
@@ -248,6 +261,9 @@ impl Run<'_> {
                 _ = lease.changed() => answered = true,
             }
         };
+        // The attached screens' streams end here; they reconnect to what this process serves
+        // next (the leader's stream once its engine runs).
+        feed.stop().await;
         socket.stop().await;
         if ended.is_none() && told.is_some() {
             println!("leader: this engine took the {mode} account's lease; reconciling, then trading");
@@ -328,6 +344,31 @@ impl Run<'_> {
         );
         Ok(ended)
     }
+}
+
+/// The address the leader writes for the others: `CRBOT_ADVERTISE_URL` when set, else the
+/// address it listens on; `None` (and a warning, once: serve computes it once) when that is
+/// `0.0.0.0` or `::`, which would send every standby, screen and command to itself.
+fn advertised(configured: Option<&url::Url>, scheme: &str, local: SocketAddr) -> Option<String> {
+    if let Some(url) = configured {
+        let text = url.as_str();
+        return Some(if url.path() == "/" {
+            text.trim_end_matches('/').to_string()
+        } else {
+            text.to_string()
+        });
+    }
+    if local.ip().is_unspecified() {
+        let line = format!(
+            "crbot serve listens on {local}, an address no other machine can use: it advertises no \
+             address to standbys, screens and commands (they say the leader's address is unknown); \
+             set CRBOT_ADVERTISE_URL to the URL they reach this API at"
+        );
+        eprintln!("crbot: warning: {line}");
+        tracing::warn!("{line}");
+        return None;
+    }
+    Some(format!("{scheme}://{local}"))
 }
 
 /// Outside development the API may listen on a non-loopback address only with TLS: tokens and
@@ -412,6 +453,30 @@ mod tests {
                 check_address(lan, env, true).is_ok(),
                 "TLS makes a LAN address acceptable"
             );
+        }
+    }
+
+    #[test]
+    fn the_advertised_address_is_the_configured_one_else_the_bound_one_never_a_wildcard() {
+        let lo: SocketAddr = "127.0.0.1:8002".parse().expect("addr");
+        let url = url::Url::parse("https://crbot-a.example.com:8443/").expect("url");
+        assert_eq!(
+            advertised(Some(&url), "http", lo).as_deref(),
+            Some("https://crbot-a.example.com:8443")
+        );
+        let proxied = url::Url::parse("https://ops.example.com/crbot/").expect("url");
+        assert_eq!(
+            advertised(Some(&proxied), "http", lo).as_deref(),
+            Some("https://ops.example.com/crbot/")
+        );
+        assert_eq!(
+            advertised(None, "https", lo).as_deref(),
+            Some("https://127.0.0.1:8002")
+        );
+        for wild in ["0.0.0.0:8002", "[::]:8002"] {
+            let wild: SocketAddr = wild.parse().expect("addr");
+            assert_eq!(advertised(None, "http", wild), None, "{wild}");
+            assert!(advertised(Some(&url), "http", wild).is_some());
         }
     }
 

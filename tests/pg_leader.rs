@@ -153,6 +153,39 @@ fn an_order_is_journaled_only_under_the_current_epoch() {
     assert!(err.to_string().contains("lost the lease"), "{err}");
 }
 
+#[test]
+fn the_doctor_s_lease_check_gives_up_on_a_server_that_never_answers() {
+    // Accepts connections and says nothing, as a hung server does.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in silent.incoming().take(4).map_while(Result::ok) {
+            conns.push(c);
+        }
+        conns
+    });
+    let target = PgTarget::parse(&format!("postgresql://crbot:pw@127.0.0.1:{port}/crbot")).unwrap();
+    let start = Instant::now();
+    let read = rt().block_on(crbot::journal::lease::read_leader(
+        &target,
+        Mode::Sim,
+        Duration::from_millis(500),
+    ));
+    let took = start.elapsed();
+    let err = read.expect_err("no answer");
+    assert!(err.starts_with("could not check within 0.5 s"), "{err}");
+    assert!(took < Duration::from_secs(5), "bounded: {took:?}");
+    let item = crbot::doctor::check_lease(Some(&crbot::doctor::LeaseFacts {
+        leader: Err(err),
+        local_role: None,
+        now_ms: 0,
+    }));
+    assert_eq!(item.status, crbot::doctor::CheckStatus::Fail);
+    assert!(item.detail.starts_with("could not check within"), "{item:?}");
+    drop(held);
+}
+
 // ----- two `crbot serve` processes on one database and one local exchange -------------------
 
 const KEY: &str = "the leadership test's key, at least 32 characters";

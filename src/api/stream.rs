@@ -7,7 +7,8 @@
 //! commands, accepted only from a client that may trade, and answers a refused or malformed
 //! one with an error frame, never a close. Must not: queue snapshots per client, stop the
 //! engine (a client's `Quit` is refused: the screen that quits is the client's), or log a
-//! re-arm's passphrase.
+//! re-arm's passphrase. The session is generic over where an admitted command goes: the
+//! leader's engine here ([`route`]), a standby's shared journal in `api::standby`.
 //!
 //! Frames, engine to client: `{"v":1,"type":"snapshot","data":SNAPSHOT}`,
 //! `{"v":1,"type":"error","code":CODE,"message":TEXT}`. Client to engine:
@@ -179,6 +180,22 @@ impl From<&ReadAccess> for Access {
     }
 }
 
+/// A refusal sent back to the client as an error frame: its code and message.
+pub(crate) type Refusal = (&'static str, String);
+
+/// Why a session's snapshots ended, as the last error frame says it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ending {
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+/// The leader's engine stopped.
+const ENGINE_STOPPED: Ending = Ending {
+    code: "ENGINE_STOPPED",
+    message: "the engine stopped",
+};
+
 /// The route: a read-scope token opens the stream; a trade-scope one may also send commands.
 pub(crate) async fn route(
     access: ReadAccess,
@@ -186,11 +203,24 @@ pub(crate) async fn route(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let access = Access::from(&access);
+    let snapshots = state.snapshots.clone();
+    accept(upgrade, move |socket| {
+        session(socket, snapshots, access, ENGINE_STOPPED, move |command| {
+            let state = state.clone();
+            async move { to_engine(command, &state).await }
+        })
+    })
+}
+
+/// The WebSocket upgrade of `GET /api/stream`, the session run on it once upgraded, or the
+/// answer to a request that is not a WebSocket one.
+pub(crate) fn accept<F, Fut>(upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>, run: F) -> Response
+where
+    F: FnOnce(WebSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     match upgrade {
-        Ok(ws) => ws
-            .max_message_size(BODY_LIMIT)
-            .on_upgrade(move |socket| session(socket, state, access))
-            .into_response(),
+        Ok(ws) => ws.max_message_size(BODY_LIMIT).on_upgrade(run).into_response(),
         Err(_) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "UPGRADE_REQUIRED",
@@ -200,14 +230,27 @@ pub(crate) async fn route(
     }
 }
 
-/// One client, until it closes or the engine stops.
-async fn session(socket: WebSocket, state: AppState, access: Access) {
+/// One client, until it closes or the snapshots end (`ending` says why). Each command the
+/// client may send goes to `handle`; its refusal is sent back as an error frame.
+pub(crate) async fn session<H, Fut>(
+    socket: WebSocket,
+    snapshots: watch::Receiver<Snapshot>,
+    access: Access,
+    ending: Ending,
+    handle: H,
+) where
+    H: Fn(Command) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Refusal>>,
+{
     let (sink, mut incoming) = socket.split();
     let (errors_tx, errors_rx) = mpsc::channel::<String>(16);
-    let writer = tokio::spawn(write_loop(sink, state.snapshots.clone(), errors_rx));
+    let writer = tokio::spawn(write_loop(sink, snapshots, errors_rx, ending));
     while let Some(message) = incoming.next().await {
         let reply = match message {
-            Ok(Message::Text(text)) => handle(text.as_str(), &state, access).await,
+            Ok(Message::Text(text)) => match admit(text.as_str(), access) {
+                Ok(command) => handle(command).await,
+                Err(refused) => Err(refused),
+            },
             Ok(Message::Binary(_)) => Err(("BAD_FRAME", "frames are JSON text".to_string())),
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(Message::Ping(_) | Message::Pong(_)) => Ok(()),
@@ -223,9 +266,9 @@ async fn session(socket: WebSocket, state: AppState, access: Access) {
     writer.abort();
 }
 
-/// A client's frame: the command reaches the engine, or the reason it did not.
-async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'static str, String)> {
-    let mut command = decode_command(text).map_err(|e| match e {
+/// A client's frame, read and checked: a command this client may send on a stream, or why not.
+fn admit(text: &str, access: Access) -> Result<Command, Refusal> {
+    let command = decode_command(text).map_err(|e| match e {
         FrameError::Version { .. } => ("VERSION", e.to_string()),
         FrameError::Malformed(m) => ("BAD_FRAME", m),
     })?;
@@ -235,13 +278,11 @@ async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'s
             "commands need a token with scope trade; this stream is read-only".into(),
         ));
     }
-    match &mut command {
-        Command::Quit => {
-            return Err((
-                "NOT_ALLOWED",
-                "the engine keeps running when a client quits; close the stream instead".into(),
-            ));
-        }
+    match &command {
+        Command::Quit => Err((
+            "NOT_ALLOWED",
+            "the engine keeps running when a client quits; close the stream instead".into(),
+        )),
         // Their request ids belong to the runtime's reply map: a stream client asks through
         // `POST /api/orders`, `GET /api/trades` and `crbot backup` instead.
         Command::Order { .. }
@@ -250,22 +291,26 @@ async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'s
         | Command::KillFrom(_)
         | Command::KillReport { .. }
         | Command::Report { .. }
-        | Command::Export { .. } => {
-            return Err((
-                "NOT_ALLOWED",
-                "orders, trades, backups and a shell's kill are asked through their own routes; a screen sends Kill"
-                    .into(),
-            ));
-        }
-        // As `POST /api/resume`: the engine's own passphrase (serve's passphrase file) when
-        // the client sent none.
-        Command::Rearm { passphrase } if passphrase.is_none() => {
-            *passphrase = state
-                .rearm_passphrase
-                .as_deref()
-                .map(crate::secret::SealedSecret::open_string);
-        }
-        _ => {}
+        | Command::Export { .. } => Err((
+            "NOT_ALLOWED",
+            "orders, trades, backups and a shell's kill are asked through their own routes; a screen sends Kill"
+                .into(),
+        )),
+        _ => Ok(command),
+    }
+}
+
+/// An admitted command, to the leader's engine.
+async fn to_engine(mut command: Command, state: &AppState) -> Result<(), Refusal> {
+    // As `POST /api/resume`: the engine's own passphrase (serve's passphrase file) when the
+    // client sent none.
+    if let Command::Rearm { passphrase } = &mut command
+        && passphrase.is_none()
+    {
+        *passphrase = state
+            .rearm_passphrase
+            .as_deref()
+            .map(crate::secret::SealedSecret::open_string);
     }
     tracing::info!(command = command_name(&command), "command from a stream client");
     state
@@ -281,7 +326,7 @@ async fn handle(text: &str, state: &AppState, access: Access) -> Result<(), (&'s
 }
 
 /// A command's name for the log (never its fields: a re-arm carries a passphrase).
-fn command_name(command: &Command) -> &'static str {
+pub(crate) fn command_name(command: &Command) -> &'static str {
     match command {
         Command::PreviewTicket(_) => "preview_ticket",
         Command::SubmitTicket(_) => "submit_ticket",
@@ -311,11 +356,13 @@ fn command_name(command: &Command) -> &'static str {
 }
 
 /// Snapshots (the first at once, then on change, at most every [`MIN_INTERVAL`]) and the
-/// reader's error frames, until the client goes or the engine stops.
+/// reader's error frames, until the client goes or the snapshots end (then `ending`, and a
+/// close).
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut snapshots: watch::Receiver<Snapshot>,
     mut errors: mpsc::Receiver<String>,
+    ending: Ending,
 ) {
     snapshots.mark_changed();
     let mut next = tokio::time::Instant::now();
@@ -328,7 +375,7 @@ async fn write_loop(
             },
             changed = snapshots.changed() => {
                 if changed.is_err() {
-                    let _ = sink.send(Message::Text(encode_error("ENGINE_STOPPED", "the engine stopped").into())).await;
+                    let _ = sink.send(Message::Text(encode_error(ending.code, ending.message).into())).await;
                     let _ = sink.close().await;
                     return;
                 }

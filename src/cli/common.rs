@@ -7,6 +7,7 @@
 //! tickets or send orders (the commands do, through `Core`), print a secret.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use crate::cli::GlobalOpts;
 use crate::cli::remote::{self, Route};
@@ -20,6 +21,7 @@ use crate::engine::oneshot::{OneShot, pull_fills_with, startup_resolve};
 use crate::engine::session::{Session, Unlock};
 use crate::exchange::binance::reconcile::{self, Resolution};
 use crate::exchange::binance::rest::BinanceRest;
+use crate::journal::lease::{Candidate, Lease, LeaseGuard, LeaseState};
 use crate::journal::{Journal, JournalError, TicketSource};
 
 /// A command's failure: the exit code and the one line printed on stderr.
@@ -250,9 +252,84 @@ pub async fn prepare_to_read(ctx: &Ctx, extra: &[Symbol]) -> Result<Ready, Failu
     prepare_with(ctx, extra, true).await
 }
 
-/// [`prepare_to_read`] for a command that found no engine and holds the account's `lock`.
-pub async fn prepare_routed(ctx: &Ctx, extra: &[Symbol], lock: Option<EngineLock>) -> Result<Ready, Failure> {
-    prepare_locked(ctx, extra, true, lock, false).await
+/// [`prepare_to_read`] for a command that found no engine on this machine and holds the
+/// account's `lock`. On a PostgreSQL journal the account's engine may run on another machine:
+/// the command then also takes the account's lease for its duration (returned: keep it until
+/// done), or, when another engine holds it, only reads: the journal opened read-only (nothing
+/// recorded, nothing sent, as beside an engine on this machine) and a note saying that this is
+/// the journal's and the exchange's view, and who leads.
+pub async fn prepare_routed(
+    ctx: &Ctx,
+    extra: &[Symbol],
+    lock: Option<EngineLock>,
+) -> Result<Routed, Failure> {
+    match read_lease(&ctx.config).await {
+        ReadLease::Own(lease) => {
+            let fence = lease.as_ref().map(Lease::guard);
+            let ready = prepare_locked_fenced(ctx, extra, true, lock, false, fence).await?;
+            Ok(Routed {
+                ready,
+                lease,
+                elsewhere: None,
+            })
+        }
+        ReadLease::Elsewhere(line) => {
+            let ready = prepare_locked(ctx, extra, true, lock, true).await?;
+            Ok(Routed {
+                ready,
+                lease: None,
+                elsewhere: Some(line),
+            })
+        }
+    }
+}
+
+/// A read command prepared by [`prepare_routed`].
+#[derive(Debug)]
+pub struct Routed {
+    pub ready: Ready,
+    /// The account's lease on PostgreSQL while this command holds it (keep it until done).
+    pub lease: Option<Lease>,
+    /// Another engine leads the account: the line saying whose view this is (print it).
+    pub elsewhere: Option<String>,
+}
+
+/// Whether a read command may write (reconcile into the journal) or only read.
+enum ReadLease {
+    /// SQLite (the `flock` is the lock), or this command holds the account's lease.
+    Own(Option<Lease>),
+    /// Another engine leads (or the lease could not be asked): read only; the sentence says so.
+    Elsewhere(String),
+}
+
+/// The account's lease for a read command on a PostgreSQL journal (see [`prepare_routed`]).
+async fn read_lease(config: &Config) -> ReadLease {
+    let location = config.journal_location();
+    let crate::journal::Location::Postgres(target) = &location else {
+        return ReadLease::Own(None);
+    };
+    let mode = config.mode;
+    let mut lease = Lease::campaign(target, mode, Candidate::this_process(None));
+    let view = "this shows the journal's view, reconciled with the exchange in memory only: \
+                nothing was written to the shared journal";
+    match lease.first_answer(Duration::from_secs(15)).await {
+        LeaseState::Leader { .. } => ReadLease::Own(Some(lease)),
+        LeaseState::Standby { leader: Some(l), .. } => ReadLease::Elsewhere(format!(
+            "the {mode} account's engine runs elsewhere ({}): {view}; its own figures are on its API{}",
+            l.describe(),
+            l.address
+                .as_ref()
+                .map(|a| format!(" ({a}, with CRBOT_API_URL)"))
+                .unwrap_or_default()
+        )),
+        LeaseState::Standby { leader: None, note } => ReadLease::Elsewhere(format!(
+            "the {mode} account's lease could not be asked ({}): {view}",
+            note.as_deref().unwrap_or("another engine holds it")
+        )),
+        LeaseState::Lost { why } => ReadLease::Elsewhere(format!(
+            "the {mode} account's lease was lost at once ({why}): {view}"
+        )),
+    }
 }
 
 async fn prepare_with(ctx: &Ctx, extra: &[Symbol], read_only_ok: bool) -> Result<Ready, Failure> {
@@ -277,6 +354,19 @@ async fn prepare_locked(
     lock: Option<EngineLock>,
     beside_engine: bool,
 ) -> Result<Ready, Failure> {
+    prepare_locked_fenced(ctx, extra, read_only_ok, lock, beside_engine, None).await
+}
+
+/// [`prepare_locked`], the journal's order writes fenced by `fence` (the account's lease this
+/// command holds on PostgreSQL) before anything is reconciled or placed.
+async fn prepare_locked_fenced(
+    ctx: &Ctx,
+    extra: &[Symbol],
+    read_only_ok: bool,
+    lock: Option<EngineLock>,
+    beside_engine: bool,
+    fence: Option<LeaseGuard>,
+) -> Result<Ready, Failure> {
     let session = connect(ctx).await?;
     let opened = if beside_engine {
         open_core_read_only(&ctx.config).map(|c| (c, None))
@@ -285,13 +375,16 @@ async fn prepare_locked(
     } else {
         open_core(&ctx.config).map(|c| (c, None))
     };
-    let (core, note) = match opened {
+    let (mut core, note) = match opened {
         Ok(c) => c,
         Err(e) => {
             session.close(&ctx.config).await;
             return Err(e);
         }
     };
+    if let Some(guard) = fence {
+        core.journal.set_fence(guard);
+    }
     let mut ready = Ready {
         session,
         core,

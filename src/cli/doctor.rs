@@ -102,7 +102,12 @@ async fn lease_facts(ctx: &Ctx) -> Option<crate::doctor::LeaseFacts> {
     let Location::Postgres(target) = ctx.config.journal_location() else {
         return None;
     };
-    let leader = crate::journal::lease::read_leader(&target, ctx.config.mode).await;
+    let leader = crate::journal::lease::read_leader(
+        &target,
+        ctx.config.mode,
+        crate::journal::lease::READ_LEADER_WITHIN,
+    )
+    .await;
     let mut local_role = None;
     if let Some(engine) = crate::cli::remote::engine_now(&ctx.config.paths.data_dir, ctx.config.mode).await
         && let Ok((200, doc)) = engine

@@ -3,7 +3,8 @@
 //!
 //! Owns: what each prints (text, or one JSON document). Must not: send an order or change the
 //! trading state (the shared preparation reconciles the journal with the exchange, which is
-//! the same bookkeeping the console does at start-up).
+//! the same bookkeeping the console does at start-up), or write the journal while another
+//! engine leads the account (on PostgreSQL, from another machine: they read only and say so).
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,9 @@ pub async fn health(ctx: &Ctx) -> Outcome {
                 .iter()
                 .filter_map(|s| Symbol::new(s).ok())
                 .collect();
-            let mut ready = common::prepare_routed(ctx, &defaults, lock).await?;
+            let routed = common::prepare_routed(ctx, &defaults, lock).await?;
+            say_elsewhere(routed.elsewhere.as_deref());
+            let (mut ready, _lease) = (routed.ready, routed.lease);
             let watch = reports::health_watchlist(&ready.core.state);
             let core = &mut ready.core;
             let missing: std::collections::BTreeSet<Symbol> = watch
@@ -89,13 +92,23 @@ async fn read_report(ctx: &Ctx, kind: ReportKind) -> Outcome {
     let report = match common::route(ctx).await? {
         Route::Engine(engine) => report_through(&engine, kind).await?,
         Route::Alone(lock) => {
-            let ready = common::prepare_routed(ctx, &[], lock).await?;
+            let routed = common::prepare_routed(ctx, &[], lock).await?;
+            say_elsewhere(routed.elsewhere.as_deref());
+            let (ready, _lease) = (routed.ready, routed.lease);
             let report = reports::build(kind, &ready.core.state, &ready.notes, now_ms());
             ready.session.close(&ctx.config).await;
             report.ok_or_else(|| Failure::new(format!("{} is not a report of the state", kind.name())))?
         }
     };
     print_report(ctx, report)
+}
+
+/// Beside an engine that leads on another machine: whose view the report is, on stderr (also
+/// with `--json`, whose document stays the report's).
+fn say_elsewhere(line: Option<&str>) {
+    if let Some(line) = line {
+        eprintln!("crbot: {line}");
+    }
 }
 
 /// Prints a report (text or `--json`; a warning on stderr in the text form) and gives its exit.

@@ -1,5 +1,5 @@
-//! The control API's settings: token lifetime, rate limit, CORS origins and the TCP address of
-//! `crbot serve`.
+//! The control API's settings: token lifetime, rate limit, CORS origins, the TCP address of
+//! `crbot serve` and the address it advertises to other engines (`CRBOT_ADVERTISE_URL`).
 //!
 //! Owns: parsing and range-checking these variables, and the posture rule that the rate limit
 //! cannot be switched off outside development. Must not: read `SECRET_KEY`'s value into an
@@ -32,6 +32,10 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// Where `crbot serve` listens unless `--addr` says otherwise.
     pub addr: SocketAddr,
+    /// `CRBOT_ADVERTISE_URL`: the control API's address as other machines reach it, written in
+    /// the lease's leadership row when this engine leads (standbys, screens and commands name
+    /// it). `None`: the address it listens on, unless that is `0.0.0.0`/`::` (then none).
+    pub advertise_url: Option<Url>,
     /// `ALERT_WEBHOOK_URL`: where alerts are posted (`https://` only in production).
     pub alert_webhook: Option<Webhook>,
     /// `API_TLS_CERT` / `API_TLS_KEY`: the PEM files that make `crbot serve` speak HTTPS (both
@@ -76,6 +80,7 @@ impl Default for ApiConfig {
             alert_webhook: None,
             tls: None,
             remote: None,
+            advertise_url: None,
         }
     }
 }
@@ -114,6 +119,7 @@ pub(super) fn api_config(sources: &Sources, env: Environment) -> Result<ApiConfi
         rate_limit_window_secs,
         cors_origins,
         addr,
+        advertise_url: advertise_url(sources)?,
         alert_webhook: alert_webhook(sources, env)?,
         tls: tls_files(sources)?,
         remote: remote_engine(sources, env)?,
@@ -171,6 +177,43 @@ fn tls_files(sources: &Sources) -> Result<Option<TlsFiles>, ConfigError> {
             "set it with API_TLS_KEY (a PEM certificate chain file)",
         )),
     }
+}
+
+/// What `CRBOT_ADVERTISE_URL` accepts.
+pub const ADVERTISE_URL_ALLOWED: &str = "the http(s):// URL other machines reach this crbot serve's API at, such as https://crbot-a.example.com:8002 (no credentials, query or fragment)";
+
+/// `CRBOT_ADVERTISE_URL`: an `http(s)://` URL with a host, without credentials, query or
+/// fragment; written as given less a lone trailing `/`.
+fn advertise_url(sources: &Sources) -> Result<Option<Url>, ConfigError> {
+    let Some(v) = sources
+        .value("CRBOT_ADVERTISE_URL")
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let parsed = Url::parse(v.trim())
+        .map_err(|_| bad("CRBOT_ADVERTISE_URL", v, "is not a URL", ADVERTISE_URL_ALLOWED))?;
+    let credentials = !parsed.username().is_empty() || parsed.password().is_some();
+    let unspecified = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_unspecified(),
+        _ => false,
+    };
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none()
+        || unspecified
+        || credentials
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(bad(
+            "CRBOT_ADVERTISE_URL",
+            v,
+            "is not valid",
+            ADVERTISE_URL_ALLOWED,
+        ));
+    }
+    Ok(Some(parsed))
 }
 
 /// What `CRBOT_API_URL` accepts.
@@ -291,6 +334,41 @@ mod tests {
     }
 
     const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcHMifQ.c2lnbmF0dXJl";
+
+    #[test]
+    fn the_advertised_url_is_an_http_or_https_url_with_a_host_and_nothing_else() {
+        let c = sources(
+            &[("CRBOT_ADVERTISE_URL", " https://crbot-a.example.com:8002 ")],
+            Environment::Production,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.advertise_url.map(|u| u.to_string()).as_deref(),
+            Some("https://crbot-a.example.com:8002/")
+        );
+        assert!(
+            sources(&[("CRBOT_ADVERTISE_URL", "  ")], Environment::Production)
+                .expect("blank is unset")
+                .advertise_url
+                .is_none()
+        );
+        for bad in [
+            "crbot-a.example.com:8002",
+            "ftp://crbot-a.example.com",
+            "ws://crbot-a.example.com",
+            "https://user:pw@crbot-a.example.com",
+            "https://crbot-a.example.com/?x=1",
+            "https://crbot-a.example.com/#top",
+            "http://0.0.0.0:8002",
+            "http://[::]:8002",
+        ] {
+            let err = sources(&[("CRBOT_ADVERTISE_URL", bad)], Environment::Development)
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("CRBOT_ADVERTISE_URL"), "{bad}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
 
     #[test]
     fn an_engine_elsewhere_is_a_url_and_a_token_together() {

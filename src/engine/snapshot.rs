@@ -70,6 +70,12 @@ pub struct Snapshot {
     /// shows runs (quitting closes the screen only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached_to: Option<String>,
+    /// Set by a standby `crbot serve` (waiting for the account's lease on PostgreSQL while
+    /// another engine leads), never by an engine: this snapshot is the standby's, and of the
+    /// account it knows only the trading state read from the shared journal. Everything else is
+    /// empty or unknown (the header says so, and whose figures they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<StandbyBanner>,
     /// A re-arm must give the vault passphrase (a mode whose keys came from the vault). With
     /// keys from a secrets service the engine fetches them again instead, and asks nothing.
     #[serde(default)]
@@ -88,6 +94,22 @@ pub struct Snapshot {
     /// Fills and orders from the journal, newest first, with realized P&L.
     #[serde(default)]
     pub history: HistoryView,
+}
+
+/// What a standby knows of the account's leader, for the screen attached to it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StandbyBanner {
+    /// The leader (`host pid N`), when its row could be read.
+    pub leader: Option<String>,
+    /// The leader's control API, when it advertises one.
+    pub leader_address: Option<String>,
+    /// When the leader took the lease (ms since the epoch).
+    pub leader_since_ms: Option<i64>,
+    /// Whether `header.trading` was read from the shared journal; false: not read (yet), and
+    /// the screen shows the state as unknown, never as ACTIVE.
+    pub trading_known: bool,
+    /// Why this process is a standby again after leading, when it lost the lease.
+    pub lost: Option<String>,
 }
 
 /// Which way a price alert waits for the last price to go.

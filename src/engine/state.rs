@@ -808,6 +808,7 @@ impl EngineState {
             price_alerts: self.price_alerts.clone(),
             market_steps,
             attached_to: None,
+            standby: None,
             // Set by the engine, which knows where the keys came from.
             rearm_needs_passphrase: false,
             mode: self.mode,

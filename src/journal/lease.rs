@@ -269,13 +269,26 @@ impl Lease {
     }
 }
 
+/// How long [`read_leader`] may take, connection included: a server that accepts the
+/// connection and then never answers must not hang the caller (`crbot doctor`).
+pub const READ_LEADER_WITHIN: Duration = Duration::from_secs(5);
+
 /// Reads the `crbot_leadership` row of `mode` on a connection of its own (for `crbot doctor`
-/// and messages); `None` when no engine ever led.
-pub async fn read_leader(target: &PgTarget, mode: Mode) -> Result<Option<Leader>, String> {
-    let client = connect_dedicated(target, |_| {})
-        .await
-        .map_err(|e| e.to_string())?;
-    leader_row(&client, mode).await.map_err(|e| e.to_string())
+/// and messages); `None` when no engine ever led. At most `within` (see
+/// [`READ_LEADER_WITHIN`]), then `Err` saying it could not be checked in time.
+pub async fn read_leader(target: &PgTarget, mode: Mode, within: Duration) -> Result<Option<Leader>, String> {
+    let read = async {
+        let client = connect_dedicated(target, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        leader_row(&client, mode).await.map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(within, read).await.unwrap_or_else(|_| {
+        Err(format!(
+            "could not check within {} s (the PostgreSQL server did not answer)",
+            within.as_secs_f64()
+        ))
+    })
 }
 
 async fn run(

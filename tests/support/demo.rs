@@ -127,6 +127,7 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
             .into_iter()
             .collect(),
         attached_to: None,
+        standby: None,
         rearm_needs_passphrase: false,
         // Not sent over the stream: a test that needs the exchange's symbols sets them.
         symbols: Default::default(),

@@ -1,6 +1,9 @@
 //! The header: mode badge, trading state, clock and kill key on the first row; stream health,
 //! clock offset, rate limits and equity on the second; the day's P&L, drawdown, trades and
-//! fees against their limits on the third; and, when there are any, the warnings.
+//! fees against their limits on the third; and, when there are any, the warnings. A standby's
+//! snapshot (`Snapshot::standby`) shows a STANDBY badge, the trading state only when it was read
+//! from the shared journal, and the leader instead of the limits row (its figures are not known
+//! here, so none is drawn).
 //!
 //! Owns: the header's rows. Must not: hide the trading state or the kill key, whatever else
 //! the row has to leave out; they are what a trader must see first.
@@ -13,7 +16,9 @@ use ratatui::widgets::Paragraph;
 
 use super::common::{clock, dp2, duration, hm, money2, signed2, usage_style};
 use crate::domain::{Mode, Money, plain};
-use crate::engine::snapshot::{EquityStatus, Snapshot, StreamHealth, StreamStatus, TradingState};
+use crate::engine::snapshot::{
+    EquityStatus, Snapshot, StandbyBanner, StreamHealth, StreamStatus, TradingState,
+};
 use crate::portfolio::FeeTally;
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
@@ -21,10 +26,11 @@ use crate::ui::theme::Theme;
 pub(super) fn draw_header(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
     draw_state_row(app, snap, frame, area);
-    let mut lines = vec![
-        Line::from(fit(connection_spans(theme, snap), area.width)),
-        Line::from(fit(limit_spans(theme, snap), area.width)),
-    ];
+    let third = match &snap.standby {
+        Some(banner) => standby_line(theme, banner),
+        None => Line::from(fit(limit_spans(theme, snap), area.width)),
+    };
+    let mut lines = vec![Line::from(fit(connection_spans(theme, snap), area.width)), third];
     if area.height > 3 {
         lines.push(warning_line(theme, snap));
     }
@@ -50,7 +56,18 @@ fn draw_state_row(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         Span::styled(mode_label(snap.mode), theme.mode_badge(snap.mode)),
         Span::raw(" "),
     ];
-    line1.extend(state_spans(app, &snap.header.trading));
+    match &snap.standby {
+        Some(banner) => {
+            line1.push(Span::styled(" STANDBY ", theme.reducing_badge()));
+            line1.push(Span::raw(" "));
+            if banner.trading_known || app.kill_sent {
+                line1.extend(state_spans(app, &snap.header.trading));
+            } else {
+                line1.push(Span::styled(" state unknown (journal not read)", theme.warning()));
+            }
+        }
+        None => line1.extend(state_spans(app, &snap.header.trading)),
+    }
     let [left, right_area] = Layout::horizontal([
         Constraint::Fill(1),
         Constraint::Length(right_text.chars().count() as u16),
@@ -91,6 +108,34 @@ fn state_spans(app: &App, trading: &TradingState) -> Vec<Span<'static>> {
         TradingState::Active => state.push(Span::styled(" ACTIVE ", theme.active_badge())),
     }
     state
+}
+
+/// A standby's third row: who leads, where, since when; the account's figures are the leader's.
+fn standby_line(theme: &Theme, banner: &StandbyBanner) -> Line<'static> {
+    let leader = match (&banner.leader, &banner.leader_address) {
+        (Some(who), Some(at)) => format!("leader {who} at {at}"),
+        (Some(who), None) => format!("leader {who} (address unknown)"),
+        (None, _) => "leader unknown".to_string(),
+    };
+    let since = banner
+        .leader_since_ms
+        .map(|t| format!(" since {} UTC", clock(t)))
+        .unwrap_or_default();
+    let lost = banner
+        .lost
+        .as_ref()
+        .map(|why| format!(" (this engine lost the lease: {why})"))
+        .unwrap_or_default();
+    Line::from(vec![
+        Span::styled(
+            format!("STANDBY, {leader}{since}{lost}: "),
+            theme.warning().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            "balances, positions and P&L are the leader's, not shown here; the kill key halts it",
+            theme.dim(),
+        ),
+    ])
 }
 
 fn mode_label(mode: Mode) -> &'static str {
@@ -146,6 +191,11 @@ fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Group> {
         groups.push((0, stream_spans(theme, "mkt", h.market_stream)));
     }
     groups.push((1, stream_spans(theme, "usr", h.user_stream)));
+    if snap.standby.is_some() {
+        // A standby has no exchange session: no clock offset or rate-limit figures to show.
+        groups.push((0, equity_spans(theme, snap)));
+        return groups;
+    }
     groups.push((
         3,
         vec![Span::raw(format!(
@@ -166,7 +216,13 @@ fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Group> {
             r.orders_10s, r.orders_10s_limit
         ))],
     ));
-    let equity = match (&snap.equity_status, &snap.equity) {
+    groups.push((0, equity_spans(theme, snap)));
+    groups
+}
+
+/// `eq …`: the equity, or why it is not known.
+fn equity_spans(theme: &Theme, snap: &Snapshot) -> Vec<Span<'static>> {
+    match (&snap.equity_status, &snap.equity) {
         (EquityStatus::Incomplete { .. }, _) => vec![Span::styled(
             "eq UNKNOWN (unpriced)",
             theme.warning().add_modifier(Modifier::BOLD),
@@ -183,9 +239,7 @@ fn connection_spans(theme: &Theme, snap: &Snapshot) -> Vec<Group> {
             format!("eq {}", if theme.ascii { "-" } else { "–" }),
             theme.dim(),
         )],
-    };
-    groups.push((0, equity));
-    groups
+    }
 }
 
 fn stream_spans(theme: &Theme, name: &'static str, h: StreamHealth) -> Vec<Span<'static>> {
