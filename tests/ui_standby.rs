@@ -84,3 +84,24 @@ fn a_standby_s_screen_names_the_leader_and_draws_no_figure_it_does_not_know() {
     assert!(!top.contains("ACTIVE") && !top.contains("HALTED"), "{top}");
     assert!(top.contains("leader unknown"), "{top}");
 }
+
+#[test]
+fn a_standby_s_limits_panel_leaves_the_trade_count_to_the_leader() {
+    let snap = standby_snapshot(
+        Mode::Sim,
+        &Limits::default(),
+        &view(),
+        Some(TradingState::Active),
+        NOW,
+    );
+    let app = App::new(UiConfig::default(), &snap);
+    let screen = text(&draw(&app, &snap, 160, 48));
+    let trades = screen
+        .lines()
+        .find(|l| l.contains("Trades"))
+        .unwrap_or_else(|| panic!("no Trades line:\n{screen}"));
+    assert!(trades.contains("– / 10 today"), "{trades}");
+    assert!(!trades.contains(" 0 / "), "a count it does not know: {trades}");
+    // No watchlist, so no symbol to offer a ticket on (not "a ticket on .").
+    assert!(screen.contains("Press t for a ticket."), "{screen}");
+}

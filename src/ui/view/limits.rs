@@ -85,12 +85,22 @@ pub(super) fn draw_limits(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
     let lines = vec![
         gauge_line("Day P&L", usage[0].1, day_text, day_style),
         gauge_line("Drawdown", usage[1].1, dd_text, dd_style),
-        gauge_line(
-            "Trades",
-            usage[2].1,
-            format!("{} / {} today", l.trades_used, l.trades_limit),
-            theme.plain(),
-        ),
+        // A standby has no count of the account's trades (the leader has): unknown, not 0.
+        if snap.standby.is_some() {
+            gauge_line(
+                "Trades",
+                Decimal::ZERO,
+                format!("{unknown} / {} today", l.trades_limit),
+                theme.dim(),
+            )
+        } else {
+            gauge_line(
+                "Trades",
+                usage[2].1,
+                format!("{} / {} today", l.trades_used, l.trades_limit),
+                theme.plain(),
+            )
+        },
         Line::from(Span::styled(
             format!(
                 "resets {} UTC (in {}) size<={}% R/R>={}",

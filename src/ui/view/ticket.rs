@@ -243,14 +243,12 @@ pub(super) fn draw_ticket(app: &App, snap: &Snapshot, frame: &mut Frame, area: R
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(form) = &app.ticket else {
-        let symbol = snap
-            .watchlist
-            .get(app.watch_sel)
-            .map(|w| w.symbol.to_string())
-            .unwrap_or_default();
-        let mut lines = vec![Line::from(format!(
-            "No ticket open. Press t for a ticket on {symbol}."
-        ))];
+        // With an empty watchlist there is no symbol to name (the ticket asks for one).
+        let text = match snap.watchlist.get(app.watch_sel) {
+            Some(w) => format!("No ticket open. Press t for a ticket on {}.", w.symbol),
+            None => "No ticket open. Press t for a ticket.".to_string(),
+        };
+        let mut lines = vec![Line::from(text)];
         lines.extend(result_lines(theme, snap, None));
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         return;
