@@ -160,7 +160,10 @@ pub async fn open(target: Target) -> anyhow::Result<Attached> {
     let (conn, first) = first
         .map_err(|why| anyhow::anyhow!(why))
         .with_context(|| format!("cannot attach to the engine ({describe})"))?;
-    let (snap_tx, snap_rx) = watch::channel(first.clone());
+    // The first frame says whose it is too, as every later one does.
+    let mut shown = first.clone();
+    shown.attached_to = Some(describe.clone());
+    let (snap_tx, snap_rx) = watch::channel(shown);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let bridge = Bridge {
         engine: target.describe(),

@@ -507,6 +507,11 @@ async fn a_read_token_attaches_and_the_engine_s_refusal_is_shown() {
         .await
         .expect("attaches");
     let mut screen = attached.snapshots.clone();
+    // The very first frame already says whose screen this is.
+    assert!(
+        screen.borrow().attached_to.is_some(),
+        "the first frame does not name the engine"
+    );
     attached.commands.send(Command::Kill).await.unwrap();
     wait_screen(&mut screen, "the refusal", |s| {
         s.header
