@@ -61,7 +61,7 @@ fn history_panel(app: &App, snap: &Snapshot, w: u16, h: u16) -> String {
     let right = (col..row.len()).find(|x| row[*x] == '┐').unwrap_or(row.len() - 1);
     lines[top..]
         .iter()
-        .take_while(|l| !l.chars().nth(left).is_some_and(|c| c == '└'))
+        .take_while(|l| l.chars().nth(left).is_none_or(|c| c != '└'))
         .chain(lines.iter().skip(top).find(|l| l.chars().nth(left) == Some('└')))
         .map(|l| l.chars().skip(left).take(right + 1 - left).collect::<String>())
         .collect::<Vec<_>>()
