@@ -11,6 +11,7 @@
 pub mod action;
 pub mod app;
 pub mod command;
+pub mod format;
 pub mod history;
 pub mod keymap;
 pub mod theme;

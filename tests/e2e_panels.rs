@@ -1,8 +1,13 @@
 //! End-to-end: the real `crbot` binary in tmux against the local exchange it starts (`sim`
 //! mode, a fresh temporary home), walking the market-detail and history panels the way a
 //! trader reads them (`capture-pane`): the selected symbol's live order book and trades, the
-//! book following a new selection, the candles' timeframe switch, an order typed on the `:`
+//! book following a new selection, the candles' timeframe switch, a price alert set with `A`
+//! and fired (once, with the bell) when the market crosses it, an order typed on the `:`
 //! command line, the fill in the history, the history's `/` filter, and the tabs at 80×24.
+//!
+//! The market is moved across the alert with the local exchange's `POST /sim/control/price`,
+//! reached with the address and key the console publishes in `<home>/sim-endpoint.json`; the
+//! terminal bells are counted by a tmux `alert-bell` hook.
 //!
 //! tmux is required: without it these tests fail with a message saying so.
 
@@ -42,6 +47,54 @@ fn book_levels(screen: &str, symbol: &str) -> Vec<(Decimal, Decimal, Decimal)> {
         .collect()
 }
 
+/// Moves a symbol's price on the console's own local exchange (`POST /sim/control/price`).
+fn move_price(home: &Path, symbol: &str, price: Decimal) {
+    let text = std::fs::read_to_string(home.join("sim-endpoint.json")).expect("sim-endpoint.json is written");
+    let rec: serde_json::Value = serde_json::from_str(&text).expect("sim-endpoint.json is JSON");
+    let field = |k: &str| {
+        rec[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("sim-endpoint.json has {k}"))
+            .to_string()
+    };
+    let url = format!("{}/sim/control/price", field("rest").trim_end_matches('/'));
+    let body = serde_json::json!({"symbol": symbol, "price": price.to_string()}).to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .header("X-MBX-APIKEY", field("api_key"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("the local exchange answers");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "price control: {status} {text}");
+    });
+}
+
+/// A watchlist row's words, the selection mark `>` dropped: `[symbol, (mark,) last, bid, ask,
+/// 24h%]`.
+fn watch_row(screen: &str, symbol: &str) -> Option<Vec<String>> {
+    panel_rows(screen, "Watchlist")
+        .into_iter()
+        .find(|w| w.first().is_some_and(|n| n.trim_start_matches('>') == symbol))
+}
+
+/// A symbol's last price from the watchlist (a row with no alert mark).
+fn last(screen: &str, symbol: &str) -> Option<Decimal> {
+    watch_row(screen, symbol).filter(|w| w.len() == 5)?[1]
+        .parse()
+        .ok()
+}
+
+/// The log lines that contain `text`.
+fn log_lines(screen: &str, text: &str) -> usize {
+    panel_text(screen, "Risk & event log").matches(text).count()
+}
+
 /// A symbol's ask from the watchlist.
 fn ask(screen: &str, symbol: &str) -> Option<Decimal> {
     panel_rows(screen, "Watchlist").into_iter().find_map(|w| {
@@ -51,8 +104,13 @@ fn ask(screen: &str, symbol: &str) -> Option<Decimal> {
     })
 }
 
+/// The bells counted so far (`Tmux::count_bells`).
+fn bell_count(file: &Path) -> usize {
+    std::fs::read_to_string(file).map_or(0, |s| s.lines().count())
+}
+
 #[test]
-fn book_trades_timeframes_a_command_line_order_and_its_history() {
+fn book_trades_timeframes_a_price_alert_a_command_line_order_and_its_history() {
     let home = tempfile::tempdir().expect("temp home");
     let t = Tmux::start("panels", 160, 48, &wrapper(home.path()), &[], home.path());
 
@@ -104,7 +162,93 @@ fn book_trades_timeframes_a_command_line_order_and_its_history() {
     t.keys(&["["]);
     t.wait_for("back to 5m", STEP, |s| s.contains("ETHUSDT 5m: close"));
 
-    // 4. An order typed on the `:` command line: it fills the ticket, reviewed and sent as
+    // 4. A price alert, set from the watchlist with `A` (the command line opens prefilled
+    //    with the highlighted symbol) 1 % above the last price, then the market moved across
+    //    it: what the trader sees is the armed alert, then the fired one with the bell, the
+    //    log line and the status line, once, however often the price crosses again.
+    let bells = home.path().join("bells.txt");
+    t.count_bells(&bells);
+    let last_eth = t.wait_for_value("ETHUSDT's last price", STEP, |s| last(s, "ETHUSDT"));
+    let target = (last_eth * Decimal::new(101, 2)).round_dp(2).normalize();
+    t.keys(&["A"]);
+    t.wait_for("the command line prefilled", STEP, |s| {
+        s.contains("alert ETHUSDT above")
+    });
+    t.type_text(&target.to_string());
+    t.keys(&["Enter"]);
+    let shown = format!("ETHUSDT above {target:.2}");
+    let screen = t.wait_for("the alert armed", STEP, |s| {
+        watch_row(s, "ETHUSDT").is_some_and(|w| w.get(1).is_some_and(|m| m == "*"))
+            && log_lines(s, &format!("alert set: {shown}")) == 1
+    });
+    assert!(
+        screen.contains("Watchlist (~ stale, * alert, ! fired)"),
+        "the legend names the marks:\n{screen}"
+    );
+    t.keys(&[":"]);
+    t.type_text("alerts");
+    t.keys(&["Enter"]);
+    t.wait_for("the alert listed as armed", STEP, |s| {
+        s.contains(&format!("1 alert: {shown} armed"))
+    });
+    assert_eq!(bell_count(&bells), 0, "no bell before the alert fires");
+
+    let crossed = (target * Decimal::new(101, 2)).round_dp(2).normalize();
+    move_price(home.path(), "ETHUSDT", crossed);
+    let screen = t.wait_for("the alert fired", START, |s| {
+        watch_row(s, "ETHUSDT").is_some_and(|w| w.get(1).is_some_and(|m| m == "!"))
+            && log_lines(s, &format!("ALERT {shown}: last")) == 1
+    });
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("ALERT {shown}"))),
+        "the status line says it:\n{screen}"
+    );
+    t.wait_for_value("the bell", STEP, |_| (bell_count(&bells) == 1).then_some(()));
+    t.keys(&[":"]);
+    t.type_text("alerts");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("the alert listed as fired", STEP, |s| {
+        s.contains(&format!("1 alert: {shown} FIRED"))
+    });
+    let listed = |s: &str| {
+        s.lines()
+            .find_map(|l| l.find("1 alert:").map(|at| l[at..].trim_end().to_string()))
+            .unwrap_or_default()
+    };
+    let fired = listed(&screen);
+
+    // Down below the target and up across it again: a fired alert is not re-armed.
+    move_price(home.path(), "ETHUSDT", last_eth);
+    t.wait_for("the price back under the target", STEP, |s| {
+        watch_row(s, "ETHUSDT")
+            .and_then(|w| w.get(2)?.parse::<Decimal>().ok())
+            .is_some_and(|p| p < target)
+    });
+    let again = (target * Decimal::new(103, 2)).round_dp(2).normalize();
+    move_price(home.path(), "ETHUSDT", again);
+    t.wait_for("the price across the target again", STEP, |s| {
+        watch_row(s, "ETHUSDT")
+            .and_then(|w| w.get(2)?.parse::<Decimal>().ok())
+            .is_some_and(|p| p > target * Decimal::new(102, 2))
+    });
+    t.keys(&[":"]);
+    t.type_text("alerts");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("the alerts listed again", STEP, |s| s.contains("1 alert:"));
+    assert_eq!(log_lines(&screen, "ALERT ETHUSDT"), 1, "fired once:\n{screen}");
+    assert_eq!(bell_count(&bells), 1, "one bell:\n{screen}");
+    assert_eq!(listed(&screen), fired, "still the first firing:\n{screen}");
+    // Cleared, the alert leaves the watchlist (the order below reads the plain row).
+    t.keys(&[":"]);
+    t.type_text("alert clear ETHUSDT");
+    t.keys(&["Enter"]);
+    t.wait_for("the alert cleared", STEP, |s| {
+        watch_row(s, "ETHUSDT").is_some_and(|w| w.len() == 5) && !s.contains("* alert, ! fired")
+    });
+
+    // 5. An order typed on the `:` command line: it fills the ticket, reviewed and sent as
     //    one typed field by field.
     let ask = t.wait_for_value("ETHUSDT's ask", STEP, |s| ask(s, "ETHUSDT"));
     let price = (ask * Decimal::new(101, 2)).round_dp(2).normalize();
@@ -131,7 +275,7 @@ fn book_trades_timeframes_a_command_line_order_and_its_history() {
         panel_text(s, "Order ticket").contains("No ticket open")
     });
 
-    // 5. The fill and its order in the history, today's.
+    // 6. The fill and its order in the history, today's.
     let screen = t.wait_for("the ETHUSDT fill in the history", START, |s| {
         panel_rows(s, "History")
             .iter()
@@ -146,7 +290,7 @@ fn book_trades_timeframes_a_command_line_order_and_its_history() {
         "{history}"
     );
 
-    // 6. The `/` filter on the history: Tab to it, filter on BTC, nothing of ETH left.
+    // 7. The `/` filter on the history: Tab to it, filter on BTC, nothing of ETH left.
     for _ in 0..6 {
         t.keys(&["Tab"]);
     }
@@ -164,7 +308,7 @@ fn book_trades_timeframes_a_command_line_order_and_its_history() {
     assert!(rows.iter().skip(1).all(|r| !r.contains("ETHUSDT")), "{screen}");
     assert!(rows.iter().any(|r| r.contains("matches /BTC")), "{screen}");
 
-    // 7. At 80×24 the panels are tabs: the book on 6, the history on 7.
+    // 8. At 80×24 the panels are tabs: the book on 6, the history on 7.
     t.resize(80, 24);
     t.keys(&["6"]);
     t.wait_for("the book tab", STEP, |s| {

@@ -276,3 +276,77 @@ fn the_history_is_read_off_the_loop_after_a_change_at_most_every_second() {
     s.advance(5_000);
     assert_eq!(history_reads(&s.step(kline(ETH, "1m", T0, "3000"))), 0);
 }
+
+/// The snapshot's delays asked of the executor (`LoadDepth`), in order.
+fn depth_delays(fx: &Effects) -> Vec<std::time::Duration> {
+    fx.0.iter()
+        .filter_map(|e| match e {
+            Effect::Focus(FocusEffect::LoadDepth { delay, .. }) => Some(*delay),
+            _ => None,
+        })
+        .collect()
+}
+
+fn book_lines(s: &mut Script) -> Vec<(crbot::engine::snapshot::LogLevel, String)> {
+    s.snapshot()
+        .log
+        .iter()
+        .filter(|l| l.text.contains("book"))
+        .map(|l| (l.level, l.text.clone()))
+        .collect()
+}
+
+#[test]
+fn failed_snapshot_reads_back_off_warn_once_and_count_the_failures_when_the_book_goes_live() {
+    use crbot::engine::snapshot::LogLevel;
+    use std::time::Duration;
+
+    let mut s = Script::new(Limits::default(), false);
+    s.step(Input::Started);
+    s.command(Command::SelectSymbol(sym(ETH)));
+    assert_eq!(
+        depth_delays(&s.step(diff(ETH, 101, 105, ("2999", "4")))),
+        vec![Duration::ZERO]
+    );
+    let failed = |error: &str| {
+        Answer::Focus(FocusAnswer::Depth {
+            symbol: sym(ETH),
+            depth: Err(error.to_string()),
+        })
+    };
+    // Each failure asks again after twice the wait before, from 1 s up to 30 s.
+    let mut waits = Vec::new();
+    for i in 0..8 {
+        waits.extend(depth_delays(&s.answer(failed(&format!("HTTP 503 #{i}")))));
+    }
+    let secs: Vec<u64> = waits.iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    // The first failure is a warning in the log; the seven after it are not in the log.
+    let lines = book_lines(&mut s);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].0, LogLevel::Warn);
+    assert!(lines[0].1.contains("HTTP 503 #0"), "{lines:?}");
+    assert_eq!(s.snapshot().focus.book.status, BookStatus::Syncing);
+
+    // The read succeeds: live, and one line counts the failures.
+    s.answer(snapshot_answer(ETH, 103));
+    assert_eq!(s.snapshot().focus.book.status, BookStatus::Live);
+    let lines = book_lines(&mut s);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1].0, LogLevel::Info);
+    assert!(lines[1].1.contains("after 8 failed"), "{lines:?}");
+
+    // After the recovery the next resync reads at once and a failure warns again.
+    let fx = s.step(diff(ETH, 120, 121, ("2990", "1")));
+    assert_eq!(depth_delays(&fx), vec![Duration::ZERO]);
+    assert_eq!(
+        depth_delays(&s.answer(failed("timeout"))),
+        vec![Duration::from_secs(1)]
+    );
+    let lines = book_lines(&mut s);
+    assert_eq!(
+        lines.iter().filter(|(l, _)| *l == LogLevel::Warn).count(),
+        2,
+        "{lines:?}"
+    );
+}

@@ -333,7 +333,10 @@ impl Executor {
             }
             FocusEffect::LoadDepth { symbol, delay } => self.spawn(async move {
                 tokio::time::sleep(delay).await;
-                let depth = rest.depth(&symbol, 1000).await.map_err(|e| e.to_string());
+                let depth = rest
+                    .depth_when_allowed(&symbol, 1000)
+                    .await
+                    .map_err(|e| e.to_string());
                 Answer::Focus(FocusAnswer::Depth { symbol, depth })
             }),
             FocusEffect::LoadChart { symbol, interval } => self.spawn(async move {

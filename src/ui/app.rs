@@ -467,6 +467,9 @@ pub struct App {
     pub filters: [String; 8],
     /// The selected row of the history (an index into `history::history_rows`).
     pub history_sel: usize,
+    /// The history's rows, sorted, filtered and formatted: a memo of the snapshot and the
+    /// history's filter, brought up to date by [`App::history_table`] when either changed.
+    history: std::cell::RefCell<super::history::HistoryTable>,
     /// The log scrolled back: the `seq` of the newest line shown (`None`: following the
     /// newest line). New lines never move a scrolled log.
     pub log_anchor: Option<u64>,
@@ -551,6 +554,7 @@ impl App {
             order_sel: 0,
             filters: Default::default(),
             history_sel: 0,
+            history: Default::default(),
             log_anchor: None,
             chart_interval: snapshot.focus.interval,
             regions: Default::default(),
@@ -603,8 +607,22 @@ impl App {
         }
     }
 
+    /// The history's rows for `snap`, sorted, formatted and filtered: kept from the last
+    /// call unless the journal's lists, the day, a tick or the filter changed since.
+    pub fn history_table(&self, snap: &Snapshot) -> std::cell::Ref<'_, super::history::HistoryTable> {
+        // Only this method borrows the memo mutably, and never while a `Ref` it returned is
+        // held by the same caller: the view and `update` take one, use it, drop it.
+        if let Ok(mut table) = self.history.try_borrow_mut() {
+            table.refresh(snap, &self.filters[Focus::History.index()]);
+        }
+        self.history.borrow()
+    }
+
     /// The rows of `focus`'s list that its filter lets through (indices into the snapshot's list).
     pub fn visible(&self, focus: Focus, snap: &Snapshot) -> Vec<usize> {
+        if focus == Focus::History {
+            return self.history_table(snap).shown().to_vec();
+        }
         let filter = &self.filters[focus.index()];
         focus
             .symbols(snap)

@@ -591,6 +591,80 @@ pub fn history(now_ms: i64) -> HistoryView {
     }
 }
 
+/// A long journal: `fills` fills and a fifth as many orders over the demo's four symbols, one
+/// every 37 s back from `now_ms` (so today's and earlier days'), every other sell realizing
+/// something. For the history panel's tests and its render bench.
+pub fn long_history(now_ms: i64, fills: usize) -> HistoryView {
+    let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"];
+    let prices = ["97250.00", "3420.50", "252.40", "905.10"];
+    let at = |i: usize| now_ms - i64::try_from(i).unwrap_or(0) * 37_000;
+    let fill_rows = (0..fills)
+        .map(|i| {
+            let k = i % symbols.len();
+            let side = if i % 3 == 0 { Side::Sell } else { Side::Buy };
+            HistoryFill {
+                fill: crbot::domain::Fill {
+                    symbol: sym(symbols[k]),
+                    trade_id: 1_000_000 + i as u64,
+                    order_id: 2_000_000 + (i / 5) as u64,
+                    client_order_id: None,
+                    side,
+                    price: price(prices[k]),
+                    qty: Qty::try_new(Decimal::new(1 + (i % 97) as i64, 3)).unwrap_or_default(),
+                    commission: Qty::try_new(Decimal::new(1 + (i % 13) as i64, 4)).unwrap_or_default(),
+                    commission_asset: Asset::usdt(),
+                    time_ms: at(i),
+                    is_maker: i % 2 == 0,
+                },
+                realized: (side == Side::Sell && i % 2 == 0)
+                    .then(|| Decimal::new(i64::try_from(i % 401).unwrap_or(0) - 200, 2)),
+            }
+        })
+        .collect::<Vec<_>>();
+    let orders = (0..fills / 5)
+        .map(|j| {
+            let i = j * 5;
+            let k = i % symbols.len();
+            Order {
+                client_order_id: coid(&format!("crb-long-{j:06}")),
+                order_id: Some(2_000_000 + j as u64),
+                order_list_id: None,
+                symbol: sym(symbols[k]),
+                side: if j % 2 == 0 { Side::Buy } else { Side::Sell },
+                order_type: if j % 3 == 0 {
+                    OrderType::Market
+                } else {
+                    OrderType::Limit
+                },
+                price: (j % 3 != 0).then(|| price(prices[k])),
+                stop_price: None,
+                qty: qty("0.05"),
+                executed_qty: qty("0.05"),
+                cumulative_quote_qty: Notional::ZERO,
+                state: LocalOrderState::Exchange(if j % 7 == 0 {
+                    OrderStatus::Canceled
+                } else {
+                    OrderStatus::Filled
+                }),
+                purpose: if j % 2 == 0 {
+                    OrderPurpose::Entry
+                } else {
+                    OrderPurpose::Exit
+                },
+                created_ms: at(i),
+                updated_ms: at(i),
+            }
+        })
+        .collect::<Vec<_>>();
+    HistoryView {
+        loaded: true,
+        error: None,
+        fills: fill_rows.into(),
+        orders: orders.into(),
+        day_realized: Some(dec("12.34")),
+    }
+}
+
 /// The demo after the kill key: HALTED, cancels in flight per symbol.
 pub fn killing(now_ms: i64) -> Snapshot {
     let mut s = snapshot(now_ms);

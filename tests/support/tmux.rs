@@ -144,6 +144,19 @@ impl Tmux {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// From now on, appends a line to `file` for each terminal bell the program rings (a
+    /// tmux `alert-bell` hook: the session is never attached, so every bell is an alert).
+    pub fn count_bells(&self, file: &Path) {
+        let path = file.display().to_string();
+        assert!(
+            !path.contains(['\'', '"', '#', '$', '\\']),
+            "a bell file path tmux and sh take as it is: {path}"
+        );
+        let line = format!("run-shell \"echo bell >> '{path}'\"");
+        let out = self.tmux(&["set-hook", "-t", &self.session, "alert-bell", &line]);
+        assert!(out.status.success(), "tmux set-hook alert-bell");
+    }
+
     /// The pid of the pane's process (the command given to `start`; with `exec`, the program).
     pub fn pane_pid(&self) -> Option<u32> {
         self.pane_format("#{pane_pid}")?.parse().ok()

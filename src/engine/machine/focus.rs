@@ -18,7 +18,7 @@ use crate::engine::snapshot::{
     BookLevel, BookStatus, BookView, Candle, ChartInterval, Command, FocusView, HistoryFill, HistoryView,
     LogKind, LogLevel, TapeTrade,
 };
-use crate::exchange::binance::book::{DepthDiff, Feed, Loaded, LocalBook};
+use crate::exchange::binance::book::{DepthDiff, Failed, Feed, Loaded, LocalBook, Resync};
 use crate::exchange::binance::events::StreamTrade;
 use crate::exchange::binance::wire::Depth;
 
@@ -32,7 +32,8 @@ pub const CHART_CAP: usize = 500;
 pub const HISTORY_ROWS: usize = 100;
 /// The shortest time between two history reads.
 pub const HISTORY_EVERY_MS: i64 = 1_000;
-/// A refused snapshot (older than the buffered diffs) is fetched again after this.
+/// A refused snapshot (older than the buffered diffs) is fetched again after this. A read
+/// that failed is tried again after [`Resync`]'s doubling wait instead.
 const DEPTH_RETRY: Duration = Duration::from_millis(500);
 
 /// What the focus asks the executor to do.
@@ -77,6 +78,8 @@ pub(super) struct FocusState {
     interval: ChartInterval,
     book: LocalBook,
     depth_loading: bool,
+    /// The snapshot reads that failed since the last one that did not.
+    resync: Resync,
     tape: VecDeque<TapeTrade>,
     /// The chart at `interval` when it is not 1m (1m candles are the state's own).
     chart: Vec<Candle>,
@@ -131,6 +134,7 @@ impl Engine {
             if symbol_changed {
                 self.focus.book.reset();
                 self.focus.depth_loading = false;
+                self.focus.resync = Resync::default();
                 self.focus.tape.clear();
             }
             self.focus.chart.clear();
@@ -179,8 +183,10 @@ impl Engine {
         if !self.is_followed(&symbol) {
             return;
         }
+        // After failed reads, a new resync waits its turn like a retry would.
+        let wait = self.focus.resync.wait();
         match self.focus.book.on_diff(diff) {
-            Feed::NeedSnapshot => self.load_depth(symbol, Duration::ZERO),
+            Feed::NeedSnapshot => self.load_depth(symbol, wait),
             Feed::Gap { expected, got } => {
                 self.core.state.log(
                     now,
@@ -188,7 +194,7 @@ impl Engine {
                     LogKind::Connection,
                     format!("{symbol} book: update {got} after {expected} was due; resynchronising"),
                 );
-                self.load_depth(symbol, Duration::ZERO);
+                self.load_depth(symbol, wait);
             }
             Feed::Buffered | Feed::Applied | Feed::Ignored => {}
         }
@@ -200,6 +206,27 @@ impl Engine {
         }
         self.focus.depth_loading = true;
         self.emit(Effect::Focus(FocusEffect::LoadDepth { symbol, delay }));
+    }
+
+    /// A snapshot read failed: read again after a doubling wait; the first failure is a
+    /// warning in the log, the next ones only a debug line (the count comes with the success).
+    fn depth_failed(&mut self, symbol: Symbol, error: &str, now: i64) {
+        let failed = self.focus.resync.on_failure(error);
+        match &failed {
+            Failed::First { wait } => self.core.state.log(
+                now,
+                LogLevel::Warn,
+                LogKind::Connection,
+                format!(
+                    "{symbol} book snapshot: {error}; retrying in {} s, then less often",
+                    wait.as_secs()
+                ),
+            ),
+            Failed::Again { failures, wait } => {
+                tracing::debug!(%symbol, failures, wait_ms = wait.as_millis(), error, "book snapshot failed again");
+            }
+        }
+        self.load_depth(symbol, failed.wait());
     }
 
     pub(super) fn on_stream_trade(&mut self, symbol: Symbol, trade: StreamTrade) {
@@ -243,19 +270,29 @@ impl Engine {
                 }
                 self.focus.depth_loading = false;
                 match depth {
-                    Ok(depth) => match self.focus.book.on_snapshot(&depth) {
-                        Loaded::Live | Loaded::Unneeded => {}
-                        Loaded::Again => self.load_depth(symbol, DEPTH_RETRY),
-                    },
-                    Err(e) => {
-                        self.core.state.log(
-                            now,
-                            LogLevel::Warn,
-                            LogKind::Connection,
-                            format!("{symbol} book snapshot: {e}; retrying"),
-                        );
-                        self.load_depth(symbol, DEPTH_RETRY * 4);
+                    Ok(depth) => {
+                        if let Some(r) = self.focus.resync.on_success() {
+                            self.core.state.log(
+                                now,
+                                LogLevel::Info,
+                                LogKind::Connection,
+                                format!(
+                                    "{symbol} book snapshot read after {} (the first: {})",
+                                    crate::domain::plural::count(
+                                        usize::try_from(r.failures).unwrap_or(usize::MAX),
+                                        "failed read",
+                                        "failed reads"
+                                    ),
+                                    r.first_error
+                                ),
+                            );
+                        }
+                        match self.focus.book.on_snapshot(&depth) {
+                            Loaded::Live | Loaded::Unneeded => {}
+                            Loaded::Again => self.load_depth(symbol, DEPTH_RETRY),
+                        }
                     }
+                    Err(e) => self.depth_failed(symbol, &e, now),
                 }
             }
             FocusAnswer::Chart {

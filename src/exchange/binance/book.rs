@@ -15,8 +15,13 @@
 //! - live, a diff with `u <= id` is old and ignored; one with `U > id + 1` is a gap: the book is
 //!   thrown away and buffering starts again from that diff; any other is applied (quantity zero
 //!   removes the level) and `id := u`.
+//!
+//! [`Resync`] decides when a snapshot read that failed is tried again (doubling waits, capped)
+//! and which failures are worth saying; the REST client's rate-limit guard decides whether a
+//! read may go out at all (`BinanceRest::depth_when_allowed`).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use rust_decimal::Decimal;
 
@@ -193,6 +198,88 @@ impl LocalBook {
     /// The best `n` asks, lowest first (empty while not live).
     pub fn asks(&self, n: usize) -> Vec<(Decimal, Decimal)> {
         self.asks.iter().take(n).map(|(p, q)| (*p, *q)).collect()
+    }
+}
+
+/// The first wait after a failed snapshot read.
+pub const RESYNC_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two snapshot reads that fail.
+pub const RESYNC_MAX: Duration = Duration::from_secs(30);
+
+/// When to read the REST snapshot again after failed reads, and what to say about them: the
+/// wait doubles from [`RESYNC_FIRST`] up to [`RESYNC_MAX`], with no jitter (one client reads
+/// one book at a time: there is no crowd to spread out, and tests see exact waits). The owner
+/// says the first failure out loud and the repeats quietly, then the count in one line when
+/// a read succeeds again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resync {
+    failures: u32,
+    first_error: Option<String>,
+}
+
+/// What the owner says about a failed read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    /// The first since the last success: say it (a warning).
+    First { wait: Duration },
+    /// Another one: quietly (a debug line), with how many so far.
+    Again { failures: u32, wait: Duration },
+}
+
+impl Failed {
+    /// How long to wait before reading again.
+    pub fn wait(&self) -> Duration {
+        match self {
+            Failed::First { wait } | Failed::Again { wait, .. } => *wait,
+        }
+    }
+}
+
+/// The reads failed this many times (the first one's error with it), then one succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub failures: u32,
+    pub first_error: String,
+}
+
+impl Resync {
+    /// A read failed with `error`: how long to wait before the next, and how to say it.
+    pub fn on_failure(&mut self, error: &str) -> Failed {
+        self.failures = self.failures.saturating_add(1);
+        let wait = self.wait();
+        if self.first_error.is_none() {
+            self.first_error = Some(error.to_string());
+            Failed::First { wait }
+        } else {
+            Failed::Again {
+                failures: self.failures,
+                wait,
+            }
+        }
+    }
+
+    /// A read succeeded: the failures before it, if any, once.
+    pub fn on_success(&mut self) -> Option<Recovered> {
+        let failures = std::mem::take(&mut self.failures);
+        self.first_error.take().map(|first_error| Recovered {
+            failures,
+            first_error,
+        })
+    }
+
+    /// The wait before the next read: none after a success, else doubling with each failure
+    /// from [`RESYNC_FIRST`] to at most [`RESYNC_MAX`].
+    pub fn wait(&self) -> Duration {
+        if self.failures == 0 {
+            return Duration::ZERO;
+        }
+        let doublings = (self.failures - 1).min(16);
+        RESYNC_FIRST.saturating_mul(1 << doublings).min(RESYNC_MAX)
+    }
+
+    /// Failed reads since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
     }
 }
 
@@ -384,5 +471,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn resync_waits_double_from_one_second_to_the_cap_and_say_the_first_failure_only() {
+        let mut r = Resync::default();
+        assert_eq!(r.wait(), Duration::ZERO, "no failure: no wait");
+        assert_eq!(r.on_failure("HTTP 503"), Failed::First { wait: RESYNC_FIRST });
+        let waits: Vec<u64> = (0..7)
+            .map(|_| r.on_failure("HTTP 503").wait().as_secs())
+            .collect();
+        assert_eq!(waits, vec![2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(
+            r.on_failure("timeout"),
+            Failed::Again {
+                failures: 9,
+                wait: RESYNC_MAX
+            }
+        );
+        assert_eq!(
+            r.on_success(),
+            Some(Recovered {
+                failures: 9,
+                first_error: "HTTP 503".into()
+            })
+        );
+        assert_eq!(r.on_success(), None, "said once");
+        assert_eq!(r.wait(), Duration::ZERO);
+        assert_eq!(r.on_failure("again"), Failed::First { wait: RESYNC_FIRST });
     }
 }

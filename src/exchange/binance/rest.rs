@@ -639,6 +639,43 @@ impl BinanceRest {
         wire::parse_depth(&body)
     }
 
+    /// [`depth`](Self::depth) once no 429 hold or 418 ban is in force: while one is, nothing is
+    /// sent (a request during a back-off is what turns a 429 into a ban, and one during a ban
+    /// can lengthen it). A read that meets a hold or a ban on its way (one armed meanwhile by
+    /// another request, or the exchange's answer to this one) waits it out the same way and
+    /// reads again. The guard is looked at again at least every second, so a stored ban that
+    /// another request finds lifted is noticed. For the order book's resync, which can always
+    /// wait: nothing is lost by reading the snapshot later.
+    pub async fn depth_when_allowed(&self, symbol: &Symbol, limit: u32) -> Result<Depth, BrokerError> {
+        let mut told = false;
+        loop {
+            while let Some(left) = self.held_for(local_now_ms()) {
+                if !told {
+                    told = true;
+                    tracing::info!(%symbol, wait_ms = left.as_millis(), "depth snapshot waits for the rate-limit hold to end");
+                }
+                tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+            }
+            match self.depth(symbol, limit).await {
+                Err(BrokerError::RateLimited { .. } | BrokerError::Banned { .. })
+                    if self.held_for(local_now_ms()).is_some() => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// How long the 429 hold or 418 ban in force at `now_ms` still lasts, if one is.
+    pub fn held_for(&self, now_ms: i64) -> Option<Duration> {
+        let usage = self.governor().usage(now_ms);
+        let until = usage
+            .hold_until_ms
+            .into_iter()
+            .chain(usage.banned_until_ms)
+            .max()?;
+        let left = u64::try_from(until.saturating_sub(now_ms)).ok()?;
+        (left > 0).then(|| Duration::from_millis(left))
+    }
+
     /// `POST /api/v3/order` with `newOrderRespType=FULL`. Sent once; an unknown outcome is
     /// returned as such and must be reconciled, never resent.
     ///

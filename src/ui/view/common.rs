@@ -11,8 +11,9 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::domain::{Money, OrderPurpose, Price, display_fixed, display_price};
+use crate::domain::{Money, Price, display_fixed, display_price};
 use crate::engine::snapshot::OutgoingOrder;
+pub(super) use crate::ui::format::{purpose_label, signed2};
 use crate::ui::theme::Theme;
 
 /// `HH:MM:SS` (UTC) of an epoch time in ms.
@@ -41,16 +42,6 @@ pub(super) fn dp2(d: Decimal) -> String {
     display_fixed(d, 2)
 }
 
-/// Two decimals with an explicit `+` on a gain; zero carries no sign.
-pub(super) fn signed2(d: Decimal) -> String {
-    let text = display_fixed(d, 2);
-    if text.starts_with('-') || text.trim_start_matches(['0', '.']).is_empty() {
-        text
-    } else {
-        format!("+{text}")
-    }
-}
-
 pub(super) fn money2(m: &Money) -> String {
     format!("{} {}", signed2(m.amount()), m.asset())
 }
@@ -62,17 +53,6 @@ pub(super) fn opt<T: ToString>(v: Option<T>) -> String {
 /// A price at its symbol's tick (`display_price`: the display rounding rule), `-` when none.
 pub(super) fn px(v: Option<Price>, tick: Option<Decimal>) -> String {
     v.map_or_else(|| "-".into(), |v| display_price(v.value(), tick))
-}
-
-pub(super) fn purpose_label(p: OrderPurpose) -> &'static str {
-    match p {
-        OrderPurpose::Entry => "entry",
-        OrderPurpose::StopLoss => "stop-loss",
-        OrderPurpose::TakeProfit => "take-profit",
-        OrderPurpose::Exit => "exit",
-        OrderPurpose::Flatten => "flatten",
-        OrderPurpose::External => "external",
-    }
 }
 
 pub(super) fn to_f64(d: Decimal) -> f64 {
@@ -154,15 +134,33 @@ pub(super) fn fitted_table(
     rows: Vec<(Vec<CellText>, Style)>,
     width: u16,
 ) -> Table<'static> {
+    let content: Vec<usize> = (0..cols.len())
+        .map(|i| {
+            rows.iter()
+                .filter_map(|(cells, _)| cells.get(i))
+                .map(|(t, _)| t.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    sized_table(theme, cols, &content, rows, width)
+}
+
+/// [`fitted_table`] with each column's widest cell (in characters) already known, so that
+/// `rows` may be only the rows that can be on screen of a longer list (the history's).
+pub(super) fn sized_table(
+    theme: &Theme,
+    cols: &[Col],
+    content: &[usize],
+    rows: Vec<(Vec<CellText>, Style)>,
+    width: u16,
+) -> Table<'static> {
     let mut widths: Vec<u16> = cols
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let content = rows
-                .iter()
-                .filter_map(|(cells, _)| cells.get(i))
-                .map(|(t, _)| t.chars().count());
-            content.chain(std::iter::once(c.header.len())).max().unwrap_or(0) as u16
+            let widest = content.get(i).copied().unwrap_or(0).max(c.header.len());
+            u16::try_from(widest).unwrap_or(u16::MAX)
         })
         .collect();
     let mut keep: Vec<bool> = vec![true; cols.len()];

@@ -9,26 +9,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, TableState};
 
-use super::common::{Col, filter_note, fitted_table, panel, purpose_label, record_region, signed2};
-use crate::domain::{display_price, plain};
+use super::common::{Col, filter_note, panel, record_region, signed2, sized_table};
 use crate::engine::snapshot::Snapshot;
 use crate::ui::app::{App, Focus};
-use crate::ui::history::{HistoryRow, history_rows};
-
-/// `HH:MM:SS` for a time of the snapshot's UTC day, `MM-DD HH:MM` for an earlier one.
-fn when(ms: i64, now_ms: i64) -> String {
-    let (Some(t), Some(now)) = (
-        chrono::DateTime::from_timestamp_millis(ms),
-        chrono::DateTime::from_timestamp_millis(now_ms),
-    ) else {
-        return "-".into();
-    };
-    if t.date_naive() == now.date_naive() {
-        t.format("%H:%M:%S").to_string()
-    } else {
-        t.format("%m-%d %H:%M").to_string()
-    }
-}
+use crate::ui::history::{COLUMNS, Tone};
 
 /// Today's realized P&L and each position's, on one line.
 fn summary(app: &App, snap: &Snapshot) -> Line<'static> {
@@ -63,8 +47,8 @@ fn summary(app: &App, snap: &Snapshot) -> Line<'static> {
 
 pub(super) fn draw_history(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
     let theme = &app.config.theme;
-    let all = history_rows(snap);
-    let shown = app.visible(Focus::History, snap);
+    let table = app.history_table(snap);
+    let shown = table.shown();
     let focused = app.focus == Focus::History;
     let block = panel(
         theme,
@@ -88,12 +72,12 @@ pub(super) fn draw_history(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
     }
     if shown.is_empty() {
         frame.render_widget(
-            Paragraph::new(if all.is_empty() {
+            Paragraph::new(if table.is_empty() {
                 "no fills or orders in the journal".to_string()
             } else {
                 format!(
                     "no row of {} matches /{}",
-                    all.len(),
+                    table.len(),
                     app.filters[Focus::History.index()]
                 )
             })
@@ -144,18 +128,36 @@ pub(super) fn draw_history(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
             drop: 1,
         },
     ];
-    let rows = shown
+    // Only the rows that can be on screen are built: the table scrolls the selection into
+    // view from its first row, so a window from one screenful above the selection to two
+    // below its start scrolls to where the whole list would.
+    let selected = table.shown_position(app.history_sel);
+    let screenful = usize::from(table_area.height);
+    let start = selected.map_or(0, |s| s.saturating_sub(screenful));
+    let end = shown.len().min(start + 2 * screenful + 1);
+    let style = |tone: Tone| match tone {
+        Tone::Plain => theme.plain(),
+        Tone::Dim => theme.dim(),
+        Tone::Positive => theme.positive(),
+        Tone::Signed { negative, zero } => theme.signed(negative, zero),
+    };
+    let rows = shown[start..end]
         .iter()
-        .filter_map(|i| all.get(*i))
-        .map(|row| row_cells(app, snap, row))
+        .filter_map(|i| table.line(*i))
+        .map(|line| {
+            let cells = line
+                .cells
+                .iter()
+                .map(|(text, tone)| (text.clone(), style(*tone)))
+                .collect();
+            (cells, theme.plain())
+        })
         .collect();
-    let table = fitted_table(theme, &cols, rows, table_area.width).row_highlight_style(if focused {
-        theme.selected()
-    } else {
-        theme.plain()
-    });
-    let mut state = TableState::default().with_selected(app.shown_selection(Focus::History, snap));
-    frame.render_stateful_widget(table, table_area, &mut state);
+    let widths: [usize; COLUMNS] = *table.widths();
+    let ratatui_table = sized_table(theme, &cols, &widths, rows, table_area.width)
+        .row_highlight_style(if focused { theme.selected() } else { theme.plain() });
+    let mut state = TableState::default().with_selected(selected.map(|s| s - start));
+    frame.render_stateful_widget(ratatui_table, table_area, &mut state);
     // The region's first data row is two below its top: here the summary line is the first.
     record_region(
         app,
@@ -164,64 +166,6 @@ pub(super) fn draw_history(app: &App, snap: &Snapshot, frame: &mut Frame, area: 
             y: table_area.y.saturating_sub(1),
             ..table_area
         },
-        state.offset(),
+        start + state.offset(),
     );
-}
-
-/// One row's cells: a fill with its fee and what it realized, or an order with its type,
-/// state and purpose.
-fn row_cells(
-    app: &App,
-    snap: &Snapshot,
-    row: &HistoryRow,
-) -> (Vec<(String, ratatui::style::Style)>, ratatui::style::Style) {
-    let theme = &app.config.theme;
-    let tick = snap.tick(row.symbol());
-    let p = theme.plain();
-    match row {
-        HistoryRow::Fill { fill, realized } => {
-            let (pnl, pnl_style) = match realized {
-                Some(d) => (signed2(*d), theme.signed(d.is_sign_negative(), d.is_zero())),
-                None => ("".into(), p),
-            };
-            let cells = vec![
-                (when(fill.time_ms, snap.now_ms), theme.dim()),
-                (fill.symbol.to_string(), p),
-                ("fill".into(), theme.positive()),
-                (fill.side.to_string(), p),
-                (plain(fill.qty.value()), p),
-                (display_price(fill.price.value(), tick), p),
-                (
-                    format!("fee {} {}", plain(fill.commission.value()), fill.commission_asset),
-                    theme.dim(),
-                ),
-                (pnl, pnl_style),
-            ];
-            (cells, p)
-        }
-        HistoryRow::Order(o) => {
-            let price = o
-                .price
-                .map_or_else(|| "-".into(), |v| display_price(v.value(), tick));
-            let cells = vec![
-                (when(o.created_ms, snap.now_ms), theme.dim()),
-                (o.symbol.to_string(), p),
-                ("order".into(), p),
-                (o.side.to_string(), p),
-                (plain(o.qty.value()), p),
-                (price, p),
-                (
-                    format!(
-                        "{} {} {}",
-                        o.order_type,
-                        o.state.as_code(),
-                        purpose_label(o.purpose)
-                    ),
-                    theme.dim(),
-                ),
-                (String::new(), p),
-            ];
-            (cells, p)
-        }
-    }
 }
