@@ -687,3 +687,39 @@ async fn user_stream_does_not_connect_while_the_ip_is_banned() -> TestResult {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn user_stream_waits_out_a_rate_limit_hold_before_resubscribing_so_the_ip_is_not_banned() -> TestResult
+{
+    let sim = start(Faults::default()).await?;
+    let client = rest(&sim, Duration::from_secs(2))?;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let cancel = CancellationToken::new();
+    let (_handle, join) = spawn_user_stream(client.clone(), tx, cancel.clone(), user_config())?;
+    let t = Duration::from_secs(10);
+    let subscribed = |e: &UserEvent| matches!(e, UserEvent::Subscribed { .. });
+    assert!(next_matching(&mut rx, t, subscribed).await.is_some());
+
+    // The resubscription after a drop is answered 429: the exchange holds the IP for a
+    // second, and another request during the hold (REST or WebSocket API) gets it banned.
+    sim.faults().set(Faults {
+        next_429: 1,
+        ..Faults::default()
+    });
+    let dropped = crbot::exchange::binance::clock::local_now_ms();
+    sim.faults().drop_ws_now();
+    assert!(
+        next_matching(&mut rx, t, subscribed).await.is_some(),
+        "never subscribed again"
+    );
+    assert!(
+        crbot::exchange::binance::clock::local_now_ms() >= dropped + 1_000,
+        "resubscribed during the hold"
+    );
+    assert_eq!(client.banned_until(), None, "the IP was banned");
+    assert!(client.account().await.is_ok(), "the exchange refuses the IP");
+    cancel.cancel();
+    join.await?;
+    sim.shutdown().await;
+    Ok(())
+}

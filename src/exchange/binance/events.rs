@@ -626,6 +626,9 @@ pub enum UserFrame {
         status: u16,
         result: Option<Value>,
         error: Option<(i64, String)>,
+        /// `error.data.retryAfter` of a 429 or 418: when the exchange takes requests again
+        /// (epoch ms).
+        retry_after_ms: Option<i64>,
     },
     ServerShutdown,
     Ignored,
@@ -836,11 +839,17 @@ pub fn parse_user_frame(text: &str) -> Result<UserFrame, FrameError> {
                 e.get("msg").and_then(Value::as_str).unwrap_or("").to_string(),
             )
         });
+        let retry_after_ms = v
+            .get("error")
+            .and_then(|e| e.get("data"))
+            .and_then(|d| d.get("retryAfter"))
+            .and_then(Value::as_i64);
         return Ok(UserFrame::Response {
             id,
             status: u16::try_from(status).unwrap_or(0),
             result: v.get("result").cloned(),
             error,
+            retry_after_ms,
         });
     }
     if v.get("e").and_then(Value::as_str) == Some("serverShutdown") {
@@ -1043,6 +1052,18 @@ mod tests {
         let r =
             parse_user_frame(r#"{"id":"sub-1","status":200,"result":{"subscriptionId":3}}"#).expect("resp");
         assert!(matches!(r, UserFrame::Response { status: 200, ref id, .. } if id == "sub-1"));
+        let held = parse_user_frame(
+            r#"{"id":"sub-3","status":429,"error":{"code":-1003,"msg":"Too much request weight used.","data":{"serverTime":1,"retryAfter":1700000060000}}}"#,
+        )
+        .expect("429");
+        assert!(matches!(
+            held,
+            UserFrame::Response {
+                status: 429,
+                retry_after_ms: Some(1_700_000_060_000),
+                ..
+            }
+        ));
         let e = parse_user_frame(r#"{"id":"sub-2","status":400,"error":{"code":-1022,"msg":"Signature for this request is not valid."}}"#)
             .expect("err");
         assert!(matches!(

@@ -279,6 +279,14 @@ impl BinanceRest {
         self.bans.save_for(&origin(&self.endpoints), until_ms);
     }
 
+    /// Records a 429 answered elsewhere (the WebSocket API): every request but cancels holds
+    /// until `until_ms`, as after a REST 429.
+    pub fn note_hold(&self, until_ms: i64) {
+        let now = local_now_ms();
+        let wait = u64::try_from(until_ms.saturating_sub(now)).unwrap_or(0);
+        self.governor().on_429(Duration::from_millis(wait), now);
+    }
+
     /// The end of a ban in force, if any (epoch ms).
     pub fn banned_until(&self) -> Option<i64> {
         self.governor().banned_until().filter(|&t| t > local_now_ms())

@@ -194,6 +194,7 @@ impl UserTask {
             status,
             result,
             error,
+            retry_after_ms,
         } = answer;
         let ours = self.pending.as_ref().is_some_and(|(p, _)| *p == id);
         if !ours {
@@ -221,8 +222,16 @@ impl UserTask {
         if code == CODE_INVALID_TIMESTAMP {
             self.rest.clock().mark_stale();
         }
+        let now = local_now_ms();
         if status == 418 {
-            self.rest.note_ban(ban_until_ms(local_now_ms(), None, &msg));
+            let until = retry_after_ms.unwrap_or_else(|| ban_until_ms(now, None, &msg));
+            self.rest.note_ban(until);
+        }
+        if status == 429 {
+            // Over the limit: the whole IP holds (REST included) until the exchange says, or
+            // for a minute (the weight window) when it does not. Sending on gets it banned.
+            let until = retry_after_ms.unwrap_or(now.saturating_add(60_000));
+            self.rest.note_hold(until);
         }
         let _ = ws.close(None).await;
         ControlFlow::Break(End::retry(format!(
@@ -237,6 +246,7 @@ struct SubscribeAnswer {
     status: u16,
     result: Option<serde_json::Value>,
     error: Option<(i64, String)>,
+    retry_after_ms: Option<i64>,
 }
 
 impl Session for UserTask {
@@ -244,10 +254,13 @@ impl Session for UserTask {
     type Command = Infallible;
 
     async fn prepare(&mut self, cancel: &CancellationToken) -> Prepare {
-        // While the IP is banned every connection attempt extends the ban: wait it out.
-        if let Some(until) = self.rest.banned_until() {
-            let wait = Duration::from_millis(u64::try_from(until - local_now_ms()).unwrap_or(0));
-            tracing::warn!(until_ms = until, "user-data stream: IP banned, waiting");
+        // While the IP is banned every connection attempt extends the ban, and a request
+        // during a 429 hold turns into a ban: wait either out.
+        if let Some(wait) = self.rest.held_for(local_now_ms()) {
+            tracing::warn!(
+                wait_ms = wait.as_millis(),
+                "user-data stream: rate-limit hold or IP ban, waiting"
+            );
             return tokio::select! {
                 _ = cancel.cancelled() => Prepare::Stop,
                 _ = tokio::time::sleep(wait) => Prepare::Again,
@@ -315,12 +328,14 @@ impl Session for UserTask {
                 status,
                 result,
                 error,
+                retry_after_ms,
             }) => {
                 let answer = SubscribeAnswer {
                     id,
                     status,
                     result,
                     error,
+                    retry_after_ms,
                 };
                 self.on_response(ws, backoff, answer).await
             }
