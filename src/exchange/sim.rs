@@ -21,6 +21,8 @@
 //! `POST /sim/control/faults {…}` changes the fault switches it names (`{"reset": true}`
 //! clears them; grammar in `faults`); `POST /sim/control/balance {"asset":"USDT","delta":"100"}`
 //! deposits (or withdraws) and emits `balanceUpdate`. `SimHandle` offers the same from Rust.
+//! `crbot sim --still` (`SimConfig::still`) starts no market steps: an idle market, moved only
+//! by that price endpoint.
 //!
 //! Served beyond plain orders and OCO: cancelReplace (REST `POST /api/v3/order/cancelReplace`,
 //! WebSocket API `order.cancelReplace`; `ops`), trailing stops (`trailingDelta` on single
@@ -109,6 +111,10 @@ pub struct SimArgs {
     /// Pay commissions in BNB (25 % off) while the account holds enough BNB.
     #[arg(long)]
     pub bnb_fees: bool,
+    /// Hold the synthetic market still: no price steps, no book or trade updates
+    /// (`POST /sim/control/price` still moves a price).
+    #[arg(long)]
+    pub still: bool,
 }
 
 /// Errors starting the exchange.
@@ -200,6 +206,9 @@ pub struct SimConfig {
     pub ws_pong_timeout: Duration,
     /// Real time between two market steps.
     pub step_interval: Duration,
+    /// The synthetic market takes no steps at all (`crbot sim --still`): prices, books and
+    /// klines stay as they start until `/sim/control/price` moves them. For an idle market.
+    pub still: bool,
 }
 
 impl Default for SimConfig {
@@ -223,6 +232,7 @@ impl Default for SimConfig {
             ws_ping_interval: Duration::from_secs(20),
             ws_pong_timeout: Duration::from_secs(60),
             step_interval: Duration::from_millis(market::STEP_MS as u64),
+            still: false,
         }
     }
 }
@@ -476,6 +486,7 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, Sim
     });
     let mut tasks = Vec::new();
     match &config.price_source {
+        PriceSource::Synthetic if config.still => {}
         PriceSource::Synthetic => tasks.push(tokio::spawn(market_task(shared.clone()))),
         PriceSource::Binance(url) => tasks.push(tokio::spawn(paper::feed_task(shared.clone(), url.clone()))),
     }
@@ -587,6 +598,7 @@ pub fn config_from_args(args: &SimArgs) -> Result<SimConfig, SimError> {
         commission_rate: commission,
         bnb_fees: args.bnb_fees,
         price_source,
+        still: args.still,
         ..SimConfig::default()
     })
 }
@@ -647,6 +659,7 @@ mod tests {
             prices: None,
             commission: commission.into(),
             bnb_fees: false,
+            still: false,
         }
     }
 
@@ -659,5 +672,37 @@ mod tests {
             config_from_args(&args("0.001")).unwrap().commission_rate,
             Decimal::new(1, 3)
         );
+    }
+
+    #[test]
+    fn still_comes_from_the_command_line() {
+        let mut a = args("0.001");
+        assert!(!config_from_args(&a).unwrap().still);
+        a.still = true;
+        assert!(config_from_args(&a).unwrap().still);
+    }
+
+    /// Every symbol's mid at the start and after a second of steps 10 ms apart (tokio's clock
+    /// is paused: the second passes as soon as nothing else is left to run).
+    async fn mids_over_a_second(still: bool) -> (Vec<(String, Decimal)>, Vec<(String, Decimal)>) {
+        let config = SimConfig {
+            still,
+            step_interval: Duration::from_millis(10),
+            ..SimConfig::default()
+        };
+        let h = start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+        let before = h.mids();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = h.mids();
+        h.shutdown().await;
+        (before, after)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_still_market_takes_no_steps_where_a_moving_one_does() {
+        let (before, after) = mids_over_a_second(false).await;
+        assert_ne!(before, after, "a hundred steps move some price");
+        let (before, after) = mids_over_a_second(true).await;
+        assert_eq!(before, after, "--still: no price moved");
     }
 }
