@@ -432,11 +432,10 @@ async fn an_attached_screen_shows_a_cut_as_disconnected_and_sends_a_kill_pressed
         .await
         .expect("attaches");
     let mut screen = attached.snapshots.clone();
-    assert_eq!(
-        *screen.borrow(),
-        *engine.snapshots.borrow(),
-        "the first snapshot is the engine's"
-    );
+    let mut expected = engine.snapshots.borrow().clone();
+    expected.attached_to = screen.borrow().attached_to.clone();
+    assert!(expected.attached_to.is_some(), "the first frame names the engine");
+    assert_eq!(*screen.borrow(), expected, "the first snapshot is the engine's");
 
     // Live: a change on the engine reaches the screen, a command from the screen the engine.
     engine
@@ -621,8 +620,15 @@ async fn a_local_engine_is_found_by_its_lock_and_reached_on_its_socket() {
 
     let snapshot = support::demo::snapshot(chrono::Utc::now().timestamp_millis());
     let mut frames = fake_socket_engine(&socket, snapshot.clone()).await;
+    let describe = target.describe();
     let attached = attach::open(target).await.expect("attaches over the socket");
-    assert_eq!(*attached.snapshots.borrow(), snapshot);
+    let mut expected = snapshot.clone();
+    expected.attached_to = Some(describe);
+    assert_eq!(
+        *attached.snapshots.borrow(),
+        expected,
+        "the engine's, marked as attached"
+    );
     // Over the socket a re-arm's passphrase goes with it.
     let rearm = Command::Rearm {
         passphrase: Some(SecretString::from("vault passphrase")),
