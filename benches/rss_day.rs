@@ -21,7 +21,7 @@
 //! Printed: `VmRSS` after the restore, after day 1 and after day 2, and the peak (`VmHWM`).
 //! Budget: ≤ 50 MB, and flat over the second day.
 //!
-//! Run: `cargo bench --bench rss_day`. `BENCH_SMOKE=1` (or `cargo test --bench rss_day`): an
+//! Run: `cargo bench --bench rss_day`. `BENCH_SMOKE=1` (or `cargo test --bench rss_day`):
 //! ten minutes and 200 fills instead of a day, same checks, figures not quotable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
