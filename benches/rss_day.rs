@@ -474,6 +474,8 @@ async fn bench(day_s: i64, fills_per_day: i64) {
     let subscribed = UserEvent::Subscribed { subscription_id: 1 };
     exec.step(&mut engine, Input::User(subscribed), T0).await;
     assert!(engine.reconciled(), "the start-up reconciliation answered");
+    // The exchange answered the start-up; it is not the console's memory.
+    sim.shutdown().await;
     let snap = engine.snapshot(T0);
     let mut app = App::new(UiConfig::default(), &snap);
     let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
@@ -542,16 +544,20 @@ async fn bench(day_s: i64, fills_per_day: i64) {
         verdict(growth <= FLAT_MB),
         mb(peak)
     );
-    sim.shutdown().await;
 }
 
 fn main() {
     let smoke = std::env::var_os("BENCH_SMOKE").is_some() || !common::full_run();
-    let (day_s, fills) = if smoke {
+    let (day_s, mut fills) = if smoke {
         (SMOKE_DAY_S, SMOKE_FILLS_PER_DAY)
     } else {
         (DAY_S, FILLS_PER_DAY)
     };
+    // `RSS_FILLS=n`: n fills a day instead (each is a durable journal write: on a slow disk
+    // the day's 10 000 take most of the run).
+    if let Some(n) = std::env::var("RSS_FILLS").ok().and_then(|v| v.parse().ok()) {
+        fills = n;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -12,11 +12,11 @@ pub const SYMBOLS: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRP
 /// A plausible price for each of [`SYMBOLS`] (`BTCUSDT`'s quotes are the benches' own).
 pub fn base_price(symbol: usize) -> Decimal {
     match symbol {
-        0 => Decimal::new(79_000_00, 2),
-        1 => Decimal::new(3_500_00, 2),
-        2 => Decimal::new(200_00, 2),
-        3 => Decimal::new(600_00, 2),
-        4 => Decimal::new(2_2150, 4),
+        0 => Decimal::new(7_900_000, 2),
+        1 => Decimal::new(350_000, 2),
+        2 => Decimal::new(20_000, 2),
+        3 => Decimal::new(60_000, 2),
+        4 => Decimal::new(22_150, 4),
         _ => Decimal::new(32150, 5),
     }
 }
@@ -74,7 +74,7 @@ pub fn depth_diff(symbol: &str, event_ms: i64, first: u64, last: u64, mid: Decim
     let level = |side: i64, k: u64| {
         let offset = Decimal::from(((first + k * 3) % 20 + 1) as i64) * tick;
         let price = if side < 0 { mid - offset } else { mid + offset };
-        let qty = if (first + k) % 5 == 0 {
+        let qty = if (first + k).is_multiple_of(5) {
             Decimal::ZERO
         } else {
             Decimal::new(((first * 13 + k * 17) % 5000 + 1) as i64, 4)
