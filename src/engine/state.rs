@@ -1125,13 +1125,13 @@ mod tests {
         let old = (REALIZED_FILLS_KEPT + 100) as u64;
         for i in 0..old {
             s.realized_fills
-                .insert((sym.clone(), i), (i as i64 * 1_000, one.clone()));
+                .insert((sym.clone(), i, i), (i as i64 * 1_000, one.clone()));
         }
         let today = 3 * DAY;
         s.realized_fills
-            .insert((sym.clone(), old), (today - DAY + 1, one.clone()));
+            .insert((sym.clone(), old, old), (today - DAY + 1, one.clone()));
         s.realized_fills
-            .insert((sym.clone(), old + 1), (today + 5, one.clone()));
+            .insert((sym.clone(), old + 1, old + 1), (today + 5, one.clone()));
         s.prune_realized(today + 10);
         assert_eq!(
             s.realized_fills.len(),
@@ -1139,11 +1139,11 @@ mod tests {
             "the newest kept, the rest dropped"
         );
         assert!(
-            s.realized_fills.contains_key(&(sym.clone(), old)),
+            s.realized_fills.contains_key(&(sym.clone(), old, old)),
             "yesterday's stays"
         );
         assert!(
-            !s.realized_fills.contains_key(&(sym.clone(), 0)),
+            !s.realized_fills.contains_key(&(sym.clone(), 0, 0)),
             "the oldest goes"
         );
         assert_eq!(s.realized_on_day(today + 10), Some(Decimal::ONE));
@@ -1151,10 +1151,10 @@ mod tests {
         let mut busy = state();
         for i in 0..(2 * REALIZED_FILLS_KEPT) as u64 {
             busy.realized_fills
-                .insert((sym.clone(), i), (today - DAY + i as i64, one.clone()));
+                .insert((sym.clone(), i, i), (today - DAY + i as i64, one.clone()));
         }
         busy.realized_fills
-            .insert((sym.clone(), u64::MAX), (DAY, one.clone()));
+            .insert((sym.clone(), u64::MAX, u64::MAX), (DAY, one.clone()));
         busy.prune_realized(today + 10);
         assert_eq!(busy.realized_fills.len(), 2 * REALIZED_FILLS_KEPT);
     }
