@@ -322,4 +322,13 @@ fn a_schema_4_journal_is_upgraded_keeping_its_fills_and_then_takes_both_sides_of
         .map(|r| r.expect("id"))
         .collect();
     assert_eq!(ids, [7, 8], "the copied row keeps its id; the next follows it");
+    // The newest fills (the history) are read through the time index, not a sort of the table.
+    let plan: String = raw
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT * FROM trades ORDER BY time_ms DESC, id DESC LIMIT 5",
+            [],
+            |r| r.get(3),
+        )
+        .expect("plan");
+    assert!(plan.contains("trades_time"), "{plan}");
 }

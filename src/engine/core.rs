@@ -155,7 +155,7 @@ impl Core {
             }
         };
         let mut state = EngineState::new(mode, limits, trading, now_ms);
-        for o in journal.recent_orders(5_000)? {
+        for o in journal.recent_orders(crate::engine::state::FINISHED_ORDERS_KEPT)? {
             if o.purpose == OrderPurpose::Entry
                 && risk::utc_day(o.created_ms) == risk::utc_day(now_ms)
                 && o.state != LocalOrderState::NotSent
@@ -422,6 +422,22 @@ impl Core {
             journaled_qty,
             fill_gaps,
         }
+    }
+
+    /// Forgets the journaled quantities of orders no longer in memory (finished orders beyond
+    /// `state::FINISHED_ORDERS_KEPT`): only those of the state's own orders are ever read, and
+    /// the map otherwise grew by every order of a long run. Runs once it is well over the bound.
+    fn prune_journaled(&mut self) {
+        if self.journaled_qty.len() <= 2 * crate::engine::state::FINISHED_ORDERS_KEPT {
+            return;
+        }
+        let known: std::collections::HashSet<(&Symbol, u64)> = self
+            .state
+            .orders
+            .values()
+            .filter_map(|o| Some((&o.symbol, o.order_id?)))
+            .collect();
+        self.journaled_qty.retain(|(s, id), _| known.contains(&(s, *id)));
     }
 
     /// The quantity journaled for one exchange order.
@@ -1101,7 +1117,10 @@ impl Core {
         let fee_price = self.state.fee_price_at(fill);
         match self.journal.insert_fill_priced(fill, fee_price) {
             Ok(false) => return false,
-            Ok(true) => add_journaled(&mut self.journaled_qty, fill),
+            Ok(true) => {
+                add_journaled(&mut self.journaled_qty, fill);
+                self.prune_journaled();
+            }
             Err(e) => {
                 // Not recorded: do not book it either, so a resync books it once the journal
                 // can take it again.

@@ -1,8 +1,8 @@
 //! The console's executor: runs the engine's effects and feeds their results back.
 //!
 //! Owns: the order in which things reach the engine — commands from the screen first (the kill
-//! switch above everything), then answers of effects, then user-data and market events, then
-//! the 250 ms tick — the wall clock (each input is given the time it is handled at), the
+//! switch above everything), then answers of effects, then user-data events, then the 250 ms
+//! tick and the snapshot's publishing when due, then market events — the wall clock (each input is given the time it is handled at), the
 //! exchange client, the streams, and the snapshot publisher. Every effect that waits on the
 //! network, a disk copy or the vault's key derivation runs on a task of its own and answers on a
 //! channel, so nothing slow ever stands between a key press and the engine.
@@ -235,13 +235,16 @@ impl Runtime {
                 }
                 Some(a) = answer_rx.recv() => Input::Answer(a),
                 Some(ev) = user_rx.recv() => Input::User(ev),
-                Some(ev) = market_rx.recv() => Input::Market(ev),
+                // The tick and the publisher come before market data: both are due a few times
+                // a second at most, and a burst that never lets the market queue run dry must
+                // not hold back the automatic halts, nor leave the screen on an old snapshot.
                 _ = tick.tick() => Input::Tick(exec.tick_facts()),
                 _ = publish.tick(), if dirty => {
                     dirty = false;
                     let _ = snapshots.send(engine.snapshot(now_ms()));
                     continue;
                 }
+                Some(ev) = market_rx.recv() => Input::Market(ev),
             };
             exec.step(&mut engine, input);
             dirty = true;

@@ -29,6 +29,15 @@ pub const STALE_AFTER_MS: i64 = 5_000;
 const LOG_CAP: usize = 500;
 /// Candles kept per symbol.
 const CANDLE_CAP: usize = 500;
+/// Finished orders kept in memory: the newest, as many as a restart reads back from the
+/// journal (`Core::restore`), so that a console running for days holds what a restarted one
+/// would. Open orders always stay; the journal keeps every order.
+pub const FINISHED_ORDERS_KEPT: usize = 5_000;
+/// What each fill realized is kept for the fills of today and yesterday (UTC), and at least
+/// for the newest this many (the history panel reads the newest 100).
+pub const REALIZED_FILLS_KEPT: usize = 5_000;
+/// Pruning runs once this many entries are over a bound, not at every insert.
+const PRUNE_SLACK: usize = 500;
 
 /// The last trade price and 24 h change of a symbol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +242,28 @@ impl EngineState {
     /// Records or replaces an order.
     pub fn upsert_order(&mut self, order: Order) {
         self.orders.insert(order.client_order_id.clone(), order);
+        if self.orders.len() > FINISHED_ORDERS_KEPT + PRUNE_SLACK {
+            self.prune_finished_orders();
+        }
+    }
+
+    /// Drops the oldest finished orders beyond [`FINISHED_ORDERS_KEPT`] (never an open one, nor
+    /// one a protection is recorded for). Without it every order of a long run stayed in memory.
+    fn prune_finished_orders(&mut self) {
+        let mut finished: Vec<(i64, ClientOrderId)> = self
+            .orders
+            .values()
+            .filter(|o| !o.state.is_open() && !self.protection.contains_key(&o.client_order_id))
+            .map(|o| (o.created_ms, o.client_order_id.clone()))
+            .collect();
+        let excess = finished.len().saturating_sub(FINISHED_ORDERS_KEPT);
+        if excess == 0 {
+            return;
+        }
+        finished.sort_unstable();
+        for (_, cid) in finished.into_iter().take(excess) {
+            self.orders.remove(&cid);
+        }
     }
 
     /// Applies one of crbot's own fills to its positions. Returns the realized P&L text for
@@ -279,6 +310,9 @@ impl EngineState {
     fn note_fill(&mut self, fill: &Fill, realized: &Money, qty_after: Qty) {
         let key = (fill.symbol.clone(), fill.trade_id, fill.order_id);
         self.realized_fills.insert(key, (fill.time_ms, realized.clone()));
+        if self.realized_fills.len() > REALIZED_FILLS_KEPT + PRUNE_SLACK {
+            self.prune_realized(fill.time_ms);
+        }
         let (q, p) = (fill.qty.value(), fill.price.value());
         let slot = self.fill_avg.entry(fill.symbol.clone()).or_default();
         if qty_after.value().is_zero() {
@@ -291,6 +325,22 @@ impl EngineState {
             let cost = slot.1 - slot.1 * sold / slot.0;
             *slot = (slot.0 - sold, cost);
         }
+    }
+
+    /// Forgets what fills before yesterday (UTC, from `now_ms`) realized, keeping at least the
+    /// newest [`REALIZED_FILLS_KEPT`]: today's P&L and the history's rows need no more, and the
+    /// map otherwise grew by every fill of a long run (and was summed at every publish).
+    fn prune_realized(&mut self, now_ms: i64) {
+        const DAY_MS: i64 = 86_400_000;
+        let yesterday = now_ms - now_ms.rem_euclid(DAY_MS) - DAY_MS;
+        let mut times: Vec<i64> = self.realized_fills.values().map(|(t, _)| *t).collect();
+        if times.len() <= REALIZED_FILLS_KEPT {
+            return;
+        }
+        let nth = times.len() - REALIZED_FILLS_KEPT;
+        let (_, newest_kept, _) = times.select_nth_unstable(nth);
+        let cutoff = yesterday.min(*newest_kept);
+        self.realized_fills.retain(|_, (t, _)| *t >= cutoff);
     }
 
     /// What a fill realized (`None` for a buy, or a fill not booked as crbot's).
@@ -1014,6 +1064,99 @@ mod tests {
 
     fn state() -> EngineState {
         EngineState::new(Mode::Sim, Limits::default(), TradingState::Active, 0)
+    }
+
+    fn market_order(i: i64, status: OrderStatus) -> Order {
+        let qty: Qty = "1".parse().expect("literal");
+        Order {
+            client_order_id: ClientOrderId::generate(i, i as u64),
+            order_id: Some(i as u64),
+            order_list_id: None,
+            symbol: Symbol::new("BTCUSDT").expect("ok"),
+            side: Side::Buy,
+            order_type: crate::domain::OrderType::Market,
+            price: None,
+            stop_price: None,
+            qty,
+            executed_qty: qty,
+            cumulative_quote_qty: crate::domain::Notional::ZERO,
+            state: crate::domain::LocalOrderState::Exchange(status),
+            purpose: crate::domain::OrderPurpose::External,
+            created_ms: i,
+            updated_ms: i,
+        }
+    }
+
+    #[test]
+    fn a_long_run_keeps_the_newest_finished_orders_and_every_open_one() {
+        let mut s = state();
+        let open = market_order(0, OrderStatus::New);
+        s.upsert_order(open.clone());
+        let n = (FINISHED_ORDERS_KEPT + PRUNE_SLACK + 10) as i64;
+        for i in 1..=n {
+            s.upsert_order(market_order(i, OrderStatus::Filled));
+        }
+        assert!(
+            s.orders.len() <= FINISHED_ORDERS_KEPT + PRUNE_SLACK + 1,
+            "{}",
+            s.orders.len()
+        );
+        assert!(
+            s.orders.contains_key(&open.client_order_id),
+            "an open order is never dropped"
+        );
+        assert!(
+            s.orders
+                .contains_key(&market_order(n, OrderStatus::Filled).client_order_id)
+        );
+        assert!(
+            !s.orders
+                .contains_key(&market_order(1, OrderStatus::Filled).client_order_id)
+        );
+    }
+
+    #[test]
+    fn what_fills_realized_is_kept_for_today_and_yesterday_and_the_newest() {
+        const DAY: i64 = 86_400_000;
+        let mut s = state();
+        let sym = Symbol::new("BTCUSDT").expect("ok");
+        let one = Money::new(Decimal::ONE, Asset::usdt());
+        // Old fills, one a second on the first day, more than the bound alone keeps.
+        let old = (REALIZED_FILLS_KEPT + 100) as u64;
+        for i in 0..old {
+            s.realized_fills
+                .insert((sym.clone(), i, i), (i as i64 * 1_000, one.clone()));
+        }
+        let today = 3 * DAY;
+        s.realized_fills
+            .insert((sym.clone(), old, old), (today - DAY + 1, one.clone()));
+        s.realized_fills
+            .insert((sym.clone(), old + 1, old + 1), (today + 5, one.clone()));
+        s.prune_realized(today + 10);
+        assert_eq!(
+            s.realized_fills.len(),
+            REALIZED_FILLS_KEPT,
+            "the newest kept, the rest dropped"
+        );
+        assert!(
+            s.realized_fills.contains_key(&(sym.clone(), old, old)),
+            "yesterday's stays"
+        );
+        assert!(
+            !s.realized_fills.contains_key(&(sym.clone(), 0, 0)),
+            "the oldest goes"
+        );
+        assert_eq!(s.realized_on_day(today + 10), Some(Decimal::ONE));
+        // A busy day: every fill of today and yesterday stays, however many.
+        let mut busy = state();
+        for i in 0..(2 * REALIZED_FILLS_KEPT) as u64 {
+            busy.realized_fills
+                .insert((sym.clone(), i, i), (today - DAY + i as i64, one.clone()));
+        }
+        busy.realized_fills
+            .insert((sym.clone(), u64::MAX, u64::MAX), (DAY, one.clone()));
+        busy.prune_realized(today + 10);
+        assert_eq!(busy.realized_fills.len(), 2 * REALIZED_FILLS_KEPT);
     }
 
     #[test]
