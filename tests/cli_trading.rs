@@ -14,6 +14,7 @@ use assert_cmd::Command;
 use crbot::domain::{Mode, OrderRequest, OrderType, Side, Symbol, TimeInForce};
 use crbot::exchange::sim::{self, SimConfig};
 use crbot::journal::{EventKind, Journal, KillTrigger};
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 /// The shared harness, with this file's extras.
@@ -98,6 +99,11 @@ fn order_places_a_real_order_that_orders_positions_and_pnl_show() {
         .unwrap_or_else(|| panic!("no BTCUSDT position: {positions}"));
     assert_eq!(btc["external"], false);
     assert!(btc["avg_entry"].as_str().is_some(), "{btc}");
+    // The fill price (the screen's Entry) beside the cost per unit with the fee: the BTC fee
+    // leaves fewer coins for the same cost, so the cost per unit is the higher.
+    let fill: Decimal = btc["avg_fill"].as_str().unwrap().parse().unwrap();
+    let entry: Decimal = btc["avg_entry"].as_str().unwrap().parse().unwrap();
+    assert!(fill < entry, "{btc}");
 
     let pnl = ex.json(&["pnl"]);
     assert_eq!(pnl["trades_used"], 1, "{pnl}");

@@ -189,6 +189,7 @@ pub fn positions_doc(snap: &Snapshot) -> Value {
             json!({
                 "symbol": p.symbol.as_str(), "qty": p.qty.to_string(),
                 "avg_entry": p.avg_entry.map(|v| display_price(v.value(), tick)),
+                "avg_fill": p.avg_fill.map(|v| display_price(v.value(), tick)),
                 "mark": p.mark.map(|v| v.to_string()),
                 "unrealized_pnl": p.unrealized.as_ref().map(|u| plain(u.amount())),
                 "unrealized_pct": p.unrealized_pct.map(|v| display_fixed(v, 2)),
@@ -206,16 +207,21 @@ fn positions(st: &EngineState, now: i64) -> Report {
     if snap.positions.is_empty() {
         text.push_str("no positions\n");
     } else {
+        // "avg fill" is what the screen calls Entry (fees left out); "avg entry" is the cost
+        // basis per unit, fees included (what the P&L is measured from).
         text.push_str(&format!(
-            "{:<10} {:>16} {:>14} {:>14} {:>14} {:>9}\n",
-            "symbol", "qty", "avg entry", "mark", "unrealized", "%"
+            "{:<10} {:>16} {:>14} {:>14} {:>14} {:>14} {:>9}\n",
+            "symbol", "qty", "avg fill", "avg entry", "mark", "unrealized", "%"
         ));
     }
     for p in &snap.positions {
         text.push_str(&format!(
-            "{:<10} {:>16} {:>14} {:>14} {:>14} {:>9}{}\n",
+            "{:<10} {:>16} {:>14} {:>14} {:>14} {:>14} {:>9}{}\n",
             p.symbol.as_str(),
             p.qty.to_string(),
+            p.avg_fill
+                .map(|v| display_price(v.value(), snap.tick(&p.symbol)))
+                .unwrap_or_else(|| "-".into()),
             p.avg_entry
                 .map(|v| display_price(v.value(), snap.tick(&p.symbol)))
                 .unwrap_or_else(|| "-".into()),
