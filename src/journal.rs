@@ -395,6 +395,18 @@ impl Journal {
         Ok(self.query_orders(&sql, values![cid.as_str()])?.into_iter().next())
     }
 
+    /// The order the exchange knows as `order_id` on `symbol`, if crbot journaled it: a fill
+    /// that carries no client order id (`myTrades`) is attributed by it when the order has
+    /// left memory.
+    pub fn order_by_exchange_id(&self, symbol: &Symbol, order_id: u64) -> Result<Option<Order>> {
+        let sql = format!("{ORDER_SELECT} WHERE symbol = ?1 AND order_id = ?2");
+        let id = to_i64(order_id, "order id")?;
+        Ok(self
+            .query_orders(&sql, values![symbol.as_str(), id])?
+            .into_iter()
+            .next())
+    }
+
     /// The last error recorded for an order, if any.
     pub fn order_last_error(&self, cid: &ClientOrderId) -> Result<Option<String>> {
         let row = self.store.query_opt(

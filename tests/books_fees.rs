@@ -195,6 +195,39 @@ fn both_sides_of_a_self_trade_are_booked_when_the_other_side_arrives_first(store
     assert_eq!(pos.qty().value(), d("0.999"), "after a restart");
 }
 
+fn a_fill_without_client_id_of_an_order_gone_from_memory_is_still_crbots(store: Store) {
+    let home = Home::new(store);
+    entry_journaled(&home);
+    let mut core = core_at(&home.location(), T0);
+    // A long run keeps only the newest finished orders in memory: this one has left it.
+    let cid = crbot::domain::ClientOrderId::new("cr-entry-1").unwrap();
+    assert!(core.state.orders.remove(&cid).is_some());
+    // myTrades reports its fill late, with the exchange's order id only.
+    let mut f = fill(
+        1,
+        11,
+        "x",
+        crbot::domain::Side::Buy,
+        "1",
+        "100",
+        "0.1",
+        "USDT",
+        T0,
+    );
+    f.client_order_id = None;
+    assert!(core.on_fill(&f, T0));
+    let pos = core.state.positions.get(&sym("BTCUSDT"));
+    assert_eq!(
+        pos.map(|p| p.qty().value()),
+        Some(d("1")),
+        "booked as someone else's"
+    );
+    assert!(
+        core.state.orders.contains_key(&cid),
+        "the order is back in memory"
+    );
+}
+
 fn screen_text(snap: &crbot::engine::snapshot::Snapshot) -> String {
     use crbot::ui::{App, UiConfig, view};
     let app = App::new(UiConfig::default(), snap);
@@ -235,4 +268,5 @@ both_stores!(
     a_bnb_fee_with_no_price_at_fill_time_stays_unpriced_when_a_price_arrives_later,
     a_bnb_fee_learned_after_bnb_moved_keeps_the_mid_of_its_fill_time,
     both_sides_of_a_self_trade_are_booked_when_the_other_side_arrives_first,
+    a_fill_without_client_id_of_an_order_gone_from_memory_is_still_crbots,
 );

@@ -289,7 +289,7 @@ fn a_schema_4_journal_is_upgraded_keeping_its_fills_and_then_takes_both_sides_of
     {
         // Back to schema 4: a trade was keyed by trade id alone.
         let raw = rusqlite::Connection::open(&path).expect("raw");
-        raw.execute_batch("DROP TABLE trades; CREATE TABLE trades (         id               INTEGER PRIMARY KEY,         symbol           TEXT NOT NULL,         trade_id         INTEGER NOT NULL,         order_id         INTEGER NOT NULL,         client_order_id  TEXT,         side             TEXT NOT NULL,         price            TEXT NOT NULL,         qty              TEXT NOT NULL,         commission       TEXT NOT NULL,         commission_asset TEXT NOT NULL,         time_ms          INTEGER NOT NULL,         is_maker         INTEGER NOT NULL,         fee_price        TEXT,         UNIQUE(symbol, trade_id)     );").expect("old trades");
+        raw.execute_batch("DROP INDEX orders_exchange_id; DROP TABLE trades; CREATE TABLE trades (         id               INTEGER PRIMARY KEY,         symbol           TEXT NOT NULL,         trade_id         INTEGER NOT NULL,         order_id         INTEGER NOT NULL,         client_order_id  TEXT,         side             TEXT NOT NULL,         price            TEXT NOT NULL,         qty              TEXT NOT NULL,         commission       TEXT NOT NULL,         commission_asset TEXT NOT NULL,         time_ms          INTEGER NOT NULL,         is_maker         INTEGER NOT NULL,         fee_price        TEXT,         UNIQUE(symbol, trade_id)     );").expect("old trades");
         raw.execute(
             "INSERT INTO trades (id, symbol, trade_id, order_id, client_order_id, side, price, qty, \
              commission, commission_asset, time_ms, is_maker, fee_price) \

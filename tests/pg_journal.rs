@@ -509,7 +509,7 @@ fn a_server_that_stops_answering_fails_the_call_instead_of_hanging_the_engine() 
 }
 
 /// A journal written before a trade was keyed by order too (schema 4): one fill per trade id.
-const TRADES_BY_TRADE_ID: &str = "DROP TABLE trades; CREATE TABLE trades (         id               BIGSERIAL PRIMARY KEY,         symbol           TEXT NOT NULL,         trade_id         BIGINT NOT NULL,         order_id         BIGINT NOT NULL,         client_order_id  TEXT,         side             TEXT NOT NULL,         price            TEXT NOT NULL,         qty              TEXT NOT NULL,         commission       TEXT NOT NULL,         commission_asset TEXT NOT NULL,         time_ms          BIGINT NOT NULL,         is_maker         BIGINT NOT NULL,         fee_price        TEXT,         UNIQUE(symbol, trade_id)     )";
+const TRADES_BY_TRADE_ID: &str = "DROP INDEX orders_exchange_id; DROP TABLE trades; CREATE TABLE trades (         id               BIGSERIAL PRIMARY KEY,         symbol           TEXT NOT NULL,         trade_id         BIGINT NOT NULL,         order_id         BIGINT NOT NULL,         client_order_id  TEXT,         side             TEXT NOT NULL,         price            TEXT NOT NULL,         qty              TEXT NOT NULL,         commission       TEXT NOT NULL,         commission_asset TEXT NOT NULL,         time_ms          BIGINT NOT NULL,         is_maker         BIGINT NOT NULL,         fee_price        TEXT,         UNIQUE(symbol, trade_id)     )";
 
 #[test]
 fn a_schema_4_journal_is_upgraded_keeping_its_fills_and_then_takes_both_sides_of_a_self_trade() {

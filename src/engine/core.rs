@@ -1110,6 +1110,18 @@ impl Core {
                 .find(|o| o.symbol == fill.symbol && o.order_id == Some(fill.order_id))
                 .map(|o| o.client_order_id.clone());
         }
+        if fill.client_order_id.is_none() {
+            // Not in memory (finished orders beyond the newest few thousand leave it): the
+            // journal still knows crbot's order, and the order comes back with its fill.
+            match self.journal.order_by_exchange_id(&fill.symbol, fill.order_id) {
+                Ok(Some(order)) => {
+                    fill.client_order_id = Some(order.client_order_id.clone());
+                    self.state.upsert_order(order);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the journal for a fill's order"),
+            }
+        }
         let fill = &fill;
         crate::failpoint::hit("before_fill_journal");
         // The commission's price is taken now, as the fill arrives, and journaled with it:

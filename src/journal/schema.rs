@@ -171,7 +171,8 @@ const MIGRATIONS: &[&str] = &[
     // the second of the two was dropped as a duplicate, and if that was crbot's own its
     // position was never built. SQLite cannot change a table's constraint: the table is copied.
     // And an index on the time order every read of fills uses (the history's newest fills,
-    // the replay at start-up): without it each read sorted the whole table.
+    // the replay at start-up): without it each read sorted the whole table. And orders by
+    // their exchange id, by which a fill without a client order id finds its order.
     r#"
     CREATE TABLE trades_by_order (
         id               INTEGER PRIMARY KEY,
@@ -196,6 +197,7 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE trades;
     ALTER TABLE trades_by_order RENAME TO trades;
     CREATE INDEX trades_time ON trades(time_ms, id);
+    CREATE INDEX orders_exchange_id ON orders(symbol, order_id);
     "#,
 ];
 
