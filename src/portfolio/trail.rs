@@ -13,9 +13,15 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::domain::{Price, Quote, Symbol};
 
-/// Mid changes kept per symbol. A fill older than the oldest change kept is valued by the
-/// rule for a fill with no history (the first quote after it, if close enough in time).
-pub const TRAIL_LEN: usize = 256;
+/// Most mid changes kept per symbol: a busy book changes its mid many times a second, and the
+/// trail must reach back further than a late fill (a reconciliation's) can be. A fill older
+/// than the oldest change kept is valued by the rule for a fill with no history (the first
+/// quote after it, if close enough in time).
+pub const TRAIL_LEN: usize = 2048;
+
+/// How far back the trail reaches at most: a change that a newer one replaced longer ago than
+/// this is dropped (a quiet market keeps a few entries, not [`TRAIL_LEN`]).
+pub const TRAIL_KEEP_MS: i64 = 120_000;
 
 /// One mid, in force from `since_ms` (the first quote with it) and seen until `seen_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +51,9 @@ impl QuoteTrail {
             Some(last) if t < last.seen_ms => {}
             Some(last) if last.mid == mid => last.seen_ms = t,
             _ => {
-                if trail.len() == TRAIL_LEN {
+                // The front is needed while it was still in force within the horizon.
+                let horizon = t.saturating_sub(TRAIL_KEEP_MS);
+                while trail.len() >= TRAIL_LEN || trail.get(1).is_some_and(|next| next.since_ms <= horizon) {
                     trail.pop_front();
                 }
                 trail.push_back(Held {
@@ -148,6 +156,18 @@ mod tests {
         t.observe(&bnb(), &quote_at("500", 9_000));
         assert_eq!(t.len(&bnb()), 1);
         assert_eq!(t.mid_at(&bnb(), 9_500, 5_000), px("600"));
+    }
+
+    #[test]
+    fn changes_replaced_longer_ago_than_the_horizon_are_dropped_and_the_one_in_force_stays() {
+        let mut t = QuoteTrail::default();
+        t.observe(&bnb(), &quote_at("600", 0));
+        t.observe(&bnb(), &quote_at("601", 1_000));
+        t.observe(&bnb(), &quote_at("602", 2_000));
+        // Long after: 600 and 601 were replaced before the horizon; 602 was in force at it.
+        t.observe(&bnb(), &quote_at("603", 2_000 + TRAIL_KEEP_MS + 1));
+        assert_eq!(t.len(&bnb()), 2);
+        assert_eq!(t.mid_at(&bnb(), 2_000 + TRAIL_KEEP_MS, 5_000), px("602"));
     }
 
     #[test]
