@@ -268,26 +268,7 @@ async fn an_attached_console_shows_a_halt_written_by_another_process_on_the_data
 
     // The console, attached to serve over TCP, in a home of its own with no engine.
     let console_home = tempfile::tempdir().unwrap();
-    let cleared: String = [
-        "CRBOT_HOME",
-        "CRBOT_MODE",
-        "DATABASE_URL",
-        "BINANCE_REST_URL",
-        "BINANCE_WS_URL",
-        "BINANCE_WS_API_URL",
-        "BINANCE_API_KEY",
-        "BINANCE_API_SECRET",
-        "SECRET_KEY",
-        "DEBUG",
-    ]
-    .iter()
-    .map(|v| format!("-u {v} "))
-    .collect();
-    let command = format!(
-        "env {cleared} {} --mode sim --home '{}'; echo CRBOT_EXIT=$?; sleep 30",
-        env!("CARGO_BIN_EXE_crbot"),
-        console_home.path().display()
-    );
+    let command = serve_support::attached_console_command(console_home.path());
     let token = serve.token(Scope::Trade);
     let t = support::tmux::Tmux::start(
         "pghalt",

@@ -440,26 +440,7 @@ async fn the_console_attached_to_a_standby_shows_the_banner_and_its_kill_key_hal
     wait_role(&standby.base, "standby").await;
 
     let console_home = tempfile::tempdir().unwrap();
-    let cleared: String = [
-        "CRBOT_HOME",
-        "CRBOT_MODE",
-        "DATABASE_URL",
-        "BINANCE_REST_URL",
-        "BINANCE_WS_URL",
-        "BINANCE_WS_API_URL",
-        "BINANCE_API_KEY",
-        "BINANCE_API_SECRET",
-        "SECRET_KEY",
-        "DEBUG",
-    ]
-    .iter()
-    .map(|v| format!("-u {v} "))
-    .collect();
-    let command = format!(
-        "env {cleared} {} --mode sim --home '{}'; echo CRBOT_EXIT=$?; sleep 30",
-        env!("CARGO_BIN_EXE_crbot"),
-        console_home.path().display()
-    );
+    let command = serve_support::attached_console_command(console_home.path());
     let token = standby.token(Scope::Trade);
     let t = support::tmux::Tmux::start(
         "pgstandby",

@@ -201,3 +201,30 @@ impl Webhook {
         }
     }
 }
+
+/// The shell command that runs a console in `home` with nothing of the caller's environment
+/// that would give it an engine of its own (its exchange, journal, keys): it can only attach,
+/// through the `CRBOT_API_URL`/`CRBOT_API_TOKEN` its pane is given. It prints `CRBOT_EXIT=…`
+/// when the console ends, and keeps the pane open.
+pub fn attached_console_command(home: &Path) -> String {
+    let cleared: String = [
+        "CRBOT_HOME",
+        "CRBOT_MODE",
+        "DATABASE_URL",
+        "BINANCE_REST_URL",
+        "BINANCE_WS_URL",
+        "BINANCE_WS_API_URL",
+        "BINANCE_API_KEY",
+        "BINANCE_API_SECRET",
+        "SECRET_KEY",
+        "DEBUG",
+    ]
+    .iter()
+    .map(|v| format!("-u {v} "))
+    .collect();
+    format!(
+        "env {cleared} {} --mode sim --home '{}'; echo CRBOT_EXIT=$?; sleep 30",
+        env!("CARGO_BIN_EXE_crbot"),
+        home.display()
+    )
+}
