@@ -14,7 +14,7 @@ mod support {
 use std::sync::Arc;
 
 use crbot::engine::snapshot::Snapshot;
-use crbot::ui::{Action, App, Focus, KeyPress, Tab, Theme, UiConfig, update};
+use crbot::ui::{Action, App, Focus, KeyPress, Tab, update};
 use crossterm::event::KeyCode;
 use rust_decimal::Decimal;
 use support::demo;
@@ -31,17 +31,7 @@ fn long_snapshot() -> Snapshot {
 }
 
 fn app(snap: &Snapshot) -> App {
-    App::new(
-        UiConfig {
-            theme: Theme {
-                color: true,
-                ascii: false,
-                ..Theme::DEFAULT
-            },
-            ..UiConfig::default()
-        },
-        snap,
-    )
+    support::screen::unicode_app(snap)
 }
 
 /// The history panel's rows as drawn at `w`×`h`: the box titled "History" cut out of the frame.

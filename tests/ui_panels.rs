@@ -11,7 +11,7 @@ mod support {
 
 use crbot::domain::Symbol;
 use crbot::engine::snapshot::{BookStatus, ChartInterval, Command, LogKind, LogLevel, LogLine, Snapshot};
-use crbot::ui::{App, Effect, Focus, KeyPress, Tab, Theme, UiConfig, update};
+use crbot::ui::{App, Effect, Focus, KeyPress, Tab, update};
 use crossterm::event::KeyCode;
 use support::demo;
 use support::keys::{press, sent, type_text};
@@ -20,17 +20,7 @@ use support::keys::{press, sent, type_text};
 const NOW: i64 = 1_764_333_296_000;
 
 fn app(snap: &Snapshot) -> App {
-    App::new(
-        UiConfig {
-            theme: Theme {
-                color: true,
-                ascii: false,
-                ..Theme::DEFAULT
-            },
-            ..UiConfig::default()
-        },
-        snap,
-    )
+    support::screen::unicode_app(snap)
 }
 
 fn draw(app: &App, snap: &Snapshot, w: u16, h: u16) -> String {

@@ -28,3 +28,19 @@ pub fn text(t: &Terminal<TestBackend>) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The screen as the snapshot tests draw it: colour on, Unicode (not the ASCII fallback),
+/// whatever the terminal running the tests says.
+pub fn unicode_app(snap: &Snapshot) -> App {
+    App::new(
+        crbot::ui::UiConfig {
+            theme: crbot::ui::Theme {
+                color: true,
+                ascii: false,
+                ..crbot::ui::Theme::DEFAULT
+            },
+            ..crbot::ui::UiConfig::default()
+        },
+        snap,
+    )
+}
