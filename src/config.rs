@@ -111,6 +111,7 @@ pub const VARIABLES: &[VarDoc] = &[
     var("KILL_KEY", "ctrl-k", KillKey::ALLOWED),
     var("CRBOT_BELL", "true", "true or false"),
     var("CRBOT_MOUSE", "true", "true or false"),
+    var("CRBOT_DETAIL_MS", "500", "0 <= value <= 2000"),
     var(
         "CRBOT_THEME",
         "dark (custom when theme.toml exists)",
@@ -468,6 +469,9 @@ pub struct Config {
     pub recv_window_ms: u64,
     pub kill_key: KillKey,
     pub bell: bool,
+    /// `CRBOT_DETAIL_MS`: how often the order book and trade tape are shown anew, in ms (0:
+    /// with every snapshot). Fewer bytes over SSH; prices elsewhere follow every snapshot.
+    pub detail_ms: u64,
     /// `CRBOT_THEME`: the screen's theme by name (the screen checks the name; a bad one gets
     /// the default theme and a note on screen, never a refused start).
     pub theme: Option<String>,
@@ -575,6 +579,7 @@ impl Config {
                 .map_err(|()| bad("KILL_KEY", v, "is not valid", KillKey::ALLOWED))?,
         };
         let bell = parse_bool(sources, "CRBOT_BELL")?.unwrap_or(true);
+        let detail_ms = integer(sources, "CRBOT_DETAIL_MS", 500, 0, 2_000)?;
         let theme = sources.value("CRBOT_THEME").map(str::to_string);
         let auto_halt_action = match sources.value("AUTO_HALT_ACTION") {
             None => AutoHaltAction::Reduce,
@@ -641,6 +646,7 @@ impl Config {
             recv_window_ms,
             kill_key,
             bell,
+            detail_ms,
             theme,
             auto_halt_action,
             log_filter,

@@ -75,6 +75,7 @@ pub fn ui_config(config: &Config, global: &GlobalOpts) -> anyhow::Result<UiConfi
         ui_config.keymap = Keymap::with_kill_key(kill);
     }
     ui_config.bell = config.bell;
+    ui_config.detail_interval = std::time::Duration::from_millis(config.detail_ms);
     let (theme, custom, note) =
         crate::ui::theme::configured(ui_config.theme, config.theme.as_deref(), &config.paths.config_dir);
     ui_config.theme = theme;

@@ -14,6 +14,7 @@ pub mod command;
 pub mod format;
 pub mod history;
 pub mod keymap;
+pub mod pace;
 pub mod theme;
 pub mod view;
 pub mod watchlist;
@@ -55,6 +56,9 @@ pub struct UiConfig {
     /// it to the terminal, for selecting text with it.
     pub mouse: bool,
     pub frame_interval: Duration,
+    /// The shortest time between two showings of the order book and the trade tape
+    /// ([`pace`], `CRBOT_DETAIL_MS`); zero shows each snapshot's.
+    pub detail_interval: Duration,
     /// The theme file's palette (`:theme custom`), when the config folder has a usable one.
     pub custom_palette: Option<theme::Palette>,
     /// Shown on the status line at start: why the chosen theme could not be used.
@@ -69,6 +73,7 @@ impl Default for UiConfig {
             bell: true,
             mouse: true,
             frame_interval: FRAME_INTERVAL,
+            detail_interval: pace::DETAIL_INTERVAL,
             custom_palette: None,
             theme_note: None,
         }
@@ -101,6 +106,7 @@ impl UiConfig {
             bell,
             mouse,
             frame_interval: FRAME_INTERVAL,
+            detail_interval: pace::DETAIL_INTERVAL,
             custom_palette: None,
             theme_note: None,
         })
@@ -160,6 +166,7 @@ where
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut engine_alive = true;
+    let mut pacer = pace::DetailPacer::default();
     loop {
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= app.config.frame_interval) {
             terminal
@@ -170,6 +177,7 @@ where
             dirty = false;
         }
         let next_frame = last_draw.map_or_else(Instant::now, |t| t + app.config.frame_interval);
+        let detail_due = pacer.due(app.config.detail_interval);
         let effects = tokio::select! {
             biased;
             event = input.next() => match event {
@@ -194,7 +202,9 @@ where
             },
             changed = snapshots.changed(), if engine_alive => match changed {
                 Ok(()) => {
-                    snap = snapshots.borrow_and_update().clone();
+                    let mut next = snapshots.borrow_and_update().clone();
+                    pacer.arrive(&snap, &mut next, app.config.detail_interval, Instant::now());
+                    snap = next;
                     dirty = true;
                     update(&mut app, Action::SnapshotArrived, &snap)
                 }
@@ -217,6 +227,11 @@ where
                 vec![]
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => vec![],
+            // The book and tape held back by the pacer, shown when due.
+            _ = tokio::time::sleep_until(detail_due.unwrap_or(next_frame)), if detail_due.is_some() => {
+                dirty |= pacer.release(&mut snap, Instant::now());
+                vec![]
+            }
         };
         for effect in effects {
             match effect {

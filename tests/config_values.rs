@@ -144,6 +144,16 @@ fn defaults_apply_when_nothing_is_set() {
     "RECV_WINDOW_MS=0 is out of range: allowed 1 <= value <= 60000"
 )]
 #[case(
+    "CRBOT_DETAIL_MS",
+    "2001",
+    "CRBOT_DETAIL_MS=2001 is out of range: allowed 0 <= value <= 2000"
+)]
+#[case(
+    "CRBOT_DETAIL_MS",
+    "fast",
+    "CRBOT_DETAIL_MS=fast is not a whole number: allowed 0 <= value <= 2000"
+)]
+#[case(
     "ENV",
     "prod",
     "ENV=prod is not valid: allowed development, staging, production"
@@ -323,6 +333,8 @@ fn a_value_with_a_line_break_is_shown_escaped_on_one_line() {
 #[case("MIN_RISK_REWARD", "0")]
 #[case("MIN_RISK_REWARD", "100")]
 #[case("RECV_WINDOW_MS", "60000")]
+#[case("CRBOT_DETAIL_MS", "0")]
+#[case("CRBOT_DETAIL_MS", "2000")]
 #[case("KILL_KEY", "f12")]
 #[case("AUTO_HALT_ACTION", "halt_flatten")]
 #[case("ENV", "Production")]

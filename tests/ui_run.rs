@@ -178,3 +178,47 @@ async fn the_screen_follows_new_snapshots() {
         "the clock comes from the snapshot: {screen}"
     );
 }
+
+/// `demo::snapshot` with the best bid of the selected symbol's book at `bid`.
+fn with_best_bid(now_ms: i64, bid: &str) -> Snapshot {
+    let mut snap = demo::snapshot(now_ms);
+    snap.focus.book.bids[0].price = bid.parse().unwrap();
+    snap
+}
+
+/// The 160×48 screen (book panel on the Market tab) after snapshots with the best bid at
+/// 3111.11 (at 100 ms) and 3122.22 (at 150 ms), when the input ends at `end_ms`.
+async fn book_after(end_ms: u64) -> String {
+    let (tx, snaps) = watch::channel(demo::snapshot(NOW));
+    let (cmd_tx, _cmd_rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tx.send(with_best_bid(NOW + 100, "3111.11"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = tx.send(with_best_bid(NOW + 150, "3122.22"));
+        tx.closed().await;
+    });
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    run(
+        &mut terminal,
+        snaps,
+        cmd_tx,
+        script(vec![(end_ms, Event::FocusLost)]),
+        UiConfig::default(),
+    )
+    .await
+    .unwrap();
+    format!("{}", terminal.backend())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_book_is_shown_anew_at_most_twice_a_second_and_the_newest_is_never_lost() {
+    // The first change shows at once; one 50 ms later is held back...
+    let early = book_after(200).await;
+    assert!(early.contains("3111.11"), "{early}");
+    assert!(!early.contains("3122.22"), "held for 500 ms: {early}");
+    // ...and shown when its time comes, although no snapshot follows it.
+    let late = book_after(700).await;
+    assert!(late.contains("3122.22"), "{late}");
+    assert!(!late.contains("3111.11"), "{late}");
+}
