@@ -38,7 +38,7 @@ fn wrapper(home: &Path) -> String {
 
 /// The book's levels as (price, size, cumulated), when the panel shows a live book.
 fn book_levels(screen: &str, symbol: &str) -> Vec<(Decimal, Decimal, Decimal)> {
-    panel_rows(screen, &format!("Book {symbol} (live)"))
+    panel_rows(screen, &format!("Book {symbol} (live"))
         .into_iter()
         .filter_map(|w| {
             let n = |i: usize| w.get(i)?.parse::<Decimal>().ok();
@@ -122,7 +122,7 @@ fn book_trades_timeframes_a_price_alert_a_command_line_order_and_its_history() {
     let screen = t.wait_for("BTCUSDT's live book", START, |s| {
         book_levels(s, "BTCUSDT").len() >= 4 && panel_text(s, "Book BTCUSDT").contains("spread")
     });
-    let book = panel_text(&screen, "Book BTCUSDT (live)");
+    let book = panel_text(&screen, "Book BTCUSDT (live");
     let levels = book_levels(&screen, "BTCUSDT");
     let spread_at = book.lines().position(|l| l.contains("spread")).expect("spread");
     let asks = spread_at.saturating_sub(1);

@@ -41,7 +41,7 @@ fn book_tab_at_three_sizes() {
     assert_eq!(a.tab, Tab::Book);
     assert_eq!(a.focus, Focus::Depth);
     let wide = draw(&a, &snap, 160, 48);
-    assert!(wide.contains("Book ETHUSDT (live)") && wide.contains("Trades ETHUSDT"));
+    assert!(wide.contains("Book ETHUSDT (live, 0.5 s)") && wide.contains("Trades ETHUSDT"));
     insta::assert_snapshot!("book_80x24", draw(&a, &snap, 80, 24));
     insta::assert_snapshot!("book_160x48", wide);
     insta::assert_snapshot!("book_60x20", draw(&a, &snap, 60, 20));

@@ -38,9 +38,15 @@ pub(super) fn draw_depth(app: &App, snap: &Snapshot, frame: &mut Frame, area: Re
         .as_ref()
         .map_or_else(|| "-".to_string(), |s| s.to_string());
     let state = match book.status {
-        BookStatus::Off => "no symbol",
-        BookStatus::Syncing => "syncing",
-        BookStatus::Live => "live",
+        BookStatus::Off => "no symbol".to_string(),
+        BookStatus::Syncing => "syncing".to_string(),
+        // Shown anew at most this often (`ui::pace`): said, so a book a step behind the
+        // watchlist's quote is not taken for the current one.
+        BookStatus::Live if !app.config.detail_interval.is_zero() => {
+            let ms = i64::try_from(app.config.detail_interval.as_millis()).unwrap_or(i64::MAX);
+            format!("live, {} s", Decimal::new(ms, 3).normalize())
+        }
+        BookStatus::Live => "live".to_string(),
     };
     let block = panel(
         theme,
