@@ -797,6 +797,29 @@ fn at_60x20_the_header_drops_whole_fields_by_priority_and_never_cuts_a_number() 
 }
 
 #[test]
+fn at_60x20_a_long_halt_reason_is_cut_with_an_ellipsis_and_never_runs_into_the_clock() {
+    let snap = demo::killing(NOW);
+    let app = App::new(config(true, false), &snap);
+    let t = draw(&app, &snap, 60, 20);
+    let first: String = (0..60)
+        .map(|x| t.backend().buffer()[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(first.contains(" HALTED "), "{first}");
+    assert!(first.contains(" kill switch"), "the reason starts: {first}");
+    assert!(
+        first.contains("… 12:34:"),
+        "cut, then a space before the clock: {first}"
+    );
+    assert!(first.ends_with("UTC  Ctrl-K KILL "), "{first}");
+    // Wide enough, the whole reason and its time.
+    let wide = draw(&app, &snap, 160, 48);
+    let first: String = (0..160)
+        .map(|x| wide.backend().buffer()[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(first.contains(" kill switch (key) since 12:34:"), "{first}");
+}
+
+#[test]
 fn a_filtered_list_draws_only_its_matches_and_says_so_in_its_title() {
     let snap = demo::snapshot(NOW);
     let mut app = App::new(config(true, false), &snap);

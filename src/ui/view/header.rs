@@ -68,9 +68,18 @@ fn draw_state_row(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         }
         None => line1.extend(state_spans(app, &snap.header.trading)),
     }
-    let [left, right_area] = Layout::horizontal([
+    let right_width = right_text.chars().count() as u16;
+    // The state's reason gives way to the clock: cut with an ellipsis, a space before the clock.
+    let ellipsis = if theme.ascii { "..." } else { "…" };
+    cut_reason(
+        &mut line1,
+        usize::from(area.width.saturating_sub(right_width + 1)),
+        ellipsis,
+    );
+    let [left, _, right_area] = Layout::horizontal([
         Constraint::Fill(1),
-        Constraint::Length(right_text.chars().count() as u16),
+        Constraint::Length(1),
+        Constraint::Length(right_width),
     ])
     .areas(Rect { height: 1, ..area });
     frame.render_widget(Paragraph::new(Line::from(line1)), left);
@@ -78,6 +87,25 @@ fn draw_state_row(app: &App, snap: &Snapshot, frame: &mut Frame, area: Rect) {
         Paragraph::new(Line::from(Span::styled(right_text, theme.title())).right_aligned()),
         right_area,
     );
+}
+
+/// Shortens the first row's last span, the state's reason, so the row fits `width` columns,
+/// ending it with `ellipsis`; drops it when not even two letters fit. A badge (` HALTED `,
+/// padded on both sides) is never cut: the trading state is what a trader must see first.
+fn cut_reason(spans: &mut Vec<Span<'static>>, width: usize, ellipsis: &str) {
+    let total: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let is_badge = spans.last().is_none_or(|s| s.content.ends_with(' '));
+    if total <= width || is_badge {
+        return;
+    }
+    let Some(last) = spans.pop() else { return };
+    let before = total - last.content.chars().count();
+    let room = width.saturating_sub(before);
+    let keep = room.saturating_sub(ellipsis.chars().count());
+    if keep >= 2 {
+        let text: String = last.content.chars().take(keep).collect();
+        spans.push(Span::styled(format!("{}{ellipsis}", text.trim_end()), last.style));
+    }
 }
 
 /// The trading-state badge and why. After the kill key the screen shows HALTED at once, before
