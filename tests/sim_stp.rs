@@ -418,3 +418,59 @@ async fn expire_both_expires_both_and_none_trades_with_itself() {
     assert_eq!(with_id, 1);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_quote_order_qty_market_buy_meets_the_accounts_order_by_its_mode() {
+    let (h, c, ask) = setup().await;
+    let mut u = UserEvents::subscribe(&h.ws_api_url(), &c.key, &c.secret).await;
+    // Naming none: the resting sell expires, the amount buys from the book behind it.
+    let m = maker(&c, ask).await;
+    let amount = (ask * d("0.02")).round_dp(2).to_string();
+    let quote_buy = |mode: Option<&'static str>| {
+        let amount = amount.clone();
+        let c = &c;
+        async move {
+            let mut p = vec![
+                ("symbol", "BTCUSDT"),
+                ("side", "BUY"),
+                ("type", "MARKET"),
+                ("quoteOrderQty", amount.as_str()),
+            ];
+            if let Some(mode) = mode {
+                p.push(("selfTradePreventionMode", mode));
+            }
+            c.order(&p).await.body
+        }
+    };
+    let t = quote_buy(None).await;
+    assert_eq!(
+        (&t["selfTradePreventionMode"], &t["status"]),
+        (&json!("EXPIRE_MAKER"), &json!("FILLED")),
+        "{t}"
+    );
+    assert_eq!(t["executedQty"], t["origQty"], "{t}");
+    assert_maker_expired(&c, &mut u, &m, &t, 1).await;
+    assert_only_the_taker_traded(&c, &t).await;
+
+    // EXPIRE_TAKER: the buy stops at the account's sell, first in the book, having bought
+    // nothing; what its amount would have bought there is its prevented quantity.
+    h.set_price("BTCUSDT", d("100000")).unwrap();
+    let book = c.public("/api/v3/depth", &[("symbol", "BTCUSDT")]).await.body;
+    let ask = dec(&book["asks"][0][0]);
+    let m = maker(&c, ask).await;
+    let t = quote_buy(Some("EXPIRE_TAKER")).await;
+    let expected =
+        (dec(&json!(amount)) / ask).round_dp_with_strategy(5, rust_decimal::RoundingStrategy::ToZero);
+    assert_eq!(
+        (
+            &t["status"],
+            dec(&t["executedQty"]),
+            dec(&t["origQty"]),
+            dec(&t["preventedQuantity"])
+        ),
+        (&json!("EXPIRED_IN_MATCH"), Decimal::ZERO, expected, expected),
+        "{t}"
+    );
+    assert_eq!(get(&c, &m).await["status"], "NEW");
+    h.shutdown().await;
+}
