@@ -6,7 +6,9 @@
 //! What the run contains: six symbols; entries as market orders that walk several book levels,
 //! crossing limits that fill in part and rest, and resting limits filled later by price moves;
 //! exits of part or all of a position; cancels of partly filled orders; external orders
-//! (placed on the account by someone else); three fee regimes (base/quote at 0.1 %, BNB at
+//! (placed on the account by someone else, naming no self-trade prevention mode, so that
+//! those walking up to a resting order of crbot's expire it, `EXPIRED_IN_MATCH`, as Binance's
+//! default EXPIRE_MAKER does); three fee regimes (base/quote at 0.1 %, BNB at
 //! 0.1 % less 25 %, base/quote at 0.075 %) switched by restarting the exchange on its state
 //! file; deposits and withdrawals; restarts of crbot (some right after an order was sent but
 //! before its answer was recorded, so the restart's reconciliation must adopt it); and a UTC
@@ -108,6 +110,9 @@ fn tell_crbot_of_flow(core: &mut Core, asset: &str, delta: Decimal, now_ms: i64)
 const DEFAULT_FILLS: usize = 10_000;
 
 const SYMBOLS: [&str; 6] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"];
+/// Where external orders trade: not BNBUSDT (whose moves would need fencing, as the price of
+/// BNB commissions) nor BTCUSDT.
+const EXTERNAL_SYMBOLS: [&str; 4] = ["ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"];
 /// 2026-12-03 21:00:00 UTC: the run crosses 00:00 UTC on the clock given to `Core`.
 const CLOCK_START_MS: i64 = 1_796_331_600_000;
 /// Full audits per run besides those at the regime changes, the rollover and the end: each
@@ -243,6 +248,10 @@ struct Stats {
     moves: usize,
     flows: usize,
     external_orders: usize,
+    /// External orders sent to meet a resting order of crbot's (`expire_crbots_order`).
+    external_meetings: usize,
+    /// crbot's orders the exchange ended `EXPIRED_IN_MATCH` (seen at the last checkpoint).
+    expired_in_match: usize,
     crbot_restarts: usize,
     answers_lost: usize,
     exchange_restarts: usize,
@@ -1021,9 +1030,16 @@ impl Run {
         self.stats.flows += 1;
     }
 
-    /// An order crbot did not make (someone else on the account): a small market buy.
+    /// An order crbot did not make (someone else on the account, naming no self-trade
+    /// prevention mode, so the symbol's default EXPIRE_MAKER applies): often one that walks
+    /// up to a resting order of crbot's and so expires it (`expire_crbots_order`), else a
+    /// small market buy.
     async fn external_order(&mut self) {
-        let symbol = *self.rng.pick(&["ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]);
+        if self.rng.chance(70) && self.expire_crbots_order().await {
+            self.stats.external_orders += 1;
+            return;
+        }
+        let symbol = *self.rng.pick(&EXTERNAL_SYMBOLS);
         let q = match symbol {
             "ETHUSDT" => "0.05",
             "SOLUSDT" => "1",
@@ -1042,6 +1058,87 @@ impl Run {
             .await;
         assert_eq!(r.status, 200, "external order: {}", r.body);
         self.stats.external_orders += 1;
+    }
+
+    /// An external IOC limit on the other side of one of crbot's resting orders, at its price,
+    /// for everything the book holds up to it: it takes the better levels, meets crbot's order
+    /// first at its price (which self-trade prevention expires: `EXPIRED_IN_MATCH`, crbot's
+    /// order keeps what it had filled), then the synthetic book at that price. A buy of crbot
+    /// is met only when the account's free base covers the sell. `false` when there was none
+    /// to meet.
+    async fn expire_crbots_order(&mut self) -> bool {
+        let mut target = None;
+        for symbol in EXTERNAL_SYMBOLS {
+            let r = self
+                .ex()
+                .raw
+                .signed("GET", "/api/v3/openOrders", &[("symbol", symbol)])
+                .await;
+            assert_eq!(r.status, 200, "openOrders: {}", r.body);
+            let resting =
+                r.body.as_array().unwrap().iter().find(|o| {
+                    o["type"] == "LIMIT" && self.own.contains(o["clientOrderId"].as_str().unwrap())
+                });
+            if let Some(o) = resting {
+                target = Some((symbol, o["side"] == "BUY", model::d(&o["price"])));
+                break;
+            }
+        }
+        let Some((symbol, crbot_buys, px)) = target else {
+            return false;
+        };
+        let depth = self
+            .ex()
+            .raw
+            .public("/api/v3/depth", &[("symbol", symbol), ("limit", "5000")])
+            .await;
+        assert_eq!(depth.status, 200, "depth: {}", depth.body);
+        let side = if crbot_buys { "bids" } else { "asks" };
+        let q: Decimal = depth.body[side]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (model::d(&l[0]), model::d(&l[1])))
+            .filter(|(p, _)| if crbot_buys { *p >= px } else { *p <= px })
+            .map(|(_, q)| q)
+            .sum();
+        if crbot_buys {
+            let free = self.raw_free(model::assets(symbol).0).await;
+            if free < q {
+                return false;
+            }
+        }
+        let (q, px) = (q.normalize().to_string(), px.normalize().to_string());
+        let r = self
+            .ex()
+            .raw
+            .order(&[
+                ("symbol", symbol),
+                ("side", if crbot_buys { "SELL" } else { "BUY" }),
+                ("type", "LIMIT"),
+                ("timeInForce", "IOC"),
+                ("quantity", &q),
+                ("price", &px),
+            ])
+            .await;
+        assert_eq!(r.status, 200, "external order: {}", r.body);
+        self.stats.external_meetings += 1;
+        // The user stream's TRADE_PREVENTION report, for the console; a reconciliation here.
+        self.sync(&[symbol]).await;
+        true
+    }
+
+    /// The account's free balance of `asset` (the hand-written client).
+    async fn raw_free(&self, asset: &str) -> Decimal {
+        let r = self.ex().raw.signed("GET", "/api/v3/account", &[]).await;
+        assert_eq!(r.status, 200, "account: {}", r.body);
+        r.body["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["asset"] == asset)
+            .map(|b| model::d(&b["free"]))
+            .unwrap_or_default()
     }
 
     /// Restarts the exchange on its state file with the next fee regime.
@@ -1167,6 +1264,51 @@ impl Run {
         }
     }
 
+    /// crbot's orders that self-trade prevention ended (an external order met them): each is
+    /// finished with what it had filled, its trades are that quantity (the model books only
+    /// trades, so nothing of the expired part), and crbot holds it ended the same way. Returns
+    /// how many there are.
+    fn check_expired_in_match(
+        &self,
+        orders: &BTreeMap<String, Vec<Value>>,
+        own: &[Trade],
+        ctx: &str,
+    ) -> usize {
+        let core = self.core.as_ref().unwrap();
+        let mut n = 0;
+        for (symbol, list) in orders {
+            for o in list.iter().filter(|o| o["status"] == "EXPIRED_IN_MATCH") {
+                let cid = o["clientOrderId"].as_str().unwrap();
+                if !self.own.contains(cid) {
+                    continue;
+                }
+                n += 1;
+                let id = o["orderId"].as_u64().unwrap();
+                let executed = model::d(&o["executedQty"]);
+                let traded: Decimal = own
+                    .iter()
+                    .filter(|t| t.symbol == *symbol && t.order_id == id)
+                    .map(|t| t.qty)
+                    .sum();
+                assert_eq!(traded, executed, "{ctx}: trades of {cid}, expired in match: {o}");
+                let expired_qty = model::d(&o["origQty"]) - executed;
+                assert!(expired_qty > Decimal::ZERO, "{ctx}: {cid} expired nothing: {o}");
+                let Some(mine) = core.state.orders.get(&ClientOrderId::new(cid).unwrap()) else {
+                    continue;
+                };
+                assert_eq!(
+                    (mine.state, mine.executed_qty.value()),
+                    (
+                        crbot::domain::LocalOrderState::Exchange(crbot::domain::OrderStatus::ExpiredInMatch),
+                        executed
+                    ),
+                    "{ctx}: crbot's view of {cid}, expired in match"
+                );
+            }
+        }
+        n
+    }
+
     /// Recomputes everything from the exchange's records and compares it with crbot.
     async fn checkpoint(&mut self, label: &str) -> Books {
         self.stats.checkpoints += 1;
@@ -1192,6 +1334,7 @@ impl Run {
             "seed {} (BOOKS_SEED={}), checkpoint {label}",
             self.seed, self.seed
         );
+        self.stats.expired_in_match = self.check_expired_in_match(&orders, &own, &ctx);
 
         // Fees per asset, valued at fill time (the convention).
         let at_fill = model::books(&own, |t| {
@@ -1537,6 +1680,10 @@ async fn randomized_books_recomputed_from_the_exchange_records_match_crbot_to_th
         );
     }
     assert!(s.crbot_restarts > 0 && s.answers_lost > 0, "{ctx}: {s:?}");
+    assert!(
+        s.expired_in_match > 0,
+        "{ctx}: no order of crbot's expired in match: {s:?}"
+    );
     assert!(
         s.flows > 0 && s.exchange_restarts == 2 && s.cancels > 0,
         "{ctx}: {s:?}"

@@ -185,10 +185,86 @@ async fn expire_maker_expires_the_resting_order_and_the_taker_goes_on() {
     h.shutdown().await;
 }
 
+/// The maker `m` ended by the taker `t` under EXPIRE_MAKER: its status and quantities, its
+/// `TRADE_PREVENTION` report, and the prevented match `myPreventedMatches` lists.
+async fn assert_maker_expired(c: &Client, u: &mut UserEvents, m: &str, t: &Value, id: u64) {
+    let mo = get(c, m).await;
+    assert_eq!(
+        (
+            &mo["status"],
+            &mo["executedQty"],
+            &mo["preventedMatchId"],
+            &mo["preventedQuantity"]
+        ),
+        (
+            &json!("EXPIRED_IN_MATCH"),
+            &json!("0.00000000"),
+            &json!(id),
+            &json!("0.01000000")
+        ),
+        "{mo}"
+    );
+    let mid: u64 = m.parse().unwrap();
+    let ev = u
+        .wait(|e| e["x"] == "TRADE_PREVENTION" && e["i"] == json!(mid))
+        .await;
+    assert_eq!(
+        (&ev["X"], &ev["v"], &ev["A"], &ev["B"], &ev["U"]),
+        (
+            &json!("EXPIRED_IN_MATCH"),
+            &json!(id),
+            &json!("0.01000000"),
+            &json!("0.01000000"),
+            &t["orderId"]
+        ),
+        "{ev}"
+    );
+    let pm = c
+        .signed(
+            "GET",
+            "/api/v3/myPreventedMatches",
+            &[("symbol", "BTCUSDT"), ("preventedMatchId", &id.to_string())],
+        )
+        .await
+        .body;
+    assert_eq!(
+        (
+            &pm[0]["takerOrderId"],
+            &pm[0]["makerOrderId"],
+            &pm[0]["selfTradePreventionMode"],
+            &pm[0]["makerPreventedQuantity"]
+        ),
+        (
+            &t["orderId"],
+            &json!(mid),
+            &json!("EXPIRE_MAKER"),
+            &json!("0.01000000")
+        ),
+        "{pm}"
+    );
+}
+
+/// The account's trades are the taker's alone (the expired maker never traded), and nothing
+/// is locked any more.
+async fn assert_only_the_taker_traded(c: &Client, t: &Value) {
+    let mine = c
+        .signed("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT")])
+        .await
+        .body;
+    let rows = mine.as_array().unwrap();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|x| x["orderId"] == t["orderId"]),
+        "{mine}"
+    );
+    assert_eq!(c.balance("BTC").await.1, Decimal::ZERO);
+}
+
 #[tokio::test]
-async fn a_taker_naming_no_mode_reports_the_default_and_leaves_the_accounts_orders_alone() {
+async fn an_order_naming_no_mode_expires_the_accounts_crossing_order_and_trades_on() {
     let (h, c, ask) = setup().await;
+    let mut u = UserEvents::subscribe(&h.ws_api_url(), &c.key, &c.secret).await;
     let m = maker(&c, ask).await;
+    // No selfTradePreventionMode: the symbol's default, EXPIRE_MAKER, applies as if named.
     let t = c
         .order(&[
             ("symbol", "BTCUSDT"),
@@ -200,21 +276,106 @@ async fn a_taker_naming_no_mode_reports_the_default_and_leaves_the_accounts_orde
         ])
         .await
         .body;
-    assert_eq!(t["selfTradePreventionMode"], "EXPIRE_MAKER");
-    // It took the synthetic book; the account's resting sell is untouched.
+    assert_eq!(
+        (&t["selfTradePreventionMode"], &t["status"]),
+        (&json!("EXPIRE_MAKER"), &json!("FILLED")),
+        "{t}"
+    );
+    assert_maker_expired(&c, &mut u, &m, &t, 1).await;
+    // The taker filled against the synthetic book at the same price.
+    let fills = t["fills"].as_array().unwrap();
+    assert!(fills.iter().all(|f| dec(&f["price"]) == ask), "{t}");
+    assert_only_the_taker_traded(&c, &t).await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_market_order_on_the_websocket_api_naming_no_mode_expires_the_accounts_order() {
+    let (h, c, ask) = setup().await;
+    let mut u = UserEvents::subscribe(&h.ws_api_url(), &c.key, &c.secret).await;
+    let m = maker(&c, ask).await;
+    let r = u
+        .call(
+            "mkt",
+            "order.place",
+            json!({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.02"}),
+        )
+        .await;
+    let t = &r["result"];
+    assert_eq!(
+        (&t["selfTradePreventionMode"], &t["status"], &t["executedQty"]),
+        (&json!("EXPIRE_MAKER"), &json!("FILLED"), &json!("0.02000000")),
+        "{r}"
+    );
+    assert_maker_expired(&c, &mut u, &m, t, 1).await;
+    assert_only_the_taker_traded(&c, t).await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stop_naming_no_mode_that_triggers_expires_the_accounts_order_it_meets_first() {
+    let (h, c, _) = setup().await;
+    let mut u = UserEvents::subscribe(&h.ws_api_url(), &c.key, &c.secret).await;
+    // The synthetic best ask at 101 000 (the book is built from the price alone), then back.
+    h.set_price("BTCUSDT", d("101000")).unwrap();
+    let book = c.public("/api/v3/depth", &[("symbol", "BTCUSDT")]).await.body;
+    let ask_then = dec(&book["asks"][0][0]);
+    h.set_price("BTCUSDT", d("100000")).unwrap();
+    // The account's sell rests where the ask will be: first at its price, before the book.
+    let m = maker(&c, ask_then).await;
+    let stop = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "STOP_LOSS"),
+            ("quantity", "0.01"),
+            ("stopPrice", "100500"),
+            ("newOrderRespType", "RESULT"),
+        ])
+        .await
+        .body;
+    assert_eq!(stop["status"], "NEW", "{stop}");
+    h.set_price("BTCUSDT", d("101000")).unwrap();
+    let t = get(&c, &stop["orderId"].to_string()).await;
+    assert_eq!(
+        (&t["selfTradePreventionMode"], &t["status"]),
+        (&json!("EXPIRE_MAKER"), &json!("FILLED")),
+        "{t}"
+    );
+    assert_maker_expired(&c, &mut u, &m, &t, 1).await;
+    assert_only_the_taker_traded(&c, &t).await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_order_naming_none_trades_with_the_accounts_order() {
+    let (h, c, ask) = setup().await;
+    let m = maker(&c, ask).await;
+    let t = taker(&c, ask, "NONE", "GTC").await;
     assert_eq!(t["status"], "FILLED", "{t}");
-    assert_eq!(get(&c, &m).await["status"], "NEW");
-    assert_eq!(c.balance("BTC").await.1, d("0.01"));
+    let mo = get(&c, &m).await;
+    assert_eq!(
+        (&mo["status"], &mo["executedQty"]),
+        (&json!("FILLED"), &json!("0.01000000")),
+        "{mo}"
+    );
+    let pm = c
+        .signed(
+            "GET",
+            "/api/v3/myPreventedMatches",
+            &[("symbol", "BTCUSDT"), ("orderId", &m)],
+        )
+        .await
+        .body;
+    assert_eq!(pm, json!([]));
+    // One trade, booked on both of the account's orders.
     let mine = c
         .signed("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT")])
         .await
         .body;
-    assert!(
-        mine.as_array()
-            .unwrap()
-            .iter()
-            .all(|x| x["orderId"] == t["orderId"])
-    );
+    let rows = mine.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{mine}");
+    assert_eq!(rows[0]["id"], rows[1]["id"]);
     h.shutdown().await;
 }
 
@@ -255,5 +416,61 @@ async fn expire_both_expires_both_and_none_trades_with_itself() {
         .filter(|x| x["id"] == rows[0]["id"])
         .count();
     assert_eq!(with_id, 1);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_quote_order_qty_market_buy_meets_the_accounts_order_by_its_mode() {
+    let (h, c, ask) = setup().await;
+    let mut u = UserEvents::subscribe(&h.ws_api_url(), &c.key, &c.secret).await;
+    // Naming none: the resting sell expires, the amount buys from the book behind it.
+    let m = maker(&c, ask).await;
+    let amount = (ask * d("0.02")).round_dp(2).to_string();
+    let quote_buy = |mode: Option<&'static str>| {
+        let amount = amount.clone();
+        let c = &c;
+        async move {
+            let mut p = vec![
+                ("symbol", "BTCUSDT"),
+                ("side", "BUY"),
+                ("type", "MARKET"),
+                ("quoteOrderQty", amount.as_str()),
+            ];
+            if let Some(mode) = mode {
+                p.push(("selfTradePreventionMode", mode));
+            }
+            c.order(&p).await.body
+        }
+    };
+    let t = quote_buy(None).await;
+    assert_eq!(
+        (&t["selfTradePreventionMode"], &t["status"]),
+        (&json!("EXPIRE_MAKER"), &json!("FILLED")),
+        "{t}"
+    );
+    assert_eq!(t["executedQty"], t["origQty"], "{t}");
+    assert_maker_expired(&c, &mut u, &m, &t, 1).await;
+    assert_only_the_taker_traded(&c, &t).await;
+
+    // EXPIRE_TAKER: the buy stops at the account's sell, first in the book, having bought
+    // nothing; what its amount would have bought there is its prevented quantity.
+    h.set_price("BTCUSDT", d("100000")).unwrap();
+    let book = c.public("/api/v3/depth", &[("symbol", "BTCUSDT")]).await.body;
+    let ask = dec(&book["asks"][0][0]);
+    let m = maker(&c, ask).await;
+    let t = quote_buy(Some("EXPIRE_TAKER")).await;
+    let expected =
+        (dec(&json!(amount)) / ask).round_dp_with_strategy(5, rust_decimal::RoundingStrategy::ToZero);
+    assert_eq!(
+        (
+            &t["status"],
+            dec(&t["executedQty"]),
+            dec(&t["origQty"]),
+            dec(&t["preventedQuantity"])
+        ),
+        (&json!("EXPIRED_IN_MATCH"), Decimal::ZERO, expected, expected),
+        "{t}"
+    );
+    assert_eq!(get(&c, &m).await["status"], "NEW");
     h.shutdown().await;
 }

@@ -30,12 +30,12 @@
 //! `POST /api/v3/orderList/oto` and `/otoco`, WebSocket API `orderList.place.oto`/`.otoco`;
 //! `engine::oto`) with the list queries (`orderList`, `openOrderList`, `allOrderList`),
 //! icebergs (`icebergQty`, the `ICEBERG_PARTS` filter), and self-trade prevention
-//! (`selfTradePreventionMode` EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH, NONE; the default
-//! EXPIRE_MAKER is reported but applied only to a taker that names a mode, see
-//! `engine::selftrade`; `myPreventedMatches`). The account's own resting orders are part of the book: a taker of
-//! the account naming its prevention mode meets them, and `GET /api/v3/depth` and the partial-depth streams
-//! (`@depthN`) show them, an iceberg's visible part only (the diff stream `@depth` follows
-//! the synthetic book alone).
+//! (`selfTradePreventionMode` EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH, NONE, and the symbol's
+//! default EXPIRE_MAKER for an order that names none, as on Binance; `engine::selftrade`;
+//! `myPreventedMatches`). The account's own resting orders are part of the book: every taker
+//! of the account meets them as its mode says, and `GET /api/v3/depth` and the partial-depth
+//! streams (`@depthN`) show them, an iceberg's visible part only (the diff stream `@depth`
+//! follows the synthetic book alone).
 //!
 //! Not served (answer 404 `-1000` or are rejected as exchangeInfo says): trailing OCO legs,
 //! pegged orders, the DECREMENT and TRANSFER prevention modes, OPO lists, amend,

@@ -10,7 +10,8 @@ the sim).
 
 Checks markets, tickers, book, recent/historical/aggregate trades, klines, balance, market and
 limit orders, cancel, open and all orders, my trades, fees and error codes; iceberg and
-self-trade prevention parameters and `get_prevented_matches`; OCO (`create_oco_order`), OTO and
+self-trade prevention parameters and `get_prevented_matches`, and the default mode (EXPIRE_MAKER)
+of an order naming none expiring the account's resting order; OCO (`create_oco_order`), OTO and
 OTOCO (`v3_post_order_list_oto`/`_otoco`), `v3_get_order_list`, `get_open_oco_orders`,
 `v3_delete_order_list`, and the WebSocket API's `ws_create_oto_order`; and the user socket
 (`BinanceSocketManager.user_socket`, which python-binance 1.0.37 subscribes through the
@@ -55,9 +56,20 @@ def lists_and_flags(c):
     pm = attempt("get_prevented_matches", lambda: c.get_prevented_matches(
         symbol="BTCUSDT", orderId=stp.get("orderId"))) or []
     check("prevented matches: the iceberg is the maker", pm and pm[0].get("makerOrderId") == ice.get("orderId"), pm)
+    # A buy naming no mode has the symbol's default, EXPIRE_MAKER, as on Binance: it expires
+    # the iceberg and trades on with the book (unless the market filled the iceberg first).
     if (attempt("get the iceberg", lambda: c.get_order(symbol="BTCUSDT", orderId=ice["orderId"])) or {}).get(
             "status") == "NEW":
-        attempt("cancel the iceberg", lambda: c.cancel_order(symbol="BTCUSDT", orderId=ice["orderId"]))
+        dflt = attempt("buy naming no selfTradePreventionMode", lambda: c.create_order(
+            symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0002", price=ask)) or {}
+        check("STP default: the taker reports EXPIRE_MAKER and fills",
+              dflt.get("selfTradePreventionMode") == "EXPIRE_MAKER" and dflt.get("status") == "FILLED", dflt)
+        after = attempt("get the iceberg again", lambda: c.get_order(symbol="BTCUSDT", orderId=ice["orderId"])) or {}
+        filled_before = after.get("status") == "FILLED" and after.get("updateTime", 0) < dflt.get("transactTime", 0)
+        check("STP default: the iceberg EXPIRED_IN_MATCH (unless the market filled it before the buy)",
+              after.get("status") == "EXPIRED_IN_MATCH" or filled_before, after)
+        if after.get("status") in ("NEW", "PARTIALLY_FILLED"):
+            attempt("cancel the iceberg", lambda: c.cancel_order(symbol="BTCUSDT", orderId=ice["orderId"]))
 
     last = Decimal(c.get_symbol_ticker(symbol="BTCUSDT")["price"])
     at = lambda k: str((last * Decimal(k)).quantize(Decimal("0.01")))  # noqa: E731

@@ -249,6 +249,51 @@ mod tests {
                 );
             }
         }
+        check_self_trade_prevention(e);
+    }
+
+    /// Every taker meets the account's own orders (whatever its mode, named or the default),
+    /// so they never rest crossed; each order ended by self-trade prevention is in a prevented
+    /// match of a taker and a maker on opposite sides.
+    fn check_self_trade_prevention(e: &Engine) {
+        let (bids, asks) = e.own_levels("BTCUSDT");
+        if let (Some((bid, _)), Some((ask, _))) = (bids.first(), asks.first()) {
+            assert!(bid < ask, "own orders rest crossed: bid {bid} >= ask {ask}");
+        }
+        for p in &e.account.prevented {
+            let (t, m) = (
+                &e.account.orders[&p.taker_order_id],
+                &e.account.orders[&p.maker_order_id],
+            );
+            assert_ne!(
+                t.buy(),
+                m.buy(),
+                "prevented match {} on one side",
+                p.prevented_match_id
+            );
+            if p.maker_prevented_quantity > Decimal::ZERO {
+                assert_eq!(
+                    m.status,
+                    OrderStatus::ExpiredInMatch,
+                    "maker of {}",
+                    p.prevented_match_id
+                );
+            }
+        }
+        for o in e.account.orders.values() {
+            if o.status == OrderStatus::ExpiredInMatch {
+                let id = o.prevented_match_id;
+                let named = e.account.prevented.iter().any(|p| {
+                    Some(p.prevented_match_id) == id
+                        && (p.taker_order_id == o.order_id || p.maker_order_id == o.order_id)
+                });
+                assert!(
+                    named,
+                    "order {} expired in match without its prevented match",
+                    o.order_id
+                );
+            }
+        }
     }
 
     #[derive(Debug, Clone)]
@@ -276,9 +321,12 @@ mod tests {
             offset_bp: i64,
             qty_milli: i64,
         },
+        /// A quoteOrderQty MARKET order, with a self-trade prevention mode (`STP`, or none
+        /// named past its end).
         QuoteMarket {
             buy: bool,
             quote: i64,
+            stp: usize,
         },
         Oco {
             qty_milli: i64,
@@ -323,13 +371,16 @@ mod tests {
             maker: bool,
             stp: usize,
         },
-        /// A taker against the account's own orders, with a self-trade prevention mode.
+        /// A taker against the account's own orders: a LIMIT (at the best own order's price)
+        /// or a MARKET order, with a self-trade prevention mode (`STP`, or none named past its
+        /// end: the symbol's default).
         SelfTaker {
             buy: bool,
             offset_bp: i64,
             qty_milli: i64,
             stp: usize,
             tif: usize,
+            market: bool,
         },
     }
 
@@ -367,7 +418,8 @@ mod tests {
                     qty_milli,
                 }
             }),
-            (any::<bool>(), 5i64..8000).prop_map(|(buy, quote)| Op::QuoteMarket { buy, quote }),
+            (any::<bool>(), 5i64..8000, 0usize..STP.len() + 1)
+                .prop_map(|(buy, quote, stp)| Op::QuoteMarket { buy, quote, stp }),
             (1i64..80).prop_map(|qty_milli| Op::Oco { qty_milli }),
             (0usize..20).prop_map(|pick| Op::Cancel { pick }),
             (-400i64..400).prop_map(|bp| Op::Move { bp }),
@@ -421,15 +473,22 @@ mod tests {
                         stp,
                     }
                 ),
-            (any::<bool>(), -300i64..300, 1i64..120, 0usize..4, 0usize..3).prop_map(
-                |(buy, offset_bp, qty_milli, stp, tif)| Op::SelfTaker {
+            (
+                any::<bool>(),
+                -300i64..300,
+                1i64..120,
+                0usize..STP.len() + 1,
+                0usize..3,
+                any::<bool>()
+            )
+                .prop_map(|(buy, offset_bp, qty_milli, stp, tif, market)| Op::SelfTaker {
                     buy,
                     offset_bp,
                     qty_milli,
                     stp,
                     tif,
-                }
-            ),
+                    market,
+                }),
             (0usize..20, any::<bool>(), any::<bool>(), -300i64..300, 1i64..200).prop_map(
                 |(pick, allow_failure, buy, offset_bp, qty_milli)| Op::Replace {
                     pick,
@@ -539,6 +598,15 @@ mod tests {
 
     const STP: [&str; 4] = ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"];
 
+    /// An order's parameters with `selfTradePreventionMode` `STP[stp]`, or without one (the
+    /// symbol's default applies) when `stp` is past the end.
+    fn with_stp(mut v: Vec<(&str, String)>, stp: usize) -> Params {
+        if let Some(mode) = STP.get(stp) {
+            v.push(("selfTradePreventionMode", mode.to_string()));
+        }
+        params(&v)
+    }
+
     /// An OTO/OTOCO request (`Op::Oto`): the working LIMIT at `offset_bp`, the pending
     /// order(s) on the other side around the market.
     fn oto_params(e: &Engine, op: &Op) -> Params {
@@ -637,21 +705,26 @@ mod tests {
                 qty_milli,
                 stp,
                 tif,
+                market,
             } => {
                 // At the price of the best own order on the other side when there is one.
                 let own = e
                     .best_own_maker("BTCUSDT", *buy, 0, None)
                     .map(|(_, p)| p)
                     .unwrap_or_else(|| price_at(e, *offset_bp));
-                params(&[
+                let mut v = vec![
                     ("symbol", s("BTCUSDT")),
                     ("side", side(*buy)),
-                    ("type", s("LIMIT")),
-                    ("timeInForce", s(["GTC", "IOC", "FOK"][*tif])),
                     ("quantity", qty(*qty_milli)),
-                    ("price", own.to_string()),
-                    ("selfTradePreventionMode", s(STP[*stp])),
-                ])
+                ];
+                if *market {
+                    v.push(("type", s("MARKET")));
+                } else {
+                    v.push(("type", s("LIMIT")));
+                    v.push(("timeInForce", s(["GTC", "IOC", "FOK"][*tif])));
+                    v.push(("price", own.to_string()));
+                }
+                with_stp(v, *stp)
             }
             _ => Params::default(),
         }
@@ -720,12 +793,15 @@ mod tests {
                 ("quantity", qty(*qty_milli)),
                 ("price", price_at(e, *offset_bp).to_string()),
             ]),
-            Op::QuoteMarket { buy, quote } => params(&[
-                ("symbol", s("BTCUSDT")),
-                ("side", s(if *buy { "BUY" } else { "SELL" })),
-                ("type", s("MARKET")),
-                ("quoteOrderQty", quote.to_string()),
-            ]),
+            Op::QuoteMarket { buy, quote, stp } => with_stp(
+                vec![
+                    ("symbol", s("BTCUSDT")),
+                    ("side", s(if *buy { "BUY" } else { "SELL" })),
+                    ("type", s("MARKET")),
+                    ("quoteOrderQty", quote.to_string()),
+                ],
+                *stp,
+            ),
             Op::Oco { qty_milli } => {
                 let p = params(&[
                     ("symbol", s("BTCUSDT")),
@@ -771,9 +847,64 @@ mod tests {
             }
             Op::Iceberg { .. } | Op::SelfTaker { .. } => own_book_params(e, op),
         };
+        let first_own = match op {
+            Op::SelfTaker { buy, .. } => first_in_book_own_maker(e, *buy, None),
+            Op::QuoteMarket { buy, quote, .. } => first_in_book_own_maker(e, *buy, Some(*quote)),
+            _ => None,
+        };
         if let Ok(o) = e.parse_new_order(&p) {
-            let _ = e.place(&o, now, false);
+            let placed = e.place(&o, now, false);
+            // A FOK may expire before it meets anything.
+            if let (Some(maker), Ok(placed)) = (first_own, placed)
+                && placed.order_id != 0
+                && o.time_in_force != Some(TimeInForce::Fok)
+            {
+                check_met(e, placed.order_id, maker);
+            }
         }
+    }
+
+    /// The account's own resting order a taker on `buy`'s side meets before any synthetic
+    /// level (it is at or better than the synthetic touch), when the account (and the taker's
+    /// `quote` amount, if it has one) can pay for at least one step at its price.
+    fn first_in_book_own_maker(e: &Engine, buy: bool, quote: Option<i64>) -> Option<u64> {
+        let m = e.market.get("BTCUSDT")?;
+        let (maker, price) = e.best_own_maker("BTCUSDT", buy, 0, None)?;
+        let first = if buy {
+            price <= m.best_ask().0
+        } else {
+            price >= m.best_bid().0
+        };
+        let step = m.spec.step;
+        let funded = if buy {
+            e.balance("USDT").free >= price * step
+        } else {
+            e.balance("BTC").free >= step
+        };
+        let amount = quote.is_none_or(|q| Decimal::from(q) >= price * step);
+        Some(maker).filter(|_| first && funded && amount)
+    }
+
+    /// The taker met the own order `maker` as its mode says, named or the default: a prevented
+    /// match between them, or (NONE) a trade with a fill on each of them.
+    fn check_met(e: &Engine, taker: u64, maker: u64) {
+        let prevented = e
+            .account
+            .prevented
+            .iter()
+            .any(|p| p.taker_order_id == taker && p.maker_order_id == maker);
+        let traded = e.account.trades.iter().any(|t| {
+            t.order_id == taker
+                && e.account
+                    .trades
+                    .iter()
+                    .any(|x| x.id == t.id && x.order_id == maker)
+        });
+        let mode = e.account.orders.get(&taker).map(|o| o.stp_mode);
+        assert!(
+            prevented || traded,
+            "taker {taker} ({mode:?}) did not meet the account's order {maker} first in the book"
+        );
     }
 
     proptest! {

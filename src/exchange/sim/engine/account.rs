@@ -65,10 +65,6 @@ pub struct SimOrder {
     /// `selfTradePreventionMode`.
     #[serde(default)]
     pub stp_mode: StpMode,
-    /// The order named its `selfTradePreventionMode`: as a taker it meets the account's own
-    /// resting orders (`selftrade`); one that named none does not.
-    #[serde(default)]
-    pub meets_own: bool,
     /// The last match self-trade prevention stopped for this order, and the quantity it
     /// expired (`preventedMatchId`, `preventedQuantity`).
     #[serde(default)]
@@ -121,7 +117,6 @@ impl SimOrder {
             trailing_extreme: None,
             iceberg_qty: o.iceberg_qty,
             stp_mode: o.stp_mode,
-            meets_own: o.meets_own,
             prevented_match_id: None,
             prevented_qty: Decimal::ZERO,
         }

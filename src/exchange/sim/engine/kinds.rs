@@ -169,9 +169,10 @@ wire_enum!(
 );
 
 impl Default for StpMode {
-    /// Orders saved before self-trade prevention was served had none.
+    /// Orders saved before self-trade prevention was served named none: they get the symbol's
+    /// default, EXPIRE_MAKER, as every order that names none does.
     fn default() -> Self {
-        StpMode::None
+        StpMode::ExpireMaker
     }
 }
 

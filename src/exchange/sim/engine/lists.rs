@@ -267,6 +267,18 @@ impl Engine {
                 "The relationship of the prices for the orders is not correct.",
             ));
         }
+        // A LIMIT_MAKER leg may not take: above (below) the last price it cannot cross the
+        // synthetic book, but it can cross a resting order of the account between the two.
+        for o in [&above, &below] {
+            if o.order_type == OrderType::LimitMaker
+                && let Some(p) = o.price
+                && self
+                    .best_own_maker(&symbol, side == Side::Buy, 0, Some(p))
+                    .is_some()
+            {
+                return Err(ApiError::rejected("Order would immediately match and take."));
+            }
+        }
         for o in [&above, &below] {
             if let Some(c) = &o.client_order_id {
                 self.check_duplicate(c)?;
@@ -355,6 +367,5 @@ fn oco_leg(
         resp_type: RespType::Ack,
         iceberg_qty,
         stp_mode: parse_stp_mode(p, "selfTradePreventionMode")?,
-        meets_own: p.get("selfTradePreventionMode").is_some(),
     })
 }

@@ -104,7 +104,7 @@ impl Engine {
             && let Some(p) = o.price
         {
             let takes = if buy { p >= m.best_ask } else { p <= m.best_bid };
-            let own = o.meets_own && self.best_own_maker(&o.symbol, buy, 0, Some(p)).is_some();
+            let own = self.best_own_maker(&o.symbol, buy, 0, Some(p)).is_some();
             if takes || own {
                 return Err(ApiError::rejected("Order would immediately match and take."));
             }
@@ -216,7 +216,7 @@ impl Engine {
         let usable_base = usable(base);
         let quote_mode = o.order_type == OrderType::Market && o.orig_qty.is_zero();
         if o.time_in_force == TimeInForce::Fok && limit.is_some() {
-            let own = if o.meets_own && o.stp_mode == StpMode::None {
+            let own = if o.stp_mode == StpMode::None {
                 self.own_crossing_qty(&o.symbol, buy, o.price)
             } else {
                 Decimal::ZERO
@@ -246,23 +246,10 @@ impl Engine {
         }
         let mut fills = Vec::new();
         if quote_mode {
-            // A quoteOrderQty order walks the synthetic book only: its quantity is what the
-            // amount bought, known before the fills are booked.
-            let levels = self.take_levels(&o.symbol, buy, max_qty, limit, quote_cap, now);
-            let q: Decimal = levels.iter().map(|(_, q)| *q).sum();
-            if let Some(x) = self.account.orders.get_mut(&order_id) {
-                x.orig_qty = q;
-            }
-            for (price, qty) in levels {
-                fills.push(self.apply_fill(order_id, price, qty, false, now));
-            }
+            fills = self.run_quote_taker(&o, max_qty, quote_cap, now);
         } else {
             loop {
-                let own = if o.meets_own {
-                    self.best_own_maker(&o.symbol, buy, order_id, limit)
-                } else {
-                    None
-                };
+                let own = self.best_own_maker(&o.symbol, buy, order_id, limit);
                 // Synthetic levels strictly better than the best own order come first.
                 let bound = match own {
                     Some((_, p)) => {
@@ -310,6 +297,81 @@ impl Engine {
                 };
                 self.expire(order_id, reason, now);
             }
+        }
+        fills
+    }
+
+    /// `run_taker` for a quoteOrderQty MARKET order `o`: its quantity is what the amount
+    /// bought, known only once the walk is done, so the walk is planned first and the taker's
+    /// fills booked after its `origQty` is set. The own orders it meets are met on the way as
+    /// its mode says: an expired maker is gone before the levels behind it are taken; a
+    /// self-trade (`NONE`) books the maker's side at once (putting the trade on the tape) and
+    /// the taker's with the others; a taker the mode expires stops there and expires after
+    /// its fills are booked, what the rest of its amount buys at that price being its
+    /// quantity left (its `preventedQuantity`).
+    fn run_quote_taker(
+        &mut self,
+        o: &SimOrder,
+        mut max_qty: Decimal,
+        mut quote_cap: Option<Decimal>,
+        now: i64,
+    ) -> Vec<MyTrade> {
+        let (buy, id) = (o.buy(), o.order_id);
+        let (tick, step) = match self.market.get(&o.symbol) {
+            Some(m) => (m.spec.tick, m.spec.step),
+            None => return Vec::new(),
+        };
+        // (price, qty, the tape's trade id when the maker's side already booked it).
+        let mut plan: Vec<(Decimal, Decimal, Option<u64>)> = Vec::new();
+        let mut stopped_at = None;
+        loop {
+            let own = self.best_own_maker(&o.symbol, buy, id, None);
+            let bound = own.map(|(_, p)| if buy { p - tick } else { p + tick });
+            for (price, qty) in self.take_levels(&o.symbol, buy, max_qty, bound, quote_cap, now) {
+                max_qty -= qty;
+                quote_cap = quote_cap.map(|c| c - price * qty);
+                plan.push((price, qty, None));
+            }
+            let Some((maker, price)) = own else { break };
+            if max_qty <= Decimal::ZERO || quote_cap.is_some_and(|c| c <= Decimal::ZERO) {
+                break;
+            }
+            match o.stp_mode {
+                StpMode::None => {
+                    let visible = self.account.orders.get(&maker).map(SimOrder::visible_qty);
+                    let q = visible
+                        .unwrap_or_default()
+                        .min(qty_left(price, max_qty, quote_cap, step));
+                    if q <= Decimal::ZERO {
+                        break;
+                    }
+                    let t = self.book_fill(maker, price, q, true, now, None);
+                    max_qty -= q;
+                    quote_cap = quote_cap.map(|c| c - price * q);
+                    plan.push((price, q, Some(t.id)));
+                }
+                StpMode::ExpireMaker => {
+                    self.meet_own(id, maker, price, max_qty, quote_cap, now);
+                }
+                StpMode::ExpireTaker | StpMode::ExpireBoth => {
+                    stopped_at = Some((maker, price))
+                        .filter(|_| qty_left(price, max_qty, quote_cap, step) > Decimal::ZERO);
+                    break;
+                }
+            }
+        }
+        let rest = stopped_at
+            .map(|(_, p)| qty_left(p, max_qty, quote_cap, step))
+            .unwrap_or_default();
+        if let Some(x) = self.account.orders.get_mut(&id) {
+            x.orig_qty = plan.iter().map(|(_, q, _)| *q).sum::<Decimal>() + rest;
+        }
+        let fills = plan
+            .into_iter()
+            .map(|(price, qty, trade)| self.book_fill(id, price, qty, false, now, trade))
+            .collect();
+        if let Some((maker, price)) = stopped_at {
+            self.meet_own(id, maker, price, max_qty, quote_cap, now);
         }
         fills
     }
@@ -589,6 +651,16 @@ impl Engine {
             }
         }
     }
+}
+
+/// What a taker with `max_qty` and at most `quote_cap` to spend can still trade at `price`, in
+/// whole steps.
+fn qty_left(price: Decimal, max_qty: Decimal, quote_cap: Option<Decimal>, step: Decimal) -> Decimal {
+    let by_quote = match quote_cap {
+        Some(c) => c.checked_div(price).and_then(|x| checked_floor_to(x, step)),
+        None => Some(max_qty),
+    };
+    by_quote.unwrap_or_default().min(max_qty).max(Decimal::ZERO)
 }
 
 fn empty_trade() -> MyTrade {

@@ -1,18 +1,16 @@
 //! The account's own resting orders as part of the book, and self-trade prevention (Binance's
 //! STP FAQ): when a taker of the account meets a resting order of the same account, the
-//! taker's `selfTradePreventionMode` decides. `NONE` trades with itself (one trade on the tape,
-//! a fill on each side); `EXPIRE_TAKER` expires what is left of the taker, `EXPIRE_MAKER` the
-//! resting order (the taker goes on matching), `EXPIRE_BOTH` both. An order expired this way
-//! ends `EXPIRED_IN_MATCH`, with an `executionReport` of execution type `TRADE_PREVENTION`, a
-//! `preventedMatchId` and its `preventedQuantity`; the prevented match is listed by
-//! `GET /api/v3/myPreventedMatches`.
-//!
-//!
-//! One deviation from Binance, on purpose: only a taker that *named* its mode meets the
-//! account's own orders. One that named none reports the symbol's default (EXPIRE_MAKER, as on
-//! Binance) but takes the synthetic book only, as the sim did before it served self-trade
-//! prevention: crbot's own orders and the orders a test places beside them on the same account
-//! do not expire each other unasked (crbot's randomized books test assumes they do not).
+//! taker's `selfTradePreventionMode` decides, and an order that named none has the symbol's
+//! default, EXPIRE_MAKER (`defaultSelfTradePreventionMode`), exactly as if it had named it.
+//! `NONE` trades with itself (one trade on the tape, a fill on each side); `EXPIRE_TAKER`
+//! expires what is left of the taker, `EXPIRE_MAKER` the resting order (the taker goes on
+//! matching), `EXPIRE_BOTH` both. An order expired this way ends `EXPIRED_IN_MATCH`, with an
+//! `executionReport` of execution type `TRADE_PREVENTION`, a `preventedMatchId` and its
+//! `preventedQuantity`; the prevented match is listed by `GET /api/v3/myPreventedMatches`.
+//! Every order that takes liquidity meets the account's orders so: market and limit orders,
+//! IOC and FOK, stops when they trigger, order-list legs, cancelReplace's new order, on REST
+//! and the WebSocket API alike. So an order a client places beside its own resting orders on
+//! the one account expires those it crosses unless it names `NONE`.
 //!
 //! Owns: finding the best own resting order a taker crosses, and what meeting it does. Must
 //! not: walk the synthetic book (that is `matching`).

@@ -28,16 +28,14 @@ pub struct NewOrder {
     pub iceberg_qty: Option<Decimal>,
     /// `selfTradePreventionMode` (the symbol's default when not sent).
     pub stp_mode: StpMode,
-    /// `selfTradePreventionMode` was sent (see `SimOrder::meets_own`).
-    pub meets_own: bool,
 }
 
 /// The `ICEBERG_PARTS` filter's limit: an iceberg may be cut into at most this many parts.
 pub const ICEBERG_PARTS: i64 = 100;
 
 /// The self-trade prevention modes every symbol allows (`allowedSelfTradePreventionModes`),
-/// and the one an order without `selfTradePreventionMode` reports: EXPIRE_MAKER, as on
-/// Binance's spot symbols (such an order does not meet the account's own orders: `selftrade`).
+/// and the one an order without `selfTradePreventionMode` gets: EXPIRE_MAKER, as on Binance's
+/// spot symbols (`defaultSelfTradePreventionMode`), applied as if the order had named it.
 /// NONE is allowed as well (Binance documents it among the modes; its live symbols no longer
 /// list it), so that a test can ask for a self-trade.
 pub const ALLOWED_STP_MODES: &[StpMode] = &[
@@ -244,7 +242,6 @@ impl Engine {
             resp_type,
             iceberg_qty,
             stp_mode,
-            meets_own: p.get("selfTradePreventionMode").is_some(),
         };
         check_type_params(order_type, &order)?;
         check_iceberg(order_type, order.time_in_force, order.quantity, order.iceberg_qty)?;
