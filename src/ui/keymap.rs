@@ -273,6 +273,13 @@ impl Keymap {
             ),
             (
                 Normal,
+                c('p'),
+                A::Protect,
+                "re-protect position (:protect)",
+                None,
+            ),
+            (
+                Normal,
                 c(':'),
                 A::CommandLine,
                 "command line (:buy, :kill…)",
