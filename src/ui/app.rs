@@ -867,7 +867,9 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
                 fx.push(Effect::Send(Command::CancelLimitChange));
             }
             Some(Dialog::Reprotect { symbol, .. }) => {
-                app.status = Some(format!("{symbol} left UNPROTECTED (p on the position offers it again)"));
+                app.status = Some(format!(
+                    "{symbol} left UNPROTECTED (p on the position offers it again)"
+                ));
             }
             _ => {}
         },
@@ -1778,7 +1780,8 @@ fn follow_reprotect(app: &mut App, snap: &Snapshot) {
     let refused = format!("re-protection of {symbol}");
     let verdict = snap.log.iter().filter(|l| l.seq > *seen).find(|l| {
         l.text.starts_with(&placed)
-            || (l.kind == LogKind::Rejection && (l.text.contains(&refused) || l.text.contains("protective OCO")))
+            || (l.kind == LogKind::Rejection
+                && (l.text.contains(&refused) || l.text.contains("protective OCO")))
             || (l.text.starts_with(symbol.as_str()) && l.level == crate::engine::snapshot::LogLevel::Error)
     });
     if let Some(line) = verdict {

@@ -261,7 +261,10 @@ mod tests {
 
     #[test]
     fn protect_takes_a_symbol_and_optionally_both_prices() {
-        assert_eq!(parse("protect btcusdt"), Ok(Typed::Protect("BTCUSDT".into(), None)));
+        assert_eq!(
+            parse("protect btcusdt"),
+            Ok(Typed::Protect("BTCUSDT".into(), None))
+        );
         let price = |t: &str| t.parse::<Price>().expect("a price");
         assert_eq!(
             parse("protect BTCUSDT 95000 100000.5"),

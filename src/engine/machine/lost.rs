@@ -89,7 +89,12 @@ impl Engine {
     /// The protection lost when the leg `cid` ended, if its list is lost: every leg of the
     /// list ended, none filled, crbot did not end it, and the position lacks a working stop.
     /// `seen`: lists already judged during this input.
-    fn lost_list(&mut self, cid: &ClientOrderId, seen: &mut BTreeSet<i64>, now: i64) -> Option<LostProtection> {
+    fn lost_list(
+        &mut self,
+        cid: &ClientOrderId,
+        seen: &mut BTreeSet<i64>,
+        now: i64,
+    ) -> Option<LostProtection> {
         let state = &self.core.state;
         let leg = state.orders.get(cid)?;
         let list = leg.order_list_id?;
@@ -102,7 +107,9 @@ impl Engine {
         if legs.iter().any(|o| o.state.is_open()) || !seen.insert(list) {
             return None;
         }
-        let own = legs.iter().any(|o| self.lost.own_ends.contains(&o.client_order_id));
+        let own = legs
+            .iter()
+            .any(|o| self.lost.own_ends.contains(&o.client_order_id));
         for o in &legs {
             self.lost.own_ends.remove(&o.client_order_id);
         }
@@ -125,8 +132,14 @@ impl Engine {
         if (halted && cause_status == OrderStatus::Canceled) || !state.lacks_working_stop(&symbol) {
             return None;
         }
-        let stop_loss = legs.iter().find(|o| o.purpose == OrderPurpose::StopLoss)?.stop_price?;
-        let take_profit = legs.iter().find(|o| o.purpose == OrderPurpose::TakeProfit)?.price?;
+        let stop_loss = legs
+            .iter()
+            .find(|o| o.purpose == OrderPurpose::StopLoss)?
+            .stop_price?;
+        let take_profit = legs
+            .iter()
+            .find(|o| o.purpose == OrderPurpose::TakeProfit)?
+            .price?;
         Some(LostProtection {
             symbol: symbol.clone(),
             stop_loss,
@@ -154,7 +167,9 @@ impl Engine {
             lost.take_profit,
         );
         tracing::error!(%symbol, status = %lost.status, reason = %lost.reason, "protection lost: position unprotected");
-        self.core.state.log(now, LogLevel::Error, LogKind::Risk, text.clone());
+        self.core
+            .state
+            .log(now, LogLevel::Error, LogKind::Risk, text.clone());
         self.core
             .record_event(EventKind::ProtectionLost, Some(&symbol), &text, now);
         if self.alerts.is_some() {
@@ -173,11 +188,16 @@ impl Engine {
             self.core.state.log(now, LogLevel::Warn, LogKind::Rejection, text);
             return;
         }
-        match self.core.decide_reprotection(&symbol, stop_loss, take_profit, now) {
+        match self
+            .core
+            .decide_reprotection(&symbol, stop_loss, take_profit, now)
+        {
             Ok(oco) => self.send_oco(oco),
             Err(Refusal::Storage(e)) => {
                 let text = format!("re-protection of {symbol} not sent: the journal cannot record it ({e})");
-                self.core.state.log(now, LogLevel::Error, LogKind::Rejection, text);
+                self.core
+                    .state
+                    .log(now, LogLevel::Error, LogKind::Rejection, text);
             }
             // The gate logged the refusal with every reason.
             Err(Refusal::Risk(_)) => {}
