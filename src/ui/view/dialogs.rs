@@ -321,20 +321,7 @@ fn dialog_body<'a>(
             (" Quit crbot? ", None)
         }
         Dialog::CancelProtection { symbol, purpose, .. } => {
-            let leg = if *purpose == OrderPurpose::StopLoss {
-                "stop-loss"
-            } else {
-                "take-profit"
-            };
-            lines.push(Line::from(format!(
-                "This {leg} is one leg of {symbol}'s protective OCO: the exchange cancels both legs."
-            )));
-            lines.push(Line::from(Span::styled(
-                format!("The {symbol} position is then UNPROTECTED on the exchange."),
-                theme.negative(),
-            )));
-            lines.push(Line::from(""));
-            lines.push(Line::from("y / Enter: cancel both legs    n / Esc: keep them"));
+            cancel_protection_lines(theme, symbol, *purpose, lines);
             (" Cancel the protection? ", None)
         }
         Dialog::CancelOrder { order, line } => {
@@ -371,14 +358,10 @@ fn dialog_body<'a>(
             stop_loss,
             take_profit,
             cause,
-        } => {
-            reprotect_lines(theme, snap, symbol, (*stop_loss, *take_profit), *cause, lines);
-            if cause.is_some() {
-                (" Protection lost ", None)
-            } else {
-                (" Re-protect the position? ", None)
-            }
-        }
+        } => (
+            reprotect_lines(theme, snap, symbol, (*stop_loss, *take_profit), *cause, lines),
+            None,
+        ),
         Dialog::Rearm { passphrase, error } => {
             rearm_lines(theme, snap, passphrase.as_ref(), error.as_deref(), lines);
             (" Re-arm trading? ", None)
@@ -465,8 +448,30 @@ fn close_position_lines(
     ));
 }
 
+fn cancel_protection_lines(
+    theme: &Theme,
+    symbol: &Symbol,
+    purpose: OrderPurpose,
+    lines: &mut Vec<Line<'static>>,
+) {
+    let leg = if purpose == OrderPurpose::StopLoss {
+        "stop-loss"
+    } else {
+        "take-profit"
+    };
+    lines.push(Line::from(format!(
+        "This {leg} is one leg of {symbol}'s protective OCO: the exchange cancels both legs."
+    )));
+    lines.push(Line::from(Span::styled(
+        format!("The {symbol} position is then UNPROTECTED on the exchange."),
+        theme.negative(),
+    )));
+    lines.push(Line::from(""));
+    lines.push(Line::from("y / Enter: cancel both legs    n / Esc: keep them"));
+}
+
 /// The re-protect offer: what was lost and why (when the engine saw it end), then exactly
-/// what would be placed, for the quantity the engine would send.
+/// what would be placed, for the quantity the engine would send. Returns the title.
 fn reprotect_lines(
     theme: &Theme,
     snap: &Snapshot,
@@ -474,7 +479,7 @@ fn reprotect_lines(
     (stop_loss, take_profit): (Price, Price),
     cause: Option<(OrderPurpose, OrderStatus)>,
     lines: &mut Vec<Line<'static>>,
-) {
+) -> &'static str {
     match cause {
         Some((leg, status)) => {
             let leg = crate::ui::format::purpose_label(leg);
@@ -513,6 +518,11 @@ fn reprotect_lines(
     )));
     lines.push(Line::from(""));
     lines.push(Line::from("[y] re-protect   [n/Esc] leave unprotected"));
+    if cause.is_some() {
+        " Protection lost "
+    } else {
+        " Re-protect the position? "
+    }
 }
 
 /// `passphrase` is `Some` in a mode with keys: re-arming then needs the vault passphrase.
