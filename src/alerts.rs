@@ -49,6 +49,9 @@ pub enum AlertKind {
     AuthFailures,
     /// A price alert set on the screen fired (a symbol's last price crossed it).
     Price,
+    /// A position's protective OCO ended on the exchange without a fill (a leg expired by
+    /// self-trade prevention, the list cancelled outside crbot): the position is unprotected.
+    ProtectionLost,
 }
 
 impl AlertKind {
@@ -65,6 +68,7 @@ impl AlertKind {
             AlertKind::Reconnected => "RECONNECTED",
             AlertKind::AuthFailures => "AUTH_FAILURES",
             AlertKind::Price => "PRICE",
+            AlertKind::ProtectionLost => "PROTECTION_LOST",
         }
     }
 }

@@ -339,6 +339,7 @@ pub(crate) fn command_name(command: &Command) -> &'static str {
         Command::RemoveSymbol(_) => "remove_symbol",
         Command::SetPriceAlert { .. } => "set_price_alert",
         Command::ClearPriceAlerts(_) => "clear_price_alerts",
+        Command::Reprotect { .. } => "reprotect",
         Command::SelectSymbol(_) => "select_symbol",
         Command::SetChartInterval(_) => "set_chart_interval",
         Command::ProposeLimit { .. } => "propose_limit",

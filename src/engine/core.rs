@@ -28,6 +28,8 @@ use crate::portfolio::equity::{FlowSource, Mark, unexplained_changes};
 use crate::portfolio::{DayStart, EquityTracker};
 use crate::risk::{self, ApprovedOrder, Denial, Limits, RiskApproved, TradingState, Trigger};
 
+mod reprotect;
+
 /// Why a ticket did not become an order.
 #[derive(Debug)]
 pub enum Refusal {
@@ -762,6 +764,11 @@ impl Core {
                 ),
             );
         }
+        if status.is_terminal() && before.state.is_open() && before.purpose.is_protective() {
+            // Whether that leaves the position bare is the protection workflow's to judge,
+            // once the input that ended it is fully applied (its sibling may end with it).
+            self.state.ended_protective.push(cid.clone());
+        }
         let mut follow = Vec::new();
         if status.is_terminal() && before.purpose == OrderPurpose::Entry && !executed.is_zero() {
             follow.extend(self.protection_for(cid, now_ms));
@@ -869,7 +876,34 @@ impl Core {
         take_profit: Price,
         now_ms: i64,
     ) -> Option<RiskApproved<OcoRequest>> {
-        let rules = self.state.rules.get(symbol)?.clone();
+        let oco = match self.plan_reprotection(symbol, stop_loss, take_profit, now_ms) {
+            Ok(oco) => oco,
+            Err(Some(why)) => {
+                let text = format!("{symbol}: {why}; unprotected");
+                self.state.log(now_ms, LogLevel::Warn, LogKind::Risk, text);
+                return None;
+            }
+            Err(None) => return None,
+        };
+        let oco = self.approve_protection(oco, now_ms)?;
+        self.journal_oco_legs(&oco, now_ms)?;
+        Some(oco)
+    }
+
+    /// The OCO a re-protection sends ([`Core::prepare_reprotection`]), not yet approved. `Err`
+    /// with why when it is too small to send (`None`: there is nothing to protect at all).
+    fn plan_reprotection(
+        &self,
+        symbol: &Symbol,
+        stop_loss: Price,
+        take_profit: Price,
+        now_ms: i64,
+    ) -> Result<OcoRequest, Option<String>> {
+        let rules = self
+            .state
+            .rules
+            .get(symbol)
+            .ok_or_else(|| Some("no exchange rules for it".to_string()))?;
         let qty = rules.round_qty(OrderType::Limit, self.state.unheld_position(symbol));
         let min_qty = rules
             .filters
@@ -884,16 +918,14 @@ impl Core {
             .map(|n| n.min_notional)
             .unwrap_or_default();
         let notional = stop_loss.notional(qty).map(|n| n.value()).unwrap_or_default();
-        if qty.is_zero() || qty.value() < min_qty || notional < min_notional {
-            if !qty.is_zero() {
-                let text =
-                    format!("{symbol}: {qty} left after the close is too small to protect; unprotected");
-                self.state.log(now_ms, LogLevel::Warn, LogKind::Risk, text);
-            }
-            return None;
+        if qty.is_zero() {
+            return Err(None);
+        }
+        if qty.value() < min_qty || notional < min_notional {
+            return Err(Some(format!("{qty} is too small to protect")));
         }
         let id = |n: u64| ClientOrderId::generate(now_ms, rand::random::<u64>().wrapping_add(n));
-        let oco = OcoRequest {
+        Ok(OcoRequest {
             symbol: symbol.clone(),
             qty,
             take_profit,
@@ -902,10 +934,7 @@ impl Core {
             list_client_order_id: id(0),
             take_profit_client_order_id: id(1),
             stop_loss_client_order_id: id(2),
-        };
-        let oco = self.approve_protection(oco, now_ms)?;
-        self.journal_oco_legs(&oco, now_ms)?;
-        Some(oco)
+        })
     }
 
     /// The exchange refused a protective OCO (both legs are already marked NOT_SENT). When the

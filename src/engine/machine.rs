@@ -5,7 +5,9 @@
 //! given go in; the state changes and the [`Effect`]s to perform come out, in order. The
 //! workflows each live in a module of their own with the state they own: `tickets` (preview,
 //! submit, placement answers, cancels), `protection` (the OCO after a fill, closes and the
-//! re-protection of what a partial close leaves), `halts` (the kill switch, automatic halts,
+//! re-protection of what a partial close leaves), `lost` (protection the exchange ended
+//! without a fill: told loudly, offered again, never re-placed by itself), `halts` (the kill
+//! switch, automatic halts,
 //! flatten, re-arm), `limits` (limit changes from the screen), `sync` (start-up loads, the
 //! REST resync, order resolution, the streams) and `schedule` (the tick: equity samples,
 //! clock and rules refreshes, scheduled backups, a `crbot kill` seen in the journal).
@@ -21,6 +23,7 @@ mod focus;
 mod halts;
 mod kill_reply;
 mod limits;
+mod lost;
 mod price_alerts;
 mod protection;
 mod schedule;
@@ -46,6 +49,7 @@ use crate::secret::SecretString;
 use crate::vault::VaultError;
 
 pub use focus::{FocusAnswer, FocusEffect};
+pub use lost::status_words;
 pub use sync::candle;
 pub use tickets::{Placement, Reply, headroom, outgoing_orders};
 
@@ -266,6 +270,8 @@ pub struct Engine {
     core: Core,
     sync: sync::SyncState,
     protection: protection::Closes,
+    /// Protective lists crbot is ending itself; the lost ones are in the state.
+    lost: lost::LostWatch,
     halts: halts::HaltState,
     schedule: schedule::Schedule,
     /// What has been alerted; `None` while alerts are off.
@@ -299,6 +305,7 @@ impl Engine {
             core,
             sync: sync::SyncState::new(state_row),
             protection: protection::Closes::default(),
+            lost: lost::LostWatch::default(),
             halts: halts::HaltState::new(auto_flatten, vault),
             schedule: schedule::Schedule::new(now),
             alerts: None,
@@ -329,6 +336,7 @@ impl Engine {
                 self.reprotect_finished_closes(now);
             }
         }
+        self.watch_lost_protection(now);
         self.check_price_alerts(now);
         self.follow_focus(now);
         self.decide_alerts(now);
@@ -383,6 +391,11 @@ impl Engine {
                 price,
             } => self.set_price_alert(symbol, crossing, price, now),
             Command::ClearPriceAlerts(symbol) => self.clear_price_alerts(symbol, now),
+            Command::Reprotect {
+                symbol,
+                stop_loss,
+                take_profit,
+            } => self.reprotect(symbol, stop_loss, take_profit, now),
             Command::SelectSymbol(s) => self.core.state.selected = Some(s),
             Command::SetChartInterval(i) => self.set_chart_interval(i),
             Command::ProposeLimit { name, value } => self.propose_limit(name, value, now),

@@ -94,6 +94,49 @@ pub struct Snapshot {
     /// Fills and orders from the journal, newest first, with realized P&L.
     #[serde(default)]
     pub history: HistoryView,
+    /// Protection the exchange ended without a fill while crbot still holds the position (a
+    /// leg expired by self-trade prevention, or the OCO cancelled outside crbot): what it was,
+    /// so that the trader can be offered the same stop-loss and take-profit again. crbot never
+    /// re-places it by itself. One entry per symbol, until the position has a working stop
+    /// again or is gone.
+    #[serde(default)]
+    pub lost_protection: Vec<LostProtection>,
+    /// For each of crbot's positions without a working stop: what a new protective OCO would
+    /// cover (the quantity a re-protection sends), for the screen's re-protect dialog.
+    #[serde(default)]
+    pub protect_qty: std::collections::BTreeMap<Symbol, Qty>,
+}
+
+/// A protective OCO that ended with no leg filled while crbot still holds its position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostProtection {
+    pub symbol: Symbol,
+    /// The lost OCO's stop-loss trigger and take-profit price (what a re-protection offers).
+    pub stop_loss: Price,
+    pub take_profit: Price,
+    /// The leg whose end took the protection (`StopLoss` or `TakeProfit`), with its status.
+    pub leg: OrderPurpose,
+    pub status: crate::domain::OrderStatus,
+    /// The status in words ("expired by self-trade prevention: another order of this account
+    /// crossed it").
+    pub reason: String,
+    /// When crbot saw the list end: with the symbol, what the screen offers once.
+    pub since_ms: i64,
+    /// What a new OCO would cover now: crbot's position less its own open sells, rounded down
+    /// to the lot step ([`crate::engine::core::Core::prepare_reprotection`]'s quantity); `None`
+    /// when that is nothing.
+    pub qty: Option<Qty>,
+}
+
+impl LostProtection {
+    /// `stop-loss` or `take-profit`: the leg in words.
+    pub fn leg_name(&self) -> &'static str {
+        if self.leg == OrderPurpose::StopLoss {
+            "stop-loss"
+        } else {
+            "take-profit"
+        }
+    }
 }
 
 /// What a standby knows of the account's leader, for the screen attached to it.
@@ -888,6 +931,14 @@ pub enum Command {
     },
     /// Clear a symbol's price alerts, or (`None`) every one that fired.
     ClearPriceAlerts(Option<Symbol>),
+    /// Place a protective OCO (stop-loss, take-profit) on crbot's unprotected position in
+    /// `symbol`, after the trader confirmed it: the risk gate decides and journals it as every
+    /// order (refused while halted), for the quantity a re-protection covers.
+    Reprotect {
+        symbol: Symbol,
+        stop_loss: Price,
+        take_profit: Price,
+    },
     SelectSymbol(Symbol),
     /// The chart's timeframe for the selected symbol.
     SetChartInterval(ChartInterval),

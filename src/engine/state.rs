@@ -81,6 +81,13 @@ pub struct EngineState {
     pub configured_limits: Option<Limits>,
     /// Price alerts, armed and fired (`engine::machine::price_alerts`).
     pub price_alerts: Vec<crate::engine::snapshot::PriceAlert>,
+    /// Protection the exchange ended without a fill while the position is still held, per
+    /// symbol (`engine::machine::protection`); memory only: a restart reconciles the orders
+    /// again, and a position left bare still shows NO STOP.
+    pub lost_protection: BTreeMap<Symbol, crate::engine::snapshot::LostProtection>,
+    /// Protective legs that just ended (a terminal exchange status), for the protection
+    /// workflow to look at after the input that ended them.
+    pub ended_protective: Vec<ClientOrderId>,
     pub selected: Option<Symbol>,
     pub kill: Option<KillProgress>,
     pub market_stream: StreamHealth,
@@ -138,6 +145,8 @@ impl EngineState {
             watchlist: Vec::new(),
             symbols: std::sync::Arc::default(),
             configured_limits: None,
+            lost_protection: BTreeMap::new(),
+            ended_protective: Vec::new(),
             price_alerts: Vec::new(),
             selected: None,
             kill: None,
@@ -853,6 +862,11 @@ impl EngineState {
                 (!step.is_zero()).then(|| (p.symbol.clone(), step))
             })
             .collect();
+        let protect_qty = positions
+            .iter()
+            .filter(|p| !p.external && self.lacks_working_stop(&p.symbol))
+            .filter_map(|p| Some((p.symbol.clone(), self.protect_qty(&p.symbol)?)))
+            .collect();
         Snapshot {
             symbols: self.symbols.clone(),
             price_alerts: self.price_alerts.clone(),
@@ -904,6 +918,15 @@ impl EngineState {
             // Filled by the engine, which keeps the selected symbol's detail and the history.
             focus: Default::default(),
             history: Default::default(),
+            protect_qty,
+            lost_protection: self
+                .lost_protection
+                .values()
+                .map(|l| crate::engine::snapshot::LostProtection {
+                    qty: self.protect_qty(&l.symbol),
+                    ..l.clone()
+                })
+                .collect(),
         }
     }
 
@@ -1020,6 +1043,28 @@ impl EngineState {
             .map(|b| b.free)
             .unwrap_or(Qty::ZERO);
         self.unheld_position(symbol).min(free)
+    }
+
+    /// What a new protective OCO on `symbol` would cover: crbot's position less what its own
+    /// open sells hold, rounded down to the lot step (as a re-protection sizes it). `None`
+    /// when that is nothing or the symbol's rules are not known.
+    pub fn protect_qty(&self, symbol: &Symbol) -> Option<Qty> {
+        let rules = self.rules.get(symbol)?;
+        let qty = rules.round_qty(crate::domain::OrderType::Limit, self.unheld_position(symbol));
+        (!qty.is_zero()).then_some(qty)
+    }
+
+    /// crbot holds a position on `symbol` (not dust) with no stop-loss sell working on the
+    /// exchange: the "NO STOP" of the screen ([`Snapshot::unprotected`]), except that a leg
+    /// still being sent or of unknown outcome does not count here as working.
+    pub fn lacks_working_stop(&self, symbol: &Symbol) -> bool {
+        let held = !self.positions.qty(symbol).is_zero() && !self.is_dust(symbol);
+        held && !self.orders.values().any(|o| {
+            &o.symbol == symbol
+                && o.side == crate::domain::Side::Sell
+                && o.purpose == crate::domain::OrderPurpose::StopLoss
+                && matches!(o.state, LocalOrderState::Exchange(s) if !s.is_terminal())
+        })
     }
 
     /// True when crbot's position on `symbol` is dust at the current mid

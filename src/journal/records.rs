@@ -209,10 +209,13 @@ pub enum EventKind {
     /// Protection could not be placed because the market was already through its stop-loss,
     /// and crbot exited at market instead.
     ProtectionStopHit,
+    /// A protective OCO ended on the exchange without a fill while crbot held the position
+    /// (the detail names the leg, its status and why): the position was left unprotected.
+    ProtectionLost,
 }
 
 impl EventKind {
-    const ALL: [EventKind; 7] = [
+    const ALL: [EventKind; 8] = [
         EventKind::Kill,
         EventKind::KillCancel,
         EventKind::KillDone,
@@ -220,6 +223,7 @@ impl EventKind {
         EventKind::Backup,
         EventKind::BackupFailed,
         EventKind::ProtectionStopHit,
+        EventKind::ProtectionLost,
     ];
 
     pub const fn as_code(self) -> &'static str {
@@ -231,6 +235,7 @@ impl EventKind {
             EventKind::Backup => "BACKUP",
             EventKind::BackupFailed => "BACKUP_FAILED",
             EventKind::ProtectionStopHit => "PROTECTION_STOP_HIT",
+            EventKind::ProtectionLost => "PROTECTION_LOST",
         }
     }
 

@@ -121,6 +121,10 @@ pub enum Denial {
     UnknownSymbol { symbol: Symbol },
     #[error("NOT_A_REDUCTION: a {side} on {symbol} does not reduce a position")]
     NotAReduction { symbol: Symbol, side: Side },
+    /// A re-protection the trader asked for that cannot protect: nothing to cover, too small,
+    /// or a price the market is already through.
+    #[error("NOT_PROTECTABLE: {symbol}: {reason}")]
+    NotProtectable { symbol: Symbol, reason: String },
 }
 
 pub(super) fn pct_text(p: &Option<Decimal>) -> String {
@@ -172,6 +176,7 @@ impl Denial {
             Denial::PnlUnavailable { .. } => "PNL_UNAVAILABLE",
             Denial::UnknownSymbol { .. } => "UNKNOWN_SYMBOL",
             Denial::NotAReduction { .. } => "NOT_A_REDUCTION",
+            Denial::NotProtectable { .. } => "NOT_PROTECTABLE",
         }
     }
 }

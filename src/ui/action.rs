@@ -27,6 +27,9 @@ pub enum Action {
     OpenTicket,
     CancelOrder,
     ClosePosition,
+    /// Offer a protective OCO again on the selected position (its lost stop-loss and
+    /// take-profit), asked first.
+    Protect,
     AddSymbol,
     /// A price alert on the selected watchlist symbol (the command line, prefilled).
     PriceAlert,

@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use super::UiConfig;
 use super::action::Action;
 use super::keymap::{Context, KeyPress};
-use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, Qty, Symbol, plain};
+use crate::domain::{ClientOrderId, LocalOrderState, OrderPurpose, OrderStatus, Price, Qty, Symbol, plain};
 use crate::engine::snapshot::{
     ChartInterval, Command, EquityWindow, LimitChangePending, LimitName, LogKind, OutgoingOrder, Snapshot,
     TicketDraft, TicketField, TicketOutcome, TicketResult,
@@ -183,6 +183,16 @@ pub enum Dialog {
     },
     Flatten {
         percent: u8,
+    },
+    /// Re-place a protective OCO on crbot's position in `symbol`: popped once when the
+    /// engine reports the position's protection lost (`cause`: the leg and its status), and
+    /// offered again by `p` or `:protect`. The quantity shown is the engine's
+    /// (`Snapshot::protect_qty`); `y` sends [`Command::Reprotect`] through the risk gate.
+    Reprotect {
+        symbol: Symbol,
+        stop_loss: Price,
+        take_profit: Price,
+        cause: Option<(OrderPurpose, OrderStatus)>,
     },
     /// `passphrase` is `Some` (what was typed so far) when the mode has keys: re-arming then
     /// needs the vault passphrase, which is never drawn.
@@ -500,6 +510,12 @@ pub struct App {
     last_log_seq: u64,
     /// The newest price alert firing already rung for (ms).
     alerts_seen_ms: i64,
+    /// Lost protections already offered (symbol, when the engine saw the loss): each pops its
+    /// dialog once.
+    lost_offered: HashSet<(Symbol, i64)>,
+    /// A re-protection was confirmed: its symbol and the newest log line then, so that the
+    /// engine's verdict on it is shown on the status line.
+    awaiting_reprotect: Option<(Symbol, u64)>,
     limits_rung: HashSet<LimitName>,
     /// The account as of the last snapshot, to check an open ticket again when it changes.
     account: AccountMark,
@@ -571,6 +587,8 @@ impl App {
             limit_answered: None,
             last_log_seq: snapshot.log.iter().map(|l| l.seq).max().unwrap_or(0),
             alerts_seen_ms: super::watchlist::newest_firing(snapshot),
+            lost_offered: HashSet::new(),
+            awaiting_reprotect: None,
             limits_rung: snapshot
                 .limits
                 .usage()
@@ -770,6 +788,15 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             }
             Err(why) => app.status = Some(why),
         },
+        Action::Protect => match position_target(app, snap) {
+            Ok(p) => {
+                let symbol = p.symbol.clone();
+                if let Err(why) = offer_protection(app, snap, &symbol, None) {
+                    app.status = Some(why);
+                }
+            }
+            Err(why) => app.status = Some(why),
+        },
         Action::Filter | Action::CommandLine | Action::AddSymbol => open_prompt(app, &action),
         Action::PriceAlert => open_price_alert(app, snap),
         Action::RemoveSymbol => match app
@@ -834,12 +861,18 @@ pub fn update(app: &mut App, action: Action, snap: &Snapshot) -> Vec<Effect> {
             }
         }
         Action::Confirm => fx.extend(confirm(app, snap)),
-        Action::Cancel => {
-            if let Some(Dialog::ConfirmLimit { pending, .. }) = app.dialog.take() {
+        Action::Cancel => match app.dialog.take() {
+            Some(Dialog::ConfirmLimit { pending, .. }) => {
                 app.limit_answered = Some(pending);
                 fx.push(Effect::Send(Command::CancelLimitChange));
             }
-        }
+            Some(Dialog::Reprotect { symbol, .. }) => {
+                app.status = Some(format!(
+                    "{symbol} left UNPROTECTED (p on the position offers it again)"
+                ));
+            }
+            _ => {}
+        },
         Action::ChoosePrev | Action::ChooseNext | Action::ChoosePercent(_) => choose(app, snap, &action),
         Action::Edit(input) => fx.extend(edit_focused(app, snap, input)),
         Action::Complete => complete_symbol(app, snap),
@@ -963,6 +996,7 @@ fn kill(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
                 | Dialog::ClosePosition { .. }
                 | Dialog::CancelOrder { .. }
                 | Dialog::Rearm { .. }
+                | Dialog::Reprotect { .. }
         )
     ) {
         app.dialog = None;
@@ -1045,6 +1079,16 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
                     vec![Effect::Send(Command::RemoveSymbol(symbol))]
                 }
                 Err(e) => refuse_line(app, input, e.to_string()),
+            };
+        }
+        Typed::Protect(text, prices) => {
+            let symbol = match Symbol::new(&text) {
+                Ok(symbol) => symbol,
+                Err(e) => return refuse_line(app, input, e.to_string()),
+            };
+            return match offer_protection(app, snap, &symbol, prices) {
+                Ok(()) => vec![],
+                Err(e) => refuse_line(app, input, e),
             };
         }
         Typed::Kill => Action::Kill,
@@ -1455,6 +1499,21 @@ fn confirm(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
             app.status = Some(format!("closing {percent}% of {symbol}"));
             vec![Effect::Send(Command::ClosePosition { symbol, percent })]
         }
+        Dialog::Reprotect {
+            symbol,
+            stop_loss,
+            take_profit,
+            ..
+        } => {
+            app.status = Some(format!("re-protection of {symbol} sent to the risk check"));
+            let newest = snap.log.iter().map(|l| l.seq).max().unwrap_or(0);
+            app.awaiting_reprotect = Some((symbol.clone(), newest));
+            vec![Effect::Send(Command::Reprotect {
+                symbol,
+                stop_loss,
+                take_profit,
+            })]
+        }
         Dialog::Flatten { percent } => {
             app.status = Some(format!("flattening {percent}% of crbot's positions"));
             vec![Effect::Send(Command::Flatten { percent })]
@@ -1562,6 +1621,8 @@ fn observe(app: &mut App, snap: &Snapshot) -> Vec<Effect> {
     if snap.limit_change_pending.is_none() {
         app.limit_answered = None;
     }
+    ring |= offer_lost_protection(app, snap);
+    follow_reprotect(app, snap);
     match (&snap.limit_change_pending, &app.dialog) {
         (Some(pending), None) if app.limit_answered.as_ref() != Some(pending) => {
             app.dialog = Some(Dialog::ConfirmLimit {
@@ -1648,4 +1709,83 @@ fn complete_symbol(app: &mut App, snap: &Snapshot) {
     let (done, hint) = super::watchlist::complete(snap, &word);
     *input = single_line(format!("{head}{done}"));
     *error = hint;
+}
+
+/// The re-protect dialog for crbot's position in `symbol`: at `prices`, else at the protection
+/// the engine reports lost there. Why not, when it cannot be offered.
+fn offer_protection(
+    app: &mut App,
+    snap: &Snapshot,
+    symbol: &Symbol,
+    prices: Option<(Price, Price)>,
+) -> Result<(), String> {
+    let held = snap
+        .positions
+        .iter()
+        .any(|p| &p.symbol == symbol && !p.external && !p.dust);
+    if !held {
+        return Err(format!("no crbot position in {symbol} to protect"));
+    }
+    if !snap.unprotected().contains(&symbol) {
+        return Err(format!("{symbol} already has a stop-loss on the exchange"));
+    }
+    let lost = snap.lost_protection.iter().find(|l| &l.symbol == symbol);
+    let (stop_loss, take_profit) = match (prices, lost) {
+        (Some(p), _) => p,
+        (None, Some(l)) => (l.stop_loss, l.take_profit),
+        (None, None) => {
+            return Err(format!(
+                "no lost protection known for {symbol}: give the prices, :protect {symbol} SL TP"
+            ));
+        }
+    };
+    app.help = false;
+    app.dialog = Some(Dialog::Reprotect {
+        symbol: symbol.clone(),
+        stop_loss,
+        take_profit,
+        cause: lost.map(|l| (l.leg, l.status)),
+    });
+    Ok(())
+}
+
+/// A protection the engine reports lost pops its dialog once, when nothing else is open (a
+/// dialog, the ticket being typed, the help): a `y` or Enter meant for them must never answer
+/// it. Whether to ring.
+fn offer_lost_protection(app: &mut App, snap: &Snapshot) -> bool {
+    if app.dialog.is_some() || app.ticket.is_some() || app.help {
+        return false;
+    }
+    let Some(lost) = snap
+        .lost_protection
+        .iter()
+        .find(|l| !app.lost_offered.contains(&(l.symbol.clone(), l.since_ms)))
+    else {
+        return false;
+    };
+    app.lost_offered.insert((lost.symbol.clone(), lost.since_ms));
+    let symbol = lost.symbol.clone();
+    match offer_protection(app, snap, &symbol, None) {
+        Ok(()) => true,
+        Err(_) => false,
+    }
+}
+
+/// After a confirmed re-protection: the engine's verdict (its log line) on the status line.
+fn follow_reprotect(app: &mut App, snap: &Snapshot) {
+    let Some((symbol, seen)) = &app.awaiting_reprotect else {
+        return;
+    };
+    let placed = format!("protective OCO placed on {symbol}");
+    let refused = format!("re-protection of {symbol}");
+    let verdict = snap.log.iter().filter(|l| l.seq > *seen).find(|l| {
+        l.text.starts_with(&placed)
+            || (l.kind == LogKind::Rejection
+                && (l.text.contains(&refused) || l.text.contains("protective OCO")))
+            || (l.text.starts_with(symbol.as_str()) && l.level == crate::engine::snapshot::LogLevel::Error)
+    });
+    if let Some(line) = verdict {
+        app.status = Some(line.text.clone());
+        app.awaiting_reprotect = None;
+    }
 }

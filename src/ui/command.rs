@@ -7,6 +7,7 @@
 
 use rust_decimal::Decimal;
 
+use crate::domain::Price;
 use crate::engine::snapshot::{Crossing, LimitName};
 
 /// What a command line asks for.
@@ -31,11 +32,14 @@ pub enum Typed {
     ListAlerts,
     /// `theme NAME`.
     Theme(String),
+    /// `protect SYMBOL [SL TP]`: offer a protective OCO on crbot's position in SYMBOL, at the
+    /// given stop-loss and take-profit or (without them) at the protection it lost.
+    Protect(String, Option<(Price, Price)>),
 }
 
 /// The commands, for the error message and the help.
 pub const COMMANDS: &str =
-    "buy, sell, kill, flatten, resume, limit, add, rm, alert, alerts, theme, help, quit";
+    "buy, sell, kill, flatten, resume, limit, add, rm, alert, alerts, protect, theme, help, quit";
 
 /// Parses one line (without the leading `:`).
 ///
@@ -69,6 +73,7 @@ pub fn parse(line: &str) -> Result<Typed, String> {
         "alert" if rest.is_empty() => Ok(Typed::ListAlerts),
         "alerts" => no_args(Typed::ListAlerts),
         "alert" => alert(rest),
+        "protect" => protect(rest),
         "theme" => match rest {
             [name] => Ok(Typed::Theme(name.to_ascii_lowercase())),
             _ => Err(format!("theme NAME: {}", crate::ui::theme::THEME_NAMES)),
@@ -103,6 +108,23 @@ fn alert(rest: &[&str]) -> Result<Typed, String> {
                 _ => Err(format!("`{price}` is not a positive price")),
             }
         }
+        _ => Err(usage.into()),
+    }
+}
+
+/// `protect SYMBOL [SL TP]`.
+fn protect(rest: &[&str]) -> Result<Typed, String> {
+    let usage = "protect SYMBOL [STOP-LOSS TAKE-PROFIT], e.g. `protect BTCUSDT 95000 100000`";
+    let price = |text: &str| match text.parse::<Price>() {
+        Ok(p) if !p.value().is_zero() => Ok(p),
+        _ => Err(format!("`{text}` is not a positive price")),
+    };
+    match rest {
+        [symbol] => Ok(Typed::Protect(symbol.to_ascii_uppercase(), None)),
+        [symbol, sl, tp] => Ok(Typed::Protect(
+            symbol.to_ascii_uppercase(),
+            Some((price(sl)?, price(tp)?)),
+        )),
         _ => Err(usage.into()),
     }
 }
@@ -235,6 +257,26 @@ mod tests {
         assert!(err("limit daily -1").contains("not a positive number"));
         assert!(err("limit speed 4").contains("no limit `speed`"));
         assert!(parse("   ").is_err());
+    }
+
+    #[test]
+    fn protect_takes_a_symbol_and_optionally_both_prices() {
+        assert_eq!(
+            parse("protect btcusdt"),
+            Ok(Typed::Protect("BTCUSDT".into(), None))
+        );
+        let price = |t: &str| t.parse::<Price>().expect("a price");
+        assert_eq!(
+            parse("protect BTCUSDT 95000 100000.5"),
+            Ok(Typed::Protect(
+                "BTCUSDT".into(),
+                Some((price("95000"), price("100000.5")))
+            ))
+        );
+        assert!(err("protect").starts_with("protect SYMBOL"));
+        assert!(err("protect BTCUSDT 95000").starts_with("protect SYMBOL"));
+        assert!(err("protect BTCUSDT 0 100000").contains("`0` is not a positive price"));
+        assert!(err("protect BTCUSDT 95000 lots").contains("`lots` is not a positive price"));
     }
 
     #[test]

@@ -271,6 +271,7 @@ impl Keymap {
                 "close position 25-100%",
                 Some("close position"),
             ),
+            (Normal, c('p'), A::Protect, "re-protect position (:protect)", None),
             (
                 Normal,
                 c(':'),

@@ -132,6 +132,8 @@ pub fn snapshot(now_ms: i64) -> Snapshot {
         // Not sent over the stream: a test that needs the exchange's symbols sets them.
         symbols: Default::default(),
         price_alerts: Vec::new(),
+        lost_protection: Vec::new(),
+        protect_qty: Default::default(),
         focus: focus(now_ms, &eth),
         history: history(now_ms),
         mode: Mode::Sim,

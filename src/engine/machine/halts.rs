@@ -62,6 +62,8 @@ impl Engine {
     /// Stage one's exchange part: cancel every open order everywhere, then verify. The sweep
     /// runs on the executor's task; its progress comes back as `Answer::Kill`.
     pub(super) fn sweep(&mut self, halted: Halted, now: i64) {
+        // The sweep cancels every protective list too: crbot's own end, not a loss.
+        self.ending_own_protection(None);
         self.core.state.kill = Some(KillProgress {
             started_ms: now,
             stage: KillStage::Cancelling,

@@ -155,8 +155,9 @@ impl Engine {
         );
         let text = format!("close {percent}% of {symbol}: cancelling its protective OCO first");
         self.core.state.log(now, LogLevel::Info, LogKind::Order, text);
-        // Cancelling one leg cancels the whole order list.
+        // Cancelling one leg cancels the whole order list: crbot's own end, not a loss.
         let leg = first.client_order_id.clone();
+        self.ending_own_protection(Some(&symbol));
         self.emit(Effect::PrepareClose { symbol, leg });
     }
 

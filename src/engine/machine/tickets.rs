@@ -179,6 +179,7 @@ impl Engine {
                 order.symbol
             );
             self.core.state.log(now, LogLevel::Warn, LogKind::Order, text);
+            self.ending_own_protection(Some(&order.symbol));
         } else {
             self.core.state.log(
                 now,

@@ -1,6 +1,7 @@
 //! Everything drawn over the panels: the kill-switch progress panel, the help overlay, and
-//! the modal dialogs (confirm a ticket, quit, close a position, flatten, re-arm, add a
-//! symbol, change a risk limit and confirm loosening it).
+//! the modal dialogs (confirm a ticket, quit, close a position, re-protect one whose
+//! protection was lost, flatten, re-arm, add a symbol, change a risk limit and confirm
+//! loosening it).
 //!
 //! Owns: those overlays and their text. Must not: draw a secret (the re-arm passphrase is one
 //! mark per character), or a dialog in live mode without the "LIVE: real money" banner.
@@ -13,8 +14,8 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 use rust_decimal::Decimal;
 
-use super::common::{opt, order_line, panel, wrapped_rows};
-use crate::domain::{Mode, OrderPurpose, Qty, Symbol, plain};
+use super::common::{opt, order_line, panel, px, wrapped_rows};
+use crate::domain::{Mode, OrderPurpose, OrderStatus, Price, Qty, Symbol, plain};
 use crate::engine::snapshot::{
     EquityStatus, KillStage, LimitChangePending, LimitName, Snapshot, TradingState,
 };
@@ -320,20 +321,7 @@ fn dialog_body<'a>(
             (" Quit crbot? ", None)
         }
         Dialog::CancelProtection { symbol, purpose, .. } => {
-            let leg = if *purpose == OrderPurpose::StopLoss {
-                "stop-loss"
-            } else {
-                "take-profit"
-            };
-            lines.push(Line::from(format!(
-                "This {leg} is one leg of {symbol}'s protective OCO: the exchange cancels both legs."
-            )));
-            lines.push(Line::from(Span::styled(
-                format!("The {symbol} position is then UNPROTECTED on the exchange."),
-                theme.negative(),
-            )));
-            lines.push(Line::from(""));
-            lines.push(Line::from("y / Enter: cancel both legs    n / Esc: keep them"));
+            cancel_protection_lines(theme, symbol, *purpose, lines);
             (" Cancel the protection? ", None)
         }
         Dialog::CancelOrder { order, line } => {
@@ -365,6 +353,15 @@ fn dialog_body<'a>(
             ));
             (" Flatten (kill switch, stage two) ", None)
         }
+        Dialog::Reprotect {
+            symbol,
+            stop_loss,
+            take_profit,
+            cause,
+        } => (
+            reprotect_lines(theme, snap, symbol, (*stop_loss, *take_profit), *cause, lines),
+            None,
+        ),
         Dialog::Rearm { passphrase, error } => {
             rearm_lines(theme, snap, passphrase.as_ref(), error.as_deref(), lines);
             (" Re-arm trading? ", None)
@@ -449,6 +446,83 @@ fn close_position_lines(
     lines.push(Line::from(
         "1-4 or Left/Right: choose   y / Enter: sell   n / Esc: back",
     ));
+}
+
+fn cancel_protection_lines(
+    theme: &Theme,
+    symbol: &Symbol,
+    purpose: OrderPurpose,
+    lines: &mut Vec<Line<'static>>,
+) {
+    let leg = if purpose == OrderPurpose::StopLoss {
+        "stop-loss"
+    } else {
+        "take-profit"
+    };
+    lines.push(Line::from(format!(
+        "This {leg} is one leg of {symbol}'s protective OCO: the exchange cancels both legs."
+    )));
+    lines.push(Line::from(Span::styled(
+        format!("The {symbol} position is then UNPROTECTED on the exchange."),
+        theme.negative(),
+    )));
+    lines.push(Line::from(""));
+    lines.push(Line::from("y / Enter: cancel both legs    n / Esc: keep them"));
+}
+
+/// The re-protect offer: what was lost and why (when the engine saw it end), then exactly
+/// what would be placed, for the quantity the engine would send. Returns the title.
+fn reprotect_lines(
+    theme: &Theme,
+    snap: &Snapshot,
+    symbol: &Symbol,
+    (stop_loss, take_profit): (Price, Price),
+    cause: Option<(OrderPurpose, OrderStatus)>,
+    lines: &mut Vec<Line<'static>>,
+) -> &'static str {
+    match cause {
+        Some((leg, status)) => {
+            let leg = crate::ui::format::purpose_label(leg);
+            let why = match status {
+                OrderStatus::ExpiredInMatch => "self-trade prevention",
+                OrderStatus::Canceled => "cancelled outside crbot",
+                OrderStatus::Expired => "expired by the exchange",
+                _ => "ended on the exchange",
+            };
+            lines.push(Line::from(Span::styled(
+                format!("{symbol} protection lost: {leg} leg {status} ({why})."),
+                theme.negative().add_modifier(Modifier::BOLD),
+            )));
+        }
+        None => lines.push(Line::from(Span::styled(
+            format!("{symbol}: no stop-loss on the exchange."),
+            theme.negative().add_modifier(Modifier::BOLD),
+        ))),
+    }
+    let tick = snap.tick(symbol);
+    let amount = match snap.protect_qty.get(symbol) {
+        Some(q) => {
+            let base = symbol.as_str().strip_suffix("USDT").unwrap_or(symbol.as_str());
+            format!("{q} {base}")
+        }
+        None => "nothing (no position left to cover)".to_string(),
+    };
+    lines.push(Line::from(format!(
+        "Re-place stop {} / take-profit {} for {amount}?",
+        px(Some(stop_loss), tick),
+        px(Some(take_profit), tick)
+    )));
+    lines.push(Line::from(Span::styled(
+        "An OCO sell; the risk check decides and the journal records it.",
+        theme.dim(),
+    )));
+    lines.push(Line::from(""));
+    lines.push(Line::from("[y] re-protect   [n/Esc] leave unprotected"));
+    if cause.is_some() {
+        " Protection lost "
+    } else {
+        " Re-protect the position? "
+    }
 }
 
 /// `passphrase` is `Some` in a mode with keys: re-arming then needs the vault passphrase.
