@@ -115,6 +115,14 @@ fn a_take_profit_expired_in_match_leaves_the_position_unprotected_and_says_so_lo
         fx.0
     );
     assert!(s.snapshot().lost_protection.is_empty());
+    // Its sibling still works, but the take-profit the trader counted on is gone: a warning.
+    let snap = s.snapshot();
+    let warned = snap
+        .log
+        .iter()
+        .find(|l| l.level == LogLevel::Warn && l.text.contains("EXPIRED_IN_MATCH"))
+        .expect("a WARN line for the expired leg");
+    assert!(warned.text.contains("self-trade prevention"), "{}", warned.text);
 
     // The list ends its other leg.
     s.advance(5);

@@ -745,17 +745,22 @@ impl Core {
             o.updated_ms = now_ms;
         }
         if before.state != LocalOrderState::Exchange(status) {
-            let level = if status == OrderStatus::Rejected {
-                LogLevel::Warn
-            } else {
-                LogLevel::Info
+            let (level, why) = match status {
+                OrderStatus::Rejected => (LogLevel::Warn, ""),
+                // Said even when its OCO sibling keeps working (no loss of protection then,
+                // but a take-profit or an entry the trader counted on is gone).
+                OrderStatus::ExpiredInMatch => (
+                    LogLevel::Warn,
+                    " (self-trade prevention: another order of this account crossed it)",
+                ),
+                _ => (LogLevel::Info, ""),
             };
             self.state.log(
                 now_ms,
                 level,
                 LogKind::Order,
                 format!(
-                    "{} {} {} {} → {}",
+                    "{} {} {} {} → {}{why}",
                     before.purpose.as_code(),
                     before.symbol,
                     before.side,
