@@ -286,6 +286,37 @@ fn a_re_protection_through_the_market_is_refused_with_its_reason() {
 }
 
 #[test]
+fn a_re_protection_off_the_tick_is_refused_naming_the_tick() {
+    let (mut s, oco) = protected();
+    s.step(leg(
+        &oco,
+        OrderPurpose::TakeProfit,
+        OrderStatus::ExpiredInMatch,
+        ExecutionType::TradePrevention,
+    ));
+    s.step(leg(
+        &oco,
+        OrderPurpose::StopLoss,
+        OrderStatus::Expired,
+        ExecutionType::Expired,
+    ));
+    // As typed after `:protect`: a stop-loss between two ticks (BTCUSDT's tick is 0.01).
+    let fx = s.command(Command::Reprotect {
+        symbol: sym(BTC),
+        stop_loss: p("49000.005"),
+        take_profit: p("51500"),
+    });
+    assert!(fx.ocos().is_empty(), "{:?}", fx.0);
+    let decision = &s.journal().recent_risk_events(1).unwrap()[0].record;
+    assert_eq!(decision.codes, ["FILTER"]);
+    assert!(
+        decision.reason.contains("49000.005") && decision.reason.contains("0.01"),
+        "{}",
+        decision.reason
+    );
+}
+
+#[test]
 fn a_list_cancelled_outside_crbot_is_lost_protection_too() {
     let (mut s, oco) = protected();
     s.step(leg(

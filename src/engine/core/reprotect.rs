@@ -10,7 +10,7 @@
 
 use super::{Core, Refusal};
 use crate::domain::broker::OcoRequest;
-use crate::domain::{Price, Qty, Side, Symbol, Ticket, TicketKind};
+use crate::domain::{FilterFailure, Price, Qty, Side, Symbol, Ticket, TicketKind, plain};
 use crate::engine::snapshot::{LogKind, LogLevel};
 use crate::journal::RiskEventRecord;
 use crate::risk::{Denial, RiskApproved, TradingState};
@@ -110,6 +110,24 @@ impl Core {
             Some(_) => {
                 if let Err(Some(why)) = self.plan_reprotection(symbol, stop_loss, take_profit, now_ms) {
                     out.push(not(why));
+                }
+            }
+        }
+        // Prices typed on the command line are not rounded for the trader: a price off the
+        // tick is refused here, naming the tick, rather than by the exchange.
+        if let Some(pf) = self
+            .state
+            .rules
+            .get(symbol)
+            .and_then(|r| r.filters.price.as_ref())
+        {
+            for (field, p) in [("stopPrice", stop_loss), ("price", take_profit)] {
+                if !p.is_multiple_of(pf.tick_size) {
+                    out.push(Denial::Filter(FilterFailure::Tick {
+                        field,
+                        value: p.to_string(),
+                        tick: plain(pf.tick_size),
+                    }));
                 }
             }
         }
