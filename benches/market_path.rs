@@ -100,8 +100,9 @@ fn depth_snapshot() -> Depth {
     let side = |start: i64, step: i64| {
         (0..1000)
             .map(|i| {
-                // Eight places, as Binance writes every price and quantity (a book of mixed
-                // scales would rescale at each comparison).
+                // Eight places, as Binance writes every price and quantity; `Price` keeps
+                // them normalised (`97250`, `97250.01`), so the book holds the snapshot's
+                // prices at their shortest and the diffs' at eight places, as a live book does.
                 let (mut p, mut q) = (Decimal::new(start + step * i, 2), Decimal::new(1000 + i, 4));
                 p.rescale(8);
                 q.rescale(8);

@@ -495,7 +495,34 @@ impl Journal {
         )
     }
 
-    /// Every fill in time order, with the commission price journaled at its fill time.
+    /// The row id of the newest fill journaled (`None` on a journal without fills): where a
+    /// replay of the fills journaled so far stops ([`Journal::fills_priced_page`]).
+    pub fn last_fill_row(&self) -> Result<Option<i64>> {
+        self.store.query_one("SELECT MAX(id) FROM trades", vec![])
+    }
+
+    /// One page of the fills journaled up to row `upto`, in time order, after the fill keyed
+    /// `after` (the last of the page before; `None`: from the first), at most `limit`, each
+    /// with the commission price journaled with it. Keyset pages on `(time_ms, id)`, the order
+    /// of the `trades_time` index: each page is one indexed read however far into the journal
+    /// it is, and the caller holds one page at a time, so replaying a journal of any length
+    /// takes memory for a page, not for the journal.
+    pub fn fills_priced_page(
+        &self,
+        upto: i64,
+        after: Option<FillKey>,
+        limit: usize,
+    ) -> Result<Vec<PricedFill>> {
+        let (time_ms, id) = after.map_or((i64::MIN, i64::MIN), |k| (k.time_ms, k.id));
+        let rows = self.store.query(
+            &fills_priced_page_sql(),
+            values![upto, time_ms, id, limit_i64(limit)],
+        )?;
+        rows.iter().map(PricedFill::read).collect()
+    }
+
+    /// Every fill in time order, with the commission price journaled at its fill time (all
+    /// at once: a start-up replays them page by page, [`Journal::fills_priced_page`]).
     pub fn fills_priced(&self) -> Result<Vec<(Fill, Option<Price>)>> {
         let rows = self.store.query(
             "SELECT symbol, trade_id, order_id, fee_price FROM trades WHERE fee_price IS NOT NULL",
@@ -1038,6 +1065,46 @@ impl OrderRow {
 const FILL_SELECT: &str = "SELECT symbol, trade_id, order_id, client_order_id, side, price, qty, commission, \
      commission_asset, time_ms, is_maker FROM trades";
 
+/// [`FILL_SELECT`] with the commission's price and the row's id (where the next page starts).
+const FILL_SELECT_PRICED: &str = "SELECT symbol, trade_id, order_id, client_order_id, side, price, qty, \
+     commission, commission_asset, time_ms, is_maker, fee_price, id FROM trades";
+
+/// [`Journal::fills_priced_page`]'s statement: `?1` the last row, `?2`/`?3` the key to start
+/// after, `?4` the page's size.
+fn fills_priced_page_sql() -> String {
+    format!("{FILL_SELECT_PRICED} WHERE id <= ?1 AND (time_ms, id) > (?2, ?3) ORDER BY time_ms, id LIMIT ?4")
+}
+
+/// Where a fill is in the journal's time order: its time, then its row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FillKey {
+    pub time_ms: i64,
+    pub id: i64,
+}
+
+/// A journaled fill with the commission's price journaled with it, and its place in time order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedFill {
+    pub fill: Fill,
+    pub fee_price: Option<Price>,
+    pub key: FillKey,
+}
+
+impl PricedFill {
+    fn read(r: &store::Row) -> Result<PricedFill> {
+        let fill = FillRow::read(r)?.into_fill()?;
+        let fee_price = r
+            .get::<Option<String>>(11)?
+            .map(|text| parse::<Price>("fill fee price", &text))
+            .transpose()?;
+        let key = FillKey {
+            time_ms: fill.time_ms,
+            id: r.get(12)?,
+        };
+        Ok(PricedFill { fill, fee_price, key })
+    }
+}
+
 struct FillRow {
     symbol: String,
     trade_id: i64,
@@ -1234,6 +1301,24 @@ mod tests {
             created_ms: 1,
             updated_ms: 1,
         }
+    }
+
+    #[test]
+    fn a_page_of_the_replay_is_read_through_the_time_index_without_a_sort() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(&dir.path().join("j.db"), Mode::Sim).expect("open");
+        let conn = j.store.sqlite().expect("sqlite");
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", fills_priced_page_sql()))
+            .expect("plan");
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params![10, 5, 3, 100], |r| r.get(3))
+            .expect("plan")
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        let plan = plan.join("; ");
+        assert!(plan.contains("trades_time"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "a page sorts nothing: {plan}");
     }
 
     #[test]

@@ -244,6 +244,155 @@ fn screen_text(snap: &crbot::engine::snapshot::Snapshot) -> String {
     text
 }
 
+/// A journal of 30 fills on two symbols (four to a millisecond, so pages split ties), one of
+/// them an order placed by hand (not crbot's), one journaled without its client order id, some
+/// with a BNB fee priced at fill time.
+fn journal_of_two_symbols(home: &Home) {
+    use crbot::domain::{OrderPurpose, Side};
+    let journal = home.open(crbot::domain::Mode::Sim);
+    for i in 0..30u64 {
+        let symbol = if i % 2 == 0 { "BTCUSDT" } else { "ETHUSDT" };
+        let side = if i % 3 == 2 { Side::Sell } else { Side::Buy };
+        let purpose = match (i, side) {
+            (7, _) => OrderPurpose::External,
+            (_, Side::Buy) => OrderPurpose::Entry,
+            (_, Side::Sell) => OrderPurpose::Flatten,
+        };
+        let at = T0 + (i as i64 / 4) * 1_000;
+        let cid = format!("cr-{i}");
+        let mut o = order(&cid, 100 + i, None, side, purpose, at);
+        o.symbol = sym(symbol);
+        journal.insert_order(&o).unwrap();
+        let (fee, fee_asset, fee_price) = if i % 5 == 0 {
+            ("0.0002", "BNB", Some("600".parse().unwrap()))
+        } else {
+            ("0.01", "USDT", None)
+        };
+        let price = (100 + i).to_string();
+        let mut f = fill(i + 1, 100 + i, &cid, side, "0.1", &price, fee, fee_asset, at);
+        f.symbol = sym(symbol);
+        if i == 5 {
+            f.client_order_id = None;
+        }
+        assert!(journal.insert_fill_priced(&f, fee_price).unwrap());
+    }
+}
+
+/// The positions a restart rebuilds reading `page` fills at a time: with BTCUSDT's rules
+/// first, then with ETHUSDT's as well (rules that arrive later).
+fn positions_replayed(
+    home: &Home,
+    page: usize,
+) -> (crbot::portfolio::Positions, crbot::portfolio::Positions) {
+    let journal = home.open(crbot::domain::Mode::Sim);
+    let mut core = crbot::engine::core::Core::restore(
+        journal,
+        crbot::domain::Mode::Sim,
+        Default::default(),
+        crbot::journal::TicketSource::Tui,
+        T0 + DAY_MS,
+    )
+    .unwrap();
+    core.state
+        .rules
+        .insert(sym("BTCUSDT"), rules("BTCUSDT", "BTC", "USDT"));
+    core.replay_fills_in_pages(page);
+    let first = core.state.positions.clone();
+    core.state
+        .rules
+        .insert(sym("ETHUSDT"), rules("ETHUSDT", "ETH", "USDT"));
+    core.replay_fills_in_pages(page);
+    // Rules read again later (a refresh) book nothing twice.
+    core.replay_fills_in_pages(page);
+    assert!(
+        core.state.storage_error.is_none(),
+        "{:?}",
+        core.state.storage_error
+    );
+    (first, core.state.positions.clone())
+}
+
+fn a_restart_replaying_the_fills_in_pages_books_what_one_page_books(store: Store) {
+    let home = Home::new(store);
+    journal_of_two_symbols(&home);
+    let (btc_first, whole) = positions_replayed(&home, crbot::engine::core::REPLAY_PAGE);
+    // What the one-page replay booked is the script's: 15 fills a symbol, every third a sell,
+    // one of ETHUSDT's (#7) by hand and so not crbot's; #5, without its client order id, is.
+    assert!(
+        btc_first.get(&sym("ETHUSDT")).is_none(),
+        "no rules, not booked yet"
+    );
+    let btc = whole.get(&sym("BTCUSDT")).unwrap();
+    let eth = whole.get(&sym("ETHUSDT")).unwrap();
+    assert_eq!(btc_first.get(&sym("BTCUSDT")), Some(btc));
+    assert_eq!(btc.qty().value(), d("0.5"), "10 buys, 5 sells of 0.1");
+    assert_eq!(eth.qty().value(), d("0.4"), "9 buys (#7 not crbot's), 5 sells");
+    assert!(!btc.realized_pnl().amount().is_zero());
+    assert!(!eth.realized_pnl().amount().is_zero());
+    assert_eq!(
+        btc.fees().paid.get(&asset("BNB")),
+        Some(&d("0.0006")),
+        "#0, #10, #20"
+    );
+    for page in [1, 2, 3, 7, 29] {
+        let (first, all) = positions_replayed(&home, page);
+        assert_eq!(first, btc_first, "BTCUSDT first, {page} fills a page");
+        assert_eq!(all, whole, "both symbols, {page} fills a page");
+    }
+}
+
+fn fills_journaled_after_the_restart_are_not_replayed_again(store: Store) {
+    let home = Home::new(store);
+    journal_of_two_symbols(&home);
+    let journal = home.open(crbot::domain::Mode::Sim);
+    let mut core = crbot::engine::core::Core::restore(
+        journal,
+        crbot::domain::Mode::Sim,
+        Default::default(),
+        crbot::journal::TicketSource::Tui,
+        T0 + DAY_MS,
+    )
+    .unwrap();
+    core.state
+        .rules
+        .insert(sym("BTCUSDT"), rules("BTCUSDT", "BTC", "USDT"));
+    core.replay_fills_in_pages(4);
+    // ETHUSDT's rules become known and a new fill of one of crbot's orders there (one the
+    // restart read back) is booked as it comes, before the replay reaches ETHUSDT: it counts
+    // once (the replay stops at the newest fill journaled at the restart, and the positions
+    // ignore a trade booked twice).
+    core.state
+        .rules
+        .insert(sym("ETHUSDT"), rules("ETHUSDT", "ETH", "USDT"));
+    let mut late = fill(
+        900,
+        101,
+        "cr-1",
+        crbot::domain::Side::Buy,
+        "1",
+        "100",
+        "0.1",
+        "USDT",
+        T0,
+    );
+    late.symbol = sym("ETHUSDT");
+    assert!(core.on_fill(&late, T0 + DAY_MS));
+    assert_eq!(
+        core.state.positions.get(&sym("ETHUSDT")).unwrap().qty().value(),
+        d("1")
+    );
+    core.replay_fills_in_pages(4);
+    assert_eq!(
+        core.state.positions.get(&sym("ETHUSDT")).unwrap().qty().value(),
+        d("1.4"),
+        "the new fill once, and the journal's 0.4"
+    );
+    assert_eq!(
+        core.state.positions.get(&sym("BTCUSDT")).unwrap().qty().value(),
+        d("0.5")
+    );
+}
+
 #[test]
 fn the_screen_shows_todays_fees_at_their_fill_time_value_and_says_what_is_unpriced() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,4 +418,6 @@ both_stores!(
     a_bnb_fee_learned_after_bnb_moved_keeps_the_mid_of_its_fill_time,
     both_sides_of_a_self_trade_are_booked_when_the_other_side_arrives_first,
     a_fill_without_client_id_of_an_order_gone_from_memory_is_still_crbots,
+    a_restart_replaying_the_fills_in_pages_books_what_one_page_books,
+    fills_journaled_after_the_restart_are_not_replayed_again,
 );

@@ -28,7 +28,11 @@ use crate::portfolio::equity::{FlowSource, Mark, unexplained_changes};
 use crate::portfolio::{DayStart, EquityTracker};
 use crate::risk::{self, ApprovedOrder, Denial, Limits, RiskApproved, TradingState, Trigger};
 
+mod replay;
 mod reprotect;
+
+pub use replay::REPLAY_PAGE;
+use replay::Replay;
 
 /// Why a ticket did not become an order.
 #[derive(Debug)]
@@ -77,8 +81,10 @@ pub struct Core {
     pub state: EngineState,
     pub journal: Journal,
     pub source: TicketSource,
-    /// Journaled own fills with their commission price at fill time, waiting for rules.
-    pending_fills: Vec<(Fill, Option<Price>)>,
+    /// The journal's own fills still to book into the positions: rules are needed to book a
+    /// fill (base/quote assets), and they arrive after the restore ([`Core::replay_fills`]).
+    /// `None` once every fill journaled before the restore is booked.
+    replay: Option<Replay>,
     /// Quantity journaled per exchange order, keyed by `(symbol, order id)`: compared with an
     /// order's executed quantity to find fills crbot has not seen ([`Core::resync_request`]).
     journaled_qty: HashMap<(Symbol, u64), Qty>,
@@ -170,50 +176,28 @@ impl Core {
         for o in journal.open_orders()? {
             state.upsert_order(o);
         }
-        let own: std::collections::BTreeSet<ClientOrderId> = state
-            .orders
-            .values()
-            .filter(|o| o.purpose != OrderPurpose::External)
-            .map(|o| o.client_order_id.clone())
-            .collect();
-        // A fill read back by `myTrades` carries no client order id; one journaled before its
-        // order's exchange id was known has none either. It is still crbot's own when its
-        // exchange order id is one of crbot's orders.
-        let by_order_id: std::collections::BTreeMap<(Symbol, u64), ClientOrderId> = state
-            .orders
-            .values()
-            .filter(|o| o.purpose != OrderPurpose::External)
-            .filter_map(|o| Some(((o.symbol.clone(), o.order_id?), o.client_order_id.clone())))
-            .collect();
-        let mut fills = journal.fills_priced()?;
-        for (f, _) in &mut fills {
-            if f.client_order_id.is_none() {
-                f.client_order_id = by_order_id.get(&(f.symbol.clone(), f.order_id)).cloned();
-            }
-        }
-        let mut journaled_qty = HashMap::new();
-        for (f, _) in &fills {
-            add_journaled(&mut journaled_qty, f);
-        }
+        // Positions are rebuilt from the journal's fills once the symbols' rules are known
+        // (`replay_fills`), a page at a time; here only the quantities journaled per order.
+        let (journaled_qty, replay) = match journal.last_fill_row()? {
+            Some(upto) => (
+                replay::journaled_quantities(&journal, &state, upto, REPLAY_PAGE)?,
+                Some(Replay::new(upto, &state)),
+            ),
+            None => (HashMap::new(), None),
+        };
         let mut core = Core {
             backup_every_ms: None,
             backup_dir: None,
             state,
             journal,
             source,
-            pending_fills: Vec::new(),
+            replay,
             journaled_qty,
         };
         core.restore_limits(now_ms)?;
         core.restore_protection()?;
         core.restore_equity(now_ms)?;
         core.restore_watchlist(now_ms)?;
-        // Rules are needed to book fills (base/quote assets); fills of symbols whose rules
-        // arrive later are replayed by `replay_fills` once they are known.
-        core.pending_fills = fills
-            .into_iter()
-            .filter(|(f, _)| f.client_order_id.as_ref().is_some_and(|c| own.contains(c)))
-            .collect();
         Ok(core)
     }
 
@@ -460,20 +444,26 @@ impl Core {
             .collect()
     }
 
-    /// Books journaled own fills whose symbol rules are now known.
+    /// Books journaled own fills whose symbol rules are now known, in time order, reading the
+    /// journal [`replay::REPLAY_PAGE`] fills at a time. Those of symbols whose rules are still
+    /// unknown are booked by a later call, once they are.
     pub fn replay_fills(&mut self) {
-        let pending = std::mem::take(&mut self.pending_fills);
-        for (fill, fee_price) in pending {
-            if self.state.rules.contains_key(&fill.symbol) {
-                if let Err(e) = self.state.apply_own_fill_priced(&fill, fee_price) {
-                    let text = format!(
-                        "journaled fill {} on {} not booked: {e}",
-                        fill.trade_id, fill.symbol
-                    );
-                    self.state.log(fill.time_ms, LogLevel::Error, LogKind::Fill, text);
-                }
-            } else {
-                self.pending_fills.push((fill, fee_price));
+        self.replay_fills_in_pages(replay::REPLAY_PAGE);
+    }
+
+    /// [`Core::replay_fills`], `page` fills read at a time (tests compare page sizes). A read
+    /// of the journal that fails is a storage failure (tickets are refused: the positions are
+    /// not whole); the replay resumes where it stopped at the next call.
+    pub fn replay_fills_in_pages(&mut self, page: usize) {
+        let Some(replay) = self.replay.as_mut() else {
+            return;
+        };
+        match replay.run(&self.journal, &mut self.state, page) {
+            Ok(replay::Left::Nothing) => self.replay = None,
+            Ok(replay::Left::More) => {}
+            Err(e) => {
+                let at = replay.stopped_at_ms();
+                self.storage_failed(&e, at);
             }
         }
     }

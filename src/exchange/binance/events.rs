@@ -227,8 +227,86 @@ struct DepthUpdateWire {
     #[serde(rename = "U")]
     first: u64,
     u: u64,
-    b: Vec<(String, String)>,
-    a: Vec<(String, String)>,
+    b: Levels,
+    a: Levels,
+}
+
+/// A diff's side, `[["price","qty"],…]`, read straight into decimals as the text goes by: no
+/// `String` per number (each would be allocated, wiped and freed for 20 numbers a side), with
+/// the checks [`dec`] makes (trimmed, a decimal) and the range a level must be in (price above
+/// zero, quantity not negative; zero removes the level). Either path of
+/// [`parse_market_frame`] reads it the same way, so a bad level fails both alike.
+struct Levels(Vec<(Decimal, Decimal)>);
+
+/// Levels a diff side starts with room for (a busy pair's 100 ms diff carries tens).
+const LEVELS_ROOM: usize = 16;
+
+impl<'de> Deserialize<'de> for Levels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Levels, D::Error> {
+        struct Side;
+        impl<'de> serde::de::Visitor<'de> for Side {
+            type Value = Levels;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of [price, quantity] levels")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Levels, A::Error> {
+                let mut levels = Vec::with_capacity(seq.size_hint().unwrap_or(LEVELS_ROOM).min(LEVELS_ROOM));
+                while let Some(Level(p, q)) = seq.next_element()? {
+                    if p <= Decimal::ZERO || q < Decimal::ZERO {
+                        return Err(serde::de::Error::custom("depth level out of range"));
+                    }
+                    levels.push((p, q));
+                }
+                Ok(Levels(levels))
+            }
+        }
+        d.deserialize_seq(Side)
+    }
+}
+
+/// One `["price","qty"]` pair, exactly two decimals written as strings.
+struct Level(Decimal, Decimal);
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        struct Pair;
+        impl<'de> serde::de::Visitor<'de> for Pair {
+            type Value = Level;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a [price, quantity] pair")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Level, A::Error> {
+                let missing = |n| serde::de::Error::invalid_length(n, &"a [price, quantity] pair");
+                let p = seq.next_element::<DecimalText>()?.ok_or_else(|| missing(0))?;
+                let q = seq.next_element::<DecimalText>()?.ok_or_else(|| missing(1))?;
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(missing(3));
+                }
+                Ok(Level(p.0, q.0))
+            }
+        }
+        d.deserialize_tuple(2, Pair)
+    }
+}
+
+/// A decimal written as a JSON string, parsed from the text as it is read (borrowed from the
+/// frame, or from the parser's buffer when it held an escape), as [`dec`] parses it.
+struct DecimalText(Decimal);
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DecimalText, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = DecimalText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a decimal as a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DecimalText, E> {
+                dec(s).map(DecimalText).map_err(|e| E::custom(e.0))
+            }
+        }
+        d.deserialize_str(Text)
+    }
 }
 
 #[derive(Deserialize)]
@@ -363,17 +441,6 @@ fn kline(w: KlineEventWire) -> Result<MarketEvent, FrameError> {
 }
 
 fn depth_update(w: DepthUpdateWire) -> Result<MarketEvent, FrameError> {
-    let levels = |l: &[(String, String)]| -> Result<Vec<(Decimal, Decimal)>, FrameError> {
-        l.iter()
-            .map(|(p, q)| {
-                let (p, q) = (dec(p)?, dec(q)?);
-                if p <= Decimal::ZERO || q < Decimal::ZERO {
-                    return Err(bad("depth level out of range"));
-                }
-                Ok((p, q))
-            })
-            .collect()
-    };
     if w.first > w.u {
         return Err(bad("depthUpdate with U > u"));
     }
@@ -382,8 +449,8 @@ fn depth_update(w: DepthUpdateWire) -> Result<MarketEvent, FrameError> {
         diff: DepthDiff {
             first_id: w.first,
             last_id: w.u,
-            bids: levels(&w.b)?,
-            asks: levels(&w.a)?,
+            bids: w.b.0,
+            asks: w.a.0,
         },
         event_ms: w.event,
     })
@@ -1088,11 +1155,14 @@ mod tests {
     }
 
     /// Frames of every stream crbot consumes, and of some it does not.
-    const FRAMES: [&str; 6] = [
+    /// Frames of every stream crbot consumes (the first [`CONSUMED`]), then two it does not.
+    const FRAMES: [&str; 8] = [
         r#"{"stream":"btcusdt@bookTicker","data":{"u":400900217,"s":"BTCUSDT","b":"97250.00000000","B":"0.41200000","a":"97250.01000000","A":"1.25300000"}}"#,
         r#"{"stream":"btcusdt@miniTicker","data":{"e":"24hrMiniTicker","E":1764333296000,"s":"BTCUSDT","c":"97250.01","o":"96120.00","h":"97800.00","l":"95900.00","v":"18231.12","q":"1771234567.12"}}"#,
         r#"{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1764333296000,"s":"BTCUSDT","k":{"t":1764333240000,"T":1764333299999,"s":"BTCUSDT","i":"1m","o":"97240.00","c":"97250.01","h":"97260.00","l":"97230.00","v":"12.31","x":false}}}"#,
         r#"{"stream":"btcusdt@depth5@100ms","data":{"lastUpdateId":160,"bids":[["97250.00","0.41"],["97249.99","0.10"]],"asks":[["97250.01","1.25"]]}}"#,
+        r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":5,"s":"BTCUSDT","U":157,"u":160,"b":[["97250.00000000","0.41000000"],["97249.99000000","0.00000000"]],"a":[["97250.01000000","1.25000000"],["97251.00000000","\u0031.5"]]}}"#,
+        r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":7,"s":"BTCUSDT","a":12345,"p":"97250.01","q":"0.012","f":100,"l":105,"T":6,"m":true,"M":true}}"#,
         r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1,"m":true}}"#,
         r#"{"result":null,"id":1}"#,
     ];
@@ -1110,7 +1180,7 @@ mod tests {
 
     #[test]
     fn the_typed_path_reads_every_consumed_stream_as_the_general_path_does() {
-        for text in &FRAMES[..4] {
+        for text in &FRAMES[..CONSUMED] {
             assert!(
                 parse_stream_message(text, 5).is_some(),
                 "not on the fast path: {text}"
@@ -1119,7 +1189,7 @@ mod tests {
                 panic!("{e}");
             }
         }
-        for text in &FRAMES[4..] {
+        for text in &FRAMES[CONSUMED..] {
             assert!(parse_stream_message(text, 5).is_none(), "{text}");
         }
         // What only the general path decides.
@@ -1138,7 +1208,7 @@ mod tests {
     proptest::proptest! {
         /// A frame with one byte changed, dropped or repeated: the two paths never disagree.
         #[test]
-        fn the_two_paths_agree_on_damaged_frames(which in 0usize..6, at in 0usize..400, op in 0u8..3, byte in 0u8..128) {
+        fn the_two_paths_agree_on_damaged_frames(which in 0usize..FRAMES.len(), at in 0usize..400, op in 0u8..3, byte in 0u8..128) {
             let mut bytes = FRAMES[which].as_bytes().to_vec();
             let at = at % bytes.len();
             match op {
@@ -1148,6 +1218,46 @@ mod tests {
             }
             if let Ok(text) = String::from_utf8(bytes) {
                 proptest::prop_assert!(agrees(&text).is_ok(), "{:?}", agrees(&text));
+            }
+        }
+    }
+
+    /// Frames of [`FRAMES`] on the typed path.
+    const CONSUMED: usize = 6;
+
+    #[test]
+    fn a_diff_level_out_of_shape_or_range_is_refused_by_both_paths_alike() {
+        let frame = |level: &str| {
+            format!(
+                r#"{{"stream":"btcusdt@depth@100ms","data":{{"e":"depthUpdate","E":5,"s":"BTCUSDT","U":157,"u":160,"b":[["97250.00","0.41"],{level}],"a":[]}}}}"#
+            )
+        };
+        let good = frame(r#"[" 97249.99 ","\u0032"]"#);
+        match parse_stream_message(&good, 0) {
+            Some(MarketEvent::DepthDiff { diff, .. }) => assert_eq!(
+                diff.bids[1],
+                (Decimal::new(9_724_999, 2), Decimal::TWO),
+                "trimmed, and an escaped digit read"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(agrees(&good), Ok(()));
+        for (level, why) in [
+            (r#"["97249.99","x"]"#, "is not a decimal"),
+            (r#"["","1"]"#, "is not a decimal"),
+            (r#"["0","1"]"#, "out of range"),
+            (r#"["-1","1"]"#, "out of range"),
+            (r#"["97249.99","-0.1"]"#, "out of range"),
+            (r#"["97249.99"]"#, "invalid length"),
+            (r#"["97249.99","1","2"]"#, "invalid length"),
+            (r#"[97249.99,"1"]"#, "invalid type"),
+            (r#""97249.99""#, "invalid type"),
+        ] {
+            let text = frame(level);
+            assert_eq!(parse_stream_message(&text, 0), None, "{level}");
+            match parse_market_frame(&text, 0) {
+                Err(FrameError(e)) => assert!(e.contains(why), "{level}: {e}"),
+                other => panic!("{level}: {other:?}"),
             }
         }
     }
