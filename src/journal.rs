@@ -1066,13 +1066,19 @@ const FILL_SELECT: &str = "SELECT symbol, trade_id, order_id, client_order_id, s
      commission_asset, time_ms, is_maker FROM trades";
 
 /// [`FILL_SELECT`] with the commission's price and the row's id (where the next page starts).
-const FILL_SELECT_PRICED: &str = "SELECT symbol, trade_id, order_id, client_order_id, side, price, qty, \
-     commission, commission_asset, time_ms, is_maker, fee_price, id FROM trades";
-
 /// [`Journal::fills_priced_page`]'s statement: `?1` the last row, `?2`/`?3` the key to start
-/// after, `?4` the page's size.
+/// after, `?4` the page's size. The last column is the client order id of crbot's own order
+/// the fill belongs to (by its client order id, else by its exchange order id: `myTrades`
+/// reports none), read from the whole journal: the orders a restore keeps in memory are only
+/// the newest, and a fill of an older one is crbot's all the same.
 fn fills_priced_page_sql() -> String {
-    format!("{FILL_SELECT_PRICED} WHERE id <= ?1 AND (time_ms, id) > (?2, ?3) ORDER BY time_ms, id LIMIT ?4")
+    "SELECT t.symbol, t.trade_id, t.order_id, t.client_order_id, t.side, t.price, t.qty, \
+     t.commission, t.commission_asset, t.time_ms, t.is_maker, t.fee_price, t.id, \
+     COALESCE((SELECT o.client_order_id FROM orders o WHERE o.client_order_id = t.client_order_id \
+     AND o.purpose <> 'EXTERNAL'), (SELECT o.client_order_id FROM orders o WHERE o.symbol = t.symbol \
+     AND o.order_id = t.order_id AND o.purpose <> 'EXTERNAL' LIMIT 1)) \
+     FROM trades t WHERE t.id <= ?1 AND (t.time_ms, t.id) > (?2, ?3) ORDER BY t.time_ms, t.id LIMIT ?4"
+        .to_string()
 }
 
 /// Where a fill is in the journal's time order: its time, then its row id.
@@ -1088,6 +1094,9 @@ pub struct PricedFill {
     pub fill: Fill,
     pub fee_price: Option<Price>,
     pub key: FillKey,
+    /// The client order id of crbot's own order the fill belongs to, found in the journal
+    /// (`None`: an order crbot did not place, or none journaled).
+    pub own_order: Option<ClientOrderId>,
 }
 
 impl PricedFill {
@@ -1101,7 +1110,18 @@ impl PricedFill {
             time_ms: fill.time_ms,
             id: r.get(12)?,
         };
-        Ok(PricedFill { fill, fee_price, key })
+        let own_order = r
+            .get::<Option<String>>(13)?
+            .map(|c| {
+                ClientOrderId::new(&c).map_err(|e| JournalError::Invalid(format!("fill's own order: {e}")))
+            })
+            .transpose()?;
+        Ok(PricedFill {
+            fill,
+            fee_price,
+            key,
+            own_order,
+        })
     }
 }
 

@@ -411,6 +411,51 @@ fn the_screen_shows_todays_fees_at_their_fill_time_value_and_says_what_is_unpric
     assert!(day2.contains("fees today 0 +0.00030000 BNB unpriced"), "{day2}");
 }
 
+/// A journal longer than the restore keeps in memory: crbot's entry (1 BTC bought), then 5 050
+/// newer finished orders (written in one statement, as a long run would have left them).
+#[test]
+fn a_restart_books_the_fills_of_crbots_orders_older_than_those_kept_in_memory() {
+    use crbot::domain::{OrderPurpose, Side};
+    use crbot::engine::state::FINISHED_ORDERS_KEPT;
+    let home = Home::new(Store::Sqlite);
+    let journal = home.open(crbot::domain::Mode::Sim);
+    journal
+        .insert_order(&order("cr-old", 11, None, Side::Buy, OrderPurpose::Entry, T0))
+        .unwrap();
+    let f = fill(1, 11, "cr-old", Side::Buy, "1", "100", "0.1", "USDT", T0);
+    assert!(journal.insert_fill(&f).unwrap());
+    drop(journal);
+    let newer = FINISHED_ORDERS_KEPT + 50;
+    let db = rusqlite::Connection::open(home.file()).unwrap();
+    let added = db
+        .execute(
+            "INSERT INTO orders (client_order_id, order_id, order_list_id, symbol, side, type, price, \
+             stop_price, qty, executed_qty, cum_quote_qty, state, purpose, created_ms, updated_ms, \
+             last_error) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+             SELECT 'cr-new-' || i, 1000 + i, order_list_id, symbol, side, type, price, stop_price, \
+             qty, executed_qty, cum_quote_qty, 'CANCELED', purpose, created_ms + i, updated_ms + i, \
+             last_error FROM orders, n WHERE client_order_id = 'cr-old'",
+            [newer as i64],
+        )
+        .unwrap();
+    assert_eq!(added, newer);
+    drop(db);
+
+    let core = core_at(&home.location(), T0 + DAY_MS);
+    let old = crbot::domain::ClientOrderId::new("cr-old").unwrap();
+    assert!(
+        !core.state.orders.contains_key(&old),
+        "the entry is older than the orders a restore keeps"
+    );
+    let pos = core.state.positions.get(&sym("BTCUSDT"));
+    assert_eq!(
+        pos.map(|p| p.qty().value()),
+        Some(d("1")),
+        "crbot's own buy, booked as its position"
+    );
+}
+
 both_stores!(
     sync: fees_are_booked_per_asset_per_position_and_per_day_with_their_quote_value,
     a_bnb_fee_keeps_the_price_of_its_fill_time_across_a_restart,

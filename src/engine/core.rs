@@ -181,7 +181,7 @@ impl Core {
         let (journaled_qty, replay) = match journal.last_fill_row()? {
             Some(upto) => (
                 replay::journaled_quantities(&journal, &state, upto, REPLAY_PAGE)?,
-                Some(Replay::new(upto, &state)),
+                Some(Replay::new(upto)),
             ),
             None => (HashMap::new(), None),
         };

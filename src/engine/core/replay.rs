@@ -1,11 +1,14 @@
 //! The start-up replay of the journal's fills into the positions, page by page.
 //!
-//! Owns: which journaled fills are crbot's own (decided from the orders restored with them),
-//! which symbols' fills are booked already and which wait for their rules, and where a replay
+//! Owns: which symbols' fills are booked already and which wait for their rules, and where a replay
 //! under way has read to. Must not: hold more than one page of fills at a time — the journal
 //! grows by every fill ever made, and a restore that read it whole took memory in proportion
 //! (the start-up's memory peak); nor book a fill twice, nor one journaled after the restore
 //! (those were booked as they came).
+//!
+//! Which journaled fills are crbot's own is the journal's to say ([`PricedFill::own_order`]:
+//! the fill's order among all the orders it holds), not the restored orders': a restore keeps
+//! only the newest finished orders in memory, and the fills of older ones are crbot's too.
 //!
 //! Positions need each symbol's rules (base and quote assets), which arrive from the exchange
 //! after the restore. So a pass books the fills of the symbols whose rules are known, in time
@@ -13,9 +16,9 @@
 //! those only. A pass that fails to read the journal stops where it is and resumes from there
 //! at the next call, so a fill is never booked twice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::domain::{ClientOrderId, Fill, OrderPurpose, Qty, Symbol};
+use crate::domain::{Qty, Symbol};
 use crate::engine::snapshot::{LogKind, LogLevel};
 use crate::engine::state::EngineState;
 use crate::journal::{FillKey, Journal, JournalError, PricedFill};
@@ -28,12 +31,6 @@ pub const REPLAY_PAGE: usize = 1_000;
 pub(super) struct Replay {
     /// The newest fill journaled at the restore (its row id): later ones were booked live.
     upto: i64,
-    /// crbot's own orders at the restore, by client order id.
-    own: BTreeSet<ClientOrderId>,
-    /// The same by exchange order id: a fill read back by `myTrades` carries no client order
-    /// id, nor does one journaled before its order's exchange id was known; it is still
-    /// crbot's own when its exchange order id is one of crbot's orders.
-    by_order_id: BTreeMap<(Symbol, u64), ClientOrderId>,
     /// Symbols whose fills a finished pass booked.
     booked: BTreeSet<Symbol>,
     /// Symbols with own fills not booked for want of rules; `None` before the first pass ends.
@@ -61,21 +58,10 @@ pub(super) enum Left {
 }
 
 impl Replay {
-    /// The replay of the fills journaled up to row `upto` (the newest at the restore), for the
-    /// own orders of `state` (as restored).
-    pub(super) fn new(upto: i64, state: &EngineState) -> Replay {
-        let own_orders = || {
-            state
-                .orders
-                .values()
-                .filter(|o| o.purpose != OrderPurpose::External)
-        };
+    /// The replay of the fills journaled up to row `upto` (the newest at the restore).
+    pub(super) fn new(upto: i64) -> Replay {
         Replay {
             upto,
-            own: own_orders().map(|o| o.client_order_id.clone()).collect(),
-            by_order_id: own_orders()
-                .filter_map(|o| Some(((o.symbol.clone(), o.order_id?), o.client_order_id.clone())))
-                .collect(),
             booked: BTreeSet::new(),
             waiting: None,
             pass: None,
@@ -116,11 +102,18 @@ impl Replay {
         loop {
             let fills = journal.fills_priced_page(self.upto, pass.after, page.max(1))?;
             let last_page = fills.len() < page.max(1);
-            for PricedFill { fill, fee_price, key } in fills {
+            for PricedFill {
+                mut fill,
+                fee_price,
+                key,
+                own_order,
+            } in fills
+            {
                 pass.after = Some(key);
-                let Some(fill) = own_fill(fill, &self.own, &self.by_order_id) else {
-                    continue;
-                };
+                // A fill journaled without its client order id (as `myTrades` reports it) is
+                // crbot's when its exchange order id is one of crbot's orders.
+                let Some(own) = own_order else { continue };
+                fill.client_order_id.get_or_insert(own);
                 if self.booked.contains(&fill.symbol) {
                     continue;
                 }
@@ -157,22 +150,6 @@ impl Replay {
     pub(super) fn stopped_at_ms(&self) -> i64 {
         self.pass.as_ref().and_then(|p| p.after).map_or(0, |k| k.time_ms)
     }
-}
-
-/// `fill` when it is one of crbot's own, its client order id found by its exchange order id
-/// when it was journaled without one.
-fn own_fill(
-    mut fill: Fill,
-    own: &BTreeSet<ClientOrderId>,
-    by_order_id: &BTreeMap<(Symbol, u64), ClientOrderId>,
-) -> Option<Fill> {
-    if fill.client_order_id.is_none() {
-        fill.client_order_id = by_order_id.get(&(fill.symbol.clone(), fill.order_id)).cloned();
-    }
-    fill.client_order_id
-        .as_ref()
-        .is_some_and(|c| own.contains(c))
-        .then_some(fill)
 }
 
 /// The quantity journaled per exchange order, for the orders `state` holds (the only ones
