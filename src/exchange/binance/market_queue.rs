@@ -113,16 +113,16 @@ struct Queue {
     receiver_alive: bool,
 }
 
-/// Why [`Queue::offer`] did not take an event.
+/// Why [`Queue::offer`] did not take an event (boxed: a refusal is rare, an event is large).
 enum Refused {
-    Full(MarketEvent),
-    Closed(MarketEvent),
+    Full(Box<MarketEvent>),
+    Closed(Box<MarketEvent>),
 }
 
 impl Queue {
     fn offer(&mut self, event: MarketEvent) -> Result<(), Refused> {
         if !self.receiver_alive {
-            return Err(Refused::Closed(event));
+            return Err(Refused::Closed(Box::new(event)));
         }
         if let Some(key) = SlotKey::of(&event) {
             match self.slots.entry(key) {
@@ -138,7 +138,7 @@ impl Queue {
             return Ok(());
         }
         if self.fifo >= self.capacity {
-            return Err(Refused::Full(event));
+            return Err(Refused::Full(Box::new(event)));
         }
         self.fifo += 1;
         self.entries.push_back(Entry::Event(event));
@@ -213,13 +213,14 @@ pub fn channel(capacity: usize) -> (MarketSender, MarketReceiver) {
 #[error("the market queue's receiver is gone")]
 pub struct SendError(pub MarketEvent);
 
-/// Why [`MarketSender::try_send`] did not queue an event (it is given back).
+/// Why [`MarketSender::try_send`] did not queue an event (it is given back, boxed: a
+/// refusal is rare and an event is large).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrySendError {
     #[error("the market queue is full")]
-    Full(MarketEvent),
+    Full(Box<MarketEvent>),
     #[error("the market queue's receiver is gone")]
-    Closed(MarketEvent),
+    Closed(Box<MarketEvent>),
 }
 
 /// The stream task's end. Cloning adds a sender; the receiver ends once all are dropped.
@@ -262,8 +263,8 @@ impl MarketSender {
             room.as_mut().enable();
             match self.try_send(event) {
                 Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(e)) => return Err(SendError(e)),
-                Err(TrySendError::Full(e)) => event = e,
+                Err(TrySendError::Closed(e)) => return Err(SendError(*e)),
+                Err(TrySendError::Full(e)) => event = *e,
             }
             room.await;
         }

@@ -206,7 +206,7 @@ async fn a_full_queue_holds_the_sender_until_the_engine_takes_one_but_never_a_qu
     tx.send(trade("BTCUSDT", 2)).await.expect("room");
     assert_eq!(
         tx.try_send(trade("BTCUSDT", 3)),
-        Err(TrySendError::Full(trade("BTCUSDT", 3)))
+        Err(TrySendError::Full(Box::new(trade("BTCUSDT", 3))))
     );
     tx.send(quote("BTCUSDT", 7))
         .await
@@ -261,7 +261,7 @@ async fn sends_fail_and_give_the_event_back_once_the_receiver_is_gone() {
     );
     assert_eq!(
         tx.try_send(quote("BTCUSDT", 1)),
-        Err(TrySendError::Closed(quote("BTCUSDT", 1)))
+        Err(TrySendError::Closed(Box::new(quote("BTCUSDT", 1))))
     );
 }
 
@@ -360,7 +360,7 @@ proptest! {
                 match tx.try_send(event) {
                     Ok(()) => break,
                     Err(TrySendError::Full(e)) => {
-                        event = e;
+                        event = *e;
                         got.extend(rx.try_recv());
                     }
                     Err(TrySendError::Closed(_)) => return Err(TestCaseError::fail("closed")),
