@@ -27,7 +27,9 @@
 //!   `DELETE /api/v3/openOrders` reaches the exchange (≤ 10 ms), and until all five have.
 //!
 //! Run: `cargo bench --bench burst`. `BENCH_SMOKE=1` (or `cargo test --bench burst`): a 1 s
-//! burst, same checks, figures not quotable.
+//! burst, same checks, figures not quotable. `BURST_FRAME_MS=n`: the screen's shortest time
+//! between frames (default `ui::FRAME_INTERVAL`), to see how its phase against the engine's
+//! publishing moves tick-to-screen; a diagnostic, not what the console runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -443,6 +445,11 @@ fn spread(sorted: &[Duration]) -> String {
     }
 }
 
+/// `BURST_FRAME_MS`, when set to a number of milliseconds.
+fn frame_interval_override() -> Option<u64> {
+    std::env::var("BURST_FRAME_MS").ok()?.parse().ok()
+}
+
 async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
@@ -494,11 +501,14 @@ async fn run_burst(burst: Duration) -> Figures {
     let (keys, key_rx) = mpsc::unbounded_channel::<Event>();
     let input =
         futures_util::stream::unfold(key_rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
-    let config = UiConfig {
+    let mut config = UiConfig {
         bell: false,
         mouse: false,
         ..UiConfig::default()
     };
+    if let Some(ms) = frame_interval_override() {
+        config.frame_interval = Duration::from_millis(ms);
+    }
     let screen = ui::run(&mut terminal, snap_rx, cmd_tx, input, config);
 
     let driver = async {
@@ -607,6 +617,9 @@ fn main() {
     let f = rt.block_on(run_burst(burst));
     let verdict = |ok: bool| if ok { "within" } else { "OVER" };
     let secs = f.burst.as_secs_f64();
+    if let Some(ms) = frame_interval_override() {
+        println!("screen's frame interval set to {ms} ms (BURST_FRAME_MS)");
+    }
     println!(
         "burst: {} messages in {:.2} s = {:.0} messages/s (target {RATE:.0}){}",
         f.sent,
