@@ -19,11 +19,17 @@
 //! - frames drawn per second (each 1 s window; budget ≤ 30);
 //! - tick-to-screen: for every marker, from just before it is written to the socket until the
 //!   first frame showing it or a later one (a later quote supersedes it), p50 / p99 (≤ 50 ms);
+//! - where that time goes: marker → the first published snapshot showing it (the market queue,
+//!   the engine, and the wait for the next publish), snapshot → the first frame showing it (the
+//!   screen's wait for its next frame, and the frame's work), and the intervals between
+//!   published snapshots and between frames;
 //! - the kill key (Ctrl-K into the screen's input, halfway through) until the first
 //!   `DELETE /api/v3/openOrders` reaches the exchange (≤ 10 ms), and until all five have.
 //!
 //! Run: `cargo bench --bench burst`. `BENCH_SMOKE=1` (or `cargo test --bench burst`): a 1 s
-//! burst, same checks, figures not quotable.
+//! burst, same checks, figures not quotable. `BURST_FRAME_MS=n`: the screen's shortest time
+//! between frames (default `ui::FRAME_INTERVAL`), to see how its phase against the engine's
+//! publishing moves tick-to-screen; a diagnostic, not what the console runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -200,6 +206,29 @@ fn start_stream_server(feed: Arc<Feed>) -> std::net::SocketAddr {
 /// One frame: when it was flushed and the newest marker it shows.
 type FrameLog = Arc<Mutex<Vec<(Instant, Option<u64>)>>>;
 
+/// The marker a snapshot shows: BTCUSDT's bid in the watchlist, when in the markers' range.
+fn marker_in(snapshot: &Snapshot) -> Option<u64> {
+    let bid = snapshot
+        .watchlist
+        .iter()
+        .find(|r| r.symbol.as_str() == frames::SYMBOLS[0])?
+        .bid?
+        .value();
+    let n = (bid - marker_base()) * Decimal::ONE_HUNDRED;
+    if n.is_sign_negative() || n >= Decimal::from(MARKER_SPAN) {
+        return None;
+    }
+    u64::try_from(n.trunc().mantissa()).ok()
+}
+
+/// Records, as each snapshot is published, when the bench saw it and the marker it shows.
+async fn record_snapshots(mut snapshots: watch::Receiver<Snapshot>, log: FrameLog) {
+    while snapshots.changed().await.is_ok() {
+        let shown = marker_in(&snapshots.borrow_and_update());
+        log.lock().unwrap().push((Instant::now(), shown));
+    }
+}
+
 /// A test backend that records each frame at its flush (where a terminal's bytes would leave).
 struct Recording {
     inner: TestBackend,
@@ -285,6 +314,13 @@ struct Figures {
     latencies: Vec<Duration>,
     /// Markers written in the burst that no frame ever showed.
     unshown: usize,
+    /// Marker written → the first published snapshot showing it (or a later marker).
+    to_snapshot: Vec<Duration>,
+    /// That snapshot → the first frame showing the marker (or a later one).
+    snapshot_to_frame: Vec<Duration>,
+    /// Between consecutive published snapshots, and between frames, during the burst.
+    publish_intervals: Vec<Duration>,
+    frame_intervals: Vec<Duration>,
     first_cancel: Duration,
     all_cancels: Duration,
     kill_done: Duration,
@@ -321,6 +357,30 @@ fn frames_per_second(frames: &[(Instant, Option<u64>)], start: Instant, burst: D
     (sliding.max(*buckets.iter().max().unwrap_or(&0)), mean)
 }
 
+/// For every marker written in `[start, end)`, in order: when it was written, and the first
+/// entry of `shown` (frames or snapshots, in time order) showing it or a later one.
+fn first_showing(
+    markers: &[Instant],
+    shown: &[(Instant, Option<u64>)],
+    start: Instant,
+    end: Instant,
+) -> Vec<(Instant, Option<Instant>)> {
+    let mut out = Vec::new();
+    let mut f = 0;
+    for (n, sent) in markers.iter().enumerate() {
+        if *sent < start || *sent >= end {
+            continue;
+        }
+        let n = n as u64 % MARKER_SPAN;
+        // Entries are in time order and the markers' numbers only grow: one pass.
+        while f < shown.len() && (shown[f].0 < *sent || shown[f].1.is_none_or(|s| s < n)) {
+            f += 1;
+        }
+        out.push((*sent, shown.get(f).map(|(t, _)| *t)));
+    }
+    out
+}
+
 /// For every marker written in `[start, end)`: the first frame showing it or a later one.
 fn tick_to_screen(
     markers: &[Instant],
@@ -328,24 +388,66 @@ fn tick_to_screen(
     start: Instant,
     end: Instant,
 ) -> (Vec<Duration>, usize) {
-    let mut out = Vec::new();
-    let mut unshown = 0;
-    let mut f = 0;
-    for (n, sent) in markers.iter().enumerate() {
-        if *sent < start || *sent >= end {
-            continue;
-        }
-        let n = n as u64 % MARKER_SPAN;
-        // Frames are in time order and the markers' numbers only grow: one pass.
-        while f < frames.len() && (frames[f].0 < *sent || frames[f].1.is_none_or(|s| s < n)) {
-            f += 1;
-        }
-        match frames.get(f) {
-            Some((t, _)) => out.push(t.duration_since(*sent)),
-            None => unshown += 1,
+    let seen = first_showing(markers, frames, start, end);
+    let out: Vec<Duration> = seen
+        .iter()
+        .filter_map(|(sent, at)| at.map(|t| t.duration_since(*sent)))
+        .collect();
+    let unshown = seen.len() - out.len();
+    (out, unshown)
+}
+
+/// Where tick-to-screen goes, per marker shown: written → snapshot, snapshot → frame.
+fn split_at_snapshot(
+    markers: &[Instant],
+    snapshots: &[(Instant, Option<u64>)],
+    frames: &[(Instant, Option<u64>)],
+    start: Instant,
+    end: Instant,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let to_snap = first_showing(markers, snapshots, start, end);
+    let to_frame = first_showing(markers, frames, start, end);
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    for ((sent, snap), (_, frame)) in to_snap.iter().zip(&to_frame) {
+        if let (Some(snap), Some(frame)) = (snap, frame) {
+            a.push(snap.duration_since(*sent));
+            b.push(frame.saturating_duration_since(*snap));
         }
     }
-    (out, unshown)
+    a.sort();
+    b.sort();
+    (a, b)
+}
+
+/// The gaps between consecutive entries within `[start, end)`, sorted.
+fn intervals(log: &[(Instant, Option<u64>)], start: Instant, end: Instant) -> Vec<Duration> {
+    let times: Vec<Instant> = log
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t >= start && *t < end)
+        .collect();
+    let mut gaps: Vec<Duration> = times.windows(2).map(|w| w[1].duration_since(w[0])).collect();
+    gaps.sort();
+    gaps
+}
+
+/// "p50 … p99 … max …" of a sorted list.
+fn spread(sorted: &[Duration]) -> String {
+    match sorted.last() {
+        None => "none".into(),
+        Some(max) => format!(
+            "p50 {}  p99 {}  max {}",
+            ms(percentile(sorted, 0.5)),
+            ms(percentile(sorted, 0.99)),
+            ms(*max)
+        ),
+    }
+}
+
+/// `BURST_FRAME_MS`, when set to a number of milliseconds.
+fn frame_interval_override() -> Option<u64> {
+    std::env::var("BURST_FRAME_MS").ok()?.parse().ok()
 }
 
 async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -376,6 +478,8 @@ async fn run_burst(burst: Duration) -> Figures {
 
     let (snap_tx, snap_rx) = watch::channel(core.state.snapshot(now_ms()));
     let mut watcher: watch::Receiver<Snapshot> = snap_rx.clone();
+    let snapshots: FrameLog = Arc::default();
+    let recorder = tokio::spawn(record_snapshots(snap_rx.clone(), snapshots.clone()));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();
     let engine = tokio::spawn(Runtime::run(
@@ -397,11 +501,14 @@ async fn run_burst(burst: Duration) -> Figures {
     let (keys, key_rx) = mpsc::unbounded_channel::<Event>();
     let input =
         futures_util::stream::unfold(key_rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
-    let config = UiConfig {
+    let mut config = UiConfig {
         bell: false,
         mouse: false,
         ..UiConfig::default()
     };
+    if let Some(ms) = frame_interval_override() {
+        config.frame_interval = Duration::from_millis(ms);
+    }
     let screen = ui::run(&mut terminal, snap_rx, cmd_tx, input, config);
 
     let driver = async {
@@ -471,15 +578,22 @@ async fn run_burst(burst: Duration) -> Figures {
     cancel.cancel();
     let _ = engine.await;
     relay.abort();
+    recorder.abort();
     sim.shutdown().await;
 
     let frames = frames.lock().unwrap().clone();
+    let snapshots = snapshots.lock().unwrap().clone();
     assert_eq!(frames.len() as u64, stats.frames, "every frame recorded");
     let markers = feed.markers.lock().unwrap().clone();
     let (mut latencies, unshown) = tick_to_screen(&markers, &frames, start, end);
     latencies.sort();
     let (fps_max, fps_mean) = frames_per_second(&frames, start, end - start);
+    let (to_snapshot, snapshot_to_frame) = split_at_snapshot(&markers, &snapshots, &frames, start, end);
     Figures {
+        to_snapshot,
+        snapshot_to_frame,
+        publish_intervals: intervals(&snapshots, start, end),
+        frame_intervals: intervals(&frames, start, end),
         sent,
         burst: end - start,
         fps_max,
@@ -503,6 +617,9 @@ fn main() {
     let f = rt.block_on(run_burst(burst));
     let verdict = |ok: bool| if ok { "within" } else { "OVER" };
     let secs = f.burst.as_secs_f64();
+    if let Some(ms) = frame_interval_override() {
+        println!("screen's frame interval set to {ms} ms (BURST_FRAME_MS)");
+    }
     println!(
         "burst: {} messages in {:.2} s = {:.0} messages/s (target {RATE:.0}){}",
         f.sent,
@@ -525,6 +642,24 @@ fn main() {
         ms(p99),
         ms(*f.latencies.last().unwrap()),
         verdict(p99 <= Duration::from_millis(50))
+    );
+    println!(
+        "  marker → published snapshot (market queue, engine, wait for the publish): {}",
+        spread(&f.to_snapshot)
+    );
+    println!(
+        "  snapshot → frame (the screen's wait for its next frame, and the frame): {}",
+        spread(&f.snapshot_to_frame)
+    );
+    println!(
+        "  between snapshots published: {}  ({} in the burst)",
+        spread(&f.publish_intervals),
+        f.publish_intervals.len() + 1
+    );
+    println!(
+        "  between frames drawn: {}  ({} in the burst)",
+        spread(&f.frame_intervals),
+        f.frame_intervals.len() + 1
     );
     println!(
         "kill key → first cancel on the wire {}  (budget ≤ 10 ms: {}); all 5 cancels {}; screen shows none open {}",

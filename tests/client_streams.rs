@@ -12,6 +12,7 @@ use crbot::exchange::binance::endpoints::Endpoints;
 use crbot::exchange::binance::events::{MarketEvent, StreamStatus, UserEvent};
 use crbot::exchange::binance::limits::NoBanStore;
 use crbot::exchange::binance::market::{MarketStreamConfig, spawn_market_stream};
+use crbot::exchange::binance::market_queue::{self, MarketReceiver};
 use crbot::exchange::binance::reconcile::{FillDedup, ResyncRequest, resync};
 use crbot::exchange::binance::rest::{BinanceRest, RestConfig};
 use crbot::exchange::binance::sign::{Credentials, KeyMaterial};
@@ -63,16 +64,33 @@ fn market_config() -> MarketStreamConfig {
     }
 }
 
+/// Where a stream task's events are read: the user-data stream's channel, the market queue.
+trait Events<T> {
+    async fn next(&mut self) -> Option<T>;
+}
+
+impl<T> Events<T> for mpsc::Receiver<T> {
+    async fn next(&mut self) -> Option<T> {
+        self.recv().await
+    }
+}
+
+impl Events<MarketEvent> for MarketReceiver {
+    async fn next(&mut self) -> Option<MarketEvent> {
+        self.recv().await
+    }
+}
+
 /// Receives until `pred` matches or the timeout passes; returns the matching event.
 async fn next_matching<T>(
-    rx: &mut mpsc::Receiver<T>,
+    rx: &mut impl Events<T>,
     timeout: Duration,
     mut pred: impl FnMut(&T) -> bool,
 ) -> Option<T> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, rx.recv()).await {
+        match tokio::time::timeout(left, rx.next()).await {
             Ok(Some(ev)) if pred(&ev) => return Some(ev),
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => return None,
@@ -88,7 +106,7 @@ fn is_quote_for(ev: &MarketEvent, symbol: &str) -> bool {
 async fn market_stream_delivers_quotes_and_follows_the_watchlist() -> TestResult {
     let sim = start(Faults::default()).await?;
     let client = rest(&sim, Duration::from_secs(2))?;
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = market_queue::channel(1024);
     let cancel = CancellationToken::new();
     let (handle, join) = spawn_market_stream(
         client.endpoints().clone(),
@@ -183,7 +201,7 @@ async fn malformed_frames_are_counted_and_the_stream_keeps_going() -> TestResult
     })
     .await?;
     let client = rest(&sim, Duration::from_secs(2))?;
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = market_queue::channel(1024);
     let cancel = CancellationToken::new();
     let (handle, join) = spawn_market_stream(
         client.endpoints().clone(),
@@ -226,7 +244,7 @@ async fn malformed_frames_are_counted_and_the_stream_keeps_going() -> TestResult
 async fn a_dropped_market_stream_reconnects_and_quotes_resume() -> TestResult {
     let sim = start(Faults::default()).await?;
     let client = rest(&sim, Duration::from_secs(2))?;
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = market_queue::channel(1024);
     let cancel = CancellationToken::new();
     let (handle, join) = spawn_market_stream(
         client.endpoints().clone(),
@@ -446,7 +464,7 @@ async fn pings_are_answered_so_the_exchange_keeps_the_connection() -> TestResult
     )
     .await?;
     let client = rest(&sim, Duration::from_secs(2))?;
-    let (tx, mut rx) = mpsc::channel(4096);
+    let (tx, mut rx) = market_queue::channel(4096);
     let cancel = CancellationToken::new();
     let (handle, join) = spawn_market_stream(
         client.endpoints().clone(),
@@ -479,7 +497,7 @@ async fn pings_are_answered_so_the_exchange_keeps_the_connection() -> TestResult
 async fn the_connection_is_renewed_before_its_age_limit() -> TestResult {
     let sim = start(Faults::default()).await?;
     let client = rest(&sim, Duration::from_secs(2))?;
-    let (tx, mut rx) = mpsc::channel(4096);
+    let (tx, mut rx) = market_queue::channel(4096);
     let cancel = CancellationToken::new();
     let (handle, join) = spawn_market_stream(
         client.endpoints().clone(),
@@ -569,7 +587,7 @@ async fn user_stream_subscribes_with_an_ed25519_key() -> TestResult {
 async fn silence_marks_a_symbol_stale_and_the_next_quote_makes_it_fresh() -> TestResult {
     let sim = start(Faults::default()).await?;
     let client = rest(&sim, Duration::from_secs(2))?;
-    let (tx, mut rx) = mpsc::channel(4096);
+    let (tx, mut rx) = market_queue::channel(4096);
     let cancel = CancellationToken::new();
     // A threshold shorter than the gap between quotes: the symbol goes stale between them.
     let (_handle, join) = spawn_market_stream(
@@ -615,10 +633,10 @@ async fn silence_marks_a_symbol_stale_and_the_next_quote_makes_it_fresh() -> Tes
 }
 
 #[tokio::test]
-async fn a_stalled_owner_drops_quotes_instead_of_stalling_the_socket() -> TestResult {
+async fn a_stalled_owner_finds_the_newest_quotes_not_a_backlog_and_the_socket_stays_up() -> TestResult {
     let sim = start(Faults::default()).await?;
     let client = rest(&sim, Duration::from_secs(2))?;
-    let (tx, mut rx) = mpsc::channel(2);
+    let (tx, mut rx) = market_queue::channel(16);
     let cancel = CancellationToken::new();
     let (handle, join) = spawn_market_stream(
         client.endpoints().clone(),
@@ -628,12 +646,16 @@ async fn a_stalled_owner_drops_quotes_instead_of_stalling_the_socket() -> TestRe
         cancel.clone(),
         market_config(),
     );
-    // Nobody reads: the channel fills and quotes are dropped (and counted).
+    // Nobody reads: each newer quote replaces the one still queued for its symbol.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while handle.dropped_count() == 0 && tokio::time::Instant::now() < deadline {
+    while handle.superseded_count() < 10 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(handle.dropped_count() > 0, "nothing dropped");
+    assert!(handle.superseded_count() >= 10, "quotes were not conflated");
+    let quotes = std::iter::from_fn(|| rx.try_recv())
+        .filter(|e| is_quote_for(e, "BTCUSDT"))
+        .count();
+    assert_eq!(quotes, 1, "one BTCUSDT quote waited, the newest");
     // The owner comes back: quotes still flow on the same connection.
     assert!(
         next_matching(&mut rx, Duration::from_secs(10), |e| is_quote_for(e, "BTCUSDT"))

@@ -2,7 +2,8 @@
 //!
 //! Owns: the order in which things reach the engine — commands from the screen first (the kill
 //! switch above everything), then answers of effects, then user-data events, then the 250 ms
-//! tick and the snapshot's publishing when due, then market events — the wall clock (each input is given the time it is handled at), the
+//! tick and the snapshot's publishing when due, then market events (from the market queue,
+//! where a newer quote replaces one still waiting) — the wall clock (each input is given the time it is handled at), the
 //! exchange client, the streams, and the snapshot publisher. Every effect that waits on the
 //! network, a disk copy or the vault's key derivation runs on a task of its own and answers on a
 //! channel, so nothing slow ever stands between a key press and the engine.
@@ -25,8 +26,9 @@ use crate::engine::machine::{
 };
 use crate::engine::snapshot::{Command, RateLimitUsage, RequestId, Snapshot};
 use crate::engine::state::TickerLine;
-use crate::exchange::binance::events::{MarketEvent, UserEvent};
+use crate::exchange::binance::events::UserEvent;
 use crate::exchange::binance::market::{MarketStreamConfig, MarketStreamHandle, spawn_market_stream};
+use crate::exchange::binance::market_queue;
 use crate::exchange::binance::reconcile::{Resolution, ResolveConfig, resolve_unknown, resync};
 use crate::exchange::binance::rest::BinanceRest;
 use crate::exchange::binance::user::{UserStreamConfig, spawn_user_stream};
@@ -36,6 +38,9 @@ use crate::risk::Broker;
 const TICK: Duration = Duration::from_millis(250);
 /// At most one snapshot per frame (~30 fps); bursts of market data coalesce.
 const PUBLISH_EVERY: Duration = Duration::from_millis(33);
+/// Market events that keep their order (trades, diffs, closed candles, statuses) the queue
+/// holds before the stream task waits; quotes are conflated beside them.
+const MARKET_QUEUE: usize = 4096;
 
 /// The wall clock, read here only: the engine is given the time of each input.
 fn now_ms() -> i64 {
@@ -191,7 +196,10 @@ impl Runtime {
             lease,
             history_reader: Default::default(),
         };
-        let (market_tx, mut market_rx) = mpsc::channel::<MarketEvent>(4096);
+        // Quotes, tickers and forming candles are conflated per symbol in this queue, so under a
+        // burst a quote never waits behind thousands of older ones; trades, diffs and closed
+        // candles keep their order within the 4 096 places (`market_queue`'s doc).
+        let (market_tx, mut market_rx) = market_queue::channel(MARKET_QUEUE);
         let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
         let (handle, _market_task) = spawn_market_stream(
             exec.rest.endpoints().clone(),

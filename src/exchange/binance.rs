@@ -5,7 +5,8 @@
 //! rate limits (`rest`, `clock`, `limits`), the client as a `risk::Broker` (`broker`), answer
 //! and event parsing into the domain's report types (`wire`, `events`), the
 //! market and user-data stream tasks (`market`, `user`) over one WebSocket session driver
-//! (`ws_session`), and order reconciliation (`reconcile`). Rounding a ticket to the exchange's filters is the risk check's job
+//! (`ws_session`), the market queue that hands market events to the engine, conflating
+//! superseded quotes (`market_queue`), and order reconciliation (`reconcile`). Rounding a ticket to the exchange's filters is the risk check's job
 //! (`risk::check` over `domain::SymbolRules`), not the client's. Must not: hold trading state (the engine
 //! owns it), decide risk, write the journal, log a secret or a signed URL, or ever resend an
 //! order whose outcome is unknown.
@@ -13,7 +14,8 @@
 //! How the owner uses it:
 //! - `BinanceRest::new(Endpoints::for_mode(..), creds, RestConfig::default(), ban_store)`;
 //!   `sync_clock()` at start and every few minutes; `exchange_info()` at start and periodically.
-//! - `spawn_market_stream(..)` and `spawn_user_stream(..)` feed owned events on channels; on
+//! - `spawn_market_stream(..)` (on a `market_queue::channel`) and `spawn_user_stream(..)` (on
+//!   an `mpsc` channel) feed owned events; on
 //!   every `UserEvent::Subscribed`, run `reconcile::resync` and apply its fills, deduplicated by
 //!   (symbol, trade id, order id) (the journal does; `FillDedup` for callers without one).
 //! - Orders: journal the client order id, then `Broker::place_order` with the risk-approved
@@ -31,6 +33,7 @@ pub mod endpoints;
 pub mod events;
 pub mod limits;
 pub mod market;
+pub mod market_queue;
 pub mod reconcile;
 pub mod rest;
 pub mod sign;

@@ -5,8 +5,10 @@
 //! symbol (its book's diffs, trades and chart timeframe: [`focus_streams_for`]) change (batched,
 //! at most 4 control messages a second against Binance's 5), pong for every ping, reconnect
 //! with backoff and jitter (proactively before the 24 h limit and at once on
-//! `serverShutdown`), per-symbol staleness, and counting malformed frames. Must not: keep
-//! quotes (the engine does), block the engine (events go on a channel), or die on bad input.
+//! `serverShutdown`), per-symbol staleness, and counting malformed frames. Events go to the
+//! engine on a `market_queue` (quotes, tickers and forming candles conflated there; trades,
+//! diffs, closed candles and statuses wait for room, so none is lost). Must not: keep quotes
+//! (the engine does), block the engine, or die on bad input.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use super::endpoints::Endpoints;
 use super::events::{
     MarketEvent, MarketFrame, StreamStatus, focus_streams_for, parse_market_frame, streams_for,
 };
+use super::market_queue::{MarketSender, QueueStats};
 use super::ws_session::{self, End, Flow, Prepare, Session, SessionTimings, Ws};
 use crate::domain::Symbol;
 
@@ -160,7 +163,7 @@ pub struct MarketStreamHandle {
     commands: mpsc::Sender<Command>,
     malformed: Arc<AtomicU64>,
     reconnects: Arc<AtomicU64>,
-    dropped: Arc<AtomicU64>,
+    queue: QueueStats,
 }
 
 impl std::fmt::Debug for Command {
@@ -210,9 +213,10 @@ impl MarketStreamHandle {
         self.reconnects.load(Ordering::Relaxed)
     }
 
-    /// Market-data events dropped because the owner's channel was full.
-    pub fn dropped_count(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// Quotes, tickers and forming candles that a newer one replaced in the market queue
+    /// before the owner read them (nothing else is ever dropped).
+    pub fn superseded_count(&self) -> u64 {
+        self.queue.superseded_count()
     }
 }
 
@@ -221,7 +225,7 @@ pub fn spawn_market_stream(
     endpoints: Endpoints,
     clock: Clock,
     watchlist: Vec<Symbol>,
-    events: mpsc::Sender<MarketEvent>,
+    events: MarketSender,
     cancel: CancellationToken,
     config: MarketStreamConfig,
 ) -> (MarketStreamHandle, tokio::task::JoinHandle<()>) {
@@ -230,7 +234,7 @@ pub fn spawn_market_stream(
         commands: tx,
         malformed: Arc::new(AtomicU64::new(0)),
         reconnects: Arc::new(AtomicU64::new(0)),
-        dropped: Arc::new(AtomicU64::new(0)),
+        queue: events.stats(),
     };
     let timings = SessionTimings {
         reconnect_base: config.reconnect_base,
@@ -248,7 +252,6 @@ pub fn spawn_market_stream(
         commands: rx,
         malformed: handle.malformed.clone(),
         reconnects: handle.reconnects.clone(),
-        dropped: handle.dropped.clone(),
         stale: StaleTracker::default(),
         connections: 0,
         conn: Connection::new(BTreeSet::new()),
@@ -262,12 +265,11 @@ struct MarketTask {
     clock: Clock,
     watchlist: Vec<Symbol>,
     focus: Option<(Symbol, String)>,
-    events: mpsc::Sender<MarketEvent>,
+    events: MarketSender,
     config: MarketStreamConfig,
     commands: mpsc::Receiver<Command>,
     malformed: Arc<AtomicU64>,
     reconnects: Arc<AtomicU64>,
-    dropped: Arc<AtomicU64>,
     stale: StaleTracker,
     /// Connections opened so far; every one after the first is a reconnect.
     connections: u64,
@@ -317,23 +319,14 @@ fn owner_alive(alive: bool) -> Flow {
 }
 
 impl MarketTask {
-    /// Status events wait for room in the channel; `false` once the owner is gone.
+    /// Queues an event for the owner; `false` once the owner is gone. A quote, ticker or
+    /// forming candle never waits (the queue keeps the newest per symbol). Trades, diffs,
+    /// closed candles and statuses wait while the queue is full of them: losing a diff would
+    /// cost the book a resync, so a stalled owner stalls this task instead, and the socket's
+    /// unread frames wait in TCP (a ping is answered once the owner takes an event again;
+    /// Binance allows a minute).
     async fn emit(&self, ev: MarketEvent) -> bool {
         self.events.send(ev).await.is_ok()
-    }
-
-    /// Market data never waits: a stalled owner must not stall the socket (pings would go
-    /// unanswered and the exchange would drop us). A quote is superseded by the next one, so
-    /// dropping it is counted, not fatal.
-    fn emit_data(&self, ev: MarketEvent) -> bool {
-        match self.events.try_send(ev) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
     }
 
     fn stale_after_ms(&self) -> i64 {
@@ -354,7 +347,7 @@ impl MarketTask {
         {
             return ControlFlow::Break(End::Stop);
         }
-        owner_alive(self.emit_data(ev))
+        owner_alive(self.emit(ev).await)
     }
 }
 
@@ -577,7 +570,7 @@ mod tests {
             commands: tx,
             malformed: Arc::default(),
             reconnects: Arc::default(),
-            dropped: Arc::default(),
+            queue: crate::exchange::binance::market_queue::channel(1).0.stats(),
         };
         let names = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"];
         for n in names {
