@@ -36,8 +36,10 @@ use crate::risk::Broker;
 
 /// The loop's tick: stale marks, equity, automatic halts, the journal poll for `crbot kill`.
 const TICK: Duration = Duration::from_millis(250);
-/// At most one snapshot per frame (~30 fps); bursts of market data coalesce.
-const PUBLISH_EVERY: Duration = Duration::from_millis(33);
+/// At most one snapshot per frame (~29 fps); bursts of market data coalesce. Just longer than
+/// the screen's shortest frame interval (`ui::FRAME_INTERVAL`, 33 ms from a draw's start), so
+/// the screen draws each snapshot as it arrives instead of waiting for its next frame.
+const PUBLISH_EVERY: Duration = Duration::from_millis(34);
 /// Market events that keep their order (trades, diffs, closed candles, statuses) the queue
 /// holds before the stream task waits; quotes are conflated beside them.
 const MARKET_QUEUE: usize = 4096;
