@@ -15,7 +15,7 @@ use crbot::domain::{ClientOrderId, Notional, OrderPurpose, OrderStatus, OrderTyp
 use crbot::engine::machine::{Answer, Effect, Input};
 use crbot::engine::snapshot::{Command, LogLevel};
 use crbot::exchange::binance::events::{ExecutionType, MarketEvent, StreamStatus, UserEvent};
-use crbot::journal::EventKind;
+use crbot::journal::{EventKind, RiskEventRecord};
 use crbot::risk::Limits;
 use machine_support::*;
 
@@ -96,6 +96,31 @@ fn lost_alerts(fx: &Effects) -> Vec<&Alert> {
         .into_iter()
         .filter(|a| a.kind == AlertKind::ProtectionLost)
         .collect()
+}
+
+/// A protected position whose take-profit was expired by self-trade prevention and whose list
+/// then ended its stop-loss: the position is left with no protection.
+fn lost_by_self_trade() -> (Script, OcoRequest) {
+    let (mut s, oco) = protected();
+    s.step(leg(
+        &oco,
+        OrderPurpose::TakeProfit,
+        OrderStatus::ExpiredInMatch,
+        ExecutionType::TradePrevention,
+    ));
+    s.step(leg(
+        &oco,
+        OrderPurpose::StopLoss,
+        OrderStatus::Expired,
+        ExecutionType::Expired,
+    ));
+    (s, oco)
+}
+
+/// The risk decision journaled for a re-protection that sent nothing.
+fn refused(s: &Script, fx: &Effects) -> RiskEventRecord {
+    assert!(fx.ocos().is_empty(), "{:?}", fx.0);
+    s.journal().recent_risk_events(1).unwrap()[0].record.clone()
 }
 
 #[test]
@@ -184,19 +209,7 @@ fn a_take_profit_expired_in_match_leaves_the_position_unprotected_and_says_so_lo
 
 #[test]
 fn the_trader_re_protects_through_the_risk_gate_and_the_loss_is_then_forgotten() {
-    let (mut s, oco) = protected();
-    s.step(leg(
-        &oco,
-        OrderPurpose::TakeProfit,
-        OrderStatus::ExpiredInMatch,
-        ExecutionType::TradePrevention,
-    ));
-    s.step(leg(
-        &oco,
-        OrderPurpose::StopLoss,
-        OrderStatus::Expired,
-        ExecutionType::Expired,
-    ));
+    let (mut s, oco) = lost_by_self_trade();
     let lost = s.snapshot().lost_protection[0].clone();
 
     let fx = s.command(Command::Reprotect {
@@ -222,19 +235,7 @@ fn the_trader_re_protects_through_the_risk_gate_and_the_loss_is_then_forgotten()
 
 #[test]
 fn a_halted_engine_refuses_the_re_protection_and_journals_why() {
-    let (mut s, oco) = protected();
-    s.step(leg(
-        &oco,
-        OrderPurpose::TakeProfit,
-        OrderStatus::ExpiredInMatch,
-        ExecutionType::TradePrevention,
-    ));
-    s.step(leg(
-        &oco,
-        OrderPurpose::StopLoss,
-        OrderStatus::Expired,
-        ExecutionType::Expired,
-    ));
+    let (mut s, _) = lost_by_self_trade();
     s.command(Command::Kill);
 
     let fx = s.command(Command::Reprotect {
@@ -242,8 +243,7 @@ fn a_halted_engine_refuses_the_re_protection_and_journals_why() {
         stop_loss: p("49000"),
         take_profit: p("51500"),
     });
-    assert!(fx.ocos().is_empty(), "{:?}", fx.0);
-    let decision = &s.journal().recent_risk_events(1).unwrap()[0].record;
+    let decision = refused(&s, &fx);
     assert!(!decision.approved);
     assert_eq!(decision.codes, ["STATE_HALTED"]);
     assert!(
@@ -256,27 +256,14 @@ fn a_halted_engine_refuses_the_re_protection_and_journals_why() {
 
 #[test]
 fn a_re_protection_through_the_market_is_refused_with_its_reason() {
-    let (mut s, oco) = protected();
-    s.step(leg(
-        &oco,
-        OrderPurpose::TakeProfit,
-        OrderStatus::ExpiredInMatch,
-        ExecutionType::TradePrevention,
-    ));
-    s.step(leg(
-        &oco,
-        OrderPurpose::StopLoss,
-        OrderStatus::Expired,
-        ExecutionType::Expired,
-    ));
+    let (mut s, _) = lost_by_self_trade();
     // The bid is 49 999.99: a stop at 50 000 would trigger at once.
     let fx = s.command(Command::Reprotect {
         symbol: sym(BTC),
         stop_loss: p("50000"),
         take_profit: p("51500"),
     });
-    assert!(fx.ocos().is_empty(), "{:?}", fx.0);
-    let decision = &s.journal().recent_risk_events(1).unwrap()[0].record;
+    let decision = refused(&s, &fx);
     assert_eq!(decision.codes, ["NOT_PROTECTABLE"]);
     assert!(
         decision.reason.contains("stop-loss 50000 is at or above the bid"),
@@ -287,27 +274,14 @@ fn a_re_protection_through_the_market_is_refused_with_its_reason() {
 
 #[test]
 fn a_re_protection_off_the_tick_is_refused_naming_the_tick() {
-    let (mut s, oco) = protected();
-    s.step(leg(
-        &oco,
-        OrderPurpose::TakeProfit,
-        OrderStatus::ExpiredInMatch,
-        ExecutionType::TradePrevention,
-    ));
-    s.step(leg(
-        &oco,
-        OrderPurpose::StopLoss,
-        OrderStatus::Expired,
-        ExecutionType::Expired,
-    ));
+    let (mut s, _) = lost_by_self_trade();
     // As typed after `:protect`: a stop-loss between two ticks (BTCUSDT's tick is 0.01).
     let fx = s.command(Command::Reprotect {
         symbol: sym(BTC),
         stop_loss: p("49000.005"),
         take_profit: p("51500"),
     });
-    assert!(fx.ocos().is_empty(), "{:?}", fx.0);
-    let decision = &s.journal().recent_risk_events(1).unwrap()[0].record;
+    let decision = refused(&s, &fx);
     assert_eq!(decision.codes, ["FILTER"]);
     assert!(
         decision.reason.contains("49000.005") && decision.reason.contains("0.01"),
