@@ -20,7 +20,7 @@
 //! and which failures are worth saying; the REST client's rate-limit guard decides whether a
 //! read may go out at all (`BinanceRest::depth_when_allowed`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -73,17 +73,26 @@ pub enum Loaded {
     Unneeded,
 }
 
-/// A level's price as the book's key: ordered exactly as [`Decimal`] orders prices, by
-/// integer arithmetic inlined here. A diff's level is found among thousands by a dozen
+/// A level's price as the book's key: the value split into its integer part and its fraction
+/// written with 28 decimals, so that two keys compare as plain integers do and equal values
+/// at different scales are the same key. A diff's level is found among thousands by a dozen
 /// comparisons, and `Decimal`'s own comparison (not inlined; sign checks, then a rescale in
 /// 32-bit steps whenever the scales differ) was the largest cost of applying a diff. The
 /// scales do differ in every live book: the REST snapshot's prices are [`Price`]s, stored
 /// normalised (`97250` has scale 0, `97250.01` scale 2), while the diffs' prices are as
 /// Binance writes them (`97250.00000000`, scale 8).
-#[derive(Debug, Clone, Copy)]
-struct PriceKey(Decimal);
+///
+/// Exact for every `Decimal`: the mantissa is below 2^96 and the scale at most 28, so the
+/// whole part fits an i128 and the fraction, below 10^28, does too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PriceKey {
+    whole: i128,
+    /// In `[0; 10^28)`: the part below one, in units of 10^-28 (floored, so a negative price
+    /// has a whole part one lower and a positive fraction, and the order still holds).
+    fraction: i128,
+}
 
-/// `10^n` for every scale difference a [`Decimal`] can have (0 to 28).
+/// `10^n` for every scale a [`Decimal`] can have (0 to 28).
 const POW10: [i128; 29] = {
     let mut p = [1i128; 29];
     let mut i = 1;
@@ -94,50 +103,100 @@ const POW10: [i128; 29] = {
     p
 };
 
-impl Ord for PriceKey {
-    fn cmp(&self, other: &PriceKey) -> std::cmp::Ordering {
-        let (a, b) = (&self.0, &other.0);
-        let (ma, mb) = (a.mantissa(), b.mantissa());
-        // `m / 10^scale`: brought to the larger scale, the mantissas compare as the values do
-        // (signed, so for any sign). A product that would not fit an i128 (a mantissa near
-        // Decimal's 96 bits moved by many places: never a price) is left to `Decimal`.
-        let widened = match a.scale().cmp(&b.scale()) {
-            std::cmp::Ordering::Equal => Some((ma, mb)),
-            std::cmp::Ordering::Less => POW10
-                .get((b.scale() - a.scale()) as usize)
-                .and_then(|p| ma.checked_mul(*p))
-                .map(|ma| (ma, mb)),
-            std::cmp::Ordering::Greater => POW10
-                .get((a.scale() - b.scale()) as usize)
-                .and_then(|p| mb.checked_mul(*p))
-                .map(|mb| (ma, mb)),
-        };
-        match widened {
-            Some((x, y)) => x.cmp(&y),
-            None => a.cmp(b),
+impl PriceKey {
+    fn of(price: Decimal) -> PriceKey {
+        // A Decimal's scale is at most 28: the indexes stay inside POW10.
+        let scale = (price.scale() as usize).min(28);
+        let unit = POW10[scale];
+        let m = price.mantissa();
+        PriceKey {
+            whole: m.div_euclid(unit),
+            fraction: m.rem_euclid(unit) * POW10[28 - scale],
         }
     }
 }
 
-impl PartialOrd for PriceKey {
-    fn partial_cmp(&self, other: &PriceKey) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
+/// One side of the book: its levels in ascending price order, with their keys beside them for
+/// the search. Two double-ended queues, not a map: a diff mostly changes levels near the touch,
+/// which sits at one end of the queue (the bids' highest, the asks' lowest), so an insert or a
+/// removal moves few entries, and a search over contiguous keys is cheaper than a tree's walk.
+#[derive(Debug, Clone, Default)]
+struct Side {
+    keys: VecDeque<PriceKey>,
+    /// `(price, quantity)`, in the order of `keys`; no quantity is zero.
+    levels: VecDeque<(Decimal, Decimal)>,
 }
 
-impl PartialEq for PriceKey {
-    fn eq(&self, other: &PriceKey) -> bool {
-        self.cmp(other).is_eq()
+impl Side {
+    /// A side from a snapshot's levels, in any order: zero quantities left out, a price given
+    /// twice kept at its last quantity.
+    fn from_levels(levels: impl Iterator<Item = (Decimal, Decimal)>) -> Side {
+        let mut keyed: Vec<(PriceKey, (Decimal, Decimal))> = levels
+            .filter(|(_, q)| !q.is_zero())
+            .map(|(p, q)| (PriceKey::of(p), (p, q)))
+            .collect();
+        // Stable: among equal prices the input's order stays, so the last one is the last.
+        keyed.sort_by_key(|(k, _)| *k);
+        let mut side = Side::default();
+        for (key, level) in keyed {
+            if side.keys.back() == Some(&key) {
+                if let Some(last) = side.levels.back_mut() {
+                    *last = level;
+                }
+            } else {
+                side.keys.push_back(key);
+                side.levels.push_back(level);
+            }
+        }
+        side
+    }
+
+    /// Sets a level's quantity; zero removes it.
+    fn set(&mut self, price: Decimal, qty: Decimal) {
+        let key = PriceKey::of(price);
+        match self.keys.binary_search(&key) {
+            Ok(i) if qty.is_zero() => {
+                self.keys.remove(i);
+                self.levels.remove(i);
+            }
+            Ok(i) => {
+                if let Some(level) = self.levels.get_mut(i) {
+                    level.1 = qty;
+                }
+            }
+            Err(_) if qty.is_zero() => {}
+            Err(i) => {
+                self.keys.insert(i, key);
+                self.levels.insert(i, (price, qty));
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn pop_lowest(&mut self) {
+        self.keys.pop_front();
+        self.levels.pop_front();
+    }
+
+    fn pop_highest(&mut self) {
+        self.keys.pop_back();
+        self.levels.pop_back();
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.levels.clear();
     }
 }
-
-impl Eq for PriceKey {}
 
 /// One symbol's local order book.
 #[derive(Debug, Clone, Default)]
 pub struct LocalBook {
-    bids: BTreeMap<PriceKey, Decimal>,
-    asks: BTreeMap<PriceKey, Decimal>,
+    bids: Side,
+    asks: Side,
     /// The update id of the book; `None` until a snapshot made it live.
     id: Option<u64>,
     buffer: VecDeque<DepthDiff>,
@@ -201,13 +260,8 @@ impl LocalBook {
         if self.buffer.front().is_some_and(|d| d.first_id > snap_id + 1) {
             return Loaded::Again;
         }
-        let side = |levels: &[(Price, Qty)]| {
-            levels
-                .iter()
-                .map(|(p, q)| (PriceKey(p.value()), q.value()))
-                .filter(|(_, q)| !q.is_zero())
-                .collect()
-        };
+        let side =
+            |levels: &[(Price, Qty)]| Side::from_levels(levels.iter().map(|(p, q)| (p.value(), q.value())));
         self.bids = side(&depth.bids);
         self.asks = side(&depth.asks);
         self.id = Some(snap_id);
@@ -234,30 +288,26 @@ impl LocalBook {
     fn apply(&mut self, diff: &DepthDiff) {
         for (side, levels) in [(&mut self.bids, &diff.bids), (&mut self.asks, &diff.asks)] {
             for (p, q) in levels {
-                if q.is_zero() {
-                    side.remove(&PriceKey(*p));
-                } else {
-                    side.insert(PriceKey(*p), *q);
-                }
+                side.set(*p, *q);
             }
         }
         self.id = Some(diff.last_id);
         while self.bids.len() > MAX_LEVELS {
-            self.bids.pop_first();
+            self.bids.pop_lowest();
         }
         while self.asks.len() > MAX_LEVELS {
-            self.asks.pop_last();
+            self.asks.pop_highest();
         }
     }
 
     /// The best `n` bids, highest first (empty while not live).
     pub fn bids(&self, n: usize) -> Vec<(Decimal, Decimal)> {
-        self.bids.iter().rev().take(n).map(|(p, q)| (p.0, *q)).collect()
+        self.bids.levels.iter().rev().take(n).copied().collect()
     }
 
     /// The best `n` asks, lowest first (empty while not live).
     pub fn asks(&self, n: usize) -> Vec<(Decimal, Decimal)> {
-        self.asks.iter().take(n).map(|(p, q)| (p.0, *q)).collect()
+        self.asks.levels.iter().take(n).copied().collect()
     }
 }
 
@@ -349,6 +399,7 @@ mod tests {
     use super::*;
     use crate::domain::{Price, Qty};
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn d(n: i64) -> Decimal {
         Decimal::from(n)
@@ -545,12 +596,54 @@ mod tests {
                 Decimal::from_parts(lo as u32, (lo >> 32) as u32, hi, lo < 0, scale)
             };
             let (x, y) = (wide(a, a_hi, sa), wide(b, b_hi, sb));
-            prop_assert_eq!(PriceKey(x).cmp(&PriceKey(y)), x.cmp(&y));
-            prop_assert_eq!(PriceKey(x) == PriceKey(y), x == y);
+            let key = PriceKey::of;
+            prop_assert_eq!(key(x).cmp(&key(y)), x.cmp(&y));
+            prop_assert_eq!(key(x) == key(y), x == y);
             // The same value normalised (as a snapshot's `Price`) is the same level.
             let z = x.normalize();
-            prop_assert_eq!(PriceKey(z).cmp(&PriceKey(y)), x.cmp(&y));
-            prop_assert!(PriceKey(z) == PriceKey(x));
+            prop_assert_eq!(key(z).cmp(&key(y)), x.cmp(&y));
+            prop_assert_eq!(key(z), key(x));
+        }
+
+        /// Built from a snapshot, then changed level by level, a side holds what a sorted map
+        /// of price to quantity would, in its order, whatever scales the prices are written in.
+        #[test]
+        fn both_sides_hold_what_a_map_would(
+            snapshot in proptest::collection::vec((0i64..60, 0u32..4, 0i64..5), 0..40),
+            changes in proptest::collection::vec((0i64..60, 0u32..4, 0i64..5), 0..80),
+        ) {
+            // Prices from 0.0 to 5.9, written with 1 to 4 decimals (so the same price comes at
+            // different scales).
+            let price = |tenths: i64, extra: u32| {
+                Decimal::new(tenths * 10i64.pow(extra), 1 + extra)
+            };
+            let mut side = Side::from_levels(
+                snapshot.iter().map(|(p, s, q)| (price(*p, *s), d(*q))),
+            );
+            let mut map: BTreeMap<Decimal, Decimal> = BTreeMap::new();
+            for (p, s, q) in &snapshot {
+                if *q == 0 {
+                    continue;
+                }
+                map.remove(&price(*p, *s));
+                map.insert(price(*p, *s), d(*q));
+            }
+            let held = |side: &Side| side.levels.iter().copied().collect::<Vec<_>>();
+            let want = |map: &BTreeMap<Decimal, Decimal>| {
+                map.iter().map(|(p, q)| (*p, *q)).collect::<Vec<_>>()
+            };
+            prop_assert_eq!(held(&side), want(&map));
+            for (p, s, q) in &changes {
+                side.set(price(*p, *s), d(*q));
+                if *q == 0 {
+                    map.remove(&price(*p, *s));
+                } else {
+                    map.insert(price(*p, *s), d(*q));
+                }
+                prop_assert_eq!(held(&side), want(&map));
+                prop_assert_eq!(side.levels.len(), side.keys.len());
+                prop_assert!(side.keys.iter().zip(side.keys.iter().skip(1)).all(|(a, b)| a < b));
+            }
         }
     }
 
