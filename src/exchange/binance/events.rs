@@ -5,6 +5,8 @@
 //! [`OrderReport`]). Must not: panic or give up on a bad frame —
 //! every parse returns a typed error the stream task counts and logs; do I/O.
 
+use std::borrow::Cow;
+
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,18 +27,55 @@ fn bad(what: impl std::fmt::Display) -> FrameError {
     FrameError(what.to_string())
 }
 
+fn not_decimal(s: &str) -> FrameError {
+    bad(format!("`{s}` is not a decimal"))
+}
+
 fn dec(s: &str) -> Result<Decimal, FrameError> {
-    s.trim()
-        .parse::<Decimal>()
-        .map_err(|_| bad(format!("`{s}` is not a decimal")))
+    s.trim().parse::<Decimal>().map_err(|_| not_decimal(s))
+}
+
+/// `s` without the zeros that end its fraction (and without the point, when nothing is left
+/// after it): `"97250.01000000"` is `"97250.01"`, `"97250.00000000"` is `"97250"`. Binance
+/// writes every price and quantity with eight decimals; a [`Price`] or [`Qty`] keeps its value
+/// normalised, so reading the short form gives the same value, without parsing eight digits
+/// and then dividing them away one by one. `None` when there is nothing to strip or the text is
+/// anything but a plain `-`, digits and one point (it is then read as it is, by [`dec`]).
+fn without_trailing_zeros(s: &str) -> Option<&str> {
+    let bytes = s.as_bytes();
+    let mut point = None;
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' | b'-' => {}
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    let point = point?;
+    let fraction = s.get(point + 1..)?.trim_end_matches('0');
+    let end = if fraction.is_empty() {
+        point
+    } else {
+        point + 1 + fraction.len()
+    };
+    let short = s.get(..end)?;
+    (end < s.len() && short.ends_with(|c: char| c.is_ascii_digit())).then_some(short)
+}
+
+/// A price or quantity as [`dec`] reads it, trailing zeros skipped (the same value).
+fn number(s: &str) -> Result<Decimal, FrameError> {
+    match without_trailing_zeros(s) {
+        Some(short) => short.parse::<Decimal>().map_err(|_| not_decimal(s)),
+        None => dec(s),
+    }
 }
 
 fn price(s: &str) -> Result<Price, FrameError> {
-    Price::try_new(dec(s)?).map_err(bad)
+    Price::try_new(number(s)?).map_err(bad)
 }
 
 fn qty(s: &str) -> Result<Qty, FrameError> {
-    Qty::try_new(dec(s)?).map_err(bad)
+    Qty::try_new(number(s)?).map_err(bad)
 }
 
 fn symbol(s: &str) -> Result<Symbol, FrameError> {
@@ -173,57 +212,76 @@ pub enum MarketFrame {
 }
 
 #[derive(Deserialize)]
-struct BookTickerWire {
+struct BookTickerWire<'a> {
     u: u64,
-    s: String,
-    b: String,
-    #[serde(rename = "B")]
-    bq: String,
-    a: String,
-    #[serde(rename = "A")]
-    aq: String,
+    #[serde(borrow)]
+    s: Cow<'a, str>,
+    #[serde(borrow)]
+    b: Cow<'a, str>,
+    #[serde(rename = "B", borrow)]
+    bq: Cow<'a, str>,
+    #[serde(borrow)]
+    a: Cow<'a, str>,
+    #[serde(rename = "A", borrow)]
+    aq: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
-struct MiniTickerWire {
+struct MiniTickerWire<'a> {
     #[serde(rename = "E")]
     event: i64,
-    s: String,
-    c: String,
-    o: String,
-    h: String,
-    l: String,
-    v: String,
-    q: String,
+    #[serde(borrow)]
+    s: Cow<'a, str>,
+    #[serde(borrow)]
+    c: Cow<'a, str>,
+    #[serde(borrow)]
+    o: Cow<'a, str>,
+    #[serde(borrow)]
+    h: Cow<'a, str>,
+    #[serde(borrow)]
+    l: Cow<'a, str>,
+    #[serde(borrow)]
+    v: Cow<'a, str>,
+    #[serde(borrow)]
+    q: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
-struct KlineEventWire {
+struct KlineEventWire<'a> {
     #[serde(rename = "E")]
     event: i64,
-    s: String,
-    k: KlineWire,
+    #[serde(borrow)]
+    s: Cow<'a, str>,
+    #[serde(borrow)]
+    k: KlineWire<'a>,
 }
 
 #[derive(Deserialize)]
-struct KlineWire {
+struct KlineWire<'a> {
     t: i64,
     #[serde(rename = "T")]
     close_t: i64,
-    i: String,
-    o: String,
-    c: String,
-    h: String,
-    l: String,
-    v: String,
+    #[serde(borrow)]
+    i: Cow<'a, str>,
+    #[serde(borrow)]
+    o: Cow<'a, str>,
+    #[serde(borrow)]
+    c: Cow<'a, str>,
+    #[serde(borrow)]
+    h: Cow<'a, str>,
+    #[serde(borrow)]
+    l: Cow<'a, str>,
+    #[serde(borrow)]
+    v: Cow<'a, str>,
     x: bool,
 }
 
 #[derive(Deserialize)]
-struct DepthUpdateWire {
+struct DepthUpdateWire<'a> {
     #[serde(rename = "E")]
     event: i64,
-    s: String,
+    #[serde(borrow)]
+    s: Cow<'a, str>,
     #[serde(rename = "U")]
     first: u64,
     u: u64,
@@ -290,7 +348,9 @@ impl<'de> Deserialize<'de> for Level {
 }
 
 /// A decimal written as a JSON string, parsed from the text as it is read (borrowed from the
-/// frame, or from the parser's buffer when it held an escape), as [`dec`] parses it.
+/// frame, or from the parser's buffer when it held an escape), as [`dec`] parses it. Not
+/// [`number`]: a level's price is kept as written (the book keys it by value), so skipping its
+/// zeros would only add a pass over the text.
 struct DecimalText(Decimal);
 
 impl<'de> Deserialize<'de> for DecimalText {
@@ -310,13 +370,16 @@ impl<'de> Deserialize<'de> for DecimalText {
 }
 
 #[derive(Deserialize)]
-struct AggTradeWire {
+struct AggTradeWire<'a> {
     #[serde(rename = "E")]
     event: i64,
-    s: String,
+    #[serde(borrow)]
+    s: Cow<'a, str>,
     a: u64,
-    p: String,
-    q: String,
+    #[serde(borrow)]
+    p: Cow<'a, str>,
+    #[serde(borrow)]
+    q: Cow<'a, str>,
     #[serde(rename = "T")]
     time: i64,
     m: bool,
@@ -365,7 +428,7 @@ struct Framed<'a, T> {
     data: T,
 }
 
-fn typed<T: serde::de::DeserializeOwned>(text: &str, name: &str) -> Option<T> {
+fn typed<'a, T: Deserialize<'a>>(text: &'a str, name: &str) -> Option<T> {
     let framed = serde_json::from_str::<Framed<T>>(text).ok()?;
     (framed.stream == name).then_some(framed.data)
 }
@@ -397,7 +460,7 @@ fn parse_stream_message(text: &str, recv_ms: i64) -> Option<MarketEvent> {
     }
 }
 
-fn book_ticker(w: BookTickerWire, recv_ms: i64) -> Result<MarketEvent, FrameError> {
+fn book_ticker(w: BookTickerWire<'_>, recv_ms: i64) -> Result<MarketEvent, FrameError> {
     Ok(MarketEvent::BookTicker {
         symbol: symbol(&w.s)?,
         bid: price(&w.b)?,
@@ -409,7 +472,7 @@ fn book_ticker(w: BookTickerWire, recv_ms: i64) -> Result<MarketEvent, FrameErro
     })
 }
 
-fn mini_ticker(w: MiniTickerWire) -> Result<MarketEvent, FrameError> {
+fn mini_ticker(w: MiniTickerWire<'_>) -> Result<MarketEvent, FrameError> {
     Ok(MarketEvent::MiniTicker {
         symbol: symbol(&w.s)?,
         open: price(&w.o)?,
@@ -422,10 +485,10 @@ fn mini_ticker(w: MiniTickerWire) -> Result<MarketEvent, FrameError> {
     })
 }
 
-fn kline(w: KlineEventWire) -> Result<MarketEvent, FrameError> {
+fn kline(w: KlineEventWire<'_>) -> Result<MarketEvent, FrameError> {
     Ok(MarketEvent::Kline {
         symbol: symbol(&w.s)?,
-        interval: w.k.i.clone(),
+        interval: w.k.i.into_owned(),
         kline: Kline {
             open_time_ms: w.k.t,
             close_time_ms: w.k.close_t,
@@ -440,7 +503,7 @@ fn kline(w: KlineEventWire) -> Result<MarketEvent, FrameError> {
     })
 }
 
-fn depth_update(w: DepthUpdateWire) -> Result<MarketEvent, FrameError> {
+fn depth_update(w: DepthUpdateWire<'_>) -> Result<MarketEvent, FrameError> {
     if w.first > w.u {
         return Err(bad("depthUpdate with U > u"));
     }
@@ -456,7 +519,7 @@ fn depth_update(w: DepthUpdateWire) -> Result<MarketEvent, FrameError> {
     })
 }
 
-fn agg_trade(w: AggTradeWire) -> Result<MarketEvent, FrameError> {
+fn agg_trade(w: AggTradeWire<'_>) -> Result<MarketEvent, FrameError> {
     Ok(MarketEvent::Trade {
         symbol: symbol(&w.s)?,
         trade: StreamTrade {
@@ -511,17 +574,17 @@ fn parse_market_value(text: &str, recv_ms: i64) -> Result<MarketFrame, FrameErro
         .split_once('@')
         .ok_or_else(|| bad("stream name without @"))?;
     let ev = if kind == "bookTicker" {
-        book_ticker(serde_json::from_value(data).map_err(bad)?, recv_ms)?
+        book_ticker(Deserialize::deserialize(&data).map_err(bad)?, recv_ms)?
     } else if kind == "miniTicker" {
-        mini_ticker(serde_json::from_value(data).map_err(bad)?)?
+        mini_ticker(Deserialize::deserialize(&data).map_err(bad)?)?
     } else if kind.starts_with("kline_") {
-        kline(serde_json::from_value(data).map_err(bad)?)?
+        kline(Deserialize::deserialize(&data).map_err(bad)?)?
     } else if is_depth_diff(kind) {
-        depth_update(serde_json::from_value(data).map_err(bad)?)?
+        depth_update(Deserialize::deserialize(&data).map_err(bad)?)?
     } else if kind == "aggTrade" {
-        agg_trade(serde_json::from_value(data).map_err(bad)?)?
+        agg_trade(Deserialize::deserialize(&data).map_err(bad)?)?
     } else if kind.starts_with("depth") && data.get("lastUpdateId").is_some() {
-        depth(prefix, &serde_json::from_value(data).map_err(bad)?, recv_ms)?
+        depth(prefix, &DepthWire::deserialize(&data).map_err(bad)?, recv_ms)?
     } else {
         return Ok(MarketFrame::Ignored);
     };
@@ -928,6 +991,44 @@ pub fn parse_user_frame(text: &str) -> Result<UserFrame, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Skipping a number's trailing zeros never changes what it reads as: the same value,
+        /// or the same error for text that is not a number, whatever the text.
+        #[test]
+        fn numbers_read_without_trailing_zeros_are_the_same_values(
+            s in prop_oneof![
+                "-?[0-9]{0,12}(\\.[0-9]{0,8}0{0,8})?",
+                "[-0-9. ]{0,14}",
+                "[0-9]{1,6}\\.[0-9]{0,4}0{1,8}",
+            ]
+        ) {
+            prop_assert_eq!(number(&s), dec(&s));
+            if let Some(short) = without_trailing_zeros(&s) {
+                prop_assert!(short.len() < s.len() && s.starts_with(short));
+            }
+        }
+    }
+
+    #[test]
+    fn binance_numbers_lose_only_their_trailing_zeros() {
+        assert_eq!(without_trailing_zeros("97250.01000000"), Some("97250.01"));
+        assert_eq!(without_trailing_zeros("97250.00000000"), Some("97250"));
+        assert_eq!(without_trailing_zeros("0.00000000"), Some("0"));
+        assert_eq!(without_trailing_zeros("97250.01"), None, "nothing to strip");
+        assert_eq!(
+            without_trailing_zeros("97250"),
+            None,
+            "no point: the zeros are the value's"
+        );
+        assert_eq!(without_trailing_zeros("1.0e5"), None);
+        assert_eq!(
+            without_trailing_zeros(" 1.50"),
+            None,
+            "read as it is, trimmed by dec"
+        );
+    }
 
     #[test]
     fn book_ticker_frame_has_no_event_time_and_uses_receipt_time() {
