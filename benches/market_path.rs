@@ -376,4 +376,140 @@ fn main() {
     }
     bench(&mut c);
     c.final_summary();
+    interleaved_ratios();
+}
+
+/// Frames measured per batch, and batches per column, in [`interleaved_ratios`].
+const BATCH: usize = 200;
+const BATCHES: usize = 300;
+
+/// A row of [`interleaved_ratios`]: the stream's name, a frame of it, and its bare decode.
+type Row = (&'static str, &'static str, fn(&str));
+
+/// One column of a row: what makes each frame (untimed), and what is timed on it.
+type Column<'a> = (&'a mut dyn FnMut() -> String, &'a mut dyn FnMut(&str));
+
+/// The three columns of a row measured in turns, a batch of [`BATCH`] frames at a time, the
+/// order rotating from batch to batch, so that whatever else the machine does in those seconds
+/// falls on the three alike; each column's figure is its fastest tenth of batches (the time a
+/// message takes when nothing interrupts it). Returns nanoseconds per message.
+fn interleaved(columns: &mut [Column; 3], batches: usize) -> [f64; 3] {
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for b in 0..batches {
+        for k in 0..3 {
+            let c = (b + k) % 3;
+            let (make, run) = &mut columns[c];
+            let frames: Vec<String> = (0..BATCH).map(|_| make()).collect();
+            let start = std::time::Instant::now();
+            for f in &frames {
+                run(black_box(f));
+            }
+            times[c].push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+        }
+    }
+    times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 10]
+    })
+}
+
+/// Every row again, its three columns measured in turns ([`interleaved`]): the ratios a noisy
+/// machine cannot move, printed as a table for docs/PERFORMANCE.md.
+fn interleaved_ratios() {
+    let batches = if std::env::var_os("BENCH_SMOKE").is_some() {
+        3
+    } else {
+        BATCHES
+    };
+    let (mut engine, _dir) = engine();
+    let mut now = NOW;
+    follow(&mut engine, ChartInterval::M1, now);
+    println!("\ninterleaved batches ({batches} × {BATCH} frames a column, fastest tenth):");
+    println!("| stream | bare decode | decode | decode + apply | ratio to bare | messages/s, one core |");
+    println!("|---|---|---|---|---|---|");
+    let print = |name: &str, [bare, decode, apply]: [f64; 3]| {
+        println!(
+            "| `{name}` | {bare:.0} ns | {decode:.0} ns | {apply:.0} ns | {:.2}× (decode {:.2}×) | {:.2} M |",
+            apply / bare,
+            decode / bare,
+            1e3 / apply
+        );
+    };
+    let rows: [Row; 5] = [
+        ("@bookTicker", BOOK_TICKER, |t| {
+            black_box(serde_json::from_str::<Plain<PlainBook>>(t).unwrap());
+        }),
+        ("@miniTicker", MINI_TICKER, |t| {
+            black_box(serde_json::from_str::<Plain<PlainMini>>(t).unwrap());
+        }),
+        ("@kline_1m", KLINE, |t| {
+            black_box(serde_json::from_str::<Plain<PlainKlineEvent>>(t).unwrap());
+        }),
+        ("@depth5@100ms", DEPTH5, |t| {
+            black_box(serde_json::from_str::<Plain<PlainDepth>>(t).unwrap());
+        }),
+        ("@aggTrade", AGG_TRADE, |t| {
+            black_box(serde_json::from_str::<Plain<PlainAggTrade>>(t).unwrap());
+        }),
+    ];
+    for (name, text, bare) in rows {
+        let (mut m1, mut m2, mut m3) = (|| text.to_string(), || text.to_string(), || text.to_string());
+        let mut bare = |t: &str| bare(t);
+        let mut decode = |t: &str| {
+            black_box(parse_market_frame(t, NOW).unwrap());
+        };
+        let mut apply = |t: &str| {
+            now += 1;
+            decode_and_apply(&mut engine, t, now)
+        };
+        let mut columns: [Column; 3] = [
+            (&mut m1, &mut bare),
+            (&mut m2, &mut decode),
+            (&mut m3, &mut apply),
+        ];
+        print(name, interleaved(&mut columns, batches));
+    }
+    // The diff row: a live book, each applied diff continuing the last.
+    let mut seq = 0u64;
+    decode_and_apply(&mut engine, &depth_diff(seq), now);
+    let answer = FocusAnswer::Depth {
+        symbol: btcusdt(),
+        depth: Ok(depth_snapshot()),
+    };
+    engine.update(Input::Answer(Answer::Focus(answer)), now);
+    let mut spare = 0u64;
+    let mut spare2 = 0u64;
+    let mut m1 = || {
+        spare += 1;
+        depth_diff(spare)
+    };
+    let mut m2 = || {
+        spare2 += 1;
+        depth_diff(spare2)
+    };
+    let mut m3 = || {
+        seq += 1;
+        depth_diff(seq)
+    };
+    let mut bare = |t: &str| {
+        black_box(serde_json::from_str::<Plain<PlainDepthUpdate>>(t).unwrap());
+    };
+    let mut decode = |t: &str| {
+        black_box(parse_market_frame(t, NOW).unwrap());
+    };
+    let mut apply = |t: &str| {
+        now += 1;
+        decode_and_apply(&mut engine, t, now)
+    };
+    let mut columns: [Column; 3] = [
+        (&mut m1, &mut bare),
+        (&mut m2, &mut decode),
+        (&mut m3, &mut apply),
+    ];
+    print(
+        "@depth@100ms diff (20 levels)",
+        interleaved(&mut columns, batches),
+    );
+    let book = engine.snapshot(now).focus.book;
+    assert_eq!(book.status, BookStatus::Live, "every diff continued the book");
 }
