@@ -94,9 +94,7 @@ async fn a_take_profit_expired_by_self_trade_prevention_is_shown_lost_and_re_pro
         tp_on_exchange.body
     );
 
-    // Binance ends the list's other leg with it. The local exchange does not yet (it leaves an
-    // OCO's sibling open when a leg expires in match); while it does not, the test ends the
-    // stop-loss from outside crbot, as the list would.
+    // The list does not go on with one leg gone: the exchange ends the stop-loss with it.
     let sl_on_exchange = ex
         .raw
         .signed(
@@ -108,20 +106,11 @@ async fn a_take_profit_expired_by_self_trade_prevention_is_shown_lost_and_re_pro
             ],
         )
         .await;
-    if sl_on_exchange.body["status"] == "NEW" {
-        let r = ex
-            .raw
-            .signed(
-                "DELETE",
-                "/api/v3/order",
-                &[
-                    ("symbol", BTC),
-                    ("origClientOrderId", sl.client_order_id.as_str()),
-                ],
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
+    assert_eq!(
+        sl_on_exchange.body["status"], "EXPIRED",
+        "{}",
+        sl_on_exchange.body
+    );
 
     let s = wait_snapshot(&mut c.snap, WAIT, "the protection shown lost", |s| {
         !s.lost_protection.is_empty()

@@ -474,3 +474,123 @@ async fn a_quote_order_qty_market_buy_meets_the_accounts_order_by_its_mode() {
     assert_eq!(get(&c, &m).await["status"], "NEW");
     h.shutdown().await;
 }
+
+/// A protective sell OCO of 0.01 on the account's 1 BTC: a LIMIT_MAKER take-profit at `tp`
+/// and a STOP_LOSS far below. Returns the list's id and its two orders' ids (take-profit,
+/// stop-loss).
+async fn protective_oco(c: &Client, tp: Decimal) -> (Value, String, String) {
+    let stop = (tp - d("5000")).to_string();
+    let r = c
+        .signed(
+            "POST",
+            "/api/v3/orderList/oco",
+            &[
+                ("symbol", "BTCUSDT"),
+                ("side", "SELL"),
+                ("quantity", "0.01"),
+                ("aboveType", "LIMIT_MAKER"),
+                ("abovePrice", &tp.to_string()),
+                ("belowType", "STOP_LOSS"),
+                ("belowStopPrice", &stop),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id_of = |kind: &str| {
+        r.body["orderReports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["type"] == kind)
+            .map(|o| o["orderId"].to_string())
+            .unwrap()
+    };
+    (
+        r.body["orderListId"].clone(),
+        id_of("LIMIT_MAKER"),
+        id_of("STOP_LOSS"),
+    )
+}
+
+/// The market rises to just under the take-profit `tp` and the account buys up to it (IOC,
+/// 3 BTC under `mode`): the buy sweeps the few synthetic asks left below and then meets the
+/// account's own take-profit.
+async fn sweep_to(h: &SimHandle, c: &Client, tp: Decimal, mode: &str) -> Value {
+    h.deposit("USDT", d("500000")).unwrap();
+    h.set_price("BTCUSDT", tp - d("0.06")).unwrap();
+    let r = c
+        .order(&[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "IOC"),
+            ("quantity", "3"),
+            ("price", &tp.to_string()),
+            ("selfTradePreventionMode", mode),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+async fn list_status(c: &Client, list_id: &Value) -> Value {
+    c.signed(
+        "GET",
+        "/api/v3/orderList",
+        &[("orderListId", &list_id.to_string())],
+    )
+    .await
+    .body
+}
+
+#[tokio::test]
+async fn an_oco_leg_expired_in_match_takes_the_other_leg_and_the_list_with_it() {
+    let (h, c, ask) = setup().await;
+    let mut u = UserEvents::subscribe(&h.ws_api_url(), &c.key, &c.secret).await;
+    let tp_price = ask + d("1");
+    let (list, tp, sl) = protective_oco(&c, tp_price).await;
+    // Binance's default mode, EXPIRE_MAKER, expires the take-profit the buy meets.
+    sweep_to(&h, &c, tp_price, "EXPIRE_MAKER").await;
+    assert_eq!(get(&c, &tp).await["status"], "EXPIRED_IN_MATCH");
+    // As when a leg is cancelled, the list does not go on with one leg: the stop-loss ends too.
+    let slo = get(&c, &sl).await;
+    assert_eq!(slo["status"], "EXPIRED", "{slo}");
+    let l = list_status(&c, &list).await;
+    assert_eq!(
+        (&l["listStatusType"], &l["listOrderStatus"]),
+        (&json!("ALL_DONE"), &json!("ALL_DONE")),
+        "{l}"
+    );
+    let sl_id: u64 = sl.parse().unwrap();
+    let ev = u
+        .wait(|e| e["e"] == "executionReport" && e["i"] == json!(sl_id) && e["x"] != "NEW")
+        .await;
+    assert_eq!(
+        (&ev["x"], &ev["X"]),
+        (&json!("EXPIRED"), &json!("EXPIRED")),
+        "{ev}"
+    );
+    let ev = u.wait(|e| e["e"] == "listStatus" && e["L"] == "ALL_DONE").await;
+    assert_eq!(ev["g"], list, "{ev}");
+    assert_eq!(c.balance("BTC").await.1, Decimal::ZERO, "nothing left locked");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_oco_stays_whole_when_the_taker_is_the_one_expired() {
+    let (h, c, ask) = setup().await;
+    let tp_price = ask + d("1");
+    let (list, tp, sl) = protective_oco(&c, tp_price).await;
+    let t = sweep_to(&h, &c, tp_price, "EXPIRE_TAKER").await;
+    assert_eq!(t["status"], "EXPIRED_IN_MATCH", "{t}");
+    assert_eq!(get(&c, &tp).await["status"], "NEW");
+    assert_eq!(get(&c, &sl).await["status"], "NEW");
+    let l = list_status(&c, &list).await;
+    assert_eq!(l["listOrderStatus"], "EXECUTING", "{l}");
+    assert_eq!(
+        c.balance("BTC").await.1,
+        d("0.01"),
+        "the list's quantity stays locked"
+    );
+    h.shutdown().await;
+}

@@ -247,6 +247,23 @@ impl Engine {
         self.maybe_finish_list(list_id, now);
     }
 
+    /// A list's order expired in match (self-trade prevention): an OCO does not go on with one
+    /// leg gone, as when a leg is cancelled, so its other leg (or the other of an OTOCO's
+    /// pair) expires with it and the list is done. An OTO's working order is
+    /// [`Engine::list_order_expired`]'s.
+    pub(super) fn list_order_expired_in_match(&mut self, order_id: u64, now: i64) {
+        let Some(list_id) = self.account.orders.get(&order_id).map(|o| o.order_list_id) else {
+            return;
+        };
+        let Some(list) = self.account.lists.get(&list_id) else {
+            return;
+        };
+        if list.contingency == ContingencyType::Oto && list.order_ids.first() == Some(&order_id) {
+            return;
+        }
+        self.finish_list_sibling(list_id, order_id, now);
+    }
+
     fn end_pending(&mut self, id: u64, reason: &str, now: i64) {
         if let Some(o) = self.account.orders.get_mut(&id) {
             o.status = OrderStatus::Expired;

@@ -209,6 +209,7 @@ impl Engine {
             self.user_events.push(ev);
         }
         self.list_order_expired(order_id, now);
+        self.list_order_expired_in_match(order_id, now);
     }
 }
 
