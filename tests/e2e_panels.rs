@@ -182,7 +182,7 @@ fn book_trades_timeframes_a_price_alert_a_command_line_order_and_its_history() {
             && log_lines(s, &format!("alert set: {shown}")) == 1
     });
     assert!(
-        screen.contains("Watchlist (~ stale, * alert, ! fired)"),
+        screen.contains("Watchlist (~ = stale, * = alert, ! = fired)"),
         "the legend names the marks:\n{screen}"
     );
     t.keys(&[":"]);

@@ -76,9 +76,9 @@ pub(super) fn draw_watchlist(app: &App, snap: &Snapshot, frame: &mut Frame, area
         .collect();
     let focused = app.focus == Focus::Watchlist;
     let legend = if snap.price_alerts.is_empty() {
-        "~ stale"
+        "~ = stale"
     } else {
-        "~ stale, * alert, ! fired"
+        "~ = stale, * = alert, ! = fired"
     };
     let block = panel(
         theme,
