@@ -1016,10 +1016,7 @@ fn run_command_line(app: &mut App, snap: &Snapshot, input: TextArea<'static>) ->
         Err(e) => return refuse_line(app, input, e),
     };
     let action = match typed {
-        Typed::Ticket(mut fields) => {
-            if fields[2] == "LIMIT" && fields[4].is_empty() {
-                fields[4] = start_price(snap, &fields[0], &fields[1]).unwrap_or_default();
-            }
+        Typed::Ticket(fields) => {
             let mut form = TicketForm::new(fields);
             let fx = preview(&mut form);
             app.ticket = Some(form);

@@ -44,8 +44,8 @@ pub const COMMANDS: &str =
 /// Parses one line (without the leading `:`).
 ///
 /// `buy BTCUSDT 0.01 --limit 97000 --stop-loss 95000 --take-profit 99000` (as on the command
-/// line of `crbot order`; also `@97000`, `sl 95000`, `tp 99000`, `market`, and a quote amount
-/// `100 USDT`), `kill`, `flatten`, `resume`, `limit daily 4` (`daily`, `drawdown`, `trades`,
+/// line of `crbot order`, a MARKET order without a limit price; also `@97000`, `sl 95000`,
+/// `tp 99000`, `market`, and a quote amount `100 USDT`), `kill`, `flatten`, `resume`, `limit daily 4` (`daily`, `drawdown`, `trades`,
 /// `size`, `rr`), `add ADAUSDT`, `rm ADAUSDT`, `help`, `quit`.
 pub fn parse(line: &str) -> Result<Typed, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -171,7 +171,8 @@ fn order(side: &str, rest: &[&str]) -> Result<Typed, String> {
         amount = format!("{amount} {}", unit.to_ascii_uppercase());
         options = more;
     }
-    let (mut kind, mut price, mut stop, mut take) = ("LIMIT", String::new(), String::new(), String::new());
+    // As on `crbot order`'s command line: MARKET unless a limit price is given.
+    let (mut market, mut price, mut stop, mut take) = (false, String::new(), String::new(), String::new());
     let mut i = 0;
     while i < options.len() {
         let word = options[i];
@@ -182,7 +183,7 @@ fn order(side: &str, rest: &[&str]) -> Result<Typed, String> {
             Ok(())
         };
         match word.to_ascii_lowercase().as_str() {
-            "--market" | "market" => kind = "MARKET",
+            "--market" | "market" => market = true,
             "--limit" | "limit" => take_value(&mut price)?,
             "--stop-loss" | "sl" => take_value(&mut stop)?,
             "--take-profit" | "tp" => take_value(&mut take)?,
@@ -191,9 +192,10 @@ fn order(side: &str, rest: &[&str]) -> Result<Typed, String> {
         }
         i += 1;
     }
-    if kind == "MARKET" && !price.is_empty() {
+    if market && !price.is_empty() {
         return Err("a MARKET order has no limit price: give --limit or --market, not both".into());
     }
+    let kind = if price.is_empty() { "MARKET" } else { "LIMIT" };
     Ok(Typed::Ticket([
         symbol.to_ascii_uppercase(),
         side.to_string(),
@@ -236,6 +238,11 @@ mod tests {
         assert_eq!(
             ticket("buy SOLUSDT 100 usdt market sl 170"),
             ["SOLUSDT", "BUY", "MARKET", "100 USDT", "", "170", ""].map(String::from)
+        );
+        // No limit price: a MARKET order, as `crbot order` reads the same words.
+        assert_eq!(
+            ticket("buy BTCUSDT 0.001 --stop-loss 95000 --take-profit 100000"),
+            ["BTCUSDT", "BUY", "MARKET", "0.001", "", "95000", "100000"].map(String::from)
         );
     }
 
