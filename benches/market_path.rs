@@ -413,6 +413,26 @@ fn interleaved(columns: &mut [Column; 3], batches: usize) -> [f64; 3] {
     })
 }
 
+/// A row's three columns ([`interleaved`]): `bare`, crbot's decode, and its decode applied to
+/// `engine`, each on the frames its own maker makes.
+fn against_bare(
+    engine: &mut Engine,
+    now: &mut i64,
+    [m1, m2, m3]: [&mut dyn FnMut() -> String; 3],
+    bare: &mut dyn FnMut(&str),
+    batches: usize,
+) -> [f64; 3] {
+    let mut decode = |t: &str| {
+        black_box(parse_market_frame(t, NOW).unwrap());
+    };
+    let mut apply = |t: &str| {
+        *now += 1;
+        decode_and_apply(engine, t, *now)
+    };
+    let mut columns: [Column; 3] = [(m1, bare), (m2, &mut decode), (m3, &mut apply)];
+    interleaved(&mut columns, batches)
+}
+
 /// Every row again, its three columns measured in turns ([`interleaved`]): the ratios a noisy
 /// machine cannot move, printed as a table for docs/PERFORMANCE.md.
 fn interleaved_ratios() {
@@ -455,19 +475,14 @@ fn interleaved_ratios() {
     for (name, text, bare) in rows {
         let (mut m1, mut m2, mut m3) = (|| text.to_string(), || text.to_string(), || text.to_string());
         let mut bare = |t: &str| bare(t);
-        let mut decode = |t: &str| {
-            black_box(parse_market_frame(t, NOW).unwrap());
-        };
-        let mut apply = |t: &str| {
-            now += 1;
-            decode_and_apply(&mut engine, t, now)
-        };
-        let mut columns: [Column; 3] = [
-            (&mut m1, &mut bare),
-            (&mut m2, &mut decode),
-            (&mut m3, &mut apply),
-        ];
-        print(name, interleaved(&mut columns, batches));
+        let figures = against_bare(
+            &mut engine,
+            &mut now,
+            [&mut m1, &mut m2, &mut m3],
+            &mut bare,
+            batches,
+        );
+        print(name, figures);
     }
     // The diff row: a live book, each applied diff continuing the last.
     let mut seq = 0u64;
@@ -494,22 +509,14 @@ fn interleaved_ratios() {
     let mut bare = |t: &str| {
         black_box(serde_json::from_str::<Plain<PlainDepthUpdate>>(t).unwrap());
     };
-    let mut decode = |t: &str| {
-        black_box(parse_market_frame(t, NOW).unwrap());
-    };
-    let mut apply = |t: &str| {
-        now += 1;
-        decode_and_apply(&mut engine, t, now)
-    };
-    let mut columns: [Column; 3] = [
-        (&mut m1, &mut bare),
-        (&mut m2, &mut decode),
-        (&mut m3, &mut apply),
-    ];
-    print(
-        "@depth@100ms diff (20 levels)",
-        interleaved(&mut columns, batches),
+    let figures = against_bare(
+        &mut engine,
+        &mut now,
+        [&mut m1, &mut m2, &mut m3],
+        &mut bare,
+        batches,
     );
+    print("@depth@100ms diff (20 levels)", figures);
     let book = engine.snapshot(now).focus.book;
     assert_eq!(book.status, BookStatus::Live, "every diff continued the book");
 }
