@@ -32,7 +32,51 @@ fn not_decimal(s: &str) -> FrameError {
 }
 
 fn dec(s: &str) -> Result<Decimal, FrameError> {
-    s.trim().parse::<Decimal>().map_err(|_| not_decimal(s))
+    read_decimal(s.trim()).ok_or_else(|| not_decimal(s))
+}
+
+/// `s` as a decimal: a plain one (an optional `-`, up to 19 digits, at most one point between
+/// two of them, which is how Binance writes every number) read in one pass into an integer
+/// mantissa and its scale; anything else by `Decimal`'s own parser. The same value and scale
+/// either way (a property test holds the two to each other).
+fn read_decimal(s: &str) -> Option<Decimal> {
+    match plain_decimal(s) {
+        Some(d) => Some(d),
+        None => s.parse::<Decimal>().ok(),
+    }
+}
+
+/// The one-pass read of [`read_decimal`]; `None` when `s` is not a plain decimal of at most 19
+/// digits (so the mantissa cannot overflow a u64).
+fn plain_decimal(s: &str) -> Option<Decimal> {
+    let bytes = s.as_bytes();
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0u32;
+    let mut point = None;
+    for (i, b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' if count < 19 => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                count += 1;
+            }
+            b'.' if point.is_none() && i > 0 && i + 1 < digits.len() => point = Some(i),
+            _ => return None,
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let scale = point.map_or(0, |p| digits.len() - p - 1);
+    let signed = if negative {
+        -i128::from(mantissa)
+    } else {
+        i128::from(mantissa)
+    };
+    Decimal::try_from_i128_with_scale(signed, u32::try_from(scale).ok()?).ok()
 }
 
 /// `s` without the zeros that end its fraction (and without the point, when nothing is left
@@ -65,7 +109,7 @@ fn without_trailing_zeros(s: &str) -> Option<&str> {
 /// A price or quantity as [`dec`] reads it, trailing zeros skipped (the same value).
 fn number(s: &str) -> Result<Decimal, FrameError> {
     match without_trailing_zeros(s) {
-        Some(short) => short.parse::<Decimal>().map_err(|_| not_decimal(s)),
+        Some(short) => read_decimal(short).ok_or_else(|| not_decimal(s)),
         None => dec(s),
     }
 }
@@ -1008,6 +1052,60 @@ mod tests {
             if let Some(short) = without_trailing_zeros(&s) {
                 prop_assert!(short.len() < s.len() && s.starts_with(short));
             }
+        }
+    }
+
+    proptest! {
+        /// The one-pass read of a plain decimal gives what `Decimal`'s parser gives, value and
+        /// scale, and refuses what it refuses, whatever the text.
+        #[test]
+        fn a_plain_decimal_reads_as_decimals_own_parser_reads_it(
+            s in prop_oneof![
+                "-?[0-9]{1,20}(\\.[0-9]{1,20})?",
+                "[-0-9.+e ]{0,24}",
+            ]
+        ) {
+            let theirs = s.parse::<Decimal>().ok();
+            let ours = read_decimal(&s);
+            prop_assert_eq!(ours, theirs);
+            prop_assert_eq!(ours.map(|d| d.scale()), theirs.map(|d| d.scale()));
+            prop_assert_eq!(
+                ours.map(|d| d.is_sign_negative()),
+                theirs.map(|d| d.is_sign_negative())
+            );
+        }
+    }
+
+    #[test]
+    fn plain_decimals_at_the_edges() {
+        for s in [
+            "-0",
+            "-0.0",
+            "0",
+            "-0.00000001",
+            "9999999999999999999",
+            "99999999999999999999",
+            "1.0000000000000000001",
+            "0.1234567890123456789",
+            "00.10",
+            "-",
+            ".5",
+            "5.",
+            "1..2",
+            "--1",
+            "1-2",
+            "",
+            "1.2.3",
+        ] {
+            let theirs = s.parse::<Decimal>().ok();
+            let ours = read_decimal(s);
+            assert_eq!(ours, theirs, "{s}");
+            assert_eq!(ours.map(|d| d.scale()), theirs.map(|d| d.scale()), "{s}");
+            assert_eq!(
+                ours.map(|d| d.is_sign_negative()),
+                theirs.map(|d| d.is_sign_negative()),
+                "{s}"
+            );
         }
     }
 
