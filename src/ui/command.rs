@@ -45,8 +45,9 @@ pub const COMMANDS: &str =
 ///
 /// `buy BTCUSDT 0.01 --limit 97000 --stop-loss 95000 --take-profit 99000` (as on the command
 /// line of `crbot order`, a MARKET order without a limit price; also `@97000`, `sl 95000`,
-/// `tp 99000`, `market`, and a quote amount `100 USDT`), `kill`, `flatten`, `resume`, `limit daily 4` (`daily`, `drawdown`, `trades`,
-/// `size`, `rr`), `add ADAUSDT`, `rm ADAUSDT`, `help`, `quit`.
+/// `tp 99000`, `market`, and a quote amount `100 USDT`), `kill`, `flatten`, `resume`,
+/// `limit daily 4` (`daily`, `drawdown`, `trades`, `size`, `rr`), `add ADAUSDT`, `rm ADAUSDT`,
+/// `help`, `quit`.
 pub fn parse(line: &str) -> Result<Typed, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((first, rest)) = words.split_first() else {
