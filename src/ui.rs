@@ -164,11 +164,11 @@ where
     let mut outbox: VecDeque<Command> = VecDeque::new();
     let mut stats = RunStats::default();
     let mut dirty = true;
-    let mut frames = FramePace::default();
+    let mut frames = pace::FramePace::default();
     let mut engine_alive = true;
     let mut pacer = pace::DetailPacer::default();
     loop {
-        let due = frames.due(dirty, app.config.frame_interval);
+        let due = frames.due(dirty, app.config.frame_interval, Instant::now());
         if due.is_some_and(|t| t <= Instant::now()) {
             let started = Instant::now();
             terminal
@@ -179,7 +179,7 @@ where
             dirty = false;
         }
         let next_frame = frames
-            .due(dirty, app.config.frame_interval)
+            .due(dirty, app.config.frame_interval, Instant::now())
             .unwrap_or_else(Instant::now);
         // A held book is shown by the next snapshot after its time; the timer, two frames
         // later, is for a market gone quiet. Released on its own frame while snapshots flow,
@@ -263,53 +263,6 @@ where
                     return Ok(stats);
                 }
             }
-        }
-    }
-}
-
-/// When the screen may draw. Every frame waits `interval` after the last one's start, except
-/// a new snapshot's: that waits `interval` after the last *snapshot's* frame (and a quarter of
-/// it after any frame). The engine publishes just less often than `interval`, so each snapshot
-/// is drawn as it arrives, and a frame drawn for a key between two snapshots does not shift
-/// the screen's phase against the publisher (it did: the next snapshots then waited for the
-/// key's frame interval, up to a whole one, the burst bench's tick-to-screen p99). Counted from
-/// a draw's start, not its end, for the same reason. Snapshots come at most as often as they
-/// are published, keys as a person types: the rate stays about the publisher's.
-#[derive(Debug, Default)]
-struct FramePace {
-    last: Option<Instant>,
-    last_snapshot: Option<Instant>,
-    snapshot_pending: bool,
-}
-
-impl FramePace {
-    /// When the next frame may be drawn, if one is wanted (`dirty`).
-    fn due(&self, dirty: bool, interval: Duration) -> Option<Instant> {
-        if !dirty {
-            return None;
-        }
-        let Some(last) = self.last else {
-            return Some(Instant::now());
-        };
-        let any = last + interval;
-        if !self.snapshot_pending {
-            return Some(any);
-        }
-        let snapshot = self
-            .last_snapshot
-            .map_or(last, |t| t + interval)
-            .max(last + interval / 4);
-        Some(any.min(snapshot))
-    }
-
-    fn snapshot_arrived(&mut self) {
-        self.snapshot_pending = true;
-    }
-
-    fn drawn(&mut self, started: Instant) {
-        self.last = Some(started);
-        if std::mem::take(&mut self.snapshot_pending) {
-            self.last_snapshot = Some(started);
         }
     }
 }

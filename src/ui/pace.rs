@@ -12,8 +12,10 @@
 //! comes. A change of symbol, of the book's state (syncing, live) or of the tape's symbol is
 //! shown at once, so the panels never show one symbol's levels under another's title.
 //!
-//! Owns: which book and tape the screen draws. Must not: alter anything but
-//! `Snapshot::focus.book` and `Snapshot::focus.trades` of the screen's own copy.
+//! The pace of the frames themselves is here too ([`FramePace`]): when the screen may draw.
+//!
+//! Owns: which book and tape the screen draws, and when a frame is due. Must not: alter
+//! anything but `Snapshot::focus.book` and `Snapshot::focus.trades` of the screen's own copy.
 
 use std::time::Duration;
 
@@ -78,6 +80,54 @@ impl DetailPacer {
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// When the screen may draw. Every frame waits `interval` after the last one's start, except
+/// a new snapshot's: that waits `interval` after the last *snapshot's* frame (and a quarter of
+/// it after any frame). The engine publishes just less often than `interval`, so each snapshot
+/// is drawn as it arrives, and a frame drawn for a key between two snapshots does not shift
+/// the screen's phase against the publisher (it did: the next snapshots then waited for the
+/// key's frame interval, up to a whole one, the burst bench's tick-to-screen p99). Counted from
+/// a draw's start, not its end, for the same reason. Snapshots come at most as often as they
+/// are published, keys as a person types: the rate stays about the publisher's.
+#[derive(Debug, Default)]
+pub struct FramePace {
+    last: Option<Instant>,
+    last_snapshot: Option<Instant>,
+    snapshot_pending: bool,
+}
+
+impl FramePace {
+    /// When the next frame may be drawn, if one is wanted (`dirty`); `now` if none was drawn.
+    pub fn due(&self, dirty: bool, interval: Duration, now: Instant) -> Option<Instant> {
+        if !dirty {
+            return None;
+        }
+        let Some(last) = self.last else {
+            return Some(now);
+        };
+        let any = last + interval;
+        if !self.snapshot_pending {
+            return Some(any);
+        }
+        let snapshot = self
+            .last_snapshot
+            .map_or(last, |t| t + interval)
+            .max(last + interval / 4);
+        Some(any.min(snapshot))
+    }
+
+    pub fn snapshot_arrived(&mut self) {
+        self.snapshot_pending = true;
+    }
+
+    /// A frame was drawn, its drawing started at `started`.
+    pub fn drawn(&mut self, started: Instant) {
+        self.last = Some(started);
+        if std::mem::take(&mut self.snapshot_pending) {
+            self.last_snapshot = Some(started);
         }
     }
 }
@@ -198,5 +248,46 @@ mod tests {
         assert!(p.due(I).is_some());
         arrive(&mut p, &mut shown, snap(101, 1), t0 + Duration::from_millis(70));
         assert_eq!(p.due(I), None);
+    }
+
+    const FRAME: Duration = Duration::from_millis(33);
+
+    #[test]
+    fn a_frame_waits_an_interval_from_the_last_ones_start_and_none_is_due_when_clean() {
+        let t0 = Instant::now();
+        let mut f = FramePace::default();
+        assert_eq!(f.due(true, FRAME, t0), Some(t0), "the first frame at once");
+        assert_eq!(f.due(false, FRAME, t0), None, "nothing to draw");
+        f.drawn(t0);
+        assert_eq!(f.due(true, FRAME, t0), Some(t0 + FRAME), "a key's redraw");
+    }
+
+    #[test]
+    fn a_snapshot_waits_for_the_last_snapshots_frame_not_a_keys() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut f = FramePace::default();
+        f.snapshot_arrived();
+        f.drawn(t0);
+        // A key redrew 20 ms later: its frame does not move the next snapshot's.
+        f.drawn(t0 + ms(20));
+        f.snapshot_arrived();
+        assert_eq!(f.due(true, FRAME, t0), Some(t0 + FRAME));
+        // That snapshot drawn on time, the next counts from its frame.
+        f.drawn(t0 + FRAME);
+        f.snapshot_arrived();
+        assert_eq!(f.due(true, FRAME, t0), Some(t0 + FRAME * 2));
+    }
+
+    #[test]
+    fn a_snapshot_comes_no_sooner_than_a_quarter_interval_after_any_frame() {
+        let t0 = Instant::now();
+        let mut f = FramePace::default();
+        f.snapshot_arrived();
+        f.drawn(t0);
+        let key = t0 + Duration::from_millis(30);
+        f.drawn(key);
+        f.snapshot_arrived();
+        assert_eq!(f.due(true, FRAME, t0), Some(key + FRAME / 4));
     }
 }
