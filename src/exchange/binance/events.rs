@@ -258,44 +258,33 @@ pub enum MarketFrame {
 #[derive(Deserialize)]
 struct BookTickerWire<'a> {
     u: u64,
-    #[serde(borrow)]
-    s: Cow<'a, str>,
-    #[serde(borrow)]
-    b: Cow<'a, str>,
-    #[serde(rename = "B", borrow)]
-    bq: Cow<'a, str>,
-    #[serde(borrow)]
-    a: Cow<'a, str>,
-    #[serde(rename = "A", borrow)]
-    aq: Cow<'a, str>,
+    s: &'a str,
+    b: &'a str,
+    #[serde(rename = "B")]
+    bq: &'a str,
+    a: &'a str,
+    #[serde(rename = "A")]
+    aq: &'a str,
 }
 
 #[derive(Deserialize)]
 struct MiniTickerWire<'a> {
     #[serde(rename = "E")]
     event: i64,
-    #[serde(borrow)]
-    s: Cow<'a, str>,
-    #[serde(borrow)]
-    c: Cow<'a, str>,
-    #[serde(borrow)]
-    o: Cow<'a, str>,
-    #[serde(borrow)]
-    h: Cow<'a, str>,
-    #[serde(borrow)]
-    l: Cow<'a, str>,
-    #[serde(borrow)]
-    v: Cow<'a, str>,
-    #[serde(borrow)]
-    q: Cow<'a, str>,
+    s: &'a str,
+    c: &'a str,
+    o: &'a str,
+    h: &'a str,
+    l: &'a str,
+    v: &'a str,
+    q: &'a str,
 }
 
 #[derive(Deserialize)]
 struct KlineEventWire<'a> {
     #[serde(rename = "E")]
     event: i64,
-    #[serde(borrow)]
-    s: Cow<'a, str>,
+    s: &'a str,
     #[serde(borrow)]
     k: KlineWire<'a>,
 }
@@ -305,18 +294,12 @@ struct KlineWire<'a> {
     t: i64,
     #[serde(rename = "T")]
     close_t: i64,
-    #[serde(borrow)]
-    i: Cow<'a, str>,
-    #[serde(borrow)]
-    o: Cow<'a, str>,
-    #[serde(borrow)]
-    c: Cow<'a, str>,
-    #[serde(borrow)]
-    h: Cow<'a, str>,
-    #[serde(borrow)]
-    l: Cow<'a, str>,
-    #[serde(borrow)]
-    v: Cow<'a, str>,
+    i: &'a str,
+    o: &'a str,
+    c: &'a str,
+    h: &'a str,
+    l: &'a str,
+    v: &'a str,
     x: bool,
 }
 
@@ -324,8 +307,7 @@ struct KlineWire<'a> {
 struct DepthUpdateWire<'a> {
     #[serde(rename = "E")]
     event: i64,
-    #[serde(borrow)]
-    s: Cow<'a, str>,
+    s: &'a str,
     #[serde(rename = "U")]
     first: u64,
     u: u64,
@@ -417,13 +399,10 @@ impl<'de> Deserialize<'de> for DecimalText {
 struct AggTradeWire<'a> {
     #[serde(rename = "E")]
     event: i64,
-    #[serde(borrow)]
-    s: Cow<'a, str>,
+    s: &'a str,
     a: u64,
-    #[serde(borrow)]
-    p: Cow<'a, str>,
-    #[serde(borrow)]
-    q: Cow<'a, str>,
+    p: &'a str,
+    q: &'a str,
     #[serde(rename = "T")]
     time: i64,
     m: bool,
@@ -451,7 +430,7 @@ pub fn parse_market_frame(text: &str, recv_ms: i64) -> Result<MarketFrame, Frame
 #[derive(Deserialize)]
 struct StreamName<'a> {
     #[serde(borrow, default)]
-    stream: Option<std::borrow::Cow<'a, str>>,
+    stream: Option<Cow<'a, str>>,
 }
 
 /// The stream's name when the frame starts with it, as Binance writes them
@@ -468,7 +447,7 @@ fn leading_stream_name(text: &str) -> Option<&str> {
 #[derive(Deserialize)]
 struct Framed<'a, T> {
     #[serde(borrow)]
-    stream: std::borrow::Cow<'a, str>,
+    stream: Cow<'a, str>,
     data: T,
 }
 
@@ -483,7 +462,7 @@ fn parse_stream_message(text: &str, recv_ms: i64) -> Option<MarketEvent> {
         return None;
     }
     let name = match leading_stream_name(text) {
-        Some(name) => std::borrow::Cow::Borrowed(name),
+        Some(name) => Cow::Borrowed(name),
         None => serde_json::from_str::<StreamName>(text).ok()?.stream?,
     };
     let (prefix, kind) = name.split_once('@')?;
@@ -506,11 +485,11 @@ fn parse_stream_message(text: &str, recv_ms: i64) -> Option<MarketEvent> {
 
 fn book_ticker(w: BookTickerWire<'_>, recv_ms: i64) -> Result<MarketEvent, FrameError> {
     Ok(MarketEvent::BookTicker {
-        symbol: symbol(&w.s)?,
-        bid: price(&w.b)?,
-        bid_qty: qty(&w.bq)?,
-        ask: price(&w.a)?,
-        ask_qty: qty(&w.aq)?,
+        symbol: symbol(w.s)?,
+        bid: price(w.b)?,
+        bid_qty: qty(w.bq)?,
+        ask: price(w.a)?,
+        ask_qty: qty(w.aq)?,
         update_id: w.u,
         recv_ms,
     })
@@ -518,29 +497,29 @@ fn book_ticker(w: BookTickerWire<'_>, recv_ms: i64) -> Result<MarketEvent, Frame
 
 fn mini_ticker(w: MiniTickerWire<'_>) -> Result<MarketEvent, FrameError> {
     Ok(MarketEvent::MiniTicker {
-        symbol: symbol(&w.s)?,
-        open: price(&w.o)?,
-        close: price(&w.c)?,
-        high: price(&w.h)?,
-        low: price(&w.l)?,
-        volume: qty(&w.v)?,
-        quote_volume: Notional::try_new(dec(&w.q)?).map_err(bad)?,
+        symbol: symbol(w.s)?,
+        open: price(w.o)?,
+        close: price(w.c)?,
+        high: price(w.h)?,
+        low: price(w.l)?,
+        volume: qty(w.v)?,
+        quote_volume: Notional::try_new(dec(w.q)?).map_err(bad)?,
         event_ms: w.event,
     })
 }
 
 fn kline(w: KlineEventWire<'_>) -> Result<MarketEvent, FrameError> {
     Ok(MarketEvent::Kline {
-        symbol: symbol(&w.s)?,
-        interval: w.k.i.into_owned(),
+        symbol: symbol(w.s)?,
+        interval: w.k.i.to_string(),
         kline: Kline {
             open_time_ms: w.k.t,
             close_time_ms: w.k.close_t,
-            open: price(&w.k.o)?,
-            high: price(&w.k.h)?,
-            low: price(&w.k.l)?,
-            close: price(&w.k.c)?,
-            volume: qty(&w.k.v)?,
+            open: price(w.k.o)?,
+            high: price(w.k.h)?,
+            low: price(w.k.l)?,
+            close: price(w.k.c)?,
+            volume: qty(w.k.v)?,
             closed: w.k.x,
         },
         event_ms: w.event,
@@ -552,7 +531,7 @@ fn depth_update(w: DepthUpdateWire<'_>) -> Result<MarketEvent, FrameError> {
         return Err(bad("depthUpdate with U > u"));
     }
     Ok(MarketEvent::DepthDiff {
-        symbol: symbol(&w.s)?,
+        symbol: symbol(w.s)?,
         diff: DepthDiff {
             first_id: w.first,
             last_id: w.u,
@@ -565,11 +544,11 @@ fn depth_update(w: DepthUpdateWire<'_>) -> Result<MarketEvent, FrameError> {
 
 fn agg_trade(w: AggTradeWire<'_>) -> Result<MarketEvent, FrameError> {
     Ok(MarketEvent::Trade {
-        symbol: symbol(&w.s)?,
+        symbol: symbol(w.s)?,
         trade: StreamTrade {
             id: w.a,
-            price: price(&w.p)?,
-            qty: qty(&w.q)?,
+            price: price(w.p)?,
+            qty: qty(w.q)?,
             time_ms: w.time,
             buyer_maker: w.m,
         },
@@ -1150,6 +1129,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_field_written_with_an_escape_reads_as_the_plain_one() {
+        // The typed path borrows every field from the frame, which an escape makes impossible;
+        // such a frame is read by the general path instead, to the same event.
+        let plain = r#"{"stream":"bnbusdt@bookTicker","data":{"u":1,"s":"BNBUSDT","b":"25.35","B":"31.2","a":"25.36","A":"40.6"}}"#;
+        let escaped = r#"{"stream":"bnbusdt@bookTicker","data":{"u":1,"s":"\u0042NBUSDT","b":"25.3\u0035","B":"31.2","a":"25.36","A":"40.6"}}"#;
+        assert!(
+            parse_stream_message(escaped, 7).is_none(),
+            "left to the general path"
+        );
+        assert_eq!(
+            parse_market_frame(escaped, 7).expect("escaped"),
+            parse_market_frame(plain, 7).expect("plain")
+        );
     }
 
     #[test]
