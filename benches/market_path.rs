@@ -308,17 +308,22 @@ fn bench(c: &mut Criterion) {
 }
 
 /// `@depth@100ms` diffs, each continuing the last, applied to a live 1000-level book.
-fn depth_diff_rows(c: &mut Criterion, engine: &mut Engine, now: &mut i64) {
-    follow(engine, ChartInterval::M1, *now);
-    // The first diff asks for the snapshot; the snapshot makes the book live.
-    let mut seq = 0u64;
-    decode_and_apply(engine, &depth_diff(seq), *now);
+/// The followed symbol's book made live: the first diff (update 0) asks for the snapshot, and
+/// the snapshot answers it; diffs 1, 2, … continue it.
+fn make_book_live(engine: &mut Engine, now: i64) {
+    decode_and_apply(engine, &depth_diff(0), now);
     let answer = FocusAnswer::Depth {
         symbol: btcusdt(),
         depth: Ok(depth_snapshot()),
     };
-    engine.update(Input::Answer(Answer::Focus(answer)), *now);
-    assert_eq!(engine.snapshot(*now).focus.book.status, BookStatus::Live);
+    engine.update(Input::Answer(Answer::Focus(answer)), now);
+    assert_eq!(engine.snapshot(now).focus.book.status, BookStatus::Live);
+}
+
+fn depth_diff_rows(c: &mut Criterion, engine: &mut Engine, now: &mut i64) {
+    follow(engine, ChartInterval::M1, *now);
+    let mut seq = 0u64;
+    make_book_live(engine, *now);
     let mut next = move || {
         seq += 1;
         depth_diff(seq)
@@ -486,12 +491,7 @@ fn interleaved_ratios() {
     }
     // The diff row: a live book, each applied diff continuing the last.
     let mut seq = 0u64;
-    decode_and_apply(&mut engine, &depth_diff(seq), now);
-    let answer = FocusAnswer::Depth {
-        symbol: btcusdt(),
-        depth: Ok(depth_snapshot()),
-    };
-    engine.update(Input::Answer(Answer::Focus(answer)), now);
+    make_book_live(&mut engine, now);
     let mut spare = 0u64;
     let mut spare2 = 0u64;
     let mut m1 = || {
